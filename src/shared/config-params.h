@@ -1,0 +1,54 @@
+/* config-params.h: every main.cf parameter, declared once. Expanded into the Config struct, the parser
+ * table, the sample main.cf and the documentation test.
+ *
+ * X(name, TYPE, default, min, max, roles, doc)
+ *   TYPE is STRING, INT, SIZE (bytes), TIME (seconds; suffixes s m h d w) or BOOL (yes/no).
+ *   Defaults are main.cf text, expanded like any value ($name, ${name}). min/max bound INT/SIZE/TIME.
+ *   A STRING default of "" may be computed at load time (myhostname, mydomain). */
+#pragma once
+
+#define POSTBUS_CONFIG_PARAMS(X)                                                                              \
+        X(myhostname, STRING, "", 0, 0, "all",                                                               \
+          "The fully-qualified name of this host; empty means the name from gethostname().")                \
+        X(mydomain, STRING, "", 0, 0, "all",                                                                 \
+          "The internet domain of this host; empty means $myhostname without its first label.")             \
+        X(myorigin, STRING, "$myhostname", 0, 0, "cleanup",                                                  \
+          "The domain that locally posted mail appears to come from.")                                      \
+        X(mydestination, STRING, "$myhostname, localhost.$mydomain, localhost", 0, 0, "smtpd qmgr",          \
+          "Domains delivered locally by the local role (list, separated by commas or spaces).")             \
+        X(mynetworks, STRING, "127.0.0.0/8 [::1]/128", 0, 0, "smtpd",                                        \
+          "Trusted client networks (CIDR list) that may relay mail to other domains.")                     \
+        X(queue_directory, STRING, POSTBUS_SPOOLDIR, 0, 0, "cleanup qmgr",                                   \
+          "The mail queue: incoming, active, deferred, hold and corrupt live below it.")                    \
+        X(smtpd_banner, STRING, "$myhostname ESMTP postbus", 0, 0, "smtpd",                                  \
+          "Text of the 220 greeting that follows the code.")                                                \
+        X(line_length_limit, INT, "2048", 80, 1048576, "smtpd",                                              \
+          "Longest SMTP command or message line accepted, in bytes, not counting CRLF.")                    \
+        X(message_size_limit, SIZE, "10240000", 1024, 4294967295, "smtpd cleanup",                           \
+          "Largest message accepted, in bytes of content.")                                                 \
+        X(smtpd_recipient_limit, INT, "1000", 1, 1000000, "smtpd",                                           \
+          "Most recipients accepted in one SMTP transaction.")                                              \
+        X(smtpd_timeout, TIME, "300s", 1, 86400, "smtpd",                                                    \
+          "How long smtpd waits for the client to send the next command or the next piece of data.")        \
+        X(smtpd_session_deadline, TIME, "3600s", 1, 604800, "smtpd",                                         \
+          "Longest a whole SMTP session may last, however busy the client keeps it.")                       \
+        X(smtpd_session_limit, INT, "1000", 1, 100000, "smtpd",                                              \
+          "Most SMTP sessions served at once; more get 421 and are closed.")                                \
+        X(hopcount_limit, INT, "50", 1, 1000, "cleanup",                                                     \
+          "Most Received headers a message may carry before it is rejected as a mail loop.")               \
+        X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local",                                           \
+          "How long a socket-activated role waits idle for new work before it exits.")                      \
+        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup",                                         \
+          "How long one request to another role (a delivery, a submission) may take before it is given up.") \
+        X(queue_run_delay, TIME, "300s", 1, 86400, "qmgr",                                                   \
+          "How often qmgr scans the incoming and deferred queues.")                                         \
+        X(minimal_backoff_time, TIME, "300s", 1, 864000, "qmgr",                                             \
+          "How long a message waits in the deferred queue after a temporary failure.")                      \
+        X(qmgr_message_active_limit, INT, "20000", 1, 10000000, "qmgr",                                      \
+          "Most messages in the active queue at once.")                                                     \
+        X(default_process_limit, INT, "100", 1, 10000, "qmgr",                                               \
+          "Most deliveries in progress at once for one delivery role.")                                     \
+        X(home_mailbox, STRING, "", 0, 0, "local",                                                           \
+          "Mailbox path relative to the home directory; ending in / means Maildir. Empty: mail spool file.") \
+        X(mail_spool_directory, STRING, POSTBUS_MAIL_SPOOL_DIRECTORY, 0, 0, "local",                         \
+          "Directory of the UNIX mbox files, one per user, when home_mailbox is empty.")

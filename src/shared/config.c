@@ -1,0 +1,544 @@
+/* config.c: main.cf parsing (comments, continuation lines, $name / ${name} expansion) and typed values. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+
+#include "config.h"
+#include "log.h"
+
+const ConfigParam config_params[_CONFIG_PARAM_MAX] = {
+#define X(n, t, d, lo, hi, r, doc) [CONFIG_PARAM_##n] = { #n, CONFIG_##t, d, lo, hi, r, doc },
+        POSTBUS_CONFIG_PARAMS(X)
+#undef X
+};
+
+#define CONFIG_EXPAND_DEPTH_MAX 32
+#define CONFIG_FILE_SIZE_MAX (4U * 1024U * 1024U)
+
+/* Every name = value pair seen, known or not: unknown names may still be used in $expansions. */
+typedef struct RawParam {
+        char *name;
+        char *value;
+        unsigned line;
+} RawParam;
+
+typedef struct RawSet {
+        RawParam *items;
+        size_t n;
+} RawSet;
+
+static void raw_set_done(RawSet *s) {
+        for (size_t i = 0; i < s->n; i++) {
+                free(s->items[i].name);
+                free(s->items[i].value);
+        }
+        free(s->items);
+}
+
+static RawParam *raw_set_find(RawSet *s, const char *name, size_t len) {
+        for (size_t i = 0; i < s->n; i++)
+                if (strlen(s->items[i].name) == len && strncmp(s->items[i].name, name, len) == 0)
+                        return s->items + i;
+        return NULL;
+}
+
+static int raw_set_put(RawSet *s, const char *name, const char *value, unsigned line) {
+        RawParam *p = raw_set_find(s, name, strlen(name));
+        char *v = strdup(value);
+
+        if (!v)
+                return -ENOMEM;
+        if (p) {        /* the last definition wins, as in Postfix */
+                free(p->value);
+                p->value = v;
+                p->line = line;
+                return 0;
+        }
+        RawParam *n = realloc(s->items, (s->n + 1) * sizeof(RawParam));
+        if (!n) {
+                free(v);
+                return -ENOMEM;
+        }
+        s->items = n;
+        s->items[s->n] = (RawParam) { .name = strdup(name), .value = v, .line = line };
+        if (!s->items[s->n].name) {
+                free(v);
+                return -ENOMEM;
+        }
+        s->n++;
+        return 0;
+}
+
+const ConfigParam *config_param_find(const char *name) {
+        for (size_t i = 0; i < _CONFIG_PARAM_MAX; i++)
+                if (streq(config_params[i].name, name))
+                        return config_params + i;
+        return NULL;
+}
+
+static bool is_name_char(char c) {
+        return isalnum((unsigned char) c) || c == '_';
+}
+
+/* A growing string buffer for expansion. */
+typedef struct Buf {
+        char *s;
+        size_t len, size;
+} Buf;
+
+static int buf_append(Buf *b, const char *s, size_t n) {
+        if (n > SIZE_MAX - b->len - 1)
+                return -ENOMEM;
+        if (b->len + n + 1 > b->size) {
+                size_t ns = MAX(b->size * 2, b->len + n + 1);
+                char *p = realloc(b->s, MAX(ns, (size_t) 64));
+                if (!p)
+                        return -ENOMEM;
+                b->s = p;
+                b->size = MAX(ns, (size_t) 64);
+        }
+        memcpy(b->s + b->len, s, n);
+        b->len += n;
+        b->s[b->len] = '\0';
+        return 0;
+}
+
+static int expand(RawSet *raw, const char *value, unsigned depth, const char *where, Buf *out);
+
+static int expand_name(RawSet *raw, const char *name, size_t len, unsigned depth, const char *where, Buf *out) {
+        RawParam *p = raw_set_find(raw, name, len);
+
+        if (!p)         /* an undefined name expands to nothing, as in Postfix */
+                return 0;
+        return expand(raw, p->value, depth + 1, where, out);
+}
+
+static int expand(RawSet *raw, const char *value, unsigned depth, const char *where, Buf *out) {
+        int r;
+
+        if (depth > CONFIG_EXPAND_DEPTH_MAX) {
+                log_error("%s: parameter expansion is nested too deeply (a loop?)", where);
+                return -ELOOP;
+        }
+        for (const char *p = value; *p;) {
+                const char *d = strchr(p, '$');
+                if (!d)
+                        return buf_append(out, p, strlen(p));
+                r = buf_append(out, p, (size_t) (d - p));
+                if (r < 0)
+                        return r;
+                p = d + 1;
+
+                if (*p == '{' || *p == '(') {
+                        char close = *p == '{' ? '}' : ')';
+                        const char *name = ++p, *e;
+                        size_t len;
+
+                        while (is_name_char(*p))
+                                p++;
+                        len = (size_t) (p - name);
+                        if (len == 0) {
+                                log_error("%s: empty name after '$%c'", where, close == '}' ? '{' : '(');
+                                return -EINVAL;
+                        }
+                        if (*p == close) {
+                                r = expand_name(raw, name, len, depth, where, out);
+                                if (r < 0)
+                                        return r;
+                                p++;
+                                continue;
+                        }
+                        if ((*p != '?' && *p != ':') || close != '}') {
+                                log_error("%s: malformed parameter reference", where);
+                                return -EINVAL;
+                        }
+                        /* ${name?text}: text if name is non-empty; ${name:text}: text if it is empty. */
+                        char op = *p++;
+                        e = strchr(p, '}');
+                        if (!e) {
+                                log_error("%s: missing '}' in parameter reference", where);
+                                return -EINVAL;
+                        }
+                        Buf v = {};
+                        r = expand_name(raw, name, len, depth, where, &v);
+                        bool set = v.len > 0;
+                        free(v.s);
+                        if (r < 0)
+                                return r;
+                        if (set == (op == '?')) {
+                                _cleanup_free_ char *text = strndup(p, (size_t) (e - p));
+                                if (!text)
+                                        return -ENOMEM;
+                                r = expand(raw, text, depth + 1, where, out);
+                                if (r < 0)
+                                        return r;
+                        }
+                        p = e + 1;
+                        continue;
+                }
+
+                const char *name = p;
+                while (is_name_char(*p))
+                        p++;
+                if (p == name) {
+                        log_error("%s: '$' not followed by a parameter name", where);
+                        return -EINVAL;
+                }
+                r = expand_name(raw, name, (size_t) (p - name), depth, where, out);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int config_parse_time(const char *s, int64_t *ret) {
+        char *end;
+        long long v;
+        int64_t mult = 1;
+
+        if (!s || !isdigit((unsigned char) *s))
+                return -EINVAL;
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno != 0)
+                return -ERANGE;
+        if (*end != '\0') {
+                switch (*end) {
+                case 's': mult = 1; break;
+                case 'm': mult = 60; break;
+                case 'h': mult = 3600; break;
+                case 'd': mult = 86400; break;
+                case 'w': mult = 7 * 86400; break;
+                default: return -EINVAL;
+                }
+                if (end[1] != '\0')
+                        return -EINVAL;
+        }
+        if (v > INT64_MAX / mult)
+                return -ERANGE;
+        *ret = v * mult;
+        return 0;
+}
+
+static int parse_int(const char *s, int64_t *ret) {
+        char *end;
+        long long v;
+
+        if (!s || !isdigit((unsigned char) *s))
+                return -EINVAL;
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (errno != 0)
+                return -ERANGE;
+        if (*end != '\0')
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t size) {
+        if (c && c->lines[id] > 0)
+                (void) snprintf(buf, size, "%s:%u", c->path, c->lines[id]);
+        else
+                (void) snprintf(buf, size, "default of %s", config_params[id].name);
+        return buf;
+}
+
+static int config_set_value(Config *c, ConfigParamId id, char *value) {
+        const ConfigParam *p = config_params + id;
+        char where[PATH_MAX + 32];
+        int64_t v = 0;
+        int r = 0;
+
+        (void) config_where(c, id, where, sizeof where);
+        switch (p->type) {
+        case CONFIG_STRING:
+                break;
+        case CONFIG_INT:
+        case CONFIG_SIZE:
+                r = parse_int(value, &v);
+                break;
+        case CONFIG_TIME:
+                r = config_parse_time(value, &v);
+                break;
+        case CONFIG_BOOL:
+                if (streq(value, "yes") || streq(value, "true"))
+                        v = 1;
+                else if (streq(value, "no") || streq(value, "false"))
+                        v = 0;
+                else
+                        r = -EINVAL;
+                break;
+        default:
+
+                return -EINVAL;
+        }
+        if (r < 0) {
+                log_error("%s: bad value for %s: \"%s\"", where, p->name, value);
+                free(value);
+                return -EINVAL;
+        }
+        if ((p->type == CONFIG_INT || p->type == CONFIG_SIZE || p->type == CONFIG_TIME) &&
+            (v < p->min || v > p->max)) {
+                log_error("%s: %s = %s is out of range (%" PRIi64 "..%" PRIi64 ")", where, p->name, value,
+                          p->min, p->max);
+                free(value);
+                return -ERANGE;
+        }
+
+        switch (id) {
+#define X(n, t, d, lo, hi, roles, doc)                                                                  \
+        case CONFIG_PARAM_##n:                                                                          \
+                if (CONFIG_##t == CONFIG_STRING) {                                                      \
+                        free(*(char **) (void *) &c->n);                                                \
+                        *(char **) (void *) &c->n = value;                                              \
+                        value = NULL;                                                                   \
+                } else if (CONFIG_##t == CONFIG_BOOL)                                                   \
+                        *(bool *) (void *) &c->n = v != 0;                                              \
+                else                                                                                    \
+                        *(int64_t *) (void *) &c->n = v;                                                \
+                break;
+                POSTBUS_CONFIG_PARAMS(X)
+#undef X
+        default:
+                break;
+        }
+        free(value);
+        return 0;
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+#define X(n, t, d, lo, hi, roles, doc)                          \
+        if (CONFIG_##t == CONFIG_STRING)                        \
+                free(*(char **) (void *) &c->n);
+        POSTBUS_CONFIG_PARAMS(X)
+#undef X
+        free(c->path);
+        free(c);
+        return NULL;
+}
+
+static char *strip(char *s) {
+        char *e;
+
+        while (isspace((unsigned char) *s))
+                s++;
+        e = s + strlen(s);
+        while (e > s && isspace((unsigned char) e[-1]))
+                *--e = '\0';
+        return s;
+}
+
+/* Adds one logical line "name = value" to raw. */
+static int parse_logical_line(RawSet *raw, char *line, const char *path, unsigned lineno) {
+        char *eq = strchr(line, '='), *name, *value;
+
+        if (!eq) {
+                log_error("%s:%u: missing '=' after parameter name", path, lineno);
+                return -EINVAL;
+        }
+        *eq = '\0';
+        name = strip(line);
+        value = strip(eq + 1);
+        if (isempty(name)) {
+                log_error("%s:%u: missing parameter name before '='", path, lineno);
+                return -EINVAL;
+        }
+        for (char *p = name; *p; p++)
+                if (!is_name_char(*p)) {
+                        log_error("%s:%u: bad parameter name \"%s\"", path, lineno, name);
+                        return -EINVAL;
+                }
+        return raw_set_put(raw, name, value, lineno);
+}
+
+static int parse_text(RawSet *raw, const char *text, const char *path) {
+        Buf logical = {};
+        unsigned lineno = 0, start = 0;
+        int r = 0;
+
+        for (const char *p = text; *p && r >= 0;) {
+                const char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t) (nl - p) : strlen(p);
+                const char *q = p;
+
+                lineno++;
+                while (q < p + len && isspace((unsigned char) *q))
+                        q++;
+                if (q == p + len || *q == '#') {
+                        /* blank lines and comments neither start nor end a logical line */
+                } else if (q != p) {
+                        if (logical.len == 0) {
+                                log_error("%s:%u: continuation line without a parameter before it", path, lineno);
+                                r = -EINVAL;
+                                break;
+                        }
+                        r = buf_append(&logical, " ", 1);
+                        if (r >= 0)
+                                r = buf_append(&logical, q, (size_t) (p + len - q));
+                } else {
+                        if (logical.len > 0) {
+                                r = parse_logical_line(raw, logical.s, path, start);
+                                logical.len = 0;
+                        }
+                        start = lineno;
+                        if (r >= 0)
+                                r = buf_append(&logical, p, len);
+                }
+                p = nl ? nl + 1 : p + len;
+        }
+        if (r >= 0 && logical.len > 0)
+                r = parse_logical_line(raw, logical.s, path, start);
+        free(logical.s);
+        return r;
+}
+
+static int compute_defaults(RawSet *raw) {
+        RawParam *h = raw_set_find(raw, "myhostname", STRLEN("myhostname"));
+        RawParam *d = raw_set_find(raw, "mydomain", STRLEN("mydomain"));
+        int r;
+
+        if (isempty(h->value)) {
+                char name[256] = {};
+                if (gethostname(name, sizeof name - 1) < 0)
+                        return log_error_errno(errno, "Failed to get host name: %m");
+                r = raw_set_put(raw, "myhostname", name, 0);
+                if (r < 0)
+                        return r;
+                h = raw_set_find(raw, "myhostname", STRLEN("myhostname"));
+        }
+        if (isempty(d->value)) {
+                Buf b = {};
+                r = expand(raw, h->value, 0, "myhostname", &b);
+                if (r < 0)
+                        return r;
+                const char *dot = b.s ? strchr(b.s, '.') : NULL;
+                r = raw_set_put(raw, "mydomain", dot && dot[1] ? dot + 1 : "localdomain", 0);
+                free(b.s);
+        }
+        return r < 0 ? r : 0;
+}
+
+int config_parse(const char *text, const char *path, Config **ret) {
+        _cleanup_(config_freep) Config *c = NULL;
+        RawSet raw = {};
+        int r;
+
+        c = calloc(1, sizeof(Config));
+        if (!c)
+                return -ENOMEM;
+        c->path = strdup(path);
+        if (!c->path)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < _CONFIG_PARAM_MAX; i++) {
+                r = raw_set_put(&raw, config_params[i].name, config_params[i].def, 0);
+                if (r < 0)
+                        goto finish;
+        }
+        r = parse_text(&raw, text, path);
+        if (r < 0)
+                goto finish;
+        r = compute_defaults(&raw);
+        if (r < 0)
+                goto finish;
+
+        for (size_t i = 0; i < raw.n; i++) {
+                const ConfigParam *p = config_param_find(raw.items[i].name);
+                if (!p) {
+                        log_warning("%s:%u: unknown parameter \"%s\", ignoring", path, raw.items[i].line,
+                                    raw.items[i].name);
+                        continue;
+                }
+                ConfigParamId id = (ConfigParamId) (p - config_params);
+                char where[PATH_MAX + 32];
+                Buf v = {};
+
+                c->lines[id] = raw.items[i].line;
+                r = expand(&raw, raw.items[i].value, 0, config_where(c, id, where, sizeof where), &v);
+                if (r >= 0 && !v.s)
+                        r = buf_append(&v, "", 0);
+                if (r < 0) {
+                        free(v.s);
+                        goto finish;
+                }
+                r = config_set_value(c, id, v.s);
+                if (r < 0)
+                        goto finish;
+        }
+        *ret = TAKE_PTR(c);
+        r = 0;
+finish:
+        raw_set_done(&raw);
+        return r;
+}
+
+int config_load(const char *path, Config **ret) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *text = NULL;
+        const char *p = path ?: POSTBUS_CONFDIR "/main.cf";
+        size_t n;
+
+        f = fopen(p, "re");
+        if (!f) {
+                if (errno != ENOENT)
+                        return log_error_errno(errno, "Failed to open %s: %m", p);
+                log_debug("%s does not exist, using defaults.", p);
+                return config_parse("", p, ret);
+        }
+        text = malloc(CONFIG_FILE_SIZE_MAX + 1);
+        if (!text)
+                return log_oom();
+        n = fread(text, 1, CONFIG_FILE_SIZE_MAX + 1, f);
+        if (ferror(f))
+                return log_error_errno(EIO, "Failed to read %s.", p);
+        if (n > CONFIG_FILE_SIZE_MAX)
+                return log_error_errno(EFBIG, "%s is larger than %u bytes.", p, CONFIG_FILE_SIZE_MAX);
+        if (memchr(text, '\0', n))
+                return log_error_errno(EINVAL, "%s contains a NUL byte.", p);
+        text[n] = '\0';
+        return config_parse(text, p, ret);
+}
+
+int config_split_list(const char *value, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (const char *p = value ?: ""; *p;) {
+                size_t len;
+
+                p += strspn(p, ", \t\r\n");
+                len = strcspn(p, ", \t\r\n");
+                if (len == 0)
+                        break;
+                char **nl = realloc(l, (n + 2) * sizeof(char *));
+                if (!nl)
+                        return -ENOMEM;
+                l = nl;
+                l[n] = strndup(p, len);
+                l[n + 1] = NULL;
+                if (!l[n])
+                        return -ENOMEM;
+                n++;
+                p += len;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+bool config_list_contains_domain(char **list, const char *domain) {
+        size_t len = strlen(domain);
+
+        if (len > 0 && domain[len - 1] == '.')
+                len--;
+        for (char **i = list; i && *i; i++)
+                if (strlen(*i) == len && strncasecmp(*i, domain, len) == 0)
+                        return true;
+        return false;
+}

@@ -1,0 +1,72 @@
+/* config.h: main.cf in Postfix's syntax, parsed against the declared parameter table. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macro.h"
+#include "postbus-config.h"
+#include "config-params.h"
+
+typedef enum ConfigType {
+        CONFIG_STRING,
+        CONFIG_INT,
+        CONFIG_SIZE,
+        CONFIG_TIME,
+        CONFIG_BOOL,
+        _CONFIG_TYPE_MAX,
+        _CONFIG_TYPE_INVALID = -EINVAL,
+} ConfigType;
+
+typedef enum ConfigParamId {
+#define X(name, type, def, min, max, roles, doc) CONFIG_PARAM_##name,
+        POSTBUS_CONFIG_PARAMS(X)
+#undef X
+        _CONFIG_PARAM_MAX,
+} ConfigParamId;
+
+typedef struct ConfigParam {
+        const char *name;
+        ConfigType type;
+        const char *def;
+        int64_t min, max;
+        const char *roles;
+        const char *doc;
+} ConfigParam;
+
+extern const ConfigParam config_params[_CONFIG_PARAM_MAX];
+
+#define CONFIG_CTYPE_STRING char *
+#define CONFIG_CTYPE_INT int64_t
+#define CONFIG_CTYPE_SIZE int64_t
+#define CONFIG_CTYPE_TIME int64_t
+#define CONFIG_CTYPE_BOOL bool
+
+typedef struct Config {
+#define X(name, type, def, min, max, roles, doc) CONFIG_CTYPE_##type name;
+        POSTBUS_CONFIG_PARAMS(X)
+#undef X
+        char *path;
+        unsigned lines[_CONFIG_PARAM_MAX];      /* line in path where each was set; 0: default */
+} Config;
+
+/* Reads path (NULL: POSTBUS_CONFDIR/main.cf). A missing file means all defaults. A bad value fails
+ * with -EINVAL after logging "file:line: ..."; an unknown name is warned about. */
+int config_load(const char *path, Config **ret);
+int config_parse(const char *text, const char *path, Config **ret);
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+const ConfigParam *config_param_find(const char *name);
+
+/* "main.cf:12" or "default" for messages about a value. */
+const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t size);
+
+/* Splits a list value on commas and white space into a NULL-terminated vector. */
+int config_split_list(const char *value, char ***ret);
+
+/* Parses a TIME value ("300s", "5m", "1h", "2d", "1w", plain = seconds). */
+int config_parse_time(const char *s, int64_t *ret);
+
+/* Whether domain (any case, no trailing dot) is listed in a list value such as mydestination. */
+bool config_list_contains_domain(char **list, const char *domain);

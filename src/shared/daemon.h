@@ -1,0 +1,49 @@
+/* daemon.h: the skeleton every role's run() uses: config, sd-event, signals, watchdog, socket
+ * activation by FileDescriptorName=, READY=1/STOPPING=1, and exit when idle. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+
+typedef struct Daemon Daemon;
+
+typedef struct DaemonSpec {
+        const char *role;
+        bool may_exit_idle;     /* exit after max_idle without work; socket activation restarts it */
+        bool needs_sockets;     /* fail without passed sockets */
+        /* Sets the role up once the loop and sockets exist; negative errno stops the role. */
+        int (*setup)(Daemon *d);
+        /* Frees the role's state after the loop ends. */
+        void (*done)(Daemon *d);
+} DaemonSpec;
+
+struct Daemon {
+        const DaemonSpec *spec;
+        Config *config;
+        sd_event *event;
+        int n_fds;
+        int *fds;
+        char **fd_names;
+        unsigned busy;                  /* connections or jobs in progress; 0 arms the idle timer */
+        sd_event_source *idle_timer;
+        void *userdata;                 /* the role's state */
+};
+
+/* Runs the role: returns the process exit status. */
+int daemon_main(int argc, char **argv, const DaemonSpec *spec);
+
+/* The passed socket with this FileDescriptorName=, or -ENOENT. */
+int daemon_listen_fd(Daemon *d, const char *name);
+
+/* Work started and finished, for the idle-exit timer. */
+void daemon_busy_inc(Daemon *d);
+void daemon_busy_dec(Daemon *d);
+
+/* Microseconds on CLOCK_MONOTONIC, and on CLOCK_REALTIME. */
+uint64_t now_monotonic_usec(void);
+uint64_t now_realtime_usec(void);
+
+#define USEC_PER_SEC 1000000ULL
+#define USEC_PER_MSEC 1000ULL

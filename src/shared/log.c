@@ -1,0 +1,185 @@
+/* log.c: diagnostics and mail records, to the journal (native protocol) or to stderr. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+
+static const char *log_role_name = "postbus";
+static LogTarget log_target = LOG_TARGET_STDERR;
+static int log_max_level = LOG_INFO;
+
+#define LOG_FIELDS_MAX 64
+
+void log_setup(const char *role) {
+        const char *e;
+
+        log_role_name = role;
+        log_target = getenv("INVOCATION_ID") ? LOG_TARGET_JOURNAL : LOG_TARGET_STDERR;
+        e = getenv("POSTBUS_LOG_LEVEL");
+        if (e && streq(e, "debug"))
+                log_max_level = LOG_DEBUG;
+}
+
+void log_set_target(LogTarget target) {
+        log_target = target;
+}
+
+void log_set_max_level(int level) {
+        log_max_level = level;
+}
+
+const char *log_role(void) {
+        return log_role_name;
+}
+
+static void log_write(int level, char **fields, const char *message) {
+        if (log_target == LOG_TARGET_JOURNAL) {
+                struct iovec iov[LOG_FIELDS_MAX];
+                size_t n = 0;
+                for (char **f = fields; *f && n < ELEMENTSOF(iov); f++)
+                        iov[n++] = (struct iovec) { .iov_base = *f, .iov_len = strlen(*f) };
+                if (sd_journal_sendv(iov, (int) n) >= 0)
+                        return;
+        }
+        fprintf(stderr, "postbus/%s: %s\n", log_role_name, message);
+}
+
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *fmt, ...) {
+        char buf[2048];
+        va_list ap;
+        int saved = errno;
+
+        if (error < 0)
+                error = -error;
+        if (level > log_max_level)
+                return -error;
+
+        errno = error;
+        va_start(ap, fmt);
+        (void) vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+
+        if (log_target == LOG_TARGET_JOURNAL) {
+                char prio[16], code_line[32], ident[64], err[32];
+                (void) snprintf(prio, sizeof prio, "PRIORITY=%i", level);
+                (void) snprintf(code_line, sizeof code_line, "CODE_LINE=%i", line);
+                (void) snprintf(ident, sizeof ident, "SYSLOG_IDENTIFIER=postbus/%s", log_role_name);
+                (void) snprintf(err, sizeof err, "ERRNO=%i", error);
+                _cleanup_free_ char *msg = NULL, *cf = NULL, *cfn = NULL, *role = NULL;
+                if (asprintf(&msg, "MESSAGE=%s", buf) >= 0 && asprintf(&cf, "CODE_FILE=%s", file) >= 0 &&
+                    asprintf(&cfn, "CODE_FUNC=%s", func) >= 0 && asprintf(&role, "POSTBUS_ROLE=%s", log_role_name) >= 0) {
+                        char *fields[] = { msg, prio, ident, role, cf, code_line, cfn, error ? err : NULL, NULL };
+                        log_write(level, fields, buf);
+                } else
+                        fprintf(stderr, "postbus/%s: %s\n", log_role_name, buf);
+        } else
+                fprintf(stderr, "postbus/%s: %s\n", log_role_name, buf);
+
+        errno = saved;
+        return -error;
+}
+
+int log_mail_fields(int level, const char *queue_id, const LogField *fields, const char *message, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0, k = 0;
+
+        for (const LogField *f = fields; f && f->name; f++)
+                n++;
+        l = calloc(n + 6, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+
+        if (asprintf(&l[k++], "MESSAGE=%s%s%s", strempty(queue_id), queue_id ? ": " : "", message) < 0 ||
+            asprintf(&l[k++], "PRIORITY=%i", level) < 0 ||
+            asprintf(&l[k++], "SYSLOG_IDENTIFIER=postbus/%s", log_role_name) < 0 ||
+            asprintf(&l[k++], "POSTBUS_ROLE=%s", log_role_name) < 0)
+                return -ENOMEM;
+        if (queue_id && asprintf(&l[k++], "QUEUE_ID=%s", queue_id) < 0)
+                return -ENOMEM;
+        for (const LogField *f = fields; f && f->name; f++)
+                if (f->value && asprintf(&l[k++], "%s=%s", f->name, f->value) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+int log_mail(int level, const char *queue_id, const LogField *fields, const char *fmt, ...) {
+        _cleanup_strv_free_ char **l = NULL;
+        char buf[2048];
+        va_list ap;
+
+        if (level > log_max_level)
+                return 0;
+        va_start(ap, fmt);
+        (void) vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+
+        if (log_mail_fields(level, queue_id, fields, buf, &l) < 0) {
+                fprintf(stderr, "postbus/%s: %s: %s\n", log_role_name, strempty(queue_id), buf);
+                return 0;
+        }
+        log_write(level, l, l[0] + STRLEN("MESSAGE="));
+        return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most len bytes), or 0 if it is not valid. */
+static size_t utf8_sequence(const unsigned char *s, size_t len) {
+        size_t n;
+        uint32_t c;
+
+        if (s[0] < 0x80)
+                return 1;
+        if ((s[0] & 0xE0) == 0xC0)
+                n = 2, c = s[0] & 0x1F;
+        else if ((s[0] & 0xF0) == 0xE0)
+                n = 3, c = s[0] & 0x0F;
+        else if ((s[0] & 0xF8) == 0xF0)
+                n = 4, c = s[0] & 0x07;
+        else
+                return 0;
+        if (n > len)
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xC0) != 0x80)
+                        return 0;
+                c = (c << 6) | (s[i] & 0x3F);
+        }
+        /* Overlong forms, surrogates and out-of-range code points are not valid. */
+        if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) || c > 0x10FFFF ||
+            (c >= 0xD800 && c <= 0xDFFF))
+                return 0;
+        return n;
+}
+
+char *log_escape(const char *s, size_t len) {
+        char *r, *p;
+
+        if (len > (SIZE_MAX - 1) / 4)
+                return NULL;
+        r = p = malloc(len * 4 + 1);
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < len;) {
+                const unsigned char c = (unsigned char) s[i];
+                size_t n = c >= 0x80 ? utf8_sequence((const unsigned char *) s + i, len - i) : 0;
+
+                if (n > 0) {
+                        memcpy(p, s + i, n);
+                        p += n;
+                        i += n;
+                        continue;
+                }
+                if (c >= 0x20 && c < 0x7F && c != '\\')
+                        *p++ = (char) c;
+                else if (c == '\\') {
+                        *p++ = '\\';
+                        *p++ = '\\';
+                } else
+                        p += sprintf(p, "\\x%02x", c);
+                i++;
+        }
+        *p = '\0';
+        return r;
+}

@@ -1,0 +1,57 @@
+/* log.h: journal logging. Plain diagnostics, and mail records: a Postfix-style one-line MESSAGE with fields. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+typedef enum LogTarget {
+        LOG_TARGET_STDERR,
+        LOG_TARGET_JOURNAL,
+        _LOG_TARGET_MAX,
+        _LOG_TARGET_INVALID = -EINVAL,
+} LogTarget;
+
+typedef struct LogField {
+        const char *name;       /* journal field name, e.g. "RECIPIENT" */
+        const char *value;      /* NULL: field left out */
+} LogField;
+
+#define LOG_FIELDS(...) ((const LogField[]) { __VA_ARGS__, { NULL, NULL } })
+#define LOG_NO_FIELDS ((const LogField[]) { { NULL, NULL } })
+
+/* Role name ("smtpd"), and where records go. LOG_TARGET_JOURNAL when run by systemd (INVOCATION_ID set). */
+void log_setup(const char *role);
+void log_set_target(LogTarget target);
+void log_set_max_level(int level);
+const char *log_role(void);
+
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *fmt, ...)
+        _printf_(6, 7);
+
+/* Writes MESSAGE="<queue_id>: <text>" with QUEUE_ID=, POSTBUS_ROLE= and the given fields. Returns 0. */
+int log_mail(int level, const char *queue_id, const LogField *fields, const char *fmt, ...) _printf_(4, 5);
+
+/* Builds the journal fields of a mail record as "NAME=value" strings (for tests and for log_mail itself). */
+int log_mail_fields(int level, const char *queue_id, const LogField *fields, const char *message, char ***ret);
+
+/* Escapes peer-supplied text for logging: printable ASCII and valid UTF-8 kept, everything else as \xNN. */
+char *log_escape(const char *s, size_t len);
+
+#define log_full_errno(level, error, ...) log_internal(level, error, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define log_full(level, ...) (void) log_full_errno(level, 0, __VA_ARGS__)
+
+#define log_debug(...) log_full(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_full(LOG_INFO, __VA_ARGS__)
+#define log_notice(...) log_full(LOG_NOTICE, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
+
+#define log_debug_errno(e, ...) log_full_errno(LOG_DEBUG, e, __VA_ARGS__)
+#define log_info_errno(e, ...) log_full_errno(LOG_INFO, e, __VA_ARGS__)
+#define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
+#define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
+
+#define log_oom() log_error_errno(ENOMEM, "Out of memory.")

@@ -1,0 +1,91 @@
+/* queue-file.h: the queue file, a typed record stream (envelope, content, end marker), and the queue
+ * directories. Readers accept only allow-listed record types in their section and fail on truncation
+ * and on trailing bytes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+#include "queue-id.h"
+
+/* A record: one type byte, a 4-byte big-endian length, then the data. */
+#define QUEUE_RECORD_HEADER 5U
+#define QUEUE_RECORD_MAX (64U * 1024U)
+#define QUEUE_MAGIC "postbus-queue-1"
+
+typedef enum QueueRecordType {
+        QUEUE_REC_MAGIC = 'P',          /* first record: QUEUE_MAGIC */
+        QUEUE_REC_TIME = 'T',           /* arrival, microseconds since the epoch, decimal */
+        QUEUE_REC_ATTR = 'A',           /* "name=value": client_address, helo_name, protocol, ... */
+        QUEUE_REC_SENDER = 'S',         /* envelope sender, "" for the null sender */
+        QUEUE_REC_RECIPIENT = 'R',      /* a recipient still to be delivered */
+        QUEUE_REC_DONE = 'D',           /* a recipient finished (qmgr rewrites 'R' in place) */
+        QUEUE_REC_MESSAGE = 'M',        /* end of envelope, start of content (empty) */
+        QUEUE_REC_CONTENT = 'C',        /* a piece of the message, LF line ends */
+        QUEUE_REC_END = 'E',            /* end marker (empty); nothing may follow */
+} QueueRecordType;
+
+typedef enum QueueName {
+        QUEUE_INCOMING,
+        QUEUE_ACTIVE,
+        QUEUE_DEFERRED,
+        QUEUE_HOLD,
+        QUEUE_CORRUPT,
+        _QUEUE_NAME_MAX,
+        _QUEUE_NAME_INVALID = -EINVAL,
+} QueueName;
+
+const char *queue_name_to_string(QueueName q);
+QueueName queue_name_from_string(const char *s);
+
+typedef struct QueueRecipient {
+        char *address;
+        uint64_t offset;        /* of the record's type byte, for queue_file_mark_done() */
+        bool done;
+} QueueRecipient;
+
+typedef struct QueueEnvelope {
+        uint64_t arrival_usec;
+        char *sender;
+        char **attrs;                   /* "name=value", NULL-terminated */
+        QueueRecipient *recipients;
+        size_t n_recipients;
+        uint64_t content_offset;        /* first record after QUEUE_REC_MESSAGE */
+        uint64_t content_size;          /* bytes of message content */
+        uint64_t file_size;
+} QueueEnvelope;
+
+QueueEnvelope *queue_envelope_free(QueueEnvelope *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(QueueEnvelope *, queue_envelope_free);
+const char *queue_envelope_attr(const QueueEnvelope *e, const char *name);
+size_t queue_envelope_pending(const QueueEnvelope *e);
+
+/* Validates the whole file (every record header, the end marker, no trailing bytes) and returns its
+ * envelope. -EBADMSG: the file is corrupt or truncated. */
+int queue_file_read(int fd, QueueEnvelope **ret);
+
+/* Calls cb for each piece of content in order; stops at and returns the first negative cb result. */
+typedef int (*QueueContentFunc)(const char *data, size_t len, void *userdata);
+int queue_file_content_foreach(int fd, const QueueEnvelope *e, QueueContentFunc cb, void *userdata);
+
+/* Turns the recipient record at offset from 'R' into 'D'. The caller syncs. */
+int queue_file_mark_done(int fd, uint64_t offset);
+
+/* A buffered record writer over a file descriptor (the caller owns the fd). */
+typedef struct QueueWriter {
+        int fd;
+        size_t len;
+        uint64_t written;
+        char buf[QUEUE_RECORD_MAX + QUEUE_RECORD_HEADER];
+} QueueWriter;
+
+void queue_writer_init(QueueWriter *w, int fd);
+int queue_writer_record(QueueWriter *w, QueueRecordType type, const void *data, size_t len);
+int queue_writer_recordf(QueueWriter *w, QueueRecordType type, const char *fmt, ...) _printf_(3, 4);
+/* Content of any length, split into records. */
+int queue_writer_content(QueueWriter *w, const void *data, size_t len);
+int queue_writer_flush(QueueWriter *w);
+/* Offset the next record will have. */
+uint64_t queue_writer_offset(const QueueWriter *w);
