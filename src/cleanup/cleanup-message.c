@@ -1,0 +1,357 @@
+/* cleanup-message.c: org.postbus.Cleanup1: a submitted message becomes a durable queue file in incoming/. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "address.h"
+#include "cleanup.h"
+#include "log.h"
+#include "queue-file.h"
+
+#define CLEANUP_CREATE_ATTEMPTS 8
+
+static void format_date(char *buf, size_t size, time_t t) {
+        struct tm tm;
+
+        (void) localtime_r(&t, &tm);
+        (void) strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+}
+
+static const char *attr_get(char **attrs, const char *name) {
+        size_t n = strlen(name);
+
+        for (char **a = attrs; a && *a; a++)
+                if (strncmp(*a, name, n) == 0 && (*a)[n] == '=')
+                        return *a + n + 1;
+        return NULL;
+}
+
+/* Creates incoming/<ID>.tmp for a fresh queue ID that no queue holds yet. */
+static int create_queue_file(Cleanup *c, char id[static QUEUE_ID_SIZE], char tmp[static QUEUE_ID_SIZE + 4]) {
+        for (unsigned i = 0; i < CLEANUP_CREATE_ATTEMPTS; i++) {
+                int r = queue_id_new(id);
+                if (r < 0)
+                        return r;
+                (void) snprintf(tmp, QUEUE_ID_SIZE + 4, "%s.tmp", id);
+                if (faccessat(c->incoming_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                        continue;
+                int fd = openat(c->incoming_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd >= 0)
+                        return fd;
+                if (errno != EEXIST)
+                        return -errno;
+        }
+        return -EEXIST;
+}
+
+static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const char *id, time_t now) {
+        const char *helo = attr_get(req->attrs, "helo_name");
+        const char *name = attr_get(req->attrs, "client_name");
+        const char *addr = attr_get(req->attrs, "client_address");
+        const char *proto = attr_get(req->attrs, "protocol");
+        const char *user = attr_get(req->attrs, "uid");
+        _cleanup_free_ char *s = NULL;
+        char date[64];
+        int n;
+
+        format_date(date, sizeof date, now);
+        if (addr)
+                n = asprintf(&s, "Received: from %s (%s [%s])\n\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
+                             strna(helo), strna(name), addr, c->daemon->config->myhostname, proto ?: "SMTP", id,
+                             req->recipients[1] ? "" : "\n\tfor <", req->recipients[1] ? "" : req->recipients[0],
+                             req->recipients[1] ? "" : ">", date);
+        else
+                n = asprintf(&s, "Received: by %s (postbus, from userid %s)\n\tid %s; %s\n",
+                             c->daemon->config->myhostname, strna(user), id, date);
+        if (n < 0)
+                return -ENOMEM;
+        return queue_writer_content(w, s, (size_t) n);
+}
+
+static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const CleanupHeaderScan *h,
+                                 const char *id, time_t now, char **ret_message_id) {
+        _cleanup_free_ char *s = NULL, *mid = NULL;
+        char date[64], stamp[32];
+        struct tm tm;
+        int r;
+
+        if (!h->has_message_id) {
+                (void) gmtime_r(&now, &tm);
+                (void) strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
+                if (asprintf(&mid, "<%s.%s@%s>", stamp, id, c->daemon->config->myhostname) < 0)
+                        return -ENOMEM;
+                if (asprintf(&s, "Message-ID: %s\n", mid) < 0)
+                        return -ENOMEM;
+                r = queue_writer_content(w, s, strlen(s));
+                if (r < 0)
+                        return r;
+                s = mfree(s);
+        }
+        if (!h->has_date) {
+                format_date(date, sizeof date, now);
+                if (asprintf(&s, "Date: %s\n", date) < 0)
+                        return -ENOMEM;
+                r = queue_writer_content(w, s, strlen(s));
+                if (r < 0)
+                        return r;
+                s = mfree(s);
+        }
+        if (!h->has_from) {
+                if (asprintf(&s, "From: %s\n", isempty(req->sender) ? "MAILER-DAEMON" : req->sender) < 0)
+                        return -ENOMEM;
+                r = queue_writer_content(w, s, strlen(s));
+                if (r < 0)
+                        return r;
+        }
+        *ret_message_id = TAKE_PTR(mid);
+        return 0;
+}
+
+static int write_envelope(QueueWriter *w, const CleanupRequest *req, uint64_t now_usec) {
+        int r;
+
+        if ((r = queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, STRLEN(QUEUE_MAGIC))) < 0 ||
+            (r = queue_writer_recordf(w, QUEUE_REC_TIME, "%" PRIu64, now_usec)) < 0)
+                return r;
+        for (char **a = req->attrs; a && *a; a++)
+                if ((r = queue_writer_record(w, QUEUE_REC_ATTR, *a, strlen(*a))) < 0)
+                        return r;
+        if ((r = queue_writer_record(w, QUEUE_REC_SENDER, req->sender, strlen(req->sender))) < 0)
+                return r;
+        for (char **rc = req->recipients; *rc; rc++)
+                if ((r = queue_writer_record(w, QUEUE_REC_RECIPIENT, *rc, strlen(*rc))) < 0)
+                        return r;
+        return queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0);
+}
+
+/* Writes envelope and content; the content is the submitted file, mapped. */
+static int write_queue_file(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const char *id,
+                            const char *content, size_t size, char **ret_reject, char **ret_message_id) {
+        CleanupHeaderScan h;
+        uint64_t now_usec = now_realtime_usec();
+        time_t now = (time_t) (now_usec / USEC_PER_SEC);
+        int r;
+
+        r = cleanup_header_scan(content, size, &h);
+        if (r < 0)
+                return r;
+        if (h.received >= (unsigned) c->daemon->config->hopcount_limit) {
+                cleanup_header_scan_done(&h);
+                *ret_reject = strdup("554 5.4.6 Too many hops");
+                return *ret_reject ? 0 : -ENOMEM;
+        }
+
+        _cleanup_free_ char *mid = NULL;
+        if ((r = write_envelope(w, req, now_usec)) < 0 ||
+            (r = write_received(w, c, req, id, now)) < 0 ||
+            (r = queue_writer_content(w, content, h.header_end)) < 0)
+                goto finish;
+        if (h.header_end > 0 && content[h.header_end - 1] != '\n' && (r = queue_writer_content(w, "\n", 1)) < 0)
+                goto finish;
+        if ((r = write_missing_headers(w, c, req, &h, id, now, &mid)) < 0)
+                goto finish;
+        if (h.needs_separator && (r = queue_writer_content(w, "\n", 1)) < 0)
+                goto finish;
+        if ((r = queue_writer_content(w, content + h.header_end, size - h.header_end)) < 0)
+                goto finish;
+        if (size > h.header_end && content[size - 1] != '\n' && (r = queue_writer_content(w, "\n", 1)) < 0)
+                goto finish;
+        r = queue_writer_record(w, QUEUE_REC_END, NULL, 0);
+        if (r >= 0)
+                r = queue_writer_flush(w);
+        if (r >= 0) {
+                *ret_message_id = mid ? TAKE_PTR(mid) : h.message_id;
+                h.message_id = NULL;
+        }
+finish:
+        cleanup_header_scan_done(&h);
+        return r;
+}
+
+int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[static QUEUE_ID_SIZE], char **ret_reject) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *reject = NULL, *message_id = NULL, *escaped = NULL;
+        _cleanup_free_ QueueWriter *w = NULL;
+        char id[QUEUE_ID_SIZE], tmp[QUEUE_ID_SIZE + 4];
+        void *content = NULL;
+        struct stat st;
+        int r;
+
+        if (fstat(req->content_fd, &st) < 0)
+                return log_error_errno(errno, "Failed to stat the submitted message: %m");
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(EBADF, "The submitted message is not a regular file.");
+        if (st.st_size > c->daemon->config->message_size_limit) {
+                *ret_reject = strdup("552 5.3.4 Message file too big");
+                return *ret_reject ? 0 : -ENOMEM;
+        }
+        if (st.st_size > 0) {
+                content = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, req->content_fd, 0);
+                if (content == MAP_FAILED)
+                        return log_error_errno(errno, "Failed to map the submitted message: %m");
+        }
+
+        w = malloc(sizeof(QueueWriter));
+        if (!w) {
+                r = log_oom();
+                goto finish;
+        }
+        fd = create_queue_file(c, id, tmp);
+        if (fd < 0) {
+                r = log_error_errno(fd, "Failed to create a queue file in incoming: %m");
+                goto finish;
+        }
+        queue_writer_init(w, fd);
+        r = write_queue_file(w, c, req, id, content, (size_t) st.st_size, &reject, &message_id);
+        if (r >= 0 && !reject && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && !reject && renameat(c->incoming_fd, tmp, c->incoming_fd, id) < 0)
+                r = -errno;
+        if (r >= 0 && !reject && fsync(c->incoming_fd) < 0)
+                r = -errno;
+        if (r < 0 || reject) {
+                (void) unlinkat(c->incoming_fd, tmp, 0);
+                if (r < 0) {
+                        log_error_errno(r, "%s: failed to write the queue file: %m", id);
+                        goto finish;
+                }
+                *ret_reject = TAKE_PTR(reject);
+                r = 0;
+                goto finish;
+        }
+
+        escaped = message_id ? log_escape(message_id, strlen(message_id)) : NULL;
+        log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", req->sender }, { "MESSAGE_ID_HEADER", escaped }),
+                 "message-id=%s", strempty(escaped));
+        memcpy(ret_id, id, QUEUE_ID_SIZE);
+        r = 0;
+finish:
+        if (content)
+                (void) munmap(content, (size_t) st.st_size);
+        return r;
+}
+
+static int on_wake_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        if (e)
+                log_debug("qmgr did not take the wake-up (%s), it will find the message on its next scan.", e->message);
+        return 0;
+}
+
+/* Best effort: qmgr scans incoming on start and every queue_run_delay anyway. */
+static void wake_qmgr(Cleanup *c, const char *id) {
+        sd_bus *bus;
+        int r;
+
+        r = bus_client_get(c->qmgr, &bus);
+        if (r >= 0)
+                r = sd_bus_call_method_async(bus, NULL, NULL, "/org/postbus/QueueManager1",
+                                             "org.postbus.QueueManager1", "Wake", on_wake_reply, c, "s", id);
+        if (r < 0)
+                log_debug_errno(r, "%s: failed to wake qmgr, ignoring: %m", id);
+}
+
+static int read_strv(sd_bus_message *m, const char *contents, char ***ret, size_t max) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', contents);
+        if (r < 0)
+                return r;
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (;;) {
+                const char *k, *v;
+                char *s;
+
+                if (streq(contents, "s")) {
+                        r = sd_bus_message_read_basic(m, 's', &k);
+                        if (r <= 0)
+                                break;
+                        s = strdup(k);
+                } else {
+                        r = sd_bus_message_read(m, "{ss}", &k, &v);
+                        if (r <= 0)
+                                break;
+                        if (strlen(k) == 0 || strchr(k, '=') || strlen(k) + strlen(v) > CLEANUP_ATTR_MAX)
+                                return -EINVAL;
+                        s = NULL;
+                        if (asprintf(&s, "%s=%s", k, v) < 0)
+                                s = NULL;
+                }
+                if (!s)
+                        return -ENOMEM;
+                if (n >= max) {
+                        free(s);
+                        return -E2BIG;
+                }
+                char **nl = realloc(l, (n + 2) * sizeof(char *));
+                if (!nl) {
+                        free(s);
+                        return -ENOMEM;
+                }
+                l = nl;
+                l[n++] = s;
+                l[n] = NULL;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Cleanup *c = userdata;
+        _cleanup_strv_free_ char **recipients = NULL, **attrs = NULL;
+        _cleanup_free_ char *reject = NULL;
+        const char *sender;
+        char id[QUEUE_ID_SIZE];
+        int fd, r;
+
+        r = sd_bus_message_read(m, "hs", &fd, &sender);
+        if (r < 0)
+                return r;
+        r = read_strv(m, "s", &recipients, CLEANUP_RECIPIENTS_MAX);
+        if (r >= 0)
+                r = read_strv(m, "{ss}", &attrs, CLEANUP_ATTRS_MAX);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Malformed recipients or attributes.");
+        if (!recipients[0])
+                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "No recipients.");
+        if (!address_valid(sender))
+                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid sender address.");
+        for (char **rc = recipients; *rc; rc++)
+                if (isempty(*rc) || !address_valid(*rc))
+                        return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid recipient address.");
+
+        CleanupRequest req = { .content_fd = fd, .sender = sender, .recipients = recipients, .attrs = attrs };
+        r = cleanup_message_write(c, &req, id, &reject);
+        if (r < 0)
+                return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: queue file write error");
+        if (reject)
+                return sd_bus_error_set(error, POSTBUS_ERROR_REJECTED, reject);
+
+        r = sd_bus_reply_method_return(m, "s", id);
+        wake_qmgr(c, id);
+        return r;
+}
+
+const sd_bus_vtable cleanup_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Submit",
+                                SD_BUS_ARGS("h", content, "s", sender, "as", recipients, "a{ss}", attributes),
+                                SD_BUS_RESULT("s", queue_id),
+                                method_submit,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};

@@ -1,0 +1,105 @@
+/* test-config.c: main.cf syntax, expansion, typed values, errors with file and line. */
+#include "tests.h"
+#include "config.h"
+#include "log.h"
+
+static Config *parse(const char *text) {
+        Config *c = NULL;
+        ASSERT_OK(config_parse(text, "main.cf", &c));
+        return c;
+}
+
+TEST(defaults) {
+        _cleanup_(config_freep) Config *c = parse("");
+        ASSERT_EQ(c->line_length_limit, 2048);
+        ASSERT_EQ(c->smtpd_timeout, 300);
+        ASSERT_EQ(c->message_size_limit, 10240000);
+        ASSERT_TRUE(!isempty(c->myhostname));
+        ASSERT_STREQ(c->myorigin, c->myhostname);
+        ASSERT_TRUE(strstr(c->mydestination, c->myhostname) == c->mydestination);
+        ASSERT_EQ(c->lines[CONFIG_PARAM_smtpd_timeout], 0);
+}
+
+TEST(syntax) {
+        _cleanup_(config_freep) Config *c = parse(
+                "# a comment\n"
+                "myhostname = mail.example.org\n"
+                "\n"
+                "   # an indented comment does not continue anything\n"
+                "mydestination = $myhostname,\n"
+                "    localhost.${mydomain}\n"
+                "\tlocalhost\n"
+                "smtpd_timeout = 5m\n"
+                "message_size_limit=2048   \n"
+                "my_own = value\n"
+                "smtpd_banner = $my_own ${my_own?set} ${undefined?x}${undefined:unset} $(mydomain)\n"
+                "smtpd_timeout = 2h\n");
+
+        ASSERT_STREQ(c->myhostname, "mail.example.org");
+        ASSERT_STREQ(c->mydomain, "example.org");
+        ASSERT_STREQ(c->mydestination, "mail.example.org, localhost.example.org localhost");
+        ASSERT_EQ(c->smtpd_timeout, 7200);      /* the last definition wins */
+        ASSERT_EQ(c->lines[CONFIG_PARAM_smtpd_timeout], 12);
+        ASSERT_EQ(c->lines[CONFIG_PARAM_mydestination], 5);
+        ASSERT_EQ(c->message_size_limit, 2048);
+        ASSERT_STREQ(c->smtpd_banner, "value set unset example.org");
+}
+
+TEST(errors) {
+        Config *c = NULL;
+
+        ASSERT_ERR(config_parse("smtpd_timeout = soon\n", "main.cf", &c), EINVAL);
+        ASSERT_ERR(config_parse("line_length_limit = 10\n", "main.cf", &c), ERANGE);
+        ASSERT_ERR(config_parse("no equals sign\n", "main.cf", &c), EINVAL);
+        ASSERT_ERR(config_parse("  leading continuation = 1\n", "main.cf", &c), EINVAL);
+        ASSERT_ERR(config_parse("a = $b\nb = $a\nsmtpd_banner = $a\n", "main.cf", &c), ELOOP);
+        ASSERT_ERR(config_parse("smtpd_banner = ${unclosed\n", "main.cf", &c), EINVAL);
+        ASSERT_ERR(config_parse("smtpd_timeout = 99999999999999999999\n", "main.cf", &c), EINVAL);
+        ASSERT_TRUE(c == NULL);
+}
+
+TEST(where) {
+        _cleanup_(config_freep) Config *c = parse("\n\nsmtpd_timeout = 10\n");
+        char buf[64];
+        ASSERT_STREQ(config_where(c, CONFIG_PARAM_smtpd_timeout, buf, sizeof buf), "main.cf:3");
+        ASSERT_STREQ(config_where(c, CONFIG_PARAM_max_idle, buf, sizeof buf), "default of max_idle");
+}
+
+TEST(time) {
+        int64_t t;
+        ASSERT_OK(config_parse_time("10", &t));
+        ASSERT_EQ(t, 10);
+        ASSERT_OK(config_parse_time("1w", &t));
+        ASSERT_EQ(t, 604800);
+        ASSERT_ERR(config_parse_time("1x", &t), EINVAL);
+        ASSERT_ERR(config_parse_time("1ss", &t), EINVAL);
+        ASSERT_ERR(config_parse_time("-1", &t), EINVAL);
+}
+
+TEST(every_param_documented) {
+        for (size_t i = 0; i < _CONFIG_PARAM_MAX; i++) {
+                ASSERT_TRUE(!isempty(config_params[i].doc));
+                ASSERT_TRUE(!isempty(config_params[i].roles));
+                ASSERT_TRUE(config_param_find(config_params[i].name) == config_params + i);
+        }
+}
+
+TEST(list) {
+        _cleanup_strv_free_ char **l = NULL;
+        ASSERT_OK(config_split_list(" a, b\tc,,d ", &l));
+        ASSERT_STREQ(l[0], "a");
+        ASSERT_STREQ(l[3], "d");
+        ASSERT_TRUE(l[4] == NULL);
+}
+
+int main(void) {
+        log_set_max_level(LOG_EMERG);   /* the error tests are noisy by design */
+        RUN(defaults);
+        RUN(syntax);
+        RUN(errors);
+        RUN(where);
+        RUN(time);
+        RUN(every_param_documented);
+        RUN(list);
+        return 0;
+}

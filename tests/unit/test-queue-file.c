@@ -1,0 +1,151 @@
+/* test-queue-file.c: queue files written and read back; truncation, unknown records and trailing bytes
+ * are refused; marking recipients done. */
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "tests.h"
+#include "queue-file.h"
+
+static int write_sample(const char *content, size_t len) {
+        int fd = memfd_create("queue", MFD_CLOEXEC);
+        QueueWriter *w = malloc(sizeof(QueueWriter));
+
+        ASSERT_TRUE(fd >= 0 && w);
+        queue_writer_init(w, fd);
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, strlen(QUEUE_MAGIC)));
+        ASSERT_OK(queue_writer_recordf(w, QUEUE_REC_TIME, "%u", 1234567u));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_ATTR, "client_address=127.0.0.1", 24));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_SENDER, "", 0));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_RECIPIENT, "a@x", 3));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_RECIPIENT, "b@x", 3));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0));
+        ASSERT_OK(queue_writer_content(w, content, len));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_END, NULL, 0));
+        ASSERT_OK(queue_writer_flush(w));
+        free(w);
+        return fd;
+}
+
+typedef struct Collect {
+        char *buf;
+        size_t len;
+        unsigned pieces;
+} Collect;
+
+static int collect(const char *data, size_t len, void *userdata) {
+        Collect *c = userdata;
+        memcpy(c->buf + c->len, data, len);
+        c->len += len;
+        c->pieces++;
+        return 0;
+}
+
+TEST(round_trip) {
+        size_t big = 3 * QUEUE_RECORD_MAX + 17;
+        char *content = malloc(big);
+        for (size_t i = 0; i < big; i++)
+                content[i] = (char) ('a' + i % 26);
+        int fd = write_sample(content, big);
+        _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
+
+        ASSERT_OK(queue_file_read(fd, &e));
+        ASSERT_EQ(e->arrival_usec, 1234567);
+        ASSERT_STREQ(e->sender, "");
+        ASSERT_EQ(e->n_recipients, 2);
+        ASSERT_STREQ(e->recipients[1].address, "b@x");
+        ASSERT_STREQ(queue_envelope_attr(e, "client_address"), "127.0.0.1");
+        ASSERT_TRUE(queue_envelope_attr(e, "client") == NULL);
+        ASSERT_EQ(e->content_size, big);
+        ASSERT_EQ(queue_envelope_pending(e), 2);
+
+        Collect c = { .buf = malloc(big) };
+        ASSERT_OK(queue_file_content_foreach(fd, e, collect, &c));
+        ASSERT_EQ(c.len, big);
+        ASSERT_TRUE(memcmp(c.buf, content, big) == 0);
+        ASSERT_TRUE(c.pieces >= 4);
+        free(c.buf);
+
+        ASSERT_OK(queue_file_mark_done(fd, e->recipients[0].offset));
+        ASSERT_OK(queue_file_mark_done(fd, e->recipients[0].offset));  /* twice is fine */
+        ASSERT_ERR(queue_file_mark_done(fd, 0), EBADMSG);                /* not a recipient record */
+        queue_envelope_free(TAKE_PTR(e));
+        ASSERT_OK(queue_file_read(fd, &e));
+        ASSERT_TRUE(e->recipients[0].done && !e->recipients[1].done);
+        ASSERT_EQ(queue_envelope_pending(e), 1);
+        free(content);
+        close(fd);
+}
+
+TEST(truncated_anywhere) {
+        int fd = write_sample("Subject: x\n\nbody\n", 17);
+        off_t size = lseek(fd, 0, SEEK_END);
+        char *copy = malloc((size_t) size);
+        ASSERT_EQ(pread(fd, copy, (size_t) size, 0), size);
+
+        for (off_t cut = 0; cut < size; cut++) {
+                QueueEnvelope *e = NULL;
+                ASSERT_OK(ftruncate(fd, cut));
+                ASSERT_ERR(queue_file_read(fd, &e), EBADMSG);
+                ASSERT_TRUE(e == NULL);
+        }
+        ASSERT_EQ(pwrite(fd, copy, (size_t) size, 0), size);
+        QueueEnvelope *e = NULL;
+        ASSERT_OK(queue_file_read(fd, &e));
+        queue_envelope_free(e);
+
+        /* trailing garbage */
+        ASSERT_EQ(pwrite(fd, "x", 1, size), 1);
+        ASSERT_ERR(queue_file_read(fd, &e), EBADMSG);
+        ASSERT_OK(ftruncate(fd, size));
+
+        /* an unknown record type where a recipient could be */
+        copy[size - 5] = 'Z';
+        ASSERT_EQ(pwrite(fd, copy, (size_t) size, 0), size);
+        ASSERT_ERR(queue_file_read(fd, &e), EBADMSG);
+        free(copy);
+        close(fd);
+}
+
+TEST(bad_structure) {
+        int fd = memfd_create("queue", MFD_CLOEXEC);
+        QueueWriter *w = malloc(sizeof(QueueWriter));
+        QueueEnvelope *e = NULL;
+
+        /* no recipients */
+        queue_writer_init(w, fd);
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, strlen(QUEUE_MAGIC)));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_TIME, "1", 1));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_SENDER, "a@b", 3));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_END, NULL, 0));
+        ASSERT_OK(queue_writer_flush(w));
+        ASSERT_ERR(queue_file_read(fd, &e), EBADMSG);
+
+        /* a record longer than allowed */
+        ASSERT_OK(ftruncate(fd, 0));
+        ASSERT_EQ(pwrite(fd, "P\x7f\xff\xff\xff", 5, 0), 5);
+        ASSERT_ERR(queue_file_read(fd, &e), EBADMSG);
+
+        /* a NUL inside a text record */
+        ASSERT_OK(ftruncate(fd, 0));
+        ASSERT_EQ(pwrite(fd, "P\0\0\0\x02" "a\0", 7, 0), 7);
+        ASSERT_ERR(queue_file_read(fd, &e), EBADMSG);
+        ASSERT_ERR(queue_writer_record(w, QUEUE_REC_CONTENT, "", QUEUE_RECORD_MAX + 1), E2BIG);
+        free(w);
+        close(fd);
+}
+
+TEST(names) {
+        ASSERT_STREQ(queue_name_to_string(QUEUE_DEFERRED), "deferred");
+        ASSERT_EQ(queue_name_from_string("hold"), QUEUE_HOLD);
+        ASSERT_EQ(queue_name_from_string("nope"), _QUEUE_NAME_INVALID);
+        ASSERT_TRUE(queue_name_to_string(_QUEUE_NAME_MAX) == NULL);
+}
+
+int main(void) {
+        RUN(round_trip);
+        RUN(truncated_anywhere);
+        RUN(bad_structure);
+        RUN(names);
+        return 0;
+}
