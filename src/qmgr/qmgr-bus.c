@@ -1,0 +1,149 @@
+/* qmgr-bus.c: org.postbus.Queue1 on the system bus (queue state for everyone), and
+ * org.postbus.QueueManager1 on qmgr's private socket (wake-ups from cleanup). */
+#include <fcntl.h>
+
+#include "log.h"
+#include "qmgr.h"
+
+static int property_count(sd_bus *bus, const char *path, const char *interface, const char *property,
+                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Qmgr *q = userdata;
+        _cleanup_free_ char *lower = strdup(property);
+
+        if (!lower)
+                return -ENOMEM;
+        lower[0] = (char) (lower[0] - 'A' + 'a');
+        QueueName which = queue_name_from_string(lower);
+        if (which < 0)
+                return -EINVAL;
+        return sd_bus_message_append(reply, "u", qmgr_queue_count(q, which));
+}
+
+static int list_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata) {
+        sd_bus_message *reply = userdata;
+        _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        fd = openat(dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return 0;       /* moved on in the meantime */
+        if (queue_file_read(fd, &e) < 0)
+                e = NULL;       /* corrupt: listed without an envelope */
+
+        r = sd_bus_message_open_container(reply, 'r', "ssttsas");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "sstts", id, queue_name_to_string(which),
+                                  e ? e->arrival_usec : queue_id_usec(id), e ? e->content_size : 0,
+                                  e ? e->sender : "");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; e && i < e->n_recipients; i++)
+                if (!e->recipients[i].done) {
+                        r = sd_bus_message_append_basic(reply, 's', e->recipients[i].address);
+                        if (r < 0)
+                                return r;
+                }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(reply);
+        return r < 0 ? r : 0;
+}
+
+static int method_list_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Qmgr *q = userdata;
+        QueueName only = _QUEUE_NAME_INVALID;
+        const char *queue;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &queue);
+        if (r < 0)
+                return r;
+        if (!isempty(queue)) {
+                only = queue_name_from_string(queue);
+                if (only < 0)
+                        return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "No queue named \"%s\".", queue);
+        }
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssttsas)");
+        if (r < 0)
+                return r;
+        for (QueueName which = 0; which < _QUEUE_NAME_MAX; which++) {
+                if (only >= 0 && which != only)
+                        continue;
+                r = qmgr_queue_foreach(q, which, list_entry, reply);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static const sd_bus_vtable queue_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Incoming", "u", property_count, 0, 0),
+        SD_BUS_PROPERTY("Active", "u", property_count, 0, 0),
+        SD_BUS_PROPERTY("Deferred", "u", property_count, 0, 0),
+        SD_BUS_PROPERTY("Hold", "u", property_count, 0, 0),
+        SD_BUS_PROPERTY("Corrupt", "u", property_count, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("ListMessages",
+                                SD_BUS_ARGS("s", queue),
+                                SD_BUS_RESULT("a(ssttsas)", messages),
+                                method_list_messages,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static int method_wake(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Qmgr *q = userdata;
+        const char *id;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &id);
+        if (r < 0)
+                return r;
+        if (!queue_id_valid(id))
+                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID.");
+        r = sd_bus_reply_method_return(m, NULL);
+        if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit)
+                (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
+        else
+                q->rescan = true;
+        return r;
+}
+
+const sd_bus_vtable qmgr_wake_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Wake", SD_BUS_ARGS("s", queue_id), SD_BUS_NO_RESULT, method_wake,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+int qmgr_bus_setup(Qmgr *q) {
+        int r;
+
+        r = sd_bus_open_system(&q->system_bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        r = sd_bus_add_object_vtable(q->system_bus, NULL, "/org/postbus/Queue1", "org.postbus.Queue1", queue_vtable, q);
+        if (r < 0)
+                return log_error_errno(r, "Failed to publish org.postbus.Queue1: %m");
+        r = sd_bus_request_name(q->system_bus, "org.postbus.Queue1", 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to own the name org.postbus.Queue1: %m");
+        r = sd_bus_attach_event(q->system_bus, q->daemon->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the system bus: %m");
+        return 0;
+}

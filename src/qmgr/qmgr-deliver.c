@@ -1,0 +1,203 @@
+/* qmgr-deliver.c: handing recipients to the delivery roles and taking their results back. */
+#include <fcntl.h>
+#include <inttypes.h>
+
+#include "address.h"
+#include "log.h"
+#include "qmgr.h"
+
+typedef struct DeliveryCall {
+        QmgrMessage *message;
+        size_t n;
+        size_t indices[];               /* recipients of this call, by index in the envelope */
+} DeliveryCall;
+
+/* The "to=<...>" record for a recipient that qmgr itself defers. */
+static void log_deferred(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why) {
+        const char *rcpt = m->envelope->recipients[i].address;
+        _cleanup_free_ char *escaped = log_escape(rcpt, strlen(rcpt));
+        double delay = (double) (now_realtime_usec() - MIN(now_realtime_usec(), m->envelope->arrival_usec)) / 1e6;
+
+        log_mail(LOG_INFO, m->id,
+                 LOG_FIELDS({ "RECIPIENT", escaped }, { "RELAY", relay }, { "DSN", dsn },
+                            { "DELIVERY_STATUS", "deferred" }),
+                 "to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=deferred (%s)", strempty(escaped), relay, delay, dsn,
+                 why);
+}
+
+static void ready_push(Qmgr *q, QmgrMessage *m) {
+        m->waiting = true;
+        m->ready_next = NULL;
+        if (q->ready_tail)
+                q->ready_tail->ready_next = m;
+        else
+                q->ready_head = m;
+        q->ready_tail = m;
+}
+
+static QmgrMessage *ready_pop(Qmgr *q) {
+        QmgrMessage *m = q->ready_head;
+
+        if (!m)
+                return NULL;
+        q->ready_head = m->ready_next;
+        if (!q->ready_head)
+                q->ready_tail = NULL;
+        m->waiting = false;
+        return m;
+}
+
+static int mark_results(DeliveryCall *call, sd_bus_message *reply) {
+        QmgrMessage *m = call->message;
+        unsigned marked = 0, bounced = 0;
+        uint32_t index;
+        const char *status, *dsn, *text;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "(usss)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(reply, "(usss)", &index, &status, &dsn, &text)) > 0) {
+                bool ours = false;
+                for (size_t i = 0; i < call->n; i++)
+                        if (call->indices[i] == index)
+                                ours = true;
+                if (!ours) {
+                        log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "delivery result for unknown recipient %" PRIu32
+                                 ", ignoring", index);
+                        continue;
+                }
+                if (!streq(status, "sent") && !streq(status, "bounced"))
+                        continue;       /* deferred: stays pending, the role has logged why */
+                if (streq(status, "bounced"))
+                        bounced++;
+                r = queue_file_mark_done(m->fd, m->envelope->recipients[index].offset);
+                if (r < 0) {
+                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to mark a recipient done: %s", strerror(-r));
+                        continue;       /* at worst delivered twice */
+                }
+                m->envelope->recipients[index].done = true;
+                marked++;
+        }
+        if (r < 0)
+                return r;
+        if (marked > 0 && fdatasync(m->fd) < 0)
+                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to sync the queue file: %s", strerror(errno));
+        if (bounced > 0)
+                log_mail(LOG_NOTICE, m->id, LOG_NO_FIELDS,
+                         "sender non-delivery notification not sent: postbus has no bounce role yet");
+        return sd_bus_message_exit_container(reply);
+}
+
+static int on_delivery_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        DeliveryCall *call = userdata;
+        QmgrMessage *m = call->message;
+        Qmgr *q = m->qmgr;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int r;
+
+        q->local_calls--;
+        m->calls--;
+        if (e) {
+                /* The outcome is unknown: the worst case of a retry is a duplicate. */
+                for (size_t i = 0; i < call->n; i++)
+                        log_deferred(m, call->indices[i], "local", "4.3.0", e->message ?: e->name);
+        } else {
+                r = mark_results(call, reply);
+                if (r < 0)
+                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "malformed delivery results: %s", strerror(-r));
+        }
+        free(call);
+        qmgr_message_finish(m);
+        qmgr_deliver_ready(q);
+        return 0;
+}
+
+static int local_call(QmgrMessage *m, DeliveryCall *call) {
+        Qmgr *q = m->qmgr;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        sd_bus *bus;
+        int r;
+
+        r = bus_client_get(q->local, &bus);
+        if (r < 0)
+                return r;
+        /* Delivery roles get their own read-only descriptor: they cannot change the queue file. */
+        fd = openat(q->queue_fds[QUEUE_ACTIVE], m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        r = sd_bus_message_new_method_call(bus, &msg, NULL, "/org/postbus/Delivery1", "org.postbus.Delivery1",
+                                           "Deliver");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(msg, "hss", fd, m->id, m->envelope->sender);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(msg, 'a', "(us)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < call->n; i++) {
+                r = sd_bus_message_append(msg, "(us)", (uint32_t) call->indices[i],
+                                          m->envelope->recipients[call->indices[i]].address);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(msg);
+        if (r < 0)
+                return r;
+        return sd_bus_call_async(bus, NULL, msg, on_delivery_reply, call,
+                                 (uint64_t) q->daemon->config->daemon_timeout * USEC_PER_SEC);
+}
+
+void qmgr_deliver_message(QmgrMessage *m) {
+        Qmgr *q = m->qmgr;
+        DeliveryCall *call;
+        size_t n = m->envelope->n_recipients;
+        int r;
+
+        if (q->local_calls >= (unsigned) q->daemon->config->default_process_limit) {
+                ready_push(q, m);
+                return;
+        }
+
+        call = malloc(sizeof(DeliveryCall) + n * sizeof(size_t));
+        if (!call) {
+                log_oom();
+                qmgr_message_finish(m);
+                return;
+        }
+        call->message = m;
+        call->n = 0;
+        for (size_t i = 0; i < n; i++) {
+                const QueueRecipient *rc = m->envelope->recipients + i;
+                if (rc->done)
+                        continue;
+                if (address_is_local(q->mydestination, rc->address))
+                        call->indices[call->n++] = i;
+                else    /* no smtp role yet: remote mail waits in the deferred queue */
+                        log_deferred(m, i, "none", "4.3.0", "mail transport unavailable");
+        }
+
+        if (call->n > 0) {
+                r = local_call(m, call);
+                if (r >= 0) {
+                        m->calls++;
+                        q->local_calls++;
+                        return;
+                }
+                for (size_t i = 0; i < call->n; i++)
+                        log_deferred(m, call->indices[i], "none", "4.3.0",
+                                     r == -EAGAIN || r == -ENOENT || r == -ECONNREFUSED
+                                             ? "mail transport unavailable" : strerror(-r));
+        }
+        free(call);
+        qmgr_message_finish(m);
+}
+
+void qmgr_deliver_ready(Qmgr *q) {
+        QmgrMessage *m;
+
+        while (q->local_calls < (unsigned) q->daemon->config->default_process_limit && (m = ready_pop(q)))
+                qmgr_deliver_message(m);
+}

@@ -1,0 +1,202 @@
+/* qmgr-queue.c: the queue directories: scanning, moving files between queues, loading active messages. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "qmgr.h"
+
+static void message_unlink(QmgrMessage *m) {
+        Qmgr *q = m->qmgr;
+
+        if (m->prev)
+                m->prev->next = m->next;
+        else
+                q->messages = m->next;
+        if (m->next)
+                m->next->prev = m->prev;
+        q->n_messages--;
+}
+
+static QmgrMessage *message_free(QmgrMessage *m) {
+        if (!m)
+                return NULL;
+        queue_envelope_free(m->envelope);
+        safe_close(m->fd);
+        free(m);
+        return NULL;
+}
+
+static int move_file(Qmgr *q, QueueName from, QueueName to, const char *id) {
+        if (renameat(q->queue_fds[from], id, q->queue_fds[to], id) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Moves a file that cannot be read as a queue file out of the way; other mail goes on. */
+static void quarantine(Qmgr *q, QueueName from, const char *id, int error) {
+        int r = move_file(q, from, QUEUE_CORRUPT, id);
+
+        if (r < 0) {
+                log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to move the corrupt queue file to corrupt: %s",
+                         strerror(-r));
+                return;
+        }
+        (void) fsync(q->queue_fds[QUEUE_CORRUPT]);
+        log_mail(LOG_WARNING, id, LOG_FIELDS({ "QUEUE", "corrupt" }),
+                 "corrupt queue file (%s), moved to the corrupt queue", strerror(-error));
+}
+
+/* Once every delivery of a message is back: remove it, or defer what is left. */
+void qmgr_message_finish(QmgrMessage *m) {
+        Qmgr *q = m->qmgr;
+        size_t pending = queue_envelope_pending(m->envelope);
+
+        if (m->calls > 0 || m->waiting)
+                return;
+        if (pending == 0) {
+                if (unlinkat(q->queue_fds[QUEUE_ACTIVE], m->id, 0) < 0)
+                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to remove the queue file: %s", strerror(errno));
+                else
+                        log_mail(LOG_INFO, m->id, LOG_NO_FIELDS, "removed");
+        } else {
+                /* The file's modification time is when it is due again. */
+                uint64_t due = now_realtime_usec() / USEC_PER_SEC + (uint64_t) q->daemon->config->minimal_backoff_time;
+                struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = (time_t) due } };
+
+                if (futimens(m->fd, ts) < 0)
+                        log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "failed to set the retry time, ignoring: %s",
+                                 strerror(errno));
+                int r = move_file(q, QUEUE_ACTIVE, QUEUE_DEFERRED, m->id);
+                if (r < 0)
+                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to move to the deferred queue: %s",
+                                 strerror(-r));
+        }
+        message_unlink(m);
+        message_free(m);
+        if (q->rescan && q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit) {
+                q->rescan = false;
+                (void) qmgr_queue_scan(q, QUEUE_INCOMING);
+        }
+}
+
+/* Loads active/<id> and starts its delivery. */
+static int load_active(Qmgr *q, const char *id) {
+        _cleanup_close_ int fd = -EBADF;
+        QmgrMessage *m;
+        int r;
+
+        fd = openat(q->queue_fds[QUEUE_ACTIVE], id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                r = -errno;
+                log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to open the queue file: %s", strerror(-r));
+                return r;
+        }
+
+        m = calloc(1, sizeof(QmgrMessage));
+        if (!m)
+                return log_oom();
+        r = queue_file_read(fd, &m->envelope);
+        if (r < 0) {
+                free(m);
+                if (r == -EBADMSG)
+                        quarantine(q, QUEUE_ACTIVE, id, r);
+                else
+                        log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to read the queue file: %s", strerror(-r));
+                return r;
+        }
+        m->qmgr = q;
+        m->fd = TAKE_FD(fd);
+        memcpy(m->id, id, QUEUE_ID_SIZE);
+        m->next = q->messages;
+        if (m->next)
+                m->next->prev = m;
+        q->messages = m;
+        q->n_messages++;
+
+        _cleanup_free_ char *sender = log_escape(m->envelope->sender, strlen(m->envelope->sender));
+        char size[32], nrcpt[32];
+        (void) snprintf(size, sizeof size, "%" PRIu64, m->envelope->content_size);
+        (void) snprintf(nrcpt, sizeof nrcpt, "%zu", queue_envelope_pending(m->envelope));
+        log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", sender }, { "SIZE", size }, { "NRCPT", nrcpt }),
+                 "from=<%s>, size=%s, nrcpt=%s (queue active)", strempty(sender), size, nrcpt);
+
+        qmgr_deliver_message(m);
+        return 0;
+}
+
+int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
+        int r;
+
+        if (!queue_id_valid(id))
+                return -EINVAL;
+        if (from != QUEUE_ACTIVE) {
+                for (QmgrMessage *m = q->messages; m; m = m->next)
+                        if (streq(m->id, id))
+                                return 0;
+                r = move_file(q, from, QUEUE_ACTIVE, id);
+                if (r == -ENOENT)
+                        return 0;       /* taken already, or never there */
+                if (r < 0) {
+                        log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to move to the active queue: %s", strerror(-r));
+                        return r;
+                }
+        }
+        return load_active(q, id);
+}
+
+/* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */
+int qmgr_queue_foreach(Qmgr *q, QueueName which, QmgrQueueEntryFunc f, void *userdata) {
+        int fd = fcntl(q->queue_fds[which], F_DUPFD_CLOEXEC, 3);
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -errno;
+        }
+        rewinddir(d);
+        while ((de = readdir(d)))
+                if (queue_id_valid(de->d_name)) {
+                        r = f(q, which, de->d_name, dirfd(d), userdata);
+                        if (r != 0)
+                                break;
+                }
+        closedir(d);
+        return r < 0 ? r : 0;
+}
+
+static int scan_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata) {
+        if (q->n_messages >= (unsigned) q->daemon->config->qmgr_message_active_limit) {
+                q->rescan = true;
+                return 1;
+        }
+        if (which == QUEUE_DEFERRED) {
+                struct stat st;
+                if (fstatat(dirfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    (uint64_t) st.st_mtim.tv_sec > now_realtime_usec() / USEC_PER_SEC)
+                        return 0;       /* not due yet */
+        }
+        (void) qmgr_queue_activate(q, which, id);
+        return 0;
+}
+
+int qmgr_queue_scan(Qmgr *q, QueueName which) {
+        return qmgr_queue_foreach(q, which, scan_entry, NULL);
+}
+
+static int count_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata) {
+        (*(unsigned *) userdata)++;
+        return 0;
+}
+
+unsigned qmgr_queue_count(Qmgr *q, QueueName which) {
+        unsigned n = 0;
+        (void) qmgr_queue_foreach(q, which, count_entry, &n);
+        return n;
+}

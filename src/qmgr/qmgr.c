@@ -1,0 +1,119 @@
+/* qmgr.c: the queue manager: moves new mail into the active queue, hands recipients to the delivery
+ * roles, marks them done, defers and retries, and publishes the queue on the system bus.
+ *
+ * SECURITY: runs as the unprivileged postbus user, long-running. It alone moves files between the
+ * queue directories and marks recipients done; it writes nothing else. It trusts no queue file: each is
+ * validated before use and a bad one is moved to corrupt. Wake-ups come over its private socket from
+ * root and postbus only (SO_PEERCRED); on the system bus reading the queue is open to all users, and
+ * nothing there changes the queue yet. Delivery roles get a read-only descriptor of the queue file. */
+#include <fcntl.h>
+
+#include "address.h"
+#include "log.h"
+#include "qmgr.h"
+
+static int qmgr_bus_server_setup(sd_bus *bus, void *userdata) {
+        return sd_bus_add_object_vtable(bus, NULL, "/org/postbus/QueueManager1", "org.postbus.QueueManager1",
+                                        qmgr_wake_vtable, userdata);
+}
+
+static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Qmgr *q = userdata;
+
+        (void) qmgr_queue_scan(q, QUEUE_INCOMING);
+        (void) qmgr_queue_scan(q, QUEUE_DEFERRED);
+        return sd_event_source_set_time_relative(s, (uint64_t) q->daemon->config->queue_run_delay * USEC_PER_SEC);
+}
+
+static int qmgr_setup(Daemon *d) {
+        Qmgr *q;
+        uid_t uid;
+        int fd, r;
+
+        q = calloc(1, sizeof(Qmgr));
+        if (!q)
+                return log_oom();
+        d->userdata = q;
+        q->daemon = d;
+        for (QueueName i = 0; i < _QUEUE_NAME_MAX; i++)
+                q->queue_fds[i] = -EBADF;
+
+        for (QueueName i = 0; i < _QUEUE_NAME_MAX; i++) {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/%s", d->config->queue_directory, queue_name_to_string(i)) < 0)
+                        return log_oom();
+                q->queue_fds[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (q->queue_fds[i] < 0)
+                        return log_error_errno(errno, "Failed to open %s: %m", path);
+        }
+        r = config_split_list(d->config->mydestination, &q->mydestination);
+        if (r < 0)
+                return log_oom();
+
+        r = bus_client_new(d->event, POSTBUS_RUNDIR "/local", &q->local);
+        if (r < 0)
+                return log_oom();
+
+        fd = daemon_listen_fd(d, "qmgr");
+        if (fd >= 0) {
+                r = bus_server_new(d, fd, qmgr_bus_server_setup, q, &q->server);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to serve the qmgr socket: %m");
+                if (get_user_uid("postbus", &uid) >= 0)
+                        bus_server_allow_uid(q->server, uid);
+        } else
+                log_warning("No socket named \"qmgr\" was passed: new mail is found by scans only.");
+
+        r = qmgr_bus_setup(q);
+        if (r < 0)
+                return r;
+
+        /* What a previous run left in active first, then what arrived and what is due. */
+        (void) qmgr_queue_scan(q, QUEUE_ACTIVE);
+        (void) qmgr_queue_scan(q, QUEUE_INCOMING);
+        (void) qmgr_queue_scan(q, QUEUE_DEFERRED);
+
+        r = sd_event_add_time_relative(d->event, &q->scan_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) d->config->queue_run_delay * USEC_PER_SEC, USEC_PER_SEC / 10,
+                                       on_scan_timer, q);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the queue scan timer: %m");
+        r = sd_event_source_set_enabled(q->scan_timer, SD_EVENT_ON);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the queue scan timer: %m");
+        return 0;
+}
+
+static void qmgr_done(Daemon *d) {
+        Qmgr *q = d->userdata;
+
+        if (!q)
+                return;
+        /* Messages still in active/ are picked up again at the next start. */
+        while (q->messages) {
+                QmgrMessage *m = q->messages;
+                q->messages = m->next;
+                queue_envelope_free(m->envelope);
+                safe_close(m->fd);
+                free(m);
+        }
+        sd_event_source_unref(q->scan_timer);
+        bus_server_free(q->server);
+        bus_client_free(q->local);
+        sd_bus_flush_close_unref(q->system_bus);
+        strv_free(q->mydestination);
+        for (QueueName i = 0; i < _QUEUE_NAME_MAX; i++)
+                safe_close(q->queue_fds[i]);
+        free(q);
+}
+
+int main(int argc, char **argv) {
+        static const DaemonSpec spec = {
+                .role = "qmgr",
+                .may_exit_idle = false,
+                .needs_sockets = false,
+                .setup = qmgr_setup,
+                .done = qmgr_done,
+        };
+        return daemon_main(argc, argv, &spec);
+}

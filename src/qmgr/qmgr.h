@@ -1,0 +1,59 @@
+/* qmgr.h: private to the queue manager. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-bus.h>
+
+#include "bus-util.h"
+#include "daemon.h"
+#include "queue-file.h"
+
+typedef struct Qmgr Qmgr;
+typedef struct QmgrMessage QmgrMessage;
+
+/* A message in the active queue, loaded into memory. */
+struct QmgrMessage {
+        Qmgr *qmgr;
+        char id[QUEUE_ID_SIZE];
+        int fd;                         /* active/<id>, read-write: qmgr marks recipients done in it */
+        QueueEnvelope *envelope;
+        unsigned calls;                 /* deliveries in progress */
+        bool waiting;                   /* on the ready list, for a free delivery slot */
+        QmgrMessage *prev, *next;       /* on qmgr->messages */
+        QmgrMessage *ready_next;
+};
+
+struct Qmgr {
+        Daemon *daemon;
+        int queue_fds[_QUEUE_NAME_MAX];
+        char **mydestination;
+
+        QmgrMessage *messages;          /* the active queue in memory */
+        unsigned n_messages;
+        QmgrMessage *ready_head, *ready_tail;   /* waiting for a delivery slot */
+        bool rescan;                    /* a scan stopped at qmgr_message_active_limit */
+
+        BusClient *local;
+        unsigned local_calls;
+
+        BusServer *server;              /* the private socket: wake-ups from cleanup */
+        sd_bus *system_bus;             /* org.postbus.Queue1 */
+        sd_event_source *scan_timer;
+};
+
+/* qmgr-queue.c */
+int qmgr_queue_scan(Qmgr *q, QueueName which);
+int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id);
+void qmgr_message_finish(QmgrMessage *m);
+unsigned qmgr_queue_count(Qmgr *q, QueueName which);
+/* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */
+typedef int (*QmgrQueueEntryFunc)(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata);
+int qmgr_queue_foreach(Qmgr *q, QueueName which, QmgrQueueEntryFunc f, void *userdata);
+
+/* qmgr-deliver.c */
+void qmgr_deliver_message(QmgrMessage *m);
+void qmgr_deliver_ready(Qmgr *q);
+
+/* qmgr-bus.c */
+int qmgr_bus_setup(Qmgr *q);
+extern const sd_bus_vtable qmgr_wake_vtable[];
