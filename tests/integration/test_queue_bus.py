@@ -1,0 +1,79 @@
+"""The queue on the system bus: message counts as properties, and ListMessages shows a message that
+is held back (local stopped and masked) and not one that was delivered."""
+import json
+import subprocess
+import unittest
+
+import postbus as pb
+
+
+def listed(queue=""):
+    data = pb.busctl_call("ListMessages", "s", queue)
+    return data[0]
+
+
+class QueueBus(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user("dave")
+        pb.set_config(queue_run_delay="1s", minimal_backoff_time="2s")
+
+    def test_counts_and_list(self):
+        for prop in ("Incoming", "Active", "Deferred", "Hold", "Corrupt"):
+            self.assertIsInstance(pb.busctl_get(prop), int)
+
+        delivered = pb.send("a@example.org", ["dave@localhost"], "Subject: delivered\n\nnow\n")
+        pb.wait_until(lambda: any(delivered in m for m in pb.mbox_messages("dave")), what="first mail delivered")
+
+        pb.systemctl("stop", "postbus-local.socket", "postbus-local.service")
+        pb.systemctl("mask", "--runtime", "postbus-local.socket", "postbus-local.service")
+        try:
+            held = pb.send("b@example.org", ["dave@localhost"], "Subject: held back\n\nlater\n")
+            pb.wait_until(lambda: pb.busctl_get("Deferred") >= 1, what="a deferred message")
+            msgs = listed()
+            ids = [m[0] for m in msgs]
+            self.assertIn(held, ids)
+            self.assertNotIn(delivered, ids)
+            entry = next(m for m in msgs if m[0] == held)
+            self.assertIn(entry[1], ("deferred", "active"))
+            self.assertEqual(entry[4], "b@example.org")
+            self.assertEqual(entry[5], ["dave@localhost"])
+            self.assertGreater(entry[3], 0)
+            self.assertIn(held, [m[0] for m in listed("deferred")] + [m[0] for m in listed("active")])
+            self.assertEqual(listed("hold"), [])
+            recs = pb.journal(QUEUE_ID=held, DELIVERY_STATUS="deferred")
+            self.assertTrue(recs, "a deferred record in the journal")
+            self.assertFalse(any(held in m for m in pb.mbox_messages("dave")))
+
+            # a bad queue name is a D-Bus error of our own
+            out = subprocess.run(["busctl", "--system", "call", "org.postbus.Queue1", "/org/postbus/Queue1",
+                                  "org.postbus.Queue1", "ListMessages", "s", "nope"],
+                                 capture_output=True, text=True)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("No queue named", out.stderr)
+        finally:
+            pb.systemctl("unmask", "--runtime", "postbus-local.socket", "postbus-local.service")
+            pb.systemctl("start", "postbus-local.socket")
+
+        # once local is back, the deferred message goes out on a later queue run
+        pb.wait_until(lambda: any(held in m for m in pb.mbox_messages("dave")), timeout=60,
+                      what="held mail delivered after local came back")
+        pb.wait_until(lambda: held not in [m[0] for m in listed()], what="held mail gone from the queue")
+
+    def test_introspection(self):
+        out = subprocess.run(["busctl", "--system", "introspect", "org.postbus.Queue1", "/org/postbus/Queue1",
+                              "org.postbus.Queue1"], capture_output=True, text=True, check=True).stdout
+        for name in (".ListMessages", ".Incoming", ".Deferred", ".Corrupt"):
+            self.assertIn(name, out)
+
+    def test_unprivileged_user_can_read(self):
+        pb.add_user("reader")
+        out = subprocess.run(["runuser", "-u", "reader", "--", "busctl", "--system", "--json=short", "get-property",
+                              "org.postbus.Queue1", "/org/postbus/Queue1", "org.postbus.Queue1", "Deferred"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["type"], "u")
+
+
+if __name__ == "__main__":
+    unittest.main()
