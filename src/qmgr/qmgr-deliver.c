@@ -186,10 +186,11 @@ void qmgr_deliver_message(QmgrMessage *m) {
                         q->local_calls++;
                         return;
                 }
+                char why[256];
+                (void) snprintf(why, sizeof why, "delivery temporarily suspended: connect to transport local: %s",
+                                r == -EAGAIN ? "waiting before the next attempt" : strerror(-r));
                 for (size_t i = 0; i < call->n; i++)
-                        log_deferred(m, call->indices[i], "none", "4.3.0",
-                                     r == -EAGAIN || r == -ENOENT || r == -ECONNREFUSED
-                                             ? "mail transport unavailable" : strerror(-r));
+                        log_deferred(m, call->indices[i], "none", "4.3.0", why);
         }
         free(call);
         qmgr_message_finish(m);

@@ -64,9 +64,12 @@ static int qmgr_setup(Daemon *d) {
         } else
                 log_warning("No socket named \"qmgr\" was passed: new mail is found by scans only.");
 
+        /* Mail flows without the system bus; only the queue's D-Bus API is missing then. */
         r = qmgr_bus_setup(q);
-        if (r < 0)
-                return r;
+        if (r < 0) {
+                q->system_bus = sd_bus_flush_close_unref(q->system_bus);
+                log_warning("Running without org.postbus.Queue1.");
+        }
 
         /* What a previous run left in active first, then what arrived and what is due. */
         (void) qmgr_queue_scan(q, QUEUE_ACTIVE);
