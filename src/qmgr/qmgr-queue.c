@@ -44,7 +44,7 @@ static void quarantine(Qmgr *q, QueueName from, const char *id, int error) {
                 return;
         }
         (void) fsync(q->queue_fds[QUEUE_CORRUPT]);
-        log_mail(LOG_WARNING, id, LOG_FIELDS({ "QUEUE", "corrupt" }),
+        log_mail(LOG_WARNING, id, LOG_FIELDS({ "QUEUE", "corrupt" }, { "MESSAGE_ID", POSTBUS_MESSAGE_QUEUE_FILE_CORRUPT }),
                  "corrupt queue file (%s), moved to the corrupt queue", strerror(-error));
 }
 

@@ -38,7 +38,7 @@
           "Most Received headers a message may carry before it is rejected as a mail loop.")               \
         X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local",                                           \
           "How long a socket-activated role waits idle for new work before it exits.")                      \
-        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup",                                         \
+        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local",                                   \
           "How long one request to another role (a delivery, a submission) may take before it is given up.") \
         X(queue_run_delay, TIME, "300s", 1, 86400, "qmgr",                                                   \
           "How often qmgr scans the incoming and deferred queues.")                                         \
@@ -46,9 +46,17 @@
           "How long a message waits in the deferred queue after a temporary failure.")                      \
         X(qmgr_message_active_limit, INT, "20000", 1, 10000000, "qmgr",                                      \
           "Most messages in the active queue at once.")                                                     \
-        X(default_process_limit, INT, "100", 1, 10000, "qmgr",                                               \
+        X(default_process_limit, INT, "100", 1, 10000, "qmgr local",                                         \
           "Most deliveries in progress at once for one delivery role.")                                     \
         X(home_mailbox, STRING, "", 0, 0, "local",                                                           \
           "Mailbox path relative to the home directory; ending in / means Maildir. Empty: mail spool file.") \
         X(mail_spool_directory, STRING, POSTBUS_MAIL_SPOOL_DIRECTORY, 0, 0, "local",                         \
-          "Directory of the UNIX mbox files, one per user, when home_mailbox is empty.")
+          "Directory of the UNIX mbox files, one per user, when home_mailbox is empty.")                    \
+        X(mailbox_size_limit, SIZE, "51200000", 0, 1099511627776, "local",                                   \
+          "Largest mailbox file or Maildir message file that local delivery writes, in bytes; 0: no limit.") \
+        X(deliver_lock_attempts, INT, "20", 1, 1000, "local",                                                \
+          "Most attempts to lock a mailbox (dot-lock file, then fcntl lock) before delivery is deferred.")   \
+        X(deliver_lock_delay, TIME, "1s", 1, 60, "local",                                                    \
+          "Time between two attempts to lock a mailbox.")                                                   \
+        X(stale_lock_time, TIME, "500s", 10, 86400, "local",                                                 \
+          "Age after which a mailbox dot-lock file is taken to be stale and removed.")

@@ -19,6 +19,9 @@ typedef struct LogField {
         const char *value;      /* NULL: field left out */
 } LogField;
 
+/* MESSAGE_ID= of records explained in catalog/postbus.catalog. */
+#define POSTBUS_MESSAGE_QUEUE_FILE_CORRUPT "ffd08b0ddfd344579c9159edb9f48b81"
+
 #define LOG_FIELDS(...) ((const LogField[]) { __VA_ARGS__, { NULL, NULL } })
 #define LOG_NO_FIELDS ((const LogField[]) { { NULL, NULL } })
 

@@ -29,6 +29,10 @@ class Corrupt(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(SPOOL, "active", bad)))
         recs = pb.journal(QUEUE_ID=bad, POSTBUS_ROLE="qmgr")
         self.assertTrue(any("corrupt" in r["MESSAGE"] and r["PRIORITY"] == "4" for r in recs), recs)
+        # an operator gets the explanation from the catalog
+        self.assertTrue(any(r.get("MESSAGE_ID") == "ffd08b0ddfd344579c9159edb9f48b81" for r in recs), recs)
+        explained = pb.run(["journalctl", "-x", "--no-pager", f"QUEUE_ID={bad}", "POSTBUS_ROLE=qmgr"])
+        self.assertIn("moved it to the corrupt queue", explained)
 
         pb.wait_until(lambda: any(good in m for m in pb.mbox_messages("gina")), what="the good mail delivered")
         self.assertFalse(any(bad in m for m in pb.mbox_messages("gina")))

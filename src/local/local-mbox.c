@@ -1,0 +1,193 @@
+/* local-mbox.c: pure helpers of local delivery: the mbox From_ line, ">From " quoting of content that
+ * arrives in pieces, Maildir file names, and the result a delivery child reports to its parent. */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "local.h"
+#include "log.h"
+
+static const char *const local_status_names[_LOCAL_STATUS_MAX] = {
+        [LOCAL_STATUS_SENT] = "sent",
+        [LOCAL_STATUS_DEFERRED] = "deferred",
+        [LOCAL_STATUS_BOUNCED] = "bounced",
+};
+
+const char *local_status_to_string(LocalStatus s) {
+        return s >= 0 && s < _LOCAL_STATUS_MAX ? local_status_names[s] : NULL;
+}
+
+/* Whether s starts with an enhanced status code "c.x.y" (RFC 3463: class 2, 4 or 5, then 1-3 digits twice);
+ * its length, or 0. */
+static size_t dsn_length(const char *s, size_t len) {
+        size_t i = 0;
+
+        if (len < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+                return 0;
+        i = 2;
+        for (int part = 0; part < 2; part++) {
+                size_t start = i;
+                while (i < len && i - start < 3 && s[i] >= '0' && s[i] <= '9')
+                        i++;
+                if (i == start)
+                        return 0;
+                if (part == 0) {
+                        if (i >= len || s[i] != '.')
+                                return 0;
+                        i++;
+                }
+        }
+        return i;
+}
+
+static LocalStatus status_from_dsn(const char *dsn) {
+        return dsn[0] == '2' ? LOCAL_STATUS_SENT : dsn[0] == '5' ? LOCAL_STATUS_BOUNCED : LOCAL_STATUS_DEFERRED;
+}
+
+/* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
+static void truncate_utf8(char *s, size_t max) {
+        size_t n = strlen(s);
+
+        if (n <= max)
+                return;
+        n = max;
+        while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+                n--;
+        s[n] = '\0';
+}
+
+void local_result_set(LocalResult *r, const char *dsn, const char *fmt, ...) {
+        va_list ap;
+
+        assert(dsn_length(dsn, strlen(dsn)) == strlen(dsn) && strlen(dsn) < LOCAL_DSN_SIZE);
+        r->status = status_from_dsn(dsn);
+        (void) snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
+        va_start(ap, fmt);
+        (void) vsnprintf(r->text, sizeof r->text, fmt, ap);
+        va_end(ap);
+        truncate_utf8(r->text, sizeof r->text - 1);
+}
+
+size_t local_result_format(const LocalResult *r, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%s %s", r->dsn, r->text);
+        return n < 0 ? 0 : MIN((size_t) n, size - 1);
+}
+
+int local_result_parse(const char *buf, size_t len, LocalResult *ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t n = dsn_length(buf, len);
+
+        if (n == 0 || n >= LOCAL_DSN_SIZE || n >= len || buf[n] != ' ' || len - n - 1 >= LOCAL_TEXT_SIZE)
+                return -EBADMSG;
+        /* The child runs as the recipient: its text must become valid UTF-8 without control characters. */
+        text = log_escape(buf + n + 1, len - n - 1);
+        if (!text)
+                return -ENOMEM;
+        truncate_utf8(text, LOCAL_TEXT_SIZE - 1);
+
+        memcpy(ret->dsn, buf, n);
+        ret->dsn[n] = '\0';
+        ret->status = status_from_dsn(ret->dsn);
+        strcpy(ret->text, text);
+        return 0;
+}
+
+void mbox_quote_init(MboxQuote *q) {
+        *q = (MboxQuote) { .line_start = true };
+}
+
+static const char mbox_from[] = "From ";
+
+/* A line that starts with "From " gets a '>'. The bytes of a possible "From " at a line start are held back
+ * (they are always a prefix of "From ", so they need no storage) until the line proves to be one or not. */
+int mbox_quote_feed(MboxQuote *q, const char *data, size_t len, LocalOutputFunc out, void *userdata) {
+        size_t start = 0;       /* first byte of data not yet handed out nor held back */
+        int r;
+
+        for (size_t i = 0; i < len; i++) {
+                char c = data[i];
+
+                if (!q->line_start) {
+                        if (c == '\n')
+                                q->line_start = true;
+                        continue;
+                }
+                if (c == mbox_from[q->matched]) {
+                        if (q->matched == 0 && i > start) {
+                                r = out(data + start, i - start, userdata);
+                                if (r < 0)
+                                        return r;
+                        }
+                        start = i + 1;
+                        if (++q->matched < STRLEN(mbox_from))
+                                continue;
+                        r = out(">From ", STRLEN(">From "), userdata);
+                        if (r < 0)
+                                return r;
+                        q->matched = 0;
+                        q->line_start = false;
+                        continue;
+                }
+                if (q->matched > 0) {
+                        r = out(mbox_from, q->matched, userdata);
+                        if (r < 0)
+                                return r;
+                        q->matched = 0;
+                }
+                q->line_start = c == '\n';
+        }
+        if (len > start)
+                return out(data + start, len - start, userdata);
+        return 0;
+}
+
+int mbox_quote_finish(MboxQuote *q, LocalOutputFunc out, void *userdata) {
+        size_t n = q->matched;
+
+        q->matched = 0;
+        return n > 0 ? out(mbox_from, n, userdata) : 0;
+}
+
+int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t size) {
+        static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+        static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+        const char *who = isempty(sender) ? "MAILER-DAEMON" : sender;
+        size_t who_len = strlen(who);
+        int n;
+
+        if (tm->tm_wday < 0 || tm->tm_wday > 6 || tm->tm_mon < 0 || tm->tm_mon > 11)
+                return -EINVAL;
+        n = snprintf(buf, size, "From %s %s %s %2d %02d:%02d:%02d %d\n", who, days[tm->tm_wday],
+                     months[tm->tm_mon], tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, tm->tm_year + 1900);
+        if (n < 0 || (size_t) n >= size)
+                return -ENOBUFS;
+        /* Readers split the From_ line at blanks: a quoted local part must not add any. */
+        for (size_t i = STRLEN("From "); i < STRLEN("From ") + who_len; i++)
+                if ((unsigned char) buf[i] <= ' ' || buf[i] == 0x7F)
+                        buf[i] = '_';
+        return n;
+}
+
+int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, const char *hostname, char **ret) {
+        _cleanup_free_ char *host = NULL;
+        char *p;
+
+        /* The Maildir convention: '/' and ':' in the host name as octal escapes. */
+        host = malloc(strlen(hostname) * 4 + 1);
+        if (!host)
+                return -ENOMEM;
+        p = host;
+        for (const char *h = hostname; *h; h++)
+                if (*h == '/' || *h == ':')
+                        p += sprintf(p, "\\%03o", (unsigned) (unsigned char) *h);
+                else
+                        *p++ = *h;
+        *p = '\0';
+
+        if (asprintf(ret, "%" PRIu64 ".M%06" PRIu64 "P%iR%016" PRIx64 ".%s", realtime_usec / USEC_PER_SEC,
+                     realtime_usec % USEC_PER_SEC, (int) pid, random, host) < 0)
+                return -ENOMEM;
+        return 0;
+}

@@ -1,0 +1,43 @@
+"""A bad main.cf value stops a role at start, naming the file and line; an unknown name is only
+warned about."""
+import unittest
+
+import postbus as pb
+
+
+class Config(unittest.TestCase):
+    def test_bad_value_stops_role_with_file_and_line(self):
+        original = open("/etc/postbus/main.cf").read()
+        try:
+            with open("/etc/postbus/main.cf", "a") as f:
+                f.write("\n# added by the test\nsmtpd_timeout = eventually\n")
+            line = len(open("/etc/postbus/main.cf").read().splitlines())
+            pb.systemctl("restart", "postbus-qmgr.service", check=False)
+            pb.wait_until(lambda: not pb.unit_active("postbus-qmgr.service"), what="qmgr refusing to start")
+            recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service")
+            self.assertTrue(any(r["MESSAGE"] == f'/etc/postbus/main.cf:{line}: bad value for smtpd_timeout: '
+                                              '"eventually"' for r in recs), [r["MESSAGE"] for r in recs][-5:])
+        finally:
+            with open("/etc/postbus/main.cf", "w") as f:
+                f.write(original)
+            pb.systemctl("reset-failed", "postbus-qmgr.service", check=False)
+            pb.systemctl("restart", "postbus-qmgr.service")
+        self.assertTrue(pb.unit_active("postbus-qmgr.service"))
+
+    def test_unknown_name_warned(self):
+        original = open("/etc/postbus/main.cf").read()
+        try:
+            with open("/etc/postbus/main.cf", "a") as f:
+                f.write("\nsome_postfix_only_setting = yes\n")
+            pb.systemctl("restart", "postbus-qmgr.service")
+            self.assertTrue(pb.unit_active("postbus-qmgr.service"))
+            recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service", PRIORITY="4")
+            self.assertTrue(any('unknown parameter "some_postfix_only_setting"' in r["MESSAGE"] for r in recs))
+        finally:
+            with open("/etc/postbus/main.cf", "w") as f:
+                f.write(original)
+            pb.systemctl("restart", "postbus-qmgr.service")
+
+
+if __name__ == "__main__":
+    unittest.main()
