@@ -42,7 +42,8 @@ static size_t dsn_length(const char *s, size_t len) {
 }
 
 static LocalStatus status_from_dsn(const char *dsn) {
-        return dsn[0] == '2' ? LOCAL_STATUS_SENT : dsn[0] == '5' ? LOCAL_STATUS_BOUNCED : LOCAL_STATUS_DEFERRED;
+        return dsn[0] == '2' ? LOCAL_STATUS_SENT :
+               dsn[0] == '5' ? LOCAL_STATUS_BOUNCED : LOCAL_STATUS_DEFERRED;
 }
 
 /* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
@@ -58,6 +59,7 @@ static void truncate_utf8(char *s, size_t max) {
 }
 
 void local_result_set(LocalResult *r, const char *dsn, const char *fmt, ...) {
+        int saved = errno;
         va_list ap;
 
         assert(dsn_length(dsn, strlen(dsn)) == strlen(dsn) && strlen(dsn) < LOCAL_DSN_SIZE);
@@ -67,6 +69,7 @@ void local_result_set(LocalResult *r, const char *dsn, const char *fmt, ...) {
         (void) vsnprintf(r->text, sizeof r->text, fmt, ap);
         va_end(ap);
         truncate_utf8(r->text, sizeof r->text - 1);
+        errno = saved;          /* callers format "%m" and then return -errno */
 }
 
 size_t local_result_format(const LocalResult *r, char *buf, size_t size) {
@@ -160,7 +163,8 @@ int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t si
         if (tm->tm_wday < 0 || tm->tm_wday > 6 || tm->tm_mon < 0 || tm->tm_mon > 11)
                 return -EINVAL;
         n = snprintf(buf, size, "From %s %s %s %2d %02d:%02d:%02d %d\n", who, days[tm->tm_wday],
-                     months[tm->tm_mon], tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec, tm->tm_year + 1900);
+                     months[tm->tm_mon], tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec,
+                     tm->tm_year + 1900);
         if (n < 0 || (size_t) n >= size)
                 return -ENOBUFS;
         /* Readers split the From_ line at blanks: a quoted local part must not add any. */
@@ -170,7 +174,8 @@ int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t si
         return n;
 }
 
-int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, const char *hostname, char **ret) {
+int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, const char *hostname,
+                        char **ret) {
         _cleanup_free_ char *host = NULL;
         char *p;
 
@@ -186,8 +191,9 @@ int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, cons
                         *p++ = *h;
         *p = '\0';
 
-        if (asprintf(ret, "%" PRIu64 ".M%06" PRIu64 "P%iR%016" PRIx64 ".%s", realtime_usec / USEC_PER_SEC,
-                     realtime_usec % USEC_PER_SEC, (int) pid, random, host) < 0)
+        uint64_t sec = realtime_usec / USEC_PER_SEC, usec = realtime_usec % USEC_PER_SEC;
+        if (asprintf(ret, "%" PRIu64 ".M%06" PRIu64 "P%iR%016" PRIx64 ".%s", sec, usec, (int) pid, random,
+                     host) < 0)
                 return -ENOMEM;
         return 0;
 }

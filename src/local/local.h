@@ -26,7 +26,7 @@ typedef enum LocalStatus {
 
 /* "x.yyy.zzz" and a NUL. */
 #define LOCAL_DSN_SIZE 10
-/* Human text of a result; longer text is cut. Small enough that a whole result fits in one atomic pipe write. */
+/* Human text of a result; longer text is cut. Small, so that a whole result is one atomic pipe write. */
 #define LOCAL_TEXT_SIZE 512
 
 /* The outcome of one recipient: the status follows from the class of the enhanced status code. */
@@ -64,7 +64,8 @@ int mbox_quote_finish(MboxQuote *q, LocalOutputFunc out, void *userdata);
 int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t size);
 
 /* A Maildir file name: "<sec>.M<usec>P<pid>R<random>.<host>", with '/' and ':' of host escaped. */
-int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, const char *hostname, char **ret);
+int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, const char *hostname,
+                        char **ret);
 
 /* What every delivery writes: the content of the queue file and the added headers. */
 typedef struct LocalMessage {
@@ -86,7 +87,7 @@ typedef struct LocalMbox {
         const char *path;
         uid_t uid;                      /* the recipient: owns the mailbox and writes the message */
         gid_t gid;
-        uid_t lock_uid;                 /* create the mailbox and its dot-lock (the rights on the directory) */
+        uid_t lock_uid;                 /* create the mailbox and its dot-lock (rights on the directory) */
         gid_t lock_gid;
         gid_t create_gid;               /* group of a mailbox created by someone other than the recipient */
         LocalLocking locking;
@@ -107,11 +108,10 @@ int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pi
  * valid is a temporary failure. timed_out: it was killed for the time limit. */
 void local_child_result(int result_fd, const siginfo_t *si, bool timed_out, LocalResult *ret);
 
-/* The role: the Delivery1 service and the deliveries in progress. */
+/* The role: the org.postbus.Delivery1 service on listen_fd, for uid 0 and peer_uid ((uid_t) -1: none), and
+ * the deliveries in progress. */
 typedef struct Local Local;
 
-int local_new(Daemon *d, Local **ret);
-/* Waits for the running children, answers every call in progress, and frees. */
+int local_new(Daemon *d, int listen_fd, uid_t peer_uid, Local **ret);
+/* Waits for the running children, answers every call in progress, closes the connections, and frees. */
 Local *local_free(Local *l);
-/* Adds org.postbus.Delivery1 to a new peer connection. */
-int local_bus_add(sd_bus *bus, void *userdata);

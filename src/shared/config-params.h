@@ -34,11 +34,15 @@
           "Longest a whole SMTP session may last, however busy the client keeps it.")                       \
         X(smtpd_session_limit, INT, "1000", 1, 100000, "smtpd",                                              \
           "Most SMTP sessions served at once; more get 421 and are closed.")                                \
+        X(smtpd_hard_error_limit, INT, "20", 1, 1000, "smtpd",                                                \
+          "Most 5xx replies in one SMTP session, since its last accepted message, before 421 and close.")     \
+        X(smtpd_junk_command_limit, INT, "100", 1, 100000, "smtpd",                                           \
+          "NOOP, RSET and VRFY commands in one SMTP session beyond this many count as errors.")               \
         X(hopcount_limit, INT, "50", 1, 1000, "cleanup",                                                     \
           "Most Received headers a message may carry before it is rejected as a mail loop.")               \
         X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local",                                           \
           "How long a socket-activated role waits idle for new work before it exits.")                      \
-        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local",                                   \
+        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local smtpd",                             \
           "How long one request to another role (a delivery, a submission) may take before it is given up.") \
         X(queue_run_delay, TIME, "300s", 1, 86400, "qmgr",                                                   \
           "How often qmgr scans the incoming and deferred queues.")                                         \

@@ -154,8 +154,11 @@ int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
                 d.fds[i] = SD_LISTEN_FDS_START + i;
 
         r = spec->setup(&d);
-        if (r < 0)
+        if (r < 0) {
+                if (r == -EINVAL)
+                        status = EX_CONFIG;
                 goto finish;
+        }
         if (d.busy == 0)
                 idle_timer_arm(&d);
 

@@ -13,7 +13,8 @@ typedef struct DaemonSpec {
         const char *role;
         bool may_exit_idle;     /* exit after max_idle without work; socket activation restarts it */
         bool needs_sockets;     /* fail without passed sockets */
-        /* Sets the role up once the loop and sockets exist; negative errno stops the role. */
+        /* Sets the role up once the loop and sockets exist; negative errno stops the role, and -EINVAL
+         * means a configuration error (exit status EX_CONFIG, which the units do not restart). */
         int (*setup)(Daemon *d);
         /* Frees the role's state after the loop ends. */
         void (*done)(Daemon *d);

@@ -1,0 +1,437 @@
+/* local-deliver.c: writing one message into an mbox file (dot-lock and fcntl lock, From_ line, ">From "
+ * quoting, truncation after a failed write) or into a Maildir (tmp/, fsync, link into new/, fsync new/). */
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "address.h"
+#include "local.h"
+
+#define LOCAL_WRITE_BUFFER (64U * 1024U)
+
+/* Buffered output to the mailbox. */
+typedef struct LocalWriter {
+        int fd;
+        int error;              /* the first failed write, negative errno */
+        char last;              /* the last byte of output, to end the message with a newline */
+        size_t len;
+        char buf[LOCAL_WRITE_BUFFER];
+} LocalWriter;
+
+static int writer_flush(LocalWriter *w) {
+        size_t done = 0;
+
+        while (done < w->len) {
+                ssize_t n = write(w->fd, w->buf + done, w->len - done);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return w->error = -errno;
+                }
+                done += (size_t) n;
+        }
+        w->len = 0;
+        return 0;
+}
+
+static int writer_put(const char *data, size_t len, void *userdata) {
+        LocalWriter *w = userdata;
+        int r;
+
+        if (len == 0)
+                return 0;
+        w->last = data[len - 1];
+        while (len > 0) {
+                if (w->len == sizeof w->buf) {
+                        r = writer_flush(w);
+                        if (r < 0)
+                                return r;
+                }
+                size_t n = MIN(len, sizeof w->buf - w->len);
+                memcpy(w->buf + w->len, data, n);
+                w->len += n;
+                data += n;
+                len -= n;
+        }
+        return 0;
+}
+
+typedef struct LocalCopy {
+        LocalWriter *writer;
+        MboxQuote *quote;       /* NULL: no ">From " quoting */
+} LocalCopy;
+
+static int copy_piece(const char *data, size_t len, void *userdata) {
+        LocalCopy *c = userdata;
+
+        if (c->quote)
+                return mbox_quote_feed(c->quote, data, len, writer_put, c->writer);
+        return writer_put(data, len, c->writer);
+}
+
+/* Writes the From_ line (mbox only), the added headers, the content ending in a newline, and for mbox an
+ * empty line. On failure w->error tells a failed write from a queue file that could not be read. */
+static int write_message(const LocalMessage *m, LocalWriter *w, const char *from_line) {
+        _cleanup_free_ char *headers = NULL;
+        MboxQuote quote;
+        LocalCopy copy = { .writer = w, .quote = from_line ? &quote : NULL };
+        int r;
+
+        if (asprintf(&headers, "%sReturn-Path: <%s>\nDelivered-To: %s\n", strempty(from_line), m->sender,
+                     m->recipient) < 0)
+                return -ENOMEM;
+        r = writer_put(headers, strlen(headers), w);
+        if (r < 0)
+                return r;
+
+        mbox_quote_init(&quote);
+        r = queue_file_content_foreach(m->queue_fd, m->envelope, copy_piece, &copy);
+        if (r >= 0 && from_line)
+                r = mbox_quote_finish(&quote, writer_put, w);
+        if (r >= 0 && w->last != '\n')
+                r = writer_put("\n", 1, w);
+        if (r >= 0 && from_line)
+                r = writer_put("\n", 1, w);
+        if (r >= 0)
+                r = writer_flush(w);
+        return r;
+}
+
+/* A full quota or a file larger than mailbox_size_limit is permanent, as in Postfix; a full disk and
+ * everything else temporary. */
+static const char *errno_dsn(int error, const char *def) {
+        error = abs(error);
+        if (error == EDQUOT || error == EFBIG)
+                return "5.2.2";
+        if (error == ENOSPC)
+                return "4.3.1";
+        return def;
+}
+
+/* The result of a failed write_message(). */
+static void write_failed(LocalResult *ret, const LocalWriter *w, int r, const char *path) {
+        if (w->error < 0)
+                local_result_set(ret, errno_dsn(w->error, "4.3.0"), "cannot write %s: %s", path,
+                                 strerror(-w->error));
+        else if (r == -EBADMSG)
+                local_result_set(ret, "4.3.0", "queue file is corrupt");
+        else
+                local_result_set(ret, "4.3.0", "cannot read the queue file: %s", strerror(-r));
+}
+
+int local_set_eugid(uid_t uid, gid_t gid) {
+        if (geteuid() == uid && getegid() == gid)
+                return 0;
+        if (geteuid() != 0 && seteuid(0) < 0)
+                return -errno;
+        if (setgroups(1, &gid) < 0 || setegid(gid) < 0)
+                return -errno;
+        if (uid != 0 && seteuid(uid) < 0)
+                return -errno;
+        return 0;
+}
+
+static void sleep_usec(uint64_t usec) {
+        struct timespec ts = {
+                .tv_sec = (time_t) (usec / USEC_PER_SEC),
+                .tv_nsec = (long) (usec % USEC_PER_SEC) * 1000,
+        };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* The dot-lock "<mailbox>.lock" that mail readers honour, removed when older than stale_usec. */
+static int dotlock_acquire(const char *lock_path, const LocalLocking *l, LocalResult *ret) {
+        for (unsigned attempt = 1;; attempt++) {
+                struct stat st;
+                int fd;
+
+                fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        safe_close(fd);
+                        return 0;
+                }
+                if (errno != EEXIST) {
+                        local_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create lock file %s: %m",
+                                         lock_path);
+                        return -errno;
+                }
+                if (lstat(lock_path, &st) == 0 &&
+                    now_realtime_usec() >= (uint64_t) st.st_mtime * USEC_PER_SEC + l->stale_usec) {
+                        if (unlink(lock_path) < 0 && errno != ENOENT) {
+                                local_result_set(ret, "4.2.0", "cannot remove stale lock file %s: %m",
+                                                 lock_path);
+                                return -errno;
+                        }
+                        if (attempt <= l->attempts)
+                                continue;       /* at once, and once more than the attempts at most */
+                }
+                if (attempt >= l->attempts)
+                        break;
+                sleep_usec(l->delay_usec);
+        }
+        local_result_set(ret, "4.2.0", "cannot lock mailbox: lock file %s is busy", lock_path);
+        return -EBUSY;
+}
+
+static int fcntl_lock(int fd, const char *path, const LocalLocking *l, LocalResult *ret) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+        for (unsigned attempt = 1;; attempt++) {
+                if (fcntl(fd, F_SETLK, &fl) >= 0)
+                        return 0;
+                if (errno != EAGAIN && errno != EACCES) {
+                        local_result_set(ret, "4.2.0", "cannot lock mailbox %s: %m", path);
+                        return -errno;
+                }
+                if (attempt >= l->attempts)
+                        break;
+                sleep_usec(l->delay_usec);
+        }
+        local_result_set(ret, "4.2.0", "cannot lock mailbox %s: it is locked by another process", path);
+        return -EBUSY;
+}
+
+/* Opens (creating if missing) and locks the mailbox, with the dot-lock held. Refuses what is not the
+ * recipient's own regular file. Returns the fd and its state once locked. */
+static int mbox_open_locked(const LocalMbox *mb, LocalResult *ret, struct stat *ret_st) {
+        const int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+
+        for (unsigned attempt = 1;; attempt++) {
+                _cleanup_close_ int fd = -EBADF;
+                struct stat st, now;
+                bool created = false;
+
+                if (attempt > mb->locking.attempts) {
+                        local_result_set(ret, "4.2.0", "cannot open mailbox %s: it keeps changing",
+                                         mb->path);
+                        return -EBUSY;
+                }
+                fd = open(mb->path, flags);
+                if (fd < 0 && errno == ENOENT) {
+                        fd = open(mb->path, flags | O_CREAT | O_EXCL, 0600);
+                        if (fd < 0 && errno == EEXIST)
+                                continue;       /* created by someone else meanwhile */
+                        created = fd >= 0;
+                }
+                if (fd < 0) {
+                        if (errno == ELOOP)
+                                local_result_set(ret, "5.2.0", "mailbox %s is a symbolic link", mb->path);
+                        else if (errno == EISDIR || errno == ENXIO)     /* ENXIO: a FIFO without reader */
+                                local_result_set(ret, "5.2.0", "mailbox %s is not a regular file", mb->path);
+                        else
+                                local_result_set(ret, errno_dsn(errno, "4.2.0"),
+                                                 "cannot open mailbox %s: %m", mb->path);
+                        return -errno;
+                }
+                if (created && mb->lock_uid != mb->uid && fchown(fd, mb->uid, mb->create_gid) < 0) {
+                        local_result_set(ret, "4.3.0", "cannot set the owner of mailbox %s: %m", mb->path);
+                        (void) unlink(mb->path);
+                        return -EPERM;
+                }
+                if (fstat(fd, &st) < 0) {
+                        local_result_set(ret, "4.3.0", "cannot stat mailbox %s: %m", mb->path);
+                        return -errno;
+                }
+                if (!S_ISREG(st.st_mode)) {
+                        local_result_set(ret, "5.2.0", "mailbox %s is not a regular file", mb->path);
+                        return -EPERM;
+                }
+                if (st.st_nlink == 0)
+                        continue;       /* removed after we opened it */
+                if (st.st_nlink != 1) {
+                        local_result_set(ret, "5.2.0", "mailbox %s has %lu hard links", mb->path,
+                                         (unsigned long) st.st_nlink);
+                        return -EPERM;
+                }
+                /* Probably set up wrongly rather than permanently wrong: like Postfix, try again later. */
+                if (st.st_uid != mb->uid) {
+                        local_result_set(ret, "4.2.0", "mailbox %s is not owned by the recipient", mb->path);
+                        return -EPERM;
+                }
+
+                if (fcntl_lock(fd, mb->path, &mb->locking, ret) < 0)
+                        return -EBUSY;
+                /* A mail reader may have replaced the file while we waited for the lock. */
+                if (lstat(mb->path, &now) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino)
+                        continue;
+                if (fstat(fd, &st) < 0) {
+                        local_result_set(ret, "4.3.0", "cannot stat mailbox %s: %m", mb->path);
+                        return -errno;
+                }
+                *ret_st = st;
+                return TAKE_FD(fd);
+        }
+}
+
+void local_deliver_mbox(const LocalMessage *m, const LocalMbox *mb, LocalResult *ret) {
+        _cleanup_free_ char *lock_path = NULL;
+        _cleanup_free_ LocalWriter *w = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char from_line[ADDRESS_MAX + 64];
+        struct stat st = {};
+        struct tm tm;
+        time_t now = time(NULL);
+        int r;
+
+        w = calloc(1, sizeof(LocalWriter));
+        if (!w || asprintf(&lock_path, "%s.lock", mb->path) < 0) {
+                local_result_set(ret, "4.3.0", "out of memory");
+                return;
+        }
+        if (!localtime_r(&now, &tm) || mbox_from_line(m->sender, &tm, from_line, sizeof from_line) < 0) {
+                local_result_set(ret, "4.3.0", "cannot format the From_ line");
+                return;
+        }
+
+        r = local_set_eugid(mb->lock_uid, mb->lock_gid);
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "cannot switch to uid %u: %s", (unsigned) mb->lock_uid,
+                                 strerror(-r));
+                return;
+        }
+        if (dotlock_acquire(lock_path, &mb->locking, ret) < 0)
+                return;
+        fd = mbox_open_locked(mb, ret, &st);
+        if (fd < 0)
+                goto unlock;
+
+        r = local_set_eugid(mb->uid, mb->gid);
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "cannot switch to uid %u: %s", (unsigned) mb->uid,
+                                 strerror(-r));
+                goto unlock;
+        }
+        w->fd = fd;
+        r = write_message(m, w, from_line);
+        if (r >= 0 && fsync(fd) < 0)
+                r = w->error = -errno;
+        if (r < 0) {
+                write_failed(ret, w, r, mb->path);
+                /* Leave no partial message behind. */
+                if (ftruncate(fd, st.st_size) < 0 || fsync(fd) < 0)
+                        local_result_set(ret, "4.3.0", "cannot write mailbox %s, and cannot truncate it: %m",
+                                         mb->path);
+        } else
+                local_result_set(ret, "2.0.0", "delivered to mailbox");
+unlock:
+        (void) local_set_eugid(mb->lock_uid, mb->lock_gid);
+        fd = safe_close(fd);    /* also drops the fcntl lock, before the dot-lock */
+        (void) unlink(lock_path);
+}
+
+static int fsync_directory(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Creates directory p (mode 0700) unless it exists, and syncs its parent so that the new entry lasts. */
+static int mkdir_synced(char *p) {
+        char *slash;
+        int r;
+
+        if (mkdir(p, 0700) < 0)
+                return errno == EEXIST ? 0 : -errno;
+        slash = strrchr(p, '/');
+        if (!slash || slash == p)
+                return fsync_directory("/");
+        *slash = '\0';
+        r = fsync_directory(p);
+        *slash = '/';
+        return r;
+}
+
+/* Creates the Maildir with its missing parents, and its tmp/, new/ and cur/. */
+static int maildir_create(const char *path) {
+        static const char *const subdirs[] = { "tmp", "new", "cur" };
+        _cleanup_free_ char *p = strdup(path);
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                r = mkdir_synced(p);
+                if (r < 0)
+                        return r;
+                *s = '/';
+        }
+        for (size_t i = 0; i < ELEMENTSOF(subdirs); i++) {
+                _cleanup_free_ char *d = NULL;
+                if (asprintf(&d, "%s%s", path, subdirs[i]) < 0)
+                        return -ENOMEM;
+                r = mkdir_synced(d);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void local_deliver_maildir(const LocalMessage *m, const char *path, const char *hostname, LocalResult *ret) {
+        _cleanup_free_ char *name = NULL, *tmp = NULL, *new = NULL, *new_dir = NULL;
+        _cleanup_free_ LocalWriter *w = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t random;
+        int r;
+
+        if (getrandom(&random, sizeof random, GRND_NONBLOCK) != (ssize_t) sizeof random)
+                random = now_monotonic_usec() ^ (uint64_t) getpid();
+        w = calloc(1, sizeof(LocalWriter));
+        if (!w || maildir_unique_name(now_realtime_usec(), getpid(), random, hostname, &name) < 0 ||
+            asprintf(&tmp, "%stmp/%s", path, name) < 0 || asprintf(&new, "%snew/%s", path, name) < 0 ||
+            asprintf(&new_dir, "%snew", path) < 0) {
+                local_result_set(ret, "4.3.0", "out of memory");
+                return;
+        }
+
+        const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
+        fd = open(tmp, flags, 0600);
+        if (fd < 0 && errno == ENOENT) {
+                r = maildir_create(path);
+                if (r < 0) {
+                        local_result_set(ret, errno_dsn(r, "4.2.0"), "cannot create maildir %s: %s", path,
+                                         strerror(-r));
+                        return;
+                }
+                fd = open(tmp, flags, 0600);
+        }
+        if (fd < 0) {
+                local_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create %s: %m", tmp);
+                return;
+        }
+
+        w->fd = fd;
+        r = write_message(m, w, NULL);
+        if (r >= 0 && fsync(fd) < 0)
+                r = w->error = -errno;
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = w->error = -errno;
+        if (r < 0) {
+                write_failed(ret, w, r, tmp);
+                goto fail;
+        }
+        /* link() never replaces an existing file, unlike rename(). */
+        if (link(tmp, new) < 0 && (errno != ENOENT || maildir_create(path) < 0 || link(tmp, new) < 0)) {
+                local_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot link %s to %s: %m", tmp, new);
+                goto fail;
+        }
+        (void) unlink(tmp);
+        r = fsync_directory(new_dir);
+        if (r < 0) {
+                /* The message may be there; a duplicate is better than a loss. */
+                local_result_set(ret, "4.3.0", "cannot sync %s: %s", new_dir, strerror(-r));
+                return;
+        }
+        local_result_set(ret, "2.0.0", "delivered to maildir");
+        return;
+fail:
+        (void) unlink(tmp);
+}

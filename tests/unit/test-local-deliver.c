@@ -1,0 +1,407 @@
+/* test-local-deliver.c: delivery into mbox files and Maildirs in a temporary directory as the current user:
+ * the bytes written, locking (busy, stale, fcntl), refused mailboxes, and truncation after a failed write. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "tests.h"
+#include "src/local/local.h"
+
+static char tmpdir[] = "/tmp/test-local-deliver-XXXXXX";
+
+#define SENDER "alice@example.org"
+#define RECIPIENT "bob@example.org"
+#define HEADERS "Return-Path: <" SENDER ">\nDelivered-To: " RECIPIENT "\n"
+
+static const LocalLocking fast_locking = { .attempts = 3, .delay_usec = 1000, .stale_usec = 600 * USEC_PER_SEC };
+
+/* A queue file whose content is the given pieces, each its own content record. */
+typedef struct Queue {
+        int fd;
+        QueueEnvelope *envelope;
+} Queue;
+
+static Queue queue_make(const char *sender, const char *const *pieces) {
+        QueueWriter *w = malloc(sizeof(QueueWriter));
+        char path[PATH_MAX];
+        Queue q;
+
+        (void) snprintf(path, sizeof path, "%s/queue-XXXXXX", tmpdir);
+        q.fd = mkostemp(path, O_CLOEXEC);
+        ASSERT_TRUE(q.fd >= 0 && w);
+        ASSERT_OK(unlink(path));
+        queue_writer_init(w, q.fd);
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, strlen(QUEUE_MAGIC)));
+        ASSERT_OK(queue_writer_recordf(w, QUEUE_REC_TIME, "%u", 1234567u));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_SENDER, sender, strlen(sender)));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_RECIPIENT, RECIPIENT, strlen(RECIPIENT)));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0));
+        for (const char *const *p = pieces; *p; p++)
+                ASSERT_OK(queue_writer_record(w, QUEUE_REC_CONTENT, *p, strlen(*p)));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_END, NULL, 0));
+        ASSERT_OK(queue_writer_flush(w));
+        free(w);
+        ASSERT_OK(queue_file_read(q.fd, &q.envelope));
+        return q;
+}
+
+static void queue_done(Queue *q) {
+        q->envelope = queue_envelope_free(q->envelope);
+        q->fd = safe_close(q->fd);
+}
+
+static LocalMessage message_of(const Queue *q, const char *sender) {
+        return (LocalMessage) { .queue_fd = q->fd, .envelope = q->envelope, .sender = sender, .recipient = RECIPIENT };
+}
+
+static LocalMbox mbox_of(const char *path) {
+        return (LocalMbox) {
+                .path = path,
+                .uid = geteuid(), .gid = getegid(),
+                .lock_uid = geteuid(), .lock_gid = getegid(),
+                .create_gid = getegid(),
+                .locking = fast_locking,
+        };
+}
+
+static char *path_in_tmp(const char *name) {
+        char *p;
+        ASSERT_TRUE(asprintf(&p, "%s/%s", tmpdir, name) > 0);
+        return p;
+}
+
+static char *read_file(const char *path, size_t *ret_len) {
+        struct stat st;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        char *buf;
+
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(fstat(fd, &st));
+        buf = calloc(1, (size_t) st.st_size + 1);
+        ASSERT_TRUE(buf);
+        ASSERT_EQ(read(fd, buf, (size_t) st.st_size), st.st_size);
+        safe_close(fd);
+        *ret_len = (size_t) st.st_size;
+        return buf;
+}
+
+static void write_file(const char *path, const char *text) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        safe_close(fd);
+}
+
+/* Checks that the message at *p is a From_ line for sender followed by body, and moves past it. */
+static void expect_mbox_message(const char **p, const char *from, const char *body) {
+        const char *nl = strchr(*p, '\n');
+        char prefix[128];
+
+        (void) snprintf(prefix, sizeof prefix, "From %s ", from);
+        ASSERT_TRUE(nl);
+        ASSERT_TRUE(strncmp(*p, prefix, strlen(prefix)) == 0);
+        ASSERT_EQ(nl - *p, strlen(prefix) + 24);        /* "Www Mmm dd hh:mm:ss yyyy" */
+        ASSERT_TRUE(strncmp(nl + 1, body, strlen(body)) == 0);
+        *p = nl + 1 + strlen(body);
+}
+
+TEST(mbox_create_and_append) {
+        static const char *const pieces[] = { "Subject: hi\n\nFrom here\nno From\nFr", "om there\n", "From", " x", NULL };
+        static const char *const pieces2[] = { "Subject: two\n\nno newline at the end", NULL };
+        _cleanup_free_ char *path = path_in_tmp("mbox-a"), *lock = NULL, *data = NULL;
+        Queue q = queue_make(SENDER, pieces), q2 = queue_make("", pieces2);
+        LocalMessage m = message_of(&q, SENDER), m2 = message_of(&q2, "");
+        LocalMbox mb = mbox_of(path);
+        LocalResult r = {};
+        struct stat st;
+        size_t len;
+
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+        ASSERT_EQ(r.status, LOCAL_STATUS_SENT);
+        ASSERT_STREQ(r.text, "delivered to mailbox");
+        ASSERT_OK(stat(path, &st));
+        ASSERT_EQ(st.st_mode & 07777, 0600);
+        ASSERT_TRUE(asprintf(&lock, "%s.lock", path) > 0);
+        ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);
+
+        local_deliver_mbox(&m2, &mb, &r);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+
+        data = read_file(path, &len);
+        const char *p = data;
+        expect_mbox_message(&p, SENDER,
+                            HEADERS "Subject: hi\n\n>From here\nno From\n>From there\n>From x\n\n");
+        expect_mbox_message(&p, "MAILER-DAEMON",
+                            "Return-Path: <>\nDelivered-To: " RECIPIENT "\nSubject: two\n\nno newline at the end\n\n");
+        ASSERT_EQ(p - data, len);
+        queue_done(&q);
+        queue_done(&q2);
+}
+
+TEST(mbox_large_content) {
+        /* More than the write buffer, with "From " lines across record and buffer boundaries. */
+        size_t n = 200 * 1024;
+        char *content = malloc(n + 1), *want = malloc(2 * n);
+        size_t want_len = 0;
+        _cleanup_free_ char *path = path_in_tmp("mbox-large"), *data = NULL;
+
+        ASSERT_TRUE(content && want);
+        for (size_t i = 0; i < n; i++)
+                content[i] = i % 61 == 60 ? '\n' : "From abcdefghij"[i % 61 % 15];
+        content[n] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                if ((i == 0 || content[i - 1] == '\n') && strncmp(content + i, "From ", 5) == 0)
+                        want[want_len++] = '>';
+                want[want_len++] = content[i];
+        }
+        /* cut into records of odd sizes */
+        char *pieces_buf[64];
+        const char *pieces[65];
+        size_t k = 0;
+        for (size_t off = 0; off < n; k++) {
+                size_t len = MIN(n - off, (size_t) 7001 + k * 13);
+                pieces_buf[k] = strndup(content + off, len);
+                pieces[k] = pieces_buf[k];
+                off += len;
+        }
+        pieces[k] = NULL;
+        Queue q = queue_make(SENDER, pieces);
+        LocalMessage m = message_of(&q, SENDER);
+        LocalMbox mb = mbox_of(path);
+        LocalResult r = {};
+        size_t len;
+
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+        data = read_file(path, &len);
+        const char *body = strchr(data, '\n') + 1 + strlen(HEADERS);
+        ASSERT_EQ(len - (size_t) (body - data), want_len + 2);  /* + the added newline and empty line */
+        ASSERT_TRUE(memcmp(body, want, want_len) == 0);
+        ASSERT_TRUE(memcmp(body + want_len, "\n\n", 2) == 0);
+
+        for (size_t i = 0; i < k; i++)
+                free(pieces_buf[i]);
+        free(content);
+        free(want);
+        queue_done(&q);
+}
+
+TEST(maildir) {
+        static const char *const pieces[] = { "Subject: hi\n\nFrom here\n", NULL };
+        _cleanup_free_ char *dir = path_in_tmp("home/Mail/box/"), *newdir = NULL, *data = NULL, *file = NULL;
+        Queue q = queue_make(SENDER, pieces);
+        LocalMessage m = message_of(&q, SENDER);
+        LocalResult r = {};
+        struct dirent *de;
+        struct stat st;
+        size_t len, n = 0;
+        DIR *d;
+
+        for (int round = 0; round < 2; round++) {
+                local_deliver_maildir(&m, dir, "mx.example.org", &r);
+                ASSERT_STREQ(r.dsn, "2.0.0");
+                ASSERT_STREQ(r.text, "delivered to maildir");
+        }
+        static const char *const subdirs[] = { "", "tmp", "new", "cur" };
+        for (size_t i = 0; i < ELEMENTSOF(subdirs); i++) {
+                _cleanup_free_ char *s = NULL;
+                ASSERT_TRUE(asprintf(&s, "%s%s", dir, subdirs[i]) > 0);
+                ASSERT_OK(stat(s, &st));
+                ASSERT_TRUE(S_ISDIR(st.st_mode));
+                ASSERT_EQ(st.st_mode & 07777, 0700);
+        }
+        ASSERT_TRUE(asprintf(&newdir, "%snew", dir) > 0);
+        d = opendir(newdir);
+        ASSERT_TRUE(d);
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                n++;
+                ASSERT_TRUE(strstr(de->d_name, ".mx.example.org"));
+                free(file);
+                ASSERT_TRUE(asprintf(&file, "%s/%s", newdir, de->d_name) > 0);
+        }
+        closedir(d);
+        ASSERT_EQ(n, 2);
+
+        data = read_file(file, &len);
+        ASSERT_STREQ(data, HEADERS "Subject: hi\n\nFrom here\n");
+        free(newdir);
+        ASSERT_TRUE(asprintf(&newdir, "%stmp", dir) > 0);
+        d = opendir(newdir);
+        ASSERT_TRUE(d);
+        while ((de = readdir(d)))
+                ASSERT_TRUE(de->d_name[0] == '.');
+        closedir(d);
+        queue_done(&q);
+}
+
+TEST(mbox_lock_busy_and_stale) {
+        static const char *const pieces[] = { "x\n", NULL };
+        _cleanup_free_ char *path = path_in_tmp("mbox-lock"), *lock = NULL;
+        Queue q = queue_make(SENDER, pieces);
+        LocalMessage m = message_of(&q, SENDER);
+        LocalMbox mb = mbox_of(path);
+        LocalResult r = {};
+
+        ASSERT_TRUE(asprintf(&lock, "%s.lock", path) > 0);
+        write_file(lock, "");
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "4.2.0");
+        ASSERT_EQ(r.status, LOCAL_STATUS_DEFERRED);
+        ASSERT_TRUE(strstr(r.text, "is busy"));
+        ASSERT_OK(access(lock, F_OK));          /* someone else's lock stays */
+        ASSERT_ERR(access(path, F_OK) < 0 ? -errno : 0, ENOENT);
+
+        /* an hour old: stale, removed, delivered, even when one attempt is all there is */
+        const struct timespec old[2] = { { .tv_sec = time(NULL) - 3600 }, { .tv_sec = time(NULL) - 3600 } };
+        ASSERT_OK(utimensat(AT_FDCWD, lock, old, 0));
+        mb.locking.attempts = 1;
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+        ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);
+        queue_done(&q);
+}
+
+TEST(mbox_fcntl_locked) {
+        static const char *const pieces[] = { "x\n", NULL };
+        _cleanup_free_ char *path = path_in_tmp("mbox-fcntl"), *lock = NULL;
+        Queue q = queue_make(SENDER, pieces);
+        LocalMessage m = message_of(&q, SENDER);
+        LocalMbox mb = mbox_of(path);
+        LocalResult r = {};
+        int ready[2];
+        char c;
+        pid_t pid;
+
+        write_file(path, "");
+        ASSERT_OK(pipe(ready));
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+                int fd = open(path, O_WRONLY);
+                if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+                        _exit(1);
+                if (write(ready[1], "x", 1) != 1)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        safe_close(ready[1]);
+        ASSERT_EQ(read(ready[0], &c, 1), 1);
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "4.2.0");
+        ASSERT_TRUE(strstr(r.text, "locked by another process"));
+        ASSERT_TRUE(asprintf(&lock, "%s.lock", path) > 0);
+        ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);        /* our dot-lock is gone */
+        ASSERT_OK(kill(pid, SIGKILL));
+        ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+        safe_close(ready[0]);
+        queue_done(&q);
+}
+
+TEST(mbox_refused) {
+        static const char *const pieces[] = { "x\n", NULL };
+        _cleanup_free_ char *target = path_in_tmp("target"), *link1 = path_in_tmp("mbox-symlink"),
+                            *link2 = path_in_tmp("mbox-hardlink"), *fifo = path_in_tmp("mbox-fifo"),
+                            *dir = path_in_tmp("mbox-dir"), *data = NULL;
+        Queue q = queue_make(SENDER, pieces);
+        LocalMessage m = message_of(&q, SENDER);
+        LocalResult r = {};
+        size_t len;
+
+        write_file(target, "precious\n");
+        ASSERT_OK(symlink(target, link1));
+        LocalMbox mb = mbox_of(link1);
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "5.2.0");
+        ASSERT_EQ(r.status, LOCAL_STATUS_BOUNCED);
+        ASSERT_TRUE(strstr(r.text, "symbolic link"));
+
+        ASSERT_OK(link(target, link2));
+        mb = mbox_of(link2);
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "5.2.0");
+        ASSERT_TRUE(strstr(r.text, "hard links"));
+        data = read_file(target, &len);
+        ASSERT_STREQ(data, "precious\n");
+
+        ASSERT_OK(mkfifo(fifo, 0600));
+        mb = mbox_of(fifo);
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "5.2.0");
+        ASSERT_TRUE(strstr(r.text, "not a regular file"));
+
+        ASSERT_OK(mkdir(dir, 0700));
+        mb = mbox_of(dir);
+        local_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "5.2.0");
+
+        if (geteuid() == 0) {
+                _cleanup_free_ char *other = path_in_tmp("mbox-other");
+                write_file(other, "");
+                ASSERT_OK(chown(other, 12345, 12345));
+                mb = mbox_of(other);
+                local_deliver_mbox(&m, &mb, &r);
+                ASSERT_STREQ(r.dsn, "4.2.0");
+                ASSERT_TRUE(strstr(r.text, "not owned by the recipient"));
+        }
+        queue_done(&q);
+}
+
+/* A write past the file size limit fails: the mailbox is cut back to its size before. Run in a child,
+ * since the limit cannot be raised again. */
+TEST(mbox_truncated_after_failed_write) {
+        static const char *const pieces[] = { "Subject: big\n\n0123456789012345678901234567890123456789\n", NULL };
+        _cleanup_free_ char *path = path_in_tmp("mbox-full"), *data = NULL;
+        int status;
+        size_t len;
+        pid_t pid;
+
+        write_file(path, "From old\nold message\n\n");
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                Queue q = queue_make(SENDER, pieces);
+                LocalMessage m = message_of(&q, SENDER);
+                LocalMbox mb = mbox_of(path);
+                const struct rlimit rl = { .rlim_cur = 100, .rlim_max = 100 };
+                LocalResult r = {};
+
+                (void) signal(SIGXFSZ, SIG_IGN);
+                ASSERT_OK(setrlimit(RLIMIT_FSIZE, &rl));
+                local_deliver_mbox(&m, &mb, &r);
+                ASSERT_STREQ(r.dsn, "5.2.2");
+                ASSERT_EQ(r.status, LOCAL_STATUS_BOUNCED);
+                _exit(0);
+        }
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        data = read_file(path, &len);
+        ASSERT_STREQ(data, "From old\nold message\n\n");
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+int main(void) {
+        ASSERT_TRUE(mkdtemp(tmpdir));
+        RUN(mbox_create_and_append);
+        RUN(mbox_large_content);
+        RUN(maildir);
+        RUN(mbox_lock_busy_and_stale);
+        RUN(mbox_fcntl_locked);
+        RUN(mbox_refused);
+        RUN(mbox_truncated_after_failed_write);
+        ASSERT_OK(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS));
+        return 0;
+}
