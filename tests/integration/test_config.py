@@ -1,31 +1,33 @@
 """A bad main.cf value stops a role at start, naming the file and line; an unknown name is only
 warned about."""
+import pathlib
 import unittest
 
 import postbus as pb
 
+MAIN_CF = pathlib.Path("/etc/postbus/main.cf")
+
 
 class Config(unittest.TestCase):
     def test_bad_value_stops_role_with_file_and_line(self):
-        original = open("/etc/postbus/main.cf").read()
+        original = MAIN_CF.read_text()
         try:
             with open("/etc/postbus/main.cf", "a") as f:
                 f.write("\n# added by the test\nsmtpd_timeout = eventually\n")
-            line = len(open("/etc/postbus/main.cf").read().splitlines())
+            line = len(MAIN_CF.read_text().splitlines())
             pb.systemctl("restart", "postbus-qmgr.service", check=False)
             pb.wait_until(lambda: not pb.unit_active("postbus-qmgr.service"), what="qmgr refusing to start")
             recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service")
             self.assertTrue(any(r["MESSAGE"] == f'/etc/postbus/main.cf:{line}: bad value for smtpd_timeout: '
                                               '"eventually"' for r in recs), [r["MESSAGE"] for r in recs][-5:])
         finally:
-            with open("/etc/postbus/main.cf", "w") as f:
-                f.write(original)
+            MAIN_CF.write_text(original)
             pb.systemctl("reset-failed", "postbus-qmgr.service", check=False)
             pb.systemctl("restart", "postbus-qmgr.service")
         self.assertTrue(pb.unit_active("postbus-qmgr.service"))
 
     def test_unknown_name_warned(self):
-        original = open("/etc/postbus/main.cf").read()
+        original = MAIN_CF.read_text()
         try:
             with open("/etc/postbus/main.cf", "a") as f:
                 f.write("\nsome_postfix_only_setting = yes\n")
@@ -34,8 +36,7 @@ class Config(unittest.TestCase):
             recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service", PRIORITY="4")
             self.assertTrue(any('unknown parameter "some_postfix_only_setting"' in r["MESSAGE"] for r in recs))
         finally:
-            with open("/etc/postbus/main.cf", "w") as f:
-                f.write(original)
+            MAIN_CF.write_text(original)
             pb.systemctl("restart", "postbus-qmgr.service")
 
 

@@ -14,6 +14,7 @@ class Policy(unittest.TestCase):
 
     def session(self, source="127.0.0.1"):
         s = pb.SmtpRaw("127.0.0.1", 25, source=source)
+        self.addCleanup(s.close)
         code, _ = s.reply()
         self.assertEqual(code, 220)
         code, _ = s.cmd("EHLO client.example.org")
