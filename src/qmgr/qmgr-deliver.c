@@ -89,40 +89,55 @@ static int mark_results(DeliveryCall *call, sd_bus_message *reply) {
         return sd_bus_message_exit_container(reply);
 }
 
-static int on_delivery_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        DeliveryCall *call = userdata;
+/* A call is over: the message may be finished, and a delivery slot is free. */
+static void call_done(DeliveryCall *call) {
         QmgrMessage *m = call->message;
         Qmgr *q = m->qmgr;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        int r;
 
         q->local_calls--;
         m->calls--;
-        if (e) {
-                /* The outcome is unknown: the worst case of a retry is a duplicate. */
-                for (size_t i = 0; i < call->n; i++)
-                        log_deferred(m, call->indices[i], "local", "4.3.0", e->message ?: e->name);
-        } else {
-                r = mark_results(call, reply);
-                if (r < 0)
-                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "malformed delivery results: %s", strerror(-r));
-        }
         free(call);
         qmgr_message_finish(m);
         qmgr_deliver_ready(q);
+}
+
+/* The outcome is unknown: the worst case of a retry is a duplicate. */
+static void call_failed(DeliveryCall *call, const char *relay, const char *why) {
+        for (size_t i = 0; i < call->n; i++)
+                log_deferred(call->message, call->indices[i], relay, "4.3.0", why);
+        call_done(call);
+}
+
+static void call_unreachable(DeliveryCall *call, const char *error) {
+        char why[256];
+
+        (void) snprintf(why, sizeof why, "delivery temporarily suspended: connect to transport local: %s", error);
+        call_failed(call, "none", why);
+}
+
+static int on_delivery_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        DeliveryCall *call = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int r;
+
+        if (e) {
+                call_failed(call, "local", e->message ?: e->name);
+                return 0;
+        }
+        r = mark_results(call, reply);
+        if (r < 0)
+                log_mail(LOG_ERR, call->message->id, LOG_NO_FIELDS, "malformed delivery results: %s", strerror(-r));
+        call_done(call);
         return 0;
 }
 
-static int local_call(QmgrMessage *m, DeliveryCall *call) {
+static int local_call_send(DeliveryCall *call, sd_bus *bus) {
+        QmgrMessage *m = call->message;
         Qmgr *q = m->qmgr;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
         _cleanup_close_ int fd = -EBADF;
-        sd_bus *bus;
         int r;
 
-        r = bus_client_get(q->local, &bus);
-        if (r < 0)
-                return r;
         /* Delivery roles get their own read-only descriptor: they cannot change the queue file. */
         fd = openat(q->queue_fds[QUEUE_ACTIVE], m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
@@ -150,10 +165,31 @@ static int local_call(QmgrMessage *m, DeliveryCall *call) {
                                  (uint64_t) q->daemon->config->daemon_timeout * USEC_PER_SEC);
 }
 
+static void call_send(DeliveryCall *call, sd_bus *bus) {
+        int r = local_call_send(call, bus);
+        if (r < 0)
+                call_unreachable(call, strerror(-r));
+}
+
+/* The connection to local has come up (or failed) while the call waited. */
+static int on_local_ready(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        DeliveryCall *call = userdata;
+        sd_bus *bus = sd_bus_message_get_bus(reply);
+
+        if (sd_bus_is_ready(bus) > 0)
+                call_send(call, bus);
+        else {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+                call_unreachable(call, e && e->message ? e->message : "connection failed");
+        }
+        return 0;
+}
+
 void qmgr_deliver_message(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
         DeliveryCall *call;
         size_t n = m->envelope->n_recipients;
+        sd_bus *bus = NULL;
         int r;
 
         if (q->local_calls >= (unsigned) q->daemon->config->default_process_limit) {
@@ -178,22 +214,19 @@ void qmgr_deliver_message(QmgrMessage *m) {
                 else    /* no smtp role yet: remote mail waits in the deferred queue */
                         log_deferred(m, i, "none", "4.3.0", "mail transport unavailable");
         }
-
-        if (call->n > 0) {
-                r = local_call(m, call);
-                if (r >= 0) {
-                        m->calls++;
-                        q->local_calls++;
-                        return;
-                }
-                char why[256];
-                (void) snprintf(why, sizeof why, "delivery temporarily suspended: connect to transport local: %s",
-                                r == -EAGAIN ? "waiting before the next attempt" : strerror(-r));
-                for (size_t i = 0; i < call->n; i++)
-                        log_deferred(m, call->indices[i], "none", "4.3.0", why);
+        if (call->n == 0) {
+                free(call);
+                qmgr_message_finish(m);
+                return;
         }
-        free(call);
-        qmgr_message_finish(m);
+
+        m->calls++;
+        q->local_calls++;
+        r = bus_client_get_ready(q->local, on_local_ready, call, NULL, &bus);
+        if (r > 0)
+                call_send(call, bus);
+        else if (r < 0)
+                call_unreachable(call, r == -EAGAIN ? "waiting before the next attempt" : strerror(-r));
 }
 
 void qmgr_deliver_ready(Qmgr *q) {

@@ -184,7 +184,8 @@ static void bus_client_drop(BusClient *c) {
         if (!c->bus)
                 return;
         (void) sd_bus_detach_event(c->bus);
-        c->bus = sd_bus_flush_close_unref(c->bus);
+        /* No flush: it would block on a peer that does not answer the handshake. */
+        c->bus = sd_bus_close_unref(c->bus);
 }
 
 BusClient *bus_client_free(BusClient *c) {
@@ -221,11 +222,15 @@ int bus_client_get(BusClient *c, sd_bus **ret) {
         _cleanup_free_ char *address = NULL;
         int r;
 
-        if (c->bus && sd_bus_is_open(c->bus) > 0) {
-                *ret = c->bus;
-                return 0;
+        if (c->bus) {
+                if (sd_bus_is_open(c->bus) > 0) {
+                        *ret = c->bus;
+                        return 0;
+                }
+                /* Closing: sd-bus is failing the calls in flight, one by one, and then tells us
+                 * Disconnected. Dropping it now would lose those replies and leave callers waiting. */
+                return -ENOTCONN;
         }
-        bus_client_drop(c);
         if (c->retry_after > now_monotonic_usec())
                 return -EAGAIN;
 
@@ -265,5 +270,27 @@ int get_user_uid(const char *name, uid_t *ret) {
         if (!pw)
                 return errno > 0 ? -errno : -ENOENT;
         *ret = pw->pw_uid;
+        return 0;
+}
+
+int bus_client_get_ready(BusClient *c, sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret_slot,
+                         sd_bus **ret) {
+        sd_bus *bus;
+        int r;
+
+        r = bus_client_get(c, &bus);
+        if (r < 0)
+                return r;
+        if (sd_bus_is_ready(bus) > 0) {
+                *ret = bus;
+                return 1;
+        }
+        /* sd_bus_send() of a file descriptor on a connection still in its handshake blocks the whole
+         * process until the peer answers (sd-bus must learn whether it takes descriptors). A call without
+         * one is only queued; its answer comes once the connection is up. */
+        r = sd_bus_call_method_async(bus, ret_slot, NULL, "/", "org.freedesktop.DBus.Peer", "Ping", callback, userdata,
+                                     NULL);
+        if (r < 0)
+                return r;
         return 0;
 }

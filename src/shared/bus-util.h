@@ -37,6 +37,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BusClient *, bus_client_free);
 int bus_client_get(BusClient *c, sd_bus **ret);
 const char *bus_client_path(const BusClient *c);
 
+/* For calls that pass file descriptors: returns 1 with *ret when the connection is ready; else 0 after
+ * arranging for callback (an sd-bus reply handler) to run once it is, or has failed: the callback then
+ * checks sd_bus_is_ready(sd_bus_message_get_bus(m)) and sends its call. */
+int bus_client_get_ready(BusClient *c, sd_bus_message_handler_t callback, void *userdata, sd_bus_slot **ret_slot,
+                         sd_bus **ret);
+
 /* Maps an error reply to negative errno; -EIO when the peer is gone or silent. */
 int bus_error_to_errno(const sd_bus_error *e);
 

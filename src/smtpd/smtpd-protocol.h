@@ -38,7 +38,8 @@ void smtpd_line_reader_init(SmtpdLineReader *r, size_t limit);
  *   0        no complete line yet; while an overlong line arrives its bytes are consumed as they come,
  *            so the caller never holds more than limit + 1 bytes of one line
  *   -E2BIG   an overlong line ended: reply, and go on with the next line */
-int smtpd_line_next(SmtpdLineReader *r, const char *buf, size_t len, size_t *ret_line_len, size_t *consumed);
+int smtpd_line_next(SmtpdLineReader *r, const char *buf, size_t len, size_t *ret_line_len,
+                    size_t *consumed);
 
 typedef enum SmtpdCommandType {
         SMTPD_COMMAND_HELO,
@@ -102,7 +103,7 @@ typedef struct SmtpdDataReader {
         size_t line_length_limit;       /* longest line, not counting its end */
         uint64_t size_limit;            /* most bytes of content stored */
         size_t line_len;                /* bytes of the current line so far */
-        uint64_t size;                  /* bytes of content so far, stored or not */
+        uint64_t size;                  /* bytes of content so far, up to size_limit */
         bool line_too_long;             /* a limit was exceeded: nothing more is stored, */
         bool too_big;                   /* but the input is still read up to the end marker */
 } SmtpdDataReader;
@@ -110,8 +111,9 @@ typedef struct SmtpdDataReader {
 void smtpd_data_reader_init(SmtpdDataReader *r, size_t line_length_limit, uint64_t size_limit);
 
 /* Reads input up to the end marker at most, writing content to out (out_size > 0). Returns the bytes
- * of buf consumed; *ret_out_len bytes were written. Stops early when out is full: call again with the
- * rest. The result does not depend on how the input is cut into pieces. */
+ * of buf consumed; *ret_out_len bytes were written, and at least one of the two is not zero. Stops early
+ * when out is full: call again with the rest. The result does not depend on how input and output are
+ * cut into pieces. */
 size_t smtpd_data_read(SmtpdDataReader *r, const char *buf, size_t len, char *out, size_t out_size,
                        size_t *ret_out_len);
 
@@ -123,4 +125,5 @@ static inline bool smtpd_data_done(const SmtpdDataReader *r) {
  * reply code, "5.4.6 Too many hops" (then default_code is used, e.g. "554"). The class (first digit of
  * both codes) must be cls ('4' or '5'); only printable ASCII is allowed. Writes the reply line (no CRLF)
  * to ret, which has SMTPD_REPLY_LINE_MAX bytes. -EINVAL: not such a text. */
-int smtpd_status_reply(const char *text, char cls, const char *default_code, char ret[static SMTPD_REPLY_LINE_MAX]);
+int smtpd_status_reply(const char *text, char cls, const char *default_code,
+                       char ret[static SMTPD_REPLY_LINE_MAX]);

@@ -1,0 +1,373 @@
+/* smtpd-protocol.c: SMTP command lines, MAIL/RCPT arguments, the DATA reader and status texts, as pure
+ * functions over (buf, len). Everything here reads peer input: every index is checked against len. */
+#include <assert.h>
+#include <strings.h>
+
+#include "smtpd-protocol.h"
+
+static bool is_blank(char c) {
+        return c == ' ' || c == '\t';
+}
+
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+/* Whether s[0 .. len) is word, in any case. */
+static bool word_eq(const char *s, size_t len, const char *word) {
+        return s && strlen(word) == len && strncasecmp(s, word, len) == 0;
+}
+
+void smtpd_line_reader_init(SmtpdLineReader *r, size_t limit) {
+        assert(limit < SIZE_MAX / 2);
+        *r = (SmtpdLineReader) { .state = SMTPD_LINE_TEXT, .limit = limit };
+}
+
+int smtpd_line_next(SmtpdLineReader *r, const char *buf, size_t len, size_t *ret_line_len,
+                    size_t *consumed) {
+        const char *p = buf + r->scanned, *end = buf + len;
+
+        assert(r->scanned <= len);
+        /* The CR of a CRLF may be the last byte searched before: look back one byte from each LF. */
+        while ((p = memchr(p, '\n', (size_t) (end - p)))) {
+                if (p > buf && p[-1] == '\r')
+                        break;
+                p++;
+        }
+        if (p) {
+                size_t line_len = (size_t) (p - buf) - 1;
+                bool overlong = r->state == SMTPD_LINE_DISCARD || line_len > r->limit;
+
+                r->state = SMTPD_LINE_TEXT;
+                r->scanned = 0;
+                *consumed = (size_t) (p - buf) + 1;
+                if (overlong)
+                        return -E2BIG;
+                *ret_line_len = line_len;
+                return 1;
+        }
+
+        /* limit bytes and a CR may still become a line; more cannot. Drop them as they come, but keep a
+         * final CR: it may be the start of the CRLF that ends the overlong line. */
+        if (r->state == SMTPD_LINE_DISCARD || len > r->limit + 1) {
+                size_t keep = len > 0 && buf[len - 1] == '\r';
+
+                r->state = SMTPD_LINE_DISCARD;
+                r->scanned = 0;
+                *consumed = len - keep;
+                return 0;
+        }
+        r->scanned = len;
+        *consumed = 0;
+        return 0;
+}
+
+static const char *const command_names[_SMTPD_COMMAND_MAX] = {
+        [SMTPD_COMMAND_HELO] = "HELO",
+        [SMTPD_COMMAND_EHLO] = "EHLO",
+        [SMTPD_COMMAND_MAIL] = "MAIL",
+        [SMTPD_COMMAND_RCPT] = "RCPT",
+        [SMTPD_COMMAND_DATA] = "DATA",
+        [SMTPD_COMMAND_RSET] = "RSET",
+        [SMTPD_COMMAND_NOOP] = "NOOP",
+        [SMTPD_COMMAND_VRFY] = "VRFY",
+        [SMTPD_COMMAND_QUIT] = "QUIT",
+};
+
+const char *smtpd_command_to_string(SmtpdCommandType t) {
+        return t >= 0 && t < _SMTPD_COMMAND_MAX ? command_names[t] : NULL;
+}
+
+int smtpd_command_parse(const char *line, size_t len, SmtpdCommand *ret) {
+        size_t verb_len = 0, start, end;
+        SmtpdCommandType t;
+
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char) line[i];
+                if ((c < 0x20 && c != '\t') || c >= 0x7F)
+                        return -EBADMSG;
+        }
+
+        while (verb_len < len && !is_blank(line[verb_len]))
+                verb_len++;
+        for (t = 0; t < _SMTPD_COMMAND_MAX; t++)
+                if (word_eq(line, verb_len, command_names[t]))
+                        break;
+        if (t == _SMTPD_COMMAND_MAX)
+                return -EOPNOTSUPP;
+
+        start = verb_len;
+        while (start < len && is_blank(line[start]))
+                start++;
+        end = len;
+        while (end > start && is_blank(line[end - 1]))
+                end--;
+        *ret = (SmtpdCommand) { .type = t, .arg = line + start, .arg_len = end - start };
+        return 0;
+}
+
+/* Parses "<path>" at the start of s into address; *ret_used is its length, brackets included. */
+static int path_parse(const char *s, size_t len, char address[static ADDRESS_MAX + 1], size_t *ret_used) {
+        bool quoted = false, route = false;
+        size_t i = 1, start;
+
+        if (len == 0 || s[0] != '<')
+                return -EBADMSG;
+        /* A source route ("<@relay1,@relay2:user@domain>") must be accepted and ignored (RFC 5321 C). */
+        if (i < len && s[i] == '@') {
+                const char *colon = memchr(s + i, ':', len - i), *gt = memchr(s + i, '>', len - i);
+
+                if (!colon || (gt && gt < colon))
+                        return -EBADMSG;
+                i = (size_t) (colon - s) + 1;
+                route = true;
+        }
+        /* The closing '>' is the first one outside a quoted local part. */
+        for (start = i; i < len; i++) {
+                if (quoted) {
+                        if (s[i] == '\\')
+                                i++;
+                        else if (s[i] == '"')
+                                quoted = false;
+                } else if (s[i] == '"')
+                        quoted = true;
+                else if (s[i] == '>')
+                        break;
+        }
+        if (i >= len || i - start > ADDRESS_MAX || (route && i == start) || memchr(s + start, '\0', i - start))
+                return -EBADMSG;
+        memcpy(address, s + start, i - start);
+        address[i - start] = '\0';
+        if (!address_valid(address))
+                return -EBADMSG;
+        *ret_used = i + 1;
+        return 0;
+}
+
+static int size_parse(const char *s, size_t len, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (!s || len == 0)
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                if (!is_digit(s[i]))
+                        return -EINVAL;
+                unsigned d = (unsigned) (s[i] - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return -EINVAL;
+                v = v * 10 + d;
+        }
+        *ret = v;
+        return 0;
+}
+
+/* "KEYWORD<path> params", where only MAIL takes parameters (SIZE, RFC 1870; BODY, RFC 6152). */
+static int envelope_parse(const char *arg, size_t len, const char *keyword, bool mail, SmtpdPath *ret) {
+        size_t klen = strlen(keyword), i, used;
+        bool have_size = false, have_body = false;
+        SmtpdPath p = {};
+        int r;
+
+        if (len < klen || strncasecmp(arg, keyword, klen) != 0)
+                return -EPROTO;
+        /* "MAIL FROM: <a@b>" is not RFC 5321, but common enough to accept. */
+        for (i = klen; i < len && is_blank(arg[i]); i++)
+                ;
+        r = path_parse(arg + i, len - i, p.address, &used);
+        if (r < 0)
+                return r;
+        if (!mail && p.address[0] == '\0')
+                return -EBADMSG;
+        i += used;
+        if (i < len && !is_blank(arg[i]))
+                return -EBADMSG;
+
+        while (i < len) {
+                const char *param, *value = NULL;
+                size_t plen, nlen, vlen = 0;
+
+                while (i < len && is_blank(arg[i]))
+                        i++;
+                param = arg + i;
+                while (i < len && !is_blank(arg[i]))
+                        i++;
+                plen = (size_t) (arg + i - param);
+                if (plen == 0)
+                        break;
+                const char *eq = memchr(param, '=', plen);
+                nlen = eq ? (size_t) (eq - param) : plen;
+                if (eq) {
+                        value = eq + 1;
+                        vlen = plen - nlen - 1;
+                }
+
+                if (mail && word_eq(param, nlen, "SIZE")) {
+                        if (have_size || size_parse(value, vlen, &p.size) < 0)
+                                return -EINVAL;
+                        have_size = true;
+                } else if (mail && word_eq(param, nlen, "BODY")) {
+                        if (have_body)
+                                return -EINVAL;
+                        if (word_eq(value, vlen, "8BITMIME"))
+                                p.body_8bitmime = true;
+                        else if (!word_eq(value, vlen, "7BIT"))
+                                return -EINVAL;
+                        have_body = true;
+                } else
+                        return -EOPNOTSUPP;
+        }
+        *ret = p;
+        return 0;
+}
+
+int smtpd_mail_parse(const char *arg, size_t len, SmtpdPath *ret) {
+        return envelope_parse(arg, len, "FROM:", true, ret);
+}
+
+int smtpd_rcpt_parse(const char *arg, size_t len, SmtpdPath *ret) {
+        return envelope_parse(arg, len, "TO:", false, ret);
+}
+
+void smtpd_data_reader_init(SmtpdDataReader *r, size_t line_length_limit, uint64_t size_limit) {
+        *r = (SmtpdDataReader) {
+                .state = SMTPD_DATA_LINE_START,
+                .line_length_limit = line_length_limit,
+                .size_limit = size_limit,
+        };
+}
+
+/* Accounts n bytes of content (or the end of a line), and stores those that come before the first
+ * byte beyond a limit: so what is stored does not depend on how the input was cut. */
+static void data_store(SmtpdDataReader *r, const char *p, size_t n, bool line_end, char *out,
+                       size_t *out_len) {
+        size_t keep = r->line_too_long || r->too_big ? 0 : n;
+
+        if (line_end)
+                r->line_len = 0;
+        else if (n > r->line_length_limit - r->line_len) {
+                keep = MIN(keep, r->line_length_limit - r->line_len);
+                r->line_too_long = true;
+        } else
+                r->line_len += n;
+        if (n > r->size_limit - r->size) {
+                keep = MIN(keep, (size_t) (r->size_limit - r->size));
+                r->too_big = true;
+        } else
+                r->size += n;
+        memcpy(out + *out_len, p, keep);
+        *out_len += keep;
+}
+
+size_t smtpd_data_read(SmtpdDataReader *r, const char *buf, size_t len, char *out, size_t out_size,
+                       size_t *ret_out_len) {
+        size_t i = 0, n = 0;
+
+        assert(out_size > 0);
+        /* Each step stores at most one byte, except in TEXT, which stores no more than there is room for. A
+         * step that does not consume its byte hands it to TEXT. */
+        while (i < len && n < out_size && r->state != SMTPD_DATA_END) {
+                char c = buf[i];
+
+                switch (r->state) {
+                case SMTPD_DATA_LINE_START:
+                        if (c == '.') {
+                                r->state = SMTPD_DATA_DOT;
+                                i++;
+                        } else
+                                r->state = SMTPD_DATA_TEXT;
+                        break;
+                case SMTPD_DATA_DOT:
+                        if (c == '\r') {
+                                r->state = SMTPD_DATA_DOT_CR;
+                                i++;
+                        } else
+                                r->state = SMTPD_DATA_TEXT;
+                        break;
+                case SMTPD_DATA_DOT_CR:
+                        if (c == '\n') {
+                                r->state = SMTPD_DATA_END;
+                                i++;
+                        } else {
+                                /* ".\rx": a line that begins with '.', then CR, which is content. */
+                                data_store(r, "\r", 1, false, out, &n);
+                                r->state = SMTPD_DATA_TEXT;
+                        }
+                        break;
+                case SMTPD_DATA_TEXT: {
+                        size_t room = MIN(len - i, out_size - n);
+                        const char *cr = memchr(buf + i, '\r', room);
+                        size_t run = cr ? (size_t) (cr - (buf + i)) : room;
+
+                        if (run == 0) {
+                                r->state = SMTPD_DATA_CR;
+                                i++;
+                        } else {
+                                data_store(r, buf + i, run, false, out, &n);
+                                i += run;
+                        }
+                        break;
+                }
+                case SMTPD_DATA_CR:
+                        if (c == '\n') {
+                                data_store(r, "\n", 1, true, out, &n);
+                                r->state = SMTPD_DATA_LINE_START;
+                                i++;
+                        } else {
+                                /* A bare CR is content. */
+                                data_store(r, "\r", 1, false, out, &n);
+                                r->state = SMTPD_DATA_TEXT;
+                        }
+                        break;
+                default:
+                        assert(false);
+                }
+        }
+        *ret_out_len = n;
+        return i;
+}
+
+static size_t digits_span(const char *s, size_t max) {
+        size_t n = 0;
+
+        while (n < max && is_digit(s[n]))
+                n++;
+        return n;
+}
+
+int smtpd_status_reply(const char *text, char cls, const char *default_code,
+                       char ret[static SMTPD_REPLY_LINE_MAX]) {
+        size_t len = strlen(text), i = 0, n;
+        bool has_code = false;
+
+        assert(strlen(default_code) == 3 && default_code[0] == cls);
+        /* Room for a default code and CRLF. */
+        if (len > SMTPD_REPLY_LINE_MAX - STRLEN("554 \r\n") - 1)
+                return -EINVAL;
+        for (size_t k = 0; k < len; k++)
+                if (text[k] < 0x20 || text[k] >= 0x7F)
+                        return -EINVAL;
+
+        if (len >= 4 && digits_span(text, 3) == 3 && text[3] == ' ') {
+                if (text[0] != cls || text[1] > '5')
+                        return -EINVAL;
+                has_code = true;
+                i = 4;
+        }
+        /* RFC 3463: class "." subject "." detail, of one to three digits each. */
+        if (text[i] != cls || text[i + 1] != '.')
+                return -EINVAL;
+        i += 2;
+        n = digits_span(text + i, 3);
+        if (n == 0 || text[i + n] != '.')
+                return -EINVAL;
+        i += n + 1;
+        n = digits_span(text + i, 3);
+        if (n == 0 || (text[i + n] != ' ' && text[i + n] != '\0'))
+                return -EINVAL;
+
+        if (has_code)
+                memcpy(ret, text, len + 1);
+        else
+                (void) snprintf(ret, SMTPD_REPLY_LINE_MAX, "%s %s", default_code, text);
+        return 0;
+}

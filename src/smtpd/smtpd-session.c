@@ -1,0 +1,903 @@
+/* smtpd-session.c: SMTP sessions: accepting clients, answering their commands, receiving each message
+ * into a memory file and handing it to cleanup. All sessions share the one event loop; a session never
+ * blocks it, and buffers no more than one line and one read of input. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "postbus-config.h"
+#include "queue-id.h"
+#include "smtpd-protocol.h"
+#include "smtpd.h"
+
+/* Once this much output waits for the client to read it, no further command is read. */
+#define SMTPD_OUT_PAUSE 4096U
+/* Room for one reply (the EHLO reply has several lines). */
+#define SMTPD_REPLY_MAX 1024U
+
+#define REPLY_QUEUE_WRITE_ERROR "451 4.3.0 Error: queue file write error"
+
+#define CLEANUP_OBJECT "/org/postbus/Cleanup1"
+#define CLEANUP_INTERFACE "org.postbus.Cleanup1"
+
+typedef enum SmtpdSessionState {
+        SMTPD_SESSION_COMMAND,          /* reading commands */
+        SMTPD_SESSION_DATA,             /* reading message content */
+        SMTPD_SESSION_CONNECT,          /* the message is complete, the connection to cleanup being set up */
+        SMTPD_SESSION_SUBMIT,           /* waiting for cleanup's answer */
+        SMTPD_SESSION_CLOSING,          /* sending the last replies, then closing */
+        SMTPD_SESSION_CLOSED,           /* closing now */
+        _SMTPD_SESSION_STATE_MAX,
+        _SMTPD_SESSION_STATE_INVALID = -EINVAL,
+} SmtpdSessionState;
+
+typedef struct SmtpdCounter {
+        unsigned ok, total;
+} SmtpdCounter;
+
+struct SmtpdSession {
+        Smtpd *server;
+        SmtpdSession *prev, *next;
+        bool linked;                    /* in server->sessions, counted as busy */
+        SmtpdSessionState state;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timer;
+        uint64_t deadline_usec;         /* smtpd_session_deadline, on CLOCK_MONOTONIC */
+        uint64_t last_io_usec;          /* smtpd_timeout runs from here */
+        SmtpdAddress client;
+        const char *stage;              /* the last command, as in "lost connection after RCPT" */
+        unsigned errors;                /* 5xx replies since the last message accepted */
+        unsigned junk;                  /* NOOP, RSET, VRFY */
+        SmtpdCounter counters[_SMTPD_COMMAND_MAX + 1];  /* the last one counts unknown commands */
+        int reply_code;                 /* of the last reply */
+
+        char *helo;                     /* NULL before HELO or EHLO */
+        bool esmtp;
+
+        /* The mail transaction. */
+        bool in_mail;
+        char sender[ADDRESS_MAX + 1];
+        char **recipients;
+        size_t n_recipients, n_allocated;
+        int data_fd;
+        bool data_failed;
+        SmtpdDataReader data;
+        sd_bus_slot *submit;            /* CONNECT: the Ping; SUBMIT: the Submit call */
+
+        SmtpdLineReader lines;
+        char *in;                       /* input not consumed yet is in[in_start .. in_end) */
+        size_t in_size, in_start, in_end;
+        char out[SMTPD_OUT_PAUSE + 2 * SMTPD_REPLY_MAX];
+        size_t out_len;
+};
+
+static void session_update(SmtpdSession *s);
+
+static uint64_t sec_to_usec(int64_t sec) {
+        return (uint64_t) sec * USEC_PER_SEC;
+}
+
+/* Resets the mail transaction (RSET, HELO, and after each message). */
+static void session_reset(SmtpdSession *s) {
+        s->in_mail = false;
+        s->sender[0] = '\0';
+        s->recipients = strv_free(s->recipients);
+        s->n_recipients = s->n_allocated = 0;
+        s->data_fd = safe_close(s->data_fd);
+        /* An answer still due from cleanup is dropped: the outcome is unknown to the client, which will
+         * retry, so the worst case is a duplicate. */
+        s->submit = sd_bus_slot_unref(s->submit);
+}
+
+static void session_log_disconnect(SmtpdSession *s) {
+        char stats[512] = "";
+        size_t n = 0;
+        unsigned ok = 0, total = 0;
+
+        /* Postfix's form: "ehlo=1 mail=1 rcpt=0/1 commands=2/3", counting successes out of attempts. */
+        for (size_t i = 0; i <= _SMTPD_COMMAND_MAX; i++) {
+                const SmtpdCounter *c = s->counters + i;
+                const char *name = i < _SMTPD_COMMAND_MAX ? smtpd_command_to_string(i) : "UNKNOWN";
+                char lower[8] = "";
+
+                if (c->total == 0)
+                        continue;
+                for (size_t k = 0; name[k] && k < sizeof lower - 1; k++)
+                        lower[k] = (char) tolower((unsigned char) name[k]);
+                if (c->ok == c->total)
+                        n += (size_t) snprintf(stats + n, sizeof stats - n, " %s=%u", lower, c->total);
+                else
+                        n += (size_t) snprintf(stats + n, sizeof stats - n, " %s=%u/%u", lower, c->ok,
+                                               c->total);
+                ok += c->ok;
+                total += c->total;
+        }
+        if (ok == total)
+                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                         "disconnect from unknown[%s]%s commands=%u", s->client.text, stats, total);
+        else
+                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                         "disconnect from unknown[%s]%s commands=%u/%u", s->client.text, stats, ok, total);
+}
+
+static SmtpdSession *session_free(SmtpdSession *s) {
+        if (!s)
+                return NULL;
+        if (s->linked) {
+                session_log_disconnect(s);
+                if (s->prev)
+                        s->prev->next = s->next;
+                else
+                        s->server->sessions = s->next;
+                if (s->next)
+                        s->next->prev = s->prev;
+                s->server->n_sessions--;
+                daemon_busy_dec(s->server->daemon);
+        }
+        session_reset(s);
+        sd_event_source_disable_unref(s->io);
+        sd_event_source_disable_unref(s->timer);
+        safe_close(s->fd);
+        free(s->helo);
+        free(s->in);
+        free(s);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdSession *, session_free);
+
+void smtpd_sessions_free(Smtpd *server) {
+        while (server->sessions)
+                session_free(server->sessions);
+}
+
+/* Queues one reply; CRLF is added. Process only while there is room (SMTPD_OUT_PAUSE) for this and one
+ * more (a 421 or cleanup's answer). */
+_printf_(2, 3) static void session_reply(SmtpdSession *s, const char *fmt, ...) {
+        char *p = s->out + s->out_len;
+        va_list ap;
+        int n;
+
+        if (sizeof s->out - s->out_len < SMTPD_REPLY_MAX) {
+                log_error("Reply buffer full, dropping a reply to %s.", s->client.text);
+                return;
+        }
+        va_start(ap, fmt);
+        n = vsnprintf(p, SMTPD_REPLY_MAX - 2, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        n = MIN(n, (int) SMTPD_REPLY_MAX - 3);
+        memcpy(p + n, "\r\n", 2);
+        s->out_len += (size_t) n + 2;
+        s->reply_code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+        if (p[0] == '5')
+                s->errors++;
+}
+
+static char *escape(const char *s) {
+        return s ? log_escape(s, strlen(s)) : NULL;
+}
+
+/* Sends a rejection and logs it as Postfix does: "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 550 5.1.1
+ * <u@h>: ...; from=<s> to=<u@h> proto=ESMTP helo=<h>". sender and rcpt may be NULL. */
+_printf_(4, 5) static void session_reject(SmtpdSession *s, const char *sender, const char *rcpt,
+                                          const char *fmt, ...) {
+        _cleanup_free_ char *esender = escape(sender), *ercpt = escape(rcpt), *ehelo = escape(s->helo);
+        char reply[SMTPD_REPLY_LINE_MAX], dsn[16] = "";
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(reply, sizeof reply, fmt, ap);
+        va_end(ap);
+        session_reply(s, "%s", reply);
+        (void) sscanf(reply, "%*3d %15[0-9.]", dsn);
+
+        log_mail(LOG_INFO, NULL,
+                 LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SENDER", esender },
+                            { "RECIPIENT", ercpt }, { "DSN", dsn }),
+                 "NOQUEUE: reject: %s from unknown[%s]: %s;%s%s%s%s%s%s proto=%s helo=<%s>",
+                 s->stage, s->client.text, reply,
+                 esender ? " from=<" : "", strempty(esender), esender ? ">" : "",
+                 ercpt ? " to=<" : "", strempty(ercpt), ercpt ? ">" : "",
+                 s->esmtp ? "ESMTP" : "SMTP", strempty(ehelo));
+}
+
+/* Why a session ends early: "lost connection after DATA from unknown[192.0.2.1]". */
+static void session_log_end(SmtpdSession *s, const char *why) {
+        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                 "%s after %s from unknown[%s]", why, s->stage, s->client.text);
+}
+
+static void session_lost(SmtpdSession *s) {
+        session_log_end(s, "lost connection");
+        s->state = SMTPD_SESSION_CLOSED;
+}
+
+static void session_junk(SmtpdSession *s) {
+        if (++s->junk > (unsigned) s->server->config->smtpd_junk_command_limit)
+                s->errors++;
+}
+
+static void cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
+        const Config *config = s->server->config;
+        bool ehlo = c->type == SMTPD_COMMAND_EHLO;
+        char *helo;
+
+        if (c->arg_len == 0 || c->arg_len > SMTPD_HELO_MAX) {
+                session_reply(s, "501 5.5.4 Syntax: %s hostname", smtpd_command_to_string(c->type));
+                return;
+        }
+        helo = strndup(c->arg, c->arg_len);
+        if (!helo) {
+                session_reply(s, "451 4.3.0 Error: out of memory");
+                return;
+        }
+        free(s->helo);
+        s->helo = helo;
+        s->esmtp = ehlo;
+        session_reset(s);
+        if (ehlo)
+                session_reply(s, "250-%s\r\n250-SIZE %" PRIi64 "\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES",
+                              config->myhostname, config->message_size_limit);
+        else
+                session_reply(s, "250 %s", config->myhostname);
+}
+
+/* Replies to a MAIL or RCPT argument that smtpd_{mail,rcpt}_parse() refused. */
+static void reply_path_error(SmtpdSession *s, int r, const char *syntax, const char *bad_address) {
+        if (r == -EPROTO)
+                session_reply(s, "501 5.5.4 Syntax: %s", syntax);
+        else if (r == -EBADMSG)
+                session_reply(s, "%s", bad_address);
+        else if (r == -EOPNOTSUPP)
+                session_reply(s, "555 5.5.4 Unsupported option");
+        else
+                session_reply(s, "501 5.5.4 Syntax error in parameters");
+}
+
+static void cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
+        SmtpdPath p;
+        int r;
+
+        if (!s->helo) {
+                session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+                return;
+        }
+        if (s->in_mail) {
+                session_reply(s, "503 5.5.1 Error: nested MAIL command");
+                return;
+        }
+        r = smtpd_mail_parse(c->arg, c->arg_len, &p);
+        if (r < 0) {
+                reply_path_error(s, r, "MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax");
+                return;
+        }
+        if (p.size > (uint64_t) s->server->config->message_size_limit) {
+                session_reject(s, p.address, NULL, "552 5.3.4 Message size exceeds fixed limit");
+                return;
+        }
+        memcpy(s->sender, p.address, sizeof s->sender);
+        s->in_mail = true;
+        session_reply(s, "250 2.1.0 Ok");
+}
+
+/* 1 if the local part of addr, in lower case, is a user; 0 if not. Quoted local parts are no user name. */
+static int local_user_exists(const char *addr) {
+        const char *at = strrchr(addr, '@');
+        size_t n = at ? (size_t) (at - addr) : strlen(addr);
+        char user[64 + 1];
+
+        if (n == 0 || n >= sizeof user)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                if (addr[i] == '"' || addr[i] == '\\')
+                        return 0;
+                user[i] = (char) tolower((unsigned char) addr[i]);
+        }
+        user[n] = '\0';
+
+        errno = 0;
+        if (getpwnam(user))
+                return 1;
+        /* getpwnam(3): these mean that there is no such user. */
+        if (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM)
+                return 0;
+        return -errno;
+}
+
+/* Whether addr may be a recipient here: a user, in $mydestination (or with no domain: local to
+ * $myhostname); anywhere else, only from $mynetworks. Queues the rejection if not. */
+static bool session_check_recipient(SmtpdSession *s, const char *addr) {
+        Smtpd *server = s->server;
+        int r;
+
+        if (address_is_local(server->mydestination, addr)) {
+                r = local_user_exists(addr);
+                if (r > 0)
+                        return true;
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to look up a local user: %m");
+                        session_reject(s, s->sender, addr, "451 4.3.0 <%s>: Temporary lookup failure", addr);
+                } else
+                        session_reject(s, s->sender, addr,
+                                       "550 5.1.1 <%s>: Recipient address rejected: "
+                                       "User unknown in local recipient table", addr);
+                return false;
+        }
+        if (smtpd_networks_match(&server->mynetworks, &s->client))
+                return true;
+        session_reject(s, s->sender, addr, "554 5.7.1 <%s>: Relay access denied", addr);
+        return false;
+}
+
+static int session_add_recipient(SmtpdSession *s, const char *addr) {
+        char *copy;
+
+        if (s->n_recipients + 1 >= s->n_allocated) {
+                size_t n = MAX(s->n_allocated * 2, (size_t) 8);
+                char **l = realloc(s->recipients, n * sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+                s->recipients = l;
+                s->n_allocated = n;
+        }
+        copy = strdup(addr);
+        if (!copy)
+                return -ENOMEM;
+        s->recipients[s->n_recipients++] = copy;
+        s->recipients[s->n_recipients] = NULL;
+        return 0;
+}
+
+static void cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c) {
+        SmtpdPath p;
+        int r;
+
+        if (!s->in_mail) {
+                session_reply(s, "503 5.5.1 Error: need MAIL command");
+                return;
+        }
+        r = smtpd_rcpt_parse(c->arg, c->arg_len, &p);
+        if (r < 0) {
+                reply_path_error(s, r, "RCPT TO:<address>", "501 5.1.3 Bad recipient address syntax");
+                return;
+        }
+        /* A 4xx the client must expect (RFC 5321 4.5.3.1.8), so it is not counted as an error. */
+        if (s->n_recipients >= (size_t) s->server->config->smtpd_recipient_limit) {
+                session_reply(s, "452 4.5.3 Error: too many recipients");
+                return;
+        }
+        if (!session_check_recipient(s, p.address))
+                return;
+        if (session_add_recipient(s, p.address) < 0) {
+                session_reply(s, "451 4.3.0 Error: out of memory");
+                return;
+        }
+        session_reply(s, "250 2.1.5 Ok");
+}
+
+static void cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
+        const Config *config = s->server->config;
+
+        if (c->arg_len > 0) {
+                session_reply(s, "501 5.5.4 Syntax: DATA");
+                return;
+        }
+        if (!s->in_mail) {
+                session_reply(s, "503 5.5.1 Error: need RCPT command");
+                return;
+        }
+        if (s->n_recipients == 0) {
+                session_reply(s, "554 5.5.1 Error: no valid recipients");
+                return;
+        }
+        s->data_fd = memfd_create("postbus-smtpd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (s->data_fd < 0) {
+                log_warning_errno(errno, "Failed to create a memory file for a message: %m");
+                session_reply(s, REPLY_QUEUE_WRITE_ERROR);
+                return;
+        }
+        s->data_failed = false;
+        smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
+                               (uint64_t) config->message_size_limit);
+        s->state = SMTPD_SESSION_DATA;
+        session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_rset(SmtpdSession *s, const SmtpdCommand *c) {
+        session_junk(s);
+        if (c->arg_len > 0) {
+                session_reply(s, "501 5.5.4 Syntax: RSET");
+                return;
+        }
+        session_reset(s);
+        session_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(SmtpdSession *s, const SmtpdCommand *c) {
+        session_junk(s);
+        session_reply(s, "250 2.0.0 Ok");
+}
+
+/* VRFY would tell harvesters which users exist; RFC 5321 3.5.3 allows refusing it. */
+static void cmd_vrfy(SmtpdSession *s, const SmtpdCommand *c) {
+        session_junk(s);
+        session_reply(s, "502 5.5.1 VRFY command is disabled");
+}
+
+static void cmd_quit(SmtpdSession *s, const SmtpdCommand *c) {
+        session_reply(s, "221 2.0.0 Bye");
+        s->state = SMTPD_SESSION_CLOSING;
+}
+
+static void (*const command_handlers[_SMTPD_COMMAND_MAX])(SmtpdSession *s, const SmtpdCommand *c) = {
+        [SMTPD_COMMAND_HELO] = cmd_helo,
+        [SMTPD_COMMAND_EHLO] = cmd_helo,
+        [SMTPD_COMMAND_MAIL] = cmd_mail,
+        [SMTPD_COMMAND_RCPT] = cmd_rcpt,
+        [SMTPD_COMMAND_DATA] = cmd_data,
+        [SMTPD_COMMAND_RSET] = cmd_rset,
+        [SMTPD_COMMAND_NOOP] = cmd_noop,
+        [SMTPD_COMMAND_VRFY] = cmd_vrfy,
+        [SMTPD_COMMAND_QUIT] = cmd_quit,
+};
+
+static void session_command(SmtpdSession *s, const char *line, size_t len) {
+        SmtpdCommand c;
+        int r;
+
+        r = smtpd_command_parse(line, len, &c);
+        if (r < 0) {
+                s->counters[_SMTPD_COMMAND_MAX].total++;
+                s->stage = "UNKNOWN";
+                session_reply(s, r == -EBADMSG ? "500 5.5.2 Error: bad character in command"
+                                               : "500 5.5.2 Error: command not recognized");
+                return;
+        }
+        s->stage = smtpd_command_to_string(c.type);
+        s->counters[c.type].total++;
+        s->reply_code = 0;
+        command_handlers[c.type](s, &c);
+        /* DATA succeeds only when cleanup has the message. */
+        if (c.type != SMTPD_COMMAND_DATA && s->reply_code > 0 && s->reply_code < 400)
+                s->counters[c.type].ok++;
+}
+
+/* cleanup's answer: the queue ID once the message is durable, or a rejection ("554 5.4.6 Too many hops" or
+ * "5.4.6 Too many hops") that is passed on, or a temporary failure. */
+static int on_submit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        SmtpdSession *s = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        char reply[SMTPD_REPLY_LINE_MAX];
+        const char *id;
+
+        s->submit = sd_bus_slot_unref(s->submit);
+        s->state = SMTPD_SESSION_COMMAND;
+        if (e && sd_bus_error_has_name(e, POSTBUS_ERROR_REJECTED) && e->message &&
+            smtpd_status_reply(e->message, '5', "554", reply) >= 0)
+                session_reject(s, s->sender, s->recipients[0], "%s", reply);
+        else if (e) {
+                _cleanup_free_ char *text = escape(e->message);
+
+                log_warning("cleanup did not take a message from unknown[%s]: %s: %s", s->client.text,
+                            e->name, strna(text));
+                if (!sd_bus_error_has_name(e, POSTBUS_ERROR_TEMPORARY) || !e->message ||
+                    smtpd_status_reply(e->message, '4', "451", reply) < 0)
+                        strcpy(reply, REPLY_QUEUE_WRITE_ERROR);
+                session_reply(s, "%s", reply);
+        } else if (sd_bus_message_read(m, "s", &id) < 0 || !queue_id_valid(id)) {
+                log_warning("cleanup answered with a malformed queue ID.");
+                session_reply(s, REPLY_QUEUE_WRITE_ERROR);
+        } else {
+                log_mail(LOG_INFO, id, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                         "client=unknown[%s]", s->client.text);
+                s->counters[SMTPD_COMMAND_DATA].ok++;
+                s->errors = 0;
+                session_reply(s, "250 2.0.0 Ok: queued as %s", id);
+        }
+
+        session_reset(s);
+        session_update(s);
+        return 0;
+}
+
+/* Sends the message to cleanup over a connection that is set up. */
+static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        const Config *config = s->server->config;
+        char port[8];
+        int r;
+
+        (void) snprintf(port, sizeof port, "%u", (unsigned) s->client.port);
+        r = sd_bus_message_new_method_call(bus, &m, NULL, CLEANUP_OBJECT, CLEANUP_INTERFACE, "Submit");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "hs", s->data_fd, s->sender);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, s->recipients);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{ss}", 5,
+                                          "client_address", s->client.text,
+                                          "client_name", "unknown",
+                                          "client_port", port,
+                                          "helo_name", s->helo,
+                                          "protocol", s->esmtp ? "ESMTP" : "SMTP");
+        if (r >= 0)
+                r = sd_bus_call_async(bus, &s->submit, m, on_submit_reply, s,
+                                      sec_to_usec(config->daemon_timeout));
+        if (r < 0)
+                return log_warning_errno(r, "Failed to send a message to cleanup: %m");
+
+        /* The bus message holds its own copy of the descriptor. */
+        s->data_fd = safe_close(s->data_fd);
+        s->state = SMTPD_SESSION_SUBMIT;
+        return 0;
+}
+
+static void session_submit_failed(SmtpdSession *s) {
+        session_reply(s, REPLY_QUEUE_WRITE_ERROR);
+        session_reset(s);
+        s->state = SMTPD_SESSION_COMMAND;
+}
+
+/* The answer to a Ping sent over a new connection to cleanup: the connection is set up, or failed. */
+static int on_cleanup_ping(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        SmtpdSession *s = userdata;
+        sd_bus *bus = sd_bus_message_get_bus(m);
+
+        s->submit = sd_bus_slot_unref(s->submit);
+        if (sd_bus_is_ready(bus) <= 0) {
+                const sd_bus_error *e = sd_bus_message_get_error(m);
+                log_warning("The connection to cleanup failed: %s", e ? strna(e->message) : "not ready");
+                session_submit_failed(s);
+        } else if (session_submit_send(s, bus) < 0)
+                session_submit_failed(s);
+        session_update(s);
+        return 0;
+}
+
+static int session_submit(SmtpdSession *s) {
+        BusClient *cleanup = s->server->cleanup;
+        sd_bus *bus;
+        int r;
+
+        /* cleanup maps the file: sealed, it cannot change while cleanup reads it. */
+        if (fcntl(s->data_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return log_warning_errno(errno, "Failed to seal a message file: %m");
+
+        r = bus_client_get_ready(cleanup, on_cleanup_ping, s, &s->submit, &bus);
+        if (r == -EAGAIN)
+                return log_warning_errno(r, "Cannot reach cleanup at %s: waiting before the next attempt.",
+                                         bus_client_path(cleanup));
+        if (r < 0)
+                return log_warning_errno(r, "Cannot reach cleanup at %s: %m", bus_client_path(cleanup));
+        if (r > 0)
+                return session_submit_send(s, bus);
+        s->state = SMTPD_SESSION_CONNECT;
+        return 0;
+}
+
+static void session_data_write(SmtpdSession *s, const char *p, size_t n) {
+        while (n > 0 && !s->data_failed) {
+                ssize_t k = write(s->data_fd, p, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_warning_errno(errno, "Failed to write to a message file: %m");
+                        s->data_failed = true;
+                        break;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+}
+
+static void session_data_end(SmtpdSession *s) {
+        const char *rcpt = s->recipients[0];
+
+        s->stage = "END-OF-MESSAGE";
+        s->state = SMTPD_SESSION_COMMAND;
+        /* RFC 5322 2.1.1 limits lines; RFC 5321 4.5.3.1.10 names 552 for too much mail data. */
+        if (s->data.line_too_long)
+                session_reject(s, s->sender, rcpt, "554 5.6.0 Error: message line too long");
+        else if (s->data.too_big)
+                session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
+        else if (s->data_failed || session_submit(s) < 0)
+                session_reply(s, REPLY_QUEUE_WRITE_ERROR);
+        else
+                return;
+        session_reset(s);
+}
+
+/* Feeds buffered input to the DATA reader. Returns true when the message has ended. */
+static bool session_data(SmtpdSession *s) {
+        char *out = s->server->data_buf;
+
+        while (s->in_start < s->in_end && !smtpd_data_done(&s->data)) {
+                size_t n;
+
+                s->in_start += smtpd_data_read(&s->data, s->in + s->in_start, s->in_end - s->in_start, out,
+                                               sizeof s->server->data_buf, &n);
+                session_data_write(s, out, n);
+        }
+        if (!smtpd_data_done(&s->data))
+                return false;
+        session_data_end(s);
+        return true;
+}
+
+/* Handles buffered input as far as the state and the room for replies allow. */
+static void session_process(SmtpdSession *s) {
+        const Config *config = s->server->config;
+
+        while (s->out_len <= SMTPD_OUT_PAUSE) {
+                size_t line_len = 0, consumed;
+                int r;
+
+                if (s->state != SMTPD_SESSION_COMMAND && s->state != SMTPD_SESSION_DATA)
+                        return;
+                if (s->errors >= (unsigned) config->smtpd_hard_error_limit) {
+                        session_reply(s, "421 4.7.0 %s Error: too many errors", config->myhostname);
+                        session_log_end(s, "too many errors");
+                        s->state = SMTPD_SESSION_CLOSING;
+                        return;
+                }
+                if (s->state == SMTPD_SESSION_DATA) {
+                        if (!session_data(s))
+                                return;
+                        continue;
+                }
+
+                const char *line = s->in + s->in_start;
+                r = smtpd_line_next(&s->lines, line, s->in_end - s->in_start, &line_len, &consumed);
+                s->in_start += consumed;
+                if (r == 0)
+                        return;
+                if (r == -E2BIG)
+                        session_reply(s, "500 5.5.2 Error: line too long");
+                else
+                        session_command(s, line, line_len);
+        }
+}
+
+static void session_read(SmtpdSession *s) {
+        ssize_t n;
+
+        if (s->in_start > 0) {
+                memmove(s->in, s->in + s->in_start, s->in_end - s->in_start);
+                s->in_end -= s->in_start;
+                s->in_start = 0;
+        }
+        if (s->in_end >= s->in_size)
+                return;
+        n = read(s->fd, s->in + s->in_end, s->in_size - s->in_end);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (n <= 0) {
+                session_lost(s);
+                return;
+        }
+        s->in_end += (size_t) n;
+        s->last_io_usec = now_monotonic_usec();
+}
+
+static void session_flush(SmtpdSession *s) {
+        while (s->out_len > 0 && s->state != SMTPD_SESSION_CLOSED) {
+                ssize_t n = send(s->fd, s->out, s->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                session_lost(s);
+                        return;
+                }
+                memmove(s->out, s->out + n, s->out_len - (size_t) n);
+                s->out_len -= (size_t) n;
+                s->last_io_usec = now_monotonic_usec();
+        }
+}
+
+/* After any event: handle what input is buffered, send what replies are queued, then wait for what
+ * the state needs. Frees the session when it is over. */
+static void session_update(SmtpdSession *s) {
+        const Config *config = s->server->config;
+        uint32_t events = 0;
+        uint64_t when;
+        int r;
+
+        session_process(s);
+        session_flush(s);
+        if (s->state == SMTPD_SESSION_CLOSED || (s->state == SMTPD_SESSION_CLOSING && s->out_len == 0)) {
+                session_free(s);
+                return;
+        }
+
+        if ((s->state == SMTPD_SESSION_COMMAND || s->state == SMTPD_SESSION_DATA) &&
+            s->out_len <= SMTPD_OUT_PAUSE)
+                events |= EPOLLIN;
+        if (s->out_len > 0)
+                events |= EPOLLOUT;
+        r = sd_event_source_set_io_events(s->io, events);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to watch the connection of %s, closing it: %m", s->client.text);
+                session_free(s);
+                return;
+        }
+
+        /* While cleanup works, the client is not expected to send anything. */
+        when = s->deadline_usec;
+        if (s->state != SMTPD_SESSION_CONNECT && s->state != SMTPD_SESSION_SUBMIT)
+                when = MIN(when, s->last_io_usec + sec_to_usec(config->smtpd_timeout));
+        (void) sd_event_source_set_time(s->timer, when);
+        (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+}
+
+static int on_session_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        SmtpdSession *s = userdata;
+
+        if (revents & EPOLLIN)
+                session_read(s);
+        else if (revents & (EPOLLHUP | EPOLLERR))
+                session_lost(s);
+        session_update(s);
+        return 0;
+}
+
+static int on_session_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        SmtpdSession *s = userdata;
+
+        if (s->state != SMTPD_SESSION_CLOSING) {
+                session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->server->config->myhostname);
+                session_log_end(s, usec >= s->deadline_usec ? "session deadline exceeded" : "timeout");
+                /* One try to send the 421, without waiting for the client. */
+                s->state = SMTPD_SESSION_CLOSING;
+                session_flush(s);
+        }
+        session_free(s);
+        return 0;
+}
+
+static int session_new(Smtpd *server, int fd, const SmtpdAddress *client) {
+        _cleanup_(session_freep) SmtpdSession *s = NULL;
+        const Config *config = server->config;
+        uint64_t now = now_monotonic_usec();
+        int r;
+
+        s = calloc(1, sizeof(SmtpdSession));
+        if (!s)
+                return -ENOMEM;
+        s->server = server;
+        s->fd = -EBADF;
+        s->data_fd = -EBADF;
+        s->client = *client;
+        s->stage = "CONNECT";
+        s->last_io_usec = now;
+        s->deadline_usec = now + sec_to_usec(config->smtpd_session_deadline);
+        smtpd_line_reader_init(&s->lines, (size_t) config->line_length_limit);
+        s->in_size = (size_t) config->line_length_limit + 2 + SMTPD_READ_CHUNK;
+        s->in = malloc(s->in_size);
+        if (!s->in)
+                return -ENOMEM;
+        r = sd_event_add_io(server->daemon->event, &s->io, fd, EPOLLIN, on_session_io, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(server->daemon->event, &s->timer, CLOCK_MONOTONIC, s->deadline_usec,
+                              USEC_PER_SEC, on_session_timer, s);
+        if (r < 0)
+                return r;
+
+        s->fd = fd;
+        s->linked = true;
+        s->next = server->sessions;
+        if (s->next)
+                s->next->prev = s;
+        server->sessions = s;
+        server->n_sessions++;
+        daemon_busy_inc(server->daemon);
+
+        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", client->text }), "connect from unknown[%s]",
+                 client->text);
+        session_reply(s, "220 %s", config->smtpd_banner);
+        session_update(TAKE_PTR(s));
+        return 0;
+}
+
+static void accept_enable(Smtpd *server, int enabled) {
+        for (size_t i = 0; i < server->n_listen; i++)
+                (void) sd_event_source_set_enabled(server->listen_sources[i], enabled);
+}
+
+static int on_accept_retry(sd_event_source *source, uint64_t usec, void *userdata) {
+        accept_enable(userdata, SD_EVENT_ON);
+        return 0;
+}
+
+/* Out of file descriptors or memory: the pending connection stays readable, so stop polling for a
+ * second rather than spin. */
+static void accept_pause(Smtpd *server) {
+        uint64_t when = now_monotonic_usec() + USEC_PER_SEC;
+        int r;
+
+        accept_enable(server, SD_EVENT_OFF);
+        if (server->accept_retry) {
+                (void) sd_event_source_set_time(server->accept_retry, when);
+                r = sd_event_source_set_enabled(server->accept_retry, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(server->daemon->event, &server->accept_retry, CLOCK_MONOTONIC, when, 0,
+                                      on_accept_retry, server);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to arm the accept timer, accepting again at once: %m");
+                accept_enable(server, SD_EVENT_ON);
+        }
+}
+
+static void refuse(Smtpd *server, int fd, const SmtpdAddress *client) {
+        char reply[SMTPD_REPLY_LINE_MAX];
+        int n;
+
+        log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", client->text }),
+                 "Too many connections (smtpd_session_limit=%" PRIi64 "), refused unknown[%s]",
+                 server->config->smtpd_session_limit, client->text);
+        n = snprintf(reply, sizeof reply, "421 4.7.0 %s Error: too many connections\r\n",
+                     server->config->myhostname);
+        if (n > 0)
+                (void) send(fd, reply, MIN((size_t) n, sizeof reply - 1), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static int on_accept(sd_event_source *source, int listen_fd, uint32_t revents, void *userdata) {
+        Smtpd *server = userdata;
+        _cleanup_close_ int fd = -EBADF;
+        struct sockaddr_storage sa;
+        socklen_t salen = sizeof sa;
+        SmtpdAddress client;
+        int r;
+
+        fd = accept4(listen_fd, (struct sockaddr *) &sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                        log_warning_errno(errno, "Failed to accept a connection: %m");
+                        accept_pause(server);
+                } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_debug_errno(errno, "Failed to accept a connection, ignoring: %m");
+                return 0;
+        }
+        r = smtpd_address_from_sockaddr((struct sockaddr *) &sa, salen, &client);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to format a client address, closing: %m");
+                return 0;
+        }
+
+        if (server->n_sessions >= (unsigned) server->config->smtpd_session_limit) {
+                refuse(server, fd, &client);
+                return 0;
+        }
+        r = session_new(server, fd, &client);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to set up a session for %s, closing: %m", client.text);
+                return 0;
+        }
+        TAKE_FD(fd);
+        return 0;
+}
+
+int smtpd_listen(Smtpd *server, int fd) {
+        int flags, r;
+
+        /* A connection that is reset between poll and accept must not block the loop. */
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return log_error_errno(errno, "Failed to make a listening socket non-blocking: %m");
+        r = sd_event_add_io(server->daemon->event, &server->listen_sources[server->n_listen], fd, EPOLLIN,
+                            on_accept, server);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch a listening socket: %m");
+        server->n_listen++;
+        return 0;
+}
