@@ -1,0 +1,36 @@
+# shellcheck shell=bash
+# deps.sh: the Debian 12 packages that building, testing and trying postbus need.
+# Sourced by tools/run-tests and tools/try-postbus; defines functions only.
+
+# One package a line: the build, then the test harness (tests/integration/sdenv
+# boots the host's systemd with systemd-nspawn and enters it with nsenter).
+POSTBUS_DEPS=(
+    build-essential meson ninja-build pkg-config
+    libsystemd-dev libssl-dev libgdbm-dev libdbus-1-dev
+    clang libclang-rt-14-dev
+    systemd systemd-container dbus util-linux mount passwd
+    python3 swaks openssl
+)
+
+# Prints the packages of POSTBUS_DEPS that are not installed, one a line.
+postbus_missing_deps() {
+    local pkg
+    for pkg in "${POSTBUS_DEPS[@]}"; do
+        [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || echo "$pkg"
+    done
+}
+
+# Installs what is missing (as root); runs 'apt-get update' only if something is.
+postbus_install_deps() {
+    local missing
+    mapfile -t missing < <(postbus_missing_deps)
+    [ ${#missing[@]} -gt 0 ] || return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing packages (install them as root): ${missing[*]}" >&2
+        return 1
+    fi
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q &&
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
