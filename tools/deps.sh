@@ -31,6 +31,14 @@ postbus_install_deps() {
     fi
     echo "installing: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # Servers the tests use (dovecot, a DNS server) run inside the test containers only: keep their
+    # packages from starting them on this machine.
+    local policy=/usr/sbin/policy-rc.d own_policy=0 rc=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
+    fi
     apt-get update -q &&
-        apt-get install -y -q --no-install-recommends "${missing[@]}"
+        apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+    [ $own_policy = 0 ] || rm -f "$policy"
+    return $rc
 }
