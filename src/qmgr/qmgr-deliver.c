@@ -49,6 +49,7 @@ static QmgrMessage *ready_pop(Qmgr *q) {
 
 static int mark_results(DeliveryCall *call, sd_bus_message *reply) {
         QmgrMessage *m = call->message;
+        _cleanup_close_ int fd = -EBADF;
         unsigned marked = 0, bounced = 0;
         uint32_t index;
         const char *status, *dsn, *text;
@@ -71,7 +72,15 @@ static int mark_results(DeliveryCall *call, sd_bus_message *reply) {
                         continue;       /* deferred: stays pending, the role has logged why */
                 if (streq(status, "bounced"))
                         bounced++;
-                r = queue_file_mark_done(m->fd, m->envelope->recipients[index].offset);
+                if (fd < 0) {
+                        fd = openat(m->qmgr->queue_fds[QUEUE_ACTIVE], m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                        if (fd < 0) {
+                                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to open the queue file: %s",
+                                         strerror(errno));
+                                continue;       /* at worst delivered twice */
+                        }
+                }
+                r = queue_file_mark_done(fd, m->envelope->recipients[index].offset);
                 if (r < 0) {
                         log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to mark a recipient done: %s", strerror(-r));
                         continue;       /* at worst delivered twice */
@@ -81,7 +90,7 @@ static int mark_results(DeliveryCall *call, sd_bus_message *reply) {
         }
         if (r < 0)
                 return r;
-        if (marked > 0 && fdatasync(m->fd) < 0)
+        if (marked > 0 && fdatasync(fd) < 0)
                 log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to sync the queue file: %s", strerror(errno));
         if (bounced > 0)
                 log_mail(LOG_NOTICE, m->id, LOG_NO_FIELDS,

@@ -7,8 +7,28 @@
 #include "log.h"
 #include "qmgr.h"
 
+static unsigned id_hash(const char *id) {
+        unsigned h = 2166136261U;
+
+        for (; *id; id++)
+                h = (h ^ (unsigned char) *id) * 16777619U;
+        return h % QMGR_HASH_BUCKETS;
+}
+
+static QmgrMessage *message_find(Qmgr *q, const char *id) {
+        for (QmgrMessage *m = q->by_id[id_hash(id)]; m; m = m->hash_next)
+                if (streq(m->id, id))
+                        return m;
+        return NULL;
+}
+
 static void message_unlink(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
+        QmgrMessage **p = &q->by_id[id_hash(m->id)];
+
+        while (*p != m)
+                p = &(*p)->hash_next;
+        *p = m->hash_next;
 
         if (m->prev)
                 m->prev->next = m->next;
@@ -23,7 +43,6 @@ static QmgrMessage *message_free(QmgrMessage *m) {
         if (!m)
                 return NULL;
         queue_envelope_free(m->envelope);
-        safe_close(m->fd);
         free(m);
         return NULL;
 }
@@ -65,7 +84,7 @@ void qmgr_message_finish(QmgrMessage *m) {
                 uint64_t due = now_realtime_usec() / USEC_PER_SEC + (uint64_t) q->daemon->config->minimal_backoff_time;
                 struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = (time_t) due } };
 
-                if (futimens(m->fd, ts) < 0)
+                if (utimensat(q->queue_fds[QUEUE_ACTIVE], m->id, ts, AT_SYMLINK_NOFOLLOW) < 0)
                         log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "failed to set the retry time, ignoring: %s",
                                  strerror(errno));
                 int r = move_file(q, QUEUE_ACTIVE, QUEUE_DEFERRED, m->id);
@@ -87,7 +106,7 @@ static int load_active(Qmgr *q, const char *id) {
         QmgrMessage *m;
         int r;
 
-        fd = openat(q->queue_fds[QUEUE_ACTIVE], id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        fd = openat(q->queue_fds[QUEUE_ACTIVE], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
                 r = -errno;
                 log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to open the queue file: %s", strerror(-r));
@@ -106,9 +125,12 @@ static int load_active(Qmgr *q, const char *id) {
                         log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to read the queue file: %s", strerror(-r));
                 return r;
         }
+        fd = safe_close(fd);
         m->qmgr = q;
-        m->fd = TAKE_FD(fd);
         memcpy(m->id, id, QUEUE_ID_SIZE);
+        unsigned h = id_hash(id);
+        m->hash_next = q->by_id[h];
+        q->by_id[h] = m;
         m->next = q->messages;
         if (m->next)
                 m->next->prev = m;
@@ -131,10 +153,9 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
 
         if (!queue_id_valid(id))
                 return -EINVAL;
+        if (message_find(q, id))
+                return 0;
         if (from != QUEUE_ACTIVE) {
-                for (QmgrMessage *m = q->messages; m; m = m->next)
-                        if (streq(m->id, id))
-                                return 0;
                 r = move_file(q, from, QUEUE_ACTIVE, id);
                 if (r == -ENOENT)
                         return 0;       /* taken already, or never there */

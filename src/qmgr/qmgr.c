@@ -19,10 +19,18 @@ static int qmgr_bus_server_setup(sd_bus *bus, void *userdata) {
 
 static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Qmgr *q = userdata;
+        int r;
 
+        /* active/ too: a file that could not be loaded before (out of memory, say) is tried again. */
+        (void) qmgr_queue_scan(q, QUEUE_ACTIVE);
         (void) qmgr_queue_scan(q, QUEUE_INCOMING);
         (void) qmgr_queue_scan(q, QUEUE_DEFERRED);
-        return sd_event_source_set_time_relative(s, (uint64_t) q->daemon->config->queue_run_delay * USEC_PER_SEC);
+        r = sd_event_source_set_time_relative(s, (uint64_t) q->daemon->config->queue_run_delay * USEC_PER_SEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_error_errno(r, "Failed to re-arm the queue scan timer: %m");
+        return 0;
 }
 
 static int qmgr_setup(Daemon *d) {
@@ -81,9 +89,6 @@ static int qmgr_setup(Daemon *d) {
                                        on_scan_timer, q);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the queue scan timer: %m");
-        r = sd_event_source_set_enabled(q->scan_timer, SD_EVENT_ON);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start the queue scan timer: %m");
         return 0;
 }
 
@@ -97,7 +102,6 @@ static void qmgr_done(Daemon *d) {
                 QmgrMessage *m = q->messages;
                 q->messages = m->next;
                 queue_envelope_free(m->envelope);
-                safe_close(m->fd);
                 free(m);
         }
         sd_event_source_unref(q->scan_timer);

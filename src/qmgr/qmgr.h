@@ -15,13 +15,16 @@ typedef struct QmgrMessage QmgrMessage;
 struct QmgrMessage {
         Qmgr *qmgr;
         char id[QUEUE_ID_SIZE];
-        int fd;                         /* active/<id>, read-write: qmgr marks recipients done in it */
-        QueueEnvelope *envelope;
+        QueueEnvelope *envelope;        /* the file is opened only to deliver and to mark recipients done,
+                                         * so thousands of active messages cost no descriptors */
         unsigned calls;                 /* deliveries in progress */
         bool waiting;                   /* on the ready list, for a free delivery slot */
         QmgrMessage *prev, *next;       /* on qmgr->messages */
         QmgrMessage *ready_next;
+        QmgrMessage *hash_next;         /* in qmgr->by_id */
 };
+
+#define QMGR_HASH_BUCKETS 4096U
 
 struct Qmgr {
         Daemon *daemon;
@@ -29,6 +32,7 @@ struct Qmgr {
         char **mydestination;
 
         QmgrMessage *messages;          /* the active queue in memory */
+        QmgrMessage *by_id[QMGR_HASH_BUCKETS];
         unsigned n_messages;
         QmgrMessage *ready_head, *ready_tail;   /* waiting for a delivery slot */
         bool rescan;                    /* a scan stopped at qmgr_message_active_limit */
