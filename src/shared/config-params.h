@@ -40,6 +40,38 @@
           "NOOP, RSET and VRFY commands in one SMTP session beyond this many count as errors.")               \
         X(hopcount_limit, INT, "50", 1, 1000, "cleanup",                                                     \
           "Most Received headers a message may carry before it is rejected as a mail loop.")               \
+        X(append_at_myorigin, BOOL, "yes", 0, 0, "rewrite",                                                  \
+          "Append @$myorigin to an address without a domain.")                                             \
+        X(append_dot_mydomain, BOOL, "no", 0, 0, "rewrite",                                                  \
+          "Append .$mydomain to a domain without a dot.")                                                   \
+        X(relayhost, STRING, "", 0, 0, "rewrite",                                                            \
+          "Next hop for mail to other domains ([host] means no MX lookup); empty: the recipient domain.")  \
+        X(local_transport, STRING, "local:$myhostname", 0, 0, "rewrite",                                     \
+          "Transport (and next hop) for domains in $mydestination.")                                        \
+        X(default_transport, STRING, "smtp", 0, 0, "rewrite",                                                \
+          "Transport (and next hop) for other domains, unless transport_maps says otherwise.")              \
+        X(transport_maps, STRING, "", 0, 0, "rewrite",                                                       \
+          "Tables of transport:nexthop by address, domain and .parent domain (transport(5)).")             \
+        X(canonical_maps, STRING, "", 0, 0, "cleanup",                                                       \
+          "Tables that rewrite sender and recipient addresses, envelope and headers (canonical(5)).")      \
+        X(sender_canonical_maps, STRING, "", 0, 0, "cleanup",                                                \
+          "Like canonical_maps, for sender addresses only; tried before canonical_maps.")                   \
+        X(recipient_canonical_maps, STRING, "", 0, 0, "cleanup",                                             \
+          "Like canonical_maps, for recipient addresses only; tried before canonical_maps.")                \
+        X(masquerade_domains, STRING, "", 0, 0, "cleanup",                                                   \
+          "Domains whose subdomains are stripped from sender addresses (!domain: do not strip).")          \
+        X(masquerade_exceptions, STRING, "", 0, 0, "cleanup",                                                \
+          "Local parts (user names) whose addresses are never masqueraded.")                                \
+        X(virtual_alias_maps, STRING, "", 0, 0, "cleanup",                                                   \
+          "Tables that redirect recipients to other addresses, recursively (virtual(5)).")                 \
+        X(virtual_alias_expansion_limit, INT, "1000", 1, 100000, "cleanup",                                  \
+          "Most addresses one recipient may expand into through virtual_alias_maps.")                      \
+        X(virtual_alias_recursion_limit, INT, "1000", 1, 100000, "cleanup",                                  \
+          "Deepest nesting of virtual_alias_maps expansions of one recipient.")                            \
+        X(header_checks, STRING, "", 0, 0, "cleanup",                                                        \
+          "regexp: tables of /pattern/flags ACTION rules for each header (REJECT, DISCARD, HOLD, IGNORE).") \
+        X(header_size_limit, INT, "102400", 1, 1048576, "cleanup",                                           \
+          "Longest logical header (continuation lines joined) that cleanup parses and checks, in bytes.")   \
         X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local",                                           \
           "How long a socket-activated role waits idle for new work before it exits.")                      \
         X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local smtpd",                             \

@@ -1,0 +1,245 @@
+/* rewrite-address.c: canonical address form, transport(5) results and resolution; pure, for the rewrite
+ * role, its unit test and its fuzz target. */
+#include <ctype.h>
+#include <strings.h>
+
+#include "address.h"
+#include "config.h"
+#include "rewrite-address.h"
+
+/* Where the local part ends, scanning quotes and backslash escapes: the last '@' outside quotes. A
+ * backslash outside quotes escapes the next character too (RFC 5321 quoted-pair only occurs inside
+ * quotes, but Postfix's tokenizer accepts it outside). -2: unbalanced quotes. */
+static ssize_t find_at(const char *s, size_t len) {
+        ssize_t at = -1;
+        bool quoted = false;
+
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] == '\\' && i + 1 < len)
+                        i++;
+                else if (s[i] == '"')
+                        quoted = !quoted;
+                else if (s[i] == '@' && !quoted)
+                        at = (ssize_t) i;
+        }
+        return quoted ? -2 : at;
+}
+
+ssize_t rewrite_address_at(const char *addr) {
+        ssize_t at = find_at(addr, strlen(addr));
+        return at < 0 ? -1 : at;
+}
+
+/* The first ':' outside quotes, which ends a source route, or NULL. */
+static const char *route_end(const char *s) {
+        bool quoted = false;
+
+        for (const char *p = s; *p; p++) {
+                if (*p == '\\' && p[1])
+                        p++;
+                else if (*p == '"')
+                        quoted = !quoted;
+                else if (*p == ':' && !quoted)
+                        return p;
+        }
+        return NULL;
+}
+
+int rewrite_address(const RewriteContext *ctx, const char *addr, char **ret) {
+        size_t len = strlen(addr), dlen;
+        const char *s = addr, *domain;
+        ssize_t at;
+        char *out = NULL;
+
+        if (len > REWRITE_INPUT_MAX)
+                return -E2BIG;
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char) addr[i] < 0x20 || addr[i] == 0x7F)
+                        return -EINVAL;
+
+        /* RFC 5321 4.1.1.3: a source route ("@relay1,@relay2:user@domain") is to be ignored. */
+        if (s[0] == '@') {
+                const char *colon = route_end(s);
+                if (colon) {
+                        s = colon + 1;
+                        if (*s == '\0')
+                                return -EINVAL;
+                }
+        }
+        len = strlen(s);
+        at = find_at(s, len);
+        if (at == -2)
+                return -EINVAL;
+
+        if (at >= 0) {
+                domain = s + at + 1;
+                dlen = strlen(domain);
+                while (dlen > 0 && domain[dlen - 1] == '.')
+                        dlen--;
+        } else {
+                domain = NULL;
+                dlen = 0;
+                at = (ssize_t) len;
+        }
+
+        if (len == 0) {
+                out = strdup("");
+                if (!out)
+                        return -ENOMEM;
+                *ret = out;
+                return 0;
+        }
+
+        if (dlen == 0) {
+                /* "user" or "user@": the domain is $myorigin. */
+                if (ctx->append_at_myorigin && !isempty(ctx->myorigin)) {
+                        domain = ctx->myorigin;
+                        dlen = strlen(domain);
+                        while (dlen > 0 && domain[dlen - 1] == '.')
+                                dlen--;
+                } else
+                        domain = NULL;
+        }
+
+        bool add_dot = domain && dlen > 0 && ctx->append_dot_mydomain && !isempty(ctx->mydomain) &&
+                       domain[0] != '[' && !memchr(domain, '.', dlen);
+        int n;
+        if (!domain || dlen == 0)
+                n = asprintf(&out, "%.*s", (int) at, s);
+        else
+                n = asprintf(&out, "%.*s@%.*s%s%s", (int) at, s, (int) dlen, domain, add_dot ? "." : "",
+                             add_dot ? ctx->mydomain : "");
+        if (n < 0)
+                return -ENOMEM;
+        if ((size_t) n > ADDRESS_MAX) {
+                free(out);
+                return -E2BIG;
+        }
+        *ret = out;
+        return 0;
+}
+
+static bool transport_name_valid(const char *s, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (!isalnum((unsigned char) s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+                        return false;
+        return true;
+}
+
+int rewrite_transport_parse(const char *value, char **ret_transport, char **ret_nexthop) {
+        _cleanup_free_ char *transport = NULL, *nexthop = NULL;
+        const char *v = value, *e, *colon;
+
+        while (isspace((unsigned char) *v))
+                v++;
+        e = v + strlen(v);
+        while (e > v && isspace((unsigned char) e[-1]))
+                e--;
+        colon = memchr(v, ':', (size_t) (e - v));
+        const char *tend = colon ?: e;
+
+        if (!transport_name_valid(v, (size_t) (tend - v)))
+                return -EINVAL;
+        if (tend > v) {
+                transport = strndup(v, (size_t) (tend - v));
+                if (!transport)
+                        return -ENOMEM;
+        }
+        if (colon && colon + 1 < e) {
+                nexthop = strndup(colon + 1, (size_t) (e - colon - 1));
+                if (!nexthop)
+                        return -ENOMEM;
+        }
+        *ret_transport = TAKE_PTR(transport);
+        *ret_nexthop = TAKE_PTR(nexthop);
+        return 0;
+}
+
+void rewrite_resolution_done(RewriteResolution *r) {
+        r->transport = mfree(r->transport);
+        r->nexthop = mfree(r->nexthop);
+        r->address = mfree(r->address);
+}
+
+/* Replaces *slot with a copy of s (or keeps it when s is NULL). */
+static int inherit(char **slot, char *s) {
+        if (!s)
+                return 0;
+        free(*slot);
+        *slot = s;
+        return 0;
+}
+
+/* Looks key up; on a match, its parts override transport and nexthop. 1: matched. */
+static int lookup_transport(const RewriteResolveContext *ctx, const char *key, char **transport, char **nexthop) {
+        _cleanup_free_ char *value = NULL;
+        char *t = NULL, *n = NULL;
+        int r;
+
+        r = ctx->lookup(key, &value, ctx->userdata);
+        if (r <= 0)
+                return r;
+        r = rewrite_transport_parse(value, &t, &n);
+        if (r < 0)
+                return r;
+        (void) inherit(transport, t);
+        (void) inherit(nexthop, n);
+        return 1;
+}
+
+int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteResolution *ret) {
+        _cleanup_free_ char *transport = NULL, *nexthop = NULL, *address = NULL, *domain = NULL;
+        ssize_t at = rewrite_address_at(addr);
+        bool local;
+        int r;
+
+        if (at >= 0) {
+                size_t dlen = strlen(addr + at + 1);
+                while (dlen > 0 && addr[at + 1 + dlen - 1] == '.')
+                        dlen--;
+                if (dlen > 0) {
+                        domain = strndup(addr + at + 1, dlen);
+                        if (!domain)
+                                return -ENOMEM;
+                }
+        }
+        local = !domain || config_list_contains_domain(ctx->mydestination, domain);
+
+        r = rewrite_transport_parse(local ? ctx->local_transport : ctx->default_transport, &transport, &nexthop);
+        if (r < 0)
+                return r;
+        if (!transport)
+                return -EINVAL;
+        if (!nexthop) {
+                const char *n = !local && !isempty(ctx->relayhost) ? ctx->relayhost : domain;
+                nexthop = strdup(strempty(n));
+                if (!nexthop)
+                        return -ENOMEM;
+        }
+
+        if (ctx->lookup && !isempty(addr)) {
+                r = 0;
+                if (domain)
+                        r = lookup_transport(ctx, addr, &transport, &nexthop);
+                if (r == 0 && domain)
+                        r = lookup_transport(ctx, domain, &transport, &nexthop);
+                /* Parent domains: ".example.org" matches every subdomain of example.org. */
+                for (const char *p = domain ? strchr(domain, '.') : NULL; r == 0 && p; p = strchr(p + 1, '.'))
+                        if (p[1] != '\0')
+                                r = lookup_transport(ctx, p, &transport, &nexthop);
+                if (r == 0)
+                        r = lookup_transport(ctx, "*", &transport, &nexthop);
+                if (r < 0)
+                        return r;
+        }
+
+        address = strdup(addr);
+        if (!address)
+                return -ENOMEM;
+        *ret = (RewriteResolution) {
+                .transport = TAKE_PTR(transport),
+                .nexthop = TAKE_PTR(nexthop),
+                .address = TAKE_PTR(address),
+        };
+        return 0;
+}

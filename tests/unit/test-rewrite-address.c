@@ -1,0 +1,181 @@
+/* test-rewrite-address.c: canonical address form, transport(5) results and resolution of the rewrite role. */
+#include "tests.h"
+#include "../../src/rewrite/rewrite-address.h"
+
+static const RewriteContext ctx = {
+        .myorigin = "host.example.org",
+        .mydomain = "example.org",
+        .append_at_myorigin = true,
+        .append_dot_mydomain = false,
+};
+
+static void check_rewrite(const RewriteContext *c, const char *in, const char *want) {
+        char *out = NULL;
+        ASSERT_OK(rewrite_address(c, in, &out));
+        ASSERT_STREQ(out, want);
+        free(out);
+}
+
+TEST(canonical) {
+        check_rewrite(&ctx, "alice", "alice@host.example.org");
+        check_rewrite(&ctx, "alice@", "alice@host.example.org");
+        check_rewrite(&ctx, "alice@example.com", "alice@example.com");
+        check_rewrite(&ctx, "alice@example.com.", "alice@example.com");
+        check_rewrite(&ctx, "alice@otherhost", "alice@otherhost");
+        check_rewrite(&ctx, "", "");
+        check_rewrite(&ctx, "\"john smith\"", "\"john smith\"@host.example.org");
+        check_rewrite(&ctx, "\"a@b\"@example.com", "\"a@b\"@example.com");
+        check_rewrite(&ctx, "\"a@b\"", "\"a@b\"@host.example.org");
+        check_rewrite(&ctx, "@relay1.example,@relay2.example:bob@example.com", "bob@example.com");
+        check_rewrite(&ctx, "@relay1.example:bob", "bob@host.example.org");
+        check_rewrite(&ctx, "user@[192.0.2.1]", "user@[192.0.2.1]");
+
+        RewriteContext dot = ctx;
+        dot.append_dot_mydomain = true;
+        check_rewrite(&dot, "alice@otherhost", "alice@otherhost.example.org");
+        check_rewrite(&dot, "alice@otherhost.", "alice@otherhost.example.org");
+        check_rewrite(&dot, "alice@a.b", "alice@a.b");
+        check_rewrite(&dot, "user@[192.0.2.1]", "user@[192.0.2.1]");
+        dot.myorigin = "localhost";
+        check_rewrite(&dot, "alice", "alice@localhost.example.org");
+
+        RewriteContext noappend = ctx;
+        noappend.append_at_myorigin = false;
+        check_rewrite(&noappend, "alice", "alice");
+        check_rewrite(&noappend, "alice@", "alice");
+}
+
+TEST(canonical_errors) {
+        char *out = NULL, big[REWRITE_INPUT_MAX + 2];
+
+        ASSERT_ERR(rewrite_address(&ctx, "\"unbalanced@example.org", &out), EINVAL);
+        ASSERT_ERR(rewrite_address(&ctx, "a\nb@example.org", &out), EINVAL);
+        ASSERT_ERR(rewrite_address(&ctx, "@relay:", &out), EINVAL);
+        memset(big, 'a', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        ASSERT_ERR(rewrite_address(&ctx, big, &out), E2BIG);
+        memset(big, 'a', 400);
+        big[400] = '\0';
+        ASSERT_ERR(rewrite_address(&ctx, big, &out), E2BIG);
+        ASSERT_TRUE(out == NULL);
+}
+
+static void check_transport(const char *in, const char *t, const char *n) {
+        char *tt = (char *) 1, *nn = (char *) 1;
+        ASSERT_OK(rewrite_transport_parse(in, &tt, &nn));
+        if (t)
+                ASSERT_STREQ(tt, t);
+        else
+                ASSERT_TRUE(tt == NULL);
+        if (n)
+                ASSERT_STREQ(nn, n);
+        else
+                ASSERT_TRUE(nn == NULL);
+        free(tt);
+        free(nn);
+}
+
+TEST(transport) {
+        check_transport("smtp:[mail.example.org]:587", "smtp", "[mail.example.org]:587");
+        check_transport("  smtp:mx.example.org  ", "smtp", "mx.example.org");
+        check_transport("local", "local", NULL);
+        check_transport("smtp:", "smtp", NULL);
+        check_transport(":[relay.example]", NULL, "[relay.example]");
+        check_transport(":", NULL, NULL);
+        check_transport("", NULL, NULL);
+        check_transport("error:5.1.1 mailbox unavailable", "error", "5.1.1 mailbox unavailable");
+        check_transport("smtp:[::1]:25", "smtp", "[::1]:25");
+        char *t, *n;
+        ASSERT_ERR(rewrite_transport_parse("sm tp:x", &t, &n), EINVAL);
+        ASSERT_ERR(rewrite_transport_parse("a/b", &t, &n), EINVAL);
+}
+
+/* A transport table as a list of key, value pairs. */
+static int fake_lookup(const char *key, char **ret_value, void *userdata) {
+        const char *const *table = userdata;
+
+        for (size_t i = 0; table[i]; i += 2)
+                if (strcasecmp(table[i], key) == 0) {
+                        *ret_value = strdup(table[i + 1]);
+                        return *ret_value ? 1 : -ENOMEM;
+                }
+        return 0;
+}
+
+static int failing_lookup(const char *key, char **ret_value, void *userdata) {
+        return -EBADMSG;
+}
+
+static void check_resolve(const RewriteResolveContext *c, const char *addr, const char *t, const char *n) {
+        RewriteResolution res = {};
+        ASSERT_OK(rewrite_resolve(c, addr, &res));
+        ASSERT_STREQ(res.transport, t);
+        ASSERT_STREQ(res.nexthop, n);
+        ASSERT_STREQ(res.address, addr);
+        rewrite_resolution_done(&res);
+}
+
+TEST(resolve) {
+        char *mydest[] = { "host.example.org", "localhost", NULL };
+        const char *table[] = {
+                "special@example.com", "error:5.1.1 gone away",
+                "example.com", "smtp:[mx.example.com]",
+                ".example.net", "relay:",
+                "example.net", ":[net-relay.example]",
+                "host.example.org", "",
+                NULL,
+        };
+        RewriteResolveContext c = {
+                .mydestination = mydest,
+                .local_transport = "local:host.example.org",
+                .default_transport = "smtp",
+                .relayhost = "",
+        };
+
+        check_resolve(&c, "alice@host.example.org", "local", "host.example.org");
+        check_resolve(&c, "alice@HOST.example.org", "local", "host.example.org");
+        check_resolve(&c, "alice", "local", "host.example.org");
+        check_resolve(&c, "bob@example.com", "smtp", "example.com");
+        c.relayhost = "[relay.example]:587";
+        check_resolve(&c, "bob@example.com", "smtp", "[relay.example]:587");
+        check_resolve(&c, "alice@localhost", "local", "host.example.org");
+
+        c.lookup = fake_lookup;
+        c.userdata = table;
+        c.relayhost = "";
+        check_resolve(&c, "special@example.com", "error", "5.1.1 gone away");
+        check_resolve(&c, "other@example.com", "smtp", "[mx.example.com]");
+        check_resolve(&c, "x@a.b.example.net", "relay", "a.b.example.net");
+        check_resolve(&c, "x@example.net", "smtp", "[net-relay.example]");
+        check_resolve(&c, "x@example.org", "smtp", "example.org");
+        check_resolve(&c, "alice@host.example.org", "local", "host.example.org");
+
+        const char *star[] = { "*", "smtp:[outbound.example]", NULL };
+        c.userdata = star;
+        check_resolve(&c, "x@example.org", "smtp", "[outbound.example]");
+
+        RewriteResolution res = {};
+        c.lookup = failing_lookup;
+        ASSERT_ERR(rewrite_resolve(&c, "x@example.org", &res), EBADMSG);
+        const char *bad[] = { "example.org", "bad transport:x", NULL };
+        c.lookup = fake_lookup;
+        c.userdata = bad;
+        ASSERT_ERR(rewrite_resolve(&c, "x@example.org", &res), EINVAL);
+        ASSERT_TRUE(res.transport == NULL);
+}
+
+TEST(at) {
+        ASSERT_EQ(rewrite_address_at("a@b"), 1);
+        ASSERT_EQ(rewrite_address_at("\"a@b\"@c"), 5);
+        ASSERT_EQ(rewrite_address_at("\"a@b\""), -1);
+        ASSERT_EQ(rewrite_address_at("ab"), -1);
+}
+
+int main(void) {
+        RUN(canonical);
+        RUN(canonical_errors);
+        RUN(transport);
+        RUN(resolve);
+        RUN(at);
+        return 0;
+}
