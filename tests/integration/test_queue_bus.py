@@ -1,6 +1,8 @@
 """The queue on the system bus: message counts as properties, and ListMessages shows a message that
 is held back (local stopped and masked) and not one that was delivered."""
 import json
+import re
+import smtplib
 import subprocess
 import unittest
 
@@ -59,6 +61,36 @@ class QueueBus(unittest.TestCase):
         pb.wait_until(lambda: any(held in m for m in pb.mbox_messages("dave")), timeout=60,
                       what="held mail delivered after local came back")
         pb.wait_until(lambda: held not in [m[0] for m in listed()], what="held mail gone from the queue")
+
+    def test_backlog_larger_than_descriptor_limit(self):
+        # more deferred messages than a process may hold descriptors (1024): all must go out
+        pb.add_user("heidi")
+        count = 1500
+        pb.systemctl("stop", "postbus-local.socket", "postbus-local.service")
+        pb.systemctl("mask", "--runtime", "postbus-local.socket", "postbus-local.service")
+        try:
+            conn = smtplib.SMTP("127.0.0.1", 25, timeout=60)
+            conn.ehlo("backlog.example.org")
+            for i in range(count):
+                conn.sendmail("load@example.org", ["heidi@localhost"],
+                              f"Subject: backlog-{i:05d}\r\n\r\nbacklog-{i:05d}\r\n")
+            conn.quit()
+            pb.wait_until(lambda: pb.busctl_get("Deferred") + pb.busctl_get("Active") >= count, timeout=120,
+                          what=f"{count} messages queued")
+        finally:
+            pb.systemctl("unmask", "--runtime", "postbus-local.socket", "postbus-local.service")
+            pb.systemctl("start", "postbus-local.socket")
+
+        def delivered():
+            try:
+                with open("/var/mail/heidi", errors="replace") as f:
+                    return len(set(re.findall(r"^backlog-\d+$", f.read(), re.M)))
+            except FileNotFoundError:
+                return 0
+        pb.wait_until(lambda: delivered() == count, timeout=300, interval=1.0,
+                      what=f"all {count} backlogged messages delivered")
+        warnings = [r["MESSAGE"] for r in pb.journal(POSTBUS_ROLE="qmgr", PRIORITY="3")]
+        self.assertFalse(any("Too many open files" in w for w in warnings), warnings[:3])
 
     def test_introspection(self):
         out = subprocess.run(["busctl", "--system", "introspect", "org.postbus.Queue1", "/org/postbus/Queue1",
