@@ -194,7 +194,165 @@ static int on_local_ready(sd_bus_message *reply, void *userdata, sd_bus_error *r
         return 0;
 }
 
+/* Resolve calls in flight per message: pipelined, but bounded, however many recipients a message has. */
+#define QMGR_RESOLVE_WINDOW 16U
+
+void qmgr_message_routes_free(QmgrMessage *m) {
+        if (!m->routes)
+                return;
+        for (size_t i = 0; i < m->envelope->n_recipients; i++) {
+                free(m->routes[i].transport);
+                free(m->routes[i].nexthop);
+        }
+        m->routes = mfree(m->routes);
+}
+
+typedef struct ResolveCall {
+        QmgrMessage *message;
+        size_t index;
+} ResolveCall;
+
+static void resolve_next(QmgrMessage *m);
+static void dispatch(QmgrMessage *m);
+
+static void resolve_failed(QmgrMessage *m, size_t i, const char *error) {
+        char why[256];
+
+        (void) snprintf(why, sizeof why, "delivery temporarily suspended: address resolver failure: %s", error);
+        log_deferred(m, i, "none", "4.3.0", why);
+}
+
+static int on_resolve_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        ResolveCall *rc = userdata;
+        QmgrMessage *m = rc->message;
+        size_t i = rc->index;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        const char *transport, *nexthop, *address;
+        int r;
+
+        free(rc);
+        m->resolving--;
+        m->calls--;
+        if (e)
+                resolve_failed(m, i, e->message ?: e->name);
+        else {
+                r = sd_bus_message_read(reply, "sss", &transport, &nexthop, &address);
+                if (r < 0 || isempty(transport))
+                        resolve_failed(m, i, "malformed reply");
+                else {
+                        m->routes[i].transport = strdup(transport);
+                        m->routes[i].nexthop = strdup(nexthop);
+                        if (!m->routes[i].transport || !m->routes[i].nexthop) {
+                                m->routes[i].transport = mfree(m->routes[i].transport);
+                                resolve_failed(m, i, "out of memory");
+                        }
+                }
+        }
+        resolve_next(m);
+        return 0;
+}
+
+/* Asks rewrite where each pending recipient goes, a window of calls at a time; then dispatches. */
+static void resolve_next(QmgrMessage *m) {
+        Qmgr *q = m->qmgr;
+        size_t n = m->envelope->n_recipients;
+
+        while (m->resolving < QMGR_RESOLVE_WINDOW && m->next_resolve < n) {
+                size_t i = m->next_resolve++;
+                ResolveCall *rc;
+                sd_bus *bus;
+                int r;
+
+                if (m->envelope->recipients[i].done)
+                        continue;
+                r = bus_client_get(q->rewrite, &bus);
+                if (r < 0) {
+                        resolve_failed(m, i, r == -EAGAIN ? "waiting before the next attempt" : strerror(-r));
+                        continue;
+                }
+                rc = malloc(sizeof(ResolveCall));
+                if (!rc) {
+                        resolve_failed(m, i, "out of memory");
+                        continue;
+                }
+                *rc = (ResolveCall) { .message = m, .index = i };
+                r = sd_bus_call_method_async(bus, NULL, NULL, "/org/postbus/Rewrite1", "org.postbus.Rewrite1",
+                                             "Resolve", on_resolve_reply, rc, "s",
+                                             m->envelope->recipients[i].address);
+                if (r < 0) {
+                        free(rc);
+                        resolve_failed(m, i, strerror(-r));
+                        continue;
+                }
+                m->resolving++;
+                m->calls++;
+        }
+        if (m->resolving == 0 && m->next_resolve >= n) {
+                m->resolved = true;
+                dispatch(m);
+        }
+}
+
+/* Marks a recipient done now, for a permanent failure qmgr decides itself (the error transport). */
+static void bounce_now(QmgrMessage *m, size_t i, const char *text) {
+        const char *rcpt = m->envelope->recipients[i].address;
+        _cleanup_free_ char *escaped = log_escape(rcpt, strlen(rcpt));
+        _cleanup_free_ char *why = log_escape(text, strlen(text));
+        _cleanup_close_ int fd = -EBADF;
+        double delay = (double) (now_realtime_usec() - MIN(now_realtime_usec(), m->envelope->arrival_usec)) / 1e6;
+        char dsn[16] = "5.0.0";
+        unsigned a, b, c;
+        int r;
+
+        /* An error text may start with its enhanced status code, "5.1.1 ...". */
+        if (sscanf(text, "5.%3u.%3u", &a, &b) == 2 && a < 1000 && b < 1000) {
+                size_t len = strcspn(text, " ");
+                if (len < sizeof dsn && sscanf(text, "%u.%u.%u", &c, &a, &b) == 3)
+                        memcpy(dsn, text, len), dsn[len] = '\0';
+        }
+        fd = openat(m->qmgr->queue_fds[QUEUE_ACTIVE], m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        r = fd < 0 ? -errno : queue_file_mark_done(fd, m->envelope->recipients[i].offset);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to mark a recipient done: %s", strerror(-r));
+                return;
+        }
+        m->envelope->recipients[i].done = true;
+        log_mail(LOG_INFO, m->id,
+                 LOG_FIELDS({ "RECIPIENT", escaped }, { "RELAY", "none" }, { "DSN", dsn },
+                            { "DELIVERY_STATUS", "bounced" }),
+                 "to=<%s>, relay=none, delay=%.2f, dsn=%s, status=bounced (%s)", strempty(escaped), delay, dsn,
+                 isempty(why) ? "mail for this destination is refused" : why);
+        log_mail(LOG_NOTICE, m->id, LOG_NO_FIELDS,
+                 "sender non-delivery notification not sent: postbus has no bounce role yet");
+}
+
 void qmgr_deliver_message(QmgrMessage *m) {
+        Qmgr *q = m->qmgr;
+
+        if (!m->resolved) {
+                if (!m->routes) {
+                        m->routes = calloc(MAX(m->envelope->n_recipients, 1U), sizeof(QmgrRoute));
+                        if (!m->routes) {
+                                log_oom();
+                                qmgr_message_finish(m);
+                                return;
+                        }
+                }
+                if (m->resolving == 0)
+                        resolve_next(m);
+                return;
+        }
+        if (q->local_calls >= (unsigned) q->daemon->config->default_process_limit) {
+                ready_push(q, m);
+                return;
+        }
+        dispatch(m);
+}
+
+/* Groups the resolved recipients by transport: local gets one call, error bounces, others wait. */
+static void dispatch(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
         DeliveryCall *call;
         size_t n = m->envelope->n_recipients;
@@ -216,12 +374,20 @@ void qmgr_deliver_message(QmgrMessage *m) {
         call->n = 0;
         for (size_t i = 0; i < n; i++) {
                 const QueueRecipient *rc = m->envelope->recipients + i;
-                if (rc->done)
-                        continue;
-                if (address_is_local(q->mydestination, rc->address))
+                const QmgrRoute *route = m->routes + i;
+                if (rc->done || !route->transport)
+                        continue;       /* done, or deferred for want of an answer from rewrite */
+                if (streq(route->transport, "local"))
                         call->indices[call->n++] = i;
-                else    /* no smtp role yet: remote mail waits in the deferred queue */
-                        log_deferred(m, i, "none", "4.3.0", "mail transport unavailable");
+                else if (streq(route->transport, "error"))
+                        bounce_now(m, i, strempty(route->nexthop));
+                else {
+                        /* no smtp (or other) transport role yet: the mail waits in the deferred queue */
+                        char why[128];
+                        (void) snprintf(why, sizeof why, "mail transport unavailable: no %.64s transport",
+                                        route->transport);
+                        log_deferred(m, i, "none", "4.3.0", why);
+                }
         }
         if (call->n == 0) {
                 free(call);

@@ -42,6 +42,7 @@ static void message_unlink(QmgrMessage *m) {
 static QmgrMessage *message_free(QmgrMessage *m) {
         if (!m)
                 return NULL;
+        qmgr_message_routes_free(m);
         queue_envelope_free(m->envelope);
         free(m);
         return NULL;

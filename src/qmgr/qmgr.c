@@ -61,6 +61,9 @@ static int qmgr_setup(Daemon *d) {
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/local", &q->local);
         if (r < 0)
                 return log_oom();
+        r = bus_client_new(d->event, POSTBUS_RUNDIR "/rewrite", &q->rewrite);
+        if (r < 0)
+                return log_oom();
 
         fd = daemon_listen_fd(d, "qmgr");
         if (fd >= 0) {
@@ -101,12 +104,14 @@ static void qmgr_done(Daemon *d) {
         while (q->messages) {
                 QmgrMessage *m = q->messages;
                 q->messages = m->next;
+                qmgr_message_routes_free(m);
                 queue_envelope_free(m->envelope);
                 free(m);
         }
         sd_event_source_unref(q->scan_timer);
         bus_server_free(q->server);
         bus_client_free(q->local);
+        bus_client_free(q->rewrite);
         sd_bus_flush_close_unref(q->system_bus);
         strv_free(q->mydestination);
         for (QueueName i = 0; i < _QUEUE_NAME_MAX; i++)

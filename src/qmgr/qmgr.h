@@ -11,6 +11,12 @@
 typedef struct Qmgr Qmgr;
 typedef struct QmgrMessage QmgrMessage;
 
+/* Where a recipient goes: rewrite's answer. transport NULL: not resolved (deferred). */
+typedef struct QmgrRoute {
+        char *transport;
+        char *nexthop;
+} QmgrRoute;
+
 /* A message in the active queue, loaded into memory. */
 struct QmgrMessage {
         Qmgr *qmgr;
@@ -22,6 +28,10 @@ struct QmgrMessage {
         QmgrMessage *prev, *next;       /* on qmgr->messages */
         QmgrMessage *ready_next;
         QmgrMessage *hash_next;         /* in qmgr->by_id */
+        QmgrRoute *routes;              /* per recipient, from rewrite's Resolve; NULL until asked */
+        size_t next_resolve;            /* the next recipient to resolve */
+        unsigned resolving;             /* Resolve calls in flight (counted in calls too) */
+        bool resolved;
 };
 
 #define QMGR_HASH_BUCKETS 4096U
@@ -38,6 +48,7 @@ struct Qmgr {
         bool rescan;                    /* a scan stopped at qmgr_message_active_limit */
 
         BusClient *local;
+        BusClient *rewrite;             /* Resolve: transport and next hop of each recipient */
         unsigned local_calls;
 
         BusServer *server;              /* the private socket: wake-ups from cleanup */
@@ -57,6 +68,7 @@ int qmgr_queue_foreach(Qmgr *q, QueueName which, QmgrQueueEntryFunc f, void *use
 /* qmgr-deliver.c */
 void qmgr_deliver_message(QmgrMessage *m);
 void qmgr_deliver_ready(Qmgr *q);
+void qmgr_message_routes_free(QmgrMessage *m);
 
 /* qmgr-bus.c */
 int qmgr_bus_setup(Qmgr *q);
