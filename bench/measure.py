@@ -1,0 +1,415 @@
+#!/usr/bin/python3
+"""measure.py: the inside half of bench/run. Runs in the benchmark's systemd container, as root.
+
+Drives smtp-source against postbus (127.0.0.1:25, the installed and started units) and against a
+private Postfix instance (127.0.0.1:2525, started here in the transient unit bench-postfix.service,
+its configuration and queue under WORK/postfix on the real disk), one session count at a time,
+both servers in turn, and writes the figures as JSON.
+
+What is measured for each run of N messages:
+- wall time of smtp-source, from its start until it has its last 250 (and QUIT) back;
+- CPU time of the server side: usage_usec of the units' cgroups in the cgroup2 hierarchy (the
+  cpu.stat every cgroup2 group has, controller or not: it counts processes that exited too),
+  after minus before; postbus: postbus-smtpd.service + postbus-cleanup.service; Postfix:
+  bench-postfix.service (master, smtpd, cleanup, qmgr, trivial-rewrite, anvil, ...);
+- memory: the servers' processes are sampled every --interval seconds, and the peak of the sum
+  of their RSS and of their PSS is kept (PSS shares a library page among the processes mapping
+  it, so it is the fairer figure for a many-process server); plus the largest VmHWM of a single
+  process.
+Nothing here starts anything it does not stop: Postfix is stopped with 'postfix -c DIR stop',
+its master's PID is checked to be gone, and the unit is stopped.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+CGROUP2 = None
+for candidate in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+    if os.path.exists(os.path.join(candidate, "cgroup.controllers")):
+        CGROUP2 = candidate
+        break
+
+POSTBUS_UNITS = ["postbus-smtpd.service", "postbus-cleanup.service"]
+POSTBUS_SPOOL = "/var/spool/postbus"
+POSTFIX_UNIT = "bench-postfix.service"
+POSTFIX_DAEMONS = "/usr/lib/postfix/sbin/"
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+
+
+def log(msg):
+    print("measure: " + msg, file=sys.stderr, flush=True)
+
+
+def run(*args, check=True, **kw):
+    return subprocess.run(list(args), check=check, text=True, **kw)
+
+
+def systemctl_show(unit, prop):
+    return run("systemctl", "show", "-P", prop, unit, capture_output=True).stdout.strip()
+
+
+def unit_cgroup_dir(unit):
+    cg = systemctl_show(unit, "ControlGroup")
+    if not cg or CGROUP2 is None:
+        return None
+    return CGROUP2 + cg
+
+
+def cgroup_cpu_usec(unit):
+    d = unit_cgroup_dir(unit)
+    if d is None:
+        raise RuntimeError(f"no cgroup2 group for {unit}")
+    with open(os.path.join(d, "cpu.stat")) as f:
+        for line in f:
+            k, v = line.split()
+            if k == "usage_usec":
+                return int(v)
+    raise RuntimeError(f"{d}/cpu.stat has no usage_usec")
+
+
+def cgroup_pids(unit):
+    d = unit_cgroup_dir(unit)
+    pids = []
+    if d is None:
+        return pids
+    for root, _dirs, files in os.walk(d):
+        if "cgroup.procs" in files:
+            try:
+                with open(os.path.join(root, "cgroup.procs")) as f:
+                    pids += [int(x) for x in f.read().split()]
+            except OSError:
+                pass
+    return pids
+
+
+def proc_status_kb(pid, fields):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in fields:
+                out[k] = int(v.split()[0])
+    return out
+
+
+def proc_pss_kb(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+class MemorySampler(threading.Thread):
+    """Samples the summed RSS and PSS of the processes that select() returns, until stopped."""
+
+    def __init__(self, select, interval):
+        super().__init__(daemon=True)
+        self.select = select
+        self.interval = interval
+        self.stop_event = threading.Event()
+        self.peak_rss_kb = 0
+        self.peak_pss_kb = 0
+        self.peak_hwm_kb = 0
+        self.peak_procs = 0
+        self.samples = 0
+
+    def sample(self):
+        rss = pss = n = 0
+        for pid in self.select():
+            try:
+                st = proc_status_kb(pid, ("VmRSS", "VmHWM"))
+                p = proc_pss_kb(pid)
+            except (OSError, ValueError):
+                continue  # it exited meanwhile
+            rss += st.get("VmRSS", 0)
+            pss += p
+            n += 1
+            self.peak_hwm_kb = max(self.peak_hwm_kb, st.get("VmHWM", 0))
+        self.peak_rss_kb = max(self.peak_rss_kb, rss)
+        self.peak_pss_kb = max(self.peak_pss_kb, pss)
+        self.peak_procs = max(self.peak_procs, n)
+        self.samples += 1
+
+    def run(self):
+        while not self.stop_event.is_set():
+            self.sample()
+            self.stop_event.wait(self.interval)
+
+    def finish(self):
+        self.stop_event.set()
+        self.join()
+        self.sample()  # once more at the end: VmHWM of the long-lived processes is exact
+
+
+def wait_port(port, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.recv(512)  # the banner: the server is really there
+                s.sendall(b"QUIT\r\n")
+                s.recv(512)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answers on 127.0.0.1:{port}")
+
+
+def count_queue_files(directory):
+    n = 0
+    for _root, _dirs, files in os.walk(directory):
+        n += sum(1 for f in files if not f.endswith(".tmp"))
+    return n
+
+
+def empty_dir(directory):
+    """Removes what is inside directory (recursively), keeping the directories themselves."""
+    for root, _dirs, files in os.walk(directory):
+        for f in files:
+            os.unlink(os.path.join(root, f))
+
+
+class Postbus:
+    name = "postbus"
+    port = 25
+
+    def __init__(self, args):
+        self.args = args
+
+    def setup(self):
+        # Delivery must not compete: qmgr stays stopped (masked for this boot only), so accepted
+        # mail stays in incoming, durably queued, like Postfix's hold queue. cleanup's wake-up
+        # call to qmgr fails fast and is retried with back-off (best effort by design).
+        run("systemctl", "stop", "postbus-qmgr.socket", "postbus-qmgr.service")
+        run("systemctl", "mask", "--runtime", "--quiet", "postbus-qmgr.socket", "postbus-qmgr.service")
+
+    def fresh_start(self):
+        """Stops the roles (their sockets stay), empties the queue, and lets socket activation
+        start them again on the first connection."""
+        run("systemctl", "stop", *POSTBUS_UNITS, stderr=subprocess.DEVNULL)  # not: "can still be activated"
+        empty_dir(os.path.join(POSTBUS_SPOOL, "incoming"))
+        wait_port(self.port)
+
+    def queue_dir(self):
+        return os.path.join(POSTBUS_SPOOL, "incoming")
+
+    def units(self):
+        return POSTBUS_UNITS
+
+    def pids(self):
+        pids = []
+        for u in POSTBUS_UNITS:
+            pids += cgroup_pids(u)
+        return pids
+
+    def teardown(self):
+        pass  # the container goes with everything in it; bench/run takes it down
+
+
+class Postfix:
+    name = "Postfix"
+    port = 2525
+
+    def __init__(self, args):
+        self.args = args
+        self.base = os.path.join(args.work, "postfix")
+        self.etc = os.path.join(self.base, "etc")
+        self.queue = os.path.join(self.base, "queue")
+        self.data = os.path.join(self.base, "data")
+        self.running = False
+
+    def setup(self):
+        for d in (self.etc, self.queue, self.data):
+            os.makedirs(d, exist_ok=True)
+        shutil.chown(self.data, "postfix")
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write(f"""# Written by bench/measure.py: a private Postfix instance for the benchmark.
+compatibility_level = 3.6
+queue_directory = {self.queue}
+data_directory = {self.data}
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = postfix-bench
+myhostname = bench.localdomain
+mydestination = localhost
+mynetworks = 127.0.0.0/8
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+alias_maps =
+alias_database =
+# postbus does no reverse lookup of the client's address: neither does this instance.
+smtpd_peername_lookup = no
+# Accept to the queue and stop there: cleanup files every accepted message straight into the
+# hold queue (after the same fsync before 250), so qmgr never schedules a delivery.
+smtpd_end_of_data_restrictions = check_client_access static:HOLD
+""")
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write("""# Written by bench/measure.py. No chroot, as Debian's package would not do either here.
+127.0.0.1:2525 inet n - n - - smtpd
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+""")
+        run("postfix", "-c", self.etc, "check")
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def start(self):
+        run("systemd-run", "--quiet", "--unit=" + POSTFIX_UNIT, "--property=Type=simple",
+            "/usr/sbin/postfix", "-c", self.etc, "start-fg")
+        self.running = True
+        wait_port(self.port)
+
+    def stop(self):
+        if not self.running:
+            return
+        pid = self.master_pid()
+        run("postfix", "-c", self.etc, "stop", check=False, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while pid and os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid and os.path.exists(f"/proc/{pid}"):
+            log(f"Postfix master {pid} is still there after 'postfix stop'; the unit's stop ends it")
+        run("systemctl", "stop", POSTFIX_UNIT, check=False)
+        run("systemctl", "reset-failed", POSTFIX_UNIT, check=False, stderr=subprocess.DEVNULL)
+        left = cgroup_pids(POSTFIX_UNIT)
+        if pid and os.path.exists(f"/proc/{pid}") or left:
+            raise RuntimeError(f"Postfix did not stop (master {pid}, processes {left})")
+        self.running = False
+
+    def fresh_start(self):
+        self.stop()
+        empty_dir(os.path.join(self.queue, "hold"))
+        empty_dir(os.path.join(self.queue, "incoming"))
+        self.start()
+
+    def queue_dir(self):
+        return os.path.join(self.queue, "hold")
+
+    def units(self):
+        return [POSTFIX_UNIT]
+
+    def pids(self):
+        out = []
+        for pid in cgroup_pids(POSTFIX_UNIT):
+            try:
+                if os.readlink(f"/proc/{pid}/exe").startswith(POSTFIX_DAEMONS):
+                    out.append(pid)  # not the postfix-script shell that waits for master
+            except OSError:
+                pass
+        return out
+
+    def teardown(self):
+        self.stop()
+
+
+def smtp_source(args, port, sessions, messages):
+    cmd = [SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(args.size),
+           "-f", "bench@bench.localdomain", "-t", args.recipient, "-M", "client.localdomain"]
+    if args.reuse:
+        cmd.append("-d")
+    cmd.append(f"127.0.0.1:{port}")
+    before = os.times()
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
+    wall = time.monotonic() - t0
+    after = os.times()
+    client_cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    if p.returncode != 0 or p.stderr.strip():
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {p.returncode}): {p.stderr.strip()[:500]}")
+    return wall, client_cpu
+
+
+def measure(server, args, sessions, messages):
+    server.fresh_start()
+    if args.warmup:
+        smtp_source(args, server.port, sessions, args.warmup)
+    before_files = count_queue_files(server.queue_dir())
+    cpu0 = sum(cgroup_cpu_usec(u) for u in server.units())
+    sampler = MemorySampler(server.pids, args.interval)
+    sampler.start()
+    wall, client_cpu = smtp_source(args, server.port, sessions, messages)
+    time.sleep(0.3)  # the last sessions' QUIT and close, still the server's work
+    sampler.finish()
+    cpu1 = sum(cgroup_cpu_usec(u) for u in server.units())
+    queued = count_queue_files(server.queue_dir()) - before_files
+    if queued != messages:
+        raise RuntimeError(f"{server.name}: {messages} messages sent, {queued} queued")
+    row = {
+        "server": server.name, "sessions": sessions, "messages": messages, "size": args.size,
+        "wall_s": wall, "msgs_per_s": messages / wall,
+        "server_cpu_s": (cpu1 - cpu0) / 1e6, "cpu_s_per_1000": (cpu1 - cpu0) / 1e6 / messages * 1000,
+        "client_cpu_s": client_cpu,
+        "peak_rss_kb": sampler.peak_rss_kb, "peak_pss_kb": sampler.peak_pss_kb,
+        "max_process_hwm_kb": sampler.peak_hwm_kb, "peak_processes": sampler.peak_procs,
+        "memory_samples": sampler.samples, "queued": queued,
+    }
+    log(f"{server.name:8} {sessions:3} sessions {messages:6} msgs: {row['msgs_per_s']:8.1f} msg/s, "
+        f"{row['cpu_s_per_1000']:.3f} CPU s/1000, peak PSS {row['peak_pss_kb'] / 1024:.1f} MiB")
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--plan", required=True, help="SESSIONS:MESSAGES,... e.g. 1:2000,10:5000,50:5000")
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--reuse", action="store_true")
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--interval", type=float, default=0.1)
+    ap.add_argument("--recipient", default="root@localhost")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    if CGROUP2 is None:
+        sys.exit("measure: no cgroup2 hierarchy: cannot account CPU per unit")
+    plan = []
+    for item in args.plan.split(","):
+        s, _, m = item.partition(":")
+        plan.append((int(s), int(m)))
+
+    postbus, postfix = Postbus(args), Postfix(args)
+    rows = []
+    try:
+        postbus.setup()
+        postfix.setup()
+        for rnd in range(args.rounds):
+            for i, (sessions, messages) in enumerate(plan):
+                # Alternate who goes first, so that neither always runs on a warmer (or fuller) disk.
+                order = (postbus, postfix) if (i + rnd) % 2 == 0 else (postfix, postbus)
+                for server in order:
+                    row = measure(server, args, sessions, messages)
+                    row["round"] = rnd + 1
+                    rows.append(row)
+    finally:
+        postfix.teardown()
+        with open(args.out, "w") as f:
+            json.dump({"rows": rows, "plan": plan, "size": args.size, "reuse": args.reuse,
+                       "warmup": args.warmup, "rounds": args.rounds}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
