@@ -1,0 +1,99 @@
+/* postbusctl-map.c: "map build FILE" compiles a text table into FILE.gdbm; "map query TABLE KEY" looks
+ * a key up as the roles do, and exits as postmap -q does (0 found, 1 not found, 2 error). */
+#include <limits.h>
+
+#include "log.h"
+#include "postbusctl.h"
+#include "table.h"
+
+#define QUERY_NOT_FOUND 1
+#define QUERY_ERROR 2
+
+static int map_build(const char *source) {
+        TableFormat format = arg_aliases ? TABLE_FORMAT_ALIASES : TABLE_FORMAT_MAP;
+        int r;
+
+        r = table_build(source, format);
+        if (r < 0)
+                return exit_status_from_errno(r);     /* table_build() said what and where */
+        printf("%s%s: %i %s\n", source, TABLE_DB_SUFFIX, r,
+               format == TABLE_FORMAT_ALIASES ? (r == 1 ? "alias" : "aliases") : (r == 1 ? "entry" : "entries"));
+        return 0;
+}
+
+/* A plain relative path names a file below the working directory; table_open() wants it absolute. */
+static int table_spec(const char *arg, char **ret) {
+        char cwd[PATH_MAX];
+
+        if (arg[0] == '/' || strchr(arg, ':')) {
+                *ret = strdup(arg);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (!getcwd(cwd, sizeof cwd))
+                return -errno;
+        if (asprintf(ret, "%s/%s", streq(cwd, "/") ? "" : cwd, arg) < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int map_query(const char *arg, const char *key) {
+        _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_free_ char *spec = NULL, *value = NULL, *ekey = NULL;
+        int r;
+
+        r = table_spec(arg, &spec);
+        if (r < 0) {
+                log_error_errno(r, "Failed to resolve %s: %m", arg);
+                return QUERY_ERROR;
+        }
+        r = table_open(spec, &t);
+        if (r < 0)
+                return QUERY_ERROR;     /* table_open() said why */
+
+        ekey = log_escape(key, strlen(key));
+        r = table_lookup(t, key, &value);
+        if (r < 0) {
+                if (r == -ENOENT)
+                        log_error("Failed to look \"%s\" up in %s: %s does not exist (run \"postbusctl map build\").",
+                                  strna(ekey), table_name(t), table_db_path(t));
+                else if (r == -EBADMSG)
+                        log_error("Failed to look \"%s\" up in %s: %s is not a valid database.", strna(ekey),
+                                  table_name(t), table_db_path(t));
+                else
+                        log_error_errno(r, "Failed to look \"%s\" up in %s: %m", strna(ekey), table_name(t));
+                return QUERY_ERROR;
+        }
+        if (r == 0) {
+                log_error("\"%s\" not found in %s.", strna(ekey), table_name(t));
+                return QUERY_NOT_FOUND;
+        }
+        if (printf("%s\n", value) < 0 || fflush(stdout) != 0)
+                return QUERY_ERROR;
+        return 0;
+}
+
+int verb_map(int argc, char **argv) {
+        if (streq(argv[1], "build")) {
+                if (argc != 3) {
+                        log_error("Usage: postbusctl [--aliases] map build FILE");
+                        return EX_USAGE;
+                }
+                return map_build(argv[2]);
+        }
+        if (streq(argv[1], "query")) {
+                if (argc != 4) {
+                        log_error("Usage: postbusctl map query TABLE KEY");
+                        return EX_USAGE;
+                }
+                if (arg_aliases)
+                        log_warning("--aliases only matters for map build, ignoring.");
+                return map_query(argv[2], argv[3]);
+        }
+        {
+                _cleanup_free_ char *e = log_escape(argv[1], strlen(argv[1]));
+                log_error("Unknown map command \"%s\": build or query (see --help).", strna(e));
+        }
+        return EX_USAGE;
+}

@@ -1,0 +1,171 @@
+/* postbusctl.c: the control tool: option parsing and dispatch to the verbs (postbusctl-<verb>.c).
+ *
+ * SECURITY: postbusctl runs with the privileges of whoever calls it. "map build" writes a database next
+ * to a file the caller may already write; "queue" asks qmgr over the system bus, whose policy decides
+ * who may call; "config" and "map query" only read. */
+#include <getopt.h>
+
+#include "log.h"
+#include "postbus-config.h"
+#include "postbusctl.h"
+
+bool arg_json = false;
+bool arg_aliases = false;
+bool arg_defaults = false;
+bool arg_non_default = false;
+const char *arg_config = NULL;
+
+typedef struct Verb {
+        const char *name;
+        int min_args, max_args;         /* counting the verb itself; -1: no maximum */
+        int (*run)(int argc, char **argv);
+} Verb;
+
+static const Verb verbs[] = {
+        { "map", 2, 4, verb_map },
+        { "config", 1, -1, verb_config },
+        { "queue", 1, 2, verb_queue },
+};
+
+static void help(void) {
+        printf("postbusctl [OPTIONS...] COMMAND ...\n"
+               "\n"
+               "Control the postbus mail system.\n"
+               "\n"
+               "Commands:\n"
+               "  map build FILE          Compile the text table FILE into FILE.gdbm\n"
+               "  map query TABLE KEY     Look KEY up in TABLE (gdbm:/path or /path): print the value;\n"
+               "                          exit status 1 when not found, 2 on errors\n"
+               "  config [NAME...]        Print parameters as main.cf sets them: name = value\n"
+               "  queue [QUEUE]           List the mail queue (incoming, active, deferred, hold,\n"
+               "                          corrupt; all by default)\n"
+               "\n"
+               "Options:\n"
+               "  -h --help               Show this help\n"
+               "     --version            Show the version\n"
+               "     --aliases            map build: the file is in aliases(5) format (name: value)\n"
+               "     --json               queue: one JSON object per message and line\n"
+               "  -d --defaults           config: the built-in defaults, ignoring main.cf\n"
+               "  -n --non-default        config: only the parameters main.cf sets\n"
+               "  -c --config=FILE        config: read FILE instead of %s/main.cf\n",
+               POSTBUS_CONFDIR);
+}
+
+int exit_status_from_errno(int r) {
+        switch (-r) {
+        case ENOENT:
+                return EX_NOINPUT;
+        case EINVAL:
+        case E2BIG:
+        case ENAMETOOLONG:
+        case EBADMSG:
+        case EPROTONOSUPPORT:
+                return EX_DATAERR;
+        case EACCES:
+        case EPERM:
+                return EX_NOPERM;
+        case ENOMEM:
+                return EX_OSERR;
+        default:
+                return EX_IOERR;
+        }
+}
+
+static int parse_argv(int argc, char **argv) {
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_ALIASES,
+                ARG_JSON,
+        };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "aliases", no_argument, NULL, ARG_ALIASES },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "defaults", no_argument, NULL, 'd' },
+                { "non-default", no_argument, NULL, 'n' },
+                { "config", required_argument, NULL, 'c' },
+                {},
+        };
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":hdnc:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("postbusctl %s\n", POSTBUS_VERSION);
+                        return 0;
+                case ARG_ALIASES:
+                        arg_aliases = true;
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case 'd':
+                        arg_defaults = true;
+                        break;
+                case 'n':
+                        arg_non_default = true;
+                        break;
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case '?':
+                        if (optopt > 0 && optopt < 0x80)
+                                log_error("Unknown option -%c (see --help).", optopt);
+                        else
+                                log_error("Invalid option %s (see --help).", argv[optind - 1]);
+                        return -EX_USAGE;
+                case ':':
+                        log_error("Option %s needs an argument (see --help).", argv[optind - 1]);
+                        return -EX_USAGE;
+                default:
+                        return -EX_SOFTWARE;
+                }
+        return 1;
+}
+
+int main(int argc, char **argv) {
+        const char *name;
+        int r, n;
+
+        log_setup("postbusctl");
+
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return -r;
+        if (arg_defaults && (arg_config || arg_non_default)) {
+                log_error("--defaults cannot be combined with --config or --non-default.");
+                return EX_USAGE;
+        }
+
+        n = argc - optind;
+        if (n <= 0) {
+                log_error("No command given (see --help).");
+                return EX_USAGE;
+        }
+        name = argv[optind];
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                const Verb *v = verbs + i;
+
+                if (!streq(v->name, name))
+                        continue;
+                if (n < v->min_args) {
+                        log_error("Too few arguments for \"%s\" (see --help).", name);
+                        return EX_USAGE;
+                }
+                if (v->max_args >= 0 && n > v->max_args) {
+                        log_error("Too many arguments for \"%s\" (see --help).", name);
+                        return EX_USAGE;
+                }
+                return v->run(n, argv + optind);
+        }
+        {
+                _cleanup_free_ char *e = log_escape(name, strlen(name));
+                log_error("Unknown command \"%s\" (see --help).", strna(e));
+        }
+        return EX_USAGE;
+}
