@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "address.h"
+#include "dsn.h"
 #include "cleanup.h"
 #include "log.h"
 #include "queue-file.h"
@@ -19,7 +20,7 @@ static void format_date(char *buf, size_t size, time_t t) {
         (void) strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
 }
 
-static const char *attr_get(char **attrs, const char *name) {
+const char *cleanup_attr_get(char **attrs, const char *name) {
         size_t n = strlen(name);
 
         for (char **a = attrs; a && *a; a++)
@@ -47,19 +48,25 @@ static int create_queue_file(Cleanup *c, char id[static QUEUE_ID_SIZE], char tmp
 }
 
 static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const char *id, time_t now) {
-        const char *helo = attr_get(req->attrs, "helo_name");
-        const char *name = attr_get(req->attrs, "client_name");
-        const char *addr = attr_get(req->attrs, "client_address");
-        const char *proto = attr_get(req->attrs, "protocol");
-        const char *user = attr_get(req->attrs, "uid");
+        const char *helo = cleanup_attr_get(req->attrs, "helo_name");
+        const char *name = cleanup_attr_get(req->attrs, "client_name");
+        const char *addr = cleanup_attr_get(req->attrs, "client_address");
+        const char *proto = cleanup_attr_get(req->attrs, "protocol");
+        const char *user = cleanup_attr_get(req->attrs, "uid");
+        const char *sasl = cleanup_attr_get(req->attrs, "sasl_username");
         _cleanup_free_ char *s = NULL;
         char date[64];
         int n;
 
+        /* smtpd's AUTH name, as Postfix shows it; smtpd allows printable ASCII only, and no line break may
+         * ever get into a header from it. */
+        if (sasl && strpbrk(sasl, "\r\n"))
+                sasl = NULL;
         format_date(date, sizeof date, now);
         if (addr)
-                n = asprintf(&s, "Received: from %s (%s [%s])\n\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
-                             strna(helo), strna(name), addr, c->daemon->config->myhostname, proto ?: "SMTP", id,
+                n = asprintf(&s, "Received: from %s (%s [%s])\n%s%s%s\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
+                             strna(helo), strna(name), addr, sasl ? "\t(Authenticated sender: " : "", strempty(sasl),
+                             sasl ? ")\n" : "", c->daemon->config->myhostname, proto ?: "SMTP", id,
                              req->recipients[1] ? "" : "\n\tfor <", req->recipients[1] ? "" : req->recipients[0],
                              req->recipients[1] ? "" : ">", date);
         else
@@ -99,7 +106,22 @@ static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupReques
                 s = mfree(s);
         }
         if (!h->has_from) {
-                if (asprintf(&s, "From: %s\n", isempty(req->sender) ? "MAILER-DAEMON" : req->sender) < 0)
+                const char *full_name = cleanup_attr_get(req->attrs, "full_name");
+                _cleanup_free_ char *phrase = NULL;
+                int n;
+
+                /* Local mail: the submitting user, with the full name sendmail -F or the password
+                 * database gave. */
+                if (!isempty(req->sender) && !isempty(full_name) && streq(strempty(cleanup_attr_get(req->attrs, "origin")), "pickup")) {
+                        phrase = cleanup_phrase(full_name);
+                        if (!phrase)
+                                return -ENOMEM;
+                }
+                if (phrase)
+                        n = asprintf(&s, "From: %s <%s>\n", phrase, req->sender);
+                else
+                        n = asprintf(&s, "From: %s\n", isempty(req->sender) ? "MAILER-DAEMON" : req->sender);
+                if (n < 0)
                         return -ENOMEM;
                 r = queue_writer_content(w, s, strlen(s));
                 if (r < 0)
@@ -118,10 +140,14 @@ static int write_envelope(QueueWriter *w, const CleanupRequest *req, uint64_t no
         for (char **a = req->attrs; a && *a; a++)
                 if ((r = queue_writer_record(w, QUEUE_REC_ATTR, *a, strlen(*a))) < 0)
                         return r;
+        if (req->hold && (r = queue_writer_recordf(w, QUEUE_REC_ATTR, "hold=%s", req->hold)) < 0)
+                return r;
         if ((r = queue_writer_record(w, QUEUE_REC_SENDER, req->sender, strlen(req->sender))) < 0)
                 return r;
-        for (char **rc = req->recipients; *rc; rc++)
-                if ((r = queue_writer_record(w, QUEUE_REC_RECIPIENT, *rc, strlen(*rc))) < 0)
+        /* Each recipient with its RFC 3461 NOTIFY and ORCPT, for the bounce role. */
+        for (size_t i = 0; req->recipients[i]; i++)
+                if ((r = queue_writer_recipient(w, req->recipients[i], req->dsn_notify ? req->dsn_notify[i] : NULL,
+                                                req->dsn_orcpt ? req->dsn_orcpt[i] : NULL)) < 0)
                         return r;
         return queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0);
 }
@@ -145,8 +171,18 @@ static int write_queue_file(QueueWriter *w, Cleanup *c, const CleanupRequest *re
 
         _cleanup_free_ char *mid = NULL;
         if ((r = write_envelope(w, req, now_usec)) < 0 ||
-            (r = write_received(w, c, req, id, now)) < 0 ||
-            (r = queue_writer_content(w, content, h.header_end)) < 0)
+            (r = write_received(w, c, req, id, now)) < 0)
+                goto finish;
+        /* The headers, less those header_checks said to IGNORE and Bcc when recipients were extracted. */
+        size_t from = 0;
+        for (size_t i = 0; i < req->n_drops; i++) {
+                if (req->drops[i].start < from || req->drops[i].end > h.header_end)
+                        continue;
+                if ((r = queue_writer_content(w, content + from, req->drops[i].start - from)) < 0)
+                        goto finish;
+                from = req->drops[i].end;
+        }
+        if ((r = queue_writer_content(w, content + from, h.header_end - from)) < 0)
                 goto finish;
         if (h.header_end > 0 && content[h.header_end - 1] != '\n' && (r = queue_writer_content(w, "\n", 1)) < 0)
                 goto finish;
@@ -175,36 +211,16 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[sta
         _cleanup_free_ char *reject = NULL, *message_id = NULL, *escaped = NULL;
         _cleanup_free_ QueueWriter *w = NULL;
         char id[QUEUE_ID_SIZE], tmp[QUEUE_ID_SIZE + 4];
-        void *content = NULL;
-        struct stat st;
         int r;
 
-        if (fstat(req->content_fd, &st) < 0)
-                return log_error_errno(errno, "Failed to stat the submitted message: %m");
-        if (!S_ISREG(st.st_mode))
-                return log_error_errno(EBADF, "The submitted message is not a regular file.");
-        if (st.st_size > c->daemon->config->message_size_limit) {
-                *ret_reject = strdup("552 5.3.4 Message file too big");
-                return *ret_reject ? 0 : -ENOMEM;
-        }
-        if (st.st_size > 0) {
-                content = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, req->content_fd, 0);
-                if (content == MAP_FAILED)
-                        return log_error_errno(errno, "Failed to map the submitted message: %m");
-        }
-
         w = malloc(sizeof(QueueWriter));
-        if (!w) {
-                r = log_oom();
-                goto finish;
-        }
+        if (!w)
+                return log_oom();
         fd = create_queue_file(c, id, tmp);
-        if (fd < 0) {
-                r = log_error_errno(fd, "Failed to create a queue file in incoming: %m");
-                goto finish;
-        }
+        if (fd < 0)
+                return log_error_errno(fd, "Failed to create a queue file in incoming: %m");
         queue_writer_init(w, fd);
-        r = write_queue_file(w, c, req, id, content, (size_t) st.st_size, &reject, &message_id);
+        r = write_queue_file(w, c, req, id, req->content, req->size, &reject, &message_id);
         if (r >= 0 && !reject && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && !reject && renameat(c->incoming_fd, tmp, c->incoming_fd, id) < 0)
@@ -213,24 +229,22 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[sta
                 r = -errno;
         if (r < 0 || reject) {
                 (void) unlinkat(c->incoming_fd, tmp, 0);
-                if (r < 0) {
-                        log_error_errno(r, "%s: failed to write the queue file: %m", id);
-                        goto finish;
-                }
+                if (r < 0)
+                        return log_error_errno(r, "%s: failed to write the queue file: %m", id);
                 *ret_reject = TAKE_PTR(reject);
-                r = 0;
-                goto finish;
+                return 0;
         }
 
         escaped = message_id ? log_escape(message_id, strlen(message_id)) : NULL;
         log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", req->sender }, { "MESSAGE_ID_HEADER", escaped }),
                  "message-id=%s", strempty(escaped));
+        if (req->hold) {
+                _cleanup_free_ char *why = log_escape(req->hold, strlen(req->hold));
+                log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", req->sender }, { "CLEANUP_ACTION", "hold" }),
+                         "hold: %s", strempty(why));
+        }
         memcpy(ret_id, id, QUEUE_ID_SIZE);
-        r = 0;
-finish:
-        if (content)
-                (void) munmap(content, (size_t) st.st_size);
-        return r;
+        return 0;
 }
 
 static int on_wake_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -242,7 +256,7 @@ static int on_wake_reply(sd_bus_message *m, void *userdata, sd_bus_error *error)
 }
 
 /* Best effort: qmgr scans incoming on start and every queue_run_delay anyway. */
-static void wake_qmgr(Cleanup *c, const char *id) {
+void cleanup_wake_qmgr(Cleanup *c, const char *id) {
         sd_bus *bus;
         int r;
 
@@ -252,6 +266,64 @@ static void wake_qmgr(Cleanup *c, const char *id) {
                                              "org.postbus.QueueManager1", "Wake", on_wake_reply, c, "s", id);
         if (r < 0)
                 log_debug_errno(r, "%s: failed to wake qmgr, ignoring: %m", id);
+}
+
+static int strv_append(char ***l, size_t n, const char *s) {
+        char *copy = strdup(s), **nl;
+
+        if (!copy)
+                return -ENOMEM;
+        nl = realloc(*l, (n + 2) * sizeof(char *));
+        if (!nl) {
+                free(copy);
+                return -ENOMEM;
+        }
+        nl[n] = copy;
+        nl[n + 1] = NULL;
+        *l = nl;
+        return 0;
+}
+
+/* Submit's recipients, a(sss): address, NOTIFY and ORCPT ("" where not given), into three vectors of the
+ * same length. -EINVAL: a NOTIFY or ORCPT that RFC 3461 does not allow. */
+static int read_recipients(sd_bus_message *m, char ***ret, char ***ret_notify, char ***ret_orcpt, size_t max) {
+        _cleanup_strv_free_ char **l = NULL, **notify = NULL, **orcpt = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(sss)");
+        if (r < 0)
+                return r;
+        l = calloc(1, sizeof(char *));
+        notify = calloc(1, sizeof(char *));
+        orcpt = calloc(1, sizeof(char *));
+        if (!l || !notify || !orcpt)
+                return -ENOMEM;
+        for (;;) {
+                const char *a, *nt, *o;
+                unsigned mask;
+
+                r = sd_bus_message_read(m, "(sss)", &a, &nt, &o);
+                if (r <= 0)
+                        break;
+                if (n >= max)
+                        return -E2BIG;
+                if ((*nt && dsn_notify_parse(nt, strlen(nt), &mask) < 0) || (*o && !dsn_orcpt_valid(o, strlen(o))))
+                        return -EINVAL;
+                if ((r = strv_append(&l, n, a)) < 0 || (r = strv_append(&notify, n, nt)) < 0 ||
+                    (r = strv_append(&orcpt, n, o)) < 0)
+                        return r;
+                n++;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        *ret_notify = TAKE_PTR(notify);
+        *ret_orcpt = TAKE_PTR(orcpt);
+        return 0;
 }
 
 static int read_strv(sd_bus_message *m, const char *contents, char ***ret, size_t max) {
@@ -310,23 +382,22 @@ static int read_strv(sd_bus_message *m, const char *contents, char ***ret, size_
 
 static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Cleanup *c = userdata;
-        _cleanup_strv_free_ char **recipients = NULL, **attrs = NULL;
-        _cleanup_free_ char *reject = NULL;
+        _cleanup_strv_free_ char **recipients = NULL, **attrs = NULL, **notify = NULL, **orcpt = NULL;
         const char *sender;
-        char id[QUEUE_ID_SIZE];
         int fd, r;
 
         r = sd_bus_message_read(m, "hs", &fd, &sender);
         if (r < 0)
                 return r;
-        r = read_strv(m, "s", &recipients, CLEANUP_RECIPIENTS_MAX);
+        r = read_recipients(m, &recipients, &notify, &orcpt, CLEANUP_RECIPIENTS_MAX);
         if (r >= 0)
                 r = read_strv(m, "{ss}", &attrs, CLEANUP_ATTRS_MAX);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
                 return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Malformed recipients or attributes.");
-        if (!recipients[0])
+        /* sendmail -t may name no recipient: they come from the headers then. */
+        if (!recipients[0] && !streq(strempty(cleanup_attr_get(attrs, "extract_recipients")), "yes"))
                 return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "No recipients.");
         if (!address_valid(sender))
                 return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid sender address.");
@@ -334,22 +405,20 @@ static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 if (isempty(*rc) || !address_valid(*rc))
                         return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid recipient address.");
 
-        CleanupRequest req = { .content_fd = fd, .sender = sender, .recipients = recipients, .attrs = attrs };
-        r = cleanup_message_write(c, &req, id, &reject);
+        /* The answer comes once rewrite has answered and the file is durable: cleanup_job_start() takes
+         * a reference to m and replies to it. */
+        r = cleanup_job_start(c, m, fd, sender, TAKE_PTR(recipients), TAKE_PTR(notify), TAKE_PTR(orcpt),
+                              TAKE_PTR(attrs));
         if (r < 0)
-                return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: queue file write error");
-        if (reject)
-                return sd_bus_error_set(error, POSTBUS_ERROR_REJECTED, reject);
-
-        r = sd_bus_reply_method_return(m, "s", id);
-        wake_qmgr(c, id);
-        return r;
+                return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: %s",
+                                         r == -ENOMEM ? "out of memory" : "cannot read the message");
+        return 1;
 }
 
 const sd_bus_vtable cleanup_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Submit",
-                                SD_BUS_ARGS("h", content, "s", sender, "as", recipients, "a{ss}", attributes),
+                                SD_BUS_ARGS("h", content, "s", sender, "a(sss)", recipients, "a{ss}", attributes),
                                 SD_BUS_RESULT("s", queue_id),
                                 method_submit,
                                 SD_BUS_VTABLE_UNPRIVILEGED),

@@ -6,7 +6,9 @@
  * (SO_PEERCRED at accept; the socket is 0660 postbus:postbus). It trusts neither the envelope nor the
  * content: addresses are checked, counts and sizes bounded, the content only copied, never interpreted
  * beyond the header names it looks for. It writes only below queue_directory/incoming, and a file there
- * becomes visible under its queue ID only after it and its directory are synced. */
+ * becomes visible under its queue ID only after it and its directory are synced. It asks the rewrite role
+ * for the canonical form of addresses and reads canonical, virtual alias and header_checks tables, which
+ * belong to root. */
 #include <dirent.h>
 #include <fcntl.h>
 
@@ -71,6 +73,43 @@ static int cleanup_setup(Daemon *d) {
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/qmgr", &c->qmgr);
         if (r < 0)
                 return log_oom();
+        r = bus_client_new(d->event, POSTBUS_RUNDIR "/rewrite", &c->rewrite);
+        if (r < 0)
+                return log_oom();
+
+        if (config_split_list(d->config->mydestination, &c->mydestination) < 0 ||
+            config_split_list(d->config->masquerade_domains, &c->masquerade_domains) < 0 ||
+            config_split_list(d->config->masquerade_exceptions, &c->masquerade_exceptions) < 0)
+                return log_oom();
+
+        /* Tables and rules are configuration: a bad one stops the role at start, naming it. */
+        const struct {
+                const char *name, *value;
+                TableList **list;
+        } maps[] = {
+                { "canonical_maps", d->config->canonical_maps, &c->canonical_maps },
+                { "sender_canonical_maps", d->config->sender_canonical_maps, &c->sender_canonical_maps },
+                { "recipient_canonical_maps", d->config->recipient_canonical_maps, &c->recipient_canonical_maps },
+                { "virtual_alias_maps", d->config->virtual_alias_maps, &c->virtual_alias_maps },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
+                r = table_list_open(maps[i].value, maps[i].list);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0) {
+                        log_error("%s = %s: bad table list.", maps[i].name, maps[i].value);
+                        return -EINVAL;
+                }
+        }
+        if (!isempty(d->config->header_checks)) {
+                r = cleanup_checks_load(d->config->header_checks, &c->header_checks);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0) {
+                        log_error("header_checks = %s: cannot be used.", d->config->header_checks);
+                        return -EINVAL;
+                }
+        }
         return 0;
 }
 
@@ -81,6 +120,15 @@ static void cleanup_done(Daemon *d) {
                 return;
         bus_server_free(c->server);
         bus_client_free(c->qmgr);
+        bus_client_free(c->rewrite);
+        strv_free(c->mydestination);
+        strv_free(c->masquerade_domains);
+        strv_free(c->masquerade_exceptions);
+        table_list_free(c->canonical_maps);
+        table_list_free(c->sender_canonical_maps);
+        table_list_free(c->recipient_canonical_maps);
+        table_list_free(c->virtual_alias_maps);
+        cleanup_checks_free(c->header_checks);
         safe_close(c->incoming_fd);
         free(c);
 }

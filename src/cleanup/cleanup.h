@@ -5,7 +5,9 @@
 
 #include "bus-util.h"
 #include "daemon.h"
+#include "cleanup-checks.h"
 #include "queue-id.h"
+#include "table.h"
 
 /* Most recipients one submission may carry; smtpd's smtpd_recipient_limit is far below. */
 #define CLEANUP_RECIPIENTS_MAX 100000U
@@ -17,17 +19,37 @@ typedef struct Cleanup {
         int incoming_fd;                /* queue_directory/incoming */
         BusServer *server;
         BusClient *qmgr;
+        BusClient *rewrite;             /* canonical form of every address */
+
+        char **mydestination;
+        char **masquerade_domains;
+        char **masquerade_exceptions;
+        TableList *canonical_maps;
+        TableList *sender_canonical_maps;
+        TableList *recipient_canonical_maps;
+        TableList *virtual_alias_maps;
+        CleanupChecks *header_checks;
 } Cleanup;
 
 extern const sd_bus_vtable cleanup_vtable[];
 
 /* Writes one message into incoming/ and returns its queue ID. A rejection comes back as ret_reject
  * ("554 5.4.6 ..."), with 0 returned; a negative errno is a temporary failure. */
+typedef struct CleanupRange {
+        size_t start, end;
+} CleanupRange;
+
 typedef struct CleanupRequest {
-        int content_fd;
+        const char *content;            /* the submitted message, mapped */
+        size_t size;
         const char *sender;
         char **recipients;
         char **attrs;                   /* "name=value" */
+        const char **dsn_notify;        /* per recipient, RFC 3461 NOTIFY or NULL/""; NULL: none at all */
+        const char **dsn_orcpt;         /* per recipient, RFC 3461 ORCPT or NULL/""; NULL: none at all */
+        const CleanupRange *drops;      /* headers left out, in order */
+        size_t n_drops;
+        const char *hold;               /* the reason the message goes to the hold queue, or NULL */
 } CleanupRequest;
 
 int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[static QUEUE_ID_SIZE],
@@ -44,3 +66,16 @@ typedef struct CleanupHeaderScan {
 
 int cleanup_header_scan(const char *buf, size_t len, CleanupHeaderScan *ret);
 void cleanup_header_scan_done(CleanupHeaderScan *s);
+
+/* cleanup-message.c */
+const char *cleanup_attr_get(char **attrs, const char *name);
+void cleanup_wake_qmgr(Cleanup *c, const char *id);
+
+/* cleanup-job.c: one submission, from the request to the reply: header checks, recipients from the
+ * headers, rewrite's canonical form, canonical maps, masquerading, virtual aliases, the queue file. Takes
+ * recipients and attrs; replies to m itself. A negative errno: nothing was started, the caller answers. */
+int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender, char **recipients,
+                      char **dsn_notify, char **dsn_orcpt, char **attrs);
+
+/* A display name as an RFC 5322 phrase: as it is when it is all atoms, else a quoted string. */
+char *cleanup_phrase(const char *name);

@@ -1,0 +1,81 @@
+/* test-cleanup-maps.c: canonical(5)/virtual(5) lookup order and masquerading. */
+#include "tests.h"
+#include "../../src/cleanup/cleanup-maps.h"
+
+static int fake_lookup(void *table, const char *key, char **ret_value) {
+        const char *const *t = table;
+
+        for (size_t i = 0; t[i]; i += 2)
+                if (strcasecmp(t[i], key) == 0) {
+                        *ret_value = strdup(t[i + 1]);
+                        return 1;
+                }
+        return 0;
+}
+
+static void check_map(const char *const *table, const char *addr, const char *want) {
+        char *mydest[] = { "host.example.org", "localhost", NULL };
+        char *out = NULL;
+        int r = cleanup_map_lookup(fake_lookup, (void *) table, addr, mydest, "host.example.org", &out);
+
+        ASSERT_OK(r);
+        if (want) {
+                ASSERT_EQ(r, 1);
+                ASSERT_STREQ(out, want);
+        } else
+                ASSERT_EQ(r, 0);
+        free(out);
+}
+
+TEST(lookup_order) {
+        const char *table[] = {
+                "alice@example.org", "Alice.Example@example.org",
+                "bob", "robert@example.org",
+                "@old.example", "@new.example",
+                "@catch.example", "postmaster@example.org",
+                NULL,
+        };
+
+        check_map(table, "alice@example.org", "Alice.Example@example.org");
+        check_map(table, "bob@host.example.org", "robert@example.org");
+        check_map(table, "bob@localhost", "robert@example.org");
+        check_map(table, "bob@elsewhere.example", NULL);        /* "user" only for local domains */
+        check_map(table, "carol@old.example", "carol@new.example");
+        check_map(table, "carol@catch.example", "postmaster@example.org");
+        check_map(table, "nobody@example.org", NULL);
+        check_map(table, "", NULL);
+}
+
+static void check_masq(const char *addr, const char *want) {
+        char *domains[] = { "!internal.example.org", "example.org", "example.com", NULL };
+        char *exceptions[] = { "root", NULL };
+        char *out = NULL;
+        int r = cleanup_masquerade(domains, exceptions, addr, &out);
+
+        ASSERT_OK(r);
+        if (want) {
+                ASSERT_EQ(r, 1);
+                ASSERT_STREQ(out, want);
+        } else
+                ASSERT_EQ(r, 0);
+        free(out);
+}
+
+TEST(masquerade) {
+        check_masq("alice@host.sub.example.org", "alice@example.org");
+        check_masq("alice@HOST.Example.ORG", "alice@example.org");
+        check_masq("alice@example.org", NULL);
+        check_masq("alice@notexample.org", NULL);
+        check_masq("alice@internal.example.org", NULL);
+        check_masq("alice@a.internal.example.org", NULL);
+        check_masq("root@host.example.org", NULL);
+        check_masq("bob@mail.example.com", "bob@example.com");
+        check_masq("bob", NULL);
+        check_masq("\"a@b\"@x.example.com", "\"a@b\"@example.com");
+}
+
+int main(void) {
+        RUN(lookup_order);
+        RUN(masquerade);
+        return 0;
+}
