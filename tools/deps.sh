@@ -9,7 +9,8 @@ POSTBUS_DEPS=(
     libsystemd-dev libssl-dev libgdbm-dev libdbus-1-dev
     clang libclang-rt-14-dev
     systemd systemd-container dbus util-linux mount passwd
-    python3 swaks openssl
+    python3 python3-gdbm swaks openssl
+    dnsmasq-base
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.

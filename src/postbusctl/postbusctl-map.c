@@ -38,6 +38,46 @@ static int table_spec(const char *arg, char **ret) {
         return 0;
 }
 
+/* Prints "key<TAB>value" for each key read from stdin that the table holds (as postmap -q - does), and
+ * flushes after each, so that a long-lived caller can converse through a pipe. Returns 0 at the end of
+ * the input, or QUERY_ERROR. */
+static int map_query_stdin(Table *t) {
+        char line[TABLE_KEY_MAX + 2];
+
+        while (fgets(line, sizeof line, stdin)) {
+                _cleanup_free_ char *value = NULL;
+                size_t len = strlen(line);
+                int r;
+
+                if (len > 0 && line[len - 1] == '\n')
+                        line[--len] = '\0';
+                else if (!feof(stdin)) {
+                        /* Longer than any key can be: not found; skip the rest of the line. */
+                        int c;
+                        while ((c = getchar()) != EOF && c != '\n')
+                                ;
+                        continue;
+                }
+                if (len > 0 && line[len - 1] == '\r')
+                        line[--len] = '\0';
+                r = table_lookup(t, line, &value);
+                if (r < 0) {
+                        _cleanup_free_ char *e = log_escape(line, len);
+                        log_error_errno(r, "Failed to look \"%s\" up in %s: %m", strna(e), table_name(t));
+                        return QUERY_ERROR;
+                }
+                if (r > 0 && printf("%s\t%s\n", line, value) < 0)
+                        return QUERY_ERROR;
+                if (fflush(stdout) != 0)
+                        return QUERY_ERROR;
+        }
+        if (ferror(stdin)) {
+                log_error("Failed to read keys from standard input.");
+                return QUERY_ERROR;
+        }
+        return 0;
+}
+
 static int map_query(const char *arg, const char *key) {
         _cleanup_(table_freep) Table *t = NULL;
         _cleanup_free_ char *spec = NULL, *value = NULL, *ekey = NULL;
@@ -51,6 +91,9 @@ static int map_query(const char *arg, const char *key) {
         r = table_open(spec, &t);
         if (r < 0)
                 return QUERY_ERROR;     /* table_open() said why */
+
+        if (streq(key, "-"))
+                return map_query_stdin(t);
 
         ekey = log_escape(key, strlen(key));
         r = table_lookup(t, key, &value);
