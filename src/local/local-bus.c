@@ -133,21 +133,87 @@ static void format_delay(uint64_t usec, char *buf, size_t size) {
         (void) snprintf(buf, size, s < 1 ? "%.2f" : s < 10 ? "%.1f" : "%.0f", s);
 }
 
-/* Stores the result of the next recipient and logs it. */
-static void call_record(LocalCall *c, const LocalResult *result) {
-        LocalRecipient *rcpt = c->recipients + c->n_done++;
-        _cleanup_free_ char *address = log_escape(rcpt->address, strlen(rcpt->address));
+static void log_delivery(LocalCall *c, const char *to, const char *orig_to, const LocalResult *result) {
         const char *status = local_status_to_string(result->status);
         uint64_t now = now_realtime_usec(), arrival = c->envelope->arrival_usec;
         char delay[32];
 
-        rcpt->result = *result;
         format_delay(now > arrival ? now - arrival : 0, delay, sizeof delay);
-        log_mail(LOG_INFO, c->queue_id,
-                 LOG_FIELDS({ "RECIPIENT", address }, { "RELAY", "local" }, { "DSN", result->dsn },
-                            { "DELIVERY_STATUS", status }),
-                 "to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)",
-                 strna(address), delay, result->dsn, status, result->text);
+        if (isempty(orig_to))
+                log_mail(LOG_INFO, c->queue_id,
+                         LOG_FIELDS({ "RECIPIENT", to }, { "RELAY", "local" }, { "DSN", result->dsn },
+                                    { "DELIVERY_STATUS", status }),
+                         "to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)",
+                         to, delay, result->dsn, status, result->text);
+        else
+                log_mail(LOG_INFO, c->queue_id,
+                         LOG_FIELDS({ "RECIPIENT", to }, { "ORIGINAL_RECIPIENT", orig_to }, { "RELAY", "local" },
+                                    { "DSN", result->dsn }, { "DELIVERY_STATUS", status }),
+                         "to=<%s>, orig_to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)",
+                         to, orig_to, delay, result->dsn, status, result->text);
+}
+
+/* Stores the result of the next recipient and logs it. */
+static void call_record(LocalCall *c, const LocalResult *result) {
+        LocalRecipient *rcpt = c->recipients + c->n_done++;
+        _cleanup_free_ char *address = log_escape(rcpt->address, strlen(rcpt->address));
+
+        rcpt->result = *result;
+        log_delivery(c, strna(address), NULL, result);
+}
+
+/* The report of the child that delivered to the next recipient: every final delivery is logged, and the
+ * recipient's result is deferred if any of them is, else bounced if any is, else sent. */
+static void call_report(LocalCall *c, const siginfo_t *si, bool timed_out) {
+        _cleanup_free_ char *buf = NULL;
+        LocalResult deferred = {}, bounced = {}, sent = {}, failure;
+        bool have_deferred = false, have_bounced = false, have_sent = false;
+        size_t len = 0;
+        ssize_t n;
+
+        buf = malloc(LOCAL_REPORT_MAX);
+        while (buf && len < LOCAL_REPORT_MAX &&
+               (n = pread(c->result_fd, buf + len, LOCAL_REPORT_MAX - len, (off_t) len)) > 0)
+                len += (size_t) n;
+        for (size_t start = 0; start < len;) {
+                const char *nl = memchr(buf + start, '\n', len - start);
+                LocalReportLine l;
+
+                if (!nl)
+                        break;          /* cut off: the child died while writing */
+                size_t end = (size_t) (nl - buf);
+                if (local_report_parse(buf + start, end - start, &l) < 0) {
+                        log_mail(LOG_WARNING, c->queue_id, LOG_NO_FIELDS, "malformed report from a delivery process");
+                        start = end + 1;
+                        continue;
+                }
+                start = end + 1;
+                if (l.type == 'W') {
+                        log_mail(LOG_WARNING, c->queue_id, LOG_NO_FIELDS, "warning: %s", l.text);
+                        local_report_line_done(&l);
+                        continue;
+                }
+                log_delivery(c, l.to, l.orig_to, &l.result);
+                if (l.result.status == LOCAL_STATUS_DEFERRED && !have_deferred) {
+                        deferred = l.result;
+                        have_deferred = true;
+                } else if (l.result.status == LOCAL_STATUS_BOUNCED && !have_bounced) {
+                        bounced = l.result;
+                        have_bounced = true;
+                } else if (l.result.status == LOCAL_STATUS_SENT && !have_sent) {
+                        sent = l.result;
+                        have_sent = true;
+                }
+                local_report_line_done(&l);
+        }
+
+        bool finished = si->si_code == CLD_EXITED && si->si_status == EXIT_SUCCESS && !timed_out;
+        if (!finished || (!have_deferred && !have_bounced && !have_sent)) {
+                local_child_failure(si, timed_out, &failure);
+                call_record(c, &failure);
+                return;
+        }
+        c->recipients[c->n_done++].result = have_deferred ? deferred : have_bounced ? bounced : sent;
 }
 
 /* Gives every recipient still without a result a temporary failure. */
@@ -209,14 +275,12 @@ static void dispatch(Local *l);
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         LocalCall *c = userdata;
         Local *l = c->local;
-        LocalResult result;
 
-        local_child_result(c->result_fd, si, c->timed_out, &result);
+        call_report(c, si, c->timed_out);
         c->result_fd = safe_close(c->result_fd);
         c->child = sd_event_source_disable_unref(c->child);
         c->pid = 0;
         l->n_children--;
-        call_record(c, &result);
         call_continue(c);
         dispatch(l);
         return 0;
@@ -238,7 +302,7 @@ static int call_start_child(LocalCall *c) {
         r = sd_event_add_child(c->local->daemon->event, &c->child, c->pid, WEXITED, on_child, c);
         if (r < 0) {
                 /* Unwatched, it cannot be reported: stop it and reap it here. */
-                (void) kill(c->pid, SIGKILL);
+                (void) kill(-c->pid, SIGKILL);
                 (void) waitpid(c->pid, NULL, 0);
                 c->pid = 0;
                 c->result_fd = safe_close(c->result_fd);
@@ -269,7 +333,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 
         c->timed_out = true;
         if (c->pid > 0)
-                (void) kill(c->pid, SIGKILL);   /* on_child reports it and finishes the call */
+                (void) kill(-c->pid, SIGKILL);  /* with its commands; on_child reports it and finishes the call */
         else if (c->is_waiting) {
                 waiting_remove(c);
                 call_continue(c);
@@ -386,12 +450,10 @@ static void local_finish_calls(Local *l) {
 
                 if (c->pid > 0) {
                         siginfo_t si = {};
-                        LocalResult result;
 
                         (void) waitid(P_PID, c->pid, &si, WEXITED);
-                        local_child_result(c->result_fd, &si, false, &result);
+                        call_report(c, &si, false);
                         c->pid = 0;
-                        call_record(c, &result);
                 }
                 if (call_peer_connected(c))
                         call_defer_rest(c, "local delivery agent is stopping");

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -70,35 +71,17 @@ static void spool_identities(const char *spool, const struct passwd *pw, LocalMb
                 mb->create_gid = gr->gr_gid;
 }
 
-static void deliver_recipient(const LocalMessage *m, const Config *c, LocalResult *ret) {
-        _cleanup_free_ char *user = NULL, *domain = NULL, *path = NULL;
+void local_deliver_user(const LocalMessage *m, const Config *c, const struct passwd *pw, LocalResult *ret) {
+        _cleanup_free_ char *path = NULL;
         const LocalLocking locking = {
                 .attempts = (unsigned) c->deliver_lock_attempts,
                 .delay_usec = (uint64_t) c->deliver_lock_delay * USEC_PER_SEC,
                 .stale_usec = (uint64_t) c->stale_lock_time * USEC_PER_SEC,
         };
-        struct passwd *pw;
         int r;
 
-        if (address_split(m->recipient, &user, &domain) < 0) {
-                local_result_set(ret, "4.3.0", "out of memory");
-                return;
-        }
-        for (char *p = user; *p; p++)
-                if (*p >= 'A' && *p <= 'Z')
-                        *p = (char) (*p - 'A' + 'a');
-
-        errno = 0;
-        pw = isempty(user) ? NULL : getpwnam(user);
-        if (!pw) {
-                if (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM)
-                        local_result_set(ret, "5.1.1", "unknown user: \"%s\"", user);
-                else
-                        local_result_set(ret, "4.3.0", "user lookup error: %m");
-                return;
-        }
         if (!user_name_ok(pw->pw_name)) {
-                local_result_set(ret, "4.3.0", "unusable user name for \"%s\"", user);
+                local_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);
                 return;
         }
 
@@ -143,62 +126,56 @@ static void deliver_recipient(const LocalMessage *m, const Config *c, LocalResul
         local_deliver_mbox(m, &mb, ret);
 }
 
-_Noreturn static void child_main(const LocalMessage *m, const Config *c, int result_fd) {
-        LocalResult result = {};
-        char buf[LOCAL_RESULT_WIRE_MAX];
-        size_t n;
-
+_Noreturn static void child_main(const LocalMessage *m, const Config *c, int report_fd) {
         /* SIGTERM stays blocked as in the parent: a stop lets the mailbox write finish, the parent waits. */
         (void) signal(SIGXFSZ, SIG_IGN);        /* a write past mailbox_size_limit fails with EFBIG */
-        close_other_fds(m->queue_fd, result_fd);
+        (void) signal(SIGPIPE, SIG_IGN);        /* a command that does not read all of its input */
+        close_other_fds(m->queue_fd, report_fd);
 
         const rlim_t limit = (rlim_t) c->mailbox_size_limit;
         const struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
-        if (c->mailbox_size_limit > 0 && setrlimit(RLIMIT_FSIZE, &rl) < 0)
+        if (c->mailbox_size_limit > 0 && setrlimit(RLIMIT_FSIZE, &rl) < 0) {
+                LocalResult result;
                 local_result_set(&result, "4.3.0", "cannot set the file size limit: %m");
-        else
-                deliver_recipient(m, c, &result);
-
-        n = local_result_format(&result, buf, sizeof buf);
-        /* Less than PIPE_BUF into an empty pipe: all of it or nothing. */
-        _exit(write(result_fd, buf, n) == (ssize_t) n ? EXIT_SUCCESS : EXIT_FAILURE);
+                (void) local_report_delivery(report_fd, m->recipient, NULL, &result);
+        } else
+                local_expand_deliver(m, c, report_fd);
+        _exit(EXIT_SUCCESS);
 }
 
-int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pid, int *ret_result_fd) {
-        int p[2];
+int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pid, int *ret_report_fd) {
+        int fd;
         pid_t pid;
 
-        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+        /* A file, not a pipe: the report of a large expansion need not fit a pipe's buffer, and the parent
+         * reads it only once the child has ended. */
+        fd = memfd_create("postbus-local-report", MFD_CLOEXEC);
+        if (fd < 0)
                 return -errno;
         pid = fork();
         if (pid < 0) {
-                safe_close(p[0]);
-                safe_close(p[1]);
+                safe_close(fd);
                 return -errno;
         }
         if (pid == 0) {
-                safe_close(p[0]);
-                child_main(m, config, p[1]);
+                /* Its own process group, so that a time limit kills the deliveries it started too. */
+                (void) setpgid(0, 0);
+                child_main(m, config, fd);
         }
-        safe_close(p[1]);
+        (void) setpgid(pid, pid);
         *ret_pid = pid;
-        *ret_result_fd = p[0];
+        *ret_report_fd = fd;
         return 0;
 }
 
-void local_child_result(int result_fd, const siginfo_t *si, bool timed_out, LocalResult *ret) {
-        char buf[LOCAL_RESULT_WIRE_MAX + 1];
-        ssize_t n;
-
-        n = read(result_fd, buf, sizeof buf);
-        if (si->si_code == CLD_EXITED && si->si_status == EXIT_SUCCESS && n > 0 && (size_t) n < sizeof buf &&
-            local_result_parse(buf, (size_t) n, ret) >= 0)
-                return;
+void local_child_failure(const siginfo_t *si, bool timed_out, LocalResult *ret) {
         if (timed_out)
                 local_result_set(ret, "4.3.0", "delivery time limit exceeded");
         else if (si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED)
                 local_result_set(ret, "4.3.0", "delivery process killed by signal %s",
                                  strsignal(si->si_status));
+        else if (si->si_code == CLD_EXITED && si->si_status == EXIT_SUCCESS)
+                local_result_set(ret, "4.3.0", "delivery process reported no result");
         else
                 local_result_set(ret, "4.3.0", "delivery process ended without a result (exit status %i)",
                                  si->si_status);

@@ -248,7 +248,7 @@ static int mbox_open_locked(const LocalMbox *mb, LocalResult *ret, struct stat *
                         return -EPERM;
                 }
                 /* Probably set up wrongly rather than permanently wrong: like Postfix, try again later. */
-                if (st.st_uid != mb->uid) {
+                if (st.st_uid != mb->uid && !mb->file_target) {
                         local_result_set(ret, "4.2.0", "mailbox %s is not owned by the recipient", mb->path);
                         return -EPERM;
                 }
@@ -293,7 +293,10 @@ void local_deliver_mbox(const LocalMessage *m, const LocalMbox *mb, LocalResult 
                                  strerror(-r));
                 return;
         }
-        if (dotlock_acquire(lock_path, &mb->locking, ret) < 0)
+        r = dotlock_acquire(lock_path, &mb->locking, ret);
+        if (r == -EACCES && mb->file_target)
+                lock_path = mfree(lock_path);   /* as Postfix: the fcntl lock alone */
+        else if (r < 0)
                 return;
         fd = mbox_open_locked(mb, ret, &st);
         if (fd < 0)
@@ -320,7 +323,8 @@ void local_deliver_mbox(const LocalMessage *m, const LocalMbox *mb, LocalResult 
 unlock:
         (void) local_set_eugid(mb->lock_uid, mb->lock_gid);
         fd = safe_close(fd);    /* also drops the fcntl lock, before the dot-lock */
-        (void) unlink(lock_path);
+        if (lock_path)
+                (void) unlink(lock_path);
 }
 
 static int fsync_directory(const char *path) {

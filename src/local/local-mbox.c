@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "local.h"
 #include "log.h"
@@ -195,5 +196,120 @@ int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, cons
         if (asprintf(ret, "%" PRIu64 ".M%06" PRIu64 "P%iR%016" PRIx64 ".%s", sec, usec, (int) pid, random,
                      host) < 0)
                 return -ENOMEM;
+        return 0;
+}
+
+/* A report field: tabs, newlines and other control characters become blanks. */
+static void report_clean(char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < ' ' || *s == 0x7F)
+                        *s = ' ';
+}
+
+static int report_write(int fd, const char *line, size_t len) {
+        struct stat st;
+
+        /* The parent reads no more than this; what does not fit is dropped rather than cut. */
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (len > LOCAL_REPORT_MAX || (uint64_t) st.st_size > LOCAL_REPORT_MAX - len)
+                return -E2BIG;
+        while (len > 0) {
+                ssize_t n = write(fd, line, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                line += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+int local_report_delivery(int fd, const char *to, const char *orig_to, const LocalResult *r) {
+        _cleanup_free_ char *line = NULL, *t = strdup(to), *o = strdup(strempty(orig_to)), *x = strdup(r->text);
+        int n;
+
+        if (!t || !o || !x)
+                return -ENOMEM;
+        report_clean(t);
+        report_clean(o);
+        report_clean(x);
+        n = asprintf(&line, "D %s %s\t%s\t%s\n", r->dsn, t, o, x);
+        if (n < 0)
+                return -ENOMEM;
+        return report_write(fd, line, (size_t) n);
+}
+
+int local_report_warning(int fd, const char *fmt, ...) {
+        _cleanup_free_ char *text = NULL, *line = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&text, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -ENOMEM;
+        report_clean(text);
+        n = asprintf(&line, "W %s\n", text);
+        if (n < 0)
+                return -ENOMEM;
+        return report_write(fd, line, (size_t) n);
+}
+
+void local_report_line_done(LocalReportLine *l) {
+        l->to = mfree(l->to);
+        l->orig_to = mfree(l->orig_to);
+        l->text = mfree(l->text);
+}
+
+int local_report_parse(const char *line, size_t len, LocalReportLine *ret) {
+        LocalReportLine l = {};
+
+        if (len < 2 || line[1] != ' ' || memchr(line, '\n', len) || memchr(line, '\0', len))
+                return -EBADMSG;
+        if (line[0] == 'W') {
+                l.type = 'W';
+                l.text = log_escape(line + 2, len - 2);
+                if (!l.text)
+                        return -ENOMEM;
+                *ret = l;
+                return 0;
+        }
+        if (line[0] != 'D')
+                return -EBADMSG;
+
+        const char *p = line + 2, *end = line + len;
+        size_t n = dsn_length(p, (size_t) (end - p));
+        if (n == 0 || n >= LOCAL_DSN_SIZE || p + n >= end || p[n] != ' ')
+                return -EBADMSG;
+        const char *to = p + n + 1;
+        const char *tab1 = memchr(to, '\t', (size_t) (end - to));
+        if (!tab1 || tab1 == to)
+                return -EBADMSG;
+        const char *orig = tab1 + 1;
+        const char *tab2 = memchr(orig, '\t', (size_t) (end - orig));
+        if (!tab2)
+                return -EBADMSG;
+        const char *text = tab2 + 1;
+        if ((size_t) (end - text) >= LOCAL_TEXT_SIZE)
+                return -EBADMSG;
+
+        l.type = 'D';
+        memcpy(l.result.dsn, p, n);
+        l.result.dsn[n] = '\0';
+        l.result.status = status_from_dsn(l.result.dsn);
+        _cleanup_free_ char *t = log_escape(text, (size_t) (end - text));
+        l.to = log_escape(to, (size_t) (tab1 - to));
+        l.orig_to = log_escape(orig, (size_t) (tab2 - orig));
+        if (!t || !l.to || !l.orig_to) {
+                local_report_line_done(&l);
+                return -ENOMEM;
+        }
+        (void) snprintf(l.result.text, sizeof l.result.text, "%s", t);
+        truncate_utf8(l.result.text, LOCAL_TEXT_SIZE - 1);
+        *ret = l;
         return 0;
 }

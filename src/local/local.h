@@ -2,6 +2,7 @@
  * mailboxes, the delivery child and the Delivery1 bus service. */
 #pragma once
 
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -91,6 +92,8 @@ typedef struct LocalMbox {
         gid_t lock_gid;
         gid_t create_gid;               /* group of a mailbox created by someone other than the recipient */
         LocalLocking locking;
+        bool file_target;               /* an alias or .forward /file: any owner the writer may write to, and
+                                         * no dot-lock where the directory does not allow one */
 } LocalMbox;
 
 /* Append the message to an mbox file, locked by a dot-lock and fcntl. */
@@ -102,11 +105,127 @@ void local_deliver_maildir(const LocalMessage *m, const char *path, const char *
  * switch back. Nothing happens when they are already these. */
 int local_set_eugid(uid_t uid, gid_t gid);
 
-/* Forks a child that delivers to m->recipient as the recipient and reports over the returned pipe. */
-int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pid, int *ret_result_fd);
-/* The result of a child that has ended with si, read from its pipe; a child that died or said nothing
- * valid is a temporary failure. timed_out: it was killed for the time limit. */
-void local_child_result(int result_fd, const siginfo_t *si, bool timed_out, LocalResult *ret);
+/* The destinations of aliases(5) values and of :include: and .forward files. */
+typedef enum LocalTargetType {
+        LOCAL_TARGET_ADDRESS,           /* user, user@domain: expanded again when local, else forwarded */
+        LOCAL_TARGET_MAILBOX,           /* \user: the user's own mailbox, without aliases or .forward */
+        LOCAL_TARGET_COMMAND,           /* |command: run with the message on stdin */
+        LOCAL_TARGET_FILE,              /* /path: appended in mbox format; ending in '/': a Maildir */
+        LOCAL_TARGET_INCLUDE,           /* :include:/path: more destinations, one list per line */
+        _LOCAL_TARGET_TYPE_MAX,
+        _LOCAL_TARGET_TYPE_INVALID = -EINVAL,
+} LocalTargetType;
+
+typedef struct LocalTarget {
+        LocalTargetType type;
+        char *value;                    /* the address, command, path or user, without its marker */
+} LocalTarget;
+
+typedef struct LocalTargetList {
+        LocalTarget *items;
+        size_t n;
+} LocalTargetList;
+
+void local_target_list_done(LocalTargetList *l);
+const char *local_target_type_to_string(LocalTargetType t);
+
+/* Most bytes of one logical line of a .forward or :include: file, and of such a file. */
+#define LOCAL_LIST_LINE_MAX (8U * 1024U)
+#define LOCAL_LIST_FILE_MAX (64U * 1024U)
+
+/* Appends to l the destinations of one alias value or one line of a .forward or :include: file: a list
+ * separated by commas, where double quotes protect commas and blanks ("|cmd a, b"). -EINVAL for an
+ * unbalanced quote or an empty destination after its marker, -E2BIG when l would hold more than max. */
+int local_targets_parse(const char *s, size_t len, size_t max, LocalTargetList *l);
+/* A whole .forward or :include: file: one list per line; empty lines and lines starting with '#'
+ * are skipped. -EINVAL also for a NUL byte or a line longer than LOCAL_LIST_LINE_MAX. */
+int local_targets_parse_file(const char *buf, size_t len, size_t max, LocalTargetList *l);
+
+/* Expands $name, ${name}, ${name?text} and ${name:text} in text with vars ("name", "value" pairs,
+ * NULL-terminated; an unknown name is empty), as Postfix does with forward_path. */
+int local_expand_vars(const char *text, const char *const *vars, char **ret);
+/* Replaces every byte outside Postfix's command_expansion_filter set with '_', in place. */
+void local_sanitize(char *s);
+
+/* Collects the Delivered-To values of a message's headers (lower case, trimmed), fed in pieces split
+ * anywhere; stops at the end of the headers. At most max values are kept; a header longer than
+ * LOCAL_HEADER_LINE_MAX cannot be a Delivered-To of an address and is skipped. */
+#define LOCAL_HEADER_LINE_MAX 1024U
+typedef struct LocalHeaderScan {
+        char buf[LOCAL_HEADER_LINE_MAX];
+        size_t len;
+        bool truncated;                 /* the current header did not fit */
+        bool line_start;
+        bool done;                      /* the empty line after the headers was seen */
+        char **values;
+        size_t n_values, max_values;
+} LocalHeaderScan;
+
+void local_header_scan_init(LocalHeaderScan *s, size_t max_values);
+/* 1 once the end of the headers is reached, 0 for more, -ENOMEM. */
+int local_header_scan_feed(LocalHeaderScan *s, const char *data, size_t len);
+/* Takes the last header into account when the content ends without a body. */
+int local_header_scan_finish(LocalHeaderScan *s);
+bool local_header_scan_has(const LocalHeaderScan *s, const char *address);
+void local_header_scan_done(LocalHeaderScan *s);
+
+/* The result of a |command delivery, as Postfix maps it: exit 0 is sent; a sysexits.h code has its own
+ * enhanced status (EX_TEMPFAIL and EX_OSERR temporary); another status or a signal bounces 5.3.0 or
+ * defers 4.3.0; the time limit bounces. output (may be NULL) is the command's output for the text. */
+void local_command_status(int wait_status, bool timed_out, const char *command, const char *output,
+                          LocalResult *ret);
+
+/* The identity a command or file delivery runs as. */
+typedef struct LocalPrivs {
+        uid_t uid;
+        gid_t gid;
+        char *user;
+        char *home;
+        char *shell;
+} LocalPrivs;
+
+void local_privs_done(LocalPrivs *p);
+
+/* Runs command with /bin/sh -c as privs, in a session of its own, with the environment env
+ * ("NAME=value", NULL-terminated) and the message on stdin (From_ line, Return-Path and Delivered-To
+ * headers first); captures its output (bounded) and kills its process group after time_limit_usec. */
+void local_command_run(const LocalMessage *m, const char *command, const LocalPrivs *privs, char **env,
+                       uint64_t time_limit_usec, LocalResult *ret);
+
+/* Submits a copy of the message to cleanup for recipients, with "Delivered-To: delivered_to" first and
+ * the original envelope sender; the new queue ID into ret_id, or a result that says why not. */
+int local_forward_submit(const LocalMessage *m, const char *delivered_to, char **recipients,
+                         uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], LocalResult *ret);
+
+/* The report of a delivery child: one line per final delivery ("D <dsn> <to>\t<orig_to>\t<text>") and
+ * per warning for the journal ("W <text>"). Tabs and control characters in fields become blanks. */
+#define LOCAL_REPORT_MAX (1024U * 1024U)
+int local_report_delivery(int fd, const char *to, const char *orig_to, const LocalResult *r);
+int local_report_warning(int fd, const char *fmt, ...) _printf_(2, 3);
+
+typedef struct LocalReportLine {
+        char type;                      /* 'D' or 'W' */
+        LocalResult result;             /* 'D' */
+        char *to, *orig_to;             /* 'D', escaped */
+        char *text;                     /* 'W', escaped */
+} LocalReportLine;
+
+/* Parses one line (without its newline). -EBADMSG when it is malformed. */
+int local_report_parse(const char *line, size_t len, LocalReportLine *ret);
+void local_report_line_done(LocalReportLine *l);
+
+/* Expands m->recipient (aliases, :include:, .forward) and delivers to every destination, writing a
+ * report line per delivery to report_fd. Runs in the delivery child, as root. */
+void local_expand_deliver(const LocalMessage *m, const Config *c, int report_fd);
+
+/* Delivers to the mailbox of pw (mail spool or home_mailbox) with Delivered-To: m->recipient. */
+void local_deliver_user(const LocalMessage *m, const Config *c, const struct passwd *pw, LocalResult *ret);
+
+/* Forks a child that delivers to m->recipient and writes its report into a memory file. */
+int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pid, int *ret_report_fd);
+/* Why a child that ended with si without a full report failed, as a temporary failure. timed_out: it
+ * was killed for the time limit. */
+void local_child_failure(const siginfo_t *si, bool timed_out, LocalResult *ret);
 
 /* The role: the org.postbus.Delivery1 service on listen_fd, for uid 0 and peer_uid ((uid_t) -1: none), and
  * the deliveries in progress. */

@@ -95,4 +95,18 @@
         X(deliver_lock_delay, TIME, "1s", 1, 60, "local",                                                    \
           "Time between two attempts to lock a mailbox.")                                                   \
         X(stale_lock_time, TIME, "500s", 10, 86400, "local",                                                 \
-          "Age after which a mailbox dot-lock file is taken to be stale and removed.")
+          "Age after which a mailbox dot-lock file is taken to be stale and removed.")                       \
+        X(alias_maps, STRING, "hash:/etc/aliases", 0, 0, "local smtpd",                                      \
+          "Alias tables (aliases(5) format, built by newaliases) that local expands recipients with.")       \
+        X(forward_path, STRING, "$home/.forward", 0, 0, "local",                                             \
+          "Forward files looked for, first found wins; expanded per delivery ($home $user $local ...).")     \
+        X(default_privs, STRING, "nobody", 0, 0, "local",                                                    \
+          "User that commands and files of root-owned alias tables and :include: files run as.")             \
+        X(allow_mail_to_commands, STRING, "alias, forward", 0, 0, "local",                                   \
+          "Where |command destinations are allowed: alias, forward and/or include.")                         \
+        X(allow_mail_to_files, STRING, "alias, forward", 0, 0, "local",                                      \
+          "Where /file destinations are allowed: alias, forward and/or include.")                            \
+        X(command_time_limit, TIME, "1000s", 1, 86400, "local",                                              \
+          "Longest a |command delivery may run before its process group is killed and the mail bounced.")    \
+        X(duplicate_filter_limit, INT, "1000", 1, 1000000, "local",                                          \
+          "Most destinations one recipient may expand into through aliases, :include: and .forward files.")

@@ -458,7 +458,11 @@ int config_parse(const char *text, const char *path, Config **ret) {
                 Buf v = {};
 
                 c->lines[id] = raw.items[i].line;
-                r = expand(&raw, raw.items[i].value, 0, config_where(c, id, where, sizeof where), &v);
+                /* Postfix's "raw" parameters keep their $names: the role expands them per use ($home). */
+                if (streq(p->name, "forward_path"))
+                        r = buf_append(&v, raw.items[i].value, strlen(raw.items[i].value));
+                else
+                        r = expand(&raw, raw.items[i].value, 0, config_where(c, id, where, sizeof where), &v);
                 if (r >= 0 && !v.s)
                         r = buf_append(&v, "", 0);
                 if (r < 0) {

@@ -1,0 +1,293 @@
+/* local-command.c: |command delivery: /bin/sh -c as the destination's owner, in a session of its own,
+ * with a clean environment, the message on stdin, the output captured (bounded) and a time limit after
+ * which the whole process group is killed; and the mapping of how it ended to a delivery result. */
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "address.h"
+#include "local.h"
+
+/* Bytes of command output kept for the result text; the rest is read and dropped. */
+#define LOCAL_COMMAND_OUTPUT_MAX LOCAL_TEXT_SIZE
+
+typedef struct SysExit {
+        int status;
+        const char *dsn;
+        const char *text;
+} SysExit;
+
+/* sysexits.h, with the enhanced status codes Postfix gives them. */
+static const SysExit sys_exits[] = {
+        { EX_USAGE, "5.3.0", "command line usage error" },
+        { EX_DATAERR, "5.6.0", "data format error" },
+        { EX_NOINPUT, "5.3.0", "cannot open input" },
+        { EX_NOUSER, "5.1.1", "user unknown" },
+        { EX_NOHOST, "5.1.2", "host name unknown" },
+        { EX_UNAVAILABLE, "5.3.0", "service unavailable" },
+        { EX_SOFTWARE, "5.3.0", "internal software error" },
+        { EX_OSERR, "4.3.0", "system resource problem" },
+        { EX_OSFILE, "5.3.0", "critical OS file missing" },
+        { EX_CANTCREAT, "5.2.0", "can't create user output file" },
+        { EX_IOERR, "5.3.0", "input/output error" },
+        { EX_TEMPFAIL, "4.3.0", "temporary failure" },
+        { EX_PROTOCOL, "5.5.0", "remote error in protocol" },
+        { EX_NOPERM, "5.7.0", "permission denied" },
+        { EX_CONFIG, "5.3.5", "local configuration error" },
+};
+
+void local_command_status(int wait_status, bool timed_out, const char *command, const char *output,
+                          LocalResult *ret) {
+        _cleanup_free_ char *out = output ? strdup(output) : NULL;
+        const char *sep = "";
+
+        if (out) {
+                for (char *p = out; *p; p++)
+                        if ((unsigned char) *p < ' ' || *p == 0x7F)
+                                *p = ' ';
+                /* Trailing blanks (the final newline) say nothing. */
+                size_t n = strlen(out);
+                while (n > 0 && out[n - 1] == ' ')
+                        out[--n] = '\0';
+                if (n > 0)
+                        sep = ". Command output: ";
+        }
+
+        if (timed_out) {
+                local_result_set(ret, "5.3.0", "Command time limit exceeded: \"%s\"%s%s", command, sep,
+                                 strempty(out));
+                return;
+        }
+        if (WIFSIGNALED(wait_status)) {
+                local_result_set(ret, "4.3.0", "Command died with signal %d: \"%s\"%s%s",
+                                 WTERMSIG(wait_status), command, sep, strempty(out));
+                return;
+        }
+        int status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 255;
+        if (status == 0) {
+                local_result_set(ret, "2.0.0", "delivered to command: %s", command);
+                return;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(sys_exits); i++)
+                if (sys_exits[i].status == status) {
+                        local_result_set(ret, sys_exits[i].dsn, "%s%s%s", sys_exits[i].text, sep, strempty(out));
+                        return;
+                }
+        local_result_set(ret, "5.3.0", "Command died with status %d: \"%s\"%s%s", status, command, sep,
+                         strempty(out));
+}
+
+void local_privs_done(LocalPrivs *p) {
+        p->user = mfree(p->user);
+        p->home = mfree(p->home);
+        p->shell = mfree(p->shell);
+}
+
+typedef struct Pump {
+        int in_fd;              /* the command's stdin, or -EBADF once it is closed */
+        int out_fd;             /* its stdout and stderr, or -EBADF at end of file */
+        char out[LOCAL_COMMAND_OUTPUT_MAX];
+        size_t out_len;
+        uint64_t deadline;      /* CLOCK_MONOTONIC */
+        bool timed_out;
+        bool last_nl;           /* the last byte written was a newline */
+} Pump;
+
+static void pump_read(Pump *p) {
+        for (;;) {
+                char buf[4096];
+                ssize_t n = read(p->out_fd, buf, sizeof buf);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {
+                        p->out_fd = safe_close(p->out_fd);
+                        return;
+                }
+                size_t keep = MIN((size_t) n, sizeof p->out - 1 - p->out_len);
+                memcpy(p->out + p->out_len, buf, keep);
+                p->out_len += keep;
+        }
+}
+
+/* Waits until stdin takes more (when writing) or output comes; -ETIME at the deadline. */
+static int pump_wait(Pump *p, bool writing) {
+        struct pollfd fds[2];
+        nfds_t n = 0;
+        uint64_t now = now_monotonic_usec();
+
+        if (now >= p->deadline) {
+                p->timed_out = true;
+                return -ETIME;
+        }
+        if (writing && p->in_fd >= 0)
+                fds[n++] = (struct pollfd) { .fd = p->in_fd, .events = POLLOUT };
+        if (p->out_fd >= 0)
+                fds[n++] = (struct pollfd) { .fd = p->out_fd, .events = POLLIN };
+        int timeout = (int) MIN((p->deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, 1000U);
+        if (n == 0) {
+                /* Nothing to watch: the caller polls for the process to end. */
+                struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+                (void) nanosleep(&ts, NULL);
+                return 0;
+        }
+        if (poll(fds, n, timeout) < 0 && errno != EINTR)
+                return -errno;
+        if (p->out_fd >= 0)
+                pump_read(p);
+        return 0;
+}
+
+/* Output to the command's stdin; a command that stops reading gets no more (its exit status decides). */
+static int pump_write(const char *data, size_t len, void *userdata) {
+        Pump *p = userdata;
+        int r;
+
+        if (len > 0)
+                p->last_nl = data[len - 1] == '\n';
+        while (len > 0 && p->in_fd >= 0) {
+                ssize_t n = write(p->in_fd, data, len);
+                if (n > 0) {
+                        data += n;
+                        len -= (size_t) n;
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EPIPE) {
+                        p->in_fd = safe_close(p->in_fd);
+                        break;
+                }
+                if (n < 0 && errno != EAGAIN)
+                        return -errno;
+                r = pump_wait(p, true);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+_Noreturn static void command_exec(const char *command, const LocalPrivs *privs, char **env, int in_fd,
+                                   int out_fd, pid_t parent) {
+        char *argv[] = { (char *) "sh", (char *) "-c", (char *) command, NULL };
+        sigset_t all;
+
+        (void) setsid();
+        if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)
+                _exit(EX_OSERR);
+        (void) close_range(3, ~0U, 0);
+        for (int sig = 1; sig < NSIG; sig++)
+                (void) signal(sig, SIG_DFL);
+        sigfillset(&all);
+        (void) sigprocmask(SIG_UNBLOCK, &all, NULL);
+
+        if (initgroups(privs->user, privs->gid) < 0 || setresgid(privs->gid, privs->gid, privs->gid) < 0 ||
+            setresuid(privs->uid, privs->uid, privs->uid) < 0) {
+                dprintf(STDERR_FILENO, "cannot switch to user %s: %m\n", privs->user);
+                _exit(EX_OSERR);
+        }
+        if (privs->uid != 0 && setuid(0) >= 0)
+                _exit(EX_OSERR);
+        /* A change of identity clears it, so only now: the command dies with the delivery process. */
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+                _exit(EX_OSERR);
+        if (isempty(privs->home) || chdir(privs->home) < 0)
+                (void) chdir("/");
+        execve("/bin/sh", argv, env);
+        dprintf(STDERR_FILENO, "cannot run /bin/sh: %m\n");
+        _exit(EX_OSERR);
+}
+
+void local_command_run(const LocalMessage *m, const char *command, const LocalPrivs *privs, char **env,
+                       uint64_t time_limit_usec, LocalResult *ret) {
+        _cleanup_free_ char *headers = NULL;
+        Pump p = { .in_fd = -EBADF, .out_fd = -EBADF, .deadline = now_monotonic_usec() + time_limit_usec };
+        char from_line[ADDRESS_MAX + 64];
+        int in[2] = { -EBADF, -EBADF }, out[2] = { -EBADF, -EBADF };
+        int status = 0, r;
+        struct tm tm;
+        time_t now = time(NULL);
+        pid_t pid;
+
+        /* As Postfix: a From_ line (procmail wants one) and the delivery headers, no ">From " quoting. */
+        if (!localtime_r(&now, &tm) || mbox_from_line(m->sender, &tm, from_line, sizeof from_line) < 0 ||
+            asprintf(&headers, "%sReturn-Path: <%s>\nDelivered-To: %s\n", from_line, m->sender, m->recipient) < 0) {
+                local_result_set(ret, "4.3.0", "out of memory");
+                return;
+        }
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+                local_result_set(ret, "4.3.0", "cannot create a pipe: %m");
+                goto finish;
+        }
+        pid_t parent = getpid();
+        pid = fork();
+        if (pid < 0) {
+                local_result_set(ret, "4.3.0", "cannot fork: %m");
+                goto finish;
+        }
+        if (pid == 0)
+                command_exec(command, privs, env, in[0], out[1], parent);
+
+        in[0] = safe_close(in[0]);
+        out[1] = safe_close(out[1]);
+        p.in_fd = TAKE_FD(in[1]);
+        p.out_fd = TAKE_FD(out[0]);
+        (void) fcntl(p.in_fd, F_SETFL, O_NONBLOCK);
+        (void) fcntl(p.out_fd, F_SETFL, O_NONBLOCK);
+
+        r = pump_write(headers, strlen(headers), &p);
+        if (r >= 0)
+                r = queue_file_content_foreach(m->queue_fd, m->envelope, pump_write, &p);
+        if (r >= 0 && !p.last_nl)
+                r = pump_write("\n", 1, &p);
+        p.in_fd = safe_close(p.in_fd);
+        if (r < 0 && !p.timed_out) {
+                (void) kill(-pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                if (r == -EBADMSG)
+                        local_result_set(ret, "4.3.0", "queue file is corrupt");
+                else
+                        local_result_set(ret, "4.3.0", "cannot write to command \"%s\": %s", command,
+                                         strerror(-r));
+                goto finish;
+        }
+
+        /* The output until it ends, then the exit status, within the time limit. */
+        while (!p.timed_out) {
+                pid_t w = waitpid(pid, &status, WNOHANG);
+                if (w == pid && p.out_fd < 0)
+                        break;
+                if (w < 0 && errno != EINTR) {
+                        local_result_set(ret, "4.3.0", "cannot wait for command: %m");
+                        goto finish;
+                }
+                if (w == pid) {
+                        /* Ended; what it wrote is in the pipe unless a process it left behind holds it. */
+                        pump_read(&p);
+                        break;
+                }
+                (void) pump_wait(&p, false);
+        }
+        if (p.timed_out) {
+                (void) kill(-pid, SIGKILL);
+                (void) waitpid(pid, &status, 0);
+        } else
+                (void) kill(-pid, SIGKILL);     /* what the command left running in its session */
+        p.out[p.out_len] = '\0';
+        local_command_status(status, p.timed_out, command, p.out, ret);
+finish:
+        safe_close(in[0]);
+        safe_close(in[1]);
+        safe_close(out[0]);
+        safe_close(out[1]);
+        safe_close(p.in_fd);
+        safe_close(p.out_fd);
+}

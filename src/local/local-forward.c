@@ -1,0 +1,114 @@
+/* local-forward.c: mail that aliases or .forward files send to other domains. local does not send mail
+ * itself: as Postfix's local does, it submits a new message to cleanup (Submit over $rundir/cleanup, like
+ * smtpd), the original content with a Delivered-To header first, under the original envelope sender.
+ * Runs in the delivery child with a blocking connection of its own. */
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "bus-util.h"
+#include "local.h"
+#include "log.h"
+
+#define CLEANUP_OBJECT "/org/postbus/Cleanup1"
+#define CLEANUP_INTERFACE "org.postbus.Cleanup1"
+
+typedef struct MemWriter {
+        int fd;
+} MemWriter;
+
+static int mem_write(const char *data, size_t len, void *userdata) {
+        MemWriter *w = userdata;
+
+        while (len > 0) {
+                ssize_t n = write(w->fd, data, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                data += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* The new message in a sealed memory file, as smtpd hands cleanup its messages. */
+static int forward_content(const LocalMessage *m, const char *delivered_to, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *header = NULL;
+        MemWriter w;
+        int r;
+
+        fd = memfd_create("postbus-forward", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        if (asprintf(&header, "Delivered-To: %s\n", delivered_to) < 0)
+                return -ENOMEM;
+        w.fd = fd;
+        r = mem_write(header, strlen(header), &w);
+        if (r >= 0)
+                r = queue_file_content_foreach(m->queue_fd, m->envelope, mem_write, &w);
+        if (r < 0)
+                return r;
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int local_forward_submit(const LocalMessage *m, const char *delivered_to, char **recipients,
+                         uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], LocalResult *ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const char *id;
+        int r;
+
+        r = forward_content(m, delivered_to, &fd);
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "cannot copy the message for forwarding: %s", strerror(-r));
+                return r;
+        }
+
+        if ((r = sd_bus_new(&bus)) < 0 ||
+            (r = sd_bus_set_address(bus, "unix:path=" POSTBUS_RUNDIR "/cleanup")) < 0 ||
+            (r = sd_bus_negotiate_fds(bus, true)) < 0 ||
+            (r = sd_bus_start(bus)) < 0) {
+                local_result_set(ret, "4.3.0", "cannot connect to cleanup to forward the message: %s",
+                                 strerror(-r));
+                return r;
+        }
+        r = sd_bus_message_new_method_call(bus, &call, NULL, CLEANUP_OBJECT, CLEANUP_INTERFACE, "Submit");
+        if (r >= 0)
+                r = sd_bus_message_append(call, "hs", fd, m->sender);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(call, recipients);
+        if (r >= 0)
+                r = sd_bus_message_append(call, "a{ss}", 1, "origin", "local");
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "cannot build the forwarding request: %s", strerror(-r));
+                return r;
+        }
+        r = sd_bus_call(bus, call, timeout_usec, &error, &reply);
+        if (r < 0) {
+                /* cleanup's rejections are permanent ("554 5.4.6 Too many hops"); anything else may pass. */
+                if (sd_bus_error_has_name(&error, POSTBUS_ERROR_REJECTED) && error.message) {
+                        const char *text = error.message;
+                        if (strlen(text) > 4 && text[0] == '5' && text[3] == ' ')
+                                text += 4;
+                        local_result_set(ret, "5.3.0", "cannot forward: %s", text);
+                } else
+                        local_result_set(ret, "4.3.0", "cannot forward: %s",
+                                         error.message ?: strerror(-r));
+                return r;
+        }
+        r = sd_bus_message_read(reply, "s", &id);
+        if (r < 0 || !queue_id_valid(id)) {
+                local_result_set(ret, "4.3.0", "cleanup answered the forwarding request with no queue ID");
+                return r < 0 ? r : -EBADMSG;
+        }
+        memcpy(ret_id, id, QUEUE_ID_SIZE);
+        local_result_set(ret, "2.0.0", "forwarded as %s", id);
+        return 0;
+}
