@@ -1,5 +1,6 @@
 /* address.c: splitting and checking envelope addresses. */
 #include "address.h"
+#include "utf8.h"
 
 const char *address_domain(const char *addr) {
         const char *at = strrchr(addr, '@');
@@ -35,6 +36,9 @@ bool address_valid(const char *s) {
         if (len == 0)
                 return true;
         if (len > ADDRESS_MAX)
+                return false;
+        /* Bytes beyond ASCII only as UTF-8 (RFC 6531 SMTPUTF8 addresses). */
+        if (!utf8_valid(s, len))
                 return false;
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char) s[i];

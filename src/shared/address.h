@@ -19,5 +19,6 @@ int address_split(const char *addr, char **ret_local, char **ret_domain);
 bool address_is_local(char **mydestination, const char *addr);
 
 /* Whether s is acceptable as an envelope address: not too long, no control characters, no spaces
- * outside a quoted local part, at most one unquoted '@' that is not first or last. "" is the null sender. */
+ * outside a quoted local part, at most one unquoted '@' that is not first or last, bytes beyond ASCII only
+ * as valid UTF-8. "" is the null sender. */
 bool address_valid(const char *s);

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
+#include "dsn.h"
 #include "queue-file.h"
 
 static const char *const queue_names[_QUEUE_NAME_MAX] = {
@@ -28,8 +29,11 @@ QueueEnvelope *queue_envelope_free(QueueEnvelope *e) {
                 return NULL;
         free(e->sender);
         strv_free(e->attrs);
-        for (size_t i = 0; i < e->n_recipients; i++)
+        for (size_t i = 0; i < e->n_recipients; i++) {
                 free(e->recipients[i].address);
+                free(e->recipients[i].notify);
+                free(e->recipients[i].orcpt);
+        }
         free(e->recipients);
         free(e);
         return NULL;
@@ -116,6 +120,41 @@ static int strv_push(char ***l, size_t *n, char *s) {
         return 0;
 }
 
+/* The data of a DSN options record: "NOTIFY=..." and/or "ORCPT=...", each once, separated by one space,
+ * each value valid. */
+static int dsn_options_parse(const char *s, char **ret_notify, char **ret_orcpt) {
+        _cleanup_free_ char *notify = NULL, *orcpt = NULL;
+
+        if (isempty(s))
+                return -EBADMSG;
+        for (const char *p = s; *p;) {
+                const char *end = strchrnul(p, ' ');
+                size_t n = (size_t) (end - p);
+                unsigned mask;
+
+                if (n > STRLEN("NOTIFY=") && strncmp(p, "NOTIFY=", STRLEN("NOTIFY=")) == 0 && !notify) {
+                        if (dsn_notify_parse(p + STRLEN("NOTIFY="), n - STRLEN("NOTIFY="), &mask) < 0)
+                                return -EBADMSG;
+                        notify = strndup(p + STRLEN("NOTIFY="), n - STRLEN("NOTIFY="));
+                        if (!notify)
+                                return -ENOMEM;
+                } else if (n > STRLEN("ORCPT=") && strncmp(p, "ORCPT=", STRLEN("ORCPT=")) == 0 && !orcpt) {
+                        if (!dsn_orcpt_valid(p + STRLEN("ORCPT="), n - STRLEN("ORCPT=")))
+                                return -EBADMSG;
+                        orcpt = strndup(p + STRLEN("ORCPT="), n - STRLEN("ORCPT="));
+                        if (!orcpt)
+                                return -ENOMEM;
+                } else
+                        return -EBADMSG;
+                p = end;
+                if (*p == ' ' && *++p == '\0')
+                        return -EBADMSG;
+        }
+        *ret_notify = TAKE_PTR(notify);
+        *ret_orcpt = TAKE_PTR(orcpt);
+        return 0;
+}
+
 typedef enum QueueSection {
         SECTION_MAGIC,
         SECTION_TIME,
@@ -128,6 +167,7 @@ typedef enum QueueSection {
 int queue_file_read(int fd, QueueEnvelope **ret) {
         _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
         QueueSection section = SECTION_MAGIC;
+        bool options_allowed = false;   /* the record before was 'R' or 'D' */
         size_t n_attrs = 0;
         struct stat st;
         uint64_t off = 0;
@@ -202,6 +242,19 @@ int queue_file_read(int fd, QueueEnvelope **ret) {
                                 section = SECTION_CONTENT;
                                 break;
                         }
+                        if (type == QUEUE_REC_DSN_RECIPIENT_OPTIONS) {
+                                if (!options_allowed)
+                                        return -EBADMSG;
+                                r = record_string(fd, off, len, &s);
+                                if (r < 0)
+                                        return r;
+                                QueueRecipient *last = e->recipients + e->n_recipients - 1;
+                                r = dsn_options_parse(s, &last->notify, &last->orcpt);
+                                if (r < 0)
+                                        return r;
+                                options_allowed = false;
+                                break;
+                        }
                         if (type != QUEUE_REC_RECIPIENT && type != QUEUE_REC_DONE)
                                 return -EBADMSG;
                         r = record_string(fd, off, len, &s);
@@ -218,6 +271,7 @@ int queue_file_read(int fd, QueueEnvelope **ret) {
                                 .offset = off,
                                 .done = type == QUEUE_REC_DONE,
                         };
+                        options_allowed = true;
                         break;
                 case SECTION_CONTENT:
                         if (type == QUEUE_REC_END) {
@@ -332,6 +386,25 @@ int queue_writer_record(QueueWriter *w, QueueRecordType type, const void *data, 
                 memcpy(h + QUEUE_RECORD_HEADER, data, len);
         w->len += QUEUE_RECORD_HEADER + len;
         return 0;
+}
+
+int queue_writer_recipient(QueueWriter *w, const char *address, const char *notify, const char *orcpt) {
+        _cleanup_free_ char *options = NULL;
+        unsigned mask;
+        int r;
+
+        if (!isempty(notify) && dsn_notify_parse(notify, strlen(notify), &mask) < 0)
+                return -EINVAL;
+        if (!isempty(orcpt) && !dsn_orcpt_valid(orcpt, strlen(orcpt)))
+                return -EINVAL;
+        r = queue_writer_record(w, QUEUE_REC_RECIPIENT, address, strlen(address));
+        if (r < 0 || (isempty(notify) && isempty(orcpt)))
+                return r;
+        if (asprintf(&options, "%s%s%s%s%s", isempty(notify) ? "" : "NOTIFY=", strempty(notify),
+                     !isempty(notify) && !isempty(orcpt) ? " " : "", isempty(orcpt) ? "" : "ORCPT=",
+                     strempty(orcpt)) < 0)
+                return -ENOMEM;
+        return queue_writer_record(w, QUEUE_REC_DSN_RECIPIENT_OPTIONS, options, strlen(options));
 }
 
 int queue_writer_recordf(QueueWriter *w, QueueRecordType type, const char *fmt, ...) {

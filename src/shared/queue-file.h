@@ -22,6 +22,8 @@ typedef enum QueueRecordType {
         QUEUE_REC_SENDER = 'S',         /* envelope sender, "" for the null sender */
         QUEUE_REC_RECIPIENT = 'R',      /* a recipient still to be delivered */
         QUEUE_REC_DONE = 'D',           /* a recipient finished (qmgr rewrites 'R' in place) */
+        QUEUE_REC_DSN_RECIPIENT_OPTIONS = 'O',  /* right after an 'R' or 'D': its RFC 3461 DSN options,
+                                                 * "NOTIFY=<list>", "ORCPT=<type;xtext>" or both, space-separated */
         QUEUE_REC_MESSAGE = 'M',        /* end of envelope, start of content (empty) */
         QUEUE_REC_CONTENT = 'C',        /* a piece of the message, LF line ends */
         QUEUE_REC_END = 'E',            /* end marker (empty); nothing may follow */
@@ -42,6 +44,8 @@ QueueName queue_name_from_string(const char *s);
 
 typedef struct QueueRecipient {
         char *address;
+        char *notify;           /* DSN NOTIFY: "NEVER" or e.g. "SUCCESS,FAILURE"; NULL: not given (RFC 3461 default) */
+        char *orcpt;            /* DSN ORCPT: "rfc822;bob@example.org" (xtext as received); NULL: not given */
         uint64_t offset;        /* of the record's type byte, for queue_file_mark_done() */
         bool done;
 } QueueRecipient;
@@ -83,6 +87,9 @@ typedef struct QueueWriter {
 
 void queue_writer_init(QueueWriter *w, int fd);
 int queue_writer_record(QueueWriter *w, QueueRecordType type, const void *data, size_t len);
+/* A recipient record, and its DSN options record when notify or orcpt is not empty (NULL or "": not given).
+ * -EINVAL: options that dsn_notify_parse() / dsn_orcpt_valid() refuse. */
+int queue_writer_recipient(QueueWriter *w, const char *address, const char *notify, const char *orcpt);
 int queue_writer_recordf(QueueWriter *w, QueueRecordType type, const char *fmt, ...) _printf_(3, 4);
 /* Content of any length, split into records. */
 int queue_writer_content(QueueWriter *w, const void *data, size_t len);

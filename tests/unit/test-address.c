@@ -9,6 +9,9 @@ TEST(valid) {
         ASSERT_TRUE(address_valid("\"john doe\"@example.org"));
         ASSERT_TRUE(address_valid("\"a@b\"@example.org"));
         ASSERT_TRUE(address_valid("用户@例子.测试"));
+        ASSERT_TRUE(!address_valid("caf\xc3@example.org"));          /* truncated UTF-8 */
+        ASSERT_TRUE(!address_valid("caf\xc0\xa9@example.org"));      /* overlong */
+        ASSERT_TRUE(!address_valid("\xed\xa0\x80@example.org"));    /* a surrogate */
         ASSERT_TRUE(!address_valid("a b@example.org"));
         ASSERT_TRUE(!address_valid("a@b@c"));
         ASSERT_TRUE(!address_valid("@example.org"));

@@ -135,6 +135,81 @@ TEST(bad_structure) {
         close(fd);
 }
 
+/* A file with the given recipient records (type, data) after the sender; read back. */
+static int read_with_recipients(const char *const *recs, QueueEnvelope **ret) {
+        int fd = memfd_create("queue", MFD_CLOEXEC), r;
+        QueueWriter *w = malloc(sizeof(QueueWriter));
+
+        ASSERT_TRUE(fd >= 0 && w);
+        queue_writer_init(w, fd);
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, strlen(QUEUE_MAGIC)));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_TIME, "1", 1));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_SENDER, "a@b", 3));
+        for (size_t i = 0; recs[i]; i += 2)
+                ASSERT_OK(queue_writer_record(w, (QueueRecordType) recs[i][0], recs[i + 1], strlen(recs[i + 1])));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0));
+        ASSERT_OK(queue_writer_content(w, "x\n", 2));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_END, NULL, 0));
+        ASSERT_OK(queue_writer_flush(w));
+        free(w);
+        r = queue_file_read(fd, ret);
+        close(fd);
+        return r;
+}
+
+TEST(dsn_options) {
+        int fd = memfd_create("queue", MFD_CLOEXEC);
+        QueueWriter *w = malloc(sizeof(QueueWriter));
+        QueueEnvelope *e = NULL;
+
+        /* Written by queue_writer_recipient(), read back per recipient; none when not given. */
+        queue_writer_init(w, fd);
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, strlen(QUEUE_MAGIC)));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_TIME, "1", 1));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_SENDER, "a@b", 3));
+        ASSERT_OK(queue_writer_recipient(w, "r1@x", "SUCCESS,DELAY", "rfc822;r1+40x"));
+        ASSERT_OK(queue_writer_recipient(w, "r2@x", NULL, ""));
+        ASSERT_OK(queue_writer_recipient(w, "r3@x", "NEVER", NULL));
+        ASSERT_OK(queue_writer_recipient(w, "r4@x", "", "utf-8;\xe7\x94\xa8@x"));
+        ASSERT_ERR(queue_writer_recipient(w, "r5@x", "ALWAYS", NULL), EINVAL);
+        ASSERT_ERR(queue_writer_recipient(w, "r5@x", NULL, "r5@x"), EINVAL);
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_END, NULL, 0));
+        ASSERT_OK(queue_writer_flush(w));
+        ASSERT_OK(queue_file_read(fd, &e));
+        ASSERT_EQ(e->n_recipients, 4);
+        ASSERT_STREQ(e->recipients[0].notify, "SUCCESS,DELAY");
+        ASSERT_STREQ(e->recipients[0].orcpt, "rfc822;r1+40x");
+        ASSERT_TRUE(!e->recipients[1].notify && !e->recipients[1].orcpt);
+        ASSERT_STREQ(e->recipients[2].notify, "NEVER");
+        ASSERT_TRUE(!e->recipients[2].orcpt);
+        ASSERT_TRUE(!e->recipients[3].notify);
+        ASSERT_STREQ(e->recipients[3].orcpt, "utf-8;\xe7\x94\xa8@x");
+        /* Marking a recipient done leaves its options where they are. */
+        ASSERT_OK(queue_file_mark_done(fd, e->recipients[0].offset));
+        e = queue_envelope_free(e);
+        ASSERT_OK(queue_file_read(fd, &e));
+        ASSERT_TRUE(e->recipients[0].done);
+        ASSERT_STREQ(e->recipients[0].notify, "SUCCESS,DELAY");
+        e = queue_envelope_free(e);
+        free(w);
+        close(fd);
+
+        /* The reader stays strict: an options record only right after a recipient, once, well-formed. */
+        ASSERT_OK(read_with_recipients((const char *const[]) { "R", "a@x", "O", "NOTIFY=FAILURE", NULL }, &e));
+        e = queue_envelope_free(e);
+        ASSERT_OK(read_with_recipients((const char *const[]) { "D", "a@x", "O", "ORCPT=rfc822;a", NULL }, &e));
+        e = queue_envelope_free(e);
+        ASSERT_ERR(read_with_recipients((const char *const[]) { "O", "NOTIFY=FAILURE", "R", "a@x", NULL }, &e), EBADMSG);
+        ASSERT_ERR(read_with_recipients((const char *const[]) { "R", "a@x", "O", "NOTIFY=FAILURE", "O", "ORCPT=rfc822;a", NULL }, &e), EBADMSG);
+        ASSERT_ERR(read_with_recipients((const char *const[]) { "R", "a@x", "O", "", NULL }, &e), EBADMSG);
+        ASSERT_ERR(read_with_recipients((const char *const[]) { "R", "a@x", "O", "NOTIFY=SOMETIMES", NULL }, &e), EBADMSG);
+        ASSERT_ERR(read_with_recipients((const char *const[]) { "R", "a@x", "O", "NOTIFY=NEVER NOTIFY=NEVER", NULL }, &e), EBADMSG);
+        ASSERT_ERR(read_with_recipients((const char *const[]) { "R", "a@x", "O", "NOTIFY=NEVER ", NULL }, &e), EBADMSG);
+        ASSERT_ERR(read_with_recipients((const char *const[]) { "R", "a@x", "O", "ORCPT=a@x", NULL }, &e), EBADMSG);
+        ASSERT_ERR(read_with_recipients((const char *const[]) { "R", "a@x", "O", "RET=FULL", NULL }, &e), EBADMSG);
+}
+
 TEST(names) {
         ASSERT_STREQ(queue_name_to_string(QUEUE_DEFERRED), "deferred");
         ASSERT_EQ(queue_name_from_string("hold"), QUEUE_HOLD);
@@ -146,6 +221,7 @@ int main(void) {
         RUN(round_trip);
         RUN(truncated_anywhere);
         RUN(bad_structure);
+        RUN(dsn_options);
         RUN(names);
         return 0;
 }
