@@ -9,10 +9,33 @@
 #define QUERY_NOT_FOUND 1
 #define QUERY_ERROR 2
 
-static int map_build(const char *source) {
+/* "gdbm:/path" and "hash:/path" name the text file /path, as for postmap; another type is an error. */
+static int source_path(const char *arg, const char **ret) {
+        const char *colon = strchr(arg, ':'), *slash = strchr(arg, '/');
+
+        if (!colon || (slash && slash < colon)) {
+                *ret = arg;
+                return 0;
+        }
+        if (strncmp(arg, "gdbm:", 5) == 0 || strncmp(arg, "hash:", 5) == 0) {
+                *ret = colon + 1;
+                return isempty(*ret) ? -EINVAL : 0;
+        }
+        return -EPROTONOSUPPORT;
+}
+
+static int map_build(const char *arg) {
         TableFormat format = arg_aliases ? TABLE_FORMAT_ALIASES : TABLE_FORMAT_MAP;
+        const char *source;
         int r;
 
+        r = source_path(arg, &source);
+        if (r < 0) {
+                _cleanup_free_ char *e = log_escape(arg, strlen(arg));
+                log_error("Cannot build \"%s\": %s.", strna(e),
+                          r == -EPROTONOSUPPORT ? "unsupported table type (gdbm: or hash: expected)" : "no file name");
+                return EX_USAGE;
+        }
         r = table_build(source, format);
         if (r < 0)
                 return exit_status_from_errno(r);     /* table_build() said what and where */

@@ -125,6 +125,14 @@ class Tables(unittest.TestCase):
         self.assertIn("2 aliases", p.stdout)
         p = ctl("map", "query", src, "team")
         self.assertEqual(p.stdout, "alice, bob, carol@example.org\n")
+        # as with postmap, the table may be named with its type
+        self.write("aliases", "postmaster: admin\n")
+        p = ctl("--aliases", "map", "build", "hash:" + src)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(ctl("map", "query", "hash:" + src, "postmaster").stdout, "admin\n")
+        p = ctl("map", "build", "cidr:" + src)
+        self.assertEqual(p.returncode, 64)
+        self.assertIn("unsupported table type", p.stderr)
         # without --aliases the text is read as a map: "lonely" has no value
         p = ctl("map", "build", self.write("notmap", "postmaster: root\nlonely\n"))
         self.assertEqual(p.returncode, 65)
