@@ -1,6 +1,7 @@
 /* test-table.c: the text formats of lookup tables, building GDBM files, lookups, reopening a replaced
  * database, table lists, and errors that name the file and line. */
 #include <fcntl.h>
+#include <gdbm.h>
 #include <sys/stat.h>
 
 #include "tests.h"
@@ -312,6 +313,100 @@ TEST(list) {
         ASSERT_ERR(table_list_open("gdbm:/ok, cidr:/etc/x", &l), EPROTONOSUPPORT);
 }
 
+static char *read_file(const char *path) {
+        FILE *f = fopen(path, "re");
+        char *text = NULL;
+        size_t size = 0;
+
+        ASSERT_TRUE(f);
+        ASSERT_TRUE(getdelim(&text, &size, '\0', f) >= 0);
+        fclose(f);
+        return text;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Builds tests/data/table/<name>.in and compares every stored entry, as "key<TAB>value" read back with
+ * GDBM's own API, with <name>.out: the on-disk form is part of the contract (keys lower-case, no NUL). */
+static void golden(const char *name, TableFormat format) {
+        const char *data = getenv("POSTBUS_TEST_DATA");
+        _cleanup_free_ char *in = NULL, *out = NULL, *text = NULL, *expected = NULL, *src = path_in_tmp(name),
+                            *db_path = NULL, *got = NULL, *log = NULL;
+        char **entries = NULL;
+        size_t n = 0, len = 0;
+        GDBM_FILE db;
+
+        ASSERT_TRUE(data);
+        ASSERT_TRUE(asprintf(&in, "%s/table/%s.in", data, name) > 0);
+        ASSERT_TRUE(asprintf(&out, "%s/table/%s.out", data, name) > 0);
+        text = read_file(in);
+        write_file(src, text);
+        expected = read_file(out);
+
+        ASSERT_TRUE(asprintf(&db_path, "%s.gdbm", src) > 0);
+        int r = build_capture(src, format, &log);
+        ASSERT_TRUE(r > 0);
+
+        db = gdbm_open(db_path, 0, GDBM_READER | GDBM_NOLOCK, 0, NULL);
+        ASSERT_TRUE(db);
+        for (datum k = gdbm_firstkey(db); k.dptr;) {
+                datum v = gdbm_fetch(db, k), next;
+                char *e = NULL;
+
+                ASSERT_TRUE(v.dptr);
+                ASSERT_TRUE(!memchr(k.dptr, 0, (size_t) k.dsize) && !memchr(v.dptr, 0, (size_t) v.dsize));
+                ASSERT_TRUE(asprintf(&e, "%.*s\t%.*s\n", k.dsize, k.dptr, v.dsize, v.dptr) > 0);
+                entries = realloc(entries, (n + 1) * sizeof(char *));
+                ASSERT_TRUE(entries);
+                entries[n++] = e;
+                len += strlen(e);
+                next = gdbm_nextkey(db, k);
+                free(k.dptr);
+                free(v.dptr);
+                k = next;
+        }
+        gdbm_close(db);
+        ASSERT_EQ(n, (size_t) r);
+
+        qsort(entries, n, sizeof(char *), cmp_str);
+        got = calloc(1, len + 1);
+        ASSERT_TRUE(got);
+        for (size_t i = 0; i < n; i++) {
+                strcat(got, entries[i]);
+                free(entries[i]);
+        }
+        free(entries);
+
+        /* The .out file without its comment lines. */
+        {
+                char *w = expected;
+                for (const char *p = expected; *p;) {
+                        const char *eol = strchrnul(p, '\n');
+                        size_t l = (size_t) (eol - p) + (*eol ? 1 : 0);
+                        if (*p != '#') {
+                                memmove(w, p, l);
+                                w += l;
+                        }
+                        p += l;
+                }
+                *w = '\0';
+        }
+        if (!streq(got, expected)) {
+                fprintf(stderr, "%s: entries differ from %s:\n--- got\n%s--- expected\n%s", name, out, got, expected);
+                abort();
+        }
+}
+
+TEST(golden_map) {
+        golden("map", TABLE_FORMAT_MAP);
+}
+
+TEST(golden_aliases) {
+        golden("aliases", TABLE_FORMAT_ALIASES);
+}
+
 static void cleanup_tmpdir(void) {
         _cleanup_free_ char *cmd = NULL;
         ASSERT_TRUE(asprintf(&cmd, "rm -rf '%s'", tmpdir) > 0);
@@ -327,6 +422,8 @@ int main(void) {
         RUN(parse_limits);
         RUN(build_and_lookup);
         RUN(build_aliases);
+        RUN(golden_map);
+        RUN(golden_aliases);
         RUN(open_errors);
         RUN(list);
 
