@@ -10,6 +10,7 @@ POSTBUS_DEPS=(
     clang libclang-rt-14-dev
     systemd systemd-container dbus util-linux mount passwd
     python3 python3-gdbm swaks openssl
+    dnsmasq-base
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.

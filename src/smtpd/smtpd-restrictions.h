@@ -1,0 +1,142 @@
+/* smtpd-restrictions.h: Postfix's restriction lists (smtpd_client_restrictions ... smtpd_recipient_restrictions):
+ * parsing them from main.cf, access(5) tables, and evaluating them for a session at HELO, MAIL and RCPT. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "smtpd-dnsbl.h"
+#include "smtpd-mynetworks.h"
+#include "smtpd-protocol.h"
+#include "table.h"
+
+typedef enum SmtpdRestrictionType {
+        SMTPD_RESTRICTION_PERMIT,
+        SMTPD_RESTRICTION_REJECT,
+        SMTPD_RESTRICTION_DEFER,
+        SMTPD_RESTRICTION_PERMIT_MYNETWORKS,
+        SMTPD_RESTRICTION_PERMIT_SASL_AUTHENTICATED,
+        SMTPD_RESTRICTION_REJECT_UNAUTH_DESTINATION,
+        SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION,
+        SMTPD_RESTRICTION_REJECT_UNLISTED_RECIPIENT,
+        SMTPD_RESTRICTION_REJECT_NON_FQDN_SENDER,
+        SMTPD_RESTRICTION_REJECT_NON_FQDN_RECIPIENT,
+        SMTPD_RESTRICTION_REJECT_NON_FQDN_HELO_HOSTNAME,
+        SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME,
+        SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS,  /* these take a table */
+        SMTPD_RESTRICTION_CHECK_HELO_ACCESS,
+        SMTPD_RESTRICTION_CHECK_SENDER_ACCESS,
+        SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS,
+        SMTPD_RESTRICTION_REJECT_RBL_CLIENT,    /* this takes a DNS domain */
+        _SMTPD_RESTRICTION_TYPE_MAX,
+        _SMTPD_RESTRICTION_TYPE_INVALID = -EINVAL,
+} SmtpdRestrictionType;
+
+const char *smtpd_restriction_type_to_string(SmtpdRestrictionType t);
+SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s);
+/* Whether the restriction is followed by an argument (a table, a domain). */
+bool smtpd_restriction_type_has_arg(SmtpdRestrictionType t);
+
+/* The five lists, in the order Postfix evaluates them at RCPT. */
+typedef enum SmtpdRestrictionClass {
+        SMTPD_RESTRICTION_CLIENT,
+        SMTPD_RESTRICTION_HELO,
+        SMTPD_RESTRICTION_SENDER,
+        SMTPD_RESTRICTION_RELAY,
+        SMTPD_RESTRICTION_RECIPIENT,
+        _SMTPD_RESTRICTION_CLASS_MAX,
+        _SMTPD_RESTRICTION_CLASS_INVALID = -EINVAL,
+} SmtpdRestrictionClass;
+
+typedef struct SmtpdRestriction {
+        SmtpdRestrictionType type;
+        char *arg;                      /* the table spec or DNS domain; NULL for the others */
+        Table *table;                   /* check_*_access, once opened */
+} SmtpdRestriction;
+
+typedef struct SmtpdRestrictionList {
+        SmtpdRestriction *items;
+        size_t n;
+} SmtpdRestrictionList;
+
+/* Parses a list value ("permit_mynetworks, check_client_access gdbm:/etc/postbus/access reject"). Pure:
+ * no table is opened. An unknown name or a missing argument is logged as "<where>: <param>: ..." and is
+ * -EINVAL. */
+int smtpd_restriction_list_parse(const char *value, const char *param, const char *where,
+                                 SmtpdRestrictionList *ret);
+void smtpd_restriction_list_done(SmtpdRestrictionList *l);
+bool smtpd_restriction_list_has(const SmtpdRestrictionList *l, SmtpdRestrictionType t);
+
+/* What an access(5) table says about a key. */
+typedef enum SmtpdAccessAction {
+        SMTPD_ACCESS_PERMIT,            /* OK, PERMIT, or all digits */
+        SMTPD_ACCESS_DUNNO,             /* DUNNO: as if the key had not been found */
+        SMTPD_ACCESS_REJECT,            /* REJECT, DEFER, 4NN text, 5NN text: code, dsn and text below */
+        _SMTPD_ACCESS_ACTION_MAX,
+        _SMTPD_ACCESS_ACTION_INVALID = -EINVAL,
+} SmtpdAccessAction;
+
+typedef struct SmtpdAccessResult {
+        SmtpdAccessAction action;
+        unsigned code;                  /* 450, 554, ... */
+        char dsn[16];                   /* "5.7.1" */
+        char text[SMTPD_REPLY_LINE_MAX];        /* "Access denied", or the table's text; printable ASCII */
+} SmtpdAccessResult;
+
+/* Parses a table value. -EOPNOTSUPP for an action we do not implement (HOLD, DISCARD, FILTER, ...),
+ * -EINVAL for a malformed one ("6NN text", a DSN whose class differs from the code's). */
+int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret);
+
+/* access(5) lookup keys, most specific first, as a NULL-terminated vector:
+ *   client address: "1.2.3.4", "1.2.3", "1.2", "1" (IPv6: the address, then without its last ":part" ...);
+ *   domain: "a.b.example", "b.example", "example" (parent_domain_matches_subdomains, Postfix's default);
+ *   mail address: "user@a.example", the domain and its parents, "user@"; the null address is "<>". */
+int smtpd_access_client_keys(const SmtpdAddress *client, char ***ret);
+int smtpd_access_domain_keys(const char *domain, char ***ret);
+int smtpd_access_address_keys(const char *address, char ***ret);
+
+/* HELO name checks: a syntactically valid host name or address literal; one with a dot (or a literal). */
+bool smtpd_helo_valid(const char *helo);
+bool smtpd_helo_fqdn(const char *helo);
+/* Whether a mail address's domain is fully qualified (a valid name with a dot, or an address literal). */
+bool smtpd_address_fqdn(const char *address);
+
+/* The server's restrictions, built at start from the configuration. */
+typedef struct SmtpdChecks SmtpdChecks;
+
+/* Parses the lists and local_recipient_maps and opens their tables; sets up the resolver if any list uses
+ * reject_rbl_client. A configuration error is logged with file and line and is -EINVAL. mynetworks and
+ * mydestination are borrowed and must outlive the result. */
+int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char **mydestination,
+                     sd_event *event, SmtpdChecks **ret);
+SmtpdChecks *smtpd_checks_free(SmtpdChecks *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdChecks *, smtpd_checks_free);
+
+/* The state of one session: its DNS blocklist lookups, started at connect. */
+typedef struct SmtpdCheckSession SmtpdCheckSession;
+
+/* done(userdata) runs once all lookups have finished (never from within this call). */
+int smtpd_check_session_new(SmtpdChecks *c, const SmtpdAddress *client, void (*done)(void *userdata),
+                            void *userdata, SmtpdCheckSession **ret);
+SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs);
+/* Whether DNS lookups are still running: the session waits before it evaluates anything. */
+bool smtpd_check_session_pending(const SmtpdCheckSession *cs);
+
+/* What the session knows when it asks. */
+typedef struct SmtpdCheckInput {
+        const SmtpdAddress *client;
+        const char *helo;               /* NULL before HELO/EHLO */
+        const char *sender;             /* NULL before MAIL; "" is the null sender */
+        const char *recipient;          /* NULL except at RCPT */
+        bool authenticated;             /* SASL */
+} SmtpdCheckInput;
+
+/* Each returns 0 when the command may go on, or 1 with the reply ("554 5.7.1 ...", no CRLF) in reply
+ * (SMTPD_REPLY_LINE_MAX bytes). smtpd_check_rcpt() also evaluates the client, HELO and sender lists when
+ * smtpd_delay_reject is set; the others do nothing then. smtpd_check_client() is for connect time: it
+ * returns -EAGAIN while DNS lookups are pending (the greeting waits for done()). */
+int smtpd_check_client(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
+int smtpd_check_helo(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
+int smtpd_check_sender(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
+int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);

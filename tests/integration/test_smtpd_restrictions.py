@@ -1,0 +1,376 @@
+"""smtpd's restriction lists over real SMTP: smtpd_client/helo/sender/relay/recipient_restrictions with
+access(5) tables built by `postbusctl map build`, the built-in restrictions, reject_rbl_client against a
+real DNS server (dnsmasq on loopback), smtpd_delay_reject both ways, local_recipient_maps through
+alias_maps, the journal records of rejections, and configuration errors."""
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import unittest
+
+import postbus as pb
+
+ETC = '/etc/postbus'
+DNS_ADDRESS = '127.0.0.53'
+RBL = 'zen.test'
+RBL_TEXT = 'Listed by zen.test: see https://zen.test/lookup'
+HOST = 'mx.example.test'   # myhostname: local and fully qualified
+
+
+def build_table(name, text, aliases=False):
+    """Writes /etc/postbus/NAME and compiles it with postbusctl; returns the table spec."""
+    path = os.path.join(ETC, name)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    args = ['postbusctl'] + (['--aliases'] if aliases else []) + ['map', 'build', path]
+    pb.run(*args)
+    assert os.path.exists(path + '.gdbm'), path
+    return f'hash:{path}'
+
+
+class Dns:
+    """dnsmasq answering for zen.test on 127.0.0.53 only, and /etc/resolv.conf pointing at it (the
+    container is thrown away afterwards)."""
+
+    proc = None
+
+    @classmethod
+    def start(cls):
+        if cls.proc:
+            return
+        dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
+        cls.proc = subprocess.Popen([
+            dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
+            '--bind-interfaces', f'--listen-address={DNS_ADDRESS}', '--port=53', '--user=root',
+            f'--local=/{RBL}/',
+            f'--address=/2.0.0.127.{RBL}/127.0.0.2',
+            f'--txt-record=2.0.0.127.{RBL},{RBL_TEXT}',
+            f'--address=/9.0.0.127.{RBL}/127.0.0.4',
+        ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if os.path.islink('/etc/resolv.conf'):
+            os.unlink('/etc/resolv.conf')
+        with open('/etc/resolv.conf', 'w') as f:
+            f.write(f'nameserver {DNS_ADDRESS}\noptions timeout:2 attempts:2\n')
+        # dnsmasq is up once it answers.
+        pb.wait_until(lambda: cls.answers() or cls.proc.poll() is not None, what='dnsmasq to answer')
+        if cls.proc.poll() is not None:
+            raise AssertionError(f'dnsmasq exited: {cls.proc.stderr.read()!r}')
+
+    @staticmethod
+    def answers():
+        """True if a DNS query for 2.0.0.127.zen.test over UDP gets a reply."""
+        name = b''.join(bytes([len(x)]) + x for x in f'2.0.0.127.{RBL}'.encode().split(b'.')) + b'\0'
+        query = struct.pack('>HHHHHH', 0x5151, 0x0100, 1, 0, 0, 0) + name + struct.pack('>HH', 1, 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(1)
+            try:
+                sock.sendto(query, (DNS_ADDRESS, 53))
+                return sock.recv(512)[:2] == b'\x51\x51'
+            except OSError:
+                return False
+
+
+def session(test, source='127.0.0.1', helo='client.example.org', greeting=220):
+    s = pb.SmtpRaw('127.0.0.1', 25, source=source)
+    test.addCleanup(s.close)
+    code, text = s.reply()
+    test.assertEqual(code, greeting, text)
+    if helo is not None and greeting == 220:
+        code, text = s.cmd(f'EHLO {helo}')
+        test.assertEqual(code, 250, text)
+    return s
+
+
+def rcpt_reply(test, source='127.0.0.1', helo='client.example.org', sender='a@example.org',
+               rcpt='erin@mx.example.test'):
+    """The reply to RCPT after EHLO and MAIL (both must succeed: smtpd_delay_reject = yes)."""
+    s = session(test, source=source, helo=helo)
+    code, text = s.cmd(f'MAIL FROM:<{sender}>')
+    test.assertEqual(code, 250, text)
+    reply = s.cmd(f'RCPT TO:<{rcpt}>')
+    s.cmd('QUIT')
+    return reply
+
+
+def reset_smtpd():
+    """A role that failed on a bad main.cf is not restarted by systemd: start it afresh."""
+    pb.systemctl('reset-failed', 'postbus-smtpd.service', 'postbus-smtpd.socket', check=False)
+    pb.systemctl('restart', 'postbus-smtpd.socket', check=False)
+
+
+class Restrictions(unittest.TestCase):
+    """Every list at once, smtpd_delay_reject = yes (the default): every refusal comes at RCPT."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start()
+        client = build_table('client_access', '127.0.0.3 REJECT no thanks\n'
+                                              '127.0.0.4 550 5.7.0 custom refusal\n'
+                                              '127.0.0.5 DEFER\n'
+                                              '127.0.7 REJECT\n'
+                                              '127.0.7.7 DUNNO\n')
+        helo = build_table('helo_access', 'bad.helo.test REJECT\nevil.test 554 5.7.1 evil helo\n')
+        sender = build_table('sender_access', 'spammer@example.com REJECT\n'
+                                              'example.net 553 5.7.1 not from that domain\n'
+                                              'postmaster@ OK\n')
+        rcpt = build_table('recipient_access', 'blocked@mx.example.test 550 5.7.1 not this one\n'
+                                               'full@mx.example.test 452 4.2.2 Mailbox full\n')
+        aliases = build_table('aliases', 'sales: erin\nfull: erin\nblocked: erin\n', aliases=True)
+        reset_smtpd()
+        pb.set_config(
+            myhostname=HOST,
+            mynetworks='127.0.0.1/32',
+            alias_maps=aliases,
+            smtpd_client_restrictions=f'check_client_access {client}, reject_rbl_client {RBL}',
+            smtpd_helo_restrictions=f'check_helo_access {helo}, reject_invalid_helo_hostname, '
+                                    'reject_non_fqdn_helo_hostname',
+            smtpd_sender_restrictions=f'check_sender_access {sender}, reject_non_fqdn_sender',
+            smtpd_relay_restrictions='permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination',
+            smtpd_recipient_restrictions=f'check_recipient_access {rcpt}, reject_non_fqdn_recipient, '
+                                         'reject_unlisted_recipient',
+            smtpd_delay_reject='yes')
+
+    def test_accepted_and_delivered(self):
+        qid = pb.send('a@example.org', [f'erin@{HOST}', f'sales@{HOST}'], 'restrictions let this pass\n',
+                      helo='client.example.org')
+        pb.wait_until(lambda: any(qid in m for m in pb.mbox_messages('erin')), what='the mail in erin\'s mbox')
+
+    def test_check_client_access(self):
+        code, text = rcpt_reply(self, source='127.0.0.3')
+        self.assertEqual((code, text), (554, '5.7.1 <unknown[127.0.0.3]>: Client host rejected: no thanks'))
+        code, text = rcpt_reply(self, source='127.0.0.4')
+        self.assertEqual((code, text), (550, '5.7.0 <unknown[127.0.0.4]>: Client host rejected: custom refusal'))
+        code, text = rcpt_reply(self, source='127.0.0.5')
+        self.assertEqual((code, text), (450, '4.7.1 <unknown[127.0.0.5]>: Client host rejected: Access denied'))
+        # a parent network, and DUNNO that stops the search at the more specific key
+        code, text = rcpt_reply(self, source='127.0.7.1')
+        self.assertEqual(code, 554, text)
+        self.assertEqual(rcpt_reply(self, source='127.0.7.7')[0], 250)
+
+    def test_rejection_is_journaled(self):
+        rcpt_reply(self, source='127.0.0.3', sender='journal@example.org', rcpt='erin@mx.example.test')
+        recs = pb.journal(POSTBUS_ROLE='smtpd', CLIENT_ADDRESS='127.0.0.3', SENDER='journal@example.org')
+        msgs = [r['MESSAGE'] for r in recs]
+        want = ('NOQUEUE: reject: RCPT from unknown[127.0.0.3]: 554 5.7.1 <unknown[127.0.0.3]>: Client host '
+                'rejected: no thanks; from=<journal@example.org> to=<erin@mx.example.test> proto=ESMTP '
+                'helo=<client.example.org>')
+        self.assertIn(want, msgs)
+        rec = next(r for r in recs if r['MESSAGE'] == want)
+        self.assertEqual(rec.get('DSN'), '5.7.1')
+        self.assertEqual(rec.get('RECIPIENT'), 'erin@mx.example.test')
+
+    def test_check_helo_access(self):
+        code, text = rcpt_reply(self, helo='bad.helo.test')
+        self.assertEqual((code, text), (554, '5.7.1 <bad.helo.test>: Helo command rejected: Access denied'))
+        # the parent domain matches its subdomains (parent_domain_matches_subdomains)
+        code, text = rcpt_reply(self, helo='mx.evil.test')
+        self.assertEqual((code, text), (554, '5.7.1 <mx.evil.test>: Helo command rejected: evil helo'))
+
+    def test_helo_hostname_checks(self):
+        code, text = rcpt_reply(self, helo='bad_name.example.org')
+        self.assertEqual((code, text), (501, '5.5.2 <bad_name.example.org>: Helo command rejected: Invalid name'))
+        code, text = rcpt_reply(self, helo='shortname')
+        self.assertEqual((code, text),
+                         (504, '5.5.2 <shortname>: Helo command rejected: need fully-qualified hostname'))
+        self.assertEqual(rcpt_reply(self, helo='[127.0.0.1]')[0], 250)
+
+    def test_check_sender_access(self):
+        code, text = rcpt_reply(self, sender='Spammer@Example.com')
+        self.assertEqual((code, text), (554, '5.7.1 <Spammer@Example.com>: Sender address rejected: Access denied'))
+        code, text = rcpt_reply(self, sender='x@mail.example.net')
+        self.assertEqual((code, text),
+                         (553, '5.7.1 <x@mail.example.net>: Sender address rejected: not from that domain'))
+        # "postmaster@" matches the local part in any domain; OK ends the sender list before
+        # reject_non_fqdn_sender
+        self.assertEqual(rcpt_reply(self, sender='postmaster@nodots')[0], 250)
+
+    def test_reject_non_fqdn_sender_and_recipient(self):
+        code, text = rcpt_reply(self, sender='someone@nodots')
+        self.assertEqual((code, text),
+                         (504, '5.5.2 <someone@nodots>: Sender address rejected: need fully-qualified address'))
+        code, text = rcpt_reply(self, rcpt='erin')
+        self.assertEqual((code, text), (504, '5.5.2 <erin>: Recipient address rejected: need fully-qualified address'))
+        # the null sender is always fully qualified
+        self.assertEqual(rcpt_reply(self, sender='')[0], 250)
+
+    def test_check_recipient_access(self):
+        code, text = rcpt_reply(self, rcpt='Blocked@mx.example.test')
+        self.assertEqual((code, text), (550, '5.7.1 <Blocked@mx.example.test>: Recipient address rejected: not this one'))
+        code, text = rcpt_reply(self, rcpt='full@mx.example.test')
+        self.assertEqual((code, text), (452, '4.2.2 <full@mx.example.test>: Recipient address rejected: Mailbox full'))
+
+    def test_reject_unlisted_recipient(self):
+        code, text = rcpt_reply(self, rcpt='nosuchuser@mx.example.test')
+        self.assertEqual((code, text),
+                         (550, '5.1.1 <nosuchuser@mx.example.test>: Recipient address rejected: User unknown in local '
+                               'recipient table'))
+        # a key of alias_maps is a known local recipient, though no such user exists
+        self.assertEqual(rcpt_reply(self, rcpt='sales@mx.example.test')[0], 250)
+
+    def test_reject_unauth_destination(self):
+        code, text = rcpt_reply(self, source='127.0.0.6', rcpt='someone@example.com')
+        self.assertEqual((code, text), (554, '5.7.1 <someone@example.com>: Relay access denied'))
+        # permit_mynetworks
+        self.assertEqual(rcpt_reply(self, source='127.0.0.1', rcpt='someone@example.com')[0], 250)
+
+    def test_reject_rbl_client(self):
+        code, text = rcpt_reply(self, source='127.0.0.2')
+        self.assertEqual((code, text),
+                         (554, f'5.7.1 Service unavailable; Client host [127.0.0.2] blocked using {RBL}; {RBL_TEXT}'))
+        # listed without a TXT record: no text after the domain
+        code, text = rcpt_reply(self, source='127.0.0.9')
+        self.assertEqual((code, text), (554, f'5.7.1 Service unavailable; Client host [127.0.0.9] blocked using {RBL}'))
+        # not listed (NXDOMAIN)
+        self.assertEqual(rcpt_reply(self, source='127.0.0.8')[0], 250)
+
+    def test_delay_reject_answers_earlier_commands(self):
+        # a client that is refused still gets 250 to EHLO and MAIL: the refusal comes at RCPT
+        s = session(self, source='127.0.0.3', helo='bad.helo.test')
+        self.assertEqual(s.cmd('MAIL FROM:<spammer@example.com>')[0], 250)
+        code, text = s.cmd('RCPT TO:<erin@mx.example.test>')
+        self.assertEqual(code, 554)
+        self.assertIn('Client host rejected', text)
+        self.assertEqual(s.cmd('QUIT')[0], 221)
+
+
+class ListBasics(unittest.TestCase):
+    """permit, reject and defer, and a table that has not been built."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        helo = build_table('helo_basic', 'good.example OK\n')
+        missing = os.path.join(ETC, 'never_built')
+        for path in (missing, missing + '.gdbm'):
+            if os.path.exists(path):
+                os.unlink(path)
+        reset_smtpd()
+        pb.set_config(
+            myhostname=HOST,
+            mynetworks='127.0.0.1/32',
+            alias_maps='',
+            smtpd_client_restrictions='permit_mynetworks, reject',
+            smtpd_helo_restrictions=f'check_helo_access {helo}, defer',
+            smtpd_sender_restrictions='permit, reject',
+            smtpd_relay_restrictions='reject_unauth_destination',
+            smtpd_recipient_restrictions=f'check_recipient_access hash:{missing}',
+            smtpd_delay_reject='yes')
+        cls.missing = missing
+
+    def test_permit_reject_defer(self):
+        code, text = rcpt_reply(self, source='127.0.0.2', helo='good.example', rcpt='erin@mx.example.test')
+        self.assertEqual((code, text), (554, '5.7.1 <unknown[127.0.0.2]>: Client host rejected: Access denied'))
+        code, text = rcpt_reply(self, helo='other.example', rcpt='erin@mx.example.test')
+        self.assertEqual((code, text), (450, '4.3.2 <other.example>: Helo command rejected: Try again later'))
+
+    def test_missing_table_is_a_temporary_failure(self):
+        code, text = rcpt_reply(self, helo='good.example', rcpt='erin@mx.example.test')
+        self.assertEqual((code, text), (451, '4.3.0 <erin@mx.example.test>: Temporary lookup failure'))
+        # once built, the same session set-up passes (and "permit" ended the sender list before "reject")
+        build_table('never_built', 'blocked@mx.example.test REJECT\n')
+        self.addCleanup(lambda: [os.unlink(p) for p in (self.missing, self.missing + '.gdbm')
+                                 if os.path.exists(p)])
+        self.assertEqual(rcpt_reply(self, helo='good.example', rcpt='erin@mx.example.test')[0], 250)
+
+
+class DelayRejectNo(unittest.TestCase):
+    """smtpd_delay_reject = no: client restrictions at connect (the greeting waits for the DNS blocklist),
+    HELO restrictions at HELO, sender restrictions at MAIL."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start()
+        client = build_table('client_access2', '127.0.0.3 REJECT no thanks\n')
+        reset_smtpd()
+        pb.set_config(
+            myhostname=HOST,
+            mynetworks='127.0.0.1/32',
+            alias_maps='',
+            smtpd_client_restrictions=f'check_client_access {client}, reject_rbl_client {RBL}',
+            smtpd_helo_restrictions='reject_non_fqdn_helo_hostname',
+            smtpd_sender_restrictions='reject_non_fqdn_sender',
+            smtpd_relay_restrictions='permit_mynetworks, reject_unauth_destination',
+            smtpd_recipient_restrictions='',
+            smtpd_delay_reject='no')
+
+    def test_client_refused_at_connect(self):
+        s = session(self, source='127.0.0.3', greeting=554)
+        code, text = s.cmd('EHLO client.example.org')
+        self.assertEqual((code, text), (503, '5.7.0 Error: access denied for unknown[127.0.0.3]'))
+        self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 503)
+        self.assertEqual(s.cmd('QUIT')[0], 221)
+        msgs = pb.journal_messages(POSTBUS_ROLE='smtpd', CLIENT_ADDRESS='127.0.0.3')
+        self.assertTrue(any(re.search(r'NOQUEUE: reject: CONNECT from unknown\[127\.0\.0\.3\]: 554 5\.7\.1 '
+                                      r'<unknown\[127\.0\.0\.3\]>: Client host rejected: no thanks;', m or '')
+                            for m in msgs), msgs)
+
+    def test_rbl_refused_at_connect(self):
+        s = pb.SmtpRaw('127.0.0.1', 25, source='127.0.0.2')
+        self.addCleanup(s.close)
+        code, text = s.reply()
+        self.assertEqual((code, text),
+                         (554, f'5.7.1 Service unavailable; Client host [127.0.0.2] blocked using {RBL}; {RBL_TEXT}'))
+
+    def test_helo_refused_at_helo(self):
+        s = session(self, helo=None)
+        code, text = s.cmd('EHLO shortname')
+        self.assertEqual((code, text), (504, '5.5.2 <shortname>: Helo command rejected: need fully-qualified hostname'))
+        # no HELO was accepted
+        self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 503)
+        self.assertEqual(s.cmd('EHLO client.example.org')[0], 250)
+        code, text = s.cmd('MAIL FROM:<a@nodots>')
+        self.assertEqual((code, text), (504, '5.5.2 <a@nodots>: Sender address rejected: need fully-qualified address'))
+        self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 250)
+        self.assertEqual(s.cmd('RCPT TO:<erin@mx.example.test>')[0], 250)
+        s.cmd('QUIT')
+
+
+class ConfigErrors(unittest.TestCase):
+    """A bad restriction list stops smtpd at start, naming the file and line."""
+
+    def tearDown(self):
+        pb.set_config(smtpd_client_restrictions='', smtpd_sender_restrictions='', smtpd_recipient_restrictions='',
+                      smtpd_relay_restrictions='permit_mynetworks, permit_sasl_authenticated, '
+                                               'reject_unauth_destination')
+        reset_smtpd()
+
+    def start_fails(self, what):
+        reset_smtpd()
+        pb.restart_services()
+        # the connection is closed at once: no smtpd serves it
+        try:
+            with pb.SmtpRaw('127.0.0.1', 25) as s:
+                s.reply()
+            greeted = True
+        except (EOFError, ConnectionError, OSError):
+            greeted = False
+        self.assertFalse(greeted)
+        pb.wait_until(lambda: pb.unit_property('postbus-smtpd.service', 'ExecMainStatus') == '78',
+                      what='smtpd to exit with EX_CONFIG')
+        msgs = pb.journal_messages('_SYSTEMD_UNIT=postbus-smtpd.service')
+        with open(pb.MAIN_CF, encoding='utf-8') as f:
+            line = next(i + 1 for i, l in enumerate(f.read().splitlines()) if l.startswith(what))
+        self.assertTrue(any(f'main.cf:{line}:' in (m or '') for m in msgs), msgs[-10:])
+        return msgs
+
+    def test_unknown_restriction(self):
+        pb.write_config({'smtpd_client_restrictions': 'permit_mynetworks, reject_everyone_bogus'})
+        msgs = self.start_fails('smtpd_client_restrictions')
+        self.assertTrue(any('unknown restriction "reject_everyone_bogus"' in (m or '') for m in msgs), msgs[-10:])
+
+    def test_unusable_table(self):
+        pb.write_config({'smtpd_sender_restrictions': 'check_sender_access cdb:/etc/postbus/x'})
+        self.start_fails('smtpd_sender_restrictions')
+
+    def test_open_relay_refused(self):
+        pb.write_config({'smtpd_relay_restrictions': 'permit_mynetworks', 'smtpd_recipient_restrictions': ''})
+        msgs = self.start_fails('smtpd_relay_restrictions')
+        self.assertTrue(any('reject_unauth_destination' in (m or '') for m in msgs), msgs[-10:])
+
+
+if __name__ == '__main__':
+    unittest.main()

@@ -1,0 +1,450 @@
+/* test-smtpd-restrictions.c: restriction lists parsed, access(5) results parsed, lookup keys, HELO and
+ * address checks, and whole evaluations against real GDBM tables built in a temporary directory. */
+#include <arpa/inet.h>
+#include <sys/stat.h>
+
+#include "../../src/smtpd/smtpd-restrictions.h"
+#include "config.h"
+#include "log.h"
+#include "tests.h"
+
+static SmtpdAddress addr(const char *text) {
+        SmtpdAddress a = {};
+
+        a.family = strchr(text, ':') ? AF_INET6 : AF_INET;
+        ASSERT_TRUE(inet_pton(a.family, text, a.bytes) == 1);
+        strcpy(a.text, text);
+        return a;
+}
+
+static void assert_strv(char **l, const char *const *want) {
+        size_t i = 0;
+
+        for (; want[i]; i++)
+                ASSERT_STREQ(l[i], want[i]);
+        ASSERT_TRUE(l[i] == NULL);
+}
+
+TEST(list_parse) {
+        SmtpdRestrictionList l;
+
+        ASSERT_OK(smtpd_restriction_list_parse(
+                "permit_mynetworks,\tcheck_client_access gdbm:/etc/postbus/access, reject_rbl_client zen.test "
+                "REJECT_UNAUTH_DESTINATION reject_non_fqdn_hostname",
+                "smtpd_client_restrictions", "main.cf:3", &l));
+        ASSERT_EQ(l.n, 5);
+        ASSERT_EQ(l.items[0].type, SMTPD_RESTRICTION_PERMIT_MYNETWORKS);
+        ASSERT_TRUE(l.items[0].arg == NULL);
+        ASSERT_EQ(l.items[1].type, SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS);
+        ASSERT_STREQ(l.items[1].arg, "gdbm:/etc/postbus/access");
+        ASSERT_EQ(l.items[2].type, SMTPD_RESTRICTION_REJECT_RBL_CLIENT);
+        ASSERT_STREQ(l.items[2].arg, "zen.test");
+        ASSERT_EQ(l.items[3].type, SMTPD_RESTRICTION_REJECT_UNAUTH_DESTINATION);
+        ASSERT_EQ(l.items[4].type, SMTPD_RESTRICTION_REJECT_NON_FQDN_HELO_HOSTNAME);
+        ASSERT_TRUE(smtpd_restriction_list_has(&l, SMTPD_RESTRICTION_REJECT_RBL_CLIENT));
+        ASSERT_TRUE(!smtpd_restriction_list_has(&l, SMTPD_RESTRICTION_REJECT));
+        smtpd_restriction_list_done(&l);
+
+        ASSERT_OK(smtpd_restriction_list_parse("", "p", "default", &l));
+        ASSERT_EQ(l.n, 0);
+        smtpd_restriction_list_done(&l);
+
+        ASSERT_ERR(smtpd_restriction_list_parse("permit_mynetworks reject_everything", "p", "main.cf:1", &l),
+                   EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("check_sender_access", "p", "main.cf:1", &l), EINVAL);
+        /* a restriction name is no table */
+        ASSERT_ERR(smtpd_restriction_list_parse("check_sender_access reject", "p", "main.cf:1", &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client", "p", "main.cf:1", &l), EINVAL);
+}
+
+TEST(access_result) {
+        SmtpdAccessResult a;
+
+        ASSERT_OK(smtpd_access_result_parse("OK", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_PERMIT);
+        ASSERT_OK(smtpd_access_result_parse("permit", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_PERMIT);
+        ASSERT_OK(smtpd_access_result_parse("1234", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_PERMIT);
+        ASSERT_OK(smtpd_access_result_parse("DUNNO", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_DUNNO);
+
+        ASSERT_OK(smtpd_access_result_parse("REJECT", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_REJECT);
+        ASSERT_EQ(a.code, 554);
+        ASSERT_STREQ(a.dsn, "5.7.1");
+        ASSERT_STREQ(a.text, "Access denied");
+        ASSERT_OK(smtpd_access_result_parse("reject  go away\tnow", &a));
+        ASSERT_STREQ(a.text, "go away now");
+        ASSERT_OK(smtpd_access_result_parse("DEFER busy", &a));
+        ASSERT_EQ(a.code, 450);
+        ASSERT_STREQ(a.dsn, "4.7.1");
+        ASSERT_STREQ(a.text, "busy");
+
+        ASSERT_OK(smtpd_access_result_parse("550 5.7.0 no spam here", &a));
+        ASSERT_EQ(a.code, 550);
+        ASSERT_STREQ(a.dsn, "5.7.0");
+        ASSERT_STREQ(a.text, "no spam here");
+        ASSERT_OK(smtpd_access_result_parse("421 come back later", &a));
+        ASSERT_EQ(a.code, 421);
+        ASSERT_STREQ(a.dsn, "4.7.1");
+        ASSERT_STREQ(a.text, "come back later");
+        ASSERT_OK(smtpd_access_result_parse("553 5.1.8", &a));
+        ASSERT_STREQ(a.dsn, "5.1.8");
+        ASSERT_STREQ(a.text, "Access denied");
+
+        /* all digits, even a reply code alone, is OK (Postfix's compatibility rule) */
+        ASSERT_OK(smtpd_access_result_parse("550", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_PERMIT);
+        ASSERT_ERR(smtpd_access_result_parse("650 nope", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("550 4.7.1 class mismatch", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("HOLD", &a), EOPNOTSUPP);
+        ASSERT_ERR(smtpd_access_result_parse("DISCARD spam", &a), EOPNOTSUPP);
+        ASSERT_ERR(smtpd_access_result_parse("", &a), EINVAL);
+        /* control characters from a table never reach a reply */
+        ASSERT_OK(smtpd_access_result_parse("REJECT a\rb", &a));
+        ASSERT_STREQ(a.text, "a?b");
+}
+
+TEST(keys) {
+        char **l = NULL;
+        SmtpdAddress v4 = addr("192.0.2.1"), v6 = addr("2001:db8:1:2::5");
+
+        ASSERT_OK(smtpd_access_client_keys(&v4, &l));
+        assert_strv(l, (const char *const[]) { "192.0.2.1", "192.0.2", "192.0", "192", NULL });
+        l = strv_free(l);
+        ASSERT_OK(smtpd_access_client_keys(&v6, &l));
+        assert_strv(l, (const char *const[]) { "2001:db8:1:2::5", "2001:db8:1:2:", "2001:db8:1:2", "2001:db8:1",
+                                               "2001:db8", "2001", NULL });
+        l = strv_free(l);
+
+        ASSERT_OK(smtpd_access_domain_keys("Mail.Sub.Example.ORG.", &l));
+        assert_strv(l, (const char *const[]) { "mail.sub.example.org", "sub.example.org", "example.org", "org",
+                                               NULL });
+        l = strv_free(l);
+        ASSERT_OK(smtpd_access_domain_keys("[192.0.2.1]", &l));
+        assert_strv(l, (const char *const[]) { "[192.0.2.1]", NULL });
+        l = strv_free(l);
+
+        ASSERT_OK(smtpd_access_address_keys("Joe@Sub.Example.org", &l));
+        assert_strv(l, (const char *const[]) { "joe@sub.example.org", "sub.example.org", "example.org", "org",
+                                               "joe@", NULL });
+        l = strv_free(l);
+        ASSERT_OK(smtpd_access_address_keys("postmaster", &l));
+        assert_strv(l, (const char *const[]) { "postmaster", "postmaster@", NULL });
+        l = strv_free(l);
+        ASSERT_OK(smtpd_access_address_keys("", &l));
+        assert_strv(l, (const char *const[]) { "<>", NULL });
+        l = strv_free(l);
+}
+
+TEST(names) {
+        ASSERT_TRUE(smtpd_helo_valid("mail.example.org"));
+        ASSERT_TRUE(smtpd_helo_valid("localhost"));
+        ASSERT_TRUE(smtpd_helo_valid("a-b.example"));
+        ASSERT_TRUE(smtpd_helo_valid("[192.0.2.1]"));
+        ASSERT_TRUE(smtpd_helo_valid("[IPv6:2001:db8::1]"));
+        ASSERT_TRUE(!smtpd_helo_valid("bad_name.example"));
+        ASSERT_TRUE(!smtpd_helo_valid("-a.example"));
+        ASSERT_TRUE(!smtpd_helo_valid("a-.example"));
+        ASSERT_TRUE(!smtpd_helo_valid("a..example"));
+        ASSERT_TRUE(!smtpd_helo_valid("192.0.2.1"));
+        ASSERT_TRUE(!smtpd_helo_valid("[192.0.2.300]"));
+        ASSERT_TRUE(!smtpd_helo_valid("[192.0.2.1"));
+        ASSERT_TRUE(!smtpd_helo_valid("exa mple"));
+
+        ASSERT_TRUE(smtpd_helo_fqdn("mail.example.org"));
+        ASSERT_TRUE(smtpd_helo_fqdn("[192.0.2.1]"));
+        ASSERT_TRUE(!smtpd_helo_fqdn("localhost"));
+        ASSERT_TRUE(!smtpd_helo_fqdn("bad_name.example"));
+
+        ASSERT_TRUE(smtpd_address_fqdn("a@example.org"));
+        ASSERT_TRUE(smtpd_address_fqdn("a@[192.0.2.1]"));
+        ASSERT_TRUE(!smtpd_address_fqdn("a@localhost"));
+        ASSERT_TRUE(!smtpd_address_fqdn("a"));
+        ASSERT_TRUE(!smtpd_address_fqdn("a@"));
+}
+
+/* Evaluation against real tables. */
+
+static char tmpdir[] = "/tmp/test-smtpd-restrictions-XXXXXX";
+
+static void write_file(const char *name, const char *text) {
+        char path[256];
+        FILE *f;
+
+        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+        f = fopen(path, "we");
+        ASSERT_TRUE(f);
+        ASSERT_TRUE(fputs(text, f) >= 0);
+        ASSERT_TRUE(fclose(f) == 0);
+}
+
+static void build_table(const char *name, const char *text, TableFormat format) {
+        char path[256];
+
+        write_file(name, text);
+        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+        ASSERT_TRUE(table_build(path, format) >= 0);
+}
+
+typedef struct Env {
+        Config *config;
+        SmtpdNetworks mynetworks;
+        char **mydestination;
+        sd_event *event;
+        SmtpdChecks *checks;
+        SmtpdCheckSession *session;
+        SmtpdAddress client;
+} Env;
+
+static void on_done(void *userdata) {
+}
+
+/* main.cf text with @ replaced by the temporary directory. */
+static int env_setup(Env *e, const char *maincf_template, const char *client) {
+        char text[4096], *o = text;
+        int r;
+
+        for (const char *p = maincf_template; *p; p++)
+                if (*p == '@')
+                        o += sprintf(o, "%s", tmpdir);
+                else
+                        *o++ = *p;
+        *o = '\0';
+        *e = (Env) { .client = addr(client) };
+        ASSERT_OK(config_parse(text, "main.cf", &e->config));
+        ASSERT_OK(smtpd_networks_parse(e->config->mynetworks, "main.cf", &e->mynetworks));
+        ASSERT_OK(config_split_list(e->config->mydestination, &e->mydestination));
+        ASSERT_OK(sd_event_new(&e->event));
+        r = smtpd_checks_new(e->config, &e->mynetworks, e->mydestination, e->event, &e->checks);
+        if (r < 0)
+                return r;
+        ASSERT_OK(smtpd_check_session_new(e->checks, &e->client, on_done, NULL, &e->session));
+        ASSERT_TRUE(!smtpd_check_session_pending(e->session));
+        return 0;
+}
+
+static void env_done(Env *e) {
+        smtpd_check_session_free(e->session);
+        smtpd_checks_free(e->checks);
+        sd_event_unref(e->event);
+        strv_free(e->mydestination);
+        smtpd_networks_done(&e->mynetworks);
+        config_free(e->config);
+}
+
+/* The reply to RCPT, "" when accepted. */
+static const char *rcpt(Env *e, const char *helo, const char *sender, const char *recipient, bool auth) {
+        static char reply[SMTPD_REPLY_LINE_MAX];
+        SmtpdCheckInput in = {
+                .client = &e->client, .helo = helo, .sender = sender, .recipient = recipient, .authenticated = auth,
+        };
+
+        if (smtpd_check_rcpt(e->session, &in, reply) == 0)
+                return "";
+        return reply;
+}
+
+TEST(evaluate_defaults) {
+        Env e;
+
+        /* no aliases table at all: only users are local recipients */
+        ASSERT_OK(env_setup(&e, "myhostname = mx.example.org\nmynetworks = 10.0.0.0/8\n"
+                                "alias_maps = hash:@/no-aliases\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@mx.example.org", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false),
+                     "550 5.1.1 <nosuchuser-xyz@localhost>: Recipient address rejected: User unknown in local "
+                     "recipient table");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@elsewhere.example", false),
+                     "554 5.7.1 <x@elsewhere.example>: Relay access denied");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@elsewhere.example", true), "");
+        env_done(&e);
+
+        /* from mynetworks: relaying allowed, unknown local users still refused */
+        ASSERT_OK(env_setup(&e, "myhostname = mx.example.org\nmynetworks = 10.0.0.0/8\n"
+                                "alias_maps = hash:@/no-aliases\n", "10.1.2.3"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@elsewhere.example", false), "");
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false), "550 ", 4) == 0);
+        env_done(&e);
+}
+
+TEST(evaluate_aliases) {
+        Env e;
+
+        build_table("aliases", "postmaster: root\nsales: root, nobody\n", TABLE_FORMAT_ALIASES);
+        ASSERT_OK(env_setup(&e, "myhostname = mx.example.org\nalias_maps = hash:@/aliases\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "Sales@mx.example.org", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "postmaster", false), "");
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false), "550 5.1.1", 9) == 0);
+        env_done(&e);
+
+        /* the text is there but not built: empty, as local takes it (its aliases are not expanded) */
+        write_file("aliases2", "x: root\n");
+        ASSERT_OK(env_setup(&e, "myhostname = mx.example.org\nalias_maps = hash:@/aliases2\n", "192.0.2.1"));
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "x@localhost", false), "550 5.1.1", 9) == 0);
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "");
+        env_done(&e);
+
+        /* not a database at all: a temporary failure, never a wrong 550 */
+        write_file("aliases3.gdbm", "this is not a GDBM file, it only has the name of one\n");
+        ASSERT_OK(env_setup(&e, "myhostname = mx.example.org\nalias_maps = hash:@/aliases3\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false),
+                     "451 4.3.0 <nosuchuser-xyz@localhost>: Temporary lookup failure");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "");
+        env_done(&e);
+
+        /* no local_recipient_maps: any local recipient */
+        ASSERT_OK(env_setup(&e, "local_recipient_maps =\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false), "");
+        env_done(&e);
+}
+
+TEST(evaluate_access) {
+        Env e;
+
+        build_table("client", "192.0.2.66 REJECT go away\n198.51.100 OK\n203.0.113.7 DUNNO\n203.0.113 REJECT\n",
+                    TABLE_FORMAT_MAP);
+        build_table("sender", "spammer@example.com 550 5.7.0 not you\nexample.net DEFER\nbad@ REJECT\n"
+                              "<> 554 no bounces here\n",
+                    TABLE_FORMAT_MAP);
+        build_table("helo", "example.biz REJECT no biz\n", TABLE_FORMAT_MAP);
+        build_table("rcpt", "root@localhost 452 4.2.2 Mailbox full\n", TABLE_FORMAT_MAP);
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client\n"
+                                "smtpd_helo_restrictions = check_helo_access gdbm:@/helo\n"
+                                "smtpd_sender_restrictions = check_sender_access gdbm:@/sender\n"
+                                "smtpd_recipient_restrictions = check_recipient_access gdbm:@/rcpt\n"
+                                "alias_maps =\n",
+                            "192.0.2.66"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <unknown[192.0.2.66]>: Client host rejected: go away");
+        env_done(&e);
+
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client\n"
+                                "smtpd_helo_restrictions = check_helo_access gdbm:@/helo\n"
+                                "smtpd_sender_restrictions = check_sender_access gdbm:@/sender\n"
+                                "smtpd_recipient_restrictions = check_recipient_access gdbm:@/rcpt\n"
+                                "alias_maps =\n",
+                            "198.51.100.20"));
+        /* OK in the client list ends that list only: the next lists still apply */
+        ASSERT_STREQ(rcpt(&e, "mail.example.biz", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <mail.example.biz>: Helo command rejected: no biz");
+        ASSERT_STREQ(rcpt(&e, "h.example", "Spammer@Example.com", "root@localhost", false),
+                     "550 5.7.0 <Spammer@Example.com>: Sender address rejected: not you");
+        ASSERT_STREQ(rcpt(&e, "h.example", "x@sub.example.net", "root@localhost", false),
+                     "450 4.7.1 <x@sub.example.net>: Sender address rejected: Access denied");
+        ASSERT_STREQ(rcpt(&e, "h.example", "bad@anywhere.example", "root@localhost", false),
+                     "554 5.7.1 <bad@anywhere.example>: Sender address rejected: Access denied");
+        ASSERT_STREQ(rcpt(&e, "h.example", "", "root@localhost", false),
+                     "554 5.7.1 <>: Sender address rejected: no bounces here");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "ROOT@localhost", false),
+                     "452 4.2.2 <ROOT@localhost>: Recipient address rejected: Mailbox full");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nobody@localhost", false), "");
+        env_done(&e);
+
+        /* DUNNO stops the search at the more specific key: 203.0.113 is not consulted */
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client\nalias_maps =\n",
+                            "203.0.113.7"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "");
+        env_done(&e);
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client\nalias_maps =\n",
+                            "203.0.113.8"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <unknown[203.0.113.8]>: Client host rejected: Access denied");
+        env_done(&e);
+
+        /* a table not built yet: the role starts, lookups fail temporarily */
+        ASSERT_OK(env_setup(&e, "smtpd_sender_restrictions = check_sender_access gdbm:@/missing\nalias_maps =\n",
+                            "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "451 4.3.0 <a@b.example>: Temporary lookup failure");
+        env_done(&e);
+}
+
+TEST(evaluate_builtin) {
+        Env e;
+
+        ASSERT_OK(env_setup(&e,
+                            "smtpd_helo_restrictions = reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname\n"
+                            "smtpd_sender_restrictions = reject_non_fqdn_sender\n"
+                            "smtpd_recipient_restrictions = reject_non_fqdn_recipient, permit_mynetworks, reject\n"
+                            "mynetworks = 192.0.2.0/24\nalias_maps =\n",
+                            "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "bad_helo", "a@b.example", "root@localhost", false),
+                     "501 5.5.2 <bad_helo>: Helo command rejected: Invalid name");
+        ASSERT_STREQ(rcpt(&e, "shorty", "a@b.example", "root@localhost", false),
+                     "504 5.5.2 <shorty>: Helo command rejected: need fully-qualified hostname");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b", "root@localhost", false),
+                     "504 5.5.2 <a@b>: Sender address rejected: need fully-qualified address");
+        ASSERT_STREQ(rcpt(&e, "h.example", "", "x@c.example", false), "");
+        ASSERT_STREQ(rcpt(&e, "[192.0.2.1]", "a@b.example", "root", false),
+                     "504 5.5.2 <root>: Recipient address rejected: need fully-qualified address");
+        env_done(&e);
+
+        ASSERT_OK(env_setup(&e, "smtpd_recipient_restrictions = permit_mynetworks, reject\n"
+                                "mynetworks = 192.0.2.0/24\nalias_maps =\n",
+                            "198.51.100.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <root@localhost>: Recipient address rejected: Access denied");
+        env_done(&e);
+
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = defer\nalias_maps =\n", "198.51.100.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "450 4.3.2 <unknown[198.51.100.1]>: Client host rejected: Try again later");
+        env_done(&e);
+
+        ASSERT_OK(env_setup(&e, "smtpd_relay_restrictions = defer_unauth_destination\nalias_maps =\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@far.example", false),
+                     "454 4.7.1 <x@far.example>: Relay access denied");
+        env_done(&e);
+
+        /* smtpd_delay_reject = no: the client list is for connect time, not RCPT */
+        ASSERT_OK(env_setup(&e, "smtpd_delay_reject = no\nsmtpd_client_restrictions = reject\nalias_maps =\n",
+                            "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "");
+        {
+                char reply[SMTPD_REPLY_LINE_MAX];
+                SmtpdCheckInput in = { .client = &e.client };
+                ASSERT_EQ(smtpd_check_client(e.session, &in, reply), 1);
+                ASSERT_STREQ(reply, "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied");
+        }
+        env_done(&e);
+}
+
+TEST(config_errors) {
+        Env e;
+
+        ASSERT_ERR(env_setup(&e, "smtpd_client_restrictions = permit_mynetworks reject_bogus\n", "192.0.2.1"),
+                   EINVAL);
+        env_done(&e);
+        ASSERT_ERR(env_setup(&e, "smtpd_sender_restrictions = check_sender_access cdb:/etc/x\n", "192.0.2.1"),
+                   EINVAL);
+        env_done(&e);
+        /* an open relay is refused */
+        ASSERT_ERR(env_setup(&e, "smtpd_relay_restrictions = permit_mynetworks\n", "192.0.2.1"), EINVAL);
+        env_done(&e);
+        ASSERT_OK(env_setup(&e, "smtpd_relay_restrictions =\nsmtpd_recipient_restrictions = permit_mynetworks "
+                                "reject_unauth_destination\n",
+                            "192.0.2.1"));
+        env_done(&e);
+}
+
+int main(void) {
+        log_set_max_level(LOG_WARNING);
+        RUN(list_parse);
+        RUN(access_result);
+        RUN(keys);
+        RUN(names);
+        ASSERT_TRUE(mkdtemp(tmpdir));
+        RUN(evaluate_defaults);
+        RUN(evaluate_aliases);
+        RUN(evaluate_access);
+        RUN(evaluate_builtin);
+        RUN(config_errors);
+        {
+                char cmd[128];
+                snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+                ASSERT_EQ(system(cmd), 0);
+        }
+        return 0;
+}
