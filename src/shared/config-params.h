@@ -38,42 +38,6 @@
           "Most 5xx replies in one SMTP session, since its last accepted message, before 421 and close.")     \
         X(smtpd_junk_command_limit, INT, "100", 1, 100000, "smtpd",                                           \
           "NOOP, RSET and VRFY commands in one SMTP session beyond this many count as errors.")               \
-        X(smtpd_soft_error_limit, INT, "10", 1, 1000, "smtpd",                                                \
-          "Errors in one SMTP session after which each reply is delayed by smtpd_error_sleep_time.")          \
-        X(smtpd_error_sleep_time, TIME, "1s", 0, 600, "smtpd",                                                \
-          "Delay of each reply once a session has made smtpd_soft_error_limit errors (timer, not sleep).")    \
-        X(smtpd_client_connection_count_limit, INT, "50", 0, 100000, "smtpd",                                 \
-          "Most SMTP sessions at once from one client address; 0: no limit.")                                 \
-        X(smtpd_client_connection_rate_limit, INT, "0", 0, 100000000, "smtpd",                                \
-          "Most new SMTP sessions from one client address per anvil_rate_time_unit; 0: no limit.")            \
-        X(smtpd_client_message_rate_limit, INT, "0", 0, 100000000, "smtpd",                                   \
-          "Most MAIL commands from one client address per anvil_rate_time_unit; 0: no limit.")                \
-        X(smtpd_client_recipient_rate_limit, INT, "0", 0, 100000000, "smtpd",                                 \
-          "Most RCPT commands from one client address per anvil_rate_time_unit; 0: no limit.")                \
-        X(smtpd_client_event_limit_exceptions, STRING, "$mynetworks", 0, 0, "smtpd",                          \
-          "Client networks (CIDR list) exempt from the per-client connection, message and recipient limits.") \
-        X(anvil_rate_time_unit, TIME, "60s", 1, 86400, "smtpd",                                               \
-          "The time unit over which per-client connection, message and recipient rates are counted.")         \
-        X(smtpd_client_table_limit, INT, "100000", 100, 10000000, "smtpd",                                    \
-          "Most client addresses smtpd keeps rate counters for; the longest idle are forgotten first.")       \
-        X(disable_vrfy_command, BOOL, "no", 0, 0, "smtpd",                                                    \
-          "Answer VRFY with 502 instead of telling whether a local user exists.")                             \
-        X(smtpd_forbid_bare_newline, STRING, "normalize", 0, 0, "smtpd",                                      \
-          "normalize (a bare LF ends a line, never the message) or reject (521 and disconnect).")             \
-        X(smtpd_tls_cert_file, STRING, "", 0, 0, "smtpd",                                                    \
-          "PEM server certificate (chain) for STARTTLS and port 465; empty: no TLS. Readable by postbus.")  \
-        X(smtpd_tls_key_file, STRING, "$smtpd_tls_cert_file", 0, 0, "smtpd",                                 \
-          "PEM private key of smtpd_tls_cert_file; must be readable by the user postbus.")                  \
-        X(smtpd_tls_security_level, STRING, "may", 0, 0, "smtpd",                                            \
-          "none, may (offer STARTTLS when a certificate is set) or encrypt (no MAIL before STARTTLS).")      \
-        X(smtpd_tls_wrappermode, BOOL, "no", 0, 0, "smtpd",                                                  \
-          "TLS from the first byte (port 465) instead of STARTTLS; smtps_ sets it for the smtps socket.")    \
-        X(smtpd_sasl_auth_enable, BOOL, "no", 0, 0, "smtpd",                                                 \
-          "Offer AUTH (PLAIN, LOGIN; only over TLS), checked by Dovecot; on by default for 587 and 465.")   \
-        X(smtpd_sasl_type, STRING, "dovecot", 0, 0, "smtpd",                                                 \
-          "The SASL authentication server smtpd asks; only dovecot is supported.")                          \
-        X(smtpd_sasl_path, STRING, "/run/dovecot/auth-postbus", 0, 0, "smtpd",                               \
-          "Absolute path of Dovecot's auth client socket, which the user postbus may connect to.")          \
         X(smtpd_client_restrictions, STRING, "", 0, 0, "smtpd",                                               \
           "Restrictions on the client address (at RCPT with smtpd_delay_reject, else at connect).")           \
         X(smtpd_helo_restrictions, STRING, "", 0, 0, "smtpd",                                                 \
