@@ -11,6 +11,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -73,6 +74,15 @@ static void lower(char *s) {
         for (; *s; s++)
                 if (*s >= 'A' && *s <= 'Z')
                         *s = (char) (*s - 'A' + 'a');
+}
+
+/* Whether two local addresses name the same local recipient: every domain in mydestination is the same
+ * to local, which looks up the local part alone. */
+static bool same_local_part(const char *a, const char *b) {
+        const char *at_a = strrchr(a, '@'), *at_b = strrchr(b, '@');
+        size_t la = at_a ? (size_t) (at_a - a) : strlen(a), lb = at_b ? (size_t) (at_b - b) : strlen(b);
+
+        return la == lb && strncasecmp(a, b, la) == 0;
 }
 
 /* The local address an item belongs to: itself or its nearest address ancestor. */
@@ -738,7 +748,7 @@ static void expand_address(Expand *e, size_t i) {
                 return;
         }
         for (size_t j = it->parent; j != SIZE_MAX; j = e->items[j].parent) {
-                if (e->items[j].type != LOCAL_TARGET_ADDRESS || !strcaseeq(e->items[j].value, addr))
+                if (e->items[j].type != LOCAL_TARGET_ADDRESS || !same_local_part(e->items[j].value, addr))
                         continue;
                 if (j != it->parent) {
                         fail_item(e, i, "5.4.6", "%s loop for %s",
@@ -809,8 +819,7 @@ static void expand_address(Expand *e, size_t i) {
                 else if (r < 0)
                         fail_item(e, i, "4.3.0", "cannot read the forward file of %s: %s", local, strerror(-r));
                 if (r > 0) {
-                        r = privs_from_pw(pw, &privs);
-                        if (r < 0)
+                        if (privs_from_pw(pw, &privs) < 0)
                                 fail_item(e, i, "4.3.0", "out of memory");
                         else
                                 add_children(e, i, LOCAL_SOURCE_FORWARD, &privs, &l);

@@ -82,8 +82,13 @@ int local_forward_submit(const LocalMessage *m, const char *delivered_to, char *
         r = sd_bus_message_new_method_call(bus, &call, NULL, CLEANUP_OBJECT, CLEANUP_INTERFACE, "Submit");
         if (r >= 0)
                 r = sd_bus_message_append(call, "hs", fd, m->sender);
+        /* Recipients as (address, DSN NOTIFY, ORCPT); a forwarded copy asks for nothing of its own. */
         if (r >= 0)
-                r = sd_bus_message_append_strv(call, recipients);
+                r = sd_bus_message_open_container(call, 'a', "(sss)");
+        for (char **rc = recipients; r >= 0 && *rc; rc++)
+                r = sd_bus_message_append(call, "(sss)", *rc, "", "");
+        if (r >= 0)
+                r = sd_bus_message_close_container(call);
         if (r >= 0)
                 r = sd_bus_message_append(call, "a{ss}", 1, "origin", "local");
         if (r < 0) {

@@ -1,0 +1,262 @@
+"""local's aliases and .forward files, as a Postfix administrator knows them: an alias reaches each of its
+targets, a |command alias runs the command (as default_privs, with a clean environment and the message
+on stdin), a /file alias appends in mbox format, a user's .forward sends the mail to another local user
+and to a remote address (a new queued message, submitted through cleanup), an unsafe .forward is
+ignored with a journal record, and Delivered-To and alias loops are bounced."""
+import os
+import pwd
+import re
+import shutil
+import unittest
+import uuid
+
+import postbus as pb
+
+SENDER = "sender@example.org"
+CMD_DIR = "/home/cmdout"
+FILE_DIR = "/home/filedrop"
+
+# The alias names are also accounts, so that smtpd takes them whether or not it knows alias_maps; an
+# alias wins over the account of the same name, as in Postfix.
+ALIASES = f"""\
+# test aliases
+team:     alice, bob
+pipe:     "|/usr/bin/env > {CMD_DIR}/env.txt && cat > {CMD_DIR}/msg.txt"
+archive:  {FILE_DIR}/archive
+loopa:    loopb
+loopb:    loopa
+failcmd:  "|echo no such mailbox >&2; exit 67"
+tempcmd:  "|exit 75"
+slowcmd:  "|sleep 600"
+selfref:  selfref, bob
+"""
+USERS = ("alice", "bob", "carol", "dan", "erin", "team", "pipe", "archive", "loopa", "loopb", "failcmd",
+         "tempcmd", "slowcmd", "selfref")
+
+
+def build_aliases():
+    """Compiles /etc/aliases with newaliases when the build has it, else with postbusctl."""
+    if pb.have("newaliases"):
+        pb.run("newaliases")
+    else:
+        pb.run("postbusctl", "--aliases", "map", "build", "/etc/aliases")
+
+
+def marker():
+    return "m-" + uuid.uuid4().hex
+
+
+def local_records(qid):
+    return pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local")
+
+
+def wait_local(qid, predicate, what):
+    """Waits for a journal record of local for qid that satisfies predicate; returns it."""
+    return pb.wait_until(lambda: next((r for r in local_records(qid) if predicate(r)), None),
+                         what=f"{what} ({qid})")
+
+
+def mailbox_with(user, text):
+    return next((m for m in pb.mbox_messages(user) if text in m), None)
+
+
+def process_command_lines():
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                out.append(f.read())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def write_forward(user, content, mode):
+    pw = pwd.getpwnam(user)
+    path = os.path.join(pw.pw_dir, ".forward")
+    with open(path, "w") as f:
+        f.write(content)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+    os.chmod(path, mode)
+
+
+class Aliases(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for u in USERS:
+            pb.add_user(u)
+        nobody = pwd.getpwnam("nobody")
+        for d in (CMD_DIR, FILE_DIR):
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d, mode=0o755)
+            os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        with open("/etc/aliases", "w") as f:
+            f.write(ALIASES)
+        build_aliases()
+        assert os.path.exists("/etc/aliases.gdbm")
+        pb.set_config(command_time_limit="3s", queue_run_delay="1s", minimal_backoff_time="1s")
+
+    def test_alias_reaches_both_targets(self):
+        m = marker()
+        qid = pb.send(SENDER, ["team@localhost"], f"Subject: team\n\n{m}\n")
+        a = pb.wait_until(lambda: mailbox_with("alice", m), what="the alias's mail for alice")
+        b = pb.wait_until(lambda: mailbox_with("bob", m), what="the alias's mail for bob")
+        self.assertRegex(a, r"\nDelivered-To: alice@[^\n]+\n")
+        self.assertRegex(b, r"\nDelivered-To: bob@[^\n]+\n")
+        self.assertIsNone(mailbox_with("team", m))
+        for user in ("alice", "bob"):
+            rec = wait_local(qid, lambda r: r.get("RECIPIENT", "").startswith(user + "@"), f"record for {user}")
+            self.assertEqual(rec["DELIVERY_STATUS"], "sent")
+            self.assertEqual(rec["ORIGINAL_RECIPIENT"], "team@localhost")
+            self.assertRegex(rec["MESSAGE"], rf"^{qid}: to=<{user}@[^>]+>, orig_to=<team@localhost>, relay=local, "
+                                             r"delay=[0-9.]+, dsn=2\.0\.0, status=sent \(delivered to mailbox\)$")
+
+    def test_alias_expanding_to_itself(self):
+        m = marker()
+        pb.send(SENDER, ["selfref@localhost"], f"Subject: self\n\n{m}\n")
+        pb.wait_until(lambda: mailbox_with("selfref", m), what="selfref's own copy")
+        pb.wait_until(lambda: mailbox_with("bob", m), what="bob's copy")
+
+    def test_command_alias(self):
+        m = marker()
+        qid = pb.send(SENDER, ["pipe@localhost"], f"Subject: to a command\n\n{m}\nFrom here\n")
+        msg_path = os.path.join(CMD_DIR, "msg.txt")
+
+        def content():
+            try:
+                with open(msg_path) as f:
+                    text = f.read()
+            except FileNotFoundError:
+                return None
+            return text if m in text else None
+        text = pb.wait_until(content, what="the command's output file")
+        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "sent", "the command delivery record")
+
+        # the message on stdin: a From_ line, Return-Path and Delivered-To, the content unquoted
+        self.assertTrue(text.startswith(f"From {SENDER} "), text[:80])
+        self.assertIn(f"\nReturn-Path: <{SENDER}>\n", text)
+        self.assertIn("\nDelivered-To: pipe@localhost\n", text)
+        self.assertIn(f"\n{m}\nFrom here\n", text)
+        nobody = pwd.getpwnam("nobody")
+        self.assertEqual(os.stat(msg_path).st_uid, nobody.pw_uid)   # a root-owned alias table: default_privs
+
+        with open(os.path.join(CMD_DIR, "env.txt")) as f:
+            env = dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
+        self.assertEqual(env["PATH"], "/usr/bin:/bin")
+        self.assertEqual(env["SENDER"], SENDER)
+        self.assertEqual(env["RECIPIENT"], "pipe@localhost")
+        self.assertEqual(env["ORIGINAL_RECIPIENT"], "pipe@localhost")
+        self.assertEqual(env["LOCAL"], "pipe")
+        self.assertEqual(env["DOMAIN"], "localhost")
+        self.assertEqual(env["USER"], "nobody")
+        self.assertEqual(env["LOGNAME"], "nobody")
+        self.assertEqual(env["HOME"], nobody.pw_dir)
+        self.assertEqual(env["CLIENT_ADDRESS"], "127.0.0.1")
+        allowed = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "SENDER", "RECIPIENT", "ORIGINAL_RECIPIENT",
+                   "LOCAL", "DOMAIN", "EXTENSION", "CLIENT_ADDRESS", "CLIENT_HOSTNAME", "CLIENT_HELO",
+                   "CLIENT_PROTOCOL", "PWD", "SHLVL", "_"}     # the last three are the shell's own
+        self.assertLessEqual(set(env), allowed, "the command saw variables of the daemon's environment")
+
+        self.assertEqual(rec["RECIPIENT"], "pipe@localhost")
+        self.assertIn("status=sent (delivered to command: /usr/bin/env > /home/cmdout/env.txt", rec["MESSAGE"])
+
+    def test_file_alias_appends(self):
+        path = os.path.join(FILE_DIR, "archive")
+        m1, m2 = marker(), marker()
+        q1 = pb.send(SENDER, ["archive@localhost"], f"Subject: one\n\n{m1}\n")
+        wait_local(q1, lambda r: r.get("DELIVERY_STATUS") == "sent", "the first file delivery")
+        q2 = pb.send(SENDER, ["archive@localhost"], f"Subject: two\n\nFrom the start\n{m2}\n")
+        rec = wait_local(q2, lambda r: r.get("DELIVERY_STATUS") == "sent", "the second file delivery")
+        self.assertIn(f"status=sent (delivered to file: {path})", rec["MESSAGE"])
+
+        with open(path, "rb") as f:
+            msgs = [x.decode() for x in pb.mbox_split(f.read())]
+        self.assertEqual(len(msgs), 2, msgs)
+        self.assertIn(m1, msgs[0])
+        self.assertIn(m2, msgs[1])
+        self.assertIn("\n>From the start\n", msgs[1])
+        self.assertTrue(msgs[1].startswith(f"From {SENDER} "))
+        self.assertEqual(os.stat(path).st_uid, pwd.getpwnam("nobody").pw_uid)
+
+    def test_forward_to_local_and_remote(self):
+        write_forward("dan", "# dan is away\ncarol, remote@example.net\n", 0o644)
+        m = marker()
+        qid = pb.send(SENDER, ["dan@localhost"], f"Subject: for dan\n\n{m}\n")
+
+        c = pb.wait_until(lambda: mailbox_with("carol", m), what="dan's mail forwarded to carol")
+        self.assertRegex(c, r"\nDelivered-To: carol@[^\n]+\n")
+        rec = wait_local(qid, lambda r: r.get("RECIPIENT") == "remote@example.net", "the forwarding record")
+        self.assertEqual(rec["DELIVERY_STATUS"], "sent")
+        self.assertEqual(rec["ORIGINAL_RECIPIENT"], "dan@localhost")
+        new_id = re.search(r"status=sent \(forwarded as ([0-9A-F]+)\)$", rec["MESSAGE"]).group(1)
+        self.assertNotEqual(new_id, qid)
+        self.assertIsNone(mailbox_with("dan", m))
+
+        # the forwarded copy is a new message in the queue (there is no smtp role to send it on)
+        def listed():
+            return next((x for x in pb.busctl_call("ListMessages", "s", "")[0] if x[0] == new_id), None)
+        entry = pb.wait_until(listed, what=f"{new_id} in ListMessages")
+        self.assertEqual(entry[4], SENDER)
+        self.assertEqual(entry[5], ["remote@example.net"])
+        qfile = os.path.join("/var/spool/postbus", entry[1], new_id)
+        with open(qfile, "rb") as f:
+            data = f.read()
+        self.assertIn(b"Delivered-To: dan@localhost\n", data)
+        self.assertIn(m.encode(), data)
+        self.assertTrue(any(r.get("POSTBUS_ROLE") == "cleanup" for r in pb.journal(QUEUE_ID=new_id)))
+
+    def test_world_writable_forward_is_ignored(self):
+        write_forward("erin", "carol\n", 0o666)
+        m = marker()
+        qid = pb.send(SENDER, ["erin@localhost"], f"Subject: for erin\n\n{m}\n")
+        pb.wait_until(lambda: mailbox_with("erin", m), what="erin's own mailbox")
+        warn = wait_local(qid, lambda r: "world writable" in r.get("MESSAGE", ""), "the warning")
+        self.assertIn("file /home/erin/.forward is world writable -- ignored", warn["MESSAGE"])
+        self.assertIsNone(mailbox_with("carol", m))
+
+    def test_delivered_to_loop_bounces(self):
+        m = marker()
+        body = f"Delivered-To: alice@localhost\nSubject: loop\n\n{m}\n"
+        qid = pb.send(SENDER, ["alice@localhost"], body)
+        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the loop bounce")
+        self.assertEqual(rec["DSN"], "5.4.6")
+        self.assertIn("status=bounced (mail forwarding loop for alice@localhost)", rec["MESSAGE"])
+        pb.wait_until(lambda: any(x.get("MESSAGE") == f"{qid}: removed" for x in pb.journal(QUEUE_ID=qid)),
+                      what=f"{qid} removed")
+        self.assertIsNone(mailbox_with("alice", m))
+
+    def test_alias_loop_terminates(self):
+        m = marker()
+        qid = pb.send(SENDER, ["loopa@localhost"], f"Subject: alias loop\n\n{m}\n")
+        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the alias loop bounce")
+        self.assertEqual(rec["DSN"], "5.4.6")
+        self.assertRegex(rec["MESSAGE"], r"status=bounced \(alias database loop for loop[ab]@")
+        pb.wait_until(lambda: any(x.get("MESSAGE") == f"{qid}: removed" for x in pb.journal(QUEUE_ID=qid)),
+                      what=f"{qid} removed")
+        self.assertIsNone(mailbox_with("loopa", m))
+        self.assertIsNone(mailbox_with("loopb", m))
+
+    def test_command_exit_status(self):
+        q1 = pb.send(SENDER, ["failcmd@localhost"], "Subject: fail\n\nx\n")
+        rec = wait_local(q1, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the EX_NOUSER bounce")
+        self.assertEqual(rec["DSN"], "5.1.1")
+        self.assertIn("status=bounced (user unknown. Command output: no such mailbox)", rec["MESSAGE"])
+
+        q2 = pb.send(SENDER, ["tempcmd@localhost"], "Subject: temp\n\nx\n")
+        rec = wait_local(q2, lambda r: r.get("DELIVERY_STATUS") == "deferred", "the EX_TEMPFAIL deferral")
+        self.assertEqual(rec["DSN"], "4.3.0")
+        self.assertIn("status=deferred (temporary failure)", rec["MESSAGE"])
+        listed = pb.busctl_call("ListMessages", "s", "")[0]
+        self.assertTrue(any(x[0] == q2 for x in listed), "a deferred message stays in the queue")
+
+    def test_command_time_limit(self):
+        qid = pb.send(SENDER, ["slowcmd@localhost"], "Subject: slow\n\nx\n")
+        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the time limit bounce")
+        self.assertEqual(rec["DSN"], "5.3.0")
+        self.assertIn('status=bounced (Command time limit exceeded: "sleep 600")', rec["MESSAGE"])
+        # the whole process group is gone
+        self.assertFalse(any(b"sleep\x00600" in cmdline for cmdline in process_command_lines()))
+
+
+if __name__ == "__main__":
+    unittest.main()
