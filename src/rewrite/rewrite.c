@@ -42,6 +42,7 @@ static int rewrite_setup(Daemon *d) {
                 { "default_transport", d->config->default_transport },
         };
         for (size_t i = 0; i < ELEMENTSOF(transports); i++) {
+                t = n = NULL;
                 r = rewrite_transport_parse(transports[i].value, &t, &n);
                 bool ok = r >= 0 && t;
                 free(t);

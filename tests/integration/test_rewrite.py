@@ -1,0 +1,130 @@
+"""The rewrite role (trivial-rewrite): canonical addresses and resolution over its own socket, and
+transport_maps changing where mail goes, a rebuilt table taking effect without a restart."""
+import os
+import unittest
+
+import dbus
+
+import postbus as pb
+
+REWRITE_ADDRESS = 'unix:path=/run/postbus/rewrite'
+HOST = 'mail.example.test'
+TRANSPORT = '/etc/postbus/transport'
+
+
+def rewrite(method, address):
+    """Calls org.postbus.Rewrite1.<method>(address) over rewrite's peer-to-peer socket."""
+    conn = dbus.connection.Connection(REWRITE_ADDRESS)
+    try:
+        obj = conn.get_object(None, '/org/postbus/Rewrite1', introspect=False)
+        out = obj.get_dbus_method(method, 'org.postbus.Rewrite1')(address)
+        return str(out) if isinstance(out, str) else tuple(str(x) for x in out)
+    finally:
+        conn.close()
+
+
+def build_table(path, text):
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    pb.run('postbusctl', 'map', 'build', path)
+
+
+def mail_with(user, marker):
+    return next((m for m in pb.mbox_messages(user) if marker in m), None)
+
+
+class Rewrite(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('alice')
+        pb.set_config(myhostname=HOST, mydomain='example.test', relayhost='', append_dot_mydomain=False,
+                      transport_maps='')
+
+    def test_rewrite_and_resolve_methods(self):
+        self.assertEqual(rewrite('Rewrite', 'alice'), f'alice@{HOST}')
+        self.assertEqual(rewrite('Rewrite', 'alice@'), f'alice@{HOST}')
+        self.assertEqual(rewrite('Rewrite', 'bob@example.com.'), 'bob@example.com')
+        self.assertEqual(rewrite('Rewrite', '@relay1.test,@relay2.test:bob@example.com'), 'bob@example.com')
+        self.assertEqual(rewrite('Rewrite', '"john smith"'), f'"john smith"@{HOST}')
+        self.assertEqual(rewrite('Rewrite', 'carol@otherhost'), 'carol@otherhost')   # Postfix 3: no dot added
+        with self.assertRaises(dbus.exceptions.DBusException) as e:
+            rewrite('Rewrite', '"unbalanced@example.com')
+        self.assertEqual(e.exception.get_dbus_name(), 'org.postbus.Error.InvalidArguments')
+
+        self.assertEqual(rewrite('Resolve', 'alice'), ('local', HOST, f'alice@{HOST}'))
+        self.assertEqual(rewrite('Resolve', 'alice@localhost'), ('local', HOST, 'alice@localhost'))
+        self.assertEqual(rewrite('Resolve', 'bob@example.com'), ('smtp', 'example.com', 'bob@example.com'))
+
+        pb.set_config(relayhost='[relay.example.test]:587', append_dot_mydomain=True)
+        try:
+            self.assertEqual(rewrite('Resolve', 'bob@example.com'),
+                             ('smtp', '[relay.example.test]:587', 'bob@example.com'))
+            self.assertEqual(rewrite('Rewrite', 'carol@otherhost'), 'carol@otherhost.example.test')
+            self.assertEqual(rewrite('Resolve', 'alice')[0], 'local')
+        finally:
+            pb.set_config(relayhost='', append_dot_mydomain=False)
+        # rewrite is socket-activated, as its own sandboxed unit
+        self.assertEqual(pb.unit_property('postbus-rewrite.service', 'TriggeredBy'), 'postbus-rewrite.socket')
+        self.assertEqual(pb.unit_property('postbus-rewrite.service', 'User'), 'postbus')
+
+    def test_transport_maps(self):
+        build_table(TRANSPORT, 'special.test local:\n'
+                               '.sub.special.test local:\n'
+                               'errors.test error:5.1.1 this domain takes no mail\n')
+        pb.set_config(transport_maps=f'gdbm:{TRANSPORT}')
+        try:
+            self.assertEqual(rewrite('Resolve', 'alice@special.test')[:1], ('local',))
+            self.assertEqual(rewrite('Resolve', 'x@deep.sub.special.test')[:1], ('local',))
+            self.assertEqual(rewrite('Resolve', 'x@errors.test'),
+                             ('error', '5.1.1 this domain takes no mail', 'x@errors.test'))
+
+            # a domain the table sends to local is delivered here, subdomains through ".domain"
+            qid = pb.send('sender@example.org', 'alice@special.test', 'Subject: special\n\nt1\n')
+            pb.wait_until(lambda: mail_with('alice', qid), what='mail for alice@special.test')
+            qid = pb.send('sender@example.org', 'alice@a.sub.special.test', 'Subject: sub\n\nt2\n')
+            pb.wait_until(lambda: mail_with('alice', qid), what='mail for alice@a.sub.special.test')
+
+            # error: bounced by qmgr with the table's text, and gone from the queue
+            qid = pb.send('sender@example.org', 'someone@errors.test', 'Subject: err\n\nt3\n')
+            rec = pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='bounced')],
+                                what='the bounce record')
+            self.assertEqual(rec[0]['DSN'], '5.1.1')
+            self.assertIn('this domain takes no mail', rec[0]['MESSAGE'])
+            pb.wait_until(lambda: any(r['MESSAGE'] == f'{qid}: removed' for r in pb.journal(QUEUE_ID=qid)),
+                          what='the bounced message removed')
+
+            # not in the table: smtp, which does not exist yet: deferred
+            qid = pb.send('sender@example.org', 'alice@later.test', 'Subject: later\n\nt4\n')
+            rec = pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='deferred'),
+                                what='the deferral')
+            self.assertIn('mail transport unavailable', rec[0]['MESSAGE'])
+
+            # a rebuilt table takes effect without a restart
+            qmgr = pb.unit_property('postbus-qmgr.service', 'InvocationID')
+            rw = pb.unit_property('postbus-rewrite.service', 'InvocationID')
+            self.assertTrue(rw)
+            build_table(TRANSPORT, 'special.test local:\nlater.test local:\n')
+            self.assertEqual(rewrite('Resolve', 'alice@later.test')[:1], ('local',))
+            qid = pb.send('sender@example.org', 'alice@later.test', 'Subject: later2\n\nt5\n')
+            pb.wait_until(lambda: mail_with('alice', qid), what='mail for alice@later.test after the rebuild')
+            self.assertEqual(pb.unit_property('postbus-qmgr.service', 'InvocationID'), qmgr)
+            self.assertEqual(pb.unit_property('postbus-rewrite.service', 'InvocationID'), rw)
+        finally:
+            pb.set_config(transport_maps='')
+
+    def test_bad_transport_is_a_config_error(self):
+        pb.set_config(default_transport='bad transport')
+        try:
+            with self.assertRaises(dbus.exceptions.DBusException):
+                rewrite('Resolve', 'x@example.com')
+            pb.wait_until(lambda: any('default_transport = bad transport' in (m or '') for m in
+                                      pb.journal_messages('_SYSTEMD_UNIT=postbus-rewrite.service')),
+                          what='the configuration error in the journal')
+        finally:
+            pb.set_config(default_transport='smtp')
+            pb.systemctl('reset-failed', 'postbus-rewrite.service', 'postbus-rewrite.socket', check=False)
+            pb.systemctl('start', 'postbus-rewrite.socket')
+
+
+if __name__ == '__main__':
+    unittest.main()
