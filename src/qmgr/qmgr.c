@@ -5,7 +5,8 @@
  * queue directories and marks recipients done; it writes nothing else. It trusts no queue file: each is
  * validated before use and a bad one is moved to corrupt. Wake-ups come over its private socket from
  * root and postbus only (SO_PEERCRED); on the system bus reading the queue is open to all users, and
- * nothing there changes the queue yet. Delivery roles get a read-only descriptor of the queue file. */
+ * only FlushQueue changes it, for root (bus policy, and a uid check in the method). Delivery roles
+ * get a read-only descriptor of the queue file. */
 #include <fcntl.h>
 
 #include "address.h"

@@ -1,0 +1,202 @@
+/* pickup-submit.c: maildrop files to cleanup over its socket, a few at a time, each removed only once
+ * cleanup has answered with a queue ID (a crash in between can at worst cause a duplicate). */
+#include <fcntl.h>
+#include <inttypes.h>
+
+#include "log.h"
+#include "pickup.h"
+
+#define CLEANUP_OBJECT "/org/postbus/Cleanup1"
+#define CLEANUP_INTERFACE "org.postbus.Cleanup1"
+
+static void message_unlink(PickupMessage *m) {
+        Pickup *p = m->pickup;
+
+        if (m->prev)
+                m->prev->next = m->next;
+        else if (p->in_flight == m)
+                p->in_flight = m->next;
+        if (m->next)
+                m->next->prev = m->prev;
+        m->prev = m->next = NULL;
+        p->n_in_flight--;
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        pickup_scan(userdata);
+        return 0;
+}
+
+/* The batch is through: read the directory again, at once if all went well (more may have come), after
+ * a pause if something failed for now; with nothing found, linger for max_idle (inotify) and exit. */
+static void batch_done(Pickup *p) {
+        int r;
+
+        if (p->temporary_failure) {
+                p->retry_usec = p->retry_usec == 0 ? PICKUP_RETRY_MIN_USEC
+                                                   : MIN(p->retry_usec * 2, PICKUP_RETRY_MAX_USEC);
+                r = p->retry_timer ? sd_event_source_set_time_relative(p->retry_timer, p->retry_usec)
+                                   : sd_event_add_time_relative(p->daemon->event, &p->retry_timer, CLOCK_MONOTONIC,
+                                                                p->retry_usec, USEC_PER_SEC / 10, on_retry, p);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(p->retry_timer, SD_EVENT_ONESHOT);
+                if (r < 0)
+                        log_error_errno(r, "Failed to arm the retry timer: %m");
+                log_info("Some maildrop files must wait; trying again in %llus.", (unsigned long long) (p->retry_usec / USEC_PER_SEC));
+                return;
+        }
+        p->retry_usec = 0;
+        if (p->n_names > 0) {
+                (void) sd_event_source_set_enabled(p->scan_event, SD_EVENT_ONESHOT);
+                return;
+        }
+        pickup_set_working(p, false);
+}
+
+static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(pickup_message_freep) PickupMessage *m = userdata;
+        Pickup *p = m->pickup;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        _cleanup_free_ char *sender = log_escape(m->envelope->sender, strlen(m->envelope->sender));
+        char uid[32];
+        const char *id;
+
+        message_unlink(m);
+        (void) snprintf(uid, sizeof uid, "%u", (unsigned) m->uid);
+
+        if (e && sd_bus_error_has_names(e, POSTBUS_ERROR_REJECTED, POSTBUS_ERROR_INVALID_ARGS)) {
+                /* Permanent: kept, it would be refused again and again. There is no bounce yet to tell
+                 * the user, so the record is all that remains of it. */
+                _cleanup_free_ char *text = log_escape(strna(e->message), strlen(strna(e->message)));
+                if (unlinkat(p->dir_fd, m->name, 0) < 0 && errno != ENOENT)
+                        p->temporary_failure = true;
+                log_mail(LOG_ERR, NULL,
+                         LOG_FIELDS({ "MAILDROP_FILE", m->name }, { "UID", uid }, { "SENDER", sender }),
+                         "maildrop file %s: uid=%s from=<%s>: rejected by cleanup: %s; removed", m->name, uid,
+                         strempty(sender), strna(text));
+        } else if (e || sd_bus_message_read(reply, "s", &id) < 0 || !queue_id_valid(id)) {
+                _cleanup_free_ char *text = e ? log_escape(strna(e->message), strlen(strna(e->message))) : NULL;
+                log_warning("maildrop file %s: cleanup did not take it (%s); it stays for another attempt.", m->name,
+                            e ? strna(text) : "a malformed answer");
+                p->temporary_failure = true;
+        } else {
+                log_mail(LOG_INFO, id,
+                         LOG_FIELDS({ "MAILDROP_FILE", m->name }, { "UID", uid }, { "SENDER", sender }),
+                         "uid=%s from=<%s>", uid, strempty(sender));
+                if (unlinkat(p->dir_fd, m->name, 0) < 0 && errno != ENOENT) {
+                        log_mail(LOG_ERR, id, LOG_FIELDS({ "MAILDROP_FILE", m->name }),
+                                 "failed to remove maildrop file %s; it may be delivered twice: %s", m->name,
+                                 strerror(errno));
+                        p->temporary_failure = true;
+                }
+        }
+        pickup_pump(p);
+        return 0;
+}
+
+static int append_attr(sd_bus_message *msg, const char *name, const char *value) {
+        if (!value)
+                return 0;
+        return sd_bus_message_append(msg, "{ss}", name, value);
+}
+
+static int message_submit(Pickup *p, sd_bus *bus, PickupMessage *m) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        const MaildropEnvelope *e = m->envelope;
+        char uid[32];
+        int r;
+
+        (void) snprintf(uid, sizeof uid, "%u", (unsigned) m->uid);
+        r = sd_bus_message_new_method_call(bus, &msg, NULL, CLEANUP_OBJECT, CLEANUP_INTERFACE, "Submit");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "hs", m->content_fd, e->sender);
+        /* (address, NOTIFY, ORCPT): sendmail -N applies to every recipient; there is no ORCPT. */
+        if (r >= 0)
+                r = sd_bus_message_open_container(msg, 'a', "(sss)");
+        for (size_t i = 0; r >= 0 && i < e->n_recipients; i++)
+                r = sd_bus_message_append(msg, "(sss)", e->recipients[i], strempty(e->dsn_notify), "");
+        if (r >= 0)
+                r = sd_bus_message_close_container(msg);
+        if (r >= 0)
+                r = sd_bus_message_open_container(msg, 'a', "{ss}");
+        if (r >= 0)
+                r = append_attr(msg, "origin", "pickup");
+        if (r >= 0)
+                r = append_attr(msg, "protocol", "local");
+        if (r >= 0)
+                r = append_attr(msg, "uid", uid);
+        if (r >= 0)
+                r = append_attr(msg, "login", m->login);
+        if (r >= 0)
+                r = append_attr(msg, "full_name", m->full_name);
+        if (r >= 0)
+                r = append_attr(msg, "extract_recipients", e->extract_recipients ? "yes" : NULL);
+        if (r >= 0)
+                r = append_attr(msg, "dsn_notify", e->dsn_notify);
+        if (r >= 0)
+                r = append_attr(msg, "dsn_ret", e->dsn_ret);
+        if (r >= 0)
+                r = append_attr(msg, "dsn_envid", e->dsn_envid);
+        if (r >= 0)
+                r = append_attr(msg, "body_type", e->body_type);
+        if (r >= 0)
+                r = sd_bus_message_close_container(msg);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, &m->slot, msg, on_submit_reply, m,
+                                      (uint64_t) p->daemon->config->daemon_timeout * USEC_PER_SEC);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to send maildrop file %s to cleanup: %m", m->name);
+
+        m->next = p->in_flight;
+        if (m->next)
+                m->next->prev = m;
+        p->in_flight = m;
+        p->n_in_flight++;
+        return 0;
+}
+
+static int on_cleanup_ping(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Pickup *p = userdata;
+
+        p->ping = sd_bus_slot_unref(p->ping);
+        if (sd_bus_is_ready(sd_bus_message_get_bus(reply)) <= 0) {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+                log_warning("The connection to cleanup failed: %s", e ? strna(e->message) : "not ready");
+                p->temporary_failure = true;
+                p->next_name = p->n_names;      /* the rest of the batch waits too */
+        }
+        pickup_pump(p);
+        return 0;
+}
+
+void pickup_pump(Pickup *p) {
+        int r;
+
+        pickup_set_working(p, true);
+        while (p->next_name < p->n_names && p->n_in_flight < PICKUP_IN_FLIGHT_MAX && !p->ping) {
+                _cleanup_(pickup_message_freep) PickupMessage *m = NULL;
+                sd_bus *bus;
+
+                r = bus_client_get_ready(p->cleanup, on_cleanup_ping, p, &p->ping, &bus);
+                if (r == 0)
+                        return;         /* on_cleanup_ping() goes on */
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot reach cleanup at %s: %m", bus_client_path(p->cleanup));
+                        p->temporary_failure = true;
+                        p->next_name = p->n_names;
+                        break;
+                }
+                r = pickup_message_load(p, p->names[p->next_name++], &m);
+                if (r < 0)
+                        p->temporary_failure = true;
+                if (r <= 0)
+                        continue;
+                if (message_submit(p, bus, m) < 0) {
+                        p->temporary_failure = true;
+                        continue;
+                }
+                TAKE_PTR(m);
+        }
+        if (p->next_name >= p->n_names && p->n_in_flight == 0 && !p->ping)
+                batch_done(p);
+}
