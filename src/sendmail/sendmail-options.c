@@ -5,6 +5,7 @@
 #include <stdarg.h>
 
 #include "address.h"
+#include "dsn.h"
 #include "sendmail.h"
 
 void sendmail_options_done(SendmailOptions *o) {
@@ -287,8 +288,8 @@ int sendmail_parse_argv(int argc, char **argv, SendmailOptions *ret, char **ret_
                         break;
                 case 'V':
                         if (!maildrop_envid_valid(optarg)) {
-                                r = usage_error(ret_error, "-V: an envelope ID is 1 to %u printable ASCII "
-                                                "characters other than '+' and '='.", MAILDROP_ENVID_MAX);
+                                r = usage_error(ret_error, "-V: an envelope ID is xtext (RFC 3461) of at most %u "
+                                                "characters.", DSN_ENVID_MAX);
                                 goto fail;
                         }
                         r = set_string(&o.dsn_envid, optarg);

@@ -4,6 +4,7 @@
 #include <sys/random.h>
 
 #include "address.h"
+#include "dsn.h"
 #include "maildrop-file.h"
 
 MaildropEnvelope *maildrop_envelope_free(MaildropEnvelope *e) {
@@ -25,37 +26,25 @@ static void upcase(char *s) {
                 *s = (char) toupper((unsigned char) *s);
 }
 
+/* The DSN values follow dsn.h, as smtpd and cleanup check them. */
 bool maildrop_dsn_notify_normalize(char *s) {
-        bool never = false, other = false;
-        const char *p = s;
+        char text[DSN_NOTIFY_TEXT_MAX];
+        unsigned mask;
 
-        if (isempty(s) || strlen(s) > 64)
+        if (!s || strlen(s) >= 64 || dsn_notify_parse(s, strlen(s), &mask) < 0)
                 return false;
-        upcase(s);
-        while (*p) {
-                size_t n = strcspn(p, ",");
-                if (n == 5 && strncmp(p, "NEVER", 5) == 0)
-                        never = true;
-                else if ((n == 7 && strncmp(p, "SUCCESS", 7) == 0) || (n == 7 && strncmp(p, "FAILURE", 7) == 0) ||
-                         (n == 5 && strncmp(p, "DELAY", 5) == 0))
-                        other = true;
-                else
-                        return false;
-                p += n;
-                if (*p == ',') {
-                        p++;
-                        if (*p == '\0')
-                                return false;
-                }
-        }
-        return never != other;  /* NEVER alone, or a list without it */
+        dsn_notify_format(mask, text);
+        strcpy(s, text);        /* the canonical form is never longer than a valid input */
+        return true;
 }
 
 bool maildrop_dsn_ret_normalize(char *s) {
-        if (!s)
+        const char *canonical = s ? dsn_ret_parse(s, strlen(s)) : NULL;
+
+        if (!canonical)
                 return false;
-        upcase(s);
-        return streq(s, "FULL") || streq(s, "HDRS");
+        strcpy(s, canonical);
+        return true;
 }
 
 bool maildrop_body_type_normalize(char *s) {
@@ -66,12 +55,7 @@ bool maildrop_body_type_normalize(char *s) {
 }
 
 bool maildrop_envid_valid(const char *s) {
-        if (isempty(s) || strlen(s) > MAILDROP_ENVID_MAX)
-                return false;
-        for (; *s; s++)
-                if (*s < '!' || *s > '~' || *s == '+' || *s == '=')
-                        return false;
-        return true;
+        return s && dsn_envid_valid(s, strlen(s));
 }
 
 bool maildrop_full_name_valid(const char *s) {

@@ -18,7 +18,6 @@
  * message_size_limit. */
 #define MAILDROP_ENVELOPE_MAX (1024U * 1024U)
 #define MAILDROP_ATTR_MAX 1024U
-#define MAILDROP_ENVID_MAX 100U
 
 /* A maildrop file's name: 16 hex digits of a queue ID (sortable by arrival) and 16 random ones, so that
  * nobody can guess another user's file. Files being written are hidden: "." + name + ".tmp". */
@@ -63,7 +62,7 @@ int maildrop_write_end(QueueWriter *w);
 bool maildrop_dsn_notify_normalize(char *s);
 bool maildrop_dsn_ret_normalize(char *s);
 bool maildrop_body_type_normalize(char *s);
-/* An RFC 3461 envelope ID: printable ASCII without '+' and '=', at most MAILDROP_ENVID_MAX bytes. */
+/* An RFC 3461 envelope ID: xtext of at most DSN_ENVID_MAX characters. */
 bool maildrop_envid_valid(const char *s);
 /* A full name for a From header: no control characters, at most MAILDROP_ATTR_MAX bytes. */
 bool maildrop_full_name_valid(const char *s);

@@ -39,7 +39,7 @@ static void test_deliver_options(void) {
         ASSERT_OK(PARSE(o, err, "sendmail", "-oi", "-f", "<bob@example.org>", "-N", "delay, FAILURE", "-R", "hdrs",
                         "-V", "abc123", "a@example.org, Carol <carol@example.org>", "dave"));
         ASSERT_STREQ(o.sender, "bob@example.org");
-        ASSERT_STREQ(o.dsn_notify, "DELAY,FAILURE");
+        ASSERT_STREQ(o.dsn_notify, "FAILURE,DELAY");  /* canonical order */
         ASSERT_STREQ(o.dsn_ret, "HDRS");
         ASSERT_STREQ(o.dsn_envid, "abc123");
         ASSERT_EQ(o.n_recipients, 3);
