@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -342,18 +343,65 @@ def smtp_source(args, port, sessions, messages):
     return wall, client_cpu
 
 
+def disk_probe(directory, n=20):
+    """Median milliseconds of what a durable queue write costs on this disk right now: create,
+    write 4 KiB, fsync, rename, fsync the directory. The disk is shared with whatever else runs on
+    the machine, and its latency bounds both servers' rate: this says how it was at the time."""
+    os.makedirs(directory, exist_ok=True)
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    times = []
+    try:
+        for i in range(n):
+            t0 = time.monotonic()
+            fd = os.open(f"{i}.tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dfd)
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+            os.close(fd)
+            os.rename(f"{i}.tmp", str(i), src_dir_fd=dfd, dst_dir_fd=dfd)
+            os.fsync(dfd)
+            times.append((time.monotonic() - t0) * 1000)
+        for i in range(n):
+            os.unlink(str(i), dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    return statistics.median(times)
+
+
+def host_busy_s():
+    """CPU seconds all CPUs of the machine have been busy (the container shares /proc/stat with
+    the host): user, nice, system, irq, softirq, steal."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s():
+    t = os.times()
+    return t.user + t.system
+
+
 def measure(server, args, sessions, messages):
     server.fresh_start()
+    disk_ms = disk_probe(os.path.join(args.work, "probe"))
     if args.warmup:
         smtp_source(args, server.port, sessions, args.warmup)
     before_files = count_queue_files(server.queue_dir())
     cpu0 = sum(cgroup_cpu_usec(u) for u in server.units())
+    journal0 = cgroup_cpu_usec("systemd-journald.service")
+    busy0, own0, t0 = host_busy_s(), own_cpu_s(), time.monotonic()
     sampler = MemorySampler(server.pids, args.interval)
     sampler.start()
     wall, client_cpu = smtp_source(args, server.port, sessions, messages)
     time.sleep(0.3)  # the last sessions' QUIT and close, still the server's work
     sampler.finish()
     cpu1 = sum(cgroup_cpu_usec(u) for u in server.units())
+    journal1 = cgroup_cpu_usec("systemd-journald.service")
+    busy1, own1, t1 = host_busy_s(), own_cpu_s(), time.monotonic()
+    journal_s = (journal1 - journal0) / 1e6
+    # What else kept the machine's CPUs busy meanwhile (other people's builds and tests): the
+    # servers get less CPU then, and a server of two processes loses more of it to the
+    # scheduler's per-task fairness than one of a hundred.
+    others = (busy1 - busy0) - (cpu1 - cpu0) / 1e6 - client_cpu - (own1 - own0) - journal_s
     queued = count_queue_files(server.queue_dir()) - before_files
     if queued != messages:
         raise RuntimeError(f"{server.name}: {messages} messages sent, {queued} queued")
@@ -364,10 +412,13 @@ def measure(server, args, sessions, messages):
         "client_cpu_s": client_cpu,
         "peak_rss_kb": sampler.peak_rss_kb, "peak_pss_kb": sampler.peak_pss_kb,
         "max_process_hwm_kb": sampler.peak_hwm_kb, "peak_processes": sampler.peak_procs,
-        "memory_samples": sampler.samples, "queued": queued,
+        "memory_samples": sampler.samples, "queued": queued, "disk_probe_ms": disk_ms,
+        "journald_cpu_s_per_1000": journal_s / messages * 1000,
+        "other_load_cores": max(0.0, others / (t1 - t0)), "ncpu": os.cpu_count(),
     }
     log(f"{server.name:8} {sessions:3} sessions {messages:6} msgs: {row['msgs_per_s']:8.1f} msg/s, "
-        f"{row['cpu_s_per_1000']:.3f} CPU s/1000, peak PSS {row['peak_pss_kb'] / 1024:.1f} MiB")
+        f"{row['cpu_s_per_1000']:.3f} CPU s/1000, peak PSS {row['peak_pss_kb'] / 1024:.1f} MiB, "
+        f"disk probe {disk_ms:.2f} ms, others busy {row['other_load_cores']:.2f} of {os.cpu_count()} CPUs")
     return row
 
 

@@ -18,7 +18,8 @@ def main():
     for r in rows:
         groups.setdefault((r["sessions"], r["server"]), []).append(r)
     keys = ("msgs_per_s", "cpu_s_per_1000", "peak_rss_kb", "peak_pss_kb", "max_process_hwm_kb",
-            "peak_processes", "client_cpu_s", "wall_s")
+            "peak_processes", "client_cpu_s", "wall_s", "disk_probe_ms", "other_load_cores",
+            "journald_cpu_s_per_1000")
     med = {k: {f: statistics.median(r[f] for r in g) for f in keys} | {"messages": g[0]["messages"], "n": len(g)}
            for k, g in groups.items()}
 
@@ -31,8 +32,8 @@ def main():
     print("Postfix: master + smtpd + cleanup + qmgr + trivial-rewrite + anvil ..., mail filed in hold.")
     print()
     head = ("server", "sessions", "messages", "msg/s", "CPU s/1000 msg", "peak RSS MiB", "peak PSS MiB",
-            "max proc RSS MiB", "procs")
-    fmt = "%-8s %8s %8s %9s %14s %12s %12s %16s %5s"
+            "max proc RSS MiB", "procs", "disk ms", "others")
+    fmt = "%-8s %8s %8s %9s %14s %12s %12s %16s %5s %7s %6s"
     print(fmt % head)
     print(fmt % tuple("-" * len(h) for h in head))
     sessions = sorted({k[0] for k in med})
@@ -43,7 +44,11 @@ def main():
                 continue
             print(fmt % (server, s, m["messages"], "%.1f" % m["msgs_per_s"], "%.3f" % m["cpu_s_per_1000"],
                          "%.1f" % (m["peak_rss_kb"] / 1024), "%.1f" % (m["peak_pss_kb"] / 1024),
-                         "%.1f" % (m["max_process_hwm_kb"] / 1024), m["peak_processes"]))
+                         "%.1f" % (m["max_process_hwm_kb"] / 1024), m["peak_processes"],
+                         "%.2f" % m["disk_probe_ms"], "%.2f" % m["other_load_cores"]))
+    print("(disk ms: a create + 4 KiB write + fsync + rename + directory fsync on the queues' disk just")
+    print(" before the measurement, median of 20: the disk is shared, and its latency bounds both rates;")
+    print(" others: CPUs kept busy by everything but the server, the client, journald and the bench.)")
     print()
     faster = 0
     compared = 0
@@ -58,6 +63,11 @@ def main():
         faster += rate > 1
         print("%2d session%s: postbus %.1f msg/s vs Postfix %.1f msg/s (x%.2f); CPU per message x%.2f; "
               "peak PSS x%.2f" % (s, " " if s == 1 else "s", a["msgs_per_s"], b["msgs_per_s"], rate, cpu, mem))
+    busy = sorted({r["sessions"] for r in rows if r["other_load_cores"] > 0.25})
+    if busy:
+        print("WARNING: other work kept more than a quarter of a CPU busy during the measurements at %s "
+              "session(s): those figures say more about the machine than about the servers." %
+              ", ".join(map(str, busy)))
     print("verdict: postbus accepts faster than Postfix at %d of %d session counts%s." % (
         faster, compared, "" if faster == compared else
         " (slower at %s)" % ", ".join(str(s) for s in sessions
