@@ -54,6 +54,28 @@
           "Reject recipients of local domains not in local_recipient_maps, even without the restriction.")    \
         X(local_recipient_maps, STRING, "unix:passwd.byname $alias_maps", 0, 0, "smtpd",                      \
           "Local recipients smtpd knows: users (unix:passwd.byname) and table keys; empty: no check.")        \
+        X(smtpd_soft_error_limit, INT, "10", 1, 1000, "smtpd",                                                \
+          "Errors in one SMTP session after which each reply is delayed by smtpd_error_sleep_time.")          \
+        X(smtpd_error_sleep_time, TIME, "1s", 0, 600, "smtpd",                                                \
+          "Delay of each reply once a session has made smtpd_soft_error_limit errors (timer, not sleep).")    \
+        X(smtpd_client_connection_count_limit, INT, "50", 0, 100000, "smtpd",                                 \
+          "Most SMTP sessions at once from one client address; 0: no limit.")                                 \
+        X(smtpd_client_connection_rate_limit, INT, "0", 0, 100000000, "smtpd",                                \
+          "Most new SMTP sessions from one client address per anvil_rate_time_unit; 0: no limit.")            \
+        X(smtpd_client_message_rate_limit, INT, "0", 0, 100000000, "smtpd",                                   \
+          "Most MAIL commands from one client address per anvil_rate_time_unit; 0: no limit.")                \
+        X(smtpd_client_recipient_rate_limit, INT, "0", 0, 100000000, "smtpd",                                 \
+          "Most RCPT commands from one client address per anvil_rate_time_unit; 0: no limit.")                \
+        X(smtpd_client_event_limit_exceptions, STRING, "$mynetworks", 0, 0, "smtpd",                          \
+          "Client networks (CIDR list) exempt from the per-client connection, message and recipient limits.") \
+        X(anvil_rate_time_unit, TIME, "60s", 1, 86400, "smtpd",                                               \
+          "The time unit over which per-client connection, message and recipient rates are counted.")         \
+        X(smtpd_client_table_limit, INT, "100000", 100, 10000000, "smtpd",                                    \
+          "Most client addresses smtpd keeps rate counters for; the longest idle are forgotten first.")       \
+        X(disable_vrfy_command, BOOL, "no", 0, 0, "smtpd",                                                    \
+          "Answer VRFY with 502 instead of telling whether a local user exists.")                             \
+        X(smtpd_forbid_bare_newline, STRING, "normalize", 0, 0, "smtpd",                                      \
+          "normalize (a bare LF ends a line, never the message) or reject (521 and disconnect).")             \
         X(hopcount_limit, INT, "50", 1, 1000, "cleanup",                                                     \
           "Most Received headers a message may carry before it is rejected as a mail loop.")               \
         X(append_at_myorigin, BOOL, "yes", 0, 0, "rewrite",                                                  \

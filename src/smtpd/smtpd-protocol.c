@@ -1,9 +1,11 @@
-/* smtpd-protocol.c: SMTP command lines, MAIL/RCPT arguments, the DATA reader and status texts, as pure
- * functions over (buf, len). Everything here reads peer input: every index is checked against len. */
+/* smtpd-protocol.c: SMTP command lines, MAIL/RCPT/BDAT/VRFY arguments, the DATA/BDAT content reader and
+ * status texts, as pure functions over (buf, len). Everything here reads peer input: every index is checked
+ * against len. */
 #include <assert.h>
 #include <strings.h>
 
 #include "smtpd-protocol.h"
+#include "utf8.h"
 
 static bool is_blank(char c) {
         return c == ' ' || c == '\t';
@@ -25,19 +27,17 @@ void smtpd_line_reader_init(SmtpdLineReader *r, size_t limit) {
 
 int smtpd_line_next(SmtpdLineReader *r, const char *buf, size_t len, size_t *ret_line_len,
                     size_t *consumed) {
-        const char *p = buf + r->scanned, *end = buf + len;
+        const char *p = buf + r->scanned;
 
         assert(r->scanned <= len);
-        /* The CR of a CRLF may be the last byte searched before: look back one byte from each LF. */
-        while ((p = memchr(p, '\n', (size_t) (end - p)))) {
-                if (p > buf && p[-1] == '\r')
-                        break;
-                p++;
-        }
+        /* Any LF ends the line; the CR of a CRLF may be the last byte searched before. */
+        p = memchr(p, '\n', len - r->scanned);
         if (p) {
-                size_t line_len = (size_t) (p - buf) - 1;
+                bool crlf = p > buf && p[-1] == '\r';
+                size_t line_len = (size_t) (p - buf) - crlf;
                 bool overlong = r->state == SMTPD_LINE_DISCARD || line_len > r->limit;
 
+                r->bare_lf = !crlf;
                 r->state = SMTPD_LINE_TEXT;
                 r->scanned = 0;
                 *consumed = (size_t) (p - buf) + 1;
@@ -72,6 +72,7 @@ static const char *const command_names[_SMTPD_COMMAND_MAX] = {
         [SMTPD_COMMAND_NOOP] = "NOOP",
         [SMTPD_COMMAND_VRFY] = "VRFY",
         [SMTPD_COMMAND_QUIT] = "QUIT",
+        [SMTPD_COMMAND_BDAT] = "BDAT",
 };
 
 const char *smtpd_command_to_string(SmtpdCommandType t) {
@@ -84,9 +85,11 @@ int smtpd_command_parse(const char *line, size_t len, SmtpdCommand *ret) {
 
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char) line[i];
-                if ((c < 0x20 && c != '\t') || c >= 0x7F)
+                if ((c < 0x20 && c != '\t') || c == 0x7F)
                         return -EBADMSG;
         }
+        if (!utf8_valid(line, len))
+                return -EBADMSG;
 
         while (verb_len < len && !is_blank(line[verb_len]))
                 verb_len++;
@@ -161,10 +164,11 @@ static int size_parse(const char *s, size_t len, uint64_t *ret) {
         return 0;
 }
 
-/* "KEYWORD<path> params", where only MAIL takes parameters (SIZE, RFC 1870; BODY, RFC 6152). */
+/* "KEYWORD<path> params": MAIL takes SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET and ENVID
+ * (RFC 3461); RCPT takes NOTIFY and ORCPT (RFC 3461). Each at most once. */
 static int envelope_parse(const char *arg, size_t len, const char *keyword, bool mail, SmtpdPath *ret) {
         size_t klen = strlen(keyword), i, used;
-        bool have_size = false, have_body = false;
+        bool have_size = false, have_body = false, have_envid = false, have_orcpt = false;
         SmtpdPath p = {};
         int r;
 
@@ -212,7 +216,29 @@ static int envelope_parse(const char *arg, size_t len, const char *keyword, bool
                                 p.body_8bitmime = true;
                         else if (!word_eq(value, vlen, "7BIT"))
                                 return -EINVAL;
-                        have_body = true;
+                        have_body = p.body_given = true;
+                } else if (mail && word_eq(param, nlen, "SMTPUTF8")) {
+                        if (p.smtputf8 || eq)
+                                return -EINVAL;
+                        p.smtputf8 = true;
+                } else if (mail && word_eq(param, nlen, "RET")) {
+                        if (p.dsn_ret || !value || !(p.dsn_ret = dsn_ret_parse(value, vlen)))
+                                return -EINVAL;
+                } else if (mail && word_eq(param, nlen, "ENVID")) {
+                        if (have_envid || !value || !dsn_envid_valid(value, vlen))
+                                return -EINVAL;
+                        memcpy(p.dsn_envid, value, vlen);
+                        p.dsn_envid[vlen] = '\0';
+                        have_envid = true;
+                } else if (!mail && word_eq(param, nlen, "NOTIFY")) {
+                        if (p.dsn_notify != 0 || !value || dsn_notify_parse(value, vlen, &p.dsn_notify) < 0)
+                                return -EINVAL;
+                } else if (!mail && word_eq(param, nlen, "ORCPT")) {
+                        if (have_orcpt || !value || !dsn_orcpt_valid(value, vlen))
+                                return -EINVAL;
+                        memcpy(p.dsn_orcpt, value, vlen);
+                        p.dsn_orcpt[vlen] = '\0';
+                        have_orcpt = true;
                 } else
                         return -EOPNOTSUPP;
         }
@@ -228,11 +254,51 @@ int smtpd_rcpt_parse(const char *arg, size_t len, SmtpdPath *ret) {
         return envelope_parse(arg, len, "TO:", false, ret);
 }
 
-void smtpd_data_reader_init(SmtpdDataReader *r, size_t line_length_limit, uint64_t size_limit) {
+int smtpd_bdat_parse(const char *arg, size_t len, uint64_t *ret_size, bool *ret_last) {
+        size_t n = 0, i;
+        bool last = false;
+        uint64_t size;
+
+        while (n < len && is_digit(arg[n]))
+                n++;
+        if (n == 0 || size_parse(arg, n, &size) < 0)
+                return -EINVAL;
+        for (i = n; i < len && is_blank(arg[i]); i++)
+                ;
+        if (i < len) {
+                if (i == n || !word_eq(arg + i, len - i, "LAST"))
+                        return -EINVAL;
+                last = true;
+        }
+        *ret_size = size;
+        *ret_last = last;
+        return 0;
+}
+
+int smtpd_vrfy_parse(const char *arg, size_t len, char address[static ADDRESS_MAX + 1]) {
+        size_t used;
+
+        if (len == 0)
+                return -EINVAL;
+        if (arg[0] == '<') {
+                if (path_parse(arg, len, address, &used) < 0 || used != len || address[0] == '\0')
+                        return -EINVAL;
+                return 0;
+        }
+        if (len > ADDRESS_MAX || memchr(arg, '\0', len))
+                return -EINVAL;
+        memcpy(address, arg, len);
+        address[len] = '\0';
+        return address_valid(address) ? 0 : -EINVAL;
+}
+
+void smtpd_data_reader_init(SmtpdDataReader *r, size_t line_length_limit, uint64_t size_limit, unsigned flags) {
         *r = (SmtpdDataReader) {
                 .state = SMTPD_DATA_LINE_START,
+                .flags = flags,
                 .line_length_limit = line_length_limit,
                 .size_limit = size_limit,
+                .prev_bare = flags & SMTPD_DATA_AFTER_BARE_LF,
         };
 }
 
@@ -258,65 +324,67 @@ static void data_store(SmtpdDataReader *r, const char *p, size_t n, bool line_en
         *out_len += keep;
 }
 
+/* A line ended: by CRLF (crlf), or by a bare LF or CR. After DATA, the line "." ends the message only when
+ * it and the line before ended in CRLF; otherwise it was unstuffed to an empty line, stored as such. */
+static void data_line_end(SmtpdDataReader *r, bool crlf, char *out, size_t *out_len) {
+        if ((r->flags & SMTPD_DATA_DOT_STUFFED) && r->dot_only && crlf && !r->prev_bare) {
+                r->state = SMTPD_DATA_END;
+                return;
+        }
+        data_store(r, "\n", 1, true, out, out_len);
+        r->prev_bare = !crlf;
+        r->dot_only = false;
+        r->state = SMTPD_DATA_LINE_START;
+}
+
+static bool is_line_byte(char c) {
+        return c != '\r' && c != '\n';
+}
+
 size_t smtpd_data_read(SmtpdDataReader *r, const char *buf, size_t len, char *out, size_t out_size,
                        size_t *ret_out_len) {
         size_t i = 0, n = 0;
 
         assert(out_size > 0);
         /* Each step stores at most one byte, except in TEXT, which stores no more than there is room for. A
-         * step that does not consume its byte hands it to TEXT. */
-        while (i < len && n < out_size && r->state != SMTPD_DATA_END) {
+         * step that does not consume its byte hands it on to the next state. */
+        while (i < len && n < out_size && r->state != SMTPD_DATA_END && r->state != SMTPD_DATA_BARE_LF) {
                 char c = buf[i];
 
                 switch (r->state) {
                 case SMTPD_DATA_LINE_START:
-                        if (c == '.') {
-                                r->state = SMTPD_DATA_DOT;
+                        if (c == '.' && (r->flags & SMTPD_DATA_DOT_STUFFED)) {
+                                r->dot_only = true;
                                 i++;
-                        } else
-                                r->state = SMTPD_DATA_TEXT;
-                        break;
-                case SMTPD_DATA_DOT:
-                        if (c == '\r') {
-                                r->state = SMTPD_DATA_DOT_CR;
-                                i++;
-                        } else
-                                r->state = SMTPD_DATA_TEXT;
-                        break;
-                case SMTPD_DATA_DOT_CR:
-                        if (c == '\n') {
-                                r->state = SMTPD_DATA_END;
-                                i++;
-                        } else {
-                                /* ".\rx": a line that begins with '.', then CR, which is content. */
-                                data_store(r, "\r", 1, false, out, &n);
-                                r->state = SMTPD_DATA_TEXT;
                         }
+                        r->state = SMTPD_DATA_TEXT;
                         break;
                 case SMTPD_DATA_TEXT: {
-                        size_t room = MIN(len - i, out_size - n);
-                        const char *cr = memchr(buf + i, '\r', room);
-                        size_t run = cr ? (size_t) (cr - (buf + i)) : room;
+                        size_t room = MIN(len - i, out_size - n), run = 0;
 
-                        if (run == 0) {
+                        while (run < room && is_line_byte(buf[i + run]))
+                                run++;
+                        if (run > 0) {
+                                data_store(r, buf + i, run, false, out, &n);
+                                r->dot_only = false;
+                                i += run;
+                        } else if (c == '\r') {
                                 r->state = SMTPD_DATA_CR;
                                 i++;
-                        } else {
-                                data_store(r, buf + i, run, false, out, &n);
-                                i += run;
+                        } else if (r->flags & SMTPD_DATA_REJECT_BARE_LF)
+                                r->state = SMTPD_DATA_BARE_LF;  /* the LF is not consumed */
+                        else {
+                                data_line_end(r, false, out, &n);
+                                i++;
                         }
                         break;
                 }
                 case SMTPD_DATA_CR:
                         if (c == '\n') {
-                                data_store(r, "\n", 1, true, out, &n);
-                                r->state = SMTPD_DATA_LINE_START;
+                                data_line_end(r, true, out, &n);
                                 i++;
-                        } else {
-                                /* A bare CR is content. */
-                                data_store(r, "\r", 1, false, out, &n);
-                                r->state = SMTPD_DATA_TEXT;
-                        }
+                        } else
+                                data_line_end(r, false, out, &n);       /* a bare CR: c starts a line */
                         break;
                 default:
                         assert(false);
@@ -324,6 +392,15 @@ size_t smtpd_data_read(SmtpdDataReader *r, const char *buf, size_t len, char *ou
         }
         *ret_out_len = n;
         return i;
+}
+
+size_t smtpd_data_finish(SmtpdDataReader *r, char *out, size_t out_size) {
+        size_t n = 0;
+
+        assert(out_size > 0);
+        if (r->state == SMTPD_DATA_CR)
+                data_line_end(r, false, out, &n);
+        return n;
 }
 
 static size_t digits_span(const char *s, size_t max) {

@@ -1,5 +1,5 @@
-/* smtpd-protocol.h: the SMTP server's pure parsers over (buf, len): command lines, MAIL and RCPT
- * arguments, the DATA reader, and status texts from cleanup. No I/O and no allocation. */
+/* smtpd-protocol.h: the SMTP server's pure parsers over (buf, len): command lines, MAIL, RCPT, BDAT and
+ * VRFY arguments, the DATA/BDAT content reader, and status texts from cleanup. No I/O and no allocation. */
 #pragma once
 
 #include <errno.h>
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "address.h"
+#include "dsn.h"
 
 /* Longest HELO/EHLO argument kept (RFC 1035: a domain name has at most 255 octets). */
 #define SMTPD_HELO_MAX 255
@@ -15,7 +16,8 @@
 /* Longest reply line we send, including CRLF (RFC 5321 4.5.3.1.5). */
 #define SMTPD_REPLY_LINE_MAX 512
 
-/* Splitting the input into command lines. Only CRLF ends a line (RFC 5321 2.3.8). */
+/* Splitting the input into command lines. CRLF ends a line (RFC 5321 2.3.8), and so does a bare LF, which
+ * the reader reports (bare_lf) so that the session can normalize or reject it (smtpd_forbid_bare_newline). */
 typedef enum SmtpdLineState {
         SMTPD_LINE_TEXT,                /* inside a line that may still fit */
         SMTPD_LINE_DISCARD,             /* inside an overlong line, dropped up to its CRLF */
@@ -27,6 +29,7 @@ typedef struct SmtpdLineReader {
         SmtpdLineState state;
         size_t limit;                   /* longest line, not counting CRLF */
         size_t scanned;                 /* bytes at the start of the buffer already searched */
+        bool bare_lf;                   /* the last line (or overlong line) ended in LF without CR */
 } SmtpdLineReader;
 
 void smtpd_line_reader_init(SmtpdLineReader *r, size_t limit);
@@ -51,6 +54,7 @@ typedef enum SmtpdCommandType {
         SMTPD_COMMAND_NOOP,
         SMTPD_COMMAND_VRFY,
         SMTPD_COMMAND_QUIT,
+        SMTPD_COMMAND_BDAT,
         _SMTPD_COMMAND_MAX,
         _SMTPD_COMMAND_INVALID = -EINVAL,
 } SmtpdCommandType;
@@ -62,7 +66,8 @@ typedef struct SmtpdCommand {
 } SmtpdCommand;
 
 /* Parses a command line (without CRLF): a verb in any case, then optional white space and an argument.
- * -EBADMSG: a byte that is not printable ASCII, space or tab (no SMTPUTF8 yet);
+ * -EBADMSG: a control character or DEL (tab excepted), or bytes beyond ASCII that are not valid UTF-8
+ * (UTF-8 itself is allowed here; whether an address may hold it is up to SMTPUTF8);
  * -EOPNOTSUPP: an unknown verb. */
 int smtpd_command_parse(const char *line, size_t len, SmtpdCommand *ret);
 
@@ -74,9 +79,17 @@ typedef struct SmtpdPath {
         char address[ADDRESS_MAX + 1];  /* between the angle brackets, source route dropped; "" for <> */
         uint64_t size;                  /* MAIL's SIZE=, 0 when not given */
         bool body_8bitmime;             /* MAIL's BODY=8BITMIME */
+        bool body_given;                /* MAIL's BODY= was given (7BIT or 8BITMIME) */
+        bool smtputf8;                  /* MAIL's SMTPUTF8 (RFC 6531) */
+        const char *dsn_ret;            /* MAIL's RET= (RFC 3461): "FULL", "HDRS" or NULL */
+        char dsn_envid[DSN_ENVID_MAX + 1];      /* MAIL's ENVID=, xtext as given; "" when not given */
+        unsigned dsn_notify;            /* RCPT's NOTIFY=, DsnNotify flags; 0 when not given */
+        char dsn_orcpt[DSN_ORCPT_MAX];  /* RCPT's ORCPT= "addr-type;xtext" as given; "" when not given */
 } SmtpdPath;
 
-/* Parse "FROM:<path> [SIZE=n] [BODY=7BIT|8BITMIME]" and "TO:<path>", as smtpd_command_parse() left them.
+/* Parse "FROM:<path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8] [RET=FULL|HDRS] [ENVID=xtext]" and
+ * "TO:<path> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY] [ORCPT=addr-type;xtext]", as smtpd_command_parse() left
+ * them. An address beyond ASCII is returned as it is: the caller allows it only with SMTPUTF8.
  *   -EPROTO      no "FROM:" or "TO:"
  *   -EBADMSG     a malformed or overlong path, or the null path in RCPT
  *   -EOPNOTSUPP  an ESMTP parameter we do not know
@@ -84,41 +97,70 @@ typedef struct SmtpdPath {
 int smtpd_mail_parse(const char *arg, size_t len, SmtpdPath *ret);
 int smtpd_rcpt_parse(const char *arg, size_t len, SmtpdPath *ret);
 
-/* Reading the message after DATA. Lines end at CRLF only; they are stored with LF. A bare LF or CR
- * inside a line is content and is kept, so "\n.\n" does not end the message (no SMTP smuggling). A
- * line that begins with '.' loses it (RFC 5321 4.5.2); the line "." ends the message. */
+/* The argument of BDAT (RFC 3030): "size [LAST]". -EINVAL: anything else. */
+int smtpd_bdat_parse(const char *arg, size_t len, uint64_t *ret_size, bool *ret_last);
+
+/* The argument of VRFY: an address, with or without angle brackets. -EINVAL: none, or not valid. */
+int smtpd_vrfy_parse(const char *arg, size_t len, char address[static ADDRESS_MAX + 1]);
+
+/* Reading message content, after DATA (dot-stuffed, ends at the line ".") or in BDAT chunks (raw, the
+ * session counts the bytes). It is stored with LF line ends. Every line end is one of CRLF, a bare LF
+ * and a bare CR (a CR not followed by LF), so that no sequence of CR and LF survives in the stored
+ * content that another MTA might read as a line end where this reader saw none (SMTP smuggling): what
+ * is stored has LF only, and a stored line is "." only where the client sent "..".
+ * After DATA, a line that begins with '.' loses it (RFC 5321 4.5.2), and the line "." ends the message
+ * only when both it and the line before it (or the DATA command) ended in CRLF: so "<LF>.<LF>",
+ * "<LF>.<CR><LF>", "<CR><LF>.<LF>" and "<CR><LF>.<CR><CR><LF>" are content (an empty line), never the
+ * end (smtpd_forbid_bare_newline = normalize, as Postfix 3.9). With SMTPD_DATA_REJECT_BARE_LF
+ * (smtpd_forbid_bare_newline = reject), a bare LF stops the reader in SMTPD_DATA_BARE_LF instead. */
 typedef enum SmtpdDataState {
-        SMTPD_DATA_LINE_START,          /* at the start of a line, where '.' is special */
-        SMTPD_DATA_DOT,                 /* the line began with '.', which was dropped */
-        SMTPD_DATA_DOT_CR,              /* the line began with ".\r" */
+        SMTPD_DATA_LINE_START,          /* at the start of a line, where '.' is special after DATA */
         SMTPD_DATA_TEXT,                /* inside a line */
-        SMTPD_DATA_CR,                  /* inside a line, after '\r' */
-        SMTPD_DATA_END,                 /* the end marker was read */
+        SMTPD_DATA_CR,                  /* after a CR: a line end, CRLF or bare */
+        SMTPD_DATA_END,                 /* DATA's end marker was read */
+        SMTPD_DATA_BARE_LF,             /* a bare LF, with SMTPD_DATA_REJECT_BARE_LF: nothing more is read */
         _SMTPD_DATA_STATE_MAX,
         _SMTPD_DATA_STATE_INVALID = -EINVAL,
 } SmtpdDataState;
 
+typedef enum SmtpdDataFlags {
+        SMTPD_DATA_DOT_STUFFED = 1 << 0,        /* DATA: unstuff dots, end at "."; else BDAT: raw */
+        SMTPD_DATA_REJECT_BARE_LF = 1 << 1,     /* stop at a bare LF */
+        SMTPD_DATA_AFTER_BARE_LF = 1 << 2,      /* the DATA command itself ended in a bare LF */
+} SmtpdDataFlags;
+
 typedef struct SmtpdDataReader {
         SmtpdDataState state;
+        unsigned flags;                 /* SmtpdDataFlags */
         size_t line_length_limit;       /* longest line, not counting its end */
         uint64_t size_limit;            /* most bytes of content stored */
         size_t line_len;                /* bytes of the current line so far */
         uint64_t size;                  /* bytes of content so far, up to size_limit */
+        bool dot_only;                  /* the line so far is the '.' that was dropped */
+        bool prev_bare;                 /* the line before ended in a bare LF or CR */
         bool line_too_long;             /* a limit was exceeded: nothing more is stored, */
         bool too_big;                   /* but the input is still read up to the end marker */
 } SmtpdDataReader;
 
-void smtpd_data_reader_init(SmtpdDataReader *r, size_t line_length_limit, uint64_t size_limit);
+void smtpd_data_reader_init(SmtpdDataReader *r, size_t line_length_limit, uint64_t size_limit, unsigned flags);
 
 /* Reads input up to the end marker at most, writing content to out (out_size > 0). Returns the bytes
- * of buf consumed; *ret_out_len bytes were written, and at least one of the two is not zero. Stops early
- * when out is full: call again with the rest. The result does not depend on how input and output are
- * cut into pieces. */
+ * of buf consumed; *ret_out_len bytes were written, and at least one of the two is not zero unless the
+ * reader stopped (END, BARE_LF). Stops early when out is full: call again with the rest. The result does
+ * not depend on how input and output are cut into pieces. */
 size_t smtpd_data_read(SmtpdDataReader *r, const char *buf, size_t len, char *out, size_t out_size,
                        size_t *ret_out_len);
 
+/* At the end of BDAT content: a CR still pending is a bare CR, a line end. Writes at most one byte to
+ * out (out_size > 0) and returns the bytes written. */
+size_t smtpd_data_finish(SmtpdDataReader *r, char *out, size_t out_size);
+
 static inline bool smtpd_data_done(const SmtpdDataReader *r) {
         return r->state == SMTPD_DATA_END;
+}
+
+static inline bool smtpd_data_bare_lf(const SmtpdDataReader *r) {
+        return r->state == SMTPD_DATA_BARE_LF;
 }
 
 /* A status text from another role, in D-Bus error messages: "554 5.4.6 Too many hops", or without the

@@ -9,11 +9,13 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include "dsn.h"
 #include "log.h"
 #include "postbus-config.h"
 #include "queue-id.h"
 #include "smtpd-protocol.h"
 #include "smtpd.h"
+#include "utf8.h"
 
 /* Once this much output waits for the client to read it, no further command is read. */
 #define SMTPD_OUT_PAUSE 4096U
@@ -28,6 +30,7 @@
 typedef enum SmtpdSessionState {
         SMTPD_SESSION_COMMAND,          /* reading commands */
         SMTPD_SESSION_DATA,             /* reading message content */
+        SMTPD_SESSION_BDAT,             /* reading the bytes of a BDAT chunk */
         SMTPD_SESSION_CONNECT,          /* the message is complete, the connection to cleanup being set up */
         SMTPD_SESSION_SUBMIT,           /* waiting for cleanup's answer */
         SMTPD_SESSION_CLOSING,          /* sending the last replies, then closing */
@@ -56,6 +59,11 @@ struct SmtpdSession {
         unsigned junk;                  /* NOOP, RSET, VRFY */
         SmtpdCounter counters[_SMTPD_COMMAND_MAX + 1];  /* the last one counts unknown commands */
         int reply_code;                 /* of the last reply */
+        bool in_reject;                 /* session_reject() journals the reply it sends */
+        SmtpdAnvilClient *anvil;        /* this client's rate counters; NULL when exempt */
+        sd_event_source *delay;         /* smtpd_error_sleep_time before the next command */
+        bool delaying;                  /* the next command waits for the delay timer */
+        bool delay_done;                /* the delay is over: the next command runs now */
 
         char *helo;                     /* NULL before HELO or EHLO */
         bool esmtp;
@@ -64,7 +72,19 @@ struct SmtpdSession {
         bool in_mail;
         char sender[ADDRESS_MAX + 1];
         char **recipients;
+        unsigned *rcpt_notify;          /* NOTIFY= of each recipient, DsnNotify flags or 0 */
+        char **rcpt_orcpt;              /* ORCPT= of each recipient, or "" */
         size_t n_recipients, n_allocated;
+        bool smtputf8;                  /* MAIL ... SMTPUTF8 */
+        const char *body;               /* MAIL ... BODY=: "8BITMIME", "7BIT", or NULL */
+        const char *dsn_ret;            /* MAIL ... RET=: "FULL", "HDRS", or NULL */
+        char dsn_envid[DSN_ENVID_MAX + 1];      /* MAIL ... ENVID=, or "" */
+        bool bdat;                      /* a BDAT chunk came in this transaction: no DATA */
+        bool bdat_last;                 /* the chunk being read is the last */
+        uint64_t bdat_size;             /* bytes of the chunk being read */
+        uint64_t bdat_remaining;        /* bytes of the chunk still to read */
+        const char *bdat_error;         /* the reply to the chunk being read, once it or the transaction failed */
+        bool bdat_failed;               /* the transaction failed: every chunk up to LAST gets bdat_error */
         int data_fd;
         bool data_failed;
         SmtpdDataReader data;
@@ -88,7 +108,15 @@ static void session_reset(SmtpdSession *s) {
         s->in_mail = false;
         s->sender[0] = '\0';
         s->recipients = strv_free(s->recipients);
+        s->rcpt_orcpt = strv_free(s->rcpt_orcpt);
+        s->rcpt_notify = mfree(s->rcpt_notify);
         s->n_recipients = s->n_allocated = 0;
+        s->smtputf8 = false;
+        s->body = s->dsn_ret = NULL;
+        s->dsn_envid[0] = '\0';
+        s->bdat = s->bdat_last = s->bdat_failed = false;
+        s->bdat_remaining = 0;
+        s->bdat_error = NULL;
         s->data_fd = safe_close(s->data_fd);
         /* An answer still due from cleanup is dropped: the outcome is unknown to the client, which will
          * retry, so the worst case is a duplicate. */
@@ -140,7 +168,10 @@ static SmtpdSession *session_free(SmtpdSession *s) {
                 s->server->n_sessions--;
                 daemon_busy_dec(s->server->daemon);
         }
+        smtpd_anvil_disconnect(s->server->anvil, s->anvil, now_monotonic_usec());
+        s->anvil = NULL;
         session_reset(s);
+        sd_event_source_disable_unref(s->delay);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
         safe_close(s->fd);
@@ -154,6 +185,20 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdSession *, session_free);
 void smtpd_sessions_free(Smtpd *server) {
         while (server->sessions)
                 session_free(server->sessions);
+}
+
+/* Journals a 4xx or 5xx reply that session_reject() did not: every refusal leaves a record with the
+ * client, the command and the enhanced status code, in the shape Postfix administrators grep for. */
+static void session_log_reply(SmtpdSession *s, const char *reply, size_t len) {
+        _cleanup_free_ char *text = log_escape(reply, len), *ehelo = s->helo ? log_escape(s->helo, strlen(s->helo)) : NULL;
+        char dsn[16] = "";
+
+        (void) sscanf(reply, "%*3d %15[0-9.]", dsn);
+        log_mail(LOG_INFO, NULL,
+                 LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SMTP_COMMAND", s->stage },
+                            { "DSN", dsn[0] ? dsn : NULL }),
+                 "NOQUEUE: reject: %s from unknown[%s]: %s; proto=%s helo=<%s>", s->stage, s->client.text,
+                 strna(text), s->esmtp ? "ESMTP" : "SMTP", strempty(ehelo));
 }
 
 /* Queues one reply; CRLF is added. Process only while there is room (SMTPD_OUT_PAUSE) for this and one
@@ -178,6 +223,8 @@ _printf_(2, 3) static void session_reply(SmtpdSession *s, const char *fmt, ...) 
         s->reply_code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
         if (p[0] == '5')
                 s->errors++;
+        if ((p[0] == '4' || p[0] == '5') && !s->in_reject)
+                session_log_reply(s, p, (size_t) n);
 }
 
 static char *escape(const char *s) {
@@ -195,14 +242,17 @@ _printf_(4, 5) static void session_reject(SmtpdSession *s, const char *sender, c
         va_start(ap, fmt);
         (void) vsnprintf(reply, sizeof reply, fmt, ap);
         va_end(ap);
+        s->in_reject = true;
         session_reply(s, "%s", reply);
+        s->in_reject = false;
         (void) sscanf(reply, "%*3d %15[0-9.]", dsn);
 
+        _cleanup_free_ char *ereply = escape(reply);
         log_mail(LOG_INFO, NULL,
-                 LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SENDER", esender },
-                            { "RECIPIENT", ercpt }, { "DSN", dsn }),
+                 LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SMTP_COMMAND", s->stage },
+                            { "SENDER", esender }, { "RECIPIENT", ercpt }, { "DSN", dsn }),
                  "NOQUEUE: reject: %s from unknown[%s]: %s;%s%s%s%s%s%s proto=%s helo=<%s>",
-                 s->stage, s->client.text, reply,
+                 s->stage, s->client.text, strna(ereply),
                  esender ? " from=<" : "", strempty(esender), esender ? ">" : "",
                  ercpt ? " to=<" : "", strempty(ercpt), ercpt ? ">" : "",
                  s->esmtp ? "ESMTP" : "SMTP", strempty(ehelo));
@@ -242,10 +292,28 @@ static void cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
         s->helo = helo;
         s->esmtp = ehlo;
         session_reset(s);
-        if (ehlo)
-                session_reply(s, "250-%s\r\n250-SIZE %" PRIi64 "\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES",
-                              config->myhostname, config->message_size_limit);
-        else
+        if (ehlo) {
+                /* The extensions, one a line; a hook may add its own (STARTTLS, AUTH) to keywords. */
+                const char *keywords[16];
+                char size[32], text[SMTPD_REPLY_MAX - 2];
+                size_t n = 0, len;
+
+                (void) snprintf(size, sizeof size, "SIZE %" PRIi64, config->message_size_limit);
+                keywords[n++] = "PIPELINING";
+                keywords[n++] = size;
+                if (!config->disable_vrfy_command)
+                        keywords[n++] = "VRFY";
+                keywords[n++] = "ENHANCEDSTATUSCODES";
+                keywords[n++] = "8BITMIME";
+                keywords[n++] = "DSN";
+                keywords[n++] = "SMTPUTF8";
+                keywords[n++] = "CHUNKING";
+                len = (size_t) snprintf(text, sizeof text, "250-%s", config->myhostname);
+                for (size_t i = 0; i < n && len < sizeof text; i++)
+                        len += (size_t) snprintf(text + len, sizeof text - len, "\r\n250%c%s",
+                                                 i + 1 < n ? '-' : ' ', keywords[i]);
+                session_reply(s, "%s", text);
+        } else
                 session_reply(s, "250 %s", config->myhostname);
 }
 
@@ -259,6 +327,31 @@ static void reply_path_error(SmtpdSession *s, int r, const char *syntax, const c
                 session_reply(s, "555 5.5.4 Unsupported option");
         else
                 session_reply(s, "501 5.5.4 Syntax error in parameters");
+}
+
+/* smtpd_client_message_rate_limit and smtpd_client_recipient_rate_limit, counted per client address over
+ * anvil_rate_time_unit as Postfix's anvil does; over the limit, 450 4.7.1 as Postfix answers. */
+static bool session_rate_ok(SmtpdSession *s, SmtpdCommandType t) {
+        const Config *config = s->server->config;
+        int64_t limit = t == SMTPD_COMMAND_MAIL ? config->smtpd_client_message_rate_limit
+                                                : config->smtpd_client_recipient_rate_limit;
+        unsigned n;
+
+        if (!s->anvil || limit <= 0)
+                return true;
+        n = t == SMTPD_COMMAND_MAIL ? smtpd_anvil_message(s->server->anvil, s->anvil, now_monotonic_usec())
+                                    : smtpd_anvil_recipient(s->server->anvil, s->anvil, now_monotonic_usec());
+        if (n <= (uint64_t) limit)
+                return true;
+        log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                 "%s rate limit exceeded: %u from unknown[%s] (limit %" PRIi64 " per %" PRIi64 "s)",
+                 t == SMTPD_COMMAND_MAIL ? "Message delivery request" : "Recipient address", n, s->client.text,
+                 limit, config->anvil_rate_time_unit);
+        if (t == SMTPD_COMMAND_MAIL)
+                session_reply(s, "450 4.7.1 Error: too much mail from %s", s->client.text);
+        else
+                session_reply(s, "450 4.7.1 Error: too many recipients from %s", s->client.text);
+        return false;
 }
 
 static void cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
@@ -278,11 +371,22 @@ static void cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
                 reply_path_error(s, r, "MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax");
                 return;
         }
+        /* RFC 6531 3.4: an address beyond ASCII only in a transaction that declared SMTPUTF8. */
+        if (!p.smtputf8 && !ascii_only(p.address, strlen(p.address))) {
+                session_reject(s, p.address, NULL, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+                return;
+        }
         if (p.size > (uint64_t) s->server->config->message_size_limit) {
                 session_reject(s, p.address, NULL, "552 5.3.4 Message size exceeds fixed limit");
                 return;
         }
+        if (!session_rate_ok(s, SMTPD_COMMAND_MAIL))
+                return;
         memcpy(s->sender, p.address, sizeof s->sender);
+        s->smtputf8 = p.smtputf8;
+        s->body = p.body_given ? (p.body_8bitmime ? "8BITMIME" : "7BIT") : NULL;
+        s->dsn_ret = p.dsn_ret;
+        memcpy(s->dsn_envid, p.dsn_envid, sizeof s->dsn_envid);
         s->in_mail = true;
         session_reply(s, "250 2.1.0 Ok");
 }
@@ -336,8 +440,8 @@ static bool session_check_recipient(SmtpdSession *s, const char *addr) {
         return false;
 }
 
-static int session_add_recipient(SmtpdSession *s, const char *addr) {
-        char *copy;
+static int session_add_recipient(SmtpdSession *s, const SmtpdPath *p) {
+        char *copy, *orcpt;
 
         if (s->n_recipients + 1 >= s->n_allocated) {
                 size_t n = MAX(s->n_allocated * 2, (size_t) 8);
@@ -345,11 +449,26 @@ static int session_add_recipient(SmtpdSession *s, const char *addr) {
                 if (!l)
                         return -ENOMEM;
                 s->recipients = l;
+                l = realloc(s->rcpt_orcpt, n * sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+                s->rcpt_orcpt = l;
+                unsigned *nl = realloc(s->rcpt_notify, n * sizeof(unsigned));
+                if (!nl)
+                        return -ENOMEM;
+                s->rcpt_notify = nl;
                 s->n_allocated = n;
         }
-        copy = strdup(addr);
-        if (!copy)
+        copy = strdup(p->address);
+        orcpt = strdup(p->dsn_orcpt);
+        if (!copy || !orcpt) {
+                free(copy);
+                free(orcpt);
                 return -ENOMEM;
+        }
+        s->rcpt_notify[s->n_recipients] = p->dsn_notify;
+        s->rcpt_orcpt[s->n_recipients] = orcpt;
+        s->rcpt_orcpt[s->n_recipients + 1] = NULL;
         s->recipients[s->n_recipients++] = copy;
         s->recipients[s->n_recipients] = NULL;
         return 0;
@@ -368,18 +487,33 @@ static void cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c) {
                 reply_path_error(s, r, "RCPT TO:<address>", "501 5.1.3 Bad recipient address syntax");
                 return;
         }
+        if (!s->smtputf8 && !ascii_only(p.address, strlen(p.address))) {
+                session_reject(s, s->sender, p.address, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+                return;
+        }
         /* A 4xx the client must expect (RFC 5321 4.5.3.1.8), so it is not counted as an error. */
         if (s->n_recipients >= (size_t) s->server->config->smtpd_recipient_limit) {
                 session_reply(s, "452 4.5.3 Error: too many recipients");
                 return;
         }
+        if (!session_rate_ok(s, SMTPD_COMMAND_RCPT))
+                return;
         if (!session_check_recipient(s, p.address))
                 return;
-        if (session_add_recipient(s, p.address) < 0) {
+        if (session_add_recipient(s, &p) < 0) {
                 session_reply(s, "451 4.3.0 Error: out of memory");
                 return;
         }
         session_reply(s, "250 2.1.5 Ok");
+}
+
+/* The memory file a message is received into. */
+static int session_data_open(SmtpdSession *s) {
+        s->data_fd = memfd_create("postbus-smtpd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (s->data_fd < 0)
+                return log_warning_errno(errno, "Failed to create a memory file for a message: %m");
+        s->data_failed = false;
+        return 0;
 }
 
 static void cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
@@ -397,15 +531,20 @@ static void cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
                 session_reply(s, "554 5.5.1 Error: no valid recipients");
                 return;
         }
-        s->data_fd = memfd_create("postbus-smtpd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (s->data_fd < 0) {
-                log_warning_errno(errno, "Failed to create a memory file for a message: %m");
+        /* RFC 3030 2: BDAT and DATA are not mixed in one transaction. */
+        if (s->bdat) {
+                session_reply(s, "503 5.5.1 Error: DATA after BDAT");
+                return;
+        }
+        if (session_data_open(s) < 0) {
                 session_reply(s, REPLY_QUEUE_WRITE_ERROR);
                 return;
         }
-        s->data_failed = false;
         smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
-                               (uint64_t) config->message_size_limit);
+                               (uint64_t) config->message_size_limit,
+                               SMTPD_DATA_DOT_STUFFED |
+                               (s->server->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0) |
+                               (s->lines.bare_lf ? SMTPD_DATA_AFTER_BARE_LF : 0));
         s->state = SMTPD_SESSION_DATA;
         session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -425,10 +564,60 @@ static void cmd_noop(SmtpdSession *s, const SmtpdCommand *c) {
         session_reply(s, "250 2.0.0 Ok");
 }
 
-/* VRFY would tell harvesters which users exist; RFC 5321 3.5.3 allows refusing it. */
+/* BDAT size [LAST] (RFC 3030): the chunk's bytes follow the command at once and are always read, also
+ * when the chunk is refused, so that they are never taken for commands. */
+static void cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
+        const Config *config = s->server->config;
+        uint64_t size;
+        bool last;
+
+        if (smtpd_bdat_parse(c->arg, c->arg_len, &size, &last) < 0) {
+                session_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
+                return;
+        }
+        s->bdat_size = s->bdat_remaining = size;
+        s->bdat_last = last;
+        s->bdat_error = NULL;
+        s->state = SMTPD_SESSION_BDAT;
+        if (!s->in_mail)
+                s->bdat_error = "503 5.5.1 Error: need MAIL command";
+        else if (s->n_recipients == 0)
+                s->bdat_error = "554 5.5.1 Error: no valid recipients";
+        else if (s->bdat_failed)
+                s->bdat_error = "503 5.5.1 Error: this mail transaction failed, send RSET";
+        else if (!s->bdat) {
+                if (session_data_open(s) < 0) {
+                        s->bdat_error = REPLY_QUEUE_WRITE_ERROR;
+                        s->bdat_failed = true;
+                }
+                smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
+                                       (uint64_t) config->message_size_limit,
+                                       s->server->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0);
+                s->bdat = true;
+        }
+}
+
+/* VRFY per disable_vrfy_command: when allowed, it tells only what RCPT would (RFC 5321 3.5.3: 252 for an
+ * address that would be accepted, without promising delivery). */
 static void cmd_vrfy(SmtpdSession *s, const SmtpdCommand *c) {
+        char address[ADDRESS_MAX + 1];
+
         session_junk(s);
-        session_reply(s, "502 5.5.1 VRFY command is disabled");
+        if (s->server->config->disable_vrfy_command) {
+                session_reply(s, "502 5.5.1 VRFY command is disabled");
+                return;
+        }
+        if (smtpd_vrfy_parse(c->arg, c->arg_len, address) < 0) {
+                session_reply(s, "501 5.1.3 Syntax: VRFY address");
+                return;
+        }
+        if (!ascii_only(address, strlen(address))) {
+                session_reject(s, NULL, address, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+                return;
+        }
+        if (!session_check_recipient(s, address))
+                return;
+        session_reply(s, "252 2.0.0 <%s>", address);
 }
 
 static void cmd_quit(SmtpdSession *s, const SmtpdCommand *c) {
@@ -446,6 +635,7 @@ static void (*const command_handlers[_SMTPD_COMMAND_MAX])(SmtpdSession *s, const
         [SMTPD_COMMAND_NOOP] = cmd_noop,
         [SMTPD_COMMAND_VRFY] = cmd_vrfy,
         [SMTPD_COMMAND_QUIT] = cmd_quit,
+        [SMTPD_COMMAND_BDAT] = cmd_bdat,
 };
 
 static void session_command(SmtpdSession *s, const char *line, size_t len) {
@@ -464,8 +654,9 @@ static void session_command(SmtpdSession *s, const char *line, size_t len) {
         s->counters[c.type].total++;
         s->reply_code = 0;
         command_handlers[c.type](s, &c);
-        /* DATA succeeds only when cleanup has the message. */
-        if (c.type != SMTPD_COMMAND_DATA && s->reply_code > 0 && s->reply_code < 400)
+        /* DATA and BDAT succeed only when the chunk is read or cleanup has the message. */
+        if (c.type != SMTPD_COMMAND_DATA && c.type != SMTPD_COMMAND_BDAT && s->reply_code > 0 &&
+            s->reply_code < 400)
                 s->counters[c.type].ok++;
 }
 
@@ -497,7 +688,7 @@ static int on_submit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         } else {
                 log_mail(LOG_INFO, id, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
                          "client=unknown[%s]", s->client.text);
-                s->counters[SMTPD_COMMAND_DATA].ok++;
+                s->counters[s->bdat ? SMTPD_COMMAND_BDAT : SMTPD_COMMAND_DATA].ok++;
                 s->errors = 0;
                 session_reply(s, "250 2.0.0 Ok: queued as %s", id);
         }
@@ -505,6 +696,23 @@ static int on_submit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         session_reset(s);
         session_update(s);
         return 0;
+}
+
+/* The recipients as Cleanup1.Submit takes them: (address, NOTIFY, ORCPT), "" where not given. */
+static int session_append_recipients(SmtpdSession *s, sd_bus_message *m) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "(sss)");
+        for (size_t i = 0; r >= 0 && i < s->n_recipients; i++) {
+                char notify[DSN_NOTIFY_TEXT_MAX] = "";
+
+                if (s->rcpt_notify[i] != 0)
+                        dsn_notify_format(s->rcpt_notify[i], notify);
+                r = sd_bus_message_append(m, "(sss)", s->recipients[i], notify, s->rcpt_orcpt[i]);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
 }
 
 /* Sends the message to cleanup over a connection that is set up. */
@@ -519,14 +727,27 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
         if (r >= 0)
                 r = sd_bus_message_append(m, "hs", s->data_fd, s->sender);
         if (r >= 0)
-                r = sd_bus_message_append_strv(m, s->recipients);
+                r = session_append_recipients(s, m);
         if (r >= 0)
-                r = sd_bus_message_append(m, "a{ss}", 5,
+                r = sd_bus_message_open_container(m, 'a', "{ss}");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "{ss}{ss}{ss}{ss}{ss}",
                                           "client_address", s->client.text,
                                           "client_name", "unknown",
                                           "client_port", port,
                                           "helo_name", s->helo,
                                           "protocol", s->esmtp ? "ESMTP" : "SMTP");
+        /* What the queue keeps for the smtp client (SMTPUTF8, BODY=) and for bounces (RFC 3461 RET, ENVID). */
+        if (r >= 0 && s->smtputf8)
+                r = sd_bus_message_append(m, "{ss}", "smtputf8", "yes");
+        if (r >= 0 && s->body)
+                r = sd_bus_message_append(m, "{ss}", "body_type", s->body);
+        if (r >= 0 && s->dsn_ret)
+                r = sd_bus_message_append(m, "{ss}", "dsn_ret", s->dsn_ret);
+        if (r >= 0 && s->dsn_envid[0])
+                r = sd_bus_message_append(m, "{ss}", "dsn_envid", s->dsn_envid);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
         if (r >= 0)
                 r = sd_bus_call_async(bus, &s->submit, m, on_submit_reply, s,
                                       sec_to_usec(config->daemon_timeout));
@@ -615,20 +836,137 @@ static void session_data_end(SmtpdSession *s) {
         session_reset(s);
 }
 
+/* smtpd_forbid_bare_newline = reject: Postfix 3.9's answer, and the end of the session. */
+static void session_bare_lf(SmtpdSession *s) {
+        session_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->server->config->myhostname);
+        session_log_end(s, "bare <LF> received");
+        session_reset(s);
+        s->state = SMTPD_SESSION_CLOSING;
+}
+
 /* Feeds buffered input to the DATA reader. Returns true when the message has ended. */
 static bool session_data(SmtpdSession *s) {
         char *out = s->server->data_buf;
 
-        while (s->in_start < s->in_end && !smtpd_data_done(&s->data)) {
+        while (s->in_start < s->in_end && !smtpd_data_done(&s->data) && !smtpd_data_bare_lf(&s->data)) {
                 size_t n;
 
                 s->in_start += smtpd_data_read(&s->data, s->in + s->in_start, s->in_end - s->in_start, out,
                                                sizeof s->server->data_buf, &n);
                 session_data_write(s, out, n);
         }
+        if (smtpd_data_bare_lf(&s->data)) {
+                session_bare_lf(s);
+                return false;
+        }
         if (!smtpd_data_done(&s->data))
                 return false;
         session_data_end(s);
+        return true;
+}
+
+/* A BDAT chunk has been read: answer it; after the last one, hand the message to cleanup. A chunk that
+ * fails fails the transaction: the chunks after it are read and refused up to LAST (RFC 3030 2). */
+static void session_bdat_end(SmtpdSession *s) {
+        const char *rcpt = s->recipients ? s->recipients[0] : NULL;
+        bool in_transaction = s->in_mail && s->n_recipients > 0;
+
+        s->state = SMTPD_SESSION_COMMAND;
+        if (s->bdat_error)
+                session_reply(s, "%s", s->bdat_error);
+        else {
+                if (s->bdat_last) {
+                        size_t n = smtpd_data_finish(&s->data, s->server->data_buf, sizeof s->server->data_buf);
+                        session_data_write(s, s->server->data_buf, n);
+                }
+                if (s->data.line_too_long)
+                        session_reject(s, s->sender, rcpt, "554 5.6.0 Error: message line too long");
+                else if (s->data.too_big)
+                        session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
+                else if (s->data_failed)
+                        session_reply(s, REPLY_QUEUE_WRITE_ERROR);
+                else if (!s->bdat_last) {
+                        s->counters[SMTPD_COMMAND_BDAT].ok++;
+                        session_reply(s, "250 2.0.0 Ok: %" PRIu64 " bytes", s->bdat_size);
+                        return;
+                } else if (session_submit(s) < 0)
+                        session_reply(s, REPLY_QUEUE_WRITE_ERROR);
+                else
+                        return;
+        }
+        if (s->bdat_last)
+                session_reset(s);
+        else if (in_transaction)
+                s->bdat_failed = true;
+}
+
+/* Feeds buffered input to the BDAT chunk being read, which bounds it: nothing more than one read is
+ * held, and content goes to the memory file (or nowhere once the chunk is refused). Returns true when the
+ * chunk is complete. */
+static bool session_bdat(SmtpdSession *s) {
+        char *out = s->server->data_buf;
+
+        while (s->bdat_remaining > 0 && s->in_start < s->in_end) {
+                size_t avail = (size_t) MIN((uint64_t) (s->in_end - s->in_start), s->bdat_remaining), used, n = 0;
+
+                if (s->bdat_error)
+                        used = avail;
+                else {
+                        used = smtpd_data_read(&s->data, s->in + s->in_start, avail, out,
+                                               sizeof s->server->data_buf, &n);
+                        if (smtpd_data_bare_lf(&s->data)) {
+                                session_bare_lf(s);
+                                return false;
+                        }
+                        session_data_write(s, out, n);
+                }
+                s->in_start += used;
+                s->bdat_remaining -= used;
+        }
+        if (s->bdat_remaining > 0)
+                return false;
+        session_bdat_end(s);
+        return true;
+}
+
+static int on_session_delay(sd_event_source *source, uint64_t usec, void *userdata) {
+        SmtpdSession *s = userdata;
+
+        s->delaying = false;
+        s->delay_done = true;
+        session_update(s);
+        return 0;
+}
+
+/* smtpd_soft_error_limit: once a session has made that many errors, each command waits
+ * smtpd_error_sleep_time before it is answered, on a timer, so that the other sessions go on. Returns
+ * true while the next command must wait. */
+static bool session_must_wait(SmtpdSession *s) {
+        const Config *config = s->server->config;
+        uint64_t when;
+        int r;
+
+        if (config->smtpd_error_sleep_time <= 0 || s->errors < (unsigned) config->smtpd_soft_error_limit)
+                return false;
+        if (s->delay_done) {
+                s->delay_done = false;
+                return false;
+        }
+        if (s->delaying)
+                return true;
+        when = now_monotonic_usec() + sec_to_usec(config->smtpd_error_sleep_time);
+        if (s->delay) {
+                r = sd_event_source_set_time(s->delay, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->delay, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(s->server->daemon->event, &s->delay, CLOCK_MONOTONIC, when, 0,
+                                      on_session_delay, s);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to arm the error delay timer, answering at once: %m");
+                return false;
+        }
+        s->delaying = true;
         return true;
 }
 
@@ -640,7 +978,8 @@ static void session_process(SmtpdSession *s) {
                 size_t line_len = 0, consumed;
                 int r;
 
-                if (s->state != SMTPD_SESSION_COMMAND && s->state != SMTPD_SESSION_DATA)
+                if (s->state != SMTPD_SESSION_COMMAND && s->state != SMTPD_SESSION_DATA &&
+                    s->state != SMTPD_SESSION_BDAT)
                         return;
                 if (s->errors >= (unsigned) config->smtpd_hard_error_limit) {
                         session_reply(s, "421 4.7.0 %s Error: too many errors", config->myhostname);
@@ -653,12 +992,24 @@ static void session_process(SmtpdSession *s) {
                                 return;
                         continue;
                 }
+                if (s->state == SMTPD_SESSION_BDAT) {
+                        if (!session_bdat(s))
+                                return;
+                        continue;
+                }
 
                 const char *line = s->in + s->in_start;
                 r = smtpd_line_next(&s->lines, line, s->in_end - s->in_start, &line_len, &consumed);
+                /* A complete line stays where it is while it waits (the reader finds it again). */
+                if (r == 1 && session_must_wait(s))
+                        return;
                 s->in_start += consumed;
                 if (r == 0)
                         return;
+                if (s->lines.bare_lf && s->server->reject_bare_lf) {
+                        session_bare_lf(s);
+                        return;
+                }
                 if (r == -E2BIG)
                         session_reply(s, "500 5.5.2 Error: line too long");
                 else
@@ -719,8 +1070,9 @@ static void session_update(SmtpdSession *s) {
                 return;
         }
 
-        if ((s->state == SMTPD_SESSION_COMMAND || s->state == SMTPD_SESSION_DATA) &&
-            s->out_len <= SMTPD_OUT_PAUSE)
+        if ((s->state == SMTPD_SESSION_COMMAND || s->state == SMTPD_SESSION_DATA ||
+             s->state == SMTPD_SESSION_BDAT) &&
+            s->out_len <= SMTPD_OUT_PAUSE && !s->delaying)
                 events |= EPOLLIN;
         if (s->out_len > 0)
                 events |= EPOLLOUT;
@@ -764,15 +1116,18 @@ static int on_session_timer(sd_event_source *source, uint64_t usec, void *userda
         return 0;
 }
 
-static int session_new(Smtpd *server, int fd, const SmtpdAddress *client) {
+static int session_new(Smtpd *server, int fd, const SmtpdAddress *client, SmtpdAnvilClient *anvil) {
         _cleanup_(session_freep) SmtpdSession *s = NULL;
         const Config *config = server->config;
         uint64_t now = now_monotonic_usec();
         int r;
 
         s = calloc(1, sizeof(SmtpdSession));
-        if (!s)
+        if (!s) {
+                smtpd_anvil_disconnect(server->anvil, anvil, now);
                 return -ENOMEM;
+        }
+        s->anvil = anvil;               /* released by session_free() from here on */
         s->server = server;
         s->fd = -EBADF;
         s->data_fd = -EBADF;
@@ -851,6 +1206,56 @@ static void refuse(Smtpd *server, int fd, const SmtpdAddress *client) {
                 (void) send(fd, reply, MIN((size_t) n, sizeof reply - 1), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+/* smtpd_client_connection_count_limit and smtpd_client_connection_rate_limit, per client address, except
+ * for smtpd_client_event_limit_exceptions. Returns false when the client was refused (answered, logged);
+ * else *ret is its counters (NULL when it is exempt), for the session to hold. */
+static bool anvil_admit(Smtpd *server, int fd, const SmtpdAddress *client, SmtpdAnvilClient **ret) {
+        const Config *config = server->config;
+        uint64_t now = now_monotonic_usec();
+        char reply[SMTPD_REPLY_LINE_MAX];
+        SmtpdAnvilClient *c;
+        const char *what;
+        unsigned count;
+        int64_t limit;
+        int r, n;
+
+        *ret = NULL;
+        if (smtpd_networks_match(&server->limit_exceptions, client))
+                return true;
+        r = smtpd_anvil_connect(server->anvil, client->text, now, &c);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to count a connection from %s, not limiting it: %m", client->text);
+                return true;
+        }
+        if (config->smtpd_client_connection_count_limit > 0 &&
+            c->connections > (uint64_t) config->smtpd_client_connection_count_limit) {
+                what = "Connection concurrency";
+                count = c->connections;
+                limit = config->smtpd_client_connection_count_limit;
+        } else if (config->smtpd_client_connection_rate_limit > 0 &&
+                   c->connection_rate > (uint64_t) config->smtpd_client_connection_rate_limit) {
+                what = "Connection rate";
+                count = c->connection_rate;
+                limit = config->smtpd_client_connection_rate_limit;
+        } else {
+                *ret = c;
+                return true;
+        }
+        smtpd_anvil_disconnect(server->anvil, c, now);
+
+        n = snprintf(reply, sizeof reply, "421 4.7.0 %s Error: too many connections from %s",
+                     config->myhostname, client->text);
+        log_mail(LOG_WARNING, NULL,
+                 LOG_FIELDS({ "CLIENT_ADDRESS", client->text }, { "SMTP_COMMAND", "CONNECT" }, { "DSN", "4.7.0" }),
+                 "NOQUEUE: reject: CONNECT from unknown[%s]: %s; %s limit exceeded: %u (limit %" PRIi64 ")",
+                 client->text, reply, what, count, limit);
+        if (n > 0 && (size_t) n < sizeof reply - 2) {
+                memcpy(reply + n, "\r\n", 2);
+                (void) send(fd, reply, (size_t) n + 2, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        return false;
+}
+
 static int on_accept(sd_event_source *source, int listen_fd, uint32_t revents, void *userdata) {
         Smtpd *server = userdata;
         _cleanup_close_ int fd = -EBADF;
@@ -878,7 +1283,10 @@ static int on_accept(sd_event_source *source, int listen_fd, uint32_t revents, v
                 refuse(server, fd, &client);
                 return 0;
         }
-        r = session_new(server, fd, &client);
+        SmtpdAnvilClient *anvil;
+        if (!anvil_admit(server, fd, &client, &anvil))
+                return 0;
+        r = session_new(server, fd, &client, anvil);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a session for %s, closing: %m", client.text);
                 return 0;

@@ -26,6 +26,8 @@ static void smtpd_free(Smtpd *server) {
         free(server->listen_sources);
         sd_event_source_disable_unref(server->accept_retry);
         smtpd_networks_done(&server->mynetworks);
+        smtpd_networks_done(&server->limit_exceptions);
+        smtpd_anvil_free(server->anvil);
         strv_free(server->mydestination);
         free(server);
 }
@@ -55,6 +57,25 @@ static int smtpd_setup(Daemon *d) {
                 return log_oom();
         if (r < 0)
                 return -EINVAL;         /* logged with file and line; a bad main.cf is not retried */
+        r = smtpd_networks_parse(d->config->smtpd_client_event_limit_exceptions,
+                                 config_where(d->config, CONFIG_PARAM_smtpd_client_event_limit_exceptions, where,
+                                              sizeof where),
+                                 &server->limit_exceptions);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return -EINVAL;
+        if (streq(d->config->smtpd_forbid_bare_newline, "reject") || streq(d->config->smtpd_forbid_bare_newline, "yes"))
+                server->reject_bare_lf = true;
+        else if (!streq(d->config->smtpd_forbid_bare_newline, "normalize"))
+                return log_error_errno(EINVAL, "%s: smtpd_forbid_bare_newline = %s: must be normalize, reject or yes.",
+                                       config_where(d->config, CONFIG_PARAM_smtpd_forbid_bare_newline, where,
+                                                    sizeof where),
+                                       d->config->smtpd_forbid_bare_newline);
+        r = smtpd_anvil_new((size_t) d->config->smtpd_client_table_limit,
+                            (uint64_t) d->config->anvil_rate_time_unit * USEC_PER_SEC, &server->anvil);
+        if (r < 0)
+                return log_oom();
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/cleanup", &server->cleanup);
         if (r < 0)
                 return log_oom();

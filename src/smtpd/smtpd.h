@@ -5,6 +5,7 @@
 
 #include "bus-util.h"
 #include "daemon.h"
+#include "smtpd-anvil.h"
 #include "smtpd-mynetworks.h"
 
 /* Bytes read from a client at once; the input buffer holds one line of line_length_limit, its CRLF,
@@ -20,6 +21,9 @@ typedef struct Smtpd {
         const Config *config;
         char **mydestination;
         SmtpdNetworks mynetworks;
+        SmtpdNetworks limit_exceptions; /* smtpd_client_event_limit_exceptions */
+        SmtpdAnvil *anvil;              /* per-client connection, message and recipient counts */
+        bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
         BusClient *cleanup;
         sd_event_source **listen_sources;       /* one per socket named "smtp" */
         size_t n_listen;

@@ -1,6 +1,8 @@
 /* fuzz-smtpd-command.c: what a client sends in command mode: split into lines as smtpd does, in pieces
- * whose size the first byte picks, and checked against a plain split on CRLF; each line parsed as a
- * command, MAIL and RCPT arguments as paths, and as a status text. */
+ * whose size the first byte picks, and checked against a plain split on LF (a CR before it is not part of
+ * the line); each line parsed as a command, MAIL and RCPT arguments as paths with their ESMTP parameters
+ * (SIZE, BODY, SMTPUTF8, DSN), BDAT and VRFY arguments, and as a status text. */
+#include "../../src/shared/utf8.h"
 #include "../../src/smtpd/smtpd-protocol.h"
 #include "fuzz.h"
 
@@ -22,8 +24,30 @@ static void parse_line(const char *line, size_t len) {
                 if (r >= 0) {
                         CHECK(strlen(p.address) <= ADDRESS_MAX);
                         CHECK(address_valid(p.address));
+                        CHECK(utf8_valid(p.address, strlen(p.address)));
                         CHECK(c.type == SMTPD_COMMAND_MAIL || p.address[0] != '\0');
+                        CHECK(strlen(p.dsn_envid) <= DSN_ENVID_MAX);
+                        CHECK(!p.dsn_envid[0] || dsn_envid_valid(p.dsn_envid, strlen(p.dsn_envid)));
+                        CHECK(!p.dsn_orcpt[0] || dsn_orcpt_valid(p.dsn_orcpt, strlen(p.dsn_orcpt)));
+                        CHECK(!p.dsn_ret || streq(p.dsn_ret, "FULL") || streq(p.dsn_ret, "HDRS"));
+                        if (p.dsn_notify) {
+                                char t[DSN_NOTIFY_TEXT_MAX];
+                                unsigned back;
+                                dsn_notify_format(p.dsn_notify, t);
+                                CHECK(dsn_notify_parse(t, strlen(t), &back) == 0 && back == p.dsn_notify);
+                        }
                 }
+        }
+        if (c.type == SMTPD_COMMAND_BDAT) {
+                uint64_t size;
+                bool last;
+                if (smtpd_bdat_parse(c.arg, c.arg_len, &size, &last) >= 0)
+                        CHECK(c.arg_len > 0 && c.arg[0] >= '0' && c.arg[0] <= '9');
+        }
+        if (c.type == SMTPD_COMMAND_VRFY) {
+                char address[ADDRESS_MAX + 1];
+                if (smtpd_vrfy_parse(c.arg, c.arg_len, address) >= 0)
+                        CHECK(address[0] && address_valid(address));
         }
         memcpy(text, c.arg, c.arg_len);
         text[c.arg_len] = '\0';
@@ -78,10 +102,10 @@ static size_t split_plainly(const char *in, size_t len, char *events) {
         size_t n = 0;
 
         for (const char *p = in, *end = in + len;;) {
-                const char *crlf = memmem(p, (size_t) (end - p), "\r\n", 2);
-                if (!crlf)
+                const char *lf = memchr(p, '\n', (size_t) (end - p));
+                if (!lf)
                         return n;
-                size_t line_len = (size_t) (crlf - p);
+                size_t line_len = (size_t) (lf - p) - (lf > p && lf[-1] == '\r');
                 if (line_len > LINE_LIMIT)
                         events[n++] = 'E';
                 else {
@@ -90,7 +114,7 @@ static size_t split_plainly(const char *in, size_t len, char *events) {
                         n += line_len;
                         events[n++] = '\0';
                 }
-                p = crlf + 2;
+                p = lf + 1;
         }
 }
 

@@ -494,3 +494,59 @@ def queue_id_valid(qid):
 def have(program):
     """True if program is on PATH (for tests that skip without it)."""
     return shutil.which(program) is not None
+
+
+# ---- queue files ------------------------------------------------------------------
+
+SPOOL = '/var/spool/postbus'
+QUEUES = ('incoming', 'active', 'deferred', 'hold', 'corrupt')
+
+
+def _queue_file_read(qid):
+    for q in QUEUES:
+        try:
+            with open(os.path.join(SPOOL, q, qid), 'rb') as f:
+                return f.read()
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def queue_file_records(qid, timeout=30):
+    """The records of a message's queue file, in whichever queue holds it, as a list
+    of (type, bytes) pairs, type one letter ('P', 'T', 'A', 'S', 'R', 'O', 'D', 'M',
+    'C', 'E'). Waits for the file to exist; AssertionError if it is malformed (a
+    record is one type byte, a 4-byte big-endian length, then the data)."""
+    data = wait_until(lambda: _queue_file_read(qid), timeout=timeout, what=f'queue file {qid}')
+    records, off = [], 0
+    while off < len(data):
+        if len(data) - off < 5:
+            raise AssertionError(f'{qid}: truncated record header at {off}')
+        n = int.from_bytes(data[off + 1:off + 5], 'big')
+        if len(data) - off - 5 < n:
+            raise AssertionError(f'{qid}: truncated record at {off}')
+        records.append((chr(data[off]), data[off + 5:off + 5 + n]))
+        off += 5 + n
+    if not records or records[-1][0] != 'E':
+        raise AssertionError(f'{qid}: no end marker')
+    return records
+
+
+def queue_file_content(qid):
+    """The message content stored in a queue file (bytes, LF line ends)."""
+    return b''.join(d for t, d in queue_file_records(qid) if t == 'C')
+
+
+class LocalHeld:
+    """Stops and masks the local role while the block runs, so that mail for local
+    users stays in the queue (deferred) where its queue file can be read; unmasks
+    and starts local's socket again afterwards."""
+
+    def __enter__(self):
+        systemctl('stop', 'postbus-local.socket', 'postbus-local.service')
+        systemctl('mask', '--runtime', 'postbus-local.socket', 'postbus-local.service')
+        return self
+
+    def __exit__(self, *exc):
+        systemctl('unmask', '--runtime', 'postbus-local.socket', 'postbus-local.service')
+        systemctl('start', 'postbus-local.socket')

@@ -65,12 +65,26 @@ TEST(lines) {
         check_lines("HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n", 100,
                     "L:HELO x|L:MAIL FROM:<a@b>|L:RCPT TO:<c@d>|");
         check_lines("\r\n\r\n", 100, "L:|L:|");
-        /* Only CRLF ends a line: a bare LF or CR is part of it. */
-        check_lines("NOOP\nQUIT\r\n", 100, "L:NOOP\nQUIT|");
+        /* A bare LF ends a line too (smtpd_forbid_bare_newline decides what becomes of it); a bare CR is
+         * part of the line (and refused by the command parser). */
+        check_lines("NOOP\nQUIT\r\n", 100, "L:NOOP|L:QUIT|");
         check_lines("NOOP\rQUIT\r\r\n", 100, "L:NOOP\rQUIT\r|");
         /* An incomplete line is not a line. */
         check_lines("QUIT", 100, "");
         check_lines("QUIT\r", 100, "");
+}
+
+TEST(lines_bare_lf) {
+        SmtpdLineReader r;
+        size_t n, consumed;
+
+        smtpd_line_reader_init(&r, 100);
+        ASSERT_EQ(smtpd_line_next(&r, "NOOP\r\n", 6, &n, &consumed), 1);
+        ASSERT_TRUE(!r.bare_lf && n == 4 && consumed == 6);
+        ASSERT_EQ(smtpd_line_next(&r, "NOOP\n", 5, &n, &consumed), 1);
+        ASSERT_TRUE(r.bare_lf && n == 4 && consumed == 5);
+        ASSERT_EQ(smtpd_line_next(&r, "\n", 1, &n, &consumed), 1);
+        ASSERT_TRUE(r.bare_lf && n == 0 && consumed == 1);
 }
 
 TEST(lines_limit) {
@@ -79,7 +93,8 @@ TEST(lines_limit) {
         check_lines("12345678901\r\nNOOP\r\n", 10, "E|L:NOOP|");
         /* A long line is dropped as it comes, whatever the chunks; the session goes on after it. */
         check_lines("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\nNOOP\r\n", 10, "E|L:NOOP|");
-        check_lines("xxxxxxxxxxxxxxxxxxxxxxxx\rxxxxxxxxxx\nxxxxxxxxxx\r\r\nQUIT\r\n", 10, "E|L:QUIT|");
+        check_lines("xxxxxxxxxxxxxxxxxxxxxxxx\rxxxxxxxxxx\nxxxxxxxxxx\r\r\nQUIT\r\n", 10, "E|E|L:QUIT|");
+        check_lines("1234567890\nxxxxxxxxxxx\n", 10, "L:1234567890|E|");
         check_lines("123456789012\r\n123\r\n12345678901\r\n1234567890\r\n", 10, "E|L:123|E|L:1234567890|");
 }
 
@@ -109,6 +124,11 @@ TEST(commands) {
         check_command("NOOP anything", SMTPD_COMMAND_NOOP, "anything");
         check_command("VRFY root", SMTPD_COMMAND_VRFY, "root");
         check_command("QUIT", SMTPD_COMMAND_QUIT, "");
+        check_command("BDAT 100 LAST", SMTPD_COMMAND_BDAT, "100 LAST");
+        /* UTF-8 is allowed (SMTPUTF8); whether an address may hold it is decided later. */
+        check_command("HELO caf\xc3\xa9", SMTPD_COMMAND_HELO, "caf\xc3\xa9");
+        check_command("RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@example.org>", SMTPD_COMMAND_RCPT,
+                      "TO:<\xe7\x94\xa8\xe6\x88\xb7@example.org>");
 
         command("", -EOPNOTSUPP);
         command(" NOOP", -EOPNOTSUPP);
@@ -118,7 +138,10 @@ TEST(commands) {
         command("QUITX", -EOPNOTSUPP);
         command("NOOP\nQUIT", -EBADMSG);
         command("HELO \x7f", -EBADMSG);
-        command("HELO caf\xc3\xa9", -EBADMSG);
+        command("HELO caf\xc3", -EBADMSG);                      /* truncated */
+        command("HELO caf\xc0\xa9", -EBADMSG);                  /* overlong */
+        command("HELO \xed\xa0\x80", -EBADMSG);                 /* a surrogate */
+        command("HELO \xff", -EBADMSG);
         ASSERT_EQ(smtpd_command_parse("NOOP\0x", 6, &(SmtpdCommand) {}), -EBADMSG);
 
         ASSERT_STREQ(smtpd_command_to_string(SMTPD_COMMAND_RCPT), "RCPT");
@@ -174,8 +197,42 @@ TEST(mail_from) {
         mail("FROM:<a@b> BODY=BINARYMIME", -EINVAL);
         mail("FROM:<a@b> BODY", -EINVAL);
         mail("FROM:<a@b> BODY=7BIT BODY=7BIT", -EINVAL);
-        mail("FROM:<a@b> AUTH=<>", -EOPNOTSUPP);
-        mail("FROM:<a@b> SMTPUTF8", -EOPNOTSUPP);
+        mail("FROM:<a@b> NOTIFY=NEVER", -EOPNOTSUPP);
+
+        /* SMTPUTF8 (RFC 6531): a flag; the address itself is checked by the session. */
+        p = mail("FROM:<a@b> SMTPUTF8", 0);
+        ASSERT_TRUE(p.smtputf8);
+        p = mail("FROM:<\xe7\x94\xa8@example.org> smtputf8 BODY=8BITMIME", 0);
+        ASSERT_TRUE(p.smtputf8 && p.body_8bitmime && p.body_given);
+        ASSERT_STREQ(p.address, "\xe7\x94\xa8@example.org");
+        ASSERT_TRUE(!mail("FROM:<\xe7\x94\xa8@example.org>", 0).smtputf8);
+        mail("FROM:<a@b> SMTPUTF8=yes", -EINVAL);
+        mail("FROM:<a@b> SMTPUTF8 SMTPUTF8", -EINVAL);
+        mail("FROM:<caf\xc3@b> SMTPUTF8", -EBADMSG);
+
+        /* DSN (RFC 3461): RET and ENVID. */
+        p = mail("FROM:<a@b> RET=hdrs ENVID=QQ314159+2B+3Dx", 0);
+        ASSERT_STREQ(p.dsn_ret, "HDRS");
+        ASSERT_STREQ(p.dsn_envid, "QQ314159+2B+3Dx");
+        ASSERT_STREQ(mail("FROM:<a@b> RET=FULL", 0).dsn_ret, "FULL");
+        ASSERT_TRUE(mail("FROM:<a@b>", 0).dsn_ret == NULL);
+        mail("FROM:<a@b> RET=ALL", -EINVAL);
+        mail("FROM:<a@b> RET=", -EINVAL);
+        mail("FROM:<a@b> RET", -EINVAL);
+        mail("FROM:<a@b> RET=FULL RET=HDRS", -EINVAL);
+        mail("FROM:<a@b> ENVID=", -EINVAL);
+        mail("FROM:<a@b> ENVID=a=b", -EINVAL);
+        mail("FROM:<a@b> ENVID=a+2", -EINVAL);
+        mail("FROM:<a@b> ENVID=a+2g", -EINVAL);
+        mail("FROM:<a@b> ENVID=a+2b", -EINVAL);         /* hex digits are upper case */
+        mail("FROM:<a@b> ENVID=1 ENVID=2", -EINVAL);
+        char envid[160];
+        strcpy(envid, "FROM:<a@b> ENVID=");
+        memset(envid + strlen(envid), 'x', 100);
+        envid[17 + 100] = '\0';
+        ASSERT_EQ(strlen(mail(envid, 0).dsn_envid), 100);
+        strcat(envid, "x");
+        mail(envid, -EINVAL);
 }
 
 TEST(rcpt_to) {
@@ -195,8 +252,32 @@ TEST(rcpt_to) {
         rcpt("TO:<@relay.example:>", -EBADMSG);
         rcpt("TO:<\"unterminated@example.org>", -EBADMSG);
         rcpt("TO:<a@b> x", -EOPNOTSUPP);
-        rcpt("TO:<a@b> NOTIFY=NEVER", -EOPNOTSUPP);
         rcpt("TO:<a@b> SIZE=1", -EOPNOTSUPP);
+        rcpt("TO:<a@b> RET=FULL", -EOPNOTSUPP);
+        rcpt("TO:<a@b> SMTPUTF8", -EOPNOTSUPP);
+
+        /* DSN (RFC 3461): NOTIFY and ORCPT. */
+        SmtpdPath p = rcpt("TO:<a@b> NOTIFY=success,DELAY ORCPT=rfc822;bob+40example.org", 0);
+        ASSERT_EQ(p.dsn_notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY);
+        ASSERT_STREQ(p.dsn_orcpt, "rfc822;bob+40example.org");
+        ASSERT_EQ(rcpt("TO:<a@b> NOTIFY=NEVER", 0).dsn_notify, DSN_NOTIFY_NEVER);
+        ASSERT_EQ(rcpt("TO:<a@b>", 0).dsn_notify, 0);
+        ASSERT_STREQ(rcpt("TO:<a@b> ORCPT=utf-8;\xe7\x94\xa8\\x{2B}@b", 0).dsn_orcpt, "utf-8;\xe7\x94\xa8\\x{2B}@b");
+        rcpt("TO:<a@b> NOTIFY=NEVER,SUCCESS", -EINVAL);
+        rcpt("TO:<a@b> NOTIFY=SUCCESS,SUCCESS", -EINVAL);
+        rcpt("TO:<a@b> NOTIFY=SUCCESS,", -EINVAL);
+        rcpt("TO:<a@b> NOTIFY=,SUCCESS", -EINVAL);
+        rcpt("TO:<a@b> NOTIFY=ALWAYS", -EINVAL);
+        rcpt("TO:<a@b> NOTIFY=", -EINVAL);
+        rcpt("TO:<a@b> NOTIFY=NEVER NOTIFY=NEVER", -EINVAL);
+        rcpt("TO:<a@b> ORCPT=bob@example.org", -EINVAL);
+        rcpt("TO:<a@b> ORCPT=;bob@example.org", -EINVAL);
+        rcpt("TO:<a@b> ORCPT=rfc822;", -EINVAL);
+        rcpt("TO:<a@b> ORCPT=rfc822;a=b", -EINVAL);
+        rcpt("TO:<a@b> ORCPT=rfc 822;ab", -EINVAL);
+        rcpt("TO:<a@b> ORCPT=rfc822;\xe7\x94\xa8", -EINVAL);
+        rcpt("TO:<a@b> ORCPT=utf-8;a\\x{}", -EINVAL);
+        rcpt("TO:<a@b> ORCPT=rfc822;a ORCPT=rfc822;b", -EINVAL);
         rcpt("FROM:<a@b>", -EPROTO);
 
         /* ADDRESS_MAX bytes between the brackets, and one more. */
@@ -211,30 +292,39 @@ TEST(rcpt_to) {
 typedef struct DataResult {
         char *out;
         size_t out_len, consumed;
-        bool done, line_too_long, too_big;
+        bool done, bare_lf, line_too_long, too_big;
 } DataResult;
 
-/* Feeds input in pieces of chunk bytes, with an output buffer of out_size bytes. */
+/* Feeds input in pieces of chunk bytes, with an output buffer of out_size bytes; flags as
+ * smtpd_data_reader_init() takes them. */
+static unsigned data_flags = SMTPD_DATA_DOT_STUFFED;
+
 static DataResult data_run(const char *input, size_t len, size_t line_limit, uint64_t size_limit,
                            size_t chunk, size_t out_size) {
-        DataResult res = { .out = calloc(1, len + 1) };
+        DataResult res = { .out = calloc(1, len + 2) };
         char *out = malloc(out_size);
         SmtpdDataReader r;
 
         ASSERT_TRUE(res.out && out);
-        smtpd_data_reader_init(&r, line_limit, size_limit);
-        while (res.consumed < len && !smtpd_data_done(&r)) {
+        smtpd_data_reader_init(&r, line_limit, size_limit, data_flags);
+        while (res.consumed < len && !smtpd_data_done(&r) && !smtpd_data_bare_lf(&r)) {
                 size_t piece = MIN(chunk, len - res.consumed), n;
                 size_t used = smtpd_data_read(&r, input + res.consumed, piece, out, out_size, &n);
 
                 ASSERT_TRUE(used <= piece && n <= out_size);
-                ASSERT_TRUE(used > 0 || n > 0);
+                ASSERT_TRUE(used > 0 || n > 0 || smtpd_data_bare_lf(&r));
                 ASSERT_TRUE(res.out_len + n <= len);
                 memcpy(res.out + res.out_len, out, n);
                 res.out_len += n;
                 res.consumed += used;
         }
         res.done = smtpd_data_done(&r);
+        res.bare_lf = smtpd_data_bare_lf(&r);
+        if (!(data_flags & SMTPD_DATA_DOT_STUFFED) && res.consumed == len) {
+                size_t n = smtpd_data_finish(&r, out, out_size);
+                memcpy(res.out + res.out_len, out, n);
+                res.out_len += n;
+        }
         res.line_too_long = r.line_too_long;
         res.too_big = r.too_big;
         free(out);
@@ -254,6 +344,7 @@ static DataResult data_check(const char *input, size_t len, size_t line_limit, u
                         ASSERT_TRUE(memcmp(d.out, first.out, d.out_len) == 0);
                         ASSERT_EQ(d.consumed, first.consumed);
                         ASSERT_EQ(d.done, first.done);
+                        ASSERT_EQ(d.bare_lf, first.bare_lf);
                         ASSERT_EQ(d.line_too_long, first.line_too_long);
                         ASSERT_EQ(d.too_big, first.too_big);
                         free(d.out);
@@ -283,16 +374,98 @@ TEST(data) {
         check_data("..\r\n.\r\n", ".\n", NULL);
         check_data("..x\r\n.x\r\nx.\r\n.\r\n", ".x\nx\nx.\n", NULL);
         check_data("...\r\n.\r\n", "..\n", NULL);
-        /* Only CRLF.CRLF ends the message: bare LF and CR are content, and do not start a line. */
-        check_data("a\n.\nb\r\n.\r\n", "a\n.\nb\n", NULL);
-        check_data("a\r\n.\nMAIL FROM:<x@y>\r\n.\r\n", "a\n\nMAIL FROM:<x@y>\n", NULL);
-        check_data("a\n.\r\nb\r\n.\r\n", "a\n.\nb\n", NULL);
-        check_data("a\r.\r\nb\r\n.\r\n", "a\r.\nb\n", NULL);
-        check_data("a\rb\r\r\n.\r\n", "a\rb\r\n", NULL);
-        check_data(".\r.\r\n.\r\n", "\r.\n", NULL);
+        /* Only CRLF.CRLF after a CRLF ends the message. A bare LF or CR ends a line, and a "." line ended
+         * so, or after a line ended so, is content: it is unstuffed into an empty line (smuggling). */
+        check_data("a\n.\nb\r\n.\r\n", "a\n\nb\n", NULL);                      /* <LF>.<LF> */
+        check_data("a\r\n.\nMAIL FROM:<x@y>\r\n.\r\n", "a\n\nMAIL FROM:<x@y>\n", NULL); /* <CR><LF>.<LF> */
+        check_data("a\n.\r\nb\r\n.\r\n", "a\n\nb\n", NULL);                    /* <LF>.<CR><LF> */
+        check_data("a\r\n.\r\r\nb\r\n.\r\n", "a\n\n\nb\n", NULL);            /* .<CR><CR><LF> */
+        check_data("a\r.\r\nb\r\n.\r\n", "a\n\nb\n", NULL);                    /* <CR>.<CR><LF> */
+        check_data("a\r\n.\rb\r\n.\r\n", "a\n\nb\n", NULL);                    /* <CR><LF>.<CR> */
+        check_data("a\rb\r\r\n.\r\n", "a\nb\n\n", NULL);
+        check_data(".\r.\r\n.\r\n", "\n\n", NULL);
         check_data(".\n\r\n.\r\n", "\n\n", NULL);
-        check_data("a\r\n.\r\r\n.\r\n", "a\n\r\n", NULL);
-        check_data("\n..\r\n.\r\n", "\n..\n", NULL);
+        check_data("\n..\r\n.\r\n", "\n.\n", NULL);
+        /* A stored line is "." only where the client sent "..". */
+        check_data("..\n\r\n.\r\n", ".\n\n", NULL);
+}
+
+/* smtpd_forbid_bare_newline = reject: the reader stops at a bare LF, whatever comes after it. */
+TEST(data_reject_bare_lf) {
+        DataResult d;
+
+        data_flags = SMTPD_DATA_DOT_STUFFED | SMTPD_DATA_REJECT_BARE_LF;
+        d = data_check("ok\r\nab\n.\r\n", 12, 1000, 1000);
+        ASSERT_TRUE(d.bare_lf && !d.done);
+        ASSERT_EQ(d.consumed, 6);
+        ASSERT_STREQ(d.out, "ok\nab");
+        free(d.out);
+        d = data_check("a\r\n.\r\n", 8, 1000, 1000);
+        ASSERT_TRUE(d.done && !d.bare_lf);
+        free(d.out);
+        /* A bare CR is still a line end, not a reason to disconnect. */
+        d = data_check("a\rb\r\n.\r\n", 10, 1000, 1000);
+        ASSERT_TRUE(d.done && !d.bare_lf);
+        ASSERT_STREQ(d.out, "a\nb\n");
+        free(d.out);
+        /* The DATA command itself ended in a bare LF (normalize): the first "." does not end it. */
+        data_flags = SMTPD_DATA_DOT_STUFFED | SMTPD_DATA_AFTER_BARE_LF;
+        d = data_check(".\r\n.\r\n", 6, 1000, 1000);
+        ASSERT_TRUE(d.done);
+        ASSERT_STREQ(d.out, "\n");
+        free(d.out);
+        data_flags = SMTPD_DATA_DOT_STUFFED;
+}
+
+/* BDAT: raw content, no dots, no end marker; the same line ends. */
+TEST(data_bdat) {
+        DataResult d;
+
+        data_flags = 0;
+        d = data_check("a\r\n.\r\n..\r\nb\nc\rd\r", 18, 1000, 1000);
+        ASSERT_TRUE(!d.done && !d.bare_lf && d.consumed == 18);
+        ASSERT_STREQ(d.out, "a\n.\n..\nb\nc\nd\n");      /* the last CR is a line end at the end */
+        free(d.out);
+        d = data_check("x\r\ny", 4, 1000, 1000);
+        ASSERT_STREQ(d.out, "x\ny");
+        free(d.out);
+        d = data_check("12345\r\n", 7, 1000, 5);
+        ASSERT_TRUE(d.too_big);
+        free(d.out);
+        data_flags = SMTPD_DATA_REJECT_BARE_LF;
+        d = data_check("a\r\nb\nc", 7, 1000, 1000);
+        ASSERT_TRUE(d.bare_lf && d.consumed == 4);
+        free(d.out);
+        data_flags = SMTPD_DATA_DOT_STUFFED;
+}
+
+TEST(bdat_vrfy_args) {
+        char address[ADDRESS_MAX + 1];
+        uint64_t size;
+        bool last;
+
+        ASSERT_OK(smtpd_bdat_parse("100", 3, &size, &last));
+        ASSERT_TRUE(size == 100 && !last);
+        ASSERT_OK(smtpd_bdat_parse("0 last", 6, &size, &last));
+        ASSERT_TRUE(size == 0 && last);
+        ASSERT_OK(smtpd_bdat_parse("7 \tLAST", 7, &size, &last));
+        ASSERT_TRUE(size == 7 && last);
+        ASSERT_EQ(smtpd_bdat_parse("", 0, &size, &last), -EINVAL);
+        ASSERT_EQ(smtpd_bdat_parse("LAST", 4, &size, &last), -EINVAL);
+        ASSERT_EQ(smtpd_bdat_parse("10LAST", 6, &size, &last), -EINVAL);
+        ASSERT_EQ(smtpd_bdat_parse("10 LASTX", 8, &size, &last), -EINVAL);
+        ASSERT_EQ(smtpd_bdat_parse("-1", 2, &size, &last), -EINVAL);
+        ASSERT_EQ(smtpd_bdat_parse("1 2", 3, &size, &last), -EINVAL);
+        ASSERT_EQ(smtpd_bdat_parse("18446744073709551616", 20, &size, &last), -EINVAL);
+
+        ASSERT_OK(smtpd_vrfy_parse("root", 4, address));
+        ASSERT_STREQ(address, "root");
+        ASSERT_OK(smtpd_vrfy_parse("<bob@example.org>", 17, address));
+        ASSERT_STREQ(address, "bob@example.org");
+        ASSERT_EQ(smtpd_vrfy_parse("", 0, address), -EINVAL);
+        ASSERT_EQ(smtpd_vrfy_parse("<>", 2, address), -EINVAL);
+        ASSERT_EQ(smtpd_vrfy_parse("a b", 3, address), -EINVAL);
+        ASSERT_EQ(smtpd_vrfy_parse("<a@b> x", 7, address), -EINVAL);
 }
 
 TEST(data_unfinished) {
@@ -320,9 +493,10 @@ TEST(data_limits) {
         ASSERT_EQ(d.consumed, strlen(in) - STRLEN("NOOP\r\n"));
         free(d.out);
 
-        /* A bare LF does not end a line, so it does not reset the count either. */
+        /* A bare LF ends a line, so it resets the count. */
         d = data_check("123\n45\r\n.\r\n", 11, 5, 1000);
-        ASSERT_TRUE(d.done && d.line_too_long);
+        ASSERT_TRUE(d.done && !d.line_too_long);
+        ASSERT_STREQ(d.out, "123\n45\n");
         free(d.out);
 
         /* message_size_limit counts the content as stored, with LF line ends. */
@@ -438,6 +612,7 @@ TEST(status) {
 
 int main(void) {
         RUN(lines);
+        RUN(lines_bare_lf);
         RUN(lines_limit);
         RUN(commands);
         RUN(mail_from);
@@ -445,6 +620,9 @@ int main(void) {
         RUN(data);
         RUN(data_unfinished);
         RUN(data_limits);
+        RUN(data_reject_bare_lf);
+        RUN(data_bdat);
+        RUN(bdat_vrfy_args);
         RUN(data_golden);
         RUN(status);
         return 0;
