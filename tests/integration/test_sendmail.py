@@ -55,8 +55,8 @@ def mails_with_subject(user, subject):
     return [m for m in pb.mbox_messages(user, parsed=True) if m['Subject'] == subject]
 
 
-def wait_for_mail(user, subject, what=None):
-    return pb.wait_until(lambda: mails_with_subject(user, subject),
+def wait_for_mail(user, subject, what=None, timeout=30):
+    return pb.wait_until(lambda: mails_with_subject(user, subject), timeout=timeout,
                          what=what or f'"{subject}" in /var/mail/{user}')[0]
 
 
@@ -255,6 +255,17 @@ class Sendmail(unittest.TestCase):
         plant(name('no-user'), maildrop_bytes('alice', ['bob'], content), owner=54321)
         os.symlink('/etc/shadow', os.path.join(MAILDROP, name('symlink')))
         plant('junk-name', maildrop_bytes('alice', ['bob'], content))
+        unreadable = plant(name('unreadable'), maildrop_bytes('alice', ['bob'], content))
+        os.chown(unreadable, pb.uid('alice'), pwd.getpwnam('alice').pw_gid)    # not group postdrop
+        os.chmod(unreadable, 0o400)
+        # what a sendmail killed while writing leaves behind; old enough to be given up
+        stale = os.path.join(MAILDROP, f'.{base}{len(names):016X}.tmp')
+        names['stale'] = os.path.basename(stale)
+        plant(names['stale'], maildrop_bytes('alice', ['bob'], content)[:40])
+        os.utime(stale, (time.time() - 3 * 86400, time.time() - 3 * 86400))
+        # and a fresh one, which sendmail may still be writing: left alone
+        fresh = os.path.join(MAILDROP, f'.{base}{len(names) + 1:016X}.tmp')
+        plant(os.path.basename(fresh), b'P')
 
         pb.systemctl('start', PATH_UNIT)
         wait_for_mail('bob', good)
@@ -265,7 +276,28 @@ class Sendmail(unittest.TestCase):
             self.assertTrue(recs[-1]['MESSAGE'].endswith('removed'), recs[-1]['MESSAGE'])
             self.assertEqual(int(recs[-1]['PRIORITY']), 4)
         self.assertEqual([m for m in pb.mbox_messages('bob', parsed=True) if m['Subject'] == 'hostile'], [])
+        self.assertFalse(os.path.exists(stale))
+        self.assertTrue(os.path.exists(fresh))
+        os.unlink(fresh)
         self.assertTrue(pb.unit_property(PATH_UNIT, 'ActiveState') == 'active')
+
+    def test_cleanup_unavailable_for_a_while(self):
+        # pickup keeps the file and tries again (with back-off) until cleanup is back
+        pb.systemctl('stop', 'postbus-cleanup.socket', 'postbus-cleanup.service')
+        try:
+            subject = unique_subject('retry')
+            p = sendmail('bob', input=f'Subject: {subject}\n\nlater\n', user='alice')
+            self.assertEqual(p.returncode, 0, p.stderr)
+            pb.wait_until(lambda: any('Cannot reach cleanup' in (r.get('MESSAGE') or '') or
+                                      'connection to cleanup failed' in (r.get('MESSAGE') or '')
+                                      for r in pb.journal(POSTBUS_ROLE='pickup')),
+                          what='pickup to find cleanup unreachable')
+            self.assertTrue(maildrop_files())
+        finally:
+            pb.systemctl('start', 'postbus-cleanup.socket')
+        # pickup's back-off is at most 60 s
+        wait_for_mail('bob', subject, what='the message after cleanup came back', timeout=150)
+        pb.wait_until(lambda: not maildrop_files(), what='an empty maildrop')
 
     def test_mailq_and_flush(self):
         subject = unique_subject('held')
