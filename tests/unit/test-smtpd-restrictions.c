@@ -294,6 +294,18 @@ TEST(evaluate_aliases) {
         ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "");
         env_done(&e);
 
+        /* smtpd_reject_unlisted_recipient = no: only the explicit restriction checks */
+        ASSERT_OK(env_setup(&e, "smtpd_reject_unlisted_recipient = no\nalias_maps = hash:@/aliases\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false), "");
+        env_done(&e);
+        ASSERT_OK(env_setup(&e, "smtpd_reject_unlisted_recipient = no\nalias_maps = hash:@/aliases\n"
+                                "smtpd_recipient_restrictions = reject_unlisted_recipient\n", "192.0.2.1"));
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false), "550 5.1.1", 9) == 0);
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "sales@localhost", false), "");
+        /* not a local domain: not its business */
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@far.example", true), "");
+        env_done(&e);
+
         /* no local_recipient_maps: any local recipient */
         ASSERT_OK(env_setup(&e, "local_recipient_maps =\n", "192.0.2.1"));
         ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false), "");
