@@ -38,7 +38,9 @@ void pickup_discard(Pickup *p, const char *name, uid_t uid, const char *why) {
                 p->temporary_failure = true;
                 return;
         }
-        log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "MAILDROP_FILE", ename }, { "UID", uid_text[0] ? uid_text : NULL }),
+        log_mail(LOG_WARNING, NULL,
+                 LOG_FIELDS({ "MAILDROP_FILE", ename }, { "UID", uid_text[0] ? uid_text : NULL },
+                            { "MESSAGE_ID", POSTBUS_MESSAGE_MAILDROP_FILE_DISCARDED }),
                  "maildrop file %s%s%s: %s; removed", strna(ename), uid_text[0] ? " from uid " : "", uid_text, why);
 }
 

@@ -275,6 +275,10 @@ class Sendmail(unittest.TestCase):
                                  what=f'a journal record of the {tag} file')
             self.assertTrue(recs[-1]['MESSAGE'].endswith('removed'), recs[-1]['MESSAGE'])
             self.assertEqual(int(recs[-1]['PRIORITY']), 4)
+            self.assertEqual(recs[-1]['MESSAGE_ID'], 'a33b42e5d0dd41009d44c22616f5fcf0')
+        # journalctl -x explains it
+        out = pb.run('journalctl', '-b', '-x', '--no-pager', 'MESSAGE_ID=a33b42e5d0dd41009d44c22616f5fcf0')
+        self.assertIn('was not mail and was removed', out)
         self.assertEqual([m for m in pb.mbox_messages('bob', parsed=True) if m['Subject'] == 'hostile'], [])
         self.assertFalse(os.path.exists(stale))
         self.assertTrue(os.path.exists(fresh))
