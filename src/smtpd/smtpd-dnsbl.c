@@ -53,6 +53,76 @@ int smtpd_dnsbl_query_name(const SmtpdAddress *client, const char *domain, char 
         return 0;
 }
 
+static int octet_parse(const char **p, uint8_t *ret) {
+        unsigned v = 0, digits = 0;
+
+        while (**p >= '0' && **p <= '9') {
+                v = v * 10 + (unsigned) (**p - '0');
+                (*p)++;
+                if (++digits > 3 || v > 255)
+                        return -EINVAL;
+        }
+        if (digits == 0)
+                return -EINVAL;
+        *ret = (uint8_t) v;
+        return 0;
+}
+
+int smtpd_dnsbl_filter_parse(const char *s, SmtpdDnsblFilter *ret) {
+        SmtpdDnsblFilter f = {};
+        const char *p = s;
+
+        for (unsigned i = 0; i < 4; i++) {
+                bool list;
+
+                if (i > 0 && *p++ != '.')
+                        return -EINVAL;
+                list = *p == '[';
+                if (list)
+                        p++;
+                for (;;) {
+                        uint8_t lo, hi;
+
+                        if (f.n[i] >= SMTPD_DNSBL_FILTER_RANGES || octet_parse(&p, &lo) < 0)
+                                return -EINVAL;
+                        hi = lo;
+                        if (list && p[0] == '.' && p[1] == '.') {
+                                p += 2;
+                                if (octet_parse(&p, &hi) < 0 || hi < lo)
+                                        return -EINVAL;
+                        }
+                        f.ranges[i][f.n[i]].lo = lo;
+                        f.ranges[i][f.n[i]].hi = hi;
+                        f.n[i]++;
+                        if (!list)
+                                break;
+                        if (*p == ';') {
+                                p++;
+                                continue;
+                        }
+                        if (*p++ != ']')
+                                return -EINVAL;
+                        break;
+                }
+        }
+        if (*p != '\0')
+                return -EINVAL;
+        *ret = f;
+        return 0;
+}
+
+bool smtpd_dnsbl_filter_match(const SmtpdDnsblFilter *f, const uint8_t a[4]) {
+        for (unsigned i = 0; i < 4; i++) {
+                bool match = false;
+
+                for (unsigned k = 0; k < f->n[i] && !match; k++)
+                        match = a[i] >= f->ranges[i][k].lo && a[i] <= f->ranges[i][k].hi;
+                if (!match)
+                        return false;
+        }
+        return true;
+}
+
 /* Writes name in wire form at buf; returns its length. */
 static int name_encode(const char *name, uint8_t *buf, size_t size) {
         size_t len = strlen(name), off = 0;

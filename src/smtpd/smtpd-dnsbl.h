@@ -31,6 +31,23 @@
  * -EAFNOSUPPORT if the address is neither IPv4 nor IPv6, -EINVAL for an empty domain. */
 int smtpd_dnsbl_query_name(const SmtpdAddress *client, const char *domain, char *ret, size_t size);
 
+/* The reply filter of "reject_rbl_client domain=d.d.d.d" (Postfix's syntax): each d is a number, or a list
+ * in brackets of numbers and ranges, "127.0.0.[2..11;20]"; a client is listed only by an A record that
+ * matches. */
+#define SMTPD_DNSBL_FILTER_RANGES 8
+
+typedef struct SmtpdDnsblFilter {
+        struct {
+                uint8_t lo, hi;
+        } ranges[4][SMTPD_DNSBL_FILTER_RANGES];
+        unsigned n[4];
+} SmtpdDnsblFilter;
+
+/* -EINVAL: not such a pattern (a number over 255, a range whose end is below its start, more than
+ * SMTPD_DNSBL_FILTER_RANGES parts in one pair of brackets, not four octets). */
+int smtpd_dnsbl_filter_parse(const char *s, SmtpdDnsblFilter *ret);
+bool smtpd_dnsbl_filter_match(const SmtpdDnsblFilter *f, const uint8_t a[4]);
+
 /* A query for name (text form, no trailing dot needed) of type in class IN, recursion desired, into buf.
  * Returns its length, -ENAMETOOLONG or -EINVAL for a name that cannot be encoded (empty label, label over
  * 63 octets), -ENOBUFS if buf is too small. */

@@ -62,6 +62,7 @@ void smtpd_restriction_list_done(SmtpdRestrictionList *l) {
         for (size_t i = 0; i < l->n; i++) {
                 free(l->items[i].arg);
                 table_free(l->items[i].table);
+                free(l->items[i].filter);
         }
         l->items = mfree(l->items);
         l->n = 0;
@@ -94,6 +95,7 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                         return -EINVAL;
                 }
                 item->type = t;
+                l.n++;          /* from here on, smtpd_restriction_list_done() frees what it holds */
                 if (smtpd_restriction_type_has_arg(t)) {
                         if (!words[i + 1] || smtpd_restriction_type_from_string(words[i + 1]) >= 0) {
                                 log_error("%s: %s: %s needs %s", where, param, words[i],
@@ -106,8 +108,22 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                                 smtpd_restriction_list_done(&l);
                                 return -ENOMEM;
                         }
+                        char *eq = t == SMTPD_RESTRICTION_REJECT_RBL_CLIENT ? strchr(item->arg, '=') : NULL;
+                        if (eq) {
+                                *eq = '\0';
+                                item->filter = malloc(sizeof(SmtpdDnsblFilter));
+                                if (!item->filter) {
+                                        smtpd_restriction_list_done(&l);
+                                        return -ENOMEM;
+                                }
+                                if (item->arg[0] == '\0' || smtpd_dnsbl_filter_parse(eq + 1, item->filter) < 0) {
+                                        log_error("%s: %s: reject_rbl_client %s=%s: expected domain=d.d.d.d, each d "
+                                                  "a number or [n;n..m]", where, param, item->arg, eq + 1);
+                                        smtpd_restriction_list_done(&l);
+                                        return -EINVAL;
+                                }
+                        }
                 }
-                l.n++;
         }
         *ret = l;
         return 0;
@@ -514,7 +530,7 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                         SmtpdRestriction *item = l->items + i;
 
                         if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT) {
-                                if (strchr(item->arg, '=') || strlen(item->arg) > SMTPD_DNS_NAME_MAX - 64) {
+                                if (strlen(item->arg) > SMTPD_DNS_NAME_MAX - 64) {
                                         log_error("%s: %s: reject_rbl_client: unsupported domain \"%s\"", where,
                                                   param, item->arg);
                                         return -EINVAL;
@@ -585,6 +601,8 @@ typedef struct DnsblLookup {
         char name[SMTPD_DNS_NAME_MAX + 1];
         SmtpdDnsQuery *a, *txt;
         DnsblStatus status;
+        uint8_t addresses[SMTPD_DNS_A_MAX][4];  /* the A records of a listed client */
+        unsigned n_addresses;
         char text[SMTPD_DNS_TXT_MAX];
 } DnsblLookup;
 
@@ -628,8 +646,11 @@ static void on_dnsbl_reply(SmtpdDnsQuery *q, int error, const SmtpdDnsReply *rep
                                 log_warning("DNS blocklist lookup of %s failed (rcode %u), not listed.", l->name,
                                             reply->rcode);
                         l->status = DNSBL_FAILED;
-                } else
+                } else {
                         l->status = reply->n_a > 0 ? DNSBL_LISTED : DNSBL_NOT_LISTED;
+                        l->n_addresses = reply->n_a;
+                        memcpy(l->addresses, reply->a, sizeof l->addresses);
+                }
                 /* The text matters only for a listed client. */
                 if (l->status != DNSBL_LISTED && l->txt) {
                         l->txt = smtpd_dns_query_free(l->txt);
@@ -918,7 +939,13 @@ static CheckStatus check_one(CheckContext *ctx, SmtpdRestriction *item) {
                 for (size_t i = 0; i < ctx->cs->n_lookups; i++) {
                         DnsblLookup *l = ctx->cs->lookups + i;
 
+                        bool match = !item->filter;
+
                         if (!strcaseeq(l->domain, item->arg) || l->status != DNSBL_LISTED)
+                                continue;
+                        for (unsigned k = 0; k < l->n_addresses && !match; k++)
+                                match = smtpd_dnsbl_filter_match(item->filter, l->addresses[k]);
+                        if (!match)
                                 continue;
                         return check_reject(ctx, "554 5.7.1 Service unavailable; Client host [%s] blocked using %s%s%s",
                                             in->client->text, l->domain, l->text[0] ? "; " : "", l->text);

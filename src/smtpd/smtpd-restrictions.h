@@ -53,6 +53,7 @@ typedef struct SmtpdRestriction {
         SmtpdRestrictionType type;
         char *arg;                      /* the table spec or DNS domain; NULL for the others */
         Table *table;                   /* check_*_access, once opened */
+        SmtpdDnsblFilter *filter;       /* reject_rbl_client domain=d.d.d.d; NULL: any A record lists */
 } SmtpdRestriction;
 
 typedef struct SmtpdRestrictionList {
@@ -61,8 +62,8 @@ typedef struct SmtpdRestrictionList {
 } SmtpdRestrictionList;
 
 /* Parses a list value ("permit_mynetworks, check_client_access gdbm:/etc/postbus/access reject"). Pure:
- * no table is opened. An unknown name or a missing argument is logged as "<where>: <param>: ..." and is
- * -EINVAL. */
+ * no table is opened. An unknown name, a missing argument or a bad reject_rbl_client filter is logged
+ * as "<where>: <param>: ..." and is -EINVAL. */
 int smtpd_restriction_list_parse(const char *value, const char *param, const char *where,
                                  SmtpdRestrictionList *ret);
 void smtpd_restriction_list_done(SmtpdRestrictionList *l);

@@ -48,6 +48,10 @@ class Dns:
             f'--address=/2.0.0.127.{RBL}/127.0.0.2',
             f'--txt-record=2.0.0.127.{RBL},{RBL_TEXT}',
             f'--address=/9.0.0.127.{RBL}/127.0.0.4',
+            # a second list whose answers are filtered (reject_rbl_client bl.test=127.0.0.[3..11])
+            '--local=/bl.test/',
+            '--address=/10.0.0.127.bl.test/127.0.0.2',
+            '--address=/11.0.0.127.bl.test/127.0.0.5',
         ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if os.path.islink('/etc/resolv.conf'):
             os.unlink('/etc/resolv.conf')
@@ -124,7 +128,8 @@ class Restrictions(unittest.TestCase):
             myhostname=HOST,
             mynetworks='127.0.0.1/32',
             alias_maps=aliases,
-            smtpd_client_restrictions=f'check_client_access {client}, reject_rbl_client {RBL}',
+            smtpd_client_restrictions=f'check_client_access {client}, reject_rbl_client {RBL}, '
+                                      'reject_rbl_client bl.test=127.0.0.[3..11]',
             smtpd_helo_restrictions=f'check_helo_access {helo}, reject_invalid_helo_hostname, '
                                     'reject_non_fqdn_helo_hostname',
             smtpd_sender_restrictions=f'check_sender_access {sender}, reject_non_fqdn_sender',
@@ -225,6 +230,13 @@ class Restrictions(unittest.TestCase):
         self.assertEqual((code, text), (554, f'5.7.1 Service unavailable; Client host [127.0.0.9] blocked using {RBL}'))
         # not listed (NXDOMAIN)
         self.assertEqual(rcpt_reply(self, source='127.0.0.8')[0], 250)
+
+    def test_reject_rbl_client_filter(self):
+        # bl.test answers 127.0.0.5 for 127.0.0.11: inside 127.0.0.[3..11]
+        code, text = rcpt_reply(self, source='127.0.0.11')
+        self.assertEqual((code, text), (554, '5.7.1 Service unavailable; Client host [127.0.0.11] blocked using bl.test'))
+        # and 127.0.0.2 for 127.0.0.10: outside the filter, so not listed
+        self.assertEqual(rcpt_reply(self, source='127.0.0.10')[0], 250)
 
     def test_delay_reject_answers_earlier_commands(self):
         # a client that is refused still gets 250 to EHLO and MAIL: the refusal comes at RCPT

@@ -154,8 +154,32 @@ TEST(reply_truncated) {
         ASSERT_ERR(smtpd_dns_reply_parse(buf, len, 5, "2.0.0.127.zen.test", SMTPD_DNS_TYPE_A, &r), EBADMSG);
 }
 
+TEST(filter) {
+        SmtpdDnsblFilter f;
+
+        ASSERT_OK(smtpd_dnsbl_filter_parse("127.0.0.2", &f));
+        ASSERT_TRUE(smtpd_dnsbl_filter_match(&f, (const uint8_t[]) { 127, 0, 0, 2 }));
+        ASSERT_TRUE(!smtpd_dnsbl_filter_match(&f, (const uint8_t[]) { 127, 0, 0, 3 }));
+        ASSERT_OK(smtpd_dnsbl_filter_parse("127.0.[0;1].[2..11;20]", &f));
+        ASSERT_TRUE(smtpd_dnsbl_filter_match(&f, (const uint8_t[]) { 127, 0, 1, 11 }));
+        ASSERT_TRUE(smtpd_dnsbl_filter_match(&f, (const uint8_t[]) { 127, 0, 0, 20 }));
+        ASSERT_TRUE(!smtpd_dnsbl_filter_match(&f, (const uint8_t[]) { 127, 0, 0, 12 }));
+        ASSERT_TRUE(!smtpd_dnsbl_filter_match(&f, (const uint8_t[]) { 127, 0, 2, 2 }));
+        ASSERT_TRUE(!smtpd_dnsbl_filter_match(&f, (const uint8_t[]) { 128, 0, 0, 2 }));
+
+        ASSERT_ERR(smtpd_dnsbl_filter_parse("127.0.0", &f), EINVAL);
+        ASSERT_ERR(smtpd_dnsbl_filter_parse("127.0.0.256", &f), EINVAL);
+        ASSERT_ERR(smtpd_dnsbl_filter_parse("127.0.0.2.", &f), EINVAL);
+        ASSERT_ERR(smtpd_dnsbl_filter_parse("127.0.0.[11..2]", &f), EINVAL);
+        ASSERT_ERR(smtpd_dnsbl_filter_parse("127.0.0.[2..11", &f), EINVAL);
+        ASSERT_ERR(smtpd_dnsbl_filter_parse("127.0.0.2..3", &f), EINVAL);
+        ASSERT_ERR(smtpd_dnsbl_filter_parse("127.0.0.[1;2;3;4;5;6;7;8;9]", &f), EINVAL);
+        ASSERT_ERR(smtpd_dnsbl_filter_parse("", &f), EINVAL);
+}
+
 int main(void) {
         RUN(query_name);
+        RUN(filter);
         RUN(query_build);
         RUN(reply_a);
         RUN(reply_nxdomain_and_loop);

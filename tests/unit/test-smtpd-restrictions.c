@@ -55,6 +55,13 @@ TEST(list_parse) {
         /* a restriction name is no table */
         ASSERT_ERR(smtpd_restriction_list_parse("check_sender_access reject", "p", "main.cf:1", &l), EINVAL);
         ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client", "p", "main.cf:1", &l), EINVAL);
+        ASSERT_OK(smtpd_restriction_list_parse("reject_rbl_client zen.test=127.0.0.[2..11]", "p", "main.cf:1", &l));
+        ASSERT_EQ(l.n, 1);
+        ASSERT_STREQ(l.items[0].arg, "zen.test");
+        ASSERT_TRUE(l.items[0].filter);
+        smtpd_restriction_list_done(&l);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client zen.test=127.0.0.x", "p", "main.cf:1", &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client =127.0.0.2", "p", "main.cf:1", &l), EINVAL);
 }
 
 TEST(access_result) {
