@@ -281,8 +281,8 @@ static int header_end(LocalHeaderScan *s) {
                 b++;
                 e--;
         }
-        if (e == b)
-                return 0;
+        if (e == b || memchr(s->buf + b, '\0', e - b))
+                return 0;       /* no address */
         v = strndup(s->buf + b, e - b);
         if (!v)
                 return -ENOMEM;

@@ -297,8 +297,20 @@ static void deliver_mailbox(Expand *e, size_t i, const struct passwd *pw, const 
         if (seen(e, LOCAL_TARGET_MAILBOX, 0, pw->pw_name))
                 return;
         m.recipient = address;
-        const UserDelivery u = { .m = &m, .c = e->c, .pw = pw };
-        run_isolated(user_delivery, &u, &r);
+        if (isempty(e->c->home_mailbox)) {
+                /* The mail spool: written with effective ids only, so root comes back; no process needed. */
+                local_deliver_user(&m, e->c, pw, &r);
+                if (local_set_eugid(0, 0) < 0) {
+                        report(e, address, &r);
+                        local_result_set(&r, "4.3.0", "cannot switch back to root: %m");
+                        report(e, address, &r);
+                        _exit(EXIT_SUCCESS);    /* nothing more can be done safely */
+                }
+        } else {
+                /* Home directory delivery gives up root for good: in a process of its own. */
+                const UserDelivery u = { .m = &m, .c = e->c, .pw = pw };
+                run_isolated(user_delivery, &u, &r);
+        }
         report(e, address, &r);
         (void) i;
 }

@@ -1,29 +1,95 @@
-/* local.c: the local delivery role: delivers queued mail to UNIX mailboxes (mbox in the mail spool or the
- * home directory, or Maildir) for qmgr, over org.postbus.Delivery1 on its socket.
+/* local.c: the local delivery role: delivers queued mail for qmgr, over org.postbus.Delivery1 on its socket,
+ * as Postfix's local(8) does: alias_maps, :include: files and ~/.forward expand a recipient into mailboxes
+ * (mbox in the mail spool or the home directory, or Maildir), |commands, /files and addresses elsewhere,
+ * which are submitted to cleanup as a new message.
  *
  * SECURITY
- * local runs as root, because it writes mailboxes as their owners; the unit confines it
- * (ProtectSystem=strict with only /var/mail and /home writable, no network, the capabilities for switching
- * users and for files).
+ * local runs as root, because it writes mailboxes as their owners and runs commands as the users who named
+ * them; the unit confines it (ProtectSystem=strict with only /var/mail and /home writable, no network but
+ * AF_UNIX, the capabilities for switching users and for files), and commands run inside that sandbox.
  * It trusts only its peer, qmgr: connections are accepted from uid 0 and the postbus user alone (SO_PEERCRED
  * at accept), and even so every argument is checked (queue ID syntax, addresses, a regular queue file that
  * must validate as a whole, bounded recipient count, indices within the file). It reads the queue file only
  * through the descriptor qmgr passes.
- * The parent never touches a mailbox: each recipient is delivered by a forked child that holds only the
- * queue file and its result pipe, looks the user up, and acts as the recipient. In the home directory
- * (home_mailbox) it gives up root for good before it touches anything. In the mail spool it creates the
- * mailbox and the dot-lock with the rights of the spool directory (the recipient with the spool's group on
- * Debian; root only where the spool is writable by root alone, then chowning the new file), refuses symbolic
- * links, hard links, non-regular files and mailboxes owned by others, and writes the message with the
- * recipient's effective ids. The only files written are <mail_spool_directory>/<user> and its ".lock", or
- * ~/<home_mailbox> (and its ".lock", or the Maildir's tmp/ and new/). The parent takes the child's report as
- * untrusted: a strict enhanced status code and escaped text of bounded length. */
+ * The parent never touches a mailbox, a user's file or an alias table: each recipient is handled by a
+ * forked child (in a process group of its own, killed whole at the call's deadline) that holds only the
+ * queue file and its report file. The child reads alias tables as root; a .forward file as its user, who
+ * must own it (or root) and be the only one who may write it, else it is ignored with a warning; an
+ * :include: file with the rights of whoever named it. Commands and /files run as the owner of the alias
+ * table, :include: file or .forward that names them, never as root (default_privs instead), only where
+ * allow_mail_to_commands/files allow them, a command in a session of its own with a clean environment
+ * (values from mail filtered), bounded output and command_time_limit, after which its process group is
+ * killed. Loops end: a Delivered-To of the address bounces, so do an address among its own ancestors and
+ * nesting deeper than 100, and at most duplicate_filter_limit destinations are expanded. In the home
+ * directory (home_mailbox) a process gives up root for good before it touches anything. In the mail
+ * spool it creates the mailbox and the dot-lock with the rights of the spool directory (the recipient with
+ * the spool's group on Debian; root only where the spool is writable by root alone, then chowning the new
+ * file), refuses symbolic links, hard links, non-regular files and mailboxes owned by others, and writes
+ * the message with the recipient's effective ids. Forwarded mail goes to cleanup over its socket, as root.
+ * The parent takes the child's report as untrusted: strict enhanced status codes and escaped text of
+ * bounded length. */
 #include <inttypes.h>
 #include <limits.h>
+#include <pwd.h>
 
 #include "bus-util.h"
 #include "local.h"
 #include "log.h"
+#include "table.h"
+
+static int config_error(const Config *c, ConfigParamId id, const char *why, const char *value) {
+        char where[PATH_MAX + 32];
+
+        log_error("%s: %s: \"%s\": %s", config_where(c, id, where, sizeof where), config_params[id].name, value,
+                  why);
+        return -EINVAL;
+}
+
+/* What local alone uses is checked at start, so that a mistake stops the role rather than every delivery. */
+static int local_check_config(const Config *c) {
+        static const ConfigParamId lists[] = { CONFIG_PARAM_allow_mail_to_commands, CONFIG_PARAM_allow_mail_to_files };
+        _cleanup_strv_free_ char **specs = NULL, **paths = NULL;
+        struct passwd *pw;
+        int r;
+
+        errno = 0;
+        pw = getpwnam(c->default_privs);
+        if (!pw)
+                return config_error(c, CONFIG_PARAM_default_privs, "no such user", c->default_privs);
+        if (pw->pw_uid == 0)
+                return config_error(c, CONFIG_PARAM_default_privs, "must not be a privileged user", c->default_privs);
+
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+                _cleanup_strv_free_ char **l = NULL;
+                const char *v = lists[i] == CONFIG_PARAM_allow_mail_to_commands ? c->allow_mail_to_commands
+                                                                                : c->allow_mail_to_files;
+                r = config_split_list(v, &l);
+                if (r < 0)
+                        return log_oom();
+                for (char **s = l; s && *s; s++)
+                        if (!strcaseeq(*s, "alias") && !strcaseeq(*s, "forward") && !strcaseeq(*s, "include"))
+                                return config_error(c, lists[i], "only alias, forward and include are known", *s);
+        }
+
+        r = config_split_list(c->forward_path, &paths);
+        if (r < 0)
+                return log_oom();
+        for (char **p = paths; p && *p; p++) {
+                _cleanup_free_ char *x = NULL;
+                if (local_expand_vars(*p, NULL, &x) < 0)
+                        return config_error(c, CONFIG_PARAM_forward_path, "malformed $name reference", *p);
+        }
+
+        r = config_split_list(c->alias_maps, &specs);
+        if (r < 0)
+                return log_oom();
+        for (char **s = specs; s && *s; s++) {
+                _cleanup_(table_freep) Table *t = NULL;
+                if (table_open(*s, &t) < 0)     /* logs what is wrong with the spec */
+                        return config_error(c, CONFIG_PARAM_alias_maps, "bad table", *s);
+        }
+        return 0;
+}
 
 static int local_setup(Daemon *d) {
         Local *l;
@@ -42,6 +108,10 @@ static int local_setup(Daemon *d) {
                                        config_where(c, CONFIG_PARAM_mailbox_size_limit, where, sizeof where),
                                        c->mailbox_size_limit, c->message_size_limit);
         }
+
+        r = local_check_config(c);
+        if (r < 0)
+                return r;
 
         r = get_user_uid("postbus", &postbus_uid);
         if (r < 0)

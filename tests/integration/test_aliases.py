@@ -257,6 +257,20 @@ class Aliases(unittest.TestCase):
         # the whole process group is gone
         self.assertFalse(any(b"sleep\x00600" in cmdline for cmdline in process_command_lines()))
 
+    def test_zz_bad_default_privs_stops_local(self):
+        # last (by name): it changes main.cf and puts it back
+        pb.set_config(default_privs="root")
+        try:
+            m = marker()
+            pb.send(SENDER, ["bob@localhost"], f"Subject: while local is misconfigured\n\n{m}\n")
+            pb.wait_until(lambda: any('default_privs: "root": must not be a privileged user' in (r.get("MESSAGE") or "")
+                                      for r in pb.journal(_SYSTEMD_UNIT="postbus-local.service")),
+                          what="local's configuration error")
+            self.assertIsNone(mailbox_with("bob", m))
+        finally:
+            pb.set_config(default_privs="nobody")
+        pb.wait_until(lambda: mailbox_with("bob", m), what="the mail once local is set up right")
+
 
 if __name__ == "__main__":
     unittest.main()
