@@ -31,6 +31,17 @@ typedef struct Cleanup {
         CleanupChecks *header_checks;
 } Cleanup;
 
+/* org.postbus.Cleanup1 at /org/postbus/Cleanup1, on $rundir/cleanup (peer-to-peer, callers are smtpd, pickup
+ * and local):
+ *   Submit(h content, s sender, a(sss) recipients, a{ss} attributes) -> s queue_id
+ * content: the message, a sealed memory file or a regular file, LF line ends. sender: "" for <>.
+ * recipients: (address, NOTIFY, ORCPT) each; NOTIFY and ORCPT as RFC 3461 has them ("NEVER" or a list of
+ * SUCCESS, FAILURE, DELAY; "type;xtext"), "" where not given; kept per recipient in the queue file ('O').
+ * attributes: client_address, client_name, client_port, helo_name, protocol; uid (local submission);
+ * extract_recipients=yes (sendmail -t); dsn_ret (FULL, HDRS) and dsn_envid (xtext) of RFC 3461;
+ * smtputf8=yes and body_type (7BIT, 8BITMIME) as the client declared them.
+ * Errors: org.postbus.Error.InvalidArguments (malformed input), .Rejected ("5xx x.y.z text": permanent),
+ * .TemporaryFailure ("4xx x.y.z text"). */
 extern const sd_bus_vtable cleanup_vtable[];
 
 /* Writes one message into incoming/ and returns its queue ID. A rejection comes back as ret_reject
