@@ -402,6 +402,12 @@ static void deliver_file(Expand *e, size_t i) {
         }
         if (seen(e, LOCAL_TARGET_FILE, privs.uid, it->value))
                 return;
+        if (streq(it->value, "/dev/null")) {
+                /* As in Postfix: the usual way to discard mail, delivered without opening anything. */
+                local_result_set(&r, "2.0.0", "delivered to file: /dev/null");
+                report_item(e, i, &r);
+                return;
+        }
         m.recipient = item_address(e, i);
         const FileDelivery f = { .m = &m, .c = e->c, .privs = &privs, .path = it->value };
         run_isolated(file_delivery, &f, &r);

@@ -29,9 +29,10 @@ failcmd:  "|echo no such mailbox >&2; exit 67"
 tempcmd:  "|exit 75"
 slowcmd:  "|sleep 600"
 selfref:  selfref, bob
+devnull:  /dev/null
 """
 USERS = ("alice", "bob", "carol", "dan", "erin", "team", "pipe", "archive", "loopa", "loopb", "failcmd",
-         "tempcmd", "slowcmd", "selfref")
+         "tempcmd", "slowcmd", "selfref", "devnull")
 
 
 def build_aliases():
@@ -177,6 +178,13 @@ class Aliases(unittest.TestCase):
         self.assertIn("\n>From the start\n", msgs[1])
         self.assertTrue(msgs[1].startswith(f"From {SENDER} "))
         self.assertEqual(os.stat(path).st_uid, pwd.getpwnam("nobody").pw_uid)
+
+    def test_dev_null_discards(self):
+        m = marker()
+        qid = pb.send(SENDER, ["devnull@localhost"], f"Subject: discard\n\n{m}\n")
+        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS"), "the /dev/null delivery")
+        self.assertIn("dsn=2.0.0, status=sent (delivered to file: /dev/null)", rec["MESSAGE"])
+        self.assertIsNone(mailbox_with("devnull", m))
 
     def test_forward_to_local_and_remote(self):
         write_forward("dan", "# dan is away\ncarol, remote@example.net\n", 0o644)
