@@ -362,15 +362,21 @@ int smtpd_resolver_new(sd_event *event, SmtpdResolver **ret) {
                 return -ENOMEM;
         r->event = sd_event_ref(event);
 
-        /* glibc's reading of /etc/resolv.conf: its name servers (127.0.0.1 when there is none), "options
-         * timeout:n attempts:n". Only the IPv4 servers are in nsaddr_list in every glibc version. */
+        /* glibc's reading of /etc/resolv.conf: its name servers in order (127.0.0.1 when there is none),
+         * "options timeout:n attempts:n". An IPv6 server leaves its nsaddr_list slot empty and is in
+         * _u._ext.nsaddrs (glibc's layout since 2.26). */
         if (res_ninit(&state) < 0)
                 return log_error_errno(ENOENT, "Failed to read the resolver configuration.");
-        for (int i = 0; i < state.nscount && r->n_servers < DNS_SERVERS_MAX; i++) {
-                if (state.nsaddr_list[i].sin_family != AF_INET)
-                        continue;
-                memcpy(&r->servers[r->n_servers], &state.nsaddr_list[i], sizeof(struct sockaddr_in));
-                r->server_lens[r->n_servers++] = sizeof(struct sockaddr_in);
+        for (int i = 0; i < state.nscount && i < MAXNS && r->n_servers < DNS_SERVERS_MAX; i++) {
+                const struct sockaddr_in6 *in6 = state._u._ext.nsaddrs[i];
+
+                if (state.nsaddr_list[i].sin_family == AF_INET) {
+                        memcpy(&r->servers[r->n_servers], &state.nsaddr_list[i], sizeof(struct sockaddr_in));
+                        r->server_lens[r->n_servers++] = sizeof(struct sockaddr_in);
+                } else if (in6 && in6->sin6_family == AF_INET6) {
+                        memcpy(&r->servers[r->n_servers], in6, sizeof(struct sockaddr_in6));
+                        r->server_lens[r->n_servers++] = sizeof(struct sockaddr_in6);
+                }
         }
         r->timeout_usec = (uint64_t) MAX(state.retrans, 1) * USEC_PER_SEC;
         r->attempts = (unsigned) MAX(state.retry, 1);
@@ -378,7 +384,7 @@ int smtpd_resolver_new(sd_event *event, SmtpdResolver **ret) {
         if (r->n_servers == 0) {
                 struct sockaddr_in *in = (struct sockaddr_in *) &r->servers[0];
 
-                log_warning("No IPv4 name server in the resolver configuration, using 127.0.0.1.");
+                log_warning("No name server in the resolver configuration, using 127.0.0.1.");
                 in->sin_family = AF_INET;
                 in->sin_port = htons(53);
                 in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -31,19 +31,26 @@ def build_table(name, text, aliases=False):
 
 
 class Dns:
-    """dnsmasq answering for zen.test on 127.0.0.53 only, and /etc/resolv.conf pointing at it (the
-    container is thrown away afterwards)."""
+    """dnsmasq answering for zen.test and bl.test on 127.0.0.53 and ::1 only, and /etc/resolv.conf
+    naming the servers smtpd is to ask (the container is thrown away afterwards)."""
 
     proc = None
 
     @classmethod
-    def start(cls):
+    def start(cls, *servers):
+        """Starts dnsmasq once; writes resolv.conf with servers (default 127.0.0.53) each time. smtpd
+        reads resolv.conf when it starts."""
+        servers = servers or (DNS_ADDRESS,)
+        if os.path.islink('/etc/resolv.conf'):
+            os.unlink('/etc/resolv.conf')
+        with open('/etc/resolv.conf', 'w') as f:
+            f.write(''.join(f'nameserver {a}\n' for a in servers) + 'options timeout:2 attempts:2\n')
         if cls.proc:
             return
         dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
         cls.proc = subprocess.Popen([
             dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
-            '--bind-interfaces', f'--listen-address={DNS_ADDRESS}', '--port=53', '--user=root',
+            '--bind-interfaces', f'--listen-address={DNS_ADDRESS},::1', '--port=53', '--user=root',
             f'--local=/{RBL}/',
             f'--address=/2.0.0.127.{RBL}/127.0.0.2',
             f'--txt-record=2.0.0.127.{RBL},{RBL_TEXT}',
@@ -53,24 +60,22 @@ class Dns:
             '--address=/10.0.0.127.bl.test/127.0.0.2',
             '--address=/11.0.0.127.bl.test/127.0.0.5',
         ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if os.path.islink('/etc/resolv.conf'):
-            os.unlink('/etc/resolv.conf')
-        with open('/etc/resolv.conf', 'w') as f:
-            f.write(f'nameserver {DNS_ADDRESS}\noptions timeout:2 attempts:2\n')
-        # dnsmasq is up once it answers.
-        pb.wait_until(lambda: cls.answers() or cls.proc.poll() is not None, what='dnsmasq to answer')
+        # dnsmasq is up once it answers on both addresses.
+        pb.wait_until(lambda: (cls.answers(DNS_ADDRESS) and cls.answers('::1')) or cls.proc.poll() is not None,
+                      what='dnsmasq to answer')
         if cls.proc.poll() is not None:
             raise AssertionError(f'dnsmasq exited: {cls.proc.stderr.read()!r}')
 
     @staticmethod
-    def answers():
-        """True if a DNS query for 2.0.0.127.zen.test over UDP gets a reply."""
+    def answers(server):
+        """True if a DNS query for 2.0.0.127.zen.test over UDP to server gets a reply."""
         name = b''.join(bytes([len(x)]) + x for x in f'2.0.0.127.{RBL}'.encode().split(b'.')) + b'\0'
         query = struct.pack('>HHHHHH', 0x5151, 0x0100, 1, 0, 0, 0) + name + struct.pack('>HH', 1, 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        family = socket.AF_INET6 if ':' in server else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.settimeout(1)
             try:
-                sock.sendto(query, (DNS_ADDRESS, 53))
+                sock.sendto(query, (server, 53))
                 return sock.recv(512)[:2] == b'\x51\x51'
             except OSError:
                 return False
@@ -110,7 +115,7 @@ class Restrictions(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         pb.add_user('erin')
-        Dns.start()
+        Dns.start(DNS_ADDRESS)
         client = build_table('client_access', '127.0.0.3 REJECT no thanks\n'
                                               '127.0.0.4 550 5.7.0 custom refusal\n'
                                               '127.0.0.5 DEFER\n'
@@ -290,12 +295,13 @@ class ListBasics(unittest.TestCase):
 
 class DelayRejectNo(unittest.TestCase):
     """smtpd_delay_reject = no: client restrictions at connect (the greeting waits for the DNS blocklist),
-    HELO restrictions at HELO, sender restrictions at MAIL."""
+    HELO restrictions at HELO, sender restrictions at MAIL. The first name server of resolv.conf is
+    dead (nothing listens on 127.0.0.54: the query goes on to the next) and the second is IPv6."""
 
     @classmethod
     def setUpClass(cls):
         pb.add_user('erin')
-        Dns.start()
+        Dns.start('127.0.0.54', '::1')
         client = build_table('client_access2', '127.0.0.3 REJECT no thanks\n')
         reset_smtpd()
         pb.set_config(
