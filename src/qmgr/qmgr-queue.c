@@ -101,8 +101,9 @@ void qmgr_message_finish(QmgrMessage *m) {
         }
 }
 
-/* Loads active/<id> and starts its delivery. */
-static int load_active(Qmgr *q, const char *id) {
+/* Loads active/<id> and starts its delivery. A message fresh from incoming that cleanup marked for the
+ * hold queue (header_checks HOLD) goes there instead. */
+static int load_active(Qmgr *q, const char *id, QueueName from) {
         _cleanup_close_ int fd = -EBADF;
         QmgrMessage *m;
         int r;
@@ -127,6 +128,18 @@ static int load_active(Qmgr *q, const char *id) {
                 return r;
         }
         fd = safe_close(fd);
+        const char *hold = from == QUEUE_INCOMING ? queue_envelope_attr(m->envelope, "hold") : NULL;
+        if (hold) {
+                _cleanup_free_ char *why = log_escape(hold, strlen(hold));
+                r = move_file(q, QUEUE_ACTIVE, QUEUE_HOLD, id);
+                if (r < 0)
+                        log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to move to the hold queue: %s", strerror(-r));
+                else
+                        log_mail(LOG_INFO, id, LOG_FIELDS({ "QUEUE", "hold" }), "held: %s", strempty(why));
+                queue_envelope_free(m->envelope);
+                free(m);
+                return r;
+        }
         m->qmgr = q;
         memcpy(m->id, id, QUEUE_ID_SIZE);
         unsigned h = id_hash(id);
@@ -165,7 +178,7 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
                         return r;
                 }
         }
-        return load_active(q, id);
+        return load_active(q, id, from);
 }
 
 /* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */

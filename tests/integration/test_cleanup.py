@@ -1,0 +1,263 @@
+"""cleanup, complete: canonical maps, masquerading and virtual aliases (with a loop) changing where mail
+goes, header_checks (REJECT, DISCARD, HOLD, IGNORE, and a bad rule as a configuration error), and for
+local mail the From, Date and Message-ID headers cleanup adds and sendmail -t recipient extraction with
+Bcc removed, submitted over cleanup's own socket as pickup does."""
+import os
+import smtplib
+import unittest
+
+import dbus
+
+import postbus as pb
+
+HOST = 'mail.example.test'
+CANONICAL = '/etc/postbus/canonical'
+SENDER_CANONICAL = '/etc/postbus/sender_canonical'
+VIRTUAL = '/etc/postbus/virtual'
+HEADER_CHECKS = '/etc/postbus/header_checks'
+
+
+def p2p_connect(address):
+    """A peer-to-peer D-Bus connection to a role's socket, ready for calls. The handshake is finished with
+    a Ping (libdbus knows only then whether descriptors may pass). An sd-bus server handles what a
+    libdbus client sent in the same packet as the end of the handshake (BEGIN) only once more data
+    arrives, so the Ping is repeated until one is answered."""
+    conn = dbus.connection.Connection(address)
+    for attempt in range(20):
+        try:
+            conn.call_blocking(None, '/', 'org.freedesktop.DBus.Peer', 'Ping', '', (), timeout=1)
+            return conn
+        except dbus.exceptions.DBusException as e:
+            if e.get_dbus_name() != 'org.freedesktop.DBus.Error.NoReply' or attempt == 19:
+                conn.close()
+                raise
+
+
+def configure(**params):
+    """set_config, with the start-rate counters of the roles reset first: these tests restart the roles
+    more often than systemd's default start limit allows in ten seconds."""
+    pb.systemctl('reset-failed', 'postbus-*', check=False)
+    pb.set_config(**params)
+
+
+def build_table(path, text):
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    pb.run('postbusctl', 'map', 'build', path)
+
+
+def submit(sender, recipients, content, **attrs):
+    """Submits a message to cleanup's org.postbus.Cleanup1.Submit over its socket, as pickup does;
+    returns the queue ID. Raises DBusException for a rejection."""
+    conn = p2p_connect('unix:path=/run/postbus/cleanup')
+    fd = os.memfd_create('message')
+    try:
+        os.write(fd, content.encode('utf-8'))
+        obj = conn.get_object(None, '/org/postbus/Cleanup1', introspect=False)
+        attributes = dbus.Dictionary({k: str(v) for k, v in attrs.items()}, signature='ss')
+        method = obj.get_dbus_method('Submit', 'org.postbus.Cleanup1')
+        try:
+            return str(method(dbus.types.UnixFd(fd), sender, dbus.Array([(r, '', '') for r in recipients],
+                                                                        signature='(sss)'),
+                              attributes, signature='hsa(sss)a{ss}'))
+        except dbus.exceptions.DBusException as e:
+            if 'Malformed' not in str(e) and 'signature' not in str(e).lower():
+                raise
+            return str(method(dbus.types.UnixFd(fd), sender, dbus.Array(recipients, signature='s'),
+                              attributes, signature='hsasa{ss}'))
+    finally:
+        os.close(fd)
+        conn.close()
+
+
+def mail_with(user, marker):
+    return next((m for m in pb.mbox_messages(user) if marker in m), None)
+
+
+def wait_mail(user, marker):
+    return pb.wait_until(lambda: mail_with(user, marker), what=f'mail {marker} for {user}')
+
+
+def queue_files(qid):
+    return [q for q in ('incoming', 'active', 'deferred', 'hold', 'corrupt')
+            if os.path.exists(f'/var/spool/postbus/{q}/{qid}')]
+
+
+class Cleanup(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for u in ('alice', 'bob', 'carol'):
+            pb.add_user(u)
+        configure(myhostname=HOST, mydomain='example.test', canonical_maps='', sender_canonical_maps='',
+                      virtual_alias_maps='', masquerade_domains='', header_checks='')
+
+    def tearDown(self):
+        configure(canonical_maps='', sender_canonical_maps='', virtual_alias_maps='',
+                      masquerade_domains='', masquerade_exceptions='', header_checks='')
+
+    def test_canonical_maps(self):
+        build_table(CANONICAL, '@legacy.test @mail.example.test\n'
+                               'robert@old.test bob\n')
+        build_table(SENDER_CANONICAL, 'carol@mail.example.test Carol.Example@example.org\n')
+        configure(canonical_maps=f'gdbm:{CANONICAL}', sender_canonical_maps=f'hash:{SENDER_CANONICAL}')
+
+        # @domain keeps the user; a result without a domain gets $myorigin from rewrite
+        qid = pb.send('carol@mail.example.test', ['alice@legacy.test', 'robert@old.test'], 'Subject: canon\n\nx\n')
+        m = wait_mail('alice', qid)
+        self.assertIn(f'\nDelivered-To: alice@{HOST}\n', m)
+        self.assertIn('\nReturn-Path: <Carol.Example@example.org>\n', m)
+        m = wait_mail('bob', qid)
+        self.assertIn(f'\nDelivered-To: bob@{HOST}\n', m)
+
+        # a rebuilt table is used without a restart
+        cleanup = pb.unit_property('postbus-cleanup.service', 'InvocationID')
+        build_table(CANONICAL, '@legacy.test @mail.example.test\nrobert@old.test carol\n')
+        qid = pb.send('x@example.org', ['robert@old.test'], 'Subject: canon2\n\nx\n')
+        wait_mail('carol', qid)
+        self.assertEqual(pb.unit_property('postbus-cleanup.service', 'InvocationID'), cleanup)
+
+    def test_masquerade(self):
+        configure(masquerade_domains='!keep.example.test, example.test', masquerade_exceptions='root')
+        qid = pb.send('carol@host.sub.example.test', ['alice@localhost'], 'Subject: masq\n\nx\n')
+        self.assertIn('\nReturn-Path: <carol@example.test>\n', wait_mail('alice', qid))
+        qid = pb.send('carol@a.keep.example.test', ['alice@localhost'], 'Subject: masq2\n\nx\n')
+        self.assertIn('\nReturn-Path: <carol@a.keep.example.test>\n', wait_mail('alice', qid))
+        qid = pb.send('root@host.example.test', ['alice@localhost'], 'Subject: masq3\n\nx\n')
+        self.assertIn('\nReturn-Path: <root@host.example.test>\n', wait_mail('alice', qid))
+        # recipients are not masqueraded
+        qid = pb.send('x@example.org', ['bob@localhost'], 'Subject: masq4\n\nx\n')
+        self.assertIn('\nDelivered-To: bob@localhost\n', wait_mail('bob', qid))
+
+    def test_virtual_alias(self):
+        build_table(VIRTUAL, 'team@virtual.test alice, bob@mail.example.test, nested@virtual.test\n'
+                             'nested@virtual.test carol\n'
+                             'keep@virtual.test keep@virtual.test, alice\n'
+                             '@catchall.test bob\n'
+                             'loop1@virtual.test loop2@virtual.test\n'
+                             'loop2@virtual.test loop3@virtual.test\n'
+                             'loop3@virtual.test loop1@virtual.test\n')
+        configure(virtual_alias_maps=f'gdbm:{VIRTUAL}')
+
+        qid = pb.send('x@example.org', ['team@virtual.test'], 'Subject: team\n\nx\n')
+        for user in ('alice', 'bob', 'carol'):
+            self.assertIn(f'\nDelivered-To: {user}@{HOST}\n', wait_mail(user, qid))
+        qid = pb.send('x@example.org', ['anyone@catchall.test'], 'Subject: catch\n\nx\n')
+        wait_mail('bob', qid)
+        # "a -> a, b" keeps a: keep@virtual.test goes on to smtp (deferred), alice gets her copy
+        qid = pb.send('x@example.org', ['keep@virtual.test'], 'Subject: keep\n\nx\n')
+        wait_mail('alice', qid)
+        rec = pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='deferred'), what='the deferral')
+        self.assertEqual(rec[0]['RECIPIENT'], 'keep@virtual.test')
+
+        # a loop ends with a clear rejection, and a journal record saying why
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['loop1@virtual.test'], 'Subject: loop\n\nx\n')
+        self.assertEqual(e.exception.smtp_code, 554)
+        self.assertIn(b'5.4.6', e.exception.smtp_error)
+        self.assertIn(b'loop', e.exception.smtp_error.lower())
+        self.assertTrue(any('virtual alias loop' in (m or '') for m in
+                            pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service')))
+        # and cleanup is still there for the next message
+        qid = pb.send('x@example.org', ['nested@virtual.test'], 'Subject: after loop\n\nx\n')
+        wait_mail('carol', qid)
+
+    def test_virtual_alias_expansion_limit(self):
+        build_table(VIRTUAL, 'many@virtual.test ' + ', '.join(f'u{i}@elsewhere.test' for i in range(20)) + '\n')
+        configure(virtual_alias_maps=f'gdbm:{VIRTUAL}', virtual_alias_expansion_limit=10)
+        try:
+            with self.assertRaises(smtplib.SMTPDataError) as e:
+                pb.send('x@example.org', ['many@virtual.test'], 'Subject: many\n\nx\n')
+            self.assertEqual(e.exception.smtp_code // 100, 4)
+            self.assertIn(b'expansion limit', e.exception.smtp_error)
+        finally:
+            configure(virtual_alias_expansion_limit=1000)
+
+    def test_header_checks(self):
+        with open(HEADER_CHECKS, 'w') as f:
+            f.write('# header_checks\n'
+                    '/^Subject:.*forbidden/ REJECT 5.7.1 Forbidden subject here\n'
+                    '/^X-Multi: first second/ REJECT joined continuation\n'
+                    '/^X-Discard:/ DISCARD\n'
+                    '/^X-Hold:/ HOLD held for review\n'
+                    '/^X-Secret:/ IGNORE\n')
+        configure(header_checks=f'regexp:{HEADER_CHECKS}')
+
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['alice@localhost'], 'Subject: a forbidden word\n\nx\n')
+        self.assertEqual(e.exception.smtp_code, 550)
+        self.assertIn(b'5.7.1 Forbidden subject here', e.exception.smtp_error)
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['alice@localhost'], 'X-Multi: first\n second\nSubject: m\n\nx\n')
+        self.assertIn(b'joined continuation', e.exception.smtp_error)
+
+        # DISCARD: accepted, never queued
+        qid = pb.send('x@example.org', ['alice@localhost'], 'X-Discard: yes\nSubject: discard me\n\nx\n')
+        self.assertEqual(queue_files(qid), [])
+        self.assertTrue(any('DISCARD: header X-Discard: yes' in (m or '') for m in
+                            pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service')))
+
+        # HOLD: in the hold queue, listed there by the queue's API, not delivered
+        qid = pb.send('x@example.org', ['alice@localhost'], 'X-Hold: yes\nSubject: hold me\n\nx\n')
+        pb.wait_until(lambda: queue_files(qid) == ['hold'], what='the message in hold')
+        listed = pb.busctl_call('ListMessages', 's', 'hold')[0]
+        self.assertIn(qid, [m[0] for m in listed])
+        self.assertTrue(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='qmgr'))
+
+        # IGNORE: the header is gone, the rest delivered
+        qid = pb.send('x@example.org', ['alice@localhost'], 'X-Secret: s3cret\nSubject: ignore\n\nbody\n')
+        m = wait_mail('alice', qid)
+        self.assertNotIn('X-Secret', m)
+        self.assertIn('\nSubject: ignore\n', m)
+        self.assertIsNone(mail_with('alice', 'hold me'))
+
+    def test_header_checks_bad_rule(self):
+        with open(HEADER_CHECKS, 'w') as f:
+            f.write('/^Subject: fine/ REJECT fine\n/^Subject: (broken/ REJECT broken\n')
+        configure(header_checks=f'regexp:{HEADER_CHECKS}')
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['alice@localhost'], 'Subject: x\n\nx\n')
+        self.assertEqual(e.exception.smtp_code // 100, 4)
+        pb.wait_until(lambda: any(f'{HEADER_CHECKS}:2: bad regular expression' in (m or '') for m in
+                                  pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service')),
+                      what='the file:line of the bad rule in the journal')
+        pb.systemctl('reset-failed', 'postbus-cleanup.service', 'postbus-cleanup.socket', check=False)
+        pb.systemctl('start', 'postbus-cleanup.socket')
+
+    def test_local_mail_headers(self):
+        qid = submit('alice', ['bob'], 'Subject: from pickup\n\nhello\n',
+                     origin='pickup', uid=pb.uid('alice'), full_name='Alice Example')
+        m = wait_mail('bob', qid)
+        self.assertIn(f'\nFrom: Alice Example <alice@{HOST}>\n', m)
+        self.assertIn('\nDate: ', m)
+        self.assertIn(f'\nMessage-ID: <', m)
+        self.assertIn(f'\nReturn-Path: <alice@{HOST}>\n', m)
+        self.assertIn(f'\nDelivered-To: bob@{HOST}\n', m)
+        # a full name with specials is quoted
+        qid = submit('alice', ['bob'], 'Subject: quoted\n\nhello\n', origin='pickup', full_name='Example, Alice')
+        self.assertIn(f'\nFrom: "Example, Alice" <alice@{HOST}>\n', wait_mail('bob', qid))
+
+    def test_extract_recipients(self):
+        content = ('From: alice\nTo: Bob <bob>, undisclosed:;\nCc: "Carol (C)" <carol@mail.example.test>\n'
+                   'Bcc: alice@localhost\nSubject: extract\n\nbody\n')
+        qid = submit('alice', [], content, origin='pickup', extract_recipients='yes')
+        for user in ('alice', 'bob', 'carol'):
+            m = wait_mail(user, qid)
+            self.assertNotIn('\nBcc:', m)
+            self.assertIn('\nTo: Bob <bob>, undisclosed:;\n', m)
+        # with Resent- headers, only the Resent- recipients
+        content = ('From: alice\nTo: bob\nResent-From: alice\nResent-To: carol\nResent-Bcc: alice\n'
+                   'Subject: resent\n\nbody\n')
+        qid = submit('alice', [], content, origin='pickup', extract_recipients='yes')
+        m = wait_mail('carol', qid)
+        self.assertNotIn('Resent-Bcc', m)
+        wait_mail('alice', qid)
+        rcpts = {r.get('RECIPIENT') for r in pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='sent')}
+        self.assertEqual(rcpts, {f'carol@{HOST}', f'alice@{HOST}'})
+        # no recipient anywhere: rejected
+        with self.assertRaises(dbus.exceptions.DBusException) as e:
+            submit('alice', [], 'Subject: nobody\n\nx\n', origin='pickup', extract_recipients='yes')
+        self.assertIn('No recipient addresses found', str(e.exception))
+
+
+if __name__ == '__main__':
+    unittest.main()
