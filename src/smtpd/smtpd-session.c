@@ -1011,7 +1011,7 @@ static void session_process(SmtpdSession *s) {
                         return;
                 }
                 if (r == -E2BIG)
-                        session_reply(s, "500 5.5.2 Error: line too long");
+                        s->stage = "UNKNOWN", session_reply(s, "500 5.5.2 Error: line too long");
                 else
                         session_command(s, line, line_len);
         }
@@ -1197,7 +1197,8 @@ static void refuse(Smtpd *server, int fd, const SmtpdAddress *client) {
         char reply[SMTPD_REPLY_LINE_MAX];
         int n;
 
-        log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", client->text }),
+        log_mail(LOG_WARNING, NULL,
+                 LOG_FIELDS({ "CLIENT_ADDRESS", client->text }, { "SMTP_COMMAND", "CONNECT" }, { "DSN", "4.7.0" }),
                  "Too many connections (smtpd_session_limit=%" PRIi64 "), refused unknown[%s]",
                  server->config->smtpd_session_limit, client->text);
         n = snprintf(reply, sizeof reply, "421 4.7.0 %s Error: too many connections\r\n",
