@@ -30,6 +30,17 @@ typedef struct VirtualNode {
         struct VirtualNode *round_next; /* the frontier of the current round */
 } VirtualNode;
 
+/* An address in a header that canonical maps and masquerading may change. */
+typedef struct HeaderAddress {
+        size_t start, end;              /* of the addr-spec in the content */
+        char *original;
+        char *address;                  /* what it becomes */
+        bool sender;                    /* From, Sender, Reply-To, ...: else To, Cc, ... */
+} HeaderAddress;
+
+/* Most addresses in the headers of one message that cleanup rewrites; those beyond are left alone. */
+#define CLEANUP_HEADER_ADDRESSES_MAX 10000U
+
 struct CleanupJob {
         Cleanup *cleanup;
         sd_bus_message *request;
@@ -46,6 +57,8 @@ struct CleanupJob {
 
         CleanupRange *drops;
         size_t n_drops;
+        HeaderAddress *header_addresses;
+        size_t n_header_addresses;
         char *hold;
         bool discard;
         char *reject;                   /* "550 5.7.1 ...": the permanent answer */
@@ -78,6 +91,11 @@ static void job_free(CleanupJob *j) {
         strv_free(j->dsn_notify);
         strv_free(j->dsn_orcpt);
         free(j->drops);
+        for (size_t i = 0; i < j->n_header_addresses; i++) {
+                free(j->header_addresses[i].original);
+                free(j->header_addresses[i].address);
+        }
+        free(j->header_addresses);
         free(j->hold);
         free(j->reject);
         free(j->defer);
@@ -411,6 +429,18 @@ static void step_maps(CleanupJob *j) {
                 if (r > 0)
                         job_rewrite(j, &j->recipients[i]);
         }
+        /* Header addresses too (canonical_classes: all four by default); as they stand in the header. */
+        for (size_t i = 0; i < j->n_header_addresses; i++) {
+                HeaderAddress *a = j->header_addresses + i;
+                r = apply_canonical(j, &a->address, a->sender ? c->sender_canonical_maps : c->recipient_canonical_maps,
+                                    c->canonical_maps);
+                if (r < 0) {
+                        job_reply_error(j);
+                        return;
+                }
+                if (r > 0)
+                        job_rewrite(j, &a->address);
+        }
         job_round_start(j, step_masquerade);
         (void) out;
 }
@@ -430,6 +460,21 @@ static void step_masquerade(CleanupJob *j) {
                 if (r > 0) {
                         free(j->sender);
                         j->sender = out;
+                }
+        }
+        /* masquerade_classes: envelope_sender, header_sender, header_recipient. */
+        for (size_t i = 0; i < j->n_header_addresses; i++) {
+                HeaderAddress *a = j->header_addresses + i;
+                out = NULL;
+                r = cleanup_masquerade(c->masquerade_domains, c->masquerade_exceptions, a->address, &out);
+                if (r < 0) {
+                        job_set_defer(j, "451 4.3.0 Error: out of memory");
+                        job_reply_error(j);
+                        return;
+                }
+                if (r > 0) {
+                        free(a->address);
+                        a->address = out;
                 }
         }
         step_virtual_start(j);
@@ -514,6 +559,11 @@ static int job_dsn_options(CleanupJob *j, char **vec, size_t k, const char ***re
         return 0;
 }
 
+static int range_cmp(const void *a, const void *b) {
+        const CleanupRange *x = a, *y = b;
+        return (x->start > y->start) - (x->start < y->start);
+}
+
 static void step_write(CleanupJob *j) {
         Cleanup *c = j->cleanup;
         _cleanup_free_ char *reject = NULL;
@@ -564,14 +614,37 @@ static void step_write(CleanupJob *j) {
                 return;
         }
 
+        /* The header edits: removed headers, and the addresses that changed outside them, in order. */
+        size_t n_edits = 0;
+        CleanupRange *edits = calloc(j->n_drops + j->n_header_addresses + 1, sizeof(CleanupRange));
+        if (!edits) {
+                free(vec);
+                job_set_defer(j, "451 4.3.0 Error: out of memory");
+                job_reply_error(j);
+                return;
+        }
+        for (size_t i = 0; i < j->n_drops; i++)
+                edits[n_edits++] = j->drops[i];
+        for (size_t i = 0; i < j->n_header_addresses; i++) {
+                const HeaderAddress *a = j->header_addresses + i;
+                bool dropped = false;
+                if (streq(a->address, a->original))
+                        continue;
+                for (size_t d = 0; d < j->n_drops && !dropped; d++)
+                        dropped = a->start >= j->drops[d].start && a->end <= j->drops[d].end;
+                if (!dropped)
+                        edits[n_edits++] = (CleanupRange) { a->start, a->end, a->address };
+        }
+        qsort(edits, n_edits, sizeof(CleanupRange), range_cmp);
+
         CleanupRequest req = {
                 .content = j->content,
                 .size = j->size,
                 .sender = j->sender,
                 .recipients = vec,
                 .attrs = j->attrs,
-                .drops = j->drops,
-                .n_drops = j->n_drops,
+                .edits = edits,
+                .n_edits = n_edits,
                 .hold = j->hold,
         };
         r = job_dsn_options(j, vec, k, &req.dsn_notify, &req.dsn_orcpt);
@@ -580,6 +653,7 @@ static void step_write(CleanupJob *j) {
         free(req.dsn_notify);
         free(req.dsn_orcpt);
         free(vec);
+        free(edits);
         if (r < 0) {
                 job_set_defer(j, "451 4.3.0 Error: queue file write error");
                 job_reply_error(j);
@@ -602,7 +676,7 @@ static int add_drop(CleanupJob *j, size_t start, size_t end) {
         if (!n)
                 return -ENOMEM;
         j->drops = n;
-        j->drops[j->n_drops++] = (CleanupRange) { start, end };
+        j->drops[j->n_drops++] = (CleanupRange) { .start = start, .end = end };
         return 0;
 }
 
@@ -636,6 +710,73 @@ static char *logical_header(const char *h, size_t len, size_t limit) {
                         *o++ = h[i];
         *o = '\0';
         return out;
+}
+
+static const char *const sender_headers[] = {
+        "From", "Sender", "Reply-To", "Return-Receipt-To", "Errors-To", "Resent-From", "Resent-Sender",
+        "Resent-Reply-To", NULL,
+};
+static const char *const recipient_headers[] = {
+        "To", "Cc", "Bcc", "Apparently-To", "Resent-To", "Resent-Cc", "Resent-Bcc", NULL,
+};
+
+/* Notes the addresses of a sender or recipient header, for canonical maps and masquerading (and for
+ * rewrite, in local mail). */
+static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, size_t start) {
+        Cleanup *c = j->cleanup;
+        bool sender = false, recipient = false;
+        CleanupAddress *list = NULL;
+        int n;
+
+        if (table_list_is_empty(c->canonical_maps) && table_list_is_empty(c->sender_canonical_maps) &&
+            table_list_is_empty(c->recipient_canonical_maps) && !c->masquerade_domains[0] &&
+            !streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup"))
+                return 0;
+        for (const char *const *n1 = sender_headers; *n1 && !sender; n1++)
+                sender = name_is(h, hlen, *n1);
+        for (const char *const *n2 = recipient_headers; *n2 && !recipient; n2++)
+                recipient = name_is(h, hlen, *n2);
+        if (!sender && !recipient)
+                return 0;
+        if (j->n_header_addresses >= CLEANUP_HEADER_ADDRESSES_MAX)
+                return 0;
+
+        const char *colon = memchr(h, ':', hlen);
+        size_t value = (size_t) (colon + 1 - h);
+        n = cleanup_addrlist_parse(colon + 1, hlen - value, CLEANUP_HEADER_ADDRESSES_MAX - j->n_header_addresses,
+                                   &list);
+        if (n == -E2BIG)
+                return 0;       /* too many to rewrite: the header stays as it is */
+        if (n < 0)
+                return n;
+        HeaderAddress *na = realloc(j->header_addresses,
+                                    (j->n_header_addresses + (size_t) n + 1) * sizeof(HeaderAddress));
+        if (!na) {
+                cleanup_addrlist_free(list, (size_t) n);
+                return -ENOMEM;
+        }
+        j->header_addresses = na;
+        for (int i = 0; i < n; i++) {
+                /* Only plain addr-specs that an envelope could carry, written without comments or white
+                 * space inside: the rewritten text replaces the whole span. */
+                if (!address_valid(list[i].address) || list[i].end - list[i].start != strlen(list[i].address))
+                        continue;
+                HeaderAddress *a = na + j->n_header_addresses;
+                a->start = start + value + list[i].start;
+                a->end = start + value + list[i].end;
+                a->sender = sender;
+                a->original = strdup(list[i].address);
+                a->address = strdup(list[i].address);
+                if (!a->original || !a->address) {
+                        free(a->original);
+                        free(a->address);
+                        cleanup_addrlist_free(list, (size_t) n);
+                        return -ENOMEM;
+                }
+                j->n_header_addresses++;
+        }
+        cleanup_addrlist_free(list, (size_t) n);
+        return 0;
 }
 
 static int header_pass(CleanupJob *j, size_t header_end) {
@@ -707,6 +848,10 @@ static int header_pass(CleanupJob *j, size_t header_end) {
                                         break;
                                 }
                 }
+
+                r = collect_header_addresses(j, h, hlen, start);
+                if (r < 0)
+                        return r;
 
                 if (!extract)
                         continue;
@@ -826,10 +971,14 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender,
                 return 0;
         }
 
-        /* Round one: the canonical form of the envelope. */
+        /* Round one: the canonical form of the envelope, and of the header addresses of local mail (as
+         * Postfix's local_header_rewrite_clients: mail from other hosts keeps its headers as written). */
         job_rewrite(j, &j->sender);
         for (size_t i = 0; i < j->n_recipients; i++)
                 job_rewrite(j, &j->recipients[i]);
+        if (streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup"))
+                for (size_t i = 0; i < j->n_header_addresses; i++)
+                        job_rewrite(j, &j->header_addresses[i].address);
         job_round_start(j, step_maps);
         return 0;
 }

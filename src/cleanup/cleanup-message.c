@@ -173,14 +173,18 @@ static int write_queue_file(QueueWriter *w, Cleanup *c, const CleanupRequest *re
         if ((r = write_envelope(w, req, now_usec)) < 0 ||
             (r = write_received(w, c, req, id, now)) < 0)
                 goto finish;
-        /* The headers, less those header_checks said to IGNORE and Bcc when recipients were extracted. */
+        /* The headers, less those header_checks said to IGNORE and Bcc when recipients were extracted,
+         * with their addresses as canonical and masquerading made them. */
         size_t from = 0;
-        for (size_t i = 0; i < req->n_drops; i++) {
-                if (req->drops[i].start < from || req->drops[i].end > h.header_end)
+        for (size_t i = 0; i < req->n_edits; i++) {
+                const CleanupRange *e = req->edits + i;
+                if (e->start < from || e->end > h.header_end)
                         continue;
-                if ((r = queue_writer_content(w, content + from, req->drops[i].start - from)) < 0)
+                if ((r = queue_writer_content(w, content + from, e->start - from)) < 0)
                         goto finish;
-                from = req->drops[i].end;
+                if (e->text && (r = queue_writer_content(w, e->text, strlen(e->text))) < 0)
+                        goto finish;
+                from = e->end;
         }
         if ((r = queue_writer_content(w, content + from, h.header_end - from)) < 0)
                 goto finish;

@@ -46,8 +46,10 @@ extern const sd_bus_vtable cleanup_vtable[];
 
 /* Writes one message into incoming/ and returns its queue ID. A rejection comes back as ret_reject
  * ("554 5.4.6 ..."), with 0 returned; a negative errno is a temporary failure. */
+/* An edit of the header section: the bytes start..end are replaced by text, or removed (text NULL). */
 typedef struct CleanupRange {
         size_t start, end;
+        const char *text;
 } CleanupRange;
 
 typedef struct CleanupRequest {
@@ -58,8 +60,8 @@ typedef struct CleanupRequest {
         char **attrs;                   /* "name=value" */
         const char **dsn_notify;        /* per recipient, RFC 3461 NOTIFY or NULL/""; NULL: none at all */
         const char **dsn_orcpt;         /* per recipient, RFC 3461 ORCPT or NULL/""; NULL: none at all */
-        const CleanupRange *drops;      /* headers left out, in order */
-        size_t n_drops;
+        const CleanupRange *edits;      /* headers left out, addresses rewritten: in order, disjoint */
+        size_t n_edits;
         const char *hold;               /* the reason the message goes to the hold queue, or NULL */
 } CleanupRequest;
 

@@ -102,10 +102,15 @@ class Cleanup(unittest.TestCase):
         configure(canonical_maps=f'gdbm:{CANONICAL}', sender_canonical_maps=f'hash:{SENDER_CANONICAL}')
 
         # @domain keeps the user; a result without a domain gets $myorigin from rewrite
-        qid = pb.send('carol@mail.example.test', ['alice@legacy.test', 'robert@old.test'], 'Subject: canon\n\nx\n')
+        qid = pb.send('carol@mail.example.test', ['alice@legacy.test', 'robert@old.test'],
+                      'From: Carol <carol@mail.example.test>\nTo: alice@legacy.test, Robert <robert@old.test>\n'
+                      'Subject: canon\n\nx\n')
         m = wait_mail('alice', qid)
         self.assertIn(f'\nDelivered-To: alice@{HOST}\n', m)
         self.assertIn('\nReturn-Path: <Carol.Example@example.org>\n', m)
+        # header addresses too, each by its class (From: sender, To: recipient)
+        self.assertIn('\nFrom: Carol <Carol.Example@example.org>\n', m)
+        self.assertIn(f'\nTo: alice@{HOST}, Robert <bob@{HOST}>\n', m)
         m = wait_mail('bob', qid)
         self.assertIn(f'\nDelivered-To: bob@{HOST}\n', m)
 
@@ -118,8 +123,12 @@ class Cleanup(unittest.TestCase):
 
     def test_masquerade(self):
         configure(masquerade_domains='!keep.example.test, example.test', masquerade_exceptions='root')
-        qid = pb.send('carol@host.sub.example.test', ['alice@localhost'], 'Subject: masq\n\nx\n')
-        self.assertIn('\nReturn-Path: <carol@example.test>\n', wait_mail('alice', qid))
+        qid = pb.send('carol@host.sub.example.test', ['alice@localhost'],
+                      'From: Carol <carol@host.sub.example.test>\nCc: dave@a.b.example.test\nSubject: masq\n\nx\n')
+        m = wait_mail('alice', qid)
+        self.assertIn('\nReturn-Path: <carol@example.test>\n', m)
+        self.assertIn('\nFrom: Carol <carol@example.test>\n', m)
+        self.assertIn('\nCc: dave@example.test\n', m)
         qid = pb.send('carol@a.keep.example.test', ['alice@localhost'], 'Subject: masq2\n\nx\n')
         self.assertIn('\nReturn-Path: <carol@a.keep.example.test>\n', wait_mail('alice', qid))
         qid = pb.send('root@host.example.test', ['alice@localhost'], 'Subject: masq3\n\nx\n')
@@ -243,7 +252,9 @@ class Cleanup(unittest.TestCase):
         for user in ('alice', 'bob', 'carol'):
             m = wait_mail(user, qid)
             self.assertNotIn('\nBcc:', m)
-            self.assertIn('\nTo: Bob <bob>, undisclosed:;\n', m)
+            # local mail: header addresses in canonical form too
+            self.assertIn(f'\nTo: Bob <bob@{HOST}>, undisclosed:;\n', m)
+            self.assertIn(f'\nFrom: alice@{HOST}\n', m)
         # with Resent- headers, only the Resent- recipients
         content = ('From: alice\nTo: bob\nResent-From: alice\nResent-To: carol\nResent-Bcc: alice\n'
                    'Subject: resent\n\nbody\n')
