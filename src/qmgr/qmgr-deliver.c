@@ -301,14 +301,15 @@ static void bounce_now(QmgrMessage *m, size_t i, const char *text) {
         _cleanup_close_ int fd = -EBADF;
         double delay = (double) (now_realtime_usec() - MIN(now_realtime_usec(), m->envelope->arrival_usec)) / 1e6;
         char dsn[16] = "5.0.0";
-        unsigned a, b, c;
+        size_t len = strcspn(text, " ");
         int r;
 
-        /* An error text may start with its enhanced status code, "5.1.1 ...". */
-        if (sscanf(text, "5.%3u.%3u", &a, &b) == 2 && a < 1000 && b < 1000) {
-                size_t len = strcspn(text, " ");
-                if (len < sizeof dsn && sscanf(text, "%u.%u.%u", &c, &a, &b) == 3)
-                        memcpy(dsn, text, len), dsn[len] = '\0';
+        /* An error text may start with its enhanced status code, "5.1.1 ..." (RFC 3463: 5.x.y). */
+        if (len >= 5 && len < sizeof dsn && text[0] == '5' && text[1] == '.' &&
+            strspn(text + 2, "0123456789.") == len - 2 && strchr(text + 2, '.') &&
+            strchr(text + 2, '.') < text + len - 1 && text[2] != '.') {
+                memcpy(dsn, text, len);
+                dsn[len] = '\0';
         }
         fd = openat(m->qmgr->queue_fds[QUEUE_ACTIVE], m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         r = fd < 0 ? -errno : queue_file_mark_done(fd, m->envelope->recipients[i].offset);

@@ -161,17 +161,31 @@ void rewrite_resolution_done(RewriteResolution *r) {
         r->address = mfree(r->address);
 }
 
-/* Replaces *slot with a copy of s (or keeps it when s is NULL). */
-static int inherit(char **slot, char *s) {
-        if (!s)
+/* Applies a transport(5) result the way Postfix does: ":" changes nothing; an empty transport keeps the
+ * one that would be used; an empty next hop becomes the recipient domain (nothing for error). */
+static int apply_result(char *t, char *n, const char *domain, char **transport, char **nexthop) {
+        if (!t && !n)
                 return 0;
-        free(*slot);
-        *slot = s;
+        if (t) {
+                free(*transport);
+                *transport = t;
+        }
+        if (n) {
+                free(*nexthop);
+                *nexthop = n;
+                return 0;
+        }
+        n = strdup(streq(*transport, "error") ? "" : strempty(domain));
+        if (!n)
+                return -ENOMEM;
+        free(*nexthop);
+        *nexthop = n;
         return 0;
 }
 
 /* Looks key up; on a match, its parts override transport and nexthop. 1: matched. */
-static int lookup_transport(const RewriteResolveContext *ctx, const char *key, char **transport, char **nexthop) {
+static int lookup_transport(const RewriteResolveContext *ctx, const char *key, const char *domain, char **transport,
+                            char **nexthop) {
         _cleanup_free_ char *value = NULL;
         char *t = NULL, *n = NULL;
         int r;
@@ -182,9 +196,8 @@ static int lookup_transport(const RewriteResolveContext *ctx, const char *key, c
         r = rewrite_transport_parse(value, &t, &n);
         if (r < 0)
                 return r;
-        (void) inherit(transport, t);
-        (void) inherit(nexthop, n);
-        return 1;
+        r = apply_result(t, n, domain, transport, nexthop);
+        return r < 0 ? r : 1;
 }
 
 int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteResolution *ret) {
@@ -220,15 +233,15 @@ int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteR
         if (ctx->lookup && !isempty(addr)) {
                 r = 0;
                 if (domain)
-                        r = lookup_transport(ctx, addr, &transport, &nexthop);
+                        r = lookup_transport(ctx, addr, domain, &transport, &nexthop);
                 if (r == 0 && domain)
-                        r = lookup_transport(ctx, domain, &transport, &nexthop);
+                        r = lookup_transport(ctx, domain, domain, &transport, &nexthop);
                 /* Parent domains: ".example.org" matches every subdomain of example.org. */
                 for (const char *p = domain ? strchr(domain, '.') : NULL; r == 0 && p; p = strchr(p + 1, '.'))
                         if (p[1] != '\0')
-                                r = lookup_transport(ctx, p, &transport, &nexthop);
+                                r = lookup_transport(ctx, p, domain, &transport, &nexthop);
                 if (r == 0)
-                        r = lookup_transport(ctx, "*", &transport, &nexthop);
+                        r = lookup_transport(ctx, "*", domain, &transport, &nexthop);
                 if (r < 0)
                         return r;
         }

@@ -56,6 +56,7 @@ void rewrite_resolution_done(RewriteResolution *r);
 
 /* Resolves a canonical address: local for no domain or a domain in mydestination (local_transport), else
  * default_transport to relayhost or the domain; then transport_maps by the full address, the domain,
- * its parent domains (".parent" keys) and "*", the first match winning, its empty parts inheriting.
+ * its parent domains (".parent" keys) and "*", the first match winning: ":" changes nothing, an empty
+ * transport keeps the default one, an empty next hop becomes the recipient domain ("" for error).
  * -EINVAL: a malformed local_transport, default_transport or table result; a lookup's error as is. */
 int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteResolution *ret);

@@ -150,6 +150,18 @@ TEST(resolve) {
         check_resolve(&c, "x@example.org", "smtp", "example.org");
         check_resolve(&c, "alice@host.example.org", "local", "host.example.org");
 
+        /* Postfix's inheritance: a new transport without next hop goes to the recipient domain */
+        const char *inherit[] = {
+                "host.example.org", "smtp:",
+                "example.com", ":[fixed.example]",
+                "example.org", "error:",
+                NULL,
+        };
+        c.userdata = inherit;
+        check_resolve(&c, "alice@host.example.org", "smtp", "host.example.org");
+        check_resolve(&c, "bob@example.com", "smtp", "[fixed.example]");
+        check_resolve(&c, "bob@example.org", "error", "");
+
         const char *star[] = { "*", "smtp:[outbound.example]", NULL };
         c.userdata = star;
         check_resolve(&c, "x@example.org", "smtp", "[outbound.example]");
