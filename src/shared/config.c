@@ -1,4 +1,5 @@
 /* config.c: main.cf parsing (comments, continuation lines, $name / ${name} expansion) and typed values. */
+#include <assert.h>
 #include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -316,9 +317,107 @@ Config *config_free(Config *c) {
                 free(*(char **) (void *) &c->n);
         POSTBUS_CONFIG_PARAMS(X)
 #undef X
+        for (size_t i = 0; i < c->n_overrides; i++) {
+                free(c->overrides[i].service);
+                free(c->overrides[i].value);
+        }
+        free(c->overrides);
         free(c->path);
         free(c);
         return NULL;
+}
+
+static const char *const config_service_names[] = { CONFIG_SERVICE_NAMES };
+
+/* Whether name is <service>_<parameter>: sets *ret_service to the service name and *ret_id. */
+static bool config_override_match(const char *name, const char **ret_service, ConfigParamId *ret_id) {
+        for (size_t i = 0; i < ELEMENTSOF(config_service_names); i++) {
+                const char *service = config_service_names[i];
+                size_t n = strlen(service);
+                const ConfigParam *p;
+
+                if (strncmp(name, service, n) != 0 || name[n] != '_')
+                        continue;
+                p = config_param_find(name + n + 1);
+                if (!p)
+                        continue;
+                *ret_service = service;
+                *ret_id = (ConfigParamId) (p - config_params);
+                return true;
+        }
+        return false;
+}
+
+/* Keeps a <service>_<parameter> value (expanded; taken over, also on failure) for config_for_service(). */
+static int config_add_override(Config *c, const char *service, ConfigParamId id, char *value, unsigned line) {
+        ConfigOverride *l = realloc(c->overrides, (c->n_overrides + 1) * sizeof(ConfigOverride));
+
+        if (!l) {
+                free(value);
+                return -ENOMEM;
+        }
+        c->overrides = l;
+        l[c->n_overrides] = (ConfigOverride) { .service = strdup(service), .id = id, .value = value, .line = line };
+        if (!l[c->n_overrides].service) {
+                free(value);
+                return -ENOMEM;
+        }
+        c->n_overrides++;
+        return 0;
+}
+
+int config_for_service(const Config *c, const char *service, const char *const *builtin, Config **ret) {
+        _cleanup_(config_freep) Config *s = NULL;
+        int r;
+
+        s = calloc(1, sizeof(Config));
+        if (!s)
+                return -ENOMEM;
+        *s = *c;
+        s->overrides = NULL;
+        s->n_overrides = 0;
+        /* Deep copies of the strings, so that each Config owns its own. */
+#define X(n, t, d, lo, hi, roles, doc)                                                  \
+        if (CONFIG_##t == CONFIG_STRING) {                                              \
+                char **f = (char **) (void *) &s->n;                                    \
+                if (*f && !(*f = strdup(*f)))                                           \
+                        return -ENOMEM;                                                 \
+        }
+        POSTBUS_CONFIG_PARAMS(X)
+#undef X
+        s->path = strdup(c->path);
+        if (!s->path)
+                return -ENOMEM;
+
+        for (const char *const *b = builtin; b && b[0]; b += 2) {
+                const ConfigParam *p = config_param_find(b[0]);
+                char *v;
+
+                assert(p && b[1]);
+                v = strdup(b[1]);
+                if (!v)
+                        return -ENOMEM;
+                s->lines[p - config_params] = 0;
+                r = config_set_value(s, (ConfigParamId) (p - config_params), v);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < c->n_overrides; i++) {
+                const ConfigOverride *o = c->overrides + i;
+                char *v;
+
+                if (!streq(o->service, service))
+                        continue;
+                v = strdup(o->value);
+                if (!v)
+                        return -ENOMEM;
+                s->lines[o->id] = o->line;
+                r = config_set_value(s, o->id, v);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
 }
 
 static char *strip(char *s) {
@@ -449,6 +548,27 @@ int config_parse(const char *text, const char *path, Config **ret) {
         for (size_t i = 0; i < raw.n; i++) {
                 const ConfigParam *p = config_param_find(raw.items[i].name);
                 if (!p) {
+                        const char *service;
+                        ConfigParamId oid;
+
+                        /* <service>_<name>: expanded here, checked by the role that runs the service. */
+                        if (config_override_match(raw.items[i].name, &service, &oid)) {
+                                char where[PATH_MAX + 32];
+                                Buf o = {};
+
+                                (void) snprintf(where, sizeof where, "%s:%u", path, raw.items[i].line);
+                                r = expand(&raw, raw.items[i].value, 0, where, &o);
+                                if (r >= 0 && !o.s)
+                                        r = buf_append(&o, "", 0);
+                                if (r < 0) {
+                                        free(o.s);
+                                        goto finish;
+                                }
+                                r = config_add_override(c, service, oid, o.s, raw.items[i].line);
+                                if (r < 0)
+                                        goto finish;
+                                continue;
+                        }
                         log_warning("%s:%u: unknown parameter \"%s\", ignoring", path, raw.items[i].line,
                                     raw.items[i].name);
                         continue;

@@ -42,12 +42,26 @@ extern const ConfigParam config_params[_CONFIG_PARAM_MAX];
 #define CONFIG_CTYPE_TIME int64_t
 #define CONFIG_CTYPE_BOOL bool
 
+/* A parameter set for one service only, as Postfix's master.cf "-o name=value" does:
+ * "submission_smtpd_tls_security_level = encrypt" sets smtpd_tls_security_level for the service
+ * "submission". The prefixes are those of CONFIG_SERVICE_NAMES; the value is expanded like any other. */
+#define CONFIG_SERVICE_NAMES "smtp", "submission", "smtps"
+
+typedef struct ConfigOverride {
+        char *service;
+        ConfigParamId id;
+        char *value;
+        unsigned line;
+} ConfigOverride;
+
 typedef struct Config {
 #define X(name, type, def, min, max, roles, doc) CONFIG_CTYPE_##type name;
         POSTBUS_CONFIG_PARAMS(X)
 #undef X
         char *path;
         unsigned lines[_CONFIG_PARAM_MAX];      /* line in path where each was set; 0: default */
+        ConfigOverride *overrides;              /* <service>_<name> lines, checked only by config_for_service() */
+        size_t n_overrides;
 } Config;
 
 /* Reads path (NULL: POSTBUS_CONFDIR/main.cf). A missing file means all defaults. A bad value fails
@@ -58,6 +72,11 @@ Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 
 const ConfigParam *config_param_find(const char *name);
+
+/* The parameters as one service sees them: c, then builtin ("name", "value" pairs, NULL-terminated:
+ * the service's own defaults), then the <service>_<name> lines of main.cf. A bad value fails with
+ * -EINVAL after logging "file:line: ...". */
+int config_for_service(const Config *c, const char *service, const char *const *builtin, Config **ret);
 
 /* "main.cf:12" or "default" for messages about a value. */
 const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t size);

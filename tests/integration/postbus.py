@@ -207,6 +207,20 @@ def set_config(**params):
     restart_services()
 
 
+def make_tls_certificate(directory='/etc/postbus/tls', cn='mail.test'):
+    """Makes a self-signed certificate and its key (openssl req -x509) in directory,
+    readable by the user postbus that smtpd runs as; returns (cert, key) paths."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    cert, key = os.path.join(directory, 'cert.pem'), os.path.join(directory, 'key.pem')
+    run('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+        '-days', '2', '-subj', f'/CN={cn}', '-addext', f'subjectAltName=DNS:{cn}')
+    pw = pwd.getpwnam('postbus')
+    os.chown(key, 0, pw.pw_gid)
+    os.chmod(key, 0o640)
+    os.chmod(cert, 0o644)
+    return cert, key
+
+
 # ---- SMTP -------------------------------------------------------------------------
 
 def _as_bytes(message):
@@ -352,6 +366,19 @@ class SmtpRaw:
             line = line.encode('utf-8')
         self.send(line + b'\r\n')
         return self.reply()
+
+    def starttls(self, context=None):
+        """Turns the connection into TLS (after a 220 to STARTTLS, or at once for
+        port 465), verifying nothing unless a context says so. Input read but not
+        consumed before is dropped, as a client must (RFC 3207)."""
+        import ssl
+        if context is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self._buf = b''
+        self.sock = context.wrap_socket(self.sock)
+        return self.sock
 
     def closed(self, timeout=5):
         """True if the server closes the connection within timeout seconds
