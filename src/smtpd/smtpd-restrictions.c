@@ -826,6 +826,27 @@ static CheckStatus check_unlisted_recipient(CheckContext *ctx) {
                             rcpt);
 }
 
+static CheckStatus check_one(CheckContext *ctx, SmtpdRestriction *item);
+
+/* A table value may also be a list of restrictions without arguments ("permit_mynetworks, reject"), as in
+ * Postfix; they are evaluated in place of the lookup. Returns how many (at most max), or -EINVAL when the
+ * value is not such a list. */
+static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size_t max) {
+        _cleanup_strv_free_ char **words = NULL;
+        size_t n = 0;
+
+        if (config_split_list(value, &words) < 0)
+                return -ENOMEM;
+        for (char **w = words; *w; w++) {
+                SmtpdRestrictionType t = smtpd_restriction_type_from_string(*w);
+
+                if (t < 0 || smtpd_restriction_type_has_arg(t) || n >= max)
+                        return -EINVAL;
+                ret[n++] = t;
+        }
+        return n > 0 ? (int) n : -EINVAL;
+}
+
 /* Looks the keys up in the table in order; the first one found decides. */
 static CheckStatus check_access(CheckContext *ctx, SmtpdRestriction *item, char **keys, const char *name,
                                 const char *class) {
@@ -843,6 +864,20 @@ static CheckStatus check_access(CheckContext *ctx, SmtpdRestriction *item, char 
                 if (r == 0)
                         continue;
                 r = smtpd_access_result_parse(value, &a);
+                if (r == -EOPNOTSUPP) {
+                        SmtpdRestrictionType types[16];
+                        int n = value_restrictions(value, types, ELEMENTSOF(types));
+
+                        for (int i = 0; i < n; i++) {
+                                SmtpdRestriction nested = { .type = types[i] };
+                                CheckStatus st = check_one(ctx, &nested);
+
+                                if (st != CHECK_DUNNO)
+                                        return st;
+                        }
+                        if (n > 0)
+                                return CHECK_DUNNO;
+                }
                 if (r < 0) {
                         _cleanup_free_ char *v = log_escape(value, strlen(value));
                         log_warning("%s: %s: key \"%s\": %s action \"%s\"", restriction_names[item->type], item->arg,

@@ -361,6 +361,35 @@ TEST(evaluate_access) {
         ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nobody@localhost", false), "");
         env_done(&e);
 
+        /* a value that names restrictions: evaluated in place */
+        build_table("client2", "192.0.2 permit_mynetworks, reject\n198.51.100.1 reject_unauth_destination\n"
+                               "198.51.100.2 HOLD\n",
+                    TABLE_FORMAT_MAP);
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client2\n"
+                                "mynetworks = 192.0.2.1/32\nalias_maps =\n",
+                            "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@far.example", false), "");
+        env_done(&e);
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client2\n"
+                                "mynetworks = 192.0.2.1/32\nalias_maps =\n",
+                            "192.0.2.2"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <unknown[192.0.2.2]>: Client host rejected: Access denied");
+        env_done(&e);
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client2\n"
+                                "smtpd_relay_restrictions = permit\nsmtpd_recipient_restrictions = reject\n"
+                                "alias_maps =\n",
+                            "198.51.100.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@far.example", false),
+                     "554 5.7.1 <x@far.example>: Relay access denied");
+        env_done(&e);
+        /* an action we do not implement: a temporary failure, not a silent pass */
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client2\nalias_maps =\n",
+                            "198.51.100.2"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "451 4.3.5 <unknown[198.51.100.2]>: Client host rejected: Server configuration error");
+        env_done(&e);
+
         /* DUNNO stops the search at the more specific key: 203.0.113 is not consulted */
         ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access gdbm:@/client\nalias_maps =\n",
                             "203.0.113.7"));
