@@ -65,6 +65,8 @@ struct CleanupJob {
         char *defer;                    /* "451 4.3.0 ...": the temporary answer */
 
         unsigned pending;               /* rewrite calls in flight */
+        char ***queue;                  /* the slots of this round, sent a window at a time */
+        size_t n_queue, queue_next;
         CleanupJobStep next;            /* what runs once they are all back */
 
         VirtualNode *nodes, *frontier;
@@ -91,6 +93,7 @@ static void job_free(CleanupJob *j) {
         strv_free(j->dsn_notify);
         strv_free(j->dsn_orcpt);
         free(j->drops);
+        free(j->queue);
         for (size_t i = 0; i < j->n_header_addresses; i++) {
                 free(j->header_addresses[i].original);
                 free(j->header_addresses[i].address);
@@ -141,9 +144,15 @@ _printf_(2, 3) static int set_text(char **slot, const char *fmt, ...) {
 
 /* ---- rewrite rounds ---------------------------------------------------------------------------- */
 
+/* Rewrite calls one submission keeps in flight: pipelined, but bounded however many addresses it has. */
+#define CLEANUP_REWRITE_WINDOW 32U
+
+static void job_pump(CleanupJob *j);
+
 static void job_round_done(CleanupJob *j) {
-        if (j->pending > 0)
+        if (j->pending > 0 || j->queue_next < j->n_queue)
                 return;
+        j->n_queue = j->queue_next = 0;
         if (j->reject || j->defer) {
                 job_reply_error(j);
                 return;
@@ -179,18 +188,29 @@ static int on_rewrite_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
                 }
         }
         free(call);
+        job_pump(j);
         job_round_done(j);
         return 0;
 }
 
-/* Asks rewrite for the canonical form of *slot; the answer replaces it. */
+/* Asks rewrite for the canonical form of *slot in this round; the answer replaces it. */
 static void job_rewrite(CleanupJob *j, char **slot) {
+        if (isempty(*slot) || j->defer || j->reject)
+                return;
+        char ***q = realloc(j->queue, (j->n_queue + 1) * sizeof(char **));
+        if (!q) {
+                job_set_defer(j, "451 4.3.0 Error: out of memory");
+                return;
+        }
+        j->queue = q;
+        q[j->n_queue++] = slot;
+}
+
+static void job_send(CleanupJob *j, char **slot) {
         RewriteCall *call;
         sd_bus *bus;
         int r;
 
-        if (isempty(*slot) || j->defer || j->reject)
-                return;
         r = bus_client_get(j->cleanup->rewrite, &bus);
         if (r < 0) {
                 log_warning_errno(r, "Failed to connect to rewrite: %m");
@@ -213,10 +233,21 @@ static void job_rewrite(CleanupJob *j, char **slot) {
         j->pending++;
 }
 
+static void job_pump(CleanupJob *j) {
+        while (j->pending < CLEANUP_REWRITE_WINDOW && j->queue_next < j->n_queue) {
+                if (j->defer || j->reject) {
+                        j->queue_next = j->n_queue;     /* the answer is known: ask no more */
+                        break;
+                }
+                job_send(j, j->queue[j->queue_next++]);
+        }
+}
+
 /* Sends a round; next runs when its last answer is in (at once when nothing was asked). */
 static void job_round_start(CleanupJob *j, CleanupJobStep next) {
         /* Replies are dispatched from the event loop, never from within the calls that sent them. */
         j->next = next;
+        job_pump(j);
         job_round_done(j);
 }
 

@@ -264,6 +264,14 @@ class Cleanup(unittest.TestCase):
         wait_mail('alice', qid)
         rcpts = {r.get('RECIPIENT') for r in pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='sent')}
         self.assertEqual(rcpts, {f'carol@{HOST}', f'alice@{HOST}'})
+        # more addresses than cleanup asks rewrite about at once
+        many = [f'user{i}@remote{i}.test' for i in range(70)]
+        qid = submit('alice', [], f'To: bob\nCc: {", ".join(many)}\nSubject: many\n\nbody\n',
+                     origin='pickup', extract_recipients='yes')
+        wait_mail('bob', qid)
+        listed = pb.wait_until(lambda: [m for m in pb.busctl_call('ListMessages', 's', 'deferred')[0] if m[0] == qid],
+                               what='the remote recipients deferred')
+        self.assertEqual(sorted(listed[0][5]), sorted(many))
         # no recipient anywhere: rejected
         with self.assertRaises(dbus.exceptions.DBusException) as e:
             submit('alice', [], 'Subject: nobody\n\nx\n', origin='pickup', extract_recipients='yes')
