@@ -85,6 +85,22 @@ static bool same_local_part(const char *a, const char *b) {
         return la == lb && strncasecmp(a, b, la) == 0;
 }
 
+/* user+extension: the length of the user part of local and the extension with its delimiter, as Postfix
+ * splits at the first of the recipient_delimiter characters (not at the very start). */
+typedef struct Extension {
+        size_t user_len;
+        char delimiter[2];
+        const char *extension;          /* NULL: none */
+} Extension;
+
+static Extension split_extension(const Config *c, const char *local) {
+        size_t k = isempty(c->recipient_delimiter) ? strlen(local) : strcspn(local, c->recipient_delimiter);
+
+        if (k == 0 || !local[k])
+                return (Extension) { .user_len = strlen(local) };
+        return (Extension) { .user_len = k, .delimiter = { local[k], '\0' }, .extension = local + k + 1 };
+}
+
 /* The local address an item belongs to: itself or its nearest address ancestor. */
 static const char *item_address(const Expand *e, size_t i) {
         for (; i != SIZE_MAX; i = e->items[i].parent)
@@ -442,6 +458,7 @@ static int command_env(Expand *e, const char *recipient, const LocalPrivs *privs
         r = address_split(recipient, &local, &domain);
         if (r < 0)
                 return r;
+        const Extension x = split_extension(e->c, local);
         const struct {
                 const char *name, *value;
                 bool sanitize;
@@ -456,7 +473,7 @@ static int command_env(Expand *e, const char *recipient, const LocalPrivs *privs
                 { "ORIGINAL_RECIPIENT", e->m->recipient, true },
                 { "LOCAL", local, true },
                 { "DOMAIN", domain, true },
-                { "EXTENSION", "", false },
+                { "EXTENSION", x.extension, true },
                 { "CLIENT_ADDRESS", queue_envelope_attr(q, "client_address"), true },
                 { "CLIENT_HOSTNAME", queue_envelope_attr(q, "client_name"), true },
                 { "CLIENT_HELO", queue_envelope_attr(q, "helo_name"), true },
@@ -627,19 +644,24 @@ static int alias_lookup(Expand *e, const char *local, char **ret_value, uid_t *r
 /* Postfix's checks of a .forward: a regular file of the user or root, writable by no one else. Reads the
  * first of forward_path that exists and passes; 1 with its destinations, 0 when there is none. */
 static int read_forward(Expand *e, size_t i, const struct passwd *pw, const char *local, const char *domain,
-                        LocalTargetList *ret) {
+                        const Extension *x, LocalTargetList *ret) {
         _cleanup_strv_free_ char **paths = NULL;
-        _cleanup_free_ char *user = strdup(pw->pw_name), *l = strdup(local), *d = strdup(strempty(domain));
+        _cleanup_free_ char *user = strdup(pw->pw_name), *l = strdup(local), *d = strdup(strempty(domain)),
+                            *ext = strdup(strempty(x->extension)), *rcpt = strdup(e->items[i].value),
+                            *delim = strdup(x->delimiter);
         int r;
 
-        if (!user || !l || !d)
+        if (!user || !l || !d || !ext || !rcpt || !delim)
                 return -ENOMEM;
         local_sanitize(user);
         local_sanitize(l);
         local_sanitize(d);
+        local_sanitize(ext);
+        local_sanitize(rcpt);
+        local_sanitize(delim);
         const char *vars[] = {
-                "home", pw->pw_dir, "user", user, "local", l, "domain", d, "extension", "",
-                "recipient", e->items[i].value, "recipient_delimiter", "", "shell", strempty(pw->pw_shell),
+                "home", pw->pw_dir, "user", user, "local", l, "domain", d, "extension", ext,
+                "recipient", rcpt, "recipient_delimiter", delim, "shell", strempty(pw->pw_shell),
                 NULL,
         };
         r = config_split_list(e->c->forward_path, &paths);
@@ -790,9 +812,18 @@ static void expand_address(Expand *e, size_t i) {
                 return;
         }
         lower(local);
+        const Extension x = split_extension(e->c, local);
+        _cleanup_free_ char *user = strndup(local, x.user_len);
+        if (!user) {
+                fail_item(e, i, "4.3.0", "out of memory");
+                return;
+        }
 
         if (!it->skip_alias) {
+                /* user+ext: the whole local part first, then the user part. */
                 r = alias_lookup(e, local, &value, &owner);
+                if (r == 0 && x.extension)
+                        r = alias_lookup(e, user, &value, &owner);
                 if (r < 0) {
                         fail_item(e, i, "4.3.0", "alias database unavailable: %s", strerror(-r));
                         return;
@@ -819,10 +850,10 @@ static void expand_address(Expand *e, size_t i) {
         }
 
         errno = 0;
-        pw = getpwnam(local);
+        pw = getpwnam(user);
         if (!pw) {
                 if (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM)
-                        fail_item(e, i, "5.1.1", "unknown user: \"%s\"", local);
+                        fail_item(e, i, "5.1.1", "unknown user: \"%s\"", user);
                 else
                         fail_item(e, i, "4.3.0", "user lookup error: %m");
                 return;
@@ -831,7 +862,7 @@ static void expand_address(Expand *e, size_t i) {
         if (!it->skip_forward) {
                 LocalTargetList l = {};
 
-                r = read_forward(e, i, pw, local, domain, &l);
+                r = read_forward(e, i, pw, local, domain, &x, &l);
                 if (r == -E2BIG)
                         limit_exceeded(e, i);
                 else if (r < 0)

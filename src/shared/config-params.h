@@ -136,7 +136,7 @@
           "Age after which a mailbox dot-lock file is taken to be stale and removed.")                       \
         X(alias_maps, STRING, "hash:/etc/aliases", 0, 0, "local smtpd",                                      \
           "Alias tables (aliases(5) format, built by newaliases) that local expands recipients with.")       \
-        X(forward_path, STRING, "$home/.forward", 0, 0, "local",                                             \
+        X(forward_path, STRING, "$home/.forward${recipient_delimiter}${extension}, $home/.forward", 0, 0, "local",\
           "Forward files looked for, first found wins; expanded per delivery ($home $user $local ...).")     \
         X(default_privs, STRING, "nobody", 0, 0, "local",                                                    \
           "User that commands and files of root-owned alias tables and :include: files run as.")             \
@@ -147,4 +147,6 @@
         X(command_time_limit, TIME, "1000s", 1, 86400, "local",                                              \
           "Longest a |command delivery may run before its process group is killed and the mail bounced.")    \
         X(duplicate_filter_limit, INT, "1000", 1, 1000000, "local",                                          \
-          "Most destinations one recipient may expand into through aliases, :include: and .forward files.")
+          "Most destinations one recipient may expand into through aliases, :include: and .forward files.")  \
+        X(recipient_delimiter, STRING, "", 0, 0, "local",                                                    \
+          "Characters that separate a user name from an address extension (user+ext); empty: none.")

@@ -30,9 +30,10 @@ tempcmd:  "|exit 75"
 slowcmd:  "|sleep 600"
 selfref:  selfref, bob
 devnull:  /dev/null
+envcmd:   "|/usr/bin/env > {CMD_DIR}/env-ext.txt"
 """
 USERS = ("alice", "bob", "carol", "dan", "erin", "team", "pipe", "archive", "loopa", "loopb", "failcmd",
-         "tempcmd", "slowcmd", "selfref", "devnull")
+         "tempcmd", "slowcmd", "selfref", "devnull", "envcmd", "gina")
 
 
 def build_aliases():
@@ -95,7 +96,8 @@ class Aliases(unittest.TestCase):
             f.write(ALIASES)
         build_aliases()
         assert os.path.exists("/etc/aliases.gdbm")
-        pb.set_config(command_time_limit="3s", queue_run_delay="1s", minimal_backoff_time="1s")
+        pb.set_config(command_time_limit="3s", queue_run_delay="1s", minimal_backoff_time="1s",
+                      recipient_delimiter="+")
 
     def test_alias_reaches_both_targets(self):
         m = marker()
@@ -185,6 +187,46 @@ class Aliases(unittest.TestCase):
         rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS"), "the /dev/null delivery")
         self.assertIn("dsn=2.0.0, status=sent (delivered to file: /dev/null)", rec["MESSAGE"])
         self.assertIsNone(mailbox_with("devnull", m))
+
+    def sendmail(self, rcpt, body):
+        """Submits with sendmail, which smtpd's recipient checks do not see (user+ext is for local)."""
+        if not pb.have("sendmail"):
+            self.skipTest("no sendmail in this build")
+        pb.run("sendmail", "-f", SENDER, rcpt, input=body)
+
+    def test_address_extensions(self):
+        # user+ext: the user's mailbox, with the whole address in Delivered-To
+        m = marker()
+        self.sendmail("alice+tag@localhost", f"Subject: ext\n\n{m}\n")
+        a = pb.wait_until(lambda: mailbox_with("alice", m), what="alice+tag's mail")
+        self.assertIn("\nDelivered-To: alice+tag@localhost\n", a)
+
+        # alias+ext: the alias of the user part, and the command sees the extension
+        m = marker()
+        self.sendmail("envcmd+x1@localhost", f"Subject: ext\n\n{m}\n")
+        path = os.path.join(CMD_DIR, "env-ext.txt")
+        def read_env():
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except FileNotFoundError:
+                return None
+            return "EXTENSION=x1\n" in text and dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        env = pb.wait_until(read_env, what="the command's environment")
+        self.assertEqual(env["LOCAL"], "envcmd+x1")
+        self.assertEqual(env["RECIPIENT"], "envcmd+x1@localhost")
+
+        # forward_path's default: ~/.forward+ext for user+ext, ~/.forward otherwise
+        write_forward("gina", "carol\n", 0o644)
+        os.rename(os.path.join(pwd.getpwnam("gina").pw_dir, ".forward"),
+                  os.path.join(pwd.getpwnam("gina").pw_dir, ".forward+lists"))
+        m1, m2 = marker(), marker()
+        self.sendmail("gina+lists@localhost", f"Subject: lists\n\n{m1}\n")
+        self.sendmail("gina@localhost", f"Subject: plain\n\n{m2}\n")
+        pb.wait_until(lambda: mailbox_with("carol", m1), what="gina+lists forwarded to carol")
+        pb.wait_until(lambda: mailbox_with("gina", m2), what="plain mail for gina in her mailbox")
+        self.assertIsNone(mailbox_with("gina", m1))
+        self.assertIsNone(mailbox_with("carol", m2))
 
     def test_forward_to_local_and_remote(self):
         write_forward("dan", "# dan is away\ncarol, remote@example.net\n", 0o644)
