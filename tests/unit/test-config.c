@@ -92,6 +92,49 @@ TEST(list) {
         ASSERT_TRUE(l[4] == NULL);
 }
 
+/* <service>_<name>: one service's view (config_for_service), as master.cf -o gives it in Postfix. */
+TEST(service_overrides) {
+        static const char *const builtin[] = { "smtpd_tls_security_level", "encrypt", "smtpd_sasl_auth_enable",
+                                               "yes", NULL };
+        Config *c, *s;
+
+        ASSERT_OK(config_parse("smtpd_banner = main\n"
+                               "submission_smtpd_banner = sub $smtpd_banner\n"
+                               "submission_smtpd_tls_security_level = may\n"
+                               "smtps_smtpd_timeout = 10s\n"
+                               "other_smtpd_banner = not a service\n",
+                               "main.cf", &c));
+        ASSERT_EQ(c->n_overrides, 3);
+        ASSERT_STREQ(c->smtpd_banner, "main");
+
+        /* Built-in defaults first, main.cf's lines after them; the rest as in main.cf. */
+        ASSERT_OK(config_for_service(c, "submission", builtin, &s));
+        ASSERT_STREQ(s->smtpd_banner, "sub main");
+        ASSERT_STREQ(s->smtpd_tls_security_level, "may");
+        ASSERT_TRUE(s->smtpd_sasl_auth_enable);
+        ASSERT_EQ(s->lines[CONFIG_PARAM_smtpd_tls_security_level], 3);
+        ASSERT_EQ(s->smtpd_timeout, c->smtpd_timeout);
+        config_free(s);
+
+        ASSERT_OK(config_for_service(c, "smtps", NULL, &s));
+        ASSERT_EQ(s->smtpd_timeout, 10);
+        ASSERT_STREQ(s->smtpd_banner, "main");
+        ASSERT_TRUE(!s->smtpd_sasl_auth_enable);
+        config_free(s);
+
+        ASSERT_OK(config_for_service(c, "smtp", NULL, &s));
+        ASSERT_STREQ(s->smtpd_banner, "main");
+        config_free(s);
+        config_free(c);
+
+        /* A bad value is found when the service is set up, with its line. */
+        ASSERT_OK(config_parse("\nsubmission_smtpd_timeout = soon\n", "main.cf", &c));
+        ASSERT_ERR(config_for_service(c, "submission", NULL, &s), EINVAL);
+        ASSERT_OK(config_for_service(c, "smtps", NULL, &s));
+        config_free(s);
+        config_free(c);
+}
+
 int main(void) {
         log_set_max_level(LOG_EMERG);   /* the error tests are noisy by design */
         RUN(defaults);
@@ -101,5 +144,6 @@ int main(void) {
         RUN(time);
         RUN(every_param_documented);
         RUN(list);
+        RUN(service_overrides);
         return 0;
 }
