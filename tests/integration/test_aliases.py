@@ -15,6 +15,7 @@ import postbus as pb
 SENDER = "sender@example.org"
 CMD_DIR = "/home/cmdout"
 FILE_DIR = "/home/filedrop"
+INC_DIR = "/etc/postbus-test"
 
 # The alias names are also accounts, so that smtpd takes them whether or not it knows alias_maps; an
 # alias wins over the account of the same name, as in Postfix.
@@ -31,9 +32,12 @@ slowcmd:  "|sleep 600"
 selfref:  selfref, bob
 devnull:  /dev/null
 envcmd:   "|/usr/bin/env > {CMD_DIR}/env-ext.txt"
+incroot:  :include:{INC_DIR}/root.list
+incbob:   :include:{INC_DIR}/bob.list
+incww:    :include:{INC_DIR}/ww.list
 """
 USERS = ("alice", "bob", "carol", "dan", "erin", "team", "pipe", "archive", "loopa", "loopb", "failcmd",
-         "tempcmd", "slowcmd", "selfref", "devnull", "envcmd", "gina")
+         "tempcmd", "slowcmd", "selfref", "devnull", "envcmd", "gina", "incroot", "incbob", "incww")
 
 
 def build_aliases():
@@ -92,12 +96,25 @@ class Aliases(unittest.TestCase):
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d, mode=0o755)
             os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(CMD_DIR, 0o1777)      # commands run as nobody and as bob write here
+        os.makedirs(INC_DIR, mode=0o755, exist_ok=True)
+        bob = pwd.getpwnam("bob")
+        for name, content, owner, mode in (
+                ("root.list", f'carol\n"|/usr/bin/id -u > {CMD_DIR}/inc-root.txt"\n', 0, 0o644),
+                ("bob.list", f'# the list of bob\n"|/usr/bin/id -u > {CMD_DIR}/inc-bob.txt"\n{FILE_DIR}/inc\n', bob.pw_uid,
+                 0o644),
+                ("ww.list", "carol\n", 0, 0o666)):
+            path = os.path.join(INC_DIR, name)
+            with open(path, "w") as f:
+                f.write(content)
+            os.chown(path, owner, 0)
+            os.chmod(path, mode)
         with open("/etc/aliases", "w") as f:
             f.write(ALIASES)
         build_aliases()
         assert os.path.exists("/etc/aliases.gdbm")
         pb.set_config(command_time_limit="3s", queue_run_delay="1s", minimal_backoff_time="1s",
-                      recipient_delimiter="+")
+                      recipient_delimiter="+", allow_mail_to_commands="alias, forward, include")
 
     def test_alias_reaches_both_targets(self):
         m = marker()
@@ -227,6 +244,37 @@ class Aliases(unittest.TestCase):
         pb.wait_until(lambda: mailbox_with("gina", m2), what="plain mail for gina in her mailbox")
         self.assertIsNone(mailbox_with("gina", m1))
         self.assertIsNone(mailbox_with("carol", m2))
+
+    def test_include_files(self):
+        def file_text(name):
+            try:
+                with open(os.path.join(CMD_DIR, name)) as f:
+                    return f.read().strip() or None
+            except FileNotFoundError:
+                return None
+
+        # a root-owned :include: file: its commands run as default_privs
+        m = marker()
+        pb.send(SENDER, ["incroot@localhost"], f"Subject: include\n\n{m}\n")
+        pb.wait_until(lambda: mailbox_with("carol", m), what="carol's mail through root.list")
+        self.assertEqual(pb.wait_until(lambda: file_text("inc-root.txt"), what="inc-root.txt"),
+                         str(pwd.getpwnam("nobody").pw_uid))
+
+        # an :include: file of bob's: its commands run as bob; files in :include: are not allowed by default
+        qid = pb.send(SENDER, ["incbob@localhost"], "Subject: include\n\nx\n")
+        self.assertEqual(pb.wait_until(lambda: file_text("inc-bob.txt"), what="inc-bob.txt"),
+                         str(pwd.getpwnam("bob").pw_uid))
+        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the restricted file")
+        self.assertEqual(rec["DSN"], "5.7.1")
+        self.assertIn("status=bounced (mail to file is restricted)", rec["MESSAGE"])
+        self.assertFalse(os.path.exists(os.path.join(FILE_DIR, "inc")))
+
+        # a world-writable :include: file is not used: the mail waits for the administrator
+        m = marker()
+        qid = pb.send(SENDER, ["incww@localhost"], f"Subject: include\n\n{m}\n")
+        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "deferred", "the unsafe include deferral")
+        self.assertIn(f"include file {INC_DIR}/ww.list is world writable", rec["MESSAGE"])
+        self.assertIsNone(mailbox_with("carol", m))
 
     def test_forward_to_local_and_remote(self):
         write_forward("dan", "# dan is away\ncarol, remote@example.net\n", 0o644)
