@@ -30,6 +30,10 @@ void log_set_max_level(int level) {
         log_max_level = level;
 }
 
+int log_get_max_level(void) {
+        return log_max_level;
+}
+
 const char *log_role(void) {
         return log_role_name;
 }

@@ -30,6 +30,9 @@ typedef struct LogField {
 void log_setup(const char *role);
 void log_set_target(LogTarget target);
 void log_set_max_level(int level);
+/* The most verbose level written (LOG_INFO, or LOG_DEBUG with POSTBUS_LOG_LEVEL=debug): to skip work for
+ * records that would be dropped. */
+int log_get_max_level(void);
 const char *log_role(void);
 
 int log_internal(int level, int error, const char *file, int line, const char *func, const char *fmt, ...)

@@ -188,17 +188,19 @@ void smtpd_sessions_free(Smtpd *server) {
 }
 
 /* Journals a 4xx or 5xx reply that session_reject() did not: every refusal leaves a record with the
- * client, the command and the enhanced status code, in the shape Postfix administrators grep for. */
+ * client, the command and the enhanced status code, in the shape Postfix administrators grep for. Other
+ * replies are journaled too, at debug level (POSTBUS_LOG_LEVEL=debug). */
 static void session_log_reply(SmtpdSession *s, const char *reply, size_t len) {
         _cleanup_free_ char *text = log_escape(reply, len), *ehelo = s->helo ? log_escape(s->helo, strlen(s->helo)) : NULL;
         char dsn[16] = "";
 
-        (void) sscanf(reply, "%*3d %15[0-9.]", dsn);
-        log_mail(LOG_INFO, NULL,
+        (void) sscanf(reply, "%*3d%*[ -]%15[0-9.]", dsn);
+        log_mail(reply[0] >= '4' ? LOG_INFO : LOG_DEBUG, NULL,
                  LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SMTP_COMMAND", s->stage },
                             { "DSN", dsn[0] ? dsn : NULL }),
-                 "NOQUEUE: reject: %s from unknown[%s]: %s; proto=%s helo=<%s>", s->stage, s->client.text,
-                 strna(text), s->esmtp ? "ESMTP" : "SMTP", strempty(ehelo));
+                 "%s: %s from unknown[%s]: %s; proto=%s helo=<%s>",
+                 reply[0] >= '4' ? "NOQUEUE: reject" : "reply", s->stage, s->client.text, strna(text),
+                 s->esmtp ? "ESMTP" : "SMTP", strempty(ehelo));
 }
 
 /* Queues one reply; CRLF is added. Process only while there is room (SMTPD_OUT_PAUSE) for this and one
@@ -224,6 +226,8 @@ _printf_(2, 3) static void session_reply(SmtpdSession *s, const char *fmt, ...) 
         if (p[0] == '5')
                 s->errors++;
         if ((p[0] == '4' || p[0] == '5') && !s->in_reject)
+                session_log_reply(s, p, (size_t) n);
+        else if (p[0] < '4' && log_get_max_level() >= LOG_DEBUG)
                 session_log_reply(s, p, (size_t) n);
 }
 

@@ -2,6 +2,7 @@
 write), SIZE, 8BITMIME, SMTPUTF8 (smtplib), DSN parameters kept in the queue file, ENHANCEDSTATUSCODES on
 every reply, CHUNKING (BDAT, also pipelined), VRFY per disable_vrfy_command, and the journal record of
 every refusal."""
+import os
 import re
 import smtplib
 import subprocess
@@ -247,6 +248,35 @@ class Esmtp(unittest.TestCase):
         self.assertIn("NOQUEUE: reject: RCPT from unknown[127.0.0.3]: 503 5.5.1", rcpt["MESSAGE"])
         # peer text is escaped in the journal
         self.assertIn("helo=<back\\\\slash.example>", rcpt["MESSAGE"])
+
+    def test_every_reply_journaled_at_debug_level(self):
+        dropin = "/run/systemd/system/postbus-smtpd.service.d"
+        os.makedirs(dropin, exist_ok=True)
+        with open(f"{dropin}/50-debug.conf", "w") as f:
+            f.write("[Service]\nEnvironment=POSTBUS_LOG_LEVEL=debug\n")
+        try:
+            pb.systemctl("daemon-reload")
+            pb.systemctl("stop", "postbus-smtpd.service")
+            s, _ = self.session(source="127.0.0.5")
+            self.assertEqual(s.cmd("NOOP")[0], 250)
+            s.cmd("QUIT")
+
+            def noop():
+                return [r for r in pb.journal(CLIENT_ADDRESS="127.0.0.5", SMTP_COMMAND="NOOP")
+                        if r.get("DSN") == "2.0.0"]
+            recs = pb.wait_until(noop, what="the NOOP reply in the journal")
+            self.assertIn("reply: NOOP from unknown[127.0.0.5]: 250 2.0.0 Ok", recs[0]["MESSAGE"])
+        finally:
+            os.unlink(f"{dropin}/50-debug.conf")
+            pb.systemctl("daemon-reload")
+            pb.systemctl("stop", "postbus-smtpd.service")
+        # without it, only refusals are journaled
+        s, _ = self.session(source="127.0.0.6")
+        self.assertEqual(s.cmd("NOOP")[0], 250)
+        self.assertEqual(s.cmd("BOGUS")[0], 500)
+        s.cmd("QUIT")
+        pb.wait_until(lambda: pb.journal(CLIENT_ADDRESS="127.0.0.6", SMTP_COMMAND="UNKNOWN"), what="the 500")
+        self.assertEqual(pb.journal(CLIENT_ADDRESS="127.0.0.6", SMTP_COMMAND="NOOP"), [])
 
 
 if __name__ == "__main__":
