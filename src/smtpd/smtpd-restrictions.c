@@ -766,17 +766,11 @@ static void list_subject(CheckContext *ctx, SmtpdRestrictionClass cls, const cha
         }
 }
 
-/* 1 if the local part of a local address is a user or a key of a local_recipient_maps table, 0 if not,
- * negative errno if a table cannot be read. */
-static int local_recipient_known(SmtpdChecks *c, const char *addr) {
-        const char *at = strrchr(addr, '@');
-        size_t n = at ? (size_t) (at - addr) : strlen(addr);
-        _cleanup_free_ char *full = strdup_lower(addr, strlen(addr)), *user = strdup_lower(addr, n);
+/* Looks one name up as local_recipient_maps says: 1 found, 0 not, negative errno when it cannot be read. */
+static int local_name_known(SmtpdChecks *c, const char *user, const char *full) {
         int error = 0, r;
 
-        if (!full || !user)
-                return -ENOMEM;
-        if (c->local_passwd && n > 0 && !strpbrk(user, "\"\\")) {
+        if (c->local_passwd && user[0] && !strpbrk(user, "\"\\")) {
                 errno = 0;
                 if (getpwnam(user))
                         return 1;
@@ -787,8 +781,8 @@ static int local_recipient_known(SmtpdChecks *c, const char *addr) {
         for (size_t i = 0; i < c->n_local_tables; i++) {
                 Table *t = c->local_tables[i];
 
-                r = table_lookup(t, full, NULL);
-                if (r == 0 && n > 0)
+                r = full ? table_lookup(t, full, NULL) : 0;
+                if (r == 0 && user[0])
                         r = table_lookup(t, user, NULL);
                 if (r > 0)
                         return 1;
@@ -803,11 +797,35 @@ static int local_recipient_known(SmtpdChecks *c, const char *addr) {
                         continue;
                 }
                 if (r < 0) {
-                        log_warning_errno(r, "Failed to look up %s in %s: %m", addr, table_name(t));
+                        log_warning_errno(r, "Failed to look up %s in %s: %m", full ?: user, table_name(t));
                         error = error ?: r;
                 }
         }
         return error;
+}
+
+/* 1 if a local address is a user or a key of a local_recipient_maps table (the whole address, or its
+ * local part), also once its extension is taken off (user+ext, recipient_delimiter, split as local
+ * splits it); 0 if not; negative errno if a table cannot be read. */
+static int local_recipient_known(SmtpdChecks *c, const char *addr) {
+        const char *at = strrchr(addr, '@'), *delims = c->config->recipient_delimiter;
+        size_t n = at ? (size_t) (at - addr) : strlen(addr), k;
+        _cleanup_free_ char *full = strdup_lower(addr, strlen(addr)), *user = strdup_lower(addr, n),
+                            *base = NULL;
+        int r;
+
+        if (!full || !user)
+                return -ENOMEM;
+        r = local_name_known(c, user, full);
+        if (r != 0)
+                return r;
+        k = isempty(delims) ? n : strcspn(user, delims);
+        if (k == 0 || k >= n)
+                return 0;
+        base = strndup(user, k);
+        if (!base)
+                return -ENOMEM;
+        return local_name_known(c, base, NULL);
 }
 
 static CheckStatus check_unlisted_recipient(CheckContext *ctx) {

@@ -301,6 +301,18 @@ TEST(evaluate_aliases) {
         ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "");
         env_done(&e);
 
+        /* user+ext, as local splits it (recipient_delimiter): the user or alias without the extension */
+        ASSERT_OK(env_setup(&e, "recipient_delimiter = +-\nalias_maps = hash:@/aliases\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root+lists@localhost", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "sales-eu@localhost", false), "");
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "nosuchuser+x@localhost", false), "550 5.1.1", 9) == 0);
+        /* a delimiter at the very start is no extension */
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "+root@localhost", false), "550 5.1.1", 9) == 0);
+        env_done(&e);
+        ASSERT_OK(env_setup(&e, "alias_maps = hash:@/aliases\n", "192.0.2.1"));
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "root+lists@localhost", false), "550 5.1.1", 9) == 0);
+        env_done(&e);
+
         /* smtpd_reject_unlisted_recipient = no: only the explicit restriction checks */
         ASSERT_OK(env_setup(&e, "smtpd_reject_unlisted_recipient = no\nalias_maps = hash:@/aliases\n", "192.0.2.1"));
         ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false), "");
