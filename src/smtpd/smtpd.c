@@ -4,7 +4,11 @@
  * unprivileged user postbus without capabilities: systemd binds the port and passes the socket. Peer
  * input is held in a bounded buffer per session (line_length_limit plus one read), parsed only by the
  * pure functions of smtpd-protocol.c, and limited in line length, message size, recipients, errors,
- * junk commands, idle time and session time; smtpd_session_limit bounds the sessions at once. smtpd
+ * junk commands, idle time and session time; smtpd_session_limit bounds the sessions at once, and the
+ * smtpd_client_* limits the sessions, new sessions, messages and recipients of one client address, in a
+ * table bounded by smtpd_client_table_limit. Message content (DATA or BDAT) is stored with LF line ends
+ * only, every CRLF, bare LF and bare CR taken as a line end, so that nothing in the queue can end a
+ * message for another MTA where smtpd saw none (SMTP smuggling; smtpd_forbid_bare_newline). smtpd
  * writes no files: a message goes into an anonymous memory file, sealed and passed to cleanup over
  * $rundir/cleanup, and only cleanup's answer that the message is durable makes smtpd reply 250.
  * It trusts cleanup, a local role behind a socket that only postbus may open, for the queue ID and
