@@ -188,6 +188,16 @@ static void call_report(LocalCall *c, const siginfo_t *si, bool timed_out) {
                         continue;
                 }
                 start = end + 1;
+                if (l.type == 'I') {
+                        LocalRecipient *rcpt = c->recipients + c->n_done;
+                        _cleanup_free_ char *address = log_escape(rcpt->address, strlen(rcpt->address));
+                        log_mail(LOG_WARNING, c->queue_id,
+                                 LOG_FIELDS({ "MESSAGE_ID", POSTBUS_MESSAGE_FORWARD_FILE_IGNORED },
+                                            { "FORWARD_FILE", l.path }, { "RECIPIENT", address }),
+                                 "warning: file %s %s -- ignored", l.path, l.text);
+                        local_report_line_done(&l);
+                        continue;
+                }
                 if (l.type == 'W') {
                         log_mail(LOG_WARNING, c->queue_id, LOG_NO_FIELDS, "warning: %s", l.text);
                         local_report_line_done(&l);

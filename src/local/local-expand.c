@@ -678,21 +678,20 @@ static int read_forward(Expand *e, size_t i, const struct passwd *pw, const char
                 if (r == -ENOENT || r == -ENOTDIR)
                         continue;
                 if (r == -EBADFD) {
-                        (void) local_report_warning(e->report_fd, "file %s is not a regular file -- ignored", path);
+                        (void) local_report_ignored(e->report_fd, path, "is not a regular file");
                         continue;
                 }
                 if (r < 0) {
-                        (void) local_report_warning(e->report_fd, "cannot read %s: %s -- ignored", path,
+                        (void) local_report_ignored(e->report_fd, path, "cannot be read: %s",
                                                     r == -EFBIG ? "file too large" : strerror(-r));
                         continue;
                 }
                 if (st.st_uid != pw->pw_uid && st.st_uid != 0) {
-                        (void) local_report_warning(e->report_fd, "file %s has bad owner uid %u -- ignored", path,
-                                                    (unsigned) st.st_uid);
+                        (void) local_report_ignored(e->report_fd, path, "has bad owner uid %u", (unsigned) st.st_uid);
                         continue;
                 }
                 if (st.st_mode & (S_IWOTH | S_IWGRP)) {
-                        (void) local_report_warning(e->report_fd, "file %s is %s writable -- ignored", path,
+                        (void) local_report_ignored(e->report_fd, path, "is %s writable",
                                                     st.st_mode & S_IWOTH ? "world" : "group");
                         continue;
                 }
@@ -701,8 +700,7 @@ static int read_forward(Expand *e, size_t i, const struct passwd *pw, const char
                         return r;
                 if (r < 0) {
                         local_target_list_done(ret);
-                        (void) local_report_warning(e->report_fd, "file %s: malformed destination list -- ignored",
-                                                    path);
+                        (void) local_report_ignored(e->report_fd, path, "has a malformed destination list");
                         continue;
                 }
                 return ret->n > 0;

@@ -259,7 +259,26 @@ int local_report_warning(int fd, const char *fmt, ...) {
         return report_write(fd, line, (size_t) n);
 }
 
+int local_report_ignored(int fd, const char *path, const char *fmt, ...) {
+        _cleanup_free_ char *why = NULL, *p = strdup(path), *line = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&why, fmt, ap);
+        va_end(ap);
+        if (n < 0 || !p)
+                return -ENOMEM;
+        report_clean(p);
+        report_clean(why);
+        n = asprintf(&line, "I %s\t%s\n", p, why);
+        if (n < 0)
+                return -ENOMEM;
+        return report_write(fd, line, (size_t) n);
+}
+
 void local_report_line_done(LocalReportLine *l) {
+        l->path = mfree(l->path);
         l->to = mfree(l->to);
         l->orig_to = mfree(l->orig_to);
         l->text = mfree(l->text);
@@ -275,6 +294,20 @@ int local_report_parse(const char *line, size_t len, LocalReportLine *ret) {
                 l.text = log_escape(line + 2, len - 2);
                 if (!l.text)
                         return -ENOMEM;
+                *ret = l;
+                return 0;
+        }
+        if (line[0] == 'I') {
+                const char *tab = memchr(line + 2, '\t', len - 2);
+                if (!tab || tab == line + 2)
+                        return -EBADMSG;
+                l.type = 'I';
+                l.path = log_escape(line + 2, (size_t) (tab - line - 2));
+                l.text = log_escape(tab + 1, len - (size_t) (tab + 1 - line));
+                if (!l.path || !l.text) {
+                        local_report_line_done(&l);
+                        return -ENOMEM;
+                }
                 *ret = l;
                 return 0;
         }

@@ -197,17 +197,20 @@ void local_command_run(const LocalMessage *m, const char *command, const LocalPr
 int local_forward_submit(const LocalMessage *m, const char *delivered_to, char **recipients,
                          uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], LocalResult *ret);
 
-/* The report of a delivery child: one line per final delivery ("D <dsn> <to>\t<orig_to>\t<text>") and
- * per warning for the journal ("W <text>"). Tabs and control characters in fields become blanks. */
+/* The report of a delivery child: one line per final delivery ("D <dsn> <to>\t<orig_to>\t<text>"), per
+ * warning for the journal ("W <text>"), and per forward file ignored as unsafe ("I <path>\t<why>"). Tabs
+ * and control characters in fields become blanks. */
 #define LOCAL_REPORT_MAX (1024U * 1024U)
 int local_report_delivery(int fd, const char *to, const char *orig_to, const LocalResult *r);
 int local_report_warning(int fd, const char *fmt, ...) _printf_(2, 3);
+int local_report_ignored(int fd, const char *path, const char *fmt, ...) _printf_(3, 4);
 
 typedef struct LocalReportLine {
-        char type;                      /* 'D' or 'W' */
+        char type;                      /* 'D', 'W' or 'I' */
         LocalResult result;             /* 'D' */
         char *to, *orig_to;             /* 'D', escaped */
-        char *text;                     /* 'W', escaped */
+        char *path;                     /* 'I', escaped */
+        char *text;                     /* 'W' and 'I', escaped */
 } LocalReportLine;
 
 /* Parses one line (without its newline). -EBADMSG when it is malformed. */

@@ -309,7 +309,13 @@ class Aliases(unittest.TestCase):
         qid = pb.send(SENDER, ["erin@localhost"], f"Subject: for erin\n\n{m}\n")
         pb.wait_until(lambda: mailbox_with("erin", m), what="erin's own mailbox")
         warn = wait_local(qid, lambda r: "world writable" in r.get("MESSAGE", ""), "the warning")
-        self.assertIn("file /home/erin/.forward is world writable -- ignored", warn["MESSAGE"])
+        self.assertIn("warning: file /home/erin/.forward is world writable -- ignored", warn["MESSAGE"])
+        self.assertEqual(warn["MESSAGE_ID"], "7fd47c8f70c14cc6acf7a9aaebcc212b")    # explained by journalctl -x
+        self.assertEqual(warn["FORWARD_FILE"], "/home/erin/.forward")
+        self.assertEqual(warn["PRIORITY"], "4")
+        explained = pb.run(["journalctl", "-x", "--no-pager", f"QUEUE_ID={qid}",
+                            "MESSAGE_ID=7fd47c8f70c14cc6acf7a9aaebcc212b"])
+        self.assertIn("chmod go-w ~/.forward", explained)
         self.assertIsNone(mailbox_with("carol", m))
 
     def test_delivered_to_loop_bounces(self):

@@ -253,12 +253,14 @@ TEST(report_lines) {
         local_result_set(&r, "5.4.6", "mail forwarding loop for bob@x");
         ASSERT_OK(local_report_delivery(fd, "bob@x", NULL, &r));
         ASSERT_OK(local_report_warning(fd, "file %s is world writable -- ignored", "/h/.forward\x01"));
+        ASSERT_OK(local_report_ignored(fd, "/h/.forward\t", "is %s writable", "group"));
         n = pread(fd, buf, sizeof buf - 1, 0);
         ASSERT_TRUE(n > 0);
         buf[n] = '\0';
         ASSERT_STREQ(buf, "D 2.0.0 bob@x\talias@x\tdelivered to command: a b c\n"
                           "D 5.4.6 bob@x\t\tmail forwarding loop for bob@x\n"
-                          "W file /h/.forward  is world writable -- ignored\n");
+                          "W file /h/.forward  is world writable -- ignored\n"
+                          "I /h/.forward \tis group writable\n");
 
         LocalReportLine l;
         char *p = buf, *nl = strchr(p, '\n');
@@ -280,11 +282,18 @@ TEST(report_lines) {
         ASSERT_OK(local_report_parse(p, (size_t) (nl - p), &l));
         ASSERT_EQ(l.type, 'W');
         local_report_line_done(&l);
+        p = nl + 1;
+        nl = strchr(p, '\n');
+        ASSERT_OK(local_report_parse(p, (size_t) (nl - p), &l));
+        ASSERT_EQ(l.type, 'I');
+        ASSERT_STREQ(l.path, "/h/.forward ");
+        ASSERT_STREQ(l.text, "is group writable");
+        local_report_line_done(&l);
 
         /* Malformed lines from a child are refused. */
         static const char *const bad[] = {
                 "", "D", "X x", "D 2.0.0", "D 2.0.0 bob", "D 2.0.0 bob\tx", "D 7.0.0 bob\t\tx", "D 2.0.0 \t\tx",
-                "D 2.0 bob\t\tx",
+                "D 2.0 bob\t\tx", "I /x", "I \twhy",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 ASSERT_ERR(local_report_parse(bad[i], strlen(bad[i]), &l), EBADMSG);
