@@ -143,6 +143,36 @@ class Esmtp(unittest.TestCase):
             i = next(k for k, (t, d) in enumerate(env) if d == "someone@example.com")
             self.assertNotEqual(env[i + 1:i + 2] and env[i + 1][0], "O")
 
+    def test_dsn_options_follow_virtual_aliases(self):
+        table = "/etc/postbus/virtual-dsn"
+        with open(table, "w", encoding="utf-8") as f:
+            f.write("team@virtual.test erin@localhost, root@localhost\n")
+        pb.run("postbusctl", "map", "build", table)
+        pb.systemctl("reset-failed", "postbus-*", check=False)
+        pb.set_config(virtual_alias_maps=f"gdbm:{table}")
+        try:
+            with pb.LocalHeld():
+                s, _ = self.session()
+                self.assertEqual(s.cmd("MAIL FROM:<a@example.org>")[0], 250)
+                self.assertEqual(s.cmd("RCPT TO:<team@virtual.test> NOTIFY=SUCCESS,DELAY "
+                                       "ORCPT=rfc822;team+40virtual.test")[0], 250)
+                self.assertEqual(s.cmd("RCPT TO:<other@example.com>")[0], 250)
+                self.assertEqual(s.cmd("DATA")[0], 354)
+                s.send(b"Subject: team\r\n\r\nx\r\n.\r\n")
+                code, text = s.reply()
+                self.assertEqual(code, 250, text)
+                env = [(t, d.decode()) for t, d in pb.queue_file_records(pb.queue_id_from_text(text))
+                       if t in "RDO"]
+                # Each address the alias expands to keeps the options of the recipient it came from.
+                for rcpt in ("erin@", "root@"):
+                    i = next(k for k, (t, d) in enumerate(env) if t in "RD" and d.startswith(rcpt))
+                    self.assertEqual(env[i + 1], ("O", "NOTIFY=SUCCESS,DELAY ORCPT=rfc822;team+40virtual.test"))
+                i = next(k for k, (t, d) in enumerate(env) if d == "other@example.com")
+                self.assertTrue(i + 1 == len(env) or env[i + 1][0] != "O", env)
+        finally:
+            pb.systemctl("reset-failed", "postbus-*", check=False)
+            pb.set_config(virtual_alias_maps="")
+
     def test_enhanced_status_codes_everywhere(self):
         s, _ = self.session(source="127.0.0.2")
         replies = []
