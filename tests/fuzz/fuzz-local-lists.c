@@ -1,7 +1,7 @@
 /* fuzz-local-lists.c: what users and administrators write for local: the input as a .forward or :include:
  * file and as an alias value (destinations, with limits), as forward_path text, and as message headers
- * for the Delivered-To scan in pieces whose size the first byte picks; each result checked against what
- * the parsers promise. */
+ * for the Delivered-To scan in pieces whose size the first byte picks, and each line as a delivery child's
+ * report line; each result checked against what the parsers promise. */
 #include "../../src/local/local.h"
 #include "fuzz.h"
 
@@ -60,5 +60,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         CHECK(!(*p >= 'A' && *p <= 'Z'));
         }
         local_header_scan_done(&s);
+
+        /* Each line as a delivery child's report line, which the parent parses. */
+        for (size_t start = 0; start < size;) {
+                const char *nl = memchr(buf + start, '\n', size - start);
+                size_t end = nl ? (size_t) (nl - buf) : size;
+                LocalReportLine line;
+
+                if (local_report_parse(buf + start, end - start, &line) >= 0) {
+                        CHECK(line.type == 'D' || line.type == 'W' || line.type == 'I');
+                        if (line.type == 'D')
+                                CHECK(line.to && line.orig_to && strlen(line.result.text) < LOCAL_TEXT_SIZE &&
+                                      (line.result.dsn[0] == '2' || line.result.dsn[0] == '4' ||
+                                       line.result.dsn[0] == '5'));
+                        else
+                                CHECK(line.text);
+                        local_report_line_done(&line);
+                }
+                start = end + 1;
+        }
         return 0;
 }
