@@ -9,13 +9,16 @@
 
 /* Where the local part ends, scanning quotes and backslash escapes: the last '@' outside quotes. A
  * backslash outside quotes escapes the next character too (RFC 5321 quoted-pair only occurs inside
- * quotes, but Postfix's tokenizer accepts it outside). -2: unbalanced quotes. */
+ * quotes, but Postfix's tokenizer accepts it outside). -2: unbalanced quotes, or a backslash at the end
+ * (which would escape whatever is appended). */
 static ssize_t find_at(const char *s, size_t len) {
         ssize_t at = -1;
         bool quoted = false;
 
         for (size_t i = 0; i < len; i++) {
-                if (s[i] == '\\' && i + 1 < len)
+                if (s[i] == '\\' && i + 1 == len)
+                        return -2;
+                if (s[i] == '\\')
                         i++;
                 else if (s[i] == '"')
                         quoted = !quoted;
@@ -23,6 +26,25 @@ static ssize_t find_at(const char *s, size_t len) {
                         at = (ssize_t) i;
         }
         return quoted ? -2 : at;
+}
+
+/* The first (or last) c outside quotes, or -1. */
+static ssize_t find_unquoted(const char *s, size_t len, char c, bool first) {
+        ssize_t found = -1;
+        bool quoted = false;
+
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] == '\\' && i + 1 < len)
+                        i++;
+                else if (s[i] == '"')
+                        quoted = !quoted;
+                else if (s[i] == c && !quoted) {
+                        found = (ssize_t) i;
+                        if (first)
+                                break;
+                }
+        }
+        return found;
 }
 
 ssize_t rewrite_address_at(const char *addr) {
@@ -71,6 +93,30 @@ int rewrite_address(const RewriteContext *ctx, const char *addr, char **ret) {
         if (at == -2)
                 return -EINVAL;
 
+        /* The old forms, only where there is no '@' to say otherwise. */
+        _cleanup_free_ char *swapped = NULL;
+        if (at < 0 && (ctx->swap_bangpath || ctx->allow_percent_hack)) {
+                ssize_t bang = ctx->swap_bangpath ? find_unquoted(s, len, '!', true) : -1;
+                ssize_t pct = ctx->allow_percent_hack ? find_unquoted(s, len, '%', false) : -1;
+                int n = 0;
+
+                if (bang > 0 && (size_t) bang + 1 < len)
+                        n = asprintf(&swapped, "%s@%.*s", s + bang + 1, (int) bang, s);
+                else if (pct > 0 && (size_t) pct + 1 < len)
+                        n = asprintf(&swapped, "%.*s@%s", (int) pct, s, s + pct + 1);
+                else
+                        n = -EAGAIN;    /* nothing to take apart */
+                if (n == -1) {
+                        swapped = NULL; /* undefined after a failed asprintf() */
+                        return -ENOMEM;
+                }
+                if (n >= 0) {
+                        s = swapped;
+                        len = (size_t) n;
+                        at = find_at(s, len);
+                }
+        }
+
         if (at >= 0) {
                 domain = s + at + 1;
                 dlen = strlen(domain);
@@ -114,6 +160,12 @@ int rewrite_address(const RewriteContext *ctx, const char *addr, char **ret) {
         if ((size_t) n > ADDRESS_MAX) {
                 free(out);
                 return -E2BIG;
+        }
+        /* What was taken apart and put together must read back the same way (a domain that ends in an
+         * escaped dot, say, must not end in a backslash now). */
+        if (find_at(out, (size_t) n) == -2) {
+                free(out);
+                return -EINVAL;
         }
         *ret = out;
         return 0;

@@ -17,13 +17,17 @@ typedef struct RewriteContext {
         const char *mydomain;
         bool append_at_myorigin;
         bool append_dot_mydomain;
+        bool allow_percent_hack;        /* user%domain -> user@domain */
+        bool swap_bangpath;             /* host!user -> user@host */
 } RewriteContext;
 
 /* Canonical form of addr: a source route ("@a,@b:user@c") is stripped, a trailing dot of the domain
  * dropped, "@$myorigin" appended to an address without domain (append_at_myorigin), ".$mydomain" to a
  * domain without a dot (append_dot_mydomain). Quoted local parts are kept as they are. "" stays "".
  * -EINVAL: control characters, unbalanced quotes or an empty source route; -E2BIG: longer than
- * REWRITE_INPUT_MAX, or a result longer than ADDRESS_MAX. */
+ * REWRITE_INPUT_MAX, or a result longer than ADDRESS_MAX. An address without '@' is first taken apart as
+ * Postfix does: "host!user" becomes "user@host" (swap_bangpath), "user%domain" "user@domain"
+ * (allow_percent_hack; the last '%'), both outside quotes. */
 int rewrite_address(const RewriteContext *ctx, const char *addr, char **ret);
 
 /* The offset of the '@' that separates local part and domain (the last one outside quotes), or -1. */

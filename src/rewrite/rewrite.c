@@ -34,6 +34,8 @@ static int rewrite_setup(Daemon *d) {
                 .mydomain = d->config->mydomain,
                 .append_at_myorigin = d->config->append_at_myorigin,
                 .append_dot_mydomain = d->config->append_dot_mydomain,
+                .allow_percent_hack = d->config->allow_percent_hack,
+                .swap_bangpath = d->config->swap_bangpath,
         };
 
         /* Bad transports are configuration errors: found now, not at the first message. */

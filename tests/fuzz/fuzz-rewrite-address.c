@@ -10,6 +10,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .mydomain = "example.org",
                 .append_at_myorigin = true,
                 .append_dot_mydomain = true,
+                .allow_percent_hack = true,
+                .swap_bangpath = true,
         };
         char *s, *out = NULL, *again = NULL, *t = NULL, *n = NULL;
 

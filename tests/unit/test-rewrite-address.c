@@ -39,6 +39,18 @@ TEST(canonical) {
         dot.myorigin = "localhost";
         check_rewrite(&dot, "alice", "alice@localhost.example.org");
 
+        RewriteContext old = ctx;
+        old.allow_percent_hack = old.swap_bangpath = true;
+        check_rewrite(&old, "user%example.com", "user@example.com");
+        check_rewrite(&old, "a%b%example.com", "a%b@example.com");
+        check_rewrite(&old, "uucphost!user", "user@uucphost");
+        check_rewrite(&old, "a!b!user", "b!user@a");
+        check_rewrite(&old, "user%example.com@host.example.org", "user%example.com@host.example.org");
+        check_rewrite(&old, "\"a%b\"", "\"a%b\"@host.example.org");
+        check_rewrite(&old, "user%", "user%@host.example.org");
+        check_rewrite(&ctx, "user%example.com", "user%example.com@host.example.org");
+        check_rewrite(&ctx, "uucphost!user", "uucphost!user@host.example.org");
+
         RewriteContext noappend = ctx;
         noappend.append_at_myorigin = false;
         check_rewrite(&noappend, "alice", "alice");
@@ -51,6 +63,7 @@ TEST(canonical_errors) {
         ASSERT_ERR(rewrite_address(&ctx, "\"unbalanced@example.org", &out), EINVAL);
         ASSERT_ERR(rewrite_address(&ctx, "a\nb@example.org", &out), EINVAL);
         ASSERT_ERR(rewrite_address(&ctx, "@relay:", &out), EINVAL);
+        ASSERT_ERR(rewrite_address(&ctx, "user\\", &out), EINVAL);     /* would escape the '@' appended */
         memset(big, 'a', sizeof big - 1);
         big[sizeof big - 1] = '\0';
         ASSERT_ERR(rewrite_address(&ctx, big, &out), E2BIG);
