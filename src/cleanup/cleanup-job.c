@@ -326,7 +326,8 @@ static void step_virtual_check(CleanupJob *j) {
                         if (strcasecmp(a->address, n->address) == 0) {
                                 _cleanup_free_ char *escaped = log_escape(n->address, strlen(n->address));
                                 log_mail(LOG_WARNING, NULL,
-                                         LOG_FIELDS({ "RECIPIENT", escaped }, { "CLEANUP_ACTION", "reject" }),
+                                         LOG_FIELDS({ "RECIPIENT", escaped }, { "CLEANUP_ACTION", "reject" },
+                                                    { "MESSAGE_ID", POSTBUS_MESSAGE_VIRTUAL_ALIAS_LOOP }),
                                          "virtual alias loop: <%s> expands into itself through virtual_alias_maps",
                                          strempty(escaped));
                                 (void) set_text(&j->reject, "554 5.4.6 Virtual alias loop for <%s>", strempty(escaped));

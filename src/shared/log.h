@@ -23,6 +23,7 @@ typedef struct LogField {
 #define POSTBUS_MESSAGE_QUEUE_FILE_CORRUPT "ffd08b0ddfd344579c9159edb9f48b81"
 #define POSTBUS_MESSAGE_MAILDROP_FILE_DISCARDED "a33b42e5d0dd41009d44c22616f5fcf0"
 #define POSTBUS_MESSAGE_FORWARD_FILE_IGNORED "7fd47c8f70c14cc6acf7a9aaebcc212b"
+#define POSTBUS_MESSAGE_VIRTUAL_ALIAS_LOOP "9c59b0bbab0242b6958a0d36612d3724"
 
 #define LOG_FIELDS(...) ((const LogField[]) { __VA_ARGS__, { NULL, NULL } })
 #define LOG_NO_FIELDS ((const LogField[]) { { NULL, NULL } })

@@ -164,8 +164,13 @@ class Cleanup(unittest.TestCase):
         self.assertEqual(e.exception.smtp_code, 554)
         self.assertIn(b'5.4.6', e.exception.smtp_error)
         self.assertIn(b'loop', e.exception.smtp_error.lower())
-        self.assertTrue(any('virtual alias loop' in (m or '') for m in
-                            pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service')))
+        loops = pb.journal('_SYSTEMD_UNIT=postbus-cleanup.service', MESSAGE_ID='9c59b0bbab0242b6958a0d36612d3724')
+        self.assertTrue(loops)
+        self.assertIn('virtual alias loop', loops[-1]['MESSAGE'])
+        self.assertTrue(loops[-1]['RECIPIENT'].startswith('loop'))
+        # journalctl -x explains it from the catalog
+        explained = pb.run('journalctl', '-x', '--no-pager', 'MESSAGE_ID=9c59b0bbab0242b6958a0d36612d3724')
+        self.assertIn('break the cycle', ' '.join(explained.replace('\u2591', ' ').split()))
         # and cleanup is still there for the next message
         qid = pb.send('x@example.org', ['nested@virtual.test'], 'Subject: after loop\n\nx\n')
         wait_mail('carol', qid)
