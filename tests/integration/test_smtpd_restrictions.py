@@ -347,6 +347,45 @@ class DelayRejectNo(unittest.TestCase):
         s.cmd('QUIT')
 
 
+class PerService(unittest.TestCase):
+    """Each service has its own lists (as master.cf's -o): submission_smtpd_* applies on port 587 only."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        reset_smtpd()
+        pb.set_config(
+            myhostname=HOST,
+            mynetworks='127.0.0.1/32',
+            alias_maps='',
+            smtpd_client_restrictions='',
+            smtpd_helo_restrictions='',
+            smtpd_sender_restrictions='',
+            smtpd_relay_restrictions='permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination',
+            smtpd_recipient_restrictions='',
+            smtpd_delay_reject='yes',
+            # no certificate in this test: let 587 take mail without STARTTLS
+            submission_smtpd_tls_security_level='none',
+            submission_smtpd_sender_restrictions='check_sender_access hash:/etc/postbus/submission_senders, reject')
+        build_table('submission_senders', 'alice@example.org OK\n')
+
+    def rcpt(self, port, sender):
+        with pb.SmtpRaw('127.0.0.1', port) as s:
+            self.assertEqual(s.reply()[0], 220)
+            self.assertEqual(s.cmd('EHLO client.example.org')[0], 250)
+            self.assertEqual(s.cmd(f'MAIL FROM:<{sender}>')[0], 250)
+            reply = s.cmd(f'RCPT TO:<erin@{HOST}>')
+            s.cmd('QUIT')
+            return reply
+
+    def test_submission_lists(self):
+        self.assertEqual(self.rcpt(587, 'alice@example.org')[0], 250)
+        self.assertEqual(self.rcpt(587, 'mallory@example.org'),
+                         (554, '5.7.1 <mallory@example.org>: Sender address rejected: Access denied'))
+        # port 25 keeps main.cf's own (empty) sender restrictions
+        self.assertEqual(self.rcpt(25, 'mallory@example.org')[0], 250)
+
+
 class ConfigErrors(unittest.TestCase):
     """A bad restriction list stops smtpd at start, naming the file and line."""
 
