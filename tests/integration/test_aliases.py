@@ -16,6 +16,8 @@ SENDER = "sender@example.org"
 CMD_DIR = "/home/cmdout"
 FILE_DIR = "/home/filedrop"
 INC_DIR = "/etc/postbus-test"
+# postbus's own sendmail (set-group-ID postdrop), wherever this build installed it
+SENDMAIL = shutil.which("sendmail", path="/usr/local/sbin:/usr/sbin:/usr/local/bin:/usr/bin") or "/usr/sbin/sendmail"
 
 # The alias names are also accounts, so that smtpd takes them whether or not it knows alias_maps; an
 # alias wins over the account of the same name, as in Postfix.
@@ -35,9 +37,10 @@ envcmd:   "|/usr/bin/env > {CMD_DIR}/env-ext.txt"
 incroot:  :include:{INC_DIR}/root.list
 incbob:   :include:{INC_DIR}/bob.list
 incww:    :include:{INC_DIR}/ww.list
+autoreply: "|{{ echo 'Subject: auto reply'; echo; echo reply-from-autoreply; }} | {SENDMAIL} -f autoreply@localhost bob@localhost"
 """
 USERS = ("alice", "bob", "carol", "dan", "erin", "team", "pipe", "archive", "loopa", "loopb", "failcmd",
-         "tempcmd", "slowcmd", "selfref", "devnull", "envcmd", "gina", "incroot", "incbob", "incww")
+         "tempcmd", "slowcmd", "selfref", "devnull", "envcmd", "gina", "incroot", "incbob", "incww", "autoreply")
 
 
 def build_aliases():
@@ -244,6 +247,14 @@ class Aliases(unittest.TestCase):
         pb.wait_until(lambda: mailbox_with("gina", m2), what="plain mail for gina in her mailbox")
         self.assertIsNone(mailbox_with("gina", m1))
         self.assertIsNone(mailbox_with("carol", m2))
+
+    def test_command_sends_mail_with_sendmail(self):
+        # as vacation(1) does: a command run by local submits new mail through the maildrop
+        qid = pb.send(SENDER, ["autoreply@localhost"], "Subject: are you there\n\nx\n")
+        wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "sent", "the command delivery")
+        reply = pb.wait_until(lambda: mailbox_with("bob", "reply-from-autoreply"), what="the reply in bob's mailbox")
+        self.assertIn("\nReturn-Path: <autoreply@localhost>\n", reply)
+        self.assertIn("\nSubject: auto reply\n", reply)
 
     def test_include_files(self):
         def file_text(name):
