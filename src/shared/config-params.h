@@ -76,16 +76,14 @@
           "Answer VRFY with 502 instead of telling whether a local user exists.")                             \
         X(smtpd_forbid_bare_newline, STRING, "normalize", 0, 0, "smtpd",                                      \
           "normalize (a bare LF ends a line, never the message) or reject (521 and disconnect).")             \
+        X(smtpd_forbid_bare_newline_exclusions, STRING, "$mynetworks", 0, 0, "smtpd",                         \
+          "Client networks (CIDR list) for which smtpd_forbid_bare_newline = reject only normalizes.")        \
         X(hopcount_limit, INT, "50", 1, 1000, "cleanup",                                                     \
           "Most Received headers a message may carry before it is rejected as a mail loop.")               \
         X(append_at_myorigin, BOOL, "yes", 0, 0, "rewrite",                                                  \
           "Append @$myorigin to an address without a domain.")                                             \
         X(append_dot_mydomain, BOOL, "no", 0, 0, "rewrite",                                                  \
           "Append .$mydomain to a domain without a dot.")                                                   \
-        X(allow_percent_hack, BOOL, "yes", 0, 0, "rewrite",                                                  \
-          "Rewrite user%domain (an address without @) to user@domain.")                                     \
-        X(swap_bangpath, BOOL, "yes", 0, 0, "rewrite",                                                       \
-          "Rewrite the UUCP form host!user (an address without @) to user@host.")                           \
         X(relayhost, STRING, "", 0, 0, "rewrite",                                                            \
           "Next hop for mail to other domains ([host] means no MX lookup); empty: the recipient domain.")  \
         X(local_transport, STRING, "local:$myhostname", 0, 0, "rewrite",                                     \

@@ -60,6 +60,7 @@ struct SmtpdSession {
         SmtpdCounter counters[_SMTPD_COMMAND_MAX + 1];  /* the last one counts unknown commands */
         int reply_code;                 /* of the last reply */
         bool in_reject;                 /* session_reject() journals the reply it sends */
+        bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject, and not excluded */
         SmtpdAnvilClient *anvil;        /* this client's rate counters; NULL when exempt */
         sd_event_source *delay;         /* smtpd_error_sleep_time before the next command */
         bool delaying;                  /* the next command waits for the delay timer */
@@ -547,7 +548,7 @@ static void cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
         smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
                                (uint64_t) config->message_size_limit,
                                SMTPD_DATA_DOT_STUFFED |
-                               (s->server->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0) |
+                               (s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0) |
                                (s->lines.bare_lf ? SMTPD_DATA_AFTER_BARE_LF : 0));
         s->state = SMTPD_SESSION_DATA;
         session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -596,7 +597,7 @@ static void cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
                 }
                 smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
                                        (uint64_t) config->message_size_limit,
-                                       s->server->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0);
+                                       s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0);
                 s->bdat = true;
         }
 }
@@ -1010,7 +1011,7 @@ static void session_process(SmtpdSession *s) {
                 s->in_start += consumed;
                 if (r == 0)
                         return;
-                if (s->lines.bare_lf && s->server->reject_bare_lf) {
+                if (s->lines.bare_lf && s->reject_bare_lf) {
                         session_bare_lf(s);
                         return;
                 }
@@ -1136,6 +1137,8 @@ static int session_new(Smtpd *server, int fd, const SmtpdAddress *client, SmtpdA
         s->fd = -EBADF;
         s->data_fd = -EBADF;
         s->client = *client;
+        s->reject_bare_lf = server->reject_bare_lf &&
+                            !smtpd_networks_match(&server->bare_newline_exclusions, client);
         s->stage = "CONNECT";
         s->last_io_usec = now;
         s->deadline_usec = now + sec_to_usec(config->smtpd_session_deadline);

@@ -31,6 +31,7 @@ static void smtpd_free(Smtpd *server) {
         sd_event_source_disable_unref(server->accept_retry);
         smtpd_networks_done(&server->mynetworks);
         smtpd_networks_done(&server->limit_exceptions);
+        smtpd_networks_done(&server->bare_newline_exclusions);
         smtpd_anvil_free(server->anvil);
         strv_free(server->mydestination);
         free(server);
@@ -65,6 +66,14 @@ static int smtpd_setup(Daemon *d) {
                                  config_where(d->config, CONFIG_PARAM_smtpd_client_event_limit_exceptions, where,
                                               sizeof where),
                                  &server->limit_exceptions);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return -EINVAL;
+        r = smtpd_networks_parse(d->config->smtpd_forbid_bare_newline_exclusions,
+                                 config_where(d->config, CONFIG_PARAM_smtpd_forbid_bare_newline_exclusions, where,
+                                              sizeof where),
+                                 &server->bare_newline_exclusions);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)

@@ -24,6 +24,7 @@ typedef struct Smtpd {
         SmtpdNetworks limit_exceptions; /* smtpd_client_event_limit_exceptions */
         SmtpdAnvil *anvil;              /* per-client connection, message and recipient counts */
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
+        SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         BusClient *cleanup;
         sd_event_source **listen_sources;       /* one per socket named "smtp" */
         size_t n_listen;

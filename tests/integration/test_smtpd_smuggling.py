@@ -1,6 +1,7 @@
 """SMTP smuggling: the bare LF / bare CR end-of-data variants never end a message and never make a second
 one, with smtpd_forbid_bare_newline = normalize (the default: a bare LF or CR is a line end, and the "."
-it surrounds is stored as an empty line) and = reject (521 5.5.2 and disconnect at a bare LF). Checked
+it surrounds is stored as an empty line) and = reject (521 5.5.2 and disconnect at a bare LF, except for
+smtpd_forbid_bare_newline_exclusions, $mynetworks, which are normalized). Checked
 over raw sockets, in the stored queue files (local held, so that the files stay), and in the mailbox."""
 import unittest
 
@@ -111,7 +112,7 @@ class Reject(unittest.TestCase):
     def test_bare_lf_in_data(self):
         for name in ("lf-dot-lf", "lf-dot-crlf", "crlf-dot-lf"):
             with self.subTest(variant=name):
-                s = session(self)
+                s = session(self, source="127.0.0.2")
                 s.cmd("MAIL FROM:<a@example.org>")
                 s.cmd("RCPT TO:<erin@localhost>")
                 self.assertEqual(s.cmd("DATA")[0], 354)
@@ -123,7 +124,7 @@ class Reject(unittest.TestCase):
                 self.assertTrue(s.closed())
 
     def test_bare_lf_command(self):
-        s = session(self)
+        s = session(self, source="127.0.0.2")
         s.send(b"NOOP\n")
         code, text = s.reply()
         self.assertEqual(code, 521, text)
@@ -131,7 +132,7 @@ class Reject(unittest.TestCase):
 
     def test_bare_cr_is_still_normalized(self):
         with pb.LocalHeld():
-            s = session(self)
+            s = session(self, source="127.0.0.2")
             s.cmd("MAIL FROM:<a@example.org>")
             s.cmd("RCPT TO:<erin@localhost>")
             self.assertEqual(s.cmd("DATA")[0], 354)
@@ -141,6 +142,20 @@ class Reject(unittest.TestCase):
             content = pb.queue_file_content(pb.queue_id_from_text(text))
             self.assertNotIn(b".", stored_lines(content))
             self.assertNotIn(b"\r", content)
+
+    def test_exclusions_are_normalized(self):
+        # 127.0.0.1 is in $mynetworks, the default smtpd_forbid_bare_newline_exclusions
+        with pb.LocalHeld():
+            s = session(self, source="127.0.0.1")
+            self.assertEqual(s.cmd("MAIL FROM:<a@example.org>")[0], 250)
+            self.assertEqual(s.cmd("RCPT TO:<erin@localhost>")[0], 250)
+            self.assertEqual(s.cmd("DATA")[0], 354)
+            s.send(b"Subject: excluded\r\n\r\nbefore" + VARIANTS["lf-dot-lf"] + SMUGGLED + b".\r\n")
+            code, text = s.reply()
+            self.assertEqual(code, 250, text)
+            content = pb.queue_file_content(pb.queue_id_from_text(text))
+            self.assertIn(b"before\n\nMAIL FROM:<evil@example.org>\n", content)
+            self.assertEqual(s.cmd("NOOP"), (250, "2.0.0 Ok"))
 
     def test_crlf_clients_unaffected(self):
         qid = pb.send("a@example.org", "erin@localhost", "Subject: fine\n\nproper CRLF\n")
