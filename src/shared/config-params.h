@@ -84,6 +84,10 @@
           "Append @$myorigin to an address without a domain.")                                             \
         X(append_dot_mydomain, BOOL, "no", 0, 0, "rewrite",                                                  \
           "Append .$mydomain to a domain without a dot.")                                                   \
+        X(allow_percent_hack, BOOL, "yes", 0, 0, "rewrite",                                                  \
+          "Rewrite user%domain (an address without @) to user@domain.")                                     \
+        X(swap_bangpath, BOOL, "yes", 0, 0, "rewrite",                                                       \
+          "Rewrite the UUCP form host!user (an address without @) to user@host.")                           \
         X(relayhost, STRING, "", 0, 0, "rewrite",                                                            \
           "Next hop for mail to other domains ([host] means no MX lookup); empty: the recipient domain.")  \
         X(local_transport, STRING, "local:$myhostname", 0, 0, "rewrite",                                     \
