@@ -816,6 +816,7 @@ static int header_pass(CleanupJob *j, size_t header_end) {
         const Config *cfg = c->daemon->config;
         const char *buf = j->content;
         bool extract = streq(strempty(cleanup_attr_get(j->attrs, "extract_recipients")), "yes");
+        bool local = streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup");
         bool resent = false;
         int r;
 
@@ -885,8 +886,13 @@ static int header_pass(CleanupJob *j, size_t header_end) {
                 if (r < 0)
                         return r;
 
-                if (!extract)
+                if (!extract) {
+                        /* Local mail never shows its blind copies, -t or not. */
+                        if (local && (name_is(h, hlen, "Bcc") || name_is(h, hlen, "Resent-Bcc")) &&
+                            (r = add_drop(j, start, end)) < 0)
+                                return r;
                         continue;
+                }
                 bool to = name_is(h, hlen, resent ? "Resent-To" : "To");
                 bool cc = name_is(h, hlen, resent ? "Resent-Cc" : "Cc");
                 bool bcc = name_is(h, hlen, resent ? "Resent-Bcc" : "Bcc");

@@ -246,6 +246,9 @@ class Cleanup(unittest.TestCase):
         self.assertIn(f'\nMessage-ID: <', m)
         self.assertIn(f'\nReturn-Path: <alice@{HOST}>\n', m)
         self.assertIn(f'\nDelivered-To: bob@{HOST}\n', m)
+        # local mail never shows a Bcc header, even without -t; its address gets no copy then
+        qid = submit('alice', ['bob'], 'Bcc: carol\nSubject: bcc kept blind\n\nhello\n', origin='pickup')
+        self.assertNotIn('\nBcc:', wait_mail('bob', qid))
         # a full name with specials is quoted
         qid = submit('alice', ['bob'], 'Subject: quoted\n\nhello\n', origin='pickup', full_name='Example, Alice')
         self.assertIn(f'\nFrom: "Example, Alice" <alice@{HOST}>\n', wait_mail('bob', qid))
