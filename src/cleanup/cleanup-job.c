@@ -266,7 +266,8 @@ static int apply_canonical(CleanupJob *j, char **addr, TableList *first, TableLi
                 r = cleanup_map_lookup(cleanup_table_lookup, lists[i], *addr, c->mydestination,
                                        c->daemon->config->myorigin, &out);
                 if (r < 0) {
-                        log_error_errno(r, "Failed to look up <%s> in a canonical table: %m", *addr);
+                        _cleanup_free_ char *escaped = log_escape(*addr, strlen(*addr));
+                        log_error_errno(r, "Failed to look up <%s> in a canonical table: %m", strempty(escaped));
                         job_set_defer(j, "451 4.3.0 Error: canonical table lookup failure");
                         return r;
                 }
@@ -371,7 +372,8 @@ static void step_virtual_round(CleanupJob *j) {
                 r = cleanup_map_lookup(cleanup_table_lookup, c->virtual_alias_maps, n->address, c->mydestination,
                                        cfg->myorigin, &value);
                 if (r < 0) {
-                        log_error_errno(r, "Failed to look up <%s> in virtual_alias_maps: %m", n->address);
+                        _cleanup_free_ char *escaped = log_escape(n->address, strlen(n->address));
+                        log_error_errno(r, "Failed to look up <%s> in virtual_alias_maps: %m", strempty(escaped));
                         job_set_defer(j, "451 4.3.0 Error: virtual_alias_maps lookup failure");
                         break;
                 }
@@ -389,13 +391,15 @@ static void step_virtual_round(CleanupJob *j) {
                         VirtualNode *child;
                         if (!address_valid(*a) || isempty(*a)) {
                                 _cleanup_free_ char *escaped = log_escape(*a, strlen(*a));
+                                _cleanup_free_ char *from = log_escape(n->address, strlen(n->address));
                                 log_warning("virtual_alias_maps: <%s> expands into the malformed address <%s>, "
-                                            "ignoring it", n->address, strempty(escaped));
+                                            "ignoring it", strempty(from), strempty(escaped));
                                 continue;
                         }
                         if (j->n_nodes >= j->n_recipients + (size_t) cfg->virtual_alias_expansion_limit) {
+                                _cleanup_free_ char *escaped = log_escape(n->address, strlen(n->address));
                                 log_warning("virtual_alias_expansion_limit (%" PRIi64 ") exceeded expanding <%s>",
-                                            cfg->virtual_alias_expansion_limit, n->address);
+                                            cfg->virtual_alias_expansion_limit, strempty(escaped));
                                 job_set_defer(j, "451 4.6.0 Error: virtual alias expansion limit exceeded");
                                 break;
                         }
@@ -847,10 +851,11 @@ static int header_pass(CleanupJob *j, size_t header_end) {
                         const CleanupCheckRule *rule = cleanup_checks_match(c->header_checks, logical);
                         if (rule && rule->action != CLEANUP_CHECK_DUNNO) {
                                 _cleanup_free_ char *escaped = log_escape(logical, MIN(strlen(logical), (size_t) 200));
+                                _cleanup_free_ char *sender = log_escape(j->sender, strlen(j->sender));
                                 const char *action = cleanup_check_action_to_string(rule->action);
                                 log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLEANUP_ACTION", action }),
                                          "%s: header %s from sender=<%s>%s%s (%s:%u)", action, strempty(escaped),
-                                         j->sender, rule->text ? ": " : "", strempty(rule->text),
+                                         strempty(sender), rule->text ? ": " : "", strempty(rule->text),
                                          c->header_checks->path, rule->line);
                         }
                         if (rule)
