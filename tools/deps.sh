@@ -11,6 +11,7 @@ POSTBUS_DEPS=(
     systemd systemd-container dbus util-linux mount passwd
     python3 python3-gdbm swaks openssl
     dnsmasq-base
+    dovecot-core libnet-ssleay-perl
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.

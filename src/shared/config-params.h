@@ -38,6 +38,20 @@
           "Most 5xx replies in one SMTP session, since its last accepted message, before 421 and close.")     \
         X(smtpd_junk_command_limit, INT, "100", 1, 100000, "smtpd",                                           \
           "NOOP, RSET and VRFY commands in one SMTP session beyond this many count as errors.")               \
+        X(smtpd_tls_cert_file, STRING, "", 0, 0, "smtpd",                                                    \
+          "PEM server certificate (chain) for STARTTLS and port 465; empty: no TLS. Readable by postbus.")  \
+        X(smtpd_tls_key_file, STRING, "$smtpd_tls_cert_file", 0, 0, "smtpd",                                 \
+          "PEM private key of smtpd_tls_cert_file; must be readable by the user postbus.")                  \
+        X(smtpd_tls_security_level, STRING, "may", 0, 0, "smtpd",                                            \
+          "none, may (offer STARTTLS when a certificate is set) or encrypt (no MAIL before STARTTLS).")      \
+        X(smtpd_tls_wrappermode, BOOL, "no", 0, 0, "smtpd",                                                  \
+          "TLS from the first byte (port 465) instead of STARTTLS; smtps_ sets it for the smtps socket.")    \
+        X(smtpd_sasl_auth_enable, BOOL, "no", 0, 0, "smtpd",                                                 \
+          "Offer AUTH (PLAIN, LOGIN; only over TLS), checked by Dovecot; on by default for 587 and 465.")   \
+        X(smtpd_sasl_type, STRING, "dovecot", 0, 0, "smtpd",                                                 \
+          "The SASL authentication server smtpd asks; only dovecot is supported.")                          \
+        X(smtpd_sasl_path, STRING, "/run/dovecot/auth-postbus", 0, 0, "smtpd",                               \
+          "Absolute path of Dovecot's auth client socket, which the user postbus may connect to.")          \
         X(smtpd_client_restrictions, STRING, "", 0, 0, "smtpd",                                               \
           "Restrictions on the client address (at RCPT with smtpd_delay_reject, else at connect).")           \
         X(smtpd_helo_restrictions, STRING, "", 0, 0, "smtpd",                                                 \

@@ -73,6 +73,8 @@ static const char *const command_names[_SMTPD_COMMAND_MAX] = {
         [SMTPD_COMMAND_VRFY] = "VRFY",
         [SMTPD_COMMAND_QUIT] = "QUIT",
         [SMTPD_COMMAND_BDAT] = "BDAT",
+        [SMTPD_COMMAND_STARTTLS] = "STARTTLS",
+        [SMTPD_COMMAND_AUTH] = "AUTH",
 };
 
 const char *smtpd_command_to_string(SmtpdCommandType t) {
@@ -168,7 +170,7 @@ static int size_parse(const char *s, size_t len, uint64_t *ret) {
  * (RFC 3461); RCPT takes NOTIFY and ORCPT (RFC 3461). Each at most once. */
 static int envelope_parse(const char *arg, size_t len, const char *keyword, bool mail, SmtpdPath *ret) {
         size_t klen = strlen(keyword), i, used;
-        bool have_size = false, have_body = false, have_envid = false, have_orcpt = false;
+        bool have_size = false, have_body = false, have_envid = false, have_orcpt = false, have_auth = false;
         SmtpdPath p = {};
         int r;
 
@@ -224,6 +226,14 @@ static int envelope_parse(const char *arg, size_t len, const char *keyword, bool
                 } else if (mail && word_eq(param, nlen, "RET")) {
                         if (p.dsn_ret || !value || !(p.dsn_ret = dsn_ret_parse(value, vlen)))
                                 return -EINVAL;
+                } else if (mail && word_eq(param, nlen, "AUTH")) {
+                        /* RFC 4954 5: AUTH=<> or AUTH=xtext, accepted and not used (smtpd-sasl.c). */
+                        if (have_auth || !value || vlen == 0 || vlen > 500)
+                                return -EINVAL;
+                        for (size_t k = 0; k < vlen; k++)
+                                if (value[k] < 0x21 || value[k] > 0x7E)
+                                        return -EINVAL;
+                        have_auth = true;
                 } else if (mail && word_eq(param, nlen, "ENVID")) {
                         if (have_envid || !value || !dsn_envid_valid(value, vlen))
                                 return -EINVAL;

@@ -55,6 +55,8 @@ typedef enum SmtpdCommandType {
         SMTPD_COMMAND_VRFY,
         SMTPD_COMMAND_QUIT,
         SMTPD_COMMAND_BDAT,
+        SMTPD_COMMAND_STARTTLS,         /* RFC 3207; the session's TLS part: smtpd-tls.c */
+        SMTPD_COMMAND_AUTH,             /* RFC 4954; checked by Dovecot: smtpd-sasl.c */
         _SMTPD_COMMAND_MAX,
         _SMTPD_COMMAND_INVALID = -EINVAL,
 } SmtpdCommandType;

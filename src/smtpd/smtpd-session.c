@@ -14,6 +14,7 @@
 #include "postbus-config.h"
 #include "queue-id.h"
 #include "smtpd-protocol.h"
+#include "smtpd-sasl.h"
 #include "smtpd.h"
 #include "utf8.h"
 
@@ -33,6 +34,10 @@ typedef enum SmtpdSessionState {
         SMTPD_SESSION_BDAT,             /* reading the bytes of a BDAT chunk */
         SMTPD_SESSION_CONNECT,          /* the message is complete, the connection to cleanup being set up */
         SMTPD_SESSION_SUBMIT,           /* waiting for cleanup's answer */
+        SMTPD_SESSION_STARTTLS,         /* the 220 to STARTTLS is being sent; the handshake follows */
+        SMTPD_SESSION_TLS_HANDSHAKE,    /* the TLS handshake (after STARTTLS, or at once on port 465) */
+        SMTPD_SESSION_AUTH_RESPONSE,    /* AUTH: reading the client's answer to a 334 challenge */
+        SMTPD_SESSION_AUTH_CHECK,       /* AUTH: waiting for Dovecot */
         SMTPD_SESSION_CLOSING,          /* sending the last replies, then closing */
         SMTPD_SESSION_CLOSED,           /* closing now */
         _SMTPD_SESSION_STATE_MAX,
@@ -45,6 +50,12 @@ typedef struct SmtpdCounter {
 
 struct SmtpdSession {
         Smtpd *server;
+        SmtpdListener *listener;        /* the service (port) the client came in through */
+        SmtpdTls *tls;                  /* NULL until STARTTLS (or on port 465, the connect) */
+        SmtpdSasl *sasl;                /* the AUTH exchange with Dovecot in progress */
+        bool authenticated;             /* AUTH succeeded: may relay (permit_sasl_authenticated) */
+        char *sasl_username;            /* the authenticated name, printable ASCII */
+        const char *sasl_method;        /* "PLAIN", "LOGIN" */
         SmtpdSession *prev, *next;
         bool linked;                    /* in server->sessions, counted as busy */
         SmtpdSessionState state;
@@ -99,6 +110,15 @@ struct SmtpdSession {
 };
 
 static void session_update(SmtpdSession *s);
+static bool session_tls_offered(const SmtpdSession *s);
+static bool session_auth_offered(const SmtpdSession *s);
+static const char *session_protocol(const SmtpdSession *s);
+static void session_tls_start(SmtpdSession *s);
+static void session_tls_handshake(SmtpdSession *s);
+static void session_auth_response(SmtpdSession *s, const char *line, size_t len);
+static void session_auth_end(SmtpdSession *s);
+static ssize_t session_recv(SmtpdSession *s, void *buf, size_t n);
+static ssize_t session_send(SmtpdSession *s, const void *buf, size_t n);
 
 static uint64_t sec_to_usec(int64_t sec) {
         return (uint64_t) sec * USEC_PER_SEC;
@@ -133,7 +153,7 @@ static void session_log_disconnect(SmtpdSession *s) {
         for (size_t i = 0; i <= _SMTPD_COMMAND_MAX; i++) {
                 const SmtpdCounter *c = s->counters + i;
                 const char *name = i < _SMTPD_COMMAND_MAX ? smtpd_command_to_string(i) : "UNKNOWN";
-                char lower[8] = "";
+                char lower[16] = "";
 
                 if (c->total == 0)
                         continue;
@@ -175,9 +195,14 @@ static SmtpdSession *session_free(SmtpdSession *s) {
         sd_event_source_disable_unref(s->delay);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
-        safe_close(s->fd);
         free(s->helo);
         free(s->in);
+        smtpd_sasl_free(s->sasl);
+        free(s->sasl_username);
+        if (s->tls)
+                smtpd_tls_shutdown(s->tls);
+        smtpd_tls_free(s->tls);
+        safe_close(s->fd);
         free(s);
         return NULL;
 }
@@ -313,6 +338,10 @@ static void cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
                 keywords[n++] = "DSN";
                 keywords[n++] = "SMTPUTF8";
                 keywords[n++] = "CHUNKING";
+                if (session_tls_offered(s))
+                        keywords[n++] = "STARTTLS";
+                if (session_auth_offered(s))
+                        keywords[n++] = "AUTH " SMTPD_SASL_MECHANISMS;
                 len = (size_t) snprintf(text, sizeof text, "250-%s", config->myhostname);
                 for (size_t i = 0; i < n && len < sizeof text; i++)
                         len += (size_t) snprintf(text + len, sizeof text - len, "\r\n250%c%s",
@@ -369,6 +398,11 @@ static void cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         }
         if (s->in_mail) {
                 session_reply(s, "503 5.5.1 Error: nested MAIL command");
+                return;
+        }
+        /* smtpd_tls_security_level = encrypt (smtpd-tls.c). */
+        if (s->listener->tls_level == SMTPD_TLS_ENCRYPT && !s->tls) {
+                session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
                 return;
         }
         r = smtpd_mail_parse(c->arg, c->arg_len, &p);
@@ -439,7 +473,8 @@ static bool session_check_recipient(SmtpdSession *s, const char *addr) {
                                        "User unknown in local recipient table", addr);
                 return false;
         }
-        if (smtpd_networks_match(&server->mynetworks, &s->client))
+        /* permit_sasl_authenticated (smtpd-sasl.c), until the restriction lists say it. */
+        if (smtpd_networks_match(&server->mynetworks, &s->client) || s->authenticated)
                 return true;
         session_reject(s, s->sender, addr, "554 5.7.1 <%s>: Relay access denied", addr);
         return false;
@@ -630,6 +665,281 @@ static void cmd_quit(SmtpdSession *s, const SmtpdCommand *c) {
         s->state = SMTPD_SESSION_CLOSING;
 }
 
+/* --- TLS and AUTH (smtpd-tls.c, smtpd-sasl.c): the session's side. --- */
+
+/* Whether the EHLO reply offers STARTTLS: a certificate, a level other than none, no TLS yet. */
+static bool session_tls_offered(const SmtpdSession *s) {
+        const SmtpdListener *l = s->listener;
+
+        return l->tls && l->tls_level != SMTPD_TLS_NONE && !l->wrappermode && !s->tls;
+}
+
+/* AUTH only ever over TLS: a password never crosses the network in plaintext. */
+static bool session_auth_offered(const SmtpdSession *s) {
+        return s->listener->sasl && s->tls && !s->authenticated;
+}
+
+/* RFC 3848: the protocol in the Received header says whether TLS and AUTH were used. */
+static const char *session_protocol(const SmtpdSession *s) {
+        if (!s->esmtp)
+                return "SMTP";
+        return s->tls ? (s->authenticated ? "ESMTPSA" : "ESMTPS") : (s->authenticated ? "ESMTPA" : "ESMTP");
+}
+
+static void session_tls_handshake(SmtpdSession *s) {
+        int r;
+
+        r = smtpd_tls_handshake(s->tls);
+        if (r == 0)
+                return;
+        if (r < 0) {
+                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                         "SSL_accept error from unknown[%s]: %s", s->client.text, smtpd_tls_error(s->tls));
+                session_lost(s);
+                return;
+        }
+        log_mail(LOG_INFO, NULL,
+                 LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "TLS_PROTOCOL", smtpd_tls_version(s->tls) },
+                            { "TLS_CIPHER", smtpd_tls_cipher(s->tls) }),
+                 "Anonymous TLS connection established from unknown[%s]: %s with cipher %s (%d/%d bits)",
+                 s->client.text, smtpd_tls_version(s->tls), smtpd_tls_cipher(s->tls), smtpd_tls_bits(s->tls),
+                 smtpd_tls_bits(s->tls));
+        /* RFC 3207 4.2: the client starts over, and nothing said before the handshake counts. */
+        s->helo = mfree(s->helo);
+        s->esmtp = false;
+        session_reset(s);
+        s->state = SMTPD_SESSION_COMMAND;
+        s->last_io_usec = now_monotonic_usec();
+        if (s->listener->wrappermode)
+                session_reply(s, "220 %s", s->listener->config->smtpd_banner);
+}
+
+/* Starts the handshake: after the 220 to STARTTLS has gone out in plaintext, or at connect on port 465.
+ * smtpd_timeout bounds the whole handshake: last_io_usec is not moved until it is complete. */
+static void session_tls_start(SmtpdSession *s) {
+        int r;
+
+        r = smtpd_tls_new(s->listener->tls, s->fd, &s->tls);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start TLS with %s, closing: %m", s->client.text);
+                s->state = SMTPD_SESSION_CLOSED;
+                return;
+        }
+        s->state = SMTPD_SESSION_TLS_HANDSHAKE;
+        s->last_io_usec = now_monotonic_usec();
+        session_tls_handshake(s);
+}
+
+static void cmd_starttls(SmtpdSession *s, const SmtpdCommand *c) {
+        if (c->arg_len > 0) {
+                session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+                return;
+        }
+        if (s->tls) {
+                session_reply(s, "554 5.5.1 Error: TLS already active");
+                return;
+        }
+        if (!session_tls_offered(s)) {
+                session_reply(s, "502 5.5.1 Error: command not implemented");
+                return;
+        }
+        if (s->in_mail) {
+                session_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+                return;
+        }
+        session_reply(s, "220 2.0.0 Ready to start TLS");
+        /* Whatever the client pipelined after STARTTLS came in plaintext: executed after the handshake
+         * it would pass for the client's word over TLS (CVE-2011-0411). It is dropped. */
+        if (s->in_end > s->in_start)
+                log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                         "unknown[%s]: discarding %zu bytes of plaintext pipelined after STARTTLS",
+                         s->client.text, s->in_end - s->in_start);
+        s->in_start = s->in_end;
+        smtpd_line_reader_init(&s->lines, (size_t) s->server->config->line_length_limit);
+        s->state = SMTPD_SESSION_STARTTLS;
+}
+
+static void session_auth_end(SmtpdSession *s) {
+        s->sasl = smtpd_sasl_free(s->sasl);
+        if (s->state == SMTPD_SESSION_AUTH_RESPONSE || s->state == SMTPD_SESSION_AUTH_CHECK)
+                s->state = SMTPD_SESSION_COMMAND;
+}
+
+/* Dovecot's answer: a challenge to pass on, or the outcome. */
+static void on_sasl(SmtpdSasl *a, SmtpdSaslResult result, const char *text, void *userdata) {
+        SmtpdSession *s = userdata;
+        char *user;
+
+        switch (result) {
+        case SMTPD_SASL_CONTINUE:
+                /* PLAIN and LOGIN challenges are a few bytes; one that does not fit a reply line is
+                 * not passed on cut short. */
+                if (strlen(text) > SMTPD_REPLY_LINE_MAX - 6) {
+                        session_auth_end(s);
+                        session_reply(s, "454 4.7.0 Temporary authentication failure: challenge too long");
+                        break;
+                }
+                session_reply(s, "334 %s", text);
+                s->state = SMTPD_SESSION_AUTH_RESPONSE;
+                break;
+        case SMTPD_SASL_OK:
+                session_auth_end(s);
+                user = strdup(text);
+                if (!user) {
+                        session_reply(s, "454 4.7.0 Temporary authentication failure: out of memory");
+                        break;
+                }
+                free(s->sasl_username);
+                s->sasl_username = user;
+                s->authenticated = true;
+                s->counters[SMTPD_COMMAND_AUTH].ok++;
+                session_reply(s, "235 2.7.0 Authentication successful");
+                break;
+        case SMTPD_SASL_FAIL:
+                session_auth_end(s);
+                log_mail(LOG_WARNING, NULL,
+                         LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SASL_METHOD", s->sasl_method }),
+                         "unknown[%s]: SASL %s authentication failed", s->client.text, s->sasl_method);
+                session_reply(s, "535 5.7.8 Error: authentication failed");
+                break;
+        default:
+                session_auth_end(s);
+                log_mail(LOG_WARNING, NULL,
+                         LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SASL_METHOD", s->sasl_method }),
+                         "unknown[%s]: SASL %s authentication aborted: %s", s->client.text, s->sasl_method, text);
+                session_reply(s, "454 4.7.0 Temporary authentication failure: %s", text);
+                break;
+        }
+        session_update(s);
+}
+
+/* AUTH mechanism [initial-response] (RFC 4954). */
+static void cmd_auth(SmtpdSession *s, const SmtpdCommand *c) {
+        const SmtpdListener *l = s->listener;
+        _cleanup_free_ char *initial = NULL;
+        size_t mlen = 0, ilen;
+        const char *mech, *resp = NULL;
+        int r;
+
+        if (!l->sasl) {
+                session_reply(s, "503 5.5.1 Error: authentication not enabled");
+                return;
+        }
+        if (!s->tls) {
+                session_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+                return;
+        }
+        if (!s->esmtp) {
+                session_reply(s, "503 5.5.1 Error: send EHLO first");
+                return;
+        }
+        if (s->authenticated) {
+                session_reply(s, "503 5.5.1 Error: already authenticated");
+                return;
+        }
+        if (s->in_mail) {
+                session_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+                return;
+        }
+        while (mlen < c->arg_len && c->arg[mlen] != ' ' && c->arg[mlen] != '\t')
+                mlen++;
+        mech = smtpd_sasl_mechanism(c->arg, mlen);
+        if (!mech) {
+                session_reply(s, mlen == 0 ? "501 5.5.4 Syntax: AUTH mechanism"
+                                           : "504 5.5.4 Unsupported authentication mechanism");
+                return;
+        }
+        ilen = c->arg_len - mlen;
+        if (ilen > 0) {
+                const char *p = c->arg + mlen;
+
+                while (ilen > 0 && (*p == ' ' || *p == '\t'))
+                        p++, ilen--;
+                /* "=" is an empty initial response (RFC 4954 4). */
+                if (ilen == 1 && p[0] == '=')
+                        ilen = 0;
+                else if (!smtpd_sasl_base64_valid(p, ilen)) {
+                        session_reply(s, "501 5.5.2 Cannot decode response");
+                        return;
+                }
+                initial = strndup(p, ilen);
+                if (!initial) {
+                        session_reply(s, "451 4.3.0 Error: out of memory");
+                        return;
+                }
+                resp = initial;
+        }
+
+        SmtpdSaslRequest req = {
+                .mechanism = mech,
+                .initial_response = resp,
+                .client_address = s->client.text,
+                .secured = true,
+        };
+        r = smtpd_sasl_new(s->server->daemon->event, l->config->smtpd_sasl_path,
+                           sec_to_usec(s->server->config->smtpd_timeout), &req, on_sasl, s, &s->sasl);
+        if (r < 0) {
+                log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                         "unknown[%s]: SASL authentication unavailable: cannot talk to %s: %s", s->client.text,
+                         l->config->smtpd_sasl_path, strerror(-r));
+                session_reply(s, "454 4.7.0 Temporary authentication failure: authentication server unavailable");
+                return;
+        }
+        s->sasl_method = mech;
+        s->state = SMTPD_SESSION_AUTH_CHECK;
+}
+
+/* A line of the client in the AUTH exchange: the answer to a 334 challenge, or "*" to give up. */
+static void session_auth_response(SmtpdSession *s, const char *line, size_t len) {
+        if (len == 1 && line[0] == '*') {
+                session_auth_end(s);
+                session_reply(s, "501 5.7.0 Authentication aborted");
+                return;
+        }
+        if (!smtpd_sasl_base64_valid(line, len)) {
+                session_auth_end(s);
+                session_reply(s, "501 5.5.2 Cannot decode response");
+                return;
+        }
+        if (smtpd_sasl_respond(s->sasl, line, len) < 0) {
+                session_auth_end(s);
+                session_reply(s, "454 4.7.0 Temporary authentication failure: authentication server unavailable");
+                return;
+        }
+        s->state = SMTPD_SESSION_AUTH_CHECK;
+}
+
+/* Reading and writing the client's connection, in plaintext or through TLS: like read(2) and send(2),
+ * with errno set on failure. */
+static ssize_t session_recv(SmtpdSession *s, void *buf, size_t n) {
+        ssize_t k;
+
+        if (!s->tls)
+                return read(s->fd, buf, n);
+        k = smtpd_tls_read(s->tls, buf, n);
+        if (k >= 0)
+                return k;
+        if (k != -EAGAIN)
+                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                         "TLS read error from unknown[%s]: %s", s->client.text, smtpd_tls_error(s->tls));
+        errno = (int) -k;
+        return -1;
+}
+
+static ssize_t session_send(SmtpdSession *s, const void *buf, size_t n) {
+        ssize_t k;
+
+        if (!s->tls)
+                return send(s->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        k = smtpd_tls_write(s->tls, buf, n);
+        if (k >= 0)
+                return k;
+        errno = (int) -k;
+        return -1;
+}
+
+/* --- end of TLS and AUTH --- */
+
 static void (*const command_handlers[_SMTPD_COMMAND_MAX])(SmtpdSession *s, const SmtpdCommand *c) = {
         [SMTPD_COMMAND_HELO] = cmd_helo,
         [SMTPD_COMMAND_EHLO] = cmd_helo,
@@ -640,6 +950,8 @@ static void (*const command_handlers[_SMTPD_COMMAND_MAX])(SmtpdSession *s, const
         [SMTPD_COMMAND_NOOP] = cmd_noop,
         [SMTPD_COMMAND_VRFY] = cmd_vrfy,
         [SMTPD_COMMAND_QUIT] = cmd_quit,
+        [SMTPD_COMMAND_STARTTLS] = cmd_starttls,
+        [SMTPD_COMMAND_AUTH] = cmd_auth,
         [SMTPD_COMMAND_BDAT] = cmd_bdat,
 };
 
@@ -691,8 +1003,15 @@ static int on_submit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                 log_warning("cleanup answered with a malformed queue ID.");
                 session_reply(s, REPLY_QUEUE_WRITE_ERROR);
         } else {
-                log_mail(LOG_INFO, id, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                         "client=unknown[%s]", s->client.text);
+                if (s->authenticated)
+                        log_mail(LOG_INFO, id,
+                                 LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SASL_METHOD", s->sasl_method },
+                                            { "SASL_USERNAME", s->sasl_username }),
+                                 "client=unknown[%s], sasl_method=%s, sasl_username=%s", s->client.text,
+                                 s->sasl_method, s->sasl_username);
+                else
+                        log_mail(LOG_INFO, id, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                                 "client=unknown[%s]", s->client.text);
                 s->counters[s->bdat ? SMTPD_COMMAND_BDAT : SMTPD_COMMAND_DATA].ok++;
                 s->errors = 0;
                 session_reply(s, "250 2.0.0 Ok: queued as %s", id);
@@ -741,7 +1060,11 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
                                           "client_name", "unknown",
                                           "client_port", port,
                                           "helo_name", s->helo,
-                                          "protocol", s->esmtp ? "ESMTP" : "SMTP");
+                                          "protocol", session_protocol(s));
+        /* AUTH: cleanup writes "(Authenticated sender: NAME)" into the Received header. */
+        if (r >= 0 && s->authenticated)
+                r = sd_bus_message_append(m, "{ss}{ss}", "sasl_method", s->sasl_method, "sasl_username",
+                                          s->sasl_username);
         /* What the queue keeps for the smtp client (SMTPUTF8, BODY=) and for bounces (RFC 3461 RET, ENVID). */
         if (r >= 0 && s->smtputf8)
                 r = sd_bus_message_append(m, "{ss}", "smtputf8", "yes");
@@ -984,7 +1307,7 @@ static void session_process(SmtpdSession *s) {
                 int r;
 
                 if (s->state != SMTPD_SESSION_COMMAND && s->state != SMTPD_SESSION_DATA &&
-                    s->state != SMTPD_SESSION_BDAT)
+                    s->state != SMTPD_SESSION_BDAT && s->state != SMTPD_SESSION_AUTH_RESPONSE)
                         return;
                 if (s->errors >= (unsigned) config->smtpd_hard_error_limit) {
                         session_reply(s, "421 4.7.0 %s Error: too many errors", config->myhostname);
@@ -1015,8 +1338,13 @@ static void session_process(SmtpdSession *s) {
                         session_bare_lf(s);
                         return;
                 }
-                if (r == -E2BIG)
+                if (r == -E2BIG && s->state == SMTPD_SESSION_AUTH_RESPONSE) {
+                        session_auth_end(s);
+                        session_reply(s, "500 5.5.6 Authentication exchange line is too long");
+                } else if (r == -E2BIG)
                         s->stage = "UNKNOWN", session_reply(s, "500 5.5.2 Error: line too long");
+                else if (s->state == SMTPD_SESSION_AUTH_RESPONSE)
+                        session_auth_response(s, line, line_len);
                 else
                         session_command(s, line, line_len);
         }
@@ -1032,7 +1360,7 @@ static void session_read(SmtpdSession *s) {
         }
         if (s->in_end >= s->in_size)
                 return;
-        n = read(s->fd, s->in + s->in_end, s->in_size - s->in_end);
+        n = session_recv(s, s->in + s->in_end, s->in_size - s->in_end);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
         if (n <= 0) {
@@ -1045,7 +1373,7 @@ static void session_read(SmtpdSession *s) {
 
 static void session_flush(SmtpdSession *s) {
         while (s->out_len > 0 && s->state != SMTPD_SESSION_CLOSED) {
-                ssize_t n = send(s->fd, s->out, s->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                ssize_t n = session_send(s, s->out, s->out_len);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -1069,7 +1397,21 @@ static void session_update(SmtpdSession *s) {
         int r;
 
         session_process(s);
+        /* TLS: input that OpenSSL has decrypted already is invisible to epoll; read it now. */
+        while (s->tls && (s->state == SMTPD_SESSION_COMMAND || s->state == SMTPD_SESSION_DATA ||
+                          s->state == SMTPD_SESSION_AUTH_RESPONSE || s->state == SMTPD_SESSION_BDAT) &&
+               s->out_len <= SMTPD_OUT_PAUSE && smtpd_tls_pending(s->tls)) {
+                size_t before = s->in_end - s->in_start;
+
+                session_read(s);
+                if (s->state == SMTPD_SESSION_CLOSED || s->in_end - s->in_start == before)
+                        break;
+                session_process(s);
+        }
         session_flush(s);
+        /* STARTTLS: the handshake begins once the 220 has gone out in plaintext. */
+        if (s->state == SMTPD_SESSION_STARTTLS && s->out_len == 0)
+                session_tls_start(s);
         if (s->state == SMTPD_SESSION_CLOSED || (s->state == SMTPD_SESSION_CLOSING && s->out_len == 0)) {
                 session_free(s);
                 return;
@@ -1079,8 +1421,12 @@ static void session_update(SmtpdSession *s) {
              s->state == SMTPD_SESSION_BDAT) &&
             s->out_len <= SMTPD_OUT_PAUSE && !s->delaying)
                 events |= EPOLLIN;
+        if (s->state == SMTPD_SESSION_AUTH_RESPONSE && s->out_len <= SMTPD_OUT_PAUSE)
+                events |= EPOLLIN;
         if (s->out_len > 0)
                 events |= EPOLLOUT;
+        if (s->tls)
+                events = smtpd_tls_events(s->tls, events);
         r = sd_event_source_set_io_events(s->io, events);
         if (r < 0) {
                 log_warning_errno(r, "Failed to watch the connection of %s, closing it: %m", s->client.text);
@@ -1090,7 +1436,8 @@ static void session_update(SmtpdSession *s) {
 
         /* While cleanup works, the client is not expected to send anything. */
         when = s->deadline_usec;
-        if (s->state != SMTPD_SESSION_CONNECT && s->state != SMTPD_SESSION_SUBMIT)
+        if (s->state != SMTPD_SESSION_CONNECT && s->state != SMTPD_SESSION_SUBMIT &&
+            s->state != SMTPD_SESSION_AUTH_CHECK)      /* the Dovecot client has its own timeout */
                 when = MIN(when, s->last_io_usec + sec_to_usec(config->smtpd_timeout));
         (void) sd_event_source_set_time(s->timer, when);
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
@@ -1099,7 +1446,12 @@ static void session_update(SmtpdSession *s) {
 static int on_session_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         SmtpdSession *s = userdata;
 
-        if (revents & EPOLLIN)
+        if (s->state == SMTPD_SESSION_TLS_HANDSHAKE) {
+                session_tls_handshake(s);
+                /* The client's first command may already be there. */
+                if (s->state == SMTPD_SESSION_COMMAND)
+                        session_read(s);
+        } else if ((revents & EPOLLIN) || (s->tls && (revents & EPOLLOUT) && smtpd_tls_read_wants_write(s->tls)))
                 session_read(s);
         else if (revents & (EPOLLHUP | EPOLLERR))
                 session_lost(s);
@@ -1110,7 +1462,10 @@ static int on_session_io(sd_event_source *source, int fd, uint32_t revents, void
 static int on_session_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         SmtpdSession *s = userdata;
 
-        if (s->state != SMTPD_SESSION_CLOSING) {
+        if (s->state == SMTPD_SESSION_TLS_HANDSHAKE)
+                /* No 421: there is no channel to send it on. */
+                session_log_end(s, "timeout during the TLS handshake");
+        else if (s->state != SMTPD_SESSION_CLOSING) {
                 session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->server->config->myhostname);
                 session_log_end(s, usec >= s->deadline_usec ? "session deadline exceeded" : "timeout");
                 /* One try to send the 421, without waiting for the client. */
@@ -1121,7 +1476,8 @@ static int on_session_timer(sd_event_source *source, uint64_t usec, void *userda
         return 0;
 }
 
-static int session_new(Smtpd *server, int fd, const SmtpdAddress *client, SmtpdAnvilClient *anvil) {
+static int session_new(SmtpdListener *listener, int fd, const SmtpdAddress *client, SmtpdAnvilClient *anvil) {
+        Smtpd *server = listener->server;
         _cleanup_(session_freep) SmtpdSession *s = NULL;
         const Config *config = server->config;
         uint64_t now = now_monotonic_usec();
@@ -1134,6 +1490,7 @@ static int session_new(Smtpd *server, int fd, const SmtpdAddress *client, SmtpdA
         }
         s->anvil = anvil;               /* released by session_free() from here on */
         s->server = server;
+        s->listener = listener;
         s->fd = -EBADF;
         s->data_fd = -EBADF;
         s->client = *client;
@@ -1166,7 +1523,10 @@ static int session_new(Smtpd *server, int fd, const SmtpdAddress *client, SmtpdA
 
         log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", client->text }), "connect from unknown[%s]",
                  client->text);
-        session_reply(s, "220 %s", config->smtpd_banner);
+        if (listener->wrappermode)
+                session_tls_start(s);   /* port 465: the 220 follows the handshake */
+        else
+                session_reply(s, "220 %s", listener->config->smtpd_banner);
         session_update(TAKE_PTR(s));
         return 0;
 }
@@ -1265,7 +1625,8 @@ static bool anvil_admit(Smtpd *server, int fd, const SmtpdAddress *client, Smtpd
 }
 
 static int on_accept(sd_event_source *source, int listen_fd, uint32_t revents, void *userdata) {
-        Smtpd *server = userdata;
+        SmtpdListener *listener = userdata;
+        Smtpd *server = listener->server;
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_storage sa;
         socklen_t salen = sizeof sa;
@@ -1294,7 +1655,14 @@ static int on_accept(sd_event_source *source, int listen_fd, uint32_t revents, v
         SmtpdAnvilClient *anvil;
         if (!anvil_admit(server, fd, &client, &anvil))
                 return 0;
-        r = session_new(server, fd, &client, anvil);
+        /* Port 465 without a certificate cannot speak at all (smtpd.c warned at start). */
+        if (listener->wrappermode && !listener->tls) {
+                log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", client.text }),
+                         "%s: no TLS certificate (smtpd_tls_cert_file), refused unknown[%s]", listener->name,
+                         client.text);
+                return 0;
+        }
+        r = session_new(listener, fd, &client, anvil);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a session for %s, closing: %m", client.text);
                 return 0;
@@ -1303,7 +1671,8 @@ static int on_accept(sd_event_source *source, int listen_fd, uint32_t revents, v
         return 0;
 }
 
-int smtpd_listen(Smtpd *server, int fd) {
+int smtpd_listen(SmtpdListener *listener, int fd) {
+        Smtpd *server = listener->server;
         int flags, r;
 
         /* A connection that is reset between poll and accept must not block the loop. */
@@ -1311,7 +1680,7 @@ int smtpd_listen(Smtpd *server, int fd) {
         if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
                 return log_error_errno(errno, "Failed to make a listening socket non-blocking: %m");
         r = sd_event_add_io(server->daemon->event, &server->listen_sources[server->n_listen], fd, EPOLLIN,
-                            on_accept, server);
+                            on_accept, listener);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch a listening socket: %m");
         server->n_listen++;

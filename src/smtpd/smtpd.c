@@ -13,17 +13,149 @@
  * $rundir/cleanup, and only cleanup's answer that the message is durable makes smtpd reply 250.
  * It trusts cleanup, a local role behind a socket that only postbus may open, for the queue ID and
  * for rejection texts, and still checks both before passing them on. It reads main.cf and the user
- * database (getpwnam(), to tell local recipients that exist). */
+ * database (getpwnam(), to tell local recipients that exist).
+ * It reads the TLS certificate and private key at start (smtpd_tls_*: the key must be
+ * readable by postbus) and speaks TLS 1.2 or later through OpenSSL; plaintext a client pipelines after
+ * STARTTLS is discarded. For AUTH it trusts Dovecot's auth service, behind smtpd_sasl_path, to check
+ * passwords; AUTH is offered and accepted only over TLS, the client's base64 is checked before it is
+ * passed on, and Dovecot's answers are bounded and parsed by the pure parser of smtpd-sasl.c. */
 #include <limits.h>
 
 #include "log.h"
 #include "postbus-config.h"
 #include "smtpd.h"
 
+static const char *const service_names[_SMTPD_SERVICE_MAX] = {
+        [SMTPD_SERVICE_SMTP] = "smtp",
+        [SMTPD_SERVICE_SUBMISSION] = "submission",
+        [SMTPD_SERVICE_SMTPS] = "smtps",
+};
+
+const char *smtpd_service_to_string(SmtpdService s) {
+        return s >= 0 && s < _SMTPD_SERVICE_MAX ? service_names[s] : NULL;
+}
+
+SmtpdService smtpd_service_from_string(const char *s) {
+        for (int i = 0; s && i < _SMTPD_SERVICE_MAX; i++)
+                if (streq(s, service_names[i]))
+                        return (SmtpdService) i;
+        return _SMTPD_SERVICE_INVALID;
+}
+
+/* Each service's own defaults, as Postfix's master.cf sets them for submission and smtps; main.cf's
+ * "<service>_<name> = value" lines come after these. */
+static const char *const *const service_defaults[_SMTPD_SERVICE_MAX] = {
+        [SMTPD_SERVICE_SMTP] = NULL,
+        [SMTPD_SERVICE_SUBMISSION] = (const char *const[]) {
+                "smtpd_tls_security_level", "encrypt",
+                "smtpd_sasl_auth_enable", "yes",
+                NULL,
+        },
+        [SMTPD_SERVICE_SMTPS] = (const char *const[]) {
+                "smtpd_tls_wrappermode", "yes",
+                "smtpd_sasl_auth_enable", "yes",
+                NULL,
+        },
+};
+
+/* The parameters a service may set for itself ("submission_smtpd_sasl_auth_enable = yes"): those that
+ * sessions read from their listener's config. Any other <service>_<name> is refused at start, rather
+ * than silently ignored. */
+static const char *const service_params[] = {
+        "smtpd_banner",
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
+        "smtpd_tls_security_level",
+        "smtpd_tls_wrappermode",
+        "smtpd_sasl_auth_enable",
+        "smtpd_sasl_type",
+        "smtpd_sasl_path",
+        "smtpd_client_restrictions",
+        "smtpd_helo_restrictions",
+        "smtpd_sender_restrictions",
+        "smtpd_relay_restrictions",
+        "smtpd_recipient_restrictions",
+};
+
+static bool service_param_allowed(ConfigParamId id) {
+        for (size_t i = 0; i < ELEMENTSOF(service_params); i++)
+                if (streq(config_params[id].name, service_params[i]))
+                        return true;
+        return false;
+}
+
+/* Builds a service's view of the configuration and its TLS context. -EINVAL: a configuration error,
+ * logged with file and line. */
+static int listener_setup(Smtpd *server, SmtpdService service) {
+        SmtpdListener *l = server->listeners + service;
+        const Config *base = server->config;
+        char where[PATH_MAX + 32];
+        const Config *c;
+        int r;
+
+        for (size_t i = 0; i < base->n_overrides; i++)
+                if (streq(base->overrides[i].service, service_names[service]) &&
+                    !service_param_allowed(base->overrides[i].id)) {
+                        log_error("%s:%u: %s_%s: %s cannot be set for one service only", base->path,
+                                  base->overrides[i].line, service_names[service],
+                                  config_params[base->overrides[i].id].name,
+                                  config_params[base->overrides[i].id].name);
+                        return -EINVAL;
+                }
+        l->server = server;
+        l->service = service;
+        l->name = service_names[service];
+        r = config_for_service(base, l->name, service_defaults[service], &l->config);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return -EINVAL;
+        c = l->config;
+
+        l->tls_level = smtpd_tls_level_from_string(c->smtpd_tls_security_level);
+        if (l->tls_level < 0) {
+                log_error("%s: bad value for %s: \"%s\" (none, may or encrypt)",
+                          config_where(c, CONFIG_PARAM_smtpd_tls_security_level, where, sizeof where),
+                          "smtpd_tls_security_level", c->smtpd_tls_security_level);
+                return -EINVAL;
+        }
+        if (!streq(c->smtpd_sasl_type, "dovecot")) {
+                log_error("%s: smtpd_sasl_type = %s is not supported (only dovecot)",
+                          config_where(c, CONFIG_PARAM_smtpd_sasl_type, where, sizeof where), c->smtpd_sasl_type);
+                return -EINVAL;
+        }
+        if (c->smtpd_sasl_path[0] != '/') {
+                log_error("%s: smtpd_sasl_path must be the absolute path of Dovecot's auth socket",
+                          config_where(c, CONFIG_PARAM_smtpd_sasl_path, where, sizeof where));
+                return -EINVAL;
+        }
+        l->wrappermode = c->smtpd_tls_wrappermode;
+        l->sasl = c->smtpd_sasl_auth_enable;
+        if (!isempty(c->smtpd_tls_cert_file)) {
+                r = smtpd_tls_context_new(c->smtpd_tls_cert_file,
+                                          isempty(c->smtpd_tls_key_file) ? c->smtpd_tls_cert_file
+                                                                         : c->smtpd_tls_key_file,
+                                          config_where(c, CONFIG_PARAM_smtpd_tls_cert_file, where, sizeof where),
+                                          &l->tls);
+                if (r < 0)
+                        return -EINVAL;
+        } else if (l->wrappermode)
+                log_warning("%s: no certificate (smtpd_tls_cert_file is empty): every connection is refused.",
+                            l->name);
+        else if (l->tls_level == SMTPD_TLS_ENCRYPT)
+                log_warning("%s: smtpd_tls_security_level = encrypt without a certificate (smtpd_tls_cert_file): "
+                            "STARTTLS and AUTH are not offered and all mail is refused.", l->name);
+        return 0;
+}
+
 static void smtpd_free(Smtpd *server) {
         if (!server)
                 return;
         smtpd_sessions_free(server);
+        for (size_t i = 0; i < _SMTPD_SERVICE_MAX; i++) {
+                SSL_CTX_free(server->listeners[i].tls);
+                config_free(server->listeners[i].config);
+        }
         bus_client_free(server->cleanup);
         for (size_t i = 0; i < server->n_listen; i++)
                 sd_event_source_disable_unref(server->listen_sources[i]);
@@ -93,16 +225,28 @@ static int smtpd_setup(Daemon *d) {
         if (r < 0)
                 return log_oom();
 
-        /* Every socket named "smtp": the unit may list several ListenStream= addresses. */
-        for (int i = 0; i < d->n_fds; i++)
-                if (d->fd_names && d->fd_names[i] && streq(d->fd_names[i], "smtp")) {
-                        r = smtpd_listen(server, d->fds[i]);
+        /* Every socket named "smtp", "submission" or "smtps": a unit may list several ListenStream=
+         * addresses, and each service is set up once, for the first of its sockets. */
+        for (int i = 0; i < d->n_fds; i++) {
+                SmtpdService service = smtpd_service_from_string(d->fd_names ? d->fd_names[i] : NULL);
+
+                if (service < 0) {
+                        log_warning("Socket named \"%s\" is not smtp, submission or smtps, ignoring.",
+                                    d->fd_names ? strna(d->fd_names[i]) : "n/a");
+                        continue;
+                }
+                if (!server->listeners[service].config) {
+                        r = listener_setup(server, service);
                         if (r < 0)
                                 return r;
                 }
+                r = smtpd_listen(server->listeners + service, d->fds[i]);
+                if (r < 0)
+                        return r;
+        }
         if (server->n_listen == 0)
-                return log_error_errno(ENOENT,
-                                       "No socket named \"smtp\" was passed (FileDescriptorName=smtp).");
+                return log_error_errno(ENOENT, "No socket named \"smtp\", \"submission\" or \"smtps\" was "
+                                       "passed (FileDescriptorName=).");
         return 0;
 }
 

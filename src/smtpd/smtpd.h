@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "smtpd-anvil.h"
 #include "smtpd-mynetworks.h"
+#include "smtpd-tls.h"
 
 /* Bytes read from a client at once; the input buffer holds one line of line_length_limit, its CRLF,
  * and one read. */
@@ -16,7 +17,35 @@
 
 typedef struct SmtpdSession SmtpdSession;
 
-typedef struct Smtpd {
+typedef struct Smtpd Smtpd;
+
+/* The services smtpd runs, one per FileDescriptorName= of its sockets: "smtp" (port 25), "submission"
+ * (587) and "smtps" (465, TLS from the first byte). */
+typedef enum SmtpdService {
+        SMTPD_SERVICE_SMTP,
+        SMTPD_SERVICE_SUBMISSION,
+        SMTPD_SERVICE_SMTPS,
+        _SMTPD_SERVICE_MAX,
+        _SMTPD_SERVICE_INVALID = -EINVAL,
+} SmtpdService;
+
+/* One service, shared by all its sockets: its own view of the parameters, as Postfix gives each master.cf
+ * service its -o overrides. config is main.cf with the service's built-in defaults (587: encrypt and
+ * AUTH; 465: wrapper mode and AUTH) and its "<service>_<name> = value" lines applied; a session reads
+ * every parameter that may differ per service (smtpd.c: service_params[]) from here, the others from
+ * server->config. */
+typedef struct SmtpdListener {
+        Smtpd *server;
+        SmtpdService service;
+        const char *name;               /* "smtp", "submission", "smtps" */
+        Config *config;                 /* NULL: no socket of this service was passed */
+        SSL_CTX *tls;                   /* NULL: no certificate, no TLS */
+        SmtpdTlsLevel tls_level;        /* as configured; without a certificate "may" means none */
+        bool wrappermode;               /* TLS from the first byte */
+        bool sasl;                      /* AUTH offered (after TLS only) */
+} SmtpdListener;
+
+struct Smtpd {
         Daemon *daemon;
         const Config *config;
         char **mydestination;
@@ -26,17 +55,22 @@ typedef struct Smtpd {
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         BusClient *cleanup;
-        sd_event_source **listen_sources;       /* one per socket named "smtp" */
+        SmtpdListener listeners[_SMTPD_SERVICE_MAX];
+        sd_event_source **listen_sources;       /* one per socket of any service */
         size_t n_listen;
         sd_event_source *accept_retry;  /* accepting again after running out of file descriptors */
         SmtpdSession *sessions;
         unsigned n_sessions;
         /* Shared by all sessions: each uses it only within one event callback. */
         char data_buf[SMTPD_DATA_CHUNK];
-} Smtpd;
+};
 
-/* Starts accepting clients on a listening socket; server->listen_sources has room for it. */
-int smtpd_listen(Smtpd *server, int fd);
+/* "smtp", "submission", "smtps". */
+const char *smtpd_service_to_string(SmtpdService s);
+SmtpdService smtpd_service_from_string(const char *s);
+
+/* Starts accepting clients of a service on a listening socket; server->listen_sources has room for it. */
+int smtpd_listen(SmtpdListener *l, int fd);
 
 /* Closes every session at once (at exit). */
 void smtpd_sessions_free(Smtpd *server);
