@@ -25,7 +25,8 @@ class StartTls(unittest.TestCase):
     def setUpClass(cls):
         pb.add_user('erin')
         cls.cert, cls.key = pb.make_tls_certificate()
-        pb.set_config(smtpd_tls_cert_file=cls.cert, smtpd_tls_key_file=cls.key, mynetworks='127.0.0.1/32')
+        pb.set_config(smtpd_tls_cert_file=cls.cert, smtpd_tls_key_file=cls.key, mynetworks='127.0.0.1/32',
+                      smtpd_timeout='300s')
 
     def ehlo(self, port=25):
         s = pb.SmtpRaw('127.0.0.1', port)
@@ -169,13 +170,40 @@ class StartTls(unittest.TestCase):
         self.assertEqual(s.cmd('EHLO client.example.org')[0], 250)
 
 
+class HandshakeTimeout(unittest.TestCase):
+    """smtpd_timeout bounds the whole TLS handshake: a client that never finishes it is dropped."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cert, cls.key = pb.make_tls_certificate()
+        pb.set_config(smtpd_tls_cert_file=cls.cert, smtpd_tls_key_file=cls.key, smtpd_timeout='2s')
+
+    def stalled(self, s):
+        self.assertTrue(s.closed(timeout=60))
+        pb.wait_until(lambda: [m for m in pb.journal_messages(POSTBUS_ROLE='smtpd')
+                               if m and 'timeout during the TLS handshake' in m],
+                      what='the handshake timeout in the journal')
+
+    def test_silent_client_on_465(self):
+        with pb.SmtpRaw('127.0.0.1', 465) as s:
+            self.stalled(s)
+
+    def test_half_a_client_hello_after_starttls(self):
+        with pb.SmtpRaw('127.0.0.1', 25) as s:
+            self.assertEqual(s.reply()[0], 220)
+            self.assertEqual(s.cmd('STARTTLS')[0], 220)
+            # A TLS record header that announces more than ever comes.
+            s.send(b'\x16\x03\x01\x02\x00\x01')
+            self.stalled(s)
+
+
 class NoCertificate(unittest.TestCase):
     """The default install has no certificate: 25 offers no STARTTLS, 587 refuses mail (no STARTTLS, no
     AUTH), 465 refuses connections with a journal record."""
 
     @classmethod
     def setUpClass(cls):
-        pb.set_config(smtpd_tls_cert_file='', smtpd_tls_key_file='')
+        pb.set_config(smtpd_tls_cert_file='', smtpd_tls_key_file='', smtpd_timeout='300s')
 
     def test_port_25_without_starttls(self):
         with pb.SmtpRaw('127.0.0.1', 25) as s:
