@@ -46,6 +46,14 @@ def main():
                          "%.1f" % (m["peak_rss_kb"] / 1024), "%.1f" % (m["peak_pss_kb"] / 1024),
                          "%.1f" % (m["max_process_hwm_kb"] / 1024), m["peak_processes"],
                          "%.2f" % m["disk_probe_ms"], "%.2f" % m["other_load_cores"]))
+    if res["rounds"] > 1:
+        print()
+        print("Each measurement, in the order run (the table above has the medians):")
+        for r in rows:
+            print("  round %d  %-8s %3d sessions: %7.1f msg/s  %.3f CPU s/1000  disk %5.2f ms  others %.2f" % (
+                r["round"], r["server"], r["sessions"], r["msgs_per_s"], r["cpu_s_per_1000"],
+                r["disk_probe_ms"], r["other_load_cores"]))
+        print()
     print("(disk ms: a create + 4 KiB write + fsync + rename + directory fsync on the queues' disk just")
     print(" before the measurement, median of 20: the disk is shared, and its latency bounds both rates;")
     print(" others: CPUs kept busy by everything but the server, the client, journald and the bench.)")
