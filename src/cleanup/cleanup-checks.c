@@ -38,6 +38,42 @@ CleanupChecks *cleanup_checks_free(CleanupChecks *c) {
         return NULL;
 }
 
+/* Repetition operators right after another ("a++", "a*{2}") are undefined in POSIX, and glibc's regcomp()
+ * takes memory exponential in their number: such a pattern is refused as a configuration error. */
+static bool stacked_repetition(const char *p) {
+        bool after_repetition = false, bracket = false;
+
+        for (; *p; p++) {
+                if (bracket) {
+                        if (*p == ']')
+                                bracket = false;
+                        continue;
+                }
+                if (*p == '\\' && p[1]) {
+                        p++;
+                        after_repetition = false;
+                        continue;
+                }
+                bool repetition = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+                if (repetition && after_repetition)
+                        return true;
+                if (*p == '{') {
+                        const char *close = strchr(p, '}');
+                        if (close)
+                                p = close;
+                }
+                if (*p == '[') {
+                        bracket = true;
+                        if (p[1] == '^')
+                                p++;
+                        if (p[1] == ']')
+                                p++;
+                }
+                after_repetition = repetition;
+        }
+        return false;
+}
+
 /* One logical line: "[!]/regex/flags ACTION [text]". */
 static int parse_rule(CleanupChecks *c, char *line, unsigned lineno) {
         CleanupCheckRule rule = { .line = lineno };
@@ -104,6 +140,12 @@ static int parse_rule(CleanupChecks *c, char *line, unsigned lineno) {
                         return -ENOMEM;
         }
 
+        if ((cflags & REG_EXTENDED) && stacked_repetition(pattern)) {
+                log_error("%s:%u: bad regular expression /%s/: repetition operators one after another", c->path,
+                          lineno, pattern);
+                free(rule.text);
+                return -EINVAL;
+        }
         r = regcomp(&rule.regex, pattern, cflags);
         if (r != 0) {
                 char err[256];

@@ -50,6 +50,10 @@ TEST(errors) {
         ASSERT_ERR(cleanup_checks_parse("/a REJECT\n", "f", &c), EINVAL);
         ASSERT_ERR(cleanup_checks_parse("a REJECT\n", "f", &c), EINVAL);
         ASSERT_ERR(cleanup_checks_parse("  /a/ REJECT\n", "f", &c), EINVAL);
+        ASSERT_ERR(cleanup_checks_parse("/a++/ REJECT\n", "f", &c), EINVAL);
+        ASSERT_ERR(cleanup_checks_parse("/a*{2}/ REJECT\n", "f", &c), EINVAL);
+        ASSERT_OK(cleanup_checks_parse("/a\\++ [*+]+ (b+)+ x{1,2}y?/ REJECT\n", "f", &c));
+        c = cleanup_checks_free(c);
         ASSERT_TRUE(c == NULL);
         ASSERT_OK(cleanup_checks_parse("", "f", &c));
         ASSERT_EQ(c->n_rules, 0);
