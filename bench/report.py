@@ -55,7 +55,7 @@ def main():
                 r["disk_probe_ms"], r["other_load_cores"]))
         print()
     print("(disk ms: a create + 4 KiB write + fsync + rename + directory fsync on the queues' disk just")
-    print(" before the measurement, median of 20: the disk is shared, and its latency bounds both rates;")
+    print(" before the measurement, median of 20 (wall time: waiting for a CPU counts); it bounds both rates;")
     print(" others: CPUs kept busy by everything but the server, the client, journald and the bench.)")
     print()
     faster = 0
