@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -76,6 +75,11 @@ struct SmtpdSession {
         sd_event_source *delay;         /* smtpd_error_sleep_time before the next command */
         bool delaying;                  /* the next command waits for the delay timer */
         bool delay_done;                /* the delay is over: the next command runs now */
+
+        /* Restrictions (smtpd-restrictions.c): this client's DNS blocklist lookups, started at connect. */
+        SmtpdCheckSession *checks;
+        bool greet_pending;             /* smtpd_delay_reject = no: the greeting waits for the lookups */
+        bool access_denied;             /* the client restrictions refused the greeting: 503 to all but QUIT */
 
         char *helo;                     /* NULL before HELO or EHLO */
         bool esmtp;
@@ -192,6 +196,7 @@ static SmtpdSession *session_free(SmtpdSession *s) {
         smtpd_anvil_disconnect(s->server->anvil, s->anvil, now_monotonic_usec());
         s->anvil = NULL;
         session_reset(s);
+        smtpd_check_session_free(s->checks);
         sd_event_source_disable_unref(s->delay);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
@@ -304,6 +309,79 @@ static void session_junk(SmtpdSession *s) {
                 s->errors++;
 }
 
+/* --- Restrictions (smtpd-restrictions.c): the session's side. --- */
+
+static SmtpdCheckInput session_check_input(SmtpdSession *s, const char *helo, const char *sender, const char *rcpt) {
+        return (SmtpdCheckInput) {
+                .client = &s->client,
+                .helo = helo,
+                .sender = sender,
+                .recipient = rcpt,
+                .authenticated = s->authenticated,
+        };
+}
+
+/* The greeting, once the DNS lookups it needs are in. With smtpd_delay_reject = no the client restrictions
+ * answer it, as in Postfix: a refusal replaces the 220, and every command but QUIT then gets 503. */
+static void session_greet(SmtpdSession *s) {
+        SmtpdCheckInput in = session_check_input(s, NULL, NULL, NULL);
+        char reply[SMTPD_REPLY_LINE_MAX];
+        int r;
+
+        r = smtpd_check_client(s->checks, &in, reply);
+        s->greet_pending = r == -EAGAIN;
+        if (s->greet_pending)
+                return;
+        if (r > 0) {
+                session_reject(s, NULL, NULL, "%s", reply);
+                s->access_denied = true;
+                return;
+        }
+        session_reply(s, "220 %s", s->listener->config->smtpd_banner);
+}
+
+/* All DNS lookups of the session are in: what waited for them goes on. */
+static void on_checks_done(void *userdata) {
+        SmtpdSession *s = userdata;
+
+        if (s->greet_pending)
+                session_greet(s);
+        session_update(s);
+}
+
+static bool session_check_helo(SmtpdSession *s, const char *helo) {
+        SmtpdCheckInput in = session_check_input(s, helo, NULL, NULL);
+        char reply[SMTPD_REPLY_LINE_MAX];
+
+        if (smtpd_check_helo(s->checks, &in, reply) == 0)
+                return true;
+        session_reject(s, NULL, NULL, "%s", reply);
+        return false;
+}
+
+static bool session_check_sender(SmtpdSession *s, const char *sender) {
+        SmtpdCheckInput in = session_check_input(s, s->helo, sender, NULL);
+        char reply[SMTPD_REPLY_LINE_MAX];
+
+        if (smtpd_check_sender(s->checks, &in, reply) == 0)
+                return true;
+        session_reject(s, sender, NULL, "%s", reply);
+        return false;
+}
+
+/* Whether addr may be a recipient: the relay and recipient restrictions, a known local recipient
+ * (smtpd_reject_unlisted_recipient), and with smtpd_delay_reject the client, HELO and sender restrictions.
+ * Queues the rejection if not. */
+static bool session_check_recipient(SmtpdSession *s, const char *addr) {
+        SmtpdCheckInput in = session_check_input(s, s->helo, s->in_mail ? s->sender : NULL, addr);
+        char reply[SMTPD_REPLY_LINE_MAX];
+
+        if (smtpd_check_rcpt(s->checks, &in, reply) == 0)
+                return true;
+        session_reject(s, s->in_mail ? s->sender : NULL, addr, "%s", reply);
+        return false;
+}
+
 static void cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
         const Config *config = s->server->config;
         bool ehlo = c->type == SMTPD_COMMAND_EHLO;
@@ -316,6 +394,11 @@ static void cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
         helo = strndup(c->arg, c->arg_len);
         if (!helo) {
                 session_reply(s, "451 4.3.0 Error: out of memory");
+                return;
+        }
+        /* smtpd_helo_restrictions, here only with smtpd_delay_reject = no (smtpd-restrictions.c). */
+        if (!session_check_helo(s, helo)) {
+                free(helo);
                 return;
         }
         free(s->helo);
@@ -419,6 +502,9 @@ static void cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
                 session_reject(s, p.address, NULL, "552 5.3.4 Message size exceeds fixed limit");
                 return;
         }
+        /* smtpd_sender_restrictions, here only with smtpd_delay_reject = no (smtpd-restrictions.c). */
+        if (!session_check_sender(s, p.address))
+                return;
         if (!session_rate_ok(s, SMTPD_COMMAND_MAIL))
                 return;
         memcpy(s->sender, p.address, sizeof s->sender);
@@ -428,56 +514,6 @@ static void cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         memcpy(s->dsn_envid, p.dsn_envid, sizeof s->dsn_envid);
         s->in_mail = true;
         session_reply(s, "250 2.1.0 Ok");
-}
-
-/* 1 if the local part of addr, in lower case, is a user; 0 if not. Quoted local parts are no user name. */
-static int local_user_exists(const char *addr) {
-        const char *at = strrchr(addr, '@');
-        size_t n = at ? (size_t) (at - addr) : strlen(addr);
-        char user[64 + 1];
-
-        if (n == 0 || n >= sizeof user)
-                return 0;
-        for (size_t i = 0; i < n; i++) {
-                if (addr[i] == '"' || addr[i] == '\\')
-                        return 0;
-                user[i] = (char) tolower((unsigned char) addr[i]);
-        }
-        user[n] = '\0';
-
-        errno = 0;
-        if (getpwnam(user))
-                return 1;
-        /* getpwnam(3): these mean that there is no such user. */
-        if (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM)
-                return 0;
-        return -errno;
-}
-
-/* Whether addr may be a recipient here: a user, in $mydestination (or with no domain: local to
- * $myhostname); anywhere else, only from $mynetworks. Queues the rejection if not. */
-static bool session_check_recipient(SmtpdSession *s, const char *addr) {
-        Smtpd *server = s->server;
-        int r;
-
-        if (address_is_local(server->mydestination, addr)) {
-                r = local_user_exists(addr);
-                if (r > 0)
-                        return true;
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to look up a local user: %m");
-                        session_reject(s, s->sender, addr, "451 4.3.0 <%s>: Temporary lookup failure", addr);
-                } else
-                        session_reject(s, s->sender, addr,
-                                       "550 5.1.1 <%s>: Recipient address rejected: "
-                                       "User unknown in local recipient table", addr);
-                return false;
-        }
-        /* permit_sasl_authenticated (smtpd-sasl.c), until the restriction lists say it. */
-        if (smtpd_networks_match(&server->mynetworks, &s->client) || s->authenticated)
-                return true;
-        session_reject(s, s->sender, addr, "554 5.7.1 <%s>: Relay access denied", addr);
-        return false;
 }
 
 static int session_add_recipient(SmtpdSession *s, const SmtpdPath *p) {
@@ -711,7 +747,7 @@ static void session_tls_handshake(SmtpdSession *s) {
         s->state = SMTPD_SESSION_COMMAND;
         s->last_io_usec = now_monotonic_usec();
         if (s->listener->wrappermode)
-                session_reply(s, "220 %s", s->listener->config->smtpd_banner);
+                session_greet(s);       /* the restrictions' side (smtpd-restrictions.c) */
 }
 
 /* Starts the handshake: after the 220 to STARTTLS has gone out in plaintext, or at connect on port 465.
@@ -970,6 +1006,10 @@ static void session_command(SmtpdSession *s, const char *line, size_t len) {
         s->stage = smtpd_command_to_string(c.type);
         s->counters[c.type].total++;
         s->reply_code = 0;
+        if (s->access_denied && c.type != SMTPD_COMMAND_QUIT) {      /* session_greet() */
+                session_reply(s, "503 5.7.0 Error: access denied for unknown[%s]", s->client.text);
+                return;
+        }
         command_handlers[c.type](s, &c);
         /* DATA and BDAT succeed only when the chunk is read or cleanup has the message. */
         if (c.type != SMTPD_COMMAND_DATA && c.type != SMTPD_COMMAND_BDAT && s->reply_code > 0 &&
@@ -1326,6 +1366,10 @@ static void session_process(SmtpdSession *s) {
                         continue;
                 }
 
+                /* Commands wait for the DNS blocklist lookups started at connect (smtpd-restrictions.c). */
+                if (s->state == SMTPD_SESSION_COMMAND && smtpd_check_session_pending(s->checks))
+                        return;
+
                 const char *line = s->in + s->in_start;
                 r = smtpd_line_next(&s->lines, line, s->in_end - s->in_start, &line_len, &consumed);
                 /* A complete line stays where it is while it waits (the reader finds it again). */
@@ -1419,7 +1463,8 @@ static void session_update(SmtpdSession *s) {
 
         if ((s->state == SMTPD_SESSION_COMMAND || s->state == SMTPD_SESSION_DATA ||
              s->state == SMTPD_SESSION_BDAT) &&
-            s->out_len <= SMTPD_OUT_PAUSE && !s->delaying)
+            s->out_len <= SMTPD_OUT_PAUSE && !s->delaying &&
+            !smtpd_check_session_pending(s->checks))  /* on_checks_done() goes on */
                 events |= EPOLLIN;
         if (s->state == SMTPD_SESSION_AUTH_RESPONSE && s->out_len <= SMTPD_OUT_PAUSE)
                 events |= EPOLLIN;
@@ -1511,6 +1556,9 @@ static int session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clie
                               USEC_PER_SEC, on_session_timer, s);
         if (r < 0)
                 return r;
+        r = smtpd_check_session_new(listener->checks, client, on_checks_done, s, &s->checks);
+        if (r < 0)
+                return r;
 
         s->fd = fd;
         s->linked = true;
@@ -1526,7 +1574,7 @@ static int session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clie
         if (listener->wrappermode)
                 session_tls_start(s);   /* port 465: the 220 follows the handshake */
         else
-                session_reply(s, "220 %s", listener->config->smtpd_banner);
+                session_greet(s);
         session_update(TAKE_PTR(s));
         return 0;
 }

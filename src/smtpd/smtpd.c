@@ -12,9 +12,12 @@
  * writes no files: a message goes into an anonymous memory file, sealed and passed to cleanup over
  * $rundir/cleanup, and only cleanup's answer that the message is durable makes smtpd reply 250.
  * It trusts cleanup, a local role behind a socket that only postbus may open, for the queue ID and
- * for rejection texts, and still checks both before passing them on. It reads main.cf and the user
- * database (getpwnam(), to tell local recipients that exist).
- * It reads the TLS certificate and private key at start (smtpd_tls_*: the key must be
+ * for rejection texts, and still checks both before passing them on. It reads main.cf, the user
+ * database (getpwnam(), to tell local recipients that exist) and the GDBM tables its restriction lists
+ * and local_recipient_maps name. For reject_rbl_client it sends DNS queries over UDP to the name
+ * servers of /etc/resolv.conf and believes only replies from them to its random ID and exact question,
+ * parsed by the pure parser of smtpd-dnsbl.c; a TXT text is reduced to printable ASCII before it goes
+ * into a reply. It reads the TLS certificate and private key at start (smtpd_tls_*: the key must be
  * readable by postbus) and speaks TLS 1.2 or later through OpenSSL; plaintext a client pipelines after
  * STARTTLS is discarded. For AUTH it trusts Dovecot's auth service, behind smtpd_sasl_path, to check
  * passwords; AUTH is offered and accepted only over TLS, the client's base64 is checked before it is
@@ -129,6 +132,10 @@ static int listener_setup(Smtpd *server, SmtpdService service) {
                           config_where(c, CONFIG_PARAM_smtpd_sasl_path, where, sizeof where));
                 return -EINVAL;
         }
+        /* The restriction lists (smtpd-restrictions.c): a bad list stops the role with file and line. */
+        r = smtpd_checks_new(c, &server->mynetworks, server->mydestination, server->daemon->event, &l->checks);
+        if (r < 0)
+                return r;
         l->wrappermode = c->smtpd_tls_wrappermode;
         l->sasl = c->smtpd_sasl_auth_enable;
         if (!isempty(c->smtpd_tls_cert_file)) {
@@ -154,6 +161,7 @@ static void smtpd_free(Smtpd *server) {
         smtpd_sessions_free(server);
         for (size_t i = 0; i < _SMTPD_SERVICE_MAX; i++) {
                 SSL_CTX_free(server->listeners[i].tls);
+                smtpd_checks_free(server->listeners[i].checks);
                 config_free(server->listeners[i].config);
         }
         bus_client_free(server->cleanup);

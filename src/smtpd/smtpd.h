@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "smtpd-anvil.h"
 #include "smtpd-mynetworks.h"
+#include "smtpd-restrictions.h"
 #include "smtpd-tls.h"
 
 /* Bytes read from a client at once; the input buffer holds one line of line_length_limit, its CRLF,
@@ -43,6 +44,7 @@ typedef struct SmtpdListener {
         SmtpdTlsLevel tls_level;        /* as configured; without a certificate "may" means none */
         bool wrappermode;               /* TLS from the first byte */
         bool sasl;                      /* AUTH offered (after TLS only) */
+        SmtpdChecks *checks;            /* the service's restriction lists (smtpd-restrictions.c) */
 } SmtpdListener;
 
 struct Smtpd {
