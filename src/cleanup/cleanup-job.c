@@ -951,6 +951,15 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender,
         for (char **rc = recipients; *rc; rc++)
                 j->n_recipients++;
         j->attrs = attrs;
+        /* "hold" in a queue file is cleanup's own word (header_checks HOLD), not a submitter's. */
+        for (char **a = j->attrs, **o = j->attrs; a && *a; a++) {
+                if (strncmp(*a, "hold=", 5) == 0)
+                        free(*a);
+                else
+                        *o++ = *a;
+                if (!a[1])
+                        *o = NULL;
+        }
         j->dsn_notify = dsn_notify;
         j->dsn_orcpt = dsn_orcpt;
         for (char **d = dsn_notify; d && *d; d++)

@@ -101,9 +101,8 @@ void qmgr_message_finish(QmgrMessage *m) {
         }
 }
 
-/* Loads active/<id> and starts its delivery. A message fresh from incoming that cleanup marked for the
- * hold queue (header_checks HOLD) goes there instead. */
-static int load_active(Qmgr *q, const char *id, QueueName from) {
+/* Loads active/<id> and starts its delivery. */
+static int load_active(Qmgr *q, const char *id) {
         _cleanup_close_ int fd = -EBADF;
         QmgrMessage *m;
         int r;
@@ -128,18 +127,6 @@ static int load_active(Qmgr *q, const char *id, QueueName from) {
                 return r;
         }
         fd = safe_close(fd);
-        const char *hold = from == QUEUE_INCOMING ? queue_envelope_attr(m->envelope, "hold") : NULL;
-        if (hold) {
-                _cleanup_free_ char *why = log_escape(hold, strlen(hold));
-                r = move_file(q, QUEUE_ACTIVE, QUEUE_HOLD, id);
-                if (r < 0)
-                        log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to move to the hold queue: %s", strerror(-r));
-                else
-                        log_mail(LOG_INFO, id, LOG_FIELDS({ "QUEUE", "hold" }), "held: %s", strempty(why));
-                queue_envelope_free(m->envelope);
-                free(m);
-                return r;
-        }
         m->qmgr = q;
         memcpy(m->id, id, QUEUE_ID_SIZE);
         unsigned h = id_hash(id);
@@ -162,6 +149,36 @@ static int load_active(Qmgr *q, const char *id, QueueName from) {
         return 0;
 }
 
+/* The reason cleanup gave for holding incoming/<id> (a "hold=" attribute, from header_checks HOLD), or
+ * NULL. Only the envelope's first records are read: attributes come before the sender. */
+static char *incoming_hold_reason(Qmgr *q, const char *id) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 4 * (QUEUE_RECORD_MAX + QUEUE_RECORD_HEADER), off = 0;
+        ssize_t n;
+
+        fd = openat(q->queue_fds[QUEUE_INCOMING], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        buf = malloc(size);
+        if (fd < 0 || !buf)
+                return NULL;
+        n = pread(fd, buf, size, 0);
+        if (n <= 0)
+                return NULL;
+        while ((size_t) n - off >= QUEUE_RECORD_HEADER) {
+                const unsigned char *h = (const unsigned char *) buf + off;
+                size_t len = (size_t) h[1] << 24 | (size_t) h[2] << 16 | (size_t) h[3] << 8 | h[4];
+
+                if (len > (size_t) n - off - QUEUE_RECORD_HEADER)
+                        return NULL;    /* beyond what was read, or corrupt: load_active() will tell */
+                if (h[0] != QUEUE_REC_MAGIC && h[0] != QUEUE_REC_TIME && h[0] != QUEUE_REC_ATTR)
+                        return NULL;    /* the sender: no attributes follow */
+                if (h[0] == QUEUE_REC_ATTR && len > 5 && memcmp(h + QUEUE_RECORD_HEADER, "hold=", 5) == 0)
+                        return strndup((const char *) h + QUEUE_RECORD_HEADER + 5, len - 5);
+                off += QUEUE_RECORD_HEADER + len;
+        }
+        return NULL;
+}
+
 int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
         int r;
 
@@ -169,6 +186,23 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
                 return -EINVAL;
         if (message_find(q, id))
                 return 0;
+        if (from == QUEUE_INCOMING) {
+                /* Straight from incoming to hold in one rename: no moment in active where a crash would
+                 * let it be delivered. */
+                _cleanup_free_ char *hold = incoming_hold_reason(q, id);
+                if (hold) {
+                        _cleanup_free_ char *why = log_escape(hold, strlen(hold));
+                        r = move_file(q, QUEUE_INCOMING, QUEUE_HOLD, id);
+                        if (r == -ENOENT)
+                                return 0;
+                        if (r < 0)
+                                log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to move to the hold queue: %s",
+                                         strerror(-r));
+                        else
+                                log_mail(LOG_INFO, id, LOG_FIELDS({ "QUEUE", "hold" }), "held: %s", strempty(why));
+                        return r;
+                }
+        }
         if (from != QUEUE_ACTIVE) {
                 r = move_file(q, from, QUEUE_ACTIVE, id);
                 if (r == -ENOENT)
@@ -178,7 +212,7 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
                         return r;
                 }
         }
-        return load_active(q, id, from);
+        return load_active(q, id);
 }
 
 /* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */

@@ -249,6 +249,9 @@ class Cleanup(unittest.TestCase):
         # local mail never shows a Bcc header, even without -t; its address gets no copy then
         qid = submit('alice', ['bob'], 'Bcc: carol\nSubject: bcc kept blind\n\nhello\n', origin='pickup')
         self.assertNotIn('\nBcc:', wait_mail('bob', qid))
+        # a submitter cannot put mail on hold: that is cleanup's own attribute
+        qid = submit('alice', ['bob'], 'Subject: not held\n\nhello\n', origin='pickup', hold='please')
+        wait_mail('bob', qid)
         # a full name with specials is quoted
         qid = submit('alice', ['bob'], 'Subject: quoted\n\nhello\n', origin='pickup', full_name='Example, Alice')
         self.assertIn(f'\nFrom: "Example, Alice" <alice@{HOST}>\n', wait_mail('bob', qid))
