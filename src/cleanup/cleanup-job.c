@@ -444,7 +444,6 @@ static void step_virtual_start(CleanupJob *j) {
  * brought into canonical form again (a table may give "user" without a domain). */
 static void step_maps(CleanupJob *j) {
         Cleanup *c = j->cleanup;
-        char *out = NULL;
         int r;
 
         if (!isempty(j->sender)) {
@@ -478,7 +477,6 @@ static void step_maps(CleanupJob *j) {
                         job_rewrite(j, &a->address);
         }
         job_round_start(j, step_masquerade);
-        (void) out;
 }
 
 static void step_masquerade(CleanupJob *j) {
