@@ -16,6 +16,7 @@ struct BusServer {
         Daemon *daemon;
         int listen_fd;
         sd_event_source *accept_source;
+        sd_event_source *drain_source;
         BusServerSetupFunc setup;
         void *userdata;
         sd_id128_t id;
@@ -117,6 +118,26 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
         return 0;
 }
 
+/* sd_bus_attach_event() processes one message per wake-up; a message that arrived in the same read as the
+ * end of the handshake then waits for more input that may never come (seen with libdbus clients). So after
+ * every loop iteration that did something, each connection is processed until it has nothing left. */
+static int on_drain(sd_event_source *source, void *userdata) {
+        BusServer *s = userdata;
+
+        for (BusConnection *c = s->connections, *next; c; c = next) {
+                next = c->next;
+                sd_bus *bus = sd_bus_ref(c->bus);
+                int r;
+                do
+                        r = sd_bus_process(bus, NULL);
+                while (r > 0 && sd_bus_is_open(bus) > 0);
+                sd_bus_unref(bus);
+                if (r < 0 && r != -ENOTCONN && r != -ECONNRESET)
+                        log_debug_errno(r, "Failed to process a bus connection: %m");
+        }
+        return 0;
+}
+
 int bus_server_new(Daemon *d, int listen_fd, BusServerSetupFunc setup, void *userdata, BusServer **ret) {
         _cleanup_(bus_server_freep) BusServer *s = NULL;
         int r;
@@ -132,6 +153,9 @@ int bus_server_new(Daemon *d, int listen_fd, BusServerSetupFunc setup, void *use
         if (r < 0)
                 return r;
         r = sd_event_add_io(d->event, &s->accept_source, listen_fd, EPOLLIN, on_accept, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_post(d->event, &s->drain_source, on_drain, s);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
@@ -153,6 +177,7 @@ BusServer *bus_server_free(BusServer *s) {
         while (s->connections)
                 bus_connection_free(s->connections);
         sd_event_source_disable_unref(s->accept_source);
+        sd_event_source_disable_unref(s->drain_source);
         free(s);
         return NULL;
 }
