@@ -10,7 +10,8 @@ What is measured for each run of N messages:
 - wall time of smtp-source, from its start until it has its last 250 (and QUIT) back;
 - CPU time of the server side: usage_usec of the units' cgroups in the cgroup2 hierarchy (the
   cpu.stat every cgroup2 group has, controller or not: it counts processes that exited too),
-  after minus before; postbus: postbus-smtpd.service + postbus-cleanup.service; Postfix:
+  after minus before; postbus: every postbus-*.service active after the warm-up (smtpd,
+  cleanup, and the roles they call, such as rewrite); Postfix:
   bench-postfix.service (master, smtpd, cleanup, qmgr, trivial-rewrite, anvil, ...);
 - memory: the servers' processes are sampled every --interval seconds, and the peak of the sum
   of their RSS and of their PSS is kept (PSS shares a library page among the processes mapping
@@ -38,7 +39,6 @@ for candidate in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
         CGROUP2 = candidate
         break
 
-POSTBUS_UNITS = ["postbus-smtpd.service", "postbus-cleanup.service"]
 POSTBUS_SPOOL = "/var/spool/postbus"
 POSTFIX_UNIT = "bench-postfix.service"
 POSTFIX_DAEMONS = "/usr/lib/postfix/sbin/"
@@ -62,6 +62,14 @@ def unit_cgroup_dir(unit):
     if not cg or CGROUP2 is None:
         return None
     return CGROUP2 + cg
+
+
+def active_postbus_services():
+    """The postbus roles running now: after a warm-up, every role that accepting mail involves
+    (smtpd, cleanup, and whatever they call, e.g. rewrite)."""
+    out = run("systemctl", "list-units", "--type=service", "--state=active", "--plain", "--no-legend",
+              "postbus-*.service", capture_output=True).stdout
+    return sorted(line.split()[0] for line in out.splitlines() if line.strip())
 
 
 def cgroup_cpu_usec(unit):
@@ -185,6 +193,7 @@ class Postbus:
 
     def __init__(self, args):
         self.args = args
+        self.services = []
 
     def setup(self):
         # Delivery must not compete: qmgr stays stopped (masked for this boot only), so accepted
@@ -196,18 +205,21 @@ class Postbus:
     def fresh_start(self):
         """Stops the roles (their sockets stay) and lets socket activation start them again on the
         first connection. The queue is left as it is (see count_queue_files)."""
-        run("systemctl", "stop", *POSTBUS_UNITS, stderr=subprocess.DEVNULL)  # not: "can still be activated"
+        # not: "can still be activated by"
+        services = active_postbus_services()
+        if services:
+            run("systemctl", "stop", *services, stderr=subprocess.DEVNULL)
         wait_port(self.port)
 
     def queue_dir(self):
         return os.path.join(POSTBUS_SPOOL, "incoming")
 
     def units(self):
-        return POSTBUS_UNITS
+        return active_postbus_services()
 
     def pids(self):
         pids = []
-        for u in POSTBUS_UNITS:
+        for u in self.services:
             pids += cgroup_pids(u)
         return pids
 
@@ -385,7 +397,9 @@ def measure(server, args, sessions, messages):
     if args.warmup:
         smtp_source(args, server.port, sessions, args.warmup)
     before_files = count_queue_files(server.queue_dir())
-    cpu0 = sum(cgroup_cpu_usec(u) for u in server.units())
+    units = server.units()
+    server.services = units
+    cpu0 = sum(cgroup_cpu_usec(u) for u in units)
     journal0 = cgroup_cpu_usec("systemd-journald.service")
     busy0, own0, t0 = host_busy_s(), own_cpu_s(), time.monotonic()
     sampler = MemorySampler(server.pids, args.interval)
@@ -393,7 +407,7 @@ def measure(server, args, sessions, messages):
     wall, client_cpu = smtp_source(args, server.port, sessions, messages)
     time.sleep(0.3)  # the last sessions' QUIT and close, still the server's work
     sampler.finish()
-    cpu1 = sum(cgroup_cpu_usec(u) for u in server.units())
+    cpu1 = sum(cgroup_cpu_usec(u) for u in units)
     journal1 = cgroup_cpu_usec("systemd-journald.service")
     busy1, own1, t1 = host_busy_s(), own_cpu_s(), time.monotonic()
     journal_s = (journal1 - journal0) / 1e6
@@ -412,7 +426,7 @@ def measure(server, args, sessions, messages):
         "peak_rss_kb": sampler.peak_rss_kb, "peak_pss_kb": sampler.peak_pss_kb,
         "max_process_hwm_kb": sampler.peak_hwm_kb, "peak_processes": sampler.peak_procs,
         "memory_samples": sampler.samples, "queued": queued, "disk_probe_ms": disk_ms,
-        "journald_cpu_s_per_1000": journal_s / messages * 1000,
+        "journald_cpu_s_per_1000": journal_s / messages * 1000, "units": units,
         "other_load_cores": max(0.0, others / (t1 - t0)), "ncpu": os.cpu_count(),
     }
     log(f"{server.name:8} {sessions:3} sessions {messages:6} msgs: {row['msgs_per_s']:8.1f} msg/s, "

@@ -28,7 +28,9 @@ def main():
         res["size"],
         "all messages of a session over one connection" if res["reuse"] else "one connection per message",
         "median of %d rounds" % res["rounds"] if res["rounds"] > 1 else "one round"))
-    print("postbus: postbus-smtpd + postbus-cleanup, qmgr stopped (mail stays in incoming).")
+    units = sorted({u.replace("postbus-", "").replace(".service", "") for r in rows if r["server"] == "postbus"
+                    for u in r.get("units", [])})
+    print("postbus: %s; qmgr stopped (mail stays in incoming)." % (" + ".join(units) or "smtpd + cleanup"))
     print("Postfix: master + smtpd + cleanup + qmgr + trivial-rewrite + anvil ..., mail filed in hold.")
     print()
     head = ("server", "sessions", "messages", "msg/s", "CPU s/1000 msg", "peak RSS MiB", "peak PSS MiB",
