@@ -80,6 +80,7 @@ struct SmtpdSession {
         SmtpdCheckSession *checks;
         bool greet_pending;             /* smtpd_delay_reject = no: the greeting waits for the lookups */
         bool access_denied;             /* the client restrictions refused the greeting: 503 to all but QUIT */
+        bool checks_wait;               /* the next command waits for the lookups (session_checks_wait()) */
 
         char *helo;                     /* NULL before HELO or EHLO */
         bool esmtp;
@@ -344,9 +345,33 @@ static void session_greet(SmtpdSession *s) {
 static void on_checks_done(void *userdata) {
         SmtpdSession *s = userdata;
 
+        s->checks_wait = false;
         if (s->greet_pending)
                 session_greet(s);
         session_update(s);
+}
+
+/* Whether the command in line must wait for the DNS blocklist lookups: those that evaluate restriction
+ * lists (RCPT, VRFY; with smtpd_delay_reject = no also HELO, EHLO and MAIL). Any other is answered at
+ * once, while the lookups run; what a client pipelines after a waiting command waits behind it. */
+static bool session_checks_wait(SmtpdSession *s, const char *line, size_t len) {
+        SmtpdCommand c;
+
+        s->checks_wait = false;
+        if (s->state != SMTPD_SESSION_COMMAND || !smtpd_check_session_pending(s->checks))
+                return false;
+        if (s->greet_pending) {         /* nothing is answered before the greeting */
+                s->checks_wait = true;
+                return true;
+        }
+        if (smtpd_command_parse(line, len, &c) < 0)
+                return false;
+        if (c.type == SMTPD_COMMAND_RCPT || c.type == SMTPD_COMMAND_VRFY)
+                s->checks_wait = true;
+        else if (!s->listener->config->smtpd_delay_reject)
+                s->checks_wait = c.type == SMTPD_COMMAND_HELO || c.type == SMTPD_COMMAND_EHLO ||
+                                 c.type == SMTPD_COMMAND_MAIL;
+        return s->checks_wait;
 }
 
 static bool session_check_helo(SmtpdSession *s, const char *helo) {
@@ -1366,14 +1391,11 @@ static void session_process(SmtpdSession *s) {
                         continue;
                 }
 
-                /* Commands wait for the DNS blocklist lookups started at connect (smtpd-restrictions.c). */
-                if (s->state == SMTPD_SESSION_COMMAND && smtpd_check_session_pending(s->checks))
-                        return;
-
                 const char *line = s->in + s->in_start;
                 r = smtpd_line_next(&s->lines, line, s->in_end - s->in_start, &line_len, &consumed);
-                /* A complete line stays where it is while it waits (the reader finds it again). */
-                if (r == 1 && session_must_wait(s))
+                /* A complete line stays where it is while it waits (the reader finds it again): for the
+                 * DNS blocklist lookups (smtpd-restrictions.c) or the error delay. */
+                if (r == 1 && (session_checks_wait(s, line, line_len) || session_must_wait(s)))
                         return;
                 s->in_start += consumed;
                 if (r == 0)
@@ -1464,7 +1486,7 @@ static void session_update(SmtpdSession *s) {
         if ((s->state == SMTPD_SESSION_COMMAND || s->state == SMTPD_SESSION_DATA ||
              s->state == SMTPD_SESSION_BDAT) &&
             s->out_len <= SMTPD_OUT_PAUSE && !s->delaying &&
-            !smtpd_check_session_pending(s->checks))  /* on_checks_done() goes on */
+            !s->checks_wait)  /* on_checks_done() goes on */
                 events |= EPOLLIN;
         if (s->state == SMTPD_SESSION_AUTH_RESPONSE && s->out_len <= SMTPD_OUT_PAUSE)
                 events |= EPOLLIN;

@@ -37,14 +37,14 @@ class Dns:
     proc = None
 
     @classmethod
-    def start(cls, *servers):
+    def start(cls, *servers, options='timeout:2 attempts:2'):
         """Starts dnsmasq once; writes resolv.conf with servers (default 127.0.0.53) each time. smtpd
         reads resolv.conf when it starts."""
         servers = servers or (DNS_ADDRESS,)
         if os.path.islink('/etc/resolv.conf'):
             os.unlink('/etc/resolv.conf')
         with open('/etc/resolv.conf', 'w') as f:
-            f.write(''.join(f'nameserver {a}\n' for a in servers) + 'options timeout:2 attempts:2\n')
+            f.write(''.join(f'nameserver {a}\n' for a in servers) + f'options {options}\n')
         if cls.proc:
             return
         dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
@@ -384,6 +384,87 @@ class PerService(unittest.TestCase):
                          (554, '5.7.1 <mallory@example.org>: Sender address rejected: Access denied'))
         # port 25 keeps main.cf's own (empty) sender restrictions
         self.assertEqual(self.rcpt(25, 'mallory@example.org')[0], 250)
+
+
+class HeldDns:
+    """A name server that answers only when told to: it shows what smtpd does while a lookup is
+    outstanding."""
+
+    def __init__(self, address):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 53))
+        self.sock.settimeout(30)
+        self.queries = {}               # (name, qtype) -> (query, client address)
+
+    def close(self):
+        self.sock.close()
+
+    def wait_for(self, name, qtypes=(1, 16)):
+        """Reads queries until those for name (A and TXT) have come."""
+        while not all((name, t) in self.queries for t in qtypes):
+            query, peer = self.sock.recvfrom(512)
+            labels, off = [], 12
+            while query[off]:
+                labels.append(query[off + 1:off + 1 + query[off]].decode())
+                off += 1 + query[off]
+            qtype = struct.unpack('>H', query[off + 1:off + 3])[0]
+            self.queries[('.'.join(labels).lower(), qtype)] = (query[:off + 5], peer)
+
+    def answer(self, name, qtype, rdata=None):
+        """Answers a query received: with one record of rdata, or NXDOMAIN when rdata is None."""
+        query, peer = self.queries.pop((name, qtype))
+        flags = 0x8180 if rdata is not None else 0x8183
+        reply = query[:2] + struct.pack('>HHHHH', flags, 1, 1 if rdata is not None else 0, 0, 0) + query[12:]
+        if rdata is not None:
+            reply += struct.pack('>HHHIH', 0xC00C, qtype, 1, 60, len(rdata)) + rdata
+        self.sock.sendto(reply, peer)
+
+
+class NonBlocking(unittest.TestCase):
+    """A DNS blocklist lookup holds up only the commands that need it (RCPT here), and no other session."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        cls.dns = HeldDns('127.0.0.55')
+        Dns.start('127.0.0.55', options='timeout:30 attempts:1')
+        reset_smtpd()
+        pb.set_config(
+            myhostname=HOST,
+            mynetworks='127.0.0.1/32',
+            alias_maps='',
+            smtpd_client_restrictions='reject_rbl_client held.test',
+            smtpd_helo_restrictions='',
+            smtpd_sender_restrictions='',
+            smtpd_relay_restrictions='permit_mynetworks, reject_unauth_destination',
+            smtpd_recipient_restrictions='',
+            smtpd_delay_reject='yes')
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.close()
+
+    def test_lookup_does_not_stall(self):
+        a = session(self, source='127.0.0.2')          # greeted and EHLO answered at once
+        self.dns.wait_for('2.0.0.127.held.test')        # while its lookups are outstanding
+        self.assertEqual(a.cmd('MAIL FROM:<a@example.org>')[0], 250)
+        a.send(f'RCPT TO:<erin@{HOST}>\r\n')         # this one waits
+
+        # another client is served meanwhile, up to its own RCPT
+        b = session(self, source='127.0.0.3')
+        self.dns.wait_for('3.0.0.127.held.test')
+        self.assertEqual(b.cmd('MAIL FROM:<b@example.org>')[0], 250)
+        b.send(f'RCPT TO:<erin@{HOST}>\r\n')
+
+        # the lists answer: 127.0.0.2 is listed (with a text), 127.0.0.3 is not
+        self.dns.answer('2.0.0.127.held.test', 16, bytes([9]) + b'held list')
+        self.dns.answer('2.0.0.127.held.test', 1, bytes([127, 0, 0, 2]))
+        self.dns.answer('3.0.0.127.held.test', 1, None)
+        self.assertEqual(a.reply(),
+                         (554, '5.7.1 Service unavailable; Client host [127.0.0.2] blocked using held.test; held list'))
+        self.assertEqual(b.reply()[0], 250)
+        self.assertEqual(a.cmd('QUIT')[0], 221)
+        self.assertEqual(b.cmd('QUIT')[0], 221)
 
 
 class ConfigErrors(unittest.TestCase):
