@@ -169,6 +169,15 @@ unsigned smtpd_anvil_recipient(SmtpdAnvil *a, SmtpdAnvilClient *c, uint64_t now)
         return ++c->recipient_rate;
 }
 
+size_t smtpd_anvil_expire(SmtpdAnvil *a, uint64_t now) {
+        for (SmtpdAnvilClient *c = a->idle_tail, *prev; c; c = prev) {
+                prev = c->idle_prev;
+                if (now < c->window_start || now - c->window_start >= a->window_usec)
+                        drop(a, c);
+        }
+        return a->size;
+}
+
 size_t smtpd_anvil_size(const SmtpdAnvil *a) {
         return a->size;
 }

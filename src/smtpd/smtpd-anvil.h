@@ -36,5 +36,8 @@ void smtpd_anvil_disconnect(SmtpdAnvil *a, SmtpdAnvilClient *c, uint64_t now);
 unsigned smtpd_anvil_message(SmtpdAnvil *a, SmtpdAnvilClient *c, uint64_t now);
 unsigned smtpd_anvil_recipient(SmtpdAnvil *a, SmtpdAnvilClient *c, uint64_t now);
 
+/* Drops every client without a session whose time unit is over; returns the clients kept. */
+size_t smtpd_anvil_expire(SmtpdAnvil *a, uint64_t now);
+
 /* Clients kept now. */
 size_t smtpd_anvil_size(const SmtpdAnvil *a);

@@ -1644,6 +1644,47 @@ static void refuse(Smtpd *server, int fd, const SmtpdAddress *client) {
                 (void) send(fd, reply, MIN((size_t) n, sizeof reply - 1), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+static int on_anvil_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        Smtpd *server = userdata;
+        uint64_t now = now_monotonic_usec();
+
+        if (smtpd_anvil_expire(server->anvil, now) == 0) {
+                server->anvil_busy = false;
+                daemon_busy_dec(server->daemon);
+                return 0;
+        }
+        (void) sd_event_source_set_time(source, now + sec_to_usec(server->config->anvil_rate_time_unit));
+        (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* With a rate limit on, the counters must outlive the sessions: were smtpd to exit idle, a client could
+ * start its rates again by waiting max_idle. So smtpd counts as busy while it keeps any, and a timer
+ * drops them once their time unit is over. */
+static void anvil_hold(Smtpd *server) {
+        const Config *config = server->config;
+        uint64_t when = now_monotonic_usec() + sec_to_usec(config->anvil_rate_time_unit);
+        int r;
+
+        if (server->anvil_busy || smtpd_anvil_size(server->anvil) == 0 ||
+            (config->smtpd_client_connection_rate_limit <= 0 && config->smtpd_client_message_rate_limit <= 0 &&
+             config->smtpd_client_recipient_rate_limit <= 0))
+                return;
+        if (server->anvil_timer) {
+                r = sd_event_source_set_time(server->anvil_timer, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(server->anvil_timer, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(server->daemon->event, &server->anvil_timer, CLOCK_MONOTONIC, when,
+                                      USEC_PER_SEC, on_anvil_timer, server);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to arm the rate counter timer, ignoring: %m");
+                return;
+        }
+        server->anvil_busy = true;
+        daemon_busy_inc(server->daemon);
+}
+
 /* smtpd_client_connection_count_limit and smtpd_client_connection_rate_limit, per client address, except
  * for smtpd_client_event_limit_exceptions. Returns false when the client was refused (answered, logged);
  * else *ret is its counters (NULL when it is exempt), for the session to hold. */
@@ -1661,6 +1702,7 @@ static bool anvil_admit(Smtpd *server, int fd, const SmtpdAddress *client, Smtpd
         if (smtpd_networks_match(&server->limit_exceptions, client))
                 return true;
         r = smtpd_anvil_connect(server->anvil, client->text, now, &c);
+        anvil_hold(server);
         if (r < 0) {
                 log_warning_errno(r, "Failed to count a connection from %s, not limiting it: %m", client->text);
                 return true;

@@ -172,6 +172,7 @@ static void smtpd_free(Smtpd *server) {
         smtpd_networks_done(&server->mynetworks);
         smtpd_networks_done(&server->limit_exceptions);
         smtpd_networks_done(&server->bare_newline_exclusions);
+        sd_event_source_disable_unref(server->anvil_timer);
         smtpd_anvil_free(server->anvil);
         strv_free(server->mydestination);
         free(server);

@@ -54,6 +54,8 @@ struct Smtpd {
         SmtpdNetworks mynetworks;
         SmtpdNetworks limit_exceptions; /* smtpd_client_event_limit_exceptions */
         SmtpdAnvil *anvil;              /* per-client connection, message and recipient counts */
+        sd_event_source *anvil_timer;   /* drops expired counters; while any are kept with a rate limit... */
+        bool anvil_busy;                /* ...on, smtpd counts as busy and does not exit idle */
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         BusClient *cleanup;

@@ -173,5 +173,28 @@ class ErrorLimits(unittest.TestCase):
         self.assertTrue(all(c == 220 for c in codes[:-1]) and len(codes) >= 2, codes)
 
 
+class RatesOutliveIdleExit(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        pb.set_config(**BASE, max_idle="2s", smtpd_client_message_rate_limit=1, anvil_rate_time_unit="1h")
+
+    @classmethod
+    def tearDownClass(cls):
+        pb.set_config(max_idle="100s")
+
+    def test_rate_kept_past_max_idle(self):
+        s = session(self, "127.0.0.11")
+        self.assertEqual(s.cmd("MAIL FROM:<a@example.org>")[0], 250)
+        s.cmd("QUIT")
+        s.close()
+        pid = pb.unit_property("postbus-smtpd.service", "MainPID")
+        # Idle for longer than max_idle: smtpd stays, since it holds a client's rate counters.
+        time.sleep(5)
+        self.assertEqual(pb.unit_property("postbus-smtpd.service", "MainPID"), pid)
+        s = session(self, "127.0.0.11")
+        code, text = s.cmd("MAIL FROM:<a@example.org>")
+        self.assertEqual(code, 450, text)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -80,8 +80,28 @@ TEST(bounded) {
         smtpd_anvil_free(a);
 }
 
+TEST(expire) {
+        SmtpdAnvil *a;
+        SmtpdAnvilClient *c, *busy;
+
+        ASSERT_OK(smtpd_anvil_new(100, 60 * SEC, &a));
+        ASSERT_OK(smtpd_anvil_connect(a, "192.0.2.1", 0, &c));
+        smtpd_anvil_disconnect(a, c, 0);
+        ASSERT_OK(smtpd_anvil_connect(a, "192.0.2.2", 30 * SEC, &c));
+        smtpd_anvil_disconnect(a, c, 30 * SEC);
+        ASSERT_OK(smtpd_anvil_connect(a, "192.0.2.3", 0, &busy));
+        ASSERT_EQ(smtpd_anvil_expire(a, 59 * SEC), 3);
+        /* .1's time unit is over; .2's is not; .3 has a session open. */
+        ASSERT_EQ(smtpd_anvil_expire(a, 60 * SEC), 2);
+        ASSERT_EQ(smtpd_anvil_expire(a, 90 * SEC), 1);
+        smtpd_anvil_disconnect(a, busy, 90 * SEC);
+        ASSERT_EQ(smtpd_anvil_expire(a, 90 * SEC), 0);
+        smtpd_anvil_free(a);
+}
+
 int main(void) {
         RUN(counts);
         RUN(bounded);
+        RUN(expire);
         return 0;
 }
