@@ -1764,9 +1764,6 @@ static int on_accept(sd_event_source *source, int listen_fd, uint32_t revents, v
                 refuse(server, fd, &client);
                 return 0;
         }
-        SmtpdAnvilClient *anvil;
-        if (!anvil_admit(server, fd, &client, &anvil))
-                return 0;
         /* Port 465 without a certificate cannot speak at all (smtpd.c warned at start). */
         if (listener->wrappermode && !listener->tls) {
                 log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", client.text }),
@@ -1774,6 +1771,9 @@ static int on_accept(sd_event_source *source, int listen_fd, uint32_t revents, v
                          client.text);
                 return 0;
         }
+        SmtpdAnvilClient *anvil;
+        if (!anvil_admit(server, fd, &client, &anvil))
+                return 0;
         r = session_new(listener, fd, &client, anvil);
         if (r < 0) {
                 log_warning_errno(r, "Failed to set up a session for %s, closing: %m", client.text);
