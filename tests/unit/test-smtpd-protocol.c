@@ -395,16 +395,16 @@ TEST(data_reject_bare_lf) {
         DataResult d;
 
         data_flags = SMTPD_DATA_DOT_STUFFED | SMTPD_DATA_REJECT_BARE_LF;
-        d = data_check("ok\r\nab\n.\r\n", 12, 1000, 1000);
+        d = data_check("ok\r\nab\n.\r\n", 10, 1000, 1000);
         ASSERT_TRUE(d.bare_lf && !d.done);
         ASSERT_EQ(d.consumed, 6);
         ASSERT_STREQ(d.out, "ok\nab");
         free(d.out);
-        d = data_check("a\r\n.\r\n", 8, 1000, 1000);
+        d = data_check("a\r\n.\r\n", 6, 1000, 1000);
         ASSERT_TRUE(d.done && !d.bare_lf);
         free(d.out);
         /* A bare CR is still a line end, not a reason to disconnect. */
-        d = data_check("a\rb\r\n.\r\n", 10, 1000, 1000);
+        d = data_check("a\rb\r\n.\r\n", 8, 1000, 1000);
         ASSERT_TRUE(d.done && !d.bare_lf);
         ASSERT_STREQ(d.out, "a\nb\n");
         free(d.out);
@@ -422,8 +422,8 @@ TEST(data_bdat) {
         DataResult d;
 
         data_flags = 0;
-        d = data_check("a\r\n.\r\n..\r\nb\nc\rd\r", 18, 1000, 1000);
-        ASSERT_TRUE(!d.done && !d.bare_lf && d.consumed == 18);
+        d = data_check("a\r\n.\r\n..\r\nb\nc\rd\r", 16, 1000, 1000);
+        ASSERT_TRUE(!d.done && !d.bare_lf && d.consumed == 16);
         ASSERT_STREQ(d.out, "a\n.\n..\nb\nc\nd\n");      /* the last CR is a line end at the end */
         free(d.out);
         d = data_check("x\r\ny", 4, 1000, 1000);
@@ -433,7 +433,7 @@ TEST(data_bdat) {
         ASSERT_TRUE(d.too_big);
         free(d.out);
         data_flags = SMTPD_DATA_REJECT_BARE_LF;
-        d = data_check("a\r\nb\nc", 7, 1000, 1000);
+        d = data_check("a\r\nb\nc", 6, 1000, 1000);
         ASSERT_TRUE(d.bare_lf && d.consumed == 4);
         free(d.out);
         data_flags = SMTPD_DATA_DOT_STUFFED;
