@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "address.h"
+#include "io-util.h"
 #include "local.h"
 
 #define LOCAL_WRITE_BUFFER (64U * 1024U)
@@ -21,17 +22,10 @@ typedef struct LocalWriter {
 } LocalWriter;
 
 static int writer_flush(LocalWriter *w) {
-        size_t done = 0;
+        int r = write_full(w->fd, w->buf, w->len);
 
-        while (done < w->len) {
-                ssize_t n = write(w->fd, w->buf + done, w->len - done);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return w->error = -errno;
-                }
-                done += (size_t) n;
-        }
+        if (r < 0)
+                return w->error = r;
         w->len = 0;
         return 0;
 }

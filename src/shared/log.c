@@ -5,6 +5,7 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
+#include "utf8.h"
 
 static const char *log_role_name = "postbus";
 static LogTarget log_target = LOG_TARGET_STDERR;
@@ -128,35 +129,6 @@ int log_mail(int level, const char *queue_id, const LogField *fields, const char
         return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most len bytes), or 0 if it is not valid. */
-static size_t utf8_sequence(const unsigned char *s, size_t len) {
-        size_t n;
-        uint32_t c;
-
-        if (s[0] < 0x80)
-                return 1;
-        if ((s[0] & 0xE0) == 0xC0)
-                n = 2, c = s[0] & 0x1F;
-        else if ((s[0] & 0xF0) == 0xE0)
-                n = 3, c = s[0] & 0x0F;
-        else if ((s[0] & 0xF8) == 0xF0)
-                n = 4, c = s[0] & 0x07;
-        else
-                return 0;
-        if (n > len)
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                c = (c << 6) | (s[i] & 0x3F);
-        }
-        /* Overlong forms, surrogates and out-of-range code points are not valid. */
-        if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) || c > 0x10FFFF ||
-            (c >= 0xD800 && c <= 0xDFFF))
-                return 0;
-        return n;
-}
-
 char *log_escape(const char *s, size_t len) {
         char *r, *p;
 
@@ -167,7 +139,7 @@ char *log_escape(const char *s, size_t len) {
                 return NULL;
         for (size_t i = 0; i < len;) {
                 const unsigned char c = (unsigned char) s[i];
-                size_t n = c >= 0x80 ? utf8_sequence((const unsigned char *) s + i, len - i) : 0;
+                size_t n = c >= 0x80 ? utf8_sequence_len(s + i, len - i) : 0;
 
                 if (n > 0) {
                         memcpy(p, s + i, n);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "dsn.h"
+#include "io-util.h"
 #include "queue-file.h"
 
 static const char *const queue_names[_QUEUE_NAME_MAX] = {
@@ -55,23 +56,6 @@ size_t queue_envelope_pending(const QueueEnvelope *e) {
                 if (!e->recipients[i].done)
                         n++;
         return n;
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off) {
-        while (len > 0) {
-                ssize_t n = pread(fd, buf, len, (off_t) off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EBADMSG;        /* shorter than its records say: truncated */
-                buf = (char *) buf + n;
-                len -= (size_t) n;
-                off += (uint64_t) n;
-        }
-        return 0;
 }
 
 /* Reads the record header at off. The data must fit in the file. */
@@ -346,17 +330,10 @@ void queue_writer_init(QueueWriter *w, int fd) {
 }
 
 int queue_writer_flush(QueueWriter *w) {
-        size_t done = 0;
+        int r = write_full(w->fd, w->buf, w->len);
 
-        while (done < w->len) {
-                ssize_t n = write(w->fd, w->buf + done, w->len - done);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                done += (size_t) n;
-        }
+        if (r < 0)
+                return r;
         w->written += w->len;
         w->len = 0;
         return 0;
