@@ -23,27 +23,6 @@ static void close_other_fds(int a, int b) {
         (void) close_range(hi + 1, ~0U, 0);
 }
 
-/* Becomes the user for good: groups, gid, uid, and checks that there is no way back. */
-static int drop_privileges(const struct passwd *pw) {
-        uid_t ruid, euid, suid;
-        gid_t rgid, egid, sgid;
-
-        if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
-                return 0;       /* already the user (a role run by hand as that user) */
-        if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-            setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-            setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-                return -errno;
-        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
-                return -errno;
-        if (ruid != pw->pw_uid || euid != pw->pw_uid || suid != pw->pw_uid ||
-            rgid != pw->pw_gid || egid != pw->pw_gid || sgid != pw->pw_gid)
-                return -EPERM;
-        if (pw->pw_uid != 0 && setuid(0) >= 0)
-                return -EPERM;
-        return 0;
-}
-
 /* A user name that is safe as the last component of a path in the mail spool directory. */
 static bool user_name_ok(const char *name) {
         return !isempty(name) && !strchr(name, '/') && !streq(name, ".") && !streq(name, "..");
@@ -103,7 +82,7 @@ void local_deliver_user(const LocalMessage *m, const Config *c, const struct pas
                 return;
         }
         /* In the home directory everything is done as the user, who owns it. */
-        r = drop_privileges(pw);
+        r = local_become_user(pw->pw_name, pw->pw_uid, pw->pw_gid);
         if (r < 0) {
                 local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", pw->pw_name, strerror(-r));
                 return;

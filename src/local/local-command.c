@@ -188,13 +188,12 @@ _Noreturn static void command_exec(const char *command, const LocalPrivs *privs,
         sigfillset(&all);
         (void) sigprocmask(SIG_UNBLOCK, &all, NULL);
 
-        if (initgroups(privs->user, privs->gid) < 0 || setresgid(privs->gid, privs->gid, privs->gid) < 0 ||
-            setresuid(privs->uid, privs->uid, privs->uid) < 0) {
+        int r = local_become_user(privs->user, privs->uid, privs->gid);
+        if (r < 0) {
+                errno = -r;
                 dprintf(STDERR_FILENO, "cannot switch to user %s: %m\n", privs->user);
                 _exit(EX_OSERR);
         }
-        if (privs->uid != 0 && setuid(0) >= 0)
-                _exit(EX_OSERR);
         /* A change of identity clears it, so only now: the command dies with the delivery process. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)

@@ -351,15 +351,6 @@ static int item_privs(Expand *e, size_t i, LocalPrivs *ret) {
         return privs_copy(p, ret);
 }
 
-static int privs_drop(const LocalPrivs *p) {
-        if (initgroups(p->user, p->gid) < 0 || setresgid(p->gid, p->gid, p->gid) < 0 ||
-            setresuid(p->uid, p->uid, p->uid) < 0)
-                return -errno;
-        if (p->uid != 0 && setuid(0) >= 0)
-                return -EPERM;
-        return 0;
-}
-
 typedef struct FileDelivery {
         const LocalMessage *m;
         const Config *c;
@@ -371,7 +362,7 @@ static void file_delivery(const void *userdata, LocalResult *ret) {
         const FileDelivery *f = userdata;
         int r;
 
-        r = privs_drop(f->privs);
+        r = local_become_user(f->privs->user, f->privs->uid, f->privs->gid);
         if (r < 0) {
                 local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", f->privs->user, strerror(-r));
                 return;
