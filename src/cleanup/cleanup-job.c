@@ -698,8 +698,13 @@ static void step_write(CleanupJob *j) {
                 job_reply_error(j);
                 return;
         }
-        (void) sd_bus_reply_method_return(j->request, "s", id);
-        cleanup_wake_qmgr(c, id);
+        r = cleanup_commit_later(c, j->request, id);
+        if (r < 0) {
+                /* written but never confirmed: the sender retries, at worst a duplicate */
+                job_set_defer(j, "451 4.3.0 Error: queue file write error");
+                job_reply_error(j);
+                return;
+        }
         job_free(j);
 }
 

@@ -229,8 +229,6 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[sta
                 r = -errno;
         if (r >= 0 && !reject && renameat(c->incoming_fd, tmp, c->incoming_fd, id) < 0)
                 r = -errno;
-        if (r >= 0 && !reject && fsync(c->incoming_fd) < 0)
-                r = -errno;
         if (r < 0 || reject) {
                 (void) unlinkat(c->incoming_fd, tmp, 0);
                 if (r < 0)
@@ -249,6 +247,58 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[sta
         }
         memcpy(ret_id, id, QUEUE_ID_SIZE);
         return 0;
+}
+
+static int on_commit(sd_event_source *s, void *userdata) {
+        Cleanup *c = userdata;
+        int r = 0;
+
+        if (fsync(c->incoming_fd) < 0)
+                r = log_error_errno(errno, "Failed to sync the incoming queue directory: %m");
+        for (size_t i = 0; i < c->n_commits; i++) {
+                CleanupCommit *k = c->commits + i;
+                /* On failure the file may or may not survive a crash: the sender retries, at worst a
+                 * duplicate. */
+                if (r < 0)
+                        (void) sd_bus_reply_method_error(k->request,
+                                &SD_BUS_ERROR_MAKE_CONST(POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: queue file write error"));
+                else {
+                        (void) sd_bus_reply_method_return(k->request, "s", k->id);
+                        cleanup_wake_qmgr(c, k->id);
+                }
+                k->request = sd_bus_message_unref(k->request);
+        }
+        c->n_commits = 0;
+        return 0;
+}
+
+int cleanup_commit_later(Cleanup *c, sd_bus_message *request, const char *id) {
+        if (c->n_commits == c->size_commits) {
+                size_t n = MAX(c->size_commits * 2, (size_t) 16);
+                CleanupCommit *k = realloc(c->commits, n * sizeof(CleanupCommit));
+                if (!k)
+                        return -ENOMEM;
+                c->commits = k;
+                c->size_commits = n;
+        }
+        CleanupCommit *k = c->commits + c->n_commits++;
+        k->request = sd_bus_message_ref(request);
+        memcpy(k->id, id, QUEUE_ID_SIZE);
+        return sd_event_source_set_enabled(c->commit_source, SD_EVENT_ONESHOT);
+}
+
+int cleanup_commit_setup(Cleanup *c) {
+        int r = sd_event_add_defer(c->daemon->event, &c->commit_source, on_commit, c);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(c->commit_source, SD_EVENT_OFF);
+}
+
+void cleanup_commit_done(Cleanup *c) {
+        if (c->n_commits > 0)
+                (void) on_commit(c->commit_source, c);   /* answer what is written before exiting */
+        sd_event_source_disable_unref(c->commit_source);
+        free(c->commits);
 }
 
 static int on_wake_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -101,6 +101,9 @@ static int cleanup_setup(Daemon *d) {
                         return -EINVAL;
                 }
         }
+        r = cleanup_commit_setup(c);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the queue commits: %m");
         if (!isempty(d->config->header_checks)) {
                 r = cleanup_checks_load(d->config->header_checks, &c->header_checks);
                 if (r == -ENOMEM)
@@ -118,6 +121,7 @@ static void cleanup_done(Daemon *d) {
 
         if (!c)
                 return;
+        cleanup_commit_done(c);
         bus_server_free(c->server);
         bus_client_free(c->qmgr);
         bus_client_free(c->rewrite);

@@ -14,6 +14,11 @@
 #define CLEANUP_ATTRS_MAX 64U
 #define CLEANUP_ATTR_MAX 1024U
 
+typedef struct CleanupCommit {
+        sd_bus_message *request;        /* the Submit call to answer */
+        char id[QUEUE_ID_SIZE];
+} CleanupCommit;
+
 typedef struct Cleanup {
         Daemon *daemon;
         int incoming_fd;                /* queue_directory/incoming */
@@ -29,6 +34,12 @@ typedef struct Cleanup {
         TableList *recipient_canonical_maps;
         TableList *virtual_alias_maps;
         CleanupChecks *header_checks;
+
+        /* Messages renamed into incoming/ whose directory entry is not yet on disk: one fsync of the
+         * directory makes all of them durable, and only then are they answered (group commit). */
+        sd_event_source *commit_source;
+        CleanupCommit *commits;
+        size_t n_commits, size_commits;
 } Cleanup;
 
 /* org.postbus.Cleanup1 at /org/postbus/Cleanup1, on $rundir/cleanup (peer-to-peer, callers are smtpd, pickup
@@ -65,8 +76,16 @@ typedef struct CleanupRequest {
         const char *hold;               /* the reason the message goes to the hold queue, or NULL */
 } CleanupRequest;
 
+/* The queue file is written and synced and renamed into incoming/, but its directory entry is durable
+ * only after cleanup_commit_later() has run its course: answer the caller through it. */
 int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[static QUEUE_ID_SIZE],
                           char **ret_reject);
+
+/* Answers request with the queue ID once incoming/ has been synced, together with every other message
+ * written in the same turn of the event loop; then wakes qmgr. */
+int cleanup_commit_later(Cleanup *c, sd_bus_message *request, const char *id);
+int cleanup_commit_setup(Cleanup *c);
+void cleanup_commit_done(Cleanup *c);
 
 /* Building blocks of cleanup_message_write(), pure for unit tests. */
 typedef struct CleanupHeaderScan {
