@@ -577,3 +577,14 @@ class LocalHeld:
     def __exit__(self, *exc):
         systemctl('unmask', '--runtime', 'postbus-local.socket', 'postbus-local.service')
         systemctl('start', 'postbus-local.socket')
+
+
+def p2p_connect(address):
+    """A peer-to-peer D-Bus connection (python3-dbus, libdbus) to a role's socket such as
+    'unix:path=/run/postbus/rewrite', ready for calls: the first call, a Ping, must be answered at once
+    (the roles process a call that arrives with the end of the handshake without waiting for more)."""
+    import dbus
+    conn = dbus.connection.Connection(address)
+    conn.call_blocking(None, '/', 'org.freedesktop.DBus.Peer', 'Ping', '', (), timeout=10)
+    return conn
+

@@ -17,22 +17,6 @@ VIRTUAL = '/etc/postbus/virtual'
 HEADER_CHECKS = '/etc/postbus/header_checks'
 
 
-def p2p_connect(address):
-    """A peer-to-peer D-Bus connection to a role's socket, ready for calls. The handshake is finished with
-    a Ping (libdbus knows only then whether descriptors may pass). An sd-bus server handles what a
-    libdbus client sent in the same packet as the end of the handshake (BEGIN) only once more data
-    arrives, so the Ping is repeated until one is answered."""
-    conn = dbus.connection.Connection(address)
-    for attempt in range(20):
-        try:
-            conn.call_blocking(None, '/', 'org.freedesktop.DBus.Peer', 'Ping', '', (), timeout=1)
-            return conn
-        except dbus.exceptions.DBusException as e:
-            if e.get_dbus_name() != 'org.freedesktop.DBus.Error.NoReply' or attempt == 19:
-                conn.close()
-                raise
-
-
 def configure(**params):
     """set_config, with the start-rate counters of the roles reset first: these tests restart the roles
     more often than systemd's default start limit allows in ten seconds."""
@@ -49,7 +33,7 @@ def build_table(path, text):
 def submit(sender, recipients, content, **attrs):
     """Submits a message to cleanup's org.postbus.Cleanup1.Submit over its socket, as pickup does;
     returns the queue ID. Raises DBusException for a rejection."""
-    conn = p2p_connect('unix:path=/run/postbus/cleanup')
+    conn = pb.p2p_connect('unix:path=/run/postbus/cleanup')
     fd = os.memfd_create('message')
     try:
         os.write(fd, content.encode('utf-8'))

@@ -12,25 +12,9 @@ HOST = 'mail.example.test'
 TRANSPORT = '/etc/postbus/transport'
 
 
-def p2p_connect(address):
-    """A peer-to-peer D-Bus connection to a role's socket, ready for calls. The handshake is finished with
-    a Ping (libdbus knows only then whether descriptors may pass). An sd-bus server handles what a
-    libdbus client sent in the same packet as the end of the handshake (BEGIN) only once more data
-    arrives, so the Ping is repeated until one is answered."""
-    conn = dbus.connection.Connection(address)
-    for attempt in range(20):
-        try:
-            conn.call_blocking(None, '/', 'org.freedesktop.DBus.Peer', 'Ping', '', (), timeout=1)
-            return conn
-        except dbus.exceptions.DBusException as e:
-            if e.get_dbus_name() != 'org.freedesktop.DBus.Error.NoReply' or attempt == 19:
-                conn.close()
-                raise
-
-
 def rewrite(method, address):
     """Calls org.postbus.Rewrite1.<method>(address) over rewrite's peer-to-peer socket."""
-    conn = p2p_connect(REWRITE_ADDRESS)
+    conn = pb.p2p_connect(REWRITE_ADDRESS)
     try:
         obj = conn.get_object(None, '/org/postbus/Rewrite1', introspect=False)
         out = obj.get_dbus_method(method, 'org.postbus.Rewrite1')(address)
