@@ -128,11 +128,11 @@ static int method_flush_queue(sd_bus_message *m, void *userdata, sd_bus_error *e
 
 static const sd_bus_vtable queue_vtable[] = {
         SD_BUS_VTABLE_START(0),
-        SD_BUS_PROPERTY("Incoming", "u", property_count, 0, 0),
-        SD_BUS_PROPERTY("Active", "u", property_count, 0, 0),
-        SD_BUS_PROPERTY("Deferred", "u", property_count, 0, 0),
-        SD_BUS_PROPERTY("Hold", "u", property_count, 0, 0),
-        SD_BUS_PROPERTY("Corrupt", "u", property_count, 0, 0),
+        SD_BUS_PROPERTY("Incoming", "u", property_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Active", "u", property_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Deferred", "u", property_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Hold", "u", property_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Corrupt", "u", property_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("ListMessages",
                                 SD_BUS_ARGS("s", queue),
                                 SD_BUS_RESULT("a(ssttsas)", messages),
@@ -157,6 +157,7 @@ static int method_wake(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (!queue_id_valid(id))
                 return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID.");
         r = sd_bus_reply_method_return(m, NULL);
+        qmgr_queue_changed(q);          /* incoming has grown */
         if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit)
                 (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
         else
@@ -170,6 +171,34 @@ const sd_bus_vtable qmgr_wake_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
+
+static int on_changed_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Qmgr *q = userdata;
+        int r;
+
+        if (!q->system_bus)
+                return 0;
+        /* The getters count the directories, once for every signal, not once for every change. */
+        r = sd_bus_emit_properties_changed(q->system_bus, "/org/postbus/Queue1", "org.postbus.Queue1", "Incoming",
+                                           "Active", "Deferred", "Hold", "Corrupt", NULL);
+        if (r < 0)
+                log_debug_errno(r, "Failed to send PropertiesChanged, ignoring: %m");
+        return 0;
+}
+
+void qmgr_queue_changed(Qmgr *q) {
+        int r, enabled = SD_EVENT_OFF;
+
+        if (!q->system_bus || !q->changed_timer)
+                return;
+        if (sd_event_source_get_enabled(q->changed_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;         /* a signal is already on its way */
+        r = sd_event_source_set_time_relative(q->changed_timer, USEC_PER_SEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(q->changed_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_debug_errno(r, "Failed to arm the PropertiesChanged timer, ignoring: %m");
+}
 
 int qmgr_bus_setup(Qmgr *q) {
         int r;
@@ -186,5 +215,9 @@ int qmgr_bus_setup(Qmgr *q) {
         r = sd_bus_attach_event(q->system_bus, q->daemon->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the system bus: %m");
-        return 0;
+        r = sd_event_add_time_relative(q->daemon->event, &q->changed_timer, CLOCK_MONOTONIC, USEC_PER_SEC,
+                                       USEC_PER_SEC / 10, on_changed_timer, q);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the PropertiesChanged timer: %m");
+        return sd_event_source_set_enabled(q->changed_timer, SD_EVENT_OFF);
 }

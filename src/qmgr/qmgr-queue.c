@@ -51,6 +51,7 @@ static QmgrMessage *message_free(QmgrMessage *m) {
 static int move_file(Qmgr *q, QueueName from, QueueName to, const char *id) {
         if (renameat(q->queue_fds[from], id, q->queue_fds[to], id) < 0)
                 return -errno;
+        qmgr_queue_changed(q);
         return 0;
 }
 
@@ -78,8 +79,10 @@ void qmgr_message_finish(QmgrMessage *m) {
         if (pending == 0) {
                 if (unlinkat(q->queue_fds[QUEUE_ACTIVE], m->id, 0) < 0)
                         log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to remove the queue file: %s", strerror(errno));
-                else
+                else {
                         log_mail(LOG_INFO, m->id, LOG_NO_FIELDS, "removed");
+                        qmgr_queue_changed(q);
+                }
         } else {
                 /* The file's modification time is when it is due again. */
                 uint64_t due = now_realtime_usec() / USEC_PER_SEC + (uint64_t) q->daemon->config->minimal_backoff_time;

@@ -110,6 +110,7 @@ static void qmgr_done(Daemon *d) {
                 free(m);
         }
         sd_event_source_unref(q->scan_timer);
+        sd_event_source_unref(q->changed_timer);
         bus_server_free(q->server);
         bus_client_free(q->local);
         bus_client_free(q->rewrite);

@@ -53,6 +53,7 @@ struct Qmgr {
 
         BusServer *server;              /* the private socket: wake-ups from cleanup */
         sd_bus *system_bus;             /* org.postbus.Queue1 */
+        sd_event_source *changed_timer; /* PropertiesChanged of the counts, at most once a second */
         sd_event_source *scan_timer;
 };
 
@@ -72,4 +73,6 @@ void qmgr_message_routes_free(QmgrMessage *m);
 
 /* qmgr-bus.c */
 int qmgr_bus_setup(Qmgr *q);
+/* A queue's count changed: PropertiesChanged follows within a second. */
+void qmgr_queue_changed(Qmgr *q);
 extern const sd_bus_vtable qmgr_wake_vtable[];

@@ -4,6 +4,7 @@ import json
 import re
 import smtplib
 import subprocess
+import time
 import unittest
 
 import postbus as pb
@@ -91,6 +92,28 @@ class QueueBus(unittest.TestCase):
                       what=f"all {count} backlogged messages delivered")
         warnings = [r["MESSAGE"] for r in pb.journal(POSTBUS_ROLE="qmgr", PRIORITY="3")]
         self.assertFalse(any("Too many open files" in w for w in warnings), warnings[:3])
+
+    def test_properties_changed(self):
+        pb.add_user("ivan")
+        monitor = subprocess.Popen(
+            ["busctl", "--system", "monitor", "--json=short",
+             "--match", "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                        "path='/org/postbus/Queue1'"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            time.sleep(0.5)     # the monitor must be in place before the mail moves
+            pb.send("a@example.org", ["ivan@localhost"], "Subject: watched\n\nseen on the bus\n")
+            pb.wait_until(lambda: any("watched" in m for m in pb.mbox_messages("ivan")), what="mail for ivan")
+            time.sleep(2.5)     # signals are sent at most once a second
+        finally:
+            monitor.terminate()
+            out, _ = monitor.communicate(timeout=10)
+        signals = [json.loads(line) for line in out.splitlines() if line.strip()]
+        signals = [m for m in signals if m.get("member") == "PropertiesChanged"]
+        self.assertTrue(signals, "a PropertiesChanged signal of /org/postbus/Queue1")
+        changed = signals[-1]["payload"]["data"][1]
+        self.assertEqual(set(changed), {"Incoming", "Active", "Deferred", "Hold", "Corrupt"})
+        self.assertEqual(changed["Incoming"]["type"], "u")
 
     def test_introspection(self):
         out = subprocess.run(["busctl", "--system", "introspect", "org.postbus.Queue1", "/org/postbus/Queue1",
