@@ -9,7 +9,7 @@ POSTBUS_DEPS=(
     libsystemd-dev libssl-dev libgdbm-dev libdbus-1-dev
     clang libclang-rt-14-dev
     systemd systemd-container dbus util-linux mount passwd
-    python3 python3-gdbm swaks openssl
+    python3 python3-gdbm python3-dbus swaks openssl
     dnsmasq-base
     dovecot-core libnet-ssleay-perl
 )
