@@ -390,24 +390,34 @@ static void file_delivery(const void *userdata, LocalResult *ret) {
                 local_result_set(ret, "2.0.0", "delivered to file: %s", f->path);
 }
 
+/* What a file or command destination passes first: mail to it is allowed from its source, there is an
+ * identity to run as, and this delivery has not done it already. False: the item is settled. */
+static bool item_prepare(Expand *e, size_t i, LocalTargetType type, LocalPrivs *privs) {
+        const Item *it = e->items + i;
+        bool file = type == LOCAL_TARGET_FILE;
+        int k;
+
+        if (!allowed(file ? e->c->allow_mail_to_files : e->c->allow_mail_to_commands, it->source)) {
+                fail_item(e, i, "5.7.1", "mail to %s is restricted", file ? "file" : "command");
+                return false;
+        }
+        k = item_privs(e, i, privs);
+        if (k < 0) {
+                fail_item(e, i, "4.3.0", file ? "cannot find the user %s to deliver to %s as: %s"
+                                              : "cannot find the user %s to run \"%s\" as: %s",
+                          e->c->default_privs, it->value, strerror(-k));
+                return false;
+        }
+        return !seen(e, type, privs->uid, it->value);
+}
+
 static void deliver_file(Expand *e, size_t i) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         LocalMessage m = *e->m;
         const Item *it = e->items + i;
         LocalResult r;
-        int k;
 
-        if (!allowed(e->c->allow_mail_to_files, it->source)) {
-                fail_item(e, i, "5.7.1", "mail to file is restricted");
-                return;
-        }
-        k = item_privs(e, i, &privs);
-        if (k < 0) {
-                fail_item(e, i, "4.3.0", "cannot find the user %s to deliver to %s as: %s", e->c->default_privs,
-                          it->value, strerror(-k));
-                return;
-        }
-        if (seen(e, LOCAL_TARGET_FILE, privs.uid, it->value))
+        if (!item_prepare(e, i, LOCAL_TARGET_FILE, &privs))
                 return;
         if (streq(it->value, "/dev/null")) {
                 /* As in Postfix: the usual way to discard mail, delivered without opening anything. */
@@ -489,17 +499,7 @@ static void deliver_command(Expand *e, size_t i) {
         LocalResult r;
         int k;
 
-        if (!allowed(e->c->allow_mail_to_commands, it->source)) {
-                fail_item(e, i, "5.7.1", "mail to command is restricted");
-                return;
-        }
-        k = item_privs(e, i, &privs);
-        if (k < 0) {
-                fail_item(e, i, "4.3.0", "cannot find the user %s to run \"%s\" as: %s", e->c->default_privs,
-                          it->value, strerror(-k));
-                return;
-        }
-        if (seen(e, LOCAL_TARGET_COMMAND, privs.uid, it->value))
+        if (!item_prepare(e, i, LOCAL_TARGET_COMMAND, &privs))
                 return;
         m.recipient = item_address(e, i);
         k = command_env(e, m.recipient, &privs, &env);

@@ -801,6 +801,7 @@ static void cmd_starttls(SmtpdSession *s, const SmtpdCommand *c) {
                 return;
         }
         if (!session_tls_offered(s)) {
+                /* Postfix's own answer to STARTTLS where TLS is not offered (no certificate, or level none). */
                 session_reply(s, "502 5.5.1 Error: command not implemented");
                 return;
         }
