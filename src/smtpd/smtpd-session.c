@@ -182,7 +182,7 @@ void smtpd_session_lost(SmtpdSession *s) {
         s->state = SMTPD_SESSION_CLOSED;
 }
 
-/* --- Restrictions (smtpd-restrictions.c): the session's side. --- */
+/* Restrictions (smtpd-restrictions.c): the session's side. */
 
 int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const SmtpdCheckInput *, char *),
                         const char *helo, const char *sender, const char *rcpt) {

@@ -105,7 +105,8 @@ struct SmtpdSession {
 
 /* smtpd-session.c: the session's life, from accept to close, and its replies. */
 
-/* Sets up a session for an accepted client; it owns fd (and anvil) from here on, also on failure. */
+/* Sets up a session for an accepted client. The session takes fd only on success; anvil (the client's
+ * counters, may be NULL) it releases also on failure. */
 int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *client, SmtpdAnvilClient *anvil);
 /* After any event: handle what input is buffered, send what replies are queued, then wait for what
  * the state needs. Frees the session when it is over. */
