@@ -36,8 +36,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int qmgr_setup(Daemon *d) {
         Qmgr *q;
-        uid_t uid;
-        int fd, r;
+        int r;
 
         q = calloc(1, sizeof(Qmgr));
         if (!q)
@@ -90,15 +89,11 @@ static int qmgr_setup(Daemon *d) {
         if (r < 0)
                 return log_oom();
 
-        fd = daemon_listen_fd(d, "qmgr");
-        if (fd >= 0) {
-                r = bus_server_new(d, fd, qmgr_bus_server_setup, q, &q->server);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to serve the qmgr socket: %m");
-                if (get_user_uid("postbus", &uid) >= 0)
-                        bus_server_allow_uid(q->server, uid);
-        } else
+        r = bus_server_serve(d, "qmgr", qmgr_bus_server_setup, q, &q->server);
+        if (r == -ENOENT)
                 log_warning("No socket named \"qmgr\" was passed: new mail is found by scans only.");
+        else if (r < 0)
+                return r;
 
         /* Mail flows without the system bus; only the queue's D-Bus API is missing then. */
         r = qmgr_bus_setup(q);
