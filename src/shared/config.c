@@ -222,6 +222,21 @@ int config_parse_time(const char *s, int64_t *ret) {
         return 0;
 }
 
+/* As Postfix: a TIME value without a unit is in the unit of the parameter's default ("5d": days). */
+static int parse_time_param(const ConfigParam *p, const char *value, int64_t *ret) {
+        size_t len = strlen(value), dl = strlen(p->def);
+        char buf[64];
+
+        if (len > 0 && len < sizeof buf - 1 && isdigit((unsigned char) value[len - 1]) && dl > 0 &&
+            isalpha((unsigned char) p->def[dl - 1])) {
+                memcpy(buf, value, len);
+                buf[len] = p->def[dl - 1];
+                buf[len + 1] = '\0';
+                return config_parse_time(buf, ret);
+        }
+        return config_parse_time(value, ret);
+}
+
 static int parse_int(const char *s, int64_t *ret) {
         char *end;
         long long v;
@@ -261,7 +276,7 @@ static int config_set_value(Config *c, ConfigParamId id, char *value) {
                 r = parse_int(value, &v);
                 break;
         case CONFIG_TIME:
-                r = config_parse_time(value, &v);
+                r = parse_time_param(p, value, &v);
                 break;
         case CONFIG_BOOL:
                 if (streq(value, "yes") || streq(value, "true"))
@@ -602,7 +617,7 @@ int config_transport_int(const Config *c, const char *transport, const char *suf
         for (size_t i = 0; i < c->n_extras; i++) {
                 if (!streq(c->extras[i].name, name))
                         continue;
-                r = fp->type == CONFIG_TIME ? config_parse_time(c->extras[i].value, &v)
+                r = fp->type == CONFIG_TIME ? parse_time_param(fp, c->extras[i].value, &v)
                                             : parse_int(c->extras[i].value, &v);
                 if (r < 0 || v < fp->min || v > fp->max) {
                         log_error("%s:%u: bad value for %s: \"%s\" (%" PRIi64 "..%" PRIi64 ")", c->path,
