@@ -1,8 +1,6 @@
-/* cleanup-job.c: one submission from request to reply, in the cleanup process. The header pass
- * (cleanup-job-headers.c) runs first; then every address is brought into canonical form by the rewrite
- * role (asynchronous calls, a window of them in flight at once), canonical maps and masquerading are
- * applied, virtual aliases expanded (cleanup-virtual.c), and the queue file written. Only then does the
- * submitter get its answer. */
+/* cleanup-job.c: the course of one submission in the cleanup process, from the Submit call to its answer: the
+ * job, its rounds of rewrite calls, canonical maps and masquerading, and the queue file. The header pass,
+ * virtual aliases and the failure answers have files of their own (cleanup-job-headers.c and so on). */
 #include <fcntl.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -448,6 +446,9 @@ static int job_map(CleanupJob *j, int fd) {
         return 0;
 }
 
+/* The course: the header pass; every address into canonical form by the rewrite role (asynchronous calls,
+ * a window of them in flight at once); canonical maps and masquerading; virtual aliases, round by round; the
+ * queue file. Only then does the submitter get its answer. */
 int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender, char **recipients,
                       char **dsn_notify, char **dsn_orcpt, char **attrs) {
         _cleanup_(cleanup_job_freep) CleanupJob *j = NULL;

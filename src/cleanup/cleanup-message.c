@@ -1,4 +1,5 @@
-/* cleanup-message.c: org.postbus.Cleanup1: a submitted message becomes a durable queue file in incoming/. */
+/* cleanup-message.c: org.postbus.Cleanup1: a submitted message becomes a durable queue file in incoming/, with
+ * the headers it lacks; and the group commit of incoming/. Runs in the cleanup process. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -118,7 +119,8 @@ static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupReques
 
                 /* Local mail: the submitting user, with the full name sendmail -F or the password
                  * database gave. */
-                if (!isempty(req->sender) && !isempty(full_name) && streq(strempty(cleanup_attr_get(req->attrs, "origin")), "pickup")) {
+                if (!isempty(req->sender) && !isempty(full_name) &&
+                    streq(strempty(cleanup_attr_get(req->attrs, "origin")), "pickup")) {
                         phrase = cleanup_phrase(full_name);
                         if (!phrase)
                                 return -ENOMEM;

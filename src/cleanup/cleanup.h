@@ -1,4 +1,5 @@
-/* cleanup.h: private to the cleanup role. */
+/* cleanup.h: private to the cleanup role: what the files of the cleanup process share, the submission in
+ * progress (CleanupJob) among them. */
 #pragma once
 
 #include <systemd/sd-bus.h>
