@@ -222,6 +222,9 @@ typedef struct LocalReportLine {
 int local_report_parse(const char *line, size_t len, LocalReportLine *ret);
 void local_report_line_done(LocalReportLine *l);
 
+/* Expands m->recipient (aliases, :include:, .forward) and delivers to every destination, writing a
+ * report line per delivery to report_fd. Runs in the delivery child, as root. */
+void local_expand_deliver(const LocalMessage *m, const Config *c, int report_fd);
 
 /* Delivers to the mailbox of pw (mail spool or home_mailbox) with Delivered-To: m->recipient. */
 void local_deliver_user(const LocalMessage *m, const Config *c, const struct passwd *pw, LocalResult *ret);
@@ -244,14 +247,10 @@ int local_new(Daemon *d, int listen_fd, uid_t peer_uid, Local **ret);
 /* Waits for the running children, answers every call in progress, closes the connections, and frees. */
 Local *local_free(Local *l);
 
-/* ---- the expansion of one recipient, in the delivery child: local-expand.c (the tree of destinations and
+/* ---- inside local_expand_deliver(), in the delivery child: local-expand.c (the tree of destinations and
  * its walk), local-expand-alias.c (alias_maps), local-expand-include.c (:include: files),
  * local-expand-forward.c (.forward files, and addresses sent on to other domains), local-expand-deliver.c
  * (the final deliveries: mailbox, /file, |command) ---- */
-
-/* Expands m->recipient (aliases, :include:, .forward) and delivers to every destination, writing a
- * report line per delivery to report_fd. Runs in the delivery child, as root. */
-void local_expand_deliver(const LocalMessage *m, const Config *c, int report_fd);
 
 /* What named a destination. */
 typedef enum LocalSource {
