@@ -25,8 +25,20 @@ void pipe_result_set(PipeResult *r, const char *dsn, const char *fmt, ...) {
         r->status = dsn[0] == '2' ? PIPE_STATUS_SENT : dsn[0] == '4' ? PIPE_STATUS_DEFERRED : PIPE_STATUS_BOUNCED;
         (void) snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
         va_start(ap, fmt);
-        (void) vsnprintf(r->text, sizeof r->text, fmt, ap);
+        int n = vsnprintf(r->text, sizeof r->text, fmt, ap);
         va_end(ap);
+
+        /* Text that did not fit is cut, perhaps inside a character: a D-Bus string must be valid UTF-8. */
+        if (n >= (int) sizeof r->text) {
+                size_t len = strlen(r->text), i = 0;
+                while (i < len) {
+                        size_t k = utf8_sequence_len(r->text + i, len - i);
+                        if (k == 0)
+                                break;
+                        i += k;
+                }
+                r->text[i] = '\0';
+        }
 }
 
 int pipe_buffer_append(PipeBuffer *b, const void *data, size_t len) {

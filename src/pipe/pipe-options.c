@@ -111,8 +111,13 @@ int pipe_settings_parse(const char *const *options, const Config *c, PipeSetting
                                 return r;
                 } else if (streq(name, "flags")) {
                         char bad = '\0';
-                        if (pipe_flags_parse(value, &s.flags, &bad) < 0)
-                                return settings_error(ret_error, "unknown flag in flags=: '%c'", bad);
+                        if (pipe_flags_parse(value, &s.flags, &bad) < 0) {
+                                /* Only a whole character may go into a result, which must be UTF-8. */
+                                if ((unsigned char) bad > ' ' && (unsigned char) bad < 0x7F)
+                                        return settings_error(ret_error, "unknown flag in flags=: '%c'", bad);
+                                return settings_error(ret_error, "unknown flag in flags=: byte 0x%02x",
+                                                      (unsigned char) bad);
+                        }
                 } else if (streq(name, "user")) {
                         const char *colon = strchr(value, ':');
                         s.user = mfree(s.user);

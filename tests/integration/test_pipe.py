@@ -117,7 +117,7 @@ class Pipe(unittest.TestCase):
         # qmgr stays away, so that the messages stay in incoming/ for these calls.
         pb.systemctl('stop', *QMGR_UNITS)
         pb.systemctl('mask', '--runtime', *QMGR_UNITS)
-        body = 'Subject: piped\n\nFrom the start\n.a dot\nlast line\n'
+        body = 'Subject: piped\nDelivered-To: carol@example.net\n\nFrom the start\n.a dot\nlast line\n'
         cls.qid = pb.send(SENDER, ['alice@localhost', 'bob@localhost'], body)
         pb.wait_until(lambda: os.path.exists(os.path.join(pb.SPOOL, 'incoming', cls.qid)),
                       what=f'{cls.qid} in incoming')
@@ -242,6 +242,11 @@ class Pipe(unittest.TestCase):
         self.assertEqual([x[:3] for x in res], [(0, 'deferred', '4.3.5'), (1, 'deferred', '4.3.5')])
         self.assertFalse(os.path.exists(os.path.join(OUT, 't6.argv')))
 
+        # D: the message has been through this address already
+        res = deliver(self.qid, [(0, 'Carol@Example.NET')], options(f'{self.record} t6', flags='D'), transport='loop')
+        self.assertEqual(res, [(0, 'bounced', '5.4.6', 'loop', 'mail forwarding loop for Carol@Example.NET')])
+        self.assertFalse(os.path.exists(os.path.join(OUT, 't6.argv')))
+
         # a call that is wrong as a whole is an error, not a result
         with self.assertRaises(dbus.exceptions.DBusException) as e:
             deliver(self.qid, [(7, 'alice@localhost')], options(f'{self.record} t6'))
@@ -285,6 +290,39 @@ class Pipe(unittest.TestCase):
         # one after another, each would start after the one before ended; side by side, all have started
         # before the first one ends
         self.assertLess(max(starts), min(ends))
+
+    def test_process_limit_and_call_deadline(self):
+        pb.write_config({'default_process_limit': 1, 'daemon_timeout': '10s'})
+        pb.systemctl('stop', 'postbus-pipe.service')     # its socket starts it again with these
+        try:
+            # One command at a time: the second call waits for the first command to end.
+            results = {}
+
+            def call(tag, argv, transport):
+                results[tag] = deliver(self.qid, [(0, 'alice@localhost')], options(argv, time_limit=100),
+                                       transport=transport)
+
+            first = threading.Thread(target=call, args=('l0', f'{self.slow} l0 2', 'limit'))
+            first.start()
+            pb.wait_until(lambda: os.path.exists(os.path.join(OUT, 'l0.start')), what='the first command')
+            second = threading.Thread(target=call, args=('l1', f'{self.slow} l1 0', 'limit'))
+            second.start()
+            first.join(timeout=60)
+            second.join(timeout=60)
+            self.assertEqual([results[t][0][1] for t in ('l0', 'l1')], ['sent', 'sent'])
+            self.assertGreaterEqual(float(out('l1.start')), float(out('l0.end')))
+
+            # A call answers before qmgr would give up on it (9/10 of daemon_timeout): its command is
+            # killed and the mail deferred, whatever the command's own time limit.
+            t0 = time.monotonic()
+            call('d0', f'{self.hang} d0', 'deadline')
+            self.assertEqual(results['d0'], [(0, 'deferred', '4.3.0', 'deadline', 'delivery time limit exceeded')])
+            self.assertLess(time.monotonic() - t0, 60)
+            child = int(out('d0.child'))
+            pb.wait_until(lambda: not os.path.exists(f'/proc/{child}'), what=f'process {child} gone')
+        finally:
+            pb.write_config({'default_process_limit': 100, 'daemon_timeout': '18000s'})
+            pb.systemctl('stop', 'postbus-pipe.service')
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@
 #include <sysexits.h>
 
 #include "tests.h"
+#include "utf8.h"
 #include "../../src/pipe/pipe.h"
 
 static char **words(const char *s) {
@@ -294,7 +295,8 @@ TEST(settings) {
         static const struct {
                 const char *name, *value, *says;
         } bad[] = {
-                { "flags", "DZ", "unknown flag" },
+                { "flags", "DZ", "unknown flag in flags=: 'Z'" },
+                { "flags", "\xc3\xa9", "unknown flag in flags=: byte 0xc3" },
                 { "size", "-1", "bad size" },
                 { "size", "12k", "bad size" },
                 { "eol", "", "bad eol" },
@@ -535,6 +537,24 @@ TEST(result) {
         ASSERT_STREQ(r.text, "Command time limit exceeded: \"/usr/lib/dovecot/deliver\". Command output: half");
 }
 
+TEST(long_text) {
+        PipeResult r;
+        char *word = malloc(2 * PIPE_TEXT_SIZE);
+
+        /* "é" is two bytes: however the text is cut, no half character is left at its end. */
+        for (size_t shift = 0; shift < 2; shift++) {
+                size_t n = 0;
+                for (; n + 2 < 2 * PIPE_TEXT_SIZE - 1; n += 2)
+                        memcpy(word + n, "\xc3\xa9", 2);
+                word[n] = '\0';
+                pipe_result_set(&r, "5.3.0", "%s%s", shift ? "x" : "", word);
+                ASSERT_TRUE(strlen(r.text) >= PIPE_TEXT_SIZE - 3);
+                ASSERT_TRUE(utf8_valid(r.text, strlen(r.text)));
+        }
+        ASSERT_EQ(r.status, PIPE_STATUS_BOUNCED);
+        free(word);
+}
+
 TEST(sanitize) {
         char out[16];
 
@@ -564,6 +584,7 @@ int main(void) {
         RUN(copy);
         RUN(delivered_to);
         RUN(result);
+        RUN(long_text);
         RUN(sanitize);
         return 0;
 }
