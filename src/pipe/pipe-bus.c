@@ -410,8 +410,9 @@ static bool transport_valid(const char *s) {
         return true;
 }
 
+/* Empty is allowed: ${nexthop} is then empty (Postfix's qmgr always has one; ours may not). */
 static bool nexthop_valid(const char *s) {
-        if (isempty(s) || strlen(s) > PIPE_NEXTHOP_MAX)
+        if (strlen(s) > PIPE_NEXTHOP_MAX)
                 return false;
         for (; *s; s++)
                 if ((unsigned char) *s <= ' ' || *s == 0x7F)

@@ -182,20 +182,23 @@ int pipe_settings_parse(const char *const *options, const Config *c, PipeSetting
 
 int pipe_settings_resolve_user(PipeSettings *s, const PipeForbidden *forbidden, char **ret_error) {
         _cleanup_free_ gid_t *groups = NULL;
+        _cleanup_free_ char *who = NULL;
         struct passwd *pw;
         gid_t gid;
         int n = 16;
 
+        /* How the transport names the identity, for the messages: "user=vmail" or "user=vmail:mail". */
+        if (asprintf(&who, "user=%s%s%s", s->user, s->group ? ":" : "", strempty(s->group)) < 0)
+                return -ENOMEM;
         errno = 0;
         pw = getpwnam(s->user);
         if (!pw)
                 return errno > 0 ? settings_error(ret_error, "cannot look up user %s: %s", s->user, strerror(errno))
                                  : settings_error(ret_error, "unknown user name: %s", s->user);
         if (pw->pw_uid == 0)
-                return settings_error(ret_error, "user=%s: refusing to run a command as root", s->user);
+                return settings_error(ret_error, "%s: refusing to run a command as root", who);
         if (pw->pw_uid == forbidden->owner_uid)
-                return settings_error(ret_error, "user=%s: refusing to run a command as the mail system owner",
-                                      s->user);
+                return settings_error(ret_error, "%s: refusing to run a command as the mail system owner", who);
         gid = pw->pw_gid;
         if (s->group) {
                 struct group *gr;
@@ -207,10 +210,9 @@ int pipe_settings_resolve_user(PipeSettings *s, const PipeForbidden *forbidden, 
                 gid = gr->gr_gid;
         }
         if (gid == 0)
-                return settings_error(ret_error, "user=%s: refusing to run a command with group id 0", s->user);
+                return settings_error(ret_error, "%s: refusing to run a command with group id 0", who);
         if (gid == forbidden->owner_gid || gid == forbidden->setgid_gid)
-                return settings_error(ret_error, "user=%s: refusing to run a command with a mail system group",
-                                      s->user);
+                return settings_error(ret_error, "%s: refusing to run a command with a mail system group", who);
 
         char *home = strdup(strempty(pw->pw_dir));
         if (!home)

@@ -33,6 +33,7 @@ id -u > "$out/$tag.uid"
 id -g > "$out/$tag.gid"
 pwd > "$out/$tag.cwd"
 env > "$out/$tag.env"
+ls /sys/class/net > "$out/$tag.net"
 date +%s.%N > "$out/$tag.end"
 """
 
@@ -165,8 +166,10 @@ class Pipe(unittest.TestCase):
         self.assertRegex(r['MESSAGE'], rf'^{self.qid}: to=<Alice@LocalHost>, orig_to=<{self.rcpts[0]}>, '
                                        r'relay=dovecot, delay=[0-9.]+, dsn=2\.0\.0, status=sent '
                                        r'\(delivered via dovecot service\)$')
-        # socket-activated: running now, for this call
+        # socket-activated: running now, for this call; its commands inside its sandbox (no network)
         self.assertTrue(pb.unit_active('postbus-pipe.service'))
+        self.assertEqual(pb.unit_property('postbus-pipe.service', 'TriggeredBy'), 'postbus-pipe.socket')
+        self.assertEqual(out('t1.net').split(), ['lo'])
 
     def test_flags_and_eol(self):
         res = deliver(self.qid, [(1, 'bob@localhost')],
@@ -213,7 +216,8 @@ class Pipe(unittest.TestCase):
     def test_refused_users(self):
         for user, says in (('root', 'refusing to run a command as root'),
                            ('postbus', 'refusing to run a command as the mail system owner'),
-                           (f'{USER}:postdrop', 'refusing to run a command with a mail system group'),
+                           (f'{USER}:postdrop',
+                            f'user={USER}:postdrop: refusing to run a command with a mail system group'),
                            ('nosuchuser', 'unknown user name: nosuchuser')):
             res = deliver(self.qid, [(0, 'alice@localhost')], options(f'{self.record} t5', user=user),
                           transport='refused')

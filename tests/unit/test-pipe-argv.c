@@ -333,7 +333,7 @@ TEST(settings_user) {
         ASSERT_OK(config_parse("", "main.cf", &c));
         ASSERT_OK(pipe_settings_parse(options("argv", "/bin/x", "user", "root", NULL), c, &s, &error));
         ASSERT_ERR(pipe_settings_resolve_user(&s, &none, &error), EINVAL);
-        ASSERT_TRUE(strstr(error, "refusing to run a command as root"));
+        ASSERT_TRUE(strstr(error, "user=root: refusing to run a command as root"));
         error = mfree(error);
         pipe_settings_done(&s);
 
@@ -359,7 +359,7 @@ TEST(settings_user) {
 
         ASSERT_OK(pipe_settings_parse(options("argv", "/bin/x", "user", "nobody:root", NULL), c, &s, &error));
         ASSERT_ERR(pipe_settings_resolve_user(&s, &none, &error), EINVAL);
-        ASSERT_TRUE(strstr(error, "group id 0"));
+        ASSERT_TRUE(strstr(error, "user=nobody:root: refusing to run a command with group id 0"));
         error = mfree(error);
         pipe_settings_done(&s);
 }
