@@ -130,9 +130,9 @@
           "regexp: tables of /pattern/flags ACTION rules for each header (REJECT, DISCARD, HOLD, IGNORE).") \
         X(header_size_limit, INT, "102400", 1, 1048576, "cleanup",                                           \
           "Longest logical header (continuation lines joined) that cleanup parses and checks, in bytes.")   \
-        X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local",                                           \
+        X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local pipe",                                      \
           "How long a socket-activated role waits idle for new work before it exits.")                      \
-        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local smtpd",                             \
+        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local pipe smtpd",                        \
           "How long one request to another role (a delivery, a submission) may take before it is given up.") \
         X(queue_run_delay, TIME, "300s", 1, 86400, "qmgr",                                                   \
           "How often qmgr scans the incoming and deferred queues.")                                         \
@@ -140,7 +140,7 @@
           "How long a message waits in the deferred queue after a temporary failure.")                      \
         X(qmgr_message_active_limit, INT, "20000", 1, 10000000, "qmgr",                                      \
           "Most messages in the active queue at once.")                                                     \
-        X(default_process_limit, INT, "100", 1, 10000, "qmgr local",                                         \
+        X(default_process_limit, INT, "100", 1, 10000, "qmgr local pipe",                                    \
           "Most deliveries in progress at once for one delivery role.")                                     \
         X(maximal_backoff_time, TIME, "4000s", 1, 8640000, "qmgr",                                           \
           "Longest wait in the deferred queue between two attempts; waits grow with the message's age.")   \
@@ -192,9 +192,11 @@
           "Where |command destinations are allowed: alias, forward and/or include.")                         \
         X(allow_mail_to_files, STRING, "alias, forward", 0, 0, "local",                                      \
           "Where /file destinations are allowed: alias, forward and/or include.")                            \
-        X(command_time_limit, TIME, "1000s", 1, 86400, "local",                                              \
+        X(command_time_limit, TIME, "1000s", 1, 86400, "local pipe",                                         \
           "Longest a |command delivery may run before its process group is killed and the mail bounced.")    \
         X(duplicate_filter_limit, INT, "1000", 1, 1000000, "local",                                          \
           "Most destinations one recipient may expand into through aliases, :include: and .forward files.")  \
-        X(recipient_delimiter, STRING, "", 0, 0, "local",                                                    \
-          "Characters that separate a user name from an address extension (user+ext); empty: none.")
+        X(recipient_delimiter, STRING, "", 0, 0, "local pipe",                                               \
+          "Characters that separate a user name from an address extension (user+ext); empty: none.")         \
+        X(export_environment, STRING, "TZ MAIL_CONFIG LANG", 0, 0, "pipe",                                   \
+          "Environment variables pipe passes on from its own environment to commands, besides PATH.")
