@@ -37,12 +37,34 @@ class Container(unittest.TestCase):
 
     def test_journald_answers(self):
         token = f'harness-{uuid.uuid4().hex}'
+        cursor = postbus.journal_cursor()
         subprocess.run(['systemd-cat', '-t', 'pb-harness', 'echo', token], check=True)
         records = postbus.wait_until(
-            lambda: postbus.journal(SYSLOG_IDENTIFIER='pb-harness', MESSAGE=token),
+            lambda: postbus.journal(SYSLOG_IDENTIFIER='pb-harness', MESSAGE=token, since=cursor),
             timeout=10, what='the line logged with systemd-cat')
         self.assertEqual(records[0]['MESSAGE'], token)
-        self.assertEqual(postbus.journal(SYSLOG_IDENTIFIER='pb-harness', MESSAGE='no-' + token), [])
+        self.assertEqual(postbus.journal(SYSLOG_IDENTIFIER='pb-harness', MESSAGE='no-' + token, since=cursor), [])
+
+    def test_journal_reads_after_the_cursor_only(self):
+        # What a step before the cursor logged cannot satisfy a check of what comes after it.
+        before, after = f'before-{uuid.uuid4().hex}', f'after-{uuid.uuid4().hex}'
+        subprocess.run(['systemd-cat', '-t', 'pb-harness-cursor', 'echo', before], check=True)
+        cursor = postbus.journal_cursor()
+        subprocess.run(['systemd-cat', '-t', 'pb-harness-cursor', 'echo', after], check=True)
+        messages = postbus.wait_until(
+            lambda: postbus.journal_messages(SYSLOG_IDENTIFIER='pb-harness-cursor', since=cursor),
+            timeout=10, what='the line logged after the cursor')
+        self.assertEqual(messages, [after])
+        # A cursor taken after both lines finds neither; the first one still finds the second line only.
+        later = postbus.journal_cursor()
+        self.assertEqual(postbus.journal_messages(SYSLOG_IDENTIFIER='pb-harness-cursor', since=later), [])
+        self.assertEqual(postbus.journal_messages(SYSLOG_IDENTIFIER='pb-harness-cursor', since=cursor), [after])
+        self.assertIn(after, postbus.journal_explained(SYSLOG_IDENTIFIER='pb-harness-cursor', since=cursor))
+        # There is no reading of the whole journal.
+        with self.assertRaises(TypeError):
+            postbus.journal(SYSLOG_IDENTIFIER='pb-harness-cursor')
+        with self.assertRaises(TypeError):
+            postbus.journal(SYSLOG_IDENTIFIER='pb-harness-cursor', since=None)
 
     def test_system_bus_answers(self):
         names = postbus.run('busctl', '--system', 'list', '--no-legend').split()
