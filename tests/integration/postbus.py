@@ -486,10 +486,16 @@ def journal_cursor():
     return m.group(1)
 
 
-def _journal_args(matches, fields, since):
-    if not isinstance(since, str) or not since:
+def _cursor_key(cursor):
+    """What names a record in a cursor: the ID of its sequence and its number there."""
+    parts = dict(p.split('=', 1) for p in cursor.split(';') if '=' in p)
+    return parts.get('s'), parts.get('i')
+
+
+def _journal_args(matches, fields, cursor):
+    if not isinstance(cursor, str) or not cursor:
         raise TypeError('since must be a cursor from journal_cursor()')
-    return (['-b', '--no-pager', f'--after-cursor={since}'] + [str(m) for m in matches]
+    return (['-b', '--no-pager', f'--cursor={cursor}'] + [str(m) for m in matches]
             + [f'{k}={v}' for k, v in fields.items()])
 
 
@@ -501,8 +507,13 @@ def journal(*matches, since, sync=True, **fields):
     everything sent to it so far, so a record logged before the call is not missed."""
     if sync:
         journal_sync()
+    # Not --after-cursor: with matches, the journalctl of Debian 12 (systemd 252) skips
+    # two records from the cursor's, which drops the first match when the cursor's own
+    # record does not match. --cursor starts at the cursor's record, which has to go.
     out = run('journalctl', '-o', 'json', *_journal_args(matches, fields, since))
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    at_cursor = _cursor_key(since)
+    records = (json.loads(line) for line in out.splitlines() if line.strip())
+    return [r for r in records if _cursor_key(r.get('__CURSOR', '')) != at_cursor]
 
 
 def journal_messages(*matches, since, **fields):
@@ -511,10 +522,12 @@ def journal_messages(*matches, since, **fields):
 
 
 def journal_explained(*matches, since, **fields):
-    """journalctl -x of the records journal(...) would return: their text with the
-    explanations from the message catalog."""
-    journal_sync()
-    return run('journalctl', '-x', *_journal_args(matches, fields, since))
+    """journalctl -x of the records journal(...) returns: their text with the
+    explanations from the message catalog ('' if there are none)."""
+    records = journal(*matches, since=since, **fields)
+    if not records:
+        return ''
+    return run('journalctl', '-x', *_journal_args(matches, fields, records[0]['__CURSOR']))
 
 
 # ---- D-Bus ------------------------------------------------------------------------
