@@ -12,34 +12,10 @@
 
 #include "address.h"
 #include "local.h"
+#include "sys-exits.h"
 
 /* Bytes of command output kept for the result text; the rest is read and dropped. */
 #define LOCAL_COMMAND_OUTPUT_MAX LOCAL_TEXT_SIZE
-
-typedef struct SysExit {
-        int status;
-        const char *dsn;
-        const char *text;
-} SysExit;
-
-/* sysexits.h, with the enhanced status codes Postfix gives them. */
-static const SysExit sys_exits[] = {
-        { EX_USAGE, "5.3.0", "command line usage error" },
-        { EX_DATAERR, "5.6.0", "data format error" },
-        { EX_NOINPUT, "5.3.0", "cannot open input" },
-        { EX_NOUSER, "5.1.1", "user unknown" },
-        { EX_NOHOST, "5.1.2", "host name unknown" },
-        { EX_UNAVAILABLE, "5.3.0", "service unavailable" },
-        { EX_SOFTWARE, "5.3.0", "internal software error" },
-        { EX_OSERR, "4.3.0", "system resource problem" },
-        { EX_OSFILE, "5.3.0", "critical OS file missing" },
-        { EX_CANTCREAT, "5.2.0", "can't create user output file" },
-        { EX_IOERR, "5.3.0", "input/output error" },
-        { EX_TEMPFAIL, "4.3.0", "temporary failure" },
-        { EX_PROTOCOL, "5.5.0", "remote error in protocol" },
-        { EX_NOPERM, "5.7.0", "permission denied" },
-        { EX_CONFIG, "5.3.5", "local configuration error" },
-};
 
 void local_command_status(int wait_status, bool timed_out, const char *command, const char *output,
                           LocalResult *ret) {
@@ -73,11 +49,11 @@ void local_command_status(int wait_status, bool timed_out, const char *command, 
                 local_result_set(ret, "2.0.0", "delivered to command: %s", command);
                 return;
         }
-        for (size_t i = 0; i < ELEMENTSOF(sys_exits); i++)
-                if (sys_exits[i].status == status) {
-                        local_result_set(ret, sys_exits[i].dsn, "%s%s%s", sys_exits[i].text, sep, strempty(out));
-                        return;
-                }
+        const SysExit *e = sys_exit_find(status);
+        if (e) {
+                local_result_set(ret, e->dsn, "%s%s%s", e->text, sep, strempty(out));
+                return;
+        }
         local_result_set(ret, "5.3.0", "Command died with status %d: \"%s\"%s%s", status, command, sep,
                          strempty(out));
 }
