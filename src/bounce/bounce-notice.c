@@ -389,6 +389,7 @@ static int on_cleanup_ready(sd_bus_message *reply, void *userdata, sd_bus_error 
 }
 
 static void job_reply(BounceJob *j) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         Bounce *b = j->bounce;
         int r = 0;
 
@@ -402,7 +403,6 @@ static void job_reply(BounceJob *j) {
                         job_fail(j, "cannot remove the delivery status logs");
                         return;
                 }
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
                 r = sd_bus_message_new_method_return(j->request, &m);
                 if (r >= 0)
                         r = sd_bus_message_append_strv(m, j->ids);

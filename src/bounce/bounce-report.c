@@ -332,7 +332,8 @@ static void put_status(Out *o, const BounceReport *r) {
         put_fieldf(o, "Reporting-MTA", "dns; %s", r->myhostname);
         if (r->queue_id)
                 put_field(o, "X-Postbus-Queue-ID", r->queue_id);
-        put_fieldf(o, "X-Postbus-Sender", "rfc822; %s", r->sender);
+        /* No white space at the end of a line for the null sender. */
+        put_fieldf(o, "X-Postbus-Sender", "rfc822;%s%s", isempty(r->sender) ? "" : " ", r->sender);
         bounce_format_date(r->arrival_usec, date, sizeof date);
         put_field(o, "Arrival-Date", date);
 
