@@ -11,7 +11,8 @@ import email.policy
 import email.utils
 import fcntl
 import os
-import smtplib
+import subprocess
+import sys
 import unittest
 
 import dbus
@@ -308,6 +309,36 @@ class Bounce(unittest.TestCase):
         call(conn, 'Remove', 's', qid)
         self.assertFalse(os.path.exists(log_path('defer', qid)))
         call(conn, 'Remove', 's', qid)     # nothing left to remove is fine
+
+    def test_concurrent_warnings(self):
+        """Calls on one message wait for each other: of several Warn calls at once, one sends the warning.
+        Each caller connects first and then waits for a word on stdin, so that the calls arrive together."""
+        script = ('import os, sys, dbus, postbus\n'
+                  'conn = postbus.p2p_connect(sys.argv[1])\n'
+                  'fd = os.open(sys.argv[2], os.O_RDONLY)\n'
+                  'print("ready", flush=True)\n'
+                  'sys.stdin.readline()\n'
+                  'print(conn.call_blocking(None, sys.argv[3], sys.argv[4], "Warn", "hs", '
+                  '(dbus.types.UnixFd(fd), sys.argv[5]), timeout=60))\n')
+        with QmgrHeld():
+            qid = pb.send(SENDER, ['olga@remote.test'], 'Subject: crowded\n\nslow\n')
+            append(bounce(), qid, 'defer', record('olga@remote.test', 'delayed', '4.4.1', 'busy'))
+            procs = [subprocess.Popen([sys.executable, '-c', script, BOUNCE_ADDRESS, queue_path(qid), BOUNCE_OBJECT,
+                                       BOUNCE_INTERFACE, qid], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
+                     for _ in range(6)]
+            for p in procs:
+                self.assertEqual(p.stdout.readline().strip(), 'ready')
+            for p in procs:
+                p.stdin.write('go\n')
+                p.stdin.flush()
+            answers = [p.communicate(timeout=90)[0].strip() for p in procs]
+            self.assertEqual([p.returncode for p in procs], [0] * len(procs))
+            sent = [a for a in answers if a]
+            self.assertEqual(len(sent), 1, answers)
+            self.assertTrue(pb.queue_id_valid(sent[0]))
+        wait_report('alice', 'Delayed Mail (still being retried)', qid)
+        self.assertEqual(sum(1 for m in pb.mbox_messages('alice') if qid in m and 'Delayed Mail' in m), 1)
 
     def test_expire(self):
         with QmgrHeld():
