@@ -334,8 +334,9 @@ static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (r < 0)
                 return r;
         /* Each pending recipient fails with the reason it was last deferred for (one record per address it
-         * expanded to), or with a plain expiry when it never was. Borrowed strings: out lives shorter. */
-        out = calloc(n + e->n_recipients + 1, sizeof(BounceRecord));
+         * expanded to), or with a plain expiry when it never was. Borrowed strings: out lives shorter. A
+         * record matches at most two recipients (by its address and by its original one). */
+        out = calloc(2 * n + e->n_recipients + 1, sizeof(BounceRecord));
         if (!out)
                 return -ENOMEM;
         for (size_t i = 0; i < e->n_recipients; i++) {
