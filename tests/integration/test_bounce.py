@@ -468,6 +468,28 @@ class Bounce(unittest.TestCase):
         self.assertEqual(pb.unit_property('postbus-bounce.service', 'User'), 'postbus')
         self.assertEqual(pb.unit_property('postbus-bounce.service', 'PrivateNetwork'), 'yes')
 
+    def test_unknown_notify_class_stops_bounce(self):
+        with open(pb.MAIN_CF) as f:
+            original = f.read()
+        try:
+            with open(pb.MAIN_CF, 'a') as f:
+                f.write('\nnotify_classes = bounce, everything\n')
+            with open(pb.MAIN_CF) as f:
+                line = len(f.read().splitlines())
+            pb.systemctl('stop', 'postbus-bounce.service')
+            with self.assertRaises(dbus.exceptions.DBusException):
+                bounce()
+            want = f'{pb.MAIN_CF}:{line}: notify_classes: unknown class "everything".'
+            pb.wait_until(lambda: want in pb.journal_messages('_SYSTEMD_UNIT=postbus-bounce.service'),
+                          what='the configuration error in the journal')
+            self.assertEqual(pb.unit_property('postbus-bounce.service', 'ExecMainStatus'), '78')
+        finally:
+            with open(pb.MAIN_CF, 'w') as f:
+                f.write(original)
+            pb.systemctl('reset-failed', 'postbus-bounce.service', 'postbus-bounce.socket', check=False)
+            pb.systemctl('start', 'postbus-bounce.socket')
+        call(bounce(), 'Remove', 's', '6553F1000000A0B1')
+
 
 if __name__ == '__main__':
     unittest.main()
