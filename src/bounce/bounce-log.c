@@ -354,7 +354,9 @@ int bounce_log_append(int dir_fd, const char *id, const BounceRecord *records, s
                 (void) ftruncate(fd, (off_t) size);
                 return r;
         }
-        if (created && fsync(dir_fd) < 0)
+        /* A new file's name is durable only with its directory; an empty one may be left from an append
+         * that failed after creating it. */
+        if ((created || size == 0) && fsync(dir_fd) < 0)
                 return -errno;
         return 0;
 }
