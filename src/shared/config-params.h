@@ -130,9 +130,9 @@
           "regexp: tables of /pattern/flags ACTION rules for each header (REJECT, DISCARD, HOLD, IGNORE).") \
         X(header_size_limit, INT, "102400", 1, 1048576, "cleanup",                                           \
           "Longest logical header (continuation lines joined) that cleanup parses and checks, in bytes.")   \
-        X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local",                                           \
+        X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local pipe",                                      \
           "How long a socket-activated role waits idle for new work before it exits.")                      \
-        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local smtpd",                             \
+        X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local pipe smtpd",                        \
           "How long one request to another role (a delivery, a submission) may take before it is given up.") \
         X(queue_run_delay, TIME, "300s", 1, 86400, "qmgr",                                                   \
           "How often qmgr scans the incoming and deferred queues.")                                         \
@@ -140,8 +140,36 @@
           "How long a message waits in the deferred queue after a temporary failure.")                      \
         X(qmgr_message_active_limit, INT, "20000", 1, 10000000, "qmgr",                                      \
           "Most messages in the active queue at once.")                                                     \
-        X(default_process_limit, INT, "100", 1, 10000, "qmgr local",                                         \
+        X(default_process_limit, INT, "100", 1, 10000, "qmgr local pipe",                                    \
           "Most deliveries in progress at once for one delivery role.")                                     \
+        X(maximal_backoff_time, TIME, "4000s", 1, 8640000, "qmgr",                                           \
+          "Longest wait in the deferred queue between two attempts; waits grow with the message's age.")   \
+        X(maximal_queue_lifetime, TIME, "5d", 0, 8640000, "qmgr bounce",                                     \
+          "How long a message may stay queued before its remaining recipients are returned; 0: one try.")   \
+        X(bounce_queue_lifetime, TIME, "5d", 0, 8640000, "qmgr bounce",                                      \
+          "maximal_queue_lifetime for mail from the null sender (bounces and other notices).")              \
+        X(delay_warning_time, TIME, "0h", 0, 8640000, "qmgr",                                                \
+          "After how long in the queue the sender hears that a message is delayed, once; 0: never.")         \
+        X(defer_transports, STRING, "", 0, 0, "qmgr",                                                        \
+          "Transports whose mail is not delivered but deferred (e.g. a dial-up link that is down).")         \
+        X(relocated_maps, STRING, "", 0, 0, "qmgr",                                                          \
+          "Tables of users who moved: a recipient found there bounces with 5.1.6 and the new address.")      \
+        X(qmgr_message_recipient_limit, INT, "20000", 1, 10000000, "qmgr",                                   \
+          "Most recipients of active messages that qmgr keeps scheduled in memory at once.")                 \
+        X(initial_destination_concurrency, INT, "5", 1, 1000, "qmgr",                                        \
+          "Deliveries at once to a new destination; it grows with success up to its concurrency limit.")   \
+        X(default_destination_concurrency_limit, INT, "20", 1, 1000, "qmgr",                                 \
+          "Most deliveries at once to one destination; <transport>_destination_concurrency_limit overrides.") \
+        X(default_destination_recipient_limit, INT, "50", 1, 100000, "qmgr",                                 \
+          "Most recipients per delivery; <transport>_destination_recipient_limit overrides; 1: per recipient.") \
+        X(default_destination_rate_delay, TIME, "0s", 0, 3600, "qmgr",                                       \
+          "Pause between two deliveries to one destination (concurrency 1 then); 0: none.")                  \
+        X(default_destination_concurrency_failed_cohort_limit, INT, "1", 1, 1000, "qmgr",                    \
+          "Failed pseudo-cohorts after which a destination is dead until minimal_backoff_time has passed.")  \
+        X(local_destination_concurrency_limit, INT, "2", 1, 1000, "qmgr",                                    \
+          "Most deliveries at once to one local recipient (local's recipient limit is 1).")                  \
+        X(local_destination_recipient_limit, INT, "1", 1, 100000, "qmgr",                                    \
+          "Recipients per local delivery; 1 makes local's concurrency limit count per user.")               \
         X(home_mailbox, STRING, "", 0, 0, "local",                                                           \
           "Mailbox path relative to the home directory; ending in / means Maildir. Empty: mail spool file.") \
         X(mail_spool_directory, STRING, POSTBUS_MAIL_SPOOL_DIRECTORY, 0, 0, "local",                         \
@@ -164,18 +192,14 @@
           "Where |command destinations are allowed: alias, forward and/or include.")                         \
         X(allow_mail_to_files, STRING, "alias, forward", 0, 0, "local",                                      \
           "Where /file destinations are allowed: alias, forward and/or include.")                            \
-        X(command_time_limit, TIME, "1000s", 1, 86400, "local",                                              \
+        X(command_time_limit, TIME, "1000s", 1, 86400, "local pipe",                                         \
           "Longest a |command delivery may run before its process group is killed and the mail bounced.")    \
         X(duplicate_filter_limit, INT, "1000", 1, 1000000, "local",                                          \
           "Most destinations one recipient may expand into through aliases, :include: and .forward files.")  \
-        X(recipient_delimiter, STRING, "", 0, 0, "local",                                                    \
-          "Characters that separate a user name from an address extension (user+ext); empty: none.")       \
-        X(maximal_queue_lifetime, TIME, "5d", 0, 8640000, "qmgr bounce",                                     \
-          "How long a message may stay in the queue before it is returned to the sender as undeliverable.") \
-        X(bounce_queue_lifetime, TIME, "5d", 0, 8640000, "qmgr bounce",                                      \
-          "Like maximal_queue_lifetime, for mail from the null sender (delivery notifications themselves).") \
-        X(delay_warning_time, TIME, "0h", 0, 8640000, "qmgr bounce",                                         \
-          "Age of a deferred message at which its sender is warned once that it is delayed; 0: never.")     \
+        X(recipient_delimiter, STRING, "", 0, 0, "local pipe",                                               \
+          "Characters that separate a user name from an address extension (user+ext); empty: none.")         \
+        X(export_environment, STRING, "TZ MAIL_CONFIG LANG", 0, 0, "pipe",                                   \
+          "Environment variables pipe passes on from its own environment to commands, besides PATH.")       \
         X(bounce_size_limit, INT, "50000", 1, 1073741824, "bounce",                                          \
           "Largest original message returned whole in a delivery report; larger ones: headers only.")       \
         X(notify_classes, STRING, "resource, software", 0, 0, "bounce",                                      \

@@ -279,6 +279,30 @@ int queue_file_read(int fd, QueueEnvelope **ret) {
         return 0;
 }
 
+int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, char buf[static QUEUE_RECORD_MAX]) {
+        uint32_t len;
+        char type;
+        int r;
+
+        /* An empty content record would read as the end: only queue_writer_content() writes them, never empty,
+         * but a reader must not stop early on one, so it skips them. */
+        for (;;) {
+                r = record_header(fd, *offset, e->file_size, &type, &len);
+                if (r < 0)
+                        return r;
+                if (type == QUEUE_REC_END)
+                        return 0;
+                if (type != QUEUE_REC_CONTENT)
+                        return -EBADMSG;
+                r = pread_full(fd, buf, len, *offset + QUEUE_RECORD_HEADER);
+                if (r < 0)
+                        return r;
+                *offset += QUEUE_RECORD_HEADER + len;
+                if (len > 0)
+                        return (int) len;
+        }
+}
+
 int queue_file_content_foreach(int fd, const QueueEnvelope *e, QueueContentFunc cb, void *userdata) {
         _cleanup_free_ char *buf = malloc(QUEUE_RECORD_MAX);
         uint64_t off = e->content_offset;
@@ -286,25 +310,12 @@ int queue_file_content_foreach(int fd, const QueueEnvelope *e, QueueContentFunc 
 
         if (!buf)
                 return -ENOMEM;
-        for (;;) {
-                uint32_t len;
-                char type;
-
-                r = record_header(fd, off, e->file_size, &type, &len);
+        while ((r = queue_file_content_next(fd, e, &off, buf)) > 0) {
+                r = cb(buf, (size_t) r, userdata);
                 if (r < 0)
                         return r;
-                if (type == QUEUE_REC_END)
-                        return 0;
-                if (type != QUEUE_REC_CONTENT)
-                        return -EBADMSG;
-                r = pread_full(fd, buf, len, off + QUEUE_RECORD_HEADER);
-                if (r < 0)
-                        return r;
-                r = cb(buf, len, userdata);
-                if (r < 0)
-                        return r;
-                off += QUEUE_RECORD_HEADER + len;
         }
+        return r;
 }
 
 int queue_file_mark_done(int fd, uint64_t offset) {

@@ -74,6 +74,12 @@ int queue_file_read(int fd, QueueEnvelope **ret);
 typedef int (*QueueContentFunc)(const char *data, size_t len, void *userdata);
 int queue_file_content_foreach(int fd, const QueueEnvelope *e, QueueContentFunc cb, void *userdata);
 
+/* The same content a piece at a time, for a reader that must stop between pieces (an event loop feeding a
+ * slow consumer): reads the piece at *offset (start at e->content_offset) into buf, which holds
+ * QUEUE_RECORD_MAX bytes, and moves *offset past it. Returns the piece's length (> 0), 0 at the end of the
+ * content, or -EBADMSG. */
+int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, char buf[static QUEUE_RECORD_MAX]);
+
 /* Turns the recipient record at offset from 'R' into 'D'. The caller syncs. */
 int queue_file_mark_done(int fd, uint64_t offset);
 

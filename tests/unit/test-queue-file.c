@@ -65,6 +65,23 @@ TEST(round_trip) {
         ASSERT_TRUE(c.pieces >= 4);
         free(c.buf);
 
+        /* The same content a piece at a time, the cursor moving past each piece; 0 at the end, and again. */
+        char *piece = malloc(QUEUE_RECORD_MAX);
+        uint64_t off = e->content_offset;
+        size_t got = 0;
+        int n;
+        while ((n = queue_file_content_next(fd, e, &off, piece)) > 0) {
+                ASSERT_TRUE((size_t) n <= big - got && memcmp(piece, content + got, (size_t) n) == 0);
+                got += (size_t) n;
+        }
+        ASSERT_EQ(n, 0);
+        ASSERT_EQ(got, big);
+        ASSERT_EQ(queue_file_content_next(fd, e, &off, piece), 0);
+        /* A cursor that points into the envelope is refused. */
+        off = e->recipients[0].offset;
+        ASSERT_ERR(queue_file_content_next(fd, e, &off, piece), EBADMSG);
+        free(piece);
+
         ASSERT_OK(queue_file_mark_done(fd, e->recipients[0].offset));
         ASSERT_OK(queue_file_mark_done(fd, e->recipients[0].offset));  /* twice is fine */
         ASSERT_ERR(queue_file_mark_done(fd, 0), EBADMSG);                /* not a recipient record */
