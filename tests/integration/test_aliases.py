@@ -55,13 +55,14 @@ def marker():
     return "m-" + uuid.uuid4().hex
 
 
-def local_records(qid):
-    return pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local")
+def local_records(qid, since):
+    return pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local", since=since)
 
 
-def wait_local(qid, predicate, what):
-    """Waits for a journal record of local for qid that satisfies predicate; returns it."""
-    return pb.wait_until(lambda: next((r for r in local_records(qid) if predicate(r)), None),
+def wait_local(qid, since, predicate, what):
+    """Waits for a journal record of local for qid, logged after the cursor since, that satisfies
+    predicate; returns it."""
+    return pb.wait_until(lambda: next((r for r in local_records(qid, since) if predicate(r)), None),
                          what=f"{what} ({qid})")
 
 
@@ -119,6 +120,10 @@ class Aliases(unittest.TestCase):
         pb.set_config(command_time_limit="3s", queue_run_delay="1s", minimal_backoff_time="1s",
                       recipient_delimiter="+", allow_mail_to_commands="alias, forward, include")
 
+    def setUp(self):
+        # Each test reads the journal from here on: what earlier tests logged cannot answer its checks.
+        self.cursor = pb.journal_cursor()
+
     def test_alias_reaches_both_targets(self):
         m = marker()
         qid = pb.send(SENDER, ["team@localhost"], f"Subject: team\n\n{m}\n")
@@ -128,7 +133,8 @@ class Aliases(unittest.TestCase):
         self.assertRegex(b, r"\nDelivered-To: bob@[^\n]+\n")
         self.assertIsNone(mailbox_with("team", m))
         for user in ("alice", "bob"):
-            rec = wait_local(qid, lambda r: r.get("RECIPIENT", "").startswith(user + "@"), f"record for {user}")
+            rec = wait_local(qid, self.cursor, lambda r: r.get("RECIPIENT", "").startswith(user + "@"),
+                             f"record for {user}")
             self.assertEqual(rec["DELIVERY_STATUS"], "sent")
             self.assertEqual(rec["ORIGINAL_RECIPIENT"], "team@localhost")
             self.assertRegex(rec["MESSAGE"], rf"^{qid}: to=<{user}@[^>]+>, orig_to=<team@localhost>, relay=local, "
@@ -153,7 +159,7 @@ class Aliases(unittest.TestCase):
                 return None
             return text if m in text else None
         text = pb.wait_until(content, what="the command's output file")
-        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "sent", "the command delivery record")
+        rec = wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "sent", "the command delivery record")
 
         # the message on stdin: a From_ line, Return-Path and Delivered-To, the content unquoted
         self.assertTrue(text.startswith(f"From {SENDER} "), text[:80])
@@ -187,9 +193,9 @@ class Aliases(unittest.TestCase):
         path = os.path.join(FILE_DIR, "archive")
         m1, m2 = marker(), marker()
         q1 = pb.send(SENDER, ["archive@localhost"], f"Subject: one\n\n{m1}\n")
-        wait_local(q1, lambda r: r.get("DELIVERY_STATUS") == "sent", "the first file delivery")
+        wait_local(q1, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "sent", "the first file delivery")
         q2 = pb.send(SENDER, ["archive@localhost"], f"Subject: two\n\nFrom the start\n{m2}\n")
-        rec = wait_local(q2, lambda r: r.get("DELIVERY_STATUS") == "sent", "the second file delivery")
+        rec = wait_local(q2, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "sent", "the second file delivery")
         self.assertIn(f"status=sent (delivered to file: {path})", rec["MESSAGE"])
 
         with open(path, "rb") as f:
@@ -204,7 +210,7 @@ class Aliases(unittest.TestCase):
     def test_dev_null_discards(self):
         m = marker()
         qid = pb.send(SENDER, ["devnull@localhost"], f"Subject: discard\n\n{m}\n")
-        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS"), "the /dev/null delivery")
+        rec = wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS"), "the /dev/null delivery")
         self.assertIn("dsn=2.0.0, status=sent (delivered to file: /dev/null)", rec["MESSAGE"])
         self.assertIsNone(mailbox_with("devnull", m))
 
@@ -251,7 +257,7 @@ class Aliases(unittest.TestCase):
     def test_command_sends_mail_with_sendmail(self):
         # as vacation(1) does: a command run by local submits new mail through the maildrop
         qid = pb.send(SENDER, ["autoreply@localhost"], "Subject: are you there\n\nx\n")
-        wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "sent", "the command delivery")
+        wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "sent", "the command delivery")
         reply = pb.wait_until(lambda: mailbox_with("bob", "reply-from-autoreply"), what="the reply in bob's mailbox")
         self.assertIn("\nReturn-Path: <autoreply@localhost>\n", reply)
         self.assertIn("\nSubject: auto reply\n", reply)
@@ -275,7 +281,7 @@ class Aliases(unittest.TestCase):
         qid = pb.send(SENDER, ["incbob@localhost"], "Subject: include\n\nx\n")
         self.assertEqual(pb.wait_until(lambda: file_text("inc-bob.txt"), what="inc-bob.txt"),
                          str(pwd.getpwnam("bob").pw_uid))
-        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the restricted file")
+        rec = wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the restricted file")
         self.assertEqual(rec["DSN"], "5.7.1")
         self.assertIn("status=bounced (mail to file is restricted)", rec["MESSAGE"])
         self.assertFalse(os.path.exists(os.path.join(FILE_DIR, "inc")))
@@ -283,7 +289,8 @@ class Aliases(unittest.TestCase):
         # a world-writable :include: file is not used: the mail waits for the administrator
         m = marker()
         qid = pb.send(SENDER, ["incww@localhost"], f"Subject: include\n\n{m}\n")
-        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "deferred", "the unsafe include deferral")
+        rec = wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "deferred",
+                         "the unsafe include deferral")
         self.assertIn(f"include file {INC_DIR}/ww.list is world writable", rec["MESSAGE"])
         self.assertIsNone(mailbox_with("carol", m))
 
@@ -294,7 +301,8 @@ class Aliases(unittest.TestCase):
 
         c = pb.wait_until(lambda: mailbox_with("carol", m), what="dan's mail forwarded to carol")
         self.assertRegex(c, r"\nDelivered-To: carol@[^\n]+\n")
-        rec = wait_local(qid, lambda r: r.get("RECIPIENT") == "remote@example.net", "the forwarding record")
+        rec = wait_local(qid, self.cursor, lambda r: r.get("RECIPIENT") == "remote@example.net",
+                         "the forwarding record")
         self.assertEqual(rec["DELIVERY_STATUS"], "sent")
         self.assertEqual(rec["ORIGINAL_RECIPIENT"], "dan@localhost")
         new_id = re.search(r"status=sent \(forwarded as ([0-9A-F]+)\)$", rec["MESSAGE"]).group(1)
@@ -312,20 +320,20 @@ class Aliases(unittest.TestCase):
             data = f.read()
         self.assertIn(b"Delivered-To: dan@localhost\n", data)
         self.assertIn(m.encode(), data)
-        self.assertTrue(any(r.get("POSTBUS_ROLE") == "cleanup" for r in pb.journal(QUEUE_ID=new_id)))
+        self.assertTrue(any(r.get("POSTBUS_ROLE") == "cleanup" for r in pb.journal(QUEUE_ID=new_id, since=self.cursor)))
 
     def test_world_writable_forward_is_ignored(self):
         write_forward("erin", "carol\n", 0o666)
         m = marker()
         qid = pb.send(SENDER, ["erin@localhost"], f"Subject: for erin\n\n{m}\n")
         pb.wait_until(lambda: mailbox_with("erin", m), what="erin's own mailbox")
-        warn = wait_local(qid, lambda r: "world writable" in r.get("MESSAGE", ""), "the warning")
+        warn = wait_local(qid, self.cursor, lambda r: "world writable" in r.get("MESSAGE", ""), "the warning")
         self.assertIn("warning: file /home/erin/.forward is world writable -- ignored", warn["MESSAGE"])
         self.assertEqual(warn["MESSAGE_ID"], "7fd47c8f70c14cc6acf7a9aaebcc212b")    # explained by journalctl -x
         self.assertEqual(warn["FORWARD_FILE"], "/home/erin/.forward")
         self.assertEqual(warn["PRIORITY"], "4")
-        explained = pb.run(["journalctl", "-x", "--no-pager", f"QUEUE_ID={qid}",
-                            "MESSAGE_ID=7fd47c8f70c14cc6acf7a9aaebcc212b"])
+        explained = pb.journal_explained(QUEUE_ID=qid, MESSAGE_ID="7fd47c8f70c14cc6acf7a9aaebcc212b",
+                                         since=self.cursor)
         self.assertIn("chmod go-w ~/.forward", explained)
         self.assertIsNone(mailbox_with("carol", m))
 
@@ -333,32 +341,34 @@ class Aliases(unittest.TestCase):
         m = marker()
         body = f"Delivered-To: alice@localhost\nSubject: loop\n\n{m}\n"
         qid = pb.send(SENDER, ["alice@localhost"], body)
-        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the loop bounce")
+        rec = wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the loop bounce")
         self.assertEqual(rec["DSN"], "5.4.6")
         self.assertIn("status=bounced (mail forwarding loop for alice@localhost)", rec["MESSAGE"])
-        pb.wait_until(lambda: any(x.get("MESSAGE") == f"{qid}: removed" for x in pb.journal(QUEUE_ID=qid)),
+        pb.wait_until(lambda: any(x.get("MESSAGE") == f"{qid}: removed"
+                                  for x in pb.journal(QUEUE_ID=qid, since=self.cursor)),
                       what=f"{qid} removed")
         self.assertIsNone(mailbox_with("alice", m))
 
     def test_alias_loop_terminates(self):
         m = marker()
         qid = pb.send(SENDER, ["loopa@localhost"], f"Subject: alias loop\n\n{m}\n")
-        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the alias loop bounce")
+        rec = wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the alias loop bounce")
         self.assertEqual(rec["DSN"], "5.4.6")
         self.assertRegex(rec["MESSAGE"], r"status=bounced \(alias database loop for loop[ab]@")
-        pb.wait_until(lambda: any(x.get("MESSAGE") == f"{qid}: removed" for x in pb.journal(QUEUE_ID=qid)),
+        pb.wait_until(lambda: any(x.get("MESSAGE") == f"{qid}: removed"
+                                  for x in pb.journal(QUEUE_ID=qid, since=self.cursor)),
                       what=f"{qid} removed")
         self.assertIsNone(mailbox_with("loopa", m))
         self.assertIsNone(mailbox_with("loopb", m))
 
     def test_command_exit_status(self):
         q1 = pb.send(SENDER, ["failcmd@localhost"], "Subject: fail\n\nx\n")
-        rec = wait_local(q1, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the EX_NOUSER bounce")
+        rec = wait_local(q1, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the EX_NOUSER bounce")
         self.assertEqual(rec["DSN"], "5.1.1")
         self.assertIn("status=bounced (user unknown. Command output: no such mailbox)", rec["MESSAGE"])
 
         q2 = pb.send(SENDER, ["tempcmd@localhost"], "Subject: temp\n\nx\n")
-        rec = wait_local(q2, lambda r: r.get("DELIVERY_STATUS") == "deferred", "the EX_TEMPFAIL deferral")
+        rec = wait_local(q2, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "deferred", "the EX_TEMPFAIL deferral")
         self.assertEqual(rec["DSN"], "4.3.0")
         self.assertIn("status=deferred (temporary failure)", rec["MESSAGE"])
         listed = pb.busctl_call("ListMessages", "s", "")[0]
@@ -366,20 +376,21 @@ class Aliases(unittest.TestCase):
 
     def test_command_time_limit(self):
         qid = pb.send(SENDER, ["slowcmd@localhost"], "Subject: slow\n\nx\n")
-        rec = wait_local(qid, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the time limit bounce")
+        rec = wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "bounced", "the time limit bounce")
         self.assertEqual(rec["DSN"], "5.3.0")
         self.assertIn('status=bounced (Command time limit exceeded: "sleep 600")', rec["MESSAGE"])
         # the whole process group is gone
         self.assertFalse(any(b"sleep\x00600" in cmdline for cmdline in process_command_lines()))
 
     def test_zz_bad_default_privs_stops_local(self):
-        # last (by name): it changes main.cf and puts it back
+        # last (by name): it changes main.cf and puts it back. The cursor is from before the change: local
+        # may read it at once, woken by qmgr's retry of a deferred message.
         pb.set_config(default_privs="root")
         try:
             m = marker()
             pb.send(SENDER, ["bob@localhost"], f"Subject: while local is misconfigured\n\n{m}\n")
             pb.wait_until(lambda: any('default_privs: "root": must not be a privileged user' in (r.get("MESSAGE") or "")
-                                      for r in pb.journal(_SYSTEMD_UNIT="postbus-local.service")),
+                                      for r in pb.journal(_SYSTEMD_UNIT="postbus-local.service", since=self.cursor)),
                           what="local's configuration error")
             self.assertIsNone(mailbox_with("bob", m))
         finally:

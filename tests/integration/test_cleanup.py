@@ -137,23 +137,27 @@ class Cleanup(unittest.TestCase):
         qid = pb.send('x@example.org', ['anyone@catchall.test'], 'Subject: catch\n\nx\n')
         wait_mail('bob', qid)
         # "a -> a, b" keeps a: keep@virtual.test goes on to smtp (deferred), alice gets her copy
+        cursor = pb.journal_cursor()
         qid = pb.send('x@example.org', ['keep@virtual.test'], 'Subject: keep\n\nx\n')
         wait_mail('alice', qid)
-        rec = pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='deferred'), what='the deferral')
+        rec = pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='deferred', since=cursor),
+                            what='the deferral')
         self.assertEqual(rec[0]['RECIPIENT'], 'keep@virtual.test')
 
         # a loop ends with a clear rejection, and a journal record saying why
+        cursor = pb.journal_cursor()
         with self.assertRaises(smtplib.SMTPDataError) as e:
             pb.send('x@example.org', ['loop1@virtual.test'], 'Subject: loop\n\nx\n')
         self.assertEqual(e.exception.smtp_code, 554)
         self.assertIn(b'5.4.6', e.exception.smtp_error)
         self.assertIn(b'loop', e.exception.smtp_error.lower())
-        loops = pb.journal('_SYSTEMD_UNIT=postbus-cleanup.service', MESSAGE_ID='9c59b0bbab0242b6958a0d36612d3724')
+        loops = pb.journal('_SYSTEMD_UNIT=postbus-cleanup.service', MESSAGE_ID='9c59b0bbab0242b6958a0d36612d3724',
+                           since=cursor)
         self.assertTrue(loops)
         self.assertIn('virtual alias loop', loops[-1]['MESSAGE'])
         self.assertTrue(loops[-1]['RECIPIENT'].startswith('loop'))
         # journalctl -x explains it from the catalog
-        explained = pb.run('journalctl', '-x', '--no-pager', 'MESSAGE_ID=9c59b0bbab0242b6958a0d36612d3724')
+        explained = pb.journal_explained(MESSAGE_ID='9c59b0bbab0242b6958a0d36612d3724', since=cursor)
         self.assertIn('break the cycle', ' '.join(explained.replace('\u2591', ' ').split()))
         # and cleanup is still there for the next message
         qid = pb.send('x@example.org', ['nested@virtual.test'], 'Subject: after loop\n\nx\n')
@@ -189,17 +193,19 @@ class Cleanup(unittest.TestCase):
         self.assertIn(b'joined continuation', e.exception.smtp_error)
 
         # DISCARD: accepted, never queued
+        cursor = pb.journal_cursor()
         qid = pb.send('x@example.org', ['alice@localhost'], 'X-Discard: yes\nSubject: discard me\n\nx\n')
         self.assertEqual(queue_files(qid), [])
         self.assertTrue(any('DISCARD: header X-Discard: yes' in (m or '') for m in
-                            pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service')))
+                            pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service', since=cursor)))
 
         # HOLD: in the hold queue, listed there by the queue's API, not delivered
+        cursor = pb.journal_cursor()
         qid = pb.send('x@example.org', ['alice@localhost'], 'X-Hold: yes\nSubject: hold me\n\nx\n')
         pb.wait_until(lambda: queue_files(qid) == ['hold'], what='the message in hold')
         listed = pb.busctl_call('ListMessages', 's', 'hold')[0]
         self.assertIn(qid, [m[0] for m in listed])
-        self.assertTrue(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='qmgr'))
+        self.assertTrue(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='qmgr', since=cursor))
 
         # IGNORE: the header is gone, the rest delivered
         qid = pb.send('x@example.org', ['alice@localhost'], 'X-Secret: s3cret\nSubject: ignore\n\nbody\n')
@@ -209,6 +215,7 @@ class Cleanup(unittest.TestCase):
         self.assertIsNone(mail_with('alice', 'hold me'))
 
     def test_header_checks_bad_rule(self):
+        cursor = pb.journal_cursor()
         with open(HEADER_CHECKS, 'w') as f:
             f.write('/^Subject: fine/ REJECT fine\n/^Subject: (broken/ REJECT broken\n')
         configure(header_checks=f'regexp:{HEADER_CHECKS}')
@@ -216,7 +223,7 @@ class Cleanup(unittest.TestCase):
             pb.send('x@example.org', ['alice@localhost'], 'Subject: x\n\nx\n')
         self.assertEqual(e.exception.smtp_code // 100, 4)
         pb.wait_until(lambda: any(f'{HEADER_CHECKS}:2: bad regular expression' in (m or '') for m in
-                                  pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service')),
+                                  pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service', since=cursor)),
                       what='the file:line of the bad rule in the journal')
         pb.systemctl('reset-failed', 'postbus-cleanup.service', 'postbus-cleanup.socket', check=False)
         pb.systemctl('start', 'postbus-cleanup.socket')
@@ -253,11 +260,12 @@ class Cleanup(unittest.TestCase):
         # with Resent- headers, only the Resent- recipients
         content = ('From: alice\nTo: bob\nResent-From: alice\nResent-To: carol\nResent-Bcc: alice\n'
                    'Subject: resent\n\nbody\n')
+        cursor = pb.journal_cursor()
         qid = submit('alice', [], content, origin='pickup', extract_recipients='yes')
         m = wait_mail('carol', qid)
         self.assertNotIn('Resent-Bcc', m)
         wait_mail('alice', qid)
-        rcpts = {r.get('RECIPIENT') for r in pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='sent')}
+        rcpts = {r.get('RECIPIENT') for r in pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='sent', since=cursor)}
         self.assertEqual(rcpts, {f'carol@{HOST}', f'alice@{HOST}'})
         # more addresses than cleanup asks rewrite about at once
         many = [f'user{i}@remote{i}.test' for i in range(70)]

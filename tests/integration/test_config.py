@@ -15,9 +15,10 @@ class Config(unittest.TestCase):
             with open("/etc/postbus/main.cf", "a") as f:
                 f.write("\n# added by the test\nsmtpd_timeout = eventually\n")
             line = len(MAIN_CF.read_text().splitlines())
+            cursor = pb.journal_cursor()
             pb.systemctl("restart", "postbus-qmgr.service", check=False)
             pb.wait_until(lambda: not pb.unit_active("postbus-qmgr.service"), what="qmgr refusing to start")
-            recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service")
+            recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service", since=cursor)
             self.assertTrue(any(r["MESSAGE"] == f'/etc/postbus/main.cf:{line}: bad value for smtpd_timeout: '
                                               '"eventually"' for r in recs), [r["MESSAGE"] for r in recs][-5:])
         finally:
@@ -31,9 +32,10 @@ class Config(unittest.TestCase):
         try:
             with open("/etc/postbus/main.cf", "a") as f:
                 f.write("\nsome_postfix_only_setting = yes\n")
+            cursor = pb.journal_cursor()
             pb.systemctl("restart", "postbus-qmgr.service")
             self.assertTrue(pb.unit_active("postbus-qmgr.service"))
-            recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service", PRIORITY="4")
+            recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service", PRIORITY="4", since=cursor)
             self.assertTrue(any('unknown parameter "some_postfix_only_setting"' in r["MESSAGE"] for r in recs))
         finally:
             MAIN_CF.write_text(original)

@@ -18,6 +18,7 @@ class Delivery(unittest.TestCase):
         pb.systemctl("stop", "postbus-local.service")
         self.assertFalse(pb.unit_active("postbus-local.service"))
         before = len(pb.mbox_messages("alice"))
+        cursor = pb.journal_cursor()
         out = subprocess.run(
             ["swaks", "--server", "127.0.0.1", "--port", "25", "--to", "alice@localhost",
              "--from", "sender@example.org", "--helo", "client.example.org",
@@ -45,21 +46,21 @@ class Delivery(unittest.TestCase):
 
         # the journal shows every role's record of this queue ID
         def roles():
-            return {r.get("POSTBUS_ROLE") for r in pb.journal(QUEUE_ID=qid)}
+            return {r.get("POSTBUS_ROLE") for r in pb.journal(QUEUE_ID=qid, since=cursor)}
         pb.wait_until(lambda: {"smtpd", "cleanup", "qmgr", "local"} <= roles(),
                       what=f"journal records of {qid} from all roles (have {roles()})")
-        recs = pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local")
+        recs = pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local", since=cursor)
         sent = [r for r in recs if r.get("DELIVERY_STATUS") == "sent"]
         self.assertEqual(len(sent), 1, recs)
         self.assertEqual(sent[0]["RECIPIENT"], "alice@localhost")
         self.assertEqual(sent[0]["DSN"], "2.0.0")
         self.assertRegex(sent[0]["MESSAGE"], rf"^{qid}: to=<alice@localhost>, relay=local, delay=[0-9.]+, .*"
                                              r"dsn=2\.0\.0, status=sent")
-        self.assertTrue(any(r["MESSAGE"] == f"{qid}: removed" for r in pb.journal(QUEUE_ID=qid)))
+        self.assertTrue(any(r["MESSAGE"] == f"{qid}: removed" for r in pb.journal(QUEUE_ID=qid, since=cursor)))
 
         # and local was started by its socket for this delivery
         self.assertEqual(pb.unit_property("postbus-local.service", "TriggeredBy"), "postbus-local.socket")
-        self.assertTrue(pb.journal(QUEUE_ID=qid, _SYSTEMD_UNIT="postbus-local.service"))
+        self.assertTrue(pb.journal(QUEUE_ID=qid, _SYSTEMD_UNIT="postbus-local.service", since=cursor))
 
     def test_added_headers_kept_when_present(self):
         body = ("From: Someone <someone@example.org>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"

@@ -37,12 +37,46 @@ class Container(unittest.TestCase):
 
     def test_journald_answers(self):
         token = f'harness-{uuid.uuid4().hex}'
+        cursor = postbus.journal_cursor()
         subprocess.run(['systemd-cat', '-t', 'pb-harness', 'echo', token], check=True)
         records = postbus.wait_until(
-            lambda: postbus.journal(SYSLOG_IDENTIFIER='pb-harness', MESSAGE=token),
+            lambda: postbus.journal(SYSLOG_IDENTIFIER='pb-harness', MESSAGE=token, since=cursor),
             timeout=10, what='the line logged with systemd-cat')
         self.assertEqual(records[0]['MESSAGE'], token)
-        self.assertEqual(postbus.journal(SYSLOG_IDENTIFIER='pb-harness', MESSAGE='no-' + token), [])
+        self.assertEqual(postbus.journal(SYSLOG_IDENTIFIER='pb-harness', MESSAGE='no-' + token, since=cursor), [])
+
+    def test_journal_reads_after_the_cursor_only(self):
+        # What a step before the cursor logged cannot satisfy a check of what comes after it, whether
+        # the record at the cursor matches the query or not (journalctl --after-cursor of Debian 12 gets
+        # the second case wrong: it drops the first match).
+        tag = f'pb-harness-{uuid.uuid4().hex[:12]}'
+
+        def log(ident, text):
+            subprocess.run(['systemd-cat', '-t', ident, 'echo', text], check=True)
+
+        def cursor_of(ident, text, since):
+            return postbus.wait_until(lambda: postbus.journal(SYSLOG_IDENTIFIER=ident, MESSAGE=text, since=since),
+                                      timeout=10, what=f'{text!r} in the journal')[0]['__CURSOR']
+
+        start = postbus.journal_cursor()
+        log(tag, 'before')
+        at_match = cursor_of(tag, 'before', start)
+        log(tag + '-other', 'unrelated')
+        at_other = cursor_of(tag + '-other', 'unrelated', start)
+        log(tag, 'after')
+        cursor_of(tag, 'after', start)
+        self.assertEqual(postbus.journal_messages(SYSLOG_IDENTIFIER=tag, since=start), ['before', 'after'])
+        self.assertEqual(postbus.journal_messages(SYSLOG_IDENTIFIER=tag, since=at_match), ['after'])
+        self.assertEqual(postbus.journal_messages(SYSLOG_IDENTIFIER=tag, since=at_other), ['after'])
+        self.assertEqual(postbus.journal_messages(SYSLOG_IDENTIFIER=tag, since=postbus.journal_cursor()), [])
+        explained = postbus.journal_explained(SYSLOG_IDENTIFIER=tag, since=at_match)
+        self.assertIn('after', explained)
+        self.assertNotIn('before', explained)
+        # There is no reading of the whole journal.
+        with self.assertRaises(TypeError):
+            postbus.journal(SYSLOG_IDENTIFIER=tag)
+        with self.assertRaises(TypeError):
+            postbus.journal(SYSLOG_IDENTIFIER=tag, since=None)
 
     def test_system_bus_answers(self):
         names = postbus.run('busctl', '--system', 'list', '--no-legend').split()

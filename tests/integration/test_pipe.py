@@ -131,8 +131,11 @@ class Pipe(unittest.TestCase):
         pb.systemctl('unmask', '--runtime', *QMGR_UNITS)
         pb.systemctl('start', *QMGR_UNITS)
 
+    def setUp(self):
+        self.cursor = pb.journal_cursor()
+
     def journal(self, transport):
-        return pb.journal(QUEUE_ID=self.qid, POSTBUS_ROLE='pipe', RELAY=transport)
+        return pb.journal(QUEUE_ID=self.qid, POSTBUS_ROLE='pipe', RELAY=transport, since=self.cursor)
 
     def test_delivery(self):
         argv = f'{self.record} t1 ${{sender}} ${{recipient}} ${{user}} ${{domain}} ${{nexthop}} ${{client_address}} ' \
@@ -225,7 +228,7 @@ class Pipe(unittest.TestCase):
             self.assertEqual(res[0][:4], (0, 'deferred', '4.3.5', 'refused'))
             self.assertIn(says, res[0][4])
         self.assertFalse(os.path.exists(os.path.join(OUT, 't5.argv')))
-        warnings = [r['MESSAGE'] for r in pb.journal(QUEUE_ID=self.qid, POSTBUS_ROLE='pipe', PRIORITY='4')]
+        warnings = [r['MESSAGE'] for r in pb.journal(QUEUE_ID=self.qid, POSTBUS_ROLE='pipe', PRIORITY='4', since=self.cursor)]
         self.assertTrue(any('transport refused: user=root: refusing to run a command as root' in w for w in warnings),
                         warnings)
 

@@ -31,6 +31,7 @@ class QueueBus(unittest.TestCase):
         pb.systemctl("stop", "postbus-local.socket", "postbus-local.service")
         pb.systemctl("mask", "--runtime", "postbus-local.socket", "postbus-local.service")
         try:
+            cursor = pb.journal_cursor()
             held = pb.send("b@example.org", ["dave@localhost"], "Subject: held back\n\nlater\n")
             pb.wait_until(lambda: pb.busctl_get("Deferred") >= 1, what="a deferred message")
             msgs = listed()
@@ -44,7 +45,7 @@ class QueueBus(unittest.TestCase):
             self.assertGreater(entry[3], 0)
             self.assertIn(held, [m[0] for m in listed("deferred")] + [m[0] for m in listed("active")])
             self.assertEqual(listed("hold"), [])
-            recs = pb.journal(QUEUE_ID=held, DELIVERY_STATUS="deferred")
+            recs = pb.journal(QUEUE_ID=held, DELIVERY_STATUS="deferred", since=cursor)
             self.assertTrue(recs, "a deferred record in the journal")
             self.assertFalse(any(held in m for m in pb.mbox_messages("dave")))
 
@@ -67,6 +68,7 @@ class QueueBus(unittest.TestCase):
         # more deferred messages than a process may hold descriptors (1024): all must go out
         pb.add_user("heidi")
         count = 1500
+        cursor = pb.journal_cursor()
         pb.systemctl("stop", "postbus-local.socket", "postbus-local.service")
         pb.systemctl("mask", "--runtime", "postbus-local.socket", "postbus-local.service")
         try:
@@ -90,7 +92,7 @@ class QueueBus(unittest.TestCase):
                 return 0
         pb.wait_until(lambda: delivered() == count, timeout=300, interval=1.0,
                       what=f"all {count} backlogged messages delivered")
-        warnings = [r["MESSAGE"] for r in pb.journal(POSTBUS_ROLE="qmgr", PRIORITY="3")]
+        warnings = [r["MESSAGE"] for r in pb.journal(POSTBUS_ROLE="qmgr", PRIORITY="3", since=cursor)]
         self.assertFalse(any("Too many open files" in w for w in warnings), warnings[:3])
 
     def test_properties_changed(self):

@@ -85,17 +85,20 @@ class Rewrite(unittest.TestCase):
             pb.wait_until(lambda: mail_with('alice', qid), what='mail for alice@a.sub.special.test')
 
             # error: bounced by qmgr with the table's text, and gone from the queue
+            cursor = pb.journal_cursor()
             qid = pb.send('sender@example.org', 'someone@errors.test', 'Subject: err\n\nt3\n')
-            rec = pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='bounced')],
+            rec = pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='bounced', since=cursor)],
                                 what='the bounce record')
             self.assertEqual(rec[0]['DSN'], '5.1.1')
             self.assertIn('this domain takes no mail', rec[0]['MESSAGE'])
-            pb.wait_until(lambda: any(r['MESSAGE'] == f'{qid}: removed' for r in pb.journal(QUEUE_ID=qid)),
+            pb.wait_until(lambda: any(r['MESSAGE'] == f'{qid}: removed'
+                                      for r in pb.journal(QUEUE_ID=qid, since=cursor)),
                           what='the bounced message removed')
 
             # not in the table: smtp, which does not exist yet: deferred
+            cursor = pb.journal_cursor()
             qid = pb.send('sender@example.org', 'alice@later.test', 'Subject: later\n\nt4\n')
-            rec = pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='deferred'),
+            rec = pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, DELIVERY_STATUS='deferred', since=cursor),
                                 what='the deferral')
             self.assertIn('mail transport unavailable', rec[0]['MESSAGE'])
 
@@ -113,12 +116,13 @@ class Rewrite(unittest.TestCase):
             pb.set_config(transport_maps='')
 
     def test_bad_transport_is_a_config_error(self):
+        cursor = pb.journal_cursor()
         pb.set_config(default_transport='bad transport')
         try:
             with self.assertRaises(dbus.exceptions.DBusException):
                 rewrite('Resolve', 'x@example.com')
             pb.wait_until(lambda: any('default_transport = bad transport' in (m or '') for m in
-                                      pb.journal_messages('_SYSTEMD_UNIT=postbus-rewrite.service')),
+                                      pb.journal_messages('_SYSTEMD_UNIT=postbus-rewrite.service', since=cursor)),
                           what='the configuration error in the journal')
         finally:
             pb.set_config(default_transport='smtp')

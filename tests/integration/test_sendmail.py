@@ -123,6 +123,7 @@ class Sendmail(unittest.TestCase):
         subject = unique_subject('extract')
         msg = (f'To: bob\nCc: Carol <carol@localhost>\nBcc: dave\nSubject: {subject}\n\n'
                'line one\n.\nstill the body with -i\n')
+        cursor = pb.journal_cursor()
         p = sendmail('-t', '-i', input=msg, user='alice')
         self.assertEqual(p.returncode, 0, p.stderr)
         for user in ('bob', 'carol', 'dave'):
@@ -132,7 +133,7 @@ class Sendmail(unittest.TestCase):
             self.assertIn('Alice Liddell', m['From'])
             self.assertIn('alice', m['Return-Path'])
         # pickup's record: who submitted it, by uid
-        recs = pb.journal(POSTBUS_ROLE='pickup', UID=str(pb.uid('alice')))
+        recs = pb.journal(POSTBUS_ROLE='pickup', UID=str(pb.uid('alice')), since=cursor)
         self.assertTrue(any(r['MESSAGE'].endswith(f'uid={pb.uid("alice")} from=<alice>') for r in recs), recs)
 
     def test_dot_ends_message_without_i(self):
@@ -237,6 +238,7 @@ class Sendmail(unittest.TestCase):
 
     def test_hostile_files_are_discarded(self):
         self.stop_pickup()
+        cursor = pb.journal_cursor()
         good = unique_subject('good')
         p = sendmail('bob', input=f'Subject: {good}\n\nfine\n', user='alice')
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -271,13 +273,13 @@ class Sendmail(unittest.TestCase):
         wait_for_mail('bob', good)
         pb.wait_until(lambda: not maildrop_files(), what='pickup to clear the maildrop')
         for tag, n in list(names.items()) + [('junk-name', 'junk-name')]:
-            recs = pb.wait_until(lambda: pb.journal(POSTBUS_ROLE='pickup', MAILDROP_FILE=n),
+            recs = pb.wait_until(lambda: pb.journal(POSTBUS_ROLE='pickup', MAILDROP_FILE=n, since=cursor),
                                  what=f'a journal record of the {tag} file')
             self.assertTrue(recs[-1]['MESSAGE'].endswith('removed'), recs[-1]['MESSAGE'])
             self.assertEqual(int(recs[-1]['PRIORITY']), 4)
             self.assertEqual(recs[-1]['MESSAGE_ID'], 'a33b42e5d0dd41009d44c22616f5fcf0')
         # journalctl -x explains it
-        out = pb.run('journalctl', '-b', '-x', '--no-pager', 'MESSAGE_ID=a33b42e5d0dd41009d44c22616f5fcf0')
+        out = pb.journal_explained(MESSAGE_ID='a33b42e5d0dd41009d44c22616f5fcf0', since=cursor)
         self.assertIn('was not mail and was removed', out)
         self.assertEqual([m for m in pb.mbox_messages('bob', parsed=True) if m['Subject'] == 'hostile'], [])
         self.assertFalse(os.path.exists(stale))
@@ -287,6 +289,7 @@ class Sendmail(unittest.TestCase):
 
     def test_cleanup_unavailable_for_a_while(self):
         # pickup keeps the file and tries again (with back-off) until cleanup is back
+        cursor = pb.journal_cursor()
         pb.systemctl('stop', 'postbus-cleanup.socket', 'postbus-cleanup.service')
         try:
             subject = unique_subject('retry')
@@ -294,7 +297,7 @@ class Sendmail(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stderr)
             pb.wait_until(lambda: any('Cannot reach cleanup' in (r.get('MESSAGE') or '') or
                                       'connection to cleanup failed' in (r.get('MESSAGE') or '')
-                                      for r in pb.journal(POSTBUS_ROLE='pickup')),
+                                      for r in pb.journal(POSTBUS_ROLE='pickup', since=cursor)),
                           what='pickup to find cleanup unreachable')
             self.assertTrue(maildrop_files())
         finally:
@@ -305,6 +308,7 @@ class Sendmail(unittest.TestCase):
 
     def test_mailq_and_flush(self):
         subject = unique_subject('held')
+        cursor = pb.journal_cursor()
         p = sendmail('nobody@remote.example', input=f'Subject: {subject}\n\nwaits\n', user='alice')
         self.assertEqual(p.returncode, 0, p.stderr)
 
@@ -319,7 +323,8 @@ class Sendmail(unittest.TestCase):
         pb.wait_until(lambda: pb.busctl_call('ListMessages', 's', 'deferred') and
                       any(m[0] == qid for m in pb.busctl_call('ListMessages', 's', 'deferred')[0]),
                       what=f'{qid} in the deferred queue')
-        attempts = len([r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='qmgr') if 'queue active' in r['MESSAGE']])
+        attempts = len([r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='qmgr', since=cursor)
+                        if 'queue active' in r['MESSAGE']])
 
         p = sendmail('-q', user='bob')
         self.assertEqual(p.returncode, EX_NOPERM, p.stderr)
@@ -327,7 +332,7 @@ class Sendmail(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         p = sendmail('-q')
         self.assertEqual(p.returncode, 0, p.stderr)
-        pb.wait_until(lambda: len([r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='qmgr')
+        pb.wait_until(lambda: len([r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='qmgr', since=cursor)
                                    if 'queue active' in r['MESSAGE']]) > attempts,
                       what=f'another delivery attempt of {qid} after sendmail -q')
         self.assertEqual(sendmail('-bp', 'x').returncode, EX_USAGE)

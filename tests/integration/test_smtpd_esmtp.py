@@ -264,13 +264,14 @@ class Esmtp(unittest.TestCase):
             pb.set_config(disable_vrfy_command=False)
 
     def test_refusals_are_journaled(self):
+        cursor = pb.journal_cursor()
         s, _ = self.session(source="127.0.0.3")
         self.assertEqual(s.cmd("EHLO back\\slash.example")[0], 250)
         self.assertEqual(s.cmd("RCPT TO:<erin@localhost>")[0], 503)
         s.cmd("QUIT")
 
         def refusals():
-            recs = pb.journal(POSTBUS_ROLE="smtpd", CLIENT_ADDRESS="127.0.0.3")
+            recs = pb.journal(POSTBUS_ROLE="smtpd", CLIENT_ADDRESS="127.0.0.3", since=cursor)
             return [r for r in recs if r.get("SMTP_COMMAND") and r.get("DSN")] or None
         recs = pb.wait_until(refusals, what="journaled refusals")
         rcpt = next(r for r in recs if r["SMTP_COMMAND"] == "RCPT")
@@ -287,12 +288,13 @@ class Esmtp(unittest.TestCase):
         try:
             pb.systemctl("daemon-reload")
             pb.systemctl("stop", "postbus-smtpd.service")
+            cursor = pb.journal_cursor()
             s, _ = self.session(source="127.0.0.5")
             self.assertEqual(s.cmd("NOOP")[0], 250)
             s.cmd("QUIT")
 
             def noop():
-                return [r for r in pb.journal(CLIENT_ADDRESS="127.0.0.5", SMTP_COMMAND="NOOP")
+                return [r for r in pb.journal(CLIENT_ADDRESS="127.0.0.5", SMTP_COMMAND="NOOP", since=cursor)
                         if r.get("DSN") == "2.0.0"]
             recs = pb.wait_until(noop, what="the NOOP reply in the journal")
             self.assertIn("reply: NOOP from unknown[127.0.0.5]: 250 2.0.0 Ok", recs[0]["MESSAGE"])
@@ -301,12 +303,14 @@ class Esmtp(unittest.TestCase):
             pb.systemctl("daemon-reload")
             pb.systemctl("stop", "postbus-smtpd.service")
         # without it, only refusals are journaled
+        cursor = pb.journal_cursor()
         s, _ = self.session(source="127.0.0.6")
         self.assertEqual(s.cmd("NOOP")[0], 250)
         self.assertEqual(s.cmd("BOGUS")[0], 500)
         s.cmd("QUIT")
-        pb.wait_until(lambda: pb.journal(CLIENT_ADDRESS="127.0.0.6", SMTP_COMMAND="UNKNOWN"), what="the 500")
-        self.assertEqual(pb.journal(CLIENT_ADDRESS="127.0.0.6", SMTP_COMMAND="NOOP"), [])
+        pb.wait_until(lambda: pb.journal(CLIENT_ADDRESS="127.0.0.6", SMTP_COMMAND="UNKNOWN", since=cursor),
+                      what="the 500")
+        self.assertEqual(pb.journal(CLIENT_ADDRESS="127.0.0.6", SMTP_COMMAND="NOOP", since=cursor), [])
 
 
 if __name__ == "__main__":

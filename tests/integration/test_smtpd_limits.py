@@ -44,6 +44,7 @@ class ClientLimits(unittest.TestCase):
                       anvil_rate_time_unit="1h")
 
     def test_connection_count(self):
+        cursor = pb.journal_cursor()
         a = session(self, "127.0.0.2")
         b = session(self, "127.0.0.2")
         s, (code, text) = greet(self, "127.0.0.2")
@@ -64,7 +65,7 @@ class ClientLimits(unittest.TestCase):
             s2, (code2, _) = greet(self, "127.0.0.2")
             return code2 == 220
         pb.wait_until(admitted, what="a new session from 127.0.0.2 after one ended")
-        recs = pb.journal(CLIENT_ADDRESS="127.0.0.2", SMTP_COMMAND="CONNECT")
+        recs = pb.journal(CLIENT_ADDRESS="127.0.0.2", SMTP_COMMAND="CONNECT", since=cursor)
         self.assertTrue(any(r.get("DSN") == "4.7.0" for r in recs), recs)
 
     def test_connection_rate(self):

@@ -162,10 +162,12 @@ class Reject(unittest.TestCase):
         self.assertTrue(pb.queue_id_valid(qid))
 
     def test_refusal_journaled(self):
+        cursor = pb.journal_cursor()
         s = session(self, source="127.0.0.4")
         s.send(b"NOOP\n")
         self.assertEqual(s.reply()[0], 521)
-        recs = pb.wait_until(lambda: [r for r in pb.journal(CLIENT_ADDRESS="127.0.0.4") if r.get("DSN") == "5.5.2"],
+        recs = pb.wait_until(lambda: [r for r in pb.journal(CLIENT_ADDRESS="127.0.0.4", since=cursor)
+                                      if r.get("DSN") == "5.5.2"],
                              what="the 521 in the journal")
         self.assertIn("bare <LF> received", recs[0]["MESSAGE"])
 

@@ -16,8 +16,15 @@ def s_client(*args, input='QUIT\n'):
                           capture_output=True, text=True, timeout=60)
 
 
-def handshake_errors():
-    return [m for m in pb.journal_messages(POSTBUS_ROLE='smtpd') if m and 'SSL_accept error' in m]
+def reply_codes(output):
+    """The codes of the complete SMTP replies in s_client's output, in order (the last line of a reply
+    has a space after its code)."""
+    return [int(code) for code in re.findall(r'(?m)^([2-5][0-9][0-9]) ', output)]
+
+
+def smtpd_messages(since, text):
+    """smtpd's journal messages after the cursor since that contain text."""
+    return [m for m in pb.journal_messages(POSTBUS_ROLE='smtpd', since=since) if m and text in m]
 
 
 class StartTls(unittest.TestCase):
@@ -42,26 +49,30 @@ class StartTls(unittest.TestCase):
         self.assertFalse(any(line.startswith('AUTH') for line in lines), lines)
 
     def test_s_client_starttls(self):
+        cursor = pb.journal_cursor()
         p = s_client('-starttls', 'smtp', '-connect', '127.0.0.1:25', input='EHLO client.example.org\nQUIT\n')
+        # s_client shows only what comes over TLS: the answers to EHLO and QUIT.
+        self.assertEqual(reply_codes(p.stdout), [250, 221], p.stdout + p.stderr)
         self.assertIn('221 2.0.0', p.stdout, p.stderr)
         # After the handshake STARTTLS is offered no more.
         ehlo = [line for line in p.stdout.splitlines() if line.startswith('250')]
-        self.assertTrue(ehlo, p.stdout)
+        self.assertIn('ENHANCEDSTATUSCODES', [line[4:] for line in ehlo], p.stdout)
         self.assertFalse(any('STARTTLS' in line for line in ehlo), p.stdout)
-        recs = pb.journal_messages(POSTBUS_ROLE='smtpd')
-        self.assertTrue(any(m and 'Anonymous TLS connection established from unknown[127.0.0.1]' in m
-                            for m in recs), recs[-10:])
+        pb.wait_until(lambda: smtpd_messages(cursor, 'Anonymous TLS connection established from unknown[127.0.0.1]'),
+                      what='the TLS connection in the journal')
 
     def test_tls_1_2_accepted_tls_1_1_refused(self):
         p = s_client('-starttls', 'smtp', '-connect', '127.0.0.1:25', '-tls1_2')
+        self.assertEqual(reply_codes(p.stdout), [221], p.stdout + p.stderr)
         self.assertIn('221 2.0.0', p.stdout, p.stderr)
-        before = len(handshake_errors())
+        cursor = pb.journal_cursor()
         # Lower the client's own security level so that it offers TLS 1.1 at all: the refusal must be
         # the server's.
         p = s_client('-starttls', 'smtp', '-connect', '127.0.0.1:25', '-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0')
         self.assertNotIn('221 2.0.0', p.stdout)
         self.assertNotEqual(p.returncode, 0)
-        errors = pb.wait_until(lambda: handshake_errors()[before:], what='the refused handshake in the journal')
+        errors = pb.wait_until(lambda: smtpd_messages(cursor, 'SSL_accept error'),
+                               what='the refused handshake in the journal')
         self.assertTrue(any(re.search(r'unsupported protocol|wrong version|version too low', m) for m in errors),
                         errors)
 
@@ -80,6 +91,7 @@ class StartTls(unittest.TestCase):
         self.assertNotIn('Authenticated sender', received)
 
     def test_starttls_injection_is_discarded(self):
+        cursor = pb.journal_cursor()
         s, _ = self.ehlo()
         # The attack: a command pipelined after STARTTLS in the same write, in plaintext.
         s.send(b'STARTTLS\r\nRSET\r\n')
@@ -93,8 +105,8 @@ class StartTls(unittest.TestCase):
         self.assertIn('ENHANCEDSTATUSCODES', text)
         self.assertEqual(s.cmd('NOOP')[0], 250)
         self.assertEqual(s.cmd('QUIT')[0], 221)
-        recs = pb.journal_messages(POSTBUS_ROLE='smtpd')
-        self.assertTrue(any(m and 'plaintext pipelined after STARTTLS' in m for m in recs), recs[-10:])
+        pb.wait_until(lambda: smtpd_messages(cursor, 'plaintext pipelined after STARTTLS'),
+                      what='the discarded plaintext in the journal')
 
     def test_state_is_reset_after_starttls(self):
         s, _ = self.ehlo()
@@ -131,18 +143,19 @@ class StartTls(unittest.TestCase):
 
     def test_implicit_tls_on_465(self):
         p = s_client('-connect', '127.0.0.1:465', input='EHLO client.example.org\nQUIT\n')
+        self.assertEqual(reply_codes(p.stdout), [220, 250, 221], p.stdout + p.stderr)
         self.assertRegex(p.stdout, r'(?m)^220 ')
         self.assertIn('221 2.0.0', p.stdout, p.stderr)
         self.assertRegex(p.stdout, r'(?m)^250[- ]AUTH PLAIN LOGIN$')
         self.assertNotIn('STARTTLS', p.stdout)
 
     def test_plaintext_on_465_gets_nothing(self):
-        before = len(handshake_errors())
+        cursor = pb.journal_cursor()
         s = pb.SmtpRaw('127.0.0.1', 465)
         self.addCleanup(s.close)
         s.send(b'EHLO client.example.org\r\n')
         self.assertTrue(s.closed())
-        pb.wait_until(lambda: handshake_errors()[before:], what='the failed handshake in the journal')
+        pb.wait_until(lambda: smtpd_messages(cursor, 'SSL_accept error'), what='the failed handshake in the journal')
 
     def test_submission_requires_starttls(self):
         s, lines = self.ehlo(587)
@@ -178,23 +191,24 @@ class HandshakeTimeout(unittest.TestCase):
         cls.cert, cls.key = pb.make_tls_certificate()
         pb.set_config(smtpd_tls_cert_file=cls.cert, smtpd_tls_key_file=cls.key, smtpd_timeout='2s')
 
-    def stalled(self, s):
+    def stalled(self, s, cursor):
         self.assertTrue(s.closed(timeout=60))
-        pb.wait_until(lambda: [m for m in pb.journal_messages(POSTBUS_ROLE='smtpd')
-                               if m and 'timeout during the TLS handshake' in m],
+        pb.wait_until(lambda: smtpd_messages(cursor, 'timeout during the TLS handshake'),
                       what='the handshake timeout in the journal')
 
     def test_silent_client_on_465(self):
+        cursor = pb.journal_cursor()
         with pb.SmtpRaw('127.0.0.1', 465) as s:
-            self.stalled(s)
+            self.stalled(s, cursor)
 
     def test_half_a_client_hello_after_starttls(self):
+        cursor = pb.journal_cursor()
         with pb.SmtpRaw('127.0.0.1', 25) as s:
             self.assertEqual(s.reply()[0], 220)
             self.assertEqual(s.cmd('STARTTLS')[0], 220)
             # A TLS record header that announces more than ever comes.
             s.send(b'\x16\x03\x01\x02\x00\x01')
-            self.stalled(s)
+            self.stalled(s, cursor)
 
 
 class NoCertificate(unittest.TestCase):
@@ -209,6 +223,7 @@ class NoCertificate(unittest.TestCase):
         with pb.SmtpRaw('127.0.0.1', 25) as s:
             self.assertEqual(s.reply()[0], 220)
             code, text = s.cmd('EHLO client.example.org')
+            self.assertEqual(code, 250, text)
             self.assertNotIn('STARTTLS', text)
             self.assertEqual(s.cmd('STARTTLS')[0], 502)
             self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 250)
@@ -224,11 +239,10 @@ class NoCertificate(unittest.TestCase):
             self.assertEqual(s.cmd('AUTH PLAIN AGFsaWNlAHNlY3JldA==')[0], 538)
 
     def test_port_465_refused_with_a_record(self):
+        cursor = pb.journal_cursor()
         with pb.SmtpRaw('127.0.0.1', 465) as s:
             self.assertTrue(s.closed())
-        pb.wait_until(lambda: [m for m in pb.journal_messages(POSTBUS_ROLE='smtpd')
-                               if m and 'smtps: no TLS certificate' in m],
-                      what='the refusal in the journal')
+        pb.wait_until(lambda: smtpd_messages(cursor, 'smtps: no TLS certificate'), what='the refusal in the journal')
 
 
 if __name__ == '__main__':

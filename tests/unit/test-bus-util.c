@@ -1,5 +1,6 @@
 /* test-bus-util.c: a peer-to-peer sd-bus server and client over a real AF_UNIX socket: a call that
- * passes a file descriptor, the peer check, and reconnection after the server restarts. */
+ * passes a file descriptor, the peer check, and reconnection to a new server after the old one went
+ * away (the new one answers, on a new connection, with a new server ID). */
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -24,14 +25,24 @@ static int listen_unix(void) {
         return fd;
 }
 
-/* Reads the first line of the passed file and answers it. */
+/* One server instance, as its callers see it: what it answers with, and what it has served. */
+typedef struct Peer {
+        const char *name;
+        unsigned connections;
+        unsigned calls;
+} Peer;
+
+/* Reads the passed file and answers "<server name>: <its content>". */
 static int method_read(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        char buf[64] = {};
+        Peer *peer = userdata;
+        char buf[64] = {}, answer[128];
         int fd;
 
         ASSERT_OK(sd_bus_message_read(m, "h", &fd));
         ASSERT_TRUE(pread(fd, buf, sizeof buf - 1, 0) > 0);
-        return sd_bus_reply_method_return(m, "s", buf);
+        peer->calls++;
+        (void) snprintf(answer, sizeof answer, "%s: %s", peer->name, buf);
+        return sd_bus_reply_method_return(m, "s", answer);
 }
 
 static const sd_bus_vtable test_vtable[] = {
@@ -40,7 +51,11 @@ static const sd_bus_vtable test_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+/* Called once for each connection the server accepts. */
 static int setup(sd_bus *bus, void *userdata) {
+        Peer *peer = userdata;
+
+        peer->connections++;
         return sd_bus_add_object_vtable(bus, NULL, "/test", "org.postbus.Test", test_vtable, userdata);
 }
 
@@ -69,7 +84,9 @@ static void run_until(sd_event *e, const bool *flag) {
         ASSERT_TRUE(*flag);
 }
 
-static void call_read(sd_event *e, BusClient *client, int fd, Result *res) {
+/* Calls Read with fd on the client's connection once it is ready; *ret_server_id is the ID of the
+ * server that connection was made with. */
+static void call_read(sd_event *e, BusClient *client, int fd, Result *res, sd_id128_t *ret_server_id) {
         sd_bus *bus = NULL;
         bool ready = false;
         int r;
@@ -84,6 +101,7 @@ static void call_read(sd_event *e, BusClient *client, int fd, Result *res) {
                         ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
         }
         ASSERT_TRUE(ready);
+        ASSERT_OK(sd_bus_get_bus_id(bus, ret_server_id));
         ASSERT_OK(sd_bus_call_method_async(bus, NULL, NULL, "/test", "org.postbus.Test", "Read", on_reply, res, "h",
                                            fd));
         run_until(e, &res->done);
@@ -96,8 +114,11 @@ TEST(call_and_reconnect) {
         Daemon d = { .spec = &spec, .config = &config };
         BusServer *server = NULL;
         BusClient *client = NULL;
+        Peer first = { .name = "first" }, second = { .name = "second" };
+        sd_id128_t first_id, second_id;
+        bool noticed = false;
         Result res;
-        int lfd, fd;
+        int lfd, fd, r;
         char tmpl[] = "/tmp/test-bus-util-XXXXXX";
 
         ASSERT_TRUE(mkdtemp(tmpl));
@@ -109,32 +130,49 @@ TEST(call_and_reconnect) {
         ASSERT_EQ(write(fd, "hello through a descriptor", 26), 26);
 
         lfd = listen_unix();
-        ASSERT_OK(bus_server_new(&d, lfd, setup, NULL, &server));
+        ASSERT_OK(bus_server_new(&d, lfd, setup, &first, &server));
         ASSERT_OK(bus_client_new(e, socket_path, &client));
         ASSERT_STREQ(bus_client_path(client), socket_path);
 
-        call_read(e, client, fd, &res);
+        call_read(e, client, fd, &res, &first_id);
         ASSERT_TRUE(res.error == NULL);
-        ASSERT_STREQ(res.text, "hello through a descriptor");
+        ASSERT_STREQ(res.text, "first: hello through a descriptor");
         free(res.text);
+        ASSERT_EQ(first.connections, 1);
+        ASSERT_EQ(first.calls, 1);
         ASSERT_EQ(d.busy, 1);   /* the connection counts as work for the idle timer */
 
-        /* The server goes away: the client sees the disconnection, then a new server is reached. */
+        /* The server goes away: the client must notice (its connection closes, and connecting again
+         * fails while nobody listens)... */
         bus_server_free(server);
         close(lfd);
         ASSERT_EQ(d.busy, 0);
         (void) unlink(socket_path);
-        sd_bus *bus = NULL;
-        for (unsigned i = 0; i < 200; i++) {
-                if (bus_client_get(client, &bus) == -EAGAIN || bus_client_get(client, &bus) == -ENOENT)
-                        break;
-                ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
+        for (unsigned i = 0; i < 200 && !noticed; i++) {
+                sd_bus *bus = NULL;
+
+                r = bus_client_get(client, &bus);
+                if (r == -ENOENT || r == -EAGAIN)
+                        noticed = true;
+                else
+                        ASSERT_OK(sd_event_run(e, 10 * USEC_PER_MSEC));
         }
+        ASSERT_TRUE(noticed);
+
+        /* ...and reach the new server at the same path: on a new connection (the new server accepts
+         * one, and its ID is the new server's), which answers the call itself. */
         lfd = listen_unix();
-        ASSERT_OK(bus_server_new(&d, lfd, setup, NULL, &server));
-        call_read(e, client, fd, &res);
-        ASSERT_STREQ(res.text, "hello through a descriptor");
+        ASSERT_OK(bus_server_new(&d, lfd, setup, &second, &server));
+        call_read(e, client, fd, &res, &second_id);
+        ASSERT_TRUE(res.error == NULL);
+        ASSERT_STREQ(res.text, "second: hello through a descriptor");
         free(res.text);
+        ASSERT_EQ(second.connections, 1);
+        ASSERT_EQ(second.calls, 1);
+        ASSERT_EQ(first.connections, 1);
+        ASSERT_EQ(first.calls, 1);
+        ASSERT_TRUE(!sd_id128_equal(first_id, second_id));
+        ASSERT_EQ(d.busy, 1);
 
         bus_client_free(client);
         bus_server_free(server);
@@ -151,6 +189,7 @@ TEST(bus_client_get_ready) {
         Daemon d = { .spec = &spec, .config = &config };
         BusServer *server = NULL;
         BusClient *client = NULL;
+        Peer peer = { .name = "only" };
         Result ping = {};
         sd_bus *bus = NULL;
         char tmpl[] = "/tmp/test-bus-util-XXXXXX";
@@ -161,7 +200,7 @@ TEST(bus_client_get_ready) {
         ASSERT_OK(sd_event_new(&e));
         d.event = e;
         lfd = listen_unix();
-        ASSERT_OK(bus_server_new(&d, lfd, setup, NULL, &server));
+        ASSERT_OK(bus_server_new(&d, lfd, setup, &peer, &server));
         ASSERT_OK(bus_client_new(e, socket_path, &client));
 
         /* a fresh connection is not ready: the callback comes once the handshake is done */
