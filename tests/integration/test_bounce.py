@@ -170,6 +170,9 @@ class Bounce(unittest.TestCase):
                   bounce_notice_recipient='pmaster', **{'2bounce_notice_recipient': 'pmaster'},
                   delay_notice_recipient='pmaster', bounce_size_limit=SIZE_LIMIT)
 
+    def setUp(self):
+        self.cursor = pb.journal_cursor()
+
     def test_failure_report(self):
         body = ('From: Alice <alice@mail.example.test>\nTo: bob@remote.test\nSubject: lunch\n\n'
                 'Shall we have lunch?\n')
@@ -196,7 +199,7 @@ class Bounce(unittest.TestCase):
                 self.assertFalse(os.path.exists(log_path(kind, qid)), kind)
             arrival = arrival_seconds(qid)
 
-        recs = pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='bounce')
+        recs = pb.journal(since=self.cursor, QUEUE_ID=qid, POSTBUS_ROLE='bounce')
         self.assertIn(f'{qid}: sender non-delivery notification: {ids[0]}', [r['MESSAGE'] for r in recs])
         self.assertIn(f'{qid}: postmaster non-delivery notification: {ids[1]}', [r['MESSAGE'] for r in recs])
 
@@ -288,7 +291,7 @@ class Bounce(unittest.TestCase):
             arrival = arrival_seconds(qid)
 
         self.assertIn(f'{qid}: sender delay notification: {first}',
-                      pb.journal_messages(QUEUE_ID=qid, POSTBUS_ROLE='bounce'))
+                      pb.journal_messages(since=self.cursor, QUEUE_ID=qid, POSTBUS_ROLE='bounce'))
         report = wait_report('alice', 'Delayed Mail (still being retried)', qid)
         parts, per_message, per_recipient = dsn_blocks(report)
         self.assertIn('warning only', parts[0].get_content())
@@ -374,7 +377,7 @@ class Bounce(unittest.TestCase):
             ids = with_queue_fd(qid, 'Finish', conn)
             self.assertEqual(len(ids), 1)     # no postmaster copies of good news
         self.assertIn(f'{qid}: sender delivery status notification: {ids[0]}',
-                      pb.journal_messages(QUEUE_ID=qid, POSTBUS_ROLE='bounce'))
+                      pb.journal_messages(since=self.cursor, QUEUE_ID=qid, POSTBUS_ROLE='bounce'))
         parts, _, per_recipient = dsn_blocks(wait_report('alice', 'Successful Mail Delivery Report', qid))
         self.assertEqual(per_recipient[0]['Action'], 'relayed')
         self.assertEqual(per_recipient[0]['Status'], '2.0.0')
@@ -410,12 +413,12 @@ class Bounce(unittest.TestCase):
         _, per_message, _ = dsn_blocks(report)
         self.assertEqual(per_message['X-Postbus-Sender'], 'rfc822;')
         self.assertIn(f'{from_null}: postmaster non-delivery notification: {ids[0]}',
-                      pb.journal_messages(QUEUE_ID=from_null, POSTBUS_ROLE='bounce'))
+                      pb.journal_messages(since=self.cursor, QUEUE_ID=from_null, POSTBUS_ROLE='bounce'))
         for qid, text in ((from_dbs, 'undeliverable postmaster notification discarded'),
                           (dropped, 'notify_classes has no 2bounce')):
-            recs = pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='bounce', MESSAGE_ID=DISCARDED)
+            recs = pb.journal(since=self.cursor, QUEUE_ID=qid, POSTBUS_ROLE='bounce', MESSAGE_ID=DISCARDED)
             self.assertTrue(any(text in r['MESSAGE'] for r in recs), recs)
-        explained = pb.run('journalctl', '-x', '--no-pager', f'QUEUE_ID={dropped}', f'MESSAGE_ID={DISCARDED}')
+        explained = pb.journal_explained(since=self.cursor, QUEUE_ID=dropped, MESSAGE_ID=DISCARDED)
         self.assertIn('2bounce_notice_recipient', ' '.join(explained.replace('\u2591', ' ').split()))
         # nothing about the dropped ones reached anybody
         for user in ('alice', 'pmaster'):
@@ -480,7 +483,7 @@ class Bounce(unittest.TestCase):
             with self.assertRaises(dbus.exceptions.DBusException):
                 bounce()
             want = f'{pb.MAIN_CF}:{line}: notify_classes: unknown class "everything".'
-            pb.wait_until(lambda: want in pb.journal_messages('_SYSTEMD_UNIT=postbus-bounce.service'),
+            pb.wait_until(lambda: want in pb.journal_messages('_SYSTEMD_UNIT=postbus-bounce.service', since=self.cursor),
                           what='the configuration error in the journal')
             self.assertEqual(pb.unit_property('postbus-bounce.service', 'ExecMainStatus'), '78')
         finally:
