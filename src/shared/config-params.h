@@ -18,7 +18,7 @@
           "Domains delivered locally by the local role (list, separated by commas or spaces).")             \
         X(mynetworks, STRING, "127.0.0.0/8 [::1]/128", 0, 0, "smtpd",                                        \
           "Trusted client networks (CIDR list) that may relay mail to other domains.")                     \
-        X(queue_directory, STRING, POSTBUS_SPOOLDIR, 0, 0, "cleanup qmgr",                                   \
+        X(queue_directory, STRING, POSTBUS_SPOOLDIR, 0, 0, "cleanup qmgr bounce",                            \
           "The mail queue: incoming, active, deferred, hold and corrupt live below it.")                    \
         X(smtpd_banner, STRING, "$myhostname ESMTP postbus", 0, 0, "smtpd",                                  \
           "Text of the 220 greeting that follows the code.")                                                \
@@ -199,4 +199,23 @@
         X(recipient_delimiter, STRING, "", 0, 0, "local pipe",                                               \
           "Characters that separate a user name from an address extension (user+ext); empty: none.")         \
         X(export_environment, STRING, "TZ MAIL_CONFIG LANG", 0, 0, "pipe",                                   \
-          "Environment variables pipe passes on from its own environment to commands, besides PATH.")
+          "Environment variables pipe passes on from its own environment to commands, besides PATH.")       \
+        X(bounce_size_limit, INT, "50000", 1, 1073741824, "bounce",                                          \
+          "Largest original message returned whole in a delivery report; larger ones: headers only.")       \
+        X(notify_classes, STRING, "resource, software", 0, 0, "bounce",                                      \
+          "Problems the postmaster is told of: bounce, 2bounce, delay, policy, protocol, resource, software.") \
+        X(bounce_notice_recipient, STRING, "postmaster", 0, 0, "bounce",                                     \
+          "Who gets the headers of each non-delivery report when notify_classes has bounce.")               \
+        X(double_bounce_notice_recipient, STRING, "postmaster", 0, 0, "bounce",                              \
+          "Who gets reports that cannot go back to their sender (mail from <>) when notify_classes has 2bounce.") \
+        X(delay_notice_recipient, STRING, "postmaster", 0, 0, "bounce",                                      \
+          "Who gets the headers of each delay warning when notify_classes has delay.")                      \
+        X(error_notice_recipient, STRING, "postmaster", 0, 0, "bounce",                                      \
+          "Who gets notices of resource, software, policy and protocol problems that notify_classes names.") \
+        X(double_bounce_sender, STRING, "double-bounce", 0, 0, "bounce",                                     \
+          "Sender of postmaster notices; mail from it that cannot be delivered is discarded, never returned.")
+
+/* main.cf names that are not C identifiers: the X() entry names the Config field, and
+ * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()
+ * relies on. */
+#define CONFIG_PARAM_SPELLING_double_bounce_notice_recipient ~, "2bounce_notice_recipient"

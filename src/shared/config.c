@@ -8,8 +8,15 @@
 #include "config.h"
 #include "log.h"
 
+/* A parameter's main.cf name: its field name, unless CONFIG_PARAM_SPELLING_<field> exists (Postfix's
+ * 2bounce_notice_recipient). That macro expands to two arguments, "~" and the spelling, which moves the
+ * spelling into the place CONFIG_SECOND_() picks; any other name stays one argument, and #n is second. */
+#define CONFIG_SECOND_(a, b, ...) b
+#define CONFIG_SECOND(...) CONFIG_SECOND_(__VA_ARGS__)
+#define CONFIG_PARAM_NAME(n) CONFIG_SECOND(CONFIG_PARAM_SPELLING_##n, #n, ~)
+
 const ConfigParam config_params[_CONFIG_PARAM_MAX] = {
-#define X(n, t, d, lo, hi, r, doc) [CONFIG_PARAM_##n] = { #n, CONFIG_##t, d, lo, hi, r, doc },
+#define X(n, t, d, lo, hi, r, doc) [CONFIG_PARAM_##n] = { CONFIG_PARAM_NAME(n), CONFIG_##t, d, lo, hi, r, doc },
         POSTBUS_CONFIG_PARAMS(X)
 #undef X
 };

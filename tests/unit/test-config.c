@@ -94,6 +94,19 @@ TEST(every_param_documented) {
         }
 }
 
+/* Postfix's 2bounce_notice_recipient is no C identifier: its field has another name, main.cf keeps Postfix's. */
+TEST(spelling) {
+        _cleanup_(config_freep) Config *c = parse("2bounce_notice_recipient = admin\n"
+                                                  "bounce_notice_recipient = $2bounce_notice_recipient\n");
+        ASSERT_TRUE(config_param_find("2bounce_notice_recipient") ==
+                    config_params + CONFIG_PARAM_double_bounce_notice_recipient);
+        ASSERT_TRUE(config_param_find("double_bounce_notice_recipient") == NULL);
+        ASSERT_STREQ(c->double_bounce_notice_recipient, "admin");
+        ASSERT_STREQ(c->bounce_notice_recipient, "admin");
+        ASSERT_EQ(c->lines[CONFIG_PARAM_double_bounce_notice_recipient], 1);
+        ASSERT_STREQ(config_params[CONFIG_PARAM_myhostname].name, "myhostname");
+}
+
 TEST(list) {
         _cleanup_strv_free_ char **l = NULL;
         ASSERT_OK(config_split_list(" a, b\tc,,d ", &l));
@@ -153,6 +166,7 @@ int main(void) {
         RUN(where);
         RUN(time);
         RUN(every_param_documented);
+        RUN(spelling);
         RUN(list);
         RUN(service_overrides);
         return 0;
