@@ -16,7 +16,7 @@ TRANSPORT = '/etc/postbus/transport'
 RELOCATED = '/etc/postbus/relocated'
 MASTER_CF = '/etc/postbus/master.cf'
 SCRIPT = '/usr/local/bin/pb-pipe-test'
-OUT = '/var/tmp/pb-pipe'
+OUT = '/home/pipeuser/out'     # the pipe unit has a private /tmp and writes only below /home
 
 MASTER = f"""# pipe transports for the test
 testpipe  unix  -       n       n       -       -       pipe
@@ -38,9 +38,20 @@ def reports(user, since_count):
             if m.get_content_type() == 'multipart/report']
 
 
-def wait_reports(user, since_count, n=1, timeout=60):
-    return pb.wait_until(lambda: len(reports(user, since_count)) >= n and reports(user, since_count),
-                         timeout=timeout, what=f'{n} report(s) in the mailbox of {user}')
+def about(rep, qid):
+    """Whether a report is about the message qid."""
+    try:
+        return status_fields(rep)[0]['X-Postbus-Queue-ID'] == qid
+    except (AssertionError, IndexError, TypeError):
+        return False
+
+
+def wait_reports(user, since_count, qid, n=1, timeout=60):
+    """The reports about qid in a user's mbox after the first since_count messages, once there are n."""
+    def mine():
+        found = [r for r in reports(user, since_count) if about(r, qid)]
+        return len(found) >= n and found
+    return pb.wait_until(mine, timeout=timeout, what=f'{n} report(s) about {qid} in the mailbox of {user}')
 
 
 def mbox_count(user):
@@ -63,9 +74,10 @@ class Notices(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         pb.add_user('alice')
-        pb.add_user('pipeuser')
+        pw = pb.add_user('pipeuser')
+        pb.add_user('gone')     # smtpd accepts only known local users; qmgr then finds them relocated
         os.makedirs(OUT, exist_ok=True)
-        os.chmod(OUT, 0o1777)
+        os.chown(OUT, pw.pw_uid, pw.pw_gid)
         with open(SCRIPT, 'w') as f:
             # Records who ran it with what, then exits as told by the recipient's local part.
             f.write('#!/bin/sh\n'
@@ -134,7 +146,7 @@ class Notices(unittest.TestCase):
         pb.systemctl('start', pb.QMGR_UNIT)
 
         qid = pb.send('alice@localhost', 'nouser@pipe.test', 'Subject: nu\n\nbody\n')
-        rep = wait_reports('alice', before)[-1]
+        rep = wait_reports('alice', before, qid)[-1]
         self.check_report(rep, qid, 'nouser@pipe.test', 'failed', '5.1.1', 'no such mailbox here')
         self.assertEqual(rep['Subject'], 'Undelivered Mail Returned to Sender')
 
@@ -164,7 +176,7 @@ class Notices(unittest.TestCase):
         try:
             before = mbox_count('alice')
             qid = pb.send('alice@localhost', 'x@retry.test', 'Subject: ex\n\nbody\n')
-            rep = wait_reports('alice', before)[-1]
+            rep = wait_reports('alice', before, qid)[-1]
             r = self.check_report(rep, qid, 'x@retry.test', 'failed', '4.4.1', 'out to lunch')
             self.assertIn('Diagnostic-Code', r)
             self.assertTrue(any(r.get('DELIVERY_STATUS') == 'expired' for r in pb.journal(QUEUE_ID=qid, since=self.cursor)))
@@ -178,12 +190,12 @@ class Notices(unittest.TestCase):
         try:
             before = mbox_count('alice')
             qid = pb.send('alice@localhost', 'y@retry.test', 'Subject: dw\n\nbody\n')
-            rep = wait_reports('alice', before)[-1]
+            rep = wait_reports('alice', before, qid)[-1]
             self.assertEqual(rep['Subject'], 'Delayed Mail (still being retried)')
             r = self.check_report(rep, qid, 'y@retry.test', 'delayed', '4.4.1')
             self.assertIn('Will-Retry-Until', r)
             time.sleep(8)       # several more attempts
-            self.assertEqual(len(reports('alice', before)), 1)
+            self.assertEqual(len([r for r in reports('alice', before) if about(r, qid)]), 1)
         finally:
             pb.write_config({'delay_warning_time': '0h'})
             pb.restart_services()
@@ -191,7 +203,7 @@ class Notices(unittest.TestCase):
     def test_relocated_5_1_6(self):
         before = mbox_count('alice')
         qid = pb.send('alice@localhost', 'gone@localhost', 'Subject: rel\n\nbody\n')
-        rep = wait_reports('alice', before)[-1]
+        rep = wait_reports('alice', before, qid)[-1]
         self.check_report(rep, qid, 'gone@localhost', 'failed', '5.1.6', 'user has moved to carol@elsewhere.example')
 
     def test_notify_success_delivered(self):
@@ -205,7 +217,7 @@ class Notices(unittest.TestCase):
             self.assertEqual(code, 250)
             code, text = smtp.data(b'Subject: dsn\r\n\r\nbody\r\n')
             qid = pb.queue_id_from_text(text.decode())
-        rep = wait_reports('alice', before)[-1]
+        rep = wait_reports('alice', before, qid)[-1]
         self.assertEqual(rep['Subject'], 'Successful Mail Delivery Report')
         r = self.check_report(rep, qid, 'dave@localhost', 'delivered', '2.0.0')
         self.assertIn('dave@localhost', r['Original-Recipient'])
