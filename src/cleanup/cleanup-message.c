@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "queue-file.h"
+#include "string-util.h"
 
 #define CLEANUP_CREATE_ATTEMPTS 8
 
@@ -322,27 +323,11 @@ void cleanup_wake_qmgr(Cleanup *c, const char *id) {
                 log_debug_errno(r, "%s: failed to wake qmgr, ignoring: %m", id);
 }
 
-static int strv_append(char ***l, size_t n, const char *s) {
-        char *copy = strdup(s), **nl;
-
-        if (!copy)
-                return -ENOMEM;
-        nl = realloc(*l, (n + 2) * sizeof(char *));
-        if (!nl) {
-                free(copy);
-                return -ENOMEM;
-        }
-        nl[n] = copy;
-        nl[n + 1] = NULL;
-        *l = nl;
-        return 0;
-}
-
 /* Submit's recipients, a(sss): address, NOTIFY and ORCPT ("" where not given), into three vectors of the
  * same length. -EINVAL: a NOTIFY or ORCPT that RFC 3461 does not allow. */
 static int read_recipients(sd_bus_message *m, char ***ret, char ***ret_notify, char ***ret_orcpt, size_t max) {
         _cleanup_strv_free_ char **l = NULL, **notify = NULL, **orcpt = NULL;
-        size_t n = 0;
+        size_t n = 0, n_notify = 0, n_orcpt = 0;
         int r;
 
         r = sd_bus_message_enter_container(m, 'a', "(sss)");
@@ -364,10 +349,9 @@ static int read_recipients(sd_bus_message *m, char ***ret, char ***ret_notify, c
                         return -E2BIG;
                 if ((*nt && dsn_notify_parse(nt, strlen(nt), &mask) < 0) || (*o && !dsn_orcpt_valid(o, strlen(o))))
                         return -EINVAL;
-                if ((r = strv_append(&l, n, a)) < 0 || (r = strv_append(&notify, n, nt)) < 0 ||
-                    (r = strv_append(&orcpt, n, o)) < 0)
+                if ((r = strv_push(&l, &n, strdup(a))) < 0 || (r = strv_push(&notify, &n_notify, strdup(nt))) < 0 ||
+                    (r = strv_push(&orcpt, &n_orcpt, strdup(o))) < 0)
                         return r;
-                n++;
         }
         if (r < 0)
                 return r;
@@ -416,14 +400,8 @@ static int read_strv(sd_bus_message *m, const char *contents, char ***ret, size_
                         free(s);
                         return -E2BIG;
                 }
-                char **nl = realloc(l, (n + 2) * sizeof(char *));
-                if (!nl) {
-                        free(s);
+                if (strv_push(&l, &n, s) < 0)
                         return -ENOMEM;
-                }
-                l = nl;
-                l[n++] = s;
-                l[n] = NULL;
         }
         if (r < 0)
                 return r;
