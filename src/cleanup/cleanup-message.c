@@ -349,7 +349,8 @@ static int read_recipients(sd_bus_message *m, char ***ret, char ***ret_notify, c
                         return -E2BIG;
                 if ((*nt && dsn_notify_parse(nt, strlen(nt), &mask) < 0) || (*o && !dsn_orcpt_valid(o, strlen(o))))
                         return -EINVAL;
-                if ((r = strv_push(&l, &n, strdup(a))) < 0 || (r = strv_push(&notify, &n_notify, strdup(nt))) < 0 ||
+                if ((r = strv_push(&l, &n, strdup(a))) < 0 ||
+                    (r = strv_push(&notify, &n_notify, strdup(nt))) < 0 ||
                     (r = strv_push(&orcpt, &n_orcpt, strdup(o))) < 0)
                         return r;
         }

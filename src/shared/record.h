@@ -30,7 +30,7 @@ typedef struct RecordFormat {
         size_t n_sections;
         const char *empty;              /* types whose records carry no data (markers); NULL: none */
         uint32_t max_len;               /* most data bytes in one record; 0: RECORD_MAX */
-        uint64_t head_max;              /* not 0: every section but the last must end within this many bytes */
+        uint64_t head_max;              /* not 0: all sections but the last end within this many bytes */
 } RecordFormat;
 
 typedef struct Record {

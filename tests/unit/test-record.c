@@ -87,7 +87,8 @@ static int read_all(const RecordFormat *f, const void *data, size_t len, char *r
                 ASSERT_EQ(kb, kf);
                 if (kb <= 0)
                         break;
-                ASSERT_TRUE(b.type == r.type && b.len == r.len && b.offset == r.offset && b.section == r.section);
+                ASSERT_TRUE(b.type == r.type && b.len == r.len);
+                ASSERT_TRUE(b.offset == r.offset && b.section == r.section);
 
                 const char *db, *df;
                 ASSERT_OK(record_reader_data(&rb, &b, &db));
@@ -214,8 +215,10 @@ TEST(truncation) {
         put_s(&l, 'x', "first");
         size_t whole = l.len;
         put_s(&l, 'y', "second");
-        for (size_t cut = 0; cut <= l.len; cut++)
-                ASSERT_EQ(read_all(&log_format, l.data, cut, NULL), cut == 0 || cut == whole || cut == l.len ? 0 : -EBADMSG);
+        for (size_t cut = 0; cut <= l.len; cut++) {
+                bool boundary = cut == 0 || cut == whole || cut == l.len;
+                ASSERT_EQ(read_all(&log_format, l.data, cut, NULL), boundary ? 0 : -EBADMSG);
+        }
 }
 
 TEST(oversize) {
@@ -285,7 +288,8 @@ static int collect(const char *data, size_t len, void *userdata) {
 
 TEST(content_walk) {
         Buf b = sample();
-        size_t content = RECORD_HEADER + 4 + RECORD_HEADER + 3 + RECORD_HEADER + RECORD_HEADER + 3 + RECORD_HEADER;
+        /* H "head", a "one", b "", a "two", M */
+        size_t content = 5 * RECORD_HEADER + 4 + 3 + 3;
         int fd = memfd_with(b.data, b.len);
 
         for (int mode = 0; mode < 2; mode++) {
