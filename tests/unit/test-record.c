@@ -126,6 +126,23 @@ TEST(sections) {
         free(s);
         record_reader_done(&r);
 
+        /* A string holds no NUL, with either reader. */
+        Buf nul = {};
+        put(&nul, 'H', "a\0b", 3);
+        int fd = memfd_with(nul.data, nul.len);
+        for (int mode = 0; mode < 2; mode++) {
+                if (mode == 0)
+                        record_reader_init(&r, &test_format, nul.data, nul.len);
+                else
+                        record_reader_init_fd(&r, &test_format, fd, nul.len);
+                ASSERT_EQ(record_reader_next(&r, &rec), 1);
+                s = NULL;
+                ASSERT_ERR(record_reader_string(&r, &rec, &s), EBADMSG);
+                ASSERT_TRUE(s == NULL);
+                record_reader_done(&r);
+        }
+        close(fd);
+
         /* After the end record: 0, and 0 again. */
         record_reader_init(&r, &test_format, b.data, b.len);
         while (record_reader_next(&r, &rec) > 0)
