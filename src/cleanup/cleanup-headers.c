@@ -1,4 +1,6 @@
-/* cleanup-headers.c: finding the header section of a message and the headers it lacks. */
+/* cleanup-headers.c: finding the header section of a message and the headers it lacks, and the phrase of a
+ * From header cleanup adds. Pure helpers of the cleanup process. */
+#include <ctype.h>
 #include <stdbool.h>
 #include <strings.h>
 
@@ -94,4 +96,35 @@ int cleanup_header_scan(const char *buf, size_t len, CleanupHeaderScan *ret) {
         }
         *ret = s;
         return 0;
+}
+
+char *cleanup_phrase(const char *name) {
+        bool atoms = true;
+        char *out, *o;
+
+        for (const char *p = name; *p; p++)
+                if (!isalnum((unsigned char) *p) && !strchr(" !#$%&'*+-/=?^_`{|}~", *p) && (unsigned char) *p < 0x80)
+                        atoms = false;
+        if (atoms && name[0] != ' ') {
+                out = strdup(name);
+                if (out)
+                        for (o = out; *o; o++)
+                                if ((unsigned char) *o < 0x20)
+                                        *o = ' ';
+                return out;
+        }
+        out = o = malloc(strlen(name) * 2 + 3);
+        if (!out)
+                return NULL;
+        *o++ = '"';
+        for (const char *p = name; *p; p++) {
+                if ((unsigned char) *p < 0x20 || *p == 0x7F)
+                        continue;
+                if (*p == '"' || *p == '\\')
+                        *o++ = '\\';
+                *o++ = *p;
+        }
+        *o++ = '"';
+        *o = '\0';
+        return out;
 }

@@ -1,6 +1,8 @@
-/* cleanup-message.c: org.postbus.Cleanup1: a submitted message becomes a durable queue file in incoming/. */
+/* cleanup-message.c: org.postbus.Cleanup1: a submitted message becomes a durable queue file in incoming/, with
+ * the headers it lacks; and the group commit of incoming/. Runs in the cleanup process. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -10,7 +12,6 @@
 #include "cleanup.h"
 #include "log.h"
 #include "queue-file.h"
-#include "string-util.h"
 
 #define CLEANUP_CREATE_ATTEMPTS 8
 
@@ -48,6 +49,21 @@ static int create_queue_file(Cleanup *c, char id[static QUEUE_ID_SIZE], char tmp
         return -EEXIST;
 }
 
+_printf_(2, 3) static int write_header(QueueWriter *w, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                s = NULL;
+                return -ENOMEM;
+        }
+        return queue_writer_content(w, s, (size_t) n);
+}
+
 static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const char *id, time_t now) {
         const char *helo = cleanup_attr_get(req->attrs, "helo_name");
         const char *name = cleanup_attr_get(req->attrs, "client_name");
@@ -55,9 +71,7 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
         const char *proto = cleanup_attr_get(req->attrs, "protocol");
         const char *user = cleanup_attr_get(req->attrs, "uid");
         const char *sasl = cleanup_attr_get(req->attrs, "sasl_username");
-        _cleanup_free_ char *s = NULL;
         char date[64];
-        int n;
 
         /* smtpd's AUTH name, as Postfix shows it; smtpd allows printable ASCII only, and no line break may
          * ever get into a header from it. */
@@ -65,22 +79,19 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
                 sasl = NULL;
         format_date(date, sizeof date, now);
         if (addr)
-                n = asprintf(&s, "Received: from %s (%s [%s])\n%s%s%s\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
-                             strna(helo), strna(name), addr, sasl ? "\t(Authenticated sender: " : "", strempty(sasl),
-                             sasl ? ")\n" : "", c->daemon->config->myhostname, proto ?: "SMTP", id,
-                             req->recipients[1] ? "" : "\n\tfor <", req->recipients[1] ? "" : req->recipients[0],
-                             req->recipients[1] ? "" : ">", date);
-        else
-                n = asprintf(&s, "Received: by %s (postbus, from userid %s)\n\tid %s; %s\n",
-                             c->daemon->config->myhostname, strna(user), id, date);
-        if (n < 0)
-                return -ENOMEM;
-        return queue_writer_content(w, s, (size_t) n);
+                return write_header(w, "Received: from %s (%s [%s])\n%s%s%s"
+                                       "\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
+                                    strna(helo), strna(name), addr, sasl ? "\t(Authenticated sender: " : "",
+                                    strempty(sasl), sasl ? ")\n" : "", c->daemon->config->myhostname, proto ?: "SMTP",
+                                    id, req->recipients[1] ? "" : "\n\tfor <",
+                                    req->recipients[1] ? "" : req->recipients[0], req->recipients[1] ? "" : ">", date);
+        return write_header(w, "Received: by %s (postbus, from userid %s)\n\tid %s; %s\n",
+                            c->daemon->config->myhostname, strna(user), id, date);
 }
 
 static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const CleanupHeaderScan *h,
                                  const char *id, time_t now, char **ret_message_id) {
-        _cleanup_free_ char *s = NULL, *mid = NULL;
+        _cleanup_free_ char *mid = NULL;
         char date[64], stamp[32];
         struct tm tm;
         int r;
@@ -88,43 +99,36 @@ static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupReques
         if (!h->has_message_id) {
                 (void) gmtime_r(&now, &tm);
                 (void) strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-                if (asprintf(&mid, "<%s.%s@%s>", stamp, id, c->daemon->config->myhostname) < 0)
+                if (asprintf(&mid, "<%s.%s@%s>", stamp, id, c->daemon->config->myhostname) < 0) {
+                        mid = NULL;
                         return -ENOMEM;
-                if (asprintf(&s, "Message-ID: %s\n", mid) < 0)
-                        return -ENOMEM;
-                r = queue_writer_content(w, s, strlen(s));
+                }
+                r = write_header(w, "Message-ID: %s\n", mid);
                 if (r < 0)
                         return r;
-                s = mfree(s);
         }
         if (!h->has_date) {
                 format_date(date, sizeof date, now);
-                if (asprintf(&s, "Date: %s\n", date) < 0)
-                        return -ENOMEM;
-                r = queue_writer_content(w, s, strlen(s));
+                r = write_header(w, "Date: %s\n", date);
                 if (r < 0)
                         return r;
-                s = mfree(s);
         }
         if (!h->has_from) {
                 const char *full_name = cleanup_attr_get(req->attrs, "full_name");
                 _cleanup_free_ char *phrase = NULL;
-                int n;
 
                 /* Local mail: the submitting user, with the full name sendmail -F or the password
                  * database gave. */
-                if (!isempty(req->sender) && !isempty(full_name) && streq(strempty(cleanup_attr_get(req->attrs, "origin")), "pickup")) {
+                if (!isempty(req->sender) && !isempty(full_name) &&
+                    streq(strempty(cleanup_attr_get(req->attrs, "origin")), "pickup")) {
                         phrase = cleanup_phrase(full_name);
                         if (!phrase)
                                 return -ENOMEM;
                 }
                 if (phrase)
-                        n = asprintf(&s, "From: %s <%s>\n", phrase, req->sender);
+                        r = write_header(w, "From: %s <%s>\n", phrase, req->sender);
                 else
-                        n = asprintf(&s, "From: %s\n", isempty(req->sender) ? "MAILER-DAEMON" : req->sender);
-                if (n < 0)
-                        return -ENOMEM;
-                r = queue_writer_content(w, s, strlen(s));
+                        r = write_header(w, "From: %s\n", isempty(req->sender) ? "MAILER-DAEMON" : req->sender);
                 if (r < 0)
                         return r;
         }
@@ -323,40 +327,77 @@ void cleanup_wake_qmgr(Cleanup *c, const char *id) {
                 log_debug_errno(r, "%s: failed to wake qmgr, ignoring: %m", id);
 }
 
-/* Submit's recipients, a(sss): address, NOTIFY and ORCPT ("" where not given), into three vectors of the
- * same length. -EINVAL: a NOTIFY or ORCPT that RFC 3461 does not allow. */
-static int read_recipients(sd_bus_message *m, char ***ret, char ***ret_notify, char ***ret_orcpt, size_t max) {
-        _cleanup_strv_free_ char **l = NULL, **notify = NULL, **orcpt = NULL;
-        size_t n = 0, n_notify = 0, n_orcpt = 0;
+static int strv_append(char ***l, size_t n, const char *s) {
+        char *copy = strdup(s), **nl;
+
+        if (!copy)
+                return -ENOMEM;
+        nl = realloc(*l, (n + 2) * sizeof(char *));
+        if (!nl) {
+                free(copy);
+                return -ENOMEM;
+        }
+        nl[n] = copy;
+        nl[n + 1] = NULL;
+        *l = nl;
+        return 0;
+}
+
+/* Reads an array of contents element by element with read_element (1: one more, 0: the end, -errno), at
+ * most max of them (-E2BIG), and leaves it. */
+typedef int (*ReadElementFunc)(sd_bus_message *m, size_t n, void *userdata);
+
+static int read_array(sd_bus_message *m, const char *contents, size_t max, ReadElementFunc read_element,
+                      void *userdata) {
         int r;
 
-        r = sd_bus_message_enter_container(m, 'a', "(sss)");
+        r = sd_bus_message_enter_container(m, 'a', contents);
         if (r < 0)
                 return r;
-        l = calloc(1, sizeof(char *));
-        notify = calloc(1, sizeof(char *));
-        orcpt = calloc(1, sizeof(char *));
-        if (!l || !notify || !orcpt)
-                return -ENOMEM;
-        for (;;) {
-                const char *a, *nt, *o;
-                unsigned mask;
-
-                r = sd_bus_message_read(m, "(sss)", &a, &nt, &o);
+        for (size_t n = 0;; n++) {
+                r = read_element(m, n, userdata);
                 if (r <= 0)
                         break;
                 if (n >= max)
                         return -E2BIG;
-                if ((*nt && dsn_notify_parse(nt, strlen(nt), &mask) < 0) || (*o && !dsn_orcpt_valid(o, strlen(o))))
-                        return -EINVAL;
-                if ((r = strv_push(&l, &n, strdup(a))) < 0 ||
-                    (r = strv_push(&notify, &n_notify, strdup(nt))) < 0 ||
-                    (r = strv_push(&orcpt, &n_orcpt, strdup(o))) < 0)
-                        return r;
         }
         if (r < 0)
                 return r;
-        r = sd_bus_message_exit_container(m);
+        return sd_bus_message_exit_container(m);
+}
+
+typedef struct SubmitRecipients {
+        char ***addresses, ***notify, ***orcpt;
+} SubmitRecipients;
+
+static int read_recipient(sd_bus_message *m, size_t n, void *userdata) {
+        SubmitRecipients *v = userdata;
+        const char *a, *nt, *o;
+        unsigned mask;
+        int r;
+
+        r = sd_bus_message_read(m, "(sss)", &a, &nt, &o);
+        if (r <= 0)
+                return r;
+        if ((*nt && dsn_notify_parse(nt, strlen(nt), &mask) < 0) || (*o && !dsn_orcpt_valid(o, strlen(o))))
+                return -EINVAL;
+        if ((r = strv_append(v->addresses, n, a)) < 0 || (r = strv_append(v->notify, n, nt)) < 0 ||
+            (r = strv_append(v->orcpt, n, o)) < 0)
+                return r;
+        return 1;
+}
+
+/* Submit's recipients, a(sss): address, NOTIFY and ORCPT ("" where not given), into three vectors of the
+ * same length. -EINVAL: a NOTIFY or ORCPT that RFC 3461 does not allow. */
+static int read_recipients(sd_bus_message *m, char ***ret, char ***ret_notify, char ***ret_orcpt, size_t max) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *)), **notify = calloc(1, sizeof(char *)),
+                                 **orcpt = calloc(1, sizeof(char *));
+        int r;
+
+        if (!l || !notify || !orcpt)
+                return -ENOMEM;
+        r = read_array(m, "(sss)", max, read_recipient,
+                       &(SubmitRecipients) { .addresses = &l, .notify = &notify, .orcpt = &orcpt });
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(l);
@@ -365,48 +406,32 @@ static int read_recipients(sd_bus_message *m, char ***ret, char ***ret_notify, c
         return 0;
 }
 
-static int read_strv(sd_bus_message *m, const char *contents, char ***ret, size_t max) {
-        _cleanup_strv_free_ char **l = NULL;
-        size_t n = 0;
+static int read_attr(sd_bus_message *m, size_t n, void *userdata) {
+        _cleanup_free_ char *s = NULL;
+        const char *k, *v;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'a', contents);
-        if (r < 0)
+        r = sd_bus_message_read(m, "{ss}", &k, &v);
+        if (r <= 0)
                 return r;
-        l = calloc(1, sizeof(char *));
+        if (strlen(k) == 0 || strchr(k, '=') || strlen(k) + strlen(v) > CLEANUP_ATTR_MAX)
+                return -EINVAL;
+        if (asprintf(&s, "%s=%s", k, v) < 0) {
+                s = NULL;
+                return -ENOMEM;
+        }
+        r = strv_append(userdata, n, s);
+        return r < 0 ? r : 1;
+}
+
+/* Submit's attributes, a{ss}, as "name=value" strings. */
+static int read_attrs(sd_bus_message *m, char ***ret, size_t max) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        int r;
+
         if (!l)
                 return -ENOMEM;
-        for (;;) {
-                const char *k, *v;
-                char *s;
-
-                if (streq(contents, "s")) {
-                        r = sd_bus_message_read_basic(m, 's', &k);
-                        if (r <= 0)
-                                break;
-                        s = strdup(k);
-                } else {
-                        r = sd_bus_message_read(m, "{ss}", &k, &v);
-                        if (r <= 0)
-                                break;
-                        if (strlen(k) == 0 || strchr(k, '=') || strlen(k) + strlen(v) > CLEANUP_ATTR_MAX)
-                                return -EINVAL;
-                        s = NULL;
-                        if (asprintf(&s, "%s=%s", k, v) < 0)
-                                s = NULL;
-                }
-                if (!s)
-                        return -ENOMEM;
-                if (n >= max) {
-                        free(s);
-                        return -E2BIG;
-                }
-                if (strv_push(&l, &n, s) < 0)
-                        return -ENOMEM;
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
+        r = read_array(m, "{ss}", max, read_attr, &l);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(l);
@@ -424,7 +449,7 @@ static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return r;
         r = read_recipients(m, &recipients, &notify, &orcpt, CLEANUP_RECIPIENTS_MAX);
         if (r >= 0)
-                r = read_strv(m, "{ss}", &attrs, CLEANUP_ATTRS_MAX);
+                r = read_attrs(m, &attrs, CLEANUP_ATTRS_MAX);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)

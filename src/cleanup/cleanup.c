@@ -43,12 +43,7 @@ static void remove_stale_temporary_files(Cleanup *c) {
 static int cleanup_setup(Daemon *d) {
         Cleanup *c;
         _cleanup_free_ char *incoming = NULL, *qmgr_path = NULL;
-        uid_t uid;
-        int fd, r;
-
-        fd = daemon_listen_fd(d, "cleanup");
-        if (fd < 0)
-                return log_error_errno(fd, "No socket named \"cleanup\" was passed.");
+        int r;
 
         c = calloc(1, sizeof(Cleanup));
         if (!c)
@@ -64,11 +59,11 @@ static int cleanup_setup(Daemon *d) {
                 return log_error_errno(errno, "Failed to open %s: %m", incoming);
         remove_stale_temporary_files(c);
 
-        r = bus_server_new(d, fd, cleanup_bus_setup, c, &c->server);
+        r = bus_server_serve(d, "cleanup", cleanup_bus_setup, c, &c->server);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No socket named \"cleanup\" was passed.");
         if (r < 0)
-                return log_error_errno(r, "Failed to serve the cleanup socket: %m");
-        if (get_user_uid("postbus", &uid) >= 0)
-                bus_server_allow_uid(c->server, uid);
+                return r;
 
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/qmgr", &c->qmgr);
         if (r < 0)

@@ -1,4 +1,5 @@
-/* cleanup.h: private to the cleanup role. */
+/* cleanup.h: private to the cleanup role: what the files of the cleanup process share, the submission in
+ * progress (CleanupJob) among them. */
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -109,5 +110,95 @@ void cleanup_wake_qmgr(Cleanup *c, const char *id);
 int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender, char **recipients,
                       char **dsn_notify, char **dsn_orcpt, char **attrs);
 
-/* A display name as an RFC 5322 phrase: as it is when it is all atoms, else a quoted string. */
+/* cleanup-headers.c: a display name as an RFC 5322 phrase: as it is when it is all atoms, else a quoted
+ * string. */
 char *cleanup_phrase(const char *name);
+
+/* ---- one submission: cleanup-job.c (its course), cleanup-job-headers.c (the header pass),
+ * cleanup-virtual.c (virtual aliases), cleanup-job-fail.c (the answers that are not a queue ID) ---- */
+
+typedef struct CleanupJob CleanupJob;
+typedef void (*CleanupJobStep)(CleanupJob *j);
+typedef struct CleanupVirtualNode CleanupVirtualNode;
+
+/* An address in a header that canonical maps and masquerading may change. */
+typedef struct CleanupHeaderAddress {
+        size_t start, end;              /* of the addr-spec in the content */
+        char *original;
+        char *address;                  /* what it becomes */
+        bool sender;                    /* From, Sender, Reply-To, ...: else To, Cc, ... */
+} CleanupHeaderAddress;
+
+/* Most addresses in the headers of one message that cleanup rewrites; those beyond are left alone. */
+#define CLEANUP_HEADER_ADDRESSES_MAX 10000U
+
+struct CleanupJob {
+        Cleanup *cleanup;
+        sd_bus_message *request;
+        int fd;
+        void *content;
+        size_t size;
+
+        char *sender;
+        char **recipients;
+        size_t n_recipients;
+        char **dsn_notify, **dsn_orcpt; /* RFC 3461, per submitted recipient ("" where not given) */
+        size_t n_dsn;
+        char **attrs;
+
+        CleanupRange *drops;            /* headers left out */
+        size_t n_drops;
+        CleanupHeaderAddress *header_addresses;
+        size_t n_header_addresses;
+        char *hold;
+        bool discard;
+        char *reject;                   /* "550 5.7.1 ...": the permanent answer */
+        char *defer;                    /* "451 4.3.0 ...": the temporary answer */
+
+        unsigned pending;               /* rewrite calls in flight */
+        char ***queue;                  /* the slots of this round, sent a window at a time */
+        size_t n_queue, queue_next;
+        CleanupJobStep next;            /* what runs once they are all back */
+
+        CleanupVirtualNode *nodes, *frontier;
+        size_t n_nodes;
+};
+
+/* Frees a job in any state (half-built too) and tells the daemon it is one submission less busy. */
+CleanupJob *cleanup_job_free(CleanupJob *j);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CleanupJob *, cleanup_job_free);
+/* Asks rewrite for the canonical form of *slot in the coming round; the answer replaces it. */
+void cleanup_job_rewrite(CleanupJob *j, char **slot);
+/* Sends the round; next runs when its last answer is in (at once when nothing was asked), unless the
+ * answer is known by then: that is given instead. */
+void cleanup_job_round_start(CleanupJob *j, CleanupJobStep next);
+/* The last step: the final recipients, the header edits, the queue file, the reply. */
+void cleanup_job_write(CleanupJob *j);
+
+/* cleanup-job-fail.c. The temporary answer, unless one (or a rejection) is set already. */
+void cleanup_job_defer(CleanupJob *j, const char *text);
+/* The permanent answer, replacing any other; -ENOMEM. */
+int cleanup_job_reject(CleanupJob *j, const char *fmt, ...) _printf_(2, 3);
+/* Answers the submitter with the rejection, the temporary failure, or an internal error, and frees j. */
+void cleanup_job_reply_error(CleanupJob *j);
+/* cleanup_job_defer() and cleanup_job_reply_error(): the end of j. */
+void cleanup_job_fail(CleanupJob *j, const char *text);
+
+/* cleanup-job-headers.c. header_checks, the addresses of sender and recipient headers, and for sendmail
+ * -t the recipients of To, Cc and Bcc (the header section is content[0..header_end)). A rejection is
+ * j->reject, with 0; -E2BIG: too many recipients. */
+int cleanup_job_header_pass(CleanupJob *j, size_t header_end);
+/* The edits of the header section, in order: the headers left out, and the addresses that changed outside
+ * them. */
+int cleanup_job_header_edits(CleanupJob *j, CleanupRange **ret, size_t *ret_n);
+void cleanup_job_header_addresses_free(CleanupJob *j);
+
+/* cleanup-virtual.c. Expands the recipients through virtual_alias_maps round by round, each round's
+ * results in canonical form again; then cleanup_job_write(). */
+void cleanup_virtual_start(CleanupJob *j);
+/* The final recipients (borrowed, NULL-terminated): the leaves of the expansion in the order of expansion,
+ * or the recipients when nothing was expanded. */
+int cleanup_virtual_final(CleanupJob *j, char ***ret, size_t *ret_n);
+/* The submitted recipient that address (one of cleanup_virtual_final()'s) came from. */
+const char *cleanup_virtual_root(const CleanupJob *j, const char *address);
+void cleanup_virtual_free(CleanupJob *j);

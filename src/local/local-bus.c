@@ -254,11 +254,11 @@ static void call_finish(LocalCall *c) {
         }
         r = sd_bus_message_new_method_return(c->message, &reply);
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(usss)");
+                r = sd_bus_message_open_container(reply, 'a', "(ussss)");
         for (size_t i = 0; r >= 0 && i < c->n_recipients; i++) {
                 const LocalRecipient *rcpt = c->recipients + i;
-                r = sd_bus_message_append(reply, "(usss)", rcpt->index,
-                                          local_status_to_string(rcpt->result.status), rcpt->result.dsn,
+                r = sd_bus_message_append(reply, "(ussss)", rcpt->index,
+                                          local_status_to_string(rcpt->result.status), rcpt->result.dsn, "local",
                                           rcpt->result.text);
         }
         if (r >= 0)
@@ -358,11 +358,15 @@ static int invalid(sd_bus_error *error, const char *text) {
 static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Local *l = userdata;
         _cleanup_(call_freep) LocalCall *c = NULL;
-        const char *queue_id, *sender;
+        const char *queue_id, *sender, *transport, *nexthop;
         struct stat st;
         int fd, r;
 
-        r = sd_bus_message_read(m, "hss", &fd, &queue_id, &sender);
+        r = sd_bus_message_read(m, "hssss", &fd, &queue_id, &sender, &transport, &nexthop);
+        if (r < 0)
+                return r;
+        /* local has no per-transport options: its parameters are main.cf's. */
+        r = sd_bus_message_skip(m, "a{ss}");
         if (r < 0)
                 return r;
         r = call_new(l, &c);
@@ -440,9 +444,9 @@ static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error
 static const sd_bus_vtable local_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Deliver",
-                                SD_BUS_ARGS("h", queue_file, "s", queue_id, "s", sender,
-                                            "a(us)", recipients),
-                                SD_BUS_RESULT("a(usss)", results),
+                                SD_BUS_ARGS("h", queue_file, "s", queue_id, "s", sender, "s", transport,
+                                            "s", nexthop, "a{ss}", options, "a(us)", recipients),
+                                SD_BUS_RESULT("a(ussss)", results),
                                 method_deliver, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

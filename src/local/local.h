@@ -1,11 +1,12 @@
 /* local.h: private to the local role: delivery results, the mbox and Maildir helpers, the writers of
- * mailboxes, the delivery child and the Delivery1 bus service. */
+ * mailboxes, the delivery child and its expansion of a recipient, and the Delivery1 bus service. */
 #pragma once
 
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "queue-file.h"
+#include "table.h"
 
 /* Most recipients in one Deliver call. */
 #define LOCAL_RECIPIENTS_MAX 1000U
@@ -185,6 +187,9 @@ typedef struct LocalPrivs {
 } LocalPrivs;
 
 void local_privs_done(LocalPrivs *p);
+/* local-privs.c: the identity of pw (a shell of "/bin/sh" where it has none), and a copy of p. */
+int local_privs_from_pw(const struct passwd *pw, LocalPrivs *ret);
+int local_privs_copy(const LocalPrivs *p, LocalPrivs *ret);
 
 /* Runs command with /bin/sh -c as privs, in a session of its own, with the environment env
  * ("NAME=value", NULL-terminated) and the message on stdin (From_ line, Return-Path and Delivered-To
@@ -241,3 +246,119 @@ typedef struct Local Local;
 int local_new(Daemon *d, int listen_fd, uid_t peer_uid, Local **ret);
 /* Waits for the running children, answers every call in progress, closes the connections, and frees. */
 Local *local_free(Local *l);
+
+/* ---- inside local_expand_deliver(), in the delivery child: local-expand.c (the tree of destinations and
+ * its walk), local-expand-alias.c (alias_maps), local-expand-include.c (:include: files),
+ * local-expand-forward.c (.forward files, and addresses sent on to other domains), local-expand-deliver.c
+ * (the final deliveries: mailbox, /file, |command) ---- */
+
+/* What named a destination. */
+typedef enum LocalSource {
+        LOCAL_SOURCE_RECIPIENT,
+        LOCAL_SOURCE_ALIAS,
+        LOCAL_SOURCE_INCLUDE,
+        LOCAL_SOURCE_FORWARD,
+        _LOCAL_SOURCE_MAX,
+        _LOCAL_SOURCE_INVALID = -EINVAL,
+} LocalSource;
+
+/* Whether list (allow_mail_to_commands, allow_mail_to_files) allows destinations named by source. */
+bool local_source_allowed(const char *list, LocalSource source);
+
+/* A destination in the tree of one recipient's expansion. */
+typedef struct LocalItem {
+        LocalTargetType type;
+        char *value;                    /* ADDRESS: qualified; MAILBOX: user; else command or path */
+        size_t parent;                  /* SIZE_MAX: the recipient itself */
+        unsigned depth;
+        LocalSource source;
+        LocalPrivs privs;               /* for commands, files and :include: (uid (uid_t) -1: none yet) */
+        bool skip_alias, skip_forward;
+} LocalItem;
+
+/* Addresses of other domains that share a Delivered-To: one submission to cleanup. */
+typedef struct LocalForwardGroup {
+        char *delivered_to;
+        char **recipients;              /* NULL-terminated */
+        size_t n;
+} LocalForwardGroup;
+
+typedef struct LocalExpand {
+        const LocalMessage *m;
+        const Config *c;
+        int report_fd;
+        LocalHeaderScan scan;
+        LocalItem *items;
+        size_t n_items;
+        char **seen;                    /* final deliveries done, as "type\nidentity\nvalue" */
+        size_t n_seen;
+        LocalForwardGroup *groups;
+        size_t n_groups;
+        char **mydestination;
+        Table **tables;
+        size_t n_tables;
+        bool limit_reported;
+} LocalExpand;
+
+/* user+extension: the length of the user part of local and the extension with its delimiter, as Postfix
+ * splits at the first of the recipient_delimiter characters (not at the very start). */
+typedef struct LocalExtension {
+        size_t user_len;
+        char delimiter[2];
+        const char *extension;          /* NULL: none */
+} LocalExtension;
+
+LocalExtension local_extension_split(const Config *c, const char *local);
+/* ASCII letters to lower case, in place. */
+void local_lowercase(char *s);
+
+/* local-expand.c. The local address item i belongs to: itself or its nearest address ancestor (the
+ * recipient for SIZE_MAX). */
+const char *local_expand_item_address(const LocalExpand *e, size_t i);
+/* A report line for a final delivery to to, or for item i (to its address). */
+void local_expand_report(LocalExpand *e, const char *to, const LocalResult *r);
+void local_expand_report_item(LocalExpand *e, size_t i, const LocalResult *r);
+/* Reports item i as failed (dsn "4.x.y" or "5.x.y"); %m is errno as it was. */
+void local_expand_fail(LocalExpand *e, size_t i, const char *dsn, const char *fmt, ...) _printf_(4, 5);
+/* Adds the destinations of l below i, to be expanded in turn, named by source and acting as privs. */
+void local_expand_add_children(LocalExpand *e, size_t i, LocalSource source, const LocalPrivs *privs,
+                               const LocalTargetList *l);
+/* Reports, once per expansion, that it has more destinations than duplicate_filter_limit. */
+void local_expand_limit_exceeded(LocalExpand *e, size_t i);
+/* Whether this final delivery was done already; remembers it otherwise. */
+bool local_expand_seen(LocalExpand *e, LocalTargetType type, uid_t uid, const char *value);
+/* The identity of files and commands named by something uid owns: uid, or default_privs for root. */
+int local_expand_privs_for_owner(LocalExpand *e, uid_t uid, LocalPrivs *ret);
+/* The user of a local part; NULL with item i reported (unknown: 5.1.1, a lookup error: 4.3.0). */
+struct passwd *local_expand_getpwnam(LocalExpand *e, size_t i, const char *user);
+
+/* local-expand-alias.c. Opens alias_maps. */
+int local_expand_alias_open(LocalExpand *e);
+void local_expand_alias_close(LocalExpand *e);
+/* Expands item i through alias_maps, local part local (user+extension) or else user: 1 when it is an
+ * alias (its destinations added, or item i reported), 0 when it is none. */
+int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *user, const LocalExtension *x);
+
+/* local-expand-include.c. A list file (:include: or .forward) opened as uid/gid: -errno from open,
+ * -EBADFD for a file that is not regular, -EFBIG beyond LOCAL_LIST_FILE_MAX; with the file's state. */
+int local_read_list_file(const char *path, uid_t uid, gid_t gid, char **ret, size_t *ret_len,
+                         struct stat *ret_st);
+/* :include:/path: its destinations, read as whoever named it and acting as its owner. */
+void local_expand_include(LocalExpand *e, size_t i);
+
+/* local-expand-forward.c. Expands item i, of user pw, through the first .forward of forward_path: 1 when
+ * there is one (its destinations added, or item i reported), 0 when there is none. */
+int local_expand_forward(LocalExpand *e, size_t i, const struct passwd *pw, const char *local, const char *domain,
+                         const LocalExtension *x);
+/* Item i, an address of another domain, is sent on with the others of its Delivered-To... */
+void local_expand_forward_add(LocalExpand *e, size_t i);
+/* ...in one submission to cleanup per Delivered-To, once the expansion is done. */
+void local_expand_forward_submit(LocalExpand *e);
+void local_expand_forward_done(LocalExpand *e);
+
+/* local-expand-deliver.c. The final deliveries: the mailbox of pw for address, \user's mailbox, a /file
+ * and a |command; each reported. */
+void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address);
+void local_expand_mailbox(LocalExpand *e, size_t i);
+void local_expand_file(LocalExpand *e, size_t i);
+void local_expand_command(LocalExpand *e, size_t i);

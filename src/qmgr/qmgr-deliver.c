@@ -1,197 +1,123 @@
-/* qmgr-deliver.c: handing recipients to the delivery roles and taking their results back. */
+/* qmgr-deliver.c: where each recipient goes (rewrite's Resolve, relocated_maps, the transport), what
+ * qmgr decides itself (error, retry, discard), and the Deliver calls to the agents with their results.
+ * Run by qmgr. */
+#include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
 
 #include "address.h"
+#include "agent-bus.h"
 #include "log.h"
 #include "qmgr.h"
 
-typedef struct DeliveryCall {
-        QmgrMessage *message;
-        size_t n;
-        size_t indices[];               /* recipients of this call, by index in the envelope */
-} DeliveryCall;
+/* One recipient's outcome: status is DELIVERY_STATUS_*. */
+typedef struct QmgrResult {
+        size_t index;
+        const char *status, *dsn, *relay, *text;
+} QmgrResult;
 
-/* The "to=<...>" record for a recipient that qmgr itself defers. */
-static void log_deferred(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why) {
-        const char *rcpt = m->envelope->recipients[i].address;
-        _cleanup_free_ char *escaped = log_escape(rcpt, strlen(rcpt));
-        double delay = (double) (now_realtime_usec() - MIN(now_realtime_usec(), m->envelope->arrival_usec)) / 1e6;
-
-        log_mail(LOG_INFO, m->id,
-                 LOG_FIELDS({ "RECIPIENT", escaped }, { "RELAY", relay }, { "DSN", dsn },
-                            { "DELIVERY_STATUS", "deferred" }),
-                 "to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=deferred (%s)", strempty(escaped), relay, delay, dsn,
-                 why);
-}
-
-static void ready_push(Qmgr *q, QmgrMessage *m) {
-        m->waiting = true;
-        m->ready_next = NULL;
-        if (q->ready_tail)
-                q->ready_tail->ready_next = m;
-        else
-                q->ready_head = m;
-        q->ready_tail = m;
-}
-
-static QmgrMessage *ready_pop(Qmgr *q) {
-        QmgrMessage *m = q->ready_head;
-
-        if (!m)
-                return NULL;
-        q->ready_head = m->ready_next;
-        if (!q->ready_head)
-                q->ready_tail = NULL;
-        m->waiting = false;
-        return m;
-}
-
-static int mark_results(DeliveryCall *call, sd_bus_message *reply) {
-        QmgrMessage *m = call->message;
+bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n) {
         _cleanup_close_ int fd = -EBADF;
-        unsigned marked = 0, bounced = 0;
-        uint32_t index;
-        const char *status, *dsn, *text;
-        int r;
+        int r = 0;
 
-        r = sd_bus_message_enter_container(reply, 'a', "(usss)");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_read(reply, "(usss)", &index, &status, &dsn, &text)) > 0) {
-                bool ours = false;
-                for (size_t i = 0; i < call->n; i++)
-                        if (call->indices[i] == index)
-                                ours = true;
-                if (!ours) {
-                        log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "delivery result for unknown recipient %" PRIu32
-                                 ", ignoring", index);
-                        continue;
-                }
-                if (!streq(status, "sent") && !streq(status, "bounced"))
-                        continue;       /* deferred: stays pending, the role has logged why */
-                if (streq(status, "bounced"))
-                        bounced++;
-                if (fd < 0) {
-                        fd = openat(m->qmgr->queue_fds[QUEUE_ACTIVE], m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-                        if (fd < 0) {
-                                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to open the queue file: %s",
-                                         strerror(errno));
-                                continue;       /* at worst delivered twice */
-                        }
-                }
-                r = queue_file_mark_done(fd, m->envelope->recipients[index].offset);
-                if (r < 0) {
-                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to mark a recipient done: %s", strerror(-r));
-                        continue;       /* at worst delivered twice */
-                }
-                m->envelope->recipients[index].done = true;
-                marked++;
-        }
-        if (r < 0)
-                return r;
-        if (marked > 0 && fdatasync(fd) < 0)
-                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to sync the queue file: %s", strerror(errno));
-        if (bounced > 0)
-                log_mail(LOG_NOTICE, m->id, LOG_NO_FIELDS,
-                         "sender non-delivery notification not sent: postbus has no bounce role yet");
-        return sd_bus_message_exit_container(reply);
-}
-
-/* A call is over: the message may be finished, and a delivery slot is free. */
-static void call_done(DeliveryCall *call) {
-        QmgrMessage *m = call->message;
-        Qmgr *q = m->qmgr;
-
-        q->local_calls--;
-        m->calls--;
-        free(call);
-        qmgr_message_finish(m);
-        qmgr_deliver_ready(q);
-}
-
-/* The outcome is unknown: the worst case of a retry is a duplicate. */
-static void call_failed(DeliveryCall *call, const char *relay, const char *why) {
-        for (size_t i = 0; i < call->n; i++)
-                log_deferred(call->message, call->indices[i], relay, "4.3.0", why);
-        call_done(call);
-}
-
-static void call_unreachable(DeliveryCall *call, const char *error) {
-        char why[256];
-
-        (void) snprintf(why, sizeof why, "delivery temporarily suspended: connect to transport local: %s", error);
-        call_failed(call, "none", why);
-}
-
-static int on_delivery_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        DeliveryCall *call = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        int r;
-
-        if (e) {
-                call_failed(call, "local", e->message ?: e->name);
-                return 0;
-        }
-        r = mark_results(call, reply);
-        if (r < 0)
-                log_mail(LOG_ERR, call->message->id, LOG_NO_FIELDS, "malformed delivery results: %s", strerror(-r));
-        call_done(call);
-        return 0;
-}
-
-static int local_call_send(DeliveryCall *call, sd_bus *bus) {
-        QmgrMessage *m = call->message;
-        Qmgr *q = m->qmgr;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        int r;
-
-        /* Delivery roles get their own read-only descriptor: they cannot change the queue file. */
-        fd = openat(q->queue_fds[QUEUE_ACTIVE], m->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (n == 0)
+                return true;
+        fd = qmgr_message_open(m, O_RDWR);
         if (fd < 0)
-                return -errno;
-        r = sd_bus_message_new_method_call(bus, &msg, NULL, "/org/postbus/Delivery1", "org.postbus.Delivery1",
-                                           "Deliver");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(msg, "hss", fd, m->id, m->envelope->sender);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(msg, 'a', "(us)");
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < call->n; i++) {
-                r = sd_bus_message_append(msg, "(us)", (uint32_t) call->indices[i],
-                                          m->envelope->recipients[call->indices[i]].address);
-                if (r < 0)
-                        return r;
+                r = fd;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = queue_file_mark_done(fd, m->envelope->recipients[indices[i]].offset);
+        if (r >= 0 && fdatasync(fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                /* They stay pending: at worst delivered twice. */
+                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to mark recipients done: %s", strerror(-r));
+                return false;
         }
-        r = sd_bus_message_close_container(msg);
-        if (r < 0)
-                return r;
-        return sd_bus_call_async(bus, NULL, msg, on_delivery_reply, call,
-                                 (uint64_t) q->daemon->config->daemon_timeout * USEC_PER_SEC);
+        for (size_t i = 0; i < n; i++)
+                m->envelope->recipients[indices[i]].done = true;
+        return true;
 }
 
-static void call_send(DeliveryCall *call, sd_bus *bus) {
-        int r = local_call_send(call, bus);
-        if (r < 0)
-                call_unreachable(call, strerror(-r));
+static void on_bounce_logged(QmgrMessage *m, const QmgrLogRecord *records, size_t n, bool ok) {
+        _cleanup_free_ size_t *indices = NULL;
+
+        /* Unless bounce has the record, the recipient is not done: the sender must hear of it. */
+        if (!ok || n == 0)
+                return;
+        indices = malloc(n * sizeof(size_t));
+        if (!indices) {
+                log_oom();
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                indices[i] = records[i].index;
+        (void) qmgr_mark_done(m, indices, n);
 }
 
-/* The connection to local has come up (or failed) while the call waited. */
-static int on_local_ready(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        DeliveryCall *call = userdata;
-        sd_bus *bus = sd_bus_message_get_bus(reply);
+static bool notify_has(const char *notify, const char *what) {
+        return notify && strcasestr(notify, what);
+}
 
-        if (sd_bus_is_ready(bus) > 0)
-                call_send(call, bus);
-        else {
-                const sd_bus_error *e = sd_bus_message_get_error(reply);
-                call_unreachable(call, e && e->message ? e->message : "connection failed");
+/* Records outcomes: the journal record where qmgr decided (log), bounce's logs, and the queue file. */
+static void apply_results(QmgrMessage *m, const QmgrResult *res, size_t n, bool log, const char *success_action) {
+        _cleanup_free_ QmgrLogRecord *bounced = NULL, *deferred = NULL, *traced = NULL;
+        _cleanup_free_ size_t *sent = NULL;
+        size_t n_bounced = 0, n_deferred = 0, n_traced = 0, n_sent = 0;
+
+        bounced = malloc(MAX(n, 1U) * sizeof(QmgrLogRecord));
+        deferred = malloc(MAX(n, 1U) * sizeof(QmgrLogRecord));
+        traced = malloc(MAX(n, 1U) * sizeof(QmgrLogRecord));
+        sent = malloc(MAX(n, 1U) * sizeof(size_t));
+        if (!bounced || !deferred || !traced || !sent) {
+                log_oom();
+                return;         /* all stay pending */
         }
-        return 0;
+        for (size_t k = 0; k < n; k++) {
+                const QmgrResult *r = res + k;
+                const QueueRecipient *rc = m->envelope->recipients + r->index;
+
+                if (log) {
+                        _cleanup_free_ char *to = log_escape(rc->address, strlen(rc->address));
+                        _cleanup_free_ char *why = log_escape(r->text, strlen(r->text));
+                        log_mail(streq(r->status, DELIVERY_STATUS_SENT) ? LOG_INFO : LOG_NOTICE, m->id,
+                                 LOG_FIELDS({ "RECIPIENT", to }, { "RELAY", r->relay }, { "DSN", r->dsn },
+                                            { "DELIVERY_STATUS", r->status }),
+                                 "to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)", strempty(to), r->relay,
+                                 qmgr_message_delay(m), r->dsn, r->status, strempty(why));
+                }
+                if (streq(r->status, DELIVERY_STATUS_SENT)) {
+                        sent[n_sent++] = r->index;
+                        if (notify_has(rc->notify, "SUCCESS"))
+                                traced[n_traced++] = (QmgrLogRecord) { r->index, success_action, r->dsn, r->relay,
+                                                                        r->text };
+                } else if (streq(r->status, DELIVERY_STATUS_BOUNCED))
+                        bounced[n_bounced++] = (QmgrLogRecord) { r->index, "failed", r->dsn, r->relay, r->text };
+                else
+                        deferred[n_deferred++] = (QmgrLogRecord) { r->index, "delayed", r->dsn, r->relay, r->text };
+        }
+        (void) qmgr_mark_done(m, sent, n_sent);
+        qmgr_bounce_append(m, BOUNCE_LOG_TRACE, traced, n_traced, NULL);
+        qmgr_bounce_append(m, BOUNCE_LOG_BOUNCE, bounced, n_bounced, on_bounce_logged);
+        qmgr_bounce_append(m, BOUNCE_LOG_DEFER, deferred, n_deferred, NULL);
+}
+
+static void recipient_outcome(QmgrMessage *m, size_t i, const char *status, const char *relay, const char *dsn,
+                              const char *why) {
+        QmgrResult r = { i, status, dsn, relay, why };
+        apply_results(m, &r, 1, true, "delivered");
+}
+
+void qmgr_recipient_deferred(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why) {
+        recipient_outcome(m, i, DELIVERY_STATUS_DEFERRED, relay, dsn, why);
+}
+
+void qmgr_recipient_bounced(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why) {
+        recipient_outcome(m, i, DELIVERY_STATUS_BOUNCED, relay, dsn, why);
+}
+
+void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why) {
+        recipient_outcome(m, i, DELIVERY_STATUS_SENT, relay, dsn, why);
 }
 
 /* Resolve calls in flight per message: pipelined, but bounded, however many recipients a message has. */
@@ -213,13 +139,13 @@ typedef struct ResolveCall {
 } ResolveCall;
 
 static void resolve_next(QmgrMessage *m);
-static void dispatch(QmgrMessage *m);
+static void schedule_message(QmgrMessage *m);
 
 static void resolve_failed(QmgrMessage *m, size_t i, const char *error) {
         char why[256];
 
         (void) snprintf(why, sizeof why, "delivery temporarily suspended: address resolver failure: %s", error);
-        log_deferred(m, i, "none", "4.3.0", why);
+        qmgr_recipient_deferred(m, i, "none", "4.3.0", why);
 }
 
 static int on_resolve_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -289,125 +215,300 @@ static void resolve_next(QmgrMessage *m) {
         }
         if (m->resolving == 0 && m->next_resolve >= n) {
                 m->resolved = true;
-                dispatch(m);
+                schedule_message(m);
         }
 }
 
-/* Marks a recipient done now, for a permanent failure qmgr decides itself (the error transport). */
-static void bounce_now(QmgrMessage *m, size_t i, const char *text) {
-        const char *rcpt = m->envelope->recipients[i].address;
-        _cleanup_free_ char *escaped = log_escape(rcpt, strlen(rcpt));
-        _cleanup_free_ char *why = log_escape(text, strlen(text));
-        _cleanup_close_ int fd = -EBADF;
-        double delay = (double) (now_realtime_usec() - MIN(now_realtime_usec(), m->envelope->arrival_usec)) / 1e6;
-        char dsn[16] = "5.0.0";
+/* An error or retry text may start with its enhanced status code, "5.1.1 ..." (RFC 3463). */
+static void status_from_text(const char *text, char klass, char dsn[static 16], const char **ret_rest) {
         size_t len = strcspn(text, " ");
-        int r;
 
-        /* An error text may start with its enhanced status code, "5.1.1 ..." (RFC 3463: 5.x.y). */
-        if (len >= 5 && len < sizeof dsn && text[0] == '5' && text[1] == '.' &&
+        (void) snprintf(dsn, 16, "%c.0.0", klass);
+        *ret_rest = text;
+        if (len >= 5 && len < 16 && text[0] == klass && text[1] == '.' && text[2] != '.' &&
             strspn(text + 2, "0123456789.") == len - 2 && strchr(text + 2, '.') &&
-            strchr(text + 2, '.') < text + len - 1 && text[2] != '.') {
+            strchr(text + 2, '.') < text + len - 1) {
                 memcpy(dsn, text, len);
                 dsn[len] = '\0';
+                *ret_rest = text + len + strspn(text + len, " ");
         }
-        fd = openat(m->qmgr->queue_fds[QUEUE_ACTIVE], m->id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        r = fd < 0 ? -errno : queue_file_mark_done(fd, m->envelope->recipients[i].offset);
-        if (r >= 0 && fdatasync(fd) < 0)
-                r = -errno;
-        if (r < 0) {
-                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to mark a recipient done: %s", strerror(-r));
+}
+
+/* relocated_maps, as Postfix looks them up: user@domain, user, @domain. */
+static char *relocated_lookup(Qmgr *q, const char *address) {
+        _cleanup_free_ char *local = NULL, *domain = NULL, *key = NULL;
+        char *value = NULL;
+
+        if (table_list_is_empty(q->relocated_maps))
+                return NULL;
+        if (table_list_lookup(q->relocated_maps, address, &value) > 0)
+                return value;
+        if (address_split(address, &local, &domain) < 0)
+                return NULL;
+        if (domain && config_list_contains_domain(q->mydestination, domain) &&
+            table_list_lookup(q->relocated_maps, local, &value) > 0)
+                return value;
+        if (domain && asprintf(&key, "@%s", domain) >= 0 && table_list_lookup(q->relocated_maps, key, &value) > 0)
+                return value;
+        return NULL;
+}
+
+/* Recipients of one transport and destination, gathered up to the recipient limit. */
+typedef struct Group {
+        QmgrTransport *transport;
+        char *dest;
+        size_t n;
+        size_t *indices;
+} Group;
+
+static void group_flush(QmgrMessage *m, Group *g) {
+        if (g->n == 0)
                 return;
+        if (qmgr_schedule_add(m, g->transport, g->dest, g->indices, g->n) < 0)
+                for (size_t i = 0; i < g->n; i++)
+                        qmgr_recipient_deferred(m, g->indices[i], "none", "4.3.0", "out of memory");
+        g->n = 0;
+}
+
+static int group_add(QmgrMessage *m, Group **groups, size_t *n_groups, QmgrTransport *t, const char *dest,
+                     size_t index) {
+        Group *g = NULL;
+
+        for (size_t k = 0; k < *n_groups; k++)
+                if ((*groups)[k].transport == t && streq((*groups)[k].dest, dest))
+                        g = *groups + k;
+        if (!g) {
+                Group *l = realloc(*groups, (*n_groups + 1) * sizeof(Group));
+                if (!l)
+                        return -ENOMEM;
+                *groups = l;
+                g = l + *n_groups;
+                *g = (Group) { .transport = t, .dest = strdup(dest),
+                               .indices = malloc(t->recipient_limit * sizeof(size_t)) };
+                if (!g->dest || !g->indices) {
+                        free(g->dest);
+                        free(g->indices);
+                        return -ENOMEM;
+                }
+                (*n_groups)++;
         }
-        m->envelope->recipients[i].done = true;
-        log_mail(LOG_INFO, m->id,
-                 LOG_FIELDS({ "RECIPIENT", escaped }, { "RELAY", "none" }, { "DSN", dsn },
-                            { "DELIVERY_STATUS", "bounced" }),
-                 "to=<%s>, relay=none, delay=%.2f, dsn=%s, status=bounced (%s)", strempty(escaped), delay, dsn,
-                 isempty(why) ? "mail for this destination is refused" : why);
-        log_mail(LOG_NOTICE, m->id, LOG_NO_FIELDS,
-                 "sender non-delivery notification not sent: postbus has no bounce role yet");
+        g->indices[g->n++] = index;
+        if (g->n == g->transport->recipient_limit)
+                group_flush(m, g);
+        return 0;
+}
+
+static char *lowercase(char *s) {
+        for (char *p = s; p && *p; p++)
+                *p = (char) tolower((unsigned char) *p);
+        return s;
+}
+
+/* Sends each resolved recipient its way: qmgr's own transports now, the agents' onto the schedule. */
+static void schedule_message(QmgrMessage *m) {
+        Qmgr *q = m->qmgr;
+        _cleanup_free_ Group *groups = NULL;
+        size_t n_groups = 0;
+
+        m->calls++;     /* nothing below may finish the message under our feet */
+        for (size_t i = 0; i < m->envelope->n_recipients; i++) {
+                const QueueRecipient *rc = m->envelope->recipients + i;
+                const QmgrRoute *route = m->routes + i;
+                const char *rest;
+                char dsn[16];
+                QmgrTransport *t;
+
+                if (rc->done || !route->transport)
+                        continue;       /* done, or deferred for want of an answer from rewrite */
+                _cleanup_free_ char *moved = relocated_lookup(q, rc->address);
+                if (moved) {
+                        _cleanup_free_ char *why = NULL;
+                        if (asprintf(&why, "user has moved to %s", moved) < 0)
+                                qmgr_recipient_deferred(m, i, "none", "4.3.0", "out of memory");
+                        else
+                                qmgr_recipient_bounced(m, i, "none", "5.1.6", why);
+                        continue;
+                }
+                t = qmgr_transport_find(q, route->transport);
+                if (!t) {
+                        _cleanup_free_ char *why = NULL;
+                        if (asprintf(&why, "mail transport unavailable: no transport %s in master.cf",
+                                     route->transport) < 0)
+                                why = NULL;
+                        qmgr_recipient_deferred(m, i, "none", "4.3.5", why ?: "mail transport unavailable");
+                        continue;
+                }
+                switch (t->kind) {
+                case MASTER_COMMAND_ERROR:
+                        status_from_text(strempty(route->nexthop), '5', dsn, &rest);
+                        qmgr_recipient_bounced(m, i, "none", dsn, isempty(rest) ? "mail for this destination is refused" : rest);
+                        continue;
+                case MASTER_COMMAND_RETRY:
+                        status_from_text(strempty(route->nexthop), '4', dsn, &rest);
+                        qmgr_recipient_deferred(m, i, "none", dsn, isempty(rest) ? "delivery temporarily suspended" : rest);
+                        continue;
+                case MASTER_COMMAND_DISCARD:
+                        qmgr_recipient_sent(m, i, "none", "2.0.0", isempty(route->nexthop) ? "discarded" : route->nexthop);
+                        continue;
+                default:
+                        break;
+                }
+                /* With one recipient per delivery the recipient is the destination: for local, that makes
+                 * its concurrency limit one per user, as in Postfix. */
+                _cleanup_free_ char *dest = lowercase(strdup(t->recipient_limit == 1 || isempty(route->nexthop)
+                                                                     ? rc->address : route->nexthop));
+                if (!dest || group_add(m, &groups, &n_groups, t, dest, i) < 0)
+                        qmgr_recipient_deferred(m, i, "none", "4.3.0", "out of memory");
+        }
+        for (size_t k = 0; k < n_groups; k++) {
+                group_flush(m, groups + k);
+                free(groups[k].dest);
+                free(groups[k].indices);
+        }
+        m->calls--;
+        qmgr_schedule_run_all(q);
+        qmgr_message_finish(m);
 }
 
 void qmgr_deliver_message(QmgrMessage *m) {
-        Qmgr *q = m->qmgr;
-
-        if (!m->resolved) {
+        if (m->resolved || m->resolving > 0)
+                return;
+        if (!m->routes) {
+                m->routes = calloc(MAX(m->envelope->n_recipients, 1U), sizeof(QmgrRoute));
                 if (!m->routes) {
-                        m->routes = calloc(MAX(m->envelope->n_recipients, 1U), sizeof(QmgrRoute));
-                        if (!m->routes) {
-                                log_oom();
-                                qmgr_message_finish(m);
-                                return;
-                        }
+                        log_oom();
+                        m->resolved = true;
+                        qmgr_message_finish(m);
+                        return;
                 }
-                if (m->resolving == 0)
-                        resolve_next(m);
-                return;
         }
-        if (q->local_calls >= (unsigned) q->daemon->config->default_process_limit) {
-                ready_push(q, m);
-                return;
-        }
-        dispatch(m);
+        resolve_next(m);
 }
 
-/* Groups the resolved recipients by transport: local gets one call, error bounces, others wait. */
-static void dispatch(QmgrMessage *m) {
-        Qmgr *q = m->qmgr;
-        DeliveryCall *call;
-        size_t n = m->envelope->n_recipients;
-        sd_bus *bus = NULL;
+static int deliver_build(QmgrCall *c, sd_bus_message *msg) {
+        QmgrEntry *e = c->data;
+        QmgrMessage *m = e->message;
+        QmgrTransport *t = e->dest->transport;
+        _cleanup_close_ int fd = qmgr_message_open(m, O_RDONLY);
         int r;
 
-        if (q->local_calls >= (unsigned) q->daemon->config->default_process_limit) {
-                ready_push(q, m);
-                return;
-        }
-
-        call = malloc(sizeof(DeliveryCall) + n * sizeof(size_t));
-        if (!call) {
-                log_oom();
-                qmgr_message_finish(m);
-                return;
-        }
-        call->message = m;
-        call->n = 0;
-        for (size_t i = 0; i < n; i++) {
-                const QueueRecipient *rc = m->envelope->recipients + i;
-                const QmgrRoute *route = m->routes + i;
-                if (rc->done || !route->transport)
-                        continue;       /* done, or deferred for want of an answer from rewrite */
-                if (streq(route->transport, "local"))
-                        call->indices[call->n++] = i;
-                else if (streq(route->transport, "error"))
-                        bounce_now(m, i, strempty(route->nexthop));
-                else {
-                        /* no smtp (or other) transport role yet: the mail waits in the deferred queue */
-                        char why[128];
-                        (void) snprintf(why, sizeof why, "mail transport unavailable: no %.64s transport",
-                                        route->transport);
-                        log_deferred(m, i, "none", "4.3.0", why);
-                }
-        }
-        if (call->n == 0) {
-                free(call);
-                qmgr_message_finish(m);
-                return;
-        }
-
-        m->calls++;
-        q->local_calls++;
-        r = bus_client_get_ready(q->local, on_local_ready, call, NULL, &bus);
-        if (r > 0)
-                call_send(call, bus);
-        else if (r < 0)
-                call_unreachable(call, r == -EAGAIN ? "waiting before the next attempt" : strerror(-r));
+        /* The agent gets its own read-only descriptor: it cannot change the queue file. */
+        if (fd < 0)
+                return fd;
+        r = sd_bus_message_append(msg, "hssss", fd, m->id, m->envelope->sender, t->name,
+                                  strempty(m->routes[e->indices[0]].nexthop));
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(msg, 'a', "{ss}");
+        for (char **o = t->options; r >= 0 && o[0] && o[1]; o += 2)
+                r = sd_bus_message_append(msg, "{ss}", o[0], o[1]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(msg);
+        if (r >= 0)
+                r = sd_bus_message_open_container(msg, 'a', "(us)");
+        for (size_t i = 0; r >= 0 && i < e->n; i++)
+                r = sd_bus_message_append(msg, "(us)", (uint32_t) e->indices[i],
+                                          m->envelope->recipients[e->indices[i]].address);
+        if (r >= 0)
+                r = sd_bus_message_close_container(msg);
+        return r;
 }
 
-void qmgr_deliver_ready(Qmgr *q) {
-        QmgrMessage *m;
+/* Reads the agent's results for the entry's recipients; the ones it did not report stay deferred. */
+static int read_results(QmgrEntry *e, sd_bus_message *reply, QmgrResult *res, size_t *n, bool *ret_success) {
+        const char *status, *dsn, *relay, *text;
+        uint32_t index;
+        bool site_failure = true;
+        int r;
 
-        while (q->local_calls < (unsigned) q->daemon->config->default_process_limit && (m = ready_pop(q)))
-                qmgr_deliver_message(m);
+        r = sd_bus_message_enter_container(reply, 'a', "(ussss)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_read(reply, "(ussss)", &index, &status, &dsn, &relay, &text)) > 0) {
+                bool ours = false;
+                for (size_t i = 0; i < e->n && !ours; i++)
+                        ours = e->indices[i] == index;
+                for (size_t i = 0; i < *n && ours; i++)
+                        ours = res[i].index != index;
+                if (!ours || (!streq(status, DELIVERY_STATUS_SENT) && !streq(status, DELIVERY_STATUS_BOUNCED) &&
+                              !streq(status, DELIVERY_STATUS_DEFERRED))) {
+                        log_mail(LOG_WARNING, e->message->id, LOG_NO_FIELDS,
+                                 "bad delivery result for recipient %" PRIu32 ", ignoring", index);
+                        continue;
+                }
+                res[(*n)++] = (QmgrResult) { index, status, dsn, relay, text };
+                /* Only trouble with the destination itself counts against it: 4.4.x (network, routing). */
+                if (!streq(status, DELIVERY_STATUS_DEFERRED) || strncmp(dsn, "4.4.", 4) != 0)
+                        site_failure = false;
+        }
+        if (r < 0)
+                return r;
+        *ret_success = !site_failure || *n == 0;
+        return sd_bus_message_exit_container(reply);
+}
+
+static void deliver_done(QmgrCall *c, sd_bus_message *reply, const char *error) {
+        QmgrEntry *e = c->data;
+        QmgrMessage *m = e->message;
+        QmgrDest *d = e->dest;
+        QmgrTransport *t = d->transport;
+        _cleanup_free_ QmgrResult *res = calloc(e->n, sizeof(QmgrResult));
+        _cleanup_free_ char *why = NULL;
+        bool success = false;
+        size_t n = 0;
+        int r = 0;
+
+        if (!res) {
+                log_oom();
+                error = "out of memory";
+        }
+        if (!error) {
+                r = read_results(e, reply, res, &n, &success);
+                if (r < 0) {
+                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "malformed delivery results: %s", strerror(-r));
+                        error = "malformed delivery results";
+                }
+        }
+        if (error) {
+                /* The outcome is unknown: the worst case of a retry is a duplicate. */
+                if (asprintf(&why, "delivery temporarily suspended: transport %s: %s", t->name, error) < 0)
+                        why = NULL;
+                for (size_t i = 0; i < e->n; i++)
+                        qmgr_recipient_deferred(m, e->indices[i], "none", "4.3.0", why ?: error);
+                success = false;
+        } else {
+                apply_results(m, res, n, false,
+                              t->kind == MASTER_COMMAND_SMTP ? "relayed" : "delivered");
+                if (n < e->n)
+                        log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "%zu recipients without a result from %s",
+                                 e->n - n, t->name);
+        }
+
+        t->busy--;
+        d->busy--;
+        m->calls--;
+        qmgr_entry_free(e);
+        qmgr_message_finish(m);                 /* m may be gone now */
+        qmgr_dest_feedback(d, success, why ?: (n > 0 ? res[0].text : error));
+        qmgr_dest_release(d);                   /* d may be gone now */
+        qmgr_schedule_run(t);
+}
+
+void qmgr_deliver_start(QmgrEntry *e) {
+        QmgrTransport *t = e->dest->transport;
+        Qmgr *q = t->qmgr;
+
+        t->busy++;
+        e->dest->busy++;
+        e->message->calls++;
+        qmgr_call(t->agent, &(QmgrCall) {
+                .message = e->message,
+                .path = DELIVERY_OBJECT_PATH,
+                .interface = DELIVERY_INTERFACE,
+                .member = "Deliver",
+                .build = deliver_build,
+                .done = deliver_done,
+                .timeout_usec = (uint64_t) q->daemon->config->daemon_timeout * USEC_PER_SEC,
+                .data = e,
+        });
 }

@@ -42,6 +42,7 @@ static void message_unlink(QmgrMessage *m) {
 static QmgrMessage *message_free(QmgrMessage *m) {
         if (!m)
                 return NULL;
+        qmgr_schedule_message_free(m);
         qmgr_message_routes_free(m);
         queue_envelope_free(m->envelope);
         free(m);
@@ -69,39 +70,84 @@ static void quarantine(Qmgr *q, QueueName from, const char *id, int error) {
                  "corrupt queue file (%s), moved to the corrupt queue", strerror(-error));
 }
 
-/* Once every delivery of a message is back: remove it, or defer what is left. */
-void qmgr_message_finish(QmgrMessage *m) {
+int qmgr_message_open(QmgrMessage *m, int flags) {
+        int fd = openat(m->qmgr->queue_fds[QUEUE_ACTIVE], m->id, flags | O_CLOEXEC | O_NOFOLLOW);
+        return fd < 0 ? -errno : fd;
+}
+
+double qmgr_message_delay(const QmgrMessage *m) {
+        uint64_t now = now_realtime_usec();
+        return (double) (now - MIN(now, m->envelope->arrival_usec)) / 1e6;
+}
+
+/* The message leaves the active queue in memory (its file has gone where it belongs). */
+static void message_done(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
-        size_t pending = queue_envelope_pending(m->envelope);
 
-        if (m->calls > 0 || m->waiting)
-                return;
-        if (pending == 0) {
-                if (unlinkat(q->queue_fds[QUEUE_ACTIVE], m->id, 0) < 0)
-                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to remove the queue file: %s", strerror(errno));
-                else {
-                        log_mail(LOG_INFO, m->id, LOG_NO_FIELDS, "removed");
-                        qmgr_queue_changed(q);
-                }
-        } else {
-                /* The file's modification time is when it is due again. */
-                uint64_t due = now_realtime_usec() / USEC_PER_SEC + (uint64_t) q->daemon->config->minimal_backoff_time;
-                struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = (time_t) due } };
-
-                if (utimensat(q->queue_fds[QUEUE_ACTIVE], m->id, ts, AT_SYMLINK_NOFOLLOW) < 0)
-                        log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "failed to set the retry time, ignoring: %s",
-                                 strerror(errno));
-                int r = move_file(q, QUEUE_ACTIVE, QUEUE_DEFERRED, m->id);
-                if (r < 0)
-                        log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to move to the deferred queue: %s",
-                                 strerror(-r));
-        }
+        q->n_recipients -= MIN(q->n_recipients, m->counted);
         message_unlink(m);
         message_free(m);
-        if (q->rescan && q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit) {
+        if (q->rescan && q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit &&
+            q->n_recipients < (size_t) q->daemon->config->qmgr_message_recipient_limit) {
                 q->rescan = false;
                 (void) qmgr_queue_scan(q, QUEUE_INCOMING);
+                (void) qmgr_queue_scan(q, QUEUE_DEFERRED);
         }
+}
+
+void qmgr_message_remove(QmgrMessage *m) {
+        Qmgr *q = m->qmgr;
+
+        if (unlinkat(q->queue_fds[QUEUE_ACTIVE], m->id, 0) < 0)
+                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to remove the queue file: %s", strerror(errno));
+        else {
+                log_mail(LOG_INFO, m->id, LOG_NO_FIELDS, "removed");
+                qmgr_queue_changed(q);
+        }
+        message_done(m);
+}
+
+void qmgr_message_defer(QmgrMessage *m) {
+        Qmgr *q = m->qmgr;
+        const Config *c = q->daemon->config;
+        uint64_t now = now_realtime_usec() / USEC_PER_SEC;
+        int64_t delay = (int64_t) qmgr_message_delay(m);
+        int r;
+
+        /* As Postfix: the wait grows with the message's age, between the two back-off limits. The file's
+         * modification time is when it is due again, so a restart keeps the schedule. */
+        delay = MAX(MIN(delay, c->maximal_backoff_time), c->minimal_backoff_time);
+        struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = (time_t) (now + (uint64_t) delay) } };
+        if (utimensat(q->queue_fds[QUEUE_ACTIVE], m->id, ts, AT_SYMLINK_NOFOLLOW) < 0)
+                log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "failed to set the retry time, ignoring: %s",
+                         strerror(errno));
+        r = move_file(q, QUEUE_ACTIVE, QUEUE_DEFERRED, m->id);
+        if (r < 0)
+                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to move to the deferred queue: %s", strerror(-r));
+        message_done(m);
+}
+
+void qmgr_message_finish(QmgrMessage *m) {
+        const Config *c = m->qmgr->daemon->config;
+
+        if (m->calls > 0 || m->entries > 0 || !m->resolved || m->finishing)
+                return;
+        m->finishing = true;
+        if (queue_envelope_pending(m->envelope) == 0) {
+                if (qmgr_bounce_logs_exist(m))
+                        qmgr_bounce_finish(m);  /* notices first, then the file goes */
+                else
+                        qmgr_message_remove(m);
+                return;
+        }
+        double age = qmgr_message_delay(m);
+        int64_t lifetime = isempty(m->envelope->sender) ? c->bounce_queue_lifetime : c->maximal_queue_lifetime;
+        if (age >= (double) lifetime)
+                qmgr_bounce_expire(m);
+        else if (c->delay_warning_time > 0 && age >= (double) c->delay_warning_time)
+                qmgr_bounce_warn(m);
+        else
+                qmgr_message_defer(m);
 }
 
 /* Loads active/<id> and starts its delivery. */
@@ -140,6 +186,8 @@ static int load_active(Qmgr *q, const char *id) {
                 m->next->prev = m;
         q->messages = m;
         q->n_messages++;
+        m->counted = queue_envelope_pending(m->envelope);
+        q->n_recipients += m->counted;
 
         _cleanup_free_ char *sender = log_escape(m->envelope->sender, strlen(m->envelope->sender));
         char size[32], nrcpt[32];
@@ -244,7 +292,8 @@ int qmgr_queue_foreach(Qmgr *q, QueueName which, QmgrQueueEntryFunc f, void *use
 }
 
 static int scan_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata) {
-        if (q->n_messages >= (unsigned) q->daemon->config->qmgr_message_active_limit) {
+        if (q->n_messages >= (unsigned) q->daemon->config->qmgr_message_active_limit ||
+            q->n_recipients >= (size_t) q->daemon->config->qmgr_message_recipient_limit) {
                 q->rescan = true;
                 return 1;
         }

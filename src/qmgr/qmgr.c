@@ -36,8 +36,7 @@ static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int qmgr_setup(Daemon *d) {
         Qmgr *q;
-        uid_t uid;
-        int fd, r;
+        int r;
 
         q = calloc(1, sizeof(Qmgr));
         if (!q)
@@ -46,6 +45,8 @@ static int qmgr_setup(Daemon *d) {
         q->daemon = d;
         for (QueueName i = 0; i < _QUEUE_NAME_MAX; i++)
                 q->queue_fds[i] = -EBADF;
+        for (size_t i = 0; i < ELEMENTSOF(q->log_fds); i++)
+                q->log_fds[i] = -EBADF;
 
         for (QueueName i = 0; i < _QUEUE_NAME_MAX; i++) {
                 _cleanup_free_ char *path = NULL;
@@ -59,22 +60,40 @@ static int qmgr_setup(Daemon *d) {
         if (r < 0)
                 return log_oom();
 
-        r = bus_client_new(d->event, POSTBUS_RUNDIR "/local", &q->local);
+        for (size_t i = 0; i < ELEMENTSOF(q->log_fds); i++) {
+                static const char *const logs[] = { "bounce", "defer", "trace" };
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/%s", d->config->queue_directory, logs[i]) < 0)
+                        return log_oom();
+                /* Where bounce keeps its logs: only looked at, to know whether a message has one. */
+                q->log_fds[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (q->log_fds[i] < 0)
+                        log_warning("Failed to open %s, ignoring: %m", path);
+        }
+        if (config_split_list(d->config->defer_transports, &q->defer_transports) < 0)
+                return log_oom();
+        r = table_list_open(d->config->relocated_maps, &q->relocated_maps);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                log_error("relocated_maps = %s: bad table list.", d->config->relocated_maps);
+                return -EINVAL;
+        }
+        r = qmgr_transports_setup(q);
+        if (r < 0)
+                return r == -ENOMEM ? log_oom() : -EINVAL;
+        r = bus_client_new(d->event, POSTBUS_RUNDIR "/bounce", &q->bounce);
         if (r < 0)
                 return log_oom();
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/rewrite", &q->rewrite);
         if (r < 0)
                 return log_oom();
 
-        fd = daemon_listen_fd(d, "qmgr");
-        if (fd >= 0) {
-                r = bus_server_new(d, fd, qmgr_bus_server_setup, q, &q->server);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to serve the qmgr socket: %m");
-                if (get_user_uid("postbus", &uid) >= 0)
-                        bus_server_allow_uid(q->server, uid);
-        } else
+        r = bus_server_serve(d, "qmgr", qmgr_bus_server_setup, q, &q->server);
+        if (r == -ENOENT)
                 log_warning("No socket named \"qmgr\" was passed: new mail is found by scans only.");
+        else if (r < 0)
+                return r;
 
         /* Mail flows without the system bus; only the queue's D-Bus API is missing then. */
         r = qmgr_bus_setup(q);
@@ -105,14 +124,21 @@ static void qmgr_done(Daemon *d) {
         while (q->messages) {
                 QmgrMessage *m = q->messages;
                 q->messages = m->next;
+                qmgr_schedule_message_free(m);
                 qmgr_message_routes_free(m);
                 queue_envelope_free(m->envelope);
                 free(m);
         }
+        qmgr_transports_free(q);
+        master_config_free(q->master);
+        table_list_free(q->relocated_maps);
+        strv_free(q->defer_transports);
+        bus_client_free(q->bounce);
+        for (size_t i = 0; i < ELEMENTSOF(q->log_fds); i++)
+                safe_close(q->log_fds[i]);
         sd_event_source_unref(q->scan_timer);
         sd_event_source_unref(q->changed_timer);
         bus_server_free(q->server);
-        bus_client_free(q->local);
         bus_client_free(q->rewrite);
         sd_bus_flush_close_unref(q->system_bus);
         strv_free(q->mydestination);

@@ -6,10 +6,17 @@
 
 #include "bus-util.h"
 #include "daemon.h"
+#include "master-cf.h"
 #include "queue-file.h"
+#include "table.h"
 
 typedef struct Qmgr Qmgr;
 typedef struct QmgrMessage QmgrMessage;
+typedef struct QmgrTransport QmgrTransport;
+typedef struct QmgrDest QmgrDest;
+typedef struct QmgrJob QmgrJob;
+typedef struct QmgrPeer QmgrPeer;
+typedef struct QmgrEntry QmgrEntry;
 
 /* Where a recipient goes: rewrite's answer. transport NULL: not resolved (deferred). */
 typedef struct QmgrRoute {
@@ -23,33 +30,116 @@ struct QmgrMessage {
         char id[QUEUE_ID_SIZE];
         QueueEnvelope *envelope;        /* the file is opened only to deliver and to mark recipients done,
                                          * so thousands of active messages cost no descriptors */
-        unsigned calls;                 /* deliveries in progress */
-        bool waiting;                   /* on the ready list, for a free delivery slot */
+        unsigned calls;                 /* calls in progress: resolve, deliver, bounce */
+        unsigned entries;               /* deliveries scheduled and not started */
+        QmgrJob *jobs;                  /* one per transport with scheduled deliveries */
         QmgrMessage *prev, *next;       /* on qmgr->messages */
-        QmgrMessage *ready_next;
         QmgrMessage *hash_next;         /* in qmgr->by_id */
         QmgrRoute *routes;              /* per recipient, from rewrite's Resolve; NULL until asked */
         size_t next_resolve;            /* the next recipient to resolve */
         unsigned resolving;             /* Resolve calls in flight (counted in calls too) */
         bool resolved;
+        bool finishing;                 /* the last steps (bounce's Finish/Expire, the file's move) are on */
+        bool had_logs;                  /* something was written to one of bounce's logs this time */
+        size_t counted;                 /* pending recipients when loaded, in qmgr->n_recipients */
+};
+
+/* A transport: a master.cf delivery service and the agent that runs it. */
+struct QmgrTransport {
+        Qmgr *qmgr;
+        char *name;
+        MasterCommand kind;
+        BusClient *agent;               /* borrowed from qmgr->agents; NULL for error, discard and retry */
+        char **options;                 /* Deliver's a{ss}: key, value, key, value, ..., NULL */
+        char *error_text;               /* error/retry: the text of nexthop-less use */
+        unsigned recipient_limit;
+        unsigned concurrency_limit;
+        unsigned initial_concurrency;
+        unsigned failed_cohort_limit;
+        uint64_t rate_delay_usec;
+        unsigned process_limit;         /* deliveries in progress at once for the whole transport */
+        bool deferred;                  /* listed in defer_transports */
+        unsigned busy;
+        QmgrDest **dests;               /* hash table, QMGR_DEST_BUCKETS */
+        QmgrJob *ring;                  /* jobs with deliveries to start, round robin: fairness between messages */
+        sd_event_source *timer;         /* the earliest time a rate-delayed or dead destination opens again */
+        QmgrTransport *next;
+};
+
+/* A destination of one transport: a next hop, or for a recipient limit of 1 the recipient itself. */
+struct QmgrDest {
+        QmgrTransport *transport;
+        char *name;
+        double window;                  /* concurrency now: Postfix's feedback, between 1 and the limit */
+        double failed_cohorts;
+        unsigned busy;
+        uint64_t not_before;            /* CLOCK_MONOTONIC usec: rate delay or dead until then */
+        bool dead;
+        char *dead_reason;
+        QmgrPeer *peers;                /* the messages with deliveries for it */
+        QmgrDest *hash_next;
+};
+
+/* The deliveries of one message through one transport. */
+struct QmgrJob {
+        QmgrMessage *message;
+        QmgrTransport *transport;
+        QmgrPeer *peers;                /* per destination */
+        QmgrJob *rr_prev, *rr_next;     /* in transport->ring while it has entries */
+        bool in_ring;
+        QmgrJob *next;                  /* in message->jobs */
+};
+
+/* The deliveries of one job to one destination, oldest first. */
+struct QmgrPeer {
+        QmgrJob *job;
+        QmgrDest *dest;
+        QmgrEntry *head, *tail;
+        QmgrPeer *job_next;             /* in job->peers */
+        QmgrPeer *dest_prev, *dest_next;        /* in dest->peers */
+};
+
+/* One delivery: up to the transport's recipient limit of a message's recipients, to one destination. */
+struct QmgrEntry {
+        QmgrPeer *peer;                 /* NULL once started */
+        QmgrDest *dest;
+        QmgrMessage *message;
+        QmgrEntry *next;
+        size_t n;
+        size_t indices[];               /* in the envelope's recipient list */
 };
 
 #define QMGR_HASH_BUCKETS 4096U
+#define QMGR_DEST_BUCKETS 1024U
+
+enum {
+        QMGR_AGENT_LOCAL,
+        QMGR_AGENT_PIPE,
+        QMGR_AGENT_SMTP,
+        QMGR_AGENT_LMTP,
+        QMGR_AGENT_VIRTUAL,
+        _QMGR_AGENT_MAX,
+};
 
 struct Qmgr {
         Daemon *daemon;
         int queue_fds[_QUEUE_NAME_MAX];
+        int log_fds[3];                 /* bounce's bounce, defer, trace directories, to see if a log exists */
         char **mydestination;
+        char **defer_transports;
+        TableList *relocated_maps;
+        MasterConfig *master;
 
         QmgrMessage *messages;          /* the active queue in memory */
         QmgrMessage *by_id[QMGR_HASH_BUCKETS];
         unsigned n_messages;
-        QmgrMessage *ready_head, *ready_tail;   /* waiting for a delivery slot */
-        bool rescan;                    /* a scan stopped at qmgr_message_active_limit */
+        size_t n_recipients;            /* pending recipients of active messages */
+        bool rescan;                    /* a scan stopped at an active queue limit */
 
-        BusClient *local;
+        QmgrTransport *transports;
+        BusClient *agents[_QMGR_AGENT_MAX];
+        BusClient *bounce;
         BusClient *rewrite;             /* Resolve: transport and next hop of each recipient */
-        unsigned local_calls;
 
         BusServer *server;              /* the private socket: wake-ups from cleanup */
         sd_bus *system_bus;             /* org.postbus.Queue1 */
@@ -60,16 +150,80 @@ struct Qmgr {
 /* qmgr-queue.c */
 int qmgr_queue_scan(Qmgr *q, QueueName which);
 int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id);
-void qmgr_message_finish(QmgrMessage *m);
 unsigned qmgr_queue_count(Qmgr *q, QueueName which);
 /* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */
 typedef int (*QmgrQueueEntryFunc)(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata);
 int qmgr_queue_foreach(Qmgr *q, QueueName which, QmgrQueueEntryFunc f, void *userdata);
+/* Once nothing is in progress for a message: remove it, return it, or defer what is left. */
+void qmgr_message_finish(QmgrMessage *m);
+/* After bounce's Finish (or when no log exists): the file goes; or back to deferred on failure. */
+void qmgr_message_remove(QmgrMessage *m);
+void qmgr_message_defer(QmgrMessage *m);
+int qmgr_message_open(QmgrMessage *m, int flags);
+double qmgr_message_delay(const QmgrMessage *m);
 
-/* qmgr-deliver.c */
+/* qmgr-deliver.c: resolving recipients and the calls to the agents */
 void qmgr_deliver_message(QmgrMessage *m);
-void qmgr_deliver_ready(Qmgr *q);
 void qmgr_message_routes_free(QmgrMessage *m);
+void qmgr_deliver_start(QmgrEntry *e);
+/* A recipient qmgr itself decides about: the journal record, and bounce's log where one is due. */
+void qmgr_recipient_deferred(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
+void qmgr_recipient_bounced(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
+void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
+/* Marks recipients done in the queue file, synced; false when that failed (they stay pending). */
+bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n);
+
+/* qmgr-transport.c: transports from master.cf, destinations, concurrency feedback */
+int qmgr_transports_setup(Qmgr *q);
+void qmgr_transports_free(Qmgr *q);
+QmgrTransport *qmgr_transport_find(Qmgr *q, const char *name);
+QmgrDest *qmgr_dest_get(QmgrTransport *t, const char *name);
+/* A delivery to the destination ended: success grows its window, failure shrinks it and may kill it. */
+void qmgr_dest_feedback(QmgrDest *d, bool success, const char *reason);
+bool qmgr_dest_can_start(QmgrDest *d, uint64_t now);
+/* Forgets a destination that has nothing waiting, nothing in progress and nothing to remember. */
+void qmgr_dest_release(QmgrDest *d);
+void qmgr_transport_arm_timer(QmgrTransport *t, uint64_t when);
+
+/* qmgr-schedule.c: jobs, peers and entries; the choice of what to deliver next */
+int qmgr_schedule_add(QmgrMessage *m, QmgrTransport *t, const char *dest, const size_t *indices, size_t n);
+void qmgr_schedule_run(QmgrTransport *t);
+void qmgr_schedule_run_all(Qmgr *q);
+/* A dead destination: every entry waiting for it is deferred now, without a try. */
+void qmgr_schedule_defer_dest(QmgrDest *d);
+void qmgr_schedule_message_free(QmgrMessage *m);
+void qmgr_entry_free(QmgrEntry *e);
+
+/* qmgr-bounce.c: the calls to bounce */
+typedef struct QmgrLogRecord {
+        size_t index;
+        const char *action, *status, *relay, *text;
+} QmgrLogRecord;
+/* Appends records to a log of bounce's; done(m, records, n, ok) runs when it is durable (or failed). */
+typedef void (*QmgrLogDone)(QmgrMessage *m, const QmgrLogRecord *records, size_t n, bool ok);
+void qmgr_bounce_append(QmgrMessage *m, const char *log, const QmgrLogRecord *records, size_t n,
+                        QmgrLogDone done);
+void qmgr_bounce_finish(QmgrMessage *m);
+void qmgr_bounce_expire(QmgrMessage *m);
+void qmgr_bounce_warn(QmgrMessage *m);
+bool qmgr_bounce_logs_exist(QmgrMessage *m);
+
+/* qmgr-call.c: a call to another role that may pass the queue file; done runs once, with the reply or
+ * with error set (the call could not be made, failed, or timed out). */
+typedef struct QmgrCall QmgrCall;
+typedef int (*QmgrCallBuild)(QmgrCall *c, sd_bus_message *msg);
+typedef void (*QmgrCallDone)(QmgrCall *c, sd_bus_message *reply, const char *error);
+struct QmgrCall {
+        QmgrMessage *message;
+        const char *path, *interface, *member;
+        QmgrCallBuild build;            /* appends the arguments */
+        QmgrCallDone done;
+        uint64_t timeout_usec;
+        void *data;                     /* the caller's; done frees it */
+};
+/* Copies c and sends the call when the connection is ready; done always runs, maybe before this
+ * returns. */
+void qmgr_call(BusClient *client, const QmgrCall *c);
 
 /* qmgr-bus.c */
 int qmgr_bus_setup(Qmgr *q);

@@ -17,12 +17,7 @@ static int rewrite_bus_setup(sd_bus *bus, void *userdata) {
 static int rewrite_setup(Daemon *d) {
         Rewrite *rw;
         char *t = NULL, *n = NULL;
-        uid_t uid;
-        int fd, r;
-
-        fd = daemon_listen_fd(d, "rewrite");
-        if (fd < 0)
-                return log_error_errno(fd, "No socket named \"rewrite\" was passed.");
+        int r;
 
         rw = calloc(1, sizeof(Rewrite));
         if (!rw)
@@ -67,12 +62,10 @@ static int rewrite_setup(Daemon *d) {
         if (r < 0)
                 return log_error_errno(EINVAL, "transport_maps = %s: bad table list.", d->config->transport_maps);
 
-        r = bus_server_new(d, fd, rewrite_bus_setup, rw, &rw->server);
-        if (r < 0)
-                return log_error_errno(r, "Failed to serve the rewrite socket: %m");
-        if (get_user_uid("postbus", &uid) >= 0)
-                bus_server_allow_uid(rw->server, uid);
-        return 0;
+        r = bus_server_serve(d, "rewrite", rewrite_bus_setup, rw, &rw->server);
+        if (r == -ENOENT)
+                return log_error_errno(r, "No socket named \"rewrite\" was passed.");
+        return r;
 }
 
 static void rewrite_done(Daemon *d) {

@@ -319,3 +319,18 @@ int bus_client_get_ready(BusClient *c, sd_bus_message_handler_t callback, void *
                 return r;
         return 0;
 }
+
+int bus_server_serve(Daemon *d, const char *fd_name, BusServerSetupFunc setup, void *userdata, BusServer **ret) {
+        uid_t uid;
+        int fd, r;
+
+        fd = daemon_listen_fd(d, fd_name);
+        if (fd < 0)
+                return fd;
+        r = bus_server_new(d, fd, setup, userdata, ret);
+        if (r < 0)
+                return log_error_errno(r, "Failed to serve the %s socket: %m", fd_name);
+        if (get_user_uid("postbus", &uid) >= 0)
+                bus_server_allow_uid(*ret, uid);
+        return 0;
+}

@@ -23,6 +23,10 @@ typedef int (*BusServerSetupFunc)(sd_bus *bus, void *userdata);
 /* Accepts peers on listen_fd whose uid is 0 or one of allowed_uids (or anyone when allow_any). */
 int bus_server_new(Daemon *d, int listen_fd, BusServerSetupFunc setup, void *userdata, BusServer **ret);
 void bus_server_allow_uid(BusServer *s, uid_t uid);
+/* The usual start of a role that other roles call: serves the passed socket with this
+ * FileDescriptorName= to root and the postbus user. -ENOENT when no such socket was passed; other
+ * errors are logged. */
+int bus_server_serve(Daemon *d, const char *fd_name, BusServerSetupFunc setup, void *userdata, BusServer **ret);
 void bus_server_allow_any(BusServer *s);
 BusServer *bus_server_free(BusServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusServer *, bus_server_free);

@@ -142,6 +142,34 @@
           "Most messages in the active queue at once.")                                                     \
         X(default_process_limit, INT, "100", 1, 10000, "qmgr local",                                         \
           "Most deliveries in progress at once for one delivery role.")                                     \
+        X(maximal_backoff_time, TIME, "4000s", 1, 8640000, "qmgr",                                           \
+          "Longest wait in the deferred queue between two attempts; waits grow with the message's age.")   \
+        X(maximal_queue_lifetime, TIME, "5d", 0, 8640000, "qmgr bounce",                                     \
+          "How long a message may stay queued before its remaining recipients are returned; 0: one try.")   \
+        X(bounce_queue_lifetime, TIME, "5d", 0, 8640000, "qmgr bounce",                                      \
+          "maximal_queue_lifetime for mail from the null sender (bounces and other notices).")              \
+        X(delay_warning_time, TIME, "0h", 0, 8640000, "qmgr",                                                \
+          "After how long in the queue the sender hears that a message is delayed, once; 0: never.")         \
+        X(defer_transports, STRING, "", 0, 0, "qmgr",                                                        \
+          "Transports whose mail is not delivered but deferred (e.g. a dial-up link that is down).")         \
+        X(relocated_maps, STRING, "", 0, 0, "qmgr",                                                          \
+          "Tables of users who moved: a recipient found there bounces with 5.1.6 and the new address.")      \
+        X(qmgr_message_recipient_limit, INT, "20000", 1, 10000000, "qmgr",                                   \
+          "Most recipients of active messages that qmgr keeps scheduled in memory at once.")                 \
+        X(initial_destination_concurrency, INT, "5", 1, 1000, "qmgr",                                        \
+          "Deliveries at once to a new destination; it grows with success up to its concurrency limit.")   \
+        X(default_destination_concurrency_limit, INT, "20", 1, 1000, "qmgr",                                 \
+          "Most deliveries at once to one destination; <transport>_destination_concurrency_limit overrides.") \
+        X(default_destination_recipient_limit, INT, "50", 1, 100000, "qmgr",                                 \
+          "Most recipients per delivery; <transport>_destination_recipient_limit overrides; 1: per recipient.") \
+        X(default_destination_rate_delay, TIME, "0s", 0, 3600, "qmgr",                                       \
+          "Pause between two deliveries to one destination (concurrency 1 then); 0: none.")                  \
+        X(default_destination_concurrency_failed_cohort_limit, INT, "1", 1, 1000, "qmgr",                    \
+          "Failed pseudo-cohorts after which a destination is dead until minimal_backoff_time has passed.")  \
+        X(local_destination_concurrency_limit, INT, "2", 1, 1000, "qmgr",                                    \
+          "Most deliveries at once to one local recipient (local's recipient limit is 1).")                  \
+        X(local_destination_recipient_limit, INT, "1", 1, 100000, "qmgr",                                    \
+          "Recipients per local delivery; 1 makes local's concurrency limit count per user.")               \
         X(home_mailbox, STRING, "", 0, 0, "local",                                                           \
           "Mailbox path relative to the home directory; ending in / means Maildir. Empty: mail spool file.") \
         X(mail_spool_directory, STRING, POSTBUS_MAIL_SPOOL_DIRECTORY, 0, 0, "local",                         \

@@ -230,6 +230,21 @@ int config_parse_time(const char *s, int64_t *ret) {
         return 0;
 }
 
+/* As Postfix: a TIME value without a unit is in the unit of the parameter's default ("5d": days). */
+static int parse_time_param(const ConfigParam *p, const char *value, int64_t *ret) {
+        size_t len = strlen(value), dl = strlen(p->def);
+        char buf[64];
+
+        if (len > 0 && len < sizeof buf - 1 && isdigit((unsigned char) value[len - 1]) && dl > 0 &&
+            isalpha((unsigned char) p->def[dl - 1])) {
+                memcpy(buf, value, len);
+                buf[len] = p->def[dl - 1];
+                buf[len + 1] = '\0';
+                return config_parse_time(buf, ret);
+        }
+        return config_parse_time(value, ret);
+}
+
 static int parse_int(const char *s, int64_t *ret) {
         char *end;
         long long v;
@@ -267,7 +282,7 @@ static int config_set_value(Config *c, ConfigParamId id, char *value) {
                 r = parse_int(value, &v);
                 break;
         case CONFIG_TIME:
-                r = config_parse_time(value, &v);
+                r = parse_time_param(p, value, &v);
                 break;
         case CONFIG_BOOL:
                 if (streq(value, "yes") || streq(value, "true"))
@@ -328,6 +343,11 @@ Config *config_free(Config *c) {
                 free(c->overrides[i].value);
         }
         free(c->overrides);
+        for (size_t i = 0; i < c->n_extras; i++) {
+                free(c->extras[i].name);
+                free(c->extras[i].value);
+        }
+        free(c->extras);
         free(c->path);
         free(c);
         return NULL;
@@ -516,6 +536,95 @@ static int compute_defaults(RawSet *raw) {
         return r < 0 ? r : 0;
 }
 
+static bool config_transport_suffix(const char *name) {
+        static const char *const suffixes[] = { CONFIG_TRANSPORT_SUFFIXES };
+        size_t len = strlen(name);
+
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                size_t sl = strlen(suffixes[i]);
+                if (len > sl + 1 && name[len - sl - 1] == '_' && streq(name + len - sl, suffixes[i]))
+                        return true;
+        }
+        return false;
+}
+
+static int config_add_extra(Config *c, RawSet *raw, const RawParam *p, const char *path) {
+        char where[PATH_MAX + 32];
+        ConfigExtra *l;
+        Buf v = {};
+        int r;
+
+        (void) snprintf(where, sizeof where, "%s:%u", path, p->line);
+        r = expand(raw, p->value, 0, where, &v);
+        if (r >= 0 && !v.s)
+                r = buf_append(&v, "", 0);
+        if (r < 0) {
+                free(v.s);
+                return r;
+        }
+        l = realloc(c->extras, (c->n_extras + 1) * sizeof(ConfigExtra));
+        if (!l) {
+                free(v.s);
+                return -ENOMEM;
+        }
+        c->extras = l;
+        l[c->n_extras] = (ConfigExtra) { .name = strdup(p->name), .value = v.s, .line = p->line };
+        if (!l[c->n_extras].name) {
+                free(v.s);
+                return -ENOMEM;
+        }
+        c->n_extras++;
+        return 0;
+}
+
+/* The value of an INT, SIZE or TIME parameter. */
+static int param_int_value(const Config *c, ConfigParamId id, int64_t *ret) {
+        switch (id) {
+#define X(n, t, d, lo, hi, roles, doc)                                                                  \
+        case CONFIG_PARAM_##n:                                                                          \
+                if (CONFIG_##t == CONFIG_INT || CONFIG_##t == CONFIG_SIZE || CONFIG_##t == CONFIG_TIME) { \
+                        *ret = *(const int64_t *) (const void *) &c->n;                                 \
+                        return 0;                                                                       \
+                }                                                                                       \
+                break;
+                POSTBUS_CONFIG_PARAMS(X)
+#undef X
+        default:
+                break;
+        }
+        return -EINVAL;
+}
+
+int config_transport_int(const Config *c, const char *transport, const char *suffix, ConfigParamId fallback,
+                         int64_t *ret) {
+        const ConfigParam *fp = config_params + fallback;
+        _cleanup_free_ char *name = NULL;
+        const ConfigParam *p;
+        int64_t v;
+        int r;
+
+        assert(fp->type == CONFIG_INT || fp->type == CONFIG_TIME);
+        if (asprintf(&name, "%s_%s", transport, suffix) < 0)
+                return -ENOMEM;
+        p = config_param_find(name);
+        if (p && p->type == fp->type)
+                return param_int_value(c, (ConfigParamId) (p - config_params), ret);
+        for (size_t i = 0; i < c->n_extras; i++) {
+                if (!streq(c->extras[i].name, name))
+                        continue;
+                r = fp->type == CONFIG_TIME ? parse_time_param(fp, c->extras[i].value, &v)
+                                            : parse_int(c->extras[i].value, &v);
+                if (r < 0 || v < fp->min || v > fp->max) {
+                        log_error("%s:%u: bad value for %s: \"%s\" (%" PRIi64 "..%" PRIi64 ")", c->path,
+                                  c->extras[i].line, name, c->extras[i].value, fp->min, fp->max);
+                        return -EINVAL;
+                }
+                *ret = v;
+                return 0;
+        }
+        return param_int_value(c, fallback, ret);
+}
+
 int config_parse(const char *text, const char *path, Config **ret) {
         _cleanup_(config_freep) Config *c = NULL;
         RawSet raw = {};
@@ -560,6 +669,12 @@ int config_parse(const char *text, const char *path, Config **ret) {
                                         goto finish;
                                 }
                                 r = config_add_override(c, service, oid, o.s, raw.items[i].line);
+                                if (r < 0)
+                                        goto finish;
+                                continue;
+                        }
+                        if (config_transport_suffix(raw.items[i].name)) {
+                                r = config_add_extra(c, &raw, raw.items + i, path);
                                 if (r < 0)
                                         goto finish;
                                 continue;

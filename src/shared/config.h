@@ -54,6 +54,19 @@ typedef struct ConfigOverride {
         unsigned line;
 } ConfigOverride;
 
+/* Postfix's per-transport parameters: "<transport>_<suffix>" for any transport that master.cf declares
+ * ("dovecot_destination_recipient_limit = 1"). main.cf is read before master.cf, so these names are kept
+ * (expanded) without a warning and looked up by config_transport_int(). */
+#define CONFIG_TRANSPORT_SUFFIXES                                                                       \
+        "destination_concurrency_limit", "destination_recipient_limit", "destination_rate_delay",       \
+        "destination_concurrency_failed_cohort_limit", "initial_destination_concurrency", "time_limit"
+
+typedef struct ConfigExtra {
+        char *name;
+        char *value;
+        unsigned line;
+} ConfigExtra;
+
 typedef struct Config {
 #define X(name, type, def, min, max, roles, doc) CONFIG_CTYPE_##type name;
         POSTBUS_CONFIG_PARAMS(X)
@@ -62,6 +75,8 @@ typedef struct Config {
         unsigned lines[_CONFIG_PARAM_MAX];      /* line in path where each was set; 0: default */
         ConfigOverride *overrides;              /* <service>_<name> lines, checked only by config_for_service() */
         size_t n_overrides;
+        ConfigExtra *extras;                    /* <transport>_<suffix> lines (CONFIG_TRANSPORT_SUFFIXES) */
+        size_t n_extras;
 } Config;
 
 /* Reads path (NULL: POSTBUS_CONFDIR/main.cf). A missing file means all defaults. A bad value fails
@@ -80,6 +95,13 @@ int config_for_service(const Config *c, const char *service, const char *const *
 
 /* "main.cf:12" or "default" for messages about a value. */
 const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t size);
+
+/* The value of "<transport>_<suffix>" for a transport: a declared parameter of that name
+ * (local_destination_concurrency_limit), else a main.cf line of that name, else the value of fallback,
+ * parsed as fallback's type (INT or TIME) and bounds. -EINVAL after logging "file:line: ..." for a bad
+ * value. */
+int config_transport_int(const Config *c, const char *transport, const char *suffix, ConfigParamId fallback,
+                         int64_t *ret);
 
 /* Splits a list value on commas and white space into a NULL-terminated vector. */
 int config_split_list(const char *value, char ***ret);

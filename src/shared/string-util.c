@@ -38,3 +38,11 @@ int strv_push(char ***l, size_t *n, char *s) {
         *l = nl;
         return 0;
 }
+
+size_t strv_length(char *const *l) {
+        size_t n = 0;
+
+        while (l && l[n])
+                n++;
+        return n;
+}

@@ -12,3 +12,5 @@ void strstrip_span(const char **start, const char **end);
 /* Appends s to the vector *l of *n strings and keeps it NULL-terminated. Takes s in any case: it is freed on
  * failure, and a NULL s (a failed strdup()) is -ENOMEM, so that strv_push(&l, &n, strdup(x)) is safe. */
 int strv_push(char ***l, size_t *n, char *s);
+/* The number of strings in a NULL-terminated vector; 0 for NULL. */
+size_t strv_length(char *const *l);

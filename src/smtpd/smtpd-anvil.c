@@ -1,6 +1,6 @@
-/* smtpd-anvil.c: the per-client counters: a hash table of clients (seeded, so that a client cannot choose
- * addresses that collide), and a list of the idle ones, from which the least recently used are dropped
- * when their time unit is over or when the table is full. */
+/* smtpd-anvil.c: the smtpd process's per-client counters: a hash table of clients (seeded, so that a client
+ * cannot choose addresses that collide), and a list of the idle ones, from which the least recently used are
+ * dropped when their time unit is over or when the table is full. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>

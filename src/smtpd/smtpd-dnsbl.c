@@ -1,4 +1,5 @@
-/* smtpd-dnsbl.c: DNS for reject_rbl_client: query names, DNS messages, and a non-blocking UDP resolver.
+/* smtpd-dnsbl.c: DNS for the smtpd process's reject_rbl_client: query names, DNS messages, and a
+ * non-blocking UDP resolver.
  *
  * A reply comes from whoever can send a UDP datagram to our port, so it is checked before it is believed:
  * the socket is connected to the name server (the kernel drops datagrams from anyone else), the source

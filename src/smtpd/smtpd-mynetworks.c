@@ -1,4 +1,5 @@
-/* smtpd-mynetworks.c: client addresses and $mynetworks, the clients that may relay. */
+/* smtpd-mynetworks.c: the smtpd process's client addresses and the address lists they are matched against:
+ * $mynetworks (the clients that may relay) and its like. */
 #include <netinet/in.h>
 
 #include "config.h"

@@ -1,6 +1,6 @@
-/* smtpd-protocol.c: SMTP command lines, MAIL/RCPT/BDAT/VRFY arguments, the DATA/BDAT content reader and
- * status texts, as pure functions over (buf, len). Everything here reads peer input: every index is checked
- * against len. */
+/* smtpd-protocol.c: the smtpd process's SMTP parsers: command lines, MAIL/RCPT/BDAT/VRFY arguments, the
+ * DATA/BDAT content reader and status texts, as pure functions over (buf, len). Everything here reads peer
+ * input: every index is checked against len. */
 #include <assert.h>
 #include <strings.h>
 

@@ -178,6 +178,19 @@ static void smtpd_free(Smtpd *server) {
         free(server);
 }
 
+/* One of the address list parameters (mynetworks and the like), whose value is value. */
+static int networks_parse(const Config *config, ConfigParamId id, const char *value, SmtpdNetworks *ret) {
+        char where[PATH_MAX + 32];
+        int r;
+
+        r = smtpd_networks_parse(value, config_where(config, id, where, sizeof where), ret);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return -EINVAL;         /* logged with file and line; a bad main.cf is not retried */
+        return 0;
+}
+
 static int smtpd_setup(Daemon *d) {
         char where[PATH_MAX + 32];
         Smtpd *server;
@@ -196,29 +209,17 @@ static int smtpd_setup(Daemon *d) {
         r = config_split_list(d->config->mydestination, &server->mydestination);
         if (r < 0)
                 return log_oom();
-        r = smtpd_networks_parse(d->config->mynetworks,
-                                 config_where(d->config, CONFIG_PARAM_mynetworks, where, sizeof where),
-                                 &server->mynetworks);
-        if (r == -ENOMEM)
-                return log_oom();
+        r = networks_parse(d->config, CONFIG_PARAM_mynetworks, d->config->mynetworks, &server->mynetworks);
         if (r < 0)
-                return -EINVAL;         /* logged with file and line; a bad main.cf is not retried */
-        r = smtpd_networks_parse(d->config->smtpd_client_event_limit_exceptions,
-                                 config_where(d->config, CONFIG_PARAM_smtpd_client_event_limit_exceptions, where,
-                                              sizeof where),
-                                 &server->limit_exceptions);
-        if (r == -ENOMEM)
-                return log_oom();
+                return r;
+        r = networks_parse(d->config, CONFIG_PARAM_smtpd_client_event_limit_exceptions,
+                           d->config->smtpd_client_event_limit_exceptions, &server->limit_exceptions);
         if (r < 0)
-                return -EINVAL;
-        r = smtpd_networks_parse(d->config->smtpd_forbid_bare_newline_exclusions,
-                                 config_where(d->config, CONFIG_PARAM_smtpd_forbid_bare_newline_exclusions, where,
-                                              sizeof where),
-                                 &server->bare_newline_exclusions);
-        if (r == -ENOMEM)
-                return log_oom();
+                return r;
+        r = networks_parse(d->config, CONFIG_PARAM_smtpd_forbid_bare_newline_exclusions,
+                           d->config->smtpd_forbid_bare_newline_exclusions, &server->bare_newline_exclusions);
         if (r < 0)
-                return -EINVAL;
+                return r;
         if (streq(d->config->smtpd_forbid_bare_newline, "reject") || streq(d->config->smtpd_forbid_bare_newline, "yes"))
                 server->reject_bare_lf = true;
         else if (!streq(d->config->smtpd_forbid_bare_newline, "normalize"))

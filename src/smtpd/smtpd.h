@@ -16,6 +16,11 @@
 /* Message content is converted into this buffer and written to the memory file from it. */
 #define SMTPD_DATA_CHUNK (64U * 1024U)
 
+/* A time parameter (seconds in main.cf) as sd-event counts it. */
+static inline uint64_t sec_to_usec(int64_t sec) {
+        return (uint64_t) sec * USEC_PER_SEC;
+}
+
 typedef struct SmtpdSession SmtpdSession;
 
 typedef struct Smtpd Smtpd;

@@ -74,6 +74,16 @@ TEST(time) {
         ASSERT_ERR(config_parse_time("1x", &t), EINVAL);
         ASSERT_ERR(config_parse_time("1ss", &t), EINVAL);
         ASSERT_ERR(config_parse_time("-1", &t), EINVAL);
+
+        /* A value without a unit is in the unit of the parameter's default, as in Postfix. */
+        Config *c = NULL;
+        ASSERT_OK(config_parse("maximal_queue_lifetime = 2\ndelay_warning_time = 3\nminimal_backoff_time = 7\n"
+                               "bounce_queue_lifetime = 90m\n", "main.cf", &c));
+        ASSERT_EQ(c->maximal_queue_lifetime, 2 * 86400);
+        ASSERT_EQ(c->delay_warning_time, 3 * 3600);
+        ASSERT_EQ(c->minimal_backoff_time, 7);
+        ASSERT_EQ(c->bounce_queue_lifetime, 90 * 60);
+        config_free(c);
 }
 
 TEST(every_param_documented) {

@@ -49,6 +49,8 @@ TEST(strv_push) {
         }
         ASSERT_STREQ(l[0], "s0");
         ASSERT_STREQ(l[99], "s99");
+        ASSERT_EQ(strv_length(l), 100);
+        ASSERT_EQ(strv_length(NULL), 0);
 
         /* A failed strdup() arrives as NULL: -ENOMEM, and the vector is left as it was. */
         ASSERT_ERR(strv_push(&l, &n, NULL), ENOMEM);

@@ -1,0 +1,288 @@
+/* cleanup-job-headers.c: the header pass of one submission (header_checks, the addresses of sender and
+ * recipient headers, the recipients sendmail -t hands over in To, Cc and Bcc) and the header edits the
+ * queue file is written with. Runs in the cleanup process. */
+#include <ctype.h>
+#include <strings.h>
+
+#include "address.h"
+#include "cleanup-addrlist.h"
+#include "cleanup.h"
+#include "log.h"
+
+static int add_drop(CleanupJob *j, size_t start, size_t end) {
+        CleanupRange *n = realloc(j->drops, (j->n_drops + 1) * sizeof(CleanupRange));
+        if (!n)
+                return -ENOMEM;
+        j->drops = n;
+        j->drops[j->n_drops++] = (CleanupRange) { .start = start, .end = end };
+        return 0;
+}
+
+static int add_recipient(CleanupJob *j, const char *address) {
+        if (j->n_recipients >= CLEANUP_RECIPIENTS_MAX)
+                return -E2BIG;
+        char **n = realloc(j->recipients, (j->n_recipients + 2) * sizeof(char *));
+        if (!n)
+                return -ENOMEM;
+        j->recipients = n;
+        n[j->n_recipients] = strdup(address);
+        if (!n[j->n_recipients])
+                return -ENOMEM;
+        n[++j->n_recipients] = NULL;
+        return 0;
+}
+
+static bool name_is(const char *h, size_t len, const char *name) {
+        size_t n = strlen(name);
+        return len > n && h[n] == ':' && strncasecmp(h, name, n) == 0;
+}
+
+static bool name_in(const char *h, size_t len, const char *const *names) {
+        for (; *names; names++)
+                if (name_is(h, len, *names))
+                        return true;
+        return false;
+}
+
+/* The header checks' view of a header: continuation line breaks removed, bounded. */
+static char *logical_header(const char *h, size_t len, size_t limit) {
+        char *out = malloc(MIN(len, limit) + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len && (size_t) (o - out) < limit; i++)
+                if (h[i] != '\n' && h[i] != '\r' && h[i] != '\0')
+                        *o++ = h[i];
+        *o = '\0';
+        return out;
+}
+
+static const char *const sender_headers[] = {
+        "From", "Sender", "Reply-To", "Return-Receipt-To", "Errors-To", "Resent-From", "Resent-Sender",
+        "Resent-Reply-To", NULL,
+};
+static const char *const recipient_headers[] = {
+        "To", "Cc", "Bcc", "Apparently-To", "Resent-To", "Resent-Cc", "Resent-Bcc", NULL,
+};
+
+/* Notes the addresses of a sender or recipient header, for canonical maps and masquerading (and for
+ * rewrite, in local mail). */
+static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, size_t start) {
+        Cleanup *c = j->cleanup;
+        CleanupAddress *list = NULL;
+        bool sender;
+        int n;
+
+        if (table_list_is_empty(c->canonical_maps) && table_list_is_empty(c->sender_canonical_maps) &&
+            table_list_is_empty(c->recipient_canonical_maps) && !c->masquerade_domains[0] &&
+            !streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup"))
+                return 0;
+        sender = name_in(h, hlen, sender_headers);
+        if (!sender && !name_in(h, hlen, recipient_headers))
+                return 0;
+        if (j->n_header_addresses >= CLEANUP_HEADER_ADDRESSES_MAX)
+                return 0;
+
+        const char *colon = memchr(h, ':', hlen);
+        size_t value = (size_t) (colon + 1 - h);
+        n = cleanup_addrlist_parse(colon + 1, hlen - value, CLEANUP_HEADER_ADDRESSES_MAX - j->n_header_addresses,
+                                   &list);
+        if (n == -E2BIG)
+                return 0;       /* too many to rewrite: the header stays as it is */
+        if (n < 0)
+                return n;
+        CleanupHeaderAddress *na = realloc(j->header_addresses,
+                                           (j->n_header_addresses + (size_t) n + 1) * sizeof(CleanupHeaderAddress));
+        if (!na) {
+                cleanup_addrlist_free(list, (size_t) n);
+                return -ENOMEM;
+        }
+        j->header_addresses = na;
+        for (int i = 0; i < n; i++) {
+                /* Only plain addr-specs that an envelope could carry, written without comments or white
+                 * space inside: the rewritten text replaces the whole span. */
+                if (!address_valid(list[i].address) || list[i].end - list[i].start != strlen(list[i].address))
+                        continue;
+                CleanupHeaderAddress *a = na + j->n_header_addresses;
+                a->start = start + value + list[i].start;
+                a->end = start + value + list[i].end;
+                a->sender = sender;
+                a->original = strdup(list[i].address);
+                a->address = strdup(list[i].address);
+                if (!a->original || !a->address) {
+                        free(a->original);
+                        free(a->address);
+                        cleanup_addrlist_free(list, (size_t) n);
+                        return -ENOMEM;
+                }
+                j->n_header_addresses++;
+        }
+        cleanup_addrlist_free(list, (size_t) n);
+        return 0;
+}
+
+/* header_checks on the header h at start..end of the content: 1 when it is to be left out (IGNORE), 0 to
+ * go on with it; a rejection is j->reject. */
+static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) {
+        Cleanup *c = j->cleanup;
+        _cleanup_free_ char *logical = logical_header(h, end - start, (size_t) c->daemon->config->header_size_limit);
+        int r;
+
+        if (!logical)
+                return -ENOMEM;
+        const CleanupCheckRule *rule = cleanup_checks_match(c->header_checks, logical);
+        if (!rule)
+                return 0;
+        if (rule->action != CLEANUP_CHECK_DUNNO) {
+                _cleanup_free_ char *escaped = log_escape(logical, MIN(strlen(logical), (size_t) 200));
+                _cleanup_free_ char *sender = log_escape(j->sender, strlen(j->sender));
+                const char *action = cleanup_check_action_to_string(rule->action);
+                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLEANUP_ACTION", action }),
+                         "%s: header %s from sender=<%s>%s%s (%s:%u)", action, strempty(escaped), strempty(sender),
+                         rule->text ? ": " : "", strempty(rule->text), c->header_checks->path, rule->line);
+        }
+        switch (rule->action) {
+        case CLEANUP_CHECK_REJECT: {
+                const char *t = rule->text ?: "message content rejected";
+                /* The text may bring its own enhanced status code. */
+                bool has_code = isdigit((unsigned char) t[0]) && t[1] == '.';
+                return cleanup_job_reject(j, "550 %s%s", has_code ? "" : "5.7.1 ", t);
+        }
+        case CLEANUP_CHECK_DISCARD:
+                j->discard = true;
+                return 0;
+        case CLEANUP_CHECK_HOLD:
+                if (!j->hold) {
+                        j->hold = strdup(rule->text ?: "header_checks");
+                        if (!j->hold)
+                                return -ENOMEM;
+                }
+                return 0;
+        case CLEANUP_CHECK_IGNORE:
+                r = add_drop(j, start, end);
+                return r < 0 ? r : 1;
+        default:
+                return 0;
+        }
+}
+
+/* sendmail -t: the recipients of the To, Cc or Bcc header h at start..end (of the resending when the
+ * message has Resent- headers, RFC 5322 3.6.6). */
+static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t end, bool resent) {
+        size_t hlen = end - start;
+        bool to = name_is(h, hlen, resent ? "Resent-To" : "To");
+        bool cc = name_is(h, hlen, resent ? "Resent-Cc" : "Cc");
+        bool bcc = name_is(h, hlen, resent ? "Resent-Bcc" : "Bcc");
+        CleanupAddress *list = NULL;
+        int r;
+
+        if (!to && !cc && !bcc)
+                return 0;
+        const char *colon = memchr(h, ':', hlen);
+        r = cleanup_addrlist_parse(colon + 1, hlen - (size_t) (colon + 1 - h), CLEANUP_RECIPIENTS_MAX - j->n_recipients,
+                                   &list);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < r; i++) {
+                if (!address_valid(list[i].address)) {
+                        _cleanup_free_ char *escaped = log_escape(list[i].address, strlen(list[i].address));
+                        log_warning("Ignoring the malformed address <%s> in a header.", strempty(escaped));
+                        continue;
+                }
+                int k = add_recipient(j, list[i].address);
+                if (k < 0) {
+                        cleanup_addrlist_free(list, (size_t) r);
+                        return k;
+                }
+        }
+        cleanup_addrlist_free(list, (size_t) r);
+        /* Blind copies stay blind: the header goes. */
+        return bcc ? add_drop(j, start, end) : 0;
+}
+
+int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
+        const char *buf = j->content;
+        bool extract = streq(strempty(cleanup_attr_get(j->attrs, "extract_recipients")), "yes");
+        bool local = streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup");
+        bool resent = false;
+        int r;
+
+        /* RFC 5322 3.6.6: with Resent- fields, the recipients are those of the resending. */
+        for (size_t off = 0; off < header_end;) {
+                const char *nl = memchr(buf + off, '\n', header_end - off);
+                size_t end = nl ? (size_t) (nl - buf) + 1 : header_end;
+                if (end - off > 7 && strncasecmp(buf + off, "Resent-", 7) == 0)
+                        resent = true;
+                off = end;
+        }
+
+        for (size_t off = 0; off < header_end;) {
+                size_t start = off, end = off;
+                /* One logical header: its first line and the lines that continue it. */
+                do {
+                        const char *nl = memchr(buf + end, '\n', header_end - end);
+                        end = nl ? (size_t) (nl - buf) + 1 : header_end;
+                } while (end < header_end && (buf[end] == ' ' || buf[end] == '\t'));
+                off = end;
+                const char *h = buf + start;
+                size_t hlen = end - start;
+
+                if (j->cleanup->header_checks) {
+                        r = check_header(j, h, start, end);
+                        if (r < 0 || j->reject)
+                                return r < 0 ? r : 0;
+                        if (r > 0)
+                                continue;       /* IGNOREd: as if it were not there */
+                }
+
+                r = collect_header_addresses(j, h, hlen, start);
+                if (r < 0)
+                        return r;
+
+                if (extract)
+                        r = extract_recipients(j, h, start, end, resent);
+                else if (local && (name_is(h, hlen, "Bcc") || name_is(h, hlen, "Resent-Bcc")))
+                        r = add_drop(j, start, end);    /* local mail never shows its blind copies, -t or not */
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int range_cmp(const void *a, const void *b) {
+        const CleanupRange *x = a, *y = b;
+        return (x->start > y->start) - (x->start < y->start);
+}
+
+int cleanup_job_header_edits(CleanupJob *j, CleanupRange **ret, size_t *ret_n) {
+        CleanupRange *edits = calloc(j->n_drops + j->n_header_addresses + 1, sizeof(CleanupRange));
+        size_t n = 0;
+
+        if (!edits)
+                return -ENOMEM;
+        for (size_t i = 0; i < j->n_drops; i++)
+                edits[n++] = j->drops[i];
+        for (size_t i = 0; i < j->n_header_addresses; i++) {
+                const CleanupHeaderAddress *a = j->header_addresses + i;
+                bool dropped = false;
+                if (streq(a->address, a->original))
+                        continue;
+                for (size_t d = 0; d < j->n_drops && !dropped; d++)
+                        dropped = a->start >= j->drops[d].start && a->end <= j->drops[d].end;
+                if (!dropped)
+                        edits[n++] = (CleanupRange) { a->start, a->end, a->address };
+        }
+        qsort(edits, n, sizeof(CleanupRange), range_cmp);
+        *ret = edits;
+        *ret_n = n;
+        return 0;
+}
+
+void cleanup_job_header_addresses_free(CleanupJob *j) {
+        for (size_t i = 0; i < j->n_header_addresses; i++) {
+                free(j->header_addresses[i].original);
+                free(j->header_addresses[i].address);
+        }
+        j->header_addresses = mfree(j->header_addresses);
+        j->n_header_addresses = 0;
+}

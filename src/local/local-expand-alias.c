@@ -1,0 +1,97 @@
+/* local-expand-alias.c: alias_maps in an expansion: the lookup of a local part in each table, and the
+ * destinations of the alias found, acting as the owner of its table. Runs in the delivery child, as root. */
+#include <sys/stat.h>
+
+#include "local.h"
+
+int local_expand_alias_open(LocalExpand *e) {
+        _cleanup_strv_free_ char **specs = NULL;
+        int r;
+
+        r = config_split_list(e->c->alias_maps, &specs);
+        if (r < 0)
+                return r;
+        for (char **s = specs; s && *s; s++) {
+                Table **l = realloc(e->tables, (e->n_tables + 1) * sizeof(Table *));
+                if (!l)
+                        return -ENOMEM;
+                e->tables = l;
+                r = table_open(*s, &e->tables[e->n_tables]);
+                if (r < 0)
+                        return r;
+                e->n_tables++;
+        }
+        return 0;
+}
+
+void local_expand_alias_close(LocalExpand *e) {
+        for (size_t k = 0; k < e->n_tables; k++)
+                table_free(e->tables[k]);
+        e->tables = mfree(e->tables);
+        e->n_tables = 0;
+}
+
+/* Looks local up in the alias tables: 1 and the value with the table's owner, 0, or -errno. */
+static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid_t *ret_owner) {
+        for (size_t k = 0; k < e->n_tables; k++) {
+                _cleanup_free_ char *value = NULL;
+                struct stat st;
+                int r;
+
+                r = table_lookup(e->tables[k], local, &value);
+                if (r == -ENOENT) {
+                        /* Never built: like an empty table, with a word to the administrator. */
+                        const char *db = table_db_path(e->tables[k]);
+                        _cleanup_free_ char *source = strndup(db, strlen(db) - STRLEN(TABLE_DB_SUFFIX));
+                        if (source && access(source, F_OK) >= 0)
+                                (void) local_report_warning(e->report_fd,
+                                                            "alias table %s has not been built: run newaliases",
+                                                            table_name(e->tables[k]));
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        continue;
+                if (stat(table_db_path(e->tables[k]), &st) < 0)
+                        return -errno;
+                *ret_value = TAKE_PTR(value);
+                *ret_owner = st.st_uid;
+                return 1;
+        }
+        return 0;
+}
+
+int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *user, const LocalExtension *x) {
+        _cleanup_(local_privs_done) LocalPrivs privs = {};
+        _cleanup_free_ char *value = NULL;
+        LocalTargetList l = {};
+        uid_t owner = 0;
+        int r;
+
+        /* user+ext: the whole local part first, then the user part. */
+        r = alias_lookup(e, local, &value, &owner);
+        if (r == 0 && x->extension)
+                r = alias_lookup(e, user, &value, &owner);
+        if (r < 0) {
+                local_expand_fail(e, i, "4.3.0", "alias database unavailable: %s", strerror(-r));
+                return 1;
+        }
+        if (r == 0)
+                return 0;
+        r = local_expand_privs_for_owner(e, owner, &privs);
+        if (r < 0) {
+                local_expand_fail(e, i, "4.3.0", "cannot find the user to act as for alias %s: %s", local,
+                                  strerror(-r));
+                return 1;
+        }
+        r = local_targets_parse(value, strlen(value), (size_t) e->c->duplicate_filter_limit, &l);
+        if (r == -E2BIG)
+                local_expand_limit_exceeded(e, i);
+        else if (r < 0 || l.n == 0)
+                local_expand_fail(e, i, "4.3.0", "alias %s: malformed destination list", local);
+        else
+                local_expand_add_children(e, i, LOCAL_SOURCE_ALIAS, &privs, &l);
+        local_target_list_done(&l);
+        return 1;
+}

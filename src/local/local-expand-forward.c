@@ -1,0 +1,157 @@
+/* local-expand-forward.c: forwarding in an expansion: a user's ~/.forward (the first of forward_path that
+ * passes Postfix's checks), and the addresses of other domains that aliases and .forward files name, sent
+ * on through cleanup in one message per Delivered-To. Runs in the delivery child, as root. */
+#include "local.h"
+
+/* Postfix's checks of a .forward: a regular file of the user or root, writable by no one else. Reads the
+ * first of forward_path that exists and passes; 1 with its destinations, 0 when there is none. */
+static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const char *local, const char *domain,
+                        const LocalExtension *x, LocalTargetList *ret) {
+        _cleanup_strv_free_ char **paths = NULL;
+        _cleanup_free_ char *user = strdup(pw->pw_name), *l = strdup(local), *d = strdup(strempty(domain)),
+                            *ext = strdup(strempty(x->extension)), *rcpt = strdup(e->items[i].value),
+                            *delim = strdup(x->delimiter);
+        int r;
+
+        if (!user || !l || !d || !ext || !rcpt || !delim)
+                return -ENOMEM;
+        local_sanitize(user);
+        local_sanitize(l);
+        local_sanitize(d);
+        local_sanitize(ext);
+        local_sanitize(rcpt);
+        local_sanitize(delim);
+        const char *vars[] = {
+                "home", pw->pw_dir, "user", user, "local", l, "domain", d, "extension", ext,
+                "recipient", rcpt, "recipient_delimiter", delim, "shell", strempty(pw->pw_shell),
+                NULL,
+        };
+        r = config_split_list(e->c->forward_path, &paths);
+        if (r < 0)
+                return r;
+        for (char **p = paths; p && *p; p++) {
+                _cleanup_free_ char *path = NULL, *buf = NULL;
+                struct stat st;
+                size_t len;
+
+                if (local_expand_vars(*p, vars, &path) < 0 || path[0] != '/')
+                        continue;
+                r = local_read_list_file(path, pw->pw_uid, pw->pw_gid, &buf, &len, &st);
+                if (r == -ENOENT || r == -ENOTDIR)
+                        continue;
+                if (r == -EBADFD) {
+                        (void) local_report_ignored(e->report_fd, path, "is not a regular file");
+                        continue;
+                }
+                if (r < 0) {
+                        (void) local_report_ignored(e->report_fd, path, "cannot be read: %s",
+                                                    r == -EFBIG ? "file too large" : strerror(-r));
+                        continue;
+                }
+                if (st.st_uid != pw->pw_uid && st.st_uid != 0) {
+                        (void) local_report_ignored(e->report_fd, path, "has bad owner uid %u", (unsigned) st.st_uid);
+                        continue;
+                }
+                if (st.st_mode & (S_IWOTH | S_IWGRP)) {
+                        (void) local_report_ignored(e->report_fd, path, "is %s writable",
+                                                    st.st_mode & S_IWOTH ? "world" : "group");
+                        continue;
+                }
+                r = local_targets_parse_file(buf, len, (size_t) e->c->duplicate_filter_limit, ret);
+                if (r == -E2BIG)
+                        return r;
+                if (r < 0) {
+                        local_target_list_done(ret);
+                        (void) local_report_ignored(e->report_fd, path, "has a malformed destination list");
+                        continue;
+                }
+                return ret->n > 0;
+        }
+        return 0;
+}
+
+int local_expand_forward(LocalExpand *e, size_t i, const struct passwd *pw, const char *local, const char *domain,
+                         const LocalExtension *x) {
+        _cleanup_(local_privs_done) LocalPrivs privs = {};
+        LocalTargetList l = {};
+        int r;
+
+        r = read_forward(e, i, pw, local, domain, x, &l);
+        if (r == -E2BIG)
+                local_expand_limit_exceeded(e, i);
+        else if (r < 0)
+                local_expand_fail(e, i, "4.3.0", "cannot read the forward file of %s: %s", local, strerror(-r));
+        else if (r > 0) {
+                if (local_privs_from_pw(pw, &privs) < 0)
+                        local_expand_fail(e, i, "4.3.0", "out of memory");
+                else
+                        local_expand_add_children(e, i, LOCAL_SOURCE_FORWARD, &privs, &l);
+        }
+        local_target_list_done(&l);
+        return r != 0;
+}
+
+void local_expand_forward_add(LocalExpand *e, size_t i) {
+        const char *delivered = local_expand_item_address(e, e->items[i].parent);
+        _cleanup_free_ char *lc = strdup(e->items[i].value);
+        LocalForwardGroup *g = NULL;
+
+        if (!lc) {
+                local_expand_fail(e, i, "4.3.0", "out of memory");
+                return;
+        }
+        local_lowercase(lc);
+        if (local_expand_seen(e, LOCAL_TARGET_ADDRESS, 0, lc))
+                return;
+        for (size_t k = 0; k < e->n_groups; k++)
+                if (strcaseeq(e->groups[k].delivered_to, delivered))
+                        g = e->groups + k;
+        if (!g) {
+                LocalForwardGroup *l = realloc(e->groups, (e->n_groups + 1) * sizeof(LocalForwardGroup));
+                if (!l) {
+                        local_expand_fail(e, i, "4.3.0", "out of memory");
+                        return;
+                }
+                e->groups = l;
+                g = e->groups + e->n_groups;
+                *g = (LocalForwardGroup) { .delivered_to = strdup(delivered), .recipients = calloc(1, sizeof(char *)) };
+                if (!g->delivered_to || !g->recipients) {
+                        free(g->delivered_to);
+                        free(g->recipients);
+                        local_expand_fail(e, i, "4.3.0", "out of memory");
+                        return;
+                }
+                e->n_groups++;
+        }
+        char **r = realloc(g->recipients, (g->n + 2) * sizeof(char *));
+        if (!r || !(r[g->n] = strdup(e->items[i].value))) {
+                if (r)
+                        g->recipients = r;
+                local_expand_fail(e, i, "4.3.0", "out of memory");
+                return;
+        }
+        g->recipients = r;
+        r[++g->n] = NULL;
+}
+
+void local_expand_forward_submit(LocalExpand *e) {
+        for (size_t k = 0; k < e->n_groups; k++) {
+                LocalForwardGroup *g = e->groups + k;
+                char id[QUEUE_ID_SIZE];
+                LocalResult r;
+
+                (void) local_forward_submit(e->m, g->delivered_to, g->recipients,
+                                            (uint64_t) e->c->daemon_timeout * USEC_PER_SEC / 10, id, &r);
+                for (size_t j = 0; j < g->n; j++)
+                        local_expand_report(e, g->recipients[j], &r);
+        }
+}
+
+void local_expand_forward_done(LocalExpand *e) {
+        for (size_t k = 0; k < e->n_groups; k++) {
+                free(e->groups[k].delivered_to);
+                strv_free(e->groups[k].recipients);
+        }
+        e->groups = mfree(e->groups);
+        e->n_groups = 0;
+}

@@ -1,0 +1,64 @@
+/* qmgr-call.c: calls from qmgr to the agents and to bounce, which may carry a queue file descriptor and
+ * so wait for the connection's handshake first. Run by qmgr. */
+#include "log.h"
+#include "qmgr.h"
+
+static void call_end(QmgrCall *c, sd_bus_message *reply, const char *error) {
+        c->done(c, reply, error);
+        free(c);
+}
+
+static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        QmgrCall *c = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        call_end(c, e ? NULL : reply, e ? (e->message ?: e->name) : NULL);
+        return 0;
+}
+
+static void call_send(QmgrCall *c, sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &msg, NULL, c->path, c->interface, c->member);
+        if (r >= 0)
+                r = c->build(c, msg);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, NULL, msg, on_reply, c, c->timeout_usec);
+        if (r < 0)
+                call_end(c, NULL, strerror(-r));
+}
+
+static int on_ready(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        QmgrCall *c = userdata;
+        sd_bus *bus = sd_bus_message_get_bus(reply);
+
+        if (sd_bus_is_ready(bus) > 0)
+                call_send(c, bus);
+        else {
+                const sd_bus_error *e = sd_bus_message_get_error(reply);
+                call_end(c, NULL, e && e->message ? e->message : "connection failed");
+        }
+        return 0;
+}
+
+void qmgr_call(BusClient *client, const QmgrCall *template) {
+        QmgrCall *c = malloc(sizeof(QmgrCall));
+        sd_bus *bus = NULL;
+        int r;
+
+        if (!c) {
+                template->done((QmgrCall *) template, NULL, "out of memory");
+                return;
+        }
+        *c = *template;
+        r = bus_client_get_ready(client, on_ready, c, NULL, &bus);
+        if (r > 0)
+                call_send(c, bus);
+        else if (r < 0) {
+                char why[256];
+                (void) snprintf(why, sizeof why, "connect to %s: %s", bus_client_path(client),
+                                r == -EAGAIN ? "waiting before the next attempt" : strerror(-r));
+                call_end(c, NULL, why);
+        }
+}

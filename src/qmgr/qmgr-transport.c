@@ -1,0 +1,352 @@
+/* qmgr-transport.c: the transports qmgr delivers through (master.cf's delivery services with main.cf's
+ * <transport>_* limits), their destinations, and Postfix's concurrency feedback. Run by qmgr. */
+#include <math.h>
+
+#include "log.h"
+#include "qmgr.h"
+
+static const char *const agent_sockets[_QMGR_AGENT_MAX] = {
+        [QMGR_AGENT_LOCAL] = POSTBUS_RUNDIR "/local",
+        [QMGR_AGENT_PIPE] = POSTBUS_RUNDIR "/pipe",
+        [QMGR_AGENT_SMTP] = POSTBUS_RUNDIR "/smtp",
+        [QMGR_AGENT_LMTP] = POSTBUS_RUNDIR "/lmtp",
+        [QMGR_AGENT_VIRTUAL] = POSTBUS_RUNDIR "/virtual",
+};
+
+static int agent_of(MasterCommand kind) {
+        switch (kind) {
+        case MASTER_COMMAND_LOCAL: return QMGR_AGENT_LOCAL;
+        case MASTER_COMMAND_PIPE: return QMGR_AGENT_PIPE;
+        case MASTER_COMMAND_SMTP: return QMGR_AGENT_SMTP;
+        case MASTER_COMMAND_LMTP: return QMGR_AGENT_LMTP;
+        case MASTER_COMMAND_VIRTUAL: return QMGR_AGENT_VIRTUAL;
+        default: return -1;
+        }
+}
+
+static unsigned dest_hash(const char *s) {
+        unsigned h = 2166136261U;
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * 16777619U;
+        return h % QMGR_DEST_BUCKETS;
+}
+
+static QmgrDest *dest_free(QmgrDest *d) {
+        if (!d)
+                return NULL;
+        free(d->name);
+        free(d->dead_reason);
+        free(d);
+        return NULL;
+}
+
+static QmgrTransport *transport_free(QmgrTransport *t) {
+        if (!t)
+                return NULL;
+        for (unsigned i = 0; t->dests && i < QMGR_DEST_BUCKETS; i++)
+                while (t->dests[i]) {
+                        QmgrDest *d = t->dests[i];
+                        t->dests[i] = d->hash_next;
+                        dest_free(d);
+                }
+        free(t->dests);
+        sd_event_source_unref(t->timer);
+        strv_free(t->options);
+        free(t->error_text);
+        free(t->name);
+        free(t);
+        return NULL;
+}
+
+void qmgr_transports_free(Qmgr *q) {
+        while (q->transports) {
+                QmgrTransport *t = q->transports;
+                q->transports = t->next;
+                transport_free(t);
+        }
+        for (int i = 0; i < _QMGR_AGENT_MAX; i++)
+                q->agents[i] = bus_client_free(q->agents[i]);
+}
+
+/* Appends key and value to a NULL-terminated key/value vector. */
+static int options_add(char ***l, size_t *n, const char *key, const char *value) {
+        char **nl = realloc(*l, (*n + 3) * sizeof(char *));
+
+        if (!nl)
+                return -ENOMEM;
+        *l = nl;
+        nl[*n] = strdup(key);
+        nl[*n + 1] = strdup(value);
+        nl[*n + 2] = NULL;
+        if (!nl[*n] || !nl[*n + 1]) {
+                free(nl[*n]);
+                free(nl[*n + 1]);
+                nl[*n] = NULL;
+                return -ENOMEM;
+        }
+        *n += 2;
+        return 0;
+}
+
+/* What the agent needs of its master.cf line: pipe's arguments, and every -o as "o:name". */
+static int transport_options(QmgrTransport *t, const MasterService *s, int64_t time_limit) {
+        static const char *const pipe_args[] = { "flags", "user", "size", "eol", "directory", "null_sender" };
+        char buf[32];
+        size_t n = 0;
+        int r;
+
+        t->options = calloc(1, sizeof(char *));
+        if (!t->options)
+                return -ENOMEM;
+        if (s->kind == MASTER_COMMAND_PIPE) {
+                _cleanup_free_ char *argv = NULL;
+                r = master_service_argv(s, &argv);
+                if (r < 0)
+                        return r;
+                r = options_add(&t->options, &n, "argv", argv);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < ELEMENTSOF(pipe_args); i++) {
+                        const char *v = master_service_arg(s, pipe_args[i]);
+                        if (v && (r = options_add(&t->options, &n, pipe_args[i], v)) < 0)
+                                return r;
+                }
+        }
+        (void) snprintf(buf, sizeof buf, "%" PRIi64, time_limit);
+        r = options_add(&t->options, &n, "time_limit", buf);
+        if (r < 0)
+                return r;
+        for (char **o = s->overrides; *o; o++) {
+                _cleanup_free_ char *key = NULL;
+                const char *eq = strchr(*o, '=');
+                if (asprintf(&key, "o:%.*s", (int) (eq - *o), *o) < 0)
+                        return -ENOMEM;
+                r = options_add(&t->options, &n, key, eq + 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int transport_new(Qmgr *q, const MasterService *s) {
+        const Config *c = q->daemon->config;
+        QmgrTransport *t;
+        int64_t v[6];
+        int r;
+
+        /* Per-transport parameters, as Postfix: <transport>_<suffix>, else the default_ one. */
+        const struct {
+                const char *suffix;
+                ConfigParamId fallback;
+        } params[] = {
+                { "destination_recipient_limit", CONFIG_PARAM_default_destination_recipient_limit },
+                { "destination_concurrency_limit", CONFIG_PARAM_default_destination_concurrency_limit },
+                { "initial_destination_concurrency", CONFIG_PARAM_initial_destination_concurrency },
+                { "destination_concurrency_failed_cohort_limit",
+                  CONFIG_PARAM_default_destination_concurrency_failed_cohort_limit },
+                { "destination_rate_delay", CONFIG_PARAM_default_destination_rate_delay },
+                { "time_limit", CONFIG_PARAM_command_time_limit },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(params); i++) {
+                r = config_transport_int(c, s->name, params[i].suffix, params[i].fallback, v + i);
+                if (r < 0)
+                        return r;
+        }
+
+        t = calloc(1, sizeof(QmgrTransport));
+        if (!t)
+                return -ENOMEM;
+        t->qmgr = q;
+        t->kind = s->kind;
+        t->name = strdup(s->name);
+        t->dests = calloc(QMGR_DEST_BUCKETS, sizeof(QmgrDest *));
+        if (!t->name || !t->dests || transport_options(t, s, v[5]) < 0) {
+                transport_free(t);
+                return -ENOMEM;
+        }
+        t->recipient_limit = (unsigned) v[0];
+        t->concurrency_limit = (unsigned) v[1];
+        t->initial_concurrency = (unsigned) MIN(v[2], v[1]);
+        t->failed_cohort_limit = (unsigned) v[3];
+        t->rate_delay_usec = (uint64_t) v[4] * USEC_PER_SEC;
+        /* master.cf's process limit caps the transport, as Postfix's master caps its agents. */
+        t->process_limit = s->maxproc > 0 ? (unsigned) s->maxproc : (unsigned) c->default_process_limit;
+        t->deferred = config_list_contains_domain(q->defer_transports, t->name);
+
+        int a = agent_of(s->kind);
+        if (a >= 0) {
+                if (!q->agents[a]) {
+                        r = bus_client_new(q->daemon->event, agent_sockets[a], &q->agents[a]);
+                        if (r < 0) {
+                                transport_free(t);
+                                return r;
+                        }
+                }
+                t->agent = q->agents[a];
+        }
+        t->next = q->transports;
+        q->transports = t;
+        log_debug("transport %s: %s, %u recipients per delivery, concurrency %u..%u, %u at once", t->name,
+                  master_command_to_string(t->kind), t->recipient_limit, t->initial_concurrency,
+                  t->concurrency_limit, t->process_limit);
+        return 0;
+}
+
+int qmgr_transports_setup(Qmgr *q) {
+        _cleanup_free_ char *path = NULL;
+        const char *slash = strrchr(q->daemon->config->path, '/');
+        int r;
+
+        /* master.cf lives beside main.cf. */
+        if (asprintf(&path, "%.*s/master.cf", slash ? (int) (slash - q->daemon->config->path) : 1,
+                     slash ? q->daemon->config->path : ".") < 0)
+                return -ENOMEM;
+        r = master_config_load(path, &q->master);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < q->master->n_services; i++) {
+                const MasterService *s = q->master->services + i;
+                if (!streq(s->type, "unix") || s->kind == MASTER_COMMAND_OTHER)
+                        continue;
+                r = transport_new(q, s);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0)
+                        return r;
+        }
+        /* Postfix's built-in transports are there even when master.cf leaves them out. */
+        static const char *const builtin[] = { "local", "smtp", "lmtp", "error", "discard", "retry" };
+        for (size_t i = 0; i < ELEMENTSOF(builtin); i++) {
+                if (qmgr_transport_find(q, builtin[i]))
+                        continue;
+                _cleanup_free_ char *line = NULL;
+                _cleanup_(master_config_freep) MasterConfig *m = NULL;
+                if (asprintf(&line, "%s unix - n n - - %s\n", builtin[i],
+                             streq(builtin[i], "retry") ? "error" : builtin[i]) < 0)
+                        return log_oom();
+                r = master_config_parse(line, "built-in", &m);
+                if (r >= 0)
+                        r = transport_new(q, m->services);
+                if (r < 0)
+                        return r == -ENOMEM ? log_oom() : r;
+        }
+        return 0;
+}
+
+QmgrTransport *qmgr_transport_find(Qmgr *q, const char *name) {
+        for (QmgrTransport *t = q->transports; t; t = t->next)
+                if (streq(t->name, name))
+                        return t;
+        return NULL;
+}
+
+QmgrDest *qmgr_dest_get(QmgrTransport *t, const char *name) {
+        unsigned h = dest_hash(name);
+        QmgrDest *d;
+
+        for (d = t->dests[h]; d; d = d->hash_next)
+                if (streq(d->name, name))
+                        return d;
+        d = calloc(1, sizeof(QmgrDest));
+        if (!d)
+                return NULL;
+        d->name = strdup(name);
+        if (!d->name)
+                return dest_free(d);
+        d->transport = t;
+        d->window = t->initial_concurrency;
+        d->hash_next = t->dests[h];
+        t->dests[h] = d;
+        return d;
+}
+
+/* A destination nothing refers to any more is forgotten, unless it is dead: that must last. */
+static void dest_maybe_drop(QmgrDest *d) {
+        QmgrTransport *t = d->transport;
+        QmgrDest **p;
+
+        if (d->busy > 0 || d->peers || d->dead || d->not_before > now_monotonic_usec())
+                return;
+        for (p = &t->dests[dest_hash(d->name)]; *p != d; p = &(*p)->hash_next)
+                ;
+        *p = d->hash_next;
+        dest_free(d);
+}
+
+bool qmgr_dest_can_start(QmgrDest *d, uint64_t now) {
+        QmgrTransport *t = d->transport;
+
+        if (d->dead || now < d->not_before) {
+                if (d->dead && now >= d->not_before) {
+                        /* Its time out is over: try again, carefully. */
+                        d->dead = false;
+                        d->dead_reason = mfree(d->dead_reason);
+                        d->failed_cohorts = 0;
+                        d->window = t->initial_concurrency;
+                } else
+                        return false;
+        }
+        if (t->rate_delay_usec > 0)
+                return d->busy == 0;
+        return d->busy < (unsigned) floor(d->window);
+}
+
+static int on_transport_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        QmgrTransport *t = userdata;
+
+        qmgr_schedule_run(t);
+        return 0;
+}
+
+void qmgr_transport_arm_timer(QmgrTransport *t, uint64_t when) {
+        uint64_t cur;
+        int r;
+
+        if (!t->timer) {
+                r = sd_event_add_time(t->qmgr->daemon->event, &t->timer, CLOCK_MONOTONIC, when, USEC_PER_MSEC,
+                                      on_transport_timer, t);
+                if (r < 0)
+                        log_error_errno(r, "Failed to start a timer for transport %s: %m", t->name);
+                return;
+        }
+        if (sd_event_source_get_enabled(t->timer, NULL) > 0 && sd_event_source_get_time(t->timer, &cur) >= 0 &&
+            cur <= when)
+                return;
+        (void) sd_event_source_set_time(t->timer, when);
+        (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
+}
+
+void qmgr_dest_feedback(QmgrDest *d, bool success, const char *reason) {
+        QmgrTransport *t = d->transport;
+        uint64_t now = now_monotonic_usec();
+
+        /* Postfix's defaults: +1/window per success, -1/window per failure, so one cohort (a window's
+         * worth of deliveries) moves the window by one. */
+        if (success) {
+                d->window = MIN(d->window + 1.0 / d->window, (double) t->concurrency_limit);
+                d->failed_cohorts = 0;
+        } else {
+                d->failed_cohorts += 1.0 / d->window;
+                d->window = MAX(d->window - 1.0 / d->window, 1.0);
+                if (d->failed_cohorts >= t->failed_cohort_limit && !d->dead) {
+                        d->dead = true;
+                        free(d->dead_reason);
+                        d->dead_reason = strdup(reason ?: "destination unavailable");
+                        d->not_before = now + (uint64_t) t->qmgr->daemon->config->minimal_backoff_time *
+                                                      USEC_PER_SEC;
+                        log_info("transport %s, destination %s: dead for %" PRIi64 "s after %.0f failed cohort(s): %s",
+                                 t->name, d->name, t->qmgr->daemon->config->minimal_backoff_time,
+                                 d->failed_cohorts, strna(d->dead_reason));
+                        qmgr_schedule_defer_dest(d);
+                }
+        }
+        if (t->rate_delay_usec > 0)
+                d->not_before = MAX(d->not_before, now + t->rate_delay_usec);
+        if (d->not_before > now && d->peers)
+                qmgr_transport_arm_timer(t, d->not_before);
+}
+
+void qmgr_dest_release(QmgrDest *d) {
+        dest_maybe_drop(d);
+}

@@ -1,0 +1,65 @@
+/* master-cf.h: /etc/postbus/master.cf in Postfix's syntax: one service per line (continued on lines that
+ * start with white space), eight columns and the command's arguments. postbus uses the service name,
+ * the command, its arguments and the -o overrides; the process columns are systemd's business. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "macro.h"
+
+/* What a service runs, as master.cf's command column names it. */
+typedef enum MasterCommand {
+        MASTER_COMMAND_LOCAL,
+        MASTER_COMMAND_SMTP,
+        MASTER_COMMAND_LMTP,
+        MASTER_COMMAND_PIPE,
+        MASTER_COMMAND_ERROR,
+        MASTER_COMMAND_DISCARD,
+        MASTER_COMMAND_RETRY,
+        MASTER_COMMAND_VIRTUAL,
+        MASTER_COMMAND_OTHER,           /* a Postfix daemon that is not a delivery agent (smtpd, cleanup, ...) */
+        _MASTER_COMMAND_MAX,
+        _MASTER_COMMAND_INVALID = -EINVAL,
+} MasterCommand;
+
+typedef struct MasterService {
+        char *name;
+        char *type;                     /* inet, unix, unix-dgram, fifo, pass */
+        char *command;                  /* as written: "pipe", "smtp", "smtpd", ... */
+        MasterCommand kind;
+        int maxproc;                    /* the process limit column; -1: "-" (the default) */
+        char **args;                    /* the command's arguments other than -o, NULL-terminated */
+        char **overrides;               /* "name=value" of each -o, NULL-terminated */
+        unsigned line;
+} MasterService;
+
+typedef struct MasterConfig {
+        char *path;
+        MasterService *services;
+        size_t n_services;
+} MasterConfig;
+
+MasterConfig *master_config_free(MasterConfig *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(MasterConfig *, master_config_free);
+
+/* Parses master.cf text. A line without its eight columns, a bad -o, a service named twice for the
+ * same type or a pipe service without argv= fails with -EINVAL after logging "path:line: ...". A
+ * chroot or wakeup column that Postfix would have acted on gets a warning: systemd's units decide. */
+int master_config_parse(const char *text, const char *path, MasterConfig **ret);
+
+/* Reads path; a missing file is the built-in set (local, smtp, relay, lmtp, error, discard, retry). */
+int master_config_load(const char *path, MasterConfig **ret);
+
+/* The delivery service (type unix) of this name, or NULL. */
+const MasterService *master_config_transport(const MasterConfig *m, const char *name);
+
+/* The value of a "name=value" argument of a service ("flags", "user", "argv" is the rest of the line),
+ * or NULL. */
+const char *master_service_arg(const MasterService *s, const char *name);
+
+/* The words after argv=, joined by single spaces (newly allocated), or -ENOENT. */
+int master_service_argv(const MasterService *s, char **ret);
+
+const char *master_command_to_string(MasterCommand c);
+MasterCommand master_command_from_string(const char *s);

@@ -1,0 +1,317 @@
+/* smtpd-access.c: access(5) tables in the smtpd process: check_client_access, check_helo_access,
+ * check_sender_access and check_recipient_access look up their keys, most specific first, and the value
+ * found (OK, REJECT, 4NN/5NN text, a list of restrictions, ...) decides. */
+#include <ctype.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "smtpd-restrictions-internal.h"
+
+/* Copies text as printable ASCII: it goes into an SMTP reply. */
+static void copy_printable(char *dst, size_t size, const char *src) {
+        size_t n = 0;
+
+        for (; *src && n + 1 < size; src++)
+                dst[n++] = *src == '\t'                                                  ? ' '
+                           : (unsigned char) *src >= 0x20 && (unsigned char) *src < 0x7F ? *src
+                                                                                          : '?';
+        dst[n] = '\0';
+}
+
+int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret) {
+        SmtpdAccessResult a = {};
+        size_t word = strcspn(value, " \t");
+        const char *text = value + word;
+
+        text += strspn(text, " \t");
+        if (word == 0)
+                return -EINVAL;
+        if ((word == 2 && strncasecmp(value, "OK", 2) == 0) || (word == 6 && strncasecmp(value, "PERMIT", 6) == 0)) {
+                a.action = SMTPD_ACCESS_PERMIT;
+                *ret = a;
+                return 0;
+        }
+        if (word == 5 && strncasecmp(value, "DUNNO", 5) == 0) {
+                a.action = SMTPD_ACCESS_DUNNO;
+                *ret = a;
+                return 0;
+        }
+        if ((word == 6 && strncasecmp(value, "REJECT", 6) == 0) || (word == 5 && strncasecmp(value, "DEFER", 5) == 0)) {
+                bool defer = word == 5;
+
+                a.action = SMTPD_ACCESS_REJECT;
+                a.code = defer ? 450 : 554;
+                strcpy(a.dsn, defer ? "4.7.1" : "5.7.1");
+                copy_printable(a.text, sizeof a.text, *text ? text : "Access denied");
+                *ret = a;
+                return 0;
+        }
+
+        /* All digits: OK, for compatibility with Postfix's old tables. */
+        if (strspn(value, "0123456789") == strlen(value)) {
+                a.action = SMTPD_ACCESS_PERMIT;
+                *ret = a;
+                return 0;
+        }
+        if (word == 3 && isdigit((unsigned char) value[0]) && isdigit((unsigned char) value[1]) &&
+            isdigit((unsigned char) value[2])) {
+                if ((value[0] != '4' && value[0] != '5') || *text == '\0')
+                        return -EINVAL;
+                a.action = SMTPD_ACCESS_REJECT;
+                a.code = (unsigned) ((value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0'));
+                /* "5.7.1 text": an enhanced status code of the same class, else the default one. */
+                size_t dsn_len = strcspn(text, " \t");
+                unsigned x, y, z;
+                char tail;
+                if (dsn_len < sizeof a.dsn && sscanf(text, "%1u.%3u.%3u%c", &x, &y, &z, &tail) >= 3 &&
+                    (tail == ' ' || tail == '\t' || text[dsn_len] == '\0') && isdigit((unsigned char) text[0])) {
+                        if (text[0] != value[0])
+                                return -EINVAL;
+                        memcpy(a.dsn, text, dsn_len);
+                        a.dsn[dsn_len] = '\0';
+                        text += dsn_len;
+                        text += strspn(text, " \t");
+                } else
+                        strcpy(a.dsn, value[0] == '4' ? "4.7.1" : "5.7.1");
+                copy_printable(a.text, sizeof a.text, *text ? text : "Access denied");
+                *ret = a;
+                return 0;
+        }
+        return -EOPNOTSUPP;
+}
+
+static int strv_push(char ***l, size_t *n, char *s) {
+        char **nl;
+
+        if (!s)
+                return -ENOMEM;
+        nl = realloc(*l, (*n + 2) * sizeof(char *));
+        if (!nl) {
+                free(s);
+                return -ENOMEM;
+        }
+        nl[(*n)++] = s;
+        nl[*n] = NULL;
+        *l = nl;
+        return 0;
+}
+
+char *smtpd_strdup_lower(const char *s, size_t len) {
+        char *d = strndup(s, len);
+
+        if (d)
+                for (char *p = d; *p; p++)
+                        *p = (char) tolower((unsigned char) *p);
+        return d;
+}
+
+int smtpd_access_client_keys(const SmtpdAddress *client, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        char delim = client->family == AF_INET6 ? ':' : '.';
+        size_t n = 0, len = strlen(client->text);
+        int r;
+
+        if (!l)
+                return -ENOMEM;
+        if (client->family == AF_INET || client->family == AF_INET6)
+                /* The address, then without its last part, again and again (Postfix's way, also for
+                 * IPv6, whose keys are in the compressed form inet_ntop() gives). */
+                while (len > 0) {
+                        r = strv_push(&l, &n, smtpd_strdup_lower(client->text, len));
+                        if (r < 0)
+                                return r;
+                        const char *d = memrchr(client->text, delim, len);
+                        if (!d)
+                                break;
+                        len = (size_t) (d - client->text);
+                }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int push_domain_keys(char ***l, size_t *n, const char *domain) {
+        size_t len = strlen(domain);
+        int r;
+
+        if (len > 0 && domain[len - 1] == '.')
+                len--;
+        for (const char *p = domain; len > 0;) {
+                const char *dot;
+
+                r = strv_push(l, n, smtpd_strdup_lower(p, len));
+                if (r < 0)
+                        return r;
+                /* An address literal has no parents. */
+                if (*p == '[')
+                        break;
+                dot = memchr(p, '.', len);
+                if (!dot)
+                        break;
+                len -= (size_t) (dot + 1 - p);
+                p = dot + 1;
+        }
+        return 0;
+}
+
+int smtpd_access_domain_keys(const char *domain, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        size_t n = 0;
+        int r;
+
+        if (!l)
+                return -ENOMEM;
+        r = push_domain_keys(&l, &n, domain);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+int smtpd_access_address_keys(const char *address, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        const char *at = strrchr(address, '@');
+        size_t n = 0;
+        int r;
+
+        if (!l)
+                return -ENOMEM;
+        if (address[0] == '\0') {
+                r = strv_push(&l, &n, strdup("<>"));
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(l);
+                return 0;
+        }
+        r = strv_push(&l, &n, smtpd_strdup_lower(address, strlen(address)));
+        if (r >= 0 && at && at[1])
+                r = push_domain_keys(&l, &n, at + 1);
+        if (r >= 0) {
+                size_t local = at ? (size_t) (at - address) : strlen(address);
+                char *k = smtpd_strdup_lower(address, local);
+
+                if (k) {
+                        char *kk = NULL;
+                        if (asprintf(&kk, "%s@", k) < 0)
+                                kk = NULL;
+                        free(k);
+                        k = kk;
+                }
+                r = strv_push(&l, &n, k);
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* A table value may also be a list of restrictions without arguments ("permit_mynetworks, reject"), as in
+ * Postfix; they are evaluated in place of the lookup. Returns how many (at most max), or -EINVAL when the
+ * value is not such a list. */
+static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size_t max) {
+        _cleanup_strv_free_ char **words = NULL;
+        size_t n = 0;
+
+        if (config_split_list(value, &words) < 0)
+                return -ENOMEM;
+        for (char **w = words; *w; w++) {
+                SmtpdRestrictionType t = smtpd_restriction_type_from_string(*w);
+
+                if (t < 0 || smtpd_restriction_type_has_arg(t) || n >= max)
+                        return -EINVAL;
+                ret[n++] = t;
+        }
+        return n > 0 ? (int) n : -EINVAL;
+}
+
+/* Looks the keys up in the table in order; the first one found decides. */
+static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item, char **keys,
+                                     const char *name, const char *class) {
+        for (char **k = keys; *k; k++) {
+                _cleanup_free_ char *value = NULL;
+                SmtpdAccessResult a;
+                int r;
+
+                r = table_lookup(item->table, *k, &value);
+                if (r < 0) {
+                        log_warning_errno(r, "%s: lookup of \"%s\" in %s failed: %m",
+                                          smtpd_restriction_type_to_string(item->type), *k, item->arg);
+                        return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", name);
+                }
+                if (r == 0)
+                        continue;
+                r = smtpd_access_result_parse(value, &a);
+                if (r == -EOPNOTSUPP) {
+                        SmtpdRestrictionType types[16];
+                        int n = value_restrictions(value, types, ELEMENTSOF(types));
+
+                        for (int i = 0; i < n; i++) {
+                                SmtpdRestriction nested = { .type = types[i] };
+                                SmtpdCheckStatus st = smtpd_restriction_check(ctx, &nested);
+
+                                if (st != SMTPD_CHECK_DUNNO)
+                                        return st;
+                        }
+                        if (n > 0)
+                                return SMTPD_CHECK_DUNNO;
+                }
+                if (r < 0) {
+                        _cleanup_free_ char *v = log_escape(value, strlen(value));
+                        log_warning("%s: %s: key \"%s\": %s action \"%s\"",
+                                    smtpd_restriction_type_to_string(item->type), item->arg, *k,
+                                    r == -EOPNOTSUPP ? "unsupported" : "malformed", strna(v));
+                        return smtpd_restriction_reject(ctx, "451 4.3.5 <%s>: %s rejected: Server configuration error",
+                                                        name, class);
+                }
+                switch (a.action) {
+                case SMTPD_ACCESS_PERMIT:
+                        return SMTPD_CHECK_OK;
+                case SMTPD_ACCESS_DUNNO:
+                        return SMTPD_CHECK_DUNNO;
+                default:
+                        return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: %s", a.code, a.dsn, name, class,
+                                                        a.text);
+                }
+        }
+        return SMTPD_CHECK_DUNNO;
+}
+
+/* The list a check_*_access restriction takes its subject from: its name in the reply and the keys. */
+static SmtpdRestrictionClass access_subject(SmtpdRestrictionType t) {
+        switch (t) {
+        case SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS:
+                return SMTPD_RESTRICTION_CLIENT;
+        case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
+                return SMTPD_RESTRICTION_HELO;
+        case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:
+                return SMTPD_RESTRICTION_SENDER;
+        default:
+                return SMTPD_RESTRICTION_RECIPIENT;
+        }
+}
+
+SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        SmtpdRestrictionClass subject = access_subject(item->type);
+        const SmtpdCheckInput *in = ctx->in;
+        _cleanup_strv_free_ char **keys = NULL;
+        const char *name, *class, *address;
+        int r;
+
+        smtpd_restriction_subject(ctx, subject, &name, &class);
+        if (subject == SMTPD_RESTRICTION_CLIENT)
+                r = smtpd_access_client_keys(in->client, &keys);
+        else if (subject == SMTPD_RESTRICTION_HELO) {
+                if (!in->helo)
+                        return SMTPD_CHECK_DUNNO;
+                r = smtpd_access_domain_keys(in->helo, &keys);
+        } else {
+                address = subject == SMTPD_RESTRICTION_SENDER ? in->sender : in->recipient;
+                if (!address)
+                        return SMTPD_CHECK_DUNNO;
+                r = smtpd_access_address_keys(address, &keys);
+        }
+        if (r < 0) {
+                log_oom();
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", name);
+        }
+        return check_access(ctx, item, keys, name, class);
+}

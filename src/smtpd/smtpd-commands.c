@@ -1,0 +1,264 @@
+/* smtpd-commands.c: the SMTP dialogue in the smtpd process: HELO and EHLO, MAIL, RCPT, VRFY, NOOP, RSET and
+ * QUIT, with their per-client rate limits and restriction checks. */
+#include <inttypes.h>
+
+#include "log.h"
+#include "smtpd-session.h"
+#include "utf8.h"
+
+static void session_junk(SmtpdSession *s) {
+        if (++s->junk > (unsigned) s->server->config->smtpd_junk_command_limit)
+                s->errors++;
+}
+
+/* Whether addr may be a recipient: the relay and recipient restrictions, a known local recipient
+ * (smtpd_reject_unlisted_recipient), and with smtpd_delay_reject the client, HELO and sender restrictions.
+ * Queues the rejection if not. */
+static bool session_check_recipient(SmtpdSession *s, const char *addr) {
+        return smtpd_session_check(s, smtpd_check_rcpt, s->helo, s->in_mail ? s->sender : NULL, addr) == 0;
+}
+
+void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
+        const Config *config = s->server->config;
+        bool ehlo = c->type == SMTPD_COMMAND_EHLO;
+        char *helo;
+
+        if (c->arg_len == 0 || c->arg_len > SMTPD_HELO_MAX) {
+                smtpd_session_reply(s, "501 5.5.4 Syntax: %s hostname", smtpd_command_to_string(c->type));
+                return;
+        }
+        helo = strndup(c->arg, c->arg_len);
+        if (!helo) {
+                smtpd_session_reply(s, "451 4.3.0 Error: out of memory");
+                return;
+        }
+        /* smtpd_helo_restrictions, here only with smtpd_delay_reject = no (smtpd-restrictions.c). */
+        if (smtpd_session_check(s, smtpd_check_helo, helo, NULL, NULL) != 0) {
+                free(helo);
+                return;
+        }
+        free(s->helo);
+        s->helo = helo;
+        s->esmtp = ehlo;
+        smtpd_session_reset(s);
+        if (ehlo) {
+                /* The extensions, one a line; a hook may add its own (STARTTLS, AUTH) to keywords. */
+                const char *keywords[16];
+                char size[32], text[SMTPD_REPLY_MAX - 2];
+                size_t n = 0, len;
+
+                (void) snprintf(size, sizeof size, "SIZE %" PRIi64, config->message_size_limit);
+                keywords[n++] = "PIPELINING";
+                keywords[n++] = size;
+                if (!config->disable_vrfy_command)
+                        keywords[n++] = "VRFY";
+                keywords[n++] = "ENHANCEDSTATUSCODES";
+                keywords[n++] = "8BITMIME";
+                keywords[n++] = "DSN";
+                keywords[n++] = "SMTPUTF8";
+                keywords[n++] = "CHUNKING";
+                if (smtpd_session_tls_offered(s))
+                        keywords[n++] = "STARTTLS";
+                if (smtpd_session_auth_offered(s))
+                        keywords[n++] = "AUTH " SMTPD_SASL_MECHANISMS;
+                len = (size_t) snprintf(text, sizeof text, "250-%s", config->myhostname);
+                for (size_t i = 0; i < n && len < sizeof text; i++)
+                        len += (size_t) snprintf(text + len, sizeof text - len, "\r\n250%c%s",
+                                                 i + 1 < n ? '-' : ' ', keywords[i]);
+                smtpd_session_reply(s, "%s", text);
+        } else
+                smtpd_session_reply(s, "250 %s", config->myhostname);
+}
+
+/* Replies to a MAIL or RCPT argument that smtpd_{mail,rcpt}_parse() refused. */
+static void reply_path_error(SmtpdSession *s, int r, const char *syntax, const char *bad_address) {
+        if (r == -EPROTO)
+                smtpd_session_reply(s, "501 5.5.4 Syntax: %s", syntax);
+        else if (r == -EBADMSG)
+                smtpd_session_reply(s, "%s", bad_address);
+        else if (r == -EOPNOTSUPP)
+                smtpd_session_reply(s, "555 5.5.4 Unsupported option");
+        else
+                smtpd_session_reply(s, "501 5.5.4 Syntax error in parameters");
+}
+
+/* smtpd_client_message_rate_limit and smtpd_client_recipient_rate_limit, counted per client address over
+ * anvil_rate_time_unit as Postfix's anvil does; over the limit, 450 4.7.1 as Postfix answers. */
+static bool session_rate_ok(SmtpdSession *s, SmtpdCommandType t) {
+        const Config *config = s->server->config;
+        int64_t limit = t == SMTPD_COMMAND_MAIL ? config->smtpd_client_message_rate_limit
+                                                : config->smtpd_client_recipient_rate_limit;
+        unsigned n;
+
+        if (!s->anvil || limit <= 0)
+                return true;
+        n = t == SMTPD_COMMAND_MAIL ? smtpd_anvil_message(s->server->anvil, s->anvil, now_monotonic_usec())
+                                    : smtpd_anvil_recipient(s->server->anvil, s->anvil, now_monotonic_usec());
+        if (n <= (uint64_t) limit)
+                return true;
+        log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                 "%s rate limit exceeded: %u from unknown[%s] (limit %" PRIi64 " per %" PRIi64 "s)",
+                 t == SMTPD_COMMAND_MAIL ? "Message delivery request" : "Recipient address", n, s->client.text,
+                 limit, config->anvil_rate_time_unit);
+        if (t == SMTPD_COMMAND_MAIL)
+                smtpd_session_reply(s, "450 4.7.1 Error: too much mail from %s", s->client.text);
+        else
+                smtpd_session_reply(s, "450 4.7.1 Error: too many recipients from %s", s->client.text);
+        return false;
+}
+
+void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
+        SmtpdPath p;
+        int r;
+
+        if (!s->helo) {
+                smtpd_session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+                return;
+        }
+        if (s->in_mail) {
+                smtpd_session_reply(s, "503 5.5.1 Error: nested MAIL command");
+                return;
+        }
+        /* smtpd_tls_security_level = encrypt (smtpd-tls.c). */
+        if (s->listener->tls_level == SMTPD_TLS_ENCRYPT && !s->tls) {
+                smtpd_session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+                return;
+        }
+        r = smtpd_mail_parse(c->arg, c->arg_len, &p);
+        if (r < 0) {
+                reply_path_error(s, r, "MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax");
+                return;
+        }
+        /* RFC 6531 3.4: an address beyond ASCII only in a transaction that declared SMTPUTF8. */
+        if (!p.smtputf8 && !ascii_only(p.address, strlen(p.address))) {
+                smtpd_session_reject(s, p.address, NULL, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+                return;
+        }
+        if (p.size > (uint64_t) s->server->config->message_size_limit) {
+                smtpd_session_reject(s, p.address, NULL, "552 5.3.4 Message size exceeds fixed limit");
+                return;
+        }
+        /* smtpd_sender_restrictions, here only with smtpd_delay_reject = no (smtpd-restrictions.c). */
+        if (smtpd_session_check(s, smtpd_check_sender, s->helo, p.address, NULL) != 0)
+                return;
+        if (!session_rate_ok(s, SMTPD_COMMAND_MAIL))
+                return;
+        memcpy(s->sender, p.address, sizeof s->sender);
+        s->smtputf8 = p.smtputf8;
+        s->body = p.body_given ? (p.body_8bitmime ? "8BITMIME" : "7BIT") : NULL;
+        s->dsn_ret = p.dsn_ret;
+        memcpy(s->dsn_envid, p.dsn_envid, sizeof s->dsn_envid);
+        s->in_mail = true;
+        smtpd_session_reply(s, "250 2.1.0 Ok");
+}
+
+static int session_add_recipient(SmtpdSession *s, const SmtpdPath *p) {
+        char *copy, *orcpt;
+
+        if (s->n_recipients + 1 >= s->n_allocated) {
+                size_t n = MAX(s->n_allocated * 2, (size_t) 8);
+                char **l = realloc(s->recipients, n * sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+                s->recipients = l;
+                l = realloc(s->rcpt_orcpt, n * sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+                s->rcpt_orcpt = l;
+                unsigned *nl = realloc(s->rcpt_notify, n * sizeof(unsigned));
+                if (!nl)
+                        return -ENOMEM;
+                s->rcpt_notify = nl;
+                s->n_allocated = n;
+        }
+        copy = strdup(p->address);
+        orcpt = strdup(p->dsn_orcpt);
+        if (!copy || !orcpt) {
+                free(copy);
+                free(orcpt);
+                return -ENOMEM;
+        }
+        s->rcpt_notify[s->n_recipients] = p->dsn_notify;
+        s->rcpt_orcpt[s->n_recipients] = orcpt;
+        s->rcpt_orcpt[s->n_recipients + 1] = NULL;
+        s->recipients[s->n_recipients++] = copy;
+        s->recipients[s->n_recipients] = NULL;
+        return 0;
+}
+
+void smtpd_cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c) {
+        SmtpdPath p;
+        int r;
+
+        if (!s->in_mail) {
+                smtpd_session_reply(s, "503 5.5.1 Error: need MAIL command");
+                return;
+        }
+        r = smtpd_rcpt_parse(c->arg, c->arg_len, &p);
+        if (r < 0) {
+                reply_path_error(s, r, "RCPT TO:<address>", "501 5.1.3 Bad recipient address syntax");
+                return;
+        }
+        if (!s->smtputf8 && !ascii_only(p.address, strlen(p.address))) {
+                smtpd_session_reject(s, s->sender, p.address,
+                                     "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+                return;
+        }
+        /* A 4xx the client must expect (RFC 5321 4.5.3.1.8), so it is not counted as an error. */
+        if (s->n_recipients >= (size_t) s->server->config->smtpd_recipient_limit) {
+                smtpd_session_reply(s, "452 4.5.3 Error: too many recipients");
+                return;
+        }
+        if (!session_rate_ok(s, SMTPD_COMMAND_RCPT))
+                return;
+        if (!session_check_recipient(s, p.address))
+                return;
+        if (session_add_recipient(s, &p) < 0) {
+                smtpd_session_reply(s, "451 4.3.0 Error: out of memory");
+                return;
+        }
+        smtpd_session_reply(s, "250 2.1.5 Ok");
+}
+
+void smtpd_cmd_rset(SmtpdSession *s, const SmtpdCommand *c) {
+        session_junk(s);
+        if (c->arg_len > 0) {
+                smtpd_session_reply(s, "501 5.5.4 Syntax: RSET");
+                return;
+        }
+        smtpd_session_reset(s);
+        smtpd_session_reply(s, "250 2.0.0 Ok");
+}
+
+void smtpd_cmd_noop(SmtpdSession *s, const SmtpdCommand *c) {
+        session_junk(s);
+        smtpd_session_reply(s, "250 2.0.0 Ok");
+}
+
+/* VRFY per disable_vrfy_command: when allowed, it tells only what RCPT would (RFC 5321 3.5.3: 252 for an
+ * address that would be accepted, without promising delivery). */
+void smtpd_cmd_vrfy(SmtpdSession *s, const SmtpdCommand *c) {
+        char address[ADDRESS_MAX + 1];
+
+        session_junk(s);
+        if (s->server->config->disable_vrfy_command) {
+                smtpd_session_reply(s, "502 5.5.1 VRFY command is disabled");
+                return;
+        }
+        if (smtpd_vrfy_parse(c->arg, c->arg_len, address) < 0) {
+                smtpd_session_reply(s, "501 5.1.3 Syntax: VRFY address");
+                return;
+        }
+        if (!ascii_only(address, strlen(address))) {
+                smtpd_session_reject(s, NULL, address, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+                return;
+        }
+        if (!session_check_recipient(s, address))
+                return;
+        smtpd_session_reply(s, "252 2.0.0 <%s>", address);
+}
+
+void smtpd_cmd_quit(SmtpdSession *s, const SmtpdCommand *c) {
+        smtpd_session_reply(s, "221 2.0.0 Bye");
+        s->state = SMTPD_SESSION_CLOSING;
+}

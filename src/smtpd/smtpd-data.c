@@ -1,0 +1,209 @@
+/* smtpd-data.c: message content in the smtpd process: DATA and BDAT chunks, read through the content reader
+ * (smtpd-protocol.c) into a memory file, then handed to cleanup (smtpd-submit.c). */
+#include <inttypes.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "smtpd-session.h"
+
+/* The memory file a message is received into. */
+static int session_data_open(SmtpdSession *s) {
+        s->data_fd = memfd_create("postbus-smtpd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (s->data_fd < 0)
+                return log_warning_errno(errno, "Failed to create a memory file for a message: %m");
+        s->data_failed = false;
+        return 0;
+}
+
+void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
+        const Config *config = s->server->config;
+
+        if (c->arg_len > 0) {
+                smtpd_session_reply(s, "501 5.5.4 Syntax: DATA");
+                return;
+        }
+        if (!s->in_mail) {
+                smtpd_session_reply(s, "503 5.5.1 Error: need RCPT command");
+                return;
+        }
+        if (s->n_recipients == 0) {
+                smtpd_session_reply(s, "554 5.5.1 Error: no valid recipients");
+                return;
+        }
+        /* RFC 3030 2: BDAT and DATA are not mixed in one transaction. */
+        if (s->bdat) {
+                smtpd_session_reply(s, "503 5.5.1 Error: DATA after BDAT");
+                return;
+        }
+        if (session_data_open(s) < 0) {
+                smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
+                return;
+        }
+        smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
+                               (uint64_t) config->message_size_limit,
+                               SMTPD_DATA_DOT_STUFFED |
+                               (s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0) |
+                               (s->lines.bare_lf ? SMTPD_DATA_AFTER_BARE_LF : 0));
+        s->state = SMTPD_SESSION_DATA;
+        smtpd_session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* BDAT size [LAST] (RFC 3030): the chunk's bytes follow the command at once and are always read, also
+ * when the chunk is refused, so that they are never taken for commands. */
+void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
+        const Config *config = s->server->config;
+        uint64_t size;
+        bool last;
+
+        if (smtpd_bdat_parse(c->arg, c->arg_len, &size, &last) < 0) {
+                smtpd_session_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
+                return;
+        }
+        s->bdat_size = s->bdat_remaining = size;
+        s->bdat_last = last;
+        s->bdat_error = NULL;
+        s->state = SMTPD_SESSION_BDAT;
+        if (!s->in_mail)
+                s->bdat_error = "503 5.5.1 Error: need MAIL command";
+        else if (s->n_recipients == 0)
+                s->bdat_error = "554 5.5.1 Error: no valid recipients";
+        else if (s->bdat_failed)
+                s->bdat_error = "503 5.5.1 Error: this mail transaction failed, send RSET";
+        else if (!s->bdat) {
+                if (session_data_open(s) < 0) {
+                        s->bdat_error = SMTPD_REPLY_QUEUE_WRITE_ERROR;
+                        s->bdat_failed = true;
+                }
+                smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
+                                       (uint64_t) config->message_size_limit,
+                                       s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0);
+                s->bdat = true;
+        }
+}
+
+static void session_data_write(SmtpdSession *s, const char *p, size_t n) {
+        while (n > 0 && !s->data_failed) {
+                ssize_t k = write(s->data_fd, p, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_warning_errno(errno, "Failed to write to a message file: %m");
+                        s->data_failed = true;
+                        break;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+}
+
+static void session_data_end(SmtpdSession *s) {
+        const char *rcpt = s->recipients[0];
+
+        s->stage = "END-OF-MESSAGE";
+        s->state = SMTPD_SESSION_COMMAND;
+        /* RFC 5322 2.1.1 limits lines; RFC 5321 4.5.3.1.10 names 552 for too much mail data. */
+        if (s->data.line_too_long)
+                smtpd_session_reject(s, s->sender, rcpt, "554 5.6.0 Error: message line too long");
+        else if (s->data.too_big)
+                smtpd_session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
+        else if (s->data_failed || smtpd_session_submit(s) < 0)
+                smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
+        else
+                return;
+        smtpd_session_reset(s);
+}
+
+/* smtpd_forbid_bare_newline = reject: Postfix 3.9's answer, and the end of the session. */
+void smtpd_session_bare_lf(SmtpdSession *s) {
+        smtpd_session_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->server->config->myhostname);
+        smtpd_session_log_end(s, "bare <LF> received");
+        smtpd_session_reset(s);
+        s->state = SMTPD_SESSION_CLOSING;
+}
+
+/* Feeds buffered input to the DATA reader. Returns true when the message has ended. */
+bool smtpd_session_data(SmtpdSession *s) {
+        char *out = s->server->data_buf;
+
+        while (s->in_start < s->in_end && !smtpd_data_done(&s->data) && !smtpd_data_bare_lf(&s->data)) {
+                size_t n;
+
+                s->in_start += smtpd_data_read(&s->data, s->in + s->in_start, s->in_end - s->in_start, out,
+                                               sizeof s->server->data_buf, &n);
+                session_data_write(s, out, n);
+        }
+        if (smtpd_data_bare_lf(&s->data)) {
+                smtpd_session_bare_lf(s);
+                return false;
+        }
+        if (!smtpd_data_done(&s->data))
+                return false;
+        session_data_end(s);
+        return true;
+}
+
+/* A BDAT chunk has been read: answer it; after the last one, hand the message to cleanup. A chunk that
+ * fails fails the transaction: the chunks after it are read and refused up to LAST (RFC 3030 2). */
+static void session_bdat_end(SmtpdSession *s) {
+        const char *rcpt = s->recipients ? s->recipients[0] : NULL;
+        bool in_transaction = s->in_mail && s->n_recipients > 0;
+
+        s->state = SMTPD_SESSION_COMMAND;
+        if (s->bdat_error)
+                smtpd_session_reply(s, "%s", s->bdat_error);
+        else {
+                if (s->bdat_last) {
+                        size_t n = smtpd_data_finish(&s->data, s->server->data_buf, sizeof s->server->data_buf);
+                        session_data_write(s, s->server->data_buf, n);
+                }
+                if (s->data.line_too_long)
+                        smtpd_session_reject(s, s->sender, rcpt, "554 5.6.0 Error: message line too long");
+                else if (s->data.too_big)
+                        smtpd_session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
+                else if (s->data_failed)
+                        smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
+                else if (!s->bdat_last) {
+                        s->counters[SMTPD_COMMAND_BDAT].ok++;
+                        smtpd_session_reply(s, "250 2.0.0 Ok: %" PRIu64 " bytes", s->bdat_size);
+                        return;
+                } else if (smtpd_session_submit(s) < 0)
+                        smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
+                else
+                        return;
+        }
+        if (s->bdat_last)
+                smtpd_session_reset(s);
+        else if (in_transaction)
+                s->bdat_failed = true;
+}
+
+/* Feeds buffered input to the BDAT chunk being read, which bounds it: nothing more than one read is
+ * held, and content goes to the memory file (or nowhere once the chunk is refused). Returns true when the
+ * chunk is complete. */
+bool smtpd_session_bdat(SmtpdSession *s) {
+        char *out = s->server->data_buf;
+
+        while (s->bdat_remaining > 0 && s->in_start < s->in_end) {
+                size_t avail = (size_t) MIN((uint64_t) (s->in_end - s->in_start), s->bdat_remaining), used, n = 0;
+
+                if (s->bdat_error)
+                        used = avail;
+                else {
+                        used = smtpd_data_read(&s->data, s->in + s->in_start, avail, out,
+                                               sizeof s->server->data_buf, &n);
+                        if (smtpd_data_bare_lf(&s->data)) {
+                                smtpd_session_bare_lf(s);
+                                return false;
+                        }
+                        session_data_write(s, out, n);
+                }
+                s->in_start += used;
+                s->bdat_remaining -= used;
+        }
+        if (s->bdat_remaining > 0)
+                return false;
+        session_bdat_end(s);
+        return true;
+}

@@ -1,0 +1,227 @@
+/* smtpd-restriction-checks.c: the smtpd process's restrictions one by one, as a list names them:
+ * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, reject_non_fqdn_*, the HELO
+ * name checks, reject_unlisted_recipient (local_recipient_maps) and reject_rbl_client. */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
+#include <pwd.h>
+
+#include "address.h"
+#include "log.h"
+#include "smtpd-restrictions-internal.h"
+
+static bool address_literal_valid(const char *s) {
+        size_t len = strlen(s);
+        char buf[INET6_ADDRSTRLEN + 8];
+        unsigned char addr[16];
+
+        if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof buf)
+                return false;
+        memcpy(buf, s + 1, len - 2);
+        buf[len - 2] = '\0';
+        if (strncasecmp(buf, "IPv6:", 5) == 0)
+                return inet_pton(AF_INET6, buf + 5, addr) == 1;
+        return inet_pton(AF_INET, buf, addr) == 1;
+}
+
+/* Postfix's valid_hostname(): labels of letters, digits and hyphens (not at either end), at most 63
+ * octets each and 255 in all, and not all numeric (that is an address, not a name). */
+static bool hostname_valid(const char *s) {
+        size_t len = strlen(s), label = 0;
+        bool non_numeric = false;
+
+        if (len == 0 || len > 255)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                char c = s[i];
+
+                if (c == '.') {
+                        if (label == 0 || s[i - 1] == '-')
+                                return false;
+                        label = 0;
+                        continue;
+                }
+                if (!isalnum((unsigned char) c) && c != '-')
+                        return false;
+                if (c == '-' && label == 0)
+                        return false;
+                if (!isdigit((unsigned char) c))
+                        non_numeric = true;
+                if (++label > 63)
+                        return false;
+        }
+        return label > 0 && s[len - 1] != '-' && non_numeric;
+}
+
+bool smtpd_helo_valid(const char *helo) {
+        return helo[0] == '[' ? address_literal_valid(helo) : hostname_valid(helo);
+}
+
+bool smtpd_helo_fqdn(const char *helo) {
+        return helo[0] == '[' ? address_literal_valid(helo) : hostname_valid(helo) && strchr(helo, '.');
+}
+
+bool smtpd_address_fqdn(const char *address) {
+        const char *at = strrchr(address, '@');
+
+        if (!at || !at[1])
+                return false;
+        return smtpd_helo_fqdn(at + 1);
+}
+
+/* Looks one name up as local_recipient_maps says: 1 found, 0 not, negative errno when it cannot be read. */
+static int local_name_known(SmtpdChecks *c, const char *user, const char *full) {
+        int error = 0, r;
+
+        if (c->local_passwd && user[0] && !strpbrk(user, "\"\\")) {
+                errno = 0;
+                if (getpwnam(user))
+                        return 1;
+                /* getpwnam(3): these mean that there is no such user. */
+                if (errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM)
+                        error = -errno;
+        }
+        for (size_t i = 0; i < c->n_local_tables; i++) {
+                Table *t = c->local_tables[i];
+
+                r = full ? table_lookup(t, full, NULL) : 0;
+                if (r == 0 && user[0])
+                        r = table_lookup(t, user, NULL);
+                if (r > 0)
+                        return 1;
+                if (r == -ENOENT) {
+                        /* Not built (yet): empty, as local treats it when it expands aliases, so that
+                         * smtpd refuses exactly the recipients local would bounce. Said once. */
+                        if (!c->local_warned[i])
+                                log_warning("Table %s of local_recipient_maps has not been built (%s is missing): "
+                                            "run newaliases or postbusctl map build; taking it as empty.",
+                                            table_name(t), table_db_path(t));
+                        c->local_warned[i] = true;
+                        continue;
+                }
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to look up %s in %s: %m", full ?: user, table_name(t));
+                        error = error ?: r;
+                }
+        }
+        return error;
+}
+
+/* 1 if a local address is a user or a key of a local_recipient_maps table (the whole address, or its
+ * local part), also once its extension is taken off (user+ext, recipient_delimiter, split as local
+ * splits it); 0 if not; negative errno if a table cannot be read. */
+static int local_recipient_known(SmtpdChecks *c, const char *addr) {
+        const char *at = strrchr(addr, '@'), *delims = c->config->recipient_delimiter;
+        size_t n = at ? (size_t) (at - addr) : strlen(addr), k;
+        _cleanup_free_ char *full = smtpd_strdup_lower(addr, strlen(addr)), *user = smtpd_strdup_lower(addr, n),
+                            *base = NULL;
+        int r;
+
+        if (!full || !user)
+                return -ENOMEM;
+        r = local_name_known(c, user, full);
+        if (r != 0)
+                return r;
+        k = isempty(delims) ? n : strcspn(user, delims);
+        if (k == 0 || k >= n)
+                return 0;
+        base = strndup(user, k);
+        if (!base)
+                return -ENOMEM;
+        return local_name_known(c, base, NULL);
+}
+
+SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx) {
+        SmtpdChecks *c = ctx->cs->checks;
+        const char *rcpt = ctx->in->recipient;
+        int r;
+
+        if (!rcpt || !c->local_check || !address_is_local(c->mydestination, rcpt))
+                return SMTPD_CHECK_DUNNO;
+        r = local_recipient_known(c, rcpt);
+        if (r > 0)
+                return SMTPD_CHECK_DUNNO;
+        if (r < 0)
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+        return smtpd_restriction_reject(
+                ctx, "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table", rcpt);
+}
+
+/* reject_rbl_client: the client is listed in the domain (and, with domain=d.d.d.d, with a matching
+ * address); the lookups started at connect (smtpd-restrictions.c). */
+static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        for (size_t i = 0; i < ctx->cs->n_lookups; i++) {
+                SmtpdDnsblLookup *l = ctx->cs->lookups + i;
+
+                bool match = !item->filter;
+
+                if (!strcaseeq(l->domain, item->arg) || l->status != SMTPD_DNSBL_LISTED)
+                        continue;
+                for (unsigned k = 0; k < l->n_addresses && !match; k++)
+                        match = smtpd_dnsbl_filter_match(item->filter, l->addresses[k]);
+                if (!match)
+                        continue;
+                return smtpd_restriction_reject(ctx,
+                                                "554 5.7.1 Service unavailable; Client host [%s] blocked using %s%s%s",
+                                                ctx->in->client->text, l->domain, l->text[0] ? "; " : "", l->text);
+        }
+        return SMTPD_CHECK_DUNNO;
+}
+
+SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        SmtpdChecks *c = ctx->cs->checks;
+        const SmtpdCheckInput *in = ctx->in;
+        const char *name, *class;
+
+        smtpd_restriction_subject(ctx, ctx->cls, &name, &class);
+        switch (item->type) {
+        case SMTPD_RESTRICTION_PERMIT:
+                return SMTPD_CHECK_OK;
+        case SMTPD_RESTRICTION_REJECT:
+                return smtpd_restriction_reject(ctx, "554 5.7.1 <%s>: %s rejected: Access denied", name, class);
+        case SMTPD_RESTRICTION_DEFER:
+                return smtpd_restriction_reject(ctx, "450 4.3.2 <%s>: %s rejected: Try again later", name, class);
+        case SMTPD_RESTRICTION_PERMIT_MYNETWORKS:
+                return smtpd_networks_match(c->mynetworks, in->client) ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
+        case SMTPD_RESTRICTION_PERMIT_SASL_AUTHENTICATED:
+                return in->authenticated ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
+        case SMTPD_RESTRICTION_REJECT_UNAUTH_DESTINATION:
+        case SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION:
+                if (!in->recipient || address_is_local(c->mydestination, in->recipient))
+                        return SMTPD_CHECK_DUNNO;
+                if (item->type == SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION)
+                        return smtpd_restriction_reject(ctx, "454 4.7.1 <%s>: Relay access denied", in->recipient);
+                return smtpd_restriction_reject(ctx, "554 5.7.1 <%s>: Relay access denied", in->recipient);
+        case SMTPD_RESTRICTION_REJECT_UNLISTED_RECIPIENT:
+                return smtpd_restriction_check_unlisted_recipient(ctx);
+        case SMTPD_RESTRICTION_REJECT_NON_FQDN_SENDER:
+                if (isempty(in->sender) || smtpd_address_fqdn(in->sender))
+                        return SMTPD_CHECK_DUNNO;
+                return smtpd_restriction_reject(
+                        ctx, "504 5.5.2 <%s>: Sender address rejected: need fully-qualified address", in->sender);
+        case SMTPD_RESTRICTION_REJECT_NON_FQDN_RECIPIENT:
+                if (!in->recipient || smtpd_address_fqdn(in->recipient))
+                        return SMTPD_CHECK_DUNNO;
+                return smtpd_restriction_reject(
+                        ctx, "504 5.5.2 <%s>: Recipient address rejected: need fully-qualified address", in->recipient);
+        case SMTPD_RESTRICTION_REJECT_NON_FQDN_HELO_HOSTNAME:
+                if (!in->helo || smtpd_helo_fqdn(in->helo))
+                        return SMTPD_CHECK_DUNNO;
+                return smtpd_restriction_reject(
+                        ctx, "504 5.5.2 <%s>: Helo command rejected: need fully-qualified hostname", in->helo);
+        case SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME:
+                if (!in->helo || smtpd_helo_valid(in->helo))
+                        return SMTPD_CHECK_DUNNO;
+                return smtpd_restriction_reject(ctx, "501 5.5.2 <%s>: Helo command rejected: Invalid name", in->helo);
+        case SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS:
+        case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
+        case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:
+        case SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS:
+                return smtpd_restriction_check_access(ctx, item);      /* smtpd-access.c */
+        case SMTPD_RESTRICTION_REJECT_RBL_CLIENT:
+                return check_rbl_client(ctx, item);
+        default:
+                assert(false);
+                return SMTPD_CHECK_DUNNO;
+        }
+}

@@ -1,0 +1,87 @@
+/* smtpd-restrictions-internal.h: private to the smtpd process's restriction files: the engine
+ * (smtpd-restrictions.c), the individual checks (smtpd-restriction-checks.c) and the access maps
+ * (smtpd-access.c). Everything else goes through smtpd-restrictions.h. */
+#pragma once
+
+#include <netinet/in.h>
+
+#include "smtpd-restrictions.h"
+
+/* The server's restrictions. */
+struct SmtpdChecks {
+        const Config *config;
+        const SmtpdNetworks *mynetworks;
+        char **mydestination;
+        SmtpdRestrictionList lists[_SMTPD_RESTRICTION_CLASS_MAX];
+        /* local_recipient_maps: the password database and tables; an empty value turns the check off. */
+        bool local_check, local_passwd;
+        Table **local_tables;
+        bool *local_warned;             /* "not built" logged for this table */
+        size_t n_local_tables;
+        char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
+        SmtpdResolver *resolver;
+};
+
+typedef enum SmtpdDnsblStatus {
+        SMTPD_DNSBL_PENDING,
+        SMTPD_DNSBL_LISTED,
+        SMTPD_DNSBL_NOT_LISTED,
+        SMTPD_DNSBL_FAILED,
+        _SMTPD_DNSBL_STATUS_MAX,
+        _SMTPD_DNSBL_STATUS_INVALID = -EINVAL,
+} SmtpdDnsblStatus;
+
+/* One client's lookup in one DNS blocklist. */
+typedef struct SmtpdDnsblLookup {
+        SmtpdCheckSession *session;
+        const char *domain;
+        char name[SMTPD_DNS_NAME_MAX + 1];
+        SmtpdDnsQuery *a, *txt;
+        SmtpdDnsblStatus status;
+        uint8_t addresses[SMTPD_DNS_A_MAX][4];  /* the A records of a listed client */
+        unsigned n_addresses;
+        char text[SMTPD_DNS_TXT_MAX];
+} SmtpdDnsblLookup;
+
+/* A session's restriction state. */
+struct SmtpdCheckSession {
+        SmtpdChecks *checks;
+        SmtpdAddress client;
+        SmtpdDnsblLookup *lookups;
+        size_t n_lookups;
+        unsigned pending;               /* queries in flight */
+        void (*done)(void *userdata);
+        void *userdata;
+};
+
+/* What one restriction decided. */
+typedef enum SmtpdCheckStatus {
+        SMTPD_CHECK_DUNNO,              /* no decision: the next restriction */
+        SMTPD_CHECK_OK,                 /* permitted: the end of this list */
+        SMTPD_CHECK_REJECT,             /* the reply is set: the end of everything */
+} SmtpdCheckStatus;
+
+/* One evaluation: a session's question at HELO, MAIL or RCPT. */
+typedef struct SmtpdCheckContext {
+        SmtpdCheckSession *cs;
+        const SmtpdCheckInput *in;
+        char *reply;
+        SmtpdRestrictionClass cls;      /* the list being evaluated */
+        char client_name[INET6_ADDRSTRLEN + 16];        /* "unknown[192.0.2.1]" */
+} SmtpdCheckContext;
+
+/* smtpd-restrictions.c: sets the reply, and returns SMTPD_CHECK_REJECT. */
+_printf_(2, 3) SmtpdCheckStatus smtpd_restriction_reject(SmtpdCheckContext *ctx, const char *fmt, ...);
+/* What "<name>: <class> rejected" names in a reply of this list. */
+void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls, const char **ret_name,
+                               const char **ret_class);
+
+/* smtpd-restriction-checks.c: evaluates one restriction of the list ctx->cls. */
+SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
+/* smtpd_reject_unlisted_recipient and reject_unlisted_recipient. */
+SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx);
+
+/* smtpd-access.c: check_client_access, check_helo_access, check_sender_access, check_recipient_access. */
+SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
+/* A copy of s[0 .. len) in lower case; NULL when out of memory. */
+char *smtpd_strdup_lower(const char *s, size_t len);
