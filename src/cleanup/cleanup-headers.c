@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "cleanup.h"
+#include "string-util.h"
 
 /* A header line starts with a field name (printable ASCII except ':') followed by ':'. */
 static bool is_header_start(const char *p, size_t len) {
@@ -26,10 +27,7 @@ static char *header_value(const char *p, size_t len) {
         const char *v = colon + 1, *e = p + len;
         char *r, *o;
 
-        while (v < e && isspace((unsigned char) *v))
-                v++;
-        while (e > v && isspace((unsigned char) e[-1]))
-                e--;
+        strstrip_span(&v, &e);
         r = o = malloc((size_t) (e - v) + 1);
         if (!r)
                 return NULL;

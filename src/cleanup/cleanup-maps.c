@@ -1,9 +1,9 @@
 /* cleanup-maps.c: canonical and virtual alias lookups in Postfix's key order, and masquerading. */
-#include <ctype.h>
 #include <strings.h>
 
 #include "cleanup-maps.h"
 #include "config.h"
+#include "string-util.h"
 
 ssize_t cleanup_address_at(const char *addr) {
         ssize_t at = -1;
@@ -22,17 +22,6 @@ ssize_t cleanup_address_at(const char *addr) {
 
 int cleanup_table_lookup(void *table_list, const char *key, char **ret_value) {
         return table_list_lookup(table_list, key, ret_value);
-}
-
-static char *trim(char *s) {
-        char *e;
-
-        while (isspace((unsigned char) *s))
-                s++;
-        e = s + strlen(s);
-        while (e > s && isspace((unsigned char) e[-1]))
-                *--e = '\0';
-        return s;
 }
 
 int cleanup_map_lookup(CleanupLookupFunc lookup, void *table, const char *addr, char **mydestination,
@@ -61,7 +50,7 @@ int cleanup_map_lookup(CleanupLookupFunc lookup, void *table, const char *addr, 
         if (r <= 0)
                 return r;
 
-        char *v = trim(value), *out;
+        char *v = strstrip(value), *out;
         if (v[0] == '@' && at >= 0) {
                 if (asprintf(&out, "%.*s%s", (int) at, addr, v) < 0)
                         return -ENOMEM;

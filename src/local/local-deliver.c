@@ -321,28 +321,11 @@ unlock:
                 (void) unlink(lock_path);
 }
 
-static int fsync_directory(const char *path) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-        if (fd < 0 || fsync(fd) < 0)
-                return -errno;
-        return 0;
-}
-
 /* Creates directory p (mode 0700) unless it exists, and syncs its parent so that the new entry lasts. */
-static int mkdir_synced(char *p) {
-        char *slash;
-        int r;
-
+static int mkdir_synced(const char *p) {
         if (mkdir(p, 0700) < 0)
                 return errno == EEXIST ? 0 : -errno;
-        slash = strrchr(p, '/');
-        if (!slash || slash == p)
-                return fsync_directory("/");
-        *slash = '\0';
-        r = fsync_directory(p);
-        *slash = '/';
-        return r;
+        return fsync_directory_of(p);
 }
 
 /* Creates the Maildir with its missing parents, and its tmp/, new/ and cur/. */

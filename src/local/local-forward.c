@@ -2,56 +2,32 @@
  * itself: as Postfix's local does, it submits a new message to cleanup (Submit over $rundir/cleanup, like
  * smtpd), the original content with a Delivered-To header first, under the original envelope sender.
  * Runs in the delivery child with a blocking connection of its own. */
-#include <fcntl.h>
-#include <sys/mman.h>
-
 #include "bus-util.h"
+#include "io-util.h"
 #include "local.h"
 #include "log.h"
 
 #define CLEANUP_OBJECT "/org/postbus/Cleanup1"
 #define CLEANUP_INTERFACE "org.postbus.Cleanup1"
 
-typedef struct MemWriter {
-        int fd;
-} MemWriter;
-
-static int mem_write(const char *data, size_t len, void *userdata) {
-        MemWriter *w = userdata;
-
-        while (len > 0) {
-                ssize_t n = write(w->fd, data, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                data += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
 /* The new message in a sealed memory file, as smtpd hands cleanup its messages. */
 static int forward_content(const LocalMessage *m, const char *delivered_to, int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *header = NULL;
-        MemWriter w;
         int r;
 
-        fd = memfd_create("postbus-forward", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        fd = memfd_new("postbus-forward");
         if (fd < 0)
-                return -errno;
+                return fd;
         if (asprintf(&header, "Delivered-To: %s\n", delivered_to) < 0)
                 return -ENOMEM;
-        w.fd = fd;
-        r = mem_write(header, strlen(header), &w);
+        r = write_full(fd, header, strlen(header));
         if (r >= 0)
-                r = queue_file_content_foreach(m->queue_fd, m->envelope, mem_write, &w);
+                r = queue_file_content_foreach(m->queue_fd, m->envelope, write_full_cb, &fd);
+        if (r >= 0)
+                r = memfd_seal(fd);
         if (r < 0)
                 return r;
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-                return -errno;
         *ret_fd = TAKE_FD(fd);
         return 0;
 }

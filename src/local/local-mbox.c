@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "io-util.h"
 #include "local.h"
 #include "log.h"
 
@@ -214,17 +215,7 @@ static int report_write(int fd, const char *line, size_t len) {
                 return -errno;
         if (len > LOCAL_REPORT_MAX || (uint64_t) st.st_size > LOCAL_REPORT_MAX - len)
                 return -E2BIG;
-        while (len > 0) {
-                ssize_t n = write(fd, line, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                line += n;
-                len -= (size_t) n;
-        }
-        return 0;
+        return write_full(fd, line, len);
 }
 
 int local_report_delivery(int fd, const char *to, const char *orig_to, const LocalResult *r) {

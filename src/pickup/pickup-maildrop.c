@@ -5,11 +5,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pwd.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "io-util.h"
 #include "log.h"
 #include "pickup.h"
+#include "string-util.h"
 
 void pickup_set_working(Pickup *p, bool working) {
         if (p->working == working)
@@ -56,22 +57,6 @@ PickupMessage *pickup_message_free(PickupMessage *m) {
         return NULL;
 }
 
-static int write_content(const char *data, size_t len, void *userdata) {
-        int fd = *(int *) userdata;
-
-        while (len > 0) {
-                ssize_t n = write(fd, data, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                data += n;
-                len -= (size_t) n;
-        }
-        return 0;
-}
-
 /* The first field of the GECOS entry, if it is fit for a From header. */
 static char *gecos_name(const char *gecos) {
         size_t n = strcspn(strempty(gecos), ",");
@@ -83,23 +68,6 @@ static char *gecos_name(const char *gecos) {
         if (s && !maildrop_full_name_valid(s))
                 s = mfree(s);
         return s;
-}
-
-static int read_all(int fd, char *buf, size_t size) {
-        size_t done = 0;
-
-        while (done < size) {
-                ssize_t n = read(fd, buf + done, size - done);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EBADMSG;        /* shorter than fstat said */
-                done += (size_t) n;
-        }
-        return 0;
 }
 
 int pickup_message_load(Pickup *p, const char *name, PickupMessage **ret) {
@@ -170,8 +138,8 @@ int pickup_message_load(Pickup *p, const char *name, PickupMessage **ret) {
         buf = malloc(MAX((size_t) st.st_size, (size_t) 1));
         if (!buf)
                 return log_oom();
-        r = read_all(fd, buf, (size_t) st.st_size);
-        if (r == -EBADMSG) {
+        r = pread_full(fd, buf, (size_t) st.st_size, 0);
+        if (r == -EBADMSG) {     /* shorter than fstat said */
                 pickup_discard(p, name, st.st_uid, "truncated while being read");
                 return 0;
         }
@@ -196,14 +164,15 @@ int pickup_message_load(Pickup *p, const char *name, PickupMessage **ret) {
         }
 
         /* cleanup gets the content alone, in a memory file sealed against change while it maps it. */
-        m->content_fd = memfd_create("postbus-pickup", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        m->content_fd = memfd_new("postbus-pickup");
         if (m->content_fd < 0)
-                return log_error_errno(errno, "Failed to create a memory file: %m");
-        r = maildrop_content_foreach(buf, (size_t) st.st_size, m->envelope, write_content, &m->content_fd);
+                return log_error_errno(m->content_fd, "Failed to create a memory file: %m");
+        r = maildrop_content_foreach(buf, (size_t) st.st_size, m->envelope, write_full_cb, &m->content_fd);
         if (r < 0)
                 return log_error_errno(r, "Failed to copy maildrop file %s: %m", name);
-        if (fcntl(m->content_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-                return log_error_errno(errno, "Failed to seal a memory file: %m");
+        r = memfd_seal(m->content_fd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to seal a memory file: %m");
 
         *ret = TAKE_PTR(m);
         return 1;
@@ -269,17 +238,11 @@ void pickup_scan(Pickup *p) {
                 }
                 if (in_flight(p, de->d_name))
                         continue;
-                char *s = strdup(de->d_name);
-                char **l = s ? realloc(p->names, (p->n_names + 2) * sizeof(char *)) : NULL;
-                if (!l) {
-                        free(s);
+                if (strv_push(&p->names, &p->n_names, strdup(de->d_name)) < 0) {
                         log_oom();
                         p->temporary_failure = true;
                         break;
                 }
-                p->names = l;
-                l[p->n_names++] = s;
-                l[p->n_names] = NULL;
         }
         closedir(d);
         if (p->n_names > 0)

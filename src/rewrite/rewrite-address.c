@@ -6,6 +6,7 @@
 #include "address.h"
 #include "config.h"
 #include "rewrite-address.h"
+#include "string-util.h"
 
 /* Where the local part ends, scanning quotes and backslash escapes: the last '@' outside quotes. A
  * backslash outside quotes escapes the next character too (RFC 5321 quoted-pair only occurs inside
@@ -182,11 +183,8 @@ int rewrite_transport_parse(const char *value, char **ret_transport, char **ret_
         _cleanup_free_ char *transport = NULL, *nexthop = NULL;
         const char *v = value, *e, *colon;
 
-        while (isspace((unsigned char) *v))
-                v++;
         e = v + strlen(v);
-        while (e > v && isspace((unsigned char) e[-1]))
-                e--;
+        strstrip_span(&v, &e);
         colon = memchr(v, ':', (size_t) (e - v));
         const char *tend = colon ?: e;
 

@@ -7,6 +7,7 @@
 #include "address.h"
 #include "dsn.h"
 #include "sendmail.h"
+#include "string-util.h"
 
 void sendmail_options_done(SendmailOptions *o) {
         free(o->sender);
@@ -21,37 +22,17 @@ void sendmail_options_done(SendmailOptions *o) {
         *o = (SendmailOptions) {};
 }
 
-static int strv_append(char ***l, size_t *n, char *s) {
-        char **nl = realloc(*l, (*n + 2) * sizeof(char *));
-
-        if (!nl) {
-                free(s);
-                return -ENOMEM;
-        }
-        nl[(*n)++] = s;
-        nl[*n] = NULL;
-        *l = nl;
-        return 0;
-}
-
-static void trim(char **start, char **end) {
-        while (*start < *end && strchr(" \t\r\n", **start))
-                (*start)++;
-        while (*end > *start && strchr(" \t\r\n", (*end)[-1]))
-                (*end)--;
-}
-
 int sendmail_address_normalize(const char *arg, bool allow_null, char **ret) {
-        char *start = (char *) arg, *end = (char *) arg + strlen(arg);
+        const char *start = arg, *end = arg + strlen(arg);
         _cleanup_free_ char *s = NULL;
 
-        trim(&start, &end);
+        strstrip_span(&start, &end);
         if (end > start && *start == '<') {
                 if (end[-1] != '>')
                         return -EINVAL;
                 start++;
                 end--;
-                trim(&start, &end);
+                strstrip_span(&start, &end);
         }
         s = strndup(start, (size_t) (end - start));
         if (!s)
@@ -95,8 +76,8 @@ int sendmail_split_addresses(const char *arg, char ***list, size_t *n) {
                         return -ENOMEM;
                 if (*p == ',')
                         p++;
-                char *s = piece, *e = piece + strlen(piece);
-                trim(&s, &e);
+                const char *s = piece, *e = piece + strlen(piece);
+                strstrip_span(&s, &e);
                 if (s == e) {
                         if (open)
                                 return -EINVAL; /* "<>" is no recipient */
@@ -105,7 +86,7 @@ int sendmail_split_addresses(const char *arg, char ***list, size_t *n) {
                 int r = sendmail_address_normalize(piece, false, &addr);
                 if (r < 0)
                         return r;
-                r = strv_append(list, n, TAKE_PTR(addr));
+                r = strv_push(list, n, TAKE_PTR(addr));
                 if (r < 0)
                         return r;
         }
@@ -137,7 +118,7 @@ static int ignored(SendmailOptions *o, size_t *n_warnings, char opt, const char 
 
         if (asprintf(&s, "-%c%s%s is ignored", opt, arg ? " " : "", strempty(arg)) < 0)
                 return -ENOMEM;
-        return strv_append(&o->warnings, n_warnings, s);
+        return strv_push(&o->warnings, n_warnings, s);
 }
 
 static bool mode_set(SendmailOptions *o, SendmailMode mode, bool *explicit_mode) {

@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "sendmail.h"
+#include "string-util.h"
 
 #define SMTP_DATA_CHUNK (64U * 1024U)
 
@@ -188,14 +189,10 @@ static void cmd_rcpt(SmtpSession *s, const char *arg) {
                 reply("452 4.5.3 Error: too many recipients");
                 return;
         }
-        char **l = realloc(s->recipients, (s->n_recipients + 2) * sizeof(char *));
-        if (!l) {
+        if (strv_push(&s->recipients, &s->n_recipients, TAKE_PTR(addr)) < 0) {
                 reply("451 4.3.0 Error: out of memory");
                 return;
         }
-        s->recipients = l;
-        l[s->n_recipients++] = TAKE_PTR(addr);
-        l[s->n_recipients] = NULL;
         s->state = SMTP_STATE_RCPT;
         reply("250 2.1.5 Ok");
 }

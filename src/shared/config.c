@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "string-util.h"
 
 /* A parameter's main.cf name: its field name, unless CONFIG_PARAM_SPELLING_<field> exists (Postfix's
  * 2bounce_notice_recipient). That macro expands to two arguments, "~" and the spelling, which moves the
@@ -200,17 +201,24 @@ static int expand(RawSet *raw, const char *value, unsigned depth, const char *wh
         return 0;
 }
 
+/* Decimal digits at the start of s (no blank, no sign); *ret_end points after them. */
+static int parse_digits(const char *s, long long *ret, char **ret_end) {
+        if (!s || !isdigit((unsigned char) *s))
+                return -EINVAL;
+        errno = 0;
+        *ret = strtoll(s, ret_end, 10);
+        return errno != 0 ? -ERANGE : 0;
+}
+
 int config_parse_time(const char *s, int64_t *ret) {
         char *end;
         long long v;
         int64_t mult = 1;
+        int r;
 
-        if (!s || !isdigit((unsigned char) *s))
-                return -EINVAL;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno != 0)
-                return -ERANGE;
+        r = parse_digits(s, &v, &end);
+        if (r < 0)
+                return r;
         if (*end != '\0') {
                 switch (*end) {
                 case 's': mult = 1; break;
@@ -247,13 +255,11 @@ static int parse_time_param(const ConfigParam *p, const char *value, int64_t *re
 static int parse_int(const char *s, int64_t *ret) {
         char *end;
         long long v;
+        int r;
 
-        if (!s || !isdigit((unsigned char) *s))
-                return -EINVAL;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno != 0)
-                return -ERANGE;
+        r = parse_digits(s, &v, &end);
+        if (r < 0)
+                return r;
         if (*end != '\0')
                 return -EINVAL;
         *ret = v;
@@ -447,17 +453,6 @@ int config_for_service(const Config *c, const char *service, const char *const *
         return 0;
 }
 
-static char *strip(char *s) {
-        char *e;
-
-        while (isspace((unsigned char) *s))
-                s++;
-        e = s + strlen(s);
-        while (e > s && isspace((unsigned char) e[-1]))
-                *--e = '\0';
-        return s;
-}
-
 /* Adds one logical line "name = value" to raw. */
 static int parse_logical_line(RawSet *raw, char *line, const char *path, unsigned lineno) {
         char *eq = strchr(line, '='), *name, *value;
@@ -467,8 +462,8 @@ static int parse_logical_line(RawSet *raw, char *line, const char *path, unsigne
                 return -EINVAL;
         }
         *eq = '\0';
-        name = strip(line);
-        value = strip(eq + 1);
+        name = strstrip(line);
+        value = strstrip(eq + 1);
         if (isempty(name)) {
                 log_error("%s:%u: missing parameter name before '='", path, lineno);
                 return -EINVAL;
@@ -763,15 +758,8 @@ int config_split_list(const char *value, char ***ret) {
                 len = strcspn(p, ", \t\r\n");
                 if (len == 0)
                         break;
-                char **nl = realloc(l, (n + 2) * sizeof(char *));
-                if (!nl)
+                if (strv_push(&l, &n, strndup(p, len)) < 0)
                         return -ENOMEM;
-                l = nl;
-                l[n] = strndup(p, len);
-                l[n + 1] = NULL;
-                if (!l[n])
-                        return -ENOMEM;
-                n++;
                 p += len;
         }
         *ret = TAKE_PTR(l);

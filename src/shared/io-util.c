@@ -1,8 +1,9 @@
-/* io-util.c: whole reads and writes. */
-#include <errno.h>
-#include <unistd.h>
+/* io-util.c: whole reads and writes, memory files, directory syncs. */
+#include <fcntl.h>
+#include <sys/mman.h>
 
 #include "io-util.h"
+#include "macro.h"
 
 int write_full(int fd, const void *buf, size_t len) {
         const char *p = buf;
@@ -18,6 +19,10 @@ int write_full(int fd, const void *buf, size_t len) {
                 len -= (size_t) n;
         }
         return 0;
+}
+
+int write_full_cb(const char *data, size_t len, void *userdata) {
+        return write_full(*(const int *) userdata, data, len);
 }
 
 int pread_full(int fd, void *buf, size_t len, uint64_t off) {
@@ -37,4 +42,39 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off) {
                 off += (uint64_t) n;
         }
         return 0;
+}
+
+int memfd_new(const char *name) {
+        int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+        return fd < 0 ? -errno : fd;
+}
+
+int memfd_seal(int fd) {
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+        return 0;
+}
+
+int fsync_directory(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+int fsync_directory_of(const char *path) {
+        _cleanup_free_ char *dir = strdup(path);
+        char *slash;
+
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (!slash)
+                return fsync_directory(".");
+        if (slash == dir)
+                slash++;        /* "/name": the root */
+        *slash = '\0';
+        return fsync_directory(dir);
 }

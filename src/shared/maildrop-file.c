@@ -6,6 +6,7 @@
 #include "address.h"
 #include "dsn.h"
 #include "maildrop-file.h"
+#include "string-util.h"
 
 MaildropEnvelope *maildrop_envelope_free(MaildropEnvelope *e) {
         if (!e)
@@ -99,46 +100,19 @@ bool maildrop_name_valid(const char *s) {
 
 /* ---- reading ---- */
 
-typedef enum MaildropSection {
-        MAILDROP_SECTION_MAGIC,
-        MAILDROP_SECTION_TIME,
-        MAILDROP_SECTION_ATTRS,         /* attributes, then the sender */
-        MAILDROP_SECTION_RECIPIENTS,    /* any number, then the message marker */
-        MAILDROP_SECTION_CONTENT,       /* content, then the end marker */
-        MAILDROP_SECTION_DONE,
-        _MAILDROP_SECTION_MAX,
-        _MAILDROP_SECTION_INVALID = -EINVAL,
-} MaildropSection;
-
-/* The record at off: its type and data, which must lie inside the buffer. */
-static int record_at(const unsigned char *buf, size_t len, size_t off, char *ret_type, const char **ret_data,
-                     uint32_t *ret_len) {
-        uint32_t n;
-
-        if (off > len || QUEUE_RECORD_HEADER > len - off)
-                return -EBADMSG;
-        n = (uint32_t) buf[off + 1] << 24 | (uint32_t) buf[off + 2] << 16 | (uint32_t) buf[off + 3] << 8 |
-            buf[off + 4];
-        if (n > QUEUE_RECORD_MAX || n > len - off - QUEUE_RECORD_HEADER)
-                return -EBADMSG;
-        *ret_type = (char) buf[off];
-        *ret_data = (const char *) buf + off + QUEUE_RECORD_HEADER;
-        *ret_len = n;
-        return 0;
-}
-
-/* A text record's data as a string: no NUL inside. */
-static int record_string(const char *data, uint32_t len, char **ret) {
-        char *s;
-
-        if (memchr(data, '\0', len))
-                return -EBADMSG;
-        s = strndup(data, len);
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
+/* The queue file's sections (queue-file.h), without done recipients or DSN options records. */
+static const RecordFormat maildrop_format = {
+        .sections = (const RecordSection[_QUEUE_SECTION_MAX]) {
+                [QUEUE_SECTION_MAGIC] = { .end = QUEUE_REC_MAGIC },
+                [QUEUE_SECTION_TIME] = { .end = QUEUE_REC_TIME },
+                [QUEUE_SECTION_ATTRS] = { RECORD_TYPES(QUEUE_REC_ATTR), QUEUE_REC_SENDER },
+                [QUEUE_SECTION_RECIPIENTS] = { RECORD_TYPES(QUEUE_REC_RECIPIENT), QUEUE_REC_MESSAGE },
+                [QUEUE_SECTION_CONTENT] = { RECORD_TYPES(QUEUE_REC_CONTENT), QUEUE_REC_END },
+        },
+        .n_sections = _QUEUE_SECTION_MAX,
+        .empty = RECORD_TYPES(QUEUE_REC_MESSAGE, QUEUE_REC_END),
+        .head_max = MAILDROP_ENVELOPE_MAX,
+};
 
 /* Sets one allow-listed attribute, each at most once. */
 static int envelope_set_attr(MaildropEnvelope *e, char *attr) {
@@ -192,21 +166,67 @@ static int envelope_set_attr(MaildropEnvelope *e, char *attr) {
         return 0;
 }
 
-static int envelope_add_recipient(MaildropEnvelope *e, char *s) {
-        char **l = realloc(e->recipients, (e->n_recipients + 2) * sizeof(char *));
+/* One record that the allow-list let through: its data, and the limits of the whole. */
+static int envelope_add(MaildropEnvelope *e, RecordReader *rr, const Record *rec, uint64_t content_max) {
+        _cleanup_free_ char *s = NULL;
+        const char *data;
+        char *end;
+        int r;
 
-        if (!l)
-                return -ENOMEM;
-        e->recipients = l;
-        l[e->n_recipients++] = s;
-        l[e->n_recipients] = NULL;
-        return 0;
+        switch (rec->type) {
+        case QUEUE_REC_MAGIC:
+                r = record_reader_data(rr, rec, &data);
+                if (r < 0)
+                        return r;
+                if (rec->len != STRLEN(MAILDROP_MAGIC) || memcmp(data, MAILDROP_MAGIC, rec->len) != 0)
+                        return -EBADMSG;
+                return 0;
+        case QUEUE_REC_MESSAGE:
+                if (e->n_recipients == 0 && !e->extract_recipients)
+                        return -EBADMSG;
+                e->content_offset = rec->offset + QUEUE_RECORD_HEADER;
+                return 0;
+        case QUEUE_REC_CONTENT:
+                if (rec->len > content_max || e->content_size > content_max - rec->len)
+                        return -EFBIG;
+                e->content_size += rec->len;
+                return 0;
+        case QUEUE_REC_END:
+                return 0;
+        default:
+                break;
+        }
+
+        r = record_reader_string(rr, rec, &s);
+        if (r < 0)
+                return r;
+        switch (rec->type) {
+        case QUEUE_REC_TIME:
+                if (isempty(s) || !isdigit((unsigned char) s[0]))
+                        return -EBADMSG;
+                errno = 0;
+                e->time_usec = strtoull(s, &end, 10);
+                return errno != 0 || *end != '\0' ? -EBADMSG : 0;
+        case QUEUE_REC_ATTR:
+                return rec->len > MAILDROP_ATTR_MAX ? -EBADMSG : envelope_set_attr(e, s);
+        case QUEUE_REC_SENDER:
+                if (!address_valid(s))
+                        return -EBADMSG;
+                e->sender = TAKE_PTR(s);
+                return 0;
+        case QUEUE_REC_RECIPIENT:
+                if (isempty(s) || !address_valid(s))
+                        return -EBADMSG;
+                return strv_push(&e->recipients, &e->n_recipients, TAKE_PTR(s));
+        default:
+                return -EBADMSG;        /* not in the allow-list: never reached */
+        }
 }
 
 int maildrop_parse(const void *buf, size_t len, uint64_t content_max, MaildropEnvelope **ret) {
         _cleanup_(maildrop_envelope_freep) MaildropEnvelope *e = NULL;
-        MaildropSection section = MAILDROP_SECTION_MAGIC;
-        size_t off = 0;
+        RecordReader rr;
+        Record rec;
         int r;
 
         e = calloc(1, sizeof(MaildropEnvelope));
@@ -216,129 +236,25 @@ int maildrop_parse(const void *buf, size_t len, uint64_t content_max, MaildropEn
         if (!e->recipients)
                 return -ENOMEM;
 
-        while (section != MAILDROP_SECTION_DONE) {
-                _cleanup_free_ char *s = NULL;
-                const char *data;
-                uint32_t n;
-                char type;
-
-                r = record_at(buf, len, off, &type, &data, &n);
+        record_reader_init(&rr, &maildrop_format, buf, len);
+        while ((r = record_reader_next(&rr, &rec)) > 0) {
+                r = envelope_add(e, &rr, &rec, content_max);
                 if (r < 0)
                         return r;
-                if (section != MAILDROP_SECTION_CONTENT && off + QUEUE_RECORD_HEADER + n > MAILDROP_ENVELOPE_MAX)
-                        return -E2BIG;
-
-                switch (section) {
-                case MAILDROP_SECTION_MAGIC:
-                        if (type != QUEUE_REC_MAGIC || n != STRLEN(MAILDROP_MAGIC) ||
-                            memcmp(data, MAILDROP_MAGIC, n) != 0)
-                                return -EBADMSG;
-                        section = MAILDROP_SECTION_TIME;
-                        break;
-                case MAILDROP_SECTION_TIME: {
-                        char *end;
-                        if (type != QUEUE_REC_TIME)
-                                return -EBADMSG;
-                        r = record_string(data, n, &s);
-                        if (r < 0)
-                                return r;
-                        if (isempty(s) || !isdigit((unsigned char) s[0]))
-                                return -EBADMSG;
-                        errno = 0;
-                        e->time_usec = strtoull(s, &end, 10);
-                        if (errno != 0 || *end != '\0')
-                                return -EBADMSG;
-                        section = MAILDROP_SECTION_ATTRS;
-                        break;
-                }
-                case MAILDROP_SECTION_ATTRS:
-                        if (type != QUEUE_REC_ATTR && type != QUEUE_REC_SENDER)
-                                return -EBADMSG;
-                        r = record_string(data, n, &s);
-                        if (r < 0)
-                                return r;
-                        if (type == QUEUE_REC_SENDER) {
-                                if (!address_valid(s))
-                                        return -EBADMSG;
-                                e->sender = TAKE_PTR(s);
-                                section = MAILDROP_SECTION_RECIPIENTS;
-                                break;
-                        }
-                        if (n > MAILDROP_ATTR_MAX)
-                                return -EBADMSG;
-                        r = envelope_set_attr(e, s);
-                        if (r < 0)
-                                return r;
-                        break;
-                case MAILDROP_SECTION_RECIPIENTS:
-                        if (type == QUEUE_REC_MESSAGE) {
-                                if (n != 0 || (e->n_recipients == 0 && !e->extract_recipients))
-                                        return -EBADMSG;
-                                e->content_offset = off + QUEUE_RECORD_HEADER;
-                                section = MAILDROP_SECTION_CONTENT;
-                                break;
-                        }
-                        if (type != QUEUE_REC_RECIPIENT)
-                                return -EBADMSG;
-                        r = record_string(data, n, &s);
-                        if (r < 0)
-                                return r;
-                        if (isempty(s) || !address_valid(s))
-                                return -EBADMSG;
-                        r = envelope_add_recipient(e, s);
-                        if (r < 0)
-                                return r;
-                        s = NULL;
-                        break;
-                case MAILDROP_SECTION_CONTENT:
-                        if (type == QUEUE_REC_END) {
-                                if (n != 0)
-                                        return -EBADMSG;
-                                section = MAILDROP_SECTION_DONE;
-                                break;
-                        }
-                        if (type != QUEUE_REC_CONTENT)
-                                return -EBADMSG;
-                        if (n > content_max || e->content_size > content_max - n)
-                                return -EFBIG;
-                        e->content_size += n;
-                        break;
-                case MAILDROP_SECTION_DONE:
-                default:
-                        break;
-                }
-                off += QUEUE_RECORD_HEADER + n;
         }
-        if (off != len)
-                return -EBADMSG;        /* trailing bytes after the end marker */
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(e);
         return 0;
 }
 
 int maildrop_content_foreach(const void *buf, size_t len, const MaildropEnvelope *e, QueueContentFunc cb,
                              void *userdata) {
-        size_t off = e->content_offset;
-        int r;
+        RecordReader rr;
 
-        for (;;) {
-                const char *data;
-                uint32_t n;
-                char type;
-
-                r = record_at(buf, len, off, &type, &data, &n);
-                if (r < 0)
-                        return r;
-                if (type == QUEUE_REC_END)
-                        return 0;
-                if (type != QUEUE_REC_CONTENT)
-                        return -EBADMSG;
-                if (n > 0) {
-                        r = cb(data, n, userdata);
-                        if (r < 0)
-                                return r;
-                }
-                off += QUEUE_RECORD_HEADER + n;
-        }
+        record_reader_init(&rr, &maildrop_format, buf, len);
+        record_reader_seek(&rr, e->content_offset, QUEUE_SECTION_CONTENT);
+        return record_reader_foreach(&rr, cb, userdata);
 }
 
 /* ---- writing ---- */

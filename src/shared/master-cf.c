@@ -5,29 +5,10 @@
 
 #include "log.h"
 #include "master-cf.h"
+#include "string-util.h"
 
 #define MASTER_FILE_SIZE_MAX (1024U * 1024U)
 #define MASTER_COLUMNS 8
-
-/* TODO(integration): the shared strv helpers from the records branch replace these. */
-static int strv_push(char ***l, size_t *n, char *s) {
-        char **nl = realloc(*l, (*n + 2) * sizeof(char *));
-        if (!nl) {
-                free(s);
-                return -ENOMEM;
-        }
-        nl[(*n)++] = s;
-        nl[*n] = NULL;
-        *l = nl;
-        return 0;
-}
-
-static size_t strv_length(char **l) {
-        size_t n = 0;
-        while (l && l[n])
-                n++;
-        return n;
-}
 
 static bool word_in(const char *w, const char *const *list) {
         for (; *list; list++)
@@ -113,10 +94,7 @@ static int split_words(const char *line, char ***ret) {
                         if (!end)
                                 return -EINVAL;
                         p = end + 1;
-                        while (start < end && isspace((unsigned char) *start))
-                                start++;
-                        while (end > start && isspace((unsigned char) end[-1]))
-                                end--;
+                        strstrip_span(&start, &end);
                 } else {
                         start = p;
                         while (*p && !isspace((unsigned char) *p))
@@ -207,15 +185,10 @@ static int parse_service(MasterConfig *m, const char *line, unsigned lineno) {
                         /* "-o { name = value }" comes out as "name = value": drop the spaces. */
                         char *o = w[i + 1], *eq = strchr(o, '=');
                         _cleanup_free_ char *name = strndup(o, (size_t) (eq - o));
-                        char *value = eq + 1;
                         if (!name)
                                 return log_oom();
-                        while (*name && isspace((unsigned char) name[strlen(name) - 1]))
-                                name[strlen(name) - 1] = '\0';
-                        while (isspace((unsigned char) *value))
-                                value++;
                         char *joined = NULL;
-                        if (asprintf(&joined, "%s=%s", name, value) < 0 ||
+                        if (asprintf(&joined, "%s=%s", strstrip(name), strstrip(eq + 1)) < 0 ||
                             strv_push(&overrides, &n_overrides, joined) < 0)
                                 return log_oom();
                         i++;

@@ -5,6 +5,7 @@
 #include "dsn.h"
 #include "io-util.h"
 #include "queue-file.h"
+#include "string-util.h"
 
 static const char *const queue_names[_QUEUE_NAME_MAX] = {
         [QUEUE_INCOMING] = "incoming",
@@ -58,51 +59,19 @@ size_t queue_envelope_pending(const QueueEnvelope *e) {
         return n;
 }
 
-/* Reads the record header at off. The data must fit in the file. */
-static int record_header(int fd, uint64_t off, uint64_t size, char *ret_type, uint32_t *ret_len) {
-        unsigned char h[QUEUE_RECORD_HEADER];
-        uint32_t len;
-        int r;
-
-        if (QUEUE_RECORD_HEADER > size - off)
-                return -EBADMSG;
-        r = pread_full(fd, h, sizeof h, off);
-        if (r < 0)
-                return r;
-        len = (uint32_t) h[1] << 24 | (uint32_t) h[2] << 16 | (uint32_t) h[3] << 8 | h[4];
-        if (len > QUEUE_RECORD_MAX || len > size - off - QUEUE_RECORD_HEADER)
-                return -EBADMSG;
-        *ret_type = (char) h[0];
-        *ret_len = len;
-        return 0;
-}
-
-/* Reads a text record's data as a string; it must hold no NUL. */
-static int record_string(int fd, uint64_t off, uint32_t len, char **ret) {
-        _cleanup_free_ char *s = malloc((size_t) len + 1);
-        int r;
-
-        if (!s)
-                return -ENOMEM;
-        r = pread_full(fd, s, len, off + QUEUE_RECORD_HEADER);
-        if (r < 0)
-                return r;
-        if (memchr(s, '\0', len))
-                return -EBADMSG;
-        s[len] = '\0';
-        *ret = TAKE_PTR(s);
-        return 0;
-}
-
-static int strv_push(char ***l, size_t *n, char *s) {
-        char **nl = realloc(*l, (*n + 2) * sizeof(char *));
-        if (!nl)
-                return -ENOMEM;
-        nl[(*n)++] = s;
-        nl[*n] = NULL;
-        *l = nl;
-        return 0;
-}
+const RecordFormat queue_file_format = {
+        .sections = (const RecordSection[_QUEUE_SECTION_MAX]) {
+                [QUEUE_SECTION_MAGIC] = { .end = QUEUE_REC_MAGIC },
+                [QUEUE_SECTION_TIME] = { .end = QUEUE_REC_TIME },
+                [QUEUE_SECTION_ATTRS] = { RECORD_TYPES(QUEUE_REC_ATTR), QUEUE_REC_SENDER },
+                [QUEUE_SECTION_RECIPIENTS] = { RECORD_TYPES(QUEUE_REC_RECIPIENT, QUEUE_REC_DONE,
+                                                            QUEUE_REC_DSN_RECIPIENT_OPTIONS),
+                                               QUEUE_REC_MESSAGE },
+                [QUEUE_SECTION_CONTENT] = { RECORD_TYPES(QUEUE_REC_CONTENT), QUEUE_REC_END },
+        },
+        .n_sections = _QUEUE_SECTION_MAX,
+        .empty = RECORD_TYPES(QUEUE_REC_MESSAGE, QUEUE_REC_END),
+};
 
 /* The data of a DSN options record: "NOTIFY=..." and/or "ORCPT=...", each once, separated by one space,
  * each value valid. */
@@ -139,22 +108,75 @@ static int dsn_options_parse(const char *s, char **ret_notify, char **ret_orcpt)
         return 0;
 }
 
-typedef enum QueueSection {
-        SECTION_MAGIC,
-        SECTION_TIME,
-        SECTION_ATTRS,          /* attributes, then the sender */
-        SECTION_RECIPIENTS,     /* at least one, then QUEUE_REC_MESSAGE */
-        SECTION_CONTENT,        /* content records, then QUEUE_REC_END */
-        SECTION_DONE,
-} QueueSection;
+/* One record that the allow-list let through (queue_file_format): what is left to check is its data. */
+static int envelope_add(QueueEnvelope *e, RecordReader *rr, const Record *rec, size_t *n_attrs) {
+        _cleanup_free_ char *s = NULL;
+        char *end;
+        int r;
+
+        if (rec->type == QUEUE_REC_CONTENT) {
+                e->content_size += rec->len;
+                return 0;
+        }
+        if (rec->type == QUEUE_REC_MESSAGE) {
+                if (e->n_recipients == 0)
+                        return -EBADMSG;
+                e->content_offset = rec->offset + QUEUE_RECORD_HEADER;
+                return 0;
+        }
+        if (rec->type == QUEUE_REC_END)
+                return 0;
+        r = record_reader_string(rr, rec, &s);
+        if (r < 0)
+                return r;
+
+        switch (rec->type) {
+        case QUEUE_REC_MAGIC:
+                return streq(s, QUEUE_MAGIC) ? 0 : -EBADMSG;
+        case QUEUE_REC_TIME:
+                errno = 0;
+                e->arrival_usec = strtoull(s, &end, 10);
+                if (errno != 0 || isempty(s) || *end != '\0')
+                        return -EBADMSG;
+                return 0;
+        case QUEUE_REC_ATTR:
+                if (!strchr(s, '='))
+                        return -EBADMSG;
+                return strv_push(&e->attrs, n_attrs, TAKE_PTR(s));
+        case QUEUE_REC_SENDER:
+                e->sender = TAKE_PTR(s);
+                return 0;
+        case QUEUE_REC_DSN_RECIPIENT_OPTIONS: {
+                QueueRecipient *last = e->recipients + e->n_recipients - 1;
+                return dsn_options_parse(s, &last->notify, &last->orcpt);
+        }
+        case QUEUE_REC_RECIPIENT:
+        case QUEUE_REC_DONE: {
+                if (isempty(s))
+                        return -EBADMSG;
+                QueueRecipient *nr = realloc(e->recipients, (e->n_recipients + 1) * sizeof(QueueRecipient));
+                if (!nr)
+                        return -ENOMEM;
+                e->recipients = nr;
+                nr[e->n_recipients++] = (QueueRecipient) {
+                        .address = TAKE_PTR(s),
+                        .offset = rec->offset,
+                        .done = rec->type == QUEUE_REC_DONE,
+                };
+                return 0;
+        }
+        default:
+                return -EBADMSG;        /* not in the allow-list: never reached */
+        }
+}
 
 int queue_file_read(int fd, QueueEnvelope **ret) {
         _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
-        QueueSection section = SECTION_MAGIC;
+        _cleanup_(record_reader_done) RecordReader rr = {};
         bool options_allowed = false;   /* the record before was 'R' or 'D' */
         size_t n_attrs = 0;
         struct stat st;
-        uint64_t off = 0;
+        Record rec;
         int r;
 
         if (fstat(fd, &st) < 0)
@@ -166,156 +188,49 @@ int queue_file_read(int fd, QueueEnvelope **ret) {
                 return -ENOMEM;
         e->file_size = (uint64_t) st.st_size;
 
-        while (section != SECTION_DONE) {
-                _cleanup_free_ char *s = NULL;
-                uint32_t len;
-                char type;
-
-                r = record_header(fd, off, e->file_size, &type, &len);
+        record_reader_init_fd(&rr, &queue_file_format, fd, e->file_size);
+        while ((r = record_reader_next(&rr, &rec)) > 0) {
+                /* The one rule of order the table cannot say: options belong to the recipient before. */
+                if (rec.type == QUEUE_REC_DSN_RECIPIENT_OPTIONS && !options_allowed)
+                        return -EBADMSG;
+                r = envelope_add(e, &rr, &rec, &n_attrs);
                 if (r < 0)
                         return r;
-
-                switch (section) {
-                case SECTION_MAGIC:
-                        if (type != QUEUE_REC_MAGIC)
-                                return -EBADMSG;
-                        r = record_string(fd, off, len, &s);
-                        if (r < 0)
-                                return r;
-                        if (!streq(s, QUEUE_MAGIC))
-                                return -EBADMSG;
-                        section = SECTION_TIME;
-                        break;
-                case SECTION_TIME: {
-                        char *end;
-                        if (type != QUEUE_REC_TIME)
-                                return -EBADMSG;
-                        r = record_string(fd, off, len, &s);
-                        if (r < 0)
-                                return r;
-                        errno = 0;
-                        e->arrival_usec = strtoull(s, &end, 10);
-                        if (errno != 0 || isempty(s) || *end != '\0')
-                                return -EBADMSG;
-                        section = SECTION_ATTRS;
-                        break;
-                }
-                case SECTION_ATTRS:
-                        if (type != QUEUE_REC_ATTR && type != QUEUE_REC_SENDER)
-                                return -EBADMSG;
-                        r = record_string(fd, off, len, &s);
-                        if (r < 0)
-                                return r;
-                        if (type == QUEUE_REC_SENDER) {
-                                e->sender = TAKE_PTR(s);
-                                section = SECTION_RECIPIENTS;
-                                break;
-                        }
-                        if (!strchr(s, '='))
-                                return -EBADMSG;
-                        r = strv_push(&e->attrs, &n_attrs, s);
-                        if (r < 0)
-                                return r;
-                        s = NULL;
-                        break;
-                case SECTION_RECIPIENTS:
-                        if (type == QUEUE_REC_MESSAGE) {
-                                if (len != 0 || e->n_recipients == 0)
-                                        return -EBADMSG;
-                                e->content_offset = off + QUEUE_RECORD_HEADER;
-                                section = SECTION_CONTENT;
-                                break;
-                        }
-                        if (type == QUEUE_REC_DSN_RECIPIENT_OPTIONS) {
-                                if (!options_allowed)
-                                        return -EBADMSG;
-                                r = record_string(fd, off, len, &s);
-                                if (r < 0)
-                                        return r;
-                                QueueRecipient *last = e->recipients + e->n_recipients - 1;
-                                r = dsn_options_parse(s, &last->notify, &last->orcpt);
-                                if (r < 0)
-                                        return r;
-                                options_allowed = false;
-                                break;
-                        }
-                        if (type != QUEUE_REC_RECIPIENT && type != QUEUE_REC_DONE)
-                                return -EBADMSG;
-                        r = record_string(fd, off, len, &s);
-                        if (r < 0)
-                                return r;
-                        if (isempty(s))
-                                return -EBADMSG;
-                        QueueRecipient *nr = realloc(e->recipients, (e->n_recipients + 1) * sizeof(QueueRecipient));
-                        if (!nr)
-                                return -ENOMEM;
-                        e->recipients = nr;
-                        nr[e->n_recipients++] = (QueueRecipient) {
-                                .address = TAKE_PTR(s),
-                                .offset = off,
-                                .done = type == QUEUE_REC_DONE,
-                        };
-                        options_allowed = true;
-                        break;
-                case SECTION_CONTENT:
-                        if (type == QUEUE_REC_END) {
-                                if (len != 0)
-                                        return -EBADMSG;
-                                section = SECTION_DONE;
-                                break;
-                        }
-                        if (type != QUEUE_REC_CONTENT)
-                                return -EBADMSG;
-                        e->content_size += len;
-                        break;
-                case SECTION_DONE:
-                        break;
-                }
-                off += QUEUE_RECORD_HEADER + len;
+                options_allowed = rec.type == QUEUE_REC_RECIPIENT || rec.type == QUEUE_REC_DONE;
         }
-        if (off != e->file_size)
-                return -EBADMSG;        /* trailing bytes after the end marker */
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(e);
         return 0;
 }
 
 int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, char buf[static QUEUE_RECORD_MAX]) {
-        uint32_t len;
-        char type;
+        _cleanup_(record_reader_done) RecordReader rr = {};
+        Record rec;
         int r;
 
-        /* An empty content record would read as the end: only queue_writer_content() writes them, never empty,
-         * but a reader must not stop early on one, so it skips them. */
+        record_reader_init_fd(&rr, &queue_file_format, fd, e->file_size);
+        record_reader_seek(&rr, *offset, QUEUE_SECTION_CONTENT);
         for (;;) {
-                r = record_header(fd, *offset, e->file_size, &type, &len);
-                if (r < 0)
+                r = record_reader_next(&rr, &rec);
+                if (r <= 0)
                         return r;
-                if (type == QUEUE_REC_END)
+                if (rec.type == QUEUE_REC_END)
                         return 0;
-                if (type != QUEUE_REC_CONTENT)
-                        return -EBADMSG;
-                r = pread_full(fd, buf, len, *offset + QUEUE_RECORD_HEADER);
-                if (r < 0)
-                        return r;
-                *offset += QUEUE_RECORD_HEADER + len;
-                if (len > 0)
-                        return (int) len;
+                *offset = rr.offset;
+                if (rec.len == 0)
+                        continue;       /* nothing writes them, but they must not read as the end */
+                r = pread_full(fd, buf, rec.len, rec.offset + QUEUE_RECORD_HEADER);
+                return r < 0 ? r : (int) rec.len;
         }
 }
 
 int queue_file_content_foreach(int fd, const QueueEnvelope *e, QueueContentFunc cb, void *userdata) {
-        _cleanup_free_ char *buf = malloc(QUEUE_RECORD_MAX);
-        uint64_t off = e->content_offset;
-        int r;
+        _cleanup_(record_reader_done) RecordReader rr = {};
 
-        if (!buf)
-                return -ENOMEM;
-        while ((r = queue_file_content_next(fd, e, &off, buf)) > 0) {
-                r = cb(buf, (size_t) r, userdata);
-                if (r < 0)
-                        return r;
-        }
-        return r;
+        record_reader_init_fd(&rr, &queue_file_format, fd, e->file_size);
+        record_reader_seek(&rr, e->content_offset, QUEUE_SECTION_CONTENT);
+        return record_reader_foreach(&rr, cb, userdata);
 }
 
 int queue_file_mark_done(int fd, uint64_t offset) {
@@ -331,48 +246,6 @@ int queue_file_mark_done(int fd, uint64_t offset) {
                 return -EBADMSG;
         if (pwrite(fd, &type, 1, (off_t) offset) != 1)
                 return errno > 0 ? -errno : -EIO;
-        return 0;
-}
-
-void queue_writer_init(QueueWriter *w, int fd) {
-        w->fd = fd;
-        w->len = 0;
-        w->written = 0;
-}
-
-int queue_writer_flush(QueueWriter *w) {
-        int r = write_full(w->fd, w->buf, w->len);
-
-        if (r < 0)
-                return r;
-        w->written += w->len;
-        w->len = 0;
-        return 0;
-}
-
-uint64_t queue_writer_offset(const QueueWriter *w) {
-        return w->written + w->len;
-}
-
-int queue_writer_record(QueueWriter *w, QueueRecordType type, const void *data, size_t len) {
-        int r;
-
-        if (len > QUEUE_RECORD_MAX)
-                return -E2BIG;
-        if (len + QUEUE_RECORD_HEADER > sizeof w->buf - w->len) {
-                r = queue_writer_flush(w);
-                if (r < 0)
-                        return r;
-        }
-        unsigned char *h = (unsigned char *) w->buf + w->len;
-        h[0] = (unsigned char) type;
-        h[1] = (unsigned char) (len >> 24);
-        h[2] = (unsigned char) (len >> 16);
-        h[3] = (unsigned char) (len >> 8);
-        h[4] = (unsigned char) len;
-        if (len > 0)
-                memcpy(h + QUEUE_RECORD_HEADER, data, len);
-        w->len += QUEUE_RECORD_HEADER + len;
         return 0;
 }
 
@@ -396,37 +269,11 @@ int queue_writer_recipient(QueueWriter *w, const char *address, const char *noti
 }
 
 int queue_writer_recordf(QueueWriter *w, QueueRecordType type, const char *fmt, ...) {
-        _cleanup_free_ char *s = NULL;
         va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return -ENOMEM;
-        return queue_writer_record(w, type, s, (size_t) n);
-}
-
-int queue_writer_content(QueueWriter *w, const void *data, size_t len) {
-        const char *p = data;
         int r;
 
-        while (len > 0) {
-                /* Fill the buffer's room exactly, so content records stay large. */
-                size_t room = sizeof w->buf - w->len;
-                if (room <= QUEUE_RECORD_HEADER) {
-                        r = queue_writer_flush(w);
-                        if (r < 0)
-                                return r;
-                        room = sizeof w->buf;
-                }
-                size_t n = MIN(len, MIN(room - QUEUE_RECORD_HEADER, (size_t) QUEUE_RECORD_MAX));
-                r = queue_writer_record(w, QUEUE_REC_CONTENT, p, n);
-                if (r < 0)
-                        return r;
-                p += n;
-                len -= n;
-        }
-        return 0;
+        va_start(ap, fmt);
+        r = record_writer_recordv(w, (char) type, fmt, ap);
+        va_end(ap);
+        return r;
 }

@@ -9,10 +9,11 @@
 
 #include "macro.h"
 #include "queue-id.h"
+#include "record.h"
 
-/* A record: one type byte, a 4-byte big-endian length, then the data. */
-#define QUEUE_RECORD_HEADER 5U
-#define QUEUE_RECORD_MAX (64U * 1024U)
+/* A record: one type byte, a 4-byte big-endian length, then the data (record.h). */
+#define QUEUE_RECORD_HEADER RECORD_HEADER
+#define QUEUE_RECORD_MAX RECORD_MAX
 #define QUEUE_MAGIC "postbus-queue-1"
 
 typedef enum QueueRecordType {
@@ -28,6 +29,21 @@ typedef enum QueueRecordType {
         QUEUE_REC_CONTENT = 'C',        /* a piece of the message, LF line ends */
         QUEUE_REC_END = 'E',            /* end marker (empty); nothing may follow */
 } QueueRecordType;
+
+/* The sections of a queue file, each closed by the record named: the magic; the arrival time; attributes,
+ * closed by the sender; recipients (each may be followed by its DSN options), closed by the message
+ * marker; content, closed by the end marker. A maildrop file has the same sections. */
+typedef enum QueueSection {
+        QUEUE_SECTION_MAGIC,
+        QUEUE_SECTION_TIME,
+        QUEUE_SECTION_ATTRS,
+        QUEUE_SECTION_RECIPIENTS,
+        QUEUE_SECTION_CONTENT,
+        _QUEUE_SECTION_MAX,
+} QueueSection;
+
+/* The allow-list of record types per section, for record_reader_*(). */
+extern const RecordFormat queue_file_format;
 
 typedef enum QueueName {
         QUEUE_INCOMING,
@@ -70,8 +86,9 @@ size_t queue_envelope_pending(const QueueEnvelope *e);
  * envelope. -EBADMSG: the file is corrupt or truncated. */
 int queue_file_read(int fd, QueueEnvelope **ret);
 
-/* Calls cb for each piece of content in order; stops at and returns the first negative cb result. */
-typedef int (*QueueContentFunc)(const char *data, size_t len, void *userdata);
+/* Calls cb for each piece of content in order (empty pieces are skipped); stops at and returns the first
+ * negative cb result. */
+typedef RecordDataFunc QueueContentFunc;
 int queue_file_content_foreach(int fd, const QueueEnvelope *e, QueueContentFunc cb, void *userdata);
 
 /* The same content a piece at a time, for a reader that must stop between pieces (an event loop feeding a
@@ -83,22 +100,27 @@ int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, ch
 /* Turns the recipient record at offset from 'R' into 'D'. The caller syncs. */
 int queue_file_mark_done(int fd, uint64_t offset);
 
-/* A buffered record writer over a file descriptor (the caller owns the fd). */
-typedef struct QueueWriter {
-        int fd;
-        size_t len;
-        uint64_t written;
-        char buf[QUEUE_RECORD_MAX + QUEUE_RECORD_HEADER];
-} QueueWriter;
+/* The record writer (record.h) under the names the roles use. */
+typedef RecordWriter QueueWriter;
 
-void queue_writer_init(QueueWriter *w, int fd);
-int queue_writer_record(QueueWriter *w, QueueRecordType type, const void *data, size_t len);
+static inline void queue_writer_init(QueueWriter *w, int fd) {
+        record_writer_init(w, fd);
+}
+static inline int queue_writer_record(QueueWriter *w, QueueRecordType type, const void *data, size_t len) {
+        return record_writer_record(w, (char) type, data, len);
+}
 /* A recipient record, and its DSN options record when notify or orcpt is not empty (NULL or "": not given).
  * -EINVAL: options that dsn_notify_parse() / dsn_orcpt_valid() refuse. */
 int queue_writer_recipient(QueueWriter *w, const char *address, const char *notify, const char *orcpt);
 int queue_writer_recordf(QueueWriter *w, QueueRecordType type, const char *fmt, ...) _printf_(3, 4);
 /* Content of any length, split into records. */
-int queue_writer_content(QueueWriter *w, const void *data, size_t len);
-int queue_writer_flush(QueueWriter *w);
+static inline int queue_writer_content(QueueWriter *w, const void *data, size_t len) {
+        return record_writer_split(w, (char) QUEUE_REC_CONTENT, data, len);
+}
+static inline int queue_writer_flush(QueueWriter *w) {
+        return record_writer_flush(w);
+}
 /* Offset the next record will have. */
-uint64_t queue_writer_offset(const QueueWriter *w);
+static inline uint64_t queue_writer_offset(const QueueWriter *w) {
+        return record_writer_offset(w);
+}

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "io-util.h"
 #include "log.h"
 #include "table.h"
 
@@ -513,26 +514,6 @@ static int builder_read(TableBuilder *b, FILE *f) {
         }
         if (logical_line > 0)
                 return builder_add(b, logical, logical_line);
-        return 0;
-}
-
-static int fsync_directory_of(const char *path) {
-        _cleanup_free_ char *dir = strdup(path);
-        _cleanup_close_ int fd = -EBADF;
-        char *slash;
-
-        if (!dir)
-                return -ENOMEM;
-        slash = strrchr(dir, '/');
-        if (!slash)
-                strcpy(dir, ".");
-        else if (slash == dir)
-                dir[1] = '\0';
-        else
-                *slash = '\0';
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || fsync(fd) < 0)
-                return -errno;
         return 0;
 }
 

@@ -7,29 +7,9 @@
 #include "maildrop-file.h"
 #include "fuzz.h"
 
-typedef struct Sink {
-        char *buf;
-        size_t len;
-} Sink;
-
-static int sink(const char *data, size_t len, void *userdata) {
-        Sink *s = userdata;
-        char *n = realloc(s->buf, s->len + len);
-
-        CHECK(n);
-        memcpy(n + s->len, data, len);
-        s->buf = n;
-        s->len += len;
-        return 0;
-}
-
-static bool streq_null(const char *a, const char *b) {
-        return (!a && !b) || (a && b && streq(a, b));
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         MaildropEnvelope *e = NULL, *again = NULL;
-        Sink content = {};
+        FuzzSink content = {};
         static QueueWriter w;
         struct stat st;
         int r;
@@ -41,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(e->sender && e->recipients && !e->recipients[e->n_recipients]);
         CHECK(e->n_recipients > 0 || e->extract_recipients);
         CHECK(e->content_offset <= size);
-        CHECK(maildrop_content_foreach(data, size, e, sink, &content) == 0);
+        CHECK(maildrop_content_foreach(data, size, e, fuzz_sink, &content) == 0);
         CHECK(content.len == e->content_size);
 
         int fd = memfd_create("fuzz", MFD_CLOEXEC);

@@ -147,6 +147,19 @@ TEST(bad_structure) {
         ASSERT_OK(ftruncate(fd, 0));
         ASSERT_EQ(pwrite(fd, "P\0\0\0\x02" "a\0", 7, 0), 7);
         ASSERT_ERR(queue_file_read(fd, &e), EBADMSG);
+        /* ... anywhere in the envelope */
+        ASSERT_OK(ftruncate(fd, 0));
+        ASSERT_EQ(lseek(fd, 0, SEEK_SET), 0);
+        queue_writer_init(w, fd);
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, strlen(QUEUE_MAGIC)));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_TIME, "1", 1));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_ATTR, "a=b\0c", 5));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_SENDER, "a@b", 3));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_RECIPIENT, "c@d", 3));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0));
+        ASSERT_OK(queue_writer_record(w, QUEUE_REC_END, NULL, 0));
+        ASSERT_OK(queue_writer_flush(w));
+        ASSERT_ERR(queue_file_read(fd, &e), EBADMSG);
         ASSERT_ERR(queue_writer_record(w, QUEUE_REC_CONTENT, "", QUEUE_RECORD_MAX + 1), E2BIG);
         free(w);
         close(fd);

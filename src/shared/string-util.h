@@ -1,0 +1,16 @@
+/* string-util.h: small string helpers every role needs: white space stripped from both ends, and growing a
+ * NULL-terminated string vector (freed with strv_free() from macro.h). */
+#pragma once
+
+#include <stddef.h>
+
+/* Strips white space (isspace()) from both ends of s in place; returns the first byte that is not. */
+char *strstrip(char *s);
+/* The same over [*start, *end), moving the two pointers and writing nothing. */
+void strstrip_span(const char **start, const char **end);
+
+/* Appends s to the vector *l of *n strings and keeps it NULL-terminated. Takes s in any case: it is freed on
+ * failure, and a NULL s (a failed strdup()) is -ENOMEM, so that strv_push(&l, &n, strdup(x)) is safe. */
+int strv_push(char ***l, size_t *n, char *s);
+/* The number of strings in a NULL-terminated vector; 0 for NULL. */
+size_t strv_length(char *const *l);

@@ -1,0 +1,66 @@
+/* test-string-util.c: stripping white space, and growing string vectors. */
+#include "tests.h"
+#include "macro.h"
+#include "string-util.h"
+
+TEST(strstrip) {
+        char a[] = "  \t name = value \r\n", b[] = "", c[] = " \t\n\v\f\r ", d[] = "x", e[] = "a b";
+
+        ASSERT_STREQ(strstrip(a), "name = value");
+        ASSERT_STREQ(strstrip(b), "");
+        ASSERT_STREQ(strstrip(c), "");
+        ASSERT_TRUE(strstrip(d) == d);
+        ASSERT_STREQ(strstrip(e), "a b");
+}
+
+TEST(strstrip_span) {
+        const char *s = "  <a@b> \n", *start = s, *end = s + strlen(s);
+
+        strstrip_span(&start, &end);
+        ASSERT_TRUE(start == s + 2 && end == s + 7);
+        /* Nothing is written: the same span narrows again inside the brackets. */
+        start++;
+        end--;
+        strstrip_span(&start, &end);
+        ASSERT_EQ(end - start, 3);
+        ASSERT_TRUE(strncmp(start, "a@b", 3) == 0);
+
+        const char *blank = "   ";
+        start = blank;
+        end = blank + 3;
+        strstrip_span(&start, &end);
+        ASSERT_TRUE(start == end);
+        /* Only the span is looked at, not what lies beyond it. */
+        start = end = blank + 1;
+        strstrip_span(&start, &end);
+        ASSERT_TRUE(start == blank + 1 && end == blank + 1);
+}
+
+TEST(strv_push) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+
+        for (int i = 0; i < 100; i++) {
+                char s[16];
+                (void) snprintf(s, sizeof s, "s%d", i);
+                ASSERT_OK(strv_push(&l, &n, strdup(s)));
+                ASSERT_EQ(n, (size_t) i + 1);
+                ASSERT_TRUE(l[n] == NULL);
+        }
+        ASSERT_STREQ(l[0], "s0");
+        ASSERT_STREQ(l[99], "s99");
+        ASSERT_EQ(strv_length(l), 100);
+        ASSERT_EQ(strv_length(NULL), 0);
+
+        /* A failed strdup() arrives as NULL: -ENOMEM, and the vector is left as it was. */
+        ASSERT_ERR(strv_push(&l, &n, NULL), ENOMEM);
+        ASSERT_EQ(n, 100);
+        ASSERT_TRUE(l[100] == NULL);
+}
+
+int main(void) {
+        RUN(strstrip);
+        RUN(strstrip_span);
+        RUN(strv_push);
+        return 0;
+}
