@@ -203,31 +203,23 @@ static int load_active(Qmgr *q, const char *id) {
 /* The reason cleanup gave for holding incoming/<id> (a "hold=" attribute, from header_checks HOLD), or
  * NULL. Only the envelope's first records are read: attributes come before the sender. */
 static char *incoming_hold_reason(Qmgr *q, const char *id) {
+        _cleanup_(record_reader_done) RecordReader rr = {};
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 4 * (QUEUE_RECORD_MAX + QUEUE_RECORD_HEADER), off = 0;
-        ssize_t n;
+        struct stat st;
+        Record rec;
 
         fd = openat(q->queue_fds[QUEUE_INCOMING], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        buf = malloc(size);
-        if (fd < 0 || !buf)
+        if (fd < 0 || fstat(fd, &st) < 0)
                 return NULL;
-        n = pread(fd, buf, size, 0);
-        if (n <= 0)
-                return NULL;
-        while ((size_t) n - off >= QUEUE_RECORD_HEADER) {
-                const unsigned char *h = (const unsigned char *) buf + off;
-                size_t len = (size_t) h[1] << 24 | (size_t) h[2] << 16 | (size_t) h[3] << 8 | h[4];
-
-                if (len > (size_t) n - off - QUEUE_RECORD_HEADER)
-                        return NULL;    /* beyond what was read, or corrupt: load_active() will tell */
-                if (h[0] != QUEUE_REC_MAGIC && h[0] != QUEUE_REC_TIME && h[0] != QUEUE_REC_ATTR)
-                        return NULL;    /* the sender: no attributes follow */
-                if (h[0] == QUEUE_REC_ATTR && len > 5 && memcmp(h + QUEUE_RECORD_HEADER, "hold=", 5) == 0)
-                        return strndup((const char *) h + QUEUE_RECORD_HEADER + 5, len - 5);
-                off += QUEUE_RECORD_HEADER + len;
+        record_reader_init_fd(&rr, &queue_file_format, fd, (uint64_t) st.st_size);
+        while (record_reader_next(&rr, &rec) > 0 && rec.type != QUEUE_REC_SENDER) {
+                _cleanup_free_ char *attr = NULL;
+                if (rec.type != QUEUE_REC_ATTR || record_reader_string(&rr, &rec, &attr) < 0)
+                        continue;
+                if (strncmp(attr, "hold=", 5) == 0)
+                        return strdup(attr + 5);
         }
-        return NULL;
+        return NULL;    /* no hold, or corrupt: load_active() will tell */
 }
 
 int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "string-util.h"
 #include "smtpd-restrictions-internal.h"
 
 /* Copies text as printable ASCII: it goes into an SMTP reply. */
@@ -78,22 +79,6 @@ int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret) {
                 return 0;
         }
         return -EOPNOTSUPP;
-}
-
-static int strv_push(char ***l, size_t *n, char *s) {
-        char **nl;
-
-        if (!s)
-                return -ENOMEM;
-        nl = realloc(*l, (*n + 2) * sizeof(char *));
-        if (!nl) {
-                free(s);
-                return -ENOMEM;
-        }
-        nl[(*n)++] = s;
-        nl[*n] = NULL;
-        *l = nl;
-        return 0;
 }
 
 char *smtpd_strdup_lower(const char *s, size_t len) {

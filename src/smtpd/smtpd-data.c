@@ -4,14 +4,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "log.h"
 #include "smtpd-session.h"
 
 /* The memory file a message is received into. */
 static int session_data_open(SmtpdSession *s) {
-        s->data_fd = memfd_create("postbus-smtpd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        s->data_fd = memfd_new("postbus-smtpd");
         if (s->data_fd < 0)
-                return log_warning_errno(errno, "Failed to create a memory file for a message: %m");
+                return log_warning_errno(s->data_fd, "Failed to create a memory file for a message: %m");
         s->data_failed = false;
         return 0;
 }

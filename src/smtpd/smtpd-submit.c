@@ -2,6 +2,7 @@
  * envelope in one Cleanup1.Submit call over the bus, and cleanup's answer turned into the reply. */
 #include <fcntl.h>
 
+#include "io-util.h"
 #include "log.h"
 #include "queue-id.h"
 #include "smtpd-session.h"
@@ -155,8 +156,9 @@ int smtpd_session_submit(SmtpdSession *s) {
         int r;
 
         /* cleanup maps the file: sealed, it cannot change while cleanup reads it. */
-        if (fcntl(s->data_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-                return log_warning_errno(errno, "Failed to seal a message file: %m");
+        r = memfd_seal(s->data_fd);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to seal a message file: %m");
 
         r = bus_client_get_ready(cleanup, on_cleanup_ping, s, &s->submit, &bus);
         if (r == -EAGAIN)
