@@ -7,6 +7,7 @@
 
 #include "cleanup-checks.h"
 #include "log.h"
+#include "logical-lines.h"
 
 /* A rule file is the administrator's, but still bounded: it is read whole. */
 #define CLEANUP_CHECKS_FILE_MAX (16U * 1024U * 1024U)
@@ -165,11 +166,12 @@ static int parse_rule(CleanupChecks *c, char *line, unsigned lineno) {
         return 0;
 }
 
+static int parse_line(char *line, unsigned lineno, void *userdata) {
+        return parse_rule(userdata, line, lineno);
+}
+
 int cleanup_checks_parse(const char *text, const char *path, CleanupChecks **ret) {
         _cleanup_(cleanup_checks_freep) CleanupChecks *c = NULL;
-        _cleanup_free_ char *logical = NULL;
-        unsigned lineno = 0, logical_line = 0;
-        size_t logical_len = 0;
         int r;
 
         c = calloc(1, sizeof(CleanupChecks));
@@ -179,61 +181,9 @@ int cleanup_checks_parse(const char *text, const char *path, CleanupChecks **ret
         if (!c->path)
                 return -ENOMEM;
 
-        /* Lines that start with white space continue the one before, as in every Postfix table. */
-        for (const char *p = text;;) {
-                const char *nl = strchr(p, '\n');
-                size_t len = nl ? (size_t) (nl - p) : strlen(p);
-                bool at_end = !nl && len == 0;
-                const char *q = p;
-
-                if (!at_end)
-                        lineno++;
-                while (len > 0 && (p[len - 1] == '\r' || isspace((unsigned char) p[len - 1])))
-                        len--;
-                bool blank = true;
-                for (size_t i = 0; i < len; i++)
-                        if (!isspace((unsigned char) q[i])) {
-                                blank = q[i] == '#';
-                                break;
-                        }
-                bool continuation = !at_end && !blank && isspace((unsigned char) q[0]);
-
-                if (logical && (at_end || (!blank && !continuation))) {
-                        r = parse_rule(c, logical, logical_line);
-                        if (r < 0)
-                                return r;
-                        logical = mfree(logical);
-                        logical_len = 0;
-                }
-                if (at_end)
-                        break;
-                if (!blank) {
-                        if (continuation && !logical) {
-                                log_error("%s:%u: continuation line without a rule before it", path, lineno);
-                                return -EINVAL;
-                        }
-                        if (!logical)
-                                logical_line = lineno;
-                        char *nlog = realloc(logical, logical_len + len + 2);
-                        if (!nlog)
-                                return -ENOMEM;
-                        logical = nlog;
-                        if (logical_len > 0)
-                                logical[logical_len++] = ' ';
-                        const char *s = q;
-                        size_t slen = len;
-                        if (continuation)
-                                while (slen > 0 && isspace((unsigned char) *s))
-                                        s++, slen--;
-                        memcpy(logical + logical_len, s, slen);
-                        logical_len += slen;
-                        logical[logical_len] = '\0';
-                }
-                if (!nl)
-                        p += strlen(p);
-                else
-                        p = nl + 1;
-        }
+        r = logical_lines_foreach(text, path, "rule", parse_line, c);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(c);
         return 0;
 }

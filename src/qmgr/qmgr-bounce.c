@@ -122,6 +122,20 @@ static int fd_id_build(QmgrCall *c, sd_bus_message *msg) {
         return sd_bus_message_append(msg, "hs", fd, c->message->id);
 }
 
+/* A call that passes the queue file and its ID: Finish, Expire, Warn. */
+static void bounce_call_fd(QmgrMessage *m, const char *member, QmgrCallDone done) {
+        m->calls++;
+        qmgr_call(m->qmgr->bounce, &(QmgrCall) {
+                .message = m,
+                .path = BOUNCE_OBJECT_PATH,
+                .interface = BOUNCE_INTERFACE,
+                .member = member,
+                .build = fd_id_build,
+                .done = done,
+                .timeout_usec = bounce_timeout(m->qmgr),
+        });
+}
+
 static void finish_done(QmgrCall *c, sd_bus_message *reply, const char *error) {
         QmgrMessage *m = c->message;
 
@@ -136,16 +150,7 @@ static void finish_done(QmgrCall *c, sd_bus_message *reply, const char *error) {
 }
 
 void qmgr_bounce_finish(QmgrMessage *m) {
-        m->calls++;
-        qmgr_call(m->qmgr->bounce, &(QmgrCall) {
-                .message = m,
-                .path = BOUNCE_OBJECT_PATH,
-                .interface = BOUNCE_INTERFACE,
-                .member = "Finish",
-                .build = fd_id_build,
-                .done = finish_done,
-                .timeout_usec = bounce_timeout(m->qmgr),
-        });
+        bounce_call_fd(m, "Finish", finish_done);
 }
 
 static void expire_done(QmgrCall *c, sd_bus_message *reply, const char *error) {
@@ -181,16 +186,7 @@ static void expire_done(QmgrCall *c, sd_bus_message *reply, const char *error) {
 
 void qmgr_bounce_expire(QmgrMessage *m) {
         m->had_logs = true;
-        m->calls++;
-        qmgr_call(m->qmgr->bounce, &(QmgrCall) {
-                .message = m,
-                .path = BOUNCE_OBJECT_PATH,
-                .interface = BOUNCE_INTERFACE,
-                .member = "Expire",
-                .build = fd_id_build,
-                .done = expire_done,
-                .timeout_usec = bounce_timeout(m->qmgr),
-        });
+        bounce_call_fd(m, "Expire", expire_done);
 }
 
 static void warn_done(QmgrCall *c, sd_bus_message *reply, const char *error) {
@@ -204,14 +200,5 @@ static void warn_done(QmgrCall *c, sd_bus_message *reply, const char *error) {
 
 /* The message goes to deferred once bounce has taken what it needs. */
 void qmgr_bounce_warn(QmgrMessage *m) {
-        m->calls++;
-        qmgr_call(m->qmgr->bounce, &(QmgrCall) {
-                .message = m,
-                .path = BOUNCE_OBJECT_PATH,
-                .interface = BOUNCE_INTERFACE,
-                .member = "Warn",
-                .build = fd_id_build,
-                .done = warn_done,
-                .timeout_usec = bounce_timeout(m->qmgr),
-        });
+        bounce_call_fd(m, "Warn", warn_done);
 }

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "logical-lines.h"
 #include "string-util.h"
 
 /* A parameter's main.cf name: its field name, unless CONFIG_PARAM_SPELLING_<field> exists (Postfix's
@@ -453,8 +454,16 @@ int config_for_service(const Config *c, const char *service, const char *const *
         return 0;
 }
 
+typedef struct ParseContext {
+        RawSet *raw;
+        const char *path;
+} ParseContext;
+
 /* Adds one logical line "name = value" to raw. */
-static int parse_logical_line(RawSet *raw, char *line, const char *path, unsigned lineno) {
+static int parse_logical_line(char *line, unsigned lineno, void *userdata) {
+        const ParseContext *ctx = userdata;
+        RawSet *raw = ctx->raw;
+        const char *path = ctx->path;
         char *eq = strchr(line, '='), *name, *value;
 
         if (!eq) {
@@ -477,44 +486,8 @@ static int parse_logical_line(RawSet *raw, char *line, const char *path, unsigne
 }
 
 static int parse_text(RawSet *raw, const char *text, const char *path) {
-        Buf logical = {};
-        unsigned lineno = 0, start = 0;
-        int r = 0;
-
-        for (const char *p = text; *p && r >= 0;) {
-                const char *nl = strchr(p, '\n');
-                size_t len = nl ? (size_t) (nl - p) : strlen(p);
-                const char *q = p;
-
-                lineno++;
-                while (q < p + len && isspace((unsigned char) *q))
-                        q++;
-                if (q == p + len || *q == '#') {
-                        /* blank lines and comments neither start nor end a logical line */
-                } else if (q != p) {
-                        if (logical.len == 0) {
-                                log_error("%s:%u: continuation line without a parameter before it", path, lineno);
-                                r = -EINVAL;
-                                break;
-                        }
-                        r = buf_append(&logical, " ", 1);
-                        if (r >= 0)
-                                r = buf_append(&logical, q, (size_t) (p + len - q));
-                } else {
-                        if (logical.len > 0) {
-                                r = parse_logical_line(raw, logical.s, path, start);
-                                logical.len = 0;
-                        }
-                        start = lineno;
-                        if (r >= 0)
-                                r = buf_append(&logical, p, len);
-                }
-                p = nl ? nl + 1 : p + len;
-        }
-        if (r >= 0 && logical.len > 0)
-                r = parse_logical_line(raw, logical.s, path, start);
-        free(logical.s);
-        return r;
+        return logical_lines_foreach(text, path, "parameter", parse_logical_line,
+                                     &(ParseContext) { .raw = raw, .path = path });
 }
 
 static int compute_defaults(RawSet *raw) {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "logical-lines.h"
 #include "master-cf.h"
 #include "string-util.h"
 
@@ -248,58 +249,23 @@ static int parse_service(MasterConfig *m, const char *line, unsigned lineno) {
         return 0;
 }
 
+static int parse_line(char *line, unsigned lineno, void *userdata) {
+        return parse_service(userdata, line, lineno);
+}
+
 int master_config_parse(const char *text, const char *path, MasterConfig **ret) {
         _cleanup_(master_config_freep) MasterConfig *m = NULL;
-        _cleanup_free_ char *logical = NULL;
-        size_t len = 0;
-        unsigned lineno = 0, start = 0;
         int r;
 
         m = calloc(1, sizeof(MasterConfig));
         if (!m)
                 return -ENOMEM;
         m->path = strdup(path);
-        logical = malloc(strlen(text) + 1);
-        if (!m->path || !logical)
+        if (!m->path)
                 return -ENOMEM;
-
-        for (const char *p = text; *p || len > 0;) {
-                const char *eol = strchrnul(p, '\n');
-                size_t n = (size_t) (eol - p);
-                bool blank = strspn(p, " \t\r") >= n, comment = p[strspn(p, " \t")] == '#';
-                bool continuation = n > 0 && isspace((unsigned char) p[0]) && !blank;
-
-                if (*p)
-                        lineno++;
-                if (*p && (blank || comment)) {
-                        p = *eol ? eol + 1 : eol;
-                        continue;
-                }
-                if (*p && continuation && len > 0) {
-                        logical[len++] = ' ';
-                        memcpy(logical + len, p, n);
-                        len += n;
-                        p = *eol ? eol + 1 : eol;
-                        continue;
-                }
-                if (*p && continuation) {
-                        log_error("%s:%u: a continuation line without a service before it", path, lineno);
-                        return -EINVAL;
-                }
-                if (len > 0) {
-                        logical[len] = '\0';
-                        r = parse_service(m, logical, start);
-                        if (r < 0)
-                                return r;
-                        len = 0;
-                }
-                if (!*p)
-                        break;
-                start = lineno;
-                memcpy(logical, p, n);
-                len = n;
-                p = *eol ? eol + 1 : eol;
-        }
+        r = logical_lines_foreach(text, path, "service", parse_line, m);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(m);
         return 0;
 }
