@@ -77,15 +77,16 @@ static void apply_results(QmgrMessage *m, const QmgrResult *res, size_t n, bool 
                 const QmgrResult *r = res + k;
                 const QueueRecipient *rc = m->envelope->recipients + r->index;
 
-                if (log) {
-                        _cleanup_free_ char *to = log_escape(rc->address, strlen(rc->address));
-                        _cleanup_free_ char *why = log_escape(r->text, strlen(r->text));
-                        log_mail(streq(r->status, DELIVERY_STATUS_SENT) ? LOG_INFO : LOG_NOTICE, m->id,
-                                 LOG_FIELDS({ "RECIPIENT", to }, { "RELAY", r->relay }, { "DSN", r->dsn },
-                                            { "DELIVERY_STATUS", r->status }),
-                                 "to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)", strempty(to), r->relay,
-                                 qmgr_message_delay(m), r->dsn, r->status, strempty(why));
-                }
+                if (log)
+                        log_delivery_record(m->id, &(LogDelivery) {
+                                .recipient = rc->address,
+                                .relay = r->relay,
+                                .dsn = r->dsn,
+                                .status = r->status,
+                                .text = r->text,
+                                .arrival_usec = m->envelope->arrival_usec,
+                                .active_usec = m->active_usec,
+                        });
                 if (streq(r->status, DELIVERY_STATUS_SENT)) {
                         sent[n_sent++] = r->index;
                         if (notify_has(rc->notify, "SUCCESS"))

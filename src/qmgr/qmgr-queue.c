@@ -187,6 +187,7 @@ static int load_active(Qmgr *q, const char *id) {
         q->messages = m;
         q->n_messages++;
         m->counted = queue_envelope_pending(m->envelope);
+        m->active_usec = now_realtime_usec();
         q->n_recipients += m->counted;
 
         _cleanup_free_ char *sender = log_escape(m->envelope->sender, strlen(m->envelope->sender));

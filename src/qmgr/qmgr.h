@@ -42,6 +42,7 @@ struct QmgrMessage {
         bool finishing;                 /* the last steps (bounce's Finish/Expire, the file's move) are on */
         bool had_logs;                  /* something was written to one of bounce's logs this time */
         size_t counted;                 /* pending recipients when loaded, in qmgr->n_recipients */
+        uint64_t active_usec;           /* CLOCK_REALTIME: when it entered the active queue */
 };
 
 /* A transport: a master.cf delivery service and the agent that runs it. */

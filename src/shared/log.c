@@ -1,8 +1,10 @@
 /* log.c: diagnostics and mail records, to the journal (native protocol) or to stderr. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
+#include <time.h>
 
 #include "log.h"
 #include "utf8.h"
@@ -127,6 +129,65 @@ int log_mail(int level, const char *queue_id, const LogField *fields, const char
         }
         log_write(level, l, l[0] + STRLEN("MESSAGE="));
         return 0;
+}
+
+/* Postfix's delay= format: two digits, more only where the whole seconds need them. */
+static void format_total(double s, char buf[static 32]) {
+        (void) snprintf(buf, 32, s < 1 ? "%.2f" : s < 10 ? "%.1f" : "%.0f", s);
+}
+
+/* A delays= figure as Postfix writes it: "0" below 10 ms, else at most two decimals, no trailing zeros. */
+static void format_delay(double seconds, char buf[static 32]) {
+        if (seconds < 0.005) {
+                strcpy(buf, "0");
+                return;
+        }
+        (void) snprintf(buf, 32, "%.2f", seconds);
+        char *dot = strchr(buf, '.');
+        char *end = buf + strlen(buf);
+        while (dot && end > dot + 1 && end[-1] == '0')
+                *--end = '\0';
+        if (dot && end == dot + 1)
+                *dot = '\0';
+}
+
+static double span(uint64_t from, uint64_t to) {
+        return from > 0 && to > from ? (double) (to - from) / 1e6 : 0;
+}
+
+void log_delivery_record(const char *queue_id, const LogDelivery *d) {
+        struct timespec ts;
+        uint64_t now;
+        _cleanup_free_ char *to = log_escape(strempty(d->recipient), strlen(strempty(d->recipient)));
+        _cleanup_free_ char *why = log_escape(strempty(d->text), strlen(strempty(d->text)));
+        bool orig = d->original_recipient && !streq(d->original_recipient, strempty(d->recipient));
+        _cleanup_free_ char *orig_to = orig ? log_escape(d->original_recipient, strlen(d->original_recipient)) : NULL;
+        LogField fields[16] = {
+                { "RECIPIENT", to }, { "RELAY", d->relay }, { "DSN", d->dsn }, { "DELIVERY_STATUS", d->status },
+        };
+        size_t n = 4;
+        char a[32], b[32], c[32], t[32], total[32];
+        uint64_t start;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        now = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000U;
+        if (orig_to)
+                fields[n++] = (LogField) { "ORIGINAL_RECIPIENT", orig_to };
+        for (const LogField *f = d->fields; f && f->name && n < ELEMENTSOF(fields) - 1; f++)
+                fields[n++] = *f;
+        fields[n] = (LogField) { NULL, NULL };
+
+        /* What is not known counts to the step after it, so that the four add up to delay=. */
+        start = d->connected_usec ?: d->sent_usec ?: d->active_usec ?: d->arrival_usec;
+        format_delay(span(d->arrival_usec, d->active_usec ?: start), a);
+        format_delay(span(d->active_usec, d->sent_usec), b);
+        format_delay(span(d->sent_usec, d->connected_usec), c);
+        format_delay(span(start, now), t);
+        format_total(span(d->arrival_usec, now), total);
+        log_mail(LOG_INFO, queue_id, fields,
+                 "to=<%s>%s%s%s, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)", strempty(to),
+                 orig_to ? ", orig_to=<" : "", strempty(orig_to), orig_to ? ">" : "", strna(d->relay),
+                 total, a, b, c, t, strna(d->dsn), strna(d->status), strempty(why));
 }
 
 char *log_escape(const char *s, size_t len) {

@@ -1,6 +1,8 @@
 /* log.h: journal logging. Plain diagnostics, and mail records: a Postfix-style one-line MESSAGE with fields. */
 #pragma once
 
+#include <stdint.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <syslog.h>
@@ -46,6 +48,24 @@ int log_mail(int level, const char *queue_id, const LogField *fields, const char
 
 /* Builds the journal fields of a mail record as "NAME=value" strings (for tests and for log_mail itself). */
 int log_mail_fields(int level, const char *queue_id, const LogField *fields, const char *message, char ***ret);
+
+/* One recipient's outcome as Postfix logs it: "to=<r>[, orig_to=<o>], relay=R, delay=D, delays=a/b/c/d,
+ * dsn=X, status=S (text)", with RECIPIENT=, ORIGINAL_RECIPIENT=, RELAY=, DSN=, DELIVERY_STATUS= and the
+ * extra fields. Addresses and text may be the peer's: they are escaped here. The times are CLOCK_REALTIME
+ * microseconds, 0 where not known: delays= is arrival to the active queue (a), the active queue to the
+ * agent (b), connection set-up (c) and transmission (d). */
+typedef struct LogDelivery {
+        const char *recipient;
+        const char *original_recipient;         /* NULL or the same as recipient: no orig_to= */
+        const char *relay;
+        const char *dsn;
+        const char *status;                     /* sent, deferred, bounced, expired */
+        const char *text;
+        uint64_t arrival_usec, active_usec, sent_usec, connected_usec;
+        const LogField *fields;                 /* more fields, or NULL */
+} LogDelivery;
+
+void log_delivery_record(const char *queue_id, const LogDelivery *d);
 
 /* Escapes peer-supplied text for logging: printable ASCII and valid UTF-8 kept, everything else as \xNN. */
 char *log_escape(const char *s, size_t len);

@@ -50,8 +50,9 @@ class Qmgr(unittest.TestCase):
         recs = [r for r in pb.journal(QUEUE_ID=qid, since=cursor) if r.get('DELIVERY_STATUS')]
         self.assertEqual(len(recs), 1, recs)
         self.assertEqual(recs[0]['DELIVERY_STATUS'], 'sent')
-        self.assertIn('relay=none', recs[0]['MESSAGE'])
-        self.assertIn('(dropped by policy)', recs[0]['MESSAGE'])
+        self.assertRegex(recs[0]['MESSAGE'], rf'^{qid}: to=<someone@discard\.test>, relay=none, delay=[0-9.]+, '
+                                             r'delays=[0-9.]+/[0-9.]+/0/[0-9.]+, dsn=2\.0\.0, '
+                                             r'status=sent \(dropped by policy\)$')
 
     def test_unknown_transport_defers(self):
         cursor = pb.journal_cursor()
