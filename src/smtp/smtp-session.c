@@ -69,6 +69,7 @@ struct SmtpSession {
         size_t n_rcpt_sent;             /* without PIPELINING: RCPT commands written so far */
         size_t n_rcpt_replies;
         bool mail_failed;
+        SmtpRecipient **accepted;       /* those RCPT accepted, in order (LMTP replies after DATA follow it) */
         size_t n_accepted;
         size_t n_lmtp_replies;          /* LMTP: replies after the final dot so far */
 
@@ -105,6 +106,7 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         safe_close(s->fd);
         smtp_reply_done(&s->reply);
         free(s->rcpts);
+        free(s->accepted);
         free(s->out);
         free(s->piece);
         if (s->daemon)
@@ -301,7 +303,8 @@ static int send_envelope(SmtpSession *s) {
         }
         s->n_rcpts = 0;
         s->rcpts = calloc(n_all, sizeof(SmtpRecipient *));
-        if (!s->rcpts)
+        s->accepted = calloc(n_all, sizeof(SmtpRecipient *));
+        if (!s->rcpts || !s->accepted)
                 return -ENOMEM;
         for (size_t i = 0; i < n_all; i++)
                 if (all[i].state == SMTP_RCPT_PENDING)
@@ -402,7 +405,7 @@ static void handle_envelope_reply(SmtpSession *s) {
         if (!s->mail_failed) {
                 if (s->reply.code / 100 == 2) {
                         rcpt->state = SMTP_RCPT_ACCEPTED;
-                        s->n_accepted++;
+                        s->accepted[s->n_accepted++] = rcpt;
                 } else {
                         reply_text(s, "RCPT TO", text, sizeof text);
                         rcpt_fail(s, rcpt, smtp_reply_dsn(&s->reply, dsn), text);
@@ -434,24 +437,14 @@ static void handle_data_done(SmtpSession *s) {
                 return;
         }
         /* The n-th reply is for the n-th recipient that RCPT accepted. */
-        size_t k = 0;
-        for (size_t i = 0; i < s->n_rcpts; i++) {
-                if (s->rcpts[i]->state != SMTP_RCPT_ACCEPTED)
-                        continue;
-                if (k++ < s->n_lmtp_replies)
-                        continue;
-                smtp_reply_dsn(&s->reply, dsn);
-                if (s->reply.code / 100 == 2) {
-                        _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
-                        smtp_call_result(s->call, s->rcpts[i], dsn, s->relay, "%s", strna(escaped));
-                } else {
-                        reply_text(s, "end of DATA", text, sizeof text);
-                        rcpt_fail(s, s->rcpts[i], dsn, text);
-                        /* Failed for good or deferred, it must not count as accepted below. */
-                        if (s->rcpts[i]->state == SMTP_RCPT_ACCEPTED)
-                                s->rcpts[i]->state = SMTP_RCPT_PENDING;
-                }
-                break;
+        SmtpRecipient *rcpt = s->accepted[s->n_lmtp_replies];
+        smtp_reply_dsn(&s->reply, dsn);
+        if (s->reply.code / 100 == 2) {
+                _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
+                smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", strna(escaped));
+        } else {
+                reply_text(s, "end of DATA", text, sizeof text);
+                rcpt_fail(s, rcpt, dsn, text);
         }
         s->n_lmtp_replies++;
         if (s->n_lmtp_replies < s->n_accepted) {

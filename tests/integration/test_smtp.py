@@ -31,7 +31,7 @@ class FakeServer:
     """A scripted SMTP (or LMTP) server. Each connection runs handle(); what it received is kept in
     self.transactions (complete DATA transactions) and self.commands (every command line)."""
 
-    def __init__(self, port=None, path=None, greeting='220 fake.test ESMTP', ehlo=('PIPELINING', '8BITMIME', 'DSN'),
+    def __init__(self, port=None, path=None, greeting='220 fake.test ESMTP', ehlo=('PIPELINING', 'SIZE', '8BITMIME', 'DSN'),
                  lmtp=False, drop_in_data=False):
         self.greeting = greeting
         self.ehlo = ehlo
