@@ -50,7 +50,7 @@ struct SmtpCall {
         SmtpAddress *addresses;
         size_t n_addresses;
         size_t next_address;
-        unsigned n_sessions;            /* sessions that got as far as a greeting, for smtp_mx_session_limit */
+        unsigned n_sessions;            /* sessions that got a connection, for smtp_mx_session_limit */
         SmtpSession *session;
         char last_dsn[16];              /* the last failure of a server, for the recipients left at the end */
         char *last_text;
@@ -249,10 +249,8 @@ static void call_next(SmtpCall *c) {
                 if (c->settings.mx_session_limit > 0 && c->n_sessions >= c->settings.mx_session_limit)
                         break;
                 r = smtp_session_start(c, a, final, &c->session);
-                if (r >= 0) {
-                        c->n_sessions++;
+                if (r >= 0)
                         return;
-                }
                 /* Refused at once (as loopback does): the next address, as for a refusal seen later. */
                 char text[700];
                 if (a->sockaddr.sa.sa_family == AF_UNIX)
@@ -273,6 +271,9 @@ static void call_next(SmtpCall *c) {
 void smtp_call_session_done(SmtpCall *c, SmtpSessionEnd end, const char *relay, const char *dsn,
                             const char *text) {
         c->session = NULL;
+        /* As Postfix, smtp_mx_session_limit counts only sessions that got a connection. */
+        if (relay)
+                c->n_sessions++;
         call_remember_failure(c, relay, dsn, text);
         call_next(c);
 }

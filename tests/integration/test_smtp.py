@@ -31,7 +31,7 @@ class FakeServer:
     """A scripted SMTP (or LMTP) server. Each connection runs handle(); what it received is kept in
     self.transactions (complete DATA transactions) and self.commands (every command line)."""
 
-    def __init__(self, port=None, path=None, greeting='220 fake.test ESMTP', ehlo=('PIPELINING', 'SIZE', '8BITMIME', 'DSN'),
+    def __init__(self, port=None, path=None, host='127.0.0.1', greeting='220 fake.test ESMTP', ehlo=('PIPELINING', 'SIZE', '8BITMIME', 'DSN'),
                  lmtp=False, drop_in_data=False):
         self.greeting = greeting
         self.ehlo = ehlo
@@ -51,7 +51,7 @@ class FakeServer:
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind(('127.0.0.1', port))
+            self.sock.bind((host, port))
         self.sock.listen(50)
         threading.Thread(target=self.serve, daemon=True).start()
 
@@ -368,6 +368,82 @@ class Smtp(unittest.TestCase):
         [t] = self.transactions_with(self.lmtp, marker)
         self.assertIn(b'\r\n..dot\r\n', t.data)
         self.assertTrue(any(c.startswith('LHLO ') for c in self.lmtp.commands))
+
+
+class SmtpDns(unittest.TestCase):
+    """Next hops by MX and A records from a real DNS server on loopback (dnsmasq): MX order and fallback to
+    the next MX when the first refuses connections, A fallback without MX, Null MX, NXDOMAIN and a DNS
+    server failure."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not pb.have('dnsmasq'):
+            raise unittest.SkipTest('dnsmasq is not installed')
+        pb.add_user('alice')
+        cls.mx2 = FakeServer(port=2530, host='127.0.0.3')
+        cls.dns = subprocess.Popen(
+            ['dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-dhcp-interface=',
+             '--listen-address=127.0.0.53', '--bind-interfaces', '--port=53', '--pid-file=', '--user=root',
+             '--local=/test/',
+             '--mx-host=mxfb.test,mx1.mxfb.test,10', '--mx-host=mxfb.test,mx2.mxfb.test,20',
+             '--host-record=mx1.mxfb.test,127.0.0.2', '--host-record=mx2.mxfb.test,127.0.0.3',
+             '--host-record=plain.test,127.0.0.3',
+             '--mx-host=nullmx.test,.,0',
+             '--server=/servfail.test/127.0.0.1#9'])
+        if os.path.islink('/etc/resolv.conf') or os.path.exists('/etc/resolv.conf'):
+            os.unlink('/etc/resolv.conf')
+        with open('/etc/resolv.conf', 'w', encoding='utf-8') as f:
+            f.write('nameserver 127.0.0.53\noptions timeout:1 attempts:1\n')
+        with open(TRANSPORT, 'a', encoding='utf-8') as f:
+            f.write('mxfb.test smtp:mxfb.test:2530\n'
+                    'plain.test smtp:plain.test:2530\n'
+                    'nullmx.test smtp:nullmx.test:2530\n'
+                    'nxdomain.test smtp:nxdomain.test:2530\n'
+                    'servfail.test smtp:servfail.test:2530\n')
+        pb.run('postbusctl', 'map', 'build', TRANSPORT)
+        pb.set_config(transport_maps=f'gdbm:{TRANSPORT}')
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.terminate()
+        cls.dns.wait()
+
+    def test_mx_order_and_fallback(self):
+        cursor = pb.journal_cursor()
+        marker = 'mxfb-%d' % time.time_ns()
+        qid = pb.send(SENDER, 'bob@mxfb.test', f'Subject: {marker}\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'sent')
+        # mx1 (preference 10, nothing listens on 127.0.0.2:2530) first, then mx2
+        self.assertEqual(rec['RELAY'], 'mx2.mxfb.test[127.0.0.3]:2530')
+        self.assertEqual(len([t for t in self.mx2.transactions if marker.encode() in t.data]), 1)
+
+    def test_a_fallback_without_mx(self):
+        cursor = pb.journal_cursor()
+        qid = pb.send(SENDER, 'bob@plain.test', 'Subject: plain\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'sent')
+        self.assertEqual(rec['RELAY'], 'plain.test[127.0.0.3]:2530')
+
+    def test_nxdomain_bounces(self):
+        cursor = pb.journal_cursor()
+        qid = pb.send(SENDER, 'bob@nxdomain.test', 'Subject: nx\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'bounced')
+        self.assertEqual(rec['DSN'], '5.4.4')
+        self.assertIn('Host or domain name not found. Name service error for name=nxdomain.test type=MX: '
+                      'Host not found', rec['MESSAGE'])
+
+    def test_servfail_defers(self):
+        cursor = pb.journal_cursor()
+        qid = pb.send(SENDER, 'bob@servfail.test', 'Subject: sf\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'deferred')
+        self.assertEqual(rec['DSN'], '4.4.3')
+        self.assertIn('try again', rec['MESSAGE'])
+
+    def test_null_mx_bounces(self):
+        cursor = pb.journal_cursor()
+        qid = pb.send(SENDER, 'bob@nullmx.test', 'Subject: null\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'bounced')
+        self.assertEqual(rec['DSN'], '5.1.10')
+        self.assertIn('Domain nullmx.test does not accept mail (nullMX)', rec['MESSAGE'])
 
 
 if __name__ == '__main__':
