@@ -237,7 +237,9 @@
         X(smtp_mx_session_limit, INT, "2", 0, 1000, "smtp",                                                 \
           "Most SMTP sessions the smtp client opens for one delivery (failed connects do not count); 0: no limit.") \
         X(smtp_helo_name, STRING, "$myhostname", 0, 0, "smtp",                                               \
-          "The host name the smtp client sends in EHLO, HELO and LHLO.")
+          "The host name the smtp client sends in EHLO, HELO and LHLO.")                                    \
+        X(smtp_tls_security_level, STRING, "", 0, 0, "smtp",                                                 \
+          "none (or empty), may (STARTTLS when offered) or encrypt (STARTTLS or no mail) for the smtp client.")
 
 /* main.cf names that are not C identifiers: the X() entry names the Config field, and
  * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()

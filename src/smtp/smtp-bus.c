@@ -383,6 +383,17 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, SmtpSetti
         for (char **o = options; o && o[0]; o += 2)
                 if (streq(o[0], "o:smtp_helo_name") || streq(o[0], "o:lmtp_lhlo_name"))
                         helo = o[1];
+        const char *level = cfg->smtp_tls_security_level;
+        for (char **o = options; o && o[0]; o += 2)
+                if (streq(o[0], "o:smtp_tls_security_level") || streq(o[0], "o:lmtp_tls_security_level"))
+                        level = o[1];
+        r = smtp_tls_level_from_string(level);
+        if (r < 0) {
+                /* verify, secure, dane: not here yet; never clear text for them. */
+                log_warning("Unsupported smtp_tls_security_level \"%s\", using encrypt.", level);
+                r = SMTP_TLS_ENCRYPT;
+        }
+        s.tls_level = r;
         s.helo_name = strdup(isempty(helo) ? cfg->myhostname : helo);
         if (!s.helo_name)
                 return -ENOMEM;
@@ -616,6 +627,7 @@ Smtp *smtp_free(Smtp *smtp) {
         for (unsigned i = 0; i < 2; i++)
                 bus_server_free(smtp->listeners[i].server);
         smtp_dest_cleanup();
+        smtp_tls_cleanup();
         free(smtp);
         return NULL;
 }

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <sys/epoll.h>
 
+#include <openssl/ssl.h>
+
 #include "log.h"
 #include "smtp.h"
 
@@ -15,6 +17,8 @@ typedef enum SmtpStage {
         SMTP_STAGE_GREETING,
         SMTP_STAGE_EHLO,
         SMTP_STAGE_HELO,
+        SMTP_STAGE_STARTTLS,            /* waiting for 220 to STARTTLS */
+        SMTP_STAGE_TLS_HANDSHAKE,
         SMTP_STAGE_MAIL,                /* waiting for the reply to MAIL FROM */
         SMTP_STAGE_RCPT,                /* waiting for the replies to RCPT TO */
         SMTP_STAGE_DATA,                /* waiting for 354 */
@@ -30,6 +34,8 @@ static const char *const stage_doing[_SMTP_STAGE_MAX] = {
         [SMTP_STAGE_GREETING] = "receiving the initial server greeting",
         [SMTP_STAGE_EHLO] = "performing the EHLO handshake",
         [SMTP_STAGE_HELO] = "performing the HELO handshake",
+        [SMTP_STAGE_STARTTLS] = "sending STARTTLS",
+        [SMTP_STAGE_TLS_HANDSHAKE] = "performing the TLS handshake",
         [SMTP_STAGE_MAIL] = "sending MAIL FROM",
         [SMTP_STAGE_RCPT] = "sending RCPT TO",
         [SMTP_STAGE_DATA] = "sending DATA command",
@@ -50,6 +56,8 @@ struct SmtpSession {
         bool lmtp;
         bool finished;                  /* to be freed when the event handler returns */
         bool connected;
+        SSL *ssl;                       /* after STARTTLS */
+        uint32_t tls_wants;             /* what the last TLS call waits for */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;
@@ -105,6 +113,7 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         sd_event_source_disable_unref(s->timer);
         safe_close(s->fd);
         smtp_reply_done(&s->reply);
+        SSL_free(s->ssl);
         free(s->rcpts);
         free(s->accepted);
         free(s->out);
@@ -130,6 +139,8 @@ static void update_events(SmtpSession *s) {
 
         if (s->stage == SMTP_STAGE_CONNECT || s->out_off < s->out_len || s->stage == SMTP_STAGE_CONTENT)
                 events |= EPOLLOUT;
+        if (s->ssl)
+                events |= s->tls_wants;
         (void) sd_event_source_set_io_events(s->io, events);
 }
 
@@ -454,6 +465,45 @@ static void handle_data_done(SmtpSession *s) {
         session_end(s, any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL, true);
 }
 
+/* encrypt: a server that does not offer STARTTLS gets no mail, never clear text. */
+static bool tls_required(SmtpSession *s) {
+        char text[700];
+
+        if (s->ssl || settings(s)->tls_level < SMTP_TLS_ENCRYPT)
+                return false;
+        (void) snprintf(text, sizeof text, "TLS is required, but was not offered by host %s", s->namaddr);
+        site_fail(s, "4.7.4", text, true);
+        return true;
+}
+
+static void tls_handshake(SmtpSession *s) {
+        ssize_t r = smtp_tls_result(s->ssl, SSL_do_handshake(s->ssl), &s->tls_wants);
+        char text[700];
+
+        if (r == -EAGAIN) {
+                update_events(s);
+                return;
+        }
+        if (r <= 0) {
+                (void) snprintf(text, sizeof text, "Cannot start TLS: handshake failure with host %s", s->namaddr);
+                site_fail(s, "4.7.5", text, false);
+                return;
+        }
+        s->tls_wants = 0;
+        log_mail(LOG_INFO, smtp_call_queue_id(s->call),
+                 LOG_FIELDS({ "RELAY", s->relay }, { "TLS_PROTOCOL", SSL_get_version(s->ssl) },
+                            { "TLS_CIPHER", SSL_get_cipher_name(s->ssl) }),
+                 "Anonymous TLS connection established to %s: %s with cipher %s (%d/%d bits)", s->relay,
+                 SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl), SSL_get_cipher_bits(s->ssl, NULL),
+                 SSL_get_cipher_bits(s->ssl, NULL));
+        if (command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0) {
+                site_fail(s, "4.3.0", "out of memory", false);
+                return;
+        }
+        s->stage = SMTP_STAGE_EHLO;
+        set_timeout(s, settings(s)->helo_timeout);
+}
+
 static void handle_reply(SmtpSession *s) {
         switch (s->stage) {
         case SMTP_STAGE_GREETING:
@@ -480,6 +530,15 @@ static void handle_reply(SmtpSession *s) {
                         return;
                 }
                 s->features = smtp_ehlo_features(&s->reply, &s->size_limit);
+                if (!s->ssl && settings(s)->tls_level >= SMTP_TLS_MAY && (s->features & SMTP_FEATURE_STARTTLS)) {
+                        if (command(s, "STARTTLS") < 0)
+                                break;
+                        s->stage = SMTP_STAGE_STARTTLS;
+                        set_timeout(s, settings(s)->helo_timeout);
+                        return;
+                }
+                if (tls_required(s))
+                        return;
                 after_hello(s);
                 return;
         case SMTP_STAGE_HELO:
@@ -488,7 +547,30 @@ static void handle_reply(SmtpSession *s) {
                         return;
                 }
                 s->features = 0;
+                if (tls_required(s))
+                        return;
                 after_hello(s);
+                return;
+        case SMTP_STAGE_STARTTLS:
+                if (s->reply.code != 220) {
+                        if (settings(s)->tls_level >= SMTP_TLS_ENCRYPT) {
+                                char dsn[16], text[SMTP_REPLY_TEXT_MAX + 600];
+                                _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
+                                (void) snprintf(text, sizeof text, "TLS is required, but host %s refused to start TLS: %s",
+                                                s->namaddr, strna(escaped));
+                                site_fail(s, smtp_reply_dsn(&s->reply, dsn), text, true);
+                                return;
+                        }
+                        after_hello(s);         /* may: on in clear text */
+                        return;
+                }
+                if (smtp_tls_new(s->fd, s->address.host, &s->ssl) < 0)
+                        break;
+                s->in_len = 0;
+                s->stage = SMTP_STAGE_TLS_HANDSHAKE;
+                s->tls_wants = EPOLLOUT;
+                set_timeout(s, settings(s)->helo_timeout);
+                update_events(s);
                 return;
         case SMTP_STAGE_MAIL:
         case SMTP_STAGE_RCPT:
@@ -549,6 +631,26 @@ static int fill_content(SmtpSession *s) {
         return 0;
 }
 
+static ssize_t io_send(SmtpSession *s, const void *buf, size_t n) {
+        if (s->ssl) {
+                ssize_t r = smtp_tls_result(s->ssl, SSL_write(s->ssl, buf, (int) MIN(n, (size_t) INT32_MAX)),
+                                            &s->tls_wants);
+                if (r == 0)
+                        return -EPIPE;
+                return r;
+        }
+        ssize_t r = send(s->fd, buf, n, MSG_NOSIGNAL);
+        return r < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : r;
+}
+
+static ssize_t io_recv(SmtpSession *s, void *buf, size_t n) {
+        if (s->ssl)
+                return smtp_tls_result(s->ssl, SSL_read(s->ssl, buf, (int) MIN(n, (size_t) INT32_MAX)),
+                                       &s->tls_wants);
+        ssize_t r = recv(s->fd, buf, n, 0);
+        return r < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : r;
+}
+
 static int do_write(SmtpSession *s) {
         for (;;) {
                 if (s->out_off == s->out_len && s->stage == SMTP_STAGE_CONTENT) {
@@ -558,19 +660,23 @@ static int do_write(SmtpSession *s) {
                 }
                 if (s->out_off == s->out_len)
                         return 0;
-                ssize_t n = send(s->fd, s->out + s->out_off, s->out_len - s->out_off, MSG_NOSIGNAL);
+                ssize_t n = io_send(s, s->out + s->out_off, s->out_len - s->out_off);
+                if (n == -EAGAIN)
+                        return 0;
                 if (n < 0)
-                        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+                        return (int) n;
                 s->out_off += (size_t) n;
         }
 }
 
 /* Splits what arrived into lines and replies; returns -EBADMSG on a protocol error. */
 static int do_read(SmtpSession *s, bool *ret_eof) {
-        ssize_t n = recv(s->fd, s->in + s->in_len, sizeof s->in - s->in_len, 0);
+        ssize_t n = io_recv(s, s->in + s->in_len, sizeof s->in - s->in_len);
 
+        if (n == -EAGAIN)
+                return 0;
         if (n < 0)
-                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+                return (int) n;
         if (n == 0) {
                 *ret_eof = true;
                 return 0;
@@ -637,8 +743,15 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
                 update_events(s);
                 return;
         }
-        if (revents & EPOLLIN) {
+        if (s->stage == SMTP_STAGE_TLS_HANDSHAKE) {
+                tls_handshake(s);
+                return;
+        }
+        if (revents & (EPOLLIN | (s->ssl ? EPOLLOUT : 0))) {
                 r = do_read(s, &eof);
+                /* TLS may hold decrypted bytes that no event announces. */
+                while (r == 0 && !eof && s->ssl && SSL_pending(s->ssl) > 0)
+                        r = do_read(s, &eof);
                 if (r == 1)
                         return;
                 if (r == -EBADMSG && s->stage != SMTP_STAGE_QUIT) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "daemon.h"
@@ -87,6 +88,20 @@ size_t smtp_encoder_bound(const SmtpEncoder *e, size_t len);
 size_t smtp_encoder_feed(SmtpEncoder *e, const char *in, size_t len, char *out);
 /* The end of the content: a CRLF if the last line had none, then ".\r\n". out holds 5 octets. */
 size_t smtp_encoder_finish(SmtpEncoder *e, char *out);
+
+/* ---- smtp-tls.c ---- */
+
+typedef enum SmtpTlsLevel {
+        SMTP_TLS_NONE,
+        SMTP_TLS_MAY,
+        SMTP_TLS_ENCRYPT,
+} SmtpTlsLevel;
+
+typedef struct ssl_st SSL;
+int smtp_tls_level_from_string(const char *s);
+int smtp_tls_new(int fd, const char *sni, SSL **ret);
+ssize_t smtp_tls_result(SSL *ssl, int r, uint32_t *wants);
+void smtp_tls_cleanup(void);
 
 /* ---- the session and the calls ---- */
 

@@ -7,6 +7,7 @@ is judged as Postfix judges it: 550 bounces with the remote text, 451 defers and
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -25,6 +26,7 @@ class Transaction:
         self.mail = None
         self.rcpts = []
         self.data = None
+        self.tls = False
 
 
 class FakeServer:
@@ -32,11 +34,12 @@ class FakeServer:
     self.transactions (complete DATA transactions) and self.commands (every command line)."""
 
     def __init__(self, port=None, path=None, host='127.0.0.1', greeting='220 fake.test ESMTP', ehlo=('PIPELINING', 'SIZE', '8BITMIME', 'DSN'),
-                 lmtp=False, drop_in_data=False):
+                 lmtp=False, drop_in_data=False, tls=None):
         self.greeting = greeting
         self.ehlo = ehlo
         self.lmtp = lmtp
         self.drop_in_data = drop_in_data
+        self.tls = tls
         self.transactions = []
         self.commands = []
         self.connections = 0
@@ -99,6 +102,7 @@ class FakeServer:
                 return
             t = Transaction()
             accepted = []
+            tls = False
             while True:
                 raw = f.readline()
                 if not raw:
@@ -108,15 +112,24 @@ class FakeServer:
                     self.commands.append(line)
                 verb = line.split(' ')[0].split(':')[0].upper()
                 if verb in ('EHLO', 'LHLO'):
-                    lines = ['fake.test'] + list(self.ehlo)
+                    lines = ['fake.test'] + list(self.ehlo) + (['STARTTLS'] if self.tls and not tls else [])
                     for i, l in enumerate(lines):
                         say(('250 ' if i == len(lines) - 1 else '250-') + l)
+                elif verb == 'STARTTLS' and self.tls and not tls:
+                    say('220 2.0.0 Ready to start TLS')
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    ctx.load_cert_chain(*self.tls)
+                    conn = ctx.wrap_socket(conn, server_side=True)
+                    f = conn.makefile('rb')
+                    out = conn.makefile('wb')
+                    tls = True
                 elif verb == 'HELO':
                     say('250 fake.test')
                 elif verb == 'MAIL':
                     t = Transaction()
                     accepted = []
                     t.mail = line
+                    t.tls = tls
                     say('250 2.1.0 Ok')
                 elif verb == 'RCPT':
                     t.rcpts.append(line)
@@ -186,6 +199,11 @@ class Smtp(unittest.TestCase):
         cls.nodsn = FakeServer(port=2526, ehlo=('PIPELINING', 'SIZE 2000'))
         cls.refuse = FakeServer(port=2527, greeting='421 4.3.2 fake.test Service not available')
         cls.drop = FakeServer(port=2528, drop_in_data=True)
+        cert = pb.make_tls_certificate('/etc/fake-tls', cn='tls.test')
+        cls.tlsserver = FakeServer(port=2531, tls=cert)
+        with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
+            f.write('tlsmay unix - - n - - smtp -o smtp_tls_security_level=may\n'
+                    'tlsenc unix - - n - - smtp -o smtp_tls_security_level=encrypt\n')
         cls.lmtp = FakeServer(path=LMTP_SOCKET, lmtp=True, ehlo=('PIPELINING', 'ENHANCEDSTATUSCODES'))
         with open(TRANSPORT, 'w', encoding='utf-8') as f:
             f.write('sink.test smtp:[127.0.0.1]:2525\n'
@@ -193,6 +211,10 @@ class Smtp(unittest.TestCase):
                     'refuse.test smtp:[127.0.0.1]:2527\n'
                     'drop.test smtp:[127.0.0.1]:2528\n'
                     'closed.test smtp:[127.0.0.1]:2599\n'
+                    'tlsmay.test tlsmay:[127.0.0.1]:2531\n'
+                    'plainmay.test tlsmay:[127.0.0.1]:2525\n'
+                    'tlsenc.test tlsenc:[127.0.0.1]:2531\n'
+                    'plainenc.test tlsenc:[127.0.0.1]:2525\n'
                     'lmtp.test lmtp:unix:%s\n' % LMTP_SOCKET)
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
         pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', smtp_destination_recipient_limit=50)
@@ -351,6 +373,36 @@ class Smtp(unittest.TestCase):
         self.assertEqual(rec['DSN'], '4.4.1')
         self.assertIn('connect to 127.0.0.1[127.0.0.1]:2599: Connection refused', rec['MESSAGE'])
         self.assertEqual(rec['RELAY'], 'none')
+
+    def test_starttls_may_and_encrypt(self):
+        cursor = pb.journal_cursor()
+        for domain in ('tlsmay.test', 'tlsenc.test'):
+            marker = 'tls-%d' % time.time_ns()
+            qid = self.send(f'bob@{domain}', f'Subject: {marker}\n\n.dot\nbody\n')
+            [rec] = wait_record(qid, cursor, 'sent')
+            self.assertEqual(rec['RELAY'], '127.0.0.1[127.0.0.1]:2531')
+            [t] = self.transactions_with(self.tlsserver, marker)
+            self.assertTrue(t.tls)
+            self.assertIn(b'\r\n..dot\r\n', t.data)
+            tls = pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='smtp', since=cursor)
+                                         if 'TLS connection established' in r['MESSAGE']], what='the TLS record')
+            self.assertIn('TLS connection established to 127.0.0.1[127.0.0.1]:2531: TLSv1.', tls[0]['MESSAGE'])
+            self.assertTrue(tls[0]['TLS_CIPHER'])
+
+        # may: a server without STARTTLS gets the mail in clear text
+        marker = 'plainmay-%d' % time.time_ns()
+        qid = self.send('bob@plainmay.test', f'Subject: {marker}\n\nbody\n')
+        wait_record(qid, cursor, 'sent')
+        [t] = self.transactions_with(self.sink, marker)
+        self.assertFalse(t.tls)
+
+        # encrypt: never in clear text
+        before = len(self.sink.commands)
+        qid = self.send('bob@plainenc.test', 'Subject: plainenc\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'deferred')
+        self.assertEqual(rec['DSN'], '4.7.4')
+        self.assertIn('TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]', rec['MESSAGE'])
+        self.assertFalse(any(c.startswith('MAIL') for c in self.sink.commands[before:]), self.sink.commands[before:])
 
     def test_lmtp_per_recipient_replies(self):
         cursor = pb.journal_cursor()
