@@ -490,12 +490,7 @@ static void tls_handshake(SmtpSession *s) {
                 return;
         }
         s->tls_wants = 0;
-        log_mail(LOG_INFO, smtp_call_queue_id(s->call),
-                 LOG_FIELDS({ "RELAY", s->relay }, { "TLS_PROTOCOL", SSL_get_version(s->ssl) },
-                            { "TLS_CIPHER", SSL_get_cipher_name(s->ssl) }),
-                 "Anonymous TLS connection established to %s: %s with cipher %s (%d/%d bits)", s->relay,
-                 SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl), SSL_get_cipher_bits(s->ssl, NULL),
-                 SSL_get_cipher_bits(s->ssl, NULL));
+        smtp_tls_log(s->ssl, smtp_call_queue_id(s->call), s->relay);
         if (command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0) {
                 site_fail(s, "4.3.0", "out of memory", false);
                 return;
@@ -631,26 +626,6 @@ static int fill_content(SmtpSession *s) {
         return 0;
 }
 
-static ssize_t io_send(SmtpSession *s, const void *buf, size_t n) {
-        if (s->ssl) {
-                ssize_t r = smtp_tls_result(s->ssl, SSL_write(s->ssl, buf, (int) MIN(n, (size_t) INT32_MAX)),
-                                            &s->tls_wants);
-                if (r == 0)
-                        return -EPIPE;
-                return r;
-        }
-        ssize_t r = send(s->fd, buf, n, MSG_NOSIGNAL);
-        return r < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : r;
-}
-
-static ssize_t io_recv(SmtpSession *s, void *buf, size_t n) {
-        if (s->ssl)
-                return smtp_tls_result(s->ssl, SSL_read(s->ssl, buf, (int) MIN(n, (size_t) INT32_MAX)),
-                                       &s->tls_wants);
-        ssize_t r = recv(s->fd, buf, n, 0);
-        return r < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : r;
-}
-
 static int do_write(SmtpSession *s) {
         for (;;) {
                 if (s->out_off == s->out_len && s->stage == SMTP_STAGE_CONTENT) {
@@ -660,7 +635,7 @@ static int do_write(SmtpSession *s) {
                 }
                 if (s->out_off == s->out_len)
                         return 0;
-                ssize_t n = io_send(s, s->out + s->out_off, s->out_len - s->out_off);
+                ssize_t n = smtp_io_send(s->ssl, s->fd, s->out + s->out_off, s->out_len - s->out_off, &s->tls_wants);
                 if (n == -EAGAIN)
                         return 0;
                 if (n < 0)
@@ -671,7 +646,7 @@ static int do_write(SmtpSession *s) {
 
 /* Splits what arrived into lines and replies; returns -EBADMSG on a protocol error. */
 static int do_read(SmtpSession *s, bool *ret_eof) {
-        ssize_t n = io_recv(s, s->in + s->in_len, sizeof s->in - s->in_len);
+        ssize_t n = smtp_io_recv(s->ssl, s->fd, s->in + s->in_len, sizeof s->in - s->in_len, &s->tls_wants);
 
         if (n == -EAGAIN)
                 return 0;

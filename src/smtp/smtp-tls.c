@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
 
+#include "log.h"
 #include "smtp.h"
 
 static SSL_CTX *client_ctx;
@@ -72,4 +73,34 @@ ssize_t smtp_tls_result(SSL *ssl, int r, uint32_t *wants) {
                 ERR_clear_error();
                 return -EPROTO;
         }
+}
+
+ssize_t smtp_io_send(SSL *ssl, int fd, const void *buf, size_t n, uint32_t *wants) {
+        ssize_t r;
+
+        if (ssl) {
+                r = smtp_tls_result(ssl, SSL_write(ssl, buf, (int) MIN(n, (size_t) INT32_MAX)), wants);
+                return r == 0 ? -EPIPE : r;
+        }
+        r = send(fd, buf, n, MSG_NOSIGNAL);
+        return r < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : r;
+}
+
+ssize_t smtp_io_recv(SSL *ssl, int fd, void *buf, size_t n, uint32_t *wants) {
+        ssize_t r;
+
+        if (ssl)
+                return smtp_tls_result(ssl, SSL_read(ssl, buf, (int) MIN(n, (size_t) INT32_MAX)), wants);
+        r = recv(fd, buf, n, 0);
+        return r < 0 ? (errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno) : r;
+}
+
+void smtp_tls_log(SSL *ssl, const char *queue_id, const char *relay) {
+        int bits = SSL_get_cipher_bits(ssl, NULL);
+
+        log_mail(LOG_INFO, queue_id,
+                 LOG_FIELDS({ "RELAY", relay }, { "TLS_PROTOCOL", SSL_get_version(ssl) },
+                            { "TLS_CIPHER", SSL_get_cipher_name(ssl) }),
+                 "Anonymous TLS connection established to %s: %s with cipher %s (%d/%d bits)", relay,
+                 SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, bits);
 }

@@ -102,6 +102,12 @@ int smtp_tls_level_from_string(const char *s);
 int smtp_tls_new(int fd, const char *sni, SSL **ret);
 ssize_t smtp_tls_result(SSL *ssl, int r, uint32_t *wants);
 void smtp_tls_cleanup(void);
+/* A send or receive through TLS when ssl is set, else on fd: bytes, -EAGAIN (with *wants for TLS), 0 at the
+ * end (receive), or negative errno. */
+ssize_t smtp_io_send(SSL *ssl, int fd, const void *buf, size_t n, uint32_t *wants);
+ssize_t smtp_io_recv(SSL *ssl, int fd, void *buf, size_t n, uint32_t *wants);
+/* The journal record of an established TLS connection: protocol and cipher. */
+void smtp_tls_log(SSL *ssl, const char *queue_id, const char *relay);
 
 /* ---- the session and the calls ---- */
 
