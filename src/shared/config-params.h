@@ -213,7 +213,33 @@
         X(error_notice_recipient, STRING, "postmaster", 0, 0, "bounce",                                      \
           "Who gets notices of resource, software, policy and protocol problems that notify_classes names.") \
         X(double_bounce_sender, STRING, "double-bounce", 0, 0, "bounce",                                     \
-          "Sender of postmaster notices; mail from it that cannot be delivered is discarded, never returned.")
+          "Sender of postmaster notices; mail from it that cannot be delivered is discarded, never returned.") \
+        X(smtp_connect_timeout, TIME, "30s", 1, 3600, "smtp",                                                \
+          "How long the smtp client waits for a TCP connection to a server (or LMTP socket) to complete.")   \
+        X(smtp_helo_timeout, TIME, "300s", 1, 3600, "smtp",                                                  \
+          "How long the smtp client waits for the server's greeting and for the reply to EHLO, HELO or LHLO.") \
+        X(smtp_mail_timeout, TIME, "300s", 1, 3600, "smtp",                                                  \
+          "How long the smtp client waits for the reply to MAIL FROM.")                                     \
+        X(smtp_rcpt_timeout, TIME, "300s", 1, 3600, "smtp",                                                  \
+          "How long the smtp client waits for the reply to each RCPT TO.")                                  \
+        X(smtp_data_init_timeout, TIME, "120s", 1, 3600, "smtp",                                             \
+          "How long the smtp client waits for the reply (354) to DATA.")                                    \
+        X(smtp_data_xfer_timeout, TIME, "180s", 1, 3600, "smtp",                                             \
+          "How long the smtp client waits for the server to take each further piece of the message.")       \
+        X(smtp_data_done_timeout, TIME, "600s", 1, 3600, "smtp",                                             \
+          "How long the smtp client waits for the reply to the final dot of the message.")                  \
+        X(smtp_quit_timeout, TIME, "300s", 1, 3600, "smtp",                                                  \
+          "How long the smtp client waits for the reply to QUIT before it closes the connection.")          \
+        X(smtp_line_length_limit, INT, "998", 0, 1048576, "smtp",                                            \
+          "Longest message line the smtp client sends; longer ones go on after CRLF SPACE. 0: no limit.")    \
+        X(smtp_mx_address_limit, INT, "5", 0, 1000, "smtp",                                                 \
+          "Most server addresses (over all MX hosts) the smtp client tries for one delivery; 0: no limit.") \
+        X(smtp_mx_session_limit, INT, "2", 0, 1000, "smtp",                                                 \
+          "Most SMTP sessions the smtp client opens for one delivery (failed connects do not count); 0: no limit.") \
+        X(smtp_helo_name, STRING, "$myhostname", 0, 0, "smtp",                                               \
+          "The host name the smtp client sends in EHLO, HELO and LHLO.")                                    \
+        X(smtp_tls_security_level, STRING, "", 0, 0, "smtp",                                                 \
+          "none (or empty), may (STARTTLS when offered) or encrypt (STARTTLS or no mail) for the smtp client.")
 
 /* main.cf names that are not C identifiers: the X() entry names the Config field, and
  * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()

@@ -1,0 +1,44 @@
+/* smtp.c: the smtp delivery role, postbus-smtp: delivers queued mail to other mail servers over SMTP, and
+ * to LMTP servers, for qmgr over org.postbus.Delivery1, as Postfix's smtp(8) and lmtp(8) do. One process
+ * on sd-event drives every session at once; the socket a call comes on (FileDescriptorName= smtp or lmtp)
+ * tells the protocol.
+ *
+ * SECURITY
+ * smtp runs as the unprivileged user postbus in a sandbox (ProtectSystem=strict with nothing writable,
+ * no capabilities, only AF_UNIX, AF_INET and AF_INET6 sockets). It trusts only its peer, qmgr: connections
+ * are accepted from uid 0 and the postbus user alone (SO_PEERCRED at accept), and even so every argument is
+ * checked (queue ID syntax, addresses, transport and next hop text, bounded option and recipient counts, a
+ * regular queue file that must validate as a whole, indices within the file). It reads the queue file only
+ * through the descriptor qmgr passes and never writes it. Everything a remote server sends is untrusted:
+ * replies are parsed line by line with a bounded input buffer (a longer line is cut), a bounded number of
+ * lines and of kept text, and every stage has its timeout; reply text is escaped before it goes into a
+ * result or the journal. DNS answers (c-ares) only choose where to connect. */
+#include "log.h"
+#include "smtp.h"
+
+static int smtp_setup(Daemon *d) {
+        Smtp *s;
+        int r;
+
+        r = smtp_new(d, &s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Delivery1 service: %m");
+        d->userdata = s;
+        return 0;
+}
+
+static void smtp_done(Daemon *d) {
+        d->userdata = smtp_free(d->userdata);
+}
+
+int main(int argc, char **argv) {
+        static const DaemonSpec spec = {
+                .role = "smtp",
+                .may_exit_idle = true,
+                .needs_sockets = true,
+                .setup = smtp_setup,
+                .done = smtp_done,
+        };
+
+        return daemon_main(argc, argv, &spec);
+}

@@ -1,0 +1,211 @@
+/* smtp.h: private to the smtp role (postbus-smtp, the SMTP and LMTP delivery agent): the pure protocol
+ * helpers (replies, EHLO keywords, next hops, the content encoder), the session, and the Delivery1 service. */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "daemon.h"
+#include "queue-file.h"
+
+/* ---- smtp-proto.c: pure functions over (buf, len) ---- */
+
+/* Longest reply line kept (the rest of a longer line is dropped), and most reply text kept over all lines. */
+#define SMTP_REPLY_LINE_MAX 2048U
+#define SMTP_REPLY_TEXT_MAX 8192U
+/* Most lines in one reply; more is a protocol error. */
+#define SMTP_REPLY_LINES_MAX 1000U
+
+typedef struct SmtpReply {
+        int code;               /* 200..599 */
+        char dsn[16];           /* the enhanced status code of the first line, or "" */
+        char *text;             /* every line, CRLF stripped, joined by single spaces */
+        char **lines;           /* each line after "NNN-"/"NNN " (for EHLO keywords), NULL-terminated */
+        size_t n_lines;
+        size_t text_len;
+        bool done;              /* the last line ("NNN ") was seen */
+} SmtpReply;
+
+void smtp_reply_init(SmtpReply *r);
+void smtp_reply_done(SmtpReply *r);
+/* Adds one reply line (without CRLF) to r. Returns 1 when it was the last line, 0 when more follow,
+ * -EBADMSG when the line is no reply line or its code differs from the first line's, -E2BIG past
+ * SMTP_REPLY_LINES_MAX lines. */
+int smtp_reply_add_line(SmtpReply *r, const char *line, size_t len);
+/* The status the reply gives: its enhanced code when it has one of the reply's class, else "X.0.0". */
+const char *smtp_reply_dsn(const SmtpReply *r, char buf[static 16]);
+
+typedef enum SmtpFeature {
+        SMTP_FEATURE_PIPELINING = 1 << 0,
+        SMTP_FEATURE_SIZE = 1 << 1,
+        SMTP_FEATURE_8BITMIME = 1 << 2,
+        SMTP_FEATURE_SMTPUTF8 = 1 << 3,
+        SMTP_FEATURE_DSN = 1 << 4,
+        SMTP_FEATURE_STARTTLS = 1 << 5,
+        SMTP_FEATURE_ENHANCEDSTATUSCODES = 1 << 6,
+} SmtpFeature;
+
+/* The ESMTP features an EHLO (or LHLO) reply offers, and the SIZE limit (0: none given). */
+unsigned smtp_ehlo_features(const SmtpReply *r, uint64_t *ret_size_limit);
+
+/* A next hop as transport_maps and relayhost write it. */
+typedef enum SmtpHopKind {
+        SMTP_HOP_INET,          /* host (and port) */
+        SMTP_HOP_UNIX,          /* lmtp: unix:/path */
+        _SMTP_HOP_KIND_MAX,
+        _SMTP_HOP_KIND_INVALID = -EINVAL,
+} SmtpHopKind;
+
+typedef struct SmtpHop {
+        SmtpHopKind kind;
+        char host[256];         /* a name or an IP address (brackets removed); the path for SMTP_HOP_UNIX */
+        uint16_t port;
+        bool mx;                /* look up MX records (a name without brackets, smtp only) */
+} SmtpHop;
+
+/* Parses "domain", "domain:port", "[host]", "[host]:port", "[ipv6]:port", and with lmtp "unix:/path",
+ * "inet:host:port", "inet:[host]:port" (LMTP never looks up MX). The port may be a number or "smtp"/"lmtp".
+ * -EINVAL for anything else. */
+int smtp_hop_parse(const char *s, bool lmtp, uint16_t default_port, SmtpHop *ret);
+
+/* The content encoder: queue file content (LF line ends, not dot-stuffed) into SMTP DATA (CRLF line ends,
+ * every line starting with '.' doubled, lines longer than line_limit broken with CRLF SPACE; 0: no limit). */
+typedef struct SmtpEncoder {
+        size_t line_limit;
+        size_t column;          /* octets of the current output line so far */
+        bool line_start;        /* the next octet starts a line */
+} SmtpEncoder;
+
+void smtp_encoder_init(SmtpEncoder *e, size_t line_limit);
+/* Encodes len octets of in into out, which holds at least smtp_encoder_bound(len) octets; returns the
+ * octets written. */
+size_t smtp_encoder_bound(const SmtpEncoder *e, size_t len);
+size_t smtp_encoder_feed(SmtpEncoder *e, const char *in, size_t len, char *out);
+/* The end of the content: a CRLF if the last line had none, then ".\r\n". out holds 5 octets. */
+size_t smtp_encoder_finish(SmtpEncoder *e, char *out);
+
+/* ---- smtp-tls.c ---- */
+
+typedef enum SmtpTlsLevel {
+        SMTP_TLS_NONE,
+        SMTP_TLS_MAY,
+        SMTP_TLS_ENCRYPT,
+} SmtpTlsLevel;
+
+typedef struct ssl_st SSL;
+int smtp_tls_level_from_string(const char *s);
+int smtp_tls_new(int fd, const char *sni, SSL **ret);
+ssize_t smtp_tls_result(SSL *ssl, int r, uint32_t *wants);
+void smtp_tls_cleanup(void);
+/* A send or receive through TLS when ssl is set, else on fd: bytes, -EAGAIN (with *wants for TLS), 0 at the
+ * end (receive), or negative errno. */
+ssize_t smtp_io_send(SSL *ssl, int fd, const void *buf, size_t n, uint32_t *wants);
+ssize_t smtp_io_recv(SSL *ssl, int fd, void *buf, size_t n, uint32_t *wants);
+/* The journal record of an established TLS connection: protocol and cipher. */
+void smtp_tls_log(SSL *ssl, const char *queue_id, const char *relay);
+
+/* ---- the session and the calls ---- */
+
+typedef struct Smtp Smtp;
+typedef struct SmtpCall SmtpCall;
+typedef struct SmtpSession SmtpSession;
+
+/* The settings of one transport: main.cf with the transport's master.cf -o overrides. */
+typedef struct SmtpSettings {
+        bool lmtp;
+        uint64_t connect_timeout;       /* microseconds */
+        uint64_t helo_timeout;
+        uint64_t mail_timeout;
+        uint64_t rcpt_timeout;
+        uint64_t data_init_timeout;
+        uint64_t data_xfer_timeout;
+        uint64_t data_done_timeout;
+        uint64_t quit_timeout;
+        size_t line_length_limit;
+        unsigned mx_address_limit;
+        unsigned mx_session_limit;
+        char *helo_name;
+        int tls_level;                  /* SmtpTlsLevel */
+} SmtpSettings;
+
+typedef enum SmtpRcptState {
+        SMTP_RCPT_PENDING,              /* no final result yet: may go to the next server */
+        SMTP_RCPT_ACCEPTED,             /* RCPT TO accepted in the current session, DATA outcome to come */
+        SMTP_RCPT_DONE,
+} SmtpRcptState;
+
+typedef struct SmtpRecipient {
+        uint32_t index;
+        char *address;
+        const char *notify;             /* owned by the envelope */
+        const char *orcpt;
+        SmtpRcptState state;
+        char status[16];                /* "sent", "deferred", "bounced" */
+        char dsn[16];
+        char *relay;
+        char *text;
+} SmtpRecipient;
+
+/* One server address to try. */
+typedef struct SmtpAddress {
+        char host[256];                 /* the name the address is of (the MX host), or the address itself */
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+                struct sockaddr_un un;
+        } sockaddr;
+        socklen_t socklen;
+        char text[sizeof(struct sockaddr_un)];  /* the address (or socket path) for "host[text]" */
+} SmtpAddress;
+
+/* What a session asks of its call when it ends. */
+typedef enum SmtpSessionEnd {
+        SMTP_SESSION_FINISHED,          /* every recipient given to it has a result (or stays pending) */
+        SMTP_SESSION_TRY_NEXT,          /* a failure of this server: pending recipients may go to the next */
+} SmtpSessionEnd;
+
+/* smtp-session.c: a session with one address. final_server: a temporary failure of a recipient is its
+ * result, rather than a reason to try the next server. Immediate connect errors are returned. */
+int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_server, SmtpSession **ret);
+SmtpSession *smtp_session_free(SmtpSession *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpSession *, smtp_session_free);
+/* Sessions that wait for the reply to QUIT, at exit. */
+void smtp_sessions_free_lingering(void);
+
+/* smtp-dest.c: from a next hop to the list of server addresses, in the order to try them. */
+typedef struct SmtpDest SmtpDest;
+int smtp_dest_setup(sd_event *e);
+void smtp_dest_cleanup(void);
+/* Starts finding the addresses; smtp_call_dest_done() is called from the event loop, never from here.
+ * -EINVAL: the next hop has no valid syntax. */
+int smtp_dest_start(SmtpCall *call, const char *nexthop, SmtpDest **ret);
+SmtpDest *smtp_dest_free(SmtpDest *d);
+
+/* smtp-bus.c: what a session reports to its call. */
+sd_event *smtp_call_event(SmtpCall *c);
+Daemon *smtp_call_daemon(SmtpCall *c);
+const SmtpSettings *smtp_call_settings(SmtpCall *c);
+const char *smtp_call_queue_id(SmtpCall *c);
+const char *smtp_call_sender(SmtpCall *c);
+const QueueEnvelope *smtp_call_envelope(SmtpCall *c);
+int smtp_call_queue_fd(SmtpCall *c);
+SmtpRecipient *smtp_call_recipients(SmtpCall *c, size_t *ret_n);
+/* Gives a recipient its result and writes the journal record. */
+void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const char *relay, const char *fmt, ...)
+        _printf_(5, 6);
+/* The session has ended and frees itself; relay, dsn and text (each may be NULL) describe a failure of the
+ * server that makes the remaining recipients try the next one. */
+void smtp_call_session_done(SmtpCall *c, SmtpSessionEnd end, const char *relay, const char *dsn,
+                            const char *text);
+/* The server addresses (taken over; n == 0: none, dsn and text say why). */
+void smtp_call_dest_done(SmtpCall *c, SmtpAddress *addresses, size_t n, const char *dsn, const char *text);
+
+int smtp_new(Daemon *d, Smtp **ret);
+Smtp *smtp_free(Smtp *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Smtp *, smtp_free);

@@ -1,0 +1,218 @@
+/* test-smtp-proto.c: the smtp role's pure protocol helpers: server replies, EHLO keywords, next hops and
+ * the DATA encoder (dot-stuffing, CRLF, long lines wrapped with CRLF SPACE). */
+#include <errno.h>
+
+#include "tests.h"
+#include "macro.h"
+#include "src/smtp/smtp.h"
+
+static int add(SmtpReply *r, const char *line) {
+        return smtp_reply_add_line(r, line, strlen(line));
+}
+
+TEST(reply_single) {
+        SmtpReply r;
+        char dsn[16];
+
+        smtp_reply_init(&r);
+        ASSERT_EQ(add(&r, "550 5.1.1 <bob@example.org>: Recipient address rejected"), 1);
+        ASSERT_EQ(r.code, 550);
+        ASSERT_STREQ(r.dsn, "5.1.1");
+        ASSERT_STREQ(r.text, "550 5.1.1 <bob@example.org>: Recipient address rejected");
+        ASSERT_STREQ(smtp_reply_dsn(&r, dsn), "5.1.1");
+        ASSERT_EQ(add(&r, "250 more"), -EBADMSG);       /* after the last line */
+        smtp_reply_done(&r);
+
+        /* no enhanced code, or one of another class: the class's X.0.0 */
+        ASSERT_EQ(add(&r, "451 try later"), 1);
+        ASSERT_STREQ(smtp_reply_dsn(&r, dsn), "4.0.0");
+        smtp_reply_done(&r);
+        ASSERT_EQ(add(&r, "451 5.1.1 mixed"), 1);
+        ASSERT_STREQ(smtp_reply_dsn(&r, dsn), "4.0.0");
+        smtp_reply_done(&r);
+        ASSERT_EQ(add(&r, "250"), 1);
+        ASSERT_EQ(r.code, 250);
+        ASSERT_STREQ(r.text, "250");
+        smtp_reply_done(&r);
+        ASSERT_EQ(add(&r, "250 2.0.0"), 1);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+        smtp_reply_done(&r);
+}
+
+TEST(reply_bad) {
+        SmtpReply r;
+
+        smtp_reply_init(&r);
+        ASSERT_EQ(add(&r, "25"), -EBADMSG);
+        ASSERT_EQ(add(&r, "2500 x"), -EBADMSG);
+        ASSERT_EQ(add(&r, "abc def"), -EBADMSG);
+        ASSERT_EQ(add(&r, "150 x"), -EBADMSG);
+        ASSERT_EQ(add(&r, "650 x"), -EBADMSG);
+        ASSERT_EQ(add(&r, "250-first"), 0);
+        ASSERT_EQ(add(&r, "251 other code"), -EBADMSG);
+        smtp_reply_done(&r);
+        ASSERT_EQ(add(&r, "250 5.1.1.1 x"), 1);
+        ASSERT_STREQ(r.dsn, "");
+        smtp_reply_done(&r);
+}
+
+TEST(reply_multi_and_ehlo) {
+        SmtpReply r;
+        uint64_t size = 1;
+
+        smtp_reply_init(&r);
+        ASSERT_EQ(add(&r, "250-mx.example.org hello"), 0);
+        ASSERT_EQ(add(&r, "250-PIPELINING"), 0);
+        ASSERT_EQ(add(&r, "250-size 10240000"), 0);
+        ASSERT_EQ(add(&r, "250-8BITMIME"), 0);
+        ASSERT_EQ(add(&r, "250-DSN"), 0);
+        ASSERT_EQ(add(&r, "250-STARTTLS"), 0);
+        ASSERT_EQ(add(&r, "250-PIPELININGX"), 0);
+        ASSERT_EQ(add(&r, "250 SMTPUTF8"), 1);
+        ASSERT_EQ(r.n_lines, 8);
+        ASSERT_STREQ(r.text, "250-mx.example.org hello 250-PIPELINING 250-size 10240000 250-8BITMIME 250-DSN "
+                             "250-STARTTLS 250-PIPELININGX 250 SMTPUTF8");
+        ASSERT_EQ(smtp_ehlo_features(&r, &size),
+                  SMTP_FEATURE_PIPELINING | SMTP_FEATURE_SIZE | SMTP_FEATURE_8BITMIME | SMTP_FEATURE_DSN |
+                  SMTP_FEATURE_STARTTLS | SMTP_FEATURE_SMTPUTF8);
+        ASSERT_EQ(size, 10240000);
+        smtp_reply_done(&r);
+
+        /* the first line is the server's name, never a keyword; SIZE without a number: no limit */
+        ASSERT_EQ(add(&r, "250-PIPELINING"), 0);
+        ASSERT_EQ(add(&r, "250 SIZE"), 1);
+        ASSERT_EQ(smtp_ehlo_features(&r, &size), SMTP_FEATURE_SIZE);
+        ASSERT_EQ(size, 0);
+        smtp_reply_done(&r);
+        ASSERT_EQ(add(&r, "250-x"), 0);
+        ASSERT_EQ(add(&r, "250 SIZE 12x"), 1);
+        ASSERT_EQ(smtp_ehlo_features(&r, &size), SMTP_FEATURE_SIZE);
+        ASSERT_EQ(size, 0);
+        smtp_reply_done(&r);
+}
+
+TEST(reply_limits) {
+        SmtpReply r;
+        char line[SMTP_REPLY_LINE_MAX + 100];
+
+        smtp_reply_init(&r);
+        for (unsigned i = 0; i < SMTP_REPLY_LINES_MAX; i++)
+                ASSERT_EQ(add(&r, "250-x"), 0);
+        ASSERT_EQ(add(&r, "250 x"), -E2BIG);
+        ASSERT_TRUE(r.text_len <= SMTP_REPLY_TEXT_MAX);
+        smtp_reply_done(&r);
+
+        memset(line, 'a', sizeof line - 1);
+        line[sizeof line - 1] = '\0';
+        memcpy(line, "250 ", 4);
+        ASSERT_EQ(add(&r, line), 1);
+        ASSERT_EQ(r.text_len, SMTP_REPLY_LINE_MAX);
+        smtp_reply_done(&r);
+}
+
+TEST(hop) {
+        SmtpHop h;
+
+        ASSERT_OK(smtp_hop_parse("example.org", false, 25, &h));
+        ASSERT_STREQ(h.host, "example.org");
+        ASSERT_EQ(h.port, 25);
+        ASSERT_TRUE(h.mx);
+        ASSERT_OK(smtp_hop_parse("example.org:587", false, 25, &h));
+        ASSERT_EQ(h.port, 587);
+        ASSERT_TRUE(h.mx);
+        ASSERT_OK(smtp_hop_parse("[mail.example.org]", false, 25, &h));
+        ASSERT_STREQ(h.host, "mail.example.org");
+        ASSERT_TRUE(!h.mx);
+        ASSERT_OK(smtp_hop_parse("[127.0.0.1]:2525", false, 25, &h));
+        ASSERT_STREQ(h.host, "127.0.0.1");
+        ASSERT_EQ(h.port, 2525);
+        ASSERT_TRUE(!h.mx);
+        ASSERT_OK(smtp_hop_parse("[ipv6:::1]:smtp", false, 2525, &h));
+        ASSERT_STREQ(h.host, "::1");
+        ASSERT_EQ(h.port, 25);
+        ASSERT_OK(smtp_hop_parse("192.0.2.1", false, 25, &h));
+        ASSERT_TRUE(!h.mx);
+        ASSERT_OK(smtp_hop_parse("unix:/run/dovecot/lmtp", true, 24, &h));
+        ASSERT_EQ(h.kind, SMTP_HOP_UNIX);
+        ASSERT_STREQ(h.host, "/run/dovecot/lmtp");
+        ASSERT_OK(smtp_hop_parse("inet:lmtp.example:2424", true, 24, &h));
+        ASSERT_EQ(h.kind, SMTP_HOP_INET);
+        ASSERT_STREQ(h.host, "lmtp.example");
+        ASSERT_EQ(h.port, 2424);
+        ASSERT_TRUE(!h.mx);
+        ASSERT_OK(smtp_hop_parse("inet:[127.0.0.1]", true, 24, &h));
+        ASSERT_EQ(h.port, 24);
+
+        ASSERT_ERR(smtp_hop_parse("unix:/x", false, 25, &h), EINVAL);   /* smtp has no unix: */
+        ASSERT_ERR(smtp_hop_parse("unix:relative", true, 24, &h), EINVAL);
+        ASSERT_ERR(smtp_hop_parse("", false, 25, &h), EINVAL);
+        ASSERT_ERR(smtp_hop_parse("[127.0.0.1", false, 25, &h), EINVAL);
+        ASSERT_ERR(smtp_hop_parse("[127.0.0.1]x", false, 25, &h), EINVAL);
+        ASSERT_ERR(smtp_hop_parse("example.org:0", false, 25, &h), EINVAL);
+        ASSERT_ERR(smtp_hop_parse("example.org:65536", false, 25, &h), EINVAL);
+        ASSERT_ERR(smtp_hop_parse("exa mple.org", false, 25, &h), EINVAL);
+        ASSERT_ERR(smtp_hop_parse("[]:25", false, 25, &h), EINVAL);
+}
+
+/* Encodes in (in pieces of step octets) and checks the output. */
+static void encode(const char *in, size_t limit, size_t step, const char *expected) {
+        SmtpEncoder e;
+        size_t len = strlen(in), o = 0;
+        char *out = malloc(2 * len + 3 * (len + 1) + 16);
+
+        ASSERT_TRUE(out);
+        smtp_encoder_init(&e, limit);
+        for (size_t i = 0; i < len; i += step) {
+                size_t n = MIN(step, len - i);
+                ASSERT_TRUE(smtp_encoder_bound(&e, n) >= 2 * n);
+                o += smtp_encoder_feed(&e, in + i, n, out + o);
+        }
+        o += smtp_encoder_finish(&e, out + o);
+        out[o] = '\0';
+        ASSERT_STREQ(out, expected);
+        free(out);
+}
+
+TEST(encoder) {
+        for (size_t step = 1; step < 8; step++) {
+                encode("a\nb\n", 998, step, "a\r\nb\r\n.\r\n");
+                encode(".\n..x\nx.\n.", 998, step, "..\r\n...x\r\nx.\r\n..\r\n.\r\n");
+                encode("no newline", 998, step, "no newline\r\n.\r\n");
+                encode("", 998, step, ".\r\n");
+                encode("abcdefgh\n", 4, step, "abcd\r\n efg\r\n h\r\n.\r\n");
+                encode(".bcdefg\n", 4, step, "..bc\r\n def\r\n g\r\n.\r\n");
+                encode("abcd\n", 4, step, "abcd\r\n.\r\n");
+                encode("abcdefgh\n", 0, step, "abcdefgh\r\n.\r\n");
+        }
+}
+
+TEST(encoder_long_line) {
+        /* A 1,500-octet line under the default limit: 998 octets, then CRLF SPACE and the other 502. */
+        char in[1502], expected[1600];
+        size_t o = 0;
+
+        for (size_t i = 0; i < 1500; i++)
+                in[i] = (char) ('a' + i % 26);
+        in[1500] = '\n';
+        in[1501] = '\0';
+        memcpy(expected, in, 998);
+        o = 998;
+        memcpy(expected + o, "\r\n ", 3);
+        o += 3;
+        memcpy(expected + o, in + 998, 502);
+        o += 502;
+        memcpy(expected + o, "\r\n.\r\n", 6);
+        encode(in, 998, 1501, expected);
+        encode(in, 998, 7, expected);
+}
+
+int main(void) {
+        RUN(reply_single);
+        RUN(reply_bad);
+        RUN(reply_multi_and_ehlo);
+        RUN(reply_limits);
+        RUN(hop);
+        RUN(encoder);
+        RUN(encoder_long_line);
+        return 0;
+}
