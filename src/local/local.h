@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "delivery-agent.h"
 #include "queue-file.h"
 #include "table.h"
 
@@ -240,12 +241,9 @@ int local_become_user(const char *user, uid_t uid, gid_t gid);
 void local_child_failure(const siginfo_t *si, bool timed_out, LocalResult *ret);
 
 /* The role: the org.postbus.Delivery1 service on listen_fd, for uid 0 and peer_uid ((uid_t) -1: none), and
- * the deliveries in progress. */
-typedef struct Local Local;
-
-int local_new(Daemon *d, int listen_fd, uid_t peer_uid, Local **ret);
-/* Waits for the running children, answers every call in progress, closes the connections, and frees. */
-Local *local_free(Local *l);
+ * the deliveries in progress. delivery_agent_free() waits for the running children, answers every call in
+ * progress, closes the connections, and frees. */
+int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret);
 
 /* ---- inside local_expand_deliver(), in the delivery child: local-expand.c (the tree of destinations and
  * its walk), local-expand-alias.c (alias_maps), local-expand-include.c (:include: files),
