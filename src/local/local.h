@@ -233,9 +233,6 @@ void local_deliver_user(const LocalMessage *m, const Config *c, const struct pas
 /* Forks a child that delivers to m->recipient and writes its report into a memory file. */
 int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pid, int *ret_report_fd);
 
-/* In a delivery or command process: becomes the user for good (groups, gid, uid) and checks that there
- * is no way back to root. */
-int local_become_user(const char *user, uid_t uid, gid_t gid);
 /* Why a child that ended with si without a full report failed, as a temporary failure. timed_out: it
  * was killed for the time limit. */
 void local_child_failure(const siginfo_t *si, bool timed_out, LocalResult *ret);
