@@ -12,7 +12,7 @@
 
 /* local's state of one call. */
 typedef struct LocalCall {
-        DeliveryRequest *req;
+        DeliveryRequest req;            /* first: the agent allocates the whole */
         LocalResult *results;           /* one per recipient */
         size_t n_done;                  /* recipients[0..n_done) have a result */
         pid_t pid;                      /* the child delivering to recipients[n_done], or 0 */
@@ -24,15 +24,15 @@ static void log_delivery(LocalCall *c, const char *to, const char *orig_to, cons
         const char *status = local_status_to_string(result->status);
         char delay[32];
 
-        delivery_request_delay(c->req, delay, sizeof delay);
+        delivery_request_delay(&c->req, delay, sizeof delay);
         if (isempty(orig_to))
-                log_mail(LOG_INFO, c->req->queue_id,
+                log_mail(LOG_INFO, c->req.queue_id,
                          LOG_FIELDS({ "RECIPIENT", to }, { "RELAY", "local" }, { "DSN", result->dsn },
                                     { "DELIVERY_STATUS", status }),
                          "to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)",
                          to, delay, result->dsn, status, result->text);
         else
-                log_mail(LOG_INFO, c->req->queue_id,
+                log_mail(LOG_INFO, c->req.queue_id,
                          LOG_FIELDS({ "RECIPIENT", to }, { "ORIGINAL_RECIPIENT", orig_to }, { "RELAY", "local" },
                                     { "DSN", result->dsn }, { "DELIVERY_STATUS", status }),
                          "to=<%s>, orig_to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)",
@@ -41,7 +41,7 @@ static void log_delivery(LocalCall *c, const char *to, const char *orig_to, cons
 
 /* Stores the result of the next recipient and logs it. */
 static void call_record(LocalCall *c, const LocalResult *result) {
-        const char *rcpt = c->req->recipients[c->n_done].address;
+        const char *rcpt = c->req.recipients[c->n_done].address;
         _cleanup_free_ char *address = log_escape(rcpt, strlen(rcpt));
 
         c->results[c->n_done++] = *result;
@@ -51,7 +51,7 @@ static void call_record(LocalCall *c, const LocalResult *result) {
 /* The report of the child that delivered to the next recipient: every final delivery is logged, and the
  * recipient's result is deferred if any of them is, else bounced if any is, else sent. */
 static void call_report(LocalCall *c, const siginfo_t *si, bool timed_out) {
-        const char *queue_id = c->req->queue_id;
+        const char *queue_id = c->req.queue_id;
         _cleanup_free_ char *buf = NULL;
         LocalResult deferred = {}, bounced = {}, sent = {}, failure;
         bool have_deferred = false, have_bounced = false, have_sent = false;
@@ -76,7 +76,7 @@ static void call_report(LocalCall *c, const siginfo_t *si, bool timed_out) {
                 }
                 start = end + 1;
                 if (l.type == 'I') {
-                        const char *rcpt = c->req->recipients[c->n_done].address;
+                        const char *rcpt = c->req.recipients[c->n_done].address;
                         _cleanup_free_ char *address = log_escape(rcpt, strlen(rcpt));
                         log_mail(LOG_WARNING, queue_id,
                                  LOG_FIELDS({ "MESSAGE_ID", POSTBUS_MESSAGE_FORWARD_FILE_IGNORED },
@@ -118,19 +118,19 @@ static void call_defer_rest(LocalCall *c, const char *text) {
         LocalResult result;
 
         local_result_set(&result, "4.3.0", "%s", text);
-        while (c->n_done < c->req->n_recipients)
+        while (c->n_done < c->req.n_recipients)
                 call_record(c, &result);
 }
 
 static void local_result_of(const DeliveryRequest *req, size_t i, DeliveryResult *ret) {
-        const LocalResult *r = ((const LocalCall *) req->userdata)->results + i;
+        const LocalResult *r = ((const LocalCall *) req)->results + i;
 
         *ret = (DeliveryResult) { local_status_to_string(r->status), r->dsn, "local", r->text };
 }
 
 /* Answers with the result of every recipient and frees the call. */
 static void local_finish(DeliveryRequest *req) {
-        LocalCall *c = req->userdata;
+        LocalCall *c = (LocalCall *) req;
 
         if (c->n_done < req->n_recipients)
                 /* Only when the peer went away: it takes the whole call as failed and tries again. */
@@ -144,35 +144,35 @@ static void local_finish(DeliveryRequest *req) {
 
 /* Finishes the call when nothing is left to do for it, else puts it in line for a process slot. */
 static void call_continue(LocalCall *c) {
-        if (c->n_done < c->req->n_recipients && c->req->deadline_hit)
+        if (c->n_done < c->req.n_recipients && c->req.deadline_hit)
                 call_defer_rest(c, "delivery time limit exceeded");
-        if (c->n_done == c->req->n_recipients || !delivery_request_peer_connected(c->req))
-                local_finish(c->req);
+        if (c->n_done == c->req.n_recipients || !delivery_request_peer_connected(&c->req))
+                local_finish(&c->req);
         else
-                delivery_request_wait(c->req);
+                delivery_request_wait(&c->req);
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         LocalCall *c = userdata;
-        DeliveryAgent *a = c->req->agent;
+        DeliveryAgent *a = c->req.agent;
 
-        call_report(c, si, c->req->deadline_hit);
+        call_report(c, si, c->req.deadline_hit);
         c->result_fd = safe_close(c->result_fd);
         c->child = sd_event_source_disable_unref(c->child);
         c->pid = 0;
-        delivery_request_ended(c->req);
+        delivery_request_ended(&c->req);
         call_continue(c);
         delivery_agent_dispatch(a);
         return 0;
 }
 
 static int call_start_child(LocalCall *c) {
-        Daemon *d = c->req->agent->daemon;
+        Daemon *d = c->req.agent->daemon;
         const LocalMessage m = {
-                .queue_fd = c->req->fd,
-                .envelope = c->req->envelope,
-                .sender = c->req->sender,
-                .recipient = c->req->recipients[c->n_done].address,
+                .queue_fd = c->req.fd,
+                .envelope = c->req.envelope,
+                .sender = c->req.sender,
+                .recipient = c->req.recipients[c->n_done].address,
         };
         int r;
 
@@ -192,7 +192,7 @@ static int call_start_child(LocalCall *c) {
 }
 
 static int local_start(DeliveryRequest *req) {
-        LocalCall *c = req->userdata;
+        LocalCall *c = (LocalCall *) req;
         LocalResult result;
         int r;
 
@@ -206,7 +206,7 @@ static int local_start(DeliveryRequest *req) {
 }
 
 static void local_deadline(DeliveryRequest *req) {
-        LocalCall *c = req->userdata;
+        LocalCall *c = (LocalCall *) req;
 
         if (req->running)
                 (void) kill(-c->pid, SIGKILL);  /* with its commands; on_child reports it and finishes the call */
@@ -216,7 +216,7 @@ static void local_deadline(DeliveryRequest *req) {
 
 /* Lets a running delivery end rather than leave half a message in a mailbox. */
 static void local_stop(DeliveryRequest *req) {
-        LocalCall *c = req->userdata;
+        LocalCall *c = (LocalCall *) req;
 
         if (c->pid > 0) {
                 siginfo_t si = {};
@@ -230,32 +230,23 @@ static void local_stop(DeliveryRequest *req) {
 }
 
 static int local_prepare(DeliveryRequest *req) {
-        LocalCall *c = calloc(1, sizeof(LocalCall));
+        LocalCall *c = (LocalCall *) req;
 
-        if (!c)
-                return -ENOMEM;
-        req->userdata = c;
-        c->req = req;
         c->result_fd = -EBADF;
         c->results = calloc(req->n_recipients, sizeof(LocalResult));
-        if (!c->results)
-                return -ENOMEM;
-        return 0;
+        return c->results ? 0 : -ENOMEM;
 }
 
-static void local_call_free(DeliveryRequest *req) {
-        LocalCall *c = req->userdata;
+static void local_call_done(DeliveryRequest *req) {
+        LocalCall *c = (LocalCall *) req;
 
-        if (!c)
-                return;
         sd_event_source_disable_unref(c->child);
         safe_close(c->result_fd);
         free(c->results);
-        free(c);
-        req->userdata = NULL;
 }
 
 static const DeliveryAgentOps local_ops = {
+        .request_size = sizeof(LocalCall),
         .recipients_max = LOCAL_RECIPIENTS_MAX,
         .options_max = 0,               /* local has no per-transport options: its parameters are main.cf's */
         .prepare = local_prepare,
@@ -263,7 +254,7 @@ static const DeliveryAgentOps local_ops = {
         .deadline = local_deadline,
         .stop = local_stop,
         .finish = local_finish,
-        .free = local_call_free,
+        .done = local_call_done,
 };
 
 int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret) {

@@ -16,7 +16,7 @@ struct Pipe {
 
 /* pipe's state of one call. */
 typedef struct PipeCall {
-        DeliveryRequest *req;
+        DeliveryRequest req;            /* first: the agent allocates the whole */
         PipeSettings settings;
         char **argv;                    /* expanded */
         char **env;
@@ -26,7 +26,7 @@ typedef struct PipeCall {
 } PipeCall;
 
 static void log_recipient(const PipeCall *c, const DeliveryRecipient *rcpt) {
-        const DeliveryRequest *req = c->req;
+        const DeliveryRequest *req = &c->req;
         const PipeResult *result = &c->result;
         const char *status = pipe_status_to_string(result->status);
         /* What a success report says (Postfix's X flag): qmgr knows it too, from the flags it passed. */
@@ -48,7 +48,7 @@ static void log_recipient(const PipeCall *c, const DeliveryRecipient *rcpt) {
 }
 
 static void pipe_result_of(const DeliveryRequest *req, size_t i, DeliveryResult *ret) {
-        const PipeResult *r = &((const PipeCall *) req->userdata)->result;
+        const PipeResult *r = &((const PipeCall *) req)->result;
 
         *ret = (DeliveryResult) { pipe_status_to_string(r->status), r->dsn, req->transport, r->text };
 }
@@ -56,7 +56,7 @@ static void pipe_result_of(const DeliveryRequest *req, size_t i, DeliveryResult 
 /* Logs the result for every recipient, answers and frees the call. */
 static void pipe_finish(DeliveryRequest *req) {
         for (size_t i = 0; i < req->n_recipients; i++)
-                log_recipient(req->userdata, req->recipients + i);
+                log_recipient((PipeCall *) req, req->recipients + i);
 
         if (!delivery_request_peer_connected(req))
                 /* It takes the whole call as failed and tries again: at worst a duplicate. */
@@ -70,20 +70,20 @@ static void pipe_finish(DeliveryRequest *req) {
 
 static void on_command_done(PipeCommand *cmd, const PipeResult *result, void *userdata) {
         PipeCall *c = userdata;
-        DeliveryAgent *a = c->req->agent;
+        DeliveryAgent *a = c->req.agent;
 
-        if (c->req->deadline_hit)
+        if (c->req.deadline_hit)
                 pipe_result_set(&c->result, "4.3.0", "delivery time limit exceeded");
         else
                 c->result = *result;
         c->command = pipe_command_free(c->command);
-        delivery_request_ended(c->req);
-        pipe_finish(c->req);
+        delivery_request_ended(&c->req);
+        pipe_finish(&c->req);
         delivery_agent_dispatch(a);
 }
 
 static int pipe_start(DeliveryRequest *req) {
-        PipeCall *c = req->userdata;
+        PipeCall *c = (PipeCall *) req;
         const PipeCommandSpec spec = {
                 .argv = c->argv,
                 .env = c->env,
@@ -107,7 +107,7 @@ static int pipe_start(DeliveryRequest *req) {
 }
 
 static void pipe_deadline(DeliveryRequest *req) {
-        PipeCall *c = req->userdata;
+        PipeCall *c = (PipeCall *) req;
 
         if (req->running)
                 pipe_command_kill(c->command);  /* on_command_done answers */
@@ -119,7 +119,7 @@ static void pipe_deadline(DeliveryRequest *req) {
 
 /* A command still running is killed (a duplicate at worst, when qmgr tries again). */
 static void pipe_stop(DeliveryRequest *req) {
-        PipeCall *c = req->userdata;
+        PipeCall *c = (PipeCall *) req;
 
         c->command = pipe_command_free(c->command);
         pipe_result_set(&c->result, "4.3.0", "pipe delivery agent is stopping");
@@ -127,10 +127,10 @@ static void pipe_stop(DeliveryRequest *req) {
 
 /* A transport's fault: the mail waits (4.3.5) while the administrator is told. */
 static int config_error(PipeCall *c, const char *why) {
-        _cleanup_free_ char *t = log_escape(c->req->transport, strlen(c->req->transport));
+        _cleanup_free_ char *t = log_escape(c->req.transport, strlen(c->req.transport));
         _cleanup_free_ char *w = log_escape(why, strlen(why));
 
-        log_mail(LOG_WARNING, c->req->queue_id, LOG_FIELDS({ "RELAY", t }), "warning: transport %s: %s", strna(t),
+        log_mail(LOG_WARNING, c->req.queue_id, LOG_FIELDS({ "RELAY", t }), "warning: transport %s: %s", strna(t),
                  strna(w));
         pipe_result_set(&c->result, "4.3.5", "mail system configuration error: %s", why);
         return 1;
@@ -139,14 +139,14 @@ static int config_error(PipeCall *c, const char *why) {
 /* Whether the message already went through this recipient (D flag). */
 static int delivered_to_loop(PipeCall *c, const char *address) {
         _cleanup_free_ char *buf = malloc(QUEUE_RECORD_MAX);
-        uint64_t off = c->req->envelope->content_offset;
+        uint64_t off = c->req.envelope->content_offset;
         PipeHeaderScan scan;
         int n;
 
         if (!buf)
                 return -ENOMEM;
         pipe_header_scan_init(&scan, address);
-        while ((n = queue_file_content_next(c->req->fd, c->req->envelope, &off, buf)) > 0)
+        while ((n = queue_file_content_next(c->req.fd, c->req.envelope, &off, buf)) > 0)
                 if (pipe_header_scan_feed(&scan, buf, (size_t) n))
                         break;
         if (n < 0)
@@ -163,8 +163,8 @@ static const char *attr(const QueueEnvelope *e, const char *name) {
 /* Everything before the command runs: the settings, the checks Postfix's pipe makes before it starts one,
  * the command line, its environment and the lines before the message. Returns 1 when the call already has
  * its result, 0 when the command is to run. */
-static int call_prepare(PipeCall *c) {
-        const DeliveryRequest *req = c->req;
+static int pipe_prepare(DeliveryRequest *req) {
+        PipeCall *c = (PipeCall *) req;
         const Pipe *p = req->agent->userdata;
         _cleanup_free_ char *error = NULL;
         const QueueEnvelope *e = req->envelope;
@@ -261,31 +261,18 @@ static int call_prepare(PipeCall *c) {
         return 0;
 }
 
-static int pipe_prepare(DeliveryRequest *req) {
-        PipeCall *c = calloc(1, sizeof(PipeCall));
+static void pipe_call_done(DeliveryRequest *req) {
+        PipeCall *c = (PipeCall *) req;
 
-        if (!c)
-                return -ENOMEM;
-        req->userdata = c;
-        c->req = req;
-        return call_prepare(c);
-}
-
-static void pipe_call_free(DeliveryRequest *req) {
-        PipeCall *c = req->userdata;
-
-        if (!c)
-                return;
         pipe_command_free(c->command);
         pipe_settings_done(&c->settings);
         strv_free(c->argv);
         strv_free(c->env);
         free(c->prefix);
-        free(c);
-        req->userdata = NULL;
 }
 
 static const DeliveryAgentOps pipe_ops = {
+        .request_size = sizeof(PipeCall),
         .recipients_max = PIPE_RECIPIENTS_MAX,
         .options_max = PIPE_OPTIONS_MAX,
         .option_value_max = PIPE_OPTION_VALUE_MAX,
@@ -294,7 +281,7 @@ static const DeliveryAgentOps pipe_ops = {
         .deadline = pipe_deadline,
         .stop = pipe_stop,
         .finish = pipe_finish,
-        .free = pipe_call_free,
+        .done = pipe_call_done,
 };
 
 int pipe_new(Daemon *d, int listen_fd, uid_t peer_uid, const PipeForbidden *forbidden, Pipe **ret) {

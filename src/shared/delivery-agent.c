@@ -80,7 +80,8 @@ DeliveryRequest *delivery_request_free(DeliveryRequest *req) {
                 return NULL;
         a = req->agent;
         /* The role's first: what it runs reads the queue file. */
-        a->ops->free(req);
+        if (req->prepared)
+                a->ops->done(req);
         waiting_remove(req);
         if (req->running)
                 delivery_request_ended(req);
@@ -108,8 +109,10 @@ DeliveryRequest *delivery_request_free(DeliveryRequest *req) {
 }
 
 static int request_alloc(DeliveryAgent *a, DeliveryRequest **ret) {
-        DeliveryRequest *req = calloc(1, sizeof(DeliveryRequest));
+        DeliveryRequest *req;
 
+        assert(a->ops->request_size >= sizeof(DeliveryRequest));
+        req = calloc(1, a->ops->request_size);
         if (!req)
                 return -ENOMEM;
         req->agent = a;
@@ -321,6 +324,7 @@ static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error
         r = delivery_request_new(a, m, error, &req);
         if (r < 0 || sd_bus_error_is_set(error))
                 return r;
+        req->prepared = true;
         r = a->ops->prepare(req);
         if (r < 0)
                 return r;

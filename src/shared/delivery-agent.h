@@ -28,7 +28,8 @@ typedef struct DeliveryRecipient {
 typedef struct DeliveryAgent DeliveryAgent;
 typedef struct DeliveryRequest DeliveryRequest;
 
-/* One Deliver call, checked. */
+/* One Deliver call, checked. A role keeps its own state of a call in a struct that begins with the
+ * DeliveryRequest: the agent allocates DeliveryAgentOps.request_size bytes, zeroed. */
 struct DeliveryRequest {
         DeliveryAgent *agent;
         sd_bus_message *message;        /* answered by delivery_request_reply() */
@@ -43,25 +44,27 @@ struct DeliveryRequest {
         size_t n_recipients;
         bool deadline_hit;              /* the call's time is up */
         bool running;                   /* holds a process slot */
-        void *userdata;                 /* the role's state of the call */
 
         /* the agent's own */
         sd_event_source *timer;
+        bool prepared;                  /* prepare ran: done is to run too */
         bool waiting;
         DeliveryRequest *prev, *next;   /* in DeliveryAgent.requests */
         DeliveryRequest *waiting_next;
 };
 
-/* What a role does with its requests. Every callback but free may end the request with finish. */
+/* What a role does with its requests. Every callback but done may end the request with finish. */
 typedef struct DeliveryAgentOps {
+        size_t request_size;            /* of the role's struct, which begins with a DeliveryRequest */
         unsigned recipients_max;        /* most recipients in one call */
         /* Most options in one call, and the longest value. 0: the agent takes no options (they are skipped),
          * and does not use transport and nexthop, which are then not checked either. */
         unsigned options_max;
         size_t option_value_max;
 
-        /* Sets up the role's state of a request that was read and checked. 0: it goes in line for a process
-         * slot; 1: it has its results already and is finished at once; negative errno: the call fails. */
+        /* Sets up the role's state of a request that was read and checked (whatever it leaves, done copes with).
+         * 0: it goes in line for a process slot; 1: it has its results already and is finished at once;
+         * negative errno: the call fails. */
         int (*prepare)(DeliveryRequest *req);
         /* A slot is free: starts the request's next process. 1: it runs, and holds the slot until the role
          * calls delivery_request_ended(); 0: it could not start, and the role has dealt with that (back in
@@ -75,8 +78,8 @@ typedef struct DeliveryAgentOps {
         void (*stop)(DeliveryRequest *req);
         /* Logs, answers (delivery_request_reply()) and frees (delivery_request_free()) the request. */
         void (*finish)(DeliveryRequest *req);
-        /* Frees the role's state (userdata may be NULL), killing what still runs. */
-        void (*free)(DeliveryRequest *req);
+        /* Frees what the role's state holds (not the request itself), killing what still runs. */
+        void (*done)(DeliveryRequest *req);
 } DeliveryAgentOps;
 
 /* The service. The role reads daemon and userdata. */
