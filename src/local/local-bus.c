@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <sys/wait.h>
 
-#include "agent-bus.h"
 #include "delivery-agent.h"
 #include "local.h"
 #include "log.h"

@@ -4,7 +4,6 @@
  * is answered, with a journal record per recipient, when the command has ended or the call's time is up. */
 #include <inttypes.h>
 
-#include "agent-bus.h"
 #include "delivery-agent.h"
 #include "log.h"
 #include "pipe.h"

@@ -1,7 +1,6 @@
-/* command-util.h: running a command for a mail recipient, as local (|command destinations) and pipe (argv=
- * transports) do: forked into a session of its own with a pipe for its stdin and one for its stdout and
- * stderr, nothing else open, default signal handling, the recipient's identity taken on for good, killed
- * with its parent; and what it writes collected. Runs in the local delivery child and in the pipe process. */
+/* command-util.h: a command run for a mail recipient (local's |command, pipe's argv=): forked into a session of
+ * its own with pipes as stdio, the recipient's identity taken on for good, killed with its parent; and its
+ * output read. Runs in the local delivery child and in the pipe process. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,8 +1,6 @@
-/* delivery-agent.h: the agent side of org.postbus.Delivery1 (agent-bus.h), one piece for every delivery agent
- * (local, pipe): the service on the agent's socket, each Deliver call read and checked into a DeliveryRequest
- * (its queue file checked and its envelope read), the line of requests that wait for one of the
- * default_process_limit process slots, the deadline of each call, and the answer. The role says through
- * DeliveryAgentOps what runs for a request. Runs in the delivery agent processes. */
+/* delivery-agent.h: org.postbus.Delivery1 (agent-bus.h) as every delivery agent (local, pipe) serves it: Deliver
+ * calls read and checked into DeliveryRequests, in line for default_process_limit process slots, timed and
+ * answered; DeliveryAgentOps say what runs for a request. Runs in the delivery agent processes. */
 #pragma once
 
 #include <stdbool.h>
