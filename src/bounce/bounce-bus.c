@@ -17,10 +17,6 @@ static int invalid(sd_bus_error *error, const char *what) {
         return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "%s", what);
 }
 
-static int temporary(sd_bus_error *error, int r, const char *what) {
-        return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "4.3.0 %s: %s", what, strerror(-r));
-}
-
 /* ---- the original message ---- */
 
 typedef struct ContentReader {
@@ -106,13 +102,86 @@ static int read_queue_message(Bounce *b, int fd, const char *id, QueueEnvelope *
         return 0;
 }
 
-static int read_queue_id(sd_bus_message *m, const char **ret, sd_bus_error *error) {
-        int r = sd_bus_message_read_basic(m, 's', ret);
+/* The start of a call on one message: its queue file descriptor (when ret_fd is given) and its queue ID. A
+ * call on a message whose notices are still being sent waits behind them. 0: go on; 1: parked (handler runs
+ * on it again later); negative: the call fails. */
+static int call_begin(Bounce *b, sd_bus_message *m, sd_bus_message_handler_t handler, int *ret_fd,
+                      const char **ret_id, sd_bus_error *error) {
+        int r;
+
+        r = ret_fd ? sd_bus_message_read(m, "h", ret_fd) : 0;
+        if (r >= 0)
+                r = sd_bus_message_read_basic(m, 's', ret_id);
         if (r < 0)
                 return r;
-        if (!queue_id_valid(*ret))
+        if (!queue_id_valid(*ret_id))
                 return invalid(error, "Malformed queue ID.");
+        if (bounce_busy(b, *ret_id))
+                return bounce_park(b, m, handler, *ret_id);
         return 0;
+}
+
+/* ---- the logs ---- */
+
+static int read_log(Bounce *b, BounceLogKind kind, const char *id, BounceLog **ret, sd_bus_error *error) {
+        int r = bounce_log_read(b->log_fds[kind], id, ret);
+
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "4.3.0 cannot read the %s log: %s",
+                                         bounce_log_kind_to_string(kind), strerror(-r));
+        return 0;
+}
+
+/* A failure to write is logged: the records are not kept, and the caller repeats the call. */
+static int append_log(Bounce *b, BounceLogKind kind, const char *id, const BounceRecord *records, size_t n,
+                      sd_bus_error *error) {
+        const char *log = bounce_log_kind_to_string(kind);
+        int r = bounce_log_append(b->log_fds[kind], id, records, n, false);
+
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to append to the %s log: %s", log, strerror(-r));
+                return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "4.3.0 cannot write the %s log: %s", log,
+                                         strerror(-r));
+        }
+        return 0;
+}
+
+static int remove_logs(Bounce *b, const char *id, sd_bus_error *error) {
+        int r;
+
+        for (BounceLogKind k = 0; k < _BOUNCE_LOG_KIND_MAX; k++)
+                if ((r = bounce_log_remove(b->log_fds[k], id)) < 0) {
+                        log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to remove the %s log: %s",
+                                 bounce_log_kind_to_string(k), strerror(-r));
+                        return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "4.3.0 cannot remove the logs: %s",
+                                                 strerror(-r));
+                }
+        return 0;
+}
+
+/* Starts a job once its reports are added (r: how that went), and frees the content they were made of. */
+static int job_launch(BounceJob **j, BounceMessage *msg, int r) {
+        msg->content = mfree(msg->content);
+        if (r < 0)
+                return r;
+        bounce_job_start(TAKE_PTR(*j));
+        return 1;
+}
+
+/* A job of one report on records, of no log: the call is answered once its notices are in the queue. */
+static int launch_report(Bounce *b, sd_bus_message *m, BounceJobKind job, const char *id, BounceReportKind kind,
+                         BounceMessage *msg, const BounceRecord *records, size_t n) {
+        _cleanup_(bounce_job_freep) BounceJob *j = NULL;
+        int r;
+
+        r = bounce_job_new(b, job, m, id, &j);
+        if (r >= 0)
+                r = bounce_job_add_report(j, kind, msg, records, n, -1);
+        return job_launch(&j, msg, r);
 }
 
 /* ---- Append ---- */
@@ -131,10 +200,9 @@ static int method_append(sd_bus_message *m, void *userdata, sd_bus_error *error)
         size_t n = 0;
         int r;
 
-        if ((r = read_queue_id(m, &id, error)) < 0 || sd_bus_error_is_set(error))
+        r = call_begin(b, m, method_append, NULL, &id, error);
+        if (r != 0)
                 return r;
-        if (bounce_busy(b, id))
-                return bounce_park(b, m, method_append, id);
         r = sd_bus_message_read(m, "s", &log);
         if (r < 0)
                 return r;
@@ -185,14 +253,10 @@ static int method_append(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return r;
         }
 
-        r = bounce_log_append(b->log_fds[kind], id, records, n, false);
+        r = append_log(b, kind, id, records, n, error);
         records_free(records, n);
-        if (r == -ENOMEM)
+        if (r < 0)
                 return r;
-        if (r < 0) {
-                log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to append to the %s log: %s", log, strerror(-r));
-                return temporary(error, r, "cannot write the log");
-        }
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -209,23 +273,17 @@ static int method_finish(sd_bus_message *m, void *userdata, sd_bus_error *error)
         size_t n;
         int fd, r;
 
-        r = sd_bus_message_read(m, "h", &fd);
-        if (r < 0)
+        r = call_begin(b, m, method_finish, &fd, &id, error);
+        if (r != 0)
                 return r;
-        if ((r = read_queue_id(m, &id, error)) < 0 || sd_bus_error_is_set(error))
-                return r;
-        if (bounce_busy(b, id))
-                return bounce_park(b, m, method_finish, id);
 
-        if ((r = bounce_log_read(b->log_fds[BOUNCE_LOG_KIND_BOUNCE], id, &bounced)) < 0 ||
-            (r = bounce_log_read(b->log_fds[BOUNCE_LOG_KIND_TRACE], id, &traced)) < 0)
-                return r == -ENOMEM ? r : temporary(error, r, "cannot read the logs");
+        if ((r = read_log(b, BOUNCE_LOG_KIND_BOUNCE, id, &bounced, error)) < 0 ||
+            (r = read_log(b, BOUNCE_LOG_KIND_TRACE, id, &traced, error)) < 0)
+                return r;
         /* Nothing to tell: the queue file is not needed. */
         if (bounced->n_records == 0 && traced->n_records == 0) {
-                for (BounceLogKind k = 0; k < _BOUNCE_LOG_KIND_MAX; k++)
-                        if ((r = bounce_log_remove(b->log_fds[k], id)) < 0)
-                                return temporary(error, r, "cannot remove the logs");
-                return sd_bus_reply_method_return(m, "as", 0);
+                r = remove_logs(b, id, error);
+                return r < 0 ? r : sd_bus_reply_method_return(m, "as", 0);
         }
 
         r = read_queue_message(b, fd, id, &e, &msg, error);
@@ -241,11 +299,7 @@ static int method_finish(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 r = bounce_log_latest(traced, &latest, &n);
         if (r >= 0)
                 r = bounce_job_add_report(j, BOUNCE_REPORT_SUCCESS, &msg, latest, n, BOUNCE_LOG_KIND_TRACE);
-        free(msg.content);
-        if (r < 0)
-                return r;
-        bounce_job_start(TAKE_PTR(j));
-        return 1;
+        return job_launch(&j, &msg, r);
 }
 
 /* ---- Warn ---- */
@@ -261,45 +315,34 @@ static int method_warn(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Bounce *b = userdata;
         _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
         _cleanup_(bounce_log_freep) BounceLog *deferred = NULL;
-        _cleanup_(bounce_job_freep) BounceJob *j = NULL;
         _cleanup_free_ BounceRecord *latest = NULL;
         BounceMessage msg = {};
         const char *id;
         size_t n, k = 0;
         int fd, r;
 
-        r = sd_bus_message_read(m, "h", &fd);
-        if (r < 0)
+        r = call_begin(b, m, method_warn, &fd, &id, error);
+        if (r != 0)
                 return r;
-        if ((r = read_queue_id(m, &id, error)) < 0 || sd_bus_error_is_set(error))
-                return r;
-        if (bounce_busy(b, id))
-                return bounce_park(b, m, method_warn, id);
 
-        r = bounce_log_read(b->log_fds[BOUNCE_LOG_KIND_DEFER], id, &deferred);
+        r = read_log(b, BOUNCE_LOG_KIND_DEFER, id, &deferred, error);
         if (r < 0)
-                return r == -ENOMEM ? r : temporary(error, r, "cannot read the defer log");
+                return r;
         if (deferred->warned)
                 return sd_bus_reply_method_return(m, "s", "");
+        r = bounce_log_latest(deferred, &latest, &n);
+        if (r < 0)
+                return r;
 
         r = read_queue_message(b, fd, id, &e, &msg, error);
         if (r < 0 || sd_bus_error_is_set(error))
                 return r;
-        r = bounce_log_latest(deferred, &latest, &n);
         /* Only recipients still waiting: one delivered since its deferral is no longer delayed. */
-        for (size_t i = 0; r >= 0 && i < n; i++)
+        for (size_t i = 0; i < n; i++)
                 if (pending(e, latest[i].recipient) ||
                     (!isempty(latest[i].original_recipient) && pending(e, latest[i].original_recipient)))
                         latest[k++] = latest[i];
-        if (r >= 0)
-                r = bounce_job_new(b, BOUNCE_JOB_WARN, m, id, &j);
-        if (r >= 0)
-                r = bounce_job_add_report(j, BOUNCE_REPORT_DELAY, &msg, latest, k, -1);
-        free(msg.content);
-        if (r < 0)
-                return r;
-        bounce_job_start(TAKE_PTR(j));
-        return 1;
+        return launch_report(b, m, BOUNCE_JOB_WARN, id, BOUNCE_REPORT_DELAY, &msg, latest, k);
 }
 
 /* ---- Expire ---- */
@@ -314,22 +357,18 @@ static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *error)
         size_t n, k = 0;
         int fd, r;
 
-        r = sd_bus_message_read(m, "h", &fd);
-        if (r < 0)
+        r = call_begin(b, m, method_expire, &fd, &id, error);
+        if (r != 0)
                 return r;
-        if ((r = read_queue_id(m, &id, error)) < 0 || sd_bus_error_is_set(error))
-                return r;
-        if (bounce_busy(b, id))
-                return bounce_park(b, m, method_expire, id);
 
         r = queue_file_read(fd, &e);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
                 return invalid(error, "Unreadable queue file.");
-        r = bounce_log_read(b->log_fds[BOUNCE_LOG_KIND_DEFER], id, &deferred);
+        r = read_log(b, BOUNCE_LOG_KIND_DEFER, id, &deferred, error);
         if (r < 0)
-                return r == -ENOMEM ? r : temporary(error, r, "cannot read the defer log");
+                return r;
         r = bounce_log_latest(deferred, &latest, &n);
         if (r < 0)
                 return r;
@@ -369,13 +408,9 @@ static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *error)
         }
         if (k == 0)
                 return sd_bus_reply_method_return(m, NULL);
-        r = bounce_log_append(b->log_fds[BOUNCE_LOG_KIND_BOUNCE], id, out, k, false);
-        if (r == -ENOMEM)
+        r = append_log(b, BOUNCE_LOG_KIND_BOUNCE, id, out, k, error);
+        if (r < 0)
                 return r;
-        if (r < 0) {
-                log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to append to the bounce log: %s", strerror(-r));
-                return temporary(error, r, "cannot write the bounce log");
-        }
         log_mail(LOG_INFO, id, LOG_NO_FIELDS, "message expired: %zu recipient%s returned to the sender", k,
                  k == 1 ? "" : "s");
         return sd_bus_reply_method_return(m, NULL);
@@ -424,7 +459,6 @@ static bool content_fd_acceptable(int fd, struct stat *st) {
 
 static int method_reject(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Bounce *b = userdata;
-        _cleanup_(bounce_job_freep) BounceJob *j = NULL;
         _cleanup_free_ BounceRecord *records = NULL;
         _cleanup_strv_free_ char **recipients = NULL;
         const char *sender, *status, *text, *why;
@@ -476,14 +510,7 @@ static int method_reject(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 .content_size = c.len,
                 .original_size = (uint64_t) st.st_size,
         };
-        r = bounce_job_new(b, BOUNCE_JOB_REJECT, m, NULL, &j);
-        if (r >= 0)
-                r = bounce_job_add_report(j, BOUNCE_REPORT_FAILURE, &msg, records, n, -1);
-        free(c.buf);
-        if (r < 0)
-                return r;
-        bounce_job_start(TAKE_PTR(j));
-        return 1;
+        return launch_report(b, m, BOUNCE_JOB_REJECT, NULL, BOUNCE_REPORT_FAILURE, &msg, records, n);
 }
 
 /* ---- Remove ---- */
@@ -493,17 +520,11 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
         const char *id;
         int r;
 
-        if ((r = read_queue_id(m, &id, error)) < 0 || sd_bus_error_is_set(error))
+        r = call_begin(b, m, method_remove, NULL, &id, error);
+        if (r != 0)
                 return r;
-        if (bounce_busy(b, id))
-                return bounce_park(b, m, method_remove, id);
-        for (BounceLogKind k = 0; k < _BOUNCE_LOG_KIND_MAX; k++)
-                if ((r = bounce_log_remove(b->log_fds[k], id)) < 0) {
-                        log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to remove the %s log: %s",
-                                 bounce_log_kind_to_string(k), strerror(-r));
-                        return temporary(error, r, "cannot remove the logs");
-                }
-        return sd_bus_reply_method_return(m, NULL);
+        r = remove_logs(b, id, error);
+        return r < 0 ? r : sd_bus_reply_method_return(m, NULL);
 }
 
 const sd_bus_vtable bounce_vtable[] = {

@@ -107,25 +107,27 @@ int bounce_record_check(const BounceRecord *r, const char **ret_why) {
 
 /* ---- reading ---- */
 
-typedef struct Reader {
-        const char *buf;
-        size_t len, off;
-} Reader;
+/* For the record reader: the magic record, then entries and 'W' records up to the end of the file, which must
+ * fall on a record boundary (the log is appended to). The order within an entry is parse_entry()'s to check. */
+static const RecordFormat bounce_log_format = {
+        .sections = (const RecordSection[]) {
+                { .end = BOUNCE_REC_MAGIC },
+                { RECORD_TYPES(BOUNCE_REC_RECIPIENT, BOUNCE_REC_ORIGINAL, BOUNCE_REC_ORCPT, BOUNCE_REC_NOTIFY,
+                               BOUNCE_REC_ACTION, BOUNCE_REC_STATUS, BOUNCE_REC_RELAY, BOUNCE_REC_TEXT,
+                               BOUNCE_REC_TIME, BOUNCE_REC_WARNED),
+                  '\0' },
+        },
+        .n_sections = 2,
+};
 
-/* The next record, if a whole one is there. */
-static bool reader_next(Reader *rd, char *ret_type, const char **ret_data, size_t *ret_len) {
-        const unsigned char *h = (const unsigned char *) rd->buf + rd->off;
-        uint32_t n;
+/* The next record, if a whole one of a type allowed where it stands is there. */
+static bool reader_next(RecordReader *rr, char *ret_type, const char **ret_data, size_t *ret_len) {
+        Record rec;
 
-        if (QUEUE_RECORD_HEADER > rd->len - rd->off)
+        if (record_reader_next(rr, &rec) <= 0 || record_reader_data(rr, &rec, ret_data) < 0)
                 return false;
-        n = (uint32_t) h[1] << 24 | (uint32_t) h[2] << 16 | (uint32_t) h[3] << 8 | h[4];
-        if (n > QUEUE_RECORD_MAX || n > rd->len - rd->off - QUEUE_RECORD_HEADER)
-                return false;
-        *ret_type = (char) h[0];
-        *ret_data = rd->buf + rd->off + QUEUE_RECORD_HEADER;
-        *ret_len = n;
-        rd->off += QUEUE_RECORD_HEADER + n;
+        *ret_type = rec.type;
+        *ret_len = rec.len;
         return true;
 }
 
@@ -146,7 +148,7 @@ static int parse_time(const char *data, size_t len, uint64_t *ret) {
 }
 
 /* One entry from its 'R' record on: 0 and the record, -EBADMSG where it is incomplete or malformed. */
-static int parse_entry(Reader *rd, const char *data, size_t len, BounceRecord *ret) {
+static int parse_entry(RecordReader *rr, const char *data, size_t len, BounceRecord *ret) {
         static const char order[] = { BOUNCE_REC_ORIGINAL, BOUNCE_REC_ORCPT, BOUNCE_REC_NOTIFY, BOUNCE_REC_ACTION,
                                       BOUNCE_REC_STATUS, BOUNCE_REC_RELAY, BOUNCE_REC_TEXT };
         BounceRecord r = {};
@@ -157,7 +159,7 @@ static int parse_entry(Reader *rd, const char *data, size_t len, BounceRecord *r
         int k = -EBADMSG;
 
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
-                if (i > 0 && (!reader_next(rd, &type, &data, &len) || type != order[i - 1]))
+                if (i > 0 && (!reader_next(rr, &type, &data, &len) || type != order[i - 1]))
                         goto fail;
                 if (memchr(data, '\0', len))
                         goto fail;
@@ -167,7 +169,7 @@ static int parse_entry(Reader *rd, const char *data, size_t len, BounceRecord *r
                         goto fail;
                 }
         }
-        if (!reader_next(rd, &type, &data, &len) || type != BOUNCE_REC_TIME || parse_time(data, len, &r.time_usec) < 0)
+        if (!reader_next(rr, &type, &data, &len) || type != BOUNCE_REC_TIME || parse_time(data, len, &r.time_usec) < 0)
                 goto fail;
         /* What went in was checked; what comes out is checked again, as the file may have been damaged. */
         if (bounce_record_check(&r, &why) < 0)
@@ -181,7 +183,7 @@ fail:
 
 int bounce_log_parse(const char *buf, size_t len, BounceLog **ret, size_t *ret_valid) {
         _cleanup_(bounce_log_freep) BounceLog *l = NULL;
-        Reader rd = { .buf = buf, .len = len };
+        _cleanup_(record_reader_done) RecordReader rr = {};
         const char *data;
         size_t n, valid = 0;
         char type;
@@ -189,10 +191,11 @@ int bounce_log_parse(const char *buf, size_t len, BounceLog **ret, size_t *ret_v
         l = calloc(1, sizeof(BounceLog));
         if (!l)
                 return -ENOMEM;
-        if (reader_next(&rd, &type, &data, &n) && type == BOUNCE_REC_MAGIC && n == STRLEN(BOUNCE_LOG_MAGIC) &&
+        record_reader_init(&rr, &bounce_log_format, buf, len);
+        if (reader_next(&rr, &type, &data, &n) && n == STRLEN(BOUNCE_LOG_MAGIC) &&
             memcmp(data, BOUNCE_LOG_MAGIC, n) == 0) {
-                valid = rd.off;
-                while (reader_next(&rd, &type, &data, &n)) {
+                valid = rr.offset;
+                while (reader_next(&rr, &type, &data, &n)) {
                         if (type == BOUNCE_REC_WARNED) {
                                 uint64_t t;
                                 if (parse_time(data, n, &t) < 0)
@@ -200,7 +203,7 @@ int bounce_log_parse(const char *buf, size_t len, BounceLog **ret, size_t *ret_v
                                 l->warned = true;
                         } else if (type == BOUNCE_REC_RECIPIENT) {
                                 BounceRecord r;
-                                int k = parse_entry(&rd, data, n, &r);
+                                int k = parse_entry(&rr, data, n, &r);
                                 if (k == -ENOMEM)
                                         return k;
                                 if (k < 0)
@@ -214,7 +217,7 @@ int bounce_log_parse(const char *buf, size_t len, BounceLog **ret, size_t *ret_v
                                 l->records[l->n_records++] = r;
                         } else
                                 break;
-                        valid = rd.off;
+                        valid = rr.offset;
                 }
         }
         *ret = TAKE_PTR(l);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "bounce.h"
+#include "format-util.h"
 #include "io-util.h"
 #include "log.h"
 
@@ -123,17 +124,13 @@ static void job_fail(BounceJob *j, const char *text) {
 }
 
 static int make_message_id(const char *myhostname, char **ret) {
-        char id[QUEUE_ID_SIZE], stamp[32];
-        time_t now = time(NULL);
-        struct tm tm;
+        char id[QUEUE_ID_SIZE];
         int r;
 
         r = queue_id_new(id);
         if (r < 0)
                 return r;
-        (void) gmtime_r(&now, &tm);
-        (void) strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-        return asprintf(ret, "<%s.%s.bounce@%s>", stamp, id, myhostname) < 0 ? -ENOMEM : 0;
+        return format_message_id(time(NULL), id, "bounce", myhostname, ret);
 }
 
 static int job_add_notice(BounceJob *j, BounceReport *report, const char *sender, const char *to, const char *what,

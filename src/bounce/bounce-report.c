@@ -6,6 +6,7 @@
 
 #include "bounce.h"
 #include "dsn.h"
+#include "format-util.h"
 #include "utf8.h"
 
 /* Human text is wrapped at this column; header-like fields are folded at it. */
@@ -43,11 +44,7 @@ bool bounce_report_full_content(const BounceReport *r) {
 }
 
 void bounce_format_date(uint64_t usec, char *buf, size_t size) {
-        time_t t = (time_t) (usec / USEC_PER_SEC);
-        struct tm tm;
-
-        (void) localtime_r(&t, &tm);
-        (void) strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+        format_rfc5322_date((time_t) (usec / USEC_PER_SEC), buf, size);
 }
 
 /* ---- text output ---- */
@@ -135,39 +132,22 @@ static void put_field(Out *o, const char *name, const char *value) {
         fputc('\n', o->f);
 }
 
-static void put_fieldf(Out *o, const char *name, const char *fmt, ...) _printf_(3, 4);
-static void put_fieldf(Out *o, const char *name, const char *fmt, ...) {
-        _cleanup_free_ char *v = NULL;
-        va_list ap;
-        int n;
+/* Text made by strprintf() (NULL: it could not be), as a field when a name is given, else as a paragraph of
+ * human text, wrapped, and an empty line; then freed. */
+static void put_text(Out *o, const char *name, char *text) {
+        _cleanup_free_ char *v = text;
 
-        va_start(ap, fmt);
-        n = vasprintf(&v, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
+        if (!v)
                 o->oom = true;
-                return;
+        else if (name)
+                put_field(o, name, v);
+        else {
+                put_wrapped(o, v, 0, false, "");
+                fputs("\n\n", o->f);
         }
-        put_field(o, name, v);
 }
-
-/* A paragraph of human text, wrapped, and an empty line. */
-static void put_para(Out *o, const char *fmt, ...) _printf_(2, 3);
-static void put_para(Out *o, const char *fmt, ...) {
-        _cleanup_free_ char *v = NULL;
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vasprintf(&v, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-                o->oom = true;
-                return;
-        }
-        put_wrapped(o, v, 0, false, "");
-        fputs("\n\n", o->f);
-}
+#define put_fieldf(o, name, ...) put_text(o, name, strprintf(__VA_ARGS__))
+#define put_para(o, ...) put_text(o, NULL, strprintf(__VA_ARGS__))
 
 static bool is_hex(char c) {
         return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');

@@ -2,25 +2,18 @@
  * the headers it lacks; and the group commit of incoming/. Runs in the cleanup process. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "address.h"
 #include "dsn.h"
+#include "format-util.h"
 #include "cleanup.h"
 #include "log.h"
 #include "queue-file.h"
 
 #define CLEANUP_CREATE_ATTEMPTS 8
-
-static void format_date(char *buf, size_t size, time_t t) {
-        struct tm tm;
-
-        (void) localtime_r(&t, &tm);
-        (void) strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
-}
 
 const char *cleanup_attr_get(char **attrs, const char *name) {
         size_t n = strlen(name);
@@ -49,20 +42,13 @@ static int create_queue_file(Cleanup *c, char id[static QUEUE_ID_SIZE], char tmp
         return -EEXIST;
 }
 
-_printf_(2, 3) static int write_header(QueueWriter *w, const char *fmt, ...) {
-        _cleanup_free_ char *s = NULL;
-        va_list ap;
-        int n;
+/* Writes text, made by strprintf() (NULL: it could not be), as content, and frees it. */
+static int write_text(QueueWriter *w, char *text) {
+        _cleanup_free_ char *s = text;
 
-        va_start(ap, fmt);
-        n = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-                s = NULL;
-                return -ENOMEM;
-        }
-        return queue_writer_content(w, s, (size_t) n);
+        return s ? queue_writer_content(w, s, strlen(s)) : -ENOMEM;
 }
+#define write_header(w, ...) write_text(w, strprintf(__VA_ARGS__))
 
 static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const char *id, time_t now) {
         const char *helo = cleanup_attr_get(req->attrs, "helo_name");
@@ -77,7 +63,7 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
          * ever get into a header from it. */
         if (sasl && strpbrk(sasl, "\r\n"))
                 sasl = NULL;
-        format_date(date, sizeof date, now);
+        format_rfc5322_date(now, date, sizeof date);
         if (addr)
                 return write_header(w, "Received: from %s (%s [%s])\n%s%s%s"
                                        "\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
@@ -92,23 +78,19 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
 static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const CleanupHeaderScan *h,
                                  const char *id, time_t now, char **ret_message_id) {
         _cleanup_free_ char *mid = NULL;
-        char date[64], stamp[32];
-        struct tm tm;
+        char date[64];
         int r;
 
         if (!h->has_message_id) {
-                (void) gmtime_r(&now, &tm);
-                (void) strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-                if (asprintf(&mid, "<%s.%s@%s>", stamp, id, c->daemon->config->myhostname) < 0) {
-                        mid = NULL;
-                        return -ENOMEM;
-                }
+                r = format_message_id(now, id, NULL, c->daemon->config->myhostname, &mid);
+                if (r < 0)
+                        return r;
                 r = write_header(w, "Message-ID: %s\n", mid);
                 if (r < 0)
                         return r;
         }
         if (!h->has_date) {
-                format_date(date, sizeof date, now);
+                format_rfc5322_date(now, date, sizeof date);
                 r = write_header(w, "Date: %s\n", date);
                 if (r < 0)
                         return r;

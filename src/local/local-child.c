@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "address.h"
+#include "command-util.h"
 #include "local.h"
 
 /* Closes every descriptor above stderr except a and b. */
@@ -82,7 +83,7 @@ void local_deliver_user(const LocalMessage *m, const Config *c, const struct pas
                 return;
         }
         /* In the home directory everything is done as the user, who owns it. */
-        r = local_become_user(pw->pw_name, pw->pw_uid, pw->pw_gid);
+        r = become_user(pw->pw_name, pw->pw_uid, pw->pw_gid, NULL, 0);
         if (r < 0) {
                 local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", pw->pw_name, strerror(-r));
                 return;

@@ -1,16 +1,14 @@
 /* local-command.c: |command delivery: /bin/sh -c as the destination's owner, in a session of its own,
  * with a clean environment, the message on stdin, the output captured (bounded) and a time limit after
  * which the whole process group is killed; and the mapping of how it ended to a delivery result. */
-#include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
+#include <stdint.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
 
 #include "address.h"
+#include "command-util.h"
 #include "local.h"
 #include "sys-exits.h"
 
@@ -74,23 +72,10 @@ typedef struct Pump {
         bool last_nl;           /* the last byte written was a newline */
 } Pump;
 
+/* Reads the output there is, keeping what fits with a NUL after it. */
 static void pump_read(Pump *p) {
-        for (;;) {
-                char buf[4096];
-                ssize_t n = read(p->out_fd, buf, sizeof buf);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return;
-                if (n <= 0) {
-                        p->out_fd = safe_close(p->out_fd);
-                        return;
-                }
-                size_t keep = MIN((size_t) n, sizeof p->out - 1 - p->out_len);
-                memcpy(p->out + p->out_len, buf, keep);
-                p->out_len += keep;
-        }
+        if (p->out_fd >= 0 && command_output_read(p->out_fd, p->out, sizeof p->out - 1, &p->out_len, SIZE_MAX) > 0)
+                p->out_fd = safe_close(p->out_fd);
 }
 
 /* Waits until stdin takes more (when writing) or output comes; -ETIME at the deadline. */
@@ -150,43 +135,22 @@ static int pump_write(const char *data, size_t len, void *userdata) {
         return 0;
 }
 
-_Noreturn static void command_exec(const char *command, const LocalPrivs *privs, char **env, int in_fd,
-                                   int out_fd, pid_t parent) {
-        char *argv[] = { (char *) "sh", (char *) "-c", (char *) command, NULL };
-        sigset_t all;
-
-        (void) setsid();
-        if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)
-                _exit(EX_OSERR);
-        (void) close_range(3, ~0U, 0);
-        for (int sig = 1; sig < NSIG; sig++)
-                (void) signal(sig, SIG_DFL);
-        sigfillset(&all);
-        (void) sigprocmask(SIG_UNBLOCK, &all, NULL);
-
-        int r = local_become_user(privs->user, privs->uid, privs->gid);
-        if (r < 0) {
-                errno = -r;
-                dprintf(STDERR_FILENO, "cannot switch to user %s: %m\n", privs->user);
-                _exit(EX_OSERR);
-        }
-        /* A change of identity clears it, so only now: the command dies with the delivery process. */
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-                _exit(EX_OSERR);
-        if (isempty(privs->home) || chdir(privs->home) < 0)
-                (void) chdir("/");
-        execve("/bin/sh", argv, env);
-        dprintf(STDERR_FILENO, "cannot run /bin/sh: %m\n");
-        _exit(EX_OSERR);
-}
-
 void local_command_run(const LocalMessage *m, const char *command, const LocalPrivs *privs, char **env,
                        uint64_t time_limit_usec, LocalResult *ret) {
         _cleanup_free_ char *headers = NULL;
         Pump p = { .in_fd = -EBADF, .out_fd = -EBADF, .deadline = now_monotonic_usec() + time_limit_usec };
         char from_line[ADDRESS_MAX + 64];
-        int in[2] = { -EBADF, -EBADF }, out[2] = { -EBADF, -EBADF };
+        char *argv[] = { (char *) "sh", (char *) "-c", (char *) command, NULL };
+        const CommandSpec child = {
+                .path = "/bin/sh",
+                .argv = argv,
+                .env = env,
+                .user = privs->user,
+                .uid = privs->uid,
+                .gid = privs->gid,
+                .home = privs->home,
+                .failure_status = EX_OSERR,
+        };
         int status = 0, r;
         struct tm tm;
         time_t now = time(NULL);
@@ -198,25 +162,11 @@ void local_command_run(const LocalMessage *m, const char *command, const LocalPr
                 local_result_set(ret, "4.3.0", "out of memory");
                 return;
         }
-        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-                local_result_set(ret, "4.3.0", "cannot create a pipe: %m");
-                goto finish;
+        r = command_spawn(&child, &pid, &p.in_fd, &p.out_fd);
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "cannot start command: %s", strerror(-r));
+                return;
         }
-        pid_t parent = getpid();
-        pid = fork();
-        if (pid < 0) {
-                local_result_set(ret, "4.3.0", "cannot fork: %m");
-                goto finish;
-        }
-        if (pid == 0)
-                command_exec(command, privs, env, in[0], out[1], parent);
-
-        in[0] = safe_close(in[0]);
-        out[1] = safe_close(out[1]);
-        p.in_fd = TAKE_FD(in[1]);
-        p.out_fd = TAKE_FD(out[0]);
-        (void) fcntl(p.in_fd, F_SETFL, O_NONBLOCK);
-        (void) fcntl(p.out_fd, F_SETFL, O_NONBLOCK);
 
         r = pump_write(headers, strlen(headers), &p);
         if (r >= 0)
@@ -225,7 +175,7 @@ void local_command_run(const LocalMessage *m, const char *command, const LocalPr
                 r = pump_write("\n", 1, &p);
         p.in_fd = safe_close(p.in_fd);
         if (r < 0 && !p.timed_out) {
-                (void) kill(-pid, SIGKILL);
+                command_kill(pid);
                 (void) waitpid(pid, NULL, 0);
                 if (r == -EBADMSG)
                         local_result_set(ret, "4.3.0", "queue file is corrupt");
@@ -252,17 +202,13 @@ void local_command_run(const LocalMessage *m, const char *command, const LocalPr
                 (void) pump_wait(&p, false);
         }
         if (p.timed_out) {
-                (void) kill(-pid, SIGKILL);
+                command_kill(pid);
                 (void) waitpid(pid, &status, 0);
         } else
-                (void) kill(-pid, SIGKILL);     /* what the command left running in its session */
+                command_kill(pid);              /* what the command left running in its session */
         p.out[p.out_len] = '\0';
         local_command_status(status, p.timed_out, command, p.out, ret);
 finish:
-        safe_close(in[0]);
-        safe_close(in[1]);
-        safe_close(out[0]);
-        safe_close(out[1]);
         safe_close(p.in_fd);
         safe_close(p.out_fd);
 }

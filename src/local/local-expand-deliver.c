@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include "address.h"
+#include "command-util.h"
 #include "local.h"
 
 /* Runs f in a process of its own (which may give up root for good) and returns its result. */
@@ -125,7 +126,7 @@ static void file_delivery(const void *userdata, LocalResult *ret) {
         const FileDelivery *f = userdata;
         int r;
 
-        r = local_become_user(f->privs->user, f->privs->uid, f->privs->gid);
+        r = become_user(f->privs->user, f->privs->uid, f->privs->gid, NULL, 0);
         if (r < 0) {
                 local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", f->privs->user, strerror(-r));
                 return;

@@ -1,26 +1,6 @@
-/* local-privs.c: the identity a delivery acts as (a recipient's, or an alias or list file owner's), and taking
- * it on in a delivery or command process. Runs in the delivery child and the processes it starts. */
-#include <grp.h>
-#include <unistd.h>
-
+/* local-privs.c: the identity a delivery acts as (a recipient's, or an alias or list file owner's); it is taken
+ * on with become_user() (command-util.h). Runs in the delivery child and the processes it starts. */
 #include "local.h"
-
-int local_become_user(const char *user, uid_t uid, gid_t gid) {
-        uid_t ruid, euid, suid;
-        gid_t rgid, egid, sgid;
-
-        if (getuid() == uid && geteuid() == uid)
-                return 0;       /* already the user (a role run by hand as that user) */
-        if (initgroups(user, gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
-                return -errno;
-        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
-                return -errno;
-        if (ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid || sgid != gid)
-                return -EPERM;
-        if (uid != 0 && setuid(0) >= 0)
-                return -EPERM;
-        return 0;
-}
 
 int local_privs_from_pw(const struct passwd *pw, LocalPrivs *ret) {
         LocalPrivs p = {

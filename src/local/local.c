@@ -92,7 +92,7 @@ static int local_check_config(const Config *c) {
 }
 
 static int local_setup(Daemon *d) {
-        Local *l;
+        DeliveryAgent *a;
         uid_t postbus_uid = (uid_t) -1;
         int fd, r;
 
@@ -117,15 +117,15 @@ static int local_setup(Daemon *d) {
         if (r < 0)
                 log_warning_errno(r, "Cannot find the postbus user, only root may connect: %m");
 
-        r = local_new(d, fd, postbus_uid, &l);
+        r = local_new(d, fd, postbus_uid, &a);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the Delivery1 service: %m");
-        d->userdata = l;
+        d->userdata = a;
         return 0;
 }
 
 static void local_done(Daemon *d) {
-        d->userdata = local_free(d->userdata);
+        d->userdata = delivery_agent_free(d->userdata);
 }
 
 int main(int argc, char **argv) {

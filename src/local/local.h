@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "delivery-agent.h"
 #include "queue-file.h"
 #include "table.h"
 
@@ -232,20 +233,14 @@ void local_deliver_user(const LocalMessage *m, const Config *c, const struct pas
 /* Forks a child that delivers to m->recipient and writes its report into a memory file. */
 int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pid, int *ret_report_fd);
 
-/* In a delivery or command process: becomes the user for good (groups, gid, uid) and checks that there
- * is no way back to root. */
-int local_become_user(const char *user, uid_t uid, gid_t gid);
 /* Why a child that ended with si without a full report failed, as a temporary failure. timed_out: it
  * was killed for the time limit. */
 void local_child_failure(const siginfo_t *si, bool timed_out, LocalResult *ret);
 
 /* The role: the org.postbus.Delivery1 service on listen_fd, for uid 0 and peer_uid ((uid_t) -1: none), and
- * the deliveries in progress. */
-typedef struct Local Local;
-
-int local_new(Daemon *d, int listen_fd, uid_t peer_uid, Local **ret);
-/* Waits for the running children, answers every call in progress, closes the connections, and frees. */
-Local *local_free(Local *l);
+ * the deliveries in progress. delivery_agent_free() waits for the running children, answers every call in
+ * progress, closes the connections, and frees. */
+int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret);
 
 /* ---- inside local_expand_deliver(), in the delivery child: local-expand.c (the tree of destinations and
  * its walk), local-expand-alias.c (alias_maps), local-expand-include.c (:include: files),

@@ -5,6 +5,7 @@
 #include <ctype.h>
 
 #include "pipe.h"
+#include "string-util.h"
 
 int pipe_flags_parse(const char *s, unsigned *ret, char *ret_bad) {
         static const struct {
@@ -337,22 +338,13 @@ static void values_clear(char **values, size_t n) {
                 values[i] = mfree(values[i]);
 }
 
+/* strv_push() within PIPE_ARGS_MAX words; takes s in any case. */
 static int strv_append(char ***l, size_t *n, char *s) {
-        char **nl;
-
         if (*n >= PIPE_ARGS_MAX) {
                 free(s);
                 return -E2BIG;
         }
-        nl = realloc(*l, (*n + 2) * sizeof(char *));
-        if (!nl) {
-                free(s);
-                return -ENOMEM;
-        }
-        nl[(*n)++] = s;
-        nl[*n] = NULL;
-        *l = nl;
-        return 0;
+        return strv_push(l, n, s);
 }
 
 /* The sender as $sender shows it: the null sender's stand-in, unquoted, or quoted with q. */

@@ -2,13 +2,10 @@
  * session of its own as the transport's user with a clean environment, fed the message through a
  * non-blocking pipe as fast as it reads, its stdout and stderr collected (the first PIPE_OUTPUT_MAX bytes kept),
  * its process group killed at the time limit, and its end turned into a delivery result. */
-#include <fcntl.h>
-#include <grp.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 
+#include "command-util.h"
 #include "pipe.h"
 
 /* Most bytes moved through a command's stdin, and read from its output, in one turn of the event loop, so that
@@ -42,13 +39,6 @@ struct PipeCommand {
         PipeCommandDone done;
         void *userdata;
 };
-
-/* Kills the command and whatever it started in its session; the process itself too in case it has not
- * made its session yet. */
-static void kill_group(pid_t pid) {
-        if (pid > 0 && kill(-pid, SIGKILL) < 0)
-                (void) kill(pid, SIGKILL);
-}
 
 static void close_stdin(PipeCommand *c) {
         c->in_source = sd_event_source_disable_unref(c->in_source);
@@ -91,7 +81,7 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
                         if (r < 0) {
                                 /* Never a command that exits 0 after a message cut short. */
                                 c->read_error = r;
-                                kill_group(c->pid);
+                                command_kill(c->pid);
                                 close_stdin(c);
                                 return 0;
                         }
@@ -118,24 +108,8 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 
 /* Reads what the command wrote, keeping the first PIPE_OUTPUT_MAX bytes; at most budget bytes. */
 static void read_output(PipeCommand *c, size_t budget) {
-        char buf[4096];
-
-        while (c->out_fd >= 0 && budget > 0) {
-                ssize_t n = read(c->out_fd, buf, MIN(sizeof buf, budget));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return;
-                if (n <= 0) {
-                        close_output(c);
-                        return;
-                }
-                size_t keep = MIN((size_t) n, sizeof c->output - c->output_len);
-                memcpy(c->output + c->output_len, buf, keep);
-                c->output_len += keep;
-                budget -= (size_t) n;
-        }
+        if (c->out_fd >= 0 && command_output_read(c->out_fd, c->output, sizeof c->output, &c->output_len, budget) > 0)
+                close_output(c);
 }
 
 static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -147,7 +121,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         PipeCommand *c = userdata;
 
         c->timed_out = true;
-        kill_group(c->pid);     /* on_child follows */
+        command_kill(c->pid);     /* on_child follows */
         return 0;
 }
 
@@ -158,7 +132,7 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
 
         /* What it wrote before it ended is in the pipe, unless something it left behind still writes. */
         read_output(c, 16 * PIPE_READ_BUDGET);
-        kill_group(c->pid);
+        command_kill(c->pid);
         c->pid = 0;
         close_stdin(c);
         close_output(c);
@@ -178,74 +152,12 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         return 0;
 }
 
-/* Takes on the transport's user for good; a process that already is that user (tests) stays as it is. */
-static int become_user(const PipeSettings *s) {
-        uid_t ruid, euid, suid;
-        gid_t rgid, egid, sgid;
-
-        if (getuid() == s->uid && geteuid() == s->uid && getgid() == s->gid)
-                return 0;
-        if (setgroups(s->n_groups, s->groups) < 0 || setresgid(s->gid, s->gid, s->gid) < 0 ||
-            setresuid(s->uid, s->uid, s->uid) < 0)
-                return -errno;
-        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
-                return -errno;
-        if (ruid != s->uid || euid != s->uid || suid != s->uid || rgid != s->gid || egid != s->gid || sgid != s->gid)
-                return -EPERM;
-        if (s->uid != 0 && setuid(0) >= 0)
-                return -EPERM;
-        return 0;
-}
-
-/* In the child: never returns. A failure before exec says why on the output and exits EX_TEMPFAIL, as
- * Postfix's pipe does, so that the mail is deferred. */
-_Noreturn static void exec_child(const PipeCommandSpec *spec, int in_fd, int out_fd, pid_t parent) {
-        extern char **environ;
-        const PipeSettings *s = spec->settings;
-        sigset_t all;
-        int r;
-
-        (void) setsid();
-        if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)
-                _exit(EX_TEMPFAIL);
-        (void) close_range(3, ~0U, 0);
-        /* The daemon ignores SIGPIPE and blocks SIGCHLD; a command starts as any program does. */
-        for (int sig = 1; sig < NSIG; sig++)
-                (void) signal(sig, SIG_DFL);
-        sigfillset(&all);
-        (void) sigprocmask(SIG_UNBLOCK, &all, NULL);
-
-        r = become_user(s);
-        if (r < 0) {
-                errno = -r;
-                dprintf(STDERR_FILENO, "pipe: cannot switch to user %s: %m\n", s->user);
-                _exit(EX_TEMPFAIL);
-        }
-        /* Set only now, since a change of identity clears it: a command dies with the pipe process. */
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-                _exit(EX_TEMPFAIL);
-        if (s->directory) {
-                if (chdir(s->directory) < 0) {
-                        dprintf(STDERR_FILENO, "pipe: cannot change directory to \"%s\": %m\n", s->directory);
-                        _exit(EX_TEMPFAIL);
-                }
-        } else if (isempty(s->home) || chdir(s->home) < 0)
-                (void) chdir("/");
-
-        /* execvp() searches the PATH of this environment, /usr/bin:/bin. */
-        environ = spec->env;
-        execvp(spec->argv[0], spec->argv);
-        dprintf(STDERR_FILENO, "pipe: cannot run %s: %m\n", spec->argv[0]);
-        _exit(EX_TEMPFAIL);
-}
-
 PipeCommand *pipe_command_free(PipeCommand *c) {
         if (!c)
                 return NULL;
         c->child_source = sd_event_source_disable_unref(c->child_source);
         if (c->pid > 0) {
-                kill_group(c->pid);
+                command_kill(c->pid);
                 (void) waitpid(c->pid, NULL, 0);
         }
         close_stdin(c);
@@ -262,8 +174,23 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(PipeCommand *, pipe_command_free);
 int pipe_command_start(sd_event *e, const PipeCommandSpec *spec, PipeCommandDone done, void *userdata,
                        PipeCommand **ret) {
         _cleanup_(pipe_command_freep) PipeCommand *c = NULL;
-        int in[2] = { -EBADF, -EBADF }, out[2] = { -EBADF, -EBADF };
         const PipeSettings *s = spec->settings;
+        /* A failure before exec says why on the output and exits EX_TEMPFAIL, as Postfix's pipe does, so that
+         * the mail is deferred. */
+        const CommandSpec child = {
+                .path = spec->argv[0],
+                .argv = spec->argv,
+                .env = spec->env,
+                .user = s->user,
+                .uid = s->uid,
+                .gid = s->gid,
+                .groups = s->groups,
+                .n_groups = s->n_groups,
+                .directory = s->directory,
+                .home = s->home,
+                .log_prefix = "pipe: ",
+                .failure_status = EX_TEMPFAIL,
+        };
         int r;
 
         c = calloc(1, sizeof(PipeCommand));
@@ -285,27 +212,10 @@ int pipe_command_start(sd_event *e, const PipeCommandSpec *spec, PipeCommandDone
         if (r < 0)
                 return r;
 
-        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        pid_t parent = getpid();
-        c->pid = fork();
-        if (c->pid < 0) {
-                r = -errno;
-                c->pid = 0;
-                goto fail;
-        }
-        if (c->pid == 0)
-                exec_child(spec, in[0], out[1], parent);
-
-        in[0] = safe_close(in[0]);
-        out[1] = safe_close(out[1]);
-        c->in_fd = TAKE_FD(in[1]);
-        c->out_fd = TAKE_FD(out[0]);
-        if (fcntl(c->in_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(c->out_fd, F_SETFL, O_NONBLOCK) < 0)
-                return -errno;  /* pipe_command_freep kills and reaps it */
-
+        r = command_spawn(&child, &c->pid, &c->in_fd, &c->out_fd);
+        if (r < 0)
+                return r;
+        /* From here on pipe_command_freep kills and reaps it. */
         r = sd_event_add_io(e, &c->in_source, c->in_fd, EPOLLOUT, on_stdin, c);
         if (r >= 0)
                 r = sd_event_add_io(e, &c->out_source, c->out_fd, EPOLLIN, on_output, c);
@@ -318,17 +228,10 @@ int pipe_command_start(sd_event *e, const PipeCommandSpec *spec, PipeCommandDone
                 return r;
         *ret = TAKE_PTR(c);
         return 0;
-
-fail:
-        safe_close(in[0]);
-        safe_close(in[1]);
-        safe_close(out[0]);
-        safe_close(out[1]);
-        return r;
 }
 
 void pipe_command_kill(PipeCommand *c) {
-        kill_group(c->pid);
+        command_kill(c->pid);
 }
 
 pid_t pipe_command_pid(const PipeCommand *c) {

@@ -1,0 +1,413 @@
+/* delivery-agent.c: org.postbus.Delivery1 as the delivery agents serve it: Deliver calls read and checked, in
+ * line for process slots, timed, and answered. Runs in the local and pipe processes. */
+#include <assert.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "address.h"
+#include "agent-bus.h"
+#include "delivery-agent.h"
+#include "log.h"
+
+/* ---- the line for process slots ---- */
+
+void delivery_request_wait(DeliveryRequest *req) {
+        DeliveryAgent *a = req->agent;
+
+        assert(!req->waiting && !req->running);
+        req->waiting_next = NULL;
+        if (a->waiting_tail)
+                a->waiting_tail->waiting_next = req;
+        else
+                a->waiting = req;
+        a->waiting_tail = req;
+        req->waiting = true;
+}
+
+static void waiting_remove(DeliveryRequest *req) {
+        DeliveryAgent *a = req->agent;
+        DeliveryRequest *prev = NULL;
+
+        if (!req->waiting)
+                return;
+        for (DeliveryRequest *i = a->waiting; i != req; i = i->waiting_next)
+                prev = i;
+        if (prev)
+                prev->waiting_next = req->waiting_next;
+        else
+                a->waiting = req->waiting_next;
+        if (a->waiting_tail == req)
+                a->waiting_tail = prev;
+        req->waiting_next = NULL;
+        req->waiting = false;
+}
+
+void delivery_request_ended(DeliveryRequest *req) {
+        assert(req->running);
+        req->running = false;
+        req->agent->n_running--;
+}
+
+void delivery_agent_dispatch(DeliveryAgent *a) {
+        while (a->waiting && a->n_running < (unsigned) a->daemon->config->default_process_limit) {
+                DeliveryRequest *req = a->waiting;
+
+                waiting_remove(req);
+                if (a->ops->start(req) > 0) {
+                        req->running = true;
+                        a->n_running++;
+                }
+        }
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        DeliveryRequest *req = userdata;
+
+        req->deadline_hit = true;
+        if (!req->running && !req->waiting)
+                return 0;
+        waiting_remove(req);
+        req->agent->ops->deadline(req);
+        return 0;
+}
+
+/* ---- requests ---- */
+
+DeliveryRequest *delivery_request_free(DeliveryRequest *req) {
+        DeliveryAgent *a;
+
+        if (!req)
+                return NULL;
+        a = req->agent;
+        /* The role's first: what it runs reads the queue file. */
+        if (req->prepared)
+                a->ops->done(req);
+        waiting_remove(req);
+        if (req->running)
+                delivery_request_ended(req);
+        if (req->prev)
+                req->prev->next = req->next;
+        else
+                a->requests = req->next;
+        if (req->next)
+                req->next->prev = req->prev;
+        daemon_busy_dec(a->daemon);
+
+        sd_event_source_disable_unref(req->timer);
+        safe_close(req->fd);
+        sd_bus_message_unref(req->message);
+        free(req->sender);
+        free(req->transport);
+        free(req->nexthop);
+        strv_free(req->options);
+        queue_envelope_free(req->envelope);
+        for (size_t i = 0; i < req->n_recipients; i++)
+                free(req->recipients[i].address);
+        free(req->recipients);
+        free(req);
+        return NULL;
+}
+
+static int request_alloc(DeliveryAgent *a, DeliveryRequest **ret) {
+        DeliveryRequest *req;
+
+        assert(a->ops->request_size >= sizeof(DeliveryRequest));
+        req = calloc(1, a->ops->request_size);
+        if (!req)
+                return -ENOMEM;
+        req->agent = a;
+        req->fd = -EBADF;
+        req->next = a->requests;
+        if (req->next)
+                req->next->prev = req;
+        a->requests = req;
+        daemon_busy_inc(a->daemon);
+        *ret = req;
+        return 0;
+}
+
+static int invalid(sd_bus_error *error, const char *text) {
+        return sd_bus_error_set(error, POSTBUS_ERROR_INVALID_ARGS, text);
+}
+
+/* A master.cf service name. */
+static bool transport_valid(const char *s) {
+        if (isempty(s) || strlen(s) > DELIVERY_TRANSPORT_MAX)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      strchr("-_.", *s)))
+                        return false;
+        return true;
+}
+
+/* Empty is allowed: pipe's ${nexthop} is then empty (Postfix's qmgr always has one; ours may not). */
+static bool nexthop_valid(const char *s) {
+        if (strlen(s) > DELIVERY_NEXTHOP_MAX)
+                return false;
+        for (; *s; s++)
+                if ((unsigned char) *s <= ' ' || *s == 0x7F)
+                        return false;
+        return true;
+}
+
+static int read_options(sd_bus_message *m, DeliveryRequest *req, sd_bus_error *error) {
+        const DeliveryAgentOps *ops = req->agent->ops;
+        size_t n = 0;
+        int r;
+
+        /* An agent without per-transport options works from main.cf's parameters alone. */
+        if (ops->options_max == 0)
+                return sd_bus_message_skip(m, "a{ss}");
+        r = sd_bus_message_enter_container(m, 'a', "{ss}");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *name, *value;
+
+                r = sd_bus_message_read(m, "{ss}", &name, &value);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                if (n / 2 >= ops->options_max)
+                        return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "More than %u options.",
+                                                 ops->options_max);
+                if (isempty(name) || strlen(name) > DELIVERY_OPTION_NAME_MAX || strlen(value) > ops->option_value_max)
+                        return invalid(error, "Invalid option.");
+                char **nl = realloc(req->options, (n + 3) * sizeof(char *));
+                if (!nl)
+                        return -ENOMEM;
+                req->options = nl;
+                nl[n] = strdup(name);
+                nl[n + 1] = strdup(value);
+                nl[n + 2] = NULL;
+                n += 2;
+                if (!nl[n - 2] || !nl[n - 1])
+                        return -ENOMEM;
+        }
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_recipients(sd_bus_message *m, DeliveryRequest *req, sd_bus_error *error) {
+        unsigned max = req->agent->ops->recipients_max;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "(us)");
+        if (r < 0)
+                return r;
+        for (;;) {
+                uint32_t index;
+                const char *address;
+
+                r = sd_bus_message_read(m, "(us)", &index, &address);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                if (req->n_recipients >= max)
+                        return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "More than %u recipients.", max);
+                if (isempty(address) || !address_valid(address))
+                        return invalid(error, "Invalid recipient address.");
+                DeliveryRecipient *n = realloc(req->recipients, (req->n_recipients + 1) * sizeof(DeliveryRecipient));
+                if (!n)
+                        return -ENOMEM;
+                req->recipients = n;
+                n[req->n_recipients] = (DeliveryRecipient) { .index = index, .address = strdup(address) };
+                if (!n[req->n_recipients++].address)
+                        return -ENOMEM;
+        }
+        return sd_bus_message_exit_container(m);
+}
+
+int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *error, DeliveryRequest **ret) {
+        _cleanup_(delivery_request_freep) DeliveryRequest *req = NULL;
+        const char *queue_id, *sender, *transport, *nexthop;
+        bool uses_transport = a->ops->options_max > 0;
+        struct stat st;
+        int fd, r;
+
+        r = sd_bus_message_read(m, "hssss", &fd, &queue_id, &sender, &transport, &nexthop);
+        if (r < 0)
+                return r;
+        r = request_alloc(a, &req);
+        if (r < 0)
+                return r;
+        r = read_options(m, req, error);
+        if (r < 0 || sd_bus_error_is_set(error))
+                return r;
+        r = read_recipients(m, req, error);
+        if (r < 0 || sd_bus_error_is_set(error))
+                return r;
+
+        if (req->n_recipients == 0)
+                return invalid(error, "No recipients.");
+        if (!queue_id_valid(queue_id))
+                return invalid(error, "Invalid queue ID.");
+        if (!address_valid(sender))
+                return invalid(error, "Invalid sender address.");
+        if (uses_transport && !transport_valid(transport))
+                return invalid(error, "Invalid transport name.");
+        if (uses_transport && !nexthop_valid(nexthop))
+                return invalid(error, "Invalid next hop.");
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return invalid(error, "The queue file is not a regular file.");
+
+        strcpy(req->queue_id, queue_id);
+        req->sender = strdup(sender);
+        req->transport = strdup(transport);
+        req->nexthop = strdup(nexthop);
+        if (!req->sender || !req->transport || !req->nexthop)
+                return -ENOMEM;
+        req->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (req->fd < 0)
+                return -errno;
+        /* qmgr read the file before; if it is unreadable now, qmgr should look again rather than log a
+         * deferral per recipient: the whole call fails. */
+        r = queue_file_read(req->fd, &req->envelope);
+        if (r < 0) {
+                const char *why = r == -EBADMSG ? "queue file is corrupt" : "cannot read the queue file";
+                log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS, "%s: %s", why, strerror(-r));
+                return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "4.3.0 %s", why);
+        }
+        for (size_t i = 0; i < req->n_recipients; i++) {
+                if (req->recipients[i].index >= req->envelope->n_recipients)
+                        return invalid(error, "Recipient index out of range.");
+                req->recipients[i].original = req->envelope->recipients[req->recipients[i].index].address;
+        }
+        req->message = sd_bus_message_ref(m);
+        *ret = TAKE_PTR(req);
+        return 0;
+}
+
+bool delivery_request_peer_connected(const DeliveryRequest *req) {
+        return sd_bus_is_open(sd_bus_message_get_bus(req->message)) > 0;
+}
+
+/* Postfix's delay= format: two digits, more only where the whole seconds need them. */
+void delivery_request_delay(const DeliveryRequest *req, char *buf, size_t size) {
+        uint64_t now = now_realtime_usec(), arrival = req->envelope->arrival_usec;
+        double s = (double) (now > arrival ? now - arrival : 0) / USEC_PER_SEC;
+
+        (void) snprintf(buf, size, s < 1 ? "%.2f" : s < 10 ? "%.1f" : "%.0f", s);
+}
+
+void delivery_request_reply(DeliveryRequest *req, DeliveryResultFunc result) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(req->message, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ussss)");
+        for (size_t i = 0; r >= 0 && i < req->n_recipients; i++) {
+                DeliveryResult x;
+
+                result(req, i, &x);
+                r = sd_bus_message_append(reply, "(ussss)", req->recipients[i].index, x.status, x.dsn, x.relay,
+                                          x.text);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                log_warning_errno(r, "%s: Failed to send the delivery results, ignoring: %m", req->queue_id);
+}
+
+/* ---- the service ---- */
+
+static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        DeliveryAgent *a = userdata;
+        _cleanup_(delivery_request_freep) DeliveryRequest *req = NULL;
+        int r;
+
+        r = delivery_request_new(a, m, error, &req);
+        if (r < 0 || sd_bus_error_is_set(error))
+                return r;
+        req->prepared = true;
+        r = a->ops->prepare(req);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                a->ops->finish(TAKE_PTR(req));
+                return 1;
+        }
+        /* Answer before qmgr, which waits daemon_timeout, gives up on the call. */
+        r = sd_event_add_time_relative(a->daemon->event, &req->timer, CLOCK_MONOTONIC,
+                                       (uint64_t) a->daemon->config->daemon_timeout * USEC_PER_SEC / 10 * 9,
+                                       USEC_PER_SEC, on_deadline, req);
+        if (r < 0)
+                return r;
+        delivery_request_wait(TAKE_PTR(req));
+        delivery_agent_dispatch(a);
+        return 1;
+}
+
+static const sd_bus_vtable delivery_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Deliver",
+                                SD_BUS_ARGS("h", queue_file, "s", queue_id, "s", sender, "s", transport, "s", nexthop,
+                                            "a{ss}", options, "a(us)", recipients),
+                                SD_BUS_RESULT("a(ussss)", results),
+                                method_deliver, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static int delivery_bus_add(sd_bus *bus, void *userdata) {
+        return sd_bus_add_object_vtable(bus, NULL, DELIVERY_OBJECT_PATH, DELIVERY_INTERFACE, delivery_vtable,
+                                        userdata);
+}
+
+/* Every call in progress is answered with what is known. */
+static void finish_all(DeliveryAgent *a) {
+        while (a->requests) {
+                DeliveryRequest *req = a->requests;
+
+                waiting_remove(req);
+                a->ops->stop(req);
+                if (req->running)
+                        delivery_request_ended(req);
+                a->ops->finish(req);
+        }
+}
+
+/* Runs when the event loop exits, before the connections close (they do so in exit sources of normal
+ * priority). */
+static int on_event_exit(sd_event_source *s, void *userdata) {
+        finish_all(userdata);
+        return 0;
+}
+
+int delivery_agent_new(Daemon *d, int listen_fd, uid_t peer_uid, const DeliveryAgentOps *ops, void *userdata,
+                       DeliveryAgent **ret) {
+        _cleanup_(delivery_agent_freep) DeliveryAgent *a = NULL;
+        int r;
+
+        a = calloc(1, sizeof(DeliveryAgent));
+        if (!a)
+                return -ENOMEM;
+        a->daemon = d;
+        a->ops = ops;
+        a->userdata = userdata;
+        r = sd_event_add_exit(d->event, &a->exit_source, on_event_exit, a);
+        if (r >= 0)
+                r = sd_event_source_set_priority(a->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = bus_server_new(d, listen_fd, delivery_bus_add, a, &a->server);
+        if (r < 0)
+                return r;
+        if (peer_uid != (uid_t) -1)
+                bus_server_allow_uid(a->server, peer_uid);
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+DeliveryAgent *delivery_agent_free(DeliveryAgent *a) {
+        if (!a)
+                return NULL;
+        finish_all(a);
+        sd_event_source_disable_unref(a->exit_source);
+        bus_server_free(a->server);
+        free(a);
+        return NULL;
+}
