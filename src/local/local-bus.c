@@ -20,31 +20,16 @@ typedef struct LocalCall {
 } LocalCall;
 
 static void log_delivery(LocalCall *c, const char *to, const char *orig_to, const LocalResult *result) {
-        const char *status = local_status_to_string(result->status);
-        char delay[32];
-
-        delivery_request_delay(&c->req, delay, sizeof delay);
-        if (isempty(orig_to))
-                log_mail(LOG_INFO, c->req.queue_id,
-                         LOG_FIELDS({ "RECIPIENT", to }, { "RELAY", "local" }, { "DSN", result->dsn },
-                                    { "DELIVERY_STATUS", status }),
-                         "to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)",
-                         to, delay, result->dsn, status, result->text);
-        else
-                log_mail(LOG_INFO, c->req.queue_id,
-                         LOG_FIELDS({ "RECIPIENT", to }, { "ORIGINAL_RECIPIENT", orig_to }, { "RELAY", "local" },
-                                    { "DSN", result->dsn }, { "DELIVERY_STATUS", status }),
-                         "to=<%s>, orig_to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)",
-                         to, orig_to, delay, result->dsn, status, result->text);
+        delivery_request_log(&c->req, to, isempty(orig_to) ? NULL : orig_to, "local", result->dsn,
+                             local_status_to_string(result->status), result->text, NULL);
 }
 
 /* Stores the result of the next recipient and logs it. */
 static void call_record(LocalCall *c, const LocalResult *result) {
         const char *rcpt = c->req.recipients[c->n_done].address;
-        _cleanup_free_ char *address = log_escape(rcpt, strlen(rcpt));
 
         c->results[c->n_done++] = *result;
-        log_delivery(c, strna(address), NULL, result);
+        log_delivery(c, rcpt, NULL, result);
 }
 
 /* The report of the child that delivered to the next recipient: every final delivery is logged, and the

@@ -25,25 +25,14 @@ typedef struct PipeCall {
 } PipeCall;
 
 static void log_recipient(const PipeCall *c, const DeliveryRecipient *rcpt) {
-        const DeliveryRequest *req = &c->req;
         const PipeResult *result = &c->result;
-        const char *status = pipe_status_to_string(result->status);
         /* What a success report says (Postfix's X flag): qmgr knows it too, from the flags it passed. */
         const char *action = result->status != PIPE_STATUS_SENT ? NULL
                              : (c->settings.flags & PIPE_FLAG_FINAL) ? "delivered" : "relayed";
-        _cleanup_free_ char *to = log_escape(rcpt->address, strlen(rcpt->address));
-        _cleanup_free_ char *orig = log_escape(rcpt->original, strlen(rcpt->original));
-        _cleanup_free_ char *relay = log_escape(req->transport, strlen(req->transport));
-        _cleanup_free_ char *text = log_escape(result->text, strlen(result->text));
-        bool same = streq(rcpt->address, rcpt->original);
-        char delay[32];
 
-        delivery_request_delay(req, delay, sizeof delay);
-        log_mail(LOG_INFO, req->queue_id,
-                 LOG_FIELDS({ "RECIPIENT", to }, { "ORIGINAL_RECIPIENT", same ? NULL : orig }, { "RELAY", relay },
-                            { "DSN", result->dsn }, { "DELIVERY_STATUS", status }, { "DSN_ACTION", action }),
-                 "to=<%s>%s%s%s, relay=%s, delay=%s, dsn=%s, status=%s (%s)", strna(to), same ? "" : ", orig_to=<",
-                 same ? "" : strna(orig), same ? "" : ">", strna(relay), delay, result->dsn, status, strna(text));
+        delivery_request_log(&c->req, rcpt->address, rcpt->original, c->req.transport, result->dsn,
+                             pipe_status_to_string(result->status), result->text,
+                             LOG_FIELDS({ "DSN_ACTION", action }));
 }
 
 static void pipe_result_of(const DeliveryRequest *req, size_t i, DeliveryResult *ret) {

@@ -403,6 +403,12 @@ static int deliver_build(QmgrCall *c, sd_bus_message *msg) {
         r = sd_bus_message_open_container(msg, 'a', "{ss}");
         for (char **o = t->options; r >= 0 && o[0] && o[1]; o += 2)
                 r = sd_bus_message_append(msg, "{ss}", o[0], o[1]);
+        char active[32], sent[32];
+        (void) snprintf(active, sizeof active, "%" PRIu64, m->active_usec);
+        (void) snprintf(sent, sizeof sent, "%" PRIu64, now_realtime_usec());
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "{ss}{ss}", DELIVERY_OPTION_ACTIVE_USEC, active,
+                                          DELIVERY_OPTION_SENT_USEC, sent);
         if (r >= 0)
                 r = sd_bus_message_close_container(msg);
         if (r >= 0)

@@ -31,6 +31,10 @@
  * lost connection, timeout) leaves every one of its recipients deferred: the worst case is a duplicate.
  */
 #define DELIVERY_OBJECT_PATH "/org/postbus/Delivery1"
+/* Options qmgr adds to every call: when the message entered the active queue and when the call was made
+ * (CLOCK_REALTIME microseconds, decimal), for the delays= of the agent's journal record. */
+#define DELIVERY_OPTION_ACTIVE_USEC "q:active_usec"
+#define DELIVERY_OPTION_SENT_USEC "q:sent_usec"
 #define DELIVERY_INTERFACE "org.postbus.Delivery1"
 
 #define DELIVERY_STATUS_SENT "sent"

@@ -1,5 +1,6 @@
 /* delivery-agent.c: org.postbus.Delivery1 as the delivery agents serve it: Deliver calls read and checked, in
  * line for process slots, timed, and answered. Runs in the local and pipe processes. */
+#include <inttypes.h>
 #include <assert.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -156,9 +157,6 @@ static int read_options(sd_bus_message *m, DeliveryRequest *req, sd_bus_error *e
         size_t n = 0;
         int r;
 
-        /* An agent without per-transport options works from main.cf's parameters alone. */
-        if (ops->options_max == 0)
-                return sd_bus_message_skip(m, "a{ss}");
         r = sd_bus_message_enter_container(m, 'a', "{ss}");
         if (r < 0)
                 return r;
@@ -170,6 +168,16 @@ static int read_options(sd_bus_message *m, DeliveryRequest *req, sd_bus_error *e
                         return r;
                 if (r == 0)
                         break;
+                /* qmgr's timings of the delivery, for delays= in the journal; not the transport's settings. */
+                if (streq(name, DELIVERY_OPTION_ACTIVE_USEC) || streq(name, DELIVERY_OPTION_SENT_USEC)) {
+                        uint64_t *t = streq(name, DELIVERY_OPTION_ACTIVE_USEC) ? &req->active_usec : &req->sent_usec;
+                        if (sscanf(value, "%" SCNu64, t) != 1)
+                                *t = 0;
+                        continue;
+                }
+                /* An agent without per-transport options works from main.cf's parameters alone. */
+                if (ops->options_max == 0)
+                        continue;
                 if (n / 2 >= ops->options_max)
                         return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "More than %u options.",
                                                  ops->options_max);
@@ -284,12 +292,20 @@ bool delivery_request_peer_connected(const DeliveryRequest *req) {
         return sd_bus_is_open(sd_bus_message_get_bus(req->message)) > 0;
 }
 
-/* Postfix's delay= format: two digits, more only where the whole seconds need them. */
-void delivery_request_delay(const DeliveryRequest *req, char *buf, size_t size) {
-        uint64_t now = now_realtime_usec(), arrival = req->envelope->arrival_usec;
-        double s = (double) (now > arrival ? now - arrival : 0) / USEC_PER_SEC;
-
-        (void) snprintf(buf, size, s < 1 ? "%.2f" : s < 10 ? "%.1f" : "%.0f", s);
+void delivery_request_log(const DeliveryRequest *req, const char *recipient, const char *original, const char *relay,
+                          const char *dsn, const char *status, const char *text, const LogField *fields) {
+        log_delivery_record(req->queue_id, &(LogDelivery) {
+                .recipient = recipient,
+                .original_recipient = original,
+                .relay = relay,
+                .dsn = dsn,
+                .status = status,
+                .text = text,
+                .arrival_usec = req->envelope->arrival_usec,
+                .active_usec = req->active_usec,
+                .sent_usec = req->sent_usec,
+                .fields = fields,
+        });
 }
 
 void delivery_request_reply(DeliveryRequest *req, DeliveryResultFunc result) {

@@ -10,6 +10,7 @@
 
 #include "bus-util.h"
 #include "daemon.h"
+#include "log.h"
 #include "queue-file.h"
 
 /* Longest transport name, next hop and option name accepted. */
@@ -40,6 +41,7 @@ struct DeliveryRequest {
         QueueEnvelope *envelope;
         DeliveryRecipient *recipients;
         size_t n_recipients;
+        uint64_t active_usec, sent_usec;        /* qmgr's "q:" timings, for delays=; 0: not given */
         bool deadline_hit;              /* the call's time is up */
         bool running;                   /* holds a process slot */
 
@@ -117,8 +119,9 @@ void delivery_request_wait(DeliveryRequest *req);
 void delivery_request_ended(DeliveryRequest *req);
 /* Whether qmgr still waits for the answer. */
 bool delivery_request_peer_connected(const DeliveryRequest *req);
-/* Postfix's delay= of a journal record: the time since the message arrived. */
-void delivery_request_delay(const DeliveryRequest *req, char *buf, size_t size);
+/* The journal record of one recipient's outcome (log_delivery_record() with the request's times). */
+void delivery_request_log(const DeliveryRequest *req, const char *recipient, const char *original, const char *relay,
+                          const char *dsn, const char *status, const char *text, const LogField *fields);
 
 /* One recipient's result, as the answer carries it. */
 typedef struct DeliveryResult {

@@ -56,6 +56,7 @@ struct SmtpCall {
         char *last_text;
         char *last_relay;               /* NULL: "none" (no connection) */
         sd_event_source *timer;         /* the deadline of the whole call */
+        uint64_t active_usec, sent_usec;        /* qmgr's timings, for delays= */
         SmtpCall *prev, *next;
 };
 
@@ -147,17 +148,7 @@ SmtpRecipient *smtp_call_recipients(SmtpCall *c, size_t *ret_n) {
         return c->recipients;
 }
 
-/* Postfix's delay= format: two digits, more only where the whole seconds need them. */
-static void format_delay(uint64_t usec, char *buf, size_t size) {
-        double s = (double) usec / USEC_PER_SEC;
-
-        (void) snprintf(buf, size, s < 1 ? "%.2f" : s < 10 ? "%.1f" : "%.0f", s);
-}
-
 void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const char *relay, const char *fmt, ...) {
-        uint64_t now = now_realtime_usec(), arrival = c->envelope->arrival_usec;
-        _cleanup_free_ char *address = NULL;
-        char delay[32];
         va_list ap;
 
         assert(rcpt->state != SMTP_RCPT_DONE);
@@ -173,13 +164,16 @@ void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const c
                 rcpt->text = NULL;
         va_end(ap);
 
-        address = log_escape(rcpt->address, strlen(rcpt->address));
-        format_delay(now > arrival ? now - arrival : 0, delay, sizeof delay);
-        log_mail(LOG_INFO, c->queue_id,
-                 LOG_FIELDS({ "RECIPIENT", address }, { "RELAY", strna(rcpt->relay) }, { "DSN", rcpt->dsn },
-                            { "DELIVERY_STATUS", rcpt->status }),
-                 "to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", strna(address), strna(rcpt->relay),
-                 delay, rcpt->dsn, rcpt->status, rcpt->text ? rcpt->text : "out of memory");
+        log_delivery_record(c->queue_id, &(LogDelivery) {
+                .recipient = rcpt->address,
+                .relay = strna(rcpt->relay),
+                .dsn = rcpt->dsn,
+                .status = rcpt->status,
+                .text = rcpt->text ?: "out of memory",
+                .arrival_usec = c->envelope->arrival_usec,
+                .active_usec = c->active_usec,
+                .sent_usec = c->sent_usec,
+        });
 }
 
 static bool call_peer_connected(SmtpCall *c) {
@@ -531,6 +525,12 @@ static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error
         r = settings_load(smtp->daemon->config, options, listener->lmtp, &c->settings);
         if (r < 0)
                 return r;
+        for (char **o = options; o && o[0]; o += 2) {
+                if (streq(o[0], DELIVERY_OPTION_ACTIVE_USEC))
+                        (void) sscanf(o[1], "%" SCNu64, &c->active_usec);
+                else if (streq(o[0], DELIVERY_OPTION_SENT_USEC))
+                        (void) sscanf(o[1], "%" SCNu64, &c->sent_usec);
+        }
 
         r = sd_event_add_time_relative(smtp->daemon->event, &c->timer, CLOCK_MONOTONIC,
                                        (uint64_t) smtp->daemon->config->daemon_timeout * USEC_PER_SEC / 10 * 9,
