@@ -213,7 +213,11 @@
         X(error_notice_recipient, STRING, "postmaster", 0, 0, "bounce",                                      \
           "Who gets notices of resource, software, policy and protocol problems that notify_classes names.") \
         X(double_bounce_sender, STRING, "double-bounce", 0, 0, "bounce",                                     \
-          "Sender of postmaster notices; mail from it that cannot be delivered is discarded, never returned.")
+          "Sender of postmaster notices; mail from it that cannot be delivered is discarded, never returned.") \
+        X(smtpd_peername_lookup, BOOL, "yes", 0, 0, "smtpd",                                                  \
+          "Look the client's name up in DNS before the greeting (PTR, then its A/AAAA must hold the address).") \
+        X(unknown_client_reject_code, INT, "450", 400, 599, "smtpd",                                          \
+          "Reply code of reject_unknown_client_hostname and _reverse_ (a DNS temporary failure gives 450).")
 
 /* main.cf names that are not C identifiers: the X() entry names the Config field, and
  * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()
