@@ -239,7 +239,11 @@
         X(smtp_helo_name, STRING, "$myhostname", 0, 0, "smtp",                                               \
           "The host name the smtp client sends in EHLO, HELO and LHLO.")                                    \
         X(smtp_tls_security_level, STRING, "", 0, 0, "smtp",                                                 \
-          "none (or empty), may (STARTTLS when offered) or encrypt (STARTTLS or no mail) for the smtp client.")
+          "none (or empty), may (STARTTLS when offered) or encrypt (STARTTLS or no mail) for the smtp client.") \
+        X(smtpd_peername_lookup, BOOL, "yes", 0, 0, "smtpd",                                                  \
+          "Look the client's name up in DNS before the greeting (PTR, then its A/AAAA must hold the address).") \
+        X(unknown_client_reject_code, INT, "450", 400, 599, "smtpd",                                          \
+          "Reply code of reject_unknown_client_hostname and _reverse_ (a DNS temporary failure gives 450).")
 
 /* main.cf names that are not C identifiers: the X() entry names the Config field, and
  * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()

@@ -81,9 +81,10 @@ typedef struct ResolverReply {
  * resolver_free(). */
 typedef void (*ResolverCallback)(ResolverQuery *q, const ResolverReply *reply, void *userdata);
 
-/* A resolver on the event loop e: the name servers, "options timeout:n attempts:n", "search"/"domain" of
- * /etc/resolv.conf, read once here. c-ares's sockets are watched with io sources on e and its retries
- * driven by one timer. */
+/* A resolver on the event loop e: the name servers and "options timeout:n attempts:n" of /etc/resolv.conf
+ * (glibc's defaults 5 s and 2), read once here; every lookup ends within timeout × attempts (then with
+ * RESOLVER_TEMPFAIL). c-ares's sockets are watched with io sources on e and its retries driven by one
+ * timer. */
 int resolver_new(sd_event *e, Resolver **ret);
 
 /* For tests: as resolver_new(), but asking only the server at addr:port over UDP (and TCP for truncated

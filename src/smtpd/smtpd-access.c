@@ -274,6 +274,38 @@ static SmtpdRestrictionClass access_subject(SmtpdRestrictionType t) {
         }
 }
 
+/* check_client_access, as Postfix: the client's (confirmed) name and its parent domains, then the address. */
+static int client_keys(const SmtpdCheckInput *in, char ***ret) {
+        _cleanup_strv_free_ char **names = NULL, **addresses = NULL;
+        char **l;
+        size_t n = 0, m = 0;
+        int r;
+
+        if (in->peer && in->peer->name_status == SMTPD_PEER_OK) {
+                r = smtpd_access_domain_keys(in->peer->name, &names);
+                if (r < 0)
+                        return r;
+        }
+        r = smtpd_access_client_keys(in->client, &addresses);
+        if (r < 0 || !names) {
+                if (r >= 0)
+                        *ret = TAKE_PTR(addresses);
+                return r;
+        }
+        while (names[n])
+                n++;
+        while (addresses[m])
+                m++;
+        l = reallocarray(names, n + m + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        names = l;
+        memcpy(l + n, addresses, (m + 1) * sizeof(char *));
+        addresses = mfree(addresses);   /* the strings moved */
+        *ret = TAKE_PTR(names);
+        return 0;
+}
+
 SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
         SmtpdRestrictionClass subject = access_subject(item->type);
         const SmtpdCheckInput *in = ctx->in;
@@ -283,7 +315,7 @@ SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const Sm
 
         smtpd_restriction_subject(ctx, subject, &name, &class);
         if (subject == SMTPD_RESTRICTION_CLIENT)
-                r = smtpd_access_client_keys(in->client, &keys);
+                r = client_keys(in, &keys);
         else if (subject == SMTPD_RESTRICTION_HELO) {
                 if (!in->helo)
                         return SMTPD_CHECK_DUNNO;

@@ -48,14 +48,15 @@ static void on_sasl(SmtpdSasl *a, SmtpdSaslResult result, const char *text, void
                 smtpd_session_auth_end(s);
                 log_mail(LOG_WARNING, NULL,
                          LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SASL_METHOD", s->sasl_method }),
-                         "unknown[%s]: SASL %s authentication failed", s->client.text, s->sasl_method);
+                         "%s[%s]: SASL %s authentication failed", s->peer.name, s->client.text, s->sasl_method);
                 smtpd_session_reply(s, "535 5.7.8 Error: authentication failed");
                 break;
         default:
                 smtpd_session_auth_end(s);
                 log_mail(LOG_WARNING, NULL,
                          LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SASL_METHOD", s->sasl_method }),
-                         "unknown[%s]: SASL %s authentication aborted: %s", s->client.text, s->sasl_method, text);
+                         "%s[%s]: SASL %s authentication aborted: %s", s->peer.name, s->client.text,
+                         s->sasl_method, text);
                 smtpd_session_reply(s, "454 4.7.0 Temporary authentication failure: %s", text);
                 break;
         }
@@ -129,7 +130,7 @@ void smtpd_cmd_auth(SmtpdSession *s, const SmtpdCommand *c) {
                            sec_to_usec(s->server->config->smtpd_timeout), &req, on_sasl, s, &s->sasl);
         if (r < 0) {
                 log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                         "unknown[%s]: SASL authentication unavailable: cannot talk to %s: %s", s->client.text,
+                         "%s[%s]: SASL authentication unavailable: cannot talk to %s: %s", s->peer.name, s->client.text,
                          l->config->smtpd_sasl_path, strerror(-r));
                 smtpd_session_reply(s, "454 4.7.0 Temporary authentication failure: authentication server unavailable");
                 return;

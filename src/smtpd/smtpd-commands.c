@@ -97,9 +97,9 @@ static bool session_rate_ok(SmtpdSession *s, SmtpdCommandType t) {
         if (n <= (uint64_t) limit)
                 return true;
         log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                 "%s rate limit exceeded: %u from unknown[%s] (limit %" PRIi64 " per %" PRIi64 "s)",
-                 t == SMTPD_COMMAND_MAIL ? "Message delivery request" : "Recipient address", n, s->client.text,
-                 limit, config->anvil_rate_time_unit);
+                 "%s rate limit exceeded: %u from %s[%s] (limit %" PRIi64 " per %" PRIi64 "s)",
+                 t == SMTPD_COMMAND_MAIL ? "Message delivery request" : "Recipient address", n, s->peer.name,
+                 s->client.text, limit, config->anvil_rate_time_unit);
         if (t == SMTPD_COMMAND_MAIL)
                 smtpd_session_reply(s, "450 4.7.1 Error: too much mail from %s", s->client.text);
         else

@@ -52,6 +52,10 @@ static bool session_checks_wait(SmtpdSession *s, const char *line, size_t len) {
         SmtpdCommand c;
 
         s->checks_wait = false;
+        if (s->peer_lookup) {           /* the client spoke before the greeting */
+                s->checks_wait = true;
+                return true;
+        }
         if (s->state != SMTPD_SESSION_COMMAND || !smtpd_check_session_pending(s->checks))
                 return false;
         if (s->greet_pending) {         /* nothing is answered before the greeting */
@@ -99,7 +103,7 @@ static void session_command(SmtpdSession *s, const char *line, size_t len) {
         s->counters[c.type].total++;
         s->reply_code = 0;
         if (s->access_denied && c.type != SMTPD_COMMAND_QUIT) {      /* smtpd_session_greet() */
-                smtpd_session_reply(s, "503 5.7.0 Error: access denied for unknown[%s]", s->client.text);
+                smtpd_session_reply(s, "503 5.7.0 Error: access denied for %s[%s]", s->peer.name, s->client.text);
                 return;
         }
         command_handlers[c.type](s, &c);

@@ -1,6 +1,7 @@
 /* smtpd-restriction-checks.c: the smtpd process's restrictions one by one, as a list names them:
  * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, reject_non_fqdn_*, the HELO
- * name checks, reject_unlisted_recipient (local_recipient_maps) and reject_rbl_client. */
+ * name checks, reject_unlisted_recipient (local_recipient_maps), reject_rbl_client and the client name
+ * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
@@ -168,6 +169,21 @@ static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRest
         return SMTPD_CHECK_DUNNO;
 }
 
+/* reject_unknown_client_hostname and reject_unknown_reverse_client_hostname: 450 when DNS failed
+ * temporarily, unknown_client_reject_code otherwise (RFC 7372's 4.7.25, its class following the code). */
+static SmtpdCheckStatus check_unknown_client(SmtpdCheckContext *ctx, bool reverse) {
+        const SmtpdPeerName *p = ctx->in->peer;
+        SmtpdPeerStatus st = p ? (reverse ? p->reverse_status : p->name_status) : SMTPD_PEER_PERM;
+        unsigned code = 450;
+
+        if (st == SMTPD_PEER_OK)
+                return SMTPD_CHECK_DUNNO;
+        if (st != SMTPD_PEER_TEMP)
+                code = (unsigned) ctx->cs->checks->config->unknown_client_reject_code;
+        return smtpd_restriction_reject(ctx, "%u %u.7.25 Client host rejected: cannot find your %shostname, [%s]", code,
+                                        code / 100, reverse ? "reverse " : "", ctx->in->client->text);
+}
+
 SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
         SmtpdChecks *c = ctx->cs->checks;
         const SmtpdCheckInput *in = ctx->in;
@@ -213,6 +229,10 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 if (!in->helo || smtpd_helo_valid(in->helo))
                         return SMTPD_CHECK_DUNNO;
                 return smtpd_restriction_reject(ctx, "501 5.5.2 <%s>: Helo command rejected: Invalid name", in->helo);
+        case SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME:
+                return check_unknown_client(ctx, false);
+        case SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME:
+                return check_unknown_client(ctx, true);
         case SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS:
         case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
         case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:

@@ -19,7 +19,7 @@ struct SmtpdChecks {
         bool *local_warned;             /* "not built" logged for this table */
         size_t n_local_tables;
         char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
-        SmtpdResolver *resolver;
+        Resolver *resolver;             /* borrowed from the server */
 };
 
 typedef enum SmtpdDnsblStatus {
@@ -35,12 +35,12 @@ typedef enum SmtpdDnsblStatus {
 typedef struct SmtpdDnsblLookup {
         SmtpdCheckSession *session;
         const char *domain;
-        char name[SMTPD_DNS_NAME_MAX + 1];
-        SmtpdDnsQuery *a, *txt;
+        char name[RESOLVER_NAME_MAX + 1];
+        ResolverQuery *a, *txt;
         SmtpdDnsblStatus status;
-        uint8_t addresses[SMTPD_DNS_A_MAX][4];  /* the A records of a listed client */
+        uint8_t addresses[SMTPD_DNSBL_A_MAX][4];        /* the A records of a listed client */
         unsigned n_addresses;
-        char text[SMTPD_DNS_TXT_MAX];
+        char text[SMTPD_DNSBL_TXT_MAX];
 } SmtpdDnsblLookup;
 
 /* A session's restriction state. */
@@ -67,7 +67,7 @@ typedef struct SmtpdCheckContext {
         const SmtpdCheckInput *in;
         char *reply;
         SmtpdRestrictionClass cls;      /* the list being evaluated */
-        char client_name[INET6_ADDRSTRLEN + 16];        /* "unknown[192.0.2.1]" */
+        char client_name[RESOLVER_NAME_MAX + INET6_ADDRSTRLEN + 3];     /* "name[192.0.2.1]" */
 } SmtpdCheckContext;
 
 /* smtpd-restrictions.c: sets the reply, and returns SMTPD_CHECK_REJECT. */

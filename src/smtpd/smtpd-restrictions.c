@@ -31,6 +31,8 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_NON_FQDN_RECIPIENT] = "reject_non_fqdn_recipient",
         [SMTPD_RESTRICTION_REJECT_NON_FQDN_HELO_HOSTNAME] = "reject_non_fqdn_helo_hostname",
         [SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME] = "reject_invalid_helo_hostname",
+        [SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME] = "reject_unknown_client_hostname",
+        [SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME] = "reject_unknown_reverse_client_hostname",
         [SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS] = "check_client_access",
         [SMTPD_RESTRICTION_CHECK_HELO_ACCESS] = "check_helo_access",
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
@@ -51,6 +53,8 @@ SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s) {
                 return SMTPD_RESTRICTION_REJECT_NON_FQDN_HELO_HOSTNAME;
         if (strcaseeq(s, "reject_invalid_hostname"))
                 return SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME;
+        if (strcaseeq(s, "reject_unknown_client"))
+                return SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME;
         return _SMTPD_RESTRICTION_TYPE_INVALID;
 }
 
@@ -174,7 +178,6 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
         free(c->local_tables);
         free(c->local_warned);
         strv_free(c->dnsbl_domains);
-        smtpd_resolver_free(c->resolver);
         free(c);
         return NULL;
 }
@@ -234,7 +237,7 @@ static int local_maps_open(SmtpdChecks *c, const char *where) {
 }
 
 int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char **mydestination,
-                     sd_event *event, SmtpdChecks **ret) {
+                     Resolver *resolver, SmtpdChecks **ret) {
         _cleanup_(smtpd_checks_freep) SmtpdChecks *c = NULL;
         char where[512];
         int r;
@@ -245,6 +248,7 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
         c->config = config;
         c->mynetworks = mynetworks;
         c->mydestination = mydestination;
+        c->resolver = resolver;
 
         for (SmtpdRestrictionClass cls = 0; cls < _SMTPD_RESTRICTION_CLASS_MAX; cls++) {
                 const char *param = config_params[list_params[cls]].name;
@@ -260,7 +264,7 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                         SmtpdRestriction *item = l->items + i;
 
                         if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT) {
-                                if (strlen(item->arg) > SMTPD_DNS_NAME_MAX - 64) {
+                                if (strlen(item->arg) > RESOLVER_NAME_MAX - 64 || resolver_name_valid(item->arg) < 0) {
                                         log_error("%s: %s: reject_rbl_client: unsupported domain \"%s\"", where,
                                                   param, item->arg);
                                         return -EINVAL;
@@ -305,11 +309,8 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
         if (r < 0)
                 return r;
 
-        if (c->dnsbl_domains) {
-                r = smtpd_resolver_new(event, &c->resolver);
-                if (r < 0)
-                        return r == -ENOMEM ? log_oom() : r;
-        }
+        if (c->dnsbl_domains && !c->resolver)
+                return log_error_errno(EINVAL, "reject_rbl_client is used, but smtpd has no resolver.");
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -320,8 +321,8 @@ SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
         if (!cs)
                 return NULL;
         for (size_t i = 0; i < cs->n_lookups; i++) {
-                smtpd_dns_query_free(cs->lookups[i].a);
-                smtpd_dns_query_free(cs->lookups[i].txt);
+                resolver_query_cancel(cs->lookups[i].a);
+                resolver_query_cancel(cs->lookups[i].txt);
         }
         free(cs->lookups);
         free(cs);
@@ -333,37 +334,49 @@ bool smtpd_check_session_pending(const SmtpdCheckSession *cs) {
         return cs && cs->pending > 0;
 }
 
-static void on_dnsbl_reply(SmtpdDnsQuery *q, int error, const SmtpdDnsReply *reply, void *userdata) {
-        SmtpdDnsblLookup *l = userdata;
-        SmtpdCheckSession *cs = l->session;
-
-        if (q == l->a) {
-                l->a = NULL;
-                if (error < 0 || (reply->rcode != SMTPD_DNS_RCODE_NOERROR && reply->rcode != SMTPD_DNS_RCODE_NXDOMAIN)) {
-                        if (error < 0)
-                                log_warning_errno(error, "DNS blocklist lookup of %s failed, not listed: %m", l->name);
-                        else
-                                log_warning("DNS blocklist lookup of %s failed (rcode %u), not listed.", l->name,
-                                            reply->rcode);
-                        l->status = SMTPD_DNSBL_FAILED;
-                } else {
-                        l->status = reply->n_a > 0 ? SMTPD_DNSBL_LISTED : SMTPD_DNSBL_NOT_LISTED;
-                        l->n_addresses = reply->n_a;
-                        memcpy(l->addresses, reply->a, sizeof l->addresses);
-                }
-                /* The text matters only for a listed client. */
-                if (l->status != SMTPD_DNSBL_LISTED && l->txt) {
-                        l->txt = smtpd_dns_query_free(l->txt);
-                        cs->pending--;
-                }
-        } else {
-                l->txt = NULL;
-                if (error == 0 && reply->has_txt)
-                        memcpy(l->text, reply->txt, sizeof l->text);
-        }
+static void dnsbl_lookup_done(SmtpdCheckSession *cs) {
         cs->pending--;
         if (cs->pending == 0)
                 cs->done(cs->userdata);
+}
+
+static void on_dnsbl_a(ResolverQuery *q, const ResolverReply *reply, void *userdata) {
+        SmtpdDnsblLookup *l = userdata;
+        SmtpdCheckSession *cs = l->session;
+
+        l->a = NULL;
+        switch (reply->status) {
+        case RESOLVER_FOUND:
+                l->status = SMTPD_DNSBL_LISTED;
+                l->n_addresses = 0;
+                for (size_t i = 0; i < reply->n_addresses && l->n_addresses < SMTPD_DNSBL_A_MAX; i++)
+                        if (reply->addresses[i].family == AF_INET)
+                                memcpy(l->addresses[l->n_addresses++], reply->addresses[i].bytes, 4);
+                break;
+        case RESOLVER_NXDOMAIN:
+        case RESOLVER_NODATA:
+                l->status = SMTPD_DNSBL_NOT_LISTED;
+                break;
+        default:
+                log_warning("DNS blocklist lookup of %s failed (%s), not listed.", l->name, reply->detail);
+                l->status = SMTPD_DNSBL_FAILED;
+                break;
+        }
+        /* The text matters only for a listed client. */
+        if (l->status != SMTPD_DNSBL_LISTED && l->txt) {
+                l->txt = resolver_query_cancel(l->txt);
+                cs->pending--;
+        }
+        dnsbl_lookup_done(cs);
+}
+
+static void on_dnsbl_txt(ResolverQuery *q, const ResolverReply *reply, void *userdata) {
+        SmtpdDnsblLookup *l = userdata;
+
+        l->txt = NULL;
+        if (reply->status == RESOLVER_FOUND && reply->n_txt > 0)
+                (void) snprintf(l->text, sizeof l->text, "%s", reply->txt[0]);
+        dnsbl_lookup_done(l->session);
 }
 
 int smtpd_check_session_new(SmtpdChecks *c, const SmtpdAddress *client, void (*done)(void *userdata),
@@ -401,14 +414,14 @@ int smtpd_check_session_new(SmtpdChecks *c, const SmtpdAddress *client, void (*d
                                           client->text, l->domain);
                         continue;
                 }
-                r = smtpd_dns_query_start(c->resolver, l->name, SMTPD_DNS_TYPE_A, on_dnsbl_reply, l, &l->a);
+                r = resolver_lookup(c->resolver, l->name, RESOLVER_TYPE_A, on_dnsbl_a, l, &l->a);
                 if (r < 0) {
                         log_warning_errno(r, "Failed to start a DNS blocklist lookup of %s, not listed: %m", l->name);
                         continue;
                 }
                 l->status = SMTPD_DNSBL_PENDING;
                 cs->pending++;
-                r = smtpd_dns_query_start(c->resolver, l->name, SMTPD_DNS_TYPE_TXT, on_dnsbl_reply, l, &l->txt);
+                r = resolver_lookup(c->resolver, l->name, RESOLVER_TYPE_TXT, on_dnsbl_txt, l, &l->txt);
                 if (r < 0)
                         log_warning_errno(r, "Failed to start a DNS TXT lookup of %s, ignoring: %m", l->name);
                 else
@@ -466,7 +479,8 @@ static SmtpdCheckStatus check_list(SmtpdCheckContext *ctx, SmtpdRestrictionClass
 
 static void context_init(SmtpdCheckContext *ctx, SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
         *ctx = (SmtpdCheckContext) { .cs = cs, .in = in, .reply = reply };
-        (void) snprintf(ctx->client_name, sizeof ctx->client_name, "unknown[%s]", in->client->text);
+        (void) snprintf(ctx->client_name, sizeof ctx->client_name, "%s[%s]",
+                        in->peer ? in->peer->name : SMTPD_PEER_UNKNOWN, in->client->text);
         reply[0] = '\0';
 }
 

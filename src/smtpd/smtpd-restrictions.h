@@ -8,6 +8,7 @@
 #include "config.h"
 #include "smtpd-dnsbl.h"
 #include "smtpd-mynetworks.h"
+#include "smtpd-peername.h"
 #include "smtpd-protocol.h"
 #include "table.h"
 
@@ -24,6 +25,8 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_REJECT_NON_FQDN_RECIPIENT,
         SMTPD_RESTRICTION_REJECT_NON_FQDN_HELO_HOSTNAME,
         SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME,
+        SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME,
+        SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME,
         SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS,  /* these take a table */
         SMTPD_RESTRICTION_CHECK_HELO_ACCESS,
         SMTPD_RESTRICTION_CHECK_SENDER_ACCESS,
@@ -106,11 +109,11 @@ bool smtpd_address_fqdn(const char *address);
 /* The server's restrictions, built at start from the configuration. */
 typedef struct SmtpdChecks SmtpdChecks;
 
-/* Parses the lists and local_recipient_maps and opens their tables; sets up the resolver if any list uses
- * reject_rbl_client. A configuration error is logged with file and line and is -EINVAL. mynetworks and
- * mydestination are borrowed and must outlive the result. */
+/* Parses the lists and local_recipient_maps and opens their tables. A configuration error is logged with
+ * file and line and is -EINVAL. mynetworks, mydestination and resolver (for reject_rbl_client; may be NULL
+ * if no list uses it) are borrowed and must outlive the result. */
 int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char **mydestination,
-                     sd_event *event, SmtpdChecks **ret);
+                     Resolver *resolver, SmtpdChecks **ret);
 SmtpdChecks *smtpd_checks_free(SmtpdChecks *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdChecks *, smtpd_checks_free);
 
@@ -127,6 +130,7 @@ bool smtpd_check_session_pending(const SmtpdCheckSession *cs);
 /* What the session knows when it asks. */
 typedef struct SmtpdCheckInput {
         const SmtpdAddress *client;
+        const SmtpdPeerName *peer;      /* the client's names; NULL: "unknown", SMTPD_PEER_PERM */
         const char *helo;               /* NULL before HELO/EHLO */
         const char *sender;             /* NULL before MAIL; "" is the null sender */
         const char *recipient;          /* NULL except at RCPT */

@@ -52,10 +52,10 @@ static void session_log_disconnect(SmtpdSession *s) {
         }
         if (ok == total)
                 log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                         "disconnect from unknown[%s]%s commands=%u", s->client.text, stats, total);
+                         "disconnect from %s[%s]%s commands=%u", s->peer.name, s->client.text, stats, total);
         else
                 log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                         "disconnect from unknown[%s]%s commands=%u/%u", s->client.text, stats, ok, total);
+                         "disconnect from %s[%s]%s commands=%u/%u", s->peer.name, s->client.text, stats, ok, total);
 }
 
 static SmtpdSession *session_free(SmtpdSession *s) {
@@ -76,6 +76,7 @@ static SmtpdSession *session_free(SmtpdSession *s) {
         s->anvil = NULL;
         smtpd_session_reset(s);
         smtpd_check_session_free(s->checks);
+        smtpd_peer_lookup_free(s->peer_lookup);
         sd_event_source_disable_unref(s->delay);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
@@ -112,8 +113,8 @@ static void session_log_reply(SmtpdSession *s, const char *reply, size_t len) {
         log_mail(reply[0] >= '4' ? LOG_INFO : LOG_DEBUG, NULL,
                  LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SMTP_COMMAND", s->stage },
                             { "DSN", dsn[0] ? dsn : NULL }),
-                 "%s: %s from unknown[%s]: %s; proto=%s helo=<%s>",
-                 reply[0] >= '4' ? "NOQUEUE: reject" : "reply", s->stage, s->client.text, strna(text),
+                 "%s: %s from %s[%s]: %s; proto=%s helo=<%s>",
+                 reply[0] >= '4' ? "NOQUEUE: reject" : "reply", s->stage, s->peer.name, s->client.text, strna(text),
                  s->esmtp ? "ESMTP" : "SMTP", strempty(ehelo));
 }
 
@@ -164,8 +165,8 @@ void smtpd_session_reject(SmtpdSession *s, const char *sender, const char *rcpt,
         log_mail(LOG_INFO, NULL,
                  LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SMTP_COMMAND", s->stage },
                             { "SENDER", esender }, { "RECIPIENT", ercpt }, { "DSN", dsn }),
-                 "NOQUEUE: reject: %s from unknown[%s]: %s;%s%s%s%s%s%s proto=%s helo=<%s>",
-                 s->stage, s->client.text, strna(ereply),
+                 "NOQUEUE: reject: %s from %s[%s]: %s;%s%s%s%s%s%s proto=%s helo=<%s>",
+                 s->stage, s->peer.name, s->client.text, strna(ereply),
                  esender ? " from=<" : "", strempty(esender), esender ? ">" : "",
                  ercpt ? " to=<" : "", strempty(ercpt), ercpt ? ">" : "",
                  s->esmtp ? "ESMTP" : "SMTP", strempty(ehelo));
@@ -174,7 +175,7 @@ void smtpd_session_reject(SmtpdSession *s, const char *sender, const char *rcpt,
 /* Why a session ends early: "lost connection after DATA from unknown[192.0.2.1]". */
 void smtpd_session_log_end(SmtpdSession *s, const char *why) {
         log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                 "%s after %s from unknown[%s]", why, s->stage, s->client.text);
+                 "%s after %s from %s[%s]", why, s->stage, s->peer.name, s->client.text);
 }
 
 void smtpd_session_lost(SmtpdSession *s) {
@@ -188,6 +189,7 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
                         const char *helo, const char *sender, const char *rcpt) {
         SmtpdCheckInput in = {
                 .client = &s->client,
+                .peer = &s->peer,
                 .helo = helo,
                 .sender = sender,
                 .recipient = rcpt,
@@ -225,6 +227,25 @@ static void on_checks_done(void *userdata) {
         s->checks_wait = false;
         if (s->greet_pending)
                 smtpd_session_greet(s);
+        smtpd_session_update(s);
+}
+
+/* The client's name is known (or will stay "unknown"): the session begins. */
+static void session_connected(SmtpdSession *s) {
+        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "CLIENT_NAME", s->peer.name }),
+                 "connect from %s[%s]", s->peer.name, s->client.text);
+        if (s->listener->wrappermode)
+                smtpd_session_tls_start(s);     /* port 465: the 220 follows the handshake */
+        else
+                smtpd_session_greet(s);
+}
+
+static void on_peer_name(const SmtpdPeerName *peer, void *userdata) {
+        SmtpdSession *s = userdata;
+
+        s->peer = *peer;
+        s->peer_lookup = smtpd_peer_lookup_free(s->peer_lookup);
+        session_connected(s);
         smtpd_session_update(s);
 }
 
@@ -298,7 +319,8 @@ void smtpd_session_update(SmtpdSession *s) {
         if ((s->state == SMTPD_SESSION_COMMAND || s->state == SMTPD_SESSION_DATA ||
              s->state == SMTPD_SESSION_BDAT) &&
             s->out_len <= SMTPD_OUT_PAUSE && !s->delaying &&
-            !s->checks_wait)  /* on_checks_done() goes on */
+            !s->checks_wait &&  /* on_checks_done() goes on */
+            !s->peer_lookup)    /* nothing is read before the greeting (or the TLS handshake on port 465) */
                 events |= EPOLLIN;
         if (s->state == SMTPD_SESSION_AUTH_RESPONSE && s->out_len <= SMTPD_OUT_PAUSE)
                 events |= EPOLLIN;
@@ -393,6 +415,17 @@ int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clien
         r = smtpd_check_session_new(listener->checks, client, on_checks_done, s, &s->checks);
         if (r < 0)
                 return r;
+        /* As Postfix: the client's name before the greeting, so that the first log line and every check
+         * have it. Only this session waits for it, no longer than the resolver's deadline, twice. */
+        smtpd_peer_name_unknown(&s->peer, SMTPD_PEER_PERM);
+        if (listener->config->smtpd_peername_lookup && (client->family == AF_INET || client->family == AF_INET6)) {
+                r = smtpd_peer_lookup_start(server->resolver, client, on_peer_name, s, &s->peer_lookup);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to look up the name of %s, using \"unknown\": %m",
+                                          client->text);
+                        s->peer.name_status = s->peer.reverse_status = SMTPD_PEER_TEMP;
+                }
+        }
 
         s->fd = fd;
         s->linked = true;
@@ -403,12 +436,8 @@ int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clien
         server->n_sessions++;
         daemon_busy_inc(server->daemon);
 
-        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", client->text }), "connect from unknown[%s]",
-                 client->text);
-        if (listener->wrappermode)
-                smtpd_session_tls_start(s);     /* port 465: the 220 follows the handshake */
-        else
-                smtpd_session_greet(s);
+        if (!s->peer_lookup)
+                session_connected(s);
         smtpd_session_update(TAKE_PTR(s));
         return 0;
 }

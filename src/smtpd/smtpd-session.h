@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 
 #include "dsn.h"
+#include "smtpd-peername.h"
 #include "smtpd-protocol.h"
 #include "smtpd-sasl.h"
 #include "smtpd.h"
@@ -53,6 +54,8 @@ struct SmtpdSession {
         uint64_t deadline_usec;         /* smtpd_session_deadline, on CLOCK_MONOTONIC */
         uint64_t last_io_usec;          /* smtpd_timeout runs from here */
         SmtpdAddress client;
+        SmtpdPeerName peer;             /* the client's names; "unknown" until the lookup ends */
+        SmtpdPeerLookup *peer_lookup;   /* smtpd_peername_lookup: running until the greeting */
         const char *stage;              /* the last command, as in "lost connection after RCPT" */
         unsigned errors;                /* 5xx replies since the last message accepted */
         unsigned junk;                  /* NOOP, RSET, VRFY */

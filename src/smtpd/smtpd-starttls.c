@@ -21,16 +21,16 @@ void smtpd_session_tls_handshake(SmtpdSession *s) {
                 return;
         if (r < 0) {
                 log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                         "SSL_accept error from unknown[%s]: %s", s->client.text, smtpd_tls_error(s->tls));
+                         "SSL_accept error from %s[%s]: %s", s->peer.name, s->client.text, smtpd_tls_error(s->tls));
                 smtpd_session_lost(s);
                 return;
         }
         log_mail(LOG_INFO, NULL,
                  LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "TLS_PROTOCOL", smtpd_tls_version(s->tls) },
                             { "TLS_CIPHER", smtpd_tls_cipher(s->tls) }),
-                 "Anonymous TLS connection established from unknown[%s]: %s with cipher %s (%d/%d bits)",
-                 s->client.text, smtpd_tls_version(s->tls), smtpd_tls_cipher(s->tls), smtpd_tls_bits(s->tls),
-                 smtpd_tls_bits(s->tls));
+                 "Anonymous TLS connection established from %s[%s]: %s with cipher %s (%d/%d bits)",
+                 s->peer.name, s->client.text, smtpd_tls_version(s->tls), smtpd_tls_cipher(s->tls),
+                 smtpd_tls_bits(s->tls), smtpd_tls_bits(s->tls));
         /* RFC 3207 4.2: the client starts over, and nothing said before the handshake counts. */
         s->helo = mfree(s->helo);
         s->esmtp = false;
@@ -80,8 +80,8 @@ void smtpd_cmd_starttls(SmtpdSession *s, const SmtpdCommand *c) {
          * it would pass for the client's word over TLS (CVE-2011-0411). It is dropped. */
         if (s->in_end > s->in_start)
                 log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                         "unknown[%s]: discarding %zu bytes of plaintext pipelined after STARTTLS",
-                         s->client.text, s->in_end - s->in_start);
+                         "%s[%s]: discarding %zu bytes of plaintext pipelined after STARTTLS",
+                         s->peer.name, s->client.text, s->in_end - s->in_start);
         s->in_start = s->in_end;
         smtpd_line_reader_init(&s->lines, (size_t) s->server->config->line_length_limit);
         s->state = SMTPD_SESSION_STARTTLS;
@@ -99,7 +99,7 @@ ssize_t smtpd_session_recv(SmtpdSession *s, void *buf, size_t n) {
                 return k;
         if (k != -EAGAIN)
                 log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                         "TLS read error from unknown[%s]: %s", s->client.text, smtpd_tls_error(s->tls));
+                         "TLS read error from %s[%s]: %s", s->peer.name, s->client.text, smtpd_tls_error(s->tls));
         errno = (int) -k;
         return -1;
 }

@@ -33,7 +33,7 @@ static int on_submit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         else if (e) {
                 _cleanup_free_ char *text = e->message ? log_escape(e->message, strlen(e->message)) : NULL;
 
-                log_warning("cleanup did not take a message from unknown[%s]: %s: %s", s->client.text,
+                log_warning("cleanup did not take a message from %s[%s]: %s: %s", s->peer.name, s->client.text,
                             e->name, strna(text));
                 if (!sd_bus_error_has_name(e, POSTBUS_ERROR_TEMPORARY) || !e->message ||
                     smtpd_status_reply(e->message, '4', "451", reply) < 0)
@@ -47,11 +47,11 @@ static int on_submit_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                         log_mail(LOG_INFO, id,
                                  LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "SASL_METHOD", s->sasl_method },
                                             { "SASL_USERNAME", s->sasl_username }),
-                                 "client=unknown[%s], sasl_method=%s, sasl_username=%s", s->client.text,
+                                 "client=%s[%s], sasl_method=%s, sasl_username=%s", s->peer.name, s->client.text,
                                  s->sasl_method, s->sasl_username);
                 else
                         log_mail(LOG_INFO, id, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
-                                 "client=unknown[%s]", s->client.text);
+                                 "client=%s[%s]", s->peer.name, s->client.text);
                 s->counters[s->bdat ? SMTPD_COMMAND_BDAT : SMTPD_COMMAND_DATA].ok++;
                 s->errors = 0;
                 smtpd_session_reply(s, "250 2.0.0 Ok: queued as %s", id);
@@ -95,9 +95,10 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{ss}");
         if (r >= 0)
-                r = sd_bus_message_append(m, "{ss}{ss}{ss}{ss}{ss}",
+                r = sd_bus_message_append(m, "{ss}{ss}{ss}{ss}{ss}{ss}",
                                           "client_address", s->client.text,
-                                          "client_name", "unknown",
+                                          "client_name", s->peer.name,
+                                          "reverse_client_name", s->peer.reverse_name,
                                           "client_port", port,
                                           "helo_name", s->helo,
                                           "protocol", session_protocol(s));

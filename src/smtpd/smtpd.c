@@ -133,7 +133,7 @@ static int listener_setup(Smtpd *server, SmtpdService service) {
                 return -EINVAL;
         }
         /* The restriction lists (smtpd-restrictions.c): a bad list stops the role with file and line. */
-        r = smtpd_checks_new(c, &server->mynetworks, server->mydestination, server->daemon->event, &l->checks);
+        r = smtpd_checks_new(c, &server->mynetworks, server->mydestination, server->resolver, &l->checks);
         if (r < 0)
                 return r;
         l->wrappermode = c->smtpd_tls_wrappermode;
@@ -165,6 +165,7 @@ static void smtpd_free(Smtpd *server) {
                 config_free(server->listeners[i].config);
         }
         bus_client_free(server->cleanup);
+        resolver_free(server->resolver);        /* after the sessions and checks whose lookups it runs */
         for (size_t i = 0; i < server->n_listen; i++)
                 sd_event_source_disable_unref(server->listen_sources[i]);
         free(server->listen_sources);
@@ -234,6 +235,10 @@ static int smtpd_setup(Daemon *d) {
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/cleanup", &server->cleanup);
         if (r < 0)
                 return log_oom();
+        /* Reads /etc/resolv.conf once; c-ares opens its sockets only for lookups. */
+        r = resolver_new(d->event, &server->resolver);
+        if (r < 0)
+                return r == -ENOMEM ? log_oom() : r;
 
         /* Every socket named "smtp", "submission" or "smtps": a unit may list several ListenStream=
          * addresses, and each service is set up once, for the first of its sockets. */

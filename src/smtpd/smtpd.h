@@ -64,6 +64,7 @@ struct Smtpd {
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         BusClient *cleanup;
+        Resolver *resolver;             /* DNS for every session: client names, reject_rbl_client */
         SmtpdListener listeners[_SMTPD_SERVICE_MAX];
         sd_event_source **listen_sources;       /* one per socket of any service */
         size_t n_listen;

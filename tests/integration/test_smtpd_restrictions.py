@@ -437,6 +437,8 @@ class NonBlocking(unittest.TestCase):
             mynetworks='127.0.0.1/32',
             alias_maps='',
             smtpd_client_restrictions='reject_rbl_client held.test',
+            # the greeting would wait for the client's PTR name, which this server holds too
+            smtpd_peername_lookup='no',
             smtpd_helo_restrictions='',
             smtpd_sender_restrictions='',
             smtpd_relay_restrictions='permit_mynetworks, reject_unauth_destination',

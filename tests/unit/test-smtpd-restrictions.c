@@ -200,6 +200,7 @@ typedef struct Env {
         SmtpdNetworks mynetworks;
         char **mydestination;
         sd_event *event;
+        Resolver *resolver;
         SmtpdChecks *checks;
         SmtpdCheckSession *session;
         SmtpdAddress client;
@@ -224,7 +225,8 @@ static int env_setup(Env *e, const char *maincf_template, const char *client) {
         ASSERT_OK(smtpd_networks_parse(e->config->mynetworks, "main.cf", &e->mynetworks));
         ASSERT_OK(config_split_list(e->config->mydestination, &e->mydestination));
         ASSERT_OK(sd_event_new(&e->event));
-        r = smtpd_checks_new(e->config, &e->mynetworks, e->mydestination, e->event, &e->checks);
+        ASSERT_OK(resolver_new(e->event, &e->resolver));
+        r = smtpd_checks_new(e->config, &e->mynetworks, e->mydestination, e->resolver, &e->checks);
         if (r < 0)
                 return r;
         ASSERT_OK(smtpd_check_session_new(e->checks, &e->client, on_done, NULL, &e->session));
@@ -235,6 +237,7 @@ static int env_setup(Env *e, const char *maincf_template, const char *client) {
 static void env_done(Env *e) {
         smtpd_check_session_free(e->session);
         smtpd_checks_free(e->checks);
+        resolver_free(e->resolver);
         sd_event_unref(e->event);
         strv_free(e->mydestination);
         smtpd_networks_done(&e->mynetworks);
