@@ -52,6 +52,7 @@ PickupMessage *pickup_message_free(PickupMessage *m) {
         maildrop_envelope_free(m->envelope);
         free(m->login);
         free(m->full_name);
+        free(m->reject_text);
         safe_close(m->content_fd);
         free(m);
         return NULL;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 
+#include "agent-bus.h"
 #include "log.h"
 #include "pickup.h"
 
@@ -53,6 +54,112 @@ static void batch_done(Pickup *p) {
         pickup_set_working(p, false);
 }
 
+static void message_link(Pickup *p, PickupMessage *m) {
+        m->next = p->in_flight;
+        if (m->next)
+                m->next->prev = m;
+        p->in_flight = m;
+        p->n_in_flight++;
+}
+
+static int on_reject_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(pickup_message_freep) PickupMessage *m = userdata;
+        Pickup *p = m->pickup;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        _cleanup_free_ char *sender = log_escape(m->envelope->sender, strlen(m->envelope->sender));
+        _cleanup_free_ char *text = log_escape(m->reject_text, strlen(m->reject_text));
+        const char *notice = NULL;
+        char uid[32];
+
+        message_unlink(m);
+        (void) snprintf(uid, sizeof uid, "%u", (unsigned) m->uid);
+        if (e && sd_bus_error_has_name(e, POSTBUS_ERROR_INVALID_ARGS))
+                notice = "";    /* nothing to return it to (sendmail -t: the recipients were in the headers) */
+        else if (e || sd_bus_message_read(reply, "s", &notice) < 0) {
+                log_warning("maildrop file %s: rejected by cleanup, and bounce could not tell the sender (%s); "
+                            "it stays for another attempt.", m->name, e ? strna(e->message) : "a malformed answer");
+                p->temporary_failure = true;
+                pickup_pump(p);
+                return 0;
+        }
+        if (unlinkat(p->dir_fd, m->name, 0) < 0 && errno != ENOENT)
+                p->temporary_failure = true;
+        log_mail(LOG_ERR, isempty(notice) ? NULL : notice,
+                 LOG_FIELDS({ "MAILDROP_FILE", m->name }, { "UID", uid }, { "SENDER", sender }),
+                 "maildrop file %s: uid=%s from=<%s>: rejected by cleanup: %s; %s%s; removed", m->name, uid,
+                 strempty(sender), strna(text), isempty(notice) ? "no notice sent" : "sender notified as ",
+                 strempty(notice));
+        pickup_pump(p);
+        return 0;
+}
+
+static int reject_send(PickupMessage *m, sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        const MaildropEnvelope *e = m->envelope;
+        char status[16] = "5.0.0";
+        const char *text = m->reject_text;
+        size_t len = strcspn(text, " ");
+        int r;
+
+        /* cleanup's text starts with its enhanced status code: "5.7.1 message content rejected". */
+        if (len >= 5 && len < sizeof status && text[0] == '5' && text[1] == '.' &&
+            strspn(text, "0123456789.") == len) {
+                memcpy(status, text, len);
+                status[len] = '\0';
+                text += len + strspn(text + len, " ");
+        }
+        r = sd_bus_message_new_method_call(bus, &msg, NULL, BOUNCE_OBJECT_PATH, BOUNCE_INTERFACE, "Reject");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "hs", m->content_fd, e->sender);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(msg, e->recipients);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "ss", status, text);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, &m->slot, msg, on_reject_reply, m,
+                                      (uint64_t) m->pickup->daemon->config->daemon_timeout * USEC_PER_SEC);
+        return r;
+}
+
+static int on_bounce_ready(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        PickupMessage *m = userdata;
+        sd_bus *bus = sd_bus_message_get_bus(reply);
+
+        m->slot = sd_bus_slot_unref(m->slot);
+        if (sd_bus_is_ready(bus) <= 0 || reject_send(m, bus) < 0) {
+                /* on_reject_reply()'s failure path: the file stays for another attempt */
+                Pickup *p = m->pickup;
+                log_warning("maildrop file %s: rejected by cleanup; bounce cannot be reached, it stays.", m->name);
+                message_unlink(m);
+                p->temporary_failure = true;
+                pickup_message_free(m);
+                pickup_pump(p);
+        }
+        return 0;
+}
+
+/* Asks bounce to return a message cleanup refused; the maildrop file goes once bounce has it. */
+static void pickup_reject(PickupMessage *m, const char *why) {
+        Pickup *p = m->pickup;
+        sd_bus *bus = NULL;
+        int r;
+
+        m->slot = sd_bus_slot_unref(m->slot);
+        m->reject_text = strdup(why);
+        message_link(p, m);
+        r = m->reject_text ? bus_client_get_ready(p->bounce, on_bounce_ready, m, &m->slot, &bus) : -ENOMEM;
+        if (r > 0)
+                r = reject_send(m, bus);
+        if (r < 0) {
+                log_warning_errno(r, "maildrop file %s: rejected by cleanup; cannot ask bounce to return it, "
+                                  "it stays: %m", m->name);
+                message_unlink(m);
+                p->temporary_failure = true;
+                pickup_message_free(m);
+                pickup_pump(p);
+        }
+}
+
 static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         _cleanup_(pickup_message_freep) PickupMessage *m = userdata;
         Pickup *p = m->pickup;
@@ -61,20 +168,17 @@ static int on_submit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         char uid[32];
         const char *id;
 
-        message_unlink(m);
         (void) snprintf(uid, sizeof uid, "%u", (unsigned) m->uid);
 
         if (e && sd_bus_error_has_names(e, POSTBUS_ERROR_REJECTED, POSTBUS_ERROR_INVALID_ARGS)) {
-                /* Permanent: kept, it would be refused again and again. There is no bounce yet to tell
-                 * the user, so the record is all that remains of it. */
-                _cleanup_free_ char *text = log_escape(strna(e->message), strlen(strna(e->message)));
-                if (unlinkat(p->dir_fd, m->name, 0) < 0 && errno != ENOENT)
-                        p->temporary_failure = true;
-                log_mail(LOG_ERR, NULL,
-                         LOG_FIELDS({ "MAILDROP_FILE", m->name }, { "UID", uid }, { "SENDER", sender }),
-                         "maildrop file %s: uid=%s from=<%s>: rejected by cleanup: %s; removed", m->name, uid,
-                         strempty(sender), strna(text));
-        } else if (e || sd_bus_message_read(reply, "s", &id) < 0 || !queue_id_valid(id)) {
+                /* Permanent: kept, it would be refused again and again. The sender hears of it from bounce
+                 * first; the file goes only once bounce has the notice. */
+                message_unlink(m);
+                pickup_reject(TAKE_PTR(m), strna(e->message));
+                return 0;
+        }
+        message_unlink(m);
+        if (e || sd_bus_message_read(reply, "s", &id) < 0 || !queue_id_valid(id)) {
                 _cleanup_free_ char *text = e ? log_escape(strna(e->message), strlen(strna(e->message))) : NULL;
                 log_warning("maildrop file %s: cleanup did not take it (%s); it stays for another attempt.", m->name,
                             e ? strna(text) : "a malformed answer");
@@ -147,11 +251,7 @@ static int message_submit(Pickup *p, sd_bus *bus, PickupMessage *m) {
         if (r < 0)
                 return log_warning_errno(r, "Failed to send maildrop file %s to cleanup: %m", m->name);
 
-        m->next = p->in_flight;
-        if (m->next)
-                m->next->prev = m;
-        p->in_flight = m;
-        p->n_in_flight++;
+        message_link(p, m);
         return 0;
 }
 

@@ -51,6 +51,9 @@ static int pickup_setup(Daemon *d) {
         if (p->dir_fd < 0)
                 return log_error_errno(errno, "Failed to open %s: %m", p->maildrop_path);
 
+        r = bus_client_new(d->event, POSTBUS_RUNDIR "/bounce", &p->bounce);
+        if (r < 0)
+                return log_oom();
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/cleanup", &p->cleanup);
         if (r < 0)
                 return log_oom();
@@ -85,6 +88,7 @@ static void pickup_done(Daemon *d) {
         sd_event_source_disable_unref(p->scan_event);
         sd_event_source_disable_unref(p->retry_timer);
         bus_client_free(p->cleanup);
+        bus_client_free(p->bounce);
         strv_free(p->names);
         safe_close(p->dir_fd);
         free(p->maildrop_path);

@@ -32,6 +32,7 @@ typedef struct PickupMessage {
         char *full_name;                /* -F, or the owner's GECOS name; NULL: none usable */
         int content_fd;
         sd_bus_slot *slot;
+        char *reject_text;              /* cleanup's refusal, for bounce */
         struct PickupMessage *prev, *next;
 } PickupMessage;
 
@@ -40,6 +41,7 @@ struct Pickup {
         char *maildrop_path;
         int dir_fd;
         BusClient *cleanup;
+        BusClient *bounce;              /* for mail cleanup refuses */
         sd_bus_slot *ping;              /* a connection to cleanup being set up */
         sd_event_source *inotify;       /* new files while pickup lingers */
         sd_event_source *scan_event;    /* a reading of the directory is due */

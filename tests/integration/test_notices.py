@@ -248,6 +248,31 @@ class Notices(unittest.TestCase):
             pb.write_config({'notify_classes': 'resource, software'})
             pb.restart_services()
 
+    def test_maildrop_reject_returned(self):
+        # Mail that cleanup refuses when pickup brings it from the maildrop is returned to its sender
+        # through bounce (Reject), and its maildrop file goes.
+        with open('/etc/postbus/header_checks', 'w') as f:
+            f.write('/^Subject: forbidden/ REJECT no forbidden subjects here\n')
+        pb.set_config(header_checks='regexp:/etc/postbus/header_checks')
+        try:
+            before = mbox_count('alice')
+            pb.run('sendmail', '-i', 'dave@localhost', user='alice',
+                   input='Subject: forbidden fruit\n\nbody\n')
+            def returned():
+                return [r for r in reports('alice', before)
+                        if 'no forbidden subjects here' in status_fields(r)[1][0].get('Diagnostic-Code', '')]
+            rep = pb.wait_until(returned, what='the rejected message returned to alice')[0]
+            self.assertEqual(rep['Subject'], 'Undelivered Mail Returned to Sender')
+            self.assertEqual(status_fields(rep)[1][0]['Action'], 'failed')
+            self.assertTrue(status_fields(rep)[1][0]['Status'].startswith('5.'))
+            pb.wait_until(lambda: not [f for f in os.listdir(os.path.join(pb.SPOOL, 'maildrop'))
+                                       if not f.startswith('.')], what='the maildrop file removed')
+            msgs = pb.journal_messages('_SYSTEMD_UNIT=postbus-pickup.service', since=self.cursor)
+            self.assertTrue(any('rejected by cleanup' in (m or '') and 'sender notified as' in (m or '')
+                                for m in msgs), msgs)
+        finally:
+            pb.set_config(header_checks='')
+
     def test_fairness_list_does_not_hold_up_single_messages(self):
         # 10,000 recipients through a transport of 4 processes, one recipient per delivery (each
         # takes 20 ms or more): hours of work in line. Single messages to another destination of the
