@@ -138,7 +138,7 @@ class Aliases(unittest.TestCase):
             self.assertEqual(rec["DELIVERY_STATUS"], "sent")
             self.assertEqual(rec["ORIGINAL_RECIPIENT"], "team@localhost")
             self.assertRegex(rec["MESSAGE"], rf"^{qid}: to=<{user}@[^>]+>, orig_to=<team@localhost>, relay=local, "
-                                             r"delay=[0-9.]+, dsn=2\.0\.0, status=sent \(delivered to mailbox\)$")
+                                             r"delay=[0-9.]+, delays=[0-9./]+, dsn=2\.0\.0, status=sent \(delivered to mailbox\)$")
 
     def test_alias_expanding_to_itself(self):
         m = marker()

@@ -167,7 +167,7 @@ class Pipe(unittest.TestCase):
                          ('Alice@LocalHost', self.rcpts[0], '2.0.0', 'sent'))
         self.assertEqual(r['DSN_ACTION'], 'relayed')
         self.assertRegex(r['MESSAGE'], rf'^{self.qid}: to=<Alice@LocalHost>, orig_to=<{self.rcpts[0]}>, '
-                                       r'relay=dovecot, delay=[0-9.]+, dsn=2\.0\.0, status=sent '
+                                       r'relay=dovecot, delay=[0-9.]+, delays=[0-9./]+, dsn=2\.0\.0, status=sent '
                                        r'\(delivered via dovecot service\)$')
         # socket-activated: running now, for this call; its commands inside its sandbox (no network)
         self.assertTrue(pb.unit_active('postbus-pipe.service'))

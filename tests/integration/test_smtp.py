@@ -246,7 +246,7 @@ class Smtp(unittest.TestCase):
             self.assertEqual(r['RELAY'], '127.0.0.1[127.0.0.1]:2525')
             self.assertEqual(r['DSN'], '2.0.0')
             self.assertRegex(r['MESSAGE'], rf'^{qid}: to=<(bob|carol)@sink\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:2525, '
-                                           r'delay=[0-9.]+, dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok: queued as FAKE\d+\)$')
+                                           r'delay=[0-9.]+, delays=[0-9./]+, dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok: queued as FAKE\d+\)$')
         pb.wait_until(lambda: any(r['MESSAGE'] == f'{qid}: removed' for r in pb.journal(QUEUE_ID=qid, since=cursor)),
                       what='the delivered message removed')
         self.assertEqual(pb.unit_property('postbus-smtp.service', 'User'), 'postbus')
