@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "dsn.h"
 #include "io-util.h"
 #include "local.h"
 #include "log.h"
@@ -18,29 +19,6 @@ static const char *const local_status_names[_LOCAL_STATUS_MAX] = {
 
 const char *local_status_to_string(LocalStatus s) {
         return s >= 0 && s < _LOCAL_STATUS_MAX ? local_status_names[s] : NULL;
-}
-
-/* Whether s starts with an enhanced status code "c.x.y" (RFC 3463: class 2, 4 or 5, then 1-3 digits twice);
- * its length, or 0. */
-static size_t dsn_length(const char *s, size_t len) {
-        size_t i = 0;
-
-        if (len < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
-                return 0;
-        i = 2;
-        for (int part = 0; part < 2; part++) {
-                size_t start = i;
-                while (i < len && i - start < 3 && s[i] >= '0' && s[i] <= '9')
-                        i++;
-                if (i == start)
-                        return 0;
-                if (part == 0) {
-                        if (i >= len || s[i] != '.')
-                                return 0;
-                        i++;
-                }
-        }
-        return i;
 }
 
 static LocalStatus status_from_dsn(const char *dsn) {
@@ -64,7 +42,7 @@ void local_result_set(LocalResult *r, const char *dsn, const char *fmt, ...) {
         int saved = errno;
         va_list ap;
 
-        assert(dsn_length(dsn, strlen(dsn)) == strlen(dsn) && strlen(dsn) < LOCAL_DSN_SIZE);
+        assert(dsn_status_length(dsn, strlen(dsn)) == strlen(dsn) && strlen(dsn) < LOCAL_DSN_SIZE);
         r->status = status_from_dsn(dsn);
         (void) snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
         va_start(ap, fmt);
@@ -81,7 +59,7 @@ size_t local_result_format(const LocalResult *r, char *buf, size_t size) {
 
 int local_result_parse(const char *buf, size_t len, LocalResult *ret) {
         _cleanup_free_ char *text = NULL;
-        size_t n = dsn_length(buf, len);
+        size_t n = dsn_status_length(buf, len);
 
         if (n == 0 || n >= LOCAL_DSN_SIZE || n >= len || buf[n] != ' ' || len - n - 1 >= LOCAL_TEXT_SIZE)
                 return -EBADMSG;
@@ -306,7 +284,7 @@ int local_report_parse(const char *line, size_t len, LocalReportLine *ret) {
                 return -EBADMSG;
 
         const char *p = line + 2, *end = line + len;
-        size_t n = dsn_length(p, (size_t) (end - p));
+        size_t n = dsn_status_length(p, (size_t) (end - p));
         if (n == 0 || n >= LOCAL_DSN_SIZE || p + n >= end || p[n] != ' ')
                 return -EBADMSG;
         const char *to = p + n + 1;

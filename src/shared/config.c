@@ -267,6 +267,20 @@ static int parse_int(const char *s, int64_t *ret) {
         return 0;
 }
 
+int config_param_parse_int(const ConfigParam *p, const char *value, int64_t *ret) {
+        int64_t v;
+        int r;
+
+        assert(p->type == CONFIG_INT || p->type == CONFIG_SIZE || p->type == CONFIG_TIME);
+        r = p->type == CONFIG_TIME ? parse_time_param(p, value, &v) : parse_int(value, &v);
+        if (r < 0)
+                return -EINVAL;
+        if (v < p->min || v > p->max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
 const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t size) {
         if (c && c->lines[id] > 0)
                 (void) snprintf(buf, size, "%s:%u", c->path, c->lines[id]);
@@ -287,10 +301,8 @@ static int config_set_value(Config *c, ConfigParamId id, char *value) {
                 break;
         case CONFIG_INT:
         case CONFIG_SIZE:
-                r = parse_int(value, &v);
-                break;
         case CONFIG_TIME:
-                r = parse_time_param(p, value, &v);
+                r = config_param_parse_int(p, value, &v);
                 break;
         case CONFIG_BOOL:
                 if (streq(value, "yes") || streq(value, "true"))
@@ -304,17 +316,16 @@ static int config_set_value(Config *c, ConfigParamId id, char *value) {
 
                 return -EINVAL;
         }
-        if (r < 0) {
-                log_error("%s: bad value for %s: \"%s\"", where, p->name, value);
-                free(value);
-                return -EINVAL;
-        }
-        if ((p->type == CONFIG_INT || p->type == CONFIG_SIZE || p->type == CONFIG_TIME) &&
-            (v < p->min || v > p->max)) {
+        if (r == -ERANGE) {
                 log_error("%s: %s = %s is out of range (%" PRIi64 "..%" PRIi64 ")", where, p->name, value,
                           p->min, p->max);
                 free(value);
                 return -ERANGE;
+        }
+        if (r < 0) {
+                log_error("%s: bad value for %s: \"%s\"", where, p->name, value);
+                free(value);
+                return -EINVAL;
         }
 
         switch (id) {
@@ -557,8 +568,7 @@ static int config_add_extra(Config *c, RawSet *raw, const RawParam *p, const cha
         return 0;
 }
 
-/* The value of an INT, SIZE or TIME parameter. */
-static int param_int_value(const Config *c, ConfigParamId id, int64_t *ret) {
+int config_param_int(const Config *c, ConfigParamId id, int64_t *ret) {
         switch (id) {
 #define X(n, t, d, lo, hi, roles, doc)                                                                  \
         case CONFIG_PARAM_##n:                                                                          \
@@ -588,13 +598,12 @@ int config_transport_int(const Config *c, const char *transport, const char *suf
                 return -ENOMEM;
         p = config_param_find(name);
         if (p && p->type == fp->type)
-                return param_int_value(c, (ConfigParamId) (p - config_params), ret);
+                return config_param_int(c, (ConfigParamId) (p - config_params), ret);
         for (size_t i = 0; i < c->n_extras; i++) {
                 if (!streq(c->extras[i].name, name))
                         continue;
-                r = fp->type == CONFIG_TIME ? parse_time_param(fp, c->extras[i].value, &v)
-                                            : parse_int(c->extras[i].value, &v);
-                if (r < 0 || v < fp->min || v > fp->max) {
+                r = config_param_parse_int(fp, c->extras[i].value, &v);
+                if (r < 0) {
                         log_error("%s:%u: bad value for %s: \"%s\" (%" PRIi64 "..%" PRIi64 ")", c->path,
                                   c->extras[i].line, name, c->extras[i].value, fp->min, fp->max);
                         return -EINVAL;
@@ -602,7 +611,7 @@ int config_transport_int(const Config *c, const char *transport, const char *suf
                 *ret = v;
                 return 0;
         }
-        return param_int_value(c, fallback, ret);
+        return config_param_int(c, fallback, ret);
 }
 
 int config_parse(const char *text, const char *path, Config **ret) {

@@ -103,6 +103,13 @@ const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t si
 int config_transport_int(const Config *c, const char *transport, const char *suffix, ConfigParamId fallback,
                          int64_t *ret);
 
+/* The value of an INT, SIZE or TIME parameter; -EINVAL for another type. */
+int config_param_int(const Config *c, ConfigParamId id, int64_t *ret);
+
+/* Parses a value of an INT, SIZE or TIME parameter as main.cf does (a TIME without a unit has the unit of
+ * the parameter's default): -EINVAL when it is no such value, -ERANGE outside the parameter's bounds. */
+int config_param_parse_int(const ConfigParam *p, const char *value, int64_t *ret);
+
 /* Splits a list value on commas and white space into a NULL-terminated vector. */
 int config_split_list(const char *value, char ***ret);
 

@@ -1,5 +1,5 @@
 /* delivery-agent.c: org.postbus.Delivery1 as the delivery agents serve it: Deliver calls read and checked, in
- * line for process slots, timed, and answered. Runs in the local and pipe processes. */
+ * line for process slots, timed, and answered. Runs in the local, pipe and smtp processes. */
 #include <inttypes.h>
 #include <assert.h>
 #include <fcntl.h>
@@ -50,7 +50,8 @@ void delivery_request_ended(DeliveryRequest *req) {
 }
 
 void delivery_agent_dispatch(DeliveryAgent *a) {
-        while (a->waiting && a->n_running < (unsigned) a->daemon->config->default_process_limit) {
+        while (a->waiting &&
+               (a->ops->without_slots || a->n_running < (unsigned) a->daemon->config->default_process_limit)) {
                 DeliveryRequest *req = a->waiting;
 
                 waiting_remove(req);
@@ -333,13 +334,15 @@ void delivery_request_reply(DeliveryRequest *req, DeliveryResultFunc result) {
 /* ---- the service ---- */
 
 static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        DeliveryAgent *a = userdata;
+        DeliverySocket *sock = userdata;
+        DeliveryAgent *a = sock->agent;
         _cleanup_(delivery_request_freep) DeliveryRequest *req = NULL;
         int r;
 
         r = delivery_request_new(a, m, error, &req);
         if (r < 0 || sd_bus_error_is_set(error))
                 return r;
+        req->socket_flags = sock->flags;
         req->prepared = true;
         r = a->ops->prepare(req);
         if (r < 0)
@@ -408,13 +411,34 @@ int delivery_agent_new(Daemon *d, int listen_fd, uid_t peer_uid, const DeliveryA
         r = sd_event_add_exit(d->event, &a->exit_source, on_event_exit, a);
         if (r >= 0)
                 r = sd_event_source_set_priority(a->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r >= 0)
-                r = bus_server_new(d, listen_fd, delivery_bus_add, a, &a->server);
         if (r < 0)
                 return r;
-        if (peer_uid != (uid_t) -1)
-                bus_server_allow_uid(a->server, peer_uid);
+        if (listen_fd >= 0) {
+                DeliverySocket *sock = a->sockets + a->n_sockets;
+
+                r = bus_server_new(d, listen_fd, delivery_bus_add, sock, &sock->server);
+                if (r < 0)
+                        return r;
+                sock->agent = a;
+                a->n_sockets++;
+                if (peer_uid != (uid_t) -1)
+                        bus_server_allow_uid(sock->server, peer_uid);
+        }
         *ret = TAKE_PTR(a);
+        return 0;
+}
+
+int delivery_agent_serve(DeliveryAgent *a, const char *fd_name, unsigned flags) {
+        DeliverySocket *sock = a->sockets + a->n_sockets;
+        int r;
+
+        if (a->n_sockets >= DELIVERY_AGENT_SOCKETS_MAX)
+                return -E2BIG;
+        *sock = (DeliverySocket) { .agent = a, .flags = flags };
+        r = bus_server_serve(a->daemon, fd_name, delivery_bus_add, sock, &sock->server);
+        if (r < 0)
+                return r;
+        a->n_sockets++;
         return 0;
 }
 
@@ -423,7 +447,8 @@ DeliveryAgent *delivery_agent_free(DeliveryAgent *a) {
                 return NULL;
         finish_all(a);
         sd_event_source_disable_unref(a->exit_source);
-        bus_server_free(a->server);
+        for (size_t i = 0; i < a->n_sockets; i++)
+                bus_server_free(a->sockets[i].server);
         free(a);
         return NULL;
 }

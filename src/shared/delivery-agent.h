@@ -1,6 +1,7 @@
-/* delivery-agent.h: org.postbus.Delivery1 (agent-bus.h) as every delivery agent (local, pipe) serves it: Deliver
- * calls read and checked into DeliveryRequests, in line for default_process_limit process slots, timed and
- * answered; DeliveryAgentOps say what runs for a request. Runs in the delivery agent processes. */
+/* delivery-agent.h: org.postbus.Delivery1 (agent-bus.h) as every delivery agent (local, pipe, smtp) serves it:
+ * Deliver calls read and checked into DeliveryRequests, in line for default_process_limit process slots (unless
+ * the agent runs without), timed and answered; DeliveryAgentOps say what runs for a request. Runs in the delivery
+ * agent processes. */
 #pragma once
 
 #include <stdbool.h>
@@ -17,6 +18,8 @@
 #define DELIVERY_TRANSPORT_MAX 64U
 #define DELIVERY_NEXTHOP_MAX 1024U
 #define DELIVERY_OPTION_NAME_MAX 64U
+/* Most listening sockets one agent serves. */
+#define DELIVERY_AGENT_SOCKETS_MAX 4U
 
 typedef struct DeliveryRecipient {
         uint32_t index;                 /* in the queue file's recipient list, handed back as it came */
@@ -42,6 +45,7 @@ struct DeliveryRequest {
         DeliveryRecipient *recipients;
         size_t n_recipients;
         uint64_t active_usec, sent_usec;        /* qmgr's "q:" timings, for delays=; 0: not given */
+        unsigned socket_flags;          /* of the socket the call came on (delivery_agent_serve()) */
         bool deadline_hit;              /* the call's time is up */
         bool running;                   /* holds a process slot */
 
@@ -61,6 +65,9 @@ typedef struct DeliveryAgentOps {
          * and does not use transport and nexthop, which are then not checked either. */
         unsigned options_max;
         size_t option_value_max;
+        /* The agent runs no processes (its work is driven by the event loop): no request waits for a slot, start
+         * runs for each at once, and one that started holds no slot (it is running until it is freed). */
+        bool without_slots;
 
         /* Sets up the role's state of a request that was read and checked (whatever it leaves, done copes with).
          * 0: it goes in line for a process slot; 1: it has its results already and is finished at once;
@@ -82,12 +89,20 @@ typedef struct DeliveryAgentOps {
         void (*done)(DeliveryRequest *req);
 } DeliveryAgentOps;
 
+/* One listening socket, and what the calls that come on it are told. */
+typedef struct DeliverySocket {
+        DeliveryAgent *agent;
+        BusServer *server;
+        unsigned flags;
+} DeliverySocket;
+
 /* The service. The role reads daemon and userdata. */
 struct DeliveryAgent {
         Daemon *daemon;
         const DeliveryAgentOps *ops;
         void *userdata;                 /* the role's */
-        BusServer *server;
+        DeliverySocket sockets[DELIVERY_AGENT_SOCKETS_MAX];
+        size_t n_sockets;
         sd_event_source *exit_source;
         DeliveryRequest *requests;      /* every call in progress */
         DeliveryRequest *waiting;       /* requests waiting for a process slot, oldest first */
@@ -95,9 +110,14 @@ struct DeliveryAgent {
         unsigned n_running;
 };
 
-/* Serves org.postbus.Delivery1 on listen_fd to uid 0 and peer_uid ((uid_t) -1: none). */
+/* Serves org.postbus.Delivery1 on listen_fd to uid 0 and peer_uid ((uid_t) -1: none). listen_fd < 0: on no
+ * socket yet (delivery_agent_serve() adds them). */
 int delivery_agent_new(Daemon *d, int listen_fd, uid_t peer_uid, const DeliveryAgentOps *ops, void *userdata,
                        DeliveryAgent **ret);
+/* Serves it on the passed socket of this FileDescriptorName= too, to uid 0 and the postbus user (as
+ * bus_server_serve()); the requests of its calls carry flags in socket_flags. -ENOENT when no such socket was
+ * passed, -E2BIG past DELIVERY_AGENT_SOCKETS_MAX sockets; other errors are logged. */
+int delivery_agent_serve(DeliveryAgent *a, const char *fd_name, unsigned flags);
 /* Stops what runs (ops->stop), answers every call in progress, closes the connections, and frees. */
 DeliveryAgent *delivery_agent_free(DeliveryAgent *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DeliveryAgent *, delivery_agent_free);

@@ -138,3 +138,24 @@ bool dsn_orcpt_valid(const char *s, size_t len) {
 bool dsn_envid_valid(const char *s, size_t len) {
         return len <= DSN_ENVID_MAX && xtext_valid(s, len);
 }
+
+size_t dsn_status_length(const char *s, size_t len) {
+        size_t i = 2;
+
+        if (len < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+                return 0;
+        for (int part = 0; part < 2; part++) {
+                size_t start = i;
+
+                while (i < len && i - start < 4 && s[i] >= '0' && s[i] <= '9')
+                        i++;
+                if (i == start || i - start > 3)
+                        return 0;
+                if (part == 0) {
+                        if (i >= len || s[i] != '.')
+                                return 0;
+                        i++;
+                }
+        }
+        return i;
+}

@@ -1,5 +1,6 @@
 /* dsn.h: the SMTP DSN extension's parameters (RFC 3461): MAIL's RET and ENVID, RCPT's NOTIFY and ORCPT,
- * checked over (buf, len) wherever they cross a trust boundary (smtpd, cleanup, the queue file). */
+ * checked over (buf, len) wherever they cross a trust boundary (smtpd, cleanup, the queue file); and the
+ * enhanced status codes (RFC 3463) of server replies and delivery results. */
 #pragma once
 
 #include <stdbool.h>
@@ -36,6 +37,10 @@ bool xtext_valid(const char *s, size_t len);
  * address is utf-8-addr-xtext (valid UTF-8, no controls, '+' or '=', "\x{HEX}" escapes), else xtext;
  * fewer than DSN_ORCPT_MAX bytes in all. */
 bool dsn_orcpt_valid(const char *s, size_t len);
+
+/* An enhanced status code (RFC 3463) at the start of s: class 2, 4 or 5, then two numbers of 1 to 3 digits,
+ * as "5.1.1"; its length, or 0 when there is none (a number of 4 digits is none). */
+size_t dsn_status_length(const char *s, size_t len);
 
 /* ENVID's value: xtext of at most DSN_ENVID_MAX characters. */
 bool dsn_envid_valid(const char *s, size_t len);

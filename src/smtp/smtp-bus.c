@@ -1,50 +1,34 @@
-/* smtp-bus.c: the org.postbus.Delivery1 service of postbus-smtp, on the smtp and the lmtp socket. Each
- * Deliver call is checked, its transport's settings are read (main.cf with master.cf's -o overrides), its
- * next hop becomes a list of server addresses (smtp-dest.c), and sessions (smtp-session.c) try them in
- * order until every recipient has a result; then the call is answered. One journal record per recipient. */
+/* smtp-bus.c: what postbus-smtp does with a Deliver call of org.postbus.Delivery1 (delivery-agent.c serves it,
+ * on the smtp and the lmtp socket, and reads and checks the call): its transport's settings are read (main.cf
+ * with master.cf's -o overrides), its next hop becomes a list of server addresses (smtp-dest.c), and sessions
+ * (smtp-session.c) try them in order until every recipient has a result; then the call is answered. The
+ * sessions are driven by the event loop: no call waits for a process slot. One journal record per recipient. */
 #include <assert.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <stdarg.h>
-#include <sys/stat.h>
 
-#include "address.h"
 #include "agent-bus.h"
-#include "bus-util.h"
+#include "delivery-agent.h"
 #include "log.h"
 #include "smtp.h"
 #include "string-util.h"
 
-/* Most recipients and options one call may carry, longest transport name and next hop. */
+/* Most recipients and options one call may carry, and the longest option value. */
 #define SMTP_RECIPIENTS_MAX 100000U
 #define SMTP_OPTIONS_MAX 256U
-#define SMTP_TRANSPORT_MAX 64U
-#define SMTP_NEXTHOP_MAX 1024U
+#define SMTP_OPTION_VALUE_MAX 8192U
+#define SMTP_NEXTHOP_TEXT_MAX 1024U
 
-typedef struct SmtpListener {
-        Smtp *smtp;
-        bool lmtp;
-        BusServer *server;
-} SmtpListener;
+/* The socket a call comes on: the lmtp socket makes LMTP calls. */
+#define SMTP_SOCKET_LMTP 1U
 
 struct Smtp {
-        Daemon *daemon;
-        SmtpListener listeners[2];
-        sd_event_source *exit_source;
-        SmtpCall *calls;
+        DeliveryAgent *agent;
 };
 
+/* smtp's state of one call. */
 struct SmtpCall {
-        Smtp *smtp;
-        sd_bus_message *message;        /* answered when every recipient has a result */
-        char queue_id[QUEUE_ID_SIZE];
-        int fd;                         /* our own copy of the queue file descriptor */
-        char *sender;
-        char *transport;
-        char *nexthop;
-        QueueEnvelope *envelope;
-        SmtpRecipient *recipients;
-        size_t n_recipients;
+        DeliveryRequest req;            /* first: the agent allocates the whole */
+        SmtpRecipient *recipients;      /* req.n_recipients, in the order of req.recipients */
         SmtpSettings settings;
         SmtpDest *dest;                 /* finding the server addresses */
         SmtpAddress *addresses;
@@ -55,72 +39,18 @@ struct SmtpCall {
         char last_dsn[16];              /* the last failure of a server, for the recipients left at the end */
         char *last_text;
         char *last_relay;               /* NULL: "none" (no connection) */
-        sd_event_source *timer;         /* the deadline of the whole call */
-        uint64_t active_usec, sent_usec;        /* qmgr's timings, for delays= */
-        SmtpCall *prev, *next;
 };
 
 static void settings_done(SmtpSettings *s) {
         s->helo_name = mfree(s->helo_name);
 }
 
-static SmtpCall *call_free(SmtpCall *c) {
-        if (!c)
-                return NULL;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                c->smtp->calls = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
-        daemon_busy_dec(c->smtp->daemon);
-
-        smtp_session_free(c->session);
-        smtp_dest_free(c->dest);
-        sd_event_source_disable_unref(c->timer);
-        safe_close(c->fd);
-        sd_bus_message_unref(c->message);
-        free(c->sender);
-        free(c->transport);
-        free(c->nexthop);
-        free(c->addresses);
-        free(c->last_text);
-        free(c->last_relay);
-        queue_envelope_free(c->envelope);
-        for (size_t i = 0; i < c->n_recipients; i++) {
-                free(c->recipients[i].address);
-                free(c->recipients[i].relay);
-                free(c->recipients[i].text);
-        }
-        free(c->recipients);
-        settings_done(&c->settings);
-        free(c);
-        return NULL;
-}
-DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpCall *, call_free);
-
-static int call_new(Smtp *smtp, SmtpCall **ret) {
-        SmtpCall *c = calloc(1, sizeof(SmtpCall));
-
-        if (!c)
-                return -ENOMEM;
-        c->smtp = smtp;
-        c->fd = -EBADF;
-        c->next = smtp->calls;
-        if (c->next)
-                c->next->prev = c;
-        smtp->calls = c;
-        daemon_busy_inc(smtp->daemon);
-        *ret = c;
-        return 0;
-}
-
 sd_event *smtp_call_event(SmtpCall *c) {
-        return c->smtp->daemon->event;
+        return c->req.agent->daemon->event;
 }
 
 Daemon *smtp_call_daemon(SmtpCall *c) {
-        return c->smtp->daemon;
+        return c->req.agent->daemon;
 }
 
 const SmtpSettings *smtp_call_settings(SmtpCall *c) {
@@ -128,23 +58,23 @@ const SmtpSettings *smtp_call_settings(SmtpCall *c) {
 }
 
 const char *smtp_call_queue_id(SmtpCall *c) {
-        return c->queue_id;
+        return c->req.queue_id;
 }
 
 const char *smtp_call_sender(SmtpCall *c) {
-        return c->sender;
+        return c->req.sender;
 }
 
 const QueueEnvelope *smtp_call_envelope(SmtpCall *c) {
-        return c->envelope;
+        return c->req.envelope;
 }
 
 int smtp_call_queue_fd(SmtpCall *c) {
-        return c->fd;
+        return c->req.fd;
 }
 
 SmtpRecipient *smtp_call_recipients(SmtpCall *c, size_t *ret_n) {
-        *ret_n = c->n_recipients;
+        *ret_n = c->req.n_recipients;
         return c->recipients;
 }
 
@@ -164,59 +94,39 @@ void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const c
                 rcpt->text = NULL;
         va_end(ap);
 
-        log_delivery_record(c->queue_id, &(LogDelivery) {
-                .recipient = rcpt->address,
-                .relay = strna(rcpt->relay),
-                .dsn = rcpt->dsn,
-                .status = rcpt->status,
-                .text = rcpt->text ?: "out of memory",
-                .arrival_usec = c->envelope->arrival_usec,
-                .active_usec = c->active_usec,
-                .sent_usec = c->sent_usec,
-        });
+        delivery_request_log(&c->req, rcpt->address, NULL, strna(rcpt->relay), rcpt->dsn, rcpt->status,
+                             rcpt->text ?: "out of memory", NULL);
 }
 
-static bool call_peer_connected(SmtpCall *c) {
-        return sd_bus_is_open(sd_bus_message_get_bus(c->message)) > 0;
+static void smtp_result_of(const DeliveryRequest *req, size_t i, DeliveryResult *ret) {
+        const SmtpRecipient *rcpt = ((const SmtpCall *) req)->recipients + i;
+
+        *ret = (DeliveryResult) { rcpt->status, rcpt->dsn, strempty(rcpt->relay), rcpt->text ?: "out of memory" };
 }
 
 /* Answers with the result of every recipient and frees the call. */
-static void call_finish(SmtpCall *c) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r;
-
-        if (!call_peer_connected(c)) {
-                log_mail(LOG_WARNING, c->queue_id, LOG_NO_FIELDS,
+static void smtp_finish(DeliveryRequest *req) {
+        if (!delivery_request_peer_connected(req))
+                log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS,
                          "connection to the queue manager lost; the delivery results are not reported");
-                call_free(c);
-                return;
-        }
-        r = sd_bus_message_new_method_return(c->message, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(ussss)");
-        for (size_t i = 0; r >= 0 && i < c->n_recipients; i++) {
-                const SmtpRecipient *rcpt = c->recipients + i;
-                r = sd_bus_message_append(reply, "(ussss)", rcpt->index, rcpt->status, rcpt->dsn,
-                                          strempty(rcpt->relay), rcpt->text ? rcpt->text : "out of memory");
-        }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        if (r < 0)
-                log_warning_errno(r, "%s: Failed to send the delivery results, ignoring: %m", c->queue_id);
-        call_free(c);
+        else
+                delivery_request_reply(req, smtp_result_of);
+        delivery_request_free(req);
+}
+
+static void call_finish(SmtpCall *c) {
+        smtp_finish(&c->req);
 }
 
 /* Every recipient without a result gets this one. */
 static void call_fail_rest(SmtpCall *c, const char *dsn, const char *relay, const char *text) {
-        for (size_t i = 0; i < c->n_recipients; i++)
+        for (size_t i = 0; i < c->req.n_recipients; i++)
                 if (c->recipients[i].state != SMTP_RCPT_DONE)
                         smtp_call_result(c, c->recipients + i, dsn, relay, "%s", text);
 }
 
 static bool call_all_done(SmtpCall *c) {
-        for (size_t i = 0; i < c->n_recipients; i++)
+        for (size_t i = 0; i < c->req.n_recipients; i++)
                 if (c->recipients[i].state != SMTP_RCPT_DONE)
                         return false;
         return true;
@@ -285,20 +195,28 @@ void smtp_call_dest_done(SmtpCall *c, SmtpAddress *addresses, size_t n, const ch
         call_next(c);
 }
 
-static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
-        SmtpCall *c = userdata;
-
+/* Ends what runs for the call: the recipients without a result get this one. */
+static void call_abort(SmtpCall *c, const char *dsn, const char *text) {
         c->session = smtp_session_free(c->session);
         c->dest = smtp_dest_free(c->dest);
-        call_fail_rest(c, "4.4.2", "none", "delivery time limit exceeded");
+        call_fail_rest(c, dsn, "none", text);
+}
+
+static void smtp_deadline(DeliveryRequest *req) {
+        SmtpCall *c = (SmtpCall *) req;
+
+        call_abort(c, "4.4.2", "delivery time limit exceeded");
         call_finish(c);
-        return 0;
+}
+
+/* At exit: sessions are cut (a duplicate at worst, when qmgr tries again); the agent answers the call. */
+static void smtp_stop(DeliveryRequest *req) {
+        call_abort((SmtpCall *) req, "4.3.0", "smtp delivery agent is stopping");
 }
 
 /* An INT or TIME parameter of ours, with a -o override. */
 static int setting_int(const Config *cfg, char **options, const char *name, int64_t *ret) {
         const ConfigParam *p = config_param_find(name);
-        int64_t v;
 
         assert(p);
         for (char **o = options; o && o[0]; o += 2) {
@@ -306,34 +224,13 @@ static int setting_int(const Config *cfg, char **options, const char *name, int6
                 if (strncmp(o[0], "o:", 2) != 0 ||
                     (!streq(o[0] + 2, name) && !(strncmp(o[0] + 2, "lmtp_", 5) == 0 && streq(o[0] + 7, name + 5))))
                         continue;
-                int r = p->type == CONFIG_TIME ? config_parse_time(o[1], &v) : 0;
-                if (p->type != CONFIG_TIME) {
-                        char *e;
-                        errno = 0;
-                        v = strtoll(o[1], &e, 10);
-                        r = errno != 0 || *e || e == o[1] ? -EINVAL : 0;
-                }
-                if (r < 0 || v < p->min || v > p->max) {
+                if (config_param_parse_int(p, o[1], ret) < 0) {
                         log_warning("Bad master.cf override %s=%s, ignoring.", o[0] + 2, o[1]);
                         break;
                 }
-                *ret = v;
                 return 0;
         }
-        switch (config_param_find(name) - config_params) {
-#define X(n, t, d, lo, hi, roles, doc)                                                                  \
-        case CONFIG_PARAM_##n:                                                                          \
-                if (CONFIG_##t == CONFIG_INT || CONFIG_##t == CONFIG_TIME) {                            \
-                        *ret = *(const int64_t *) (const void *) &cfg->n;                               \
-                        return 0;                                                               \
-                }                                                                                       \
-                break;
-                POSTBUS_CONFIG_PARAMS(X)
-#undef X
-        default:
-                break;
-        }
-        return -EINVAL;
+        return config_param_int(cfg, (ConfigParamId) (p - config_params), ret);
 }
 
 static int settings_load(const Config *cfg, char **options, bool lmtp, SmtpSettings *ret) {
@@ -395,193 +292,72 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, SmtpSetti
         return 0;
 }
 
-static int invalid(sd_bus_error *error, const char *text) {
-        return sd_bus_error_set(error, POSTBUS_ERROR_INVALID_ARGS, text);
+static int smtp_prepare(DeliveryRequest *req) {
+        SmtpCall *c = (SmtpCall *) req;
+
+        c->recipients = calloc(req->n_recipients, sizeof(SmtpRecipient));
+        if (!c->recipients)
+                return -ENOMEM;
+        for (size_t i = 0; i < req->n_recipients; i++) {
+                const QueueRecipient *q = req->envelope->recipients + req->recipients[i].index;
+
+                c->recipients[i] = (SmtpRecipient) {
+                        .index = req->recipients[i].index,
+                        .address = req->recipients[i].address,
+                        .notify = q->notify,
+                        .orcpt = q->orcpt,
+                };
+        }
+        return settings_load(req->agent->daemon->config, req->options, req->socket_flags & SMTP_SOCKET_LMTP,
+                             &c->settings);
 }
 
-static bool text_valid(const char *s, size_t max) {
-        size_t n = strlen(s);
-
-        if (n == 0 || n > max)
-                return false;
-        for (; *s; s++)
-                if ((unsigned char) *s <= ' ' || *s == 0x7F)
-                        return false;
-        return true;
-}
-
-static int read_options(sd_bus_message *m, char ***ret) {
-        _cleanup_strv_free_ char **l = NULL;
-        size_t n = 0;
+/* From here on the call answers itself, when it is done. */
+static int smtp_start(DeliveryRequest *req) {
+        SmtpCall *c = (SmtpCall *) req;
         int r;
 
-        r = sd_bus_message_enter_container(m, 'a', "{ss}");
-        if (r < 0)
-                return r;
-        for (;;) {
-                const char *k, *v;
-
-                r = sd_bus_message_read(m, "{ss}", &k, &v);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-                if (n >= 2 * SMTP_OPTIONS_MAX)
-                        return -E2BIG;
-                r = strv_push(&l, &n, strdup(k));
-                if (r >= 0)
-                        r = strv_push(&l, &n, strdup(v));
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
-static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        SmtpListener *listener = userdata;
-        Smtp *smtp = listener->smtp;
-        _cleanup_(call_freep) SmtpCall *c = NULL;
-        _cleanup_strv_free_ char **options = NULL;
-        const char *queue_id, *sender, *transport, *nexthop;
-        struct stat st;
-        int fd, r;
-
-        r = sd_bus_message_read(m, "hssss", &fd, &queue_id, &sender, &transport, &nexthop);
-        if (r < 0)
-                return r;
-        r = read_options(m, &options);
-        if (r == -E2BIG)
-                return invalid(error, "Too many options.");
-        if (r < 0)
-                return r;
-        r = call_new(smtp, &c);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(m, 'a', "(us)");
-        if (r < 0)
-                return r;
-        for (;;) {
-                uint32_t index;
-                const char *address;
-
-                r = sd_bus_message_read(m, "(us)", &index, &address);
-                if (r < 0)
-                        return r;
-                if (r == 0)
-                        break;
-                if (c->n_recipients >= SMTP_RECIPIENTS_MAX)
-                        return invalid(error, "Too many recipients.");
-                if (isempty(address) || !address_valid(address))
-                        return invalid(error, "Invalid recipient address.");
-                SmtpRecipient *n = realloc(c->recipients, (c->n_recipients + 1) * sizeof(SmtpRecipient));
-                if (!n)
-                        return -ENOMEM;
-                c->recipients = n;
-                n[c->n_recipients] = (SmtpRecipient) { .index = index, .address = strdup(address) };
-                if (!n[c->n_recipients++].address)
-                        return -ENOMEM;
-        }
-        r = sd_bus_message_exit_container(m);
-        if (r < 0)
-                return r;
-
-        if (c->n_recipients == 0)
-                return invalid(error, "No recipients.");
-        if (!queue_id_valid(queue_id))
-                return invalid(error, "Invalid queue ID.");
-        if (!address_valid(sender))
-                return invalid(error, "Invalid sender address.");
-        if (!text_valid(transport, SMTP_TRANSPORT_MAX) || !text_valid(nexthop, SMTP_NEXTHOP_MAX))
-                return invalid(error, "Invalid transport or next hop.");
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return invalid(error, "The queue file is not a regular file.");
-
-        strcpy(c->queue_id, queue_id);
-        c->sender = strdup(sender);
-        c->transport = strdup(transport);
-        c->nexthop = strdup(nexthop);
-        if (!c->sender || !c->transport || !c->nexthop)
-                return -ENOMEM;
-        c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (c->fd < 0)
-                return -errno;
-        r = queue_file_read(c->fd, &c->envelope);
+        r = smtp_dest_start(c, req->nexthop, &c->dest);
         if (r < 0) {
-                const char *why = r == -EBADMSG ? "queue file is corrupt" : "cannot read the queue file";
-                log_mail(LOG_WARNING, c->queue_id, LOG_NO_FIELDS, "%s: %s", why, strerror(-r));
-                return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "4.3.0 %s", why);
-        }
-        for (size_t i = 0; i < c->n_recipients; i++) {
-                if (c->recipients[i].index >= c->envelope->n_recipients)
-                        return invalid(error, "Recipient index out of range.");
-                const QueueRecipient *q = c->envelope->recipients + c->recipients[i].index;
-                c->recipients[i].notify = q->notify;
-                c->recipients[i].orcpt = q->orcpt;
-        }
-        r = settings_load(smtp->daemon->config, options, listener->lmtp, &c->settings);
-        if (r < 0)
-                return r;
-        for (char **o = options; o && o[0]; o += 2) {
-                if (streq(o[0], DELIVERY_OPTION_ACTIVE_USEC))
-                        (void) sscanf(o[1], "%" SCNu64, &c->active_usec);
-                else if (streq(o[0], DELIVERY_OPTION_SENT_USEC))
-                        (void) sscanf(o[1], "%" SCNu64, &c->sent_usec);
-        }
-
-        r = sd_event_add_time_relative(smtp->daemon->event, &c->timer, CLOCK_MONOTONIC,
-                                       (uint64_t) smtp->daemon->config->daemon_timeout * USEC_PER_SEC / 10 * 9,
-                                       USEC_PER_SEC, on_deadline, c);
-        if (r < 0)
-                return r;
-        c->message = sd_bus_message_ref(m);
-        /* From here on the call answers itself, when it is done. */
-        SmtpCall *call = TAKE_PTR(c);
-        r = smtp_dest_start(call, call->nexthop, &call->dest);
-        if (r < 0) {
-                char text[SMTP_NEXTHOP_MAX + 64];
-                (void) snprintf(text, sizeof text, "bad next hop \"%s\": %s", call->nexthop,
+                char text[SMTP_NEXTHOP_TEXT_MAX + 64];
+                (void) snprintf(text, sizeof text, "bad next hop \"%s\": %s", req->nexthop,
                                 r == -EINVAL ? "invalid syntax" : strerror(-r));
-                call_fail_rest(call, "4.3.5", "none", text);
-                call_finish(call);
+                call_fail_rest(c, "4.3.5", "none", text);
+                call_finish(c);
+                return 0;
         }
         return 1;
 }
 
-static const sd_bus_vtable smtp_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD_WITH_ARGS("Deliver",
-                                SD_BUS_ARGS("h", queue_file, "s", queue_id, "s", sender, "s", transport,
-                                            "s", nexthop, "a{ss}", options, "a(us)", recipients),
-                                SD_BUS_RESULT("a(ussss)", results),
-                                method_deliver, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_VTABLE_END,
-};
+static void smtp_call_done(DeliveryRequest *req) {
+        SmtpCall *c = (SmtpCall *) req;
 
-static int smtp_bus_add(sd_bus *bus, void *userdata) {
-        return sd_bus_add_object_vtable(bus, NULL, DELIVERY_OBJECT_PATH, DELIVERY_INTERFACE, smtp_vtable, userdata);
-}
-
-/* At exit: sessions are cut (a duplicate at worst, when qmgr tries again), every call is answered. */
-static void smtp_finish_calls(Smtp *smtp) {
-        while (smtp->calls) {
-                SmtpCall *c = smtp->calls;
-
-                c->session = smtp_session_free(c->session);
-                c->dest = smtp_dest_free(c->dest);
-                call_fail_rest(c, "4.3.0", "none", "smtp delivery agent is stopping");
-                call_finish(c);
+        smtp_session_free(c->session);
+        smtp_dest_free(c->dest);
+        free(c->addresses);
+        free(c->last_text);
+        free(c->last_relay);
+        for (size_t i = 0; c->recipients && i < req->n_recipients; i++) {
+                free(c->recipients[i].relay);
+                free(c->recipients[i].text);
         }
-        smtp_sessions_free_lingering();
+        free(c->recipients);
+        settings_done(&c->settings);
 }
 
-static int on_event_exit(sd_event_source *s, void *userdata) {
-        smtp_finish_calls(userdata);
-        return 0;
-}
+static const DeliveryAgentOps smtp_ops = {
+        .request_size = sizeof(SmtpCall),
+        .recipients_max = SMTP_RECIPIENTS_MAX,
+        .options_max = SMTP_OPTIONS_MAX,
+        .option_value_max = SMTP_OPTION_VALUE_MAX,
+        .without_slots = true,
+        .prepare = smtp_prepare,
+        .start = smtp_start,
+        .deadline = smtp_deadline,
+        .stop = smtp_stop,
+        .finish = smtp_finish,
+        .done = smtp_call_done,
+};
 
 int smtp_new(Daemon *d, Smtp **ret) {
         _cleanup_(smtp_freep) Smtp *smtp = NULL;
@@ -592,21 +368,14 @@ int smtp_new(Daemon *d, Smtp **ret) {
         smtp = calloc(1, sizeof(Smtp));
         if (!smtp)
                 return -ENOMEM;
-        smtp->daemon = d;
-        r = sd_event_add_exit(d->event, &smtp->exit_source, on_event_exit, smtp);
-        if (r >= 0)
-                r = sd_event_source_set_priority(smtp->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
-        if (r < 0)
-                return r;
         r = smtp_dest_setup(d->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the resolver: %m");
+        r = delivery_agent_new(d, -EBADF, (uid_t) -1, &smtp_ops, smtp, &smtp->agent);
+        if (r < 0)
+                return r;
         for (unsigned i = 0; i < 2; i++) {
-                SmtpListener *l = smtp->listeners + i;
-
-                l->smtp = smtp;
-                l->lmtp = i == 1;
-                r = bus_server_serve(d, names[i], smtp_bus_add, l, &l->server);
+                r = delivery_agent_serve(smtp->agent, names[i], i == 1 ? SMTP_SOCKET_LMTP : 0);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0)
@@ -622,10 +391,8 @@ int smtp_new(Daemon *d, Smtp **ret) {
 Smtp *smtp_free(Smtp *smtp) {
         if (!smtp)
                 return NULL;
-        smtp_finish_calls(smtp);
-        sd_event_source_disable_unref(smtp->exit_source);
-        for (unsigned i = 0; i < 2; i++)
-                bus_server_free(smtp->listeners[i].server);
+        delivery_agent_free(smtp->agent);
+        smtp_sessions_free_lingering();
         smtp_dest_cleanup();
         smtp_tls_cleanup();
         free(smtp);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <strings.h>
 
+#include "dsn.h"
 #include "smtp.h"
 #include "string-util.h"
 
@@ -17,28 +18,11 @@ void smtp_reply_done(SmtpReply *r) {
         smtp_reply_init(r);
 }
 
-/* "X.Y.Z" with X one of 2, 4, 5 and Y, Z of 1-3 digits, followed by a space or the end: its length, or 0. */
+/* An enhanced status code followed by a space or the end of the line: its length, or 0. */
 static size_t enhanced_code_len(const char *s, size_t len) {
-        size_t i = 0;
+        size_t n = dsn_status_length(s, len);
 
-        if (len < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
-                return 0;
-        i = 2;
-        for (int part = 0; part < 2; part++) {
-                size_t start = i;
-                while (i < len && isdigit((unsigned char) s[i]) && i - start < 4)
-                        i++;
-                if (i == start || i - start > 3)
-                        return 0;
-                if (part == 0) {
-                        if (i >= len || s[i] != '.')
-                                return 0;
-                        i++;
-                }
-        }
-        if (i < len && s[i] != ' ')
-                return 0;
-        return i;
+        return n < len && s[n] != ' ' ? 0 : n;
 }
 
 static int text_append(SmtpReply *r, const char *s, size_t len) {

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "smtp.h"
+#include "tls-util.h"
 
 static SSL_CTX *client_ctx;
 
@@ -52,27 +53,12 @@ int smtp_tls_new(int fd, const char *sni, SSL **ret) {
 /* The result r of an SSL_* call: r > 0 as it is, -EAGAIN with *wants set when it would block, 0 at a
  * clean end, -EPROTO or -EIO on failure. */
 ssize_t smtp_tls_result(SSL *ssl, int r, uint32_t *wants) {
-        int e = SSL_get_error(ssl, r);
+        ssize_t x = tls_result(ssl, r, wants);
 
-        *wants = 0;
-        switch (e) {
-        case SSL_ERROR_NONE:
-                return r;
-        case SSL_ERROR_WANT_READ:
-                *wants = EPOLLIN;
-                return -EAGAIN;
-        case SSL_ERROR_WANT_WRITE:
-                *wants = EPOLLOUT;
-                return -EAGAIN;
-        case SSL_ERROR_ZERO_RETURN:
-                return 0;
-        case SSL_ERROR_SYSCALL:
-                ERR_clear_error();
-                return errno == 0 ? 0 : -EIO;
-        default:
-                ERR_clear_error();
-                return -EPROTO;
-        }
+        if (x != -EIO && x != -EPROTO)
+                return x;
+        ERR_clear_error();
+        return x == -EIO && errno == 0 ? 0 : x;
 }
 
 ssize_t smtp_io_send(SSL *ssl, int fd, const void *buf, size_t n, uint32_t *wants) {

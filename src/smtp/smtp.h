@@ -141,7 +141,7 @@ typedef enum SmtpRcptState {
 
 typedef struct SmtpRecipient {
         uint32_t index;
-        char *address;
+        const char *address;            /* owned by the request */
         const char *notify;             /* owned by the envelope */
         const char *orcpt;
         SmtpRcptState state;

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "smtpd-tls.h"
+#include "tls-util.h"
 
 struct SmtpdTls {
         SSL *ssl;
@@ -124,33 +125,19 @@ SmtpdTls *smtpd_tls_free(SmtpdTls *t) {
 /* Turns the result r of an SSL_* call into what smtpd_tls_read() and friends return; *wants is set to
  * the events to wait for when the call would block. */
 static ssize_t result(SmtpdTls *t, int r, uint32_t *wants) {
-        int e = SSL_get_error(t->ssl, r);
+        ssize_t x = tls_result(t->ssl, r, wants);
 
-        *wants = 0;
-        switch (e) {
-        case SSL_ERROR_NONE:
-                return r;
-        case SSL_ERROR_WANT_READ:
-                *wants = EPOLLIN;
-                return -EAGAIN;
-        case SSL_ERROR_WANT_WRITE:
-                *wants = EPOLLOUT;
-                return -EAGAIN;
-        case SSL_ERROR_ZERO_RETURN:
-                return 0;
-        case SSL_ERROR_SYSCALL:
-                if (ERR_peek_error() == 0) {
-                        int saved = errno;
-                        (void) snprintf(t->error, sizeof t->error, "%s",
-                                        saved != 0 ? strerror(saved) : "unexpected end of file");
-                        ERR_clear_error();
-                        return -EIO;
-                }
-                __attribute__((fallthrough));
-        default:
-                error_text(t->error, sizeof t->error);
-                return -EPROTO;
+        if (x != -EIO && x != -EPROTO)
+                return x;
+        if (x == -EIO && ERR_peek_error() == 0) {
+                int saved = errno;
+                (void) snprintf(t->error, sizeof t->error, "%s",
+                                saved != 0 ? strerror(saved) : "unexpected end of file");
+                ERR_clear_error();
+                return -EIO;
         }
+        error_text(t->error, sizeof t->error);
+        return -EPROTO;
 }
 
 int smtpd_tls_handshake(SmtpdTls *t) {
