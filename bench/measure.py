@@ -72,10 +72,7 @@ def active_postbus_services():
     return sorted(line.split()[0] for line in out.splitlines() if line.strip())
 
 
-def cgroup_cpu_usec(unit):
-    d = unit_cgroup_dir(unit)
-    if d is None:
-        raise RuntimeError(f"no cgroup2 group for {unit}")
+def cgroup_dir_cpu_usec(d):
     with open(os.path.join(d, "cpu.stat")) as f:
         for line in f:
             k, v = line.split()
@@ -84,11 +81,15 @@ def cgroup_cpu_usec(unit):
     raise RuntimeError(f"{d}/cpu.stat has no usage_usec")
 
 
-def cgroup_pids(unit):
+def cgroup_cpu_usec(unit):
     d = unit_cgroup_dir(unit)
-    pids = []
     if d is None:
-        return pids
+        raise RuntimeError(f"no cgroup2 group for {unit}")
+    return cgroup_dir_cpu_usec(d)
+
+
+def cgroup_dir_pids(d):
+    pids = []
     for root, _dirs, files in os.walk(d):
         if "cgroup.procs" in files:
             try:
@@ -97,6 +98,11 @@ def cgroup_pids(unit):
             except OSError:
                 pass
     return pids
+
+
+def cgroup_pids(unit):
+    d = unit_cgroup_dir(unit)
+    return cgroup_dir_pids(d) if d is not None else []
 
 
 def proc_status_kb(pid, fields):
@@ -109,6 +115,28 @@ def proc_status_kb(pid, fields):
     return out
 
 
+def proc_cpu_s(pid):
+    """CPU seconds a process has run so far: the first field of /proc/PID/schedstat, in
+    nanoseconds (utime + stime of /proc/PID/stat are whole clock ticks, too coarse to sum over a
+    hundred short-lived processes)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
+def proc_children_cpu_s(pid):
+    """CPU seconds of the children a process has waited for (cutime + cstime of /proc/PID/stat): what
+    its exited children used, however short they lived."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    # fields[0] is the state, field 3; cutime and cstime are fields 16 and 17
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_comm(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
 def proc_pss_kb(pid):
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
@@ -118,25 +146,37 @@ def proc_pss_kb(pid):
 
 
 class MemorySampler(threading.Thread):
-    """Samples the summed RSS and PSS of the processes that select() returns, until stopped."""
+    """Samples the summed RSS and PSS of the processes that select() returns, until stopped.
 
-    def __init__(self, select, interval):
+    With label (a function of a PID, e.g. proc_comm), it also keeps the peak PSS of each label's
+    processes, and the CPU seconds each process had run when last seen (proc_cpu_s), so that a
+    process that exits between two samples still counts with what it had used by then."""
+
+    def __init__(self, select, interval, label=None):
         super().__init__(daemon=True)
         self.select = select
         self.interval = interval
+        self.label = label
         self.stop_event = threading.Event()
         self.peak_rss_kb = 0
         self.peak_pss_kb = 0
         self.peak_hwm_kb = 0
         self.peak_procs = 0
+        self.peak_pss_kb_by_label = {}
+        self.cpu_by_pid = {}  # pid -> (label, CPU seconds when last seen)
         self.samples = 0
 
     def sample(self):
         rss = pss = n = 0
+        by_label = {}
         for pid in self.select():
             try:
                 st = proc_status_kb(pid, ("VmRSS", "VmHWM"))
                 p = proc_pss_kb(pid)
+                if self.label:
+                    lab = self.label(pid)
+                    self.cpu_by_pid[pid] = (lab, proc_cpu_s(pid))
+                    by_label[lab] = by_label.get(lab, 0) + p
             except (OSError, ValueError):
                 continue  # it exited meanwhile
             rss += st.get("VmRSS", 0)
@@ -146,6 +186,8 @@ class MemorySampler(threading.Thread):
         self.peak_rss_kb = max(self.peak_rss_kb, rss)
         self.peak_pss_kb = max(self.peak_pss_kb, pss)
         self.peak_procs = max(self.peak_procs, n)
+        for lab, kb in by_label.items():
+            self.peak_pss_kb_by_label[lab] = max(self.peak_pss_kb_by_label.get(lab, 0), kb)
         self.samples += 1
 
     def run(self):
@@ -239,10 +281,28 @@ class Postfix:
         self.data = os.path.join(self.base, "data")
         self.running = False
 
-    def setup(self):
-        for d in (self.etc, self.queue, self.data):
-            os.makedirs(d, exist_ok=True)
-        shutil.chown(self.data, "postfix")
+    # The acceptance benchmark: cleanup files every accepted message straight into the hold queue
+    # (after the same fsync before 250), so qmgr never schedules a delivery.
+    main_cf_extra = """# Accept to the queue and stop there.
+smtpd_end_of_data_restrictions = check_client_access static:HOLD
+"""
+    MASTER_CF_HEAD = "# Written by bench/measure.py. No chroot, as Debian's package would not do either here.\n"
+    QMGR_SERVICE = "qmgr      unix  n - n 300 1 qmgr\n"
+    OTHER_SERVICES = """127.0.0.1:2525 inet n - n - - smtpd
+cleanup   unix  n - n - 0 cleanup
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
+
+    def write_main_cf(self):
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(f"""# Written by bench/measure.py: a private Postfix instance for the benchmark.
 compatibility_level = 3.6
@@ -260,26 +320,21 @@ alias_maps =
 alias_database =
 # postbus does no reverse lookup of the client's address: neither does this instance.
 smtpd_peername_lookup = no
-# Accept to the queue and stop there: cleanup files every accepted message straight into the
-# hold queue (after the same fsync before 250), so qmgr never schedules a delivery.
-smtpd_end_of_data_restrictions = check_client_access static:HOLD
-""")
+""" + self.main_cf_extra)
+
+    def write_master_cf(self, qmgr=True, extra=""):
+        """master.cf, with or without the qmgr service (bench/drain.py leaves it out until it releases
+        the queue; mail must not arrive meanwhile: with no qmgr to wake, cleanup waits a second a
+        message)."""
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write("""# Written by bench/measure.py. No chroot, as Debian's package would not do either here.
-127.0.0.1:2525 inet n - n - - smtpd
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-""")
+            f.write(self.MASTER_CF_HEAD + (self.QMGR_SERVICE if qmgr else "") + self.OTHER_SERVICES + extra)
+
+    def setup(self):
+        for d in (self.etc, self.queue, self.data):
+            os.makedirs(d, exist_ok=True)
+        shutil.chown(self.data, "postfix")
+        self.write_main_cf()
+        self.write_master_cf()
         run("postfix", "-c", self.etc, "check")
 
     def master_pid(self):
@@ -289,11 +344,21 @@ postlog   unix-dgram n - n - 1 postlogd
         except (OSError, ValueError, IndexError):
             return None
 
-    def start(self):
+    def start(self, serving=True):
+        """Starts the instance; waits until smtpd answers, or (serving=False) only until the master
+        runs, so that no daemon process is started by the wait itself."""
         run("systemd-run", "--quiet", "--unit=" + POSTFIX_UNIT, "--property=Type=simple",
             "/usr/sbin/postfix", "-c", self.etc, "start-fg")
         self.running = True
-        wait_port(self.port)
+        if serving:
+            wait_port(self.port)
+            return
+        deadline = time.monotonic() + 30
+        # The master locks master.pid before it writes its PID there: wait for a PID of this unit.
+        while self.master_pid() not in cgroup_pids(POSTFIX_UNIT):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Postfix master did not start")
+            time.sleep(0.1)
 
     def stop(self):
         if not self.running:
@@ -341,6 +406,8 @@ def smtp_source(args, port, sessions, messages):
            "-f", "bench@bench.localdomain", "-t", args.recipient, "-M", "client.localdomain"]
     if args.reuse:
         cmd.append("-d")
+    if getattr(args, "numbered_recipients", False):
+        cmd.append("-N")    # 1bench@..., 2bench@...: no cache hits on one recipient repeated
     cmd.append(f"127.0.0.1:{port}")
     before = os.times()
     t0 = time.monotonic()

@@ -203,9 +203,16 @@ static void resolve_next(QmgrMessage *m) {
                         continue;
                 }
                 *rc = (ResolveCall) { .message = m, .index = i };
-                r = sd_bus_call_method_async(bus, NULL, NULL, "/org/postbus/Rewrite1", "org.postbus.Rewrite1",
-                                             "Resolve", on_resolve_reply, rc, "s",
-                                             m->envelope->recipients[i].address);
+                /* daemon_timeout, as for the other calls qmgr makes, not sd-bus's 25 s: a scan that loads
+                 * thousands of messages queues as many calls at once, and each waits its turn at rewrite. */
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+                r = sd_bus_message_new_method_call(bus, &call, NULL, "/org/postbus/Rewrite1",
+                                                   "org.postbus.Rewrite1", "Resolve");
+                if (r >= 0)
+                        r = sd_bus_message_append(call, "s", m->envelope->recipients[i].address);
+                if (r >= 0)
+                        r = sd_bus_call_async(bus, NULL, call, on_resolve_reply, rc,
+                                              (uint64_t) q->daemon->config->daemon_timeout * USEC_PER_SEC);
                 if (r < 0) {
                         free(rc);
                         resolve_failed(m, i, strerror(-r));

@@ -68,7 +68,7 @@ static int qmgr_setup(Daemon *d) {
                 /* Where bounce keeps its logs: only looked at, to know whether a message has one. */
                 q->log_fds[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (q->log_fds[i] < 0)
-                        log_warning("Failed to open %s, ignoring: %m", path);
+                        log_warning_errno(errno, "Failed to open %s, ignoring: %m", path);
         }
         if (config_split_list(d->config->defer_transports, &q->defer_transports) < 0)
                 return log_oom();
