@@ -56,6 +56,7 @@ struct SmtpSession {
         bool lmtp;
         bool finished;                  /* to be freed when the event handler returns */
         bool connected;
+        uint64_t started;               /* when the connect began, for the host cache */
         SSL *ssl;                       /* after STARTTLS */
         uint32_t tls_wants;             /* what the last TLS call waits for */
         int fd;
@@ -243,6 +244,11 @@ static void site_fail_reply(SmtpSession *s) {
         site_fail(s, smtp_reply_dsn(&s->reply, dsn), text, true);
 }
 
+/* A timeout or refusal before the greeting: the host cache tries the address last for a while. */
+static void host_failed(SmtpSession *s, const char *reason) {
+        smtp_hostcache_fail(&s->address, settings(s)->host_failure_cache_time, smtp_call_queue_id(s->call), reason);
+}
+
 static void lost_connection(SmtpSession *s, bool timed_out) {
         char text[700];
 
@@ -250,6 +256,10 @@ static void lost_connection(SmtpSession *s, bool timed_out) {
                 s->finished = true;
                 return;
         }
+        if (s->stage <= SMTP_STAGE_GREETING)
+                host_failed(s, s->stage == SMTP_STAGE_CONNECT ? "connection timed out"
+                               : timed_out ? "timed out while receiving the initial server greeting"
+                               : "lost connection while receiving the initial server greeting");
         if (timed_out && s->stage == SMTP_STAGE_CONNECT) {
                 (void) snprintf(text, sizeof text, "connect to %s: Connection timed out", s->relay);
                 site_fail(s, "4.4.1", text, false);
@@ -490,7 +500,15 @@ static void tls_handshake(SmtpSession *s) {
                 return;
         }
         s->tls_wants = 0;
-        smtp_tls_log(s->ssl, smtp_call_queue_id(s->call), s->relay);
+        SmtpTlsTrust trust = smtp_tls_trust(s->ssl, settings(s)->tls_level);
+        smtp_tls_log(s->ssl, trust, smtp_call_queue_id(s->call), s->relay);
+        smtp_tls_describe(s->ssl, trust, text, sizeof text);
+        smtp_call_set_tls(s->call, text);
+        /* verify and secure: as Postfix, no mail without a verified certificate (QUIT goes over TLS). */
+        if (settings(s)->tls_level >= SMTP_TLS_VERIFY && trust != SMTP_TLS_VERIFIED) {
+                site_fail(s, "4.7.5", "Server certificate not verified", true);
+                return;
+        }
         if (command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0) {
                 site_fail(s, "4.3.0", "out of memory", false);
                 return;
@@ -506,6 +524,7 @@ static void handle_reply(SmtpSession *s) {
                         site_fail_reply(s);
                         return;
                 }
+                smtp_hostcache_ok(&s->address, now_monotonic_usec() - s->started);
                 if (command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0)
                         break;
                 s->stage = SMTP_STAGE_EHLO;
@@ -559,7 +578,7 @@ static void handle_reply(SmtpSession *s) {
                         after_hello(s);         /* may: on in clear text */
                         return;
                 }
-                if (smtp_tls_new(s->fd, s->address.host, &s->ssl) < 0)
+                if (smtp_tls_new(s->fd, settings(s), s->address.host, &s->ssl) < 0)
                         break;
                 s->in_len = 0;
                 s->stage = SMTP_STAGE_TLS_HANDSHAKE;
@@ -709,6 +728,7 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
                         error = errno;
                 if (error != 0) {
                         (void) snprintf(text, sizeof text, "connect to %s: %s", s->relay, strerror(error));
+                        host_failed(s, strerror(error));
                         site_fail(s, "4.4.1", text, false);
                         return;
                 }
@@ -796,6 +816,7 @@ int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_se
                                 ntohs(address->sockaddr.sa.sa_family == AF_INET ? address->sockaddr.in.sin_port
                                                                                 : address->sockaddr.in6.sin6_port));
 
+        s->started = now_monotonic_usec();
         s->fd = socket(address->sockaddr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (s->fd < 0)
                 return -errno;

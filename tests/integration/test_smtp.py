@@ -19,6 +19,9 @@ TRANSPORT = '/etc/postbus/transport'
 LMTP_DIR = '/run/fake-lmtp'
 LMTP_SOCKET = f'{LMTP_DIR}/lmtp'
 SENDER = 'alice@localhost'
+CA_DIR = '/etc/fake-ca'
+TLS_POLICY = '/etc/postbus/tls_policy'
+BLACKHOLE_TIMEOUT = 5
 
 
 class Transaction:
@@ -244,6 +247,7 @@ class Smtp(unittest.TestCase):
         self.assertEqual(int(size.group(1)), sum(len(l) + 1 for l in lines))
         for r in recs:
             self.assertEqual(r['RELAY'], '127.0.0.1[127.0.0.1]:2525')
+            self.assertEqual(r['TLS'], 'none')
             self.assertEqual(r['DSN'], '2.0.0')
             self.assertRegex(r['MESSAGE'], rf'^{qid}: to=<(bob|carol)@sink\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:2525, '
                                            r'delay=[0-9.]+, dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok: queued as FAKE\d+\)$')
@@ -388,6 +392,9 @@ class Smtp(unittest.TestCase):
                                          if 'TLS connection established' in r['MESSAGE']], what='the TLS record')
             self.assertIn('TLS connection established to 127.0.0.1[127.0.0.1]:2531: TLSv1.', tls[0]['MESSAGE'])
             self.assertTrue(tls[0]['TLS_CIPHER'])
+            # a self-signed certificate at may and encrypt: not verified, and the delivery record says so
+            self.assertEqual(tls[0]['TLS_TRUST'], 'Untrusted')
+            self.assertRegex(rec['TLS'], r'^Untrusted TLSv1\.[23] with cipher \S+$')
 
         # may: a server without STARTTLS gets the mail in clear text
         marker = 'plainmay-%d' % time.time_ns()
@@ -422,6 +429,46 @@ class Smtp(unittest.TestCase):
         self.assertTrue(any(c.startswith('LHLO ') for c in self.lmtp.commands))
 
 
+def make_ca_and_server_cert(names):
+    """A CA (openssl req -x509) and a server certificate it signed for the DNS names; returns (ca, cert, key)."""
+    os.makedirs(CA_DIR, mode=0o755, exist_ok=True)
+    ca, ca_key = f'{CA_DIR}/ca.pem', f'{CA_DIR}/ca.key'
+    cert, key, csr, ext = f'{CA_DIR}/server.pem', f'{CA_DIR}/server.key', f'{CA_DIR}/server.csr', f'{CA_DIR}/ext'
+    pb.run('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', ca_key, '-out', ca, '-days', '2',
+           '-subj', '/CN=postbus test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+           '-addext', 'keyUsage=critical,keyCertSign,cRLSign')
+    pb.run('openssl', 'req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr,
+           '-subj', f'/CN={names[0]}')
+    with open(ext, 'w', encoding='utf-8') as f:
+        f.write('subjectAltName=' + ','.join(f'DNS:{n}' for n in names) + '\n')
+    pb.run('openssl', 'x509', '-req', '-in', csr, '-CA', ca, '-CAkey', ca_key, '-CAcreateserial', '-out', cert,
+           '-days', '2', '-extfile', ext)
+    os.chmod(ca, 0o644)
+    return ca, cert, key
+
+
+class BlackHole:
+    """Accepts connections on host:port and never says a word: a server that hangs before its greeting."""
+
+    def __init__(self, host, port):
+        self.connections = 0
+        self.held = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(50)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(conn)
+
+
 class SmtpDns(unittest.TestCase):
     """Next hops by MX and A records from a real DNS server on loopback (dnsmasq): MX order and fallback to
     the next MX when the first refuses connections, A fallback without MX, Null MX, NXDOMAIN and a DNS
@@ -433,6 +480,10 @@ class SmtpDns(unittest.TestCase):
             raise unittest.SkipTest('dnsmasq is not installed')
         pb.add_user('alice')
         cls.mx2 = FakeServer(port=2530, host='127.0.0.3')
+        cls.blackhole = BlackHole('127.0.0.5', 2533)
+        cls.bhgood = FakeServer(port=2533, host='127.0.0.6')
+        ca, cert, key = make_ca_and_server_cert(['mx.tlsv.test', 'mx.tlssec.test'])
+        cls.tlsv = FakeServer(port=2534, host='127.0.0.7', tls=(cert, key))
         cls.dns = subprocess.Popen(
             ['dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-dhcp-interface=',
              '--listen-address=127.0.0.53', '--bind-interfaces', '--port=53', '--pid-file=', '--user=root',
@@ -441,6 +492,10 @@ class SmtpDns(unittest.TestCase):
              '--host-record=mx1.mxfb.test,127.0.0.2', '--host-record=mx2.mxfb.test,127.0.0.3',
              '--host-record=plain.test,127.0.0.3',
              '--mx-host=nullmx.test,.,0',
+             '--mx-host=bh.test,mxa.bh.test,10', '--mx-host=bh.test,mxb.bh.test,10',
+             '--host-record=mxa.bh.test,127.0.0.5', '--host-record=mxb.bh.test,127.0.0.6',
+             *[a for d in ('tlsv', 'tlsbad', 'tlssec', 'tlspol', 'tlspolbad')
+               for a in (f'--mx-host={d}.test,mx.{d}.test,10', f'--host-record=mx.{d}.test,127.0.0.7')],
              '--server=/servfail.test/127.0.0.1#9'])
         if os.path.islink('/etc/resolv.conf') or os.path.exists('/etc/resolv.conf'):
             os.unlink('/etc/resolv.conf')
@@ -451,9 +506,23 @@ class SmtpDns(unittest.TestCase):
                     'plain.test smtp:plain.test:2530\n'
                     'nullmx.test smtp:nullmx.test:2530\n'
                     'nxdomain.test smtp:nxdomain.test:2530\n'
-                    'servfail.test smtp:servfail.test:2530\n')
+                    'servfail.test smtp:servfail.test:2530\n'
+                    'bh.test bhole:bh.test:2533\n'
+                    'tlsv.test tlsverify:tlsv.test:2534\n'
+                    'tlsbad.test tlsverify:tlsbad.test:2534\n'
+                    'tlssec.test smtp:tlssec.test:2534\n'
+                    'tlspol.test smtp:tlspol.test:2534\n'
+                    'tlspolbad.test smtp:tlspolbad.test:2534\n')
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
-        pb.set_config(transport_maps=f'gdbm:{TRANSPORT}')
+        with open(TLS_POLICY, 'w', encoding='utf-8') as f:
+            f.write('tlssec.test secure\n'
+                    'tlspol.test secure match=mx.tlsv.test\n'
+                    'tlspolbad.test secure\n')
+        pb.run('postbusctl', 'map', 'build', TLS_POLICY)
+        with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
+            f.write(f'bhole unix - - n - - smtp -o smtp_helo_timeout={BLACKHOLE_TIMEOUT}\n'
+                    'tlsverify unix - - n - - smtp -o smtp_tls_security_level=verify\n')
+        pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', smtp_tls_CAfile=ca, smtp_tls_policy_maps=f'gdbm:{TLS_POLICY}')
 
     @classmethod
     def tearDownClass(cls):
@@ -468,6 +537,70 @@ class SmtpDns(unittest.TestCase):
         # mx1 (preference 10, nothing listens on 127.0.0.2:2530) first, then mx2
         self.assertEqual(rec['RELAY'], 'mx2.mxfb.test[127.0.0.3]:2530')
         self.assertEqual(len([t for t in self.mx2.transactions if marker.encode() in t.data]), 1)
+
+    def test_host_cache_skips_black_hole(self):
+        # mxa.bh.test (127.0.0.5) and mxb.bh.test (127.0.0.6) have the same preference, so either may come
+        # first; mxa accepts connections and never greets. Until a message has met mxa, stopping
+        # postbus-smtp forgets which host answered (the host cache lives in the process).
+        for _ in range(15):
+            cursor = pb.journal_cursor()
+            qid = pb.send(SENDER, 'bob@bh.test', 'Subject: bh\n\nbody\n')
+            [rec] = wait_record(qid, cursor, 'sent')
+            self.assertEqual(rec['RELAY'], 'mxb.bh.test[127.0.0.6]:2533')
+            if self.blackhole.connections:
+                break
+            pb.systemctl('stop', 'postbus-smtp.service')
+        self.assertEqual(self.blackhole.connections, 1)
+        [entry] = pb.journal(POSTBUS_ROLE='smtp', HOST_ADDRESS='127.0.0.5:2533', since=cursor)
+        self.assertEqual(entry['QUEUE_ID'], qid)
+        self.assertEqual(entry['HOST'], 'mxa.bh.test')
+        self.assertEqual(entry['MESSAGE'], f'{qid}: host mxa.bh.test[127.0.0.5:2533] enters the host failure cache '
+                                           'for 300s: timed out while receiving the initial server greeting')
+        # the following messages go to mxb at once, without waiting on mxa
+        for _ in range(5):
+            start = time.monotonic()
+            cursor = pb.journal_cursor()
+            qid = pb.send(SENDER, 'bob@bh.test', 'Subject: bh\n\nbody\n')
+            [rec] = wait_record(qid, cursor, 'sent')
+            self.assertEqual(rec['RELAY'], 'mxb.bh.test[127.0.0.6]:2533')
+            self.assertLess(time.monotonic() - start, BLACKHOLE_TIMEOUT)
+        self.assertEqual(self.blackhole.connections, 1)
+
+    def tls_records(self, qid, cursor):
+        return pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='smtp', since=cursor)
+                                      if 'TLS connection established' in r['MESSAGE']], what='the TLS record')
+
+    def test_tls_verify_and_secure(self):
+        # verify (transport -o) checks the MX host name; secure (smtp_tls_policy_maps) the next hop and its
+        # subdomains, or the policy's match=. The certificate names mx.tlsv.test and mx.tlssec.test.
+        for domain in ('tlsv.test', 'tlssec.test', 'tlspol.test'):
+            cursor = pb.journal_cursor()
+            marker = 'verified-%d' % time.time_ns()
+            qid = pb.send(SENDER, f'bob@{domain}', f'Subject: {marker}\n\nbody\n')
+            [rec] = wait_record(qid, cursor, 'sent')
+            self.assertEqual(rec['RELAY'], f'mx.{domain}[127.0.0.7]:2534')
+            self.assertRegex(rec['TLS'], r'^Verified TLSv1\.[23] with cipher \S+$')
+            [tls] = self.tls_records(qid, cursor)
+            self.assertRegex(tls['MESSAGE'], rf'^{qid}: Verified TLS connection established to mx\.{domain}'
+                                             r'\[127\.0\.0\.7\]:2534: TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)$')
+            self.assertEqual(tls['TLS_TRUST'], 'Verified')
+            [t] = [t for t in self.tlsv.transactions if marker.encode() in t.data]
+            self.assertTrue(t.tls)
+
+        # a certificate from the trusted CA without the name: deferred, and no mail sent
+        for domain in ('tlsbad.test', 'tlspolbad.test'):
+            cursor = pb.journal_cursor()
+            marker = 'unverified-%d' % time.time_ns()
+            qid = pb.send(SENDER, f'bob@{domain}', f'Subject: {marker}\n\nbody\n')
+            [rec] = wait_record(qid, cursor, 'deferred')
+            self.assertEqual(rec['DSN'], '4.7.5')
+            self.assertTrue(rec['MESSAGE'].endswith(', dsn=4.7.5, status=deferred (Server certificate not verified)'),
+                            rec['MESSAGE'])
+            self.assertTrue(rec['TLS'].startswith('Trusted TLSv1.'), rec['TLS'])
+            [tls] = self.tls_records(qid, cursor)
+            self.assertIn('Trusted TLS connection established to', tls['MESSAGE'])
+            self.assertEqual(tls['TLS_VERIFY_ERROR'], 'hostname mismatch')
+            self.assertEqual([t for t in self.tlsv.transactions if marker.encode() in t.data], [])
 
     def test_a_fallback_without_mx(self):
         cursor = pb.journal_cursor()
