@@ -206,7 +206,8 @@ class Smtp(unittest.TestCase):
         cls.tlsserver = FakeServer(port=2531, tls=cert)
         with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
             f.write('tlsmay unix - - n - - smtp -o smtp_tls_security_level=may\n'
-                    'tlsenc unix - - n - - smtp -o smtp_tls_security_level=encrypt\n')
+                    'tlsenc unix - - n - - smtp -o smtp_tls_security_level=encrypt\n'
+                    'tlsver unix - - n - - smtp -o smtp_tls_security_level=verify -o smtp_tls_verify_cert_match=tls.test\n')
         cls.lmtp = FakeServer(path=LMTP_SOCKET, lmtp=True, ehlo=('PIPELINING', 'ENHANCEDSTATUSCODES'))
         with open(TRANSPORT, 'w', encoding='utf-8') as f:
             f.write('sink.test smtp:[127.0.0.1]:2525\n'
@@ -218,6 +219,7 @@ class Smtp(unittest.TestCase):
                     'plainmay.test tlsmay:[127.0.0.1]:2525\n'
                     'tlsenc.test tlsenc:[127.0.0.1]:2531\n'
                     'plainenc.test tlsenc:[127.0.0.1]:2525\n'
+                    'tlsver.test tlsver:[127.0.0.1]:2531\n'
                     'lmtp.test lmtp:unix:%s\n' % LMTP_SOCKET)
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
         pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', smtp_destination_recipient_limit=50)
@@ -410,6 +412,17 @@ class Smtp(unittest.TestCase):
         self.assertEqual(rec['DSN'], '4.7.4')
         self.assertIn('TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]', rec['MESSAGE'])
         self.assertFalse(any(c.startswith('MAIL') for c in self.sink.commands[before:]), self.sink.commands[before:])
+
+        # verify: the self-signed certificate (right name, no trusted CA) gets no mail
+        before = len(self.tlsserver.commands)
+        qid = self.send('bob@tlsver.test', 'Subject: tlsver\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'deferred')
+        self.assertEqual(rec['DSN'], '4.7.5')
+        self.assertIn('status=deferred (Server certificate not verified)', rec['MESSAGE'])
+        self.assertTrue(rec['TLS'].startswith('Untrusted TLSv1.'), rec['TLS'])
+        self.assertIn('STARTTLS', self.tlsserver.commands[before:])
+        self.assertFalse(any(c.startswith('MAIL') for c in self.tlsserver.commands[before:]),
+                         self.tlsserver.commands[before:])
 
     def test_lmtp_per_recipient_replies(self):
         cursor = pb.journal_cursor()
