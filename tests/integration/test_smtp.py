@@ -46,6 +46,7 @@ class FakeServer:
         self.transactions = []
         self.commands = []
         self.connections = 0
+        self.snis = []
         self.seen = {}
         self.lock = threading.Lock()
         if path:
@@ -122,6 +123,7 @@ class FakeServer:
                     say('220 2.0.0 Ready to start TLS')
                     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                     ctx.load_cert_chain(*self.tls)
+                    ctx.sni_callback = lambda _sock, name, _ctx: self.snis.append(name)
                     conn = ctx.wrap_socket(conn, server_side=True)
                     f = conn.makefile('rb')
                     out = conn.makefile('wb')
@@ -457,6 +459,12 @@ def make_ca_and_server_cert(names):
     pb.run('openssl', 'x509', '-req', '-in', csr, '-CA', ca, '-CAkey', ca_key, '-CAcreateserial', '-out', cert,
            '-days', '2', '-extfile', ext)
     os.chmod(ca, 0o644)
+    # the same CA as a CApath directory
+    os.makedirs(f'{CA_DIR}/hashed', mode=0o755, exist_ok=True)
+    with open(ca, encoding='utf-8') as src, open(f'{CA_DIR}/hashed/ca.pem', 'w', encoding='utf-8') as dst:
+        dst.write(src.read())
+    os.chmod(f'{CA_DIR}/hashed/ca.pem', 0o644)
+    pb.run('openssl', 'rehash', f'{CA_DIR}/hashed')
     return ca, cert, key
 
 
@@ -509,6 +517,7 @@ class SmtpDns(unittest.TestCase):
              '--host-record=mxa.bh.test,127.0.0.5', '--host-record=mxb.bh.test,127.0.0.6',
              *[a for d in ('tlsv', 'tlsbad', 'tlssec', 'tlspol', 'tlspolbad')
                for a in (f'--mx-host={d}.test,mx.{d}.test,10', f'--host-record=mx.{d}.test,127.0.0.7')],
+             '--mx-host=tlscapath.test,mx.tlsv.test,10',
              '--server=/servfail.test/127.0.0.1#9'])
         if os.path.islink('/etc/resolv.conf') or os.path.exists('/etc/resolv.conf'):
             os.unlink('/etc/resolv.conf')
@@ -525,7 +534,8 @@ class SmtpDns(unittest.TestCase):
                     'tlsbad.test tlsverify:tlsbad.test:2534\n'
                     'tlssec.test smtp:tlssec.test:2534\n'
                     'tlspol.test smtp:tlspol.test:2534\n'
-                    'tlspolbad.test smtp:tlspolbad.test:2534\n')
+                    'tlspolbad.test smtp:tlspolbad.test:2534\n'
+                    'tlscapath.test tlscapath:tlscapath.test:2534\n')
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
         with open(TLS_POLICY, 'w', encoding='utf-8') as f:
             f.write('tlssec.test secure\n'
@@ -534,7 +544,9 @@ class SmtpDns(unittest.TestCase):
         pb.run('postbusctl', 'map', 'build', TLS_POLICY)
         with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
             f.write(f'bhole unix - - n - - smtp -o smtp_helo_timeout={BLACKHOLE_TIMEOUT}\n'
-                    'tlsverify unix - - n - - smtp -o smtp_tls_security_level=verify\n')
+                    'tlsverify unix - - n - - smtp -o smtp_tls_security_level=verify\n'
+                    'tlscapath unix - - n - - smtp -o smtp_tls_security_level=verify -o smtp_tls_CAfile= '
+                    f'-o smtp_tls_CApath={CA_DIR}/hashed\n')
         pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', smtp_tls_CAfile=ca, smtp_tls_policy_maps=f'gdbm:{TLS_POLICY}')
 
     @classmethod
@@ -599,6 +611,15 @@ class SmtpDns(unittest.TestCase):
             self.assertEqual(tls['TLS_TRUST'], 'Verified')
             [t] = [t for t in self.tlsv.transactions if marker.encode() in t.data]
             self.assertTrue(t.tls)
+            # SNI: the MX host's name
+            self.assertIn(f'mx.{domain}', self.tlsv.snis)
+
+        # the CA from smtp_tls_CApath alone
+        cursor = pb.journal_cursor()
+        qid = pb.send(SENDER, 'bob@tlscapath.test', 'Subject: capath\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'sent')
+        self.assertEqual(rec['RELAY'], 'mx.tlsv.test[127.0.0.7]:2534')
+        self.assertTrue(rec['TLS'].startswith('Verified TLSv1.'), rec['TLS'])
 
         # a certificate from the trusted CA without the name: deferred, and no mail sent
         for domain in ('tlsbad.test', 'tlspolbad.test'):
