@@ -11,7 +11,7 @@
 #define HOSTCACHE_MAX 1024U
 
 typedef struct HostEntry {
-        char key[sizeof(struct sockaddr_un) + 8];      /* "addr:port" */
+        char key[sizeof(struct sockaddr_un) + 8];      /* "[addr]:port" */
         uint64_t fail_until;                    /* CLOCK_MONOTONIC usec; 0 or past: not failing */
         uint64_t ok_at;                         /* when it last greeted us; 0: never */
         uint64_t latency;                       /* connect to greeting, the last time */
@@ -21,16 +21,23 @@ typedef struct HostEntry {
 static HostEntry entries[HOSTCACHE_MAX];
 static size_t n_entries;
 
+static bool address_port(const SmtpAddress *a, uint16_t *ret) {
+        if (a->sockaddr.sa.sa_family == AF_INET)
+                *ret = ntohs(a->sockaddr.in.sin_port);
+        else if (a->sockaddr.sa.sa_family == AF_INET6)
+                *ret = ntohs(a->sockaddr.in6.sin6_port);
+        else
+                return false;
+        return true;
+}
+
+/* "[addr]:port", which is unambiguous for IPv6 too. */
 static bool address_key(const SmtpAddress *a, char *buf, size_t size) {
         uint16_t port;
 
-        if (a->sockaddr.sa.sa_family == AF_INET)
-                port = ntohs(a->sockaddr.in.sin_port);
-        else if (a->sockaddr.sa.sa_family == AF_INET6)
-                port = ntohs(a->sockaddr.in6.sin6_port);
-        else
+        if (!address_port(a, &port))
                 return false;
-        (void) snprintf(buf, size, "%s:%u", a->text, port);
+        (void) snprintf(buf, size, "[%s]:%u", a->text, port);
         return true;
 }
 
@@ -75,7 +82,7 @@ void smtp_hostcache_ok(const SmtpAddress *a, uint64_t latency) {
 void smtp_hostcache_fail(const SmtpAddress *a, uint64_t cache_time, const char *queue_id, const char *reason) {
         uint64_t now = now_monotonic_usec();
         HostEntry *e;
-        char seconds[32];
+        char seconds[32], relay[sizeof a->host + sizeof e->key];
 
         if (cache_time == 0)
                 return;
@@ -90,10 +97,11 @@ void smtp_hostcache_fail(const SmtpAddress *a, uint64_t cache_time, const char *
         }
         e->fail_until = now + cache_time;
         (void) snprintf(seconds, sizeof seconds, "%" PRIu64, (uint64_t) (cache_time / USEC_PER_SEC));
+        (void) snprintf(relay, sizeof relay, "%s%s", a->host, e->key);
         log_mail(LOG_NOTICE, queue_id,
-                 LOG_FIELDS({ "HOST", a->host }, { "HOST_ADDRESS", e->key }, { "HOST_CACHE_REASON", reason },
-                            { "HOST_CACHE_SECONDS", seconds }),
-                 "host %s[%s] enters the host failure cache for %ss: %s", a->host, e->key, seconds, reason);
+                 LOG_FIELDS({ "HOST", a->host }, { "HOST_ADDRESS", a->text }, { "RELAY", relay },
+                            { "HOST_CACHE_REASON", reason }, { "HOST_CACHE_SECONDS", seconds }),
+                 "host %s enters the host failure cache for %ss: %s", relay, seconds, reason);
 }
 
 /* How good an address looks: lower is better. Failing ones after every other; within one preference, those

@@ -503,6 +503,7 @@ class SmtpDns(unittest.TestCase):
         cls.mx2 = FakeServer(port=2530, host='127.0.0.3')
         cls.blackhole = BlackHole('127.0.0.5', 2533)
         cls.bhgood = FakeServer(port=2533, host='127.0.0.6')
+        cls.bhbackup = FakeServer(port=2533, host='127.0.0.8')
         ca, cert, key = make_ca_and_server_cert(['mx.tlsv.test', 'mx.tlssec.test'])
         cls.tlsv = FakeServer(port=2534, host='127.0.0.7', tls=(cert, key))
         cls.dns = subprocess.Popen(
@@ -515,6 +516,7 @@ class SmtpDns(unittest.TestCase):
              '--mx-host=nullmx.test,.,0',
              '--mx-host=bh.test,mxa.bh.test,10', '--mx-host=bh.test,mxb.bh.test,10',
              '--host-record=mxa.bh.test,127.0.0.5', '--host-record=mxb.bh.test,127.0.0.6',
+             '--mx-host=bh.test,mxc.bh.test,20', '--host-record=mxc.bh.test,127.0.0.8',
              *[a for d in ('tlsv', 'tlsbad', 'tlssec', 'tlspol', 'tlspolbad')
                for a in (f'--mx-host={d}.test,mx.{d}.test,10', f'--host-record=mx.{d}.test,127.0.0.7')],
              '--mx-host=tlscapath.test,mx.tlsv.test,10',
@@ -543,7 +545,7 @@ class SmtpDns(unittest.TestCase):
                     'tlspolbad.test secure\n')
         pb.run('postbusctl', 'map', 'build', TLS_POLICY)
         with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
-            f.write(f'bhole unix - - n - - smtp -o smtp_helo_timeout={BLACKHOLE_TIMEOUT}\n'
+            f.write(f'bhole unix - - n - - smtp -o smtp_helo_timeout={BLACKHOLE_TIMEOUT} -o smtp_mx_session_limit=3\n'
                     'tlsverify unix - - n - - smtp -o smtp_tls_security_level=verify\n'
                     'tlscapath unix - - n - - smtp -o smtp_tls_security_level=verify -o smtp_tls_CAfile= '
                     f'-o smtp_tls_CApath={CA_DIR}/hashed\n')
@@ -564,22 +566,23 @@ class SmtpDns(unittest.TestCase):
         self.assertEqual(len([t for t in self.mx2.transactions if marker.encode() in t.data]), 1)
 
     def test_host_cache_skips_black_hole(self):
-        # mxa.bh.test (127.0.0.5) and mxb.bh.test (127.0.0.6) have the same preference, so either may come
-        # first; mxa accepts connections and never greets. Until a message has met mxa, stopping
-        # postbus-smtp forgets which host answered (the host cache lives in the process).
-        for _ in range(15):
+        # mxa.bh.test (127.0.0.5) and mxb.bh.test (127.0.0.6) have preference 10, so either may come first;
+        # mxa accepts connections and never greets. mxc.bh.test (127.0.0.8) has 20. While mxb answers 421,
+        # the first message meets both mxa and mxb, whatever their order, and goes to mxc.
+        self.bhgood.greeting = '421 4.3.2 mxb busy'
+        try:
             cursor = pb.journal_cursor()
             qid = pb.send(SENDER, 'bob@bh.test', 'Subject: bh\n\nbody\n')
             [rec] = wait_record(qid, cursor, 'sent')
-            self.assertEqual(rec['RELAY'], 'mxb.bh.test[127.0.0.6]:2533')
-            if self.blackhole.connections:
-                break
-            pb.systemctl('stop', 'postbus-smtp.service')
+            self.assertEqual(rec['RELAY'], 'mxc.bh.test[127.0.0.8]:2533')
+        finally:
+            self.bhgood.greeting = '220 fake.test ESMTP'
         self.assertEqual(self.blackhole.connections, 1)
-        [entry] = pb.journal(POSTBUS_ROLE='smtp', HOST_ADDRESS='127.0.0.5:2533', since=cursor)
+        [entry] = pb.journal(POSTBUS_ROLE='smtp', HOST_ADDRESS='127.0.0.5', since=cursor)
         self.assertEqual(entry['QUEUE_ID'], qid)
         self.assertEqual(entry['HOST'], 'mxa.bh.test')
-        self.assertEqual(entry['MESSAGE'], f'{qid}: host mxa.bh.test[127.0.0.5:2533] enters the host failure cache '
+        self.assertEqual(entry['RELAY'], 'mxa.bh.test[127.0.0.5]:2533')
+        self.assertEqual(entry['MESSAGE'], f'{qid}: host mxa.bh.test[127.0.0.5]:2533 enters the host failure cache '
                                            'for 300s: timed out while receiving the initial server greeting')
         # the following messages go to mxb at once, without waiting on mxa
         for _ in range(5):
