@@ -239,7 +239,23 @@
         X(smtp_helo_name, STRING, "$myhostname", 0, 0, "smtp",                                               \
           "The host name the smtp client sends in EHLO, HELO and LHLO.")                                    \
         X(smtp_tls_security_level, STRING, "", 0, 0, "smtp",                                                 \
-          "none (or empty), may (STARTTLS when offered) or encrypt (STARTTLS or no mail) for the smtp client.") \
+          "none (or empty), may (STARTTLS when offered), encrypt (STARTTLS or no mail), verify (a certificate "  \
+          "from a trusted CA naming the server) or secure (verify, names from the next hop) for the smtp client.") \
+        X(smtp_host_failure_cache_time, TIME, "5m", 0, 86400, "smtp",                                         \
+          "postbus's own, not Postfix's: how long the smtp client tries a server address that timed out or "  \
+          "refused the connection only after the others of its list; 0: no host cache.")                    \
+        X(smtp_tls_CAfile, STRING, "", 0, 0, "smtp",                                                         \
+          "A file of trusted CA certificates (PEM) for smtp_tls_security_level verify and secure.")         \
+        X(smtp_tls_CApath, STRING, "", 0, 0, "smtp",                                                         \
+          "A directory of trusted CA certificates (c_rehash form) for verify and secure.")                  \
+        X(smtp_tls_verify_cert_match, STRING, "hostname", 0, 0, "smtp",                                      \
+          "The names a server certificate must hold at verify: hostname (the MX host), nexthop, "            \
+          "dot-nexthop (any subdomain of it) or literal names, separated by colons.")                       \
+        X(smtp_tls_secure_cert_match, STRING, "nexthop, dot-nexthop", 0, 0, "smtp",                          \
+          "The names a server certificate must hold at secure, as smtp_tls_verify_cert_match.")             \
+        X(smtp_tls_policy_maps, STRING, "", 0, 0, "smtp",                                                    \
+          "Tables of TLS policy by next-hop domain: a level (none, may, encrypt, verify, secure) and an "    \
+          "optional match=name:name... that replaces the cert_match parameter for that destination.") \
         X(smtpd_peername_lookup, BOOL, "yes", 0, 0, "smtpd",                                                  \
           "Look the client's name up in DNS before the greeting (PTR, then its A/AAAA must hold the address).") \
         X(unknown_client_reject_code, INT, "450", 400, 599, "smtpd",                                          \

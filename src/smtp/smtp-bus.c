@@ -39,10 +39,15 @@ struct SmtpCall {
         char last_dsn[16];              /* the last failure of a server, for the recipients left at the end */
         char *last_text;
         char *last_relay;               /* NULL: "none" (no connection) */
+        char tls[160];                  /* the TLS facts of the last session, "none" without TLS */
 };
 
 static void settings_done(SmtpSettings *s) {
         s->helo_name = mfree(s->helo_name);
+        s->tls_cafile = mfree(s->tls_cafile);
+        s->tls_capath = mfree(s->tls_capath);
+        s->tls_match = mfree(s->tls_match);
+        s->tls_nexthop = mfree(s->tls_nexthop);
 }
 
 sd_event *smtp_call_event(SmtpCall *c) {
@@ -73,6 +78,10 @@ int smtp_call_queue_fd(SmtpCall *c) {
         return c->req.fd;
 }
 
+void smtp_call_set_tls(SmtpCall *c, const char *tls) {
+        (void) snprintf(c->tls, sizeof c->tls, "%s", tls);
+}
+
 SmtpRecipient *smtp_call_recipients(SmtpCall *c, size_t *ret_n) {
         *ret_n = c->req.n_recipients;
         return c->recipients;
@@ -95,7 +104,7 @@ void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const c
         va_end(ap);
 
         delivery_request_log(&c->req, rcpt->address, NULL, strna(rcpt->relay), rcpt->dsn, rcpt->status,
-                             rcpt->text ?: "out of memory", NULL);
+                             rcpt->text ?: "out of memory", LOG_FIELDS({ "TLS", c->tls[0] ? c->tls : "none" }));
 }
 
 static void smtp_result_of(const DeliveryRequest *req, size_t i, DeliveryResult *ret) {
@@ -152,6 +161,7 @@ static void call_next(SmtpCall *c) {
 
                 if (c->settings.mx_session_limit > 0 && c->n_sessions >= c->settings.mx_session_limit)
                         break;
+                c->tls[0] = '\0';
                 r = smtp_session_start(c, a, final, &c->session);
                 if (r >= 0)
                         return;
@@ -165,6 +175,8 @@ static void call_next(SmtpCall *c) {
                                                                                   : a->sockaddr.in6.sin6_port),
                                         strerror(-r));
                 call_remember_failure(c, NULL, "4.4.1", text);
+                if (r == -ECONNREFUSED || r == -ENETUNREACH || r == -EHOSTUNREACH)
+                        smtp_hostcache_fail(a, c->settings.host_failure_cache_time, c->req.queue_id, strerror(-r));
         }
         if (!call_all_done(c))
                 call_fail_rest(c, c->last_text ? c->last_dsn : "4.4.1", c->last_relay ? c->last_relay : "none",
@@ -187,6 +199,7 @@ void smtp_call_dest_done(SmtpCall *c, SmtpAddress *addresses, size_t n, const ch
         c->dest = NULL;
         c->addresses = addresses;
         c->n_addresses = n;
+        smtp_hostcache_sort(addresses, n, c->settings.host_failure_cache_time);
         if (n == 0) {
                 call_fail_rest(c, dsn, "none", text);
                 call_finish(c);
@@ -233,7 +246,7 @@ static int setting_int(const Config *cfg, char **options, const char *name, int6
         return config_param_int(cfg, (ConfigParamId) (p - config_params), ret);
 }
 
-static int settings_load(const Config *cfg, char **options, bool lmtp, SmtpSettings *ret) {
+static int settings_load(const Config *cfg, char **options, bool lmtp, const char *nexthop, SmtpSettings *ret) {
         static const struct {
                 const char *name;
                 size_t offset;
@@ -269,25 +282,25 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, SmtpSetti
         if (r < 0)
                 return r;
         s.mx_session_limit = (unsigned) v;
+        r = setting_int(cfg, options, "smtp_host_failure_cache_time", &v);
+        if (r < 0)
+                return r;
+        s.host_failure_cache_time = (uint64_t) v * USEC_PER_SEC;
 
         const char *helo = cfg->smtp_helo_name;
         for (char **o = options; o && o[0]; o += 2)
                 if (streq(o[0], "o:smtp_helo_name") || streq(o[0], "o:lmtp_lhlo_name"))
                         helo = o[1];
-        const char *level = cfg->smtp_tls_security_level;
-        for (char **o = options; o && o[0]; o += 2)
-                if (streq(o[0], "o:smtp_tls_security_level") || streq(o[0], "o:lmtp_tls_security_level"))
-                        level = o[1];
-        r = smtp_tls_level_from_string(level);
-        if (r < 0) {
-                /* verify, secure, dane: not here yet; never clear text for them. */
-                log_warning("Unsupported smtp_tls_security_level \"%s\", using encrypt.", level);
-                r = SMTP_TLS_ENCRYPT;
+        r = smtp_tls_settings_load(cfg, options, nexthop, &s);
+        if (r >= 0) {
+                s.helo_name = strdup(isempty(helo) ? cfg->myhostname : helo);
+                if (!s.helo_name)
+                        r = -ENOMEM;
         }
-        s.tls_level = r;
-        s.helo_name = strdup(isempty(helo) ? cfg->myhostname : helo);
-        if (!s.helo_name)
-                return -ENOMEM;
+        if (r < 0) {
+                settings_done(&s);
+                return r;
+        }
         *ret = s;
         return 0;
 }
@@ -309,7 +322,7 @@ static int smtp_prepare(DeliveryRequest *req) {
                 };
         }
         return settings_load(req->agent->daemon->config, req->options, req->socket_flags & SMTP_SOCKET_LMTP,
-                             &c->settings);
+                             req->nexthop, &c->settings);
 }
 
 /* From here on the call answers itself, when it is done. */
@@ -395,6 +408,7 @@ Smtp *smtp_free(Smtp *smtp) {
         smtp_sessions_free_lingering();
         smtp_dest_cleanup();
         smtp_tls_cleanup();
+        smtp_tls_policy_cleanup();
         free(smtp);
         return NULL;
 }

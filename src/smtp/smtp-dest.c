@@ -18,6 +18,7 @@ typedef struct SmtpDest SmtpDest;
 typedef struct DestHost {
         SmtpDest *dest;
         char *name;
+        unsigned preference;
         ResolverQuery *query;
         ResolverStatus status;
         ResolverAddress *addresses;
@@ -90,7 +91,7 @@ static void dest_finish(SmtpDest *d) {
         smtp_call_dest_done(c, a, n, dsn, text);
 }
 
-static int address_add(SmtpDest *d, const char *host, int family, const void *bytes) {
+static int address_add(SmtpDest *d, const char *host, unsigned preference, int family, const void *bytes) {
         SmtpAddress *n = realloc(d->addresses, (d->n_addresses + 1) * sizeof(SmtpAddress)), *a;
 
         if (!n)
@@ -99,6 +100,7 @@ static int address_add(SmtpDest *d, const char *host, int family, const void *by
         a = n + d->n_addresses++;
         *a = (SmtpAddress) {};
         (void) snprintf(a->host, sizeof a->host, "%s", host);
+        a->preference = preference;
         if (family == AF_INET) {
                 a->sockaddr.in.sin_family = AF_INET;
                 a->sockaddr.in.sin_port = htons(d->hop.port);
@@ -141,7 +143,7 @@ static void hosts_done(SmtpDest *d, const char *type) {
                 for (size_t j = 0; j < h->n_addresses; j++) {
                         if (limit > 0 && d->n_addresses >= limit)
                                 break;
-                        if (address_add(d, h->name, h->addresses[j].family, h->addresses[j].bytes) < 0) {
+                        if (address_add(d, h->name, h->preference, h->addresses[j].family, h->addresses[j].bytes) < 0) {
                                 fail(d, "4.3.0", "out of memory");
                                 d->n_addresses = 0;
                                 dest_finish(d);
@@ -211,10 +213,11 @@ static int hosts_new(SmtpDest *d, size_t n) {
         return 0;
 }
 
-static int host_add(SmtpDest *d, const char *name) {
+static int host_add(SmtpDest *d, const char *name, unsigned preference) {
         DestHost *h = d->hosts + d->n_hosts;
 
         h->dest = d;
+        h->preference = preference;
         h->name = strdup(name);
         if (!h->name)
                 return -ENOMEM;
@@ -231,13 +234,13 @@ static void on_mx(ResolverQuery *q, const ResolverReply *reply, void *userdata) 
         case RESOLVER_FOUND:
                 r = hosts_new(d, reply->n_mx);
                 for (size_t i = 0; r >= 0 && i < reply->n_mx; i++)
-                        r = host_add(d, reply->mx[i].host);
+                        r = host_add(d, reply->mx[i].host, reply->mx[i].preference);
                 break;
         case RESOLVER_NODATA:
                 /* No MX: the domain's own addresses, as if it were its own MX. */
                 r = hosts_new(d, 1);
                 if (r >= 0)
-                        r = host_add(d, d->hop.host);
+                        r = host_add(d, d->hop.host, 0);
                 break;
         case RESOLVER_NULL_MX:
                 fail(d, "5.1.10", "Domain %s does not accept mail (nullMX)", d->hop.host);
@@ -297,7 +300,7 @@ int smtp_dest_start(SmtpCall *call, const char *nexthop, SmtpDest **ret) {
                         a->text[sizeof a->text - 1] = '\0';
                 } else {
                         bool v4 = inet_pton(AF_INET, d->hop.host, &a4) == 1;
-                        r = address_add(d, d->hop.host, v4 ? AF_INET : AF_INET6, v4 ? (void *) &a4 : (void *) &a6);
+                        r = address_add(d, d->hop.host, 0, v4 ? AF_INET : AF_INET6, v4 ? (void *) &a4 : (void *) &a6);
                         if (r < 0)
                                 return r;
                 }
@@ -320,7 +323,7 @@ int smtp_dest_start(SmtpCall *call, const char *nexthop, SmtpDest **ret) {
         } else {
                 r = hosts_new(d, 1);
                 if (r >= 0)
-                        r = host_add(d, d->hop.host);
+                        r = host_add(d, d->hop.host, 0);
                 if (r < 0)
                         return r;
                 r = hosts_lookup(d);

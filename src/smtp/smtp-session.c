@@ -1,7 +1,7 @@
 /* smtp-session.c: one SMTP or LMTP session of postbus-smtp with one server address, on sd-event: a
- * non-blocking connect, the greeting, EHLO (HELO fallback) or LHLO, the envelope (pipelined when the server
- * offers PIPELINING), the content streamed from the queue file, and QUIT; each stage under its Postfix
- * timeout. Replies are judged as Postfix's smtp(8) judges them; results go to the call (smtp-bus.c). */
+ * non-blocking connect, the greeting, EHLO (HELO fallback) or LHLO, STARTTLS, the content streamed from the
+ * queue file, and QUIT; each stage under its Postfix timeout (the envelope is smtp-transaction.c's). Results
+ * go to the call (smtp-bus.c); timeouts and refusals before the greeting to the host cache. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -10,23 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
-#include "smtp.h"
-
-typedef enum SmtpStage {
-        SMTP_STAGE_CONNECT,
-        SMTP_STAGE_GREETING,
-        SMTP_STAGE_EHLO,
-        SMTP_STAGE_HELO,
-        SMTP_STAGE_STARTTLS,            /* waiting for 220 to STARTTLS */
-        SMTP_STAGE_TLS_HANDSHAKE,
-        SMTP_STAGE_MAIL,                /* waiting for the reply to MAIL FROM */
-        SMTP_STAGE_RCPT,                /* waiting for the replies to RCPT TO */
-        SMTP_STAGE_DATA,                /* waiting for 354 */
-        SMTP_STAGE_CONTENT,             /* sending the message */
-        SMTP_STAGE_DATA_DONE,           /* waiting for the reply (LMTP: replies) to the final dot */
-        SMTP_STAGE_QUIT,
-        _SMTP_STAGE_MAX,
-} SmtpStage;
+#include "smtp-session.h"
 
 /* The end of Postfix's "lost connection with host[addr] while ..." and "... timed out while ...". */
 static const char *const stage_doing[_SMTP_STAGE_MAX] = {
@@ -44,56 +28,8 @@ static const char *const stage_doing[_SMTP_STAGE_MAX] = {
         [SMTP_STAGE_QUIT] = "sending QUIT",
 };
 
-#define SMTP_INPUT_MAX 4096U
-
-struct SmtpSession {
-        SmtpCall *call;                 /* NULL once the session has reported its end (QUIT in progress) */
-        Daemon *daemon;
-        SmtpAddress address;
-        char namaddr[384];              /* "host[addr]" */
-        char relay[400];                /* "host[addr]:port" */
-        bool final_server;
-        bool lmtp;
-        bool finished;                  /* to be freed when the event handler returns */
-        bool connected;
-        SSL *ssl;                       /* after STARTTLS */
-        uint32_t tls_wants;             /* what the last TLS call waits for */
-        int fd;
-        sd_event_source *io;
-        sd_event_source *timer;
-        SmtpStage stage;
-        unsigned features;
-        uint64_t size_limit;
-
-        char *out;                      /* bytes to send: out[out_off..out_len) */
-        size_t out_len, out_off, out_size;
-        char in[SMTP_INPUT_MAX];
-        size_t in_len;
-        bool in_overlong;               /* dropping the rest of a line longer than SMTP_INPUT_MAX */
-        SmtpReply reply;
-
-        SmtpRecipient **rcpts;          /* recipients sent RCPT TO in this session, in order */
-        size_t n_rcpts;
-        size_t n_rcpt_sent;             /* without PIPELINING: RCPT commands written so far */
-        size_t n_rcpt_replies;
-        bool mail_failed;
-        SmtpRecipient **accepted;       /* those RCPT accepted, in order (LMTP replies after DATA follow it) */
-        size_t n_accepted;
-        size_t n_lmtp_replies;          /* LMTP: replies after the final dot so far */
-
-        uint64_t content_offset;
-        SmtpEncoder encoder;
-        char *piece;
-
-        SmtpSession *linger_next, *linger_prev;
-};
-
 /* Sessions whose results are in and which wait for the reply to QUIT. */
 static SmtpSession *lingering;
-
-static const SmtpSettings *settings(SmtpSession *s) {
-        return smtp_call_settings(s->call);
-}
 
 static void linger_remove(SmtpSession *s) {
         if (s->linger_prev)
@@ -129,7 +65,7 @@ void smtp_sessions_free_lingering(void) {
                 smtp_session_free(lingering);
 }
 
-static void set_timeout(SmtpSession *s, uint64_t usec) {
+void session_set_timeout(SmtpSession *s, uint64_t usec) {
         (void) sd_event_source_set_time(s->timer, now_monotonic_usec() + usec);
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
 }
@@ -158,8 +94,7 @@ static int out_reserve(SmtpSession *s, size_t n) {
         return 0;
 }
 
-static int command(SmtpSession *s, const char *fmt, ...) _printf_(2, 3);
-static int command(SmtpSession *s, const char *fmt, ...) {
+int session_command(SmtpSession *s, const char *fmt, ...) {
         va_list ap;
         int n, r;
 
@@ -183,13 +118,13 @@ static int command(SmtpSession *s, const char *fmt, ...) {
 
 /* Hands the session's end to the call; then the session sends QUIT and goes away on its own, or is freed
  * when the event handler returns. */
-static void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, const char *text, bool quit) {
+void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, const char *text, bool quit) {
         SmtpCall *c = s->call;
 
         s->call = NULL;
-        if (quit && command(s, "QUIT") >= 0) {
+        if (quit && session_command(s, "QUIT") >= 0) {
                 s->stage = SMTP_STAGE_QUIT;
-                set_timeout(s, smtp_call_settings(c)->quit_timeout);
+                session_set_timeout(s, smtp_call_settings(c)->quit_timeout);
                 s->linger_next = lingering;
                 if (lingering)
                         lingering->linger_prev = s;
@@ -199,7 +134,7 @@ static void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, con
         smtp_call_session_done(c, end, s->connected ? s->relay : NULL, dsn, text);
 }
 
-static bool any_pending(SmtpSession *s) {
+bool session_any_pending(SmtpSession *s) {
         size_t n;
         SmtpRecipient *r = smtp_call_recipients(s->call, &n);
 
@@ -209,24 +144,9 @@ static bool any_pending(SmtpSession *s) {
         return false;
 }
 
-/* A temporary failure of one recipient: deferred at the last server, else kept for the next one. */
-static void rcpt_soft_fail(SmtpSession *s, SmtpRecipient *rcpt, const char *dsn, const char *text) {
-        if (s->final_server)
-                smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", text);
-        else
-                rcpt->state = SMTP_RCPT_PENDING;
-}
-
-static void rcpt_fail(SmtpSession *s, SmtpRecipient *rcpt, const char *dsn, const char *text) {
-        if (dsn[0] == '5')
-                smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", text);
-        else
-                rcpt_soft_fail(s, rcpt, dsn, text);
-}
-
 /* A failure of this server as a whole (greeting, EHLO, lost connection, timeout): the recipients not yet
  * done may go to the next server. */
-static void site_fail(SmtpSession *s, const char *dsn, const char *text, bool quit) {
+void session_site_fail(SmtpSession *s, const char *dsn, const char *text, bool quit) {
         /* Recipients that this session had accepted go back to waiting. */
         for (size_t i = 0; i < s->n_rcpts; i++)
                 if (s->rcpts[i]->state == SMTP_RCPT_ACCEPTED)
@@ -240,7 +160,12 @@ static void site_fail_reply(SmtpSession *s) {
         _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
 
         (void) snprintf(text, sizeof text, "host %s refused to talk to me: %s", s->namaddr, strna(escaped));
-        site_fail(s, smtp_reply_dsn(&s->reply, dsn), text, true);
+        session_site_fail(s, smtp_reply_dsn(&s->reply, dsn), text, true);
+}
+
+/* A timeout or refusal before the greeting: the host cache tries the address last for a while. */
+static void host_failed(SmtpSession *s, const char *reason) {
+        smtp_hostcache_fail(&s->address, settings(s)->host_failure_cache_time, smtp_call_queue_id(s->call), reason);
 }
 
 static void lost_connection(SmtpSession *s, bool timed_out) {
@@ -250,9 +175,13 @@ static void lost_connection(SmtpSession *s, bool timed_out) {
                 s->finished = true;
                 return;
         }
+        if (s->stage <= SMTP_STAGE_GREETING)
+                host_failed(s, s->stage == SMTP_STAGE_CONNECT ? "connection timed out"
+                               : timed_out ? "timed out while receiving the initial server greeting"
+                               : "lost connection while receiving the initial server greeting");
         if (timed_out && s->stage == SMTP_STAGE_CONNECT) {
                 (void) snprintf(text, sizeof text, "connect to %s: Connection timed out", s->relay);
-                site_fail(s, "4.4.1", text, false);
+                session_site_fail(s, "4.4.1", text, false);
                 return;
         }
         if (timed_out)
@@ -261,208 +190,7 @@ static void lost_connection(SmtpSession *s, bool timed_out) {
         else
                 (void) snprintf(text, sizeof text, "lost connection with %s while %s", s->namaddr,
                                 stage_doing[s->stage]);
-        site_fail(s, "4.4.2", text, false);
-}
-
-/* "host mx.example[192.0.2.1] said: 550 5.1.1 ... (in reply to RCPT TO command)" */
-static void reply_text(SmtpSession *s, const char *in_reply_to, char *buf, size_t size) {
-        _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
-
-        (void) snprintf(buf, size, "host %s said: %s (in reply to %s command)", s->namaddr, strna(escaped),
-                        in_reply_to);
-}
-
-static bool size_known(SmtpSession *s) {
-        return (s->features & SMTP_FEATURE_SIZE) != 0;
-}
-
-static int send_rcpt(SmtpSession *s, SmtpRecipient *rcpt) {
-        char extra[700] = "";
-
-        if (s->features & SMTP_FEATURE_DSN) {
-                size_t n = 0;
-                if (rcpt->notify)
-                        n += (size_t) snprintf(extra + n, sizeof extra - n, " NOTIFY=%s", rcpt->notify);
-                if (rcpt->orcpt && n < sizeof extra)
-                        (void) snprintf(extra + n, sizeof extra - n, " ORCPT=%s", rcpt->orcpt);
-        }
-        return command(s, "RCPT TO:<%s>%s", rcpt->address, extra);
-}
-
-/* MAIL FROM and the recipients that are still to be done; with PIPELINING all in one write. */
-static int send_envelope(SmtpSession *s) {
-        const QueueEnvelope *e = smtp_call_envelope(s->call);
-        const char *body = queue_envelope_attr(e, "body_type");
-        const char *ret = queue_envelope_attr(e, "dsn_ret"), *envid = queue_envelope_attr(e, "dsn_envid");
-        const char *utf8 = queue_envelope_attr(e, "smtputf8");
-        char extra[400] = "";
-        size_t n = 0, n_all;
-        SmtpRecipient *all = smtp_call_recipients(s->call, &n_all);
-        int r;
-
-        if (size_known(s))
-                n += (size_t) snprintf(extra + n, sizeof extra - n, " SIZE=%" PRIu64, e->content_size);
-        if (body && strcaseeq(body, "8BITMIME") && (s->features & SMTP_FEATURE_8BITMIME))
-                n += (size_t) snprintf(extra + n, sizeof extra - n, " BODY=8BITMIME");
-        if (utf8 && streq(utf8, "yes") && (s->features & SMTP_FEATURE_SMTPUTF8))
-                n += (size_t) snprintf(extra + n, sizeof extra - n, " SMTPUTF8");
-        if (s->features & SMTP_FEATURE_DSN) {
-                if (ret)
-                        n += (size_t) snprintf(extra + n, sizeof extra - n, " RET=%s", ret);
-                if (envid)
-                        (void) snprintf(extra + n, sizeof extra - n, " ENVID=%s", envid);
-        }
-        s->n_rcpts = 0;
-        s->rcpts = calloc(n_all, sizeof(SmtpRecipient *));
-        s->accepted = calloc(n_all, sizeof(SmtpRecipient *));
-        if (!s->rcpts || !s->accepted)
-                return -ENOMEM;
-        for (size_t i = 0; i < n_all; i++)
-                if (all[i].state == SMTP_RCPT_PENDING)
-                        s->rcpts[s->n_rcpts++] = all + i;
-
-        r = command(s, "MAIL FROM:<%s>%s", smtp_call_sender(s->call), extra);
-        if (r < 0)
-                return r;
-        s->stage = SMTP_STAGE_MAIL;
-        set_timeout(s, settings(s)->mail_timeout);
-        if (s->features & SMTP_FEATURE_PIPELINING) {
-                for (; s->n_rcpt_sent < s->n_rcpts; s->n_rcpt_sent++) {
-                        r = send_rcpt(s, s->rcpts[s->n_rcpt_sent]);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        return 0;
-}
-
-/* After EHLO or HELO: what the server offers decides whether the mail can go at all. */
-static void after_hello(SmtpSession *s) {
-        const QueueEnvelope *e = smtp_call_envelope(s->call);
-        const char *utf8 = queue_envelope_attr(e, "smtputf8");
-        char text[700];
-        const char *dsn = NULL;
-
-        if (utf8 && streq(utf8, "yes") && !(s->features & SMTP_FEATURE_SMTPUTF8)) {
-                dsn = "5.6.7";
-                (void) snprintf(text, sizeof text, "SMTPUTF8 is required, but was not offered by host %s",
-                                s->namaddr);
-        } else if (size_known(s) && s->size_limit > 0 && e->content_size > s->size_limit) {
-                dsn = "5.3.4";
-                (void) snprintf(text, sizeof text, "message size %" PRIu64 " exceeds size limit %" PRIu64
-                                " of server %s: message size exceeds fixed maximum message size",
-                                e->content_size, s->size_limit, s->namaddr);
-        }
-        if (dsn) {
-                size_t n;
-                SmtpRecipient *all = smtp_call_recipients(s->call, &n);
-                for (size_t i = 0; i < n; i++)
-                        if (all[i].state == SMTP_RCPT_PENDING)
-                                smtp_call_result(s->call, all + i, dsn, s->relay, "%s", text);
-                session_end(s, SMTP_SESSION_FINISHED, NULL, NULL, true);
-                return;
-        }
-        if (send_envelope(s) < 0)
-                site_fail(s, "4.3.0", "out of memory", false);
-}
-
-static void envelope_replies_done(SmtpSession *s) {
-        if (s->mail_failed || s->n_accepted == 0) {
-                session_end(s, any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL, true);
-                return;
-        }
-        if (command(s, "DATA") < 0) {
-                site_fail(s, "4.3.0", "out of memory", false);
-                return;
-        }
-        s->stage = SMTP_STAGE_DATA;
-        set_timeout(s, settings(s)->data_init_timeout);
-}
-
-static void fail_accepted(SmtpSession *s, const char *in_reply_to) {
-        char dsn[16], text[SMTP_REPLY_TEXT_MAX + 600];
-
-        reply_text(s, in_reply_to, text, sizeof text);
-        smtp_reply_dsn(&s->reply, dsn);
-        for (size_t i = 0; i < s->n_rcpts; i++)
-                if (s->rcpts[i]->state == SMTP_RCPT_ACCEPTED)
-                        rcpt_fail(s, s->rcpts[i], dsn, text);
-}
-
-static void handle_envelope_reply(SmtpSession *s) {
-        char dsn[16], text[SMTP_REPLY_TEXT_MAX + 600];
-
-        if (s->stage == SMTP_STAGE_MAIL) {
-                if (s->reply.code / 100 != 2) {
-                        s->mail_failed = true;
-                        reply_text(s, "MAIL FROM", text, sizeof text);
-                        smtp_reply_dsn(&s->reply, dsn);
-                        for (size_t i = 0; i < s->n_rcpts; i++)
-                                rcpt_fail(s, s->rcpts[i], dsn, text);
-                        /* Without PIPELINING no RCPT was sent; with it, their replies still come. */
-                        if (s->n_rcpt_sent == 0) {
-                                envelope_replies_done(s);
-                                return;
-                        }
-                }
-                s->stage = SMTP_STAGE_RCPT;
-                set_timeout(s, settings(s)->rcpt_timeout);
-                if (!s->mail_failed && s->n_rcpt_sent == 0 && send_rcpt(s, s->rcpts[s->n_rcpt_sent++]) < 0)
-                        site_fail(s, "4.3.0", "out of memory", false);
-                return;
-        }
-
-        SmtpRecipient *rcpt = s->rcpts[s->n_rcpt_replies++];
-        if (!s->mail_failed) {
-                if (s->reply.code / 100 == 2) {
-                        rcpt->state = SMTP_RCPT_ACCEPTED;
-                        s->accepted[s->n_accepted++] = rcpt;
-                } else {
-                        reply_text(s, "RCPT TO", text, sizeof text);
-                        rcpt_fail(s, rcpt, smtp_reply_dsn(&s->reply, dsn), text);
-                }
-        }
-        if (s->n_rcpt_replies == s->n_rcpts) {
-                envelope_replies_done(s);
-                return;
-        }
-        set_timeout(s, settings(s)->rcpt_timeout);
-        if (s->n_rcpt_sent == s->n_rcpt_replies && send_rcpt(s, s->rcpts[s->n_rcpt_sent++]) < 0)
-                site_fail(s, "4.3.0", "out of memory", false);
-}
-
-/* The reply to the final dot: SMTP's one for every accepted recipient, or LMTP's one per recipient. */
-static void handle_data_done(SmtpSession *s) {
-        char dsn[16], text[SMTP_REPLY_TEXT_MAX + 600];
-
-        if (!s->lmtp) {
-                if (s->reply.code / 100 == 2) {
-                        _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
-                        smtp_reply_dsn(&s->reply, dsn);
-                        for (size_t i = 0; i < s->n_rcpts; i++)
-                                if (s->rcpts[i]->state == SMTP_RCPT_ACCEPTED)
-                                        smtp_call_result(s->call, s->rcpts[i], dsn, s->relay, "%s", strna(escaped));
-                } else
-                        fail_accepted(s, "end of DATA");
-                session_end(s, any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL, true);
-                return;
-        }
-        /* The n-th reply is for the n-th recipient that RCPT accepted. */
-        SmtpRecipient *rcpt = s->accepted[s->n_lmtp_replies];
-        smtp_reply_dsn(&s->reply, dsn);
-        if (s->reply.code / 100 == 2) {
-                _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
-                smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", strna(escaped));
-        } else {
-                reply_text(s, "end of DATA", text, sizeof text);
-                rcpt_fail(s, rcpt, dsn, text);
-        }
-        s->n_lmtp_replies++;
-        if (s->n_lmtp_replies < s->n_accepted) {
-                set_timeout(s, settings(s)->data_done_timeout);
-                return;
-        }
-        session_end(s, any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL, true);
+        session_site_fail(s, "4.4.2", text, false);
 }
 
 /* encrypt: a server that does not offer STARTTLS gets no mail, never clear text. */
@@ -472,7 +200,7 @@ static bool tls_required(SmtpSession *s) {
         if (s->ssl || settings(s)->tls_level < SMTP_TLS_ENCRYPT)
                 return false;
         (void) snprintf(text, sizeof text, "TLS is required, but was not offered by host %s", s->namaddr);
-        site_fail(s, "4.7.4", text, true);
+        session_site_fail(s, "4.7.4", text, true);
         return true;
 }
 
@@ -486,17 +214,25 @@ static void tls_handshake(SmtpSession *s) {
         }
         if (r <= 0) {
                 (void) snprintf(text, sizeof text, "Cannot start TLS: handshake failure with host %s", s->namaddr);
-                site_fail(s, "4.7.5", text, false);
+                session_site_fail(s, "4.7.5", text, false);
                 return;
         }
         s->tls_wants = 0;
-        smtp_tls_log(s->ssl, smtp_call_queue_id(s->call), s->relay);
-        if (command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0) {
-                site_fail(s, "4.3.0", "out of memory", false);
+        SmtpTlsTrust trust = smtp_tls_trust(s->ssl, settings(s)->tls_level);
+        smtp_tls_log(s->ssl, trust, smtp_call_queue_id(s->call), s->relay);
+        smtp_tls_describe(s->ssl, trust, text, sizeof text);
+        smtp_call_set_tls(s->call, text);
+        /* verify and secure: as Postfix, no mail without a verified certificate (QUIT goes over TLS). */
+        if (settings(s)->tls_level >= SMTP_TLS_VERIFY && trust != SMTP_TLS_VERIFIED) {
+                session_site_fail(s, "4.7.5", "Server certificate not verified", true);
+                return;
+        }
+        if (session_command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0) {
+                session_site_fail(s, "4.3.0", "out of memory", false);
                 return;
         }
         s->stage = SMTP_STAGE_EHLO;
-        set_timeout(s, settings(s)->helo_timeout);
+        session_set_timeout(s, settings(s)->helo_timeout);
 }
 
 static void handle_reply(SmtpSession *s) {
@@ -506,10 +242,11 @@ static void handle_reply(SmtpSession *s) {
                         site_fail_reply(s);
                         return;
                 }
-                if (command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0)
+                smtp_hostcache_ok(&s->address, now_monotonic_usec() - s->started);
+                if (session_command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0)
                         break;
                 s->stage = SMTP_STAGE_EHLO;
-                set_timeout(s, settings(s)->helo_timeout);
+                session_set_timeout(s, settings(s)->helo_timeout);
                 return;
         case SMTP_STAGE_EHLO:
                 if (s->reply.code / 100 != 2) {
@@ -518,23 +255,23 @@ static void handle_reply(SmtpSession *s) {
                                 site_fail_reply(s);
                                 return;
                         }
-                        if (command(s, "HELO %s", settings(s)->helo_name) < 0)
+                        if (session_command(s, "HELO %s", settings(s)->helo_name) < 0)
                                 break;
                         s->stage = SMTP_STAGE_HELO;
-                        set_timeout(s, settings(s)->helo_timeout);
+                        session_set_timeout(s, settings(s)->helo_timeout);
                         return;
                 }
                 s->features = smtp_ehlo_features(&s->reply, &s->size_limit);
                 if (!s->ssl && settings(s)->tls_level >= SMTP_TLS_MAY && (s->features & SMTP_FEATURE_STARTTLS)) {
-                        if (command(s, "STARTTLS") < 0)
+                        if (session_command(s, "STARTTLS") < 0)
                                 break;
                         s->stage = SMTP_STAGE_STARTTLS;
-                        set_timeout(s, settings(s)->helo_timeout);
+                        session_set_timeout(s, settings(s)->helo_timeout);
                         return;
                 }
                 if (tls_required(s))
                         return;
-                after_hello(s);
+                session_after_hello(s);
                 return;
         case SMTP_STAGE_HELO:
                 if (s->reply.code / 100 != 2) {
@@ -544,7 +281,7 @@ static void handle_reply(SmtpSession *s) {
                 s->features = 0;
                 if (tls_required(s))
                         return;
-                after_hello(s);
+                session_after_hello(s);
                 return;
         case SMTP_STAGE_STARTTLS:
                 if (s->reply.code != 220) {
@@ -553,49 +290,49 @@ static void handle_reply(SmtpSession *s) {
                                 _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
                                 (void) snprintf(text, sizeof text, "TLS is required, but host %s refused to start TLS: %s",
                                                 s->namaddr, strna(escaped));
-                                site_fail(s, smtp_reply_dsn(&s->reply, dsn), text, true);
+                                session_site_fail(s, smtp_reply_dsn(&s->reply, dsn), text, true);
                                 return;
                         }
-                        after_hello(s);         /* may: on in clear text */
+                        session_after_hello(s);         /* may: on in clear text */
                         return;
                 }
-                if (smtp_tls_new(s->fd, s->address.host, &s->ssl) < 0)
+                if (smtp_tls_new(s->fd, settings(s), s->address.host, &s->ssl) < 0)
                         break;
                 s->in_len = 0;
                 s->stage = SMTP_STAGE_TLS_HANDSHAKE;
                 s->tls_wants = EPOLLOUT;
-                set_timeout(s, settings(s)->helo_timeout);
+                session_set_timeout(s, settings(s)->helo_timeout);
                 update_events(s);
                 return;
         case SMTP_STAGE_MAIL:
         case SMTP_STAGE_RCPT:
-                handle_envelope_reply(s);
+                session_envelope_reply(s);
                 return;
         case SMTP_STAGE_DATA:
                 if (s->reply.code != 354) {
-                        fail_accepted(s, "DATA");
-                        session_end(s, any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL,
+                        session_fail_accepted(s, "DATA");
+                        session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL,
                                     true);
                         return;
                 }
                 s->stage = SMTP_STAGE_CONTENT;
                 s->content_offset = smtp_call_envelope(s->call)->content_offset;
                 smtp_encoder_init(&s->encoder, settings(s)->line_length_limit);
-                set_timeout(s, settings(s)->data_xfer_timeout);
+                session_set_timeout(s, settings(s)->data_xfer_timeout);
                 update_events(s);
                 return;
         case SMTP_STAGE_DATA_DONE:
-                handle_data_done(s);
+                session_data_done_reply(s);
                 return;
         case SMTP_STAGE_QUIT:
                 s->finished = true;
                 return;
         default:
                 /* A reply nobody asked for, while connecting or sending the message. */
-                site_fail(s, "4.4.2", "unexpected server reply", false);
+                session_site_fail(s, "4.4.2", "unexpected server reply", false);
                 return;
         }
-        site_fail(s, "4.3.0", "out of memory", false);
+        session_site_fail(s, "4.3.0", "out of memory", false);
 }
 
 /* Refills the output with the next piece of the message, or its end. */
@@ -616,13 +353,13 @@ static int fill_content(SmtpSession *s) {
                         return -ENOMEM;
                 s->out_len += smtp_encoder_finish(&s->encoder, s->out + s->out_len);
                 s->stage = SMTP_STAGE_DATA_DONE;
-                set_timeout(s, settings(s)->data_done_timeout);
+                session_set_timeout(s, settings(s)->data_done_timeout);
                 return 0;
         }
         if (out_reserve(s, smtp_encoder_bound(&s->encoder, (size_t) n)) < 0)
                 return -ENOMEM;
         s->out_len += smtp_encoder_feed(&s->encoder, s->piece, (size_t) n, s->out + s->out_len);
-        set_timeout(s, settings(s)->data_xfer_timeout);
+        session_set_timeout(s, settings(s)->data_xfer_timeout);
         return 0;
 }
 
@@ -709,12 +446,13 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
                         error = errno;
                 if (error != 0) {
                         (void) snprintf(text, sizeof text, "connect to %s: %s", s->relay, strerror(error));
-                        site_fail(s, "4.4.1", text, false);
+                        host_failed(s, strerror(error));
+                        session_site_fail(s, "4.4.1", text, false);
                         return;
                 }
                 s->stage = SMTP_STAGE_GREETING;
                 s->connected = true;
-                set_timeout(s, settings(s)->helo_timeout);
+                session_set_timeout(s, settings(s)->helo_timeout);
                 update_events(s);
                 return;
         }
@@ -733,7 +471,7 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
                         char text[700];
                         (void) snprintf(text, sizeof text, "host %s said: malformed reply while %s", s->namaddr,
                                         stage_doing[s->stage]);
-                        site_fail(s, "4.5.0", text, false);
+                        session_site_fail(s, "4.5.0", text, false);
                         return;
                 }
                 if (r < 0 || eof) {
@@ -744,7 +482,7 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
         if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
                 r = do_write(s);
                 if (r == -EBADMSG || r == -ENOMEM) {
-                        site_fail(s, "4.3.0", r == -ENOMEM ? "out of memory" : "queue file is corrupt", false);
+                        session_site_fail(s, "4.3.0", r == -ENOMEM ? "out of memory" : "queue file is corrupt", false);
                         return;
                 }
                 if (r < 0) {
@@ -796,6 +534,7 @@ int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_se
                                 ntohs(address->sockaddr.sa.sa_family == AF_INET ? address->sockaddr.in.sin_port
                                                                                 : address->sockaddr.in6.sin6_port));
 
+        s->started = now_monotonic_usec();
         s->fd = socket(address->sockaddr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (s->fd < 0)
                 return -errno;

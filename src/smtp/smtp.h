@@ -95,19 +95,36 @@ typedef enum SmtpTlsLevel {
         SMTP_TLS_NONE,
         SMTP_TLS_MAY,
         SMTP_TLS_ENCRYPT,
+        SMTP_TLS_VERIFY,
+        SMTP_TLS_SECURE,
 } SmtpTlsLevel;
 
+/* What a server's certificate showed, in Postfix's words: none, not from a trusted CA, from a trusted CA,
+ * from a trusted CA with a name that matched (verify and secure only). */
+typedef enum SmtpTlsTrust {
+        SMTP_TLS_ANONYMOUS,
+        SMTP_TLS_UNTRUSTED,
+        SMTP_TLS_TRUSTED,
+        SMTP_TLS_VERIFIED,
+} SmtpTlsTrust;
+
 typedef struct ssl_st SSL;
+typedef struct SmtpSettings SmtpSettings;
 int smtp_tls_level_from_string(const char *s);
-int smtp_tls_new(int fd, const char *sni, SSL **ret);
+/* A client TLS connection on fd with the settings' CAs (and at verify/secure their match names; hostname is
+ * the server's name, also sent as SNI). */
+int smtp_tls_new(int fd, const SmtpSettings *set, const char *hostname, SSL **ret);
+SmtpTlsTrust smtp_tls_trust(SSL *ssl, int level);
+/* "Verified TLSv1.3 with cipher TLS_AES_256_GCM_SHA384", for the TLS field of delivery records. */
+void smtp_tls_describe(SSL *ssl, SmtpTlsTrust trust, char *buf, size_t size);
 ssize_t smtp_tls_result(SSL *ssl, int r, uint32_t *wants);
 void smtp_tls_cleanup(void);
 /* A send or receive through TLS when ssl is set, else on fd: bytes, -EAGAIN (with *wants for TLS), 0 at the
  * end (receive), or negative errno. */
 ssize_t smtp_io_send(SSL *ssl, int fd, const void *buf, size_t n, uint32_t *wants);
 ssize_t smtp_io_recv(SSL *ssl, int fd, void *buf, size_t n, uint32_t *wants);
-/* The journal record of an established TLS connection: protocol and cipher. */
-void smtp_tls_log(SSL *ssl, const char *queue_id, const char *relay);
+/* The journal record of an established TLS connection: trust, protocol and cipher. */
+void smtp_tls_log(SSL *ssl, SmtpTlsTrust trust, const char *queue_id, const char *relay);
 
 /* ---- the session and the calls ---- */
 
@@ -116,7 +133,7 @@ typedef struct SmtpCall SmtpCall;
 typedef struct SmtpSession SmtpSession;
 
 /* The settings of one transport: main.cf with the transport's master.cf -o overrides. */
-typedef struct SmtpSettings {
+struct SmtpSettings {
         bool lmtp;
         uint64_t connect_timeout;       /* microseconds */
         uint64_t helo_timeout;
@@ -131,7 +148,12 @@ typedef struct SmtpSettings {
         unsigned mx_session_limit;
         char *helo_name;
         int tls_level;                  /* SmtpTlsLevel */
-} SmtpSettings;
+        uint64_t host_failure_cache_time;
+        char *tls_cafile;
+        char *tls_capath;
+        char *tls_match;                /* the match strategies and names for verify and secure */
+        char *tls_nexthop;              /* the next-hop domain, for nexthop and dot-nexthop */
+};
 
 typedef enum SmtpRcptState {
         SMTP_RCPT_PENDING,              /* no final result yet: may go to the next server */
@@ -151,6 +173,9 @@ typedef struct SmtpRecipient {
         char *text;
 } SmtpRecipient;
 
+/* The TLS facts of the session that gives a delivery its result ("none" without TLS), for its record. */
+void smtp_call_set_tls(SmtpCall *c, const char *tls);
+
 /* One server address to try. */
 typedef struct SmtpAddress {
         char host[256];                 /* the name the address is of (the MX host), or the address itself */
@@ -162,7 +187,22 @@ typedef struct SmtpAddress {
         } sockaddr;
         socklen_t socklen;
         char text[sizeof(struct sockaddr_un)];  /* the address (or socket path) for "host[text]" */
+        unsigned preference;            /* the MX preference of host (0 without MX) */
 } SmtpAddress;
+
+/* smtp-tls-policy.c: the TLS fields of set (set->lmtp already set) for a delivery to nexthop. */
+int smtp_tls_settings_load(const Config *cfg, char **options, const char *nexthop, SmtpSettings *set);
+void smtp_tls_policy_cleanup(void);
+
+/* smtp-hostcache.c: how addresses performed. Sorts a (in MX preference order) so that within one preference
+ * addresses that greeted us recently come first, fastest first, and addresses that timed out or refused
+ * within cache_time (usec) go after all others. */
+void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time);
+bool smtp_hostcache_failing(const SmtpAddress *a);
+/* The address greeted us latency usec after the connect began. */
+void smtp_hostcache_ok(const SmtpAddress *a, uint64_t latency);
+/* The address timed out or refused: logged when it enters the cache. */
+void smtp_hostcache_fail(const SmtpAddress *a, uint64_t cache_time, const char *queue_id, const char *reason);
 
 /* What a session asks of its call when it ends. */
 typedef enum SmtpSessionEnd {

@@ -19,6 +19,9 @@ TRANSPORT = '/etc/postbus/transport'
 LMTP_DIR = '/run/fake-lmtp'
 LMTP_SOCKET = f'{LMTP_DIR}/lmtp'
 SENDER = 'alice@localhost'
+CA_DIR = '/etc/fake-ca'
+TLS_POLICY = '/etc/postbus/tls_policy'
+BLACKHOLE_TIMEOUT = 5
 
 
 class Transaction:
@@ -43,6 +46,7 @@ class FakeServer:
         self.transactions = []
         self.commands = []
         self.connections = 0
+        self.snis = []
         self.seen = {}
         self.lock = threading.Lock()
         if path:
@@ -119,6 +123,7 @@ class FakeServer:
                     say('220 2.0.0 Ready to start TLS')
                     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                     ctx.load_cert_chain(*self.tls)
+                    ctx.sni_callback = lambda _sock, name, _ctx: self.snis.append(name)
                     conn = ctx.wrap_socket(conn, server_side=True)
                     f = conn.makefile('rb')
                     out = conn.makefile('wb')
@@ -203,7 +208,8 @@ class Smtp(unittest.TestCase):
         cls.tlsserver = FakeServer(port=2531, tls=cert)
         with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
             f.write('tlsmay unix - - n - - smtp -o smtp_tls_security_level=may\n'
-                    'tlsenc unix - - n - - smtp -o smtp_tls_security_level=encrypt\n')
+                    'tlsenc unix - - n - - smtp -o smtp_tls_security_level=encrypt\n'
+                    'tlsver unix - - n - - smtp -o smtp_tls_security_level=verify -o smtp_tls_verify_cert_match=tls.test\n')
         cls.lmtp = FakeServer(path=LMTP_SOCKET, lmtp=True, ehlo=('PIPELINING', 'ENHANCEDSTATUSCODES'))
         with open(TRANSPORT, 'w', encoding='utf-8') as f:
             f.write('sink.test smtp:[127.0.0.1]:2525\n'
@@ -215,6 +221,7 @@ class Smtp(unittest.TestCase):
                     'plainmay.test tlsmay:[127.0.0.1]:2525\n'
                     'tlsenc.test tlsenc:[127.0.0.1]:2531\n'
                     'plainenc.test tlsenc:[127.0.0.1]:2525\n'
+                    'tlsver.test tlsver:[127.0.0.1]:2531\n'
                     'lmtp.test lmtp:unix:%s\n' % LMTP_SOCKET)
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
         pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', smtp_destination_recipient_limit=50)
@@ -244,6 +251,7 @@ class Smtp(unittest.TestCase):
         self.assertEqual(int(size.group(1)), sum(len(l) + 1 for l in lines))
         for r in recs:
             self.assertEqual(r['RELAY'], '127.0.0.1[127.0.0.1]:2525')
+            self.assertEqual(r['TLS'], 'none')
             self.assertEqual(r['DSN'], '2.0.0')
             self.assertRegex(r['MESSAGE'], rf'^{qid}: to=<(bob|carol)@sink\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:2525, '
                                            r'delay=[0-9.]+, delays=[0-9./]+, dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok: queued as FAKE\d+\)$')
@@ -388,6 +396,9 @@ class Smtp(unittest.TestCase):
                                          if 'TLS connection established' in r['MESSAGE']], what='the TLS record')
             self.assertIn('TLS connection established to 127.0.0.1[127.0.0.1]:2531: TLSv1.', tls[0]['MESSAGE'])
             self.assertTrue(tls[0]['TLS_CIPHER'])
+            # a self-signed certificate at may and encrypt: not verified, and the delivery record says so
+            self.assertEqual(tls[0]['TLS_TRUST'], 'Untrusted')
+            self.assertRegex(rec['TLS'], r'^Untrusted TLSv1\.[23] with cipher \S+$')
 
         # may: a server without STARTTLS gets the mail in clear text
         marker = 'plainmay-%d' % time.time_ns()
@@ -403,6 +414,17 @@ class Smtp(unittest.TestCase):
         self.assertEqual(rec['DSN'], '4.7.4')
         self.assertIn('TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]', rec['MESSAGE'])
         self.assertFalse(any(c.startswith('MAIL') for c in self.sink.commands[before:]), self.sink.commands[before:])
+
+        # verify: the self-signed certificate (right name, no trusted CA) gets no mail
+        before = len(self.tlsserver.commands)
+        qid = self.send('bob@tlsver.test', 'Subject: tlsver\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'deferred')
+        self.assertEqual(rec['DSN'], '4.7.5')
+        self.assertIn('status=deferred (Server certificate not verified)', rec['MESSAGE'])
+        self.assertTrue(rec['TLS'].startswith('Untrusted TLSv1.'), rec['TLS'])
+        self.assertIn('STARTTLS', self.tlsserver.commands[before:])
+        self.assertFalse(any(c.startswith('MAIL') for c in self.tlsserver.commands[before:]),
+                         self.tlsserver.commands[before:])
 
     def test_lmtp_per_recipient_replies(self):
         cursor = pb.journal_cursor()
@@ -422,6 +444,52 @@ class Smtp(unittest.TestCase):
         self.assertTrue(any(c.startswith('LHLO ') for c in self.lmtp.commands))
 
 
+def make_ca_and_server_cert(names):
+    """A CA (openssl req -x509) and a server certificate it signed for the DNS names; returns (ca, cert, key)."""
+    os.makedirs(CA_DIR, mode=0o755, exist_ok=True)
+    ca, ca_key = f'{CA_DIR}/ca.pem', f'{CA_DIR}/ca.key'
+    cert, key, csr, ext = f'{CA_DIR}/server.pem', f'{CA_DIR}/server.key', f'{CA_DIR}/server.csr', f'{CA_DIR}/ext'
+    pb.run('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', ca_key, '-out', ca, '-days', '2',
+           '-subj', '/CN=postbus test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+           '-addext', 'keyUsage=critical,keyCertSign,cRLSign')
+    pb.run('openssl', 'req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr,
+           '-subj', f'/CN={names[0]}')
+    with open(ext, 'w', encoding='utf-8') as f:
+        f.write('subjectAltName=' + ','.join(f'DNS:{n}' for n in names) + '\n')
+    pb.run('openssl', 'x509', '-req', '-in', csr, '-CA', ca, '-CAkey', ca_key, '-CAcreateserial', '-out', cert,
+           '-days', '2', '-extfile', ext)
+    os.chmod(ca, 0o644)
+    # the same CA as a CApath directory
+    os.makedirs(f'{CA_DIR}/hashed', mode=0o755, exist_ok=True)
+    with open(ca, encoding='utf-8') as src, open(f'{CA_DIR}/hashed/ca.pem', 'w', encoding='utf-8') as dst:
+        dst.write(src.read())
+    os.chmod(f'{CA_DIR}/hashed/ca.pem', 0o644)
+    pb.run('openssl', 'rehash', f'{CA_DIR}/hashed')
+    return ca, cert, key
+
+
+class BlackHole:
+    """Accepts connections on host:port and never says a word: a server that hangs before its greeting."""
+
+    def __init__(self, host, port):
+        self.connections = 0
+        self.held = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(50)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(conn)
+
+
 class SmtpDns(unittest.TestCase):
     """Next hops by MX and A records from a real DNS server on loopback (dnsmasq): MX order and fallback to
     the next MX when the first refuses connections, A fallback without MX, Null MX, NXDOMAIN and a DNS
@@ -433,6 +501,11 @@ class SmtpDns(unittest.TestCase):
             raise unittest.SkipTest('dnsmasq is not installed')
         pb.add_user('alice')
         cls.mx2 = FakeServer(port=2530, host='127.0.0.3')
+        cls.blackhole = BlackHole('127.0.0.5', 2533)
+        cls.bhgood = FakeServer(port=2533, host='127.0.0.6')
+        cls.bhbackup = FakeServer(port=2533, host='127.0.0.8')
+        ca, cert, key = make_ca_and_server_cert(['mx.tlsv.test', 'mx.tlssec.test'])
+        cls.tlsv = FakeServer(port=2534, host='127.0.0.7', tls=(cert, key))
         cls.dns = subprocess.Popen(
             ['dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-dhcp-interface=',
              '--listen-address=127.0.0.53', '--bind-interfaces', '--port=53', '--pid-file=', '--user=root',
@@ -441,6 +514,12 @@ class SmtpDns(unittest.TestCase):
              '--host-record=mx1.mxfb.test,127.0.0.2', '--host-record=mx2.mxfb.test,127.0.0.3',
              '--host-record=plain.test,127.0.0.3',
              '--mx-host=nullmx.test,.,0',
+             '--mx-host=bh.test,mxa.bh.test,10', '--mx-host=bh.test,mxb.bh.test,10',
+             '--host-record=mxa.bh.test,127.0.0.5', '--host-record=mxb.bh.test,127.0.0.6',
+             '--mx-host=bh.test,mxc.bh.test,20', '--host-record=mxc.bh.test,127.0.0.8',
+             *[a for d in ('tlsv', 'tlsbad', 'tlssec', 'tlspol', 'tlspolbad')
+               for a in (f'--mx-host={d}.test,mx.{d}.test,10', f'--host-record=mx.{d}.test,127.0.0.7')],
+             '--mx-host=tlscapath.test,mx.tlsv.test,10',
              '--server=/servfail.test/127.0.0.1#9'])
         if os.path.islink('/etc/resolv.conf') or os.path.exists('/etc/resolv.conf'):
             os.unlink('/etc/resolv.conf')
@@ -451,9 +530,26 @@ class SmtpDns(unittest.TestCase):
                     'plain.test smtp:plain.test:2530\n'
                     'nullmx.test smtp:nullmx.test:2530\n'
                     'nxdomain.test smtp:nxdomain.test:2530\n'
-                    'servfail.test smtp:servfail.test:2530\n')
+                    'servfail.test smtp:servfail.test:2530\n'
+                    'bh.test bhole:bh.test:2533\n'
+                    'tlsv.test tlsverify:tlsv.test:2534\n'
+                    'tlsbad.test tlsverify:tlsbad.test:2534\n'
+                    'tlssec.test smtp:tlssec.test:2534\n'
+                    'tlspol.test smtp:tlspol.test:2534\n'
+                    'tlspolbad.test smtp:tlspolbad.test:2534\n'
+                    'tlscapath.test tlscapath:tlscapath.test:2534\n')
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
-        pb.set_config(transport_maps=f'gdbm:{TRANSPORT}')
+        with open(TLS_POLICY, 'w', encoding='utf-8') as f:
+            f.write('tlssec.test secure\n'
+                    'tlspol.test secure match=mx.tlsv.test\n'
+                    'tlspolbad.test secure\n')
+        pb.run('postbusctl', 'map', 'build', TLS_POLICY)
+        with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
+            f.write(f'bhole unix - - n - - smtp -o smtp_helo_timeout={BLACKHOLE_TIMEOUT} -o smtp_mx_session_limit=3\n'
+                    'tlsverify unix - - n - - smtp -o smtp_tls_security_level=verify\n'
+                    'tlscapath unix - - n - - smtp -o smtp_tls_security_level=verify -o smtp_tls_CAfile= '
+                    f'-o smtp_tls_CApath={CA_DIR}/hashed\n')
+        pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', smtp_tls_CAfile=ca, smtp_tls_policy_maps=f'gdbm:{TLS_POLICY}')
 
     @classmethod
     def tearDownClass(cls):
@@ -468,6 +564,80 @@ class SmtpDns(unittest.TestCase):
         # mx1 (preference 10, nothing listens on 127.0.0.2:2530) first, then mx2
         self.assertEqual(rec['RELAY'], 'mx2.mxfb.test[127.0.0.3]:2530')
         self.assertEqual(len([t for t in self.mx2.transactions if marker.encode() in t.data]), 1)
+
+    def test_host_cache_skips_black_hole(self):
+        # mxa.bh.test (127.0.0.5) and mxb.bh.test (127.0.0.6) have preference 10, so either may come first;
+        # mxa accepts connections and never greets. mxc.bh.test (127.0.0.8) has 20. While mxb answers 421,
+        # the first message meets both mxa and mxb, whatever their order, and goes to mxc.
+        self.bhgood.greeting = '421 4.3.2 mxb busy'
+        try:
+            cursor = pb.journal_cursor()
+            qid = pb.send(SENDER, 'bob@bh.test', 'Subject: bh\n\nbody\n')
+            [rec] = wait_record(qid, cursor, 'sent')
+            self.assertEqual(rec['RELAY'], 'mxc.bh.test[127.0.0.8]:2533')
+        finally:
+            self.bhgood.greeting = '220 fake.test ESMTP'
+        self.assertEqual(self.blackhole.connections, 1)
+        [entry] = pb.journal(POSTBUS_ROLE='smtp', HOST_ADDRESS='127.0.0.5', since=cursor)
+        self.assertEqual(entry['QUEUE_ID'], qid)
+        self.assertEqual(entry['HOST'], 'mxa.bh.test')
+        self.assertEqual(entry['RELAY'], 'mxa.bh.test[127.0.0.5]:2533')
+        self.assertEqual(entry['MESSAGE'], f'{qid}: host mxa.bh.test[127.0.0.5]:2533 enters the host failure cache '
+                                           'for 300s: timed out while receiving the initial server greeting')
+        # the following messages go to mxb at once, without waiting on mxa
+        for _ in range(5):
+            start = time.monotonic()
+            cursor = pb.journal_cursor()
+            qid = pb.send(SENDER, 'bob@bh.test', 'Subject: bh\n\nbody\n')
+            [rec] = wait_record(qid, cursor, 'sent')
+            self.assertEqual(rec['RELAY'], 'mxb.bh.test[127.0.0.6]:2533')
+            self.assertLess(time.monotonic() - start, BLACKHOLE_TIMEOUT)
+        self.assertEqual(self.blackhole.connections, 1)
+
+    def tls_records(self, qid, cursor):
+        return pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='smtp', since=cursor)
+                                      if 'TLS connection established' in r['MESSAGE']], what='the TLS record')
+
+    def test_tls_verify_and_secure(self):
+        # verify (transport -o) checks the MX host name; secure (smtp_tls_policy_maps) the next hop and its
+        # subdomains, or the policy's match=. The certificate names mx.tlsv.test and mx.tlssec.test.
+        for domain in ('tlsv.test', 'tlssec.test', 'tlspol.test'):
+            cursor = pb.journal_cursor()
+            marker = 'verified-%d' % time.time_ns()
+            qid = pb.send(SENDER, f'bob@{domain}', f'Subject: {marker}\n\nbody\n')
+            [rec] = wait_record(qid, cursor, 'sent')
+            self.assertEqual(rec['RELAY'], f'mx.{domain}[127.0.0.7]:2534')
+            self.assertRegex(rec['TLS'], r'^Verified TLSv1\.[23] with cipher \S+$')
+            [tls] = self.tls_records(qid, cursor)
+            self.assertRegex(tls['MESSAGE'], rf'^{qid}: Verified TLS connection established to mx\.{domain}'
+                                             r'\[127\.0\.0\.7\]:2534: TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)$')
+            self.assertEqual(tls['TLS_TRUST'], 'Verified')
+            [t] = [t for t in self.tlsv.transactions if marker.encode() in t.data]
+            self.assertTrue(t.tls)
+            # SNI: the MX host's name
+            self.assertIn(f'mx.{domain}', self.tlsv.snis)
+
+        # the CA from smtp_tls_CApath alone
+        cursor = pb.journal_cursor()
+        qid = pb.send(SENDER, 'bob@tlscapath.test', 'Subject: capath\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'sent')
+        self.assertEqual(rec['RELAY'], 'mx.tlsv.test[127.0.0.7]:2534')
+        self.assertTrue(rec['TLS'].startswith('Verified TLSv1.'), rec['TLS'])
+
+        # a certificate from the trusted CA without the name: deferred, and no mail sent
+        for domain in ('tlsbad.test', 'tlspolbad.test'):
+            cursor = pb.journal_cursor()
+            marker = 'unverified-%d' % time.time_ns()
+            qid = pb.send(SENDER, f'bob@{domain}', f'Subject: {marker}\n\nbody\n')
+            [rec] = wait_record(qid, cursor, 'deferred')
+            self.assertEqual(rec['DSN'], '4.7.5')
+            self.assertTrue(rec['MESSAGE'].endswith(', dsn=4.7.5, status=deferred (Server certificate not verified)'),
+                            rec['MESSAGE'])
+            self.assertTrue(rec['TLS'].startswith('Trusted TLSv1.'), rec['TLS'])
+            [tls] = self.tls_records(qid, cursor)
+            self.assertIn('Trusted TLS connection established to', tls['MESSAGE'])
+            self.assertEqual(tls['TLS_VERIFY_ERROR'], 'hostname mismatch')
+            self.assertEqual([t for t in self.tlsv.transactions if marker.encode() in t.data], [])
 
     def test_a_fallback_without_mx(self):
         cursor = pb.journal_cursor()

@@ -1,0 +1,83 @@
+/* smtp-session.h: private to postbus-smtp's session (smtp-session.c: connection, greeting, EHLO, TLS,
+ * content, QUIT; smtp-transaction.c: the envelope and the replies to it and to the final dot). */
+#pragma once
+
+#include "smtp.h"
+
+typedef enum SmtpStage {
+        SMTP_STAGE_CONNECT,
+        SMTP_STAGE_GREETING,
+        SMTP_STAGE_EHLO,
+        SMTP_STAGE_HELO,
+        SMTP_STAGE_STARTTLS,            /* waiting for 220 to STARTTLS */
+        SMTP_STAGE_TLS_HANDSHAKE,
+        SMTP_STAGE_MAIL,                /* waiting for the reply to MAIL FROM */
+        SMTP_STAGE_RCPT,                /* waiting for the replies to RCPT TO */
+        SMTP_STAGE_DATA,                /* waiting for 354 */
+        SMTP_STAGE_CONTENT,             /* sending the message */
+        SMTP_STAGE_DATA_DONE,           /* waiting for the reply (LMTP: replies) to the final dot */
+        SMTP_STAGE_QUIT,
+        _SMTP_STAGE_MAX,
+} SmtpStage;
+
+#define SMTP_INPUT_MAX 4096U
+
+struct SmtpSession {
+        SmtpCall *call;                 /* NULL once the session has reported its end (QUIT in progress) */
+        Daemon *daemon;
+        SmtpAddress address;
+        char namaddr[384];              /* "host[addr]" */
+        char relay[400];                /* "host[addr]:port" */
+        bool final_server;
+        bool lmtp;
+        bool finished;                  /* to be freed when the event handler returns */
+        bool connected;
+        uint64_t started;               /* when the connect began, for the host cache */
+        SSL *ssl;                       /* after STARTTLS */
+        uint32_t tls_wants;             /* what the last TLS call waits for */
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timer;
+        SmtpStage stage;
+        unsigned features;
+        uint64_t size_limit;
+
+        char *out;                      /* bytes to send: out[out_off..out_len) */
+        size_t out_len, out_off, out_size;
+        char in[SMTP_INPUT_MAX];
+        size_t in_len;
+        bool in_overlong;               /* dropping the rest of a line longer than SMTP_INPUT_MAX */
+        SmtpReply reply;
+
+        SmtpRecipient **rcpts;          /* recipients sent RCPT TO in this session, in order */
+        size_t n_rcpts;
+        size_t n_rcpt_sent;             /* without PIPELINING: RCPT commands written so far */
+        size_t n_rcpt_replies;
+        bool mail_failed;
+        SmtpRecipient **accepted;       /* those RCPT accepted, in order (LMTP replies after DATA follow it) */
+        size_t n_accepted;
+        size_t n_lmtp_replies;          /* LMTP: replies after the final dot so far */
+
+        uint64_t content_offset;
+        SmtpEncoder encoder;
+        char *piece;
+
+        SmtpSession *linger_next, *linger_prev;
+};
+
+static inline const SmtpSettings *settings(SmtpSession *s) {
+        return smtp_call_settings(s->call);
+}
+
+/* smtp-session.c */
+void session_set_timeout(SmtpSession *s, uint64_t usec);
+int session_command(SmtpSession *s, const char *fmt, ...) _printf_(2, 3);
+void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, const char *text, bool quit);
+bool session_any_pending(SmtpSession *s);
+void session_site_fail(SmtpSession *s, const char *dsn, const char *text, bool quit);
+
+/* smtp-transaction.c */
+void session_after_hello(SmtpSession *s);
+void session_envelope_reply(SmtpSession *s);
+void session_fail_accepted(SmtpSession *s, const char *in_reply_to);
+void session_data_done_reply(SmtpSession *s);
