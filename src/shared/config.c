@@ -421,6 +421,8 @@ int config_for_service(const Config *c, const char *service, const char *const *
         *s = *c;
         s->overrides = NULL;
         s->n_overrides = 0;
+        s->extras = NULL;       /* per-transport parameters are qmgr's, not a service's */
+        s->n_extras = 0;
         /* Deep copies of the strings, so that each Config owns its own. */
 #define X(n, t, d, lo, hi, roles, doc)                                                  \
         if (CONFIG_##t == CONFIG_STRING) {                                              \

@@ -150,6 +150,14 @@ TEST(service_overrides) {
         config_free(s);
         config_free(c);
 
+        /* A service's copy does not share the per-transport lines with the original: both are freed. */
+        ASSERT_OK(config_parse("relay_destination_recipient_limit = 3\n", "main.cf", &c));
+        ASSERT_OK(config_for_service(c, "submission", NULL, &s));
+        ASSERT_EQ(c->n_extras, 1U);
+        ASSERT_EQ(s->n_extras, 0U);
+        config_free(s);
+        config_free(c);
+
         /* A bad value is found when the service is set up, with its line. */
         ASSERT_OK(config_parse("\nsubmission_smtpd_timeout = soon\n", "main.cf", &c));
         ASSERT_ERR(config_for_service(c, "submission", NULL, &s), EINVAL);
