@@ -192,20 +192,19 @@ static QmgrEntry *schedule_pick(QmgrTransport *t, uint64_t now) {
 }
 
 void qmgr_schedule_run(QmgrTransport *t) {
-        static unsigned depth;
         uint64_t now = now_monotonic_usec();
 
-        /* A delivery that ends at once (error, discard, an agent that is down) may call back here. */
-        if (depth > 0)
+        /* A delivery that ends at once (an agent that is down) calls back here: the loop below goes on. */
+        if (t->running)
                 return;
-        depth++;
+        t->running = true;
         while (t->busy < t->process_limit) {
                 QmgrEntry *e = schedule_pick(t, now);
                 if (!e)
                         break;
                 qmgr_deliver_start(e);
         }
-        depth--;
+        t->running = false;
 }
 
 void qmgr_schedule_run_all(Qmgr *q) {

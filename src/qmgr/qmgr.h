@@ -61,6 +61,7 @@ struct QmgrTransport {
         unsigned process_limit;         /* deliveries in progress at once for the whole transport */
         bool deferred;                  /* listed in defer_transports */
         unsigned busy;
+        bool running;                   /* qmgr_schedule_run() is on: it does not nest */
         QmgrDest **dests;               /* hash table, QMGR_DEST_BUCKETS */
         QmgrJob *ring;                  /* jobs with deliveries to start, round robin: fairness between messages */
         sd_event_source *timer;         /* the earliest time a rate-delayed or dead destination opens again */
