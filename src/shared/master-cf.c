@@ -215,9 +215,10 @@ static int parse_service(MasterConfig *m, const char *line, unsigned lineno) {
                         return -EINVAL;
                 }
 
-        s.name = TAKE_PTR(w[0]);
-        s.type = TAKE_PTR(w[1]);
-        s.command = TAKE_PTR(w[7]);
+        /* Copies: taking words out of w would end the vector early, and strv_free() would miss the rest. */
+        s.name = strdup(w[0]);
+        s.type = strdup(w[1]);
+        s.command = strdup(w[7]);
         s.args = TAKE_PTR(args);
         s.overrides = TAKE_PTR(overrides);
         s.line = lineno;
@@ -225,7 +226,7 @@ static int parse_service(MasterConfig *m, const char *line, unsigned lineno) {
                 s.args = calloc(1, sizeof(char *));
         if (!s.overrides)
                 s.overrides = calloc(1, sizeof(char *));
-        if (!s.args || !s.overrides) {
+        if (!s.args || !s.overrides || !s.name || !s.type || !s.command) {
                 master_service_done(&s);
                 return log_oom();
         }
