@@ -5,7 +5,7 @@
 #include <strings.h>
 
 #include "address.h"
-#include "cleanup-addrlist.h"
+#include "addrlist.h"
 #include "cleanup.h"
 #include "log.h"
 
@@ -69,7 +69,7 @@ static const char *const recipient_headers[] = {
  * rewrite, in local mail). */
 static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, size_t start) {
         Cleanup *c = j->cleanup;
-        CleanupAddress *list = NULL;
+        AddressItem *list = NULL;
         bool sender;
         int n;
 
@@ -85,8 +85,8 @@ static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, s
 
         const char *colon = memchr(h, ':', hlen);
         size_t value = (size_t) (colon + 1 - h);
-        n = cleanup_addrlist_parse(colon + 1, hlen - value, CLEANUP_HEADER_ADDRESSES_MAX - j->n_header_addresses,
-                                   &list);
+        n = addrlist_parse(colon + 1, hlen - value, CLEANUP_HEADER_ADDRESSES_MAX - j->n_header_addresses,
+                           &list);
         if (n == -E2BIG)
                 return 0;       /* too many to rewrite: the header stays as it is */
         if (n < 0)
@@ -94,7 +94,7 @@ static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, s
         CleanupHeaderAddress *na = realloc(j->header_addresses,
                                            (j->n_header_addresses + (size_t) n + 1) * sizeof(CleanupHeaderAddress));
         if (!na) {
-                cleanup_addrlist_free(list, (size_t) n);
+                addrlist_free(list, (size_t) n);
                 return -ENOMEM;
         }
         j->header_addresses = na;
@@ -112,12 +112,12 @@ static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, s
                 if (!a->original || !a->address) {
                         free(a->original);
                         free(a->address);
-                        cleanup_addrlist_free(list, (size_t) n);
+                        addrlist_free(list, (size_t) n);
                         return -ENOMEM;
                 }
                 j->n_header_addresses++;
         }
-        cleanup_addrlist_free(list, (size_t) n);
+        addrlist_free(list, (size_t) n);
         return 0;
 }
 
@@ -170,17 +170,14 @@ static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) 
  * message has Resent- headers, RFC 5322 3.6.6). */
 static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t end, bool resent) {
         size_t hlen = end - start;
-        bool to = name_is(h, hlen, resent ? "Resent-To" : "To");
-        bool cc = name_is(h, hlen, resent ? "Resent-Cc" : "Cc");
-        bool bcc = name_is(h, hlen, resent ? "Resent-Bcc" : "Bcc");
-        CleanupAddress *list = NULL;
+        AddressItem *list = NULL;
         int r;
 
-        if (!to && !cc && !bcc)
+        if (!addrlist_header_names_recipients(h, hlen, resent))
                 return 0;
         const char *colon = memchr(h, ':', hlen);
-        r = cleanup_addrlist_parse(colon + 1, hlen - (size_t) (colon + 1 - h), CLEANUP_RECIPIENTS_MAX - j->n_recipients,
-                                   &list);
+        r = addrlist_parse(colon + 1, hlen - (size_t) (colon + 1 - h), CLEANUP_RECIPIENTS_MAX - j->n_recipients,
+                           &list);
         if (r < 0)
                 return r;
         for (int i = 0; i < r; i++) {
@@ -191,30 +188,22 @@ static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t
                 }
                 int k = add_recipient(j, list[i].address);
                 if (k < 0) {
-                        cleanup_addrlist_free(list, (size_t) r);
+                        addrlist_free(list, (size_t) r);
                         return k;
                 }
         }
-        cleanup_addrlist_free(list, (size_t) r);
+        addrlist_free(list, (size_t) r);
         /* Blind copies stay blind: the header goes. */
-        return bcc ? add_drop(j, start, end) : 0;
+        return name_is(h, hlen, resent ? "Resent-Bcc" : "Bcc") ? add_drop(j, start, end) : 0;
 }
 
 int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
         const char *buf = j->content;
         bool extract = streq(strempty(cleanup_attr_get(j->attrs, "extract_recipients")), "yes");
         bool local = streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup");
-        bool resent = false;
-        int r;
-
         /* RFC 5322 3.6.6: with Resent- fields, the recipients are those of the resending. */
-        for (size_t off = 0; off < header_end;) {
-                const char *nl = memchr(buf + off, '\n', header_end - off);
-                size_t end = nl ? (size_t) (nl - buf) + 1 : header_end;
-                if (end - off > 7 && strncasecmp(buf + off, "Resent-", 7) == 0)
-                        resent = true;
-                off = end;
-        }
+        bool resent = addrlist_headers_resent(buf, header_end);
+        int r;
 
         for (size_t off = 0; off < header_end;) {
                 size_t start = off, end = off;

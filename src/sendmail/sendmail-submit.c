@@ -10,6 +10,7 @@
 #include <sysexits.h>
 
 #include "address.h"
+#include "addrlist.h"
 #include "daemon.h"
 #include "log.h"
 #include "sendmail.h"
@@ -242,11 +243,46 @@ int sendmail_envelope_from_options(const SendmailOptions *o, MaildropEnvelope **
         return 0;
 }
 
+/* sendmail -t: the header section, kept as it streams by, up to its limit. */
+typedef struct HeaderSection {
+        char *buf;
+        size_t len, max;
+        bool complete;                  /* the empty line was seen, or the limit reached */
+} HeaderSection;
+
+static void header_section_done(HeaderSection *h) {
+        free(h->buf);
+}
+
+static int header_section_add(HeaderSection *h, const char *p, size_t n) {
+        for (size_t i = 0; i < n && !h->complete; i++) {
+                if (p[i] == '\n' && (h->len == 0 || h->buf[h->len - 1] == '\n')) {
+                        h->complete = true;
+                        break;
+                }
+                if (h->len == h->max) {
+                        h->complete = true;
+                        break;
+                }
+                if (!h->buf) {
+                        h->buf = malloc(h->max);
+                        if (!h->buf)
+                                return -ENOMEM;
+                }
+                h->buf[h->len++] = p[i];
+        }
+        return 0;
+}
+
 int sendmail_deliver(const Config *c, const SendmailOptions *o) {
         _cleanup_(maildrop_envelope_freep) MaildropEnvelope *e = NULL;
         _cleanup_(maildrop_draft_freep) MaildropDraft *d = NULL;
         _cleanup_free_ char *buf = NULL, *out = NULL;
         char name[MAILDROP_NAME_SIZE];
+        /* With -t and no recipient on the command line, the header must name one (Postfix checks the
+         * same in sendmail, so the user hears of it and no bounce is made). */
+        bool need_header_recipients = o->extract_recipients && o->n_recipients == 0;
+        _cleanup_(header_section_done) HeaderSection hs = { .max = (size_t) c->header_size_limit, .complete = !need_header_recipients };
         SendmailInput in;
         size_t n;
         int r;
@@ -288,6 +324,10 @@ int sendmail_deliver(const Config *c, const SendmailOptions *o) {
                         return EX_IOERR;
                 }
                 n = k == 0 ? sendmail_input_finish(&in, out) : sendmail_input_feed(&in, buf, (size_t) k, out);
+                if (!hs.complete && header_section_add(&hs, out, n) < 0) {
+                        log_oom();
+                        return EX_OSERR;
+                }
                 r = maildrop_draft_write(d, out, n);
                 if (r == -EFBIG) {
                         log_error("The message is larger than message_size_limit (%" PRIi64 " bytes).",
@@ -300,6 +340,14 @@ int sendmail_deliver(const Config *c, const SendmailOptions *o) {
                 }
                 if (k == 0 || in.done)
                         break;
+        }
+
+        if (need_header_recipients) {
+                size_t found = hs.buf ? addrlist_count_header_recipients(hs.buf, hs.len, 1) : 0;
+                if (found == 0) {
+                        log_error("No recipient addresses found in message header.");
+                        return EX_USAGE;
+                }
         }
 
         r = maildrop_draft_commit(d, name);

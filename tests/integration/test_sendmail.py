@@ -136,6 +136,27 @@ class Sendmail(unittest.TestCase):
         recs = pb.journal(POSTBUS_ROLE='pickup', UID=str(pb.uid('alice')), since=cursor)
         self.assertTrue(any(r['MESSAGE'].endswith(f'uid={pb.uid("alice")} from=<alice>') for r in recs), recs)
 
+    def test_t_without_recipient_headers(self):
+        # Postfix's sendmail: EX_USAGE and a clear line, nothing queued, no bounce made.
+        before = maildrop_files()
+        for msg in ('Subject: nobody\n\nbody\n',
+                    'To: undisclosed-recipients:;\nSubject: nobody\n\nbody\n',
+                    # the recipients of a resending are those of its Resent- headers
+                    'Resent-From: alice\nTo: bob\nSubject: resent\n\nbody\n'):
+            p = sendmail('-t', input=msg, user='alice')
+            self.assertEqual(p.returncode, 64, (msg, p.stderr))
+            self.assertIn('No recipient addresses found in message header', p.stderr)
+        self.assertEqual(maildrop_files(), before)
+        # a recipient in a continued To: line counts, and so does one on the command line
+        subject = unique_subject('folded')
+        p = sendmail('-t', input=f'To: "Bob"\n <bob>\nSubject: {subject}\n\nbody\n', user='alice')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_for_mail('bob', subject)
+        subject = unique_subject('cmdline')
+        p = sendmail('-t', 'carol', input=f'Subject: {subject}\n\nbody\n', user='alice')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_for_mail('carol', subject)
+
     def test_dot_ends_message_without_i(self):
         subject = unique_subject('dot')
         p = sendmail('bob', input=f'Subject: {subject}\n\nbefore\n.\nafter\n', user='alice')

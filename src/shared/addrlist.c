@@ -1,8 +1,11 @@
-/* cleanup-addrlist.c: RFC 5322 address lists (3.4): a tokenizer and a small state machine over its
+/* addrlist.c: RFC 5322 address lists (3.4): a tokenizer and a small state machine over its
  * tokens. Whatever a header holds, parsing ends and every string it returns is bounded by the input. */
 #include <stdbool.h>
+#include <string.h>
+#include <strings.h>
 
-#include "cleanup-addrlist.h"
+#include "address.h"
+#include "addrlist.h"
 
 typedef enum AddrTokenType {
         ADDR_TOKEN_ATOM,        /* atom or dot-atom text, an encoded word included */
@@ -109,7 +112,7 @@ static char *addr_join(const char *buf, size_t start, size_t end) {
         return out;
 }
 
-static int item_finish(const char *buf, AddrItem *it, CleanupAddress **l, size_t *n, size_t max) {
+static int item_finish(const char *buf, AddrItem *it, AddressItem **l, size_t *n, size_t max) {
         size_t s, e;
 
         if (it->angle_done || it->angle) {
@@ -132,26 +135,26 @@ static int item_finish(const char *buf, AddrItem *it, CleanupAddress **l, size_t
                 free(a);
                 goto reset;
         }
-        CleanupAddress *nl = realloc(*l, (*n + 1) * sizeof(CleanupAddress));
+        AddressItem *nl = realloc(*l, (*n + 1) * sizeof(AddressItem));
         if (!nl) {
                 free(a);
                 return -ENOMEM;
         }
         *l = nl;
-        nl[(*n)++] = (CleanupAddress) { .address = a, .start = s, .end = e };
+        nl[(*n)++] = (AddressItem) { .address = a, .start = s, .end = e };
 reset:
         *it = (AddrItem) {};
         return 0;
 }
 
-void cleanup_addrlist_free(CleanupAddress *l, size_t n) {
+void addrlist_free(AddressItem *l, size_t n) {
         for (size_t i = 0; l && i < n; i++)
                 free(l[i].address);
         free(l);
 }
 
-int cleanup_addrlist_parse(const char *buf, size_t len, size_t max, CleanupAddress **ret) {
-        CleanupAddress *l = NULL;
+int addrlist_parse(const char *buf, size_t len, size_t max, AddressItem **ret) {
+        AddressItem *l = NULL;
         size_t n = 0, off = 0;
         AddrItem it = {};
         bool group = false;
@@ -216,9 +219,60 @@ int cleanup_addrlist_parse(const char *buf, size_t len, size_t max, CleanupAddre
                 }
         }
         if (r < 0) {
-                cleanup_addrlist_free(l, n);
+                addrlist_free(l, n);
                 return r;
         }
         *ret = l;
         return (int) n;
+}
+
+static bool header_is(const char *h, size_t hlen, const char *name) {
+        size_t n = strlen(name);
+        return hlen > n && h[n] == ':' && strncasecmp(h, name, n) == 0;
+}
+
+bool addrlist_header_names_recipients(const char *h, size_t hlen, bool resent) {
+        if (resent)
+                return header_is(h, hlen, "Resent-To") || header_is(h, hlen, "Resent-Cc") ||
+                       header_is(h, hlen, "Resent-Bcc");
+        return header_is(h, hlen, "To") || header_is(h, hlen, "Cc") || header_is(h, hlen, "Bcc");
+}
+
+/* The end of the logical header starting at off: its first line and the lines that continue it. */
+static size_t header_end(const char *hdr, size_t len, size_t off) {
+        size_t end = off;
+
+        do {
+                const char *nl = memchr(hdr + end, '\n', len - end);
+                end = nl ? (size_t) (nl - hdr) + 1 : len;
+        } while (end < len && (hdr[end] == ' ' || hdr[end] == '\t'));
+        return end;
+}
+
+bool addrlist_headers_resent(const char *hdr, size_t len) {
+        for (size_t off = 0; off < len; off = header_end(hdr, len, off))
+                if (len - off > 7 && strncasecmp(hdr + off, "Resent-", 7) == 0)
+                        return true;
+        return false;
+}
+
+size_t addrlist_count_header_recipients(const char *hdr, size_t len, size_t max) {
+        bool resent = addrlist_headers_resent(hdr, len);
+        size_t count = 0;
+
+        for (size_t off = 0, end; off < len && count < max; off = end) {
+                end = header_end(hdr, len, off);
+                if (!addrlist_header_names_recipients(hdr + off, end - off, resent))
+                        continue;
+                const char *colon = memchr(hdr + off, ':', end - off);
+                AddressItem *l = NULL;
+                int n = addrlist_parse(colon + 1, end - (size_t) (colon + 1 - hdr), max - count, &l);
+                if (n < 0)
+                        return max;     /* more than max */
+                for (int i = 0; i < n; i++)
+                        if (address_valid(l[i].address))
+                                count++;
+                addrlist_free(l, (size_t) n);
+        }
+        return count;
 }

@@ -1,12 +1,12 @@
-/* test-cleanup-addrlist.c: RFC 5322 address lists as cleanup parses them for sendmail -t. */
+/* test-addrlist.c: RFC 5322 address lists as cleanup parses them for sendmail -t. */
 #include "tests.h"
-#include "../../src/cleanup/cleanup-addrlist.h"
+#include "addrlist.h"
 
 /* Parses in and checks the addresses against want (joined with '|'). */
 static void check(const char *in, const char *want) {
-        CleanupAddress *l = NULL;
+        AddressItem *l = NULL;
         char got[4096] = "";
-        int n = cleanup_addrlist_parse(in, strlen(in), 100, &l);
+        int n = addrlist_parse(in, strlen(in), 100, &l);
 
         ASSERT_OK(n);
         for (int i = 0; i < n; i++) {
@@ -17,7 +17,7 @@ static void check(const char *in, const char *want) {
                 ASSERT_TRUE(l[i].start < l[i].end && l[i].end <= strlen(in));
         }
         ASSERT_STREQ(got, want);
-        cleanup_addrlist_free(l, (size_t) n);
+        addrlist_free(l, (size_t) n);
 }
 
 TEST(simple) {
@@ -54,17 +54,17 @@ TEST(obsolete_and_broken) {
 
 TEST(offsets) {
         const char *in = "Alice <alice@example.org>, bob@x";
-        CleanupAddress *l = NULL;
-        int n = cleanup_addrlist_parse(in, strlen(in), 10, &l);
+        AddressItem *l = NULL;
+        int n = addrlist_parse(in, strlen(in), 10, &l);
 
         ASSERT_EQ(n, 2);
         ASSERT_EQ(l[0].start, 7);
         ASSERT_EQ(l[0].end, 24);
         ASSERT_EQ(l[1].start, 27);
         ASSERT_EQ(l[1].end, strlen(in));
-        cleanup_addrlist_free(l, 2);
+        addrlist_free(l, 2);
 
-        ASSERT_ERR(cleanup_addrlist_parse("a@x, b@x, c@x", 13, 2, &l), E2BIG);
+        ASSERT_ERR(addrlist_parse("a@x, b@x, c@x", 13, 2, &l), E2BIG);
 }
 
 int main(void) {
