@@ -1,6 +1,8 @@
 """A bad main.cf value stops a role at start, naming the file and line; an unknown name is only
 warned about."""
+import os
 import pathlib
+import shutil
 import unittest
 
 import postbus as pb
@@ -26,6 +28,22 @@ class Config(unittest.TestCase):
             pb.systemctl("reset-failed", "postbus-qmgr.service", check=False)
             pb.systemctl("restart", "postbus-qmgr.service")
         self.assertTrue(pb.unit_active("postbus-qmgr.service"))
+
+    def test_install_keeps_edited_main_cf_and_builds_aliases(self):
+        # The install this container got (run-test's meson install) built the aliases database.
+        self.assertTrue(os.path.exists("/etc/aliases.gdbm"), "meson install did not run newaliases")
+        original = MAIN_CF.read_text()
+        try:
+            MAIN_CF.write_text(original + "\n# an administrator's edit\n")
+            meson = shutil.which("meson")
+            pb.run(meson, "install", "-C", os.environ["POSTBUS_BUILDDIR"], "--no-rebuild", "--quiet")
+            self.assertIn("# an administrator's edit", MAIN_CF.read_text())
+            dist = [p for p in ("/usr/local/share/postbus/main.cf.dist", "/usr/share/postbus/main.cf.dist")
+                    if os.path.exists(p)]
+            self.assertTrue(dist, "no main.cf.dist installed")
+            self.assertEqual(pathlib.Path(dist[0]).read_text(), original)
+        finally:
+            MAIN_CF.write_text(original)
 
     def test_unknown_name_warned(self):
         original = MAIN_CF.read_text()
