@@ -1,9 +1,15 @@
 /* postbusctl-config.c: "config [NAME...]" prints parameters as main.cf resolves them, in main.cf syntax
- * (name = value), from the declared parameter table: every parameter, or the named ones. */
+ * (name = value), from the declared parameter table: every parameter, or the named ones; "config
+ * name=value..." sets them in main.cf, as Postfix's postconf -e. */
 #include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 #include "config.h"
+#include "io-util.h"
+#include "string-util.h"
 #include "log.h"
 #include "postbusctl.h"
 
@@ -46,9 +52,125 @@ static const void *param_field(const Config *c, ConfigParamId id) {
         }
 }
 
+/* The physical lines of the setting of name in text: [*start, *end), or false when text does not set it.
+ * A setting is a line that starts with the name, then optional blanks and "=", with the lines that
+ * start with white space after it. The last setting wins in main.cf, so the last one is found. */
+static bool find_setting(const char *text, const char *name, size_t *start, size_t *end) {
+        size_t n = strlen(name);
+        bool found = false;
+
+        for (const char *line = text; *line;) {
+                const char *next = strchrnul(line, '\n');
+                next += *next == '\n';
+                if (strncmp(line, name, n) == 0 && line[n + strspn(line + n, " \t")] == '=') {
+                        const char *e = next;
+                        while (*e == ' ' || *e == '\t') {
+                                e = strchrnul(e, '\n');
+                                e += *e == '\n';
+                        }
+                        *start = (size_t) (line - text);
+                        *end = (size_t) (e - text);
+                        found = true;
+                        next = e;
+                }
+                line = next;
+        }
+        return found;
+}
+
+/* text with name set to value: the last setting replaced, or a line added at the end. */
+static char *set_param(const char *text, const char *name, const char *value) {
+        size_t start = 0, end = 0, len = strlen(text);
+        char *out = NULL;
+
+        if (!find_setting(text, name, &start, &end))
+                start = end = len;
+        const char *sep = start == len && len > 0 && text[len - 1] != '\n' ? "\n" : "";
+        if (asprintf(&out, "%.*s%s%s =%s%s\n%s", (int) start, text, sep, name, *value ? " " : "", value,
+                     text + end) < 0)
+                return NULL;
+        return out;
+}
+
+/* postconf -e: "config name=value ..." sets parameters in main.cf. The result must parse, or nothing is
+ * written; it replaces the file atomically, with the old file's owner and mode. */
+static int config_edit(int argc, char **argv) {
+        const char *path = arg_config ?: POSTBUS_CONFDIR "/main.cf";
+        _cleanup_free_ char *text = NULL, *tmp = NULL;
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st = { .st_mode = S_IFREG | 0644 };
+        size_t size = 0;
+        int r;
+
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (f) {
+                if (fstat(fileno(f), &st) < 0 || getdelim(&text, &size, '\0', f) < 0) {
+                        if (feof(f) && !ferror(f))
+                                text = strdup("");
+                        else
+                                return log_error_errno(errno, "Cannot read %s: %m", path), EX_IOERR;
+                }
+        } else if (errno == ENOENT)
+                text = strdup("");
+        else
+                return log_error_errno(errno, "Cannot read %s: %m", path), EX_NOINPUT;
+        if (!text)
+                return log_oom(), EX_OSERR;
+
+        for (int i = 1; i < argc; i++) {
+                char *eq = strchr(argv[i], '=');
+                if (!eq) {
+                        log_error("\"%s\" is not name=value: setting and printing do not mix.", argv[i]);
+                        return EX_USAGE;
+                }
+                _cleanup_free_ char *name = strndup(argv[i], (size_t) (eq - argv[i]));
+                if (!name)
+                        return log_oom(), EX_OSERR;
+                strstrip(name);
+                if (isempty(name) || name[strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")]) {
+                        _cleanup_free_ char *e = log_escape(argv[i], strlen(argv[i]));
+                        log_error("Bad parameter name in \"%s\".", strna(e));
+                        return EX_USAGE;
+                }
+                const char *value = eq + 1 + strspn(eq + 1, " \t");
+                if (strchr(value, '\n')) {
+                        log_error("The value of %s holds a line break.", name);
+                        return EX_USAGE;
+                }
+                char *next = set_param(text, name, value);
+                if (!next)
+                        return log_oom(), EX_OSERR;
+                free(text);
+                text = next;
+        }
+
+        r = config_parse(text, path, &c);
+        if (r < 0)
+                return r == -ENOMEM ? (log_oom(), EX_OSERR) : EX_CONFIG;     /* config_parse() said why */
+
+        if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
+                return log_oom(), EX_OSERR;
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "Cannot write next to %s: %m", path), EX_CANTCREAT;
+        if (fchmod(fd, st.st_mode & 07777) < 0 || (f && fchown(fd, st.st_uid, st.st_gid) < 0) ||
+            write_full(fd, text, strlen(text)) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+                r = log_error_errno(errno, "Cannot write %s: %m", path);
+                (void) unlink(tmp);
+                return EX_IOERR;
+        }
+        (void) fsync_directory_of(path);
+        return 0;
+}
+
 int verb_config(int argc, char **argv) {
         _cleanup_(config_freep) Config *c = NULL;
         int r;
+
+        for (int i = 1; i < argc; i++)
+                if (strchr(argv[i], '='))
+                        return config_edit(argc, argv);
 
         /* Check the names first, so that a typo is a usage error whatever main.cf holds. */
         for (int i = 1; i < argc; i++)

@@ -38,6 +38,7 @@ static void help(void) {
                "                          exit status 1 when not found, 2 on errors; KEY \"-\": keys\n"
                "                          from standard input, \"key<TAB>value\" for each found\n"
                "  config [NAME...]        Print parameters as main.cf sets them: name = value\n"
+               "  config NAME=VALUE...    Set parameters in main.cf (as postconf -e); it must still parse\n"
                "  queue [QUEUE]           List the mail queue (incoming, active, deferred, hold,\n"
                "                          corrupt; all by default)\n"
                "\n"

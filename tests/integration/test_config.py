@@ -45,6 +45,31 @@ class Config(unittest.TestCase):
         finally:
             MAIN_CF.write_text(original)
 
+    def test_postbusctl_config_sets_parameters(self):
+        original = MAIN_CF.read_text()
+        try:
+            pb.run("postbusctl", "config", "smtpd_banner=$myhostname ESMTP edited", "relayhost = [relay.test]:587")
+            text = MAIN_CF.read_text()
+            self.assertIn("\nsmtpd_banner = $myhostname ESMTP edited\n", text)
+            self.assertIn("\nrelayhost = [relay.test]:587\n", text)
+            out = pb.run("postbusctl", "config", "-n")
+            self.assertIn("relayhost = [relay.test]:587", out)
+            self.assertTrue(any(line.startswith("smtpd_banner = ") and line.endswith(" ESMTP edited")
+                                for line in out.splitlines()), out)
+            # set again: the setting is replaced, not repeated
+            pb.run("postbusctl", "config", "relayhost=[other.test]")
+            self.assertEqual(MAIN_CF.read_text().count("\nrelayhost ="), 1)
+            # a value that does not parse changes nothing and names the file and line
+            before = MAIN_CF.read_text()
+            p = pb.run_process("postbusctl", "config", "smtpd_timeout=soon", check=False)
+            self.assertEqual(p.returncode, 78, p.stderr)
+            self.assertIn('/etc/postbus/main.cf:', p.stderr)
+            self.assertIn('bad value for smtpd_timeout: "soon"', p.stderr)
+            self.assertEqual(MAIN_CF.read_text(), before)
+            self.assertEqual(oct(MAIN_CF.stat().st_mode & 0o777), "0o644")
+        finally:
+            MAIN_CF.write_text(original)
+
     def test_unknown_name_warned(self):
         original = MAIN_CF.read_text()
         try:
