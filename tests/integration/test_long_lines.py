@@ -1,7 +1,7 @@
 """Long lines, as Postfix takes them: smtpd accepts a message line of any length (over RFC 5322's 998 octets
 and over line_length_limit) after DATA and in BDAT chunks, up to message_size_limit; local delivers it
-whole into a Maildir and to a |command; a bounce returns it whole; sendmail keeps it too; and the smtp
-client wraps it at smtp_line_length_limit (998) with CRLF SPACE, the rest of the message intact."""
+whole into a Maildir and to a |command, and pipe to its command; a bounce returns it whole; sendmail keeps
+it too; and the smtp client wraps it at smtp_line_length_limit (998) with CRLF SPACE, the rest intact."""
 import os
 import pwd
 import shutil
@@ -14,6 +14,8 @@ from test_smtp import FakeServer, smtp_records, unstuff, wait_record
 SENDER = 'alice@localhost'
 TRANSPORT = '/etc/postbus/transport'
 CMD_DIR = '/home/longcmd'
+PIPE_OUT = '/home/pipeuser/out'         # the pipe unit writes only below /home
+PIPE_SCRIPT = '/usr/local/bin/pb-long-pipe'
 SENDMAIL = shutil.which('sendmail', path='/usr/local/sbin:/usr/sbin:/usr/local/bin:/usr/bin') or '/usr/sbin/sendmail'
 SIZES = (1500, 10000, 150000)   # over 998, over line_length_limit (2048), over one queue file record (64 KiB)
 WRAP = 998
@@ -60,9 +62,19 @@ class LongLines(unittest.TestCase):
             pb.run('newaliases')
         else:
             pb.run('postbusctl', '--aliases', 'map', 'build', '/etc/aliases')
+        pw = pb.add_user('pipeuser')
+        os.makedirs(PIPE_OUT, exist_ok=True)
+        os.chown(PIPE_OUT, pw.pw_uid, pw.pw_gid)
+        with open(PIPE_SCRIPT, 'w', encoding='utf-8') as f:
+            f.write(f'#!/bin/sh\ncat > {PIPE_OUT}/$1.msg\n')
+        os.chmod(PIPE_SCRIPT, 0o755)
+        with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
+            f.write('longpipe unix - n n - - pipe\n'
+                    f'  flags=R user=pipeuser argv={PIPE_SCRIPT} ${{user}}\n')
         cls.sink = FakeServer(port=2525)
         with open(TRANSPORT, 'w', encoding='utf-8') as f:
-            f.write('sink.test smtp:[127.0.0.1]:2525\n')
+            f.write('sink.test smtp:[127.0.0.1]:2525\n'
+                    'pipe.test longpipe:\n')
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
         pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', home_mailbox='Maildir/')
 
@@ -149,6 +161,23 @@ class LongLines(unittest.TestCase):
                 return None
             return text if m in text else None
         text = pb.wait_until(content, what='the message written by the command')
+        self.assertTrue(text.endswith(f'\n\nbefore\n{line}\nafter\n'), text[-200:])
+
+    def test_pipe_transport(self):
+        line = long_line(10000, 19)
+        m = marker()
+        pb.send(SENDER, ['piped@pipe.test'], f'Subject: {m}\n\nbefore\n{line}\nafter\n')
+        path = os.path.join(PIPE_OUT, 'piped.msg')
+
+        def content():
+            try:
+                with open(path, encoding='utf-8') as f:
+                    text = f.read()
+            except FileNotFoundError:
+                return None
+            return text if m in text else None
+        text = pb.wait_until(content, what='the message written by the pipe command')
+        self.assertTrue(text.startswith(f'Return-Path: <{SENDER}>\n'), text[:200])
         self.assertTrue(text.endswith(f'\n\nbefore\n{line}\nafter\n'), text[-200:])
 
     def test_sendmail(self):
