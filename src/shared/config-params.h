@@ -23,7 +23,7 @@
         X(smtpd_banner, STRING, "$myhostname ESMTP postbus", 0, 0, "smtpd",                                  \
           "Text of the 220 greeting that follows the code.")                                                \
         X(line_length_limit, INT, "2048", 80, 1048576, "smtpd",                                              \
-          "Longest SMTP command or message line accepted, in bytes, not counting CRLF.")                    \
+          "Longest SMTP command line accepted, in bytes, not counting CRLF (message lines may be longer).") \
         X(message_size_limit, SIZE, "10240000", 1024, 4294967295, "smtpd cleanup",                           \
           "Largest message accepted, in bytes of content.")                                                 \
         X(smtpd_recipient_limit, INT, "1000", 1, 1000000, "smtpd",                                           \

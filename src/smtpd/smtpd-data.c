@@ -41,8 +41,7 @@ void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
                 return;
         }
-        smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
-                               (uint64_t) config->message_size_limit,
+        smtpd_data_reader_init(&s->data, (uint64_t) config->message_size_limit,
                                SMTPD_DATA_DOT_STUFFED |
                                (s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0) |
                                (s->lines.bare_lf ? SMTPD_DATA_AFTER_BARE_LF : 0));
@@ -76,8 +75,7 @@ void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
                         s->bdat_error = SMTPD_REPLY_QUEUE_WRITE_ERROR;
                         s->bdat_failed = true;
                 }
-                smtpd_data_reader_init(&s->data, (size_t) config->line_length_limit,
-                                       (uint64_t) config->message_size_limit,
+                smtpd_data_reader_init(&s->data, (uint64_t) config->message_size_limit,
                                        s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0);
                 s->bdat = true;
         }
@@ -104,10 +102,9 @@ static void session_data_end(SmtpdSession *s) {
 
         s->stage = "END-OF-MESSAGE";
         s->state = SMTPD_SESSION_COMMAND;
-        /* RFC 5322 2.1.1 limits lines; RFC 5321 4.5.3.1.10 names 552 for too much mail data. */
-        if (s->data.line_too_long)
-                smtpd_session_reject(s, s->sender, rcpt, "554 5.6.0 Error: message line too long");
-        else if (s->data.too_big)
+        /* RFC 5321 4.5.3.1.10 names 552 for too much mail data. A line longer than RFC 5322 allows is taken,
+         * as Postfix takes it: the smtp client wraps it on the way out. */
+        if (s->data.too_big)
                 smtpd_session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
         else if (s->data_failed || smtpd_session_submit(s) < 0)
                 smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
@@ -159,9 +156,7 @@ static void session_bdat_end(SmtpdSession *s) {
                         size_t n = smtpd_data_finish(&s->data, s->server->data_buf, sizeof s->server->data_buf);
                         session_data_write(s, s->server->data_buf, n);
                 }
-                if (s->data.line_too_long)
-                        smtpd_session_reject(s, s->sender, rcpt, "554 5.6.0 Error: message line too long");
-                else if (s->data.too_big)
+                if (s->data.too_big)
                         smtpd_session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
                 else if (s->data_failed)
                         smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);

@@ -302,29 +302,20 @@ int smtpd_vrfy_parse(const char *arg, size_t len, char address[static ADDRESS_MA
         return address_valid(address) ? 0 : -EINVAL;
 }
 
-void smtpd_data_reader_init(SmtpdDataReader *r, size_t line_length_limit, uint64_t size_limit, unsigned flags) {
+void smtpd_data_reader_init(SmtpdDataReader *r, uint64_t size_limit, unsigned flags) {
         *r = (SmtpdDataReader) {
                 .state = SMTPD_DATA_LINE_START,
                 .flags = flags,
-                .line_length_limit = line_length_limit,
                 .size_limit = size_limit,
                 .prev_bare = flags & SMTPD_DATA_AFTER_BARE_LF,
         };
 }
 
-/* Accounts n bytes of content (or the end of a line), and stores those that come before the first
- * byte beyond a limit: so what is stored does not depend on how the input was cut. */
-static void data_store(SmtpdDataReader *r, const char *p, size_t n, bool line_end, char *out,
-                       size_t *out_len) {
-        size_t keep = r->line_too_long || r->too_big ? 0 : n;
+/* Accounts n bytes of content, and stores those that come before the first byte beyond the size limit: so
+ * what is stored does not depend on how the input was cut. */
+static void data_store(SmtpdDataReader *r, const char *p, size_t n, char *out, size_t *out_len) {
+        size_t keep = r->too_big ? 0 : n;
 
-        if (line_end)
-                r->line_len = 0;
-        else if (n > r->line_length_limit - r->line_len) {
-                keep = MIN(keep, r->line_length_limit - r->line_len);
-                r->line_too_long = true;
-        } else
-                r->line_len += n;
         if (n > r->size_limit - r->size) {
                 keep = MIN(keep, (size_t) (r->size_limit - r->size));
                 r->too_big = true;
@@ -341,7 +332,7 @@ static void data_line_end(SmtpdDataReader *r, bool crlf, char *out, size_t *out_
                 r->state = SMTPD_DATA_END;
                 return;
         }
-        data_store(r, "\n", 1, true, out, out_len);
+        data_store(r, "\n", 1, out, out_len);
         r->prev_bare = !crlf;
         r->dot_only = false;
         r->state = SMTPD_DATA_LINE_START;
@@ -375,7 +366,7 @@ size_t smtpd_data_read(SmtpdDataReader *r, const char *buf, size_t len, char *ou
                         while (run < room && is_line_byte(buf[i + run]))
                                 run++;
                         if (run > 0) {
-                                data_store(r, buf + i, run, false, out, &n);
+                                data_store(r, buf + i, run, out, &n);
                                 r->dot_only = false;
                                 i += run;
                         } else if (c == '\r') {

@@ -106,7 +106,9 @@ int smtpd_bdat_parse(const char *arg, size_t len, uint64_t *ret_size, bool *ret_
 int smtpd_vrfy_parse(const char *arg, size_t len, char address[static ADDRESS_MAX + 1]);
 
 /* Reading message content, after DATA (dot-stuffed, ends at the line ".") or in BDAT chunks (raw, the
- * session counts the bytes). It is stored with LF line ends. Every line end is one of CRLF, a bare LF
+ * session counts the bytes). It is stored with LF line ends. A line may be of any length, as in Postfix:
+ * the reader streams it in pieces and never holds a line, so only message_size_limit bounds it (the smtp
+ * client wraps what is over smtp_line_length_limit on the way out). Every line end is one of CRLF, a bare LF
  * and a bare CR (a CR not followed by LF), so that no sequence of CR and LF survives in the stored
  * content that another MTA might read as a line end where this reader saw none (SMTP smuggling): what
  * is stored has LF only, and a stored line is "." only where the client sent "..".
@@ -134,17 +136,15 @@ typedef enum SmtpdDataFlags {
 typedef struct SmtpdDataReader {
         SmtpdDataState state;
         unsigned flags;                 /* SmtpdDataFlags */
-        size_t line_length_limit;       /* longest line, not counting its end */
         uint64_t size_limit;            /* most bytes of content stored */
-        size_t line_len;                /* bytes of the current line so far */
         uint64_t size;                  /* bytes of content so far, up to size_limit */
         bool dot_only;                  /* the line so far is the '.' that was dropped */
         bool prev_bare;                 /* the line before ended in a bare LF or CR */
-        bool line_too_long;             /* a limit was exceeded: nothing more is stored, */
-        bool too_big;                   /* but the input is still read up to the end marker */
+        bool too_big;                   /* the size limit was exceeded: nothing more is stored, but the
+                                         * input is still read up to the end marker */
 } SmtpdDataReader;
 
-void smtpd_data_reader_init(SmtpdDataReader *r, size_t line_length_limit, uint64_t size_limit, unsigned flags);
+void smtpd_data_reader_init(SmtpdDataReader *r, uint64_t size_limit, unsigned flags);
 
 /* Reads input up to the end marker at most, writing content to out (out_size > 0). Returns the bytes
  * of buf consumed; *ret_out_len bytes were written, and at least one of the two is not zero unless the

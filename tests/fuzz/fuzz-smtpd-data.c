@@ -9,17 +9,17 @@
 typedef struct Result {
         char *out;
         size_t out_len, consumed;
-        bool done, bare_lf, line_too_long, too_big;
+        bool done, bare_lf, too_big;
 } Result;
 
-static Result read_all(const char *in, size_t len, size_t line_limit, uint64_t size_limit, unsigned flags,
-                       size_t chunk, size_t out_size) {
+static Result read_all(const char *in, size_t len, uint64_t size_limit, unsigned flags, size_t chunk,
+                       size_t out_size) {
         Result res = { .out = malloc(len + 2) };
         char out[256];
         SmtpdDataReader r;
 
         CHECK(res.out && out_size <= sizeof out);
-        smtpd_data_reader_init(&r, line_limit, size_limit, flags);
+        smtpd_data_reader_init(&r, size_limit, flags);
         while (res.consumed < len && !smtpd_data_done(&r) && !smtpd_data_bare_lf(&r)) {
                 size_t n, used = smtpd_data_read(&r, in + res.consumed, MIN(chunk, len - res.consumed), out,
                                                  out_size, &n);
@@ -36,7 +36,6 @@ static Result read_all(const char *in, size_t len, size_t line_limit, uint64_t s
         }
         res.done = smtpd_data_done(&r);
         res.bare_lf = smtpd_data_bare_lf(&r);
-        res.line_too_long = r.line_too_long;
         res.too_big = r.too_big;
         return res;
 }
@@ -46,7 +45,7 @@ static void store(Result *res, const char *p, size_t n) {
         res->out_len += n;
 }
 
-static Result read_plainly(const char *in, size_t len, size_t line_limit, uint64_t size_limit, unsigned flags) {
+static Result read_plainly(const char *in, size_t len, uint64_t size_limit, unsigned flags) {
         bool dots = flags & SMTPD_DATA_DOT_STUFFED, prev_bare = flags & SMTPD_DATA_AFTER_BARE_LF;
         Result res = { .out = malloc(len + 2) };
         size_t i = 0;
@@ -77,8 +76,6 @@ static Result read_plainly(const char *in, size_t len, size_t line_limit, uint64
                         res.consumed = next;
                         break;
                 }
-                if (line_len - dot > line_limit)
-                        res.line_too_long = true;
                 store(&res, line + dot, line_len - dot);
                 if (end == BARE && in[j] == '\n' && (flags & SMTPD_DATA_REJECT_BARE_LF)) {
                         res.bare_lf = true;
@@ -102,7 +99,7 @@ static Result read_plainly(const char *in, size_t len, size_t line_limit, uint64
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 3)
                 return 0;
-        size_t line_limit = 1 + data[0] % 32, chunk = 1 + data[2] % 16, out_size = 1 + data[2] / 16;
+        size_t chunk = 1 + data[2] % 16, out_size = 1 + data[2] / 16;
         unsigned flags = (data[0] & 0x20 ? 0 : SMTPD_DATA_DOT_STUFFED) |
                          (data[0] & 0x40 ? SMTPD_DATA_REJECT_BARE_LF : 0) |
                          (data[0] & 0x80 ? SMTPD_DATA_AFTER_BARE_LF : 0);
@@ -110,20 +107,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *in = (const char *) data + 3;
         size_t len = size - 3;
 
-        Result whole = read_all(in, len, line_limit, size_limit, flags, len + 1, 256);
-        Result pieces = read_all(in, len, line_limit, size_limit, flags, chunk, out_size);
-        Result plain = read_plainly(in, len, line_limit, size_limit, flags);
+        Result whole = read_all(in, len, size_limit, flags, len + 1, 256);
+        Result pieces = read_all(in, len, size_limit, flags, chunk, out_size);
+        Result plain = read_plainly(in, len, size_limit, flags);
 
         /* However the input is cut, the result is the same. */
         CHECK(pieces.done == whole.done && pieces.bare_lf == whole.bare_lf && pieces.consumed == whole.consumed);
-        CHECK(pieces.line_too_long == whole.line_too_long && pieces.too_big == whole.too_big);
+        CHECK(pieces.too_big == whole.too_big);
         CHECK(pieces.out_len == whole.out_len && memcmp(pieces.out, whole.out, whole.out_len) == 0);
 
-        /* It is what the plain reading says; content is stored up to where a limit is exceeded. */
+        /* It is what the plain reading says; content is stored up to where the size limit is exceeded; lines
+         * of any length are kept whole. */
         CHECK(plain.done == whole.done && plain.bare_lf == whole.bare_lf && plain.consumed == whole.consumed);
-        CHECK(plain.line_too_long == whole.line_too_long && plain.too_big == whole.too_big);
+        CHECK(plain.too_big == whole.too_big);
         CHECK(whole.out_len <= plain.out_len && memcmp(plain.out, whole.out, whole.out_len) == 0);
-        if (!whole.line_too_long && !whole.too_big)
+        if (!whole.too_big)
                 CHECK(plain.out_len == whole.out_len);
 
         /* Stored content has LF line ends only, and after DATA no line "." that was not sent as "..". */

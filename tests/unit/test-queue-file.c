@@ -93,6 +93,56 @@ TEST(round_trip) {
         close(fd);
 }
 
+/* Postfix keeps a line longer than its records as continued records and a last one; here content is a byte
+ * stream cut into records wherever they fill, so a line longer than a record spans several, and the
+ * readers join it: every piece inside the long line has no line end, and the lines read back are the
+ * lines written. */
+TEST(long_line_spans_records) {
+        size_t n = 2 * QUEUE_RECORD_MAX + 1000, len = STRLEN("Subject: x\n\n") + n + STRLEN("\nlast\n");
+        _cleanup_free_ char *content = malloc(len), *piece = malloc(QUEUE_RECORD_MAX), *joined = malloc(len);
+        unsigned inside = 0;
+        size_t got = 0, o;
+        int fd, r;
+
+        ASSERT_TRUE(content && piece && joined);
+        o = stpcpy(content, "Subject: x\n\n") - content;
+        for (size_t i = 0; i < n; i++)
+                content[o + i] = (char) ('a' + i % 26);
+        memcpy(content + o + n, "\nlast\n", STRLEN("\nlast\n"));
+        fd = write_sample(content, len);
+
+        _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
+        ASSERT_OK(queue_file_read(fd, &e));
+        ASSERT_EQ(e->content_size, len);
+        uint64_t off = e->content_offset;
+        while ((r = queue_file_content_next(fd, e, &off, piece)) > 0) {
+                if (got >= o && got + (size_t) r <= o + n) {
+                        ASSERT_TRUE(!memchr(piece, '\n', (size_t) r));
+                        inside++;
+                }
+                memcpy(joined + got, piece, (size_t) r);
+                got += (size_t) r;
+        }
+        ASSERT_EQ(r, 0);
+        ASSERT_EQ(got, len);
+        ASSERT_TRUE(inside >= 1);
+        ASSERT_TRUE(memcmp(joined, content, len) == 0);
+
+        /* The lines, split at LF only: the header, the empty line, the long line whole, the last. */
+        const char *p = joined, *nl;
+        size_t lens[4], k = 0;
+        while (k < 4 && (nl = memchr(p, '\n', len - (size_t) (p - joined)))) {
+                lens[k++] = (size_t) (nl - p);
+                p = nl + 1;
+        }
+        ASSERT_EQ(k, 4);
+        ASSERT_EQ(lens[0], STRLEN("Subject: x"));
+        ASSERT_EQ(lens[1], 0);
+        ASSERT_EQ(lens[2], n);
+        ASSERT_EQ(lens[3], STRLEN("last"));
+        close(fd);
+}
+
 TEST(truncated_anywhere) {
         int fd = write_sample("Subject: x\n\nbody\n", 17);
         off_t size = lseek(fd, 0, SEEK_END);
@@ -249,6 +299,7 @@ TEST(names) {
 
 int main(void) {
         RUN(round_trip);
+        RUN(long_line_spans_records);
         RUN(truncated_anywhere);
         RUN(bad_structure);
         RUN(dsn_options);

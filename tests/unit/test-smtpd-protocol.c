@@ -292,21 +292,20 @@ TEST(rcpt_to) {
 typedef struct DataResult {
         char *out;
         size_t out_len, consumed;
-        bool done, bare_lf, line_too_long, too_big;
+        bool done, bare_lf, too_big;
 } DataResult;
 
 /* Feeds input in pieces of chunk bytes, with an output buffer of out_size bytes; flags as
  * smtpd_data_reader_init() takes them. */
 static unsigned data_flags = SMTPD_DATA_DOT_STUFFED;
 
-static DataResult data_run(const char *input, size_t len, size_t line_limit, uint64_t size_limit,
-                           size_t chunk, size_t out_size) {
+static DataResult data_run(const char *input, size_t len, uint64_t size_limit, size_t chunk, size_t out_size) {
         DataResult res = { .out = calloc(1, len + 2) };
         char *out = malloc(out_size);
         SmtpdDataReader r;
 
         ASSERT_TRUE(res.out && out);
-        smtpd_data_reader_init(&r, line_limit, size_limit, data_flags);
+        smtpd_data_reader_init(&r, size_limit, data_flags);
         while (res.consumed < len && !smtpd_data_done(&r) && !smtpd_data_bare_lf(&r)) {
                 size_t piece = MIN(chunk, len - res.consumed), n;
                 size_t used = smtpd_data_read(&r, input + res.consumed, piece, out, out_size, &n);
@@ -325,27 +324,25 @@ static DataResult data_run(const char *input, size_t len, size_t line_limit, uin
                 memcpy(res.out + res.out_len, out, n);
                 res.out_len += n;
         }
-        res.line_too_long = r.line_too_long;
         res.too_big = r.too_big;
         free(out);
         return res;
 }
 
 /* The same result however the input and output are cut. */
-static DataResult data_check(const char *input, size_t len, size_t line_limit, uint64_t size_limit) {
+static DataResult data_check(const char *input, size_t len, uint64_t size_limit) {
         size_t chunks[] = { 1, 2, 3, 5, 17, 4096 }, outs[] = { 1, 2, 3, 64 * 1024 };
-        DataResult first = data_run(input, len, line_limit, size_limit, len + 1, 64 * 1024);
+        DataResult first = data_run(input, len, size_limit, len + 1, 64 * 1024);
 
         for (size_t i = 0; i < ELEMENTSOF(chunks); i++)
                 for (size_t j = 0; j < ELEMENTSOF(outs); j++) {
-                        DataResult d = data_run(input, len, line_limit, size_limit, chunks[i], outs[j]);
+                        DataResult d = data_run(input, len, size_limit, chunks[i], outs[j]);
 
                         ASSERT_EQ(d.out_len, first.out_len);
                         ASSERT_TRUE(memcmp(d.out, first.out, d.out_len) == 0);
                         ASSERT_EQ(d.consumed, first.consumed);
                         ASSERT_EQ(d.done, first.done);
                         ASSERT_EQ(d.bare_lf, first.bare_lf);
-                        ASSERT_EQ(d.line_too_long, first.line_too_long);
                         ASSERT_EQ(d.too_big, first.too_big);
                         free(d.out);
                 }
@@ -355,10 +352,10 @@ static DataResult data_check(const char *input, size_t len, size_t line_limit, u
 /* All of input is consumed, unless a rest is given that must be left over. */
 static void check_data(const char *input, const char *expected, const char *rest) {
         size_t expected_consumed = strlen(input) - strlen(rest ?: "");
-        DataResult d = data_check(input, strlen(input), 1000, 100000);
+        DataResult d = data_check(input, strlen(input), 100000);
 
         ASSERT_TRUE(d.done);
-        ASSERT_TRUE(!d.line_too_long && !d.too_big);
+        ASSERT_TRUE(!d.too_big);
         ASSERT_STREQ(d.out, expected);
         ASSERT_EQ(d.consumed, expected_consumed);
         free(d.out);
@@ -395,22 +392,22 @@ TEST(data_reject_bare_lf) {
         DataResult d;
 
         data_flags = SMTPD_DATA_DOT_STUFFED | SMTPD_DATA_REJECT_BARE_LF;
-        d = data_check("ok\r\nab\n.\r\n", 10, 1000, 1000);
+        d = data_check("ok\r\nab\n.\r\n", 10, 1000);
         ASSERT_TRUE(d.bare_lf && !d.done);
         ASSERT_EQ(d.consumed, 6);
         ASSERT_STREQ(d.out, "ok\nab");
         free(d.out);
-        d = data_check("a\r\n.\r\n", 6, 1000, 1000);
+        d = data_check("a\r\n.\r\n", 6, 1000);
         ASSERT_TRUE(d.done && !d.bare_lf);
         free(d.out);
         /* A bare CR is still a line end, not a reason to disconnect. */
-        d = data_check("a\rb\r\n.\r\n", 8, 1000, 1000);
+        d = data_check("a\rb\r\n.\r\n", 8, 1000);
         ASSERT_TRUE(d.done && !d.bare_lf);
         ASSERT_STREQ(d.out, "a\nb\n");
         free(d.out);
         /* The DATA command itself ended in a bare LF (normalize): the first "." does not end it. */
         data_flags = SMTPD_DATA_DOT_STUFFED | SMTPD_DATA_AFTER_BARE_LF;
-        d = data_check(".\r\n.\r\n", 6, 1000, 1000);
+        d = data_check(".\r\n.\r\n", 6, 1000);
         ASSERT_TRUE(d.done);
         ASSERT_STREQ(d.out, "\n");
         free(d.out);
@@ -422,18 +419,18 @@ TEST(data_bdat) {
         DataResult d;
 
         data_flags = 0;
-        d = data_check("a\r\n.\r\n..\r\nb\nc\rd\r", 16, 1000, 1000);
+        d = data_check("a\r\n.\r\n..\r\nb\nc\rd\r", 16, 1000);
         ASSERT_TRUE(!d.done && !d.bare_lf && d.consumed == 16);
         ASSERT_STREQ(d.out, "a\n.\n..\nb\nc\nd\n");      /* the last CR is a line end at the end */
         free(d.out);
-        d = data_check("x\r\ny", 4, 1000, 1000);
+        d = data_check("x\r\ny", 4, 1000);
         ASSERT_STREQ(d.out, "x\ny");
         free(d.out);
-        d = data_check("12345\r\n", 7, 1000, 5);
+        d = data_check("12345\r\n", 7, 5);
         ASSERT_TRUE(d.too_big);
         free(d.out);
         data_flags = SMTPD_DATA_REJECT_BARE_LF;
-        d = data_check("a\r\nb\nc", 6, 1000, 1000);
+        d = data_check("a\r\nb\nc", 6, 1000);
         ASSERT_TRUE(d.bare_lf && d.consumed == 4);
         free(d.out);
         data_flags = SMTPD_DATA_DOT_STUFFED;
@@ -470,7 +467,7 @@ TEST(bdat_vrfy_args) {
 
 TEST(data_unfinished) {
         const char *in = "a\r\n.\n\r.\r";
-        DataResult d = data_check(in, strlen(in), 1000, 100000);
+        DataResult d = data_check(in, strlen(in), 100000);
 
         ASSERT_TRUE(!d.done);
         ASSERT_EQ(d.consumed, strlen(in));
@@ -481,35 +478,61 @@ TEST(data_limits) {
         const char *in;
         DataResult d;
 
-        /* line_length_limit counts the bytes of a line without its end, after unstuffing. */
-        d = data_check("12345\r\n.12345\r\n.\r\n", 18, 5, 1000);
-        ASSERT_TRUE(d.done && !d.line_too_long);
-        ASSERT_STREQ(d.out, "12345\n12345\n");
-        free(d.out);
-
-        in = "123456\r\nabc\r\n.\r\nNOOP\r\n";
-        d = data_check(in, strlen(in), 5, 1000);
-        ASSERT_TRUE(d.done && d.line_too_long && !d.too_big);
-        ASSERT_EQ(d.consumed, strlen(in) - STRLEN("NOOP\r\n"));
-        free(d.out);
-
-        /* A bare LF ends a line, so it resets the count. */
-        d = data_check("123\n45\r\n.\r\n", 11, 5, 1000);
-        ASSERT_TRUE(d.done && !d.line_too_long);
-        ASSERT_STREQ(d.out, "123\n45\n");
-        free(d.out);
-
         /* message_size_limit counts the content as stored, with LF line ends. */
-        d = data_check("123456789\r\n.\r\n", 14, 1000, 10);
+        d = data_check("123456789\r\n.\r\n", 14, 10);
         ASSERT_TRUE(d.done && !d.too_big);
         ASSERT_STREQ(d.out, "123456789\n");
         free(d.out);
 
         in = "1234567890\r\nmore\r\n.\r\nNOOP\r\n";
-        d = data_check(in, strlen(in), 1000, 10);
-        ASSERT_TRUE(d.done && d.too_big && !d.line_too_long);
+        d = data_check(in, strlen(in), 10);
+        ASSERT_TRUE(d.done && d.too_big);
         ASSERT_EQ(d.consumed, strlen(in) - STRLEN("NOOP\r\n"));
         free(d.out);
+}
+
+/* A line of any length is stored whole, as Postfix takes it: no line length limit applies to content, after
+ * DATA (its stuffed leading dot taken off) and in BDAT chunks; only the size limit cuts it. */
+static void check_long_line(size_t n, unsigned flags) {
+        bool data = flags & SMTPD_DATA_DOT_STUFFED;
+        const char *tail = "\r\nnext\r\n.\r\n", *expected_tail = data ? "\nnext\n" : "\nnext\n.\n";
+        size_t dot = data ? 1 : 0, len = dot + n + strlen(tail);
+        _cleanup_free_ char *in = malloc(len + 1), *expected = malloc(n + strlen(expected_tail) + 1);
+        unsigned saved = data_flags;
+        DataResult d;
+
+        ASSERT_TRUE(in && expected);
+        /* After DATA the line starts with a stuffed dot, which is taken off. */
+        in[0] = '.';
+        for (size_t i = 0; i < n; i++)
+                in[dot + i] = expected[i] = i == 0 ? '.' : (char) ('a' + i % 26);
+        strcpy(in + dot + n, tail);
+        strcpy(expected + n, expected_tail);
+        data_flags = flags;
+        d = data_check(in, len, 1000000);
+        data_flags = saved;
+        ASSERT_EQ(d.done, data);
+        ASSERT_TRUE(!d.too_big);
+        ASSERT_EQ(d.out_len, strlen(expected));
+        ASSERT_TRUE(memcmp(d.out, expected, d.out_len) == 0);
+        ASSERT_EQ(d.consumed, len);
+        free(d.out);
+
+        /* The size limit still holds within the line. */
+        data_flags = flags;
+        d = data_check(in, len, n / 2);
+        data_flags = saved;
+        ASSERT_TRUE(d.too_big);
+        ASSERT_EQ(d.out_len, n / 2);
+        free(d.out);
+}
+
+TEST(data_long_lines) {
+        check_long_line(1500, SMTPD_DATA_DOT_STUFFED);
+        check_long_line(10000, SMTPD_DATA_DOT_STUFFED);
+        check_long_line(200000, SMTPD_DATA_DOT_STUFFED);
+        check_long_line(1500, 0);
+        check_long_line(70000, 0);
 }
 
 static char *read_file(const char *path, size_t *ret_len) {
@@ -553,8 +576,8 @@ TEST(data_golden) {
                 char *out = read_file(path, &out_len);
 
                 fprintf(stderr, "    %s\n", de->d_name);
-                DataResult r = data_check(in, in_len, 1000, 100000);
-                ASSERT_TRUE(r.done && !r.line_too_long && !r.too_big);
+                DataResult r = data_check(in, in_len, 100000);
+                ASSERT_TRUE(r.done && !r.too_big);
                 ASSERT_EQ(r.consumed, in_len);
                 ASSERT_EQ(r.out_len, out_len);
                 ASSERT_TRUE(memcmp(r.out, out, out_len) == 0);
@@ -620,6 +643,7 @@ int main(void) {
         RUN(data);
         RUN(data_unfinished);
         RUN(data_limits);
+        RUN(data_long_lines);
         RUN(data_reject_bare_lf);
         RUN(data_bdat);
         RUN(bdat_vrfy_args);
