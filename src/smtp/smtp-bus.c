@@ -110,7 +110,11 @@ void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const c
 static void smtp_result_of(const DeliveryRequest *req, size_t i, DeliveryResult *ret) {
         const SmtpRecipient *rcpt = ((const SmtpCall *) req)->recipients + i;
 
-        *ret = (DeliveryResult) { rcpt->status, rcpt->dsn, strempty(rcpt->relay), rcpt->text ?: "out of memory" };
+        const char *status = rcpt->status;
+
+        if (streq(status, DELIVERY_STATUS_SENT) && rcpt->sent_as)
+                status = rcpt->sent_as;
+        *ret = (DeliveryResult) { status, rcpt->dsn, strempty(rcpt->relay), rcpt->text ?: "out of memory" };
 }
 
 /* Answers with the result of every recipient and frees the call. */

@@ -167,7 +167,8 @@ typedef struct SmtpRecipient {
         const char *notify;             /* owned by the envelope */
         const char *orcpt;
         SmtpRcptState state;
-        char status[16];                /* "sent", "deferred", "bounced" */
+        char status[16];                /* "sent", "deferred", "bounced", for the journal record */
+        const char *sent_as;            /* sent: the result's status for qmgr, "sent", "relayed" or "passed" */
         char dsn[16];
         char *relay;
         char *text;
