@@ -153,6 +153,15 @@ struct SmtpSettings {
         char *tls_capath;
         char *tls_match;                /* the match strategies and names for verify and secure */
         char *tls_nexthop;              /* the next-hop domain, for nexthop and dot-nexthop */
+        bool cache_on_demand;
+        bool cache_always;              /* the next hop is in smtp_connection_cache_destinations */
+        uint64_t cache_time_limit;
+        uint64_t reuse_time_limit;
+        unsigned reuse_count_limit;
+        uint64_t rset_timeout;
+        char **fallback_relay;          /* NULL: none */
+        int address_family;             /* inet_protocols: AF_UNSPEC (all), AF_INET or AF_INET6 */
+        int address_preference;         /* smtp_address_preference: AF_UNSPEC (any), AF_INET or AF_INET6 */
 };
 
 typedef enum SmtpRcptState {
@@ -176,6 +185,14 @@ typedef struct SmtpRecipient {
 
 /* The TLS facts of the session that gives a delivery its result ("none" without TLS), for its record. */
 void smtp_call_set_tls(SmtpCall *c, const char *tls);
+/* The transactions the session that gives a delivery its result has carried (2 and more: reused), for the
+ * record's conn_use=. */
+void smtp_call_set_conn_use(SmtpCall *c, unsigned n);
+/* Whether the session should stay open for the next delivery after this call's transaction (the
+ * destination is in smtp_connection_cache_destinations, or qmgr has more for it and caching on demand is
+ * on), and the cache key of the call's destination. */
+bool smtp_call_keep_session(SmtpCall *c);
+const char *smtp_call_cache_key(SmtpCall *c);
 
 /* One server address to try. */
 typedef struct SmtpAddress {
@@ -209,6 +226,7 @@ void smtp_hostcache_fail(const SmtpAddress *a, uint64_t cache_time, const char *
 typedef enum SmtpSessionEnd {
         SMTP_SESSION_FINISHED,          /* every recipient given to it has a result (or stays pending) */
         SMTP_SESSION_TRY_NEXT,          /* a failure of this server: pending recipients may go to the next */
+        SMTP_SESSION_STALE,             /* a cached session that failed its RSET: the call goes on without it */
 } SmtpSessionEnd;
 
 /* smtp-session.c: a session with one address. final_server: a temporary failure of a recipient is its
@@ -216,8 +234,18 @@ typedef enum SmtpSessionEnd {
 int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_server, SmtpSession **ret);
 SmtpSession *smtp_session_free(SmtpSession *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpSession *, smtp_session_free);
-/* Sessions that wait for the reply to QUIT, at exit. */
+/* Sessions that wait for the reply to QUIT, and the cached ones, at exit. */
 void smtp_sessions_free_lingering(void);
+/* A session from the connection cache for a call: RSET, then the call's transaction. A failed RSET ends
+ * it with SMTP_SESSION_STALE. */
+int smtp_session_reuse(SmtpSession *s, SmtpCall *call);
+const SmtpAddress *smtp_session_address(const SmtpSession *s);
+
+/* smtp-cache.c: the connection cache (in process, as Postfix's scache, which it replaces): sessions that
+ * wait after a transaction for the next delivery to the same destination. smtp_cache_take() hands out the
+ * most recently kept session for key (NULL: none), out of the cache. */
+SmtpSession *smtp_cache_take(const char *key);
+void smtp_cache_free_all(void);
 
 /* smtp-dest.c: from a next hop to the list of server addresses, in the order to try them. */
 typedef struct SmtpDest SmtpDest;
