@@ -169,6 +169,36 @@ static void call_fail_rest(SmtpCall *c, const char *dsn, const char *relay, cons
                         smtp_call_result(c, c->recipients + i, dsn, relay, "%s", text);
 }
 
+void smtp_call_soft_failure(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const char *relay, const char *text) {
+        char *t = strdup(text), *r = strdup(relay);
+
+        if (!t || !r) {
+                free(t);
+                free(r);
+                return;
+        }
+        free(rcpt->text);
+        free(rcpt->relay);
+        rcpt->text = t;
+        rcpt->relay = r;
+        (void) snprintf(rcpt->dsn, sizeof rcpt->dsn, "%s", dsn);
+}
+
+/* At the end of the addresses: a recipient a server deferred keeps that server's reply; the others get the
+ * last failure of a server (or of a connection). */
+static void call_fail_rest_own(SmtpCall *c, const char *dsn, const char *relay, const char *text) {
+        for (size_t i = 0; i < c->req.n_recipients; i++) {
+                SmtpRecipient *rcpt = c->recipients + i;
+                if (rcpt->state == SMTP_RCPT_DONE || !rcpt->text || rcpt->dsn[0] != '4')
+                        continue;
+                _cleanup_free_ char *own_text = TAKE_PTR(rcpt->text), *own_relay = TAKE_PTR(rcpt->relay);
+                char own_dsn[sizeof rcpt->dsn];
+                memcpy(own_dsn, rcpt->dsn, sizeof own_dsn);
+                smtp_call_result(c, rcpt, own_dsn, own_relay, "%s", own_text);
+        }
+        call_fail_rest(c, dsn, relay, text);
+}
+
 static bool call_all_done(SmtpCall *c) {
         for (size_t i = 0; i < c->req.n_recipients; i++)
                 if (c->recipients[i].state != SMTP_RCPT_DONE)
@@ -256,7 +286,7 @@ static void call_next(SmtpCall *c) {
                 return;
         }
         if (!call_all_done(c))
-                call_fail_rest(c, c->last_text ? c->last_dsn : "4.4.1", c->last_relay ? c->last_relay : "none",
+                call_fail_rest_own(c, c->last_text ? c->last_dsn : "4.4.1", c->last_relay ? c->last_relay : "none",
                                c->last_text ? c->last_text : "no server address could be reached");
         call_finish(c);
 }
@@ -285,7 +315,8 @@ void smtp_call_dest_done(SmtpCall *c, SmtpAddress *addresses, size_t n, const ch
         c->addresses = addresses;
         c->n_addresses = n;
         c->next_address = 0;
-        smtp_hostcache_sort(addresses, n, c->settings.host_failure_cache_time);
+        smtp_hostcache_sort(addresses, n, c->settings.host_failure_cache_time,
+                            c->settings.address_preference != AF_UNSPEC);
         if (n == 0) {
                 /* A temporary DNS failure (not NXDOMAIN or a Null MX) may go to a fallback relay; a fallback
                  * relay's own lookup failure leaves the destination's failure in place. */

@@ -12,8 +12,10 @@
 static void rcpt_soft_fail(SmtpSession *s, SmtpRecipient *rcpt, const char *dsn, const char *text) {
         if (s->final_server)
                 smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", text);
-        else
+        else {
                 rcpt->state = SMTP_RCPT_PENDING;
+                smtp_call_soft_failure(s->call, rcpt, dsn, s->relay, text);
+        }
 }
 
 static void rcpt_fail(SmtpSession *s, SmtpRecipient *rcpt, const char *dsn, const char *text) {

@@ -214,8 +214,9 @@ void smtp_tls_policy_cleanup(void);
 
 /* smtp-hostcache.c: how addresses performed. Sorts a (in MX preference order) so that within one preference
  * addresses that greeted us recently come first, fastest first, and addresses that timed out or refused
- * within cache_time (usec) go after all others. */
-void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time);
+ * within cache_time (usec) go after all others. family_bound (smtp_address_preference is set): the speed
+ * order stays within one address family, so that the preferred family keeps its place. */
+void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time, bool family_bound);
 bool smtp_hostcache_failing(const SmtpAddress *a);
 /* The address greeted us latency usec after the connect began. */
 void smtp_hostcache_ok(const SmtpAddress *a, uint64_t latency);
@@ -268,6 +269,9 @@ SmtpRecipient *smtp_call_recipients(SmtpCall *c, size_t *ret_n);
 /* Gives a recipient its result and writes the journal record. */
 void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const char *relay, const char *fmt, ...)
         _printf_(5, 6);
+/* A server deferred the recipient, which stays pending for the next server: the reply it gets if no later
+ * server gives it a result. */
+void smtp_call_soft_failure(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const char *relay, const char *text);
 /* The session has ended and frees itself; relay, dsn and text (each may be NULL) describe a failure of the
  * server that makes the remaining recipients try the next one. */
 void smtp_call_session_done(SmtpCall *c, SmtpSessionEnd end, const char *relay, const char *dsn,
