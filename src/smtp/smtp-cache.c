@@ -42,6 +42,7 @@ void smtp_cache_put(SmtpSession *s, const char *key, uint64_t idle_limit) {
                 smtp_session_free(oldest);
         }
         s->stage = SMTP_STAGE_IDLE;
+        s->tls_wants = 0;       /* only what the server sends (or its hangup) ends an idle session */
         s->idle_since = now_monotonic_usec();
         session_set_timeout(s, idle_limit);
         s->cache_next = cached;
