@@ -95,8 +95,17 @@ void smtp_call_set_conn_use(SmtpCall *c, unsigned n) {
         c->conn_use = n;
 }
 
-bool smtp_call_keep_session(SmtpCall *c) {
-        return c->settings.cache_always || (c->settings.cache_on_demand && c->backlog);
+bool smtp_call_keep_session(SmtpCall *c, const SmtpAddress *a) {
+        if (!c->settings.cache_always && !(c->settings.cache_on_demand && c->backlog))
+                return false;
+        /* As Postfix, a session is kept under the destination only when it is with one of the destination's
+         * best MX hosts: not a fallback relay, nor a backup MX that the next delivery should not stick to. */
+        if (c->in_fallback)
+                return false;
+        for (size_t i = 0; i < c->n_addresses; i++)
+                if (c->addresses[i].preference < a->preference)
+                        return false;
+        return true;
 }
 
 const char *smtp_call_cache_key(SmtpCall *c) {

@@ -132,7 +132,7 @@ static bool session_keep(SmtpSession *s) {
                 return false;
         if (now_monotonic_usec() - s->started >= set->reuse_time_limit)
                 return false;
-        return smtp_call_keep_session(s->call);
+        return smtp_call_keep_session(s->call, &s->address);
 }
 
 /* Hands the session's end to the call; then the session waits in the connection cache, or sends QUIT and

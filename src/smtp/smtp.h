@@ -131,6 +131,7 @@ void smtp_tls_log(SSL *ssl, SmtpTlsTrust trust, const char *queue_id, const char
 typedef struct Smtp Smtp;
 typedef struct SmtpCall SmtpCall;
 typedef struct SmtpSession SmtpSession;
+typedef struct SmtpAddress SmtpAddress;
 
 /* The settings of one transport: main.cf with the transport's master.cf -o overrides. */
 struct SmtpSettings {
@@ -190,8 +191,8 @@ void smtp_call_set_tls(SmtpCall *c, const char *tls);
 void smtp_call_set_conn_use(SmtpCall *c, unsigned n);
 /* Whether the session should stay open for the next delivery after this call's transaction (the
  * destination is in smtp_connection_cache_destinations, or qmgr has more for it and caching on demand is
- * on), and the cache key of the call's destination. */
-bool smtp_call_keep_session(SmtpCall *c);
+ * on) and a is one of its best MX hosts, and the cache key of the call's destination. */
+bool smtp_call_keep_session(SmtpCall *c, const SmtpAddress *a);
 const char *smtp_call_cache_key(SmtpCall *c);
 
 /* One server address to try. */

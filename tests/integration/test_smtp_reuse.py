@@ -66,8 +66,10 @@ class Reuse(unittest.TestCase):
         connections = self.cached.connections - before
         self.assertLess(connections, 5)
         self.assertGreaterEqual(connections, 1)
+        # each connection's first delivery has no conn_use=, the others count on from 2
         uses = sorted(int(r.get('CONN_USE', '1')) for r in recs)
-        self.assertEqual(max(uses), 5 - connections + 1, uses)
+        self.assertEqual(uses.count(1), connections, uses)
+        self.assertGreaterEqual(max(uses), 2, uses)
         for r in recs:
             self.assertEqual(r['RELAY'], '127.0.0.1[127.0.0.1]:2540')
             m = CONN_USE.search(r['MESSAGE'])
