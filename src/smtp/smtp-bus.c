@@ -261,8 +261,9 @@ static void call_next(SmtpCall *c) {
         while (!call_all_done(c) && c->next_address < c->n_addresses) {
                 const SmtpAddress *a = c->addresses + c->next_address++;
                 /* Temporary failures are final at the last address, unless a fallback relay comes after it. */
-                bool final = (c->next_address == c->n_addresses && !call_fallback_left(c)) ||
-                             (c->settings.mx_session_limit > 0 && c->n_sessions + 1 >= c->settings.mx_session_limit);
+                bool final = !call_fallback_left(c) &&
+                             (c->next_address == c->n_addresses ||
+                              (c->settings.mx_session_limit > 0 && c->n_sessions + 1 >= c->settings.mx_session_limit));
                 int r;
 
                 if (c->settings.mx_session_limit > 0 && c->n_sessions >= c->settings.mx_session_limit)
