@@ -208,6 +208,20 @@ class Addresses(unittest.TestCase):
             self.assertEqual(rec['RELAY'], '127.0.0.21[127.0.0.21]:2545')
             self.assertEqual(len(with_marker(self.fallback, marker)), 1)
 
+        # a 451 to RCPT at the MX: the fallback relay takes the recipient
+        self.mx5.defer_all = True
+        try:
+            cursor = pb.journal_cursor()
+            marker = 'fallback451-%d' % time.time_ns()
+            qid = pb.send(SENDER, 'bob@fb5.test', f'Subject: {marker}\n\nbody\n')
+            [rec] = ts.wait_record(qid, cursor, 'sent')
+        finally:
+            self.mx5.defer_all = False
+        self.assertEqual(rec['RELAY'], '127.0.0.21[127.0.0.21]:2545')
+        self.assertIn('RCPT TO:<bob@fb5.test>', self.mx5.commands)
+        self.assertEqual(len(with_marker(self.fallback, marker)), 1)
+        self.assertEqual(with_marker(self.mx5, marker), [])
+
     def test_no_fallback_after_5xx(self):
         cursor = pb.journal_cursor()
         before = len(self.fallback.commands)
