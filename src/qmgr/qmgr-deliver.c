@@ -62,7 +62,7 @@ static bool notify_has(const char *notify, const char *what) {
 }
 
 /* Records outcomes: the journal record where qmgr decided (log), bounce's logs, and the queue file. */
-static void apply_results(QmgrMessage *m, const QmgrResult *res, size_t n, bool log, const char *success_action) {
+static void apply_results(QmgrMessage *m, const QmgrResult *res, size_t n, bool log) {
         _cleanup_free_ QmgrLogRecord *bounced = NULL, *deferred = NULL, *traced = NULL;
         _cleanup_free_ size_t *sent = NULL;
         size_t n_bounced = 0, n_deferred = 0, n_traced = 0, n_sent = 0;
@@ -89,11 +89,14 @@ static void apply_results(QmgrMessage *m, const QmgrResult *res, size_t n, bool 
                                 .arrival_usec = m->envelope->arrival_usec,
                                 .active_usec = m->active_usec,
                         });
-                if (streq(r->status, DELIVERY_STATUS_SENT)) {
+                if (streq(r->status, DELIVERY_STATUS_SENT) || streq(r->status, DELIVERY_STATUS_RELAYED) ||
+                    streq(r->status, DELIVERY_STATUS_PASSED)) {
                         sent[n_sent++] = r->index;
-                        if (notify_has(rc->notify, "SUCCESS"))
-                                traced[n_traced++] = (QmgrLogRecord) { r->index, success_action, r->dsn, r->relay,
-                                                                        r->text };
+                        /* "passed": the next hop took the NOTIFY over and reports success itself. */
+                        if (notify_has(rc->notify, "SUCCESS") && !streq(r->status, DELIVERY_STATUS_PASSED))
+                                traced[n_traced++] = (QmgrLogRecord) {
+                                        r->index, streq(r->status, DELIVERY_STATUS_RELAYED) ? "relayed" : "delivered",
+                                        r->dsn, r->relay, r->text };
                 } else if (streq(r->status, DELIVERY_STATUS_BOUNCED))
                         bounced[n_bounced++] = (QmgrLogRecord) { r->index, "failed", r->dsn, r->relay, r->text };
                 else
@@ -108,7 +111,7 @@ static void apply_results(QmgrMessage *m, const QmgrResult *res, size_t n, bool 
 static void recipient_outcome(QmgrMessage *m, size_t i, const char *status, const char *relay, const char *dsn,
                               const char *why) {
         QmgrResult r = { i, status, dsn, relay, why };
-        apply_results(m, &r, 1, true, "delivered");
+        apply_results(m, &r, 1, true);
 }
 
 void qmgr_recipient_deferred(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why) {
@@ -418,6 +421,9 @@ static int deliver_build(QmgrCall *c, sd_bus_message *msg) {
         if (r >= 0)
                 r = sd_bus_message_append(msg, "{ss}{ss}", DELIVERY_OPTION_ACTIVE_USEC, active,
                                           DELIVERY_OPTION_SENT_USEC, sent);
+        /* More for this destination waits: the agent may keep its connection for it. */
+        if (r >= 0 && e->dest->peers)
+                r = sd_bus_message_append(msg, "{ss}", DELIVERY_OPTION_BACKLOG, "yes");
         if (r >= 0)
                 r = sd_bus_message_close_container(msg);
         if (r >= 0)
@@ -446,7 +452,8 @@ static int read_results(QmgrEntry *e, sd_bus_message *reply, QmgrResult *res, si
                         ours = e->indices[i] == index;
                 for (size_t i = 0; i < *n && ours; i++)
                         ours = res[i].index != index;
-                if (!ours || (!streq(status, DELIVERY_STATUS_SENT) && !streq(status, DELIVERY_STATUS_BOUNCED) &&
+                if (!ours || (!streq(status, DELIVERY_STATUS_SENT) && !streq(status, DELIVERY_STATUS_RELAYED) &&
+                              !streq(status, DELIVERY_STATUS_PASSED) && !streq(status, DELIVERY_STATUS_BOUNCED) &&
                               !streq(status, DELIVERY_STATUS_DEFERRED))) {
                         log_mail(LOG_WARNING, e->message->id, LOG_NO_FIELDS,
                                  "bad delivery result for recipient %" PRIu32 ", ignoring", index);
@@ -493,8 +500,7 @@ static void deliver_done(QmgrCall *c, sd_bus_message *reply, const char *error) 
                         qmgr_recipient_deferred(m, e->indices[i], "none", "4.3.0", why ?: error);
                 success = false;
         } else {
-                apply_results(m, res, n, false,
-                              t->kind == MASTER_COMMAND_SMTP ? "relayed" : "delivered");
+                apply_results(m, res, n, false);
                 if (n < e->n)
                         log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "%zu recipients without a result from %s",
                                  e->n - n, t->name);

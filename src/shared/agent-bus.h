@@ -20,7 +20,13 @@
  *   recipients  (index in the queue file's recipient list, address as resolved)
  *
  *   results     one per recipient given: (index, status, dsn, relay, text)
- *               status  "sent", "deferred" or "bounced"
+ *               status  "sent", "relayed", "passed", "deferred" or "bounced". "relayed" and "passed" are
+ *                       sent too, to a next hop that is not the final one (the smtp agent, not lmtp):
+ *                       "relayed" when the server did not announce DSN, so the sender's NOTIFY=SUCCESS
+ *                       stops here and qmgr writes a trace record with action "relayed" (Postfix's
+ *                       "relayed to non-DSN-aware mailer"); "passed" when the server announced DSN and got
+ *                       the NOTIFY, so that it reports success itself and qmgr writes no trace record.
+ *                       A plain "sent" with NOTIFY=SUCCESS gets a trace record with action "delivered".
  *               dsn     the enhanced status code, "2.0.0", "4.3.0", "5.1.1", ...
  *               relay   what Postfix logs as relay= and a DSN report shows as Remote-MTA: "local",
  *                       "dovecot", "mx.example.org[192.0.2.1]:25", or "none"
@@ -35,9 +41,14 @@
  * (CLOCK_REALTIME microseconds, decimal), for the delays= of the agent's journal record. */
 #define DELIVERY_OPTION_ACTIVE_USEC "q:active_usec"
 #define DELIVERY_OPTION_SENT_USEC "q:sent_usec"
+/* Added with the value "yes" when more deliveries to the same transport and next hop wait in qmgr after
+ * this one (Postfix's connection caching on demand: the smtp agent keeps the session open for them). */
+#define DELIVERY_OPTION_BACKLOG "q:backlog"
 #define DELIVERY_INTERFACE "org.postbus.Delivery1"
 
 #define DELIVERY_STATUS_SENT "sent"
+#define DELIVERY_STATUS_RELAYED "relayed"
+#define DELIVERY_STATUS_PASSED "passed"
 #define DELIVERY_STATUS_DEFERRED "deferred"
 #define DELIVERY_STATUS_BOUNCED "bounced"
 

@@ -244,6 +244,26 @@
         X(smtp_host_failure_cache_time, TIME, "5m", 0, 86400, "smtp",                                         \
           "postbus's own, not Postfix's: how long the smtp client tries a server address that timed out or "  \
           "refused the connection only after the others of its list; 0: no host cache.")                    \
+        X(smtp_connection_cache_on_demand, BOOL, "yes", 0, 0, "smtp",                                        \
+          "Keep a session open after its transaction while qmgr has more mail for the same destination.")    \
+        X(smtp_connection_cache_destinations, STRING, "", 0, 0, "smtp",                                       \
+          "Next hops (as transport_maps writes them: domain, [host]:port, ...) whose sessions are always "   \
+          "kept open after a transaction, for the next delivery to them.")                                  \
+        X(smtp_connection_cache_time_limit, TIME, "2s", 1, 3600, "smtp",                                      \
+          "How long a kept session waits unused for its next delivery before it is closed.")                \
+        X(smtp_connection_reuse_time_limit, TIME, "300s", 1, 86400, "smtp",                                   \
+          "A session that began longer ago than this is not kept for another delivery.")                    \
+        X(smtp_connection_reuse_count_limit, INT, "0", 0, 1000000, "smtp",                                    \
+          "Most transactions one session carries before it is closed; 0: no limit.")                        \
+        X(smtp_rset_timeout, TIME, "20s", 1, 3600, "smtp",                                                    \
+          "How long the smtp client waits for the reply to RSET, sent before a kept session is used again.") \
+        X(smtp_fallback_relay, STRING, "", 0, 0, "smtp",                                                      \
+          "Hosts (host, [host], host:port) tried after every server address of a destination failed with "  \
+          "a temporary error; never after a 5xx. Not used by lmtp.")                                        \
+        X(smtp_address_preference, STRING, "any", 0, 0, "smtp",                                               \
+          "Which addresses of one MX host the smtp client tries first: ipv4, ipv6 or any (as DNS gave them).") \
+        X(inet_protocols, STRING, "all", 0, 0, "smtp",                                                        \
+          "The address families the smtp client looks up and connects to: ipv4, ipv6, or all (both).")       \
         X(smtp_tls_CAfile, STRING, "", 0, 0, "smtp",                                                         \
           "A file of trusted CA certificates (PEM) for smtp_tls_security_level verify and secure.")         \
         X(smtp_tls_CApath, STRING, "", 0, 0, "smtp",                                                         \

@@ -166,13 +166,19 @@ void log_delivery_record(const char *queue_id, const LogDelivery *d) {
                 { "RECIPIENT", to }, { "RELAY", d->relay }, { "DSN", d->dsn }, { "DELIVERY_STATUS", d->status },
         };
         size_t n = 4;
-        char a[32], b[32], c[32], t[32], total[32];
+        char a[32], b[32], c[32], t[32], total[32], use[32] = "", use_field[16];
         uint64_t start;
 
         (void) clock_gettime(CLOCK_REALTIME, &ts);
         now = (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000U;
         if (orig_to)
                 fields[n++] = (LogField) { "ORIGINAL_RECIPIENT", orig_to };
+        /* As Postfix: conn_use= only for a connection used before. */
+        if (d->conn_use > 1) {
+                (void) snprintf(use, sizeof use, ", conn_use=%u", d->conn_use);
+                (void) snprintf(use_field, sizeof use_field, "%u", d->conn_use);
+                fields[n++] = (LogField) { "CONN_USE", use_field };
+        }
         for (const LogField *f = d->fields; f && f->name && n < ELEMENTSOF(fields) - 1; f++)
                 fields[n++] = *f;
         fields[n] = (LogField) { NULL, NULL };
@@ -185,8 +191,8 @@ void log_delivery_record(const char *queue_id, const LogDelivery *d) {
         format_delay(span(start, now), t);
         format_total(span(d->arrival_usec, now), total);
         log_mail(LOG_INFO, queue_id, fields,
-                 "to=<%s>%s%s%s, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)", strempty(to),
-                 orig_to ? ", orig_to=<" : "", strempty(orig_to), orig_to ? ">" : "", strna(d->relay),
+                 "to=<%s>%s%s%s, relay=%s%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)", strempty(to),
+                 orig_to ? ", orig_to=<" : "", strempty(orig_to), orig_to ? ">" : "", strna(d->relay), use,
                  total, a, b, c, t, strna(d->dsn), strna(d->status), strempty(why));
 }
 

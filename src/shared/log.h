@@ -62,6 +62,7 @@ typedef struct LogDelivery {
         const char *status;                     /* sent, deferred, bounced, expired */
         const char *text;
         uint64_t arrival_usec, active_usec, sent_usec, connected_usec;
+        unsigned conn_use;                      /* 2 and more: the transaction number in a reused connection */
         const LogField *fields;                 /* more fields, or NULL */
 } LogDelivery;
 

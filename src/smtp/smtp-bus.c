@@ -40,6 +40,14 @@ struct SmtpCall {
         char *last_text;
         char *last_relay;               /* NULL: "none" (no connection) */
         char tls[160];                  /* the TLS facts of the last session, "none" without TLS */
+        unsigned conn_use;              /* of the last session */
+        bool backlog;                   /* qmgr has more for the destination (q:backlog) */
+        char *cache_key;                /* the destination in the connection cache */
+        bool looked_up;                 /* the addresses of the next hop were asked for */
+        bool reused;                    /* a session from the cache ran: its address is not tried again */
+        SmtpAddress reused_address;
+        size_t next_fallback;           /* the next of smtp_fallback_relay */
+        bool in_fallback;               /* the addresses are a fallback relay's */
 };
 
 static void settings_done(SmtpSettings *s) {
@@ -48,6 +56,7 @@ static void settings_done(SmtpSettings *s) {
         s->tls_capath = mfree(s->tls_capath);
         s->tls_match = mfree(s->tls_match);
         s->tls_nexthop = mfree(s->tls_nexthop);
+        s->fallback_relay = strv_free(s->fallback_relay);
 }
 
 sd_event *smtp_call_event(SmtpCall *c) {
@@ -82,6 +91,27 @@ void smtp_call_set_tls(SmtpCall *c, const char *tls) {
         (void) snprintf(c->tls, sizeof c->tls, "%s", tls);
 }
 
+void smtp_call_set_conn_use(SmtpCall *c, unsigned n) {
+        c->conn_use = n;
+}
+
+bool smtp_call_keep_session(SmtpCall *c, const SmtpAddress *a) {
+        if (!c->settings.cache_always && !(c->settings.cache_on_demand && c->backlog))
+                return false;
+        /* As Postfix, a session is kept under the destination only when it is with one of the destination's
+         * best MX hosts: not a fallback relay, nor a backup MX that the next delivery should not stick to. */
+        if (c->in_fallback)
+                return false;
+        for (size_t i = 0; i < c->n_addresses; i++)
+                if (c->addresses[i].preference < a->preference)
+                        return false;
+        return true;
+}
+
+const char *smtp_call_cache_key(SmtpCall *c) {
+        return c->cache_key;
+}
+
 SmtpRecipient *smtp_call_recipients(SmtpCall *c, size_t *ret_n) {
         *ret_n = c->req.n_recipients;
         return c->recipients;
@@ -103,14 +133,28 @@ void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const c
                 rcpt->text = NULL;
         va_end(ap);
 
-        delivery_request_log(&c->req, rcpt->address, NULL, strna(rcpt->relay), rcpt->dsn, rcpt->status,
-                             rcpt->text ?: "out of memory", LOG_FIELDS({ "TLS", c->tls[0] ? c->tls : "none" }));
+        log_delivery_record(c->req.queue_id, &(LogDelivery) {
+                .recipient = rcpt->address,
+                .relay = strna(rcpt->relay),
+                .dsn = rcpt->dsn,
+                .status = rcpt->status,
+                .text = rcpt->text ?: "out of memory",
+                .arrival_usec = c->req.envelope->arrival_usec,
+                .active_usec = c->req.active_usec,
+                .sent_usec = c->req.sent_usec,
+                .conn_use = c->conn_use,
+                .fields = LOG_FIELDS({ "TLS", c->tls[0] ? c->tls : "none" }),
+        });
 }
 
 static void smtp_result_of(const DeliveryRequest *req, size_t i, DeliveryResult *ret) {
         const SmtpRecipient *rcpt = ((const SmtpCall *) req)->recipients + i;
 
-        *ret = (DeliveryResult) { rcpt->status, rcpt->dsn, strempty(rcpt->relay), rcpt->text ?: "out of memory" };
+        const char *status = rcpt->status;
+
+        if (streq(status, DELIVERY_STATUS_SENT) && rcpt->sent_as)
+                status = rcpt->sent_as;
+        *ret = (DeliveryResult) { status, rcpt->dsn, strempty(rcpt->relay), rcpt->text ?: "out of memory" };
 }
 
 /* Answers with the result of every recipient and frees the call. */
@@ -134,6 +178,36 @@ static void call_fail_rest(SmtpCall *c, const char *dsn, const char *relay, cons
                         smtp_call_result(c, c->recipients + i, dsn, relay, "%s", text);
 }
 
+void smtp_call_soft_failure(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const char *relay, const char *text) {
+        char *t = strdup(text), *r = strdup(relay);
+
+        if (!t || !r) {
+                free(t);
+                free(r);
+                return;
+        }
+        free(rcpt->text);
+        free(rcpt->relay);
+        rcpt->text = t;
+        rcpt->relay = r;
+        (void) snprintf(rcpt->dsn, sizeof rcpt->dsn, "%s", dsn);
+}
+
+/* At the end of the addresses: a recipient a server deferred keeps that server's reply; the others get the
+ * last failure of a server (or of a connection). */
+static void call_fail_rest_own(SmtpCall *c, const char *dsn, const char *relay, const char *text) {
+        for (size_t i = 0; i < c->req.n_recipients; i++) {
+                SmtpRecipient *rcpt = c->recipients + i;
+                if (rcpt->state == SMTP_RCPT_DONE || !rcpt->text || rcpt->dsn[0] != '4')
+                        continue;
+                _cleanup_free_ char *own_text = TAKE_PTR(rcpt->text), *own_relay = TAKE_PTR(rcpt->relay);
+                char own_dsn[sizeof rcpt->dsn];
+                memcpy(own_dsn, rcpt->dsn, sizeof own_dsn);
+                smtp_call_result(c, rcpt, own_dsn, own_relay, "%s", own_text);
+        }
+        call_fail_rest(c, dsn, relay, text);
+}
+
 static bool call_all_done(SmtpCall *c) {
         for (size_t i = 0; i < c->req.n_recipients; i++)
                 if (c->recipients[i].state != SMTP_RCPT_DONE)
@@ -151,16 +225,51 @@ static void call_remember_failure(SmtpCall *c, const char *relay, const char *ds
         (void) snprintf(c->last_dsn, sizeof c->last_dsn, "%s", dsn);
 }
 
-/* Starts a session with the next address, or ends the call when there is none. */
+static bool same_address(const SmtpAddress *a, const SmtpAddress *b) {
+        return a->socklen == b->socklen && memcmp(&a->sockaddr, &b->sockaddr, a->socklen) == 0;
+}
+
+static bool call_fallback_left(SmtpCall *c) {
+        return !c->settings.lmtp && c->settings.fallback_relay && c->settings.fallback_relay[c->next_fallback];
+}
+
+/* Finds the addresses of the next hop, or of a fallback relay: 0 when the lookup runs, -1 when the call
+ * is finished. */
+static int call_lookup(SmtpCall *c, const char *nexthop) {
+        int r;
+
+        c->looked_up = true;
+        r = smtp_dest_start(c, nexthop, &c->dest);
+        if (r >= 0)
+                return 0;
+        char text[SMTP_NEXTHOP_TEXT_MAX + 64];
+        (void) snprintf(text, sizeof text, "bad next hop \"%s\": %s", nexthop,
+                        r == -EINVAL ? "invalid syntax" : strerror(-r));
+        call_fail_rest(c, "4.3.5", "none", text);
+        call_finish(c);
+        return -1;
+}
+
+/* Starts a session with the next address, or goes on to a fallback relay, or ends the call when there is
+ * none. */
 static void call_next(SmtpCall *c) {
+        if (!c->looked_up && !call_all_done(c)) {
+                /* A session from the cache ran first. */
+                (void) call_lookup(c, c->req.nexthop);
+                return;
+        }
         while (!call_all_done(c) && c->next_address < c->n_addresses) {
                 const SmtpAddress *a = c->addresses + c->next_address++;
-                bool final = c->next_address == c->n_addresses ||
-                             (c->settings.mx_session_limit > 0 && c->n_sessions + 1 >= c->settings.mx_session_limit);
+                /* Temporary failures are final at the last address, unless a fallback relay comes after it. */
+                bool final = !call_fallback_left(c) &&
+                             (c->next_address == c->n_addresses ||
+                              (c->settings.mx_session_limit > 0 && c->n_sessions + 1 >= c->settings.mx_session_limit));
                 int r;
 
                 if (c->settings.mx_session_limit > 0 && c->n_sessions >= c->settings.mx_session_limit)
                         break;
+                if (c->reused && same_address(a, &c->reused_address))
+                        continue;
                 c->tls[0] = '\0';
                 r = smtp_session_start(c, a, final, &c->session);
                 if (r >= 0)
@@ -178,8 +287,16 @@ static void call_next(SmtpCall *c) {
                 if (r == -ECONNREFUSED || r == -ENETUNREACH || r == -EHOSTUNREACH)
                         smtp_hostcache_fail(a, c->settings.host_failure_cache_time, c->req.queue_id, strerror(-r));
         }
+        /* As Postfix: what is left failed only temporarily (a 5xx is final), so the fallback relays may take
+         * it, each with its own MX or address lookup and a fresh session count. */
+        if (!call_all_done(c) && call_fallback_left(c)) {
+                c->in_fallback = true;
+                c->n_sessions = 0;
+                (void) call_lookup(c, c->settings.fallback_relay[c->next_fallback++]);
+                return;
+        }
         if (!call_all_done(c))
-                call_fail_rest(c, c->last_text ? c->last_dsn : "4.4.1", c->last_relay ? c->last_relay : "none",
+                call_fail_rest_own(c, c->last_text ? c->last_dsn : "4.4.1", c->last_relay ? c->last_relay : "none",
                                c->last_text ? c->last_text : "no server address could be reached");
         call_finish(c);
 }
@@ -187,6 +304,13 @@ static void call_next(SmtpCall *c) {
 void smtp_call_session_done(SmtpCall *c, SmtpSessionEnd end, const char *relay, const char *dsn,
                             const char *text) {
         c->session = NULL;
+        c->conn_use = 0;
+        if (end == SMTP_SESSION_STALE) {
+                /* A cached session that did not survive its RSET: as if it had never been. */
+                c->reused = false;
+                call_next(c);
+                return;
+        }
         /* As Postfix, smtp_mx_session_limit counts only sessions that got a connection. */
         if (relay)
                 c->n_sessions++;
@@ -197,10 +321,23 @@ void smtp_call_session_done(SmtpCall *c, SmtpSessionEnd end, const char *relay, 
 /* The addresses are known (or the lookup failed: then n == 0 and dsn/text say why). */
 void smtp_call_dest_done(SmtpCall *c, SmtpAddress *addresses, size_t n, const char *dsn, const char *text) {
         c->dest = NULL;
+        free(c->addresses);
         c->addresses = addresses;
         c->n_addresses = n;
-        smtp_hostcache_sort(addresses, n, c->settings.host_failure_cache_time);
+        c->next_address = 0;
+        smtp_hostcache_sort(addresses, n, c->settings.host_failure_cache_time,
+                            c->settings.address_preference != AF_UNSPEC);
         if (n == 0) {
+                /* A temporary DNS failure (not NXDOMAIN or a Null MX) may go to a fallback relay; a fallback
+                 * relay's own lookup failure leaves the destination's failure in place. */
+                if (dsn[0] == '4' || c->in_fallback) {
+                        if (!c->in_fallback || !c->last_text)
+                                call_remember_failure(c, NULL, dsn[0] == '4' ? dsn : "4.4.3", text);
+                        if (call_fallback_left(c) || c->in_fallback) {
+                                call_next(c);
+                                return;
+                        }
+                }
                 call_fail_rest(c, dsn, "none", text);
                 call_finish(c);
                 return;
@@ -244,6 +381,77 @@ static int setting_int(const Config *cfg, char **options, const char *name, int6
                 return 0;
         }
         return config_param_int(cfg, (ConfigParamId) (p - config_params), ret);
+}
+
+/* A STRING or BOOL parameter's text: the -o override ("o:smtp_x", or "o:lmtp_x" for smtp_x), else value. */
+static const char *setting_string(char **options, const char *name, const char *value) {
+        for (char **o = options; o && o[0]; o += 2)
+                if (strncmp(o[0], "o:", 2) == 0 &&
+                    (streq(o[0] + 2, name) || (strncmp(o[0] + 2, "lmtp_", 5) == 0 && strncmp(name, "smtp_", 5) == 0 &&
+                                               streq(o[0] + 7, name + 5))))
+                        value = o[1];
+        return value;
+}
+
+static int setting_family(const char *name, const char *value, const char *any, int *ret) {
+        if (streq(value, "ipv4"))
+                *ret = AF_INET;
+        else if (streq(value, "ipv6"))
+                *ret = AF_INET6;
+        else if (streq(value, any))
+                *ret = AF_UNSPEC;
+        else {
+                log_warning("Bad %s value \"%s\", using %s.", name, value, any);
+                *ret = AF_UNSPEC;
+        }
+        return 0;
+}
+
+/* The connection cache and address settings. */
+static int settings_load_more(const Config *cfg, char **options, const char *nexthop, SmtpSettings *s) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } times[] = {
+                { "smtp_connection_cache_time_limit", offsetof(SmtpSettings, cache_time_limit) },
+                { "smtp_connection_reuse_time_limit", offsetof(SmtpSettings, reuse_time_limit) },
+                { "smtp_rset_timeout", offsetof(SmtpSettings, rset_timeout) },
+        };
+        _cleanup_strv_free_ char **destinations = NULL;
+        const char *v;
+        int64_t n;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(times); i++) {
+                r = setting_int(cfg, options, times[i].name, &n);
+                if (r < 0)
+                        return r;
+                *(uint64_t *) (void *) ((char *) s + times[i].offset) = (uint64_t) n * USEC_PER_SEC;
+        }
+        r = setting_int(cfg, options, "smtp_connection_reuse_count_limit", &n);
+        if (r < 0)
+                return r;
+        s->reuse_count_limit = (unsigned) n;
+        v = setting_string(options, "smtp_connection_cache_on_demand",
+                           cfg->smtp_connection_cache_on_demand ? "yes" : "no");
+        s->cache_on_demand = streq(v, "yes");
+        r = config_split_list(setting_string(options, "smtp_connection_cache_destinations",
+                                             cfg->smtp_connection_cache_destinations), &destinations);
+        if (r < 0)
+                return r;
+        for (char **d = destinations; d && *d; d++)
+                if (strcaseeq(*d, nexthop))
+                        s->cache_always = true;
+        r = config_split_list(setting_string(options, "smtp_fallback_relay", cfg->smtp_fallback_relay),
+                              &s->fallback_relay);
+        if (r < 0)
+                return r;
+        (void) setting_family("inet_protocols", setting_string(options, "inet_protocols", cfg->inet_protocols),
+                              "all", &s->address_family);
+        (void) setting_family("smtp_address_preference",
+                              setting_string(options, "smtp_address_preference", cfg->smtp_address_preference),
+                              "any", &s->address_preference);
+        return 0;
 }
 
 static int settings_load(const Config *cfg, char **options, bool lmtp, const char *nexthop, SmtpSettings *ret) {
@@ -292,6 +500,8 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
                 if (streq(o[0], "o:smtp_helo_name") || streq(o[0], "o:lmtp_lhlo_name"))
                         helo = o[1];
         r = smtp_tls_settings_load(cfg, options, nexthop, &s);
+        if (r >= 0)
+                r = settings_load_more(cfg, options, nexthop, &s);
         if (r >= 0) {
                 s.helo_name = strdup(isempty(helo) ? cfg->myhostname : helo);
                 if (!s.helo_name)
@@ -321,6 +531,15 @@ static int smtp_prepare(DeliveryRequest *req) {
                         .orcpt = q->orcpt,
                 };
         }
+        for (char **o = req->options; o && o[0]; o += 2)
+                if (streq(o[0], DELIVERY_OPTION_BACKLOG) && streq(o[1], "yes"))
+                        c->backlog = true;
+        /* Sessions are kept per protocol, transport (its settings) and next hop. */
+        if (asprintf(&c->cache_key, "%s %s %s", req->socket_flags & SMTP_SOCKET_LMTP ? "lmtp" : "smtp",
+                     req->transport, req->nexthop) < 0) {
+                c->cache_key = NULL;
+                return -ENOMEM;
+        }
         return settings_load(req->agent->daemon->config, req->options, req->socket_flags & SMTP_SOCKET_LMTP,
                              req->nexthop, &c->settings);
 }
@@ -328,18 +547,20 @@ static int smtp_prepare(DeliveryRequest *req) {
 /* From here on the call answers itself, when it is done. */
 static int smtp_start(DeliveryRequest *req) {
         SmtpCall *c = (SmtpCall *) req;
-        int r;
+        SmtpSession *s;
 
-        r = smtp_dest_start(c, req->nexthop, &c->dest);
-        if (r < 0) {
-                char text[SMTP_NEXTHOP_TEXT_MAX + 64];
-                (void) snprintf(text, sizeof text, "bad next hop \"%s\": %s", req->nexthop,
-                                r == -EINVAL ? "invalid syntax" : strerror(-r));
-                call_fail_rest(c, "4.3.5", "none", text);
-                call_finish(c);
-                return 0;
+        /* As Postfix: a session kept for the destination first, before any DNS lookup. */
+        while ((s = smtp_cache_take(c->cache_key))) {
+                if (smtp_session_reuse(s, c) < 0) {
+                        smtp_session_free(s);
+                        continue;
+                }
+                c->session = s;
+                c->reused = true;
+                c->reused_address = *smtp_session_address(s);
+                return 1;
         }
-        return 1;
+        return call_lookup(c, req->nexthop) < 0 ? 0 : 1;
 }
 
 static void smtp_call_done(DeliveryRequest *req) {
@@ -350,6 +571,7 @@ static void smtp_call_done(DeliveryRequest *req) {
         free(c->addresses);
         free(c->last_text);
         free(c->last_relay);
+        free(c->cache_key);
         for (size_t i = 0; c->recipients && i < req->n_recipients; i++) {
                 free(c->recipients[i].relay);
                 free(c->recipients[i].text);

@@ -131,24 +131,62 @@ static void fail(SmtpDest *d, const char *dsn, const char *fmt, ...) {
         va_end(ap);
 }
 
+/* smtp_address_preference: within one MX preference, the addresses of the preferred family first (a stable
+ * sort: DNS order otherwise). Runs before smtp_mx_address_limit cuts the list. */
+static void order_by_family(DestHost *hosts, size_t n_hosts, int preferred, size_t *order, size_t n) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n_hosts; i++)
+                for (size_t j = 0; j < hosts[i].n_addresses; j++)
+                        order[k++] = i << 16 | j;
+        if (preferred == AF_UNSPEC)
+                return;
+        for (size_t i = 1; i < n; i++) {
+                size_t t = order[i], m = i;
+                const DestHost *ht = hosts + (t >> 16);
+                bool tp = ht->addresses[t & 0xffff].family == preferred;
+                for (; m > 0; m--) {
+                        const DestHost *hp = hosts + (order[m - 1] >> 16);
+                        bool pp = hp->addresses[order[m - 1] & 0xffff].family == preferred;
+                        if (hp->preference != ht->preference || !tp || pp)
+                                break;
+                        order[m] = order[m - 1];
+                }
+                order[m] = t;
+        }
+}
+
 /* Every host's addresses are in: the list in host order, at most smtp_mx_address_limit long. */
 static void hosts_done(SmtpDest *d, const char *type) {
         unsigned limit = smtp_call_settings(d->call)->mx_address_limit;
         bool tempfail = false;
+        size_t n = 0;
+        _cleanup_free_ size_t *order = NULL;
 
         for (size_t i = 0; i < d->n_hosts; i++) {
-                DestHost *h = d->hosts + i;
-                if (h->status == RESOLVER_TEMPFAIL)
+                if (d->hosts[i].status == RESOLVER_TEMPFAIL)
                         tempfail = true;
-                for (size_t j = 0; j < h->n_addresses; j++) {
-                        if (limit > 0 && d->n_addresses >= limit)
-                                break;
-                        if (address_add(d, h->name, h->preference, h->addresses[j].family, h->addresses[j].bytes) < 0) {
-                                fail(d, "4.3.0", "out of memory");
-                                d->n_addresses = 0;
-                                dest_finish(d);
-                                return;
-                        }
+                /* At most 65536 addresses per host are kept (a DNS reply holds far fewer). */
+                d->hosts[i].n_addresses = MIN(d->hosts[i].n_addresses, (size_t) 0xffff);
+                n += d->hosts[i].n_addresses;
+        }
+        order = calloc(MAX(n, 1U), sizeof(size_t));
+        if (!order) {
+                fail(d, "4.3.0", "out of memory");
+                dest_finish(d);
+                return;
+        }
+        order_by_family(d->hosts, d->n_hosts, smtp_call_settings(d->call)->address_preference, order, n);
+        for (size_t k = 0; k < n; k++) {
+                DestHost *h = d->hosts + (order[k] >> 16);
+                size_t j = order[k] & 0xffff;
+                if (limit > 0 && d->n_addresses >= limit)
+                        break;
+                if (address_add(d, h->name, h->preference, h->addresses[j].family, h->addresses[j].bytes) < 0) {
+                        fail(d, "4.3.0", "out of memory");
+                        d->n_addresses = 0;
+                        dest_finish(d);
+                        return;
                 }
         }
         if (d->n_addresses == 0) {
@@ -191,8 +229,9 @@ static int hosts_lookup(SmtpDest *d) {
         if (r < 0)
                 return r;
         for (size_t i = 0; i < d->n_hosts; i++) {
-                r = resolver_lookup_address(res, d->hosts[i].name, AF_UNSPEC, on_address, d->hosts + i,
-                                            &d->hosts[i].query);
+                /* inet_protocols: only the families asked for are looked up. */
+                r = resolver_lookup_address(res, d->hosts[i].name, smtp_call_settings(d->call)->address_family,
+                                            on_address, d->hosts + i, &d->hosts[i].query);
                 if (r == -EINVAL) {
                         /* A name that cannot be asked for has no address. */
                         d->hosts[i].status = RESOLVER_NXDOMAIN;

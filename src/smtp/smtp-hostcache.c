@@ -116,7 +116,7 @@ static void rank(const SmtpAddress *a, uint64_t now, uint64_t cache_time, bool *
                 *ret_score = UINT64_MAX;
 }
 
-void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time) {
+void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time, bool family_bound) {
         uint64_t now = now_monotonic_usec();
         bool *failing;
         uint64_t *score;
@@ -137,6 +137,8 @@ void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time) {
                         for (; j > 0; j--) {
                                 bool before = (!tf && failing[j - 1]) ||
                                               (tf == failing[j - 1] && !tf && t.preference == a[j - 1].preference &&
+                                               (!family_bound || t.sockaddr.sa.sa_family ==
+                                                                 a[j - 1].sockaddr.sa.sa_family) &&
                                                ts < score[j - 1]);
                                 if (!before)
                                         break;

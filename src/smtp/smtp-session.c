@@ -2,6 +2,7 @@
  * non-blocking connect, the greeting, EHLO (HELO fallback) or LHLO, STARTTLS, the content streamed from the
  * queue file, and QUIT; each stage under its Postfix timeout (the envelope is smtp-transaction.c's). Results
  * go to the call (smtp-bus.c); timeouts and refusals before the greeting to the host cache. */
+#include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -26,6 +27,8 @@ static const char *const stage_doing[_SMTP_STAGE_MAX] = {
         [SMTP_STAGE_CONTENT] = "sending message body",
         [SMTP_STAGE_DATA_DONE] = "sending end of data -- message may be sent more than once",
         [SMTP_STAGE_QUIT] = "sending QUIT",
+        [SMTP_STAGE_IDLE] = "waiting in the connection cache",
+        [SMTP_STAGE_RSET] = "sending RSET",
 };
 
 /* Sessions whose results are in and which wait for the reply to QUIT. */
@@ -45,6 +48,7 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         if (!s)
                 return NULL;
         linger_remove(s);
+        smtp_cache_remove(s);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
         safe_close(s->fd);
@@ -63,6 +67,7 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
 void smtp_sessions_free_lingering(void) {
         while (lingering)
                 smtp_session_free(lingering);
+        smtp_cache_free_all();
 }
 
 void session_set_timeout(SmtpSession *s, uint64_t usec) {
@@ -116,13 +121,32 @@ int session_command(SmtpSession *s, const char *fmt, ...) {
         return 0;
 }
 
-/* Hands the session's end to the call; then the session sends QUIT and goes away on its own, or is freed
- * when the event handler returns. */
+/* Whether the session may wait in the connection cache: it ended a transaction in step with the server
+ * (every reply read, nothing unsent), the server did not say 421, and it is within its reuse limits. */
+static bool session_keep(SmtpSession *s) {
+        const SmtpSettings *set = settings(s);
+
+        if (s->broken || s->reply.code == 421 || s->in_len > 0 || s->in_overlong || s->out_off < s->out_len)
+                return false;
+        if (set->reuse_count_limit > 0 && s->n_use >= set->reuse_count_limit)
+                return false;
+        if (now_monotonic_usec() - s->started >= set->reuse_time_limit)
+                return false;
+        return smtp_call_keep_session(s->call, &s->address);
+}
+
+/* Hands the session's end to the call; then the session waits in the connection cache, or sends QUIT and
+ * goes away on its own, or is freed when the event handler returns. */
 void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, const char *text, bool quit) {
         SmtpCall *c = s->call;
+        bool keep = quit && session_keep(s);
 
         s->call = NULL;
-        if (quit && session_command(s, "QUIT") >= 0) {
+        if (keep) {
+                smtp_reply_done(&s->reply);
+                smtp_cache_put(s, smtp_call_cache_key(c), smtp_call_settings(c)->cache_time_limit);
+                update_events(s);
+        } else if (quit && session_command(s, "QUIT") >= 0) {
                 s->stage = SMTP_STAGE_QUIT;
                 session_set_timeout(s, smtp_call_settings(c)->quit_timeout);
                 s->linger_next = lingering;
@@ -147,6 +171,7 @@ bool session_any_pending(SmtpSession *s) {
 /* A failure of this server as a whole (greeting, EHLO, lost connection, timeout): the recipients not yet
  * done may go to the next server. */
 void session_site_fail(SmtpSession *s, const char *dsn, const char *text, bool quit) {
+        s->broken = true;
         /* Recipients that this session had accepted go back to waiting. */
         for (size_t i = 0; i < s->n_rcpts; i++)
                 if (s->rcpts[i]->state == SMTP_RCPT_ACCEPTED)
@@ -171,8 +196,13 @@ static void host_failed(SmtpSession *s, const char *reason) {
 static void lost_connection(SmtpSession *s, bool timed_out) {
         char text[700];
 
-        if (s->stage == SMTP_STAGE_QUIT) {
+        if (s->stage == SMTP_STAGE_QUIT || s->stage == SMTP_STAGE_IDLE) {
                 s->finished = true;
+                return;
+        }
+        if (s->stage == SMTP_STAGE_RSET) {
+                /* The cached session is no good: the call goes on with a new one. */
+                session_end(s, SMTP_SESSION_STALE, NULL, NULL, false);
                 return;
         }
         if (s->stage <= SMTP_STAGE_GREETING)
@@ -221,6 +251,7 @@ static void tls_handshake(SmtpSession *s) {
         SmtpTlsTrust trust = smtp_tls_trust(s->ssl, settings(s)->tls_level);
         smtp_tls_log(s->ssl, trust, smtp_call_queue_id(s->call), s->relay);
         smtp_tls_describe(s->ssl, trust, text, sizeof text);
+        (void) snprintf(s->tls_text, sizeof s->tls_text, "%s", text);
         smtp_call_set_tls(s->call, text);
         /* verify and secure: as Postfix, no mail without a verified certificate (QUIT goes over TLS). */
         if (settings(s)->tls_level >= SMTP_TLS_VERIFY && trust != SMTP_TLS_VERIFIED) {
@@ -327,6 +358,13 @@ static void handle_reply(SmtpSession *s) {
         case SMTP_STAGE_QUIT:
                 s->finished = true;
                 return;
+        case SMTP_STAGE_RSET:
+                if (s->reply.code / 100 != 2) {
+                        session_end(s, SMTP_SESSION_STALE, NULL, NULL, false);
+                        return;
+                }
+                session_after_hello(s);
+                return;
         default:
                 /* A reply nobody asked for, while connecting or sending the message. */
                 session_site_fail(s, "4.4.2", "unexpected server reply", false);
@@ -423,7 +461,7 @@ static int do_read(SmtpSession *s, bool *ret_eof) {
                         return -EBADMSG;
                 if (r == 0 || !s->reply.done)
                         continue;
-                if (s->stage == SMTP_STAGE_CONNECT || s->stage == SMTP_STAGE_CONTENT)
+                if (s->stage == SMTP_STAGE_CONNECT || s->stage == SMTP_STAGE_CONTENT || s->stage == SMTP_STAGE_IDLE)
                         return -EBADMSG;
                 handle_reply(s);
                 smtp_reply_done(&s->reply);
@@ -437,6 +475,11 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
         bool eof = false;
         int r;
 
+        if (s->stage == SMTP_STAGE_IDLE) {
+                /* A cached session has nothing to hear: the server timed out or went away. */
+                s->finished = true;
+                return;
+        }
         if (s->stage == SMTP_STAGE_CONNECT) {
                 int error = 0;
                 socklen_t len = sizeof error;
@@ -467,7 +510,7 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
                         r = do_read(s, &eof);
                 if (r == 1)
                         return;
-                if (r == -EBADMSG && s->stage != SMTP_STAGE_QUIT) {
+                if (r == -EBADMSG && s->stage != SMTP_STAGE_QUIT && s->stage != SMTP_STAGE_RSET) {
                         char text[700];
                         (void) snprintf(text, sizeof text, "host %s said: malformed reply while %s", s->namaddr,
                                         stage_doing[s->stage]);
@@ -550,6 +593,37 @@ int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_se
         s->daemon = smtp_call_daemon(call);
         daemon_busy_inc(s->daemon);
         s->stage = SMTP_STAGE_CONNECT;
+        s->n_use = 1;
+        smtp_call_set_conn_use(call, 1);
         *ret = TAKE_PTR(s);
+        return 0;
+}
+
+const SmtpAddress *smtp_session_address(const SmtpSession *s) {
+        return &s->address;
+}
+
+int smtp_session_reuse(SmtpSession *s, SmtpCall *call) {
+        int r;
+
+        assert(s->stage == SMTP_STAGE_IDLE && !s->call);
+        s->call = call;
+        /* Its server is tried again only if the call has other addresses to go to after it. */
+        s->final_server = false;
+        s->rcpts = mfree(s->rcpts);
+        s->accepted = mfree(s->accepted);
+        s->n_rcpts = s->n_rcpt_sent = s->n_rcpt_replies = s->n_accepted = s->n_lmtp_replies = 0;
+        s->mail_failed = false;
+        smtp_reply_done(&s->reply);
+        r = session_command(s, "RSET");
+        if (r < 0) {
+                s->call = NULL;
+                return r;
+        }
+        s->stage = SMTP_STAGE_RSET;
+        s->n_use++;
+        session_set_timeout(s, settings(s)->rset_timeout);
+        smtp_call_set_tls(call, s->tls_text);
+        smtp_call_set_conn_use(call, s->n_use);
         return 0;
 }

@@ -17,6 +17,8 @@ typedef enum SmtpStage {
         SMTP_STAGE_CONTENT,             /* sending the message */
         SMTP_STAGE_DATA_DONE,           /* waiting for the reply (LMTP: replies) to the final dot */
         SMTP_STAGE_QUIT,
+        SMTP_STAGE_IDLE,                /* in the connection cache, no call */
+        SMTP_STAGE_RSET,                /* taken from the cache: waiting for the reply to RSET */
         _SMTP_STAGE_MAX,
 } SmtpStage;
 
@@ -32,6 +34,12 @@ struct SmtpSession {
         bool lmtp;
         bool finished;                  /* to be freed when the event handler returns */
         bool connected;
+        bool broken;                    /* ended by a failure of the server: never kept for reuse */
+        unsigned n_use;                 /* transactions begun in this session, for conn_use= */
+        char tls_text[700];             /* the TLS facts for delivery records, "" without TLS */
+        char *cache_key;                /* in the connection cache under this key (smtp-cache.c) */
+        uint64_t idle_since;
+        SmtpSession *cache_next, *cache_prev;
         uint64_t started;               /* when the connect began, for the host cache */
         SSL *ssl;                       /* after STARTTLS */
         uint32_t tls_wants;             /* what the last TLS call waits for */
@@ -75,6 +83,10 @@ int session_command(SmtpSession *s, const char *fmt, ...) _printf_(2, 3);
 void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, const char *text, bool quit);
 bool session_any_pending(SmtpSession *s);
 void session_site_fail(SmtpSession *s, const char *dsn, const char *text, bool quit);
+
+/* smtp-cache.c: idle sessions by destination. */
+void smtp_cache_put(SmtpSession *s, const char *key, uint64_t idle_limit);
+void smtp_cache_remove(SmtpSession *s);
 
 /* smtp-transaction.c */
 void session_after_hello(SmtpSession *s);

@@ -4,6 +4,7 @@
  * per recipient after the final dot. Run by postbus-smtp. */
 #include <inttypes.h>
 
+#include "agent-bus.h"
 #include "log.h"
 #include "smtp-session.h"
 
@@ -11,8 +12,10 @@
 static void rcpt_soft_fail(SmtpSession *s, SmtpRecipient *rcpt, const char *dsn, const char *text) {
         if (s->final_server)
                 smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", text);
-        else
+        else {
                 rcpt->state = SMTP_RCPT_PENDING;
+                smtp_call_soft_failure(s->call, rcpt, dsn, s->relay, text);
+        }
 }
 
 static void rcpt_fail(SmtpSession *s, SmtpRecipient *rcpt, const char *dsn, const char *text) {
@@ -20,6 +23,15 @@ static void rcpt_fail(SmtpSession *s, SmtpRecipient *rcpt, const char *dsn, cons
                 smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", text);
         else
                 rcpt_soft_fail(s, rcpt, dsn, text);
+}
+
+/* A recipient the server took. As Postfix's smtp(8): LMTP delivers it; an SMTP server that announced DSN got
+ * the NOTIFY and reports success itself ("passed"); one without DSN ends the sender's NOTIFY=SUCCESS here, so
+ * qmgr reports "relayed". */
+static void rcpt_sent(SmtpSession *s, SmtpRecipient *rcpt, const char *dsn, const char *text) {
+        rcpt->sent_as = s->lmtp ? DELIVERY_STATUS_SENT
+                        : (s->features & SMTP_FEATURE_DSN) ? DELIVERY_STATUS_PASSED : DELIVERY_STATUS_RELAYED;
+        smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", text);
 }
 
 /* "host mx.example[192.0.2.1] said: 550 5.1.1 ... (in reply to RCPT TO command)" */
@@ -199,7 +211,7 @@ void session_data_done_reply(SmtpSession *s) {
                         smtp_reply_dsn(&s->reply, dsn);
                         for (size_t i = 0; i < s->n_rcpts; i++)
                                 if (s->rcpts[i]->state == SMTP_RCPT_ACCEPTED)
-                                        smtp_call_result(s->call, s->rcpts[i], dsn, s->relay, "%s", strna(escaped));
+                                        rcpt_sent(s, s->rcpts[i], dsn, strna(escaped));
                 } else
                         session_fail_accepted(s, "end of DATA");
                 session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL, true);
@@ -210,7 +222,7 @@ void session_data_done_reply(SmtpSession *s) {
         smtp_reply_dsn(&s->reply, dsn);
         if (s->reply.code / 100 == 2) {
                 _cleanup_free_ char *escaped = log_escape(s->reply.text, s->reply.text_len);
-                smtp_call_result(s->call, rcpt, dsn, s->relay, "%s", strna(escaped));
+                rcpt_sent(s, rcpt, dsn, strna(escaped));
         } else {
                 reply_text(s, "end of DATA", text, sizeof text);
                 rcpt_fail(s, rcpt, dsn, text);

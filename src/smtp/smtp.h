@@ -131,6 +131,7 @@ void smtp_tls_log(SSL *ssl, SmtpTlsTrust trust, const char *queue_id, const char
 typedef struct Smtp Smtp;
 typedef struct SmtpCall SmtpCall;
 typedef struct SmtpSession SmtpSession;
+typedef struct SmtpAddress SmtpAddress;
 
 /* The settings of one transport: main.cf with the transport's master.cf -o overrides. */
 struct SmtpSettings {
@@ -153,6 +154,15 @@ struct SmtpSettings {
         char *tls_capath;
         char *tls_match;                /* the match strategies and names for verify and secure */
         char *tls_nexthop;              /* the next-hop domain, for nexthop and dot-nexthop */
+        bool cache_on_demand;
+        bool cache_always;              /* the next hop is in smtp_connection_cache_destinations */
+        uint64_t cache_time_limit;
+        uint64_t reuse_time_limit;
+        unsigned reuse_count_limit;
+        uint64_t rset_timeout;
+        char **fallback_relay;          /* NULL: none */
+        int address_family;             /* inet_protocols: AF_UNSPEC (all), AF_INET or AF_INET6 */
+        int address_preference;         /* smtp_address_preference: AF_UNSPEC (any), AF_INET or AF_INET6 */
 };
 
 typedef enum SmtpRcptState {
@@ -167,7 +177,8 @@ typedef struct SmtpRecipient {
         const char *notify;             /* owned by the envelope */
         const char *orcpt;
         SmtpRcptState state;
-        char status[16];                /* "sent", "deferred", "bounced" */
+        char status[16];                /* "sent", "deferred", "bounced", for the journal record */
+        const char *sent_as;            /* sent: the result's status for qmgr, "sent", "relayed" or "passed" */
         char dsn[16];
         char *relay;
         char *text;
@@ -175,6 +186,14 @@ typedef struct SmtpRecipient {
 
 /* The TLS facts of the session that gives a delivery its result ("none" without TLS), for its record. */
 void smtp_call_set_tls(SmtpCall *c, const char *tls);
+/* The transactions the session that gives a delivery its result has carried (2 and more: reused), for the
+ * record's conn_use=. */
+void smtp_call_set_conn_use(SmtpCall *c, unsigned n);
+/* Whether the session should stay open for the next delivery after this call's transaction (the
+ * destination is in smtp_connection_cache_destinations, or qmgr has more for it and caching on demand is
+ * on) and a is one of its best MX hosts, and the cache key of the call's destination. */
+bool smtp_call_keep_session(SmtpCall *c, const SmtpAddress *a);
+const char *smtp_call_cache_key(SmtpCall *c);
 
 /* One server address to try. */
 typedef struct SmtpAddress {
@@ -196,8 +215,9 @@ void smtp_tls_policy_cleanup(void);
 
 /* smtp-hostcache.c: how addresses performed. Sorts a (in MX preference order) so that within one preference
  * addresses that greeted us recently come first, fastest first, and addresses that timed out or refused
- * within cache_time (usec) go after all others. */
-void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time);
+ * within cache_time (usec) go after all others. family_bound (smtp_address_preference is set): the speed
+ * order stays within one address family, so that the preferred family keeps its place. */
+void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time, bool family_bound);
 bool smtp_hostcache_failing(const SmtpAddress *a);
 /* The address greeted us latency usec after the connect began. */
 void smtp_hostcache_ok(const SmtpAddress *a, uint64_t latency);
@@ -208,6 +228,7 @@ void smtp_hostcache_fail(const SmtpAddress *a, uint64_t cache_time, const char *
 typedef enum SmtpSessionEnd {
         SMTP_SESSION_FINISHED,          /* every recipient given to it has a result (or stays pending) */
         SMTP_SESSION_TRY_NEXT,          /* a failure of this server: pending recipients may go to the next */
+        SMTP_SESSION_STALE,             /* a cached session that failed its RSET: the call goes on without it */
 } SmtpSessionEnd;
 
 /* smtp-session.c: a session with one address. final_server: a temporary failure of a recipient is its
@@ -215,8 +236,18 @@ typedef enum SmtpSessionEnd {
 int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_server, SmtpSession **ret);
 SmtpSession *smtp_session_free(SmtpSession *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpSession *, smtp_session_free);
-/* Sessions that wait for the reply to QUIT, at exit. */
+/* Sessions that wait for the reply to QUIT, and the cached ones, at exit. */
 void smtp_sessions_free_lingering(void);
+/* A session from the connection cache for a call: RSET, then the call's transaction. A failed RSET ends
+ * it with SMTP_SESSION_STALE. */
+int smtp_session_reuse(SmtpSession *s, SmtpCall *call);
+const SmtpAddress *smtp_session_address(const SmtpSession *s);
+
+/* smtp-cache.c: the connection cache (in process, as Postfix's scache, which it replaces): sessions that
+ * wait after a transaction for the next delivery to the same destination. smtp_cache_take() hands out the
+ * most recently kept session for key (NULL: none), out of the cache. */
+SmtpSession *smtp_cache_take(const char *key);
+void smtp_cache_free_all(void);
 
 /* smtp-dest.c: from a next hop to the list of server addresses, in the order to try them. */
 typedef struct SmtpDest SmtpDest;
@@ -239,6 +270,9 @@ SmtpRecipient *smtp_call_recipients(SmtpCall *c, size_t *ret_n);
 /* Gives a recipient its result and writes the journal record. */
 void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const char *relay, const char *fmt, ...)
         _printf_(5, 6);
+/* A server deferred the recipient, which stays pending for the next server: the reply it gets if no later
+ * server gives it a result. */
+void smtp_call_soft_failure(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const char *relay, const char *text);
 /* The session has ended and frees itself; relay, dsn and text (each may be NULL) describe a failure of the
  * server that makes the remaining recipients try the next one. */
 void smtp_call_session_done(SmtpCall *c, SmtpSessionEnd end, const char *relay, const char *dsn,

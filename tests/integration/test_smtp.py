@@ -37,12 +37,14 @@ class FakeServer:
     self.transactions (complete DATA transactions) and self.commands (every command line)."""
 
     def __init__(self, port=None, path=None, host='127.0.0.1', greeting='220 fake.test ESMTP', ehlo=('PIPELINING', 'SIZE', '8BITMIME', 'DSN'),
-                 lmtp=False, drop_in_data=False, tls=None):
+                 lmtp=False, drop_in_data=False, tls=None, rset_reply='250 2.0.0 Ok'):
         self.greeting = greeting
         self.ehlo = ehlo
         self.lmtp = lmtp
         self.drop_in_data = drop_in_data
         self.tls = tls
+        self.rset_reply = rset_reply
+        self.defer_all = False
         self.transactions = []
         self.commands = []
         self.connections = 0
@@ -56,7 +58,7 @@ class FakeServer:
             self.sock.bind(path)
             os.chmod(path, 0o777)
         else:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.sock.bind((host, port))
         self.sock.listen(50)
@@ -76,6 +78,8 @@ class FakeServer:
         """The reply to RCPT TO by the recipient's local part: reject550 gets 550, later451 gets 451 the
         first time and 250 after, anything else 250."""
         local = address.split('@')[0]
+        if self.defer_all:
+            return '451 4.3.0 <%s>: Try again later' % address
         with self.lock:
             n = self.seen.get(address, 0)
             self.seen[address] = n + 1
@@ -166,7 +170,9 @@ class FakeServer:
                     else:
                         say('250 2.0.0 Ok: queued as FAKE%d' % len(self.transactions))
                 elif verb == 'RSET':
-                    say('250 2.0.0 Ok')
+                    say(self.rset_reply)
+                    if not self.rset_reply.startswith('2'):
+                        return
                 elif verb == 'QUIT':
                     say('221 2.0.0 Bye')
                     return

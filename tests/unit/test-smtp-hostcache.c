@@ -20,6 +20,18 @@ static SmtpAddress address(const char *ip, unsigned preference) {
         return a;
 }
 
+static SmtpAddress address6(const char *ip, unsigned preference) {
+        SmtpAddress a = { .preference = preference };
+
+        snprintf(a.host, sizeof a.host, "mx-%s", ip);
+        a.sockaddr.in6.sin6_family = AF_INET6;
+        a.sockaddr.in6.sin6_port = htons(25);
+        ASSERT_EQ(inet_pton(AF_INET6, ip, &a.sockaddr.in6.sin6_addr), 1);
+        a.socklen = sizeof a.sockaddr.in6;
+        snprintf(a.text, sizeof a.text, "%s", ip);
+        return a;
+}
+
 static void check_order(const SmtpAddress *a, size_t n, const char *const *expected) {
         for (size_t i = 0; i < n; i++)
                 ASSERT_STREQ(a[i].text, expected[i]);
@@ -28,7 +40,7 @@ static void check_order(const SmtpAddress *a, size_t n, const char *const *expec
 TEST(unknown_keep_order) {
         SmtpAddress a[3] = { address("192.0.2.1", 10), address("192.0.2.2", 10), address("192.0.2.3", 20) };
 
-        smtp_hostcache_sort(a, 3, MINUTES(5));
+        smtp_hostcache_sort(a, 3, MINUTES(5), false);
         check_order(a, 3, (const char *const[]) { "192.0.2.1", "192.0.2.2", "192.0.2.3" });
 }
 
@@ -43,15 +55,26 @@ TEST(failing_last_fast_first) {
         smtp_hostcache_ok(a + 3, 1 * USEC_PER_MSEC);
         ASSERT_TRUE(smtp_hostcache_failing(a + 0));
         ASSERT_TRUE(!smtp_hostcache_failing(a + 1));
-        smtp_hostcache_sort(a, 4, MINUTES(5));
+        smtp_hostcache_sort(a, 4, MINUTES(5), false);
         check_order(a, 4, (const char *const[]) { "198.51.100.3", "198.51.100.2", "198.51.100.4", "198.51.100.1" });
 
         /* a success takes it out of the cache; a cache time of 0 changes nothing */
         smtp_hostcache_ok(a + 3, 500 * USEC_PER_MSEC);
         ASSERT_TRUE(!smtp_hostcache_failing(a + 3));
         smtp_hostcache_fail(a + 0, MINUTES(5), "TESTQUEUEID", "Connection refused");
-        smtp_hostcache_sort(a, 4, 0);
+        smtp_hostcache_sort(a, 4, 0, false);
         check_order(a, 4, (const char *const[]) { "198.51.100.3", "198.51.100.2", "198.51.100.4", "198.51.100.1" });
+}
+
+TEST(family_bound_keeps_preferred_family_first) {
+        /* smtp_address_preference=ipv6 put the IPv6 address first; the IPv4 one greeted fast before */
+        SmtpAddress a[2] = { address6("2001:db8::7", 10), address("192.0.2.77", 10) };
+
+        smtp_hostcache_ok(a + 1, 1 * USEC_PER_MSEC);
+        smtp_hostcache_sort(a, 2, MINUTES(5), true);
+        check_order(a, 2, (const char *const[]) { "2001:db8::7", "192.0.2.77" });
+        smtp_hostcache_sort(a, 2, MINUTES(5), false);
+        check_order(a, 2, (const char *const[]) { "192.0.2.77", "2001:db8::7" });
 }
 
 TEST(cache_time_zero_never_fails) {
@@ -64,6 +87,7 @@ TEST(cache_time_zero_never_fails) {
 int main(void) {
         RUN(unknown_keep_order);
         RUN(failing_last_fast_first);
+        RUN(family_bound_keeps_preferred_family_first);
         RUN(cache_time_zero_never_fails);
         return 0;
 }
