@@ -13,7 +13,7 @@ POSTBUS_DEPS=(
     dnsmasq-base
     # real peers of the smtp/lmtp agent (test_smtp_peers): smtp-sink and Postfix, Dovecot's LMTP server
     dovecot-core dovecot-lmtpd libnet-ssleay-perl
-    postfix
+    postfix iproute2
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
