@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -266,6 +267,25 @@ def fmt_parts(parts):
     return " ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
 
 
+def print_medians(rows, keys):
+    """With more than one round: the median of each figure over the rounds, per point and server."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys) + (r["server"],), []).append(r)
+    if all(len(g) < 2 for g in groups.values()):
+        return
+    print()
+    print(f"Medians of {max(len(g) for g in groups.values())} rounds:")
+    print()
+    print("| " + " | ".join(keys) + " | server | msg/s | CPU s/1000 msg | peak PSS | others |")
+    print("| " + " | ".join("---:" for _ in keys) + " | --- | ---: | ---: | ---: | ---: |")
+    for key, g in sorted(groups.items()):
+        med = {f: statistics.median(r[f] for r in g)
+               for f in ("msgs_per_s", "cpu_s_per_1000", "peak_pss_kb", "other_load_cores")}
+        print("| " + " | ".join(str(v) for v in key[:-1]) + f" | {key[-1]} | {med['msgs_per_s']:.0f} | "
+              f"{med['cpu_s_per_1000']:.2f} | {med['peak_pss_kb'] / 1024:.1f} MiB | {med['other_load_cores']:.2f} |")
+
+
 def print_tables(rows, mode):
     if mode == "relay":
         print("| size | sessions | server | msg/s | CPU s/1000 msg | CPU s/1000 by unit/program | peak PSS | others |")
@@ -283,6 +303,7 @@ def print_tables(rows, mode):
                       f"{r['msgs_per_s'] / other['msgs_per_s']:.2f}, CPU per message "
                       f"{r['cpu_s_per_1000'] / other['cpu_s_per_1000']:.2f}, peak PSS "
                       f"{r['peak_pss_kb'] / max(other['peak_pss_kb'], 1):.2f}")
+        print_medians(rows, ("size", "sessions"))
     else:
         print("| server | messages | sessions | time to deliver all | msg/s | connections to the black hole | "
               "CPU s/1000 msg | peak PSS | others |")
@@ -291,6 +312,7 @@ def print_tables(rows, mode):
             print(f"| {r['server']} | {r['messages']} | {r['sessions']} | {r['wall_s']:.1f} s | {r['msgs_per_s']:.0f} | "
                   f"{r['blackhole_connections']} | {r['cpu_s_per_1000']:.2f} | {r['peak_pss_kb'] / 1024:.1f} MiB | "
                   f"{r['other_load_cores']:.2f} |")
+        print_medians(rows, ("messages",))
 
 
 def main():
