@@ -11,8 +11,10 @@ POSTBUS_DEPS=(
     systemd systemd-container dbus util-linux mount passwd
     python3 python3-gdbm python3-dbus swaks openssl
     dnsmasq-base
-    dovecot-core libnet-ssleay-perl
     man-db pflogsumm
+    # real peers of the smtp/lmtp agent (test_smtp_peers): smtp-sink and Postfix, Dovecot's LMTP server
+    dovecot-core dovecot-lmtpd libnet-ssleay-perl
+    postfix iproute2
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
@@ -40,6 +42,9 @@ postbus_install_deps() {
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
     fi
+    # postfix: for smtp-sink, smtp-source and a second MTA in the tests and bench/; never configured or
+    # started on this machine (the tests and bench/ run their own instances in the containers).
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
     apt-get update -q &&
         apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
     [ $own_policy = 0 ] || rm -f "$policy"

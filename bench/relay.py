@@ -1,0 +1,378 @@
+#!/usr/bin/python3
+"""relay.py: the inside half of bench/run --relay and --blackhole. Runs in the benchmark's systemd container, as
+root, next to measure.py (whose Postfix instance, smtp-source driver, cgroup CPU and PSS sampling it reuses).
+
+--relay: smtp-source -> the server under test (postbus on 127.0.0.1:25, then Postfix on 127.0.0.1:2525) ->
+Postfix's smtp-sink on 127.0.0.6:2600, each server with relayhost = [127.0.0.6]:2600 and its queue on the real
+disk. For each message size and session count, both servers in turn: a warm-up, then MESSAGES messages timed
+from smtp-source's start until the server's queue is empty again (every message handed to the sink), and
+the CPU its units used meanwhile (cpu.stat of their cgroups; postbus per unit, Postfix per program from
+sampled /proc/PID/schedstat and exactly in total), and the peak PSS of its processes.
+
+--blackhole: MESSAGES messages for bh.bench, whose two MX hosts of equal preference (dnsmasq on 127.0.0.53)
+are mxa (127.0.0.5:2600: accepts connections and never says a word) and mxb (the sink on 127.0.0.6:2600); both
+servers with smtp_connect_timeout and smtp_helo_timeout set to --timeout. Timed from smtp-source's start until
+the queue is empty, with the connections the black hole got.
+
+Prints the table and writes the figures as JSON. Everything started here is stopped here: Postfix, the sink
+unit, dnsmasq, the black hole's socket.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import measure
+from measure import CGROUP2, MemorySampler, log, run, smtp_source
+
+SINK_ADDR, SINK_PORT = "127.0.0.6", 2600
+HOLE_ADDR = "127.0.0.5"
+DNS_ADDR = "127.0.0.53"
+SINK_UNIT = "bench-sink.service"
+DOMAIN = "bh.bench"
+POSTBUS_MAIN_CF = "/etc/postbus/main.cf"
+POSTBUS_TRANSPORT = "/etc/postbus/transport"
+
+
+def files_in(directory):
+    n = 0
+    for _root, _dirs, files in os.walk(directory):
+        n += len(files)
+    return n
+
+
+def set_postbus_params(params):
+    with open(POSTBUS_MAIN_CF) as f:
+        lines = [l for l in f.read().splitlines() if l.split("=")[0].strip() not in params]
+    lines += [f"{k} = {v}" for k, v in params.items()]
+    with open(POSTBUS_MAIN_CF + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.rename(POSTBUS_MAIN_CF + ".tmp", POSTBUS_MAIN_CF)
+
+
+class PostbusRelay(measure.Postbus):
+    def setup(self):
+        params = {"smtp_connect_timeout": f"{self.args.timeout}s", "smtp_helo_timeout": f"{self.args.timeout}s"}
+        if self.args.mode == "relay":
+            params["relayhost"] = f"[{SINK_ADDR}]:{SINK_PORT}"
+        else:
+            with open(POSTBUS_TRANSPORT, "w") as f:
+                f.write(f"{DOMAIN} smtp:{DOMAIN}:{SINK_PORT}\n")
+            run("postbusctl", "map", "build", POSTBUS_TRANSPORT)
+            params["transport_maps"] = f"hash:{POSTBUS_TRANSPORT}"
+        set_postbus_params(params)
+
+    def fresh_start(self):
+        """Every role stopped (the smtp agent's host cache goes with it), qmgr started again; the others come
+        back by socket activation with the new main.cf."""
+        services = measure.active_postbus_services()
+        if services:
+            run("systemctl", "stop", *services, stderr=subprocess.DEVNULL)
+        run("systemctl", "start", "postbus-qmgr.socket", "postbus-qmgr.service")
+        measure.wait_port(self.port)
+
+    def queued(self):
+        return sum(files_in(os.path.join(measure.POSTBUS_SPOOL, q)) for q in ("incoming", "active", "deferred"))
+
+    def deferred(self):
+        return files_in(os.path.join(measure.POSTBUS_SPOOL, "deferred"))
+
+    def pids(self):
+        """The processes of every postbus service, read from the cgroup tree at each sample: the roles that
+        socket activation starts during a run (the smtp agent, in --blackhole) count too."""
+        base = os.path.join(CGROUP2, "system.slice")
+        pids = []
+        for u in os.listdir(base):
+            if u.startswith("postbus-") and u.endswith(".service"):
+                pids += measure.cgroup_dir_pids(os.path.join(base, u))
+        return pids
+
+    def cpu_by_part(self, cpu, sampler, base):
+        """Each unit's own CPU (its cgroup's, exact)."""
+        return {u.removeprefix("postbus-").removesuffix(".service"): v for u, v in cpu.items()}
+
+
+class PostfixRelay(measure.Postfix):
+    MASTER_EXTRA = """smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+"""
+
+    def setup(self):
+        self.main_cf_extra = (f"smtp_connect_timeout = {self.args.timeout}s\n"
+                              f"smtp_helo_timeout = {self.args.timeout}s\n")
+        if self.args.mode == "relay":
+            self.main_cf_extra += f"relayhost = [{SINK_ADDR}]:{SINK_PORT}\n"
+        else:
+            transport = os.path.join(self.etc, "transport")
+            os.makedirs(self.etc, exist_ok=True)
+            with open(transport, "w") as f:
+                f.write(f"{DOMAIN} smtp:{DOMAIN}:{SINK_PORT}\n")
+            self.main_cf_extra += f"transport_maps = texthash:{transport}\n"
+        super().setup()
+        self.write_master_cf(extra=self.MASTER_EXTRA)
+
+    def queued(self):
+        return sum(files_in(os.path.join(self.queue, q)) for q in ("maildrop", "incoming", "active", "deferred"))
+
+    def deferred(self):
+        return files_in(os.path.join(self.queue, "deferred"))
+
+    def cpu_by_part(self, cpu, sampler, base):
+        """The split by program of what the unit used (its total, in cpu, is exact), from the sampled
+        processes: each with what it had used at its last sample, less what it had before the run (base); a
+        process that exited between two samples misses its last moments."""
+        parts = {}
+        for pid, (lab, used) in sampler.cpu_by_pid.items():
+            parts[lab] = parts.get(lab, 0.0) + used - base.get(pid, 0.0)
+        return parts
+
+
+class BlackHole:
+    """Accepts connections on HOLE_ADDR:SINK_PORT and never says a word."""
+
+    def __init__(self):
+        self.connections = 0
+        self.held = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOLE_ADDR, SINK_PORT))
+        self.sock.listen(1000)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.held.append(conn)
+
+    def reset(self):
+        for c in self.held:
+            c.close()
+        self.held = []
+        self.connections = 0
+
+    def close(self):
+        self.reset()
+        self.sock.close()
+
+
+def start_dns():
+    p = subprocess.Popen(["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-dhcp-interface=",
+                          f"--listen-address={DNS_ADDR}", "--bind-interfaces", "--port=53", "--pid-file=",
+                          "--user=root", "--local=/bench/",
+                          f"--mx-host={DOMAIN},mxa.{DOMAIN},10", f"--mx-host={DOMAIN},mxb.{DOMAIN},10",
+                          f"--host-record=mxa.{DOMAIN},{HOLE_ADDR}", f"--host-record=mxb.{DOMAIN},{SINK_ADDR}"])
+    if os.path.lexists("/etc/resolv.conf"):
+        os.unlink("/etc/resolv.conf")
+    with open("/etc/resolv.conf", "w") as f:
+        f.write(f"nameserver {DNS_ADDR}\noptions timeout:1 attempts:2\n")
+    # ready when it answers an A query for mxa (one answer record)
+    query = bytes.fromhex("123401000001000000000000") + b"".join(
+        bytes([len(l)]) + l.encode() for l in f"mxa.{DOMAIN}".split(".")) + bytes([0, 0, 1, 0, 1])
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            try:
+                s.sendto(query, (DNS_ADDR, 53))
+                reply = s.recv(512)
+                if reply[:2] == query[:2] and reply[6:8] == b"\x00\x01":
+                    return p
+            except OSError:
+                pass
+        if time.monotonic() > deadline or p.poll() is not None:
+            p.kill()
+            p.wait()
+            raise RuntimeError("dnsmasq does not answer")
+        time.sleep(0.1)
+
+
+def wait_empty(server, timeout):
+    deadline = time.monotonic() + timeout
+    while server.queued() > 0:
+        if server.deferred() > 0:
+            raise RuntimeError(f"{server.name}: {server.deferred()} messages deferred")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name}: {server.queued()} messages still queued after {timeout} s")
+        time.sleep(0.02)
+    return time.monotonic()
+
+
+def measure_one(server, args, sessions, messages, size, hole=None):
+    a = argparse.Namespace(**vars(args))
+    a.size = size
+    server.fresh_start()
+    if args.warmup and hole is None:
+        smtp_source(a, server.port, sessions, args.warmup)
+        wait_empty(server, args.drain_timeout)
+    if hole:
+        hole.reset()
+    # A postbus role that socket activation starts during the run has a new cgroup: it counts from 0.
+    cpu0 = {u: measure.cgroup_cpu_usec(u) for u in server.units()}
+    base = {}
+    for pid in server.pids():
+        try:
+            base[pid] = measure.proc_cpu_s(pid)
+        except (OSError, ValueError):
+            pass
+    journal0 = measure.cgroup_cpu_usec("systemd-journald.service")
+    sampler = MemorySampler(server.pids, args.interval, label=measure.proc_comm)
+    sampler.start()
+    since = time.time()
+    busy0, own0, t0 = measure.host_busy_s(), measure.own_cpu_s(), time.monotonic()
+    wall_in, client_cpu = smtp_source(a, server.port, sessions, messages)
+    t1 = wait_empty(server, args.drain_timeout)
+    busy1, own1 = measure.host_busy_s(), measure.own_cpu_s()
+    sampler.finish()
+    journal_s = (measure.cgroup_cpu_usec("systemd-journald.service") - journal0) / 1e6
+    # every message went to the sink: none bounced (a bounce leaves the queue too) or deferred
+    failed = run("journalctl", "-q", "--no-pager", "-o", "cat", f"--since=@{since:.0f}", "-g",
+                 "status=(bounced|deferred)", capture_output=True, check=False).stdout.strip()
+    if failed:
+        raise RuntimeError(f"{server.name}: not every message was sent: {failed.splitlines()[:3]}")
+    units = server.units()
+    cpu = {u: (measure.cgroup_cpu_usec(u) - cpu0.get(u, 0)) / 1e6 for u in units}
+    total = sum(cpu.values())
+    others = (busy1 - busy0) - total - client_cpu - (own1 - own0) - journal_s
+    parts = server.cpu_by_part(cpu, sampler, base)
+    row = {"server": server.name, "sessions": sessions, "messages": messages, "size": size,
+           "accept_s": wall_in, "wall_s": t1 - t0, "msgs_per_s": messages / (t1 - t0),
+           "cpu_s": total, "cpu_s_per_1000": total / messages * 1000,
+           "cpu_s_per_1000_by_part": {k: v / messages * 1000 for k, v in sorted(parts.items()) if v > 0.0005},
+           "peak_pss_kb": sampler.peak_pss_kb, "peak_processes": sampler.peak_procs, "client_cpu_s": client_cpu,
+           "units": units, "other_load_cores": max(0.0, others / (t1 - t0)),
+           "journald_cpu_s_per_1000": journal_s / messages * 1000}
+    if hole:
+        row["blackhole_connections"] = hole.connections
+    log(f"{server.name:8} {size:6} B {sessions:3} sessions {messages:5} msgs: {row['msgs_per_s']:7.1f} msg/s, "
+        f"{row['wall_s']:.1f} s, {row['cpu_s_per_1000']:.3f} CPU s/1000, peak PSS {sampler.peak_pss_kb / 1024:.1f} MiB, "
+        f"others busy {row['other_load_cores']:.2f} CPUs"
+        + (f", {hole.connections} connections to the black hole" if hole else ""))
+    return row
+
+
+def fmt_parts(parts):
+    return " ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+
+
+def print_medians(rows, keys):
+    """With more than one round: the median of each figure over the rounds, per point and server."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys) + (r["server"],), []).append(r)
+    if all(len(g) < 2 for g in groups.values()):
+        return
+    print()
+    print(f"Medians of {max(len(g) for g in groups.values())} rounds:")
+    print()
+    print("| " + " | ".join(keys) + " | server | msg/s | CPU s/1000 msg | peak PSS | others |")
+    print("| " + " | ".join("---:" for _ in keys) + " | --- | ---: | ---: | ---: | ---: |")
+    for key, g in sorted(groups.items()):
+        med = {f: statistics.median(r[f] for r in g)
+               for f in ("msgs_per_s", "cpu_s_per_1000", "peak_pss_kb", "other_load_cores")}
+        print("| " + " | ".join(str(v) for v in key[:-1]) + f" | {key[-1]} | {med['msgs_per_s']:.0f} | "
+              f"{med['cpu_s_per_1000']:.2f} | {med['peak_pss_kb'] / 1024:.1f} MiB | {med['other_load_cores']:.2f} |")
+
+
+def print_tables(rows, mode):
+    if mode == "relay":
+        print("| size | sessions | server | msg/s | CPU s/1000 msg | CPU s/1000 by unit/program | peak PSS | others |")
+        print("| ---: | ---: | --- | ---: | ---: | --- | ---: | ---: |")
+        for r in rows:
+            print(f"| {r['size'] // 1024} KiB | {r['sessions']} | {r['server']} | {r['msgs_per_s']:.0f} | "
+                  f"{r['cpu_s_per_1000']:.2f} | {fmt_parts(r['cpu_s_per_1000_by_part'])} | "
+                  f"{r['peak_pss_kb'] / 1024:.1f} MiB | {r['other_load_cores']:.2f} |")
+        by = {(r["size"], r["sessions"], r["round"], r["server"]): r for r in rows}
+        print()
+        for (size, sessions, rnd, name), r in sorted(by.items()):
+            other = by.get((size, sessions, rnd, "Postfix"))
+            if name == "postbus" and other:
+                print(f"{size // 1024} KiB, {sessions} sessions, round {rnd}: postbus/Postfix msg/s "
+                      f"{r['msgs_per_s'] / other['msgs_per_s']:.2f}, CPU per message "
+                      f"{r['cpu_s_per_1000'] / other['cpu_s_per_1000']:.2f}, peak PSS "
+                      f"{r['peak_pss_kb'] / max(other['peak_pss_kb'], 1):.2f}")
+        print_medians(rows, ("size", "sessions"))
+    else:
+        print("| server | messages | sessions | time to deliver all | msg/s | connections to the black hole | "
+              "CPU s/1000 msg | peak PSS | others |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in rows:
+            print(f"| {r['server']} | {r['messages']} | {r['sessions']} | {r['wall_s']:.1f} s | {r['msgs_per_s']:.0f} | "
+                  f"{r['blackhole_connections']} | {r['cpu_s_per_1000']:.2f} | {r['peak_pss_kb'] / 1024:.1f} MiB | "
+                  f"{r['other_load_cores']:.2f} |")
+        print_medians(rows, ("messages",))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--mode", choices=("relay", "blackhole"), required=True)
+    ap.add_argument("--plan", default="1:500,10:1000,50:1000", help="SESSIONS:MESSAGES,...")
+    ap.add_argument("--sizes", default="1024,102400")
+    ap.add_argument("--messages", type=int, default=500, help="--blackhole: messages")
+    ap.add_argument("--sessions", type=int, default=10, help="--blackhole: smtp-source sessions")
+    ap.add_argument("--timeout", type=int, default=10, help="smtp_connect_timeout and smtp_helo_timeout, seconds")
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--interval", type=float, default=0.1)
+    ap.add_argument("--drain-timeout", type=int, default=1200)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    args.reuse = False
+    args.recipient = "bench@relay.bench" if args.mode == "relay" else f"bench@{DOMAIN}"
+    if CGROUP2 is None:
+        sys.exit("relay: no cgroup2 hierarchy: cannot account CPU per unit")
+
+    postbus, postfix = PostbusRelay(args), PostfixRelay(args)
+    rows = []
+    dns = hole = None
+    sink = False
+    try:
+        run("systemd-run", "--quiet", f"--unit={SINK_UNIT}", "--property=Type=simple", "/usr/sbin/smtp-sink",
+            "-u", "nobody", f"{SINK_ADDR}:{SINK_PORT}", "1000")
+        sink = True
+        postbus.setup()
+        postfix.setup()
+        if args.mode == "blackhole":
+            dns = start_dns()
+            hole = BlackHole()
+        for rnd in range(args.rounds):
+            if args.mode == "relay":
+                points = [(size, int(s), int(m)) for size in (int(x) for x in args.sizes.split(","))
+                          for s, m in (p.split(":") for p in args.plan.split(","))]
+            else:
+                points = [(1024, args.sessions, args.messages)]
+            for i, (size, sessions, messages) in enumerate(points):
+                order = (postbus, postfix) if (i + rnd) % 2 == 0 else (postfix, postbus)
+                for server in order:
+                    row = measure_one(server, args, sessions, messages, size, hole)
+                    row["round"] = rnd + 1
+                    rows.append(row)
+    finally:
+        postfix.teardown()
+        if sink:
+            run("systemctl", "stop", SINK_UNIT, check=False)
+        if hole:
+            hole.close()
+        if dns:
+            dns.terminate()
+            dns.wait()
+        with open(args.out, "w") as f:
+            json.dump({"mode": args.mode, "rows": rows, "timeout": args.timeout, "warmup": args.warmup}, f, indent=1)
+    print_tables(rows, args.mode)
+
+
+if __name__ == "__main__":
+    main()
