@@ -421,8 +421,11 @@ int delivery_agent_new(Daemon *d, int listen_fd, uid_t peer_uid, const DeliveryA
                         return r;
                 sock->agent = a;
                 a->n_sockets++;
-                if (peer_uid != (uid_t) -1)
-                        bus_server_allow_uid(sock->server, peer_uid);
+                if (peer_uid != (uid_t) -1) {
+                        r = bus_server_allow_uid(sock->server, peer_uid);
+                        if (r < 0)
+                                return r;
+                }
         }
         *ret = TAKE_PTR(a);
         return 0;
