@@ -214,8 +214,13 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[sta
         r = write_queue_file(w, c, req, id, req->content, req->size, &reject, &message_id);
         if (r >= 0 && !reject && fsync(fd) < 0)
                 r = -errno;
-        if (r >= 0 && !reject && renameat(c->incoming_fd, tmp, c->incoming_fd, id) < 0)
-                r = -errno;
+        /* Never over another message's file: a taken name gets a fresh ID (the one in the Received header
+         * then differs, which is harmless). */
+        if (r >= 0 && !reject) {
+                r = queue_id_rename(c->incoming_fd, tmp, c->incoming_fd, id);
+                if (r > 0)
+                        log_warning("Queue ID collision in incoming: the message was queued as %s.", id);
+        }
         if (r < 0 || reject) {
                 (void) unlinkat(c->incoming_fd, tmp, 0);
                 if (r < 0)
