@@ -55,6 +55,14 @@ void delivery_agent_dispatch(DeliveryAgent *a) {
                 DeliveryRequest *req = a->waiting;
 
                 waiting_remove(req);
+                /* The caller went away (qmgr was killed or restarted): it takes the outcome as unknown and
+                 * delivers these again, so a request not started yet is dropped rather than delivered
+                 * twice. Only those already running can be duplicated. */
+                if (sd_bus_is_open(sd_bus_message_get_bus(req->message)) <= 0) {
+                        log_debug("Dropping a delivery request whose caller has gone.");
+                        delivery_request_free(req);
+                        continue;
+                }
                 if (a->ops->start(req) > 0) {
                         req->running = true;
                         a->n_running++;
