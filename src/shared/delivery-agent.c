@@ -398,8 +398,8 @@ static void finish_all(DeliveryAgent *a) {
         }
 }
 
-/* Runs when the event loop exits, before the connections close (they do so in exit sources of normal
- * priority). */
+/* Runs when the event loop exits, before the connections close (bus_server_free(), from the role's done()):
+ * the answers are written then, without waiting for a peer that does not read. */
 static int on_event_exit(sd_event_source *s, void *userdata) {
         finish_all(userdata);
         return 0;
