@@ -82,6 +82,22 @@ class Backlog(unittest.TestCase):
               f"drained in {drained_in:.1f} s: {MESSAGES / drained_in:.0f} msg/s, "
               f"{MESSAGES * RECIPIENTS / drained_in:.0f} recipients/s")
 
+    def test_idle_exit_with_connections_open(self):
+        # Open connections are not work: rewrite and cleanup exit idle although qmgr and smtpd keep
+        # theirs, and the next message reaches them again through their sockets.
+        pb.set_config(default_transport="discard:backlog", queue_run_delay="300s", max_idle="2s")
+        for n in range(2):
+            cursor = pb.journal_cursor()
+            qid = pb.send("load@example.org", [f"idle{n}@remote.example"], f"Subject: idle {n}\n\nbody\n")
+            pb.wait_until(lambda: any(r.get("DELIVERY_STATUS") == "sent"
+                                      for r in pb.journal(QUEUE_ID=qid, since=cursor)), what=f"{qid} discarded")
+            pb.wait_until(lambda: not pb.unit_active("postbus-rewrite.service") and
+                          not pb.unit_active("postbus-cleanup.service"), timeout=60,
+                          what="rewrite and cleanup exited idle")
+            self.assertTrue(pb.unit_active("postbus-qmgr.service"))
+        records = pb.journal(since=cursor, POSTBUS_ROLE="qmgr")
+        self.assertEqual([r["MESSAGE"] for r in records if r.get("DELIVERY_STATUS") == "deferred"], [])
+
 
 if __name__ == "__main__":
     unittest.main()
