@@ -67,8 +67,8 @@ static int bounce_setup(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to serve the bounce socket: %m");
         /* qmgr and pickup run as postbus. */
-        if (get_user_uid("postbus", &uid) >= 0)
-                bus_server_allow_uid(b->server, uid);
+        if (get_user_uid("postbus", &uid) >= 0 && bus_server_allow_uid(b->server, uid) < 0)
+                return log_oom();
         return 0;
 }
 

@@ -44,9 +44,6 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
 
 /* ---- rewrite rounds ---------------------------------------------------------------------------- */
 
-/* Rewrite calls one submission keeps in flight: pipelined, but bounded however many addresses it has. */
-#define CLEANUP_REWRITE_WINDOW 32U
-
 static void job_pump(CleanupJob *j);
 
 static void job_round_done(CleanupJob *j) {
@@ -60,10 +57,9 @@ static void job_round_done(CleanupJob *j) {
         j->next(j);
 }
 
-static int on_rewrite_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+static void on_rewrite_reply(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
         RewriteCall *call = userdata;
         CleanupJob *j = call->job;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *out;
 
         j->pending--;
@@ -90,7 +86,6 @@ static int on_rewrite_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
         free(call);
         job_pump(j);
         job_round_done(j);
-        return 0;
 }
 
 void cleanup_job_rewrite(CleanupJob *j, char **slot) {
@@ -105,35 +100,38 @@ void cleanup_job_rewrite(CleanupJob *j, char **slot) {
         q[j->n_queue++] = slot;
 }
 
+static int rewrite_build(sd_bus_message *m, void *userdata) {
+        RewriteCall *call = userdata;
+
+        return sd_bus_message_append(m, "s", *call->slot);
+}
+
 static void job_send(CleanupJob *j, char **slot) {
         RewriteCall *call;
-        sd_bus *bus;
         int r;
 
-        r = bus_client_get(j->cleanup->rewrite, &bus);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to connect to rewrite: %m");
-                cleanup_job_defer(j, "451 4.3.0 Error: address rewriting is unavailable, try again later");
-                return;
-        }
         call = malloc(sizeof(RewriteCall));
         if (!call) {
                 cleanup_job_defer(j, "451 4.3.0 Error: out of memory");
                 return;
         }
         *call = (RewriteCall) { .job = j, .slot = slot };
-        r = sd_bus_call_method_async(bus, NULL, NULL, "/org/postbus/Rewrite1", "org.postbus.Rewrite1", "Rewrite",
-                                     on_rewrite_reply, call, "s", *slot);
+        /* Idempotent: sent again if rewrite exits idle as the call reaches it. */
+        r = bus_client_call(j->cleanup->rewrite, "/org/postbus/Rewrite1", "org.postbus.Rewrite1", "Rewrite",
+                            BUS_LOOKUP_TIMEOUT_USEC, BUS_CALL_IDEMPOTENT, rewrite_build, on_rewrite_reply, call);
         if (r < 0) {
                 free(call);
+                log_warning_errno(r, "Failed to call rewrite: %m");
                 cleanup_job_defer(j, "451 4.3.0 Error: address rewriting is unavailable, try again later");
                 return;
         }
         j->pending++;
 }
 
+/* Flow control is the rewrite connection's window (bus_client_call()), shared by every job: a job hands
+ * over its whole round, and rewrite sees a bounded number of calls at once however many jobs run. */
 static void job_pump(CleanupJob *j) {
-        while (j->pending < CLEANUP_REWRITE_WINDOW && j->queue_next < j->n_queue) {
+        while (j->queue_next < j->n_queue) {
                 if (j->defer || j->reject) {
                         j->queue_next = j->n_queue;     /* the answer is known: ask no more */
                         break;

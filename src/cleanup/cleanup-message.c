@@ -214,8 +214,13 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[sta
         r = write_queue_file(w, c, req, id, req->content, req->size, &reject, &message_id);
         if (r >= 0 && !reject && fsync(fd) < 0)
                 r = -errno;
-        if (r >= 0 && !reject && renameat(c->incoming_fd, tmp, c->incoming_fd, id) < 0)
-                r = -errno;
+        /* Never over another message's file: a taken name gets a fresh ID (the one in the Received header
+         * then differs, which is harmless). */
+        if (r >= 0 && !reject) {
+                r = queue_id_rename(c->incoming_fd, tmp, c->incoming_fd, id);
+                if (r > 0)
+                        log_warning("Queue ID collision in incoming: the message was queued as %s.", id);
+        }
         if (r < 0 || reject) {
                 (void) unlinkat(c->incoming_fd, tmp, 0);
                 if (r < 0)
@@ -288,25 +293,28 @@ void cleanup_commit_done(Cleanup *c) {
         free(c->commits);
 }
 
-static int on_wake_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const sd_bus_error *e = sd_bus_message_get_error(m);
+static int wake_build(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "s", userdata);
+}
 
+static void on_wake_done(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
         if (e)
-                log_debug("qmgr did not take the wake-up (%s), it will find the message on its next scan.", e->message);
-        return 0;
+                log_debug("%s: qmgr did not take the wake-up (%s), it will find the message on its next scan.",
+                          (char *) userdata, e->message ?: e->name);
+        free(userdata);
 }
 
 /* Best effort: qmgr scans incoming on start and every queue_run_delay anyway. */
 void cleanup_wake_qmgr(Cleanup *c, const char *id) {
-        sd_bus *bus;
+        char *copy = strdup(id);
         int r;
 
-        r = bus_client_get(c->qmgr, &bus);
-        if (r >= 0)
-                r = sd_bus_call_method_async(bus, NULL, NULL, "/org/postbus/QueueManager1",
-                                             "org.postbus.QueueManager1", "Wake", on_wake_reply, c, "s", id);
-        if (r < 0)
+        r = copy ? bus_client_call(c->qmgr, "/org/postbus/QueueManager1", "org.postbus.QueueManager1", "Wake",
+                                   BUS_WAKE_TIMEOUT_USEC, 0, wake_build, on_wake_done, copy) : -ENOMEM;
+        if (r < 0) {
+                free(copy);
                 log_debug_errno(r, "%s: failed to wake qmgr, ignoring: %m", id);
+        }
 }
 
 static int strv_append(char ***l, size_t n, const char *s) {

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "postbusctl-json.h"
 #include "postbusctl.h"
+#include "queue-id.h"
 
 #define QUEUE_BUS_NAME "org.postbus.Queue1"
 #define QUEUE_OBJECT "/org/postbus/Queue1"
@@ -44,7 +45,7 @@ static int print_recipients(sd_bus_message *reply, bool json) {
                         fputc('}', stdout);
                 } else {
                         _cleanup_free_ char *e = log_escape(rcpt, strlen(rcpt));
-                        printf("%48s%s\n", "", strna(e));
+                        printf("%*s%s\n", QUEUE_ID_LEN + 1 + 1 + 8 + 1 + 20 + 1, "", strna(e));
                 }
                 first = false;
         }
@@ -85,7 +86,7 @@ static int print_entry(sd_bus_message *reply, bool json, QueueSummary *sum) {
 
         if (localtime_r(&t, &tm))
                 (void) strftime(when, sizeof when, "%a %b %e %H:%M:%S", &tm);
-        printf("%-17s%c %8" PRIu64 " %-20.20s %s\n", id, queue_mark(queue), size, when,
+        printf("%-*s%c %8" PRIu64 " %-20.20s %s\n", QUEUE_ID_LEN, id, queue_mark(queue), size, when,
                isempty(sender) ? "MAILER-DAEMON" : strna(esender));
         r = print_recipients(reply, false);
         if (r < 0)
@@ -131,7 +132,7 @@ int verb_queue(int argc, char **argv) {
                 goto bad_reply;
         while ((r = sd_bus_message_enter_container(reply, 'r', "ssttsas")) > 0) {
                 if (!arg_json && sum.messages == 0)
-                        printf("%-17s  %8s %-20s %s\n", "-Queue ID--------", "--Size--", "----Arrival Time----",
+                        printf("%-*s  %8s %-20s %s\n", QUEUE_ID_LEN, "-Queue ID-", "--Size--", "----Arrival Time----",
                                "-Sender/Recipient-------");
                 r = print_entry(reply, arg_json, &sum);
                 if (r < 0)

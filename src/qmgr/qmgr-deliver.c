@@ -126,9 +126,6 @@ void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char
         recipient_outcome(m, i, DELIVERY_STATUS_SENT, relay, dsn, why);
 }
 
-/* Resolve calls in flight per message: pipelined, but bounded, however many recipients a message has. */
-#define QMGR_RESOLVE_WINDOW 16U
-
 void qmgr_message_routes_free(QmgrMessage *m) {
         if (!m->routes)
                 return;
@@ -154,11 +151,16 @@ static void resolve_failed(QmgrMessage *m, size_t i, const char *error) {
         qmgr_recipient_deferred(m, i, "none", "4.3.0", why);
 }
 
-static int on_resolve_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+static int resolve_build(sd_bus_message *call, void *userdata) {
+        ResolveCall *rc = userdata;
+
+        return sd_bus_message_append(call, "s", rc->message->envelope->recipients[rc->index].address);
+}
+
+static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
         ResolveCall *rc = userdata;
         QmgrMessage *m = rc->message;
         size_t i = rc->index;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
         const char *transport, *nexthop, *address;
         int r;
 
@@ -181,43 +183,32 @@ static int on_resolve_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
                 }
         }
         resolve_next(m);
-        return 0;
 }
 
-/* Asks rewrite where each pending recipient goes, a window of calls at a time; then dispatches. */
+/* Asks rewrite where each pending recipient goes; then dispatches. Flow control is the rewrite connection's
+ * window (bus_client_call()), shared by all messages: however many recipients the active set holds, rewrite
+ * sees a bounded number of calls at once, and each call's timeout runs only once it is sent. */
 static void resolve_next(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
         size_t n = m->envelope->n_recipients;
 
-        while (m->resolving < QMGR_RESOLVE_WINDOW && m->next_resolve < n) {
+        while (m->next_resolve < n) {
                 size_t i = m->next_resolve++;
                 ResolveCall *rc;
-                sd_bus *bus;
                 int r;
 
                 if (m->envelope->recipients[i].done)
                         continue;
-                r = bus_client_get(q->rewrite, &bus);
-                if (r < 0) {
-                        resolve_failed(m, i, r == -EAGAIN ? "waiting before the next attempt" : strerror(-r));
-                        continue;
-                }
                 rc = malloc(sizeof(ResolveCall));
                 if (!rc) {
                         resolve_failed(m, i, "out of memory");
                         continue;
                 }
                 *rc = (ResolveCall) { .message = m, .index = i };
-                /* daemon_timeout, as for the other calls qmgr makes, not sd-bus's 25 s: a scan that loads
-                 * thousands of messages queues as many calls at once, and each waits its turn at rewrite. */
-                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-                r = sd_bus_message_new_method_call(bus, &call, NULL, "/org/postbus/Rewrite1",
-                                                   "org.postbus.Rewrite1", "Resolve");
-                if (r >= 0)
-                        r = sd_bus_message_append(call, "s", m->envelope->recipients[i].address);
-                if (r >= 0)
-                        r = sd_bus_call_async(bus, NULL, call, on_resolve_reply, rc,
-                                              (uint64_t) q->daemon->config->daemon_timeout * USEC_PER_SEC);
+                /* Idempotent: sent again if rewrite exits idle as the call reaches it. */
+                r = bus_client_call(q->rewrite, "/org/postbus/Rewrite1", "org.postbus.Rewrite1", "Resolve",
+                                    BUS_LOOKUP_TIMEOUT_USEC, BUS_CALL_IDEMPOTENT, resolve_build, on_resolve_reply,
+                                    rc);
                 if (r < 0) {
                         free(rc);
                         resolve_failed(m, i, strerror(-r));

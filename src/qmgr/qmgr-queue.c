@@ -49,11 +49,29 @@ static QmgrMessage *message_free(QmgrMessage *m) {
         return NULL;
 }
 
-static int move_file(Qmgr *q, QueueName from, QueueName to, const char *id) {
-        if (renameat(q->queue_fds[from], id, q->queue_fds[to], id) < 0)
-                return -errno;
+/* Moves from/<id> to to/<id>, never over another file: when the name is taken there, the message takes a
+ * fresh ID, which *ret_id gets (it may be id itself). */
+static int move_file_as(Qmgr *q, QueueName from, QueueName to, const char *id, char ret_id[static QUEUE_ID_SIZE]) {
+        char new_id[QUEUE_ID_SIZE];
+        int r;
+
+        strncpy(new_id, id, sizeof new_id - 1);
+        new_id[sizeof new_id - 1] = '\0';
+        r = queue_id_rename(q->queue_fds[from], id, q->queue_fds[to], new_id);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                log_mail(LOG_WARNING, id, LOG_FIELDS({ "NEW_QUEUE_ID", new_id }),
+                         "queue ID taken in the %s queue, now queued as %s", queue_name_to_string(to), new_id);
+        memcpy(ret_id, new_id, QUEUE_ID_SIZE);
         qmgr_queue_changed(q);
         return 0;
+}
+
+static int move_file(Qmgr *q, QueueName from, QueueName to, const char *id) {
+        char ignored[QUEUE_ID_SIZE];
+
+        return move_file_as(q, from, to, id, ignored);
 }
 
 /* Moves a file that cannot be read as a queue file out of the way; other mail goes on. */
@@ -247,8 +265,10 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
                         return r;
                 }
         }
+        char active_id[QUEUE_ID_SIZE];
+        memcpy(active_id, id, QUEUE_ID_SIZE);
         if (from != QUEUE_ACTIVE) {
-                r = move_file(q, from, QUEUE_ACTIVE, id);
+                r = move_file_as(q, from, QUEUE_ACTIVE, id, active_id);
                 if (r == -ENOENT)
                         return 0;       /* taken already, or never there */
                 if (r < 0) {
@@ -256,7 +276,7 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
                         return r;
                 }
         }
-        return load_active(q, id);
+        return load_active(q, active_id);
 }
 
 /* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */

@@ -132,6 +132,8 @@
           "Longest logical header (continuation lines joined) that cleanup parses and checks, in bytes.")   \
         X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local pipe",                                      \
           "How long a socket-activated role waits idle for new work before it exits.")                      \
+        X(bus_connection_limit, INT, "256", 1, 100000, "qmgr cleanup rewrite bounce local pipe smtp",        \
+          "Most bus connections from other roles a role serves at once; more wait until one closes.")        \
         X(daemon_timeout, TIME, "18000s", 10, 604800, "qmgr cleanup local pipe smtpd",                        \
           "How long one request to another role (a delivery, a submission) may take before it is given up.") \
         X(queue_run_delay, TIME, "300s", 1, 86400, "qmgr",                                                   \

@@ -55,6 +55,14 @@ void delivery_agent_dispatch(DeliveryAgent *a) {
                 DeliveryRequest *req = a->waiting;
 
                 waiting_remove(req);
+                /* The caller went away (qmgr was killed or restarted): it takes the outcome as unknown and
+                 * delivers these again, so a request not started yet is dropped rather than delivered
+                 * twice. Only those already running can be duplicated. */
+                if (sd_bus_is_open(sd_bus_message_get_bus(req->message)) <= 0) {
+                        log_debug("Dropping a delivery request whose caller has gone.");
+                        delivery_request_free(req);
+                        continue;
+                }
                 if (a->ops->start(req) > 0) {
                         req->running = true;
                         a->n_running++;
@@ -390,8 +398,8 @@ static void finish_all(DeliveryAgent *a) {
         }
 }
 
-/* Runs when the event loop exits, before the connections close (they do so in exit sources of normal
- * priority). */
+/* Runs when the event loop exits, before the connections close (bus_server_free(), from the role's done()):
+ * the answers are written then, without waiting for a peer that does not read. */
 static int on_event_exit(sd_event_source *s, void *userdata) {
         finish_all(userdata);
         return 0;
@@ -421,8 +429,11 @@ int delivery_agent_new(Daemon *d, int listen_fd, uid_t peer_uid, const DeliveryA
                         return r;
                 sock->agent = a;
                 a->n_sockets++;
-                if (peer_uid != (uid_t) -1)
-                        bus_server_allow_uid(sock->server, peer_uid);
+                if (peer_uid != (uid_t) -1) {
+                        r = bus_server_allow_uid(sock->server, peer_uid);
+                        if (r < 0)
+                                return r;
+                }
         }
         *ret = TAKE_PTR(a);
         return 0;

@@ -19,9 +19,9 @@
 #define MAILDROP_ENVELOPE_MAX (1024U * 1024U)
 #define MAILDROP_ATTR_MAX 1024U
 
-/* A maildrop file's name: 16 hex digits of a queue ID (sortable by arrival) and 16 random ones, so that
- * nobody can guess another user's file. Files being written are hidden: "." + name + ".tmp". */
-#define MAILDROP_NAME_LEN 32
+/* A maildrop file's name: a queue ID (sortable by arrival) and 16 random hex digits, so that nobody can
+ * guess another user's file. Files being written are hidden: "." + name + ".tmp". */
+#define MAILDROP_NAME_LEN (QUEUE_ID_LEN + 16)
 #define MAILDROP_NAME_SIZE (MAILDROP_NAME_LEN + 1)
 #define MAILDROP_TMP_SUFFIX ".tmp"
 

@@ -1,4 +1,7 @@
-/* queue-id.c: queue ID generation and validation. */
+/* queue-id.c: queue ID generation and validation, and the renames that keep IDs unique on disk. Run by
+ * cleanup, qmgr, bounce and sendmail. */
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
@@ -8,14 +11,14 @@
 
 int queue_id_new(char ret[static QUEUE_ID_SIZE]) {
         struct timespec ts;
-        unsigned short rnd;
+        uint32_t rnd;
 
         if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
                 return -errno;
         if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t) sizeof rnd)
-                rnd = (unsigned short) (ts.tv_nsec ^ getpid());
-        (void) snprintf(ret, QUEUE_ID_SIZE, "%08llX%05lX%03X", (unsigned long long) ts.tv_sec & 0xFFFFFFFFULL,
-                        (unsigned long) (ts.tv_nsec / 1000), rnd & 0xFFFU);
+                rnd = (uint32_t) ts.tv_nsec ^ ((uint32_t) getpid() << 12);
+        (void) snprintf(ret, QUEUE_ID_SIZE, "%08llX%05lX%07X", (unsigned long long) ts.tv_sec & 0xFFFFFFFFULL,
+                        (unsigned long) (ts.tv_nsec / 1000), rnd & 0xFFFFFFFU);
         return 0;
 }
 
@@ -42,4 +45,24 @@ unsigned long long queue_id_usec(const char *id) {
         memcpy(usec, id + 8, 5);
         usec[5] = '\0';
         return strtoull(sec, NULL, 16) * 1000000ULL + strtoull(usec, NULL, 16);
+}
+
+int queue_id_rename(int from_dir, const char *from_name, int to_dir, char id[static QUEUE_ID_SIZE]) {
+        char from[QUEUE_ID_SIZE + 8];
+        int r;
+
+        /* from_name may be id itself, which changes below. */
+        if (strlen(from_name) >= sizeof from)
+                return -EINVAL;
+        strcpy(from, from_name);
+        for (unsigned i = 0; i < QUEUE_ID_RENAME_ATTEMPTS; i++) {
+                if (renameat2(from_dir, from, to_dir, id, RENAME_NOREPLACE) >= 0)
+                        return i > 0;
+                if (errno != EEXIST)
+                        return -errno;
+                r = queue_id_new(id);
+                if (r < 0)
+                        return r;
+        }
+        return -EEXIST;
 }

@@ -167,8 +167,8 @@ static void test_input_filter(void) {
 static void test_queue_print(void) {
         char *rcpts[] = { "bob@example.org", "carol@example.org", NULL };
         SendmailQueueEntry e[] = {
-                { "6925A7F30B81C3A4", "deferred", 1700000000000000ULL, 1500, "alice@example.org", rcpts },
-                { "6925A7F30B81C3A5", "active", 1700000000000000ULL, 10, "", rcpts + 1 },
+                { "6925A7F30B81C3A4D2E1", "deferred", 1700000000000000ULL, 1500, "alice@example.org", rcpts },
+                { "6925A7F30B81C3A5D2E1", "active", 1700000000000000ULL, 10, "", rcpts + 1 },
         };
         char *buf = NULL;
         size_t size = 0;
@@ -179,10 +179,10 @@ static void test_queue_print(void) {
         sendmail_queue_print(f, e, 2);
         ASSERT_OK(fclose(f));
         ASSERT_TRUE(strncmp(buf, "Mail queue is empty\n-Queue ID-", 30) == 0);
-        ASSERT_TRUE(strstr(buf, "\n6925A7F30B81C3A4      1500 "));
-        ASSERT_TRUE(strstr(buf, "  alice@example.org\n                                                "
+        ASSERT_TRUE(strstr(buf, "\n6925A7F30B81C3A4D2E1      1500 "));
+        ASSERT_TRUE(strstr(buf, "  alice@example.org\n                                                    "
                                 "bob@example.org\n"));
-        ASSERT_TRUE(strstr(buf, "\n6925A7F30B81C3A5*       10 "));
+        ASSERT_TRUE(strstr(buf, "\n6925A7F30B81C3A5D2E1*       10 "));
         ASSERT_TRUE(strstr(buf, "MAILER-DAEMON\n"));
         ASSERT_TRUE(strstr(buf, "\n-- 3 Kbytes in 2 Requests.\n"));
         free(buf);
@@ -263,7 +263,7 @@ static void test_maildrop_names(void) {
         ASSERT_OK(maildrop_name_new(other));
         ASSERT_TRUE(maildrop_name_valid(name));
         ASSERT_TRUE(!streq(name, other));
-        ASSERT_TRUE(!maildrop_name_valid("6925A7F30B81C3A4"));
+        ASSERT_TRUE(!maildrop_name_valid("6925A7F30B81C3A4D2E1"));
         ASSERT_TRUE(!maildrop_name_valid("../../etc/passwd"));
         name[20] = 'g';
         ASSERT_TRUE(!maildrop_name_valid(name));
