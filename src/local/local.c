@@ -125,7 +125,7 @@ static int local_setup(Daemon *d) {
 }
 
 static void local_done(Daemon *d) {
-        d->userdata = delivery_agent_free(d->userdata);
+        d->userdata = local_free(d->userdata);
 }
 
 int main(int argc, char **argv) {

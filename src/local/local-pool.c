@@ -1,0 +1,382 @@
+/* local-pool.c: runs in local, the long-lived process: the per-user workers (local-worker.c) as local sees
+ * them: which worker a mailbox delivery goes to, forking one when its identity has none, handing it requests
+ * one at a time with the queue file as a descriptor, reading its answers, and closing the idle ones. */
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "local.h"
+#include "log.h"
+
+typedef struct LocalPending {
+        LocalPoolDone done;             /* NULL: forgotten */
+        void *userdata;
+        char *recipient;
+        char *msg;
+        size_t len;
+        int queue_fd;
+} LocalPending;
+
+typedef struct LocalWorker {
+        LocalPool *pool;
+        LocalWorkerId id;
+        const Config *config;           /* the one it was forked with: a reload retires it */
+        pid_t pid;
+        int fd;                         /* -EBADF once retired */
+        sd_event_source *io, *child;
+        LocalPending *pending;          /* in order; the first one is sent when sent is set */
+        size_t n_pending;
+        bool sent;
+        uint64_t last_used;
+} LocalWorker;
+
+struct LocalPool {
+        Daemon *daemon;
+        LocalWorker **workers;          /* live and retired (until they end) */
+        size_t n_workers;
+        sd_event_source *sweep;
+};
+
+LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user) {
+        LocalWorkerId id = { .uid = user->uid, .gid = user->gid, .sgid = user->gid };
+        struct stat st;
+
+        if (!isempty(c->home_mailbox) || stat(c->mail_spool_directory, &st) < 0 || (st.st_mode & S_IWOTH))
+                return id;
+        if (st.st_mode & S_IWGRP)
+                id.sgid = st.st_gid;    /* dot-locks and new mailboxes with the spool's group */
+        else
+                id = (LocalWorkerId) {};        /* only root can: the root worker */
+        return id;
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void pending_done(LocalPending *q) {
+        free(q->recipient);
+        free(q->msg);
+        safe_close(q->queue_fd);
+}
+
+/* Takes the first request off the line and tells its caller. */
+static void worker_pop(LocalWorker *w, const LocalResult *r) {
+        LocalPending q = w->pending[0];
+
+        memmove(w->pending, w->pending + 1, (w->n_pending - 1) * sizeof(LocalPending));
+        w->n_pending--;
+        w->sent = false;
+        w->last_used = now_usec();
+        if (q.done)
+                q.done(q.recipient, r, q.userdata);
+        pending_done(&q);
+}
+
+/* Closes the socket: the worker ends once it has answered what it holds. */
+static void worker_retire(LocalWorker *w) {
+        w->io = sd_event_source_disable_unref(w->io);
+        w->fd = safe_close(w->fd);
+}
+
+static int worker_send(LocalWorker *w) {
+        LocalPending *q;
+        union {
+                struct cmsghdr cmsghdr;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+        if (w->sent || w->n_pending == 0 || w->fd < 0)
+                return 0;
+        q = w->pending;
+        iov = (struct iovec) { .iov_base = q->msg, .iov_len = q->len };
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &q->queue_fd, sizeof(int));
+        /* One message on an idle socket: the buffer has room, so this does not block. */
+        if (sendmsg(w->fd, &mh, MSG_NOSIGNAL) < 0)
+                return -errno;
+        w->sent = true;
+        return 0;
+}
+
+/* What the workers' requests become when it ended: each gets a temporary failure. */
+static void worker_free(LocalWorker *w, const siginfo_t *si) {
+        LocalPool *p = w->pool;
+        LocalResult r;
+
+        /* Out of the list first: the callers told below may hand out new deliveries. */
+        for (size_t k = 0; k < p->n_workers; k++)
+                if (p->workers[k] == w) {
+                        p->workers[k] = p->workers[--p->n_workers];
+                        break;
+                }
+        worker_retire(w);
+        w->child = sd_event_source_disable_unref(w->child);
+        local_child_failure(si, false, &r);
+        while (w->n_pending > 0)
+                worker_pop(w, &r);
+        free(w->pending);
+        free(w);
+}
+
+/* An answer has come (or the worker closed its end): the next request goes out. */
+static int worker_read(LocalWorker *w, int flags) {
+        char buf[LOCAL_RESULT_WIRE_MAX + 1];
+        LocalResult r;
+        ssize_t n;
+
+        n = recv(w->fd, buf, sizeof buf, flags);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0 || !w->sent) {
+                /* It ended or misbehaves: its end is reported by its child source. */
+                (void) kill(w->pid, SIGKILL);
+                worker_retire(w);
+                return -EPIPE;
+        }
+        if (local_result_parse(buf, (size_t) n, &r) < 0)
+                local_result_set(&r, "4.3.0", "malformed answer from a delivery process");
+        worker_pop(w, &r);
+        if (worker_send(w) < 0) {
+                (void) kill(w->pid, SIGKILL);
+                worker_retire(w);
+        }
+        return 1;
+}
+
+static int on_worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) worker_read(userdata, MSG_DONTWAIT);
+        return 0;
+}
+
+static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        worker_free(userdata, si);
+        return 0;
+}
+
+static int worker_start(LocalPool *p, const LocalWorkerId *id, const char *user, LocalWorker **ret) {
+        _cleanup_free_ LocalWorker *w = NULL;
+        int sv[2], r;
+
+        w = calloc(1, sizeof(LocalWorker));
+        LocalWorker **l = realloc(p->workers, (p->n_workers + 1) * sizeof(LocalWorker *));
+        if (!w || !l)
+                return -ENOMEM;
+        p->workers = l;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        w->pid = fork();
+        if (w->pid < 0) {
+                r = -errno;
+                safe_close(sv[0]);
+                safe_close(sv[1]);
+                return r;
+        }
+        if (w->pid == 0)
+                local_worker_main(sv[1], p->daemon->config, id, user);
+        safe_close(sv[1]);
+        *w = (LocalWorker) { .pool = p, .id = *id, .config = p->daemon->config, .pid = w->pid, .fd = sv[0],
+                             .last_used = now_usec() };
+        r = sd_event_add_child(p->daemon->event, &w->child, w->pid, WEXITED, on_worker_exit, w);
+        if (r >= 0)
+                r = sd_event_add_io(p->daemon->event, &w->io, w->fd, EPOLLIN, on_worker_io, w);
+        if (r < 0) {
+                (void) kill(w->pid, SIGKILL);
+                (void) waitpid(w->pid, NULL, 0);
+                w->child = sd_event_source_disable_unref(w->child);
+                worker_retire(w);
+                return r;
+        }
+        p->workers[p->n_workers++] = w;
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+/* At most default_process_limit workers: the idle one used longest ago makes way for a new one. */
+static void pool_make_room(LocalPool *p) {
+        LocalWorker *oldest = NULL;
+        size_t live = 0;
+
+        for (size_t k = 0; k < p->n_workers; k++) {
+                LocalWorker *w = p->workers[k];
+                if (w->fd < 0)
+                        continue;
+                live++;
+                if (w->n_pending == 0 && (!oldest || w->last_used < oldest->last_used))
+                        oldest = w;
+        }
+        if (live >= (size_t) p->daemon->config->default_process_limit && oldest)
+                worker_retire(oldest);
+}
+
+static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
+        LocalPool *p = userdata;
+        uint64_t now = now_usec();
+
+        for (size_t k = 0; k < p->n_workers; k++) {
+                LocalWorker *w = p->workers[k];
+                if (w->fd >= 0 && w->n_pending == 0 &&
+                    (w->config != p->daemon->config || now - w->last_used >= LOCAL_WORKER_IDLE_USEC))
+                        worker_retire(w);
+        }
+        (void) sd_event_source_set_time_relative(s, LOCAL_WORKER_IDLE_USEC / 4);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+int local_pool_new(Daemon *d, LocalPool **ret) {
+        _cleanup_free_ LocalPool *p = calloc(1, sizeof(LocalPool));
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->daemon = d;
+        r = sd_event_add_time_relative(d->event, &p->sweep, CLOCK_MONOTONIC, LOCAL_WORKER_IDLE_USEC / 4, 0,
+                                       on_sweep, p);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+LocalPool *local_pool_free(LocalPool *p) {
+        if (!p)
+                return NULL;
+        /* Every worker ends when its socket closes; what it writes now it finishes first. */
+        for (size_t k = 0; k < p->n_workers; k++)
+                worker_retire(p->workers[k]);
+        while (p->n_workers > 0) {
+                siginfo_t si = {};
+                LocalWorker *w = p->workers[0];
+                (void) waitid(P_PID, w->pid, &si, WEXITED);
+                worker_free(w, &si);
+        }
+        sd_event_source_disable_unref(p->sweep);
+        free(p->workers);
+        return mfree(p);
+}
+
+static int request_build(const LocalMessage *m, const LocalPrivs *user, char **ret, size_t *ret_len) {
+        const char *f[] = { user->user, strempty(user->home), m->sender, m->recipient };
+        const LocalWorkHeader h = { .uid = user->uid, .gid = user->gid };
+        size_t len = sizeof h;
+        char *buf;
+
+        for (size_t k = 0; k < ELEMENTSOF(f); k++)
+                len += strlen(f[k]) + 1;
+        if (len > LOCAL_WORK_MAX)
+                return -E2BIG;
+        buf = malloc(len);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, &h, sizeof h);
+        for (size_t k = 0, off = sizeof h; k < ELEMENTSOF(f); k++) {
+                memcpy(buf + off, f[k], strlen(f[k]) + 1);
+                off += strlen(f[k]) + 1;
+        }
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+int local_pool_deliver(LocalPool *p, const LocalMessage *m, const LocalPrivs *user, LocalPoolDone done,
+                       void *userdata) {
+        const LocalWorkerId id = local_worker_id(p->daemon->config, user);
+        LocalPending q = { .done = done, .userdata = userdata, .queue_fd = -EBADF };
+        LocalWorker *w = NULL;
+        int r;
+
+        for (size_t k = 0; k < p->n_workers && !w; k++) {
+                LocalWorker *x = p->workers[k];
+                if (x->fd >= 0 && x->config == p->daemon->config && x->id.uid == id.uid && x->id.gid == id.gid &&
+                    x->id.sgid == id.sgid)
+                        w = x;
+        }
+        r = request_build(m, user, &q.msg, &q.len);
+        if (r < 0)
+                return r;
+        q.recipient = strdup(m->recipient);
+        if (!q.recipient) {
+                pending_done(&q);
+                return -ENOMEM;
+        }
+        q.queue_fd = fcntl(m->queue_fd, F_DUPFD_CLOEXEC, 3);
+        if (q.queue_fd < 0) {
+                r = -errno;
+                pending_done(&q);
+                return r;
+        }
+        if (!w) {
+                pool_make_room(p);
+                r = worker_start(p, &id, id.uid == 0 ? "root" : user->user, &w);
+                if (r < 0) {
+                        pending_done(&q);
+                        return r;
+                }
+        }
+        LocalPending *l = realloc(w->pending, (w->n_pending + 1) * sizeof(LocalPending));
+        if (!l) {
+                pending_done(&q);
+                return -ENOMEM;
+        }
+        w->pending = l;
+        w->pending[w->n_pending++] = q;
+        r = worker_send(w);
+        if (r < 0) {
+                /* Its requests fail when its end is seen. */
+                (void) kill(w->pid, SIGKILL);
+                worker_retire(w);
+        }
+        return 0;
+}
+
+static bool worker_holds(const LocalWorker *w, void *userdata) {
+        for (size_t k = 0; k < w->n_pending; k++)
+                if (w->pending[k].userdata == userdata && w->pending[k].done)
+                        return true;
+        return false;
+}
+
+void local_pool_drain(LocalPool *p, void *userdata) {
+        for (size_t k = 0; k < p->n_workers;) {
+                LocalWorker *w = p->workers[k];
+
+                if (!worker_holds(w, userdata)) {
+                        k++;
+                        continue;
+                }
+                if (w->fd < 0 || worker_send(w) < 0 || worker_read(w, 0) < 0) {
+                        siginfo_t si = {};
+                        (void) kill(w->pid, SIGKILL);
+                        (void) waitid(P_PID, w->pid, &si, WEXITED);
+                        worker_free(w, &si);
+                        k = 0;  /* the list changed */
+                }
+        }
+}
+
+void local_pool_kill(LocalPool *p, void *userdata) {
+        for (size_t k = 0; k < p->n_workers; k++)
+                if (worker_holds(p->workers[k], userdata)) {
+                        (void) kill(p->workers[k]->pid, SIGKILL);
+                        worker_retire(p->workers[k]);
+                }
+}
+
+void local_pool_forget(LocalPool *p, void *userdata) {
+        for (size_t k = 0; k < p->n_workers; k++)
+                for (size_t j = 0; j < p->workers[k]->n_pending; j++)
+                        if (p->workers[k]->pending[j].userdata == userdata)
+                                p->workers[k]->pending[j].done = NULL;
+}
