@@ -18,6 +18,7 @@
 typedef struct Local {
         LocalPool *pool;
         LocalAliases aliases;
+        bool stopping;                  /* the agent stops: answers are awaited in local_stop(), call by call */
 } Local;
 
 /* local's state of one call. */
@@ -31,7 +32,6 @@ typedef struct LocalCall {
         pid_t pid;                      /* the process for files, commands and forwarding, or 0 */
         sd_event_source *child;
         bool failed;                    /* that process ended badly: failure is the recipient's result */
-        bool stopping;                  /* local stops: the answers are awaited in local_stop() */
         LocalResult failure;
 } LocalCall;
 
@@ -167,7 +167,9 @@ static void recipient_step(LocalCall *c) {
         DeliveryAgent *a = c->req.agent;
 
         assert(c->n_waiting > 0);
-        if (--c->n_waiting > 0 || c->stopping)
+        /* While local stops, a worker's answers to other calls come in too: each call reports in its own
+         * local_stop(). */
+        if (--c->n_waiting > 0 || call_local(c)->stopping)
                 return;
         call_report(c);
         c->result_fd = safe_close(c->result_fd);
@@ -306,8 +308,8 @@ static void local_deadline(DeliveryRequest *req) {
 static void local_stop(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
 
+        call_local(c)->stopping = true;
         if (req->running && c->result_fd >= 0) {
-                c->stopping = true;
                 if (c->pid > 0) {
                         siginfo_t si = {};
 
