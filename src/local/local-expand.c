@@ -313,6 +313,7 @@ int local_aliases_open(LocalAliases *a, const Config *c) {
 void local_aliases_done(LocalAliases *a) {
         for (size_t k = 0; k < a->n_tables; k++)
                 table_free(a->tables[k]);
+        free(a->tables);
         *a = (LocalAliases) {};
 }
 

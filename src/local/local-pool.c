@@ -22,7 +22,6 @@ typedef struct LocalPending {
 typedef struct LocalWorker {
         LocalPool *pool;
         LocalWorkerId id;
-        const Config *config;           /* the one it was forked with: a reload retires it */
         pid_t pid;
         int fd;                         /* -EBADF once retired */
         sd_event_source *io, *child;
@@ -186,8 +185,7 @@ static int worker_start(LocalPool *p, const LocalWorkerId *id, const char *user,
         if (w->pid == 0)
                 local_worker_main(sv[1], p->daemon->config, id, user);
         safe_close(sv[1]);
-        *w = (LocalWorker) { .pool = p, .id = *id, .config = p->daemon->config, .pid = w->pid, .fd = sv[0],
-                             .last_used = now_usec() };
+        *w = (LocalWorker) { .pool = p, .id = *id, .pid = w->pid, .fd = sv[0], .last_used = now_usec() };
         r = sd_event_add_child(p->daemon->event, &w->child, w->pid, WEXITED, on_worker_exit, w);
         if (r >= 0)
                 r = sd_event_add_io(p->daemon->event, &w->io, w->fd, EPOLLIN, on_worker_io, w);
@@ -226,8 +224,7 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
 
         for (size_t k = 0; k < p->n_workers; k++) {
                 LocalWorker *w = p->workers[k];
-                if (w->fd >= 0 && w->n_pending == 0 &&
-                    (w->config != p->daemon->config || now - w->last_used >= LOCAL_WORKER_IDLE_USEC))
+                if (w->fd >= 0 && w->n_pending == 0 && now - w->last_used >= LOCAL_WORKER_IDLE_USEC)
                         worker_retire(w);
         }
         (void) sd_event_source_set_time_relative(s, LOCAL_WORKER_IDLE_USEC / 4);
@@ -299,8 +296,7 @@ int local_pool_deliver(LocalPool *p, const LocalMessage *m, const LocalPrivs *us
 
         for (size_t k = 0; k < p->n_workers && !w; k++) {
                 LocalWorker *x = p->workers[k];
-                if (x->fd >= 0 && x->config == p->daemon->config && x->id.uid == id.uid && x->id.gid == id.gid &&
-                    x->id.sgid == id.sgid)
+                if (x->fd >= 0 && x->id.uid == id.uid && x->id.gid == id.gid && x->id.sgid == id.sgid)
                         w = x;
         }
         r = request_build(m, user, &q.msg, &q.len);

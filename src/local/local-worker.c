@@ -138,7 +138,8 @@ static int worker_receive(int fd, char *buf, size_t size, size_t *ret_len, int *
                 uint8_t buf[CMSG_SPACE(sizeof(int))];
         } control = {};
         struct iovec iov = { .iov_base = buf, .iov_len = size };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
         int queue_fd = -EBADF;
         ssize_t n;
 

@@ -260,7 +260,7 @@ void local_plan_done(LocalPlan *p);
 bool local_plan_needs_child(const LocalPlan *p);
 
 /* alias_maps, opened once and kept open by the long-lived local process (a rebuilt table is reopened at its
- * next lookup); opened again when the configuration changes. */
+ * next lookup). */
 typedef struct LocalAliases {
         const Config *config;
         Table **tables;
