@@ -31,11 +31,22 @@ typedef struct LocalWorker {
         uint64_t last_used;
 } LocalWorker;
 
+/* A delivery whose identity has no worker yet, while default_process_limit workers are all busy. */
+typedef struct LocalBacklog {
+        LocalWorkerId id;
+        char *user;
+        bool killed;                    /* its call's time is up: it fails without being started */
+        LocalPending q;
+} LocalBacklog;
+
 struct LocalPool {
         Daemon *daemon;
         LocalWorker **workers;          /* live and retired (until they end) */
         size_t n_workers;
+        LocalBacklog *backlog;          /* oldest first */
+        size_t n_backlog;
         sd_event_source *sweep;
+        sd_event_source *kick;          /* a worker became idle or ended: the backlog moves on */
 };
 
 LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user) {
@@ -72,6 +83,8 @@ static void worker_pop(LocalWorker *w, const LocalResult *r) {
         w->n_pending--;
         w->sent = false;
         w->last_used = now_usec();
+        if (w->n_pending == 0 && w->pool->n_backlog > 0)
+                (void) sd_event_source_set_enabled(w->pool->kick, SD_EVENT_ONESHOT);
         if (q.done)
                 q.done(q.recipient, r, q.userdata);
         pending_done(&q);
@@ -122,6 +135,8 @@ static void worker_free(LocalWorker *w, const siginfo_t *si) {
                 }
         worker_retire(w);
         w->child = sd_event_source_disable_unref(w->child);
+        if (p->n_backlog > 0)
+                (void) sd_event_source_set_enabled(p->kick, SD_EVENT_ONESHOT);
         local_child_failure(si, false, &r);
         while (w->n_pending > 0)
                 worker_pop(w, &r);
@@ -201,8 +216,9 @@ static int worker_start(LocalPool *p, const LocalWorkerId *id, const char *user,
         return 0;
 }
 
-/* At most default_process_limit workers: the idle one used longest ago makes way for a new one. */
-static void pool_make_room(LocalPool *p) {
+/* At most default_process_limit workers: the idle one used longest ago makes way for a new one. Whether
+ * there is room for one more. */
+static bool pool_make_room(LocalPool *p) {
         LocalWorker *oldest = NULL;
         size_t live = 0;
 
@@ -214,8 +230,88 @@ static void pool_make_room(LocalPool *p) {
                 if (w->n_pending == 0 && (!oldest || w->last_used < oldest->last_used))
                         oldest = w;
         }
-        if (live >= (size_t) p->daemon->config->default_process_limit && oldest)
-                worker_retire(oldest);
+        if (live < (size_t) p->daemon->config->default_process_limit)
+                return true;
+        if (!oldest)
+                return false;
+        worker_retire(oldest);
+        return true;
+}
+
+static LocalWorker *pool_find(LocalPool *p, const LocalWorkerId *id) {
+        for (size_t k = 0; k < p->n_workers; k++) {
+                LocalWorker *x = p->workers[k];
+                if (x->fd >= 0 && x->id.uid == id->uid && x->id.gid == id->gid && x->id.sgid == id->sgid)
+                        return x;
+        }
+        return NULL;
+}
+
+/* Puts q in line at w and sends it if w is idle; on success q is w's, whatever happens to w. */
+static int worker_queue(LocalWorker *w, LocalPending *q) {
+        LocalPending *l = realloc(w->pending, (w->n_pending + 1) * sizeof(LocalPending));
+        if (!l)
+                return -ENOMEM;
+        w->pending = l;
+        w->pending[w->n_pending++] = *q;
+        if (worker_send(w) < 0) {
+                /* Its requests fail when its end is seen. */
+                (void) kill(w->pid, SIGKILL);
+                worker_retire(w);
+        }
+        return 0;
+}
+
+/* Takes backlog entry k out of the line, into ret. */
+static bool backlog_take(LocalPool *p, size_t k, LocalBacklog *ret) {
+        if (k >= p->n_backlog)
+                return false;
+        *ret = p->backlog[k];
+        memmove(p->backlog + k, p->backlog + k + 1, (p->n_backlog - k - 1) * sizeof(LocalBacklog));
+        p->n_backlog--;
+        return true;
+}
+
+static void backlog_fail(LocalBacklog *b, const char *text) {
+        LocalResult r;
+
+        local_result_set(&r, "4.3.0", "%s", text);
+        if (b->q.done)
+                b->q.done(b->q.recipient, &r, b->q.userdata);
+        pending_done(&b->q);
+        free(b->user);
+}
+
+/* Starts what waits in the backlog while there is room. Callers told here may add to it. */
+static int on_kick(sd_event_source *s, void *userdata) {
+        LocalPool *p = userdata;
+
+        for (size_t k = 0; k < p->n_backlog;) {
+                LocalBacklog b;
+                LocalWorker *w = pool_find(p, &p->backlog[k].id);
+                int r = 0;
+
+                if (p->backlog[k].killed || !p->backlog[k].q.done) {
+                        (void) backlog_take(p, k, &b);
+                        backlog_fail(&b, "delivery time limit exceeded");
+                        continue;
+                }
+                if (!w && !pool_make_room(p)) {
+                        k++;
+                        continue;
+                }
+                (void) backlog_take(p, k, &b);
+                if (!w)
+                        r = worker_start(p, &b.id, b.user, &w);
+                if (r >= 0)
+                        r = worker_queue(w, &b.q);
+                if (r >= 0)
+                        free(b.user);
+                else
+                        backlog_fail(&b, "cannot start a delivery process");
+                k = 0;  /* callers told above may have changed the line */
+        }
+        return 0;
 }
 
 static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -241,8 +337,15 @@ int local_pool_new(Daemon *d, LocalPool **ret) {
         p->daemon = d;
         r = sd_event_add_time_relative(d->event, &p->sweep, CLOCK_MONOTONIC, LOCAL_WORKER_IDLE_USEC / 4, 0,
                                        on_sweep, p);
-        if (r < 0)
+        if (r >= 0)
+                r = sd_event_add_defer(d->event, &p->kick, on_kick, p);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->kick, SD_EVENT_OFF);
+        if (r < 0) {
+                sd_event_source_disable_unref(p->sweep);
+                sd_event_source_disable_unref(p->kick);
                 return r;
+        }
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -259,7 +362,13 @@ LocalPool *local_pool_free(LocalPool *p) {
                 (void) waitid(P_PID, w->pid, &si, WEXITED);
                 worker_free(w, &si);
         }
+        for (size_t k = 0; k < p->n_backlog; k++) {
+                pending_done(&p->backlog[k].q);
+                free(p->backlog[k].user);
+        }
+        free(p->backlog);
         sd_event_source_disable_unref(p->sweep);
+        sd_event_source_disable_unref(p->kick);
         free(p->workers);
         return mfree(p);
 }
@@ -291,50 +400,44 @@ int local_pool_deliver(LocalPool *p, const LocalMessage *m, const LocalPrivs *us
                        void *userdata) {
         const LocalWorkerId id = local_worker_id(p->daemon->config, user);
         LocalPending q = { .done = done, .userdata = userdata, .queue_fd = -EBADF };
-        LocalWorker *w = NULL;
+        LocalWorker *w = pool_find(p, &id);
         int r;
 
-        for (size_t k = 0; k < p->n_workers && !w; k++) {
-                LocalWorker *x = p->workers[k];
-                if (x->fd >= 0 && x->id.uid == id.uid && x->id.gid == id.gid && x->id.sgid == id.sgid)
-                        w = x;
-        }
         r = request_build(m, user, &q.msg, &q.len);
         if (r < 0)
                 return r;
         q.recipient = strdup(m->recipient);
-        if (!q.recipient) {
-                pending_done(&q);
-                return -ENOMEM;
-        }
         q.queue_fd = fcntl(m->queue_fd, F_DUPFD_CLOEXEC, 3);
-        if (q.queue_fd < 0) {
-                r = -errno;
+        if (!q.recipient || q.queue_fd < 0) {
+                r = q.recipient ? -errno : -ENOMEM;
                 pending_done(&q);
                 return r;
         }
+        if (!w && (p->n_backlog > 0 || !pool_make_room(p))) {
+                /* Every worker is busy: it waits for one to be idle, after those that wait already. */
+                LocalBacklog *l = realloc(p->backlog, (p->n_backlog + 1) * sizeof(LocalBacklog));
+                char *name = strdup(id.uid == 0 ? "root" : user->user);
+                if (l)
+                        p->backlog = l;
+                if (!l || !name) {
+                        free(name);
+                        pending_done(&q);
+                        return -ENOMEM;
+                }
+                p->backlog[p->n_backlog++] = (LocalBacklog) { .id = id, .user = name, .q = q };
+                return 0;
+        }
         if (!w) {
-                pool_make_room(p);
                 r = worker_start(p, &id, id.uid == 0 ? "root" : user->user, &w);
                 if (r < 0) {
                         pending_done(&q);
                         return r;
                 }
         }
-        LocalPending *l = realloc(w->pending, (w->n_pending + 1) * sizeof(LocalPending));
-        if (!l) {
+        r = worker_queue(w, &q);
+        if (r < 0)
                 pending_done(&q);
-                return -ENOMEM;
-        }
-        w->pending = l;
-        w->pending[w->n_pending++] = q;
-        r = worker_send(w);
-        if (r < 0) {
-                /* Its requests fail when its end is seen. */
-                (void) kill(w->pid, SIGKILL);
-                worker_retire(w);
-        }
-        return 0;
+        return r;
 }
 
 static bool worker_holds(const LocalWorker *w, void *userdata) {
@@ -345,6 +448,17 @@ static bool worker_holds(const LocalWorker *w, void *userdata) {
 }
 
 void local_pool_drain(LocalPool *p, void *userdata) {
+        /* Not started yet: they wait for the next start of local. */
+        for (size_t k = 0; k < p->n_backlog;) {
+                LocalBacklog b;
+
+                if (p->backlog[k].q.userdata != userdata) {
+                        k++;
+                        continue;
+                }
+                (void) backlog_take(p, k, &b);
+                backlog_fail(&b, "local delivery agent is stopping");
+        }
         for (size_t k = 0; k < p->n_workers;) {
                 LocalWorker *w = p->workers[k];
 
@@ -363,6 +477,11 @@ void local_pool_drain(LocalPool *p, void *userdata) {
 }
 
 void local_pool_kill(LocalPool *p, void *userdata) {
+        for (size_t k = 0; k < p->n_backlog; k++)
+                if (p->backlog[k].q.userdata == userdata) {
+                        p->backlog[k].killed = true;
+                        (void) sd_event_source_set_enabled(p->kick, SD_EVENT_ONESHOT);
+                }
         for (size_t k = 0; k < p->n_workers; k++)
                 if (worker_holds(p->workers[k], userdata)) {
                         (void) kill(p->workers[k]->pid, SIGKILL);
@@ -371,6 +490,9 @@ void local_pool_kill(LocalPool *p, void *userdata) {
 }
 
 void local_pool_forget(LocalPool *p, void *userdata) {
+        for (size_t k = 0; k < p->n_backlog; k++)
+                if (p->backlog[k].q.userdata == userdata)
+                        p->backlog[k].q.done = NULL;
         for (size_t k = 0; k < p->n_workers; k++)
                 for (size_t j = 0; j < p->workers[k]->n_pending; j++)
                         if (p->workers[k]->pending[j].userdata == userdata)

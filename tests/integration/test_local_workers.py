@@ -42,8 +42,9 @@ def send_many(user, n, tag):
 class LocalWorkers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        for u in ("wanda", "xavier"):
+        for u in ("wanda", "xavier", "yvonne", "zack"):
             pb.add_user(u, maildir=True)
+        pb.add_user("crew")     # an account too, so that smtpd takes it whatever it knows of the aliases
 
     def test_no_fork_per_delivery(self):
         # the first delivery starts local and wanda's worker
@@ -99,6 +100,39 @@ class LocalWorkers(unittest.TestCase):
                 self.assertEqual(len(set(uids(p))), 1, uids(p))
         finally:
             pb.set_config(home_mailbox="")
+
+    def test_worker_limit(self):
+        # an alias of four users, and room for two workers: the others wait for one to be idle
+        saved = {}
+        for path in ("/etc/aliases", "/etc/aliases.gdbm"):
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    saved[path] = f.read()
+        with open("/etc/aliases", "w") as f:
+            f.write("crew: wanda, xavier, yvonne, zack\n")
+        pb.run("postbusctl", "--aliases", "map", "build", "/etc/aliases")
+        pb.set_config(default_process_limit=2)
+        try:
+            before = {u: len(pb.mbox_messages(u)) for u in ("wanda", "xavier", "yvonne", "zack")}
+            cursor = pb.journal_cursor()
+            qid = pb.send("sender@example.org", "crew@localhost", "Subject: crew\n\nfor all four\n")
+            for u in before:
+                pb.wait_until(lambda: len(pb.mbox_messages(u)) == before[u] + 1, what=f"the crew's mail for {u}")
+                st = os.stat(f"/var/mail/{u}")
+                self.assertEqual(st.st_uid, pb.uid(u))
+            pb.wait_until(lambda: len(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local", DELIVERY_STATUS="sent",
+                                                 since=cursor)) == 4, what="four sent records of the crew")
+            # a worker that made way has ended; never more than two stay
+            pb.wait_until(lambda: len(children(main_pid())) <= 2, what="at most two workers")
+            self.assertLessEqual(len(children(main_pid())), 2)
+        finally:
+            for path in ("/etc/aliases", "/etc/aliases.gdbm"):
+                if path in saved:
+                    with open(path, "wb") as f:
+                        f.write(saved[path])
+                elif os.path.exists(path):
+                    os.unlink(path)
+            pb.set_config(default_process_limit=100)
 
 
 if __name__ == "__main__":
