@@ -303,8 +303,9 @@ void local_deliver_user(const LocalMessage *m, const Config *c, const struct pas
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user);
 
 /* local-pool.c: the per-user workers as local sees them. A worker is forked once per identity and reused for
- * every delivery to its user; one idle for LOCAL_WORKER_IDLE_USEC is closed, and no more than
- * default_process_limit are kept (the idle one used longest ago makes way). */
+ * every delivery to its user; one idle for LOCAL_WORKER_IDLE_USEC is closed. At most default_process_limit
+ * live at once: the idle one used longest ago makes way for a new one, and while all are busy a delivery
+ * for another identity waits in line. */
 #define LOCAL_WORKER_IDLE_USEC (60U * USEC_PER_SEC)
 typedef struct LocalPool LocalPool;
 typedef void (*LocalPoolDone)(const char *recipient, const LocalResult *r, void *userdata);
