@@ -1,23 +1,43 @@
-/* local-bus.c: what local does with a Deliver call of org.postbus.Delivery1 (delivery-agent.c serves it and
- * keeps the line for process slots, at most default_process_limit over all calls): its recipients are
- * delivered one after another by delivery children, a journal record is written per recipient, and the call
- * is answered when its last recipient is done or its time is up. */
+/* local-bus.c: runs in local, the long-lived process: what it does with a Deliver call of org.postbus.Delivery1
+ * (delivery-agent.c serves it and keeps the line for slots, at most default_process_limit over all calls): its
+ * recipients are taken one after another: expanded here, with the alias tables kept open; the mailboxes
+ * written by the per-user workers (local-pool.c); files, commands and forwarding in a process of their own
+ * (local-child.c). Every final delivery is written as a line to the recipient's report, which is read once
+ * at its end: a journal record each, and one result per recipient for qmgr. */
+#include <assert.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "delivery-agent.h"
 #include "local.h"
 #include "log.h"
 
+/* The role's state: the workers and the alias tables, kept from one delivery to the next. */
+typedef struct Local {
+        LocalPool *pool;
+        LocalAliases aliases;
+        bool stopping;                  /* the agent stops: answers are awaited in local_stop(), call by call */
+} Local;
+
 /* local's state of one call. */
 typedef struct LocalCall {
         DeliveryRequest req;            /* first: the agent allocates the whole */
         LocalResult *results;           /* one per recipient */
         size_t n_done;                  /* recipients[0..n_done) have a result */
-        pid_t pid;                      /* the child delivering to recipients[n_done], or 0 */
-        int result_fd;
+        /* recipients[n_done], while it runs: */
+        int result_fd;                  /* its report, a memory file that everyone appends to */
+        unsigned n_waiting;             /* answers still owed: one per mailbox, and the child's end */
+        pid_t pid;                      /* the process for files, commands and forwarding, or 0 */
         sd_event_source *child;
+        bool failed;                    /* that process ended badly: failure is the recipient's result */
+        LocalResult failure;
 } LocalCall;
+
+static Local *call_local(LocalCall *c) {
+        return c->req.agent->userdata;
+}
 
 static void log_delivery(LocalCall *c, const char *to, const char *orig_to, const LocalResult *result) {
         delivery_request_log(&c->req, to, isempty(orig_to) ? NULL : orig_to, "local", result->dsn,
@@ -34,10 +54,10 @@ static void call_record(LocalCall *c, const LocalResult *result) {
 
 /* The report of the child that delivered to the next recipient: every final delivery is logged, and the
  * recipient's result is deferred if any of them is, else bounced if any is, else sent. */
-static void call_report(LocalCall *c, const siginfo_t *si, bool timed_out) {
+static void call_report(LocalCall *c) {
         const char *queue_id = c->req.queue_id;
         _cleanup_free_ char *buf = NULL;
-        LocalResult deferred = {}, bounced = {}, sent = {}, failure;
+        LocalResult deferred = {}, bounced = {}, sent = {};
         bool have_deferred = false, have_bounced = false, have_sent = false;
         size_t len = 0;
         ssize_t n;
@@ -88,10 +108,16 @@ static void call_report(LocalCall *c, const siginfo_t *si, bool timed_out) {
                 local_report_line_done(&l);
         }
 
-        bool finished = si->si_code == CLD_EXITED && si->si_status == EXIT_SUCCESS && !timed_out;
-        if (!finished || (!have_deferred && !have_bounced && !have_sent)) {
-                local_child_failure(si, timed_out, &failure);
-                call_record(c, &failure);
+        if (!c->failed && c->req.deadline_hit && have_deferred) {
+                c->failed = true;
+                local_result_set(&c->failure, "4.3.0", "delivery time limit exceeded");
+        }
+        if (!c->failed && !have_deferred && !have_bounced && !have_sent) {
+                c->failed = true;
+                local_result_set(&c->failure, "4.3.0", "delivery reported no result");
+        }
+        if (c->failed) {
+                call_record(c, &c->failure);
                 return;
         }
         c->results[c->n_done++] = have_deferred ? deferred : have_bounced ? bounced : sent;
@@ -136,31 +162,52 @@ static void call_continue(LocalCall *c) {
                 delivery_request_wait(&c->req);
 }
 
-static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
-        LocalCall *c = userdata;
+/* Every answer owed for the recipient in progress has come: its result, and on to the next. */
+static void recipient_step(LocalCall *c) {
         DeliveryAgent *a = c->req.agent;
 
-        call_report(c, si, c->req.deadline_hit);
+        assert(c->n_waiting > 0);
+        /* While local stops, a worker's answers to other calls come in too: each call reports in its own
+         * local_stop(). */
+        if (--c->n_waiting > 0 || call_local(c)->stopping)
+                return;
+        call_report(c);
         c->result_fd = safe_close(c->result_fd);
-        c->child = sd_event_source_disable_unref(c->child);
-        c->pid = 0;
         delivery_request_ended(&c->req);
         call_continue(c);
         delivery_agent_dispatch(a);
+}
+
+static void on_mailbox_done(const char *recipient, const LocalResult *r, void *userdata) {
+        LocalCall *c = userdata;
+        const char *orig = c->req.recipients[c->n_done].address;
+
+        (void) local_report_delivery(c->result_fd, recipient, strcaseeq(recipient, orig) ? NULL : orig, r);
+        recipient_step(c);
+}
+
+static void child_ended(LocalCall *c, const siginfo_t *si) {
+        if (!(si->si_code == CLD_EXITED && si->si_status == EXIT_SUCCESS) || c->req.deadline_hit) {
+                c->failed = true;
+                local_child_failure(si, c->req.deadline_hit, &c->failure);
+        }
+        c->child = sd_event_source_disable_unref(c->child);
+        c->pid = 0;
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        LocalCall *c = userdata;
+
+        child_ended(c, si);
+        recipient_step(c);
         return 0;
 }
 
-static int call_start_child(LocalCall *c) {
+static int call_start_child(LocalCall *c, const LocalMessage *m, const LocalPlan *plan) {
         Daemon *d = c->req.agent->daemon;
-        const LocalMessage m = {
-                .queue_fd = c->req.fd,
-                .envelope = c->req.envelope,
-                .sender = c->req.sender,
-                .recipient = c->req.recipients[c->n_done].address,
-        };
         int r;
 
-        r = local_child_start(&m, d->config, &c->pid, &c->result_fd);
+        r = local_child_start(m, d->config, plan, c->result_fd, &c->pid);
         if (r < 0)
                 return r;
         r = sd_event_add_child(d->event, &c->child, c->pid, WEXITED, on_child, c);
@@ -169,22 +216,78 @@ static int call_start_child(LocalCall *c) {
                 (void) kill(-c->pid, SIGKILL);
                 (void) waitpid(c->pid, NULL, 0);
                 c->pid = 0;
-                c->result_fd = safe_close(c->result_fd);
                 return r;
         }
         return 0;
 }
 
+/* Expands the recipient in progress and hands out its deliveries; the number of answers owed. */
+static unsigned recipient_start(LocalCall *c) {
+        Daemon *d = c->req.agent->daemon;
+        Local *l = call_local(c);
+        _cleanup_(local_plan_done) LocalPlan plan = {};
+        const LocalMessage m = {
+                .queue_fd = c->req.fd,
+                .envelope = c->req.envelope,
+                .sender = c->req.sender,
+                .recipient = c->req.recipients[c->n_done].address,
+        };
+        LocalResult result;
+        unsigned n = 0;
+        int r;
+
+        local_expand(&m, d->config, &l->aliases, c->result_fd, &plan);
+        for (size_t k = 0; k < plan.n_jobs; k++) {
+                const LocalJob *j = plan.jobs + k;
+                LocalMessage mm = m;
+
+                if (j->type != LOCAL_JOB_MAILBOX)
+                        continue;
+                mm.recipient = j->address;
+                r = local_pool_deliver(l->pool, &mm, &j->privs, on_mailbox_done, c);
+                if (r >= 0) {
+                        n++;
+                        continue;
+                }
+                local_result_set(&result, "4.3.0", "cannot start a delivery process: %s", strerror(-r));
+                (void) local_report_delivery(c->result_fd, j->address,
+                                             strcaseeq(j->address, m.recipient) ? NULL : m.recipient, &result);
+        }
+        if (local_plan_needs_child(&plan)) {
+                r = call_start_child(c, &m, &plan);
+                if (r >= 0)
+                        n++;
+                else {
+                        c->failed = true;
+                        local_result_set(&c->failure, "4.3.0", "cannot start a delivery process: %s",
+                                         strerror(-r));
+                }
+        }
+        return n;
+}
+
 static int local_start(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
         LocalResult result;
-        int r;
+        int fd;
 
-        r = call_start_child(c);
-        if (r >= 0)
+        c->failed = false;
+        /* O_APPEND: local, the child and the answers of the workers add lines to it in any order. */
+        fd = memfd_create("postbus-local-report", MFD_CLOEXEC);
+        if (fd < 0 || fcntl(fd, F_SETFL, O_APPEND) < 0) {
+                local_result_set(&result, "4.3.0", "cannot create a report file: %m");
+                safe_close(fd);
+                call_record(c, &result);
+                call_continue(c);
+                return 0;
+        }
+        c->result_fd = fd;
+        c->n_waiting = recipient_start(c);
+        if (c->n_waiting > 0)
                 return 1;
-        local_result_set(&result, "4.3.0", "cannot start a delivery process: %s", strerror(-r));
-        call_record(c, &result);
+        /* Settled here and now: an unknown user, a loop, a failure to start. */
+        call_report(c);
+        c->result_fd = safe_close(c->result_fd);
         call_continue(c);
         return 0;
 }
@@ -192,9 +295,12 @@ static int local_start(DeliveryRequest *req) {
 static void local_deadline(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
 
-        if (req->running)
-                (void) kill(-c->pid, SIGKILL);  /* with its commands; on_child reports it and finishes the call */
-        else
+        if (req->running) {
+                /* Their ends are reported as usual and finish the call. */
+                if (c->pid > 0)
+                        (void) kill(-c->pid, SIGKILL);
+                local_pool_kill(call_local(c)->pool, c);
+        } else
                 call_continue(c);
 }
 
@@ -202,12 +308,17 @@ static void local_deadline(DeliveryRequest *req) {
 static void local_stop(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
 
-        if (c->pid > 0) {
-                siginfo_t si = {};
+        call_local(c)->stopping = true;
+        if (req->running && c->result_fd >= 0) {
+                if (c->pid > 0) {
+                        siginfo_t si = {};
 
-                (void) waitid(P_PID, c->pid, &si, WEXITED);
-                call_report(c, &si, false);
-                c->pid = 0;
+                        (void) waitid(P_PID, c->pid, &si, WEXITED);
+                        child_ended(c, &si);
+                }
+                local_pool_drain(call_local(c)->pool, c);
+                call_report(c);
+                c->result_fd = safe_close(c->result_fd);
         }
         if (delivery_request_peer_connected(req))
                 call_defer_rest(c, "local delivery agent is stopping");
@@ -224,6 +335,7 @@ static int local_prepare(DeliveryRequest *req) {
 static void local_call_done(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
 
+        local_pool_forget(call_local(c)->pool, c);
         sd_event_source_disable_unref(c->child);
         safe_close(c->result_fd);
         free(c->results);
@@ -241,6 +353,37 @@ static const DeliveryAgentOps local_ops = {
         .done = local_call_done,
 };
 
+static Local *local_state_free(Local *l) {
+        if (!l)
+                return NULL;
+        local_pool_free(l->pool);
+        local_aliases_done(&l->aliases);
+        return mfree(l);
+}
+
 int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret) {
-        return delivery_agent_new(d, listen_fd, peer_uid, &local_ops, NULL, ret);
+        Local *l = calloc(1, sizeof(Local));
+        int r;
+
+        if (!l)
+                return -ENOMEM;
+        r = local_pool_new(d, &l->pool);
+        if (r >= 0)
+                r = local_aliases_open(&l->aliases, d->config);
+        if (r >= 0)
+                r = delivery_agent_new(d, listen_fd, peer_uid, &local_ops, l, ret);
+        if (r < 0)
+                local_state_free(l);
+        return r;
+}
+
+DeliveryAgent *local_free(DeliveryAgent *a) {
+        Local *l;
+
+        if (!a)
+                return NULL;
+        l = a->userdata;
+        delivery_agent_free(a);         /* waits for what runs, through the workers */
+        local_state_free(l);
+        return NULL;
 }

@@ -1,15 +1,11 @@
-/* local-child.c: the delivery child, forked for one recipient: it looks the user up, takes on the
- * recipient's identity, writes the mailbox and reports a LocalResult over a pipe; and the parent's reading
- * of that report. The child never logs: it holds none of the parent's descriptors but the queue file. */
+/* local-child.c: runs in the command process, forked by local for a recipient whose expansion names files,
+ * commands or addresses of other domains: it writes each file (in a process of its own that takes on the
+ * file's identity), runs each command, submits the forwarded copies, and writes a report line for each. It
+ * never logs: it holds none of local's descriptors but the queue file and the report. */
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "address.h"
 #include "command-util.h"
 #include "local.h"
 
@@ -24,90 +20,127 @@ static void close_other_fds(int a, int b) {
         (void) close_range(hi + 1, ~0U, 0);
 }
 
-/* A user name that is safe as the last component of a path in the mail spool directory. */
-static bool user_name_ok(const char *name) {
-        return !isempty(name) && !strchr(name, '/') && !streq(name, ".") && !streq(name, "..");
-}
+/* Runs f in a process of its own (which may give up root for good) and returns its result. */
+typedef void (*IsolatedFunc)(const void *userdata, LocalResult *ret);
 
-/* The identities of mail spool delivery, as Postfix chooses them: a world-writable spool is written as the
- * recipient; a group-writable one (Debian: root:mail 2775) as the recipient with the spool's group; any
- * other needs root, and a mailbox it creates is handed to the recipient and the "mail" group. */
-static void spool_identities(const char *spool, const struct passwd *pw, LocalMbox *mb) {
-        struct stat st;
-        struct group *gr;
+static void run_isolated(IsolatedFunc f, const void *userdata, LocalResult *ret) {
+        char buf[LOCAL_RESULT_WIRE_MAX + 1];
+        int p[2], status = 0;
+        size_t len = 0;
+        pid_t pid;
 
-        mb->uid = mb->lock_uid = pw->pw_uid;
-        mb->gid = mb->lock_gid = mb->create_gid = pw->pw_gid;
-        if (stat(spool, &st) < 0 || (st.st_mode & S_IWOTH))
-                return;
-        if (st.st_mode & S_IWGRP) {
-                mb->lock_gid = st.st_gid;
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                local_result_set(ret, "4.3.0", "cannot create a pipe: %m");
                 return;
         }
-        mb->lock_uid = 0;
-        mb->lock_gid = 0;
-        gr = getgrnam("mail");
-        if (gr)
-                mb->create_gid = gr->gr_gid;
+        pid = fork();
+        if (pid < 0) {
+                local_result_set(ret, "4.3.0", "cannot fork: %m");
+                safe_close(p[0]);
+                safe_close(p[1]);
+                return;
+        }
+        if (pid == 0) {
+                LocalResult r = {};
+                safe_close(p[0]);
+                f(userdata, &r);
+                size_t n = local_result_format(&r, buf, sizeof buf);
+                _exit(write(p[1], buf, n) == (ssize_t) n ? EXIT_SUCCESS : EXIT_FAILURE);
+        }
+        safe_close(p[1]);
+        for (;;) {
+                ssize_t n = read(p[0], buf + len, sizeof buf - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                len += (size_t) n;
+                if (len == sizeof buf)
+                        break;
+        }
+        safe_close(p[0]);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && len > 0 && len < sizeof buf &&
+            local_result_parse(buf, len, ret) >= 0)
+                return;
+        local_result_set(ret, "4.3.0", "delivery process ended without a result");
 }
 
-void local_deliver_user(const LocalMessage *m, const Config *c, const struct passwd *pw, LocalResult *ret) {
-        _cleanup_free_ char *path = NULL;
-        const LocalLocking locking = {
-                .attempts = (unsigned) c->deliver_lock_attempts,
-                .delay_usec = (uint64_t) c->deliver_lock_delay * USEC_PER_SEC,
-                .stale_usec = (uint64_t) c->stale_lock_time * USEC_PER_SEC,
-        };
+typedef struct FileDelivery {
+        const LocalMessage *m;
+        const Config *c;
+        const LocalPrivs *privs;
+        const char *path;
+} FileDelivery;
+
+static void file_delivery(const void *userdata, LocalResult *ret) {
+        const FileDelivery *f = userdata;
         int r;
 
-        if (!user_name_ok(pw->pw_name)) {
-                local_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);
-                return;
-        }
-
-        if (isempty(c->home_mailbox)) {
-                LocalMbox mb = { .locking = locking };
-
-                if (asprintf(&path, "%s/%s", c->mail_spool_directory, pw->pw_name) < 0) {
-                        local_result_set(ret, "4.3.0", "out of memory");
-                        return;
-                }
-                spool_identities(c->mail_spool_directory, pw, &mb);
-                mb.path = path;
-                local_deliver_mbox(m, &mb, ret);
-                return;
-        }
-
-        if (!pw->pw_dir || pw->pw_dir[0] != '/') {
-                local_result_set(ret, "4.3.0", "user %s has no usable home directory", pw->pw_name);
-                return;
-        }
-        /* In the home directory everything is done as the user, who owns it. */
-        r = become_user(pw->pw_name, pw->pw_uid, pw->pw_gid, NULL, 0);
+        r = become_user(f->privs->user, f->privs->uid, f->privs->gid, NULL, 0);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", pw->pw_name, strerror(-r));
+                local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", f->privs->user, strerror(-r));
                 return;
         }
-        if (asprintf(&path, "%s/%s", pw->pw_dir, c->home_mailbox) < 0) {
-                local_result_set(ret, "4.3.0", "out of memory");
-                return;
-        }
-        if (c->home_mailbox[strlen(c->home_mailbox) - 1] == '/') {
-                local_deliver_maildir(m, path, c->myhostname, ret);
+        if (f->path[strlen(f->path) - 1] == '/') {
+                local_deliver_maildir(f->m, f->path, f->c->myhostname, ret);
+                if (ret->status == LOCAL_STATUS_SENT)
+                        local_result_set(ret, "2.0.0", "delivered to maildir: %s", f->path);
                 return;
         }
         const LocalMbox mb = {
-                .path = path,
-                .uid = pw->pw_uid, .gid = pw->pw_gid,
-                .lock_uid = pw->pw_uid, .lock_gid = pw->pw_gid,
-                .create_gid = pw->pw_gid,
-                .locking = locking,
+                .path = f->path,
+                .uid = f->privs->uid, .gid = f->privs->gid,
+                .lock_uid = f->privs->uid, .lock_gid = f->privs->gid,
+                .create_gid = f->privs->gid,
+                .locking = {
+                        .attempts = (unsigned) f->c->deliver_lock_attempts,
+                        .delay_usec = (uint64_t) f->c->deliver_lock_delay * USEC_PER_SEC,
+                        .stale_usec = (uint64_t) f->c->stale_lock_time * USEC_PER_SEC,
+                },
+                .file_target = true,
         };
-        local_deliver_mbox(m, &mb, ret);
+        local_deliver_mbox(f->m, &mb, ret);
+        if (ret->status == LOCAL_STATUS_SENT)
+                local_result_set(ret, "2.0.0", "delivered to file: %s", f->path);
 }
 
-_Noreturn static void child_main(const LocalMessage *m, const Config *c, int report_fd) {
-        /* SIGTERM stays blocked as in the parent: a stop lets the mailbox write finish, the parent waits. */
+static void report(int fd, const LocalMessage *m, const char *to, const LocalResult *r) {
+        (void) local_report_delivery(fd, to, strcaseeq(to, m->recipient) ? NULL : m->recipient, r);
+}
+
+static void child_run(const LocalMessage *orig, const Config *c, const LocalPlan *plan, int report_fd) {
+        for (size_t k = 0; k < plan->n_jobs; k++) {
+                const LocalJob *j = plan->jobs + k;
+                LocalMessage m = *orig;
+                LocalResult r;
+
+                m.recipient = j->address;
+                if (j->type == LOCAL_JOB_FILE) {
+                        const FileDelivery f = { .m = &m, .c = c, .privs = &j->privs, .path = j->value };
+                        run_isolated(file_delivery, &f, &r);
+                } else if (j->type == LOCAL_JOB_COMMAND)
+                        local_command_run(&m, j->value, &j->privs, j->env,
+                                          (uint64_t) c->command_time_limit * USEC_PER_SEC, &r);
+                else
+                        continue;       /* mailboxes are the workers' */
+                report(report_fd, orig, j->address, &r);
+        }
+        for (size_t k = 0; k < plan->n_groups; k++) {
+                const LocalForwardGroup *g = plan->groups + k;
+                char id[QUEUE_ID_SIZE];
+                LocalResult r;
+
+                (void) local_forward_submit(orig, g->delivered_to, g->recipients,
+                                            (uint64_t) c->daemon_timeout * USEC_PER_SEC / 10, id, &r);
+                for (size_t j = 0; j < g->n; j++)
+                        report(report_fd, orig, g->recipients[j], &r);
+        }
+}
+
+_Noreturn static void child_main(const LocalMessage *m, const Config *c, const LocalPlan *plan, int report_fd) {
+        /* SIGTERM stays blocked as in local: a stop lets the work finish, local waits. */
         (void) signal(SIGXFSZ, SIG_IGN);        /* a write past mailbox_size_limit fails with EFBIG */
         (void) signal(SIGPIPE, SIG_IGN);        /* a command that does not read all of its input */
         close_other_fds(m->queue_fd, report_fd);
@@ -119,32 +152,24 @@ _Noreturn static void child_main(const LocalMessage *m, const Config *c, int rep
                 local_result_set(&result, "4.3.0", "cannot set the file size limit: %m");
                 (void) local_report_delivery(report_fd, m->recipient, NULL, &result);
         } else
-                local_expand_deliver(m, c, report_fd);
+                child_run(m, c, plan, report_fd);
         _exit(EXIT_SUCCESS);
 }
 
-int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pid, int *ret_report_fd) {
-        int fd;
+int local_child_start(const LocalMessage *m, const Config *config, const LocalPlan *plan, int report_fd,
+                      pid_t *ret_pid) {
         pid_t pid;
 
-        /* A file, not a pipe: the report of a large expansion need not fit a pipe's buffer, and the parent
-         * reads it only once the child has ended. */
-        fd = memfd_create("postbus-local-report", MFD_CLOEXEC);
-        if (fd < 0)
-                return -errno;
         pid = fork();
-        if (pid < 0) {
-                safe_close(fd);
+        if (pid < 0)
                 return -errno;
-        }
         if (pid == 0) {
-                /* Its own process group, so that a time limit kills the deliveries it started too. */
+                /* Its own process group, so that a time limit kills the commands it started too. */
                 (void) setpgid(0, 0);
-                child_main(m, config, fd);
+                child_main(m, config, plan, report_fd);
         }
         (void) setpgid(pid, pid);
         *ret_pid = pid;
-        *ret_report_fd = fd;
         return 0;
 }
 

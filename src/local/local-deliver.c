@@ -118,6 +118,13 @@ static void write_failed(LocalResult *ret, const LocalWriter *w, int r, const ch
 int local_set_eugid(uid_t uid, gid_t gid) {
         if (geteuid() == uid && getegid() == gid)
                 return 0;
+        if (getuid() != 0) {
+                /* A per-user worker: its uid is its own for good; its effective gid alone moves, between its
+                 * own and the saved one it was given (the group of a group-writable spool). */
+                if (uid != geteuid())
+                        return -EPERM;
+                return setegid(gid) < 0 ? -errno : 0;
+        }
         if (geteuid() != 0 && seteuid(0) < 0)
                 return -errno;
         if (setgroups(1, &gid) < 0 || setegid(gid) < 0)

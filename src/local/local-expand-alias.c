@@ -1,59 +1,33 @@
 /* local-expand-alias.c: alias_maps in an expansion: the lookup of a local part in each table, and the
- * destinations of the alias found, acting as the owner of its table. Runs in the delivery child, as root. */
+ * destinations of the alias found, acting as the owner of its table. Runs in local, the long-lived process,
+ * with the tables it keeps open. */
 #include <sys/stat.h>
 
 #include "local.h"
 
-int local_expand_alias_open(LocalExpand *e) {
-        _cleanup_strv_free_ char **specs = NULL;
-        int r;
-
-        r = config_split_list(e->c->alias_maps, &specs);
-        if (r < 0)
-                return r;
-        for (char **s = specs; s && *s; s++) {
-                Table **l = realloc(e->tables, (e->n_tables + 1) * sizeof(Table *));
-                if (!l)
-                        return -ENOMEM;
-                e->tables = l;
-                r = table_open(*s, &e->tables[e->n_tables]);
-                if (r < 0)
-                        return r;
-                e->n_tables++;
-        }
-        return 0;
-}
-
-void local_expand_alias_close(LocalExpand *e) {
-        for (size_t k = 0; k < e->n_tables; k++)
-                table_free(e->tables[k]);
-        e->tables = mfree(e->tables);
-        e->n_tables = 0;
-}
-
 /* Looks local up in the alias tables: 1 and the value with the table's owner, 0, or -errno. */
 static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid_t *ret_owner) {
-        for (size_t k = 0; k < e->n_tables; k++) {
+        for (size_t k = 0; k < e->aliases->n_tables; k++) {
                 _cleanup_free_ char *value = NULL;
                 struct stat st;
                 int r;
 
-                r = table_lookup(e->tables[k], local, &value);
+                r = table_lookup(e->aliases->tables[k], local, &value);
                 if (r == -ENOENT) {
                         /* Never built: like an empty table, with a word to the administrator. */
-                        const char *db = table_db_path(e->tables[k]);
+                        const char *db = table_db_path(e->aliases->tables[k]);
                         _cleanup_free_ char *source = strndup(db, strlen(db) - STRLEN(TABLE_DB_SUFFIX));
                         if (source && access(source, F_OK) >= 0)
                                 (void) local_report_warning(e->report_fd,
                                                             "alias table %s has not been built: run newaliases",
-                                                            table_name(e->tables[k]));
+                                                            table_name(e->aliases->tables[k]));
                         continue;
                 }
                 if (r < 0)
                         return r;
                 if (r == 0)
                         continue;
-                if (stat(table_db_path(e->tables[k]), &st) < 0)
+                if (stat(table_db_path(e->aliases->tables[k]), &st) < 0)
                         return -errno;
                 *ret_value = TAKE_PTR(value);
                 *ret_owner = st.st_uid;

@@ -1,94 +1,70 @@
-/* local-expand-deliver.c: the final destinations of an expansion, in the delivery child: a user's mailbox
- * (\user too), a /file or Maildir/, and a |command, each as the identity it is owed and in a process of its
- * own where that identity is not root's; one report line each. */
-#include <fcntl.h>
-#include <sys/wait.h>
-
+/* local-expand-deliver.c: runs in local, the long-lived process: the final destinations of an expansion, put
+ * into its plan with the identity each is owed: a user's mailbox (\user too), a /file or Maildir/, and a
+ * |command. The plan is carried out by the per-user workers and the command process. */
 #include "address.h"
-#include "command-util.h"
 #include "local.h"
 
-/* Runs f in a process of its own (which may give up root for good) and returns its result. */
-typedef void (*IsolatedFunc)(const void *userdata, LocalResult *ret);
-
-static void run_isolated(IsolatedFunc f, const void *userdata, LocalResult *ret) {
-        char buf[LOCAL_RESULT_WIRE_MAX + 1];
-        int p[2], status = 0;
-        size_t len = 0;
-        pid_t pid;
-
-        if (pipe2(p, O_CLOEXEC) < 0) {
-                local_result_set(ret, "4.3.0", "cannot create a pipe: %m");
-                return;
+void local_plan_done(LocalPlan *p) {
+        for (size_t k = 0; k < p->n_jobs; k++) {
+                free(p->jobs[k].address);
+                free(p->jobs[k].value);
+                local_privs_done(&p->jobs[k].privs);
+                strv_free(p->jobs[k].env);
         }
-        pid = fork();
-        if (pid < 0) {
-                local_result_set(ret, "4.3.0", "cannot fork: %m");
-                safe_close(p[0]);
-                safe_close(p[1]);
-                return;
+        free(p->jobs);
+        for (size_t k = 0; k < p->n_groups; k++) {
+                free(p->groups[k].delivered_to);
+                strv_free(p->groups[k].recipients);
         }
-        if (pid == 0) {
-                LocalResult r = {};
-                safe_close(p[0]);
-                f(userdata, &r);
-                size_t n = local_result_format(&r, buf, sizeof buf);
-                _exit(write(p[1], buf, n) == (ssize_t) n ? EXIT_SUCCESS : EXIT_FAILURE);
-        }
-        safe_close(p[1]);
-        for (;;) {
-                ssize_t n = read(p[0], buf + len, sizeof buf - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                len += (size_t) n;
-                if (len == sizeof buf)
-                        break;
-        }
-        safe_close(p[0]);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && len > 0 && len < sizeof buf &&
-            local_result_parse(buf, len, ret) >= 0)
-                return;
-        local_result_set(ret, "4.3.0", "delivery process ended without a result");
+        free(p->groups);
+        *p = (LocalPlan) {};
 }
 
-typedef struct UserDelivery {
-        const LocalMessage *m;
-        const Config *c;
-        const struct passwd *pw;
-} UserDelivery;
+bool local_plan_needs_child(const LocalPlan *p) {
+        if (p->n_groups > 0)
+                return true;
+        for (size_t k = 0; k < p->n_jobs; k++)
+                if (p->jobs[k].type != LOCAL_JOB_MAILBOX)
+                        return true;
+        return false;
+}
 
-static void user_delivery(const void *userdata, LocalResult *ret) {
-        const UserDelivery *u = userdata;
+/* Adds a job; env is taken over. On failure the destination is reported as deferred. */
+static void plan_add(LocalExpand *e, LocalJobType type, const char *address, const char *value,
+                     const LocalPrivs *privs, char ***env) {
+        LocalPlan *p = e->plan;
+        LocalJob *l, j = { .type = type };
+        LocalResult r;
 
-        local_deliver_user(u->m, u->c, u->pw, ret);
+        l = realloc(p->jobs, (p->n_jobs + 1) * sizeof(LocalJob));
+        if (l)
+                p->jobs = l;
+        j.address = strdup(address);
+        j.value = value ? strdup(value) : NULL;
+        if (!l || !j.address || (value && !j.value) || local_privs_copy(privs, &j.privs) < 0) {
+                free(j.address);
+                free(j.value);
+                local_result_set(&r, "4.3.0", "out of memory");
+                local_expand_report(e, address, &r);
+                return;
+        }
+        if (env)
+                j.env = TAKE_PTR(*env);
+        p->jobs[p->n_jobs++] = j;
 }
 
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address) {
-        LocalMessage m = *e->m;
+        _cleanup_(local_privs_done) LocalPrivs privs = {};
         LocalResult r;
 
         if (local_expand_seen(e, LOCAL_TARGET_MAILBOX, 0, pw->pw_name))
                 return;
-        m.recipient = address;
-        if (isempty(e->c->home_mailbox)) {
-                /* The mail spool: written with effective ids only, so root comes back; no process needed. */
-                local_deliver_user(&m, e->c, pw, &r);
-                if (local_set_eugid(0, 0) < 0) {
-                        local_expand_report(e, address, &r);
-                        local_result_set(&r, "4.3.0", "cannot switch back to root: %m");
-                        local_expand_report(e, address, &r);
-                        _exit(EXIT_SUCCESS);    /* nothing more can be done safely */
-                }
-        } else {
-                /* Home directory delivery gives up root for good: in a process of its own. */
-                const UserDelivery u = { .m = &m, .c = e->c, .pw = pw };
-                run_isolated(user_delivery, &u, &r);
+        if (local_privs_from_pw(pw, &privs) < 0) {
+                local_result_set(&r, "4.3.0", "out of memory");
+                local_expand_report(e, address, &r);
+                return;
         }
-        local_expand_report(e, address, &r);
+        plan_add(e, LOCAL_JOB_MAILBOX, address, NULL, &privs, NULL);
 }
 
 /* \user: the mailbox, nothing else. */
@@ -115,45 +91,6 @@ static int item_privs(LocalExpand *e, size_t i, LocalPrivs *ret) {
         return local_privs_copy(p, ret);
 }
 
-typedef struct FileDelivery {
-        const LocalMessage *m;
-        const Config *c;
-        const LocalPrivs *privs;
-        const char *path;
-} FileDelivery;
-
-static void file_delivery(const void *userdata, LocalResult *ret) {
-        const FileDelivery *f = userdata;
-        int r;
-
-        r = become_user(f->privs->user, f->privs->uid, f->privs->gid, NULL, 0);
-        if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", f->privs->user, strerror(-r));
-                return;
-        }
-        if (f->path[strlen(f->path) - 1] == '/') {
-                local_deliver_maildir(f->m, f->path, f->c->myhostname, ret);
-                if (ret->status == LOCAL_STATUS_SENT)
-                        local_result_set(ret, "2.0.0", "delivered to maildir: %s", f->path);
-                return;
-        }
-        const LocalMbox mb = {
-                .path = f->path,
-                .uid = f->privs->uid, .gid = f->privs->gid,
-                .lock_uid = f->privs->uid, .lock_gid = f->privs->gid,
-                .create_gid = f->privs->gid,
-                .locking = {
-                        .attempts = (unsigned) f->c->deliver_lock_attempts,
-                        .delay_usec = (uint64_t) f->c->deliver_lock_delay * USEC_PER_SEC,
-                        .stale_usec = (uint64_t) f->c->stale_lock_time * USEC_PER_SEC,
-                },
-                .file_target = true,
-        };
-        local_deliver_mbox(f->m, &mb, ret);
-        if (ret->status == LOCAL_STATUS_SENT)
-                local_result_set(ret, "2.0.0", "delivered to file: %s", f->path);
-}
-
 /* What a file or command destination passes first: mail to it is allowed from its source, there is an
  * identity to run as, and this delivery has not done it already. False: the item is settled. */
 static bool item_prepare(LocalExpand *e, size_t i, LocalTargetType type, LocalPrivs *privs) {
@@ -178,7 +115,6 @@ static bool item_prepare(LocalExpand *e, size_t i, LocalTargetType type, LocalPr
 
 void local_expand_file(LocalExpand *e, size_t i) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
-        LocalMessage m = *e->m;
         const LocalItem *it = e->items + i;
         LocalResult r;
 
@@ -190,10 +126,7 @@ void local_expand_file(LocalExpand *e, size_t i) {
                 local_expand_report_item(e, i, &r);
                 return;
         }
-        m.recipient = local_expand_item_address(e, i);
-        const FileDelivery f = { .m = &m, .c = e->c, .privs = &privs, .path = it->value };
-        run_isolated(file_delivery, &f, &r);
-        local_expand_report_item(e, i, &r);
+        plan_add(e, LOCAL_JOB_FILE, local_expand_item_address(e, i), it->value, &privs, NULL);
 }
 
 static int env_add(char ***env, size_t *n, const char *name, const char *value, bool sanitize) {
@@ -259,19 +192,16 @@ static int command_env(LocalExpand *e, const char *recipient, const LocalPrivs *
 void local_expand_command(LocalExpand *e, size_t i) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         _cleanup_strv_free_ char **env = NULL;
-        LocalMessage m = *e->m;
         const LocalItem *it = e->items + i;
-        LocalResult r;
+        const char *address = local_expand_item_address(e, i);
         int k;
 
         if (!item_prepare(e, i, LOCAL_TARGET_COMMAND, &privs))
                 return;
-        m.recipient = local_expand_item_address(e, i);
-        k = command_env(e, m.recipient, &privs, &env);
+        k = command_env(e, address, &privs, &env);
         if (k < 0) {
                 local_expand_fail(e, i, "4.3.0", "cannot set up the command environment: %s", strerror(-k));
                 return;
         }
-        local_command_run(&m, it->value, &privs, env, (uint64_t) e->c->command_time_limit * USEC_PER_SEC, &r);
-        local_expand_report_item(e, i, &r);
+        plan_add(e, LOCAL_JOB_COMMAND, address, it->value, &privs, &env);
 }

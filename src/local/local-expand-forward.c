@@ -1,6 +1,6 @@
 /* local-expand-forward.c: forwarding in an expansion: a user's ~/.forward (the first of forward_path that
  * passes Postfix's checks), and the addresses of other domains that aliases and .forward files name, sent
- * on through cleanup in one message per Delivered-To. Runs in the delivery child, as root. */
+ * on through cleanup in one message per Delivered-To. Runs in local, the long-lived process (root). */
 #include "local.h"
 
 /* Postfix's checks of a .forward: a regular file of the user or root, writable by no one else. Reads the
@@ -103,17 +103,18 @@ void local_expand_forward_add(LocalExpand *e, size_t i) {
         local_lowercase(lc);
         if (local_expand_seen(e, LOCAL_TARGET_ADDRESS, 0, lc))
                 return;
-        for (size_t k = 0; k < e->n_groups; k++)
-                if (strcaseeq(e->groups[k].delivered_to, delivered))
-                        g = e->groups + k;
+        for (size_t k = 0; k < e->plan->n_groups; k++)
+                if (strcaseeq(e->plan->groups[k].delivered_to, delivered))
+                        g = e->plan->groups + k;
         if (!g) {
-                LocalForwardGroup *l = realloc(e->groups, (e->n_groups + 1) * sizeof(LocalForwardGroup));
+                LocalForwardGroup *l = realloc(e->plan->groups,
+                                               (e->plan->n_groups + 1) * sizeof(LocalForwardGroup));
                 if (!l) {
                         local_expand_fail(e, i, "4.3.0", "out of memory");
                         return;
                 }
-                e->groups = l;
-                g = e->groups + e->n_groups;
+                e->plan->groups = l;
+                g = e->plan->groups + e->plan->n_groups;
                 *g = (LocalForwardGroup) { .delivered_to = strdup(delivered), .recipients = calloc(1, sizeof(char *)) };
                 if (!g->delivered_to || !g->recipients) {
                         free(g->delivered_to);
@@ -121,7 +122,7 @@ void local_expand_forward_add(LocalExpand *e, size_t i) {
                         local_expand_fail(e, i, "4.3.0", "out of memory");
                         return;
                 }
-                e->n_groups++;
+                e->plan->n_groups++;
         }
         char **r = realloc(g->recipients, (g->n + 2) * sizeof(char *));
         if (!r || !(r[g->n] = strdup(e->items[i].value))) {
@@ -132,26 +133,4 @@ void local_expand_forward_add(LocalExpand *e, size_t i) {
         }
         g->recipients = r;
         r[++g->n] = NULL;
-}
-
-void local_expand_forward_submit(LocalExpand *e) {
-        for (size_t k = 0; k < e->n_groups; k++) {
-                LocalForwardGroup *g = e->groups + k;
-                char id[QUEUE_ID_SIZE];
-                LocalResult r;
-
-                (void) local_forward_submit(e->m, g->delivered_to, g->recipients,
-                                            (uint64_t) e->c->daemon_timeout * USEC_PER_SEC / 10, id, &r);
-                for (size_t j = 0; j < g->n; j++)
-                        local_expand_report(e, g->recipients[j], &r);
-        }
-}
-
-void local_expand_forward_done(LocalExpand *e) {
-        for (size_t k = 0; k < e->n_groups; k++) {
-                free(e->groups[k].delivered_to);
-                strv_free(e->groups[k].recipients);
-        }
-        e->groups = mfree(e->groups);
-        e->n_groups = 0;
 }

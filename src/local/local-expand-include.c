@@ -1,5 +1,5 @@
 /* local-expand-include.c: :include: files in an expansion, and the careful reading of a list file (an
- * :include: or a .forward) as the user it belongs to. Runs in the delivery child, as root. */
+ * :include: or a .forward) as the user it belongs to. Runs in local, the long-lived process (root). */
 #include <fcntl.h>
 
 #include "local.h"

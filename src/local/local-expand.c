@@ -1,6 +1,7 @@
-/* local-expand.c: what the delivery child (root) does with one recipient, as Postfix's local(8) does: the tree
- * of its destinations and the walk over it, with the Delivered-To and loop checks. Aliases, :include:, .forward
- * and the final deliveries are in local-expand-*.c; one report line per final delivery. */
+/* local-expand.c: runs in local, the long-lived process (root): what it does with one recipient, as Postfix's
+ * local(8) does: the tree of its destinations and the walk over it, with the Delivered-To and loop checks.
+ * Aliases, :include:, .forward and the final deliveries are in local-expand-*.c; the result is a plan of
+ * final deliveries for the per-user workers and the command process, and a report line per failure. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <strings.h>
@@ -8,11 +9,12 @@
 #include "address.h"
 #include "local.h"
 
-/* Who acts as whom: the child is root. Alias tables and files are only read by root; a .forward file is
- * opened as its user, an :include: file as the owner of the context that names it. Commands and files
- * run as the owner of the alias table, of the :include: file or of the .forward, and never as root:
- * root-owned tables and files, and root's own .forward, give default_privs instead. Each mailbox or file
- * delivery runs in a process of its own that takes on that identity; a command is such a process. */
+/* Who acts as whom: local is root. Alias tables are only read by root; a .forward file is opened as its user,
+ * an :include: file as the owner of the context that names it (effective ids, switched back at once: local
+ * has no threads). Commands and files run as the owner of the alias table, of the :include: file or of the
+ * .forward, and never as root: root-owned tables and files, and root's own .forward, give default_privs
+ * instead. A mailbox is written by the worker of its user, which is that user for good; a file or command
+ * by a process that takes on its identity. */
 
 /* As Postfix: deeper nesting of aliases, :include: and .forward is taken to be a loop. */
 #define LOCAL_DEPTH_MAX 100U
@@ -271,9 +273,7 @@ static void expand_done(LocalExpand *e) {
         for (size_t k = 0; k < e->n_seen; k++)
                 free(e->seen[k]);
         free(e->seen);
-        local_expand_forward_done(e);
         strv_free(e->mydestination);
-        local_expand_alias_close(e);
 }
 
 typedef void (*ExpandTargetFunc)(LocalExpand *e, size_t i);
@@ -286,8 +286,39 @@ static const ExpandTargetFunc expand_target[_LOCAL_TARGET_TYPE_MAX] = {
         [LOCAL_TARGET_INCLUDE] = local_expand_include,
 };
 
-void local_expand_deliver(const LocalMessage *m, const Config *c, int report_fd) {
-        LocalExpand e = { .m = m, .c = c, .report_fd = report_fd };
+int local_aliases_open(LocalAliases *a, const Config *c) {
+        _cleanup_strv_free_ char **specs = NULL;
+        int r;
+
+        if (a->config == c)
+                return 0;
+        local_aliases_done(a);
+        r = config_split_list(c->alias_maps, &specs);
+        if (r < 0)
+                return r;
+        for (char **s = specs; s && *s; s++) {
+                Table **l = realloc(a->tables, (a->n_tables + 1) * sizeof(Table *));
+                if (!l)
+                        return -ENOMEM;
+                a->tables = l;
+                r = table_open(*s, &a->tables[a->n_tables]);
+                if (r < 0)
+                        return r;
+                a->n_tables++;
+        }
+        a->config = c;
+        return 0;
+}
+
+void local_aliases_done(LocalAliases *a) {
+        for (size_t k = 0; k < a->n_tables; k++)
+                table_free(a->tables[k]);
+        free(a->tables);
+        *a = (LocalAliases) {};
+}
+
+void local_expand(const LocalMessage *m, const Config *c, LocalAliases *aliases, int report_fd, LocalPlan *plan) {
+        LocalExpand e = { .m = m, .c = c, .report_fd = report_fd, .plan = plan, .aliases = aliases };
         const LocalPrivs none = { .uid = (uid_t) -1, .gid = (gid_t) -1 };
         int r;
 
@@ -302,7 +333,7 @@ void local_expand_deliver(const LocalMessage *m, const Config *c, int report_fd)
         }
         r = config_split_list(c->mydestination, &e.mydestination);
         if (r >= 0)
-                r = local_expand_alias_open(&e);
+                r = local_aliases_open(aliases, c);
         if (r < 0) {
                 local_expand_fail(&e, SIZE_MAX, "4.3.0", "cannot open alias_maps: %s", strerror(-r));
                 goto finish;
@@ -317,7 +348,6 @@ void local_expand_deliver(const LocalMessage *m, const Config *c, int report_fd)
                 if (t >= 0 && t < _LOCAL_TARGET_TYPE_MAX && expand_target[t])
                         expand_target[t](&e, i);
         }
-        local_expand_forward_submit(&e);
 finish:
         expand_done(&e);
 }

@@ -11,23 +11,29 @@
  * at accept), and even so every argument is checked (queue ID syntax, addresses, a regular queue file that
  * must validate as a whole, bounded recipient count, indices within the file). It reads the queue file only
  * through the descriptor qmgr passes.
- * The parent never touches a mailbox, a user's file or an alias table: each recipient is handled by a
- * forked child (in a process group of its own, killed whole at the call's deadline) that holds only the
- * queue file and its report file. The child reads alias tables as root; a .forward file as its user, who
- * must own it (or root) and be the only one who may write it, else it is ignored with a warning; an
- * :include: file with the rights of whoever named it. Commands and /files run as the owner of the alias
+ * local itself (root, long-lived) expands each recipient: it reads alias tables, which it keeps open, as root;
+ * a .forward file with its user's effective ids (switched for the open() alone and back: local has no
+ * threads), and the user must own it (or root) and be the only one who may write it, else it is ignored with
+ * a warning; an :include: file with the rights of whoever named it. It never writes a mailbox or a user's
+ * file. Mailboxes are written by per-user workers (local-worker.c): forked once per identity, each takes
+ * its user's uid, gid and groups for good (real, effective and saved; it checks that it cannot get root
+ * back) before it reads a request, holds only its socket to local and, per delivery, the queue file; local
+ * closes the idle ones. Where the mail spool is writable by root alone, one worker stays root and switches
+ * its effective ids per delivery, as Postfix does. Commands and /files run in a process forked for the
+ * recipient (in a process group of its own, killed whole at the call's deadline), as the owner of the alias
  * table, :include: file or .forward that names them, never as root (default_privs instead), only where
  * allow_mail_to_commands/files allow them, a command in a session of its own with a clean environment
  * (values from mail filtered), bounded output and command_time_limit, after which its process group is
  * killed. Loops end: a Delivered-To of the address bounces, so do an address among its own ancestors and
  * nesting deeper than 100, and at most duplicate_filter_limit destinations are expanded. In the home
- * directory (home_mailbox) a process gives up root for good before it touches anything. In the mail
- * spool it creates the mailbox and the dot-lock with the rights of the spool directory (the recipient with
- * the spool's group on Debian; root only where the spool is writable by root alone, then chowning the new
- * file), refuses symbolic links, hard links, non-regular files and mailboxes owned by others, and writes
- * the message with the recipient's effective ids. Forwarded mail goes to cleanup over its socket, as root.
- * The parent takes the child's report as untrusted: strict enhanced status codes and escaped text of
- * bounded length. */
+ * directory (home_mailbox) everything is done by the worker as the user. In the mail spool the worker
+ * creates the mailbox and the dot-lock with the rights of the spool directory (the recipient with the
+ * spool's group, its saved gid, on Debian; root only where the spool is writable by root alone, then
+ * chowning the new file), refuses symbolic links, hard links, non-regular files and mailboxes owned by
+ * others, and writes the message with the recipient's effective ids. A Maildir file is fsynced before it
+ * is linked into new/, and new/ after. Forwarded mail goes to cleanup over its socket, as root.
+ * local takes the answers of workers and of the command process as untrusted: strict enhanced status codes
+ * and escaped text of bounded length. */
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
@@ -125,7 +131,7 @@ static int local_setup(Daemon *d) {
 }
 
 static void local_done(Daemon *d) {
-        d->userdata = delivery_agent_free(d->userdata);
+        d->userdata = local_free(d->userdata);
 }
 
 int main(int argc, char **argv) {

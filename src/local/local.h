@@ -223,29 +223,125 @@ typedef struct LocalReportLine {
 int local_report_parse(const char *line, size_t len, LocalReportLine *ret);
 void local_report_line_done(LocalReportLine *l);
 
-/* Expands m->recipient (aliases, :include:, .forward) and delivers to every destination, writing a
- * report line per delivery to report_fd. Runs in the delivery child, as root. */
-void local_expand_deliver(const LocalMessage *m, const Config *c, int report_fd);
+/* What an expansion leaves to do: the final deliveries, each with the address it reports as. Mailboxes are
+ * written by the per-user workers; files, commands and forwarding by a process of their own. */
+typedef enum LocalJobType {
+        LOCAL_JOB_MAILBOX,              /* the mailbox of privs (mail spool or home_mailbox) */
+        LOCAL_JOB_FILE,                 /* value: an mbox file or a Maildir/, written as privs */
+        LOCAL_JOB_COMMAND,              /* value: a command run as privs with env */
+        _LOCAL_JOB_TYPE_MAX,
+        _LOCAL_JOB_TYPE_INVALID = -EINVAL,
+} LocalJobType;
 
-/* Delivers to the mailbox of pw (mail spool or home_mailbox) with Delivered-To: m->recipient. */
+typedef struct LocalJob {
+        LocalJobType type;
+        char *address;                  /* Delivered-To:, and to= of the report */
+        char *value;
+        LocalPrivs privs;
+        char **env;
+} LocalJob;
+
+/* Addresses of other domains that share a Delivered-To: one submission to cleanup. */
+typedef struct LocalForwardGroup {
+        char *delivered_to;
+        char **recipients;              /* NULL-terminated */
+        size_t n;
+} LocalForwardGroup;
+
+typedef struct LocalPlan {
+        LocalJob *jobs;
+        size_t n_jobs;
+        LocalForwardGroup *groups;
+        size_t n_groups;
+} LocalPlan;
+
+void local_plan_done(LocalPlan *p);
+/* Whether the plan has work for a process of its own (files, commands, forwarding). */
+bool local_plan_needs_child(const LocalPlan *p);
+
+/* alias_maps, opened once and kept open by the long-lived local process (a rebuilt table is reopened at its
+ * next lookup). */
+typedef struct LocalAliases {
+        const Config *config;
+        Table **tables;
+        size_t n_tables;
+} LocalAliases;
+
+int local_aliases_open(LocalAliases *a, const Config *c);
+void local_aliases_done(LocalAliases *a);
+
+/* Expands m->recipient (aliases, :include:, .forward) into plan, writing a report line for every destination
+ * that fails (and for warnings) to report_fd. Runs in local, the long-lived process, as root; list files are
+ * opened with the rights of their user. */
+void local_expand(const LocalMessage *m, const Config *c, LocalAliases *aliases, int report_fd, LocalPlan *plan);
+
+/* The way Postfix reaches the mailbox of pw: the identity a per-user worker takes for good. sgid is a group
+ * the worker may switch its effective gid to (the group of a group-writable mail spool); uid 0: a spool that
+ * only root can write, served by one worker that stays root and switches its effective ids per delivery. */
+typedef struct LocalWorkerId {
+        uid_t uid;
+        gid_t gid;
+        gid_t sgid;
+} LocalWorkerId;
+
+LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user);
+
+/* A request to a worker, one SOCK_SEQPACKET message with the queue file as SCM_RIGHTS: this header, then the
+ * user's name, home, the sender and the recipient (for Delivered-To:), each NUL-terminated. The answer is a
+ * result as local_result_format() writes it. */
+typedef struct LocalWorkHeader {
+        uint32_t uid;
+        uint32_t gid;
+} LocalWorkHeader;
+#define LOCAL_WORK_MAX (16U * 1024U)
+
+/* Delivers to the mailbox of pw (mail spool or home_mailbox) with Delivered-To: m->recipient. Runs in the
+ * per-user worker. */
 void local_deliver_user(const LocalMessage *m, const Config *c, const struct passwd *pw, LocalResult *ret);
 
-/* Forks a child that delivers to m->recipient and writes its report into a memory file. */
-int local_child_start(const LocalMessage *m, const Config *config, pid_t *ret_pid, int *ret_report_fd);
+/* The worker's life: takes on id for good, then serves deliveries on fd until it is closed. */
+_Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user);
 
-/* Why a child that ended with si without a full report failed, as a temporary failure. timed_out: it
+/* local-pool.c: the per-user workers as local sees them. A worker is forked once per identity and reused for
+ * every delivery to its user; one idle for LOCAL_WORKER_IDLE_USEC is closed. At most default_process_limit
+ * live at once: the idle one used longest ago makes way for a new one, and while all are busy a delivery
+ * for another identity waits in line. */
+#define LOCAL_WORKER_IDLE_USEC (60U * USEC_PER_SEC)
+typedef struct LocalPool LocalPool;
+typedef void (*LocalPoolDone)(const char *recipient, const LocalResult *r, void *userdata);
+
+int local_pool_new(Daemon *d, LocalPool **ret);
+LocalPool *local_pool_free(LocalPool *p);
+/* Hands m (its queue file goes along as a descriptor) to the worker of user; done gets the result, or a
+ * temporary failure when the worker ends without one. */
+int local_pool_deliver(LocalPool *p, const LocalMessage *m, const LocalPrivs *user, LocalPoolDone done,
+                       void *userdata);
+/* Waits for the answers owed to userdata (blocking: used when local stops), calling done for each. */
+void local_pool_drain(LocalPool *p, void *userdata);
+/* Kills the workers that hold deliveries of userdata (its time is up); done follows with a failure. */
+void local_pool_kill(LocalPool *p, void *userdata);
+/* Forgets the deliveries of userdata: done is not called for them. */
+void local_pool_forget(LocalPool *p, void *userdata);
+
+/* local-child.c: forks the process that runs the files, commands and forwarding of plan for m, writing its
+ * report lines to report_fd. */
+int local_child_start(const LocalMessage *m, const Config *config, const LocalPlan *plan, int report_fd,
+                      pid_t *ret_pid);
+
+/* Why a process that ended with si without a full report failed, as a temporary failure. timed_out: it
  * was killed for the time limit. */
 void local_child_failure(const siginfo_t *si, bool timed_out, LocalResult *ret);
 
 /* The role: the org.postbus.Delivery1 service on listen_fd, for uid 0 and peer_uid ((uid_t) -1: none), and
- * the deliveries in progress. delivery_agent_free() waits for the running children, answers every call in
+ * the deliveries in progress. delivery_agent_free() waits for the running deliveries, answers every call in
  * progress, closes the connections, and frees. */
 int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret);
+DeliveryAgent *local_free(DeliveryAgent *a);
 
-/* ---- inside local_expand_deliver(), in the delivery child: local-expand.c (the tree of destinations and
- * its walk), local-expand-alias.c (alias_maps), local-expand-include.c (:include: files),
- * local-expand-forward.c (.forward files, and addresses sent on to other domains), local-expand-deliver.c
- * (the final deliveries: mailbox, /file, |command) ---- */
+/* ---- inside local_expand(), in local: local-expand.c (the tree of destinations and its walk),
+ * local-expand-alias.c (alias_maps), local-expand-include.c (:include: files), local-expand-forward.c
+ * (.forward files, and addresses sent on to other domains), local-expand-deliver.c (the final deliveries:
+ * mailbox, /file, |command, into the plan) ---- */
 
 /* What named a destination. */
 typedef enum LocalSource {
@@ -271,13 +367,6 @@ typedef struct LocalItem {
         bool skip_alias, skip_forward;
 } LocalItem;
 
-/* Addresses of other domains that share a Delivered-To: one submission to cleanup. */
-typedef struct LocalForwardGroup {
-        char *delivered_to;
-        char **recipients;              /* NULL-terminated */
-        size_t n;
-} LocalForwardGroup;
-
 typedef struct LocalExpand {
         const LocalMessage *m;
         const Config *c;
@@ -287,11 +376,9 @@ typedef struct LocalExpand {
         size_t n_items;
         char **seen;                    /* final deliveries done, as "type\nidentity\nvalue" */
         size_t n_seen;
-        LocalForwardGroup *groups;
-        size_t n_groups;
+        LocalPlan *plan;
         char **mydestination;
-        Table **tables;
-        size_t n_tables;
+        LocalAliases *aliases;
         bool limit_reported;
 } LocalExpand;
 
@@ -327,9 +414,7 @@ int local_expand_privs_for_owner(LocalExpand *e, uid_t uid, LocalPrivs *ret);
 /* The user of a local part; NULL with item i reported (unknown: 5.1.1, a lookup error: 4.3.0). */
 struct passwd *local_expand_getpwnam(LocalExpand *e, size_t i, const char *user);
 
-/* local-expand-alias.c. Opens alias_maps. */
-int local_expand_alias_open(LocalExpand *e);
-void local_expand_alias_close(LocalExpand *e);
+/* local-expand-alias.c. */
 /* Expands item i through alias_maps, local part local (user+extension) or else user: 1 when it is an
  * alias (its destinations added, or item i reported), 0 when it is none. */
 int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *user, const LocalExtension *x);
@@ -347,12 +432,10 @@ int local_expand_forward(LocalExpand *e, size_t i, const struct passwd *pw, cons
                          const LocalExtension *x);
 /* Item i, an address of another domain, is sent on with the others of its Delivered-To... */
 void local_expand_forward_add(LocalExpand *e, size_t i);
-/* ...in one submission to cleanup per Delivered-To, once the expansion is done. */
-void local_expand_forward_submit(LocalExpand *e);
-void local_expand_forward_done(LocalExpand *e);
+/* ...in one submission to cleanup per Delivered-To (in the plan), run once the expansion is done. */
 
-/* local-expand-deliver.c. The final deliveries: the mailbox of pw for address, \user's mailbox, a /file
- * and a |command; each reported. */
+/* local-expand-deliver.c. The final deliveries, put into the plan: the mailbox of pw for address, \user's
+ * mailbox, a /file and a |command. */
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address);
 void local_expand_mailbox(LocalExpand *e, size_t i);
 void local_expand_file(LocalExpand *e, size_t i);

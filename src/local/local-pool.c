@@ -1,0 +1,500 @@
+/* local-pool.c: runs in local, the long-lived process: the per-user workers (local-worker.c) as local sees
+ * them: which worker a mailbox delivery goes to, forking one when its identity has none, handing it requests
+ * one at a time with the queue file as a descriptor, reading its answers, and closing the idle ones. */
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "local.h"
+#include "log.h"
+
+typedef struct LocalPending {
+        LocalPoolDone done;             /* NULL: forgotten */
+        void *userdata;
+        char *recipient;
+        char *msg;
+        size_t len;
+        int queue_fd;
+} LocalPending;
+
+typedef struct LocalWorker {
+        LocalPool *pool;
+        LocalWorkerId id;
+        pid_t pid;
+        int fd;                         /* -EBADF once retired */
+        sd_event_source *io, *child;
+        LocalPending *pending;          /* in order; the first one is sent when sent is set */
+        size_t n_pending;
+        bool sent;
+        uint64_t last_used;
+} LocalWorker;
+
+/* A delivery whose identity has no worker yet, while default_process_limit workers are all busy. */
+typedef struct LocalBacklog {
+        LocalWorkerId id;
+        char *user;
+        bool killed;                    /* its call's time is up: it fails without being started */
+        LocalPending q;
+} LocalBacklog;
+
+struct LocalPool {
+        Daemon *daemon;
+        LocalWorker **workers;          /* live and retired (until they end) */
+        size_t n_workers;
+        LocalBacklog *backlog;          /* oldest first */
+        size_t n_backlog;
+        sd_event_source *sweep;
+        sd_event_source *kick;          /* a worker became idle or ended: the backlog moves on */
+};
+
+LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user) {
+        LocalWorkerId id = { .uid = user->uid, .gid = user->gid, .sgid = user->gid };
+        struct stat st;
+
+        if (!isempty(c->home_mailbox) || stat(c->mail_spool_directory, &st) < 0 || (st.st_mode & S_IWOTH))
+                return id;
+        if (st.st_mode & S_IWGRP)
+                id.sgid = st.st_gid;    /* dot-locks and new mailboxes with the spool's group */
+        else
+                id = (LocalWorkerId) {};        /* only root can: the root worker */
+        return id;
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void pending_done(LocalPending *q) {
+        free(q->recipient);
+        free(q->msg);
+        safe_close(q->queue_fd);
+}
+
+/* Takes the first request off the line and tells its caller. */
+static void worker_pop(LocalWorker *w, const LocalResult *r) {
+        LocalPending q = w->pending[0];
+
+        memmove(w->pending, w->pending + 1, (w->n_pending - 1) * sizeof(LocalPending));
+        w->n_pending--;
+        w->sent = false;
+        w->last_used = now_usec();
+        if (w->n_pending == 0 && w->pool->n_backlog > 0)
+                (void) sd_event_source_set_enabled(w->pool->kick, SD_EVENT_ONESHOT);
+        if (q.done)
+                q.done(q.recipient, r, q.userdata);
+        pending_done(&q);
+}
+
+/* Closes the socket: the worker ends once it has answered what it holds. */
+static void worker_retire(LocalWorker *w) {
+        w->io = sd_event_source_disable_unref(w->io);
+        w->fd = safe_close(w->fd);
+}
+
+static int worker_send(LocalWorker *w) {
+        LocalPending *q;
+        union {
+                struct cmsghdr cmsghdr;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+        if (w->sent || w->n_pending == 0 || w->fd < 0)
+                return 0;
+        q = w->pending;
+        iov = (struct iovec) { .iov_base = q->msg, .iov_len = q->len };
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &q->queue_fd, sizeof(int));
+        /* One message on an idle socket: the buffer has room, so this does not block. */
+        if (sendmsg(w->fd, &mh, MSG_NOSIGNAL) < 0)
+                return -errno;
+        w->sent = true;
+        return 0;
+}
+
+/* What the workers' requests become when it ended: each gets a temporary failure. */
+static void worker_free(LocalWorker *w, const siginfo_t *si) {
+        LocalPool *p = w->pool;
+        LocalResult r;
+
+        /* Out of the list first: the callers told below may hand out new deliveries. */
+        for (size_t k = 0; k < p->n_workers; k++)
+                if (p->workers[k] == w) {
+                        p->workers[k] = p->workers[--p->n_workers];
+                        break;
+                }
+        worker_retire(w);
+        w->child = sd_event_source_disable_unref(w->child);
+        if (p->n_backlog > 0)
+                (void) sd_event_source_set_enabled(p->kick, SD_EVENT_ONESHOT);
+        local_child_failure(si, false, &r);
+        while (w->n_pending > 0)
+                worker_pop(w, &r);
+        free(w->pending);
+        free(w);
+}
+
+/* An answer has come (or the worker closed its end): the next request goes out. */
+static int worker_read(LocalWorker *w, int flags) {
+        char buf[LOCAL_RESULT_WIRE_MAX + 1];
+        LocalResult r;
+        ssize_t n;
+
+        n = recv(w->fd, buf, sizeof buf, flags);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0 || !w->sent) {
+                /* It ended or misbehaves: its end is reported by its child source. */
+                (void) kill(w->pid, SIGKILL);
+                worker_retire(w);
+                return -EPIPE;
+        }
+        if (local_result_parse(buf, (size_t) n, &r) < 0)
+                local_result_set(&r, "4.3.0", "malformed answer from a delivery process");
+        worker_pop(w, &r);
+        if (worker_send(w) < 0) {
+                (void) kill(w->pid, SIGKILL);
+                worker_retire(w);
+        }
+        return 1;
+}
+
+static int on_worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) worker_read(userdata, MSG_DONTWAIT);
+        return 0;
+}
+
+static int on_worker_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        worker_free(userdata, si);
+        return 0;
+}
+
+static int worker_start(LocalPool *p, const LocalWorkerId *id, const char *user, LocalWorker **ret) {
+        _cleanup_free_ LocalWorker *w = NULL;
+        int sv[2], r;
+
+        w = calloc(1, sizeof(LocalWorker));
+        LocalWorker **l = realloc(p->workers, (p->n_workers + 1) * sizeof(LocalWorker *));
+        if (!w || !l)
+                return -ENOMEM;
+        p->workers = l;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        w->pid = fork();
+        if (w->pid < 0) {
+                r = -errno;
+                safe_close(sv[0]);
+                safe_close(sv[1]);
+                return r;
+        }
+        if (w->pid == 0)
+                local_worker_main(sv[1], p->daemon->config, id, user);
+        safe_close(sv[1]);
+        *w = (LocalWorker) { .pool = p, .id = *id, .pid = w->pid, .fd = sv[0], .last_used = now_usec() };
+        r = sd_event_add_child(p->daemon->event, &w->child, w->pid, WEXITED, on_worker_exit, w);
+        if (r >= 0)
+                r = sd_event_add_io(p->daemon->event, &w->io, w->fd, EPOLLIN, on_worker_io, w);
+        if (r < 0) {
+                (void) kill(w->pid, SIGKILL);
+                (void) waitpid(w->pid, NULL, 0);
+                w->child = sd_event_source_disable_unref(w->child);
+                worker_retire(w);
+                return r;
+        }
+        p->workers[p->n_workers++] = w;
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+/* At most default_process_limit workers: the idle one used longest ago makes way for a new one. Whether
+ * there is room for one more. */
+static bool pool_make_room(LocalPool *p) {
+        LocalWorker *oldest = NULL;
+        size_t live = 0;
+
+        for (size_t k = 0; k < p->n_workers; k++) {
+                LocalWorker *w = p->workers[k];
+                if (w->fd < 0)
+                        continue;
+                live++;
+                if (w->n_pending == 0 && (!oldest || w->last_used < oldest->last_used))
+                        oldest = w;
+        }
+        if (live < (size_t) p->daemon->config->default_process_limit)
+                return true;
+        if (!oldest)
+                return false;
+        worker_retire(oldest);
+        return true;
+}
+
+static LocalWorker *pool_find(LocalPool *p, const LocalWorkerId *id) {
+        for (size_t k = 0; k < p->n_workers; k++) {
+                LocalWorker *x = p->workers[k];
+                if (x->fd >= 0 && x->id.uid == id->uid && x->id.gid == id->gid && x->id.sgid == id->sgid)
+                        return x;
+        }
+        return NULL;
+}
+
+/* Puts q in line at w and sends it if w is idle; on success q is w's, whatever happens to w. */
+static int worker_queue(LocalWorker *w, LocalPending *q) {
+        LocalPending *l = realloc(w->pending, (w->n_pending + 1) * sizeof(LocalPending));
+        if (!l)
+                return -ENOMEM;
+        w->pending = l;
+        w->pending[w->n_pending++] = *q;
+        if (worker_send(w) < 0) {
+                /* Its requests fail when its end is seen. */
+                (void) kill(w->pid, SIGKILL);
+                worker_retire(w);
+        }
+        return 0;
+}
+
+/* Takes backlog entry k out of the line, into ret. */
+static bool backlog_take(LocalPool *p, size_t k, LocalBacklog *ret) {
+        if (k >= p->n_backlog)
+                return false;
+        *ret = p->backlog[k];
+        memmove(p->backlog + k, p->backlog + k + 1, (p->n_backlog - k - 1) * sizeof(LocalBacklog));
+        p->n_backlog--;
+        return true;
+}
+
+static void backlog_fail(LocalBacklog *b, const char *text) {
+        LocalResult r;
+
+        local_result_set(&r, "4.3.0", "%s", text);
+        if (b->q.done)
+                b->q.done(b->q.recipient, &r, b->q.userdata);
+        pending_done(&b->q);
+        free(b->user);
+}
+
+/* Starts what waits in the backlog while there is room. Callers told here may add to it. */
+static int on_kick(sd_event_source *s, void *userdata) {
+        LocalPool *p = userdata;
+
+        for (size_t k = 0; k < p->n_backlog;) {
+                LocalBacklog b;
+                LocalWorker *w = pool_find(p, &p->backlog[k].id);
+                int r = 0;
+
+                if (p->backlog[k].killed || !p->backlog[k].q.done) {
+                        (void) backlog_take(p, k, &b);
+                        backlog_fail(&b, "delivery time limit exceeded");
+                        continue;
+                }
+                if (!w && !pool_make_room(p)) {
+                        k++;
+                        continue;
+                }
+                (void) backlog_take(p, k, &b);
+                if (!w)
+                        r = worker_start(p, &b.id, b.user, &w);
+                if (r >= 0)
+                        r = worker_queue(w, &b.q);
+                if (r >= 0)
+                        free(b.user);
+                else
+                        backlog_fail(&b, "cannot start a delivery process");
+                k = 0;  /* callers told above may have changed the line */
+        }
+        return 0;
+}
+
+static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
+        LocalPool *p = userdata;
+        uint64_t now = now_usec();
+
+        for (size_t k = 0; k < p->n_workers; k++) {
+                LocalWorker *w = p->workers[k];
+                if (w->fd >= 0 && w->n_pending == 0 && now - w->last_used >= LOCAL_WORKER_IDLE_USEC)
+                        worker_retire(w);
+        }
+        (void) sd_event_source_set_time_relative(s, LOCAL_WORKER_IDLE_USEC / 4);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+int local_pool_new(Daemon *d, LocalPool **ret) {
+        _cleanup_free_ LocalPool *p = calloc(1, sizeof(LocalPool));
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->daemon = d;
+        r = sd_event_add_time_relative(d->event, &p->sweep, CLOCK_MONOTONIC, LOCAL_WORKER_IDLE_USEC / 4, 0,
+                                       on_sweep, p);
+        if (r >= 0)
+                r = sd_event_add_defer(d->event, &p->kick, on_kick, p);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->kick, SD_EVENT_OFF);
+        if (r < 0) {
+                sd_event_source_disable_unref(p->sweep);
+                sd_event_source_disable_unref(p->kick);
+                return r;
+        }
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+LocalPool *local_pool_free(LocalPool *p) {
+        if (!p)
+                return NULL;
+        /* Every worker ends when its socket closes; what it writes now it finishes first. */
+        for (size_t k = 0; k < p->n_workers; k++)
+                worker_retire(p->workers[k]);
+        while (p->n_workers > 0) {
+                siginfo_t si = {};
+                LocalWorker *w = p->workers[0];
+                (void) waitid(P_PID, w->pid, &si, WEXITED);
+                worker_free(w, &si);
+        }
+        for (size_t k = 0; k < p->n_backlog; k++) {
+                pending_done(&p->backlog[k].q);
+                free(p->backlog[k].user);
+        }
+        free(p->backlog);
+        sd_event_source_disable_unref(p->sweep);
+        sd_event_source_disable_unref(p->kick);
+        free(p->workers);
+        return mfree(p);
+}
+
+static int request_build(const LocalMessage *m, const LocalPrivs *user, char **ret, size_t *ret_len) {
+        const char *f[] = { user->user, strempty(user->home), m->sender, m->recipient };
+        const LocalWorkHeader h = { .uid = user->uid, .gid = user->gid };
+        size_t len = sizeof h;
+        char *buf;
+
+        for (size_t k = 0; k < ELEMENTSOF(f); k++)
+                len += strlen(f[k]) + 1;
+        if (len > LOCAL_WORK_MAX)
+                return -E2BIG;
+        buf = malloc(len);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, &h, sizeof h);
+        for (size_t k = 0, off = sizeof h; k < ELEMENTSOF(f); k++) {
+                memcpy(buf + off, f[k], strlen(f[k]) + 1);
+                off += strlen(f[k]) + 1;
+        }
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+int local_pool_deliver(LocalPool *p, const LocalMessage *m, const LocalPrivs *user, LocalPoolDone done,
+                       void *userdata) {
+        const LocalWorkerId id = local_worker_id(p->daemon->config, user);
+        LocalPending q = { .done = done, .userdata = userdata, .queue_fd = -EBADF };
+        LocalWorker *w = pool_find(p, &id);
+        int r;
+
+        r = request_build(m, user, &q.msg, &q.len);
+        if (r < 0)
+                return r;
+        q.recipient = strdup(m->recipient);
+        q.queue_fd = fcntl(m->queue_fd, F_DUPFD_CLOEXEC, 3);
+        if (!q.recipient || q.queue_fd < 0) {
+                r = q.recipient ? -errno : -ENOMEM;
+                pending_done(&q);
+                return r;
+        }
+        if (!w && (p->n_backlog > 0 || !pool_make_room(p))) {
+                /* Every worker is busy: it waits for one to be idle, after those that wait already. */
+                LocalBacklog *l = realloc(p->backlog, (p->n_backlog + 1) * sizeof(LocalBacklog));
+                char *name = strdup(id.uid == 0 ? "root" : user->user);
+                if (l)
+                        p->backlog = l;
+                if (!l || !name) {
+                        free(name);
+                        pending_done(&q);
+                        return -ENOMEM;
+                }
+                p->backlog[p->n_backlog++] = (LocalBacklog) { .id = id, .user = name, .q = q };
+                return 0;
+        }
+        if (!w) {
+                r = worker_start(p, &id, id.uid == 0 ? "root" : user->user, &w);
+                if (r < 0) {
+                        pending_done(&q);
+                        return r;
+                }
+        }
+        r = worker_queue(w, &q);
+        if (r < 0)
+                pending_done(&q);
+        return r;
+}
+
+static bool worker_holds(const LocalWorker *w, void *userdata) {
+        for (size_t k = 0; k < w->n_pending; k++)
+                if (w->pending[k].userdata == userdata && w->pending[k].done)
+                        return true;
+        return false;
+}
+
+void local_pool_drain(LocalPool *p, void *userdata) {
+        /* Not started yet: they wait for the next start of local. */
+        for (size_t k = 0; k < p->n_backlog;) {
+                LocalBacklog b;
+
+                if (p->backlog[k].q.userdata != userdata) {
+                        k++;
+                        continue;
+                }
+                (void) backlog_take(p, k, &b);
+                backlog_fail(&b, "local delivery agent is stopping");
+        }
+        for (size_t k = 0; k < p->n_workers;) {
+                LocalWorker *w = p->workers[k];
+
+                if (!worker_holds(w, userdata)) {
+                        k++;
+                        continue;
+                }
+                if (w->fd < 0 || worker_send(w) < 0 || worker_read(w, 0) < 0) {
+                        siginfo_t si = {};
+                        (void) kill(w->pid, SIGKILL);
+                        (void) waitid(P_PID, w->pid, &si, WEXITED);
+                        worker_free(w, &si);
+                        k = 0;  /* the list changed */
+                }
+        }
+}
+
+void local_pool_kill(LocalPool *p, void *userdata) {
+        for (size_t k = 0; k < p->n_backlog; k++)
+                if (p->backlog[k].q.userdata == userdata) {
+                        p->backlog[k].killed = true;
+                        (void) sd_event_source_set_enabled(p->kick, SD_EVENT_ONESHOT);
+                }
+        for (size_t k = 0; k < p->n_workers; k++)
+                if (worker_holds(p->workers[k], userdata)) {
+                        (void) kill(p->workers[k]->pid, SIGKILL);
+                        worker_retire(p->workers[k]);
+                }
+}
+
+void local_pool_forget(LocalPool *p, void *userdata) {
+        for (size_t k = 0; k < p->n_backlog; k++)
+                if (p->backlog[k].q.userdata == userdata)
+                        p->backlog[k].q.done = NULL;
+        for (size_t k = 0; k < p->n_workers; k++)
+                for (size_t j = 0; j < p->workers[k]->n_pending; j++)
+                        if (p->workers[k]->pending[j].userdata == userdata)
+                                p->workers[k]->pending[j].done = NULL;
+}

@@ -1,0 +1,235 @@
+/* local-worker.c: runs in the per-user worker: a process forked by local once for a recipient's identity, which
+ * takes that identity for good and then writes every delivery to that user's mailbox (mail spool or
+ * home_mailbox) that local hands it over a socket: the queue file as a descriptor, and a request; it answers
+ * with one result each. A spool that only root can write has one worker that stays root (see local-pool.c). */
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "command-util.h"
+#include "local.h"
+
+/* A user name that is safe as the last component of a path in the mail spool directory. */
+static bool user_name_ok(const char *name) {
+        return !isempty(name) && !strchr(name, '/') && !streq(name, ".") && !streq(name, "..");
+}
+
+/* The identities of mail spool delivery, as Postfix chooses them: a world-writable spool is written as the
+ * recipient; a group-writable one (Debian: root:mail 2775) as the recipient with the spool's group; any
+ * other needs root, and a mailbox it creates is handed to the recipient and the "mail" group. */
+static void spool_identities(const char *spool, const struct passwd *pw, LocalMbox *mb) {
+        struct stat st;
+        struct group *gr;
+
+        mb->uid = mb->lock_uid = pw->pw_uid;
+        mb->gid = mb->lock_gid = mb->create_gid = pw->pw_gid;
+        if (stat(spool, &st) < 0 || (st.st_mode & S_IWOTH))
+                return;
+        if (st.st_mode & S_IWGRP) {
+                mb->lock_gid = st.st_gid;
+                return;
+        }
+        mb->lock_uid = 0;
+        mb->lock_gid = 0;
+        gr = getgrnam("mail");
+        if (gr)
+                mb->create_gid = gr->gr_gid;
+}
+
+void local_deliver_user(const LocalMessage *m, const Config *c, const struct passwd *pw, LocalResult *ret) {
+        _cleanup_free_ char *path = NULL;
+        const LocalLocking locking = {
+                .attempts = (unsigned) c->deliver_lock_attempts,
+                .delay_usec = (uint64_t) c->deliver_lock_delay * USEC_PER_SEC,
+                .stale_usec = (uint64_t) c->stale_lock_time * USEC_PER_SEC,
+        };
+        int r;
+
+        if (!user_name_ok(pw->pw_name)) {
+                local_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);
+                return;
+        }
+
+        if (isempty(c->home_mailbox)) {
+                LocalMbox mb = { .locking = locking };
+
+                if (asprintf(&path, "%s/%s", c->mail_spool_directory, pw->pw_name) < 0) {
+                        local_result_set(ret, "4.3.0", "out of memory");
+                        return;
+                }
+                spool_identities(c->mail_spool_directory, pw, &mb);
+                mb.path = path;
+                local_deliver_mbox(m, &mb, ret);
+                return;
+        }
+
+        if (!pw->pw_dir || pw->pw_dir[0] != '/') {
+                local_result_set(ret, "4.3.0", "user %s has no usable home directory", pw->pw_name);
+                return;
+        }
+        /* In the home directory everything is done as the user, who owns it. */
+        r = become_user(pw->pw_name, pw->pw_uid, pw->pw_gid, NULL, 0);
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", pw->pw_name, strerror(-r));
+                return;
+        }
+        if (asprintf(&path, "%s/%s", pw->pw_dir, c->home_mailbox) < 0) {
+                local_result_set(ret, "4.3.0", "out of memory");
+                return;
+        }
+        if (c->home_mailbox[strlen(c->home_mailbox) - 1] == '/') {
+                local_deliver_maildir(m, path, c->myhostname, ret);
+                return;
+        }
+        const LocalMbox mb = {
+                .path = path,
+                .uid = pw->pw_uid, .gid = pw->pw_gid,
+                .lock_uid = pw->pw_uid, .lock_gid = pw->pw_gid,
+                .create_gid = pw->pw_gid,
+                .locking = locking,
+        };
+        local_deliver_mbox(m, &mb, ret);
+}
+
+/* Takes on id for good: a worker that is not root can never become root again, nor anyone else. */
+static int worker_drop(const LocalWorkerId *id, const char *user) {
+        uid_t ruid, euid, suid;
+        gid_t rgid, egid, sgid;
+
+        if (id->uid == 0)
+                return 0;
+        if (initgroups(user, id->gid) < 0 || setresgid(id->gid, id->gid, id->sgid) < 0 ||
+            setresuid(id->uid, id->uid, id->uid) < 0)
+                return -errno;
+        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
+                return -errno;
+        if (ruid != id->uid || euid != id->uid || suid != id->uid || rgid != id->gid || egid != id->gid ||
+            sgid != id->sgid)
+                return -EPERM;
+        if (setuid(0) >= 0)
+                return -EPERM;
+        return 0;
+}
+
+/* One request: the header, then user, home, sender and recipient, each NUL-terminated. */
+static int request_parse(char *buf, size_t len, const char *f[static 4], LocalWorkHeader *ret) {
+        size_t off = sizeof(LocalWorkHeader);
+
+        if (len < off)
+                return -EBADMSG;
+        memcpy(ret, buf, sizeof *ret);
+        for (size_t k = 0; k < 4; k++) {
+                char *nul = memchr(buf + off, '\0', len - off);
+                if (!nul)
+                        return -EBADMSG;
+                f[k] = buf + off;
+                off = (size_t) (nul - buf) + 1;
+        }
+        return off == len ? 0 : -EBADMSG;
+}
+
+/* Receives a request and its queue file; 0 at the end (local closed the socket). */
+static int worker_receive(int fd, char *buf, size_t size, size_t *ret_len, int *ret_queue_fd) {
+        union {
+                struct cmsghdr cmsghdr;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        int queue_fd = -EBADF;
+        ssize_t n;
+
+        do
+                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(&queue_fd, CMSG_DATA(c), sizeof(int));
+        if (n == 0) {
+                safe_close(queue_fd);
+                return 0;
+        }
+        if (queue_fd < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+                safe_close(queue_fd);
+                return -EBADMSG;
+        }
+        *ret_len = (size_t) n;
+        *ret_queue_fd = queue_fd;
+        return 1;
+}
+
+static void worker_deliver(const Config *c, const LocalWorkerId *id, char *buf, size_t len, int queue_fd,
+                           LocalResult *ret) {
+        _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
+        LocalWorkHeader h;
+        const char *f[4];
+        int r;
+
+        if (request_parse(buf, len, f, &h) < 0) {
+                local_result_set(ret, "4.3.0", "malformed request to the delivery process");
+                return;
+        }
+        /* A worker serves its own user alone (or, as root, the users of a spool only root can write). */
+        if (id->uid != 0 && (h.uid != id->uid || h.gid != id->gid)) {
+                local_result_set(ret, "4.3.0", "delivery process of uid %u asked to deliver as uid %u",
+                                 (unsigned) id->uid, (unsigned) h.uid);
+                return;
+        }
+        r = queue_file_read(queue_fd, &env);
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "%s", r == -EBADMSG ? "queue file is corrupt"
+                                                                   : "cannot read the queue file");
+                return;
+        }
+        const struct passwd pw = {
+                .pw_name = (char *) f[0], .pw_uid = h.uid, .pw_gid = h.gid, .pw_dir = (char *) f[1],
+        };
+        const LocalMessage m = { .queue_fd = queue_fd, .envelope = env, .sender = f[2], .recipient = f[3] };
+        local_deliver_user(&m, c, &pw, ret);
+}
+
+_Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user) {
+        static char buf[LOCAL_WORK_MAX];
+        const LocalWorkerId me = *id;
+        LocalResult result;
+        int r;
+
+        /* SIGTERM stays blocked as in local: a stop lets the write in progress finish; local then closes the
+         * socket and the worker ends. */
+        (void) signal(SIGXFSZ, SIG_IGN);        /* a write past mailbox_size_limit fails with EFBIG */
+        (void) signal(SIGPIPE, SIG_IGN);
+        (void) close_range(3, (unsigned) fd - 1, 0);
+        (void) close_range((unsigned) fd + 1, ~0U, 0);
+        const rlim_t limit = (rlim_t) c->mailbox_size_limit;
+        const struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
+        if (c->mailbox_size_limit > 0 && setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                _exit(EXIT_FAILURE);
+        if (worker_drop(&me, user) < 0)
+                _exit(EXIT_FAILURE);    /* local answers its requests with a temporary failure */
+
+        for (;;) {
+                char reply[LOCAL_RESULT_WIRE_MAX + 1];
+                int queue_fd = -EBADF;
+                size_t len = 0;
+
+                r = worker_receive(fd, buf, sizeof buf, &len, &queue_fd);
+                if (r == 0)
+                        _exit(EXIT_SUCCESS);
+                if (r < 0)
+                        local_result_set(&result, "4.3.0", "malformed request to the delivery process");
+                else
+                        worker_deliver(c, &me, buf, len, queue_fd, &result);
+                safe_close(queue_fd);
+                /* The root worker of a spool switches its effective ids per delivery: back to root, or end. */
+                bool lost = me.uid == 0 && local_set_eugid(0, 0) < 0;
+                size_t n = local_result_format(&result, reply, sizeof reply);
+                if (send(fd, reply, n, MSG_NOSIGNAL) != (ssize_t) n || lost)
+                        _exit(EXIT_FAILURE);
+        }
+}
