@@ -454,7 +454,7 @@ class Bounce(unittest.TestCase):
             with self.assertRaises(dbus.exceptions.DBusException) as e:
                 append(conn, qid, 'bounce', record('x@remote.test', 'failed', '5.1.1', 'x'))
             self.assertEqual(e.exception.get_dbus_name(), 'org.postbus.Error.InvalidArguments')
-        qid = '6553F1000000A0B1'
+        qid = '6553F100000A0B1C2D3E'
         for bad in (record('x@remote.test', 'bounced', '5.1.1', 'x'),
                     record('x@remote.test', 'failed', '5.1', 'x'),
                     record('x@remote.test', 'failed', '5.1.1', 'two\nlines'),
@@ -491,7 +491,7 @@ class Bounce(unittest.TestCase):
                 f.write(original)
             pb.systemctl('reset-failed', 'postbus-bounce.service', 'postbus-bounce.socket', check=False)
             pb.systemctl('start', 'postbus-bounce.socket')
-        call(bounce(), 'Remove', 's', '6553F1000000A0B1')
+        call(bounce(), 'Remove', 's', '6553F100000A0B1C2D3E')
 
 
 if __name__ == '__main__':
