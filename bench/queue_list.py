@@ -11,8 +11,15 @@ deferred/ with a retry time a day away (so nothing moves while we measure), qmgr
 until it answers on the bus (the start-up read of every file into the index), then ListMessages,
 SelectMessages({}) and a filtered SelectMessages are timed over python3-dbus (median of --rounds), and
 ListMessages through busctl (its JSON output) and `postqueue -j` if a postbus postqueue is installed.
-qmgr's memory is its PSS (smaps_rollup) and RSS after all that. The figures print as a table and,
-with --json FILE, as JSON.
+"ListMessages_raw" is the call alone (python3-dbus's low-level send, the reply not turned into Python
+objects): qmgr's work, the bus daemon's and libdbus's parsing. qmgr's memory is its PSS (smaps_rollup)
+and RSS after all that.
+
+Postfix (when installed): a private instance (bench/measure.py's, with a showq service) is filled to the
+same counts over SMTP by smtp-source, its cleanup filing every message into hold (as the acceptance
+benchmark does, so nothing is delivered), and `postqueue -c ETC -j` is timed; its memory is
+postqueue's peak RSS (showq's is not included). The figures print as a table and, with --json FILE,
+as JSON.
 """
 
 import argparse
@@ -27,6 +34,8 @@ import sys
 import time
 
 import dbus
+
+import measure
 
 SPOOL = '/var/spool/postbus'
 QMGR = 'postbus-qmgr.service'
@@ -136,6 +145,14 @@ def measure(count, rounds):
     s, listed = timed(lambda: q.ListMessages('', timeout=600), rounds)
     assert len(listed) == count, (len(listed), count)
     res['ListMessages_s'] = round(s, 3)
+    conn = dbus.SystemBus()
+
+    def raw():
+        msg = dbus.lowlevel.MethodCallMessage(NAME, PATH, IFACE, 'ListMessages')
+        msg.append('', signature='s')
+        return conn.send_message_with_reply_and_block(msg, 600)
+    s, _ = timed(raw, rounds)
+    res['ListMessages_raw_s'] = round(s, 3)
     s, sel = timed(lambda: q.SelectMessages({}, timeout=600), rounds)
     assert len(sel) == count
     res['SelectMessages_all_s'] = round(s, 3)
@@ -160,6 +177,42 @@ def measure(count, rounds):
     return res
 
 
+def postfix_measure(counts, rounds):
+    """postqueue -j of a Postfix instance holding each count of messages."""
+    work = '/var/tmp/queue-bench'
+    os.makedirs(work, exist_ok=True)
+    args = argparse.Namespace(work=work, size=400, recipient='someone@example.org', reuse=True)
+    pf = measure.Postfix(args)
+    pf.setup()
+    pf.write_master_cf(extra='showq     unix  n - n - - showq\npickup    unix  n - n 60 1 pickup\n')
+    pf.start()
+    results, have = [], 0
+    try:
+        for count in counts:
+            t = time.monotonic()
+            while have < count:
+                n = min(count - have, 10000)
+                measure.smtp_source(args, pf.port, 10, n)
+                have += n
+            fill_s = time.monotonic() - t
+            queued = sum(len(files) for _, _, files in os.walk(os.path.join(pf.queue, 'hold')))
+            times, lines, rss = [], 0, 0
+            for _ in range(rounds):
+                t = time.monotonic()
+                p = subprocess.run(['postqueue', '-c', pf.etc, '-j'], capture_output=True)
+                times.append(time.monotonic() - t)
+                lines = p.stdout.count(b'\n')
+            import resource
+            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            results.append({'count': count, 'postfix_fill_s': round(fill_s, 1), 'postfix_queued': queued,
+                            'postfix_postqueue_j_s': round(statistics.median(times), 3),
+                            'postfix_postqueue_j_lines': lines,
+                            'postqueue_max_rss_mib': round(rss, 1)})
+    finally:
+        pf.teardown()
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--counts', default='20000,100000')
@@ -167,8 +220,12 @@ def main():
     ap.add_argument('--json')
     ap.add_argument('-v', action='store_true', help=argparse.SUPPRESS)     # from run-test
     args = ap.parse_args(sys.argv[1:] + shlex.split(os.environ.get('BENCH_ARGS', '')))
-    results = [measure(int(c), args.rounds) for c in args.counts.split(',')]
-    keys = [k for k in results[0] if k != 'count']
+    counts = [int(c) for c in args.counts.split(',')]
+    results = [measure(c, args.rounds) for c in counts]
+    if os.path.exists('/usr/sbin/postfix') and os.path.exists(measure.SMTP_SOURCE):
+        for r, pf in zip(results, postfix_measure(counts, args.rounds)):
+            r.update(pf)
+    keys = [k for k in results[-1] if k != 'count']
     print('messages'.ljust(28) + ''.join(f'{r["count"]:>12}' for r in results))
     for k in keys:
         print(k.ljust(28) + ''.join(f'{str(r.get(k)):>12}' for r in results))

@@ -5,6 +5,7 @@
  * Memory: one allocation per message with the sender and up to INDEX_RECIPIENTS_MAX bytes of pending
  * recipients; a message with more is marked truncated and its file is read when all are needed. */
 #include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -13,11 +14,17 @@
 #include "qmgr.h"
 
 #define INDEX_RECIPIENTS_MAX 512U
+/* Files read into the index per turn of the event loop at start-up: mail flows meanwhile. */
+#define INDEX_LOAD_BATCH 256U
 
 struct QmgrIndex {
         QmgrIndexEntry **buckets;
         size_t n_buckets;
         size_t n_entries;
+        /* the start-up read, a batch at a time */
+        sd_event_source *loader;
+        QueueName loading;
+        DIR *dir;
 };
 
 static size_t index_hash(const QmgrIndex *ix, const char *id) {
@@ -62,6 +69,9 @@ void qmgr_index_free(Qmgr *q) {
                         entry_free(e);
                 }
         free(ix->buckets);
+        sd_event_source_disable_unref(ix->loader);
+        if (ix->dir)
+                closedir(ix->dir);
         free(ix);
         q->index = NULL;
 }
@@ -87,7 +97,8 @@ static void index_grow(QmgrIndex *ix) {
         free(old);
 }
 
-QmgrIndexEntry *qmgr_index_find(Qmgr *q, const char *id) {
+/* Without completing the start-up read: for the index's own upkeep. */
+static QmgrIndexEntry *index_lookup(Qmgr *q, const char *id) {
         QmgrIndex *ix = q->index;
 
         if (!ix || !id)
@@ -192,7 +203,7 @@ int qmgr_index_read_envelope(Qmgr *q, const QmgrIndexEntry *e, QueueEnvelope **r
 
 QmgrIndexEntry *qmgr_index_update(Qmgr *q, QueueName which, const char *id, bool announce) {
         _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
-        QmgrIndexEntry *e = qmgr_index_find(q, id);
+        QmgrIndexEntry *e = index_lookup(q, id);
         struct stat st = {};
         int r;
 
@@ -241,7 +252,7 @@ void qmgr_index_update_message(QmgrMessage *m, QueueName which) {
 }
 
 void qmgr_index_set_reason(Qmgr *q, const char *id, const char *reason) {
-        QmgrIndexEntry *e = qmgr_index_find(q, id);
+        QmgrIndexEntry *e = index_lookup(q, id);
         char *copy;
 
         if (!e)
@@ -257,7 +268,7 @@ void qmgr_index_set_reason(Qmgr *q, const char *id, const char *reason) {
 }
 
 void qmgr_index_set_next_attempt(Qmgr *q, const char *id, uint64_t usec) {
-        QmgrIndexEntry *e = qmgr_index_find(q, id);
+        QmgrIndexEntry *e = index_lookup(q, id);
 
         if (e && e->next_attempt_usec != usec) {
                 e->next_attempt_usec = usec;
@@ -266,7 +277,7 @@ void qmgr_index_set_next_attempt(Qmgr *q, const char *id, uint64_t usec) {
 }
 
 void qmgr_index_attempted(Qmgr *q, const char *id) {
-        QmgrIndexEntry *e = qmgr_index_find(q, id);
+        QmgrIndexEntry *e = index_lookup(q, id);
 
         if (e) {
                 e->attempts++;
@@ -285,9 +296,9 @@ void qmgr_index_remove(Qmgr *q, const char *id) {
                         *p = e->hash_next;
                         entry_free(e);
                         ix->n_entries--;
-                        qmgr_signal_removed(q, id);
-                        return;
+                        break;
                 }
+        qmgr_signal_removed(q, id);
 }
 
 int qmgr_index_foreach(Qmgr *q, QmgrIndexFunc f, void *userdata) {
@@ -295,6 +306,7 @@ int qmgr_index_foreach(Qmgr *q, QmgrIndexFunc f, void *userdata) {
 
         if (!ix)
                 return 0;
+        qmgr_index_complete(q);
         for (size_t b = 0; b < ix->n_buckets; b++)
                 for (QmgrIndexEntry *e = ix->buckets[b], *next; e; e = next) {
                         next = e->hash_next;    /* f may remove e */
@@ -306,6 +318,7 @@ int qmgr_index_foreach(Qmgr *q, QmgrIndexFunc f, void *userdata) {
 }
 
 size_t qmgr_index_count(Qmgr *q) {
+        qmgr_index_complete(q);
         return q->index ? q->index->n_entries : 0;
 }
 
@@ -354,19 +367,75 @@ bool qmgr_index_has_recipient(Qmgr *q, const QmgrIndexEntry *e, const char *addr
         return any_recipient(q, e, address_is, address);
 }
 
-static int load_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata) {
-        (void) qmgr_index_update(q, which, id, false);
+/* Reads the next batch of a queue directory into the index; files the index knows already (moved or
+ * added since the read began) are left as they are. */
+static int on_load(sd_event_source *src, void *userdata) {
+        Qmgr *q = userdata;
+        QmgrIndex *ix = q->index;
+        struct dirent *de;
+        unsigned n = 0;
+
+        while (n < INDEX_LOAD_BATCH && ix->loading < _QUEUE_NAME_MAX) {
+                if (!ix->dir) {
+                        int fd = fcntl(q->queue_fds[ix->loading], F_DUPFD_CLOEXEC, 3);
+                        ix->dir = fd >= 0 ? fdopendir(fd) : NULL;
+                        if (!ix->dir) {
+                                log_error_errno(errno, "Failed to read the %s queue, its messages are not listed: %m",
+                                                queue_name_to_string(ix->loading));
+                                safe_close(fd);
+                                ix->loading++;
+                                continue;
+                        }
+                        rewinddir(ix->dir);
+                }
+                de = readdir(ix->dir);
+                if (!de) {
+                        closedir(ix->dir);
+                        ix->dir = NULL;
+                        ix->loading++;
+                        continue;
+                }
+                if (!queue_id_valid(de->d_name) || index_lookup(q, de->d_name))
+                        continue;
+                (void) qmgr_index_update(q, ix->loading, de->d_name, false);
+                n++;
+        }
+        if (ix->loading >= _QUEUE_NAME_MAX) {
+                ix->loader = sd_event_source_disable_unref(ix->loader);
+                log_info("Queue index complete: %zu messages.", ix->n_entries);
+        }
         return 0;
 }
 
 int qmgr_index_load(Qmgr *q) {
+        QmgrIndex *ix = q->index;
         int r;
 
-        for (QueueName which = 0; which < _QUEUE_NAME_MAX; which++) {
-                r = qmgr_queue_foreach(q, which, load_entry, NULL);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to read the %s queue: %m", queue_name_to_string(which));
-        }
-        log_debug("Queue index: %zu messages.", qmgr_index_count(q));
+        r = sd_event_add_defer(q->daemon->event, &ix->loader, on_load, q);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start reading the queue into the index: %m");
+        /* After everything else: deliveries, calls and the bus come first. */
+        r = sd_event_source_set_priority(ix->loader, SD_EVENT_PRIORITY_IDLE);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start reading the queue into the index: %m");
         return 0;
+}
+
+bool qmgr_index_loading(Qmgr *q) {
+        return q->index && q->index->loader;
+}
+
+void qmgr_index_complete(Qmgr *q) {
+        while (qmgr_index_loading(q))
+                (void) on_load(q->index->loader, q);
+}
+
+QmgrIndexEntry *qmgr_index_find(Qmgr *q, const char *id) {
+        QmgrIndexEntry *e = index_lookup(q, id);
+
+        if (e || !qmgr_index_loading(q))
+                return e;
+        /* A reader asks before the start-up read is done: it finishes now. */
+        qmgr_index_complete(q);
+        return index_lookup(q, id);
 }

@@ -366,7 +366,7 @@ static int count_indexed(Qmgr *q, QmgrIndexEntry *e, void *userdata) {
 unsigned qmgr_queue_count(Qmgr *q, QueueName which) {
         unsigned n = 0;
 
-        if (q->index) {
+        if (q->index && !qmgr_index_loading(q)) {
                 unsigned counts[_QUEUE_NAME_MAX] = {};
                 (void) qmgr_index_foreach(q, count_indexed, counts);
                 return counts[which];

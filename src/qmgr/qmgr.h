@@ -274,8 +274,12 @@ struct QmgrIndexEntry {
 };
 int qmgr_index_new(Qmgr *q);
 void qmgr_index_free(Qmgr *q);
-/* Reads every queue directory once, at start-up. */
+/* Reads every queue directory once, at start-up, a batch of files at a time while mail flows: until
+ * it is done, what the bus lists may lack messages that have not moved since qmgr started. */
 int qmgr_index_load(Qmgr *q);
+bool qmgr_index_loading(Qmgr *q);
+/* Finishes the start-up read now (a reader needs all of it); the lookups and walks below do. */
+void qmgr_index_complete(Qmgr *q);
 QmgrIndexEntry *qmgr_index_find(Qmgr *q, const char *id);
 /* The file is (now) in queue which: reads it if it is new to the index or announce is set. */
 QmgrIndexEntry *qmgr_index_update(Qmgr *q, QueueName which, const char *id, bool announce);
