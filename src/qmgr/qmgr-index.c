@@ -377,7 +377,8 @@ static int on_load(sd_event_source *src, void *userdata) {
 
         while (n < INDEX_LOAD_BATCH && ix->loading < _QUEUE_NAME_MAX) {
                 if (!ix->dir) {
-                        int fd = fcntl(q->queue_fds[ix->loading], F_DUPFD_CLOEXEC, 3);
+                        /* A description of its own: a dup would share the offset with the scans'. */
+                        int fd = openat(q->queue_fds[ix->loading], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                         ix->dir = fd >= 0 ? fdopendir(fd) : NULL;
                         if (!ix->dir) {
                                 log_error_errno(errno, "Failed to read the %s queue, its messages are not listed: %m",
@@ -386,7 +387,6 @@ static int on_load(sd_event_source *src, void *userdata) {
                                 ix->loading++;
                                 continue;
                         }
-                        rewinddir(ix->dir);
                 }
                 de = readdir(ix->dir);
                 if (!de) {

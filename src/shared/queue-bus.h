@@ -88,13 +88,18 @@
  * message (busctl tree lists them):
  *   Properties: Id s, Queue s, Sender s, ArrivalUSec t, Size t (content bytes), Attempts u (delivery
  *     attempts so far, counted by qmgr since it started), NextAttemptUSec t (usec since the epoch; 0:
- *     not scheduled, e.g. held or active), Reason s (the last deferral reason, or the hold reason),
+ *     not scheduled, e.g. held or active), Reason s (the last deferral reason, or the hold reason;
+ *     qmgr keeps it in memory only: "" after a qmgr restart until the message's next attempt),
  *     Recipients a(ssss): address, original address (ORCPT's address, or address), state ("pending"
  *     or "done"), last reason. PropertiesChanged is sent when Queue, Attempts, NextAttemptUSec or
  *     Reason change.
  *   Methods (each as the Queue1 method on this one ID, with the same authorization): Hold(),
  *     Release(), Requeue(), Delete(), Bounce(s reason). They reply with nothing, also when there was
  *     nothing to do (Release of a message that is not held); NoSuchMessage when it is gone.
+ *
+ * Right after qmgr starts it reads the queue into its index at idle priority while mail flows; the
+ * first call that reads the index (ListMessages, SelectMessages, GetMessage, a message object, ...)
+ * waits until that is done.
  *
  * A message in the active queue while a delivery of it is in progress: hold, requeue, delete and
  * bounce are counted and take effect when the deliveries in progress have ended (as Postfix's
