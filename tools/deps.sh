@@ -15,6 +15,8 @@ POSTBUS_DEPS=(
     # real peers of the smtp/lmtp agent (test_smtp_peers): smtp-sink and Postfix, Dovecot's LMTP server
     dovecot-core dovecot-lmtpd libnet-ssleay-perl
     postfix iproute2
+    # the queue API's authorization (test_queue_control): a real polkitd
+    polkitd
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
