@@ -240,10 +240,13 @@ class Queue(unittest.TestCase):
             self.assertIn("sender@example.org", p.stdout)
             self.assertRegex(p.stdout, r"-- \d+ Kbytes in \d+ Requests?\.")
 
-            p = ctl("queue", "nosuchqueue")
+            p = ctl("queue", "list", "nosuchqueue")
             self.assertEqual(p.returncode, 64)
             self.assertIn("No queue named", p.stderr)
-            self.assertEqual(ctl("queue", "--json", "hold").stdout, "")
+            p = ctl("queue", "nosuchcommand")
+            self.assertEqual(p.returncode, 64)
+            self.assertIn("Unknown queue command", p.stderr)
+            self.assertEqual(ctl("queue", "list", "--json", "hold").stdout, "")
         finally:
             pb.systemctl("unmask", "--runtime", "postbus-local.socket", "postbus-local.service")
             pb.systemctl("start", "postbus-local.socket")
