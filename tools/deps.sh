@@ -12,6 +12,7 @@ POSTBUS_DEPS=(
     python3 python3-gdbm python3-dbus swaks openssl
     dnsmasq-base
     dovecot-core libnet-ssleay-perl
+    polkitd
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.

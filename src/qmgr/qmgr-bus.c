@@ -1,9 +1,12 @@
-/* qmgr-bus.c: org.postbus.Queue1 on the system bus (queue state for everyone), and
- * org.postbus.QueueManager1 on qmgr's private socket (wake-ups from cleanup). */
+/* qmgr-bus.c: org.postbus.Queue1 on the system bus (queue state for everyone, changes for root and
+ * whom polkit allows; queue-bus.h has the interface), and org.postbus.QueueManager1 on qmgr's private
+ * socket (wake-ups from cleanup). Run by qmgr. */
 #include <fcntl.h>
+#include <math.h>
 
 #include "log.h"
 #include "qmgr.h"
+#include "queue-bus.h"
 
 static int property_count(sd_bus *bus, const char *path, const char *interface, const char *property,
                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -19,39 +22,46 @@ static int property_count(sd_bus *bus, const char *path, const char *interface, 
         return sd_bus_message_append(reply, "u", qmgr_queue_count(q, which));
 }
 
-static int list_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata) {
-        sd_bus_message *reply = userdata;
-        _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
-        _cleanup_close_ int fd = -EBADF;
+typedef struct ListData {
+        sd_bus_message *reply;
+        QueueName only;
+} ListData;
+
+static int list_entry(Qmgr *q, QmgrIndexEntry *e, void *userdata) {
+        ListData *l = userdata;
         int r;
 
-        fd = openat(dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0)
-                return 0;       /* moved on in the meantime */
-        if (queue_file_read(fd, &e) < 0)
-                e = NULL;       /* corrupt: listed without an envelope */
-
-        r = sd_bus_message_open_container(reply, 'r', "ssttsas");
+        if (l->only >= 0 && e->queue != (uint8_t) l->only)
+                return 0;
+        r = sd_bus_message_open_container(l->reply, 'r', "ssttsas");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(reply, "sstts", id, queue_name_to_string(which),
-                                  e ? e->arrival_usec : queue_id_usec(id), e ? e->content_size : 0,
-                                  e ? e->sender : "");
+        r = sd_bus_message_append(l->reply, "sstts", e->id, queue_name_to_string(e->queue), e->arrival_usec, e->size,
+                                  qmgr_index_sender(e));
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "s");
+        r = sd_bus_message_open_container(l->reply, 'a', "s");
         if (r < 0)
                 return r;
-        for (size_t i = 0; e && i < e->n_recipients; i++)
-                if (!e->recipients[i].done) {
-                        r = sd_bus_message_append_basic(reply, 's', e->recipients[i].address);
+        if (e->truncated) {
+                _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
+                if (qmgr_index_read_envelope(q, e, &env) >= 0)
+                        for (size_t i = 0; i < env->n_recipients; i++)
+                                if (!env->recipients[i].done) {
+                                        r = sd_bus_message_append_basic(l->reply, 's', env->recipients[i].address);
+                                        if (r < 0)
+                                                return r;
+                                }
+        } else
+                for (const char *a = qmgr_index_next_recipient(e, NULL); a; a = qmgr_index_next_recipient(e, a)) {
+                        r = sd_bus_message_append_basic(l->reply, 's', a);
                         if (r < 0)
                                 return r;
                 }
-        r = sd_bus_message_close_container(reply);
+        r = sd_bus_message_close_container(l->reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_close_container(reply);
+        r = sd_bus_message_close_container(l->reply);
         return r < 0 ? r : 0;
 }
 
@@ -77,13 +87,9 @@ static int method_list_messages(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_message_open_container(reply, 'a', "(ssttsas)");
         if (r < 0)
                 return r;
-        for (QueueName which = 0; which < _QUEUE_NAME_MAX; which++) {
-                if (only >= 0 && which != only)
-                        continue;
-                r = qmgr_queue_foreach(q, which, list_entry, reply);
-                if (r < 0)
-                        return r;
-        }
+        r = qmgr_index_foreach(q, list_entry, &(ListData) { reply, only });
+        if (r < 0)
+                return r;
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
@@ -103,27 +109,348 @@ static int flush_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void
 }
 
 static int method_flush_queue(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         Qmgr *q = userdata;
         unsigned n = 0;
-        uid_t uid;
         int r;
 
-        /* The bus policy admits root only; checked here too. dbus-daemon vouches for the connection's
-         * uid (SO_PEERCRED, an effective uid), which sd-bus reports as UID unless it can read /proc. */
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &creds);
-        if (r < 0)
+        r = qmgr_authorize(q, m, error);
+        if (r <= 0)
                 return r;
-        if (sd_bus_creds_get_euid(creds, &uid) < 0 && sd_bus_creds_get_uid(creds, &uid) < 0)
-                return sd_bus_error_set(error, POSTBUS_ERROR_ACCESS_DENIED, "Cannot tell who is asking.");
-        if (uid != 0)
-                return sd_bus_error_set(error, POSTBUS_ERROR_ACCESS_DENIED, "Only root may flush the queue.");
-
         r = qmgr_queue_foreach(q, QUEUE_DEFERRED, flush_entry, &n);
         if (r < 0)
                 return r;
-        log_info("Flushing the deferred queue at the request of uid %u: %u messages.", (unsigned) uid, n);
+        log_info("Flushing the deferred queue at the request of %s: %u messages.",
+                 strna(sd_bus_message_get_sender(m)), n);
         return sd_bus_reply_method_return(m, "u", n);
+}
+
+static int property_oldest(Qmgr *q, QmgrIndexEntry *e, void *userdata) {
+        uint64_t *oldest = userdata;
+
+        if (e->queue == QUEUE_DEFERRED && (*oldest == 0 || e->arrival_usec < *oldest))
+                *oldest = e->arrival_usec;
+        return 0;
+}
+
+static int property_oldest_deferred(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        uint64_t oldest = 0;
+
+        (void) qmgr_index_foreach(userdata, property_oldest, &oldest);
+        return sd_bus_message_append(reply, "t", oldest);
+}
+
+static int property_paused(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Qmgr *q = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; q->paused && q->paused[i]; i += 2) {
+                r = sd_bus_message_append_basic(reply, 's', q->paused[i]);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+/* Reads the IDs of an "as" argument; InvalidArguments when one is malformed. */
+static int read_ids(sd_bus_message *m, char ***ret, sd_bus_error *error) {
+        _cleanup_strv_free_ char **ids = NULL;
+        int r;
+
+        r = sd_bus_message_read_strv(m, &ids);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; ids && ids[i]; i++)
+                if (!queue_id_valid(ids[i]))
+                        return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID \"%.64s\".",
+                                                 ids[i]);
+        *ret = TAKE_PTR(ids);
+        return 0;
+}
+
+static int messages_act(sd_bus_message *m, Qmgr *q, QmgrAction action, bool release, sd_bus_error *error) {
+        _cleanup_strv_free_ char **ids = NULL;
+        const char *reason = NULL;
+        unsigned n = 0, missing = 0, total = 0;
+        int r;
+
+        r = qmgr_authorize(q, m, error);
+        if (r <= 0)
+                return r;
+        r = read_ids(m, &ids, error);
+        if (r < 0)
+                return r;
+        if (action == QMGR_ACTION_BOUNCE) {
+                r = sd_bus_message_read(m, "s", &reason);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; ids && ids[i]; i++) {
+                total++;
+                r = release ? qmgr_control_release(q, ids[i]) : qmgr_control_act(q, action, ids[i], reason);
+                if (r == -ENOENT)
+                        missing++;
+                else if (r < 0)
+                        log_mail(LOG_WARNING, ids[i], LOG_NO_FIELDS, "failed to act on the message: %s", strerror(-r));
+                else
+                        n += (unsigned) r;
+        }
+        if (total > 0 && missing == total)
+                return sd_bus_error_setf(error, POSTBUS_ERROR_NO_SUCH_MESSAGE, "No such message: %s%s", ids[0],
+                                         total > 1 ? ", ..." : "");
+        return sd_bus_reply_method_return(m, "u", n);
+}
+
+static int method_hold_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return messages_act(m, userdata, QMGR_ACTION_HOLD, false, error);
+}
+
+static int method_release_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return messages_act(m, userdata, QMGR_ACTION_NONE, true, error);
+}
+
+static int method_requeue_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return messages_act(m, userdata, QMGR_ACTION_REQUEUE, false, error);
+}
+
+static int method_delete_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return messages_act(m, userdata, QMGR_ACTION_DELETE, false, error);
+}
+
+static int method_bounce_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return messages_act(m, userdata, QMGR_ACTION_BOUNCE, false, error);
+}
+
+typedef struct Filter {
+        QueueName queue;
+        const char *sender, *recipient, *destination, *reason;
+        uint64_t older_than_usec;
+        bool has_older_than;
+        uint64_t now;
+        sd_bus_message *reply;
+} Filter;
+
+static int select_entry(Qmgr *q, QmgrIndexEntry *e, void *userdata) {
+        Filter *f = userdata;
+
+        if (f->queue >= 0 && e->queue != (uint8_t) f->queue)
+                return 0;
+        if (f->sender && strcasecmp(qmgr_index_sender(e), f->sender) != 0)
+                return 0;
+        if (f->has_older_than && (e->arrival_usec > f->now || f->now - e->arrival_usec <= f->older_than_usec))
+                return 0;
+        if (f->reason && (!e->reason || !strstr(e->reason, f->reason)))
+                return 0;
+        if (f->recipient && !qmgr_index_has_recipient(q, e, f->recipient))
+                return 0;
+        if (f->destination && !qmgr_index_has_destination(q, e, f->destination))
+                return 0;
+        return sd_bus_message_append_basic(f->reply, 's', e->id) < 0 ? -ENOMEM : 0;
+}
+
+static int method_select_messages(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Filter f = { .queue = _QUEUE_NAME_INVALID, .now = now_realtime_usec() };
+        Qmgr *q = userdata;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *key, *contents, *s;
+                char type;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_peek_type(m, &type, &contents);
+                if (r < 0)
+                        return r;
+                if (streq(key, QUEUE_FILTER_OLDER_THAN_USEC)) {
+                        if (!streq(contents, "t"))
+                                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS,
+                                                         "Filter %s takes a value of type t.", key);
+                        r = sd_bus_message_read(m, "v", "t", &f.older_than_usec);
+                        f.has_older_than = true;
+                } else if (streq(key, QUEUE_FILTER_QUEUE) || streq(key, QUEUE_FILTER_SENDER) ||
+                           streq(key, QUEUE_FILTER_RECIPIENT) || streq(key, QUEUE_FILTER_DESTINATION) ||
+                           streq(key, QUEUE_FILTER_REASON)) {
+                        if (!streq(contents, "s"))
+                                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS,
+                                                         "Filter %s takes a value of type s.", key);
+                        r = sd_bus_message_read(m, "v", "s", &s);
+                        if (r < 0)
+                                return r;
+                        if (streq(key, QUEUE_FILTER_QUEUE)) {
+                                f.queue = queue_name_from_string(s);
+                                if (f.queue < 0)
+                                        return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS,
+                                                                 "No queue named \"%.64s\".", s);
+                        } else if (streq(key, QUEUE_FILTER_SENDER))
+                                f.sender = s;
+                        else if (streq(key, QUEUE_FILTER_RECIPIENT))
+                                f.recipient = s;
+                        else if (streq(key, QUEUE_FILTER_DESTINATION))
+                                f.destination = s;
+                        else
+                                f.reason = s;
+                } else
+                        return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Unknown filter \"%.64s\".", key);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        f.reply = reply;
+        r = qmgr_index_foreach(q, select_entry, &f);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_flush_destination(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Qmgr *q = userdata;
+        const char *dest;
+        unsigned n = 0;
+        int r;
+
+        r = qmgr_authorize(q, m, error);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &dest);
+        if (r < 0)
+                return r;
+        if (isempty(dest))
+                return sd_bus_error_set(error, POSTBUS_ERROR_INVALID_ARGS, "No destination given.");
+        r = qmgr_control_flush_destination(q, dest, &n);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, POSTBUS_ERROR_NO_SUCH_DESTINATION, "No mail queued for %.255s.", dest);
+        if (r < 0)
+                return r;
+        log_info("Flushing mail for %s at the request of %s: %u messages.", dest,
+                 strna(sd_bus_message_get_sender(m)), n);
+        return sd_bus_reply_method_return(m, "u", n);
+}
+
+static int method_pause_destination(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Qmgr *q = userdata;
+        const char *dest, *reason;
+        int r;
+
+        r = qmgr_authorize(q, m, error);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(m, "ss", &dest, &reason);
+        if (r < 0)
+                return r;
+        if (isempty(dest) || strlen(dest) > 255 || strpbrk(dest, " \t\r\n"))
+                return sd_bus_error_set(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid destination.");
+        r = qmgr_control_pause(q, dest, reason);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to pause %s: %m", dest);
+        (void) sd_bus_emit_properties_changed(q->system_bus, QUEUE_BUS_PATH, QUEUE_BUS_INTERFACE,
+                                              "PausedDestinations", NULL);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_resume_destination(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Qmgr *q = userdata;
+        const char *dest;
+        int r;
+
+        r = qmgr_authorize(q, m, error);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &dest);
+        if (r < 0)
+                return r;
+        if (isempty(dest))
+                return sd_bus_error_set(error, POSTBUS_ERROR_INVALID_ARGS, "No destination given.");
+        r = qmgr_control_resume(q, dest);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, POSTBUS_ERROR_NO_SUCH_DESTINATION, "%.255s is not paused.", dest);
+        if (r < 0)
+                return r;
+        (void) sd_bus_emit_properties_changed(q->system_bus, QUEUE_BUS_PATH, QUEUE_BUS_INTERFACE,
+                                              "PausedDestinations", NULL);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_list_destinations(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Qmgr *q = userdata;
+        uint64_t mono = now_monotonic_usec(), real = now_realtime_usec();
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(sssuuubt)");
+        if (r < 0)
+                return r;
+        for (QmgrTransport *t = q->transports; t; t = t->next)
+                for (size_t b = 0; t->dests && b < QMGR_DEST_BUCKETS; b++)
+                        for (QmgrDest *d = t->dests[b]; d; d = d->hash_next) {
+                                unsigned waiting = 0;
+                                for (QmgrPeer *p = d->peers; p; p = p->dest_next)
+                                        waiting++;
+                                const char *state = qmgr_paused_reason(q, d->name) ? "paused" :
+                                                    d->dead ? "dead" : "active";
+                                uint64_t next = d->not_before > mono ? real + (d->not_before - mono) : 0;
+                                r = sd_bus_message_append(reply, "(sssuuubt)", t->name, d->name, state,
+                                                          (uint32_t) floor(d->window), t->concurrency_limit,
+                                                          waiting, d->dead, next);
+                                if (r < 0)
+                                        return r;
+                        }
+        for (size_t i = 0; q->paused && q->paused[i]; i += 2) {
+                r = sd_bus_message_append(reply, "(sssuuubt)", "", q->paused[i], "paused", 0, 0, 0, false,
+                                          (uint64_t) 0);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Qmgr *q = userdata;
+        char path[sizeof(QUEUE_BUS_MESSAGE_PREFIX) + QUEUE_ID_SIZE + 1];
+        const char *id;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &id);
+        if (r < 0)
+                return r;
+        if (!queue_id_valid(id))
+                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID \"%.64s\".", id);
+        if (!qmgr_index_find(q, id))
+                return sd_bus_error_setf(error, POSTBUS_ERROR_NO_SUCH_MESSAGE, "Message %s is not queued.", id);
+        (void) snprintf(path, sizeof path, "%s/%s", QUEUE_BUS_MESSAGE_PREFIX, id);
+        return sd_bus_reply_method_return(m, "o", path);
 }
 
 static const sd_bus_vtable queue_vtable[] = {
@@ -138,11 +465,43 @@ static const sd_bus_vtable queue_vtable[] = {
                                 SD_BUS_RESULT("a(ssttsas)", messages),
                                 method_list_messages,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("OldestDeferredUSec", "t", property_oldest_deferred, 0, 0),
+        SD_BUS_PROPERTY("PausedDestinations", "as", property_paused, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("FlushQueue",
                                 SD_BUS_NO_ARGS,
                                 SD_BUS_RESULT("u", messages),
                                 method_flush_queue,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SelectMessages", SD_BUS_ARGS("a{sv}", filter), SD_BUS_RESULT("as", ids),
+                                method_select_messages, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("HoldMessages", SD_BUS_ARGS("as", ids), SD_BUS_RESULT("u", n),
+                                method_hold_messages, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ReleaseMessages", SD_BUS_ARGS("as", ids), SD_BUS_RESULT("u", n),
+                                method_release_messages, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RequeueMessages", SD_BUS_ARGS("as", ids), SD_BUS_RESULT("u", n),
+                                method_requeue_messages, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DeleteMessages", SD_BUS_ARGS("as", ids), SD_BUS_RESULT("u", n),
+                                method_delete_messages, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("BounceMessages", SD_BUS_ARGS("as", ids, "s", reason), SD_BUS_RESULT("u", n),
+                                method_bounce_messages, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("FlushDestination", SD_BUS_ARGS("s", destination), SD_BUS_RESULT("u", n),
+                                method_flush_destination, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PauseDestination", SD_BUS_ARGS("s", destination, "s", reason), SD_BUS_NO_RESULT,
+                                method_pause_destination, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResumeDestination", SD_BUS_ARGS("s", destination), SD_BUS_NO_RESULT,
+                                method_resume_destination, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDestinations", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssuuubt)", destinations),
+                                method_list_destinations, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetMessage", SD_BUS_ARGS("s", id), SD_BUS_RESULT("o", path),
+                                method_get_message, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageQueued", SD_BUS_ARGS("s", id, "s", sender, "u", recipients), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageDelivered", SD_BUS_ARGS("s", id, "s", recipient, "s", relay, "s", dsn), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageDeferred", SD_BUS_ARGS("s", id, "s", recipient, "s", dsn, "s", reason,
+                                                                "t", next_attempt_usec), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageBounced", SD_BUS_ARGS("s", id, "s", recipient, "s", dsn, "s", reason), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("MessageRemoved", SD_BUS_ARGS("s", id), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("DestinationDead", SD_BUS_ARGS("s", transport, "s", destination, "s", reason), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("Alert", SD_BUS_ARGS("s", class, "s", text), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -158,6 +517,7 @@ static int method_wake(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID.");
         r = sd_bus_reply_method_return(m, NULL);
         qmgr_queue_changed(q);          /* incoming has grown */
+        (void) qmgr_index_update(q, QUEUE_INCOMING, id, true);
         if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit)
                 (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
         else
@@ -209,6 +569,9 @@ int qmgr_bus_setup(Qmgr *q) {
         r = sd_bus_add_object_vtable(q->system_bus, NULL, "/org/postbus/Queue1", "org.postbus.Queue1", queue_vtable, q);
         if (r < 0)
                 return log_error_errno(r, "Failed to publish org.postbus.Queue1: %m");
+        r = qmgr_bus_message_setup(q);
+        if (r < 0)
+                return r;
         r = sd_bus_request_name(q->system_bus, "org.postbus.Queue1", 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to own the name org.postbus.Queue1: %m");

@@ -90,14 +90,20 @@ static void apply_results(QmgrMessage *m, const QmgrResult *res, size_t n, bool 
                                 .active_usec = m->active_usec,
                         });
                 if (streq(r->status, DELIVERY_STATUS_SENT)) {
+                        qmgr_signal_delivered(m->qmgr, m->id, rc->address, r->relay, r->dsn);
                         sent[n_sent++] = r->index;
                         if (notify_has(rc->notify, "SUCCESS"))
                                 traced[n_traced++] = (QmgrLogRecord) { r->index, success_action, r->dsn, r->relay,
                                                                         r->text };
-                } else if (streq(r->status, DELIVERY_STATUS_BOUNCED))
+                } else if (streq(r->status, DELIVERY_STATUS_BOUNCED)) {
+                        qmgr_signal_bounced(m->qmgr, m->id, rc->address, r->dsn, r->text);
                         bounced[n_bounced++] = (QmgrLogRecord) { r->index, "failed", r->dsn, r->relay, r->text };
-                else
+                } else {
+                        uint64_t next = now_realtime_usec() + (uint64_t) qmgr_message_backoff(m) * USEC_PER_SEC;
+                        qmgr_signal_deferred(m->qmgr, m->id, rc->address, r->dsn, r->text, next);
+                        qmgr_index_set_reason(m->qmgr, m->id, r->text);
                         deferred[n_deferred++] = (QmgrLogRecord) { r->index, "delayed", r->dsn, r->relay, r->text };
+                }
         }
         (void) qmgr_mark_done(m, sent, n_sent);
         qmgr_bounce_append(m, BOUNCE_LOG_TRACE, traced, n_traced, NULL);
@@ -320,6 +326,11 @@ static void schedule_message(QmgrMessage *m) {
         _cleanup_free_ Group *groups = NULL;
         size_t n_groups = 0;
 
+        if (m->action != QMGR_ACTION_NONE || m->controlled) {
+                qmgr_message_finish(m);         /* asked for while resolving: no deliveries now */
+                return;
+        }
+
         m->calls++;     /* nothing below may finish the message under our feet */
         for (size_t i = 0; i < m->envelope->n_recipients; i++) {
                 const QueueRecipient *rc = m->envelope->recipients + i;
@@ -383,6 +394,11 @@ static void schedule_message(QmgrMessage *m) {
 void qmgr_deliver_message(QmgrMessage *m) {
         if (m->resolved || m->resolving > 0)
                 return;
+        if (m->action != QMGR_ACTION_NONE || m->controlled) {
+                m->resolved = true;     /* nothing to resolve: the action needs no routes */
+                qmgr_message_finish(m);
+                return;
+        }
         if (!m->routes) {
                 m->routes = calloc(MAX(m->envelope->n_recipients, 1U), sizeof(QmgrRoute));
                 if (!m->routes) {

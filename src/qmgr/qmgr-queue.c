@@ -15,7 +15,7 @@ static unsigned id_hash(const char *id) {
         return h % QMGR_HASH_BUCKETS;
 }
 
-static QmgrMessage *message_find(Qmgr *q, const char *id) {
+QmgrMessage *qmgr_message_find(Qmgr *q, const char *id) {
         for (QmgrMessage *m = q->by_id[id_hash(id)]; m; m = m->hash_next)
                 if (streq(m->id, id))
                         return m;
@@ -45,29 +45,34 @@ static QmgrMessage *message_free(QmgrMessage *m) {
         qmgr_schedule_message_free(m);
         qmgr_message_routes_free(m);
         queue_envelope_free(m->envelope);
+        free(m->action_reason);
         free(m);
         return NULL;
 }
 
-static int move_file(Qmgr *q, QueueName from, QueueName to, const char *id) {
+int qmgr_queue_move(Qmgr *q, QueueName from, QueueName to, const char *id) {
         if (renameat(q->queue_fds[from], id, q->queue_fds[to], id) < 0)
                 return -errno;
         qmgr_queue_changed(q);
+        (void) qmgr_index_update(q, to, id, false);
         return 0;
 }
 
 /* Moves a file that cannot be read as a queue file out of the way; other mail goes on. */
 static void quarantine(Qmgr *q, QueueName from, const char *id, int error) {
-        int r = move_file(q, from, QUEUE_CORRUPT, id);
+        int r = qmgr_queue_move(q, from, QUEUE_CORRUPT, id);
 
         if (r < 0) {
                 log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to move the corrupt queue file to corrupt: %s",
                          strerror(-r));
+                qmgr_alert(q, "resource", "%s: failed to move the corrupt queue file to corrupt: %s", id,
+                           strerror(-r));
                 return;
         }
         (void) fsync(q->queue_fds[QUEUE_CORRUPT]);
         log_mail(LOG_WARNING, id, LOG_FIELDS({ "QUEUE", "corrupt" }, { "MESSAGE_ID", POSTBUS_MESSAGE_QUEUE_FILE_CORRUPT }),
                  "corrupt queue file (%s), moved to the corrupt queue", strerror(-error));
+        qmgr_alert(q, "software", "%s: corrupt queue file (%s), moved to the corrupt queue", id, strerror(-error));
 }
 
 int qmgr_message_open(QmgrMessage *m, int flags) {
@@ -103,33 +108,58 @@ void qmgr_message_remove(QmgrMessage *m) {
         else {
                 log_mail(LOG_INFO, m->id, LOG_NO_FIELDS, "removed");
                 qmgr_queue_changed(q);
+                qmgr_index_remove(q, m->id);
         }
         message_done(m);
 }
 
+/* As Postfix: the wait before the next try grows with the message's age, between the two back-off
+ * limits. In seconds. */
+int64_t qmgr_message_backoff(const QmgrMessage *m) {
+        const Config *c = m->qmgr->daemon->config;
+        int64_t delay = (int64_t) qmgr_message_delay(m);
+
+        return MAX(MIN(delay, c->maximal_backoff_time), c->minimal_backoff_time);
+}
+
 void qmgr_message_defer(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
-        const Config *c = q->daemon->config;
         uint64_t now = now_realtime_usec() / USEC_PER_SEC;
-        int64_t delay = (int64_t) qmgr_message_delay(m);
+        int64_t delay = qmgr_message_backoff(m);
         int r;
 
-        /* As Postfix: the wait grows with the message's age, between the two back-off limits. The file's
-         * modification time is when it is due again, so a restart keeps the schedule. */
-        delay = MAX(MIN(delay, c->maximal_backoff_time), c->minimal_backoff_time);
+        /* The file's modification time is when it is due again, so a restart keeps the schedule. */
         struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = (time_t) (now + (uint64_t) delay) } };
         if (utimensat(q->queue_fds[QUEUE_ACTIVE], m->id, ts, AT_SYMLINK_NOFOLLOW) < 0)
                 log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "failed to set the retry time, ignoring: %s",
                          strerror(errno));
-        r = move_file(q, QUEUE_ACTIVE, QUEUE_DEFERRED, m->id);
-        if (r < 0)
+        r = qmgr_queue_move(q, QUEUE_ACTIVE, QUEUE_DEFERRED, m->id);
+        if (r < 0) {
                 log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to move to the deferred queue: %s", strerror(-r));
+                qmgr_alert(q, "resource", "%s: failed to move to the deferred queue: %s", m->id, strerror(-r));
+        } else {
+                qmgr_index_update_message(m, QUEUE_DEFERRED);
+                qmgr_index_set_next_attempt(q, m->id, (now + (uint64_t) delay) * USEC_PER_SEC);
+        }
+        message_done(m);
+}
+
+void qmgr_message_move(QmgrMessage *m, QueueName to) {
+        int r = qmgr_queue_move(m->qmgr, QUEUE_ACTIVE, to, m->id);
+
+        if (r < 0)
+                log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to move to the %s queue: %s",
+                         queue_name_to_string(to), strerror(-r));
+        else
+                qmgr_index_update_message(m, to);
         message_done(m);
 }
 
 void qmgr_message_finish(QmgrMessage *m) {
         const Config *c = m->qmgr->daemon->config;
 
+        if (m->action != QMGR_ACTION_NONE && m->calls == 0 && !m->finishing && qmgr_control_apply(m))
+                return;
         if (m->calls > 0 || m->entries > 0 || !m->resolved || m->finishing)
                 return;
         m->finishing = true;
@@ -150,8 +180,8 @@ void qmgr_message_finish(QmgrMessage *m) {
                 qmgr_message_defer(m);
 }
 
-/* Loads active/<id> and starts its delivery. */
-static int load_active(Qmgr *q, const char *id) {
+/* Loads active/<id> and starts its delivery, or the action asked for. */
+static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *reason) {
         _cleanup_close_ int fd = -EBADF;
         QmgrMessage *m;
         int r;
@@ -178,6 +208,15 @@ static int load_active(Qmgr *q, const char *id) {
         fd = safe_close(fd);
         m->qmgr = q;
         memcpy(m->id, id, QUEUE_ID_SIZE);
+        m->action = action;
+        if (reason) {
+                m->action_reason = strdup(reason);
+                if (!m->action_reason) {
+                        queue_envelope_free(m->envelope);
+                        free(m);
+                        return log_oom();
+                }
+        }
         unsigned h = id_hash(id);
         m->hash_next = q->by_id[h];
         q->by_id[h] = m;
@@ -196,6 +235,9 @@ static int load_active(Qmgr *q, const char *id) {
         (void) snprintf(nrcpt, sizeof nrcpt, "%zu", queue_envelope_pending(m->envelope));
         log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", sender }, { "SIZE", size }, { "NRCPT", nrcpt }),
                  "from=<%s>, size=%s, nrcpt=%s (queue active)", strempty(sender), size, nrcpt);
+        qmgr_index_update_message(m, QUEUE_ACTIVE);
+        if (action == QMGR_ACTION_NONE)
+                qmgr_index_attempted(q, id);
 
         qmgr_deliver_message(m);
         return 0;
@@ -224,31 +266,37 @@ static char *incoming_hold_reason(Qmgr *q, const char *id) {
 }
 
 int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
+        return qmgr_queue_activate_for(q, from, id, QMGR_ACTION_NONE, NULL);
+}
+
+int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction action, const char *reason) {
         int r;
 
         if (!queue_id_valid(id))
                 return -EINVAL;
-        if (message_find(q, id))
+        if (qmgr_message_find(q, id))
                 return 0;
-        if (from == QUEUE_INCOMING) {
+        if (from == QUEUE_INCOMING && action == QMGR_ACTION_NONE) {
                 /* Straight from incoming to hold in one rename: no moment in active where a crash would
                  * let it be delivered. */
                 _cleanup_free_ char *hold = incoming_hold_reason(q, id);
                 if (hold) {
                         _cleanup_free_ char *why = log_escape(hold, strlen(hold));
-                        r = move_file(q, QUEUE_INCOMING, QUEUE_HOLD, id);
+                        r = qmgr_queue_move(q, QUEUE_INCOMING, QUEUE_HOLD, id);
                         if (r == -ENOENT)
                                 return 0;
                         if (r < 0)
                                 log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to move to the hold queue: %s",
                                          strerror(-r));
-                        else
+                        else {
                                 log_mail(LOG_INFO, id, LOG_FIELDS({ "QUEUE", "hold" }), "held: %s", strempty(why));
+                                qmgr_index_set_reason(q, id, hold);
+                        }
                         return r;
                 }
         }
         if (from != QUEUE_ACTIVE) {
-                r = move_file(q, from, QUEUE_ACTIVE, id);
+                r = qmgr_queue_move(q, from, QUEUE_ACTIVE, id);
                 if (r == -ENOENT)
                         return 0;       /* taken already, or never there */
                 if (r < 0) {
@@ -256,7 +304,7 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
                         return r;
                 }
         }
-        return load_active(q, id);
+        return load_active(q, id, action, reason);
 }
 
 /* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */
@@ -309,8 +357,20 @@ static int count_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void
         return 0;
 }
 
+static int count_indexed(Qmgr *q, QmgrIndexEntry *e, void *userdata) {
+        unsigned *counts = userdata;
+        counts[e->queue]++;
+        return 0;
+}
+
 unsigned qmgr_queue_count(Qmgr *q, QueueName which) {
         unsigned n = 0;
+
+        if (q->index) {
+                unsigned counts[_QUEUE_NAME_MAX] = {};
+                (void) qmgr_index_foreach(q, count_indexed, counts);
+                return counts[which];
+        }
         (void) qmgr_queue_foreach(q, which, count_entry, &n);
         return n;
 }

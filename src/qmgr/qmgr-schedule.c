@@ -125,17 +125,44 @@ static QmgrEntry *peer_pop(QmgrPeer *p) {
 }
 
 int qmgr_schedule_add(QmgrMessage *m, QmgrTransport *t, const char *dest_name, const size_t *indices, size_t n) {
-        QmgrDest *d;
-        QmgrJob *j;
-        QmgrPeer *p;
-        QmgrEntry *e;
-
         if (t->deferred) {
                 for (size_t i = 0; i < n; i++)
                         qmgr_recipient_deferred(m, indices[i], "none", "4.3.2",
                                                 "delivery temporarily suspended: deferred transport");
                 return 0;
         }
+        if (m->qmgr->paused) {
+                /* A paused destination (the next hop, or a recipient's domain) keeps its mail queued. */
+                _cleanup_free_ size_t *kept = malloc(MAX(n, 1U) * sizeof(size_t));
+                size_t n_kept = 0;
+                if (!kept)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        const char *why = qmgr_paused_reason(m->qmgr, dest_name) ?:
+                                qmgr_paused_reason(m->qmgr, m->envelope->recipients[indices[i]].address);
+                        if (!why) {
+                                kept[n_kept++] = indices[i];
+                                continue;
+                        }
+                        _cleanup_free_ char *text = NULL;
+                        if (asprintf(&text, "delivery temporarily suspended: destination paused%s%s",
+                                     isempty(why) ? "" : ": ", why) < 0)
+                                return -ENOMEM;
+                        qmgr_recipient_deferred(m, indices[i], "none", "4.3.2", text);
+                }
+                if (n_kept < n)
+                        return n_kept == 0 ? 0 : qmgr_schedule_add_unpaused(m, t, dest_name, kept, n_kept);
+        }
+        return qmgr_schedule_add_unpaused(m, t, dest_name, indices, n);
+}
+
+int qmgr_schedule_add_unpaused(QmgrMessage *m, QmgrTransport *t, const char *dest_name, const size_t *indices,
+                               size_t n) {
+        QmgrDest *d;
+        QmgrJob *j;
+        QmgrPeer *p;
+        QmgrEntry *e;
+
         d = qmgr_dest_get(t, dest_name);
         if (!d)
                 return -ENOMEM;
@@ -215,19 +242,24 @@ void qmgr_schedule_run_all(Qmgr *q) {
 
 void qmgr_schedule_defer_dest(QmgrDest *d) {
         _cleanup_free_ char *why = NULL;
-        _cleanup_free_ QmgrMessage **touched = NULL;
-        size_t n_touched = 0, size = 0;
 
         if (asprintf(&why, "delivery temporarily suspended: %s", strna(d->dead_reason)) < 0) {
                 log_oom();
                 return;
         }
+        qmgr_schedule_defer_dest_why(d, "4.4.1", why);
+}
+
+void qmgr_schedule_defer_dest_why(QmgrDest *d, const char *dsn, const char *why) {
+        _cleanup_free_ QmgrMessage **touched = NULL;
+        size_t n_touched = 0, size = 0;
+
         while (d->peers) {
                 QmgrEntry *e = peer_pop(d->peers);
                 QmgrMessage *m = e->message;
 
                 for (size_t i = 0; i < e->n; i++)
-                        qmgr_recipient_deferred(m, e->indices[i], "none", "4.4.1", why);
+                        qmgr_recipient_deferred(m, e->indices[i], "none", dsn, why);
                 qmgr_entry_free(e);
                 if (n_touched == size) {
                         size = MAX(16U, size * 2);

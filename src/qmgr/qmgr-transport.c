@@ -338,6 +338,7 @@ void qmgr_dest_feedback(QmgrDest *d, bool success, const char *reason) {
                         log_info("transport %s, destination %s: dead for %" PRIi64 "s after %.0f failed cohort(s): %s",
                                  t->name, d->name, t->qmgr->daemon->config->minimal_backoff_time,
                                  d->failed_cohorts, strna(d->dead_reason));
+                        qmgr_signal_dead(t->qmgr, t->name, d->name, d->dead_reason);
                         qmgr_schedule_defer_dest(d);
                 }
         }

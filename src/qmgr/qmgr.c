@@ -4,9 +4,11 @@
  * SECURITY: runs as the unprivileged postbus user, long-running. It alone moves files between the
  * queue directories and marks recipients done; it writes nothing else. It trusts no queue file: each is
  * validated before use and a bad one is moved to corrupt. Wake-ups come over its private socket from
- * root and postbus only (SO_PEERCRED); on the system bus reading the queue is open to all users, and
- * only FlushQueue changes it, for root (bus policy, and a uid check in the method). Delivery roles
- * get a read-only descriptor of the queue file. */
+ * root and postbus only (SO_PEERCRED). On the system bus reading the queue is open to all users; every
+ * change (hold, release, requeue, delete, bounce, flush, pause) needs the caller's effective uid 0, as
+ * the bus daemon vouches for it, or polkit's yes for org.postbus.queue.manage (qmgr-polkit.c): the bus
+ * policy lets anyone call, qmgr decides. It also writes $queue_directory/state/paused-destinations.
+ * Delivery roles get a read-only descriptor of the queue file. */
 #include <fcntl.h>
 
 #include "address.h"
@@ -89,6 +91,15 @@ static int qmgr_setup(Daemon *d) {
         if (r < 0)
                 return log_oom();
 
+        /* What is queued, before anything moves; and which destinations an administrator paused. */
+        r = qmgr_index_new(q);
+        if (r < 0)
+                return log_oom();
+        r = qmgr_index_load(q);
+        if (r < 0)
+                return r;
+        (void) qmgr_paused_load(q);
+
         r = bus_server_serve(d, "qmgr", qmgr_bus_server_setup, q, &q->server);
         if (r == -ENOENT)
                 log_warning("No socket named \"qmgr\" was passed: new mail is found by scans only.");
@@ -127,6 +138,7 @@ static void qmgr_done(Daemon *d) {
                 qmgr_schedule_message_free(m);
                 qmgr_message_routes_free(m);
                 queue_envelope_free(m->envelope);
+                free(m->action_reason);
                 free(m);
         }
         qmgr_transports_free(q);
@@ -140,7 +152,10 @@ static void qmgr_done(Daemon *d) {
         sd_event_source_unref(q->changed_timer);
         bus_server_free(q->server);
         bus_client_free(q->rewrite);
+        qmgr_auth_queries_free(q);
         sd_bus_flush_close_unref(q->system_bus);
+        qmgr_index_free(q);
+        strv_free(q->paused);
         strv_free(q->mydestination);
         for (QueueName i = 0; i < _QUEUE_NAME_MAX; i++)
                 safe_close(q->queue_fds[i]);

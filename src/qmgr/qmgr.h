@@ -17,6 +17,19 @@ typedef struct QmgrDest QmgrDest;
 typedef struct QmgrJob QmgrJob;
 typedef struct QmgrPeer QmgrPeer;
 typedef struct QmgrEntry QmgrEntry;
+typedef struct QmgrIndex QmgrIndex;
+typedef struct QmgrIndexEntry QmgrIndexEntry;
+typedef struct QmgrAuthQuery QmgrAuthQuery;
+
+/* What an administrator asked for a message in the active queue: done once nothing is in progress. */
+typedef enum QmgrAction {
+        QMGR_ACTION_NONE,
+        QMGR_ACTION_HOLD,
+        QMGR_ACTION_REQUEUE,
+        QMGR_ACTION_DELETE,
+        QMGR_ACTION_BOUNCE,
+        _QMGR_ACTION_MAX,
+} QmgrAction;
 
 /* Where a recipient goes: rewrite's answer. transport NULL: not resolved (deferred). */
 typedef struct QmgrRoute {
@@ -43,6 +56,9 @@ struct QmgrMessage {
         bool had_logs;                  /* something was written to one of bounce's logs this time */
         size_t counted;                 /* pending recipients when loaded, in qmgr->n_recipients */
         uint64_t active_usec;           /* CLOCK_REALTIME: when it entered the active queue */
+        QmgrAction action;              /* asked for over the bus, not done yet */
+        bool controlled;                /* an action took over: no (more) deliveries are scheduled */
+        char *action_reason;            /* QMGR_ACTION_BOUNCE's text */
 };
 
 /* A transport: a master.cf delivery service and the agent that runs it. */
@@ -147,11 +163,23 @@ struct Qmgr {
         sd_bus *system_bus;             /* org.postbus.Queue1 */
         sd_event_source *changed_timer; /* PropertiesChanged of the counts, at most once a second */
         sd_event_source *scan_timer;
+
+        QmgrIndex *index;               /* every queued message, for the bus (qmgr-index.c) */
+        char **paused;                  /* destination, reason, destination, reason, ..., NULL */
+        QmgrAuthQuery *auth_queries;    /* polkit questions in flight (qmgr-polkit.c) */
 };
 
 /* qmgr-queue.c */
 int qmgr_queue_scan(Qmgr *q, QueueName which);
 int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id);
+/* The same, with an action to do instead of delivering (bounce now). */
+int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction action, const char *reason);
+/* Moves a file between queue directories and keeps the index current. */
+int qmgr_queue_move(Qmgr *q, QueueName from, QueueName to, const char *id);
+/* The active message with this ID, or NULL. */
+QmgrMessage *qmgr_message_find(Qmgr *q, const char *id);
+/* The active message's file goes to another queue directory, and the message out of memory. */
+void qmgr_message_move(QmgrMessage *m, QueueName to);
 unsigned qmgr_queue_count(Qmgr *q, QueueName which);
 /* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */
 typedef int (*QmgrQueueEntryFunc)(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata);
@@ -163,6 +191,7 @@ void qmgr_message_remove(QmgrMessage *m);
 void qmgr_message_defer(QmgrMessage *m);
 int qmgr_message_open(QmgrMessage *m, int flags);
 double qmgr_message_delay(const QmgrMessage *m);
+int64_t qmgr_message_backoff(const QmgrMessage *m);
 
 /* qmgr-deliver.c: resolving recipients and the calls to the agents */
 void qmgr_deliver_message(QmgrMessage *m);
@@ -193,6 +222,10 @@ void qmgr_schedule_run(QmgrTransport *t);
 void qmgr_schedule_run_all(Qmgr *q);
 /* A dead destination: every entry waiting for it is deferred now, without a try. */
 void qmgr_schedule_defer_dest(QmgrDest *d);
+void qmgr_schedule_defer_dest_why(QmgrDest *d, const char *dsn, const char *why);
+/* qmgr_schedule_add() without the check for paused destinations. */
+int qmgr_schedule_add_unpaused(QmgrMessage *m, QmgrTransport *t, const char *dest_name, const size_t *indices,
+                               size_t n);
 void qmgr_schedule_message_free(QmgrMessage *m);
 void qmgr_entry_free(QmgrEntry *e);
 
@@ -226,6 +259,76 @@ struct QmgrCall {
 /* Copies c and sends the call when the connection is ready; done always runs, maybe before this
  * returns. */
 void qmgr_call(BusClient *client, const QmgrCall *c);
+
+/* qmgr-index.c: what is queued where, compactly, for the bus; kept current on every move. */
+struct QmgrIndexEntry {
+        char id[QUEUE_ID_SIZE];
+        uint8_t queue;                  /* QueueName */
+        bool truncated;                 /* more pending recipients than kept here: read the file */
+        uint32_t n_recipients, n_pending, attempts;
+        uint64_t arrival_usec, size, next_attempt_usec;
+        char *reason;                   /* the last deferral or the hold reason, or NULL */
+        QmgrIndexEntry *hash_next;
+        size_t strings_size;
+        char strings[];                 /* sender, then pending recipients, each NUL-terminated */
+};
+int qmgr_index_new(Qmgr *q);
+void qmgr_index_free(Qmgr *q);
+/* Reads every queue directory once, at start-up. */
+int qmgr_index_load(Qmgr *q);
+QmgrIndexEntry *qmgr_index_find(Qmgr *q, const char *id);
+/* The file is (now) in queue which: reads it if it is new to the index or announce is set. */
+QmgrIndexEntry *qmgr_index_update(Qmgr *q, QueueName which, const char *id, bool announce);
+/* From a message in memory (its pending recipients changed). */
+void qmgr_index_update_message(QmgrMessage *m, QueueName which);
+void qmgr_index_set_reason(Qmgr *q, const char *id, const char *reason);
+void qmgr_index_set_next_attempt(Qmgr *q, const char *id, uint64_t usec);
+void qmgr_index_attempted(Qmgr *q, const char *id);
+void qmgr_index_remove(Qmgr *q, const char *id);
+typedef int (*QmgrIndexFunc)(Qmgr *q, QmgrIndexEntry *e, void *userdata);
+/* Calls f for each entry; stops at f's first non-zero result and returns it. */
+int qmgr_index_foreach(Qmgr *q, QmgrIndexFunc f, void *userdata);
+size_t qmgr_index_count(Qmgr *q);
+const char *qmgr_index_sender(const QmgrIndexEntry *e);
+/* The next pending recipient after prev (NULL: the first), or NULL. */
+const char *qmgr_index_next_recipient(const QmgrIndexEntry *e, const char *prev);
+/* Whether a pending recipient's domain (or, when all are read from the file, any) is dest. */
+bool qmgr_index_has_destination(Qmgr *q, const QmgrIndexEntry *e, const char *dest);
+bool qmgr_index_has_recipient(Qmgr *q, const QmgrIndexEntry *e, const char *address);
+/* The whole envelope of a queued message, read from its file. */
+int qmgr_index_read_envelope(Qmgr *q, const QmgrIndexEntry *e, QueueEnvelope **ret);
+
+/* qmgr-control.c: the actions of org.postbus.Queue1 and their methods. */
+extern const sd_bus_vtable qmgr_control_vtable[];
+int qmgr_control_act(Qmgr *q, QmgrAction action, const char *id, const char *reason);
+int qmgr_control_release(Qmgr *q, const char *id);
+/* Done when an active message's calls have ended: true when the action took the message over. */
+bool qmgr_control_apply(QmgrMessage *m);
+int qmgr_paused_load(Qmgr *q);
+int qmgr_control_pause(Qmgr *q, const char *dest, const char *reason);
+/* -ENOENT: not paused. */
+int qmgr_control_resume(Qmgr *q, const char *dest);
+/* The deferred mail for dest is tried now; -ENOENT when none is queued. */
+int qmgr_control_flush_destination(Qmgr *q, const char *dest, unsigned *ret);
+/* The reason when dest (a next hop or a recipient) is paused, else NULL. */
+const char *qmgr_paused_reason(Qmgr *q, const char *dest);
+
+/* qmgr-polkit.c: whether the sender of a call may change the queue. 1: yes; 0: the question is with
+ * polkit and the call is dispatched again when it answered; < 0 with error set: no. */
+int qmgr_authorize(Qmgr *q, sd_bus_message *m, sd_bus_error *error);
+void qmgr_auth_queries_free(Qmgr *q);
+
+/* qmgr-bus-message.c: the per-message objects and the signals. */
+int qmgr_bus_message_setup(Qmgr *q);
+void qmgr_bus_message_changed(Qmgr *q, const char *id);
+void qmgr_signal_queued(Qmgr *q, const QmgrIndexEntry *e);
+void qmgr_signal_delivered(Qmgr *q, const char *id, const char *rcpt, const char *relay, const char *dsn);
+void qmgr_signal_deferred(Qmgr *q, const char *id, const char *rcpt, const char *dsn, const char *reason,
+                          uint64_t next_usec);
+void qmgr_signal_bounced(Qmgr *q, const char *id, const char *rcpt, const char *dsn, const char *reason);
+void qmgr_signal_removed(Qmgr *q, const char *id);
+void qmgr_signal_dead(Qmgr *q, const char *transport, const char *dest, const char *reason);
+void qmgr_alert(Qmgr *q, const char *klass, const char *fmt, ...) _printf_(3, 4);
 
 /* qmgr-bus.c */
 int qmgr_bus_setup(Qmgr *q);

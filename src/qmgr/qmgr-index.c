@@ -1,0 +1,372 @@
+/* qmgr-index.c: an in-memory index of every queued message (queue, sender, arrival, size, pending
+ * recipients, attempts, next attempt, last reason), filled once at start-up and kept current on every
+ * move, so that the bus answers without reading the queue directories. Run by qmgr.
+ *
+ * Memory: one allocation per message with the sender and up to INDEX_RECIPIENTS_MAX bytes of pending
+ * recipients; a message with more is marked truncated and its file is read when all are needed. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "address.h"
+#include "log.h"
+#include "qmgr.h"
+
+#define INDEX_RECIPIENTS_MAX 512U
+
+struct QmgrIndex {
+        QmgrIndexEntry **buckets;
+        size_t n_buckets;
+        size_t n_entries;
+};
+
+static size_t index_hash(const QmgrIndex *ix, const char *id) {
+        size_t h = 14695981039346656037ULL;
+
+        for (; *id; id++)
+                h = (h ^ (unsigned char) *id) * 1099511628211ULL;
+        return h % ix->n_buckets;
+}
+
+int qmgr_index_new(Qmgr *q) {
+        QmgrIndex *ix = calloc(1, sizeof(QmgrIndex));
+
+        if (!ix)
+                return -ENOMEM;
+        ix->n_buckets = 4096;
+        ix->buckets = calloc(ix->n_buckets, sizeof(QmgrIndexEntry *));
+        if (!ix->buckets) {
+                free(ix);
+                return -ENOMEM;
+        }
+        q->index = ix;
+        return 0;
+}
+
+static void entry_free(QmgrIndexEntry *e) {
+        if (!e)
+                return;
+        free(e->reason);
+        free(e);
+}
+
+void qmgr_index_free(Qmgr *q) {
+        QmgrIndex *ix = q->index;
+
+        if (!ix)
+                return;
+        for (size_t b = 0; b < ix->n_buckets; b++)
+                while (ix->buckets[b]) {
+                        QmgrIndexEntry *e = ix->buckets[b];
+                        ix->buckets[b] = e->hash_next;
+                        entry_free(e);
+                }
+        free(ix->buckets);
+        free(ix);
+        q->index = NULL;
+}
+
+static void index_grow(QmgrIndex *ix) {
+        size_t n = ix->n_buckets * 2;
+        QmgrIndexEntry **b = calloc(n, sizeof(QmgrIndexEntry *));
+
+        if (!b)
+                return;         /* longer chains, still correct */
+        QmgrIndexEntry **old = ix->buckets;
+        size_t n_old = ix->n_buckets;
+        ix->buckets = b;
+        ix->n_buckets = n;
+        for (size_t i = 0; i < n_old; i++)
+                while (old[i]) {
+                        QmgrIndexEntry *e = old[i];
+                        old[i] = e->hash_next;
+                        size_t h = index_hash(ix, e->id);
+                        e->hash_next = b[h];
+                        b[h] = e;
+                }
+        free(old);
+}
+
+QmgrIndexEntry *qmgr_index_find(Qmgr *q, const char *id) {
+        QmgrIndex *ix = q->index;
+
+        if (!ix || !id)
+                return NULL;
+        for (QmgrIndexEntry *e = ix->buckets[index_hash(ix, id)]; e; e = e->hash_next)
+                if (streq(e->id, id))
+                        return e;
+        return NULL;
+}
+
+/* Puts e in place of the entry with its ID (taking over what only the index knows), or adds it. */
+static QmgrIndexEntry *index_put(Qmgr *q, QmgrIndexEntry *e) {
+        QmgrIndex *ix = q->index;
+        QmgrIndexEntry **p = &ix->buckets[index_hash(ix, e->id)];
+
+        for (; *p; p = &(*p)->hash_next)
+                if (streq((*p)->id, e->id)) {
+                        QmgrIndexEntry *old = *p;
+                        e->attempts = old->attempts;
+                        if (!e->reason) {
+                                e->reason = old->reason;
+                                old->reason = NULL;
+                        }
+                        if (e->next_attempt_usec == 0 && e->queue == old->queue)
+                                e->next_attempt_usec = old->next_attempt_usec;
+                        e->hash_next = old->hash_next;
+                        *p = e;
+                        entry_free(old);
+                        return e;
+                }
+        e->hash_next = NULL;
+        *p = e;
+        ix->n_entries++;
+        if (ix->n_entries > ix->n_buckets * 2)
+                index_grow(ix);
+        return e;
+}
+
+static QmgrIndexEntry *entry_from_envelope(const char *id, QueueName which, const QueueEnvelope *env) {
+        size_t size = 1, n_pending = 0, kept = 0;
+        bool truncated = false;
+        QmgrIndexEntry *e;
+        char *p;
+
+        if (env) {
+                size += strlen(env->sender);
+                for (size_t i = 0; i < env->n_recipients; i++) {
+                        if (env->recipients[i].done)
+                                continue;
+                        n_pending++;
+                        size_t l = strlen(env->recipients[i].address) + 1;
+                        if (kept + l > INDEX_RECIPIENTS_MAX && kept > 0)
+                                truncated = true;
+                        else
+                                kept += l;
+                }
+        }
+        size += kept;
+        e = calloc(1, sizeof(QmgrIndexEntry) + size);
+        if (!e)
+                return NULL;
+        memcpy(e->id, id, QUEUE_ID_SIZE);
+        e->queue = (uint8_t) which;
+        e->truncated = truncated;
+        e->strings_size = size;
+        p = e->strings;
+        if (env) {
+                e->arrival_usec = env->arrival_usec;
+                e->size = env->content_size;
+                e->n_recipients = (uint32_t) env->n_recipients;
+                e->n_pending = (uint32_t) n_pending;
+                p = stpcpy(p, env->sender) + 1;
+                size_t used = 0;
+                for (size_t i = 0; i < env->n_recipients; i++) {
+                        const char *a = env->recipients[i].address;
+                        size_t l = strlen(a) + 1;
+                        if (env->recipients[i].done || used + l > kept)
+                                continue;
+                        p = stpcpy(p, a) + 1;
+                        used += l;
+                }
+        } else {
+                e->arrival_usec = queue_id_usec(id);
+                *p = '\0';
+        }
+        return e;
+}
+
+static int read_envelope_at(int dirfd, const char *id, QueueEnvelope **ret, struct stat *ret_st) {
+        _cleanup_close_ int fd = openat(dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+        if (fd < 0)
+                return -errno;
+        if (ret_st && fstat(fd, ret_st) < 0)
+                return -errno;
+        return queue_file_read(fd, ret);
+}
+
+int qmgr_index_read_envelope(Qmgr *q, const QmgrIndexEntry *e, QueueEnvelope **ret) {
+        return read_envelope_at(q->queue_fds[e->queue], e->id, ret, NULL);
+}
+
+QmgrIndexEntry *qmgr_index_update(Qmgr *q, QueueName which, const char *id, bool announce) {
+        _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
+        QmgrIndexEntry *e = qmgr_index_find(q, id);
+        struct stat st = {};
+        int r;
+
+        if (!q->index)
+                return NULL;
+        if (e && !announce) {
+                bool moved = e->queue != (uint8_t) which;
+                e->queue = (uint8_t) which;
+                if (which != QUEUE_DEFERRED)
+                        e->next_attempt_usec = 0;
+                if (which == QUEUE_DEFERRED && fstatat(q->queue_fds[which], id, &st, AT_SYMLINK_NOFOLLOW) >= 0)
+                        e->next_attempt_usec = (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC;
+                if (moved)
+                        qmgr_bus_message_changed(q, id);
+                return e;
+        }
+        r = read_envelope_at(q->queue_fds[which], id, &env, &st);
+        if (r == -ENOENT || r == -ELOOP)
+                return NULL;
+        e = entry_from_envelope(id, which, r < 0 ? NULL : env);
+        if (!e) {
+                log_oom();
+                return NULL;
+        }
+        if (which == QUEUE_DEFERRED)
+                e->next_attempt_usec = (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC;
+        e = index_put(q, e);
+        if (announce)
+                qmgr_signal_queued(q, e);
+        return e;
+}
+
+void qmgr_index_update_message(QmgrMessage *m, QueueName which) {
+        Qmgr *q = m->qmgr;
+        QmgrIndexEntry *e;
+
+        if (!q->index)
+                return;
+        e = entry_from_envelope(m->id, which, m->envelope);
+        if (!e) {
+                log_oom();
+                return;
+        }
+        (void) index_put(q, e);
+        qmgr_bus_message_changed(q, m->id);
+}
+
+void qmgr_index_set_reason(Qmgr *q, const char *id, const char *reason) {
+        QmgrIndexEntry *e = qmgr_index_find(q, id);
+        char *copy;
+
+        if (!e)
+                return;
+        if (e->reason && reason && streq(e->reason, reason))
+                return;
+        copy = reason ? strdup(reason) : NULL;
+        if (reason && !copy)
+                return;
+        free(e->reason);
+        e->reason = copy;
+        qmgr_bus_message_changed(q, id);
+}
+
+void qmgr_index_set_next_attempt(Qmgr *q, const char *id, uint64_t usec) {
+        QmgrIndexEntry *e = qmgr_index_find(q, id);
+
+        if (e && e->next_attempt_usec != usec) {
+                e->next_attempt_usec = usec;
+                qmgr_bus_message_changed(q, id);
+        }
+}
+
+void qmgr_index_attempted(Qmgr *q, const char *id) {
+        QmgrIndexEntry *e = qmgr_index_find(q, id);
+
+        if (e) {
+                e->attempts++;
+                qmgr_bus_message_changed(q, id);
+        }
+}
+
+void qmgr_index_remove(Qmgr *q, const char *id) {
+        QmgrIndex *ix = q->index;
+
+        if (!ix)
+                return;
+        for (QmgrIndexEntry **p = &ix->buckets[index_hash(ix, id)]; *p; p = &(*p)->hash_next)
+                if (streq((*p)->id, id)) {
+                        QmgrIndexEntry *e = *p;
+                        *p = e->hash_next;
+                        entry_free(e);
+                        ix->n_entries--;
+                        qmgr_signal_removed(q, id);
+                        return;
+                }
+}
+
+int qmgr_index_foreach(Qmgr *q, QmgrIndexFunc f, void *userdata) {
+        QmgrIndex *ix = q->index;
+
+        if (!ix)
+                return 0;
+        for (size_t b = 0; b < ix->n_buckets; b++)
+                for (QmgrIndexEntry *e = ix->buckets[b], *next; e; e = next) {
+                        next = e->hash_next;    /* f may remove e */
+                        int r = f(q, e, userdata);
+                        if (r != 0)
+                                return r;
+                }
+        return 0;
+}
+
+size_t qmgr_index_count(Qmgr *q) {
+        return q->index ? q->index->n_entries : 0;
+}
+
+const char *qmgr_index_sender(const QmgrIndexEntry *e) {
+        return e->strings;
+}
+
+const char *qmgr_index_next_recipient(const QmgrIndexEntry *e, const char *prev) {
+        const char *p = prev ? prev + strlen(prev) + 1 : e->strings + strlen(e->strings) + 1;
+
+        return p < e->strings + e->strings_size ? p : NULL;
+}
+
+static bool domain_is(const char *address, const char *dest) {
+        const char *at = strrchr(address, '@');
+        return at && strcasecmp(at + 1, dest) == 0;
+}
+
+/* Calls match for each pending recipient, from the file when the index keeps only some. */
+static bool any_recipient(Qmgr *q, const QmgrIndexEntry *e, bool (*match)(const char *, const char *),
+                          const char *arg) {
+        for (const char *r = qmgr_index_next_recipient(e, NULL); r; r = qmgr_index_next_recipient(e, r))
+                if (match(r, arg))
+                        return true;
+        if (!e->truncated)
+                return false;
+
+        _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
+        if (qmgr_index_read_envelope(q, e, &env) < 0)
+                return false;
+        for (size_t i = 0; i < env->n_recipients; i++)
+                if (!env->recipients[i].done && match(env->recipients[i].address, arg))
+                        return true;
+        return false;
+}
+
+static bool address_is(const char *address, const char *want) {
+        return strcasecmp(address, want) == 0;
+}
+
+bool qmgr_index_has_destination(Qmgr *q, const QmgrIndexEntry *e, const char *dest) {
+        return any_recipient(q, e, domain_is, dest);
+}
+
+bool qmgr_index_has_recipient(Qmgr *q, const QmgrIndexEntry *e, const char *address) {
+        return any_recipient(q, e, address_is, address);
+}
+
+static int load_entry(Qmgr *q, QueueName which, const char *id, int dirfd, void *userdata) {
+        (void) qmgr_index_update(q, which, id, false);
+        return 0;
+}
+
+int qmgr_index_load(Qmgr *q) {
+        int r;
+
+        for (QueueName which = 0; which < _QUEUE_NAME_MAX; which++) {
+                r = qmgr_queue_foreach(q, which, load_entry, NULL);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read the %s queue: %m", queue_name_to_string(which));
+        }
+        log_debug("Queue index: %zu messages.", qmgr_index_count(q));
+        return 0;
+}
