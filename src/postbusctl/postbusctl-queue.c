@@ -19,8 +19,7 @@ static int append_filter_string(sd_bus_message *m, const char *key, const char *
 }
 
 int queue_select(sd_bus *bus, const char *queue, char ***ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         uint64_t age = 0;
         int r;
 
@@ -49,13 +48,7 @@ int queue_select(sd_bus *bus, const char *queue, char ***ret) {
         if (r < 0)
                 return queue_client_error("cannot build the filter", NULL, r);
 
-        r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                return queue_client_error("cannot select messages", &error, r);
-        r = sd_bus_message_read_strv(reply, ret);
-        if (r < 0)
-                return queue_client_error("cannot read the queue manager's answer", NULL, r);
-        return 0;
+        return queue_client_select(bus, m, ret);
 }
 
 static int queue_list(int argc, char **argv) {

@@ -388,6 +388,27 @@ int queue_client_act(sd_bus *bus, const char *method, char *const *ids, const ch
         return 0;
 }
 
+int queue_client_select(sd_bus *bus, sd_bus_message *call, char ***ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char **ids = NULL;
+        int r;
+
+        r = sd_bus_call(bus, call, 0, &error, &reply);
+        if (r < 0)
+                return queue_client_error("cannot select messages", &error, r);
+        r = sd_bus_message_read_strv(reply, &ids);
+        if (r >= 0 && !ids) {
+                ids = calloc(1, sizeof(char *));
+                if (!ids)
+                        r = -ENOMEM;
+        }
+        if (r < 0)
+                return queue_client_error("cannot read the queue manager's answer", NULL, r);
+        *ret = ids;
+        return 0;
+}
+
 int queue_read_ids(FILE *f, char ***ret) {
         _cleanup_strv_free_ char **ids = NULL;
         _cleanup_free_ char *line = NULL;

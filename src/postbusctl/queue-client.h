@@ -57,6 +57,11 @@ void queue_print_json(FILE *f, const QueueList *l);
 int queue_client_act(sd_bus *bus, const char *method, char *const *ids, const char *reason, bool missing_ok,
                      unsigned *ret_count);
 
+/* SelectMessages(filter) → as, as a NULL-terminated vector (empty, not NULL, when nothing matched: a NULL
+ * `only` of queue_client_list() would mean every message). Returns 0 or the status of
+ * queue_client_error(). */
+int queue_client_select(sd_bus *bus, sd_bus_message *call, char ***ret);
+
 /* Reads queue IDs, one a line (white space around them ignored, empty lines skipped), from f. */
 int queue_read_ids(FILE *f, char ***ret);
 

@@ -60,8 +60,7 @@ static int fatal(int status, const char *text, const char *arg) {
 
 /* SelectMessages({queue}) for each queue name, or {} when there are none. */
 static int select_queue(sd_bus *bus, const char *queue, char ***ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
         r = sd_bus_message_new_method_call(bus, &m, QUEUE_BUS_NAME, QUEUE_BUS_PATH, QUEUE_BUS_INTERFACE,
@@ -74,13 +73,7 @@ static int select_queue(sd_bus *bus, const char *queue, char ***ret) {
                 r = sd_bus_message_close_container(m);
         if (r < 0)
                 return queue_client_error("cannot build the call", NULL, r);
-        r = sd_bus_call(bus, m, 0, &error, &reply);
-        if (r < 0)
-                return queue_client_error("cannot select messages", &error, r);
-        r = sd_bus_message_read_strv(reply, ret);
-        if (r < 0)
-                return queue_client_error("cannot read the queue manager's answer", NULL, r);
-        return 0;
+        return queue_client_select(bus, m, ret);
 }
 
 static int add_queue(sd_bus *bus, const char *queue, char ***ids, size_t *n) {
