@@ -286,6 +286,19 @@ class Held(unittest.TestCase):
         self.assertEqual((p.returncode, p.stdout), (0, 'Deleted 1 message.\n'), p.stderr)
         self.assertNotIn(b, queue())
 
+        cursor = pb.journal_cursor()
+        p = cmd(POSTBUSCTL, 'queue', 'flush', 'localhost')
+        self.assertEqual((p.returncode, p.stdout), (0, 'localhost: 1 message to be tried now.\n'), p.stderr)
+        settle([a], cursor)
+
+        # bounce: the message leaves the queue, and its sender's notice enters it
+        p = cmd(POSTBUSCTL, 'queue', 'bounce', '--reason=returned by the postmaster', a)
+        self.assertEqual((p.returncode, p.stdout), (0, 'Bounced 1 message.\n'), p.stderr)
+        pb.wait_until(lambda: a not in queue(), what=f'{a} bounced and gone')
+        notice = pb.wait_until(lambda: [m for m in queue().values() if m[4] == '' and m[5] == ['ivy@example.org']],
+                               what='the non-delivery notice to ivy@example.org queued')
+        self.assertEqual(len(notice), 1, notice)
+
     def test_postbusctl_errors(self):
         qid = send_held('kim@example.org', ['qcli@localhost'])
         for args, status in ((['show', 'bad/id'], EX_USAGE), (['show', VALID_UNKNOWN_ID], EX_NOINPUT),
