@@ -139,50 +139,24 @@ static int read_listing(sd_bus_message *reply, char *const *only, QueueList *l) 
         return sd_bus_message_exit_container(reply);
 }
 
-/* The Recipients property of a message object: a(ssss) address, original address, state, reason. The
- * pending ones replace the listing's recipients, with their reasons. */
-static int read_reasons(sd_bus_message *reply, ListedMessage *m) {
-        ListedRecipient *l = NULL;
-        size_t n = 0;
+/* The Reason property of a message object (its last deferral reason, or why it is held) becomes the
+ * reason of each of its pending recipients: qmgr keeps one reason a message, and answers this from
+ * memory, where the Recipients property would make it read the queue file of every message listed. */
+static int read_reason(sd_bus_message *reply, ListedMessage *m) {
+        const char *reason;
         int r;
 
-        r = sd_bus_message_enter_container(reply, 'v', "a(ssss)");
-        if (r >= 0)
-                r = sd_bus_message_enter_container(reply, 'a', "(ssss)");
-        while (r >= 0) {
-                const char *address, *original, *state, *reason;
-
-                r = sd_bus_message_read(reply, "(ssss)", &address, &original, &state, &reason);
-                if (r <= 0)
-                        break;
-                if (!streq(state, "pending"))
-                        continue;
-                ListedRecipient *a = reallocarray(l, n + 1, sizeof(ListedRecipient));
-                if (!a) {
-                        r = -ENOMEM;
-                        break;
-                }
-                l = a;
-                l[n] = (ListedRecipient) { .address = strdup(address), .reason = strdup(reason) };
-                n++;
-                if (!l[n - 1].address || !l[n - 1].reason)
-                        r = -ENOMEM;
-        }
-        if (r < 0) {
-                for (size_t i = 0; i < n; i++) {
-                        free(l[i].address);
-                        free(l[i].reason);
-                }
-                free(l);
+        r = sd_bus_message_read(reply, "v", "s", &reason);
+        if (r < 0)
                 return r;
-        }
         for (size_t i = 0; i < m->n_recipients; i++) {
-                free(m->recipients[i].address);
+                char *copy = strdup(reason);
+
+                if (!copy)
+                        return -ENOMEM;
                 free(m->recipients[i].reason);
+                m->recipients[i].reason = copy;
         }
-        free(m->recipients);
-        m->recipients = l;
-        m->n_recipients = n;
         return 0;
 }
 
@@ -199,7 +173,7 @@ static int on_reasons(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
         (*c->in_flight)--;
         /* An error (the message has left the queue meanwhile) keeps the listing as it was. */
         if (!sd_bus_message_is_method_error(reply, NULL)) {
-                r = read_reasons(reply, c->message);
+                r = read_reason(reply, c->message);
                 if (r == -ENOMEM)
                         *c->error = r;
         }
@@ -239,7 +213,7 @@ static int collect_reasons(sd_bus *bus, QueueList *l) {
                         r = sd_bus_call_method_async(bus, &slots[next], QUEUE_BUS_NAME, path,
                                                      "org.freedesktop.DBus.Properties", "Get", on_reasons,
                                                      &calls[next], "ss", QUEUE_BUS_MESSAGE_INTERFACE,
-                                                     "Recipients");
+                                                     "Reason");
                         if (r < 0)
                                 break;
                         in_flight++;

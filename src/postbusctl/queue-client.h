@@ -41,8 +41,8 @@ int queue_client_open(sd_bus **ret);
 int queue_client_error(const char *what, const sd_bus_error *error, int r);
 
 /* ListMessages(queue) into *ret ("" or NULL: every queue). With reasons, the last deferral reason of
- * each pending recipient of a deferred or held message comes from its org.postbus.Message1 object (a
- * message gone meanwhile keeps its listing without reasons). Returns 0 or the status of
+ * a deferred or held message comes from the Reason property of its org.postbus.Message1 object, read
+ * with many calls in flight (a message gone meanwhile keeps its listing without reasons). Returns 0 or the status of
  * queue_client_error(). When only is not NULL, just the messages whose ID it lists are kept. */
 int queue_client_list(sd_bus *bus, const char *queue, char *const *only, bool reasons, QueueList *ret);
 
