@@ -123,7 +123,7 @@ static int message_act(sd_bus_message *m, Qmgr *q, QmgrAction action, bool relea
 
         r = qmgr_authorize(q, m, error);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1;   /* 0: polkit's answer dispatches the call again */
         if (action == QMGR_ACTION_BOUNCE) {
                 r = sd_bus_message_read(m, "s", &reason);
                 if (r < 0)

@@ -115,7 +115,7 @@ static int method_flush_queue(sd_bus_message *m, void *userdata, sd_bus_error *e
 
         r = qmgr_authorize(q, m, error);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1;   /* 0: polkit's answer dispatches the call again */
         r = qmgr_queue_foreach(q, QUEUE_DEFERRED, flush_entry, &n);
         if (r < 0)
                 return r;
@@ -180,7 +180,7 @@ static int messages_act(sd_bus_message *m, Qmgr *q, QmgrAction action, bool rele
 
         r = qmgr_authorize(q, m, error);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1;   /* 0: polkit's answer dispatches the call again */
         r = read_ids(m, &ids, error);
         if (r < 0)
                 return r;
@@ -337,7 +337,7 @@ static int method_flush_destination(sd_bus_message *m, void *userdata, sd_bus_er
 
         r = qmgr_authorize(q, m, error);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1;   /* 0: polkit's answer dispatches the call again */
         r = sd_bus_message_read(m, "s", &dest);
         if (r < 0)
                 return r;
@@ -360,7 +360,7 @@ static int method_pause_destination(sd_bus_message *m, void *userdata, sd_bus_er
 
         r = qmgr_authorize(q, m, error);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1;   /* 0: polkit's answer dispatches the call again */
         r = sd_bus_message_read(m, "ss", &dest, &reason);
         if (r < 0)
                 return r;
@@ -381,7 +381,7 @@ static int method_resume_destination(sd_bus_message *m, void *userdata, sd_bus_e
 
         r = qmgr_authorize(q, m, error);
         if (r <= 0)
-                return r;
+                return r < 0 ? r : 1;   /* 0: polkit's answer dispatches the call again */
         r = sd_bus_message_read(m, "s", &dest);
         if (r < 0)
                 return r;

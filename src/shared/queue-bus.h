@@ -50,8 +50,8 @@
  *   ReleaseMessages(as ids) → u
  *        Moves held messages to deferred, due now (as postsuper -H). Not held: not counted.
  *   RequeueMessages(as ids) → u
- *        The message's pending recipients are resolved again from the start (as postsuper -r): it
- *        goes to incoming and is activated now.
+ *        The message's pending recipients are resolved again from the start (as postsuper -r): from
+ *        any queue but corrupt (hold included) it goes to deferred, due now, and is activated now.
  *   DeleteMessages(as ids) → u
  *        Removes the queue file and its bounce logs, without a notice to anyone (postsuper -d).
  *   BounceMessages(as ids, s reason) → u
@@ -92,8 +92,9 @@
  *     Recipients a(ssss): address, original address (ORCPT's address, or address), state ("pending"
  *     or "done"), last reason. PropertiesChanged is sent when Queue, Attempts, NextAttemptUSec or
  *     Reason change.
- *   Methods (each as the Queue1 method on this one ID): Hold(), Release(), Requeue(), Delete(),
- *     Bounce(s reason).
+ *   Methods (each as the Queue1 method on this one ID, with the same authorization): Hold(),
+ *     Release(), Requeue(), Delete(), Bounce(s reason). They reply with nothing, also when there was
+ *     nothing to do (Release of a message that is not held); NoSuchMessage when it is gone.
  *
  * A message in the active queue while a delivery of it is in progress: hold, requeue, delete and
  * bounce are counted and take effect when the deliveries in progress have ended (as Postfix's
