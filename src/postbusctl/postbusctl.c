@@ -1,8 +1,8 @@
 /* postbusctl.c: the control tool: option parsing and dispatch to the verbs (postbusctl-<verb>.c).
  *
  * SECURITY: postbusctl runs with the privileges of whoever calls it. "map build" writes a database next
- * to a file the caller may already write; "queue" asks qmgr over the system bus, whose policy decides
- * who may call; "config" and "map query" only read. */
+ * to a file the caller may already write; "queue" asks qmgr over the system bus, and qmgr decides who may
+ * change the queue; "config" and "map query" only read. */
 #include <getopt.h>
 
 #include "log.h"
@@ -14,6 +14,12 @@ bool arg_aliases = false;
 bool arg_defaults = false;
 bool arg_non_default = false;
 const char *arg_config = NULL;
+const char *arg_queue = NULL;
+const char *arg_sender = NULL;
+const char *arg_recipient = NULL;
+const char *arg_destination = NULL;
+const char *arg_older_than = NULL;
+const char *arg_reason = NULL;
 
 typedef struct Verb {
         const char *name;
@@ -24,7 +30,7 @@ typedef struct Verb {
 static const Verb verbs[] = {
         { "map", 2, 4, verb_map },
         { "config", 1, -1, verb_config },
-        { "queue", 1, 2, verb_queue },
+        { "queue", 1, -1, verb_queue },
 };
 
 static void help(void) {
@@ -39,14 +45,32 @@ static void help(void) {
                "                          from standard input, \"key<TAB>value\" for each found\n"
                "  config [NAME...]        Print parameters as main.cf sets them: name = value\n"
                "  config NAME=VALUE...    Set parameters in main.cf (as postconf -e); it must still parse\n"
-               "  queue [QUEUE]           List the mail queue (incoming, active, deferred, hold,\n"
-               "                          corrupt; all by default)\n"
+               "  queue [list [QUEUE]]    List the mail queue as mailq does (--json: as postqueue -j),\n"
+               "                          every queue or one (incoming, active, deferred, hold,\n"
+               "                          corrupt), or the messages the filter options select\n"
+               "  queue show ID           Show one message: sender, recipients, attempts, reasons\n"
+               "  queue hold|release|requeue|delete ID...\n"
+               "                          Act on messages: IDs, \"-\" to read them from standard\n"
+               "                          input, or with none, those the filter options select\n"
+               "  queue bounce ID...      Return messages to their senders now (--reason=TEXT)\n"
+               "  queue flush [DEST...]   Try deferred mail now: all, or for these destinations\n"
+               "  queue pause DEST...     Keep mail for DEST queued until resumed (--reason=TEXT)\n"
+               "  queue resume DEST...    End a pause and try the mail now\n"
+               "  queue destinations      List the destinations qmgr schedules, with their state\n"
+               "  queue watch             Print the queue's signals as they come, one a line\n"
                "\n"
                "Options:\n"
                "  -h --help               Show this help\n"
                "     --version            Show the version\n"
                "     --aliases            map build: the file is in aliases(5) format (name: value)\n"
                "     --json               queue: one JSON object per message and line\n"
+               "     --queue=NAME         queue: only messages in this queue\n"
+               "     --sender=ADDRESS     queue: only messages from this sender\n"
+               "     --recipient=ADDRESS  queue: only messages with this pending recipient\n"
+               "     --destination=DOMAIN queue: only messages with a pending recipient there\n"
+               "     --older-than=TIME    queue: only messages older than TIME (30m, 2h, 1d)\n"
+               "     --reason=TEXT        queue: only messages whose deferral reason holds TEXT;\n"
+               "                          bounce, pause: the reason given\n"
                "  -d --defaults           config: the built-in defaults, ignoring main.cf\n"
                "  -n --non-default        config: only the parameters main.cf sets\n"
                "  -c --config=FILE        config: read FILE instead of %s/main.cf\n",
@@ -78,6 +102,12 @@ static int parse_argv(int argc, char **argv) {
                 ARG_VERSION = 0x100,
                 ARG_ALIASES,
                 ARG_JSON,
+                ARG_QUEUE,
+                ARG_SENDER,
+                ARG_RECIPIENT,
+                ARG_DESTINATION,
+                ARG_OLDER_THAN,
+                ARG_REASON,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -87,6 +117,12 @@ static int parse_argv(int argc, char **argv) {
                 { "defaults", no_argument, NULL, 'd' },
                 { "non-default", no_argument, NULL, 'n' },
                 { "config", required_argument, NULL, 'c' },
+                { "queue", required_argument, NULL, ARG_QUEUE },
+                { "sender", required_argument, NULL, ARG_SENDER },
+                { "recipient", required_argument, NULL, ARG_RECIPIENT },
+                { "destination", required_argument, NULL, ARG_DESTINATION },
+                { "older-than", required_argument, NULL, ARG_OLDER_THAN },
+                { "reason", required_argument, NULL, ARG_REASON },
                 {},
         };
         int c;
@@ -114,6 +150,24 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case 'c':
                         arg_config = optarg;
+                        break;
+                case ARG_QUEUE:
+                        arg_queue = optarg;
+                        break;
+                case ARG_SENDER:
+                        arg_sender = optarg;
+                        break;
+                case ARG_RECIPIENT:
+                        arg_recipient = optarg;
+                        break;
+                case ARG_DESTINATION:
+                        arg_destination = optarg;
+                        break;
+                case ARG_OLDER_THAN:
+                        arg_older_than = optarg;
+                        break;
+                case ARG_REASON:
+                        arg_reason = optarg;
                         break;
                 case '?':
                         if (optopt > 0 && optopt < 0x80)

@@ -88,14 +88,3 @@ int sendmail_list_queue(const Config *c, const SendmailOptions *o);
 int sendmail_flush_queue(const Config *c, const SendmailOptions *o);
 int sendmail_rebuild_aliases(const Config *c, const SendmailOptions *o);
 
-/* A message of the queue as ListMessages gives it, and mailq's table of them (Postfix's format). */
-typedef struct SendmailQueueEntry {
-        const char *id;
-        const char *queue;
-        uint64_t arrival_usec;
-        uint64_t size;
-        const char *sender;
-        char **recipients;
-} SendmailQueueEntry;
-
-void sendmail_queue_print(FILE *f, const SendmailQueueEntry *entries, size_t n);

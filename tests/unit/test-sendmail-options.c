@@ -164,30 +164,6 @@ static void test_input_filter(void) {
                 }
 }
 
-static void test_queue_print(void) {
-        char *rcpts[] = { "bob@example.org", "carol@example.org", NULL };
-        SendmailQueueEntry e[] = {
-                { "6925A7F30B81C3A4D2E1", "deferred", 1700000000000000ULL, 1500, "alice@example.org", rcpts },
-                { "6925A7F30B81C3A5D2E1", "active", 1700000000000000ULL, 10, "", rcpts + 1 },
-        };
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
-
-        ASSERT_TRUE(f);
-        sendmail_queue_print(f, NULL, 0);
-        sendmail_queue_print(f, e, 2);
-        ASSERT_OK(fclose(f));
-        ASSERT_TRUE(strncmp(buf, "Mail queue is empty\n-Queue ID-", 30) == 0);
-        ASSERT_TRUE(strstr(buf, "\n6925A7F30B81C3A4D2E1      1500 "));
-        ASSERT_TRUE(strstr(buf, "  alice@example.org\n                                                    "
-                                "bob@example.org\n"));
-        ASSERT_TRUE(strstr(buf, "\n6925A7F30B81C3A5D2E1*       10 "));
-        ASSERT_TRUE(strstr(buf, "MAILER-DAEMON\n"));
-        ASSERT_TRUE(strstr(buf, "\n-- 3 Kbytes in 2 Requests.\n"));
-        free(buf);
-}
-
 static int collect(const char *data, size_t len, void *userdata) {
         FILE *f = userdata;
         return fwrite(data, 1, len, f) == len ? 0 : -EIO;
@@ -274,7 +250,6 @@ int main(void) {
         test_modes();
         test_bad_usage();
         test_input_filter();
-        test_queue_print();
         test_maildrop_round_trip();
         test_maildrop_names();
         return 0;
