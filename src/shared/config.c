@@ -616,6 +616,35 @@ int config_transport_int(const Config *c, const char *transport, const char *suf
         return config_param_int(c, fallback, ret);
 }
 
+/* As Postfix: a myorigin that starts with "/" names a file (Debian's /etc/mailname) whose first line is it. */
+static int config_read_myorigin(Config *c) {
+        _cleanup_fclose_ FILE *f = NULL;
+        char line[256], where[PATH_MAX + 32];
+        char *v;
+
+        if (!c->myorigin || c->myorigin[0] != '/')
+                return 0;
+        (void) config_where(c, CONFIG_PARAM_myorigin, where, sizeof where);
+        f = fopen(c->myorigin, "re");
+        if (!f)
+                return log_error_errno(errno, "%s: myorigin = %s: %m", where, c->myorigin);
+        if (!fgets(line, sizeof line, f)) {
+                log_error("%s: myorigin = %s: the file is empty or unreadable", where, c->myorigin);
+                return -EINVAL;
+        }
+        v = strstrip(line);
+        if (isempty(v)) {
+                log_error("%s: myorigin = %s: the first line is empty", where, c->myorigin);
+                return -EINVAL;
+        }
+        v = strdup(v);
+        if (!v)
+                return -ENOMEM;
+        free(c->myorigin);
+        c->myorigin = v;
+        return 0;
+}
+
 int config_parse(const char *text, const char *path, Config **ret) {
         _cleanup_(config_freep) Config *c = NULL;
         RawSet raw = {};
@@ -694,6 +723,12 @@ int config_parse(const char *text, const char *path, Config **ret) {
                 if (r < 0)
                         goto finish;
         }
+        r = config_read_myorigin(c);
+        if (r < 0)
+                goto finish;
+        if (c->biff)
+                log_warning("%s:%u: biff = yes: postbus sends no comsat notices of new mail, ignoring", path,
+                            c->lines[CONFIG_PARAM_biff]);
         *ret = TAKE_PTR(c);
         r = 0;
 finish:
