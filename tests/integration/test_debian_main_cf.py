@@ -90,7 +90,8 @@ class DebianMainCf(unittest.TestCase):
         with open('/etc/mailname', 'w') as f:
             f.write(MAILNAME + '\n')
         with open('/etc/aliases', 'a') as f:
-            f.write('debianalias: erin\n')
+            # Not "erin": a bare name gets @$myorigin, here a domain that is not in mydestination.
+            f.write('debianalias: erin@localhost\n')
         cls.cursor = pb.journal_cursor()
         with open(pb.MAIN_CF, 'w') as f:
             f.write(DEBIAN_MAIN_CF)
