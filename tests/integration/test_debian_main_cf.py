@@ -155,6 +155,19 @@ class DebianMainCf(unittest.TestCase):
                          (454, '4.7.1 <someone@example.com>: Relay access denied'))
         self.assertEqual(s2.cmd('RCPT TO:<erin@debian>')[0], 250)
 
+    def test_inet_interfaces_mismatch_warned(self):
+        # systemd's ListenStream=25 is a wildcard socket: "all" says so (no warning in test_1), a single
+        # address does not, and smtpd says where the listening addresses are really set.
+        self.addCleanup(pb.set_config, inet_interfaces='all')
+        cursor = pb.journal_cursor()
+        pb.set_config(inet_interfaces='127.0.0.1')
+        s, _ = self.smtp()
+        self.assertEqual(s.cmd('NOOP')[0], 250)
+        msgs = pb.wait_until(lambda: [m for m in pb.journal_messages(since=cursor)
+                                      if m and 'inet_interfaces = 127.0.0.1, but smtpd listens on' in m],
+                             what='the inet_interfaces warning')
+        self.assertIn('ListenStream=', msgs[0])
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
