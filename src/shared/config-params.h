@@ -198,7 +198,8 @@
         X(stale_lock_time, TIME, "500s", 10, 86400, "local",                                                 \
           "Age after which a mailbox dot-lock file is taken to be stale and removed.")                       \
         X(biff, BOOL, "no", 0, 0, "local",                                                                   \
-          "Postfix's comsat notice of new mail; postbus sends none, so only no (the default) is accepted.")  \
+          "Postfix's comsat notice of new mail (its default: yes). postbus sends none: local has no "        \
+          "network (PrivateNetwork=yes); yes is warned about and ignored.")                                 \
         X(alias_maps, STRING, "hash:/etc/aliases", 0, 0, "local smtpd",                                      \
           "Alias tables (aliases(5) format, built by newaliases) that local expands recipients with.")       \
         X(alias_database, STRING, "hash:/etc/aliases", 0, 0, "local",                                       \
