@@ -67,6 +67,29 @@ static void user_delivery(const void *userdata, LocalResult *ret) {
         local_deliver_user(u->m, u->c, u->pw, ret);
 }
 
+static int command_env(LocalExpand *e, const char *recipient, const LocalPrivs *privs, char ***ret);
+
+/* mailbox_command (Debian's procmail -a "$EXTENSION"): the mailbox is the command's business. It runs as the
+ * user (root's mail: as default_privs) with /bin/sh -c and local's command environment, as in Postfix. */
+static void mailbox_command(LocalExpand *e, const struct passwd *pw, const LocalMessage *m, LocalResult *ret) {
+        _cleanup_(local_privs_done) LocalPrivs privs = {};
+        _cleanup_strv_free_ char **env = NULL;
+        int k;
+
+        k = local_expand_privs_for_owner(e, pw->pw_uid, &privs);
+        if (k < 0) {
+                local_result_set(ret, "4.3.0", "no identity to run mailbox_command as: %s", strerror(-k));
+                return;
+        }
+        k = command_env(e, m->recipient, &privs, &env);
+        if (k < 0) {
+                local_result_set(ret, "4.3.0", "cannot set up the command environment: %s", strerror(-k));
+                return;
+        }
+        local_command_run(m, e->c->mailbox_command, &privs, env,
+                          (uint64_t) e->c->command_time_limit * USEC_PER_SEC, ret);
+}
+
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address) {
         LocalMessage m = *e->m;
         LocalResult r;
@@ -74,7 +97,9 @@ void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const ch
         if (local_expand_seen(e, LOCAL_TARGET_MAILBOX, 0, pw->pw_name))
                 return;
         m.recipient = address;
-        if (isempty(e->c->home_mailbox)) {
+        if (!isempty(e->c->mailbox_command))
+                mailbox_command(e, pw, &m, &r);
+        else if (isempty(e->c->home_mailbox)) {
                 /* The mail spool: written with effective ids only, so root comes back; no process needed. */
                 local_deliver_user(&m, e->c, pw, &r);
                 if (local_set_eugid(0, 0) < 0) {

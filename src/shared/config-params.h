@@ -185,6 +185,9 @@
           "Most deliveries at once to one local recipient (local's recipient limit is 1).")                  \
         X(local_destination_recipient_limit, INT, "1", 1, 100000, "qmgr",                                    \
           "Recipients per local delivery; 1 makes local's concurrency limit count per user.")               \
+        X(mailbox_command, STRING, "", 0, 0, "local",                                                        \
+          "Command that delivers to a user's mailbox instead (procmail): as the user, with /bin/sh -c and "   \
+          "local's command environment ($EXTENSION...); never $name-expanded in main.cf. Empty: none.")     \
         X(home_mailbox, STRING, "", 0, 0, "local",                                                           \
           "Mailbox path relative to the home directory; ending in / means Maildir. Empty: mail spool file.") \
         X(mail_spool_directory, STRING, POSTBUS_MAIL_SPOOL_DIRECTORY, 0, 0, "local",                         \

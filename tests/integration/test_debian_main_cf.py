@@ -1,7 +1,8 @@
 """Debian 12's Postfix main.cf (as "Internet Site" writes it) given to postbus whole: no parameter is
 unknown, and each line has Postfix's meaning: the banner's $mail_name, myorigin from /etc/mailname,
 ${data_directory}, mailbox_size_limit = 0, defer_unauth_destination (454), the IPv4-mapped network in
-mynetworks, the empty item in mydestination, and newaliases building alias_database."""
+mynetworks, the empty item in mydestination, newaliases building alias_database, inet_interfaces
+checked against smtpd's sockets, and Debian's other debconf choice, mailbox_command."""
 import os
 import re
 import unittest
@@ -167,6 +168,22 @@ class DebianMainCf(unittest.TestCase):
                                       if m and 'inet_interfaces = 127.0.0.1, but smtpd listens on' in m],
                              what='the inet_interfaces warning')
         self.assertIn('ListenStream=', msgs[0])
+
+    def test_mailbox_command(self):
+        # What Debian's debconf sets when procmail is there: mailbox_command = procmail -a "$EXTENSION".
+        # The command runs as erin with local's environment; $EXTENSION is the shell's, not main.cf's.
+        home = pb.run('getent', 'passwd', 'erin').strip().split(':')[5]
+        self.addCleanup(pb.set_config, mailbox_command='')
+        pb.set_config(mailbox_command='cat > "$HOME/mbcmd-$EXTENSION-$(id -un)"')
+        qid = pb.send('a@example.org', 'erin+box@localhost', 'Subject: to the command\n\nfor procmail\n')
+        path = os.path.join(home, 'mbcmd-box-erin')
+        pb.wait_until(lambda: os.path.exists(path) and 'for procmail' in open(path).read(),
+                      what='the message in the file the mailbox_command wrote')
+        self.assertIn('Subject: to the command', open(path).read())
+        self.assertFalse(in_mailbox('erin', qid))
+        pb.wait_until(lambda: any('delivered to command' in (m or '')
+                                  for m in pb.journal_messages(since=self.cursor, QUEUE_ID=qid)),
+                      what='the journal record of the delivery to the command')
 
 
 if __name__ == '__main__':

@@ -254,8 +254,11 @@ TEST(debian_main_cf) {
         log = mfree(log);
 
         /* biff = yes is taken, with a warning that no comsat notice is sent. */
-        ASSERT_OK(parse_capture("biff = yes\nsmtpd_helo_required = yes\nsmtputf8_enable = no\n", &c, &log));
+        ASSERT_OK(parse_capture("biff = yes\nsmtpd_helo_required = yes\nsmtputf8_enable = no\n"
+                                "mailbox_command = procmail -a \"$EXTENSION\" ${home}\n", &c, &log));
         ASSERT_TRUE(strstr(log, "biff = yes") != NULL);
+        /* Debian's procmail line: mailbox_command keeps its $names for the shell, as in Postfix. */
+        ASSERT_STREQ(c->mailbox_command, "procmail -a \"$EXTENSION\" ${home}");
         ASSERT_TRUE(c->smtpd_helo_required && !c->smtputf8_enable);
         c = config_free(c);
         log = mfree(log);
