@@ -79,6 +79,15 @@ def snakeoil():
     pb.run('usermod', '-a', '-G', 'ssl-cert', 'postbus')
 
 
+def read(path):
+    """The text of path, or '' while it does not exist."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return f.read()
+    except FileNotFoundError:
+        return ''
+
+
 def in_mailbox(user, text):
     return next((m for m in pb.mbox_messages(user) if text in m), None)
 
@@ -177,9 +186,8 @@ class DebianMainCf(unittest.TestCase):
         pb.set_config(mailbox_command='cat > "$HOME/mbcmd-$EXTENSION-$(id -un)"')
         qid = pb.send('a@example.org', 'erin+box@localhost', 'Subject: to the command\n\nfor procmail\n')
         path = os.path.join(home, 'mbcmd-box-erin')
-        pb.wait_until(lambda: os.path.exists(path) and 'for procmail' in open(path).read(),
-                      what='the message in the file the mailbox_command wrote')
-        self.assertIn('Subject: to the command', open(path).read())
+        pb.wait_until(lambda: 'for procmail' in read(path), what='the message in the file the mailbox_command wrote')
+        self.assertIn('Subject: to the command', read(path))
         self.assertFalse(in_mailbox('erin', qid))
         pb.wait_until(lambda: any('delivered to command' in (m or '')
                                   for m in pb.journal_messages(since=self.cursor, QUEUE_ID=qid)),
