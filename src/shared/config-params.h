@@ -67,6 +67,12 @@
           "The SASL authentication server smtpd asks; only dovecot is supported.")                          \
         X(smtpd_sasl_path, STRING, "/run/dovecot/auth-postbus", 0, 0, "smtpd",                               \
           "Absolute path of Dovecot's auth client socket, which the user postbus may connect to.")          \
+        X(smtpd_tls_auth_only, BOOL, "yes", 0, 0, "smtpd",                                                   \
+          "AUTH only over TLS. Always so in postbus (Postfix's default is no); no is warned about and ignored.") \
+        X(smtpd_sasl_security_options, STRING, "noanonymous", 0, 0, "smtpd",                                 \
+          "postbus offers PLAIN and LOGIN, never anonymous: noanonymous holds; noplaintext is warned about.") \
+        X(broken_sasl_auth_clients, BOOL, "no", 0, 0, "smtpd",                                               \
+          "Also announce AUTH in the old AUTH=PLAIN LOGIN form in EHLO, for clients that know only that.")   \
         X(smtpd_client_restrictions, STRING, "", 0, 0, "smtpd",                                               \
           "Restrictions on the client address (at RCPT with smtpd_delay_reject, else at connect).")           \
         X(smtpd_helo_restrictions, STRING, "", 0, 0, "smtpd",                                                 \

@@ -730,6 +730,13 @@ int config_parse(const char *text, const char *path, Config **ret) {
         if (c->biff)
                 log_warning("%s:%u: biff = yes: postbus sends no comsat notices of new mail, ignoring", path,
                             c->lines[CONFIG_PARAM_biff]);
+        if (!c->smtpd_tls_auth_only)
+                log_warning("%s:%u: smtpd_tls_auth_only = no: postbus offers AUTH only over TLS, ignoring", path,
+                            c->lines[CONFIG_PARAM_smtpd_tls_auth_only]);
+        if (strstr(c->smtpd_sasl_security_options, "noplaintext"))
+                log_warning("%s:%u: smtpd_sasl_security_options = %s: postbus's mechanisms are PLAIN and LOGIN, "
+                            "ignoring", path, c->lines[CONFIG_PARAM_smtpd_sasl_security_options],
+                            c->smtpd_sasl_security_options);
         *ret = TAKE_PTR(c);
         r = 0;
 finish:

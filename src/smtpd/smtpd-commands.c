@@ -60,8 +60,12 @@ void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
                 keywords[n++] = "CHUNKING";
                 if (smtpd_session_tls_offered(s))
                         keywords[n++] = "STARTTLS";
-                if (smtpd_session_auth_offered(s))
+                if (smtpd_session_auth_offered(s)) {
                         keywords[n++] = "AUTH " SMTPD_SASL_MECHANISMS;
+                        /* Clients from before RFC 2554 (old Outlook) look for this form only. */
+                        if (s->listener->config->broken_sasl_auth_clients)
+                                keywords[n++] = "AUTH=" SMTPD_SASL_MECHANISMS;
+                }
                 len = (size_t) snprintf(text, sizeof text, "250-%s", config->myhostname);
                 for (size_t i = 0; i < n && len < sizeof text; i++)
                         len += (size_t) snprintf(text + len, sizeof text - len, "\r\n250%c%s",

@@ -107,6 +107,16 @@ service auth {{
         self.assertEqual(code, 250)
         return s, text
 
+    def test_broken_sasl_auth_clients(self):
+        _, ehlo = self.submission()
+        self.assertNotIn('AUTH=', ehlo)
+        self.addCleanup(pb.set_config, broken_sasl_auth_clients='no')
+        pb.set_config(broken_sasl_auth_clients='yes')
+        _, ehlo = self.submission()
+        lines = ehlo.split('\n')
+        self.assertIn('AUTH PLAIN LOGIN', lines)
+        self.assertIn('AUTH=PLAIN LOGIN', lines)
+
     def test_auth_not_before_tls(self):
         s = pb.SmtpRaw('127.0.0.1', 587, source=CLIENT)
         self.addCleanup(s.close)

@@ -263,6 +263,22 @@ TEST(debian_main_cf) {
         c = config_free(c);
         log = mfree(log);
 
+        /* What set-up guides add for submission with Dovecot: taken without a warning. */
+        ASSERT_OK(parse_capture("smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n"
+                                "smtpd_sasl_security_options = noanonymous\nbroken_sasl_auth_clients = yes\n"
+                                "smtpd_tls_auth_only = yes\nhome_mailbox = Maildir/\n", &c, &log));
+        ASSERT_STREQ(log, "");
+        ASSERT_TRUE(c->broken_sasl_auth_clients && c->smtpd_tls_auth_only);
+        c = config_free(c);
+        log = mfree(log);
+        /* What postbus cannot do is said. */
+        ASSERT_OK(parse_capture("smtpd_tls_auth_only = no\nsmtpd_sasl_security_options = noanonymous, noplaintext\n",
+                                &c, &log));
+        ASSERT_TRUE(strstr(log, "smtpd_tls_auth_only = no") != NULL);
+        ASSERT_TRUE(strstr(log, "noplaintext") != NULL);
+        c = config_free(c);
+        log = mfree(log);
+
         /* A myorigin file that is missing or empty is an error, as in Postfix. */
         ASSERT_TRUE(truncate(mailname, 0) == 0);
         free(text);
