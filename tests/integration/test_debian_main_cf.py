@@ -79,6 +79,14 @@ def snakeoil():
     pb.run('usermod', '-a', '-G', 'ssl-cert', 'postbus')
 
 
+def reconfigure(**params):
+    """set_config, with systemd's start rate limit of the smtpd units reset first: the tests here restart
+    smtpd more often than StartLimitBurst= allows in StartLimitIntervalSec=."""
+    pb.systemctl('reset-failed', 'postbus-smtpd.service', 'postbus-smtpd.socket', 'postbus-submission.socket',
+                 'postbus-smtps.socket', check=False)
+    pb.set_config(**params)
+
+
 def read(path):
     """The text of path, or '' while it does not exist."""
     try:
@@ -154,8 +162,8 @@ class DebianMainCf(unittest.TestCase):
     def test_relay_denied_is_deferred(self):
         # Only the IPv4-mapped form of 127.0.0.1, and ::1: 127.0.0.1 may relay, 127.0.0.2 may not, and
         # defer_unauth_destination answers 454 where reject_unauth_destination would say 554.
-        self.addCleanup(pb.set_config, mynetworks='127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128')
-        pb.set_config(mynetworks='[::ffff:127.0.0.1]/128 [::1]/128')
+        self.addCleanup(reconfigure, mynetworks='127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128')
+        reconfigure(mynetworks='[::ffff:127.0.0.1]/128 [::1]/128')
         s, _ = self.smtp(source='127.0.0.1')
         self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 250)
         self.assertEqual(s.cmd('RCPT TO:<someone@example.com>')[0], 250)
@@ -168,9 +176,9 @@ class DebianMainCf(unittest.TestCase):
     def test_inet_interfaces_mismatch_warned(self):
         # systemd's ListenStream=25 is a wildcard socket: "all" says so (no warning in test_1), a single
         # address does not, and smtpd says where the listening addresses are really set.
-        self.addCleanup(pb.set_config, inet_interfaces='all')
+        self.addCleanup(reconfigure, inet_interfaces='all')
         cursor = pb.journal_cursor()
-        pb.set_config(inet_interfaces='127.0.0.1')
+        reconfigure(inet_interfaces='127.0.0.1')
         s, _ = self.smtp()
         self.assertEqual(s.cmd('NOOP')[0], 250)
         msgs = pb.wait_until(lambda: [m for m in pb.journal_messages(since=cursor)
@@ -182,8 +190,8 @@ class DebianMainCf(unittest.TestCase):
         # What Debian's debconf sets when procmail is there: mailbox_command = procmail -a "$EXTENSION".
         # The command runs as erin with local's environment; $EXTENSION is the shell's, not main.cf's.
         home = pb.run('getent', 'passwd', 'erin').strip().split(':')[5]
-        self.addCleanup(pb.set_config, mailbox_command='')
-        pb.set_config(mailbox_command='cat > "$HOME/mbcmd-$EXTENSION-$(id -un)"')
+        self.addCleanup(reconfigure, mailbox_command='')
+        reconfigure(mailbox_command='cat > "$HOME/mbcmd-$EXTENSION-$(id -un)"')
         qid = pb.send('a@example.org', 'erin+box@localhost', 'Subject: to the command\n\nfor procmail\n')
         path = os.path.join(home, 'mbcmd-box-erin')
         pb.wait_until(lambda: 'for procmail' in read(path), what='the message in the file the mailbox_command wrote')
