@@ -67,7 +67,8 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
         if (addr)
                 return write_header(w, "Received: from %s (%s [%s])\n%s%s%s"
                                        "\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
-                                    strna(helo), strna(name), addr, sasl ? "\t(Authenticated sender: " : "",
+                                    helo ?: name ?: "unknown", name ?: "unknown", addr,
+                                    sasl ? "\t(Authenticated sender: " : "",
                                     strempty(sasl), sasl ? ")\n" : "", c->daemon->config->myhostname, proto ?: "SMTP",
                                     id, req->recipients[1] ? "" : "\n\tfor <",
                                     req->recipients[1] ? "" : req->recipients[0], req->recipients[1] ? "" : ">", date);

@@ -53,12 +53,42 @@ static void plan_add(LocalExpand *e, LocalJobType type, const char *address, con
         p->jobs[p->n_jobs++] = j;
 }
 
+static int command_env(LocalExpand *e, const char *recipient, const LocalPrivs *privs, char ***ret);
+
+/* mailbox_command (Debian's procmail -a "$EXTENSION"): the mailbox is the command's business. It runs as the
+ * user (root's mail: as default_privs) with /bin/sh -c and local's command environment, as in Postfix, in the
+ * command process. */
+static void plan_mailbox_command(LocalExpand *e, const struct passwd *pw, const char *address) {
+        _cleanup_(local_privs_done) LocalPrivs privs = {};
+        _cleanup_strv_free_ char **env = NULL;
+        LocalResult r;
+        int k;
+
+        k = local_expand_privs_for_owner(e, pw->pw_uid, &privs);
+        if (k < 0) {
+                local_result_set(&r, "4.3.0", "no identity to run mailbox_command as: %s", strerror(-k));
+                local_expand_report(e, address, &r);
+                return;
+        }
+        k = command_env(e, address, &privs, &env);
+        if (k < 0) {
+                local_result_set(&r, "4.3.0", "cannot set up the command environment: %s", strerror(-k));
+                local_expand_report(e, address, &r);
+                return;
+        }
+        plan_add(e, LOCAL_JOB_COMMAND, address, e->c->mailbox_command, &privs, &env);
+}
+
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         LocalResult r;
 
         if (local_expand_seen(e, LOCAL_TARGET_MAILBOX, 0, pw->pw_name))
                 return;
+        if (!isempty(e->c->mailbox_command)) {
+                plan_mailbox_command(e, pw, address);
+                return;
+        }
         if (local_privs_from_pw(pw, &privs) < 0) {
                 local_result_set(&r, "4.3.0", "out of memory");
                 local_expand_report(e, address, &r);

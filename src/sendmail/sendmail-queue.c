@@ -1,5 +1,5 @@
 /* sendmail-queue.c: mailq (-bp) and sendmail -q, thin clients of org.postbus.Queue1 on the system bus, and
- * newaliases (-bi), which compiles alias_maps' text files into their GDBM databases. */
+ * newaliases (-bi), which compiles alias_database's text files into their GDBM databases. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <sysexits.h>
@@ -93,7 +93,8 @@ int sendmail_rebuild_aliases(const Config *c, const SendmailOptions *o) {
                 log_error("Only root may rebuild the aliases database.");
                 return EX_NOPERM;
         }
-        r = config_split_list(c->alias_maps, &specs);
+        /* As Postfix: newaliases builds alias_database, which is usually, not always, what alias_maps reads. */
+        r = config_split_list(c->alias_database, &specs);
         if (r < 0) {
                 log_oom();
                 return EX_OSERR;
@@ -103,7 +104,7 @@ int sendmail_rebuild_aliases(const Config *c, const SendmailOptions *o) {
 
                 r = alias_source(*s, &source);
                 if (r < 0) {
-                        log_error_errno(r, "alias_maps: cannot rebuild %s: %m", *s);
+                        log_error_errno(r, "alias_database: cannot rebuild %s: %m", *s);
                         status = EX_CONFIG;
                         continue;
                 }

@@ -12,15 +12,23 @@
           "The fully-qualified name of this host; empty means the name from gethostname().")                \
         X(mydomain, STRING, "", 0, 0, "all",                                                                 \
           "The internet domain of this host; empty means $myhostname without its first label.")             \
+        X(mail_name, STRING, "postbus", 0, 0, "all",                                                          \
+          "The mail system's name, for $mail_name in smtpd_banner and other values.")                      \
+        X(data_directory, STRING, "/var/lib/postbus", 0, 0, "all",                                           \
+          "Postfix's directory of its caches: postbus keeps none there; only $data_directory is expanded.")  \
+        X(compatibility_level, STRING, "0", 0, 0, "all",                                                     \
+          "Postfix's switch between old and new defaults; accepted, no effect in postbus (one set of them).") \
+        X(readme_directory, STRING, "no", 0, 0, "all",                                                       \
+          "Where Postfix's README files are; accepted, no effect in postbus (its manuals are man pages).")    \
         X(myorigin, STRING, "$myhostname", 0, 0, "cleanup",                                                  \
-          "The domain that locally posted mail appears to come from.")                                      \
+          "The domain that locally posted mail appears to come from; /path: the first line of that file.")  \
         X(mydestination, STRING, "$myhostname, localhost.$mydomain, localhost", 0, 0, "smtpd qmgr",          \
           "Domains delivered locally by the local role (list, separated by commas or spaces).")             \
         X(mynetworks, STRING, "127.0.0.0/8 [::1]/128", 0, 0, "smtpd",                                        \
           "Trusted client networks (CIDR list) that may relay mail to other domains.")                     \
         X(queue_directory, STRING, POSTBUS_SPOOLDIR, 0, 0, "cleanup qmgr bounce",                            \
           "The mail queue: incoming, active, deferred, hold and corrupt live below it.")                    \
-        X(smtpd_banner, STRING, "$myhostname ESMTP postbus", 0, 0, "smtpd",                                  \
+        X(smtpd_banner, STRING, "$myhostname ESMTP $mail_name", 0, 0, "smtpd",                                  \
           "Text of the 220 greeting that follows the code.")                                                \
         X(line_length_limit, INT, "2048", 80, 1048576, "smtpd",                                              \
           "Longest SMTP command line accepted, in bytes, not counting CRLF (message lines may be longer).") \
@@ -38,6 +46,13 @@
           "Most 5xx replies in one SMTP session, since its last accepted message, before 421 and close.")     \
         X(smtpd_junk_command_limit, INT, "100", 1, 100000, "smtpd",                                           \
           "NOOP, RSET and VRFY commands in one SMTP session beyond this many count as errors.")               \
+        X(inet_interfaces, STRING, "all", 0, 0, "smtpd",                                                     \
+          "all; the addresses smtpd listens on are ListenStream= of its socket units (systemctl edit); "     \
+          "any other value is compared with the sockets smtpd was given, and a mismatch is warned about.")  \
+        X(smtpd_helo_required, BOOL, "no", 0, 0, "smtpd",                                                    \
+          "Require HELO or EHLO before MAIL (503 otherwise); no: MAIL may come first.")                     \
+        X(smtputf8_enable, BOOL, "yes", 0, 0, "smtpd",                                                       \
+          "Announce SMTPUTF8 (RFC 6531) in EHLO and take it in MAIL; no: MAIL with SMTPUTF8 gets 555.")      \
         X(smtpd_tls_cert_file, STRING, "", 0, 0, "smtpd",                                                    \
           "PEM server certificate (chain) for STARTTLS and port 465; empty: no TLS. Readable by postbus.")  \
         X(smtpd_tls_key_file, STRING, "$smtpd_tls_cert_file", 0, 0, "smtpd",                                 \
@@ -52,6 +67,12 @@
           "The SASL authentication server smtpd asks; only dovecot is supported.")                          \
         X(smtpd_sasl_path, STRING, "/run/dovecot/auth-postbus", 0, 0, "smtpd",                               \
           "Absolute path of Dovecot's auth client socket, which the user postbus may connect to.")          \
+        X(smtpd_tls_auth_only, BOOL, "yes", 0, 0, "smtpd",                                                   \
+          "AUTH only over TLS. Always so in postbus (Postfix's default is no); no is warned about and ignored.") \
+        X(smtpd_sasl_security_options, STRING, "noanonymous", 0, 0, "smtpd",                                 \
+          "postbus offers PLAIN and LOGIN, never anonymous: noanonymous holds; noplaintext is warned about.") \
+        X(broken_sasl_auth_clients, BOOL, "no", 0, 0, "smtpd",                                               \
+          "Also announce AUTH in the old AUTH=PLAIN LOGIN form in EHLO, for clients that know only that.")   \
         X(smtpd_client_restrictions, STRING, "", 0, 0, "smtpd",                                               \
           "Restrictions on the client address (at RCPT with smtpd_delay_reject, else at connect).")           \
         X(smtpd_helo_restrictions, STRING, "", 0, 0, "smtpd",                                                 \
@@ -172,6 +193,9 @@
           "Most deliveries at once to one local recipient (local's recipient limit is 1).")                  \
         X(local_destination_recipient_limit, INT, "1", 1, 100000, "qmgr",                                    \
           "Recipients per local delivery; 1 makes local's concurrency limit count per user.")               \
+        X(mailbox_command, STRING, "", 0, 0, "local",                                                        \
+          "Command that delivers to a user's mailbox instead (procmail): as the user, with /bin/sh -c and "   \
+          "local's command environment ($EXTENSION...); never $name-expanded in main.cf. Empty: none.")     \
         X(home_mailbox, STRING, "", 0, 0, "local",                                                           \
           "Mailbox path relative to the home directory; ending in / means Maildir. Empty: mail spool file.") \
         X(mail_spool_directory, STRING, POSTBUS_MAIL_SPOOL_DIRECTORY, 0, 0, "local",                         \
@@ -184,8 +208,13 @@
           "Time between two attempts to lock a mailbox.")                                                   \
         X(stale_lock_time, TIME, "500s", 10, 86400, "local",                                                 \
           "Age after which a mailbox dot-lock file is taken to be stale and removed.")                       \
+        X(biff, BOOL, "no", 0, 0, "local",                                                                   \
+          "Postfix's comsat notice of new mail (its default: yes). postbus sends none: local has no "        \
+          "network (PrivateNetwork=yes); yes is warned about and ignored.")                                 \
         X(alias_maps, STRING, "hash:/etc/aliases", 0, 0, "local smtpd",                                      \
           "Alias tables (aliases(5) format, built by newaliases) that local expands recipients with.")       \
+        X(alias_database, STRING, "hash:/etc/aliases", 0, 0, "local",                                       \
+          "The alias tables that newaliases (sendmail -bi) builds; type:path, list.")                        \
         X(forward_path, STRING, "$home/.forward${recipient_delimiter}${extension}, $home/.forward", 0, 0, "local",\
           "Forward files looked for, first found wins; expanded per delivery ($home $user $local ...).")     \
         X(default_privs, STRING, "nobody", 0, 0, "local",                                                    \
@@ -278,6 +307,8 @@
         X(smtp_tls_policy_maps, STRING, "", 0, 0, "smtp",                                                    \
           "Tables of TLS policy by next-hop domain: a level (none, may, encrypt, verify, secure) and an "    \
           "optional match=name:name... that replaces the cert_match parameter for that destination.") \
+        X(smtp_tls_session_cache_database, STRING, "", 0, 0, "smtp",                                         \
+          "Accepted, unused: the smtp client keeps no TLS session cache on disk (full handshakes each time).") \
         X(smtpd_peername_lookup, BOOL, "yes", 0, 0, "smtpd",                                                  \
           "Look the client's name up in DNS before the greeting (PTR, then its A/AAAA must hold the address).") \
         X(unknown_client_reject_code, INT, "450", 400, 599, "smtpd",                                          \

@@ -616,6 +616,35 @@ int config_transport_int(const Config *c, const char *transport, const char *suf
         return config_param_int(c, fallback, ret);
 }
 
+/* As Postfix: a myorigin that starts with "/" names a file (Debian's /etc/mailname) whose first line is it. */
+static int config_read_myorigin(Config *c) {
+        _cleanup_fclose_ FILE *f = NULL;
+        char line[256], where[PATH_MAX + 32];
+        char *v;
+
+        if (!c->myorigin || c->myorigin[0] != '/')
+                return 0;
+        (void) config_where(c, CONFIG_PARAM_myorigin, where, sizeof where);
+        f = fopen(c->myorigin, "re");
+        if (!f)
+                return log_error_errno(errno, "%s: myorigin = %s: %m", where, c->myorigin);
+        if (!fgets(line, sizeof line, f)) {
+                log_error("%s: myorigin = %s: the file is empty or unreadable", where, c->myorigin);
+                return -EINVAL;
+        }
+        v = strstrip(line);
+        if (isempty(v)) {
+                log_error("%s: myorigin = %s: the first line is empty", where, c->myorigin);
+                return -EINVAL;
+        }
+        v = strdup(v);
+        if (!v)
+                return -ENOMEM;
+        free(c->myorigin);
+        c->myorigin = v;
+        return 0;
+}
+
 int config_parse(const char *text, const char *path, Config **ret) {
         _cleanup_(config_freep) Config *c = NULL;
         RawSet raw = {};
@@ -679,8 +708,9 @@ int config_parse(const char *text, const char *path, Config **ret) {
                 Buf v = {};
 
                 c->lines[id] = raw.items[i].line;
-                /* Postfix's "raw" parameters keep their $names: the role expands them per use ($home). */
-                if (streq(p->name, "forward_path"))
+                /* Postfix's "raw" parameters keep their $names: local expands forward_path per use ($home),
+                 * and mailbox_command's are the shell's ($EXTENSION from local's command environment). */
+                if (streq(p->name, "forward_path") || streq(p->name, "mailbox_command"))
                         r = buf_append(&v, raw.items[i].value, strlen(raw.items[i].value));
                 else
                         r = expand(&raw, raw.items[i].value, 0, config_where(c, id, where, sizeof where), &v);
@@ -694,6 +724,19 @@ int config_parse(const char *text, const char *path, Config **ret) {
                 if (r < 0)
                         goto finish;
         }
+        r = config_read_myorigin(c);
+        if (r < 0)
+                goto finish;
+        if (c->biff)
+                log_warning("%s:%u: biff = yes: postbus sends no comsat notices of new mail, ignoring", path,
+                            c->lines[CONFIG_PARAM_biff]);
+        if (!c->smtpd_tls_auth_only)
+                log_warning("%s:%u: smtpd_tls_auth_only = no: postbus offers AUTH only over TLS, ignoring", path,
+                            c->lines[CONFIG_PARAM_smtpd_tls_auth_only]);
+        if (strstr(c->smtpd_sasl_security_options, "noplaintext"))
+                log_warning("%s:%u: smtpd_sasl_security_options = %s: postbus's mechanisms are PLAIN and LOGIN, "
+                            "ignoring", path, c->lines[CONFIG_PARAM_smtpd_sasl_security_options],
+                            c->smtpd_sasl_security_options);
         *ret = TAKE_PTR(c);
         r = 0;
 finish:

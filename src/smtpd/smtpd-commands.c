@@ -55,12 +55,17 @@ void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
                 keywords[n++] = "ENHANCEDSTATUSCODES";
                 keywords[n++] = "8BITMIME";
                 keywords[n++] = "DSN";
-                keywords[n++] = "SMTPUTF8";
+                if (config->smtputf8_enable)
+                        keywords[n++] = "SMTPUTF8";
                 keywords[n++] = "CHUNKING";
                 if (smtpd_session_tls_offered(s))
                         keywords[n++] = "STARTTLS";
-                if (smtpd_session_auth_offered(s))
+                if (smtpd_session_auth_offered(s)) {
                         keywords[n++] = "AUTH " SMTPD_SASL_MECHANISMS;
+                        /* Clients from before RFC 2554 (old Outlook) look for this form only. */
+                        if (s->listener->config->broken_sasl_auth_clients)
+                                keywords[n++] = "AUTH=" SMTPD_SASL_MECHANISMS;
+                }
                 len = (size_t) snprintf(text, sizeof text, "250-%s", config->myhostname);
                 for (size_t i = 0; i < n && len < sizeof text; i++)
                         len += (size_t) snprintf(text + len, sizeof text - len, "\r\n250%c%s",
@@ -111,7 +116,9 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         SmtpdPath p;
         int r;
 
-        if (!s->helo) {
+        /* Without smtpd_helo_required, as in Postfix, MAIL may come first: s->helo stays NULL, which the
+         * restrictions, the log lines and the Received header (the client's name instead) allow for. */
+        if (!s->helo && s->server->config->smtpd_helo_required) {
                 smtpd_session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
                 return;
         }
@@ -127,6 +134,11 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         r = smtpd_mail_parse(c->arg, c->arg_len, &p);
         if (r < 0) {
                 reply_path_error(s, r, "MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax");
+                return;
+        }
+        /* smtputf8_enable = no: the extension is not announced, and its parameter is an unknown option. */
+        if (p.smtputf8 && !s->server->config->smtputf8_enable) {
+                smtpd_session_reply(s, "555 5.5.4 Unsupported option: SMTPUTF8");
                 return;
         }
         /* RFC 6531 3.4: an address beyond ASCII only in a transaction that declared SMTPUTF8. */

@@ -87,6 +87,15 @@ int smtpd_network_parse(const char *s, SmtpdNetwork *ret) {
         for (unsigned bit = n.prefixlen; bit < max; bit++)
                 if (n.bytes[bit / 8] & (0x80 >> (bit % 8)))
                         return -EDOM;
+        /* An IPv4-mapped network (Debian's "[::ffff:127.0.0.0]/104"): clients that connect over IPv6 from a
+         * mapped address are taken as IPv4 clients (above), so the network becomes the IPv4 one it maps. */
+        if (n.family == AF_INET6 && n.prefixlen >= 96 &&
+            memcmp(n.bytes, v4_mapped_prefix, sizeof v4_mapped_prefix) == 0) {
+                n.family = AF_INET;
+                memmove(n.bytes, n.bytes + 12, 4);
+                memset(n.bytes + 4, 0, 12);
+                n.prefixlen -= 96;
+        }
         *ret = n;
         return 0;
 }

@@ -95,13 +95,15 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{ss}");
         if (r >= 0)
-                r = sd_bus_message_append(m, "{ss}{ss}{ss}{ss}{ss}{ss}",
+                r = sd_bus_message_append(m, "{ss}{ss}{ss}{ss}{ss}",
                                           "client_address", s->client.text,
                                           "client_name", s->peer.name,
                                           "reverse_client_name", s->peer.reverse_name,
                                           "client_port", port,
-                                          "helo_name", s->helo,
                                           "protocol", session_protocol(s));
+        /* No HELO/EHLO (smtpd_helo_required = no): no helo_name, and cleanup names the client instead. */
+        if (r >= 0 && s->helo)
+                r = sd_bus_message_append(m, "{ss}", "helo_name", s->helo);
         /* AUTH: cleanup writes "(Authenticated sender: NAME)" into the Received header. */
         if (r >= 0 && s->authenticated)
                 r = sd_bus_message_append(m, "{ss}{ss}", "sasl_method", s->sasl_method, "sasl_username",

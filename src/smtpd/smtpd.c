@@ -23,6 +23,7 @@
  * passwords; AUTH is offered and accepted only over TLS, the client's base64 is checked before it is
  * passed on, and Dovecot's answers are bounded and parsed by the pure parser of smtpd-sasl.c. */
 #include <limits.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "postbus-config.h"
@@ -71,6 +72,9 @@ static const char *const service_params[] = {
         "smtpd_tls_security_level",
         "smtpd_tls_wrappermode",
         "smtpd_sasl_auth_enable",
+        "smtpd_tls_auth_only",
+        "smtpd_sasl_security_options",
+        "broken_sasl_auth_clients",
         "smtpd_sasl_type",
         "smtpd_sasl_path",
         "smtpd_client_restrictions",
@@ -192,6 +196,47 @@ static int networks_parse(const Config *config, ConfigParamId id, const char *va
         return 0;
 }
 
+/* inet_interfaces: systemd, not smtpd, chooses the listening addresses (ListenStream= of the socket units),
+ * so the parameter cannot change them; a value other than "all" is compared with the sockets smtpd was
+ * given, and a socket it does not describe is warned about. Host names other than localhost are not looked up. */
+static void check_inet_interfaces(Daemon *d) {
+        const char *value = d->config->inet_interfaces;
+        _cleanup_strv_free_ char **l = NULL;
+        char where[PATH_MAX + 32];
+
+        if (streq(value, "all") || config_split_list(value, &l) < 0)
+                return;
+        (void) config_where(d->config, CONFIG_PARAM_inet_interfaces, where, sizeof where);
+        for (int i = 0; i < d->n_fds; i++) {
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof ss;
+                SmtpdAddress a;
+                bool described = false, comparable = true;
+
+                if (getsockname(d->fds[i], (struct sockaddr *) &ss, &len) < 0 ||
+                    smtpd_address_from_sockaddr((struct sockaddr *) &ss, len, &a) < 0 || a.family == AF_UNSPEC)
+                        continue;
+                for (char **item = l; *item && !described; item++) {
+                        SmtpdNetwork n[2];
+                        size_t k = 1;
+
+                        if (streq(*item, "loopback-only") || streq(*item, "localhost")) {
+                                (void) smtpd_network_parse("127.0.0.0/8", n);
+                                (void) smtpd_network_parse("[::1]", n + 1);
+                                k = 2;
+                        } else if (smtpd_network_parse(*item, n) < 0) {
+                                comparable = false;
+                                continue;
+                        }
+                        described = smtpd_networks_match(&(SmtpdNetworks) { .items = n, .n = k }, &a);
+                }
+                if (!described && comparable)
+                        log_warning("%s: inet_interfaces = %s, but smtpd listens on %s port %u: the listening "
+                                    "addresses are ListenStream= of postbus-smtpd*.socket (systemctl edit), "
+                                    "ignoring.", where, value, a.text, a.port);
+        }
+}
+
 static int smtpd_setup(Daemon *d) {
         char where[PATH_MAX + 32];
         Smtpd *server;
@@ -259,6 +304,7 @@ static int smtpd_setup(Daemon *d) {
                 if (r < 0)
                         return r;
         }
+        check_inet_interfaces(d);
         if (server->n_listen == 0)
                 return log_error_errno(ENOENT, "No socket named \"smtp\", \"submission\" or \"smtps\" was "
                                        "passed (FileDescriptorName=).");

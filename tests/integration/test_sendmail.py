@@ -371,6 +371,20 @@ class Sendmail(unittest.TestCase):
             if pb.have('postbusctl') else 'bob'
         self.assertIn('bob', out)
 
+    def test_newaliases_builds_alias_database(self):
+        # As Postfix: newaliases builds alias_database, not alias_maps (which may list tables it cannot build).
+        other = '/etc/postbus/other_aliases'
+        with open(other, 'w') as f:
+            f.write('other-alias: bob\n')
+        self.addCleanup(pb.write_config, {'alias_database': 'hash:/etc/aliases'})
+        pb.write_config({'alias_database': f'hash:{other}'})
+        before = os.stat('/etc/aliases.gdbm').st_mtime_ns if os.path.exists('/etc/aliases.gdbm') else None
+        p = sendmail(program=NEWALIASES)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(os.path.exists(other + '.gdbm'))
+        after = os.stat('/etc/aliases.gdbm').st_mtime_ns if os.path.exists('/etc/aliases.gdbm') else None
+        self.assertEqual(before, after)
+
     def test_limits_and_bad_usage(self):
         p = sendmail(input='x\n', user='alice')
         self.assertEqual(p.returncode, EX_USAGE)

@@ -107,6 +107,20 @@ service auth {{
         self.assertEqual(code, 250)
         return s, text
 
+    def test_broken_sasl_auth_clients(self):
+        _, ehlo = self.submission()
+        self.assertNotIn('AUTH=', ehlo)
+        # Two more restarts of smtpd: systemd's start rate limit is reset first, so that they do not hit it.
+        units = ('postbus-smtpd.service', 'postbus-smtpd.socket', 'postbus-submission.socket', 'postbus-smtps.socket')
+        self.addCleanup(pb.set_config, broken_sasl_auth_clients='no')
+        self.addCleanup(pb.systemctl, 'reset-failed', *units, check=False)
+        pb.systemctl('reset-failed', *units, check=False)
+        pb.set_config(broken_sasl_auth_clients='yes')
+        _, ehlo = self.submission()
+        lines = ehlo.split('\n')
+        self.assertIn('AUTH PLAIN LOGIN', lines)
+        self.assertIn('AUTH=PLAIN LOGIN', lines)
+
     def test_auth_not_before_tls(self):
         s = pb.SmtpRaw('127.0.0.1', 587, source=CLIENT)
         self.addCleanup(s.close)

@@ -1,7 +1,7 @@
 """smtpd's ESMTP extensions with real clients: PIPELINING (swaks --pipeline, whole transactions in one
 write), SIZE, 8BITMIME, SMTPUTF8 (smtplib), DSN parameters kept in the queue file, ENHANCEDSTATUSCODES on
-every reply, CHUNKING (BDAT, also pipelined), VRFY per disable_vrfy_command, and the journal record of
-every refusal."""
+every reply, CHUNKING (BDAT, also pipelined), VRFY per disable_vrfy_command, the journal record of
+every refusal, smtputf8_enable = no, and MAIL without HELO per smtpd_helo_required."""
 import os
 import re
 import smtplib
@@ -12,6 +12,14 @@ import postbus as pb
 
 SIZE_LIMIT = 50000
 ENHANCED = re.compile(r'[245]\.[0-9]{1,3}\.[0-9]{1,3}( |$)')
+
+
+def reconfigure(**params):
+    """set_config, with systemd's start rate limit of the smtpd units reset first: the tests below restart
+    smtpd more often than StartLimitBurst= allows in StartLimitIntervalSec=."""
+    pb.systemctl('reset-failed', 'postbus-smtpd.service', 'postbus-smtpd.socket', 'postbus-submission.socket',
+                 'postbus-smtps.socket', check=False)
+    pb.set_config(**params)
 
 
 def in_mailbox(user, qid):
@@ -106,6 +114,47 @@ class Esmtp(unittest.TestCase):
                           what="the UTF-8 mail")
         self.assertIn("From: Jörg <jörg@example.org>", m)
         self.assertIn(body, m)
+
+    def test_smtputf8_disabled(self):
+        self.addCleanup(reconfigure, smtputf8_enable="yes")
+        reconfigure(smtputf8_enable="no")
+        s, keywords = self.session()
+        self.assertNotIn("SMTPUTF8", keywords)
+        self.assertIn("8BITMIME", keywords)
+        code, text = s.cmd("MAIL FROM:<a@example.org> SMTPUTF8")
+        self.assertEqual((code, text), (555, "5.5.4 Unsupported option: SMTPUTF8"))
+        self.assertEqual(s.cmd("MAIL FROM:<a@example.org> BODY=8BITMIME")[0], 250)
+        self.assertEqual(s.cmd("RCPT TO:<erin@localhost>")[0], 250)
+
+    def test_helo_required(self):
+        self.addCleanup(reconfigure, smtpd_helo_required="no")
+        reconfigure(smtpd_helo_required="yes")
+        s = pb.SmtpRaw("127.0.0.1", 25)
+        self.addCleanup(s.close)
+        self.assertEqual(s.reply()[0], 220)
+        self.assertEqual(s.cmd("MAIL FROM:<a@example.org>"), (503, "5.5.1 Error: send HELO/EHLO first"))
+        self.assertEqual(s.cmd("HELO client.example.org")[0], 250)
+        self.assertEqual(s.cmd("MAIL FROM:<a@example.org>")[0], 250)
+
+    def test_mail_without_helo(self):
+        # Postfix's default, smtpd_helo_required = no: a client may start with MAIL. The Received header
+        # then names the client as its DNS name (or "unknown"), and the log has an empty helo=<>.
+        cursor = pb.journal_cursor()
+        s = pb.SmtpRaw("127.0.0.1", 25)
+        self.addCleanup(s.close)
+        self.assertEqual(s.reply()[0], 220)
+        self.assertEqual(s.cmd("MAIL FROM:<nohelo@example.org>")[0], 250)
+        self.assertEqual(s.cmd("RCPT TO:<nosuch@localhost>")[0], 550)
+        self.assertEqual(s.cmd("RCPT TO:<erin@localhost>")[0], 250)
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        code, text = s.cmd("Subject: no helo\r\n\r\nsent without HELO\r\n.")
+        self.assertEqual(code, 250, text)
+        qid = pb.queue_id_from_text(text)
+        m = pb.wait_until(lambda: in_mailbox("erin", qid), what="the mail sent without HELO")
+        self.assertRegex(m, r"Received: from (\S+) \(\1 \[127\.0\.0\.1\]\)\n\tby ")
+        self.assertIn("sent without HELO", m)
+        refusals = [x for x in pb.journal_messages(since=cursor) if x and "nosuch@localhost" in x]
+        self.assertTrue(refusals and "proto=SMTP helo=<>" in refusals[0], refusals)
 
     def test_dsn_parameters_in_queue_file(self):
         with pb.LocalHeld():

@@ -315,7 +315,8 @@ class DelayRejectNo(unittest.TestCase):
             smtpd_sender_restrictions='reject_non_fqdn_sender',
             smtpd_relay_restrictions='permit_mynetworks, reject_unauth_destination',
             smtpd_recipient_restrictions='',
-            smtpd_delay_reject='no')
+            smtpd_delay_reject='no',
+            smtpd_helo_required='yes')
 
     def test_client_refused_at_connect(self):
         cursor = pb.journal_cursor()
@@ -340,7 +341,7 @@ class DelayRejectNo(unittest.TestCase):
         s = session(self, helo=None)
         code, text = s.cmd('EHLO shortname')
         self.assertEqual((code, text), (504, '5.5.2 <shortname>: Helo command rejected: need fully-qualified hostname'))
-        # no HELO was accepted
+        # no HELO was accepted (smtpd_helo_required = yes; with no, MAIL may come without one)
         self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 503)
         self.assertEqual(s.cmd('EHLO client.example.org')[0], 250)
         code, text = s.cmd('MAIL FROM:<a@nodots>')

@@ -1,4 +1,9 @@
 /* test-config.c: main.cf syntax, expansion, typed values, errors with file and line. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <syslog.h>
+#include <unistd.h>
+
 #include "tests.h"
 #include "config.h"
 #include "log.h"
@@ -166,6 +171,127 @@ TEST(service_overrides) {
         config_free(c);
 }
 
+/* Parses text with stderr (where the log goes) captured at warning level; the log is returned in ret_log. */
+static int parse_capture(const char *text, Config **ret, char **ret_log) {
+        char path[] = "/tmp/test-config-log.XXXXXX", buf[4096];
+        int fd = mkstemp(path), saved, r;
+        ssize_t n;
+
+        ASSERT_TRUE(fd >= 0);
+        (void) unlink(path);
+        fflush(stderr);
+        saved = dup(STDERR_FILENO);
+        ASSERT_TRUE(saved >= 0 && dup2(fd, STDERR_FILENO) >= 0);
+        log_set_max_level(LOG_WARNING);
+        r = config_parse(text, "main.cf", ret);
+        log_set_max_level(LOG_EMERG);
+        fflush(stderr);
+        ASSERT_TRUE(dup2(saved, STDERR_FILENO) >= 0);
+        close(saved);
+        n = pread(fd, buf, sizeof buf - 1, 0);
+        ASSERT_TRUE(n >= 0);
+        buf[n] = '\0';
+        close(fd);
+        *ret_log = strdup(buf);
+        ASSERT_TRUE(*ret_log);
+        return r;
+}
+
+/* Debian 12's main.cf after "Internet Site": every line is taken with Postfix's meaning, without a warning. */
+TEST(debian_main_cf) {
+        char mailname[] = "/tmp/test-config-mailname.XXXXXX";
+        _cleanup_free_ char *text = NULL, *log = NULL;
+        _cleanup_strv_free_ char **dest = NULL;
+        Config *c = NULL;
+        int fd = mkstemp(mailname);
+
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_TRUE(write(fd, "mail.example.org\nsecond line\n", 30) == 30);
+        close(fd);
+        ASSERT_TRUE(asprintf(&text,
+                "smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)\n"
+                "biff = no\n"
+                "append_dot_mydomain = no\n"
+                "readme_directory = no\n"
+                "compatibility_level = 3.6\n"
+                "smtpd_tls_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem\n"
+                "smtpd_tls_key_file=/etc/ssl/private/ssl-cert-snakeoil.key\n"
+                "smtpd_tls_security_level=may\n"
+                "smtp_tls_CApath=/etc/ssl/certs\n"
+                "smtp_tls_security_level=may\n"
+                "smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache\n"
+                "smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated defer_unauth_destination\n"
+                "myhostname = debian\n"
+                "alias_maps = hash:/etc/aliases\n"
+                "alias_database = hash:/etc/aliases\n"
+                "myorigin = %s\n"
+                "mydestination = $myhostname, debian, localhost.localdomain, , localhost\n"
+                "relayhost =\n"
+                "mynetworks = 127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128\n"
+                "mailbox_size_limit = 0\n"
+                "recipient_delimiter = +\n"
+                "inet_interfaces = all\n"
+                "inet_protocols = all\n", mailname) > 0);
+
+        ASSERT_OK(parse_capture(text, &c, &log));
+        ASSERT_STREQ(log, "");
+        ASSERT_STREQ(c->smtpd_banner, "debian ESMTP postbus (Debian/GNU)");
+        ASSERT_STREQ(c->myorigin, "mail.example.org");
+        ASSERT_STREQ(c->smtp_tls_session_cache_database, "btree:/var/lib/postbus/smtp_scache");
+        ASSERT_EQ(c->mailbox_size_limit, 0);
+        ASSERT_TRUE(!c->biff);
+        ASSERT_STREQ(c->alias_database, "hash:/etc/aliases");
+        ASSERT_STREQ(c->inet_interfaces, "all");
+        ASSERT_OK(config_split_list(c->mydestination, &dest));
+        ASSERT_STREQ(dest[0], "debian");
+        ASSERT_STREQ(dest[2], "localhost.localdomain");
+        ASSERT_STREQ(dest[3], "localhost");
+        ASSERT_TRUE(dest[4] == NULL);
+        /* Postfix's defaults for the two that Debian leaves out. */
+        ASSERT_TRUE(!c->smtpd_helo_required);
+        ASSERT_TRUE(c->smtputf8_enable);
+        c = config_free(c);
+        log = mfree(log);
+
+        /* biff = yes is taken, with a warning that no comsat notice is sent. */
+        ASSERT_OK(parse_capture("biff = yes\nsmtpd_helo_required = yes\nsmtputf8_enable = no\n"
+                                "mailbox_command = procmail -a \"$EXTENSION\" ${home}\n", &c, &log));
+        ASSERT_TRUE(strstr(log, "biff = yes") != NULL);
+        /* Debian's procmail line: mailbox_command keeps its $names for the shell, as in Postfix. */
+        ASSERT_STREQ(c->mailbox_command, "procmail -a \"$EXTENSION\" ${home}");
+        ASSERT_TRUE(c->smtpd_helo_required && !c->smtputf8_enable);
+        c = config_free(c);
+        log = mfree(log);
+
+        /* What set-up guides add for submission with Dovecot: taken without a warning. */
+        ASSERT_OK(parse_capture("smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n"
+                                "smtpd_sasl_security_options = noanonymous\nbroken_sasl_auth_clients = yes\n"
+                                "smtpd_tls_auth_only = yes\nhome_mailbox = Maildir/\n", &c, &log));
+        ASSERT_STREQ(log, "");
+        ASSERT_TRUE(c->broken_sasl_auth_clients && c->smtpd_tls_auth_only);
+        c = config_free(c);
+        log = mfree(log);
+        /* What postbus cannot do is said. */
+        ASSERT_OK(parse_capture("smtpd_tls_auth_only = no\nsmtpd_sasl_security_options = noanonymous, noplaintext\n",
+                                &c, &log));
+        ASSERT_TRUE(strstr(log, "smtpd_tls_auth_only = no") != NULL);
+        ASSERT_TRUE(strstr(log, "noplaintext") != NULL);
+        c = config_free(c);
+        log = mfree(log);
+
+        /* A myorigin file that is missing or empty is an error, as in Postfix. */
+        ASSERT_TRUE(truncate(mailname, 0) == 0);
+        free(text);
+        ASSERT_TRUE(asprintf(&text, "myorigin = %s\n", mailname) > 0);
+        ASSERT_ERR(config_parse(text, "main.cf", &c), EINVAL);
+        (void) unlink(mailname);
+        ASSERT_ERR(config_parse(text, "main.cf", &c), ENOENT);
+        /* A value that only starts with a letter is a domain, as before. */
+        ASSERT_OK(config_parse("myorigin = example.net\n", "main.cf", &c));
+        ASSERT_STREQ(c->myorigin, "example.net");
+        config_free(c);
+}
+
 int main(void) {
         log_set_max_level(LOG_EMERG);   /* the error tests are noisy by design */
         RUN(defaults);
@@ -177,5 +303,6 @@ int main(void) {
         RUN(spelling);
         RUN(list);
         RUN(service_overrides);
+        RUN(debian_main_cf);
         return 0;
 }

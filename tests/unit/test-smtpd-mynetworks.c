@@ -81,6 +81,14 @@ TEST(network_parse) {
         ASSERT_EQ(network("2001:db8::/32", 0).prefixlen, 32);
         ASSERT_EQ(network("::/0", 0).prefixlen, 0);
         ASSERT_EQ(network("192.168.4.0/22", 0).prefixlen, 22);
+        n = network("[::ffff:127.0.0.0]/104", 0);
+        ASSERT_EQ(n.family, AF_INET);
+        ASSERT_EQ(n.prefixlen, 8);
+        ASSERT_EQ(n.bytes[0], 127);
+        ASSERT_EQ(network("[::ffff:0.0.0.0]/96", 0).prefixlen, 0);
+        ASSERT_EQ(network("[::ffff:0:0]/96", 0).family, AF_INET);
+        ASSERT_EQ(network("[::fffe:0:0]/95", 0).family, AF_INET6);
+        network("[::ffff:127.0.0.1]/104", -EDOM);
 
         network("10.0.0.1/8", -EDOM);
         network("192.168.5.0/22", -EDOM);
@@ -144,6 +152,17 @@ TEST(match) {
         ASSERT_TRUE(!match(def, v6("::ffff:10.0.0.1")));
         ASSERT_TRUE(!match("::/0", v6("::ffff:10.0.0.1")));
         ASSERT_TRUE(match("0.0.0.0/0", v6("::ffff:10.0.0.1")));
+
+        /* Debian's mynetworks: an IPv4-mapped network matches the IPv4 clients it maps, however they came. */
+        const char *debian = "127.0.0.0/8 [::ffff:127.0.0.0]/104 [::1]/128";
+        ASSERT_TRUE(match("[::ffff:127.0.0.0]/104", v6("::ffff:127.0.0.9")));
+        ASSERT_TRUE(match("[::ffff:127.0.0.0]/104", v4("127.1.2.3")));
+        ASSERT_TRUE(!match("[::ffff:127.0.0.0]/104", v6("::ffff:10.0.0.1")));
+        ASSERT_TRUE(!match("[::ffff:127.0.0.0]/104", v4("128.0.0.1")));
+        ASSERT_TRUE(!match("[::ffff:127.0.0.0]/104", v6("::127.0.0.1")));
+        ASSERT_TRUE(match("[::ffff:192.0.2.8]", v4("192.0.2.8")));
+        ASSERT_TRUE(match(debian, v6("::1")));
+        ASSERT_TRUE(!match(debian, v4("192.0.2.1")));
 
         /* Prefixes that end inside a byte. */
         ASSERT_TRUE(match("192.168.4.0/22", v4("192.168.4.0")));
