@@ -359,7 +359,7 @@ def print_tables(rows, mode):
         for (size, sessions, rcpts, rnd, name), r in sorted(by.items()):
             other = by.get((size, sessions, rcpts, rnd, "Postfix"))
             if name == "postbus" and other:
-                print(f"{size // 1024} KiB, {sessions} sessions, {rcpts} rcpts, round {rnd}: postbus/Postfix msg/s "
+                print(f"{size // 1024} KiB, {sessions} sessions, " + f"{rcpts} rcpts, " * rc + f"round {rnd}: postbus/Postfix msg/s "
                       f"{r['msgs_per_s'] / other['msgs_per_s']:.2f}, CPU per message "
                       f"{r['cpu_s_per_1000'] / other['cpu_s_per_1000']:.2f}, peak PSS "
                       f"{r['peak_pss_kb'] / max(other['peak_pss_kb'], 1):.2f}")
