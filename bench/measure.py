@@ -406,6 +406,8 @@ def smtp_source(args, port, sessions, messages):
            "-f", "bench@bench.localdomain", "-t", args.recipient, "-M", "client.localdomain"]
     if args.reuse:
         cmd.append("-d")
+    if getattr(args, "rcpts", 1) > 1:
+        cmd += ["-r", str(args.rcpts)]   # 1bench@..., 2bench@..., ... in each transaction
     if getattr(args, "numbered_recipients", False):
         cmd.append("-N")    # 1bench@..., 2bench@...: no cache hits on one recipient repeated
     cmd.append(f"127.0.0.1:{port}")

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""relay.py: the inside half of bench/run --relay and --blackhole. Runs in the benchmark's systemd container, as
+"""relay.py: the inside half of bench/run --relay, --local and --blackhole. Runs in the benchmark's systemd container, as
 root, next to measure.py (whose Postfix instance, smtp-source driver, cgroup CPU and PSS sampling it reuses).
 
 --relay: smtp-source -> the server under test (postbus on 127.0.0.1:25, then Postfix on 127.0.0.1:2525) ->
@@ -8,6 +8,11 @@ disk. For each message size and session count, both servers in turn: a warm-up, 
 from smtp-source's start until the server's queue is empty again (every message handed to the sink), and
 the CPU its units used meanwhile (cpu.stat of their cgroups; postbus per unit, Postfix per program from
 sampled /proc/PID/schedstat and exactly in total), and the peak PSS of its processes.
+
+--local: the same, but to local users' mboxes in /var/mail (bound in from the real disk), delivered by postbus's
+local and by Postfix's local(8); each measurement is timed until the mailboxes hold every message for every
+recipient (the "From " lines counted) and the queue is empty. A point with R recipients sends them in each
+transaction (smtp-source -r R: 1bench@localhost ... Rbench@localhost, one user each).
 
 --blackhole: MESSAGES messages for bh.bench, whose two MX hosts of equal preference (dnsmasq on 127.0.0.53)
 are mxa (127.0.0.5:2600: accepts connections and never says a word) and mxb (the sink on 127.0.0.6:2600); both
@@ -21,6 +26,8 @@ unit, dnsmasq, the black hole's socket.
 import argparse
 import json
 import os
+import pwd
+import shutil
 import socket
 import statistics
 import subprocess
@@ -38,6 +45,8 @@ SINK_UNIT = "bench-sink.service"
 DOMAIN = "bh.bench"
 POSTBUS_MAIN_CF = "/etc/postbus/main.cf"
 POSTBUS_TRANSPORT = "/etc/postbus/transport"
+MAIL_SPOOL = "/var/mail"
+LOCAL_USER = "bench"
 
 
 def files_in(directory):
@@ -56,12 +65,51 @@ def set_postbus_params(params):
     os.rename(POSTBUS_MAIN_CF + ".tmp", POSTBUS_MAIN_CF)
 
 
+def add_local_users(rcpts):
+    """bench, and 1bench ... RCPTSbench, the names smtp-source -r gives; /var/mail as Debian has it."""
+    shutil.chown(MAIL_SPOOL, "root", "mail")
+    os.chmod(MAIL_SPOOL, 0o2775)
+    for name in [LOCAL_USER] + [f"{i}{LOCAL_USER}" for i in range(1, rcpts + 1)]:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            # a name that starts with a digit is refused without --badname
+            run("useradd", "--badname", "--create-home", "--shell", "/bin/sh", name)
+
+
+class Mailboxes:
+    """Counts the messages in every mbox of MAIL_SPOOL (lines that start with "From "), reading only what was
+    appended since the last count."""
+
+    def __init__(self):
+        self.offsets = {}
+        self.total = 0
+
+    def count(self):
+        for name in os.listdir(MAIL_SPOOL):
+            path = os.path.join(MAIL_SPOOL, name)
+            if not os.path.isfile(path) or name.endswith(".lock"):
+                continue
+            off = self.offsets.get(name, 0)
+            with open(path, "rb") as f:
+                f.seek(off)
+                data = f.read()
+            end = data.rfind(b"\n") + 1      # whole lines only: a delivery may be under way
+            if end == 0:
+                continue
+            chunk = data[:end]
+            # every chunk starts at the beginning of a line
+            self.total += chunk.count(b"\nFrom ") + chunk.startswith(b"From ")
+            self.offsets[name] = off + end
+        return self.total
+
+
 class PostbusRelay(measure.Postbus):
     def setup(self):
         params = {"smtp_connect_timeout": f"{self.args.timeout}s", "smtp_helo_timeout": f"{self.args.timeout}s"}
         if self.args.mode == "relay":
             params["relayhost"] = f"[{SINK_ADDR}]:{SINK_PORT}"
-        else:
+        elif self.args.mode == "blackhole":
             with open(POSTBUS_TRANSPORT, "w") as f:
                 f.write(f"{DOMAIN} smtp:{DOMAIN}:{SINK_PORT}\n")
             run("postbusctl", "map", "build", POSTBUS_TRANSPORT)
@@ -104,6 +152,7 @@ relay     unix  - - n - - smtp
 error     unix  - - n - - error
 retry     unix  - - n - - error
 discard   unix  - - n - - discard
+local     unix  - n n - - local
 """
 
     def setup(self):
@@ -111,6 +160,9 @@ discard   unix  - - n - - discard
                               f"smtp_helo_timeout = {self.args.timeout}s\n")
         if self.args.mode == "relay":
             self.main_cf_extra += f"relayhost = [{SINK_ADDR}]:{SINK_PORT}\n"
+        elif self.args.mode == "local":
+            # mbox in /var/mail, as postbus; no comsat notice (postbus sends none)
+            self.main_cf_extra += f"mail_spool_directory = {MAIL_SPOOL}\nbiff = no\n"
         else:
             transport = os.path.join(self.etc, "transport")
             os.makedirs(self.etc, exist_ok=True)
@@ -199,24 +251,29 @@ def start_dns():
         time.sleep(0.1)
 
 
-def wait_empty(server, timeout):
+def wait_empty(server, timeout, mailboxes=None, delivered=0):
+    """Until the queue is empty and, with mailboxes, they hold `delivered` messages."""
     deadline = time.monotonic() + timeout
-    while server.queued() > 0:
+    while server.queued() > 0 or (mailboxes and mailboxes.count() < delivered):
         if server.deferred() > 0:
             raise RuntimeError(f"{server.name}: {server.deferred()} messages deferred")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{server.name}: {server.queued()} messages still queued after {timeout} s")
+            raise RuntimeError(f"{server.name}: {server.queued()} messages still queued after {timeout} s"
+                               + (f", {mailboxes.count()} of {delivered} delivered" if mailboxes else ""))
         time.sleep(0.02)
     return time.monotonic()
 
 
-def measure_one(server, args, sessions, messages, size, hole=None):
+def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mailboxes=None):
     a = argparse.Namespace(**vars(args))
     a.size = size
+    a.rcpts = rcpts
     server.fresh_start()
     if args.warmup and hole is None:
+        delivered = mailboxes.count() + args.warmup * rcpts if mailboxes else 0
         smtp_source(a, server.port, sessions, args.warmup)
-        wait_empty(server, args.drain_timeout)
+        wait_empty(server, args.drain_timeout, mailboxes, delivered)
+    delivered = mailboxes.count() + messages * rcpts if mailboxes else 0
     if hole:
         hole.reset()
     # A postbus role that socket activation starts during the run has a new cgroup: it counts from 0.
@@ -233,7 +290,7 @@ def measure_one(server, args, sessions, messages, size, hole=None):
     since = time.time()
     busy0, own0, t0 = measure.host_busy_s(), measure.own_cpu_s(), time.monotonic()
     wall_in, client_cpu = smtp_source(a, server.port, sessions, messages)
-    t1 = wait_empty(server, args.drain_timeout)
+    t1 = wait_empty(server, args.drain_timeout, mailboxes, delivered)
     busy1, own1 = measure.host_busy_s(), measure.own_cpu_s()
     sampler.finish()
     journal_s = (measure.cgroup_cpu_usec("systemd-journald.service") - journal0) / 1e6
@@ -247,7 +304,7 @@ def measure_one(server, args, sessions, messages, size, hole=None):
     total = sum(cpu.values())
     others = (busy1 - busy0) - total - client_cpu - (own1 - own0) - journal_s
     parts = server.cpu_by_part(cpu, sampler, base)
-    row = {"server": server.name, "sessions": sessions, "messages": messages, "size": size,
+    row = {"server": server.name, "sessions": sessions, "messages": messages, "size": size, "rcpts": rcpts,
            "accept_s": wall_in, "wall_s": t1 - t0, "msgs_per_s": messages / (t1 - t0),
            "cpu_s": total, "cpu_s_per_1000": total / messages * 1000,
            "cpu_s_per_1000_by_part": {k: v / messages * 1000 for k, v in sorted(parts.items()) if v > 0.0005},
@@ -256,7 +313,7 @@ def measure_one(server, args, sessions, messages, size, hole=None):
            "journald_cpu_s_per_1000": journal_s / messages * 1000}
     if hole:
         row["blackhole_connections"] = hole.connections
-    log(f"{server.name:8} {size:6} B {sessions:3} sessions {messages:5} msgs: {row['msgs_per_s']:7.1f} msg/s, "
+    log(f"{server.name:8} {size:6} B {sessions:3} sessions {messages:5} msgs x {rcpts} rcpts: {row['msgs_per_s']:7.1f} msg/s, "
         f"{row['wall_s']:.1f} s, {row['cpu_s_per_1000']:.3f} CPU s/1000, peak PSS {sampler.peak_pss_kb / 1024:.1f} MiB, "
         f"others busy {row['other_load_cores']:.2f} CPUs"
         + (f", {hole.connections} connections to the black hole" if hole else ""))
@@ -287,23 +344,26 @@ def print_medians(rows, keys):
 
 
 def print_tables(rows, mode):
-    if mode == "relay":
-        print("| size | sessions | server | msg/s | CPU s/1000 msg | CPU s/1000 by unit/program | peak PSS | others |")
-        print("| ---: | ---: | --- | ---: | ---: | --- | ---: | ---: |")
+    if mode in ("relay", "local"):
+        rc = mode == "local"    # a column for the recipients per message
+        print("| size | sessions | " + "rcpts | " * rc +
+              "server | msg/s | CPU s/1000 msg | CPU s/1000 by unit/program | peak PSS | others |")
+        print("| ---: | ---: | " + "---: | " * rc + "--- | ---: | ---: | --- | ---: | ---: |")
         for r in rows:
-            print(f"| {r['size'] // 1024} KiB | {r['sessions']} | {r['server']} | {r['msgs_per_s']:.0f} | "
+            print(f"| {r['size'] // 1024} KiB | {r['sessions']} | " + f"{r['rcpts']} | " * rc + f"{r['server']} | "
+                  f"{r['msgs_per_s']:.0f} | "
                   f"{r['cpu_s_per_1000']:.2f} | {fmt_parts(r['cpu_s_per_1000_by_part'])} | "
                   f"{r['peak_pss_kb'] / 1024:.1f} MiB | {r['other_load_cores']:.2f} |")
-        by = {(r["size"], r["sessions"], r["round"], r["server"]): r for r in rows}
+        by = {(r["size"], r["sessions"], r["rcpts"], r["round"], r["server"]): r for r in rows}
         print()
-        for (size, sessions, rnd, name), r in sorted(by.items()):
-            other = by.get((size, sessions, rnd, "Postfix"))
+        for (size, sessions, rcpts, rnd, name), r in sorted(by.items()):
+            other = by.get((size, sessions, rcpts, rnd, "Postfix"))
             if name == "postbus" and other:
-                print(f"{size // 1024} KiB, {sessions} sessions, round {rnd}: postbus/Postfix msg/s "
+                print(f"{size // 1024} KiB, {sessions} sessions, " + f"{rcpts} rcpts, " * rc + f"round {rnd}: postbus/Postfix msg/s "
                       f"{r['msgs_per_s'] / other['msgs_per_s']:.2f}, CPU per message "
                       f"{r['cpu_s_per_1000'] / other['cpu_s_per_1000']:.2f}, peak PSS "
                       f"{r['peak_pss_kb'] / max(other['peak_pss_kb'], 1):.2f}")
-        print_medians(rows, ("size", "sessions"))
+        print_medians(rows, ("size", "sessions", "rcpts"))
     else:
         print("| server | messages | sessions | time to deliver all | msg/s | connections to the black hole | "
               "CPU s/1000 msg | peak PSS | others |")
@@ -318,9 +378,11 @@ def print_tables(rows, mode):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
-    ap.add_argument("--mode", choices=("relay", "blackhole"), required=True)
+    ap.add_argument("--mode", choices=("relay", "local", "blackhole"), required=True)
     ap.add_argument("--plan", default="1:500,10:1000,50:1000", help="SESSIONS:MESSAGES,...")
     ap.add_argument("--sizes", default="1024,102400")
+    ap.add_argument("--rcpt-point", default="10:200:10",
+                    help="--local: SESSIONS:MESSAGES:RECIPIENTS, a point with several recipients per message")
     ap.add_argument("--messages", type=int, default=500, help="--blackhole: messages")
     ap.add_argument("--sessions", type=int, default=10, help="--blackhole: smtp-source sessions")
     ap.add_argument("--timeout", type=int, default=10, help="smtp_connect_timeout and smtp_helo_timeout, seconds")
@@ -331,33 +393,39 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     args.reuse = False
-    args.recipient = "bench@relay.bench" if args.mode == "relay" else f"bench@{DOMAIN}"
+    args.recipient = {"relay": "bench@relay.bench", "local": f"{LOCAL_USER}@localhost"}.get(args.mode,
+                                                                                             f"bench@{DOMAIN}")
     if CGROUP2 is None:
         sys.exit("relay: no cgroup2 hierarchy: cannot account CPU per unit")
 
     postbus, postfix = PostbusRelay(args), PostfixRelay(args)
     rows = []
-    dns = hole = None
+    dns = hole = mailboxes = None
     sink = False
     try:
         run("systemd-run", "--quiet", f"--unit={SINK_UNIT}", "--property=Type=simple", "/usr/sbin/smtp-sink",
             "-u", "nobody", f"{SINK_ADDR}:{SINK_PORT}", "1000")
         sink = True
+        points = [(1024, args.sessions, args.messages, 1)]
+        if args.mode != "blackhole":
+            points = [(size, int(s), int(m), 1) for size in (int(x) for x in args.sizes.split(","))
+                      for s, m in (p.split(":") for p in args.plan.split(","))]
+        if args.mode == "local":
+            if args.rcpt_point:
+                s, m, r = (int(x) for x in args.rcpt_point.split(":"))
+                points += [(size, s, m, r) for size in (int(x) for x in args.sizes.split(","))]
+            add_local_users(max(p[3] for p in points))
+            mailboxes = Mailboxes()
         postbus.setup()
         postfix.setup()
         if args.mode == "blackhole":
             dns = start_dns()
             hole = BlackHole()
         for rnd in range(args.rounds):
-            if args.mode == "relay":
-                points = [(size, int(s), int(m)) for size in (int(x) for x in args.sizes.split(","))
-                          for s, m in (p.split(":") for p in args.plan.split(","))]
-            else:
-                points = [(1024, args.sessions, args.messages)]
-            for i, (size, sessions, messages) in enumerate(points):
+            for i, (size, sessions, messages, rcpts) in enumerate(points):
                 order = (postbus, postfix) if (i + rnd) % 2 == 0 else (postfix, postbus)
                 for server in order:
-                    row = measure_one(server, args, sessions, messages, size, hole)
+                    row = measure_one(server, args, sessions, messages, size, hole, rcpts, mailboxes)
                     row["round"] = rnd + 1
                     rows.append(row)
     finally:
