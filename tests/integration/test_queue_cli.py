@@ -17,7 +17,7 @@ import postbus as pb
 
 EX_USAGE, EX_NOINPUT, EX_NOPERM = 64, 66, 77
 HEADER = '------Queue ID------- --Size-- ----Arrival Time---- --Sender/Recipient------'
-VALID_UNKNOWN_ID = '0000000100000ABC'       # well-formed, never queued
+VALID_UNKNOWN_ID = '00000001000000000ABC'       # well-formed, never queued
 
 
 def installed(name):

@@ -196,7 +196,7 @@ class QueueControl(unittest.TestCase):
             self.assertEqual(pb.busctl_call('BounceMessages', 'ass', [ids[1]], 'bounced by the test')[0], 1)
             pb.wait_until(lambda: queue_of(ids[1]) is None, what='bounced message gone')
             # delete: gone, no notice
-            self.assertEqual(pb.busctl_call('DeleteMessages', 'as', [ids[2], '0000000000000000'])[0], 1)
+            self.assertEqual(pb.busctl_call('DeleteMessages', 'as', [ids[2], '00000000000000000000'])[0], 1)
             pb.wait_until(lambda: queue_of(ids[2]) is None, what='deleted message gone')
             time.sleep(1.5)
         finally:
@@ -299,12 +299,12 @@ class QueueControl(unittest.TestCase):
         q = queue()
         for method in (q.HoldMessages, q.ReleaseMessages, q.RequeueMessages, q.DeleteMessages):
             self.assertEqual(error_name(method, ['not-an-id']), 'org.postbus.Error.InvalidArguments')
-            self.assertEqual(error_name(method, ['0000000000000000']), 'org.postbus.Error.NoSuchMessage')
+            self.assertEqual(error_name(method, ['00000000000000000000']), 'org.postbus.Error.NoSuchMessage')
             self.assertEqual(method([]), 0)
         self.assertEqual(error_name(q.BounceMessages, ['../etc'], 'x'), 'org.postbus.Error.InvalidArguments')
-        self.assertEqual(error_name(q.BounceMessages, ['0000000000000000'], 'x'), 'org.postbus.Error.NoSuchMessage')
+        self.assertEqual(error_name(q.BounceMessages, ['00000000000000000000'], 'x'), 'org.postbus.Error.NoSuchMessage')
         self.assertEqual(error_name(q.GetMessage, 'zz'), 'org.postbus.Error.InvalidArguments')
-        self.assertEqual(error_name(q.GetMessage, '0000000000000000'), 'org.postbus.Error.NoSuchMessage')
+        self.assertEqual(error_name(q.GetMessage, '00000000000000000000'), 'org.postbus.Error.NoSuchMessage')
         self.assertEqual(error_name(q.SelectMessages, {'colour': 'blue'}), 'org.postbus.Error.InvalidArguments')
         self.assertEqual(error_name(q.SelectMessages, {'queue': 'nope'}), 'org.postbus.Error.InvalidArguments')
         self.assertEqual(error_name(q.SelectMessages, {'older_than_usec': 'soon'}),
@@ -313,30 +313,30 @@ class QueueControl(unittest.TestCase):
         self.assertEqual(error_name(q.ResumeDestination, 'never-paused.example'),
                          'org.postbus.Error.NoSuchDestination')
         self.assertEqual(error_name(q.FlushDestination, ''), 'org.postbus.Error.InvalidArguments')
-        out = pb.run_process('busctl', '--system', 'get-property', pb.QUEUE_BUS_NAME, MESSAGE_PREFIX + '0000000000000000',
+        out = pb.run_process('busctl', '--system', 'get-property', pb.QUEUE_BUS_NAME, MESSAGE_PREFIX + '00000000000000000000',
                              MESSAGE_IFACE, 'Queue', check=False)
         self.assertNotEqual(out.returncode, 0)
 
     def test_alert_on_corrupt_file(self):
         mon = Monitor()
         try:
-            path = f'{pb.SPOOL}/incoming/0000000A00000000'
+            path = f'{pb.SPOOL}/incoming/0000000A000000000000'
             with open(path, 'wb') as f:
                 f.write(b'not a queue file')
             pb.run('chown', 'postbus:postbus', path)
-            pb.wait_until(lambda: os.path.exists(f'{pb.SPOOL}/corrupt/0000000A00000000'), what='file quarantined')
+            pb.wait_until(lambda: os.path.exists(f'{pb.SPOOL}/corrupt/0000000A000000000000'), what='file quarantined')
             time.sleep(0.5)
         finally:
             signals = mon.stop()
         alerts = [s['payload']['data'] for s in signals if s['member'] == 'Alert']
-        self.assertTrue(any(a[0] == 'software' and '0000000A00000000' in a[1] for a in alerts), alerts)
-        self.assertEqual(queue_of('0000000A00000000'), 'corrupt')
+        self.assertTrue(any(a[0] == 'software' and '0000000A000000000000' in a[1] for a in alerts), alerts)
+        self.assertEqual(queue_of('0000000A000000000000'), 'corrupt')
 
     def test_who_may_change(self):
         (qid,) = self.queued_held_back('frank', 'authz')
         changes = [
             ('HoldMessages', 'as', [qid]),
-            ('ReleaseMessages', 'as', ['0000000000000000']),
+            ('ReleaseMessages', 'as', ['00000000000000000000']),
             ('RequeueMessages', 'as', [qid]),
             ('DeleteMessages', 'as', [qid]),
             ('BounceMessages', 'ass', [qid], 'no'),
