@@ -65,7 +65,7 @@ def fill(count, uid, gid):
             b'x' * 400]
     for i in range(count):
         sec, usec = base + i // 4096, (i % 4096) * 200
-        qid = f'{sec:08X}{usec:05X}{random.randrange(4096):03X}'
+        qid = f'{sec:08X}{usec:05X}{random.randrange(1 << 28):07X}'
         path = os.path.join(deferred, qid)
         data = queue_file(sec * 10**6 + usec, f'sender{i % 97}@example.org',
                           f'user{i}@dest{i % 50}.example', body)

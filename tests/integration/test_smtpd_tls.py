@@ -112,8 +112,10 @@ class StartTls(unittest.TestCase):
         s, _ = self.ehlo()
         self.assertEqual(s.cmd('STARTTLS')[0], 220)
         s.starttls()
-        # RFC 3207: the EHLO before the handshake no longer counts.
-        self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 503)
+        # RFC 3207: the EHLO before the handshake no longer counts. With smtpd_helo_required = no (Postfix's
+        # default) MAIL is taken without one, as Postfix takes it (test_smtpd_esmtp covers = yes).
+        self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 250)
+        self.assertEqual(s.cmd('RSET')[0], 250)
         self.assertEqual(s.cmd('EHLO client.example.org')[0], 250)
         self.assertEqual(s.cmd('STARTTLS')[0], 554)
         self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 250)
