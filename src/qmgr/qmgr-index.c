@@ -430,6 +430,11 @@ void qmgr_index_complete(Qmgr *q) {
                 (void) on_load(q->index->loader, q);
 }
 
+bool qmgr_index_known(Qmgr *q, const char *id) {
+        /* While the start-up read goes on, a message not read yet is old mail, not news. */
+        return !q->index || qmgr_index_loading(q) || index_lookup(q, id);
+}
+
 QmgrIndexEntry *qmgr_index_find(Qmgr *q, const char *id) {
         QmgrIndexEntry *e = index_lookup(q, id);
 

@@ -282,6 +282,8 @@ bool qmgr_index_loading(Qmgr *q);
 /* Finishes the start-up read now (a reader needs all of it); the lookups and walks below do. */
 void qmgr_index_complete(Qmgr *q);
 QmgrIndexEntry *qmgr_index_find(Qmgr *q, const char *id);
+/* Whether id is in the index, without waiting for the start-up read (during it: yes). */
+bool qmgr_index_known(Qmgr *q, const char *id);
 /* The file is (now) in queue which: reads it if it is new to the index or announce is set. */
 QmgrIndexEntry *qmgr_index_update(Qmgr *q, QueueName which, const char *id, bool announce);
 /* From a message in memory (its pending recipients changed). */

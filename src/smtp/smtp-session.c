@@ -135,6 +135,8 @@ static bool session_keep(SmtpSession *s) {
         return smtp_call_keep_session(s->call, &s->address);
 }
 
+static int do_write(SmtpSession *s);
+
 /* Hands the session's end to the call; then the session waits in the connection cache, or sends QUIT and
  * goes away on its own, or is freed when the event handler returns. */
 void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, const char *text, bool quit) {
@@ -148,6 +150,14 @@ void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, const char
                 update_events(s);
         } else if (quit && session_command(s, "QUIT") >= 0) {
                 s->stage = SMTP_STAGE_QUIT;
+                /* As Postfix's default smtp_skip_quit_response = yes: once QUIT is out, the connection
+                 * closes without waiting for the reply, so it is gone before qmgr hears of the result and
+                 * starts the next delivery to this destination. */
+                if (do_write(s) >= 0 && s->out_off == s->out_len) {
+                        s->finished = true;
+                        smtp_call_session_done(c, end, s->connected ? s->relay : NULL, dsn, text);
+                        return;
+                }
                 session_set_timeout(s, smtp_call_settings(c)->quit_timeout);
                 s->linger_next = lingering;
                 if (lingering)
