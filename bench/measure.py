@@ -243,6 +243,11 @@ class Postbus:
         # call to qmgr fails fast and is retried with back-off (best effort by design).
         run("systemctl", "stop", "postbus-qmgr.socket", "postbus-qmgr.service")
         run("systemctl", "mask", "--runtime", "--quiet", "postbus-qmgr.socket", "postbus-qmgr.service")
+        # --param: main.cf lines, e.g. cleanup_sync_threads=0, read by each role at its next start.
+        if self.args.param:
+            with open("/etc/postbus/main.cf", "a") as f:
+                f.write("".join(f"{p.split('=', 1)[0].strip()} = {p.split('=', 1)[1].strip()}\n"
+                                for p in self.args.param))
 
     def fresh_start(self):
         """Stops the roles (their sockets stay) and lets socket activation start them again on the
@@ -513,6 +518,7 @@ def main():
     ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--recipient", default="root@localhost")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--param", action="append", default=[], help="NAME=VALUE for postbus's main.cf")
     args = ap.parse_args()
 
     if CGROUP2 is None:
