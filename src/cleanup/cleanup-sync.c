@@ -3,6 +3,7 @@
  * Runs in the cleanup process. The workers make system calls only and store their errno; no logging, no
  * sd-bus: every answer is given on the loop, woken through an eventfd. */
 #include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 
 #include "cleanup.h"
@@ -140,12 +141,17 @@ int cleanup_sync_new(sd_event *e, unsigned n_threads, CleanupSync **ret) {
         s->threads = calloc(n_threads, sizeof(pthread_t));
         if (!s->threads)
                 return -ENOMEM;
-        for (; s->n_threads < n_threads; s->n_threads++) {
+        /* The workers take no signal: they stay with the loop's signal sources. */
+        sigset_t all, old;
+        (void) sigfillset(&all);
+        (void) pthread_sigmask(SIG_SETMASK, &all, &old);
+        for (r = 0; r >= 0 && s->n_threads < n_threads; s->n_threads++) {
                 r = -pthread_create(s->threads + s->n_threads, NULL, worker, s);
                 if (r < 0)
-                        return r;
+                        break;
         }
-        return 0;
+        (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return MIN(r, 0);
 }
 
 CleanupSync *cleanup_sync_free(CleanupSync *s) {
