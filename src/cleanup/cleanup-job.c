@@ -37,6 +37,8 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
         free(j->reject);
         free(j->defer);
         cleanup_virtual_free(j);
+        safe_close(j->sync.fd);
+        free(j->message_id);
         daemon_busy_dec(j->cleanup->daemon);
         free(j);
         return NULL;
@@ -306,6 +308,28 @@ static int job_dsn_options(CleanupJob *j, char **vec, size_t k, const char ***re
         return 0;
 }
 
+/* The queue file is synced and in incoming/ (or is gone again): it waits for the sync of the directory. */
+static void job_synced(CleanupSyncItem *item, void *userdata) {
+        CleanupJob *j = userdata;
+        int r = item->error;
+
+        if (r < 0) {
+                log_error_errno(r, "%s: failed to write the queue file: %m", item->id);
+                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
+                return;
+        }
+        if (item->collided)
+                log_warning("Queue ID collision in incoming: the message was queued as %s.", item->id);
+        cleanup_message_log(item->id, j->sender, j->hold, j->message_id);
+        r = cleanup_commit_later(j->cleanup, j->request, item->id);
+        if (r < 0) {
+                /* written but never confirmed: the sender retries, at worst a duplicate */
+                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
+                return;
+        }
+        cleanup_job_free(j);
+}
+
 void cleanup_job_write(CleanupJob *j) {
         Cleanup *c = j->cleanup;
         _cleanup_free_ char *reject = NULL;
@@ -355,7 +379,7 @@ void cleanup_job_write(CleanupJob *j) {
         };
         r = job_dsn_options(j, vec, k, &req.dsn_notify, &req.dsn_orcpt);
         if (r >= 0)
-                r = cleanup_message_write(c, &req, id, &reject);
+                r = cleanup_message_write(c, &req, &j->sync, &reject, &j->message_id);
         free(req.dsn_notify);
         free(req.dsn_orcpt);
         if (r < 0) {
@@ -367,13 +391,10 @@ void cleanup_job_write(CleanupJob *j) {
                 cleanup_job_reply_error(j);
                 return;
         }
-        r = cleanup_commit_later(c, j->request, id);
-        if (r < 0) {
-                /* written but never confirmed: the sender retries, at worst a duplicate */
-                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
-                return;
-        }
-        cleanup_job_free(j);
+        /* The file's fsync and rename go to a sync thread; the loop goes on with other jobs meanwhile. */
+        j->sync.done = job_synced;
+        j->sync.userdata = j;
+        cleanup_sync_submit(c->sync, &j->sync);
 }
 
 /* ---- the start --------------------------------------------------------------------------------- */
@@ -394,6 +415,7 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         j->cleanup = c;
         daemon_busy_inc(c->daemon);
         j->fd = -EBADF;
+        j->sync.fd = -EBADF;
         j->recipients = recipients;
         for (char **rc = recipients; *rc; rc++)
                 j->n_recipients++;

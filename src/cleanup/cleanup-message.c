@@ -198,61 +198,57 @@ finish:
         return r;
 }
 
-int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[static QUEUE_ID_SIZE], char **ret_reject) {
+int cleanup_message_write(Cleanup *c, const CleanupRequest *req, CleanupSyncItem *item, char **ret_reject,
+                          char **ret_message_id) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *reject = NULL, *message_id = NULL, *escaped = NULL;
+        _cleanup_free_ char *reject = NULL, *message_id = NULL;
         _cleanup_free_ QueueWriter *w = NULL;
-        char id[QUEUE_ID_SIZE], tmp[QUEUE_ID_SIZE + 4];
         int r;
 
         w = malloc(sizeof(QueueWriter));
         if (!w)
                 return log_oom();
-        fd = create_queue_file(c, id, tmp);
+        fd = create_queue_file(c, item->id, item->tmp);
         if (fd < 0)
                 return log_error_errno(fd, "Failed to create a queue file in incoming: %m");
         queue_writer_init(w, fd);
-        r = write_queue_file(w, c, req, id, req->content, req->size, &reject, &message_id);
-        if (r >= 0 && !reject && fsync(fd) < 0)
-                r = -errno;
-        /* Never over another message's file: a taken name gets a fresh ID (the one in the Received header
-         * then differs, which is harmless). */
-        if (r >= 0 && !reject) {
-                r = queue_id_rename(c->incoming_fd, tmp, c->incoming_fd, id);
-                if (r > 0)
-                        log_warning("Queue ID collision in incoming: the message was queued as %s.", id);
-        }
+        r = write_queue_file(w, c, req, item->id, req->content, req->size, &reject, &message_id);
         if (r < 0 || reject) {
-                (void) unlinkat(c->incoming_fd, tmp, 0);
+                (void) unlinkat(c->incoming_fd, item->tmp, 0);
                 if (r < 0)
-                        return log_error_errno(r, "%s: failed to write the queue file: %m", id);
+                        return log_error_errno(r, "%s: failed to write the queue file: %m", item->id);
                 *ret_reject = TAKE_PTR(reject);
                 return 0;
         }
-
-        escaped = message_id ? log_escape(message_id, strlen(message_id)) : NULL;
-        log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", req->sender }, { "MESSAGE_ID_HEADER", escaped }),
-                 "message-id=%s", strempty(escaped));
-        if (req->hold) {
-                _cleanup_free_ char *why = log_escape(req->hold, strlen(req->hold));
-                log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", req->sender }, { "CLEANUP_ACTION", "hold" }),
-                         "hold: %s", strempty(why));
-        }
-        memcpy(ret_id, id, QUEUE_ID_SIZE);
+        item->fd = TAKE_FD(fd);
+        item->dir_fd = c->incoming_fd;
+        *ret_message_id = message_id ? log_escape(message_id, strlen(message_id)) : NULL;
         return 0;
 }
 
-static int on_commit(sd_event_source *s, void *userdata) {
-        Cleanup *c = userdata;
-        int r = 0;
+void cleanup_message_log(const char *id, const char *sender, const char *hold, const char *message_id) {
+        log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", sender }, { "MESSAGE_ID_HEADER", message_id }),
+                 "message-id=%s", strempty(message_id));
+        if (hold) {
+                _cleanup_free_ char *why = log_escape(hold, strlen(hold));
+                log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", sender }, { "CLEANUP_ACTION", "hold" }),
+                         "hold: %s", strempty(why));
+        }
+}
 
-        if (fsync(c->incoming_fd) < 0)
-                r = log_error_errno(errno, "Failed to sync the incoming queue directory: %m");
-        for (size_t i = 0; i < c->n_commits; i++) {
-                CleanupCommit *k = c->commits + i;
+static void commit_start(Cleanup *c);
+
+/* incoming/ is synced (or failed to): the messages in flight are answered. */
+static void on_dir_synced(CleanupSyncItem *item, void *userdata) {
+        Cleanup *c = userdata;
+
+        if (item->error < 0)
+                log_error_errno(item->error, "Failed to sync the incoming queue directory: %m");
+        for (size_t i = 0; i < c->n_flight; i++) {
+                CleanupCommit *k = c->flight + i;
                 /* On failure the file may or may not survive a crash: the sender retries, at worst a
                  * duplicate. */
-                if (r < 0)
+                if (item->error < 0)
                         (void) sd_bus_reply_method_error(k->request,
                                 &SD_BUS_ERROR_MAKE_CONST(POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: queue file write error"));
                 else {
@@ -261,7 +257,39 @@ static int on_commit(sd_event_source *s, void *userdata) {
                 }
                 k->request = sd_bus_message_unref(k->request);
         }
+        c->n_flight = 0;
+        c->syncing = false;
+        daemon_busy_dec(c->daemon);
+        if (c->n_commits > 0)
+                commit_start(c);
+}
+
+/* The messages gathered so far go in flight, with one sync of incoming/ for all of them. */
+static void commit_start(Cleanup *c) {
+        if (c->syncing || c->n_commits == 0)
+                return;
+        CleanupCommit *k = c->flight;
+        size_t size = c->size_flight;
+
+        c->flight = c->commits;
+        c->size_flight = c->size_commits;
+        c->commits = k;
+        c->size_commits = size;
+        c->n_flight = c->n_commits;
         c->n_commits = 0;
+        c->syncing = true;
+        daemon_busy_inc(c->daemon);
+        c->dir_sync = (CleanupSyncItem) {
+                .fd = -EBADF,
+                .dir_fd = c->incoming_fd,
+                .done = on_dir_synced,
+                .userdata = c,
+        };
+        cleanup_sync_submit(c->sync, &c->dir_sync);
+}
+
+static int on_commit(sd_event_source *s, void *userdata) {
+        commit_start(userdata);
         return 0;
 }
 
@@ -284,14 +312,19 @@ int cleanup_commit_setup(Cleanup *c) {
         int r = sd_event_add_defer(c->daemon->event, &c->commit_source, on_commit, c);
         if (r < 0)
                 return r;
-        return sd_event_source_set_enabled(c->commit_source, SD_EVENT_OFF);
+        r = sd_event_source_set_enabled(c->commit_source, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        return cleanup_sync_new(c->daemon->event, (unsigned) c->daemon->config->cleanup_sync_threads, &c->sync);
 }
 
 void cleanup_commit_done(Cleanup *c) {
-        if (c->n_commits > 0)
-                (void) on_commit(c->commit_source, c);   /* answer what is written before exiting */
+        /* Answer what is written before exiting: the threads finish, then what they left is synced here. */
+        c->sync = cleanup_sync_free(c->sync);
+        commit_start(c);
         sd_event_source_disable_unref(c->commit_source);
         free(c->commits);
+        free(c->flight);
 }
 
 static int wake_build(sd_bus_message *m, void *userdata) {

@@ -20,6 +20,27 @@ typedef struct CleanupCommit {
         char id[QUEUE_ID_SIZE];
 } CleanupCommit;
 
+/* cleanup-sync.c: a file to sync and rename into incoming/ (fd >= 0), or incoming/ itself to sync (fd < 0), on
+ * one of cleanup_sync_threads worker threads; done runs on the event loop afterwards. */
+typedef struct CleanupSyncItem CleanupSyncItem;
+struct CleanupSyncItem {
+        CleanupSyncItem *next;
+        int fd;                         /* the written queue file (closed when done), or -EBADF */
+        int dir_fd;                     /* incoming/ */
+        char tmp[QUEUE_ID_SIZE + 4];    /* its name there, "<ID>.tmp" */
+        char id[QUEUE_ID_SIZE];         /* the name it gets; a fresh ID if that was taken */
+        int error;                      /* 0 or the negative errno of the failed call; the tmp file is gone */
+        bool collided;                  /* id changed */
+        void (*done)(CleanupSyncItem *item, void *userdata);
+        void *userdata;
+};
+typedef struct CleanupSync CleanupSync;
+/* With 0 threads every item is done in cleanup_sync_submit() itself. */
+int cleanup_sync_new(sd_event *e, unsigned n_threads, CleanupSync **ret);
+void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item);
+/* Lets the threads finish their items, answers them all, and frees s; items submitted then are done at once. */
+CleanupSync *cleanup_sync_free(CleanupSync *s);
+
 typedef struct Cleanup {
         Daemon *daemon;
         int incoming_fd;                /* queue_directory/incoming */
@@ -36,11 +57,16 @@ typedef struct Cleanup {
         TableList *virtual_alias_maps;
         CleanupChecks *header_checks;
 
+        CleanupSync *sync;
+
         /* Messages renamed into incoming/ whose directory entry is not yet on disk: one fsync of the
-         * directory makes all of them durable, and only then are they answered (group commit). */
+         * directory makes all of them durable, and only then are they answered (group commit). While one
+         * such fsync runs (syncing, its messages in flight), the next batch gathers in commits. */
         sd_event_source *commit_source;
-        CleanupCommit *commits;
-        size_t n_commits, size_commits;
+        CleanupCommit *commits, *flight;
+        size_t n_commits, size_commits, n_flight, size_flight;
+        bool syncing;
+        CleanupSyncItem dir_sync;
 } Cleanup;
 
 /* org.postbus.Cleanup1 at /org/postbus/Cleanup1, on $rundir/cleanup (peer-to-peer, callers are smtpd, pickup
@@ -77,10 +103,13 @@ typedef struct CleanupRequest {
         const char *hold;               /* the reason the message goes to the hold queue, or NULL */
 } CleanupRequest;
 
-/* The queue file is written and synced and renamed into incoming/, but its directory entry is durable
- * only after cleanup_commit_later() has run its course: answer the caller through it. */
-int cleanup_message_write(Cleanup *c, const CleanupRequest *req, char ret_id[static QUEUE_ID_SIZE],
-                          char **ret_reject);
+/* Writes the queue file as incoming/<ID>.tmp and fills item (fd, dir_fd, tmp, id) for cleanup_sync_submit(),
+ * which syncs and renames it; ret_message_id: the Message-ID, escaped for the log, or NULL. Its directory
+ * entry is durable only after cleanup_commit_later() has run its course: answer the caller through it. */
+int cleanup_message_write(Cleanup *c, const CleanupRequest *req, CleanupSyncItem *item, char **ret_reject,
+                          char **ret_message_id);
+/* The log records of a message that is now in incoming/ under id. */
+void cleanup_message_log(const char *id, const char *sender, const char *hold, const char *message_id);
 
 /* Answers request with the queue ID once incoming/ has been synced, together with every other message
  * written in the same turn of the event loop; then wakes qmgr. */
@@ -162,6 +191,9 @@ struct CleanupJob {
 
         CleanupVirtualNode *nodes, *frontier;
         size_t n_nodes;
+
+        CleanupSyncItem sync;           /* the written queue file, on its way into incoming/ */
+        char *message_id;               /* for the log, once it is there */
 };
 
 /* Frees a job in any state (half-built too) and tells the daemon it is one submission less busy. */

@@ -115,6 +115,8 @@
           "Client networks (CIDR list) for which smtpd_forbid_bare_newline = reject only normalizes.")        \
         X(hopcount_limit, INT, "50", 1, 1000, "cleanup",                                                     \
           "Most Received headers a message may carry before it is rejected as a mail loop.")               \
+        X(cleanup_sync_threads, INT, "4", 0, 64, "cleanup",                                                  \
+          "Threads in cleanup that sync queue files beside its event loop; 0: no threads.")                  \
         X(append_at_myorigin, BOOL, "yes", 0, 0, "rewrite",                                                  \
           "Append @$myorigin to an address without a domain.")                                             \
         X(append_dot_mydomain, BOOL, "no", 0, 0, "rewrite",                                                  \
