@@ -22,7 +22,7 @@ static int param_group(const ConfigParam *p) {
         return 0;
 }
 
-/* The notes of a group: the lines after "[group]" up to the next "[" line, or NULL. Leaks: one run. */
+/* The notes of a group: the lines after "[group]" up to the next "[" line, or NULL; the caller frees. */
 static char *group_notes(const char *notes, const char *group) {
         char head[64];
         snprintf(head, sizeof head, "[%s]\n", group);
@@ -99,6 +99,7 @@ static void write_main_cf(const char *notes) {
                         for (char *line = strtok(n, "\n"); line; line = strtok(NULL, "\n"))
                                 printf("#%s%s\n", strcmp(line, ".") == 0 ? "" : " ", strcmp(line, ".") == 0 ? "" : line);
                 }
+                free(n);
                 for (int i = 0; i < _CONFIG_PARAM_MAX; i++) {
                         const ConfigParam *p = config_params + i;
                         if (param_group(p) != g)
@@ -142,6 +143,7 @@ static void write_man(const char *notes) {
                         }
                         puts(example ? ".fi\n.PP" : ".PP");
                 }
+                free(n);
                 for (int i = 0; i < _CONFIG_PARAM_MAX; i++) {
                         const ConfigParam *p = config_params + i;
                         if (param_group(p) != g)
@@ -179,5 +181,6 @@ int main(int argc, char **argv) {
                 write_main_cf(notes);
         else
                 write_man(notes);
+        free(notes);
         return fflush(stdout) == 0 ? 0 : 1;
 }
