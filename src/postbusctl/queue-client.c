@@ -430,3 +430,22 @@ int queue_parse_age(const char *s, uint64_t *ret_usec) {
         *ret_usec = (uint64_t) seconds * 1000000;
         return 0;
 }
+
+int queue_client_print_queue(bool json) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        QueueList l = {};
+        int r;
+
+        r = queue_client_open(&bus);
+        if (r > 0)
+                return r;
+        r = queue_client_list(bus, NULL, NULL, true, &l);
+        if (r > 0)
+                return r;
+        if (json)
+                queue_print_json(stdout, &l);
+        else
+                queue_print_table(stdout, &l);
+        queue_list_done(&l);
+        return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+}

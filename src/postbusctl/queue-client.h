@@ -45,6 +45,10 @@ int queue_client_error(const char *what, const sd_bus_error *error, int r);
  * with many calls in flight (a message gone meanwhile keeps its listing without reasons). Returns 0 or the status of
  * queue_client_error(). When only is not NULL, just the messages whose ID it lists are kept. */
 int queue_client_list(sd_bus *bus, const char *queue, char *const *only, bool reasons, QueueList *ret);
+/* mailq and postqueue -p (the table) or postqueue -j (json): the whole queue on standard output, reasons
+ * included. Returns 0, EX_IOERR when standard output failed (errno says why), or the status of an error
+ * it has told the user of. */
+int queue_client_print_queue(bool json);
 
 /* Postfix's postqueue -p (mailq) table, with the long queue ID layout, as Postfix prints it when
  * enable_long_queue_ids is set (postbus's IDs are 16 characters). */

@@ -29,26 +29,11 @@ static int usage(void) {
 }
 
 static int list(bool json) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        QueueList l = {};
-        int r;
+        int r = queue_client_print_queue(json);
 
-        r = queue_client_open(&bus);
-        if (r > 0)
-                return r;
-        r = queue_client_list(bus, NULL, NULL, true, &l);
-        if (r > 0)
-                return r;
-        if (json)
-                queue_print_json(stdout, &l);
-        else
-                queue_print_table(stdout, &l);
-        queue_list_done(&l);
-        if (fflush(stdout) != 0) {
+        if (r == EX_IOERR)
                 fprintf(stderr, "postqueue: fatal: output write error: %s\n", strerror(errno));
-                return EX_IOERR;
-        }
-        return EX_OK;
+        return r;
 }
 
 /* FlushQueue, or FlushDestination(site). A destination with no mail queued is nothing to do, as in

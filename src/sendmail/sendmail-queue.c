@@ -30,19 +30,7 @@ static int bus_failed(const sd_bus_error *error, int r, const char *what) {
 
 /* mailq: Postfix's postqueue -p table, deferral reasons included (queue-client.c). */
 int sendmail_list_queue(const Config *c, const SendmailOptions *o) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        QueueList l = {};
-        int r;
-
-        r = queue_client_open(&bus);
-        if (r > 0)
-                return r;
-        r = queue_client_list(bus, NULL, NULL, true, &l);
-        if (r > 0)
-                return r;
-        queue_print_table(stdout, &l);
-        queue_list_done(&l);
-        return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+        return queue_client_print_queue(false);
 }
 
 int sendmail_flush_queue(const Config *c, const SendmailOptions *o) {
