@@ -311,6 +311,16 @@
           "optional match=name:name... that replaces the cert_match parameter for that destination.") \
         X(smtp_tls_session_cache_database, STRING, "", 0, 0, "smtp",                                         \
           "Accepted, unused: the smtp client keeps no TLS session cache on disk (full handshakes each time).") \
+        X(smtp_tls_loglevel, INT, "1", 0, 4, "smtp",                                                         \
+          "0: no journal record of each TLS session's protocol and cipher; 1 or more: one record a session "  \
+          "(Postfix's default is 0; postbus logs the summary unless told not to).")                           \
+        X(smtpd_tls_loglevel, INT, "1", 0, 4, "smtpd",                                                       \
+          "0: no journal record of each client's TLS session; 1 or more: \"TLS connection established\" "    \
+          "with protocol and cipher (Postfix's default is 0).")                                              \
+        X(smtpd_tls_session_cache_database, STRING, "", 0, 0, "smtpd",                                       \
+          "Accepted, unused: smtpd keeps no TLS session cache on disk.")                                     \
+        X(tls_random_source, STRING, "dev:/dev/urandom", 0, 0, "smtpd",                                      \
+          "Accepted, unused: OpenSSL seeds itself from the kernel's random source.")                         \
         X(smtpd_peername_lookup, BOOL, "yes", 0, 0, "smtpd",                                                  \
           "Look the client's name up in DNS before the greeting (PTR, then its A/AAAA must hold the address).") \
         X(unknown_client_reject_code, INT, "450", 400, 599, "smtpd",                                          \

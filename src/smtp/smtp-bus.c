@@ -432,6 +432,9 @@ static int settings_load_more(const Config *cfg, char **options, const char *nex
         if (r < 0)
                 return r;
         s->reuse_count_limit = (unsigned) n;
+        r = setting_int(cfg, options, "smtp_tls_loglevel", &s->tls_loglevel);
+        if (r < 0)
+                return r;
         v = setting_string(options, "smtp_connection_cache_on_demand",
                            cfg->smtp_connection_cache_on_demand ? "yes" : "no");
         s->cache_on_demand = streq(v, "yes");

@@ -259,7 +259,8 @@ static void tls_handshake(SmtpSession *s) {
         }
         s->tls_wants = 0;
         SmtpTlsTrust trust = smtp_tls_trust(s->ssl, settings(s)->tls_level);
-        smtp_tls_log(s->ssl, trust, smtp_call_queue_id(s->call), s->relay);
+        if (settings(s)->tls_loglevel > 0)
+                smtp_tls_log(s->ssl, trust, smtp_call_queue_id(s->call), s->relay);
         smtp_tls_describe(s->ssl, trust, text, sizeof text);
         (void) snprintf(s->tls_text, sizeof s->tls_text, "%s", text);
         smtp_call_set_tls(s->call, text);

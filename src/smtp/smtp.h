@@ -160,6 +160,7 @@ struct SmtpSettings {
         uint64_t reuse_time_limit;
         unsigned reuse_count_limit;
         uint64_t rset_timeout;
+        int64_t tls_loglevel;           /* smtp_tls_loglevel: 0, no record of each TLS session */
         char **fallback_relay;          /* NULL: none */
         int address_family;             /* inet_protocols: AF_UNSPEC (all), AF_INET or AF_INET6 */
         int address_preference;         /* smtp_address_preference: AF_UNSPEC (any), AF_INET or AF_INET6 */

@@ -25,12 +25,13 @@ void smtpd_session_tls_handshake(SmtpdSession *s) {
                 smtpd_session_lost(s);
                 return;
         }
-        log_mail(LOG_INFO, NULL,
-                 LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "TLS_PROTOCOL", smtpd_tls_version(s->tls) },
-                            { "TLS_CIPHER", smtpd_tls_cipher(s->tls) }),
-                 "Anonymous TLS connection established from %s[%s]: %s with cipher %s (%d/%d bits)",
-                 s->peer.name, s->client.text, smtpd_tls_version(s->tls), smtpd_tls_cipher(s->tls),
-                 smtpd_tls_bits(s->tls), smtpd_tls_bits(s->tls));
+        if (s->server->config->smtpd_tls_loglevel > 0)
+                log_mail(LOG_INFO, NULL,
+                         LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "TLS_PROTOCOL", smtpd_tls_version(s->tls) },
+                                    { "TLS_CIPHER", smtpd_tls_cipher(s->tls) }),
+                         "Anonymous TLS connection established from %s[%s]: %s with cipher %s (%d/%d bits)",
+                         s->peer.name, s->client.text, smtpd_tls_version(s->tls), smtpd_tls_cipher(s->tls),
+                         smtpd_tls_bits(s->tls), smtpd_tls_bits(s->tls));
         /* RFC 3207 4.2: the client starts over, and nothing said before the handshake counts. */
         s->helo = mfree(s->helo);
         s->esmtp = false;

@@ -247,5 +247,25 @@ class NoCertificate(unittest.TestCase):
         pb.wait_until(lambda: smtpd_messages(cursor, 'smtps: no TLS certificate'), what='the refusal in the journal')
 
 
+class TlsLogLevel(unittest.TestCase):
+    """smtpd_tls_loglevel = 0: no record of each TLS session (Postfix's default); 1, postbus's: one."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cert, cls.key = pb.make_tls_certificate()
+        pb.set_config(smtpd_tls_cert_file=cls.cert, smtpd_tls_key_file=cls.key, smtpd_tls_loglevel='0')
+
+    @classmethod
+    def tearDownClass(cls):
+        pb.set_config(smtpd_tls_loglevel='1')
+
+    def test_level_0_logs_no_tls_session(self):
+        cursor = pb.journal_cursor()
+        p = s_client('-starttls', 'smtp', '-connect', '127.0.0.1:25', input='EHLO client.example.org\nQUIT\n')
+        self.assertEqual(reply_codes(p.stdout), [250, 221], p.stdout + p.stderr)
+        pb.wait_until(lambda: smtpd_messages(cursor, 'disconnect from'), what='the disconnect in the journal')
+        self.assertEqual(smtpd_messages(cursor, 'TLS connection established'), [])
+
+
 if __name__ == '__main__':
     unittest.main()
