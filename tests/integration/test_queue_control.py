@@ -247,8 +247,9 @@ class QueueControl(unittest.TestCase):
                             [r['MESSAGE'] for r in deferred])
             self.assertFalse(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='local', since=cursor),
                              'local saw the paused mail')
-            self.assertGreater(pb.busctl_get('OldestDeferredUSec'), 0)
-            self.assertGreater(message_props(qid)['NextAttemptUSec'], 0)
+            # (a queue run may have it in active for a moment: it goes back to deferred, untried)
+            pb.wait_until(lambda: pb.busctl_get('OldestDeferredUSec') > 0, what='OldestDeferredUSec set')
+            pb.wait_until(lambda: message_props(qid)['NextAttemptUSec'] > 0, what='NextAttemptUSec set')
         finally:
             q.ResumeDestination('localhost')
             q.ResumeDestination('paused.localhost.test')
