@@ -517,11 +517,17 @@ static int method_wake(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID.");
         r = sd_bus_reply_method_return(m, NULL);
         qmgr_queue_changed(q);          /* incoming has grown */
-        (void) qmgr_index_update(q, QUEUE_INCOMING, id, true);
-        if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit)
+        if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit && !qmgr_index_loading(q))
+                /* Read once, by the activation, which indexes and announces it (qmgr_queue_move_as()). */
                 (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
-        else
-                q->rescan = true;
+        else {
+                /* It waits in incoming: indexed and announced now. */
+                (void) qmgr_index_update(q, QUEUE_INCOMING, id, true);
+                if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit)
+                        (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
+                else
+                        q->rescan = true;
+        }
         return r;
 }
 

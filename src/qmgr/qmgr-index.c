@@ -239,16 +239,21 @@ QmgrIndexEntry *qmgr_index_update(Qmgr *q, QueueName which, const char *id, bool
 void qmgr_index_update_message(QmgrMessage *m, QueueName which) {
         Qmgr *q = m->qmgr;
         QmgrIndexEntry *e;
+        bool fresh;
 
         if (!q->index)
                 return;
+        fresh = !qmgr_index_known(q, m->id);    /* new mail, straight from incoming (qmgr_queue_move_as()) */
         e = entry_from_envelope(m->id, which, m->envelope);
         if (!e) {
                 log_oom();
                 return;
         }
-        (void) index_put(q, e);
-        qmgr_bus_message_changed(q, m->id);
+        e = index_put(q, e);
+        if (fresh)
+                qmgr_signal_queued(q, e);
+        else
+                qmgr_bus_message_changed(q, m->id);
 }
 
 void qmgr_index_set_reason(Qmgr *q, const char *id, const char *reason) {

@@ -54,9 +54,10 @@ static QmgrMessage *message_free(QmgrMessage *m) {
  * fresh ID, which ret_id gets (it may be id itself; NULL when not wanted). The index follows the move. */
 int qmgr_queue_move_as(Qmgr *q, QueueName from, QueueName to, const char *id, char ret_id[QUEUE_ID_SIZE]) {
         char new_id[QUEUE_ID_SIZE];
-        /* A new message the scan of incoming took before cleanup's wake-up came: announced now (the wake-up
-         * then finds it gone from incoming and says nothing). */
-        bool announce = from == QUEUE_INCOMING && !qmgr_index_known(q, id);
+        /* A message the index does not know yet (new mail, taken from incoming by a scan, or by cleanup's
+         * wake-up without a look at it first): into active, load_active() reads its file anyway and puts it
+         * into the index and announces it from there; anywhere else it is read and announced here. */
+        bool fresh = from == QUEUE_INCOMING && !qmgr_index_known(q, id);
         int r;
 
         strncpy(new_id, id, sizeof new_id - 1);
@@ -70,7 +71,8 @@ int qmgr_queue_move_as(Qmgr *q, QueueName from, QueueName to, const char *id, ch
                 qmgr_index_remove(q, id);
         }
         qmgr_queue_changed(q);
-        (void) qmgr_index_update(q, to, new_id, announce);
+        if (!(fresh && to == QUEUE_ACTIVE))
+                (void) qmgr_index_update(q, to, new_id, fresh);
         if (ret_id)
                 memcpy(ret_id, new_id, QUEUE_ID_SIZE);
         return 0;
