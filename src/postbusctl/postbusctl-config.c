@@ -100,23 +100,17 @@ static int config_edit(int argc, char **argv) {
         _cleanup_(config_freep) Config *c = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct stat st = { .st_mode = S_IFREG | 0644 };
-        size_t size = 0;
+        bool existed = true;
         int r;
 
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        if (f) {
-                if (fstat(fileno(f), &st) < 0 || getdelim(&text, &size, '\0', f) < 0) {
-                        if (feof(f) && !ferror(f))
-                                text = strdup("");
-                        else
-                                return log_error_errno(errno, "Cannot read %s: %m", path), EX_IOERR;
-                }
-        } else if (errno == ENOENT)
+        r = config_read(path, &text, &st);
+        if (r == -ENOENT) {
+                existed = false;
                 text = strdup("");
-        else
-                return log_error_errno(errno, "Cannot read %s: %m", path), EX_NOINPUT;
-        if (!text)
-                return log_oom(), EX_OSERR;
+                if (!text)
+                        return log_oom(), EX_OSERR;
+        } else if (r < 0)
+                return r == -ENOMEM ? EX_OSERR : EX_IOERR;      /* config_read() said why */
 
         for (int i = 1; i < argc; i++) {
                 char *eq = strchr(argv[i], '=');
@@ -154,7 +148,7 @@ static int config_edit(int argc, char **argv) {
         fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return log_error_errno(errno, "Cannot write next to %s: %m", path), EX_CANTCREAT;
-        if (fchmod(fd, st.st_mode & 07777) < 0 || (f && fchown(fd, st.st_uid, st.st_gid) < 0) ||
+        if (fchmod(fd, st.st_mode & 07777) < 0 || (existed && fchown(fd, st.st_uid, st.st_gid) < 0) ||
             write_full(fd, text, strlen(text)) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
                 r = log_error_errno(errno, "Cannot write %s: %m", path);
                 (void) unlink(tmp);

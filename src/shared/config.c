@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "log.h"
@@ -744,30 +746,43 @@ finish:
         return r;
 }
 
-int config_load(const char *path, Config **ret) {
+int config_read(const char *path, char **ret_text, struct stat *ret_st) {
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *text = NULL;
-        const char *p = path ?: POSTBUS_CONFDIR "/main.cf";
         size_t n;
 
-        f = fopen(p, "re");
-        if (!f) {
-                if (errno != ENOENT)
-                        return log_error_errno(errno, "Failed to open %s: %m", p);
-                log_debug("%s does not exist, using defaults.", p);
-                return config_parse("", p, ret);
-        }
+        f = fopen(path, "re");
+        if (!f)
+                return errno == ENOENT ? -ENOENT : log_error_errno(errno, "Failed to open %s: %m", path);
+        if (ret_st && fstat(fileno(f), ret_st) < 0)
+                return log_error_errno(errno, "Failed to read %s: %m", path);
         text = malloc(CONFIG_FILE_SIZE_MAX + 1);
         if (!text)
                 return log_oom();
         n = fread(text, 1, CONFIG_FILE_SIZE_MAX + 1, f);
         if (ferror(f))
-                return log_error_errno(EIO, "Failed to read %s.", p);
+                return log_error_errno(EIO, "Failed to read %s.", path);
         if (n > CONFIG_FILE_SIZE_MAX)
-                return log_error_errno(EFBIG, "%s is larger than %u bytes.", p, CONFIG_FILE_SIZE_MAX);
+                return log_error_errno(EFBIG, "%s is larger than %u bytes.", path, CONFIG_FILE_SIZE_MAX);
         if (memchr(text, '\0', n))
-                return log_error_errno(EINVAL, "%s contains a NUL byte.", p);
+                return log_error_errno(EINVAL, "%s contains a NUL byte.", path);
         text[n] = '\0';
+        *ret_text = TAKE_PTR(text);
+        return 0;
+}
+
+int config_load(const char *path, Config **ret) {
+        _cleanup_free_ char *text = NULL;
+        const char *p = path ?: POSTBUS_CONFDIR "/main.cf";
+        int r;
+
+        r = config_read(p, &text, NULL);
+        if (r == -ENOENT) {
+                log_debug("%s does not exist, using defaults.", p);
+                return config_parse("", p, ret);
+        }
+        if (r < 0)
+                return r;
         return config_parse(text, p, ret);
 }
 

@@ -82,6 +82,10 @@ typedef struct Config {
 /* Reads path (NULL: POSTBUS_CONFDIR/main.cf). A missing file means all defaults. A bad value fails
  * with -EINVAL after logging "file:line: ..."; an unknown name is warned about. */
 int config_load(const char *path, Config **ret);
+struct stat;
+/* Reads a configuration file whole (at most 4 MiB, no NUL byte) into *ret_text, and its status into
+ * *ret_st if given. -ENOENT, said nothing, when it does not exist; other errors are logged. */
+int config_read(const char *path, char **ret_text, struct stat *ret_st);
 int config_parse(const char *text, const char *path, Config **ret);
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
