@@ -24,7 +24,7 @@ typedef struct Local {
 /* local's state of one call. */
 typedef struct LocalCall {
         DeliveryRequest req;            /* first: the agent allocates the whole */
-        LocalResult *results;           /* one per recipient */
+        MailboxResult *results;           /* one per recipient */
         size_t n_done;                  /* recipients[0..n_done) have a result */
         /* recipients[n_done], while it runs: */
         int result_fd;                  /* its report, a memory file that everyone appends to */
@@ -32,20 +32,20 @@ typedef struct LocalCall {
         pid_t pid;                      /* the process for files, commands and forwarding, or 0 */
         sd_event_source *child;
         bool failed;                    /* that process ended badly: failure is the recipient's result */
-        LocalResult failure;
+        MailboxResult failure;
 } LocalCall;
 
 static Local *call_local(LocalCall *c) {
         return c->req.agent->userdata;
 }
 
-static void log_delivery(LocalCall *c, const char *to, const char *orig_to, const LocalResult *result) {
+static void log_delivery(LocalCall *c, const char *to, const char *orig_to, const MailboxResult *result) {
         delivery_request_log(&c->req, to, isempty(orig_to) ? NULL : orig_to, "local", result->dsn,
-                             local_status_to_string(result->status), result->text, NULL);
+                             mailbox_status_to_string(result->status), result->text, NULL);
 }
 
 /* Stores the result of the next recipient and logs it. */
-static void call_record(LocalCall *c, const LocalResult *result) {
+static void call_record(LocalCall *c, const MailboxResult *result) {
         const char *rcpt = c->req.recipients[c->n_done].address;
 
         c->results[c->n_done++] = *result;
@@ -57,7 +57,7 @@ static void call_record(LocalCall *c, const LocalResult *result) {
 static void call_report(LocalCall *c) {
         const char *queue_id = c->req.queue_id;
         _cleanup_free_ char *buf = NULL;
-        LocalResult deferred = {}, bounced = {}, sent = {};
+        MailboxResult deferred = {}, bounced = {}, sent = {};
         bool have_deferred = false, have_bounced = false, have_sent = false;
         size_t len = 0;
         ssize_t n;
@@ -95,13 +95,13 @@ static void call_report(LocalCall *c) {
                         continue;
                 }
                 log_delivery(c, l.to, l.orig_to, &l.result);
-                if (l.result.status == LOCAL_STATUS_DEFERRED && !have_deferred) {
+                if (l.result.status == MAILBOX_STATUS_DEFERRED && !have_deferred) {
                         deferred = l.result;
                         have_deferred = true;
-                } else if (l.result.status == LOCAL_STATUS_BOUNCED && !have_bounced) {
+                } else if (l.result.status == MAILBOX_STATUS_BOUNCED && !have_bounced) {
                         bounced = l.result;
                         have_bounced = true;
-                } else if (l.result.status == LOCAL_STATUS_SENT && !have_sent) {
+                } else if (l.result.status == MAILBOX_STATUS_SENT && !have_sent) {
                         sent = l.result;
                         have_sent = true;
                 }
@@ -110,11 +110,11 @@ static void call_report(LocalCall *c) {
 
         if (!c->failed && c->req.deadline_hit && have_deferred) {
                 c->failed = true;
-                local_result_set(&c->failure, "4.3.0", "delivery time limit exceeded");
+                mailbox_result_set(&c->failure, "4.3.0", "delivery time limit exceeded");
         }
         if (!c->failed && !have_deferred && !have_bounced && !have_sent) {
                 c->failed = true;
-                local_result_set(&c->failure, "4.3.0", "delivery reported no result");
+                mailbox_result_set(&c->failure, "4.3.0", "delivery reported no result");
         }
         if (c->failed) {
                 call_record(c, &c->failure);
@@ -125,17 +125,17 @@ static void call_report(LocalCall *c) {
 
 /* Gives every recipient still without a result a temporary failure. */
 static void call_defer_rest(LocalCall *c, const char *text) {
-        LocalResult result;
+        MailboxResult result;
 
-        local_result_set(&result, "4.3.0", "%s", text);
+        mailbox_result_set(&result, "4.3.0", "%s", text);
         while (c->n_done < c->req.n_recipients)
                 call_record(c, &result);
 }
 
 static void local_result_of(const DeliveryRequest *req, size_t i, DeliveryResult *ret) {
-        const LocalResult *r = ((const LocalCall *) req)->results + i;
+        const MailboxResult *r = ((const LocalCall *) req)->results + i;
 
-        *ret = (DeliveryResult) { local_status_to_string(r->status), r->dsn, "local", r->text };
+        *ret = (DeliveryResult) { mailbox_status_to_string(r->status), r->dsn, "local", r->text };
 }
 
 /* Answers with the result of every recipient and frees the call. */
@@ -178,7 +178,7 @@ static void recipient_step(LocalCall *c) {
         delivery_agent_dispatch(a);
 }
 
-static void on_mailbox_done(const char *recipient, const LocalResult *r, void *userdata) {
+static void on_mailbox_done(const char *recipient, const MailboxResult *r, void *userdata) {
         LocalCall *c = userdata;
         const char *orig = c->req.recipients[c->n_done].address;
 
@@ -203,7 +203,7 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         return 0;
 }
 
-static int call_start_child(LocalCall *c, const LocalMessage *m, const LocalPlan *plan) {
+static int call_start_child(LocalCall *c, const MailboxMessage *m, const LocalPlan *plan) {
         Daemon *d = c->req.agent->daemon;
         int r;
 
@@ -226,20 +226,20 @@ static unsigned recipient_start(LocalCall *c) {
         Daemon *d = c->req.agent->daemon;
         Local *l = call_local(c);
         _cleanup_(local_plan_done) LocalPlan plan = {};
-        const LocalMessage m = {
+        const MailboxMessage m = {
                 .queue_fd = c->req.fd,
                 .envelope = c->req.envelope,
                 .sender = c->req.sender,
                 .recipient = c->req.recipients[c->n_done].address,
         };
-        LocalResult result;
+        MailboxResult result;
         unsigned n = 0;
         int r;
 
         local_expand(&m, d->config, &l->aliases, c->result_fd, &plan);
         for (size_t k = 0; k < plan.n_jobs; k++) {
                 const LocalJob *j = plan.jobs + k;
-                LocalMessage mm = m;
+                MailboxMessage mm = m;
 
                 if (j->type != LOCAL_JOB_MAILBOX)
                         continue;
@@ -249,7 +249,7 @@ static unsigned recipient_start(LocalCall *c) {
                         n++;
                         continue;
                 }
-                local_result_set(&result, "4.3.0", "cannot start a delivery process: %s", strerror(-r));
+                mailbox_result_set(&result, "4.3.0", "cannot start a delivery process: %s", strerror(-r));
                 (void) local_report_delivery(c->result_fd, j->address,
                                              strcaseeq(j->address, m.recipient) ? NULL : m.recipient, &result);
         }
@@ -259,7 +259,7 @@ static unsigned recipient_start(LocalCall *c) {
                         n++;
                 else {
                         c->failed = true;
-                        local_result_set(&c->failure, "4.3.0", "cannot start a delivery process: %s",
+                        mailbox_result_set(&c->failure, "4.3.0", "cannot start a delivery process: %s",
                                          strerror(-r));
                 }
         }
@@ -268,14 +268,14 @@ static unsigned recipient_start(LocalCall *c) {
 
 static int local_start(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
-        LocalResult result;
+        MailboxResult result;
         int fd;
 
         c->failed = false;
         /* O_APPEND: local, the child and the answers of the workers add lines to it in any order. */
         fd = memfd_create("postbus-local-report", MFD_CLOEXEC);
         if (fd < 0 || fcntl(fd, F_SETFL, O_APPEND) < 0) {
-                local_result_set(&result, "4.3.0", "cannot create a report file: %m");
+                mailbox_result_set(&result, "4.3.0", "cannot create a report file: %m");
                 safe_close(fd);
                 call_record(c, &result);
                 call_continue(c);
@@ -328,7 +328,7 @@ static int local_prepare(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
 
         c->result_fd = -EBADF;
-        c->results = calloc(req->n_recipients, sizeof(LocalResult));
+        c->results = calloc(req->n_recipients, sizeof(MailboxResult));
         return c->results ? 0 : -ENOMEM;
 }
 

@@ -21,30 +21,30 @@ static void close_other_fds(int a, int b) {
 }
 
 /* Runs f in a process of its own (which may give up root for good) and returns its result. */
-typedef void (*IsolatedFunc)(const void *userdata, LocalResult *ret);
+typedef void (*IsolatedFunc)(const void *userdata, MailboxResult *ret);
 
-static void run_isolated(IsolatedFunc f, const void *userdata, LocalResult *ret) {
-        char buf[LOCAL_RESULT_WIRE_MAX + 1];
+static void run_isolated(IsolatedFunc f, const void *userdata, MailboxResult *ret) {
+        char buf[MAILBOX_RESULT_WIRE_MAX + 1];
         int p[2], status = 0;
         size_t len = 0;
         pid_t pid;
 
         if (pipe2(p, O_CLOEXEC) < 0) {
-                local_result_set(ret, "4.3.0", "cannot create a pipe: %m");
+                mailbox_result_set(ret, "4.3.0", "cannot create a pipe: %m");
                 return;
         }
         pid = fork();
         if (pid < 0) {
-                local_result_set(ret, "4.3.0", "cannot fork: %m");
+                mailbox_result_set(ret, "4.3.0", "cannot fork: %m");
                 safe_close(p[0]);
                 safe_close(p[1]);
                 return;
         }
         if (pid == 0) {
-                LocalResult r = {};
+                MailboxResult r = {};
                 safe_close(p[0]);
                 f(userdata, &r);
-                size_t n = local_result_format(&r, buf, sizeof buf);
+                size_t n = mailbox_result_format(&r, buf, sizeof buf);
                 _exit(write(p[1], buf, n) == (ssize_t) n ? EXIT_SUCCESS : EXIT_FAILURE);
         }
         safe_close(p[1]);
@@ -62,34 +62,34 @@ static void run_isolated(IsolatedFunc f, const void *userdata, LocalResult *ret)
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && len > 0 && len < sizeof buf &&
-            local_result_parse(buf, len, ret) >= 0)
+            mailbox_result_parse(buf, len, ret) >= 0)
                 return;
-        local_result_set(ret, "4.3.0", "delivery process ended without a result");
+        mailbox_result_set(ret, "4.3.0", "delivery process ended without a result");
 }
 
 typedef struct FileDelivery {
-        const LocalMessage *m;
+        const MailboxMessage *m;
         const Config *c;
         const LocalPrivs *privs;
         const char *path;
 } FileDelivery;
 
-static void file_delivery(const void *userdata, LocalResult *ret) {
+static void file_delivery(const void *userdata, MailboxResult *ret) {
         const FileDelivery *f = userdata;
         int r;
 
         r = become_user(f->privs->user, f->privs->uid, f->privs->gid, NULL, 0);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", f->privs->user, strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot switch to user %s: %s", f->privs->user, strerror(-r));
                 return;
         }
         if (f->path[strlen(f->path) - 1] == '/') {
-                local_deliver_maildir(f->m, f->path, f->c->myhostname, ret);
-                if (ret->status == LOCAL_STATUS_SENT)
-                        local_result_set(ret, "2.0.0", "delivered to maildir: %s", f->path);
+                mailbox_deliver_maildir(f->m, f->path, f->c->myhostname, ret);
+                if (ret->status == MAILBOX_STATUS_SENT)
+                        mailbox_result_set(ret, "2.0.0", "delivered to maildir: %s", f->path);
                 return;
         }
-        const LocalMbox mb = {
+        const MailboxMbox mb = {
                 .path = f->path,
                 .uid = f->privs->uid, .gid = f->privs->gid,
                 .lock_uid = f->privs->uid, .lock_gid = f->privs->gid,
@@ -101,20 +101,20 @@ static void file_delivery(const void *userdata, LocalResult *ret) {
                 },
                 .file_target = true,
         };
-        local_deliver_mbox(f->m, &mb, ret);
-        if (ret->status == LOCAL_STATUS_SENT)
-                local_result_set(ret, "2.0.0", "delivered to file: %s", f->path);
+        mailbox_deliver_mbox(f->m, &mb, ret);
+        if (ret->status == MAILBOX_STATUS_SENT)
+                mailbox_result_set(ret, "2.0.0", "delivered to file: %s", f->path);
 }
 
-static void report(int fd, const LocalMessage *m, const char *to, const LocalResult *r) {
+static void report(int fd, const MailboxMessage *m, const char *to, const MailboxResult *r) {
         (void) local_report_delivery(fd, to, strcaseeq(to, m->recipient) ? NULL : m->recipient, r);
 }
 
-static void child_run(const LocalMessage *orig, const Config *c, const LocalPlan *plan, int report_fd) {
+static void child_run(const MailboxMessage *orig, const Config *c, const LocalPlan *plan, int report_fd) {
         for (size_t k = 0; k < plan->n_jobs; k++) {
                 const LocalJob *j = plan->jobs + k;
-                LocalMessage m = *orig;
-                LocalResult r;
+                MailboxMessage m = *orig;
+                MailboxResult r;
 
                 m.recipient = j->address;
                 if (j->type == LOCAL_JOB_FILE) {
@@ -130,7 +130,7 @@ static void child_run(const LocalMessage *orig, const Config *c, const LocalPlan
         for (size_t k = 0; k < plan->n_groups; k++) {
                 const LocalForwardGroup *g = plan->groups + k;
                 char id[QUEUE_ID_SIZE];
-                LocalResult r;
+                MailboxResult r;
 
                 (void) local_forward_submit(orig, g->delivered_to, g->recipients,
                                             (uint64_t) c->daemon_timeout * USEC_PER_SEC / 10, id, &r);
@@ -139,7 +139,7 @@ static void child_run(const LocalMessage *orig, const Config *c, const LocalPlan
         }
 }
 
-_Noreturn static void child_main(const LocalMessage *m, const Config *c, const LocalPlan *plan, int report_fd) {
+_Noreturn static void child_main(const MailboxMessage *m, const Config *c, const LocalPlan *plan, int report_fd) {
         /* SIGTERM stays blocked as in local: a stop lets the work finish, local waits. */
         (void) signal(SIGXFSZ, SIG_IGN);        /* a write past mailbox_size_limit fails with EFBIG */
         (void) signal(SIGPIPE, SIG_IGN);        /* a command that does not read all of its input */
@@ -148,15 +148,15 @@ _Noreturn static void child_main(const LocalMessage *m, const Config *c, const L
         const rlim_t limit = (rlim_t) c->mailbox_size_limit;
         const struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
         if (c->mailbox_size_limit > 0 && setrlimit(RLIMIT_FSIZE, &rl) < 0) {
-                LocalResult result;
-                local_result_set(&result, "4.3.0", "cannot set the file size limit: %m");
+                MailboxResult result;
+                mailbox_result_set(&result, "4.3.0", "cannot set the file size limit: %m");
                 (void) local_report_delivery(report_fd, m->recipient, NULL, &result);
         } else
                 child_run(m, c, plan, report_fd);
         _exit(EXIT_SUCCESS);
 }
 
-int local_child_start(const LocalMessage *m, const Config *config, const LocalPlan *plan, int report_fd,
+int local_child_start(const MailboxMessage *m, const Config *config, const LocalPlan *plan, int report_fd,
                       pid_t *ret_pid) {
         pid_t pid;
 
@@ -173,15 +173,15 @@ int local_child_start(const LocalMessage *m, const Config *config, const LocalPl
         return 0;
 }
 
-void local_child_failure(const siginfo_t *si, bool timed_out, LocalResult *ret) {
+void local_child_failure(const siginfo_t *si, bool timed_out, MailboxResult *ret) {
         if (timed_out)
-                local_result_set(ret, "4.3.0", "delivery time limit exceeded");
+                mailbox_result_set(ret, "4.3.0", "delivery time limit exceeded");
         else if (si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED)
-                local_result_set(ret, "4.3.0", "delivery process killed by signal %s",
+                mailbox_result_set(ret, "4.3.0", "delivery process killed by signal %s",
                                  strsignal(si->si_status));
         else if (si->si_code == CLD_EXITED && si->si_status == EXIT_SUCCESS)
-                local_result_set(ret, "4.3.0", "delivery process reported no result");
+                mailbox_result_set(ret, "4.3.0", "delivery process reported no result");
         else
-                local_result_set(ret, "4.3.0", "delivery process ended without a result (exit status %i)",
+                mailbox_result_set(ret, "4.3.0", "delivery process ended without a result (exit status %i)",
                                  si->si_status);
 }

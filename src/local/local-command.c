@@ -13,10 +13,10 @@
 #include "sys-exits.h"
 
 /* Bytes of command output kept for the result text; the rest is read and dropped. */
-#define LOCAL_COMMAND_OUTPUT_MAX LOCAL_TEXT_SIZE
+#define LOCAL_COMMAND_OUTPUT_MAX MAILBOX_TEXT_SIZE
 
 void local_command_status(int wait_status, bool timed_out, const char *command, const char *output,
-                          LocalResult *ret) {
+                          MailboxResult *ret) {
         _cleanup_free_ char *out = output ? strdup(output) : NULL;
         const char *sep = "";
 
@@ -33,26 +33,26 @@ void local_command_status(int wait_status, bool timed_out, const char *command, 
         }
 
         if (timed_out) {
-                local_result_set(ret, "5.3.0", "Command time limit exceeded: \"%s\"%s%s", command, sep,
+                mailbox_result_set(ret, "5.3.0", "Command time limit exceeded: \"%s\"%s%s", command, sep,
                                  strempty(out));
                 return;
         }
         if (WIFSIGNALED(wait_status)) {
-                local_result_set(ret, "4.3.0", "Command died with signal %d: \"%s\"%s%s",
+                mailbox_result_set(ret, "4.3.0", "Command died with signal %d: \"%s\"%s%s",
                                  WTERMSIG(wait_status), command, sep, strempty(out));
                 return;
         }
         int status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 255;
         if (status == 0) {
-                local_result_set(ret, "2.0.0", "delivered to command: %s", command);
+                mailbox_result_set(ret, "2.0.0", "delivered to command: %s", command);
                 return;
         }
         const SysExit *e = sys_exit_find(status);
         if (e) {
-                local_result_set(ret, e->dsn, "%s%s%s", e->text, sep, strempty(out));
+                mailbox_result_set(ret, e->dsn, "%s%s%s", e->text, sep, strempty(out));
                 return;
         }
-        local_result_set(ret, "5.3.0", "Command died with status %d: \"%s\"%s%s", status, command, sep,
+        mailbox_result_set(ret, "5.3.0", "Command died with status %d: \"%s\"%s%s", status, command, sep,
                          strempty(out));
 }
 
@@ -135,8 +135,8 @@ static int pump_write(const char *data, size_t len, void *userdata) {
         return 0;
 }
 
-void local_command_run(const LocalMessage *m, const char *command, const LocalPrivs *privs, char **env,
-                       uint64_t time_limit_usec, LocalResult *ret) {
+void local_command_run(const MailboxMessage *m, const char *command, const LocalPrivs *privs, char **env,
+                       uint64_t time_limit_usec, MailboxResult *ret) {
         _cleanup_free_ char *headers = NULL;
         Pump p = { .in_fd = -EBADF, .out_fd = -EBADF, .deadline = now_monotonic_usec() + time_limit_usec };
         char from_line[ADDRESS_MAX + 64];
@@ -159,12 +159,12 @@ void local_command_run(const LocalMessage *m, const char *command, const LocalPr
         /* As Postfix: a From_ line (procmail wants one) and the delivery headers, no ">From " quoting. */
         if (!localtime_r(&now, &tm) || mbox_from_line(m->sender, &tm, from_line, sizeof from_line) < 0 ||
             asprintf(&headers, "%sReturn-Path: <%s>\nDelivered-To: %s\n", from_line, m->sender, m->recipient) < 0) {
-                local_result_set(ret, "4.3.0", "out of memory");
+                mailbox_result_set(ret, "4.3.0", "out of memory");
                 return;
         }
         r = command_spawn(&child, &pid, &p.in_fd, &p.out_fd);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot start command: %s", strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot start command: %s", strerror(-r));
                 return;
         }
 
@@ -178,9 +178,9 @@ void local_command_run(const LocalMessage *m, const char *command, const LocalPr
                 command_kill(pid);
                 (void) waitpid(pid, NULL, 0);
                 if (r == -EBADMSG)
-                        local_result_set(ret, "4.3.0", "queue file is corrupt");
+                        mailbox_result_set(ret, "4.3.0", "queue file is corrupt");
                 else
-                        local_result_set(ret, "4.3.0", "cannot write to command \"%s\": %s", command,
+                        mailbox_result_set(ret, "4.3.0", "cannot write to command \"%s\": %s", command,
                                          strerror(-r));
                 goto finish;
         }
@@ -191,7 +191,7 @@ void local_command_run(const LocalMessage *m, const char *command, const LocalPr
                 if (w == pid && p.out_fd < 0)
                         break;
                 if (w < 0 && errno != EINTR) {
-                        local_result_set(ret, "4.3.0", "cannot wait for command: %m");
+                        mailbox_result_set(ret, "4.3.0", "cannot wait for command: %m");
                         goto finish;
                 }
                 if (w == pid) {

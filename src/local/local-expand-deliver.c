@@ -34,7 +34,7 @@ static void plan_add(LocalExpand *e, LocalJobType type, const char *address, con
                      const LocalPrivs *privs, char ***env) {
         LocalPlan *p = e->plan;
         LocalJob *l, j = { .type = type };
-        LocalResult r;
+        MailboxResult r;
 
         l = realloc(p->jobs, (p->n_jobs + 1) * sizeof(LocalJob));
         if (l)
@@ -44,7 +44,7 @@ static void plan_add(LocalExpand *e, LocalJobType type, const char *address, con
         if (!l || !j.address || (value && !j.value) || local_privs_copy(privs, &j.privs) < 0) {
                 free(j.address);
                 free(j.value);
-                local_result_set(&r, "4.3.0", "out of memory");
+                mailbox_result_set(&r, "4.3.0", "out of memory");
                 local_expand_report(e, address, &r);
                 return;
         }
@@ -61,18 +61,18 @@ static int command_env(LocalExpand *e, const char *recipient, const LocalPrivs *
 static void plan_mailbox_command(LocalExpand *e, const struct passwd *pw, const char *address) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         _cleanup_strv_free_ char **env = NULL;
-        LocalResult r;
+        MailboxResult r;
         int k;
 
         k = local_expand_privs_for_owner(e, pw->pw_uid, &privs);
         if (k < 0) {
-                local_result_set(&r, "4.3.0", "no identity to run mailbox_command as: %s", strerror(-k));
+                mailbox_result_set(&r, "4.3.0", "no identity to run mailbox_command as: %s", strerror(-k));
                 local_expand_report(e, address, &r);
                 return;
         }
         k = command_env(e, address, &privs, &env);
         if (k < 0) {
-                local_result_set(&r, "4.3.0", "cannot set up the command environment: %s", strerror(-k));
+                mailbox_result_set(&r, "4.3.0", "cannot set up the command environment: %s", strerror(-k));
                 local_expand_report(e, address, &r);
                 return;
         }
@@ -81,7 +81,7 @@ static void plan_mailbox_command(LocalExpand *e, const struct passwd *pw, const 
 
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
-        LocalResult r;
+        MailboxResult r;
 
         if (local_expand_seen(e, LOCAL_TARGET_MAILBOX, 0, pw->pw_name))
                 return;
@@ -90,7 +90,7 @@ void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const ch
                 return;
         }
         if (local_privs_from_pw(pw, &privs) < 0) {
-                local_result_set(&r, "4.3.0", "out of memory");
+                mailbox_result_set(&r, "4.3.0", "out of memory");
                 local_expand_report(e, address, &r);
                 return;
         }
@@ -146,13 +146,13 @@ static bool item_prepare(LocalExpand *e, size_t i, LocalTargetType type, LocalPr
 void local_expand_file(LocalExpand *e, size_t i) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         const LocalItem *it = e->items + i;
-        LocalResult r;
+        MailboxResult r;
 
         if (!item_prepare(e, i, LOCAL_TARGET_FILE, &privs))
                 return;
         if (streq(it->value, "/dev/null")) {
                 /* As in Postfix: the usual way to discard mail, delivered without opening anything. */
-                local_result_set(&r, "2.0.0", "delivered to file: /dev/null");
+                mailbox_result_set(&r, "2.0.0", "delivered to file: /dev/null");
                 local_expand_report_item(e, i, &r);
                 return;
         }

@@ -10,12 +10,12 @@ int local_read_list_file(const char *path, uid_t uid, gid_t gid, char **ret, siz
         size_t len = 0;
         int r;
 
-        r = local_set_eugid(uid, gid);
+        r = mailbox_set_eugid(uid, gid);
         if (r < 0)
                 return r;
         fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
         r = fd < 0 ? -errno : 0;
-        (void) local_set_eugid(0, 0);
+        (void) mailbox_set_eugid(0, 0);
         if (r < 0)
                 return r;
         if (fstat(fd, ret_st) < 0)

@@ -67,25 +67,25 @@ const char *local_expand_item_address(const LocalExpand *e, size_t i) {
         return e->m->recipient;
 }
 
-void local_expand_report(LocalExpand *e, const char *to, const LocalResult *r) {
+void local_expand_report(LocalExpand *e, const char *to, const MailboxResult *r) {
         const char *orig = e->m->recipient;
 
         (void) local_report_delivery(e->report_fd, to, strcaseeq(to, orig) ? NULL : orig, r);
 }
 
-void local_expand_report_item(LocalExpand *e, size_t i, const LocalResult *r) {
+void local_expand_report_item(LocalExpand *e, size_t i, const MailboxResult *r) {
         local_expand_report(e, local_expand_item_address(e, i), r);
 }
 
 void local_expand_fail(LocalExpand *e, size_t i, const char *dsn, const char *fmt, ...) {
-        LocalResult r;
-        char text[LOCAL_TEXT_SIZE];
+        MailboxResult r;
+        char text[MAILBOX_TEXT_SIZE];
         va_list ap;
 
         va_start(ap, fmt);
         (void) vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
-        local_result_set(&r, dsn, "%s", text);
+        mailbox_result_set(&r, dsn, "%s", text);
         local_expand_report_item(e, i, &r);
 }
 
@@ -317,7 +317,7 @@ void local_aliases_done(LocalAliases *a) {
         *a = (LocalAliases) {};
 }
 
-void local_expand(const LocalMessage *m, const Config *c, LocalAliases *aliases, int report_fd, LocalPlan *plan) {
+void local_expand(const MailboxMessage *m, const Config *c, LocalAliases *aliases, int report_fd, LocalPlan *plan) {
         LocalExpand e = { .m = m, .c = c, .report_fd = report_fd, .plan = plan, .aliases = aliases };
         const LocalPrivs none = { .uid = (uid_t) -1, .gid = (gid_t) -1 };
         int r;

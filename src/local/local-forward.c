@@ -11,7 +11,7 @@
 #define CLEANUP_INTERFACE "org.postbus.Cleanup1"
 
 /* The new message in a sealed memory file, as smtpd hands cleanup its messages. */
-static int forward_content(const LocalMessage *m, const char *delivered_to, int *ret_fd) {
+static int forward_content(const MailboxMessage *m, const char *delivered_to, int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *header = NULL;
         int r;
@@ -32,8 +32,8 @@ static int forward_content(const LocalMessage *m, const char *delivered_to, int 
         return 0;
 }
 
-int local_forward_submit(const LocalMessage *m, const char *delivered_to, char **recipients,
-                         uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], LocalResult *ret) {
+int local_forward_submit(const MailboxMessage *m, const char *delivered_to, char **recipients,
+                         uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], MailboxResult *ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -43,7 +43,7 @@ int local_forward_submit(const LocalMessage *m, const char *delivered_to, char *
 
         r = forward_content(m, delivered_to, &fd);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot copy the message for forwarding: %s", strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot copy the message for forwarding: %s", strerror(-r));
                 return r;
         }
 
@@ -51,7 +51,7 @@ int local_forward_submit(const LocalMessage *m, const char *delivered_to, char *
             (r = sd_bus_set_address(bus, "unix:path=" POSTBUS_RUNDIR "/cleanup")) < 0 ||
             (r = sd_bus_negotiate_fds(bus, true)) < 0 ||
             (r = sd_bus_start(bus)) < 0) {
-                local_result_set(ret, "4.3.0", "cannot connect to cleanup to forward the message: %s",
+                mailbox_result_set(ret, "4.3.0", "cannot connect to cleanup to forward the message: %s",
                                  strerror(-r));
                 return r;
         }
@@ -68,7 +68,7 @@ int local_forward_submit(const LocalMessage *m, const char *delivered_to, char *
         if (r >= 0)
                 r = sd_bus_message_append(call, "a{ss}", 1, "origin", "local");
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot build the forwarding request: %s", strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot build the forwarding request: %s", strerror(-r));
                 return r;
         }
         r = sd_bus_call(bus, call, timeout_usec, &error, &reply);
@@ -78,18 +78,18 @@ int local_forward_submit(const LocalMessage *m, const char *delivered_to, char *
                         const char *text = error.message;
                         if (strlen(text) > 4 && text[0] == '5' && text[3] == ' ')
                                 text += 4;
-                        local_result_set(ret, "5.3.0", "cannot forward: %s", text);
+                        mailbox_result_set(ret, "5.3.0", "cannot forward: %s", text);
                 } else
-                        local_result_set(ret, "4.3.0", "cannot forward: %s",
+                        mailbox_result_set(ret, "4.3.0", "cannot forward: %s",
                                          error.message ?: strerror(-r));
                 return r;
         }
         r = sd_bus_message_read(reply, "s", &id);
         if (r < 0 || !queue_id_valid(id)) {
-                local_result_set(ret, "4.3.0", "cleanup answered the forwarding request with no queue ID");
+                mailbox_result_set(ret, "4.3.0", "cleanup answered the forwarding request with no queue ID");
                 return r < 0 ? r : -EBADMSG;
         }
         memcpy(ret_id, id, QUEUE_ID_SIZE);
-        local_result_set(ret, "2.0.0", "forwarded as %s", id);
+        mailbox_result_set(ret, "2.0.0", "forwarded as %s", id);
         return 0;
 }

@@ -76,7 +76,7 @@ static void pending_done(LocalPending *q) {
 }
 
 /* Takes the first request off the line and tells its caller. */
-static void worker_pop(LocalWorker *w, const LocalResult *r) {
+static void worker_pop(LocalWorker *w, const MailboxResult *r) {
         LocalPending q = w->pending[0];
 
         memmove(w->pending, w->pending + 1, (w->n_pending - 1) * sizeof(LocalPending));
@@ -125,7 +125,7 @@ static int worker_send(LocalWorker *w) {
 /* What the workers' requests become when it ended: each gets a temporary failure. */
 static void worker_free(LocalWorker *w, const siginfo_t *si) {
         LocalPool *p = w->pool;
-        LocalResult r;
+        MailboxResult r;
 
         /* Out of the list first: the callers told below may hand out new deliveries. */
         for (size_t k = 0; k < p->n_workers; k++)
@@ -146,8 +146,8 @@ static void worker_free(LocalWorker *w, const siginfo_t *si) {
 
 /* An answer has come (or the worker closed its end): the next request goes out. */
 static int worker_read(LocalWorker *w, int flags) {
-        char buf[LOCAL_RESULT_WIRE_MAX + 1];
-        LocalResult r;
+        char buf[MAILBOX_RESULT_WIRE_MAX + 1];
+        MailboxResult r;
         ssize_t n;
 
         n = recv(w->fd, buf, sizeof buf, flags);
@@ -159,8 +159,8 @@ static int worker_read(LocalWorker *w, int flags) {
                 worker_retire(w);
                 return -EPIPE;
         }
-        if (local_result_parse(buf, (size_t) n, &r) < 0)
-                local_result_set(&r, "4.3.0", "malformed answer from a delivery process");
+        if (mailbox_result_parse(buf, (size_t) n, &r) < 0)
+                mailbox_result_set(&r, "4.3.0", "malformed answer from a delivery process");
         worker_pop(w, &r);
         if (worker_send(w) < 0) {
                 (void) kill(w->pid, SIGKILL);
@@ -273,9 +273,9 @@ static bool backlog_take(LocalPool *p, size_t k, LocalBacklog *ret) {
 }
 
 static void backlog_fail(LocalBacklog *b, const char *text) {
-        LocalResult r;
+        MailboxResult r;
 
-        local_result_set(&r, "4.3.0", "%s", text);
+        mailbox_result_set(&r, "4.3.0", "%s", text);
         if (b->q.done)
                 b->q.done(b->q.recipient, &r, b->q.userdata);
         pending_done(&b->q);
@@ -373,7 +373,7 @@ LocalPool *local_pool_free(LocalPool *p) {
         return mfree(p);
 }
 
-static int request_build(const LocalMessage *m, const LocalPrivs *user, char **ret, size_t *ret_len) {
+static int request_build(const MailboxMessage *m, const LocalPrivs *user, char **ret, size_t *ret_len) {
         const char *f[] = { user->user, strempty(user->home), m->sender, m->recipient };
         const LocalWorkHeader h = { .uid = user->uid, .gid = user->gid };
         size_t len = sizeof h;
@@ -396,7 +396,7 @@ static int request_build(const LocalMessage *m, const LocalPrivs *user, char **r
         return 0;
 }
 
-int local_pool_deliver(LocalPool *p, const LocalMessage *m, const LocalPrivs *user, LocalPoolDone done,
+int local_pool_deliver(LocalPool *p, const MailboxMessage *m, const LocalPrivs *user, LocalPoolDone done,
                        void *userdata) {
         const LocalWorkerId id = local_worker_id(p->daemon->config, user);
         LocalPending q = { .done = done, .userdata = userdata, .queue_fd = -EBADF };

@@ -20,7 +20,7 @@ static bool user_name_ok(const char *name) {
 /* The identities of mail spool delivery, as Postfix chooses them: a world-writable spool is written as the
  * recipient; a group-writable one (Debian: root:mail 2775) as the recipient with the spool's group; any
  * other needs root, and a mailbox it creates is handed to the recipient and the "mail" group. */
-static void spool_identities(const char *spool, const struct passwd *pw, LocalMbox *mb) {
+static void spool_identities(const char *spool, const struct passwd *pw, MailboxMbox *mb) {
         struct stat st;
         struct group *gr;
 
@@ -39,9 +39,9 @@ static void spool_identities(const char *spool, const struct passwd *pw, LocalMb
                 mb->create_gid = gr->gr_gid;
 }
 
-void local_deliver_user(const LocalMessage *m, const Config *c, const struct passwd *pw, LocalResult *ret) {
+void local_deliver_user(const MailboxMessage *m, const Config *c, const struct passwd *pw, MailboxResult *ret) {
         _cleanup_free_ char *path = NULL;
-        const LocalLocking locking = {
+        const MailboxLocking locking = {
                 .attempts = (unsigned) c->deliver_lock_attempts,
                 .delay_usec = (uint64_t) c->deliver_lock_delay * USEC_PER_SEC,
                 .stale_usec = (uint64_t) c->stale_lock_time * USEC_PER_SEC,
@@ -49,49 +49,49 @@ void local_deliver_user(const LocalMessage *m, const Config *c, const struct pas
         int r;
 
         if (!user_name_ok(pw->pw_name)) {
-                local_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);
+                mailbox_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);
                 return;
         }
 
         if (isempty(c->home_mailbox)) {
-                LocalMbox mb = { .locking = locking };
+                MailboxMbox mb = { .locking = locking };
 
                 if (asprintf(&path, "%s/%s", c->mail_spool_directory, pw->pw_name) < 0) {
-                        local_result_set(ret, "4.3.0", "out of memory");
+                        mailbox_result_set(ret, "4.3.0", "out of memory");
                         return;
                 }
                 spool_identities(c->mail_spool_directory, pw, &mb);
                 mb.path = path;
-                local_deliver_mbox(m, &mb, ret);
+                mailbox_deliver_mbox(m, &mb, ret);
                 return;
         }
 
         if (!pw->pw_dir || pw->pw_dir[0] != '/') {
-                local_result_set(ret, "4.3.0", "user %s has no usable home directory", pw->pw_name);
+                mailbox_result_set(ret, "4.3.0", "user %s has no usable home directory", pw->pw_name);
                 return;
         }
         /* In the home directory everything is done as the user, who owns it. */
         r = become_user(pw->pw_name, pw->pw_uid, pw->pw_gid, NULL, 0);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot switch to user %s: %s", pw->pw_name, strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot switch to user %s: %s", pw->pw_name, strerror(-r));
                 return;
         }
         if (asprintf(&path, "%s/%s", pw->pw_dir, c->home_mailbox) < 0) {
-                local_result_set(ret, "4.3.0", "out of memory");
+                mailbox_result_set(ret, "4.3.0", "out of memory");
                 return;
         }
         if (c->home_mailbox[strlen(c->home_mailbox) - 1] == '/') {
-                local_deliver_maildir(m, path, c->myhostname, ret);
+                mailbox_deliver_maildir(m, path, c->myhostname, ret);
                 return;
         }
-        const LocalMbox mb = {
+        const MailboxMbox mb = {
                 .path = path,
                 .uid = pw->pw_uid, .gid = pw->pw_gid,
                 .lock_uid = pw->pw_uid, .lock_gid = pw->pw_gid,
                 .create_gid = pw->pw_gid,
                 .locking = locking,
         };
-        local_deliver_mbox(m, &mb, ret);
+        mailbox_deliver_mbox(m, &mb, ret);
 }
 
 /* Takes on id for good: a worker that is not root can never become root again, nor anyone else. */
@@ -165,39 +165,39 @@ static int worker_receive(int fd, char *buf, size_t size, size_t *ret_len, int *
 }
 
 static void worker_deliver(const Config *c, const LocalWorkerId *id, char *buf, size_t len, int queue_fd,
-                           LocalResult *ret) {
+                           MailboxResult *ret) {
         _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
         LocalWorkHeader h;
         const char *f[4];
         int r;
 
         if (request_parse(buf, len, f, &h) < 0) {
-                local_result_set(ret, "4.3.0", "malformed request to the delivery process");
+                mailbox_result_set(ret, "4.3.0", "malformed request to the delivery process");
                 return;
         }
         /* A worker serves its own user alone (or, as root, the users of a spool only root can write). */
         if (id->uid != 0 && (h.uid != id->uid || h.gid != id->gid)) {
-                local_result_set(ret, "4.3.0", "delivery process of uid %u asked to deliver as uid %u",
+                mailbox_result_set(ret, "4.3.0", "delivery process of uid %u asked to deliver as uid %u",
                                  (unsigned) id->uid, (unsigned) h.uid);
                 return;
         }
         r = queue_file_read(queue_fd, &env);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "%s", r == -EBADMSG ? "queue file is corrupt"
+                mailbox_result_set(ret, "4.3.0", "%s", r == -EBADMSG ? "queue file is corrupt"
                                                                    : "cannot read the queue file");
                 return;
         }
         const struct passwd pw = {
                 .pw_name = (char *) f[0], .pw_uid = h.uid, .pw_gid = h.gid, .pw_dir = (char *) f[1],
         };
-        const LocalMessage m = { .queue_fd = queue_fd, .envelope = env, .sender = f[2], .recipient = f[3] };
+        const MailboxMessage m = { .queue_fd = queue_fd, .envelope = env, .sender = f[2], .recipient = f[3] };
         local_deliver_user(&m, c, &pw, ret);
 }
 
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user) {
         static char buf[LOCAL_WORK_MAX];
         const LocalWorkerId me = *id;
-        LocalResult result;
+        MailboxResult result;
         int r;
 
         /* SIGTERM stays blocked as in local: a stop lets the write in progress finish; local then closes the
@@ -214,7 +214,7 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
                 _exit(EXIT_FAILURE);    /* local answers its requests with a temporary failure */
 
         for (;;) {
-                char reply[LOCAL_RESULT_WIRE_MAX + 1];
+                char reply[MAILBOX_RESULT_WIRE_MAX + 1];
                 int queue_fd = -EBADF;
                 size_t len = 0;
 
@@ -222,13 +222,13 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
                 if (r == 0)
                         _exit(EXIT_SUCCESS);
                 if (r < 0)
-                        local_result_set(&result, "4.3.0", "malformed request to the delivery process");
+                        mailbox_result_set(&result, "4.3.0", "malformed request to the delivery process");
                 else
                         worker_deliver(c, &me, buf, len, queue_fd, &result);
                 safe_close(queue_fd);
                 /* The root worker of a spool switches its effective ids per delivery: back to root, or end. */
-                bool lost = me.uid == 0 && local_set_eugid(0, 0) < 0;
-                size_t n = local_result_format(&result, reply, sizeof reply);
+                bool lost = me.uid == 0 && mailbox_set_eugid(0, 0) < 0;
+                size_t n = mailbox_result_format(&result, reply, sizeof reply);
                 if (send(fd, reply, n, MSG_NOSIGNAL) != (ssize_t) n || lost)
                         _exit(EXIT_FAILURE);
         }

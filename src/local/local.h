@@ -14,99 +14,12 @@
 #include "config.h"
 #include "daemon.h"
 #include "delivery-agent.h"
+#include "mailbox.h"
 #include "queue-file.h"
 #include "table.h"
 
 /* Most recipients in one Deliver call. */
 #define LOCAL_RECIPIENTS_MAX 1000U
-
-typedef enum LocalStatus {
-        LOCAL_STATUS_SENT,
-        LOCAL_STATUS_DEFERRED,
-        LOCAL_STATUS_BOUNCED,
-        _LOCAL_STATUS_MAX,
-        _LOCAL_STATUS_INVALID = -EINVAL,
-} LocalStatus;
-
-/* "x.yyy.zzz" and a NUL. */
-#define LOCAL_DSN_SIZE 10
-/* Human text of a result; longer text is cut. Small, so that a whole result is one atomic pipe write. */
-#define LOCAL_TEXT_SIZE 512
-
-/* The outcome of one recipient: the status follows from the class of the enhanced status code. */
-typedef struct LocalResult {
-        LocalStatus status;
-        char dsn[LOCAL_DSN_SIZE];
-        char text[LOCAL_TEXT_SIZE];
-} LocalResult;
-
-const char *local_status_to_string(LocalStatus s);
-
-/* Sets the result; dsn must be "2.x.y", "4.x.y" or "5.x.y". */
-void local_result_set(LocalResult *r, const char *dsn, const char *fmt, ...) _printf_(3, 4);
-
-/* The result as the child reports it over its pipe ("<dsn> <text>"), and back. */
-#define LOCAL_RESULT_WIRE_MAX (LOCAL_DSN_SIZE + LOCAL_TEXT_SIZE)
-size_t local_result_format(const LocalResult *r, char *buf, size_t size);
-int local_result_parse(const char *buf, size_t len, LocalResult *ret);
-
-/* Where a piece of output goes; negative errno stops the stream. */
-typedef int (*LocalOutputFunc)(const char *data, size_t len, void *userdata);
-
-/* ">From " quoting of mbox content that arrives in pieces split anywhere. */
-typedef struct MboxQuote {
-        bool line_start;        /* the next byte starts a line */
-        size_t matched;         /* bytes of "From " seen at the start of this line and held back */
-} MboxQuote;
-
-void mbox_quote_init(MboxQuote *q);
-int mbox_quote_feed(MboxQuote *q, const char *data, size_t len, LocalOutputFunc out, void *userdata);
-/* Hands out what is held back at the end of the content. */
-int mbox_quote_finish(MboxQuote *q, LocalOutputFunc out, void *userdata);
-
-/* "From <sender or MAILER-DAEMON> Www Mmm dd hh:mm:ss yyyy\n" into buf; the length, or -ENOBUFS. */
-int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t size);
-
-/* A Maildir file name: "<sec>.M<usec>P<pid>R<random>.<host>", with '/' and ':' of host escaped. */
-int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, const char *hostname,
-                        char **ret);
-
-/* What every delivery writes: the content of the queue file and the added headers. */
-typedef struct LocalMessage {
-        int queue_fd;
-        const QueueEnvelope *envelope;
-        const char *sender;             /* "" for the null sender */
-        const char *recipient;          /* for Delivered-To: */
-} LocalMessage;
-
-typedef struct LocalLocking {
-        unsigned attempts;
-        uint64_t delay_usec;
-        uint64_t stale_usec;            /* a dot-lock older than this is removed */
-} LocalLocking;
-
-/* An mbox file and the identities that touch it. The process switches its effective ids between them, so
- * with all ids equal to the current ones no privilege is needed (as in the unit tests). */
-typedef struct LocalMbox {
-        const char *path;
-        uid_t uid;                      /* the recipient: owns the mailbox and writes the message */
-        gid_t gid;
-        uid_t lock_uid;                 /* create the mailbox and its dot-lock (rights on the directory) */
-        gid_t lock_gid;
-        gid_t create_gid;               /* group of a mailbox created by someone other than the recipient */
-        LocalLocking locking;
-        bool file_target;               /* an alias or .forward /file: any owner the writer may write to, and
-                                         * no dot-lock where the directory does not allow one */
-} LocalMbox;
-
-/* Append the message to an mbox file, locked by a dot-lock and fcntl. */
-void local_deliver_mbox(const LocalMessage *m, const LocalMbox *mbox, LocalResult *ret);
-/* Deliver into a Maildir (path ends in '/'), creating it if missing, as the current user. */
-void local_deliver_maildir(const LocalMessage *m, const char *path, const char *hostname, LocalResult *ret);
-
-/* Switches the effective uid and gid (and the groups to gid alone); a process whose real uid is 0 can
- * switch back. Nothing happens when they are already these. */
-int local_set_eugid(uid_t uid, gid_t gid);
 
 /* The destinations of aliases(5) values and of :include: and .forward files. */
 typedef enum LocalTargetType {
@@ -176,7 +89,7 @@ void local_header_scan_done(LocalHeaderScan *s);
  * enhanced status (EX_TEMPFAIL and EX_OSERR temporary); another status or a signal bounces 5.3.0 or
  * defers 4.3.0; the time limit bounces. output (may be NULL) is the command's output for the text. */
 void local_command_status(int wait_status, bool timed_out, const char *command, const char *output,
-                          LocalResult *ret);
+                          MailboxResult *ret);
 
 /* The identity a command or file delivery runs as. */
 typedef struct LocalPrivs {
@@ -195,25 +108,25 @@ int local_privs_copy(const LocalPrivs *p, LocalPrivs *ret);
 /* Runs command with /bin/sh -c as privs, in a session of its own, with the environment env
  * ("NAME=value", NULL-terminated) and the message on stdin (From_ line, Return-Path and Delivered-To
  * headers first); captures its output (bounded) and kills its process group after time_limit_usec. */
-void local_command_run(const LocalMessage *m, const char *command, const LocalPrivs *privs, char **env,
-                       uint64_t time_limit_usec, LocalResult *ret);
+void local_command_run(const MailboxMessage *m, const char *command, const LocalPrivs *privs, char **env,
+                       uint64_t time_limit_usec, MailboxResult *ret);
 
 /* Submits a copy of the message to cleanup for recipients, with "Delivered-To: delivered_to" first and
  * the original envelope sender; the new queue ID into ret_id, or a result that says why not. */
-int local_forward_submit(const LocalMessage *m, const char *delivered_to, char **recipients,
-                         uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], LocalResult *ret);
+int local_forward_submit(const MailboxMessage *m, const char *delivered_to, char **recipients,
+                         uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], MailboxResult *ret);
 
 /* The report of a delivery child: one line per final delivery ("D <dsn> <to>\t<orig_to>\t<text>"), per
  * warning for the journal ("W <text>"), and per forward file ignored as unsafe ("I <path>\t<why>"). Tabs
  * and control characters in fields become blanks. */
 #define LOCAL_REPORT_MAX (1024U * 1024U)
-int local_report_delivery(int fd, const char *to, const char *orig_to, const LocalResult *r);
+int local_report_delivery(int fd, const char *to, const char *orig_to, const MailboxResult *r);
 int local_report_warning(int fd, const char *fmt, ...) _printf_(2, 3);
 int local_report_ignored(int fd, const char *path, const char *fmt, ...) _printf_(3, 4);
 
 typedef struct LocalReportLine {
         char type;                      /* 'D', 'W' or 'I' */
-        LocalResult result;             /* 'D' */
+        MailboxResult result;             /* 'D' */
         char *to, *orig_to;             /* 'D', escaped */
         char *path;                     /* 'I', escaped */
         char *text;                     /* 'W' and 'I', escaped */
@@ -273,7 +186,7 @@ void local_aliases_done(LocalAliases *a);
 /* Expands m->recipient (aliases, :include:, .forward) into plan, writing a report line for every destination
  * that fails (and for warnings) to report_fd. Runs in local, the long-lived process, as root; list files are
  * opened with the rights of their user. */
-void local_expand(const LocalMessage *m, const Config *c, LocalAliases *aliases, int report_fd, LocalPlan *plan);
+void local_expand(const MailboxMessage *m, const Config *c, LocalAliases *aliases, int report_fd, LocalPlan *plan);
 
 /* The way Postfix reaches the mailbox of pw: the identity a per-user worker takes for good. sgid is a group
  * the worker may switch its effective gid to (the group of a group-writable mail spool); uid 0: a spool that
@@ -288,7 +201,7 @@ LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user);
 
 /* A request to a worker, one SOCK_SEQPACKET message with the queue file as SCM_RIGHTS: this header, then the
  * user's name, home, the sender and the recipient (for Delivered-To:), each NUL-terminated. The answer is a
- * result as local_result_format() writes it. */
+ * result as mailbox_result_format() writes it. */
 typedef struct LocalWorkHeader {
         uint32_t uid;
         uint32_t gid;
@@ -297,7 +210,7 @@ typedef struct LocalWorkHeader {
 
 /* Delivers to the mailbox of pw (mail spool or home_mailbox) with Delivered-To: m->recipient. Runs in the
  * per-user worker. */
-void local_deliver_user(const LocalMessage *m, const Config *c, const struct passwd *pw, LocalResult *ret);
+void local_deliver_user(const MailboxMessage *m, const Config *c, const struct passwd *pw, MailboxResult *ret);
 
 /* The worker's life: takes on id for good, then serves deliveries on fd until it is closed. */
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user);
@@ -308,13 +221,13 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
  * for another identity waits in line. */
 #define LOCAL_WORKER_IDLE_USEC (60U * USEC_PER_SEC)
 typedef struct LocalPool LocalPool;
-typedef void (*LocalPoolDone)(const char *recipient, const LocalResult *r, void *userdata);
+typedef void (*LocalPoolDone)(const char *recipient, const MailboxResult *r, void *userdata);
 
 int local_pool_new(Daemon *d, LocalPool **ret);
 LocalPool *local_pool_free(LocalPool *p);
 /* Hands m (its queue file goes along as a descriptor) to the worker of user; done gets the result, or a
  * temporary failure when the worker ends without one. */
-int local_pool_deliver(LocalPool *p, const LocalMessage *m, const LocalPrivs *user, LocalPoolDone done,
+int local_pool_deliver(LocalPool *p, const MailboxMessage *m, const LocalPrivs *user, LocalPoolDone done,
                        void *userdata);
 /* Waits for the answers owed to userdata (blocking: used when local stops), calling done for each. */
 void local_pool_drain(LocalPool *p, void *userdata);
@@ -325,12 +238,12 @@ void local_pool_forget(LocalPool *p, void *userdata);
 
 /* local-child.c: forks the process that runs the files, commands and forwarding of plan for m, writing its
  * report lines to report_fd. */
-int local_child_start(const LocalMessage *m, const Config *config, const LocalPlan *plan, int report_fd,
+int local_child_start(const MailboxMessage *m, const Config *config, const LocalPlan *plan, int report_fd,
                       pid_t *ret_pid);
 
 /* Why a process that ended with si without a full report failed, as a temporary failure. timed_out: it
  * was killed for the time limit. */
-void local_child_failure(const siginfo_t *si, bool timed_out, LocalResult *ret);
+void local_child_failure(const siginfo_t *si, bool timed_out, MailboxResult *ret);
 
 /* The role: the org.postbus.Delivery1 service on listen_fd, for uid 0 and peer_uid ((uid_t) -1: none), and
  * the deliveries in progress. delivery_agent_free() waits for the running deliveries, answers every call in
@@ -368,7 +281,7 @@ typedef struct LocalItem {
 } LocalItem;
 
 typedef struct LocalExpand {
-        const LocalMessage *m;
+        const MailboxMessage *m;
         const Config *c;
         int report_fd;
         LocalHeaderScan scan;
@@ -398,8 +311,8 @@ void local_lowercase(char *s);
  * recipient for SIZE_MAX). */
 const char *local_expand_item_address(const LocalExpand *e, size_t i);
 /* A report line for a final delivery to to, or for item i (to its address). */
-void local_expand_report(LocalExpand *e, const char *to, const LocalResult *r);
-void local_expand_report_item(LocalExpand *e, size_t i, const LocalResult *r);
+void local_expand_report(LocalExpand *e, const char *to, const MailboxResult *r);
+void local_expand_report_item(LocalExpand *e, size_t i, const MailboxResult *r);
 /* Reports item i as failed (dsn "4.x.y" or "5.x.y"); %m is errno as it was. */
 void local_expand_fail(LocalExpand *e, size_t i, const char *dsn, const char *fmt, ...) _printf_(4, 5);
 /* Adds the destinations of l below i, to be expanded in turn, named by source and acting as privs. */

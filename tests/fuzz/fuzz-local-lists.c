@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (local_report_parse(buf + start, end - start, &line) >= 0) {
                         CHECK(line.type == 'D' || line.type == 'W' || line.type == 'I');
                         if (line.type == 'D')
-                                CHECK(line.to && line.orig_to && strlen(line.result.text) < LOCAL_TEXT_SIZE &&
+                                CHECK(line.to && line.orig_to && strlen(line.result.text) < MAILBOX_TEXT_SIZE &&
                                       (line.result.dsn[0] == '2' || line.result.dsn[0] == '4' ||
                                        line.result.dsn[0] == '5'));
                         else

@@ -207,50 +207,50 @@ TEST(delivered_to_scan) {
 }
 
 TEST(command_status) {
-        LocalResult r;
+        MailboxResult r;
 
         local_command_status(0, false, "/bin/true", "", &r);
-        ASSERT_EQ(r.status, LOCAL_STATUS_SENT);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_SENT);
         ASSERT_STREQ(r.dsn, "2.0.0");
         ASSERT_STREQ(r.text, "delivered to command: /bin/true");
 
         local_command_status(EX_TEMPFAIL << 8, false, "x", "try later\n", &r);
-        ASSERT_EQ(r.status, LOCAL_STATUS_DEFERRED);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_DEFERRED);
         ASSERT_STREQ(r.dsn, "4.3.0");
         ASSERT_STREQ(r.text, "temporary failure. Command output: try later");
 
         local_command_status(EX_OSERR << 8, false, "x", NULL, &r);
-        ASSERT_EQ(r.status, LOCAL_STATUS_DEFERRED);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_DEFERRED);
         ASSERT_STREQ(r.text, "system resource problem");
 
         local_command_status(EX_NOUSER << 8, false, "x", "", &r);
-        ASSERT_EQ(r.status, LOCAL_STATUS_BOUNCED);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_BOUNCED);
         ASSERT_STREQ(r.dsn, "5.1.1");
 
         local_command_status(1 << 8, false, "/usr/bin/foo", "no such\nthing\n", &r);
-        ASSERT_EQ(r.status, LOCAL_STATUS_BOUNCED);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_BOUNCED);
         ASSERT_STREQ(r.dsn, "5.3.0");
         ASSERT_STREQ(r.text, "Command died with status 1: \"/usr/bin/foo\". Command output: no such thing");
 
         local_command_status(9 /* SIGKILL */, false, "x", "", &r);
-        ASSERT_EQ(r.status, LOCAL_STATUS_DEFERRED);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_DEFERRED);
         ASSERT_STREQ(r.text, "Command died with signal 9: \"x\"");
 
         local_command_status(9, true, "sleep 9", "zzz", &r);
-        ASSERT_EQ(r.status, LOCAL_STATUS_BOUNCED);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_BOUNCED);
         ASSERT_STREQ(r.text, "Command time limit exceeded: \"sleep 9\". Command output: zzz");
 }
 
 TEST(report_lines) {
         int fd = memfd_create("test", MFD_CLOEXEC);
-        LocalResult r;
+        MailboxResult r;
         char buf[4096];
         ssize_t n;
 
         ASSERT_TRUE(fd >= 0);
-        local_result_set(&r, "2.0.0", "delivered to command: a\tb\nc");
+        mailbox_result_set(&r, "2.0.0", "delivered to command: a\tb\nc");
         ASSERT_OK(local_report_delivery(fd, "bob@x", "alias@x", &r));
-        local_result_set(&r, "5.4.6", "mail forwarding loop for bob@x");
+        mailbox_result_set(&r, "5.4.6", "mail forwarding loop for bob@x");
         ASSERT_OK(local_report_delivery(fd, "bob@x", NULL, &r));
         ASSERT_OK(local_report_warning(fd, "file %s is world writable -- ignored", "/h/.forward\x01"));
         ASSERT_OK(local_report_ignored(fd, "/h/.forward\t", "is %s writable", "group"));
@@ -266,7 +266,7 @@ TEST(report_lines) {
         char *p = buf, *nl = strchr(p, '\n');
         ASSERT_OK(local_report_parse(p, (size_t) (nl - p), &l));
         ASSERT_EQ(l.type, 'D');
-        ASSERT_EQ(l.result.status, LOCAL_STATUS_SENT);
+        ASSERT_EQ(l.result.status, MAILBOX_STATUS_SENT);
         ASSERT_STREQ(l.to, "bob@x");
         ASSERT_STREQ(l.orig_to, "alias@x");
         ASSERT_STREQ(l.result.text, "delivered to command: a b c");
@@ -274,7 +274,7 @@ TEST(report_lines) {
         p = nl + 1;
         nl = strchr(p, '\n');
         ASSERT_OK(local_report_parse(p, (size_t) (nl - p), &l));
-        ASSERT_EQ(l.result.status, LOCAL_STATUS_BOUNCED);
+        ASSERT_EQ(l.result.status, MAILBOX_STATUS_BOUNCED);
         ASSERT_STREQ(l.orig_to, "");
         local_report_line_done(&l);
         p = nl + 1;

@@ -19,7 +19,7 @@ static char tmpdir[] = "/tmp/test-local-deliver-XXXXXX";
 #define RECIPIENT "bob@example.org"
 #define HEADERS "Return-Path: <" SENDER ">\nDelivered-To: " RECIPIENT "\n"
 
-static const LocalLocking fast_locking = { .attempts = 3, .delay_usec = 1000, .stale_usec = 600 * USEC_PER_SEC };
+static const MailboxLocking fast_locking = { .attempts = 3, .delay_usec = 1000, .stale_usec = 600 * USEC_PER_SEC };
 
 /* A queue file whose content is the given pieces, each its own content record. */
 typedef struct Queue {
@@ -56,12 +56,12 @@ static void queue_done(Queue *q) {
         q->fd = safe_close(q->fd);
 }
 
-static LocalMessage message_of(const Queue *q, const char *sender) {
-        return (LocalMessage) { .queue_fd = q->fd, .envelope = q->envelope, .sender = sender, .recipient = RECIPIENT };
+static MailboxMessage message_of(const Queue *q, const char *sender) {
+        return (MailboxMessage) { .queue_fd = q->fd, .envelope = q->envelope, .sender = sender, .recipient = RECIPIENT };
 }
 
-static LocalMbox mbox_of(const char *path) {
-        return (LocalMbox) {
+static MailboxMbox mbox_of(const char *path) {
+        return (MailboxMbox) {
                 .path = path,
                 .uid = geteuid(), .gid = getegid(),
                 .lock_uid = geteuid(), .lock_gid = getegid(),
@@ -116,22 +116,22 @@ TEST(mbox_create_and_append) {
         static const char *const pieces2[] = { "Subject: two\n\nno newline at the end", NULL };
         _cleanup_free_ char *path = path_in_tmp("mbox-a"), *lock = NULL, *data = NULL;
         Queue q = queue_make(SENDER, pieces), q2 = queue_make("", pieces2);
-        LocalMessage m = message_of(&q, SENDER), m2 = message_of(&q2, "");
-        LocalMbox mb = mbox_of(path);
-        LocalResult r = {};
+        MailboxMessage m = message_of(&q, SENDER), m2 = message_of(&q2, "");
+        MailboxMbox mb = mbox_of(path);
+        MailboxResult r = {};
         struct stat st;
         size_t len;
 
-        local_deliver_mbox(&m, &mb, &r);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "2.0.0");
-        ASSERT_EQ(r.status, LOCAL_STATUS_SENT);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_SENT);
         ASSERT_STREQ(r.text, "delivered to mailbox");
         ASSERT_OK(stat(path, &st));
         ASSERT_EQ(st.st_mode & 07777, 0600);
         ASSERT_TRUE(asprintf(&lock, "%s.lock", path) > 0);
         ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);
 
-        local_deliver_mbox(&m2, &mb, &r);
+        mailbox_deliver_mbox(&m2, &mb, &r);
         ASSERT_STREQ(r.dsn, "2.0.0");
 
         data = read_file(path, &len);
@@ -173,12 +173,12 @@ TEST(mbox_large_content) {
         }
         pieces[k] = NULL;
         Queue q = queue_make(SENDER, pieces);
-        LocalMessage m = message_of(&q, SENDER);
-        LocalMbox mb = mbox_of(path);
-        LocalResult r = {};
+        MailboxMessage m = message_of(&q, SENDER);
+        MailboxMbox mb = mbox_of(path);
+        MailboxResult r = {};
         size_t len;
 
-        local_deliver_mbox(&m, &mb, &r);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "2.0.0");
         data = read_file(path, &len);
         const char *body = strchr(data, '\n') + 1 + strlen(HEADERS);
@@ -197,15 +197,15 @@ TEST(maildir) {
         static const char *const pieces[] = { "Subject: hi\n\nFrom here\n", NULL };
         _cleanup_free_ char *dir = path_in_tmp("home/Mail/box/"), *newdir = NULL, *data = NULL, *file = NULL;
         Queue q = queue_make(SENDER, pieces);
-        LocalMessage m = message_of(&q, SENDER);
-        LocalResult r = {};
+        MailboxMessage m = message_of(&q, SENDER);
+        MailboxResult r = {};
         struct dirent *de;
         struct stat st;
         size_t len, n = 0;
         DIR *d;
 
         for (int round = 0; round < 2; round++) {
-                local_deliver_maildir(&m, dir, "mx.example.org", &r);
+                mailbox_deliver_maildir(&m, dir, "mx.example.org", &r);
                 ASSERT_STREQ(r.dsn, "2.0.0");
                 ASSERT_STREQ(r.text, "delivered to maildir");
         }
@@ -247,15 +247,15 @@ TEST(mbox_lock_busy_and_stale) {
         static const char *const pieces[] = { "x\n", NULL };
         _cleanup_free_ char *path = path_in_tmp("mbox-lock"), *lock = NULL;
         Queue q = queue_make(SENDER, pieces);
-        LocalMessage m = message_of(&q, SENDER);
-        LocalMbox mb = mbox_of(path);
-        LocalResult r = {};
+        MailboxMessage m = message_of(&q, SENDER);
+        MailboxMbox mb = mbox_of(path);
+        MailboxResult r = {};
 
         ASSERT_TRUE(asprintf(&lock, "%s.lock", path) > 0);
         write_file(lock, "");
-        local_deliver_mbox(&m, &mb, &r);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "4.2.0");
-        ASSERT_EQ(r.status, LOCAL_STATUS_DEFERRED);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_DEFERRED);
         ASSERT_TRUE(strstr(r.text, "is busy"));
         ASSERT_OK(access(lock, F_OK));          /* someone else's lock stays */
         ASSERT_ERR(access(path, F_OK) < 0 ? -errno : 0, ENOENT);
@@ -264,7 +264,7 @@ TEST(mbox_lock_busy_and_stale) {
         const struct timespec old[2] = { { .tv_sec = time(NULL) - 3600 }, { .tv_sec = time(NULL) - 3600 } };
         ASSERT_OK(utimensat(AT_FDCWD, lock, old, 0));
         mb.locking.attempts = 1;
-        local_deliver_mbox(&m, &mb, &r);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "2.0.0");
         ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);
         queue_done(&q);
@@ -274,9 +274,9 @@ TEST(mbox_fcntl_locked) {
         static const char *const pieces[] = { "x\n", NULL };
         _cleanup_free_ char *path = path_in_tmp("mbox-fcntl"), *lock = NULL;
         Queue q = queue_make(SENDER, pieces);
-        LocalMessage m = message_of(&q, SENDER);
-        LocalMbox mb = mbox_of(path);
-        LocalResult r = {};
+        MailboxMessage m = message_of(&q, SENDER);
+        MailboxMbox mb = mbox_of(path);
+        MailboxResult r = {};
         int ready[2];
         char c;
         pid_t pid;
@@ -297,7 +297,7 @@ TEST(mbox_fcntl_locked) {
         }
         safe_close(ready[1]);
         ASSERT_EQ(read(ready[0], &c, 1), 1);
-        local_deliver_mbox(&m, &mb, &r);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "4.2.0");
         ASSERT_TRUE(strstr(r.text, "locked by another process"));
         ASSERT_TRUE(asprintf(&lock, "%s.lock", path) > 0);
@@ -314,21 +314,21 @@ TEST(mbox_refused) {
                             *link2 = path_in_tmp("mbox-hardlink"), *fifo = path_in_tmp("mbox-fifo"),
                             *dir = path_in_tmp("mbox-dir"), *data = NULL;
         Queue q = queue_make(SENDER, pieces);
-        LocalMessage m = message_of(&q, SENDER);
-        LocalResult r = {};
+        MailboxMessage m = message_of(&q, SENDER);
+        MailboxResult r = {};
         size_t len;
 
         write_file(target, "precious\n");
         ASSERT_OK(symlink(target, link1));
-        LocalMbox mb = mbox_of(link1);
-        local_deliver_mbox(&m, &mb, &r);
+        MailboxMbox mb = mbox_of(link1);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "5.2.0");
-        ASSERT_EQ(r.status, LOCAL_STATUS_BOUNCED);
+        ASSERT_EQ(r.status, MAILBOX_STATUS_BOUNCED);
         ASSERT_TRUE(strstr(r.text, "symbolic link"));
 
         ASSERT_OK(link(target, link2));
         mb = mbox_of(link2);
-        local_deliver_mbox(&m, &mb, &r);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "5.2.0");
         ASSERT_TRUE(strstr(r.text, "hard links"));
         data = read_file(target, &len);
@@ -336,13 +336,13 @@ TEST(mbox_refused) {
 
         ASSERT_OK(mkfifo(fifo, 0600));
         mb = mbox_of(fifo);
-        local_deliver_mbox(&m, &mb, &r);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "5.2.0");
         ASSERT_TRUE(strstr(r.text, "not a regular file"));
 
         ASSERT_OK(mkdir(dir, 0700));
         mb = mbox_of(dir);
-        local_deliver_mbox(&m, &mb, &r);
+        mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "5.2.0");
 
         if (geteuid() == 0) {
@@ -350,7 +350,7 @@ TEST(mbox_refused) {
                 write_file(other, "");
                 ASSERT_OK(chown(other, 12345, 12345));
                 mb = mbox_of(other);
-                local_deliver_mbox(&m, &mb, &r);
+                mailbox_deliver_mbox(&m, &mb, &r);
                 ASSERT_STREQ(r.dsn, "4.2.0");
                 ASSERT_TRUE(strstr(r.text, "not owned by the recipient"));
         }
@@ -371,16 +371,16 @@ TEST(mbox_truncated_after_failed_write) {
         ASSERT_TRUE(pid >= 0);
         if (pid == 0) {
                 Queue q = queue_make(SENDER, pieces);
-                LocalMessage m = message_of(&q, SENDER);
-                LocalMbox mb = mbox_of(path);
+                MailboxMessage m = message_of(&q, SENDER);
+                MailboxMbox mb = mbox_of(path);
                 const struct rlimit rl = { .rlim_cur = 100, .rlim_max = 100 };
-                LocalResult r = {};
+                MailboxResult r = {};
 
                 (void) signal(SIGXFSZ, SIG_IGN);
                 ASSERT_OK(setrlimit(RLIMIT_FSIZE, &rl));
-                local_deliver_mbox(&m, &mb, &r);
+                mailbox_deliver_mbox(&m, &mb, &r);
                 ASSERT_STREQ(r.dsn, "5.2.2");
-                ASSERT_EQ(r.status, LOCAL_STATUS_BOUNCED);
+                ASSERT_EQ(r.status, MAILBOX_STATUS_BOUNCED);
                 _exit(0);
         }
         ASSERT_EQ(waitpid(pid, &status, 0), pid);

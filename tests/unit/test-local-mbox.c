@@ -139,31 +139,31 @@ TEST(maildir_name) {
 }
 
 TEST(result_round_trip) {
-        LocalResult r = {}, back = {};
-        char buf[LOCAL_RESULT_WIRE_MAX];
+        MailboxResult r = {}, back = {};
+        char buf[MAILBOX_RESULT_WIRE_MAX];
         size_t n;
 
-        local_result_set(&r, "2.0.0", "delivered to %s", "mailbox");
-        ASSERT_EQ(r.status, LOCAL_STATUS_SENT);
-        n = local_result_format(&r, buf, sizeof buf);
+        mailbox_result_set(&r, "2.0.0", "delivered to %s", "mailbox");
+        ASSERT_EQ(r.status, MAILBOX_STATUS_SENT);
+        n = mailbox_result_format(&r, buf, sizeof buf);
         ASSERT_EQ(n, strlen("2.0.0 delivered to mailbox"));
-        ASSERT_OK(local_result_parse(buf, n, &back));
-        ASSERT_EQ(back.status, LOCAL_STATUS_SENT);
+        ASSERT_OK(mailbox_result_parse(buf, n, &back));
+        ASSERT_EQ(back.status, MAILBOX_STATUS_SENT);
         ASSERT_STREQ(back.dsn, "2.0.0");
         ASSERT_STREQ(back.text, "delivered to mailbox");
 
-        local_result_set(&r, "5.1.1", "unknown user: \"%s\"", "x");
-        ASSERT_STREQ(local_status_to_string(r.status), "bounced");
-        local_result_set(&r, "4.2.0", "busy");
-        ASSERT_STREQ(local_status_to_string(r.status), "deferred");
+        mailbox_result_set(&r, "5.1.1", "unknown user: \"%s\"", "x");
+        ASSERT_STREQ(mailbox_status_to_string(r.status), "bounced");
+        mailbox_result_set(&r, "4.2.0", "busy");
+        ASSERT_STREQ(mailbox_status_to_string(r.status), "deferred");
 
-        ASSERT_OK(local_result_parse("4.123.456 ", 10, &back));
+        ASSERT_OK(mailbox_result_parse("4.123.456 ", 10, &back));
         ASSERT_STREQ(back.dsn, "4.123.456");
         ASSERT_STREQ(back.text, "");
-        ASSERT_EQ(back.status, LOCAL_STATUS_DEFERRED);
+        ASSERT_EQ(back.status, MAILBOX_STATUS_DEFERRED);
 
         /* control characters and broken UTF-8 from the child come out escaped */
-        ASSERT_OK(local_result_parse("4.2.0 a\tb\xff", 10, &back));
+        ASSERT_OK(mailbox_result_parse("4.2.0 a\tb\xff", 10, &back));
         ASSERT_STREQ(back.text, "a\\x09b\\xff");
 }
 
@@ -172,26 +172,26 @@ TEST(result_parse_bad) {
                 "", "2.0.0", "2.0.0x", "3.0.0 x", "2.0 x", "2..0 x", "2.1234.0 x", "2.0.1234 x", " 2.0.0 x",
                 "x.0.0 x", "20.0 x",
         };
-        LocalResult r;
-        char big[LOCAL_RESULT_WIRE_MAX + 10];
+        MailboxResult r;
+        char big[MAILBOX_RESULT_WIRE_MAX + 10];
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-                ASSERT_ERR(local_result_parse(bad[i], strlen(bad[i]), &r), EBADMSG);
+                ASSERT_ERR(mailbox_result_parse(bad[i], strlen(bad[i]), &r), EBADMSG);
         memset(big, 'a', sizeof big);
         memcpy(big, "2.0.0 ", 6);
-        ASSERT_ERR(local_result_parse(big, sizeof big, &r), EBADMSG);
+        ASSERT_ERR(mailbox_result_parse(big, sizeof big, &r), EBADMSG);
 }
 
 TEST(result_text_cut_on_utf8_boundary) {
-        char text[3 * LOCAL_TEXT_SIZE] = "";
-        LocalResult r;
+        char text[3 * MAILBOX_TEXT_SIZE] = "";
+        MailboxResult r;
 
         for (size_t i = 0; i + 2 < sizeof text; i += 2)
                 strcat(text, "\xc3\xa9");       /* é */
-        local_result_set(&r, "4.3.0", "x%s", text);
-        ASSERT_TRUE(strlen(r.text) < LOCAL_TEXT_SIZE);
+        mailbox_result_set(&r, "4.3.0", "x%s", text);
+        ASSERT_TRUE(strlen(r.text) < MAILBOX_TEXT_SIZE);
         ASSERT_EQ(strlen(r.text) % 2, 1);        /* "x" and whole characters only */
-        ASSERT_TRUE(strlen(r.text) >= LOCAL_TEXT_SIZE - 3);
+        ASSERT_TRUE(strlen(r.text) >= MAILBOX_TEXT_SIZE - 3);
 }
 
 int main(void) {

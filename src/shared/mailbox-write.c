@@ -1,5 +1,6 @@
-/* local-deliver.c: writing one message into an mbox file (dot-lock and fcntl lock, From_ line, ">From "
- * quoting, truncation after a failed write) or into a Maildir (tmp/, fsync, link into new/, fsync new/). */
+/* mailbox-write.c: writing one message into an mbox file (dot-lock and fcntl lock, From_ line, ">From "
+ * quoting, truncation after a failed write) or into a Maildir (tmp/, fsync, link into new/, fsync new/). Runs
+ * in the processes of local and virtual that write mailboxes, as the mailbox's user. */
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/random.h>
@@ -7,21 +8,22 @@
 #include <time.h>
 
 #include "address.h"
+#include "daemon.h"
 #include "io-util.h"
-#include "local.h"
+#include "mailbox.h"
 
-#define LOCAL_WRITE_BUFFER (64U * 1024U)
+#define MAILBOX_WRITE_BUFFER (64U * 1024U)
 
 /* Buffered output to the mailbox. */
-typedef struct LocalWriter {
+typedef struct MailboxWriter {
         int fd;
         int error;              /* the first failed write, negative errno */
         char last;              /* the last byte of output, to end the message with a newline */
         size_t len;
-        char buf[LOCAL_WRITE_BUFFER];
-} LocalWriter;
+        char buf[MAILBOX_WRITE_BUFFER];
+} MailboxWriter;
 
-static int writer_flush(LocalWriter *w) {
+static int writer_flush(MailboxWriter *w) {
         int r = write_full(w->fd, w->buf, w->len);
 
         if (r < 0)
@@ -31,7 +33,7 @@ static int writer_flush(LocalWriter *w) {
 }
 
 static int writer_put(const char *data, size_t len, void *userdata) {
-        LocalWriter *w = userdata;
+        MailboxWriter *w = userdata;
         int r;
 
         if (len == 0)
@@ -52,13 +54,13 @@ static int writer_put(const char *data, size_t len, void *userdata) {
         return 0;
 }
 
-typedef struct LocalCopy {
-        LocalWriter *writer;
+typedef struct MailboxCopy {
+        MailboxWriter *writer;
         MboxQuote *quote;       /* NULL: no ">From " quoting */
-} LocalCopy;
+} MailboxCopy;
 
 static int copy_piece(const char *data, size_t len, void *userdata) {
-        LocalCopy *c = userdata;
+        MailboxCopy *c = userdata;
 
         if (c->quote)
                 return mbox_quote_feed(c->quote, data, len, writer_put, c->writer);
@@ -67,10 +69,10 @@ static int copy_piece(const char *data, size_t len, void *userdata) {
 
 /* Writes the From_ line (mbox only), the added headers, the content ending in a newline, and for mbox an
  * empty line. On failure w->error tells a failed write from a queue file that could not be read. */
-static int write_message(const LocalMessage *m, LocalWriter *w, const char *from_line) {
+static int write_message(const MailboxMessage *m, MailboxWriter *w, const char *from_line) {
         _cleanup_free_ char *headers = NULL;
         MboxQuote quote;
-        LocalCopy copy = { .writer = w, .quote = from_line ? &quote : NULL };
+        MailboxCopy copy = { .writer = w, .quote = from_line ? &quote : NULL };
         int r;
 
         if (asprintf(&headers, "%sReturn-Path: <%s>\nDelivered-To: %s\n", strempty(from_line), m->sender,
@@ -105,17 +107,17 @@ static const char *errno_dsn(int error, const char *def) {
 }
 
 /* The result of a failed write_message(). */
-static void write_failed(LocalResult *ret, const LocalWriter *w, int r, const char *path) {
+static void write_failed(MailboxResult *ret, const MailboxWriter *w, int r, const char *path) {
         if (w->error < 0)
-                local_result_set(ret, errno_dsn(w->error, "4.3.0"), "cannot write %s: %s", path,
+                mailbox_result_set(ret, errno_dsn(w->error, "4.3.0"), "cannot write %s: %s", path,
                                  strerror(-w->error));
         else if (r == -EBADMSG)
-                local_result_set(ret, "4.3.0", "queue file is corrupt");
+                mailbox_result_set(ret, "4.3.0", "queue file is corrupt");
         else
-                local_result_set(ret, "4.3.0", "cannot read the queue file: %s", strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot read the queue file: %s", strerror(-r));
 }
 
-int local_set_eugid(uid_t uid, gid_t gid) {
+int mailbox_set_eugid(uid_t uid, gid_t gid) {
         if (geteuid() == uid && getegid() == gid)
                 return 0;
         if (getuid() != 0) {
@@ -145,7 +147,7 @@ static void sleep_usec(uint64_t usec) {
 }
 
 /* The dot-lock "<mailbox>.lock" that mail readers honour, removed when older than stale_usec. */
-static int dotlock_acquire(const char *lock_path, const LocalLocking *l, LocalResult *ret) {
+static int dotlock_acquire(const char *lock_path, const MailboxLocking *l, MailboxResult *ret) {
         for (unsigned attempt = 1;; attempt++) {
                 struct stat st;
                 int fd;
@@ -156,14 +158,14 @@ static int dotlock_acquire(const char *lock_path, const LocalLocking *l, LocalRe
                         return 0;
                 }
                 if (errno != EEXIST) {
-                        local_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create lock file %s: %m",
+                        mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create lock file %s: %m",
                                          lock_path);
                         return -errno;
                 }
                 if (lstat(lock_path, &st) == 0 &&
                     now_realtime_usec() >= (uint64_t) st.st_mtime * USEC_PER_SEC + l->stale_usec) {
                         if (unlink(lock_path) < 0 && errno != ENOENT) {
-                                local_result_set(ret, "4.2.0", "cannot remove stale lock file %s: %m",
+                                mailbox_result_set(ret, "4.2.0", "cannot remove stale lock file %s: %m",
                                                  lock_path);
                                 return -errno;
                         }
@@ -174,31 +176,33 @@ static int dotlock_acquire(const char *lock_path, const LocalLocking *l, LocalRe
                         break;
                 sleep_usec(l->delay_usec);
         }
-        local_result_set(ret, "4.2.0", "cannot lock mailbox: lock file %s is busy", lock_path);
+        mailbox_result_set(ret, "4.2.0", "cannot lock mailbox: lock file %s is busy", lock_path);
         return -EBUSY;
 }
 
-static int fcntl_lock(int fd, const char *path, const LocalLocking *l, LocalResult *ret) {
+static int fcntl_lock(int fd, const char *path, const MailboxLocking *l, MailboxResult *ret) {
         struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 
+        if (l->no_fcntl)
+                return 0;
         for (unsigned attempt = 1;; attempt++) {
                 if (fcntl(fd, F_SETLK, &fl) >= 0)
                         return 0;
                 if (errno != EAGAIN && errno != EACCES) {
-                        local_result_set(ret, "4.2.0", "cannot lock mailbox %s: %m", path);
+                        mailbox_result_set(ret, "4.2.0", "cannot lock mailbox %s: %m", path);
                         return -errno;
                 }
                 if (attempt >= l->attempts)
                         break;
                 sleep_usec(l->delay_usec);
         }
-        local_result_set(ret, "4.2.0", "cannot lock mailbox %s: it is locked by another process", path);
+        mailbox_result_set(ret, "4.2.0", "cannot lock mailbox %s: it is locked by another process", path);
         return -EBUSY;
 }
 
 /* Opens (creating if missing) and locks the mailbox, with the dot-lock held. Refuses what is not the
  * recipient's own regular file. Returns the fd and its state once locked. */
-static int mbox_open_locked(const LocalMbox *mb, LocalResult *ret, struct stat *ret_st) {
+static int mbox_open_locked(const MailboxMbox *mb, MailboxResult *ret, struct stat *ret_st) {
         const int flags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
 
         for (unsigned attempt = 1;; attempt++) {
@@ -207,7 +211,7 @@ static int mbox_open_locked(const LocalMbox *mb, LocalResult *ret, struct stat *
                 bool created = false;
 
                 if (attempt > mb->locking.attempts) {
-                        local_result_set(ret, "4.2.0", "cannot open mailbox %s: it keeps changing",
+                        mailbox_result_set(ret, "4.2.0", "cannot open mailbox %s: it keeps changing",
                                          mb->path);
                         return -EBUSY;
                 }
@@ -220,37 +224,37 @@ static int mbox_open_locked(const LocalMbox *mb, LocalResult *ret, struct stat *
                 }
                 if (fd < 0) {
                         if (errno == ELOOP)
-                                local_result_set(ret, "5.2.0", "mailbox %s is a symbolic link", mb->path);
+                                mailbox_result_set(ret, "5.2.0", "mailbox %s is a symbolic link", mb->path);
                         else if (errno == EISDIR || errno == ENXIO)     /* ENXIO: a FIFO without reader */
-                                local_result_set(ret, "5.2.0", "mailbox %s is not a regular file", mb->path);
+                                mailbox_result_set(ret, "5.2.0", "mailbox %s is not a regular file", mb->path);
                         else
-                                local_result_set(ret, errno_dsn(errno, "4.2.0"),
+                                mailbox_result_set(ret, errno_dsn(errno, "4.2.0"),
                                                  "cannot open mailbox %s: %m", mb->path);
                         return -errno;
                 }
                 if (created && mb->lock_uid != mb->uid && fchown(fd, mb->uid, mb->create_gid) < 0) {
-                        local_result_set(ret, "4.3.0", "cannot set the owner of mailbox %s: %m", mb->path);
+                        mailbox_result_set(ret, "4.3.0", "cannot set the owner of mailbox %s: %m", mb->path);
                         (void) unlink(mb->path);
                         return -EPERM;
                 }
                 if (fstat(fd, &st) < 0) {
-                        local_result_set(ret, "4.3.0", "cannot stat mailbox %s: %m", mb->path);
+                        mailbox_result_set(ret, "4.3.0", "cannot stat mailbox %s: %m", mb->path);
                         return -errno;
                 }
                 if (!S_ISREG(st.st_mode)) {
-                        local_result_set(ret, "5.2.0", "mailbox %s is not a regular file", mb->path);
+                        mailbox_result_set(ret, "5.2.0", "mailbox %s is not a regular file", mb->path);
                         return -EPERM;
                 }
                 if (st.st_nlink == 0)
                         continue;       /* removed after we opened it */
                 if (st.st_nlink != 1) {
-                        local_result_set(ret, "5.2.0", "mailbox %s has %lu hard links", mb->path,
+                        mailbox_result_set(ret, "5.2.0", "mailbox %s has %lu hard links", mb->path,
                                          (unsigned long) st.st_nlink);
                         return -EPERM;
                 }
                 /* Probably set up wrongly rather than permanently wrong: like Postfix, try again later. */
                 if (st.st_uid != mb->uid && !mb->file_target) {
-                        local_result_set(ret, "4.2.0", "mailbox %s is not owned by the recipient", mb->path);
+                        mailbox_result_set(ret, "4.2.0", "mailbox %s is not owned by the recipient", mb->path);
                         return -EPERM;
                 }
 
@@ -260,7 +264,7 @@ static int mbox_open_locked(const LocalMbox *mb, LocalResult *ret, struct stat *
                 if (lstat(mb->path, &now) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino)
                         continue;
                 if (fstat(fd, &st) < 0) {
-                        local_result_set(ret, "4.3.0", "cannot stat mailbox %s: %m", mb->path);
+                        mailbox_result_set(ret, "4.3.0", "cannot stat mailbox %s: %m", mb->path);
                         return -errno;
                 }
                 *ret_st = st;
@@ -268,9 +272,9 @@ static int mbox_open_locked(const LocalMbox *mb, LocalResult *ret, struct stat *
         }
 }
 
-void local_deliver_mbox(const LocalMessage *m, const LocalMbox *mb, LocalResult *ret) {
+void mailbox_deliver_mbox(const MailboxMessage *m, const MailboxMbox *mb, MailboxResult *ret) {
         _cleanup_free_ char *lock_path = NULL;
-        _cleanup_free_ LocalWriter *w = NULL;
+        _cleanup_free_ MailboxWriter *w = NULL;
         _cleanup_close_ int fd = -EBADF;
         char from_line[ADDRESS_MAX + 64];
         struct stat st = {};
@@ -278,24 +282,24 @@ void local_deliver_mbox(const LocalMessage *m, const LocalMbox *mb, LocalResult 
         time_t now = time(NULL);
         int r;
 
-        w = calloc(1, sizeof(LocalWriter));
+        w = calloc(1, sizeof(MailboxWriter));
         if (!w || asprintf(&lock_path, "%s.lock", mb->path) < 0) {
-                local_result_set(ret, "4.3.0", "out of memory");
+                mailbox_result_set(ret, "4.3.0", "out of memory");
                 return;
         }
         if (!localtime_r(&now, &tm) || mbox_from_line(m->sender, &tm, from_line, sizeof from_line) < 0) {
-                local_result_set(ret, "4.3.0", "cannot format the From_ line");
+                mailbox_result_set(ret, "4.3.0", "cannot format the From_ line");
                 return;
         }
 
-        r = local_set_eugid(mb->lock_uid, mb->lock_gid);
+        r = mailbox_set_eugid(mb->lock_uid, mb->lock_gid);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot switch to uid %u: %s", (unsigned) mb->lock_uid,
+                mailbox_result_set(ret, "4.3.0", "cannot switch to uid %u: %s", (unsigned) mb->lock_uid,
                                  strerror(-r));
                 return;
         }
-        r = dotlock_acquire(lock_path, &mb->locking, ret);
-        if (r == -EACCES && mb->file_target)
+        r = mb->locking.no_dotlock ? -EACCES : dotlock_acquire(lock_path, &mb->locking, ret);
+        if (r == -EACCES && (mb->file_target || mb->locking.no_dotlock))
                 lock_path = mfree(lock_path);   /* as Postfix: the fcntl lock alone */
         else if (r < 0)
                 return;
@@ -303,9 +307,9 @@ void local_deliver_mbox(const LocalMessage *m, const LocalMbox *mb, LocalResult 
         if (fd < 0)
                 goto unlock;
 
-        r = local_set_eugid(mb->uid, mb->gid);
+        r = mailbox_set_eugid(mb->uid, mb->gid);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot switch to uid %u: %s", (unsigned) mb->uid,
+                mailbox_result_set(ret, "4.3.0", "cannot switch to uid %u: %s", (unsigned) mb->uid,
                                  strerror(-r));
                 goto unlock;
         }
@@ -317,12 +321,12 @@ void local_deliver_mbox(const LocalMessage *m, const LocalMbox *mb, LocalResult 
                 write_failed(ret, w, r, mb->path);
                 /* Leave no partial message behind. */
                 if (ftruncate(fd, st.st_size) < 0 || fsync(fd) < 0)
-                        local_result_set(ret, "4.3.0", "cannot write mailbox %s, and cannot truncate it: %m",
+                        mailbox_result_set(ret, "4.3.0", "cannot write mailbox %s, and cannot truncate it: %m",
                                          mb->path);
         } else
-                local_result_set(ret, "2.0.0", "delivered to mailbox");
+                mailbox_result_set(ret, "2.0.0", "delivered to mailbox");
 unlock:
-        (void) local_set_eugid(mb->lock_uid, mb->lock_gid);
+        (void) mailbox_set_eugid(mb->lock_uid, mb->lock_gid);
         fd = safe_close(fd);    /* also drops the fcntl lock, before the dot-lock */
         if (lock_path)
                 (void) unlink(lock_path);
@@ -363,20 +367,20 @@ static int maildir_create(const char *path) {
         return 0;
 }
 
-void local_deliver_maildir(const LocalMessage *m, const char *path, const char *hostname, LocalResult *ret) {
+void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
         _cleanup_free_ char *name = NULL, *tmp = NULL, *new = NULL, *new_dir = NULL;
-        _cleanup_free_ LocalWriter *w = NULL;
+        _cleanup_free_ MailboxWriter *w = NULL;
         _cleanup_close_ int fd = -EBADF;
         uint64_t random;
         int r;
 
         if (getrandom(&random, sizeof random, GRND_NONBLOCK) != (ssize_t) sizeof random)
                 random = now_monotonic_usec() ^ (uint64_t) getpid();
-        w = calloc(1, sizeof(LocalWriter));
+        w = calloc(1, sizeof(MailboxWriter));
         if (!w || maildir_unique_name(now_realtime_usec(), getpid(), random, hostname, &name) < 0 ||
             asprintf(&tmp, "%stmp/%s", path, name) < 0 || asprintf(&new, "%snew/%s", path, name) < 0 ||
             asprintf(&new_dir, "%snew", path) < 0) {
-                local_result_set(ret, "4.3.0", "out of memory");
+                mailbox_result_set(ret, "4.3.0", "out of memory");
                 return;
         }
 
@@ -385,14 +389,14 @@ void local_deliver_maildir(const LocalMessage *m, const char *path, const char *
         if (fd < 0 && errno == ENOENT) {
                 r = maildir_create(path);
                 if (r < 0) {
-                        local_result_set(ret, errno_dsn(r, "4.2.0"), "cannot create maildir %s: %s", path,
+                        mailbox_result_set(ret, errno_dsn(r, "4.2.0"), "cannot create maildir %s: %s", path,
                                          strerror(-r));
                         return;
                 }
                 fd = open(tmp, flags, 0600);
         }
         if (fd < 0) {
-                local_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create %s: %m", tmp);
+                mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create %s: %m", tmp);
                 return;
         }
 
@@ -408,17 +412,17 @@ void local_deliver_maildir(const LocalMessage *m, const char *path, const char *
         }
         /* link() never replaces an existing file, unlike rename(). */
         if (link(tmp, new) < 0 && (errno != ENOENT || maildir_create(path) < 0 || link(tmp, new) < 0)) {
-                local_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot link %s to %s: %m", tmp, new);
+                mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot link %s to %s: %m", tmp, new);
                 goto fail;
         }
         (void) unlink(tmp);
         r = fsync_directory(new_dir);
         if (r < 0) {
                 /* The message may be there; a duplicate is better than a loss. */
-                local_result_set(ret, "4.3.0", "cannot sync %s: %s", new_dir, strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot sync %s: %s", new_dir, strerror(-r));
                 return;
         }
-        local_result_set(ret, "2.0.0", "delivered to maildir");
+        mailbox_result_set(ret, "2.0.0", "delivered to maildir");
         return;
 fail:
         (void) unlink(tmp);
