@@ -7,18 +7,8 @@
 #include <sys/wait.h>
 
 #include "command-util.h"
+#include "io-util.h"
 #include "local.h"
-
-/* Closes every descriptor above stderr except a and b. */
-static void close_other_fds(int a, int b) {
-        unsigned lo = (unsigned) MIN(a, b), hi = (unsigned) MAX(a, b);
-
-        if (lo > 3)
-                (void) close_range(3, lo - 1, 0);
-        if (hi > lo + 1)
-                (void) close_range(lo + 1, hi - 1, 0);
-        (void) close_range(hi + 1, ~0U, 0);
-}
 
 /* Runs f in a process of its own (which may give up root for good) and returns its result. */
 typedef void (*IsolatedFunc)(const void *userdata, MailboxResult *ret);
@@ -143,7 +133,7 @@ _Noreturn static void child_main(const MailboxMessage *m, const Config *c, const
         /* SIGTERM stays blocked as in local: a stop lets the work finish, local waits. */
         (void) signal(SIGXFSZ, SIG_IGN);        /* a write past mailbox_size_limit fails with EFBIG */
         (void) signal(SIGPIPE, SIG_IGN);        /* a command that does not read all of its input */
-        close_other_fds(m->queue_fd, report_fd);
+        close_fds_except(m->queue_fd, report_fd);
 
         const rlim_t limit = (rlim_t) c->mailbox_size_limit;
         const struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };

@@ -267,14 +267,23 @@ int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteR
                 }
         }
         local = !domain || config_list_contains_domain(ctx->mydestination, domain);
+        /* As in Postfix, the local class comes first: a domain in both is delivered locally. */
+        bool hosted = false;
+        if (!local && ctx->virtual_domain) {
+                r = ctx->virtual_domain(domain, ctx->userdata);
+                if (r < 0)
+                        return r;
+                hosted = r > 0;
+        }
 
-        r = rewrite_transport_parse(local ? ctx->local_transport : ctx->default_transport, &transport, &nexthop);
+        r = rewrite_transport_parse(local ? ctx->local_transport :
+                                    hosted ? ctx->virtual_transport : ctx->default_transport, &transport, &nexthop);
         if (r < 0)
                 return r;
         if (!transport)
                 return -EINVAL;
         if (!nexthop) {
-                const char *n = !local && !isempty(ctx->relayhost) ? ctx->relayhost : domain;
+                const char *n = !local && !hosted && !isempty(ctx->relayhost) ? ctx->relayhost : domain;
                 nexthop = strdup(strempty(n));
                 if (!nexthop)
                         return -ENOMEM;

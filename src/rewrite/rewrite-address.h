@@ -40,12 +40,16 @@ int rewrite_transport_parse(const char *value, char **ret_transport, char **ret_
 
 /* A lookup in transport_maps: 1 and *ret_value when found, 0 when not, negative errno on failure. */
 typedef int (*RewriteLookupFunc)(const char *key, char **ret_value, void *userdata);
+/* Whether a domain is hosted (virtual_mailbox_domains): 1, 0, or negative errno on failure. */
+typedef int (*RewriteDomainFunc)(const char *domain, void *userdata);
 
 typedef struct RewriteResolveContext {
         char **mydestination;           /* domains delivered locally */
         const char *local_transport;    /* "local:$myhostname" */
         const char *default_transport;  /* "smtp" */
         const char *relayhost;          /* "" or "[host]:port" */
+        RewriteDomainFunc virtual_domain;       /* NULL: no virtual_mailbox_domains */
+        const char *virtual_transport;  /* "virtual" */
         RewriteLookupFunc lookup;       /* NULL: no transport_maps */
         void *userdata;
 } RewriteResolveContext;
@@ -59,7 +63,7 @@ typedef struct RewriteResolution {
 void rewrite_resolution_done(RewriteResolution *r);
 
 /* Resolves a canonical address: local for no domain or a domain in mydestination (local_transport), else
- * default_transport to relayhost or the domain; then transport_maps by the full address, the domain,
+ * virtual_transport for a hosted domain (the next hop, when it names none, the domain), else default_transport to relayhost or the domain; then transport_maps by the full address, the domain,
  * its parent domains (".parent" keys) and "*", the first match winning: ":" changes nothing, an empty
  * transport keeps the default one, an empty next hop becomes the recipient domain ("" for error).
  * -EINVAL: a malformed local_transport, default_transport or table result; a lookup's error as is. */

@@ -8,6 +8,12 @@ static int lookup_transport_maps(const char *key, char **ret_value, void *userda
         return table_list_lookup(rw->transport_maps, key, ret_value);
 }
 
+static int lookup_virtual_domain(const char *domain, void *userdata) {
+        Rewrite *rw = userdata;
+
+        return virtual_domains_contain(&rw->virtual_domains, domain);
+}
+
 static int canonicalize(Rewrite *rw, const char *address, char **ret, sd_bus_error *error) {
         _cleanup_free_ char *escaped = NULL;
         int r;
@@ -58,6 +64,8 @@ static int method_resolve(sd_bus_message *m, void *userdata, sd_bus_error *error
                 .local_transport = rw->daemon->config->local_transport,
                 .default_transport = rw->daemon->config->default_transport,
                 .relayhost = rw->daemon->config->relayhost,
+                .virtual_domain = virtual_domains_is_empty(&rw->virtual_domains) ? NULL : lookup_virtual_domain,
+                .virtual_transport = rw->daemon->config->virtual_transport,
                 .lookup = table_list_is_empty(rw->transport_maps) ? NULL : lookup_transport_maps,
                 .userdata = rw,
         };
@@ -72,7 +80,8 @@ static int method_resolve(sd_bus_message *m, void *userdata, sd_bus_error *error
                                          "451 4.3.0 Malformed transport table entry");
         }
         if (r < 0) {
-                log_error_errno(r, "Failed to look up transport_maps (%s): %m", rw->daemon->config->transport_maps);
+                log_error_errno(r, "Failed to look up transport_maps (%s) or virtual_mailbox_domains (%s): %m",
+                                rw->daemon->config->transport_maps, rw->daemon->config->virtual_mailbox_domains);
                 return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 transport_maps lookup failure");
         }
         r = sd_bus_reply_method_return(m, "sss", res.transport, res.nexthop, res.address);

@@ -1,11 +1,12 @@
 /* rewrite.c: the rewrite role (Postfix's trivial-rewrite): brings addresses into canonical
  * user@fully.qualified.domain form for cleanup, and resolves recipients to transport, next hop and
- * address for qmgr ($mydestination, relayhost, transport_maps).
+ * address for qmgr ($mydestination, $virtual_mailbox_domains, relayhost, transport_maps).
  *
  * SECURITY: runs as the unprivileged postbus user, with no network and a read-only file system. It
  * accepts connections only from root and postbus (SO_PEERCRED at accept; the socket is 0660
  * postbus:postbus). Addresses are peer data: bounded in length, checked for control characters and
- * balanced quotes, escaped before they are logged. It reads transport_maps and writes nothing. */
+ * balanced quotes, escaped before they are logged. It reads transport_maps and the tables of
+ * virtual_mailbox_domains, and writes nothing. */
 #include "log.h"
 #include "rewrite.h"
 
@@ -37,6 +38,7 @@ static int rewrite_setup(Daemon *d) {
         const struct { const char *name, *value; } transports[] = {
                 { "local_transport", d->config->local_transport },
                 { "default_transport", d->config->default_transport },
+                { "virtual_transport", d->config->virtual_transport },
         };
         for (size_t i = 0; i < ELEMENTSOF(transports); i++) {
                 t = n = NULL;
@@ -62,6 +64,12 @@ static int rewrite_setup(Daemon *d) {
         if (r < 0)
                 return log_error_errno(EINVAL, "transport_maps = %s: bad table list.", d->config->transport_maps);
 
+        r = virtual_domains_open(d->config->virtual_mailbox_domains, &rw->virtual_domains);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(EINVAL, "virtual_mailbox_domains = %s: bad table list.",
+                                       d->config->virtual_mailbox_domains);
         r = bus_server_serve(d, "rewrite", rewrite_bus_setup, rw, &rw->server);
         if (r == -ENOENT)
                 return log_error_errno(r, "No socket named \"rewrite\" was passed.");
@@ -75,6 +83,7 @@ static void rewrite_done(Daemon *d) {
                 return;
         bus_server_free(rw->server);
         table_list_free(rw->transport_maps);
+        virtual_domains_done(&rw->virtual_domains);
         strv_free(rw->mydestination);
         free(rw);
 }

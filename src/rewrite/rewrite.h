@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "rewrite-address.h"
 #include "table.h"
+#include "virtual-maps.h"
 
 typedef struct Rewrite {
         Daemon *daemon;
@@ -14,6 +15,7 @@ typedef struct Rewrite {
         RewriteContext context;
         char **mydestination;
         TableList *transport_maps;
+        VirtualDomains virtual_domains;
 } Rewrite;
 
 extern const sd_bus_vtable rewrite_vtable[];

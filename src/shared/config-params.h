@@ -133,6 +133,24 @@
           "Transport (and next hop) for other domains, unless transport_maps says otherwise.")              \
         X(transport_maps, STRING, "", 0, 0, "rewrite",                                                       \
           "Tables of transport:nexthop by address, domain and .parent domain (transport(5)).")             \
+        X(virtual_mailbox_domains, STRING, "$virtual_mailbox_maps", 0, 0, "rewrite smtpd",                   \
+          "Hosted domains whose mailboxes are not Unix users: names, or tables whose keys are the domains.") \
+        X(virtual_transport, STRING, "virtual", 0, 0, "rewrite",                                             \
+          "Transport (and next hop) for domains in $virtual_mailbox_domains, e.g. lmtp:unix:/path.")        \
+        X(virtual_mailbox_maps, STRING, "", 0, 0, "smtpd virtual",                                           \
+          "Tables of the mailbox of each hosted address (or @domain), relative to virtual_mailbox_base.")    \
+        X(virtual_mailbox_base, STRING, "", 0, 0, "virtual",                                                 \
+          "Directory that every virtual mailbox path is below; a value ending in / is a Maildir.")          \
+        X(virtual_uid_maps, STRING, "", 0, 0, "virtual",                                                     \
+          "Tables (or static:uid) of the uid that writes each hosted address's mailbox.")                   \
+        X(virtual_gid_maps, STRING, "", 0, 0, "virtual",                                                     \
+          "Tables (or static:gid) of the gid that writes each hosted address's mailbox.")                   \
+        X(virtual_minimum_uid, INT, "100", 1, 2147483647, "virtual",                                          \
+          "Smallest uid the virtual agent writes a mailbox as; a smaller one defers the delivery.")         \
+        X(virtual_mailbox_limit, SIZE, "51200000", 0, 1099511627776, "virtual",                              \
+          "Largest mbox file or Maildir message file that the virtual agent writes, in bytes; 0: no limit.") \
+        X(virtual_mailbox_lock, STRING, "fcntl, dotlock", 0, 0, "virtual",                                   \
+          "How the virtual agent locks an mbox file: fcntl, dotlock, or both.")                             \
         X(canonical_maps, STRING, "", 0, 0, "cleanup",                                                       \
           "Tables that rewrite sender and recipient addresses, envelope and headers (canonical(5)).")      \
         X(sender_canonical_maps, STRING, "", 0, 0, "cleanup",                                                \

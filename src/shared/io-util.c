@@ -78,3 +78,13 @@ int fsync_directory_of(const char *path) {
         *slash = '\0';
         return fsync_directory(dir);
 }
+
+void close_fds_except(int a, int b) {
+        unsigned lo = (unsigned) MIN(a, b), hi = (unsigned) MAX(a, b);
+
+        if (lo > 3)
+                (void) close_range(3, lo - 1, 0);
+        if (hi > lo + 1)
+                (void) close_range(lo + 1, hi - 1, 0);
+        (void) close_range(hi + 1, ~0U, 0);
+}

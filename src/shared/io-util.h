@@ -22,3 +22,6 @@ int memfd_seal(int fd);
 /* fsync() of the directory path, or of the directory that holds path ("." for a bare name). */
 int fsync_directory(const char *path);
 int fsync_directory_of(const char *path);
+
+/* In a forked child: closes every descriptor from 3 up but a and b. */
+void close_fds_except(int a, int b);

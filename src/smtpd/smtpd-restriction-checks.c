@@ -1,6 +1,6 @@
 /* smtpd-restriction-checks.c: the smtpd process's restrictions one by one, as a list names them:
  * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, reject_non_fqdn_*, the HELO
- * name checks, reject_unlisted_recipient (local_recipient_maps), reject_rbl_client and the client name
+ * name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps), reject_rbl_client and the client name
  * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -132,12 +132,52 @@ static int local_recipient_known(SmtpdChecks *c, const char *addr) {
         return local_name_known(c, base, NULL);
 }
 
+int smtpd_address_hosted(SmtpdChecks *c, const char *addr) {
+        const char *at = strrchr(addr, '@');
+
+        if (!at || virtual_domains_is_empty(&c->virtual_domains) || address_is_local(c->mydestination, addr))
+                return 0;
+        return virtual_domains_contain(&c->virtual_domains, at + 1);
+}
+
+/* A recipient in a hosted domain must be a key of virtual_mailbox_maps, as virtual(8) looks it up (an empty
+ * virtual_mailbox_maps checks nothing, as in Postfix). */
+static SmtpdCheckStatus check_unlisted_hosted(SmtpdCheckContext *ctx, const char *rcpt) {
+        SmtpdChecks *c = ctx->cs->checks;
+        _cleanup_free_ char *lower = NULL;
+        int r;
+
+        r = smtpd_address_hosted(c, rcpt);
+        if (r == 0 || (r > 0 && virtual_map_is_empty(&c->virtual_mailboxes)))
+                return SMTPD_CHECK_DUNNO;
+        if (r > 0) {
+                lower = smtpd_strdup_lower(rcpt, strlen(rcpt));
+                r = lower ? virtual_map_lookup_address(&c->virtual_mailboxes, lower, c->config->recipient_delimiter,
+                                                       NULL)
+                          : -ENOMEM;
+        }
+        if (r > 0)
+                return SMTPD_CHECK_DUNNO;
+        if (r < 0) {
+                log_warning_errno(r, "Failed to look up a hosted recipient (virtual_mailbox_domains = %s, "
+                                  "virtual_mailbox_maps = %s): %m", c->config->virtual_mailbox_domains,
+                                  c->config->virtual_mailbox_maps);
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+        }
+        return smtpd_restriction_reject(
+                ctx, "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table", rcpt);
+}
+
 SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx) {
         SmtpdChecks *c = ctx->cs->checks;
         const char *rcpt = ctx->in->recipient;
         int r;
 
-        if (!rcpt || !c->local_check || !address_is_local(c->mydestination, rcpt))
+        if (!rcpt)
+                return SMTPD_CHECK_DUNNO;
+        if (!address_is_local(c->mydestination, rcpt))
+                return check_unlisted_hosted(ctx, rcpt);
+        if (!c->local_check)
                 return SMTPD_CHECK_DUNNO;
         r = local_recipient_known(c, rcpt);
         if (r > 0)
@@ -188,6 +228,7 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
         SmtpdChecks *c = ctx->cs->checks;
         const SmtpdCheckInput *in = ctx->in;
         const char *name, *class;
+        int r;
 
         smtpd_restriction_subject(ctx, ctx->cls, &name, &class);
         switch (item->type) {
@@ -205,6 +246,12 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
         case SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION:
                 if (!in->recipient || address_is_local(c->mydestination, in->recipient))
                         return SMTPD_CHECK_DUNNO;
+                r = smtpd_address_hosted(c, in->recipient);
+                if (r > 0)
+                        return SMTPD_CHECK_DUNNO;
+                if (r < 0)
+                        return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure",
+                                                        in->recipient);
                 if (item->type == SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION)
                         return smtpd_restriction_reject(ctx, "454 4.7.1 <%s>: Relay access denied", in->recipient);
                 return smtpd_restriction_reject(ctx, "554 5.7.1 <%s>: Relay access denied", in->recipient);

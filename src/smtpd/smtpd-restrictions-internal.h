@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include "smtpd-restrictions.h"
+#include "virtual-maps.h"
 
 /* The server's restrictions. */
 struct SmtpdChecks {
@@ -18,6 +19,9 @@ struct SmtpdChecks {
         Table **local_tables;
         bool *local_warned;             /* "not built" logged for this table */
         size_t n_local_tables;
+        /* virtual_mailbox_domains and virtual_mailbox_maps: hosted domains and their known addresses. */
+        VirtualDomains virtual_domains;
+        VirtualMap virtual_mailboxes;
         char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
         Resolver *resolver;             /* borrowed from the server */
 };
@@ -78,6 +82,8 @@ void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls
 
 /* smtpd-restriction-checks.c: evaluates one restriction of the list ctx->cls. */
 SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
+/* Whether the domain of addr is hosted (virtual_mailbox_domains): 1, 0, or negative errno. */
+int smtpd_address_hosted(SmtpdChecks *c, const char *addr);
 /* smtpd_reject_unlisted_recipient and reject_unlisted_recipient. */
 SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx);
 

@@ -177,6 +177,8 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
                 table_free(c->local_tables[i]);
         free(c->local_tables);
         free(c->local_warned);
+        virtual_domains_done(&c->virtual_domains);
+        virtual_map_done(&c->virtual_mailboxes);
         strv_free(c->dnsbl_domains);
         free(c);
         return NULL;
@@ -308,6 +310,22 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
         r = local_maps_open(c, where);
         if (r < 0)
                 return r;
+        r = virtual_domains_open(config->virtual_mailbox_domains, &c->virtual_domains);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_virtual_mailbox_domains, where, sizeof where);
+                log_error("%s: virtual_mailbox_domains: cannot use \"%s\"", where, config->virtual_mailbox_domains);
+                return -EINVAL;
+        }
+        r = virtual_map_open(config->virtual_mailbox_maps, &c->virtual_mailboxes);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_virtual_mailbox_maps, where, sizeof where);
+                log_error("%s: virtual_mailbox_maps: cannot use \"%s\"", where, config->virtual_mailbox_maps);
+                return -EINVAL;
+        }
 
         if (c->dnsbl_domains && !c->resolver)
                 return log_error_errno(EINVAL, "reject_rbl_client is used, but smtpd has no resolver.");

@@ -27,7 +27,7 @@ QMGR_UNIT = 'postbus-qmgr.service'
 # Socket-activated roles: stopping them is enough, their sockets start them again
 # (with the new configuration) on the next connection.
 SOCKET_ACTIVATED_UNITS = ('postbus-smtpd.service', 'postbus-cleanup.service', 'postbus-local.service',
-                          'postbus-rewrite.service')
+                          'postbus-rewrite.service', 'postbus-virtual.service')
 
 QUEUE_BUS_NAME = 'org.postbus.Queue1'
 QUEUE_OBJECT = '/org/postbus/Queue1'

@@ -189,6 +189,47 @@ TEST(resolve) {
         ASSERT_TRUE(res.transport == NULL);
 }
 
+static int fake_hosted(const char *domain, void *userdata) {
+        return strcasecmp(domain, "hosted.example") == 0 || strcasecmp(domain, "host.example.org") == 0;
+}
+
+static int failing_hosted(const char *domain, void *userdata) {
+        return -ENOENT;
+}
+
+TEST(resolve_virtual) {
+        char *mydest[] = { "host.example.org", NULL };
+        const char *table[] = { "other.example", "lmtp:unix:/run/dovecot/lmtp", NULL };
+        RewriteResolveContext c = {
+                .mydestination = mydest,
+                .local_transport = "local:host.example.org",
+                .default_transport = "smtp",
+                .relayhost = "[relay.example]",
+                .virtual_domain = fake_hosted,
+                .virtual_transport = "virtual",
+        };
+
+        /* A hosted domain goes to virtual_transport, to the domain, never to relayhost. */
+        check_resolve(&c, "bob@hosted.example", "virtual", "hosted.example");
+        check_resolve(&c, "bob@HOSTED.example", "virtual", "HOSTED.example");
+        /* mydestination wins over virtual_mailbox_domains, as in Postfix. */
+        check_resolve(&c, "bob@host.example.org", "local", "host.example.org");
+        check_resolve(&c, "bob@example.com", "smtp", "[relay.example]");
+        c.virtual_transport = "lmtp:unix:/run/dovecot/lmtp";
+        check_resolve(&c, "bob@hosted.example", "lmtp", "unix:/run/dovecot/lmtp");
+        c.virtual_transport = "virtual";
+        c.lookup = fake_lookup;
+        c.userdata = table;
+        check_resolve(&c, "bob@other.example", "lmtp", "unix:/run/dovecot/lmtp");
+
+        RewriteResolution res = {};
+        c.virtual_domain = failing_hosted;
+        ASSERT_ERR(rewrite_resolve(&c, "x@hosted.example", &res), ENOENT);
+        c.virtual_domain = fake_hosted;
+        c.virtual_transport = "bad transport";
+        ASSERT_ERR(rewrite_resolve(&c, "x@hosted.example", &res), EINVAL);
+}
+
 TEST(at) {
         ASSERT_EQ(rewrite_address_at("a@b"), 1);
         ASSERT_EQ(rewrite_address_at("\"a@b\"@c"), 5);
@@ -201,6 +242,7 @@ int main(void) {
         RUN(canonical_errors);
         RUN(transport);
         RUN(resolve);
+        RUN(resolve_virtual);
         RUN(at);
         return 0;
 }
