@@ -334,6 +334,45 @@ TEST(evaluate_aliases) {
         env_done(&e);
 }
 
+TEST(evaluate_virtual) {
+        Env e;
+
+        build_table("vmailbox", "bob@hosted.example hosted.example/bob/\n@catchall.example all/\n", TABLE_FORMAT_MAP);
+        ASSERT_OK(env_setup(&e, "myhostname = mx.example.org\nmynetworks = 10.0.0.0/8\nrecipient_delimiter = +\n"
+                                "virtual_mailbox_domains = hosted.example, catchall.example\n"
+                                "virtual_mailbox_maps = hash:@/vmailbox\n", "192.0.2.1"));
+        /* a hosted domain is a destination of this server: no relay access needed */
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "bob@hosted.example", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "Bob+tag@Hosted.Example", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "anyone@catchall.example", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "carol@hosted.example", false),
+                     "550 5.1.1 <carol@hosted.example>: Recipient address rejected: User unknown in virtual mailbox "
+                     "table");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@elsewhere.example", false),
+                     "554 5.7.1 <x@elsewhere.example>: Relay access denied");
+        env_done(&e);
+
+        /* virtual_mailbox_domains defaults to $virtual_mailbox_maps: the domains are keys of the table */
+        build_table("vmailbox2", "hosted.example x\nbob@hosted.example hosted.example/bob/\n", TABLE_FORMAT_MAP);
+        ASSERT_OK(env_setup(&e, "virtual_mailbox_maps = hash:@/vmailbox2\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "bob@hosted.example", false), "");
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "carol@hosted.example", false), "550 5.1.1", 9) == 0);
+        env_done(&e);
+
+        /* a table that cannot be read: a temporary failure, never a wrong 550 */
+        ASSERT_OK(env_setup(&e, "virtual_mailbox_domains = hosted.example\nvirtual_mailbox_maps = hash:@/nonexistent\n",
+                            "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "bob@hosted.example", false),
+                     "451 4.3.0 <bob@hosted.example>: Temporary lookup failure");
+        env_done(&e);
+
+        /* smtpd_reject_unlisted_recipient = no: unknown hosted users pass */
+        ASSERT_OK(env_setup(&e, "smtpd_reject_unlisted_recipient = no\nvirtual_mailbox_domains = hosted.example\n"
+                                "virtual_mailbox_maps = hash:@/vmailbox\n", "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "carol@hosted.example", false), "");
+        env_done(&e);
+}
+
 TEST(evaluate_access) {
         Env e;
 
@@ -501,6 +540,7 @@ int main(void) {
         ASSERT_TRUE(mkdtemp(tmpdir));
         RUN(evaluate_defaults);
         RUN(evaluate_aliases);
+        RUN(evaluate_virtual);
         RUN(evaluate_access);
         RUN(evaluate_builtin);
         RUN(config_errors);
