@@ -93,9 +93,10 @@ class Virtual(unittest.TestCase):
                         'rooted@hosted.test hosted.test/rooted/\n'
                         'low@hosted.test hosted.test/low/\n'
                         'dan@lmtp.test lmtp.test/dan/\n'
-                        'dan@hosted2.test unused\n')
+                        'dan@hosted2.test unused\n'
+                        'full@hosted.test hosted.test/full\n')
         write(VUIDS, f'bob@hosted.test {BOB_UID}\ncarol@hosted.test {CAROL_UID}\n'
-                     'rooted@hosted.test 0\nlow@hosted.test 99\n')
+                     'rooted@hosted.test 0\nlow@hosted.test 99\nfull@hosted.test 5000\n')
         write(TRANSPORT, f'lmtp.test lmtp:unix:{LMTP_SOCKET}\n')
         for t in (VMAILBOX, VUIDS, TRANSPORT):
             pb.run('postbusctl', 'map', 'build', t)
@@ -165,6 +166,40 @@ class Virtual(unittest.TestCase):
             code, text = smtp.rcpt('nosuch@localhost')
             self.assertEqual(code, 550)
             self.assertIn(b'User unknown in local recipient table', text)
+
+    def test_unknown_user_bounced_by_agent(self):
+        """Mail that did not pass smtpd (sendmail) for an unknown hosted user bounces in the agent, 5.1.1."""
+        cursor = pb.journal_cursor()
+        marker = 'unknown-%d' % time.time_ns()
+        pb.run('sendmail', '-f', SENDER, 'nosuch@hosted.test', input=f'Subject: {marker}\n\nbody\n')
+        [rec] = pb.wait_until(lambda: [r for r in pb.journal(DELIVERY_STATUS='bounced', since=cursor)
+                                       if r.get('RECIPIENT') == 'nosuch@hosted.test'], what='the bounce record')
+        self.assertEqual(rec['DSN'], '5.1.1')
+        self.assertRegex(rec['MESSAGE'], r'to=<nosuch@hosted\.test>, relay=virtual, .*dsn=5\.1\.1, '
+                                         r'status=bounced \(unknown user: "nosuch@hosted\.test"\)$')
+        pb.wait_until(lambda: [m for m in pb.mbox_messages('alice') if marker in m and 'Diagnostic-Code' in m],
+                      what='the bounce report for alice')
+
+    def test_mailbox_limit(self):
+        """An mbox file that would grow past virtual_mailbox_limit: the message bounces 5.2.2 and the file is
+        cut back to what it was."""
+        try:
+            pb.set_config(message_size_limit=10240, virtual_mailbox_limit=20000)
+            path = f'{BASE}/hosted.test/full'
+            body = ('x' * 70 + '\n') * 100          # about 7 KB
+            for i in range(2):
+                cursor = pb.journal_cursor()
+                qid = pb.send(SENDER, 'full@hosted.test', f'Subject: fill {i}\n\n{body}')
+                pb.wait_until(lambda: records(qid, cursor, DELIVERY_STATUS='sent'), what=f'delivery {i}')
+            size = os.stat(path).st_size
+            cursor = pb.journal_cursor()
+            qid = pb.send(SENDER, 'full@hosted.test', f'Subject: too much\n\n{body}')
+            [rec] = pb.wait_until(lambda: records(qid, cursor, DELIVERY_STATUS='bounced'), what='the bounce')
+            self.assertEqual(rec['DSN'], '5.2.2')
+            self.assertIn('File too large', rec['MESSAGE'])
+            self.assertEqual(os.stat(path).st_size, size)
+        finally:
+            pb.set_config(message_size_limit=10240000, virtual_mailbox_limit=51200000)
 
     def test_uid_below_minimum_defers(self):
         for user, uid in (('rooted', 0), ('low', 99)):
