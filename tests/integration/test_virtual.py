@@ -94,9 +94,10 @@ class Virtual(unittest.TestCase):
                         'low@hosted.test hosted.test/low/\n'
                         'dan@lmtp.test lmtp.test/dan/\n'
                         'dan@hosted2.test unused\n'
-                        'full@hosted.test hosted.test/full\n')
+                        'full@hosted.test hosted.test/full\n'
+                        'evil@hosted.test hosted.test/evil\n')
         write(VUIDS, f'bob@hosted.test {BOB_UID}\ncarol@hosted.test {CAROL_UID}\n'
-                     'rooted@hosted.test 0\nlow@hosted.test 99\nfull@hosted.test 5000\n')
+                     'rooted@hosted.test 0\nlow@hosted.test 99\nfull@hosted.test 5000\nevil@hosted.test 5000\n')
         write(TRANSPORT, f'lmtp.test lmtp:unix:{LMTP_SOCKET}\n')
         for t in (VMAILBOX, VUIDS, TRANSPORT):
             pb.run('postbusctl', 'map', 'build', t)
@@ -151,6 +152,21 @@ class Virtual(unittest.TestCase):
         self.assertRegex(msgs[0], rf'^From {re.escape(SENDER)} \w{{3}} \w{{3}} [ \d]\d \d\d:\d\d:\d\d \d{{4}}\n')
         self.assertIn('\n>From the start\nbody\n', msgs[0])
         self.assertFalse(os.path.exists(path + '.lock'))
+
+    def test_symlink_not_followed(self):
+        """An mbox that is a symbolic link (to a file the uid could write) is refused, as local refuses it."""
+        target = f'{BASE}/hosted.test/target'
+        write(target, 'untouched\n')
+        os.chown(target, BOB_UID, VGID)
+        link = f'{BASE}/hosted.test/evil'
+        if not os.path.islink(link):
+            os.symlink(target, link)
+        cursor = pb.journal_cursor()
+        qid = pb.send(SENDER, 'evil@hosted.test', 'Subject: symlink\n\nbody\n')
+        [rec] = pb.wait_until(lambda: records(qid, cursor, DELIVERY_STATUS='bounced'), what='the bounce')
+        self.assertEqual(rec['DSN'], '5.2.0')
+        self.assertIn('is a symbolic link', rec['MESSAGE'])
+        self.assertEqual(read_text(target), 'untouched\n')
 
     def test_unknown_user_refused_at_rcpt(self):
         with pb.connect() as smtp:
