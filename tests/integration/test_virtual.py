@@ -135,6 +135,11 @@ class Virtual(unittest.TestCase):
         self.assertTrue(text.startswith(f'Return-Path: <{SENDER}>\nDelivered-To: bob+tag@hosted.test\n'), text[:200])
         self.assertIn('\nFrom the start\nbody\n', text)     # Maildir: no >From quoting
         self.assertEqual(os.listdir(f'{BASE}/hosted.test/bob/tmp'), [])
+        # The role is socket-activated, and its unit may write below the mailbox base alone.
+        self.assertEqual(pb.unit_property('postbus-virtual.service', 'TriggeredBy'), 'postbus-virtual.socket')
+        self.assertEqual(pb.unit_property('postbus-virtual.service', 'ProtectSystem'), 'strict')
+        self.assertIn(BASE, pb.unit_property('postbus-virtual.service', 'ReadWritePaths'))
+        self.assertEqual(pb.unit_property('postbus-virtual.service', 'PrivateNetwork'), 'yes')
 
     def test_mbox_as_mapped_uid(self):
         cursor = pb.journal_cursor()
