@@ -160,7 +160,9 @@ static void resolve_failed(QmgrMessage *m, size_t i, const char *error) {
 static int resolve_build(sd_bus_message *call, void *userdata) {
         ResolveCall *rc = userdata;
 
-        return sd_bus_message_append(call, "s", rc->message->envelope->recipients[rc->index].address);
+        /* With the sender, for sender_dependent_relayhost_maps. */
+        return sd_bus_message_append(call, "ss", strempty(rc->message->envelope->sender),
+                                     rc->message->envelope->recipients[rc->index].address);
 }
 
 static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
@@ -212,7 +214,7 @@ static void resolve_next(QmgrMessage *m) {
                 }
                 *rc = (ResolveCall) { .message = m, .index = i };
                 /* Idempotent: sent again if rewrite exits idle as the call reaches it. */
-                r = bus_client_call(q->rewrite, "/org/postbus/Rewrite1", "org.postbus.Rewrite1", "Resolve",
+                r = bus_client_call(q->rewrite, "/org/postbus/Rewrite1", "org.postbus.Rewrite1", "ResolveSender",
                                     BUS_LOOKUP_TIMEOUT_USEC, BUS_CALL_IDEMPOTENT, resolve_build, on_resolve_reply,
                                     rc);
                 if (r < 0) {

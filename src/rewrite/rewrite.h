@@ -14,6 +14,7 @@ typedef struct Rewrite {
         RewriteContext context;
         char **mydestination;
         TableList *transport_maps;
+        TableList *relayhost_maps;      /* sender_dependent_relayhost_maps */
 } Rewrite;
 
 extern const sd_bus_vtable rewrite_vtable[];
