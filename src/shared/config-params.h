@@ -329,6 +329,9 @@
           "Look smtp_sasl_password_maps up by sender address and @domain first (sessions kept per sender).") \
         X(smtp_tls_wrappermode, BOOL, "no", 0, 0, "smtp",                                                     \
           "TLS from the connect on (port 465, SMTPS), instead of STARTTLS; the level is at least encrypt.")  \
+        X(content_filter, STRING, "", 0, 0, "smtpd pickup qmgr",                                              \
+          "transport:[host]:port: every message smtpd (per service: <service>_content_filter) or pickup "   \
+          "receives goes there after it is queued, instead of to its recipients' routes (the amavis pattern).") \
         X(sender_dependent_relayhost_maps, STRING, "", 0, 0, "rewrite",                                       \
           "Tables of relayhost by sender address, then @domain; it replaces relayhost for that sender.")    \
         X(smtpd_tls_loglevel, INT, "1", 0, 4, "smtpd",                                                       \
