@@ -1,7 +1,8 @@
 """After-queue content filters (Postfix's content_filter, the amavis pattern): mail that smtpd takes on port 25
 (and that pickup takes from sendmail) goes from the queue to the filter, an SMTP server written here that adds
 a header and re-injects the message into the submission service, whose content_filter is empty; the mail is
-delivered with the header exactly once, and the filter sees each message once."""
+delivered with the header exactly once, and the filter sees each message once. A header_checks FILTER
+action sends a message to another filter instead."""
 import json
 import os
 import re
@@ -13,6 +14,8 @@ import postbus as pb
 import test_smtp as ts
 
 FILTER_PORT = 10024
+SCAN_PORT = 10026
+HEADER_CHECKS = '/etc/postbus/header_checks'
 
 
 def installed_sendmail():
@@ -25,8 +28,8 @@ class Filter(ts.FakeServer):
     """The fake SMTP server of test_smtp, with each transaction it takes re-injected on port 587 with an
     X-Filtered header in front: what an after-queue filter does."""
 
-    def __init__(self):
-        super().__init__(port=FILTER_PORT)
+    def __init__(self, port=FILTER_PORT):
+        super().__init__(port=port)
         self.reinjected = []
         threading.Thread(target=self.reinject, daemon=True).start()
 
@@ -42,7 +45,8 @@ class Filter(ts.FakeServer):
             for t in todo:
                 sender = re.match(r'MAIL FROM:<([^>]*)>', t.mail, re.I).group(1)
                 rcpts = [re.match(r'RCPT TO:<([^>]*)>', r, re.I).group(1) for r in t.rcpts]
-                body = b'\r\n'.join(ts.unstuff(t.data)) + b'\r\n'
+                # the header that made header_checks choose this filter goes, or the mail would loop
+                body = b'\r\n'.join(l for l in ts.unstuff(t.data) if not l.startswith(b'X-Scan-Me:')) + b'\r\n'
                 qid = pb.send(sender, rcpts, b'X-Filtered: by the test filter\r\n' + body, port=587)
                 with self.lock:
                     self.reinjected.append(qid)
@@ -55,7 +59,11 @@ class ContentFilter(unittest.TestCase):
     def setUpClass(cls):
         pb.add_user('alice')
         cls.filter = Filter()
+        cls.scanner = Filter(SCAN_PORT)
+        with open(HEADER_CHECKS, 'w', encoding='utf-8') as f:
+            f.write(f'/^X-Scan-Me:/ FILTER smtp:[127.0.0.1]:{SCAN_PORT}\n')
         pb.set_config(content_filter=f'smtp:[127.0.0.1]:{FILTER_PORT}',
+                      header_checks=f'regexp:{HEADER_CHECKS}',
                       # the re-injection service: no filter, plain SMTP from the filter on 127.0.0.1
                       submission_content_filter='',
                       submission_smtpd_tls_security_level='may',
@@ -93,6 +101,19 @@ class ContentFilter(unittest.TestCase):
                                       if r.get('RELAY') == f'127.0.0.1[127.0.0.1]:{FILTER_PORT}'],
                              what='the delivery to the filter')
         self.assertTrue(recs)
+
+
+    def test_header_checks_filter_wins(self):
+        cursor = pb.journal_cursor()
+        marker = 'cf-scan-%d' % time.time_ns()
+        qid = pb.send('sender@example.org', 'alice@localhost', f'X-Scan-Me: yes\nSubject: {marker}\n\nbody {marker}\n')
+        [msg] = pb.wait_until(lambda: self.delivered(marker), what=f'the scanned message {marker}')
+        self.assertEqual(msg.count('X-Filtered: by the test filter'), 1, msg)
+        self.assertEqual(len(self.scanner.transactions_with(marker)), 1)
+        # FILTER replaced content_filter: the other filter never saw it
+        self.assertFalse(self.filter.transactions_with(marker))
+        [rec] = ts.wait_record(qid, cursor, 'sent')
+        self.assertEqual(rec['RELAY'], f'127.0.0.1[127.0.0.1]:{SCAN_PORT}')
 
 
 if __name__ == '__main__':
