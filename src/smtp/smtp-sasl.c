@@ -54,8 +54,12 @@ int smtp_sasl_settings_load(const Config *cfg, char **options, SmtpSettings *set
         set->sasl_sender_dependent = setting_bool(options, "smtp_sender_dependent_authentication",
                                                   cfg->smtp_sender_dependent_authentication);
         set->sasl_options = setting_options(options, "smtp_sasl_security_options", cfg->smtp_sasl_security_options);
-        set->sasl_tls_options = setting_options(options, "smtp_sasl_tls_security_options",
-                                                cfg->smtp_sasl_tls_security_options);
+        /* Its default is $smtp_sasl_security_options: a transport's -o of that one counts too. */
+        const char *tls_default = cfg->lines[CONFIG_PARAM_smtp_sasl_tls_security_options] == 0
+                                          ? smtp_setting_string(options, "smtp_sasl_security_options",
+                                                                cfg->smtp_sasl_tls_security_options)
+                                          : cfg->smtp_sasl_tls_security_options;
+        set->sasl_tls_options = setting_options(options, "smtp_sasl_tls_security_options", tls_default);
         set->sasl_password_maps = strdup(strempty(smtp_setting_string(options, "smtp_sasl_password_maps",
                                                                       cfg->smtp_sasl_password_maps)));
         if (!set->sasl_password_maps)
