@@ -1,8 +1,8 @@
 """After-queue content filters (Postfix's content_filter, the amavis pattern): mail that smtpd takes on port 25
 (and that pickup takes from sendmail) goes from the queue to the filter, an SMTP server written here that adds
 a header and re-injects the message into the submission service, whose content_filter is empty; the mail is
-delivered with the header exactly once, and the filter sees each message once. A header_checks FILTER
-action sends a message to another filter instead."""
+delivered with the header exactly once, and the filter sees each message once. A FILTER action of
+header_checks or of an smtpd access table sends a message to another filter instead."""
 import json
 import os
 import re
@@ -16,6 +16,7 @@ import test_smtp as ts
 FILTER_PORT = 10024
 SCAN_PORT = 10026
 HEADER_CHECKS = '/etc/postbus/header_checks'
+SENDER_ACCESS = '/etc/postbus/sender_access'
 
 
 def installed_sendmail():
@@ -62,8 +63,14 @@ class ContentFilter(unittest.TestCase):
         cls.scanner = Filter(SCAN_PORT)
         with open(HEADER_CHECKS, 'w', encoding='utf-8') as f:
             f.write(f'/^X-Scan-Me:/ FILTER smtp:[127.0.0.1]:{SCAN_PORT}\n')
+        with open(SENDER_ACCESS, 'w', encoding='utf-8') as f:
+            f.write(f'scanme@example.org FILTER smtp:[127.0.0.1]:{SCAN_PORT}\n')
+        pb.run('postbusctl', 'map', 'build', SENDER_ACCESS)
         pb.set_config(content_filter=f'smtp:[127.0.0.1]:{FILTER_PORT}',
                       header_checks=f'regexp:{HEADER_CHECKS}',
+                      smtpd_sender_restrictions=f'check_sender_access hash:{SENDER_ACCESS}',
+                      # the re-injection service does not apply the access table again
+                      submission_smtpd_sender_restrictions='',
                       # the re-injection service: no filter, plain SMTP from the filter on 127.0.0.1
                       submission_content_filter='',
                       submission_smtpd_tls_security_level='may',
@@ -114,6 +121,20 @@ class ContentFilter(unittest.TestCase):
         self.assertFalse(self.filter.transactions_with(marker))
         [rec] = ts.wait_record(qid, cursor, 'sent')
         self.assertEqual(rec['RELAY'], f'127.0.0.1[127.0.0.1]:{SCAN_PORT}')
+
+
+    def test_access_table_filter(self):
+        cursor = pb.journal_cursor()
+        marker = 'cf-access-%d' % time.time_ns()
+        qid = pb.send('scanme@example.org', 'alice@localhost', f'Subject: {marker}\n\nbody {marker}\n')
+        [msg] = pb.wait_until(lambda: self.delivered(marker), what=f'the scanned message {marker}')
+        self.assertEqual(msg.count('X-Filtered: by the test filter'), 1, msg)
+        self.assertEqual(len(self.scanner.transactions_with(marker)), 1)
+        self.assertFalse(self.filter.transactions_with(marker))
+        [rec] = ts.wait_record(qid, cursor, 'sent')
+        self.assertEqual(rec['RELAY'], f'127.0.0.1[127.0.0.1]:{SCAN_PORT}')
+        logged = pb.journal_messages(POSTBUS_ROLE='smtpd', since=cursor)
+        self.assertTrue([m for m in logged if 'triggers FILTER smtp:[127.0.0.1]:10026' in m], logged)
 
 
 if __name__ == '__main__':
