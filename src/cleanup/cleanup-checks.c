@@ -20,6 +20,7 @@ static const char *const action_names[_CLEANUP_CHECK_ACTION_MAX] = {
         [CLEANUP_CHECK_HOLD] = "HOLD",
         [CLEANUP_CHECK_IGNORE] = "IGNORE",
         [CLEANUP_CHECK_WARN] = "WARN",
+        [CLEANUP_CHECK_FILTER] = "FILTER",
 };
 
 const char *cleanup_check_action_to_string(CleanupCheckAction a) {
@@ -131,7 +132,7 @@ static int parse_rule(CleanupChecks *c, char *line, unsigned lineno) {
         if (alen == 2 && strncasecmp(action, "OK", 2) == 0)
                 rule.action = CLEANUP_CHECK_DUNNO;
         if (rule.action < 0) {
-                log_error("%s:%u: unknown action \"%.*s\" (REJECT, DISCARD, HOLD, IGNORE, WARN, DUNNO or OK)",
+                log_error("%s:%u: unknown action \"%.*s\" (REJECT, DISCARD, HOLD, IGNORE, WARN, FILTER, DUNNO or OK)",
                           c->path, lineno, (int) MIN(alen, (size_t) 64), action);
                 return -EINVAL;
         }
@@ -139,6 +140,15 @@ static int parse_rule(CleanupChecks *c, char *line, unsigned lineno) {
                 rule.text = strdup(p);
                 if (!rule.text)
                         return -ENOMEM;
+        }
+        /* FILTER needs its transport:destination, a transport name before the colon. */
+        if (rule.action == CLEANUP_CHECK_FILTER &&
+            (!rule.text || !strchr(rule.text, ':') || rule.text[0] == ':' || strpbrk(rule.text, " \t") ||
+             strspn(rule.text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+                     (size_t) (strchr(rule.text, ':') - rule.text))) {
+                log_error("%s:%u: FILTER needs transport:destination", c->path, lineno);
+                free(rule.text);
+                return -EINVAL;
         }
 
         if ((cflags & REG_EXTENDED) && stacked_repetition(pattern)) {

@@ -17,6 +17,7 @@ typedef enum CleanupCheckAction {
         CLEANUP_CHECK_HOLD,
         CLEANUP_CHECK_IGNORE,   /* the header is removed */
         CLEANUP_CHECK_WARN,     /* logged, nothing else */
+        CLEANUP_CHECK_FILTER,   /* FILTER transport:destination: the message's content filter */
         _CLEANUP_CHECK_ACTION_MAX,
         _CLEANUP_CHECK_ACTION_INVALID = -EINVAL,
 } CleanupCheckAction;

@@ -158,6 +158,15 @@ static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) 
                                 return -ENOMEM;
                 }
                 return 0;
+        case CLEANUP_CHECK_FILTER: {
+                /* As Postfix: the last FILTER wins, over the content_filter the message came with. */
+                char *f = strdup(rule->text);
+                if (!f)
+                        return -ENOMEM;
+                free(j->filter);
+                j->filter = f;
+                return 0;
+        }
         case CLEANUP_CHECK_IGNORE:
                 r = add_drop(j, start, end);
                 return r < 0 ? r : 1;

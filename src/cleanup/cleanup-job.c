@@ -34,6 +34,7 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
         free(j->queue);
         cleanup_job_header_addresses_free(j);
         free(j->hold);
+        free(j->filter);
         free(j->reject);
         free(j->defer);
         cleanup_virtual_free(j);
@@ -376,6 +377,7 @@ void cleanup_job_write(CleanupJob *j) {
                 .edits = edits,
                 .n_edits = n_edits,
                 .hold = j->hold,
+                .filter = j->filter,
         };
         r = job_dsn_options(j, vec, k, &req.dsn_notify, &req.dsn_orcpt);
         if (r >= 0)

@@ -125,9 +125,14 @@ static int write_envelope(QueueWriter *w, const CleanupRequest *req, uint64_t no
         if ((r = queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, STRLEN(QUEUE_MAGIC))) < 0 ||
             (r = queue_writer_recordf(w, QUEUE_REC_TIME, "%" PRIu64, now_usec)) < 0)
                 return r;
-        for (char **a = req->attrs; a && *a; a++)
+        for (char **a = req->attrs; a && *a; a++) {
+                if (req->filter && strncmp(*a, "content_filter=", 15) == 0)
+                        continue;
                 if ((r = queue_writer_record(w, QUEUE_REC_ATTR, *a, strlen(*a))) < 0)
                         return r;
+        }
+        if (req->filter && (r = queue_writer_recordf(w, QUEUE_REC_ATTR, "content_filter=%s", req->filter)) < 0)
+                return r;
         if (req->hold && (r = queue_writer_recordf(w, QUEUE_REC_ATTR, "hold=%s", req->hold)) < 0)
                 return r;
         if ((r = queue_writer_record(w, QUEUE_REC_SENDER, req->sender, strlen(req->sender))) < 0)

@@ -243,6 +243,9 @@ static int message_submit(Pickup *p, sd_bus *bus, PickupMessage *m) {
                 r = append_attr(msg, "dsn_envid", e->dsn_envid);
         if (r >= 0)
                 r = append_attr(msg, "body_type", e->body_type);
+        /* As Postfix's pickup: local mail goes to the content filter too. */
+        if (r >= 0 && !isempty(p->daemon->config->content_filter))
+                r = append_attr(msg, "content_filter", p->daemon->config->content_filter);
         if (r >= 0)
                 r = sd_bus_message_close_container(msg);
         if (r >= 0)

@@ -160,7 +160,32 @@ static void resolve_failed(QmgrMessage *m, size_t i, const char *error) {
 static int resolve_build(sd_bus_message *call, void *userdata) {
         ResolveCall *rc = userdata;
 
-        return sd_bus_message_append(call, "s", rc->message->envelope->recipients[rc->index].address);
+        /* With the sender, for sender_dependent_relayhost_maps. */
+        return sd_bus_message_append(call, "ss", strempty(rc->message->envelope->sender),
+                                     rc->message->envelope->recipients[rc->index].address);
+}
+
+/* "transport:nexthop" of the message's content_filter: 1 and the parts (the next hop NULL when empty), 0
+ * when there is none or it is malformed (warned about: the message then takes its normal routes), -ENOMEM. */
+static int content_filter_parse(const char *value, char **ret_transport, char **ret_nexthop) {
+        const char *colon;
+
+        if (isempty(value))
+                return 0;
+        colon = strchr(value, ':');
+        if (colon == value || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+                                      (size_t) (colon ? colon - value : (ptrdiff_t) strlen(value))) {
+                log_warning("Malformed content_filter \"%s\" in a queue file, ignoring it.", value);
+                return 0;
+        }
+        *ret_transport = colon ? strndup(value, (size_t) (colon - value)) : strdup(value);
+        *ret_nexthop = colon && colon[1] ? strdup(colon + 1) : NULL;
+        if (!*ret_transport || (colon && colon[1] && !*ret_nexthop)) {
+                *ret_transport = mfree(*ret_transport);
+                *ret_nexthop = mfree(*ret_nexthop);
+                return -ENOMEM;
+        }
+        return 1;
 }
 
 static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
@@ -180,8 +205,19 @@ static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void 
                 if (r < 0 || isempty(transport))
                         resolve_failed(m, i, "malformed reply");
                 else {
-                        m->routes[i].transport = strdup(transport);
-                        m->routes[i].nexthop = strdup(nexthop);
+                        _cleanup_free_ char *filter_transport = NULL, *filter_nexthop = NULL;
+                        /* content_filter (an after-queue filter): every recipient goes to the filter's
+                         * transport and next hop (an empty one keeps the recipient's), as Postfix's qmgr. */
+                        r = content_filter_parse(queue_envelope_attr(m->envelope, "content_filter"),
+                                                 &filter_transport, &filter_nexthop);
+                        if (r > 0) {
+                                transport = filter_transport;
+                                if (filter_nexthop)
+                                        nexthop = filter_nexthop;
+                        }
+                        /* Never around the filter: out of memory defers. */
+                        m->routes[i].transport = r < 0 ? NULL : strdup(transport);
+                        m->routes[i].nexthop = r < 0 ? NULL : strdup(nexthop);
                         if (!m->routes[i].transport || !m->routes[i].nexthop) {
                                 m->routes[i].transport = mfree(m->routes[i].transport);
                                 resolve_failed(m, i, "out of memory");
@@ -212,7 +248,7 @@ static void resolve_next(QmgrMessage *m) {
                 }
                 *rc = (ResolveCall) { .message = m, .index = i };
                 /* Idempotent: sent again if rewrite exits idle as the call reaches it. */
-                r = bus_client_call(q->rewrite, "/org/postbus/Rewrite1", "org.postbus.Rewrite1", "Resolve",
+                r = bus_client_call(q->rewrite, "/org/postbus/Rewrite1", "org.postbus.Rewrite1", "ResolveSender",
                                     BUS_LOOKUP_TIMEOUT_USEC, BUS_CALL_IDEMPOTENT, resolve_build, on_resolve_reply,
                                     rc);
                 if (r < 0) {

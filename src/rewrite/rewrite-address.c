@@ -250,6 +250,28 @@ static int lookup_transport(const RewriteResolveContext *ctx, const char *key, c
         return r < 0 ? r : 1;
 }
 
+/* sender_dependent_relayhost_maps, as Postfix: the sender, then its @domain; "<>" for the null sender. */
+static int sender_relayhost(const RewriteResolveContext *ctx, char **ret) {
+        _cleanup_free_ char *value = NULL;
+        ssize_t at;
+        int r;
+
+        if (!ctx->relayhost_lookup || !ctx->sender)
+                return 0;
+        r = ctx->relayhost_lookup(isempty(ctx->sender) ? "<>" : ctx->sender, &value, ctx->userdata);
+        at = rewrite_address_at(ctx->sender);
+        if (r == 0 && at >= 0 && ctx->sender[at + 1])
+                r = ctx->relayhost_lookup(ctx->sender + at, &value, ctx->userdata);
+        if (r <= 0)
+                return r;
+        const char *v = value, *e = value + strlen(value);
+        strstrip_span(&v, &e);
+        if (v == e)
+                return 0;
+        *ret = strndup(v, (size_t) (e - v));
+        return *ret ? 1 : -ENOMEM;
+}
+
 int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteResolution *ret) {
         _cleanup_free_ char *transport = NULL, *nexthop = NULL, *address = NULL, *domain = NULL;
         ssize_t at = rewrite_address_at(addr);
@@ -282,6 +304,11 @@ int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteR
                 return r;
         if (!transport)
                 return -EINVAL;
+        if (!nexthop && !local) {
+                r = sender_relayhost(ctx, &nexthop);
+                if (r < 0)
+                        return r;
+        }
         if (!nexthop) {
                 const char *n = !local && !hosted && !isempty(ctx->relayhost) ? ctx->relayhost : domain;
                 nexthop = strdup(strempty(n));

@@ -51,6 +51,8 @@ typedef struct RewriteResolveContext {
         RewriteDomainFunc virtual_domain;       /* NULL: no virtual_mailbox_domains */
         const char *virtual_transport;  /* "virtual" */
         RewriteLookupFunc lookup;       /* NULL: no transport_maps */
+        const char *sender;             /* NULL: not known (no sender_dependent_relayhost_maps lookup) */
+        RewriteLookupFunc relayhost_lookup;     /* sender_dependent_relayhost_maps; NULL: none */
         void *userdata;
 } RewriteResolveContext;
 
@@ -63,7 +65,9 @@ typedef struct RewriteResolution {
 void rewrite_resolution_done(RewriteResolution *r);
 
 /* Resolves a canonical address: local for no domain or a domain in mydestination (local_transport), else
- * virtual_transport for a hosted domain (the next hop, when it names none, the domain), else default_transport to relayhost or the domain; then transport_maps by the full address, the domain,
+ * virtual_transport for a hosted domain (the next hop, when it names none, the domain), else
+ * default_transport to relayhost or the domain (relayhost replaced by what relayhost_lookup finds for the
+ * sender, then for its @domain; the null sender is "<>"); then transport_maps by the full address, the domain,
  * its parent domains (".parent" keys) and "*", the first match winning: ":" changes nothing, an empty
  * transport keeps the default one, an empty next hop becomes the recipient domain ("" for error).
  * -EINVAL: a malformed local_transport, default_transport or table result; a lookup's error as is. */

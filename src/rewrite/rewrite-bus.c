@@ -14,6 +14,11 @@ static int lookup_virtual_domain(const char *domain, void *userdata) {
         return virtual_domains_contain(&rw->virtual_domains, domain);
 }
 
+static int lookup_relayhost_maps(const char *key, char **ret_value, void *userdata) {
+        Rewrite *rw = userdata;
+        return table_list_lookup(rw->relayhost_maps, key, ret_value);
+}
+
 static int canonicalize(Rewrite *rw, const char *address, char **ret, sd_bus_error *error) {
         _cleanup_free_ char *escaped = NULL;
         int r;
@@ -45,16 +50,13 @@ static int method_rewrite(sd_bus_message *m, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(m, "s", out);
 }
 
-static int method_resolve(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Rewrite *rw = userdata;
+/* Resolve (address) and ResolveSender (sender, address): the second lets sender_dependent_relayhost_maps
+ * choose the relay host. */
+static int resolve(sd_bus_message *m, Rewrite *rw, const char *sender, const char *address, sd_bus_error *error) {
         _cleanup_free_ char *canonical = NULL;
         RewriteResolution res = {};
-        const char *address;
         int r;
 
-        r = sd_bus_message_read(m, "s", &address);
-        if (r < 0)
-                return r;
         r = canonicalize(rw, address, &canonical, error);
         if (r < 0 || !canonical)
                 return r;
@@ -67,6 +69,8 @@ static int method_resolve(sd_bus_message *m, void *userdata, sd_bus_error *error
                 .virtual_domain = virtual_domains_is_empty(&rw->virtual_domains) ? NULL : lookup_virtual_domain,
                 .virtual_transport = rw->daemon->config->virtual_transport,
                 .lookup = table_list_is_empty(rw->transport_maps) ? NULL : lookup_transport_maps,
+                .sender = sender,
+                .relayhost_lookup = table_list_is_empty(rw->relayhost_maps) ? NULL : lookup_relayhost_maps,
                 .userdata = rw,
         };
         r = rewrite_resolve(&ctx, canonical, &res);
@@ -80,13 +84,35 @@ static int method_resolve(sd_bus_message *m, void *userdata, sd_bus_error *error
                                          "451 4.3.0 Malformed transport table entry");
         }
         if (r < 0) {
-                log_error_errno(r, "Failed to look up transport_maps (%s) or virtual_mailbox_domains (%s): %m",
-                                rw->daemon->config->transport_maps, rw->daemon->config->virtual_mailbox_domains);
+                log_error_errno(r, "Failed to look up transport_maps (%s), virtual_mailbox_domains (%s) or "
+                                "sender_dependent_relayhost_maps (%s): %m",
+                                rw->daemon->config->transport_maps, rw->daemon->config->virtual_mailbox_domains,
+                                rw->daemon->config->sender_dependent_relayhost_maps);
                 return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 transport_maps lookup failure");
         }
         r = sd_bus_reply_method_return(m, "sss", res.transport, res.nexthop, res.address);
         rewrite_resolution_done(&res);
         return r;
+}
+
+static int method_resolve(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *address;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &address);
+        if (r < 0)
+                return r;
+        return resolve(m, userdata, NULL, address, error);
+}
+
+static int method_resolve_sender(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *sender, *address;
+        int r;
+
+        r = sd_bus_message_read(m, "ss", &sender, &address);
+        if (r < 0)
+                return r;
+        return resolve(m, userdata, sender, address, error);
 }
 
 const sd_bus_vtable rewrite_vtable[] = {
@@ -100,6 +126,11 @@ const sd_bus_vtable rewrite_vtable[] = {
                                 SD_BUS_ARGS("s", address),
                                 SD_BUS_RESULT("s", transport, "s", nexthop, "s", address),
                                 method_resolve,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResolveSender",
+                                SD_BUS_ARGS("s", sender, "s", address),
+                                SD_BUS_RESULT("s", transport, "s", nexthop, "s", address),
+                                method_resolve_sender,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

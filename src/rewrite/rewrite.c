@@ -70,6 +70,13 @@ static int rewrite_setup(Daemon *d) {
         if (r < 0)
                 return log_error_errno(EINVAL, "virtual_mailbox_domains = %s: bad table list.",
                                        d->config->virtual_mailbox_domains);
+        r = table_list_open(d->config->sender_dependent_relayhost_maps, &rw->relayhost_maps);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(EINVAL, "sender_dependent_relayhost_maps = %s: bad table list.",
+                                       d->config->sender_dependent_relayhost_maps);
+
         r = bus_server_serve(d, "rewrite", rewrite_bus_setup, rw, &rw->server);
         if (r == -ENOENT)
                 return log_error_errno(r, "No socket named \"rewrite\" was passed.");
@@ -84,6 +91,7 @@ static void rewrite_done(Daemon *d) {
         bus_server_free(rw->server);
         table_list_free(rw->transport_maps);
         virtual_domains_done(&rw->virtual_domains);
+        table_list_free(rw->relayhost_maps);
         strv_free(rw->mydestination);
         free(rw);
 }

@@ -16,6 +16,7 @@ typedef struct Rewrite {
         char **mydestination;
         TableList *transport_maps;
         VirtualDomains virtual_domains;
+        TableList *relayhost_maps;      /* sender_dependent_relayhost_maps */
 } Rewrite;
 
 extern const sd_bus_vtable rewrite_vtable[];

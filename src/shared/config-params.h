@@ -332,6 +332,26 @@
         X(smtp_tls_loglevel, INT, "1", 0, 4, "smtp",                                                         \
           "0: no journal record of each TLS session's protocol and cipher; 1 or more: one record a session "  \
           "(Postfix's default is 0; postbus logs the summary unless told not to).")                           \
+        X(smtp_sasl_auth_enable, BOOL, "no", 0, 0, "smtp",                                                   \
+          "Authenticate to servers that offer AUTH, with the user:password smtp_sasl_password_maps gives.")   \
+        X(smtp_sasl_password_maps, STRING, "", 0, 0, "smtp",                                                  \
+          "Tables of user:password by sender (see smtp_sender_dependent_authentication), [host]:port, "      \
+          "[host], host:port, host, next hop and domain; readable by the user postbus.")                    \
+        X(smtp_sasl_security_options, STRING, "noplaintext, noanonymous", 0, 0, "smtp",                       \
+          "SASL mechanism restrictions without TLS: noplaintext forbids PLAIN and LOGIN (no password in clear).") \
+        X(smtp_sasl_tls_security_options, STRING, "$smtp_sasl_security_options", 0, 0, "smtp",              \
+          "SASL mechanism restrictions over TLS (noanonymous lets PLAIN and LOGIN send the password).")      \
+        X(smtp_sasl_mechanism_filter, STRING, "", 0, 0, "smtp",                                               \
+          "The server's AUTH mechanisms the smtp client considers (list); empty: all it offers.")          \
+        X(smtp_sender_dependent_authentication, BOOL, "no", 0, 0, "smtp",                                     \
+          "Look smtp_sasl_password_maps up by sender address and @domain first (sessions kept per sender).") \
+        X(smtp_tls_wrappermode, BOOL, "no", 0, 0, "smtp",                                                     \
+          "TLS from the connect on (port 465, SMTPS), instead of STARTTLS; the level is at least encrypt.")  \
+        X(content_filter, STRING, "", 0, 0, "smtpd pickup qmgr",                                              \
+          "transport:[host]:port: every message smtpd (per service: <service>_content_filter) or pickup "   \
+          "receives goes there after it is queued, instead of to its recipients' routes (the amavis pattern).") \
+        X(sender_dependent_relayhost_maps, STRING, "", 0, 0, "rewrite",                                       \
+          "Tables of relayhost by sender address, then @domain; it replaces relayhost for that sender.")    \
         X(smtpd_tls_loglevel, INT, "1", 0, 4, "smtpd",                                                       \
           "0: no journal record of each client's TLS session; 1 or more: \"TLS connection established\" "    \
           "with protocol and cipher (Postfix's default is 0).")                                              \

@@ -48,6 +48,7 @@ struct SmtpCall {
         SmtpAddress reused_address;
         size_t next_fallback;           /* the next of smtp_fallback_relay */
         bool in_fallback;               /* the addresses are a fallback relay's */
+        const char *current_nexthop;    /* the next hop or fallback relay being tried (borrowed) */
 };
 
 static void settings_done(SmtpSettings *s) {
@@ -57,6 +58,7 @@ static void settings_done(SmtpSettings *s) {
         s->tls_match = mfree(s->tls_match);
         s->tls_nexthop = mfree(s->tls_nexthop);
         s->fallback_relay = strv_free(s->fallback_relay);
+        smtp_sasl_settings_done(s);
 }
 
 sd_event *smtp_call_event(SmtpCall *c) {
@@ -77,6 +79,10 @@ const char *smtp_call_queue_id(SmtpCall *c) {
 
 const char *smtp_call_sender(SmtpCall *c) {
         return c->req.sender;
+}
+
+const char *smtp_call_nexthop(SmtpCall *c) {
+        return c->current_nexthop ?: c->req.nexthop;
 }
 
 const QueueEnvelope *smtp_call_envelope(SmtpCall *c) {
@@ -239,6 +245,7 @@ static int call_lookup(SmtpCall *c, const char *nexthop) {
         int r;
 
         c->looked_up = true;
+        c->current_nexthop = nexthop;
         r = smtp_dest_start(c, nexthop, &c->dest);
         if (r >= 0)
                 return 0;
@@ -383,8 +390,7 @@ static int setting_int(const Config *cfg, char **options, const char *name, int6
         return config_param_int(cfg, (ConfigParamId) (p - config_params), ret);
 }
 
-/* A STRING or BOOL parameter's text: the -o override ("o:smtp_x", or "o:lmtp_x" for smtp_x), else value. */
-static const char *setting_string(char **options, const char *name, const char *value) {
+const char *smtp_setting_string(char **options, const char *name, const char *value) {
         for (char **o = options; o && o[0]; o += 2)
                 if (strncmp(o[0], "o:", 2) == 0 &&
                     (streq(o[0] + 2, name) || (strncmp(o[0] + 2, "lmtp_", 5) == 0 && strncmp(name, "smtp_", 5) == 0 &&
@@ -435,24 +441,24 @@ static int settings_load_more(const Config *cfg, char **options, const char *nex
         r = setting_int(cfg, options, "smtp_tls_loglevel", &s->tls_loglevel);
         if (r < 0)
                 return r;
-        v = setting_string(options, "smtp_connection_cache_on_demand",
+        v = smtp_setting_string(options, "smtp_connection_cache_on_demand",
                            cfg->smtp_connection_cache_on_demand ? "yes" : "no");
         s->cache_on_demand = streq(v, "yes");
-        r = config_split_list(setting_string(options, "smtp_connection_cache_destinations",
+        r = config_split_list(smtp_setting_string(options, "smtp_connection_cache_destinations",
                                              cfg->smtp_connection_cache_destinations), &destinations);
         if (r < 0)
                 return r;
         for (char **d = destinations; d && *d; d++)
                 if (strcaseeq(*d, nexthop))
                         s->cache_always = true;
-        r = config_split_list(setting_string(options, "smtp_fallback_relay", cfg->smtp_fallback_relay),
+        r = config_split_list(smtp_setting_string(options, "smtp_fallback_relay", cfg->smtp_fallback_relay),
                               &s->fallback_relay);
         if (r < 0)
                 return r;
-        (void) setting_family("inet_protocols", setting_string(options, "inet_protocols", cfg->inet_protocols),
+        (void) setting_family("inet_protocols", smtp_setting_string(options, "inet_protocols", cfg->inet_protocols),
                               "all", &s->address_family);
         (void) setting_family("smtp_address_preference",
-                              setting_string(options, "smtp_address_preference", cfg->smtp_address_preference),
+                              smtp_setting_string(options, "smtp_address_preference", cfg->smtp_address_preference),
                               "any", &s->address_preference);
         return 0;
 }
@@ -505,6 +511,8 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
         r = smtp_tls_settings_load(cfg, options, nexthop, &s);
         if (r >= 0)
                 r = settings_load_more(cfg, options, nexthop, &s);
+        if (r >= 0)
+                r = smtp_sasl_settings_load(cfg, options, &s);
         if (r >= 0) {
                 s.helo_name = strdup(isempty(helo) ? cfg->myhostname : helo);
                 if (!s.helo_name)
@@ -520,6 +528,7 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
 
 static int smtp_prepare(DeliveryRequest *req) {
         SmtpCall *c = (SmtpCall *) req;
+        int r;
 
         c->recipients = calloc(req->n_recipients, sizeof(SmtpRecipient));
         if (!c->recipients)
@@ -543,8 +552,19 @@ static int smtp_prepare(DeliveryRequest *req) {
                 c->cache_key = NULL;
                 return -ENOMEM;
         }
-        return settings_load(req->agent->daemon->config, req->options, req->socket_flags & SMTP_SOCKET_LMTP,
-                             req->nexthop, &c->settings);
+        r = settings_load(req->agent->daemon->config, req->options, req->socket_flags & SMTP_SOCKET_LMTP,
+                          req->nexthop, &c->settings);
+        if (r < 0)
+                return r;
+        /* Sessions authenticated by sender are kept for that sender only. */
+        if (c->settings.sasl_enable && c->settings.sasl_sender_dependent) {
+                char *key;
+                if (asprintf(&key, "%s %s", c->cache_key, req->sender) < 0)
+                        return -ENOMEM;
+                free(c->cache_key);
+                c->cache_key = key;
+        }
+        return 0;
 }
 
 /* From here on the call answers itself, when it is done. */
@@ -634,6 +654,7 @@ Smtp *smtp_free(Smtp *smtp) {
         smtp_dest_cleanup();
         smtp_tls_cleanup();
         smtp_tls_policy_cleanup();
+        smtp_sasl_cleanup();
         free(smtp);
         return NULL;
 }

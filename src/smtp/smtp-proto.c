@@ -1,10 +1,15 @@
 /* smtp-proto.c: the smtp role's pure protocol helpers over (buf, len): server replies, EHLO keywords, next
- * hops, and the encoder that turns queue file content into SMTP DATA. Run by postbus-smtp; unit-tested. */
+ * hops, the encoder that turns queue file content into SMTP DATA, and the pure parts of SASL client
+ * authentication (AUTH in EHLO, security options, password table keys, the PLAIN response). Run by
+ * postbus-smtp; unit-tested. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <strings.h>
 
 #include "dsn.h"
+#include "sasl-util.h"
 #include "smtp.h"
 #include "string-util.h"
 
@@ -281,4 +286,174 @@ size_t smtp_encoder_finish(SmtpEncoder *e, char *out) {
         e->line_start = true;
         e->column = 0;
         return o + 3;
+}
+
+int smtp_sasl_options_parse(const char *s, unsigned *ret) {
+        static const struct {
+                const char *name;
+                unsigned flag;
+        } table[] = {
+                { "noplaintext", SMTP_SASL_NOPLAINTEXT },
+                { "noactive", SMTP_SASL_NOACTIVE },
+                { "nodictionary", SMTP_SASL_NODICTIONARY },
+                { "noanonymous", SMTP_SASL_NOANONYMOUS },
+                { "mutual_auth", SMTP_SASL_MUTUAL_AUTH },
+                { "forward_secrecy", SMTP_SASL_FORWARD_SECRECY },
+        };
+        unsigned flags = 0;
+        int r = 0;
+
+        for (const char *p = s; p && *p;) {
+                size_t n;
+
+                p += strspn(p, " ,\t");
+                n = strcspn(p, " ,\t");
+                if (n == 0)
+                        break;
+                bool known = false;
+                for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                        if (strlen(table[i].name) == n && strncasecmp(p, table[i].name, n) == 0) {
+                                flags |= table[i].flag;
+                                known = true;
+                        }
+                if (!known)
+                        r = -EINVAL;
+                p += n;
+        }
+        *ret = flags;
+        return r;
+}
+
+/* Whether the filter (NULL or empty: every mechanism) lets the mechanism name[0 .. len) through. */
+static bool mechanism_passes(char **filter, const char *name, size_t len) {
+        if (!filter || !filter[0])
+                return true;
+        for (char **f = filter; *f; f++)
+                if (strlen(*f) == len && strncasecmp(*f, name, len) == 0)
+                        return true;
+        return false;
+}
+
+int smtp_ehlo_auth(const SmtpReply *r, char **filter, unsigned *ret_mechanisms, size_t *ret_n_passed) {
+        unsigned mechanisms = 0;
+        size_t passed = 0;
+        bool any = false;
+
+        for (size_t i = 1; i < r->n_lines; i++) {
+                const char *l = r->lines[i];
+
+                /* "AUTH PLAIN LOGIN", and the "AUTH=PLAIN LOGIN" of old clients' servers. */
+                if (strncasecmp(l, "AUTH", 4) != 0 || (l[4] != ' ' && l[4] != '=' && l[4] != '\0'))
+                        continue;
+                any = true;
+                for (const char *p = l + 4; *p;) {
+                        size_t n;
+
+                        p += strspn(p, " =");
+                        n = strcspn(p, " =");
+                        if (n == 0)
+                                break;
+                        if (mechanism_passes(filter, p, n)) {
+                                const char *m = sasl_mechanism(p, n);
+                                passed++;
+                                for (size_t k = 0; m && k < SASL_MECHANISMS_MAX; k++)
+                                        if (sasl_mechanisms[k] == m)
+                                                mechanisms |= 1U << k;
+                        }
+                        p += n;
+                }
+        }
+        *ret_mechanisms = mechanisms;
+        *ret_n_passed = passed;
+        return any;
+}
+
+const char *smtp_sasl_choose(unsigned mechanisms, unsigned options) {
+        /* PLAIN and LOGIN send the password itself: a plaintext mechanism, open to active and dictionary
+         * attacks, without mutual authentication or forward secrecy. Only noanonymous leaves them usable. */
+        if (options & ~(unsigned) SMTP_SASL_NOANONYMOUS)
+                return NULL;
+        for (size_t k = 0; k < SASL_MECHANISMS_MAX; k++)
+                if (mechanisms & (1U << k))
+                        return sasl_mechanisms[k];
+        return NULL;
+}
+
+static int key_push(char ***keys, size_t *n, char *key) {
+        if (!key)
+                return -ENOMEM;
+        for (size_t i = 0; i < *n; i++)
+                if (strcaseeq((*keys)[i], key)) {
+                        free(key);
+                        return 0;
+                }
+        return strv_push(keys, n, key);
+}
+
+static char *format_key(const char *fmt, ...) _printf_(1, 2);
+static char *format_key(const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int n;
+
+        va_start(ap, fmt);
+        n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return n < 0 ? NULL : s;
+}
+
+int smtp_sasl_keys(const char *sender, const char *host, uint16_t port, const char *nexthop, bool lmtp,
+                   char ***ret) {
+        _cleanup_strv_free_ char **keys = NULL;
+        size_t n = 0;
+        SmtpHop hop;
+        int r = 0;
+
+        if (!isempty(sender)) {
+                const char *at = strrchr(sender, '@');
+                r = key_push(&keys, &n, strdup(sender));
+                if (r >= 0 && at && at[1])
+                        r = key_push(&keys, &n, strdup(at));
+        }
+        if (r >= 0 && !isempty(host)) {
+                if (port > 0)
+                        r = key_push(&keys, &n, format_key("[%s]:%u", host, port));
+                if (r >= 0)
+                        r = key_push(&keys, &n, format_key("[%s]", host));
+                if (r >= 0 && port > 0)
+                        r = key_push(&keys, &n, format_key("%s:%u", host, port));
+                if (r >= 0)
+                        r = key_push(&keys, &n, strdup(host));
+        }
+        if (r >= 0 && !isempty(nexthop)) {
+                r = key_push(&keys, &n, strdup(nexthop));
+                if (r >= 0 && smtp_hop_parse(nexthop, lmtp, lmtp ? 24 : 25, &hop) >= 0 && hop.kind == SMTP_HOP_INET)
+                        r = key_push(&keys, &n, strdup(hop.host));
+        }
+        if (r < 0)
+                return r;
+        if (!keys) {
+                keys = calloc(1, sizeof(char *));
+                if (!keys)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(keys);
+        return 0;
+}
+
+int smtp_sasl_plain_response(const char *user, const char *password, char **ret) {
+        size_t ul = strlen(user), pl = strlen(password);
+        _cleanup_free_ char *buf = malloc(ul + pl + 2);
+        int r;
+
+        if (!buf)
+                return -ENOMEM;
+        /* No authorization identity: "\0user\0password". */
+        buf[0] = '\0';
+        memcpy(buf + 1, user, ul);
+        buf[1 + ul] = '\0';
+        memcpy(buf + 2 + ul, password, pl);
+        r = sasl_base64_encode(buf, ul + pl + 2, ret);
+        explicit_bzero(buf, ul + pl + 2);
+        return r;
 }

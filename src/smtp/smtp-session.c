@@ -21,6 +21,7 @@ static const char *const stage_doing[_SMTP_STAGE_MAX] = {
         [SMTP_STAGE_HELO] = "performing the HELO handshake",
         [SMTP_STAGE_STARTTLS] = "sending STARTTLS",
         [SMTP_STAGE_TLS_HANDSHAKE] = "performing the TLS handshake",
+        [SMTP_STAGE_AUTH] = "authenticating",
         [SMTP_STAGE_MAIL] = "sending MAIL FROM",
         [SMTP_STAGE_RCPT] = "sending RCPT TO",
         [SMTP_STAGE_DATA] = "sending DATA command",
@@ -53,6 +54,7 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         sd_event_source_disable_unref(s->timer);
         safe_close(s->fd);
         smtp_reply_done(&s->reply);
+        session_sasl_forget(s);
         SSL_free(s->ssl);
         free(s->rcpts);
         free(s->accepted);
@@ -269,6 +271,13 @@ static void tls_handshake(SmtpSession *s) {
                 session_site_fail(s, "4.7.5", "Server certificate not verified", true);
                 return;
         }
+        if (settings(s)->tls_wrappermode && !s->greeted) {
+                /* Wrapper mode: the greeting comes over TLS. */
+                s->stage = SMTP_STAGE_GREETING;
+                session_set_timeout(s, settings(s)->helo_timeout);
+                update_events(s);
+                return;
+        }
         if (session_command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0) {
                 session_site_fail(s, "4.3.0", "out of memory", false);
                 return;
@@ -285,6 +294,7 @@ static void handle_reply(SmtpSession *s) {
                         return;
                 }
                 smtp_hostcache_ok(&s->address, now_monotonic_usec() - s->started);
+                s->greeted = true;
                 if (session_command(s, "%s %s", s->lmtp ? "LHLO" : "EHLO", settings(s)->helo_name) < 0)
                         break;
                 s->stage = SMTP_STAGE_EHLO;
@@ -304,6 +314,9 @@ static void handle_reply(SmtpSession *s) {
                         return;
                 }
                 s->features = smtp_ehlo_features(&s->reply, &s->size_limit);
+                /* What AUTH offers is kept for after a refused STARTTLS, when this reply is gone. */
+                s->auth_offered = smtp_ehlo_auth(&s->reply, settings(s)->sasl_mechanism_filter, &s->auth_mechanisms,
+                                                 &s->auth_n_passed) > 0;
                 if (!s->ssl && settings(s)->tls_level >= SMTP_TLS_MAY && (s->features & SMTP_FEATURE_STARTTLS)) {
                         if (session_command(s, "STARTTLS") < 0)
                                 break;
@@ -313,7 +326,12 @@ static void handle_reply(SmtpSession *s) {
                 }
                 if (tls_required(s))
                         return;
+                if (session_sasl_begin(s))
+                        return;
                 session_after_hello(s);
+                return;
+        case SMTP_STAGE_AUTH:
+                session_sasl_reply(s);
                 return;
         case SMTP_STAGE_HELO:
                 if (s->reply.code / 100 != 2) {
@@ -335,7 +353,9 @@ static void handle_reply(SmtpSession *s) {
                                 session_site_fail(s, smtp_reply_dsn(&s->reply, dsn), text, true);
                                 return;
                         }
-                        session_after_hello(s);         /* may: on in clear text */
+                        /* may: on in clear text */
+                        if (!session_sasl_begin(s))
+                                session_after_hello(s);
                         return;
                 }
                 if (smtp_tls_new(s->fd, settings(s), s->address.host, &s->ssl) < 0)
@@ -504,8 +524,20 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
                         session_site_fail(s, "4.4.1", text, false);
                         return;
                 }
-                s->stage = SMTP_STAGE_GREETING;
                 s->connected = true;
+                if (settings(s)->tls_wrappermode && s->address.sockaddr.sa.sa_family != AF_UNIX) {
+                        /* smtp_tls_wrappermode (port 465): TLS before the greeting. */
+                        if (smtp_tls_new(s->fd, settings(s), s->address.host, &s->ssl) < 0) {
+                                session_site_fail(s, "4.3.0", "out of memory", false);
+                                return;
+                        }
+                        s->stage = SMTP_STAGE_TLS_HANDSHAKE;
+                        s->tls_wants = EPOLLOUT;
+                        session_set_timeout(s, settings(s)->helo_timeout);
+                        update_events(s);
+                        return;
+                }
+                s->stage = SMTP_STAGE_GREETING;
                 session_set_timeout(s, settings(s)->helo_timeout);
                 update_events(s);
                 return;

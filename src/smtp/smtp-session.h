@@ -11,6 +11,7 @@ typedef enum SmtpStage {
         SMTP_STAGE_HELO,
         SMTP_STAGE_STARTTLS,            /* waiting for 220 to STARTTLS */
         SMTP_STAGE_TLS_HANDSHAKE,
+        SMTP_STAGE_AUTH,                /* waiting for the reply to AUTH or to a response (smtp-sasl.c) */
         SMTP_STAGE_MAIL,                /* waiting for the reply to MAIL FROM */
         SMTP_STAGE_RCPT,                /* waiting for the replies to RCPT TO */
         SMTP_STAGE_DATA,                /* waiting for 354 */
@@ -34,6 +35,7 @@ struct SmtpSession {
         bool lmtp;
         bool finished;                  /* to be freed when the event handler returns */
         bool connected;
+        bool greeted;                   /* the server's 220 greeting was read */
         bool broken;                    /* ended by a failure of the server: never kept for reuse */
         unsigned n_use;                 /* transactions begun in this session, for conn_use= */
         char tls_text[700];             /* the TLS facts for delivery records, "" without TLS */
@@ -41,7 +43,14 @@ struct SmtpSession {
         uint64_t idle_since;
         SmtpSession *cache_next, *cache_prev;
         uint64_t started;               /* when the connect began, for the host cache */
-        SSL *ssl;                       /* after STARTTLS */
+        SSL *ssl;                       /* after STARTTLS, or from the connect on in wrapper mode */
+        bool authenticated;             /* AUTH succeeded (smtp-sasl.c) */
+        bool auth_offered;              /* the last EHLO reply offered AUTH */
+        unsigned auth_mechanisms;       /* its mechanisms postbus speaks (bits of sasl_mechanisms[]) */
+        size_t auth_n_passed;           /* its mechanisms that passed smtp_sasl_mechanism_filter */
+        const char *sasl_mechanism;     /* "PLAIN" or "LOGIN" while authenticating */
+        unsigned sasl_step;             /* LOGIN: responses sent */
+        char *sasl_user, *sasl_password;        /* held only until they are sent */
         uint32_t tls_wants;             /* what the last TLS call waits for */
         int fd;
         sd_event_source *io;
@@ -87,6 +96,12 @@ void session_site_fail(SmtpSession *s, const char *dsn, const char *text, bool q
 /* smtp-cache.c: idle sessions by destination. */
 void smtp_cache_put(SmtpSession *s, const char *key, uint64_t idle_limit);
 void smtp_cache_remove(SmtpSession *s);
+
+/* smtp-sasl.c: after EHLO, authenticate when the settings and the server call for it: true when the session
+ * went on with AUTH (or failed), false when it goes on to MAIL without. */
+bool session_sasl_begin(SmtpSession *s);
+void session_sasl_reply(SmtpSession *s);
+void session_sasl_forget(SmtpSession *s);
 
 /* smtp-transaction.c */
 void session_after_hello(SmtpSession *s);

@@ -12,7 +12,9 @@
  * through the descriptor qmgr passes and never writes it. Everything a remote server sends is untrusted:
  * replies are parsed line by line with a bounded input buffer (a longer line is cut), a bounded number of
  * lines and of kept text, and every stage has its timeout; reply text is escaped before it goes into a
- * result or the journal. DNS answers (c-ares) only choose where to connect. */
+ * result or the journal. DNS answers (c-ares) only choose where to connect. The passwords of
+ * smtp_sasl_password_maps (a table readable by postbus) are sent only with the mechanisms the SASL security
+ * options allow (by default never outside TLS), held only until they are sent, and never logged. */
 #include "log.h"
 #include "smtp.h"
 

@@ -89,6 +89,33 @@ size_t smtp_encoder_feed(SmtpEncoder *e, const char *in, size_t len, char *out);
 /* The end of the content: a CRLF if the last line had none, then ".\r\n". out holds 5 octets. */
 size_t smtp_encoder_finish(SmtpEncoder *e, char *out);
 
+/* SASL client authentication: smtp_sasl_security_options words, as Cyrus SASL names them. */
+typedef enum SmtpSaslOption {
+        SMTP_SASL_NOPLAINTEXT = 1 << 0,
+        SMTP_SASL_NOACTIVE = 1 << 1,
+        SMTP_SASL_NODICTIONARY = 1 << 2,
+        SMTP_SASL_NOANONYMOUS = 1 << 3,
+        SMTP_SASL_MUTUAL_AUTH = 1 << 4,
+        SMTP_SASL_FORWARD_SECRECY = 1 << 5,
+} SmtpSaslOption;
+
+/* The options of s (words separated by spaces or commas) in *ret; -EINVAL when a word is unknown (*ret then
+ * holds the known ones). */
+int smtp_sasl_options_parse(const char *s, unsigned *ret);
+/* Whether the EHLO reply offers AUTH (1) or not (0). The mechanisms it names that pass filter
+ * (smtp_sasl_mechanism_filter; NULL or empty passes all) and that postbus speaks go into *ret_mechanisms
+ * (bit k: sasl_mechanisms[k]); *ret_n_passed counts every name that passed, spoken or not. */
+int smtp_ehlo_auth(const SmtpReply *r, char **filter, unsigned *ret_mechanisms, size_t *ret_n_passed);
+/* The mechanism to use among mechanisms under the security options, or NULL when none is allowed. */
+const char *smtp_sasl_choose(unsigned mechanisms, unsigned options);
+/* The smtp_sasl_password_maps keys, in lookup order: the sender and its @domain (sender: NULL or "" unless
+ * smtp_sender_dependent_authentication), "[host]:port", "[host]", "host:port" and "host" of the server,
+ * then the next hop as written and its domain. Duplicates are left out. */
+int smtp_sasl_keys(const char *sender, const char *host, uint16_t port, const char *nexthop, bool lmtp,
+                   char ***ret);
+/* The base64 initial response of PLAIN: "\0user\0password". */
+int smtp_sasl_plain_response(const char *user, const char *password, char **ret);
+
 /* ---- smtp-tls.c ---- */
 
 typedef enum SmtpTlsLevel {
@@ -164,6 +191,13 @@ struct SmtpSettings {
         char **fallback_relay;          /* NULL: none */
         int address_family;             /* inet_protocols: AF_UNSPEC (all), AF_INET or AF_INET6 */
         int address_preference;         /* smtp_address_preference: AF_UNSPEC (any), AF_INET or AF_INET6 */
+        bool tls_wrappermode;           /* TLS from the connect on (port 465) */
+        bool sasl_enable;
+        bool sasl_sender_dependent;
+        unsigned sasl_options;          /* SmtpSaslOption, without TLS */
+        unsigned sasl_tls_options;      /* over TLS */
+        char *sasl_password_maps;
+        char **sasl_mechanism_filter;
 };
 
 typedef enum SmtpRcptState {
@@ -209,6 +243,13 @@ typedef struct SmtpAddress {
         char text[sizeof(struct sockaddr_un)];  /* the address (or socket path) for "host[text]" */
         unsigned preference;            /* the MX preference of host (0 without MX) */
 } SmtpAddress;
+
+/* smtp-sasl.c: the SASL and wrapper-mode fields of set, from main.cf and the transport's -o overrides. */
+int smtp_sasl_settings_load(const Config *cfg, char **options, SmtpSettings *set);
+void smtp_sasl_settings_done(SmtpSettings *set);
+void smtp_sasl_cleanup(void);
+/* A STRING or BOOL parameter's text: the -o override ("o:smtp_x", or "o:lmtp_x" for smtp_x), else value. */
+const char *smtp_setting_string(char **options, const char *name, const char *value);
 
 /* smtp-tls-policy.c: the TLS fields of set (set->lmtp already set) for a delivery to nexthop. */
 int smtp_tls_settings_load(const Config *cfg, char **options, const char *nexthop, SmtpSettings *set);
@@ -265,6 +306,8 @@ Daemon *smtp_call_daemon(SmtpCall *c);
 const SmtpSettings *smtp_call_settings(SmtpCall *c);
 const char *smtp_call_queue_id(SmtpCall *c);
 const char *smtp_call_sender(SmtpCall *c);
+/* The next hop whose addresses the call is trying: the request's, or a fallback relay. */
+const char *smtp_call_nexthop(SmtpCall *c);
 const QueueEnvelope *smtp_call_envelope(SmtpCall *c);
 int smtp_call_queue_fd(SmtpCall *c);
 SmtpRecipient *smtp_call_recipients(SmtpCall *c, size_t *ret_n);

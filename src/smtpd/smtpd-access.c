@@ -48,6 +48,18 @@ int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret) {
                 return 0;
         }
 
+        /* FILTER transport:destination: a transport name, a colon, and no white space. */
+        if (word == 6 && strncasecmp(value, "FILTER", 6) == 0) {
+                size_t tlen = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
+                if (tlen == 0 || text[tlen] != ':' || text[strcspn(text, " \t")] != '\0' ||
+                    strlen(text) >= MIN(sizeof a.text, (size_t) SMTPD_FILTER_MAX))
+                        return -EINVAL;
+                a.action = SMTPD_ACCESS_FILTER;
+                strcpy(a.text, text);
+                *ret = a;
+                return 0;
+        }
+
         /* All digits: OK, for compatibility with Postfix's old tables. */
         if (strspn(value, "0123456789") == strlen(value)) {
                 a.action = SMTPD_ACCESS_PERMIT;
@@ -251,6 +263,14 @@ static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestrict
                 case SMTPD_ACCESS_PERMIT:
                         return SMTPD_CHECK_OK;
                 case SMTPD_ACCESS_DUNNO:
+                        return SMTPD_CHECK_DUNNO;
+                case SMTPD_ACCESS_FILTER:
+                        /* As Postfix: remembered for the message, and the list goes on as after DUNNO. */
+                        if (ctx->in->filter) {
+                                strcpy(ctx->in->filter, a.text);
+                                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", ctx->in->client->text }),
+                                         "filter: %s: %s triggers FILTER %s", ctx->client_name, name, a.text);
+                        }
                         return SMTPD_CHECK_DUNNO;
                 default:
                         return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: %s", a.code, a.dsn, name, class,

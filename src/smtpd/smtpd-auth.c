@@ -1,6 +1,7 @@
 /* smtpd-auth.c: AUTH (RFC 4954) in the smtpd process: the session's side of the exchange that
  * smtpd-sasl.c carries on with Dovecot; offered only over TLS. */
 #include "log.h"
+#include "sasl-util.h"
 #include "smtpd-session.h"
 
 /* AUTH only ever over TLS: a password never crosses the network in plaintext. */
@@ -93,7 +94,7 @@ void smtpd_cmd_auth(SmtpdSession *s, const SmtpdCommand *c) {
         }
         while (mlen < c->arg_len && c->arg[mlen] != ' ' && c->arg[mlen] != '\t')
                 mlen++;
-        mech = smtpd_sasl_mechanism(c->arg, mlen);
+        mech = sasl_mechanism(c->arg, mlen);
         if (!mech) {
                 smtpd_session_reply(s, mlen == 0 ? "501 5.5.4 Syntax: AUTH mechanism"
                                                  : "504 5.5.4 Unsupported authentication mechanism");
@@ -108,7 +109,7 @@ void smtpd_cmd_auth(SmtpdSession *s, const SmtpdCommand *c) {
                 /* "=" is an empty initial response (RFC 4954 4). */
                 if (ilen == 1 && p[0] == '=')
                         ilen = 0;
-                else if (!smtpd_sasl_base64_valid(p, ilen)) {
+                else if (!sasl_base64_valid(p, ilen)) {
                         smtpd_session_reply(s, "501 5.5.2 Cannot decode response");
                         return;
                 }
@@ -146,7 +147,7 @@ void smtpd_session_auth_response(SmtpdSession *s, const char *line, size_t len) 
                 smtpd_session_reply(s, "501 5.7.0 Authentication aborted");
                 return;
         }
-        if (!smtpd_sasl_base64_valid(line, len)) {
+        if (!sasl_base64_valid(line, len)) {
                 smtpd_session_auth_end(s);
                 smtpd_session_reply(s, "501 5.5.2 Cannot decode response");
                 return;

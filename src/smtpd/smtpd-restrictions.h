@@ -72,11 +72,15 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
 void smtpd_restriction_list_done(SmtpdRestrictionList *l);
 bool smtpd_restriction_list_has(const SmtpdRestrictionList *l, SmtpdRestrictionType t);
 
+/* Longest transport:destination of a FILTER action, with its NUL. */
+#define SMTPD_FILTER_MAX 512U
+
 /* What an access(5) table says about a key. */
 typedef enum SmtpdAccessAction {
         SMTPD_ACCESS_PERMIT,            /* OK, PERMIT, or all digits */
         SMTPD_ACCESS_DUNNO,             /* DUNNO: as if the key had not been found */
         SMTPD_ACCESS_REJECT,            /* REJECT, DEFER, 4NN text, 5NN text: code, dsn and text below */
+        SMTPD_ACCESS_FILTER,            /* FILTER transport:destination (in text): the message's content filter */
         _SMTPD_ACCESS_ACTION_MAX,
         _SMTPD_ACCESS_ACTION_INVALID = -EINVAL,
 } SmtpdAccessAction;
@@ -88,7 +92,7 @@ typedef struct SmtpdAccessResult {
         char text[SMTPD_REPLY_LINE_MAX];        /* "Access denied", or the table's text; printable ASCII */
 } SmtpdAccessResult;
 
-/* Parses a table value. -EOPNOTSUPP for an action we do not implement (HOLD, DISCARD, FILTER, ...),
+/* Parses a table value. -EOPNOTSUPP for an action we do not implement (HOLD, DISCARD, ...),
  * -EINVAL for a malformed one ("6NN text", a DSN whose class differs from the code's). */
 int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret);
 
@@ -135,6 +139,8 @@ typedef struct SmtpdCheckInput {
         const char *sender;             /* NULL before MAIL; "" is the null sender */
         const char *recipient;          /* NULL except at RCPT */
         bool authenticated;             /* SASL */
+        char *filter;                   /* SMTPD_FILTER_MAX bytes: where a FILTER action writes its
+                                         * transport:destination (the last one wins); NULL: ignored */
 } SmtpdCheckInput;
 
 /* Each returns 0 when the command may go on, or 1 with the reply ("554 5.7.1 ...", no CRLF) in reply

@@ -14,34 +14,8 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "sasl-util.h"
 #include "smtpd-sasl.h"
-
-static bool is_base64_char(char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-               c == '/';
-}
-
-bool smtpd_sasl_base64_valid(const char *s, size_t len) {
-        size_t pad = 0;
-
-        if (len % 4 != 0)
-                return false;
-        if (len > 0 && s[len - 1] == '=')
-                pad = len > 1 && s[len - 2] == '=' ? 2 : 1;
-        for (size_t i = 0; i < len - pad; i++)
-                if (!is_base64_char(s[i]))
-                        return false;
-        return true;
-}
-
-static const char *const mechanisms[] = { "PLAIN", "LOGIN" };
-
-const char *smtpd_sasl_mechanism(const char *s, size_t len) {
-        for (size_t i = 0; i < ELEMENTSOF(mechanisms); i++)
-                if (strlen(mechanisms[i]) == len && strncasecmp(s, mechanisms[i], len) == 0)
-                        return mechanisms[i];
-        return NULL;
-}
 
 /* The next tab-separated field of line[*pos .. len); *pos moves past it and its tab. */
 static bool next_field(const char *line, size_t len, size_t *pos, const char **ret, size_t *ret_len) {
@@ -166,7 +140,7 @@ int smtpd_sasl_reply_parse(const char *line, size_t len, SmtpdSaslReply *ret) {
                                 r.challenge = line + pos;
                                 r.challenge_len = len - pos;
                         }
-                        if (!smtpd_sasl_base64_valid(r.challenge, r.challenge_len))
+                        if (!sasl_base64_valid(r.challenge, r.challenge_len))
                                 return -EBADMSG;
                         break;
                 }
@@ -393,7 +367,7 @@ int smtpd_sasl_new(sd_event *event, const char *path, uint64_t timeout_usec, con
 
         if (!path || path[0] != '/' || strlen(path) >= sizeof sa.sun_path || !req->mechanism)
                 return -EINVAL;
-        if (req->initial_response && !smtpd_sasl_base64_valid(req->initial_response, strlen(req->initial_response)))
+        if (req->initial_response && !sasl_base64_valid(req->initial_response, strlen(req->initial_response)))
                 return -EINVAL;
         a = calloc(1, sizeof(SmtpdSasl));
         if (!a)
@@ -440,7 +414,7 @@ int smtpd_sasl_respond(SmtpdSasl *a, const char *response, size_t len) {
         char head[32];
         int n, r;
 
-        if (a->state != SMTPD_SASL_STATE_CLIENT || !smtpd_sasl_base64_valid(response, len))
+        if (a->state != SMTPD_SASL_STATE_CLIENT || !sasl_base64_valid(response, len))
                 return -EINVAL;
         n = snprintf(head, sizeof head, "CONT\t%u\t", SASL_REQUEST_ID);
         r = queue_out(a, head, (size_t) n);

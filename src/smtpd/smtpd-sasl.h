@@ -49,12 +49,6 @@ typedef struct SmtpdSaslReply {
  *                control characters, a challenge that is not base64 */
 int smtpd_sasl_reply_parse(const char *line, size_t len, SmtpdSaslReply *ret);
 
-/* Whether s[0 .. len) is base64 (RFC 4648 alphabet, padded, length a multiple of 4); "" is. */
-bool smtpd_sasl_base64_valid(const char *s, size_t len);
-
-/* The canonical name of a mechanism we offer (case-insensitive match), or NULL. */
-const char *smtpd_sasl_mechanism(const char *s, size_t len);
-
 typedef enum SmtpdSaslResult {
         SMTPD_SASL_CONTINUE,            /* text: the challenge (base64) for a 334 reply */
         SMTPD_SASL_OK,                  /* text: the authenticated user name */

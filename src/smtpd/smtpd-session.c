@@ -18,6 +18,7 @@ void smtpd_session_reset(SmtpdSession *s) {
         s->smtputf8 = false;
         s->body = s->dsn_ret = NULL;
         s->dsn_envid[0] = '\0';
+        s->filter[0] = '\0';
         s->bdat = s->bdat_last = s->bdat_failed = false;
         s->bdat_remaining = 0;
         s->bdat_error = NULL;
@@ -194,6 +195,7 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
                 .sender = sender,
                 .recipient = rcpt,
                 .authenticated = s->authenticated,
+                .filter = s->filter,
         };
         char reply[SMTPD_REPLY_LINE_MAX];
         int r;

@@ -117,6 +117,12 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
                 r = sd_bus_message_append(m, "{ss}", "dsn_ret", s->dsn_ret);
         if (r >= 0 && s->dsn_envid[0])
                 r = sd_bus_message_append(m, "{ss}", "dsn_envid", s->dsn_envid);
+        /* An access table's FILTER, else the service's content_filter: qmgr sends the message to the filter,
+         * not to its recipients. A re-injection service sets it empty, so that filtered mail is not filtered
+         * again. */
+        if (r >= 0 && (s->filter[0] || !isempty(s->listener->config->content_filter)))
+                r = sd_bus_message_append(m, "{ss}", "content_filter",
+                                          s->filter[0] ? s->filter : s->listener->config->content_filter);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)

@@ -82,6 +82,7 @@ static const char *const service_params[] = {
         "smtpd_sender_restrictions",
         "smtpd_relay_restrictions",
         "smtpd_recipient_restrictions",
+        "content_filter",
 };
 
 static bool service_param_allowed(ConfigParamId id) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../../src/smtpd/smtpd-sasl.h"
+#include "sasl-util.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -22,14 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         CHECK(*p > ' ' && *p < 0x7F);
                 if (r.type == SMTPD_SASL_REPLY_CONT) {
                         CHECK(r.challenge >= line && r.challenge + r.challenge_len <= line + size);
-                        CHECK(smtpd_sasl_base64_valid(r.challenge, r.challenge_len));
+                        CHECK(sasl_base64_valid(r.challenge, r.challenge_len));
                         CHECK(!memchr(r.challenge, '\t', r.challenge_len));
                 }
                 if (r.type == SMTPD_SASL_REPLY_OK && r.user[0])
                         CHECK(memmem(line, size, "user=", 5) != NULL);
         }
-        if (smtpd_sasl_base64_valid(line, size))
+        if (sasl_base64_valid(line, size))
                 CHECK(size % 4 == 0 && !memchr(line, '\n', size) && !memchr(line, '\t', size));
-        (void) smtpd_sasl_mechanism(line, size);
+        (void) sasl_mechanism(line, size);
         return 0;
 }

@@ -14,11 +14,12 @@ TEST(parse_and_match) {
                 "/^X-Secret:/ IGNORE\n"
                 "/^Subject: Case/i REJECT case sensitive\n"
                 "!/^(From|To|Subject|Date|Message-ID|X-[A-Za-z-]+):/ WARN odd header\n"
-                "/^X-Fine:/ OK\n";
+                "/^X-Fine:/ OK\n"
+                "/^X-Scan:/ FILTER smtp:[127.0.0.1]:10026\n";
         const CleanupCheckRule *r;
 
         ASSERT_OK(cleanup_checks_parse(text, "/etc/postbus/header_checks", &c));
-        ASSERT_EQ(c->n_rules, 7);
+        ASSERT_EQ(c->n_rules, 8);
 
         r = cleanup_checks_match(c, "Subject: buy VIAGRA now");
         ASSERT_TRUE(r && r->action == CLEANUP_CHECK_REJECT);
@@ -38,6 +39,9 @@ TEST(parse_and_match) {
         ASSERT_TRUE(r && r->action == CLEANUP_CHECK_WARN);
         r = cleanup_checks_match(c, "X-Fine: 1");
         ASSERT_TRUE(r && r->action == CLEANUP_CHECK_DUNNO);
+        r = cleanup_checks_match(c, "X-Scan: yes");
+        ASSERT_TRUE(r && r->action == CLEANUP_CHECK_FILTER);
+        ASSERT_STREQ(r->text, "smtp:[127.0.0.1]:10026");
         cleanup_checks_free(c);
 }
 
@@ -52,6 +56,14 @@ TEST(errors) {
         ASSERT_ERR(cleanup_checks_parse("  /a/ REJECT\n", "f", &c), EINVAL);
         ASSERT_ERR(cleanup_checks_parse("/a++/ REJECT\n", "f", &c), EINVAL);
         ASSERT_ERR(cleanup_checks_parse("/a*{2}/ REJECT\n", "f", &c), EINVAL);
+        /* FILTER needs transport:destination */
+        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER\n", "f", &c), EINVAL);
+        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER amavis\n", "f", &c), EINVAL);
+        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER :[127.0.0.1]:10024\n", "f", &c), EINVAL);
+        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER smtp:x y\n", "f", &c), EINVAL);
+        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER sm/tp:x\n", "f", &c), EINVAL);
+        ASSERT_OK(cleanup_checks_parse("/a/ FILTER amavis:\n", "f", &c));
+        c = cleanup_checks_free(c);
         ASSERT_OK(cleanup_checks_parse("/a\\++ [*+]+ (b+)+ x{1,2}y?/ REJECT\n", "f", &c));
         c = cleanup_checks_free(c);
         ASSERT_TRUE(c == NULL);

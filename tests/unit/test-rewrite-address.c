@@ -230,6 +230,41 @@ TEST(resolve_virtual) {
         ASSERT_ERR(rewrite_resolve(&c, "x@hosted.example", &res), EINVAL);
 }
 
+TEST(resolve_sender_relayhost) {
+        char *mydest[] = { "host.example.org", NULL };
+        const char *relays[] = {
+                "boss@example.com", "[boss-relay.example]:587",
+                "@example.com", "[corp-relay.example]",
+                "<>", "[bounce-relay.example]",
+                NULL,
+        };
+        RewriteResolveContext c = {
+                .mydestination = mydest,
+                .local_transport = "local:host.example.org",
+                .default_transport = "smtp",
+                .relayhost = "[relay.example]",
+                .relayhost_lookup = fake_lookup,
+                .userdata = relays,
+        };
+
+        /* no sender given (Resolve): relayhost */
+        check_resolve(&c, "x@example.net", "smtp", "[relay.example]");
+        c.sender = "boss@example.com";
+        check_resolve(&c, "x@example.net", "smtp", "[boss-relay.example]:587");
+        c.sender = "worker@example.com";
+        check_resolve(&c, "x@example.net", "smtp", "[corp-relay.example]");
+        c.sender = "";
+        check_resolve(&c, "x@example.net", "smtp", "[bounce-relay.example]");
+        c.sender = "someone@elsewhere.example";
+        check_resolve(&c, "x@example.net", "smtp", "[relay.example]");
+        /* local mail stays local */
+        c.sender = "boss@example.com";
+        check_resolve(&c, "alice@host.example.org", "local", "host.example.org");
+        /* a default_transport with its own next hop keeps it */
+        c.default_transport = "smtp:[fixed.example]";
+        check_resolve(&c, "x@example.net", "smtp", "[fixed.example]");
+}
+
 TEST(at) {
         ASSERT_EQ(rewrite_address_at("a@b"), 1);
         ASSERT_EQ(rewrite_address_at("\"a@b\"@c"), 5);
@@ -243,6 +278,7 @@ int main(void) {
         RUN(transport);
         RUN(resolve);
         RUN(resolve_virtual);
+        RUN(resolve_sender_relayhost);
         RUN(at);
         return 0;
 }

@@ -1,9 +1,11 @@
-/* test-smtp-proto.c: the smtp role's pure protocol helpers: server replies, EHLO keywords, next hops and
- * the DATA encoder (dot-stuffing, CRLF, long lines wrapped with CRLF SPACE). */
+/* test-smtp-proto.c: the smtp role's pure protocol helpers: server replies, EHLO keywords, next hops, the
+ * DATA encoder (dot-stuffing, CRLF, long lines wrapped with CRLF SPACE), and the pure parts of SASL client
+ * authentication (AUTH in EHLO, security options, password table keys, PLAIN). */
 #include <errno.h>
 
 #include "tests.h"
 #include "macro.h"
+#include "sasl-util.h"
 #include "src/smtp/smtp.h"
 
 static int add(SmtpReply *r, const char *line) {
@@ -206,6 +208,109 @@ TEST(encoder_long_line) {
         encode(in, 998, 7, expected);
 }
 
+static void ehlo(SmtpReply *r, const char *const *lines) {
+        smtp_reply_init(r);
+        for (size_t i = 0; lines[i]; i++)
+                ASSERT_EQ(add(r, lines[i]), lines[i + 1] ? 0 : 1);
+}
+
+TEST(ehlo_auth) {
+        static const char *const plain_login[] = { "250-fake.test", "250-PIPELINING", "250-AUTH login PLAIN CRAM-MD5",
+                                                   "250 8BITMIME", NULL };
+        static const char *const old_form[] = { "250-fake.test", "250-AUTH=LOGIN", "250 SIZE 100", NULL };
+        static const char *const cram[] = { "250-fake.test", "250 AUTH CRAM-MD5 DIGEST-MD5", NULL };
+        static const char *const none[] = { "250-fake.test", "250-AUTHX PLAIN", "250 SIZE", NULL };
+        char *filter_login[] = { (char *) "login", NULL }, *filter_gssapi[] = { (char *) "GSSAPI", NULL };
+        SmtpReply r;
+        unsigned m;
+        size_t n;
+
+        ehlo(&r, plain_login);
+        ASSERT_EQ(smtp_ehlo_auth(&r, NULL, &m, &n), 1);
+        ASSERT_EQ(m, 3U);
+        ASSERT_EQ(n, 3U);
+        ASSERT_EQ(smtp_ehlo_auth(&r, filter_login, &m, &n), 1);
+        ASSERT_EQ(m, 2U);
+        ASSERT_EQ(n, 1U);
+        ASSERT_EQ(smtp_ehlo_auth(&r, filter_gssapi, &m, &n), 1);
+        ASSERT_EQ(m, 0U);
+        ASSERT_EQ(n, 0U);
+        smtp_reply_done(&r);
+        ehlo(&r, old_form);
+        ASSERT_EQ(smtp_ehlo_auth(&r, NULL, &m, &n), 1);
+        ASSERT_EQ(m, 2U);
+        smtp_reply_done(&r);
+        ehlo(&r, cram);
+        ASSERT_EQ(smtp_ehlo_auth(&r, NULL, &m, &n), 1);
+        ASSERT_EQ(m, 0U);
+        ASSERT_EQ(n, 2U);
+        smtp_reply_done(&r);
+        ehlo(&r, none);
+        ASSERT_EQ(smtp_ehlo_auth(&r, NULL, &m, &n), 0);
+        ASSERT_EQ(m, 0U);
+        smtp_reply_done(&r);
+}
+
+TEST(sasl_options) {
+        unsigned o;
+
+        ASSERT_EQ(smtp_sasl_options_parse("noplaintext, noanonymous", &o), 0);
+        ASSERT_EQ(o, (unsigned) (SMTP_SASL_NOPLAINTEXT | SMTP_SASL_NOANONYMOUS));
+        ASSERT_TRUE(!smtp_sasl_choose(3, o));           /* the default: no password outside TLS */
+        ASSERT_EQ(smtp_sasl_options_parse("noanonymous", &o), 0);
+        ASSERT_STREQ(smtp_sasl_choose(3, o), "PLAIN");
+        ASSERT_STREQ(smtp_sasl_choose(2, o), "LOGIN");
+        ASSERT_TRUE(!smtp_sasl_choose(0, o));
+        ASSERT_EQ(smtp_sasl_options_parse("", &o), 0);
+        ASSERT_EQ(o, 0U);
+        ASSERT_STREQ(smtp_sasl_choose(1, o), "PLAIN");
+        ASSERT_EQ(smtp_sasl_options_parse("nodictionary", &o), 0);
+        ASSERT_TRUE(!smtp_sasl_choose(3, o));
+        ASSERT_EQ(smtp_sasl_options_parse("noanonymous bogus", &o), -EINVAL);
+        ASSERT_EQ(o, (unsigned) SMTP_SASL_NOANONYMOUS);
+}
+
+static void keys_are(const char *sender, const char *host, uint16_t port, const char *nexthop,
+                     const char *const *expected) {
+        _cleanup_strv_free_ char **keys = NULL;
+        size_t i;
+
+        ASSERT_EQ(smtp_sasl_keys(sender, host, port, nexthop, false, &keys), 0);
+        for (i = 0; expected[i]; i++)
+                ASSERT_STREQ(keys[i], expected[i]);
+        ASSERT_TRUE(!keys[i]);
+}
+
+TEST(sasl_keys) {
+        static const char *const relay[] = { "[relay.test]:587", "[relay.test]", "relay.test:587", "relay.test",
+                                             NULL };
+        static const char *const mx[] = { "[mx1.example.org]:25", "[mx1.example.org]", "mx1.example.org:25",
+                                          "mx1.example.org", "example.org", NULL };
+        static const char *const by_sender[] = { "bob@example.com", "@example.com", "[127.0.0.1]:2525",
+                                                 "[127.0.0.1]", "127.0.0.1:2525", "127.0.0.1", NULL };
+
+        keys_are(NULL, "relay.test", 587, "[relay.test]:587", relay);
+        keys_are("", "mx1.example.org", 25, "example.org", mx);
+        keys_are("bob@example.com", "127.0.0.1", 2525, "[127.0.0.1]:2525", by_sender);
+}
+
+TEST(sasl_plain) {
+        _cleanup_free_ char *b64 = NULL, *back = NULL;
+        size_t n;
+
+        ASSERT_EQ(smtp_sasl_plain_response("alice", "secret", &b64), 0);
+        ASSERT_STREQ(b64, "AGFsaWNlAHNlY3JldA==");
+        ASSERT_EQ(sasl_base64_decode(b64, strlen(b64), &back, &n), 0);
+        ASSERT_EQ(n, 13U);
+        ASSERT_TRUE(memcmp(back, "\0alice\0secret", 13) == 0);
+        free(back);
+        back = NULL;
+        ASSERT_EQ(sasl_base64_decode("YWI=", 4, &back, &n), 0);
+        ASSERT_STREQ(back, "ab");
+        ASSERT_EQ(n, 2U);
+        ASSERT_EQ(sasl_base64_decode("YW=j", 4, &back, &n), -EINVAL);
+}
+
 int main(void) {
         RUN(reply_single);
         RUN(reply_bad);
@@ -214,5 +319,9 @@ int main(void) {
         RUN(hop);
         RUN(encoder);
         RUN(encoder_long_line);
+        RUN(ehlo_auth);
+        RUN(sasl_options);
+        RUN(sasl_keys);
+        RUN(sasl_plain);
         return 0;
 }

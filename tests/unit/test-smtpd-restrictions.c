@@ -107,6 +107,15 @@ TEST(access_result) {
         ASSERT_ERR(smtpd_access_result_parse("550 4.7.1 class mismatch", &a), EINVAL);
         ASSERT_ERR(smtpd_access_result_parse("HOLD", &a), EOPNOTSUPP);
         ASSERT_ERR(smtpd_access_result_parse("DISCARD spam", &a), EOPNOTSUPP);
+        ASSERT_OK(smtpd_access_result_parse("FILTER smtp:[127.0.0.1]:10026", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_FILTER);
+        ASSERT_STREQ(a.text, "smtp:[127.0.0.1]:10026");
+        ASSERT_OK(smtpd_access_result_parse("filter amavis:", &a));
+        ASSERT_STREQ(a.text, "amavis:");
+        ASSERT_ERR(smtpd_access_result_parse("FILTER", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("FILTER amavis", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("FILTER :[127.0.0.1]:10026", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("FILTER smtp:a b", &a), EINVAL);
         ASSERT_ERR(smtpd_access_result_parse("", &a), EINVAL);
         /* control characters from a table never reach a reply */
         ASSERT_OK(smtpd_access_result_parse("REJECT a\rb", &a));

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include "tests.h"
+#include "sasl-util.h"
 #include "../../src/smtpd/smtpd-sasl.h"
 
 static int parse(const char *line, SmtpdSaslReply *r) {
@@ -96,30 +97,30 @@ TEST(answers) {
 }
 
 TEST(base64) {
-        ASSERT_TRUE(smtpd_sasl_base64_valid("", 0));
-        ASSERT_TRUE(smtpd_sasl_base64_valid("AGFsaWNlAHNlY3JldA==", 20));
-        ASSERT_TRUE(smtpd_sasl_base64_valid("YWJj", 4));
-        ASSERT_TRUE(smtpd_sasl_base64_valid("YWI=", 4));
-        ASSERT_TRUE(smtpd_sasl_base64_valid("a+/9", 4));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("=", 1));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("YWJ", 3));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("====", 4));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("Y===", 4));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("YW=j", 4));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("YW\tj", 4));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("YW j", 4));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("YWJj\n", 5));
-        ASSERT_TRUE(!smtpd_sasl_base64_valid("YW\0j", 4));
+        ASSERT_TRUE(sasl_base64_valid("", 0));
+        ASSERT_TRUE(sasl_base64_valid("AGFsaWNlAHNlY3JldA==", 20));
+        ASSERT_TRUE(sasl_base64_valid("YWJj", 4));
+        ASSERT_TRUE(sasl_base64_valid("YWI=", 4));
+        ASSERT_TRUE(sasl_base64_valid("a+/9", 4));
+        ASSERT_TRUE(!sasl_base64_valid("=", 1));
+        ASSERT_TRUE(!sasl_base64_valid("YWJ", 3));
+        ASSERT_TRUE(!sasl_base64_valid("====", 4));
+        ASSERT_TRUE(!sasl_base64_valid("Y===", 4));
+        ASSERT_TRUE(!sasl_base64_valid("YW=j", 4));
+        ASSERT_TRUE(!sasl_base64_valid("YW\tj", 4));
+        ASSERT_TRUE(!sasl_base64_valid("YW j", 4));
+        ASSERT_TRUE(!sasl_base64_valid("YWJj\n", 5));
+        ASSERT_TRUE(!sasl_base64_valid("YW\0j", 4));
 }
 
 TEST(mechanisms) {
-        ASSERT_STREQ(smtpd_sasl_mechanism("PLAIN", 5), "PLAIN");
-        ASSERT_STREQ(smtpd_sasl_mechanism("plain", 5), "PLAIN");
-        ASSERT_STREQ(smtpd_sasl_mechanism("Login", 5), "LOGIN");
-        ASSERT_TRUE(!smtpd_sasl_mechanism("PLAI", 4));
-        ASSERT_TRUE(!smtpd_sasl_mechanism("CRAM-MD5", 8));
-        ASSERT_TRUE(!smtpd_sasl_mechanism("", 0));
-        ASSERT_TRUE(!smtpd_sasl_mechanism("PLAINX", 6));
+        ASSERT_STREQ(sasl_mechanism("PLAIN", 5), "PLAIN");
+        ASSERT_STREQ(sasl_mechanism("plain", 5), "PLAIN");
+        ASSERT_STREQ(sasl_mechanism("Login", 5), "LOGIN");
+        ASSERT_TRUE(!sasl_mechanism("PLAI", 4));
+        ASSERT_TRUE(!sasl_mechanism("CRAM-MD5", 8));
+        ASSERT_TRUE(!sasl_mechanism("", 0));
+        ASSERT_TRUE(!sasl_mechanism("PLAINX", 6));
 }
 
 /* The client against a scripted Dovecot: the child reads what the client sends, checks it, and answers
