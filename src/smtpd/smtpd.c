@@ -169,6 +169,7 @@ static void smtpd_free(Smtpd *server) {
                 config_free(server->listeners[i].config);
         }
         bus_client_free(server->cleanup);
+        milter_settings_done(&server->milters);
         resolver_free(server->resolver);        /* after the sessions and checks whose lookups it runs */
         for (size_t i = 0; i < server->n_listen; i++)
                 sd_event_source_disable_unref(server->listen_sources[i]);
@@ -280,6 +281,9 @@ static int smtpd_setup(Daemon *d) {
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/cleanup", &server->cleanup);
         if (r < 0)
                 return log_oom();
+        r = milter_settings_load(d->config, d->config->smtpd_milters, &server->milters);
+        if (r < 0)
+                return r;
         /* Reads /etc/resolv.conf once; c-ares opens its sockets only for lookups. */
         r = resolver_new(d->event, &server->resolver);
         if (r < 0)

@@ -5,6 +5,7 @@
 
 #include "bus-util.h"
 #include "daemon.h"
+#include "milter.h"
 #include "smtpd-anvil.h"
 #include "smtpd-mynetworks.h"
 #include "smtpd-restrictions.h"
@@ -64,6 +65,7 @@ struct Smtpd {
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         BusClient *cleanup;
+        MilterSettings milters;         /* smtpd_milters and the milter_* parameters */
         Resolver *resolver;             /* DNS for every session: client names, reject_rbl_client */
         SmtpdListener listeners[_SMTPD_SERVICE_MAX];
         sd_event_source **listen_sources;       /* one per socket of any service */
