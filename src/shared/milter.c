@@ -381,6 +381,8 @@ static int on_verdict(Milter *m, const MilterReply *r) {
                 (void) snprintf(c->reply, sizeof c->reply, "%s", r->text);
                 return TURN_STOP;
         case MILTER_REPLY_DISCARD:
+                /* The milter is done with this message (libmilter asks nothing more about it). */
+                m->accepted_message = true;
                 c->verdict = MILTER_DISCARD;
                 return TURN_STOP;
         default:
