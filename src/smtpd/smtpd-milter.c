@@ -113,7 +113,11 @@ static void on_command_done(MilterChain *c, MilterVerdict verdict, const char *r
                 smtpd_session_reject(s, s->in_mail ? s->sender : NULL,
                                      cmd == SMTPD_COMMAND_RCPT && s->n_recipients > 0
                                              ? s->recipients[s->n_recipients - 1] : NULL, "%s", reply);
-                if (cmd == SMTPD_COMMAND_MAIL)
+                /* A refused DATA ends the transaction: the milters are done with this message, and a
+                 * second DATA must not pass them by. */
+                if (cmd == SMTPD_COMMAND_DATA)
+                        smtpd_session_reset(s);
+                else if (cmd == SMTPD_COMMAND_MAIL)
                         s->in_mail = false;
                 else if (cmd == SMTPD_COMMAND_RCPT && s->n_recipients > 0) {
                         s->n_recipients--;

@@ -2,7 +2,9 @@
 with every kind of reply, makes every end-of-message change (checked in the delivered Maildir message) and
 quarantines to hold; a dead, a hanging and a misbehaving milter get milter_default_action; OpenDKIM as a
 milter signs SMTP and sendmail mail, and the signature verifies with python3-dkim against the key."""
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -127,6 +129,7 @@ def run_test_milter(spec):
                 crlf = b'\r\n' in self.bodytext
                 self.addheader('X-Milter-Macros', f'mail_addr={self.mail_macros[0]} rcpt_addr={self.rcpt_macro} '
                                                   f'body_crlf={crlf}')
+                self.addheader('X-Milter-Original', self.bodytext.split(b'\r\n')[0].decode())
                 self.replacebody(b'The body was replaced.\r\nSecond line.\r\n')
                 self.addrcpt('<frank@localhost>')
                 self.delrcpt('<erin@localhost>')
@@ -172,6 +175,21 @@ class BadServer:
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+def installed(name):
+    """Where meson installed one of our programs (Postfix's may be in /usr/sbin too)."""
+    out = pb.run('meson', 'introspect', '--installed', os.environ['POSTBUS_BUILDDIR'])
+    for dst in json.loads(out).values():
+        if dst.endswith('/sbin/sendmail'):
+            return os.path.join(os.path.dirname(dst), name)
+    raise AssertionError('sendmail is not among the installed files')
+
+
+def sendmail(sender, rcpts, text):
+    p = subprocess.run([installed('sendmail'), '-f', sender] + rcpts, input=text.encode(), capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0, p
 
 
 def queue_files(qid):
@@ -226,6 +244,8 @@ class Milters(unittest.TestCase):
                     non_smtpd_milters='', milter_default_action='tempfail', milter_connect_timeout='30s',
                     milter_command_timeout='30s', milter_content_timeout='300s')
         base.update(params)
+        # the tests restart smtpd more often than systemd's default start limit allows
+        pb.systemctl('reset-failed', 'postbus-*', check=False)
         pb.set_config(**base)
 
     def test_1_stages_and_replies(self):
@@ -317,7 +337,7 @@ class Milters(unittest.TestCase):
         raw = pb.maildir_messages('frank')[0]
         # the inserted header is above the message's own (cleanup's Received above all)
         self.assertLess(raw.index('X-Milter-First: inserted first'), raw.index('From: orig@example.org'))
-        self.assertNotIn('original body', raw)
+        self.assertNotIn('original body', raw.split('\n\n', 1)[1])
         self.assertIsNone(maildir_with('erin', 'edit-marker'))
         self.assertIsNone(maildir_with('erin', 'The body was replaced'))
         # macros of the connection
@@ -328,7 +348,7 @@ class Milters(unittest.TestCase):
         self.configure(MILTER)
         qid = pb.send('a@example.org', ['erin@localhost'], 'Subject: quarantine\n\nquarantine-marker\n')
         pb.wait_until(lambda: queue_files(qid) == ['hold'], what='the message in hold')
-        out = pb.run('postqueue', '-p').stdout
+        out = pb.run(installed('postqueue'), '-p')
         self.assertIn(qid + '!', out)
         time.sleep(1)
         self.assertIsNone(maildir_with('erin', 'quarantine-marker'))
@@ -386,6 +406,91 @@ class Milters(unittest.TestCase):
             self.assertIn(qid, wait_maildir('erin', f'{name}-marker'))
         # smtpd never crashed: its journal has no core dump and it still serves
         self.assertEqual(pb.unit_property('postbus-smtpd.service', 'Result'), 'success')
+
+    def test_7_sendmail_through_non_smtpd_milters(self):
+        self.configure('', non_smtpd_milters=MILTER)
+        sendmail('orig@example.org', ['erin@localhost'],
+                 'From: orig@example.org\nSubject: edit\nX-Remove-Me: x\n\nsendmail-edit-marker\n')
+
+        def changed():
+            return next((m for m in pb.maildir_messages('frank', parsed=True)
+                         if m['X-Milter-Original'] == 'sendmail-edit-marker'), None)
+        m = pb.wait_until(changed, what='the changed sendmail message for frank')
+        self.assertEqual(m['Subject'], 'changed by the milter')
+        self.assertIsNone(m['X-Remove-Me'])
+        self.assertIn('changed-sender@example.org', m['Return-Path'])
+        self.assertIn('rcpt_addr=erin@localhost', m['X-Milter-Macros'])
+        self.assertEqual(m.get_content(), 'The body was replaced.\nSecond line.\n')
+        self.assertIsNone(maildir_with('erin', 'sendmail-edit-marker'))
+        # quarantine of sendmail mail: to hold
+        before = set(os.listdir('/var/spool/postbus/hold'))
+        sendmail('a@example.org', ['erin@localhost'], 'Subject: quarantine\n\nsendmail-quarantine-marker\n')
+        pb.wait_until(lambda: set(os.listdir('/var/spool/postbus/hold')) - before, what='a message in hold')
+        # a refusal at the end of the message: returned to the sender, not delivered
+        sendmail('erin@localhost', ['frank@localhost'], 'Subject: eom-reject\n\nsendmail-reject-marker\n')
+        notice = pb.wait_until(lambda: maildir_with('erin', 'end of message refused'),
+                               what='the notice of the refusal')
+        self.assertIn('5.7.6', notice)
+        self.assertIsNone(maildir_with('frank', 'sendmail-reject-marker'))
+        self.assertIsNone(maildir_with('erin', 'sendmail-quarantine-marker'))
+
+    def test_8_opendkim_signs(self):
+        if not pb.have('opendkim'):
+            raise unittest.SkipTest('opendkim is not installed')
+        import dkim
+        # OpenDKIM wants its key and configuration where no other user can write
+        keydir = '/run/dkim-test'
+        os.makedirs(keydir, mode=0o700, exist_ok=True)
+        pb.run('opendkim-genkey', '-D', keydir, '-d', 'example.org', '-s', 'test')
+        os.chmod(f'{keydir}/test.private', 0o600)
+        with open(f'{keydir}/test.txt') as f:
+            record = ''.join(re.findall(r'"([^"]*)"', f.read())).encode()
+        conf = f'{keydir}/opendkim.conf'
+        sock = f'{SOCKDIR}/opendkim.sock'
+        with open(conf, 'w') as f:
+            f.write(f'Syslog yes\nMode sv\nDomain example.org\nSelector test\nKeyFile {keydir}/test.private\n'
+                    f'Socket local:{sock}\nUMask 000\nCanonicalization relaxed/relaxed\n'
+                    f'PidFile {keydir}/opendkim.pid\n')
+        proc = subprocess.Popen(['opendkim', '-f', '-x', conf])
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.terminate)
+        pb.wait_until(lambda: os.path.exists(sock), what='the opendkim socket')
+        self.configure(f'unix:{sock}', non_smtpd_milters=f'unix:{sock}')
+
+        def dnsfunc(name, timeout=5):
+            return record if name in (b'test._domainkey.example.org.', 'test._domainkey.example.org.') else None
+
+        def verified(marker):
+            raw = next((r for r in self.raw_maildir('erin') if marker.encode() in r), None)
+            if raw is None:
+                return None
+            self.assertIn(b'DKIM-Signature:', raw)
+            return dkim.verify(raw.replace(b'\r\n', b'\n').replace(b'\n', b'\r\n'), dnsfunc=dnsfunc)
+
+        text = ('From: a@example.org\nTo: erin@localhost\nSubject: dkim {0}\nDate: Sun, 6 Dec 2026 08:00:00 +0000\n'
+                'Message-ID: <{0}@example.org>\n\nsigned {0} body\nsecond line\n')
+        pb.send('a@example.org', ['erin@localhost'], text.format('smtp-dkim-marker'))
+        self.assertTrue(pb.wait_until(lambda: verified('smtp-dkim-marker') is not None,
+                                      what='the SMTP message signed'))
+        self.assertTrue(verified('smtp-dkim-marker'), 'the SMTP message does not verify')
+        sendmail('a@example.org', ['erin@localhost'], text.format('sendmail-dkim-marker'))
+        pb.wait_until(lambda: verified('sendmail-dkim-marker') is not None, what='the sendmail message signed')
+        self.assertTrue(verified('sendmail-dkim-marker'), 'the sendmail message does not verify')
+        # the check can fail: a changed body does not verify
+        raw = next(r for r in self.raw_maildir('erin') if b'smtp-dkim-marker' in r)
+        self.assertFalse(dkim.verify(raw.replace(b'second line', b'other line').replace(b'\n', b'\r\n'),
+                                     dnsfunc=dnsfunc))
+
+    def raw_maildir(self, user):
+        import pwd
+        home = pwd.getpwnam(user).pw_dir
+        out = []
+        for sub in ('new', 'cur'):
+            d = os.path.join(home, 'Maildir', sub)
+            for n in sorted(os.listdir(d)):
+                with open(os.path.join(d, n), 'rb') as f:
+                    out.append(f.read())
+        return out
 
 
 if __name__ == '__main__':
