@@ -70,13 +70,13 @@ void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
                 for (size_t i = 0; i < n && len < sizeof text; i++)
                         len += (size_t) snprintf(text + len, sizeof text - len, "\r\n250%c%s",
                                                  i + 1 < n ? '-' : ' ', keywords[i]);
-                if (!smtpd_milter_command(s, c->type, helo, text))
+                if (!smtpd_milter_command(s, NULL, c->type, helo, text))
                         smtpd_session_reply(s, "%s", text);
         } else {
                 char text[SMTPD_REPLY_MAX];
 
                 (void) snprintf(text, sizeof text, "250 %s", config->myhostname);
-                if (!smtpd_milter_command(s, c->type, helo, text))
+                if (!smtpd_milter_command(s, NULL, c->type, helo, text))
                         smtpd_session_reply(s, "%s", text);
         }
 }
@@ -167,7 +167,7 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         s->dsn_ret = p.dsn_ret;
         memcpy(s->dsn_envid, p.dsn_envid, sizeof s->dsn_envid);
         s->in_mail = true;
-        if (!smtpd_milter_command(s, SMTPD_COMMAND_MAIL, s->sender, "250 2.1.0 Ok"))
+        if (!smtpd_milter_command(s, c, SMTPD_COMMAND_MAIL, s->sender, "250 2.1.0 Ok"))
                 smtpd_session_reply(s, "250 2.1.0 Ok");
 }
 
@@ -236,7 +236,8 @@ void smtpd_cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reply(s, "451 4.3.0 Error: out of memory");
                 return;
         }
-        if (!smtpd_milter_command(s, SMTPD_COMMAND_RCPT, s->recipients[s->n_recipients - 1], "250 2.1.5 Ok"))
+        if (!smtpd_milter_command(s, c, SMTPD_COMMAND_RCPT, s->recipients[s->n_recipients - 1],
+                                  "250 2.1.5 Ok"))
                 smtpd_session_reply(s, "250 2.1.5 Ok");
 }
 

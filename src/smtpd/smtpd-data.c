@@ -35,7 +35,7 @@ void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reply(s, "503 5.5.1 Error: DATA after BDAT");
                 return;
         }
-        if (smtpd_milter_command(s, SMTPD_COMMAND_DATA, NULL, NULL))
+        if (smtpd_milter_command(s, c, SMTPD_COMMAND_DATA, NULL, NULL))
                 return;         /* smtpd_data_begin() follows if the milters let it through */
         smtpd_data_begin(s);
 }

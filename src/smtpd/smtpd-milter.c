@@ -44,6 +44,10 @@ static const char *session_macro(const char *name, void *userdata) {
                 return s->in_mail ? s->sender : NULL;
         if (streq(name, "{rcpt_addr}"))
                 return s->milter_rcpt;
+        if (streq(name, "{tls_version}"))
+                return s->tls ? smtpd_tls_version(s->tls) : NULL;
+        if (streq(name, "{cipher}"))
+                return s->tls ? smtpd_tls_cipher(s->tls) : NULL;
         return NULL;
 }
 
@@ -133,10 +137,29 @@ static void on_command_done(MilterChain *c, MilterVerdict verdict, const char *r
         smtpd_session_update(s);
 }
 
+/* The ESMTP parameters of MAIL or RCPT (what follows the path in the command line), one a string, as
+ * Postfix passes them: "SIZE=100", "BODY=8BITMIME". */
+#define MILTER_ESMTP_ARGS_MAX 16
+static void esmtp_args(const SmtpdCommand *c, char *buf, size_t size, char **args) {
+        const char *end = c ? memchr(c->arg, '>', c->arg_len) : NULL;
+        size_t n = 0, len;
+
+        *args = NULL;
+        if (!end)
+                return;
+        len = MIN(c->arg_len - (size_t) (end + 1 - c->arg), size - 1);
+        memcpy(buf, end + 1, len);
+        buf[len] = '\0';
+        for (char *p = strtok(buf, " "); p && n < MILTER_ESMTP_ARGS_MAX; p = strtok(NULL, " "))
+                args[n++] = p;
+        args[n] = NULL;
+}
+
 /* Whether the command's reply waits for the milters; ok is the reply if they let it through. */
-bool smtpd_milter_command(SmtpdSession *s, SmtpdCommandType cmd, const char *arg, const char *ok) {
-        char addr[ADDRESS_MAX + 3];
-        char *args[2] = { addr, NULL };
+bool smtpd_milter_command(SmtpdSession *s, const SmtpdCommand *c, SmtpdCommandType cmd, const char *arg,
+                          const char *ok) {
+        char addr[ADDRESS_MAX + 3], params[SMTPD_REPLY_MAX];
+        char *args[MILTER_ESMTP_ARGS_MAX + 2] = { addr };
         int r;
 
         if (!s->milter)
@@ -152,10 +175,12 @@ bool smtpd_milter_command(SmtpdSession *s, SmtpdCommandType cmd, const char *arg
                 break;
         case SMTPD_COMMAND_MAIL:
                 (void) snprintf(addr, sizeof addr, "<%s>", arg);
+                esmtp_args(c, params, sizeof params, args + 1);
                 r = milter_chain_mail(s->milter, args, on_command_done);
                 break;
         case SMTPD_COMMAND_RCPT:
                 (void) snprintf(addr, sizeof addr, "<%s>", arg);
+                esmtp_args(c, params, sizeof params, args + 1);
                 s->milter_rcpt = arg;
                 r = milter_chain_rcpt(s->milter, args, on_command_done);
                 break;

@@ -172,7 +172,8 @@ void smtpd_session_bare_lf(SmtpdSession *s);
  * SMTPD_SESSION_MILTER, and the reply follows); smtpd_milter_message() 1 for that, 0 for no milters, or a
  * negative errno. */
 bool smtpd_milter_connect(SmtpdSession *s);
-bool smtpd_milter_command(SmtpdSession *s, SmtpdCommandType cmd, const char *arg, const char *ok);
+bool smtpd_milter_command(SmtpdSession *s, const SmtpdCommand *c, SmtpdCommandType cmd, const char *arg,
+                          const char *ok);
 int smtpd_milter_message(SmtpdSession *s);
 void smtpd_milter_reset(SmtpdSession *s);
 void smtpd_milter_free(SmtpdSession *s);

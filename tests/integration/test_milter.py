@@ -57,6 +57,7 @@ def run_test_milter(spec):
             self.headers = []
             self.bodytext = b''
             self.mail_macros = (self.getsymval('{mail_addr}'), self.getsymval('{auth_authen}'))
+            self.mail_params = ','.join(params)
             local = self.sender.split('@')[0]
             if local == 'reject-mail':
                 return Milter.REJECT
@@ -128,7 +129,7 @@ def run_test_milter(spec):
                 self.chgheader('X-Remove-Me', 1, '')
                 crlf = b'\r\n' in self.bodytext
                 self.addheader('X-Milter-Macros', f'mail_addr={self.mail_macros[0]} rcpt_addr={self.rcpt_macro} '
-                                                  f'body_crlf={crlf}')
+                                                  f'body_crlf={crlf} mail_params={self.mail_params}')
                 self.addheader('X-Milter-Original', self.bodytext.split(b'\r\n')[0].decode())
                 self.replacebody(b'The body was replaced.\r\nSecond line.\r\n')
                 self.addrcpt('<frank@localhost>')
@@ -177,6 +178,38 @@ class BadServer:
             c.close()
 
 
+class HangAtEnd(BadServer):
+    """A milter that negotiates and answers every command, then never answers the end of the message."""
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.talk, args=(c,), daemon=True).start()
+
+    def talk(self, c):
+        buf = b''
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], 'big'):
+                    n = int.from_bytes(buf[:4], 'big')
+                    cmd, buf = buf[4:5], buf[4 + n:]
+                    if cmd == b'O':
+                        c.sendall((13).to_bytes(4, 'big') + b'O' + (6).to_bytes(4, 'big') +
+                                  (0x1ff).to_bytes(4, 'big') + (0).to_bytes(4, 'big'))
+                    elif cmd in b'CHMRTLNB':
+                        c.sendall(b'\0\0\0\x01c')
+        except OSError:
+            return
+
+
 def installed(name):
     """Where meson installed one of our programs (Postfix's may be in /usr/sbin too)."""
     out = pb.run('meson', 'introspect', '--installed', os.environ['POSTBUS_BUILDDIR'])
@@ -211,9 +244,9 @@ def session(source=None, helo='client.example.org'):
     return s, code, text
 
 
-def transaction(s, sender, rcpts, data):
+def transaction(s, sender, rcpts, data, mail_params=''):
     """MAIL, RCPTs, DATA and the message; the replies, in order."""
-    out = [s.cmd(f'MAIL FROM:<{sender}>')]
+    out = [s.cmd(f'MAIL FROM:<{sender}>{mail_params}')]
     out += [s.cmd(f'RCPT TO:<{r}>') for r in rcpts]
     code, text = s.cmd('DATA')
     out.append((code, text))
@@ -318,7 +351,7 @@ class Milters(unittest.TestCase):
         s.cmd('EHLO client.example.org')
         replies = transaction(s, 'orig@example.org', ['erin@localhost'],
                               'From: orig@example.org\nSubject: edit\nX-Remove-Me: gone\nX-Keep: kept\n\n'
-                              'original body edit-marker\n')
+                              'original body edit-marker\n', mail_params=' SIZE=500 BODY=8BITMIME')
         self.assertEqual(replies[-1][0], 250, replies)
         s.cmd('QUIT')
         s.close()
@@ -332,6 +365,7 @@ class Milters(unittest.TestCase):
         self.assertIn('mail_addr=orig@example.org', m['X-Milter-Macros'])
         self.assertIn('rcpt_addr=erin@localhost', m['X-Milter-Macros'])
         self.assertIn('body_crlf=True', m['X-Milter-Macros'])
+        self.assertIn('mail_params=SIZE=500,BODY=8BITMIME', m['X-Milter-Macros'])
         self.assertEqual(m.get_content(), 'The body was replaced.\nSecond line.\n')
         self.assertIn('changed-sender@example.org', m['Return-Path'])
         raw = pb.maildir_messages('frank')[0]
@@ -392,6 +426,19 @@ class Milters(unittest.TestCase):
         self.addCleanup(server2.close)
         self.configure(f'unix:{SOCKDIR}/hang2.sock', milter_command_timeout='2s', milter_content_timeout='2s')
         self.expect_tempfail_session()
+        # a hang at the end of the message: milter_content_timeout, then the default action for the message
+        server3 = HangAtEnd(f'{SOCKDIR}/hang3.sock', b'')
+        self.addCleanup(server3.close)
+        self.configure(f'unix:{SOCKDIR}/hang3.sock', milter_content_timeout='2s')
+        s, _, _ = session()
+        self.assertEqual(s.cmd('EHLO client.example.org')[0], 250)
+        replies = transaction(s, 'a@example.org', ['erin@localhost'], 'Subject: hang\n\nhang-end-marker\n')
+        self.assertEqual([r[0] for r in replies], [250, 250, 354, 451], replies)
+        s.close()
+        self.configure(f'unix:{SOCKDIR}/hang3.sock', milter_content_timeout='2s', milter_default_action='accept')
+        qid = pb.send('a@example.org', ['erin@localhost'], 'Subject: hang accept\n\nhang-accept-marker\n')
+        self.assertIn(qid, wait_maildir('erin', 'hang-accept-marker'))
+        self.assertIsNone(maildir_with('erin', 'hang-end-marker'))
 
     def test_6_misbehaving_milter(self):
         for name, answer in (('oversized', b'\x7f\xff\xff\xffOxxxx'), ('garbage', b'\x00\x00\x00\x05Zjunk'),
