@@ -18,12 +18,10 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -65,6 +63,8 @@ enum { TURN_WAIT, TURN_NEXT, TURN_STOP };
 typedef struct Milter {
         MilterChain *chain;
         const char *spec;
+        const struct sockaddr_storage *address;
+        socklen_t address_len;
         int fd;
         sd_event_source *io, *timer;
         MilterBuf out;
@@ -508,58 +508,20 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 
 /* ---- connecting ------------------------------------------------------------------------------------- */
 
-static int spec_address(const char *spec, struct sockaddr_storage *ret, socklen_t *ret_len) {
-        if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0) {
-                struct sockaddr_un *un = (struct sockaddr_un *) ret;
-                const char *path = strchr(spec, ':') + 1;
-
-                if (strlen(path) >= sizeof un->sun_path || path[0] != '/')
-                        return -EINVAL;
-                *un = (struct sockaddr_un) { .sun_family = AF_UNIX };
-                strcpy(un->sun_path, path);
-                *ret_len = sizeof *un;
-                return 0;
-        }
-        if (strncmp(spec, "inet:", 5) != 0)
-                return -EINVAL;
-
-        char host[256];
-        const char *h = spec + 5, *port = strrchr(h, ':');
-        struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *ai = NULL;
-        size_t n;
-
-        if (!port)
-                return -EINVAL;
-        n = (size_t) (port - h);
-        if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
-                h++, n -= 2;
-        if (n == 0 || n >= sizeof host)
-                return -EINVAL;
-        memcpy(host, h, n);
-        host[n] = '\0';
-        /* A host name is looked up as Postfix does, through the system's resolver. */
-        if (getaddrinfo(host, port + 1, &hints, &ai) != 0 || !ai)
-                return -EHOSTUNREACH;
-        memcpy(ret, ai->ai_addr, ai->ai_addrlen);
-        *ret_len = ai->ai_addrlen;
-        freeaddrinfo(ai);
-        return 0;
-}
-
 static int milter_connect(Milter *m) {
-        struct sockaddr_storage sa;
-        socklen_t len;
+        const struct sockaddr_storage *sa = m->address;
         int r;
 
-        if (spec_address(m->spec, &sa, &len) < 0)
-                return milter_fail(m, "bad milter address, or its host is unknown");
+        /* Looked up when the role started (milter-settings.c): no lookup blocks the event loop. */
+        if (m->address_len == 0)
+                return milter_fail(m, "its host name could not be looked up when the role started");
         m->in = m->in ?: malloc(MILTER_REPLY_MAX + 4);
         if (!m->in)
                 return milter_fail(m, "out of memory");
-        m->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        m->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (m->fd < 0)
                 return milter_fail(m, "cannot create a socket");
-        if (connect(m->fd, (struct sockaddr *) &sa, len) < 0 && errno != EINPROGRESS)
+        if (connect(m->fd, (const struct sockaddr *) sa, m->address_len) < 0 && errno != EINPROGRESS)
                 return milter_fail(m, "cannot connect");
         r = sd_event_add_io(m->chain->event, &m->io, m->fd, EPOLLOUT, on_io, m);
         if (r >= 0)
@@ -719,7 +681,9 @@ int milter_chain_new(sd_event *event, const MilterSettings *settings, MilterMacr
         if (!c->milters)
                 return -ENOMEM;
         for (size_t i = 0; i < c->n_milters; i++)
-                c->milters[i] = (Milter) { .chain = c, .spec = settings->milters[i], .fd = -EBADF };
+                c->milters[i] = (Milter) { .chain = c, .spec = settings->milters[i], .fd = -EBADF,
+                                           .address = settings->addresses + i,
+                                           .address_len = settings->address_lens[i] };
         r = sd_event_add_defer(event, &c->kick, on_kick, c);
         if (r < 0)
                 return r;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -24,6 +25,8 @@ MilterAction milter_action_from_string(const char *s);
 /* What main.cf says about milters, checked once at start. */
 typedef struct MilterSettings {
         char **milters;                 /* "inet:host:port", "unix:/path" */
+        struct sockaddr_storage *addresses;     /* of each, looked up at start */
+        socklen_t *address_lens;                /* 0: the host name could not be looked up */
         uint32_t protocol;              /* milter_protocol: 2 to 6 */
         MilterAction default_action;
         uint64_t connect_timeout, command_timeout, content_timeout;     /* µs */

@@ -1,8 +1,12 @@
 /* test-milter.c: the milter protocol's reply reader and command encoder (milter-proto.c) and the message
  * changes of the end of a message (milter-message.c). */
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
+#include "daemon.h"
 #include "io-util.h"
+#include "milter.h"
 #include "milter-message.h"
 #include "milter-proto.h"
 #include "tests.h"
@@ -199,11 +203,229 @@ static void test_message(void) {
         milter_message_done(&m);
 }
 
+/* ---- the chain against a scripted milter on a unix socket, on one event loop ------------------------ */
+
+typedef enum FakeMode { FAKE_GOOD, FAKE_GARBAGE, FAKE_SILENT } FakeMode;
+
+typedef struct Fake {
+        FakeMode mode;
+        int listen_fd, fd;
+        sd_event_source *listen, *io;
+        uint8_t buf[1 << 17];
+        size_t len;
+        unsigned commands;
+} Fake;
+
+static void fake_send(Fake *f, char cmd, const void *data, size_t len) {
+        uint8_t pkt[256];
+
+        ASSERT_TRUE(len + 5 <= sizeof pkt);
+        ASSERT_EQ(write(f->fd, pkt, packet(pkt, cmd, data, len)), (ssize_t) len + 5);
+}
+
+static int on_fake_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Fake *f = userdata;
+        ssize_t n = read(fd, f->buf + f->len, sizeof f->buf - f->len);
+        size_t size;
+
+        if (n <= 0) {
+                f->io = sd_event_source_disable_unref(f->io);
+                return 0;
+        }
+        f->len += (size_t) n;
+        while (milter_packet_frame(f->buf, f->len, sizeof f->buf, &size) > 0) {
+                char cmd = (char) f->buf[4];
+
+                f->commands++;
+                if (f->mode == FAKE_GARBAGE && cmd != 'O')
+                        ASSERT_EQ(write(fd, "\0\0\0\3Zxx", 7), 7);
+                else if (cmd == 'O')
+                        fake_send(f, 'O', "\0\0\0\6\0\0\1\xff\0\0\0\0", 12);
+                else if (f->mode == FAKE_SILENT || cmd == 'D' || cmd == 'A' || cmd == 'Q')
+                        ;
+                else if (cmd == 'E') {
+                        fake_send(f, 'h', "X-Fake\0yes", 11);
+                        fake_send(f, 'b', "new\r\n", 5);
+                        fake_send(f, '+', "<new@example.org>", 18);
+                        fake_send(f, 'q', "held", 5);
+                        fake_send(f, 'c', NULL, 0);
+                } else if (cmd == 'R' && memcmp(f->buf + 5, "<bad@", 5) == 0)
+                        fake_send(f, 'y', "550 5.7.1 bad rcpt", 19);
+                else
+                        fake_send(f, 'c', NULL, 0);
+                memmove(f->buf, f->buf + size, f->len - size);
+                f->len -= size;
+        }
+        return 0;
+}
+
+static int on_fake_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Fake *f = userdata;
+
+        f->fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        ASSERT_OK(f->fd);
+        ASSERT_OK(sd_event_add_io(sd_event_source_get_event(s), &f->io, f->fd, EPOLLIN, on_fake_io, f));
+        return 0;
+}
+
+static void fake_start(sd_event *e, Fake *f, FakeMode mode, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+        *f = (Fake) { .mode = mode, .fd = -EBADF };
+        strcpy(sa.sun_path, path);
+        (void) unlink(path);
+        f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_OK(f->listen_fd);
+        ASSERT_OK(bind(f->listen_fd, (struct sockaddr *) &sa, sizeof sa));
+        ASSERT_OK(listen(f->listen_fd, 4));
+        ASSERT_OK(sd_event_add_io(e, &f->listen, f->listen_fd, EPOLLIN, on_fake_accept, f));
+}
+
+static void fake_stop(Fake *f, const char *path) {
+        sd_event_source_disable_unref(f->listen);
+        sd_event_source_disable_unref(f->io);
+        safe_close(f->listen_fd);
+        safe_close(f->fd);
+        (void) unlink(path);
+}
+
+typedef struct Outcome {
+        bool done;
+        MilterVerdict verdict;
+        char reply[256];
+} Outcome;
+
+static Outcome outcome;
+
+static void on_done(MilterChain *c, MilterVerdict verdict, const char *reply, void *userdata) {
+        outcome = (Outcome) { .done = true, .verdict = verdict };
+        if (reply)
+                (void) snprintf(outcome.reply, sizeof outcome.reply, "%s", reply);
+}
+
+static const char *macro(const char *name, void *userdata) {
+        return strcmp(name, "j") == 0 ? "mx.example.org" : NULL;
+}
+
+static void run_step(sd_event *e) {
+        outcome.done = false;
+        for (unsigned i = 0; !outcome.done && i < 1000; i++)
+                ASSERT_OK(sd_event_run(e, 100 * 1000));
+        ASSERT_TRUE(outcome.done);
+}
+
+static void settings_for(MilterSettings *s, const char *spec, MilterAction action) {
+        Config *config = NULL;
+        char *text = NULL;
+
+        ASSERT_TRUE(asprintf(&text, "smtpd_milters = %s\nmilter_default_action = %s\n", spec,
+                             action == MILTER_ACTION_ACCEPT ? "accept" : "tempfail") > 0);
+        ASSERT_OK(config_parse(text, "test", &config));
+        ASSERT_OK(milter_settings_load(config, config->smtpd_milters, s));
+        s->command_timeout = s->content_timeout = s->connect_timeout = 200 * 1000;
+        config_free(config);
+        free(text);
+}
+
+static void test_chain(void) {
+        static const char text[] = "From: a@example.org\nSubject: x\n\nold\n";
+        char path[] = "/tmp/test-milter-XXXXXX", sock[64];
+        char *from[] = { (char *) "<a@example.org>", (char *) "SIZE=10", NULL };
+        char *good[] = { (char *) "<b@example.org>", NULL }, *bad[] = { (char *) "<bad@example.org>", NULL };
+        MilterSettings settings;
+        MilterChain *c = NULL;
+        MilterMessage m;
+        sd_event *e = NULL;
+        Fake f;
+
+        ASSERT_TRUE(mkdtemp(path));
+        (void) snprintf(sock, sizeof sock, "%s/m.sock", path);
+        ASSERT_OK(sd_event_new(&e));
+
+        /* A good milter: every stage, a refused recipient, the changes at the end. */
+        char spec[80];
+        (void) snprintf(spec, sizeof spec, "unix:%s", sock);
+        fake_start(e, &f, FAKE_GOOD, sock);
+        settings_for(&settings, spec, MILTER_ACTION_TEMPFAIL);
+        ASSERT_OK(milter_chain_new(e, &settings, macro, NULL, &c));
+        ASSERT_OK(milter_chain_connect(c, "client.example.org", '4', "192.0.2.1", 25, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        ASSERT_OK(milter_chain_helo(c, "client.example.org", on_done));
+        run_step(e);
+        ASSERT_OK(milter_chain_mail(c, from, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        ASSERT_OK(milter_chain_rcpt(c, bad, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_REJECT);
+        ASSERT_STREQ(outcome.reply, "550 5.7.1 bad rcpt");
+        ASSERT_OK(milter_chain_rcpt(c, good, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        ASSERT_OK(milter_message_parse(text, sizeof text - 1, 4096, &m));
+        ASSERT_OK(milter_chain_message(c, &m, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        ASSERT_STREQ(m.headers[2].name, "X-Fake");
+        ASSERT_EQ(m.body_len, 4);
+        ASSERT_TRUE(memcmp(m.body, "new\n", 4) == 0);
+        ASSERT_STREQ(m.add_rcpt[0], "new@example.org");
+        ASSERT_STREQ(m.quarantine, "held");
+        milter_chain_abort(c);
+        milter_message_done(&m);
+        c = milter_chain_free(c);
+        fake_stop(&f, sock);
+        milter_settings_done(&settings);
+
+        /* Garbage: the default action (tempfail) at once, and at every later step. */
+        fake_start(e, &f, FAKE_GARBAGE, sock);
+        settings_for(&settings, spec, MILTER_ACTION_TEMPFAIL);
+        ASSERT_OK(milter_chain_new(e, &settings, macro, NULL, &c));
+        ASSERT_OK(milter_chain_connect(c, "client.example.org", '4', "192.0.2.1", 25, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_TEMPFAIL);
+        ASSERT_STREQ(outcome.reply, "451 4.7.1 Service unavailable - try again later");
+        ASSERT_OK(milter_chain_helo(c, "client.example.org", on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_TEMPFAIL);
+        c = milter_chain_free(c);
+        fake_stop(&f, sock);
+        milter_settings_done(&settings);
+
+        /* Silent: the timeout, then the default action (accept: go on without it). */
+        fake_start(e, &f, FAKE_SILENT, sock);
+        settings_for(&settings, spec, MILTER_ACTION_ACCEPT);
+        ASSERT_OK(milter_chain_new(e, &settings, macro, NULL, &c));
+        uint64_t start = now_monotonic_usec();
+        ASSERT_OK(milter_chain_connect(c, "client.example.org", '4', "192.0.2.1", 25, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        ASSERT_TRUE(now_monotonic_usec() - start >= 200 * 1000);
+        ASSERT_TRUE(f.commands >= 2);   /* the negotiation, then the connect that was never answered */
+        c = milter_chain_free(c);
+        fake_stop(&f, sock);
+        milter_settings_done(&settings);
+
+        /* Nobody listening: the default action. */
+        settings_for(&settings, spec, MILTER_ACTION_TEMPFAIL);
+        ASSERT_OK(milter_chain_new(e, &settings, macro, NULL, &c));
+        ASSERT_OK(milter_chain_connect(c, "client.example.org", '4', "192.0.2.1", 25, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_TEMPFAIL);
+        c = milter_chain_free(c);
+        milter_settings_done(&settings);
+
+        sd_event_unref(e);
+        (void) rmdir(path);
+}
+
 int main(void) {
         test_frame();
         test_replies();
         test_reply_text();
         test_encode();
         test_message();
+        test_chain();
         return 0;
 }
