@@ -77,18 +77,18 @@ bool smtpd_milter_connect(SmtpdSession *s) {
         char family = s->client.family == AF_INET ? '4' : s->client.family == AF_INET6 ? '6' : 'U';
         int r;
 
-        if (!s->server->milters.milters || !s->server->milters.milters[0])
+        if (!s->listener->milters.milters || !s->listener->milters.milters[0])
                 return false;
-        r = milter_chain_new(s->server->daemon->event, &s->server->milters, session_macro, s, &s->milter);
+        r = milter_chain_new(s->server->daemon->event, &s->listener->milters, session_macro, s, &s->milter);
         if (r >= 0)
                 r = milter_chain_connect(s->milter, s->peer.name, family, addr, s->client.port, on_connect_done);
         if (r < 0) {
                 log_warning_errno(r, "Failed to start the milters for %s, as their default action: %m",
                                   s->client.text);
                 s->milter = milter_chain_free(s->milter);
-                if (s->server->milters.default_action == MILTER_ACTION_TEMPFAIL ||
-                    s->server->milters.default_action == MILTER_ACTION_REJECT)
-                        s->milter_deny = strdup(s->server->milters.default_action == MILTER_ACTION_REJECT
+                if (s->listener->milters.default_action == MILTER_ACTION_TEMPFAIL ||
+                    s->listener->milters.default_action == MILTER_ACTION_REJECT)
+                        s->milter_deny = strdup(s->listener->milters.default_action == MILTER_ACTION_REJECT
                                                 ? "550 5.7.1 Command rejected"
                                                 : "451 4.7.1 Service unavailable - try again later");
                 return false;

@@ -82,6 +82,7 @@ static const char *const service_params[] = {
         "smtpd_sender_restrictions",
         "smtpd_relay_restrictions",
         "smtpd_recipient_restrictions",
+        "smtpd_milters",
 };
 
 static bool service_param_allowed(ConfigParamId id) {
@@ -118,6 +119,11 @@ static int listener_setup(Smtpd *server, SmtpdService service) {
         if (r < 0)
                 return -EINVAL;
         c = l->config;
+        /* Each service has its own milters, as a master.cf "-o smtpd_milters=" gives them in Postfix (a
+         * re-injection port with none). */
+        r = milter_settings_load(c, c->smtpd_milters, &l->milters);
+        if (r < 0)
+                return r;
 
         l->tls_level = smtpd_tls_level_from_string(c->smtpd_tls_security_level);
         if (l->tls_level < 0) {
@@ -167,9 +173,9 @@ static void smtpd_free(Smtpd *server) {
                 SSL_CTX_free(server->listeners[i].tls);
                 smtpd_checks_free(server->listeners[i].checks);
                 config_free(server->listeners[i].config);
+                milter_settings_done(&server->listeners[i].milters);
         }
         bus_client_free(server->cleanup);
-        milter_settings_done(&server->milters);
         resolver_free(server->resolver);        /* after the sessions and checks whose lookups it runs */
         for (size_t i = 0; i < server->n_listen; i++)
                 sd_event_source_disable_unref(server->listen_sources[i]);
@@ -281,9 +287,6 @@ static int smtpd_setup(Daemon *d) {
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/cleanup", &server->cleanup);
         if (r < 0)
                 return log_oom();
-        r = milter_settings_load(d->config, d->config->smtpd_milters, &server->milters);
-        if (r < 0)
-                return r;
         /* Reads /etc/resolv.conf once; c-ares opens its sockets only for lookups. */
         r = resolver_new(d->event, &server->resolver);
         if (r < 0)

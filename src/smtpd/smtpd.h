@@ -51,6 +51,7 @@ typedef struct SmtpdListener {
         bool wrappermode;               /* TLS from the first byte */
         bool sasl;                      /* AUTH offered (after TLS only) */
         SmtpdChecks *checks;            /* the service's restriction lists (smtpd-restrictions.c) */
+        MilterSettings milters;         /* the service's smtpd_milters, with the milter_* parameters */
 } SmtpdListener;
 
 struct Smtpd {
@@ -65,7 +66,6 @@ struct Smtpd {
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         BusClient *cleanup;
-        MilterSettings milters;         /* smtpd_milters and the milter_* parameters */
         Resolver *resolver;             /* DNS for every session: client names, reject_rbl_client */
         SmtpdListener listeners[_SMTPD_SERVICE_MAX];
         sd_event_source **listen_sources;       /* one per socket of any service */
