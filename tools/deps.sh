@@ -17,6 +17,8 @@ POSTBUS_DEPS=(
     postfix iproute2
     # the queue API's authorization (test_queue_control): a real polkitd
     polkitd
+    # milters (test_milter): a test milter on libmilter's Python binding, OpenDKIM and a DKIM verifier
+    python3-milter opendkim opendkim-tools python3-dkim
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.

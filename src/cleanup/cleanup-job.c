@@ -422,15 +422,23 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         for (char **rc = recipients; *rc; rc++)
                 j->n_recipients++;
         j->attrs = attrs;
-        /* "hold" in a queue file is cleanup's own word (header_checks HOLD), not a submitter's. */
+        /* "hold" in a queue file is cleanup's own word (header_checks HOLD), not a submitter's. A milter's
+         * quarantine (smtpd and pickup run the milters) comes as "milter_hold" and becomes that hold. */
+        bool oom = false;
         for (char **a = j->attrs, **o = j->attrs; a && *a; a++) {
-                if (strncmp(*a, "hold=", 5) == 0)
+                if (strncmp(*a, "milter_hold=", 12) == 0 && !j->hold) {
+                        j->hold = strdup(*a + 12);
+                        oom = !j->hold;
+                        free(*a);
+                } else if (strncmp(*a, "hold=", 5) == 0 || strncmp(*a, "milter_hold=", 12) == 0)
                         free(*a);
                 else
                         *o++ = *a;
                 if (!a[1])
                         *o = NULL;
         }
+        if (oom)
+                return -ENOMEM;
         j->dsn_notify = dsn_notify;
         j->dsn_orcpt = dsn_orcpt;
         for (char **d = dsn_notify; d && *d; d++)

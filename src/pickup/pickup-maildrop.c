@@ -49,6 +49,7 @@ PickupMessage *pickup_message_free(PickupMessage *m) {
         if (!m)
                 return NULL;
         sd_bus_slot_unref(m->slot);
+        pickup_milter_free(m);
         maildrop_envelope_free(m->envelope);
         free(m->login);
         free(m->full_name);

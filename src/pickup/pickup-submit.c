@@ -247,6 +247,8 @@ static int message_submit(Pickup *p, sd_bus *bus, PickupMessage *m) {
         if (r >= 0 && !isempty(p->daemon->config->content_filter))
                 r = append_attr(msg, "content_filter", p->daemon->config->content_filter);
         if (r >= 0)
+                r = append_attr(msg, "milter_hold", m->milter_hold);
+        if (r >= 0)
                 r = sd_bus_message_close_container(msg);
         if (r >= 0)
                 r = sd_bus_call_async(bus, &m->slot, msg, on_submit_reply, m,
@@ -272,6 +274,60 @@ static int on_cleanup_ping(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
+static int on_cleanup_ready(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        PickupMessage *m = userdata;
+        Pickup *p = m->pickup;
+        sd_bus *bus = sd_bus_message_get_bus(reply);
+
+        m->slot = sd_bus_slot_unref(m->slot);
+        if (sd_bus_is_ready(bus) <= 0 || message_submit(p, bus, m) < 0) {
+                log_warning("maildrop file %s: cleanup cannot be reached; it stays for another attempt.", m->name);
+                p->temporary_failure = true;
+                pickup_message_free(m);
+        }
+        pickup_pump(p);
+        return 0;
+}
+
+void pickup_milter_done(PickupMessage *m, MilterVerdict verdict, const char *reply) {
+        Pickup *p = m->pickup;
+        sd_bus *bus;
+        int r;
+
+        message_unlink(m);
+        switch (verdict) {
+        case MILTER_CONTINUE:
+                r = bus_client_get_ready(p->cleanup, on_cleanup_ready, m, &m->slot, &bus);
+                if (r > 0)
+                        r = message_submit(p, bus, m);
+                if (r >= 0)
+                        break;
+                log_warning_errno(r, "maildrop file %s: cannot reach cleanup, it stays: %m", m->name);
+                p->temporary_failure = true;
+                pickup_message_free(m);
+                break;
+        case MILTER_REJECT:
+                /* "550 5.7.1 text": bounce takes the status and the text. */
+                pickup_reject(m, strlen(reply) > 4 ? reply + 4 : reply);
+                return;
+        case MILTER_DISCARD:
+                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "MAILDROP_FILE", m->name }),
+                         "maildrop file %s: milter-discard: milter triggers DISCARD action; removed", m->name);
+                if (unlinkat(p->dir_fd, m->name, 0) < 0 && errno != ENOENT)
+                        p->temporary_failure = true;
+                pickup_message_free(m);
+                break;
+        default: {
+                _cleanup_free_ char *text = log_escape(strna(reply), strlen(strna(reply)));
+                log_warning("maildrop file %s: the milters say try again later (%s); it stays.", m->name, text);
+                p->temporary_failure = true;
+                pickup_message_free(m);
+                break;
+        }
+        }
+        pickup_pump(p);
+}
+
 void pickup_pump(Pickup *p) {
         int r;
 
@@ -294,6 +350,17 @@ void pickup_pump(Pickup *p) {
                         p->temporary_failure = true;
                 if (r <= 0)
                         continue;
+                /* non_smtpd_milters: the message is in flight while they read it (pickup-milter.c). */
+                if (p->milters.milters[0]) {
+                        r = pickup_milter_start(m);
+                        if (r < 0) {
+                                log_warning_errno(r, "maildrop file %s: cannot ask the milters: %m", m->name);
+                                p->temporary_failure = true;
+                                continue;
+                        }
+                        message_link(p, TAKE_PTR(m));
+                        continue;
+                }
                 if (message_submit(p, bus, m) < 0) {
                         p->temporary_failure = true;
                         continue;

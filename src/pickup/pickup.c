@@ -57,6 +57,9 @@ static int pickup_setup(Daemon *d) {
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/cleanup", &p->cleanup);
         if (r < 0)
                 return log_oom();
+        r = milter_settings_load(d->config, d->config->non_smtpd_milters, &p->milters);
+        if (r < 0)
+                return r;
 
         r = sd_event_add_inotify(d->event, &p->inotify, p->maildrop_path, IN_MOVED_TO | IN_ONLYDIR, on_inotify, p);
         if (r < 0)
@@ -88,6 +91,7 @@ static void pickup_done(Daemon *d) {
         sd_event_source_disable_unref(p->scan_event);
         sd_event_source_disable_unref(p->retry_timer);
         bus_client_free(p->cleanup);
+        milter_settings_done(&p->milters);
         bus_client_free(p->bounce);
         strv_free(p->names);
         safe_close(p->dir_fd);

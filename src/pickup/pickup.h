@@ -9,6 +9,7 @@
 #include "bus-util.h"
 #include "daemon.h"
 #include "maildrop-file.h"
+#include "milter.h"
 
 /* Submissions to cleanup in flight at once: each holds its message in a memory file. */
 #define PICKUP_IN_FLIGHT_MAX 8U
@@ -33,6 +34,12 @@ typedef struct PickupMessage {
         int content_fd;
         sd_bus_slot *slot;
         char *reject_text;              /* cleanup's refusal, for bounce */
+        MilterChain *milter;            /* non_smtpd_milters asked about it (pickup-milter.c) */
+        size_t milter_step, milter_rcpt;
+        MilterMessage *milter_msg;
+        void *milter_map;
+        size_t milter_map_len;
+        char *milter_hold;              /* quarantine: to hold, for this reason */
         struct PickupMessage *prev, *next;
 } PickupMessage;
 
@@ -41,6 +48,7 @@ struct Pickup {
         char *maildrop_path;
         int dir_fd;
         BusClient *cleanup;
+        MilterSettings milters;         /* non_smtpd_milters */
         BusClient *bounce;              /* for mail cleanup refuses */
         sd_bus_slot *ping;              /* a connection to cleanup being set up */
         sd_event_source *inotify;       /* new files while pickup lingers */
@@ -69,3 +77,9 @@ void pickup_set_working(Pickup *p, bool working);
 
 /* pickup-submit.c */
 void pickup_pump(Pickup *p);
+/* The milters' verdict on a message (reply: the SMTP reply of a refusal). */
+void pickup_milter_done(PickupMessage *m, MilterVerdict verdict, const char *reply);
+
+/* pickup-milter.c: the message, linked in flight, goes through the milters; pickup_milter_done() follows. */
+int pickup_milter_start(PickupMessage *m);
+void pickup_milter_free(PickupMessage *m);

@@ -362,7 +362,38 @@
         X(smtpd_peername_lookup, BOOL, "yes", 0, 0, "smtpd",                                                  \
           "Look the client's name up in DNS before the greeting (PTR, then its A/AAAA must hold the address).") \
         X(unknown_client_reject_code, INT, "450", 400, 599, "smtpd",                                          \
-          "Reply code of reject_unknown_client_hostname and _reverse_ (a DNS temporary failure gives 450).")
+          "Reply code of reject_unknown_client_hostname and _reverse_ (a DNS temporary failure gives 450).")   \
+        X(smtpd_milters, STRING, "", 0, 0, "smtpd",                                                           \
+          "Milters (inet:host:port, unix:/path) that smtpd asks about each SMTP session and message.")       \
+        X(non_smtpd_milters, STRING, "", 0, 0, "pickup",                                                      \
+          "Milters that pickup asks about each message submitted with sendmail.")                            \
+        X(milter_protocol, INT, "6", 2, 6, "smtpd pickup",                                                     \
+          "The milter protocol version offered to milters.")                                                 \
+        X(milter_default_action, STRING, "tempfail", 0, 0, "smtpd pickup",                                     \
+          "What a milter that fails or does not answer in time gives: tempfail, accept, reject, quarantine.") \
+        X(milter_connect_timeout, TIME, "30s", 1, 3600, "smtpd pickup",                                        \
+          "How long to wait for the connection to a milter and its option negotiation.")                    \
+        X(milter_command_timeout, TIME, "30s", 1, 3600, "smtpd pickup",                                        \
+          "How long a milter may take to answer a command (connect, HELO, MAIL, RCPT, DATA).")               \
+        X(milter_content_timeout, TIME, "300s", 1, 3600, "smtpd pickup",                                       \
+          "How long a milter may take to answer a header, the body or the end of the message.")              \
+        X(milter_connect_macros, STRING, "j {daemon_name} {daemon_addr} v _", 0, 0, "smtpd pickup",          \
+          "Macros sent to milters with the connection.")                                                     \
+        X(milter_helo_macros, STRING, "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",   \
+          0, 0, "smtpd pickup", "Macros sent to milters with HELO or EHLO.")                                 \
+        X(milter_mail_macros, STRING, "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "   \
+          "{mail_mailer}", 0, 0, "smtpd pickup", "Macros sent to milters with MAIL FROM.")                   \
+        X(milter_rcpt_macros, STRING, "i {rcpt_addr} {rcpt_host} {rcpt_mailer}", 0, 0, "smtpd pickup",       \
+          "Macros sent to milters with RCPT TO.")                                                            \
+        X(milter_data_macros, STRING, "i", 0, 0, "smtpd pickup", "Macros sent to milters with DATA.")        \
+        X(milter_end_of_header_macros, STRING, "i", 0, 0, "smtpd pickup",                                    \
+          "Macros sent to milters at the end of the headers.")                                               \
+        X(milter_end_of_data_macros, STRING, "i", 0, 0, "smtpd pickup",                                      \
+          "Macros sent to milters at the end of the message.")                                               \
+        X(milter_macro_daemon_name, STRING, "$myhostname", 0, 0, "smtpd pickup",                              \
+          "The value of the {daemon_name} macro.")                                                           \
+        X(milter_macro_v, STRING, "$mail_name", 0, 0, "smtpd pickup",                                         \
+          "The value of the v macro (the MTA's name and version).")
 
 /* main.cf names that are not C identifiers: the X() entry names the Config field, and
  * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()

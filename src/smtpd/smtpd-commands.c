@@ -70,9 +70,15 @@ void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
                 for (size_t i = 0; i < n && len < sizeof text; i++)
                         len += (size_t) snprintf(text + len, sizeof text - len, "\r\n250%c%s",
                                                  i + 1 < n ? '-' : ' ', keywords[i]);
-                smtpd_session_reply(s, "%s", text);
-        } else
-                smtpd_session_reply(s, "250 %s", config->myhostname);
+                if (!smtpd_milter_command(s, NULL, c->type, helo, text))
+                        smtpd_session_reply(s, "%s", text);
+        } else {
+                char text[SMTPD_REPLY_MAX];
+
+                (void) snprintf(text, sizeof text, "250 %s", config->myhostname);
+                if (!smtpd_milter_command(s, NULL, c->type, helo, text))
+                        smtpd_session_reply(s, "%s", text);
+        }
 }
 
 /* Replies to a MAIL or RCPT argument that smtpd_{mail,rcpt}_parse() refused. */
@@ -161,10 +167,11 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         s->dsn_ret = p.dsn_ret;
         memcpy(s->dsn_envid, p.dsn_envid, sizeof s->dsn_envid);
         s->in_mail = true;
-        smtpd_session_reply(s, "250 2.1.0 Ok");
+        if (!smtpd_milter_command(s, c, SMTPD_COMMAND_MAIL, s->sender, "250 2.1.0 Ok"))
+                smtpd_session_reply(s, "250 2.1.0 Ok");
 }
 
-static int session_add_recipient(SmtpdSession *s, const SmtpdPath *p) {
+int smtpd_session_add_recipient(SmtpdSession *s, const SmtpdPath *p) {
         char *copy, *orcpt;
 
         if (s->n_recipients + 1 >= s->n_allocated) {
@@ -225,11 +232,13 @@ void smtpd_cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c) {
                 return;
         if (!session_check_recipient(s, p.address))
                 return;
-        if (session_add_recipient(s, &p) < 0) {
+        if (smtpd_session_add_recipient(s, &p) < 0) {
                 smtpd_session_reply(s, "451 4.3.0 Error: out of memory");
                 return;
         }
-        smtpd_session_reply(s, "250 2.1.5 Ok");
+        if (!smtpd_milter_command(s, c, SMTPD_COMMAND_RCPT, s->recipients[s->n_recipients - 1],
+                                  "250 2.1.5 Ok"))
+                smtpd_session_reply(s, "250 2.1.5 Ok");
 }
 
 void smtpd_cmd_rset(SmtpdSession *s, const SmtpdCommand *c) {

@@ -18,8 +18,6 @@ static int session_data_open(SmtpdSession *s) {
 }
 
 void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
-        const Config *config = s->server->config;
-
         if (c->arg_len > 0) {
                 smtpd_session_reply(s, "501 5.5.4 Syntax: DATA");
                 return;
@@ -37,6 +35,14 @@ void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reply(s, "503 5.5.1 Error: DATA after BDAT");
                 return;
         }
+        if (smtpd_milter_command(s, c, SMTPD_COMMAND_DATA, NULL, NULL))
+                return;         /* smtpd_data_begin() follows if the milters let it through */
+        smtpd_data_begin(s);
+}
+
+void smtpd_data_begin(SmtpdSession *s) {
+        const Config *config = s->server->config;
+
         if (session_data_open(s) < 0) {
                 smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
                 return;
@@ -106,11 +112,23 @@ static void session_data_end(SmtpdSession *s) {
          * as Postfix takes it: the smtp client wraps it on the way out. */
         if (s->data.too_big)
                 smtpd_session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
-        else if (s->data_failed || smtpd_session_submit(s) < 0)
+        else if (s->data_failed || smtpd_session_message_end(s) < 0)
                 smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
         else
                 return;
         smtpd_session_reset(s);
+}
+
+/* The message is complete: the milters see it first (smtpd-milter.c), then cleanup takes it. */
+int smtpd_session_message_end(SmtpdSession *s) {
+        int r;
+
+        r = smtpd_milter_message(s);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to hand a message to the milters: %m");
+        if (r > 0)
+                return 0;
+        return smtpd_session_submit(s);
 }
 
 /* smtpd_forbid_bare_newline = reject: Postfix 3.9's answer, and the end of the session. */
@@ -164,7 +182,7 @@ static void session_bdat_end(SmtpdSession *s) {
                         s->counters[SMTPD_COMMAND_BDAT].ok++;
                         smtpd_session_reply(s, "250 2.0.0 Ok: %" PRIu64 " bytes", s->bdat_size);
                         return;
-                } else if (smtpd_session_submit(s) < 0)
+                } else if (smtpd_session_message_end(s) < 0)
                         smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
                 else
                         return;

@@ -106,6 +106,12 @@ static void session_command(SmtpdSession *s, const char *line, size_t len) {
                 smtpd_session_reply(s, "503 5.7.0 Error: access denied for %s[%s]", s->peer.name, s->client.text);
                 return;
         }
+        /* The milters refused the connection (smtpd-milter.c). */
+        if (s->milter_deny && c.type != SMTPD_COMMAND_QUIT && c.type != SMTPD_COMMAND_RSET &&
+            c.type != SMTPD_COMMAND_NOOP) {
+                smtpd_session_reply(s, "%s", s->milter_deny);
+                return;
+        }
         command_handlers[c.type](s, &c);
         /* DATA and BDAT succeed only when the chunk is read or cleanup has the message. */
         if (c.type != SMTPD_COMMAND_DATA && c.type != SMTPD_COMMAND_BDAT && s->reply_code > 0 &&

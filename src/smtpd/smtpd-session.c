@@ -26,6 +26,7 @@ void smtpd_session_reset(SmtpdSession *s) {
         /* An answer still due from cleanup is dropped: the outcome is unknown to the client, which will
          * retry, so the worst case is a duplicate. */
         s->submit = sd_bus_slot_unref(s->submit);
+        smtpd_milter_reset(s);
 }
 
 static void session_log_disconnect(SmtpdSession *s) {
@@ -75,6 +76,7 @@ static SmtpdSession *session_free(SmtpdSession *s) {
         }
         smtpd_anvil_disconnect(s->server->anvil, s->anvil, now_monotonic_usec());
         s->anvil = NULL;
+        smtpd_milter_free(s);
         smtpd_session_reset(s);
         smtpd_check_session_free(s->checks);
         smtpd_peer_lookup_free(s->peer_lookup);
@@ -232,14 +234,20 @@ static void on_checks_done(void *userdata) {
         smtpd_session_update(s);
 }
 
-/* The client's name is known (or will stay "unknown"): the session begins. */
-static void session_connected(SmtpdSession *s) {
-        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "CLIENT_NAME", s->peer.name }),
-                 "connect from %s[%s]", s->peer.name, s->client.text);
+/* The milters have seen the connection (or there are none): TLS on port 465, or the greeting. */
+void smtpd_session_begin(SmtpdSession *s) {
         if (s->listener->wrappermode)
                 smtpd_session_tls_start(s);     /* port 465: the 220 follows the handshake */
         else
                 smtpd_session_greet(s);
+}
+
+/* The client's name is known (or will stay "unknown"): the session begins, once the milters have seen it. */
+static void session_connected(SmtpdSession *s) {
+        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "CLIENT_NAME", s->peer.name }),
+                 "connect from %s[%s]", s->peer.name, s->client.text);
+        if (!smtpd_milter_connect(s))
+                smtpd_session_begin(s);
 }
 
 static void on_peer_name(const SmtpdPeerName *peer, void *userdata) {
@@ -340,7 +348,8 @@ void smtpd_session_update(SmtpdSession *s) {
         /* While cleanup works, the client is not expected to send anything. */
         when = s->deadline_usec;
         if (s->state != SMTPD_SESSION_CONNECT && s->state != SMTPD_SESSION_SUBMIT &&
-            s->state != SMTPD_SESSION_AUTH_CHECK)      /* the Dovecot client has its own timeout */
+            s->state != SMTPD_SESSION_AUTH_CHECK &&     /* the Dovecot client has its own timeout */
+            s->state != SMTPD_SESSION_MILTER)           /* so do the milters */
                 when = MIN(when, s->last_io_usec + sec_to_usec(config->smtpd_timeout));
         (void) sd_event_source_set_time(s->timer, when);
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);

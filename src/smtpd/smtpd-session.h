@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 
 #include "dsn.h"
+#include "milter.h"
 #include "smtpd-peername.h"
 #include "smtpd-protocol.h"
 #include "smtpd-sasl.h"
@@ -23,6 +24,7 @@ typedef enum SmtpdSessionState {
         SMTPD_SESSION_BDAT,             /* reading the bytes of a BDAT chunk */
         SMTPD_SESSION_CONNECT,          /* the message is complete, the connection to cleanup being set up */
         SMTPD_SESSION_SUBMIT,           /* waiting for cleanup's answer */
+        SMTPD_SESSION_MILTER,           /* waiting for the milters (smtpd-milter.c) */
         SMTPD_SESSION_STARTTLS,         /* the 220 to STARTTLS is being sent; the handshake follows */
         SMTPD_SESSION_TLS_HANDSHAKE,    /* the TLS handshake (after STARTTLS, or at once on port 465) */
         SMTPD_SESSION_AUTH_RESPONSE,    /* AUTH: reading the client's answer to a 334 challenge */
@@ -100,6 +102,20 @@ struct SmtpdSession {
         SmtpdDataReader data;
         sd_bus_slot *submit;            /* CONNECT: the Ping; SUBMIT: the Submit call */
 
+        /* smtpd_milters (smtpd-milter.c). */
+        MilterChain *milter;            /* NULL: no milters, or none could be started */
+        char *milter_deny;              /* the milters refused the connection: the reply to every command */
+        SmtpdCommandType milter_cmd;    /* the command whose reply waits for the milters */
+        char *milter_ok;                /* its reply if they let it through */
+        const char *milter_rcpt;        /* {rcpt_addr} while RCPT is asked about */
+        bool milter_discard;            /* a milter said discard: this message is taken and dropped */
+        bool milter_discard_session;    /* ... at the connection or HELO: every message */
+        char *milter_hold;              /* quarantine: the message goes to hold, for this reason */
+        MilterMessage *milter_msg;      /* the message the milters are reading */
+        void *milter_map;               /* the memory file it points into */
+        size_t milter_map_len;
+        char milter_macro[SMTPD_REPLY_MAX];
+
         SmtpdLineReader lines;
         char *in;                       /* input not consumed yet is in[in_start .. in_end) */
         size_t in_size, in_start, in_end;
@@ -152,6 +168,23 @@ bool smtpd_session_data(SmtpdSession *s);
 bool smtpd_session_bdat(SmtpdSession *s);
 /* smtpd_forbid_bare_newline = reject: the 521, and the end of the session. */
 void smtpd_session_bare_lf(SmtpdSession *s);
+
+/* smtpd-milter.c: smtpd_milters. Each returns whether the milters are being asked (the session waits in
+ * SMTPD_SESSION_MILTER, and the reply follows); smtpd_milter_message() 1 for that, 0 for no milters, or a
+ * negative errno. */
+bool smtpd_milter_connect(SmtpdSession *s);
+bool smtpd_milter_command(SmtpdSession *s, const SmtpdCommand *c, SmtpdCommandType cmd, const char *arg,
+                          const char *ok);
+int smtpd_milter_message(SmtpdSession *s);
+void smtpd_milter_reset(SmtpdSession *s);
+void smtpd_milter_free(SmtpdSession *s);
+/* The session begins after the milters saw the connection: TLS on port 465, or the greeting. */
+void smtpd_session_begin(SmtpdSession *s);
+/* After DATA: the memory file is opened and 354 sent. */
+void smtpd_data_begin(SmtpdSession *s);
+/* The message is complete: to the milters, then to cleanup. */
+int smtpd_session_message_end(SmtpdSession *s);
+int smtpd_session_add_recipient(SmtpdSession *s, const SmtpdPath *p);
 
 /* smtpd-submit.c: the complete message handed to cleanup over the bus; the reply follows its answer. */
 int smtpd_session_submit(SmtpdSession *s);

@@ -115,6 +115,9 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
                 r = sd_bus_message_append(m, "{ss}", "body_type", s->body);
         if (r >= 0 && s->dsn_ret)
                 r = sd_bus_message_append(m, "{ss}", "dsn_ret", s->dsn_ret);
+        /* A milter's quarantine: cleanup puts the message in hold. */
+        if (r >= 0 && s->milter_hold)
+                r = sd_bus_message_append(m, "{ss}", "milter_hold", s->milter_hold);
         if (r >= 0 && s->dsn_envid[0])
                 r = sd_bus_message_append(m, "{ss}", "dsn_envid", s->dsn_envid);
         /* An access table's FILTER, else the service's content_filter: qmgr sends the message to the filter,

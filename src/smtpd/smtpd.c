@@ -83,6 +83,7 @@ static const char *const service_params[] = {
         "smtpd_relay_restrictions",
         "smtpd_recipient_restrictions",
         "content_filter",
+        "smtpd_milters",
 };
 
 static bool service_param_allowed(ConfigParamId id) {
@@ -119,6 +120,11 @@ static int listener_setup(Smtpd *server, SmtpdService service) {
         if (r < 0)
                 return -EINVAL;
         c = l->config;
+        /* Each service has its own milters, as a master.cf "-o smtpd_milters=" gives them in Postfix (a
+         * re-injection port with none). */
+        r = milter_settings_load(c, c->smtpd_milters, &l->milters);
+        if (r < 0)
+                return r;
 
         l->tls_level = smtpd_tls_level_from_string(c->smtpd_tls_security_level);
         if (l->tls_level < 0) {
@@ -168,6 +174,7 @@ static void smtpd_free(Smtpd *server) {
                 SSL_CTX_free(server->listeners[i].tls);
                 smtpd_checks_free(server->listeners[i].checks);
                 config_free(server->listeners[i].config);
+                milter_settings_done(&server->listeners[i].milters);
         }
         bus_client_free(server->cleanup);
         resolver_free(server->resolver);        /* after the sessions and checks whose lookups it runs */

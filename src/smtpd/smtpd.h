@@ -5,6 +5,7 @@
 
 #include "bus-util.h"
 #include "daemon.h"
+#include "milter.h"
 #include "smtpd-anvil.h"
 #include "smtpd-mynetworks.h"
 #include "smtpd-restrictions.h"
@@ -50,6 +51,7 @@ typedef struct SmtpdListener {
         bool wrappermode;               /* TLS from the first byte */
         bool sasl;                      /* AUTH offered (after TLS only) */
         SmtpdChecks *checks;            /* the service's restriction lists (smtpd-restrictions.c) */
+        MilterSettings milters;         /* the service's smtpd_milters, with the milter_* parameters */
 } SmtpdListener;
 
 struct Smtpd {
