@@ -471,6 +471,10 @@ static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = sd_bus_message_read(m, "hs", &fd, &sender);
         if (r < 0)
                 return r;
+        /* cleanup maps the content: a file that its sender could still shrink would kill us with SIGBUS. */
+        r = bus_check_peer_fd(m, fd, PEER_FD_SEALED, "message content", NULL, error);
+        if (r < 0)
+                return r;
         r = read_recipients(m, &recipients, &notify, &orcpt, CLEANUP_RECIPIENTS_MAX);
         if (r >= 0)
                 r = read_attrs(m, &attrs, CLEANUP_ATTRS_MAX);
