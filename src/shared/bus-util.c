@@ -282,8 +282,8 @@ int bus_check_peer_fd(sd_bus_message *m, int fd, PeerFdKind kind, const char *wh
         if (r >= 0)
                 return 0;
         /* In peer-to-peer mode the owner's credentials are the peer's, from SO_PEERCRED. */
-        if (sd_bus_get_owner_creds(sd_bus_message_get_bus(m), SD_BUS_CREDS_UID | SD_BUS_CREDS_PID, &creds) >= 0) {
-                if (sd_bus_creds_get_uid(creds, &uid) >= 0)
+        if (sd_bus_get_owner_creds(sd_bus_message_get_bus(m), SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds) >= 0) {
+                if (sd_bus_creds_get_euid(creds, &uid) >= 0)
                         (void) snprintf(uid_s, sizeof uid_s, "%u", (unsigned) uid);
                 if (sd_bus_creds_get_pid(creds, &pid) >= 0)
                         (void) snprintf(pid_s, sizeof pid_s, "%i", (int) pid);
