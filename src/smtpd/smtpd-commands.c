@@ -127,9 +127,9 @@ static bool queue_space_ok(SmtpdSession *s, uint64_t size) {
         }
         avail = (uint64_t) sv.f_bavail * (uint64_t) sv.f_frsize;
         if (avail < minfree || avail / 3 * 2 < (uint64_t) config->message_size_limit) {
-                log_warning("Not enough free space in the mail queue: %" PRIu64 " bytes < queue_minfree (%" PRIu64
-                            ") or 1.5*message_size_limit (%" PRIi64 ")",
-                            avail, minfree, config->message_size_limit);
+                log_warning("Not enough free space in the mail queue: %" PRIu64 " bytes, less than queue_minfree (%"
+                            PRIu64 ") or 1.5*message_size_limit (%" PRIu64 ")",
+                            avail, minfree, (uint64_t) config->message_size_limit / 2 * 3);
                 return false;
         }
         if (size > (avail - minfree) / 3 * 2) {
