@@ -17,6 +17,8 @@ POSTBUS_DEPS=(
     postfix iproute2
     # the queue API's authorization (test_queue_control): a real polkitd
     polkitd
+    # I/O errors injected into cleanup's system calls (test_io_errors)
+    strace
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
