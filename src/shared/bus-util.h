@@ -16,6 +16,7 @@
 #define POSTBUS_ERROR_REJECTED "org.postbus.Error.Rejected"              /* permanent: text is "5.x.y ..." */
 #define POSTBUS_ERROR_TEMPORARY "org.postbus.Error.TemporaryFailure"     /* retry later: "4.x.y ..." */
 #define POSTBUS_ERROR_ACCESS_DENIED "org.postbus.Error.AccessDenied"
+#define POSTBUS_ERROR_CORRUPT_QUEUE_FILE "org.postbus.Error.CorruptQueueFile" /* an agent found it so */
 #define POSTBUS_ERROR_BAD_DESCRIPTOR "org.postbus.Error.UntrustedDescriptor"  /* see peer_fd_check() */
 
 typedef struct BusServer BusServer;
