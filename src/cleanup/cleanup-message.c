@@ -250,7 +250,8 @@ static void on_dir_synced(CleanupSyncItem *item, void *userdata) {
                  * survive a crash, and then the worst is a duplicate. */
                 if (item->error < 0) {
                         if (unlinkat(c->incoming_fd, k->id, 0) < 0)
-                                log_warning_errno(errno, "%s: failed to remove the unconfirmed queue file, ignoring: %m",
+                                log_warning_errno(errno,
+                                                  "%s: failed to remove the unconfirmed queue file, ignoring: %m",
                                                   k->id);
                         (void) sd_bus_reply_method_error(k->request,
                                 &SD_BUS_ERROR_MAKE_CONST(POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: queue file write error"));

@@ -286,7 +286,8 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
                 const char *why = r == -EBADMSG ? "queue file is corrupt" : "cannot read the queue file";
                 log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS, "%s: %s", why, strerror(-r));
                 /* A corrupt file is qmgr's to set aside; it is no fault of the destination. */
-                return sd_bus_error_setf(error, r == -EBADMSG ? POSTBUS_ERROR_CORRUPT_QUEUE_FILE : POSTBUS_ERROR_TEMPORARY,
+                return sd_bus_error_setf(error,
+                                         r == -EBADMSG ? POSTBUS_ERROR_CORRUPT_QUEUE_FILE : POSTBUS_ERROR_TEMPORARY,
                                          "4.3.0 %s", why);
         }
         for (size_t i = 0; i < req->n_recipients; i++) {
