@@ -1,7 +1,7 @@
-"""I/O errors: strace attached to the running cleanup makes every fsync fail with EIO. A message over SMTP
-gets no 250 (451 4.3.0), the failure is journaled with its errno, and no queue file is left in incoming; a
-message from sendmail waits in the maildrop and goes out once the disk behaves again. Nothing is
-delivered twice, and cleanup itself neither dies nor restarts."""
+"""I/O errors: strace attached to the running cleanup makes every fsync, or every write, fail with EIO. A
+message over SMTP gets no 250 (451 4.3.0), the failure is journaled with its errno, and no queue file is
+left in incoming; a message from sendmail waits in the maildrop and goes out once the disk behaves again.
+Nothing is delivered twice, and cleanup itself neither dies nor restarts."""
 import errno
 import os
 import signal
@@ -112,6 +112,43 @@ class IoErrors(unittest.TestCase):
         self.assertEqual(queue('maildrop'), [])
         self.assertEqual(delivered('io-fail'), 0)
         self.assertEqual(delivered('before'), 1)
+
+
+    def test_write_eio(self):
+        # Without sync threads, cleanup's only write() calls are the queue file's (the bus and the journal
+        # use sendmsg/writev; the threads' eventfd would take write() too).
+        pb.set_config(cleanup_sync_threads='0')
+        pb.send('a@example.test', ['ivan@localhost'], 'Subject: before-write\n\nbefore-write\n')
+        pb.wait_until(lambda: delivered('before-write') == 1, what='the first message delivered')
+        pid = int(pb.unit_property(CLEANUP, 'MainPID'))
+        restarts = pb.unit_property(CLEANUP, 'NRestarts')
+        cursor = pb.journal_cursor()
+        strace = subprocess.Popen(['strace', '-f', '-qq', '-o', STRACE_LOG, '-e', 'trace=write',
+                                   '-e', 'inject=write:error=EIO', '-p', str(pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            pb.wait_until(lambda: traced(pid), what='strace attached to cleanup')
+            with self.assertRaises(smtplib.SMTPDataError) as e:
+                pb.send('a@example.test', ['ivan@localhost'], 'Subject: write-fail\n\nwrite-fail\n')
+            reply = f'{e.exception.smtp_code} {e.exception.smtp_error.decode()}'
+            print('observed at DATA:', reply)
+            self.assertEqual(reply, '451 4.3.0 Error: queue file write error')
+            self.assertFalse([f for f in queue('incoming') if f.endswith('.tmp')])
+        finally:
+            strace.send_signal(signal.SIGINT)
+            strace.wait(timeout=30)
+        recs = pb.journal(POSTBUS_ROLE='cleanup', since=cursor)
+        failed = [r for r in recs if 'failed to write the queue file' in r['MESSAGE']]
+        self.assertTrue(failed, [r['MESSAGE'] for r in recs])
+        self.assertTrue(all(r.get('ERRNO') == str(errno.EIO) for r in failed), [r['MESSAGE'] for r in failed])
+        print('observed in the journal:', *[f"{r['MESSAGE']} ERRNO={r['ERRNO']}" for r in failed], sep='\n  ')
+        with open(STRACE_LOG, encoding='utf-8') as f:
+            self.assertIn('EIO (Input/output error) (INJECTED)', f.read())
+        self.assertEqual(int(pb.unit_property(CLEANUP, 'MainPID')), pid)
+        self.assertEqual(pb.unit_property(CLEANUP, 'NRestarts'), restarts)
+        pb.send('a@example.test', ['ivan@localhost'], 'Subject: after-write\n\nafter-write\n')
+        pb.wait_until(lambda: delivered('after-write') == 1, what='new mail delivered')
+        self.assertEqual(delivered('write-fail'), 0)
 
 
 if __name__ == '__main__':
