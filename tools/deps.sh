@@ -19,6 +19,8 @@ POSTBUS_DEPS=(
     polkitd
     # milters (test_milter): a test milter on libmilter's Python binding, OpenDKIM and a DKIM verifier
     python3-milter opendkim opendkim-tools python3-dkim
+    # I/O errors injected into cleanup's system calls (test_io_errors)
+    strace
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.

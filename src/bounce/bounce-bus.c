@@ -114,6 +114,11 @@ static int call_begin(Bounce *b, sd_bus_message *m, sd_bus_message_handler_t han
                 r = sd_bus_message_read_basic(m, 's', ret_id);
         if (r < 0)
                 return r;
+        if (ret_fd) {
+                r = bus_check_peer_fd(m, *ret_fd, PEER_FD_QUEUE_FILE, "queue file", NULL, error);
+                if (r < 0)
+                        return r;
+        }
         if (!queue_id_valid(*ret_id))
                 return invalid(error, "Malformed queue ID.");
         if (bounce_busy(b, *ret_id))
@@ -443,20 +448,6 @@ static int fd_foreach(void *arg, ContentReader *c) {
         }
 }
 
-/* A descriptor from a peer: a regular file that nobody can change under us any more (a memory file sealed
- * against writes, or a file opened read-only). */
-static bool content_fd_acceptable(int fd, struct stat *st) {
-        int seals, flags;
-
-        if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
-                return false;
-        seals = fcntl(fd, F_GET_SEALS);
-        if (seals >= 0)
-                return (seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) == (F_SEAL_WRITE | F_SEAL_SHRINK);
-        flags = fcntl(fd, F_GETFL);
-        return flags >= 0 && (flags & O_ACCMODE) == O_RDONLY;
-}
-
 static int method_reject(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Bounce *b = userdata;
         _cleanup_free_ BounceRecord *records = NULL;
@@ -477,8 +468,9 @@ static int method_reject(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return r;
         if (!address_valid(sender))
                 return invalid(error, "Invalid sender address.");
-        if (!content_fd_acceptable(fd, &st))
-                return invalid(error, "The content must be a sealed memory file or a read-only regular file.");
+        r = bus_check_peer_fd(m, fd, PEER_FD_SEALED, "message content", &st, error);
+        if (r < 0)
+                return r;
         for (char **rc = recipients; rc && *rc; rc++)
                 n++;
         if (n == 0 || n > BOUNCE_RECORDS_PER_CALL_MAX)

@@ -309,6 +309,15 @@ static int job_dsn_options(CleanupJob *j, char **vec, size_t k, const char ***re
         return 0;
 }
 
+/* The answer to a queue file that could not be written (error already logged with its errno): a full file
+ * system is Postfix's "Insufficient system storage", so that the client knows to come back later. */
+static void job_fail_write(CleanupJob *j, int error) {
+        if (error == -ENOSPC || error == -EDQUOT)
+                cleanup_job_fail(j, "452 4.3.1 Insufficient system storage");
+        else
+                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
+}
+
 /* The queue file is synced and in incoming/ (or is gone again): it waits for the sync of the directory. */
 static void job_synced(CleanupSyncItem *item, void *userdata) {
         CleanupJob *j = userdata;
@@ -316,7 +325,7 @@ static void job_synced(CleanupSyncItem *item, void *userdata) {
 
         if (r < 0) {
                 log_error_errno(r, "%s: failed to write the queue file: %m", item->id);
-                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
+                job_fail_write(j, r);
                 return;
         }
         if (item->collided)
@@ -385,7 +394,7 @@ void cleanup_job_write(CleanupJob *j) {
         free(req.dsn_notify);
         free(req.dsn_orcpt);
         if (r < 0) {
-                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
+                job_fail_write(j, r);
                 return;
         }
         if (reject) {

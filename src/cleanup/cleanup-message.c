@@ -251,12 +251,16 @@ static void on_dir_synced(CleanupSyncItem *item, void *userdata) {
                 log_error_errno(item->error, "Failed to sync the incoming queue directory: %m");
         for (size_t i = 0; i < c->n_flight; i++) {
                 CleanupCommit *k = c->flight + i;
-                /* On failure the file may or may not survive a crash: the sender retries, at worst a
-                 * duplicate. */
-                if (item->error < 0)
+                /* On failure the file is taken back, since the sender will retry: its name may still
+                 * survive a crash, and then the worst is a duplicate. */
+                if (item->error < 0) {
+                        if (unlinkat(c->incoming_fd, k->id, 0) < 0)
+                                log_warning_errno(errno,
+                                                  "%s: failed to remove the unconfirmed queue file, ignoring: %m",
+                                                  k->id);
                         (void) sd_bus_reply_method_error(k->request,
                                 &SD_BUS_ERROR_MAKE_CONST(POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: queue file write error"));
-                else {
+                } else {
                         (void) sd_bus_reply_method_return(k->request, "s", k->id);
                         cleanup_wake_qmgr(c, k->id);
                 }
@@ -474,6 +478,10 @@ static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error)
         int fd, r;
 
         r = sd_bus_message_read(m, "hs", &fd, &sender);
+        if (r < 0)
+                return r;
+        /* cleanup maps the content: a file that its sender could still shrink would kill us with SIGBUS. */
+        r = bus_check_peer_fd(m, fd, PEER_FD_SEALED, "message content", NULL, error);
         if (r < 0)
                 return r;
         r = read_recipients(m, &recipients, &notify, &orcpt, CLEANUP_RECIPIENTS_MAX);

@@ -12,6 +12,7 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         QmgrCall *c = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
 
+        c->corrupt = e && sd_bus_error_has_name(e, POSTBUS_ERROR_CORRUPT_QUEUE_FILE);
         call_end(c, e ? NULL : reply, e ? (e->message ?: e->name) : NULL);
         return 0;
 }

@@ -535,7 +535,12 @@ static void deliver_done(QmgrCall *c, sd_bus_message *reply, const char *error) 
                         error = "malformed delivery results";
                 }
         }
-        if (error) {
+        if (error && c->corrupt) {
+                /* The file changed under qmgr (truncated, overwritten): the recipients stay pending and
+                 * qmgr_message_finish() reads the file again; the destination is not to blame. */
+                m->corrupt = true;
+                success = true;
+        } else if (error) {
                 /* The outcome is unknown: the worst case of a retry is a duplicate. */
                 if (asprintf(&why, "delivery temporarily suspended: transport %s: %s", t->name, error) < 0)
                         why = NULL;

@@ -179,12 +179,29 @@ void qmgr_message_move(QmgrMessage *m, QueueName to) {
         message_done(m);
 }
 
+/* An agent found active/<id> corrupt after qmgr had loaded it: read again, it goes to corrupt (true), or, if
+ * it reads well now, its pending recipients are deferred as usual (false). */
+static bool quarantine_if_corrupt(QmgrMessage *m) {
+        _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
+        _cleanup_close_ int fd = qmgr_message_open(m, O_RDONLY);
+        int r = fd < 0 ? fd : queue_file_read(fd, &e);
+
+        m->corrupt = false;
+        if (r != -EBADMSG)
+                return false;
+        quarantine(m->qmgr, QUEUE_ACTIVE, m->id, r);
+        message_done(m);
+        return true;
+}
+
 void qmgr_message_finish(QmgrMessage *m) {
         const Config *c = m->qmgr->daemon->config;
 
         if (m->action != QMGR_ACTION_NONE && m->calls == 0 && !m->finishing && qmgr_control_apply(m))
                 return;
         if (m->calls > 0 || m->entries > 0 || !m->resolved || m->finishing)
+                return;
+        if (m->corrupt && quarantine_if_corrupt(m))
                 return;
         m->finishing = true;
         if (queue_envelope_pending(m->envelope) == 0) {

@@ -284,8 +284,12 @@ bool qmgr_dest_can_start(QmgrDest *d, uint64_t now) {
                         d->dead_reason = mfree(d->dead_reason);
                         d->failed_cohorts = 0;
                         d->window = t->initial_concurrency;
-                } else
+                } else {
+                        /* Work that came after the pause began (a rate delay) needs the wake-up at its end. */
+                        if (!d->dead)
+                                qmgr_transport_arm_timer(t, d->not_before);
                         return false;
+                }
         }
         if (t->rate_delay_usec > 0)
                 return d->busy == 0;

@@ -59,6 +59,7 @@ struct QmgrMessage {
         QmgrAction action;              /* asked for over the bus, not done yet */
         bool controlled;                /* an action took over: no (more) deliveries are scheduled */
         char *action_reason;            /* QMGR_ACTION_BOUNCE's text */
+        bool corrupt;                   /* an agent found the file corrupt: checked, then set aside */
 };
 
 /* A transport: a master.cf delivery service and the agent that runs it. */
@@ -256,6 +257,7 @@ struct QmgrCall {
         QmgrCallDone done;
         uint64_t timeout_usec;
         void *data;                     /* the caller's; done frees it */
+        bool corrupt;                   /* the answer was org.postbus.Error.CorruptQueueFile */
 };
 /* Copies c and sends the call when the connection is ready; done always runs, maybe before this
  * returns. */

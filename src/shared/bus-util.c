@@ -5,6 +5,7 @@
 #include <systemd/sd-id128.h>
 
 #include "bus-util.h"
+#include "io-util.h"
 #include "log.h"
 
 /* A peer that connects and does not finish the handshake in this time is dropped, so that it cannot hold
@@ -266,6 +267,35 @@ int bus_server_serve(Daemon *d, const char *fd_name, BusServerSetupFunc setup, v
                         return log_oom();
         }
         return 0;
+}
+
+int bus_check_peer_fd(sd_bus_message *m, int fd, PeerFdKind kind, const char *what, struct stat *ret_st,
+                      sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *why = NULL;
+        char uid_s[16] = "?", pid_s[16] = "?";
+        uid_t uid;
+        pid_t pid;
+        int r;
+
+        r = peer_fd_check(fd, kind, ret_st, &why);
+        if (r >= 0)
+                return 0;
+        /* In peer-to-peer mode the owner's credentials are the peer's, from SO_PEERCRED. */
+        if (sd_bus_get_owner_creds(sd_bus_message_get_bus(m), SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &creds) >= 0) {
+                if (sd_bus_creds_get_euid(creds, &uid) >= 0)
+                        (void) snprintf(uid_s, sizeof uid_s, "%u", (unsigned) uid);
+                if (sd_bus_creds_get_pid(creds, &pid) >= 0)
+                        (void) snprintf(pid_s, sizeof pid_s, "%i", (int) pid);
+        }
+        log_mail(LOG_WARNING, NULL,
+                 LOG_FIELDS({ "MESSAGE_ID", POSTBUS_MESSAGE_DESCRIPTOR_REFUSED }, { "PEER_UID", uid_s },
+                            { "PEER_PID", pid_s }),
+                 "refused the %s passed to %s by uid %s (pid %s): expected a %s, got %s (%s)", what,
+                 strna(sd_bus_message_get_member(m)), uid_s, pid_s, peer_fd_kind_to_string(kind), why,
+                 strerror(-r));
+        return sd_bus_error_setf(error, POSTBUS_ERROR_BAD_DESCRIPTOR, "The %s is %s; a %s is required.", what, why,
+                                 peer_fd_kind_to_string(kind));
 }
 
 int bus_error_to_errno(const sd_bus_error *e) {

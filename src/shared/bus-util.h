@@ -9,14 +9,24 @@
 #include <systemd/sd-bus.h>
 
 #include "daemon.h"
+#include "io-util.h"
 
 #define POSTBUS_ERROR_NO_SUCH_MESSAGE "org.postbus.Error.NoSuchMessage"
 #define POSTBUS_ERROR_INVALID_ARGS "org.postbus.Error.InvalidArguments"
 #define POSTBUS_ERROR_REJECTED "org.postbus.Error.Rejected"              /* permanent: text is "5.x.y ..." */
 #define POSTBUS_ERROR_TEMPORARY "org.postbus.Error.TemporaryFailure"     /* retry later: "4.x.y ..." */
 #define POSTBUS_ERROR_ACCESS_DENIED "org.postbus.Error.AccessDenied"
+#define POSTBUS_ERROR_CORRUPT_QUEUE_FILE "org.postbus.Error.CorruptQueueFile" /* an agent found it so */
+#define POSTBUS_ERROR_BAD_DESCRIPTOR "org.postbus.Error.UntrustedDescriptor"  /* see peer_fd_check() */
 
 typedef struct BusServer BusServer;
+
+/* A descriptor that the caller of m passed, checked by peer_fd_check() (io-util.h) before any use. On
+ * refusal: a journal record (with the caller's uid and pid, MESSAGE_ID=POSTBUS_MESSAGE_DESCRIPTOR_REFUSED),
+ * error set to org.postbus.Error.UntrustedDescriptor, and a negative return for the handler to return. 0 and
+ * *ret_st (may be NULL) when the descriptor will do. what names it in the record: "message content". */
+int bus_check_peer_fd(sd_bus_message *m, int fd, PeerFdKind kind, const char *what, struct stat *ret_st,
+                      sd_bus_error *error);
 
 /* Called for each new connection, to add the role's vtables; userdata is the server's. */
 typedef int (*BusServerSetupFunc)(sd_bus *bus, void *userdata);

@@ -26,7 +26,7 @@
           "Domains delivered locally by the local role (list, separated by commas or spaces).")             \
         X(mynetworks, STRING, "127.0.0.0/8 [::1]/128", 0, 0, "smtpd",                                        \
           "Trusted client networks (CIDR list) that may relay mail to other domains.")                     \
-        X(queue_directory, STRING, POSTBUS_SPOOLDIR, 0, 0, "cleanup qmgr bounce",                            \
+        X(queue_directory, STRING, POSTBUS_SPOOLDIR, 0, 0, "smtpd cleanup qmgr bounce",                      \
           "The mail queue: incoming, active, deferred, hold and corrupt live below it.")                    \
         X(smtpd_banner, STRING, "$myhostname ESMTP $mail_name", 0, 0, "smtpd",                                  \
           "Text of the 220 greeting that follows the code.")                                                \
@@ -34,6 +34,8 @@
           "Longest SMTP command line accepted, in bytes, not counting CRLF (message lines may be longer).") \
         X(message_size_limit, SIZE, "10240000", 1024, 4294967295, "smtpd cleanup",                           \
           "Largest message accepted, in bytes of content.")                                                 \
+        X(queue_minfree, SIZE, "0", 0, 1099511627776, "smtpd",                                               \
+          "Free bytes the queue needs to take mail; smtpd also wants 1.5 x message_size_limit free.")     \
         X(smtpd_recipient_limit, INT, "1000", 1, 1000000, "smtpd",                                           \
           "Most recipients accepted in one SMTP transaction.")                                              \
         X(smtpd_timeout, TIME, "300s", 1, 86400, "smtpd",                                                    \

@@ -241,7 +241,6 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
         _cleanup_(delivery_request_freep) DeliveryRequest *req = NULL;
         const char *queue_id, *sender, *transport, *nexthop;
         bool uses_transport = a->ops->options_max > 0;
-        struct stat st;
         int fd, r;
 
         r = sd_bus_message_read(m, "hssss", &fd, &queue_id, &sender, &transport, &nexthop);
@@ -267,8 +266,9 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
                 return invalid(error, "Invalid transport name.");
         if (uses_transport && !nexthop_valid(nexthop))
                 return invalid(error, "Invalid next hop.");
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return invalid(error, "The queue file is not a regular file.");
+        r = bus_check_peer_fd(m, fd, PEER_FD_QUEUE_FILE, "queue file", NULL, error);
+        if (r < 0)
+                return r;
 
         strcpy(req->queue_id, queue_id);
         req->sender = strdup(sender);
@@ -285,7 +285,10 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
         if (r < 0) {
                 const char *why = r == -EBADMSG ? "queue file is corrupt" : "cannot read the queue file";
                 log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS, "%s: %s", why, strerror(-r));
-                return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "4.3.0 %s", why);
+                /* A corrupt file is qmgr's to set aside; it is no fault of the destination. */
+                return sd_bus_error_setf(error,
+                                         r == -EBADMSG ? POSTBUS_ERROR_CORRUPT_QUEUE_FILE : POSTBUS_ERROR_TEMPORARY,
+                                         "4.3.0 %s", why);
         }
         for (size_t i = 0; i < req->n_recipients; i++) {
                 if (req->recipients[i].index >= req->envelope->n_recipients)

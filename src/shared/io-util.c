@@ -1,4 +1,5 @@
 /* io-util.c: whole reads and writes, memory files, directory syncs. */
+#include <assert.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 
@@ -53,6 +54,67 @@ int memfd_new(const char *name) {
 int memfd_seal(int fd) {
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
                 return -errno;
+        return 0;
+}
+
+#define PEER_SEALS_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+static const char *const peer_fd_kind_table[_PEER_FD_KIND_MAX] = {
+        [PEER_FD_SEALED] = "sealed memory file",
+        [PEER_FD_QUEUE_FILE] = "read-only queue file",
+};
+
+const char *peer_fd_kind_to_string(PeerFdKind kind) {
+        return kind >= 0 && kind < _PEER_FD_KIND_MAX ? peer_fd_kind_table[kind] : NULL;
+}
+
+int peer_fd_check(int fd, PeerFdKind kind, struct stat *ret_st, const char **ret_why) {
+        struct stat st;
+        int flags, seals;
+
+        assert(ret_why);
+        if (fstat(fd, &st) < 0) {
+                *ret_why = "not an open descriptor";
+                return -errno;
+        }
+        if (S_ISDIR(st.st_mode)) {
+                *ret_why = "a directory, not a regular file";
+                return -EISDIR;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                *ret_why = "not a regular file";
+                return -EINVAL;
+        }
+        switch (kind) {
+        case PEER_FD_SEALED:
+                /* A file of another kind has no seals (EINVAL); an unsealed one could shrink under a mapping. */
+                seals = fcntl(fd, F_GET_SEALS);
+                if (seals < 0) {
+                        *ret_why = "not a memory file that can be sealed";
+                        return -EPERM;
+                }
+                if ((seals & PEER_SEALS_REQUIRED) != PEER_SEALS_REQUIRED) {
+                        *ret_why = "not sealed against shrink, grow and write";
+                        return -EPERM;
+                }
+                break;
+        case PEER_FD_QUEUE_FILE:
+                flags = fcntl(fd, F_GETFL);
+                if (flags < 0) {
+                        *ret_why = "not an open descriptor";
+                        return -errno;
+                }
+                if ((flags & O_ACCMODE) != O_RDONLY) {
+                        *ret_why = "not opened read-only";
+                        return -EPERM;
+                }
+                break;
+        default:
+                *ret_why = "of no known kind";
+                return -EINVAL;
+        }
+        if (ret_st)
+                *ret_st = st;
         return 0;
 }
 

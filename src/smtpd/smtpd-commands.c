@@ -1,6 +1,7 @@
 /* smtpd-commands.c: the SMTP dialogue in the smtpd process: HELO and EHLO, MAIL, RCPT, VRFY, NOOP, RSET and
  * QUIT, with their per-client rate limits and restriction checks. */
 #include <inttypes.h>
+#include <sys/statvfs.h>
 
 #include "log.h"
 #include "smtpd-session.h"
@@ -118,6 +119,33 @@ static bool session_rate_ok(SmtpdSession *s, SmtpdCommandType t) {
         return false;
 }
 
+/* queue_minfree as Postfix has it: MAIL is refused while the queue file system has less free space than
+ * queue_minfree or 1.5 x message_size_limit, or too little for 1.5 x the size that the client announced. A
+ * file system that cannot be asked is not a reason to refuse: cleanup's write will tell. */
+static bool queue_space_ok(SmtpdSession *s, uint64_t size) {
+        const Config *config = s->server->config;
+        uint64_t avail, minfree = (uint64_t) config->queue_minfree;
+        struct statvfs sv;
+
+        if (statvfs(config->queue_directory, &sv) < 0) {
+                log_warning_errno(errno, "Failed to get the free space of %s, ignoring: %m", config->queue_directory);
+                return true;
+        }
+        avail = (uint64_t) sv.f_bavail * (uint64_t) sv.f_frsize;
+        if (avail < minfree || avail / 3 * 2 < (uint64_t) config->message_size_limit) {
+                log_warning("Not enough free space in the mail queue: %" PRIu64 " bytes, less than queue_minfree (%"
+                            PRIu64 ") or 1.5*message_size_limit (%" PRIu64 ")",
+                            avail, minfree, (uint64_t) config->message_size_limit / 2 * 3);
+                return false;
+        }
+        if (size > (avail - minfree) / 3 * 2) {
+                log_warning("Not enough free space in the mail queue for a message of %" PRIu64 " bytes: %" PRIu64
+                            " bytes free, queue_minfree %" PRIu64, size, avail, minfree);
+                return false;
+        }
+        return true;
+}
+
 void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         SmtpdPath p;
         int r;
@@ -154,6 +182,10 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         }
         if (p.size > (uint64_t) s->server->config->message_size_limit) {
                 smtpd_session_reject(s, p.address, NULL, "552 5.3.4 Message size exceeds fixed limit");
+                return;
+        }
+        if (!queue_space_ok(s, p.size)) {
+                smtpd_session_reject(s, p.address, NULL, "452 4.3.1 Insufficient system storage");
                 return;
         }
         /* smtpd_sender_restrictions, here only with smtpd_delay_reject = no (smtpd-restrictions.c). */

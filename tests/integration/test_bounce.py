@@ -434,7 +434,7 @@ class Bounce(unittest.TestCase):
             with self.assertRaises(dbus.exceptions.DBusException) as e:
                 call(conn, 'Reject', 'hsasss', dbus.types.UnixFd(fd), SENDER, ['nora@remote.test'], '5.7.1',
                      'message refused')
-            self.assertEqual(e.exception.get_dbus_name(), 'org.postbus.Error.InvalidArguments')
+            self.assertEqual(e.exception.get_dbus_name(), 'org.postbus.Error.UntrustedDescriptor')
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
             nid = call(conn, 'Reject', 'hsasss', dbus.types.UnixFd(fd), SENDER, ['nora@remote.test'], '5.7.1',
                        'message refused')

@@ -2,6 +2,7 @@
 goes, header_checks (REJECT, DISCARD, HOLD, IGNORE, and a bad rule as a configuration error), and for
 local mail the From, Date and Message-ID headers cleanup adds and sendmail -t recipient extraction with
 Bcc removed, submitted over cleanup's own socket as pickup does."""
+import fcntl
 import os
 import smtplib
 import unittest
@@ -34,9 +35,11 @@ def submit(sender, recipients, content, **attrs):
     """Submits a message to cleanup's org.postbus.Cleanup1.Submit over its socket, as pickup does;
     returns the queue ID. Raises DBusException for a rejection."""
     conn = pb.p2p_connect('unix:path=/run/postbus/cleanup')
-    fd = os.memfd_create('message')
+    fd = os.memfd_create('message', os.MFD_ALLOW_SEALING)
     try:
         os.write(fd, content.encode('utf-8'))
+        # cleanup maps the content, so it takes only a memory file sealed against change
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
         obj = conn.get_object(None, '/org/postbus/Cleanup1', introspect=False)
         attributes = dbus.Dictionary({k: str(v) for k, v in attrs.items()}, signature='ss')
         method = obj.get_dbus_method('Submit', 'org.postbus.Cleanup1')

@@ -1,4 +1,7 @@
-"""A truncated queue file is moved to corrupt/ with a journal record, and other mail still flows."""
+"""A truncated queue file is moved to corrupt/ with a journal record, and other mail still flows: found in
+incoming, in active (at qmgr's start), in deferred (at a queue run), and truncated while qmgr holds the
+message in active, where the agent finds it corrupt and qmgr, reading it again, sets it aside without
+blaming the destination."""
 import os
 import unittest
 
@@ -38,6 +41,58 @@ class Corrupt(unittest.TestCase):
         pb.wait_until(lambda: any(good in m for m in pb.mbox_messages("gina")), what="the good mail delivered")
         self.assertFalse(any(bad in m for m in pb.mbox_messages("gina")))
         self.assertEqual(pb.busctl_get("Corrupt"), 1)
+
+    def assert_quarantined(self, qid, cursor):
+        pb.wait_until(lambda: os.path.exists(os.path.join(SPOOL, "corrupt", qid)), what=f"{qid} in corrupt/")
+        for q in ("incoming", "active", "deferred"):
+            self.assertFalse(os.path.exists(os.path.join(SPOOL, q, qid)), q)
+        recs = pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="qmgr", since=cursor)
+        self.assertTrue(any(r.get("MESSAGE_ID") == "ffd08b0ddfd344579c9159edb9f48b81" and "corrupt" in r["MESSAGE"]
+                            for r in recs), [r["MESSAGE"] for r in recs])
+        self.assertFalse(any(qid in m for m in pb.mbox_messages("gina")))
+
+    def test_truncated_in_queues(self):
+        """Truncated in active (qmgr finds it at its start) and in deferred (at the next queue run)."""
+        cursor = pb.journal_cursor()
+        corrupt_before = pb.busctl_get("Corrupt")
+        pb.systemctl("stop", "postbus-qmgr.socket", "postbus-qmgr.service")
+        try:
+            in_active = pb.send("a@example.org", ["gina@localhost"], "Subject: active\n\n" + "line\n" * 300)
+            in_deferred = pb.send("a@example.org", ["gina@localhost"], "Subject: deferred\n\n" + "line\n" * 300)
+            good = pb.send("a@example.org", ["gina@localhost"], "Subject: fine too\n\nflows past both\n")
+            for qid, queue in ((in_active, "active"), (in_deferred, "deferred")):
+                path = os.path.join(SPOOL, queue, qid)
+                os.rename(os.path.join(SPOOL, "incoming", qid), path)
+                os.truncate(path, os.path.getsize(path) * 2 // 3)
+        finally:
+            pb.systemctl("start", "postbus-qmgr.socket", "postbus-qmgr.service")
+        self.assert_quarantined(in_active, cursor)
+        self.assert_quarantined(in_deferred, cursor)
+        pb.wait_until(lambda: any(good in m for m in pb.mbox_messages("gina")), what="the good mail delivered")
+        pb.wait_until(lambda: pb.busctl_get("Corrupt") == corrupt_before + 2, what="Corrupt counting both")
+
+    def test_truncated_while_held(self):
+        """Truncated while qmgr holds it in active, waiting for local_destination_rate_delay: local finds it
+        corrupt, qmgr reads it again and sets it aside, and the next message to the same destination goes."""
+        pb.set_config(local_destination_rate_delay="8s")
+        cursor = pb.journal_cursor()
+        first = pb.send("a@example.org", ["gina@localhost"], "Subject: paces\n\nfirst\n")
+        pb.wait_until(lambda: any(first in m for m in pb.mbox_messages("gina")), what="the first mail delivered")
+        held = pb.send("a@example.org", ["gina@localhost"], "Subject: held\n\n" + "line\n" * 300)
+        path = os.path.join(SPOOL, "active", held)
+        pb.wait_until(lambda: os.path.exists(path), what=f"{held} in active")
+        os.truncate(path, os.path.getsize(path) // 2)
+        after = pb.send("a@example.org", ["gina@localhost"], "Subject: after\n\nstill flows\n")
+
+        self.assert_quarantined(held, cursor)
+        pb.wait_until(lambda: any(after in m for m in pb.mbox_messages("gina")), timeout=60,
+                      what="the mail after it delivered")
+        local = pb.journal_messages(QUEUE_ID=held, POSTBUS_ROLE="local", since=cursor)
+        self.assertTrue(any("queue file is corrupt" in m for m in local), local)
+        # nothing was deferred for it, and the destination was not taken for dead
+        qmgr = pb.journal_messages(POSTBUS_ROLE="qmgr", since=cursor)
+        self.assertFalse(any("status=deferred" in m for m in qmgr), qmgr)
+        self.assertFalse(os.listdir(os.path.join(SPOOL, "defer")))
 
 
 if __name__ == "__main__":

@@ -77,9 +77,64 @@ TEST(fsync_directory) {
         ASSERT_OK(rmdir(dir));
 }
 
+TEST(peer_fd_check) {
+        char dir[] = "/tmp/test-io-util-XXXXXX", path[64];
+        const char *why = NULL;
+        struct stat st = {};
+        int fd, ro, rw, d;
+
+        /* Sealed at least against shrink, grow and write: accepted as content; less is refused. */
+        fd = memfd_new("sealed");
+        ASSERT_OK(fd);
+        ASSERT_OK(write_full(fd, "abc", 3));
+        ASSERT_ERR(peer_fd_check(fd, PEER_FD_SEALED, &st, &why), EPERM);
+        ASSERT_TRUE(why && strstr(why, "sealed"));
+        ASSERT_OK(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_WRITE));
+        ASSERT_ERR(peer_fd_check(fd, PEER_FD_SEALED, &st, &why), EPERM);        /* may still grow */
+        ASSERT_EQ(st.st_size, 0);                                               /* untouched on refusal */
+        ASSERT_OK(fcntl(fd, F_ADD_SEALS, F_SEAL_GROW));
+        ASSERT_OK(peer_fd_check(fd, PEER_FD_SEALED, &st, &why));
+        ASSERT_EQ(st.st_size, 3);
+        /* ...but not as a queue file: a memory file is read-write. */
+        ASSERT_ERR(peer_fd_check(fd, PEER_FD_QUEUE_FILE, NULL, &why), EPERM);
+        close(fd);
+
+        /* A memory file that cannot be sealed. */
+        fd = memfd_create("plain", MFD_CLOEXEC);
+        ASSERT_OK(fd);
+        ASSERT_ERR(peer_fd_check(fd, PEER_FD_SEALED, NULL, &why), EPERM);
+        close(fd);
+
+        /* A regular file: read-only is a queue file, read-write is not, neither is sealed content. */
+        ASSERT_TRUE(mkdtemp(dir));
+        (void) snprintf(path, sizeof path, "%s/file", dir);
+        rw = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        ASSERT_OK(rw);
+        ro = open(path, O_RDONLY | O_CLOEXEC);
+        ASSERT_OK(ro);
+        ASSERT_OK(peer_fd_check(ro, PEER_FD_QUEUE_FILE, NULL, &why));
+        ASSERT_ERR(peer_fd_check(rw, PEER_FD_QUEUE_FILE, NULL, &why), EPERM);
+        ASSERT_TRUE(strstr(why, "read-only"));
+        ASSERT_TRUE(peer_fd_check(ro, PEER_FD_SEALED, NULL, &why) < 0);
+        /* A directory, and a closed descriptor. */
+        d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ASSERT_OK(d);
+        ASSERT_ERR(peer_fd_check(d, PEER_FD_QUEUE_FILE, NULL, &why), EISDIR);
+        ASSERT_ERR(peer_fd_check(d, PEER_FD_SEALED, NULL, &why), EISDIR);
+        close(d);
+        ASSERT_ERR(peer_fd_check(d, PEER_FD_QUEUE_FILE, NULL, &why), EBADF);
+        ASSERT_STREQ(peer_fd_kind_to_string(PEER_FD_SEALED), "sealed memory file");
+        ASSERT_TRUE(peer_fd_kind_to_string(_PEER_FD_KIND_MAX) == NULL);
+        close(ro);
+        close(rw);
+        ASSERT_OK(unlink(path));
+        ASSERT_OK(rmdir(dir));
+}
+
 int main(void) {
         RUN(write_read);
         RUN(memfd);
         RUN(fsync_directory);
+        RUN(peer_fd_check);
         return 0;
 }
