@@ -2,9 +2,9 @@
  * user@fully.qualified.domain form for cleanup, and resolves recipients to transport, next hop and
  * address for qmgr ($mydestination, relayhost, transport_maps).
  *
- * SECURITY: runs as the unprivileged postbus user, with no network and a read-only file system. It
- * accepts connections only from root and postbus (SO_PEERCRED at accept; the socket is 0660
- * postbus:postbus). Addresses are peer data: bounded in length, checked for control characters and
+ * SECURITY: runs as the unprivileged user postbus-rewrite, with no network and a read-only file system. It
+ * accepts connections only from root, cleanup, qmgr (postbus) and smtpd (SO_PEERCRED at accept; the socket
+ * is 0660 postbus-rewrite:postbus-to-rewrite). Addresses are peer data: bounded in length, checked for control characters and
  * balanced quotes, escaped before they are logged. It reads transport_maps and writes nothing. */
 #include "log.h"
 #include "rewrite.h"

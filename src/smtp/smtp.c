@@ -4,9 +4,9 @@
  * tells the protocol.
  *
  * SECURITY
- * smtp runs as the unprivileged user postbus in a sandbox (ProtectSystem=strict with nothing writable,
+ * smtp runs as the unprivileged user postbus-smtp in a sandbox (ProtectSystem=strict with nothing writable,
  * no capabilities, only AF_UNIX, AF_INET and AF_INET6 sockets). It trusts only its peer, qmgr: connections
- * are accepted from uid 0 and the postbus user alone (SO_PEERCRED at accept), and even so every argument is
+ * are accepted from uid 0 and qmgr's user postbus alone (SO_PEERCRED at accept; the socket is 0600 postbus), and even so every argument is
  * checked (queue ID syntax, addresses, transport and next hop text, bounded option and recipient counts, a
  * regular queue file that must validate as a whole, indices within the file). It reads the queue file only
  * through the descriptor qmgr passes and never writes it. Everything a remote server sends is untrusted:
