@@ -4,13 +4,14 @@
  * org.postbus.Bounce1.
  *
  * SECURITY: runs as the unprivileged user postbus-bounce, with no network. It accepts connections only from
- * root, qmgr (postbus) and pickup (SO_PEERCRED at accept; the socket is 0660 postbus-bounce:postbus-to-bounce). Queue IDs are checked before any
- * path is built from them; records are checked (addresses, DSN values, status codes, bounded texts
- * without control characters) before they are written, and again when read back. It reads queue files
- * and message content only through descriptors its callers pass (checked: regular, sealed or read-only),
- * never by path, and returns at most bounce_size_limit bytes of a message. It writes only below
- * queue_directory/bounce, defer and trace; every report leaves through cleanup like any other mail, with
- * the null sender, or double_bounce_sender for the postmaster's, so a report that fails cannot loop. */
+ * root, qmgr (postbus) and pickup (SO_PEERCRED at accept; the socket is 0660
+ * postbus-bounce:postbus-to-bounce). Queue IDs are checked before any path is built from them; records are
+ * checked (addresses, DSN values, status codes, bounded texts without control characters) before they are
+ * written, and again when read back. It reads queue files and message content only through descriptors its
+ * callers pass (checked: regular, sealed or read-only), never by path, and returns at most
+ * bounce_size_limit bytes of a message. It writes only below queue_directory/bounce, defer and trace; every
+ * report leaves through cleanup like any other mail, with the null sender, or double_bounce_sender for the
+ * postmaster's, so a report that fails cannot loop. */
 #include <fcntl.h>
 #include <limits.h>
 

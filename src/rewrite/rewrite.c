@@ -4,8 +4,9 @@
  *
  * SECURITY: runs as the unprivileged user postbus-rewrite, with no network and a read-only file system. It
  * accepts connections only from root, cleanup, qmgr (postbus) and smtpd (SO_PEERCRED at accept; the socket
- * is 0660 postbus-rewrite:postbus-to-rewrite). Addresses are peer data: bounded in length, checked for control characters and
- * balanced quotes, escaped before they are logged. It reads transport_maps and writes nothing. */
+ * is 0660 postbus-rewrite:postbus-to-rewrite). Addresses are peer data: bounded in length, checked for
+ * control characters and balanced quotes, escaped before they are logged. It reads transport_maps and
+ * writes nothing. */
 #include "log.h"
 #include "rewrite.h"
 

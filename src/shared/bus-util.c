@@ -268,10 +268,11 @@ BusServer *bus_server_free(BusServer *s) {
         return NULL;
 }
 
-/* The roles that call each role, by the FileDescriptorName= of its socket: their users (units/sysusers-postbus.conf),
- * besides root, which local and pipe run as (local forwards mail through cleanup). The socket units let the same
- * users reach the socket file (SocketGroup= postbus-to-<role>, or the owner postbus alone for qmgr's agents);
- * this is the check at accept, which holds however the file's mode is changed. */
+/* The roles that call each role, by the FileDescriptorName= of its socket: their users
+ * (units/sysusers-postbus.conf), besides root, which local and pipe run as (local forwards mail through
+ * cleanup). The socket units let the same users reach the socket file (SocketGroup= postbus-to-<role>, or
+ * the owner postbus alone for qmgr's agents); this is the check at accept, which holds however the file's
+ * mode is changed. */
 static const struct {
         const char *socket;
         const char *callers[4];
