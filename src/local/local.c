@@ -66,6 +66,10 @@ static int local_check_config(const Config *c) {
                 return config_error(c, CONFIG_PARAM_default_privs, "no such user", c->default_privs);
         if (pw->pw_uid == 0)
                 return config_error(c, CONFIG_PARAM_default_privs, "must not be a privileged user", c->default_privs);
+        /* As Postfix refuses mail_owner: the roles' users (units/sysusers-postbus.conf) are admitted by the roles'
+         * sockets, which a command must not reach. */
+        if (streq(pw->pw_name, "postbus") || strncmp(pw->pw_name, "postbus-", STRLEN("postbus-")) == 0)
+                return config_error(c, CONFIG_PARAM_default_privs, "must not be a mail system user", c->default_privs);
 
         for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
                 _cleanup_strv_free_ char **l = NULL;

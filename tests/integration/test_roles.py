@@ -254,6 +254,22 @@ class Roles(unittest.TestCase):
                              what="pickup's record of rose's file")
         self.assertTrue(recs)
 
+    def test_zz_default_privs_is_no_role(self):
+        """Commands never run as a role's user, which the roles' sockets would admit: local refuses such a
+        default_privs at start, as Postfix refuses mail_owner. Last (by name): it changes main.cf."""
+        cursor = pb.journal_cursor()
+        pb.set_config(default_privs='postbus-cleanup')
+        try:
+            pb.systemctl('start', 'postbus-local.service', check=False)
+            pb.wait_until(lambda: any('default_privs: "postbus-cleanup": must not be a mail system user'
+                                      in (r.get('MESSAGE') or '')
+                                      for r in pb.journal(_SYSTEMD_UNIT='postbus-local.service', since=cursor)),
+                          what="local's refusal of default_privs")
+        finally:
+            pb.set_config(default_privs='nobody')
+            pb.systemctl('reset-failed', 'postbus-local.service', 'postbus-local.socket', check=False)
+            pb.systemctl('start', 'postbus-local.socket')
+
     def test_security_scores(self):
         limits = {role: 2.5 if role in ('local', 'pipe') else 1.5 for role in ROLE_USERS}
         scores = {}
