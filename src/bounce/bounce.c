@@ -3,14 +3,15 @@
  * copies) as RFC 3464 reports that it submits to cleanup as new mail, for qmgr and pickup over
  * org.postbus.Bounce1.
  *
- * SECURITY: runs as the unprivileged postbus user, with no network. It accepts connections only from root
- * and postbus (SO_PEERCRED at accept; the socket is 0660 postbus:postbus). Queue IDs are checked before any
- * path is built from them; records are checked (addresses, DSN values, status codes, bounded texts
- * without control characters) before they are written, and again when read back. It reads queue files
- * and message content only through descriptors its callers pass (checked: regular, sealed or read-only),
- * never by path, and returns at most bounce_size_limit bytes of a message. It writes only below
- * queue_directory/bounce, defer and trace; every report leaves through cleanup like any other mail, with
- * the null sender, or double_bounce_sender for the postmaster's, so a report that fails cannot loop. */
+ * SECURITY: runs as the unprivileged user postbus-bounce, with no network. It accepts connections only from
+ * root, qmgr (postbus) and pickup (SO_PEERCRED at accept; the socket is 0660
+ * postbus-bounce:postbus-to-bounce). Queue IDs are checked before any path is built from them; records are
+ * checked (addresses, DSN values, status codes, bounded texts without control characters) before they are
+ * written, and again when read back. It reads queue files and message content only through descriptors its
+ * callers pass (checked: regular, sealed or read-only), never by path, and returns at most
+ * bounce_size_limit bytes of a message. It writes only below queue_directory/bounce, defer and trace; every
+ * report leaves through cleanup like any other mail, with the null sender, or double_bounce_sender for the
+ * postmaster's, so a report that fails cannot loop. */
 #include <fcntl.h>
 #include <limits.h>
 
@@ -25,7 +26,6 @@ static int bounce_bus_setup(sd_bus *bus, void *userdata) {
 static int bounce_setup(Daemon *d) {
         _cleanup_free_ char *bad = NULL;
         Bounce *b;
-        uid_t uid;
         int fd, r;
 
         fd = daemon_listen_fd(d, "bounce");
@@ -66,8 +66,8 @@ static int bounce_setup(Daemon *d) {
         r = bus_server_new(d, fd, bounce_bus_setup, b, &b->server);
         if (r < 0)
                 return log_error_errno(r, "Failed to serve the bounce socket: %m");
-        /* qmgr and pickup run as postbus. */
-        if (get_user_uid("postbus", &uid) >= 0 && bus_server_allow_uid(b->server, uid) < 0)
+        /* qmgr, and pickup for the mail cleanup refused. */
+        if (bus_server_allow_callers(b->server, "bounce") < 0)
                 return log_oom();
         return 0;
 }

@@ -33,7 +33,9 @@ static int create_queue_file(Cleanup *c, char id[static QUEUE_ID_SIZE], char tmp
                 (void) snprintf(tmp, QUEUE_ID_SIZE + 4, "%s.tmp", id);
                 if (faccessat(c->incoming_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                         continue;
-                int fd = openat(c->incoming_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                /* Group postbus (cleanup's group) may read and write it: qmgr, the queue's owner, marks its
+                 * recipients done. The unit's UMask=0007 keeps it from others. */
+                int fd = openat(c->incoming_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
                 if (fd >= 0)
                         return fd;
                 if (errno != EEXIST)

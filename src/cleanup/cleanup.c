@@ -2,14 +2,15 @@
  * envelope) from smtpd, adds the headers it lacks, writes it durably into the incoming queue and tells
  * qmgr its queue ID.
  *
- * SECURITY: runs as the unprivileged postbus user. It accepts connections only from root and postbus
- * (SO_PEERCRED at accept; the socket is 0660 postbus:postbus). It trusts neither the envelope nor the
- * content: addresses are checked, counts and sizes bounded, the content only copied, never interpreted
- * beyond the header names it looks for. It writes only below queue_directory/incoming, and a file there
- * becomes visible under its queue ID only after it and its directory are synced (by a few worker threads,
- * cleanup-sync.c, that make those system calls only; the event loop answers). It asks the rewrite role
- * for the canonical form of addresses and reads canonical, virtual alias and header_checks tables, which
- * belong to root. */
+ * SECURITY: runs as the unprivileged user postbus-cleanup, with the group postbus, which gives it incoming
+ * and nothing else of the queue. It accepts connections only from root (local's forwarding), smtpd, pickup
+ * and bounce (SO_PEERCRED at accept; the socket is 0660 postbus-cleanup:postbus-to-cleanup). It trusts
+ * neither the envelope nor the content: addresses are checked, counts and sizes bounded, the content only
+ * copied, never interpreted beyond the header names it looks for. It writes only below
+ * queue_directory/incoming, and a file there becomes visible under its queue ID only after it and its
+ * directory are synced (by a few worker threads, cleanup-sync.c, that make those system calls only; the
+ * event loop answers). It asks the rewrite role for the canonical form of addresses and reads canonical,
+ * virtual alias and header_checks tables, which belong to root. */
 #include <dirent.h>
 #include <fcntl.h>
 

@@ -1,6 +1,7 @@
 /* local-command.c: |command delivery: /bin/sh -c as the destination's owner, in a session of its own,
  * with a clean environment, the message on stdin, the output captured (bounded) and a time limit after
  * which the whole process group is killed; and the mapping of how it ended to a delivery result. */
+#include <grp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -135,12 +136,56 @@ static int pump_write(const char *data, size_t len, void *userdata) {
         return 0;
 }
 
+/* The user's groups, and postdrop. A command (vacation, a list manager, procmail) submits mail with
+ * sendmail, whose set-group-ID bit does nothing under postbus-local.service's NoNewPrivileges=: the command
+ * holds the group itself instead. It gives no more than sendmail gives every user: files may be created in
+ * the maildrop, which it cannot list, and pickup trusts nothing in a file but its owner, the user. */
+static int command_groups(const LocalPrivs *privs, gid_t **ret, size_t *ret_n) {
+        _cleanup_free_ gid_t *groups = NULL;
+        struct group *gr;
+        int n = 16;
+
+        for (;;) {
+                gid_t *l = reallocarray(groups, (size_t) n + 1, sizeof(gid_t));
+                if (!l)
+                        return -ENOMEM;
+                groups = l;
+                int k = n;
+                if (getgrouplist(privs->user, privs->gid, groups, &k) >= 0) {
+                        n = k;
+                        break;
+                }
+                if (k <= n || k > 65536)
+                        return -E2BIG;
+                n = k;
+        }
+        errno = 0;
+        gr = getgrnam("postdrop");
+        if (gr)
+                groups[n++] = gr->gr_gid;
+        *ret_n = (size_t) n;
+        *ret = TAKE_PTR(groups);
+        return 0;
+}
+
 void local_command_run(const MailboxMessage *m, const char *command, const LocalPrivs *privs, char **env,
                        uint64_t time_limit_usec, MailboxResult *ret) {
         _cleanup_free_ char *headers = NULL;
+        _cleanup_free_ gid_t *groups = NULL;
+        size_t n_groups = 0;
         Pump p = { .in_fd = -EBADF, .out_fd = -EBADF, .deadline = now_monotonic_usec() + time_limit_usec };
         char from_line[ADDRESS_MAX + 64];
         char *argv[] = { (char *) "sh", (char *) "-c", (char *) command, NULL };
+        int status = 0, r;
+        struct tm tm;
+        time_t now = time(NULL);
+        pid_t pid;
+
+        r = command_groups(privs, &groups, &n_groups);
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "cannot look up the groups of %s: %s", privs->user, strerror(-r));
+                return;
+        }
         const CommandSpec child = {
                 .path = "/bin/sh",
                 .argv = argv,
@@ -148,13 +193,11 @@ void local_command_run(const MailboxMessage *m, const char *command, const Local
                 .user = privs->user,
                 .uid = privs->uid,
                 .gid = privs->gid,
+                .groups = groups,
+                .n_groups = n_groups,
                 .home = privs->home,
                 .failure_status = EX_OSERR,
         };
-        int status = 0, r;
-        struct tm tm;
-        time_t now = time(NULL);
-        pid_t pid;
 
         /* As Postfix: a From_ line (procmail wants one) and the delivery headers, no ">From " quoting. */
         if (!localtime_r(&now, &tm) || mbox_from_line(m->sender, &tm, from_line, sizeof from_line) < 0 ||

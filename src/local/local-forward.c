@@ -2,6 +2,8 @@
  * itself: as Postfix's local does, it submits a new message to cleanup (Submit over $rundir/cleanup, like
  * smtpd), the original content with a Delivered-To header first, under the original envelope sender.
  * Runs in the delivery child with a blocking connection of its own. */
+#include <grp.h>
+
 #include "bus-util.h"
 #include "io-util.h"
 #include "local.h"
@@ -32,6 +34,19 @@ static int forward_content(const MailboxMessage *m, const char *delivered_to, in
         return 0;
 }
 
+/* cleanup's socket admits its callers' group, postbus-to-cleanup, and local has no CAP_DAC_OVERRIDE. The
+ * delivery child (root) takes that group alone: whatever groups local had are gone anyway once it has read a
+ * .forward or :include: file with its owner's (mailbox_set_eugid()). */
+static int join_cleanup_group(void) {
+        struct group *gr;
+
+        errno = 0;
+        gr = getgrnam("postbus-to-cleanup");
+        if (!gr)
+                return errno > 0 ? -errno : -ENOENT;
+        return setgroups(1, &gr->gr_gid) < 0 ? -errno : 0;
+}
+
 int local_forward_submit(const MailboxMessage *m, const char *delivered_to, char **recipients,
                          uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], MailboxResult *ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -47,6 +62,11 @@ int local_forward_submit(const MailboxMessage *m, const char *delivered_to, char
                 return r;
         }
 
+        r = join_cleanup_group();
+        if (r < 0) {
+                local_result_set(ret, "4.3.0", "cannot take the group postbus-to-cleanup: %s", strerror(-r));
+                return r;
+        }
         if ((r = sd_bus_new(&bus)) < 0 ||
             (r = sd_bus_set_address(bus, "unix:path=" POSTBUS_RUNDIR "/cleanup")) < 0 ||
             (r = sd_bus_negotiate_fds(bus, true)) < 0 ||

@@ -6,7 +6,9 @@
  * SECURITY
  * local runs as root, because it writes mailboxes as their owners and runs commands as the users who named
  * them; the unit confines it (ProtectSystem=strict with only /var/mail and /home writable, no network but
- * AF_UNIX, the capabilities for switching users and for files), and commands run inside that sandbox.
+ * AF_UNIX, NoNewPrivileges=, and only CAP_SETUID, CAP_SETGID, CAP_CHOWN and CAP_KILL), and commands run
+ * inside that sandbox. A command gets the postdrop group from local (local-command.c), so that the sendmail
+ * it runs needs no set-group-ID bit; the group lets it create maildrop files and nothing more.
  * It trusts only its peer, qmgr: connections are accepted from uid 0 and the postbus user alone (SO_PEERCRED
  * at accept), and even so every argument is checked (queue ID syntax, addresses, a regular queue file that
  * must validate as a whole, bounded recipient count, indices within the file). It reads the queue file only
@@ -64,6 +66,10 @@ static int local_check_config(const Config *c) {
                 return config_error(c, CONFIG_PARAM_default_privs, "no such user", c->default_privs);
         if (pw->pw_uid == 0)
                 return config_error(c, CONFIG_PARAM_default_privs, "must not be a privileged user", c->default_privs);
+        /* As Postfix refuses mail_owner: the roles' users (units/sysusers-postbus.conf) are admitted by the roles'
+         * sockets, which a command must not reach. */
+        if (streq(pw->pw_name, "postbus") || strncmp(pw->pw_name, "postbus-", STRLEN("postbus-")) == 0)
+                return config_error(c, CONFIG_PARAM_default_privs, "must not be a mail system user", c->default_privs);
 
         for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
                 _cleanup_strv_free_ char **l = NULL;

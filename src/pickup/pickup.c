@@ -2,8 +2,9 @@
  * to cleanup. Started by postbus-pickup.path when the directory holds a file; it works through every
  * file, lingers max_idle for more (inotify), and exits.
  *
- * SECURITY: runs as the unprivileged postbus user, with the postdrop group so that it can read the
- * files (0440, owned by their users, group postdrop). Nothing in a file is trusted: each must be a
+ * SECURITY: runs as the unprivileged user postbus-pickup, the maildrop directory's owner (it lists and
+ * removes), with the postdrop group so that it can read the files (0440, owned by their users, group
+ * postdrop). Nothing in a file is trusted: each must be a
  * regular file with one link, owned by a known user, no larger than message_size_limit allows, and a
  * maildrop file whose every record is of a type allowed where it stands, with attribute names from an
  * allow-list and valid addresses (maildrop_parse()). The submitting user is the file's owner, never what

@@ -199,6 +199,9 @@ int pipe_settings_resolve_user(PipeSettings *s, const PipeForbidden *forbidden, 
                 return settings_error(ret_error, "%s: refusing to run a command as root", who);
         if (pw->pw_uid == forbidden->owner_uid)
                 return settings_error(ret_error, "%s: refusing to run a command as the mail system owner", who);
+        /* The users of the other roles (units/sysusers-postbus.conf): their sockets admit them by uid. */
+        if (strncmp(pw->pw_name, "postbus-", STRLEN("postbus-")) == 0)
+                return settings_error(ret_error, "%s: refusing to run a command as a mail system role's user", who);
         gid = pw->pw_gid;
         if (s->group) {
                 struct group *gr;

@@ -1,14 +1,15 @@
 /* qmgr.c: the queue manager: moves new mail into the active queue, hands recipients to the delivery
  * roles, marks them done, defers and retries, and publishes the queue on the system bus.
  *
- * SECURITY: runs as the unprivileged postbus user, long-running. It alone moves files between the
- * queue directories and marks recipients done; it writes nothing else. It trusts no queue file: each is
- * validated before use and a bad one is moved to corrupt. Wake-ups come over its private socket from
- * root and postbus only (SO_PEERCRED). On the system bus reading the queue is open to all users; every
- * change (hold, release, requeue, delete, bounce, flush, pause) needs the caller's effective uid 0, as
- * the bus daemon vouches for it, or polkit's yes for org.postbus.queue.manage (qmgr-polkit.c): the bus
- * policy lets anyone call, qmgr decides. It also writes $queue_directory/state/paused-destinations.
- * Delivery roles get a read-only descriptor of the queue file. */
+ * SECURITY: runs as the unprivileged postbus user, the owner of the queue, long-running. It alone moves
+ * files between the queue directories and marks recipients done; it writes nothing else. It trusts no queue
+ * file: each is validated before use and a bad one is moved to corrupt. Wake-ups come over its private
+ * socket from root, cleanup and pickup only (SO_PEERCRED; the socket is 0660 postbus:postbus-to-qmgr). On
+ * the system bus reading the queue is open to all users; every change (hold, release, requeue, delete,
+ * bounce, flush, pause) needs the caller's effective uid 0, as the bus daemon vouches for it, or polkit's
+ * yes for org.postbus.queue.manage (qmgr-polkit.c): the bus policy lets anyone call, qmgr decides. It also
+ * writes $queue_directory/state/paused-destinations. Delivery roles get a read-only descriptor of the queue
+ * file. */
 #include <fcntl.h>
 
 #include "address.h"

@@ -22,6 +22,7 @@ struct BusServer {
         void *userdata;
         sd_id128_t id;
         bool allow_any;
+        char *name;                     /* the socket's FileDescriptorName=, once its callers are known */
         uid_t *allowed;
         size_t n_allowed;
         unsigned connection_limit;
@@ -115,6 +116,22 @@ static bool peer_allowed(BusServer *s, uid_t uid) {
         return false;
 }
 
+/* Journaled with the peer's identity, as the kernel gives it: a refusal means a role or a user tried a socket
+ * its unit's SocketGroup= should not have let it reach, or the socket file's mode was changed. */
+static void log_refused(const BusServer *s, const struct ucred *cred) {
+        char uid[32], pid[32];
+        struct passwd *pw;
+
+        (void) snprintf(uid, sizeof uid, "%u", (unsigned) cred->uid);
+        (void) snprintf(pid, sizeof pid, "%i", (int) cred->pid);
+        pw = getpwuid(cred->uid);
+        log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "PEER_UID", uid }, { "PEER_PID", pid },
+                                               { "PEER_USER", pw ? pw->pw_name : NULL }, { "SOCKET", s->name }),
+                 "Refused a connection%s%s from uid %s%s%s%s (pid %s): not one of its callers.",
+                 s->name ? " on the " : "", s->name ? s->name : "", uid, pw ? " (" : "", pw ? pw->pw_name : "",
+                 pw ? ")" : "", pid);
+}
+
 /* Takes cfd, whatever the outcome. */
 static int connection_start(BusServer *s, int cfd) {
         _cleanup_close_ int fd = cfd;
@@ -185,7 +202,7 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                 return 0;
         }
         if (!peer_allowed(s, cred.uid)) {
-                log_warning("Refused a connection from uid %u (pid %i).", (unsigned) cred.uid, (int) cred.pid);
+                log_refused(s, &cred);
                 return 0;
         }
         r = connection_start(s, TAKE_FD(cfd));
@@ -247,12 +264,65 @@ BusServer *bus_server_free(BusServer *s) {
         while (s->connections)
                 bus_connection_free(s->connections);
         free(s->allowed);
+        free(s->name);
         free(s);
         return NULL;
 }
 
+/* The roles that call each role, by the FileDescriptorName= of its socket: their users
+ * (units/sysusers-postbus.conf), besides root, which local and pipe run as (local forwards mail through
+ * cleanup). The socket units let the same users reach the socket file (SocketGroup= postbus-to-<role>, or
+ * the owner postbus alone for qmgr's agents); this is the check at accept, which holds however the file's
+ * mode is changed. */
+static const struct {
+        const char *socket;
+        const char *callers[4];
+} role_callers[] = {
+        { "cleanup", { "postbus-smtpd", "postbus-pickup", "postbus-bounce" } },
+        { "rewrite", { "postbus-cleanup", "postbus", "postbus-smtpd" } },
+        { "qmgr",    { "postbus-cleanup", "postbus-pickup" } },     /* Wake; the agents answer qmgr's calls */
+        { "bounce",  { "postbus", "postbus-pickup" } },
+        { "local",   { "postbus" } },
+        { "pipe",    { "postbus" } },
+        { "smtp",    { "postbus" } },
+        { "lmtp",    { "postbus" } },
+        { "virtual", { "postbus" } },
+};
+
+int bus_server_allow_callers(BusServer *s, const char *fd_name) {
+        size_t i;
+        int r;
+
+        free(s->name);
+        s->name = strdup(fd_name);
+        if (!s->name)
+                return -ENOMEM;
+        for (i = 0; i < ELEMENTSOF(role_callers); i++)
+                if (streq(role_callers[i].socket, fd_name))
+                        break;
+        if (i >= ELEMENTSOF(role_callers)) {
+                log_warning("No callers are known for the %s socket: only root may connect.", fd_name);
+                return 0;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(role_callers[i].callers) && role_callers[i].callers[k]; k++) {
+                uid_t uid;
+
+                r = get_user_uid(role_callers[i].callers[k], &uid);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot find the user %s, who calls the %s socket, ignoring: %m",
+                                          role_callers[i].callers[k], fd_name);
+                        continue;
+                }
+                r = bus_server_allow_uid(s, uid);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int bus_server_serve(Daemon *d, const char *fd_name, BusServerSetupFunc setup, void *userdata, BusServer **ret) {
-        uid_t uid;
         int fd, r;
 
         fd = daemon_listen_fd(d, fd_name);
@@ -261,11 +331,9 @@ int bus_server_serve(Daemon *d, const char *fd_name, BusServerSetupFunc setup, v
         r = bus_server_new(d, fd, setup, userdata, ret);
         if (r < 0)
                 return log_error_errno(r, "Failed to serve the %s socket: %m", fd_name);
-        if (get_user_uid("postbus", &uid) >= 0) {
-                r = bus_server_allow_uid(*ret, uid);
-                if (r < 0)
-                        return log_oom();
-        }
+        r = bus_server_allow_callers(*ret, fd_name);
+        if (r < 0)
+                return log_oom();
         return 0;
 }
 

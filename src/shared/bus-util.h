@@ -40,9 +40,13 @@ int bus_server_new(Daemon *d, int listen_fd, BusServerSetupFunc setup, void *use
 int bus_server_allow_uid(BusServer *s, uid_t uid);
 unsigned bus_server_n_connections(const BusServer *s);
 /* The usual start of a role that other roles call: serves the passed socket with this
- * FileDescriptorName= to root and the postbus user. -ENOENT when no such socket was passed; other
- * errors are logged. */
+ * FileDescriptorName= to root and the roles that call it (bus_server_allow_callers()). -ENOENT when no such
+ * socket was passed; other errors are logged. */
 int bus_server_serve(Daemon *d, const char *fd_name, BusServerSetupFunc setup, void *userdata, BusServer **ret);
+/* Admits the users of the roles that call the socket of this FileDescriptorName= (a table in bus-util.c, to
+ * match units/sysusers-postbus.conf); a socket not in it admits root alone. A refused peer is journaled with
+ * its uid and pid. */
+int bus_server_allow_callers(BusServer *s, const char *fd_name);
 void bus_server_allow_any(BusServer *s);
 BusServer *bus_server_free(BusServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusServer *, bus_server_free);

@@ -4,17 +4,18 @@
  * tells the protocol.
  *
  * SECURITY
- * smtp runs as the unprivileged user postbus in a sandbox (ProtectSystem=strict with nothing writable,
+ * smtp runs as the unprivileged user postbus-smtp in a sandbox (ProtectSystem=strict with nothing writable,
  * no capabilities, only AF_UNIX, AF_INET and AF_INET6 sockets). It trusts only its peer, qmgr: connections
- * are accepted from uid 0 and the postbus user alone (SO_PEERCRED at accept), and even so every argument is
- * checked (queue ID syntax, addresses, transport and next hop text, bounded option and recipient counts, a
- * regular queue file that must validate as a whole, indices within the file). It reads the queue file only
- * through the descriptor qmgr passes and never writes it. Everything a remote server sends is untrusted:
- * replies are parsed line by line with a bounded input buffer (a longer line is cut), a bounded number of
- * lines and of kept text, and every stage has its timeout; reply text is escaped before it goes into a
- * result or the journal. DNS answers (c-ares) only choose where to connect. The passwords of
- * smtp_sasl_password_maps (a table readable by postbus) are sent only with the mechanisms the SASL security
- * options allow (by default never outside TLS), held only until they are sent, and never logged. */
+ * are accepted from uid 0 and qmgr's user postbus alone (SO_PEERCRED at accept; the socket is 0600
+ * postbus), and even so every argument is checked (queue ID syntax, addresses, transport and next hop text,
+ * bounded option and recipient counts, a regular queue file that must validate as a whole, indices within
+ * the file). It reads the queue file only through the descriptor qmgr passes and never writes it.
+ * Everything a remote server sends is untrusted: replies are parsed line by line with a bounded input
+ * buffer (a longer line is cut), a bounded number of lines and of kept text, and every stage has its
+ * timeout; reply text is escaped before it goes into a result or the journal. DNS answers (c-ares) only
+ * choose where to connect. The passwords of smtp_sasl_password_maps (a table readable by postbus-smtp) are
+ * sent only with the mechanisms the SASL security options allow (by default never outside TLS), held only
+ * until they are sent, and never logged. */
 #include "log.h"
 #include "smtp.h"
 

@@ -1,7 +1,7 @@
 /* smtpd.c: the SMTP server role: receives mail from the network and hands each message to cleanup.
  *
  * SECURITY: smtpd talks to anyone who can reach port 25 and trusts nothing they send. It runs as the
- * unprivileged user postbus without capabilities: systemd binds the port and passes the socket. Peer
+ * unprivileged user postbus-smtpd without capabilities: systemd binds the port and passes the socket. Peer
  * input is held in a bounded buffer per session (line_length_limit plus one read), parsed only by the
  * pure functions of smtpd-protocol.c, and limited in line length, message size, recipients, errors,
  * junk commands, idle time and session time; smtpd_session_limit bounds the sessions at once, and the

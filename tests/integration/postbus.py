@@ -209,12 +209,12 @@ def set_config(**params):
 
 def make_tls_certificate(directory='/etc/postbus/tls', cn='mail.test'):
     """Makes a self-signed certificate and its key (openssl req -x509) in directory,
-    readable by the user postbus that smtpd runs as; returns (cert, key) paths."""
+    readable by the user postbus-smtpd that smtpd runs as; returns (cert, key) paths."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
     cert, key = os.path.join(directory, 'cert.pem'), os.path.join(directory, 'key.pem')
     run('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
         '-days', '2', '-subj', f'/CN={cn}', '-addext', f'subjectAltName=DNS:{cn}')
-    pw = pwd.getpwnam('postbus')
+    pw = pwd.getpwnam('postbus-smtpd')
     os.chown(key, 0, pw.pw_gid)
     os.chmod(key, 0o640)
     os.chmod(cert, 0o644)

@@ -468,7 +468,7 @@ class Bounce(unittest.TestCase):
         self.assertFalse(os.path.exists(log_path('bounce', qid)))
         # bounce is still there, and its unit is sandboxed as its peers are
         call(conn, 'Remove', 's', qid)
-        self.assertEqual(pb.unit_property('postbus-bounce.service', 'User'), 'postbus')
+        self.assertEqual(pb.unit_property('postbus-bounce.service', 'User'), 'postbus-bounce')
         self.assertEqual(pb.unit_property('postbus-bounce.service', 'PrivateNetwork'), 'yes')
 
     def test_unknown_notify_class_stops_bounce(self):

@@ -76,7 +76,7 @@ def snakeoil():
     os.chmod('/etc/ssl/private', 0o710)
     os.chmod(key, 0o640)
     os.chmod(cert, 0o644)
-    pb.run('usermod', '-a', '-G', 'ssl-cert', 'postbus')
+    pb.run('usermod', '-a', '-G', 'ssl-cert', 'postbus-smtpd')
 
 
 def reconfigure(**params):

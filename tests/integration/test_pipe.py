@@ -219,6 +219,7 @@ class Pipe(unittest.TestCase):
     def test_refused_users(self):
         for user, says in (('root', 'refusing to run a command as root'),
                            ('postbus', 'refusing to run a command as the mail system owner'),
+                           ('postbus-smtpd', "refusing to run a command as a mail system role's user"),
                            (f'{USER}:postdrop',
                             f'user={USER}:postdrop: refusing to run a command with a mail system group'),
                            ('nosuchuser', 'unknown user name: nosuchuser')):

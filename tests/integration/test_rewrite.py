@@ -65,7 +65,7 @@ class Rewrite(unittest.TestCase):
             pb.set_config(relayhost='', append_dot_mydomain=False)
         # rewrite is socket-activated, as its own sandboxed unit
         self.assertEqual(pb.unit_property('postbus-rewrite.service', 'TriggeredBy'), 'postbus-rewrite.socket')
-        self.assertEqual(pb.unit_property('postbus-rewrite.service', 'User'), 'postbus')
+        self.assertEqual(pb.unit_property('postbus-rewrite.service', 'User'), 'postbus-rewrite')
 
     def test_transport_maps(self):
         build_table(TRANSPORT, 'special.test local:\n'

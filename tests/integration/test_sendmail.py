@@ -117,7 +117,7 @@ class Sendmail(unittest.TestCase):
         self.assertEqual(os.path.realpath(NEWALIASES), os.path.realpath(SENDMAIL))
         st = os.stat(MAILDROP)
         self.assertEqual(st.st_mode & 0o7777, 0o1730, oct(st.st_mode))
-        self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, 'postbus')
+        self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, 'postbus-pickup')
 
     def test_t_to_cc_bcc(self):
         subject = unique_subject('extract')

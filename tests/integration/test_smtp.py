@@ -263,7 +263,7 @@ class Smtp(unittest.TestCase):
                                            r'delay=[0-9.]+, delays=[0-9./]+, dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok: queued as FAKE\d+\)$')
         pb.wait_until(lambda: any(r['MESSAGE'] == f'{qid}: removed' for r in pb.journal(QUEUE_ID=qid, since=cursor)),
                       what='the delivered message removed')
-        self.assertEqual(pb.unit_property('postbus-smtp.service', 'User'), 'postbus')
+        self.assertEqual(pb.unit_property('postbus-smtp.service', 'User'), 'postbus-smtp')
 
     def test_rcpt_550_bounces_with_remote_text(self):
         cursor = pb.journal_cursor()

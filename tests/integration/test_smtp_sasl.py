@@ -213,9 +213,9 @@ class SmtpSasl(unittest.TestCase):
             f.write('boss@localhost [127.0.0.1]:2590\n')
         for table in (TRANSPORT, PASSWD, RELAYS):
             pb.run('postbusctl', 'map', 'build', table)
-        # the password table: readable by the user postbus that smtp runs as, by no one else
+        # the password table: readable by the user postbus-smtp that smtp runs as, by no one else
         for path in (PASSWD, PASSWD + '.gdbm'):
-            os.chown(path, 0, pwd.getpwnam('postbus').pw_gid)
+            os.chown(path, 0, pwd.getpwnam('postbus-smtp').pw_gid)
             os.chmod(path, 0o640)
         pb.set_config(relayhost='[127.0.0.1]:2587', transport_maps=f'gdbm:{TRANSPORT}',
                       smtp_tls_security_level='may', smtp_sasl_auth_enable='yes',

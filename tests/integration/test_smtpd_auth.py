@@ -76,8 +76,8 @@ userdb {{
 service auth {{
   unix_listener auth-postbus {{
     mode = 0660
-    user = postbus
-    group = postbus
+    user = postbus-smtpd
+    group = postbus-smtpd
   }}
 }}
 """)
