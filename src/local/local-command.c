@@ -183,7 +183,7 @@ void local_command_run(const MailboxMessage *m, const char *command, const Local
 
         r = command_groups(privs, &groups, &n_groups);
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot look up the groups of %s: %s", privs->user, strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot look up the groups of %s: %s", privs->user, strerror(-r));
                 return;
         }
         const CommandSpec child = {

@@ -64,7 +64,7 @@ int local_forward_submit(const MailboxMessage *m, const char *delivered_to, char
 
         r = join_cleanup_group();
         if (r < 0) {
-                local_result_set(ret, "4.3.0", "cannot take the group postbus-to-cleanup: %s", strerror(-r));
+                mailbox_result_set(ret, "4.3.0", "cannot take the group postbus-to-cleanup: %s", strerror(-r));
                 return r;
         }
         if ((r = sd_bus_new(&bus)) < 0 ||
