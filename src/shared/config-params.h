@@ -324,7 +324,24 @@
         X(smtpd_peername_lookup, BOOL, "yes", 0, 0, "smtpd",                                                  \
           "Look the client's name up in DNS before the greeting (PTR, then its A/AAAA must hold the address).") \
         X(unknown_client_reject_code, INT, "450", 400, 599, "smtpd",                                          \
-          "Reply code of reject_unknown_client_hostname and _reverse_ (a DNS temporary failure gives 450).")
+          "Reply code of reject_unknown_client_hostname and _reverse_ (a DNS temporary failure gives 450).") \
+        X(smtpd_policy_service_timeout, TIME, "100s", 1, 86400, "smtpd",                                      \
+          "How long one attempt at a check_policy_service request (connect, send, reply) may take.")        \
+        X(smtpd_policy_service_max_idle, TIME, "300s", 1, 86400, "smtpd",                                     \
+          "An idle connection to a policy service is closed after this long.")                              \
+        X(smtpd_policy_service_max_ttl, TIME, "1000s", 1, 604800, "smtpd",                                    \
+          "A connection to a policy service is not used again once it is this old.")                       \
+        X(smtpd_policy_service_try_limit, INT, "2", 1, 100, "smtpd",                                          \
+          "Attempts at a policy service request before smtpd_policy_service_default_action applies.")      \
+        X(smtpd_policy_service_retry_delay, TIME, "1s", 0, 3600, "smtpd",                                     \
+          "The pause before the next attempt at a policy service request that failed.")                     \
+        X(smtpd_policy_service_request_limit, INT, "0", 0, 1000000, "smtpd",                                  \
+          "Requests on one connection to a policy service before it is closed; 0: no limit.")               \
+        X(smtpd_policy_service_default_action, STRING, "451 4.3.5 Server configuration problem", 0, 0,       \
+          "smtpd",                                                                                            \
+          "The access(5) action taken when a policy service cannot be asked or gives no valid reply.")      \
+        X(smtpd_policy_service_policy_context, STRING, "", 0, 0, "smtpd",                                     \
+          "Sent to policy services as policy_context, to tell one use of a service from another.")
 
 /* main.cf names that are not C identifiers: the X() entry names the Config field, and
  * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()

@@ -140,6 +140,7 @@ static int listener_setup(Smtpd *server, SmtpdService service) {
         r = smtpd_checks_new(c, &server->mynetworks, server->mydestination, server->resolver, &l->checks);
         if (r < 0)
                 return r;
+        smtpd_checks_set_policy_pool(l->checks, server->policy);
         l->wrappermode = c->smtpd_tls_wrappermode;
         l->sasl = c->smtpd_sasl_auth_enable;
         if (!isempty(c->smtpd_tls_cert_file)) {
@@ -170,6 +171,7 @@ static void smtpd_free(Smtpd *server) {
         }
         bus_client_free(server->cleanup);
         resolver_free(server->resolver);        /* after the sessions and checks whose lookups it runs */
+        smtpd_policy_pool_free(server->policy); /* after the sessions, whose requests it may hold */
         for (size_t i = 0; i < server->n_listen; i++)
                 sd_event_source_disable_unref(server->listen_sources[i]);
         free(server->listen_sources);
@@ -284,6 +286,18 @@ static int smtpd_setup(Daemon *d) {
         r = resolver_new(d->event, &server->resolver);
         if (r < 0)
                 return r == -ENOMEM ? log_oom() : r;
+        /* check_policy_service: no connection until a session asks. */
+        const SmtpdPolicySettings policy = {
+                .timeout_usec = (uint64_t) d->config->smtpd_policy_service_timeout * USEC_PER_SEC,
+                .max_idle_usec = (uint64_t) d->config->smtpd_policy_service_max_idle * USEC_PER_SEC,
+                .max_ttl_usec = (uint64_t) d->config->smtpd_policy_service_max_ttl * USEC_PER_SEC,
+                .retry_delay_usec = (uint64_t) d->config->smtpd_policy_service_retry_delay * USEC_PER_SEC,
+                .try_limit = (unsigned) d->config->smtpd_policy_service_try_limit,
+                .request_limit = (unsigned) d->config->smtpd_policy_service_request_limit,
+        };
+        r = smtpd_policy_pool_new(d->event, &policy, &server->policy);
+        if (r < 0)
+                return log_oom();
 
         /* Every socket named "smtp", "submission" or "smtps": a unit may list several ListenStream=
          * addresses, and each service is set up once, for the first of its sockets. */

@@ -65,6 +65,7 @@ struct Smtpd {
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         BusClient *cleanup;
         Resolver *resolver;             /* DNS for every session: client names, reject_rbl_client */
+        SmtpdPolicyPool *policy;        /* connections to the policy services (check_policy_service) */
         SmtpdListener listeners[_SMTPD_SERVICE_MAX];
         sd_event_source **listen_sources;       /* one per socket of any service */
         size_t n_listen;
