@@ -17,6 +17,8 @@ POSTBUS_DEPS=(
     postfix iproute2
     # the queue API's authorization (test_queue_control): a real polkitd
     polkitd
+    # policy services of check_policy_service (test_smtpd_policy): greylisting and SPF
+    postgrey postfix-policyd-spf-python
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
