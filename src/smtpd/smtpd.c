@@ -12,7 +12,7 @@
  * writes no files: a message goes into an anonymous memory file, sealed and passed to cleanup over
  * $rundir/cleanup, and only cleanup's answer that the message is durable makes smtpd reply 250.
  * It trusts cleanup, a local role behind a socket that only postbus may open, for the queue ID and
- * for rejection texts, and still checks both before passing them on. It reads main.cf, the user
+ * for rejection texts, and still checks both before passing them on. It reads main.cf, master.cf, the user
  * database (getpwnam(), to tell local recipients that exist) and the GDBM tables its restriction lists
  * and local_recipient_maps name. For reject_rbl_client it sends DNS queries over UDP to the name
  * servers of /etc/resolv.conf and believes only replies from them to its random ID and exact question,
@@ -26,8 +26,10 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "master-cf.h"
 #include "postbus-config.h"
 #include "smtpd.h"
+#include "string-util.h"
 
 static const char *const service_names[_SMTPD_SERVICE_MAX] = {
         [SMTPD_SERVICE_SMTP] = "smtp",
@@ -46,8 +48,8 @@ SmtpdService smtpd_service_from_string(const char *s) {
         return _SMTPD_SERVICE_INVALID;
 }
 
-/* Each service's own defaults, as Postfix's master.cf sets them for submission and smtps; main.cf's
- * "<service>_<name> = value" lines come after these. */
+/* Each service's own defaults, as Postfix's master.cf sets them for submission and smtps; the -o options
+ * of the service's master.cf line come after these. */
 static const char *const *const service_defaults[_SMTPD_SERVICE_MAX] = {
         [SMTPD_SERVICE_SMTP] = NULL,
         [SMTPD_SERVICE_SUBMISSION] = (const char *const[]) {
@@ -62,9 +64,9 @@ static const char *const *const service_defaults[_SMTPD_SERVICE_MAX] = {
         },
 };
 
-/* The parameters a service may set for itself ("submission_smtpd_sasl_auth_enable = yes"): those that
- * sessions read from their listener's config. Any other <service>_<name> is refused at start, rather
- * than silently ignored. */
+/* The parameters a service's -o may set ("-o smtpd_sasl_auth_enable=yes"): those that sessions read from
+ * their listener's config. Any other is the same for every service of the process, and an -o of it is
+ * warned about and ignored. */
 static const char *const service_params[] = {
         "smtpd_banner",
         "smtpd_tls_cert_file",
@@ -84,11 +86,59 @@ static const char *const service_params[] = {
         "smtpd_recipient_restrictions",
 };
 
-static bool service_param_allowed(ConfigParamId id) {
+static bool service_param_allowed(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(service_params); i++)
-                if (streq(config_params[id].name, service_params[i]))
+                if (streq(name, service_params[i]))
                         return true;
         return false;
+}
+
+/* The service of a master.cf inet line run by smtpd: its name is the port ("smtp", "587") after an
+ * optional "host:", as in Postfix. */
+static SmtpdService master_service(const MasterService *m) {
+        static const char *const ports[_SMTPD_SERVICE_MAX] = {
+                [SMTPD_SERVICE_SMTP] = "25",
+                [SMTPD_SERVICE_SUBMISSION] = "587",
+                [SMTPD_SERVICE_SMTPS] = "465",
+        };
+        const char *colon = strrchr(m->name, ':'), *port = colon ? colon + 1 : m->name;
+
+        if (!streq(m->type, "inet") || !streq(m->command, "smtpd"))
+                return _SMTPD_SERVICE_INVALID;
+        for (int i = 0; i < _SMTPD_SERVICE_MAX; i++)
+                if (streq(port, service_names[i]) || streq(port, ports[i]))
+                        return (SmtpdService) i;
+        return _SMTPD_SERVICE_INVALID;
+}
+
+/* The -o options of the service's master.cf line (none without one), those smtpd takes per service. */
+static int service_overrides(Smtpd *server, SmtpdService service, char ***ret, char *where, size_t size) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        const MasterService *m = NULL;
+        size_t n = 0;
+
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < server->master->n_services && !m; i++)
+                if (master_service(server->master->services + i) == service)
+                        m = server->master->services + i;
+        (void) snprintf(where, size, "%s:%u", server->master->path, m ? m->line : 0);
+        for (char **o = m ? m->overrides : NULL; o && *o; o++) {
+                const char *eq = strchr(*o, '=');
+                _cleanup_free_ char *name = strndup(*o, eq ? (size_t) (eq - *o) : strlen(*o));
+
+                if (!name)
+                        return -ENOMEM;
+                if (config_param_find(name) && !service_param_allowed(name)) {
+                        log_warning("%s: -o %s: smtpd takes %s from main.cf for every service, ignoring", where,
+                                    *o, name);
+                        continue;
+                }
+                if (strv_push(&l, &n, strdup(*o)) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
 }
 
 /* Builds a service's view of the configuration and its TLS context. -EINVAL: a configuration error,
@@ -96,23 +146,18 @@ static bool service_param_allowed(ConfigParamId id) {
 static int listener_setup(Smtpd *server, SmtpdService service) {
         SmtpdListener *l = server->listeners + service;
         const Config *base = server->config;
+        _cleanup_strv_free_ char **overrides = NULL;
         char where[PATH_MAX + 32];
         const Config *c;
         int r;
 
-        for (size_t i = 0; i < base->n_overrides; i++)
-                if (streq(base->overrides[i].service, service_names[service]) &&
-                    !service_param_allowed(base->overrides[i].id)) {
-                        log_error("%s:%u: %s_%s: %s cannot be set for one service only", base->path,
-                                  base->overrides[i].line, service_names[service],
-                                  config_params[base->overrides[i].id].name,
-                                  config_params[base->overrides[i].id].name);
-                        return -EINVAL;
-                }
         l->server = server;
         l->service = service;
         l->name = service_names[service];
-        r = config_for_service(base, l->name, service_defaults[service], &l->config);
+        r = service_overrides(server, service, &overrides, where, sizeof where);
+        if (r < 0)
+                return log_oom();
+        r = config_for_service(base, service_defaults[service], overrides, where, &l->config);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
@@ -172,6 +217,7 @@ static void smtpd_free(Smtpd *server) {
         bus_client_free(server->cleanup);
         resolver_free(server->resolver);        /* after the sessions and checks whose lookups it runs */
         smtpd_policy_pool_free(server->policy); /* after the sessions, whose requests it may hold */
+        master_config_free(server->master);
         for (size_t i = 0; i < server->n_listen; i++)
                 sd_event_source_disable_unref(server->listen_sources[i]);
         free(server->listen_sources);
@@ -286,6 +332,22 @@ static int smtpd_setup(Daemon *d) {
         r = resolver_new(d->event, &server->resolver);
         if (r < 0)
                 return r == -ENOMEM ? log_oom() : r;
+        /* master.cf beside main.cf: the -o options of the smtp, submission and smtps lines. */
+        _cleanup_free_ char *master = NULL;
+        const char *slash = strrchr(d->config->path, '/');
+        if (asprintf(&master, "%.*s/master.cf", slash ? (int) (slash - d->config->path) : 1,
+                     slash ? d->config->path : ".") < 0)
+                return log_oom();
+        r = master_config_load(master, &server->master);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < server->master->n_services; i++) {
+                const MasterService *m = server->master->services + i;
+                if (streq(m->type, "inet") && streq(m->command, "smtpd") && master_service(m) < 0)
+                        log_warning("%s:%u: %s: smtpd listens on the sockets of postbus-smtpd.socket, "
+                                    "postbus-submission.socket and postbus-smtps.socket only, ignoring",
+                                    server->master->path, m->line, m->name);
+        }
         /* check_policy_service: no connection until a session asks. */
         const SmtpdPolicySettings policy = {
                 .timeout_usec = (uint64_t) d->config->smtpd_policy_service_timeout * USEC_PER_SEC,

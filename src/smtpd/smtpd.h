@@ -66,6 +66,7 @@ struct Smtpd {
         BusClient *cleanup;
         Resolver *resolver;             /* DNS for every session: client names, reject_rbl_client */
         SmtpdPolicyPool *policy;        /* connections to the policy services (check_policy_service) */
+        struct MasterConfig *master;    /* master.cf: each smtpd service's -o options */
         SmtpdListener listeners[_SMTPD_SERVICE_MAX];
         sd_event_source **listen_sources;       /* one per socket of any service */
         size_t n_listen;
