@@ -8,8 +8,12 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 
+#include "config.h"
+#include "log.h"
+#include "resolver.h"
 #include "tests.h"
 #include "../../src/smtpd/smtpd-policy.h"
+#include "../../src/smtpd/smtpd-restrictions.h"
 
 static int reply(const char *s, char *action, size_t *consumed) {
         return smtpd_policy_reply_parse(s, strlen(s), action, consumed);
@@ -228,11 +232,112 @@ TEST(client) {
         rmdir(path);
 }
 
+static unsigned dones;
+
+static void on_checks_done(void *userdata) {
+        dones++;
+}
+
+/* check_policy_service in a restriction list: the evaluation waits (-EAGAIN) for the answer, and asked again
+ * once done() has run, decides by it; the next evaluation asks again. */
+TEST(restriction) {
+        const char *const answers[] = { "action=REJECT no thanks\n\n", "action=DUNNO\n\n" };
+        const SmtpdPolicySettings settings = {
+                .timeout_usec = 5000000, .max_idle_usec = 5000000, .max_ttl_usec = 60000000, .try_limit = 1,
+        };
+        char dir[] = "/tmp/test-smtpd-policy-XXXXXX", text[512], reply[SMTPD_REPLY_LINE_MAX], sock[64];
+        SmtpdAddress client = { .family = AF_INET, .bytes = { 127, 0, 0, 1 }, .text = "127.0.0.1" };
+        SmtpdCheckInput in = { .client = &client, .helo = "client.test", .sender = "a@example.org",
+                               .recipient = "bob@example.test" };
+        SmtpdPolicyEndpoint ep;
+        SmtpdNetworks mynetworks;
+        SmtpdCheckSession *cs;
+        SmtpdPolicyPool *pool;
+        SmtpdChecks *checks;
+        Resolver *resolver;
+        Config *config;
+        sd_event *e;
+        int fd, status;
+        pid_t pid;
+
+        ASSERT_TRUE(mkdtemp(dir) != NULL);
+        snprintf(sock, sizeof sock, "unix:%s/p", dir);
+        snprintf(text, sizeof text,
+                 "mydestination = example.test\nsmtpd_reject_unlisted_recipient = no\n"
+                 "smtpd_recipient_restrictions = check_policy_service %s\n", sock);
+        ASSERT_OK(smtpd_policy_endpoint_parse(sock, &ep));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_OK(fd);
+        ASSERT_OK(bind(fd, (struct sockaddr *) &ep.addr, ep.addr_len));
+        ASSERT_OK(listen(fd, 8));
+        pid = fork();
+        ASSERT_OK(pid);
+        if (pid == 0)
+                serve(fd, answers, 2);
+        close(fd);
+
+        ASSERT_OK(config_parse(text, "main.cf", &config));
+        ASSERT_OK(smtpd_networks_parse(config->mynetworks, "main.cf", &mynetworks));
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(resolver_new(e, &resolver));
+        ASSERT_OK(smtpd_policy_pool_new(e, &settings, &pool));
+        ASSERT_OK(smtpd_checks_new(config, &mynetworks, NULL, resolver, &checks));
+        smtpd_checks_set_policy_pool(checks, pool);
+        ASSERT_OK(smtpd_check_session_new(checks, &client, on_checks_done, NULL, &cs));
+
+        ASSERT_ERR(smtpd_check_rcpt(cs, &in, reply), EAGAIN);
+        ASSERT_TRUE(smtpd_check_session_pending(cs));
+        for (int i = 0; i < 100 && dones == 0; i++)
+                ASSERT_OK(sd_event_run(e, 100000));
+        ASSERT_EQ(dones, 1);
+        ASSERT_TRUE(!smtpd_check_session_pending(cs));
+        ASSERT_EQ(smtpd_check_rcpt(cs, &in, reply), 1);
+        ASSERT_STREQ(reply, "554 5.7.1 <bob@example.test>: Recipient address rejected: no thanks");
+
+        /* A new evaluation asks again, on the same connection. */
+        ASSERT_ERR(smtpd_check_rcpt(cs, &in, reply), EAGAIN);
+        for (int i = 0; i < 100 && dones == 1; i++)
+                ASSERT_OK(sd_event_run(e, 100000));
+        ASSERT_EQ(smtpd_check_rcpt(cs, &in, reply), 0);
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 1);
+
+        /* Without the process's connections, the default action, at once. */
+        smtpd_checks_set_policy_pool(checks, NULL);
+        ASSERT_EQ(smtpd_check_rcpt(cs, &in, reply), 1);
+        ASSERT_STREQ(reply, "451 4.3.5 <bob@example.test>: Recipient address rejected: Server configuration problem");
+
+        smtpd_check_session_free(cs);
+        smtpd_checks_free(checks);
+        smtpd_policy_pool_free(pool);
+        resolver_free(resolver);
+        sd_event_unref(e);
+        smtpd_networks_done(&mynetworks);
+        config_free(config);
+
+        /* A restriction without its endpoint, or with a malformed one, is a configuration error. */
+        ASSERT_OK(config_parse("smtpd_recipient_restrictions = reject_unauth_destination check_policy_service\n",
+                               "main.cf", &config));
+        ASSERT_ERR(smtpd_checks_new(config, &mynetworks, NULL, NULL, &checks), EINVAL);
+        config_free(config);
+        ASSERT_OK(config_parse("smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1\n", "main.cf",
+                               &config));
+        ASSERT_ERR(smtpd_checks_new(config, &mynetworks, NULL, NULL, &checks), EINVAL);
+        config_free(config);
+
+        snprintf(sock, sizeof sock, "%s/p", dir);
+        unlink(sock);
+        rmdir(dir);
+}
+
 int main(void) {
         signal(SIGPIPE, SIG_IGN);
+        log_set_max_level(LOG_WARNING);
         RUN(replies);
         RUN(requests);
         RUN(endpoints);
         RUN(client);
+        RUN(restriction);
         return 0;
 }
