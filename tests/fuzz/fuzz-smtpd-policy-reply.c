@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t consumed = 0;
         int k;
 
-        if (size > 2 * SMTPD_POLICY_REPLY_MAX)
+        if (!data || size > 2 * SMTPD_POLICY_REPLY_MAX)
                 return 0;
         k = smtpd_policy_reply_parse(buf, size, action, &consumed);
         CHECK(k == 0 || k == 1 || k == -EBADMSG || k == -E2BIG);
