@@ -201,6 +201,48 @@ class OwnServer(unittest.TestCase):
         s.cmd('QUIT')
 
 
+class EveryState(unittest.TestCase):
+    """smtpd_delay_reject = no: the client, HELO and sender lists ask at connect, HELO and MAIL, each with its
+    own protocol_state, and a refusal comes at that command."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        cls.policy = PolicyServer(POLICY_PORT + 10)
+        cls.policy.answer = cls.answer
+        serve(cls.policy, cls)
+        service = f'check_policy_service inet:127.0.0.1:{POLICY_PORT + 10}'
+        pb.set_config(myhostname=HOST, **POLICY_DEFAULTS, smtpd_delay_reject='no',
+                      smtpd_client_restrictions=service, smtpd_helo_restrictions=service,
+                      smtpd_sender_restrictions=service, smtpd_recipient_restrictions='')
+        cls.addClassCleanup(pb.set_config, smtpd_delay_reject='yes', smtpd_client_restrictions='',
+                            smtpd_helo_restrictions='', smtpd_sender_restrictions='')
+
+    @staticmethod
+    def answer(req):
+        if req.get('helo_name') == 'bad.example.org' and req['protocol_state'] == 'HELO':
+            return '550 5.7.1 not that name'
+        if req.get('sender') == 'spammer@example.org' and req['protocol_state'] == 'MAIL':
+            return 'REJECT no'
+        return 'DUNNO'
+
+    def test_states(self):
+        before = len(self.policy.requests)
+        s = pb.SmtpRaw('127.0.0.1', 25)
+        self.addCleanup(s.close)
+        self.assertEqual(s.reply()[0], 220)
+        self.assertEqual(s.cmd('EHLO bad.example.org'),
+                         (550, '5.7.1 <bad.example.org>: Helo command rejected: not that name'))
+        self.assertEqual(s.cmd('EHLO good.example.org')[0], 250)
+        self.assertEqual(s.cmd('MAIL FROM:<spammer@example.org>'),
+                         (554, '5.7.1 <spammer@example.org>: Sender address rejected: no'))
+        self.assertEqual(s.cmd('MAIL FROM:<alice@example.org>')[0], 250)
+        self.assertEqual(s.cmd(f'RCPT TO:<erin@{HOST}>')[0], 250)
+        s.cmd('QUIT')
+        states = [r['protocol_state'] for r in self.policy.requests[before:]]
+        self.assertEqual(states, ['CONNECT', 'HELO', 'HELO', 'MAIL', 'MAIL'])
+
+
 class Failures(unittest.TestCase):
     """A service nobody listens on, and one that never answers."""
 
