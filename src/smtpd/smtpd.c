@@ -93,35 +93,25 @@ static bool service_param_allowed(const char *name) {
         return false;
 }
 
-/* The service of a master.cf inet line run by smtpd: its name is the port ("smtp", "587") after an
- * optional "host:", as in Postfix. */
-static SmtpdService master_service(const MasterService *m) {
-        static const char *const ports[_SMTPD_SERVICE_MAX] = {
-                [SMTPD_SERVICE_SMTP] = "25",
-                [SMTPD_SERVICE_SUBMISSION] = "587",
-                [SMTPD_SERVICE_SMTPS] = "465",
-        };
-        const char *colon = strrchr(m->name, ':'), *port = colon ? colon + 1 : m->name;
+/* The first master.cf inet smtpd line whose socket has this FileDescriptorName=, or NULL. */
+static const MasterService *master_line(Smtpd *server, const char *fd_name) {
+        for (size_t i = 0; i < server->master->n_services; i++) {
+                const MasterService *m = server->master->services + i;
+                char name[MASTER_SOCKET_NAME_MAX], listen[MASTER_LISTEN_MAX];
 
-        if (!streq(m->type, "inet") || !streq(m->command, "smtpd"))
-                return _SMTPD_SERVICE_INVALID;
-        for (int i = 0; i < _SMTPD_SERVICE_MAX; i++)
-                if (streq(port, service_names[i]) || streq(port, ports[i]))
-                        return (SmtpdService) i;
-        return _SMTPD_SERVICE_INVALID;
+                if (master_service_smtpd_socket(m, name, listen) >= 0 && streq(name, fd_name))
+                        return m;
+        }
+        return NULL;
 }
 
 /* The -o options of the service's master.cf line (none without one), those smtpd takes per service. */
-static int service_overrides(Smtpd *server, SmtpdService service, char ***ret, char *where, size_t size) {
+static int service_overrides(Smtpd *server, const MasterService *m, char ***ret, char *where, size_t size) {
         _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
-        const MasterService *m = NULL;
         size_t n = 0;
 
         if (!l)
                 return -ENOMEM;
-        for (size_t i = 0; i < server->master->n_services && !m; i++)
-                if (master_service(server->master->services + i) == service)
-                        m = server->master->services + i;
         (void) snprintf(where, size, "%s:%u", server->master->path, m ? m->line : 0);
         for (char **o = m ? m->overrides : NULL; o && *o; o++) {
                 const char *eq = strchr(*o, '=');
@@ -141,23 +131,39 @@ static int service_overrides(Smtpd *server, SmtpdService service, char ***ret, c
         return 0;
 }
 
-/* Builds a service's view of the configuration and its TLS context. -EINVAL: a configuration error,
- * logged with file and line. */
-static int listener_setup(Smtpd *server, SmtpdService service) {
-        SmtpdListener *l = server->listeners + service;
+/* Builds a service's view of the configuration and its TLS context: one of the three built in, or another
+ * inet smtpd line of master.cf. *ret is NULL for a socket of no service (warned about). -EINVAL: a
+ * configuration error, logged with file and line. */
+static int listener_setup(Smtpd *server, const char *fd_name, SmtpdListener **ret) {
+        SmtpdService service = smtpd_service_from_string(fd_name);
+        const MasterService *m = master_line(server, fd_name);
         const Config *base = server->config;
         _cleanup_strv_free_ char **overrides = NULL;
         char where[PATH_MAX + 32];
+        SmtpdListener *l;
         const Config *c;
         int r;
 
+        *ret = NULL;
+        if (service < 0 && !m) {
+                log_warning("Socket named \"%s\" is not smtp, submission, smtps or an inet smtpd service of %s, "
+                            "ignoring.", fd_name, server->master->path);
+                return 0;
+        }
+        if (server->n_listeners >= SMTPD_LISTENERS_MAX || strlen(fd_name) >= sizeof l->fd_name) {
+                log_warning("Socket named \"%s\": more services than smtpd serves (%u), ignoring.", fd_name,
+                            SMTPD_LISTENERS_MAX);
+                return 0;
+        }
+        l = server->listeners + server->n_listeners++;
         l->server = server;
-        l->service = service;
-        l->name = service_names[service];
-        r = service_overrides(server, service, &overrides, where, sizeof where);
+        l->service = service >= 0 ? service : SMTPD_SERVICE_SMTP;
+        strcpy(l->fd_name, fd_name);
+        l->name = l->fd_name;
+        r = service_overrides(server, m, &overrides, where, sizeof where);
         if (r < 0)
                 return log_oom();
-        r = config_for_service(base, service_defaults[service], overrides, where, &l->config);
+        r = config_for_service(base, service >= 0 ? service_defaults[service] : NULL, overrides, where, &l->config);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
@@ -202,6 +208,7 @@ static int listener_setup(Smtpd *server, SmtpdService service) {
         else if (l->tls_level == SMTPD_TLS_ENCRYPT)
                 log_warning("%s: smtpd_tls_security_level = encrypt without a certificate (smtpd_tls_cert_file): "
                             "STARTTLS and AUTH are not offered and all mail is refused.", l->name);
+        *ret = l;
         return 0;
 }
 
@@ -209,7 +216,7 @@ static void smtpd_free(Smtpd *server) {
         if (!server)
                 return;
         smtpd_sessions_free(server);
-        for (size_t i = 0; i < _SMTPD_SERVICE_MAX; i++) {
+        for (size_t i = 0; i < server->n_listeners; i++) {
                 SSL_CTX_free(server->listeners[i].tls);
                 smtpd_checks_free(server->listeners[i].checks);
                 config_free(server->listeners[i].config);
@@ -343,10 +350,10 @@ static int smtpd_setup(Daemon *d) {
                 return r;
         for (size_t i = 0; i < server->master->n_services; i++) {
                 const MasterService *m = server->master->services + i;
-                if (streq(m->type, "inet") && streq(m->command, "smtpd") && master_service(m) < 0)
-                        log_warning("%s:%u: %s: smtpd listens on the sockets of postbus-smtpd.socket, "
-                                    "postbus-submission.socket and postbus-smtps.socket only, ignoring",
-                                    server->master->path, m->line, m->name);
+                char name[MASTER_SOCKET_NAME_MAX], listen[MASTER_LISTEN_MAX];
+                if (master_service_smtpd_socket(m, name, listen) == -EINVAL)
+                        log_warning("%s:%u: %s: not a port smtpd can listen on, ignoring", server->master->path,
+                                    m->line, m->name);
         }
         /* check_policy_service: no connection until a session asks. */
         const SmtpdPolicySettings policy = {
@@ -361,22 +368,23 @@ static int smtpd_setup(Daemon *d) {
         if (r < 0)
                 return log_oom();
 
-        /* Every socket named "smtp", "submission" or "smtps": a unit may list several ListenStream=
-         * addresses, and each service is set up once, for the first of its sockets. */
+        /* Every socket named "smtp", "submission", "smtps" or for another master.cf service: a unit may list
+         * several ListenStream= addresses, and each service is set up once, for the first of its sockets. */
         for (int i = 0; i < d->n_fds; i++) {
-                SmtpdService service = smtpd_service_from_string(d->fd_names ? d->fd_names[i] : NULL);
+                const char *fd_name = d->fd_names ? strna(d->fd_names[i]) : "n/a";
+                SmtpdListener *l = NULL;
 
-                if (service < 0) {
-                        log_warning("Socket named \"%s\" is not smtp, submission or smtps, ignoring.",
-                                    d->fd_names ? strna(d->fd_names[i]) : "n/a");
-                        continue;
-                }
-                if (!server->listeners[service].config) {
-                        r = listener_setup(server, service);
+                for (size_t k = 0; k < server->n_listeners && !l; k++)
+                        if (streq(server->listeners[k].fd_name, fd_name))
+                                l = server->listeners + k;
+                if (!l) {
+                        r = listener_setup(server, fd_name, &l);
                         if (r < 0)
                                 return r;
+                        if (!l)
+                                continue;
                 }
-                r = smtpd_listen(server->listeners + service, d->fds[i]);
+                r = smtpd_listen(l, d->fds[i]);
                 if (r < 0)
                         return r;
         }

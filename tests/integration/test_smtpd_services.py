@@ -132,5 +132,46 @@ class SubmissionOptions(unittest.TestCase):
                             in m for m in messages), messages)
 
 
+class Sockets(unittest.TestCase):
+    """postbus-generator: the address of master.cf's submission line is where 587 listens, and another inet
+    smtpd line (a re-injection port) gets a socket of its own, served by smtpd with that line's -o."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        write_master_cf(
+            '127.0.0.1:submission inet n - n - - smtpd\n'
+            '  -o smtpd_tls_security_level=none\n'
+            '127.0.0.1:10025 inet n - n - - smtpd\n'
+            '  -o { smtpd_banner = $myhostname reinjection }\n'
+            + DELIVERY)
+        cls.addClassCleanup(cls.restore)
+        pb.write_config({'myhostname': HOST, 'smtpd_banner': '$myhostname ESMTP main'})
+        pb.systemctl('stop', 'postbus-smtpd.service')
+        pb.systemctl('daemon-reload')
+        pb.systemctl('restart', 'postbus-submission.socket')
+        pb.systemctl('start', 'postbus.target')
+
+    @classmethod
+    def restore(cls):
+        write_master_cf(DELIVERY)
+        pb.systemctl('stop', 'postbus-smtpd.service', 'postbus-smtpd-127.0.0.1_10025.socket', check=False)
+        pb.systemctl('daemon-reload')
+        pb.systemctl('restart', 'postbus-submission.socket')
+
+    def test_reinjection_port(self):
+        self.assertIn('postbus-smtpd-127.0.0.1_10025.socket', pb.unit_property('postbus.target', 'Wants'))
+        self.assertEqual(pb.unit_property('postbus-smtpd-127.0.0.1_10025.socket', 'ActiveState'), 'active')
+        self.assertEqual(greeting(10025), (220, f'{HOST} reinjection'))
+        self.assertEqual(greeting(25), (220, f'{HOST} ESMTP main'))
+        qid = pb.send('alice@example.org', f'erin@{HOST}', 'Subject: again\n\nre-injected\n', port=10025)
+        self.assertTrue(pb.queue_id_valid(qid))
+
+    def test_submission_address(self):
+        self.assertEqual(greeting(587)[0], 220)
+        with self.assertRaises(OSError):
+            pb.SmtpRaw('127.0.0.2', 587, timeout=5).reply()
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
