@@ -21,6 +21,8 @@ POSTBUS_DEPS=(
     python3-milter opendkim opendkim-tools python3-dkim
     # I/O errors injected into cleanup's system calls (test_io_errors)
     strace
+    # policy services of check_policy_service (test_smtpd_policy): greylisting and SPF
+    postgrey postfix-policyd-spf-python
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.

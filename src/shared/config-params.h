@@ -350,7 +350,7 @@
         X(smtp_tls_wrappermode, BOOL, "no", 0, 0, "smtp",                                                     \
           "TLS from the connect on (port 465, SMTPS), instead of STARTTLS; the level is at least encrypt.")  \
         X(content_filter, STRING, "", 0, 0, "smtpd pickup qmgr",                                              \
-          "transport:[host]:port: every message smtpd (per service: <service>_content_filter) or pickup "   \
+          "transport:[host]:port: every message smtpd (per service: master.cf -o content_filter=) or pickup "\
           "receives goes there after it is queued, instead of to its recipients' routes (the amavis pattern).") \
         X(sender_dependent_relayhost_maps, STRING, "", 0, 0, "rewrite",                                       \
           "Tables of relayhost by sender address, then @domain; it replaces relayhost for that sender.")    \
@@ -395,7 +395,24 @@
         X(milter_macro_daemon_name, STRING, "$myhostname", 0, 0, "smtpd pickup",                              \
           "The value of the {daemon_name} macro.")                                                           \
         X(milter_macro_v, STRING, "$mail_name", 0, 0, "smtpd pickup",                                         \
-          "The value of the v macro (the MTA's name and version).")
+          "The value of the v macro (the MTA's name and version).")                                             \
+        X(smtpd_policy_service_timeout, TIME, "100s", 1, 86400, "smtpd",                                      \
+          "How long one attempt at a check_policy_service request (connect, send, reply) may take.")        \
+        X(smtpd_policy_service_max_idle, TIME, "300s", 1, 86400, "smtpd",                                     \
+          "An idle connection to a policy service is closed after this long.")                              \
+        X(smtpd_policy_service_max_ttl, TIME, "1000s", 1, 604800, "smtpd",                                    \
+          "A connection to a policy service is not used again once it is this old.")                       \
+        X(smtpd_policy_service_try_limit, INT, "2", 1, 100, "smtpd",                                          \
+          "Attempts at a policy service request before smtpd_policy_service_default_action applies.")      \
+        X(smtpd_policy_service_retry_delay, TIME, "1s", 0, 3600, "smtpd",                                     \
+          "The pause before the next attempt at a policy service request that failed.")                     \
+        X(smtpd_policy_service_request_limit, INT, "0", 0, 1000000, "smtpd",                                  \
+          "Requests on one connection to a policy service before it is closed; 0: no limit.")               \
+        X(smtpd_policy_service_default_action, STRING, "451 4.3.5 Server configuration problem", 0, 0,       \
+          "smtpd",                                                                                            \
+          "The access(5) action taken when a policy service cannot be asked or gives no valid reply.")      \
+        X(smtpd_policy_service_policy_context, STRING, "", 0, 0, "smtpd",                                     \
+          "Sent to policy services as policy_context, to tell one use of a service from another.")
 
 /* main.cf names that are not C identifiers: the X() entry names the Config field, and
  * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()

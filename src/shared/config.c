@@ -359,11 +359,6 @@ Config *config_free(Config *c) {
                 free(*(char **) (void *) &c->n);
         POSTBUS_CONFIG_PARAMS(X)
 #undef X
-        for (size_t i = 0; i < c->n_overrides; i++) {
-                free(c->overrides[i].service);
-                free(c->overrides[i].value);
-        }
-        free(c->overrides);
         for (size_t i = 0; i < c->n_extras; i++) {
                 free(c->extras[i].name);
                 free(c->extras[i].value);
@@ -374,46 +369,62 @@ Config *config_free(Config *c) {
         return NULL;
 }
 
-static const char *const config_service_names[] = { CONFIG_SERVICE_NAMES };
-
-/* Whether name is <service>_<parameter>: sets *ret_service to the service name and *ret_id. */
-static bool config_override_match(const char *name, const char **ret_service, ConfigParamId *ret_id) {
-        for (size_t i = 0; i < ELEMENTSOF(config_service_names); i++) {
-                const char *service = config_service_names[i];
-                size_t n = strlen(service);
-                const ConfigParam *p;
-
-                if (strncmp(name, service, n) != 0 || name[n] != '_')
-                        continue;
-                p = config_param_find(name + n + 1);
-                if (!p)
-                        continue;
-                *ret_service = service;
-                *ret_id = (ConfigParamId) (p - config_params);
-                return true;
+/* The value of a string parameter; NULL for the others. */
+static const char *config_string_value(const Config *c, ConfigParamId id) {
+        switch (id) {
+#define X(n, t, d, lo, hi, roles, doc)                                                                  \
+        case CONFIG_PARAM_##n:                                                                          \
+                return CONFIG_##t == CONFIG_STRING ? *(char *const *) (const void *) &c->n : NULL;
+                POSTBUS_CONFIG_PARAMS(X)
+#undef X
+        default:
+                return NULL;
         }
-        return false;
 }
 
-/* Keeps a <service>_<parameter> value (expanded; taken over, also on failure) for config_for_service(). */
-static int config_add_override(Config *c, const char *service, ConfigParamId id, char *value, unsigned line) {
-        ConfigOverride *l = realloc(c->overrides, (c->n_overrides + 1) * sizeof(ConfigOverride));
+/* "$name" and "${name}" of a string parameter, as in an -o value ("-o smtpd_banner=$myhostname ESMTP"). */
+static int service_value_expand(const Config *c, const char *value, const char *where, char **ret) {
+        _cleanup_free_ char *out = NULL;
+        size_t len = 0;
+        FILE *f;
 
-        if (!l) {
-                free(value);
+        f = open_memstream(&out, &len);
+        if (!f)
                 return -ENOMEM;
+        for (const char *p = value; *p;) {
+                char name[128];
+                size_t n;
+
+                if (*p != '$') {
+                        fputc(*p++, f);
+                        continue;
+                }
+                bool brace = p[1] == '{';
+                const char *start = p + 1 + brace;
+                n = strspn(start, "abcdefghijklmnopqrstuvwxyz0123456789_");
+                const ConfigParam *param = NULL;
+                if (n > 0 && n < sizeof name && (!brace || start[n] == '}')) {
+                        memcpy(name, start, n);
+                        name[n] = '\0';
+                        param = config_param_find(name);
+                }
+                if (!param || param->type != CONFIG_STRING) {
+                        fclose(f);
+                        log_error("%s: cannot expand \"%s\": only $name of a parameter postbus knows and that "
+                                  "holds text", where, value);
+                        return -EINVAL;
+                }
+                fputs(strempty(config_string_value(c, (ConfigParamId) (param - config_params))), f);
+                p = start + n + brace;
         }
-        c->overrides = l;
-        l[c->n_overrides] = (ConfigOverride) { .service = strdup(service), .id = id, .value = value, .line = line };
-        if (!l[c->n_overrides].service) {
-                free(value);
+        if (fclose(f) != 0)
                 return -ENOMEM;
-        }
-        c->n_overrides++;
+        *ret = TAKE_PTR(out);
         return 0;
 }
 
-int config_for_service(const Config *c, const char *service, const char *const *builtin, Config **ret) {
+int config_for_service(const Config *c, const char *const *builtin, char *const *overrides, const char *where,
+                       Config **ret) {
         _cleanup_(config_freep) Config *s = NULL;
         int r;
 
@@ -421,8 +432,6 @@ int config_for_service(const Config *c, const char *service, const char *const *
         if (!s)
                 return -ENOMEM;
         *s = *c;
-        s->overrides = NULL;
-        s->n_overrides = 0;
         s->extras = NULL;       /* per-transport parameters are qmgr's, not a service's */
         s->n_extras = 0;
         /* Deep copies of the strings, so that each Config owns its own. */
@@ -451,19 +460,29 @@ int config_for_service(const Config *c, const char *service, const char *const *
                 if (r < 0)
                         return r;
         }
-        for (size_t i = 0; i < c->n_overrides; i++) {
-                const ConfigOverride *o = c->overrides + i;
-                char *v;
+        for (char *const *o = overrides; o && *o; o++) {
+                const char *eq = strchr(*o, '=');
+                char name[128], *v;
+                const ConfigParam *p = NULL;
 
-                if (!streq(o->service, service))
+                if (eq && (size_t) (eq - *o) < sizeof name) {
+                        memcpy(name, *o, (size_t) (eq - *o));
+                        name[eq - *o] = '\0';
+                        p = config_param_find(name);
+                }
+                if (!p) {
+                        log_warning("%s: -o %s: not a parameter postbus uses, ignoring", where, *o);
                         continue;
-                v = strdup(o->value);
-                if (!v)
-                        return -ENOMEM;
-                s->lines[o->id] = o->line;
-                r = config_set_value(s, o->id, v);
+                }
+                r = service_value_expand(s, eq + 1, where, &v);
                 if (r < 0)
                         return r;
+                s->lines[p - config_params] = 0;
+                r = config_set_value(s, (ConfigParamId) (p - config_params), v);
+                if (r < 0) {
+                        log_error("%s: -o %s: the value above is from here", where, *o);
+                        return r;
+                }
         }
         *ret = TAKE_PTR(s);
         return 0;
@@ -674,27 +693,6 @@ int config_parse(const char *text, const char *path, Config **ret) {
         for (size_t i = 0; i < raw.n; i++) {
                 const ConfigParam *p = config_param_find(raw.items[i].name);
                 if (!p) {
-                        const char *service;
-                        ConfigParamId oid;
-
-                        /* <service>_<name>: expanded here, checked by the role that runs the service. */
-                        if (config_override_match(raw.items[i].name, &service, &oid)) {
-                                char where[PATH_MAX + 32];
-                                Buf o = {};
-
-                                (void) snprintf(where, sizeof where, "%s:%u", path, raw.items[i].line);
-                                r = expand(&raw, raw.items[i].value, 0, where, &o);
-                                if (r >= 0 && !o.s)
-                                        r = buf_append(&o, "", 0);
-                                if (r < 0) {
-                                        free(o.s);
-                                        goto finish;
-                                }
-                                r = config_add_override(c, service, oid, o.s, raw.items[i].line);
-                                if (r < 0)
-                                        goto finish;
-                                continue;
-                        }
                         if (config_transport_suffix(raw.items[i].name)) {
                                 r = config_add_extra(c, &raw, raw.items + i, path);
                                 if (r < 0)

@@ -42,18 +42,6 @@ extern const ConfigParam config_params[_CONFIG_PARAM_MAX];
 #define CONFIG_CTYPE_TIME int64_t
 #define CONFIG_CTYPE_BOOL bool
 
-/* A parameter set for one service only, as Postfix's master.cf "-o name=value" does:
- * "submission_smtpd_tls_security_level = encrypt" sets smtpd_tls_security_level for the service
- * "submission". The prefixes are those of CONFIG_SERVICE_NAMES; the value is expanded like any other. */
-#define CONFIG_SERVICE_NAMES "smtp", "submission", "smtps"
-
-typedef struct ConfigOverride {
-        char *service;
-        ConfigParamId id;
-        char *value;
-        unsigned line;
-} ConfigOverride;
-
 /* Postfix's per-transport parameters: "<transport>_<suffix>" for any transport that master.cf declares
  * ("dovecot_destination_recipient_limit = 1"). main.cf is read before master.cf, so these names are kept
  * (expanded) without a warning and looked up by config_transport_int(). */
@@ -73,8 +61,6 @@ typedef struct Config {
 #undef X
         char *path;
         unsigned lines[_CONFIG_PARAM_MAX];      /* line in path where each was set; 0: default */
-        ConfigOverride *overrides;              /* <service>_<name> lines, checked only by config_for_service() */
-        size_t n_overrides;
         ConfigExtra *extras;                    /* <transport>_<suffix> lines (CONFIG_TRANSPORT_SUFFIXES) */
         size_t n_extras;
 } Config;
@@ -93,9 +79,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 const ConfigParam *config_param_find(const char *name);
 
 /* The parameters as one service sees them: c, then builtin ("name", "value" pairs, NULL-terminated:
- * the service's own defaults), then the <service>_<name> lines of main.cf. A bad value fails with
- * -EINVAL after logging "file:line: ...". */
-int config_for_service(const Config *c, const char *service, const char *const *builtin, Config **ret);
+ * the service's own defaults), then overrides, the "name=value" of its master.cf -o options (NULL-terminated,
+ * may be NULL; where is "master.cf:12" for messages). An -o value may use $name of a string parameter.
+ * A name postbus does not use is warned about; a bad value fails with -EINVAL after logging. */
+int config_for_service(const Config *c, const char *const *builtin, char *const *overrides, const char *where,
+                       Config **ret);
 
 /* "main.cf:12" or "default" for messages about a value. */
 const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t size);

@@ -1,7 +1,10 @@
 /* master-cf.c: master.cf parsing (Postfix's service table). Used by qmgr for its transports; any role
  * may read it. */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "log.h"
 #include "logical-lines.h"
@@ -350,5 +353,47 @@ int master_service_argv(const MasterService *s, char **ret) {
                 p = stpcpy(p, *i);
         }
         *ret = out;
+        return 0;
+}
+
+int master_service_smtpd_socket(const MasterService *s, char *ret_name, char *ret_listen) {
+        static const char *const builtin[][2] = { { "smtp", "25" }, { "submission", "587" }, { "smtps", "465" } };
+        const char *colon = strrchr(s->name, ':'), *port = colon ? colon + 1 : s->name;
+        size_t host_len = colon ? (size_t) (colon - s->name) : 0;
+        char number[8];
+
+        if (!streq(s->type, "inet") || !streq(s->command, "smtpd"))
+                return -ENOENT;
+        if (*port == '\0' || host_len >= MASTER_LISTEN_MAX - 8)
+                return -EINVAL;
+        if (strspn(port, "0123456789") == strlen(port)) {
+                if (strlen(port) > 5 || atoi(port) < 1 || atoi(port) > 65535)
+                        return -EINVAL;
+                (void) snprintf(number, sizeof number, "%d", atoi(port));
+        } else {
+                struct servent *e = getservbyname(port, "tcp");
+                if (!e)
+                        return -EINVAL;
+                (void) snprintf(number, sizeof number, "%d", ntohs((uint16_t) e->s_port));
+        }
+        for (size_t i = 0; i < ELEMENTSOF(builtin); i++)
+                if (streq(port, builtin[i][0]) || streq(number, builtin[i][1])) {
+                        strcpy(ret_name, builtin[i][0]);
+                        if (host_len == 0)
+                                ret_listen[0] = '\0';
+                        else
+                                (void) snprintf(ret_listen, MASTER_LISTEN_MAX, "%.*s:%s", (int) host_len, s->name,
+                                                number);
+                        return 0;
+                }
+        /* systemd's FileDescriptorName=: printable, no ':' (LISTEN_FDNAMES separates with it). */
+        size_t n = (size_t) snprintf(ret_name, MASTER_SOCKET_NAME_MAX, "smtpd-%s", s->name);
+        if (n >= MASTER_SOCKET_NAME_MAX)
+                return -EINVAL;
+        for (char *p = ret_name; *p; p++)
+                if (!isalnum((unsigned char) *p) && *p != '-' && *p != '.' && *p != '_')
+                        *p = '_';
+        (void) snprintf(ret_listen, MASTER_LISTEN_MAX, "%.*s%s%s", (int) host_len, s->name, host_len ? ":" : "",
+                        number);
         return 0;
 }

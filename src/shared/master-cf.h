@@ -63,3 +63,13 @@ int master_service_argv(const MasterService *s, char **ret);
 
 const char *master_command_to_string(MasterCommand c);
 MasterCommand master_command_from_string(const char *s);
+
+/* An "inet ... smtpd" line as systemd listens for it: the socket's FileDescriptorName= (ret_name,
+ * MASTER_SOCKET_NAME_MAX bytes): "smtp", "submission" or "smtps" for those ports (by name or number),
+ * "smtpd-<service>" with ':' and other characters systemd does not allow as '_' for any other; and the
+ * ListenStream= value (ret_listen, MASTER_LISTEN_MAX bytes): "host:port", or "" for one of the three
+ * without a host (their units' own addresses). -ENOENT for a line that is not inet smtpd, -EINVAL for a
+ * port that is neither a number nor a name in /etc/services. */
+#define MASTER_SOCKET_NAME_MAX 128U
+#define MASTER_LISTEN_MAX 160U
+int master_service_smtpd_socket(const MasterService *s, char *ret_name, char *ret_listen);

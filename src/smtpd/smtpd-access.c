@@ -220,12 +220,56 @@ static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size
         return n > 0 ? (int) n : -EINVAL;
 }
 
+SmtpdCheckStatus smtpd_access_decide(SmtpdCheckContext *ctx, const char *value, const char *what, const char *name,
+                                     const char *class) {
+        SmtpdAccessResult a;
+        int r;
+
+        r = smtpd_access_result_parse(value, &a);
+        if (r == -EOPNOTSUPP) {
+                SmtpdRestrictionType types[16];
+                int n = value_restrictions(value, types, ELEMENTSOF(types));
+
+                for (int i = 0; i < n; i++) {
+                        SmtpdRestriction nested = { .type = types[i] };
+                        SmtpdCheckStatus st = smtpd_restriction_check(ctx, &nested);
+
+                        if (st != SMTPD_CHECK_DUNNO)
+                                return st;
+                }
+                if (n > 0)
+                        return SMTPD_CHECK_DUNNO;
+        }
+        if (r < 0) {
+                _cleanup_free_ char *v = log_escape(value, strlen(value));
+                log_warning("%s: %s action \"%s\"", what, r == -EOPNOTSUPP ? "unsupported" : "malformed", strna(v));
+                return smtpd_restriction_reject(ctx, "451 4.3.5 <%s>: %s rejected: Server configuration error", name,
+                                                class);
+        }
+        switch (a.action) {
+        case SMTPD_ACCESS_PERMIT:
+                return SMTPD_CHECK_OK;
+        case SMTPD_ACCESS_DUNNO:
+                return SMTPD_CHECK_DUNNO;
+        case SMTPD_ACCESS_FILTER:
+                /* As Postfix: remembered for the message, and the list goes on as after DUNNO. */
+                if (ctx->in->filter) {
+                        strcpy(ctx->in->filter, a.text);
+                        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", ctx->in->client->text }),
+                                 "filter: %s: %s triggers FILTER %s", ctx->client_name, name, a.text);
+                }
+                return SMTPD_CHECK_DUNNO;
+        default:
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: %s", a.code, a.dsn, name, class, a.text);
+        }
+}
+
 /* Looks the keys up in the table in order; the first one found decides. */
 static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item, char **keys,
                                      const char *name, const char *class) {
         for (char **k = keys; *k; k++) {
                 _cleanup_free_ char *value = NULL;
-                SmtpdAccessResult a;
+                char what[512];
                 int r;
 
                 r = table_lookup(item->table, *k, &value);
@@ -236,46 +280,9 @@ static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestrict
                 }
                 if (r == 0)
                         continue;
-                r = smtpd_access_result_parse(value, &a);
-                if (r == -EOPNOTSUPP) {
-                        SmtpdRestrictionType types[16];
-                        int n = value_restrictions(value, types, ELEMENTSOF(types));
-
-                        for (int i = 0; i < n; i++) {
-                                SmtpdRestriction nested = { .type = types[i] };
-                                SmtpdCheckStatus st = smtpd_restriction_check(ctx, &nested);
-
-                                if (st != SMTPD_CHECK_DUNNO)
-                                        return st;
-                        }
-                        if (n > 0)
-                                return SMTPD_CHECK_DUNNO;
-                }
-                if (r < 0) {
-                        _cleanup_free_ char *v = log_escape(value, strlen(value));
-                        log_warning("%s: %s: key \"%s\": %s action \"%s\"",
-                                    smtpd_restriction_type_to_string(item->type), item->arg, *k,
-                                    r == -EOPNOTSUPP ? "unsupported" : "malformed", strna(v));
-                        return smtpd_restriction_reject(ctx, "451 4.3.5 <%s>: %s rejected: Server configuration error",
-                                                        name, class);
-                }
-                switch (a.action) {
-                case SMTPD_ACCESS_PERMIT:
-                        return SMTPD_CHECK_OK;
-                case SMTPD_ACCESS_DUNNO:
-                        return SMTPD_CHECK_DUNNO;
-                case SMTPD_ACCESS_FILTER:
-                        /* As Postfix: remembered for the message, and the list goes on as after DUNNO. */
-                        if (ctx->in->filter) {
-                                strcpy(ctx->in->filter, a.text);
-                                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", ctx->in->client->text }),
-                                         "filter: %s: %s triggers FILTER %s", ctx->client_name, name, a.text);
-                        }
-                        return SMTPD_CHECK_DUNNO;
-                default:
-                        return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: %s", a.code, a.dsn, name, class,
-                                                        a.text);
-                }
+                (void) snprintf(what, sizeof what, "%s: %s: key \"%s\"", smtpd_restriction_type_to_string(item->type),
+                                item->arg, *k);
+                return smtpd_access_decide(ctx, value, what, name, class);
         }
         return SMTPD_CHECK_DUNNO;
 }

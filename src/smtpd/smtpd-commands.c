@@ -102,7 +102,7 @@ static bool session_rate_ok(SmtpdSession *s, SmtpdCommandType t) {
                                                 : config->smtpd_client_recipient_rate_limit;
         unsigned n;
 
-        if (!s->anvil || limit <= 0)
+        if (!s->anvil || limit <= 0 || s->command_resumed)      /* counted on the first run */
                 return true;
         n = t == SMTPD_COMMAND_MAIL ? smtpd_anvil_message(s->server->anvil, s->anvil, now_monotonic_usec())
                                     : smtpd_anvil_recipient(s->server->anvil, s->anvil, now_monotonic_usec());
@@ -189,6 +189,7 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
                 return;
         }
         /* smtpd_sender_restrictions, here only with smtpd_delay_reject = no (smtpd-restrictions.c). */
+        s->mail_size = p.size;
         if (smtpd_session_check(s, smtpd_check_sender, s->helo, p.address, NULL) != 0)
                 return;
         if (!session_rate_ok(s, SMTPD_COMMAND_MAIL))
@@ -293,7 +294,8 @@ void smtpd_cmd_noop(SmtpdSession *s, const SmtpdCommand *c) {
 void smtpd_cmd_vrfy(SmtpdSession *s, const SmtpdCommand *c) {
         char address[ADDRESS_MAX + 1];
 
-        session_junk(s);
+        if (!s->command_resumed)
+                session_junk(s);
         if (s->server->config->disable_vrfy_command) {
                 smtpd_session_reply(s, "502 5.5.1 VRFY command is disabled");
                 return;

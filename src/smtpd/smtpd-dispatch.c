@@ -100,7 +100,8 @@ static void session_command(SmtpdSession *s, const char *line, size_t len) {
                 return;
         }
         s->stage = smtpd_command_to_string(c.type);
-        s->counters[c.type].total++;
+        if (!s->command_resumed)
+                s->counters[c.type].total++;
         s->reply_code = 0;
         if (s->access_denied && c.type != SMTPD_COMMAND_QUIT) {      /* smtpd_session_greet() */
                 smtpd_session_reply(s, "503 5.7.0 Error: access denied for %s[%s]", s->peer.name, s->client.text);
@@ -151,7 +152,7 @@ void smtpd_session_process(SmtpdSession *s) {
                 r = smtpd_line_next(&s->lines, line, s->in_end - s->in_start, &line_len, &consumed);
                 /* A complete line stays where it is while it waits (the reader finds it again): for the
                  * DNS blocklist lookups (smtpd-restrictions.c) or the error delay. */
-                if (r == 1 && (session_checks_wait(s, line, line_len) || session_must_wait(s)))
+                if (r == 1 && (session_checks_wait(s, line, line_len) || (!s->command_resumed && session_must_wait(s))))
                         return;
                 s->in_start += consumed;
                 if (r == 0)
@@ -167,7 +168,17 @@ void smtpd_session_process(SmtpdSession *s) {
                         s->stage = "UNKNOWN", smtpd_session_reply(s, "500 5.5.2 Error: line too long");
                 else if (s->state == SMTPD_SESSION_AUTH_RESPONSE)
                         smtpd_session_auth_response(s, line, line_len);
-                else
+                else {
                         session_command(s, line, line_len);
+                        /* It asked a policy service: the line goes back, and is handled again (now with
+                         * the answer) once on_checks_done() sees the answer in. */
+                        if (s->command_wait) {
+                                s->command_wait = false;
+                                s->command_resumed = true;
+                                s->in_start -= consumed;
+                                return;
+                        }
+                        s->command_resumed = false;
+                }
         }
 }

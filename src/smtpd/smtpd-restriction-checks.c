@@ -287,6 +287,8 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_restriction_check_access(ctx, item);      /* smtpd-access.c */
         case SMTPD_RESTRICTION_REJECT_RBL_CLIENT:
                 return check_rbl_client(ctx, item);
+        case SMTPD_RESTRICTION_CHECK_POLICY_SERVICE:
+                return smtpd_restriction_check_policy(ctx, item);     /* smtpd-policy-check.c */
         default:
                 assert(false);
                 return SMTPD_CHECK_DUNNO;

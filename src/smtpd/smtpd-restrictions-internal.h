@@ -24,6 +24,7 @@ struct SmtpdChecks {
         VirtualMap virtual_mailboxes;
         char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
         Resolver *resolver;             /* borrowed from the server */
+        SmtpdPolicyPool *policy;        /* borrowed from the server; NULL: none */
 };
 
 typedef enum SmtpdDnsblStatus {
@@ -47,6 +48,13 @@ typedef struct SmtpdDnsblLookup {
         char text[SMTPD_DNSBL_TXT_MAX];
 } SmtpdDnsblLookup;
 
+/* A policy service's answer, kept while the evaluation that asked for it is resumed. */
+typedef struct SmtpdPolicyAnswer {
+        const SmtpdRestriction *item;
+        int error;                      /* < 0: no answer, the default action applies */
+        char action[SMTPD_POLICY_ACTION_MAX];
+} SmtpdPolicyAnswer;
+
 /* A session's restriction state. */
 struct SmtpdCheckSession {
         SmtpdChecks *checks;
@@ -54,6 +62,10 @@ struct SmtpdCheckSession {
         SmtpdDnsblLookup *lookups;
         size_t n_lookups;
         unsigned pending;               /* queries in flight */
+        SmtpdPolicyRequest *policy;     /* the check_policy_service request in flight */
+        const SmtpdRestriction *policy_item;    /* ...and the restriction that made it */
+        SmtpdPolicyAnswer *answers;     /* of the evaluation in progress; cleared when it ends */
+        size_t n_answers;
         void (*done)(void *userdata);
         void *userdata;
 };
@@ -63,6 +75,7 @@ typedef enum SmtpdCheckStatus {
         SMTPD_CHECK_DUNNO,              /* no decision: the next restriction */
         SMTPD_CHECK_OK,                 /* permitted: the end of this list */
         SMTPD_CHECK_REJECT,             /* the reply is set: the end of everything */
+        SMTPD_CHECK_WAIT,               /* a policy service is asked: the evaluation is resumed later */
 } SmtpdCheckStatus;
 
 /* One evaluation: a session's question at HELO, MAIL or RCPT. */
@@ -71,6 +84,7 @@ typedef struct SmtpdCheckContext {
         const SmtpdCheckInput *in;
         char *reply;
         SmtpdRestrictionClass cls;      /* the list being evaluated */
+        const char *protocol_state;     /* "CONNECT", "HELO", "MAIL", "RCPT", "VRFY" */
         char client_name[RESOLVER_NAME_MAX + INET6_ADDRSTRLEN + 3];     /* "name[192.0.2.1]" */
 } SmtpdCheckContext;
 
@@ -89,5 +103,16 @@ SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *c
 
 /* smtpd-access.c: check_client_access, check_helo_access, check_sender_access, check_recipient_access. */
 SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
+/* Takes an access(5) value (a table's, a policy service's action) as the decision of the restriction that
+ * found it; what names it in a warning ("check_client_access hash:/etc/x: key \"k\""); name and class are
+ * the reply's subject ("<bob@example.org>: Recipient address rejected"). */
+SmtpdCheckStatus smtpd_access_decide(SmtpdCheckContext *ctx, const char *value, const char *what, const char *name,
+                                     const char *class);
 /* A copy of s[0 .. len) in lower case; NULL when out of memory. */
 char *smtpd_strdup_lower(const char *s, size_t len);
+
+/* smtpd-policy-check.c: check_policy_service: the request from the context, and the answer (or
+ * smtpd_policy_service_default_action) taken as an access(5) action. */
+SmtpdCheckStatus smtpd_restriction_check_policy(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
+/* Forgets the answers of an evaluation that has ended. */
+void smtpd_policy_answers_clear(SmtpdCheckSession *cs);

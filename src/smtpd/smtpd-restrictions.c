@@ -38,6 +38,7 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
         [SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS] = "check_recipient_access",
         [SMTPD_RESTRICTION_REJECT_RBL_CLIENT] = "reject_rbl_client",
+        [SMTPD_RESTRICTION_CHECK_POLICY_SERVICE] = "check_policy_service",
 };
 
 const char *smtpd_restriction_type_to_string(SmtpdRestrictionType t) {
@@ -59,7 +60,7 @@ SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s) {
 }
 
 bool smtpd_restriction_type_has_arg(SmtpdRestrictionType t) {
-        return t >= SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS && t <= SMTPD_RESTRICTION_REJECT_RBL_CLIENT;
+        return t >= SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS && t <= SMTPD_RESTRICTION_CHECK_POLICY_SERVICE;
 }
 
 void smtpd_restriction_list_done(SmtpdRestrictionList *l) {
@@ -67,6 +68,7 @@ void smtpd_restriction_list_done(SmtpdRestrictionList *l) {
                 free(l->items[i].arg);
                 table_free(l->items[i].table);
                 free(l->items[i].filter);
+                free(l->items[i].endpoint);
         }
         l->items = mfree(l->items);
         l->n = 0;
@@ -103,7 +105,9 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                 if (smtpd_restriction_type_has_arg(t)) {
                         if (!words[i + 1] || smtpd_restriction_type_from_string(words[i + 1]) >= 0) {
                                 log_error("%s: %s: %s needs %s", where, param, words[i],
-                                          t == SMTPD_RESTRICTION_REJECT_RBL_CLIENT ? "a DNS domain" : "a table");
+                                          t == SMTPD_RESTRICTION_REJECT_RBL_CLIENT        ? "a DNS domain"
+                                          : t == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE ? "a policy service"
+                                                                                        : "a table");
                                 smtpd_restriction_list_done(&l);
                                 return -EINVAL;
                         }
@@ -273,6 +277,17 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                                 }
                                 if (dnsbl_domain_add(c, item->arg) < 0)
                                         return log_oom();
+                        } else if (item->type == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE) {
+                                item->endpoint = malloc(sizeof(SmtpdPolicyEndpoint));
+                                if (!item->endpoint)
+                                        return log_oom();
+                                r = smtpd_policy_endpoint_resolve(item->arg, item->endpoint);
+                                if (r < 0) {
+                                        log_error("%s: %s: check_policy_service: %s \"%s\" (expected inet:host:port "
+                                                  "or unix:/path)", where, param,
+                                                  r == -EADDRNOTAVAIL ? "cannot resolve" : "malformed", item->arg);
+                                        return -EINVAL;
+                                }
                         } else if (item->arg) {
                                 /* A table that is not built yet is a lookup failure later, not an error
                                  * now: only a spec we cannot use at all stops the role. */
@@ -333,11 +348,17 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
         return 0;
 }
 
+void smtpd_checks_set_policy_pool(SmtpdChecks *c, SmtpdPolicyPool *pool) {
+        c->policy = pool;
+}
+
 /* A session: its DNS blocklist lookups, all started at connect. */
 
 SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
         if (!cs)
                 return NULL;
+        smtpd_policy_request_cancel(cs->policy);
+        free(cs->answers);
         for (size_t i = 0; i < cs->n_lookups; i++) {
                 resolver_query_cancel(cs->lookups[i].a);
                 resolver_query_cancel(cs->lookups[i].txt);
@@ -349,7 +370,7 @@ SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdCheckSession *, smtpd_check_session_free);
 
 bool smtpd_check_session_pending(const SmtpdCheckSession *cs) {
-        return cs && cs->pending > 0;
+        return cs && (cs->pending > 0 || cs->policy);
 }
 
 static void dnsbl_lookup_done(SmtpdCheckSession *cs) {
@@ -495,52 +516,73 @@ static SmtpdCheckStatus check_list(SmtpdCheckContext *ctx, SmtpdRestrictionClass
         return SMTPD_CHECK_DUNNO;
 }
 
-static void context_init(SmtpdCheckContext *ctx, SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
-        *ctx = (SmtpdCheckContext) { .cs = cs, .in = in, .reply = reply };
+static void context_init(SmtpdCheckContext *ctx, SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply,
+                         const char *protocol_state) {
+        *ctx = (SmtpdCheckContext) {
+                .cs = cs,
+                .in = in,
+                .reply = reply,
+                .protocol_state = in->protocol_state ?: protocol_state,
+        };
         (void) snprintf(ctx->client_name, sizeof ctx->client_name, "%s[%s]",
                         in->peer ? in->peer->name : SMTPD_PEER_UNKNOWN, in->client->text);
         reply[0] = '\0';
 }
 
+/* What an evaluation ends in: 1 rejected, 0 not, -EAGAIN to be resumed once a policy service answers; the
+ * answers it was given are forgotten when it is over. */
+static int check_result(SmtpdCheckSession *cs, SmtpdCheckStatus s) {
+        if (s == SMTPD_CHECK_WAIT)
+                return -EAGAIN;
+        smtpd_policy_answers_clear(cs);
+        return s == SMTPD_CHECK_REJECT;
+}
+
 /* smtpd_delay_reject = no: a list is evaluated at its own command (and the client list at connect); with
  * yes, smtpd_check_rcpt() evaluates them all, and this says nothing. */
-static int check_undelayed(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply, SmtpdRestrictionClass cls) {
+static int check_undelayed(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply, SmtpdRestrictionClass cls,
+                           const char *protocol_state) {
         SmtpdCheckContext ctx;
 
         if (cs->checks->config->smtpd_delay_reject)
                 return 0;
-        context_init(&ctx, cs, in, reply);
-        return check_list(&ctx, cls) == SMTPD_CHECK_REJECT;
+        context_init(&ctx, cs, in, reply, protocol_state);
+        return check_result(cs, check_list(&ctx, cls));
 }
 
 int smtpd_check_client(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
         if (!cs->checks->config->smtpd_delay_reject && smtpd_check_session_pending(cs))
                 return -EAGAIN;
-        return check_undelayed(cs, in, reply, SMTPD_RESTRICTION_CLIENT);
+        return check_undelayed(cs, in, reply, SMTPD_RESTRICTION_CLIENT, "CONNECT");
 }
 
 int smtpd_check_helo(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
-        return check_undelayed(cs, in, reply, SMTPD_RESTRICTION_HELO);
+        return check_undelayed(cs, in, reply, SMTPD_RESTRICTION_HELO, "HELO");
 }
 
 int smtpd_check_sender(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
-        return check_undelayed(cs, in, reply, SMTPD_RESTRICTION_SENDER);
+        return check_undelayed(cs, in, reply, SMTPD_RESTRICTION_SENDER, "MAIL");
 }
 
 int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
         const Config *config = cs->checks->config;
         SmtpdCheckContext ctx;
+        SmtpdCheckStatus s;
 
-        context_init(&ctx, cs, in, reply);
+        context_init(&ctx, cs, in, reply, "RCPT");
         if (config->smtpd_delay_reject)
-                for (SmtpdRestrictionClass cls = SMTPD_RESTRICTION_CLIENT; cls <= SMTPD_RESTRICTION_SENDER; cls++)
-                        if (check_list(&ctx, cls) == SMTPD_CHECK_REJECT)
-                                return 1;
-        for (SmtpdRestrictionClass cls = SMTPD_RESTRICTION_RELAY; cls <= SMTPD_RESTRICTION_RECIPIENT; cls++)
-                if (check_list(&ctx, cls) == SMTPD_CHECK_REJECT)
-                        return 1;
-        if (config->smtpd_reject_unlisted_recipient &&
-            smtpd_restriction_check_unlisted_recipient(&ctx) == SMTPD_CHECK_REJECT)
-                return 1;
-        return 0;
+                for (SmtpdRestrictionClass cls = SMTPD_RESTRICTION_CLIENT; cls <= SMTPD_RESTRICTION_SENDER; cls++) {
+                        s = check_list(&ctx, cls);
+                        if (s == SMTPD_CHECK_REJECT || s == SMTPD_CHECK_WAIT)
+                                return check_result(cs, s);
+                }
+        for (SmtpdRestrictionClass cls = SMTPD_RESTRICTION_RELAY; cls <= SMTPD_RESTRICTION_RECIPIENT; cls++) {
+                s = check_list(&ctx, cls);
+                if (s == SMTPD_CHECK_REJECT || s == SMTPD_CHECK_WAIT)
+                        return check_result(cs, s);
+        }
+        s = SMTPD_CHECK_DUNNO;
+        if (config->smtpd_reject_unlisted_recipient)
+                s = smtpd_restriction_check_unlisted_recipient(&ctx);
+        return check_result(cs, s);
 }

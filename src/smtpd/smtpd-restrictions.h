@@ -9,6 +9,7 @@
 #include "smtpd-dnsbl.h"
 #include "smtpd-mynetworks.h"
 #include "smtpd-peername.h"
+#include "smtpd-policy.h"
 #include "smtpd-protocol.h"
 #include "table.h"
 
@@ -32,6 +33,7 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_CHECK_SENDER_ACCESS,
         SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS,
         SMTPD_RESTRICTION_REJECT_RBL_CLIENT,    /* this takes a DNS domain */
+        SMTPD_RESTRICTION_CHECK_POLICY_SERVICE, /* this takes an endpoint (smtpd-policy.h) */
         _SMTPD_RESTRICTION_TYPE_MAX,
         _SMTPD_RESTRICTION_TYPE_INVALID = -EINVAL,
 } SmtpdRestrictionType;
@@ -57,6 +59,7 @@ typedef struct SmtpdRestriction {
         char *arg;                      /* the table spec or DNS domain; NULL for the others */
         Table *table;                   /* check_*_access, once opened */
         SmtpdDnsblFilter *filter;       /* reject_rbl_client domain=d.d.d.d; NULL: any A record lists */
+        SmtpdPolicyEndpoint *endpoint;  /* check_policy_service, once resolved */
 } SmtpdRestriction;
 
 typedef struct SmtpdRestrictionList {
@@ -121,14 +124,20 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
 SmtpdChecks *smtpd_checks_free(SmtpdChecks *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdChecks *, smtpd_checks_free);
 
-/* The state of one session: its DNS blocklist lookups, started at connect. */
+/* The policy services' connections of the process (smtpd-policy.c), for check_policy_service; borrowed.
+ * Without one, every check_policy_service gives smtpd_policy_service_default_action. */
+void smtpd_checks_set_policy_pool(SmtpdChecks *c, SmtpdPolicyPool *pool);
+
+/* The state of one session: its DNS blocklist lookups, started at connect, and its policy request. */
 typedef struct SmtpdCheckSession SmtpdCheckSession;
 
-/* done(userdata) runs once all lookups have finished (never from within this call). */
+/* done(userdata) runs once all lookups have finished (never from within this call), and again each time a
+ * policy service has answered. */
 int smtpd_check_session_new(SmtpdChecks *c, const SmtpdAddress *client, void (*done)(void *userdata),
                             void *userdata, SmtpdCheckSession **ret);
 SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs);
-/* Whether DNS lookups are still running: the session waits before it evaluates anything. */
+/* Whether DNS lookups or a policy request are still running: the session waits before it evaluates
+ * anything. */
 bool smtpd_check_session_pending(const SmtpdCheckSession *cs);
 
 /* What the session knows when it asks. */
@@ -141,12 +150,24 @@ typedef struct SmtpdCheckInput {
         bool authenticated;             /* SASL */
         char *filter;                   /* SMTPD_FILTER_MAX bytes: where a FILTER action writes its
                                          * transport:destination (the last one wins); NULL: ignored */
+        /* What policy services are told besides (SMTPD_POLICY_README); each may be NULL or 0. */
+        const char *protocol_state;     /* "VRFY", where the command is not the check's own */
+        const char *protocol_name;      /* "SMTP", "ESMTP" */
+        const char *sasl_method, *sasl_username;
+        const char *instance;           /* the same for every request of one mail transaction */
+        unsigned recipient_count;       /* recipients accepted so far */
+        uint64_t size;                  /* MAIL ... SIZE= */
+        const char *tls_protocol, *tls_cipher;
+        int tls_bits;
+        const SmtpdAddress *server;     /* the local end of the connection */
 } SmtpdCheckInput;
 
 /* Each returns 0 when the command may go on, or 1 with the reply ("554 5.7.1 ...", no CRLF) in reply
  * (SMTPD_REPLY_LINE_MAX bytes). smtpd_check_rcpt() also evaluates the client, HELO and sender lists when
  * smtpd_delay_reject is set; the others do nothing then. smtpd_check_client() is for connect time: it
- * returns -EAGAIN while DNS lookups are pending (the greeting waits for done()). */
+ * returns -EAGAIN while DNS lookups are pending (the greeting waits for done()). Each returns -EAGAIN
+ * while it waits for a policy service (check_policy_service): the caller asks the same again after done(),
+ * which then goes on with the answer. */
 int smtpd_check_client(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
 int smtpd_check_helo(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
 int smtpd_check_sender(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);

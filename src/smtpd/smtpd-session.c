@@ -3,6 +3,8 @@
  * closed. Sessions share one event loop; a session never blocks it. */
 #include <ctype.h>
 #include <stdarg.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "smtpd-session.h"
@@ -19,6 +21,8 @@ void smtpd_session_reset(SmtpdSession *s) {
         s->body = s->dsn_ret = NULL;
         s->dsn_envid[0] = '\0';
         s->filter[0] = '\0';
+        s->instance[0] = '\0';
+        s->mail_size = 0;
         s->bdat = s->bdat_last = s->bdat_failed = false;
         s->bdat_remaining = 0;
         s->bdat_error = NULL;
@@ -190,6 +194,15 @@ void smtpd_session_lost(SmtpdSession *s) {
 
 int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const SmtpdCheckInput *, char *),
                         const char *helo, const char *sender, const char *rcpt) {
+        static unsigned instances;
+        char reply[SMTPD_REPLY_LINE_MAX];
+        int r;
+
+        /* Postfix's "instance": one value for all the requests of a mail transaction, so that a policy
+         * service can tell a message's recipients from the next message's. */
+        if (!s->instance[0])
+                (void) snprintf(s->instance, sizeof s->instance, "%x.%x", (unsigned) getpid(), ++instances);
+
         SmtpdCheckInput in = {
                 .client = &s->client,
                 .peer = &s->peer,
@@ -198,13 +211,25 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
                 .recipient = rcpt,
                 .authenticated = s->authenticated,
                 .filter = s->filter,
+                .protocol_state = s->stage && streq(s->stage, "VRFY") ? "VRFY" : NULL,
+                .protocol_name = s->esmtp ? "ESMTP" : "SMTP",
+                .sasl_method = s->authenticated ? s->sasl_method : NULL,
+                .sasl_username = s->authenticated ? s->sasl_username : NULL,
+                .instance = s->instance,
+                .recipient_count = (unsigned) s->n_recipients,
+                .size = s->mail_size,
+                .tls_protocol = s->tls ? smtpd_tls_version(s->tls) : NULL,
+                .tls_cipher = s->tls ? smtpd_tls_cipher(s->tls) : NULL,
+                .tls_bits = s->tls ? smtpd_tls_bits(s->tls) : 0,
+                .server = s->server_address.family != AF_UNSPEC ? &s->server_address : NULL,
         };
-        char reply[SMTPD_REPLY_LINE_MAX];
-        int r;
 
         r = check(s->checks, &in, reply);
         if (r > 0)
                 smtpd_session_reject(s, sender, rcpt, "%s", reply);
+        /* A command waits for its policy service; the greeting has its own wait (greet_pending). */
+        if (r == -EAGAIN && check != smtpd_check_client)
+                s->command_wait = true;
         return r;
 }
 
@@ -406,6 +431,11 @@ int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clien
         s->fd = -EBADF;
         s->data_fd = -EBADF;
         s->client = *client;
+        struct sockaddr_storage local;
+        socklen_t local_len = sizeof local;
+        if (getsockname(fd, (struct sockaddr *) &local, &local_len) < 0 ||
+            smtpd_address_from_sockaddr((struct sockaddr *) &local, local_len, &s->server_address) < 0)
+                s->server_address.family = AF_UNSPEC;
         s->reject_bare_lf = server->reject_bare_lf &&
                             !smtpd_networks_match(&server->bare_newline_exclusions, client);
         s->stage = "CONNECT";

@@ -12,7 +12,7 @@
  * writes no files: a message goes into an anonymous memory file, sealed and passed to cleanup over
  * $rundir/cleanup, and only cleanup's answer that the message is durable makes smtpd reply 250.
  * It trusts cleanup, a local role behind a socket that only postbus may open, for the queue ID and
- * for rejection texts, and still checks both before passing them on. It reads main.cf, the user
+ * for rejection texts, and still checks both before passing them on. It reads main.cf, master.cf, the user
  * database (getpwnam(), to tell local recipients that exist) and the GDBM tables its restriction lists
  * and local_recipient_maps name. For reject_rbl_client it sends DNS queries over UDP to the name
  * servers of /etc/resolv.conf and believes only replies from them to its random ID and exact question,
@@ -26,8 +26,10 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "master-cf.h"
 #include "postbus-config.h"
 #include "smtpd.h"
+#include "string-util.h"
 
 static const char *const service_names[_SMTPD_SERVICE_MAX] = {
         [SMTPD_SERVICE_SMTP] = "smtp",
@@ -46,8 +48,8 @@ SmtpdService smtpd_service_from_string(const char *s) {
         return _SMTPD_SERVICE_INVALID;
 }
 
-/* Each service's own defaults, as Postfix's master.cf sets them for submission and smtps; main.cf's
- * "<service>_<name> = value" lines come after these. */
+/* Each service's own defaults, as Postfix's master.cf sets them for submission and smtps; the -o options
+ * of the service's master.cf line come after these. */
 static const char *const *const service_defaults[_SMTPD_SERVICE_MAX] = {
         [SMTPD_SERVICE_SMTP] = NULL,
         [SMTPD_SERVICE_SUBMISSION] = (const char *const[]) {
@@ -62,9 +64,9 @@ static const char *const *const service_defaults[_SMTPD_SERVICE_MAX] = {
         },
 };
 
-/* The parameters a service may set for itself ("submission_smtpd_sasl_auth_enable = yes"): those that
- * sessions read from their listener's config. Any other <service>_<name> is refused at start, rather
- * than silently ignored. */
+/* The parameters a service's -o may set ("-o smtpd_sasl_auth_enable=yes"): those that sessions read from
+ * their listener's config. Any other is the same for every service of the process, and an -o of it is
+ * warned about and ignored. */
 static const char *const service_params[] = {
         "smtpd_banner",
         "smtpd_tls_cert_file",
@@ -86,35 +88,84 @@ static const char *const service_params[] = {
         "smtpd_milters",
 };
 
-static bool service_param_allowed(ConfigParamId id) {
+static bool service_param_allowed(const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(service_params); i++)
-                if (streq(config_params[id].name, service_params[i]))
+                if (streq(name, service_params[i]))
                         return true;
         return false;
 }
 
-/* Builds a service's view of the configuration and its TLS context. -EINVAL: a configuration error,
- * logged with file and line. */
-static int listener_setup(Smtpd *server, SmtpdService service) {
-        SmtpdListener *l = server->listeners + service;
+/* The first master.cf inet smtpd line whose socket has this FileDescriptorName=, or NULL. */
+static const MasterService *master_line(Smtpd *server, const char *fd_name) {
+        for (size_t i = 0; i < server->master->n_services; i++) {
+                const MasterService *m = server->master->services + i;
+                char name[MASTER_SOCKET_NAME_MAX], listen[MASTER_LISTEN_MAX];
+
+                if (master_service_smtpd_socket(m, name, listen) >= 0 && streq(name, fd_name))
+                        return m;
+        }
+        return NULL;
+}
+
+/* The -o options of the service's master.cf line (none without one), those smtpd takes per service. */
+static int service_overrides(Smtpd *server, const MasterService *m, char ***ret, char *where, size_t size) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        size_t n = 0;
+
+        if (!l)
+                return -ENOMEM;
+        (void) snprintf(where, size, "%s:%u", server->master->path, m ? m->line : 0);
+        for (char **o = m ? m->overrides : NULL; o && *o; o++) {
+                const char *eq = strchr(*o, '=');
+                _cleanup_free_ char *name = strndup(*o, eq ? (size_t) (eq - *o) : strlen(*o));
+
+                if (!name)
+                        return -ENOMEM;
+                if (config_param_find(name) && !service_param_allowed(name)) {
+                        log_warning("%s: -o %s: smtpd takes %s from main.cf for every service, ignoring", where,
+                                    *o, name);
+                        continue;
+                }
+                if (strv_push(&l, &n, strdup(*o)) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* Builds a service's view of the configuration and its TLS context: one of the three built in, or another
+ * inet smtpd line of master.cf. *ret is NULL for a socket of no service (warned about). -EINVAL: a
+ * configuration error, logged with file and line. */
+static int listener_setup(Smtpd *server, const char *fd_name, SmtpdListener **ret) {
+        SmtpdService service = smtpd_service_from_string(fd_name);
+        const MasterService *m = master_line(server, fd_name);
         const Config *base = server->config;
+        _cleanup_strv_free_ char **overrides = NULL;
         char where[PATH_MAX + 32];
+        SmtpdListener *l;
         const Config *c;
         int r;
 
-        for (size_t i = 0; i < base->n_overrides; i++)
-                if (streq(base->overrides[i].service, service_names[service]) &&
-                    !service_param_allowed(base->overrides[i].id)) {
-                        log_error("%s:%u: %s_%s: %s cannot be set for one service only", base->path,
-                                  base->overrides[i].line, service_names[service],
-                                  config_params[base->overrides[i].id].name,
-                                  config_params[base->overrides[i].id].name);
-                        return -EINVAL;
-                }
+        *ret = NULL;
+        if (service < 0 && !m) {
+                log_warning("Socket named \"%s\" is not smtp, submission, smtps or an inet smtpd service of %s, "
+                            "ignoring.", fd_name, server->master->path);
+                return 0;
+        }
+        if (server->n_listeners >= SMTPD_LISTENERS_MAX || strlen(fd_name) >= sizeof l->fd_name) {
+                log_warning("Socket named \"%s\": more services than smtpd serves (%u), ignoring.", fd_name,
+                            SMTPD_LISTENERS_MAX);
+                return 0;
+        }
+        l = server->listeners + server->n_listeners++;
         l->server = server;
-        l->service = service;
-        l->name = service_names[service];
-        r = config_for_service(base, l->name, service_defaults[service], &l->config);
+        l->service = service >= 0 ? service : SMTPD_SERVICE_SMTP;
+        strcpy(l->fd_name, fd_name);
+        l->name = l->fd_name;
+        r = service_overrides(server, m, &overrides, where, sizeof where);
+        if (r < 0)
+                return log_oom();
+        r = config_for_service(base, service >= 0 ? service_defaults[service] : NULL, overrides, where, &l->config);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
@@ -147,6 +198,7 @@ static int listener_setup(Smtpd *server, SmtpdService service) {
         r = smtpd_checks_new(c, &server->mynetworks, server->mydestination, server->resolver, &l->checks);
         if (r < 0)
                 return r;
+        smtpd_checks_set_policy_pool(l->checks, server->policy);
         l->wrappermode = c->smtpd_tls_wrappermode;
         l->sasl = c->smtpd_sasl_auth_enable;
         if (!isempty(c->smtpd_tls_cert_file)) {
@@ -163,6 +215,7 @@ static int listener_setup(Smtpd *server, SmtpdService service) {
         else if (l->tls_level == SMTPD_TLS_ENCRYPT)
                 log_warning("%s: smtpd_tls_security_level = encrypt without a certificate (smtpd_tls_cert_file): "
                             "STARTTLS and AUTH are not offered and all mail is refused.", l->name);
+        *ret = l;
         return 0;
 }
 
@@ -170,7 +223,7 @@ static void smtpd_free(Smtpd *server) {
         if (!server)
                 return;
         smtpd_sessions_free(server);
-        for (size_t i = 0; i < _SMTPD_SERVICE_MAX; i++) {
+        for (size_t i = 0; i < server->n_listeners; i++) {
                 SSL_CTX_free(server->listeners[i].tls);
                 smtpd_checks_free(server->listeners[i].checks);
                 config_free(server->listeners[i].config);
@@ -178,6 +231,8 @@ static void smtpd_free(Smtpd *server) {
         }
         bus_client_free(server->cleanup);
         resolver_free(server->resolver);        /* after the sessions and checks whose lookups it runs */
+        smtpd_policy_pool_free(server->policy); /* after the sessions, whose requests it may hold */
+        master_config_free(server->master);
         for (size_t i = 0; i < server->n_listen; i++)
                 sd_event_source_disable_unref(server->listen_sources[i]);
         free(server->listen_sources);
@@ -292,23 +347,52 @@ static int smtpd_setup(Daemon *d) {
         r = resolver_new(d->event, &server->resolver);
         if (r < 0)
                 return r == -ENOMEM ? log_oom() : r;
+        /* master.cf beside main.cf: the -o options of the smtp, submission and smtps lines. */
+        _cleanup_free_ char *master = NULL;
+        const char *slash = strrchr(d->config->path, '/');
+        if (asprintf(&master, "%.*s/master.cf", slash ? (int) (slash - d->config->path) : 1,
+                     slash ? d->config->path : ".") < 0)
+                return log_oom();
+        r = master_config_load(master, &server->master);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < server->master->n_services; i++) {
+                const MasterService *m = server->master->services + i;
+                char name[MASTER_SOCKET_NAME_MAX], listen[MASTER_LISTEN_MAX];
+                if (master_service_smtpd_socket(m, name, listen) == -EINVAL)
+                        log_warning("%s:%u: %s: not a port smtpd can listen on, ignoring", server->master->path,
+                                    m->line, m->name);
+        }
+        /* check_policy_service: no connection until a session asks. */
+        const SmtpdPolicySettings policy = {
+                .timeout_usec = (uint64_t) d->config->smtpd_policy_service_timeout * USEC_PER_SEC,
+                .max_idle_usec = (uint64_t) d->config->smtpd_policy_service_max_idle * USEC_PER_SEC,
+                .max_ttl_usec = (uint64_t) d->config->smtpd_policy_service_max_ttl * USEC_PER_SEC,
+                .retry_delay_usec = (uint64_t) d->config->smtpd_policy_service_retry_delay * USEC_PER_SEC,
+                .try_limit = (unsigned) d->config->smtpd_policy_service_try_limit,
+                .request_limit = (unsigned) d->config->smtpd_policy_service_request_limit,
+        };
+        r = smtpd_policy_pool_new(d->event, &policy, &server->policy);
+        if (r < 0)
+                return log_oom();
 
-        /* Every socket named "smtp", "submission" or "smtps": a unit may list several ListenStream=
-         * addresses, and each service is set up once, for the first of its sockets. */
+        /* Every socket named "smtp", "submission", "smtps" or for another master.cf service: a unit may list
+         * several ListenStream= addresses, and each service is set up once, for the first of its sockets. */
         for (int i = 0; i < d->n_fds; i++) {
-                SmtpdService service = smtpd_service_from_string(d->fd_names ? d->fd_names[i] : NULL);
+                const char *fd_name = d->fd_names ? strna(d->fd_names[i]) : "n/a";
+                SmtpdListener *l = NULL;
 
-                if (service < 0) {
-                        log_warning("Socket named \"%s\" is not smtp, submission or smtps, ignoring.",
-                                    d->fd_names ? strna(d->fd_names[i]) : "n/a");
-                        continue;
-                }
-                if (!server->listeners[service].config) {
-                        r = listener_setup(server, service);
+                for (size_t k = 0; k < server->n_listeners && !l; k++)
+                        if (streq(server->listeners[k].fd_name, fd_name))
+                                l = server->listeners + k;
+                if (!l) {
+                        r = listener_setup(server, fd_name, &l);
                         if (r < 0)
                                 return r;
+                        if (!l)
+                                continue;
                 }
-                r = smtpd_listen(server->listeners + service, d->fds[i]);
+                r = smtpd_listen(l, d->fds[i]);
                 if (r < 0)
                         return r;
         }

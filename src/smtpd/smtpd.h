@@ -6,6 +6,7 @@
 #include "bus-util.h"
 #include "daemon.h"
 #include "milter.h"
+#include "master-cf.h"
 #include "smtpd-anvil.h"
 #include "smtpd-mynetworks.h"
 #include "smtpd-restrictions.h"
@@ -26,8 +27,12 @@ typedef struct SmtpdSession SmtpdSession;
 
 typedef struct Smtpd Smtpd;
 
-/* The services smtpd runs, one per FileDescriptorName= of its sockets: "smtp" (port 25), "submission"
- * (587) and "smtps" (465, TLS from the first byte). */
+/* Services (master.cf inet smtpd lines with a socket) one smtpd process serves at most. */
+#define SMTPD_LISTENERS_MAX 16U
+
+/* The built-in services, by FileDescriptorName= of their sockets: "smtp" (port 25), "submission" (587) and
+ * "smtps" (465, TLS from the first byte). Any other inet smtpd line of master.cf is a service of the
+ * "smtp" kind, whose socket postbus-generator makes ("smtpd-127.0.0.1_10025"). */
 typedef enum SmtpdService {
         SMTPD_SERVICE_SMTP,
         SMTPD_SERVICE_SUBMISSION,
@@ -38,12 +43,13 @@ typedef enum SmtpdService {
 
 /* One service, shared by all its sockets: its own view of the parameters, as Postfix gives each master.cf
  * service its -o overrides. config is main.cf with the service's built-in defaults (587: encrypt and
- * AUTH; 465: wrapper mode and AUTH) and its "<service>_<name> = value" lines applied; a session reads
+ * AUTH; 465: wrapper mode and AUTH) and the -o options of its master.cf line applied; a session reads
  * every parameter that may differ per service (smtpd.c: service_params[]) from here, the others from
  * server->config. */
 typedef struct SmtpdListener {
         Smtpd *server;
-        SmtpdService service;
+        SmtpdService service;           /* the kind: its built-in defaults */
+        char fd_name[MASTER_SOCKET_NAME_MAX];   /* FileDescriptorName= of its sockets */
         const char *name;               /* "smtp", "submission", "smtps" */
         Config *config;                 /* NULL: no socket of this service was passed */
         SSL_CTX *tls;                   /* NULL: no certificate, no TLS */
@@ -67,7 +73,10 @@ struct Smtpd {
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         BusClient *cleanup;
         Resolver *resolver;             /* DNS for every session: client names, reject_rbl_client */
-        SmtpdListener listeners[_SMTPD_SERVICE_MAX];
+        SmtpdPolicyPool *policy;        /* connections to the policy services (check_policy_service) */
+        MasterConfig *master;           /* master.cf: each smtpd service's -o options */
+        SmtpdListener listeners[SMTPD_LISTENERS_MAX];
+        size_t n_listeners;
         sd_event_source **listen_sources;       /* one per socket of any service */
         size_t n_listen;
         sd_event_source *accept_retry;  /* accepting again after running out of file descriptors */

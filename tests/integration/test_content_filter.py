@@ -66,15 +66,21 @@ class ContentFilter(unittest.TestCase):
         with open(SENDER_ACCESS, 'w', encoding='utf-8') as f:
             f.write(f'scanme@example.org FILTER smtp:[127.0.0.1]:{SCAN_PORT}\n')
         pb.run('postbusctl', 'map', 'build', SENDER_ACCESS)
+        # The re-injection service, as Postfix sites write it in master.cf: no filter, no access table
+        # again, plain SMTP from the filter on 127.0.0.1.
+        master = '/etc/postbus/master.cf'
+        with open(master, 'w', encoding='utf-8') as f:
+            f.write('submission inet n - n - - smtpd\n'
+                    '  -o content_filter=\n'
+                    '  -o smtpd_sender_restrictions=\n'
+                    '  -o smtpd_tls_security_level=may\n'
+                    '  -o smtpd_sasl_auth_enable=no\n'
+                    'local unix - n n - - local\n'
+                    'smtp unix - - n - - smtp\n')
+        cls.addClassCleanup(os.unlink, master)
         pb.set_config(content_filter=f'smtp:[127.0.0.1]:{FILTER_PORT}',
                       header_checks=f'regexp:{HEADER_CHECKS}',
-                      smtpd_sender_restrictions=f'check_sender_access hash:{SENDER_ACCESS}',
-                      # the re-injection service does not apply the access table again
-                      submission_smtpd_sender_restrictions='',
-                      # the re-injection service: no filter, plain SMTP from the filter on 127.0.0.1
-                      submission_content_filter='',
-                      submission_smtpd_tls_security_level='may',
-                      submission_smtpd_sasl_auth_enable='no')
+                      smtpd_sender_restrictions=f'check_sender_access hash:{SENDER_ACCESS}')
 
     def delivered(self, marker):
         return [m for m in pb.mbox_messages('alice') if marker in m]

@@ -352,12 +352,25 @@ class DelayRejectNo(unittest.TestCase):
 
 
 class PerService(unittest.TestCase):
-    """Each service has its own lists (as master.cf's -o): submission_smtpd_* applies on port 587 only."""
+    """Each service has its own lists, from master.cf's -o: submission's apply on port 587 only."""
 
     @classmethod
     def setUpClass(cls):
         pb.add_user('erin')
         reset_smtpd()
+        master = '/etc/postbus/master.cf'
+        if os.path.exists(master):
+            shutil.copy(master, master + '.saved')
+            cls.addClassCleanup(os.replace, master + '.saved', master)
+        else:
+            cls.addClassCleanup(os.unlink, master)
+        with open(master, 'w', encoding='utf-8') as f:
+            f.write('submission inet n - n - - smtpd\n'
+                    # no certificate in this test: let 587 take mail without STARTTLS
+                    '  -o smtpd_tls_security_level=none\n'
+                    '  -o { smtpd_sender_restrictions = check_sender_access hash:/etc/postbus/submission_senders,'
+                    ' reject }\n'
+                    'local unix - n n - - local\n')
         pb.set_config(
             myhostname=HOST,
             mynetworks='127.0.0.1/32',
@@ -367,10 +380,7 @@ class PerService(unittest.TestCase):
             smtpd_sender_restrictions='',
             smtpd_relay_restrictions='permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination',
             smtpd_recipient_restrictions='',
-            smtpd_delay_reject='yes',
-            # no certificate in this test: let 587 take mail without STARTTLS
-            submission_smtpd_tls_security_level='none',
-            submission_smtpd_sender_restrictions='check_sender_access hash:/etc/postbus/submission_senders, reject')
+            smtpd_delay_reject='yes')
         build_table('submission_senders', 'alice@example.org OK\n')
 
     def rcpt(self, port, sender):

@@ -120,53 +120,49 @@ TEST(list) {
         ASSERT_TRUE(l[4] == NULL);
 }
 
-/* <service>_<name>: one service's view (config_for_service), as master.cf -o gives it in Postfix. */
+/* One service's view (config_for_service): main.cf, the service's built-in defaults, then its master.cf -o
+ * options, as Postfix's -o gives them. */
 TEST(service_overrides) {
         static const char *const builtin[] = { "smtpd_tls_security_level", "encrypt", "smtpd_sasl_auth_enable",
                                                "yes", NULL };
+        char *sub[] = { "smtpd_banner=sub $smtpd_banner", "smtpd_tls_security_level=may",
+                        "syslog_name=postfix/submission", NULL };
+        char *smtps[] = { "smtpd_timeout=10s", NULL };
+        char *bad[] = { "smtpd_timeout=soon", NULL };
+        char *unexpandable[] = { "smtpd_client_restrictions=$mua_client_restrictions", NULL };
         Config *c, *s;
 
-        ASSERT_OK(config_parse("smtpd_banner = main\n"
-                               "submission_smtpd_banner = sub $smtpd_banner\n"
-                               "submission_smtpd_tls_security_level = may\n"
-                               "smtps_smtpd_timeout = 10s\n"
-                               "other_smtpd_banner = not a service\n",
-                               "main.cf", &c));
-        ASSERT_EQ(c->n_overrides, 3);
+        ASSERT_OK(config_parse("smtpd_banner = main\n", "main.cf", &c));
         ASSERT_STREQ(c->smtpd_banner, "main");
 
-        /* Built-in defaults first, main.cf's lines after them; the rest as in main.cf. */
-        ASSERT_OK(config_for_service(c, "submission", builtin, &s));
+        /* Built-in defaults first, the -o options after them; the rest as in main.cf. */
+        ASSERT_OK(config_for_service(c, builtin, sub, "master.cf:3", &s));
         ASSERT_STREQ(s->smtpd_banner, "sub main");
         ASSERT_STREQ(s->smtpd_tls_security_level, "may");
         ASSERT_TRUE(s->smtpd_sasl_auth_enable);
-        ASSERT_EQ(s->lines[CONFIG_PARAM_smtpd_tls_security_level], 3);
         ASSERT_EQ(s->smtpd_timeout, c->smtpd_timeout);
         config_free(s);
 
-        ASSERT_OK(config_for_service(c, "smtps", NULL, &s));
+        ASSERT_OK(config_for_service(c, NULL, smtps, "master.cf:4", &s));
         ASSERT_EQ(s->smtpd_timeout, 10);
         ASSERT_STREQ(s->smtpd_banner, "main");
         ASSERT_TRUE(!s->smtpd_sasl_auth_enable);
         config_free(s);
 
-        ASSERT_OK(config_for_service(c, "smtp", NULL, &s));
+        ASSERT_OK(config_for_service(c, NULL, NULL, "master.cf:0", &s));
         ASSERT_STREQ(s->smtpd_banner, "main");
         config_free(s);
+
+        /* A bad value, or a $name that is not a parameter postbus keeps, fails the service. */
+        ASSERT_ERR(config_for_service(c, NULL, bad, "master.cf:5", &s), EINVAL);
+        ASSERT_ERR(config_for_service(c, NULL, unexpandable, "master.cf:6", &s), EINVAL);
         config_free(c);
 
         /* A service's copy does not share the per-transport lines with the original: both are freed. */
         ASSERT_OK(config_parse("relay_destination_recipient_limit = 3\n", "main.cf", &c));
-        ASSERT_OK(config_for_service(c, "submission", NULL, &s));
+        ASSERT_OK(config_for_service(c, NULL, NULL, "master.cf:0", &s));
         ASSERT_EQ(c->n_extras, 1U);
         ASSERT_EQ(s->n_extras, 0U);
-        config_free(s);
-        config_free(c);
-
-        /* A bad value is found when the service is set up, with its line. */
-        ASSERT_OK(config_parse("\nsubmission_smtpd_timeout = soon\n", "main.cf", &c));
-        ASSERT_ERR(config_for_service(c, "submission", NULL, &s), EINVAL);
-        ASSERT_OK(config_for_service(c, "smtps", NULL, &s));
         config_free(s);
         config_free(c);
 }
@@ -260,6 +256,17 @@ TEST(debian_main_cf) {
         /* Debian's procmail line: mailbox_command keeps its $names for the shell, as in Postfix. */
         ASSERT_STREQ(c->mailbox_command, "procmail -a \"$EXTENSION\" ${home}");
         ASSERT_TRUE(c->smtpd_helo_required && !c->smtputf8_enable);
+        c = config_free(c);
+        log = mfree(log);
+
+        /* Postfix's smtp client parameters are not smtpd's "smtp" service: smtp_line_length_limit is the
+         * client's, line_length_limit stays as it was, and smtp_banner is a name postbus does not use (a
+         * warning, never an override of smtpd_banner or banner). */
+        ASSERT_OK(parse_capture("smtp_line_length_limit = 990\nsmtp_banner = not smtpd's\n", &c, &log));
+        ASSERT_TRUE(strstr(log, "unknown parameter \"smtp_banner\"") != NULL);
+        ASSERT_EQ(c->smtp_line_length_limit, 990);
+        ASSERT_EQ(c->line_length_limit, 2048);
+        ASSERT_TRUE(strstr(c->smtpd_banner, "not smtpd") == NULL);
         c = config_free(c);
         log = mfree(log);
 

@@ -116,7 +116,43 @@ static void test_transport_params(void) {
         config_free(bad);
 }
 
+/* inet smtpd lines as systemd listens for them (master_service_smtpd_socket). */
+static void test_smtpd_sockets(void) {
+        MasterConfig *m;
+        char name[MASTER_SOCKET_NAME_MAX], listen[MASTER_LISTEN_MAX];
+
+        ASSERT_OK(master_config_parse("smtp inet n - n - - smtpd\n"
+                                      "127.0.0.1:submission inet n - n - - smtpd\n"
+                                      "[::1]:465 inet n - n - - smtpd\n"
+                                      "127.0.0.1:10025 inet n - n - - smtpd -o content_filter=\n"
+                                      "2525 inet n - n - - smtpd\n"
+                                      "127.0.0.1:nosuchservice inet n - n - - smtpd\n"
+                                      "local unix - n n - - local\n"
+                                      "relay inet n - n - - smtp\n", "master.cf", &m));
+        ASSERT_EQ(m->n_services, 8);
+        ASSERT_OK(master_service_smtpd_socket(m->services + 0, name, listen));
+        ASSERT_STREQ(name, "smtp");
+        ASSERT_STREQ(listen, "");
+        ASSERT_OK(master_service_smtpd_socket(m->services + 1, name, listen));
+        ASSERT_STREQ(name, "submission");
+        ASSERT_STREQ(listen, "127.0.0.1:587");
+        ASSERT_OK(master_service_smtpd_socket(m->services + 2, name, listen));
+        ASSERT_STREQ(name, "smtps");
+        ASSERT_STREQ(listen, "[::1]:465");
+        ASSERT_OK(master_service_smtpd_socket(m->services + 3, name, listen));
+        ASSERT_STREQ(name, "smtpd-127.0.0.1_10025");
+        ASSERT_STREQ(listen, "127.0.0.1:10025");
+        ASSERT_OK(master_service_smtpd_socket(m->services + 4, name, listen));
+        ASSERT_STREQ(name, "smtpd-2525");
+        ASSERT_STREQ(listen, "2525");
+        ASSERT_ERR(master_service_smtpd_socket(m->services + 5, name, listen), EINVAL);
+        ASSERT_ERR(master_service_smtpd_socket(m->services + 6, name, listen), ENOENT);
+        ASSERT_ERR(master_service_smtpd_socket(m->services + 7, name, listen), ENOENT);
+        master_config_free(m);
+}
+
 int main(void) {
+        test_smtpd_sockets();
         test_debian_lines();
         test_errors();
         test_builtin();
