@@ -55,7 +55,7 @@ typedef struct Cleanup {
         TableList *sender_canonical_maps;
         TableList *recipient_canonical_maps;
         TableList *virtual_alias_maps;
-        CleanupChecks *header_checks;
+        TableList *header_checks;
 
         CleanupSync *sync;
 
