@@ -3,9 +3,10 @@
 #include "log.h"
 #include "rewrite.h"
 
-static int lookup_transport_maps(const char *key, char **ret_value, void *userdata) {
+static int lookup_transport_maps(const char *key, bool partial, char **ret_value, void *userdata) {
         Rewrite *rw = userdata;
-        return table_list_lookup(rw->transport_maps, key, ret_value);
+        return partial ? table_list_lookup_partial(rw->transport_maps, key, ret_value)
+                       : table_list_lookup(rw->transport_maps, key, ret_value);
 }
 
 static int canonicalize(Rewrite *rw, const char *address, char **ret, sd_bus_error *error) {

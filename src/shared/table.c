@@ -205,6 +205,12 @@ const char *table_db_path(const Table *t) {
         return t->db_path;
 }
 
+const char *table_source_path(const Table *t) {
+        return t->type == &table_type_static || t->type == &table_type_inline || t->type == &table_type_unix
+                       ? NULL
+                       : t->arg;
+}
+
 bool table_is_pattern(const Table *t) {
         return t->type->pattern;
 }

@@ -49,6 +49,9 @@ const char *table_name(const Table *t);
 const char *table_type_name(const Table *t);
 /* The database file, "/etc/postbus/access.gdbm", of a gdbm: table; NULL for other types. */
 const char *table_db_path(const Table *t);
+/* The file the table is made from (the text source of a gdbm: table), or NULL for a table that is not
+ * a file (static:, inline:, unix:). */
+const char *table_source_path(const Table *t);
 /* Whether the table matches keys against patterns (regexp:, pcre:, cidr:): such a table is asked only
  * for whole keys, never the partial ones (parent domains, "user@", shorter networks). */
 bool table_is_pattern(const Table *t);

@@ -208,15 +208,22 @@ static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size
         return n > 0 ? (int) n : -EINVAL;
 }
 
-/* Looks the keys up in the table in order; the first one found decides. */
+/* Looks the keys up in the table in order; the first one found decides. n_full: how many of the first keys
+ * are whole ones (the address, the domain); full_also: one more whole key further on (the client address
+ * after its names), or SIZE_MAX. The others are partial keys, which a pattern table (regexp:, pcre:, cidr:)
+ * is not asked, as in Postfix. */
 static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item, char **keys,
-                                     const char *name, const char *class) {
+                                     size_t n_full, size_t full_also, const char *name, const char *class) {
         for (char **k = keys; *k; k++) {
                 _cleanup_free_ char *value = NULL;
+                size_t pos = (size_t) (k - keys);
                 SmtpdAccessResult a;
                 int r;
 
-                r = table_lookup(item->table, *k, &value);
+                if (pos < n_full || pos == full_also)
+                        r = table_lookup(item->table, *k, &value);
+                else
+                        r = table_lookup_partial(item->table, *k, &value);
                 if (r < 0) {
                         log_warning_errno(r, "%s: lookup of \"%s\" in %s failed: %m",
                                           smtpd_restriction_type_to_string(item->type), *k, item->arg);
@@ -274,8 +281,9 @@ static SmtpdRestrictionClass access_subject(SmtpdRestrictionType t) {
         }
 }
 
-/* check_client_access, as Postfix: the client's (confirmed) name and its parent domains, then the address. */
-static int client_keys(const SmtpdCheckInput *in, char ***ret) {
+/* check_client_access, as Postfix: the client's (confirmed) name and its parent domains, then the address;
+ * *ret_n_names: how many names come first. */
+static int client_keys(const SmtpdCheckInput *in, char ***ret, size_t *ret_n_names) {
         _cleanup_strv_free_ char **names = NULL, **addresses = NULL;
         char **l;
         size_t n = 0, m = 0;
@@ -288,8 +296,10 @@ static int client_keys(const SmtpdCheckInput *in, char ***ret) {
         }
         r = smtpd_access_client_keys(in->client, &addresses);
         if (r < 0 || !names) {
-                if (r >= 0)
+                if (r >= 0) {
                         *ret = TAKE_PTR(addresses);
+                        *ret_n_names = 0;
+                }
                 return r;
         }
         while (names[n])
@@ -303,6 +313,7 @@ static int client_keys(const SmtpdCheckInput *in, char ***ret) {
         memcpy(l + n, addresses, (m + 1) * sizeof(char *));
         addresses = mfree(addresses);   /* the strings moved */
         *ret = TAKE_PTR(names);
+        *ret_n_names = n;
         return 0;
 }
 
@@ -313,10 +324,14 @@ SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const Sm
         const char *name, *class, *address;
         int r;
 
+        size_t n_full = 1, full_also = SIZE_MAX, n_names = 0;
+
         smtpd_restriction_subject(ctx, subject, &name, &class);
-        if (subject == SMTPD_RESTRICTION_CLIENT)
-                r = client_keys(in, &keys);
-        else if (subject == SMTPD_RESTRICTION_HELO) {
+        if (subject == SMTPD_RESTRICTION_CLIENT) {
+                r = client_keys(in, &keys, &n_names);
+                /* The name, then the address, are whole keys. */
+                full_also = n_names > 0 ? n_names : SIZE_MAX;
+        } else if (subject == SMTPD_RESTRICTION_HELO) {
                 if (!in->helo)
                         return SMTPD_CHECK_DUNNO;
                 r = smtpd_access_domain_keys(in->helo, &keys);
@@ -325,10 +340,13 @@ SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const Sm
                 if (!address)
                         return SMTPD_CHECK_DUNNO;
                 r = smtpd_access_address_keys(address, &keys);
+                /* The address and its domain are whole keys; parent domains and "user@" partial ones. */
+                const char *at = strrchr(address, '@');
+                n_full = at && at[1] ? 2 : 1;
         }
         if (r < 0) {
                 log_oom();
                 return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", name);
         }
-        return check_access(ctx, item, keys, name, class);
+        return check_access(ctx, item, keys, n_full, full_also, name, class);
 }
