@@ -101,6 +101,7 @@ typedef struct CleanupRequest {
         const CleanupRange *edits;      /* headers left out, addresses rewritten: in order, disjoint */
         size_t n_edits;
         const char *hold;               /* the reason the message goes to the hold queue, or NULL */
+        char **prepend;                 /* headers written before Received, or NULL */
 } CleanupRequest;
 
 /* Writes the queue file as incoming/<ID>.tmp and fills item (fd, dir_fd, tmp, id) for cleanup_sync_submit(),
@@ -181,6 +182,7 @@ struct CleanupJob {
         size_t n_header_addresses;
         char *hold;
         bool discard;
+        char **prepend;                 /* headers smtpd's access tables added (PREPEND), in order */
         char *reject;                   /* "550 5.7.1 ...": the permanent answer */
         char *defer;                    /* "451 4.3.0 ...": the temporary answer */
 

@@ -48,6 +48,47 @@ int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret) {
                 return 0;
         }
 
+        static const struct {
+                const char *name;
+                SmtpdAccessAction action;
+        } message_actions[] = {
+                { "HOLD", SMTPD_ACCESS_HOLD },       { "DISCARD", SMTPD_ACCESS_DISCARD },
+                { "FILTER", SMTPD_ACCESS_FILTER },   { "REDIRECT", SMTPD_ACCESS_REDIRECT },
+                { "PREPEND", SMTPD_ACCESS_PREPEND }, { "WARN", SMTPD_ACCESS_WARN },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(message_actions); i++) {
+                if (strlen(message_actions[i].name) != word || strncasecmp(value, message_actions[i].name, word) != 0)
+                        continue;
+                a.action = message_actions[i].action;
+                copy_printable(a.text, sizeof a.text, text);
+                size_t end = strlen(a.text);
+                while (end > 0 && a.text[end - 1] == ' ')
+                        a.text[--end] = '\0';
+                size_t blank = strcspn(a.text, " ");
+                switch (a.action) {
+                case SMTPD_ACCESS_FILTER:
+                        /* transport:nexthop, the transport a name of master.cf */
+                        if (blank != end || strcspn(a.text, ":") == 0 || !strchr(a.text, ':'))
+                                return -EINVAL;
+                        break;
+                case SMTPD_ACCESS_REDIRECT:
+                        if (end == 0 || blank != end || !strchr(a.text, '@'))
+                                return -EINVAL;
+                        break;
+                case SMTPD_ACCESS_PREPEND: {
+                        /* "Name: value", the name printable ASCII without ':' or space (RFC 5322 2.2) */
+                        size_t n = strcspn(a.text, ": ");
+                        if (n == 0 || a.text[n] != ':')
+                                return -EINVAL;
+                        break;
+                }
+                default:
+                        break;
+                }
+                *ret = a;
+                return 0;
+        }
+
         /* All digits: OK, for compatibility with Postfix's old tables. */
         if (strspn(value, "0123456789") == strlen(value)) {
                 a.action = SMTPD_ACCESS_PERMIT;
@@ -208,6 +249,124 @@ static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size
         return n > 0 ? (int) n : -EINVAL;
 }
 
+void smtpd_message_actions_clear(SmtpdMessageActions *a) {
+        a->hold = mfree(a->hold);
+        a->discard = mfree(a->discard);
+        a->filter = mfree(a->filter);
+        a->redirect = mfree(a->redirect);
+        for (size_t i = 0; i < a->n_prepend; i++)
+                free(a->prepend[i]);
+        a->prepend = mfree(a->prepend);
+        a->n_prepend = 0;
+}
+
+static int replace_string(char **s, const char *v) {
+        char *n = strdup(v);
+
+        if (!n)
+                return -ENOMEM;
+        free(*s);
+        *s = n;
+        return 0;
+}
+
+/* A message-wide action: noted for the message, logged as Postfix does ("<action>: RCPT from client: <key>:
+ * <class> triggers <ACTION> action"). */
+static SmtpdCheckStatus message_action(SmtpdCheckContext *ctx, const SmtpdAccessResult *a, const char *name,
+                                       const char *class, const char *source, const char *key) {
+        static const char *const names[_SMTPD_ACCESS_ACTION_MAX] = {
+                [SMTPD_ACCESS_HOLD] = "HOLD",         [SMTPD_ACCESS_DISCARD] = "DISCARD",
+                [SMTPD_ACCESS_FILTER] = "FILTER",     [SMTPD_ACCESS_REDIRECT] = "REDIRECT",
+                [SMTPD_ACCESS_PREPEND] = "PREPEND",   [SMTPD_ACCESS_WARN] = "WARN",
+        };
+        SmtpdMessageActions *m = ctx->in->actions;
+        _cleanup_free_ char *ename = log_escape(name, strlen(name)), *ekey = log_escape(key, strlen(key)),
+                            *sender = log_escape(strempty(ctx->in->sender), strlen(strempty(ctx->in->sender)));
+        int r = 0;
+
+        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "SMTPD_ACTION", names[a->action] }),
+                 "%s: client %s: <%s>: %s triggers %s action%s%s (%s); from=<%s>", names[a->action],
+                 ctx->client_name, strempty(ename), class, names[a->action], a->text[0] ? ": " : "", a->text,
+                 source, strempty(sender));
+        (void) ekey;
+        switch (a->action) {
+        case SMTPD_ACCESS_HOLD:
+                if (!m->hold)
+                        r = replace_string(&m->hold, a->text[0] ? a->text : "");
+                break;
+        case SMTPD_ACCESS_DISCARD:
+                if (!m->discard)
+                        r = replace_string(&m->discard, a->text);
+                if (r >= 0)
+                        return SMTPD_CHECK_OK;  /* the lists end here: everything is accepted */
+                break;
+        case SMTPD_ACCESS_FILTER:
+                r = replace_string(&m->filter, a->text);
+                break;
+        case SMTPD_ACCESS_REDIRECT:
+                r = replace_string(&m->redirect, a->text);
+                break;
+        case SMTPD_ACCESS_PREPEND:
+                for (size_t i = 0; i < m->n_prepend; i++)
+                        if (streq(m->prepend[i], a->text))
+                                return SMTPD_CHECK_DUNNO;       /* once, though asked at every RCPT */
+                if (m->n_prepend >= 64)
+                        return smtpd_restriction_reject(ctx, "451 4.3.5 <%s>: %s rejected: Too many headers to add",
+                                                        name, class);
+                r = strv_push(&m->prepend, &m->n_prepend, strdup(a->text));
+                break;
+        default:
+                break;
+        }
+        if (r < 0) {
+                log_oom();
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary failure", name);
+        }
+        return SMTPD_CHECK_DUNNO;
+}
+
+SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, const char *name, const char *class,
+                                     const char *source, const char *key) {
+        SmtpdAccessResult a;
+        int r;
+
+        r = smtpd_access_result_parse(value, &a);
+        if (r == -EOPNOTSUPP) {
+                SmtpdRestrictionType types[16];
+                int n = value_restrictions(value, types, ELEMENTSOF(types));
+
+                for (int i = 0; i < n; i++) {
+                        SmtpdRestriction nested = { .type = types[i] };
+                        SmtpdCheckStatus st = smtpd_restriction_check(ctx, &nested);
+
+                        if (st != SMTPD_CHECK_DUNNO)
+                                return st;
+                }
+                if (n > 0)
+                        return SMTPD_CHECK_DUNNO;
+        }
+        /* FILTER needs a content filter in qmgr, which postbus does not have: said, not ignored. */
+        if (r >= 0 && (a.action == SMTPD_ACCESS_FILTER || (a.action >= SMTPD_ACCESS_HOLD && !ctx->in->actions)))
+                r = -EOPNOTSUPP;
+        if (r < 0) {
+                _cleanup_free_ char *v = log_escape(value, strlen(value)), *k = log_escape(key, strlen(key));
+                log_warning("%s: key \"%s\": %s action \"%s\"", source, strna(k),
+                            r == -EOPNOTSUPP ? "unsupported" : "malformed", strna(v));
+                return smtpd_restriction_reject(ctx, "451 4.3.5 <%s>: %s rejected: Server configuration error", name,
+                                                class);
+        }
+        switch (a.action) {
+        case SMTPD_ACCESS_PERMIT:
+                return SMTPD_CHECK_OK;
+        case SMTPD_ACCESS_DUNNO:
+                return SMTPD_CHECK_DUNNO;
+        case SMTPD_ACCESS_REJECT:
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: %s", a.code, a.dsn, name, class, a.text);
+        default:
+                return message_action(ctx, &a, name, class, source, key);
+        }
+}
+
 /* Looks the keys up in the table in order; the first one found decides. n_full: how many of the first keys
  * are whole ones (the address, the domain); full_also: one more whole key further on (the client address
  * after its names), or SIZE_MAX. The others are partial keys, which a pattern table (regexp:, pcre:, cidr:)
@@ -217,7 +376,6 @@ static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestrict
         for (char **k = keys; *k; k++) {
                 _cleanup_free_ char *value = NULL;
                 size_t pos = (size_t) (k - keys);
-                SmtpdAccessResult a;
                 int r;
 
                 if (pos < n_full || pos == full_also)
@@ -231,38 +389,7 @@ static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestrict
                 }
                 if (r == 0)
                         continue;
-                r = smtpd_access_result_parse(value, &a);
-                if (r == -EOPNOTSUPP) {
-                        SmtpdRestrictionType types[16];
-                        int n = value_restrictions(value, types, ELEMENTSOF(types));
-
-                        for (int i = 0; i < n; i++) {
-                                SmtpdRestriction nested = { .type = types[i] };
-                                SmtpdCheckStatus st = smtpd_restriction_check(ctx, &nested);
-
-                                if (st != SMTPD_CHECK_DUNNO)
-                                        return st;
-                        }
-                        if (n > 0)
-                                return SMTPD_CHECK_DUNNO;
-                }
-                if (r < 0) {
-                        _cleanup_free_ char *v = log_escape(value, strlen(value));
-                        log_warning("%s: %s: key \"%s\": %s action \"%s\"",
-                                    smtpd_restriction_type_to_string(item->type), item->arg, *k,
-                                    r == -EOPNOTSUPP ? "unsupported" : "malformed", strna(v));
-                        return smtpd_restriction_reject(ctx, "451 4.3.5 <%s>: %s rejected: Server configuration error",
-                                                        name, class);
-                }
-                switch (a.action) {
-                case SMTPD_ACCESS_PERMIT:
-                        return SMTPD_CHECK_OK;
-                case SMTPD_ACCESS_DUNNO:
-                        return SMTPD_CHECK_DUNNO;
-                default:
-                        return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: %s", a.code, a.dsn, name, class,
-                                                        a.text);
-                }
+                return smtpd_access_action(ctx, value, name, class, item->arg, *k);
         }
         return SMTPD_CHECK_DUNNO;
 }

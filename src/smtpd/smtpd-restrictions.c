@@ -465,11 +465,16 @@ void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls
         }
 }
 
+/* DISCARD, as Postfix: once a message is to be thrown away, nothing refuses it any more. */
+static bool discarding(const SmtpdCheckContext *ctx) {
+        return ctx->in->actions && ctx->in->actions->discard;
+}
+
 static SmtpdCheckStatus check_list(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls) {
         SmtpdRestrictionList *l = &ctx->cs->checks->lists[cls];
 
         ctx->cls = cls;
-        for (size_t i = 0; i < l->n; i++) {
+        for (size_t i = 0; i < l->n && !discarding(ctx); i++) {
                 SmtpdCheckStatus s = smtpd_restriction_check(ctx, l->items + i);
                 if (s != SMTPD_CHECK_DUNNO)
                         return s;
@@ -521,6 +526,8 @@ int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *rep
         for (SmtpdRestrictionClass cls = SMTPD_RESTRICTION_RELAY; cls <= SMTPD_RESTRICTION_RECIPIENT; cls++)
                 if (check_list(&ctx, cls) == SMTPD_CHECK_REJECT)
                         return 1;
+        if (discarding(&ctx))
+                return 0;
         if (config->smtpd_reject_unlisted_recipient &&
             smtpd_restriction_check_unlisted_recipient(&ctx) == SMTPD_CHECK_REJECT)
                 return 1;

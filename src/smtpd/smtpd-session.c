@@ -11,6 +11,7 @@
 void smtpd_session_reset(SmtpdSession *s) {
         s->in_mail = false;
         s->sender[0] = '\0';
+        smtpd_message_actions_clear(&s->actions);
         s->recipients = strv_free(s->recipients);
         s->rcpt_orcpt = strv_free(s->rcpt_orcpt);
         s->rcpt_notify = mfree(s->rcpt_notify);
@@ -194,6 +195,7 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
                 .sender = sender,
                 .recipient = rcpt,
                 .authenticated = s->authenticated,
+                .actions = &s->actions,
         };
         char reply[SMTPD_REPLY_LINE_MAX];
         int r;

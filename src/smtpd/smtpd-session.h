@@ -79,6 +79,7 @@ struct SmtpdSession {
 
         /* The mail transaction. */
         bool in_mail;
+        SmtpdMessageActions actions;    /* HOLD, DISCARD, ... of access tables, for this transaction */
         char sender[ADDRESS_MAX + 1];
         char **recipients;
         unsigned *rcpt_notify;          /* NOTIFY= of each recipient, DsnNotify flags or 0 */
