@@ -252,7 +252,6 @@ static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size
 void smtpd_message_actions_clear(SmtpdMessageActions *a) {
         a->hold = mfree(a->hold);
         a->discard = mfree(a->discard);
-        a->filter = mfree(a->filter);
         a->redirect = mfree(a->redirect);
         for (size_t i = 0; i < a->n_prepend; i++)
                 free(a->prepend[i]);
@@ -285,10 +284,9 @@ static SmtpdCheckStatus message_action(SmtpdCheckContext *ctx, const SmtpdAccess
         int r = 0;
 
         log_mail(LOG_INFO, NULL, LOG_FIELDS({ "SMTPD_ACTION", names[a->action] }),
-                 "%s: client %s: <%s>: %s triggers %s action%s%s (%s); from=<%s>", names[a->action],
+                 "%s: client %s: <%s>: %s triggers %s action%s%s (key \"%s\" in %s); from=<%s>", names[a->action],
                  ctx->client_name, strempty(ename), class, names[a->action], a->text[0] ? ": " : "", a->text,
-                 source, strempty(sender));
-        (void) ekey;
+                 strempty(ekey), source, strempty(sender));
         switch (a->action) {
         case SMTPD_ACCESS_HOLD:
                 if (!m->hold)
@@ -299,9 +297,6 @@ static SmtpdCheckStatus message_action(SmtpdCheckContext *ctx, const SmtpdAccess
                         r = replace_string(&m->discard, a->text);
                 if (r >= 0)
                         return SMTPD_CHECK_OK;  /* the lists end here: everything is accepted */
-                break;
-        case SMTPD_ACCESS_FILTER:
-                r = replace_string(&m->filter, a->text);
                 break;
         case SMTPD_ACCESS_REDIRECT:
                 r = replace_string(&m->redirect, a->text);
