@@ -36,6 +36,7 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
         cleanup_job_header_addresses_free(j);
         free(j->hold);
         strv_free(j->prepend);
+        free(j->filter);
         free(j->reject);
         free(j->defer);
         cleanup_virtual_free(j);
@@ -379,6 +380,7 @@ void cleanup_job_write(CleanupJob *j) {
                 .n_edits = n_edits,
                 .hold = j->hold,
                 .prepend = j->prepend,
+                .filter = j->filter,
         };
         r = job_dsn_options(j, vec, k, &req.dsn_notify, &req.dsn_orcpt);
         if (r >= 0)
@@ -426,6 +428,17 @@ static int job_take_smtpd_action(CleanupJob *j, const char *a) {
                          "DISCARD: smtpd access from sender=<%s>%s%s", strempty(s), isempty(v) ? "" : ": ",
                          strempty(e));
                 j->discard = true;
+                return 1;
+        }
+        if ((v = attr_value(a, "smtpd_filter="))) {
+                /* transport:nexthop, the last one winning, as in Postfix */
+                if (strpbrk(v, "\r\n \t") || !strchr(v, ':') || v[0] == ':')
+                        return 1;
+                char *f = strdup(v);
+                if (!f)
+                        return -ENOMEM;
+                free(j->filter);
+                j->filter = f;
                 return 1;
         }
         if ((v = attr_value(a, "smtpd_redirect="))) {
@@ -483,8 +496,8 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         j->sender = strdup(sender);
         if (!j->sender)
                 return -ENOMEM;
-        /* "hold" in a queue file is cleanup's own word (header_checks HOLD), not a submitter's; smtpd's access
-         * actions become the job's. */
+        /* "hold" and "filter" in a queue file are cleanup's own words (header_checks HOLD, smtpd's FILTER), not
+         * a submitter's; smtpd's access actions become the job's. */
         for (char **a = j->attrs, **o = j->attrs; a && *a; a++) {
                 int r = job_take_smtpd_action(j, *a);
                 if (r < 0) {
@@ -494,7 +507,7 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
                         *o = NULL;
                         return r;
                 }
-                if (r > 0 || strncmp(*a, "hold=", 5) == 0)
+                if (r > 0 || strncmp(*a, "hold=", 5) == 0 || strncmp(*a, "filter=", 7) == 0)
                         free(*a);
                 else
                         *o++ = *a;

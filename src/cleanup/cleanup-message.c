@@ -130,6 +130,8 @@ static int write_envelope(QueueWriter *w, const CleanupRequest *req, uint64_t no
                         return r;
         if (req->hold && (r = queue_writer_recordf(w, QUEUE_REC_ATTR, "hold=%s", req->hold)) < 0)
                 return r;
+        if (req->filter && (r = queue_writer_recordf(w, QUEUE_REC_ATTR, "filter=%s", req->filter)) < 0)
+                return r;
         if ((r = queue_writer_record(w, QUEUE_REC_SENDER, req->sender, strlen(req->sender))) < 0)
                 return r;
         /* Each recipient with its RFC 3461 NOTIFY and ORCPT, for the bounce role. */

@@ -102,6 +102,7 @@ typedef struct CleanupRequest {
         size_t n_edits;
         const char *hold;               /* the reason the message goes to the hold queue, or NULL */
         char **prepend;                 /* headers written before Received, or NULL */
+        const char *filter;             /* the content filter qmgr sends the message to, or NULL */
 } CleanupRequest;
 
 /* Writes the queue file as incoming/<ID>.tmp and fills item (fd, dir_fd, tmp, id) for cleanup_sync_submit(),
@@ -183,6 +184,7 @@ struct CleanupJob {
         char *hold;
         bool discard;
         char **prepend;                 /* headers smtpd's access tables added (PREPEND), in order */
+        char *filter;                   /* FILTER transport:nexthop for qmgr, or NULL */
         char *reject;                   /* "550 5.7.1 ...": the permanent answer */
         char *defer;                    /* "451 4.3.0 ...": the temporary answer */
 

@@ -180,7 +180,17 @@ static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void 
                 if (r < 0 || isempty(transport))
                         resolve_failed(m, i, "malformed reply");
                 else {
-                        m->routes[i].transport = strdup(transport);
+                        /* An access table's FILTER transport:nexthop sends the whole message to a content
+                         * filter, as Postfix's qmgr does; an empty nexthop keeps the resolved one. */
+                        const char *filter = queue_envelope_attr(m->envelope, "filter"), *colon;
+                        _cleanup_free_ char *ft = NULL;
+                        if (filter && (colon = strchr(filter, ':')) && colon > filter) {
+                                ft = strndup(filter, (size_t) (colon - filter));
+                                transport = ft;
+                                if (colon[1])
+                                        nexthop = colon + 1;
+                        }
+                        m->routes[i].transport = transport ? strdup(transport) : NULL;
                         m->routes[i].nexthop = strdup(nexthop);
                         if (!m->routes[i].transport || !m->routes[i].nexthop) {
                                 m->routes[i].transport = mfree(m->routes[i].transport);

@@ -252,6 +252,7 @@ static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size
 void smtpd_message_actions_clear(SmtpdMessageActions *a) {
         a->hold = mfree(a->hold);
         a->discard = mfree(a->discard);
+        a->filter = mfree(a->filter);
         a->redirect = mfree(a->redirect);
         for (size_t i = 0; i < a->n_prepend; i++)
                 free(a->prepend[i]);
@@ -298,6 +299,9 @@ static SmtpdCheckStatus message_action(SmtpdCheckContext *ctx, const SmtpdAccess
                 if (r >= 0)
                         return SMTPD_CHECK_OK;  /* the lists end here: everything is accepted */
                 break;
+        case SMTPD_ACCESS_FILTER:
+                r = replace_string(&m->filter, a->text);
+                break;
         case SMTPD_ACCESS_REDIRECT:
                 r = replace_string(&m->redirect, a->text);
                 break;
@@ -340,8 +344,8 @@ SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, 
                 if (n > 0)
                         return SMTPD_CHECK_DUNNO;
         }
-        /* FILTER needs a content filter in qmgr, which postbus does not have: said, not ignored. */
-        if (r >= 0 && (a.action == SMTPD_ACCESS_FILTER || (a.action >= SMTPD_ACCESS_HOLD && !ctx->in->actions)))
+        /* Without a message to note them for, the message-wide actions cannot be honoured: said, not ignored. */
+        if (r >= 0 && a.action >= SMTPD_ACCESS_HOLD && !ctx->in->actions)
                 r = -EOPNOTSUPP;
         if (r < 0) {
                 _cleanup_free_ char *v = log_escape(value, strlen(value)), *k = log_escape(key, strlen(key));

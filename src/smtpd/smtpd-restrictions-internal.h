@@ -84,7 +84,7 @@ SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *c
 /* smtpd-access.c: what an access(5) action says (value, found for key in source, a table or a policy
  * service), about the subject name of the list's class ("Client host", ...): a reply, OK, DUNNO, a list of
  * restrictions evaluated in place, or a message-wide action noted in ctx->in->actions (HOLD, DISCARD,
- * REDIRECT, PREPEND, WARN). The one interpreter of actions, for tables and policy services alike. */
+ * FILTER, REDIRECT, PREPEND, WARN). The one interpreter of actions, for tables and policy services alike. */
 SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, const char *name, const char *class,
                                      const char *source, const char *key);
 /* smtpd-access.c: check_client_access, check_helo_access, check_sender_access, check_recipient_access. */

@@ -103,11 +103,11 @@ typedef struct SmtpdAccessResult {
 int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret);
 
 /* The message-wide actions met while evaluating the restrictions of one mail transaction; the session
- * hands them to cleanup with the message. (FILTER is not among them: without a content filter in qmgr,
- * smtpd_access_action() answers it as a configuration error.) */
+ * hands them to cleanup with the message. */
 typedef struct SmtpdMessageActions {
         char *hold;                     /* the HOLD reason ("" without text), or NULL */
         char *discard;                  /* the DISCARD reason, or NULL */
+        char *filter;                   /* the last FILTER's transport:nexthop, or NULL */
         char *redirect;                 /* the last REDIRECT's address, or NULL */
         char **prepend;                 /* the PREPENDed headers, each once, in order */
         size_t n_prepend;

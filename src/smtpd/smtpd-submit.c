@@ -117,11 +117,13 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
                 r = sd_bus_message_append(m, "{ss}", "dsn_ret", s->dsn_ret);
         if (r >= 0 && s->dsn_envid[0])
                 r = sd_bus_message_append(m, "{ss}", "dsn_envid", s->dsn_envid);
-        /* What access tables said about the whole message (access(5) HOLD, DISCARD, REDIRECT, PREPEND). */
+        /* What access tables said about the whole message (access(5) HOLD, DISCARD, FILTER, REDIRECT, PREPEND). */
         if (r >= 0 && s->actions.hold)
                 r = sd_bus_message_append(m, "{ss}", "smtpd_hold", s->actions.hold);
         if (r >= 0 && s->actions.discard)
                 r = sd_bus_message_append(m, "{ss}", "smtpd_discard", s->actions.discard);
+        if (r >= 0 && s->actions.filter)
+                r = sd_bus_message_append(m, "{ss}", "smtpd_filter", s->actions.filter);
         if (r >= 0 && s->actions.redirect)
                 r = sd_bus_message_append(m, "{ss}", "smtpd_redirect", s->actions.redirect);
         for (size_t i = 0; r >= 0 && i < s->actions.n_prepend; i++)

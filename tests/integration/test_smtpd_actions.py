@@ -1,12 +1,14 @@
 """smtpd's access(5) actions through the real daemons: HOLD (the message in the hold queue), DISCARD
-(accepted, never queued), REDIRECT (delivered to the table's address instead), PREPEND (a header above
-Received), WARN (a journal record, the message delivered), numeric 4NN/5NN replies, and FILTER refused as a
-configuration error (postbus has no content filter)."""
+(accepted, never queued), FILTER (qmgr sends the message to the content filter's transport and next hop),
+REDIRECT (delivered to the table's address instead), PREPEND (a header above Received), WARN (a journal
+record, the message delivered), numeric 4NN/5NN replies, and a malformed action as a configuration error."""
 import os
+import re
 import smtplib
 import unittest
 
 import postbus as pb
+from test_smtp import FakeServer
 
 ETC = '/etc/postbus'
 HOST = 'mx.example.test'
@@ -34,7 +36,8 @@ class AccessActions(unittest.TestCase):
                     'warn@example.org      WARN have a look\n'
                     'slow@example.org      450 4.7.1 slow down\n'
                     'no@example.org        554 5.7.1 custom refusal\n'
-                    'filter@example.org    FILTER smtp:[127.0.0.1]:10025\n')
+                    'filter@example.org    FILTER smtp:[127.0.0.1]:10025\n'
+                    'badfilter@example.org FILTER nocolon\n')
         pb.run('postbusctl', 'map', 'build', ACCESS)
         pb.set_config(myhostname=HOST, mynetworks='127.0.0.0/8', alias_maps='',
                       smtpd_sender_restrictions=f'check_sender_access hash:{ACCESS}',
@@ -88,8 +91,20 @@ class AccessActions(unittest.TestCase):
         self.assertEqual(e.exception.recipients['alice@localhost'],
                          (554, b'5.7.1 <no@example.org>: Sender address rejected: custom refusal'))
         with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
-            pb.send('filter@example.org', ['alice@localhost'], 'Subject: x\n\nx\n')
+            pb.send('badfilter@example.org', ['alice@localhost'], 'Subject: x\n\nx\n')
         self.assertEqual(e.exception.recipients['alice@localhost'][0], 451)
+
+    def test_filter(self):
+        sink = FakeServer(port=10025)
+        self.addCleanup(sink.sock.close)
+        qid = pb.send('filter@example.org', ['alice@localhost', 'bob@localhost'], 'Subject: to the filter\n\nf\n')
+        pb.wait_until(lambda: sink.transactions, what='the message at the content filter')
+        t = sink.transactions[0]
+        self.assertIn('filter@example.org', t.mail)
+        self.assertEqual(sorted(re.match(r'RCPT TO:<([^>]*)>', r, re.I).group(1) for r in t.rcpts),
+                         ['alice@localhost', 'bob@localhost'])
+        self.assertIn(b'to the filter', t.data if isinstance(t.data, bytes) else t.data.encode())
+        self.assertIsNone(mail_with('alice', qid))
 
 
 if __name__ == '__main__':

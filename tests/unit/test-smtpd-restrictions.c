@@ -339,13 +339,13 @@ TEST(evaluate_message_actions) {
         ASSERT_STREQ(a.prepend[0], "X-Tagged: yes");
         ASSERT_STREQ(rcpt_actions(&e, "warn@y.example", "root@localhost", &a), "");
         ASSERT_TRUE(!a.hold && !a.discard);
-        /* FILTER needs a content filter postbus does not have: a configuration error, not ignored */
-        ASSERT_STREQ(rcpt_actions(&e, "filter@y.example", "root@localhost", &a),
-                     "451 4.3.5 <filter@y.example>: Sender address rejected: Server configuration error");
+        ASSERT_STREQ(rcpt_actions(&e, "filter@y.example", "root@localhost", &a), "");
+        ASSERT_STREQ(a.filter, "smtp:[127.0.0.1]:10025");
+        /* a malformed action is a configuration error, not ignored */
         ASSERT_STREQ(rcpt_actions(&e, "bad@y.example", "root@localhost", &a),
                      "451 4.3.5 <bad@y.example>: Sender address rejected: Server configuration error");
         smtpd_message_actions_clear(&a);
-        ASSERT_TRUE(!a.redirect && !a.prepend && a.n_prepend == 0);
+        ASSERT_TRUE(!a.redirect && !a.prepend && a.n_prepend == 0 && !a.filter);
         env_done(&e);
 }
 
