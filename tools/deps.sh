@@ -6,7 +6,7 @@
 # boots the host's systemd with systemd-nspawn and enters it with nsenter).
 POSTBUS_DEPS=(
     build-essential meson ninja-build pkg-config
-    libsystemd-dev libssl-dev libgdbm-dev libdbus-1-dev libc-ares-dev
+    libsystemd-dev libssl-dev libgdbm-dev libdbus-1-dev libc-ares-dev libpcre2-dev
     clang libclang-rt-14-dev
     systemd systemd-container dbus util-linux mount passwd
     python3 python3-gdbm python3-dbus swaks openssl

@@ -1,13 +1,13 @@
-/* cleanup-checks.h: header_checks, Postfix's regexp_table(5) syntax: "/regex/flags ACTION text" rules in a
- * file, POSIX extended regular expressions, tried in order against each logical header; the first
- * match decides. */
+/* cleanup-checks.h: header_checks, as Postfix: a list of tables (regexp:, pcre:, or any other type) that
+ * each logical header is looked up in; the value of the first match is an action ("REJECT text", "HOLD",
+ * ...). Runs in the cleanup process. */
 #pragma once
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "macro.h"
+#include "table.h"
 
 typedef enum CleanupCheckAction {
         CLEANUP_CHECK_NONE,     /* no rule matched */
@@ -22,29 +22,13 @@ typedef enum CleanupCheckAction {
         _CLEANUP_CHECK_ACTION_INVALID = -EINVAL,
 } CleanupCheckAction;
 
-typedef struct CleanupCheckRule {
-        regex_t regex;
-        bool negate;            /* !/regex/: matches what does not match */
-        CleanupCheckAction action;
-        char *text;             /* the optional text after the action */
-        unsigned line;
-} CleanupCheckRule;
+/* Opens the header_checks list; a plain absolute path means regexp:, as it always did here. Errors as
+ * table_open()'s (logged). */
+int cleanup_checks_open(const char *value, TableList **ret);
 
-typedef struct CleanupChecks {
-        char *path;
-        CleanupCheckRule *rules;
-        size_t n_rules;
-} CleanupChecks;
-
-/* Parses the rules of one file (text, named path for messages). Errors are logged as "path:line: ..."
- * and return -EINVAL: a line that is not a rule, a bad regular expression, an unknown flag or action. */
-int cleanup_checks_parse(const char *text, const char *path, CleanupChecks **ret);
-/* Loads "regexp:/path" (or a plain path); -EPROTONOSUPPORT for another table type. */
-int cleanup_checks_load(const char *spec, CleanupChecks **ret);
-CleanupChecks *cleanup_checks_free(CleanupChecks *c);
-DEFINE_TRIVIAL_CLEANUP_FUNC(CleanupChecks *, cleanup_checks_free);
-
-/* The first rule matching header (a whole logical header, NUL-terminated), or NULL. */
-const CleanupCheckRule *cleanup_checks_match(const CleanupChecks *c, const char *header);
+/* A value found in a header_checks table, "ACTION [text]": the action and the text after it (borrowed from
+ * value; NULL when there is none). -EOPNOTSUPP for an action that is not one of the above, -EINVAL for a
+ * FILTER without transport:destination. Pure. */
+int cleanup_check_action_parse(const char *value, CleanupCheckAction *ret_action, const char **ret_text);
 
 const char *cleanup_check_action_to_string(CleanupCheckAction a);

@@ -130,20 +130,34 @@ static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) 
 
         if (!logical)
                 return -ENOMEM;
-        const CleanupCheckRule *rule = cleanup_checks_match(c->header_checks, logical);
-        if (!rule)
+        _cleanup_free_ char *value = NULL;
+        CleanupCheckAction action;
+        const char *text;
+
+        r = table_list_lookup(c->header_checks, logical, &value);
+        if (r < 0) {
+                log_warning_errno(r, "header_checks: lookup failed: %m");
+                return cleanup_job_reject(j, "451 4.3.0 Temporary lookup failure");
+        }
+        if (r == 0)
                 return 0;
-        if (rule->action != CLEANUP_CHECK_DUNNO) {
+        if (cleanup_check_action_parse(value, &action, &text) < 0) {
+                /* As Postfix: the administrator hears of it; the message goes on. */
+                _cleanup_free_ char *v = log_escape(value, MIN(strlen(value), (size_t) 200));
+                log_warning("header_checks: unknown action in \"%s\", ignoring", strempty(v));
+                return 0;
+        }
+        if (action != CLEANUP_CHECK_DUNNO) {
                 _cleanup_free_ char *escaped = log_escape(logical, MIN(strlen(logical), (size_t) 200));
                 _cleanup_free_ char *sender = log_escape(j->sender, strlen(j->sender));
-                const char *action = cleanup_check_action_to_string(rule->action);
-                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLEANUP_ACTION", action }),
-                         "%s: header %s from sender=<%s>%s%s (%s:%u)", action, strempty(escaped), strempty(sender),
-                         rule->text ? ": " : "", strempty(rule->text), c->header_checks->path, rule->line);
+                const char *name = cleanup_check_action_to_string(action);
+                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLEANUP_ACTION", name }),
+                         "%s: header %s from sender=<%s>%s%s", name, strempty(escaped), strempty(sender),
+                         text ? ": " : "", strempty(text));
         }
-        switch (rule->action) {
+        switch (action) {
         case CLEANUP_CHECK_REJECT: {
-                const char *t = rule->text ?: "message content rejected";
+                const char *t = text ?: "message content rejected";
                 /* The text may bring its own enhanced status code. */
                 bool has_code = isdigit((unsigned char) t[0]) && t[1] == '.';
                 return cleanup_job_reject(j, "550 %s%s", has_code ? "" : "5.7.1 ", t);
@@ -153,14 +167,14 @@ static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) 
                 return 0;
         case CLEANUP_CHECK_HOLD:
                 if (!j->hold) {
-                        j->hold = strdup(rule->text ?: "header_checks");
+                        j->hold = strdup(text ?: "header_checks");
                         if (!j->hold)
                                 return -ENOMEM;
                 }
                 return 0;
         case CLEANUP_CHECK_FILTER: {
                 /* As Postfix: the last FILTER wins, over the content_filter the message came with. */
-                char *f = strdup(rule->text);
+                char *f = strdup(text);
                 if (!f)
                         return -ENOMEM;
                 free(j->filter);

@@ -10,6 +10,7 @@
 #include "cleanup-maps.h"
 #include "cleanup.h"
 #include "log.h"
+#include "string-util.h"
 
 typedef struct RewriteCall {
         CleanupJob *job;
@@ -34,6 +35,7 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
         free(j->queue);
         cleanup_job_header_addresses_free(j);
         free(j->hold);
+        strv_free(j->prepend);
         free(j->filter);
         free(j->reject);
         free(j->defer);
@@ -386,6 +388,7 @@ void cleanup_job_write(CleanupJob *j) {
                 .edits = edits,
                 .n_edits = n_edits,
                 .hold = j->hold,
+                .prepend = j->prepend,
                 .filter = j->filter,
         };
         r = job_dsn_options(j, vec, k, &req.dsn_notify, &req.dsn_orcpt);
@@ -410,6 +413,78 @@ void cleanup_job_write(CleanupJob *j) {
 
 /* ---- the start --------------------------------------------------------------------------------- */
 
+/* smtpd's access(5) actions for the whole message, from the attribute a ("smtpd_hold=reason", ...): 1 when
+ * it was one (and is in the job now), 0 when not. The cleanup socket is open to postbus's roles only. */
+static const char *attr_value(const char *a, const char *prefix) {
+        size_t n = strlen(prefix);
+        return strncmp(a, prefix, n) == 0 ? a + n : NULL;
+}
+
+static int job_take_smtpd_action(CleanupJob *j, const char *a) {
+        const char *v;
+
+        if ((v = attr_value(a, "smtpd_hold="))) {
+                if (!j->hold) {
+                        j->hold = strdup(isempty(v) ? "smtpd access HOLD" : v);
+                        if (!j->hold)
+                                return -ENOMEM;
+                }
+                return 1;
+        }
+        /* A milter's quarantine (smtpd and pickup run the milters). */
+        if ((v = attr_value(a, "milter_hold="))) {
+                if (!j->hold) {
+                        j->hold = strdup(isempty(v) ? "milter quarantine" : v);
+                        if (!j->hold)
+                                return -ENOMEM;
+                }
+                return 1;
+        }
+        if ((v = attr_value(a, "smtpd_discard="))) {
+                _cleanup_free_ char *e = log_escape(v, strlen(v)), *s = log_escape(j->sender, strlen(j->sender));
+                log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLEANUP_ACTION", "DISCARD" }),
+                         "DISCARD: smtpd access from sender=<%s>%s%s", strempty(s), isempty(v) ? "" : ": ",
+                         strempty(e));
+                j->discard = true;
+                return 1;
+        }
+        if ((v = attr_value(a, "smtpd_filter="))) {
+                /* transport:nexthop, the last one winning, as in Postfix */
+                if (strpbrk(v, "\r\n \t") || !strchr(v, ':') || v[0] == ':')
+                        return 1;
+                char *f = strdup(v);
+                if (!f)
+                        return -ENOMEM;
+                free(j->filter);
+                j->filter = f;
+                return 1;
+        }
+        if ((v = attr_value(a, "smtpd_redirect="))) {
+                /* Every recipient becomes the one address; the final ones are made unique later. The DSN
+                 * options stay with each, as the original recipients they were. */
+                if (!address_valid(v))
+                        return 1;       /* smtpd checked it; ignored rather than trusted */
+                for (size_t i = 0; i < j->n_recipients; i++) {
+                        char *n = strdup(v);
+                        if (!n)
+                                return -ENOMEM;
+                        free(j->recipients[i]);
+                        j->recipients[i] = n;
+                }
+                return 1;
+        }
+        if ((v = attr_value(a, "smtpd_prepend="))) {
+                size_t n = 0;
+                while (j->prepend && j->prepend[n])
+                        n++;
+                /* A header is one line: smtpd allows printable ASCII only. */
+                if (strpbrk(v, "\r\n") || !strchr(v, ':'))
+                        return 1;
+                return strv_push(&j->prepend, &n, strdup(v)) < 0 ? -ENOMEM : 1;
+        }
+        return 0;
+}
+
 /* A job for the Submit call m. It owns the vectors from here on, even when this fails. */
 static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **recipients, char **dsn_notify,
                    char **dsn_orcpt, char **attrs, CleanupJob **ret) {
@@ -431,23 +506,6 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         for (char **rc = recipients; *rc; rc++)
                 j->n_recipients++;
         j->attrs = attrs;
-        /* "hold" in a queue file is cleanup's own word (header_checks HOLD), not a submitter's. A milter's
-         * quarantine (smtpd and pickup run the milters) comes as "milter_hold" and becomes that hold. */
-        bool oom = false;
-        for (char **a = j->attrs, **o = j->attrs; a && *a; a++) {
-                if (strncmp(*a, "milter_hold=", 12) == 0 && !j->hold) {
-                        j->hold = strdup(*a + 12);
-                        oom = !j->hold;
-                        free(*a);
-                } else if (strncmp(*a, "hold=", 5) == 0 || strncmp(*a, "milter_hold=", 12) == 0)
-                        free(*a);
-                else
-                        *o++ = *a;
-                if (!a[1])
-                        *o = NULL;
-        }
-        if (oom)
-                return -ENOMEM;
         j->dsn_notify = dsn_notify;
         j->dsn_orcpt = dsn_orcpt;
         for (char **d = dsn_notify; d && *d; d++)
@@ -456,6 +514,25 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         j->sender = strdup(sender);
         if (!j->sender)
                 return -ENOMEM;
+        /* "hold" and "filter" in a queue file are cleanup's own words (header_checks HOLD), not a submitter's;
+         * smtpd's access actions and a milter's quarantine become the job's. A FILTER (smtpd's or
+         * header_checks') is written as the content_filter attribute, over the one the message came with. */
+        for (char **a = j->attrs, **o = j->attrs; a && *a; a++) {
+                int r = job_take_smtpd_action(j, *a);
+                if (r < 0) {
+                        /* The vector stays whole for the job's cleanup. */
+                        for (; *a; a++)
+                                *o++ = *a;
+                        *o = NULL;
+                        return r;
+                }
+                if (r > 0 || strncmp(*a, "hold=", 5) == 0 || strncmp(*a, "filter=", 7) == 0)
+                        free(*a);
+                else
+                        *o++ = *a;
+                if (!a[1])
+                        *o = NULL;
+        }
         *ret = TAKE_PTR(j);
         return 0;
 }

@@ -20,8 +20,9 @@ ssize_t cleanup_address_at(const char *addr) {
         return at;
 }
 
-int cleanup_table_lookup(void *table_list, const char *key, char **ret_value) {
-        return table_list_lookup(table_list, key, ret_value);
+int cleanup_table_lookup(void *table_list, const char *key, bool partial, char **ret_value) {
+        return partial ? table_list_lookup_partial(table_list, key, ret_value)
+                       : table_list_lookup(table_list, key, ret_value);
 }
 
 int cleanup_map_lookup(CleanupLookupFunc lookup, void *table, const char *addr, char **mydestination,
@@ -33,18 +34,18 @@ int cleanup_map_lookup(CleanupLookupFunc lookup, void *table, const char *addr, 
 
         if (isempty(addr))
                 return 0;
-        r = lookup(table, addr, &value);
+        r = lookup(table, addr, false, &value);
         if (r == 0 && domain) {
                 local = strndup(addr, (size_t) at);
                 if (!local)
                         return -ENOMEM;
                 if (config_list_contains_domain(mydestination, domain) ||
                     (myorigin && strcasecmp(domain, myorigin) == 0))
-                        r = lookup(table, local, &value);
+                        r = lookup(table, local, true, &value);
                 if (r == 0) {
                         if (asprintf(&key, "@%s", domain) < 0)
                                 return -ENOMEM;
-                        r = lookup(table, key, &value);
+                        r = lookup(table, key, true, &value);
                 }
         }
         if (r <= 0)

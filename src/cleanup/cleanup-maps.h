@@ -11,14 +11,15 @@
 ssize_t cleanup_address_at(const char *addr);
 
 /* A lookup callback, so that the key order can be tested without GDBM: 1 and *ret_value when found. */
-typedef int (*CleanupLookupFunc)(void *table, const char *key, char **ret_value);
+/* partial: the key is a shorter form of the address (user, @domain), which pattern tables are not asked. */
+typedef int (*CleanupLookupFunc)(void *table, const char *key, bool partial, char **ret_value);
 
 /* Looks addr up in Postfix's order: user@domain, user (only when domain is $myorigin or in
  * $mydestination), @domain. A result "@other" keeps the user: user@other. 1 and *ret (the whole
  * value, trimmed) when found, 0 when not, negative errno when a table fails. */
 int cleanup_map_lookup(CleanupLookupFunc lookup, void *table, const char *addr, char **mydestination,
                        const char *myorigin, char **ret);
-int cleanup_table_lookup(void *table_list, const char *key, char **ret_value);
+int cleanup_table_lookup(void *table_list, const char *key, bool partial, char **ret_value);
 
 /* Postfix's masquerading: user@host.sub.example.org becomes user@example.org when example.org is listed;
  * "!sub.example.org" before it keeps that domain and its subdomains as they are; local parts in

@@ -165,8 +165,13 @@ static int write_queue_file(QueueWriter *w, Cleanup *c, const CleanupRequest *re
         }
 
         _cleanup_free_ char *mid = NULL;
-        if ((r = write_envelope(w, req, now_usec)) < 0 ||
-            (r = write_received(w, c, req, id, now)) < 0)
+        if ((r = write_envelope(w, req, now_usec)) < 0)
+                goto finish;
+        /* smtpd's PREPEND headers come first, above Received, as in Postfix. */
+        for (char **p = req->prepend; p && *p; p++)
+                if ((r = write_header(w, "%s\n", *p)) < 0)
+                        goto finish;
+        if ((r = write_received(w, c, req, id, now)) < 0)
                 goto finish;
         /* The headers, less those header_checks said to IGNORE and Bcc when recipients were extracted,
          * with their addresses as canonical and masquerading made them. */

@@ -102,7 +102,7 @@ static int cleanup_setup(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the queue commits: %m");
         if (!isempty(d->config->header_checks)) {
-                r = cleanup_checks_load(d->config->header_checks, &c->header_checks);
+                r = cleanup_checks_open(d->config->header_checks, &c->header_checks);
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0) {
@@ -129,7 +129,7 @@ static void cleanup_done(Daemon *d) {
         table_list_free(c->sender_canonical_maps);
         table_list_free(c->recipient_canonical_maps);
         table_list_free(c->virtual_alias_maps);
-        cleanup_checks_free(c->header_checks);
+        table_list_free(c->header_checks);
         safe_close(c->incoming_fd);
         free(c);
 }

@@ -55,7 +55,7 @@ typedef struct Cleanup {
         TableList *sender_canonical_maps;
         TableList *recipient_canonical_maps;
         TableList *virtual_alias_maps;
-        CleanupChecks *header_checks;
+        TableList *header_checks;
 
         CleanupSync *sync;
 
@@ -101,7 +101,8 @@ typedef struct CleanupRequest {
         const CleanupRange *edits;      /* headers left out, addresses rewritten: in order, disjoint */
         size_t n_edits;
         const char *hold;               /* the reason the message goes to the hold queue, or NULL */
-        const char *filter;             /* header_checks FILTER: replaces the content_filter attribute */
+        char **prepend;                 /* headers written before Received, or NULL */
+        const char *filter;             /* FILTER (smtpd access, header_checks): replaces the content_filter attribute */
 } CleanupRequest;
 
 /* Writes the queue file as incoming/<ID>.tmp and fills item (fd, dir_fd, tmp, id) for cleanup_sync_submit(),
@@ -181,8 +182,9 @@ struct CleanupJob {
         CleanupHeaderAddress *header_addresses;
         size_t n_header_addresses;
         char *hold;
-        char *filter;                   /* header_checks FILTER transport:destination */
         bool discard;
+        char **prepend;                 /* headers smtpd's access tables added (PREPEND), in order */
+        char *filter;                   /* FILTER transport:nexthop (smtpd access or header_checks), or NULL */
         char *reject;                   /* "550 5.7.1 ...": the permanent answer */
         char *defer;                    /* "451 4.3.0 ...": the temporary answer */
 

@@ -8,26 +8,31 @@
 /* Looks local up in the alias tables: 1 and the value with the table's owner, 0, or -errno. */
 static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid_t *ret_owner) {
         for (size_t k = 0; k < e->aliases->n_tables; k++) {
+                Table *t = e->aliases->tables[k];
+                const char *db = table_db_path(t), *file = db ?: table_source_path(t);
                 _cleanup_free_ char *value = NULL;
                 struct stat st;
                 int r;
 
-                r = table_lookup(e->aliases->tables[k], local, &value);
-                if (r == -ENOENT) {
-                        /* Never built: like an empty table, with a word to the administrator. */
-                        const char *db = table_db_path(e->aliases->tables[k]);
-                        _cleanup_free_ char *source = strndup(db, strlen(db) - STRLEN(TABLE_DB_SUFFIX));
-                        if (source && access(source, F_OK) >= 0)
-                                (void) local_report_warning(e->report_fd,
-                                                            "alias table %s has not been built: run newaliases",
-                                                            table_name(e->aliases->tables[k]));
-                        continue;
+                r = table_lookup(t, local, &value);
+                if (r == -ENOENT && db && access(table_source_path(t), F_OK) >= 0) {
+                        /* Written but never built: as Postfix, a temporary failure until it is. */
+                        (void) local_report_warning(e->report_fd, "alias table %s has not been built: run newaliases",
+                                                    table_name(t));
+                        return r;
                 }
+                if (r == -ENOENT)
+                        /* Neither text nor database: no such table, like an empty one (alias_maps names
+                         * /etc/aliases by default, which a system need not have). */
+                        continue;
                 if (r < 0)
                         return r;
                 if (r == 0)
                         continue;
-                if (stat(table_db_path(e->aliases->tables[k]), &st) < 0)
+                /* The table's owner; root for one that is no file. */
+                if (!file)
+                        st.st_uid = 0;
+                else if (stat(file, &st) < 0)
                         return -errno;
                 *ret_value = TAKE_PTR(value);
                 *ret_owner = st.st_uid;

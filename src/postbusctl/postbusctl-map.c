@@ -1,5 +1,6 @@
-/* postbusctl-map.c: "map build FILE" compiles a text table into FILE.gdbm; "map query TABLE KEY" looks
- * a key up as the roles do, and exits as postmap -q does (0 found, 1 not found, 2 error). */
+/* postbusctl-map.c: "map build FILE" compiles a text table into FILE.gdbm (and checks a regexp:, pcre:,
+ * cidr: or texthash: file, which needs no database); "map query TABLE KEY" looks a key up in any type as the
+ * roles do, and exits as postmap -q does (0 found, 1 not found, 2 error). */
 #include <limits.h>
 
 #include "log.h"
@@ -24,12 +25,31 @@ static int source_path(const char *arg, const char **ret) {
         return -EPROTONOSUPPORT;
 }
 
+static int table_spec(const char *arg, char **ret);
+
 static int map_build(const char *arg) {
         TableFormat format = arg_aliases ? TABLE_FORMAT_ALIASES : TABLE_FORMAT_MAP;
         const char *source;
         int r;
 
         r = source_path(arg, &source);
+        if (r == -EPROTONOSUPPORT) {
+                /* regexp:, pcre:, cidr:, texthash:, ... have no database: their text is read as it is. Checking
+                 * it here tells the administrator of a mistake before a role does. */
+                _cleanup_(table_freep) Table *t = NULL;
+                _cleanup_free_ char *spec = NULL;
+
+                r = table_spec(arg, &spec);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to resolve %s: %m", arg);
+                        return EX_USAGE;
+                }
+                r = table_open(spec, &t);
+                if (r < 0)
+                        return r == -EPROTONOSUPPORT ? EX_USAGE : EX_DATAERR;     /* table_open() said why */
+                printf("%s: no database to build; the roles read this table as it is.\n", spec);
+                return 0;
+        }
         if (r < 0) {
                 _cleanup_free_ char *e = log_escape(arg, strlen(arg));
                 log_error("Cannot build \"%s\": %s.", strna(e),
@@ -48,13 +68,22 @@ static int map_build(const char *arg) {
 static int table_spec(const char *arg, char **ret) {
         char cwd[PATH_MAX];
 
-        if (arg[0] == '/' || strchr(arg, ':')) {
+        static const char *const file_types[] = { "gdbm:", "hash:", "regexp:", "pcre:", "cidr:", "texthash:" };
+        const char *path = arg;
+        size_t type_len = 0;
+
+        /* "type:relative/path" of a file-based type is taken below the working directory, too. */
+        for (size_t i = 0; i < ELEMENTSOF(file_types); i++)
+                if (strncmp(arg, file_types[i], strlen(file_types[i])) == 0)
+                        type_len = strlen(file_types[i]);
+        path = arg + type_len;
+        if (path[0] == '/' || path[0] == '\0' || (type_len == 0 && strchr(arg, ':'))) {
                 *ret = strdup(arg);
                 return *ret ? 0 : -ENOMEM;
         }
         if (!getcwd(cwd, sizeof cwd))
                 return -errno;
-        if (asprintf(ret, "%s/%s", streq(cwd, "/") ? "" : cwd, arg) < 0) {
+        if (asprintf(ret, "%.*s%s/%s", (int) type_len, arg, streq(cwd, "/") ? "" : cwd, path) < 0) {
                 *ret = NULL;
                 return -ENOMEM;
         }
@@ -121,9 +150,15 @@ static int map_query(const char *arg, const char *key) {
         ekey = log_escape(key, strlen(key));
         r = table_lookup(t, key, &value);
         if (r < 0) {
-                if (r == -ENOENT)
+                if (r == -ENOENT && table_db_path(t))
                         log_error("Failed to look \"%s\" up in %s: %s does not exist (run \"postbusctl map build\").",
                                   strna(ekey), table_name(t), table_db_path(t));
+                else if (r == -ENOENT)
+                        log_error("Failed to look \"%s\" up in %s: the file does not exist.", strna(ekey),
+                                  table_name(t));
+                else if (r == -EBADMSG && !table_db_path(t))
+                        log_error("Failed to look \"%s\" up in %s: the file has a mistake (see above).",
+                                  strna(ekey), table_name(t));
                 else if (r == -EBADMSG)
                         log_error("Failed to look \"%s\" up in %s: %s is not a valid database.", strna(ekey),
                                   table_name(t), table_db_path(t));

@@ -40,7 +40,7 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  map build FILE          Compile the text table FILE into FILE.gdbm\n"
-               "  map query TABLE KEY     Look KEY up in TABLE (gdbm:/path or /path): print the value;\n"
+               "  map query TABLE KEY     Look KEY up in TABLE (hash:/path, cidr:/path, ...): print the value;\n"
                "                          exit status 1 when not found, 2 on errors; KEY \"-\": keys\n"
                "                          from standard input, \"key<TAB>value\" for each found\n"
                "  config [NAME...]        Print parameters as main.cf sets them: name = value\n"

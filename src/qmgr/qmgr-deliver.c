@@ -280,23 +280,31 @@ static void status_from_text(const char *text, char klass, char dsn[static 16], 
         }
 }
 
-/* relocated_maps, as Postfix looks them up: user@domain, user, @domain. */
-static char *relocated_lookup(Qmgr *q, const char *address) {
+/* relocated_maps, as Postfix looks them up: user@domain, then (not in a pattern table) user for a local
+ * domain and @domain. 1 and the new address, 0 when not relocated, negative errno when a table cannot be
+ * read (the recipient is deferred, never delivered as if the table were empty). */
+static int relocated_lookup(Qmgr *q, const char *address, char **ret) {
         _cleanup_free_ char *local = NULL, *domain = NULL, *key = NULL;
-        char *value = NULL;
+        int r;
 
         if (table_list_is_empty(q->relocated_maps))
-                return NULL;
-        if (table_list_lookup(q->relocated_maps, address, &value) > 0)
-                return value;
-        if (address_split(address, &local, &domain) < 0)
-                return NULL;
-        if (domain && config_list_contains_domain(q->mydestination, domain) &&
-            table_list_lookup(q->relocated_maps, local, &value) > 0)
-                return value;
-        if (domain && asprintf(&key, "@%s", domain) >= 0 && table_list_lookup(q->relocated_maps, key, &value) > 0)
-                return value;
-        return NULL;
+                return 0;
+        r = table_list_lookup(q->relocated_maps, address, ret);
+        if (r != 0)
+                return r;
+        r = address_split(address, &local, &domain);
+        if (r < 0)
+                return r == -ENOMEM ? r : 0;
+        if (domain && config_list_contains_domain(q->mydestination, domain)) {
+                r = table_list_lookup_partial(q->relocated_maps, local, ret);
+                if (r != 0)
+                        return r;
+        }
+        if (!domain)
+                return 0;
+        if (asprintf(&key, "@%s", domain) < 0)
+                return -ENOMEM;
+        return table_list_lookup_partial(q->relocated_maps, key, ret);
 }
 
 /* Recipients of one transport and destination, gathered up to the recipient limit. */
@@ -371,8 +379,14 @@ static void schedule_message(QmgrMessage *m) {
 
                 if (rc->done || !route->transport)
                         continue;       /* done, or deferred for want of an answer from rewrite */
-                _cleanup_free_ char *moved = relocated_lookup(q, rc->address);
-                if (moved) {
+                _cleanup_free_ char *moved = NULL;
+                int k = relocated_lookup(q, rc->address, &moved);
+                if (k < 0) {
+                        log_warning_errno(k, "relocated_maps: lookup of <%s> failed: %m", rc->address);
+                        qmgr_recipient_deferred(m, i, "none", "4.3.0", "relocated_maps lookup failure");
+                        continue;
+                }
+                if (k > 0) {
                         _cleanup_free_ char *why = NULL;
                         if (asprintf(&why, "user has moved to %s", moved) < 0)
                                 qmgr_recipient_deferred(m, i, "none", "4.3.0", "out of memory");

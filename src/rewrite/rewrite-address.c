@@ -234,13 +234,13 @@ static int apply_result(char *t, char *n, const char *domain, char **transport, 
 }
 
 /* Looks key up; on a match, its parts override transport and nexthop. 1: matched. */
-static int lookup_transport(const RewriteResolveContext *ctx, const char *key, const char *domain, char **transport,
-                            char **nexthop) {
+static int lookup_transport(const RewriteResolveContext *ctx, const char *key, bool partial, const char *domain,
+                            char **transport, char **nexthop) {
         _cleanup_free_ char *value = NULL;
         char *t = NULL, *n = NULL;
         int r;
 
-        r = ctx->lookup(key, &value, ctx->userdata);
+        r = ctx->lookup(key, partial, &value, ctx->userdata);
         if (r <= 0)
                 return r;
         r = rewrite_transport_parse(value, &t, &n);
@@ -258,10 +258,10 @@ static int sender_relayhost(const RewriteResolveContext *ctx, char **ret) {
 
         if (!ctx->relayhost_lookup || !ctx->sender)
                 return 0;
-        r = ctx->relayhost_lookup(isempty(ctx->sender) ? "<>" : ctx->sender, &value, ctx->userdata);
+        r = ctx->relayhost_lookup(isempty(ctx->sender) ? "<>" : ctx->sender, false, &value, ctx->userdata);
         at = rewrite_address_at(ctx->sender);
         if (r == 0 && at >= 0 && ctx->sender[at + 1])
-                r = ctx->relayhost_lookup(ctx->sender + at, &value, ctx->userdata);
+                r = ctx->relayhost_lookup(ctx->sender + at, true, &value, ctx->userdata);
         if (r <= 0)
                 return r;
         const char *v = value, *e = value + strlen(value);
@@ -319,15 +319,15 @@ int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteR
         if (ctx->lookup && !isempty(addr)) {
                 r = 0;
                 if (domain)
-                        r = lookup_transport(ctx, addr, domain, &transport, &nexthop);
+                        r = lookup_transport(ctx, addr, false, domain, &transport, &nexthop);
                 if (r == 0 && domain)
-                        r = lookup_transport(ctx, domain, domain, &transport, &nexthop);
+                        r = lookup_transport(ctx, domain, false, domain, &transport, &nexthop);
                 /* Parent domains: ".example.org" matches every subdomain of example.org. */
                 for (const char *p = domain ? strchr(domain, '.') : NULL; r == 0 && p; p = strchr(p + 1, '.'))
                         if (p[1] != '\0')
-                                r = lookup_transport(ctx, p, domain, &transport, &nexthop);
+                                r = lookup_transport(ctx, p, true, domain, &transport, &nexthop);
                 if (r == 0)
-                        r = lookup_transport(ctx, "*", domain, &transport, &nexthop);
+                        r = lookup_transport(ctx, "*", true, domain, &transport, &nexthop);
                 if (r < 0)
                         return r;
         }

@@ -38,8 +38,9 @@ ssize_t rewrite_address_at(const char *addr);
  * transport name with characters other than letters, digits, '-', '_' and '.'. */
 int rewrite_transport_parse(const char *value, char **ret_transport, char **ret_nexthop);
 
-/* A lookup in transport_maps: 1 and *ret_value when found, 0 when not, negative errno on failure. */
-typedef int (*RewriteLookupFunc)(const char *key, char **ret_value, void *userdata);
+/* A lookup in transport_maps: 1 and *ret_value when found, 0 when not, negative errno on failure. partial:
+ * the key is a parent domain or "*", which pattern tables (regexp:, pcre:) are not asked, as in Postfix. */
+typedef int (*RewriteLookupFunc)(const char *key, bool partial, char **ret_value, void *userdata);
 /* Whether a domain is hosted (virtual_mailbox_domains): 1, 0, or negative errno on failure. */
 typedef int (*RewriteDomainFunc)(const char *domain, void *userdata);
 

@@ -3,9 +3,10 @@
 #include "log.h"
 #include "rewrite.h"
 
-static int lookup_transport_maps(const char *key, char **ret_value, void *userdata) {
+static int lookup_transport_maps(const char *key, bool partial, char **ret_value, void *userdata) {
         Rewrite *rw = userdata;
-        return table_list_lookup(rw->transport_maps, key, ret_value);
+        return partial ? table_list_lookup_partial(rw->transport_maps, key, ret_value)
+                       : table_list_lookup(rw->transport_maps, key, ret_value);
 }
 
 static int lookup_virtual_domain(const char *domain, void *userdata) {
@@ -14,9 +15,10 @@ static int lookup_virtual_domain(const char *domain, void *userdata) {
         return virtual_domains_contain(&rw->virtual_domains, domain);
 }
 
-static int lookup_relayhost_maps(const char *key, char **ret_value, void *userdata) {
+static int lookup_relayhost_maps(const char *key, bool partial, char **ret_value, void *userdata) {
         Rewrite *rw = userdata;
-        return table_list_lookup(rw->relayhost_maps, key, ret_value);
+        return partial ? table_list_lookup_partial(rw->relayhost_maps, key, ret_value)
+                       : table_list_lookup(rw->relayhost_maps, key, ret_value);
 }
 
 static int canonicalize(Rewrite *rw, const char *address, char **ret, sd_bus_error *error) {

@@ -56,7 +56,7 @@ int sendmail_flush_queue(const Config *c, const SendmailOptions *o) {
 }
 
 /* "hash:/etc/aliases" -> "/etc/aliases", through table_open() so that the spec is checked as every role
- * checks it. */
+ * checks it; NULL for a table type that has no database. */
 static int alias_source(const char *spec, char **ret) {
         _cleanup_(table_freep) Table *t = NULL;
         const char *db;
@@ -66,6 +66,12 @@ static int alias_source(const char *spec, char **ret) {
         if (r < 0)
                 return r;
         db = table_db_path(t);
+        if (!db) {
+                /* regexp:, texthash:, ...: read as they are, nothing to build (Postfix's newaliases skips
+                 * them too). */
+                *ret = NULL;
+                return 0;
+        }
         size_t n = strlen(db);
         if (n <= STRLEN(TABLE_DB_SUFFIX) || !streq(db + n - STRLEN(TABLE_DB_SUFFIX), TABLE_DB_SUFFIX))
                 return -EINVAL;
@@ -96,6 +102,8 @@ int sendmail_rebuild_aliases(const Config *c, const SendmailOptions *o) {
                         status = EX_CONFIG;
                         continue;
                 }
+                if (!source)
+                        continue;
                 r = table_build(source, TABLE_FORMAT_ALIASES);
                 if (r < 0) {
                         /* table_build() said which file and line. */

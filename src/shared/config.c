@@ -792,10 +792,15 @@ int config_split_list(const char *value, char ***ret) {
         if (!l)
                 return -ENOMEM;
         for (const char *p = value ?: ""; *p;) {
-                size_t len;
+                size_t len, depth;
 
                 p += strspn(p, ", \t\r\n");
-                len = strcspn(p, ", \t\r\n");
+                /* "{ ... }" keeps its separators, as in Postfix: "inline:{ a=b, c=d }" is one item. */
+                for (len = 0, depth = 0; p[len] && (depth > 0 || !strchr(", \t\r\n", p[len])); len++)
+                        if (p[len] == '{')
+                                depth++;
+                        else if (p[len] == '}' && depth > 0)
+                                depth--;
                 if (len == 0)
                         break;
                 if (strv_push(&l, &n, strndup(p, len)) < 0)

@@ -102,7 +102,8 @@ int config_param_int(const Config *c, ConfigParamId id, int64_t *ret);
  * the parameter's default): -EINVAL when it is no such value, -ERANGE outside the parameter's bounds. */
 int config_param_parse_int(const ConfigParam *p, const char *value, int64_t *ret);
 
-/* Splits a list value on commas and white space into a NULL-terminated vector. */
+/* Splits a list value on commas and white space into a NULL-terminated vector; a "{ ... }" group inside
+ * an item keeps its commas and white space, as in Postfix ("inline:{ a=b, c=d }"). */
 int config_split_list(const char *value, char ***ret);
 
 /* Parses a TIME value ("300s", "5m", "1h", "2d", "1w", plain = seconds). */

@@ -1,24 +1,14 @@
-/* table.c: lookup tables: Postfix-format text compiled into GDBM files, and lookups that follow a
- * database replaced under a running process. */
+/* table.c: lookup tables behind one interface: the spec "type:arg" picks the type (table-<type>.c), the
+ * list of tables a parameter names, and the Postfix text format that gdbm: and texthash: tables share.
+ * Every role that reads a table runs this code in its own process. */
 #include <assert.h>
 #include <fcntl.h>
-#include <gdbm.h>
 #include <limits.h>
 #include <sys/stat.h>
 
 #include "config.h"
-#include "io-util.h"
 #include "log.h"
-#include "table.h"
-
-struct Table {
-        char *spec;             /* as given, for messages */
-        char *db_path;          /* <source>.gdbm */
-        GDBM_FILE db;           /* NULL until the first lookup finds the database */
-        dev_t dev;              /* identity of the open database file, to notice a replacement */
-        ino_t ino;
-        struct timespec mtim;
-};
+#include "table-internal.h"
 
 struct TableList {
         Table **tables;
@@ -44,39 +34,9 @@ static char ascii_lower(char c) {
         return c >= 'A' && c <= 'Z' ? (char) (c - 'A' + 'a') : c;
 }
 
-/* GDBM reports its own error codes; callers of this module see negative errno values. */
-static int gdbm_error_to_errno(gdbm_error e, int syserr) {
-        switch (e) {
-        case GDBM_MALLOC_ERROR:
-                return -ENOMEM;
-        case GDBM_FILE_OPEN_ERROR:
-        case GDBM_FILE_WRITE_ERROR:
-        case GDBM_FILE_SEEK_ERROR:
-        case GDBM_FILE_READ_ERROR:
-        case GDBM_FILE_STAT_ERROR:
-        case GDBM_FILE_CLOSE_ERROR:
-        case GDBM_FILE_SYNC_ERROR:
-        case GDBM_FILE_TRUNCATE_ERROR:
-                return syserr > 0 ? -syserr : -EIO;
-        case GDBM_BAD_MAGIC_NUMBER:
-        case GDBM_EMPTY_DATABASE:
-        case GDBM_BYTE_SWAPPED:
-        case GDBM_BAD_FILE_OFFSET:
-        case GDBM_FILE_EOF:
-        case GDBM_NEED_RECOVERY:
-        case GDBM_DIR_OVERFLOW:
-        case GDBM_BAD_BUCKET:
-        case GDBM_BAD_HEADER:
-        case GDBM_BAD_AVAIL:
-        case GDBM_BAD_HASH_TABLE:
-        case GDBM_BAD_DIR_ENTRY:
-        case GDBM_BUCKET_CACHE_CORRUPTED:
-        case GDBM_BAD_HASH_ENTRY:
-        case GDBM_MALFORMED_DATA:
-                return -EBADMSG;
-        default:
-                return -EIO;
-        }
+void table_ascii_lower(char *s) {
+        for (; *s; s++)
+                *s = ascii_lower(*s);
 }
 
 /* ---- the text format ---- */
@@ -166,56 +126,69 @@ int table_parse_line(const char *line, TableFormat format, char **ret_key, char 
         return 0;
 }
 
-/* ---- reading tables ---- */
+/* ---- opening tables ---- */
+
+static const TableType *const table_types[] = {
+        &table_type_gdbm, &table_type_regexp, &table_type_pcre, &table_type_cidr, &table_type_static,
+        &table_type_inline, &table_type_texthash, &table_type_unix,
+};
+
+/* The type named by spec[0..len), "hash" being gdbm's other name. */
+static const TableType *table_type_find(const char *name, size_t len) {
+        if (len == 4 && strncmp(name, "hash", 4) == 0)
+                return &table_type_gdbm;
+        for (size_t i = 0; i < ELEMENTSOF(table_types); i++)
+                if (strlen(table_types[i]->name) == len && strncmp(name, table_types[i]->name, len) == 0)
+                        return table_types[i];
+        return NULL;
+}
 
 int table_open(const char *spec, Table **ret) {
         _cleanup_(table_freep) Table *t = NULL;
-        const char *path, *colon;
+        const TableType *type = &table_type_gdbm;
+        const char *arg = spec;
+        int r;
 
         assert(spec);
         assert(ret);
 
-        colon = strchr(spec, ':');
-        if (colon && (!strchr(spec, '/') || colon < strchr(spec, '/'))) {
-                size_t n = (size_t) (colon - spec);
-                if (!((n == 4 && strncmp(spec, "gdbm", 4) == 0) || (n == 4 && strncmp(spec, "hash", 4) == 0))) {
+        /* proxy:type:arg asks Postfix's proxymap to read the table; every role here reads its own. */
+        if (strncmp(arg, "proxy:", 6) == 0)
+                arg += 6;
+        size_t n = strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+        if (n > 0 && arg[n] == ':') {
+                type = table_type_find(arg, n);
+                if (!type) {
                         _cleanup_free_ char *e = log_escape(spec, strlen(spec));
-                        log_error("Unsupported table type in \"%s\" (gdbm: or hash: expected).", strna(e));
+                        log_error("Unsupported table type in \"%s\" (gdbm:, hash:, regexp:, pcre:, cidr:, static:, "
+                                  "inline:, texthash: or unix: expected).", strna(e));
                         return -EPROTONOSUPPORT;
                 }
-                path = colon + 1;
-        } else
-                path = spec;
-
-        if (path[0] != '/' || path[strlen(path) - 1] == '/' || strlen(path) > PATH_MAX - sizeof(TABLE_DB_SUFFIX)) {
-                _cleanup_free_ char *e = log_escape(spec, strlen(spec));
-                log_error("Table \"%s\" does not name an absolute file path.", strna(e));
-                return -EINVAL;
+                arg += n + 1;
         }
 
         t = calloc(1, sizeof(Table));
         if (!t)
                 return -ENOMEM;
+        t->type = type;
         t->spec = strdup(spec);
-        if (!t->spec || asprintf(&t->db_path, "%s" TABLE_DB_SUFFIX, path) < 0) {
-                t->db_path = NULL;
+        t->arg = strdup(arg);
+        if (!t->spec || !t->arg)
                 return -ENOMEM;
-        }
+        r = type->open(t);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(t);
         return 0;
-}
-
-static void table_close_db(Table *t) {
-        if (t->db)
-                (void) gdbm_close(t->db);
-        t->db = NULL;
 }
 
 Table *table_free(Table *t) {
         if (!t)
                 return NULL;
-        table_close_db(t);
+        if (t->data && t->type->free_data)
+                t->type->free_data(t->data);
         free(t->spec);
+        free(t->arg);
         free(t->db_path);
         return mfree(t);
 }
@@ -224,98 +197,133 @@ const char *table_name(const Table *t) {
         return t->spec;
 }
 
+const char *table_type_name(const Table *t) {
+        return t->type->name;
+}
+
 const char *table_db_path(const Table *t) {
         return t->db_path;
 }
 
-/* Opens the database, or reopens it when the file at its path is no longer the one open. The
- * builder replaces databases only by rename(), so a reader needs no lock: the file it has open is
- * never written again. */
-static int table_refresh(Table *t) {
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-        GDBM_FILE db;
+const char *table_source_path(const Table *t) {
+        return t->type == &table_type_static || t->type == &table_type_inline || t->type == &table_type_unix
+                       ? NULL
+                       : t->arg;
+}
 
-        if (stat(t->db_path, &st) < 0) {
-                table_close_db(t);
+bool table_is_pattern(const Table *t) {
+        return t->type->pattern;
+}
+
+int table_lookup(Table *t, const char *key, char **ret_value) {
+        assert(t);
+        assert(key);
+
+        return t->type->lookup(t, key, ret_value);
+}
+
+int table_lookup_partial(Table *t, const char *key, char **ret_value) {
+        assert(t);
+
+        if (t->type->pattern)
+                return 0;
+        return table_lookup(t, key, ret_value);
+}
+
+/* ---- text tables read whole ---- */
+
+static int read_text_file(int fd, const char *path, size_t size, char **ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t n = 0;
+
+        text = malloc(size + 1);
+        if (!text)
+                return -ENOMEM;
+        while (n < size) {
+                ssize_t k = read(fd, text + n, size - n);
+                if (k < 0)
+                        return log_error_errno(errno, "Failed to read %s: %m", path);
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        text[n] = '\0';
+        if (strlen(text) != n) {
+                log_error("%s: contains a NUL byte", path);
+                return -EBADMSG;
+        }
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
+int table_file_refresh(Table *t, TableParseFunc parse) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+        void *data = NULL;
+        int r;
+
+        if (stat(t->arg, &st) < 0) {
+                if (errno == ENOENT && t->loaded)
+                        log_warning("%s: the file is gone, lookups fail until it is back.", t->spec);
+                t->loaded = false;
                 return -errno;
         }
-        if (t->db && st.st_dev == t->dev && st.st_ino == t->ino && st.st_mtim.tv_sec == t->mtim.tv_sec &&
-            st.st_mtim.tv_nsec == t->mtim.tv_nsec)
+        if (t->loaded && st.st_dev == t->dev && st.st_ino == t->ino && st.st_size == t->size &&
+            st.st_mtim.tv_sec == t->mtim.tv_sec && st.st_mtim.tv_nsec == t->mtim.tv_nsec)
                 return 0;
 
-        table_close_db(t);
-        fd = open(t->db_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        fd = open(t->arg, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (!S_ISREG(st.st_mode))
+        if (!S_ISREG(st.st_mode) || st.st_size > TABLE_FILE_MAX) {
+                log_error("%s: not a regular file of at most %u bytes", t->arg, TABLE_FILE_MAX);
                 return -EBADMSG;
-
-        errno = 0;
-        db = gdbm_fd_open(TAKE_FD(fd), t->db_path, 0, GDBM_READER | GDBM_NOLOCK | GDBM_CLOEXEC | GDBM_CLOERROR,
-                          NULL);
-        if (!db) {
-                int r = gdbm_error_to_errno(gdbm_errno, errno);
-                log_debug("Failed to open %s: %s", t->db_path, gdbm_strerror(gdbm_errno));
-                return r;
         }
-        t->db = db;
+        r = read_text_file(fd, t->arg, (size_t) st.st_size, &text);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
+        r = parse(text, t->arg, &data);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                /* The error names the line; the old contents, if any, are not used any more. */
+                log_error("%s: cannot be used until it is fixed.", t->spec);
+                t->loaded = false;
+                return -EBADMSG;
+        }
+        if (t->data)
+                t->type->free_data(t->data);
+        t->data = data;
         t->dev = st.st_dev;
         t->ino = st.st_ino;
+        t->size = st.st_size;
         t->mtim = st.st_mtim;
+        t->loaded = true;
         return 0;
 }
 
-int table_lookup(Table *t, const char *key, char **ret_value) {
-        char buf[TABLE_KEY_MAX];
-        size_t len;
-        datum k, v;
+/* A file table's open: the path must be absolute; the file is read now, so that a mistake in it stops
+ * the role at its start, as in Postfix. A file that does not exist (yet) is a lookup failure later. */
+int table_file_open(Table *t, TableParseFunc parse) {
         int r;
 
-        assert(t);
-        assert(key);
-
-        len = strnlen(key, TABLE_KEY_MAX + 1);
-        r = table_refresh(t);
-        if (r < 0)
-                return r;
-        if (len == 0 || len > TABLE_KEY_MAX)    /* the builder stores no such key */
+        if (t->arg[0] != '/' || t->arg[strlen(t->arg) - 1] == '/' || strlen(t->arg) >= PATH_MAX) {
+                _cleanup_free_ char *e = log_escape(t->spec, strlen(t->spec));
+                log_error("Table \"%s\" does not name an absolute file path.", strna(e));
+                return -EINVAL;
+        }
+        r = table_file_refresh(t, parse);
+        if (r == -ENOENT)
                 return 0;
-
-        for (size_t i = 0; i < len; i++)
-                buf[i] = ascii_lower(key[i]);
-        k = (datum) { .dptr = buf, .dsize = (int) len };
-        v = gdbm_fetch(t->db, k);
-        if (!v.dptr) {
-                gdbm_error e = gdbm_last_errno(t->db);
-                if (e == GDBM_ITEM_NOT_FOUND || e == GDBM_NO_ERROR)
-                        return 0;
-                log_debug("Failed to look up in %s: %s", t->db_path, gdbm_db_strerror(t->db));
-                r = gdbm_error_to_errno(e, gdbm_last_syserr(t->db));
-                gdbm_clear_error(t->db);
-                /* A damaged file stays damaged: open it afresh next time, in case it was repaired. */
-                table_close_db(t);
-                return r;
-        }
-        if (v.dsize < 0 || memchr(v.dptr, 0, (size_t) v.dsize)) {
-                free(v.dptr);
-                return -EBADMSG;
-        }
-        if (ret_value) {
-                char *s = malloc((size_t) v.dsize + 1);
-                if (!s) {
-                        free(v.dptr);
-                        return -ENOMEM;
-                }
-                memcpy(s, v.dptr, (size_t) v.dsize);
-                s[v.dsize] = '\0';
-                *ret_value = s;
-        }
-        free(v.dptr);
-        return 1;
+        if (r == -EBADMSG)
+                return -EINVAL;
+        return r;
 }
+
+/* ---- lists of tables ---- */
 
 int table_list_open(const char *value, TableList **ret) {
         _cleanup_(table_list_freep) TableList *l = NULL;
@@ -375,231 +383,16 @@ int table_list_lookup(TableList *l, const char *key, char **ret_value) {
         return 0;
 }
 
-/* ---- building tables ---- */
 
-/* Reads one physical line into buf (size TABLE_LINE_MAX + 1), without its LF or CRLF. 0 at the end
- * of the file, 1 for a line, -E2BIG for an overlong line, -EBADMSG for a NUL byte. */
-static int read_physical_line(FILE *f, char *buf, size_t *ret_len) {
-        size_t n = 0;
-        int c;
-
-        for (;;) {
-                c = getc_unlocked(f);
-                if (c == EOF) {
-                        if (ferror(f))
-                                return -EIO;
-                        if (n == 0)
-                                return 0;
-                        break;
-                }
-                if (c == '\n')
-                        break;
-                if (c == '\0')
-                        return -EBADMSG;
-                if (n >= TABLE_LINE_MAX)
-                        return -E2BIG;
-                buf[n++] = (char) c;
-        }
-        if (n > 0 && buf[n - 1] == '\r')
-                n--;
-        buf[n] = '\0';
-        *ret_len = n;
-        return 1;
-}
-
-typedef struct TableBuilder {
-        const char *source;
-        TableFormat format;
-        GDBM_FILE db;
-        unsigned entries;
-} TableBuilder;
-
-static int builder_add(TableBuilder *b, const char *line, unsigned lineno) {
-        _cleanup_free_ char *key = NULL, *value = NULL;
-        datum k, v;
+int table_list_lookup_partial(TableList *l, const char *key, char **ret_value) {
         int r;
 
-        r = table_parse_line(line, b->format, &key, &value);
-        switch (r) {
-        case 0:
-                break;
-        case -ENOMEM:
-                return log_oom();
-        case -ENAMETOOLONG:
-                return log_error_errno(r, "%s:%u: key longer than %u bytes.", b->source, lineno, TABLE_KEY_MAX);
-        case -E2BIG:
-                return log_error_errno(r, "%s:%u: logical line longer than %u bytes.", b->source, lineno,
-                                       TABLE_LINE_MAX);
-        default:
-                return log_error_errno(r, "%s:%u: expected format: %s.", b->source, lineno,
-                                       b->format == TABLE_FORMAT_MAP ? "key whitespace value" : "name: value");
+        if (!l)
+                return 0;
+        for (size_t i = 0; i < l->n; i++) {
+                r = table_lookup_partial(l->tables[i], key, ret_value);
+                if (r != 0)
+                        return r;
         }
-
-        k = (datum) { .dptr = key, .dsize = (int) strlen(key) };
-        v = (datum) { .dptr = value, .dsize = (int) strlen(value) };
-        r = gdbm_store(b->db, k, v, GDBM_INSERT);
-        if (r == 1) {
-                _cleanup_free_ char *e = log_escape(key, strlen(key));
-                log_warning("%s:%u: duplicate entry \"%s\", the last one wins.", b->source, lineno, strna(e));
-                r = gdbm_store(b->db, k, v, GDBM_REPLACE);
-                if (r == 0)
-                        return 0;
-        }
-        if (r != 0)
-                return log_error_errno(gdbm_error_to_errno(gdbm_last_errno(b->db), gdbm_last_syserr(b->db)),
-                                       "%s:%u: failed to store the entry: %s", b->source, lineno,
-                                       gdbm_db_strerror(b->db));
-        if (b->entries >= INT_MAX)
-                return log_error_errno(E2BIG, "%s:%u: too many entries.", b->source, lineno);
-        b->entries++;
         return 0;
-}
-
-/* Joins continuation lines into logical lines, skips comments and blank lines, and stores each. */
-static int builder_read(TableBuilder *b, FILE *f) {
-        _cleanup_free_ char *phys = NULL, *logical = NULL;
-        size_t logical_len = 0, len;
-        unsigned lineno = 0, logical_line = 0;
-        int r;
-
-        phys = malloc(TABLE_LINE_MAX + 1);
-        logical = malloc(TABLE_LINE_MAX + 1);
-        if (!phys || !logical)
-                return log_oom();
-
-        for (;;) {
-                const char *p;
-
-                r = read_physical_line(f, phys, &len);
-                if (r < 0) {
-                        if (r == -E2BIG)
-                                return log_error_errno(r, "%s:%u: line longer than %u bytes.", b->source,
-                                                       lineno + 1, TABLE_LINE_MAX);
-                        if (r == -EBADMSG)
-                                return log_error_errno(r, "%s:%u: NUL byte in line.", b->source, lineno + 1);
-                        return log_error_errno(r, "Failed to read %s: %m", b->source);
-                }
-                if (r == 0)
-                        break;
-                lineno++;
-
-                for (p = phys; is_blank(*p); p++)
-                        ;
-                if (*p == '\0' || *p == '#')    /* blank lines and comments end nothing */
-                        continue;
-
-                if (p != phys) {
-                        size_t n = len - (size_t) (p - phys);
-                        if (logical_line == 0)
-                                return log_error_errno(EINVAL,
-                                                       "%s:%u: continuation line (starting with white space) "
-                                                       "without a line to continue.", b->source, lineno);
-                        if (n + 1 > TABLE_LINE_MAX - logical_len)
-                                return log_error_errno(E2BIG, "%s:%u: logical line longer than %u bytes.",
-                                                       b->source, logical_line, TABLE_LINE_MAX);
-                        logical[logical_len++] = ' ';
-                        memcpy(logical + logical_len, p, n + 1);
-                        logical_len += n;
-                        continue;
-                }
-
-                if (logical_line > 0) {
-                        r = builder_add(b, logical, logical_line);
-                        if (r < 0)
-                                return r;
-                }
-                memcpy(logical, phys, len + 1);
-                logical_len = len;
-                logical_line = lineno;
-        }
-        if (logical_line > 0)
-                return builder_add(b, logical, logical_line);
-        return 0;
-}
-
-int table_build(const char *source, TableFormat format) {
-        _cleanup_free_ char *db_path = NULL, *tmp_path = NULL;
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        TableBuilder b = { .source = source, .format = format };
-        struct stat st;
-        mode_t mode;
-        int r;
-
-        assert(source);
-        assert(format >= 0 && format < _TABLE_FORMAT_MAX);
-
-        f = fopen(source, "re");
-        if (!f)
-                return log_error_errno(errno, "Failed to open %s: %m", source);
-        if (fstat(fileno(f), &st) < 0)
-                return log_error_errno(errno, "Failed to stat %s: %m", source);
-        if (!S_ISREG(st.st_mode))
-                return log_error_errno(EINVAL, "%s is not a regular file.", source);
-        mode = st.st_mode & 0666;
-        if (mode == 0)
-                mode = 0644;
-
-        if (asprintf(&db_path, "%s" TABLE_DB_SUFFIX, source) < 0 ||
-            asprintf(&tmp_path, "%s" TABLE_DB_SUFFIX ".tmp.%d", source, (int) getpid()) < 0) {
-                db_path = tmp_path = NULL;
-                return log_oom();
-        }
-
-        /* The name is ours by its PID; one left by a crashed earlier process with the same PID is junk. */
-        fd = open(tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-        if (fd < 0 && errno == EEXIST && unlink(tmp_path) >= 0)
-                fd = open(tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-        if (fd < 0)
-                return log_error_errno(errno, "Failed to create %s: %m", tmp_path);
-
-        if (fchmod(fd, mode) < 0) {
-                r = log_error_errno(errno, "Failed to set the mode of %s: %m", tmp_path);
-                goto fail;
-        }
-        if (geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0) && fchown(fd, st.st_uid, st.st_gid) < 0) {
-                r = log_error_errno(errno, "Failed to set the owner of %s: %m", tmp_path);
-                goto fail;
-        }
-
-        errno = 0;
-        b.db = gdbm_fd_open(TAKE_FD(fd), tmp_path, 0, GDBM_NEWDB | GDBM_NOLOCK | GDBM_CLOEXEC | GDBM_CLOERROR,
-                            NULL);
-        if (!b.db) {
-                r = log_error_errno(gdbm_error_to_errno(gdbm_errno, errno), "Failed to create database %s: %s",
-                                    tmp_path, gdbm_strerror(gdbm_errno));
-                goto fail;
-        }
-
-        r = builder_read(&b, f);
-        if (r < 0)
-                goto fail;
-
-        if (gdbm_sync(b.db) != 0) {
-                r = log_error_errno(gdbm_error_to_errno(gdbm_last_errno(b.db), gdbm_last_syserr(b.db)),
-                                    "Failed to write %s: %s", tmp_path, gdbm_db_strerror(b.db));
-                goto fail;
-        }
-        r = gdbm_close(b.db);
-        b.db = NULL;
-        if (r != 0) {
-                r = log_error_errno(gdbm_error_to_errno(gdbm_errno, errno), "Failed to close %s: %s", tmp_path,
-                                    gdbm_strerror(gdbm_errno));
-                goto fail;
-        }
-
-        if (rename(tmp_path, db_path) < 0) {
-                r = log_error_errno(errno, "Failed to rename %s to %s: %m", tmp_path, db_path);
-                goto fail;
-        }
-        r = fsync_directory_of(db_path);
-        if (r < 0)
-                return log_error_errno(r, "Failed to sync the directory of %s: %m", db_path);
-        return (int) b.entries;
-
-fail:
-        if (b.db)
-                (void) gdbm_close(b.db);
-        (void) unlink(tmp_path);
-        return r;
 }

@@ -48,14 +48,43 @@ int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret) {
                 return 0;
         }
 
-        /* FILTER transport:destination: a transport name, a colon, and no white space. */
-        if (word == 6 && strncasecmp(value, "FILTER", 6) == 0) {
-                size_t tlen = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
-                if (tlen == 0 || text[tlen] != ':' || text[strcspn(text, " \t")] != '\0' ||
-                    strlen(text) >= MIN(sizeof a.text, (size_t) SMTPD_FILTER_MAX))
-                        return -EINVAL;
-                a.action = SMTPD_ACCESS_FILTER;
-                strcpy(a.text, text);
+        static const struct {
+                const char *name;
+                SmtpdAccessAction action;
+        } message_actions[] = {
+                { "HOLD", SMTPD_ACCESS_HOLD },       { "DISCARD", SMTPD_ACCESS_DISCARD },
+                { "FILTER", SMTPD_ACCESS_FILTER },   { "REDIRECT", SMTPD_ACCESS_REDIRECT },
+                { "PREPEND", SMTPD_ACCESS_PREPEND }, { "WARN", SMTPD_ACCESS_WARN },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(message_actions); i++) {
+                if (strlen(message_actions[i].name) != word || strncasecmp(value, message_actions[i].name, word) != 0)
+                        continue;
+                a.action = message_actions[i].action;
+                copy_printable(a.text, sizeof a.text, text);
+                size_t end = strlen(a.text);
+                while (end > 0 && a.text[end - 1] == ' ')
+                        a.text[--end] = '\0';
+                size_t blank = strcspn(a.text, " ");
+                switch (a.action) {
+                case SMTPD_ACCESS_FILTER:
+                        /* transport:nexthop, the transport a name of master.cf */
+                        if (blank != end || strcspn(a.text, ":") == 0 || !strchr(a.text, ':'))
+                                return -EINVAL;
+                        break;
+                case SMTPD_ACCESS_REDIRECT:
+                        if (end == 0 || blank != end || !strchr(a.text, '@'))
+                                return -EINVAL;
+                        break;
+                case SMTPD_ACCESS_PREPEND: {
+                        /* "Name: value", the name printable ASCII without ':' or space (RFC 5322 2.2) */
+                        size_t n = strcspn(a.text, ": ");
+                        if (n == 0 || a.text[n] != ':')
+                                return -EINVAL;
+                        break;
+                }
+                default:
+                        break;
+                }
                 *ret = a;
                 return 0;
         }
@@ -220,8 +249,83 @@ static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size
         return n > 0 ? (int) n : -EINVAL;
 }
 
-SmtpdCheckStatus smtpd_access_decide(SmtpdCheckContext *ctx, const char *value, const char *what, const char *name,
-                                     const char *class) {
+void smtpd_message_actions_clear(SmtpdMessageActions *a) {
+        a->hold = mfree(a->hold);
+        a->discard = mfree(a->discard);
+        a->filter = mfree(a->filter);
+        a->redirect = mfree(a->redirect);
+        for (size_t i = 0; i < a->n_prepend; i++)
+                free(a->prepend[i]);
+        a->prepend = mfree(a->prepend);
+        a->n_prepend = 0;
+}
+
+static int replace_string(char **s, const char *v) {
+        char *n = strdup(v);
+
+        if (!n)
+                return -ENOMEM;
+        free(*s);
+        *s = n;
+        return 0;
+}
+
+/* A message-wide action: noted for the message, logged as Postfix does ("<action>: RCPT from client: <key>:
+ * <class> triggers <ACTION> action"). */
+static SmtpdCheckStatus message_action(SmtpdCheckContext *ctx, const SmtpdAccessResult *a, const char *name,
+                                       const char *class, const char *source, const char *key) {
+        static const char *const names[_SMTPD_ACCESS_ACTION_MAX] = {
+                [SMTPD_ACCESS_HOLD] = "HOLD",         [SMTPD_ACCESS_DISCARD] = "DISCARD",
+                [SMTPD_ACCESS_FILTER] = "FILTER",     [SMTPD_ACCESS_REDIRECT] = "REDIRECT",
+                [SMTPD_ACCESS_PREPEND] = "PREPEND",   [SMTPD_ACCESS_WARN] = "WARN",
+        };
+        SmtpdMessageActions *m = ctx->in->actions;
+        _cleanup_free_ char *ename = log_escape(name, strlen(name)), *ekey = log_escape(key, strlen(key)),
+                            *sender = log_escape(strempty(ctx->in->sender), strlen(strempty(ctx->in->sender)));
+        int r = 0;
+
+        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "SMTPD_ACTION", names[a->action] }),
+                 "%s: client %s: <%s>: %s triggers %s action%s%s (key \"%s\" in %s); from=<%s>", names[a->action],
+                 ctx->client_name, strempty(ename), class, names[a->action], a->text[0] ? ": " : "", a->text,
+                 strempty(ekey), source, strempty(sender));
+        switch (a->action) {
+        case SMTPD_ACCESS_HOLD:
+                if (!m->hold)
+                        r = replace_string(&m->hold, a->text[0] ? a->text : "");
+                break;
+        case SMTPD_ACCESS_DISCARD:
+                if (!m->discard)
+                        r = replace_string(&m->discard, a->text);
+                if (r >= 0)
+                        return SMTPD_CHECK_OK;  /* the lists end here: everything is accepted */
+                break;
+        case SMTPD_ACCESS_FILTER:
+                r = replace_string(&m->filter, a->text);
+                break;
+        case SMTPD_ACCESS_REDIRECT:
+                r = replace_string(&m->redirect, a->text);
+                break;
+        case SMTPD_ACCESS_PREPEND:
+                for (size_t i = 0; i < m->n_prepend; i++)
+                        if (streq(m->prepend[i], a->text))
+                                return SMTPD_CHECK_DUNNO;       /* once, though asked at every RCPT */
+                if (m->n_prepend >= 64)
+                        return smtpd_restriction_reject(ctx, "451 4.3.5 <%s>: %s rejected: Too many headers to add",
+                                                        name, class);
+                r = strv_push(&m->prepend, &m->n_prepend, strdup(a->text));
+                break;
+        default:
+                break;
+        }
+        if (r < 0) {
+                log_oom();
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary failure", name);
+        }
+        return SMTPD_CHECK_DUNNO;
+}
+
+SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, const char *name, const char *class,
+                                     const char *source, const char *key) {
         SmtpdAccessResult a;
         int r;
 
@@ -240,9 +344,13 @@ SmtpdCheckStatus smtpd_access_decide(SmtpdCheckContext *ctx, const char *value, 
                 if (n > 0)
                         return SMTPD_CHECK_DUNNO;
         }
+        /* Without a message to note them for, the message-wide actions cannot be honoured: said, not ignored. */
+        if (r >= 0 && a.action >= SMTPD_ACCESS_HOLD && !ctx->in->actions)
+                r = -EOPNOTSUPP;
         if (r < 0) {
-                _cleanup_free_ char *v = log_escape(value, strlen(value));
-                log_warning("%s: %s action \"%s\"", what, r == -EOPNOTSUPP ? "unsupported" : "malformed", strna(v));
+                _cleanup_free_ char *v = log_escape(value, strlen(value)), *k = log_escape(key, strlen(key));
+                log_warning("%s: key \"%s\": %s action \"%s\"", source, strna(k),
+                            r == -EOPNOTSUPP ? "unsupported" : "malformed", strna(v));
                 return smtpd_restriction_reject(ctx, "451 4.3.5 <%s>: %s rejected: Server configuration error", name,
                                                 class);
         }
@@ -251,28 +359,28 @@ SmtpdCheckStatus smtpd_access_decide(SmtpdCheckContext *ctx, const char *value, 
                 return SMTPD_CHECK_OK;
         case SMTPD_ACCESS_DUNNO:
                 return SMTPD_CHECK_DUNNO;
-        case SMTPD_ACCESS_FILTER:
-                /* As Postfix: remembered for the message, and the list goes on as after DUNNO. */
-                if (ctx->in->filter) {
-                        strcpy(ctx->in->filter, a.text);
-                        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", ctx->in->client->text }),
-                                 "filter: %s: %s triggers FILTER %s", ctx->client_name, name, a.text);
-                }
-                return SMTPD_CHECK_DUNNO;
-        default:
+        case SMTPD_ACCESS_REJECT:
                 return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: %s", a.code, a.dsn, name, class, a.text);
+        default:
+                return message_action(ctx, &a, name, class, source, key);
         }
 }
 
-/* Looks the keys up in the table in order; the first one found decides. */
+/* Looks the keys up in the table in order; the first one found decides. n_full: how many of the first keys
+ * are whole ones (the address, the domain); full_also: one more whole key further on (the client address
+ * after its names), or SIZE_MAX. The others are partial keys, which a pattern table (regexp:, pcre:, cidr:)
+ * is not asked, as in Postfix. */
 static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item, char **keys,
-                                     const char *name, const char *class) {
+                                     size_t n_full, size_t full_also, const char *name, const char *class) {
         for (char **k = keys; *k; k++) {
                 _cleanup_free_ char *value = NULL;
-                char what[512];
+                size_t pos = (size_t) (k - keys);
                 int r;
 
-                r = table_lookup(item->table, *k, &value);
+                if (pos < n_full || pos == full_also)
+                        r = table_lookup(item->table, *k, &value);
+                else
+                        r = table_lookup_partial(item->table, *k, &value);
                 if (r < 0) {
                         log_warning_errno(r, "%s: lookup of \"%s\" in %s failed: %m",
                                           smtpd_restriction_type_to_string(item->type), *k, item->arg);
@@ -280,9 +388,7 @@ static SmtpdCheckStatus check_access(SmtpdCheckContext *ctx, const SmtpdRestrict
                 }
                 if (r == 0)
                         continue;
-                (void) snprintf(what, sizeof what, "%s: %s: key \"%s\"", smtpd_restriction_type_to_string(item->type),
-                                item->arg, *k);
-                return smtpd_access_decide(ctx, value, what, name, class);
+                return smtpd_access_action(ctx, value, name, class, item->arg, *k);
         }
         return SMTPD_CHECK_DUNNO;
 }
@@ -301,8 +407,9 @@ static SmtpdRestrictionClass access_subject(SmtpdRestrictionType t) {
         }
 }
 
-/* check_client_access, as Postfix: the client's (confirmed) name and its parent domains, then the address. */
-static int client_keys(const SmtpdCheckInput *in, char ***ret) {
+/* check_client_access, as Postfix: the client's (confirmed) name and its parent domains, then the address;
+ * *ret_n_names: how many names come first. */
+static int client_keys(const SmtpdCheckInput *in, char ***ret, size_t *ret_n_names) {
         _cleanup_strv_free_ char **names = NULL, **addresses = NULL;
         char **l;
         size_t n = 0, m = 0;
@@ -315,8 +422,10 @@ static int client_keys(const SmtpdCheckInput *in, char ***ret) {
         }
         r = smtpd_access_client_keys(in->client, &addresses);
         if (r < 0 || !names) {
-                if (r >= 0)
+                if (r >= 0) {
                         *ret = TAKE_PTR(addresses);
+                        *ret_n_names = 0;
+                }
                 return r;
         }
         while (names[n])
@@ -330,6 +439,7 @@ static int client_keys(const SmtpdCheckInput *in, char ***ret) {
         memcpy(l + n, addresses, (m + 1) * sizeof(char *));
         addresses = mfree(addresses);   /* the strings moved */
         *ret = TAKE_PTR(names);
+        *ret_n_names = n;
         return 0;
 }
 
@@ -340,10 +450,14 @@ SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const Sm
         const char *name, *class, *address;
         int r;
 
+        size_t n_full = 1, full_also = SIZE_MAX, n_names = 0;
+
         smtpd_restriction_subject(ctx, subject, &name, &class);
-        if (subject == SMTPD_RESTRICTION_CLIENT)
-                r = client_keys(in, &keys);
-        else if (subject == SMTPD_RESTRICTION_HELO) {
+        if (subject == SMTPD_RESTRICTION_CLIENT) {
+                r = client_keys(in, &keys, &n_names);
+                /* The name, then the address, are whole keys. */
+                full_also = n_names > 0 ? n_names : SIZE_MAX;
+        } else if (subject == SMTPD_RESTRICTION_HELO) {
                 if (!in->helo)
                         return SMTPD_CHECK_DUNNO;
                 r = smtpd_access_domain_keys(in->helo, &keys);
@@ -352,10 +466,13 @@ SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const Sm
                 if (!address)
                         return SMTPD_CHECK_DUNNO;
                 r = smtpd_access_address_keys(address, &keys);
+                /* The address and its domain are whole keys; parent domains and "user@" partial ones. */
+                const char *at = strrchr(address, '@');
+                n_full = at && at[1] ? 2 : 1;
         }
         if (r < 0) {
                 log_oom();
                 return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", name);
         }
-        return check_access(ctx, item, keys, name, class);
+        return check_access(ctx, item, keys, n_full, full_also, name, class);
 }

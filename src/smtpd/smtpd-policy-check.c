@@ -105,7 +105,7 @@ SmtpdCheckStatus smtpd_restriction_check_policy(SmtpdCheckContext *ctx, const Sm
         smtpd_restriction_subject(ctx, ctx->cls, &name, &class);
         (void) snprintf(what, sizeof what, "check_policy_service %s", item->arg);
         if (a && a->error == 0)
-                return smtpd_access_decide(ctx, a->action, what, name, class);
+                return smtpd_access_action(ctx, a->action, name, class, what, name);
         if (!a && cs->checks->policy && !cs->policy) {
                 _cleanup_free_ char *buf = malloc(SMTPD_POLICY_REQUEST_MAX);
 
@@ -121,5 +121,5 @@ SmtpdCheckStatus smtpd_restriction_check_policy(SmtpdCheckContext *ctx, const Sm
         } else if (a)
                 log_warning_errno(a->error, "%s: no answer, using smtpd_policy_service_default_action: %m", what);
         (void) snprintf(what, sizeof what, "smtpd_policy_service_default_action (for %s)", item->arg);
-        return smtpd_access_decide(ctx, config->smtpd_policy_service_default_action, what, name, class);
+        return smtpd_access_action(ctx, config->smtpd_policy_service_default_action, name, class, what, name);
 }

@@ -87,18 +87,23 @@ static int local_name_known(SmtpdChecks *c, const char *user, const char *full) 
 
                 r = full ? table_lookup(t, full, NULL) : 0;
                 if (r == 0 && user[0])
-                        r = table_lookup(t, user, NULL);
+                        r = full ? table_lookup_partial(t, user, NULL) : table_lookup(t, user, NULL);
                 if (r > 0)
                         return 1;
-                if (r == -ENOENT) {
-                        /* Not built (yet): empty, as local treats it when it expands aliases, so that
-                         * smtpd refuses exactly the recipients local would bounce. Said once. */
+                if (r == -ENOENT && !(table_db_path(t) && access(table_source_path(t), F_OK) >= 0)) {
+                        /* Neither text nor database: no such table, empty, as local takes it when it expands
+                         * aliases, so that smtpd refuses exactly the recipients local would bounce. Said once. */
                         if (!c->local_warned[i])
-                                log_warning("Table %s of local_recipient_maps has not been built (%s is missing): "
-                                            "run newaliases or postbusctl map build; taking it as empty.",
-                                            table_name(t), table_db_path(t));
+                                log_warning("Table %s of local_recipient_maps does not exist; taking it as empty.",
+                                            table_name(t));
                         c->local_warned[i] = true;
                         continue;
+                }
+                if (r == -ENOENT && !c->local_warned[i]) {
+                        /* Written but never built: a temporary failure, as in local and in Postfix. */
+                        log_warning("Table %s of local_recipient_maps has not been built (%s is missing): run "
+                                    "newaliases or postbusctl map build.", table_name(t), table_db_path(t));
+                        c->local_warned[i] = true;
                 }
                 if (r < 0) {
                         log_warning_errno(r, "Failed to look up %s in %s: %m", full ?: user, table_name(t));

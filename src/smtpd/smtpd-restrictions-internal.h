@@ -101,13 +101,14 @@ int smtpd_address_hosted(SmtpdChecks *c, const char *addr);
 /* smtpd_reject_unlisted_recipient and reject_unlisted_recipient. */
 SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx);
 
+/* smtpd-access.c: what an access(5) action says (value, found for key in source, a table or a policy
+ * service), about the subject name of the list's class ("Client host", ...): a reply, OK, DUNNO, a list of
+ * restrictions evaluated in place, or a message-wide action noted in ctx->in->actions (HOLD, DISCARD,
+ * FILTER, REDIRECT, PREPEND, WARN). The one interpreter of actions, for tables and policy services alike. */
+SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, const char *name, const char *class,
+                                     const char *source, const char *key);
 /* smtpd-access.c: check_client_access, check_helo_access, check_sender_access, check_recipient_access. */
 SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
-/* Takes an access(5) value (a table's, a policy service's action) as the decision of the restriction that
- * found it; what names it in a warning ("check_client_access hash:/etc/x: key \"k\""); name and class are
- * the reply's subject ("<bob@example.org>: Recipient address rejected"). */
-SmtpdCheckStatus smtpd_access_decide(SmtpdCheckContext *ctx, const char *value, const char *what, const char *name,
-                                     const char *class);
 /* A copy of s[0 .. len) in lower case; NULL when out of memory. */
 char *smtpd_strdup_lower(const char *s, size_t len);
 

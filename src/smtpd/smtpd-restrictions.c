@@ -504,11 +504,16 @@ void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls
         }
 }
 
+/* DISCARD, as Postfix: once a message is to be thrown away, nothing refuses it any more. */
+static bool discarding(const SmtpdCheckContext *ctx) {
+        return ctx->in->actions && ctx->in->actions->discard;
+}
+
 static SmtpdCheckStatus check_list(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls) {
         SmtpdRestrictionList *l = &ctx->cs->checks->lists[cls];
 
         ctx->cls = cls;
-        for (size_t i = 0; i < l->n; i++) {
+        for (size_t i = 0; i < l->n && !discarding(ctx); i++) {
                 SmtpdCheckStatus s = smtpd_restriction_check(ctx, l->items + i);
                 if (s != SMTPD_CHECK_DUNNO)
                         return s;
@@ -582,7 +587,8 @@ int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *rep
                         return check_result(cs, s);
         }
         s = SMTPD_CHECK_DUNNO;
-        if (config->smtpd_reject_unlisted_recipient)
+        /* A DISCARD accepts everything after it, unlisted recipients too. */
+        if (config->smtpd_reject_unlisted_recipient && !discarding(&ctx))
                 s = smtpd_restriction_check_unlisted_recipient(&ctx);
         return check_result(cs, s);
 }

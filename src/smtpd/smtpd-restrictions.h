@@ -75,15 +75,19 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
 void smtpd_restriction_list_done(SmtpdRestrictionList *l);
 bool smtpd_restriction_list_has(const SmtpdRestrictionList *l, SmtpdRestrictionType t);
 
-/* Longest transport:destination of a FILTER action, with its NUL. */
-#define SMTPD_FILTER_MAX 512U
-
-/* What an access(5) table says about a key. */
+/* What an access(5) table (or a policy service) says about a key. */
 typedef enum SmtpdAccessAction {
         SMTPD_ACCESS_PERMIT,            /* OK, PERMIT, or all digits */
         SMTPD_ACCESS_DUNNO,             /* DUNNO: as if the key had not been found */
         SMTPD_ACCESS_REJECT,            /* REJECT, DEFER, 4NN text, 5NN text: code, dsn and text below */
-        SMTPD_ACCESS_FILTER,            /* FILTER transport:destination (in text): the message's content filter */
+        /* The message-wide actions; the evaluation goes on after them (DISCARD: it ends, accepting). text
+         * holds the argument: the optional reason, the header, the address, the transport:nexthop. */
+        SMTPD_ACCESS_HOLD,              /* HOLD [text]: into the hold queue */
+        SMTPD_ACCESS_DISCARD,           /* DISCARD [text]: accepted, and thrown away */
+        SMTPD_ACCESS_FILTER,            /* FILTER transport:nexthop: a content filter */
+        SMTPD_ACCESS_REDIRECT,          /* REDIRECT address: to this address instead of the recipients */
+        SMTPD_ACCESS_PREPEND,           /* PREPEND name: value: a header added at the top */
+        SMTPD_ACCESS_WARN,              /* WARN [text]: logged, nothing else */
         _SMTPD_ACCESS_ACTION_MAX,
         _SMTPD_ACCESS_ACTION_INVALID = -EINVAL,
 } SmtpdAccessAction;
@@ -95,9 +99,24 @@ typedef struct SmtpdAccessResult {
         char text[SMTPD_REPLY_LINE_MAX];        /* "Access denied", or the table's text; printable ASCII */
 } SmtpdAccessResult;
 
-/* Parses a table value. -EOPNOTSUPP for an action we do not implement (HOLD, DISCARD, ...),
- * -EINVAL for a malformed one ("6NN text", a DSN whose class differs from the code's). */
+/* Parses an access(5) action, Postfix's semantics, for tables and policy services alike. -EOPNOTSUPP for
+ * an action this is not (the caller may try a restriction list), -EINVAL for a malformed one ("6NN text", a
+ * DSN whose class differs from the code's, FILTER without transport:nexthop, REDIRECT without an address,
+ * PREPEND without "name: value"). */
 int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret);
+
+/* The message-wide actions met while evaluating the restrictions of one mail transaction; the session
+ * hands them to cleanup with the message. */
+typedef struct SmtpdMessageActions {
+        char *hold;                     /* the HOLD reason ("" without text), or NULL */
+        char *discard;                  /* the DISCARD reason, or NULL */
+        char *filter;                   /* the last FILTER's transport:nexthop, or NULL */
+        char *redirect;                 /* the last REDIRECT's address, or NULL */
+        char **prepend;                 /* the PREPENDed headers, each once, in order */
+        size_t n_prepend;
+} SmtpdMessageActions;
+
+void smtpd_message_actions_clear(SmtpdMessageActions *a);
 
 /* access(5) lookup keys, most specific first, as a NULL-terminated vector:
  *   client address: "1.2.3.4", "1.2.3", "1.2", "1" (IPv6: the address, then without its last ":part" ...);
@@ -148,8 +167,7 @@ typedef struct SmtpdCheckInput {
         const char *sender;             /* NULL before MAIL; "" is the null sender */
         const char *recipient;          /* NULL except at RCPT */
         bool authenticated;             /* SASL */
-        char *filter;                   /* SMTPD_FILTER_MAX bytes: where a FILTER action writes its
-                                         * transport:destination (the last one wins); NULL: ignored */
+        SmtpdMessageActions *actions;   /* where HOLD, DISCARD, ... go; NULL: they are refused as unsupported */
         /* What policy services are told besides (SMTPD_POLICY_README); each may be NULL or 0. */
         const char *protocol_state;     /* "VRFY", where the command is not the check's own */
         const char *protocol_name;      /* "SMTP", "ESMTP" */

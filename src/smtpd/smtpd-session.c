@@ -13,6 +13,7 @@
 void smtpd_session_reset(SmtpdSession *s) {
         s->in_mail = false;
         s->sender[0] = '\0';
+        smtpd_message_actions_clear(&s->actions);
         s->recipients = strv_free(s->recipients);
         s->rcpt_orcpt = strv_free(s->rcpt_orcpt);
         s->rcpt_notify = mfree(s->rcpt_notify);
@@ -20,7 +21,6 @@ void smtpd_session_reset(SmtpdSession *s) {
         s->smtputf8 = false;
         s->body = s->dsn_ret = NULL;
         s->dsn_envid[0] = '\0';
-        s->filter[0] = '\0';
         s->instance[0] = '\0';
         s->mail_size = 0;
         s->bdat = s->bdat_last = s->bdat_failed = false;
@@ -210,7 +210,7 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
                 .sender = sender,
                 .recipient = rcpt,
                 .authenticated = s->authenticated,
-                .filter = s->filter,
+                .actions = &s->actions,
                 .protocol_state = s->stage && streq(s->stage, "VRFY") ? "VRFY" : NULL,
                 .protocol_name = s->esmtp ? "ESMTP" : "SMTP",
                 .sasl_method = s->authenticated ? s->sasl_method : NULL,

@@ -86,6 +86,7 @@ struct SmtpdSession {
 
         /* The mail transaction. */
         bool in_mail;
+        SmtpdMessageActions actions;    /* HOLD, DISCARD, ... of access tables, for this transaction */
         char sender[ADDRESS_MAX + 1];
         char **recipients;
         unsigned *rcpt_notify;          /* NOTIFY= of each recipient, DsnNotify flags or 0 */
@@ -95,7 +96,6 @@ struct SmtpdSession {
         const char *body;               /* MAIL ... BODY=: "8BITMIME", "7BIT", or NULL */
         const char *dsn_ret;            /* MAIL ... RET=: "FULL", "HDRS", or NULL */
         char dsn_envid[DSN_ENVID_MAX + 1];      /* MAIL ... ENVID=, or "" */
-        char filter[SMTPD_FILTER_MAX];  /* an access table's FILTER for this message, or "" */
         bool bdat;                      /* a BDAT chunk came in this transaction: no DATA */
         bool bdat_last;                 /* the chunk being read is the last */
         uint64_t bdat_size;             /* bytes of the chunk being read */

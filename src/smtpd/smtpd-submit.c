@@ -120,12 +120,22 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
                 r = sd_bus_message_append(m, "{ss}", "milter_hold", s->milter_hold);
         if (r >= 0 && s->dsn_envid[0])
                 r = sd_bus_message_append(m, "{ss}", "dsn_envid", s->dsn_envid);
-        /* An access table's FILTER, else the service's content_filter: qmgr sends the message to the filter,
-         * not to its recipients. A re-injection service sets it empty, so that filtered mail is not filtered
-         * again. */
-        if (r >= 0 && (s->filter[0] || !isempty(s->listener->config->content_filter)))
-                r = sd_bus_message_append(m, "{ss}", "content_filter",
-                                          s->filter[0] ? s->filter : s->listener->config->content_filter);
+        /* The service's content_filter: qmgr sends the message to the filter, not to its recipients (an access
+         * table's FILTER, below, wins over it in cleanup). A re-injection service sets it empty, so that
+         * filtered mail is not filtered again. */
+        if (r >= 0 && !isempty(s->listener->config->content_filter))
+                r = sd_bus_message_append(m, "{ss}", "content_filter", s->listener->config->content_filter);
+        /* What access tables said about the whole message (access(5) HOLD, DISCARD, FILTER, REDIRECT, PREPEND). */
+        if (r >= 0 && s->actions.hold)
+                r = sd_bus_message_append(m, "{ss}", "smtpd_hold", s->actions.hold);
+        if (r >= 0 && s->actions.discard)
+                r = sd_bus_message_append(m, "{ss}", "smtpd_discard", s->actions.discard);
+        if (r >= 0 && s->actions.filter)
+                r = sd_bus_message_append(m, "{ss}", "smtpd_filter", s->actions.filter);
+        if (r >= 0 && s->actions.redirect)
+                r = sd_bus_message_append(m, "{ss}", "smtpd_redirect", s->actions.redirect);
+        for (size_t i = 0; r >= 0 && i < s->actions.n_prepend; i++)
+                r = sd_bus_message_append(m, "{ss}", "smtpd_prepend", s->actions.prepend[i]);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)

@@ -44,12 +44,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_keys(keys);
                 break;
         case 2:
-                /* a table's value: a reply made of it is printable ASCII of a known class */
-                if (smtpd_access_result_parse(text, &a) >= 0 && a.action == SMTPD_ACCESS_REJECT) {
-                        CHECK(a.code >= 400 && a.code <= 599);
-                        CHECK(a.dsn[0] == (char) ('0' + a.code / 100));
+                /* a table's value: a reply made of it is printable ASCII of a known class; the argument of a
+                 * message-wide action is printable ASCII too, in the form its action needs */
+                if (smtpd_access_result_parse(text, &a) >= 0) {
+                        CHECK(a.action >= 0 && a.action < _SMTPD_ACCESS_ACTION_MAX);
                         for (const char *p = a.text; *p; p++)
                                 CHECK(*p >= 0x20 && *p < 0x7F);
+                        if (a.action == SMTPD_ACCESS_REJECT) {
+                                CHECK(a.code >= 400 && a.code <= 599);
+                                CHECK(a.dsn[0] == (char) ('0' + a.code / 100));
+                        }
+                        if (a.action == SMTPD_ACCESS_FILTER)
+                                CHECK(strchr(a.text, ':') && a.text[0] != ':' && !strchr(a.text, ' '));
+                        if (a.action == SMTPD_ACCESS_REDIRECT)
+                                CHECK(strchr(a.text, '@') && !strchr(a.text, ' '));
+                        if (a.action == SMTPD_ACCESS_PREPEND)
+                                CHECK(strchr(a.text, ':') && a.text[0] != ':' && a.text[0] != ' ');
                 }
                 break;
         default:

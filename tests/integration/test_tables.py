@@ -105,9 +105,13 @@ class Tables(unittest.TestCase):
         p = ctl("map", "query", os.path.join(self.dir, "nothere"), "x")
         self.assertEqual(p.returncode, 2)
         self.assertIn("does not exist", p.stderr)
-        p = ctl("map", "query", "regexp:" + src, "x")
+        p = ctl("map", "query", "ldap:" + src, "x")
         self.assertEqual(p.returncode, 2)
         self.assertIn("Unsupported table type", p.stderr)
+        # a map read as regexp rules: its first entry is no rule, named with its line
+        p = ctl("map", "query", "regexp:" + src, "x")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(src + ":2: a rule starts with /pattern/", p.stderr)
 
         # a standard GDBM reader opens the file: keys lower-case, values without a NUL
         with dbm.gnu.open(db, "ru") as d:
@@ -130,9 +134,13 @@ class Tables(unittest.TestCase):
         p = ctl("--aliases", "map", "build", "hash:" + src)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(ctl("map", "query", "hash:" + src, "postmaster").stdout, "admin\n")
-        p = ctl("map", "build", "cidr:" + src)
+        p = ctl("map", "build", "ldap:" + src)
         self.assertEqual(p.returncode, 64)
-        self.assertIn("unsupported table type", p.stderr)
+        self.assertIn("Unsupported table type", p.stderr)
+        # a cidr: table has no database; its text is checked, and this one is no cidr table
+        p = ctl("map", "build", "cidr:" + src)
+        self.assertEqual(p.returncode, 65)
+        self.assertIn(src + ":1: bad network address", p.stderr)
         # without --aliases the text is read as a map: "lonely" has no value
         p = ctl("map", "build", self.write("notmap", "postmaster: root\nlonely\n"))
         self.assertEqual(p.returncode, 65)

@@ -1,80 +1,87 @@
-/* test-cleanup-checks.c: header_checks rules in regexp_table(5) syntax: parsing, errors, matching. */
+/* test-cleanup-checks.c: header_checks: the actions a matching rule gives, and a regexp: rule file as the
+ * cleanup process uses it (a plain path meaning regexp:). */
+#include <fcntl.h>
+
 #include "tests.h"
 #include "../../src/cleanup/cleanup-checks.h"
 
-TEST(parse_and_match) {
-        CleanupChecks *c = NULL;
-        const char *text =
-                "# comment\n"
-                "/^Subject: .*viagra/ REJECT no spam here\n"
-                "\n"
-                "/^X-Hold:/ HOLD held for review\n"
-                "/^X-Drop:/\n"
-                "    DISCARD\n"
-                "/^X-Secret:/ IGNORE\n"
-                "/^Subject: Case/i REJECT case sensitive\n"
-                "!/^(From|To|Subject|Date|Message-ID|X-[A-Za-z-]+):/ WARN odd header\n"
-                "/^X-Fine:/ OK\n"
-                "/^X-Scan:/ FILTER smtp:[127.0.0.1]:10026\n";
-        const CleanupCheckRule *r;
+static void action_is(const char *value, CleanupCheckAction action, const char *text) {
+        CleanupCheckAction a;
+        const char *t;
 
-        ASSERT_OK(cleanup_checks_parse(text, "/etc/postbus/header_checks", &c));
-        ASSERT_EQ(c->n_rules, 8);
-
-        r = cleanup_checks_match(c, "Subject: buy VIAGRA now");
-        ASSERT_TRUE(r && r->action == CLEANUP_CHECK_REJECT);
-        ASSERT_STREQ(r->text, "no spam here");
-        ASSERT_EQ(r->line, 2);
-        r = cleanup_checks_match(c, "x-hold: yes");
-        ASSERT_TRUE(r && r->action == CLEANUP_CHECK_HOLD);
-        r = cleanup_checks_match(c, "X-Drop: 1");
-        ASSERT_TRUE(r && r->action == CLEANUP_CHECK_DISCARD && r->line == 5 && !r->text);
-        r = cleanup_checks_match(c, "X-Secret: 1");
-        ASSERT_TRUE(r && r->action == CLEANUP_CHECK_IGNORE);
-        /* "i" turns case-insensitive matching off */
-        ASSERT_TRUE(cleanup_checks_match(c, "Subject: Case") != NULL);
-        r = cleanup_checks_match(c, "Subject: case");
-        ASSERT_TRUE(r == NULL);
-        r = cleanup_checks_match(c, "Received: from x");
-        ASSERT_TRUE(r && r->action == CLEANUP_CHECK_WARN);
-        r = cleanup_checks_match(c, "X-Fine: 1");
-        ASSERT_TRUE(r && r->action == CLEANUP_CHECK_DUNNO);
-        r = cleanup_checks_match(c, "X-Scan: yes");
-        ASSERT_TRUE(r && r->action == CLEANUP_CHECK_FILTER);
-        ASSERT_STREQ(r->text, "smtp:[127.0.0.1]:10026");
-        cleanup_checks_free(c);
+        ASSERT_OK(cleanup_check_action_parse(value, &a, &t));
+        ASSERT_EQ(a, action);
+        if (text)
+                ASSERT_STREQ(t, text);
+        else
+                ASSERT_TRUE(t == NULL);
 }
 
-TEST(errors) {
-        CleanupChecks *c = NULL;
+TEST(actions) {
+        CleanupCheckAction a;
+        const char *t;
 
-        ASSERT_ERR(cleanup_checks_parse("/a/ REJECT\n/(unclosed/ REJECT\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a/ EXPLODE\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a/q REJECT\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a REJECT\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("a REJECT\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("  /a/ REJECT\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a++/ REJECT\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a*{2}/ REJECT\n", "f", &c), EINVAL);
+        action_is("REJECT no spam here", CLEANUP_CHECK_REJECT, "no spam here");
+        action_is("reject", CLEANUP_CHECK_REJECT, NULL);
+        action_is("HOLD  held for review", CLEANUP_CHECK_HOLD, "held for review");
+        action_is("DISCARD", CLEANUP_CHECK_DISCARD, NULL);
+        action_is("IGNORE", CLEANUP_CHECK_IGNORE, NULL);
+        action_is("WARN odd header", CLEANUP_CHECK_WARN, "odd header");
+        action_is("OK", CLEANUP_CHECK_DUNNO, NULL);
+        action_is("dunno", CLEANUP_CHECK_DUNNO, NULL);
+        ASSERT_ERR(cleanup_check_action_parse("EXPLODE now", &a, &t), EOPNOTSUPP);
+        ASSERT_ERR(cleanup_check_action_parse("REJECTED", &a, &t), EOPNOTSUPP);
+        ASSERT_ERR(cleanup_check_action_parse("", &a, &t), EOPNOTSUPP);
         /* FILTER needs transport:destination */
-        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER amavis\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER :[127.0.0.1]:10024\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER smtp:x y\n", "f", &c), EINVAL);
-        ASSERT_ERR(cleanup_checks_parse("/a/ FILTER sm/tp:x\n", "f", &c), EINVAL);
-        ASSERT_OK(cleanup_checks_parse("/a/ FILTER amavis:\n", "f", &c));
-        c = cleanup_checks_free(c);
-        ASSERT_OK(cleanup_checks_parse("/a\\++ [*+]+ (b+)+ x{1,2}y?/ REJECT\n", "f", &c));
-        c = cleanup_checks_free(c);
-        ASSERT_TRUE(c == NULL);
-        ASSERT_OK(cleanup_checks_parse("", "f", &c));
-        ASSERT_EQ(c->n_rules, 0);
-        ASSERT_TRUE(cleanup_checks_match(c, "Subject: x") == NULL);
-        cleanup_checks_free(c);
+        action_is("FILTER smtp:[127.0.0.1]:10026", CLEANUP_CHECK_FILTER, "smtp:[127.0.0.1]:10026");
+        action_is("FILTER amavis:", CLEANUP_CHECK_FILTER, "amavis:");
+        ASSERT_ERR(cleanup_check_action_parse("FILTER", &a, &t), EINVAL);
+        ASSERT_ERR(cleanup_check_action_parse("FILTER amavis", &a, &t), EINVAL);
+        ASSERT_ERR(cleanup_check_action_parse("FILTER :[127.0.0.1]:10024", &a, &t), EINVAL);
+        ASSERT_ERR(cleanup_check_action_parse("FILTER smtp:x y", &a, &t), EINVAL);
+        ASSERT_ERR(cleanup_check_action_parse("FILTER sm/tp:x", &a, &t), EINVAL);
+}
+
+TEST(plain_path_is_regexp) {
+        char path[] = "/tmp/test-cleanup-checks-XXXXXX";
+        int fd = mkstemp(path);
+        const char *rules = "/^Subject: .*viagra/ REJECT no spam here\n"
+                            "/^X-Hold:/ HOLD held for review\n"
+                            "/^Subject: Case/i REJECT case sensitive\n"
+                            "!/^(From|To|Subject|Date|Message-ID|X-[A-Za-z-]+):/ WARN odd header\n";
+        TableList *l = NULL;
+        char *v = NULL;
+
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(write(fd, rules, strlen(rules)), (long long) strlen(rules));
+        close(fd);
+
+        ASSERT_OK(cleanup_checks_open(path, &l));
+        ASSERT_EQ(table_list_lookup(l, "Subject: buy VIAGRA now", &v), 1);
+        ASSERT_STREQ(v, "REJECT no spam here");
+        free(v);
+        ASSERT_EQ(table_list_lookup(l, "x-hold: yes", &v), 1);
+        ASSERT_STREQ(v, "HOLD held for review");
+        free(v);
+        /* "i" turns case-insensitive matching off */
+        ASSERT_EQ(table_list_lookup(l, "Subject: case", NULL), 0);
+        ASSERT_EQ(table_list_lookup(l, "Subject: Case", NULL), 1);
+        ASSERT_EQ(table_list_lookup(l, "Received: from x", &v), 1);
+        ASSERT_STREQ(v, "WARN odd header");
+        free(v);
+        table_list_free(l);
+        unlink(path);
+
+        /* Any table type will do, as in Postfix. */
+        ASSERT_OK(cleanup_checks_open("inline:{ { Subject: exact = DISCARD } }", &l));
+        ASSERT_EQ(table_list_lookup(l, "subject: EXACT", &v), 1);
+        ASSERT_STREQ(v, "DISCARD");
+        free(v);
+        table_list_free(l);
 }
 
 int main(void) {
-        RUN(parse_and_match);
-        RUN(errors);
+        RUN(actions);
+        RUN(plain_path_is_regexp);
         return 0;
 }

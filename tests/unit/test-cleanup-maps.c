@@ -2,7 +2,7 @@
 #include "tests.h"
 #include "../../src/cleanup/cleanup-maps.h"
 
-static int fake_lookup(void *table, const char *key, char **ret_value) {
+static int fake_lookup(void *table, const char *key, bool partial, char **ret_value) {
         const char *const *t = table;
 
         for (size_t i = 0; t[i]; i += 2)
@@ -46,6 +46,31 @@ TEST(lookup_order) {
         check_map(table, "", NULL);
 }
 
+/* A regexp: table is asked the whole address only, as in Postfix: "bob" does not match bob@localhost. */
+TEST(pattern_table) {
+        char path[] = "/tmp/test-cleanup-maps-XXXXXX";
+        const char *rules = "/^bob$/ wrong@example.org\n"
+                            "/^@old\\.example$/ wrong@example.org\n"
+                            "/^(.+)@old\\.example$/ $1@new.example\n";
+        char *mydest[] = { "localhost", NULL }, *spec = NULL, *out = NULL;
+        TableList *l = NULL;
+        int fd = mkstemp(path);
+
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(write(fd, rules, strlen(rules)), (long long) strlen(rules));
+        close(fd);
+        ASSERT_TRUE(asprintf(&spec, "regexp:%s", path) > 0);
+        ASSERT_OK(table_list_open(spec, &l));
+        ASSERT_EQ(cleanup_map_lookup(cleanup_table_lookup, l, "bob@localhost", mydest, "localhost", &out), 0);
+        ASSERT_EQ(cleanup_map_lookup(cleanup_table_lookup, l, "carol@old.example", mydest, "localhost", &out), 1);
+        ASSERT_STREQ(out, "carol@new.example");
+        free(out);
+        ASSERT_EQ(cleanup_map_lookup(cleanup_table_lookup, l, "dave@else.example", mydest, "localhost", &out), 0);
+        table_list_free(l);
+        free(spec);
+        unlink(path);
+}
+
 static void check_masq(const char *addr, const char *want) {
         char *domains[] = { "!internal.example.org", "example.org", "example.com", NULL };
         char *exceptions[] = { "root", NULL };
@@ -76,6 +101,7 @@ TEST(masquerade) {
 
 int main(void) {
         RUN(lookup_order);
+        RUN(pattern_table);
         RUN(masquerade);
         return 0;
 }

@@ -104,7 +104,7 @@ TEST(transport) {
 }
 
 /* A transport table as a list of key, value pairs. */
-static int fake_lookup(const char *key, char **ret_value, void *userdata) {
+static int fake_lookup(const char *key, bool partial, char **ret_value, void *userdata) {
         const char *const *table = userdata;
 
         for (size_t i = 0; table[i]; i += 2)
@@ -115,7 +115,7 @@ static int fake_lookup(const char *key, char **ret_value, void *userdata) {
         return 0;
 }
 
-static int failing_lookup(const char *key, char **ret_value, void *userdata) {
+static int failing_lookup(const char *key, bool partial, char **ret_value, void *userdata) {
         return -EBADMSG;
 }
 

@@ -105,17 +105,40 @@ TEST(access_result) {
         ASSERT_EQ(a.action, SMTPD_ACCESS_PERMIT);
         ASSERT_ERR(smtpd_access_result_parse("650 nope", &a), EINVAL);
         ASSERT_ERR(smtpd_access_result_parse("550 4.7.1 class mismatch", &a), EINVAL);
-        ASSERT_ERR(smtpd_access_result_parse("HOLD", &a), EOPNOTSUPP);
-        ASSERT_ERR(smtpd_access_result_parse("DISCARD spam", &a), EOPNOTSUPP);
-        ASSERT_OK(smtpd_access_result_parse("FILTER smtp:[127.0.0.1]:10026", &a));
+        ASSERT_ERR(smtpd_access_result_parse("EXPLODE", &a), EOPNOTSUPP);
+
+        /* the message-wide actions, with their arguments */
+        ASSERT_OK(smtpd_access_result_parse("HOLD", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_HOLD);
+        ASSERT_STREQ(a.text, "");
+        ASSERT_OK(smtpd_access_result_parse("hold  for review  ", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_HOLD);
+        ASSERT_STREQ(a.text, "for review");
+        ASSERT_OK(smtpd_access_result_parse("DISCARD spam", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_DISCARD);
+        ASSERT_STREQ(a.text, "spam");
+        ASSERT_OK(smtpd_access_result_parse("FILTER smtp:[127.0.0.1]:10025", &a));
         ASSERT_EQ(a.action, SMTPD_ACCESS_FILTER);
-        ASSERT_STREQ(a.text, "smtp:[127.0.0.1]:10026");
+        ASSERT_STREQ(a.text, "smtp:[127.0.0.1]:10025");
+        ASSERT_ERR(smtpd_access_result_parse("FILTER nocolon", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("FILTER :nexthop", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("FILTER smtp:a b", &a), EINVAL);
+        ASSERT_OK(smtpd_access_result_parse("REDIRECT abuse@example.org", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_REDIRECT);
+        ASSERT_STREQ(a.text, "abuse@example.org");
+        ASSERT_ERR(smtpd_access_result_parse("REDIRECT", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("REDIRECT not an address", &a), EINVAL);
+        ASSERT_OK(smtpd_access_result_parse("PREPEND X-Checked: yes, by table", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_PREPEND);
+        ASSERT_STREQ(a.text, "X-Checked: yes, by table");
+        ASSERT_ERR(smtpd_access_result_parse("PREPEND no header", &a), EINVAL);
+        ASSERT_ERR(smtpd_access_result_parse("PREPEND : x", &a), EINVAL);
+        ASSERT_OK(smtpd_access_result_parse("WARN look at this", &a));
+        ASSERT_EQ(a.action, SMTPD_ACCESS_WARN);
+        ASSERT_STREQ(a.text, "look at this");
         ASSERT_OK(smtpd_access_result_parse("filter amavis:", &a));
         ASSERT_STREQ(a.text, "amavis:");
         ASSERT_ERR(smtpd_access_result_parse("FILTER", &a), EINVAL);
-        ASSERT_ERR(smtpd_access_result_parse("FILTER amavis", &a), EINVAL);
-        ASSERT_ERR(smtpd_access_result_parse("FILTER :[127.0.0.1]:10026", &a), EINVAL);
-        ASSERT_ERR(smtpd_access_result_parse("FILTER smtp:a b", &a), EINVAL);
         ASSERT_ERR(smtpd_access_result_parse("", &a), EINVAL);
         /* control characters from a table never reach a reply */
         ASSERT_OK(smtpd_access_result_parse("REJECT a\rb", &a));
@@ -265,6 +288,70 @@ static const char *rcpt(Env *e, const char *helo, const char *sender, const char
         return reply;
 }
 
+static const char *rcpt_actions(Env *e, const char *sender, const char *recipient, SmtpdMessageActions *a) {
+        static char reply[SMTPD_REPLY_LINE_MAX];
+        SmtpdCheckInput in = {
+                .client = &e->client, .helo = "h.example", .sender = sender, .recipient = recipient, .actions = a,
+        };
+
+        if (smtpd_check_rcpt(e->session, &in, reply) == 0)
+                return "";
+        return reply;
+}
+
+/* The message-wide actions: noted for the message, the evaluation going on (DISCARD: ending, accepting). */
+TEST(evaluate_message_actions) {
+        SmtpdMessageActions a = {};
+        Env e;
+
+        write_file("actions.re", "/^hold@/ HOLD for review\n"
+                                 "/^discard@/ DISCARD\n"
+                                 "/^redirect@/ REDIRECT abuse@example.org\n"
+                                 "/^prepend@/ PREPEND X-Tagged: yes\n"
+                                 "/^warn@/ WARN just saying\n"
+                                 "/^filter@/ FILTER smtp:[127.0.0.1]:10025\n"
+                                 "/^bad@/ REDIRECT\n");
+        write_file("actions.sender", "hold@x.example REJECT after hold\n");
+        write_file("actions.rcpt", "nobody@localhost 550 5.1.1 no such user\n");
+        ASSERT_OK(env_setup(&e, "smtpd_sender_restrictions = check_sender_access regexp:@/actions.re, "
+                                "check_sender_access texthash:@/actions.sender\n"
+                                "smtpd_recipient_restrictions = check_recipient_access texthash:@/actions.rcpt\n"
+                                "alias_maps =\n",
+                            "192.0.2.1"));
+        /* HOLD goes on: the next restriction still refuses */
+        ASSERT_STREQ(rcpt_actions(&e, "hold@x.example", "root@localhost", &a),
+                     "554 5.7.1 <hold@x.example>: Sender address rejected: after hold");
+        ASSERT_STREQ(a.hold, "for review");
+        smtpd_message_actions_clear(&a);
+        ASSERT_STREQ(rcpt_actions(&e, "hold@y.example", "root@localhost", &a), "");
+        ASSERT_STREQ(a.hold, "for review");
+        smtpd_message_actions_clear(&a);
+        /* DISCARD ends everything, accepting even a recipient a later list refuses */
+        ASSERT_STREQ(rcpt_actions(&e, "discard@y.example", "nobody@localhost", &a), "");
+        ASSERT_STREQ(a.discard, "");
+        ASSERT_STREQ(rcpt_actions(&e, "discard@y.example", "x@far.example", &a), "");
+        smtpd_message_actions_clear(&a);
+        ASSERT_STREQ(rcpt_actions(&e, "other@y.example", "nobody@localhost", &a),
+                     "550 5.1.1 <nobody@localhost>: Recipient address rejected: no such user");
+        ASSERT_STREQ(rcpt_actions(&e, "redirect@y.example", "root@localhost", &a), "");
+        ASSERT_STREQ(a.redirect, "abuse@example.org");
+        /* PREPEND: each header once, however many recipients ask for it */
+        ASSERT_STREQ(rcpt_actions(&e, "prepend@y.example", "root@localhost", &a), "");
+        ASSERT_STREQ(rcpt_actions(&e, "prepend@y.example", "ROOT@localhost", &a), "");
+        ASSERT_EQ(a.n_prepend, 1);
+        ASSERT_STREQ(a.prepend[0], "X-Tagged: yes");
+        ASSERT_STREQ(rcpt_actions(&e, "warn@y.example", "root@localhost", &a), "");
+        ASSERT_TRUE(!a.hold && !a.discard);
+        ASSERT_STREQ(rcpt_actions(&e, "filter@y.example", "root@localhost", &a), "");
+        ASSERT_STREQ(a.filter, "smtp:[127.0.0.1]:10025");
+        /* a malformed action is a configuration error, not ignored */
+        ASSERT_STREQ(rcpt_actions(&e, "bad@y.example", "root@localhost", &a),
+                     "451 4.3.5 <bad@y.example>: Sender address rejected: Server configuration error");
+        smtpd_message_actions_clear(&a);
+        ASSERT_TRUE(!a.redirect && !a.prepend && a.n_prepend == 0 && !a.filter);
+        env_done(&e);
+}
+
 TEST(evaluate_defaults) {
         Env e;
 
@@ -298,10 +385,10 @@ TEST(evaluate_aliases) {
         ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "nosuchuser-xyz@localhost", false), "550 5.1.1", 9) == 0);
         env_done(&e);
 
-        /* the text is there but not built: empty, as local takes it (its aliases are not expanded) */
+        /* the text is there but not built: a temporary failure, as local defers (and Postfix does) */
         write_file("aliases2", "x: root\n");
         ASSERT_OK(env_setup(&e, "myhostname = mx.example.org\nalias_maps = hash:@/aliases2\n", "192.0.2.1"));
-        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "x@localhost", false), "550 5.1.1", 9) == 0);
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "x@localhost", false), "45", 2) == 0);
         ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "");
         env_done(&e);
 
@@ -540,6 +627,61 @@ TEST(config_errors) {
         env_done(&e);
 }
 
+/* Pattern tables: cidr: for the client address, regexp: and pcre: for the sender, inline: for HELO; a pattern
+ * table is asked the whole address and domain only, never a parent domain or "user@". */
+TEST(evaluate_pattern_tables) {
+        Env e;
+
+        write_file("client.cidr", "192.0.2.0/28 REJECT small net\n192.0.2.0/24 OK\n2001:db8::/32 REJECT v6 net\n");
+        write_file("sender.re", "/^bad@/ REJECT bad user\n/^example\\.net$/ REJECT whole domain\n"
+                                "/^(.*)@spam\\.example$/ 550 5.7.1 $1 is spam\n");
+        write_file("sender.pcre", "/^\\d+@numbers\\.example$/ REJECT digits only\n");
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access cidr:@/client.cidr\n"
+                                "smtpd_helo_restrictions = check_helo_access inline:{ evil.example=REJECT, "
+                                "{ other.example = 554 5.7.1 go away } }\n"
+                                "smtpd_sender_restrictions = check_sender_access regexp:@/sender.re, "
+                                "check_sender_access pcre:@/sender.pcre\n"
+                                "alias_maps =\n",
+                            "192.0.2.5"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <unknown[192.0.2.5]>: Client host rejected: small net");
+        env_done(&e);
+
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access cidr:@/client.cidr\n"
+                                "smtpd_helo_restrictions = check_helo_access inline:{ evil.example=REJECT, "
+                                "{ other.example = 554 5.7.1 go away } }\n"
+                                "smtpd_sender_restrictions = check_sender_access regexp:@/sender.re, "
+                                "check_sender_access pcre:@/sender.pcre\n"
+                                "alias_maps =\n",
+                            "198.51.100.20"));
+        ASSERT_STREQ(rcpt(&e, "Evil.Example", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <Evil.Example>: Helo command rejected: Access denied");
+        ASSERT_STREQ(rcpt(&e, "other.example", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <other.example>: Helo command rejected: go away");
+        /* a parent domain is a partial key: inline: is asked it, as a hash table would be */
+        ASSERT_STREQ(rcpt(&e, "mx.evil.example", "a@b.example", "root@localhost", false),
+                     "554 5.7.1 <mx.evil.example>: Helo command rejected: Access denied");
+        ASSERT_STREQ(rcpt(&e, "h.example", "bad@anywhere.example", "root@localhost", false),
+                     "554 5.7.1 <bad@anywhere.example>: Sender address rejected: bad user");
+        ASSERT_STREQ(rcpt(&e, "h.example", "x@example.net", "root@localhost", false),
+                     "554 5.7.1 <x@example.net>: Sender address rejected: whole domain");
+        /* ... but a regexp: table is not: sub.example.net's parent example.net is not looked up there */
+        ASSERT_STREQ(rcpt(&e, "h.example", "x@sub.example.net", "root@localhost", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "joe@spam.example", "root@localhost", false),
+                     "550 5.7.1 <joe@spam.example>: Sender address rejected: joe is spam");
+        ASSERT_STREQ(rcpt(&e, "h.example", "123@numbers.example", "root@localhost", false),
+                     "554 5.7.1 <123@numbers.example>: Sender address rejected: digits only");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a1@numbers.example", "root@localhost", false), "");
+        env_done(&e);
+
+        /* a cidr: file that is missing: a temporary failure */
+        ASSERT_OK(env_setup(&e, "smtpd_client_restrictions = check_client_access cidr:@/missing.cidr\n"
+                                "alias_maps =\n",
+                            "192.0.2.5"));
+        ASSERT_TRUE(strncmp(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "451 4.3.0", 9) == 0);
+        env_done(&e);
+}
+
 int main(void) {
         log_set_max_level(LOG_WARNING);
         RUN(list_parse);
@@ -551,6 +693,8 @@ int main(void) {
         RUN(evaluate_aliases);
         RUN(evaluate_virtual);
         RUN(evaluate_access);
+        RUN(evaluate_pattern_tables);
+        RUN(evaluate_message_actions);
         RUN(evaluate_builtin);
         RUN(config_errors);
         {

@@ -268,7 +268,11 @@ TEST(build_aliases) {
 TEST(open_errors) {
         Table *t = NULL;
 
-        ASSERT_ERR(table_open("regexp:/etc/postbus/x", &t), EPROTONOSUPPORT);
+        ASSERT_ERR(table_open("ldap:/etc/postbus/x", &t), EPROTONOSUPPORT);
+        ASSERT_ERR(table_open("Hash:/etc/postbus/x", &t), EPROTONOSUPPORT);
+        ASSERT_ERR(table_open("unix:shadow.byname", &t), EPROTONOSUPPORT);
+        ASSERT_ERR(table_open("regexp:relative", &t), EINVAL);
+        ASSERT_ERR(table_open("cidr:", &t), EINVAL);
         ASSERT_ERR(table_open("gdbm:relative/path", &t), EINVAL);
         ASSERT_ERR(table_open("relative", &t), EINVAL);
         ASSERT_ERR(table_open("hash:", &t), EINVAL);
@@ -310,7 +314,7 @@ TEST(list) {
         ASSERT_TRUE(table_list_is_empty(empty));
         ASSERT_EQ(table_list_lookup(empty, "x", NULL), 0);
         ASSERT_TRUE(table_list_is_empty(NULL));
-        ASSERT_ERR(table_list_open("gdbm:/ok, cidr:/etc/x", &l), EPROTONOSUPPORT);
+        ASSERT_ERR(table_list_open("gdbm:/ok, nis:/etc/x", &l), EPROTONOSUPPORT);
 }
 
 static char *read_file(const char *path) {
