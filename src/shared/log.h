@@ -27,6 +27,7 @@ typedef struct LogField {
 #define POSTBUS_MESSAGE_FORWARD_FILE_IGNORED "7fd47c8f70c14cc6acf7a9aaebcc212b"
 #define POSTBUS_MESSAGE_VIRTUAL_ALIAS_LOOP "9c59b0bbab0242b6958a0d36612d3724"
 #define POSTBUS_MESSAGE_NOTICE_DISCARDED "9614e0a77e454a669e2ac7af2402216d"
+#define POSTBUS_MESSAGE_DELIVERY_CRASH_HOLD "5c0e3b7d2a8f4e6a9b1d40c7e2f95a13"
 
 #define LOG_FIELDS(...) ((const LogField[]) { __VA_ARGS__, { NULL, NULL } })
 #define LOG_NO_FIELDS ((const LogField[]) { { NULL, NULL } })
