@@ -92,16 +92,8 @@ class Crash(unittest.TestCase):
         print(f"accepted={len(accepted)} refused={len(refused)} kills={kills}")
 
     def test_random_role_every_200ms(self):
-        # Far more restarts than a real machine's start limits allow: lift them for this test only.
+        # With the units as shipped: they have no start limit, and restart at most once a second.
         roles = ["cleanup", "qmgr", "local", "rewrite", "smtpd"]
-        for role in roles:
-            d = f"/run/systemd/system/postbus-{role}.service.d"
-            os.makedirs(d, exist_ok=True)
-            with open(f"{d}/crash-test.conf", "w") as f:
-                f.write("[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestartSec=100ms\n")
-        pb.systemctl("daemon-reload")
-        for role in roles:
-            pb.systemctl("reset-failed", f"postbus-{role}.service", check=False)
         concurrency = 2     # local_destination_concurrency_limit's default: all mail goes to one user
 
         accepted, refused, lock = [], [], threading.Lock()
