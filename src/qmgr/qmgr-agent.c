@@ -103,7 +103,8 @@ static int mark_due(Qmgr *q, QmgrIndexEntry *e, void *userdata) {
 static void agent_up(QmgrAgentState *a) {
         Qmgr *q = a->qmgr;
 
-        a->probe_timer = sd_event_source_disable_unref(a->probe_timer);
+        if (a->probe_timer)
+                (void) sd_event_source_set_enabled(a->probe_timer, SD_EVENT_OFF);
         a->probe_slot = sd_bus_slot_unref(a->probe_slot);
         a->probe_delay = PROBE_DELAY_MIN_USEC;
         if (!a->down)
@@ -116,14 +117,14 @@ static void agent_up(QmgrAgentState *a) {
         qmgr_schedule_run_all(q);
 }
 
-static void probe_arm(QmgrAgentState *a);
+static void probe_arm(QmgrAgentState *a, uint64_t delay);
 
 static void probe_failed(QmgrAgentState *a) {
         uint64_t max = (uint64_t) a->qmgr->daemon->config->transport_retry_time * USEC_PER_SEC;
 
         a->probe_slot = sd_bus_slot_unref(a->probe_slot);
         a->probe_delay = MIN(a->probe_delay * 2, MAX(max, PROBE_DELAY_MIN_USEC));
-        probe_arm(a);
+        probe_arm(a, a->probe_delay);
 }
 
 static int on_probe_ready(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -152,17 +153,17 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void probe_arm(QmgrAgentState *a) {
+static void probe_arm(QmgrAgentState *a, uint64_t delay) {
         int r;
 
         if (!a->probe_timer) {
                 r = sd_event_add_time_relative(a->qmgr->daemon->event, &a->probe_timer, CLOCK_MONOTONIC,
-                                               a->probe_delay, USEC_PER_MSEC * 10, on_probe_timer, a);
+                                               delay, USEC_PER_MSEC * 10, on_probe_timer, a);
                 if (r < 0)
                         log_error_errno(r, "Failed to start the probe timer of a delivery agent: %m");
                 return;
         }
-        r = sd_event_source_set_time_relative(a->probe_timer, a->probe_delay);
+        r = sd_event_source_set_time_relative(a->probe_timer, delay);
         if (r >= 0)
                 r = sd_event_source_set_enabled(a->probe_timer, SD_EVENT_ONESHOT);
         if (r < 0)
@@ -174,7 +175,7 @@ static void agent_down(QmgrAgentState *a) {
                 return;
         a->down = true;
         a->probe_delay = PROBE_DELAY_MIN_USEC;
-        probe_arm(a);
+        probe_arm(a, a->probe_delay);
 }
 
 /* ---- the end of a delivery ------------------------------------------------------------------------- */
@@ -216,8 +217,10 @@ QmgrAgentOutcome qmgr_agent_ended(QmgrEntry *e, const QmgrCall *c) {
                 return QMGR_AGENT_ANSWERED;
         if (a->busy > 0)
                 a->busy--;
-        if (e->alone)
+        if (e->alone) {
                 a->suspect_running = false;
+                a->reopened = true;
+        }
 
         if (!c->sent)
                 outcome = QMGR_AGENT_UNAVAILABLE;
@@ -232,7 +235,10 @@ QmgrAgentOutcome qmgr_agent_ended(QmgrEntry *e, const QmgrCall *c) {
                         ie->suspect = false;
                         ie->crashes = 0;
                 }
-                agent_up(a);
+                /* It answers: the mail waiting for it goes now, from the event loop rather than from
+                 * under this delivery's end. */
+                if (a->down && !a->probe_slot)
+                        probe_arm(a, 0);
                 return outcome;
         }
 
@@ -264,6 +270,11 @@ void qmgr_agent_after(Qmgr *q, int agent_id) {
         if (agent_id < 0 || agent_id >= _QMGR_AGENT_MAX)
                 return;
         a = &q->agent_state[agent_id];
+        if (a->reopened) {
+                /* Every transport of this agent was held back while the suspect ran. */
+                a->reopened = false;
+                qmgr_schedule_run_all(q);
+        }
         if (a->busy > 0 || !a->suspect_waiting)
                 return;
         /* Nothing in progress: a waiting suspect starts now, alone. If none is found (it went, or its

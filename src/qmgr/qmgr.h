@@ -158,6 +158,7 @@ typedef struct QmgrAgentState {
         unsigned busy;                  /* deliveries started, through every transport of this agent */
         bool suspect_running;           /* a suspect's delivery runs alone: nothing else starts */
         bool suspect_waiting;           /* a suspect waits for the deliveries in progress to end */
+        bool reopened;                  /* a suspect's delivery ended: the others may start again */
         bool down;                      /* unreachable, or died under a delivery: probed until it answers */
         uint64_t probe_delay;
         sd_event_source *probe_timer;

@@ -1,6 +1,6 @@
 """The kill test across all roles: one random role among smtpd, cleanup, rewrite, qmgr, local, smtp, bounce and
 pipe SIGKILLed every 0.2 s while messages arrive over SMTP, half for a local user and half relayed to
-Postfix's smtp-sink on another loopback address. Nothing accepted is lost: every message that got a 250 is
+Postfix's smtp-sink on another loopback address, but for one in ten, which goes to a pipe transport. Nothing accepted is lost: every message that got a 250 is
 delivered at least once, with the units as shipped (no start limit lifted, no systemctl command but the
 kills), and no unit is left failed. Duplicates and kills are counted and printed.
 
@@ -25,6 +25,14 @@ SINK_ADDR, SINK_PORT = '127.0.0.3', 2525
 SINK_DIR = '/tmp/kill-sink'
 SINK_UNIT = 'kill-sink.service'
 USER = 'frank'
+PIPE_USER = 'pipeuser'
+PIPE_OUT = f'/home/{PIPE_USER}/kill-out'      # pipe's sandbox has a private /tmp
+PIPE_SCRIPT = '/usr/local/lib/postbus-kill-test/deliver'
+# The message into a file of its own, which is renamed to *.msg once it is whole.
+DELIVER = f"""#!/bin/sh
+f=$(mktemp {PIPE_OUT}/m.XXXXXXXXXX) || exit 75
+cat > "$f" && mv "$f" "$f.msg"
+"""
 MARKER = re.compile(rb'^(kill-marker-\d{6})\r?$', re.M)
 
 
@@ -39,17 +47,23 @@ def queue_empty():
     return all(not os.listdir(f'/var/spool/postbus/{q}') for q in ('incoming', 'active', 'deferred'))
 
 
-class SinkReader:
-    """The markers in smtp-sink's dump files (one file per transaction), read once each."""
+def kind(n):
+    return 'pipe' if n % 10 == 5 else 'local' if n % 2 == 0 else 'sink'
 
-    def __init__(self):
+
+class SinkReader:
+    """The markers in smtp-sink's dump files (one file per transaction), or in the pipe command's files, read
+    once each."""
+
+    def __init__(self, directory=SINK_DIR, suffix=''):
         self.counts, self.done = collections.Counter(), set()
+        self.directory, self.suffix = directory, suffix
 
     def update(self):
-        for name in os.listdir(SINK_DIR):
-            if name in self.done:
+        for name in os.listdir(self.directory):
+            if name in self.done or not name.endswith(self.suffix):
                 continue
-            path = os.path.join(SINK_DIR, name)
+            path = os.path.join(self.directory, name)
             try:
                 with open(path, 'rb') as f:
                     data = f.read()
@@ -78,17 +92,28 @@ class KillRoles(unittest.TestCase):
         if not os.path.exists('/usr/sbin/smtp-sink'):
             raise unittest.SkipTest('/usr/sbin/smtp-sink is not installed (tools/deps.sh: postfix)')
         pb.add_user(USER)
+        pw = pb.add_user(PIPE_USER)
+        os.makedirs(PIPE_OUT, exist_ok=True)
+        os.chown(PIPE_OUT, pw.pw_uid, pw.pw_gid)
+        os.makedirs(os.path.dirname(PIPE_SCRIPT), exist_ok=True)
+        with open(PIPE_SCRIPT, 'w', encoding='utf-8') as f:
+            f.write(DELIVER)
+        os.chmod(PIPE_SCRIPT, 0o755)
+        with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
+            f.write(f'killpipe unix - n n - - pipe\n  flags=R user={PIPE_USER} argv={PIPE_SCRIPT}\n')
         os.makedirs(SINK_DIR, exist_ok=True)
         os.chmod(SINK_DIR, 0o777)
         pb.run('systemd-run', '--quiet', f'--unit={SINK_UNIT}', '--property=Type=simple', '/usr/sbin/smtp-sink',
                '-u', 'nobody', '-d', f'{SINK_DIR}/t.', f'{SINK_ADDR}:{SINK_PORT}', '256')
         with open(TRANSPORT, 'w', encoding='utf-8') as f:
-            f.write(f'sink.test smtp:[{SINK_ADDR}]:{SINK_PORT}\n')
+            f.write(f'sink.test smtp:[{SINK_ADDR}]:{SINK_PORT}\npipe.test killpipe:\n')
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
         # Short back-off, so that what a kill of rewrite or bounce defers comes back within the test; what a
         # kill of an agent defers comes back when the agent answers again, whatever the back-off.
+        # A local killed while it holds the user's mbox dot-lock leaves the lock behind, as Postfix's does:
+        # other deliveries wait for it to be stale_lock_time old (500 s as shipped) and break it then.
         pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', queue_run_delay='5s', minimal_backoff_time='5s',
-                      maximal_backoff_time='10s')
+                      maximal_backoff_time='10s', stale_lock_time='15s')
 
     @classmethod
     def tearDownClass(cls):
@@ -108,7 +133,8 @@ class KillRoles(unittest.TestCase):
                         break
                     n = next(counter)
                 marker = f'kill-marker-{n:06d}'
-                rcpt = f'{USER}@localhost' if n % 2 == 0 else f'user{n % 7}@sink.test'
+                rcpt = {'local': f'{USER}@localhost', 'sink': f'user{n % 7}@sink.test',
+                        'pipe': f'p{n % 3}@pipe.test'}[kind(n)]
                 try:
                     if conn is None:
                         conn = pb.connect(timeout=120, helo='kill.test')
@@ -159,12 +185,14 @@ class KillRoles(unittest.TestCase):
         # loaded machine, so there are fewer turns than 5 a second).
         self.assertGreaterEqual(sum(kills.values()), max(10, tries // 4), dict(kills))
 
-        sink = SinkReader()
-        local_markers = {m for m in accepted if int(m[-6:]) % 2 == 0}
+        sink, piped = SinkReader(), SinkReader(PIPE_OUT, '.msg')
+
+        def counts():
+            return {'local': mailbox_counts(), 'sink': sink.update(), 'pipe': piped.update()}
 
         def missing():
-            have_local, have_sink = mailbox_counts(), sink.update()
-            return sorted(m for m in accepted if not (have_local if m in local_markers else have_sink)[m])
+            have = counts()
+            return sorted(m for m in accepted if not have[kind(int(m[-6:]))][m])
 
         try:
             pb.wait_until(lambda: not missing(), timeout=300 + MESSAGES // 20, interval=2.0,
@@ -176,8 +204,8 @@ class KillRoles(unittest.TestCase):
                       f'{len(held)} held; kills {dict(kills)}')
         pb.wait_until(queue_empty, timeout=300, interval=1.0, what='the queue empty')
         time.sleep(1)
-        have_local, have_sink = mailbox_counts(), sink.update()
-        duplicates = sum(max(0, (have_local if m in local_markers else have_sink)[m] - 1) for m in accepted)
+        have = counts()
+        duplicates = sum(max(0, have[kind(int(m[-6:]))][m] - 1) for m in accepted)
         failed = pb.systemctl('list-units', '--failed', '--plain', '--no-legend', 'postbus-*').stdout.strip()
         print(f'kill-roles: accepted={len(accepted)} delivered={len(accepted)} lost=0 duplicates={duplicates} '
               f'kills={sum(kills.values())} {dict(kills)} held={len(os.listdir("/var/spool/postbus/hold"))} '
