@@ -136,13 +136,13 @@ class Recover(unittest.TestCase):
         try:
             while time.monotonic() < deadline:
                 for unit in roles:
-                    # Each process lives a fifth of a second, so that some mail gets through meanwhile.
+                    # Each process lives a tenth of a second, so that some mail gets through meanwhile.
                     pid, now = unit_pid(unit), time.monotonic()
                     if not pid:
                         continue
                     if seen.get(unit, (0, 0))[0] != pid:
                         seen[unit] = (pid, now)
-                    elif now - seen[unit][1] >= 0.2 and pb.systemctl('kill', '--signal=KILL', unit,
+                    elif now - seen[unit][1] >= 0.1 and pb.systemctl('kill', '--signal=KILL', unit,
                                                                      check=False).returncode == 0:
                         kills[unit].append(now)
                 time.sleep(0.1)
