@@ -6,7 +6,8 @@
  * killed) under them. Every message in progress then becomes a suspect, but a crash with several in
  * progress says nothing about which one caused it, and a kill from outside hits innocent messages too.
  * So a suspect is delivered alone: it starts only when nothing else is in progress at its agent, and
- * nothing else starts while it runs. Only a crash with one message in progress counts against that
+ * nothing else starts while it runs (for QMGR_ISOLATION_MAX_USEC at most, so that a slow delivery cannot
+ * stop an agent). Only a crash with one message in progress counts against that
  * message, and delivery_crash_limit such crashes move it to hold, with a journal record and an Alert on
  * the bus. A reply from the agent clears the suspicion. The counts live in qmgr's index in memory: a
  * restart of qmgr forgets them, which costs at most delivery_crash_limit more crashes.
@@ -24,6 +25,10 @@
 #include "qmgr.h"
 
 #define PROBE_DELAY_MIN_USEC USEC_PER_SEC
+/* How long a suspect may hold the others of its agent back, waiting for them to end or running alone: a slow
+ * delivery (a remote server that takes minutes) must not stop an agent for as long. After it, the others go
+ * on beside the suspect; a crash then has more than one delivery in progress and counts against none. */
+#define QMGR_ISOLATION_MAX_USEC (10 * USEC_PER_SEC)
 
 static QmgrAgentState *agent_of_transport(QmgrTransport *t) {
         if (!t || t->agent_id < 0 || t->agent_id >= _QMGR_AGENT_MAX)
@@ -41,6 +46,7 @@ void qmgr_agents_free(Qmgr *q) {
                 QmgrAgentState *a = &q->agent_state[i];
                 a->probe_timer = sd_event_source_disable_unref(a->probe_timer);
                 a->probe_slot = sd_bus_slot_unref(a->probe_slot);
+                a->isolation_timer = sd_event_source_disable_unref(a->isolation_timer);
         }
 }
 
@@ -49,9 +55,41 @@ QmgrCallStats *qmgr_agent_stats(QmgrTransport *t) {
         return a ? &a->stats : NULL;
 }
 
+static int on_isolation_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        QmgrAgentState *a = userdata;
+
+        qmgr_schedule_run_all(a->qmgr);
+        return 0;
+}
+
+/* A suspect begins to wait, or to run alone: the others are held back until it is done, or for
+ * QMGR_ISOLATION_MAX_USEC at most. */
+static void isolation_start(QmgrAgentState *a) {
+        uint64_t when;
+        int r;
+
+        a->isolated_since = now_monotonic_usec();
+        when = a->isolated_since + QMGR_ISOLATION_MAX_USEC;
+        if (!a->isolation_timer)
+                r = sd_event_add_time(a->qmgr->daemon->event, &a->isolation_timer, CLOCK_MONOTONIC, when,
+                                      USEC_PER_SEC, on_isolation_timer, a);
+        else {
+                r = sd_event_source_set_time(a->isolation_timer, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(a->isolation_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to start the isolation timer of a delivery agent, ignoring: %m");
+}
+
+static bool isolating(QmgrAgentState *a) {
+        return (a->suspect_running || a->suspect_waiting) &&
+                now_monotonic_usec() < a->isolated_since + QMGR_ISOLATION_MAX_USEC;
+}
+
 bool qmgr_agent_blocked(QmgrTransport *t) {
         QmgrAgentState *a = agent_of_transport(t);
-        return a && a->suspect_running;
+        return a && a->suspect_running && isolating(a);
 }
 
 bool qmgr_agent_may_start(QmgrTransport *t, QmgrMessage *m) {
@@ -60,15 +98,18 @@ bool qmgr_agent_may_start(QmgrTransport *t, QmgrMessage *m) {
         if (!a)
                 return true;
         if (a->suspect_running)
-                return false;
+                return !isolating(a);
         if (m->suspect) {
-                if (a->busy == 0)
+                if (a->busy == 0 || (a->suspect_waiting && !isolating(a)))
                         return true;
                 /* Others end first, and no new one starts meanwhile: the suspect's turn comes. */
-                a->suspect_waiting = true;
+                if (!a->suspect_waiting) {
+                        a->suspect_waiting = true;
+                        isolation_start(a);
+                }
                 return false;
         }
-        return !a->suspect_waiting;
+        return !(a->suspect_waiting && isolating(a));
 }
 
 void qmgr_agent_started(QmgrEntry *e) {
@@ -76,12 +117,14 @@ void qmgr_agent_started(QmgrEntry *e) {
 
         if (!a)
                 return;
-        a->busy++;
-        if (e->message->suspect) {
+        if (e->message->suspect && a->busy == 0) {
                 e->alone = true;
                 a->suspect_running = true;
                 a->suspect_waiting = false;
-        }
+                isolation_start(a);
+        } else if (e->message->suspect)
+                a->suspect_waiting = false;     /* waited long enough: it goes beside the others */
+        a->busy++;
 }
 
 /* ---- the probe: is the agent back? ---------------------------------------------------------------- */

@@ -159,6 +159,8 @@ typedef struct QmgrAgentState {
         bool suspect_running;           /* a suspect's delivery runs alone: nothing else starts */
         bool suspect_waiting;           /* a suspect waits for the deliveries in progress to end */
         bool reopened;                  /* a suspect's delivery ended: the others may start again */
+        uint64_t isolated_since;        /* CLOCK_MONOTONIC: when a suspect began to wait or to run alone */
+        sd_event_source *isolation_timer;       /* the others go on after QMGR_ISOLATION_MAX_USEC at most */
         bool down;                      /* unreachable, or died under a delivery: probed until it answers */
         uint64_t probe_delay;
         sd_event_source *probe_timer;
