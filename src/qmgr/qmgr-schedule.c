@@ -206,7 +206,7 @@ static QmgrEntry *schedule_pick(QmgrTransport *t, uint64_t now) {
                 unsigned k = 0;
 
                 for (QmgrPeer *p = j->peers; p && k < QMGR_SCAN_PEERS; p = p->job_next, k++)
-                        if (qmgr_agent_may_start(t, j->message) && qmgr_dest_can_start(p->dest, now)) {
+                        if (qmgr_dest_can_start(p->dest, now) && qmgr_agent_may_start(t, j->message)) {
                                 /* The next turn is the next job's, whatever happens to this one. */
                                 t->ring = next == j ? j : next;
                                 return peer_pop(p);
