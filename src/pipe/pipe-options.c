@@ -164,6 +164,8 @@ int pipe_settings_parse(const char *const *options, const Config *c, PipeSetting
                                 return -ENOMEM;
                 } else if (strncmp(name, "o:", 2) == 0)
                         continue;       /* a main.cf parameter pipe does not use */
+                else if (strncmp(name, "q:", 2) == 0)
+                        continue;       /* qmgr's hints (q:backlog: more waits for this next hop), for smtp */
                 else
                         /* chroot= among them: running a command outside it would be worse than not at all. */
                         return settings_error(ret_error, "unknown or unsupported attribute: %s=", name);

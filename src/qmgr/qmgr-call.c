@@ -11,8 +11,23 @@ static void call_end(QmgrCall *c, sd_bus_message *reply, const char *error) {
 static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         QmgrCall *c = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
+        QmgrCallStats *st = c->stats;
 
         c->corrupt = e && sd_bus_error_has_name(e, POSTBUS_ERROR_CORRUPT_QUEUE_FILE);
+        if (st) {
+                /* A connection that closed fails its calls in flight one after the other, before any new call
+                 * can be sent (bus_client_get() says -ENOTCONN meanwhile): the first of them learns how many
+                 * were in flight, and the rest belong to the same close. */
+                if (e && sd_bus_is_open(sd_bus_message_get_bus(reply)) <= 0) {
+                        if (st->lost_left == 0)
+                                st->lost_size = st->lost_left = st->in_flight;
+                        c->lost_with = st->lost_size;
+                        if (st->lost_left > 0)
+                                st->lost_left--;
+                }
+                if (st->in_flight > 0)
+                        st->in_flight--;
+        }
         call_end(c, e ? NULL : reply, e ? (e->message ?: e->name) : NULL);
         return 0;
 }
@@ -26,8 +41,15 @@ static void call_send(QmgrCall *c, sd_bus *bus) {
                 r = c->build(c, msg);
         if (r >= 0)
                 r = sd_bus_call_async(bus, NULL, msg, on_reply, c, c->timeout_usec);
-        if (r < 0)
+        if (r < 0) {
                 call_end(c, NULL, strerror(-r));
+                return;
+        }
+        c->sent = true;
+        if (c->stats) {
+                c->stats->in_flight++;
+                c->stats->lost_left = 0;        /* a new connection: an earlier close is over */
+        }
 }
 
 static int on_ready(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -53,6 +75,8 @@ void qmgr_call(BusClient *client, const QmgrCall *template) {
                 return;
         }
         *c = *template;
+        c->sent = false;
+        c->lost_with = 0;
         r = bus_client_get_ready(client, on_ready, c, NULL, &bus);
         if (r > 0)
                 call_send(c, bus);

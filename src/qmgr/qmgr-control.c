@@ -56,11 +56,13 @@ bool qmgr_control_apply(QmgrMessage *m) {
         memcpy(id, m->id, QUEUE_ID_SIZE);
         m->action = QMGR_ACTION_NONE;
         m->controlled = true;
-        log_mail(LOG_INFO, id, LOG_FIELDS({ "QUEUE_ACTION", action_names[action] }), "%s by the administrator",
-                 action_names[action]);
+        /* A hold with a reason is qmgr's own (a poison message, qmgr-agent.c), logged when it was decided. */
+        if (!(action == QMGR_ACTION_HOLD && m->action_reason))
+                log_mail(LOG_INFO, id, LOG_FIELDS({ "QUEUE_ACTION", action_names[action] }),
+                         "%s by the administrator", action_names[action]);
         switch (action) {
         case QMGR_ACTION_HOLD:
-                qmgr_index_set_reason(q, id, "held by the administrator");
+                qmgr_index_set_reason(q, id, m->action_reason ?: "held by the administrator");
                 qmgr_message_move(m, QUEUE_HOLD);
                 return true;
         case QMGR_ACTION_REQUEUE:

@@ -537,6 +537,8 @@ static void deliver_done(QmgrCall *c, sd_bus_message *reply, const char *error) 
         bool success = false;
         size_t n = 0;
         int r = 0;
+        /* Before anything else: it may hold the message, and tells whether the agent is at fault. */
+        QmgrAgentOutcome outcome = qmgr_agent_ended(e, c);
 
         if (!res) {
                 log_oom();
@@ -573,9 +575,12 @@ static void deliver_done(QmgrCall *c, sd_bus_message *reply, const char *error) 
         m->calls--;
         qmgr_entry_free(e);
         qmgr_message_finish(m);                 /* m may be gone now */
-        qmgr_dest_feedback(d, success, why ?: (n > 0 ? res[0].text : error));
+        /* An agent that is down or died is no fault of the destination's (qmgr-agent.c). */
+        if (outcome == QMGR_AGENT_ANSWERED)
+                qmgr_dest_feedback(d, success, why ?: (n > 0 ? res[0].text : error));
         qmgr_dest_release(d);                   /* d may be gone now */
         qmgr_schedule_run(t);
+        qmgr_agent_after(t->qmgr, t->agent_id);
 }
 
 void qmgr_deliver_start(QmgrEntry *e) {
@@ -585,6 +590,7 @@ void qmgr_deliver_start(QmgrEntry *e) {
         t->busy++;
         e->dest->busy++;
         e->message->calls++;
+        qmgr_agent_started(e);
         qmgr_call(t->agent, &(QmgrCall) {
                 .message = e->message,
                 .path = DELIVERY_OBJECT_PATH,
@@ -594,5 +600,6 @@ void qmgr_deliver_start(QmgrEntry *e) {
                 .done = deliver_done,
                 .timeout_usec = (uint64_t) q->daemon->config->daemon_timeout * USEC_PER_SEC,
                 .data = e,
+                .stats = qmgr_agent_stats(t),
         });
 }

@@ -118,6 +118,9 @@ static QmgrIndexEntry *index_put(Qmgr *q, QmgrIndexEntry *e) {
                 if (streq((*p)->id, e->id)) {
                         QmgrIndexEntry *old = *p;
                         e->attempts = old->attempts;
+                        e->crashes = old->crashes;
+                        e->suspect = old->suspect;
+                        e->waiting_agent = old->waiting_agent;
                         if (!e->reason) {
                                 e->reason = old->reason;
                                 old->reason = NULL;
@@ -288,6 +291,10 @@ void qmgr_index_attempted(Qmgr *q, const char *id) {
                 e->attempts++;
                 qmgr_bus_message_changed(q, id);
         }
+}
+
+QmgrIndexEntry *qmgr_index_peek(Qmgr *q, const char *id) {
+        return index_lookup(q, id);
 }
 
 void qmgr_index_remove(Qmgr *q, const char *id) {

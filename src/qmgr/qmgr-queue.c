@@ -277,6 +277,8 @@ static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *r
         log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", sender }, { "SIZE", size }, { "NRCPT", nrcpt }),
                  "from=<%s>, size=%s, nrcpt=%s (queue active)", strempty(sender), size, nrcpt);
         qmgr_index_update_message(m, QUEUE_ACTIVE);
+        QmgrIndexEntry *ie = qmgr_index_peek(q, id);
+        m->suspect = ie && ie->suspect;         /* an agent died under it before: delivered alone */
         if (action == QMGR_ACTION_NONE)
                 qmgr_index_attempted(q, id);
 

@@ -206,7 +206,7 @@ static QmgrEntry *schedule_pick(QmgrTransport *t, uint64_t now) {
                 unsigned k = 0;
 
                 for (QmgrPeer *p = j->peers; p && k < QMGR_SCAN_PEERS; p = p->job_next, k++)
-                        if (qmgr_dest_can_start(p->dest, now)) {
+                        if (qmgr_dest_can_start(p->dest, now) && qmgr_agent_may_start(t, j->message)) {
                                 /* The next turn is the next job's, whatever happens to this one. */
                                 t->ring = next == j ? j : next;
                                 return peer_pop(p);
@@ -225,7 +225,7 @@ void qmgr_schedule_run(QmgrTransport *t) {
         if (t->running)
                 return;
         t->running = true;
-        while (t->busy < t->process_limit) {
+        while (t->busy < t->process_limit && !qmgr_agent_blocked(t)) {
                 QmgrEntry *e = schedule_pick(t, now);
                 if (!e)
                         break;

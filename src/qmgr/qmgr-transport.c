@@ -175,6 +175,7 @@ static int transport_new(Qmgr *q, const MasterService *s) {
         t->deferred = config_list_contains_domain(q->defer_transports, t->name);
 
         int a = agent_of(s->kind);
+        t->agent_id = a;
         if (a >= 0) {
                 if (!q->agents[a]) {
                         r = bus_client_new(q->daemon->event, agent_sockets[a], &q->agents[a]);

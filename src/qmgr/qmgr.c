@@ -82,6 +82,7 @@ static int qmgr_setup(Daemon *d) {
                 log_error("relocated_maps = %s: bad table list.", d->config->relocated_maps);
                 return -EINVAL;
         }
+        qmgr_agents_init(q);
         r = qmgr_transports_setup(q);
         if (r < 0)
                 return r == -ENOMEM ? log_oom() : -EINVAL;
@@ -142,6 +143,7 @@ static void qmgr_done(Daemon *d) {
                 free(m->action_reason);
                 free(m);
         }
+        qmgr_agents_free(q);
         qmgr_transports_free(q);
         master_config_free(q->master);
         table_list_free(q->relocated_maps);

@@ -20,6 +20,7 @@ typedef struct QmgrEntry QmgrEntry;
 typedef struct QmgrIndex QmgrIndex;
 typedef struct QmgrIndexEntry QmgrIndexEntry;
 typedef struct QmgrAuthQuery QmgrAuthQuery;
+typedef struct QmgrCall QmgrCall;
 
 /* What an administrator asked for a message in the active queue: done once nothing is in progress. */
 typedef enum QmgrAction {
@@ -56,6 +57,7 @@ struct QmgrMessage {
         bool had_logs;                  /* something was written to one of bounce's logs this time */
         size_t counted;                 /* pending recipients when loaded, in qmgr->n_recipients */
         uint64_t active_usec;           /* CLOCK_REALTIME: when it entered the active queue */
+        bool suspect;                   /* in progress when a delivery agent died: delivered alone (qmgr-agent.c) */
         QmgrAction action;              /* asked for over the bus, not done yet */
         bool controlled;                /* an action took over: no (more) deliveries are scheduled */
         char *action_reason;            /* QMGR_ACTION_BOUNCE's text */
@@ -68,6 +70,7 @@ struct QmgrTransport {
         char *name;
         MasterCommand kind;
         BusClient *agent;               /* borrowed from qmgr->agents; NULL for error, discard and retry */
+        int agent_id;                   /* its index there (QMGR_AGENT_*), or -1 */
         char **options;                 /* Deliver's a{ss}: key, value, key, value, ..., NULL */
         char *error_text;               /* error/retry: the text of nexthop-less use */
         unsigned recipient_limit;
@@ -124,6 +127,7 @@ struct QmgrEntry {
         QmgrDest *dest;
         QmgrMessage *message;
         QmgrEntry *next;
+        bool alone;                     /* a suspect's delivery, with nothing else in progress at the agent */
         size_t n;
         size_t indices[];               /* in the envelope's recipient list */
 };
@@ -139,6 +143,30 @@ enum {
         QMGR_AGENT_VIRTUAL,
         _QMGR_AGENT_MAX,
 };
+
+/* What qmgr-call.c counts for a connection, so that a caller can tell a crash from other failures. */
+typedef struct QmgrCallStats {
+        unsigned in_flight;             /* sent on the connection and not answered */
+        unsigned lost_left;             /* of the calls a closed connection is failing one by one, still to come */
+        unsigned lost_size;             /* how many were in flight when it closed */
+} QmgrCallStats;
+
+/* A delivery agent as qmgr sees it (qmgr-agent.c): whether it answers, and who was in progress when it died. */
+typedef struct QmgrAgentState {
+        Qmgr *qmgr;
+        int id;
+        QmgrCallStats stats;
+        unsigned busy;                  /* deliveries started, through every transport of this agent */
+        bool suspect_running;           /* a suspect's delivery runs alone: nothing else starts */
+        bool suspect_waiting;           /* a suspect waits for the deliveries in progress to end */
+        bool reopened;                  /* a suspect's delivery ended: the others may start again */
+        uint64_t isolated_since;        /* CLOCK_MONOTONIC: when a suspect began to wait or to run alone */
+        sd_event_source *isolation_timer;       /* the others go on after QMGR_ISOLATION_MAX_USEC at most */
+        bool down;                      /* unreachable, or died under a delivery: probed until it answers */
+        uint64_t probe_delay;
+        sd_event_source *probe_timer;
+        sd_bus_slot *probe_slot;
+} QmgrAgentState;
 
 struct Qmgr {
         Daemon *daemon;
@@ -157,6 +185,7 @@ struct Qmgr {
 
         QmgrTransport *transports;
         BusClient *agents[_QMGR_AGENT_MAX];
+        QmgrAgentState agent_state[_QMGR_AGENT_MAX];
         BusClient *bounce;
         BusClient *rewrite;             /* Resolve: transport and next hop of each recipient */
 
@@ -218,6 +247,29 @@ bool qmgr_dest_can_start(QmgrDest *d, uint64_t now);
 void qmgr_dest_release(QmgrDest *d);
 void qmgr_transport_arm_timer(QmgrTransport *t, uint64_t when);
 
+/* qmgr-agent.c: the delivery agents' health: a crash (the connection closed under deliveries in progress)
+ * is counted against the messages in progress, a message found in progress at crashes is delivered alone
+ * and held after delivery_crash_limit crashes alone; an agent that is unreachable or died is probed, and
+ * the mail deferred for it is tried again as soon as it answers. */
+typedef enum QmgrAgentOutcome {
+        QMGR_AGENT_ANSWERED,            /* a reply came (or the call failed at the agent's end, alive) */
+        QMGR_AGENT_UNAVAILABLE,         /* never reached the agent: no connection */
+        QMGR_AGENT_CRASHED,             /* the connection closed with the delivery in progress */
+} QmgrAgentOutcome;
+void qmgr_agents_init(Qmgr *q);
+void qmgr_agents_free(Qmgr *q);
+/* Whether m's delivery through t may start now (a suspect runs alone). */
+bool qmgr_agent_may_start(QmgrTransport *t, QmgrMessage *m);
+/* Nothing may start through t now. */
+bool qmgr_agent_blocked(QmgrTransport *t);
+QmgrCallStats *qmgr_agent_stats(QmgrTransport *t);
+void qmgr_agent_started(QmgrEntry *e);
+/* The delivery ended: counts a crash against its message, marks what waits for the agent, holds the
+ * message at the crash limit. Returns what happened to the call. */
+QmgrAgentOutcome qmgr_agent_ended(QmgrEntry *e, const QmgrCall *c);
+/* After the entry is gone: lets waiting deliveries start. */
+void qmgr_agent_after(Qmgr *q, int agent_id);
+
 /* qmgr-schedule.c: jobs, peers and entries; the choice of what to deliver next */
 int qmgr_schedule_add(QmgrMessage *m, QmgrTransport *t, const char *dest, const size_t *indices, size_t n);
 void qmgr_schedule_run(QmgrTransport *t);
@@ -247,7 +299,6 @@ bool qmgr_bounce_logs_exist(QmgrMessage *m);
 
 /* qmgr-call.c: a call to another role that may pass the queue file; done runs once, with the reply or
  * with error set (the call could not be made, failed, or timed out). */
-typedef struct QmgrCall QmgrCall;
 typedef int (*QmgrCallBuild)(QmgrCall *c, sd_bus_message *msg);
 typedef void (*QmgrCallDone)(QmgrCall *c, sd_bus_message *reply, const char *error);
 struct QmgrCall {
@@ -258,6 +309,10 @@ struct QmgrCall {
         uint64_t timeout_usec;
         void *data;                     /* the caller's; done frees it */
         bool corrupt;                   /* the answer was org.postbus.Error.CorruptQueueFile */
+        QmgrCallStats *stats;           /* the caller's counts for this connection, or NULL */
+        /* set for done: */
+        bool sent;                      /* it reached the connection (the peer may have read it) */
+        unsigned lost_with;             /* 0; or the connection closed before the reply, with this many in flight */
 };
 /* Copies c and sends the call when the connection is ready; done always runs, maybe before this
  * returns. */
@@ -269,6 +324,9 @@ struct QmgrIndexEntry {
         uint8_t queue;                  /* QueueName */
         bool truncated;                 /* more pending recipients than kept here: read the file */
         uint32_t n_recipients, n_pending, attempts;
+        uint8_t crashes;                /* a delivery agent died with this message alone in progress */
+        bool suspect;                   /* in progress when an agent died: delivered alone next time */
+        uint8_t waiting_agent;          /* deferred for an agent that did not answer: QMGR_AGENT_* + 1; or 0 */
         uint64_t arrival_usec, size, next_attempt_usec;
         char *reason;                   /* the last deferral or the hold reason, or NULL */
         QmgrIndexEntry *hash_next;
@@ -294,6 +352,8 @@ void qmgr_index_set_reason(Qmgr *q, const char *id, const char *reason);
 void qmgr_index_set_next_attempt(Qmgr *q, const char *id, uint64_t usec);
 void qmgr_index_attempted(Qmgr *q, const char *id);
 void qmgr_index_remove(Qmgr *q, const char *id);
+/* The entry, without waiting for the start-up read: NULL when not (yet) known. */
+QmgrIndexEntry *qmgr_index_peek(Qmgr *q, const char *id);
 typedef int (*QmgrIndexFunc)(Qmgr *q, QmgrIndexEntry *e, void *userdata);
 /* Calls f for each entry; stops at f's first non-zero result and returns it. */
 int qmgr_index_foreach(Qmgr *q, QmgrIndexFunc f, void *userdata);

@@ -201,6 +201,10 @@
           "Tables of users who moved: a recipient found there bounces with 5.1.6 and the new address.")      \
         X(qmgr_message_recipient_limit, INT, "20000", 1, 10000000, "qmgr",                                   \
           "Most recipients of active messages that qmgr keeps scheduled in memory at once.")                 \
+        X(delivery_crash_limit, INT, "3", 0, 1000, "qmgr",                                                   \
+          "Crashes of a delivery agent with one message alone in progress after which it goes to hold; 0: never.") \
+        X(transport_retry_time, TIME, "60s", 1, 86400, "qmgr",                                               \
+          "Longest wait between two attempts to reach a delivery agent that is down or died.")             \
         X(initial_destination_concurrency, INT, "5", 1, 1000, "qmgr",                                        \
           "Deliveries at once to a new destination; it grows with success up to its concurrency limit.")   \
         X(default_destination_concurrency_limit, INT, "20", 1, 1000, "qmgr",                                 \

@@ -92,16 +92,16 @@ class Crash(unittest.TestCase):
         print(f"accepted={len(accepted)} refused={len(refused)} kills={kills}")
 
     def test_random_role_every_200ms(self):
-        # Far more restarts than a real machine's start limits allow: lift them for this test only.
+        # The units have no start limit to lift any more; but five roles killed in turn every 0.2 s would spend
+        # much of their time in the shipped restart throttle (RestartSec=500ms) and take little mail: restart
+        # them quicker for this test (test_kill_roles runs with the units as shipped).
         roles = ["cleanup", "qmgr", "local", "rewrite", "smtpd"]
         for role in roles:
             d = f"/run/systemd/system/postbus-{role}.service.d"
             os.makedirs(d, exist_ok=True)
             with open(f"{d}/crash-test.conf", "w") as f:
-                f.write("[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestartSec=100ms\n")
+                f.write("[Service]\nRestartSec=100ms\n")
         pb.systemctl("daemon-reload")
-        for role in roles:
-            pb.systemctl("reset-failed", f"postbus-{role}.service", check=False)
         concurrency = 2     # local_destination_concurrency_limit's default: all mail goes to one user
 
         accepted, refused, lock = [], [], threading.Lock()
