@@ -17,6 +17,8 @@ POSTBUS_DEPS=(
     postfix iproute2
     # the queue API's authorization (test_queue_control): a real polkitd
     polkitd
+    # the Debian package (tools/build-deb, test_deb)
+    debhelper dpkg-dev lintian fakeroot
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
