@@ -23,6 +23,8 @@ POSTBUS_DEPS=(
     strace
     # policy services of check_policy_service (test_smtpd_policy): greylisting and SPF
     postgrey postfix-policyd-spf-python
+    # the Debian package (tools/build-deb, test_deb)
+    debhelper dpkg-dev lintian fakeroot
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
