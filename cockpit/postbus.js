@@ -292,8 +292,11 @@
         const listed = new Set();
         for (const [transport, dest, state, conc, limit, waiting, , retry] of dests) {
             listed.add(dest.toLowerCase());
-            rows.appendChild(destinationRow(transport, dest, state, conc + " / " + limit,
-                                            waiting, retry ? usecText(retry) : "now"));
+            if (transport === "")       /* paused, and nothing for it in qmgr */
+                rows.appendChild(destinationRow("", dest, state, "–", "–", "–"));
+            else
+                rows.appendChild(destinationRow(transport, dest, state, conc + " / " + limit,
+                                                waiting, retry ? usecText(retry) : "now"));
         }
         for (const dest of paused)
             if (!listed.has(dest.toLowerCase()))

@@ -17,6 +17,8 @@ POSTBUS_DEPS=(
     postfix iproute2
     # the queue API's authorization (test_queue_control): a real polkitd
     polkitd
+    # the Cockpit queue page (test_cockpit): cockpit-ws, and headless Chromium driven by Selenium
+    cockpit-ws cockpit-bridge cockpit-system chromium chromium-driver python3-selenium
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
