@@ -18,6 +18,7 @@
     let shown = [];             /* IDs in the list now */
     let detailsId = null;       /* the message in the details pane */
     let detailsWatch = null;
+    let lastDrawn = null;       /* the list as drawn last */
     let refreshTimer = null;
     let refreshing = false;
     let refreshAgain = false;
@@ -119,6 +120,11 @@
     function drawMessages(messages) {
         const body = $("messages-body");
         messages.sort((a, b) => a[2] - b[2]);
+        /* unchanged: the rows stay as they are (a click on one is not lost to a redraw) */
+        const drawn = JSON.stringify(messages);
+        if (drawn === lastDrawn)
+            return;
+        lastDrawn = drawn;
         shown = messages.map(m => m[0]);
         const present = new Set(shown);
         for (const id of Array.from(selected))
@@ -265,20 +271,36 @@
             done = call("RequeueMessages", [ids], "as");
             break;
         case "delete":
-            if (!window.confirm("Delete " + what + " without notice to anyone?"))
-                return;
-            done = call("DeleteMessages", [ids], "as");
-            break;
-        case "bounce": {
-            const reason = window.prompt("Bounce " + what + " to the sender: reason", "");
-            if (reason === null)
-                return;
-            done = call("BounceMessages", [ids, reason], "as");
-            break;
-        }
+            confirmThen("Delete " + what + " from the queue, without a notice to anyone?", "Delete", false,
+                        () => finish(action, what, ids, call("DeleteMessages", [ids], "as")));
+            return;
+        case "bounce":
+            confirmThen("Bounce " + what + ": every pending recipient fails now, and the sender gets a " +
+                        "non-delivery notice.", "Bounce", true,
+                        reason => finish(action, what, ids, call("BounceMessages", [ids, reason], "ass")));
+            return;
         default:
             return;
         }
+        finish(action, what, ids, done);
+    }
+
+    /* Asks in the page's dialog; then(reason) when the administrator says yes. */
+    function confirmThen(text, yes, withReason, then) {
+        const dialog = $("confirm");
+        $("confirm-text").textContent = text;
+        $("confirm-yes").textContent = yes;
+        $("confirm-reason-label").hidden = !withReason;
+        $("confirm-reason").value = "";
+        dialog.onclose = () => {
+            if (dialog.returnValue === "yes")
+                then($("confirm-reason").value.trim());
+        };
+        dialog.returnValue = "";
+        dialog.showModal();
+    }
+
+    function finish(action, what, ids, done) {
         done.then(([n]) => {
             addEvent(action + ": " + n + " of " + ids.length + " acted on");
             scheduleRefresh(0);

@@ -19,6 +19,7 @@ except ImportError:
     webdriver = None
 
 USER = 'webadmin'
+VIEWER = 'viewer'       # may log in and read the queue, but not change it
 PASSWORD = 'Cockpit-test-7'
 RULES = '/etc/polkit-1/rules.d/50-postbus-cockpit.rules'
 BASE = 'http://127.0.0.1:9090'
@@ -61,7 +62,8 @@ class CockpitPage(unittest.TestCase):
         pb.add_user(USER)
         pb.run('groupadd', '-f', 'mailadm')
         pb.run('usermod', '-aG', 'mailadm', USER)
-        pb.run('chpasswd', input=f'{USER}:{PASSWORD}\n')
+        pb.add_user(VIEWER)
+        pb.run('chpasswd', input=f'{USER}:{PASSWORD}\n{VIEWER}:{PASSWORD}\n')
         os.makedirs(os.path.dirname(RULES), exist_ok=True)
         with open(RULES, 'w') as f:
             f.write('polkit.addRule(function(action, subject) {\n'
@@ -72,19 +74,23 @@ class CockpitPage(unittest.TestCase):
         pb.systemctl('start', 'cockpit.socket')
         pb.wait_until(lambda: port_open(9090), what='cockpit.socket listening on 9090')
 
-        cls.profile = tempfile.mkdtemp(prefix='chromium-')
+    def setUp(self):
+        # a browser of its own for each test (and so a login of its own)
+        self.profile = tempfile.mkdtemp(prefix='chromium-')
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-                    '--no-proxy-server', '--window-size=1400,1300', f'--user-data-dir={cls.profile}'):
+                    '--no-proxy-server', '--window-size=1400,1300', f'--user-data-dir={self.profile}'):
             options.add_argument(arg)
-        cls.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-        cls.driver.set_page_load_timeout(60)
+        self.driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        self.driver.set_page_load_timeout(60)
+        # a message that stays queued: its destination is paused
+        pb.busctl_call('PauseDestination', 'ss', 'localhost', 'held back by the test')
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.driver.quit()
-        shutil.rmtree(cls.profile, ignore_errors=True)
+    def tearDown(self):
+        self.driver.quit()
+        shutil.rmtree(self.profile, ignore_errors=True)
+        pb.busctl_call('ResumeDestination', 's', 'localhost', check=False)
 
     # ---- helpers --------------------------------------------------------------------
 
@@ -131,9 +137,20 @@ class CockpitPage(unittest.TestCase):
         pb.wait_until(lambda: self.text(css) == want, timeout=timeout, interval=0.25,
                       what=f'{css} showing {want!r} (shows {self.text(css)!r})')
 
-    def login(self):
+    def login(self, user):
+        try:
+            self._login(user)
+        except (AssertionError, WebDriverException):
+            self.driver.switch_to.default_content()
+            failed = os.path.join(os.environ.get('POSTBUS_ARTIFACTS', '/tmp'), 'cockpit-login-failed')
+            self.driver.save_screenshot(failed + '.png')
+            with open(failed + '.html', 'w') as f:
+                f.write(self.driver.page_source)
+            raise
+
+    def _login(self, user):
         self.driver.get(BASE + '/')
-        self.wait_css('#login-user-input', 'the login page').send_keys(USER)
+        self.wait_css('#login-user-input', 'the login page').send_keys(user)
         self.find('#login-password-input').send_keys(PASSWORD)
         self.find('#login-button').click()
         # the shell, with the page in its menu; a new page load would end the session, so the menu's link
@@ -155,22 +172,12 @@ class CockpitPage(unittest.TestCase):
     # ---- the test -----------------------------------------------------------------
 
     def test_hold_from_the_page(self):
-        # a message that stays queued: its destination is paused
-        pb.busctl_call('PauseDestination', 'ss', 'localhost', 'held back by the test')
         pb.busctl_call('PauseDestination', 'ss', 'paused.example', 'a pause the page ends')
         qid = pb.send('sender@example.org', [f'{USER}@localhost'], 'Subject: cockpit\n\nwaiting in the queue\n')
         pb.wait_until(lambda: queue_of(qid) == 'deferred', what=f'{qid} deferred')
         hold_before = pb.busctl_get('Hold')
 
-        try:
-            self.login()
-        except (AssertionError, WebDriverException):
-            self.driver.switch_to.default_content()
-            failed = os.path.join(os.environ.get('POSTBUS_ARTIFACTS', '/tmp'), 'cockpit-login-failed')
-            self.driver.save_screenshot(failed + '.png')
-            with open(failed + '.html', 'w') as f:
-                f.write(self.driver.page_source)
-            raise
+        self.login(USER)
         row = f'tr[data-id="{qid}"]'
         self.wait_css(row, f'{qid} in the message list')
         self.assertEqual(self.attr(row, 'data-queue'), 'deferred')
@@ -226,8 +233,46 @@ class CockpitPage(unittest.TestCase):
         self.wait_text('#details-queue', 'deferred')
         self.wait_text('#count-hold', str(hold_before))
         self.assertEqual(queue_of(qid), 'deferred')
-        pb.busctl_call('ResumeDestination', 's', 'localhost')
-        pb.wait_until(lambda: self.find(row) is None, interval=0.25, what='delivered message gone from the page')
+        # requeue: resolved again and tried at once, and deferred again by the pause
+        self.click('#details-actions button[data-action="requeue"]')
+        self.wait_contains('#events', 'requeue: 1 of 1 acted on')
+
+        # delete the other one from the list, through the page's dialog
+        self.click(row + ' input[type=checkbox]')          # unchecked
+        self.click(f'tr[data-id="{other}"] input[type=checkbox]')
+        self.wait_text('#selected-count', '1 selected')
+        self.click('#action-delete')
+        self.wait_contains('#confirm-text', 'Delete')
+        self.click('#confirm-yes')
+        pb.wait_until(lambda: queue_of(other) is None, what=f'{other} deleted through the page')
+        pb.wait_until(lambda: self.find(f'tr[data-id="{other}"]') is None, interval=0.25,
+                      what='the deleted message gone from the page')
+
+        # bounce the first from its details, with a reason
+        self.click('#details-actions button[data-action="bounce"]')
+        self.wait_contains('#confirm-text', 'Bounce')
+        self.find('#confirm-reason').send_keys('returned from the web page')
+        self.click('#confirm-yes')
+        pb.wait_until(lambda: queue_of(qid) is None, what=f'{qid} bounced through the page')
+        pb.wait_until(lambda: self.find(row) is None, interval=0.25, what='the bounced message gone from the page')
+        self.wait_contains('#details-props', 'no longer queued')
+        self.wait_contains('#events', f'bounced {qid}')
+        self.assertFalse(self.find('#error').is_displayed(), self.text('#error-text'))
+
+    def test_viewer_may_not_change(self):
+        qid = pb.send('sender@example.org', [f'{USER}@localhost'], 'Subject: viewer\n\nlooked at only\n')
+        pb.wait_until(lambda: queue_of(qid) == 'deferred', what=f'{qid} deferred')
+        self.login(VIEWER)
+        row = f'tr[data-id="{qid}"]'
+        self.wait_css(row, f'{qid} in the viewer\'s list')
+        self.click(row + ' input[type=checkbox]')
+        self.click('#action-hold')
+        pb.wait_until(lambda: self.find('#error').is_displayed(), interval=0.25, what='an error shown')
+        self.wait_contains('#error-text', 'org.postbus.queue.manage')
+        self.assertEqual(queue_of(qid), 'deferred')
+        self.assertEqual(self.attr(row, 'data-queue'), 'deferred')
+        self.assertEqual(pb.busctl_call('DeleteMessages', 'as', [qid])[0], 1)
+        pb.wait_until(lambda: self.find(row) is None, interval=0.25, what='the message deleted by root gone from the page')
 
 
 if __name__ == '__main__':
