@@ -173,6 +173,7 @@ class CockpitPage(unittest.TestCase):
 
     def test_hold_from_the_page(self):
         pb.busctl_call('PauseDestination', 'ss', 'paused.example', 'a pause the page ends')
+        cursor = pb.journal_cursor()
         qid = pb.send('sender@example.org', [f'{USER}@localhost'], 'Subject: cockpit\n\nwaiting in the queue\n')
         pb.wait_until(lambda: queue_of(qid) == 'deferred', what=f'{qid} deferred')
         hold_before = pb.busctl_get('Hold')
@@ -256,6 +257,9 @@ class CockpitPage(unittest.TestCase):
         pb.wait_until(lambda: queue_of(qid) is None, what=f'{qid} bounced through the page')
         pb.wait_until(lambda: self.find(row) is None, interval=0.25, what='the bounced message gone from the page')
         self.wait_contains('#details-props', 'no longer queued')
+        pb.wait_until(lambda: any('returned from the web page' in (m or '')
+                                  for m in pb.journal_messages(QUEUE_ID=qid, since=cursor)),
+                      what='the reason typed in the page in the bounce record')
         self.wait_contains('#events', f'bounced {qid}')
         self.assertFalse(self.find('#error').is_displayed(), self.text('#error-text'))
 
