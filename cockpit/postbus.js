@@ -331,7 +331,12 @@
         const tr = el("tr", null, { "data-destination": dest, "data-state": state });
         for (const [text, cls] of [[transport || "–"], [dest], [state, "state-" + state], [conc], [waiting], [retry]])
             tr.appendChild(el("td", text, cls ? { class: cls } : undefined));
-        const cell = el("td");
+        const cell = el("td", null, { class: "row-actions" });
+        if (state !== "paused" && transport) {
+            const flush = el("button", "Flush", { type: "button", "data-action": "flush" });
+            flush.addEventListener("click", () => flushDestination(dest));
+            cell.appendChild(flush);
+        }
         const button = el("button", state === "paused" ? "Resume" : "Pause", { type: "button" });
         button.addEventListener("click", () => {
             if (state === "paused")
@@ -354,6 +359,18 @@
         call("ResumeDestination", [dest], "s")
             .then(() => { addEvent("resumed " + dest); scheduleRefresh(0) })
             .catch(ex => showError("Resuming " + dest, ex));
+    }
+
+    function flushDestination(dest) {
+        call("FlushDestination", [dest], "s")
+            .then(([n]) => { addEvent("flush " + dest + ": " + n + " activated"); scheduleRefresh(0) })
+            .catch(ex => showError("Flushing " + dest, ex));
+    }
+
+    function flushQueue() {
+        call("FlushQueue", [])
+            .then(([n]) => { addEvent("flush: " + n + " deferred activated"); scheduleRefresh(0) })
+            .catch(ex => showError("Flushing the deferred queue", ex));
     }
 
     function refreshDestinations() {
@@ -473,6 +490,7 @@
         for (const b of $("details-actions").querySelectorAll("button[data-action]"))
             b.addEventListener("click", () => { if (detailsId) act(b.getAttribute("data-action"), [detailsId]) });
         $("details-close").addEventListener("click", closeDetails);
+        $("flush-queue").addEventListener("click", flushQueue);
         $("pause-form").addEventListener("submit", ev => {
             ev.preventDefault();
             const dest = $("pause-destination").value.trim();

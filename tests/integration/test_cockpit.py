@@ -261,6 +261,12 @@ class CockpitPage(unittest.TestCase):
                                   for m in pb.journal_messages(QUEUE_ID=qid, since=cursor)),
                       what='the reason typed in the page in the bounce record')
         self.wait_contains('#events', f'bounced {qid}')
+        # the bounce notice to sender@example.org is deferred (no DNS here): flushing activates it
+        pb.wait_until(lambda: pb.busctl_get('Deferred') >= 1, what='the bounce notice deferred')
+        self.click('#flush-queue')
+        pb.wait_until(lambda: any(e.text.endswith('deferred activated') and not e.text.endswith(' 0 deferred activated')
+                                  for e in self.driver.find_elements(By.CSS_SELECTOR, '#events li')),
+                      interval=0.25, what='the flush activating deferred mail')
         self.assertFalse(self.find('#error').is_displayed(), self.text('#error-text'))
 
     def test_viewer_may_not_change(self):
