@@ -282,7 +282,8 @@ class CockpitPage(unittest.TestCase):
         self.assertEqual(queue_of(qid), 'deferred')
         self.assertEqual(self.attr(row, 'data-queue'), 'deferred')
         self.assertEqual(pb.busctl_call('DeleteMessages', 'as', [qid])[0], 1)
-        pb.wait_until(lambda: self.find(row) is None, interval=0.25, what='the message deleted by root gone from the page')
+        pb.wait_until(lambda: self.find(row) is None, interval=0.25,
+                      what='the message deleted by root gone from the page')
 
 
 if __name__ == '__main__':
