@@ -215,16 +215,26 @@
                     drawDetails(props);
             })
             .catch(ex => {
-                if (id !== detailsId)
-                    return;
-                if (ex.name === "org.postbus.Error.NoSuchMessage") {
-                    $("details-props").replaceChildren(el("dt", "State"), el("dd", "no longer queued"));
-                    $("details-recipients").tBodies[0].replaceChildren();
-                    $("details").classList.add("gone");
-                } else {
-                    showError("Reading message " + id, ex);
-                }
+                /* the message may leave between GetMessage and reading its object */
+                if (ex.name === "org.postbus.Error.NoSuchMessage")
+                    return detailsGone(id);
+                return call("GetMessage", [id], "s")
+                    .then(() => { if (id === detailsId) showError("Reading message " + id, ex) })
+                    .catch(again => {
+                        if (again.name === "org.postbus.Error.NoSuchMessage")
+                            detailsGone(id);
+                        else if (id === detailsId)
+                            showError("Reading message " + id, ex);
+                    });
             });
+    }
+
+    function detailsGone(id) {
+        if (id !== detailsId)
+            return;
+        $("details-props").replaceChildren(el("dt", "State"), el("dd", "no longer queued"));
+        $("details-recipients").tBodies[0].replaceChildren();
+        $("details").classList.add("gone");
     }
 
     function drawDetails(props) {

@@ -115,6 +115,13 @@ class CockpitPage(unittest.TestCase):
         except StaleElementReferenceException:
             return None
 
+    def shown(self, css):
+        try:
+            e = self.find(css)
+            return e is not None and e.is_displayed() and e.is_enabled()
+        except StaleElementReferenceException:
+            return False
+
     def click(self, css):
         def try_click():
             try:
@@ -150,7 +157,10 @@ class CockpitPage(unittest.TestCase):
 
     def _login(self, user):
         self.driver.get(BASE + '/')
-        self.wait_css('#login-user-input', 'the login page').send_keys(user)
+        # login.js shows the form once it has asked cockpit-ws how to log in
+        for css in ('#login-user-input', '#login-password-input', '#login-button'):
+            pb.wait_until(lambda: self.shown(css), interval=0.25, what=f'{css} on the login page')
+        self.find('#login-user-input').send_keys(user)
         self.find('#login-password-input').send_keys(PASSWORD)
         self.find('#login-button').click()
         # the shell, with the page in its menu; a new page load would end the session, so the menu's link
