@@ -25,6 +25,8 @@ POSTBUS_DEPS=(
     postgrey postfix-policyd-spf-python
     # the Debian package (tools/build-deb, test_deb)
     debhelper dpkg-dev lintian fakeroot
+    # the Cockpit queue page (test_cockpit): cockpit-ws, and headless Chromium driven by Selenium
+    cockpit-ws cockpit-bridge cockpit-system chromium chromium-driver python3-selenium
 )
 
 # Prints the packages of POSTBUS_DEPS that are not installed, one a line.
