@@ -49,6 +49,10 @@ class DebianPackage(unittest.TestCase):
         self.assertTrue(glob.glob(f'{OUT}/postbus-dbgsym_*.deb'), 'no -dbgsym package')
         with open(f'{OUT}/lintian.txt') as f:
             report = f.read()
+        artifacts = os.environ.get('POSTBUS_ARTIFACTS')
+        if artifacts and os.path.isdir(artifacts):
+            shutil.copy(f'{OUT}/lintian.txt', os.path.join(artifacts, 'lintian.txt'))
+            print(f'lintian report: {artifacts}/lintian.txt')
         errors = [line for line in report.splitlines() if line.startswith('E:')]
         self.assertEqual(errors, [], report)
         fields = postbus.run('dpkg-deb', '-f', self.deb, 'Provides', 'Conflicts', 'Replaces')

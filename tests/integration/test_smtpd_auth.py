@@ -42,23 +42,14 @@ def stop_dovecot():
     pb.wait_until(lambda: not pb.unit_active(DOVECOT_UNIT), what='Dovecot to stop')
 
 
-def tls_context():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Auth(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        pb.add_user('erin')
-        pb.systemctl('stop', 'dovecot.service', check=False)
-        os.makedirs(DOVECOT_DIR, exist_ok=True)
-        with open(os.path.join(DOVECOT_DIR, 'users'), 'w') as f:
-            f.write(f'{USER}:{{PLAIN}}{PASSWORD}::::::\n')
-        with open(DOVECOT_CONF, 'w') as f:
-            f.write(f"""# Authentication only, for postbus's smtpd.
+def start_dovecot_with_config():
+    """Writes the minimal Dovecot configuration (one user, the auth socket for postbus-smtpd) and starts it."""
+    pb.systemctl('stop', 'dovecot.service', check=False)
+    os.makedirs(DOVECOT_DIR, exist_ok=True)
+    with open(os.path.join(DOVECOT_DIR, 'users'), 'w') as f:
+        f.write(f'{USER}:{{PLAIN}}{PASSWORD}::::::\n')
+    with open(DOVECOT_CONF, 'w') as f:
+        f.write(f"""# Authentication only, for postbus's smtpd.
 protocols = none
 base_dir = /run/dovecot
 log_path = /var/log/postbus-test-dovecot.log
@@ -81,7 +72,21 @@ service auth {{
   }}
 }}
 """)
-        start_dovecot()
+    start_dovecot()
+
+
+def tls_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Auth(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        start_dovecot_with_config()
         cls.cert, cls.key = pb.make_tls_certificate()
         pb.set_config(smtpd_tls_cert_file=cls.cert, smtpd_tls_key_file=cls.key, mynetworks='127.0.0.1/32',
                       smtpd_sasl_path=AUTH_SOCKET)
