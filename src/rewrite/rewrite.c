@@ -39,6 +39,7 @@ static int rewrite_setup(Daemon *d) {
                 { "local_transport", d->config->local_transport },
                 { "default_transport", d->config->default_transport },
                 { "virtual_transport", d->config->virtual_transport },
+                { "relay_transport", d->config->relay_transport },
         };
         for (size_t i = 0; i < ELEMENTSOF(transports); i++) {
                 t = n = NULL;
@@ -70,6 +71,11 @@ static int rewrite_setup(Daemon *d) {
         if (r < 0)
                 return log_error_errno(EINVAL, "virtual_mailbox_domains = %s: bad table list.",
                                        d->config->virtual_mailbox_domains);
+        r = virtual_domains_open(d->config->relay_domains, &rw->relay_domains);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(EINVAL, "relay_domains = %s: bad table list.", d->config->relay_domains);
         r = table_list_open(d->config->sender_dependent_relayhost_maps, &rw->relayhost_maps);
         if (r == -ENOMEM)
                 return log_oom();
@@ -91,6 +97,7 @@ static void rewrite_done(Daemon *d) {
         bus_server_free(rw->server);
         table_list_free(rw->transport_maps);
         virtual_domains_done(&rw->virtual_domains);
+        virtual_domains_done(&rw->relay_domains);
         table_list_free(rw->relayhost_maps);
         strv_free(rw->mydestination);
         free(rw);

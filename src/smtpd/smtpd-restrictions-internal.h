@@ -22,6 +22,9 @@ struct SmtpdChecks {
         /* virtual_mailbox_domains and virtual_mailbox_maps: hosted domains and their known addresses. */
         VirtualDomains virtual_domains;
         VirtualMap virtual_mailboxes;
+        /* relay_domains (subdomains included) and relay_recipient_maps: relayed domains and known recipients. */
+        VirtualDomains relay_domains;
+        VirtualMap relay_recipients;
         char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
         Resolver *resolver;             /* borrowed from the server */
         SmtpdPolicyPool *policy;        /* borrowed from the server; NULL: none */
@@ -98,6 +101,11 @@ void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls
 SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
 /* Whether the domain of addr is hosted (virtual_mailbox_domains): 1, 0, or negative errno. */
 int smtpd_address_hosted(SmtpdChecks *c, const char *addr);
+/* Whether the domain of addr is one of relay_domains (or below one): 1, 0, or negative errno. */
+int smtpd_address_relayed(SmtpdChecks *c, const char *addr);
+/* The enhanced status code for a reply code taken from a parameter: "X.m.n", X the class of the code, as
+ * Postfix makes a 4xx code's detail 4.m.n. */
+const char *smtpd_reply_dsn(unsigned code, const char *detail, char buf[static 16]);
 /* smtpd_reject_unlisted_recipient and reject_unlisted_recipient. */
 SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx);
 

@@ -6,9 +6,9 @@
  * the relay list, then the recipient list; in each, the first restriction that decides ends that list: a
  * rejection ends everything, a permission moves on to the next list. Afterwards, unless rejected, the
  * recipient of a local domain must be known (smtpd_reject_unlisted_recipient, local_recipient_maps).
- * Reply codes are Postfix's defaults (access_map_reject_code 554, access_map_defer_code 450,
- * relay_domains_reject_code 554, unknown_local_recipient_reject_code 550, non_fqdn_reject_code 504,
- * invalid_hostname_reject_code 501, maps_rbl_reject_code 554). A DNS blocklist that cannot be reached
+ * Reply codes are Postfix's parameters (access_map_reject_code, access_map_defer_code,
+ * relay_domains_reject_code, unknown_local_recipient_reject_code, non_fqdn_reject_code, ...), a 4xx code
+ * making the enhanced status code 4.x.x. A DNS blocklist that cannot be reached
  * lists nobody, as in Postfix: the mail is not held up by a third party's outage. The restrictions
  * themselves are in smtpd-restriction-checks.c, the access(5) maps in smtpd-access.c. */
 #include <assert.h>
@@ -183,6 +183,8 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
         free(c->local_warned);
         virtual_domains_done(&c->virtual_domains);
         virtual_map_done(&c->virtual_mailboxes);
+        virtual_domains_done(&c->relay_domains);
+        virtual_map_done(&c->relay_recipients);
         strv_free(c->dnsbl_domains);
         free(c);
         return NULL;
@@ -339,6 +341,23 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
         if (r < 0) {
                 (void) config_where(config, CONFIG_PARAM_virtual_mailbox_maps, where, sizeof where);
                 log_error("%s: virtual_mailbox_maps: cannot use \"%s\"", where, config->virtual_mailbox_maps);
+                return -EINVAL;
+        }
+
+        r = virtual_domains_open(config->relay_domains, &c->relay_domains);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_relay_domains, where, sizeof where);
+                log_error("%s: relay_domains: cannot use \"%s\"", where, config->relay_domains);
+                return -EINVAL;
+        }
+        r = virtual_map_open(config->relay_recipient_maps, &c->relay_recipients);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_relay_recipient_maps, where, sizeof where);
+                log_error("%s: relay_recipient_maps: cannot use \"%s\"", where, config->relay_recipient_maps);
                 return -EINVAL;
         }
 

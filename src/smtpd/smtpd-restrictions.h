@@ -95,6 +95,7 @@ typedef enum SmtpdAccessAction {
 typedef struct SmtpdAccessResult {
         SmtpdAccessAction action;
         unsigned code;                  /* 450, 554, ... */
+        bool keyword;                   /* REJECT or DEFER: access_map_reject_code or _defer_code applies */
         char dsn[16];                   /* "5.7.1" */
         char text[SMTPD_REPLY_LINE_MAX];        /* "Access denied", or the table's text; printable ASCII */
 } SmtpdAccessResult;
