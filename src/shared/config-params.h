@@ -395,6 +395,10 @@
           "Reply code of reject_invalid_helo_hostname.") \
         X(non_fqdn_reject_code, INT, "504", 400, 599, "smtpd", \
           "Reply code of reject_non_fqdn_sender, _recipient and _helo_hostname.") \
+        X(unknown_address_reject_code, INT, "450", 400, 599, "smtpd", \
+          "Reply code of reject_unknown_sender_domain and _recipient_domain (a DNS failure gives 450).") \
+        X(nullmx_reject_code, INT, "556", 400, 599, "smtpd", \
+          "Reply code of reject_unknown_sender_domain and _recipient_domain for a Null MX domain.") \
         X(maps_rbl_reject_code, INT, "554", 400, 599, "smtpd", \
           "Reply code of reject_rbl_client.") \
         X(smtpd_milters, STRING, "", 0, 0, "smtpd",                                                           \

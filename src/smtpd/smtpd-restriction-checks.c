@@ -357,6 +357,10 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return check_unknown_client(ctx, false);
         case SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME:
                 return check_unknown_client(ctx, true);
+        case SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN:
+                return smtpd_restriction_check_unknown_domain(ctx, true);       /* smtpd-domain-check.c */
+        case SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN:
+                return smtpd_restriction_check_unknown_domain(ctx, false);
         case SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS:
         case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
         case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:

@@ -58,12 +58,16 @@ typedef struct SmtpdPolicyAnswer {
         char action[SMTPD_POLICY_ACTION_MAX];
 } SmtpdPolicyAnswer;
 
+typedef struct SmtpdDomainLookup SmtpdDomainLookup;
+
 /* A session's restriction state. */
 struct SmtpdCheckSession {
         SmtpdChecks *checks;
         SmtpdAddress client;
         SmtpdDnsblLookup *lookups;
         size_t n_lookups;
+        SmtpdDomainLookup **domains;    /* reject_unknown_*_domain: one lookup per domain, kept */
+        size_t n_domains;
         unsigned pending;               /* queries in flight */
         SmtpdPolicyRequest *policy;     /* the check_policy_service request in flight */
         const SmtpdRestriction *policy_item;    /* ...and the restriction that made it */
@@ -119,6 +123,10 @@ SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, 
 SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
 /* A copy of s[0 .. len) in lower case; NULL when out of memory. */
 char *smtpd_strdup_lower(const char *s, size_t len);
+
+/* smtpd-domain-check.c: reject_unknown_sender_domain (sender) and reject_unknown_recipient_domain. */
+SmtpdCheckStatus smtpd_restriction_check_unknown_domain(SmtpdCheckContext *ctx, bool sender);
+void smtpd_domain_lookups_free(SmtpdCheckSession *cs);
 
 /* smtpd-policy-check.c: check_policy_service: the request from the context, and the answer (or
  * smtpd_policy_service_default_action) taken as an access(5) action. */

@@ -33,6 +33,8 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME] = "reject_invalid_helo_hostname",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME] = "reject_unknown_client_hostname",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME] = "reject_unknown_reverse_client_hostname",
+        [SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN] = "reject_unknown_sender_domain",
+        [SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN] = "reject_unknown_recipient_domain",
         [SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS] = "check_client_access",
         [SMTPD_RESTRICTION_CHECK_HELO_ACCESS] = "check_helo_access",
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
@@ -383,6 +385,7 @@ SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
                 resolver_query_cancel(cs->lookups[i].txt);
         }
         free(cs->lookups);
+        smtpd_domain_lookups_free(cs);
         free(cs);
         return NULL;
 }
