@@ -1,12 +1,14 @@
 /* rewrite.c: the rewrite role (Postfix's trivial-rewrite): brings addresses into canonical
  * user@fully.qualified.domain form for cleanup, and resolves recipients to transport, next hop and
- * address for qmgr ($mydestination, $virtual_mailbox_domains, relayhost, transport_maps).
+ * address for qmgr ($mydestination, $virtual_mailbox_domains, $relay_domains, relayhost,
+ * transport_maps).
  *
  * SECURITY: runs as the unprivileged user postbus-rewrite, with no network and a read-only file system. It
  * accepts connections only from root, cleanup, qmgr (postbus) and smtpd (SO_PEERCRED at accept; the socket
  * is 0660 postbus-rewrite:postbus-to-rewrite). Addresses are peer data: bounded in length, checked for
  * control characters and balanced quotes, escaped before they are logged. It reads transport_maps,
- * sender_dependent_relayhost_maps and the tables of virtual_mailbox_domains, and writes nothing. */
+ * sender_dependent_relayhost_maps and the tables of virtual_mailbox_domains and relay_domains, and writes
+ * nothing. */
 #include "log.h"
 #include "rewrite.h"
 
