@@ -297,9 +297,19 @@ int rewrite_resolve(const RewriteResolveContext *ctx, const char *addr, RewriteR
                         return r;
                 hosted = r > 0;
         }
+        /* Then relay_domains (Postfix's relay class), before the default one. */
+        bool relay = false;
+        if (!local && !hosted && ctx->relay_domain) {
+                r = ctx->relay_domain(domain, ctx->userdata);
+                if (r < 0)
+                        return r;
+                relay = r > 0;
+        }
 
         r = rewrite_transport_parse(local ? ctx->local_transport :
-                                    hosted ? ctx->virtual_transport : ctx->default_transport, &transport, &nexthop);
+                                    hosted ? ctx->virtual_transport :
+                                    relay  ? strempty(ctx->relay_transport) : ctx->default_transport,
+                                    &transport, &nexthop);
         if (r < 0)
                 return r;
         if (!transport)

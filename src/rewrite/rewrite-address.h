@@ -51,6 +51,8 @@ typedef struct RewriteResolveContext {
         const char *relayhost;          /* "" or "[host]:port" */
         RewriteDomainFunc virtual_domain;       /* NULL: no virtual_mailbox_domains */
         const char *virtual_transport;  /* "virtual" */
+        RewriteDomainFunc relay_domain; /* relay_domains, subdomains included; NULL: none */
+        const char *relay_transport;    /* "relay" */
         RewriteLookupFunc lookup;       /* NULL: no transport_maps */
         const char *sender;             /* NULL: not known (no sender_dependent_relayhost_maps lookup) */
         RewriteLookupFunc relayhost_lookup;     /* sender_dependent_relayhost_maps; NULL: none */
@@ -67,8 +69,9 @@ void rewrite_resolution_done(RewriteResolution *r);
 
 /* Resolves a canonical address: local for no domain or a domain in mydestination (local_transport), else
  * virtual_transport for a hosted domain (the next hop, when it names none, the domain), else
- * default_transport to relayhost or the domain (relayhost replaced by what relayhost_lookup finds for the
- * sender, then for its @domain; the null sender is "<>"); then transport_maps by the full address, the domain,
+ * relay_transport for a domain of relay_domains, else default_transport (these two to relayhost or the
+ * domain; relayhost replaced by what relayhost_lookup finds for the sender, then for its @domain; the null
+ * sender is "<>"); then transport_maps by the full address, the domain,
  * its parent domains (".parent" keys) and "*", the first match winning: ":" changes nothing, an empty
  * transport keeps the default one, an empty next hop becomes the recipient domain ("" for error).
  * -EINVAL: a malformed local_transport, default_transport or table result; a lookup's error as is. */

@@ -15,6 +15,12 @@ static int lookup_virtual_domain(const char *domain, void *userdata) {
         return virtual_domains_contain(&rw->virtual_domains, domain);
 }
 
+static int lookup_relay_domain(const char *domain, void *userdata) {
+        Rewrite *rw = userdata;
+
+        return virtual_domains_contain_parent(&rw->relay_domains, domain);
+}
+
 static int lookup_relayhost_maps(const char *key, bool partial, char **ret_value, void *userdata) {
         Rewrite *rw = userdata;
         return partial ? table_list_lookup_partial(rw->relayhost_maps, key, ret_value)
@@ -70,6 +76,8 @@ static int resolve(sd_bus_message *m, Rewrite *rw, const char *sender, const cha
                 .relayhost = rw->daemon->config->relayhost,
                 .virtual_domain = virtual_domains_is_empty(&rw->virtual_domains) ? NULL : lookup_virtual_domain,
                 .virtual_transport = rw->daemon->config->virtual_transport,
+                .relay_domain = virtual_domains_is_empty(&rw->relay_domains) ? NULL : lookup_relay_domain,
+                .relay_transport = rw->daemon->config->relay_transport,
                 .lookup = table_list_is_empty(rw->transport_maps) ? NULL : lookup_transport_maps,
                 .sender = sender,
                 .relayhost_lookup = table_list_is_empty(rw->relayhost_maps) ? NULL : lookup_relayhost_maps,
@@ -86,9 +94,10 @@ static int resolve(sd_bus_message *m, Rewrite *rw, const char *sender, const cha
                                          "451 4.3.0 Malformed transport table entry");
         }
         if (r < 0) {
-                log_error_errno(r, "Failed to look up transport_maps (%s), virtual_mailbox_domains (%s) or "
-                                "sender_dependent_relayhost_maps (%s): %m",
+                log_error_errno(r, "Failed to look up transport_maps (%s), virtual_mailbox_domains (%s), relay_domains (%s) "
+                                "or sender_dependent_relayhost_maps (%s): %m",
                                 rw->daemon->config->transport_maps, rw->daemon->config->virtual_mailbox_domains,
+                                rw->daemon->config->relay_domains,
                                 rw->daemon->config->sender_dependent_relayhost_maps);
                 return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 transport_maps lookup failure");
         }

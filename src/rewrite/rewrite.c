@@ -1,12 +1,14 @@
 /* rewrite.c: the rewrite role (Postfix's trivial-rewrite): brings addresses into canonical
  * user@fully.qualified.domain form for cleanup, and resolves recipients to transport, next hop and
- * address for qmgr ($mydestination, $virtual_mailbox_domains, relayhost, transport_maps).
+ * address for qmgr ($mydestination, $virtual_mailbox_domains, $relay_domains, relayhost,
+ * transport_maps).
  *
  * SECURITY: runs as the unprivileged user postbus-rewrite, with no network and a read-only file system. It
  * accepts connections only from root, cleanup, qmgr (postbus) and smtpd (SO_PEERCRED at accept; the socket
  * is 0660 postbus-rewrite:postbus-to-rewrite). Addresses are peer data: bounded in length, checked for
  * control characters and balanced quotes, escaped before they are logged. It reads transport_maps,
- * sender_dependent_relayhost_maps and the tables of virtual_mailbox_domains, and writes nothing. */
+ * sender_dependent_relayhost_maps and the tables of virtual_mailbox_domains and relay_domains, and writes
+ * nothing. */
 #include "log.h"
 #include "rewrite.h"
 
@@ -39,6 +41,7 @@ static int rewrite_setup(Daemon *d) {
                 { "local_transport", d->config->local_transport },
                 { "default_transport", d->config->default_transport },
                 { "virtual_transport", d->config->virtual_transport },
+                { "relay_transport", d->config->relay_transport },
         };
         for (size_t i = 0; i < ELEMENTSOF(transports); i++) {
                 t = n = NULL;
@@ -70,6 +73,11 @@ static int rewrite_setup(Daemon *d) {
         if (r < 0)
                 return log_error_errno(EINVAL, "virtual_mailbox_domains = %s: bad table list.",
                                        d->config->virtual_mailbox_domains);
+        r = virtual_domains_open(d->config->relay_domains, &rw->relay_domains);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(EINVAL, "relay_domains = %s: bad table list.", d->config->relay_domains);
         r = table_list_open(d->config->sender_dependent_relayhost_maps, &rw->relayhost_maps);
         if (r == -ENOMEM)
                 return log_oom();
@@ -91,6 +99,7 @@ static void rewrite_done(Daemon *d) {
         bus_server_free(rw->server);
         table_list_free(rw->transport_maps);
         virtual_domains_done(&rw->virtual_domains);
+        virtual_domains_done(&rw->relay_domains);
         table_list_free(rw->relayhost_maps);
         strv_free(rw->mydestination);
         free(rw);

@@ -16,6 +16,7 @@ typedef struct Rewrite {
         char **mydestination;
         TableList *transport_maps;
         VirtualDomains virtual_domains;
+        VirtualDomains relay_domains;
         TableList *relayhost_maps;      /* sender_dependent_relayhost_maps */
 } Rewrite;
 

@@ -139,6 +139,12 @@
           "Hosted domains whose mailboxes are not Unix users: names, or tables whose keys are the domains.") \
         X(virtual_transport, STRING, "virtual", 0, 0, "rewrite",                                             \
           "Transport (and next hop) for domains in $virtual_mailbox_domains, e.g. lmtp:unix:/path.")        \
+        X(relay_domains, STRING, "", 0, 0, "rewrite smtpd",                                                   \
+          "Domains (and their subdomains) this server relays to: names, or tables whose keys are domains.")  \
+        X(relay_transport, STRING, "relay", 0, 0, "rewrite",                                                   \
+          "Transport (and next hop) for domains in $relay_domains.")                                       \
+        X(relay_recipient_maps, STRING, "", 0, 0, "smtpd",                                                     \
+          "Tables of the known recipients (or @domain) of $relay_domains; empty: every recipient is known.") \
         X(virtual_mailbox_maps, STRING, "", 0, 0, "smtpd virtual",                                           \
           "Tables of the mailbox of each hosted address (or @domain), relative to virtual_mailbox_base.")    \
         X(virtual_mailbox_base, STRING, "", 0, 0, "virtual",                                                 \
@@ -369,6 +375,32 @@
           "Look the client's name up in DNS before the greeting (PTR, then its A/AAAA must hold the address).") \
         X(unknown_client_reject_code, INT, "450", 400, 599, "smtpd",                                          \
           "Reply code of reject_unknown_client_hostname and _reverse_ (a DNS temporary failure gives 450).")   \
+        X(unknown_local_recipient_reject_code, INT, "550", 400, 599, "smtpd", \
+          "Reply code for a recipient of $mydestination not in $local_recipient_maps.") \
+        X(unknown_virtual_mailbox_reject_code, INT, "550", 400, 599, "smtpd", \
+          "Reply code for a recipient of $virtual_mailbox_domains not in $virtual_mailbox_maps.") \
+        X(unknown_relay_recipient_reject_code, INT, "550", 400, 599, "smtpd", \
+          "Reply code for a recipient of $relay_domains not in $relay_recipient_maps.") \
+        X(relay_domains_reject_code, INT, "554", 400, 599, "smtpd", \
+          "Reply code of reject_unauth_destination.") \
+        X(access_map_reject_code, INT, "554", 400, 599, "smtpd", \
+          "Reply code of REJECT in an access(5) table or policy answer.") \
+        X(access_map_defer_code, INT, "450", 400, 599, "smtpd", \
+          "Reply code of DEFER in an access(5) table or policy answer.") \
+        X(reject_code, INT, "554", 400, 599, "smtpd", \
+          "Reply code of the reject restriction.") \
+        X(defer_code, INT, "450", 400, 599, "smtpd", \
+          "Reply code of the defer restriction.") \
+        X(invalid_hostname_reject_code, INT, "501", 400, 599, "smtpd", \
+          "Reply code of reject_invalid_helo_hostname.") \
+        X(non_fqdn_reject_code, INT, "504", 400, 599, "smtpd", \
+          "Reply code of reject_non_fqdn_sender, _recipient and _helo_hostname.") \
+        X(unknown_address_reject_code, INT, "450", 400, 599, "smtpd", \
+          "Reply code of reject_unknown_sender_domain and _recipient_domain (a DNS failure gives 450).") \
+        X(nullmx_reject_code, INT, "556", 400, 599, "smtpd", \
+          "Reply code of reject_unknown_sender_domain and _recipient_domain for a Null MX domain.") \
+        X(maps_rbl_reject_code, INT, "554", 400, 599, "smtpd", \
+          "Reply code of reject_rbl_client.") \
         X(smtpd_milters, STRING, "", 0, 0, "smtpd",                                                           \
           "Milters (inet:host:port, unix:/path) that smtpd asks about each SMTP session and message.")       \
         X(non_smtpd_milters, STRING, "", 0, 0, "pickup",                                                      \

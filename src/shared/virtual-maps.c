@@ -166,3 +166,19 @@ int virtual_domains_contain(VirtualDomains *d, const char *domain) {
                 return -ENOMEM;
         return virtual_map_lookup(&d->tables, key, NULL);
 }
+
+int virtual_domains_contain_parent(VirtualDomains *d, const char *domain) {
+        int r;
+
+        /* parent_domain_matches_subdomains: the domain, then each parent domain, as a name or as a key. */
+        for (const char *p = domain; p; p = strchr(p, '.')) {
+                if (*p == '.')
+                        p++;
+                if (*p == '\0' || *p == '.')
+                        break;
+                r = virtual_domains_contain(d, p);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}

@@ -43,3 +43,6 @@ void virtual_domains_done(VirtualDomains *d);
 bool virtual_domains_is_empty(const VirtualDomains *d);
 /* 1 when domain (a trailing dot ignored) is hosted, 0 when not, negative errno when a table cannot be read. */
 int virtual_domains_contain(VirtualDomains *d, const char *domain);
+/* As virtual_domains_contain(), and a subdomain of a listed domain matches too (Postfix's
+ * parent_domain_matches_subdomains, as for relay_domains). */
+int virtual_domains_contain_parent(VirtualDomains *d, const char *domain);

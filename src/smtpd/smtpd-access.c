@@ -42,6 +42,7 @@ int smtpd_access_result_parse(const char *value, SmtpdAccessResult *ret) {
 
                 a.action = SMTPD_ACCESS_REJECT;
                 a.code = defer ? 450 : 554;
+                a.keyword = true;
                 strcpy(a.dsn, defer ? "4.7.1" : "5.7.1");
                 copy_printable(a.text, sizeof a.text, *text ? text : "Access denied");
                 *ret = a;
@@ -360,6 +361,13 @@ SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, 
         case SMTPD_ACCESS_DUNNO:
                 return SMTPD_CHECK_DUNNO;
         case SMTPD_ACCESS_REJECT:
+                if (a.keyword) {
+                        const Config *config = ctx->cs->checks->config;
+
+                        a.code = (unsigned) (a.code < 500 ? config->access_map_defer_code
+                                                          : config->access_map_reject_code);
+                        (void) smtpd_reply_dsn(a.code, "7.1", a.dsn);
+                }
                 return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: %s", a.code, a.dsn, name, class, a.text);
         default:
                 return message_action(ctx, &a, name, class, source, key);

@@ -1,6 +1,7 @@
 /* smtpd-restriction-checks.c: the smtpd process's restrictions one by one, as a list names them:
- * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, reject_non_fqdn_*, the HELO
- * name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps), reject_rbl_client and the client name
+ * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination (relay_domains), reject_non_fqdn_*,
+ * the HELO name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps,
+ * relay_recipient_maps), reject_rbl_client and the client name
  * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -145,6 +146,53 @@ int smtpd_address_hosted(SmtpdChecks *c, const char *addr) {
         return virtual_domains_contain(&c->virtual_domains, at + 1);
 }
 
+int smtpd_address_relayed(SmtpdChecks *c, const char *addr) {
+        const char *at = strrchr(addr, '@');
+
+        if (!at || virtual_domains_is_empty(&c->relay_domains))
+                return 0;
+        return virtual_domains_contain_parent(&c->relay_domains, at + 1);
+}
+
+const char *smtpd_reply_dsn(unsigned code, const char *detail, char buf[static 16]) {
+        (void) snprintf(buf, 16, "%u.%s", code / 100, detail);
+        return buf;
+}
+
+#define CODE(c, param) ((unsigned) (c)->config->param)
+
+/* A recipient in a relay domain must be a key of relay_recipient_maps (user+ext@domain, user@domain,
+ * @domain), when it is set. */
+static SmtpdCheckStatus check_unlisted_relay(SmtpdCheckContext *ctx, const char *rcpt) {
+        SmtpdChecks *c = ctx->cs->checks;
+        _cleanup_free_ char *lower = NULL;
+        unsigned code = CODE(c, unknown_relay_recipient_reject_code);
+        char dsn[16];
+        int r;
+
+        if (virtual_map_is_empty(&c->relay_recipients))
+                return SMTPD_CHECK_DUNNO;
+        r = smtpd_address_relayed(c, rcpt);
+        if (r == 0)
+                return SMTPD_CHECK_DUNNO;
+        if (r > 0) {
+                lower = smtpd_strdup_lower(rcpt, strlen(rcpt));
+                r = lower ? virtual_map_lookup_address(&c->relay_recipients, lower, c->config->recipient_delimiter,
+                                                       NULL)
+                          : -ENOMEM;
+        }
+        if (r > 0)
+                return SMTPD_CHECK_DUNNO;
+        if (r < 0) {
+                log_warning_errno(r, "Failed to look up a relay recipient (relay_domains = %s, "
+                                  "relay_recipient_maps = %s): %m", c->config->relay_domains,
+                                  c->config->relay_recipient_maps);
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+        }
+        return smtpd_restriction_reject(ctx, "%u %s <%s>: Recipient address rejected: User unknown in relay "
+                                        "recipient table", code, smtpd_reply_dsn(code, "1.1", dsn), rcpt);
+}
+
 /* A recipient in a hosted domain must be a key of virtual_mailbox_maps, as virtual(8) looks it up (an empty
  * virtual_mailbox_maps checks nothing, as in Postfix). */
 static SmtpdCheckStatus check_unlisted_hosted(SmtpdCheckContext *ctx, const char *rcpt) {
@@ -153,7 +201,9 @@ static SmtpdCheckStatus check_unlisted_hosted(SmtpdCheckContext *ctx, const char
         int r;
 
         r = smtpd_address_hosted(c, rcpt);
-        if (r == 0 || (r > 0 && virtual_map_is_empty(&c->virtual_mailboxes)))
+        if (r == 0)
+                return check_unlisted_relay(ctx, rcpt);
+        if ((r > 0 && virtual_map_is_empty(&c->virtual_mailboxes)))
                 return SMTPD_CHECK_DUNNO;
         if (r > 0) {
                 lower = smtpd_strdup_lower(rcpt, strlen(rcpt));
@@ -169,8 +219,10 @@ static SmtpdCheckStatus check_unlisted_hosted(SmtpdCheckContext *ctx, const char
                                   c->config->virtual_mailbox_maps);
                 return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
         }
-        return smtpd_restriction_reject(
-                ctx, "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table", rcpt);
+        unsigned code = CODE(c, unknown_virtual_mailbox_reject_code);
+        char dsn[16];
+        return smtpd_restriction_reject(ctx, "%u %s <%s>: Recipient address rejected: User unknown in virtual "
+                                        "mailbox table", code, smtpd_reply_dsn(code, "1.1", dsn), rcpt);
 }
 
 SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx) {
@@ -189,13 +241,18 @@ SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *c
                 return SMTPD_CHECK_DUNNO;
         if (r < 0)
                 return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
-        return smtpd_restriction_reject(
-                ctx, "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table", rcpt);
+        unsigned code = CODE(c, unknown_local_recipient_reject_code);
+        char dsn[16];
+        return smtpd_restriction_reject(ctx, "%u %s <%s>: Recipient address rejected: User unknown in local "
+                                        "recipient table", code, smtpd_reply_dsn(code, "1.1", dsn), rcpt);
 }
 
 /* reject_rbl_client: the client is listed in the domain (and, with domain=d.d.d.d, with a matching
  * address); the lookups started at connect (smtpd-restrictions.c). */
 static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        unsigned code = CODE(ctx->cs->checks, maps_rbl_reject_code);
+        char dsn[16];
+
         for (size_t i = 0; i < ctx->cs->n_lookups; i++) {
                 SmtpdDnsblLookup *l = ctx->cs->lookups + i;
 
@@ -207,9 +264,9 @@ static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRest
                         match = smtpd_dnsbl_filter_match(item->filter, l->addresses[k]);
                 if (!match)
                         continue;
-                return smtpd_restriction_reject(ctx,
-                                                "554 5.7.1 Service unavailable; Client host [%s] blocked using %s%s%s",
-                                                ctx->in->client->text, l->domain, l->text[0] ? "; " : "", l->text);
+                return smtpd_restriction_reject(ctx, "%u %s Service unavailable; Client host [%s] blocked using %s%s%s",
+                                                code, smtpd_reply_dsn(code, "7.1", dsn), ctx->in->client->text,
+                                                l->domain, l->text[0] ? "; " : "", l->text);
         }
         return SMTPD_CHECK_DUNNO;
 }
@@ -233,6 +290,8 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
         SmtpdChecks *c = ctx->cs->checks;
         const SmtpdCheckInput *in = ctx->in;
         const char *name, *class;
+        unsigned code;
+        char dsn[16];
         int r;
 
         smtpd_restriction_subject(ctx, ctx->cls, &name, &class);
@@ -240,9 +299,13 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
         case SMTPD_RESTRICTION_PERMIT:
                 return SMTPD_CHECK_OK;
         case SMTPD_RESTRICTION_REJECT:
-                return smtpd_restriction_reject(ctx, "554 5.7.1 <%s>: %s rejected: Access denied", name, class);
+                code = CODE(c, reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: Access denied", code,
+                                                smtpd_reply_dsn(code, "7.1", dsn), name, class);
         case SMTPD_RESTRICTION_DEFER:
-                return smtpd_restriction_reject(ctx, "450 4.3.2 <%s>: %s rejected: Try again later", name, class);
+                code = CODE(c, defer_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: Try again later", code,
+                                                smtpd_reply_dsn(code, "3.2", dsn), name, class);
         case SMTPD_RESTRICTION_PERMIT_MYNETWORKS:
                 return smtpd_networks_match(c->mynetworks, in->client) ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
         case SMTPD_RESTRICTION_PERMIT_SASL_AUTHENTICATED:
@@ -252,6 +315,8 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 if (!in->recipient || address_is_local(c->mydestination, in->recipient))
                         return SMTPD_CHECK_DUNNO;
                 r = smtpd_address_hosted(c, in->recipient);
+                if (r == 0)
+                        r = smtpd_address_relayed(c, in->recipient);
                 if (r > 0)
                         return SMTPD_CHECK_DUNNO;
                 if (r < 0)
@@ -259,32 +324,43 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                                                         in->recipient);
                 if (item->type == SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION)
                         return smtpd_restriction_reject(ctx, "454 4.7.1 <%s>: Relay access denied", in->recipient);
-                return smtpd_restriction_reject(ctx, "554 5.7.1 <%s>: Relay access denied", in->recipient);
+                code = CODE(c, relay_domains_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: Relay access denied", code,
+                                                smtpd_reply_dsn(code, "7.1", dsn), in->recipient);
         case SMTPD_RESTRICTION_REJECT_UNLISTED_RECIPIENT:
                 return smtpd_restriction_check_unlisted_recipient(ctx);
         case SMTPD_RESTRICTION_REJECT_NON_FQDN_SENDER:
                 if (isempty(in->sender) || smtpd_address_fqdn(in->sender))
                         return SMTPD_CHECK_DUNNO;
-                return smtpd_restriction_reject(
-                        ctx, "504 5.5.2 <%s>: Sender address rejected: need fully-qualified address", in->sender);
+                code = CODE(c, non_fqdn_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: Sender address rejected: need fully-qualified address",
+                                                code, smtpd_reply_dsn(code, "5.2", dsn), in->sender);
         case SMTPD_RESTRICTION_REJECT_NON_FQDN_RECIPIENT:
                 if (!in->recipient || smtpd_address_fqdn(in->recipient))
                         return SMTPD_CHECK_DUNNO;
-                return smtpd_restriction_reject(
-                        ctx, "504 5.5.2 <%s>: Recipient address rejected: need fully-qualified address", in->recipient);
+                code = CODE(c, non_fqdn_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: Recipient address rejected: need fully-qualified address",
+                                                code, smtpd_reply_dsn(code, "5.2", dsn), in->recipient);
         case SMTPD_RESTRICTION_REJECT_NON_FQDN_HELO_HOSTNAME:
                 if (!in->helo || smtpd_helo_fqdn(in->helo))
                         return SMTPD_CHECK_DUNNO;
-                return smtpd_restriction_reject(
-                        ctx, "504 5.5.2 <%s>: Helo command rejected: need fully-qualified hostname", in->helo);
+                code = CODE(c, non_fqdn_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: Helo command rejected: need fully-qualified "
+                                                "hostname", code, smtpd_reply_dsn(code, "5.2", dsn), in->helo);
         case SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME:
                 if (!in->helo || smtpd_helo_valid(in->helo))
                         return SMTPD_CHECK_DUNNO;
-                return smtpd_restriction_reject(ctx, "501 5.5.2 <%s>: Helo command rejected: Invalid name", in->helo);
+                code = CODE(c, invalid_hostname_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: Helo command rejected: Invalid name", code,
+                                                smtpd_reply_dsn(code, "5.2", dsn), in->helo);
         case SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME:
                 return check_unknown_client(ctx, false);
         case SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME:
                 return check_unknown_client(ctx, true);
+        case SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN:
+                return smtpd_restriction_check_unknown_domain(ctx, true);       /* smtpd-domain-check.c */
+        case SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN:
+                return smtpd_restriction_check_unknown_domain(ctx, false);
         case SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS:
         case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
         case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:

@@ -22,6 +22,9 @@ struct SmtpdChecks {
         /* virtual_mailbox_domains and virtual_mailbox_maps: hosted domains and their known addresses. */
         VirtualDomains virtual_domains;
         VirtualMap virtual_mailboxes;
+        /* relay_domains (subdomains included) and relay_recipient_maps: relayed domains and known recipients. */
+        VirtualDomains relay_domains;
+        VirtualMap relay_recipients;
         char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
         Resolver *resolver;             /* borrowed from the server */
         SmtpdPolicyPool *policy;        /* borrowed from the server; NULL: none */
@@ -55,12 +58,16 @@ typedef struct SmtpdPolicyAnswer {
         char action[SMTPD_POLICY_ACTION_MAX];
 } SmtpdPolicyAnswer;
 
+typedef struct SmtpdDomainLookup SmtpdDomainLookup;
+
 /* A session's restriction state. */
 struct SmtpdCheckSession {
         SmtpdChecks *checks;
         SmtpdAddress client;
         SmtpdDnsblLookup *lookups;
         size_t n_lookups;
+        SmtpdDomainLookup **domains;    /* reject_unknown_*_domain: one lookup per domain, kept */
+        size_t n_domains;
         unsigned pending;               /* queries in flight */
         SmtpdPolicyRequest *policy;     /* the check_policy_service request in flight */
         const SmtpdRestriction *policy_item;    /* ...and the restriction that made it */
@@ -98,6 +105,11 @@ void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls
 SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
 /* Whether the domain of addr is hosted (virtual_mailbox_domains): 1, 0, or negative errno. */
 int smtpd_address_hosted(SmtpdChecks *c, const char *addr);
+/* Whether the domain of addr is one of relay_domains (or below one): 1, 0, or negative errno. */
+int smtpd_address_relayed(SmtpdChecks *c, const char *addr);
+/* The enhanced status code for a reply code taken from a parameter: "X.m.n", X the class of the code, as
+ * Postfix makes a 4xx code's detail 4.m.n. */
+const char *smtpd_reply_dsn(unsigned code, const char *detail, char buf[static 16]);
 /* smtpd_reject_unlisted_recipient and reject_unlisted_recipient. */
 SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx);
 
@@ -111,6 +123,10 @@ SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, 
 SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
 /* A copy of s[0 .. len) in lower case; NULL when out of memory. */
 char *smtpd_strdup_lower(const char *s, size_t len);
+
+/* smtpd-domain-check.c: reject_unknown_sender_domain (sender) and reject_unknown_recipient_domain. */
+SmtpdCheckStatus smtpd_restriction_check_unknown_domain(SmtpdCheckContext *ctx, bool sender);
+void smtpd_domain_lookups_free(SmtpdCheckSession *cs);
 
 /* smtpd-policy-check.c: check_policy_service: the request from the context, and the answer (or
  * smtpd_policy_service_default_action) taken as an access(5) action. */

@@ -6,9 +6,9 @@
  * the relay list, then the recipient list; in each, the first restriction that decides ends that list: a
  * rejection ends everything, a permission moves on to the next list. Afterwards, unless rejected, the
  * recipient of a local domain must be known (smtpd_reject_unlisted_recipient, local_recipient_maps).
- * Reply codes are Postfix's defaults (access_map_reject_code 554, access_map_defer_code 450,
- * relay_domains_reject_code 554, unknown_local_recipient_reject_code 550, non_fqdn_reject_code 504,
- * invalid_hostname_reject_code 501, maps_rbl_reject_code 554). A DNS blocklist that cannot be reached
+ * Reply codes are Postfix's parameters (access_map_reject_code, access_map_defer_code,
+ * relay_domains_reject_code, unknown_local_recipient_reject_code, non_fqdn_reject_code, ...), a 4xx code
+ * making the enhanced status code 4.x.x. A DNS blocklist that cannot be reached
  * lists nobody, as in Postfix: the mail is not held up by a third party's outage. The restrictions
  * themselves are in smtpd-restriction-checks.c, the access(5) maps in smtpd-access.c. */
 #include <assert.h>
@@ -33,6 +33,8 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME] = "reject_invalid_helo_hostname",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME] = "reject_unknown_client_hostname",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME] = "reject_unknown_reverse_client_hostname",
+        [SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN] = "reject_unknown_sender_domain",
+        [SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN] = "reject_unknown_recipient_domain",
         [SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS] = "check_client_access",
         [SMTPD_RESTRICTION_CHECK_HELO_ACCESS] = "check_helo_access",
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
@@ -183,6 +185,8 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
         free(c->local_warned);
         virtual_domains_done(&c->virtual_domains);
         virtual_map_done(&c->virtual_mailboxes);
+        virtual_domains_done(&c->relay_domains);
+        virtual_map_done(&c->relay_recipients);
         strv_free(c->dnsbl_domains);
         free(c);
         return NULL;
@@ -342,6 +346,23 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                 return -EINVAL;
         }
 
+        r = virtual_domains_open(config->relay_domains, &c->relay_domains);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_relay_domains, where, sizeof where);
+                log_error("%s: relay_domains: cannot use \"%s\"", where, config->relay_domains);
+                return -EINVAL;
+        }
+        r = virtual_map_open(config->relay_recipient_maps, &c->relay_recipients);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_relay_recipient_maps, where, sizeof where);
+                log_error("%s: relay_recipient_maps: cannot use \"%s\"", where, config->relay_recipient_maps);
+                return -EINVAL;
+        }
+
         if (c->dnsbl_domains && !c->resolver)
                 return log_error_errno(EINVAL, "reject_rbl_client is used, but smtpd has no resolver.");
         *ret = TAKE_PTR(c);
@@ -364,6 +385,7 @@ SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
                 resolver_query_cancel(cs->lookups[i].txt);
         }
         free(cs->lookups);
+        smtpd_domain_lookups_free(cs);
         free(cs);
         return NULL;
 }

@@ -28,6 +28,8 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME,
         SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME,
         SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME,
+        SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN,
+        SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN,
         SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS,  /* these take a table */
         SMTPD_RESTRICTION_CHECK_HELO_ACCESS,
         SMTPD_RESTRICTION_CHECK_SENDER_ACCESS,
@@ -95,6 +97,7 @@ typedef enum SmtpdAccessAction {
 typedef struct SmtpdAccessResult {
         SmtpdAccessAction action;
         unsigned code;                  /* 450, 554, ... */
+        bool keyword;                   /* REJECT or DEFER: access_map_reject_code or _defer_code applies */
         char dsn[16];                   /* "5.7.1" */
         char text[SMTPD_REPLY_LINE_MAX];        /* "Access denied", or the table's text; printable ASCII */
 } SmtpdAccessResult;

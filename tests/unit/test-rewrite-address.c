@@ -230,6 +230,42 @@ TEST(resolve_virtual) {
         ASSERT_ERR(rewrite_resolve(&c, "x@hosted.example", &res), EINVAL);
 }
 
+static int fake_relay(const char *domain, void *userdata) {
+        return strcasecmp(domain, "backup.example") == 0 || strcasecmp(domain, "hosted.example") == 0;
+}
+
+TEST(resolve_relay) {
+        char *mydest[] = { "host.example.org", NULL };
+        const char *table[] = { "backup.example", "smtp:[127.0.0.1]:2525", NULL };
+        RewriteResolveContext c = {
+                .mydestination = mydest,
+                .local_transport = "local:host.example.org",
+                .default_transport = "smtp",
+                .relayhost = "",
+                .virtual_domain = fake_hosted,
+                .virtual_transport = "virtual",
+                .relay_domain = fake_relay,
+                .relay_transport = "relay",
+        };
+
+        /* relay_domains: relay_transport to the domain, or to relayhost; hosted domains come first. */
+        check_resolve(&c, "bob@backup.example", "relay", "backup.example");
+        check_resolve(&c, "bob@hosted.example", "virtual", "hosted.example");
+        check_resolve(&c, "bob@other.example", "smtp", "other.example");
+        c.relayhost = "[relay.example]";
+        check_resolve(&c, "bob@backup.example", "relay", "[relay.example]");
+        c.relay_transport = "relay:[mx2.example]";
+        check_resolve(&c, "bob@backup.example", "relay", "[mx2.example]");
+        c.relay_transport = "relay";
+        c.lookup = fake_lookup;
+        c.userdata = table;
+        check_resolve(&c, "bob@backup.example", "smtp", "[127.0.0.1]:2525");
+
+        RewriteResolution res = {};
+        c.relay_domain = failing_hosted;
+        ASSERT_ERR(rewrite_resolve(&c, "x@backup.example", &res), ENOENT);
+}
+
 TEST(resolve_sender_relayhost) {
         char *mydest[] = { "host.example.org", NULL };
         const char *relays[] = {
@@ -278,6 +314,7 @@ int main(void) {
         RUN(transport);
         RUN(resolve);
         RUN(resolve_virtual);
+        RUN(resolve_relay);
         RUN(resolve_sender_relayhost);
         RUN(at);
         return 0;

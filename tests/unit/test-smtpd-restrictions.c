@@ -469,6 +469,63 @@ TEST(evaluate_virtual) {
         env_done(&e);
 }
 
+TEST(evaluate_relay_domains) {
+        Env e;
+
+        build_table("relayrcpt", "bob@backup.example x\n@open.example x\n", TABLE_FORMAT_MAP);
+        build_table("relaydoms", "tabled.example x\n", TABLE_FORMAT_MAP);
+        ASSERT_OK(env_setup(&e, "relay_domains = backup.example, open.example, hash:@/relaydoms\n"
+                                "relay_recipient_maps = hash:@/relayrcpt\nrecipient_delimiter = +\nalias_maps =\n",
+                            "198.51.100.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "bob@backup.example", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "Bob+x@Backup.Example", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "anyone@open.example", false), "");
+        /* a subdomain of a relay domain is one too (parent_domain_matches_subdomains): relayed, and then
+         * unknown, as @open.example is not @sub.open.example */
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "anyone@sub.open.example", false),
+                     "550 5.1.1 <anyone@sub.open.example>: Recipient address rejected: User unknown in relay "
+                     "recipient table");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "carol@backup.example", false),
+                     "550 5.1.1 <carol@backup.example>: Recipient address rejected: User unknown in relay recipient "
+                     "table");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "carol@tabled.example", false),
+                     "550 5.1.1 <carol@tabled.example>: Recipient address rejected: User unknown in relay recipient "
+                     "table");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@elsewhere.example", false),
+                     "554 5.7.1 <x@elsewhere.example>: Relay access denied");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@notbackup.example", false),
+                     "554 5.7.1 <x@notbackup.example>: Relay access denied");
+        env_done(&e);
+
+        /* without relay_recipient_maps every recipient of a relay domain passes; codes as parameters */
+        ASSERT_OK(env_setup(&e, "relay_domains = backup.example\nrelay_domains_reject_code = 450\n"
+                                "unknown_local_recipient_reject_code = 450\nalias_maps =\n", "198.51.100.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "carol@backup.example", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "carol@mx.sub.backup.example", false), "");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@elsewhere.example", false),
+                     "450 4.7.1 <x@elsewhere.example>: Relay access denied");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "nosuchuser12345@localhost", false),
+                     "450 4.1.1 <nosuchuser12345@localhost>: Recipient address rejected: User unknown in local "
+                     "recipient table");
+        env_done(&e);
+
+        /* (env_setup() makes every at sign of main.cf the test directory: the keys are domains) */
+        const char *maincf = "smtpd_recipient_restrictions = check_recipient_access inline:{ no.example=REJECT, "
+                             "later.example=DEFER }, permit_mynetworks, reject\nreject_code = 550\n"
+                             "access_map_reject_code = 551\naccess_map_defer_code = 451\n"
+                             "mynetworks = 192.0.2.0/24\nalias_maps =\n";
+        ASSERT_OK(env_setup(&e, maincf, "198.51.100.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false),
+                     "550 5.7.1 <root@localhost>: Recipient address rejected: Access denied");
+        env_done(&e);
+        ASSERT_OK(env_setup(&e, maincf, "192.0.2.1"));
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@no.example", false),
+                     "551 5.7.1 <x@no.example>: Recipient address rejected: Access denied");
+        ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "x@later.example", false),
+                     "451 4.7.1 <x@later.example>: Recipient address rejected: Access denied");
+        env_done(&e);
+}
+
 TEST(evaluate_access) {
         Env e;
 
@@ -692,6 +749,7 @@ int main(void) {
         RUN(evaluate_defaults);
         RUN(evaluate_aliases);
         RUN(evaluate_virtual);
+        RUN(evaluate_relay_domains);
         RUN(evaluate_access);
         RUN(evaluate_pattern_tables);
         RUN(evaluate_message_actions);
