@@ -1,6 +1,7 @@
 /* smtpd-tls.c: OpenSSL under smtpd's sessions: one server context per service, and per session a
  * non-blocking handshake, read and write whose WANT_READ/WANT_WRITE results become the socket events
  * the session's io source waits for. Nothing here blocks; the caller bounds the handshake in time. */
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -244,9 +245,10 @@ void smtpd_tls_received_info(const SmtpdTls *t, char cipher[static SMTPD_TLS_INF
         (void) snprintf(cipher, SMTPD_TLS_INFO_MAX, "%s with cipher %s (%d/%d bits)", SSL_get_version(ssl),
                         SSL_get_cipher_name(ssl), bits, alg_bits);
         kex[0] = '\0';
+        /* Postfix's names: "X25519", "P-256" (NIST's name where a curve has one). */
         nid = SSL_get_negotiated_group(ssl);
-        if (nid != NID_undef)
-                group = SSL_group_to_name(ssl, nid);
+        if (nid != NID_undef && !(nid & TLSEXT_nid_unknown))
+                group = EC_curve_nid2nist(nid) ?: OBJ_nid2sn(nid);
         if (SSL_get_signature_type_nid(ssl, &nid) == 1)
                 sig = signature_name(nid);
         if (SSL_get_signature_nid(ssl, &nid) == 1 && nid != NID_undef)
