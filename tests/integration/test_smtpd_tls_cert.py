@@ -1,12 +1,14 @@
-"""postbusctl tls new-server-cert: a key and self-signed certificate for $myhostname, set in main.cf, that
+"""A fresh install makes a certificate and offers STARTTLS. postbusctl tls new-server-cert: a key and self-signed certificate for $myhostname, set in main.cf, that
 smtpd then offers in STARTTLS (Python's ssl verifies it by that name); existing files only with --force.
 And smtpd_tls_received_header: the "(using TLSv1.3 with cipher ...)" line in Received over STARTTLS, not
 without it."""
 import grp
 import os
 import re
+import shutil
 import ssl
 import stat
+import subprocess
 import unittest
 
 import postbus as pb
@@ -36,6 +38,46 @@ def starttls(cafile, hostname):
     s._buf = b''
     s.sock = ctx.wrap_socket(s.sock, server_hostname=hostname)
     return s, s.sock
+
+
+class FreshInstall(unittest.TestCase):
+    """conf/install-config, the last step of meson install onto the live system: with no main.cf (a fresh
+    install) and the postbus users there, it makes the certificate, and port 25 offers STARTTLS."""
+
+    def test_fresh_install_offers_starttls(self):
+        sbindir = os.path.dirname(shutil.which('postbusctl'))
+        dist = os.path.join(os.path.dirname(sbindir), 'share', 'postbus', 'main.cf.dist')
+        self.assertTrue(os.path.exists(dist), dist)
+        with open(pb.MAIN_CF, 'rb') as f:
+            saved = f.read()
+        self.addCleanup(pb.restart_services)
+        self.addCleanup(pb.write_config, {'smtpd_tls_cert_file': '', 'smtpd_tls_key_file': ''})
+
+        def restore():
+            with open(pb.MAIN_CF, 'wb') as f:
+                f.write(saved)
+        self.addCleanup(restore)
+        for f in (CERT, KEY, pb.MAIN_CF):
+            if os.path.exists(f):
+                os.unlink(f)
+        script = os.path.join(os.environ['POSTBUS_SRCDIR'], 'conf', 'install-config')
+        env = {k: v for k, v in os.environ.items() if k != 'DESTDIR'}
+        p = subprocess.run([script, '/etc/postbus', dist, sbindir], env=env, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(param('smtpd_tls_cert_file'), CERT)
+        self.assertEqual(param('smtpd_tls_security_level'), 'may')
+        pb.restart_services()
+        s, tls = starttls(CERT, param('myhostname'))
+        with s:
+            self.assertEqual(s.cmd('EHLO client.example.org')[0], 250)
+
+        # Again (an upgrade: main.cf is kept): the certificate is left alone.
+        with open(CERT, 'rb') as f:
+            before = f.read()
+        p = subprocess.run([script, '/etc/postbus', dist, sbindir], env=env, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(CERT, 'rb') as f:
+            self.assertEqual(f.read(), before)
 
 
 class NewServerCert(unittest.TestCase):
