@@ -152,8 +152,9 @@ static int new_server_cert(void) {
                 return r == -ENOMEM ? (log_oom(), EX_OSERR) : EX_CONFIG;     /* config_load() said why */
         deploy = isempty(c->smtpd_tls_cert_file);
         cert_file = deploy ? DEFAULT_CERT_FILE : c->smtpd_tls_cert_file;
-        key_file = deploy || isempty(c->smtpd_tls_key_file) ? DEFAULT_KEY_FILE : c->smtpd_tls_key_file;
-        if (!deploy && streq(cert_file, key_file)) {
+        key_file = deploy ? DEFAULT_KEY_FILE : c->smtpd_tls_key_file;
+        /* Postfix allows the key inside the certificate file; this command writes two files. */
+        if (!deploy && (isempty(key_file) || streq(cert_file, key_file))) {
                 log_error("smtpd_tls_cert_file and smtpd_tls_key_file are the same file (%s); set "
                           "smtpd_tls_key_file to a file of its own.", cert_file);
                 return EX_CONFIG;
