@@ -2,6 +2,7 @@
  * the headers it lacks; and the group commit of incoming/. Runs in the cleanup process. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -59,17 +60,29 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
         const char *proto = cleanup_attr_get(req->attrs, "protocol");
         const char *user = cleanup_attr_get(req->attrs, "uid");
         const char *sasl = cleanup_attr_get(req->attrs, "sasl_username");
+        const char *tls = cleanup_attr_get(req->attrs, "tls_cipher");
+        const char *kex = cleanup_attr_get(req->attrs, "tls_kex");
+        _cleanup_free_ char *using = NULL;
         char date[64];
 
         /* smtpd's AUTH name, as Postfix shows it; smtpd allows printable ASCII only, and no line break may
          * ever get into a header from it. */
         if (sasl && strpbrk(sasl, "\r\n"))
                 sasl = NULL;
+        /* smtpd_tls_received_header: the TLS session as Postfix shows it, and that smtpd asked for no client
+         * certificate. */
+        if (tls && strpbrk(tls, "\r\n"))
+                tls = NULL;
+        if (tls && kex && !strpbrk(kex, "\r\n")) {
+                if (asprintf(&using, "\t(using %s\n\t %s)\n\t(No client certificate requested)\n", tls, kex) < 0)
+                        return -ENOMEM;
+        } else if (tls && asprintf(&using, "\t(using %s)\n\t(No client certificate requested)\n", tls) < 0)
+                return -ENOMEM;
         format_rfc5322_date(now, date, sizeof date);
         if (addr)
-                return write_header(w, "Received: from %s (%s [%s])\n%s%s%s"
+                return write_header(w, "Received: from %s (%s [%s])\n%s%s%s%s"
                                        "\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
-                                    helo ?: name ?: "unknown", name ?: "unknown", addr,
+                                    helo ?: name ?: "unknown", name ?: "unknown", addr, strempty(using),
                                     sasl ? "\t(Authenticated sender: " : "",
                                     strempty(sasl), sasl ? ")\n" : "", c->daemon->config->myhostname, proto ?: "SMTP",
                                     id, req->recipients[1] ? "" : "\n\tfor <",

@@ -13,6 +13,7 @@ bool arg_json = false;
 bool arg_aliases = false;
 bool arg_defaults = false;
 bool arg_non_default = false;
+bool arg_force = false;
 const char *arg_config = NULL;
 const char *arg_queue = NULL;
 const char *arg_sender = NULL;
@@ -31,6 +32,7 @@ static const Verb verbs[] = {
         { "map", 2, 4, verb_map },
         { "config", 1, -1, verb_config },
         { "queue", 1, -1, verb_queue },
+        { "tls", 2, 2, verb_tls },
 };
 
 static void help(void) {
@@ -58,6 +60,9 @@ static void help(void) {
                "  queue resume DEST...    End a pause and try the mail now\n"
                "  queue destinations      List the destinations qmgr schedules, with their state\n"
                "  queue watch             Print the queue's signals as they come, one a line\n"
+               "  tls new-server-cert     A new key and self-signed certificate for $myhostname where\n"
+               "                          smtpd_tls_cert_file/key_file point (empty: into %s/tls/,\n"
+               "                          set in main.cf); existing files only with --force\n"
                "\n"
                "Options:\n"
                "  -h --help               Show this help\n"
@@ -73,8 +78,9 @@ static void help(void) {
                "                          bounce, pause: the reason given\n"
                "  -d --defaults           config: the built-in defaults, ignoring main.cf\n"
                "  -n --non-default        config: only the parameters main.cf sets\n"
-               "  -c --config=FILE        config: read FILE instead of %s/main.cf\n",
-               POSTBUS_CONFDIR);
+               "  -c --config=FILE        config: read FILE instead of %s/main.cf\n"
+               "  -f --force              tls new-server-cert: replace existing key and certificate\n",
+               POSTBUS_CONFDIR, POSTBUS_CONFDIR);
 }
 
 int exit_status_from_errno(int r) {
@@ -117,6 +123,7 @@ static int parse_argv(int argc, char **argv) {
                 { "defaults", no_argument, NULL, 'd' },
                 { "non-default", no_argument, NULL, 'n' },
                 { "config", required_argument, NULL, 'c' },
+                { "force", no_argument, NULL, 'f' },
                 { "queue", required_argument, NULL, ARG_QUEUE },
                 { "sender", required_argument, NULL, ARG_SENDER },
                 { "recipient", required_argument, NULL, ARG_RECIPIENT },
@@ -128,7 +135,7 @@ static int parse_argv(int argc, char **argv) {
         int c;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":hdnc:", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":hdnfc:", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -147,6 +154,9 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case 'n':
                         arg_non_default = true;
+                        break;
+                case 'f':
+                        arg_force = true;
                         break;
                 case 'c':
                         arg_config = optarg;

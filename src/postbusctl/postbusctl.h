@@ -12,6 +12,7 @@ extern bool arg_json;           /* queue: JSON lines instead of a table */
 extern bool arg_aliases;        /* map build: aliases(5) format */
 extern bool arg_defaults;       /* config: defaults only */
 extern bool arg_non_default;    /* config: only parameters set in main.cf */
+extern bool arg_force;          /* tls new-server-cert: replace existing files */
 extern const char *arg_config;  /* config: main.cf to read (NULL: the installed one) */
 /* queue list (and the commands that act on IDs, when given none): SelectMessages' filter */
 extern const char *arg_queue;
@@ -26,6 +27,7 @@ extern const char *arg_reason;  /* also the text of queue bounce and queue pause
 int verb_map(int argc, char **argv);
 int verb_config(int argc, char **argv);
 int verb_queue(int argc, char **argv);
+int verb_tls(int argc, char **argv);
 
 /* The queue sub-commands, argv[0] their name (postbusctl-queue-control.c, postbusctl-watch.c). */
 int queue_hold(int argc, char **argv);

@@ -367,6 +367,9 @@
         X(smtpd_tls_loglevel, INT, "1", 0, 4, "smtpd",                                                       \
           "0: no journal record of each client's TLS session; 1 or more: \"TLS connection established\" "    \
           "with protocol and cipher (Postfix's default is 0).")                                              \
+        X(smtpd_tls_received_header, BOOL, "no", 0, 0, "smtpd",                                               \
+          "yes: the Received header smtpd's mail gets says the TLS protocol and cipher used (\"(using TLSv1.3 " \
+          "with cipher ...)\"), as Postfix.")                                                                  \
         X(smtpd_tls_session_cache_database, STRING, "", 0, 0, "smtpd",                                       \
           "Accepted, unused: smtpd keeps no TLS session cache on disk.")                                     \
         X(tls_random_source, STRING, "dev:/dev/urandom", 0, 0, "smtpd",                                      \

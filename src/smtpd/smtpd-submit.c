@@ -6,6 +6,7 @@
 #include "log.h"
 #include "queue-id.h"
 #include "smtpd-session.h"
+#include "smtpd-tls.h"
 
 #define CLEANUP_OBJECT "/org/postbus/Cleanup1"
 #define CLEANUP_INTERFACE "org.postbus.Cleanup1"
@@ -104,6 +105,15 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
         /* No HELO/EHLO (smtpd_helo_required = no): no helo_name, and cleanup names the client instead. */
         if (r >= 0 && s->helo)
                 r = sd_bus_message_append(m, "{ss}", "helo_name", s->helo);
+        /* smtpd_tls_received_header: cleanup writes "(using TLSv1.3 with cipher ...)" into the Received header. */
+        if (r >= 0 && s->tls && s->listener->config->smtpd_tls_received_header) {
+                char cipher[SMTPD_TLS_INFO_MAX], kex[SMTPD_TLS_INFO_MAX];
+
+                smtpd_tls_received_info(s->tls, cipher, kex);
+                r = sd_bus_message_append(m, "{ss}", "tls_cipher", cipher);
+                if (r >= 0 && kex[0])
+                        r = sd_bus_message_append(m, "{ss}", "tls_kex", kex);
+        }
         /* AUTH: cleanup writes "(Authenticated sender: NAME)" into the Received header. */
         if (r >= 0 && s->authenticated)
                 r = sd_bus_message_append(m, "{ss}{ss}", "sasl_method", s->sasl_method, "sasl_username",

@@ -1,7 +1,10 @@
 /* smtpd-tls.c: OpenSSL under smtpd's sessions: one server context per service, and per session a
  * non-blocking handshake, read and write whose WANT_READ/WANT_WRITE results become the socket events
  * the session's io source waits for. Nothing here blocks; the caller bounds the handshake in time. */
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -212,6 +215,52 @@ const char *smtpd_tls_cipher(const SmtpdTls *t) {
 
 int smtpd_tls_bits(const SmtpdTls *t) {
         return SSL_get_cipher_bits(t->ssl, NULL);
+}
+
+/* Postfix's names for the server's signature algorithm. */
+static const char *signature_name(int nid) {
+        switch (nid) {
+        case EVP_PKEY_RSA:
+                return "RSA";
+        case EVP_PKEY_RSA_PSS:
+                return "RSA-PSS";
+        case EVP_PKEY_EC:
+                return "ECDSA";
+        case EVP_PKEY_ED25519:
+                return "ED25519";
+        case EVP_PKEY_ED448:
+                return "ED448";
+        default:
+                return OBJ_nid2sn(nid);
+        }
+}
+
+void smtpd_tls_received_info(const SmtpdTls *t, char cipher[static SMTPD_TLS_INFO_MAX],
+                             char kex[static SMTPD_TLS_INFO_MAX]) {
+        SSL *ssl = t->ssl;
+        EVP_PKEY *key = SSL_get_privatekey(ssl);
+        const char *group = NULL, *sig = NULL, *digest = NULL;
+        int alg_bits = 0, bits = SSL_get_cipher_bits(ssl, &alg_bits), nid, n = 0;
+
+        (void) snprintf(cipher, SMTPD_TLS_INFO_MAX, "%s with cipher %s (%d/%d bits)", SSL_get_version(ssl),
+                        SSL_get_cipher_name(ssl), bits, alg_bits);
+        kex[0] = '\0';
+        /* Postfix's names: "X25519", "P-256" (NIST's name where a curve has one). */
+        nid = SSL_get_negotiated_group(ssl);
+        if (nid != NID_undef && !(nid & TLSEXT_nid_unknown))
+                group = EC_curve_nid2nist(nid) ?: OBJ_nid2sn(nid);
+        if (SSL_get_signature_type_nid(ssl, &nid) == 1)
+                sig = signature_name(nid);
+        if (SSL_get_signature_nid(ssl, &nid) == 1 && nid != NID_undef)
+                digest = OBJ_nid2sn(nid);
+        if (group)
+                n += snprintf(kex + n, SMTPD_TLS_INFO_MAX - (size_t) n, "key-exchange %s", group);
+        if (sig && key && n < SMTPD_TLS_INFO_MAX)
+                n += snprintf(kex + n, SMTPD_TLS_INFO_MAX - (size_t) n, "%sserver-signature %s (%d bits)",
+                              n > 0 ? " " : "", sig, EVP_PKEY_get_bits(key));
+        if (digest && n < SMTPD_TLS_INFO_MAX)
+                (void) snprintf(kex + n, SMTPD_TLS_INFO_MAX - (size_t) n, "%sserver-digest %s", n > 0 ? " " : "",
+                                digest);
 }
 
 const char *smtpd_tls_error(const SmtpdTls *t) {

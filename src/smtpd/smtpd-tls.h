@@ -57,3 +57,10 @@ const char *smtpd_tls_version(const SmtpdTls *t);
 const char *smtpd_tls_cipher(const SmtpdTls *t);
 int smtpd_tls_bits(const SmtpdTls *t);
 const char *smtpd_tls_error(const SmtpdTls *t);
+
+/* The session's TLS as Postfix's Received header shows it (smtpd_tls_received_header): cipher gets
+ * "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)", kex "key-exchange X25519 server-signature
+ * RSA-PSS (2048 bits) server-digest SHA256" (what is known of it; may be empty). After the handshake. */
+#define SMTPD_TLS_INFO_MAX 256
+void smtpd_tls_received_info(const SmtpdTls *t, char cipher[static SMTPD_TLS_INFO_MAX],
+                             char kex[static SMTPD_TLS_INFO_MAX]);
