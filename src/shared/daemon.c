@@ -1,7 +1,9 @@
 /* daemon.c: the common daemon skeleton. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -96,6 +98,26 @@ static int parse_argv(int argc, char **argv, const char **ret_config) {
         return 1;
 }
 
+/* A role that cannot run its configuration stops with EX_CONFIG, which systemd does not restart. Its socket
+ * would start it again at once for every connection still waiting there, in a loop for as long as the
+ * client waits (the services have no start limit, so that crashes never leave a role failed): the waiting
+ * connections are accepted and closed first, so that their clients hear at once that nobody serves them.
+ * Each later connection then costs one start, until the configuration is fixed. */
+static void refuse_waiting_connections(int n) {
+        for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
+                int flags = fcntl(fd, F_GETFL);
+                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0 || flags < 0 ||
+                    fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                        continue;
+                for (unsigned k = 0; k < 4096; k++) {
+                        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                        if (c < 0)
+                                break;
+                        safe_close(c);
+                }
+        }
+}
+
 int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
         Daemon d = { .spec = spec };
         const char *config_path;
@@ -110,6 +132,7 @@ int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
         r = config_load(config_path, &d.config);
         if (r < 0) {
                 log_error("Stopping: the configuration is not valid.");
+                refuse_waiting_connections(MAX(sd_listen_fds(false), 0));
                 return EX_CONFIG;
         }
 
@@ -155,8 +178,10 @@ int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
 
         r = spec->setup(&d);
         if (r < 0) {
-                if (r == -EINVAL)
+                if (r == -EINVAL) {
                         status = EX_CONFIG;
+                        refuse_waiting_connections(d.n_fds);
+                }
                 goto finish;
         }
         if (d.busy == 0)
