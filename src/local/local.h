@@ -278,6 +278,7 @@ typedef struct LocalItem {
         LocalSource source;
         LocalPrivs privs;               /* for commands, files and :include: (uid (uid_t) -1: none yet) */
         bool skip_alias, skip_forward;
+        bool luser;                     /* luser_relay's address, or below it: no second relay */
 } LocalItem;
 
 typedef struct LocalExpand {
