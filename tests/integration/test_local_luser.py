@@ -37,7 +37,7 @@ class Local(unittest.TestCase):
             cursor = pb.journal_cursor()
             qid = pb.send(SENDER, ["nosuchuser@localhost"], f"Subject: lost\n\n{m}\n")
             msg = pb.wait_until(lambda: mailbox_with("catchall", m), what="the unknown user's mail for catchall")
-            self.assertRegex(msg, r"\nDelivered-To: catchall(\+nosuchuser)?@localhost\n")
+            self.assertIn("\nDelivered-To: catchall+nosuchuser@localhost\n", msg)
             rec = pb.wait_until(lambda: records(qid, cursor, DELIVERY_STATUS="sent"), what="the sent record")[0]
             self.assertIn("nosuchuser", rec["MESSAGE"])
             # a known user is not relayed
