@@ -57,6 +57,11 @@ LocalExtension local_extension_split(const Config *c, const char *local) {
 
         if (k == 0 || !local[k])
                 return (LocalExtension) { .user_len = strlen(local) };
+        /* owner_request_special: owner-foo and foo-request are names of their own, not split at '-'. */
+        size_t n = strlen(local);
+        if (c->owner_request_special && local[k] == '-' &&
+            (strncmp(local, "owner-", 6) == 0 || (n > 8 && streq(local + n - 8, "-request"))))
+                return (LocalExtension) { .user_len = n };
         return (LocalExtension) { .user_len = k, .delimiter = { local[k], '\0' }, .extension = local + k + 1 };
 }
 
@@ -319,6 +324,7 @@ static void expand_done(LocalExpand *e) {
         local_header_scan_done(&e->scan);
         for (size_t k = 0; k < e->n_items; k++) {
                 free(e->items[k].value);
+                free(e->items[k].owner);
                 local_privs_done(&e->items[k].privs);
         }
         free(e->items);

@@ -64,6 +64,32 @@ class Local(unittest.TestCase):
                                        and "nosuchuser" in r.get("MESSAGE", "")], what="the bounce")
         self.assertEqual(rec["DSN"], "5.1.1")
 
+    def test_owner_alias(self):
+        """An alias list with an owner-list alias: the copy that local forwards for list carries
+        owner-list as its envelope sender (Postfix's owner_request_special); an alias without owner keeps
+        the original sender."""
+        with open("/etc/aliases", "a") as f:
+            f.write("ownedlist: faraway@remote.example\nowner-ownedlist: alice\n"
+                    "plainlist: other@remote.example\n")
+        if pb.have("newaliases"):
+            pb.run("newaliases")
+        else:
+            pb.run("postbusctl", "--aliases", "map", "build", "/etc/aliases")
+        cursor = pb.journal_cursor()
+        pb.run("sendmail", "-f", SENDER, "ownedlist@localhost", input="Subject: list\n\nx\n")
+        pb.run("sendmail", "-f", SENDER, "plainlist@localhost", input="Subject: plain\n\nx\n")
+
+        pb.wait_until(lambda: [r for r in pb.journal(since=cursor) if r.get("RECIPIENT") == "faraway@remote.example"],
+                      what="a delivery attempt of the owned list's copy")
+        pb.wait_until(lambda: [r for r in pb.journal(since=cursor) if r.get("RECIPIENT") == "other@remote.example"],
+                      what="a delivery attempt of the plain list's copy")
+        owned = [r for r in pb.journal(since=cursor) if r.get("RECIPIENT") == "faraway@remote.example"][0]
+        plain = [r for r in pb.journal(since=cursor) if r.get("RECIPIENT") == "other@remote.example"][0]
+        senders = {r["QUEUE_ID"]: r["MESSAGE"] for r in pb.journal(POSTBUS_ROLE="qmgr", since=cursor)
+                   if "from=<" in (r.get("MESSAGE") or "")}
+        self.assertRegex(senders[owned["QUEUE_ID"]], r"from=<owner-ownedlist@[^>]+>")
+        self.assertIn(f"from=<{SENDER}>", senders[plain["QUEUE_ID"]])
+
     def test_mbox_size_limit(self):
         try:
             pb.set_config(message_size_limit=10240, mailbox_size_limit=20000)
