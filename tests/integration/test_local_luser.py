@@ -79,12 +79,12 @@ class Local(unittest.TestCase):
         pb.run("sendmail", "-f", SENDER, "ownedlist@localhost", input="Subject: list\n\nx\n")
         pb.run("sendmail", "-f", SENDER, "plainlist@localhost", input="Subject: plain\n\nx\n")
 
-        pb.wait_until(lambda: [r for r in pb.journal(since=cursor) if r.get("RECIPIENT") == "faraway@remote.example"],
-                      what="a delivery attempt of the owned list's copy")
-        pb.wait_until(lambda: [r for r in pb.journal(since=cursor) if r.get("RECIPIENT") == "other@remote.example"],
+        pb.wait_until(lambda: [r for r in pb.journal(POSTBUS_ROLE="smtp", since=cursor) if r.get("RECIPIENT") == "faraway@remote.example"],
+                      what="an smtp attempt of the owned list's forwarded copy")
+        pb.wait_until(lambda: [r for r in pb.journal(POSTBUS_ROLE="smtp", since=cursor) if r.get("RECIPIENT") == "other@remote.example"],
                       what="a delivery attempt of the plain list's copy")
-        owned = [r for r in pb.journal(since=cursor) if r.get("RECIPIENT") == "faraway@remote.example"][0]
-        plain = [r for r in pb.journal(since=cursor) if r.get("RECIPIENT") == "other@remote.example"][0]
+        owned = [r for r in pb.journal(POSTBUS_ROLE="smtp", since=cursor) if r.get("RECIPIENT") == "faraway@remote.example"][0]
+        plain = [r for r in pb.journal(POSTBUS_ROLE="smtp", since=cursor) if r.get("RECIPIENT") == "other@remote.example"][0]
         senders = {r["QUEUE_ID"]: r["MESSAGE"] for r in pb.journal(POSTBUS_ROLE="qmgr", since=cursor)
                    if "from=<" in (r.get("MESSAGE") or "")}
         self.assertRegex(senders[owned["QUEUE_ID"]], r"from=<owner-ownedlist@[^>]+>")
