@@ -122,7 +122,7 @@ static void child_run(const MailboxMessage *orig, const Config *c, const LocalPl
                 char id[QUEUE_ID_SIZE];
                 MailboxResult r;
 
-                (void) local_forward_submit(orig, g->delivered_to, g->recipients,
+                (void) local_forward_submit(orig, g->delivered_to, g->sender, g->recipients,
                                             (uint64_t) c->daemon_timeout * USEC_PER_SEC / 10, id, &r);
                 for (size_t j = 0; j < g->n; j++)
                         report(report_fd, orig, g->recipients[j], &r);

@@ -41,6 +41,28 @@ static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid
         return 0;
 }
 
+/* owner_request_special, as Postfix: when owner-<name> is an alias too, the mail that goes on through the
+ * alias name carries owner-<name>@$myorigin as its envelope sender, so that its errors reach the owner. */
+static int owner_alias(LocalExpand *e, size_t i, const char *name) {
+        _cleanup_free_ char *key = NULL, *value = NULL;
+        uid_t uid;
+        int r;
+
+        if (!e->c->owner_request_special || strncmp(name, "owner-", 6) == 0)
+                return 0;
+        if (asprintf(&key, "owner-%s", name) < 0)
+                return -ENOMEM;
+        r = alias_lookup(e, key, &value, &uid);
+        if (r <= 0)
+                return r;
+        free(e->items[i].owner);
+        if (asprintf(&e->items[i].owner, "%s@%s", key, e->c->myorigin) < 0) {
+                e->items[i].owner = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *user, const LocalExtension *x) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         _cleanup_free_ char *value = NULL;
@@ -49,9 +71,12 @@ int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *
         int r;
 
         /* user+ext: the whole local part first, then the user part. */
+        const char *name = local;
         r = alias_lookup(e, local, &value, &owner);
-        if (r == 0 && x->extension)
+        if (r == 0 && x->extension) {
+                name = user;
                 r = alias_lookup(e, user, &value, &owner);
+        }
         if (r < 0) {
                 local_expand_fail(e, i, "4.3.0", "alias database unavailable: %s", strerror(-r));
                 return 1;
@@ -62,6 +87,11 @@ int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *
         if (r < 0) {
                 local_expand_fail(e, i, "4.3.0", "cannot find the user to act as for alias %s: %s", local,
                                   strerror(-r));
+                return 1;
+        }
+        r = owner_alias(e, i, name);
+        if (r < 0) {
+                local_expand_fail(e, i, "4.3.0", "alias database unavailable: %s", strerror(-r));
                 return 1;
         }
         r = local_targets_parse(value, strlen(value), (size_t) e->c->duplicate_filter_limit, &l);

@@ -14,6 +14,7 @@ void local_plan_done(LocalPlan *p) {
         free(p->jobs);
         for (size_t k = 0; k < p->n_groups; k++) {
                 free(p->groups[k].delivered_to);
+                free(p->groups[k].sender);
                 strv_free(p->groups[k].recipients);
         }
         free(p->groups);

@@ -103,8 +103,14 @@ void local_expand_forward_add(LocalExpand *e, size_t i) {
         local_lowercase(lc);
         if (local_expand_seen(e, LOCAL_TARGET_ADDRESS, 0, lc))
                 return;
+        /* The nearest alias above with an owner-alias names the sender of the copy. */
+        const char *owner = NULL;
+        for (size_t j = e->items[i].parent; j != SIZE_MAX && !owner; j = e->items[j].parent)
+                owner = e->items[j].owner;
         for (size_t k = 0; k < e->plan->n_groups; k++)
-                if (strcaseeq(e->plan->groups[k].delivered_to, delivered))
+                if (strcaseeq(e->plan->groups[k].delivered_to, delivered) &&
+                    (e->plan->groups[k].sender && owner ? streq(e->plan->groups[k].sender, owner)
+                                                       : e->plan->groups[k].sender == owner))
                         g = e->plan->groups + k;
         if (!g) {
                 LocalForwardGroup *l = realloc(e->plan->groups,
@@ -115,9 +121,11 @@ void local_expand_forward_add(LocalExpand *e, size_t i) {
                 }
                 e->plan->groups = l;
                 g = e->plan->groups + e->plan->n_groups;
-                *g = (LocalForwardGroup) { .delivered_to = strdup(delivered), .recipients = calloc(1, sizeof(char *)) };
-                if (!g->delivered_to || !g->recipients) {
+                *g = (LocalForwardGroup) { .delivered_to = strdup(delivered), .recipients = calloc(1, sizeof(char *)),
+                                           .sender = owner ? strdup(owner) : NULL };
+                if (!g->delivered_to || !g->recipients || (owner && !g->sender)) {
                         free(g->delivered_to);
+                        free(g->sender);
                         free(g->recipients);
                         local_expand_fail(e, i, "4.3.0", "out of memory");
                         return;

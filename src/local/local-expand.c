@@ -57,6 +57,11 @@ LocalExtension local_extension_split(const Config *c, const char *local) {
 
         if (k == 0 || !local[k])
                 return (LocalExtension) { .user_len = strlen(local) };
+        /* owner_request_special: owner-foo and foo-request are names of their own, not split at '-'. */
+        size_t n = strlen(local);
+        if (c->owner_request_special && local[k] == '-' &&
+            (strncmp(local, "owner-", 6) == 0 || (n > 8 && streq(local + n - 8, "-request"))))
+                return (LocalExtension) { .user_len = n };
         return (LocalExtension) { .user_len = k, .delimiter = { local[k], '\0' }, .extension = local + k + 1 };
 }
 
@@ -128,6 +133,7 @@ static int item_add(LocalExpand *e, size_t parent, LocalSource source, const Loc
                 .parent = parent,
                 .depth = parent == SIZE_MAX ? 0 : e->items[parent].depth + 1,
                 .source = source,
+                .luser = parent != SIZE_MAX && e->items[parent].luser,
         };
         r = local_privs_copy(privs, &it->privs);
         if (r < 0)
@@ -192,6 +198,50 @@ struct passwd *local_expand_getpwnam(LocalExpand *e, size_t i, const char *user)
         return pw;
 }
 
+/* luser_relay, as Postfix: a recipient with neither alias nor user account goes to this address instead of
+ * bouncing (expanded per recipient: $user, $local, $extension, $domain, $recipient). Only once: an unknown
+ * user below the relay address bounces. 1 when it took the recipient, 0 when it does not apply. */
+static int luser_relay(LocalExpand *e, size_t i, const char *local, const char *user, const char *domain,
+                       const LocalExtension *x) {
+        const LocalPrivs none = { .uid = (uid_t) -1, .gid = (gid_t) -1 };
+        _cleanup_free_ char *l = strdup(local), *u = strdup(user), *d = strdup(strempty(domain)),
+                            *ext = strdup(strempty(x->extension)), *rcpt = strdup(e->items[i].value),
+                            *delim = strdup(x->delimiter), *to = NULL;
+        LocalTargetList list = {};
+        int r;
+
+        if (isempty(e->c->luser_relay) || e->items[i].luser)
+                return 0;
+        if (!l || !u || !d || !ext || !rcpt || !delim) {
+                local_expand_fail(e, i, "4.3.0", "out of memory");
+                return 1;
+        }
+        local_sanitize(l);
+        local_sanitize(u);
+        local_sanitize(d);
+        local_sanitize(ext);
+        local_sanitize(rcpt);
+        local_sanitize(delim);
+        const char *vars[] = {
+                "user", u, "local", l, "domain", d, "extension", ext, "recipient", rcpt,
+                "recipient_delimiter", delim, "home", "", "shell", "", NULL,
+        };
+        r = local_expand_vars(e->c->luser_relay, vars, &to);
+        if (r >= 0)
+                r = local_targets_parse(to, strlen(to), 1, &list);
+        if (r < 0 || list.n != 1 || list.items[0].type != LOCAL_TARGET_ADDRESS) {
+                local_target_list_done(&list);
+                local_expand_fail(e, i, "4.3.5", "luser_relay = %s: not one address", e->c->luser_relay);
+                return 1;
+        }
+        size_t first = e->n_items;
+        local_expand_add_children(e, i, LOCAL_SOURCE_RECIPIENT, &none, &list);
+        local_target_list_done(&list);
+        for (size_t k = first; k < e->n_items; k++)
+                e->items[k].luser = true;
+        return 1;
+}
+
 /* An address: a loop, another domain, an alias, a .forward, or else the mailbox of its user. */
 static void expand_address(LocalExpand *e, size_t i) {
         _cleanup_free_ char *local = NULL, *domain = NULL;
@@ -248,6 +298,13 @@ static void expand_address(LocalExpand *e, size_t i) {
         if (!it->skip_alias && local_expand_alias(e, i, local, user, &x) > 0)
                 return;
 
+        if (!isempty(e->c->luser_relay) && !it->luser) {
+                errno = 0;
+                pw = getpwnam(user);
+                if (!pw && (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM) &&
+                    luser_relay(e, i, local, user, domain, &x) > 0)
+                        return;
+        }
         pw = local_expand_getpwnam(e, i, user);
         if (!pw)
                 return;
@@ -267,6 +324,7 @@ static void expand_done(LocalExpand *e) {
         local_header_scan_done(&e->scan);
         for (size_t k = 0; k < e->n_items; k++) {
                 free(e->items[k].value);
+                free(e->items[k].owner);
                 local_privs_done(&e->items[k].privs);
         }
         free(e->items);

@@ -1,6 +1,7 @@
 /* local-forward.c: mail that aliases or .forward files send to other domains. local does not send mail
  * itself: as Postfix's local does, it submits a new message to cleanup (Submit over $rundir/cleanup, like
- * smtpd), the original content with a Delivered-To header first, under the original envelope sender.
+ * smtpd), the original content with a Delivered-To header first, under the original envelope sender or, for
+ * mail through an alias foo with an owner-foo alias, owner-foo (Postfix: errors go to the list's owner).
  * Runs in the delivery child with a blocking connection of its own. */
 #include <grp.h>
 
@@ -47,7 +48,7 @@ static int join_cleanup_group(void) {
         return setgroups(1, &gr->gr_gid) < 0 ? -errno : 0;
 }
 
-int local_forward_submit(const MailboxMessage *m, const char *delivered_to, char **recipients,
+int local_forward_submit(const MailboxMessage *m, const char *delivered_to, const char *sender, char **recipients,
                          uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], MailboxResult *ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
@@ -77,7 +78,7 @@ int local_forward_submit(const MailboxMessage *m, const char *delivered_to, char
         }
         r = sd_bus_message_new_method_call(bus, &call, NULL, CLEANUP_OBJECT, CLEANUP_INTERFACE, "Submit");
         if (r >= 0)
-                r = sd_bus_message_append(call, "hs", fd, m->sender);
+                r = sd_bus_message_append(call, "hs", fd, sender ?: m->sender);
         /* Recipients as (address, DSN NOTIFY, ORCPT); a forwarded copy asks for nothing of its own. */
         if (r >= 0)
                 r = sd_bus_message_open_container(call, 'a', "(sss)");

@@ -112,8 +112,9 @@ void local_command_run(const MailboxMessage *m, const char *command, const Local
                        uint64_t time_limit_usec, MailboxResult *ret);
 
 /* Submits a copy of the message to cleanup for recipients, with "Delivered-To: delivered_to" first and
- * the original envelope sender; the new queue ID into ret_id, or a result that says why not. */
-int local_forward_submit(const MailboxMessage *m, const char *delivered_to, char **recipients,
+ * the envelope sender given (NULL: the original); the new queue ID into ret_id, or a result that says why
+ * not. */
+int local_forward_submit(const MailboxMessage *m, const char *delivered_to, const char *sender, char **recipients,
                          uint64_t timeout_usec, char ret_id[static QUEUE_ID_SIZE], MailboxResult *ret);
 
 /* The report of a delivery child: one line per final delivery ("D <dsn> <to>\t<orig_to>\t<text>"), per
@@ -157,6 +158,7 @@ typedef struct LocalJob {
 /* Addresses of other domains that share a Delivered-To: one submission to cleanup. */
 typedef struct LocalForwardGroup {
         char *delivered_to;
+        char *sender;                   /* owner-<alias> (owner_request_special); NULL: the original */
         char **recipients;              /* NULL-terminated */
         size_t n;
 } LocalForwardGroup;
@@ -278,6 +280,8 @@ typedef struct LocalItem {
         LocalSource source;
         LocalPrivs privs;               /* for commands, files and :include: (uid (uid_t) -1: none yet) */
         bool skip_alias, skip_forward;
+        bool luser;                     /* luser_relay's address, or below it: no second relay */
+        char *owner;                    /* an alias with an owner-alias: owner-<name>@$myorigin */
 } LocalItem;
 
 typedef struct LocalExpand {

@@ -40,6 +40,11 @@ int queue_client_open(sd_bus **ret);
  * argument, EX_NOINPUT for no such message or destination, else EX_SOFTWARE. */
 int queue_client_error(const char *what, const sd_bus_error *error, int r);
 
+/* postqueue -f and -s site, sendmail -q, -qRsite and -qSsite: FlushQueue, or FlushDestination(site) when
+ * site is not NULL. A destination with no mail queued is nothing to do, as in Postfix. Returns EX_OK or
+ * the status of queue_client_error(). */
+int queue_client_flush(const char *site);
+
 /* ListMessages(queue) into *ret ("" or NULL: every queue). With reasons, the last deferral reason of
  * a deferred or held message comes from the Reason property of its org.postbus.Message1 object, read
  * with many calls in flight (a message gone meanwhile keeps its listing without reasons). Returns 0 or the status of

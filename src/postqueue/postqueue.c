@@ -36,35 +36,6 @@ static int list(bool json) {
         return r;
 }
 
-/* FlushQueue, or FlushDestination(site). A destination with no mail queued is nothing to do, as in
- * Postfix. */
-static int flush(const char *site) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        int r;
-
-        r = queue_client_open(&bus);
-        if (r > 0)
-                return r;
-        r = sd_bus_message_new_method_call(bus, &m, QUEUE_BUS_NAME, QUEUE_BUS_PATH, QUEUE_BUS_INTERFACE,
-                                           site ? "FlushDestination" : "FlushQueue");
-        if (r >= 0 && site)
-                r = sd_bus_message_append_basic(m, 's', site);
-        if (r >= 0)
-                r = sd_bus_message_set_allow_interactive_authorization(m, true);
-        if (r < 0)
-                return queue_client_error("cannot build the call", NULL, r);
-        r = sd_bus_call(bus, m, 0, &error, NULL);
-        if (r < 0) {
-                if (site && sd_bus_error_has_name(&error, POSTBUS_ERROR_NO_SUCH_DESTINATION))
-                        return EX_OK;
-                return queue_client_error(site ? "cannot flush the destination" : "cannot flush the mail queue",
-                                          &error, r);
-        }
-        return EX_OK;
-}
-
 /* -i: the message goes to the active queue now, whatever its retry time. */
 static int flush_id(const char *id) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -131,9 +102,9 @@ int main(int argc, char **argv) {
         case POSTQUEUE_JSON:
                 return list(true);
         case POSTQUEUE_FLUSH:
-                return flush(NULL);
+                return queue_client_flush(NULL);
         case POSTQUEUE_SITE:
-                return flush(arg);
+                return queue_client_flush(arg);
         case POSTQUEUE_ID:
                 return flush_id(arg);
         default:

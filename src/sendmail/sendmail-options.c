@@ -17,6 +17,7 @@ void sendmail_options_done(SendmailOptions *o) {
         free(o->dsn_envid);
         free(o->body_type);
         free(o->config_dir);
+        free(o->flush_site);
         strv_free(o->recipients);
         strv_free(o->warnings);
         *o = (SendmailOptions) {};
@@ -195,13 +196,27 @@ int sendmail_parse_argv(int argc, char **argv, SendmailOptions *ret, char **ret_
                         }
                         break;
                 case 'q':
-                        /* -q and -qR/-qS (flush one site; here: everything) flush; -q<interval> is for a
-                         * daemon that runs queues itself, which qmgr does (queue_run_delay). */
+                        /* -q flushes the queue, -qRsite and -qSsite (or -qR site) the mail for one
+                         * destination; -q<interval> is for a daemon that runs queues itself, which qmgr
+                         * does (queue_run_delay). */
                         if (optarg && optarg[0] >= '0' && optarg[0] <= '9')
                                 r = mode_set(&o, SENDMAIL_MODE_NOTHING, &explicit_mode) ? 0 : -EINVAL;
-                        else if (!optarg || optarg[0] == 'R' || optarg[0] == 'S')
+                        else if (!optarg)
                                 r = mode_set(&o, SENDMAIL_MODE_FLUSH, &explicit_mode) ? 0 : -EINVAL;
-                        else {
+                        else if (optarg[0] == 'R' || optarg[0] == 'S') {
+                                const char *site = optarg[1] ? optarg + 1 : optind < argc ? argv[optind++] : "";
+
+                                if (isempty(site) || site[0] == '-') {
+                                        r = usage_error(ret_error, "-q%c needs a site: -q%csitename.", optarg[0],
+                                                        optarg[0]);
+                                        goto fail;
+                                }
+                                if (set_string(&o.flush_site, site) < 0) {
+                                        r = -ENOMEM;
+                                        goto fail;
+                                }
+                                r = mode_set(&o, SENDMAIL_MODE_FLUSH, &explicit_mode) ? 0 : -EINVAL;
+                        } else {
                                 r = usage_error(ret_error, "-q%s is not supported (supported: -q, -qRsite, "
                                                 "-qSsite, -q<interval>).", optarg);
                                 goto fail;

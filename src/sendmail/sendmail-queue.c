@@ -14,45 +14,25 @@
 
 #include "queue-bus.h"
 
-static int bus_failed(const sd_bus_error *error, int r, const char *what) {
-        if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
-                                   SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT)) {
-                log_error("Cannot %s: the queue manager is not running (%s).", what, error->message);
-                return EX_UNAVAILABLE;
-        }
-        if (sd_bus_error_has_names(error, SD_BUS_ERROR_ACCESS_DENIED, POSTBUS_ERROR_ACCESS_DENIED)) {
-                log_error("Cannot %s: permission denied (%s).", what, error->message);
-                return EX_NOPERM;
-        }
-        log_error_errno(r, "Cannot %s: %s", what, error && error->message ? error->message : strerror(-r));
-        return EX_UNAVAILABLE;
-}
-
 /* mailq: Postfix's postqueue -p table, deferral reasons included (queue-client.c). */
 int sendmail_list_queue(const Config *c, const SendmailOptions *o) {
         return queue_client_print_queue(false);
 }
 
+/* -q: every deferred message now; -qRsite and -qSsite: those for one destination (qmgr's
+ * FlushDestination, as postqueue -s site). */
 int sendmail_flush_queue(const Config *c, const SendmailOptions *o) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
         if (getuid() != 0) {
                 log_error("Only root may flush the mail queue.");
                 return EX_NOPERM;
         }
-        r = sd_bus_open_system(&bus);
-        if (r < 0) {
-                log_error_errno(r, "Cannot connect to the system bus: %m");
-                return EX_UNAVAILABLE;
-        }
-        r = sd_bus_call_method(bus, QUEUE_BUS_NAME, QUEUE_BUS_PATH, QUEUE_BUS_INTERFACE, "FlushQueue", &error, NULL, NULL);
-        if (r < 0)
-                return bus_failed(&error, r, "flush the queue");
-        if (o->verbose)
-                fputs("sendmail: the queue manager is retrying deferred mail now\n", stderr);
-        return EX_OK;
+        r = queue_client_flush(o->flush_site);
+        if (r == EX_OK && o->verbose)
+                fprintf(stderr, "sendmail: the queue manager is retrying %s now\n",
+                        o->flush_site ? "the destination's mail" : "deferred mail");
+        return r;
 }
 
 /* "hash:/etc/aliases" -> "/etc/aliases", through table_open() so that the spec is checked as every role

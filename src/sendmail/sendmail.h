@@ -14,7 +14,7 @@ typedef enum SendmailMode {
         SENDMAIL_MODE_SMTP,             /* -bs: SMTP on stdin and stdout */
         SENDMAIL_MODE_LIST,             /* -bp, mailq */
         SENDMAIL_MODE_ALIASES,          /* -bi, -I, newaliases */
-        SENDMAIL_MODE_FLUSH,            /* -q */
+        SENDMAIL_MODE_FLUSH,            /* -q, -qRsite, -qSsite */
         SENDMAIL_MODE_NOTHING,          /* -q with an interval: nothing to do, as Postfix */
         _SENDMAIL_MODE_MAX,
         _SENDMAIL_MODE_INVALID = -EINVAL,
@@ -32,6 +32,7 @@ typedef struct SendmailOptions {
         char *dsn_envid;                /* -V */
         char *body_type;                /* -B */
         char *config_dir;               /* -C (root only) */
+        char *flush_site;               /* -qRsite, -qSsite; NULL: -q, the whole queue */
         char **recipients;              /* NULL-terminated */
         size_t n_recipients;
         char **warnings;                /* options ignored, for -v */

@@ -259,6 +259,10 @@
           "Longest a |command delivery may run before its process group is killed and the mail bounced.")    \
         X(duplicate_filter_limit, INT, "1000", 1, 1000000, "local",                                          \
           "Most destinations one recipient may expand into through aliases, :include: and .forward files.")  \
+        X(owner_request_special, BOOL, "yes", 0, 0, "local",                                                 \
+          "owner-foo aliases: mail through alias foo is forwarded with sender owner-foo; no split at '-'.")  \
+        X(luser_relay, STRING, "", 0, 0, "local",                                                            \
+          "Address that mail for unknown local users goes to ($user $local $extension $domain $recipient).")\
         X(recipient_delimiter, STRING, "", 0, 0, "local pipe",                                               \
           "Characters that separate a user name from an address extension (user+ext); empty: none.")         \
         X(export_environment, STRING, "TZ MAIL_CONFIG LANG", 0, 0, "pipe",                                   \

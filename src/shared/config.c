@@ -708,9 +708,11 @@ int config_parse(const char *text, const char *path, Config **ret) {
                 Buf v = {};
 
                 c->lines[id] = raw.items[i].line;
-                /* Postfix's "raw" parameters keep their $names: local expands forward_path per use ($home),
-                 * and mailbox_command's are the shell's ($EXTENSION from local's command environment). */
-                if (streq(p->name, "forward_path") || streq(p->name, "mailbox_command"))
+                /* Postfix's "raw" parameters keep their $names: local expands forward_path and luser_relay
+                 * per use ($home, $user), and mailbox_command's are the shell's ($EXTENSION from local's
+                 * command environment). */
+                if (streq(p->name, "forward_path") || streq(p->name, "mailbox_command") ||
+                    streq(p->name, "luser_relay"))
                         r = buf_append(&v, raw.items[i].value, strlen(raw.items[i].value));
                 else
                         r = expand(&raw, raw.items[i].value, 0, config_where(c, id, where, sizeof where), &v);

@@ -33,6 +33,7 @@ POSTQUEUE = installed('sbin/postqueue')
 POSTSUPER = installed('sbin/postsuper')
 POSTBUSCTL = installed('sbin/postbusctl')
 MAILQ = installed('bin/mailq')
+SENDMAIL = installed('sbin/sendmail')
 
 
 def cmd(program, *args, user=None, input=None):
@@ -178,6 +179,24 @@ class Held(unittest.TestCase):
         self.assertEqual(p.returncode, EX_NOPERM, p.stderr)
         self.assertEqual(cmd(POSTQUEUE).returncode, EX_USAGE)
         self.assertEqual(cmd(POSTQUEUE, '-p', '-j').returncode, EX_USAGE)
+
+    def test_sendmail_flush_site(self):
+        """sendmail -qRsite and -qSsite: qmgr's FlushDestination for that site, as postqueue -s; mail for
+        another destination (deferred with a long backoff) is left alone."""
+        here = send_held('carol@example.org', ['qcli@localhost'])
+        elsewhere = pb.send('carol@example.org', ['nobody@remote.example'], 'Subject: away\n\nwaits\n')
+        pb.wait_until(lambda: elsewhere in queue('deferred'), what=f'{elsewhere} in the deferred queue')
+        cursor = pb.journal_cursor()
+        for args in (['-qRlocalhost'], ['-qSlocalhost'], ['-qR', 'localhost']):
+            n = deferred_attempts(here, cursor)
+            p = cmd(SENDMAIL, *args)
+            self.assertEqual(p.returncode, 0, (args, p.stderr))
+            pb.wait_until(lambda: deferred_attempts(here, cursor) > n, what=f'an attempt of {here} after {args}')
+            pb.wait_until(lambda: here in queue('deferred'), what=f'{here} deferred again')
+        self.assertEqual(deferred_attempts(elsewhere, cursor), 0)
+        self.assertEqual(cmd(SENDMAIL, '-qRnothing-queued.example').returncode, 0)   # as Postfix
+        self.assertEqual(cmd(SENDMAIL, '-qRlocalhost', user='qreader').returncode, EX_NOPERM)
+        self.assertEqual(cmd(SENDMAIL, '-qR').returncode, EX_USAGE)
 
     def test_postsuper(self):
         a = send_held('dave@example.org', ['qcli@localhost'])
