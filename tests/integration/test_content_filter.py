@@ -140,7 +140,7 @@ class ContentFilter(unittest.TestCase):
         [rec] = ts.wait_record(qid, cursor, 'sent')
         self.assertEqual(rec['RELAY'], f'127.0.0.1[127.0.0.1]:{SCAN_PORT}')
         logged = pb.journal_messages(POSTBUS_ROLE='smtpd', since=cursor)
-        self.assertTrue([m for m in logged if 'triggers FILTER smtp:[127.0.0.1]:10026' in m], logged)
+        self.assertTrue([m for m in logged if 'triggers FILTER action: smtp:[127.0.0.1]:10026' in m], logged)
 
 
 if __name__ == '__main__':

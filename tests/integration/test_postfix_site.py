@@ -16,7 +16,6 @@ import test_smtpd_auth as auth
 
 SINK_PORT = 2525        # the provider's relay host
 BACKUP_PORT = 2526      # the primary MX of the domain this site is backup MX for
-MDA_DIR = '/var/tmp/site-mda'
 MDA = '/usr/local/bin/site-mda'
 
 MAIN_CF = f"""# /etc/postfix/main.cf of a small site: relay for the office network and for
@@ -86,11 +85,9 @@ class PostfixSite(unittest.TestCase):
     def setUpClass(cls):
         for user in ('alice', 'bob'):
             pb.add_user(user)
-        os.makedirs(MDA_DIR, exist_ok=True)
-        os.chmod(MDA_DIR, 0o1777)
         with open(MDA, 'w') as f:
-            f.write('#!/bin/sh\n# the site\'s delivery script: one file per message, named after the user\n'
-                    f'cat > "{MDA_DIR}/$1.$$"\n')
+            f.write('#!/bin/sh\n# the site\'s delivery script: one file per message in the user\'s home\n'
+                    'cat > "$HOME/site-mda.$1.$$"\n')
         os.chmod(MDA, 0o755)
         cls.sink = ts.FakeServer(port=SINK_PORT)
         cls.backup = ts.FakeServer(port=BACKUP_PORT)
@@ -114,7 +111,7 @@ class PostfixSite(unittest.TestCase):
 
     def mda_files(self, user, marker):
         found = []
-        for path in glob.glob(f'{MDA_DIR}/{user}.*'):
+        for path in glob.glob(f'/home/{user}/site-mda.{user}.*'):
             with open(path, 'rb') as f:
                 if marker.encode() in f.read():
                     found.append(path)
