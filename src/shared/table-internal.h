@@ -173,3 +173,7 @@ int table_cidr_match(const TableCidr *c, const char *key, const char **ret_value
 /* unix:passwd.byname's value: the passwd(5) line of the user, "name:passwd:uid:gid:gecos:dir:shell". */
 struct passwd;
 int table_unix_passwd_format(const struct passwd *pw, char **ret);
+
+/* Whether the line at p starts with the keyword word ("if", "endif") followed by white space or its end,
+ * in any case: the if/endif of the pattern tables (regexp:, pcre:, cidr:). */
+bool table_word_is(const char *p, const char *word);

@@ -224,19 +224,13 @@ static int add_rule(RegexpParser *ps, TableRegexpRule *rule) {
         return 0;
 }
 
-static bool word_is(const char *p, const char *word) {
-        size_t n = strlen(word);
-
-        return strncasecmp(p, word, n) == 0 && (p[n] == '\0' || isspace((unsigned char) p[n]));
-}
-
 static int parse_line(char *line, unsigned lineno, void *userdata) {
         RegexpParser *ps = userdata;
         TableRegexpRule rule = { .kind = TABLE_RULE_MATCH, .line = lineno };
         char *p = line;
         int r;
 
-        if (word_is(p, "endif")) {
+        if (table_word_is(p, "endif")) {
                 if (p[5] != '\0') {
                         log_error("%s:%u: text after endif", ps->path, lineno);
                         return -EINVAL;
@@ -249,7 +243,7 @@ static int parse_line(char *line, unsigned lineno, void *userdata) {
                 rule.kind = TABLE_RULE_ENDIF;
                 return add_rule(ps, &rule);
         }
-        if (word_is(p, "if")) {
+        if (table_word_is(p, "if")) {
                 if (ps->n_open >= ELEMENTSOF(ps->open_ifs)) {
                         log_error("%s:%u: if nested deeper than %zu", ps->path, lineno, ELEMENTSOF(ps->open_ifs));
                         return -EINVAL;

@@ -2,8 +2,10 @@
  * list of tables a parameter names, and the Postfix text format that gdbm: and texthash: tables share.
  * Every role that reads a table runs this code in its own process. */
 #include <assert.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "config.h"
@@ -395,4 +397,10 @@ int table_list_lookup_partial(TableList *l, const char *key, char **ret_value) {
                         return r;
         }
         return 0;
+}
+
+bool table_word_is(const char *p, const char *word) {
+        size_t n = strlen(word);
+
+        return strncasecmp(p, word, n) == 0 && (p[n] == '\0' || isspace((unsigned char) p[n]));
 }
