@@ -488,7 +488,7 @@ class Bounce(unittest.TestCase):
             self.addCleanup(waiting.close)
             waiting.connect('/run/postbus/bounce')
             want = f'{pb.MAIN_CF}:{line}: notify_classes: unknown class "everything".'
-            pb.wait_until(lambda: want in pb.journal_messages('_SYSTEMD_UNIT=postbus-bounce.service', since=self.cursor),
+            pb.wait_until(lambda: want in pb.journal_messages('SYSLOG_IDENTIFIER=postbus/bounce', since=self.cursor),
                           what='the configuration error in the journal')
             pb.wait_until(lambda: pb.unit_property('postbus-bounce.service', 'ExecMainStatus') == '78',
                           what='bounce to stop with EX_CONFIG')

@@ -226,7 +226,7 @@ class Cleanup(unittest.TestCase):
             pb.send('x@example.org', ['alice@localhost'], 'Subject: x\n\nx\n')
         self.assertEqual(e.exception.smtp_code // 100, 4)
         pb.wait_until(lambda: any(f'{HEADER_CHECKS}:2: bad regular expression' in (m or '') for m in
-                                  pb.journal_messages('_SYSTEMD_UNIT=postbus-cleanup.service', since=cursor)),
+                                  pb.journal_messages('SYSLOG_IDENTIFIER=postbus/cleanup', since=cursor)),
                       what='the file:line of the bad rule in the journal')
         pb.systemctl('reset-failed', 'postbus-cleanup.service', 'postbus-cleanup.socket', check=False)
         pb.systemctl('start', 'postbus-cleanup.socket')

@@ -124,7 +124,7 @@ class Rewrite(unittest.TestCase):
             with self.assertRaises(dbus.exceptions.DBusException):
                 rewrite('Resolve', 'x@example.com')
             pb.wait_until(lambda: any('default_transport = bad transport' in (m or '') for m in
-                                      pb.journal_messages('_SYSTEMD_UNIT=postbus-rewrite.service', since=cursor)),
+                                      pb.journal_messages('SYSLOG_IDENTIFIER=postbus/rewrite', since=cursor)),
                           what='the configuration error in the journal')
         finally:
             pb.set_config(default_transport='smtp')
