@@ -1,4 +1,4 @@
-/* cleanup-checks.c: header_checks: opening the tables and reading the action a matching rule gives. Runs
+/* cleanup-checks.c: header_checks and body_checks: opening the tables and reading the action a matching rule gives. Runs
  * in the cleanup process. */
 #include <ctype.h>
 #include <strings.h>
@@ -17,6 +17,8 @@ static const char *const action_names[_CLEANUP_CHECK_ACTION_MAX] = {
         [CLEANUP_CHECK_IGNORE] = "IGNORE",
         [CLEANUP_CHECK_WARN] = "WARN",
         [CLEANUP_CHECK_FILTER] = "FILTER",
+        [CLEANUP_CHECK_PREPEND] = "PREPEND",
+        [CLEANUP_CHECK_REPLACE] = "REPLACE",
 };
 
 const char *cleanup_check_action_to_string(CleanupCheckAction a) {
@@ -76,6 +78,8 @@ int cleanup_check_action_parse(const char *value, CleanupCheckAction *ret_action
                     strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != (size_t) (colon - p))
                         return -EINVAL;
         }
+        if ((a == CLEANUP_CHECK_PREPEND || a == CLEANUP_CHECK_REPLACE) && !*p)
+                return -EINVAL;
         *ret_action = a;
         *ret_text = *p ? p : NULL;
         return 0;

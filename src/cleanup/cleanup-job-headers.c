@@ -1,6 +1,6 @@
 /* cleanup-job-headers.c: the header pass of one submission (header_checks, the addresses of sender and
- * recipient headers, the recipients sendmail -t hands over in To, Cc and Bcc) and the header edits the
- * queue file is written with. Runs in the cleanup process. */
+ * recipient headers, the recipients sendmail -t hands over in To, Cc and Bcc), its body pass (body_checks),
+ * and the edits of headers and body lines the queue file is written with. Runs in the cleanup process. */
 #include <ctype.h>
 #include <strings.h>
 
@@ -8,15 +8,6 @@
 #include "addrlist.h"
 #include "cleanup.h"
 #include "log.h"
-
-static int add_drop(CleanupJob *j, size_t start, size_t end) {
-        CleanupRange *n = realloc(j->drops, (j->n_drops + 1) * sizeof(CleanupRange));
-        if (!n)
-                return -ENOMEM;
-        j->drops = n;
-        j->drops[j->n_drops++] = (CleanupRange) { .start = start, .end = end };
-        return 0;
-}
 
 static int add_recipient(CleanupJob *j, const char *address) {
         if (j->n_recipients >= CLEANUP_RECIPIENTS_MAX)
@@ -121,22 +112,35 @@ static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, s
         return 0;
 }
 
-/* header_checks on the header h at start..end of the content: 1 when it is to be left out (IGNORE), 0 to
- * go on with it; a rejection is j->reject. */
-static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) {
-        Cleanup *c = j->cleanup;
-        _cleanup_free_ char *logical = logical_header(h, end - start, (size_t) c->daemon->config->header_size_limit);
-        int r;
-
-        if (!logical)
+/* The range start..end of the content is written as text instead (NULL: left out; start == end: text goes
+ * in at start). text is taken, also on failure. */
+static int add_edit(CleanupJob *j, size_t start, size_t end, char *text) {
+        _cleanup_free_ char *t = text;
+        CleanupRange *n = realloc(j->drops, (j->n_drops + 1) * sizeof(CleanupRange));
+        if (!n)
                 return -ENOMEM;
+        j->drops = n;
+        if (t) {
+                char **l = realloc(j->edit_texts, (j->n_edit_texts + 1) * sizeof(char *));
+                if (!l)
+                        return -ENOMEM;
+                j->edit_texts = l;
+                j->edit_texts[j->n_edit_texts++] = t;
+        }
+        j->drops[j->n_drops++] = (CleanupRange) { .start = start, .end = end, .text = TAKE_PTR(t) };
+        return 0;
+}
+
+int cleanup_job_check(CleanupJob *j, const char *what, TableList *tables, const char *logical, size_t start,
+                      size_t end) {
         _cleanup_free_ char *value = NULL;
         CleanupCheckAction action;
         const char *text;
+        int r;
 
-        r = table_list_lookup(c->header_checks, logical, &value);
+        r = table_list_lookup(tables, logical, &value);
         if (r < 0) {
-                log_warning_errno(r, "header_checks: lookup failed: %m");
+                log_warning_errno(r, "%s_checks: lookup failed: %m", what);
                 return cleanup_job_reject(j, "451 4.3.0 Temporary lookup failure");
         }
         if (r == 0)
@@ -144,7 +148,8 @@ static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) 
         if (cleanup_check_action_parse(value, &action, &text) < 0) {
                 /* As Postfix: the administrator hears of it; the message goes on. */
                 _cleanup_free_ char *v = log_escape(value, MIN(strlen(value), (size_t) 200));
-                log_warning("header_checks: unknown action in \"%s\", ignoring", strempty(v));
+                log_warning("%s_checks: unknown action, or one without its text, in \"%s\", ignoring", what,
+                            strempty(v));
                 return 0;
         }
         if (action != CLEANUP_CHECK_DUNNO) {
@@ -152,7 +157,7 @@ static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) 
                 _cleanup_free_ char *sender = log_escape(j->sender, strlen(j->sender));
                 const char *name = cleanup_check_action_to_string(action);
                 log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLEANUP_ACTION", name }),
-                         "%s: header %s from sender=<%s>%s%s", name, strempty(escaped), strempty(sender),
+                         "%s: %s %s from sender=<%s>%s%s", name, what, strempty(escaped), strempty(sender),
                          text ? ": " : "", strempty(text));
         }
         switch (action) {
@@ -167,7 +172,7 @@ static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) 
                 return 0;
         case CLEANUP_CHECK_HOLD:
                 if (!j->hold) {
-                        j->hold = strdup(text ?: "header_checks");
+                        j->hold = strdup(text ?: what[0] == 'h' ? "header_checks" : "body_checks");
                         if (!j->hold)
                                 return -ENOMEM;
                 }
@@ -182,11 +187,32 @@ static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) 
                 return 0;
         }
         case CLEANUP_CHECK_IGNORE:
-                r = add_drop(j, start, end);
+                r = add_edit(j, start, end, NULL);
                 return r < 0 ? r : 1;
+        case CLEANUP_CHECK_PREPEND:
+        case CLEANUP_CHECK_REPLACE: {
+                char *line;
+                if (asprintf(&line, "%s\n", text) < 0)
+                        return -ENOMEM;
+                if (action == CLEANUP_CHECK_PREPEND)
+                        return add_edit(j, start, start, line);
+                r = add_edit(j, start, end, line);
+                return r < 0 ? r : 1;
+        }
         default:
                 return 0;
         }
+}
+
+/* header_checks on the header h at start..end of the content: 1 when it is to be left out or replaced, 0 to
+ * go on with it; a rejection is j->reject. */
+static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) {
+        Cleanup *c = j->cleanup;
+        _cleanup_free_ char *logical = logical_header(h, end - start, (size_t) c->daemon->config->header_size_limit);
+
+        if (!logical)
+                return -ENOMEM;
+        return cleanup_job_check(j, "header", c->header_checks, logical, start, end);
 }
 
 /* sendmail -t: the recipients of the To, Cc or Bcc header h at start..end (of the resending when the
@@ -217,7 +243,7 @@ static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t
         }
         addrlist_free(list, (size_t) r);
         /* Blind copies stay blind: the header goes. */
-        return name_is(h, hlen, resent ? "Resent-Bcc" : "Bcc") ? add_drop(j, start, end) : 0;
+        return name_is(h, hlen, resent ? "Resent-Bcc" : "Bcc") ? add_edit(j, start, end, NULL) : 0;
 }
 
 int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
@@ -244,7 +270,7 @@ int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
                         if (r < 0 || j->reject)
                                 return r < 0 ? r : 0;
                         if (r > 0)
-                                continue;       /* IGNOREd: as if it were not there */
+                                continue;       /* IGNOREd or REPLACEd: as if it were not there */
                 }
 
                 r = collect_header_addresses(j, h, hlen, start);
@@ -254,16 +280,49 @@ int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
                 if (extract)
                         r = extract_recipients(j, h, start, end, resent);
                 else if (local && (name_is(h, hlen, "Bcc") || name_is(h, hlen, "Resent-Bcc")))
-                        r = add_drop(j, start, end);    /* local mail never shows its blind copies, -t or not */
+                        r = add_edit(j, start, end, NULL);    /* local mail never shows its blind copies, -t or not */
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
+/* In order of start; at one start, an insertion before the range that starts there. */
 static int range_cmp(const void *a, const void *b) {
         const CleanupRange *x = a, *y = b;
-        return (x->start > y->start) - (x->start < y->start);
+        if (x->start != y->start)
+                return (x->start > y->start) - (x->start < y->start);
+        return (x->end > y->end) - (x->end < y->end);
+}
+
+int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
+        Cleanup *c = j->cleanup;
+        const char *buf = j->content;
+        size_t off = header_end, limit;
+        int r;
+
+        if (!c->body_checks)
+                return 0;
+        /* The empty line that ends the headers is not a body line. */
+        if (off < j->size && buf[off] == '\n')
+                off++;
+        /* As Postfix: lines that start within body_checks_size_limit bytes of the body are looked at, each
+         * no longer than line_length_limit. */
+        limit = off + MIN(j->size - off, (size_t) c->daemon->config->body_checks_size_limit);
+        while (off < limit) {
+                const char *nl = memchr(buf + off, '\n', j->size - off);
+                size_t end = nl ? (size_t) (nl - buf) + 1 : j->size;
+                size_t len = MIN(end - off - (nl ? 1 : 0), (size_t) c->daemon->config->line_length_limit);
+                _cleanup_free_ char *line = strndup(buf + off, len);
+
+                if (!line)
+                        return -ENOMEM;
+                r = cleanup_job_check(j, "body", c->body_checks, line, off, end);
+                if (r < 0 || j->reject)
+                        return r < 0 ? r : 0;
+                off = end;
+        }
+        return 0;
 }
 
 int cleanup_job_header_edits(CleanupJob *j, CleanupRange **ret, size_t *ret_n) {
@@ -280,7 +339,8 @@ int cleanup_job_header_edits(CleanupJob *j, CleanupRange **ret, size_t *ret_n) {
                 if (streq(a->address, a->original))
                         continue;
                 for (size_t d = 0; d < j->n_drops && !dropped; d++)
-                        dropped = a->start >= j->drops[d].start && a->end <= j->drops[d].end;
+                        dropped = j->drops[d].start < j->drops[d].end && a->start >= j->drops[d].start &&
+                                  a->end <= j->drops[d].end;
                 if (!dropped)
                         edits[n++] = (CleanupRange) { a->start, a->end, a->address };
         }

@@ -32,6 +32,9 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
         strv_free(j->dsn_notify);
         strv_free(j->dsn_orcpt);
         free(j->drops);
+        for (size_t i = 0; i < j->n_edit_texts; i++)
+                free(j->edit_texts[i]);
+        free(j->edit_texts);
         free(j->queue);
         cleanup_job_header_addresses_free(j);
         free(j->hold);
@@ -589,6 +592,8 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender,
         size_t header_end = h.header_end;
         cleanup_header_scan_done(&h);
         r = cleanup_job_header_pass(j, header_end);
+        if (r >= 0 && !j->reject)
+                r = cleanup_job_body_pass(j, header_end);
         if (r == -E2BIG)
                 (void) cleanup_job_reject(j, "552 5.5.3 Error: too many recipients");
         else if (r < 0)

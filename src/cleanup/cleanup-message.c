@@ -160,6 +160,19 @@ static int write_envelope(QueueWriter *w, const CleanupRequest *req, uint64_t no
         return queue_writer_record(w, QUEUE_REC_MESSAGE, NULL, 0);
 }
 
+/* Writes the content from *from up to edit e, and e's text in place of its range. */
+static int write_edit(QueueWriter *w, const char *content, const CleanupRange *e, size_t *from) {
+        int r;
+
+        if (e->start < *from)
+                return 0;
+        r = queue_writer_content(w, content + *from, e->start - *from);
+        if (r >= 0 && e->text)
+                r = queue_writer_content(w, e->text, strlen(e->text));
+        *from = e->end;
+        return r;
+}
+
 /* Writes envelope and content; the content is the submitted file, mapped. */
 static int write_queue_file(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const char *id,
                             const char *content, size_t size, char **ret_reject, char **ret_message_id) {
@@ -188,17 +201,10 @@ static int write_queue_file(QueueWriter *w, Cleanup *c, const CleanupRequest *re
                 goto finish;
         /* The headers, less those header_checks said to IGNORE and Bcc when recipients were extracted,
          * with their addresses as canonical and masquerading made them. */
-        size_t from = 0;
-        for (size_t i = 0; i < req->n_edits; i++) {
-                const CleanupRange *e = req->edits + i;
-                if (e->start < from || e->end > h.header_end)
-                        continue;
-                if ((r = queue_writer_content(w, content + from, e->start - from)) < 0)
+        size_t from = 0, i = 0;
+        for (; i < req->n_edits && req->edits[i].start < h.header_end; i++)
+                if ((r = write_edit(w, content, req->edits + i, &from)) < 0)
                         goto finish;
-                if (e->text && (r = queue_writer_content(w, e->text, strlen(e->text))) < 0)
-                        goto finish;
-                from = e->end;
-        }
         if ((r = queue_writer_content(w, content + from, h.header_end - from)) < 0)
                 goto finish;
         if (h.header_end > 0 && content[h.header_end - 1] != '\n' && (r = queue_writer_content(w, "\n", 1)) < 0)
@@ -207,7 +213,12 @@ static int write_queue_file(QueueWriter *w, Cleanup *c, const CleanupRequest *re
                 goto finish;
         if (h.needs_separator && (r = queue_writer_content(w, "\n", 1)) < 0)
                 goto finish;
-        if ((r = queue_writer_content(w, content + h.header_end, size - h.header_end)) < 0)
+        /* The body, with the lines body_checks left out, replaced or prepended to. */
+        from = h.header_end;
+        for (; i < req->n_edits; i++)
+                if ((r = write_edit(w, content, req->edits + i, &from)) < 0)
+                        goto finish;
+        if ((r = queue_writer_content(w, content + from, size - from)) < 0)
                 goto finish;
         if (size > h.header_end && content[size - 1] != '\n' && (r = queue_writer_content(w, "\n", 1)) < 0)
                 goto finish;

@@ -110,6 +110,15 @@ static int cleanup_setup(Daemon *d) {
                         return -EINVAL;
                 }
         }
+        if (!isempty(d->config->body_checks)) {
+                r = cleanup_checks_open(d->config->body_checks, &c->body_checks);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0) {
+                        log_error("body_checks = %s: cannot be used.", d->config->body_checks);
+                        return -EINVAL;
+                }
+        }
         return 0;
 }
 
@@ -130,6 +139,7 @@ static void cleanup_done(Daemon *d) {
         table_list_free(c->recipient_canonical_maps);
         table_list_free(c->virtual_alias_maps);
         table_list_free(c->header_checks);
+        table_list_free(c->body_checks);
         safe_close(c->incoming_fd);
         free(c);
 }

@@ -56,6 +56,7 @@ typedef struct Cleanup {
         TableList *recipient_canonical_maps;
         TableList *virtual_alias_maps;
         TableList *header_checks;
+        TableList *body_checks;
 
         CleanupSync *sync;
 
@@ -98,7 +99,7 @@ typedef struct CleanupRequest {
         char **attrs;                   /* "name=value" */
         const char **dsn_notify;        /* per recipient, RFC 3461 NOTIFY or NULL/""; NULL: none at all */
         const char **dsn_orcpt;         /* per recipient, RFC 3461 ORCPT or NULL/""; NULL: none at all */
-        const CleanupRange *edits;      /* headers left out, addresses rewritten: in order, disjoint */
+        const CleanupRange *edits;      /* headers, body lines and addresses changed: in order, disjoint */
         size_t n_edits;
         const char *hold;               /* the reason the message goes to the hold queue, or NULL */
         char **prepend;                 /* headers written before Received, or NULL */
@@ -177,8 +178,10 @@ struct CleanupJob {
         size_t n_dsn;
         char **attrs;
 
-        CleanupRange *drops;            /* headers left out */
+        CleanupRange *drops;            /* headers and body lines left out, replaced or prepended to */
         size_t n_drops;
+        char **edit_texts;              /* the texts of those edits, owned */
+        size_t n_edit_texts;
         CleanupHeaderAddress *header_addresses;
         size_t n_header_addresses;
         char *hold;
@@ -224,8 +227,14 @@ void cleanup_job_fail(CleanupJob *j, const char *text);
  * -t the recipients of To, Cc and Bcc (the header section is content[0..header_end)). A rejection is
  * j->reject, with 0; -E2BIG: too many recipients. */
 int cleanup_job_header_pass(CleanupJob *j, size_t header_end);
-/* The edits of the header section, in order: the headers left out, and the addresses that changed outside
- * them. */
+/* body_checks on each body line (the body starts at header_end); a rejection is j->reject, with 0. */
+int cleanup_job_body_pass(CleanupJob *j, size_t header_end);
+/* header_checks or body_checks ("header", "body": what) on logical, the header or line at start..end of the
+ * content: 1 when it is left out or replaced, 0 to go on with it; a rejection is j->reject. */
+int cleanup_job_check(CleanupJob *j, const char *what, TableList *tables, const char *logical, size_t start,
+                      size_t end);
+/* The edits of the content, in order: the headers and body lines left out, replaced or prepended to, and
+ * the addresses that changed outside them. */
 int cleanup_job_header_edits(CleanupJob *j, CleanupRange **ret, size_t *ret_n);
 void cleanup_job_header_addresses_free(CleanupJob *j);
 

@@ -30,7 +30,7 @@
           "The mail queue: incoming, active, deferred, hold and corrupt live below it.")                    \
         X(smtpd_banner, STRING, "$myhostname ESMTP $mail_name", 0, 0, "smtpd",                                  \
           "Text of the 220 greeting that follows the code.")                                                \
-        X(line_length_limit, INT, "2048", 80, 1048576, "smtpd",                                              \
+        X(line_length_limit, INT, "2048", 80, 1048576, "smtpd cleanup",                                              \
           "Longest SMTP command line accepted, in bytes, not counting CRLF (message lines may be longer).") \
         X(message_size_limit, SIZE, "10240000", 1024, 4294967295, "smtpd cleanup",                           \
           "Largest message accepted, in bytes of content.")                                                 \
@@ -177,6 +177,10 @@
           "Deepest nesting of virtual_alias_maps expansions of one recipient.")                            \
         X(header_checks, STRING, "", 0, 0, "cleanup",                                                        \
           "regexp: tables of /pattern/flags ACTION rules for each header (REJECT, DISCARD, HOLD, IGNORE).") \
+        X(body_checks, STRING, "", 0, 0, "cleanup",                                                          \
+          "regexp: tables of /pattern/flags ACTION rules for each body line (REJECT, DISCARD, HOLD, IGNORE).") \
+        X(body_checks_size_limit, INT, "51200", 0, 1073741824, "cleanup",                                    \
+          "How much of the body, in bytes from its start, body_checks look at.")                          \
         X(header_size_limit, INT, "102400", 1, 1048576, "cleanup",                                           \
           "Longest logical header (continuation lines joined) that cleanup parses and checks, in bytes.")   \
         X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local pipe",                                      \

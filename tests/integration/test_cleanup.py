@@ -1,5 +1,6 @@
 """cleanup, complete: canonical maps, masquerading and virtual aliases (with a loop) changing where mail
-goes, header_checks (REJECT, DISCARD, HOLD, IGNORE, and a bad rule as a configuration error), and for
+goes, header_checks (REJECT, DISCARD, HOLD, IGNORE, PREPEND, REPLACE, and a bad rule as a configuration
+error), body_checks (the same actions on body lines, within body_checks_size_limit), and for
 local mail the From, Date and Message-ID headers cleanup adds and sendmail -t recipient extraction with
 Bcc removed, submitted over cleanup's own socket as pickup does."""
 import fcntl
@@ -16,6 +17,7 @@ CANONICAL = '/etc/postbus/canonical'
 SENDER_CANONICAL = '/etc/postbus/sender_canonical'
 VIRTUAL = '/etc/postbus/virtual'
 HEADER_CHECKS = '/etc/postbus/header_checks'
+BODY_CHECKS = '/etc/postbus/body_checks'
 
 
 def configure(**params):
@@ -76,11 +78,11 @@ class Cleanup(unittest.TestCase):
         for u in ('alice', 'bob', 'carol'):
             pb.add_user(u)
         configure(myhostname=HOST, mydomain='example.test', canonical_maps='', sender_canonical_maps='',
-                      virtual_alias_maps='', masquerade_domains='', header_checks='')
+                      virtual_alias_maps='', masquerade_domains='', header_checks='', body_checks='')
 
     def tearDown(self):
         configure(canonical_maps='', sender_canonical_maps='', virtual_alias_maps='',
-                      masquerade_domains='', masquerade_exceptions='', header_checks='')
+                      masquerade_domains='', masquerade_exceptions='', header_checks='', body_checks='')
 
     def test_canonical_maps(self):
         build_table(CANONICAL, '@legacy.test @mail.example.test\n'
@@ -216,6 +218,56 @@ class Cleanup(unittest.TestCase):
         self.assertNotIn('X-Secret', m)
         self.assertIn('\nSubject: ignore\n', m)
         self.assertIsNone(mail_with('alice', 'hold me'))
+
+    def test_header_checks_prepend_replace(self):
+        with open(HEADER_CHECKS, 'w') as f:
+            f.write('/^X-Old: (.*)/ REPLACE X-New: was $1\n'
+                    '/^Subject:/ PREPEND X-Seen: subject checked\n')
+        configure(header_checks=f'regexp:{HEADER_CHECKS}')
+        qid = pb.send('x@example.org', ['alice@localhost'], 'X-Old: value\nSubject: pr\n\nbody\n')
+        m = wait_mail('alice', qid)
+        self.assertNotIn('X-Old', m)
+        self.assertIn('\nX-New: was value\n', m)
+        self.assertIn('\nX-Seen: subject checked\nSubject: pr\n', m)
+
+    def test_body_checks(self):
+        with open(BODY_CHECKS, 'w') as f:
+            f.write('# body_checks\n'
+                    '/^BUY NOW/ REJECT 5.7.1 No spam in the body\n'
+                    '/^discard this/ DISCARD\n'
+                    '/^hold this/ HOLD body held\n'
+                    '/^secret line/ IGNORE\n'
+                    '/^http:.*bad/ REPLACE [link removed]\n'
+                    '/^signature/ PREPEND -- sig\n'
+                    '/^Subject: header/ REJECT headers are not body lines\n')
+        configure(body_checks=f'regexp:{BODY_CHECKS}', body_checks_size_limit=200)
+
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['alice@localhost'], 'Subject: spam\n\nhello\nBUY NOW cheap\n')
+        self.assertEqual(e.exception.smtp_code, 550)
+        self.assertIn(b'5.7.1 No spam in the body', e.exception.smtp_error)
+
+        # Edits: a line left out, one replaced, one with a line before it; a header is no body line.
+        qid = pb.send('x@example.org', ['alice@localhost'],
+                      'Subject: header\n\nfirst\nsecret line here\nhttp://bad.example/x\nsignature me\nlast\n')
+        m = wait_mail('alice', qid)
+        body = m.split('\n\n', 1)[1]
+        self.assertEqual(body.rstrip('\n').split('\n')[-5:],
+                         ['first', '[link removed]', '-- sig', 'signature me', 'last'])
+        self.assertNotIn('secret line', m)
+
+        # Beyond body_checks_size_limit (200 bytes here), nothing is looked at.
+        qid = pb.send('x@example.org', ['alice@localhost'],
+                      'Subject: long\n\n' + 'filler line\n' * 30 + 'BUY NOW late\n')
+        self.assertIn('BUY NOW late', wait_mail('alice', qid))
+
+        cursor = pb.journal_cursor()
+        qid = pb.send('x@example.org', ['alice@localhost'], 'Subject: d\n\ndiscard this\n')
+        self.assertEqual(queue_files(qid), [])
+        self.assertTrue(any('DISCARD: body discard this' in (m or '') for m in
+                            pb.journal_messages('SYSLOG_IDENTIFIER=postbus/cleanup', since=cursor)))
+        qid = pb.send('x@example.org', ['alice@localhost'], 'Subject: h\n\nhold this\n')
+        pb.wait_until(lambda: queue_files(qid) == ['hold'], what='the message in hold')
 
     def test_header_checks_bad_rule(self):
         cursor = pb.journal_cursor()

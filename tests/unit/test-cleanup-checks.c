@@ -38,6 +38,11 @@ TEST(actions) {
         ASSERT_ERR(cleanup_check_action_parse("FILTER", &a, &t), EINVAL);
         ASSERT_ERR(cleanup_check_action_parse("FILTER amavis", &a, &t), EINVAL);
         ASSERT_ERR(cleanup_check_action_parse("FILTER :[127.0.0.1]:10024", &a, &t), EINVAL);
+        /* PREPEND and REPLACE need their text */
+        action_is("PREPEND X-Checked: yes", CLEANUP_CHECK_PREPEND, "X-Checked: yes");
+        action_is("replace [link removed]", CLEANUP_CHECK_REPLACE, "[link removed]");
+        ASSERT_ERR(cleanup_check_action_parse("PREPEND", &a, &t), EINVAL);
+        ASSERT_ERR(cleanup_check_action_parse("REPLACE  ", &a, &t), EINVAL);
         ASSERT_ERR(cleanup_check_action_parse("FILTER smtp:x y", &a, &t), EINVAL);
         ASSERT_ERR(cleanup_check_action_parse("FILTER sm/tp:x", &a, &t), EINVAL);
 }
