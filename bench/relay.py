@@ -264,6 +264,45 @@ def wait_empty(server, timeout, mailboxes=None, delivered=0):
     return time.monotonic()
 
 
+def trace_start():
+    """BENCH_STRACE=postbus-cleanup,postbus-qmgr: counts the system calls of those running units' processes
+    during the run (strace -c -f), printed per message; BENCH_PERF=... samples where their CPU time goes
+    (perf record), printed as the top functions. To find where a role's time goes; the run's own figures
+    are then not comparable."""
+    tracers = []
+    for tool, var in (("strace", "BENCH_STRACE"), ("perf", "BENCH_PERF")):
+        for unit in [u for u in os.environ.get(var, "").split(",") if u]:
+            d = measure.unit_cgroup_dir(unit + ".service")
+            pids = ",".join(str(p) for p in (measure.cgroup_dir_pids(d) if d else []))
+            if not pids:
+                log(f"{tool}: {unit} is not running; skipped")
+                continue
+            out = f"/run/bench-{tool}-{unit}"
+            cmd = (["strace", "-c", "-f", "-o", out, "-p", pids] if tool == "strace" else
+                   ["perf", "record", "-q", "-F", "2000", "-g", "-o", out, "-p", pids])
+            tracers.append((tool, unit, out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                                              stderr=subprocess.DEVNULL)))
+    time.sleep(1 if tracers else 0)
+    return tracers
+
+
+def trace_finish(tracers, messages):
+    for tool, unit, out, proc in tracers:
+        proc.send_signal(2)
+        proc.wait(timeout=60)
+        if tool == "strace":
+            with open(out, encoding="utf-8") as f:
+                lines = [ln.split() for ln in f if ln.strip() and ln.split()[0][0].isdigit()]
+            top = sorted(((int(x[3]), x[-1]) for x in lines if len(x) >= 5 and x[-1] != "total"), reverse=True)
+            log(f"strace {unit}: calls per message: " +
+                " ".join(f"{name} {calls / messages:.1f}" for calls, name in top[:14]))
+            continue
+        report = run("perf", "report", "-i", out, "--stdio", "--no-children", "--sort", "dso,sym", "-g", "none",
+                     capture_output=True, check=False).stdout
+        top = [ln.strip() for ln in report.splitlines() if ln.strip() and not ln.startswith("#")][:25]
+        log(f"perf {unit}: where the CPU goes:\n    " + "\n    ".join(top))
+
+
 def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mailboxes=None):
     a = argparse.Namespace(**vars(args))
     a.size = size
@@ -289,8 +328,10 @@ def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mail
     sampler.start()
     since = time.time()
     busy0, own0, t0 = measure.host_busy_s(), measure.own_cpu_s(), time.monotonic()
+    tracers = trace_start() if server.name == "postbus" else []
     wall_in, client_cpu = smtp_source(a, server.port, sessions, messages)
     t1 = wait_empty(server, args.drain_timeout, mailboxes, delivered)
+    trace_finish(tracers, messages)
     busy1, own1 = measure.host_busy_s(), measure.own_cpu_s()
     sampler.finish()
     journal_s = (measure.cgroup_cpu_usec("systemd-journald.service") - journal0) / 1e6
