@@ -247,7 +247,7 @@ class OpenDKIM:
         os.chmod(os.path.join(keydir, "bench.private"), 0o600)
         self.conf = os.path.join(keydir, "opendkim.conf")
         with open(self.conf, "w") as f:
-            f.write(f"Syslog yes\nMode sv\nDomain {DKIM_DOMAIN}\nSelector bench\n"
+            f.write(f"Syslog yes\nSyslogSuccess yes\nMode sv\nDomain {DKIM_DOMAIN}\nSelector bench\n"
                     f"KeyFile {keydir}/bench.private\nSocket local:{DKIM_SOCKET[5:]}\nUMask 000\n"
                     f"Canonicalization relaxed/relaxed\nPidFile {keydir}/opendkim.pid\n")
         run("systemd-run", "--quiet", f"--unit={DKIM_UNIT}", "--property=Type=simple", "/usr/sbin/opendkim",
