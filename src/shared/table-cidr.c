@@ -134,21 +134,11 @@ static int parse_line(char *line, unsigned lineno, void *userdata) {
         r = parse_network(ps, &p, lineno, &rule);
         if (r < 0)
                 return r;
-        if (rule.kind == TABLE_RULE_IF) {
-                if (*p != '\0') {
-                        log_error("%s:%u: text after the network of an if", ps->path, lineno);
-                        return -EINVAL;
-                }
-                ps->ifs.open[ps->ifs.n++] = ps->table->n;
-        } else {
-                if (*p == '\0') {
-                        log_error("%s:%u: a network without a value", ps->path, lineno);
-                        return -EINVAL;
-                }
-                rule.value = strdup(p);
-                if (!rule.value)
-                        return -ENOMEM;
-        }
+        r = table_rule_rest(&ps->ifs, rule.kind, p, "network", ps->path, lineno, ps->table->n);
+        if (r < 0)
+                return r;
+        if (rule.kind == TABLE_RULE_MATCH && !(rule.value = strdup(p)))
+                return -ENOMEM;
         r = table_rule_append(&ps->table->rules, &ps->table->n, &rule, sizeof rule);
         if (r < 0)
                 free(rule.value);

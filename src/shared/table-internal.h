@@ -187,6 +187,10 @@ typedef struct TableIfs {
  * ifs->open[ifs->n++] once it is parsed), TABLE_RULE_MATCH with *p unchanged. -EINVAL after logging
  * "path:line: ..." for text after endif, an endif without an if, ifs nested too deep. */
 int table_if_line(TableIfs *ifs, char **p, const char *path, unsigned lineno, size_t *ret_closed);
+/* What follows the pattern (what: "pattern", "network") of a rule of kind: nothing for an if, which is
+ * then opened as the rule at index; a value for a rule. -EINVAL after logging "path:line: ...". */
+int table_rule_rest(TableIfs *ifs, TableRuleKind kind, const char *rest, const char *what, const char *path,
+                    unsigned lineno, size_t index);
 /* Appends the rule (size bytes) to the array *rules_ptr of *n rules (rules_ptr: the address of a
  * TableRegexpRule * or TableCidrRule *), grown by one, and zeroes the rule: the array owns what it pointed
  * to. -ENOMEM, the array and the rule unchanged. */

@@ -229,19 +229,10 @@ static int parse_line(char *line, unsigned lineno, void *userdata) {
         r = parse_pattern(ps, &p, lineno, &rule);
         if (r < 0)
                 return r;
-        if (rule.kind == TABLE_RULE_IF) {
-                if (*p != '\0') {
-                        log_error("%s:%u: text after the pattern of an if", ps->path, lineno);
-                        r = -EINVAL;
-                        goto fail;
-                }
-                ps->ifs.open[ps->ifs.n++] = ps->table->n;
-        } else {
-                if (*p == '\0') {
-                        log_error("%s:%u: a pattern without a value", ps->path, lineno);
-                        r = -EINVAL;
-                        goto fail;
-                }
+        r = table_rule_rest(&ps->ifs, rule.kind, p, "pattern", ps->path, lineno, ps->table->n);
+        if (r < 0)
+                goto fail;
+        if (rule.kind == TABLE_RULE_MATCH) {
                 r = check_value(p, rule.nsub, rule.negate, ps->path, lineno);
                 if (r < 0)
                         goto fail;

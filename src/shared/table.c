@@ -426,6 +426,21 @@ int table_if_line(TableIfs *ifs, char **p, const char *path, unsigned lineno, si
         return TABLE_RULE_IF;
 }
 
+int table_rule_rest(TableIfs *ifs, TableRuleKind kind, const char *rest, const char *what, const char *path,
+                    unsigned lineno, size_t index) {
+        if (kind == TABLE_RULE_IF) {
+                if (*rest != '\0') {
+                        log_error("%s:%u: text after the %s of an if", path, lineno, what);
+                        return -EINVAL;
+                }
+                ifs->open[ifs->n++] = index;
+        } else if (*rest == '\0') {
+                log_error("%s:%u: a %s without a value", path, lineno, what);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 int table_rule_append(void *rules_ptr, size_t *n, void *rule, size_t size) {
         void *rules, *grown;
 
