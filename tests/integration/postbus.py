@@ -118,28 +118,28 @@ def write_resolv_conf(*servers, options='timeout:2 attempts:2'):
         f.write(''.join(f'nameserver {a}\n' for a in servers or (DNS_ADDRESS,)) + f'options {options}\n')
 
 
-def start_dnsmasq(records, probe, address=DNS_ADDRESS):
-    """dnsmasq on address, port 53, answering from records alone (its options: --local=/zone/, --ptr-record=,
-    --mx-host=, ...; neither /etc/hosts nor an upstream server), once it answers an A query for the name
-    probe. The caller stops it (terminate(), wait())."""
+def start_dnsmasq(records, probe, addresses=(DNS_ADDRESS,)):
+    """dnsmasq on addresses (IPv4 or IPv6), port 53, answering from records alone (its options:
+    --local=/zone/, --ptr-record=, --mx-host=, ...; neither /etc/hosts nor an upstream server), once it
+    answers an A query for the name probe on each. The caller stops it (terminate(), wait())."""
     dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
     proc = subprocess.Popen([
         dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
-        '--bind-interfaces', f'--listen-address={address}', '--port=53', '--user=root', *records,
+        '--bind-interfaces', f'--listen-address={",".join(addresses)}', '--port=53', '--user=root', *records,
     ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     query = (b'\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00'
              + b''.join(bytes([len(label)]) + label.encode() for label in probe.split('.'))
              + b'\x00\x00\x01\x00\x01')
 
-    def answers():
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    def answers(address):
+        with socket.socket(socket.AF_INET6 if ':' in address else socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(1)
             try:
                 s.sendto(query, (address, 53))
                 return s.recv(512)[:2] == b'\x42\x42'
             except OSError:
                 return False
-    wait_until(lambda: answers() or proc.poll() is not None, what='dnsmasq to answer')
+    wait_until(lambda: all(answers(a) for a in addresses) or proc.poll() is not None, what='dnsmasq to answer')
     if proc.poll() is not None:
         raise AssertionError(f'dnsmasq exited: {proc.stderr.read()!r}')
     return proc
