@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""relay.py: the inside half of bench/run --relay, --local and --blackhole. Runs in the benchmark's systemd container, as
+"""relay.py: the inside half of bench/run --relay, --dkim, --local and --blackhole. Runs in the benchmark's systemd container, as
 root, next to measure.py (whose Postfix instance, smtp-source driver, cgroup CPU and PSS sampling it reuses).
 
 --relay: smtp-source -> the server under test (postbus on 127.0.0.1:25, then Postfix on 127.0.0.1:2525) ->
@@ -8,6 +8,11 @@ disk. For each message size and session count, both servers in turn: a warm-up, 
 from smtp-source's start until the server's queue is empty again (every message handed to the sink), and
 the CPU its units used meanwhile (cpu.stat of their cgroups; postbus per unit, Postfix per program from
 sampled /proc/PID/schedstat and exactly in total), and the peak PSS of its processes.
+
+--dkim: --relay with OpenDKIM signing every message as a milter of both servers (postbus: smtpd_milters, Postfix:
+smtpd_milters), the one opendkim process (its own unit, bench-opendkim.service, on a unix socket) serving
+both in turn; its CPU is counted apart from each server's own, and every message of a run must have been signed
+(opendkim's "DKIM-Signature field added" lines in the journal).
 
 --local: the same, but to local users' mboxes in /var/mail (bound in from the real disk), delivered by postbus's
 local and by Postfix's local(8); each measurement is timed until the mailboxes hold every message for every
@@ -20,7 +25,7 @@ servers with smtp_connect_timeout and smtp_helo_timeout set to --timeout. Timed 
 the queue is empty, with the connections the black hole got.
 
 Prints the table and writes the figures as JSON. Everything started here is stopped here: Postfix, the sink
-unit, dnsmasq, the black hole's socket.
+unit, opendkim, dnsmasq, the black hole's socket.
 """
 
 import argparse
@@ -46,6 +51,10 @@ DOMAIN = "bh.bench"
 POSTBUS_MAIN_CF = "/etc/postbus/main.cf"
 POSTBUS_TRANSPORT = "/etc/postbus/transport"
 MAIL_SPOOL = "/var/mail"
+DKIM_UNIT = "bench-opendkim.service"
+DKIM_DIR = "/run/bench-dkim"
+DKIM_SOCKET = f"unix:{DKIM_DIR}/opendkim.sock"
+DKIM_DOMAIN = "bench.localdomain"     # smtp-source's sender, and so its From: header
 LOCAL_USER = "bench"
 
 
@@ -107,8 +116,10 @@ class Mailboxes:
 class PostbusRelay(measure.Postbus):
     def setup(self):
         params = {"smtp_connect_timeout": f"{self.args.timeout}s", "smtp_helo_timeout": f"{self.args.timeout}s"}
-        if self.args.mode == "relay":
+        if self.args.mode in ("relay", "dkim"):
             params["relayhost"] = f"[{SINK_ADDR}]:{SINK_PORT}"
+            if self.args.mode == "dkim":
+                params["smtpd_milters"] = DKIM_SOCKET
         elif self.args.mode == "blackhole":
             with open(POSTBUS_TRANSPORT, "w") as f:
                 f.write(f"{DOMAIN} smtp:{DOMAIN}:{SINK_PORT}\n")
@@ -158,8 +169,10 @@ local     unix  - n n - - local
     def setup(self):
         self.main_cf_extra = (f"smtp_connect_timeout = {self.args.timeout}s\n"
                               f"smtp_helo_timeout = {self.args.timeout}s\n")
-        if self.args.mode == "relay":
+        if self.args.mode in ("relay", "dkim"):
             self.main_cf_extra += f"relayhost = [{SINK_ADDR}]:{SINK_PORT}\n"
+            if self.args.mode == "dkim":
+                self.main_cf_extra += f"smtpd_milters = {DKIM_SOCKET}\n"
         elif self.args.mode == "local":
             # mbox in /var/mail, as postbus; no comsat notice (postbus sends none)
             self.main_cf_extra += f"mail_spool_directory = {MAIL_SPOOL}\nbiff = no\n"
@@ -218,6 +231,54 @@ class BlackHole:
     def close(self):
         self.reset()
         self.sock.close()
+
+
+class OpenDKIM:
+    """opendkim in its own unit (bench-opendkim.service), signing for DKIM_DOMAIN with a fresh key, on a unix
+    socket that both servers reach (Postfix's smtpd runs as postfix: the socket is open to every user)."""
+
+    def __init__(self):
+        self.running = False
+        os.makedirs(DKIM_DIR, mode=0o700, exist_ok=True)
+        os.chmod(DKIM_DIR, 0o755)
+        keydir = os.path.join(DKIM_DIR, "key")
+        os.makedirs(keydir, mode=0o700, exist_ok=True)     # opendkim refuses a key others can reach
+        run("opendkim-genkey", "-D", keydir, "-d", DKIM_DOMAIN, "-s", "bench")
+        os.chmod(os.path.join(keydir, "bench.private"), 0o600)
+        self.conf = os.path.join(keydir, "opendkim.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"Syslog yes\nSyslogSuccess yes\nMode sv\nDomain {DKIM_DOMAIN}\nSelector bench\n"
+                    f"KeyFile {keydir}/bench.private\nSocket local:{DKIM_SOCKET[5:]}\nUMask 000\n"
+                    f"Canonicalization relaxed/relaxed\nPidFile {keydir}/opendkim.pid\n")
+        run("systemd-run", "--quiet", f"--unit={DKIM_UNIT}", "--property=Type=simple", "/usr/sbin/opendkim",
+            "-f", "-x", self.conf)
+        self.running = True
+        deadline = time.monotonic() + 30
+        while not os.path.exists(DKIM_SOCKET[5:]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("opendkim did not make its socket")
+            time.sleep(0.1)
+
+    def cpu_s(self):
+        return measure.cgroup_cpu_usec(DKIM_UNIT) / 1e6
+
+    def signed_since(self, since, expected):
+        """The messages opendkim said it signed from the second since on, once there are expected (its lines reach
+        the journal a moment after the message went through), or after 10 s."""
+        deadline = time.monotonic() + 10
+        while True:
+            out = run("journalctl", "-q", "--no-pager", "-o", "cat", f"--since=@{int(since)}",
+                      "SYSLOG_IDENTIFIER=opendkim", capture_output=True, check=False).stdout
+            n = out.count("DKIM-Signature field added")
+            if n >= expected or time.monotonic() > deadline:
+                return n
+            time.sleep(0.5)
+
+    def stop(self):
+        if self.running:
+            run("systemctl", "stop", DKIM_UNIT, check=False)
+            run("systemctl", "reset-failed", DKIM_UNIT, check=False, stderr=subprocess.DEVNULL)
+            self.running = False
 
 
 def start_dns():
@@ -303,7 +364,7 @@ def trace_finish(tracers, messages):
         log(f"perf {unit}: where the CPU goes:\n    " + "\n    ".join(top))
 
 
-def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mailboxes=None):
+def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mailboxes=None, dkim=None):
     a = argparse.Namespace(**vars(args))
     a.size = size
     a.rcpts = rcpts
@@ -324,9 +385,13 @@ def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mail
         except (OSError, ValueError):
             pass
     journal0 = measure.cgroup_cpu_usec("systemd-journald.service")
+    dkim0 = dkim.cpu_s() if dkim else 0.0
     sampler = MemorySampler(server.pids, args.interval, label=measure.proc_comm)
     sampler.start()
     since = time.time()
+    if dkim:
+        time.sleep(1.1)     # the journal is asked from this second on: nothing of the warm-up in it
+        since = time.time()
     busy0, own0, t0 = measure.host_busy_s(), measure.own_cpu_s(), time.monotonic()
     tracers = trace_start() if server.name == "postbus" else []
     wall_in, client_cpu = smtp_source(a, server.port, sessions, messages)
@@ -335,6 +400,7 @@ def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mail
     busy1, own1 = measure.host_busy_s(), measure.own_cpu_s()
     sampler.finish()
     journal_s = (measure.cgroup_cpu_usec("systemd-journald.service") - journal0) / 1e6
+    dkim_s = dkim.cpu_s() - dkim0 if dkim else 0.0
     # every message went to the sink: none bounced (a bounce leaves the queue too) or deferred
     failed = run("journalctl", "-q", "--no-pager", "-o", "cat", f"--since=@{since:.0f}", "-g",
                  "status=(bounced|deferred)", capture_output=True, check=False).stdout.strip()
@@ -343,7 +409,7 @@ def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mail
     units = server.units()
     cpu = {u: (measure.cgroup_cpu_usec(u) - cpu0.get(u, 0)) / 1e6 for u in units}
     total = sum(cpu.values())
-    others = (busy1 - busy0) - total - client_cpu - (own1 - own0) - journal_s
+    others = (busy1 - busy0) - total - client_cpu - (own1 - own0) - journal_s - dkim_s
     parts = server.cpu_by_part(cpu, sampler, base)
     row = {"server": server.name, "sessions": sessions, "messages": messages, "size": size, "rcpts": rcpts,
            "accept_s": wall_in, "wall_s": t1 - t0, "msgs_per_s": messages / (t1 - t0),
@@ -354,10 +420,17 @@ def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mail
            "journald_cpu_s_per_1000": journal_s / messages * 1000}
     if hole:
         row["blackhole_connections"] = hole.connections
+    if dkim:
+        signed = dkim.signed_since(since, messages)
+        if signed < messages:
+            raise RuntimeError(f"{server.name}: opendkim signed {signed} of {messages} messages")
+        row["dkim_cpu_s_per_1000"] = dkim_s / messages * 1000
+        row["dkim_signed"] = signed
     log(f"{server.name:8} {size:6} B {sessions:3} sessions {messages:5} msgs x {rcpts} rcpts: {row['msgs_per_s']:7.1f} msg/s, "
         f"{row['wall_s']:.1f} s, {row['cpu_s_per_1000']:.3f} CPU s/1000, peak PSS {sampler.peak_pss_kb / 1024:.1f} MiB, "
         f"others busy {row['other_load_cores']:.2f} CPUs"
-        + (f", {hole.connections} connections to the black hole" if hole else ""))
+        + (f", {hole.connections} connections to the black hole" if hole else "")
+        + (f", opendkim {row['dkim_cpu_s_per_1000']:.3f} CPU s/1000" if dkim else ""))
     return row
 
 
@@ -375,25 +448,29 @@ def print_medians(rows, keys):
     print()
     print(f"Medians of {max(len(g) for g in groups.values())} rounds:")
     print()
-    print("| " + " | ".join(keys) + " | server | msg/s | CPU s/1000 msg | peak PSS | others |")
-    print("| " + " | ".join("---:" for _ in keys) + " | --- | ---: | ---: | ---: | ---: |")
+    print("| " + " | ".join(keys) + " | server | msg/s | CPU s/1000 msg | opendkim CPU s/1000 msg | peak PSS | others |")
+    print("| " + " | ".join("---:" for _ in keys) + " | --- | ---: | ---: | ---: | ---: | ---: |")
     for key, g in sorted(groups.items()):
         med = {f: statistics.median(r[f] for r in g)
                for f in ("msgs_per_s", "cpu_s_per_1000", "peak_pss_kb", "other_load_cores")}
+        med["dkim"] = statistics.median(r.get("dkim_cpu_s_per_1000", 0.0) for r in g)
         print("| " + " | ".join(str(v) for v in key[:-1]) + f" | {key[-1]} | {med['msgs_per_s']:.0f} | "
-              f"{med['cpu_s_per_1000']:.2f} | {med['peak_pss_kb'] / 1024:.1f} MiB | {med['other_load_cores']:.2f} |")
+              f"{med['cpu_s_per_1000']:.2f} | {med['dkim']:.2f} | {med['peak_pss_kb'] / 1024:.1f} MiB | {med['other_load_cores']:.2f} |")
 
 
 def print_tables(rows, mode):
-    if mode in ("relay", "local"):
+    if mode in ("relay", "local", "dkim"):
         rc = mode == "local"    # a column for the recipients per message
+        dk = mode == "dkim"     # a column for opendkim's CPU
         print("| size | sessions | " + "rcpts | " * rc +
-              "server | msg/s | CPU s/1000 msg | CPU s/1000 by unit/program | peak PSS | others |")
-        print("| ---: | ---: | " + "---: | " * rc + "--- | ---: | ---: | --- | ---: | ---: |")
+              "server | msg/s | CPU s/1000 msg | " + "opendkim CPU s/1000 msg | " * dk +
+              "CPU s/1000 by unit/program | peak PSS | others |")
+        print("| ---: | ---: | " + "---: | " * rc + "--- | ---: | ---: | " + "---: | " * dk + "--- | ---: | ---: |")
         for r in rows:
             print(f"| {r['size'] // 1024} KiB | {r['sessions']} | " + f"{r['rcpts']} | " * rc + f"{r['server']} | "
-                  f"{r['msgs_per_s']:.0f} | "
-                  f"{r['cpu_s_per_1000']:.2f} | {fmt_parts(r['cpu_s_per_1000_by_part'])} | "
+                  f"{r['msgs_per_s']:.0f} | {r['cpu_s_per_1000']:.2f} | "
+                  + (f"{r.get('dkim_cpu_s_per_1000', 0):.2f} | " if dk else "") +
+                  f"{fmt_parts(r['cpu_s_per_1000_by_part'])} | "
                   f"{r['peak_pss_kb'] / 1024:.1f} MiB | {r['other_load_cores']:.2f} |")
         by = {(r["size"], r["sessions"], r["rcpts"], r["round"], r["server"]): r for r in rows}
         print()
@@ -419,7 +496,7 @@ def print_tables(rows, mode):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
-    ap.add_argument("--mode", choices=("relay", "local", "blackhole"), required=True)
+    ap.add_argument("--mode", choices=("relay", "dkim", "local", "blackhole"), required=True)
     ap.add_argument("--plan", default="1:500,10:1000,50:1000", help="SESSIONS:MESSAGES,...")
     ap.add_argument("--sizes", default="1024,102400")
     ap.add_argument("--rcpt-point", default="10:200:10",
@@ -434,14 +511,14 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     args.reuse = False
-    args.recipient = {"relay": "bench@relay.bench", "local": f"{LOCAL_USER}@localhost"}.get(args.mode,
+    args.recipient = {"relay": "bench@relay.bench", "dkim": "bench@relay.bench", "local": f"{LOCAL_USER}@localhost"}.get(args.mode,
                                                                                              f"bench@{DOMAIN}")
     if CGROUP2 is None:
         sys.exit("relay: no cgroup2 hierarchy: cannot account CPU per unit")
 
     postbus, postfix = PostbusRelay(args), PostfixRelay(args)
     rows = []
-    dns = hole = mailboxes = None
+    dns = hole = mailboxes = dkim = None
     sink = False
     try:
         run("systemd-run", "--quiet", f"--unit={SINK_UNIT}", "--property=Type=simple", "/usr/sbin/smtp-sink",
@@ -457,6 +534,8 @@ def main():
                 points += [(size, s, m, r) for size in (int(x) for x in args.sizes.split(","))]
             add_local_users(max(p[3] for p in points))
             mailboxes = Mailboxes()
+        if args.mode == "dkim":
+            dkim = OpenDKIM()
         postbus.setup()
         postfix.setup()
         if args.mode == "blackhole":
@@ -466,13 +545,15 @@ def main():
             for i, (size, sessions, messages, rcpts) in enumerate(points):
                 order = (postbus, postfix) if (i + rnd) % 2 == 0 else (postfix, postbus)
                 for server in order:
-                    row = measure_one(server, args, sessions, messages, size, hole, rcpts, mailboxes)
+                    row = measure_one(server, args, sessions, messages, size, hole, rcpts, mailboxes, dkim)
                     row["round"] = rnd + 1
                     rows.append(row)
     finally:
         postfix.teardown()
         if sink:
             run("systemctl", "stop", SINK_UNIT, check=False)
+        if dkim:
+            dkim.stop()
         if hole:
             hole.close()
         if dns:

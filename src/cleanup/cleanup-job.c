@@ -369,7 +369,9 @@ void cleanup_job_write(CleanupJob *j) {
         }
         if (j->discard) {
                 /* Accepted and dropped, as the administrator asked: the submitter is told it was queued. */
-                if (queue_id_new(id) < 0) {
+                if (j->queue_id[0])
+                        strcpy(id, j->queue_id);
+                else if (queue_id_new(id) < 0) {
                         cleanup_job_fail(j, "451 4.3.0 Error: cannot make a queue ID");
                         return;
                 }
@@ -393,6 +395,7 @@ void cleanup_job_write(CleanupJob *j) {
                 .hold = j->hold,
                 .prepend = j->prepend,
                 .filter = j->filter,
+                .queue_id = j->queue_id[0] ? j->queue_id : NULL,
         };
         r = job_dsn_options(j, vec, k, &req.dsn_notify, &req.dsn_orcpt);
         if (r >= 0)
@@ -426,6 +429,14 @@ static const char *attr_value(const char *a, const char *prefix) {
 static int job_take_smtpd_action(CleanupJob *j, const char *a) {
         const char *v;
 
+        /* The submitter's queue ID, which the milters were shown: used if free, never written as an attribute. */
+        if ((v = attr_value(a, "queue_id="))) {
+                if (queue_id_valid(v))
+                        strcpy(j->queue_id, v);
+                else
+                        log_warning("A submitted queue ID is malformed: ignored.");
+                return 1;
+        }
         if ((v = attr_value(a, "smtpd_hold="))) {
                 if (!j->hold) {
                         j->hold = strdup(isempty(v) ? "smtpd access HOLD" : v);

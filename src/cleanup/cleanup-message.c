@@ -25,12 +25,18 @@ const char *cleanup_attr_get(char **attrs, const char *name) {
         return NULL;
 }
 
-/* Creates incoming/<ID>.tmp for a fresh queue ID that no queue holds yet. */
-static int create_queue_file(Cleanup *c, char id[static QUEUE_ID_SIZE], char tmp[static QUEUE_ID_SIZE + 4]) {
+/* Creates incoming/<ID>.tmp for the proposed queue ID (valid, or NULL), or a fresh one, that no queue holds
+ * yet. */
+static int create_queue_file(Cleanup *c, const char *proposed, char id[static QUEUE_ID_SIZE],
+                             char tmp[static QUEUE_ID_SIZE + 4]) {
         for (unsigned i = 0; i < CLEANUP_CREATE_ATTEMPTS; i++) {
-                int r = queue_id_new(id);
-                if (r < 0)
-                        return r;
+                if (i == 0 && proposed)
+                        strcpy(id, proposed);
+                else {
+                        int r = queue_id_new(id);
+                        if (r < 0)
+                                return r;
+                }
                 (void) snprintf(tmp, QUEUE_ID_SIZE + 4, "%s.tmp", id);
                 if (faccessat(c->incoming_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                         continue;
@@ -244,7 +250,7 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, CleanupSyncItem
         w = malloc(sizeof(QueueWriter));
         if (!w)
                 return log_oom();
-        fd = create_queue_file(c, item->id, item->tmp);
+        fd = create_queue_file(c, req->queue_id, item->id, item->tmp);
         if (fd < 0)
                 return log_error_errno(fd, "Failed to create a queue file in incoming: %m");
         queue_writer_init(w, fd);

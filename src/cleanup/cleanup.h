@@ -78,7 +78,9 @@ typedef struct Cleanup {
  * SUCCESS, FAILURE, DELAY; "type;xtext"), "" where not given; kept per recipient in the queue file ('O').
  * attributes: client_address, client_name, client_port, helo_name, protocol; uid (local submission);
  * extract_recipients=yes (sendmail -t); dsn_ret (FULL, HDRS) and dsn_envid (xtext) of RFC 3461;
- * smtputf8=yes and body_type (7BIT, 8BITMIME) as the client declared them.
+ * smtputf8=yes and body_type (7BIT, 8BITMIME) as the client declared them; queue_id, the ID the submitter
+ * proposes (smtpd and pickup make one when the milters are asked, which see it as the macro "i"): the
+ * message gets it unless a queue file has it already (then a fresh one, as without it).
  * Errors: org.postbus.Error.InvalidArguments (malformed input), .Rejected ("5xx x.y.z text": permanent),
  * .TemporaryFailure ("4xx x.y.z text"). */
 extern const sd_bus_vtable cleanup_vtable[];
@@ -104,6 +106,7 @@ typedef struct CleanupRequest {
         const char *hold;               /* the reason the message goes to the hold queue, or NULL */
         char **prepend;                 /* headers written before Received, or NULL */
         const char *filter;             /* FILTER (smtpd access, header_checks): replaces the content_filter attribute */
+        const char *queue_id;           /* the submitter's proposal, valid, or NULL */
 } CleanupRequest;
 
 /* Writes the queue file as incoming/<ID>.tmp and fills item (fd, dir_fd, tmp, id) for cleanup_sync_submit(),
@@ -186,6 +189,7 @@ struct CleanupJob {
         size_t n_header_addresses;
         char *hold;
         bool discard;
+        char queue_id[QUEUE_ID_SIZE];   /* the submitter's proposal, or "" */
         char **prepend;                 /* headers smtpd's access tables added (PREPEND), in order */
         char *filter;                   /* FILTER transport:nexthop (smtpd access or header_checks), or NULL */
         char *reject;                   /* "550 5.7.1 ...": the permanent answer */

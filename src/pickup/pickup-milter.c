@@ -3,8 +3,6 @@
  * message), on pickup's event loop; their changes make a new memory file and envelope, which is what goes
  * to cleanup (the one queue file, see src/shared/milter.c). */
 #include <stdio.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "address.h"
 #include "io-util.h"
@@ -12,16 +10,13 @@
 #include "pickup.h"
 #include "string-util.h"
 
+/* The macros of a local submission, besides main.cf's and the queue ID (src/shared/milter*.c). */
 static const char *message_macro(const char *name, void *userdata) {
         PickupMessage *m = userdata;
-        const Config *config = m->pickup->daemon->config;
+        const char *v = milter_config_macro(m->pickup->daemon->config, name);
 
-        if (streq(name, "j"))
-                return config->myhostname;
-        if (streq(name, "{daemon_name}"))
-                return config->milter_macro_daemon_name;
-        if (streq(name, "v"))
-                return config->milter_macro_v;
+        if (v)
+                return v;
         if (streq(name, "_"))
                 return "localhost [127.0.0.1]";
         if (streq(name, "{client_addr}"))
@@ -35,27 +30,17 @@ static const char *message_macro(const char *name, void *userdata) {
         return NULL;
 }
 
-static void milter_end(PickupMessage *m) {
-        if (m->milter_msg) {
-                milter_message_done(m->milter_msg);
-                m->milter_msg = mfree(m->milter_msg);
-        }
-        if (m->milter_map) {
-                (void) munmap(m->milter_map, m->milter_map_len);
-                m->milter_map = NULL;
-        }
-}
-
 void pickup_milter_free(PickupMessage *m) {
         m->milter = milter_chain_free(m->milter);
-        milter_end(m);
+        m->milter_in = milter_input_free(m->milter_in);
         free(m->milter_hold);
+        free(m->queue_id);
 }
 
 /* The changes to the envelope and content: a new sealed memory file for cleanup. */
 static int message_apply(PickupMessage *m) {
         MaildropEnvelope *e = m->envelope;
-        MilterMessage *mm = m->milter_msg;
+        MilterMessage *mm = &m->milter_in->message;
         int r;
 
         if (mm->sender) {
@@ -82,11 +67,9 @@ static int message_apply(PickupMessage *m) {
         if (mm->quarantine && !(m->milter_hold = strdup(mm->quarantine)))
                 return -ENOMEM;
         if (mm->changed) {
-                _cleanup_close_ int fd = memfd_new("postbus-pickup");
+                _cleanup_close_ int fd = -EBADF;
 
-                if (fd < 0)
-                        return fd;
-                r = milter_message_write(mm, fd);
+                r = milter_message_memfd(mm, "postbus-pickup", &fd);
                 if (r >= 0)
                         r = memfd_seal(fd);
                 if (r < 0)
@@ -105,7 +88,6 @@ static int milter_next(PickupMessage *m) {
         MaildropEnvelope *e = m->envelope;
         char addr[ADDRESS_MAX + 3], *args[2] = { addr, NULL };
         size_t step = m->milter_step++;
-        struct stat st;
         int r;
 
         if (step == 0)
@@ -121,44 +103,31 @@ static int milter_next(PickupMessage *m) {
                 (void) snprintf(addr, sizeof addr, "<%s>", e->recipients[m->milter_rcpt]);
                 return milter_chain_rcpt(m->milter, args, on_step);
         }
-        if (fstat(m->content_fd, &st) < 0)
-                return -errno;
-        m->milter_map_len = (size_t) st.st_size;
-        if (m->milter_map_len > 0) {
-                m->milter_map = mmap(NULL, m->milter_map_len, PROT_READ, MAP_PRIVATE, m->content_fd, 0);
-                if (m->milter_map == MAP_FAILED) {
-                        m->milter_map = NULL;
-                        return -errno;
-                }
-        }
-        m->milter_msg = calloc(1, sizeof(MilterMessage));
-        if (!m->milter_msg)
-                return -ENOMEM;
-        r = milter_message_parse(m->milter_map ?: "", m->milter_map_len,
-                                 (size_t) m->pickup->daemon->config->message_size_limit, m->milter_msg);
-        if (r < 0) {
-                m->milter_msg = mfree(m->milter_msg);
+        r = milter_input_new(m->content_fd, (size_t) m->pickup->daemon->config->message_size_limit, &m->milter_in);
+        if (r < 0)
                 return r;
-        }
-        return milter_chain_message(m->milter, m->milter_msg, on_step);
+        return milter_chain_message(m->milter, &m->milter_in->message, on_step);
 }
 
 static void on_step(MilterChain *c, MilterVerdict verdict, const char *reply, void *userdata) {
         PickupMessage *m = userdata;
         int r = 0;
 
-        if (verdict == MILTER_CONTINUE && !m->milter_msg) {
+        if (verdict == MILTER_CONTINUE && !m->milter_in) {
                 r = milter_next(m);
                 if (r >= 0)
                         return;
                 log_warning_errno(r, "maildrop file %s: cannot ask the milters: %m", m->name);
         } else if (verdict == MILTER_CONTINUE)
                 r = message_apply(m);   /* the end of the message */
+        /* The queue ID the milters saw: cleanup names the message so. */
+        if (r >= 0 && milter_chain_queue_id(c) && !(m->queue_id = strdup(milter_chain_queue_id(c))))
+                r = -ENOMEM;
         if (r < 0) {
                 verdict = MILTER_TEMPFAIL;
                 reply = "451 4.3.0 Error: milter client failure";
         }
-        milter_end(m);
+        m->milter_in = milter_input_free(m->milter_in);
         m->milter = milter_chain_free(m->milter);
         pickup_milter_done(m, verdict, reply);
 }

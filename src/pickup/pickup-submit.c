@@ -228,6 +228,8 @@ static int message_submit(Pickup *p, sd_bus *bus, PickupMessage *m) {
         if (r >= 0)
                 r = append_attr(msg, "protocol", "local");
         if (r >= 0)
+                r = append_attr(msg, "queue_id", m->queue_id);
+        if (r >= 0)
                 r = append_attr(msg, "uid", uid);
         if (r >= 0)
                 r = append_attr(msg, "login", m->login);

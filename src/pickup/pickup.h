@@ -36,9 +36,8 @@ typedef struct PickupMessage {
         char *reject_text;              /* cleanup's refusal, for bounce */
         MilterChain *milter;            /* non_smtpd_milters asked about it (pickup-milter.c) */
         size_t milter_step, milter_rcpt;
-        MilterMessage *milter_msg;
-        void *milter_map;
-        size_t milter_map_len;
+        MilterInput *milter_in;         /* the message they are reading */
+        char *queue_id;                 /* the one the milters saw as "i", proposed to cleanup */
         char *milter_hold;              /* quarantine: to hold, for this reason */
         struct PickupMessage *prev, *next;
 } PickupMessage;

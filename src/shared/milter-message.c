@@ -1,10 +1,12 @@
 /* milter-message.c: the message milters see at the end of DATA, and their end-of-message changes applied
- * to it in memory (pure code, unit-tested in tests/unit/test-milter.c). Runs in smtpd and pickup, which
- * write the result as the one message they hand to cleanup. */
+ * to it in memory (unit-tested in tests/unit/test-milter.c); the memory file mapped for them and the one
+ * written with their changes. Runs in smtpd and pickup, which hand the result to cleanup. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "io-util.h"
 #include "milter-message.h"
@@ -358,4 +360,52 @@ int milter_message_write(const MilterMessage *m, int fd) {
         if (r >= 0)
                 r = write_full(fd, m->body, m->body_len);
         return r;
+}
+
+int milter_input_new(int fd, size_t size_max, MilterInput **ret) {
+        _cleanup_(milter_input_freep) MilterInput *in = NULL;
+        struct stat st;
+        int r;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        in = calloc(1, sizeof(MilterInput));
+        if (!in)
+                return -ENOMEM;
+        in->map_len = (size_t) st.st_size;
+        if (in->map_len > 0) {
+                in->map = mmap(NULL, in->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (in->map == MAP_FAILED) {
+                        in->map = NULL;
+                        return -errno;
+                }
+        }
+        r = milter_message_parse(in->map ?: "", in->map_len, size_max, &in->message);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(in);
+        return 0;
+}
+
+MilterInput *milter_input_free(MilterInput *in) {
+        if (!in)
+                return NULL;
+        milter_message_done(&in->message);
+        if (in->map)
+                (void) munmap(in->map, in->map_len);
+        free(in);
+        return NULL;
+}
+
+int milter_message_memfd(const MilterMessage *m, const char *name, int *ret_fd) {
+        _cleanup_close_ int fd = memfd_new(name);
+        int r;
+
+        if (fd < 0)
+                return fd;
+        r = milter_message_write(m, fd);
+        if (r < 0)
+                return r;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
 }

@@ -62,6 +62,21 @@ size_t milter_message_body_chunk(const MilterMessage *m, size_t *off, char *out,
 /* Writes the message (headers, empty line, body) to fd. */
 int milter_message_write(const MilterMessage *m, int fd);
 
+/* The message a role shows the milters: its memory file mapped and parsed. */
+typedef struct MilterInput {
+        MilterMessage message;
+        void *map;              /* NULL for an empty file */
+        size_t map_len;
+} MilterInput;
+
+/* Maps the file fd (the role keeps it open) and parses it; size_max: message_size_limit. */
+int milter_input_new(int fd, size_t size_max, MilterInput **ret);
+MilterInput *milter_input_free(MilterInput *in);
+DEFINE_TRIVIAL_CLEANUP_FUNC(MilterInput *, milter_input_free);
+
+/* The message with the milters' changes, written to a new memory file (named name) in *ret_fd. */
+int milter_message_memfd(const MilterMessage *m, const char *name, int *ret_fd);
+
 /* An address as a milter gives it: "<a@b>" or "a@b", into ret (at most size - 1 bytes). -EINVAL when it
  * is not one address. */
 int milter_address_strip(const char *s, char *ret, size_t size);

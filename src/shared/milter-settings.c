@@ -24,6 +24,16 @@ MilterAction milter_action_from_string(const char *s) {
         return _MILTER_ACTION_INVALID;
 }
 
+const char *milter_config_macro(const Config *config, const char *name) {
+        if (streq(name, "j"))
+                return config->myhostname;
+        if (streq(name, "{daemon_name}"))
+                return config->milter_macro_daemon_name;
+        if (streq(name, "v"))
+                return config->milter_macro_v;
+        return NULL;
+}
+
 void milter_settings_done(MilterSettings *s) {
         s->milters = strv_free(s->milters);
         s->addresses = mfree(s->addresses);

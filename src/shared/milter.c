@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "milter.h"
+#include "queue-id.h"
 #include "string-util.h"
 
 #define REPLY_REJECT "550 5.7.1 Command rejected"
@@ -95,6 +96,7 @@ struct MilterChain {
         MilterDoneFunc done;
         MilterVerdict verdict;
         char reply[1024];
+        char queue_id[QUEUE_ID_SIZE];   /* the transaction's, made at MAIL: the macro "i"; "" before */
 };
 
 static const struct {
@@ -205,7 +207,7 @@ static void put_macros(Milter *m, MilterStage stage, char cmd) {
         milter_buf_put(&m->out, &cmd, 1);
         before = m->out.len;
         for (char **n = names; *n; n++) {
-                const char *v = c->macro(*n, c->userdata);
+                const char *v = streq(*n, "i") ? (c->queue_id[0] ? c->queue_id : NULL) : c->macro(*n, c->userdata);
                 if (!v)
                         continue;
                 milter_buf_put_str(&m->out, *n);
@@ -622,7 +624,14 @@ int milter_chain_helo(MilterChain *c, const char *helo, MilterDoneFunc done) {
 }
 
 int milter_chain_mail(MilterChain *c, char *const *args, MilterDoneFunc done) {
+        int r;
+
         milter_chain_abort(c);
+        /* The queue ID the message will have (the role proposes it to cleanup), as Postfix knows it from
+         * MAIL on. */
+        r = queue_id_new(c->queue_id);
+        if (r < 0)
+                return r;
         c->cmd.len = 0;
         milter_buf_command(&c->cmd, MILTER_CMD_MAIL, (const char *const *) args);
         return chain_start(c, STEP_MAIL, done);
@@ -658,6 +667,10 @@ void milter_chain_abort(MilterChain *c) {
                 m->in_message = m->data_sent = m->accepted_message = false;
         }
         c->message = NULL;
+}
+
+const char *milter_chain_queue_id(const MilterChain *c) {
+        return c && c->queue_id[0] ? c->queue_id : NULL;
 }
 
 bool milter_chain_busy(const MilterChain *c) {

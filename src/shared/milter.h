@@ -37,6 +37,9 @@ typedef struct MilterSettings {
 /* Reads the settings for list (the value of smtpd_milters or non_smtpd_milters); *ret is empty (no
  * milters) when the list is. -EINVAL after logging a bad value. */
 int milter_settings_load(const Config *config, const char *list, MilterSettings *ret);
+/* The macros every role answers from main.cf: "j" (myhostname), "{daemon_name}", "v"; NULL for others.
+ * ("i" the chain answers itself: milter_chain_queue_id().) */
+const char *milter_config_macro(const Config *config, const char *name);
 void milter_settings_done(MilterSettings *s);
 
 /* The verdict of a step. */
@@ -54,7 +57,7 @@ typedef struct MilterChain MilterChain;
 /* reply is the SMTP reply for REJECT and TEMPFAIL ("550 5.7.1 Command rejected" or the milter's own),
  * valid during the call. The callback may free the chain. */
 typedef void (*MilterDoneFunc)(MilterChain *c, MilterVerdict verdict, const char *reply, void *userdata);
-/* A macro's value ("j", "{client_addr}"), or NULL when it has none. */
+/* A macro's value ("{client_addr}"), or NULL when it has none. */
 typedef const char *(*MilterMacroFunc)(const char *name, void *userdata);
 
 int milter_chain_new(sd_event *event, const MilterSettings *settings, MilterMacroFunc macro, void *userdata,
@@ -77,5 +80,8 @@ int milter_chain_data(MilterChain *c, MilterDoneFunc done);
 int milter_chain_message(MilterChain *c, MilterMessage *m, MilterDoneFunc done);
 /* The transaction ended (RSET, a new MAIL, a refusal, the message done): ABORT to milters within one. */
 void milter_chain_abort(MilterChain *c);
+/* The queue ID of the transaction since its MAIL, which the milters see as "i" (and the role proposes to
+ * cleanup as the attribute queue_id), or NULL before the first MAIL. */
+const char *milter_chain_queue_id(const MilterChain *c);
 /* A step is in progress. */
 bool milter_chain_busy(const MilterChain *c);

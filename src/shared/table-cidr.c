@@ -22,8 +22,7 @@ TableCidr *table_cidr_free(TableCidr *c) {
 typedef struct CidrParser {
         TableCidr *table;
         const char *path;
-        size_t open_ifs[64];
-        size_t n_open;
+        TableIfs ifs;
 } CidrParser;
 
 /* An IPv4 or IPv6 address, with or without [], into family and 16 bytes. */
@@ -117,62 +116,30 @@ static int parse_network(CidrParser *ps, char **p, unsigned line, TableCidrRule 
         return 0;
 }
 
-static int add_rule(CidrParser *ps, TableCidrRule *rule) {
-        TableCidr *t = ps->table;
-        TableCidrRule *n = reallocarray(t->rules, t->n + 1, sizeof(TableCidrRule));
-
-        if (!n)
-                return -ENOMEM;
-        t->rules = n;
-        t->rules[t->n++] = *rule;
-        *rule = (TableCidrRule) {};
-        return 0;
-}
-
 static int parse_line(char *line, unsigned lineno, void *userdata) {
         CidrParser *ps = userdata;
         TableCidrRule rule = { .kind = TABLE_RULE_MATCH, .line = lineno };
         char *p = line;
+        size_t closed;
         int r;
 
-        if (table_word_is(p, "endif")) {
-                if (p[5] != '\0' || ps->n_open == 0) {
-                        log_error("%s:%u: %s", ps->path, lineno, p[5] ? "text after endif" : "endif without an if");
-                        return -EINVAL;
-                }
-                ps->table->rules[ps->open_ifs[--ps->n_open]].endif = ps->table->n;
-                rule.kind = TABLE_RULE_ENDIF;
-                return add_rule(ps, &rule);
-        }
-        if (table_word_is(p, "if")) {
-                if (ps->n_open >= ELEMENTSOF(ps->open_ifs)) {
-                        log_error("%s:%u: if nested deeper than %zu", ps->path, lineno, ELEMENTSOF(ps->open_ifs));
-                        return -EINVAL;
-                }
-                rule.kind = TABLE_RULE_IF;
-                p += 2;
-                while (isspace((unsigned char) *p))
-                        p++;
+        r = table_if_line(&ps->ifs, &p, ps->path, lineno, &closed);
+        if (r < 0)
+                return r;
+        rule.kind = (TableRuleKind) r;
+        if (rule.kind == TABLE_RULE_ENDIF) {
+                ps->table->rules[closed].endif = ps->table->n;
+                return table_rule_append(&ps->table->rules, &ps->table->n, &rule, sizeof rule);
         }
         r = parse_network(ps, &p, lineno, &rule);
         if (r < 0)
                 return r;
-        if (rule.kind == TABLE_RULE_IF) {
-                if (*p != '\0') {
-                        log_error("%s:%u: text after the network of an if", ps->path, lineno);
-                        return -EINVAL;
-                }
-                ps->open_ifs[ps->n_open++] = ps->table->n;
-        } else {
-                if (*p == '\0') {
-                        log_error("%s:%u: a network without a value", ps->path, lineno);
-                        return -EINVAL;
-                }
-                rule.value = strdup(p);
-                if (!rule.value)
-                        return -ENOMEM;
-        }
-        r = add_rule(ps, &rule);
+        r = table_rule_rest(&ps->ifs, rule.kind, p, "network", ps->path, lineno, ps->table->n);
+        if (r < 0)
+                return r;
+        if (rule.kind == TABLE_RULE_MATCH && !(rule.value = strdup(p)))
+                return -ENOMEM;
+        r = table_rule_append(&ps->table->rules, &ps->table->n, &rule, sizeof rule);
         if (r < 0)
                 free(rule.value);
         return r;
@@ -190,8 +157,8 @@ int table_cidr_parse(const char *text, const char *path, TableCidr **ret) {
         r = logical_lines_foreach(text, path, "rule", parse_line, &ps);
         if (r < 0)
                 return r;
-        if (ps.n_open > 0) {
-                log_error("%s:%u: if without an endif", path, t->rules[ps.open_ifs[ps.n_open - 1]].line);
+        if (ps.ifs.n > 0) {
+                log_error("%s:%u: if without an endif", path, t->rules[ps.ifs.open[ps.ifs.n - 1]].line);
                 return -EINVAL;
         }
         *ret = TAKE_PTR(t);

@@ -177,3 +177,21 @@ int table_unix_passwd_format(const struct passwd *pw, char **ret);
 /* Whether the line at p starts with the keyword word ("if", "endif") followed by white space or its end,
  * in any case: the if/endif of the pattern tables (regexp:, pcre:, cidr:). */
 bool table_word_is(const char *p, const char *word);
+/* The ifs of a rule file being parsed that are not closed yet: their indexes in the rules. */
+typedef struct TableIfs {
+        size_t open[64];
+        size_t n;
+} TableIfs;
+/* The if/endif at the start of a rule line: TABLE_RULE_ENDIF with *ret_closed the index of the if it closes
+ * (the line is done), TABLE_RULE_IF with *p past "if" and its white space (the caller adds the if with
+ * ifs->open[ifs->n++] once it is parsed), TABLE_RULE_MATCH with *p unchanged. -EINVAL after logging
+ * "path:line: ..." for text after endif, an endif without an if, ifs nested too deep. */
+int table_if_line(TableIfs *ifs, char **p, const char *path, unsigned lineno, size_t *ret_closed);
+/* What follows the pattern (what: "pattern", "network") of a rule of kind: nothing for an if, which is
+ * then opened as the rule at index; a value for a rule. -EINVAL after logging "path:line: ...". */
+int table_rule_rest(TableIfs *ifs, TableRuleKind kind, const char *rest, const char *what, const char *path,
+                    unsigned lineno, size_t index);
+/* Appends the rule (size bytes) to the array *rules_ptr of *n rules (rules_ptr: the address of a
+ * TableRegexpRule * or TableCidrRule *), grown by one, and zeroes the rule: the array owns what it pointed
+ * to. -ENOMEM, the array and the rule unchanged. */
+int table_rule_append(void *rules_ptr, size_t *n, void *rule, size_t size);

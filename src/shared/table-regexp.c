@@ -134,8 +134,7 @@ TableRegexp *table_regexp_free(TableRegexp *r) {
 typedef struct RegexpParser {
         TableRegexp *table;
         const char *path;
-        size_t open_ifs[64];    /* indexes of the ifs not closed yet */
-        size_t n_open;
+        TableIfs ifs;
 } RegexpParser;
 
 /* Checks the $N references of value against nsub groups: $$ is a dollar, $N and ${N} a group. */
@@ -212,64 +211,28 @@ static int parse_pattern(RegexpParser *ps, char **p, unsigned line, TableRegexpR
         return 0;
 }
 
-static int add_rule(RegexpParser *ps, TableRegexpRule *rule) {
-        TableRegexp *t = ps->table;
-        TableRegexpRule *n = reallocarray(t->rules, t->n + 1, sizeof(TableRegexpRule));
-
-        if (!n)
-                return -ENOMEM;
-        t->rules = n;
-        t->rules[t->n++] = *rule;
-        *rule = (TableRegexpRule) {};
-        return 0;
-}
-
 static int parse_line(char *line, unsigned lineno, void *userdata) {
         RegexpParser *ps = userdata;
         TableRegexpRule rule = { .kind = TABLE_RULE_MATCH, .line = lineno };
         char *p = line;
+        size_t closed;
         int r;
 
-        if (table_word_is(p, "endif")) {
-                if (p[5] != '\0') {
-                        log_error("%s:%u: text after endif", ps->path, lineno);
-                        return -EINVAL;
-                }
-                if (ps->n_open == 0) {
-                        log_error("%s:%u: endif without an if", ps->path, lineno);
-                        return -EINVAL;
-                }
-                ps->table->rules[ps->open_ifs[--ps->n_open]].endif = ps->table->n;
-                rule.kind = TABLE_RULE_ENDIF;
-                return add_rule(ps, &rule);
+        r = table_if_line(&ps->ifs, &p, ps->path, lineno, &closed);
+        if (r < 0)
+                return r;
+        rule.kind = (TableRuleKind) r;
+        if (rule.kind == TABLE_RULE_ENDIF) {
+                ps->table->rules[closed].endif = ps->table->n;
+                return table_rule_append(&ps->table->rules, &ps->table->n, &rule, sizeof rule);
         }
-        if (table_word_is(p, "if")) {
-                if (ps->n_open >= ELEMENTSOF(ps->open_ifs)) {
-                        log_error("%s:%u: if nested deeper than %zu", ps->path, lineno, ELEMENTSOF(ps->open_ifs));
-                        return -EINVAL;
-                }
-                rule.kind = TABLE_RULE_IF;
-                p += 2;
-                while (isspace((unsigned char) *p))
-                        p++;
-        }
-
         r = parse_pattern(ps, &p, lineno, &rule);
         if (r < 0)
                 return r;
-        if (rule.kind == TABLE_RULE_IF) {
-                if (*p != '\0') {
-                        log_error("%s:%u: text after the pattern of an if", ps->path, lineno);
-                        r = -EINVAL;
-                        goto fail;
-                }
-                ps->open_ifs[ps->n_open++] = ps->table->n;
-        } else {
-                if (*p == '\0') {
-                        log_error("%s:%u: a pattern without a value", ps->path, lineno);
-                        r = -EINVAL;
-                        goto fail;
-                }
+        r = table_rule_rest(&ps->ifs, rule.kind, p, "pattern", ps->path, lineno, ps->table->n);
+        if (r < 0)
+                goto fail;
+        if (rule.kind == TABLE_RULE_MATCH) {
                 r = check_value(p, rule.nsub, rule.negate, ps->path, lineno);
                 if (r < 0)
                         goto fail;
@@ -279,7 +242,7 @@ static int parse_line(char *line, unsigned lineno, void *userdata) {
                         goto fail;
                 }
         }
-        r = add_rule(ps, &rule);
+        r = table_rule_append(&ps->table->rules, &ps->table->n, &rule, sizeof rule);
         if (r >= 0)
                 return 0;
 fail:
@@ -301,8 +264,8 @@ int table_regexp_parse(const char *text, const char *path, const TableRegexpEngi
         r = logical_lines_foreach(text, path, "rule", parse_line, &ps);
         if (r < 0)
                 return r;
-        if (ps.n_open > 0) {
-                log_error("%s:%u: if without an endif", path, t->rules[ps.open_ifs[ps.n_open - 1]].line);
+        if (ps.ifs.n > 0) {
+                log_error("%s:%u: if without an endif", path, t->rules[ps.ifs.open[ps.ifs.n - 1]].line);
                 return -EINVAL;
         }
         *ret = TAKE_PTR(t);

@@ -404,3 +404,54 @@ bool table_word_is(const char *p, const char *word) {
 
         return strncasecmp(p, word, n) == 0 && (p[n] == '\0' || isspace((unsigned char) p[n]));
 }
+
+int table_if_line(TableIfs *ifs, char **p, const char *path, unsigned lineno, size_t *ret_closed) {
+        if (table_word_is(*p, "endif")) {
+                if ((*p)[5] != '\0' || ifs->n == 0) {
+                        log_error("%s:%u: %s", path, lineno, (*p)[5] ? "text after endif" : "endif without an if");
+                        return -EINVAL;
+                }
+                *ret_closed = ifs->open[--ifs->n];
+                return TABLE_RULE_ENDIF;
+        }
+        if (!table_word_is(*p, "if"))
+                return TABLE_RULE_MATCH;
+        if (ifs->n >= ELEMENTSOF(ifs->open)) {
+                log_error("%s:%u: if nested deeper than %zu", path, lineno, ELEMENTSOF(ifs->open));
+                return -EINVAL;
+        }
+        *p += 2;
+        while (isspace((unsigned char) **p))
+                (*p)++;
+        return TABLE_RULE_IF;
+}
+
+int table_rule_rest(TableIfs *ifs, TableRuleKind kind, const char *rest, const char *what, const char *path,
+                    unsigned lineno, size_t index) {
+        if (kind == TABLE_RULE_IF) {
+                if (*rest != '\0') {
+                        log_error("%s:%u: text after the %s of an if", path, lineno, what);
+                        return -EINVAL;
+                }
+                ifs->open[ifs->n++] = index;
+        } else if (*rest == '\0') {
+                log_error("%s:%u: a %s without a value", path, lineno, what);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int table_rule_append(void *rules_ptr, size_t *n, void *rule, size_t size) {
+        void *rules, *grown;
+
+        /* The pointer is copied, not read through a void **: the array is of rules of either kind. */
+        memcpy(&rules, rules_ptr, sizeof rules);
+        grown = reallocarray(rules, *n + 1, size);
+        if (!grown)
+                return -ENOMEM;
+        memcpy((char *) grown + *n * size, rule, size);
+        memset(rule, 0, size);
+        (*n)++;
+        memcpy(rules_ptr, &grown, sizeof grown);
+        return 0;
+}

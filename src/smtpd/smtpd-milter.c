@@ -4,24 +4,18 @@
  * once the whole message is in its memory file, and the changes go into that message and the envelope
  * before it is handed to cleanup, which writes the one queue file (see milter.c for why here). */
 #include <stdio.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "io-util.h"
 #include "log.h"
 #include "smtpd-session.h"
 
-/* The macros Postfix sends that smtpd knows. The queue ID ("i") is cleanup's, known only after the 250. */
+/* The macros Postfix sends that smtpd knows, besides main.cf's and the queue ID (src/shared/milter*.c). */
 static const char *session_macro(const char *name, void *userdata) {
         SmtpdSession *s = userdata;
-        const Config *config = s->server->config;
+        const char *v = milter_config_macro(s->server->config, name);
 
-        if (streq(name, "j"))
-                return config->myhostname;
-        if (streq(name, "{daemon_name}"))
-                return config->milter_macro_daemon_name;
-        if (streq(name, "v"))
-                return config->milter_macro_v;
+        if (v)
+                return v;
         if (streq(name, "_")) {
                 (void) snprintf(s->milter_macro, sizeof s->milter_macro, "%s [%s]", s->peer.name, s->client.text);
                 return s->milter_macro;
@@ -201,14 +195,7 @@ bool smtpd_milter_command(SmtpdSession *s, const SmtpdCommand *c, SmtpdCommandTy
 }
 
 static void message_done(SmtpdSession *s) {
-        if (s->milter_msg) {
-                milter_message_done(s->milter_msg);
-                s->milter_msg = mfree(s->milter_msg);
-        }
-        if (s->milter_map) {
-                (void) munmap(s->milter_map, s->milter_map_len);
-                s->milter_map = NULL;
-        }
+        s->milter_in = milter_input_free(s->milter_in);
 }
 
 void smtpd_milter_reset(SmtpdSession *s) {
@@ -245,7 +232,7 @@ static int recipient_delete(SmtpdSession *s, const char *addr) {
 /* The milters' changes to the envelope and the content, into the session's envelope and a new memory
  * file. */
 static int message_apply(SmtpdSession *s) {
-        MilterMessage *m = s->milter_msg;
+        MilterMessage *m = &s->milter_in->message;
         int r;
 
         if (m->sender) {
@@ -268,15 +255,13 @@ static int message_apply(SmtpdSession *s) {
         if (m->quarantine && !(s->milter_hold = strdup(m->quarantine)))
                 return -ENOMEM;
         if (m->changed) {
-                _cleanup_close_ int fd = memfd_new("postbus-smtpd");
+                int fd;
 
-                if (fd < 0)
-                        return fd;
-                r = milter_message_write(m, fd);
+                r = milter_message_memfd(m, "postbus-smtpd", &fd);
                 if (r < 0)
                         return r;
                 safe_close(s->data_fd);
-                s->data_fd = TAKE_FD(fd);
+                s->data_fd = fd;
         }
         return 0;
 }
@@ -325,31 +310,14 @@ static void on_message_done(MilterChain *c, MilterVerdict verdict, const char *r
 /* The message is complete: 1 when the milters are asked (the reply follows), 0 when there are none, or
  * negative when they cannot be (the default action has no message to act on: a temporary failure). */
 int smtpd_milter_message(SmtpdSession *s) {
-        struct stat st;
         int r;
 
         if (!s->milter)
                 return 0;
-        if (fstat(s->data_fd, &st) < 0)
-                return -errno;
-        s->milter_map_len = (size_t) st.st_size;
-        if (s->milter_map_len > 0) {
-                s->milter_map = mmap(NULL, s->milter_map_len, PROT_READ, MAP_PRIVATE, s->data_fd, 0);
-                if (s->milter_map == MAP_FAILED) {
-                        s->milter_map = NULL;
-                        return -errno;
-                }
-        }
-        s->milter_msg = calloc(1, sizeof(MilterMessage));
-        if (!s->milter_msg)
-                return -ENOMEM;
-        r = milter_message_parse(s->milter_map ?: "", s->milter_map_len,
-                                 (size_t) s->server->config->message_size_limit, s->milter_msg);
-        if (r < 0) {
-                s->milter_msg = mfree(s->milter_msg);
+        r = milter_input_new(s->data_fd, (size_t) s->server->config->message_size_limit, &s->milter_in);
+        if (r < 0)
                 return r;
-        }
-        r = milter_chain_message(s->milter, s->milter_msg, on_message_done);
+        r = milter_chain_message(s->milter, &s->milter_in->message, on_message_done);
         if (r < 0)
                 return r;
         s->state = SMTPD_SESSION_MILTER;

@@ -116,9 +116,7 @@ struct SmtpdSession {
         bool milter_discard;            /* a milter said discard: this message is taken and dropped */
         bool milter_discard_session;    /* ... at the connection or HELO: every message */
         char *milter_hold;              /* quarantine: the message goes to hold, for this reason */
-        MilterMessage *milter_msg;      /* the message the milters are reading */
-        void *milter_map;               /* the memory file it points into */
-        size_t milter_map_len;
+        MilterInput *milter_in;         /* the message the milters are reading */
         char milter_macro[SMTPD_REPLY_MAX];
 
         SmtpdLineReader lines;

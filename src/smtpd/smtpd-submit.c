@@ -125,6 +125,9 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
                 r = sd_bus_message_append(m, "{ss}", "body_type", s->body);
         if (r >= 0 && s->dsn_ret)
                 r = sd_bus_message_append(m, "{ss}", "dsn_ret", s->dsn_ret);
+        /* The queue ID the milters were told ("i"): cleanup names the message so. */
+        if (r >= 0 && milter_chain_queue_id(s->milter))
+                r = sd_bus_message_append(m, "{ss}", "queue_id", milter_chain_queue_id(s->milter));
         /* A milter's quarantine: cleanup puts the message in hold. */
         if (r >= 0 && s->milter_hold)
                 r = sd_bus_message_append(m, "{ss}", "milter_hold", s->milter_hold);

@@ -104,6 +104,46 @@ def wait_until(predicate, timeout=30, interval=0.1, what='the condition'):
 
 # ---- users and configuration ------------------------------------------------------
 
+
+# ---- a name server on loopback ------------------------------------------------------------------------------
+
+DNS_ADDRESS = '127.0.0.53'
+
+
+def write_resolv_conf(*servers, options='timeout:2 attempts:2'):
+    """/etc/resolv.conf naming servers (default DNS_ADDRESS); smtpd reads it when it starts."""
+    if os.path.islink('/etc/resolv.conf'):
+        os.unlink('/etc/resolv.conf')
+    with open('/etc/resolv.conf', 'w') as f:
+        f.write(''.join(f'nameserver {a}\n' for a in servers or (DNS_ADDRESS,)) + f'options {options}\n')
+
+
+def start_dnsmasq(records, probe, addresses=(DNS_ADDRESS,)):
+    """dnsmasq on addresses (IPv4 or IPv6), port 53, answering from records alone (its options:
+    --local=/zone/, --ptr-record=, --mx-host=, ...; neither /etc/hosts nor an upstream server), once it
+    answers an A query for the name probe on each. The caller stops it (terminate(), wait())."""
+    dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
+    proc = subprocess.Popen([
+        dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
+        '--bind-interfaces', f'--listen-address={",".join(addresses)}', '--port=53', '--user=root', *records,
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    query = (b'\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00'
+             + b''.join(bytes([len(label)]) + label.encode() for label in probe.split('.'))
+             + b'\x00\x00\x01\x00\x01')
+
+    def answers(address):
+        with socket.socket(socket.AF_INET6 if ':' in address else socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(1)
+            try:
+                s.sendto(query, (address, 53))
+                return s.recv(512)[:2] == b'\x42\x42'
+            except OSError:
+                return False
+    wait_until(lambda: all(answers(a) for a in addresses) or proc.poll() is not None, what='dnsmasq to answer')
+    if proc.poll() is not None:
+        raise AssertionError(f'dnsmasq exited: {proc.stderr.read()!r}')
+    return proc
+
 def add_user(name, maildir=False):
     """Creates a local user with a home directory, unless it exists; returns its
     pwd entry. With maildir, also creates ~/Maildir/{tmp,new,cur} owned by the

@@ -57,6 +57,7 @@ def run_test_milter(spec):
             self.headers = []
             self.bodytext = b''
             self.mail_macros = (self.getsymval('{mail_addr}'), self.getsymval('{auth_authen}'))
+            self.queue_ids = {'mail': self.getsymval('i')}
             self.mail_params = ','.join(params)
             local = self.sender.split('@')[0]
             if local == 'reject-mail':
@@ -75,6 +76,7 @@ def run_test_milter(spec):
         def envrcpt(self, to, *params):
             to = to.strip('<>')
             self.rcpt_macro = self.getsymval('{rcpt_addr}')
+            self.queue_ids['rcpt'] = self.getsymval('i')
             local = to.split('@')[0]
             if local == 'reject-rcpt':
                 self.setreply('550', '5.7.2', 'no such rcpt here')
@@ -112,6 +114,7 @@ def run_test_milter(spec):
             return Milter.CONTINUE
 
         def eom(self):
+            self.queue_ids['eom'] = self.getsymval('i')
             subject = next((v for n, v in self.headers if n.lower() == 'subject'), '')
             if subject == 'eom-reject':
                 self.setreply('550', '5.7.6', 'end of message refused')
@@ -131,6 +134,7 @@ def run_test_milter(spec):
                 self.addheader('X-Milter-Macros', f'mail_addr={self.mail_macros[0]} rcpt_addr={self.rcpt_macro} '
                                                   f'body_crlf={crlf} mail_params={self.mail_params}')
                 self.addheader('X-Milter-Original', self.bodytext.split(b'\r\n')[0].decode())
+                self.addheader('X-Milter-Queue-Id', ' '.join(f'{k}={v}' for k, v in sorted(self.queue_ids.items())))
                 self.replacebody(b'The body was replaced.\r\nSecond line.\r\n')
                 self.addrcpt('<frank@localhost>')
                 self.delrcpt('<erin@localhost>')
@@ -353,6 +357,7 @@ class Milters(unittest.TestCase):
                               'From: orig@example.org\nSubject: edit\nX-Remove-Me: gone\nX-Keep: kept\n\n'
                               'original body edit-marker\n', mail_params=' SIZE=500 BODY=8BITMIME')
         self.assertEqual(replies[-1][0], 250, replies)
+        qid = re.search(r'queued as (\S+)', replies[-1][1]).group(1)
         s.cmd('QUIT')
         s.close()
         # erin was deleted and frank added: frank has it, changed
@@ -366,6 +371,9 @@ class Milters(unittest.TestCase):
         self.assertIn('rcpt_addr=erin@localhost', m['X-Milter-Macros'])
         self.assertIn('body_crlf=True', m['X-Milter-Macros'])
         self.assertIn('mail_params=SIZE=500,BODY=8BITMIME', m['X-Milter-Macros'])
+        # the queue ID ("i") from MAIL on is the one the message was queued as
+        self.assertEqual(m['X-Milter-Queue-Id'], f'eom={qid} mail={qid} rcpt={qid}')
+        self.assertRegex(' '.join(m.get_all('Received')), rf'\sid {qid}\b')
         self.assertEqual(m.get_content(), 'The body was replaced.\nSecond line.\n')
         self.assertIn('changed-sender@example.org', m['Return-Path'])
         raw = pb.maildir_messages('frank')[0]
@@ -467,6 +475,9 @@ class Milters(unittest.TestCase):
         self.assertIsNone(m['X-Remove-Me'])
         self.assertIn('changed-sender@example.org', m['Return-Path'])
         self.assertIn('rcpt_addr=erin@localhost', m['X-Milter-Macros'])
+        # pickup's queue ID: the same at each stage, and the message's
+        qid = re.fullmatch(r'eom=(\S+) mail=\1 rcpt=\1', m['X-Milter-Queue-Id']).group(1)
+        self.assertRegex(' '.join(m.get_all('Received')), rf'\sid {qid}\b')
         self.assertEqual(m.get_content(), 'The body was replaced.\nSecond line.\n')
         self.assertIsNone(maildir_with('erin', 'sendmail-edit-marker'))
         # quarantine of sendmail mail: to hold

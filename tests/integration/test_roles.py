@@ -272,6 +272,8 @@ class Roles(unittest.TestCase):
 
     def test_security_scores(self):
         limits = {role: 2.5 if role in ('local', 'pipe') else 1.5 for role in ROLE_USERS}
+        # virtual runs as root (it takes each mailbox's uid) but has no network at all: 1.7 as installed
+        limits['virtual'] = 2.0
         scores = {}
         for role, limit in limits.items():
             unit = f'postbus-{role}.service'

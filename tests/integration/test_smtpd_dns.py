@@ -5,15 +5,13 @@ PTR name that does not resolve back fails reject_unknown_client_hostname but pas
 a dead name server holds up only the session that waits for it."""
 import os
 import re
-import shutil
 import socket
-import subprocess
 import unittest
 
 import postbus as pb
 
 ETC = '/etc/postbus'
-DNS_ADDRESS = '127.0.0.53'
+DNS_ADDRESS = pb.DNS_ADDRESS
 HOST = 'mx.example.test'
 
 
@@ -25,23 +23,13 @@ def build_table(name, text):
     return f'hash:{path}'
 
 
-def write_resolv_conf(*servers, options='timeout:2 attempts:2'):
-    if os.path.islink('/etc/resolv.conf'):
-        os.unlink('/etc/resolv.conf')
-    with open('/etc/resolv.conf', 'w') as f:
-        f.write(''.join(f'nameserver {a}\n' for a in servers) + f'options {options}\n')
-
-
 def start_dnsmasq():
     """dnsmasq, authoritative for dns.test and 0.0.127.in-addr.arpa (what it does not know is NXDOMAIN):
          127.0.0.20  PTR good.dns.test,          good.dns.test A 127.0.0.20   (confirmed)
          127.0.0.21  no PTR                                                    (unknown)
          127.0.0.22  PTR forged.dns.test,        forged.dns.test A 127.0.0.99 (does not resolve back)
          127.0.0.23  PTR host.blocked.dns.test,  A 127.0.0.23                 (confirmed; parent listed)"""
-    dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
-    proc = subprocess.Popen([
-        dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
-        '--bind-interfaces', f'--listen-address={DNS_ADDRESS}', '--port=53', '--user=root',
+    return pb.start_dnsmasq([
         '--local=/dns.test/', '--local=/0.0.127.in-addr.arpa/',
         '--ptr-record=20.0.0.127.in-addr.arpa,good.dns.test',
         '--address=/good.dns.test/127.0.0.20',
@@ -49,22 +37,7 @@ def start_dnsmasq():
         '--address=/forged.dns.test/127.0.0.99',
         '--ptr-record=23.0.0.127.in-addr.arpa,host.blocked.dns.test',
         '--address=/host.blocked.dns.test/127.0.0.23',
-    ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def answers():
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(1)
-            q = (b'\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00' + b'\x04good\x03dns\x04test\x00'
-                 + b'\x00\x01\x00\x01')
-            try:
-                s.sendto(q, (DNS_ADDRESS, 53))
-                return s.recv(512)[:2] == b'\x42\x42'
-            except OSError:
-                return False
-    pb.wait_until(lambda: answers() or proc.poll() is not None, what='dnsmasq to answer')
-    if proc.poll() is not None:
-        raise AssertionError(f'dnsmasq exited: {proc.stderr.read()!r}')
-    return proc
+    ], probe='good.dns.test')
 
 
 def reset_smtpd():
@@ -88,7 +61,7 @@ class ClientName(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         pb.add_user('erin')
-        write_resolv_conf(DNS_ADDRESS)
+        pb.write_resolv_conf(DNS_ADDRESS)
         cls.dns = start_dnsmasq()
         client = build_table('client_access_dns', 'blocked.dns.test REJECT name blocked\n')
         # a sender whose value is a restriction: reject_unknown_client_hostname for that sender only
@@ -187,7 +160,7 @@ class DeadDns(unittest.TestCase):
     def setUpClass(cls):
         pb.add_user('erin')
         cls.hole = Hole('127.0.0.57')
-        write_resolv_conf('127.0.0.57', options='timeout:1 attempts:1')
+        pb.write_resolv_conf('127.0.0.57', options='timeout:1 attempts:1')
         reset_smtpd()
         pb.set_config(
             myhostname=HOST,
@@ -221,7 +194,7 @@ class HeldDns(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.hole = Hole('127.0.0.58')
-        write_resolv_conf('127.0.0.58', options='timeout:30 attempts:1')
+        pb.write_resolv_conf('127.0.0.58', options='timeout:30 attempts:1')
         reset_smtpd()
         pb.set_config(
             myhostname=HOST,

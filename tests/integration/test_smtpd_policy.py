@@ -4,10 +4,8 @@ holds up no other session), Debian's postgrey greylisting, postfix-policyd-spf-p
 found in a real DNS server (dnsmasq on loopback), and a dead or hanging service giving
 smtpd_policy_service_default_action."""
 import os
-import shutil
 import socket
 import socketserver
-import struct
 import subprocess
 import threading
 import time
@@ -365,23 +363,12 @@ class PolicydSpf(unittest.TestCase):
         if not os.path.exists('/usr/bin/policyd-spf'):
             raise unittest.SkipTest('postfix-policyd-spf-python is not installed')
         pb.add_user('erin')
-        if os.path.islink('/etc/resolv.conf'):
-            os.unlink('/etc/resolv.conf')
-        with open('/etc/resolv.conf', 'w') as f:
-            f.write(f'nameserver {DNS_ADDRESS}\noptions timeout:2 attempts:2\n')
-        dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
-        cls.dns = subprocess.Popen([
-            dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
-            '--bind-interfaces', f'--listen-address={DNS_ADDRESS}', '--port=53', '--user=root',
-            '--local=/spf.test/',
-            '--txt-record=fail.spf.test,v=spf1 ip4:192.0.2.1 -all',
-            '--txt-record=pass.spf.test,v=spf1 ip4:127.0.0.1 -all',
-        ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        pb.write_resolv_conf(DNS_ADDRESS)
+        cls.dns = pb.start_dnsmasq(['--local=/spf.test/',
+                                    '--txt-record=fail.spf.test,v=spf1 ip4:192.0.2.1 -all',
+                                    '--txt-record=pass.spf.test,v=spf1 ip4:127.0.0.1 -all'], probe='fail.spf.test')
         cls.addClassCleanup(cls.dns.wait)
         cls.addClassCleanup(cls.dns.terminate)
-        pb.wait_until(lambda: cls.dns_answers() or cls.dns.poll() is not None, what='dnsmasq to answer')
-        if cls.dns.poll() is not None:
-            raise AssertionError(f'dnsmasq exited: {cls.dns.stderr.read()!r}')
         with open('/etc/policyd-spf-test.conf', 'w') as f:
             # Loopback, where the test's client is, not skipped (the default skips it; empty is an error).
             f.write('debugLevel = 1\nTestOnly = 1\nHELO_reject = Fail\nMail_From_reject = Fail\n'
@@ -397,19 +384,6 @@ class PolicydSpf(unittest.TestCase):
         os.chmod(SPF_SOCKET, 0o666)
         pb.set_config(myhostname=HOST, **POLICY_DEFAULTS,
                       smtpd_recipient_restrictions=f'check_policy_service unix:{SPF_SOCKET}')
-
-    @staticmethod
-    def dns_answers():
-        """True if dnsmasq answers a TXT query for fail.spf.test with the SPF record."""
-        name = b''.join(bytes([len(x)]) + x for x in b'fail.spf.test'.split(b'.')) + b'\0'
-        query = struct.pack('>HHHHHH', 0x5150, 0x0100, 1, 0, 0, 0) + name + struct.pack('>HH', 16, 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(1)
-            try:
-                sock.sendto(query, (DNS_ADDRESS, 53))
-                return b'v=spf1' in sock.recv(512)
-            except OSError:
-                return False
 
     def test_spf_fail_rejected(self):
         code, text = rcpt(self, 'bob@fail.spf.test', f'erin@{HOST}', helo='client.spf.test')

@@ -7,7 +7,6 @@ import re
 import shutil
 import socket
 import struct
-import subprocess
 import unittest
 
 import postbus as pb
@@ -40,17 +39,10 @@ class Dns:
     def start(cls, *servers, options='timeout:2 attempts:2'):
         """Starts dnsmasq once; writes resolv.conf with servers (default 127.0.0.53) each time. smtpd
         reads resolv.conf when it starts."""
-        servers = servers or (DNS_ADDRESS,)
-        if os.path.islink('/etc/resolv.conf'):
-            os.unlink('/etc/resolv.conf')
-        with open('/etc/resolv.conf', 'w') as f:
-            f.write(''.join(f'nameserver {a}\n' for a in servers) + f'options {options}\n')
+        pb.write_resolv_conf(*servers, options=options)
         if cls.proc:
             return
-        dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
-        cls.proc = subprocess.Popen([
-            dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
-            '--bind-interfaces', f'--listen-address={DNS_ADDRESS},::1', '--port=53', '--user=root',
+        cls.proc = pb.start_dnsmasq([
             f'--local=/{RBL}/',
             f'--address=/2.0.0.127.{RBL}/127.0.0.2',
             f'--txt-record=2.0.0.127.{RBL},{RBL_TEXT}',
@@ -59,26 +51,7 @@ class Dns:
             '--local=/bl.test/',
             '--address=/10.0.0.127.bl.test/127.0.0.2',
             '--address=/11.0.0.127.bl.test/127.0.0.5',
-        ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # dnsmasq is up once it answers on both addresses.
-        pb.wait_until(lambda: (cls.answers(DNS_ADDRESS) and cls.answers('::1')) or cls.proc.poll() is not None,
-                      what='dnsmasq to answer')
-        if cls.proc.poll() is not None:
-            raise AssertionError(f'dnsmasq exited: {cls.proc.stderr.read()!r}')
-
-    @staticmethod
-    def answers(server):
-        """True if a DNS query for 2.0.0.127.zen.test over UDP to server gets a reply."""
-        name = b''.join(bytes([len(x)]) + x for x in f'2.0.0.127.{RBL}'.encode().split(b'.')) + b'\0'
-        query = struct.pack('>HHHHHH', 0x5151, 0x0100, 1, 0, 0, 0) + name + struct.pack('>HH', 1, 1)
-        family = socket.AF_INET6 if ':' in server else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(1)
-            try:
-                sock.sendto(query, (server, 53))
-                return sock.recv(512)[:2] == b'\x51\x51'
-            except OSError:
-                return False
+        ], probe=f'2.0.0.127.{RBL}', addresses=(DNS_ADDRESS, '::1'))
 
 
 def session(test, source='127.0.0.1', helo='client.example.org', greeting=220):

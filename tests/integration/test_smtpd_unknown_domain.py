@@ -3,15 +3,10 @@ loopback): a domain with an MX or with only an A record passes; a domain that do
 unknown_address_reject_code (450 4.1.8 / 4.1.2 Domain not found); a name server that fails gets 450 whatever
 that code says; a Null MX (RFC 7505) gets nullmx_reject_code (556 5.7.27 / 5.1.10); this server's own
 domains are never looked up."""
-import os
-import shutil
-import socket
-import subprocess
 import unittest
 
 import postbus as pb
 
-DNS_ADDRESS = '127.0.0.53'
 HOST = 'mx.example.test'
 
 
@@ -21,32 +16,14 @@ def start_dnsmasq():
          aonly.dns.test   A 127.0.0.31, no MX
          nullmx.dns.test  MX 0 .          (RFC 7505)
        and broken.test forwarded to a server that is not there (a temporary failure)."""
-    dnsmasq = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
-    proc = subprocess.Popen([
-        dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
-        '--bind-interfaces', f'--listen-address={DNS_ADDRESS}', '--port=53', '--user=root',
+    return pb.start_dnsmasq([
         '--local=/dns.test/',
         '--mx-host=mx.dns.test,mail.dns.test,10',
         '--host-record=mail.dns.test,127.0.0.30',
         '--host-record=aonly.dns.test,127.0.0.31',
         '--dns-rr=nullmx.dns.test,15,000000',
         '--server=/broken.test/127.0.0.54',
-    ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def answers():
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(1)
-            q = (b'\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00' + b'\x05aonly\x03dns\x04test\x00'
-                 + b'\x00\x01\x00\x01')
-            try:
-                s.sendto(q, (DNS_ADDRESS, 53))
-                return s.recv(512)[:2] == b'\x42\x42'
-            except OSError:
-                return False
-    pb.wait_until(lambda: answers() or proc.poll() is not None, what='dnsmasq to answer')
-    if proc.poll() is not None:
-        raise AssertionError(f'dnsmasq exited: {proc.stderr.read()!r}')
-    return proc
+    ], probe='aonly.dns.test')
 
 
 def rcpt_reply(sender, rcpt):
@@ -63,10 +40,7 @@ def rcpt_reply(sender, rcpt):
 class UnknownDomain(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if os.path.islink('/etc/resolv.conf'):
-            os.unlink('/etc/resolv.conf')
-        with open('/etc/resolv.conf', 'w') as f:
-            f.write(f'nameserver {DNS_ADDRESS}\noptions timeout:2 attempts:2\n')
+        pb.write_resolv_conf()
         cls.dns = start_dnsmasq()
         pb.add_user('erin')
         pb.set_config(myhostname=HOST, mynetworks='127.0.0.1/32', alias_maps='', smtpd_peername_lookup='no',
