@@ -14,7 +14,7 @@
 /* The macros Postfix sends that smtpd knows. The queue ID ("i") is cleanup's, known only after the 250. */
 static const char *session_macro(const char *name, void *userdata) {
         SmtpdSession *s = userdata;
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
 
         if (streq(name, "j"))
                 return config->myhostname;
@@ -344,7 +344,7 @@ int smtpd_milter_message(SmtpdSession *s) {
         if (!s->milter_msg)
                 return -ENOMEM;
         r = milter_message_parse(s->milter_map ?: "", s->milter_map_len,
-                                 (size_t) s->server->config->message_size_limit, s->milter_msg);
+                                 (size_t) s->conf->config->message_size_limit, s->milter_msg);
         if (r < 0) {
                 s->milter_msg = mfree(s->milter_msg);
                 return r;
