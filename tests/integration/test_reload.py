@@ -1,0 +1,191 @@
+"""systemctl reload postbus.target while mail flows: 20 clients send all the time while main.cf changes and
+the configuration is reloaded 5 times, and nothing is refused, nothing lost, each message delivered once; new
+connections get the new smtpd_banner while a session begun before keeps its old settings; a changed
+header_checks table takes effect; a broken main.cf fails the reload with file:line in the journal and the
+old configuration keeps serving."""
+import re
+import smtplib
+import threading
+import time
+import unittest
+
+import postbus as pb
+
+HEADER_CHECKS = '/etc/postbus/header_checks'
+USER = 'rose'
+CLIENTS = 20
+RELOADS = 5
+BASE_SIZE = 10240000
+
+
+def banner():
+    with pb.SmtpRaw('127.0.0.1', 25) as s:
+        code, text = s.reply()
+        s.cmd('QUIT')
+        return text
+
+
+def ehlo_size(smtp):
+    code, text = smtp.ehlo()
+    assert code == 250, (code, text)
+    m = re.search(rb'^SIZE (\d+)$', text, re.M)
+    assert m, text
+    return int(m.group(1))
+
+
+def reload_target():
+    return pb.systemctl('reload', 'postbus.target', check=False)
+
+
+def write_header_checks(*subjects):
+    with open(HEADER_CHECKS, 'w', encoding='utf-8') as f:
+        for s in subjects:
+            f.write(f'/^Subject: .*{s}/ REJECT 5.7.1 subject {s} refused\n')
+
+
+def subjects_delivered():
+    return [m['Subject'] for m in pb.mbox_messages(USER, parsed=True)]
+
+
+class Load:
+    """CLIENTS threads, each sending messages over sessions of three messages each until stopped; every
+    failure (a refused connection, any reply but 250) is kept."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.sent = []
+        self.errors = []
+        self.threads = [threading.Thread(target=self.client, args=(i,)) for i in range(CLIENTS)]
+
+    def client(self, i):
+        n = 0
+        while not self.stop.is_set():
+            try:
+                with pb.connect() as smtp:
+                    for _ in range(3):
+                        subject = f'load-{i}-{n}'
+                        n += 1
+                        smtp.sendmail('load@example.org', [f'{USER}@localhost'],
+                                      f'Subject: {subject}\n\nmessage {subject}\n')
+                        with self.lock:
+                            self.sent.append(subject)
+                    smtp.quit()
+            except Exception as e:      # noqa: BLE001: every failure is what the test counts
+                with self.lock:
+                    self.errors.append(f'client {i}: {e!r}')
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(120)
+
+
+class Reload(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user(USER)
+        write_header_checks('blocked-one')
+        pb.set_config(smtpd_banner='$myhostname ESMTP generation-0', message_size_limit=BASE_SIZE,
+                      header_checks=f'regexp:{HEADER_CHECKS}')
+
+    def tearDown(self):
+        pb.write_config({'smtpd_banner': '$myhostname ESMTP generation-0', 'message_size_limit': BASE_SIZE})
+        self.assertEqual(reload_target().returncode, 0)
+
+    def test_reload_under_load(self):
+        before = len(subjects_delivered())
+        cursor = pb.journal_cursor()
+        old = pb.connect()
+        self.assertEqual(ehlo_size(old), BASE_SIZE)
+        with Load() as load:
+            pb.wait_until(lambda: len(load.sent) >= 20, timeout=60, what='the clients sending')
+            for g in range(1, RELOADS + 1):
+                pb.write_config({'smtpd_banner': f'$myhostname ESMTP generation-{g}',
+                                 'message_size_limit': BASE_SIZE + g})
+                r = reload_target()
+                self.assertEqual(r.returncode, 0, r.stderr)
+                pb.wait_until(lambda: f'generation-{g}' in banner(), what=f'the banner of generation {g}')
+                # new sessions of the clients, under the new configuration, are sending
+                mark = len(load.sent)
+                pb.wait_until(lambda: len(load.sent) >= mark + 20, timeout=60, what='mail after the reload')
+        self.assertEqual(load.errors, [])
+        sent = list(load.sent)
+        self.assertGreaterEqual(len(sent), 100)
+
+        # the session begun before the first reload still has the settings it began with
+        self.assertEqual(ehlo_size(old), BASE_SIZE)
+        old.sendmail('load@example.org', [f'{USER}@localhost'], 'Subject: old-session\n\nold\n')
+        old.quit()
+        with pb.connect() as new:
+            self.assertEqual(ehlo_size(new), BASE_SIZE + RELOADS)
+
+        # each message delivered, and once
+        pb.wait_until(lambda: len(subjects_delivered()) >= before + len(sent) + 1, timeout=180,
+                      what='every message in the mailbox')
+        delivered = subjects_delivered()[before:]
+        self.assertEqual(sorted(delivered), sorted(sent + ['old-session']))
+
+        # smtpd and cleanup reloaded 5 times each, in place (no restart: the same main PID)
+        for role in ('smtpd', 'cleanup'):
+            msgs = pb.journal_messages(SYSLOG_IDENTIFIER=f'postbus/{role}', since=cursor)
+            self.assertEqual(msgs.count('Reloaded the configuration.'), RELOADS, role)
+        self.assertEqual(pb.unit_property('postbus-smtpd.service', 'ReloadResult'), 'success')
+
+    def test_header_checks_change(self):
+        write_header_checks('blocked-one')
+        self.assertEqual(reload_target().returncode, 0)
+        pb.send('x@example.org', f'{USER}@localhost', 'Subject: blocked-two\n\nx\n')
+        write_header_checks('blocked-one', 'blocked-two')
+        self.assertEqual(reload_target().returncode, 0)
+
+        def refused():
+            try:
+                pb.send('x@example.org', f'{USER}@localhost', 'Subject: blocked-two\n\nx\n')
+            except smtplib.SMTPDataError as e:
+                return e
+            return None
+        e = pb.wait_until(refused, what='the new header_checks rule')
+        self.assertEqual(e.smtp_code, 550)
+        self.assertIn(b'subject blocked-two refused', e.smtp_error)
+
+    def test_broken_main_cf(self):
+        pb.write_config({'smtpd_banner': '$myhostname ESMTP still-good'})
+        self.assertEqual(reload_target().returncode, 0)
+        pb.wait_until(lambda: 'still-good' in banner(), what='the good banner')
+        pid = pb.unit_property('postbus-smtpd.service', 'MainPID')
+
+        pb.write_config({'smtpd_banner': '$myhostname ESMTP broken', 'message_size_limit': 'lots'})
+        with open(pb.MAIN_CF, encoding='utf-8') as f:
+            line = next(n for n, text in enumerate(f, 1) if text.startswith('message_size_limit'))
+        cursor = pb.journal_cursor()
+        r = reload_target()
+        self.assertNotEqual(r.returncode, 0)
+        r = pb.run_process('postbusctl', 'reload', check=False)
+        self.assertNotEqual(r.returncode, 0)
+        msgs = pb.journal_messages(SYSLOG_IDENTIFIER='postbus/smtpd', since=cursor)
+        self.assertTrue(any(f'main.cf:{line}:' in (m or '') for m in msgs), msgs)
+        self.assertEqual(pb.unit_property('postbus-smtpd.service', 'ReloadResult'), 'exit-code')
+
+        # the old configuration serves on, in the same process
+        self.assertTrue(pb.unit_active('postbus-smtpd.service'))
+        self.assertEqual(pb.unit_property('postbus-smtpd.service', 'MainPID'), pid)
+        self.assertIn('still-good', banner())
+        before = len(subjects_delivered())
+        pb.send('x@example.org', f'{USER}@localhost', 'Subject: after-broken\n\nx\n')
+        pb.wait_until(lambda: 'after-broken' in subjects_delivered()[before:], what='mail after the failed reload')
+
+        # fixed: the reload goes through (postbusctl reload too)
+        pb.write_config({'message_size_limit': BASE_SIZE})
+        r = pb.run_process('postbusctl', 'reload', check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pb.wait_until(lambda: 'broken' in banner(), what='the banner after the fix')
+
+
+if __name__ == '__main__':
+    unittest.main()
