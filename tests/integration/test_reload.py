@@ -131,10 +131,10 @@ class Reload(unittest.TestCase):
         delivered = subjects_delivered()[before:]
         self.assertEqual(sorted(delivered), sorted(sent + ['old-session']))
 
-        # smtpd and cleanup reloaded 5 times each, in place (no restart: the same main PID)
+        # smtpd and cleanup reloaded in place, 5 times each (the reload of tearDown may end after the cursor)
         for role in ('smtpd', 'cleanup'):
             msgs = pb.journal_messages(SYSLOG_IDENTIFIER=f'postbus/{role}', since=cursor)
-            self.assertEqual(msgs.count('Reloaded the configuration.'), RELOADS, role)
+            self.assertIn(msgs.count('Reloaded the configuration.'), (RELOADS, RELOADS + 1), role)
         self.assertEqual(pb.unit_property('postbus-smtpd.service', 'ReloadResult'), 'success')
 
     def test_header_checks_change(self):
@@ -158,16 +158,25 @@ class Reload(unittest.TestCase):
         pb.write_config({'smtpd_banner': '$myhostname ESMTP still-good'})
         self.assertEqual(reload_target().returncode, 0)
         pb.wait_until(lambda: 'still-good' in banner(), what='the good banner')
+        # the roles on the way of a message are running (one that starts while main.cf is broken stops on it,
+        # as at boot: only a running role has an old configuration to keep)
+        before = len(subjects_delivered())
+        pb.send('x@example.org', f'{USER}@localhost', 'Subject: before-broken\n\nx\n')
+        pb.wait_until(lambda: 'before-broken' in subjects_delivered()[before:], what='mail before the failed reload')
         pid = pb.unit_property('postbus-smtpd.service', 'MainPID')
 
         pb.write_config({'smtpd_banner': '$myhostname ESMTP broken', 'message_size_limit': 'lots'})
         with open(pb.MAIN_CF, encoding='utf-8') as f:
             line = next(n for n, text in enumerate(f, 1) if text.startswith('message_size_limit'))
         cursor = pb.journal_cursor()
-        r = reload_target()
+        # systemd 252 ends the target's reload job once passed on, whatever the roles' ExecReload= say: the
+        # roles' own reloads and postbusctl reload fail
+        reload_target()
+        r = pb.systemctl('reload', 'postbus-smtpd.service', check=False)
         self.assertNotEqual(r.returncode, 0)
         r = pb.run_process('postbusctl', 'reload', check=False)
         self.assertNotEqual(r.returncode, 0)
+        self.assertIn('reload failed', r.stderr)
         msgs = pb.journal_messages(SYSLOG_IDENTIFIER='postbus/smtpd', since=cursor)
         self.assertTrue(any(f'main.cf:{line}:' in (m or '') for m in msgs), msgs)
         self.assertEqual(pb.unit_property('postbus-smtpd.service', 'ReloadResult'), 'exit-code')
