@@ -12,6 +12,8 @@ import unittest
 import postbus as pb
 
 HEADER_CHECKS = '/etc/postbus/header_checks'
+TRANSPORT = '/etc/postbus/transport'
+SENDER_ACCESS = '/etc/postbus/sender_access'
 USER = 'rose'
 CLIENTS = 20
 RELOADS = 5
@@ -41,6 +43,18 @@ def write_header_checks(*subjects):
     with open(HEADER_CHECKS, 'w', encoding='utf-8') as f:
         for s in subjects:
             f.write(f'/^Subject: .*{s}/ REJECT 5.7.1 subject {s} refused\n')
+
+
+def write_table(path, lines):
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(''.join(line + '\n' for line in lines))
+    pb.run('postbusctl', 'map', 'build', path)
+
+
+def sent_status(qid, cursor):
+    """The DELIVERY_STATUS records of qid since cursor, once there is one."""
+    return pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, since=cursor) if r.get('DELIVERY_STATUS')],
+                         what=f'the delivery record of {qid}')
 
 
 def subjects_delivered():
@@ -91,11 +105,16 @@ class Reload(unittest.TestCase):
     def setUpClass(cls):
         pb.add_user(USER)
         write_header_checks('blocked-one')
+        write_table(TRANSPORT, ['dropped.test discard:first table'])
+        write_table(SENDER_ACCESS, ['blocked1@example.org REJECT sender blocked1'])
         pb.set_config(smtpd_banner='$myhostname ESMTP generation-0', message_size_limit=BASE_SIZE,
-                      header_checks=f'regexp:{HEADER_CHECKS}')
+                      header_checks=f'regexp:{HEADER_CHECKS}', transport_maps=f'hash:{TRANSPORT}',
+                      smtpd_sender_restrictions=f'check_sender_access hash:{SENDER_ACCESS}',
+                      minimal_backoff_time='2s', maximal_backoff_time='60s', queue_run_delay='1s')
 
     def tearDown(self):
-        pb.write_config({'smtpd_banner': '$myhostname ESMTP generation-0', 'message_size_limit': BASE_SIZE})
+        pb.write_config({'smtpd_banner': '$myhostname ESMTP generation-0', 'message_size_limit': BASE_SIZE,
+                         'defer_transports': ''})
         self.assertEqual(reload_target().returncode, 0)
 
     def test_reload_under_load(self):
@@ -153,6 +172,51 @@ class Reload(unittest.TestCase):
         e = pb.wait_until(refused, what='the new header_checks rule')
         self.assertEqual(e.smtp_code, 550)
         self.assertIn(b'subject blocked-two refused', e.smtp_error)
+
+    def test_tables_and_qmgr(self):
+        # transport_maps (rewrite): the rebuilt table after the reload
+        cursor = pb.journal_cursor()
+        qid = pb.send('x@example.org', 'a@dropped.test', 'Subject: t1\n\nx\n')
+        self.assertIn('status=sent (first table)', sent_status(qid, cursor)[0]['MESSAGE'])
+        write_table(TRANSPORT, ['dropped.test discard:second table'])
+        self.assertEqual(reload_target().returncode, 0)
+
+        def second():
+            c = pb.journal_cursor()
+            q = pb.send('x@example.org', 'a@dropped.test', 'Subject: t2\n\nx\n')
+            return 'status=sent (second table)' in sent_status(q, c)[0]['MESSAGE']
+        pb.wait_until(second, what='the rebuilt transport table')
+
+        # an access table of smtpd, rebuilt: the new sender refused at MAIL
+        with pb.connect() as smtp:
+            smtp.ehlo()
+            self.assertEqual(smtp.mail('blocked2@example.org')[0], 250)
+            smtp.rset()
+        write_table(SENDER_ACCESS, ['blocked2@example.org REJECT sender blocked2'])
+        self.assertEqual(reload_target().returncode, 0)
+
+        def refused():
+            with pb.connect() as smtp:
+                smtp.ehlo()
+                return smtp.mail('blocked2@example.org')
+        code, text = pb.wait_until(lambda: (r := refused())[0] != 250 and r, what='the rebuilt access table')
+        self.assertEqual(code // 100, 5)
+        self.assertIn(b'sender blocked2', text)
+
+        # defer_transports (qmgr) on a reload, in the same qmgr process
+        pid = pb.unit_property(pb.QMGR_UNIT, 'MainPID')
+        pb.write_config({'defer_transports': 'discard'})
+        self.assertEqual(reload_target().returncode, 0)
+
+        def deferred():
+            c = pb.journal_cursor()
+            q = pb.send('x@example.org', 'a@dropped.test', 'Subject: t3\n\nx\n')
+            r = sent_status(q, c)[0]
+            return r['DELIVERY_STATUS'] == 'deferred' and r
+        rec = pb.wait_until(deferred, what='defer_transports after the reload')
+        self.assertEqual(rec['DSN'], '4.3.2')
+        self.assertIn('deferred transport', rec['MESSAGE'])
+        self.assertEqual(pb.unit_property(pb.QMGR_UNIT, 'MainPID'), pid)
 
     def test_broken_main_cf(self):
         pb.write_config({'smtpd_banner': '$myhostname ESMTP still-good'})
