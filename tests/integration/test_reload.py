@@ -187,19 +187,16 @@ class Reload(unittest.TestCase):
             return 'status=sent (second table)' in sent_status(q, c)[0]['MESSAGE']
         pb.wait_until(second, what='the rebuilt transport table')
 
-        # an access table of smtpd, rebuilt: the new sender refused at MAIL
-        with pb.connect() as smtp:
-            smtp.ehlo()
-            self.assertEqual(smtp.mail('blocked2@example.org')[0], 250)
-            smtp.rset()
-        write_table(SENDER_ACCESS, ['blocked2@example.org REJECT sender blocked2'])
-        self.assertEqual(reload_target().returncode, 0)
-
-        def refused():
+        # an access table of smtpd, rebuilt: the new sender refused (at RCPT: smtpd_delay_reject)
+        def sender_reply():
             with pb.connect() as smtp:
                 smtp.ehlo()
-                return smtp.mail('blocked2@example.org')
-        code, text = pb.wait_until(lambda: (r := refused())[0] != 250 and r, what='the rebuilt access table')
+                smtp.mail('blocked2@example.org')
+                return smtp.rcpt(f'{USER}@localhost')
+        self.assertEqual(sender_reply()[0], 250)
+        write_table(SENDER_ACCESS, ['blocked2@example.org REJECT sender blocked2'])
+        self.assertEqual(reload_target().returncode, 0)
+        code, text = pb.wait_until(lambda: (r := sender_reply())[0] != 250 and r, what='the rebuilt access table')
         self.assertEqual(code // 100, 5)
         self.assertIn(b'sender blocked2', text)
 
