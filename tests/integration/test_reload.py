@@ -3,8 +3,13 @@ the configuration is reloaded 5 times, and nothing is refused, nothing lost, eac
 connections get the new smtpd_banner while a session begun before keeps its old settings; a changed
 header_checks table takes effect; a broken main.cf fails the reload with file:line in the journal and the
 old configuration keeps serving."""
+import os
 import re
+import signal
 import smtplib
+import socket
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -215,6 +220,40 @@ class Reload(unittest.TestCase):
         self.assertEqual(rec['DSN'], '4.3.2')
         self.assertIn('deferred transport', rec['MESSAGE'])
         self.assertEqual(pb.unit_property(pb.QMGR_UNIT, 'MainPID'), pid)
+
+    def test_notify_protocol(self):
+        """What a role tells systemd on SIGHUP: RELOADING=1 with MONOTONIC_USEC=, then READY=1 (rewrite run by
+        hand, with a notify socket and a listening socket of our own)."""
+        exec_start = pb.unit_property('postbus-rewrite.service', 'ExecStart')
+        binary = re.search(r'path=(\S+)', exec_start).group(1)
+        with tempfile.TemporaryDirectory() as d:
+            notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            notify.bind(os.path.join(d, 'notify'))
+            notify.settimeout(30)
+            listen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listen.bind(os.path.join(d, 'rewrite'))
+            listen.listen()
+            env = dict(os.environ, NOTIFY_SOCKET=os.path.join(d, 'notify'), LISTEN_FDS='1',
+                       LISTEN_FDNAMES='rewrite')
+            proc = subprocess.Popen(['sh', '-c', f'LISTEN_PID=$$ exec {binary}'], env=env, close_fds=False,
+                                    preexec_fn=lambda: os.dup2(listen.fileno(), 3))
+            try:
+                def until(word):
+                    while True:
+                        msg = notify.recv(4096).decode()
+                        if word in msg.split('\n'):
+                            return msg
+                until('READY=1')
+                proc.send_signal(signal.SIGHUP)
+                msg = until('RELOADING=1')
+                self.assertRegex(msg, r'(^|\n)MONOTONIC_USEC=[0-9]+(\n|$)')
+                until('READY=1')
+                self.assertIsNone(proc.poll())
+            finally:
+                proc.terminate()
+                proc.wait(30)
+            notify.close()
+            listen.close()
 
     def test_broken_main_cf(self):
         pb.write_config({'smtpd_banner': '$myhostname ESMTP still-good'})
