@@ -77,10 +77,11 @@ int verb_reload(int argc, char **argv) {
                 ;
         args[n] = NULL;
 
-        /* Nothing running: only the target, whose roles start with the new files anyway. */
-        if (n == 2)
-                args[n++] = strdup("postbus.target");
-        r = args[n - 1] ? spawn_wait(args) : log_oom();
+        if (n == 2) {
+                log_info("No postbus role is running: each reads the configuration when it starts.");
+                return 0;
+        }
+        r = spawn_wait(args);
         for (size_t i = 2; i < n; i++)
                 free(args[i]);
         if (r != 0) {

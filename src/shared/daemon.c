@@ -93,7 +93,7 @@ static int check_config(const char *path) {
         return 0;
 }
 
-/* > 0: run; 0: exit with success; < 0: a usage error. -2 (after --check found an error): EX_CONFIG. */
+/* > 0: run; 0: exit with success; -ENOEXEC: --check found an error (EX_CONFIG); other < 0: a usage error. */
 static int parse_argv(int argc, char **argv, const char **ret_config) {
         enum { ARG_CHECK = 0x100 };
         static const struct option options[] = {
