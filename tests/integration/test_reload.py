@@ -5,6 +5,7 @@ header_checks table takes effect; a broken main.cf fails the reload with file:li
 old configuration keeps serving."""
 import os
 import re
+import shutil
 import signal
 import smtplib
 import socket
@@ -21,6 +22,7 @@ TRANSPORT = '/etc/postbus/transport'
 SENDER_ACCESS = '/etc/postbus/sender_access'
 USER = 'rose'
 CLIENTS = 20
+SENDMAIL = shutil.which('sendmail', path='/usr/local/sbin:/usr/sbin:/usr/local/bin:/usr/bin') or '/usr/sbin/sendmail'
 RELOADS = 5
 BASE_SIZE = 10240000
 
@@ -67,8 +69,9 @@ def subjects_delivered():
 
 
 class Load:
-    """CLIENTS threads, each sending messages over sessions of three messages each until stopped; every
-    failure (a refused connection, any reply but 250) is kept."""
+    """CLIENTS threads, each sending messages over sessions of three messages each until stopped, and one
+    more submitting with sendmail (through pickup); every failure (a refused connection, any reply but
+    250, sendmail's exit status) is kept."""
 
     def __init__(self):
         self.stop = threading.Event()
@@ -76,6 +79,21 @@ class Load:
         self.sent = []
         self.errors = []
         self.threads = [threading.Thread(target=self.client, args=(i,)) for i in range(CLIENTS)]
+        self.threads.append(threading.Thread(target=self.sendmail))
+
+    def sendmail(self):
+        n = 0
+        while not self.stop.is_set():
+            subject = f'pickup-{n}'
+            n += 1
+            p = pb.run_process(SENDMAIL, '-f', 'load@example.org', f'{USER}@localhost', check=False,
+                               input=f'Subject: {subject}\n\nmessage {subject}\n')
+            with self.lock:
+                if p.returncode == 0:
+                    self.sent.append(subject)
+                else:
+                    self.errors.append(f'sendmail: {p.returncode} {p.stderr}')
+            time.sleep(0.2)
 
     def client(self, i):
         n = 0
