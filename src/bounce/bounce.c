@@ -88,6 +88,27 @@ static void bounce_done(Daemon *d) {
         free(b);
 }
 
+/* notify_classes is taken at once; every other parameter is read where a notice is written, from the new
+ * d->config. */
+static int bounce_reload(Daemon *d, Config *new) {
+        _cleanup_free_ char *bad = NULL;
+        Bounce *b = d->userdata;
+        unsigned classes;
+        int r;
+
+        r = bounce_notify_classes_parse(new->notify_classes, &classes, &bad);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                char where[PATH_MAX + 32];
+                log_error("%s: notify_classes: unknown class \"%s\".",
+                          config_where(new, CONFIG_PARAM_notify_classes, where, sizeof where), bad);
+                return -EINVAL;
+        }
+        b->notify_classes = classes;
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const DaemonSpec spec = {
                 .role = "bounce",
@@ -95,6 +116,7 @@ int main(int argc, char **argv) {
                 .needs_sockets = true,
                 .setup = bounce_setup,
                 .done = bounce_done,
+                .reload = bounce_reload,
         };
         return daemon_main(argc, argv, &spec);
 }

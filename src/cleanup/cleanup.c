@@ -42,6 +42,93 @@ static void remove_stale_temporary_files(Cleanup *c) {
         closedir(d);
 }
 
+/* The tables and lists of config, into c's fields for them: at start, and again on each reload. A bad one
+ * is -EINVAL, logged. */
+static int cleanup_state_load(const Config *config, Cleanup *c) {
+        int r;
+
+        if (config_split_list(config->mydestination, &c->mydestination) < 0 ||
+            config_split_list(config->masquerade_domains, &c->masquerade_domains) < 0 ||
+            config_split_list(config->masquerade_exceptions, &c->masquerade_exceptions) < 0)
+                return log_oom();
+
+        /* Tables and rules are configuration: a bad one stops the role at start, naming it. */
+        const struct {
+                const char *name, *value;
+                TableList **list;
+        } maps[] = {
+                { "canonical_maps", config->canonical_maps, &c->canonical_maps },
+                { "sender_canonical_maps", config->sender_canonical_maps, &c->sender_canonical_maps },
+                { "recipient_canonical_maps", config->recipient_canonical_maps, &c->recipient_canonical_maps },
+                { "virtual_alias_maps", config->virtual_alias_maps, &c->virtual_alias_maps },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
+                r = table_list_open(maps[i].value, maps[i].list);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0) {
+                        log_error("%s = %s: bad table list.", maps[i].name, maps[i].value);
+                        return -EINVAL;
+                }
+        }
+        if (!isempty(config->header_checks)) {
+                r = cleanup_checks_open(config->header_checks, &c->header_checks);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0) {
+                        log_error("header_checks = %s: cannot be used.", config->header_checks);
+                        return -EINVAL;
+                }
+        }
+        if (!isempty(config->body_checks)) {
+                r = cleanup_checks_open(config->body_checks, &c->body_checks);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0) {
+                        log_error("body_checks = %s: cannot be used.", config->body_checks);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static void cleanup_state_done(Cleanup *c) {
+        strv_free(c->mydestination);
+        strv_free(c->masquerade_domains);
+        strv_free(c->masquerade_exceptions);
+        table_list_free(c->canonical_maps);
+        table_list_free(c->sender_canonical_maps);
+        table_list_free(c->recipient_canonical_maps);
+        table_list_free(c->virtual_alias_maps);
+        table_list_free(c->header_checks);
+        table_list_free(c->body_checks);
+}
+
+/* A job looks its tables up within one callback at a time and keeps no pointer into them across its waits
+ * for rewrite, so they may change between any two callbacks: a job in progress takes the new ones at its
+ * next step. */
+static int cleanup_reload(Daemon *d, Config *new) {
+        Cleanup *c = d->userdata, next = {};
+        int r;
+
+        r = cleanup_state_load(new, &next);
+        if (r < 0) {
+                cleanup_state_done(&next);
+                return r;
+        }
+        cleanup_state_done(c);
+        c->mydestination = next.mydestination;
+        c->masquerade_domains = next.masquerade_domains;
+        c->masquerade_exceptions = next.masquerade_exceptions;
+        c->canonical_maps = next.canonical_maps;
+        c->sender_canonical_maps = next.sender_canonical_maps;
+        c->recipient_canonical_maps = next.recipient_canonical_maps;
+        c->virtual_alias_maps = next.virtual_alias_maps;
+        c->header_checks = next.header_checks;
+        c->body_checks = next.body_checks;
+        return 0;
+}
+
 static int cleanup_setup(Daemon *d) {
         Cleanup *c;
         _cleanup_free_ char *incoming = NULL, *qmgr_path = NULL;
@@ -74,52 +161,10 @@ static int cleanup_setup(Daemon *d) {
         if (r < 0)
                 return log_oom();
 
-        if (config_split_list(d->config->mydestination, &c->mydestination) < 0 ||
-            config_split_list(d->config->masquerade_domains, &c->masquerade_domains) < 0 ||
-            config_split_list(d->config->masquerade_exceptions, &c->masquerade_exceptions) < 0)
-                return log_oom();
-
-        /* Tables and rules are configuration: a bad one stops the role at start, naming it. */
-        const struct {
-                const char *name, *value;
-                TableList **list;
-        } maps[] = {
-                { "canonical_maps", d->config->canonical_maps, &c->canonical_maps },
-                { "sender_canonical_maps", d->config->sender_canonical_maps, &c->sender_canonical_maps },
-                { "recipient_canonical_maps", d->config->recipient_canonical_maps, &c->recipient_canonical_maps },
-                { "virtual_alias_maps", d->config->virtual_alias_maps, &c->virtual_alias_maps },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
-                r = table_list_open(maps[i].value, maps[i].list);
-                if (r == -ENOMEM)
-                        return log_oom();
-                if (r < 0) {
-                        log_error("%s = %s: bad table list.", maps[i].name, maps[i].value);
-                        return -EINVAL;
-                }
-        }
         r = cleanup_commit_setup(c);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the queue commits: %m");
-        if (!isempty(d->config->header_checks)) {
-                r = cleanup_checks_open(d->config->header_checks, &c->header_checks);
-                if (r == -ENOMEM)
-                        return log_oom();
-                if (r < 0) {
-                        log_error("header_checks = %s: cannot be used.", d->config->header_checks);
-                        return -EINVAL;
-                }
-        }
-        if (!isempty(d->config->body_checks)) {
-                r = cleanup_checks_open(d->config->body_checks, &c->body_checks);
-                if (r == -ENOMEM)
-                        return log_oom();
-                if (r < 0) {
-                        log_error("body_checks = %s: cannot be used.", d->config->body_checks);
-                        return -EINVAL;
-                }
-        }
-        return 0;
+        return cleanup_state_load(d->config, c);
 }
 
 static void cleanup_done(Daemon *d) {
@@ -131,15 +176,7 @@ static void cleanup_done(Daemon *d) {
         bus_server_free(c->server);
         bus_client_free(c->qmgr);
         bus_client_free(c->rewrite);
-        strv_free(c->mydestination);
-        strv_free(c->masquerade_domains);
-        strv_free(c->masquerade_exceptions);
-        table_list_free(c->canonical_maps);
-        table_list_free(c->sender_canonical_maps);
-        table_list_free(c->recipient_canonical_maps);
-        table_list_free(c->virtual_alias_maps);
-        table_list_free(c->header_checks);
-        table_list_free(c->body_checks);
+        cleanup_state_done(c);
         safe_close(c->incoming_fd);
         free(c);
 }
@@ -148,6 +185,7 @@ int main(int argc, char **argv) {
         static const DaemonSpec spec = {
                 .role = "cleanup",
                 .may_exit_idle = true,
+                .reload = cleanup_reload,
                 .needs_sockets = true,
                 .setup = cleanup_setup,
                 .done = cleanup_done,

@@ -377,6 +377,13 @@ int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret) {
         return r;
 }
 
+void local_reload(DeliveryAgent *a) {
+        Local *l = a->userdata;
+
+        local_aliases_done(&l->aliases);        /* local_expand() opens them again, from the new config */
+        local_pool_reload(l->pool);
+}
+
 DeliveryAgent *local_free(DeliveryAgent *a) {
         Local *l;
 

@@ -29,6 +29,7 @@ typedef struct LocalWorker {
         size_t n_pending;
         bool sent;
         uint64_t last_used;
+        unsigned generation;            /* the pool's at its fork: it runs the configuration of then */
 } LocalWorker;
 
 /* A delivery whose identity has no worker yet, while default_process_limit workers are all busy. */
@@ -47,6 +48,7 @@ struct LocalPool {
         size_t n_backlog;
         sd_event_source *sweep;
         sd_event_source *kick;          /* a worker became idle or ended: the backlog moves on */
+        unsigned generation;            /* one more on each reload */
 };
 
 LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user) {
@@ -200,7 +202,8 @@ static int worker_start(LocalPool *p, const LocalWorkerId *id, const char *user,
         if (w->pid == 0)
                 local_worker_main(sv[1], p->daemon->config, id, user);
         safe_close(sv[1]);
-        *w = (LocalWorker) { .pool = p, .id = *id, .pid = w->pid, .fd = sv[0], .last_used = now_usec() };
+        *w = (LocalWorker) { .pool = p, .id = *id, .pid = w->pid, .fd = sv[0], .last_used = now_usec(),
+                             .generation = p->generation };
         r = sd_event_add_child(p->daemon->event, &w->child, w->pid, WEXITED, on_worker_exit, w);
         if (r >= 0)
                 r = sd_event_add_io(p->daemon->event, &w->io, w->fd, EPOLLIN, on_worker_io, w);
@@ -320,12 +323,25 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
 
         for (size_t k = 0; k < p->n_workers; k++) {
                 LocalWorker *w = p->workers[k];
-                if (w->fd >= 0 && w->n_pending == 0 && now - w->last_used >= LOCAL_WORKER_IDLE_USEC)
+                if (w->fd >= 0 && w->n_pending == 0 &&
+                    (now - w->last_used >= LOCAL_WORKER_IDLE_USEC || w->generation != p->generation))
                         worker_retire(w);
         }
         (void) sd_event_source_set_time_relative(s, LOCAL_WORKER_IDLE_USEC / 4);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
+}
+
+void local_pool_reload(LocalPool *p) {
+        p->generation++;
+        for (size_t k = 0; k < p->n_workers; k++) {
+                LocalWorker *w = p->workers[k];
+                if (w->fd >= 0 && w->n_pending == 0)
+                        worker_retire(w);
+        }
+        /* The busy ones at the next sweep once idle, sooner than LOCAL_WORKER_IDLE_USEC. */
+        (void) sd_event_source_set_time_relative(p->sweep, USEC_PER_SEC);
+        (void) sd_event_source_set_enabled(p->sweep, SD_EVENT_ON);
 }
 
 int local_pool_new(Daemon *d, LocalPool **ret) {

@@ -103,6 +103,19 @@ static int local_check_config(const Config *c) {
         return 0;
 }
 
+/* What local checks of a configuration at start and on reload: -EINVAL, logged with file and line. */
+static int local_config_valid(const Config *c) {
+        /* As in Postfix: otherwise every message near the size limit would bounce. */
+        if (c->mailbox_size_limit > 0 && c->mailbox_size_limit < c->message_size_limit) {
+                char where[PATH_MAX + 32];
+                return log_error_errno(EINVAL, "%s: mailbox_size_limit = %" PRIi64 " is smaller than "
+                                       "message_size_limit = %" PRIi64 "; set it larger, or 0 (no limit).",
+                                       config_where(c, CONFIG_PARAM_mailbox_size_limit, where, sizeof where),
+                                       c->mailbox_size_limit, c->message_size_limit);
+        }
+        return local_check_config(c);
+}
+
 static int local_setup(Daemon *d) {
         DeliveryAgent *a;
         uid_t postbus_uid = (uid_t) -1;
@@ -111,17 +124,7 @@ static int local_setup(Daemon *d) {
         fd = daemon_listen_fd(d, "local");
         if (fd < 0)
                 return log_error_errno(fd, "No socket named \"local\" was passed.");
-        /* As in Postfix: otherwise every message near the size limit would bounce. */
-        const Config *c = d->config;
-        if (c->mailbox_size_limit > 0 && c->mailbox_size_limit < c->message_size_limit) {
-                char where[PATH_MAX + 32];
-                return log_error_errno(EINVAL, "%s: mailbox_size_limit = %" PRIi64 " is smaller than "
-                                       "message_size_limit = %" PRIi64 "; set it larger, or 0 (no limit).",
-                                       config_where(c, CONFIG_PARAM_mailbox_size_limit, where, sizeof where),
-                                       c->mailbox_size_limit, c->message_size_limit);
-        }
-
-        r = local_check_config(c);
+        r = local_config_valid(d->config);
         if (r < 0)
                 return r;
 
@@ -136,6 +139,18 @@ static int local_setup(Daemon *d) {
         return 0;
 }
 
+/* A delivery in progress finishes as it began; the next one reads the new d->config, alias_maps are opened
+ * again, and each per-user worker is replaced once idle. */
+static int local_reload_config(Daemon *d, Config *new) {
+        int r;
+
+        r = local_config_valid(new);
+        if (r < 0)
+                return r;
+        local_reload(d->userdata);
+        return 0;
+}
+
 static void local_done(Daemon *d) {
         d->userdata = local_free(d->userdata);
 }
@@ -147,6 +162,7 @@ int main(int argc, char **argv) {
                 .needs_sockets = true,
                 .setup = local_setup,
                 .done = local_done,
+                .reload = local_reload_config,
         };
 
         return daemon_main(argc, argv, &spec);

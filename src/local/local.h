@@ -226,6 +226,9 @@ typedef struct LocalPool LocalPool;
 typedef void (*LocalPoolDone)(const char *recipient, const MailboxResult *r, void *userdata);
 
 int local_pool_new(Daemon *d, LocalPool **ret);
+/* A reload: each worker, forked with the configuration of its time, is closed once idle, so that the next
+ * delivery to its user forks one with the new. */
+void local_pool_reload(LocalPool *p);
 LocalPool *local_pool_free(LocalPool *p);
 /* Hands m (its queue file goes along as a descriptor) to the worker of user; done gets the result, or a
  * temporary failure when the worker ends without one. */
@@ -252,6 +255,8 @@ void local_child_failure(const siginfo_t *si, bool timed_out, MailboxResult *ret
  * progress, closes the connections, and frees. */
 int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret);
 DeliveryAgent *local_free(DeliveryAgent *a);
+/* A reload (local.c checked the new configuration): alias_maps and the workers follow it. */
+void local_reload(DeliveryAgent *a);
 
 /* ---- inside local_expand(), in local: local-expand.c (the tree of destinations and its walk),
  * local-expand-alias.c (alias_maps), local-expand-include.c (:include: files), local-expand-forward.c

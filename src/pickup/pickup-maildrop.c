@@ -50,6 +50,8 @@ PickupMessage *pickup_message_free(PickupMessage *m) {
                 return NULL;
         sd_bus_slot_unref(m->slot);
         pickup_milter_free(m);
+        if (m->pickup && m->pickup->n_in_flight == 0)
+                pickup_retired_free(m->pickup);
         maildrop_envelope_free(m->envelope);
         free(m->login);
         free(m->full_name);

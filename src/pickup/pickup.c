@@ -76,6 +76,39 @@ static int pickup_setup(Daemon *d) {
         return 0;
 }
 
+void pickup_retired_free(Pickup *p) {
+        for (size_t i = 0; i < p->n_retired; i++)
+                milter_settings_done(p->retired + i);
+        p->retired = mfree(p->retired);
+        p->n_retired = 0;
+}
+
+/* non_smtpd_milters and their parameters are taken at once: a message the milters are reading keeps the
+ * settings it began with (its chain points into them); every other parameter is read where it is used,
+ * from the new d->config. */
+static int pickup_reload(Daemon *d, Config *new) {
+        Pickup *p = d->userdata;
+        MilterSettings milters;
+        int r;
+
+        r = milter_settings_load(new, new->non_smtpd_milters, &milters);
+        if (r < 0)
+                return r;
+        if (p->n_in_flight == 0)
+                milter_settings_done(&p->milters);
+        else {
+                MilterSettings *l = realloc(p->retired, (p->n_retired + 1) * sizeof(MilterSettings));
+                if (!l) {
+                        milter_settings_done(&milters);
+                        return log_oom();
+                }
+                p->retired = l;
+                p->retired[p->n_retired++] = p->milters;
+        }
+        p->milters = milters;
+        return 0;
+}
+
 static void pickup_done(Daemon *d) {
         Pickup *p = d->userdata;
 
@@ -93,6 +126,7 @@ static void pickup_done(Daemon *d) {
         sd_event_source_disable_unref(p->retry_timer);
         bus_client_free(p->cleanup);
         milter_settings_done(&p->milters);
+        pickup_retired_free(p);
         bus_client_free(p->bounce);
         strv_free(p->names);
         safe_close(p->dir_fd);
@@ -107,6 +141,7 @@ int main(int argc, char **argv) {
                 .needs_sockets = false,
                 .setup = pickup_setup,
                 .done = pickup_done,
+                .reload = pickup_reload,
         };
         return daemon_main(argc, argv, &spec);
 }

@@ -48,6 +48,8 @@ struct Pickup {
         int dir_fd;
         BusClient *cleanup;
         MilterSettings milters;         /* non_smtpd_milters */
+        MilterSettings *retired;        /* replaced by reloads, kept for the messages in flight that use them */
+        size_t n_retired;
         BusClient *bounce;              /* for mail cleanup refuses */
         sd_bus_slot *ping;              /* a connection to cleanup being set up */
         sd_event_source *inotify;       /* new files while pickup lingers */
@@ -73,6 +75,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(PickupMessage *, pickup_message_free);
 /* Removes a file that will never be mail, with a journal record saying why. */
 void pickup_discard(Pickup *p, const char *name, uid_t uid, const char *why);
 void pickup_set_working(Pickup *p, bool working);
+/* Frees the milter settings that reloads replaced, once no message in flight may use them. */
+void pickup_retired_free(Pickup *p);
 
 /* pickup-submit.c */
 void pickup_pump(Pickup *p);

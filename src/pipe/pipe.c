@@ -66,6 +66,12 @@ static void pipe_done(Daemon *d) {
         d->userdata = pipe_free(d->userdata);
 }
 
+/* Each delivery call copies its settings from d->config when it begins (pipe-options.c): a command running
+ * keeps its own, the next one gets the new. */
+static int pipe_reload(Daemon *d, Config *new) {
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const DaemonSpec spec = {
                 .role = "pipe",
@@ -73,6 +79,7 @@ int main(int argc, char **argv) {
                 .needs_sockets = true,
                 .setup = pipe_setup,
                 .done = pipe_done,
+                .reload = pipe_reload,
         };
 
         return daemon_main(argc, argv, &spec);

@@ -33,6 +33,7 @@ static const Verb verbs[] = {
         { "config", 1, -1, verb_config },
         { "queue", 1, -1, verb_queue },
         { "tls", 2, 2, verb_tls },
+        { "reload", 1, 1, verb_reload },
 };
 
 static void help(void) {
@@ -63,6 +64,8 @@ static void help(void) {
                "  tls new-server-cert     A new key and self-signed certificate for $myhostname where\n"
                "                          smtpd_tls_cert_file/key_file point (empty: into %s/tls/,\n"
                "                          set in main.cf); existing files only with --force\n"
+               "  reload                  Reload postbus.target: every running role checks and takes\n"
+               "                          main.cf, master.cf and the tables; non-zero if one refused\n"
                "\n"
                "Options:\n"
                "  -h --help               Show this help\n"

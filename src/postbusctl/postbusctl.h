@@ -28,6 +28,7 @@ int verb_map(int argc, char **argv);
 int verb_config(int argc, char **argv);
 int verb_queue(int argc, char **argv);
 int verb_tls(int argc, char **argv);
+int verb_reload(int argc, char **argv);
 
 /* The queue sub-commands, argv[0] their name (postbusctl-queue-control.c, postbusctl-watch.c). */
 int queue_hold(int argc, char **argv);

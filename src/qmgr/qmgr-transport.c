@@ -129,8 +129,9 @@ static int transport_options(QmgrTransport *t, const MasterService *s, int64_t t
         return 0;
 }
 
-static int transport_new(Qmgr *q, const MasterService *s) {
-        const Config *c = q->daemon->config;
+/* A transport of master.cf line s with the limits of c, not yet in q->transports. */
+static int transport_new(Qmgr *q, const Config *c, char **defer_transports, const MasterService *s,
+                         QmgrTransport **ret) {
         QmgrTransport *t;
         int64_t v[6];
         int r;
@@ -172,7 +173,7 @@ static int transport_new(Qmgr *q, const MasterService *s) {
         t->rate_delay_usec = (uint64_t) v[4] * USEC_PER_SEC;
         /* master.cf's process limit caps the transport, as Postfix's master caps its agents. */
         t->process_limit = s->maxproc > 0 ? (unsigned) s->maxproc : (unsigned) c->default_process_limit;
-        t->deferred = config_list_contains_domain(q->defer_transports, t->name);
+        t->deferred = config_list_contains_domain(defer_transports, t->name);
 
         int a = agent_of(s->kind);
         t->agent_id = a;
@@ -186,52 +187,156 @@ static int transport_new(Qmgr *q, const MasterService *s) {
                 }
                 t->agent = q->agents[a];
         }
+        *ret = t;
+        return 0;
+}
+
+static void transport_add(Qmgr *q, QmgrTransport *t) {
         t->next = q->transports;
         q->transports = t;
         log_debug("transport %s: %s, %u recipients per delivery, concurrency %u..%u, %u at once", t->name,
                   master_command_to_string(t->kind), t->recipient_limit, t->initial_concurrency,
                   t->concurrency_limit, t->process_limit);
+}
+
+static QmgrTransport *transport_list_find(QmgrTransport *list, const char *name) {
+        for (QmgrTransport *t = list; t; t = t->next)
+                if (streq(t->name, name))
+                        return t;
+        return NULL;
+}
+
+static int transport_build(Qmgr *q, const Config *c, char **defer_transports, const MasterService *s,
+                           QmgrTransport **list) {
+        QmgrTransport *t;
+        int r;
+
+        r = transport_new(q, c, defer_transports, s, &t);
+        if (r < 0)
+                return r;
+        t->next = *list;
+        *list = t;
         return 0;
 }
 
-int qmgr_transports_setup(Qmgr *q) {
+static void transport_list_free(QmgrTransport *list) {
+        while (list) {
+                QmgrTransport *t = list;
+                list = t->next;
+                transport_free(t);
+        }
+}
+
+/* The transports of master.cf beside c's main.cf, with c's limits, into a list of their own: -EINVAL for a
+ * configuration error (logged), -ENOMEM. */
+static int transports_build(Qmgr *q, const Config *c, char **defer_transports, MasterConfig **ret_master,
+                            QmgrTransport **ret) {
+        _cleanup_(master_config_freep) MasterConfig *master = NULL;
         _cleanup_free_ char *path = NULL;
-        const char *slash = strrchr(q->daemon->config->path, '/');
+        const char *slash = strrchr(c->path, '/');
+        QmgrTransport *list = NULL;
         int r;
 
         /* master.cf lives beside main.cf. */
-        if (asprintf(&path, "%.*s/master.cf", slash ? (int) (slash - q->daemon->config->path) : 1,
-                     slash ? q->daemon->config->path : ".") < 0)
+        if (asprintf(&path, "%.*s/master.cf", slash ? (int) (slash - c->path) : 1, slash ? c->path : ".") < 0)
                 return -ENOMEM;
-        r = master_config_load(path, &q->master);
+        r = master_config_load(path, &master);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < q->master->n_services; i++) {
-                const MasterService *s = q->master->services + i;
+        for (size_t i = 0; i < master->n_services; i++) {
+                const MasterService *s = master->services + i;
                 if (!streq(s->type, "unix") || s->kind == MASTER_COMMAND_OTHER)
                         continue;
-                r = transport_new(q, s);
-                if (r == -ENOMEM)
-                        return log_oom();
+                r = transport_build(q, c, defer_transports, s, &list);
                 if (r < 0)
-                        return r;
+                        goto fail;
         }
         /* Postfix's built-in transports are there even when master.cf leaves them out. */
         static const char *const builtin[] = { "local", "smtp", "lmtp", "error", "discard", "retry" };
         for (size_t i = 0; i < ELEMENTSOF(builtin); i++) {
-                if (qmgr_transport_find(q, builtin[i]))
+                if (transport_list_find(list, builtin[i]))
                         continue;
                 _cleanup_free_ char *line = NULL;
                 _cleanup_(master_config_freep) MasterConfig *m = NULL;
                 if (asprintf(&line, "%s unix - n n - - %s\n", builtin[i],
-                             streq(builtin[i], "retry") ? "error" : builtin[i]) < 0)
-                        return log_oom();
+                             streq(builtin[i], "retry") ? "error" : builtin[i]) < 0) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
                 r = master_config_parse(line, "built-in", &m);
                 if (r >= 0)
-                        r = transport_new(q, m->services);
+                        r = transport_build(q, c, defer_transports, m->services, &list);
                 if (r < 0)
-                        return r == -ENOMEM ? log_oom() : r;
+                        goto fail;
         }
+        *ret_master = TAKE_PTR(master);
+        *ret = list;
+        return 0;
+fail:
+        transport_list_free(list);
+        return r;
+}
+
+int qmgr_transports_setup(Qmgr *q) {
+        QmgrTransport *list;
+        int r;
+
+        r = transports_build(q, q->daemon->config, q->defer_transports, &q->master, &list);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return r;
+        while (list) {
+                QmgrTransport *t = list;
+                list = t->next;
+                transport_add(q, t);
+        }
+        return 0;
+}
+
+/* A reload: each transport takes the limits, options and defer_transports of the new files at its next
+ * delivery, keeping its destinations, their concurrency windows and what is in flight; a new one is added.
+ * One that master.cf no longer has stays (mail may still be queued for it), and one whose command changed
+ * keeps the old until qmgr restarts. */
+int qmgr_transports_reload(Qmgr *q, const Config *c, char **defer_transports) {
+        MasterConfig *master = NULL;
+        QmgrTransport *list = NULL;
+        int r;
+
+        r = transports_build(q, c, defer_transports, &master, &list);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return r;
+        while (list) {
+                QmgrTransport *n = list, *t;
+                list = n->next;
+                n->next = NULL;
+                t = qmgr_transport_find(q, n->name);
+                if (!t) {
+                        transport_add(q, n);
+                        continue;
+                }
+                if (t->kind != n->kind)
+                        log_warning("%s: transport %s is now %s: qmgr keeps it %s until it is restarted.",
+                                    master->path, t->name, master_command_to_string(n->kind),
+                                    master_command_to_string(t->kind));
+                else {
+                        t->recipient_limit = n->recipient_limit;
+                        t->concurrency_limit = n->concurrency_limit;
+                        t->initial_concurrency = n->initial_concurrency;
+                        t->failed_cohort_limit = n->failed_cohort_limit;
+                        t->rate_delay_usec = n->rate_delay_usec;
+                        t->process_limit = n->process_limit;
+                        t->deferred = n->deferred;
+                        char **options = t->options;
+                        t->options = n->options;
+                        n->options = options;
+                }
+                transport_free(n);
+        }
+        master_config_free(q->master);
+        q->master = master;
         return 0;
 }
 

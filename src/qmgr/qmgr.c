@@ -128,6 +128,39 @@ static int qmgr_setup(Daemon *d) {
         return 0;
 }
 
+/* A reload: relocated_maps, mydestination, defer_transports and the transports of master.cf with their limits
+ * are taken at once; every other parameter is read where it is used, from the new d->config. Each lookup
+ * runs within one callback, so nothing in progress holds the old tables. */
+static int qmgr_reload(Daemon *d, Config *new) {
+        Qmgr *q = d->userdata;
+        _cleanup_strv_free_ char **mydestination = NULL, **defer_transports = NULL;
+        TableList *relocated = NULL;
+        int r;
+
+        if (config_split_list(new->mydestination, &mydestination) < 0 ||
+            config_split_list(new->defer_transports, &defer_transports) < 0)
+                return log_oom();
+        r = table_list_open(new->relocated_maps, &relocated);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                log_error("relocated_maps = %s: bad table list.", new->relocated_maps);
+                return -EINVAL;
+        }
+        r = qmgr_transports_reload(q, new, defer_transports);
+        if (r < 0) {
+                table_list_free(relocated);
+                return r;
+        }
+        strv_free(q->mydestination);
+        q->mydestination = TAKE_PTR(mydestination);
+        strv_free(q->defer_transports);
+        q->defer_transports = TAKE_PTR(defer_transports);
+        table_list_free(q->relocated_maps);
+        q->relocated_maps = relocated;
+        return 0;
+}
+
 static void qmgr_done(Daemon *d) {
         Qmgr *q = d->userdata;
 
@@ -172,6 +205,7 @@ int main(int argc, char **argv) {
                 .needs_sockets = false,
                 .setup = qmgr_setup,
                 .done = qmgr_done,
+                .reload = qmgr_reload,
         };
         return daemon_main(argc, argv, &spec);
 }

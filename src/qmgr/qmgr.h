@@ -237,6 +237,9 @@ bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n);
 
 /* qmgr-transport.c: transports from master.cf, destinations, concurrency feedback */
 int qmgr_transports_setup(Qmgr *q);
+/* A reload: the transports of the new master.cf and main.cf (qmgr-transport.c). -EINVAL (logged) changes
+ * nothing. */
+int qmgr_transports_reload(Qmgr *q, const Config *c, char **defer_transports);
 void qmgr_transports_free(Qmgr *q);
 QmgrTransport *qmgr_transport_find(Qmgr *q, const char *name);
 QmgrDest *qmgr_dest_get(QmgrTransport *t, const char *name);

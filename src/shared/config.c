@@ -351,8 +351,17 @@ static int config_set_value(Config *c, ConfigParamId id, char *value) {
         return 0;
 }
 
+Config *config_ref(Config *c) {
+        if (c)
+                c->n_ref++;
+        return c;
+}
+
 Config *config_free(Config *c) {
         if (!c)
+                return NULL;
+        assert(c->n_ref > 0);
+        if (--c->n_ref > 0)
                 return NULL;
 #define X(n, t, d, lo, hi, roles, doc)                          \
         if (CONFIG_##t == CONFIG_STRING)                        \
@@ -432,6 +441,7 @@ int config_for_service(const Config *c, const char *const *builtin, char *const 
         if (!s)
                 return -ENOMEM;
         *s = *c;
+        s->n_ref = 1;
         s->extras = NULL;       /* per-transport parameters are qmgr's, not a service's */
         s->n_extras = 0;
         /* Deep copies of the strings, so that each Config owns its own. */
@@ -674,6 +684,7 @@ int config_parse(const char *text, const char *path, Config **ret) {
         c = calloc(1, sizeof(Config));
         if (!c)
                 return -ENOMEM;
+        c->n_ref = 1;
         c->path = strdup(path);
         if (!c->path)
                 return -ENOMEM;

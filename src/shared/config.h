@@ -56,6 +56,7 @@ typedef struct ConfigExtra {
 } ConfigExtra;
 
 typedef struct Config {
+        unsigned n_ref;                         /* config_ref(); config_free() drops one reference */
 #define X(name, type, def, min, max, roles, doc) CONFIG_CTYPE_##type name;
         POSTBUS_CONFIG_PARAMS(X)
 #undef X
@@ -73,6 +74,9 @@ struct stat;
  * *ret_st if given. -ENOENT, said nothing, when it does not exist; other errors are logged. */
 int config_read(const char *path, char **ret_text, struct stat *ret_st);
 int config_parse(const char *text, const char *path, Config **ret);
+/* A reload (daemon.c) replaces a role's configuration while sessions begun under the old one still read
+ * it: each holder takes a reference, and config_free() frees it with the last. */
+Config *config_ref(Config *c);
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 

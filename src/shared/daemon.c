@@ -1,4 +1,5 @@
-/* daemon.c: the common daemon skeleton. */
+/* daemon.c: the common daemon skeleton, run by every role: start-up, signals (SIGHUP reloads the
+ * configuration), the watchdog, passed sockets, and exit when idle. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "master-cf.h"
 
 uint64_t now_monotonic_usec(void) {
         struct timespec ts;
@@ -70,12 +72,37 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return sd_event_exit(d->event, 0);
 }
 
+/* main.cf and master.cf beside it, as the role would read them at start: 0, or -EINVAL after logging
+ * "file:line: ..." (ExecReload= runs this first, so that a bad configuration fails the reload). */
+static int check_config(const char *path) {
+        _cleanup_(config_freep) Config *c = NULL;
+        MasterConfig *m = NULL;
+        _cleanup_free_ char *master = NULL;
+        int r;
+
+        r = config_load(path, &c);
+        if (r < 0)
+                return log_error_errno(EINVAL, "The configuration is not valid.");
+        const char *slash = strrchr(c->path, '/');
+        if (asprintf(&master, "%.*s/master.cf", slash ? (int) (slash - c->path) : 1, slash ? c->path : ".") < 0)
+                return log_oom();
+        r = master_config_load(master, &m);
+        if (r < 0)
+                return log_error_errno(EINVAL, "The configuration is not valid (%s).", master);
+        master_config_free(m);
+        return 0;
+}
+
+/* > 0: run; 0: exit with success; -ENOEXEC: --check found an error (EX_CONFIG); other < 0: a usage error. */
 static int parse_argv(int argc, char **argv, const char **ret_config) {
+        enum { ARG_CHECK = 0x100 };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
+                { "check", no_argument, NULL, ARG_CHECK },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
+        bool check = false;
         int c;
 
         *ret_config = NULL;
@@ -84,8 +111,12 @@ static int parse_argv(int argc, char **argv, const char **ret_config) {
                 case 'c':
                         *ret_config = optarg;
                         break;
+                case ARG_CHECK:
+                        check = true;
+                        break;
                 case 'h':
-                        printf("%s [-c MAIN.CF]\n\nThe postbus %s role; started by systemd.\n",
+                        printf("%s [-c MAIN.CF] [--check]\n\nThe postbus %s role; started by systemd.\n"
+                               "  --check  check main.cf and master.cf as this role reads them, and exit\n",
                                program_invocation_short_name, log_role());
                         return 0;
                 default:
@@ -95,7 +126,39 @@ static int parse_argv(int argc, char **argv, const char **ret_config) {
                 log_error("Unexpected argument: %s", argv[optind]);
                 return -EINVAL;
         }
+        if (check)
+                return check_config(*ret_config) < 0 ? -ENOEXEC : 0;
         return 1;
+}
+
+/* SIGHUP (ExecReload=, after --check passed): main.cf is read again and handed to the role's reload hook.
+ * Any error keeps the old configuration and the old state; the role serves on either way. */
+static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Daemon *d = userdata;
+        _cleanup_(config_freep) Config *new = NULL;
+        int r;
+
+        (void) sd_notifyf(false, "RELOADING=1\nSTATUS=Reloading the configuration.\nMONOTONIC_USEC=%" PRIu64,
+                          now_monotonic_usec());
+        r = config_load(d->config_path, &new);
+        if (r < 0)
+                log_error("Reload failed: the new configuration is not valid; keeping the old one.");
+        else if (d->spec->reload) {
+                r = d->spec->reload(d, new);
+                if (r < 0)
+                        log_error("Reload failed: the role cannot use the new configuration; keeping the old one.");
+                else {
+                        config_free(d->config);
+                        d->config = TAKE_PTR(new);
+                        log_info("Reloaded the configuration.");
+                }
+        } else
+                /* Exiting at once would race with a call a caller has just sent on its kept connection
+                 * (a temporary failure for that message): the role keeps serving, and reads the new
+                 * configuration when it next starts (after max_idle without work, or a restart). */
+                log_notice("Reload: this role reads a new configuration only when it starts again, ignoring.");
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Running.\nMONOTONIC_USEC=%" PRIu64, now_monotonic_usec());
+        return 0;
 }
 
 /* A role that cannot run its configuration stops with EX_CONFIG, which systemd does not restart. Its socket
@@ -126,8 +189,11 @@ int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
 
         log_setup(spec->role);
         r = parse_argv(argc, argv, &config_path);
+        if (r == -ENOEXEC)
+                return EX_CONFIG;
         if (r <= 0)
                 return r < 0 ? EX_USAGE : EXIT_SUCCESS;
+        d.config_path = config_path;
 
         r = config_load(config_path, &d.config);
         if (r < 0) {
@@ -141,6 +207,7 @@ int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
                 log_error_errno(errno, "Failed to block signals: %m");
                 goto finish;
@@ -152,7 +219,8 @@ int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
                 goto finish;
         }
         if (sd_event_add_signal(d.event, NULL, SIGTERM, on_exit_signal, &d) < 0 ||
-            sd_event_add_signal(d.event, NULL, SIGINT, on_exit_signal, &d) < 0) {
+            sd_event_add_signal(d.event, NULL, SIGINT, on_exit_signal, &d) < 0 ||
+            sd_event_add_signal(d.event, NULL, SIGHUP, on_reload_signal, &d) < 0) {
                 log_error("Failed to watch signals.");
                 goto finish;
         }

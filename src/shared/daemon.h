@@ -18,6 +18,12 @@ typedef struct DaemonSpec {
         int (*setup)(Daemon *d);
         /* Frees the role's state after the loop ends. */
         void (*done)(Daemon *d);
+        /* A reload (SIGHUP, from ExecReload=): builds the role's configuration-derived state from new and
+         * swaps it in, or fails (-EINVAL after logging file:line) and leaves the old state as it was. While
+         * it runs d->config is still the old configuration; after it succeeds the daemon makes new
+         * d->config and drops its reference to the old (config_ref() keeps it for whoever still reads it).
+         * NULL: the role reads a new configuration only when it starts again. */
+        int (*reload)(Daemon *d, Config *new);
 } DaemonSpec;
 
 struct Daemon {
@@ -30,6 +36,7 @@ struct Daemon {
         unsigned busy;                  /* connections or jobs in progress; 0 arms the idle timer */
         sd_event_source *idle_timer;
         void *userdata;                 /* the role's state */
+        const char *config_path;        /* -c, or NULL for the default main.cf: read again on reload */
 };
 
 /* Runs the role: returns the process exit status. */

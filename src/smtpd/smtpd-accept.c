@@ -105,7 +105,7 @@ static bool anvil_admit(Smtpd *server, int fd, const SmtpdAddress *client, Smtpd
         int r, n;
 
         *ret = NULL;
-        if (smtpd_networks_match(&server->limit_exceptions, client))
+        if (smtpd_networks_match(&server->conf->limit_exceptions, client))
                 return true;
         r = smtpd_anvil_connect(server->anvil, client->text, now, &c);
         anvil_hold(server);

@@ -128,7 +128,7 @@ void smtpd_cmd_auth(SmtpdSession *s, const SmtpdCommand *c) {
                 .secured = true,
         };
         r = smtpd_sasl_new(s->server->daemon->event, l->config->smtpd_sasl_path,
-                           sec_to_usec(s->server->config->smtpd_timeout), &req, on_sasl, s, &s->sasl);
+                           sec_to_usec(s->conf->config->smtpd_timeout), &req, on_sasl, s, &s->sasl);
         if (r < 0) {
                 log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
                          "%s[%s]: SASL authentication unavailable: cannot talk to %s: %s", s->peer.name, s->client.text,

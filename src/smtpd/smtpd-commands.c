@@ -8,7 +8,7 @@
 #include "utf8.h"
 
 static void session_junk(SmtpdSession *s) {
-        if (++s->junk > (unsigned) s->server->config->smtpd_junk_command_limit)
+        if (++s->junk > (unsigned) s->conf->config->smtpd_junk_command_limit)
                 s->errors++;
 }
 
@@ -20,7 +20,7 @@ static bool session_check_recipient(SmtpdSession *s, const char *addr) {
 }
 
 void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
         bool ehlo = c->type == SMTPD_COMMAND_EHLO;
         char *helo;
 
@@ -97,7 +97,7 @@ static void reply_path_error(SmtpdSession *s, int r, const char *syntax, const c
 /* smtpd_client_message_rate_limit and smtpd_client_recipient_rate_limit, counted per client address over
  * anvil_rate_time_unit as Postfix's anvil does; over the limit, 450 4.7.1 as Postfix answers. */
 static bool session_rate_ok(SmtpdSession *s, SmtpdCommandType t) {
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
         int64_t limit = t == SMTPD_COMMAND_MAIL ? config->smtpd_client_message_rate_limit
                                                 : config->smtpd_client_recipient_rate_limit;
         unsigned n;
@@ -123,7 +123,7 @@ static bool session_rate_ok(SmtpdSession *s, SmtpdCommandType t) {
  * queue_minfree or 1.5 x message_size_limit, or too little for 1.5 x the size that the client announced. A
  * file system that cannot be asked is not a reason to refuse: cleanup's write will tell. */
 static bool queue_space_ok(SmtpdSession *s, uint64_t size) {
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
         uint64_t avail, minfree = (uint64_t) config->queue_minfree;
         struct statvfs sv;
 
@@ -152,7 +152,7 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
 
         /* Without smtpd_helo_required, as in Postfix, MAIL may come first: s->helo stays NULL, which the
          * restrictions, the log lines and the Received header (the client's name instead) allow for. */
-        if (!s->helo && s->server->config->smtpd_helo_required) {
+        if (!s->helo && s->conf->config->smtpd_helo_required) {
                 smtpd_session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
                 return;
         }
@@ -171,7 +171,7 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
                 return;
         }
         /* smtputf8_enable = no: the extension is not announced, and its parameter is an unknown option. */
-        if (p.smtputf8 && !s->server->config->smtputf8_enable) {
+        if (p.smtputf8 && !s->conf->config->smtputf8_enable) {
                 smtpd_session_reply(s, "555 5.5.4 Unsupported option: SMTPUTF8");
                 return;
         }
@@ -180,7 +180,7 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reject(s, p.address, NULL, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
                 return;
         }
-        if (p.size > (uint64_t) s->server->config->message_size_limit) {
+        if (p.size > (uint64_t) s->conf->config->message_size_limit) {
                 smtpd_session_reject(s, p.address, NULL, "552 5.3.4 Message size exceeds fixed limit");
                 return;
         }
@@ -257,7 +257,7 @@ void smtpd_cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c) {
                 return;
         }
         /* A 4xx the client must expect (RFC 5321 4.5.3.1.8), so it is not counted as an error. */
-        if (s->n_recipients >= (size_t) s->server->config->smtpd_recipient_limit) {
+        if (s->n_recipients >= (size_t) s->conf->config->smtpd_recipient_limit) {
                 smtpd_session_reply(s, "452 4.5.3 Error: too many recipients");
                 return;
         }
@@ -296,7 +296,7 @@ void smtpd_cmd_vrfy(SmtpdSession *s, const SmtpdCommand *c) {
 
         if (!s->command_resumed)
                 session_junk(s);
-        if (s->server->config->disable_vrfy_command) {
+        if (s->conf->config->disable_vrfy_command) {
                 smtpd_session_reply(s, "502 5.5.1 VRFY command is disabled");
                 return;
         }

@@ -41,7 +41,7 @@ void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
 }
 
 void smtpd_data_begin(SmtpdSession *s) {
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
 
         if (session_data_open(s) < 0) {
                 smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
@@ -58,7 +58,7 @@ void smtpd_data_begin(SmtpdSession *s) {
 /* BDAT size [LAST] (RFC 3030): the chunk's bytes follow the command at once and are always read, also
  * when the chunk is refused, so that they are never taken for commands. */
 void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
         uint64_t size;
         bool last;
 
@@ -133,7 +133,7 @@ int smtpd_session_message_end(SmtpdSession *s) {
 
 /* smtpd_forbid_bare_newline = reject: Postfix 3.9's answer, and the end of the session. */
 void smtpd_session_bare_lf(SmtpdSession *s) {
-        smtpd_session_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->server->config->myhostname);
+        smtpd_session_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->conf->config->myhostname);
         smtpd_session_log_end(s, "bare <LF> received");
         smtpd_session_reset(s);
         s->state = SMTPD_SESSION_CLOSING;

@@ -17,7 +17,7 @@ static int on_session_delay(sd_event_source *source, uint64_t usec, void *userda
  * smtpd_error_sleep_time before it is answered, on a timer, so that the other sessions go on. Returns
  * true while the next command must wait. */
 static bool session_must_wait(SmtpdSession *s) {
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
         uint64_t when;
         int r;
 
@@ -122,7 +122,7 @@ static void session_command(SmtpdSession *s, const char *line, size_t len) {
 
 /* Handles buffered input as far as the state and the room for replies allow. */
 void smtpd_session_process(SmtpdSession *s) {
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
 
         while (s->out_len <= SMTPD_OUT_PAUSE) {
                 size_t line_len = 0, consumed;

@@ -12,7 +12,7 @@
 /* The macros Postfix sends that smtpd knows, besides main.cf's and the queue ID (src/shared/milter*.c). */
 static const char *session_macro(const char *name, void *userdata) {
         SmtpdSession *s = userdata;
-        const char *v = milter_config_macro(s->server->config, name);
+        const char *v = milter_config_macro(s->conf->config, name);
 
         if (v)
                 return v;
@@ -314,7 +314,7 @@ int smtpd_milter_message(SmtpdSession *s) {
 
         if (!s->milter)
                 return 0;
-        r = milter_input_new(s->data_fd, (size_t) s->server->config->message_size_limit, &s->milter_in);
+        r = milter_input_new(s->data_fd, (size_t) s->conf->config->message_size_limit, &s->milter_in);
         if (r < 0)
                 return r;
         r = milter_chain_message(s->milter, &s->milter_in->message, on_message_done);

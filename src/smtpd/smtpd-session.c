@@ -95,6 +95,7 @@ static SmtpdSession *session_free(SmtpdSession *s) {
                 smtpd_tls_shutdown(s->tls);
         smtpd_tls_free(s->tls);
         safe_close(s->fd);
+        smtpd_conf_unref(s->conf);      /* last: the listener, its checks and milters are the conf's */
         free(s);
         return NULL;
 }
@@ -325,7 +326,7 @@ static void session_flush(SmtpdSession *s) {
 /* After any event: handle what input is buffered, send what replies are queued, then wait for what
  * the state needs. Frees the session when it is over. */
 void smtpd_session_update(SmtpdSession *s) {
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
         uint32_t events = 0;
         uint64_t when;
         int r;
@@ -403,7 +404,7 @@ static int on_session_timer(sd_event_source *source, uint64_t usec, void *userda
                 /* No 421: there is no channel to send it on. */
                 smtpd_session_log_end(s, "timeout during the TLS handshake");
         else if (s->state != SMTPD_SESSION_CLOSING) {
-                smtpd_session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->server->config->myhostname);
+                smtpd_session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->conf->config->myhostname);
                 smtpd_session_log_end(s, usec >= s->deadline_usec ? "session deadline exceeded" : "timeout");
                 /* One try to send the 421, without waiting for the client. */
                 s->state = SMTPD_SESSION_CLOSING;
@@ -416,7 +417,7 @@ static int on_session_timer(sd_event_source *source, uint64_t usec, void *userda
 int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *client, SmtpdAnvilClient *anvil) {
         Smtpd *server = listener->server;
         _cleanup_(session_freep) SmtpdSession *s = NULL;
-        const Config *config = server->config;
+        const Config *config = listener->conf->config;
         uint64_t now = now_monotonic_usec();
         int r;
 
@@ -428,6 +429,7 @@ int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clien
         s->anvil = anvil;               /* released by session_free() from here on */
         s->server = server;
         s->listener = listener;
+        s->conf = smtpd_conf_ref(listener->conf);
         s->fd = -EBADF;
         s->data_fd = -EBADF;
         s->client = *client;
@@ -436,8 +438,8 @@ int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clien
         if (getsockname(fd, (struct sockaddr *) &local, &local_len) < 0 ||
             smtpd_address_from_sockaddr((struct sockaddr *) &local, local_len, &s->server_address) < 0)
                 s->server_address.family = AF_UNSPEC;
-        s->reject_bare_lf = server->reject_bare_lf &&
-                            !smtpd_networks_match(&server->bare_newline_exclusions, client);
+        s->reject_bare_lf = s->conf->reject_bare_lf &&
+                            !smtpd_networks_match(&s->conf->bare_newline_exclusions, client);
         s->stage = "CONNECT";
         s->last_io_usec = now;
         s->deadline_usec = now + sec_to_usec(config->smtpd_session_deadline);

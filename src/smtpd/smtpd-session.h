@@ -42,6 +42,7 @@ typedef struct SmtpdCounter {
 struct SmtpdSession {
         Smtpd *server;
         SmtpdListener *listener;        /* the service (port) the client came in through */
+        SmtpdConf *conf;                /* the configuration the session began with (a reference) */
         SmtpdTls *tls;                  /* NULL until STARTTLS (or on port 465, the connect) */
         SmtpdSasl *sasl;                /* the AUTH exchange with Dovecot in progress */
         bool authenticated;             /* AUTH succeeded: may relay (permit_sasl_authenticated) */

@@ -25,7 +25,7 @@ void smtpd_session_tls_handshake(SmtpdSession *s) {
                 smtpd_session_lost(s);
                 return;
         }
-        if (s->server->config->smtpd_tls_loglevel > 0)
+        if (s->conf->config->smtpd_tls_loglevel > 0)
                 log_mail(LOG_INFO, NULL,
                          LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }, { "TLS_PROTOCOL", smtpd_tls_version(s->tls) },
                                     { "TLS_CIPHER", smtpd_tls_cipher(s->tls) }),
@@ -84,7 +84,7 @@ void smtpd_cmd_starttls(SmtpdSession *s, const SmtpdCommand *c) {
                          "%s[%s]: discarding %zu bytes of plaintext pipelined after STARTTLS",
                          s->peer.name, s->client.text, s->in_end - s->in_start);
         s->in_start = s->in_end;
-        smtpd_line_reader_init(&s->lines, (size_t) s->server->config->line_length_limit);
+        smtpd_line_reader_init(&s->lines, (size_t) s->conf->config->line_length_limit);
         s->state = SMTPD_SESSION_STARTTLS;
 }
 

@@ -83,7 +83,7 @@ static int session_append_recipients(SmtpdSession *s, sd_bus_message *m) {
 /* Sends the message to cleanup over a connection that is set up. */
 static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        const Config *config = s->server->config;
+        const Config *config = s->conf->config;
         char port[8];
         int r;
 

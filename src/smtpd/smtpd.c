@@ -96,9 +96,9 @@ static bool service_param_allowed(const char *name) {
 }
 
 /* The first master.cf inet smtpd line whose socket has this FileDescriptorName=, or NULL. */
-static const MasterService *master_line(Smtpd *server, const char *fd_name) {
-        for (size_t i = 0; i < server->master->n_services; i++) {
-                const MasterService *m = server->master->services + i;
+static const MasterService *master_line(SmtpdConf *conf, const char *fd_name) {
+        for (size_t i = 0; i < conf->master->n_services; i++) {
+                const MasterService *m = conf->master->services + i;
                 char name[MASTER_SOCKET_NAME_MAX], listen[MASTER_LISTEN_MAX];
 
                 if (master_service_smtpd_socket(m, name, listen) >= 0 && streq(name, fd_name))
@@ -108,13 +108,13 @@ static const MasterService *master_line(Smtpd *server, const char *fd_name) {
 }
 
 /* The -o options of the service's master.cf line (none without one), those smtpd takes per service. */
-static int service_overrides(Smtpd *server, const MasterService *m, char ***ret, char *where, size_t size) {
+static int service_overrides(SmtpdConf *conf, const MasterService *m, char ***ret, char *where, size_t size) {
         _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
         size_t n = 0;
 
         if (!l)
                 return -ENOMEM;
-        (void) snprintf(where, size, "%s:%u", server->master->path, m ? m->line : 0);
+        (void) snprintf(where, size, "%s:%u", conf->master->path, m ? m->line : 0);
         for (char **o = m ? m->overrides : NULL; o && *o; o++) {
                 const char *eq = strchr(*o, '=');
                 _cleanup_free_ char *name = strndup(*o, eq ? (size_t) (eq - *o) : strlen(*o));
@@ -136,10 +136,10 @@ static int service_overrides(Smtpd *server, const MasterService *m, char ***ret,
 /* Builds a service's view of the configuration and its TLS context: one of the three built in, or another
  * inet smtpd line of master.cf. *ret is NULL for a socket of no service (warned about). -EINVAL: a
  * configuration error, logged with file and line. */
-static int listener_setup(Smtpd *server, const char *fd_name, SmtpdListener **ret) {
+static int listener_setup(Smtpd *server, SmtpdConf *conf, const char *fd_name, SmtpdListener **ret) {
         SmtpdService service = smtpd_service_from_string(fd_name);
-        const MasterService *m = master_line(server, fd_name);
-        const Config *base = server->config;
+        const MasterService *m = master_line(conf, fd_name);
+        const Config *base = conf->config;
         _cleanup_strv_free_ char **overrides = NULL;
         char where[PATH_MAX + 32];
         SmtpdListener *l;
@@ -149,20 +149,21 @@ static int listener_setup(Smtpd *server, const char *fd_name, SmtpdListener **re
         *ret = NULL;
         if (service < 0 && !m) {
                 log_warning("Socket named \"%s\" is not smtp, submission, smtps or an inet smtpd service of %s, "
-                            "ignoring.", fd_name, server->master->path);
+                            "ignoring.", fd_name, conf->master->path);
                 return 0;
         }
-        if (server->n_listeners >= SMTPD_LISTENERS_MAX || strlen(fd_name) >= sizeof l->fd_name) {
+        if (conf->n_listeners >= SMTPD_LISTENERS_MAX || strlen(fd_name) >= sizeof l->fd_name) {
                 log_warning("Socket named \"%s\": more services than smtpd serves (%u), ignoring.", fd_name,
                             SMTPD_LISTENERS_MAX);
                 return 0;
         }
-        l = server->listeners + server->n_listeners++;
+        l = conf->listeners + conf->n_listeners++;
         l->server = server;
+        l->conf = conf;
         l->service = service >= 0 ? service : SMTPD_SERVICE_SMTP;
         strcpy(l->fd_name, fd_name);
         l->name = l->fd_name;
-        r = service_overrides(server, m, &overrides, where, sizeof where);
+        r = service_overrides(conf, m, &overrides, where, sizeof where);
         if (r < 0)
                 return log_oom();
         r = config_for_service(base, service >= 0 ? service_defaults[service] : NULL, overrides, where, &l->config);
@@ -195,7 +196,7 @@ static int listener_setup(Smtpd *server, const char *fd_name, SmtpdListener **re
                 return -EINVAL;
         }
         /* The restriction lists (smtpd-restrictions.c): a bad list stops the role with file and line. */
-        r = smtpd_checks_new(c, &server->mynetworks, server->mydestination, server->resolver, &l->checks);
+        r = smtpd_checks_new(c, &conf->mynetworks, conf->mydestination, server->resolver, &l->checks);
         if (r < 0)
                 return r;
         smtpd_checks_set_policy_pool(l->checks, server->policy);
@@ -219,30 +220,46 @@ static int listener_setup(Smtpd *server, const char *fd_name, SmtpdListener **re
         return 0;
 }
 
+SmtpdConf *smtpd_conf_ref(SmtpdConf *conf) {
+        if (conf)
+                conf->n_ref++;
+        return conf;
+}
+
+SmtpdConf *smtpd_conf_unref(SmtpdConf *conf) {
+        if (!conf || --conf->n_ref > 0)
+                return NULL;
+        for (size_t i = 0; i < conf->n_listeners; i++) {
+                SSL_CTX_free(conf->listeners[i].tls);
+                smtpd_checks_free(conf->listeners[i].checks);
+                config_free(conf->listeners[i].config);
+                milter_settings_done(&conf->listeners[i].milters);
+        }
+        master_config_free(conf->master);
+        smtpd_networks_done(&conf->mynetworks);
+        smtpd_networks_done(&conf->limit_exceptions);
+        smtpd_networks_done(&conf->bare_newline_exclusions);
+        strv_free(conf->mydestination);
+        config_free(conf->config);
+        free(conf);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdConf *, smtpd_conf_unref);
+
 static void smtpd_free(Smtpd *server) {
         if (!server)
                 return;
         smtpd_sessions_free(server);
-        for (size_t i = 0; i < server->n_listeners; i++) {
-                SSL_CTX_free(server->listeners[i].tls);
-                smtpd_checks_free(server->listeners[i].checks);
-                config_free(server->listeners[i].config);
-                milter_settings_done(&server->listeners[i].milters);
-        }
+        smtpd_conf_unref(server->conf);         /* after the sessions, which hold it too */
         bus_client_free(server->cleanup);
         resolver_free(server->resolver);        /* after the sessions and checks whose lookups it runs */
         smtpd_policy_pool_free(server->policy); /* after the sessions, whose requests it may hold */
-        master_config_free(server->master);
         for (size_t i = 0; i < server->n_listen; i++)
                 sd_event_source_disable_unref(server->listen_sources[i]);
         free(server->listen_sources);
         sd_event_source_disable_unref(server->accept_retry);
-        smtpd_networks_done(&server->mynetworks);
-        smtpd_networks_done(&server->limit_exceptions);
-        smtpd_networks_done(&server->bare_newline_exclusions);
         sd_event_source_disable_unref(server->anvil_timer);
         smtpd_anvil_free(server->anvil);
-        strv_free(server->mydestination);
         free(server);
 }
 
@@ -300,8 +317,85 @@ static void check_inet_interfaces(Daemon *d) {
         }
 }
 
-static int smtpd_setup(Daemon *d) {
+/* The configuration-derived state of config (main.cf; master.cf beside it), with a service for each name
+ * in fd_names (those of the passed sockets). -EINVAL: a configuration error, logged with file and line. */
+static int smtpd_conf_new(Smtpd *server, Config *config, char **fd_names, int n_fds, SmtpdConf **ret) {
+        _cleanup_(smtpd_conf_unrefp) SmtpdConf *conf = NULL;
         char where[PATH_MAX + 32];
+        int r;
+
+        conf = calloc(1, sizeof(SmtpdConf));
+        if (!conf)
+                return log_oom();
+        conf->n_ref = 1;
+        conf->config = config_ref(config);
+
+        r = config_split_list(config->mydestination, &conf->mydestination);
+        if (r < 0)
+                return log_oom();
+        r = networks_parse(config, CONFIG_PARAM_mynetworks, config->mynetworks, &conf->mynetworks);
+        if (r < 0)
+                return r;
+        r = networks_parse(config, CONFIG_PARAM_smtpd_client_event_limit_exceptions,
+                           config->smtpd_client_event_limit_exceptions, &conf->limit_exceptions);
+        if (r < 0)
+                return r;
+        r = networks_parse(config, CONFIG_PARAM_smtpd_forbid_bare_newline_exclusions,
+                           config->smtpd_forbid_bare_newline_exclusions, &conf->bare_newline_exclusions);
+        if (r < 0)
+                return r;
+        if (streq(config->smtpd_forbid_bare_newline, "reject") || streq(config->smtpd_forbid_bare_newline, "yes"))
+                conf->reject_bare_lf = true;
+        else if (!streq(config->smtpd_forbid_bare_newline, "normalize"))
+                return log_error_errno(EINVAL, "%s: smtpd_forbid_bare_newline = %s: must be normalize, reject or yes.",
+                                       config_where(config, CONFIG_PARAM_smtpd_forbid_bare_newline, where,
+                                                    sizeof where),
+                                       config->smtpd_forbid_bare_newline);
+
+        /* master.cf beside main.cf: the -o options of the smtp, submission and smtps lines. */
+        _cleanup_free_ char *master = NULL;
+        const char *slash = strrchr(config->path, '/');
+        if (asprintf(&master, "%.*s/master.cf", slash ? (int) (slash - config->path) : 1,
+                     slash ? config->path : ".") < 0)
+                return log_oom();
+        r = master_config_load(master, &conf->master);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < conf->master->n_services; i++) {
+                const MasterService *m = conf->master->services + i;
+                char name[MASTER_SOCKET_NAME_MAX], listen[MASTER_LISTEN_MAX];
+                if (master_service_smtpd_socket(m, name, listen) == -EINVAL)
+                        log_warning("%s:%u: %s: not a port smtpd can listen on, ignoring", conf->master->path,
+                                    m->line, m->name);
+        }
+
+        /* Every socket named "smtp", "submission", "smtps" or for another master.cf service: a unit may list
+         * several ListenStream= addresses, and each service is set up once, for the first of its sockets. */
+        for (int i = 0; i < n_fds; i++) {
+                const char *fd_name = fd_names ? strna(fd_names[i]) : "n/a";
+                SmtpdListener *l = NULL;
+
+                for (size_t k = 0; k < conf->n_listeners && !l; k++)
+                        if (streq(conf->listeners[k].fd_name, fd_name))
+                                l = conf->listeners + k;
+                if (!l) {
+                        r = listener_setup(server, conf, fd_name, &l);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        *ret = TAKE_PTR(conf);
+        return 0;
+}
+
+static SmtpdListener *conf_listener(SmtpdConf *conf, const char *fd_name) {
+        for (size_t k = 0; k < conf->n_listeners; k++)
+                if (streq(conf->listeners[k].fd_name, fd_name))
+                        return conf->listeners + k;
+        return NULL;
+}
+
+static int smtpd_setup(Daemon *d) {
         Smtpd *server;
         int r;
 
@@ -315,27 +409,6 @@ static int smtpd_setup(Daemon *d) {
         if (!server->listen_sources)
                 return log_oom();
 
-        r = config_split_list(d->config->mydestination, &server->mydestination);
-        if (r < 0)
-                return log_oom();
-        r = networks_parse(d->config, CONFIG_PARAM_mynetworks, d->config->mynetworks, &server->mynetworks);
-        if (r < 0)
-                return r;
-        r = networks_parse(d->config, CONFIG_PARAM_smtpd_client_event_limit_exceptions,
-                           d->config->smtpd_client_event_limit_exceptions, &server->limit_exceptions);
-        if (r < 0)
-                return r;
-        r = networks_parse(d->config, CONFIG_PARAM_smtpd_forbid_bare_newline_exclusions,
-                           d->config->smtpd_forbid_bare_newline_exclusions, &server->bare_newline_exclusions);
-        if (r < 0)
-                return r;
-        if (streq(d->config->smtpd_forbid_bare_newline, "reject") || streq(d->config->smtpd_forbid_bare_newline, "yes"))
-                server->reject_bare_lf = true;
-        else if (!streq(d->config->smtpd_forbid_bare_newline, "normalize"))
-                return log_error_errno(EINVAL, "%s: smtpd_forbid_bare_newline = %s: must be normalize, reject or yes.",
-                                       config_where(d->config, CONFIG_PARAM_smtpd_forbid_bare_newline, where,
-                                                    sizeof where),
-                                       d->config->smtpd_forbid_bare_newline);
         r = smtpd_anvil_new((size_t) d->config->smtpd_client_table_limit,
                             (uint64_t) d->config->anvil_rate_time_unit * USEC_PER_SEC, &server->anvil);
         if (r < 0)
@@ -347,22 +420,6 @@ static int smtpd_setup(Daemon *d) {
         r = resolver_new(d->event, &server->resolver);
         if (r < 0)
                 return r == -ENOMEM ? log_oom() : r;
-        /* master.cf beside main.cf: the -o options of the smtp, submission and smtps lines. */
-        _cleanup_free_ char *master = NULL;
-        const char *slash = strrchr(d->config->path, '/');
-        if (asprintf(&master, "%.*s/master.cf", slash ? (int) (slash - d->config->path) : 1,
-                     slash ? d->config->path : ".") < 0)
-                return log_oom();
-        r = master_config_load(master, &server->master);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < server->master->n_services; i++) {
-                const MasterService *m = server->master->services + i;
-                char name[MASTER_SOCKET_NAME_MAX], listen[MASTER_LISTEN_MAX];
-                if (master_service_smtpd_socket(m, name, listen) == -EINVAL)
-                        log_warning("%s:%u: %s: not a port smtpd can listen on, ignoring", server->master->path,
-                                    m->line, m->name);
-        }
         /* check_policy_service: no connection until a session asks. */
         const SmtpdPolicySettings policy = {
                 .timeout_usec = (uint64_t) d->config->smtpd_policy_service_timeout * USEC_PER_SEC,
@@ -376,22 +433,14 @@ static int smtpd_setup(Daemon *d) {
         if (r < 0)
                 return log_oom();
 
-        /* Every socket named "smtp", "submission", "smtps" or for another master.cf service: a unit may list
-         * several ListenStream= addresses, and each service is set up once, for the first of its sockets. */
+        r = smtpd_conf_new(server, d->config, d->fd_names, d->n_fds, &server->conf);
+        if (r < 0)
+                return r;
         for (int i = 0; i < d->n_fds; i++) {
-                const char *fd_name = d->fd_names ? strna(d->fd_names[i]) : "n/a";
-                SmtpdListener *l = NULL;
+                SmtpdListener *l = conf_listener(server->conf, d->fd_names ? strna(d->fd_names[i]) : "n/a");
 
-                for (size_t k = 0; k < server->n_listeners && !l; k++)
-                        if (streq(server->listeners[k].fd_name, fd_name))
-                                l = server->listeners + k;
-                if (!l) {
-                        r = listener_setup(server, fd_name, &l);
-                        if (r < 0)
-                                return r;
-                        if (!l)
-                                continue;
-                }
+                if (!l)
+                        continue;
                 r = smtpd_listen(l, d->fds[i]);
                 if (r < 0)
                         return r;
@@ -400,6 +449,36 @@ static int smtpd_setup(Daemon *d) {
         if (server->n_listen == 0)
                 return log_error_errno(ENOENT, "No socket named \"smtp\", \"submission\" or \"smtps\" was "
                                        "passed (FileDescriptorName=).");
+        return 0;
+}
+
+/* systemctl reload: the new configuration serves the connections accepted from now on, on the same
+ * listening sockets (never closed, so no client is refused); each session in progress keeps the one it
+ * began with. The connection and rate counters, the policy service connections (smtpd_policy_service_*)
+ * and the resolver stay as they were started. */
+static int smtpd_reload(Daemon *d, Config *new) {
+        Smtpd *server = d->userdata;
+        _cleanup_(smtpd_conf_unrefp) SmtpdConf *conf = NULL;
+        int r;
+
+        r = smtpd_conf_new(server, new, d->fd_names, d->n_fds, &conf);
+        if (r < 0)
+                return r;
+        /* Every socket served now must have its service in the new configuration too. */
+        for (size_t i = 0; i < server->n_listen; i++) {
+                SmtpdListener *old = sd_event_source_get_userdata(server->listen_sources[i]);
+                if (!conf_listener(conf, old->fd_name))
+                        return log_error_errno(EINVAL, "%s: no service for the socket named \"%s\" any more; "
+                                               "restart smtpd to stop serving it.", conf->master->path,
+                                               old->fd_name);
+        }
+        for (size_t i = 0; i < server->n_listen; i++) {
+                SmtpdListener *old = sd_event_source_get_userdata(server->listen_sources[i]);
+                (void) sd_event_source_set_userdata(server->listen_sources[i], conf_listener(conf, old->fd_name));
+        }
+        smtpd_conf_unref(server->conf);
+        server->conf = TAKE_PTR(conf);
+        server->config = new;
         return 0;
 }
 
@@ -414,6 +493,7 @@ static const DaemonSpec smtpd_spec = {
         .needs_sockets = true,
         .setup = smtpd_setup,
         .done = smtpd_done,
+        .reload = smtpd_reload,
 };
 
 int main(int argc, char **argv) {

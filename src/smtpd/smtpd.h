@@ -46,8 +46,11 @@ typedef enum SmtpdService {
  * AUTH; 465: wrapper mode and AUTH) and the -o options of its master.cf line applied; a session reads
  * every parameter that may differ per service (smtpd.c: service_params[]) from here, the others from
  * server->config. */
+typedef struct SmtpdConf SmtpdConf;
+
 typedef struct SmtpdListener {
         Smtpd *server;
+        SmtpdConf *conf;                /* the configuration it belongs to */
         SmtpdService service;           /* the kind: its built-in defaults */
         char fd_name[MASTER_SOCKET_NAME_MAX];   /* FileDescriptorName= of its sockets */
         const char *name;               /* "smtp", "submission", "smtps" */
@@ -60,23 +63,35 @@ typedef struct SmtpdListener {
         MilterSettings milters;         /* the service's smtpd_milters, with the milter_* parameters */
 } SmtpdListener;
 
-struct Smtpd {
-        Daemon *daemon;
-        const Config *config;
+/* Everything smtpd derives from main.cf and master.cf: built at start and again on each reload (systemctl
+ * reload), when the new one serves new connections and each session keeps the one it began with (a
+ * reference) until it ends. */
+struct SmtpdConf {
+        unsigned n_ref;
+        Config *config;                 /* main.cf (a reference) */
         char **mydestination;
         SmtpdNetworks mynetworks;
         SmtpdNetworks limit_exceptions; /* smtpd_client_event_limit_exceptions */
-        SmtpdAnvil *anvil;              /* per-client connection, message and recipient counts */
-        sd_event_source *anvil_timer;   /* drops expired counters; while any are kept with a rate limit... */
-        bool anvil_busy;                /* ...on, smtpd counts as busy and does not exit idle */
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
-        BusClient *cleanup;
-        Resolver *resolver;             /* DNS for every session: client names, reject_rbl_client */
-        SmtpdPolicyPool *policy;        /* connections to the policy services (check_policy_service) */
         MasterConfig *master;           /* master.cf: each smtpd service's -o options */
         SmtpdListener listeners[SMTPD_LISTENERS_MAX];
         size_t n_listeners;
+};
+
+SmtpdConf *smtpd_conf_ref(SmtpdConf *conf);
+SmtpdConf *smtpd_conf_unref(SmtpdConf *conf);
+
+struct Smtpd {
+        Daemon *daemon;
+        const Config *config;           /* conf->config: the limits of the whole process */
+        SmtpdConf *conf;                /* for new connections */
+        SmtpdAnvil *anvil;              /* per-client connection, message and recipient counts */
+        sd_event_source *anvil_timer;   /* drops expired counters; while any are kept with a rate limit... */
+        bool anvil_busy;                /* ...on, smtpd counts as busy and does not exit idle */
+        BusClient *cleanup;
+        Resolver *resolver;             /* DNS for every session: client names, reject_rbl_client */
+        SmtpdPolicyPool *policy;        /* connections to the policy services (check_policy_service) */
         sd_event_source **listen_sources;       /* one per socket of any service */
         size_t n_listen;
         sd_event_source *accept_retry;  /* accepting again after running out of file descriptors */

@@ -261,6 +261,21 @@ int virtual_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret) {
         return r;
 }
 
+int virtual_reload(DeliveryAgent *a, const Config *c) {
+        Virtual *v = a->userdata;
+        VirtualMaps maps = {};
+        int r;
+
+        r = virtual_maps_open(&maps, c);
+        if (r < 0) {
+                virtual_maps_done(&maps);
+                return r == -ENOMEM ? log_oom() : -EINVAL;
+        }
+        virtual_maps_done(&v->maps);
+        v->maps = maps;
+        return 0;
+}
+
 DeliveryAgent *virtual_free(DeliveryAgent *a) {
         Virtual *v;
 

@@ -82,6 +82,16 @@ static int virtual_setup(Daemon *d) {
         return 0;
 }
 
+/* The maps are opened again from the new configuration; a delivery in progress has its own. */
+static int virtual_reload_config(Daemon *d, Config *new) {
+        int r;
+
+        r = virtual_check_config(new);
+        if (r < 0)
+                return r;
+        return virtual_reload(d->userdata, new);
+}
+
 static void virtual_done(Daemon *d) {
         d->userdata = virtual_free(d->userdata);
 }
@@ -93,6 +103,7 @@ int main(int argc, char **argv) {
                 .needs_sockets = true,
                 .setup = virtual_setup,
                 .done = virtual_done,
+                .reload = virtual_reload_config,
         };
 
         return daemon_main(argc, argv, &spec);

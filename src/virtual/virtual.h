@@ -53,3 +53,5 @@ void virtual_deliver(const MailboxMessage *m, const Config *c, const VirtualTarg
 /* The role: org.postbus.Delivery1 on listen_fd, for uid 0 and peer_uid ((uid_t) -1: none). */
 int virtual_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret);
 DeliveryAgent *virtual_free(DeliveryAgent *a);
+/* A reload: the maps of c replace the open ones; -EINVAL (logged) keeps them. */
+int virtual_reload(DeliveryAgent *a, const Config *c);

@@ -299,6 +299,27 @@ TEST(debian_main_cf) {
         config_free(c);
 }
 
+/* A reload keeps the old configuration for whoever still holds a reference: the last config_free() frees it. */
+TEST(refcount) {
+        Config *c = parse("myhostname = old.example.org\n");
+        Config *held = NULL;
+        ASSERT_EQ(c->n_ref, 1U);
+        held = config_ref(c);
+        ASSERT_TRUE(held == c);
+        ASSERT_EQ(c->n_ref, 2U);
+        ASSERT_TRUE(config_free(c) == NULL);    /* the daemon's reference goes */
+        ASSERT_EQ(held->n_ref, 1U);
+        ASSERT_STREQ(held->myhostname, "old.example.org");     /* still readable by the session */
+        ASSERT_TRUE(config_ref(NULL) == NULL);
+
+        Config *s = NULL;
+        ASSERT_OK(config_for_service(held, NULL, NULL, "master.cf:1", &s));
+        ASSERT_EQ(s->n_ref, 1U);                /* a service's copy has references of its own */
+        ASSERT_EQ(held->n_ref, 1U);
+        config_free(s);
+        config_free(held);
+}
+
 int main(void) {
         log_set_max_level(LOG_EMERG);   /* the error tests are noisy by design */
         RUN(defaults);
@@ -311,5 +332,6 @@ int main(void) {
         RUN(list);
         RUN(service_overrides);
         RUN(debian_main_cf);
+        RUN(refcount);
         return 0;
 }
