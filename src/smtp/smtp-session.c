@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <sys/epoll.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "log.h"
@@ -52,6 +53,13 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         smtp_cache_remove(s);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
+        /* A TLS session that ended well (QUIT went out, or it waited unused in the connection cache) says so
+         * with close_notify: OpenSSL marks the session of a connection freed without it as not resumable, and
+         * the TLS session cache would lose it. One try: no wait for the peer's. */
+        if (s->ssl && !s->broken && (s->stage == SMTP_STAGE_QUIT || s->stage == SMTP_STAGE_IDLE)) {
+                (void) SSL_shutdown(s->ssl);
+                ERR_clear_error();
+        }
         safe_close(s->fd);
         smtp_reply_done(&s->reply);
         session_sasl_forget(s);
