@@ -143,9 +143,9 @@ int smtp_tls_new(int fd, const SmtpSettings *set, const char *hostname, const ch
         /* Everything that decides what the handshake checks is in the key. */
         if (asprintf(&key, "%s|%s|%d|%s|%s|%s|%s", server, strempty(hostname), set->tls_level,
                      set->tls_level >= SMTP_TLS_VERIFY ? strempty(set->tls_match) : "", strempty(set->tls_nexthop),
-                     strempty(set->tls_cafile), strempty(set->tls_capath)) < 0 ||
-            smtp_tls_cache_attach(ssl, key, set->tls_session_cache_timeout) < 0) {
+                     strempty(set->tls_cafile), strempty(set->tls_capath)) < 0)
                 key = NULL;
+        if (!key || smtp_tls_cache_attach(ssl, key, set->tls_session_cache_timeout) < 0) {
                 SSL_free(ssl);
                 return -ENOMEM;
         }
@@ -216,11 +216,10 @@ void smtp_tls_log(SSL *ssl, SmtpTlsTrust trust, const char *queue_id, const char
         int bits = SSL_get_cipher_bits(ssl, NULL);
         char *verify = NULL;
         long v = SSL_get_verify_result(ssl);
+        bool resumed = SSL_session_reused(ssl) == 1;
 
         if (v != X509_V_OK && trust != SMTP_TLS_ANONYMOUS)
                 verify = (char *) X509_verify_cert_error_string(v);
-        bool resumed = SSL_session_reused(ssl) == 1;
-
         log_mail(LOG_INFO, queue_id,
                  LOG_FIELDS({ "RELAY", relay }, { "TLS_PROTOCOL", SSL_get_version(ssl) },
                             { "TLS_CIPHER", SSL_get_cipher_name(ssl) }, { "TLS_TRUST", trust_name[trust] },
