@@ -383,10 +383,28 @@
             .catch(ex => showError("Flushing the deferred queue", ex));
     }
 
+    /* The smtp client's host failure cache, as the agents last reported it (ListHostFailures). */
+    function drawHostFailures(hosts) {
+        const rows = document.createDocumentFragment();
+        for (const [transport, dest, server, reason, until] of hosts) {
+            const tr = el("tr", null, { "data-server": server });
+            for (const text of [transport, dest, server, usecText(until), reason])
+                tr.appendChild(el("td", text));
+            rows.appendChild(tr);
+        }
+        $("host-failures-body").replaceChildren(rows);
+        $("host-failures").hidden = hosts.length === 0;
+        $("host-failures-empty").hidden = hosts.length > 0;
+    }
+
     function refreshDestinations() {
         return Promise.all([call("ListDestinations", []),
-                            client.call(QUEUE_PATH, PROPS_IFACE, "Get", [QUEUE_IFACE, "PausedDestinations"])])
-            .then(([[dests], [paused]]) => drawDestinations(dests, paused.v));
+                            client.call(QUEUE_PATH, PROPS_IFACE, "Get", [QUEUE_IFACE, "PausedDestinations"]),
+                            call("ListHostFailures", [])])
+            .then(([[dests], [paused], [hosts]]) => {
+                drawDestinations(dests, paused.v);
+                drawHostFailures(hosts);
+            });
     }
 
     /* Refreshing from the signals */

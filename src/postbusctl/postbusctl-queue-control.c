@@ -260,3 +260,68 @@ int queue_destinations(int argc, char **argv) {
                 printf("%s%u destination%s listed.\n", n > 0 ? "\n" : "", n, n == 1 ? "" : "s");
         return fflush(stdout) == 0 ? 0 : EX_IOERR;
 }
+
+static void print_host_failure(const char *transport, const char *destination, const char *server,
+                               const char *reason, uint64_t until_usec) {
+        if (arg_json) {
+                fputs("{\"transport\": ", stdout);
+                json_string(stdout, transport);
+                fputs(", \"destination\": ", stdout);
+                json_string(stdout, destination);
+                fputs(", \"server\": ", stdout);
+                json_string(stdout, server);
+                fputs(", \"reason\": ", stdout);
+                json_string(stdout, reason);
+                printf(", \"until_usec\": %" PRIu64 "}\n", until_usec);
+                return;
+        }
+        _cleanup_free_ char *t = log_escape(transport, strlen(transport));
+        _cleanup_free_ char *d = log_escape(destination, strlen(destination));
+        _cleanup_free_ char *s = log_escape(server, strlen(server));
+        _cleanup_free_ char *why = log_escape(reason, strlen(reason));
+        char when[32] = "-";
+        time_t secs = (time_t) (until_usec / 1000000);
+        struct tm tm;
+
+        if (localtime_r(&secs, &tm))
+                (void) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+        printf("%-10s %-24s %-40s %-19s %s\n", strna(t), strna(d), strna(s), when, strna(why));
+}
+
+int queue_hosts(int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        unsigned n = 0;
+        int r;
+
+        if (argc > 1) {
+                log_error("\"queue hosts\" takes no arguments (see --help).");
+                return EX_USAGE;
+        }
+        r = queue_client_open(&bus);
+        if (r > 0)
+                return r;
+        r = call(bus, "ListHostFailures", "cannot list the failing hosts", &reply, NULL, NULL);
+        if (r > 0)
+                return r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "(sssst)");
+        while (r >= 0) {
+                const char *transport, *destination, *server, *reason;
+                uint64_t until;
+
+                r = sd_bus_message_read(reply, "(sssst)", &transport, &destination, &server, &reason, &until);
+                if (r <= 0)
+                        break;
+                if (!arg_json && n == 0)
+                        printf("%-10s %-24s %-40s %-19s %s\n", "TRANSPORT", "DESTINATION", "SERVER", "SKIPPED UNTIL",
+                               "REASON");
+                print_host_failure(transport, destination, server, reason, until);
+                n++;
+        }
+        if (r < 0)
+                return queue_client_error("cannot read the queue manager's answer", NULL, r);
+        if (!arg_json)
+                printf("%s%u failing server address%s skipped.\n", n > 0 ? "\n" : "", n, n == 1 ? "" : "es");
+        return fflush(stdout) == 0 ? 0 : EX_IOERR;
+}

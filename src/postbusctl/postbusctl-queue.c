@@ -258,6 +258,7 @@ static const QueueVerb queue_verbs[] = {
         { "pause", queue_pause },
         { "resume", queue_resume },
         { "destinations", queue_destinations },
+        { "hosts", queue_hosts },
         { "watch", queue_watch },
 };
 

@@ -60,6 +60,8 @@ static void help(void) {
                "  queue pause DEST...     Keep mail for DEST queued until resumed (--reason=TEXT)\n"
                "  queue resume DEST...    End a pause and try the mail now\n"
                "  queue destinations      List the destinations qmgr schedules, with their state\n"
+               "  queue hosts             List the server addresses smtp skips for now (host failure\n"
+               "                          cache), with the reason and until when\n"
                "  queue watch             Print the queue's signals as they come, one a line\n"
                "  tls new-server-cert     A new key and self-signed certificate for $myhostname where\n"
                "                          smtpd_tls_cert_file/key_file point (empty: into %s/tls/,\n"

@@ -40,6 +40,7 @@ int queue_flush(int argc, char **argv);
 int queue_pause(int argc, char **argv);
 int queue_resume(int argc, char **argv);
 int queue_destinations(int argc, char **argv);
+int queue_hosts(int argc, char **argv);
 int queue_watch(int argc, char **argv);
 
 /* SelectMessages with the filter options (queue instead of --queue). Returns 0 with the IDs, or a

@@ -436,6 +436,18 @@ static int method_list_destinations(sd_bus_message *m, void *userdata, sd_bus_er
         return sd_bus_send(NULL, reply, NULL);
 }
 
+static int method_list_host_failures(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = qmgr_hosts_append(userdata, reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 static int method_get_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Qmgr *q = userdata;
         char path[sizeof(QUEUE_BUS_MESSAGE_PREFIX) + QUEUE_ID_SIZE + 1];
@@ -492,6 +504,8 @@ static const sd_bus_vtable queue_vtable[] = {
                                 method_resume_destination, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDestinations", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssuuubt)", destinations),
                                 method_list_destinations, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListHostFailures", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssst)", hosts),
+                                method_list_host_failures, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetMessage", SD_BUS_ARGS("s", id), SD_BUS_RESULT("o", path),
                                 method_get_message, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("MessageQueued", SD_BUS_ARGS("s", id, "s", sender, "u", recipients), 0),

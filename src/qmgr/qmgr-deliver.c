@@ -549,7 +549,8 @@ static void deliver_done(QmgrCall *c, sd_bus_message *reply, const char *error) 
                 if (r < 0) {
                         log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "malformed delivery results: %s", strerror(-r));
                         error = "malformed delivery results";
-                }
+                } else if ((r = qmgr_hosts_read(t->qmgr, t->name, d->name, reply)) < 0)
+                        log_warning_errno(r, "Bad host list from %s, ignoring: %m", t->name);
         }
         if (error && c->corrupt) {
                 /* The file changed under qmgr (truncated, overwritten): the recipients stay pending and

@@ -192,6 +192,7 @@ static void qmgr_done(Daemon *d) {
         sd_bus_flush_close_unref(q->system_bus);
         qmgr_index_free(q);
         strv_free(q->paused);
+        qmgr_hosts_free(q);
         strv_free(q->mydestination);
         for (QueueName i = 0; i < _QUEUE_NAME_MAX; i++)
                 safe_close(q->queue_fds[i]);

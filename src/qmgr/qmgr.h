@@ -168,6 +168,8 @@ typedef struct QmgrAgentState {
         sd_bus_slot *probe_slot;
 } QmgrAgentState;
 
+typedef struct QmgrHostFailure QmgrHostFailure;
+
 struct Qmgr {
         Daemon *daemon;
         int queue_fds[_QUEUE_NAME_MAX];
@@ -197,7 +199,16 @@ struct Qmgr {
         QmgrIndex *index;               /* every queued message, for the bus (qmgr-index.c) */
         char **paused;                  /* destination, reason, destination, reason, ..., NULL */
         QmgrAuthQuery *auth_queries;    /* polkit questions in flight (qmgr-polkit.c) */
+        QmgrHostFailure *host_failures; /* the agents' failing server addresses (qmgr-hosts.c) */
+        size_t n_host_failures;
 };
+
+/* qmgr-hosts.c: the hosts of a Deliver answer (agent-bus.h), after its results, for transport and
+ * destination; an answer without them is fine. */
+int qmgr_hosts_read(Qmgr *q, const char *transport, const char *destination, sd_bus_message *reply);
+/* ListHostFailures' array, a(sssst): the ones not expired. */
+int qmgr_hosts_append(Qmgr *q, sd_bus_message *reply);
+void qmgr_hosts_free(Qmgr *q);
 
 /* qmgr-queue.c */
 int qmgr_queue_scan(Qmgr *q, QueueName which);

@@ -6,7 +6,7 @@
 /* ---- org.postbus.Delivery1, served by every delivery agent on /run/postbus/<agent> ----
  *
  * Deliver(h queue_fd, s queue_id, s sender, s transport, s nexthop, a{ss} options, a(us) recipients)
- *      -> (a(ussss) results)
+ *      -> (a(ussss) results, a(sst) hosts)
  *
  *   queue_fd    the queue file, opened read-only by qmgr; the agent reads the envelope (attributes, DSN
  *               options) and the content from it with queue_file_read() and never writes it.
@@ -31,6 +31,14 @@
  *               relay   what Postfix logs as relay= and a DSN report shows as Remote-MTA: "local",
  *                       "dovecot", "mx.example.org[192.0.2.1]:25", or "none"
  *               text    the reason, as the journal record's "(...)" and the report's Diagnostic-Code
+ *
+ *   hosts       the server addresses of nexthop as the agent last saw them, from the smtp and lmtp agents'
+ *               host failure cache (smtp_host_failure_cache_time): (server, reason, until_usec)
+ *               server      "mx.example.org[192.0.2.1]:25"
+ *               reason      why it is skipped ("" when it is not): "connection refused", "timed out ..."
+ *               until_usec  CLOCK_REALTIME microseconds until which it is skipped; 0: it is not
+ *               Empty when the agent has nothing to say (every other agent; a delivery made on a cached
+ *               connection without a lookup). qmgr keeps the failing ones for ListHostFailures (queue-bus.h).
  *
  * The agent writes the journal record for each recipient itself (to=<...>, relay=, delay=, dsn=,
  * status=). It answers when the last recipient has a result. A call that fails as a whole (D-Bus error,

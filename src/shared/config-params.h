@@ -348,7 +348,11 @@
           "Tables of TLS policy by next-hop domain: a level (none, may, encrypt, verify, secure) and an "    \
           "optional match=name:name... that replaces the cert_match parameter for that destination.") \
         X(smtp_tls_session_cache_database, STRING, "", 0, 0, "smtp",                                         \
-          "Accepted, unused: the smtp client keeps no TLS session cache on disk (full handshakes each time).") \
+          "Accepted, unused: the smtp client keeps its TLS session cache in memory, not in a database (see "  \
+          "smtp_tls_session_cache_timeout); the cache is lost when the smtp process exits.")                  \
+        X(smtp_tls_session_cache_timeout, TIME, "3600s", 0, 8640000, "smtp",                                 \
+          "How long the smtp client keeps a server's TLS session (in memory) to resume it on the next "      \
+          "connection; 0: no TLS session cache.")                                                             \
         X(smtp_tls_loglevel, INT, "1", 0, 4, "smtp",                                                         \
           "0: no journal record of each TLS session's protocol and cipher; 1 or more: one record a session "  \
           "(Postfix's default is 0; postbus logs the summary unless told not to).")                           \

@@ -337,6 +337,12 @@ void delivery_request_reply(DeliveryRequest *req, DeliveryResultFunc result) {
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sst)");
+        if (r >= 0 && req->agent->ops->append_hosts)
+                r = req->agent->ops->append_hosts(req, reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         if (r < 0)
                 log_warning_errno(r, "%s: Failed to send the delivery results, ignoring: %m", req->queue_id);
@@ -378,7 +384,7 @@ static const sd_bus_vtable delivery_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("Deliver",
                                 SD_BUS_ARGS("h", queue_file, "s", queue_id, "s", sender, "s", transport, "s", nexthop,
                                             "a{ss}", options, "a(us)", recipients),
-                                SD_BUS_RESULT("a(ussss)", results),
+                                SD_BUS_RESULT("a(ussss)", results, "a(sst)", hosts),
                                 method_deliver, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

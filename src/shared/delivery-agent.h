@@ -87,6 +87,8 @@ typedef struct DeliveryAgentOps {
         void (*finish)(DeliveryRequest *req);
         /* Frees what the role's state holds (not the request itself), killing what still runs. */
         void (*done)(DeliveryRequest *req);
+        /* Optional: appends the answer's hosts, each "(sst)" (agent-bus.h), into the open array. */
+        int (*append_hosts)(const DeliveryRequest *req, sd_bus_message *reply);
 } DeliveryAgentOps;
 
 /* One listening socket, and what the calls that come on it are told. */
@@ -151,6 +153,7 @@ typedef struct DeliveryResult {
         const char *text;
 } DeliveryResult;
 
-/* Answers the call with the result of each recipient, which result(req, i, ...) gives for recipients[i]. */
+/* Answers the call with the result of each recipient, which result(req, i, ...) gives for recipients[i], and
+ * the hosts of ops->append_hosts (none without it). */
 typedef void (*DeliveryResultFunc)(const DeliveryRequest *req, size_t i, DeliveryResult *ret);
 void delivery_request_reply(DeliveryRequest *req, DeliveryResultFunc result);

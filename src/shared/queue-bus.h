@@ -71,6 +71,13 @@
  *        transport, destination, state ("active", "dead" or "paused"), concurrency now, concurrency
  *        limit, messages waiting, dead, next retry (usec since the epoch; 0: now). Paused destinations
  *        that qmgr has no deliveries for are listed with transport "".
+ *   ListHostFailures() → a(sssst)
+ *        The server addresses the smtp and lmtp agents skip for now, because they timed out or refused
+ *        (smtp_host_failure_cache_time): transport, destination (as in ListDestinations), server
+ *        ("mx.example.org[192.0.2.1]:25"), reason, skipped until (usec since the epoch). As the agent's
+ *        last Deliver answer for that destination reported them: they outlive the destination's
+ *        ListDestinations row (its queue may be empty meanwhile), and qmgr forgets them at their end or
+ *        when it restarts. A separate list because a destination has any number of them.
  *   GetMessage(s id) → o path
  *        The message's object path; NoSuchMessage when it is not queued, InvalidArguments when id is
  *        malformed.

@@ -33,6 +33,8 @@ struct SmtpCall {
         SmtpDest *dest;                 /* finding the server addresses */
         SmtpAddress *addresses;
         size_t n_addresses;
+        SmtpAddress *hop_addresses;     /* in a fallback relay: the request's next hop's addresses */
+        size_t n_hop_addresses;
         size_t next_address;
         unsigned n_sessions;            /* sessions that got a connection, for smtp_mx_session_limit */
         SmtpSession *session;
@@ -328,6 +330,11 @@ void smtp_call_session_done(SmtpCall *c, SmtpSessionEnd end, const char *relay, 
 /* The addresses are known (or the lookup failed: then n == 0 and dsn/text say why). */
 void smtp_call_dest_done(SmtpCall *c, SmtpAddress *addresses, size_t n, const char *dsn, const char *text) {
         c->dest = NULL;
+        /* The next hop's own addresses are kept for the answer's hosts when a fallback relay's come. */
+        if (c->in_fallback && !c->hop_addresses) {
+                c->hop_addresses = TAKE_PTR(c->addresses);
+                c->n_hop_addresses = c->n_addresses;
+        }
         free(c->addresses);
         c->addresses = addresses;
         c->n_addresses = n;
@@ -441,6 +448,10 @@ static int settings_load_more(const Config *cfg, char **options, const char *nex
         r = setting_int(cfg, options, "smtp_tls_loglevel", &s->tls_loglevel);
         if (r < 0)
                 return r;
+        r = setting_int(cfg, options, "smtp_tls_session_cache_timeout", &n);
+        if (r < 0)
+                return r;
+        s->tls_session_cache_timeout = (uint64_t) n * USEC_PER_SEC;
         v = smtp_setting_string(options, "smtp_connection_cache_on_demand",
                            cfg->smtp_connection_cache_on_demand ? "yes" : "no");
         s->cache_on_demand = streq(v, "yes");
@@ -586,12 +597,41 @@ static int smtp_start(DeliveryRequest *req) {
         return call_lookup(c, req->nexthop) < 0 ? 0 : 1;
 }
 
+/* The answer's hosts: every address of the request's next hop, with the host failure cache's verdict, so that
+ * qmgr shows which ones are skipped (none when no lookup was made: a cached session did it all). */
+static int smtp_append_hosts(const DeliveryRequest *req, sd_bus_message *reply) {
+        const SmtpCall *c = (const SmtpCall *) req;
+        const SmtpAddress *a = c->hop_addresses ?: (c->in_fallback ? NULL : c->addresses);
+        size_t n = c->hop_addresses ? c->n_hop_addresses : (c->in_fallback ? 0 : c->n_addresses);
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                const char *reason = "";
+                uint64_t until = smtp_hostcache_failing_until(a + i, &reason);
+                char server[sizeof a->host + sizeof a->text + 8];
+                uint16_t port;
+
+                if (a[i].sockaddr.sa.sa_family == AF_INET)
+                        port = ntohs(a[i].sockaddr.in.sin_port);
+                else if (a[i].sockaddr.sa.sa_family == AF_INET6)
+                        port = ntohs(a[i].sockaddr.in6.sin6_port);
+                else
+                        continue;
+                (void) snprintf(server, sizeof server, "%s[%s]:%u", a[i].host, a[i].text, port);
+                r = sd_bus_message_append(reply, "(sst)", server, until > 0 ? reason : "", until);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static void smtp_call_done(DeliveryRequest *req) {
         SmtpCall *c = (SmtpCall *) req;
 
         smtp_session_free(c->session);
         smtp_dest_free(c->dest);
         free(c->addresses);
+        free(c->hop_addresses);
         free(c->last_text);
         free(c->last_relay);
         free(c->cache_key);
@@ -615,6 +655,7 @@ static const DeliveryAgentOps smtp_ops = {
         .stop = smtp_stop,
         .finish = smtp_finish,
         .done = smtp_call_done,
+        .append_hosts = smtp_append_hosts,
 };
 
 int smtp_new(Daemon *d, Smtp **ret) {

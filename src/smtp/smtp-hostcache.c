@@ -13,9 +13,11 @@
 typedef struct HostEntry {
         char key[sizeof(struct sockaddr_un) + 8];      /* "[addr]:port" */
         uint64_t fail_until;                    /* CLOCK_MONOTONIC usec; 0 or past: not failing */
+        uint64_t fail_until_realtime;           /* the same in CLOCK_REALTIME, as reported to qmgr */
         uint64_t ok_at;                         /* when it last greeted us; 0: never */
         uint64_t latency;                       /* connect to greeting, the last time */
         uint64_t used;
+        char reason[128];                       /* why it entered the cache */
 } HostEntry;
 
 static HostEntry entries[HOSTCACHE_MAX];
@@ -69,6 +71,16 @@ bool smtp_hostcache_failing(const SmtpAddress *a) {
         return e && e->fail_until > now_monotonic_usec();
 }
 
+uint64_t smtp_hostcache_failing_until(const SmtpAddress *a, const char **ret_reason) {
+        const HostEntry *e = entry_find(a, false);
+
+        if (!e || e->fail_until <= now_monotonic_usec())
+                return 0;
+        if (ret_reason)
+                *ret_reason = e->reason;
+        return e->fail_until_realtime;
+}
+
 void smtp_hostcache_ok(const SmtpAddress *a, uint64_t latency) {
         HostEntry *e = entry_find(a, true);
 
@@ -91,6 +103,8 @@ void smtp_hostcache_fail(const SmtpAddress *a, uint64_t cache_time, const char *
                 return;
         e->used = now;
         e->ok_at = 0;
+        (void) snprintf(e->reason, sizeof e->reason, "%s", reason);
+        e->fail_until_realtime = now_realtime_usec() + cache_time;
         if (e->fail_until > now) {
                 e->fail_until = now + cache_time;
                 return;

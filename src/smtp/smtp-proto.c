@@ -244,33 +244,48 @@ size_t smtp_encoder_bound(const SmtpEncoder *e, size_t len) {
 }
 
 size_t smtp_encoder_feed(SmtpEncoder *e, const char *in, size_t len, char *out) {
-        size_t o = 0;
+        size_t o = 0, i = 0;
 
-        for (size_t i = 0; i < len; i++) {
-                char c = in[i];
+        /* Line by line, and within a line in runs that memcpy() copies: the octets are looked at one by one
+         * only at a line's start (the dot) and at a wrap. */
+        while (i < len) {
+                const char *nl = memchr(in + i, '\n', len - i);
+                size_t end = nl ? (size_t) (nl - in) : len;
 
-                if (c == '\n') {
-                        out[o++] = '\r';
-                        out[o++] = '\n';
+                while (i < end) {
+                        size_t n;
+
+                        /* Postfix's smtp_line_length_limit: the line goes on after CRLF SPACE, which needs no dot. */
+                        if (e->line_limit > 0 && e->column >= e->line_limit) {
+                                memcpy(out + o, "\r\n ", 3);
+                                o += 3;
+                                e->column = 1;
+                                e->line_start = false;
+                        }
+                        if (e->line_start && in[i] == '.') {
+                                out[o++] = '.';
+                                e->column++;
+                        }
+                        /* The first octet goes out whatever the column (the dot may have filled it); the run
+                         * after it up to the limit. */
+                        out[o++] = in[i++];
+                        e->column++;
+                        e->line_start = false;
+                        n = end - i;
+                        if (e->line_limit > 0)
+                                n = MIN(n, e->column < e->line_limit ? e->line_limit - e->column : 0);
+                        memcpy(out + o, in + i, n);
+                        o += n;
+                        i += n;
+                        e->column += n;
+                }
+                if (nl) {
+                        memcpy(out + o, "\r\n", 2);
+                        o += 2;
+                        i++;
                         e->line_start = true;
                         e->column = 0;
-                        continue;
                 }
-                /* Postfix's smtp_line_length_limit: the line goes on after CRLF SPACE, which needs no dot. */
-                if (e->line_limit > 0 && e->column >= e->line_limit) {
-                        out[o++] = '\r';
-                        out[o++] = '\n';
-                        out[o++] = ' ';
-                        e->column = 1;
-                        e->line_start = false;
-                }
-                if (e->line_start && c == '.') {
-                        out[o++] = '.';
-                        e->column++;
-                }
-                out[o++] = c;
-                e->column++;
-                e->line_start = false;
         }
         return o;
 }

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <sys/epoll.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "log.h"
@@ -52,6 +53,13 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         smtp_cache_remove(s);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
+        /* A TLS session that ended well (QUIT went out, or it waited unused in the connection cache) says so
+         * with close_notify: OpenSSL marks the session of a connection freed without it as not resumable, and
+         * the TLS session cache would lose it. One try: no wait for the peer's. */
+        if (s->ssl && !s->broken && (s->stage == SMTP_STAGE_QUIT || s->stage == SMTP_STAGE_IDLE)) {
+                (void) SSL_shutdown(s->ssl);
+                ERR_clear_error();
+        }
         safe_close(s->fd);
         smtp_reply_done(&s->reply);
         session_sasl_forget(s);
@@ -246,6 +254,15 @@ static bool tls_required(SmtpSession *s) {
         return true;
 }
 
+/* The session's TLS connection, with a session of the cache for this next hop, server and policy. */
+static int session_tls_new(SmtpSession *s) {
+        _cleanup_free_ char *server = NULL;
+
+        if (asprintf(&server, "%s %s", smtp_call_nexthop(s->call), s->relay) < 0)
+                return -ENOMEM;
+        return smtp_tls_new(s->fd, settings(s), s->address.host, server, &s->ssl);
+}
+
 static void tls_handshake(SmtpSession *s) {
         ssize_t r = smtp_tls_result(s->ssl, SSL_do_handshake(s->ssl), &s->tls_wants);
         char text[700];
@@ -358,7 +375,7 @@ static void handle_reply(SmtpSession *s) {
                                 session_after_hello(s);
                         return;
                 }
-                if (smtp_tls_new(s->fd, settings(s), s->address.host, &s->ssl) < 0)
+                if (session_tls_new(s) < 0)
                         break;
                 s->in_len = 0;
                 s->stage = SMTP_STAGE_TLS_HANDSHAKE;
@@ -527,7 +544,7 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
                 s->connected = true;
                 if (settings(s)->tls_wrappermode && s->address.sockaddr.sa.sa_family != AF_UNIX) {
                         /* smtp_tls_wrappermode (port 465): TLS before the greeting. */
-                        if (smtp_tls_new(s->fd, settings(s), s->address.host, &s->ssl) < 0) {
+                        if (session_tls_new(s) < 0) {
                                 session_site_fail(s, "4.3.0", "out of memory", false);
                                 return;
                         }

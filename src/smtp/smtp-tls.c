@@ -37,6 +37,7 @@ int smtp_tls_level_from_string(const char *s) {
 }
 
 void smtp_tls_cleanup(void) {
+        smtp_tls_cache_cleanup();
         for (size_t i = 0; i < n_contexts; i++) {
                 SSL_CTX_free(contexts[i].ctx);
                 free(contexts[i].cafile);
@@ -60,6 +61,10 @@ static SSL_CTX *context_get(const char *cafile, const char *capath) {
         /* Never fail the handshake on the certificate: the level decides after it (SSL_get_verify_result()). */
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
         (void) SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+        if (smtp_tls_cache_setup(ctx) < 0) {
+                SSL_CTX_free(ctx);
+                return NULL;
+        }
         if ((cafile[0] || capath[0]) &&
             SSL_CTX_load_verify_locations(ctx, cafile[0] ? cafile : NULL, capath[0] ? capath : NULL) != 1) {
                 log_warning("Cannot load the trusted CA certificates of smtp_tls_CAfile=%s smtp_tls_CApath=%s; "
@@ -118,8 +123,9 @@ static int add_match_names(SSL *ssl, const SmtpSettings *set, const char *hostna
         return 0;
 }
 
-int smtp_tls_new(int fd, const SmtpSettings *set, const char *hostname, SSL **ret) {
+int smtp_tls_new(int fd, const SmtpSettings *set, const char *hostname, const char *server, SSL **ret) {
         SSL_CTX *ctx = context_get(set->tls_cafile, set->tls_capath);
+        _cleanup_free_ char *key = NULL;
         SSL *ssl;
 
         if (!ctx)
@@ -134,6 +140,15 @@ int smtp_tls_new(int fd, const SmtpSettings *set, const char *hostname, SSL **re
         }
         if (hostname && hostname[0] && !strchr(hostname, ':') && strspn(hostname, "0123456789.") != strlen(hostname))
                 (void) SSL_set_tlsext_host_name(ssl, hostname);
+        /* Everything that decides what the handshake checks is in the key. */
+        if (asprintf(&key, "%s|%s|%d|%s|%s|%s|%s", server, strempty(hostname), set->tls_level,
+                     set->tls_level >= SMTP_TLS_VERIFY ? strempty(set->tls_match) : "", strempty(set->tls_nexthop),
+                     strempty(set->tls_cafile), strempty(set->tls_capath)) < 0)
+                key = NULL;
+        if (!key || smtp_tls_cache_attach(ssl, key, set->tls_session_cache_timeout) < 0) {
+                SSL_free(ssl);
+                return -ENOMEM;
+        }
         SSL_set_connect_state(ssl);
         *ret = ssl;
         return 0;
@@ -201,13 +216,14 @@ void smtp_tls_log(SSL *ssl, SmtpTlsTrust trust, const char *queue_id, const char
         int bits = SSL_get_cipher_bits(ssl, NULL);
         char *verify = NULL;
         long v = SSL_get_verify_result(ssl);
+        bool resumed = SSL_session_reused(ssl) == 1;
 
         if (v != X509_V_OK && trust != SMTP_TLS_ANONYMOUS)
                 verify = (char *) X509_verify_cert_error_string(v);
         log_mail(LOG_INFO, queue_id,
                  LOG_FIELDS({ "RELAY", relay }, { "TLS_PROTOCOL", SSL_get_version(ssl) },
                             { "TLS_CIPHER", SSL_get_cipher_name(ssl) }, { "TLS_TRUST", trust_name[trust] },
-                            { "TLS_VERIFY_ERROR", verify }),
-                 "%s TLS connection established to %s: %s with cipher %s (%d/%d bits)", trust_name[trust], relay,
-                 SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, bits);
+                            { "TLS_VERIFY_ERROR", verify }, { "TLS_SESSION_RESUMED", resumed ? "yes" : "no" }),
+                 "%s TLS connection established to %s: %s with cipher %s (%d/%d bits)%s", trust_name[trust], relay,
+                 SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, bits, resumed ? ", session resumed" : "");
 }

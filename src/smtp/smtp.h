@@ -139,8 +139,9 @@ typedef struct ssl_st SSL;
 typedef struct SmtpSettings SmtpSettings;
 int smtp_tls_level_from_string(const char *s);
 /* A client TLS connection on fd with the settings' CAs (and at verify/secure their match names; hostname is
- * the server's name, also sent as SNI). */
-int smtp_tls_new(int fd, const SmtpSettings *set, const char *hostname, SSL **ret);
+ * the server's name, also sent as SNI). server ("nexthop host[address]:port") and the TLS settings key the
+ * session cache: a session kept for them is offered for resumption. */
+int smtp_tls_new(int fd, const SmtpSettings *set, const char *hostname, const char *server, SSL **ret);
 SmtpTlsTrust smtp_tls_trust(SSL *ssl, int level);
 /* "Verified TLSv1.3 with cipher TLS_AES_256_GCM_SHA384", for the TLS field of delivery records. */
 void smtp_tls_describe(SSL *ssl, SmtpTlsTrust trust, char *buf, size_t size);
@@ -150,7 +151,13 @@ void smtp_tls_cleanup(void);
  * end (receive), or negative errno. */
 ssize_t smtp_io_send(SSL *ssl, int fd, const void *buf, size_t n, uint32_t *wants);
 ssize_t smtp_io_recv(SSL *ssl, int fd, void *buf, size_t n, uint32_t *wants);
-/* The journal record of an established TLS connection: trust, protocol and cipher. */
+/* smtp-tls-cache.c: the TLS session cache. setup: on a new client context. attach: the connection's
+ * sessions are kept under key for timeout usec (0: none), and a kept one is offered; 1 when it was. */
+typedef struct ssl_ctx_st SSL_CTX;
+int smtp_tls_cache_setup(SSL_CTX *ctx);
+int smtp_tls_cache_attach(SSL *ssl, const char *key, uint64_t timeout);
+void smtp_tls_cache_cleanup(void);
+/* The journal record of an established TLS connection: trust, protocol, cipher, whether resumed. */
 void smtp_tls_log(SSL *ssl, SmtpTlsTrust trust, const char *queue_id, const char *relay);
 
 /* ---- the session and the calls ---- */
@@ -188,6 +195,7 @@ struct SmtpSettings {
         unsigned reuse_count_limit;
         uint64_t rset_timeout;
         int64_t tls_loglevel;           /* smtp_tls_loglevel: 0, no record of each TLS session */
+        uint64_t tls_session_cache_timeout;     /* usec; 0: no TLS session cache */
         char **fallback_relay;          /* NULL: none */
         int address_family;             /* inet_protocols: AF_UNSPEC (all), AF_INET or AF_INET6 */
         int address_preference;         /* smtp_address_preference: AF_UNSPEC (any), AF_INET or AF_INET6 */
@@ -261,6 +269,8 @@ void smtp_tls_policy_cleanup(void);
  * order stays within one address family, so that the preferred family keeps its place. */
 void smtp_hostcache_sort(SmtpAddress *a, size_t n, uint64_t cache_time, bool family_bound);
 bool smtp_hostcache_failing(const SmtpAddress *a);
+/* Until when (CLOCK_REALTIME usec) the address is skipped, and why; 0 when it is not. */
+uint64_t smtp_hostcache_failing_until(const SmtpAddress *a, const char **ret_reason);
 /* The address greeted us latency usec after the connect began. */
 void smtp_hostcache_ok(const SmtpAddress *a, uint64_t latency);
 /* The address timed out or refused: logged when it enters the cache. */

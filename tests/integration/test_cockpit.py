@@ -1,7 +1,7 @@
 """The Cockpit queue page (cockpit/, cockpit-postbus) in headless Chromium through Selenium, against the
 real cockpit-ws and postbus in the container: a user whom polkit lets manage the queue logs in through
 Cockpit's login page, sees a queued message in the page, holds it and watches the hold count change;
-filters, details and resuming a destination from the page. Saves a screenshot in the build's meson-logs/artifacts."""
+filters, details and resuming a destination from the page; a server address the smtp client skips. Saves a screenshot in the build's meson-logs/artifacts."""
 import os
 import shutil
 import socket
@@ -294,6 +294,24 @@ class CockpitPage(unittest.TestCase):
         self.assertEqual(pb.busctl_call('DeleteMessages', 'as', [qid])[0], 1)
         pb.wait_until(lambda: self.find(row) is None, interval=0.25,
                       what='the message deleted by root gone from the page')
+
+    def test_skipped_server_listed(self):
+        # mail routed to a closed port: the smtp client refuses the address for smtp_host_failure_cache_time,
+        # tells qmgr in its answer, and the page lists it under the destinations (ListHostFailures)
+        with open('/etc/postbus/transport-cockpit', 'w') as f:
+            f.write('refused.example smtp:[127.0.0.1]:2599\n')
+        pb.set_config(transport_maps='texthash:/etc/postbus/transport-cockpit')
+        qid = pb.send('sender@example.org', ['bob@refused.example'], 'Subject: refused\n\nnot taken\n')
+        server = '127.0.0.1[127.0.0.1]:2599'
+        pb.wait_until(lambda: any(h[2] == server for h in pb.busctl_call('ListHostFailures')[0]),
+                      what='the refused address in ListHostFailures')
+        self.login(VIEWER)
+        row = f'tr[data-server="{server}"]'
+        self.wait_css(row, 'the refused address on the page')
+        self.wait_contains(row, 'Connection refused')
+        self.wait_contains(row, '[127.0.0.1]:2599')
+        self.assertFalse(self.find('#host-failures-empty').is_displayed())
+        self.assertEqual(pb.busctl_call('DeleteMessages', 'as', [qid])[0], 1)
 
 
 if __name__ == '__main__':

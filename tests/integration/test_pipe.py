@@ -86,10 +86,11 @@ def deliver(qid, recipients, options, transport='testpipe', sender=SENDER, nexth
     try:
         obj = conn.get_object(None, '/org/postbus/Delivery1', introspect=False)
         method = obj.get_dbus_method('Deliver', 'org.postbus.Delivery1')
-        res = method(dbus.types.UnixFd(fd), qid, sender, transport, nexthop,
+        res, hosts = method(dbus.types.UnixFd(fd), qid, sender, transport, nexthop,
                      dbus.Dictionary(options, signature='ss'),
                      dbus.Array([(dbus.UInt32(i), a) for i, a in recipients], signature='(us)'),
                      signature='hssssa{ss}a(us)', timeout=120)
+        assert len(hosts) == 0, hosts   # only smtp and lmtp report server addresses
         return [(int(i), str(s), str(d), str(r), str(t)) for i, s, d, r, t in res]
     finally:
         os.close(fd)

@@ -4,6 +4,7 @@ socket, with scripted replies), arrives with exactly its envelope and dot-stuffe
 is judged as Postfix judges it: 550 bounces with the remote text, 451 defers and the flush delivers once,
 421 greetings and lost connections defer, SIZE and SMTPUTF8 are respected, DSN parameters pass through,
 20 recipients go in one transaction, long lines are wrapped, LMTP gives one result per recipient."""
+import json
 import os
 import re
 import socket
@@ -37,7 +38,7 @@ class FakeServer:
     self.transactions (complete DATA transactions) and self.commands (every command line)."""
 
     def __init__(self, port=None, path=None, host='127.0.0.1', greeting='220 fake.test ESMTP', ehlo=('PIPELINING', 'SIZE', '8BITMIME', 'DSN'),
-                 lmtp=False, drop_in_data=False, tls=None, rset_reply='250 2.0.0 Ok'):
+                 lmtp=False, drop_in_data=False, tls=None, rset_reply='250 2.0.0 Ok', tls_max=None):
         self.greeting = greeting
         self.ehlo = ehlo
         self.lmtp = lmtp
@@ -49,6 +50,10 @@ class FakeServer:
         self.commands = []
         self.connections = 0
         self.snis = []
+        # one TLS context for every connection, so that its session tickets resume; session_reused of each
+        self.ssl_ctx = None
+        self.tls_max = tls_max
+        self.tls_resumed = []
         self.seen = {}
         self.lock = threading.Lock()
         if path:
@@ -125,10 +130,16 @@ class FakeServer:
                         say(('250 ' if i == len(lines) - 1 else '250-') + l)
                 elif verb == 'STARTTLS' and self.tls and not tls:
                     say('220 2.0.0 Ready to start TLS')
-                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                    ctx.load_cert_chain(*self.tls)
-                    ctx.sni_callback = lambda _sock, name, _ctx: self.snis.append(name)
-                    conn = ctx.wrap_socket(conn, server_side=True)
+                    with self.lock:
+                        if not self.ssl_ctx:
+                            self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                            self.ssl_ctx.load_cert_chain(*self.tls)
+                            self.ssl_ctx.sni_callback = lambda _sock, name, _ctx: self.snis.append(name)
+                            if self.tls_max:
+                                self.ssl_ctx.maximum_version = self.tls_max
+                    conn = self.ssl_ctx.wrap_socket(conn, server_side=True)
+                    with self.lock:
+                        self.tls_resumed.append(conn.session_reused)
                     f = conn.makefile('rb')
                     out = conn.makefile('wb')
                     tls = True
@@ -212,6 +223,8 @@ class Smtp(unittest.TestCase):
         cls.drop = FakeServer(port=2528, drop_in_data=True)
         cert = pb.make_tls_certificate('/etc/fake-tls', cn='tls.test')
         cls.tlsserver = FakeServer(port=2531, tls=cert)
+        cls.tlsres = FakeServer(port=2535, tls=cert)
+        cls.tlsres12 = FakeServer(port=2536, tls=cert, tls_max=ssl.TLSVersion.TLSv1_2)
         with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
             f.write('tlsmay unix - - n - - smtp -o smtp_tls_security_level=may\n'
                     'tlsenc unix - - n - - smtp -o smtp_tls_security_level=encrypt\n'
@@ -228,6 +241,9 @@ class Smtp(unittest.TestCase):
                     'tlsenc.test tlsenc:[127.0.0.1]:2531\n'
                     'plainenc.test tlsenc:[127.0.0.1]:2525\n'
                     'tlsver.test tlsver:[127.0.0.1]:2531\n'
+                    'tlsres.test tlsmay:[127.0.0.1]:2535\n'
+                    'tlsresenc.test tlsenc:[127.0.0.1]:2535\n'
+                    'tlsres12.test tlsmay:[127.0.0.1]:2536\n'
                     'lmtp.test lmtp:unix:%s\n' % LMTP_SOCKET)
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
         pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', smtp_destination_recipient_limit=50)
@@ -373,6 +389,42 @@ class Smtp(unittest.TestCase):
         self.assertIn('host 127.0.0.1[127.0.0.1] refused to talk to me: 421 4.3.2 fake.test Service not available',
                       rec['MESSAGE'])
         self.assertEqual(rec['RELAY'], '127.0.0.1[127.0.0.1]:2527')
+
+    def tls_delivery(self, server, domain):
+        """Delivers one message to domain, on a connection of its own; returns the smtp agent's TLS record and
+        whether the server saw the session resumed."""
+        cursor = pb.journal_cursor()
+        before = len(server.tls_resumed)
+        qid = self.send(f'bob@{domain}', f'Subject: resume-{time.time_ns()}\n\nbody\n')
+        wait_record(qid, cursor, 'sent')
+        [tls] = pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='smtp', since=cursor)
+                                       if 'TLS connection established' in r['MESSAGE']], what='the TLS record')
+        self.assertEqual(len(server.tls_resumed), before + 1)
+        return tls, server.tls_resumed[-1]
+
+    def test_tls_session_resumed(self):
+        # TLS 1.3: the second connection to the same next hop and server under the same policy resumes the
+        # session (a ticket of the first); the server sees it, and the journal's TLS record says it
+        tls, resumed = self.tls_delivery(self.tlsres, 'tlsres.test')
+        self.assertEqual((tls['TLS_PROTOCOL'], tls['TLS_SESSION_RESUMED'], resumed), ('TLSv1.3', 'no', False))
+        self.assertFalse(tls['MESSAGE'].endswith('session resumed'), tls['MESSAGE'])
+        tls, resumed = self.tls_delivery(self.tlsres, 'tlsres.test')
+        self.assertEqual((tls['TLS_PROTOCOL'], tls['TLS_SESSION_RESUMED'], resumed), ('TLSv1.3', 'yes', True))
+        self.assertRegex(tls['MESSAGE'], r'^\w+: Untrusted TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:2535: '
+                                         r'TLSv1\.3 with cipher \S+ \(\d+/\d+ bits\), session resumed$')
+        # another policy (encrypt instead of may) for the same next hop and server: not that session
+        tls, resumed = self.tls_delivery(self.tlsres, 'tlsresenc.test')
+        self.assertEqual((tls['TLS_SESSION_RESUMED'], resumed), ('no', False))
+        tls, resumed = self.tls_delivery(self.tlsres, 'tlsresenc.test')
+        self.assertEqual((tls['TLS_SESSION_RESUMED'], resumed), ('yes', True))
+        # the may session goes on from the tickets of its last connection
+        tls, resumed = self.tls_delivery(self.tlsres, 'tlsres.test')
+        self.assertEqual((tls['TLS_SESSION_RESUMED'], resumed), ('yes', True))
+        # TLS 1.2 sessions resume too
+        tls, resumed = self.tls_delivery(self.tlsres12, 'tlsres12.test')
+        self.assertEqual((tls['TLS_PROTOCOL'], tls['TLS_SESSION_RESUMED'], resumed), ('TLSv1.2', 'no', False))
+        tls, resumed = self.tls_delivery(self.tlsres12, 'tlsres12.test')
+        self.assertEqual((tls['TLS_PROTOCOL'], tls['TLS_SESSION_RESUMED'], resumed), ('TLSv1.2', 'yes', True))
 
     def test_lost_connection_and_refused_connect_defer(self):
         cursor = pb.journal_cursor()
@@ -590,6 +642,20 @@ class SmtpDns(unittest.TestCase):
         self.assertEqual(entry['RELAY'], 'mxa.bh.test[127.0.0.5]:2533')
         self.assertEqual(entry['MESSAGE'], f'{qid}: host mxa.bh.test[127.0.0.5]:2533 enters the host failure cache '
                                            'for 300s: timed out while receiving the initial server greeting')
+        # qmgr learnt it from the agent's answer: ListHostFailures on the bus, and postbusctl queue hosts
+        [failure] = self.host_failures()
+        transport, destination, server, reason, until = failure
+        self.assertEqual((transport, destination, server, reason),
+                         ('bhole', 'bh.test:2533', 'mxa.bh.test[127.0.0.5]:2533',
+                          'timed out while receiving the initial server greeting'))
+        self.assertAlmostEqual(until / 1e6, time.time() + 300, delta=60)
+        out = pb.run('postbusctl', 'queue', 'hosts')
+        self.assertRegex(out, r'(?m)^bhole +bh\.test:2533 +mxa\.bh\.test\[127\.0\.0\.5\]:2533 +\d{4}-\d\d-\d\d '
+                              r'\d\d:\d\d:\d\d timed out while receiving the initial server greeting$')
+        self.assertIn('1 failing server address skipped.', out)
+        [row] = [json.loads(line) for line in pb.run('postbusctl', '--json', 'queue', 'hosts').splitlines()]
+        self.assertEqual(row['server'], 'mxa.bh.test[127.0.0.5]:2533')
+        self.assertEqual(row['until_usec'], until)
         # the following messages go to mxb at once, without waiting on mxa
         for _ in range(5):
             start = time.monotonic()
@@ -599,6 +665,11 @@ class SmtpDns(unittest.TestCase):
             self.assertEqual(rec['RELAY'], 'mxb.bh.test[127.0.0.6]:2533')
             self.assertLess(time.monotonic() - start, BLACKHOLE_TIMEOUT)
         self.assertEqual(self.blackhole.connections, 1)
+        # each answer reported the same: still skipped, with the same end; mxb and mxc are not listed
+        self.assertEqual(self.host_failures(), [failure])
+
+    def host_failures(self):
+        return [tuple(f) for f in pb.busctl_call('ListHostFailures')[0]]
 
     def tls_records(self, qid, cursor):
         return pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='smtp', since=cursor)

@@ -55,6 +55,12 @@ TEST(failing_last_fast_first) {
         smtp_hostcache_ok(a + 3, 1 * USEC_PER_MSEC);
         ASSERT_TRUE(smtp_hostcache_failing(a + 0));
         ASSERT_TRUE(!smtp_hostcache_failing(a + 1));
+        /* what qmgr is told: the reason, and the end in CLOCK_REALTIME */
+        const char *reason = NULL;
+        uint64_t until = smtp_hostcache_failing_until(a + 0, &reason), now = now_realtime_usec();
+        ASSERT_TRUE(until > now + MINUTES(4) && until <= now + MINUTES(5));
+        ASSERT_TRUE(reason && streq(reason, "connection timed out"));
+        ASSERT_TRUE(smtp_hostcache_failing_until(a + 1, NULL) == 0);
         smtp_hostcache_sort(a, 4, MINUTES(5), false);
         check_order(a, 4, (const char *const[]) { "198.51.100.3", "198.51.100.2", "198.51.100.4", "198.51.100.1" });
 

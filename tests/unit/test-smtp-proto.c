@@ -208,6 +208,67 @@ TEST(encoder_long_line) {
         encode(in, 998, 7, expected);
 }
 
+/* The encoder as the rules say it, one octet at a time: what smtp_encoder_feed() must give. */
+static size_t reference_encode(const char *in, size_t len, size_t limit, char *out) {
+        size_t o = 0, column = 0;
+        bool line_start = true;
+
+        for (size_t i = 0; i < len; i++) {
+                if (in[i] == '\n') {
+                        out[o++] = '\r';
+                        out[o++] = '\n';
+                        line_start = true;
+                        column = 0;
+                        continue;
+                }
+                if (limit > 0 && column >= limit) {
+                        out[o++] = '\r';
+                        out[o++] = '\n';
+                        out[o++] = ' ';
+                        column = 1;
+                        line_start = false;
+                }
+                if (line_start && in[i] == '.') {
+                        out[o++] = '.';
+                        column++;
+                }
+                out[o++] = in[i];
+                column++;
+                line_start = false;
+        }
+        return o;
+}
+
+TEST(encoder_random) {
+        /* Random text of dots, newlines and letters, in random pieces, under a few limits. */
+        static const char alphabet[] = "..\n\nabc";
+        char in[600], out[4 * sizeof in + 16], expected[4 * sizeof in + 16];     /* a wrap after each octet at limit 1 */
+        unsigned seed = 42;
+
+        for (unsigned round = 0; round < 3000; round++) {
+                size_t len = (size_t) rand_r(&seed) % sizeof in, limit = (size_t[]) { 0, 1, 2, 5, 998 }[round % 5];
+                size_t o = 0, exp_len;
+                SmtpEncoder e;
+
+                for (size_t i = 0; i < len; i++)
+                        in[i] = alphabet[rand_r(&seed) % (sizeof alphabet - 1)];
+                if (round % 7 == 0)
+                        for (size_t i = 0; i < len; i++)
+                                in[i] = i % 300 == 299 ? '\n' : 'x';
+                exp_len = reference_encode(in, len, limit, expected);
+                smtp_encoder_init(&e, limit);
+                for (size_t i = 0; i < len;) {
+                        size_t n = (size_t) rand_r(&seed) % 40 + 1;     /* MIN() evaluates twice */
+                        n = MIN(n, len - i);
+                        ASSERT_TRUE(o + smtp_encoder_bound(&e, n) <= sizeof out);
+                        o += smtp_encoder_feed(&e, in + i, n, out + o);
+                        i += n;
+                }
+                ASSERT_EQ(o, exp_len);
+                ASSERT_TRUE(memcmp(out, expected, o) == 0);
+        }
+}
+
 static void ehlo(SmtpReply *r, const char *const *lines) {
         smtp_reply_init(r);
         for (size_t i = 0; lines[i]; i++)
@@ -319,6 +380,7 @@ int main(void) {
         RUN(hop);
         RUN(encoder);
         RUN(encoder_long_line);
+        RUN(encoder_random);
         RUN(ehlo_auth);
         RUN(sasl_options);
         RUN(sasl_keys);
