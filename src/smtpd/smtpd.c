@@ -239,6 +239,7 @@ static void smtpd_free(Smtpd *server) {
         sd_event_source_disable_unref(server->accept_retry);
         smtpd_networks_done(&server->mynetworks);
         smtpd_networks_done(&server->limit_exceptions);
+        smtpd_networks_done(&server->verp_clients);
         smtpd_networks_done(&server->bare_newline_exclusions);
         sd_event_source_disable_unref(server->anvil_timer);
         smtpd_anvil_free(server->anvil);
@@ -323,6 +324,10 @@ static int smtpd_setup(Daemon *d) {
                 return r;
         r = networks_parse(d->config, CONFIG_PARAM_smtpd_client_event_limit_exceptions,
                            d->config->smtpd_client_event_limit_exceptions, &server->limit_exceptions);
+        if (r < 0)
+                return r;
+        r = networks_parse(d->config, CONFIG_PARAM_smtpd_authorized_verp_clients,
+                           d->config->smtpd_authorized_verp_clients, &server->verp_clients);
         if (r < 0)
                 return r;
         r = networks_parse(d->config, CONFIG_PARAM_smtpd_forbid_bare_newline_exclusions,

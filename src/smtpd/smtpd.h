@@ -66,6 +66,7 @@ struct Smtpd {
         char **mydestination;
         SmtpdNetworks mynetworks;
         SmtpdNetworks limit_exceptions; /* smtpd_client_event_limit_exceptions */
+        SmtpdNetworks verp_clients;     /* smtpd_authorized_verp_clients: may send MAIL ... XVERP */
         SmtpdAnvil *anvil;              /* per-client connection, message and recipient counts */
         sd_event_source *anvil_timer;   /* drops expired counters; while any are kept with a rate limit... */
         bool anvil_busy;                /* ...on, smtpd counts as busy and does not exit idle */
