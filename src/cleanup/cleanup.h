@@ -56,6 +56,8 @@ typedef struct Cleanup {
         TableList *recipient_canonical_maps;
         TableList *virtual_alias_maps;
         TableList *header_checks;
+        bool propagate_canonical;       /* propagate_unmatched_extensions names canonical */
+        bool propagate_virtual;         /* ... and virtual */
 
         CleanupSync *sync;
 

@@ -3,7 +3,9 @@
  * with the tables it keeps open. */
 #include <sys/stat.h>
 
+#include "address.h"
 #include "local.h"
+#include "string-util.h"
 
 /* Looks local up in the alias tables: 1 and the value with the table's owner, 0, or -errno. */
 static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid_t *ret_owner) {
@@ -42,7 +44,8 @@ static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid
 }
 
 /* owner_request_special, as Postfix: when owner-<name> is an alias too, the mail that goes on through the
- * alias name carries owner-<name>@$myorigin as its envelope sender, so that its errors reach the owner. */
+ * alias name carries owner-<name>@$myorigin as its envelope sender (with expand_owner_alias, what
+ * owner-<name> expands to), so that its errors reach the owner. */
 static int owner_alias(LocalExpand *e, size_t i, const char *name) {
         _cleanup_free_ char *key = NULL, *value = NULL;
         uid_t uid;
@@ -56,6 +59,17 @@ static int owner_alias(LocalExpand *e, size_t i, const char *name) {
         if (r <= 0)
                 return r;
         free(e->items[i].owner);
+        /* expand_owner_alias: the owner-alias's own expansion instead of its name, when that is one address
+         * (a bare user name is qualified with $myorigin); a command, file or list keeps the name. */
+        const char *v = strstrip(value);
+        if (e->c->expand_owner_alias && !isempty(v) && !strpbrk(v, ", \t|/:\"") && address_valid(v)) {
+                if (asprintf(&e->items[i].owner, "%s%s%s", v, strchr(v, '@') ? "" : "@",
+                             strchr(v, '@') ? "" : e->c->myorigin) < 0) {
+                        e->items[i].owner = NULL;
+                        return -ENOMEM;
+                }
+                return 0;
+        }
         if (asprintf(&e->items[i].owner, "%s@%s", key, e->c->myorigin) < 0) {
                 e->items[i].owner = NULL;
                 return -ENOMEM;

@@ -464,6 +464,10 @@
           "Postfix's old name of smtpd_authorized_verp_clients, its default.")                               \
         X(smtpd_authorized_verp_clients, STRING, "$authorized_verp_clients", 0, 0, "smtpd",                   \
           "SMTP clients (CIDR list) that may ask for VERP delivery with MAIL FROM ... XVERP; empty: none.")  \
+        X(propagate_unmatched_extensions, STRING, "canonical, virtual", 0, 0, "cleanup",                       \
+          "Tables whose match without the address extension copy it into the result (canonical, virtual).")  \
+        X(expand_owner_alias, BOOL, "no", 0, 0, "local",                                                      \
+          "yes: mail through an alias with an owner-alias has the owner-alias's expansion as its sender.")   \
         X(disable_verp_bounces, BOOL, "no", 0, 0, "bounce",                                                   \
           "yes: one bounce for VERP mail, to the sender; no: one per failed recipient, to its VERP sender.")
 
