@@ -210,6 +210,16 @@ class Verp(unittest.TestCase):
         [(mail, _)] = self.mail_from(marker, 1)
         self.assertEqual(mail, 'MAIL FROM:<listowner-user8=sink.test@localhost>')
 
+    def test_sendmail_bs_xverp(self):
+        # sendmail -bs: local submission may always ask, as in Postfix.
+        marker = self.marker('bs')
+        dialogue = (f'EHLO client.test\r\nMAIL FROM:<{LIST}> XVERP=-=\r\nRCPT TO:<user11@sink.test>\r\nDATA\r\n'
+                    f'Subject: {marker}\r\n\r\n{marker}\r\n.\r\nQUIT\r\n')
+        out = pb.run('sendmail', '-bs', input=dialogue)
+        self.assertIn('250-XVERP', out)
+        [(mail, _)] = self.mail_from(marker, 1)
+        self.assertEqual(mail, 'MAIL FROM:<listowner-user11=sink.test@localhost>')
+
     def test_sendmail_bad_delimiters(self):
         r = subprocess.run(['sendmail', '-XVab', '-f', LIST, 'user9@sink.test'], input=b'Subject: x\n\nx\n',
                            capture_output=True, check=False)
