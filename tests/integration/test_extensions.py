@@ -1,7 +1,8 @@
 """Address extensions in cleanup's tables and the owner of an alias list, through the real daemons:
 propagate_unmatched_extensions (Postfix's default "canonical, virtual") puts the extension that a
 canonical(5) or virtual(5) match went without back into the result (joe+foo@ by joe@ gives joe.user+foo@),
-and not when the parameter leaves the table out; expand_owner_alias = yes makes the sender of a list's
+and not when the parameter leaves the table out, and with "alias" listed local's aliases do the same;
+expand_owner_alias = yes makes the sender of a list's
 forwarded copies what owner-<list> expands to, instead of owner-<list>@$myorigin."""
 import time
 import unittest
@@ -32,7 +33,7 @@ class Extensions(unittest.TestCase):
                 f.write(text)
             pb.run('postbusctl', 'map', 'build', f'{ETC}/{name}')
         with open('/etc/aliases', 'a', encoding='utf-8') as f:
-            f.write('xlist: member@sink.test\nowner-xlist: listboss@sink.test\n')
+            f.write('xlist: member@sink.test\nowner-xlist: listboss@sink.test\nfwdx: member2@sink.test\n')
         if pb.have('newaliases'):
             pb.run('newaliases')
         else:
@@ -65,6 +66,11 @@ class Extensions(unittest.TestCase):
         self.assertRegex(mail, r'^MAIL FROM:<jane\.doe\+news@sink\.test>')
         self.assertEqual(rcpts, ['someone@sink.test'])
 
+    def test_alias_not_propagated_by_default(self):
+        marker = self.marker('alias-default')
+        sendmail(SENDER, 'fwdx+tag@localhost', marker)
+        self.assertEqual(self.transaction(marker)[1], ['member2@sink.test'])
+
     def test_owner_alias_name(self):
         marker = self.marker('owner')
         sendmail(SENDER, 'xlist@localhost', marker)
@@ -75,13 +81,16 @@ class Extensions(unittest.TestCase):
     def test_zz_settings(self):
         # Last (by name): the configuration changes.
         try:
-            pb.set_config(propagate_unmatched_extensions='canonical', expand_owner_alias=True)
+            pb.set_config(propagate_unmatched_extensions='canonical, alias', expand_owner_alias=True)
             marker = self.marker('noprop')
             sendmail(SENDER, 'joe+bar@localhost', marker)
             self.assertEqual(self.transaction(marker)[1], ['joe.user@sink.test'])
             marker = self.marker('canonical-still')
             sendmail('jane+news@localhost', 'someone@sink.test', marker)
             self.assertRegex(self.transaction(marker)[0], r'^MAIL FROM:<jane\.doe\+news@sink\.test>')
+            marker = self.marker('alias-propagated')
+            sendmail(SENDER, 'fwdx+tag@localhost', marker)
+            self.assertEqual(self.transaction(marker)[1], ['member2+tag@sink.test'])
             marker = self.marker('expanded-owner')
             sendmail(SENDER, 'xlist@localhost', marker)
             self.assertRegex(self.transaction(marker)[0], r'^MAIL FROM:<listboss@sink\.test>')
