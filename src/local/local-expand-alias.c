@@ -77,34 +77,6 @@ static int owner_alias(LocalExpand *e, size_t i, const char *name) {
         return 0;
 }
 
-/* propagate_unmatched_extensions names alias: an alias found for the user part without its extension gives
- * the extension to each address it expands to (user+ext@domain, or user+ext), as Postfix's local does. */
-static int propagate_extension(const LocalExpand *e, const LocalExtension *x, LocalTargetList *l) {
-        _cleanup_strv_free_ char **words = NULL;
-        bool alias = false;
-
-        if (config_split_list(e->c->propagate_unmatched_extensions, &words) < 0)
-                return -ENOMEM;
-        for (char **w = words; *w && !alias; w++)
-                alias = streq(*w, "alias");
-        if (!alias)
-                return 0;
-        for (size_t k = 0; k < l->n; k++) {
-                LocalTarget *t = l->items + k;
-                char *at, *s;
-
-                if (t->type != LOCAL_TARGET_ADDRESS)
-                        continue;
-                at = strrchr(t->value, '@');
-                if (asprintf(&s, "%.*s%s%s%s", (int) (at ? (size_t) (at - t->value) : strlen(t->value)), t->value,
-                             x->delimiter, x->extension, at ?: "") < 0)
-                        return -ENOMEM;
-                free(t->value);
-                t->value = s;
-        }
-        return 0;
-}
-
 int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *user, const LocalExtension *x) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         _cleanup_free_ char *value = NULL;
@@ -138,7 +110,7 @@ int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *
         }
         r = local_targets_parse(value, strlen(value), (size_t) e->c->duplicate_filter_limit, &l);
         if (r >= 0 && name == user && x->extension)
-                r = propagate_extension(e, x, &l);
+                r = local_propagate_extension(e, "alias", x, &l);
         if (r == -ENOMEM)
                 local_expand_fail(e, i, "4.3.0", "out of memory");
         else if (r == -E2BIG)

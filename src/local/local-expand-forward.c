@@ -60,6 +60,15 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
                 r = local_targets_parse_file(buf, len, (size_t) e->c->duplicate_filter_limit, ret);
                 if (r == -E2BIG)
                         return r;
+                /* A file named without the extension (~/.forward for user+ext) leaves it unmatched, for
+                 * propagate_unmatched_extensions = ... forward; one named with it (~/.forward+ext) matched it. */
+                if (r >= 0 && !strstr(*p, "extension")) {
+                        r = local_propagate_extension(e, "forward", x, ret);
+                        if (r < 0) {
+                                local_target_list_done(ret);
+                                return r;
+                        }
+                }
                 if (r < 0) {
                         local_target_list_done(ret);
                         (void) local_report_ignored(e->report_fd, path, "has a malformed destination list");

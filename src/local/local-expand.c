@@ -52,6 +52,34 @@ static bool same_local_part(const char *a, const char *b) {
         return la == lb && strncasecmp(a, b, la) == 0;
 }
 
+int local_propagate_extension(const LocalExpand *e, const char *word, const LocalExtension *x, LocalTargetList *l) {
+        _cleanup_strv_free_ char **words = NULL;
+        bool listed = false;
+
+        if (!x->extension)
+                return 0;
+        if (config_split_list(e->c->propagate_unmatched_extensions, &words) < 0)
+                return -ENOMEM;
+        for (char **w = words; *w && !listed; w++)
+                listed = streq(*w, word);
+        if (!listed)
+                return 0;
+        for (size_t k = 0; k < l->n; k++) {
+                LocalTarget *t = l->items + k;
+                char *at, *s;
+
+                if (t->type != LOCAL_TARGET_ADDRESS)
+                        continue;
+                at = strrchr(t->value, '@');
+                if (asprintf(&s, "%.*s%s%s%s", (int) (at ? (size_t) (at - t->value) : strlen(t->value)), t->value,
+                             x->delimiter, x->extension, at ?: "") < 0)
+                        return -ENOMEM;
+                free(t->value);
+                t->value = s;
+        }
+        return 0;
+}
+
 LocalExtension local_extension_split(const Config *c, const char *local) {
         size_t k = isempty(c->recipient_delimiter) ? strlen(local) : strcspn(local, c->recipient_delimiter);
 

@@ -308,6 +308,9 @@ typedef struct LocalExtension {
 } LocalExtension;
 
 LocalExtension local_extension_split(const Config *c, const char *local);
+/* propagate_unmatched_extensions lists word (alias, forward): a list found for the user part without the
+ * extension x gives it to each address it holds (user+ext@domain, user+ext), as Postfix's local does. */
+int local_propagate_extension(const LocalExpand *e, const char *word, const LocalExtension *x, LocalTargetList *l);
 /* ASCII letters to lower case, in place. */
 void local_lowercase(char *s);
 

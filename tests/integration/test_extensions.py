@@ -1,9 +1,10 @@
 """Address extensions in cleanup's tables and the owner of an alias list, through the real daemons:
 propagate_unmatched_extensions (Postfix's default "canonical, virtual") puts the extension that a
 canonical(5) or virtual(5) match went without back into the result (joe+foo@ by joe@ gives joe.user+foo@),
-and not when the parameter leaves the table out, and with "alias" listed local's aliases do the same;
+and not when the parameter leaves the table out, and with "alias" and "forward" listed local's aliases and ~/.forward (not ~/.forward+ext) do the same;
 expand_owner_alias = yes makes the sender of a list's
 forwarded copies what owner-<list> expands to, instead of owner-<list>@$myorigin."""
+import os
 import time
 import unittest
 
@@ -22,6 +23,12 @@ class Extensions(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.sink = FakeServer(2525)
+        pw = pb.add_user('fwduser')
+        path = os.path.join(pw.pw_dir, '.forward')
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write('member3@sink.test\n')
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+        os.chmod(path, 0o644)
         tables = {
             'transport': 'sink.test smtp:[127.0.0.1]:2525\n',
             'virtual': 'joe@localhost joe.user@sink.test\n'
@@ -66,10 +73,13 @@ class Extensions(unittest.TestCase):
         self.assertRegex(mail, r'^MAIL FROM:<jane\.doe\+news@sink\.test>')
         self.assertEqual(rcpts, ['someone@sink.test'])
 
-    def test_alias_not_propagated_by_default(self):
+    def test_alias_and_forward_not_propagated_by_default(self):
         marker = self.marker('alias-default')
         sendmail(SENDER, 'fwdx+tag@localhost', marker)
         self.assertEqual(self.transaction(marker)[1], ['member2@sink.test'])
+        marker = self.marker('forward-default')
+        sendmail(SENDER, 'fwduser+tag@localhost', marker)
+        self.assertEqual(self.transaction(marker)[1], ['member3@sink.test'])
 
     def test_owner_alias_name(self):
         marker = self.marker('owner')
@@ -81,7 +91,7 @@ class Extensions(unittest.TestCase):
     def test_zz_settings(self):
         # Last (by name): the configuration changes.
         try:
-            pb.set_config(propagate_unmatched_extensions='canonical, alias', expand_owner_alias=True)
+            pb.set_config(propagate_unmatched_extensions='canonical, alias, forward', expand_owner_alias=True)
             marker = self.marker('noprop')
             sendmail(SENDER, 'joe+bar@localhost', marker)
             self.assertEqual(self.transaction(marker)[1], ['joe.user@sink.test'])
@@ -91,6 +101,10 @@ class Extensions(unittest.TestCase):
             marker = self.marker('alias-propagated')
             sendmail(SENDER, 'fwdx+tag@localhost', marker)
             self.assertEqual(self.transaction(marker)[1], ['member2+tag@sink.test'])
+            # ~/.forward (not ~/.forward+tag, which forward_path would take first) for fwduser+tag.
+            marker = self.marker('forward-propagated')
+            sendmail(SENDER, 'fwduser+tag@localhost', marker)
+            self.assertEqual(self.transaction(marker)[1], ['member3+tag@sink.test'])
             marker = self.marker('expanded-owner')
             sendmail(SENDER, 'xlist@localhost', marker)
             self.assertRegex(self.transaction(marker)[0], r'^MAIL FROM:<listboss@sink\.test>')
