@@ -108,17 +108,29 @@ int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *
                 local_expand_fail(e, i, "4.3.0", "alias database unavailable: %s", strerror(-r));
                 return 1;
         }
+        _cleanup_free_ char *unmatched = NULL;
+        bool propagated = false;
         r = local_targets_parse(value, strlen(value), (size_t) e->c->duplicate_filter_limit, &l);
-        if (r >= 0 && name == user && x->extension)
-                r = local_propagate_extension(e, "alias", x, &l);
+        if (r >= 0 && name == user && x->extension) {
+                if (asprintf(&unmatched, "%s%s", x->delimiter, x->extension) < 0) {
+                        unmatched = NULL;
+                        r = -ENOMEM;
+                } else
+                        r = local_propagate_extension(e, "alias", unmatched, &l);
+                propagated = r > 0;
+        }
+        size_t first = e->n_items;
         if (r == -ENOMEM)
                 local_expand_fail(e, i, "4.3.0", "out of memory");
         else if (r == -E2BIG)
                 local_expand_limit_exceeded(e, i);
         else if (r < 0 || l.n == 0)
                 local_expand_fail(e, i, "4.3.0", "alias %s: malformed destination list", local);
-        else
+        else {
                 local_expand_add_children(e, i, LOCAL_SOURCE_ALIAS, &privs, &l);
+                if (propagated && local_expand_mark_unmatched(e, first, unmatched) < 0)
+                        local_expand_fail(e, i, "4.3.0", "out of memory");
+        }
         local_target_list_done(&l);
         return 1;
 }

@@ -464,7 +464,7 @@
           "Postfix's old name of smtpd_authorized_verp_clients, its default.")                               \
         X(smtpd_authorized_verp_clients, STRING, "$authorized_verp_clients", 0, 0, "smtpd",                   \
           "SMTP clients (CIDR list) that may ask for VERP delivery with MAIL FROM ... XVERP; empty: none.")  \
-        X(propagate_unmatched_extensions, STRING, "canonical, virtual", 0, 0, "cleanup",                       \
+        X(propagate_unmatched_extensions, STRING, "canonical, virtual", 0, 0, "cleanup local",                 \
           "Tables whose match without the address extension copy it into the result (canonical, virtual).")  \
         X(expand_owner_alias, BOOL, "no", 0, 0, "local",                                                      \
           "yes: mail through an alias with an owner-alias has the owner-alias's expansion as its sender.")   \

@@ -1,7 +1,8 @@
 """Address extensions in cleanup's tables and the owner of an alias list, through the real daemons:
 propagate_unmatched_extensions (Postfix's default "canonical, virtual") puts the extension that a
 canonical(5) or virtual(5) match went without back into the result (joe+foo@ by joe@ gives joe.user+foo@),
-and not when the parameter leaves the table out, and with "alias" and "forward" listed local's aliases and ~/.forward (not ~/.forward+ext) do the same;
+and not when the parameter leaves the table out, and with "alias", "forward" and "include" listed local's aliases, ~/.forward (not ~/.forward+ext) and
+the :include: files they name do the same;
 expand_owner_alias = yes makes the sender of a list's
 forwarded copies what owner-<list> expands to, instead of owner-<list>@$myorigin."""
 import os
@@ -39,8 +40,10 @@ class Extensions(unittest.TestCase):
             with open(f'{ETC}/{name}', 'w', encoding='utf-8') as f:
                 f.write(text)
             pb.run('postbusctl', 'map', 'build', f'{ETC}/{name}')
+        with open(f'{ETC}/incl-list', 'w', encoding='utf-8') as f:
+            f.write('member4@sink.test\n')
         with open('/etc/aliases', 'a', encoding='utf-8') as f:
-            f.write('xlist: member@sink.test\nowner-xlist: listboss@sink.test\nfwdx: member2@sink.test\n')
+            f.write('xlist: member@sink.test\nowner-xlist: listboss@sink.test\nfwdx: member2@sink.test\nincl: :include:/etc/postbus/incl-list\n')
         if pb.have('newaliases'):
             pb.run('newaliases')
         else:
@@ -73,13 +76,16 @@ class Extensions(unittest.TestCase):
         self.assertRegex(mail, r'^MAIL FROM:<jane\.doe\+news@sink\.test>')
         self.assertEqual(rcpts, ['someone@sink.test'])
 
-    def test_alias_and_forward_not_propagated_by_default(self):
+    def test_lists_not_propagated_by_default(self):
         marker = self.marker('alias-default')
         sendmail(SENDER, 'fwdx+tag@localhost', marker)
         self.assertEqual(self.transaction(marker)[1], ['member2@sink.test'])
         marker = self.marker('forward-default')
         sendmail(SENDER, 'fwduser+tag@localhost', marker)
         self.assertEqual(self.transaction(marker)[1], ['member3@sink.test'])
+        marker = self.marker('include-default')
+        sendmail(SENDER, 'incl+tag@localhost', marker)
+        self.assertEqual(self.transaction(marker)[1], ['member4@sink.test'])
 
     def test_owner_alias_name(self):
         marker = self.marker('owner')
@@ -92,6 +98,14 @@ class Extensions(unittest.TestCase):
         # Last (by name): the configuration changes.
         try:
             pb.set_config(propagate_unmatched_extensions='canonical, alias, forward', expand_owner_alias=True)
+            # include not listed: the alias's :include: file does not carry the extension on.
+            marker = self.marker('include-unlisted')
+            sendmail(SENDER, 'incl+tag@localhost', marker)
+            self.assertEqual(self.transaction(marker)[1], ['member4@sink.test'])
+            pb.set_config(propagate_unmatched_extensions='canonical, alias, forward, include')
+            marker = self.marker('include-propagated')
+            sendmail(SENDER, 'incl+tag@localhost', marker)
+            self.assertEqual(self.transaction(marker)[1], ['member4+tag@sink.test'])
             marker = self.marker('noprop')
             sendmail(SENDER, 'joe+bar@localhost', marker)
             self.assertEqual(self.transaction(marker)[1], ['joe.user@sink.test'])
