@@ -8,6 +8,7 @@
 #include "agent-bus.h"
 #include "bounce.h"
 #include "log.h"
+#include "verp.h"
 
 /* At most this much of a message is read for a report: bounce_size_limit caps what is returned whole, and
  * this caps a header section. */
@@ -267,6 +268,31 @@ static int method_append(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
 /* ---- Finish ---- */
 
+/* VERP mail (disable_verp_bounces = no): a failure report per recipient, each to the sender that names the
+ * recipient, as qmgr made it for the delivery (from the queue file's recipient, before local's aliases). The
+ * bounce log goes with the last of them, so that a call that fails half way is repeated in full. */
+static int add_verp_reports(BounceJob *j, const BounceMessage *msg, const char *delims, const BounceRecord *records,
+                            size_t n) {
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                const BounceRecord *rec = records + i;
+                _cleanup_free_ char *sender = NULL;
+                BounceMessage verp = *msg;
+
+                r = verp_sender(msg->sender, delims,
+                                isempty(rec->original_recipient) ? rec->recipient : rec->original_recipient, &sender);
+                if (r < 0)
+                        return r;
+                verp.sender = sender;
+                r = bounce_job_add_report(j, BOUNCE_REPORT_FAILURE, &verp, rec, 1,
+                                          i + 1 == n ? (int) BOUNCE_LOG_KIND_BOUNCE : -1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int method_finish(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Bounce *b = userdata;
         _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
@@ -297,7 +323,10 @@ static int method_finish(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = bounce_job_new(b, BOUNCE_JOB_FINISH, m, id, &j);
         if (r >= 0)
                 r = bounce_log_latest(bounced, &latest, &n);
-        if (r >= 0)
+        const char *delims = queue_envelope_attr(e, VERP_ATTR);
+        if (r >= 0 && delims && !isempty(msg.sender) && !b->daemon->config->disable_verp_bounces)
+                r = add_verp_reports(j, &msg, delims, latest, n);
+        else if (r >= 0)
                 r = bounce_job_add_report(j, BOUNCE_REPORT_FAILURE, &msg, latest, n, BOUNCE_LOG_KIND_BOUNCE);
         latest = mfree(latest);
         if (r >= 0)

@@ -168,8 +168,9 @@ static int canonicalize(CleanupJob *j, char **addr, TableList *first, TableList 
                 char *out = NULL;
                 if (table_list_is_empty(lists[i]))
                         continue;
-                r = cleanup_map_lookup(cleanup_table_lookup, lists[i], *addr, c->mydestination,
-                                       c->daemon->config->myorigin, &out);
+                r = cleanup_map_lookup_ext(cleanup_table_lookup, lists[i], *addr, c->mydestination,
+                                           c->daemon->config->myorigin, c->daemon->config->recipient_delimiter,
+                                           c->propagate_canonical, &out);
                 if (r < 0) {
                         _cleanup_free_ char *escaped = log_escape(*addr, strlen(*addr));
                         log_error_errno(r, "Failed to look up <%s> in a canonical table: %m", strempty(escaped));

@@ -19,6 +19,12 @@ typedef int (*CleanupLookupFunc)(void *table, const char *key, bool partial, cha
  * value, trimmed) when found, 0 when not, negative errno when a table fails. */
 int cleanup_map_lookup(CleanupLookupFunc lookup, void *table, const char *addr, char **mydestination,
                        const char *myorigin, char **ret);
+/* The same with recipient_delimiter (NULL or "": none): user+ext@domain, user@domain, then for a local
+ * domain user+ext and user, then @domain, as Postfix's mail_addr_find(). With propagate
+ * (propagate_unmatched_extensions), a match found without the extension gets it back in each address of
+ * the result: joe+foo@example.com by joe@example.com gives joe.user+foo@example.net. */
+int cleanup_map_lookup_ext(CleanupLookupFunc lookup, void *table, const char *addr, char **mydestination,
+                           const char *myorigin, const char *delimiter, bool propagate, char **ret);
 int cleanup_table_lookup(void *table_list, const char *key, bool partial, char **ret_value);
 
 /* Postfix's masquerading: user@host.sub.example.org becomes user@example.org when example.org is listed;

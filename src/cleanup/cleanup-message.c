@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "queue-file.h"
+#include "verp.h"
 
 #define CLEANUP_CREATE_ATTEMPTS 8
 
@@ -140,7 +141,28 @@ static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupReques
         return 0;
 }
 
-static int write_envelope(QueueWriter *w, const CleanupRequest *req, uint64_t now_usec) {
+/* The VERP request the attribute a makes ("verp_delimiters=+=", "" for the default), as the queue file keeps
+ * it: the delimiters, or NULL when it is ignored, as Postfix's cleanup ignores it (null sender, delimiters
+ * outside verp_delimiter_filter) with a warning. */
+static const char *verp_request(const Config *c, const CleanupRequest *req, const char *id, const char *a) {
+        const char *d = a + STRLEN(VERP_ATTR "=");
+
+        if (isempty(d))
+                d = c->default_verp_delimiters;
+        if (isempty(req->sender)) {
+                log_mail(LOG_WARNING, id, LOG_NO_FIELDS, "ignoring VERP request for null sender");
+                return NULL;
+        }
+        if (!verp_delimiters_valid(d, c->verp_delimiter_filter)) {
+                _cleanup_free_ char *esc = log_escape(d, strlen(d));
+                log_mail(LOG_WARNING, id, LOG_NO_FIELDS, "ignoring bad VERP request: \"%s\"", strempty(esc));
+                return NULL;
+        }
+        return d;
+}
+
+static int write_envelope(QueueWriter *w, const Config *c, const CleanupRequest *req, const char *id,
+                          uint64_t now_usec) {
         int r;
 
         if ((r = queue_writer_record(w, QUEUE_REC_MAGIC, QUEUE_MAGIC, STRLEN(QUEUE_MAGIC))) < 0 ||
@@ -149,6 +171,12 @@ static int write_envelope(QueueWriter *w, const CleanupRequest *req, uint64_t no
         for (char **a = req->attrs; a && *a; a++) {
                 if (req->filter && strncmp(*a, "content_filter=", 15) == 0)
                         continue;
+                if (strncmp(*a, VERP_ATTR "=", STRLEN(VERP_ATTR "=")) == 0) {
+                        const char *d = verp_request(c, req, id, *a);
+                        if (d && (r = queue_writer_recordf(w, QUEUE_REC_ATTR, VERP_ATTR "=%s", d)) < 0)
+                                return r;
+                        continue;
+                }
                 if ((r = queue_writer_record(w, QUEUE_REC_ATTR, *a, strlen(*a))) < 0)
                         return r;
         }
@@ -197,7 +225,7 @@ static int write_queue_file(QueueWriter *w, Cleanup *c, const CleanupRequest *re
         }
 
         _cleanup_free_ char *mid = NULL;
-        if ((r = write_envelope(w, req, now_usec)) < 0)
+        if ((r = write_envelope(w, c->daemon->config, req, id, now_usec)) < 0)
                 goto finish;
         /* smtpd's PREPEND headers come first, above Received, as in Postfix. */
         for (char **p = req->prepend; p && *p; p++)

@@ -134,8 +134,9 @@ static void virtual_round(CleanupJob *j) {
         for (CleanupVirtualNode *n = j->frontier; n; n = n->round_next) {
                 _cleanup_free_ char *value = NULL;
 
-                r = cleanup_map_lookup(cleanup_table_lookup, c->virtual_alias_maps, n->address, c->mydestination,
-                                       c->daemon->config->myorigin, &value);
+                r = cleanup_map_lookup_ext(cleanup_table_lookup, c->virtual_alias_maps, n->address,
+                                           c->mydestination, c->daemon->config->myorigin,
+                                           c->daemon->config->recipient_delimiter, c->propagate_virtual, &value);
                 if (r < 0) {
                         _cleanup_free_ char *escaped = log_escape(n->address, strlen(n->address));
                         log_error_errno(r, "Failed to look up <%s> in virtual_alias_maps: %m", strempty(escaped));

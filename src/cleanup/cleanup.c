@@ -52,6 +52,21 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
             config_split_list(config->masquerade_exceptions, &c->masquerade_exceptions) < 0)
                 return log_oom();
 
+        /* propagate_unmatched_extensions: cleanup's are canonical and virtual; alias, forward, include and
+         * generic are other roles' words, accepted here. */
+        _cleanup_strv_free_ char **propagate = NULL;
+        if (config_split_list(config->propagate_unmatched_extensions, &propagate) < 0)
+                return log_oom();
+        for (char **p = propagate; *p; p++) {
+                if (streq(*p, "canonical"))
+                        c->propagate_canonical = true;
+                else if (streq(*p, "virtual"))
+                        c->propagate_virtual = true;
+                else if (!streq(*p, "alias") && !streq(*p, "forward") && !streq(*p, "include") &&
+                         !streq(*p, "generic"))
+                        log_warning("propagate_unmatched_extensions: unknown word \"%s\", ignoring", *p);
+        }
+
         /* Tables and rules are configuration: a bad one stops the role at start, naming it. */
         const struct {
                 const char *name, *value;
@@ -126,6 +141,8 @@ static int cleanup_reload(Daemon *d, Config *new) {
         c->virtual_alias_maps = next.virtual_alias_maps;
         c->header_checks = next.header_checks;
         c->body_checks = next.body_checks;
+        c->propagate_canonical = next.propagate_canonical;
+        c->propagate_virtual = next.propagate_virtual;
         return 0;
 }
 

@@ -57,6 +57,8 @@ typedef struct Cleanup {
         TableList *virtual_alias_maps;
         TableList *header_checks;
         TableList *body_checks;
+        bool propagate_canonical;       /* propagate_unmatched_extensions names canonical */
+        bool propagate_virtual;         /* ... and virtual */
 
         CleanupSync *sync;
 

@@ -3,7 +3,9 @@
  * with the tables it keeps open. */
 #include <sys/stat.h>
 
+#include "address.h"
 #include "local.h"
+#include "string-util.h"
 
 /* Looks local up in the alias tables: 1 and the value with the table's owner, 0, or -errno. */
 static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid_t *ret_owner) {
@@ -42,7 +44,8 @@ static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid
 }
 
 /* owner_request_special, as Postfix: when owner-<name> is an alias too, the mail that goes on through the
- * alias name carries owner-<name>@$myorigin as its envelope sender, so that its errors reach the owner. */
+ * alias name carries owner-<name>@$myorigin as its envelope sender (with expand_owner_alias, what
+ * owner-<name> expands to), so that its errors reach the owner. */
 static int owner_alias(LocalExpand *e, size_t i, const char *name) {
         _cleanup_free_ char *key = NULL, *value = NULL;
         uid_t uid;
@@ -56,6 +59,17 @@ static int owner_alias(LocalExpand *e, size_t i, const char *name) {
         if (r <= 0)
                 return r;
         free(e->items[i].owner);
+        /* expand_owner_alias: the owner-alias's own expansion instead of its name, when that is one address
+         * (a bare user name is qualified with $myorigin); a command, file or list keeps the name. */
+        const char *v = strstrip(value);
+        if (e->c->expand_owner_alias && !isempty(v) && !strpbrk(v, ", \t|/:\"") && address_valid(v)) {
+                if (asprintf(&e->items[i].owner, "%s%s%s", v, strchr(v, '@') ? "" : "@",
+                             strchr(v, '@') ? "" : e->c->myorigin) < 0) {
+                        e->items[i].owner = NULL;
+                        return -ENOMEM;
+                }
+                return 0;
+        }
         if (asprintf(&e->items[i].owner, "%s@%s", key, e->c->myorigin) < 0) {
                 e->items[i].owner = NULL;
                 return -ENOMEM;
@@ -94,13 +108,29 @@ int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *
                 local_expand_fail(e, i, "4.3.0", "alias database unavailable: %s", strerror(-r));
                 return 1;
         }
+        _cleanup_free_ char *unmatched = NULL;
+        bool propagated = false;
         r = local_targets_parse(value, strlen(value), (size_t) e->c->duplicate_filter_limit, &l);
-        if (r == -E2BIG)
+        if (r >= 0 && name == user && x->extension) {
+                if (asprintf(&unmatched, "%s%s", x->delimiter, x->extension) < 0) {
+                        unmatched = NULL;
+                        r = -ENOMEM;
+                } else
+                        r = local_propagate_extension(e, "alias", unmatched, &l);
+                propagated = r > 0;
+        }
+        size_t first = e->n_items;
+        if (r == -ENOMEM)
+                local_expand_fail(e, i, "4.3.0", "out of memory");
+        else if (r == -E2BIG)
                 local_expand_limit_exceeded(e, i);
         else if (r < 0 || l.n == 0)
                 local_expand_fail(e, i, "4.3.0", "alias %s: malformed destination list", local);
-        else
+        else {
                 local_expand_add_children(e, i, LOCAL_SOURCE_ALIAS, &privs, &l);
+                if (propagated && local_expand_mark_unmatched(e, first, unmatched) < 0)
+                        local_expand_fail(e, i, "4.3.0", "out of memory");
+        }
         local_target_list_done(&l);
         return 1;
 }

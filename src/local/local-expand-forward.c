@@ -6,7 +6,7 @@
 /* Postfix's checks of a .forward: a regular file of the user or root, writable by no one else. Reads the
  * first of forward_path that exists and passes; 1 with its destinations, 0 when there is none. */
 static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const char *local, const char *domain,
-                        const LocalExtension *x, LocalTargetList *ret) {
+                        const LocalExtension *x, LocalTargetList *ret, char **ret_unmatched) {
         _cleanup_strv_free_ char **paths = NULL;
         _cleanup_free_ char *user = strdup(pw->pw_name), *l = strdup(local), *d = strdup(strempty(domain)),
                             *ext = strdup(strempty(x->extension)), *rcpt = strdup(e->items[i].value),
@@ -60,6 +60,21 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
                 r = local_targets_parse_file(buf, len, (size_t) e->c->duplicate_filter_limit, ret);
                 if (r == -E2BIG)
                         return r;
+                /* A file named without the extension (~/.forward for user+ext) leaves it unmatched, for
+                 * propagate_unmatched_extensions = ... forward; one named with it (~/.forward+ext) matched it. */
+                if (r >= 0 && !strstr(*p, "extension") && x->extension) {
+                        _cleanup_free_ char *unmatched = NULL;
+                        if (asprintf(&unmatched, "%s%s", x->delimiter, x->extension) < 0)
+                                r = -ENOMEM;
+                        else
+                                r = local_propagate_extension(e, "forward", unmatched, ret);
+                        if (r < 0) {
+                                local_target_list_done(ret);
+                                return r;
+                        }
+                        if (r > 0)
+                                *ret_unmatched = TAKE_PTR(unmatched);
+                }
                 if (r < 0) {
                         local_target_list_done(ret);
                         (void) local_report_ignored(e->report_fd, path, "has a malformed destination list");
@@ -73,10 +88,11 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
 int local_expand_forward(LocalExpand *e, size_t i, const struct passwd *pw, const char *local, const char *domain,
                          const LocalExtension *x) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
+        _cleanup_free_ char *unmatched = NULL;
         LocalTargetList l = {};
         int r;
 
-        r = read_forward(e, i, pw, local, domain, x, &l);
+        r = read_forward(e, i, pw, local, domain, x, &l, &unmatched);
         if (r == -E2BIG)
                 local_expand_limit_exceeded(e, i);
         else if (r < 0)
@@ -84,8 +100,12 @@ int local_expand_forward(LocalExpand *e, size_t i, const struct passwd *pw, cons
         else if (r > 0) {
                 if (local_privs_from_pw(pw, &privs) < 0)
                         local_expand_fail(e, i, "4.3.0", "out of memory");
-                else
+                else {
+                        size_t first = e->n_items;
                         local_expand_add_children(e, i, LOCAL_SOURCE_FORWARD, &privs, &l);
+                        if (unmatched && local_expand_mark_unmatched(e, first, unmatched) < 0)
+                                local_expand_fail(e, i, "4.3.0", "out of memory");
+                }
         }
         local_target_list_done(&l);
         return r != 0;

@@ -82,14 +82,27 @@ void local_expand_include(LocalExpand *e, size_t i) {
                 return;
         }
         r = local_targets_parse_file(buf, len, (size_t) e->c->duplicate_filter_limit, &l);
-        if (r == -E2BIG)
+        /* An extension its alias or .forward left unmatched: with include listed, its addresses get it. */
+        _cleanup_free_ char *unmatched = it->unmatched ? strdup(it->unmatched) : NULL;
+        bool propagated = false;
+        if (r >= 0 && it->unmatched) {
+                r = unmatched ? local_propagate_extension(e, "include", unmatched, &l) : -ENOMEM;
+                propagated = r > 0;
+        }
+        size_t first = e->n_items;
+        if (r == -ENOMEM)
+                local_expand_fail(e, i, "4.3.0", "out of memory");
+        else if (r == -E2BIG)
                 local_expand_limit_exceeded(e, i);
         else if (r < 0)
                 local_expand_fail(e, i, "4.3.0", "include file %s: malformed destination list", it->value);
         else if (l.n == 0)
                 local_expand_fail(e, i, "5.3.0", "include file %s names no destinations", it->value);
-        else
+        else {
                 local_expand_add_children(e, i, LOCAL_SOURCE_INCLUDE, &privs, &l);
+                if (propagated && local_expand_mark_unmatched(e, first, unmatched) < 0)
+                        local_expand_fail(e, i, "4.3.0", "out of memory");
+        }
         local_target_list_done(&l);
 }
 

@@ -52,6 +52,45 @@ static bool same_local_part(const char *a, const char *b) {
         return la == lb && strncasecmp(a, b, la) == 0;
 }
 
+int local_propagate_extension(const LocalExpand *e, const char *word, const char *unmatched, LocalTargetList *l) {
+        _cleanup_strv_free_ char **words = NULL;
+        bool listed = false;
+
+        if (isempty(unmatched))
+                return 0;
+        if (config_split_list(e->c->propagate_unmatched_extensions, &words) < 0)
+                return -ENOMEM;
+        for (char **w = words; *w && !listed; w++)
+                listed = streq(*w, word);
+        if (!listed)
+                return 0;
+        for (size_t k = 0; k < l->n; k++) {
+                LocalTarget *t = l->items + k;
+                char *at, *s;
+
+                if (t->type != LOCAL_TARGET_ADDRESS)
+                        continue;
+                at = strrchr(t->value, '@');
+                if (asprintf(&s, "%.*s%s%s", (int) (at ? (size_t) (at - t->value) : strlen(t->value)), t->value,
+                             unmatched, at ?: "") < 0)
+                        return -ENOMEM;
+                free(t->value);
+                t->value = s;
+        }
+        return 1;
+}
+
+int local_expand_mark_unmatched(LocalExpand *e, size_t first, const char *unmatched) {
+        for (size_t k = first; k < e->n_items; k++) {
+                if (e->items[k].type != LOCAL_TARGET_INCLUDE || e->items[k].unmatched)
+                        continue;
+                e->items[k].unmatched = strdup(unmatched);
+                if (!e->items[k].unmatched)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 LocalExtension local_extension_split(const Config *c, const char *local) {
         size_t k = isempty(c->recipient_delimiter) ? strlen(local) : strcspn(local, c->recipient_delimiter);
 
@@ -325,6 +364,7 @@ static void expand_done(LocalExpand *e) {
         for (size_t k = 0; k < e->n_items; k++) {
                 free(e->items[k].value);
                 free(e->items[k].owner);
+                free(e->items[k].unmatched);
                 local_privs_done(&e->items[k].privs);
         }
         free(e->items);

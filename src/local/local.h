@@ -287,6 +287,8 @@ typedef struct LocalItem {
         bool skip_alias, skip_forward;
         bool luser;                     /* luser_relay's address, or below it: no second relay */
         char *owner;                    /* an alias with an owner-alias: owner-<name>@$myorigin */
+        char *unmatched;                /* :include: named by a list that propagated "+ext": its addresses
+                                         * get it too when propagate_unmatched_extensions lists include */
 } LocalItem;
 
 typedef struct LocalExpand {
@@ -313,6 +315,12 @@ typedef struct LocalExtension {
 } LocalExtension;
 
 LocalExtension local_extension_split(const Config *c, const char *local);
+/* propagate_unmatched_extensions lists word (alias, forward, include): a list found for the user part
+ * without its extension gives unmatched ("+ext") to each address it holds (user+ext@domain, user+ext), as
+ * Postfix's local does. 1 when it did (the list's :include: files then carry it on), 0 when not listed. */
+int local_propagate_extension(const LocalExpand *e, const char *word, const char *unmatched, LocalTargetList *l);
+/* The :include: items from first on get unmatched, for local_expand_include(). */
+int local_expand_mark_unmatched(LocalExpand *e, size_t first, const char *unmatched);
 /* ASCII letters to lower case, in place. */
 void local_lowercase(char *s);
 

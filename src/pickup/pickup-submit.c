@@ -6,6 +6,7 @@
 #include "agent-bus.h"
 #include "log.h"
 #include "pickup.h"
+#include "verp.h"
 
 #define CLEANUP_OBJECT "/org/postbus/Cleanup1"
 #define CLEANUP_INTERFACE "org.postbus.Cleanup1"
@@ -245,6 +246,8 @@ static int message_submit(Pickup *p, sd_bus *bus, PickupMessage *m) {
                 r = append_attr(msg, "dsn_envid", e->dsn_envid);
         if (r >= 0)
                 r = append_attr(msg, "body_type", e->body_type);
+        if (r >= 0)
+                r = append_attr(msg, VERP_ATTR, e->verp_delims);
         /* As Postfix's pickup: local mail goes to the content filter too. */
         if (r >= 0 && !isempty(p->daemon->config->content_filter))
                 r = append_attr(msg, "content_filter", p->daemon->config->content_filter);

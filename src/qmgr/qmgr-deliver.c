@@ -9,6 +9,7 @@
 #include "agent-bus.h"
 #include "log.h"
 #include "qmgr.h"
+#include "verp.h"
 
 /* One recipient's outcome: status is DELIVERY_STATUS_*. */
 typedef struct QmgrResult {
@@ -347,7 +348,9 @@ static int group_add(QmgrMessage *m, Group **groups, size_t *n_groups, QmgrTrans
                 (*n_groups)++;
         }
         g->indices[g->n++] = index;
-        if (g->n == g->transport->recipient_limit)
+        /* VERP mail: each recipient has a sender of its own, so each is a delivery of its own (Postfix's
+         * qmgr does the same). */
+        if (g->n == g->transport->recipient_limit || queue_envelope_attr(m->envelope, VERP_ATTR))
                 group_flush(m, g);
         return 0;
 }
@@ -465,7 +468,21 @@ static int deliver_build(QmgrCall *c, sd_bus_message *msg) {
         /* The agent gets its own read-only descriptor: it cannot change the queue file. */
         if (fd < 0)
                 return fd;
-        r = sd_bus_message_append(msg, "hssss", fd, m->id, m->envelope->sender, t->name,
+        /* VERP mail (one recipient per entry): the sender that names the recipient, for the agent's MAIL FROM,
+         * Return-Path, $sender and anything it forwards. */
+        _cleanup_free_ char *verp = NULL;
+        const char *delims = queue_envelope_attr(m->envelope, VERP_ATTR);
+        if (delims && e->n == 1 && !isempty(m->envelope->sender)) {
+                r = verp_sender(m->envelope->sender, delims, m->envelope->recipients[e->indices[0]].address, &verp);
+                if (r == -ENOMEM)
+                        return r;
+                /* Too long for an address (RFC 5321): the agents would refuse it, so the plain sender goes. */
+                if (verp && !address_valid(verp)) {
+                        log_mail(LOG_WARNING, m->id, LOG_NO_FIELDS, "VERP sender too long, using the sender as it is");
+                        verp = mfree(verp);
+                }
+        }
+        r = sd_bus_message_append(msg, "hssss", fd, m->id, verp ?: m->envelope->sender, t->name,
                                   strempty(m->routes[e->indices[0]].nexthop));
         if (r < 0)
                 return r;

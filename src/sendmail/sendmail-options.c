@@ -15,6 +15,7 @@ void sendmail_options_done(SendmailOptions *o) {
         free(o->dsn_notify);
         free(o->dsn_ret);
         free(o->dsn_envid);
+        free(o->verp_delims);
         free(o->body_type);
         free(o->config_dir);
         free(o->flush_site);
@@ -304,9 +305,12 @@ int sendmail_parse_argv(int argc, char **argv, SendmailOptions *ret, char **ret_
                         o.verbose = true;
                         break;
                 case 'X':
-                        /* -XV[delims]: VERP, for mailing lists; nothing here makes VERP bounces. -X file:
-                         * a log file, which the journal replaces. */
-                        r = ignored(&o, &n_warnings, 'X', optarg);
+                        /* -XV[delims]: VERP for mailing lists (checked against verp_delimiter_filter once the
+                         * configuration is read). -X file: a log file, which the journal replaces. */
+                        if (optarg[0] == 'V')
+                                r = set_string(&o.verp_delims, optarg + 1);
+                        else
+                                r = ignored(&o, &n_warnings, 'X', optarg);
                         break;
                 case 'G': case 'U': case 'c': case 'm': case 'n': case 'x':
                         r = ignored(&o, &n_warnings, (char) c, NULL);

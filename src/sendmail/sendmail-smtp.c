@@ -15,6 +15,7 @@
 #include "log.h"
 #include "sendmail.h"
 #include "string-util.h"
+#include "verp.h"
 
 #define SMTP_DATA_CHUNK (64U * 1024U)
 
@@ -32,6 +33,7 @@ typedef struct SmtpSession {
         SmtpState state;
         char *sender;
         char *body_type;
+        char *verp_delims;              /* MAIL ... XVERP: local submission may always ask */
         char **recipients;
         size_t n_recipients;
         unsigned errors;
@@ -56,6 +58,7 @@ _printf_(1, 2) static void reply(const char *fmt, ...) {
 static void session_reset(SmtpSession *s) {
         s->sender = mfree(s->sender);
         s->body_type = mfree(s->body_type);
+        s->verp_delims = mfree(s->verp_delims);
         s->recipients = strv_free(s->recipients);
         s->n_recipients = 0;
         s->state = SMTP_STATE_IDLE;
@@ -113,7 +116,7 @@ static int parse_path(const char *arg, char **ret_addr, const char **ret_params)
 }
 
 static void cmd_mail(SmtpSession *s, const char *arg) {
-        _cleanup_free_ char *addr = NULL, *params = NULL, *body_type = NULL;
+        _cleanup_free_ char *addr = NULL, *params = NULL, *body_type = NULL, *verp = NULL;
         const char *p;
 
         if (s->state != SMTP_STATE_IDLE) {
@@ -153,14 +156,33 @@ static void cmd_mail(SmtpSession *s, const char *arg) {
                                 reply("501 5.5.4 Bad BODY parameter");
                                 return;
                         }
+                } else if (strcasecmp(t, "XVERP") == 0 || strncasecmp(t, "XVERP=", 6) == 0) {
+                        /* Postfix's VERP: the configured delimiters, or two named ones. */
+                        const char *d = t[5] == '=' ? t + 6 : s->config->default_verp_delimiters;
+                        if (!verp_delimiters_valid(d, s->config->verp_delimiter_filter)) {
+                                reply("501 5.5.4 Error: XVERP needs two characters from %s",
+                                      s->config->verp_delimiter_filter);
+                                return;
+                        }
+                        free(verp);
+                        verp = strdup(d);
+                        if (!verp) {
+                                reply("451 4.3.0 Error: out of memory");
+                                return;
+                        }
                 } else {
                         _cleanup_free_ char *e = log_escape(t, strlen(t));
                         reply("555 5.5.4 Unsupported option: %s", strna(e));
                         return;
                 }
         }
+        if (verp && isempty(addr)) {
+                reply("503 5.5.4 Error: XVERP requires non-null sender");
+                return;
+        }
         s->sender = TAKE_PTR(addr);
         s->body_type = TAKE_PTR(body_type);
+        s->verp_delims = TAKE_PTR(verp);
         s->state = SMTP_STATE_MAIL;
         reply("250 2.1.0 Ok");
 }
@@ -282,6 +304,7 @@ static bool cmd_data(SmtpSession *s, const char *arg) {
         e->time_usec = now_realtime_usec();
         e->sender = TAKE_PTR(s->sender);
         e->body_type = TAKE_PTR(s->body_type);
+        e->verp_delims = TAKE_PTR(s->verp_delims);
         e->recipients = TAKE_PTR(s->recipients);
         e->n_recipients = s->n_recipients;
         session_reset(s);
@@ -349,6 +372,7 @@ int sendmail_smtp(const Config *c, const SendmailOptions *o) {
                         reply("250-PIPELINING");
                         reply("250-SIZE %" PRIi64, c->message_size_limit);
                         reply("250-8BITMIME");
+                        reply("250-XVERP");
                         reply("250 ENHANCEDSTATUSCODES");
                 } else if (strcaseeq(verb, "HELO")) {
                         session_reset(&s);

@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "sendmail.h"
+#include "verp.h"
 
 #define MAILDROP_CREATE_ATTEMPTS 8
 #define SENDMAIL_READ_CHUNK (64U * 1024U)
@@ -237,7 +238,8 @@ int sendmail_envelope_from_options(const SendmailOptions *o, MaildropEnvelope **
             (o->dsn_notify && !(e->dsn_notify = strdup(o->dsn_notify))) ||
             (o->dsn_ret && !(e->dsn_ret = strdup(o->dsn_ret))) ||
             (o->dsn_envid && !(e->dsn_envid = strdup(o->dsn_envid))) ||
-            (o->body_type && !(e->body_type = strdup(o->body_type))))
+            (o->body_type && !(e->body_type = strdup(o->body_type))) ||
+            (o->verp_delims && !(e->verp_delims = strdup(o->verp_delims))))
                 return -ENOMEM;
         *ret = TAKE_PTR(e);
         return 0;
@@ -295,6 +297,19 @@ int sendmail_deliver(const Config *c, const SendmailOptions *o) {
         if (r < 0) {
                 log_error_errno(r, "Cannot tell who uid %u is: %m", (unsigned) getuid());
                 return EX_OSERR;
+        }
+        /* -XV alone: the configured delimiters. Local submission may always ask for VERP, as in Postfix. */
+        if (e->verp_delims && isempty(e->verp_delims)) {
+                free(e->verp_delims);
+                e->verp_delims = strdup(c->default_verp_delimiters);
+                if (!e->verp_delims) {
+                        log_oom();
+                        return EX_OSERR;
+                }
+        }
+        if (e->verp_delims && !verp_delimiters_valid(e->verp_delims, c->verp_delimiter_filter)) {
+                log_error("-XV requires two characters from %s", c->verp_delimiter_filter);
+                return EX_USAGE;
         }
 
         r = maildrop_draft_open(c, e, &d);

@@ -30,6 +30,7 @@ typedef struct SendmailOptions {
         char *dsn_notify;               /* -N */
         char *dsn_ret;                  /* -R */
         char *dsn_envid;                /* -V */
+        char *verp_delims;              /* -XV[delims]: "" for default_verp_delimiters; NULL: no VERP */
         char *body_type;                /* -B */
         char *config_dir;               /* -C (root only) */
         char *flush_site;               /* -qRsite, -qSsite; NULL: -q, the whole queue */

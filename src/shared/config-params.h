@@ -463,7 +463,21 @@
           "smtpd",                                                                                            \
           "The access(5) action taken when a policy service cannot be asked or gives no valid reply.")      \
         X(smtpd_policy_service_policy_context, STRING, "", 0, 0, "smtpd",                                     \
-          "Sent to policy services as policy_context, to tell one use of a service from another.")
+          "Sent to policy services as policy_context, to tell one use of a service from another.") \
+        X(default_verp_delimiters, STRING, "+=", 0, 0, "smtpd cleanup",                                       \
+          "The VERP delimiters of mail that asks for VERP without naming them (sendmail -XV, XVERP).")       \
+        X(verp_delimiter_filter, STRING, "-=+", 0, 0, "smtpd cleanup sendmail",                              \
+          "The characters that may be VERP delimiters, on the sendmail command line and in XVERP=.")          \
+        X(authorized_verp_clients, STRING, "", 0, 0, "smtpd",                                                 \
+          "Postfix's old name of smtpd_authorized_verp_clients, its default.")                               \
+        X(smtpd_authorized_verp_clients, STRING, "$authorized_verp_clients", 0, 0, "smtpd",                   \
+          "SMTP clients (CIDR list) that may ask for VERP delivery with MAIL FROM ... XVERP; empty: none.")  \
+        X(propagate_unmatched_extensions, STRING, "canonical, virtual", 0, 0, "cleanup local",                 \
+          "Tables whose match without the address extension copy it into the result (canonical, virtual).")  \
+        X(expand_owner_alias, BOOL, "no", 0, 0, "local",                                                      \
+          "yes: mail through an alias with an owner-alias has the owner-alias's expansion as its sender.")   \
+        X(disable_verp_bounces, BOOL, "no", 0, 0, "bounce",                                                   \
+          "yes: one bounce for VERP mail, to the sender; no: one per failed recipient, to its VERP sender.")
 
 /* main.cf names that are not C identifiers: the X() entry names the Config field, and
  * CONFIG_PARAM_SPELLING_<field> gives the name main.cf uses, after a "~," that config.c's CONFIG_PARAM_NAME()

@@ -7,6 +7,7 @@
 #include "dsn.h"
 #include "maildrop-file.h"
 #include "string-util.h"
+#include "verp.h"
 
 MaildropEnvelope *maildrop_envelope_free(MaildropEnvelope *e) {
         if (!e)
@@ -18,6 +19,7 @@ MaildropEnvelope *maildrop_envelope_free(MaildropEnvelope *e) {
         free(e->dsn_ret);
         free(e->dsn_envid);
         free(e->body_type);
+        free(e->verp_delims);
         free(e);
         return NULL;
 }
@@ -142,6 +144,10 @@ static int envelope_set_attr(MaildropEnvelope *e, char *attr) {
         } else if (streq(name, "dsn_envid")) {
                 slot = &e->dsn_envid;
                 ok = maildrop_envid_valid(value);
+        } else if (streq(name, VERP_ATTR)) {
+                /* Checked against verp_delimiter_filter by sendmail and again by cleanup. */
+                slot = &e->verp_delims;
+                ok = strlen(value) == 2;
         } else if (streq(name, "body_type")) {
                 slot = &e->body_type;
                 ok = true;
@@ -276,6 +282,7 @@ int maildrop_write_envelope(QueueWriter *w, const MaildropEnvelope *e) {
             (r = write_attr(w, "dsn_ret", e->dsn_ret)) < 0 ||
             (r = write_attr(w, "dsn_envid", e->dsn_envid)) < 0 ||
             (r = write_attr(w, "body_type", e->body_type)) < 0 ||
+            (r = write_attr(w, VERP_ATTR, e->verp_delims)) < 0 ||
             (r = queue_writer_record(w, QUEUE_REC_SENDER, strempty(e->sender), strlen(strempty(e->sender)))) < 0)
                 return r;
         for (size_t i = 0; i < e->n_recipients; i++)

@@ -36,6 +36,7 @@ typedef struct MaildropEnvelope {
         char *dsn_ret;                  /* sendmail -R: "FULL" or "HDRS" */
         char *dsn_envid;                /* sendmail -V */
         char *body_type;                /* sendmail -B: "7BIT" or "8BITMIME" */
+        char *verp_delims;              /* sendmail -XV: two VERP delimiters (verp.h) */
         size_t content_offset;          /* of the first record after the message marker */
         uint64_t content_size;          /* bytes of message content */
 } MaildropEnvelope;

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "smtpd-session.h"
 #include "utf8.h"
+#include "verp.h"
 
 static void session_junk(SmtpdSession *s) {
         if (++s->junk > (unsigned) s->conf->config->smtpd_junk_command_limit)
@@ -58,6 +59,9 @@ void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
                 keywords[n++] = "DSN";
                 if (config->smtputf8_enable)
                         keywords[n++] = "SMTPUTF8";
+                /* As Postfix: announced only to the clients that may use it. */
+                if (smtpd_networks_match(&s->conf->verp_clients, &s->client))
+                        keywords[n++] = "XVERP";
                 keywords[n++] = "CHUNKING";
                 if (smtpd_session_tls_offered(s))
                         keywords[n++] = "STARTTLS";
@@ -175,6 +179,25 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reply(s, "555 5.5.4 Unsupported option: SMTPUTF8");
                 return;
         }
+        /* XVERP, with Postfix's replies: to a client outside smtpd_authorized_verp_clients it is an unknown
+         * option; delimiters must be two of verp_delimiter_filter; the null sender cannot have them. */
+        if (p.verp) {
+                const Config *config = s->conf->config;
+                if (!smtpd_networks_match(&s->conf->verp_clients, &s->client)) {
+                        smtpd_session_reply(s, "555 5.5.4 Unsupported option: XVERP%s%s", p.verp_given ? "=" : "",
+                                            p.verp_delims);
+                        return;
+                }
+                if (p.verp_given && !verp_delimiters_valid(p.verp_delims, config->verp_delimiter_filter)) {
+                        smtpd_session_reply(s, "501 5.5.4 Error: XVERP needs two characters from %s",
+                                            config->verp_delimiter_filter);
+                        return;
+                }
+                if (!p.address[0]) {
+                        smtpd_session_reply(s, "503 5.5.4 Error: XVERP requires non-null sender");
+                        return;
+                }
+        }
         /* RFC 6531 3.4: an address beyond ASCII only in a transaction that declared SMTPUTF8. */
         if (!p.smtputf8 && !ascii_only(p.address, strlen(p.address))) {
                 smtpd_session_reject(s, p.address, NULL, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
@@ -199,6 +222,13 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
         s->body = p.body_given ? (p.body_8bitmime ? "8BITMIME" : "7BIT") : NULL;
         s->dsn_ret = p.dsn_ret;
         memcpy(s->dsn_envid, p.dsn_envid, sizeof s->dsn_envid);
+        if (p.verp) {
+                /* Checked above, or the configured default, which cleanup checks again. */
+                const char *d = p.verp_given ? p.verp_delims : s->conf->config->default_verp_delimiters;
+                size_t n = MIN(strlen(d), sizeof s->verp_delims - 1);
+                memcpy(s->verp_delims, d, n);
+                s->verp_delims[n] = '\0';
+        }
         s->in_mail = true;
         if (!smtpd_milter_command(s, c, SMTPD_COMMAND_MAIL, s->sender, "250 2.1.0 Ok"))
                 smtpd_session_reply(s, "250 2.1.0 Ok");

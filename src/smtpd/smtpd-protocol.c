@@ -167,7 +167,7 @@ static int size_parse(const char *s, size_t len, uint64_t *ret) {
 }
 
 /* "KEYWORD<path> params": MAIL takes SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET and ENVID
- * (RFC 3461); RCPT takes NOTIFY and ORCPT (RFC 3461). Each at most once. */
+ * (RFC 3461), XVERP (Postfix); RCPT takes NOTIFY and ORCPT (RFC 3461). Each at most once. */
 static int envelope_parse(const char *arg, size_t len, const char *keyword, bool mail, SmtpdPath *ret) {
         size_t klen = strlen(keyword), i, used;
         bool have_size = false, have_body = false, have_envid = false, have_orcpt = false, have_auth = false;
@@ -240,6 +240,18 @@ static int envelope_parse(const char *arg, size_t len, const char *keyword, bool
                         memcpy(p.dsn_envid, value, vlen);
                         p.dsn_envid[vlen] = '\0';
                         have_envid = true;
+                } else if (mail && word_eq(param, nlen, "XVERP")) {
+                        /* Whether this client may ask, and whether the delimiters will do, is the caller's
+                         * to say (smtpd_authorized_verp_clients, verp_delimiter_filter). */
+                        if (p.verp)
+                                return -EINVAL;
+                        p.verp = true;
+                        if (eq) {
+                                size_t n = MIN(vlen, sizeof p.verp_delims - 1);
+                                p.verp_given = true;
+                                memcpy(p.verp_delims, value, n);
+                                p.verp_delims[n] = '\0';
+                        }
                 } else if (!mail && word_eq(param, nlen, "NOTIFY")) {
                         if (p.dsn_notify != 0 || !value || dsn_notify_parse(value, vlen, &p.dsn_notify) < 0)
                                 return -EINVAL;

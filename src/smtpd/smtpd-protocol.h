@@ -85,11 +85,14 @@ typedef struct SmtpdPath {
         bool smtputf8;                  /* MAIL's SMTPUTF8 (RFC 6531) */
         const char *dsn_ret;            /* MAIL's RET= (RFC 3461): "FULL", "HDRS" or NULL */
         char dsn_envid[DSN_ENVID_MAX + 1];      /* MAIL's ENVID=, xtext as given; "" when not given */
+        bool verp;                      /* MAIL's XVERP (Postfix's VERP extension) */
+        bool verp_given;                /* XVERP=delims, not bare XVERP */
+        char verp_delims[8];            /* the delims as given (cut short past 7 bytes); checked by the caller */
         unsigned dsn_notify;            /* RCPT's NOTIFY=, DsnNotify flags; 0 when not given */
         char dsn_orcpt[DSN_ORCPT_MAX];  /* RCPT's ORCPT= "addr-type;xtext" as given; "" when not given */
 } SmtpdPath;
 
-/* Parse "FROM:<path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8] [RET=FULL|HDRS] [ENVID=xtext]" and
+/* Parse "FROM:<path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8] [RET=FULL|HDRS] [ENVID=xtext] [XVERP[=xy]]" and
  * "TO:<path> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY] [ORCPT=addr-type;xtext]", as smtpd_command_parse() left
  * them. An address beyond ASCII is returned as it is: the caller allows it only with SMTPUTF8.
  *   -EPROTO      no "FROM:" or "TO:"

@@ -322,9 +322,11 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 if (r < 0)
                         return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure",
                                                         in->recipient);
-                if (item->type == SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION)
-                        return smtpd_restriction_reject(ctx, "454 4.7.1 <%s>: Relay access denied", in->recipient);
                 code = CODE(c, relay_domains_reject_code);
+                /* As Postfix: defer_unauth_destination answers relay_domains_reject_code less 100 (454 by
+                 * default, 450 with 550), the same words as a temporary failure. */
+                if (item->type == SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION && code >= 500)
+                        code -= 100;
                 return smtpd_restriction_reject(ctx, "%u %s <%s>: Relay access denied", code,
                                                 smtpd_reply_dsn(code, "7.1", dsn), in->recipient);
         case SMTPD_RESTRICTION_REJECT_UNLISTED_RECIPIENT:

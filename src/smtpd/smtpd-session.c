@@ -21,6 +21,7 @@ void smtpd_session_reset(SmtpdSession *s) {
         s->smtputf8 = false;
         s->body = s->dsn_ret = NULL;
         s->dsn_envid[0] = '\0';
+        s->verp_delims[0] = '\0';
         s->instance[0] = '\0';
         s->mail_size = 0;
         s->bdat = s->bdat_last = s->bdat_failed = false;

@@ -97,6 +97,7 @@ struct SmtpdSession {
         const char *body;               /* MAIL ... BODY=: "8BITMIME", "7BIT", or NULL */
         const char *dsn_ret;            /* MAIL ... RET=: "FULL", "HDRS", or NULL */
         char dsn_envid[DSN_ENVID_MAX + 1];      /* MAIL ... ENVID=, or "" */
+        char verp_delims[3];            /* MAIL ... XVERP: the two VERP delimiters, or "" */
         bool bdat;                      /* a BDAT chunk came in this transaction: no DATA */
         bool bdat_last;                 /* the chunk being read is the last */
         uint64_t bdat_size;             /* bytes of the chunk being read */

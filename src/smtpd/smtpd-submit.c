@@ -7,6 +7,7 @@
 #include "queue-id.h"
 #include "smtpd-session.h"
 #include "smtpd-tls.h"
+#include "verp.h"
 
 #define CLEANUP_OBJECT "/org/postbus/Cleanup1"
 #define CLEANUP_INTERFACE "org.postbus.Cleanup1"
@@ -133,6 +134,9 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
                 r = sd_bus_message_append(m, "{ss}", "milter_hold", s->milter_hold);
         if (r >= 0 && s->dsn_envid[0])
                 r = sd_bus_message_append(m, "{ss}", "dsn_envid", s->dsn_envid);
+        /* XVERP: the queue file keeps the delimiters, and qmgr makes each recipient's sender from them. */
+        if (r >= 0 && s->verp_delims[0])
+                r = sd_bus_message_append(m, "{ss}", VERP_ATTR, s->verp_delims);
         /* The service's content_filter: qmgr sends the message to the filter, not to its recipients (an access
          * table's FILTER, below, wins over it in cleanup). A re-injection service sets it empty, so that
          * filtered mail is not filtered again. */

@@ -238,6 +238,7 @@ SmtpdConf *smtpd_conf_unref(SmtpdConf *conf) {
         master_config_free(conf->master);
         smtpd_networks_done(&conf->mynetworks);
         smtpd_networks_done(&conf->limit_exceptions);
+        smtpd_networks_done(&conf->verp_clients);
         smtpd_networks_done(&conf->bare_newline_exclusions);
         strv_free(conf->mydestination);
         config_free(conf->config);
@@ -338,6 +339,10 @@ static int smtpd_conf_new(Smtpd *server, Config *config, char **fd_names, int n_
                 return r;
         r = networks_parse(config, CONFIG_PARAM_smtpd_client_event_limit_exceptions,
                            config->smtpd_client_event_limit_exceptions, &conf->limit_exceptions);
+        if (r < 0)
+                return r;
+        r = networks_parse(config, CONFIG_PARAM_smtpd_authorized_verp_clients,
+                           config->smtpd_authorized_verp_clients, &conf->verp_clients);
         if (r < 0)
                 return r;
         r = networks_parse(config, CONFIG_PARAM_smtpd_forbid_bare_newline_exclusions,

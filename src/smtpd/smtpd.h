@@ -72,6 +72,7 @@ struct SmtpdConf {
         char **mydestination;
         SmtpdNetworks mynetworks;
         SmtpdNetworks limit_exceptions; /* smtpd_client_event_limit_exceptions */
+        SmtpdNetworks verp_clients;     /* smtpd_authorized_verp_clients: may send MAIL ... XVERP */
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject */
         SmtpdNetworks bare_newline_exclusions;  /* smtpd_forbid_bare_newline_exclusions: normalized only */
         MasterConfig *master;           /* master.cf: each smtpd service's -o options */

@@ -92,6 +92,18 @@ class RelayDomains(unittest.TestCase):
             pb.set_config(relay_domains_reject_code=554, unknown_relay_recipient_reject_code=550,
                           unknown_local_recipient_reject_code=550)
 
+    def test_3_defer_unauth_destination(self):
+        # Postfix's defer_unauth_destination: relay_domains_reject_code less 100, not a code of its own.
+        try:
+            pb.set_config(smtpd_relay_restrictions='permit_mynetworks, defer_unauth_destination')
+            self.assertEqual(refused('x@elsewhere.test'), (454, '4.7.1 <x@elsewhere.test>: Relay access denied'))
+            self.assertIsNone(refused('bob@backup.test'))
+            pb.set_config(relay_domains_reject_code=550)
+            self.assertEqual(refused('x@elsewhere.test'), (450, '4.7.1 <x@elsewhere.test>: Relay access denied'))
+        finally:
+            pb.set_config(smtpd_relay_restrictions='permit_mynetworks, reject_unauth_destination',
+                          relay_domains_reject_code=554)
+
     def test_4_relay_transport(self):
         # relay_transport with a next hop of its own: the relay domain goes there, other mail to relayhost,
         # which shows that the relay class, not default_transport, carried it.

@@ -46,6 +46,44 @@ TEST(lookup_order) {
         check_map(table, "", NULL);
 }
 
+static void check_ext(const char *const *table, const char *addr, bool propagate, const char *want) {
+        char *mydest[] = { "host.example.org", "localhost", NULL };
+        char *out = NULL;
+        int r = cleanup_map_lookup_ext(fake_lookup, (void *) table, addr, mydest, "host.example.org", "+-",
+                                       propagate, &out);
+
+        ASSERT_OK(r);
+        if (want) {
+                ASSERT_EQ(r, 1);
+                ASSERT_STREQ(out, want);
+        } else
+                ASSERT_EQ(r, 0);
+        free(out);
+}
+
+/* recipient_delimiter and propagate_unmatched_extensions, as Postfix's mail_addr_find() and mail_addr_map(). */
+TEST(extensions) {
+        const char *table[] = {
+                "joe@example.com", "joe.user@example.net",
+                "joe+list@example.com", "lists@example.net",
+                "team@example.com", "a@example.net, b,\tc@example.net",
+                "bob", "robert@example.org",
+                "@old.example", "@new.example",
+                NULL,
+        };
+
+        check_ext(table, "joe+foo@example.com", true, "joe.user+foo@example.net");
+        check_ext(table, "joe+foo@example.com", false, "joe.user@example.net");
+        check_ext(table, "joe-foo@example.com", true, "joe.user-foo@example.net");
+        check_ext(table, "joe+list@example.com", true, "lists@example.net");     /* matched with it */
+        check_ext(table, "joe@example.com", true, "joe.user@example.net");
+        check_ext(table, "team+x@example.com", true, "a+x@example.net, b+x, c+x@example.net");
+        check_ext(table, "bob+x@localhost", true, "robert+x@example.org");
+        check_ext(table, "bob+x@elsewhere.example", true, NULL);
+        check_ext(table, "carol+x@old.example", true, "carol+x@new.example");
+        check_ext(table, "+joe@example.com", true, NULL);         /* no user before the delimiter */
+}
+
 /* A regexp: table is asked the whole address only, as in Postfix: "bob" does not match bob@localhost. */
 TEST(pattern_table) {
         char path[] = "/tmp/test-cleanup-maps-XXXXXX";
@@ -101,6 +139,7 @@ TEST(masquerade) {
 
 int main(void) {
         RUN(lookup_order);
+        RUN(extensions);
         RUN(pattern_table);
         RUN(masquerade);
         return 0;

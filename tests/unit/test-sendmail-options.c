@@ -42,10 +42,23 @@ static void test_deliver_options(void) {
         ASSERT_STREQ(o.dsn_notify, "FAILURE,DELAY");  /* canonical order */
         ASSERT_STREQ(o.dsn_ret, "HDRS");
         ASSERT_STREQ(o.dsn_envid, "abc123");
+        ASSERT_TRUE(o.verp_delims == NULL);
         ASSERT_EQ(o.n_recipients, 3);
         ASSERT_STREQ(o.recipients[0], "a@example.org");
         ASSERT_STREQ(o.recipients[1], "carol@example.org");
         ASSERT_STREQ(o.recipients[2], "dave");
+        sendmail_options_done(&o);
+
+        /* -XV: VERP, with the delimiters given or "" for the configured ones; -X file stays ignored. */
+        ASSERT_OK(PARSE(o, err, "sendmail", "-XV", "-f", "list@example.org", "a@example.org"));
+        ASSERT_STREQ(o.verp_delims, "");
+        sendmail_options_done(&o);
+        ASSERT_OK(PARSE(o, err, "sendmail", "-XV-=", "a@example.org"));
+        ASSERT_STREQ(o.verp_delims, "-=");
+        sendmail_options_done(&o);
+        ASSERT_OK(PARSE(o, err, "sendmail", "-X", "/tmp/log", "a@example.org"));
+        ASSERT_TRUE(o.verp_delims == NULL);
+        ASSERT_TRUE(o.warnings && strstr(o.warnings[0], "-X /tmp/log"));
         sendmail_options_done(&o);
 
         /* -r is -f; "<>" is the null sender. */
@@ -193,6 +206,7 @@ static void test_maildrop_round_trip(void) {
                 .full_name = (char *) "Alice Liddell",
                 .dsn_notify = (char *) "SUCCESS,DELAY",
                 .body_type = (char *) "8BITMIME",
+                .verp_delims = (char *) "+=",
         };
         MaildropEnvelope *got = NULL;
         int fd = memfd_create("test", MFD_CLOEXEC);
@@ -216,6 +230,7 @@ static void test_maildrop_round_trip(void) {
         ASSERT_STREQ(got->full_name, "Alice Liddell");
         ASSERT_STREQ(got->dsn_notify, "SUCCESS,DELAY");
         ASSERT_STREQ(got->body_type, "8BITMIME");
+        ASSERT_STREQ(got->verp_delims, "+=");
         ASSERT_EQ(got->content_size, 19);
         char *content = NULL;
         size_t content_len = 0;

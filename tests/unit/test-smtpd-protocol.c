@@ -210,6 +210,19 @@ TEST(mail_from) {
         mail("FROM:<a@b> SMTPUTF8 SMTPUTF8", -EINVAL);
         mail("FROM:<caf\xc3@b> SMTPUTF8", -EBADMSG);
 
+        /* Postfix's XVERP: bare, or with the delimiters as given (the caller checks them). */
+        p = mail("FROM:<a@b> XVERP", 0);
+        ASSERT_TRUE(p.verp && !p.verp_given);
+        p = mail("FROM:<a@b> xverp=-=", 0);
+        ASSERT_TRUE(p.verp && p.verp_given);
+        ASSERT_STREQ(p.verp_delims, "-=");
+        p = mail("FROM:<a@b> XVERP=", 0);
+        ASSERT_TRUE(p.verp_given && p.verp_delims[0] == '\0');
+        ASSERT_STREQ(mail("FROM:<a@b> XVERP=abcdefghij", 0).verp_delims, "abcdefg");      /* cut short */
+        ASSERT_TRUE(!mail("FROM:<a@b>", 0).verp);
+        mail("FROM:<a@b> XVERP XVERP=+=", -EINVAL);
+        rcpt("TO:<a@b> XVERP", -EOPNOTSUPP);
+
         /* DSN (RFC 3461): RET and ENVID. */
         p = mail("FROM:<a@b> RET=hdrs ENVID=QQ314159+2B+3Dx", 0);
         ASSERT_STREQ(p.dsn_ret, "HDRS");
