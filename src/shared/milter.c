@@ -164,11 +164,16 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Milter timeouts are seconds long: a timer that may fire a quarter second late lets the event loop keep its
+ * timerfd as it is when the deadline moves on with each command, instead of setting it again each time. */
+#define MILTER_TIMER_ACCURACY_USEC (1000000ULL / 4)
+
 static int milter_arm(Milter *m, uint64_t usec) {
         int r;
 
         r = m->timer ? sd_event_source_set_time_relative(m->timer, usec)
-                     : sd_event_add_time_relative(m->chain->event, &m->timer, CLOCK_MONOTONIC, usec, 0, on_timer, m);
+                     : sd_event_add_time_relative(m->chain->event, &m->timer, CLOCK_MONOTONIC, usec,
+                                                  MILTER_TIMER_ACCURACY_USEC, on_timer, m);
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->timer, SD_EVENT_ONESHOT);
         return r;

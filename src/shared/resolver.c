@@ -636,7 +636,9 @@ static int query_start(Resolver *r, QueryKind kind, const char *name, const int 
 
         if (sd_event_now(r->event, CLOCK_MONOTONIC, &now) < 0)
                 now = now_monotonic_usec();
-        k = sd_event_add_time(r->event, &q->deadline, CLOCK_MONOTONIC, now + r->deadline_usec, 0, on_deadline, q);
+        /* Within a tenth of a second: the event loop need not set its timerfd again for each query. */
+        k = sd_event_add_time(r->event, &q->deadline, CLOCK_MONOTONIC, now + r->deadline_usec, USEC_PER_SEC / 10,
+                              on_deadline, q);
         if (k < 0) {
                 query_free(q);
                 return k;
