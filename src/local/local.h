@@ -209,10 +209,15 @@ typedef struct LocalWorkHeader {
         uint32_t gid;
 } LocalWorkHeader;
 #define LOCAL_WORK_MAX (16U * 1024U)
+/* Most requests local has sent a worker and not had answered; the worker writes those that wait together
+ * and makes them durable together (group commit) before it answers any. */
+#define LOCAL_WORKER_BATCH 16U
 
-/* Delivers to the mailbox of pw (mail spool or home_mailbox) with Delivered-To: m->recipient. Runs in the
+/* Delivers n messages to the mailbox of pw (mail spool or home_mailbox), each with Delivered-To: its
+ * recipient; ret[k] is the result of m[k]. An mbox takes them under one lock and one fsync. Runs in the
  * per-user worker. */
-void local_deliver_user(const MailboxMessage *m, const Config *c, const struct passwd *pw, MailboxResult *ret);
+void local_deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
+                        MailboxResult *ret);
 
 /* The worker's life: takes on id for good, then serves deliveries on fd until it is closed. */
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user);

@@ -100,6 +100,9 @@ typedef struct MailboxMbox {
 
 /* Append the message to an mbox file, locked by a dot-lock and fcntl. */
 void mailbox_deliver_mbox(const MailboxMessage *m, const MailboxMbox *mbox, MailboxResult *ret);
+/* n messages appended to one mbox under one lock and made durable by one fsync before any is reported:
+ * ret[k] is the result of m[k]. A message that fails is cut off and the others go on. */
+void mailbox_deliver_mbox_batch(const MailboxMessage *m, size_t n, const MailboxMbox *mbox, MailboxResult *ret);
 /* Deliver into a Maildir (path ends in '/'), creating it if missing, as the current user. */
 void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret);
 
