@@ -149,6 +149,8 @@ typedef struct QmgrCallStats {
         unsigned in_flight;             /* sent on the connection and not answered */
         unsigned lost_left;             /* of the calls a closed connection is failing one by one, still to come */
         unsigned lost_size;             /* how many were in flight when it closed */
+        uint64_t last_answer_usec;      /* CLOCK_MONOTONIC: the peer's last answer (or handshake); 0: none */
+        bool quiet_burst;               /* the calls in flight began after QMGR_CALL_QUIET_USEC without one */
 } QmgrCallStats;
 
 /* A delivery agent as qmgr sees it (qmgr-agent.c): whether it answers, and who was in progress when it died. */
@@ -167,6 +169,13 @@ typedef struct QmgrAgentState {
         sd_event_source *probe_timer;
         sd_bus_slot *probe_slot;
 } QmgrAgentState;
+
+/* A queue file whose recipients were marked done and not yet made durable: synced with the others of its
+ * batch, QMGR_DONE_SYNC_USEC after the first of them. */
+typedef struct QmgrDoneSync {
+        char id[QUEUE_ID_SIZE];
+        int fd;
+} QmgrDoneSync;
 
 struct Qmgr {
         Daemon *daemon;
@@ -197,6 +206,9 @@ struct Qmgr {
         QmgrIndex *index;               /* every queued message, for the bus (qmgr-index.c) */
         char **paused;                  /* destination, reason, destination, reason, ..., NULL */
         QmgrAuthQuery *auth_queries;    /* polkit questions in flight (qmgr-polkit.c) */
+        QmgrDoneSync *done_sync;        /* queue files with done-marks not yet synced (qmgr-deliver.c) */
+        size_t n_done_sync;
+        sd_event_source *done_sync_timer;
 };
 
 /* qmgr-queue.c */
@@ -234,6 +246,8 @@ void qmgr_recipient_bounced(QmgrMessage *m, size_t i, const char *relay, const c
 void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
 /* Marks recipients done in the queue file, synced; false when that failed (they stay pending). */
 bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n);
+/* Syncs the queue files whose done-marks wait for their batch's sync, now. */
+void qmgr_done_sync_flush(Qmgr *q);
 
 /* qmgr-transport.c: transports from master.cf, destinations, concurrency feedback */
 int qmgr_transports_setup(Qmgr *q);
@@ -313,6 +327,12 @@ struct QmgrCall {
         /* set for done: */
         bool sent;                      /* it reached the connection (the peer may have read it) */
         unsigned lost_with;             /* 0; or the connection closed before the reply, with this many in flight */
+        /* qmgr-call.c's own: */
+        BusClient *client;
+        bool after_quiet;               /* sent to a peer quiet for a while, which may be exiting idle */
+        bool retried;
+        unsigned retry_waits;
+        sd_event_source *retry;
 };
 /* Copies c and sends the call when the connection is ready; done always runs, maybe before this
  * returns. */

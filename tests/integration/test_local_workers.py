@@ -1,6 +1,9 @@
 """local delivers without a process per message: the mailboxes are written by a long-lived worker per
 recipient identity, which is that user for good, and the files it creates are the user's."""
 import os
+import signal
+import subprocess
+import time
 import unittest
 
 import postbus as pb
@@ -32,6 +35,17 @@ def last_pid():
     """The last PID handed out in the container's PID namespace: it grows by one per fork."""
     with open("/proc/sys/kernel/ns_last_pid") as f:
         return int(f.read())
+
+
+def waiting_for_local():
+    """Bytes unread in local's connections, or connections not yet accepted on its socket (ss's Recv-Q)."""
+    out = subprocess.run(["ss", "-x", "-a", "-n"], capture_output=True, text=True, check=True).stdout
+    total = 0
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[2].isdigit() and "/run/postbus/local" in fields[4:6]:
+            total += int(fields[2])
+    return total
 
 
 def send_many(user, n, tag):
@@ -133,6 +147,33 @@ class LocalWorkers(unittest.TestCase):
                 elif os.path.exists(path):
                     os.unlink(path)
             pb.set_config(default_process_limit=100)
+
+    def test_call_lost_on_a_quiet_connection_goes_again(self):
+        # A Deliver that local never reads, because its connection closes as the call comes (local exiting
+        # idle, here killed while stopped), after the connection had been quiet: qmgr sends it again at
+        # once on a new connection, instead of deferring it and suspecting the message.
+        before = len(pb.mbox_messages("zack"))
+        send_many("zack", 1, "before the quiet")
+        pb.wait_until(lambda: len(pb.mbox_messages("zack")) == before + 1, what="the first message")
+        local = main_pid()
+        time.sleep(1)   # quiet for longer than qmgr's 0.5 s: local may be exiting idle
+        cursor = pb.journal_cursor()
+        os.kill(local, signal.SIGSTOP)
+        try:
+            qid = pb.send("sender@example.org", "zack@localhost", "Subject: lost call\n\nsent again\n")
+            pb.wait_until(lambda: waiting_for_local() > 0, what="qmgr's Deliver waiting for local")
+        finally:
+            os.kill(local, signal.SIGKILL)
+        pb.wait_until(lambda: any("\nSubject: lost call" in m for m in pb.mbox_messages("zack")),
+                      what="the message delivered by the next local")
+        self.assertEqual(pb.journal(QUEUE_ID=qid, DELIVERY_STATUS="deferred", since=cursor), [])
+        died = [m for m in pb.journal_messages(SYSLOG_IDENTIFIER="postbus/qmgr", since=cursor)
+                if m and "died with" in m]
+        self.assertEqual(died, [])
+        self.assertEqual(len(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local", DELIVERY_STATUS="sent",
+                                        since=cursor)), 1)
+        # the other tests count the workers of a local that starts afresh
+        pb.systemctl("stop", "postbus-local.service")
 
 
 if __name__ == "__main__":
