@@ -16,9 +16,10 @@ typedef struct QmgrResult {
         const char *status, *dsn, *relay, *text;
 } QmgrResult;
 
-/* Done-marks are made durable in batches: the results of one message's recipients, and of other messages,
- * come within moments of each other, and one fdatasync per queue file for all that came in
- * QMGR_DONE_SYNC_USEC stands for one per result (each of which held the event loop for a disk write). A kill
+/* Done-marks are made durable in batches, off the event loop: the results of one message's recipients, and
+ * of other messages, come within moments of each other, and one fdatasync per queue file for all that came
+ * in QMGR_DONE_SYNC_USEC, on the sync thread (qmgr-sync.c), stands for one per result, each of which held
+ * the event loop for a disk write. A kill
  * of qmgr loses no mark (they are in the page cache, where the next qmgr reads them); a crash of the
  * machine before the batch's sync delivers those recipients again, as it would those in flight. */
 #define QMGR_DONE_SYNC_USEC (20 * USEC_PER_MSEC)
@@ -27,6 +28,8 @@ typedef struct QmgrResult {
 void qmgr_done_sync_flush(Qmgr *q) {
         for (size_t k = 0; k < q->n_done_sync; k++) {
                 QmgrDoneSync *s = q->done_sync + k;
+                if (qmgr_sync_submit(q, s->fd) >= 0)
+                        continue;
                 if (fdatasync(s->fd) < 0)
                         log_mail(LOG_ERR, s->id, LOG_NO_FIELDS,
                                  "failed to sync recipients marked done (a crash may deliver them again): %m");

@@ -11,6 +11,7 @@
 #include "table.h"
 
 typedef struct Qmgr Qmgr;
+typedef struct QmgrSyncThread QmgrSyncThread;
 typedef struct QmgrMessage QmgrMessage;
 typedef struct QmgrTransport QmgrTransport;
 typedef struct QmgrDest QmgrDest;
@@ -209,6 +210,7 @@ struct Qmgr {
         QmgrDoneSync *done_sync;        /* queue files with done-marks not yet synced (qmgr-deliver.c) */
         size_t n_done_sync;
         sd_event_source *done_sync_timer;
+        QmgrSyncThread *sync_thread;    /* syncs them off the loop (qmgr-sync.c) */
 };
 
 /* qmgr-queue.c */
@@ -246,8 +248,14 @@ void qmgr_recipient_bounced(QmgrMessage *m, size_t i, const char *relay, const c
 void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
 /* Marks recipients done in the queue file, synced; false when that failed (they stay pending). */
 bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n);
-/* Syncs the queue files whose done-marks wait for their batch's sync, now. */
+/* Hands the queue files whose done-marks wait for their batch's sync to the sync thread, now. */
 void qmgr_done_sync_flush(Qmgr *q);
+
+/* qmgr-sync.c: a thread that fdatasyncs queue files and closes them. */
+/* Takes fd; -errno when it cannot (the caller syncs and closes it). */
+int qmgr_sync_submit(Qmgr *q, int fd);
+/* Ends the thread once it has synced everything handed to it. */
+void qmgr_sync_stop(Qmgr *q);
 
 /* qmgr-transport.c: transports from master.cf, destinations, concurrency feedback */
 int qmgr_transports_setup(Qmgr *q);
