@@ -345,6 +345,10 @@ int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *
  * -EBADFD for a file that is not regular, -EFBIG beyond LOCAL_LIST_FILE_MAX; with the file's state. */
 int local_read_list_file(const char *path, uid_t uid, gid_t gid, char **ret, size_t *ret_len,
                          struct stat *ret_st);
+/* The same in two steps, for several candidates at once (forward_path): opens each of paths as uid/gid
+ * under one switch of the effective ids, ret_fds[k] the descriptor or -errno; then reads one. */
+int local_open_list_files(char *const *paths, size_t n, uid_t uid, gid_t gid, int *ret_fds);
+int local_read_list_fd(int fd, char **ret, size_t *ret_len, struct stat *ret_st);
 /* :include:/path: its destinations, read as whoever named it and acting as its owner. */
 void local_expand_include(LocalExpand *e, size_t i);
 

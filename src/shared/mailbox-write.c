@@ -19,6 +19,7 @@ typedef struct MailboxWriter {
         int fd;
         int error;              /* the first failed write, negative errno */
         char last;              /* the last byte of output, to end the message with a newline */
+        uint64_t written;       /* bytes written to fd */
         size_t len;
         char buf[MAILBOX_WRITE_BUFFER];
 } MailboxWriter;
@@ -28,6 +29,7 @@ static int writer_flush(MailboxWriter *w) {
 
         if (r < 0)
                 return w->error = r;
+        w->written += w->len;
         w->len = 0;
         return 0;
 }
@@ -279,7 +281,6 @@ static bool mbox_append(const MailboxMessage *m, const MailboxMbox *mb, int fd, 
                         MailboxResult *ret) {
         char from_line[ADDRESS_MAX + 64];
         time_t now = time(NULL);
-        struct stat st;
         struct tm tm;
         int r;
 
@@ -290,12 +291,10 @@ static bool mbox_append(const MailboxMessage *m, const MailboxMbox *mb, int fd, 
         *w = (MailboxWriter) { .fd = fd };
         r = write_message(m, w, from_line);
         if (r >= 0) {
+                /* Appended under both locks: the file ends where this message does. */
                 mailbox_result_set(ret, "2.0.0", "delivered to mailbox");
-                if (fstat(fd, &st) >= 0) {
-                        *size = st.st_size;
-                        return true;
-                }
-                r = w->error = -errno;
+                *size += (off_t) w->written;
+                return true;
         }
         write_failed(ret, w, r, mb->path);
         /* Leave no partial message behind. */

@@ -389,6 +389,48 @@ TEST(mbox_truncated_after_failed_write) {
         ASSERT_STREQ(data, "From old\nold message\n\n");
 }
 
+/* A batch under one lock and one fsync: each message in order, a failed one cut off (here one too large
+ * for the file size limit) and the others kept, each with its own result. */
+TEST(mbox_batch) {
+        static const char *const small[] = { "Subject: one\n\nfirst\n", NULL };
+        static const char *const big[] = { "Subject: big\n\n0123456789012345678901234567890123456789"
+                                           "0123456789012345678901234567890123456789\n", NULL };
+        static const char *const small2[] = { "Subject: three\n\nthird\n", NULL };
+        _cleanup_free_ char *path = path_in_tmp("mbox-batch"), *data = NULL;
+        int status;
+        size_t len;
+        pid_t pid;
+
+        write_file(path, "From old\nold message\n\n");
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                Queue q[3] = { queue_make(SENDER, small), queue_make(SENDER, big), queue_make(SENDER, small2) };
+                MailboxMessage m[3] = { message_of(&q[0], SENDER), message_of(&q[1], SENDER),
+                                        message_of(&q[2], SENDER) };
+                MailboxMbox mb = mbox_of(path);
+                /* room for the old message and two small ones, not for the big one */
+                const struct rlimit rl = { .rlim_cur = 300, .rlim_max = 300 };
+                MailboxResult r[3] = {};
+
+                (void) signal(SIGXFSZ, SIG_IGN);
+                ASSERT_OK(setrlimit(RLIMIT_FSIZE, &rl));
+                mailbox_deliver_mbox_batch(m, 3, &mb, r);
+                ASSERT_EQ(r[0].status, MAILBOX_STATUS_SENT);
+                ASSERT_STREQ(r[1].dsn, "5.2.2");
+                ASSERT_EQ(r[2].status, MAILBOX_STATUS_SENT);
+                _exit(0);
+        }
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        data = read_file(path, &len);
+        const char *p = data + strlen("From old\nold message\n\n");
+        ASSERT_TRUE(strncmp(data, "From old\nold message\n\n", p - data) == 0);
+        expect_mbox_message(&p, SENDER, HEADERS "Subject: one\n\nfirst\n\n");
+        expect_mbox_message(&p, SENDER, HEADERS "Subject: three\n\nthird\n\n");
+        ASSERT_EQ(p - data, len);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         return remove(path);
 }
@@ -402,6 +444,7 @@ int main(void) {
         RUN(mbox_fcntl_locked);
         RUN(mbox_refused);
         RUN(mbox_truncated_after_failed_write);
+        RUN(mbox_batch);
         ASSERT_OK(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS));
         return 0;
 }
