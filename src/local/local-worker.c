@@ -2,8 +2,8 @@
  * takes that identity for good and then writes every delivery to that user's mailbox (mail spool or
  * home_mailbox) that local hands it over a socket: the queue file as a descriptor, and a request; it answers
  * with one result each, in order. The requests that wait when it comes to them are written together and made
- * durable together (one mbox lock, one fsync) before any is answered. A spool that only root can write has one
- * worker that stays root (see local-pool.c). */
+ * durable together (one mbox lock and one fsync; or one sync of Maildir's new/) before any is answered. A
+ * spool that only root can write has one worker that stays root (see local-pool.c). */
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -95,8 +95,7 @@ void local_deliver_user(const MailboxMessage *m, size_t n, const Config *c, cons
                 return;
         }
         if (c->home_mailbox[strlen(c->home_mailbox) - 1] == '/') {
-                for (size_t k = 0; k < n; k++)
-                        mailbox_deliver_maildir(m + k, path, c->myhostname, ret + k);
+                mailbox_deliver_maildir_batch(m, n, path, c->myhostname, ret);
                 return;
         }
         const MailboxMbox mb = {

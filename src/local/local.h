@@ -214,7 +214,8 @@ typedef struct LocalWorkHeader {
 #define LOCAL_WORKER_BATCH 16U
 
 /* Delivers n messages to the mailbox of pw (mail spool or home_mailbox), each with Delivered-To: its
- * recipient; ret[k] is the result of m[k]. An mbox takes them under one lock and one fsync. Runs in the
+ * recipient; ret[k] is the result of m[k]. An mbox takes them under one lock and one fsync, a Maildir
+ * with one sync of new/. Runs in the
  * per-user worker. */
 void local_deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
                         MailboxResult *ret);

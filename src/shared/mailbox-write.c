@@ -413,8 +413,10 @@ static int maildir_create(const char *path) {
         return 0;
 }
 
-void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
-        _cleanup_free_ char *name = NULL, *tmp = NULL, *new = NULL, *new_dir = NULL;
+/* Writes m into tmp/, syncs it and links it into new/; true when it is there (ret says delivered), the sync of
+ * new/ still to come. */
+static bool maildir_store(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
+        _cleanup_free_ char *name = NULL, *tmp = NULL, *new = NULL;
         _cleanup_free_ MailboxWriter *w = NULL;
         _cleanup_close_ int fd = -EBADF;
         uint64_t random;
@@ -424,10 +426,9 @@ void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const ch
                 random = now_monotonic_usec() ^ (uint64_t) getpid();
         w = calloc(1, sizeof(MailboxWriter));
         if (!w || maildir_unique_name(now_realtime_usec(), getpid(), random, hostname, &name) < 0 ||
-            asprintf(&tmp, "%stmp/%s", path, name) < 0 || asprintf(&new, "%snew/%s", path, name) < 0 ||
-            asprintf(&new_dir, "%snew", path) < 0) {
+            asprintf(&tmp, "%stmp/%s", path, name) < 0 || asprintf(&new, "%snew/%s", path, name) < 0) {
                 mailbox_result_set(ret, "4.3.0", "out of memory");
-                return;
+                return false;
         }
 
         const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
@@ -437,13 +438,13 @@ void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const ch
                 if (r < 0) {
                         mailbox_result_set(ret, errno_dsn(r, "4.2.0"), "cannot create maildir %s: %s", path,
                                          strerror(-r));
-                        return;
+                        return false;
                 }
                 fd = open(tmp, flags, 0600);
         }
         if (fd < 0) {
                 mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create %s: %m", tmp);
-                return;
+                return false;
         }
 
         w->fd = fd;
@@ -462,14 +463,33 @@ void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const ch
                 goto fail;
         }
         (void) unlink(tmp);
-        r = fsync_directory(new_dir);
-        if (r < 0) {
-                /* The message may be there; a duplicate is better than a loss. */
-                mailbox_result_set(ret, "4.3.0", "cannot sync %s: %s", new_dir, strerror(-r));
-                return;
-        }
         mailbox_result_set(ret, "2.0.0", "delivered to maildir");
-        return;
+        return true;
 fail:
         (void) unlink(tmp);
+        return false;
+}
+
+void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
+                                   MailboxResult *ret) {
+        _cleanup_free_ char *new_dir = NULL;
+        bool any = false;
+        int r;
+
+        for (size_t k = 0; k < n; k++)
+                any = maildir_store(m + k, path, hostname, ret + k) || any;
+        if (!any)
+                return;
+        /* One sync of new/ for every file linked into it: none is reported delivered before it. */
+        r = asprintf(&new_dir, "%snew", path) < 0 ? -ENOMEM : fsync_directory(new_dir);
+        if (r >= 0)
+                return;
+        for (size_t k = 0; k < n; k++)
+                if (ret[k].status == MAILBOX_STATUS_SENT)
+                        /* The message may be there; a duplicate is better than a loss. */
+                        mailbox_result_set(ret + k, "4.3.0", "cannot sync %snew: %s", path, strerror(-r));
+}
+
+void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
+        mailbox_deliver_maildir_batch(m, 1, path, hostname, ret);
 }

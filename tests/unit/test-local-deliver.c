@@ -243,6 +243,42 @@ TEST(maildir) {
         queue_done(&q);
 }
 
+/* A batch into one Maildir: a file each in new/, with its own content, all reported delivered. */
+TEST(maildir_batch) {
+        static const char *const p0[] = { "Subject: a\n\nzero\n", NULL };
+        static const char *const p1[] = { "Subject: b\n\none\n", NULL };
+        static const char *const p2[] = { "Subject: c\n\ntwo\n", NULL };
+        _cleanup_free_ char *dir = path_in_tmp("batch/Maildir/"), *newdir = NULL;
+        Queue q[3] = { queue_make(SENDER, p0), queue_make(SENDER, p1), queue_make(SENDER, p2) };
+        MailboxMessage m[3] = { message_of(&q[0], SENDER), message_of(&q[1], SENDER), message_of(&q[2], SENDER) };
+        MailboxResult r[3] = {};
+        unsigned seen = 0;
+        struct dirent *de;
+        DIR *d;
+
+        mailbox_deliver_maildir_batch(m, 3, dir, "mx.example.org", r);
+        for (size_t k = 0; k < 3; k++)
+                ASSERT_STREQ(r[k].text, "delivered to maildir");
+        ASSERT_TRUE(asprintf(&newdir, "%snew", dir) > 0);
+        d = opendir(newdir);
+        ASSERT_TRUE(d);
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *file = NULL, *data = NULL;
+                size_t len;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                ASSERT_TRUE(asprintf(&file, "%s/%s", newdir, de->d_name) > 0);
+                data = read_file(file, &len);
+                ASSERT_TRUE(strncmp(data, HEADERS "Subject: ", strlen(HEADERS "Subject: ")) == 0);
+                seen |= 1U << (data[strlen(HEADERS "Subject: ")] - 'a');
+        }
+        closedir(d);
+        ASSERT_EQ(seen, 7U);
+        for (size_t k = 0; k < 3; k++)
+                queue_done(&q[k]);
+}
+
 TEST(mbox_lock_busy_and_stale) {
         static const char *const pieces[] = { "x\n", NULL };
         _cleanup_free_ char *path = path_in_tmp("mbox-lock"), *lock = NULL;
@@ -440,6 +476,7 @@ int main(void) {
         RUN(mbox_create_and_append);
         RUN(mbox_large_content);
         RUN(maildir);
+        RUN(maildir_batch);
         RUN(mbox_lock_busy_and_stale);
         RUN(mbox_fcntl_locked);
         RUN(mbox_refused);
