@@ -28,7 +28,7 @@ typedef struct QmgrResult {
 void qmgr_done_sync_flush(Qmgr *q) {
         for (size_t k = 0; k < q->n_done_sync; k++) {
                 QmgrDoneSync *s = q->done_sync + k;
-                if (qmgr_sync_submit(q, s->fd) >= 0)
+                if (qmgr_sync_submit(q, s->id, s->fd) >= 0)
                         continue;
                 if (fdatasync(s->fd) < 0)
                         log_mail(LOG_ERR, s->id, LOG_NO_FIELDS,

@@ -8,11 +8,15 @@
 #include "log.h"
 #include "qmgr.h"
 
+/* Most files handed over and not yet synced: each holds a descriptor, and qmgr has a thousand at most.
+ * Beyond it the caller syncs on the loop itself, which slows the results down to what the disk takes. */
+#define QMGR_SYNC_QUEUED_MAX 128U
+
 struct QmgrSyncThread {
         pthread_mutex_t lock;
         pthread_cond_t wake;            /* files to sync, or stop */
-        int *todo;
-        size_t n_todo, size;
+        QmgrDoneSync todo[QMGR_SYNC_QUEUED_MAX];
+        size_t n_todo;
         unsigned failed;                /* fdatasync() failures not yet logged */
         int error;                      /* the last of them */
         bool stop;
@@ -30,7 +34,7 @@ static void *sync_main(void *userdata) {
                         (void) pthread_cond_wait(&s->wake, &s->lock);
                         continue;
                 }
-                int fd = s->todo[--s->n_todo];
+                int fd = s->todo[--s->n_todo].fd;
                 (void) pthread_mutex_unlock(&s->lock);
                 int r = fdatasync(fd) < 0 ? -errno : 0;
                 safe_close(fd);
@@ -70,7 +74,7 @@ static int sync_start(Qmgr *q) {
         return 0;
 }
 
-int qmgr_sync_submit(Qmgr *q, int fd) {
+int qmgr_sync_submit(Qmgr *q, const char *id, int fd) {
         QmgrSyncThread *s;
         unsigned failed;
         int r, error;
@@ -80,17 +84,19 @@ int qmgr_sync_submit(Qmgr *q, int fd) {
                 return r;
         s = q->sync_thread;
         (void) pthread_mutex_lock(&s->lock);
-        if (s->n_todo == s->size) {
-                size_t size = MAX(s->size * 2, (size_t) 64);
-                int *l = realloc(s->todo, size * sizeof(int));
-                if (!l) {
+        for (size_t k = 0; k < s->n_todo; k++)
+                if (streq(s->todo[k].id, id)) {
+                        /* Its sync is still to come, and covers these marks too. */
                         (void) pthread_mutex_unlock(&s->lock);
-                        return -ENOMEM;
+                        safe_close(fd);
+                        return 0;
                 }
-                s->todo = l;
-                s->size = size;
+        if (s->n_todo >= QMGR_SYNC_QUEUED_MAX) {
+                (void) pthread_mutex_unlock(&s->lock);
+                return -EBUSY;
         }
-        s->todo[s->n_todo++] = fd;
+        (void) snprintf(s->todo[s->n_todo].id, sizeof s->todo[s->n_todo].id, "%s", id);
+        s->todo[s->n_todo++].fd = fd;
         failed = s->failed;
         error = s->error;
         s->failed = 0;
@@ -116,6 +122,5 @@ void qmgr_sync_stop(Qmgr *q) {
                 log_error_errno(s->error, "Failed to sync %u queue files with recipients marked done: %m", s->failed);
         (void) pthread_mutex_destroy(&s->lock);
         (void) pthread_cond_destroy(&s->wake);
-        free(s->todo);
         q->sync_thread = mfree(s);
 }

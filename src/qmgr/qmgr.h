@@ -252,8 +252,9 @@ bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n);
 void qmgr_done_sync_flush(Qmgr *q);
 
 /* qmgr-sync.c: a thread that fdatasyncs queue files and closes them. */
-/* Takes fd; -errno when it cannot (the caller syncs and closes it). */
-int qmgr_sync_submit(Qmgr *q, int fd);
+/* Takes fd, the queue file of id; -EBUSY when too many wait already, -errno when it cannot: the caller
+ * syncs and closes it. */
+int qmgr_sync_submit(Qmgr *q, const char *id, int fd);
 /* Ends the thread once it has synced everything handed to it. */
 void qmgr_sync_stop(Qmgr *q);
 
