@@ -2,6 +2,7 @@
  * passes Postfix's checks), and the addresses of other domains that aliases and .forward files name, sent
  * on through cleanup in one message per Delivered-To. Runs in local, the long-lived process (root). */
 #include "local.h"
+#include "string-util.h"
 
 /* Postfix's checks of a .forward: a regular file of the user or root, writable by no one else. Reads the
  * first of forward_path that exists and passes; 1 with its destinations, 0 when there is none. */
@@ -29,14 +30,37 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
         r = config_split_list(e->c->forward_path, &paths);
         if (r < 0)
                 return r;
-        for (char **p = paths; p && *p; p++) {
-                _cleanup_free_ char *path = NULL, *buf = NULL;
+        /* Every candidate expanded, then all opened as the user at once. */
+        size_t n = 0, n_paths = strv_length(paths);
+        _cleanup_free_ char **expanded = calloc(MAX(n_paths, 1U), sizeof(char *));
+        _cleanup_free_ int *fds = calloc(MAX(n_paths, 1U), sizeof(int));
+        _cleanup_free_ const char **templates = calloc(MAX(n_paths, 1U), sizeof(char *));
+        if (!expanded || !fds || !templates)
+                return -ENOMEM;
+        for (size_t k = 0; k < n_paths; k++) {
+                char *path = NULL;
+                if (local_expand_vars(paths[k], vars, &path) < 0 || path[0] != '/') {
+                        free(path);
+                        continue;
+                }
+                templates[n] = paths[k];
+                expanded[n++] = path;
+        }
+        r = local_open_list_files(expanded, n, pw->pw_uid, pw->pw_gid, fds);
+        if (r < 0) {
+                for (size_t k = 0; k < n; k++)
+                        free(expanded[k]);
+                return r;
+        }
+        int found = 0;
+        size_t k = 0;
+        for (; k < n; k++) {
+                _cleanup_free_ char *path = TAKE_PTR(expanded[k]), *buf = NULL;
+                _cleanup_close_ int fd = fds[k];
                 struct stat st;
                 size_t len;
 
-                if (local_expand_vars(*p, vars, &path) < 0 || path[0] != '/')
-                        continue;
-                r = local_read_list_file(path, pw->pw_uid, pw->pw_gid, &buf, &len, &st);
+                r = fd < 0 ? fd : local_read_list_fd(fd, &buf, &len, &st);
                 if (r == -ENOENT || r == -ENOTDIR)
                         continue;
                 if (r == -EBADFD) {
@@ -58,11 +82,14 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
                         continue;
                 }
                 r = local_targets_parse_file(buf, len, (size_t) e->c->duplicate_filter_limit, ret);
-                if (r == -E2BIG)
-                        return r;
+                if (r == -E2BIG) {
+                        found = r;
+                        k++;
+                        break;
+                }
                 /* A file named without the extension (~/.forward for user+ext) leaves it unmatched, for
                  * propagate_unmatched_extensions = ... forward; one named with it (~/.forward+ext) matched it. */
-                if (r >= 0 && !strstr(*p, "extension") && x->extension) {
+                if (r >= 0 && !strstr(templates[k], "extension") && x->extension) {
                         _cleanup_free_ char *unmatched = NULL;
                         if (asprintf(&unmatched, "%s%s", x->delimiter, x->extension) < 0)
                                 r = -ENOMEM;
@@ -70,7 +97,9 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
                                 r = local_propagate_extension(e, "forward", unmatched, ret);
                         if (r < 0) {
                                 local_target_list_done(ret);
-                                return r;
+                                found = r;
+                                k++;
+                                break;
                         }
                         if (r > 0)
                                 *ret_unmatched = TAKE_PTR(unmatched);
@@ -80,9 +109,15 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
                         (void) local_report_ignored(e->report_fd, path, "has a malformed destination list");
                         continue;
                 }
-                return ret->n > 0;
+                found = ret->n > 0;
+                k++;
+                break;
         }
-        return 0;
+        for (; k < n; k++) {    /* the candidates after the one read */
+                free(expanded[k]);
+                safe_close(fds[k]);
+        }
+        return found;
 }
 
 int local_expand_forward(LocalExpand *e, size_t i, const struct passwd *pw, const char *local, const char *domain,

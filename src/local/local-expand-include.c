@@ -4,20 +4,26 @@
 
 #include "local.h"
 
-int local_read_list_file(const char *path, uid_t uid, gid_t gid, char **ret, size_t *ret_len, struct stat *ret_st) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
+int local_open_list_files(char *const *paths, size_t n, uid_t uid, gid_t gid, int *ret_fds) {
         int r;
 
         r = mailbox_set_eugid(uid, gid);
         if (r < 0)
                 return r;
-        fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-        r = fd < 0 ? -errno : 0;
+        /* All under one switch of the effective ids: each switch is several system calls. */
+        for (size_t k = 0; k < n; k++) {
+                ret_fds[k] = open(paths[k], O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+                if (ret_fds[k] < 0)
+                        ret_fds[k] = -errno;
+        }
         (void) mailbox_set_eugid(0, 0);
-        if (r < 0)
-                return r;
+        return 0;
+}
+
+int local_read_list_fd(int fd, char **ret, size_t *ret_len, struct stat *ret_st) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+
         if (fstat(fd, ret_st) < 0)
                 return -errno;
         if (!S_ISREG(ret_st->st_mode))
@@ -43,6 +49,19 @@ int local_read_list_file(const char *path, uid_t uid, gid_t gid, char **ret, siz
         *ret = TAKE_PTR(buf);
         *ret_len = len;
         return 0;
+}
+
+int local_read_list_file(const char *path, uid_t uid, gid_t gid, char **ret, size_t *ret_len, struct stat *ret_st) {
+        char *const paths[] = { (char *) path };
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        r = local_open_list_files(paths, 1, uid, gid, &fd);
+        if (r < 0)
+                return r;
+        if (fd < 0)
+                return fd;
+        return local_read_list_fd(fd, ret, ret_len, ret_st);
 }
 
 void local_expand_include(LocalExpand *e, size_t i) {

@@ -1,6 +1,7 @@
 /* local-pool.c: runs in local, the long-lived process: the per-user workers (local-worker.c) as local sees
  * them: which worker a mailbox delivery goes to, forking one when its identity has none, handing it requests
- * one at a time with the queue file as a descriptor, reading its answers, and closing the idle ones. */
+ * several at a time (LOCAL_WORKER_BATCH) with the queue file as a descriptor, reading its answers in order, and
+ * closing the idle ones. */
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -25,9 +26,9 @@ typedef struct LocalWorker {
         pid_t pid;
         int fd;                         /* -EBADF once retired */
         sd_event_source *io, *child;
-        LocalPending *pending;          /* in order; the first one is sent when sent is set */
+        LocalPending *pending;          /* in order; the first n_sent of them are sent */
         size_t n_pending;
-        bool sent;
+        size_t n_sent;                  /* at most LOCAL_WORKER_BATCH */
         uint64_t last_used;
         unsigned generation;            /* the pool's at its fork: it runs the configuration of then */
 } LocalWorker;
@@ -83,7 +84,8 @@ static void worker_pop(LocalWorker *w, const MailboxResult *r) {
 
         memmove(w->pending, w->pending + 1, (w->n_pending - 1) * sizeof(LocalPending));
         w->n_pending--;
-        w->sent = false;
+        if (w->n_sent > 0)
+                w->n_sent--;    /* not when a worker that ended drops what it never got */
         w->last_used = now_usec();
         if (w->n_pending == 0 && w->pool->n_backlog > 0)
                 (void) sd_event_source_set_enabled(w->pool->kick, SD_EVENT_ONESHOT);
@@ -98,6 +100,8 @@ static void worker_retire(LocalWorker *w) {
         w->fd = safe_close(w->fd);
 }
 
+/* Sends what waits, up to LOCAL_WORKER_BATCH unanswered: those the worker finds waiting when it is done with
+ * the last ones it writes together. */
 static int worker_send(LocalWorker *w) {
         LocalPending *q;
         union {
@@ -109,18 +113,18 @@ static int worker_send(LocalWorker *w) {
                              .msg_controllen = sizeof control };
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 
-        if (w->sent || w->n_pending == 0 || w->fd < 0)
-                return 0;
-        q = w->pending;
-        iov = (struct iovec) { .iov_base = q->msg, .iov_len = q->len };
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &q->queue_fd, sizeof(int));
-        /* One message on an idle socket: the buffer has room, so this does not block. */
-        if (sendmsg(w->fd, &mh, MSG_NOSIGNAL) < 0)
-                return -errno;
-        w->sent = true;
+        while (w->fd >= 0 && w->n_sent < w->n_pending && w->n_sent < LOCAL_WORKER_BATCH) {
+                q = w->pending + w->n_sent;
+                iov = (struct iovec) { .iov_base = q->msg, .iov_len = q->len };
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &q->queue_fd, sizeof(int));
+                /* A few small messages: the buffer has room; should it not, the rest go with the next answer. */
+                if (sendmsg(w->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                        return errno == EAGAIN && w->n_sent > 0 ? 0 : -errno;
+                w->n_sent++;
+        }
         return 0;
 }
 
@@ -155,7 +159,7 @@ static int worker_read(LocalWorker *w, int flags) {
         n = recv(w->fd, buf, sizeof buf, flags);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return 0;
-        if (n <= 0 || !w->sent) {
+        if (n <= 0 || w->n_sent == 0) {
                 /* It ended or misbehaves: its end is reported by its child source. */
                 (void) kill(w->pid, SIGKILL);
                 worker_retire(w);

@@ -1,7 +1,9 @@
 /* local-worker.c: runs in the per-user worker: a process forked by local once for a recipient's identity, which
  * takes that identity for good and then writes every delivery to that user's mailbox (mail spool or
  * home_mailbox) that local hands it over a socket: the queue file as a descriptor, and a request; it answers
- * with one result each. A spool that only root can write has one worker that stays root (see local-pool.c). */
+ * with one result each, in order. The requests that wait when it comes to them are written together and made
+ * durable together (one mbox lock and one fsync; or one sync of Maildir's new/) before any is answered. A
+ * spool that only root can write has one worker that stays root (see local-pool.c). */
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -39,7 +41,14 @@ static void spool_identities(const char *spool, const struct passwd *pw, Mailbox
                 mb->create_gid = gr->gr_gid;
 }
 
-void local_deliver_user(const MailboxMessage *m, const Config *c, const struct passwd *pw, MailboxResult *ret) {
+/* The first result for all n. */
+static void results_fill(MailboxResult *ret, size_t n) {
+        for (size_t k = 1; k < n; k++)
+                ret[k] = ret[0];
+}
+
+void local_deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
+                        MailboxResult *ret) {
         _cleanup_free_ char *path = NULL;
         const MailboxLocking locking = {
                 .attempts = (unsigned) c->deliver_lock_attempts,
@@ -50,6 +59,7 @@ void local_deliver_user(const MailboxMessage *m, const Config *c, const struct p
 
         if (!user_name_ok(pw->pw_name)) {
                 mailbox_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);
+                results_fill(ret, n);
                 return;
         }
 
@@ -58,30 +68,34 @@ void local_deliver_user(const MailboxMessage *m, const Config *c, const struct p
 
                 if (asprintf(&path, "%s/%s", c->mail_spool_directory, pw->pw_name) < 0) {
                         mailbox_result_set(ret, "4.3.0", "out of memory");
+                        results_fill(ret, n);
                         return;
                 }
                 spool_identities(c->mail_spool_directory, pw, &mb);
                 mb.path = path;
-                mailbox_deliver_mbox(m, &mb, ret);
+                mailbox_deliver_mbox_batch(m, n, &mb, ret);
                 return;
         }
 
         if (!pw->pw_dir || pw->pw_dir[0] != '/') {
                 mailbox_result_set(ret, "4.3.0", "user %s has no usable home directory", pw->pw_name);
+                results_fill(ret, n);
                 return;
         }
         /* In the home directory everything is done as the user, who owns it. */
         r = become_user(pw->pw_name, pw->pw_uid, pw->pw_gid, NULL, 0);
         if (r < 0) {
                 mailbox_result_set(ret, "4.3.0", "cannot switch to user %s: %s", pw->pw_name, strerror(-r));
+                results_fill(ret, n);
                 return;
         }
         if (asprintf(&path, "%s/%s", pw->pw_dir, c->home_mailbox) < 0) {
                 mailbox_result_set(ret, "4.3.0", "out of memory");
+                results_fill(ret, n);
                 return;
         }
         if (c->home_mailbox[strlen(c->home_mailbox) - 1] == '/') {
-                mailbox_deliver_maildir(m, path, c->myhostname, ret);
+                mailbox_deliver_maildir_batch(m, n, path, c->myhostname, ret);
                 return;
         }
         const MailboxMbox mb = {
@@ -91,7 +105,7 @@ void local_deliver_user(const MailboxMessage *m, const Config *c, const struct p
                 .create_gid = pw->pw_gid,
                 .locking = locking,
         };
-        mailbox_deliver_mbox(m, &mb, ret);
+        mailbox_deliver_mbox_batch(m, n, &mb, ret);
 }
 
 /* Takes on id for good: a worker that is not root can never become root again, nor anyone else. */
@@ -131,8 +145,9 @@ static int request_parse(char *buf, size_t len, const char *f[static 4], LocalWo
         return off == len ? 0 : -EBADMSG;
 }
 
-/* Receives a request and its queue file; 0 at the end (local closed the socket). */
-static int worker_receive(int fd, char *buf, size_t size, size_t *ret_len, int *ret_queue_fd) {
+/* Receives a request and its queue file; 0 at the end (local closed the socket); -EAGAIN: none waits
+ * (flags MSG_DONTWAIT). */
+static int worker_receive(int fd, int flags, char *buf, size_t size, size_t *ret_len, int *ret_queue_fd) {
         union {
                 struct cmsghdr cmsghdr;
                 uint8_t buf[CMSG_SPACE(sizeof(int))];
@@ -144,7 +159,7 @@ static int worker_receive(int fd, char *buf, size_t size, size_t *ret_len, int *
         ssize_t n;
 
         do
-                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | flags);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
@@ -164,40 +179,77 @@ static int worker_receive(int fd, char *buf, size_t size, size_t *ret_len, int *
         return 1;
 }
 
-static void worker_deliver(const Config *c, const LocalWorkerId *id, char *buf, size_t len, int queue_fd,
-                           MailboxResult *ret) {
-        _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
+/* One request of a batch: what it asked for, and once done its result. */
+typedef struct WorkerRequest {
+        char *buf;
+        size_t len;
+        int queue_fd;
         LocalWorkHeader h;
-        const char *f[4];
+        const char *f[4];               /* user, home, sender, recipient */
+        QueueEnvelope *env;             /* NULL: failed already, result set */
+        MailboxResult result;
+} WorkerRequest;
+
+/* Checks a request and reads its queue file; false when it failed (its result is set). */
+static bool worker_prepare(const LocalWorkerId *id, WorkerRequest *q) {
         int r;
 
-        if (request_parse(buf, len, f, &h) < 0) {
-                mailbox_result_set(ret, "4.3.0", "malformed request to the delivery process");
-                return;
+        if (request_parse(q->buf, q->len, q->f, &q->h) < 0) {
+                mailbox_result_set(&q->result, "4.3.0", "malformed request to the delivery process");
+                return false;
         }
         /* A worker serves its own user alone (or, as root, the users of a spool only root can write). */
-        if (id->uid != 0 && (h.uid != id->uid || h.gid != id->gid)) {
-                mailbox_result_set(ret, "4.3.0", "delivery process of uid %u asked to deliver as uid %u",
-                                 (unsigned) id->uid, (unsigned) h.uid);
-                return;
+        if (id->uid != 0 && (q->h.uid != id->uid || q->h.gid != id->gid)) {
+                mailbox_result_set(&q->result, "4.3.0", "delivery process of uid %u asked to deliver as uid %u",
+                                 (unsigned) id->uid, (unsigned) q->h.uid);
+                return false;
         }
-        r = queue_file_read(queue_fd, &env);
+        r = queue_file_read(q->queue_fd, &q->env);
         if (r < 0) {
-                mailbox_result_set(ret, "4.3.0", "%s", r == -EBADMSG ? "queue file is corrupt"
-                                                                   : "cannot read the queue file");
-                return;
+                mailbox_result_set(&q->result, "4.3.0", "%s", r == -EBADMSG ? "queue file is corrupt"
+                                                                          : "cannot read the queue file");
+                return false;
         }
-        const struct passwd pw = {
-                .pw_name = (char *) f[0], .pw_uid = h.uid, .pw_gid = h.gid, .pw_dir = (char *) f[1],
-        };
-        const MailboxMessage m = { .queue_fd = queue_fd, .envelope = env, .sender = f[2], .recipient = f[3] };
-        local_deliver_user(&m, c, &pw, ret);
+        return true;
+}
+
+static bool same_user(const WorkerRequest *a, const WorkerRequest *b) {
+        return a->h.uid == b->h.uid && a->h.gid == b->h.gid && streq(a->f[0], b->f[0]) && streq(a->f[1], b->f[1]);
+}
+
+/* Delivers a batch: the requests of one user that follow each other go to the mailbox together (one lock,
+ * one fsync), in order. */
+static void worker_deliver(const Config *c, const LocalWorkerId *id, WorkerRequest *q, size_t n) {
+        MailboxMessage m[LOCAL_WORKER_BATCH];
+        MailboxResult res[LOCAL_WORKER_BATCH];
+        bool ok[LOCAL_WORKER_BATCH];
+
+        for (size_t k = 0; k < n; k++)
+                ok[k] = q[k].queue_fd >= 0 && worker_prepare(id, q + k);
+        for (size_t k = 0; k < n;) {
+                size_t j = 0;
+
+                if (!ok[k]) {
+                        k++;
+                        continue;
+                }
+                for (size_t i = k; i < n && ok[i] && same_user(q + k, q + i); i++, j++)
+                        m[j] = (MailboxMessage) { .queue_fd = q[i].queue_fd, .envelope = q[i].env,
+                                                  .sender = q[i].f[2], .recipient = q[i].f[3] };
+                const struct passwd pw = {
+                        .pw_name = (char *) q[k].f[0], .pw_uid = q[k].h.uid, .pw_gid = q[k].h.gid,
+                        .pw_dir = (char *) q[k].f[1],
+                };
+                local_deliver_user(m, j, c, &pw, res);
+                for (size_t i = 0; i < j; i++)
+                        q[k + i].result = res[i];
+                k += j;
+        }
 }
 
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user) {
-        static char buf[LOCAL_WORK_MAX];
+        static char bufs[LOCAL_WORKER_BATCH][LOCAL_WORK_MAX];
         const LocalWorkerId me = *id;
-        MailboxResult result;
         int r;
 
         /* SIGTERM stays blocked as in local: a stop lets the write in progress finish; local then closes the
@@ -213,23 +265,40 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
         if (worker_drop(&me, user) < 0)
                 _exit(EXIT_FAILURE);    /* local answers its requests with a temporary failure */
 
-        for (;;) {
-                char reply[MAILBOX_RESULT_WIRE_MAX + 1];
-                int queue_fd = -EBADF;
-                size_t len = 0;
+        for (bool end = false; !end;) {
+                WorkerRequest q[LOCAL_WORKER_BATCH];
+                size_t n = 0;
 
-                r = worker_receive(fd, buf, sizeof buf, &len, &queue_fd);
-                if (r == 0)
-                        _exit(EXIT_SUCCESS);
-                if (r < 0)
-                        mailbox_result_set(&result, "4.3.0", "malformed request to the delivery process");
-                else
-                        worker_deliver(c, &me, buf, len, queue_fd, &result);
-                safe_close(queue_fd);
+                /* One request, waited for, then what else has come meanwhile: written together, they are
+                 * made durable together. */
+                while (n < LOCAL_WORKER_BATCH) {
+                        q[n] = (WorkerRequest) { .buf = bufs[n], .queue_fd = -EBADF };
+                        r = worker_receive(fd, n == 0 ? 0 : MSG_DONTWAIT, q[n].buf, LOCAL_WORK_MAX, &q[n].len,
+                                           &q[n].queue_fd);
+                        if (r == -EAGAIN)
+                                break;
+                        if (r == 0) {
+                                end = true;
+                                break;
+                        }
+                        if (r < 0)
+                                mailbox_result_set(&q[n].result, "4.3.0", "malformed request to the delivery process");
+                        n++;
+                }
+                worker_deliver(c, &me, q, n);
                 /* The root worker of a spool switches its effective ids per delivery: back to root, or end. */
                 bool lost = me.uid == 0 && mailbox_set_eugid(0, 0) < 0;
-                size_t n = mailbox_result_format(&result, reply, sizeof reply);
-                if (send(fd, reply, n, MSG_NOSIGNAL) != (ssize_t) n || lost)
+                for (size_t k = 0; k < n; k++) {
+                        char reply[MAILBOX_RESULT_WIRE_MAX + 1];
+                        size_t len = mailbox_result_format(&q[k].result, reply, sizeof reply);
+
+                        q[k].env = queue_envelope_free(q[k].env);
+                        safe_close(q[k].queue_fd);
+                        if (send(fd, reply, len, MSG_NOSIGNAL) != (ssize_t) len)
+                                lost = true;
+                }
+                if (lost)
                         _exit(EXIT_FAILURE);
         }
+        _exit(EXIT_SUCCESS);
 }

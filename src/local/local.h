@@ -209,10 +209,16 @@ typedef struct LocalWorkHeader {
         uint32_t gid;
 } LocalWorkHeader;
 #define LOCAL_WORK_MAX (16U * 1024U)
+/* Most requests local has sent a worker and not had answered; the worker writes those that wait together
+ * and makes them durable together (group commit) before it answers any. */
+#define LOCAL_WORKER_BATCH 16U
 
-/* Delivers to the mailbox of pw (mail spool or home_mailbox) with Delivered-To: m->recipient. Runs in the
+/* Delivers n messages to the mailbox of pw (mail spool or home_mailbox), each with Delivered-To: its
+ * recipient; ret[k] is the result of m[k]. An mbox takes them under one lock and one fsync, a Maildir
+ * with one sync of new/. Runs in the
  * per-user worker. */
-void local_deliver_user(const MailboxMessage *m, const Config *c, const struct passwd *pw, MailboxResult *ret);
+void local_deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
+                        MailboxResult *ret);
 
 /* The worker's life: takes on id for good, then serves deliveries on fd until it is closed. */
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user);
@@ -353,6 +359,10 @@ int local_expand_alias(LocalExpand *e, size_t i, const char *local, const char *
  * -EBADFD for a file that is not regular, -EFBIG beyond LOCAL_LIST_FILE_MAX; with the file's state. */
 int local_read_list_file(const char *path, uid_t uid, gid_t gid, char **ret, size_t *ret_len,
                          struct stat *ret_st);
+/* The same in two steps, for several candidates at once (forward_path): opens each of paths as uid/gid
+ * under one switch of the effective ids, ret_fds[k] the descriptor or -errno; then reads one. */
+int local_open_list_files(char *const *paths, size_t n, uid_t uid, gid_t gid, int *ret_fds);
+int local_read_list_fd(int fd, char **ret, size_t *ret_len, struct stat *ret_st);
 /* :include:/path: its destinations, read as whoever named it and acting as its owner. */
 void local_expand_include(LocalExpand *e, size_t i);
 

@@ -17,6 +17,67 @@ typedef struct QmgrResult {
         const char *status, *dsn, *relay, *text;
 } QmgrResult;
 
+/* Done-marks are made durable in batches, off the event loop: the results of one message's recipients, and
+ * of other messages, come within moments of each other, and one fdatasync per queue file for all that came
+ * in QMGR_DONE_SYNC_USEC, on the sync thread (qmgr-sync.c), stands for one per result, each of which held
+ * the event loop for a disk write. A kill
+ * of qmgr loses no mark (they are in the page cache, where the next qmgr reads them); a crash of the
+ * machine before the batch's sync delivers those recipients again, as it would those in flight. */
+#define QMGR_DONE_SYNC_USEC (20 * USEC_PER_MSEC)
+#define QMGR_DONE_SYNC_MAX 64U
+
+void qmgr_done_sync_flush(Qmgr *q) {
+        for (size_t k = 0; k < q->n_done_sync; k++) {
+                QmgrDoneSync *s = q->done_sync + k;
+                if (qmgr_sync_submit(q, s->id, s->fd) >= 0)
+                        continue;
+                if (fdatasync(s->fd) < 0)
+                        log_mail(LOG_ERR, s->id, LOG_NO_FIELDS,
+                                 "failed to sync recipients marked done (a crash may deliver them again): %m");
+                safe_close(s->fd);
+        }
+        q->n_done_sync = 0;
+}
+
+static int on_done_sync(sd_event_source *s, uint64_t usec, void *userdata) {
+        qmgr_done_sync_flush(userdata);
+        return 0;
+}
+
+/* Takes fd, the open queue file of id, into the next batch's sync; false when it has to be synced now. */
+static bool done_sync_later(Qmgr *q, const char *id, int fd) {
+        int r;
+
+        for (size_t k = 0; k < q->n_done_sync; k++)
+                if (streq(q->done_sync[k].id, id)) {
+                        safe_close(fd);         /* the same file: its sync comes with the batch */
+                        return true;
+                }
+        if (q->n_done_sync >= QMGR_DONE_SYNC_MAX)
+                qmgr_done_sync_flush(q);
+        if (!q->done_sync) {
+                q->done_sync = calloc(QMGR_DONE_SYNC_MAX, sizeof(QmgrDoneSync));
+                if (!q->done_sync)
+                        return false;
+        }
+        if (!q->done_sync_timer)
+                r = sd_event_add_time_relative(q->daemon->event, &q->done_sync_timer, CLOCK_MONOTONIC,
+                                               QMGR_DONE_SYNC_USEC, 0, on_done_sync, q);
+        else if (q->n_done_sync > 0)
+                r = 0;          /* armed by the first of the batch */
+        else {
+                r = sd_event_source_set_time_relative(q->done_sync_timer, QMGR_DONE_SYNC_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(q->done_sync_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                return false;
+        QmgrDoneSync *s = q->done_sync + q->n_done_sync++;
+        (void) snprintf(s->id, sizeof s->id, "%s", id);
+        s->fd = fd;
+        return true;
+}
+
 bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n) {
         _cleanup_close_ int fd = -EBADF;
         int r = 0;
@@ -30,8 +91,12 @@ bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n) {
                 r = queue_file_mark_done(fd, m->envelope->recipients[indices[i]].offset);
         /* When these were the last, the file goes next and a sync would be wasted: a crash in between
          * delivers them again, the same worst case as a crash before the mark. */
-        if (r >= 0 && queue_envelope_pending(m->envelope) > n && fdatasync(fd) < 0)
-                r = -errno;
+        if (r >= 0 && queue_envelope_pending(m->envelope) > n) {
+                if (done_sync_later(m->qmgr, m->id, fd))
+                        TAKE_FD(fd);
+                else if (fdatasync(fd) < 0)
+                        r = -errno;
+        }
         if (r < 0) {
                 /* They stay pending: at worst delivered twice. */
                 log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to mark recipients done: %s", strerror(-r));

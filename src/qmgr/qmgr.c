@@ -166,6 +166,10 @@ static void qmgr_done(Daemon *d) {
 
         if (!q)
                 return;
+        qmgr_done_sync_flush(q);
+        qmgr_sync_stop(q);
+        q->done_sync_timer = sd_event_source_disable_unref(q->done_sync_timer);
+        q->done_sync = mfree(q->done_sync);
         /* Messages still in active/ are picked up again at the next start. */
         while (q->messages) {
                 QmgrMessage *m = q->messages;

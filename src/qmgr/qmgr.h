@@ -11,6 +11,7 @@
 #include "table.h"
 
 typedef struct Qmgr Qmgr;
+typedef struct QmgrSyncThread QmgrSyncThread;
 typedef struct QmgrMessage QmgrMessage;
 typedef struct QmgrTransport QmgrTransport;
 typedef struct QmgrDest QmgrDest;
@@ -149,6 +150,8 @@ typedef struct QmgrCallStats {
         unsigned in_flight;             /* sent on the connection and not answered */
         unsigned lost_left;             /* of the calls a closed connection is failing one by one, still to come */
         unsigned lost_size;             /* how many were in flight when it closed */
+        uint64_t last_answer_usec;      /* CLOCK_MONOTONIC: the peer's last answer (or handshake); 0: none */
+        bool quiet_burst;               /* the calls in flight began after QMGR_CALL_QUIET_USEC without one */
 } QmgrCallStats;
 
 /* A delivery agent as qmgr sees it (qmgr-agent.c): whether it answers, and who was in progress when it died. */
@@ -169,6 +172,12 @@ typedef struct QmgrAgentState {
 } QmgrAgentState;
 
 typedef struct QmgrHostFailure QmgrHostFailure;
+/* A queue file whose recipients were marked done and not yet made durable: synced with the others of its
+ * batch, QMGR_DONE_SYNC_USEC after the first of them. */
+typedef struct QmgrDoneSync {
+        char id[QUEUE_ID_SIZE];
+        int fd;
+} QmgrDoneSync;
 
 struct Qmgr {
         Daemon *daemon;
@@ -201,6 +210,10 @@ struct Qmgr {
         QmgrAuthQuery *auth_queries;    /* polkit questions in flight (qmgr-polkit.c) */
         QmgrHostFailure *host_failures; /* the agents' failing server addresses (qmgr-hosts.c) */
         size_t n_host_failures;
+        QmgrDoneSync *done_sync;        /* queue files with done-marks not yet synced (qmgr-deliver.c) */
+        size_t n_done_sync;
+        sd_event_source *done_sync_timer;
+        QmgrSyncThread *sync_thread;    /* syncs them off the loop (qmgr-sync.c) */
 };
 
 /* qmgr-hosts.c: the hosts of a Deliver answer (agent-bus.h), after its results, for transport and
@@ -245,6 +258,15 @@ void qmgr_recipient_bounced(QmgrMessage *m, size_t i, const char *relay, const c
 void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
 /* Marks recipients done in the queue file, synced; false when that failed (they stay pending). */
 bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n);
+/* Hands the queue files whose done-marks wait for their batch's sync to the sync thread, now. */
+void qmgr_done_sync_flush(Qmgr *q);
+
+/* qmgr-sync.c: a thread that fdatasyncs queue files and closes them. */
+/* Takes fd, the queue file of id; -EBUSY when too many wait already, -errno when it cannot: the caller
+ * syncs and closes it. */
+int qmgr_sync_submit(Qmgr *q, const char *id, int fd);
+/* Ends the thread once it has synced everything handed to it. */
+void qmgr_sync_stop(Qmgr *q);
 
 /* qmgr-transport.c: transports from master.cf, destinations, concurrency feedback */
 int qmgr_transports_setup(Qmgr *q);
@@ -327,6 +349,12 @@ struct QmgrCall {
         /* set for done: */
         bool sent;                      /* it reached the connection (the peer may have read it) */
         unsigned lost_with;             /* 0; or the connection closed before the reply, with this many in flight */
+        /* qmgr-call.c's own: */
+        BusClient *client;
+        bool after_quiet;               /* sent to a peer quiet for a while, which may be exiting idle */
+        bool retried;
+        unsigned retry_waits;
+        sd_event_source *retry;
 };
 /* Copies c and sends the call when the connection is ready; done always runs, maybe before this
  * returns. */

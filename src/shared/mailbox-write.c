@@ -19,6 +19,7 @@ typedef struct MailboxWriter {
         int fd;
         int error;              /* the first failed write, negative errno */
         char last;              /* the last byte of output, to end the message with a newline */
+        uint64_t written;       /* bytes written to fd */
         size_t len;
         char buf[MAILBOX_WRITE_BUFFER];
 } MailboxWriter;
@@ -28,6 +29,7 @@ static int writer_flush(MailboxWriter *w) {
 
         if (r < 0)
                 return w->error = r;
+        w->written += w->len;
         w->len = 0;
         return 0;
 }
@@ -272,37 +274,64 @@ static int mbox_open_locked(const MailboxMbox *mb, MailboxResult *ret, struct st
         }
 }
 
-void mailbox_deliver_mbox(const MailboxMessage *m, const MailboxMbox *mb, MailboxResult *ret) {
+/* Appends message m at the end of the locked fd, whose size is *size; on success *size is the new end. A
+ * failed message is cut off again, so that the next one starts where it started. Whether the fd is still
+ * usable: false when the cut failed, and nothing more may be appended. */
+static bool mbox_append(const MailboxMessage *m, const MailboxMbox *mb, int fd, MailboxWriter *w, off_t *size,
+                        MailboxResult *ret) {
+        char from_line[ADDRESS_MAX + 64];
+        time_t now = time(NULL);
+        struct tm tm;
+        int r;
+
+        if (!localtime_r(&now, &tm) || mbox_from_line(m->sender, &tm, from_line, sizeof from_line) < 0) {
+                mailbox_result_set(ret, "4.3.0", "cannot format the From_ line");
+                return true;
+        }
+        *w = (MailboxWriter) { .fd = fd };
+        r = write_message(m, w, from_line);
+        if (r >= 0) {
+                /* Appended under both locks: the file ends where this message does. */
+                mailbox_result_set(ret, "2.0.0", "delivered to mailbox");
+                *size += (off_t) w->written;
+                return true;
+        }
+        write_failed(ret, w, r, mb->path);
+        /* Leave no partial message behind. */
+        if (ftruncate(fd, *size) < 0 || fsync(fd) < 0) {
+                mailbox_result_set(ret, "4.3.0", "cannot write mailbox %s, and cannot truncate it: %m", mb->path);
+                return false;
+        }
+        return true;
+}
+
+void mailbox_deliver_mbox_batch(const MailboxMessage *m, size_t n, const MailboxMbox *mb, MailboxResult *ret) {
         _cleanup_free_ char *lock_path = NULL;
         _cleanup_free_ MailboxWriter *w = NULL;
         _cleanup_close_ int fd = -EBADF;
-        char from_line[ADDRESS_MAX + 64];
         struct stat st = {};
-        struct tm tm;
-        time_t now = time(NULL);
+        off_t size;
+        size_t done = 0;
+        bool any = false;
         int r;
 
         w = calloc(1, sizeof(MailboxWriter));
         if (!w || asprintf(&lock_path, "%s.lock", mb->path) < 0) {
                 mailbox_result_set(ret, "4.3.0", "out of memory");
-                return;
-        }
-        if (!localtime_r(&now, &tm) || mbox_from_line(m->sender, &tm, from_line, sizeof from_line) < 0) {
-                mailbox_result_set(ret, "4.3.0", "cannot format the From_ line");
-                return;
+                goto fail_rest;
         }
 
         r = mailbox_set_eugid(mb->lock_uid, mb->lock_gid);
         if (r < 0) {
                 mailbox_result_set(ret, "4.3.0", "cannot switch to uid %u: %s", (unsigned) mb->lock_uid,
                                  strerror(-r));
-                return;
+                goto fail_rest;
         }
         r = mb->locking.no_dotlock ? -EACCES : dotlock_acquire(lock_path, &mb->locking, ret);
         if (r == -EACCES && (mb->file_target || mb->locking.no_dotlock))
                 lock_path = mfree(lock_path);   /* as Postfix: the fcntl lock alone */
         else if (r < 0)
-                return;
+                goto fail_rest;
         fd = mbox_open_locked(mb, ret, &st);
         if (fd < 0)
                 goto unlock;
@@ -313,23 +342,40 @@ void mailbox_deliver_mbox(const MailboxMessage *m, const MailboxMbox *mb, Mailbo
                                  strerror(-r));
                 goto unlock;
         }
-        w->fd = fd;
-        r = write_message(m, w, from_line);
-        if (r >= 0 && fsync(fd) < 0)
-                r = w->error = -errno;
-        if (r < 0) {
-                write_failed(ret, w, r, mb->path);
-                /* Leave no partial message behind. */
+        /* The messages one after another under one lock, then one fsync for them all: none is reported
+         * delivered before it is on disk. */
+        size = st.st_size;
+        for (; done < n; done++) {
+                bool usable = mbox_append(m + done, mb, fd, w, &size, ret + done);
+
+                any = any || ret[done].status == MAILBOX_STATUS_SENT;
+                if (!usable)
+                        break;          /* the rest fail as this one did */
+        }
+        if (any && fsync(fd) < 0) {
+                MailboxResult failed;
+
+                mailbox_result_set(&failed, errno_dsn(errno, "4.3.0"), "cannot write %s: %m", mb->path);
                 if (ftruncate(fd, st.st_size) < 0 || fsync(fd) < 0)
-                        mailbox_result_set(ret, "4.3.0", "cannot write mailbox %s, and cannot truncate it: %m",
+                        mailbox_result_set(&failed, "4.3.0", "cannot write mailbox %s, and cannot truncate it: %m",
                                          mb->path);
-        } else
-                mailbox_result_set(ret, "2.0.0", "delivered to mailbox");
+                for (size_t k = 0; k < n && k <= done; k++)
+                        if (ret[k].status == MAILBOX_STATUS_SENT)
+                                ret[k] = failed;
+        }
 unlock:
         (void) mailbox_set_eugid(mb->lock_uid, mb->lock_gid);
         fd = safe_close(fd);    /* also drops the fcntl lock, before the dot-lock */
         if (lock_path)
                 (void) unlink(lock_path);
+fail_rest:
+        /* What was not tried shares the reason of the first failure (ret[done], set above). */
+        for (size_t k = done + 1; k < n; k++)
+                ret[k] = ret[done < n ? done : 0];
+}
+
+void mailbox_deliver_mbox(const MailboxMessage *m, const MailboxMbox *mb, MailboxResult *ret) {
+        mailbox_deliver_mbox_batch(m, 1, mb, ret);
 }
 
 /* Creates directory p (mode 0700) unless it exists, and syncs its parent so that the new entry lasts. */
@@ -367,8 +413,10 @@ static int maildir_create(const char *path) {
         return 0;
 }
 
-void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
-        _cleanup_free_ char *name = NULL, *tmp = NULL, *new = NULL, *new_dir = NULL;
+/* Writes m into tmp/, syncs it and links it into new/; true when it is there (ret says delivered), the sync of
+ * new/ still to come. */
+static bool maildir_store(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
+        _cleanup_free_ char *name = NULL, *tmp = NULL, *new = NULL;
         _cleanup_free_ MailboxWriter *w = NULL;
         _cleanup_close_ int fd = -EBADF;
         uint64_t random;
@@ -378,10 +426,9 @@ void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const ch
                 random = now_monotonic_usec() ^ (uint64_t) getpid();
         w = calloc(1, sizeof(MailboxWriter));
         if (!w || maildir_unique_name(now_realtime_usec(), getpid(), random, hostname, &name) < 0 ||
-            asprintf(&tmp, "%stmp/%s", path, name) < 0 || asprintf(&new, "%snew/%s", path, name) < 0 ||
-            asprintf(&new_dir, "%snew", path) < 0) {
+            asprintf(&tmp, "%stmp/%s", path, name) < 0 || asprintf(&new, "%snew/%s", path, name) < 0) {
                 mailbox_result_set(ret, "4.3.0", "out of memory");
-                return;
+                return false;
         }
 
         const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
@@ -391,13 +438,13 @@ void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const ch
                 if (r < 0) {
                         mailbox_result_set(ret, errno_dsn(r, "4.2.0"), "cannot create maildir %s: %s", path,
                                          strerror(-r));
-                        return;
+                        return false;
                 }
                 fd = open(tmp, flags, 0600);
         }
         if (fd < 0) {
                 mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create %s: %m", tmp);
-                return;
+                return false;
         }
 
         w->fd = fd;
@@ -416,14 +463,33 @@ void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const ch
                 goto fail;
         }
         (void) unlink(tmp);
-        r = fsync_directory(new_dir);
-        if (r < 0) {
-                /* The message may be there; a duplicate is better than a loss. */
-                mailbox_result_set(ret, "4.3.0", "cannot sync %s: %s", new_dir, strerror(-r));
-                return;
-        }
         mailbox_result_set(ret, "2.0.0", "delivered to maildir");
-        return;
+        return true;
 fail:
         (void) unlink(tmp);
+        return false;
+}
+
+void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
+                                   MailboxResult *ret) {
+        _cleanup_free_ char *new_dir = NULL;
+        bool any = false;
+        int r;
+
+        for (size_t k = 0; k < n; k++)
+                any = maildir_store(m + k, path, hostname, ret + k) || any;
+        if (!any)
+                return;
+        /* One sync of new/ for every file linked into it: none is reported delivered before it. */
+        r = asprintf(&new_dir, "%snew", path) < 0 ? -ENOMEM : fsync_directory(new_dir);
+        if (r >= 0)
+                return;
+        for (size_t k = 0; k < n; k++)
+                if (ret[k].status == MAILBOX_STATUS_SENT)
+                        /* The message may be there; a duplicate is better than a loss. */
+                        mailbox_result_set(ret + k, "4.3.0", "cannot sync %snew: %s", path, strerror(-r));
+}
+
+void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
+        mailbox_deliver_maildir_batch(m, 1, path, hostname, ret);
 }

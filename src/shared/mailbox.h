@@ -100,8 +100,15 @@ typedef struct MailboxMbox {
 
 /* Append the message to an mbox file, locked by a dot-lock and fcntl. */
 void mailbox_deliver_mbox(const MailboxMessage *m, const MailboxMbox *mbox, MailboxResult *ret);
+/* n messages appended to one mbox under one lock and made durable by one fsync before any is reported:
+ * ret[k] is the result of m[k]. A message that fails is cut off and the others go on. */
+void mailbox_deliver_mbox_batch(const MailboxMessage *m, size_t n, const MailboxMbox *mbox, MailboxResult *ret);
 /* Deliver into a Maildir (path ends in '/'), creating it if missing, as the current user. */
 void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret);
+/* n messages into one Maildir, each file synced and linked into new/, then one sync of new/ for them all
+ * before any is reported: ret[k] is the result of m[k]. */
+void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
+                                   MailboxResult *ret);
 
 /* Switches the effective uid and gid (and the groups to gid alone); a process whose real uid is 0 can
  * switch back. Nothing happens when they are already these. */

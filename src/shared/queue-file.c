@@ -206,6 +206,7 @@ int queue_file_read(int fd, QueueEnvelope **ret) {
 
 int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, char buf[static QUEUE_RECORD_MAX]) {
         _cleanup_(record_reader_done) RecordReader rr = {};
+        const char *data;
         Record rec;
         int r;
 
@@ -220,8 +221,11 @@ int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, ch
                 *offset = rr.offset;
                 if (rec.len == 0)
                         continue;       /* nothing writes them, but they must not read as the end */
-                r = pread_full(fd, buf, rec.len, rec.offset + QUEUE_RECORD_HEADER);
-                return r < 0 ? r : (int) rec.len;
+                r = record_reader_data(&rr, &rec, &data);
+                if (r < 0)
+                        return r;
+                memcpy(buf, data, rec.len);
+                return (int) rec.len;
         }
 }
 

@@ -29,7 +29,40 @@ void record_reader_init_fd(RecordReader *r, const RecordFormat *f, int fd, uint6
 }
 
 void record_reader_done(RecordReader *r) {
-        r->scratch = mfree(r->scratch);
+        r->window = mfree(r->window);
+        r->window_len = r->window_size = 0;
+}
+
+/* Points *ret at len bytes of the file at off, which the caller has checked lie within the reader's size:
+ * from the window when it holds them, else after one pread() of them and what follows, up to
+ * RECORD_READ_AHEAD bytes in all. */
+static int reader_window(RecordReader *r, uint64_t off, size_t len, const unsigned char **ret) {
+        size_t want;
+        int k;
+
+        assert(off <= r->size && len <= r->size - off);
+        if (r->window && off >= r->window_off && off - r->window_off <= r->window_len &&
+            len <= r->window_len - (off - r->window_off)) {
+                *ret = r->window + (off - r->window_off);
+                return 0;
+        }
+        want = (size_t) MIN((uint64_t) MAX(len, (size_t) RECORD_READ_AHEAD), r->size - off);
+        if (want > r->window_size) {
+                unsigned char *w = malloc(want);
+                if (!w)
+                        return -ENOMEM;
+                free(r->window);
+                r->window = w;
+                r->window_size = want;
+        }
+        r->window_len = 0;      /* nothing valid, should the read fail */
+        k = pread_full(r->fd, r->window, want, off);
+        if (k < 0)
+                return k;
+        r->window_off = off;
+        r->window_len = want;
+        *ret = r->window;
+        return 0;
 }
 
 void record_reader_seek(RecordReader *r, uint64_t offset, size_t section) {
@@ -46,7 +79,7 @@ static bool type_in(char type, const char *set) {
 int record_reader_next(RecordReader *r, Record *ret) {
         const RecordFormat *f = r->format;
         const RecordSection *s;
-        unsigned char h[RECORD_HEADER];
+        const unsigned char *h;
         uint64_t off = r->offset, next;
         uint32_t len;
         bool last, closes;
@@ -67,9 +100,9 @@ int record_reader_next(RecordReader *r, Record *ret) {
         if (off > r->size || RECORD_HEADER > r->size - off)
                 return -EBADMSG;
         if (r->buf)
-                memcpy(h, r->buf + off, RECORD_HEADER);
+                h = r->buf + off;
         else {
-                k = pread_full(r->fd, h, sizeof h, off);
+                k = reader_window(r, off, RECORD_HEADER, &h);
                 if (k < 0)
                         return k;
         }
@@ -106,6 +139,7 @@ int record_reader_next(RecordReader *r, Record *ret) {
 }
 
 int record_reader_data(RecordReader *r, const Record *rec, const char **ret) {
+        const unsigned char *p;
         int k;
 
         assert(rec->len <= format_max_len(r->format));
@@ -113,32 +147,24 @@ int record_reader_data(RecordReader *r, const Record *rec, const char **ret) {
                 *ret = (const char *) r->buf + rec->offset + RECORD_HEADER;
                 return 0;
         }
-        if (!r->scratch) {
-                r->scratch = malloc(format_max_len(r->format));
-                if (!r->scratch)
-                        return -ENOMEM;
-        }
-        k = pread_full(r->fd, r->scratch, rec->len, rec->offset + RECORD_HEADER);
+        k = reader_window(r, rec->offset + RECORD_HEADER, rec->len, &p);
         if (k < 0)
                 return k;
-        *ret = r->scratch;
+        *ret = (const char *) p;
         return 0;
 }
 
 int record_reader_string(RecordReader *r, const Record *rec, char **ret) {
         _cleanup_free_ char *s = malloc((size_t) rec->len + 1);
+        const char *data;
         int k;
 
         if (!s)
                 return -ENOMEM;
-        if (r->buf)
-                memcpy(s, r->buf + rec->offset + RECORD_HEADER, rec->len);
-        else {
-                /* Straight into the string: envelope records need no scratch buffer. */
-                k = pread_full(r->fd, s, rec->len, rec->offset + RECORD_HEADER);
-                if (k < 0)
-                        return k;
-        }
+        k = record_reader_data(r, rec, &data);
+        if (k < 0)
+                return k;
+        memcpy(s, data, rec->len);
         if (memchr(s, '\0', rec->len))
                 return -EBADMSG;
         s[rec->len] = '\0';

@@ -48,13 +48,19 @@ typedef struct RecordReader {
         uint64_t offset;                /* of the next record */
         size_t section;
         bool done;                      /* the end of the last section has been read */
-        char *scratch;                  /* fd: the data of the last record_reader_data() */
+        unsigned char *window;          /* fd: bytes read ahead, from window_off on */
+        size_t window_len, window_size;
+        uint64_t window_off;
 } RecordReader;
+
+/* An fd reader reads this much ahead at once (less at the end of its size), so that a small file is one
+ * pread() and a large one a few. */
+#define RECORD_READ_AHEAD (64U * 1024U)
 
 /* A reader over len bytes of buf, which must outlive it. */
 void record_reader_init(RecordReader *r, const RecordFormat *f, const void *buf, size_t len);
-/* A reader over the first size bytes of fd (read with pread(), so the file offset is left alone); -EBADMSG
- * where the file turns out shorter. */
+/* A reader over the first size bytes of fd (read with pread(), so the file offset is left alone, in
+ * RECORD_READ_AHEAD pieces into a buffer of its own); -EBADMSG where the file turns out shorter. */
 void record_reader_init_fd(RecordReader *r, const RecordFormat *f, int fd, uint64_t size);
 void record_reader_done(RecordReader *r);
 
@@ -66,7 +72,8 @@ void record_reader_seek(RecordReader *r, uint64_t offset, size_t section);
  * bytes after the end of the last section; -E2BIG: the sections before the last beyond head_max. */
 int record_reader_next(RecordReader *r, Record *ret);
 
-/* The data of a record that record_reader_next() returned. *ret stays valid until the next call. */
+/* The data of a record that record_reader_next() returned. *ret stays valid until the next call of any
+ * record_reader_*() on r. */
 int record_reader_data(RecordReader *r, const Record *rec, const char **ret);
 /* The data as a new string; -EBADMSG when it holds a NUL. */
 int record_reader_string(RecordReader *r, const Record *rec, char **ret);

@@ -1,6 +1,8 @@
 """local delivers without a process per message: the mailboxes are written by a long-lived worker per
 recipient identity, which is that user for good, and the files it creates are the user's."""
 import os
+import signal
+import time
 import unittest
 
 import postbus as pb
@@ -133,6 +135,36 @@ class LocalWorkers(unittest.TestCase):
                 elif os.path.exists(path):
                     os.unlink(path)
             pb.set_config(default_process_limit=100)
+
+    def test_call_lost_on_a_quiet_connection_goes_again(self):
+        # A Deliver that local never reads, because its connection closes as the call comes (local exiting
+        # idle, here killed while stopped), after the connection had been quiet: qmgr sends it again at
+        # once on a new connection, instead of deferring it and suspecting the message.
+        self.addCleanup(pb.systemctl, "stop", "postbus-local.service")  # others count a fresh local's workers
+        before = len(pb.mbox_messages("zack"))
+        send_many("zack", 1, "before the quiet")
+        pb.wait_until(lambda: len(pb.mbox_messages("zack")) == before + 1, what="the first message")
+        local = main_pid()
+        time.sleep(1)   # quiet for longer than qmgr's 0.5 s: local may be exiting idle
+        cursor = pb.journal_cursor()
+        os.kill(local, signal.SIGSTOP)
+        try:
+            qid = pb.send("sender@example.org", "zack@localhost", "Subject: lost call\n\nsent again\n")
+            pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, SYSLOG_IDENTIFIER="postbus/qmgr", since=cursor),
+                          what="the message in qmgr's active queue")
+            # qmgr calls local as it activates the message; should it be later still, the next local
+            # delivers it and the assertions below hold all the same
+            time.sleep(1)
+        finally:
+            os.kill(local, signal.SIGKILL)
+        pb.wait_until(lambda: any("\nSubject: lost call" in m for m in pb.mbox_messages("zack")),
+                      what="the message delivered by the next local")
+        self.assertEqual(pb.journal(QUEUE_ID=qid, DELIVERY_STATUS="deferred", since=cursor), [])
+        died = [m for m in pb.journal_messages(SYSLOG_IDENTIFIER="postbus/qmgr", since=cursor)
+                if m and "died with" in m]
+        self.assertEqual(died, [])
+        self.assertEqual(len(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local", DELIVERY_STATUS="sent",
+                                        since=cursor)), 1)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,42 @@ TEST(maildir) {
         queue_done(&q);
 }
 
+/* A batch into one Maildir: a file each in new/, with its own content, all reported delivered. */
+TEST(maildir_batch) {
+        static const char *const p0[] = { "Subject: a\n\nzero\n", NULL };
+        static const char *const p1[] = { "Subject: b\n\none\n", NULL };
+        static const char *const p2[] = { "Subject: c\n\ntwo\n", NULL };
+        _cleanup_free_ char *dir = path_in_tmp("batch/Maildir/"), *newdir = NULL;
+        Queue q[3] = { queue_make(SENDER, p0), queue_make(SENDER, p1), queue_make(SENDER, p2) };
+        MailboxMessage m[3] = { message_of(&q[0], SENDER), message_of(&q[1], SENDER), message_of(&q[2], SENDER) };
+        MailboxResult r[3] = {};
+        unsigned seen = 0;
+        struct dirent *de;
+        DIR *d;
+
+        mailbox_deliver_maildir_batch(m, 3, dir, "mx.example.org", r);
+        for (size_t k = 0; k < 3; k++)
+                ASSERT_STREQ(r[k].text, "delivered to maildir");
+        ASSERT_TRUE(asprintf(&newdir, "%snew", dir) > 0);
+        d = opendir(newdir);
+        ASSERT_TRUE(d);
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *file = NULL, *data = NULL;
+                size_t len;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                ASSERT_TRUE(asprintf(&file, "%s/%s", newdir, de->d_name) > 0);
+                data = read_file(file, &len);
+                ASSERT_TRUE(strncmp(data, HEADERS "Subject: ", strlen(HEADERS "Subject: ")) == 0);
+                seen |= 1U << (data[strlen(HEADERS "Subject: ")] - 'a');
+        }
+        closedir(d);
+        ASSERT_EQ(seen, 7U);
+        for (size_t k = 0; k < 3; k++)
+                queue_done(&q[k]);
+}
+
 TEST(mbox_lock_busy_and_stale) {
         static const char *const pieces[] = { "x\n", NULL };
         _cleanup_free_ char *path = path_in_tmp("mbox-lock"), *lock = NULL;
@@ -389,6 +425,48 @@ TEST(mbox_truncated_after_failed_write) {
         ASSERT_STREQ(data, "From old\nold message\n\n");
 }
 
+/* A batch under one lock and one fsync: each message in order, a failed one cut off (here one too large
+ * for the file size limit) and the others kept, each with its own result. */
+TEST(mbox_batch) {
+        static const char *const small[] = { "Subject: one\n\nfirst\n", NULL };
+        static const char *const big[] = { "Subject: big\n\n0123456789012345678901234567890123456789"
+                                           "0123456789012345678901234567890123456789\n", NULL };
+        static const char *const small2[] = { "Subject: three\n\nthird\n", NULL };
+        _cleanup_free_ char *path = path_in_tmp("mbox-batch"), *data = NULL;
+        int status;
+        size_t len;
+        pid_t pid;
+
+        write_file(path, "From old\nold message\n\n");
+        pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0) {
+                Queue q[3] = { queue_make(SENDER, small), queue_make(SENDER, big), queue_make(SENDER, small2) };
+                MailboxMessage m[3] = { message_of(&q[0], SENDER), message_of(&q[1], SENDER),
+                                        message_of(&q[2], SENDER) };
+                MailboxMbox mb = mbox_of(path);
+                /* room for the old message and two small ones, not for the big one */
+                const struct rlimit rl = { .rlim_cur = 300, .rlim_max = 300 };
+                MailboxResult r[3] = {};
+
+                (void) signal(SIGXFSZ, SIG_IGN);
+                ASSERT_OK(setrlimit(RLIMIT_FSIZE, &rl));
+                mailbox_deliver_mbox_batch(m, 3, &mb, r);
+                ASSERT_EQ(r[0].status, MAILBOX_STATUS_SENT);
+                ASSERT_STREQ(r[1].dsn, "5.2.2");
+                ASSERT_EQ(r[2].status, MAILBOX_STATUS_SENT);
+                _exit(0);
+        }
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        data = read_file(path, &len);
+        const char *p = data + strlen("From old\nold message\n\n");
+        ASSERT_TRUE(strncmp(data, "From old\nold message\n\n", p - data) == 0);
+        expect_mbox_message(&p, SENDER, HEADERS "Subject: one\n\nfirst\n\n");
+        expect_mbox_message(&p, SENDER, HEADERS "Subject: three\n\nthird\n\n");
+        ASSERT_EQ(p - data, len);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         return remove(path);
 }
@@ -398,10 +476,12 @@ int main(void) {
         RUN(mbox_create_and_append);
         RUN(mbox_large_content);
         RUN(maildir);
+        RUN(maildir_batch);
         RUN(mbox_lock_busy_and_stale);
         RUN(mbox_fcntl_locked);
         RUN(mbox_refused);
         RUN(mbox_truncated_after_failed_write);
+        RUN(mbox_batch);
         ASSERT_OK(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS));
         return 0;
 }

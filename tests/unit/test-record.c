@@ -405,6 +405,79 @@ TEST(writer) {
         close(fd);
 }
 
+/* A piece of the read_ahead content: the pattern of its data runs on unbroken. */
+static int count_pieces(const char *data, size_t len, void *userdata) {
+        Collect *c = userdata;
+
+        ASSERT_TRUE(len > 0);
+        for (size_t i = 1; i < len; i++)
+                ASSERT_EQ(data[i], (char) ('a' + (data[i - 1] - 'a' + 1) % 23));
+        c->len++;
+        return 0;
+}
+
+/* The file reader reads ahead: a small file is one read, so records after the first still come when the
+ * file has been emptied since; records larger than the window, and records across its edge, read whole. */
+TEST(read_ahead) {
+        Buf b = sample();
+        int fd = memfd_with(b.data, b.len);
+        RecordReader r;
+        Record rec;
+        const char *d;
+
+        record_reader_init_fd(&r, &test_format, fd, b.len);
+        ASSERT_EQ(record_reader_next(&r, &rec), 1);
+        ASSERT_OK(ftruncate(fd, 0));
+        ASSERT_EQ(record_reader_next(&r, &rec), 1);
+        ASSERT_OK(record_reader_data(&r, &rec, &d));
+        ASSERT_TRUE(rec.type == 'a' && rec.len == 3 && memcmp(d, "one", 3) == 0);
+        record_reader_done(&r);
+        /* A fresh reader does read the file, and finds it short. */
+        record_reader_init_fd(&r, &test_format, fd, b.len);
+        ASSERT_ERR(record_reader_next(&r, &rec), EBADMSG);
+        record_reader_done(&r);
+        close(fd);
+
+        /* Content records of many lengths, up to RECORD_MAX, so that some cross the edge of the window and
+         * some are larger than it; the file and the buffer readers agree on every byte. */
+        RecordWriter *w = malloc(sizeof(RecordWriter));
+        char *data = malloc(RECORD_MAX);
+        struct stat st;
+        fd = memfd_create("record", MFD_CLOEXEC);
+        ASSERT_TRUE(fd >= 0 && w && data);
+        for (size_t i = 0; i < RECORD_MAX; i++)
+                data[i] = (char) ('a' + i % 23);
+        record_writer_init(w, fd);
+        ASSERT_OK(record_writer_record(w, 'H', "head", 4));
+        ASSERT_OK(record_writer_record(w, 'M', NULL, 0));
+        const size_t lens[] = { 1, 40000, RECORD_MAX, 7, RECORD_READ_AHEAD - 20, 30000, 0, RECORD_MAX, 3 };
+        for (size_t k = 0; k < ELEMENTSOF(lens); k++)
+                ASSERT_OK(record_writer_record(w, 'c', data + k, lens[k] - (lens[k] == RECORD_MAX ? k : 0)));
+        ASSERT_OK(record_writer_record(w, 'Z', NULL, 0));
+        ASSERT_OK(record_writer_flush(w));
+        ASSERT_OK(fstat(fd, &st));
+        ASSERT_TRUE((uint64_t) st.st_size > 3 * RECORD_READ_AHEAD);
+        char *copy = malloc((size_t) st.st_size);
+        ASSERT_TRUE(copy);
+        ASSERT_EQ(pread(fd, copy, (size_t) st.st_size, 0), st.st_size);
+        char types[32];
+        ASSERT_EQ(read_all(&test_format, copy, (size_t) st.st_size, types), 0);
+        ASSERT_STREQ(types, "HMcccccccccZ");
+
+        /* The content walk over the file gives each piece as written. */
+        Collect c = {};
+        record_reader_init_fd(&r, &test_format, fd, (uint64_t) st.st_size);
+        ASSERT_EQ(record_reader_next(&r, &rec), 1);
+        ASSERT_EQ(record_reader_next(&r, &rec), 1);
+        ASSERT_OK(record_reader_foreach(&r, count_pieces, &c));
+        ASSERT_EQ(c.len, ELEMENTSOF(lens) - 1);        /* the empty one is skipped */
+        record_reader_done(&r);
+        free(copy);
+        free(data);
+        free(w);
+        close(fd);
+}
+
 static char *read_golden(size_t *ret_len) {
         const char *dir = getenv("POSTBUS_TEST_DATA");
         char path[4096];
@@ -508,6 +581,7 @@ int main(void) {
         RUN(trailing);
         RUN(content_walk);
         RUN(writer);
+        RUN(read_ahead);
         RUN(golden_queue_file);
         return 0;
 }
