@@ -3,6 +3,7 @@
  * in the processes of local and virtual that write mailboxes, as the mailbox's user. */
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -148,7 +149,30 @@ static void sleep_usec(uint64_t usec) {
                 ;
 }
 
-/* The dot-lock "<mailbox>.lock" that mail readers honour, removed when older than stale_usec. */
+/* Whether the dot-lock at lock_path names, as liblockfile's do, a process of this machine that is gone: one
+ * that a kill took while it held the lock. Then it is removed at once, without waiting stale_lock_time. A
+ * lock with no process ID in it, or one whose process may still run, is not. */
+static bool dotlock_orphaned(const char *lock_path) {
+        _cleanup_close_ int fd = open(lock_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        char buf[32];
+        ssize_t n;
+        char *end;
+
+        if (fd < 0)
+                return false;
+        n = read(fd, buf, sizeof buf - 1);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        errno = 0;
+        long pid = strtol(buf, &end, 10);
+        if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') || pid <= 1 || pid > INT32_MAX)
+                return false;
+        return kill((pid_t) pid, 0) < 0 && errno == ESRCH;
+}
+
+/* The dot-lock "<mailbox>.lock" that mail readers honour, with our process ID in it; removed when older than
+ * stale_usec, or when the process it names is gone. */
 static int dotlock_acquire(const char *lock_path, const MailboxLocking *l, MailboxResult *ret) {
         for (unsigned attempt = 1;; attempt++) {
                 struct stat st;
@@ -156,6 +180,9 @@ static int dotlock_acquire(const char *lock_path, const MailboxLocking *l, Mailb
 
                 fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
                 if (fd >= 0) {
+                        char pid[16];
+                        int len = snprintf(pid, sizeof pid, "%d\n", (int) getpid());
+                        (void) write(fd, pid, (size_t) len);
                         safe_close(fd);
                         return 0;
                 }
@@ -165,7 +192,8 @@ static int dotlock_acquire(const char *lock_path, const MailboxLocking *l, Mailb
                         return -errno;
                 }
                 if (lstat(lock_path, &st) == 0 &&
-                    now_realtime_usec() >= (uint64_t) st.st_mtime * USEC_PER_SEC + l->stale_usec) {
+                    (now_realtime_usec() >= (uint64_t) st.st_mtime * USEC_PER_SEC + l->stale_usec ||
+                     dotlock_orphaned(lock_path))) {
                         if (unlink(lock_path) < 0 && errno != ENOENT) {
                                 mailbox_result_set(ret, "4.2.0", "cannot remove stale lock file %s: %m",
                                                  lock_path);

@@ -303,6 +303,23 @@ TEST(mbox_lock_busy_and_stale) {
         mailbox_deliver_mbox(&m, &mb, &r);
         ASSERT_STREQ(r.dsn, "2.0.0");
         ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);
+
+        /* a fresh lock of a process that runs stays; one of a process that is gone is removed at once */
+        char pid[32];
+        (void) snprintf(pid, sizeof pid, "%d\n", (int) getpid());
+        write_file(lock, pid);
+        mailbox_deliver_mbox(&m, &mb, &r);
+        ASSERT_TRUE(strstr(r.text, "is busy"));
+        pid_t child = fork();
+        ASSERT_TRUE(child >= 0);
+        if (child == 0)
+                _exit(0);
+        ASSERT_EQ(waitpid(child, NULL, 0), child);
+        (void) snprintf(pid, sizeof pid, "%d\n", (int) child);
+        write_file(lock, pid);
+        mailbox_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+        ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);
         queue_done(&q);
 }
 
