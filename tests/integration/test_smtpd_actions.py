@@ -1,7 +1,7 @@
 """smtpd's access(5) actions through the real daemons: HOLD (the message in the hold queue), DISCARD
 (accepted, never queued), FILTER (qmgr sends the message to the content filter's transport and next hop),
 REDIRECT (delivered to the table's address instead), PREPEND (a header above Received), WARN (a journal
-record, the message delivered), numeric 4NN/5NN replies, and a malformed action as a configuration error."""
+record, the message delivered), REJECT with access_map_reject_code, numeric 4NN/5NN replies, and a malformed action as a configuration error."""
 import os
 import re
 import smtplib
@@ -36,6 +36,7 @@ class AccessActions(unittest.TestCase):
                     'warn@example.org      WARN have a look\n'
                     'slow@example.org      450 4.7.1 slow down\n'
                     'no@example.org        554 5.7.1 custom refusal\n'
+                    'reject@example.org    REJECT go away\n'
                     'filter@example.org    FILTER smtp:[127.0.0.1]:10025\n'
                     'badfilter@example.org FILTER nocolon\n')
         pb.run('postbusctl', 'map', 'build', ACCESS)
@@ -93,6 +94,18 @@ class AccessActions(unittest.TestCase):
         with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
             pb.send('badfilter@example.org', ['alice@localhost'], 'Subject: x\n\nx\n')
         self.assertEqual(e.exception.recipients['alice@localhost'][0], 451)
+
+    def test_reject_code(self):
+        # REJECT answers access_map_reject_code, 554 as shipped, with Postfix's text.
+        with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
+            pb.send('reject@example.org', ['alice@localhost'], 'Subject: x\n\nx\n')
+        self.assertEqual(e.exception.recipients['alice@localhost'],
+                         (554, b'5.7.1 <reject@example.org>: Sender address rejected: go away'))
+        pb.set_config(access_map_reject_code=550)
+        self.addCleanup(pb.set_config, access_map_reject_code=554)
+        with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
+            pb.send('reject@example.org', ['alice@localhost'], 'Subject: x\n\nx\n')
+        self.assertEqual(e.exception.recipients['alice@localhost'][0], 550)
 
     def test_filter(self):
         sink = FakeServer(port=10025)
