@@ -86,21 +86,22 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
                         return -EINVAL;
                 }
         }
-        if (!isempty(config->header_checks)) {
-                r = cleanup_checks_open(config->header_checks, &c->header_checks);
+        /* header_checks and body_checks: a plain path means regexp: (cleanup_checks_open()). */
+        const struct {
+                const char *name, *value;
+                TableList **list;
+        } checks[] = {
+                { "header_checks", config->header_checks, &c->header_checks },
+                { "body_checks", config->body_checks, &c->body_checks },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
+                if (isempty(checks[i].value))
+                        continue;
+                r = cleanup_checks_open(checks[i].value, checks[i].list);
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0) {
-                        log_error("header_checks = %s: cannot be used.", config->header_checks);
-                        return -EINVAL;
-                }
-        }
-        if (!isempty(config->body_checks)) {
-                r = cleanup_checks_open(config->body_checks, &c->body_checks);
-                if (r == -ENOMEM)
-                        return log_oom();
-                if (r < 0) {
-                        log_error("body_checks = %s: cannot be used.", config->body_checks);
+                        log_error("%s = %s: cannot be used.", checks[i].name, checks[i].value);
                         return -EINVAL;
                 }
         }
