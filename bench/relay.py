@@ -125,6 +125,10 @@ class PostbusRelay(measure.Postbus):
                 f.write(f"{DOMAIN} smtp:{DOMAIN}:{SINK_PORT}\n")
             run("postbusctl", "map", "build", POSTBUS_TRANSPORT)
             params["transport_maps"] = f"hash:{POSTBUS_TRANSPORT}"
+        # BENCH_POSTBUS_PARAMS="name=value ...": postbus settings to try (Postfix keeps its own).
+        for item in os.environ.get("BENCH_POSTBUS_PARAMS", "").split():
+            name, _, value = item.partition("=")
+            params[name] = value
         set_postbus_params(params)
 
     def fresh_start(self):

@@ -5,6 +5,8 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
 
@@ -641,6 +643,10 @@ int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_se
         s->fd = socket(address->sockaddr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (s->fd < 0)
                 return -errno;
+        /* The session writes each command group and each piece of content whole, from its own buffer: Nagle's
+         * algorithm would only hold the next write back until the server's delayed ACK (40 ms) comes. */
+        if (address->sockaddr.sa.sa_family != AF_UNIX)
+                (void) setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
         if (connect(s->fd, &address->sockaddr.sa, address->socklen) < 0 && errno != EINPROGRESS)
                 return -errno;
         r = sd_event_add_io(smtp_call_event(call), &s->io, s->fd, EPOLLOUT, on_io, s);
