@@ -140,16 +140,8 @@ static void local_result_of(const DeliveryRequest *req, size_t i, DeliveryResult
 
 /* Answers with the result of every recipient and frees the call. */
 static void local_finish(DeliveryRequest *req) {
-        LocalCall *c = (LocalCall *) req;
-
-        if (c->n_done < req->n_recipients)
-                /* Only when the peer went away: it takes the whole call as failed and tries again. */
-                log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS,
-                         "connection to the queue manager lost; %zu recipients not delivered",
-                         req->n_recipients - c->n_done);
-        else
-                delivery_request_reply(req, local_result_of);
-        delivery_request_free(req);
+        /* Fewer results than recipients only when the peer went away. */
+        delivery_request_finish(req, local_result_of, ((LocalCall *) req)->n_done == req->n_recipients);
 }
 
 /* Finishes the call when nothing is left to do for it, else puts it in line for a process slot. */

@@ -45,15 +45,7 @@ static void pipe_result_of(const DeliveryRequest *req, size_t i, DeliveryResult 
 static void pipe_finish(DeliveryRequest *req) {
         for (size_t i = 0; i < req->n_recipients; i++)
                 log_recipient((PipeCall *) req, req->recipients + i);
-
-        if (!delivery_request_peer_connected(req))
-                /* It takes the whole call as failed and tries again: at worst a duplicate. */
-                log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS,
-                         "connection to the queue manager lost; the results of %zu recipients are not reported",
-                         req->n_recipients);
-        else
-                delivery_request_reply(req, pipe_result_of);
-        delivery_request_free(req);
+        delivery_request_finish(req, pipe_result_of, true);
 }
 
 static void on_command_done(PipeCommand *cmd, const PipeResult *result, void *userdata) {

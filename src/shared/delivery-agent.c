@@ -348,6 +348,16 @@ void delivery_request_reply(DeliveryRequest *req, DeliveryResultFunc result) {
                 log_warning_errno(r, "%s: Failed to send the delivery results, ignoring: %m", req->queue_id);
 }
 
+void delivery_request_finish(DeliveryRequest *req, DeliveryResultFunc result, bool complete) {
+        if (!complete || !delivery_request_peer_connected(req))
+                log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS,
+                         "connection to the queue manager lost; the results of %zu recipients are not reported",
+                         req->n_recipients);
+        else
+                delivery_request_reply(req, result);
+        delivery_request_free(req);
+}
+
 /* ---- the service ---- */
 
 static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error) {

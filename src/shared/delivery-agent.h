@@ -157,3 +157,7 @@ typedef struct DeliveryResult {
  * the hosts of ops->append_hosts (none without it). */
 typedef void (*DeliveryResultFunc)(const DeliveryRequest *req, size_t i, DeliveryResult *ret);
 void delivery_request_reply(DeliveryRequest *req, DeliveryResultFunc result);
+/* The end of every call: answers it as delivery_request_reply() does and frees it. When the queue manager
+ * has gone away, or complete is false (the results were cut short because it did), logs that instead: it
+ * takes the whole call as failed and tries again, at worst a duplicate. */
+void delivery_request_finish(DeliveryRequest *req, DeliveryResultFunc result, bool complete);

@@ -167,12 +167,7 @@ static void smtp_result_of(const DeliveryRequest *req, size_t i, DeliveryResult 
 
 /* Answers with the result of every recipient and frees the call. */
 static void smtp_finish(DeliveryRequest *req) {
-        if (!delivery_request_peer_connected(req))
-                log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS,
-                         "connection to the queue manager lost; the delivery results are not reported");
-        else
-                delivery_request_reply(req, smtp_result_of);
-        delivery_request_free(req);
+        delivery_request_finish(req, smtp_result_of, true);
 }
 
 static void call_finish(SmtpCall *c) {

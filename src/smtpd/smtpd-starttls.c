@@ -68,7 +68,8 @@ void smtpd_cmd_starttls(SmtpdSession *s, const SmtpdCommand *c) {
                 return;
         }
         if (!smtpd_session_tls_offered(s)) {
-                /* Postfix's own answer to STARTTLS where TLS is not offered (no certificate, or level none). */
+                /* Where TLS is not offered (no certificate, or level none) STARTTLS is an unknown command, and
+                 * this is Postfix's smtpd's answer to it, word for word (test_smtpd_tls checks it). */
                 smtpd_session_reply(s, "502 5.5.1 Error: command not implemented");
                 return;
         }

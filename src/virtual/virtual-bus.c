@@ -43,15 +43,7 @@ static void virtual_result_of(const DeliveryRequest *req, size_t i, DeliveryResu
 }
 
 static void virtual_finish(DeliveryRequest *req) {
-        VirtualCall *c = (VirtualCall *) req;
-
-        if (c->n_done < req->n_recipients)
-                log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS,
-                         "connection to the queue manager lost; %zu recipients not delivered",
-                         req->n_recipients - c->n_done);
-        else
-                delivery_request_reply(req, virtual_result_of);
-        delivery_request_free(req);
+        delivery_request_finish(req, virtual_result_of, ((VirtualCall *) req)->n_done == req->n_recipients);
 }
 
 static void call_defer_rest(VirtualCall *c, const char *text) {
