@@ -497,6 +497,11 @@ def print_tables(rows, mode):
         print_medians(rows, ("messages",))
 
 
+# BENCH_ONLY=postbus (or Postfix): measure that one alone, to follow one's own figures quickly while
+# changing it; the comparison needs both.
+ONLY = os.environ.get("BENCH_ONLY", "")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -549,6 +554,8 @@ def main():
             for i, (size, sessions, messages, rcpts) in enumerate(points):
                 order = (postbus, postfix) if (i + rnd) % 2 == 0 else (postfix, postbus)
                 for server in order:
+                    if ONLY and server.name != ONLY:
+                        continue
                     row = measure_one(server, args, sessions, messages, size, hole, rcpts, mailboxes, dkim)
                     row["round"] = rnd + 1
                     rows.append(row)
