@@ -6,6 +6,7 @@ import os
 import random
 import re
 import smtplib
+import subprocess
 import threading
 import time
 import unittest
@@ -175,7 +176,7 @@ class Crash(unittest.TestCase):
         except AssertionError:
             lost = missing()
             self.fail(f"{len(lost)} of {len(accepted)} accepted messages not delivered ({len(refused)} refused, "
-                      f"kills {dict(kills)}), e.g. {lost[:5]}")
+                      f"kills {dict(kills)}), e.g. {lost[:5]}; {lock_holder('/var/mail/frank.lock')}")
         # Redeliveries still due would add duplicates: count once the queue is empty.
         pb.wait_until(queue_empty, timeout=300, interval=1.0, what="the queue empty")
         have = delivered()
@@ -186,6 +187,18 @@ class Crash(unittest.TestCase):
         print(f"kill200: accepted={len(accepted)} refused={len(refused)} kills={dict(kills)} "
               f"duplicates={duplicates} bound={bound}")
         self.assertLessEqual(duplicates, bound)
+
+
+def lock_holder(path):
+    """What a dot-lock left behind says, and the processes, for a failure's message."""
+    try:
+        st = os.lstat(path)
+        with open(path, "rb") as f:
+            text = f"{path}: uid {st.st_uid}, mtime {time.time() - st.st_mtime:.0f} s ago, content {f.read()[:32]!r}"
+    except OSError as e:
+        text = f"{path}: {e.strerror}"
+    ps = subprocess.run(["ps", "-eo", "pid,ppid,stat,user,wchan:20,args"], capture_output=True, text=True).stdout
+    return text + "\n" + "\n".join(l for l in ps.splitlines() if "postbus" in l or "PID" in l)
 
 
 def unit_pid(unit):
