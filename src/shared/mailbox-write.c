@@ -149,9 +149,10 @@ static void sleep_usec(uint64_t usec) {
                 ;
 }
 
-/* Whether the dot-lock at lock_path names, as liblockfile's do, a process of this machine that is gone: one
- * that a kill took while it held the lock. Then it is removed at once, without waiting stale_lock_time. A
- * lock with no process ID in it, or one whose process may still run, is not. */
+/* Whether the dot-lock at lock_path names, as liblockfile's do, a process of this machine that is gone (one
+ * that a kill took while it held the lock), or this process, which holds no lock while it asks for one. Then
+ * it is removed at once, without waiting stale_lock_time. A lock with no process ID in it, or one whose
+ * process may still run, is not. */
 static bool dotlock_orphaned(const char *lock_path) {
         _cleanup_close_ int fd = open(lock_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         char buf[32];
@@ -168,7 +169,45 @@ static bool dotlock_orphaned(const char *lock_path) {
         long pid = strtol(buf, &end, 10);
         if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') || pid <= 1 || pid > INT32_MAX)
                 return false;
+        if ((pid_t) pid == getpid())
+                return true;
         return kill((pid_t) pid, 0) < 0 && errno == ESRCH;
+}
+
+/* Creates the dot-lock with our process ID in it from its first moment: written into an unnamed file in the
+ * lock's directory, which is then linked under the lock's name. A kill between creating a lock and writing it
+ * would otherwise leave an empty lock that nobody can tell is orphaned, and the mailbox would wait
+ * stale_lock_time. Where the file system has no unnamed files, the lock is created, then written. Returns 0,
+ * -EEXIST when the lock is there, or another negative errno. */
+static int dotlock_create(const char *lock_path) {
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char pid[16], proc[32];
+        int len = snprintf(pid, sizeof pid, "%d\n", (int) getpid());
+        const char *slash = strrchr(lock_path, '/');
+
+        dir = slash ? strndup(lock_path, (size_t) (slash - lock_path) + 1) : strdup(".");
+        if (!dir)
+                return -ENOMEM;
+        fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EOPNOTSUPP && errno != EISDIR)
+                return -errno;
+        if (fd >= 0) {
+                if (write(fd, pid, (size_t) len) != len)
+                        return errno > 0 ? -errno : -EIO;
+                /* linkat() with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the descriptor's /proc name does not. */
+                (void) snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+                if (linkat(AT_FDCWD, proc, AT_FDCWD, lock_path, AT_SYMLINK_FOLLOW) >= 0)
+                        return 0;
+                if (errno == EEXIST)
+                        return -EEXIST;
+                fd = safe_close(fd);    /* no /proc, say: the two steps */
+        }
+        fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        (void) write(fd, pid, (size_t) len);
+        return 0;
 }
 
 /* The dot-lock "<mailbox>.lock" that mail readers honour, with our process ID in it; removed when older than
@@ -176,20 +215,16 @@ static bool dotlock_orphaned(const char *lock_path) {
 static int dotlock_acquire(const char *lock_path, const MailboxLocking *l, MailboxResult *ret) {
         for (unsigned attempt = 1;; attempt++) {
                 struct stat st;
-                int fd;
+                int r;
 
-                fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
-                if (fd >= 0) {
-                        char pid[16];
-                        int len = snprintf(pid, sizeof pid, "%d\n", (int) getpid());
-                        (void) write(fd, pid, (size_t) len);
-                        safe_close(fd);
+                r = dotlock_create(lock_path);
+                if (r >= 0)
                         return 0;
-                }
-                if (errno != EEXIST) {
-                        mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create lock file %s: %m",
+                if (r != -EEXIST) {
+                        errno = -r;
+                        mailbox_result_set(ret, errno_dsn(-r, "4.2.0"), "cannot create lock file %s: %m",
                                          lock_path);
-                        return -errno;
+                        return r;
                 }
                 if (lstat(lock_path, &st) == 0 &&
                     (now_realtime_usec() >= (uint64_t) st.st_mtime * USEC_PER_SEC + l->stale_usec ||
