@@ -24,6 +24,8 @@ typedef enum SmtpStage {
 } SmtpStage;
 
 #define SMTP_INPUT_MAX 4096U
+/* Content octets encoded ahead of one write. */
+#define SMTP_CONTENT_BATCH (64U * 1024U)
 
 struct SmtpSession {
         SmtpCall *call;                 /* NULL once the session has reported its end (QUIT in progress) */
@@ -75,9 +77,8 @@ struct SmtpSession {
         size_t n_accepted;
         size_t n_lmtp_replies;          /* LMTP: replies after the final dot so far */
 
-        uint64_t content_offset;
+        RecordReader content;           /* the queue file's content, while it is sent */
         SmtpEncoder encoder;
-        char *piece;
 
         SmtpSession *linger_next, *linger_prev;
 };
