@@ -420,6 +420,12 @@ static void handle_reply(SmtpSession *s) {
                         session_end(s, SMTP_SESSION_STALE, NULL, NULL, false);
                         return;
                 }
+                if (s->envelope_after_rset) {
+                        /* The replies to MAIL FROM and RCPT TO come next. */
+                        s->stage = SMTP_STAGE_MAIL;
+                        session_set_timeout(s, settings(s)->mail_timeout);
+                        return;
+                }
                 session_after_hello(s);
                 return;
         default:
@@ -430,8 +436,8 @@ static void handle_reply(SmtpSession *s) {
         session_site_fail(s, "4.3.0", "out of memory", false);
 }
 
-/* Refills the output with the next pieces of the message, up to SMTP_CONTENT_BATCH octets, or with its end:
- * a small message and its final dot go out in one write. */
+/* Refills the output with the next pieces of the message, until SMTP_CONTENT_BATCH octets wait, or with its
+ * end: a small message and its final dot go out in one write. */
 static int fill_content(SmtpSession *s) {
         while (s->out_len - s->out_off < SMTP_CONTENT_BATCH) {
                 const char *data;
@@ -706,10 +712,13 @@ int smtp_session_reuse(SmtpSession *s, SmtpCall *call) {
         s->mail_failed = false;
         smtp_reply_done(&s->reply);
         r = session_command(s, "RSET");
+        if (r >= 0)
+                r = session_pipeline_envelope(s);
         if (r < 0) {
                 s->call = NULL;
                 return r;
         }
+        s->envelope_after_rset = r > 0;
         s->stage = SMTP_STAGE_RSET;
         r = do_write(s);
         if (r < 0) {

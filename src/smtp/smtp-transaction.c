@@ -106,23 +106,41 @@ static int send_envelope(SmtpSession *s) {
         return 0;
 }
 
-/* After EHLO or HELO: what the server offers decides whether the mail can go at all. */
-void session_after_hello(SmtpSession *s) {
+/* What the server offers may rule the mail out: the DSN code and text then, else NULL. */
+static const char *envelope_refused(SmtpSession *s, char *text, size_t size) {
         const QueueEnvelope *e = smtp_call_envelope(s->call);
         const char *utf8 = queue_envelope_attr(e, "smtputf8");
-        char text[700];
-        const char *dsn = NULL;
 
         if (utf8 && streq(utf8, "yes") && !(s->features & SMTP_FEATURE_SMTPUTF8)) {
-                dsn = "5.6.7";
-                (void) snprintf(text, sizeof text, "SMTPUTF8 is required, but was not offered by host %s",
-                                s->namaddr);
-        } else if (size_known(s) && s->size_limit > 0 && e->content_size > s->size_limit) {
-                dsn = "5.3.4";
-                (void) snprintf(text, sizeof text, "message size %" PRIu64 " exceeds size limit %" PRIu64
+                (void) snprintf(text, size, "SMTPUTF8 is required, but was not offered by host %s", s->namaddr);
+                return "5.6.7";
+        }
+        if (size_known(s) && s->size_limit > 0 && e->content_size > s->size_limit) {
+                (void) snprintf(text, size, "message size %" PRIu64 " exceeds size limit %" PRIu64
                                 " of server %s: message size exceeds fixed maximum message size",
                                 e->content_size, s->size_limit, s->namaddr);
+                return "5.3.4";
         }
+        return NULL;
+}
+
+int session_pipeline_envelope(SmtpSession *s) {
+        char text[700];
+        int r;
+
+        if (!(s->features & SMTP_FEATURE_PIPELINING) || envelope_refused(s, text, sizeof text))
+                return 0;
+        r = send_envelope(s);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
+/* After EHLO or HELO: what the server offers decides whether the mail can go at all. */
+void session_after_hello(SmtpSession *s) {
+        char text[700];
+        const char *dsn = envelope_refused(s, text, sizeof text);
+
         if (dsn) {
                 size_t n;
                 SmtpRecipient *all = smtp_call_recipients(s->call, &n);
