@@ -395,9 +395,19 @@ static void handle_reply(SmtpSession *s) {
                 return;
         case SMTP_STAGE_DATA:
                 if (s->reply.code != 354) {
+                        /* Pipelined after a failed MAIL FROM or with no recipient accepted, a refusal is what
+                         * RFC 2920 asks of the server; no recipient is failed by it then. */
                         session_fail_accepted(s, "DATA");
                         session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL,
                                     true);
+                        return;
+                }
+                if (s->mail_failed || s->n_accepted == 0) {
+                        /* A server that invites content for no recipient: every recipient has its result
+                         * already, and a dropped connection ends the empty transaction without a message. */
+                        s->broken = true;
+                        session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL,
+                                    false);
                         return;
                 }
                 s->stage = SMTP_STAGE_CONTENT;
@@ -682,8 +692,10 @@ int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_se
         r = sd_event_add_io(smtp_call_event(call), &s->io, s->fd, EPOLLOUT, on_io, s);
         if (r < 0)
                 return r;
+        /* Timeouts are Postfix's, in seconds: a second of slack lets sd-event keep its timerfd armed while the
+         * deadline moves on with each command, instead of re-arming it each time. */
         r = sd_event_add_time(smtp_call_event(call), &s->timer, CLOCK_MONOTONIC,
-                              now_monotonic_usec() + set->connect_timeout, USEC_PER_MSEC * 10, on_timer, s);
+                              now_monotonic_usec() + set->connect_timeout, USEC_PER_SEC, on_timer, s);
         if (r < 0)
                 return r;
         s->daemon = smtp_call_daemon(call);
@@ -709,7 +721,7 @@ int smtp_session_reuse(SmtpSession *s, SmtpCall *call) {
         s->rcpts = mfree(s->rcpts);
         s->accepted = mfree(s->accepted);
         s->n_rcpts = s->n_rcpt_sent = s->n_rcpt_replies = s->n_accepted = s->n_lmtp_replies = 0;
-        s->mail_failed = false;
+        s->mail_failed = s->data_pipelined = false;
         smtp_reply_done(&s->reply);
         r = session_command(s, "RSET");
         if (r >= 0)

@@ -75,6 +75,7 @@ struct SmtpSession {
         size_t n_rcpt_replies;
         bool mail_failed;
         bool envelope_after_rset;       /* MAIL FROM and RCPT TO went out right behind RSET */
+        bool data_pipelined;            /* DATA went out behind the RCPT TO commands */
         SmtpRecipient **accepted;       /* those RCPT accepted, in order (LMTP replies after DATA follow it) */
         size_t n_accepted;
         size_t n_lmtp_replies;          /* LMTP: replies after the final dot so far */

@@ -96,11 +96,20 @@ static int send_envelope(SmtpSession *s) {
                 return r;
         s->stage = SMTP_STAGE_MAIL;
         session_set_timeout(s, settings(s)->mail_timeout);
+        s->data_pipelined = false;
         if (s->features & SMTP_FEATURE_PIPELINING) {
                 for (; s->n_rcpt_sent < s->n_rcpts; s->n_rcpt_sent++) {
                         r = send_rcpt(s, s->rcpts[s->n_rcpt_sent]);
                         if (r < 0)
                                 return r;
+                }
+                /* RFC 2920 lets DATA end the group, as Postfix sends it: its reply comes after the RCPT
+                 * replies, and one round trip less a message. */
+                if (s->n_rcpts > 0) {
+                        r = session_command(s, "DATA");
+                        if (r < 0)
+                                return r;
+                        s->data_pipelined = true;
                 }
         }
         return 0;
@@ -155,6 +164,12 @@ void session_after_hello(SmtpSession *s) {
 }
 
 static void envelope_replies_done(SmtpSession *s) {
+        if (s->data_pipelined) {
+                /* DATA went out with the envelope: its reply decides (handle_reply()). */
+                s->stage = SMTP_STAGE_DATA;
+                session_set_timeout(s, settings(s)->data_init_timeout);
+                return;
+        }
         if (s->mail_failed || s->n_accepted == 0) {
                 session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL, true);
                 return;
