@@ -213,7 +213,9 @@ int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
                 goto finish;
         }
 
-        r = sd_event_default(&d.event);
+        /* Not sd_event_default(): the default loop's sd_event_prepare() asks gettid() on every turn, a system
+         * call each time, to check the thread; every loop here is attached explicitly. */
+        r = sd_event_new(&d.event);
         if (r < 0) {
                 log_error_errno(r, "Failed to allocate the event loop: %m");
                 goto finish;

@@ -69,7 +69,7 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         free(s->rcpts);
         free(s->accepted);
         free(s->out);
-        free(s->piece);
+        record_reader_done(&s->content);
         if (s->daemon)
                 daemon_busy_dec(s->daemon);
         free(s);
@@ -87,10 +87,13 @@ void session_set_timeout(SmtpSession *s, uint64_t usec) {
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
 }
 
+/* EPOLLOUT only while connecting or while the socket did not take all that is to be sent: commands and
+ * content are written at once (session_flush()), so on a fast peer the io source's events never change and
+ * no epoll_ctl() is made per command. */
 static void update_events(SmtpSession *s) {
         uint32_t events = EPOLLIN;
 
-        if (s->stage == SMTP_STAGE_CONNECT || s->out_off < s->out_len || s->stage == SMTP_STAGE_CONTENT)
+        if (s->stage == SMTP_STAGE_CONNECT || s->out_off < s->out_len)
                 events |= EPOLLOUT;
         if (s->ssl)
                 events |= s->tls_wants;
@@ -129,7 +132,6 @@ int session_command(SmtpSession *s, const char *fmt, ...) {
         s->out_len += (size_t) n;
         memcpy(s->out + s->out_len, "\r\n", 2);
         s->out_len += 2;
-        update_events(s);
         return 0;
 }
 
@@ -148,6 +150,7 @@ static bool session_keep(SmtpSession *s) {
 }
 
 static int do_write(SmtpSession *s);
+static void session_flush(SmtpSession *s);
 
 /* Hands the session's end to the call; then the session waits in the connection cache, or sends QUIT and
  * goes away on its own, or is freed when the event handler returns. */
@@ -171,6 +174,7 @@ void session_end(SmtpSession *s, SmtpSessionEnd end, const char *dsn, const char
                         return;
                 }
                 session_set_timeout(s, smtp_call_settings(c)->quit_timeout);
+                update_events(s);
                 s->linger_next = lingering;
                 if (lingering)
                         lingering->linger_prev = s;
@@ -391,16 +395,29 @@ static void handle_reply(SmtpSession *s) {
                 return;
         case SMTP_STAGE_DATA:
                 if (s->reply.code != 354) {
+                        /* Pipelined after a failed MAIL FROM or with no recipient accepted, a refusal is what
+                         * RFC 2920 asks of the server; no recipient is failed by it then. */
                         session_fail_accepted(s, "DATA");
                         session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL,
                                     true);
                         return;
                 }
+                if (s->mail_failed || s->n_accepted == 0) {
+                        /* A server that invites content for no recipient: every recipient has its result
+                         * already, and a dropped connection ends the empty transaction without a message. */
+                        s->broken = true;
+                        session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL,
+                                    false);
+                        return;
+                }
                 s->stage = SMTP_STAGE_CONTENT;
-                s->content_offset = smtp_call_envelope(s->call)->content_offset;
+                /* One reader for the whole content: a small file is one pread(). */
+                record_reader_done(&s->content);
+                record_reader_init_fd(&s->content, &queue_file_format, smtp_call_queue_fd(s->call),
+                                      smtp_call_envelope(s->call)->file_size);
+                record_reader_seek(&s->content, smtp_call_envelope(s->call)->content_offset, QUEUE_SECTION_CONTENT);
                 smtp_encoder_init(&s->encoder, settings(s)->line_length_limit);
                 session_set_timeout(s, settings(s)->data_xfer_timeout);
-                update_events(s);
                 return;
         case SMTP_STAGE_DATA_DONE:
                 session_data_done_reply(s);
@@ -413,6 +430,12 @@ static void handle_reply(SmtpSession *s) {
                         session_end(s, SMTP_SESSION_STALE, NULL, NULL, false);
                         return;
                 }
+                if (s->envelope_after_rset) {
+                        /* The replies to MAIL FROM and RCPT TO come next. */
+                        s->stage = SMTP_STAGE_MAIL;
+                        session_set_timeout(s, settings(s)->mail_timeout);
+                        return;
+                }
                 session_after_hello(s);
                 return;
         default:
@@ -423,35 +446,44 @@ static void handle_reply(SmtpSession *s) {
         session_site_fail(s, "4.3.0", "out of memory", false);
 }
 
-/* Refills the output with the next piece of the message, or its end. */
+/* Refills the output with the next pieces of the message, until SMTP_CONTENT_BATCH octets wait, or with its
+ * end: a small message and its final dot go out in one write. */
 static int fill_content(SmtpSession *s) {
-        int n;
+        while (s->out_len - s->out_off < SMTP_CONTENT_BATCH) {
+                const char *data;
+                Record rec;
+                int r;
 
-        if (!s->piece) {
-                s->piece = malloc(QUEUE_RECORD_MAX);
-                if (!s->piece)
-                        return -ENOMEM;
+                r = record_reader_next(&s->content, &rec);
+                if (r < 0)
+                        return r;
+                if (r == 0 || rec.type == QUEUE_REC_END) {
+                        record_reader_done(&s->content);
+                        r = out_reserve(s, 8);
+                        if (r < 0)
+                                return r;
+                        s->out_len += smtp_encoder_finish(&s->encoder, s->out + s->out_len);
+                        s->stage = SMTP_STAGE_DATA_DONE;
+                        session_set_timeout(s, settings(s)->data_done_timeout);
+                        return 0;
+                }
+                if (rec.len == 0)
+                        continue;       /* nothing writes them, but they must not read as the end */
+                r = record_reader_data(&s->content, &rec, &data);
+                if (r < 0)
+                        return r;
+                r = out_reserve(s, smtp_encoder_bound(&s->encoder, rec.len));
+                if (r < 0)
+                        return r;
+                s->out_len += smtp_encoder_feed(&s->encoder, data, rec.len, s->out + s->out_len);
         }
-        n = queue_file_content_next(smtp_call_queue_fd(s->call), smtp_call_envelope(s->call), &s->content_offset,
-                                    s->piece);
-        if (n < 0)
-                return n;
-        if (n == 0) {
-                if (out_reserve(s, 8) < 0)
-                        return -ENOMEM;
-                s->out_len += smtp_encoder_finish(&s->encoder, s->out + s->out_len);
-                s->stage = SMTP_STAGE_DATA_DONE;
-                session_set_timeout(s, settings(s)->data_done_timeout);
-                return 0;
-        }
-        if (out_reserve(s, smtp_encoder_bound(&s->encoder, (size_t) n)) < 0)
-                return -ENOMEM;
-        s->out_len += smtp_encoder_feed(&s->encoder, s->piece, (size_t) n, s->out + s->out_len);
         session_set_timeout(s, settings(s)->data_xfer_timeout);
         return 0;
 }
 
 static int do_write(SmtpSession *s) {
+        if (s->out_off == s->out_len && s->stage != SMTP_STAGE_CONTENT)
+                return 0;
         for (;;) {
                 if (s->out_off == s->out_len && s->stage == SMTP_STAGE_CONTENT) {
                         int r = fill_content(s);
@@ -467,6 +499,21 @@ static int do_write(SmtpSession *s) {
                         return (int) n;
                 s->out_off += (size_t) n;
         }
+}
+
+/* Sends what is pending, as far as the socket takes it: EPOLLOUT is waited for only when it did not take all. */
+static void session_flush(SmtpSession *s) {
+        int r = do_write(s);
+
+        if (r == -EBADMSG || r == -ENOMEM) {
+                session_site_fail(s, "4.3.0", r == -ENOMEM ? "out of memory" : "queue file is corrupt", false);
+                return;
+        }
+        if (r < 0) {
+                lost_connection(s, false);
+                return;
+        }
+        update_events(s);
 }
 
 /* Splits what arrived into lines and replies; returns -EBADMSG on a protocol error. */
@@ -563,6 +610,9 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
         }
         if (s->stage == SMTP_STAGE_TLS_HANDSHAKE) {
                 tls_handshake(s);
+                /* Done: EHLO goes out at once. */
+                if (!s->finished && s->call && s->stage != SMTP_STAGE_TLS_HANDSHAKE)
+                        session_flush(s);
                 return;
         }
         if (revents & (EPOLLIN | (s->ssl ? EPOLLOUT : 0))) {
@@ -584,18 +634,8 @@ static void session_io(SmtpSession *s, int fd, uint32_t revents) {
                         return;
                 }
         }
-        if (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
-                r = do_write(s);
-                if (r == -EBADMSG || r == -ENOMEM) {
-                        session_site_fail(s, "4.3.0", r == -ENOMEM ? "out of memory" : "queue file is corrupt", false);
-                        return;
-                }
-                if (r < 0) {
-                        lost_connection(s, false);
-                        return;
-                }
-        }
-        update_events(s);
+        /* What the replies called for (or what waited for EPOLLOUT) goes out now. */
+        session_flush(s);
 }
 
 static int on_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
@@ -652,8 +692,10 @@ int smtp_session_start(SmtpCall *call, const SmtpAddress *address, bool final_se
         r = sd_event_add_io(smtp_call_event(call), &s->io, s->fd, EPOLLOUT, on_io, s);
         if (r < 0)
                 return r;
+        /* Timeouts are Postfix's, in seconds: a second of slack lets sd-event keep its timerfd armed while the
+         * deadline moves on with each command, instead of re-arming it each time. */
         r = sd_event_add_time(smtp_call_event(call), &s->timer, CLOCK_MONOTONIC,
-                              now_monotonic_usec() + set->connect_timeout, USEC_PER_MSEC * 10, on_timer, s);
+                              now_monotonic_usec() + set->connect_timeout, USEC_PER_SEC, on_timer, s);
         if (r < 0)
                 return r;
         s->daemon = smtp_call_daemon(call);
@@ -679,14 +721,23 @@ int smtp_session_reuse(SmtpSession *s, SmtpCall *call) {
         s->rcpts = mfree(s->rcpts);
         s->accepted = mfree(s->accepted);
         s->n_rcpts = s->n_rcpt_sent = s->n_rcpt_replies = s->n_accepted = s->n_lmtp_replies = 0;
-        s->mail_failed = false;
+        s->mail_failed = s->data_pipelined = false;
         smtp_reply_done(&s->reply);
         r = session_command(s, "RSET");
+        if (r >= 0)
+                r = session_pipeline_envelope(s);
         if (r < 0) {
                 s->call = NULL;
                 return r;
         }
+        s->envelope_after_rset = r > 0;
         s->stage = SMTP_STAGE_RSET;
+        r = do_write(s);
+        if (r < 0) {
+                s->call = NULL;
+                return r;
+        }
+        update_events(s);
         s->n_use++;
         session_set_timeout(s, settings(s)->rset_timeout);
         smtp_call_set_tls(call, s->tls_text);

@@ -96,33 +96,60 @@ static int send_envelope(SmtpSession *s) {
                 return r;
         s->stage = SMTP_STAGE_MAIL;
         session_set_timeout(s, settings(s)->mail_timeout);
+        s->data_pipelined = false;
         if (s->features & SMTP_FEATURE_PIPELINING) {
                 for (; s->n_rcpt_sent < s->n_rcpts; s->n_rcpt_sent++) {
                         r = send_rcpt(s, s->rcpts[s->n_rcpt_sent]);
                         if (r < 0)
                                 return r;
                 }
+                /* RFC 2920 lets DATA end the group, as Postfix sends it: its reply comes after the RCPT
+                 * replies, and one round trip less a message. */
+                if (s->n_rcpts > 0) {
+                        r = session_command(s, "DATA");
+                        if (r < 0)
+                                return r;
+                        s->data_pipelined = true;
+                }
         }
         return 0;
 }
 
-/* After EHLO or HELO: what the server offers decides whether the mail can go at all. */
-void session_after_hello(SmtpSession *s) {
+/* What the server offers may rule the mail out: the DSN code and text then, else NULL. */
+static const char *envelope_refused(SmtpSession *s, char *text, size_t size) {
         const QueueEnvelope *e = smtp_call_envelope(s->call);
         const char *utf8 = queue_envelope_attr(e, "smtputf8");
-        char text[700];
-        const char *dsn = NULL;
 
         if (utf8 && streq(utf8, "yes") && !(s->features & SMTP_FEATURE_SMTPUTF8)) {
-                dsn = "5.6.7";
-                (void) snprintf(text, sizeof text, "SMTPUTF8 is required, but was not offered by host %s",
-                                s->namaddr);
-        } else if (size_known(s) && s->size_limit > 0 && e->content_size > s->size_limit) {
-                dsn = "5.3.4";
-                (void) snprintf(text, sizeof text, "message size %" PRIu64 " exceeds size limit %" PRIu64
+                (void) snprintf(text, size, "SMTPUTF8 is required, but was not offered by host %s", s->namaddr);
+                return "5.6.7";
+        }
+        if (size_known(s) && s->size_limit > 0 && e->content_size > s->size_limit) {
+                (void) snprintf(text, size, "message size %" PRIu64 " exceeds size limit %" PRIu64
                                 " of server %s: message size exceeds fixed maximum message size",
                                 e->content_size, s->size_limit, s->namaddr);
+                return "5.3.4";
         }
+        return NULL;
+}
+
+int session_pipeline_envelope(SmtpSession *s) {
+        char text[700];
+        int r;
+
+        if (!(s->features & SMTP_FEATURE_PIPELINING) || envelope_refused(s, text, sizeof text))
+                return 0;
+        r = send_envelope(s);
+        if (r < 0)
+                return r;
+        return 1;
+}
+
+/* After EHLO or HELO: what the server offers decides whether the mail can go at all. */
+void session_after_hello(SmtpSession *s) {
+        char text[700];
+        const char *dsn = envelope_refused(s, text, sizeof text);
+
         if (dsn) {
                 size_t n;
                 SmtpRecipient *all = smtp_call_recipients(s->call, &n);
@@ -137,6 +164,12 @@ void session_after_hello(SmtpSession *s) {
 }
 
 static void envelope_replies_done(SmtpSession *s) {
+        if (s->data_pipelined) {
+                /* DATA went out with the envelope: its reply decides (handle_reply()). */
+                s->stage = SMTP_STAGE_DATA;
+                session_set_timeout(s, settings(s)->data_init_timeout);
+                return;
+        }
         if (s->mail_failed || s->n_accepted == 0) {
                 session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL, true);
                 return;

@@ -38,11 +38,12 @@ class FakeServer:
     self.transactions (complete DATA transactions) and self.commands (every command line)."""
 
     def __init__(self, port=None, path=None, host='127.0.0.1', greeting='220 fake.test ESMTP', ehlo=('PIPELINING', 'SIZE', '8BITMIME', 'DSN'),
-                 lmtp=False, drop_in_data=False, tls=None, rset_reply='250 2.0.0 Ok', tls_max=None):
+                 lmtp=False, drop_in_data=False, tls=None, rset_reply='250 2.0.0 Ok', tls_max=None, data_always=False):
         self.greeting = greeting
         self.ehlo = ehlo
         self.lmtp = lmtp
         self.drop_in_data = drop_in_data
+        self.data_always = data_always     # 354 to DATA even when no recipient was accepted
         self.tls = tls
         self.rset_reply = rset_reply
         self.defer_all = False
@@ -159,7 +160,7 @@ class FakeServer:
                         accepted.append(address)
                     say(reply)
                 elif verb == 'DATA':
-                    if not accepted:
+                    if not accepted and not self.data_always:
                         say('554 5.5.1 Error: no valid recipients')
                         continue
                     say('354 End data with <CR><LF>.<CR><LF>')
@@ -221,6 +222,7 @@ class Smtp(unittest.TestCase):
         cls.nodsn = FakeServer(port=2526, ehlo=('PIPELINING', 'SIZE 2000'))
         cls.refuse = FakeServer(port=2527, greeting='421 4.3.2 fake.test Service not available')
         cls.drop = FakeServer(port=2528, drop_in_data=True)
+        cls.anydata = FakeServer(port=2537, data_always=True)
         cert = pb.make_tls_certificate('/etc/fake-tls', cn='tls.test')
         cls.tlsserver = FakeServer(port=2531, tls=cert)
         cls.tlsres = FakeServer(port=2535, tls=cert)
@@ -235,6 +237,7 @@ class Smtp(unittest.TestCase):
                     'nodsn.test smtp:[127.0.0.1]:2526\n'
                     'refuse.test smtp:[127.0.0.1]:2527\n'
                     'drop.test smtp:[127.0.0.1]:2528\n'
+                    'anydata.test smtp:[127.0.0.1]:2537\n'
                     'closed.test smtp:[127.0.0.1]:2599\n'
                     'tlsmay.test tlsmay:[127.0.0.1]:2531\n'
                     'plainmay.test tlsmay:[127.0.0.1]:2525\n'
@@ -294,6 +297,18 @@ class Smtp(unittest.TestCase):
                                what='the bounce report for alice')
         self.assertRegex(report, r'Diagnostic-Code: smtp; *550 5\.1\.1 <reject550@sink\.test>: Recipient address')
         self.assertIn('Status: 5.1.1', report)
+
+    def test_354_for_no_recipient_gets_no_content(self):
+        # with PIPELINING, DATA ends the envelope's group; a server that answers it with 354 although it
+        # rejected every recipient gets no content (the connection is dropped), and the recipient bounces
+        cursor = pb.journal_cursor()
+        before = len(self.anydata.transactions)
+        qid = self.send('reject550@anydata.test', 'Subject: no content\n\nbody\n')
+        [rec] = wait_record(qid, cursor, 'bounced')
+        self.assertEqual(rec['DSN'], '5.1.1')
+        self.assertIn('(in reply to RCPT TO command)', rec['MESSAGE'])
+        self.assertIn('DATA', self.anydata.commands)
+        self.assertEqual(len(self.anydata.transactions), before)
 
     def test_451_then_250_delivered_once_after_flush(self):
         cursor = pb.journal_cursor()
