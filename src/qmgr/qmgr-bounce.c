@@ -13,6 +13,8 @@ static const char *const log_names[3] = { BOUNCE_LOG_BOUNCE, BOUNCE_LOG_DEFER, B
 bool qmgr_bounce_logs_exist(QmgrMessage *m) {
         if (m->had_logs)
                 return true;
+        if (m->new_mail)
+                return false;   /* only qmgr has bounce write to the logs, and it never did for this one */
         for (size_t i = 0; i < ELEMENTSOF(log_names); i++)
                 if (m->qmgr->log_fds[i] >= 0 && faccessat(m->qmgr->log_fds[i], m->id, F_OK, AT_EACCESS) >= 0)
                         return true;

@@ -44,13 +44,15 @@ static int on_done_sync(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Takes fd, the open queue file of id, into the next batch's sync; false when it has to be synced now. */
-static bool done_sync_later(Qmgr *q, const char *id, int fd) {
+/* Takes fd, the open queue file of id (owned: else a duplicate, only when its batch has not got the file
+ * yet), into the next batch's sync; false when it has to be synced now. */
+static bool done_sync_later(Qmgr *q, const char *id, int fd, bool owned) {
         int r;
 
         for (size_t k = 0; k < q->n_done_sync; k++)
                 if (streq(q->done_sync[k].id, id)) {
-                        safe_close(fd);         /* the same file: its sync comes with the batch */
+                        if (owned)
+                                safe_close(fd);         /* the same file: its sync comes with the batch */
                         return true;
                 }
         if (q->n_done_sync >= QMGR_DONE_SYNC_MAX)
@@ -58,6 +60,11 @@ static bool done_sync_later(Qmgr *q, const char *id, int fd) {
         if (!q->done_sync) {
                 q->done_sync = calloc(QMGR_DONE_SYNC_MAX, sizeof(QmgrDoneSync));
                 if (!q->done_sync)
+                        return false;
+        }
+        if (!owned) {
+                fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
                         return false;
         }
         if (!q->done_sync_timer)
@@ -70,8 +77,11 @@ static bool done_sync_later(Qmgr *q, const char *id, int fd) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(q->done_sync_timer, SD_EVENT_ONESHOT);
         }
-        if (r < 0)
+        if (r < 0) {
+                if (!owned)
+                        safe_close(fd);
                 return false;
+        }
         QmgrDoneSync *s = q->done_sync + q->n_done_sync++;
         (void) snprintf(s->id, sizeof s->id, "%s", id);
         s->fd = fd;
@@ -79,21 +89,24 @@ static bool done_sync_later(Qmgr *q, const char *id, int fd) {
 }
 
 bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n) {
-        _cleanup_close_ int fd = -EBADF;
-        int r = 0;
+        _cleanup_close_ int owned_fd = -EBADF;
+        bool owned = false;
+        int fd, r = 0;
 
         if (n == 0)
                 return true;
-        fd = qmgr_message_open(m, O_RDWR);
+        fd = qmgr_message_fd(m, O_RDWR, &owned);
         if (fd < 0)
                 r = fd;
+        else if (owned)
+                owned_fd = fd;
         for (size_t i = 0; r >= 0 && i < n; i++)
                 r = queue_file_mark_done(fd, m->envelope->recipients[indices[i]].offset);
         /* When these were the last, the file goes next and a sync would be wasted: a crash in between
          * delivers them again, the same worst case as a crash before the mark. */
         if (r >= 0 && queue_envelope_pending(m->envelope) > n) {
-                if (done_sync_later(m->qmgr, m->id, fd))
-                        TAKE_FD(fd);
+                if (done_sync_later(m->qmgr, m->id, fd, owned))
+                        TAKE_FD(owned_fd);
                 else if (fdatasync(fd) < 0)
                         r = -errno;
         }
@@ -527,12 +540,15 @@ static int deliver_build(QmgrCall *c, sd_bus_message *msg) {
         QmgrEntry *e = c->data;
         QmgrMessage *m = e->message;
         QmgrTransport *t = e->dest->transport;
-        _cleanup_close_ int fd = qmgr_message_open(m, O_RDONLY);
-        int r;
+        _cleanup_close_ int owned_fd = -EBADF;
+        bool owned;
+        int fd = qmgr_message_fd(m, O_RDONLY, &owned), r;
 
-        /* The agent gets its own read-only descriptor: it cannot change the queue file. */
+        /* The agent gets a read-only descriptor (sd-bus passes a duplicate): it cannot change the queue file. */
         if (fd < 0)
                 return fd;
+        if (owned)
+                owned_fd = fd;
         /* VERP mail (one recipient per entry): the sender that names the recipient, for the agent's MAIL FROM,
          * Return-Path, $sender and anything it forwards. */
         _cleanup_free_ char *verp = NULL;

@@ -240,6 +240,10 @@ QmgrIndexEntry *qmgr_index_update(Qmgr *q, QueueName which, const char *id, bool
 }
 
 void qmgr_index_update_message(QmgrMessage *m, QueueName which) {
+        qmgr_index_update_message_attempted(m, which, false);
+}
+
+void qmgr_index_update_message_attempted(QmgrMessage *m, QueueName which, bool attempted) {
         Qmgr *q = m->qmgr;
         QmgrIndexEntry *e;
         bool fresh;
@@ -253,6 +257,8 @@ void qmgr_index_update_message(QmgrMessage *m, QueueName which) {
                 return;
         }
         e = index_put(q, e);
+        if (attempted)
+                e->attempts++;  /* in the announcement or the one PropertiesChanged below */
         if (fresh)
                 qmgr_signal_queued(q, e);
         else

@@ -39,9 +39,19 @@ static void message_unlink(QmgrMessage *m) {
         q->n_messages--;
 }
 
+static void message_close(QmgrMessage *m) {
+        if (m->fd >= 0)
+                m->qmgr->n_kept_fds--;
+        if (m->wfd >= 0)
+                m->qmgr->n_kept_fds--;
+        m->fd = safe_close(m->fd);
+        m->wfd = safe_close(m->wfd);
+}
+
 static QmgrMessage *message_free(QmgrMessage *m) {
         if (!m)
                 return NULL;
+        message_close(m);
         qmgr_schedule_message_free(m);
         qmgr_message_routes_free(m);
         queue_envelope_free(m->envelope);
@@ -102,6 +112,24 @@ static void quarantine(Qmgr *q, QueueName from, const char *id, int error) {
 int qmgr_message_open(QmgrMessage *m, int flags) {
         int fd = openat(m->qmgr->queue_fds[QUEUE_ACTIVE], m->id, flags | O_CLOEXEC | O_NOFOLLOW);
         return fd < 0 ? -errno : fd;
+}
+
+int qmgr_message_fd(QmgrMessage *m, int flags, bool *ret_owned) {
+        int *kept = (flags & O_ACCMODE) == O_RDONLY ? &m->fd : &m->wfd;
+        int fd;
+
+        *ret_owned = false;
+        if (*kept >= 0)
+                return *kept;
+        fd = qmgr_message_open(m, flags);
+        if (fd < 0)
+                return fd;
+        if (m->qmgr->n_kept_fds >= QMGR_KEPT_FDS_MAX) {
+                *ret_owned = true;
+                return fd;
+        }
+        m->qmgr->n_kept_fds++;
+        return *kept = fd;
 }
 
 double qmgr_message_delay(const QmgrMessage *m) {
@@ -221,33 +249,48 @@ void qmgr_message_finish(QmgrMessage *m) {
                 qmgr_message_defer(m);
 }
 
-/* Loads active/<id> and starts its delivery, or the action asked for. */
-static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *reason) {
-        _cleanup_close_ int fd = -EBADF;
+/* Loads active/<id> and starts its delivery, or the action asked for. With *fd and *env: the file, opened
+ * read-only and read already (before its move from incoming); they are taken. */
+static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *reason, int *fd,
+                       QueueEnvelope **env, bool new_mail) {
         QmgrMessage *m;
         int r;
 
-        fd = openat(q->queue_fds[QUEUE_ACTIVE], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) {
-                r = -errno;
-                log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to open the queue file: %s", strerror(-r));
-                return r;
+        if (*fd < 0) {
+                *fd = openat(q->queue_fds[QUEUE_ACTIVE], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (*fd < 0) {
+                        r = -errno;
+                        log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to open the queue file: %s", strerror(-r));
+                        return r;
+                }
         }
 
         m = calloc(1, sizeof(QmgrMessage));
         if (!m)
                 return log_oom();
-        r = queue_file_read(fd, &m->envelope);
-        if (r < 0) {
-                free(m);
-                if (r == -EBADMSG)
-                        quarantine(q, QUEUE_ACTIVE, id, r);
-                else
-                        log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to read the queue file: %s", strerror(-r));
-                return r;
+        m->fd = m->wfd = -EBADF;
+        if (*env)
+                m->envelope = TAKE_PTR(*env);
+        else {
+                r = queue_file_read(*fd, &m->envelope);
+                if (r < 0) {
+                        free(m);
+                        if (r == -EBADMSG)
+                                quarantine(q, QUEUE_ACTIVE, id, r);
+                        else
+                                log_mail(LOG_ERR, id, LOG_NO_FIELDS, "failed to read the queue file: %s",
+                                         strerror(-r));
+                        return r;
+                }
         }
-        fd = safe_close(fd);
         m->qmgr = q;
+        /* Kept for the Deliver calls while few are: one open of the file for its whole delivery. */
+        if (q->n_kept_fds < QMGR_KEPT_FDS_MAX) {
+                m->fd = TAKE_FD(*fd);
+                q->n_kept_fds++;
+        } else
+                *fd = safe_close(*fd);
+        m->new_mail = new_mail;
         memcpy(m->id, id, QUEUE_ID_SIZE);
         m->action = action;
         if (reason) {
@@ -276,11 +319,10 @@ static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *r
         (void) snprintf(nrcpt, sizeof nrcpt, "%zu", queue_envelope_pending(m->envelope));
         log_mail(LOG_INFO, id, LOG_FIELDS({ "SENDER", sender }, { "SIZE", size }, { "NRCPT", nrcpt }),
                  "from=<%s>, size=%s, nrcpt=%s (queue active)", strempty(sender), size, nrcpt);
-        qmgr_index_update_message(m, QUEUE_ACTIVE);
+        /* An attempt counted in the same signal as the move (for new mail: in its announcement). */
+        qmgr_index_update_message_attempted(m, QUEUE_ACTIVE, action == QMGR_ACTION_NONE);
         QmgrIndexEntry *ie = qmgr_index_peek(q, id);
         m->suspect = ie && ie->suspect;         /* an agent died under it before: delivered alone */
-        if (action == QMGR_ACTION_NONE)
-                qmgr_index_attempted(q, id);
 
         qmgr_deliver_message(m);
         return 0;
@@ -313,16 +355,30 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
 }
 
 int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction action, const char *reason) {
+        _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        bool new_mail = false;
         int r;
 
         if (!queue_id_valid(id))
                 return -EINVAL;
         if (qmgr_message_find(q, id))
                 return 0;
+        if (from == QUEUE_INCOMING) {
+                /* Read once, here, and the same descriptor delivers it after the move: a file that does not
+                 * read well takes the way through active, where load_active() sets it aside. */
+                new_mail = !qmgr_index_known(q, id);
+                fd = openat(q->queue_fds[QUEUE_INCOMING], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd >= 0 && queue_file_read(fd, &env) < 0) {
+                        env = NULL;
+                        fd = safe_close(fd);
+                }
+        }
         if (from == QUEUE_INCOMING && action == QMGR_ACTION_NONE) {
                 /* Straight from incoming to hold in one rename: no moment in active where a crash would
                  * let it be delivered. */
-                _cleanup_free_ char *hold = incoming_hold_reason(q, id);
+                const char *h = env ? queue_envelope_attr(env, "hold") : NULL;
+                _cleanup_free_ char *hold = env ? (h ? strdup(h) : NULL) : incoming_hold_reason(q, id);
                 if (hold) {
                         _cleanup_free_ char *why = log_escape(hold, strlen(hold));
                         r = qmgr_queue_move(q, QUEUE_INCOMING, QUEUE_HOLD, id);
@@ -349,7 +405,7 @@ int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction 
                         return r;
                 }
         }
-        return load_active(q, active_id, action, reason);
+        return load_active(q, active_id, action, reason, &fd, &env, new_mail);
 }
 
 /* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */

@@ -43,8 +43,12 @@ typedef struct QmgrRoute {
 struct QmgrMessage {
         Qmgr *qmgr;
         char id[QUEUE_ID_SIZE];
-        QueueEnvelope *envelope;        /* the file is opened only to deliver and to mark recipients done,
-                                         * so thousands of active messages cost no descriptors */
+        QueueEnvelope *envelope;
+        int fd, wfd;                    /* the queue file, read-only (read, and passed to the agents) and for
+                                         * done-marks, kept while QMGR_KEPT_FDS_MAX allows: a few hundred
+                                         * messages in progress open their file once, and thousands of active
+                                         * messages cost no more descriptors; -EBADF when not kept */
+        bool new_mail;                  /* came from incoming unknown to the index: no bounce log can exist */
         unsigned calls;                 /* calls in progress: resolve, deliver, bounce */
         unsigned entries;               /* deliveries scheduled and not started */
         QmgrJob *jobs;                  /* one per transport with scheduled deliveries */
@@ -210,6 +214,7 @@ struct Qmgr {
         QmgrAuthQuery *auth_queries;    /* polkit questions in flight (qmgr-polkit.c) */
         QmgrHostFailure *host_failures; /* the agents' failing server addresses (qmgr-hosts.c) */
         size_t n_host_failures;
+        unsigned n_kept_fds;            /* messages' fd and wfd open, at most QMGR_KEPT_FDS_MAX */
         QmgrDoneSync *done_sync;        /* queue files with done-marks not yet synced (qmgr-deliver.c) */
         size_t n_done_sync;
         sd_event_source *done_sync_timer;
@@ -245,6 +250,10 @@ void qmgr_message_finish(QmgrMessage *m);
 void qmgr_message_remove(QmgrMessage *m);
 void qmgr_message_defer(QmgrMessage *m);
 int qmgr_message_open(QmgrMessage *m, int flags);
+/* The message's file for reading (O_RDONLY) or for done-marks (O_RDWR): the descriptor the message keeps,
+ * opened now if need be; *ret_owned set when it could not be kept, and the caller closes it. */
+#define QMGR_KEPT_FDS_MAX 256U
+int qmgr_message_fd(QmgrMessage *m, int flags, bool *ret_owned);
 double qmgr_message_delay(const QmgrMessage *m);
 int64_t qmgr_message_backoff(const QmgrMessage *m);
 
@@ -390,6 +399,8 @@ bool qmgr_index_known(Qmgr *q, const char *id);
 QmgrIndexEntry *qmgr_index_update(Qmgr *q, QueueName which, const char *id, bool announce);
 /* From a message in memory (its pending recipients changed). */
 void qmgr_index_update_message(QmgrMessage *m, QueueName which);
+/* The same, and a delivery attempt counted, with one signal for both. */
+void qmgr_index_update_message_attempted(QmgrMessage *m, QueueName which, bool attempted);
 void qmgr_index_set_reason(Qmgr *q, const char *id, const char *reason);
 void qmgr_index_set_next_attempt(Qmgr *q, const char *id, uint64_t usec);
 void qmgr_index_attempted(Qmgr *q, const char *id);
