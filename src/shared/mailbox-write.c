@@ -121,16 +121,22 @@ static void write_failed(MailboxResult *ret, const MailboxWriter *w, int r, cons
 }
 
 int mailbox_set_eugid(uid_t uid, gid_t gid) {
-        if (geteuid() == uid && getegid() == gid)
+        uid_t ruid, euid, suid;
+        gid_t rgid, egid, sgid;
+
+        /* Two calls tell all the ids (getuid(), geteuid() and getegid() are a system call each). */
+        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
+                return -errno;
+        if (euid == uid && egid == gid)
                 return 0;
-        if (getuid() != 0) {
+        if (ruid != 0) {
                 /* A per-user worker: its uid is its own for good; its effective gid alone moves, between its
                  * own and the saved one it was given (the group of a group-writable spool). */
-                if (uid != geteuid())
+                if (uid != euid)
                         return -EPERM;
                 return setegid(gid) < 0 ? -errno : 0;
         }
-        if (geteuid() != 0 && seteuid(0) < 0)
+        if (euid != 0 && seteuid(0) < 0)
                 return -errno;
         if (setgroups(1, &gid) < 0 || setegid(gid) < 0)
                 return -errno;
