@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import statistics
@@ -343,7 +344,9 @@ def trace_start():
                 log(f"{tool}: {unit} is not running; skipped")
                 continue
             out = f"/run/bench-{tool}-{unit}"
-            cmd = (["strace", "-c", "-f", "-o", out, "-p", pids] if tool == "strace" else
+            raw = tool == "strace" and os.environ.get("BENCH_STRACE_RAW")
+            cmd = (["strace", "-f", "-o", out, "-p", pids] if raw else
+                   ["strace", "-c", "-f", "-o", out, "-p", pids] if tool == "strace" else
                    ["perf", "record", "-q", "-F", "2000", "-g", "-o", out, "-p", pids])
             tracers.append((tool, unit, out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                                               stderr=subprocess.DEVNULL)))
@@ -351,10 +354,32 @@ def trace_start():
     return tracers
 
 
+def strace_raw_report(unit, out, messages):
+    """BENCH_STRACE_RAW=1: the calls per message of the unit's main process apart from those of the processes
+    it forked (e.g. local's per-user workers), from a full trace."""
+    main = measure.systemctl_show(unit + ".service", "MainPID")
+    counts = {}
+    with open(out, encoding="utf-8", errors="replace") as f:
+        for ln in f:
+            m = re.match(r"(\d+)\s+([a-z_0-9]+)\(", ln)
+            if not m:
+                continue
+            who = "main" if m.group(1) == main else "forked"
+            counts.setdefault(who, {}).setdefault(m.group(2), 0)
+            counts[who][m.group(2)] += 1
+    for who, c in sorted(counts.items()):
+        top = sorted(((n, name) for name, n in c.items()), reverse=True)
+        log(f"strace {unit} ({who}): {sum(c.values()) / messages:.1f} calls per message: " +
+            " ".join(f"{name} {n / messages:.2f}" for n, name in top[:24]))
+
+
 def trace_finish(tracers, messages):
     for tool, unit, out, proc in tracers:
         proc.send_signal(2)
         proc.wait(timeout=60)
+        if tool == "strace" and os.environ.get("BENCH_STRACE_RAW"):
+            strace_raw_report(unit, out, messages)
+            continue
         if tool == "strace":
             with open(out, encoding="utf-8") as f:
                 lines = [ln.split() for ln in f if ln.strip() and ln.split()[0][0].isdigit()]

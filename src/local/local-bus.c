@@ -2,8 +2,9 @@
  * (delivery-agent.c serves it and keeps the line for slots, at most default_process_limit over all calls): its
  * recipients are taken one after another: expanded here, with the alias tables kept open; the mailboxes
  * written by the per-user workers (local-pool.c); files, commands and forwarding in a process of their own
- * (local-child.c). Every final delivery is written as a line to the recipient's report, which is read once
- * at its end: a journal record each, and one result per recipient for qmgr. */
+ * (local-child.c). Every final delivery is written as a line to the recipient's report, kept in memory (and
+ * in a memory file for the child, when there is one), which is read once at its end: a journal record each,
+ * and one result per recipient for qmgr. */
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,7 +28,9 @@ typedef struct LocalCall {
         MailboxResult *results;           /* one per recipient */
         size_t n_done;                  /* recipients[0..n_done) have a result */
         /* recipients[n_done], while it runs: */
-        int result_fd;                  /* its report, a memory file that everyone appends to */
+        bool active;                    /* it has started and not yet been reported */
+        LocalReport report;             /* its report: local's own lines and the workers' answers */
+        int child_fd;                   /* the child's report, a memory file, or -EBADF */
         unsigned n_waiting;             /* answers still owed: one per mailbox, and the child's end */
         pid_t pid;                      /* the process for files, commands and forwarding, or 0 */
         sd_event_source *child;
@@ -54,18 +57,15 @@ static void call_record(LocalCall *c, const MailboxResult *result) {
 
 /* The report of the child that delivered to the next recipient: every final delivery is logged, and the
  * recipient's result is deferred if any of them is, else bounced if any is, else sent. */
-static void call_report(LocalCall *c) {
-        const char *queue_id = c->req.queue_id;
-        _cleanup_free_ char *buf = NULL;
-        MailboxResult deferred = {}, bounced = {}, sent = {};
-        bool have_deferred = false, have_bounced = false, have_sent = false;
-        size_t len = 0;
-        ssize_t n;
+/* What a report says so far: the first result of each kind. */
+typedef struct ReportSum {
+        MailboxResult deferred, bounced, sent;
+        bool have_deferred, have_bounced, have_sent;
+} ReportSum;
 
-        buf = malloc(LOCAL_REPORT_MAX);
-        while (buf && len < LOCAL_REPORT_MAX &&
-               (n = pread(c->result_fd, buf + len, LOCAL_REPORT_MAX - len, (off_t) len)) > 0)
-                len += (size_t) n;
+static void report_scan(LocalCall *c, const char *buf, size_t len, ReportSum *sum) {
+        const char *queue_id = c->req.queue_id;
+
         for (size_t start = 0; start < len;) {
                 const char *nl = memchr(buf + start, '\n', len - start);
                 LocalReportLine l;
@@ -95,18 +95,41 @@ static void call_report(LocalCall *c) {
                         continue;
                 }
                 log_delivery(c, l.to, l.orig_to, &l.result);
-                if (l.result.status == MAILBOX_STATUS_DEFERRED && !have_deferred) {
-                        deferred = l.result;
-                        have_deferred = true;
-                } else if (l.result.status == MAILBOX_STATUS_BOUNCED && !have_bounced) {
-                        bounced = l.result;
-                        have_bounced = true;
-                } else if (l.result.status == MAILBOX_STATUS_SENT && !have_sent) {
-                        sent = l.result;
-                        have_sent = true;
+                if (l.result.status == MAILBOX_STATUS_DEFERRED && !sum->have_deferred) {
+                        sum->deferred = l.result;
+                        sum->have_deferred = true;
+                } else if (l.result.status == MAILBOX_STATUS_BOUNCED && !sum->have_bounced) {
+                        sum->bounced = l.result;
+                        sum->have_bounced = true;
+                } else if (l.result.status == MAILBOX_STATUS_SENT && !sum->have_sent) {
+                        sum->sent = l.result;
+                        sum->have_sent = true;
                 }
                 local_report_line_done(&l);
         }
+}
+
+/* The report of the recipient in progress (local's lines, then the child's): every final delivery is
+ * logged, and the recipient's result is deferred if any of them is, else bounced if any is, else sent. */
+static void call_report(LocalCall *c) {
+        ReportSum sum = {};
+
+        report_scan(c, c->report.buf, c->report.len, &sum);
+        local_report_done(&c->report);
+        if (c->child_fd >= 0) {
+                _cleanup_free_ char *buf = malloc(LOCAL_REPORT_MAX);
+                size_t len = 0;
+                ssize_t n;
+
+                while (buf && len < LOCAL_REPORT_MAX &&
+                       (n = pread(c->child_fd, buf + len, LOCAL_REPORT_MAX - len, (off_t) len)) > 0)
+                        len += (size_t) n;
+                if (buf)
+                        report_scan(c, buf, len, &sum);
+                c->child_fd = safe_close(c->child_fd);
+        }
+        c->active = false;
+        const bool have_deferred = sum.have_deferred, have_bounced = sum.have_bounced, have_sent = sum.have_sent;
 
         if (!c->failed && c->req.deadline_hit && have_deferred) {
                 c->failed = true;
@@ -120,7 +143,7 @@ static void call_report(LocalCall *c) {
                 call_record(c, &c->failure);
                 return;
         }
-        c->results[c->n_done++] = have_deferred ? deferred : have_bounced ? bounced : sent;
+        c->results[c->n_done++] = have_deferred ? sum.deferred : have_bounced ? sum.bounced : sum.sent;
 }
 
 /* Gives every recipient still without a result a temporary failure. */
@@ -164,7 +187,6 @@ static void recipient_step(LocalCall *c) {
         if (--c->n_waiting > 0 || call_local(c)->stopping)
                 return;
         call_report(c);
-        c->result_fd = safe_close(c->result_fd);
         delivery_request_ended(&c->req);
         call_continue(c);
         delivery_agent_dispatch(a);
@@ -174,7 +196,7 @@ static void on_mailbox_done(const char *recipient, const MailboxResult *r, void 
         LocalCall *c = userdata;
         const char *orig = c->req.recipients[c->n_done].address;
 
-        (void) local_report_delivery(c->result_fd, recipient, strcaseeq(recipient, orig) ? NULL : orig, r);
+        (void) local_report_delivery(&c->report, recipient, strcaseeq(recipient, orig) ? NULL : orig, r);
         recipient_step(c);
 }
 
@@ -199,7 +221,11 @@ static int call_start_child(LocalCall *c, const MailboxMessage *m, const LocalPl
         Daemon *d = c->req.agent->daemon;
         int r;
 
-        r = local_child_start(m, d->config, plan, c->result_fd, &c->pid);
+        /* Only a child needs a report outside local's memory. O_APPEND: it may write after a kill. */
+        c->child_fd = memfd_create("postbus-local-report", MFD_CLOEXEC);
+        if (c->child_fd < 0 || fcntl(c->child_fd, F_SETFL, O_APPEND) < 0)
+                return -errno;
+        r = local_child_start(m, d->config, plan, c->child_fd, &c->pid);
         if (r < 0)
                 return r;
         r = sd_event_add_child(d->event, &c->child, c->pid, WEXITED, on_child, c);
@@ -228,7 +254,7 @@ static unsigned recipient_start(LocalCall *c) {
         unsigned n = 0;
         int r;
 
-        local_expand(&m, d->config, &l->aliases, c->result_fd, &plan);
+        local_expand(&m, d->config, &l->aliases, &c->report, &plan);
         for (size_t k = 0; k < plan.n_jobs; k++) {
                 const LocalJob *j = plan.jobs + k;
                 MailboxMessage mm = m;
@@ -242,7 +268,7 @@ static unsigned recipient_start(LocalCall *c) {
                         continue;
                 }
                 mailbox_result_set(&result, "4.3.0", "cannot start a delivery process: %s", strerror(-r));
-                (void) local_report_delivery(c->result_fd, j->address,
+                (void) local_report_delivery(&c->report, j->address,
                                              strcaseeq(j->address, m.recipient) ? NULL : m.recipient, &result);
         }
         if (local_plan_needs_child(&plan)) {
@@ -260,26 +286,14 @@ static unsigned recipient_start(LocalCall *c) {
 
 static int local_start(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
-        MailboxResult result;
-        int fd;
 
         c->failed = false;
-        /* O_APPEND: local, the child and the answers of the workers add lines to it in any order. */
-        fd = memfd_create("postbus-local-report", MFD_CLOEXEC);
-        if (fd < 0 || fcntl(fd, F_SETFL, O_APPEND) < 0) {
-                mailbox_result_set(&result, "4.3.0", "cannot create a report file: %m");
-                safe_close(fd);
-                call_record(c, &result);
-                call_continue(c);
-                return 0;
-        }
-        c->result_fd = fd;
+        c->active = true;
         c->n_waiting = recipient_start(c);
         if (c->n_waiting > 0)
                 return 1;
         /* Settled here and now: an unknown user, a loop, a failure to start. */
         call_report(c);
-        c->result_fd = safe_close(c->result_fd);
         call_continue(c);
         return 0;
 }
@@ -301,7 +315,7 @@ static void local_stop(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
 
         call_local(c)->stopping = true;
-        if (req->running && c->result_fd >= 0) {
+        if (req->running && c->active) {
                 if (c->pid > 0) {
                         siginfo_t si = {};
 
@@ -310,7 +324,6 @@ static void local_stop(DeliveryRequest *req) {
                 }
                 local_pool_drain(call_local(c)->pool, c);
                 call_report(c);
-                c->result_fd = safe_close(c->result_fd);
         }
         if (delivery_request_peer_connected(req))
                 call_defer_rest(c, "local delivery agent is stopping");
@@ -319,7 +332,8 @@ static void local_stop(DeliveryRequest *req) {
 static int local_prepare(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
 
-        c->result_fd = -EBADF;
+        c->report = LOCAL_REPORT_MEMORY;
+        c->child_fd = -EBADF;
         c->results = calloc(req->n_recipients, sizeof(MailboxResult));
         return c->results ? 0 : -ENOMEM;
 }
@@ -329,7 +343,8 @@ static void local_call_done(DeliveryRequest *req) {
 
         local_pool_forget(call_local(c)->pool, c);
         sd_event_source_disable_unref(c->child);
-        safe_close(c->result_fd);
+        safe_close(c->child_fd);
+        local_report_done(&c->report);
         free(c->results);
 }
 

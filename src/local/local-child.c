@@ -96,11 +96,11 @@ static void file_delivery(const void *userdata, MailboxResult *ret) {
                 mailbox_result_set(ret, "2.0.0", "delivered to file: %s", f->path);
 }
 
-static void report(int fd, const MailboxMessage *m, const char *to, const MailboxResult *r) {
-        (void) local_report_delivery(fd, to, strcaseeq(to, m->recipient) ? NULL : m->recipient, r);
+static void report(LocalReport *rep, const MailboxMessage *m, const char *to, const MailboxResult *r) {
+        (void) local_report_delivery(rep, to, strcaseeq(to, m->recipient) ? NULL : m->recipient, r);
 }
 
-static void child_run(const MailboxMessage *orig, const Config *c, const LocalPlan *plan, int report_fd) {
+static void child_run(const MailboxMessage *orig, const Config *c, const LocalPlan *plan, LocalReport *rep) {
         for (size_t k = 0; k < plan->n_jobs; k++) {
                 const LocalJob *j = plan->jobs + k;
                 MailboxMessage m = *orig;
@@ -115,7 +115,7 @@ static void child_run(const MailboxMessage *orig, const Config *c, const LocalPl
                                           (uint64_t) c->command_time_limit * USEC_PER_SEC, &r);
                 else
                         continue;       /* mailboxes are the workers' */
-                report(report_fd, orig, j->address, &r);
+                report(rep, orig, j->address, &r);
         }
         for (size_t k = 0; k < plan->n_groups; k++) {
                 const LocalForwardGroup *g = plan->groups + k;
@@ -125,11 +125,13 @@ static void child_run(const MailboxMessage *orig, const Config *c, const LocalPl
                 (void) local_forward_submit(orig, g->delivered_to, g->sender, g->recipients,
                                             (uint64_t) c->daemon_timeout * USEC_PER_SEC / 10, id, &r);
                 for (size_t j = 0; j < g->n; j++)
-                        report(report_fd, orig, g->recipients[j], &r);
+                        report(rep, orig, g->recipients[j], &r);
         }
 }
 
 _Noreturn static void child_main(const MailboxMessage *m, const Config *c, const LocalPlan *plan, int report_fd) {
+        LocalReport rep = { .fd = report_fd };
+
         /* SIGTERM stays blocked as in local: a stop lets the work finish, local waits. */
         (void) signal(SIGXFSZ, SIG_IGN);        /* a write past mailbox_size_limit fails with EFBIG */
         (void) signal(SIGPIPE, SIG_IGN);        /* a command that does not read all of its input */
@@ -140,9 +142,9 @@ _Noreturn static void child_main(const MailboxMessage *m, const Config *c, const
         if (c->mailbox_size_limit > 0 && setrlimit(RLIMIT_FSIZE, &rl) < 0) {
                 MailboxResult result;
                 mailbox_result_set(&result, "4.3.0", "cannot set the file size limit: %m");
-                (void) local_report_delivery(report_fd, m->recipient, NULL, &result);
+                (void) local_report_delivery(&rep, m->recipient, NULL, &result);
         } else
-                child_run(m, c, plan, report_fd);
+                child_run(m, c, plan, &rep);
         _exit(EXIT_SUCCESS);
 }
 

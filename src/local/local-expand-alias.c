@@ -19,7 +19,7 @@ static int alias_lookup(LocalExpand *e, const char *local, char **ret_value, uid
                 r = table_lookup(t, local, &value);
                 if (r == -ENOENT && db && access(table_source_path(t), F_OK) >= 0) {
                         /* Written but never built: as Postfix, a temporary failure until it is. */
-                        (void) local_report_warning(e->report_fd, "alias table %s has not been built: run newaliases",
+                        (void) local_report_warning(e->report, "alias table %s has not been built: run newaliases",
                                                     table_name(t));
                         return r;
                 }

@@ -64,20 +64,20 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
                 if (r == -ENOENT || r == -ENOTDIR)
                         continue;
                 if (r == -EBADFD) {
-                        (void) local_report_ignored(e->report_fd, path, "is not a regular file");
+                        (void) local_report_ignored(e->report, path, "is not a regular file");
                         continue;
                 }
                 if (r < 0) {
-                        (void) local_report_ignored(e->report_fd, path, "cannot be read: %s",
+                        (void) local_report_ignored(e->report, path, "cannot be read: %s",
                                                     r == -EFBIG ? "file too large" : strerror(-r));
                         continue;
                 }
                 if (st.st_uid != pw->pw_uid && st.st_uid != 0) {
-                        (void) local_report_ignored(e->report_fd, path, "has bad owner uid %u", (unsigned) st.st_uid);
+                        (void) local_report_ignored(e->report, path, "has bad owner uid %u", (unsigned) st.st_uid);
                         continue;
                 }
                 if (st.st_mode & (S_IWOTH | S_IWGRP)) {
-                        (void) local_report_ignored(e->report_fd, path, "is %s writable",
+                        (void) local_report_ignored(e->report, path, "is %s writable",
                                                     st.st_mode & S_IWOTH ? "world" : "group");
                         continue;
                 }
@@ -106,7 +106,7 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
                 }
                 if (r < 0) {
                         local_target_list_done(ret);
-                        (void) local_report_ignored(e->report_fd, path, "has a malformed destination list");
+                        (void) local_report_ignored(e->report, path, "has a malformed destination list");
                         continue;
                 }
                 found = ret->n > 0;

@@ -114,7 +114,7 @@ const char *local_expand_item_address(const LocalExpand *e, size_t i) {
 void local_expand_report(LocalExpand *e, const char *to, const MailboxResult *r) {
         const char *orig = e->m->recipient;
 
-        (void) local_report_delivery(e->report_fd, to, strcaseeq(to, orig) ? NULL : orig, r);
+        (void) local_report_delivery(e->report, to, strcaseeq(to, orig) ? NULL : orig, r);
 }
 
 void local_expand_report_item(LocalExpand *e, size_t i, const MailboxResult *r) {
@@ -415,8 +415,9 @@ void local_aliases_done(LocalAliases *a) {
         *a = (LocalAliases) {};
 }
 
-void local_expand(const MailboxMessage *m, const Config *c, LocalAliases *aliases, int report_fd, LocalPlan *plan) {
-        LocalExpand e = { .m = m, .c = c, .report_fd = report_fd, .plan = plan, .aliases = aliases };
+void local_expand(const MailboxMessage *m, const Config *c, LocalAliases *aliases, LocalReport *report,
+                  LocalPlan *plan) {
+        LocalExpand e = { .m = m, .c = c, .report = report, .plan = plan, .aliases = aliases };
         const LocalPrivs none = { .uid = (uid_t) -1, .gid = (gid_t) -1 };
         int r;
 

@@ -17,18 +17,38 @@ static void report_clean(char *s) {
                         *s = ' ';
 }
 
-static int report_write(int fd, const char *line, size_t len) {
+static int report_write(LocalReport *rep, const char *line, size_t len) {
         struct stat st;
 
         /* The parent reads no more than this; what does not fit is dropped rather than cut. */
-        if (fstat(fd, &st) < 0)
+        if (rep->fd < 0) {
+                if (len > LOCAL_REPORT_MAX || rep->len > LOCAL_REPORT_MAX - len)
+                        return -E2BIG;
+                if (rep->size - rep->len < len) {
+                        size_t size = MAX(rep->len + len, 2 * rep->size);
+                        char *b = realloc(rep->buf, size);
+                        if (!b)
+                                return -ENOMEM;
+                        rep->buf = b;
+                        rep->size = size;
+                }
+                memcpy(rep->buf + rep->len, line, len);
+                rep->len += len;
+                return 0;
+        }
+        if (fstat(rep->fd, &st) < 0)
                 return -errno;
         if (len > LOCAL_REPORT_MAX || (uint64_t) st.st_size > LOCAL_REPORT_MAX - len)
                 return -E2BIG;
-        return write_full(fd, line, len);
+        return write_full(rep->fd, line, len);
 }
 
-int local_report_delivery(int fd, const char *to, const char *orig_to, const MailboxResult *r) {
+void local_report_done(LocalReport *r) {
+        r->buf = mfree(r->buf);
+        r->len = r->size = 0;
+}
+
+int local_report_delivery(LocalReport *rep, const char *to, const char *orig_to, const MailboxResult *r) {
         _cleanup_free_ char *line = NULL, *t = strdup(to), *o = strdup(strempty(orig_to)), *x = strdup(r->text);
         int n;
 
@@ -40,10 +60,10 @@ int local_report_delivery(int fd, const char *to, const char *orig_to, const Mai
         n = asprintf(&line, "D %s %s\t%s\t%s\n", r->dsn, t, o, x);
         if (n < 0)
                 return -ENOMEM;
-        return report_write(fd, line, (size_t) n);
+        return report_write(rep, line, (size_t) n);
 }
 
-int local_report_warning(int fd, const char *fmt, ...) {
+int local_report_warning(LocalReport *rep, const char *fmt, ...) {
         _cleanup_free_ char *text = NULL, *line = NULL;
         va_list ap;
         int n;
@@ -57,10 +77,10 @@ int local_report_warning(int fd, const char *fmt, ...) {
         n = asprintf(&line, "W %s\n", text);
         if (n < 0)
                 return -ENOMEM;
-        return report_write(fd, line, (size_t) n);
+        return report_write(rep, line, (size_t) n);
 }
 
-int local_report_ignored(int fd, const char *path, const char *fmt, ...) {
+int local_report_ignored(LocalReport *rep, const char *path, const char *fmt, ...) {
         _cleanup_free_ char *why = NULL, *p = strdup(path), *line = NULL;
         va_list ap;
         int n;
@@ -75,7 +95,7 @@ int local_report_ignored(int fd, const char *path, const char *fmt, ...) {
         n = asprintf(&line, "I %s\t%s\n", p, why);
         if (n < 0)
                 return -ENOMEM;
-        return report_write(fd, line, (size_t) n);
+        return report_write(rep, line, (size_t) n);
 }
 
 void local_report_line_done(LocalReportLine *l) {

@@ -18,6 +18,7 @@ typedef struct LocalPending {
         char *msg;
         size_t len;
         int queue_fd;
+        bool own_fd;                    /* queue_fd is a copy of this request's; else the caller's, until sent */
 } LocalPending;
 
 typedef struct LocalWorker {
@@ -52,19 +53,6 @@ struct LocalPool {
         unsigned generation;            /* one more on each reload */
 };
 
-LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user) {
-        LocalWorkerId id = { .uid = user->uid, .gid = user->gid, .sgid = user->gid };
-        struct stat st;
-
-        if (!isempty(c->home_mailbox) || stat(c->mail_spool_directory, &st) < 0 || (st.st_mode & S_IWOTH))
-                return id;
-        if (st.st_mode & S_IWGRP)
-                id.sgid = st.st_gid;    /* dot-locks and new mailboxes with the spool's group */
-        else
-                id = (LocalWorkerId) {};        /* only root can: the root worker */
-        return id;
-}
-
 static uint64_t now_usec(void) {
         struct timespec ts;
 
@@ -72,10 +60,49 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
+LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user) {
+        /* The spool's mode, looked at again after a second rather than for every delivery. */
+        static struct { const Config *config; uint64_t when; int r; mode_t mode; gid_t gid; } spool;
+        LocalWorkerId id = { .uid = user->uid, .gid = user->gid, .sgid = user->gid };
+        uint64_t now = now_usec();
+
+        if (!isempty(c->home_mailbox))
+                return id;
+        if (spool.config != c || now - spool.when >= USEC_PER_SEC) {
+                struct stat st = {};
+
+                spool.r = stat(c->mail_spool_directory, &st) < 0 ? -errno : 0;
+                spool.mode = st.st_mode;
+                spool.gid = st.st_gid;
+                spool.config = c;
+                spool.when = now;
+        }
+        if (spool.r < 0 || (spool.mode & S_IWOTH))
+                return id;
+        if (spool.mode & S_IWGRP)
+                id.sgid = spool.gid;    /* dot-locks and new mailboxes with the spool's group */
+        else
+                id = (LocalWorkerId) {};        /* only root can: the root worker */
+        return id;
+}
+
 static void pending_done(LocalPending *q) {
         free(q->recipient);
         free(q->msg);
-        safe_close(q->queue_fd);
+        if (q->own_fd)
+                safe_close(q->queue_fd);
+}
+
+/* A request that waits to be sent holds a copy of the queue file's descriptor of its own: its call may end
+ * meanwhile. One sent at once needs none (the socket holds the file), which saves a dup and a close. */
+static int pending_own(LocalPending *q) {
+        if (q->own_fd)
+                return 0;
+        q->queue_fd = fcntl(q->queue_fd, F_DUPFD_CLOEXEC, 3);
+        if (q->queue_fd < 0)
+                return -errno;
+        q->own_fd = true;
+        return 0;
 }
 
 /* Takes the first request off the line and tells its caller. */
@@ -266,6 +293,10 @@ static int worker_queue(LocalWorker *w, LocalPending *q) {
                 (void) kill(w->pid, SIGKILL);
                 worker_retire(w);
         }
+        if (w->n_sent < w->n_pending && pending_own(w->pending + w->n_pending - 1) < 0) {
+                w->n_pending--;         /* never sent: the caller is told by the failure */
+                return -EMFILE;
+        }
         return 0;
 }
 
@@ -427,11 +458,10 @@ int local_pool_deliver(LocalPool *p, const MailboxMessage *m, const LocalPrivs *
         if (r < 0)
                 return r;
         q.recipient = strdup(m->recipient);
-        q.queue_fd = fcntl(m->queue_fd, F_DUPFD_CLOEXEC, 3);
-        if (!q.recipient || q.queue_fd < 0) {
-                r = q.recipient ? -errno : -ENOMEM;
+        q.queue_fd = m->queue_fd;
+        if (!q.recipient) {
                 pending_done(&q);
-                return r;
+                return -ENOMEM;
         }
         if (!w && (p->n_backlog > 0 || !pool_make_room(p))) {
                 /* Every worker is busy: it waits for one to be idle, after those that wait already. */
@@ -439,10 +469,11 @@ int local_pool_deliver(LocalPool *p, const MailboxMessage *m, const LocalPrivs *
                 char *name = strdup(id.uid == 0 ? "root" : user->user);
                 if (l)
                         p->backlog = l;
-                if (!l || !name) {
+                r = !l || !name ? -ENOMEM : pending_own(&q);
+                if (r < 0) {
                         free(name);
                         pending_done(&q);
-                        return -ENOMEM;
+                        return r;
                 }
                 p->backlog[p->n_backlog++] = (LocalBacklog) { .id = id, .user = name, .q = q };
                 return 0;

@@ -19,26 +19,49 @@ static bool user_name_ok(const char *name) {
         return !isempty(name) && !strchr(name, '/') && !streq(name, ".") && !streq(name, "..");
 }
 
-/* The identities of mail spool delivery, as Postfix chooses them: a world-writable spool is written as the
- * recipient; a group-writable one (Debian: root:mail 2775) as the recipient with the spool's group; any
- * other needs root, and a mailbox it creates is handed to the recipient and the "mail" group. */
-static void spool_identities(const char *spool, const struct passwd *pw, MailboxMbox *mb) {
-        struct stat st;
-        struct group *gr;
+/* What the mail spool directory's mode means for the identities of delivery, as Postfix chooses them: a
+ * world-writable spool is written as the recipient; a group-writable one (Debian: root:mail 2775) as the
+ * recipient with the spool's group; any other needs root, and a mailbox it creates is handed to the recipient
+ * and the "mail" group. Looked at once in a worker's life: its own identity was chosen from the same mode
+ * when it was forked (local_worker_id()), and a reload retires it. */
+typedef struct SpoolMode {
+        bool known;
+        bool world, group;
+        gid_t spool_gid;
+        bool have_mail_gid;
+        gid_t mail_gid;
+} SpoolMode;
 
+static void spool_identities(const char *spool, const struct passwd *pw, MailboxMbox *mb) {
+        static SpoolMode mode;
+
+        if (!mode.known) {
+                struct stat st;
+                struct group *gr;
+
+                mode.known = true;
+                if (stat(spool, &st) < 0 || (st.st_mode & S_IWOTH))
+                        mode.world = true;
+                else if (st.st_mode & S_IWGRP) {
+                        mode.group = true;
+                        mode.spool_gid = st.st_gid;
+                } else if ((gr = getgrnam("mail"))) {
+                        mode.have_mail_gid = true;
+                        mode.mail_gid = gr->gr_gid;
+                }
+        }
         mb->uid = mb->lock_uid = pw->pw_uid;
         mb->gid = mb->lock_gid = mb->create_gid = pw->pw_gid;
-        if (stat(spool, &st) < 0 || (st.st_mode & S_IWOTH))
+        if (mode.world)
                 return;
-        if (st.st_mode & S_IWGRP) {
-                mb->lock_gid = st.st_gid;
+        if (mode.group) {
+                mb->lock_gid = mode.spool_gid;
                 return;
         }
         mb->lock_uid = 0;
         mb->lock_gid = 0;
-        gr = getgrnam("mail");
-        if (gr)
-                mb->create_gid = gr->gr_gid;
+        if (mode.have_mail_gid)
+                mb->create_gid = mode.mail_gid;
 }
 
 /* The first result for all n. */

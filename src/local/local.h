@@ -121,9 +121,21 @@ int local_forward_submit(const MailboxMessage *m, const char *delivered_to, cons
  * warning for the journal ("W <text>"), and per forward file ignored as unsafe ("I <path>\t<why>"). Tabs
  * and control characters in fields become blanks. */
 #define LOCAL_REPORT_MAX (1024U * 1024U)
-int local_report_delivery(int fd, const char *to, const char *orig_to, const MailboxResult *r);
-int local_report_warning(int fd, const char *fmt, ...) _printf_(2, 3);
-int local_report_ignored(int fd, const char *path, const char *fmt, ...) _printf_(3, 4);
+
+/* Where report lines go: local keeps its own in memory (no system call per line); a delivery child, which
+ * cannot write local's memory, appends them to a memory file (fd >= 0) that local reads when it ends. */
+typedef struct LocalReport {
+        int fd;                         /* >= 0: lines are appended here; else to buf */
+        char *buf;
+        size_t len, size;
+} LocalReport;
+
+#define LOCAL_REPORT_MEMORY ((LocalReport) { .fd = -EBADF })
+void local_report_done(LocalReport *r);
+
+int local_report_delivery(LocalReport *rep, const char *to, const char *orig_to, const MailboxResult *r);
+int local_report_warning(LocalReport *rep, const char *fmt, ...) _printf_(2, 3);
+int local_report_ignored(LocalReport *rep, const char *path, const char *fmt, ...) _printf_(3, 4);
 
 typedef struct LocalReportLine {
         char type;                      /* 'D', 'W' or 'I' */
@@ -188,7 +200,8 @@ void local_aliases_done(LocalAliases *a);
 /* Expands m->recipient (aliases, :include:, .forward) into plan, writing a report line for every destination
  * that fails (and for warnings) to report_fd. Runs in local, the long-lived process, as root; list files are
  * opened with the rights of their user. */
-void local_expand(const MailboxMessage *m, const Config *c, LocalAliases *aliases, int report_fd, LocalPlan *plan);
+void local_expand(const MailboxMessage *m, const Config *c, LocalAliases *aliases, LocalReport *report,
+                  LocalPlan *plan);
 
 /* The way Postfix reaches the mailbox of pw: the identity a per-user worker takes for good. sgid is a group
  * the worker may switch its effective gid to (the group of a group-writable mail spool); uid 0: a spool that
@@ -300,7 +313,7 @@ typedef struct LocalItem {
 typedef struct LocalExpand {
         const MailboxMessage *m;
         const Config *c;
-        int report_fd;
+        LocalReport *report;
         LocalHeaderScan scan;
         LocalItem *items;
         size_t n_items;

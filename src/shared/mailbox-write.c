@@ -121,16 +121,22 @@ static void write_failed(MailboxResult *ret, const MailboxWriter *w, int r, cons
 }
 
 int mailbox_set_eugid(uid_t uid, gid_t gid) {
-        if (geteuid() == uid && getegid() == gid)
+        uid_t ruid, euid, suid;
+        gid_t rgid, egid, sgid;
+
+        /* Two calls tell all the ids (getuid(), geteuid() and getegid() are a system call each). */
+        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
+                return -errno;
+        if (euid == uid && egid == gid)
                 return 0;
-        if (getuid() != 0) {
+        if (ruid != 0) {
                 /* A per-user worker: its uid is its own for good; its effective gid alone moves, between its
                  * own and the saved one it was given (the group of a group-writable spool). */
-                if (uid != geteuid())
+                if (uid != euid)
                         return -EPERM;
                 return setegid(gid) < 0 ? -errno : 0;
         }
-        if (geteuid() != 0 && seteuid(0) < 0)
+        if (euid != 0 && seteuid(0) < 0)
                 return -errno;
         if (setgroups(1, &gid) < 0 || setegid(gid) < 0)
                 return -errno;
@@ -399,7 +405,10 @@ void mailbox_deliver_mbox_batch(const MailboxMessage *m, size_t n, const Mailbox
         if (fd < 0)
                 goto unlock;
 
-        r = mailbox_set_eugid(mb->uid, mb->gid);
+        /* Written as the recipient. When the locks were taken as the recipient too, with the spool's group
+         * alone for the dot-lock (a per-user worker), the ids stay: nothing is created from here on, and
+         * writes through the open descriptor check no ids (two switches, six system calls, saved). */
+        r = mb->lock_uid == mb->uid ? 0 : mailbox_set_eugid(mb->uid, mb->gid);
         if (r < 0) {
                 mailbox_result_set(ret, "4.3.0", "cannot switch to uid %u: %s", (unsigned) mb->uid,
                                  strerror(-r));
@@ -427,7 +436,8 @@ void mailbox_deliver_mbox_batch(const MailboxMessage *m, size_t n, const Mailbox
                                 ret[k] = failed;
         }
 unlock:
-        (void) mailbox_set_eugid(mb->lock_uid, mb->lock_gid);
+        if (mb->lock_uid != mb->uid)
+                (void) mailbox_set_eugid(mb->lock_uid, mb->lock_gid);
         fd = safe_close(fd);    /* also drops the fcntl lock, before the dot-lock */
         if (lock_path)
                 (void) unlink(lock_path);

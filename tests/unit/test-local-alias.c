@@ -248,12 +248,18 @@ TEST(report_lines) {
         ssize_t n;
 
         ASSERT_TRUE(fd >= 0);
-        mailbox_result_set(&r, "2.0.0", "delivered to command: a\tb\nc");
-        ASSERT_OK(local_report_delivery(fd, "bob@x", "alias@x", &r));
-        mailbox_result_set(&r, "5.4.6", "mail forwarding loop for bob@x");
-        ASSERT_OK(local_report_delivery(fd, "bob@x", NULL, &r));
-        ASSERT_OK(local_report_warning(fd, "file %s is world writable -- ignored", "/h/.forward\x01"));
-        ASSERT_OK(local_report_ignored(fd, "/h/.forward\t", "is %s writable", "group"));
+        /* The same lines into a child's memory file and into local's memory. */
+        LocalReport child = { .fd = fd }, mem = LOCAL_REPORT_MEMORY;
+        LocalReport *reps[] = { &child, &mem };
+        for (size_t k = 0; k < ELEMENTSOF(reps); k++) {
+                mailbox_result_set(&r, "2.0.0", "delivered to command: a\tb\nc");
+                ASSERT_OK(local_report_delivery(reps[k], "bob@x", "alias@x", &r));
+                mailbox_result_set(&r, "5.4.6", "mail forwarding loop for bob@x");
+                ASSERT_OK(local_report_delivery(reps[k], "bob@x", NULL, &r));
+                ASSERT_OK(local_report_warning(reps[k], "file %s is world writable -- ignored", "/h/.forward\x01"));
+                ASSERT_OK(local_report_ignored(reps[k], "/h/.forward\t", "is %s writable", "group"));
+        }
+        ASSERT_EQ(child.len, 0U);
         n = pread(fd, buf, sizeof buf - 1, 0);
         ASSERT_TRUE(n > 0);
         buf[n] = '\0';
@@ -261,6 +267,10 @@ TEST(report_lines) {
                           "D 5.4.6 bob@x\t\tmail forwarding loop for bob@x\n"
                           "W file /h/.forward  is world writable -- ignored\n"
                           "I /h/.forward \tis group writable\n");
+        ASSERT_EQ(mem.len, (size_t) n);
+        ASSERT_TRUE(memcmp(mem.buf, buf, (size_t) n) == 0);
+        local_report_done(&mem);
+        ASSERT_TRUE(mem.buf == NULL);
 
         LocalReportLine l;
         char *p = buf, *nl = strchr(p, '\n');
