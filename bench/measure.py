@@ -243,11 +243,12 @@ class Postbus:
         # call to qmgr fails fast and is retried with back-off (best effort by design).
         run("systemctl", "stop", "postbus-qmgr.socket", "postbus-qmgr.service")
         run("systemctl", "mask", "--runtime", "--quiet", "postbus-qmgr.socket", "postbus-qmgr.service")
-        # --param: main.cf lines, e.g. cleanup_sync_threads=0, read by each role at its next start.
-        if self.args.param:
-            with open("/etc/postbus/main.cf", "a") as f:
-                f.write("".join(f"{p.split('=', 1)[0].strip()} = {p.split('=', 1)[1].strip()}\n"
-                                for p in self.args.param))
+        # No reverse lookup of the client, as Postfix is set up below. --param: main.cf lines, e.g.
+        # cleanup_sync_threads=0, read by each role at its next start.
+        with open("/etc/postbus/main.cf", "a") as f:
+            f.write("smtpd_peername_lookup = no\n")
+            f.write("".join(f"{p.split('=', 1)[0].strip()} = {p.split('=', 1)[1].strip()}\n"
+                            for p in self.args.param))
 
     def fresh_start(self):
         """Stops the roles (their sockets stay) and lets socket activation start them again on the
