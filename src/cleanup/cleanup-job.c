@@ -1,7 +1,6 @@
 /* cleanup-job.c: the course of one submission in the cleanup process, from the Submit call to its answer: the
  * job, its rounds of rewrite calls, canonical maps and masquerading, and the queue file. The header pass,
  * virtual aliases and the failure answers have files of their own (cleanup-job-headers.c and so on). */
-#include <fcntl.h>
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -22,7 +21,6 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
                 return NULL;
         if (j->content)
                 (void) munmap(j->content, j->size);
-        safe_close(j->fd);
         sd_bus_message_unref(j->request);
         free(j->sender);
         for (size_t i = 0; i < j->n_recipients; i++)
@@ -324,11 +322,19 @@ static void job_fail_write(CleanupJob *j, int error) {
                 cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
 }
 
-/* The queue file is synced and in incoming/ (or is gone again): it waits for the sync of the directory. */
+/* The queue file and its name in incoming/ are on disk (or the file is gone again): the answer. */
 static void job_synced(CleanupSyncItem *item, void *userdata) {
         CleanupJob *j = userdata;
         int r = item->error;
 
+        if (r < 0 && item->dir_failed) {
+                log_error_errno(r, "%s: failed to sync the incoming queue directory: %m", item->id);
+                if (item->unlink_error < 0)
+                        log_warning_errno(item->unlink_error,
+                                          "%s: failed to remove the unconfirmed queue file, ignoring: %m", item->id);
+                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
+                return;
+        }
         if (r < 0) {
                 log_error_errno(r, "%s: failed to write the queue file: %m", item->id);
                 job_fail_write(j, r);
@@ -337,12 +343,8 @@ static void job_synced(CleanupSyncItem *item, void *userdata) {
         if (item->collided)
                 log_warning("Queue ID collision in incoming: the message was queued as %s.", item->id);
         cleanup_message_log(item->id, j->sender, j->hold, j->message_id);
-        r = cleanup_commit_later(j->cleanup, j->request, item->id);
-        if (r < 0) {
-                /* written but never confirmed: the sender retries, at worst a duplicate */
-                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
-                return;
-        }
+        (void) sd_bus_reply_method_return(j->request, "s", item->id);
+        cleanup_wake_qmgr(j->cleanup, item->id);
         cleanup_job_free(j);
 }
 
@@ -515,7 +517,6 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         }
         j->cleanup = c;
         daemon_busy_inc(c->daemon);
-        j->fd = -EBADF;
         j->sync.fd = -EBADF;
         j->recipients = recipients;
         for (char **rc = recipients; *rc; rc++)
@@ -552,23 +553,14 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         return 0;
 }
 
-/* Maps the submitted message: 1 when it is larger than message_size_limit (and left unmapped). */
-static int job_map(CleanupJob *j, int fd) {
-        struct stat st;
-
-        /* The descriptor belongs to the message: a copy outlives it. */
-        j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (j->fd < 0 || fstat(j->fd, &st) < 0)
-                return log_error_errno(errno, "Failed to take the submitted message: %m");
-        if (!S_ISREG(st.st_mode)) {
-                log_error("The submitted message is not a regular file.");
-                return -EBADF;
-        }
-        if (st.st_size > j->cleanup->daemon->config->message_size_limit)
+/* Maps the submitted message (fd, as st says it is: a sealed regular file): 1 when it is larger than
+ * message_size_limit (and left unmapped). The mapping outlives the descriptor, which stays the request's. */
+static int job_map(CleanupJob *j, int fd, const struct stat *st) {
+        if (st->st_size > j->cleanup->daemon->config->message_size_limit)
                 return 1;
-        j->size = (size_t) st.st_size;
+        j->size = (size_t) st->st_size;
         if (j->size > 0) {
-                j->content = mmap(NULL, j->size, PROT_READ, MAP_PRIVATE, j->fd, 0);
+                j->content = mmap(NULL, j->size, PROT_READ, MAP_PRIVATE, fd, 0);
                 if (j->content == MAP_FAILED) {
                         j->content = NULL;
                         return log_error_errno(errno, "Failed to map the submitted message: %m");
@@ -580,8 +572,8 @@ static int job_map(CleanupJob *j, int fd) {
 /* The course: the header pass; every address into canonical form by the rewrite role (asynchronous calls,
  * a window of them in flight at once); canonical maps and masquerading; virtual aliases, round by round; the
  * queue file. Only then does the submitter get its answer. */
-int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender, char **recipients,
-                      char **dsn_notify, char **dsn_orcpt, char **attrs) {
+int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const struct stat *st, const char *sender,
+                      char **recipients, char **dsn_notify, char **dsn_orcpt, char **attrs) {
         _cleanup_(cleanup_job_freep) CleanupJob *j = NULL;
         CleanupHeaderScan h;
         int r;
@@ -589,7 +581,7 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender,
         r = job_new(c, m, sender, recipients, dsn_notify, dsn_orcpt, attrs, &j);
         if (r < 0)
                 return r;
-        r = job_map(j, fd);
+        r = job_map(j, fd, st);
         if (r < 0)
                 return r;
         if (r > 0) {

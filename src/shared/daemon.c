@@ -213,7 +213,9 @@ int daemon_main(int argc, char **argv, const DaemonSpec *spec) {
                 goto finish;
         }
 
-        r = sd_event_default(&d.event);
+        /* A loop of its own, not sd_event_default(): libsystemd (252) asks the kernel for the thread ID on
+         * every turn of the default loop, one system call more each time. */
+        r = sd_event_new(&d.event);
         if (r < 0) {
                 log_error_errno(r, "Failed to allocate the event loop: %m");
                 goto finish;
