@@ -50,6 +50,41 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
 
 /* ---- rewrite rounds ---------------------------------------------------------------------------- */
 
+void cleanup_rewrite_cache_flush(Cleanup *c) {
+        for (size_t i = 0; i < CLEANUP_REWRITE_CACHE_SIZE; i++) {
+                c->rewrite_cache[i].address = mfree(c->rewrite_cache[i].address);
+                c->rewrite_cache[i].canonical = mfree(c->rewrite_cache[i].canonical);
+        }
+}
+
+/* The recent answer for address, or NULL. */
+static const char *rewrite_cache_get(Cleanup *c, const char *address) {
+        uint64_t now = now_monotonic_usec();
+
+        for (size_t i = 0; i < CLEANUP_REWRITE_CACHE_SIZE; i++) {
+                CleanupRewriteCached *e = c->rewrite_cache + i;
+                if (e->address && e->expire > now && streq(e->address, address))
+                        return e->canonical;
+        }
+        return NULL;
+}
+
+/* Keeps rewrite's answer canonical to address, in place of the oldest (best effort: no memory, no entry). */
+static void rewrite_cache_put(Cleanup *c, const char *address, const char *canonical) {
+        CleanupRewriteCached *e = c->rewrite_cache + c->rewrite_cache_next;
+        char *a = strdup(address), *k = strdup(canonical);
+
+        if (!a || !k) {
+                free(a);
+                free(k);
+                return;
+        }
+        free(e->address);
+        free(e->canonical);
+        *e = (CleanupRewriteCached) { a, k, now_monotonic_usec() + CLEANUP_REWRITE_CACHE_USEC };
+        c->rewrite_cache_next = (c->rewrite_cache_next + 1) % CLEANUP_REWRITE_CACHE_SIZE;
+}
+
 static void job_pump(CleanupJob *j);
 
 static void job_round_done(CleanupJob *j) {
@@ -85,6 +120,7 @@ static void on_rewrite_reply(sd_bus_message *reply, const sd_bus_error *e, void 
                 if (!copy)
                         cleanup_job_defer(j, "451 4.3.0 Error: out of memory");
                 else {
+                        rewrite_cache_put(j->cleanup, *call->slot, out);
                         free(*call->slot);
                         *call->slot = copy;
                 }
@@ -95,8 +131,21 @@ static void on_rewrite_reply(sd_bus_message *reply, const sd_bus_error *e, void 
 }
 
 void cleanup_job_rewrite(CleanupJob *j, char **slot) {
+        const char *known;
+
         if (isempty(*slot) || j->defer || j->reject)
                 return;
+        known = rewrite_cache_get(j->cleanup, *slot);
+        if (known) {
+                char *copy = strdup(known);
+                if (!copy) {
+                        cleanup_job_defer(j, "451 4.3.0 Error: out of memory");
+                        return;
+                }
+                free(*slot);
+                *slot = copy;
+                return;
+        }
         char ***q = realloc(j->queue, (j->n_queue + 1) * sizeof(char **));
         if (!q) {
                 cleanup_job_defer(j, "451 4.3.0 Error: out of memory");

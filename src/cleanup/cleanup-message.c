@@ -315,28 +315,25 @@ void cleanup_commit_done(Cleanup *c) {
         c->sync = cleanup_sync_free(c->sync);
 }
 
-static int wake_build(sd_bus_message *m, void *userdata) {
-        return sd_bus_message_append(m, "s", userdata);
-}
-
-static void on_wake_done(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
-        if (e)
-                log_debug("%s: qmgr did not take the wake-up (%s), it will find the message on its next scan.",
-                          (char *) userdata, e->message ?: e->name);
-        free(userdata);
-}
-
-/* qmgr scans incoming on start and every queue_run_delay anyway. */
+/* qmgr scans incoming on start and every queue_run_delay anyway: a call that asks for no answer (qmgr's
+ * sd-bus then sends none), so that a wake-up costs one message on the connection and no reply to read. */
 void cleanup_wake_qmgr(Cleanup *c, const char *id) {
-        char *copy = strdup(id);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        sd_bus *bus;
         int r;
 
-        r = copy ? bus_client_call(c->qmgr, "/org/postbus/QueueManager1", "org.postbus.QueueManager1", "Wake",
-                                   BUS_WAKE_TIMEOUT_USEC, 0, wake_build, on_wake_done, copy) : -ENOMEM;
-        if (r < 0) {
-                free(copy);
+        r = bus_client_get(c->qmgr, &bus);
+        if (r >= 0)
+                r = sd_bus_message_new_method_call(bus, &m, NULL, "/org/postbus/QueueManager1",
+                                                   "org.postbus.QueueManager1", "Wake");
+        if (r >= 0)
+                r = sd_bus_message_set_expect_reply(m, false);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", id);
+        if (r >= 0)
+                r = sd_bus_send(bus, m, NULL);
+        if (r < 0)
                 log_debug_errno(r, "%s: failed to wake qmgr, ignoring: %m", id);
-        }
 }
 
 static int strv_append(char ***l, size_t n, const char *s) {

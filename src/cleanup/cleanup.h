@@ -40,6 +40,17 @@ void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item);
 /* Lets the threads finish their items, answers them all, and frees s; items submitted then are done at once. */
 CleanupSync *cleanup_sync_free(CleanupSync *s);
 
+/* Recent answers of rewrite (cleanup-job.c), as Postfix's rewrite client keeps its last one: an address asked
+ * again within CLEANUP_REWRITE_CACHE_USEC takes the answer it got then instead of a call. A reload forgets
+ * them; a reload of rewrite alone takes effect here at most that long after. */
+#define CLEANUP_REWRITE_CACHE_SIZE 16U
+#define CLEANUP_REWRITE_CACHE_USEC (5 * USEC_PER_SEC)
+typedef struct CleanupRewriteCached {
+        char *address;
+        char *canonical;
+        uint64_t expire;                /* CLOCK_MONOTONIC */
+} CleanupRewriteCached;
+
 typedef struct Cleanup {
         Daemon *daemon;
         int incoming_fd;                /* queue_directory/incoming */
@@ -60,6 +71,8 @@ typedef struct Cleanup {
         bool propagate_virtual;         /* ... and virtual */
 
         CleanupSync *sync;
+        CleanupRewriteCached rewrite_cache[CLEANUP_REWRITE_CACHE_SIZE];
+        unsigned rewrite_cache_next;    /* the slot the next answer takes */
 } Cleanup;
 
 /* org.postbus.Cleanup1 at /org/postbus/Cleanup1, on $rundir/cleanup (peer-to-peer, callers are smtpd, pickup
@@ -201,11 +214,13 @@ struct CleanupJob {
 /* Frees a job in any state (half-built too) and tells the daemon it is one submission less busy. */
 CleanupJob *cleanup_job_free(CleanupJob *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CleanupJob *, cleanup_job_free);
-/* Asks rewrite for the canonical form of *slot in the coming round; the answer replaces it. */
+/* Asks rewrite for the canonical form of *slot in the coming round; the answer replaces it (at once when it is
+ * a recent one). */
 void cleanup_job_rewrite(CleanupJob *j, char **slot);
 /* Sends the round; next runs when its last answer is in (at once when nothing was asked), unless the
  * answer is known by then: that is given instead. */
 void cleanup_job_round_start(CleanupJob *j, CleanupJobStep next);
+void cleanup_rewrite_cache_flush(Cleanup *c);
 /* The last step: the final recipients, the header edits, the queue file, the reply. */
 void cleanup_job_write(CleanupJob *j);
 
