@@ -8,6 +8,7 @@
 #include "address.h"
 #include "cleanup-maps.h"
 #include "cleanup.h"
+#include "io-util.h"
 #include "log.h"
 #include "string-util.h"
 
@@ -19,8 +20,10 @@ typedef struct RewriteCall {
 CleanupJob *cleanup_job_free(CleanupJob *j) {
         if (!j)
                 return NULL;
-        if (j->content)
+        if (j->mapped)
                 (void) munmap(j->content, j->size);
+        else
+                free(j->content);
         sd_bus_message_unref(j->request);
         free(j->sender);
         for (size_t i = 0; i < j->n_recipients; i++)
@@ -602,19 +605,31 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         return 0;
 }
 
-/* Maps the submitted message (fd, as st says it is: a sealed regular file): 1 when it is larger than
- * message_size_limit (and left unmapped). The mapping outlives the descriptor, which stays the request's. */
+/* Reads or maps the submitted message (fd, as st says it is: a sealed regular file): 1 when it is larger than
+ * message_size_limit (and left alone). The descriptor stays the request's. */
 static int job_map(CleanupJob *j, int fd, const struct stat *st) {
         if (st->st_size > j->cleanup->daemon->config->message_size_limit)
                 return 1;
         j->size = (size_t) st->st_size;
-        if (j->size > 0) {
-                j->content = mmap(NULL, j->size, PROT_READ, MAP_PRIVATE, fd, 0);
-                if (j->content == MAP_FAILED) {
-                        j->content = NULL;
-                        return log_error_errno(errno, "Failed to map the submitted message: %m");
-                }
+        if (j->size == 0)
+                return 0;
+        if (j->size <= CLEANUP_READ_MAX) {
+                /* One read, where a mapping costs its unmapping too, and a TLB flush on the other CPUs. The
+                 * seals keep the size. */
+                j->content = malloc(j->size);
+                if (!j->content)
+                        return log_oom();
+                int r = pread_full(fd, j->content, j->size, 0);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read the submitted message: %m");
+                return 0;
         }
+        j->content = mmap(NULL, j->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (j->content == MAP_FAILED) {
+                j->content = NULL;
+                return log_error_errno(errno, "Failed to map the submitted message: %m");
+        }
+        j->mapped = true;
         return 0;
 }
 

@@ -129,9 +129,12 @@ static void *worker(void *userdata) {
                 /* The loop is woken when the done list was empty: when it is not, a wake-up for it is on its
                  * way and the loop takes the whole list then. The counter only grows, and the loop reads it
                  * before it takes the list: no wake-up is lost. A full counter (never, at 2^64-2) would fail
-                 * with EAGAIN, and it is read anyway. */
-                if (wake)
+                 * with EAGAIN, and it is read anyway. Written outside the lock, which others wait for. */
+                if (wake) {
+                        (void) pthread_mutex_unlock(&s->lock);
                         (void) write(s->event_fd, &one, sizeof one);
+                        (void) pthread_mutex_lock(&s->lock);
+                }
         }
         (void) pthread_mutex_unlock(&s->lock);
         return NULL;
@@ -193,8 +196,10 @@ void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item) {
         (void) pthread_mutex_lock(&s->lock);
         *s->todo_tail = item;
         s->todo_tail = &item->next;
-        (void) pthread_cond_signal(&s->wake);
         (void) pthread_mutex_unlock(&s->lock);
+        /* After the unlock: the worker it wakes does not wait for the lock then. It looks at todo under the
+         * lock before it sleeps, so the item is not missed. */
+        (void) pthread_cond_signal(&s->wake);
 }
 
 int cleanup_sync_new(sd_event *e, int dir_fd, unsigned n_threads, CleanupSync **ret) {

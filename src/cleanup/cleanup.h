@@ -15,6 +15,8 @@
 #define CLEANUP_RECIPIENTS_MAX 100000U
 #define CLEANUP_ATTRS_MAX 64U
 #define CLEANUP_ATTR_MAX 1024U
+/* Submitted messages up to this size are read into memory, larger ones mapped. */
+#define CLEANUP_READ_MAX (128U * 1024U)
 
 /* cleanup-sync.c: a written queue file to sync and rename into incoming/ and to make its name durable with one
  * sync of incoming/ for all that were renamed meanwhile (group commit), on one of cleanup_sync_threads worker
@@ -99,7 +101,7 @@ typedef struct CleanupRange {
 } CleanupRange;
 
 typedef struct CleanupRequest {
-        const char *content;            /* the submitted message, mapped */
+        const char *content;            /* the submitted message */
         size_t size;
         const char *sender;
         char **recipients;
@@ -175,7 +177,8 @@ typedef struct CleanupHeaderAddress {
 struct CleanupJob {
         Cleanup *cleanup;
         sd_bus_message *request;
-        void *content;                  /* the submitted message, mapped */
+        void *content;                  /* the submitted message, read or (larger than CLEANUP_READ_MAX) mapped */
+        bool mapped;
         size_t size;
 
         char *sender;
