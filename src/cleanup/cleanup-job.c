@@ -1,7 +1,6 @@
 /* cleanup-job.c: the course of one submission in the cleanup process, from the Submit call to its answer: the
  * job, its rounds of rewrite calls, canonical maps and masquerading, and the queue file. The header pass,
  * virtual aliases and the failure answers have files of their own (cleanup-job-headers.c and so on). */
-#include <fcntl.h>
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -9,6 +8,7 @@
 #include "address.h"
 #include "cleanup-maps.h"
 #include "cleanup.h"
+#include "io-util.h"
 #include "log.h"
 #include "string-util.h"
 
@@ -20,9 +20,10 @@ typedef struct RewriteCall {
 CleanupJob *cleanup_job_free(CleanupJob *j) {
         if (!j)
                 return NULL;
-        if (j->content)
+        if (j->mapped)
                 (void) munmap(j->content, j->size);
-        safe_close(j->fd);
+        else
+                free(j->content);
         sd_bus_message_unref(j->request);
         free(j->sender);
         for (size_t i = 0; i < j->n_recipients; i++)
@@ -51,6 +52,41 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
 }
 
 /* ---- rewrite rounds ---------------------------------------------------------------------------- */
+
+void cleanup_rewrite_cache_flush(Cleanup *c) {
+        for (size_t i = 0; i < CLEANUP_REWRITE_CACHE_SIZE; i++) {
+                c->rewrite_cache[i].address = mfree(c->rewrite_cache[i].address);
+                c->rewrite_cache[i].canonical = mfree(c->rewrite_cache[i].canonical);
+        }
+}
+
+/* The recent answer for address, or NULL. */
+static const char *rewrite_cache_get(Cleanup *c, const char *address) {
+        uint64_t now = now_monotonic_usec();
+
+        for (size_t i = 0; i < CLEANUP_REWRITE_CACHE_SIZE; i++) {
+                CleanupRewriteCached *e = c->rewrite_cache + i;
+                if (e->address && e->expire > now && streq(e->address, address))
+                        return e->canonical;
+        }
+        return NULL;
+}
+
+/* Keeps rewrite's answer canonical to address, in place of the oldest (best effort: no memory, no entry). */
+static void rewrite_cache_put(Cleanup *c, const char *address, const char *canonical) {
+        CleanupRewriteCached *e = c->rewrite_cache + c->rewrite_cache_next;
+        char *a = strdup(address), *k = strdup(canonical);
+
+        if (!a || !k) {
+                free(a);
+                free(k);
+                return;
+        }
+        free(e->address);
+        free(e->canonical);
+        *e = (CleanupRewriteCached) { a, k, now_monotonic_usec() + CLEANUP_REWRITE_CACHE_USEC };
+        c->rewrite_cache_next = (c->rewrite_cache_next + 1) % CLEANUP_REWRITE_CACHE_SIZE;
+}
 
 static void job_pump(CleanupJob *j);
 
@@ -87,6 +123,7 @@ static void on_rewrite_reply(sd_bus_message *reply, const sd_bus_error *e, void 
                 if (!copy)
                         cleanup_job_defer(j, "451 4.3.0 Error: out of memory");
                 else {
+                        rewrite_cache_put(j->cleanup, *call->slot, out);
                         free(*call->slot);
                         *call->slot = copy;
                 }
@@ -97,8 +134,21 @@ static void on_rewrite_reply(sd_bus_message *reply, const sd_bus_error *e, void 
 }
 
 void cleanup_job_rewrite(CleanupJob *j, char **slot) {
+        const char *known;
+
         if (isempty(*slot) || j->defer || j->reject)
                 return;
+        known = rewrite_cache_get(j->cleanup, *slot);
+        if (known) {
+                char *copy = strdup(known);
+                if (!copy) {
+                        cleanup_job_defer(j, "451 4.3.0 Error: out of memory");
+                        return;
+                }
+                free(*slot);
+                *slot = copy;
+                return;
+        }
         char ***q = realloc(j->queue, (j->n_queue + 1) * sizeof(char **));
         if (!q) {
                 cleanup_job_defer(j, "451 4.3.0 Error: out of memory");
@@ -324,11 +374,19 @@ static void job_fail_write(CleanupJob *j, int error) {
                 cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
 }
 
-/* The queue file is synced and in incoming/ (or is gone again): it waits for the sync of the directory. */
+/* The queue file and its name in incoming/ are on disk (or the file is gone again): the answer. */
 static void job_synced(CleanupSyncItem *item, void *userdata) {
         CleanupJob *j = userdata;
         int r = item->error;
 
+        if (r < 0 && item->dir_failed) {
+                log_error_errno(r, "%s: failed to sync the incoming queue directory: %m", item->id);
+                if (item->unlink_error < 0)
+                        log_warning_errno(item->unlink_error,
+                                          "%s: failed to remove the unconfirmed queue file, ignoring: %m", item->id);
+                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
+                return;
+        }
         if (r < 0) {
                 log_error_errno(r, "%s: failed to write the queue file: %m", item->id);
                 job_fail_write(j, r);
@@ -337,12 +395,8 @@ static void job_synced(CleanupSyncItem *item, void *userdata) {
         if (item->collided)
                 log_warning("Queue ID collision in incoming: the message was queued as %s.", item->id);
         cleanup_message_log(item->id, j->sender, j->hold, j->message_id);
-        r = cleanup_commit_later(j->cleanup, j->request, item->id);
-        if (r < 0) {
-                /* written but never confirmed: the sender retries, at worst a duplicate */
-                cleanup_job_fail(j, "451 4.3.0 Error: queue file write error");
-                return;
-        }
+        (void) sd_bus_reply_method_return(j->request, "s", item->id);
+        cleanup_wake_qmgr(j->cleanup, item->id);
         cleanup_job_free(j);
 }
 
@@ -515,7 +569,6 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         }
         j->cleanup = c;
         daemon_busy_inc(c->daemon);
-        j->fd = -EBADF;
         j->sync.fd = -EBADF;
         j->recipients = recipients;
         for (char **rc = recipients; *rc; rc++)
@@ -552,36 +605,39 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         return 0;
 }
 
-/* Maps the submitted message: 1 when it is larger than message_size_limit (and left unmapped). */
-static int job_map(CleanupJob *j, int fd) {
-        struct stat st;
-
-        /* The descriptor belongs to the message: a copy outlives it. */
-        j->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (j->fd < 0 || fstat(j->fd, &st) < 0)
-                return log_error_errno(errno, "Failed to take the submitted message: %m");
-        if (!S_ISREG(st.st_mode)) {
-                log_error("The submitted message is not a regular file.");
-                return -EBADF;
-        }
-        if (st.st_size > j->cleanup->daemon->config->message_size_limit)
+/* Reads or maps the submitted message (fd, as st says it is: a sealed regular file): 1 when it is larger than
+ * message_size_limit (and left alone). The descriptor stays the request's. */
+static int job_map(CleanupJob *j, int fd, const struct stat *st) {
+        if (st->st_size > j->cleanup->daemon->config->message_size_limit)
                 return 1;
-        j->size = (size_t) st.st_size;
-        if (j->size > 0) {
-                j->content = mmap(NULL, j->size, PROT_READ, MAP_PRIVATE, j->fd, 0);
-                if (j->content == MAP_FAILED) {
-                        j->content = NULL;
-                        return log_error_errno(errno, "Failed to map the submitted message: %m");
-                }
+        j->size = (size_t) st->st_size;
+        if (j->size == 0)
+                return 0;
+        if (j->size <= CLEANUP_READ_MAX) {
+                /* One read, where a mapping costs its unmapping too, and a TLB flush on the other CPUs. The
+                 * seals keep the size. */
+                j->content = malloc(j->size);
+                if (!j->content)
+                        return log_oom();
+                int r = pread_full(fd, j->content, j->size, 0);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read the submitted message: %m");
+                return 0;
         }
+        j->content = mmap(NULL, j->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (j->content == MAP_FAILED) {
+                j->content = NULL;
+                return log_error_errno(errno, "Failed to map the submitted message: %m");
+        }
+        j->mapped = true;
         return 0;
 }
 
 /* The course: the header pass; every address into canonical form by the rewrite role (asynchronous calls,
  * a window of them in flight at once); canonical maps and masquerading; virtual aliases, round by round; the
  * queue file. Only then does the submitter get its answer. */
-int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender, char **recipients,
-                      char **dsn_notify, char **dsn_orcpt, char **attrs) {
+int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const struct stat *st, const char *sender,
+                      char **recipients, char **dsn_notify, char **dsn_orcpt, char **attrs) {
         _cleanup_(cleanup_job_freep) CleanupJob *j = NULL;
         CleanupHeaderScan h;
         int r;
@@ -589,7 +645,7 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender,
         r = job_new(c, m, sender, recipients, dsn_notify, dsn_orcpt, attrs, &j);
         if (r < 0)
                 return r;
-        r = job_map(j, fd);
+        r = job_map(j, fd, st);
         if (r < 0)
                 return r;
         if (r > 0) {

@@ -291,7 +291,6 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, CleanupSyncItem
                 return 0;
         }
         item->fd = TAKE_FD(fd);
-        item->dir_fd = c->incoming_fd;
         *ret_message_id = message_id ? log_escape(message_id, strlen(message_id)) : NULL;
         return 0;
 }
@@ -306,123 +305,35 @@ void cleanup_message_log(const char *id, const char *sender, const char *hold, c
         }
 }
 
-static void commit_start(Cleanup *c);
-
-/* incoming/ is synced (or failed to): the messages in flight are answered. */
-static void on_dir_synced(CleanupSyncItem *item, void *userdata) {
-        Cleanup *c = userdata;
-
-        if (item->error < 0)
-                log_error_errno(item->error, "Failed to sync the incoming queue directory: %m");
-        for (size_t i = 0; i < c->n_flight; i++) {
-                CleanupCommit *k = c->flight + i;
-                /* On failure the file is taken back, since the sender will retry: its name may still
-                 * survive a crash, and then the worst is a duplicate. */
-                if (item->error < 0) {
-                        if (unlinkat(c->incoming_fd, k->id, 0) < 0)
-                                log_warning_errno(errno,
-                                                  "%s: failed to remove the unconfirmed queue file, ignoring: %m",
-                                                  k->id);
-                        (void) sd_bus_reply_method_error(k->request,
-                                &SD_BUS_ERROR_MAKE_CONST(POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: queue file write error"));
-                } else {
-                        (void) sd_bus_reply_method_return(k->request, "s", k->id);
-                        cleanup_wake_qmgr(c, k->id);
-                }
-                k->request = sd_bus_message_unref(k->request);
-        }
-        c->n_flight = 0;
-        c->syncing = false;
-        daemon_busy_dec(c->daemon);
-        if (c->n_commits > 0)
-                commit_start(c);
-}
-
-/* The messages gathered so far go in flight, with one sync of incoming/ for all of them. */
-static void commit_start(Cleanup *c) {
-        if (c->syncing || c->n_commits == 0)
-                return;
-        CleanupCommit *k = c->flight;
-        size_t size = c->size_flight;
-
-        c->flight = c->commits;
-        c->size_flight = c->size_commits;
-        c->commits = k;
-        c->size_commits = size;
-        c->n_flight = c->n_commits;
-        c->n_commits = 0;
-        c->syncing = true;
-        daemon_busy_inc(c->daemon);
-        c->dir_sync = (CleanupSyncItem) {
-                .fd = -EBADF,
-                .dir_fd = c->incoming_fd,
-                .done = on_dir_synced,
-                .userdata = c,
-        };
-        cleanup_sync_submit(c->sync, &c->dir_sync);
-}
-
-static int on_commit(sd_event_source *s, void *userdata) {
-        commit_start(userdata);
-        return 0;
-}
-
-int cleanup_commit_later(Cleanup *c, sd_bus_message *request, const char *id) {
-        if (c->n_commits == c->size_commits) {
-                size_t n = MAX(c->size_commits * 2, (size_t) 16);
-                CleanupCommit *k = realloc(c->commits, n * sizeof(CleanupCommit));
-                if (!k)
-                        return -ENOMEM;
-                c->commits = k;
-                c->size_commits = n;
-        }
-        CleanupCommit *k = c->commits + c->n_commits++;
-        k->request = sd_bus_message_ref(request);
-        memcpy(k->id, id, QUEUE_ID_SIZE);
-        return sd_event_source_set_enabled(c->commit_source, SD_EVENT_ONESHOT);
-}
-
 int cleanup_commit_setup(Cleanup *c) {
-        int r = sd_event_add_defer(c->daemon->event, &c->commit_source, on_commit, c);
-        if (r < 0)
-                return r;
-        r = sd_event_source_set_enabled(c->commit_source, SD_EVENT_OFF);
-        if (r < 0)
-                return r;
-        return cleanup_sync_new(c->daemon->event, (unsigned) c->daemon->config->cleanup_sync_threads, &c->sync);
+        return cleanup_sync_new(c->daemon->event, c->incoming_fd, (unsigned) c->daemon->config->cleanup_sync_threads,
+                                &c->sync);
 }
 
 void cleanup_commit_done(Cleanup *c) {
         /* Answer what is written before exiting: the threads finish, then what they left is synced here. */
         c->sync = cleanup_sync_free(c->sync);
-        commit_start(c);
-        sd_event_source_disable_unref(c->commit_source);
-        free(c->commits);
-        free(c->flight);
 }
 
-static int wake_build(sd_bus_message *m, void *userdata) {
-        return sd_bus_message_append(m, "s", userdata);
-}
-
-static void on_wake_done(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
-        if (e)
-                log_debug("%s: qmgr did not take the wake-up (%s), it will find the message on its next scan.",
-                          (char *) userdata, e->message ?: e->name);
-        free(userdata);
-}
-
-/* Best effort: qmgr scans incoming on start and every queue_run_delay anyway. */
+/* qmgr scans incoming on start and every queue_run_delay anyway: a call that asks for no answer (qmgr's
+ * sd-bus then sends none), so that a wake-up costs one message on the connection and no reply to read. */
 void cleanup_wake_qmgr(Cleanup *c, const char *id) {
-        char *copy = strdup(id);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        sd_bus *bus;
         int r;
 
-        r = copy ? bus_client_call(c->qmgr, "/org/postbus/QueueManager1", "org.postbus.QueueManager1", "Wake",
-                                   BUS_WAKE_TIMEOUT_USEC, 0, wake_build, on_wake_done, copy) : -ENOMEM;
-        if (r < 0) {
-                free(copy);
+        r = bus_client_get(c->qmgr, &bus);
+        if (r >= 0)
+                r = sd_bus_message_new_method_call(bus, &m, NULL, "/org/postbus/QueueManager1",
+                                                   "org.postbus.QueueManager1", "Wake");
+        if (r >= 0)
+                r = sd_bus_message_set_expect_reply(m, false);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", id);
+        if (r >= 0)
+                r = sd_bus_send(bus, m, NULL);
+        if (r < 0)
                 log_debug_errno(r, "%s: failed to wake qmgr, ignoring: %m", id);
-        }
 }
 
 static int strv_append(char ***l, size_t n, const char *s) {
@@ -540,13 +451,14 @@ static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error)
         Cleanup *c = userdata;
         _cleanup_strv_free_ char **recipients = NULL, **attrs = NULL, **notify = NULL, **orcpt = NULL;
         const char *sender;
+        struct stat st;
         int fd, r;
 
         r = sd_bus_message_read(m, "hs", &fd, &sender);
         if (r < 0)
                 return r;
         /* cleanup maps the content: a file that its sender could still shrink would kill us with SIGBUS. */
-        r = bus_check_peer_fd(m, fd, PEER_FD_SEALED, "message content", NULL, error);
+        r = bus_check_peer_fd(m, fd, PEER_FD_SEALED, "message content", &st, error);
         if (r < 0)
                 return r;
         r = read_recipients(m, &recipients, &notify, &orcpt, CLEANUP_RECIPIENTS_MAX);
@@ -567,7 +479,7 @@ static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
         /* The answer comes once rewrite has answered and the file is durable: cleanup_job_start() takes
          * a reference to m and replies to it. */
-        r = cleanup_job_start(c, m, fd, sender, TAKE_PTR(recipients), TAKE_PTR(notify), TAKE_PTR(orcpt),
+        r = cleanup_job_start(c, m, fd, &st, sender, TAKE_PTR(recipients), TAKE_PTR(notify), TAKE_PTR(orcpt),
                               TAKE_PTR(attrs));
         if (r < 0)
                 return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: %s",

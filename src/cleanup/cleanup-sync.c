@@ -1,7 +1,8 @@
 /* cleanup-sync.c: the blocking tail of a submission (fsync of the queue file, its no-replace rename into
- * incoming/, fsync of incoming/) on a few worker threads, so that the event loop reads other jobs meanwhile.
- * Runs in the cleanup process. The workers make system calls only and store their errno; no logging, no
- * sd-bus: every answer is given on the loop, woken through an eventfd. */
+ * incoming/, and the group commit: one fsync of incoming/ for every file renamed before it began) on a few
+ * worker threads, so that the event loop reads other jobs meanwhile. Runs in the cleanup process. The workers
+ * make system calls only and store their errno; no logging, no sd-bus: every answer is given on the loop,
+ * woken through an eventfd once the file and its name are both durable. */
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -10,39 +11,94 @@
 #include "log.h"
 
 struct CleanupSync {
+        int dir_fd;                     /* incoming/, borrowed */
         sd_event_source *source;        /* the eventfd: items are done */
+        sd_event_source *commit;        /* without threads: the group commit, once per turn of the loop */
         int event_fd;
         pthread_mutex_t lock;
         pthread_cond_t wake;            /* items to do, or stop */
         CleanupSyncItem *todo, **todo_tail;
+        CleanupSyncItem *renamed;       /* in incoming/, waiting for the next sync of it */
+        bool dir_syncing;               /* a thread syncs incoming/; it takes renamed when done */
         CleanupSyncItem *done;          /* in any order */
         pthread_t *threads;
         unsigned n_threads;
         bool stop;
 };
 
-/* What an item asks for, in the calling thread. */
-static void item_run(CleanupSyncItem *item) {
+/* The file's part, in the calling thread: 0, or the item failed and its file is gone. */
+static int item_run_file(CleanupSync *s, CleanupSyncItem *item) {
         int r = 0;
 
-        if (item->fd < 0) {
-                if (fsync(item->dir_fd) < 0)
-                        r = -errno;
-                item->error = r;
-                return;
-        }
         if (fsync(item->fd) < 0)
                 r = -errno;
         /* Never over another message's file: a taken name gets a fresh ID. */
         if (r >= 0) {
-                r = queue_id_rename(item->dir_fd, item->tmp, item->dir_fd, item->id);
+                r = queue_id_rename(s->dir_fd, item->tmp, s->dir_fd, item->id);
                 if (r > 0)
                         item->collided = true;
         }
         if (r < 0)
-                (void) unlinkat(item->dir_fd, item->tmp, 0);
+                (void) unlinkat(s->dir_fd, item->tmp, 0);
         item->fd = safe_close(item->fd);
         item->error = MIN(r, 0);
+        return item->error;
+}
+
+/* One sync of incoming/ for the items of list, which are renamed into it; they go to the done list (the lock
+ * is held on entry and on return, not during the sync). On failure their files are taken back, since the
+ * senders will retry: a name may still survive a crash, and then the worst is a duplicate. */
+static bool batch_commit(CleanupSync *s, CleanupSyncItem *list) {
+        bool was_empty;
+        int r = 0;
+
+        (void) pthread_mutex_unlock(&s->lock);
+        if (fsync(s->dir_fd) < 0)
+                r = -errno;
+        for (CleanupSyncItem *i = list; i; i = i->next)
+                if (r < 0) {
+                        i->error = r;
+                        i->dir_failed = true;
+                        i->unlink_error = unlinkat(s->dir_fd, i->id, 0) < 0 ? -errno : 0;
+                }
+        (void) pthread_mutex_lock(&s->lock);
+        was_empty = !s->done;
+        while (list) {
+                CleanupSyncItem *i = list;
+                list = i->next;
+                i->next = s->done;
+                s->done = i;
+        }
+        return was_empty;
+}
+
+/* Whoever finds no sync of incoming/ running starts one for all that is renamed, and goes on while more
+ * comes; the others leave their items to it. Lock held. Returns whether the loop must be woken. */
+static bool commit_pending(CleanupSync *s) {
+        bool wake = false;
+
+        if (s->dir_syncing)
+                return false;
+        s->dir_syncing = true;
+        while (s->renamed) {
+                CleanupSyncItem *list = s->renamed;
+                s->renamed = NULL;
+                wake = batch_commit(s, list) || wake;
+        }
+        s->dir_syncing = false;
+        return wake;
+}
+
+/* An item whose file is done (renamed, or failed): to the list that waits for the directory, or done. */
+static void item_filed(CleanupSync *s, CleanupSyncItem *item, bool *wake) {
+        if (item->error < 0) {
+                *wake = !s->done || *wake;
+                item->next = s->done;
+                s->done = item;
+        } else {
+                item->next = s->renamed;
+                s->renamed = item;
+        }
 }
 
 static void *worker(void *userdata) {
@@ -52,6 +108,8 @@ static void *worker(void *userdata) {
         (void) pthread_mutex_lock(&s->lock);
         for (;;) {
                 CleanupSyncItem *item = s->todo;
+                bool wake = false;
+
                 if (!item) {
                         if (s->stop)
                                 break;
@@ -63,14 +121,20 @@ static void *worker(void *userdata) {
                         s->todo_tail = &s->todo;
                 (void) pthread_mutex_unlock(&s->lock);
 
-                item_run(item);
+                (void) item_run_file(s, item);
 
                 (void) pthread_mutex_lock(&s->lock);
-                item->next = s->done;
-                s->done = item;
-                /* The counter only grows, and the loop reads it before it takes the list: no wake-up is
-                 * lost. A full counter (never, at 2^64-2) would fail with EAGAIN, and it is read anyway. */
-                (void) write(s->event_fd, &one, sizeof one);
+                item_filed(s, item, &wake);
+                wake = commit_pending(s) || wake;
+                /* The loop is woken when the done list was empty: when it is not, a wake-up for it is on its
+                 * way and the loop takes the whole list then. The counter only grows, and the loop reads it
+                 * before it takes the list: no wake-up is lost. A full counter (never, at 2^64-2) would fail
+                 * with EAGAIN, and it is read anyway. Written outside the lock, which others wait for. */
+                if (wake) {
+                        (void) pthread_mutex_unlock(&s->lock);
+                        (void) write(s->event_fd, &one, sizeof one);
+                        (void) pthread_mutex_lock(&s->lock);
+                }
         }
         (void) pthread_mutex_unlock(&s->lock);
         return NULL;
@@ -101,36 +165,62 @@ static int on_event(sd_event_source *source, int fd, uint32_t revents, void *use
         return 0;
 }
 
+/* Without threads, or after they stopped: everything renamed in this turn of the loop is committed at once. */
+static void commit_here(CleanupSync *s) {
+        (void) pthread_mutex_lock(&s->lock);
+        (void) commit_pending(s);
+        (void) pthread_mutex_unlock(&s->lock);
+        sync_dispatch(s);
+}
+
+static int on_commit(sd_event_source *source, void *userdata) {
+        commit_here(userdata);
+        return 0;
+}
+
 void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item) {
+        bool wake = false;
+
         item->next = NULL;
-        item->error = 0;
-        item->collided = false;
-        if (!s || s->n_threads == 0 || s->stop) {
-                item_run(item);
-                item->done(item, item->userdata);
+        item->error = item->unlink_error = 0;
+        item->collided = item->dir_failed = false;
+        if (s->n_threads == 0 || s->stop) {
+                (void) item_run_file(s, item);
+                (void) pthread_mutex_lock(&s->lock);
+                item_filed(s, item, &wake);
+                (void) pthread_mutex_unlock(&s->lock);
+                if (s->stop || !s->commit || sd_event_source_set_enabled(s->commit, SD_EVENT_ONESHOT) < 0)
+                        commit_here(s);
                 return;
         }
         (void) pthread_mutex_lock(&s->lock);
         *s->todo_tail = item;
         s->todo_tail = &item->next;
-        (void) pthread_cond_signal(&s->wake);
         (void) pthread_mutex_unlock(&s->lock);
+        /* After the unlock: the worker it wakes does not wait for the lock then. It looks at todo under the
+         * lock before it sleeps, so the item is not missed. */
+        (void) pthread_cond_signal(&s->wake);
 }
 
-int cleanup_sync_new(sd_event *e, unsigned n_threads, CleanupSync **ret) {
+int cleanup_sync_new(sd_event *e, int dir_fd, unsigned n_threads, CleanupSync **ret) {
         CleanupSync *s;
         int r;
 
         s = calloc(1, sizeof(CleanupSync));
         if (!s)
                 return -ENOMEM;
+        s->dir_fd = dir_fd;
         s->event_fd = -EBADF;
         s->todo_tail = &s->todo;
         (void) pthread_mutex_init(&s->lock, NULL);
         (void) pthread_cond_init(&s->wake, NULL);
         *ret = s;               /* cleanup_sync_free() takes it from here on, in any state */
-        if (n_threads == 0)
-                return 0;
+        if (n_threads == 0) {
+                r = sd_event_add_defer(e, &s->commit, on_commit, s);
+                if (r < 0)
+                        return r;
+                return sd_event_source_set_enabled(s->commit, SD_EVENT_OFF);
+        }
 
         s->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->event_fd < 0)
@@ -164,8 +254,9 @@ CleanupSync *cleanup_sync_free(CleanupSync *s) {
         (void) pthread_mutex_unlock(&s->lock);
         for (unsigned i = 0; i < s->n_threads; i++)
                 (void) pthread_join(s->threads[i], NULL);
-        sync_dispatch(s);
+        commit_here(s);
         sd_event_source_disable_unref(s->source);
+        sd_event_source_disable_unref(s->commit);
         safe_close(s->event_fd);
         (void) pthread_cond_destroy(&s->wake);
         (void) pthread_mutex_destroy(&s->lock);

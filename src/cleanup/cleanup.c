@@ -144,6 +144,8 @@ static int cleanup_reload(Daemon *d, Config *new) {
         c->body_checks = next.body_checks;
         c->propagate_canonical = next.propagate_canonical;
         c->propagate_virtual = next.propagate_virtual;
+        /* rewrite's answers may change with the same reload */
+        cleanup_rewrite_cache_flush(c);
         return 0;
 }
 
@@ -191,6 +193,7 @@ static void cleanup_done(Daemon *d) {
         if (!c)
                 return;
         cleanup_commit_done(c);
+        cleanup_rewrite_cache_flush(c);
         bus_server_free(c->server);
         bus_client_free(c->qmgr);
         bus_client_free(c->rewrite);

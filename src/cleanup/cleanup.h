@@ -2,6 +2,7 @@
  * progress (CleanupJob) among them. */
 #pragma once
 
+#include <sys/stat.h>
 #include <systemd/sd-bus.h>
 
 #include "bus-util.h"
@@ -14,32 +15,43 @@
 #define CLEANUP_RECIPIENTS_MAX 100000U
 #define CLEANUP_ATTRS_MAX 64U
 #define CLEANUP_ATTR_MAX 1024U
+/* Submitted messages up to this size are read into memory, larger ones mapped. */
+#define CLEANUP_READ_MAX (128U * 1024U)
 
-typedef struct CleanupCommit {
-        sd_bus_message *request;        /* the Submit call to answer */
-        char id[QUEUE_ID_SIZE];
-} CleanupCommit;
-
-/* cleanup-sync.c: a file to sync and rename into incoming/ (fd >= 0), or incoming/ itself to sync (fd < 0), on
- * one of cleanup_sync_threads worker threads; done runs on the event loop afterwards. */
+/* cleanup-sync.c: a written queue file to sync and rename into incoming/ and to make its name durable with one
+ * sync of incoming/ for all that were renamed meanwhile (group commit), on one of cleanup_sync_threads worker
+ * threads; done runs on the event loop afterwards, once both are on disk or the item failed. */
 typedef struct CleanupSyncItem CleanupSyncItem;
 struct CleanupSyncItem {
         CleanupSyncItem *next;
-        int fd;                         /* the written queue file (closed when done), or -EBADF */
-        int dir_fd;                     /* incoming/ */
-        char tmp[QUEUE_ID_SIZE + 4];    /* its name there, "<ID>.tmp" */
+        int fd;                         /* the written queue file (closed when done) */
+        char tmp[QUEUE_ID_SIZE + 4];    /* its name in incoming/, "<ID>.tmp" */
         char id[QUEUE_ID_SIZE];         /* the name it gets; a fresh ID if that was taken */
-        int error;                      /* 0 or the negative errno of the failed call; the tmp file is gone */
+        int error;                      /* 0 or the negative errno of the failed call; the file is gone then */
         bool collided;                  /* id changed */
+        bool dir_failed;                /* error is the sync of incoming/'s (id was removed again) */
+        int unlink_error;               /* ... and that removal's, or 0 */
         void (*done)(CleanupSyncItem *item, void *userdata);
         void *userdata;
 };
 typedef struct CleanupSync CleanupSync;
-/* With 0 threads every item is done in cleanup_sync_submit() itself. */
-int cleanup_sync_new(sd_event *e, unsigned n_threads, CleanupSync **ret);
+/* dir_fd: incoming/, borrowed. With 0 threads every item's file is done in cleanup_sync_submit() itself and the
+ * directory once per turn of the event loop. */
+int cleanup_sync_new(sd_event *e, int dir_fd, unsigned n_threads, CleanupSync **ret);
 void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item);
 /* Lets the threads finish their items, answers them all, and frees s; items submitted then are done at once. */
 CleanupSync *cleanup_sync_free(CleanupSync *s);
+
+/* Recent answers of rewrite (cleanup-job.c), as Postfix's rewrite client keeps its last one: an address asked
+ * again within CLEANUP_REWRITE_CACHE_USEC takes the answer it got then instead of a call. A reload forgets
+ * them; a reload of rewrite alone takes effect here at most that long after. */
+#define CLEANUP_REWRITE_CACHE_SIZE 16U
+#define CLEANUP_REWRITE_CACHE_USEC (5 * USEC_PER_SEC)
+typedef struct CleanupRewriteCached {
+        char *address;
+        char *canonical;
+        uint64_t expire;                /* CLOCK_MONOTONIC */
+} CleanupRewriteCached;
 
 typedef struct Cleanup {
         Daemon *daemon;
@@ -61,15 +73,8 @@ typedef struct Cleanup {
         bool propagate_virtual;         /* ... and virtual */
 
         CleanupSync *sync;
-
-        /* Messages renamed into incoming/ whose directory entry is not yet on disk: one fsync of the
-         * directory makes all of them durable, and only then are they answered (group commit). While one
-         * such fsync runs (syncing, its messages in flight), the next batch gathers in commits. */
-        sd_event_source *commit_source;
-        CleanupCommit *commits, *flight;
-        size_t n_commits, size_commits, n_flight, size_flight;
-        bool syncing;
-        CleanupSyncItem dir_sync;
+        CleanupRewriteCached rewrite_cache[CLEANUP_REWRITE_CACHE_SIZE];
+        unsigned rewrite_cache_next;    /* the slot the next answer takes */
 } Cleanup;
 
 /* org.postbus.Cleanup1 at /org/postbus/Cleanup1, on $rundir/cleanup (peer-to-peer, callers are smtpd, pickup
@@ -96,7 +101,7 @@ typedef struct CleanupRange {
 } CleanupRange;
 
 typedef struct CleanupRequest {
-        const char *content;            /* the submitted message, mapped */
+        const char *content;            /* the submitted message */
         size_t size;
         const char *sender;
         char **recipients;
@@ -111,17 +116,15 @@ typedef struct CleanupRequest {
         const char *queue_id;           /* the submitter's proposal, valid, or NULL */
 } CleanupRequest;
 
-/* Writes the queue file as incoming/<ID>.tmp and fills item (fd, dir_fd, tmp, id) for cleanup_sync_submit(),
- * which syncs and renames it; ret_message_id: the Message-ID, escaped for the log, or NULL. Its directory
- * entry is durable only after cleanup_commit_later() has run its course: answer the caller through it. */
+/* Writes the queue file as incoming/<ID>.tmp and fills item (fd, tmp, id) for cleanup_sync_submit(), which
+ * syncs and renames it and syncs incoming/: answer the caller once it is done. ret_message_id: the Message-ID,
+ * escaped for the log, or NULL. */
 int cleanup_message_write(Cleanup *c, const CleanupRequest *req, CleanupSyncItem *item, char **ret_reject,
                           char **ret_message_id);
 /* The log records of a message that is now in incoming/ under id. */
 void cleanup_message_log(const char *id, const char *sender, const char *hold, const char *message_id);
 
-/* Answers request with the queue ID once incoming/ has been synced, together with every other message
- * written in the same turn of the event loop; then wakes qmgr. */
-int cleanup_commit_later(Cleanup *c, sd_bus_message *request, const char *id);
+/* The queue file threads (cleanup-sync.c), and their end: what is written is answered before exiting. */
 int cleanup_commit_setup(Cleanup *c);
 void cleanup_commit_done(Cleanup *c);
 
@@ -139,13 +142,15 @@ void cleanup_header_scan_done(CleanupHeaderScan *s);
 
 /* cleanup-message.c */
 const char *cleanup_attr_get(char **attrs, const char *name);
+/* Best effort: qmgr finds the message on its next scan anyway. */
 void cleanup_wake_qmgr(Cleanup *c, const char *id);
 
 /* cleanup-job.c: one submission, from the request to the reply: header checks, recipients from the
  * headers, rewrite's canonical form, canonical maps, masquerading, virtual aliases, the queue file. Takes
- * recipients and attrs; replies to m itself. A negative errno: nothing was started, the caller answers. */
-int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const char *sender, char **recipients,
-                      char **dsn_notify, char **dsn_orcpt, char **attrs);
+ * recipients and attrs; replies to m itself. fd: the content, a sealed memory file that st describes (mapped,
+ * not kept). A negative errno: nothing was started, the caller answers. */
+int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const struct stat *st, const char *sender,
+                      char **recipients, char **dsn_notify, char **dsn_orcpt, char **attrs);
 
 /* cleanup-headers.c: a display name as an RFC 5322 phrase: as it is when it is all atoms, else a quoted
  * string. */
@@ -172,8 +177,8 @@ typedef struct CleanupHeaderAddress {
 struct CleanupJob {
         Cleanup *cleanup;
         sd_bus_message *request;
-        int fd;
-        void *content;
+        void *content;                  /* the submitted message, read or (larger than CLEANUP_READ_MAX) mapped */
+        bool mapped;
         size_t size;
 
         char *sender;
@@ -212,11 +217,13 @@ struct CleanupJob {
 /* Frees a job in any state (half-built too) and tells the daemon it is one submission less busy. */
 CleanupJob *cleanup_job_free(CleanupJob *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CleanupJob *, cleanup_job_free);
-/* Asks rewrite for the canonical form of *slot in the coming round; the answer replaces it. */
+/* Asks rewrite for the canonical form of *slot in the coming round; the answer replaces it (at once when it is
+ * a recent one). */
 void cleanup_job_rewrite(CleanupJob *j, char **slot);
 /* Sends the round; next runs when its last answer is in (at once when nothing was asked), unless the
  * answer is known by then: that is given instead. */
 void cleanup_job_round_start(CleanupJob *j, CleanupJobStep next);
+void cleanup_rewrite_cache_flush(Cleanup *c);
 /* The last step: the final recipients, the header edits, the queue file, the reply. */
 void cleanup_job_write(CleanupJob *j);
 
