@@ -87,8 +87,8 @@ struct MilterChain {
         void *userdata;
         Milter *milters;
         size_t n_milters;
-        sd_event_source *kick;
-        bool busy, hold_default;
+        sd_event_source *kick;          /* answers a step that ended while it started */
+        bool busy, hold_default, starting, finish_deferred;
         MilterStep step;
         MilterBuf cmd;                  /* the step's command packet, the same for every milter */
         MilterMessage *message;
@@ -225,12 +225,16 @@ static void put_macros(Milter *m, MilterStage stage, char cmd) {
         milter_buf_end(&m->out, start);
 }
 
-/* Sends what is queued; a reply is due unless noreply. */
+/* Sends what is queued; a reply is due unless noreply. A command the milter does not answer (SMFIP_NR_*) waits
+ * in the buffer for the next one that it does, or for ABORT or QUIT, so that they go out in one write (all the
+ * headers, say); a long run of them (the body) is written as it grows. */
 static int milter_send(Milter *m, bool noreply, uint64_t timeout) {
         int r;
 
         if (m->out.failed)
                 return milter_fail(m, "out of memory");
+        if (noreply && m->out.len < MILTER_CHUNK_SIZE)
+                return TURN_NEXT;
         r = milter_flush(m);
         if (r < 0)
                 return milter_fail(m, "cannot write");
@@ -569,6 +573,12 @@ static int milter_turn(Milter *m) {
 }
 
 static void chain_finish(MilterChain *c) {
+        if (c->starting) {
+                /* The kick is enabled while a step starts: the callback comes from the event loop, as callers
+                 * expect, not from inside their own call. */
+                c->finish_deferred = true;
+                return;
+        }
         c->busy = false;
         if (c->step == STEP_MESSAGE && c->hold_default && c->verdict == MILTER_CONTINUE && !c->message->quarantine)
                 c->message->quarantine = strdup("milter_default_action = quarantine");
@@ -589,11 +599,18 @@ static void chain_next(MilterChain *c, int turn) {
 }
 
 static int on_kick(sd_event_source *s, void *userdata) {
-        chain_next(userdata, TURN_NEXT);
+        MilterChain *c = userdata;
+
+        if (c->finish_deferred) {
+                c->finish_deferred = false;
+                chain_finish(c);
+        }
         return 0;
 }
 
 static int chain_start(MilterChain *c, MilterStep step, MilterDoneFunc done) {
+        int r;
+
         assert(!c->busy);
         if (c->cmd.failed)
                 return -ENOMEM;
@@ -602,8 +619,18 @@ static int chain_start(MilterChain *c, MilterStep step, MilterDoneFunc done) {
         c->cur = 0;
         c->verdict = MILTER_CONTINUE;
         c->reply[0] = '\0';
+        r = sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return r;
         c->busy = true;
-        return sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+        /* The first command goes out now rather than on the next turn of the event loop: one wait for
+         * events less a step. */
+        c->starting = true;
+        chain_next(c, TURN_NEXT);
+        c->starting = false;
+        if (!c->finish_deferred)
+                (void) sd_event_source_set_enabled(c->kick, SD_EVENT_OFF);
+        return 0;
 }
 
 int milter_chain_connect(MilterChain *c, const char *hostname, char family, const char *addr, uint16_t port,
@@ -674,6 +701,24 @@ void milter_chain_abort(MilterChain *c) {
         c->message = NULL;
 }
 
+bool milter_chain_asks(const MilterChain *c, char cmd) {
+        MilterStep step = cmd == MILTER_CMD_HELO ? STEP_HELO : cmd == MILTER_CMD_RCPT ? STEP_RCPT : STEP_DATA;
+
+        assert(cmd == MILTER_CMD_HELO || cmd == MILTER_CMD_RCPT || cmd == MILTER_CMD_DATA);
+        for (size_t i = 0; i < c->n_milters; i++) {
+                const Milter *m = c->milters + i;
+
+                /* One not connected yet, or failed (its default action answers each step), is asked. */
+                if (m->state != MILTER_READY)
+                        return true;
+                if (m->accepted_session || (step > STEP_MAIL && m->accepted_message))
+                        continue;
+                if (!(m->protocol & step_info[step].no))
+                        return true;
+        }
+        return false;
+}
+
 const char *milter_chain_queue_id(const MilterChain *c) {
         return c && c->queue_id[0] ? c->queue_id : NULL;
 }
@@ -716,10 +761,13 @@ MilterChain *milter_chain_free(MilterChain *c) {
         for (size_t i = 0; c->milters && i < c->n_milters; i++) {
                 Milter *m = c->milters + i;
 
-                /* QUIT as a courtesy; a milter must cope with a closed connection anyway. */
-                if (m->state == MILTER_READY && m->out.len == 0) {
-                        static const uint8_t quit[] = { 0, 0, 0, 1, MILTER_CMD_QUIT };
-                        (void) send(m->fd, quit, sizeof quit, MSG_NOSIGNAL | MSG_DONTWAIT);
+                /* QUIT as a courtesy, after what is queued (commands that get no reply), in one try; a milter
+                 * must cope with a closed connection anyway. */
+                if (m->state == MILTER_READY) {
+                        milter_buf_command(&m->out, MILTER_CMD_QUIT, NULL);
+                        if (!m->out.failed)
+                                (void) send(m->fd, m->out.data + m->out_off, m->out.len - m->out_off,
+                                            MSG_NOSIGNAL | MSG_DONTWAIT);
                 }
                 milter_close(m);
                 free(m->in);
