@@ -447,6 +447,19 @@ static int on_reply(Milter *m, const MilterReply *r) {
         return on_verdict(m, r);
 }
 
+/* The connection is up: the option negotiation. */
+static int milter_negotiate(Milter *m) {
+        size_t start;
+
+        m->state = MILTER_NEGOTIATING;
+        milter_buf_begin(&m->out, MILTER_CMD_OPTNEG, &start);
+        milter_buf_put_u32(&m->out, m->chain->settings->protocol);
+        milter_buf_put_u32(&m->out, MILTER_ACT_ALL);
+        milter_buf_put_u32(&m->out, MILTER_P_OFFERED);
+        milter_buf_end(&m->out, start);
+        return milter_send(m, false, m->chain->settings->command_timeout);
+}
+
 /* Reads what the milter sent and handles every complete packet. */
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Milter *m = userdata;
@@ -460,14 +473,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         milter_fail_next(m, "cannot connect");
                         return 0;
                 }
-                m->state = MILTER_NEGOTIATING;
-                size_t start;
-                milter_buf_begin(&m->out, MILTER_CMD_OPTNEG, &start);
-                milter_buf_put_u32(&m->out, m->chain->settings->protocol);
-                milter_buf_put_u32(&m->out, MILTER_ACT_ALL);
-                milter_buf_put_u32(&m->out, MILTER_P_OFFERED);
-                milter_buf_end(&m->out, start);
-                turn = milter_send(m, false, m->chain->settings->command_timeout);
+                turn = milter_negotiate(m);
                 if (turn != TURN_WAIT)
                         chain_next(m->chain, turn);
                 return 0;
@@ -521,6 +527,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 
 static int milter_connect(Milter *m) {
         const struct sockaddr_storage *sa = m->address;
+        bool connected;
         int r;
 
         /* Looked up when the role started (milter-settings.c): no lookup blocks the event loop. */
@@ -532,9 +539,13 @@ static int milter_connect(Milter *m) {
         m->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (m->fd < 0)
                 return milter_fail(m, "cannot create a socket");
-        if (connect(m->fd, (const struct sockaddr *) sa, m->address_len) < 0 && errno != EINPROGRESS)
+        connected = connect(m->fd, (const struct sockaddr *) sa, m->address_len) >= 0;
+        if (!connected && errno != EINPROGRESS)
                 return milter_fail(m, "cannot connect");
-        r = sd_event_add_io(m->chain->event, &m->io, m->fd, EPOLLOUT, on_io, m);
+        /* A unix socket is connected at once: the negotiation starts without a wait for the socket. */
+        r = sd_event_add_io(m->chain->event, &m->io, m->fd, connected ? EPOLLIN : EPOLLOUT, on_io, m);
+        if (r >= 0 && connected)
+                return milter_negotiate(m);
         if (r >= 0)
                 r = milter_arm(m, m->chain->settings->connect_timeout);
         if (r < 0)
