@@ -384,12 +384,20 @@ int milter_input_new(int fd, size_t size_max, MilterInput **ret) {
         if (!in)
                 return -ENOMEM;
         in->map_len = (size_t) st.st_size;
-        if (in->map_len > 0) {
+        if (in->map_len > 0 && in->map_len <= MILTER_INPUT_READ_MAX) {
+                in->map = malloc(in->map_len);
+                if (!in->map)
+                        return -ENOMEM;
+                r = pread_full(fd, in->map, in->map_len, 0);
+                if (r < 0)
+                        return r;
+        } else if (in->map_len > 0) {
                 in->map = mmap(NULL, in->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
                 if (in->map == MAP_FAILED) {
                         in->map = NULL;
                         return -errno;
                 }
+                in->mapped = true;
         }
         r = milter_message_parse(in->map ?: "", in->map_len, size_max, &in->message);
         if (r < 0)
@@ -402,8 +410,10 @@ MilterInput *milter_input_free(MilterInput *in) {
         if (!in)
                 return NULL;
         milter_message_done(&in->message);
-        if (in->map)
+        if (in->map && in->mapped)
                 (void) munmap(in->map, in->map_len);
+        else
+                free(in->map);
         free(in);
         return NULL;
 }
