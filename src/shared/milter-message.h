@@ -62,14 +62,18 @@ size_t milter_message_body_chunk(const MilterMessage *m, size_t *off, char *out,
 /* Writes the message (headers, empty line, body) to fd. */
 int milter_message_write(const MilterMessage *m, int fd);
 
-/* The message a role shows the milters: its memory file mapped and parsed. */
+/* The message a role shows the milters: its memory file read (a small one) or mapped, and parsed. */
 typedef struct MilterInput {
         MilterMessage message;
         void *map;              /* NULL for an empty file */
         size_t map_len;
+        bool mapped;            /* map is a mapping of the file, not a copy */
 } MilterInput;
 
-/* Maps the file fd (the role keeps it open) and parses it; size_max: message_size_limit. */
+/* A message up to this size is read into memory rather than mapped: mapping and unmapping it cost more. */
+#define MILTER_INPUT_READ_MAX (256U * 1024U)
+
+/* Reads or maps the file fd (the role keeps it open) and parses it; size_max: message_size_limit. */
 int milter_input_new(int fd, size_t size_max, MilterInput **ret);
 MilterInput *milter_input_free(MilterInput *in);
 DEFINE_TRIVIAL_CLEANUP_FUNC(MilterInput *, milter_input_free);

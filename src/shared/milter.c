@@ -87,8 +87,8 @@ struct MilterChain {
         void *userdata;
         Milter *milters;
         size_t n_milters;
-        sd_event_source *kick;
-        bool busy, hold_default;
+        sd_event_source *kick;          /* answers a step that ended while it started */
+        bool busy, hold_default, starting, finish_deferred;
         MilterStep step;
         MilterBuf cmd;                  /* the step's command packet, the same for every milter */
         MilterMessage *message;
@@ -225,12 +225,16 @@ static void put_macros(Milter *m, MilterStage stage, char cmd) {
         milter_buf_end(&m->out, start);
 }
 
-/* Sends what is queued; a reply is due unless noreply. */
+/* Sends what is queued; a reply is due unless noreply. A command the milter does not answer (SMFIP_NR_*) waits
+ * in the buffer for the next one that it does, or for ABORT or QUIT, so that they go out in one write (all the
+ * headers, say); a long run of them (the body) is written as it grows. */
 static int milter_send(Milter *m, bool noreply, uint64_t timeout) {
         int r;
 
         if (m->out.failed)
                 return milter_fail(m, "out of memory");
+        if (noreply && m->out.len < MILTER_CHUNK_SIZE)
+                return TURN_NEXT;
         r = milter_flush(m);
         if (r < 0)
                 return milter_fail(m, "cannot write");
@@ -443,6 +447,19 @@ static int on_reply(Milter *m, const MilterReply *r) {
         return on_verdict(m, r);
 }
 
+/* The connection is up: the option negotiation. */
+static int milter_negotiate(Milter *m) {
+        size_t start;
+
+        m->state = MILTER_NEGOTIATING;
+        milter_buf_begin(&m->out, MILTER_CMD_OPTNEG, &start);
+        milter_buf_put_u32(&m->out, m->chain->settings->protocol);
+        milter_buf_put_u32(&m->out, MILTER_ACT_ALL);
+        milter_buf_put_u32(&m->out, MILTER_P_OFFERED);
+        milter_buf_end(&m->out, start);
+        return milter_send(m, false, m->chain->settings->command_timeout);
+}
+
 /* Reads what the milter sent and handles every complete packet. */
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Milter *m = userdata;
@@ -456,14 +473,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                         milter_fail_next(m, "cannot connect");
                         return 0;
                 }
-                m->state = MILTER_NEGOTIATING;
-                size_t start;
-                milter_buf_begin(&m->out, MILTER_CMD_OPTNEG, &start);
-                milter_buf_put_u32(&m->out, m->chain->settings->protocol);
-                milter_buf_put_u32(&m->out, MILTER_ACT_ALL);
-                milter_buf_put_u32(&m->out, MILTER_P_OFFERED);
-                milter_buf_end(&m->out, start);
-                turn = milter_send(m, false, m->chain->settings->command_timeout);
+                turn = milter_negotiate(m);
                 if (turn != TURN_WAIT)
                         chain_next(m->chain, turn);
                 return 0;
@@ -517,6 +527,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 
 static int milter_connect(Milter *m) {
         const struct sockaddr_storage *sa = m->address;
+        bool connected;
         int r;
 
         /* Looked up when the role started (milter-settings.c): no lookup blocks the event loop. */
@@ -528,9 +539,13 @@ static int milter_connect(Milter *m) {
         m->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (m->fd < 0)
                 return milter_fail(m, "cannot create a socket");
-        if (connect(m->fd, (const struct sockaddr *) sa, m->address_len) < 0 && errno != EINPROGRESS)
+        connected = connect(m->fd, (const struct sockaddr *) sa, m->address_len) >= 0;
+        if (!connected && errno != EINPROGRESS)
                 return milter_fail(m, "cannot connect");
-        r = sd_event_add_io(m->chain->event, &m->io, m->fd, EPOLLOUT, on_io, m);
+        /* A unix socket is connected at once: the negotiation starts without a wait for the socket. */
+        r = sd_event_add_io(m->chain->event, &m->io, m->fd, connected ? EPOLLIN : EPOLLOUT, on_io, m);
+        if (r >= 0 && connected)
+                return milter_negotiate(m);
         if (r >= 0)
                 r = milter_arm(m, m->chain->settings->connect_timeout);
         if (r < 0)
@@ -569,6 +584,12 @@ static int milter_turn(Milter *m) {
 }
 
 static void chain_finish(MilterChain *c) {
+        if (c->starting) {
+                /* The kick is enabled while a step starts: the callback comes from the event loop, as callers
+                 * expect, not from inside their own call. */
+                c->finish_deferred = true;
+                return;
+        }
         c->busy = false;
         if (c->step == STEP_MESSAGE && c->hold_default && c->verdict == MILTER_CONTINUE && !c->message->quarantine)
                 c->message->quarantine = strdup("milter_default_action = quarantine");
@@ -589,11 +610,18 @@ static void chain_next(MilterChain *c, int turn) {
 }
 
 static int on_kick(sd_event_source *s, void *userdata) {
-        chain_next(userdata, TURN_NEXT);
+        MilterChain *c = userdata;
+
+        if (c->finish_deferred) {
+                c->finish_deferred = false;
+                chain_finish(c);
+        }
         return 0;
 }
 
 static int chain_start(MilterChain *c, MilterStep step, MilterDoneFunc done) {
+        int r;
+
         assert(!c->busy);
         if (c->cmd.failed)
                 return -ENOMEM;
@@ -602,8 +630,18 @@ static int chain_start(MilterChain *c, MilterStep step, MilterDoneFunc done) {
         c->cur = 0;
         c->verdict = MILTER_CONTINUE;
         c->reply[0] = '\0';
+        r = sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return r;
         c->busy = true;
-        return sd_event_source_set_enabled(c->kick, SD_EVENT_ONESHOT);
+        /* The first command goes out now rather than on the next turn of the event loop: one wait for
+         * events less a step. */
+        c->starting = true;
+        chain_next(c, TURN_NEXT);
+        c->starting = false;
+        if (!c->finish_deferred)
+                (void) sd_event_source_set_enabled(c->kick, SD_EVENT_OFF);
+        return 0;
 }
 
 int milter_chain_connect(MilterChain *c, const char *hostname, char family, const char *addr, uint16_t port,
@@ -674,6 +712,24 @@ void milter_chain_abort(MilterChain *c) {
         c->message = NULL;
 }
 
+bool milter_chain_asks(const MilterChain *c, char cmd) {
+        MilterStep step = cmd == MILTER_CMD_HELO ? STEP_HELO : cmd == MILTER_CMD_RCPT ? STEP_RCPT : STEP_DATA;
+
+        assert(cmd == MILTER_CMD_HELO || cmd == MILTER_CMD_RCPT || cmd == MILTER_CMD_DATA);
+        for (size_t i = 0; i < c->n_milters; i++) {
+                const Milter *m = c->milters + i;
+
+                /* One not connected yet, or failed (its default action answers each step), is asked. */
+                if (m->state != MILTER_READY)
+                        return true;
+                if (m->accepted_session || (step > STEP_MAIL && m->accepted_message))
+                        continue;
+                if (!(m->protocol & step_info[step].no))
+                        return true;
+        }
+        return false;
+}
+
 const char *milter_chain_queue_id(const MilterChain *c) {
         return c && c->queue_id[0] ? c->queue_id : NULL;
 }
@@ -716,10 +772,13 @@ MilterChain *milter_chain_free(MilterChain *c) {
         for (size_t i = 0; c->milters && i < c->n_milters; i++) {
                 Milter *m = c->milters + i;
 
-                /* QUIT as a courtesy; a milter must cope with a closed connection anyway. */
-                if (m->state == MILTER_READY && m->out.len == 0) {
-                        static const uint8_t quit[] = { 0, 0, 0, 1, MILTER_CMD_QUIT };
-                        (void) send(m->fd, quit, sizeof quit, MSG_NOSIGNAL | MSG_DONTWAIT);
+                /* QUIT as a courtesy, after what is queued (commands that get no reply), in one try; a milter
+                 * must cope with a closed connection anyway. */
+                if (m->state == MILTER_READY) {
+                        milter_buf_command(&m->out, MILTER_CMD_QUIT, NULL);
+                        if (!m->out.failed)
+                                (void) send(m->fd, m->out.data + m->out_off, m->out.len - m->out_off,
+                                            MSG_NOSIGNAL | MSG_DONTWAIT);
                 }
                 milter_close(m);
                 free(m->in);

@@ -80,6 +80,10 @@ int milter_chain_data(MilterChain *c, MilterDoneFunc done);
 int milter_chain_message(MilterChain *c, MilterMessage *m, MilterDoneFunc done);
 /* The transaction ended (RSET, a new MAIL, a refusal, the message done): ABORT to milters within one. */
 void milter_chain_abort(MilterChain *c);
+/* Whether the step of a HELO, RCPT or DATA (cmd: MILTER_CMD_HELO, _RCPT, _DATA) would reach a milter: false
+ * when every milter is connected and has left that step out (SMFIP_NOHELO, ...) or accepted the session (or
+ * the message), so the role answers the command at once, without a step. */
+bool milter_chain_asks(const MilterChain *c, char cmd);
 /* The queue ID of the transaction since its MAIL, which the milters see as "i" (and the role proposes to
  * cleanup as the attribute queue_id), or NULL before the first MAIL. */
 const char *milter_chain_queue_id(const MilterChain *c);

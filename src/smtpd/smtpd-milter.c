@@ -158,6 +158,13 @@ bool smtpd_milter_command(SmtpdSession *s, const SmtpdCommand *c, SmtpdCommandTy
 
         if (!s->milter)
                 return false;
+        /* A step that no milter takes (opendkim leaves out HELO and DATA) is answered at once: no wait. */
+        if ((cmd == SMTPD_COMMAND_HELO || cmd == SMTPD_COMMAND_EHLO) && !milter_chain_asks(s->milter, MILTER_CMD_HELO))
+                return false;
+        if (cmd == SMTPD_COMMAND_RCPT && !milter_chain_asks(s->milter, MILTER_CMD_RCPT))
+                return false;
+        if (cmd == SMTPD_COMMAND_DATA && !milter_chain_asks(s->milter, MILTER_CMD_DATA))
+                return false;
         s->milter_cmd = cmd;
         s->milter_ok = ok ? strdup(ok) : NULL;
         if (ok && !s->milter_ok)

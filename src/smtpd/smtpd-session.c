@@ -324,6 +324,12 @@ static void session_flush(SmtpdSession *s) {
         }
 }
 
+/* The session waits for the milters or for cleanup, and reads nothing meanwhile. (Not under TLS, whose reads
+ * may want the socket writable: there the watch is off during the wait.) */
+static bool session_waiting(const SmtpdSession *s) {
+        return !s->tls && (s->state == SMTPD_SESSION_MILTER || s->state == SMTPD_SESSION_SUBMIT);
+}
+
 /* After any event: handle what input is buffered, send what replies are queued, then wait for what
  * the state needs. Frees the session when it is over. */
 void smtpd_session_update(SmtpdSession *s) {
@@ -361,6 +367,16 @@ void smtpd_session_update(SmtpdSession *s) {
                 events |= EPOLLIN;
         if (s->state == SMTPD_SESSION_AUTH_RESPONSE && s->out_len <= SMTPD_OUT_PAUSE)
                 events |= EPOLLIN;
+        /* While the milters or cleanup work, nothing is read, but the watch for input stays on: a client
+         * that waits for the reply sends nothing meanwhile, and turning the watch off and on again around
+         * each command cost two epoll_ctl() a command. Input that comes all the same turns it off
+         * (on_session_io()) until the wait is over. */
+        if (session_waiting(s)) {
+                if (!s->input_held && s->out_len <= SMTPD_OUT_PAUSE && !s->delaying && !s->checks_wait &&
+                    !s->peer_lookup)
+                        events |= EPOLLIN;
+        } else
+                s->input_held = false;
         if (s->out_len > 0)
                 events |= EPOLLOUT;
         if (s->tls)
@@ -385,7 +401,9 @@ void smtpd_session_update(SmtpdSession *s) {
 static int on_session_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         SmtpdSession *s = userdata;
 
-        if (s->state == SMTPD_SESSION_TLS_HANDSHAKE) {
+        if (session_waiting(s) && (revents & EPOLLIN))
+                s->input_held = true;   /* read once the wait is over */
+        else if (s->state == SMTPD_SESSION_TLS_HANDSHAKE) {
                 smtpd_session_tls_handshake(s);
                 /* The client's first command may already be there. */
                 if (s->state == SMTPD_SESSION_COMMAND)

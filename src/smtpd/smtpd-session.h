@@ -69,6 +69,7 @@ struct SmtpdSession {
         SmtpdAnvilClient *anvil;        /* this client's rate counters; NULL when exempt */
         sd_event_source *delay;         /* smtpd_error_sleep_time before the next command */
         bool delaying;                  /* the next command waits for the delay timer */
+        bool input_held;                /* input came while the milters or cleanup worked: read after them */
         bool delay_done;                /* the delay is over: the next command runs now */
 
         /* Restrictions (smtpd-restrictions.c): this client's DNS blocklist lookups, started at connect. */

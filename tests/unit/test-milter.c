@@ -205,7 +205,7 @@ static void test_message(void) {
 
 /* ---- the chain against a scripted milter on a unix socket, on one event loop ------------------------ */
 
-typedef enum FakeMode { FAKE_GOOD, FAKE_GARBAGE, FAKE_SILENT } FakeMode;
+typedef enum FakeMode { FAKE_GOOD, FAKE_GARBAGE, FAKE_SILENT, FAKE_NOREPLY } FakeMode;
 
 typedef struct Fake {
         FakeMode mode;
@@ -213,7 +213,8 @@ typedef struct Fake {
         sd_event_source *listen, *io;
         uint8_t buf[1 << 17];
         size_t len;
-        unsigned commands;
+        unsigned commands, reads;
+        char seen[64];                  /* the commands received, macros left out */
 } Fake;
 
 static void fake_send(Fake *f, char cmd, const void *data, size_t len) {
@@ -233,11 +234,19 @@ static int on_fake_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 return 0;
         }
         f->len += (size_t) n;
+        f->reads++;
         while (milter_packet_frame(f->buf, f->len, sizeof f->buf, &size) > 0) {
                 char cmd = (char) f->buf[4];
 
                 f->commands++;
-                if (f->mode == FAKE_GARBAGE && cmd != 'O')
+                if (cmd != 'D' && strlen(f->seen) + 1 < sizeof f->seen)
+                        f->seen[strlen(f->seen)] = cmd;
+                if (f->mode == FAKE_NOREPLY && cmd == 'O')
+                        /* No HELO, no DATA; no reply to the connection, MAIL, RCPT, headers, EOH, body. */
+                        fake_send(f, 'O', "\0\0\0\6\0\0\x01\xff\0\x0c\xd2\x82", 12);
+                else if (f->mode == FAKE_NOREPLY && cmd != 'E')
+                        ;
+                else if (f->mode == FAKE_GARBAGE && cmd != 'O')
                         ASSERT_EQ(write(fd, "\0\0\0\3Zxx", 7), 7);
                 else if (cmd == 'O')
                         fake_send(f, 'O', "\0\0\0\6\0\0\1\xff\0\0\0\0", 12);
@@ -403,6 +412,38 @@ static void test_chain(void) {
         ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
         ASSERT_TRUE(now_monotonic_usec() - start >= 200 * 1000);
         ASSERT_TRUE(f.commands >= 2);   /* the negotiation, then the connect that was never answered */
+        c = milter_chain_free(c);
+        fake_stop(&f, sock);
+        milter_settings_done(&settings);
+
+        /* A milter that asks for no replies but at the end of the message: what it does not answer goes out
+         * with the next command that it does, in one write; the steps it left out are not asked. */
+        fake_start(e, &f, FAKE_NOREPLY, sock);
+        settings_for(&settings, spec, MILTER_ACTION_TEMPFAIL);
+        ASSERT_OK(milter_chain_new(e, &settings, macro, NULL, &c));
+        ASSERT_TRUE(milter_chain_asks(c, MILTER_CMD_HELO));     /* not connected yet */
+        ASSERT_OK(milter_chain_connect(c, "client.example.org", '4', "192.0.2.1", 25, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        ASSERT_TRUE(!milter_chain_asks(c, MILTER_CMD_HELO));
+        ASSERT_TRUE(milter_chain_asks(c, MILTER_CMD_RCPT));
+        ASSERT_TRUE(!milter_chain_asks(c, MILTER_CMD_DATA));
+        ASSERT_OK(milter_chain_mail(c, from, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        ASSERT_OK(milter_chain_rcpt(c, good, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        unsigned reads = f.reads;
+        ASSERT_STREQ(f.seen, "O");
+        ASSERT_OK(milter_message_parse(text, sizeof text - 1, 4096, &m));
+        ASSERT_OK(milter_chain_message(c, &m, on_done));
+        run_step(e);
+        ASSERT_EQ(outcome.verdict, MILTER_CONTINUE);
+        ASSERT_STREQ(f.seen, "OCMRLLNBE");
+        ASSERT_EQ(f.reads, reads + 1);
+        milter_chain_abort(c);
+        milter_message_done(&m);
         c = milter_chain_free(c);
         fake_stop(&f, sock);
         milter_settings_done(&settings);
