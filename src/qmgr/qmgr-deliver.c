@@ -576,8 +576,9 @@ static int deliver_build(QmgrCall *c, sd_bus_message *msg) {
         if (r >= 0)
                 r = sd_bus_message_append(msg, "{ss}{ss}", DELIVERY_OPTION_ACTIVE_USEC, active,
                                           DELIVERY_OPTION_SENT_USEC, sent);
-        /* More for this destination waits: the agent may keep its connection for it. */
-        if (r >= 0 && e->dest->peers)
+        /* More for this destination waits, or mail for it comes back to back: the agent may keep its
+         * connection for it. */
+        if (r >= 0 && (e->dest->peers || qmgr_dest_back_to_back(e->dest)))
                 r = sd_bus_message_append(msg, "{ss}", DELIVERY_OPTION_BACKLOG, "yes");
         if (r >= 0)
                 r = sd_bus_message_close_container(msg);

@@ -54,6 +54,7 @@ static QmgrTransport *transport_free(QmgrTransport *t) {
         sd_event_source_unref(t->timer);
         strv_free(t->options);
         free(t->error_text);
+        free(t->last_done_dest);
         free(t->name);
         free(t);
         return NULL;
@@ -436,6 +437,14 @@ void qmgr_dest_feedback(QmgrDest *d, bool success, const char *reason) {
         if (success) {
                 d->window = MIN(d->window + 1.0 / d->window, (double) t->concurrency_limit);
                 d->failed_cohorts = 0;
+                if (!t->last_done_dest || !streq(t->last_done_dest, d->name)) {
+                        char *name = strdup(d->name);
+                        if (name) {
+                                free(t->last_done_dest);
+                                t->last_done_dest = name;
+                        }
+                }
+                t->last_done_usec = now;
         } else {
                 d->failed_cohorts += 1.0 / d->window;
                 d->window = MAX(d->window - 1.0 / d->window, 1.0);
@@ -456,6 +465,15 @@ void qmgr_dest_feedback(QmgrDest *d, bool success, const char *reason) {
                 d->not_before = MAX(d->not_before, now + t->rate_delay_usec);
         if (d->not_before > now && d->peers)
                 qmgr_transport_arm_timer(t, d->not_before);
+}
+
+/* Whether mail for d follows a delivery there that ended well within the last second, as Postfix's qmgr
+ * judges back-to-back delivery: then the agent is told that more comes (DELIVERY_OPTION_BACKLOG), and with
+ * smtp_connection_cache_on_demand a single stream of mail reuses one connection instead of one each. */
+bool qmgr_dest_back_to_back(QmgrDest *d) {
+        QmgrTransport *t = d->transport;
+
+        return t->last_done_dest && streq(t->last_done_dest, d->name) && now_monotonic_usec() < t->last_done_usec + USEC_PER_SEC;
 }
 
 void qmgr_dest_release(QmgrDest *d) {

@@ -90,6 +90,8 @@ struct QmgrTransport {
         QmgrDest **dests;               /* hash table, QMGR_DEST_BUCKETS */
         QmgrJob *ring;                  /* jobs with deliveries to start, round robin: fairness between messages */
         sd_event_source *timer;         /* the earliest time a rate-delayed or dead destination opens again */
+        char *last_done_dest;           /* where a delivery last ended well, and when (CLOCK_MONOTONIC): */
+        uint64_t last_done_usec;        /* mail for it soon after may find the agent's connection still open */
         QmgrTransport *next;
 };
 
@@ -288,6 +290,7 @@ QmgrDest *qmgr_dest_get(QmgrTransport *t, const char *name);
 /* A delivery to the destination ended: success grows its window, failure shrinks it and may kill it. */
 void qmgr_dest_feedback(QmgrDest *d, bool success, const char *reason);
 bool qmgr_dest_can_start(QmgrDest *d, uint64_t now);
+bool qmgr_dest_back_to_back(QmgrDest *d);
 /* Forgets a destination that has nothing waiting, nothing in progress and nothing to remember. */
 void qmgr_dest_release(QmgrDest *d);
 void qmgr_transport_arm_timer(QmgrTransport *t, uint64_t when);

@@ -230,7 +230,11 @@ class Smtp(unittest.TestCase):
         with open('/etc/postbus/master.cf', 'a', encoding='utf-8') as f:
             f.write('tlsmay unix - - n - - smtp -o smtp_tls_security_level=may\n'
                     'tlsenc unix - - n - - smtp -o smtp_tls_security_level=encrypt\n'
-                    'tlsver unix - - n - - smtp -o smtp_tls_security_level=verify -o smtp_tls_verify_cert_match=tls.test\n')
+                    'tlsver unix - - n - - smtp -o smtp_tls_security_level=verify -o smtp_tls_verify_cert_match=tls.test\n'
+                    # a connection per message, for the session resumption tests: mail that follows a delivery
+                    # within a second would otherwise find the last connection still open (back to back)
+                    'tlsmay1 unix - - n - - smtp -o smtp_tls_security_level=may -o smtp_connection_cache_on_demand=no\n'
+                    'tlsenc1 unix - - n - - smtp -o smtp_tls_security_level=encrypt -o smtp_connection_cache_on_demand=no\n')
         cls.lmtp = FakeServer(path=LMTP_SOCKET, lmtp=True, ehlo=('PIPELINING', 'ENHANCEDSTATUSCODES'))
         with open(TRANSPORT, 'w', encoding='utf-8') as f:
             f.write('sink.test smtp:[127.0.0.1]:2525\n'
@@ -244,9 +248,9 @@ class Smtp(unittest.TestCase):
                     'tlsenc.test tlsenc:[127.0.0.1]:2531\n'
                     'plainenc.test tlsenc:[127.0.0.1]:2525\n'
                     'tlsver.test tlsver:[127.0.0.1]:2531\n'
-                    'tlsres.test tlsmay:[127.0.0.1]:2535\n'
-                    'tlsresenc.test tlsenc:[127.0.0.1]:2535\n'
-                    'tlsres12.test tlsmay:[127.0.0.1]:2536\n'
+                    'tlsres.test tlsmay1:[127.0.0.1]:2535\n'
+                    'tlsresenc.test tlsenc1:[127.0.0.1]:2535\n'
+                    'tlsres12.test tlsmay1:[127.0.0.1]:2536\n'
                     'lmtp.test lmtp:unix:%s\n' % LMTP_SOCKET)
         pb.run('postbusctl', 'map', 'build', TRANSPORT)
         pb.set_config(transport_maps=f'gdbm:{TRANSPORT}', smtp_destination_recipient_limit=50)
