@@ -53,18 +53,11 @@ struct LocalPool {
         unsigned generation;            /* one more on each reload */
 };
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user) {
         /* The spool's mode, looked at again after a second rather than for every delivery. */
         static struct { const Config *config; uint64_t when; int r; mode_t mode; gid_t gid; } spool;
         LocalWorkerId id = { .uid = user->uid, .gid = user->gid, .sgid = user->gid };
-        uint64_t now = now_usec();
+        uint64_t now = now_monotonic_usec();
 
         if (!isempty(c->home_mailbox))
                 return id;
@@ -113,7 +106,7 @@ static void worker_pop(LocalWorker *w, const MailboxResult *r) {
         w->n_pending--;
         if (w->n_sent > 0)
                 w->n_sent--;    /* not when a worker that ended drops what it never got */
-        w->last_used = now_usec();
+        w->last_used = now_monotonic_usec();
         if (w->n_pending == 0 && w->pool->n_backlog > 0)
                 (void) sd_event_source_set_enabled(w->pool->kick, SD_EVENT_ONESHOT);
         if (q.done)
@@ -233,7 +226,7 @@ static int worker_start(LocalPool *p, const LocalWorkerId *id, const char *user,
         if (w->pid == 0)
                 local_worker_main(sv[1], p->daemon->config, id, user);
         safe_close(sv[1]);
-        *w = (LocalWorker) { .pool = p, .id = *id, .pid = w->pid, .fd = sv[0], .last_used = now_usec(),
+        *w = (LocalWorker) { .pool = p, .id = *id, .pid = w->pid, .fd = sv[0], .last_used = now_monotonic_usec(),
                              .generation = p->generation };
         r = sd_event_add_child(p->daemon->event, &w->child, w->pid, WEXITED, on_worker_exit, w);
         if (r >= 0)
@@ -354,7 +347,7 @@ static int on_kick(sd_event_source *s, void *userdata) {
 
 static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         LocalPool *p = userdata;
-        uint64_t now = now_usec();
+        uint64_t now = now_monotonic_usec();
 
         for (size_t k = 0; k < p->n_workers; k++) {
                 LocalWorker *w = p->workers[k];

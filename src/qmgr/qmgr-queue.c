@@ -379,6 +379,8 @@ int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction 
                  * let it be delivered. */
                 const char *h = env ? queue_envelope_attr(env, "hold") : NULL;
                 _cleanup_free_ char *hold = env ? (h ? strdup(h) : NULL) : incoming_hold_reason(q, id);
+                if (h && !hold)
+                        return log_oom();       /* it stays in incoming, never delivered unheld */
                 if (hold) {
                         _cleanup_free_ char *why = log_escape(hold, strlen(hold));
                         r = qmgr_queue_move(q, QUEUE_INCOMING, QUEUE_HOLD, id);
