@@ -306,8 +306,22 @@ void cleanup_message_log(const char *id, const char *sender, const char *hold, c
 }
 
 int cleanup_commit_setup(Cleanup *c) {
-        return cleanup_sync_new(c->daemon->event, c->incoming_fd, (unsigned) c->daemon->config->cleanup_sync_threads,
-                                &c->sync);
+        const Config *config = c->daemon->config;
+        const char *v = config->cleanup_directory_sync;
+        char where[256];
+        bool dir_sync;
+
+        if (streq(v, "auto"))
+                dir_sync = !cleanup_sync_file_carries_name(c->incoming_fd);
+        else if (streq(v, "yes") || streq(v, "no"))
+                dir_sync = streq(v, "yes");
+        else
+                return log_error_errno(EINVAL, "%s: cleanup_directory_sync = %s: must be auto, yes or no.",
+                                       config_where(config, CONFIG_PARAM_cleanup_directory_sync, where, sizeof where),
+                                       v);
+        log_debug("incoming/ is %s.", dir_sync ? "synced after each rename" : "not synced: each file after its rename");
+        return cleanup_sync_new(c->daemon->event, c->incoming_fd, dir_sync,
+                                (unsigned) config->cleanup_sync_threads, &c->sync);
 }
 
 void cleanup_commit_done(Cleanup *c) {

@@ -35,9 +35,11 @@ struct CleanupSyncItem {
         void *userdata;
 };
 typedef struct CleanupSync CleanupSync;
-/* dir_fd: incoming/, borrowed. With 0 threads every item's file is done in cleanup_sync_submit() itself and the
+/* dir_fd: incoming/, borrowed. dir_sync: incoming/ is synced after the renames; without, each file is synced
+ * after its own rename. With 0 threads every item's file is done in cleanup_sync_submit() itself and the
  * directory once per turn of the event loop. */
-int cleanup_sync_new(sd_event *e, int dir_fd, unsigned n_threads, CleanupSync **ret);
+int cleanup_sync_new(sd_event *e, int dir_fd, bool dir_sync, unsigned n_threads, CleanupSync **ret);
+bool cleanup_sync_file_carries_name(int dir_fd);
 void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item);
 /* Lets the threads finish their items, answers them all, and frees s; items submitted then are done at once. */
 CleanupSync *cleanup_sync_free(CleanupSync *s);

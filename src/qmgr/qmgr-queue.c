@@ -354,6 +354,18 @@ int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id) {
         return qmgr_queue_activate_for(q, from, id, QMGR_ACTION_NONE, NULL);
 }
 
+/* cleanup renames a written file into incoming/ and syncs it then (cleanup_directory_sync = no): a crash in
+ * between can leave the name with no content. That file was never acknowledged to anyone, and is removed. */
+static bool incoming_empty(Qmgr *q, int fd, const char *id) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0 || st.st_size != 0 || unlinkat(q->queue_fds[QUEUE_INCOMING], id, 0) < 0)
+                return false;
+        log_mail(LOG_WARNING, id, LOG_NO_FIELDS, "removed the empty queue file incoming/%s: a write that a crash "
+                 "cut short, never acknowledged", id);
+        return true;
+}
+
 int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction action, const char *reason) {
         _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -371,6 +383,8 @@ int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction 
                 fd = openat(q->queue_fds[QUEUE_INCOMING], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                 if (fd >= 0 && queue_file_read(fd, &env) < 0) {
                         env = NULL;
+                        if (incoming_empty(q, fd, id))
+                                return 0;
                         fd = safe_close(fd);
                 }
         }

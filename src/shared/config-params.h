@@ -119,6 +119,9 @@
           "Most Received headers a message may carry before it is rejected as a mail loop.")               \
         X(cleanup_sync_threads, INT, "4", 0, 64, "cleanup",                                                  \
           "Threads in cleanup that sync queue files beside its event loop; 0: no threads.")                  \
+        X(cleanup_directory_sync, STRING, "auto", 0, 0, "cleanup",                                           \
+          "Sync incoming/ after each rename into it: yes; no (the file, synced after its rename, carries "     \
+          "the name on ext4, XFS and btrfs); auto: no on those, yes elsewhere.")                              \
         X(append_at_myorigin, BOOL, "yes", 0, 0, "rewrite",                                                  \
           "Append @$myorigin to an address without a domain.")                                             \
         X(append_dot_mydomain, BOOL, "no", 0, 0, "rewrite",                                                  \

@@ -1,6 +1,7 @@
 """cleanup's sync threads: many SMTP sessions at once, their queue files synced and renamed on cleanup's
 worker threads (cleanup_sync_threads) while its loop reads the next jobs. Every message gets its 250 with a
-queue ID of its own, and each is delivered exactly once; the same with the threads off (0: all in the loop)."""
+queue ID of its own, and each is delivered exactly once; the same with the threads off (0: all in the loop),
+and with cleanup_directory_sync = no (each file renamed, then synced; no sync of incoming/)."""
 import smtplib
 import threading
 import unittest
@@ -78,6 +79,15 @@ class CleanupSync(unittest.TestCase):
         # the pool was there: the loop's thread and four workers
         self.assertEqual(cleanup_threads(), 5)
         self.delivered_exactly_once('threads', ids)
+
+    def test_concurrent_sessions_file_carries_name(self):
+        # each file renamed first and synced after, no sync of incoming/ (what ext4, XFS and btrfs get)
+        pb.set_config(cleanup_sync_threads=4, cleanup_directory_sync='no')
+        try:
+            ids = self.submit_all('nodirsync')
+            self.delivered_exactly_once('nodirsync', ids)
+        finally:
+            pb.set_config(cleanup_directory_sync='auto')
 
     def test_concurrent_sessions_in_loop(self):
         pb.set_config(cleanup_sync_threads=0)

@@ -42,6 +42,26 @@ class Corrupt(unittest.TestCase):
         self.assertFalse(any(bad in m for m in pb.mbox_messages("gina")))
         self.assertEqual(pb.busctl_get("Corrupt"), 1)
 
+    def test_empty_incoming_file_removed(self):
+        """An empty incoming/<ID> is what a crash leaves of a file that cleanup renamed but had not synced yet
+        (cleanup_directory_sync = no): never acknowledged, so qmgr removes it, and it is not called corrupt."""
+        cursor = pb.journal_cursor()
+        corrupt_before = pb.busctl_get("Corrupt")
+        pb.systemctl("stop", "postbus-qmgr.socket", "postbus-qmgr.service")
+        try:
+            cut = pb.send("a@example.org", ["gina@localhost"], "Subject: cut short\n\nnever acknowledged\n")
+            good = pb.send("a@example.org", ["gina@localhost"], "Subject: whole\n\nstill flows\n")
+            os.truncate(os.path.join(SPOOL, "incoming", cut), 0)
+        finally:
+            pb.systemctl("start", "postbus-qmgr.socket", "postbus-qmgr.service")
+        pb.wait_until(lambda: any(good in m for m in pb.mbox_messages("gina")), what="the good mail delivered")
+        pb.wait_until(lambda: not os.path.exists(os.path.join(SPOOL, "incoming", cut)), what="the empty file gone")
+        for q in ("active", "corrupt", "deferred", "hold"):
+            self.assertFalse(os.path.exists(os.path.join(SPOOL, q, cut)), q)
+        recs = pb.journal(QUEUE_ID=cut, POSTBUS_ROLE="qmgr", since=cursor)
+        self.assertTrue(any("removed the empty queue file" in r["MESSAGE"] for r in recs), [r["MESSAGE"] for r in recs])
+        self.assertEqual(pb.busctl_get("Corrupt"), corrupt_before)
+
     def assert_quarantined(self, qid, cursor):
         pb.wait_until(lambda: os.path.exists(os.path.join(SPOOL, "corrupt", qid)), what=f"{qid} in corrupt/")
         for q in ("incoming", "active", "deferred"):

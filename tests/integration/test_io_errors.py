@@ -150,6 +150,39 @@ class IoErrors(unittest.TestCase):
         pb.wait_until(lambda: delivered('after-write') == 1, what='new mail delivered')
         self.assertEqual(delivered('write-fail'), 0)
 
+    def test_fsync_eio_after_rename(self):
+        # With cleanup_directory_sync = no the file is renamed into incoming/ first and synced then: a failed
+        # fsync takes the new name away again, and the message is refused, never delivered.
+        pb.set_config(cleanup_directory_sync='no')
+        try:
+            pb.send('a@example.test', ['ivan@localhost'], 'Subject: before-rename\n\nbefore-rename\n')
+            pb.wait_until(lambda: delivered('before-rename') == 1, what='the first message delivered')
+            pb.systemctl('stop', 'postbus-qmgr.socket', 'postbus-qmgr.service')
+            pid = int(pb.unit_property(CLEANUP, 'MainPID'))
+            cursor = pb.journal_cursor()
+            strace = subprocess.Popen(['strace', '-f', '-qq', '-o', STRACE_LOG, '-e', 'trace=fsync,fdatasync',
+                                       '-e', 'inject=fsync,fdatasync:error=EIO', '-p', str(pid)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                pb.wait_until(lambda: traced(pid), what='strace attached to every thread of cleanup')
+                with self.assertRaises(smtplib.SMTPDataError) as e:
+                    pb.send('a@example.test', ['ivan@localhost'], 'Subject: renamed-fail\n\nrenamed-fail\n')
+                self.assertEqual(f'{e.exception.smtp_code} {e.exception.smtp_error.decode()}',
+                                 '451 4.3.0 Error: queue file write error')
+                self.assertEqual(queue('incoming'), [])
+            finally:
+                strace.send_signal(signal.SIGINT)
+                strace.wait(timeout=30)
+                pb.systemctl('start', 'postbus-qmgr.socket', 'postbus-qmgr.service')
+            recs = pb.journal(POSTBUS_ROLE='cleanup', since=cursor)
+            self.assertTrue(any('failed to write the queue file' in r['MESSAGE'] and r.get('ERRNO') == str(errno.EIO)
+                                for r in recs), [r['MESSAGE'] for r in recs])
+            pb.send('a@example.test', ['ivan@localhost'], 'Subject: after-rename\n\nafter-rename\n')
+            pb.wait_until(lambda: delivered('after-rename') == 1, what='new mail delivered')
+            self.assertEqual(delivered('renamed-fail'), 0)
+        finally:
+            pb.set_config(cleanup_directory_sync='auto')
+
 
 if __name__ == '__main__':
     unittest.main()
