@@ -46,47 +46,13 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
         cleanup_virtual_free(j);
         safe_close(j->sync.fd);
         free(j->message_id);
+        j->cleanup->n_jobs--;
         daemon_busy_dec(j->cleanup->daemon);
         free(j);
         return NULL;
 }
 
 /* ---- rewrite rounds ---------------------------------------------------------------------------- */
-
-void cleanup_rewrite_cache_flush(Cleanup *c) {
-        for (size_t i = 0; i < CLEANUP_REWRITE_CACHE_SIZE; i++) {
-                c->rewrite_cache[i].address = mfree(c->rewrite_cache[i].address);
-                c->rewrite_cache[i].canonical = mfree(c->rewrite_cache[i].canonical);
-        }
-}
-
-/* The recent answer for address, or NULL. */
-static const char *rewrite_cache_get(Cleanup *c, const char *address) {
-        uint64_t now = now_monotonic_usec();
-
-        for (size_t i = 0; i < CLEANUP_REWRITE_CACHE_SIZE; i++) {
-                CleanupRewriteCached *e = c->rewrite_cache + i;
-                if (e->address && e->expire > now && streq(e->address, address))
-                        return e->canonical;
-        }
-        return NULL;
-}
-
-/* Keeps rewrite's answer canonical to address, in place of the oldest (best effort: no memory, no entry). */
-static void rewrite_cache_put(Cleanup *c, const char *address, const char *canonical) {
-        CleanupRewriteCached *e = c->rewrite_cache + c->rewrite_cache_next;
-        char *a = strdup(address), *k = strdup(canonical);
-
-        if (!a || !k) {
-                free(a);
-                free(k);
-                return;
-        }
-        free(e->address);
-        free(e->canonical);
-        *e = (CleanupRewriteCached) { a, k, now_monotonic_usec() + CLEANUP_REWRITE_CACHE_USEC };
-        c->rewrite_cache_next = (c->rewrite_cache_next + 1) % CLEANUP_REWRITE_CACHE_SIZE;
-}
 
 static void job_pump(CleanupJob *j);
 
@@ -123,7 +89,8 @@ static void on_rewrite_reply(sd_bus_message *reply, const sd_bus_error *e, void 
                 if (!copy)
                         cleanup_job_defer(j, "451 4.3.0 Error: out of memory");
                 else {
-                        rewrite_cache_put(j->cleanup, *call->slot, out);
+                        answer_cache_put(&j->cleanup->rewrite_cache, *call->slot, strlen(*call->slot) + 1, out,
+                                         strlen(out) + 1);
                         free(*call->slot);
                         *call->slot = copy;
                 }
@@ -135,10 +102,11 @@ static void on_rewrite_reply(sd_bus_message *reply, const sd_bus_error *e, void 
 
 void cleanup_job_rewrite(CleanupJob *j, char **slot) {
         const char *known;
+        size_t size;
 
         if (isempty(*slot) || j->defer || j->reject)
                 return;
-        known = rewrite_cache_get(j->cleanup, *slot);
+        known = answer_cache_get(&j->cleanup->rewrite_cache, *slot, strlen(*slot) + 1, &size);
         if (known) {
                 char *copy = strdup(known);
                 if (!copy) {
@@ -466,10 +434,12 @@ void cleanup_job_write(CleanupJob *j) {
                 cleanup_job_reply_error(j);
                 return;
         }
-        /* The file's fsync and rename go to a sync thread; the loop goes on with other jobs meanwhile. */
+        /* The file's fsync and rename go to a sync thread; the loop goes on with other jobs meanwhile. A job
+         * alone is synced here: no other has to wait for the loop, and the hand-offs to a thread and back
+         * would cost more than they save. */
         j->sync.done = job_synced;
         j->sync.userdata = j;
-        cleanup_sync_submit(c->sync, &j->sync);
+        cleanup_sync_submit(c->sync, &j->sync, c->n_jobs == 1);
 }
 
 /* ---- the start --------------------------------------------------------------------------------- */
@@ -568,6 +538,7 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
                 return -ENOMEM;
         }
         j->cleanup = c;
+        c->n_jobs++;
         daemon_busy_inc(c->daemon);
         j->sync.fd = -EBADF;
         j->recipients = recipients;

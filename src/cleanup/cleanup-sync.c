@@ -201,18 +201,18 @@ static int on_commit(sd_event_source *source, void *userdata) {
         return 0;
 }
 
-void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item) {
+void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item, bool here) {
         bool wake = false;
 
         item->next = NULL;
         item->error = item->unlink_error = 0;
         item->collided = item->dir_failed = false;
-        if (s->n_threads == 0 || s->stop) {
+        if (s->n_threads == 0 || s->stop || here) {
                 (void) item_run_file(s, item);
                 (void) pthread_mutex_lock(&s->lock);
                 item_filed(s, item, &wake);
                 (void) pthread_mutex_unlock(&s->lock);
-                if (s->stop || !s->commit || sd_event_source_set_enabled(s->commit, SD_EVENT_ONESHOT) < 0)
+                if (s->stop || here || !s->commit || sd_event_source_set_enabled(s->commit, SD_EVENT_ONESHOT) < 0)
                         commit_here(s);
                 return;
         }

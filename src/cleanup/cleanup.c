@@ -145,7 +145,7 @@ static int cleanup_reload(Daemon *d, Config *new) {
         c->propagate_canonical = next.propagate_canonical;
         c->propagate_virtual = next.propagate_virtual;
         /* rewrite's answers may change with the same reload */
-        cleanup_rewrite_cache_flush(c);
+        answer_cache_flush(&c->rewrite_cache);
         return 0;
 }
 
@@ -193,7 +193,7 @@ static void cleanup_done(Daemon *d) {
         if (!c)
                 return;
         cleanup_commit_done(c);
-        cleanup_rewrite_cache_flush(c);
+        answer_cache_flush(&c->rewrite_cache);
         bus_server_free(c->server);
         bus_client_free(c->qmgr);
         bus_client_free(c->rewrite);

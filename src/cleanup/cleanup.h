@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-bus.h>
 
+#include "answer-cache.h"
 #include "bus-util.h"
 #include "daemon.h"
 #include "cleanup-checks.h"
@@ -40,20 +41,10 @@ typedef struct CleanupSync CleanupSync;
  * directory once per turn of the event loop. */
 int cleanup_sync_new(sd_event *e, int dir_fd, bool dir_sync, unsigned n_threads, CleanupSync **ret);
 bool cleanup_sync_file_carries_name(int dir_fd);
-void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item);
+/* here: in the calling thread (item->done is called before it returns), as without threads. */
+void cleanup_sync_submit(CleanupSync *s, CleanupSyncItem *item, bool here);
 /* Lets the threads finish their items, answers them all, and frees s; items submitted then are done at once. */
 CleanupSync *cleanup_sync_free(CleanupSync *s);
-
-/* Recent answers of rewrite (cleanup-job.c), as Postfix's rewrite client keeps its last one: an address asked
- * again within CLEANUP_REWRITE_CACHE_USEC takes the answer it got then instead of a call. A reload forgets
- * them; a reload of rewrite alone takes effect here at most that long after. */
-#define CLEANUP_REWRITE_CACHE_SIZE 16U
-#define CLEANUP_REWRITE_CACHE_USEC (5 * USEC_PER_SEC)
-typedef struct CleanupRewriteCached {
-        char *address;
-        char *canonical;
-        uint64_t expire;                /* CLOCK_MONOTONIC */
-} CleanupRewriteCached;
 
 typedef struct Cleanup {
         Daemon *daemon;
@@ -75,8 +66,8 @@ typedef struct Cleanup {
         bool propagate_virtual;         /* ... and virtual */
 
         CleanupSync *sync;
-        CleanupRewriteCached rewrite_cache[CLEANUP_REWRITE_CACHE_SIZE];
-        unsigned rewrite_cache_next;    /* the slot the next answer takes */
+        unsigned n_jobs;                /* submissions in progress */
+        AnswerCache rewrite_cache;      /* rewrite's recent answers: address -> canonical form */
 } Cleanup;
 
 /* org.postbus.Cleanup1 at /org/postbus/Cleanup1, on $rundir/cleanup (peer-to-peer, callers are smtpd, pickup
@@ -225,7 +216,6 @@ void cleanup_job_rewrite(CleanupJob *j, char **slot);
 /* Sends the round; next runs when its last answer is in (at once when nothing was asked), unless the
  * answer is known by then: that is given instead. */
 void cleanup_job_round_start(CleanupJob *j, CleanupJobStep next);
-void cleanup_rewrite_cache_flush(Cleanup *c);
 /* The last step: the final recipients, the header edits, the queue file, the reply. */
 void cleanup_job_write(CleanupJob *j);
 

@@ -267,6 +267,43 @@ static int content_filter_parse(const char *value, char **ret_transport, char **
         return 1;
 }
 
+/* Recipient i goes to transport and nexthop, as rewrite answered. */
+static void resolved(QmgrMessage *m, size_t i, const char *transport, const char *nexthop) {
+        _cleanup_free_ char *filter_transport = NULL, *filter_nexthop = NULL;
+        int r;
+
+        /* content_filter (an after-queue filter): every recipient goes to the filter's transport and next hop
+         * (an empty one keeps the recipient's), as Postfix's qmgr. */
+        r = content_filter_parse(queue_envelope_attr(m->envelope, "content_filter"), &filter_transport,
+                                 &filter_nexthop);
+        if (r > 0) {
+                transport = filter_transport;
+                if (filter_nexthop)
+                        nexthop = filter_nexthop;
+        }
+        /* Never around the filter: out of memory defers. */
+        m->routes[i].transport = r < 0 ? NULL : strdup(transport);
+        m->routes[i].nexthop = r < 0 ? NULL : strdup(nexthop);
+        if (!m->routes[i].transport || !m->routes[i].nexthop) {
+                m->routes[i].transport = mfree(m->routes[i].transport);
+                resolve_failed(m, i, "out of memory");
+        }
+}
+
+/* The question for rewrite's cache of answers: sender and recipient, each with its NUL. NULL: no memory. */
+static char *resolve_question(QmgrMessage *m, size_t i, size_t *ret_size) {
+        const char *sender = strempty(m->envelope->sender), *rcpt = m->envelope->recipients[i].address;
+        size_t a = strlen(sender) + 1, b = strlen(rcpt) + 1;
+        char *q = malloc(a + b);
+
+        if (!q)
+                return NULL;
+        memcpy(q, sender, a);
+        memcpy(q + a, rcpt, b);
+        *ret_size = a + b;
+        return q;
+}
+
 static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
         ResolveCall *rc = userdata;
         QmgrMessage *m = rc->message;
@@ -284,42 +321,41 @@ static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void 
                 if (r < 0 || isempty(transport))
                         resolve_failed(m, i, "malformed reply");
                 else {
-                        _cleanup_free_ char *filter_transport = NULL, *filter_nexthop = NULL;
-                        /* content_filter (an after-queue filter): every recipient goes to the filter's
-                         * transport and next hop (an empty one keeps the recipient's), as Postfix's qmgr. */
-                        r = content_filter_parse(queue_envelope_attr(m->envelope, "content_filter"),
-                                                 &filter_transport, &filter_nexthop);
-                        if (r > 0) {
-                                transport = filter_transport;
-                                if (filter_nexthop)
-                                        nexthop = filter_nexthop;
+                        size_t qsize, tsize = strlen(transport) + 1, nsize = strlen(nexthop) + 1;
+                        _cleanup_free_ char *question = resolve_question(m, i, &qsize);
+                        _cleanup_free_ char *answer = malloc(tsize + nsize);
+                        if (question && answer) {
+                                memcpy(answer, transport, tsize);
+                                memcpy(answer + tsize, nexthop, nsize);
+                                answer_cache_put(&m->qmgr->resolve_cache, question, qsize, answer, tsize + nsize);
                         }
-                        /* Never around the filter: out of memory defers. */
-                        m->routes[i].transport = r < 0 ? NULL : strdup(transport);
-                        m->routes[i].nexthop = r < 0 ? NULL : strdup(nexthop);
-                        if (!m->routes[i].transport || !m->routes[i].nexthop) {
-                                m->routes[i].transport = mfree(m->routes[i].transport);
-                                resolve_failed(m, i, "out of memory");
-                        }
+                        resolved(m, i, transport, nexthop);
                 }
         }
         resolve_next(m);
 }
 
-/* Asks rewrite where each pending recipient goes; then dispatches. Flow control is the rewrite connection's
- * window (bus_client_call()), shared by all messages: however many recipients the active set holds, rewrite
- * sees a bounded number of calls at once, and each call's timeout runs only once it is sent. */
+/* Asks rewrite where each pending recipient goes (unless it answered the same question within
+ * ANSWER_CACHE_USEC); then dispatches. Flow control is the rewrite connection's window (bus_client_call()),
+ * shared by all messages: however many recipients the active set holds, rewrite sees a bounded number of
+ * calls at once, and each call's timeout runs only once it is sent. */
 static void resolve_next(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
         size_t n = m->envelope->n_recipients;
 
         while (m->next_resolve < n) {
-                size_t i = m->next_resolve++;
+                size_t i = m->next_resolve++, qsize, asize;
                 ResolveCall *rc;
                 int r;
 
                 if (m->envelope->recipients[i].done)
                         continue;
+                _cleanup_free_ char *question = resolve_question(m, i, &qsize);
+                const char *known = question ? answer_cache_get(&q->resolve_cache, question, qsize, &asize) : NULL;
+                if (known) {
+                        resolved(m, i, known, known + strlen(known) + 1);
+                        continue;
+                }
                 rc = malloc(sizeof(ResolveCall));
                 if (!rc) {
                         resolve_failed(m, i, "out of memory");

@@ -32,19 +32,14 @@ int daemon_listen_fd(Daemon *d, const char *name) {
         return -ENOENT;
 }
 
-static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
-        Daemon *d = userdata;
+static int on_idle(sd_event_source *s, uint64_t usec, void *userdata);
 
-        log_debug("Idle for %" PRIi64 "s, exiting.", d->config->max_idle);
-        return sd_event_exit(d->event, 0);
-}
-
-static void idle_timer_arm(Daemon *d) {
+/* The idle timer is armed once and left alone while work comes and goes: changing it at every job would cost
+ * a timerfd_settime() or two per message. When it fires, it exits only after max_idle without work, and
+ * otherwise waits until then. */
+static void idle_timer_set(Daemon *d, uint64_t when) {
         int r;
 
-        if (!d->spec->may_exit_idle || !d->event)
-                return;
-        uint64_t when = now_monotonic_usec() + (uint64_t) d->config->max_idle * USEC_PER_SEC;
         if (d->idle_timer) {
                 (void) sd_event_source_set_time(d->idle_timer, when);
                 (void) sd_event_source_set_enabled(d->idle_timer, SD_EVENT_ONESHOT);
@@ -55,9 +50,34 @@ static void idle_timer_arm(Daemon *d) {
                 log_warning_errno(r, "Failed to arm the idle timer, ignoring: %m");
 }
 
+static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        uint64_t max_idle = (uint64_t) d->config->max_idle * USEC_PER_SEC, now = now_monotonic_usec();
+
+        if (d->busy > 0)
+                idle_timer_set(d, now + max_idle);
+        else if (now < d->idle_since_usec + max_idle)
+                idle_timer_set(d, d->idle_since_usec + max_idle);
+        else {
+                log_debug("Idle for %" PRIi64 "s, exiting.", d->config->max_idle);
+                return sd_event_exit(d->event, 0);
+        }
+        return 0;
+}
+
+static void idle_timer_arm(Daemon *d) {
+        int enabled = SD_EVENT_OFF;
+
+        if (!d->spec->may_exit_idle || !d->event)
+                return;
+        d->idle_since_usec = now_monotonic_usec();
+        if (d->idle_timer && sd_event_source_get_enabled(d->idle_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        idle_timer_set(d, d->idle_since_usec + (uint64_t) d->config->max_idle * USEC_PER_SEC);
+}
+
 void daemon_busy_inc(Daemon *d) {
-        if (d->busy++ == 0 && d->idle_timer)
-                (void) sd_event_source_set_enabled(d->idle_timer, SD_EVENT_OFF);
+        d->busy++;
 }
 
 void daemon_busy_dec(Daemon *d) {

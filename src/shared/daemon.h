@@ -35,6 +35,7 @@ struct Daemon {
         char **fd_names;
         unsigned busy;                  /* connections or jobs in progress; 0 arms the idle timer */
         sd_event_source *idle_timer;
+        uint64_t idle_since_usec;       /* when busy last went to 0 */
         void *userdata;                 /* the role's state */
         const char *config_path;        /* -c, or NULL for the default main.cf: read again on reload */
 };

@@ -197,13 +197,17 @@ void smtpd_session_lost(SmtpdSession *s) {
 int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const SmtpdCheckInput *, char *),
                         const char *helo, const char *sender, const char *rcpt) {
         static unsigned instances;
+        static pid_t pid;       /* smtpd does not fork */
         char reply[SMTPD_REPLY_LINE_MAX];
         int r;
 
         /* Postfix's "instance": one value for all the requests of a mail transaction, so that a policy
          * service can tell a message's recipients from the next message's. */
-        if (!s->instance[0])
-                (void) snprintf(s->instance, sizeof s->instance, "%x.%x", (unsigned) getpid(), ++instances);
+        if (!s->instance[0]) {
+                if (pid == 0)
+                        pid = getpid();
+                (void) snprintf(s->instance, sizeof s->instance, "%x.%x", (unsigned) pid, ++instances);
+        }
 
         SmtpdCheckInput in = {
                 .client = &s->client,
