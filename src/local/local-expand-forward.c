@@ -39,7 +39,9 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
                 return -ENOMEM;
         for (size_t k = 0; k < n_paths; k++) {
                 char *path = NULL;
-                if (local_expand_vars(paths[k], vars, &path) < 0 || path[0] != '/') {
+                if (local_expand_vars(paths[k], vars, &path) < 0 || path[0] != '/' ||
+                    (n > 0 && streq(path, expanded[n - 1]))) {
+                        /* Postfix's default forward_path gives $home/.forward twice without an extension. */
                         free(path);
                         continue;
                 }

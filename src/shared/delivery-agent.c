@@ -104,8 +104,7 @@ DeliveryRequest *delivery_request_free(DeliveryRequest *req) {
         daemon_busy_dec(a->daemon);
 
         sd_event_source_disable_unref(req->timer);
-        safe_close(req->fd);
-        sd_bus_message_unref(req->message);
+        sd_bus_message_unref(req->message);     /* and with it req->fd */
         free(req->sender);
         free(req->transport);
         free(req->nexthop);
@@ -266,7 +265,8 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
                 return invalid(error, "Invalid transport name.");
         if (uses_transport && !nexthop_valid(nexthop))
                 return invalid(error, "Invalid next hop.");
-        r = bus_check_peer_fd(m, fd, PEER_FD_QUEUE_FILE, "queue file", NULL, error);
+        struct stat st;
+        r = bus_check_peer_fd(m, fd, PEER_FD_QUEUE_FILE, "queue file", &st, error);
         if (r < 0)
                 return r;
 
@@ -276,12 +276,12 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
         req->nexthop = strdup(nexthop);
         if (!req->sender || !req->transport || !req->nexthop)
                 return -ENOMEM;
-        req->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (req->fd < 0)
-                return -errno;
+        /* The call's own descriptor, open while the request holds the call. */
+        req->message = sd_bus_message_ref(m);
+        req->fd = fd;
         /* qmgr read the file before; if it is unreadable now, qmgr should look again rather than log a
          * deferral per recipient: the whole call fails. */
-        r = queue_file_read(req->fd, &req->envelope);
+        r = queue_file_read_stat(req->fd, &st, &req->envelope);
         if (r < 0) {
                 const char *why = r == -EBADMSG ? "queue file is corrupt" : "cannot read the queue file";
                 log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS, "%s: %s", why, strerror(-r));
@@ -295,7 +295,6 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
                         return invalid(error, "Recipient index out of range.");
                 req->recipients[i].original = req->envelope->recipients[req->recipients[i].index].address;
         }
-        req->message = sd_bus_message_ref(m);
         *ret = TAKE_PTR(req);
         return 0;
 }

@@ -36,7 +36,7 @@ struct DeliveryRequest {
         DeliveryAgent *agent;
         sd_bus_message *message;        /* answered by delivery_request_reply() */
         char queue_id[QUEUE_ID_SIZE];
-        int fd;                         /* our own copy of the queue file descriptor */
+        int fd;                         /* the queue file: the call's descriptor, open while message is held */
         char *sender;
         char *transport;
         char *nexthop;

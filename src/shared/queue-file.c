@@ -171,22 +171,27 @@ static int envelope_add(QueueEnvelope *e, RecordReader *rr, const Record *rec, s
 }
 
 int queue_file_read(int fd, QueueEnvelope **ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        return queue_file_read_stat(fd, &st, ret);
+}
+
+int queue_file_read_stat(int fd, const struct stat *st, QueueEnvelope **ret) {
         _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
         _cleanup_(record_reader_done) RecordReader rr = {};
         bool options_allowed = false;   /* the record before was 'R' or 'D' */
         size_t n_attrs = 0;
-        struct stat st;
         Record rec;
         int r;
 
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
+        if (!S_ISREG(st->st_mode))
                 return -EBADMSG;
         e = calloc(1, sizeof(QueueEnvelope));
         if (!e)
                 return -ENOMEM;
-        e->file_size = (uint64_t) st.st_size;
+        e->file_size = (uint64_t) st->st_size;
 
         record_reader_init_fd(&rr, &queue_file_format, fd, e->file_size);
         while ((r = record_reader_next(&rr, &rec)) > 0) {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "macro.h"
 #include "queue-id.h"
@@ -85,6 +86,8 @@ size_t queue_envelope_pending(const QueueEnvelope *e);
 /* Validates the whole file (every record header, the end marker, no trailing bytes) and returns its
  * envelope. -EBADMSG: the file is corrupt or truncated. */
 int queue_file_read(int fd, QueueEnvelope **ret);
+/* The same with fd's stat, taken just before. */
+int queue_file_read_stat(int fd, const struct stat *st, QueueEnvelope **ret);
 
 /* Calls cb for each piece of content in order (empty pieces are skipped); stops at and returns the first
  * negative cb result. */
