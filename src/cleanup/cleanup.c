@@ -7,9 +7,9 @@
  * and bounce (SO_PEERCRED at accept; the socket is 0660 postbus-cleanup:postbus-to-cleanup). It trusts
  * neither the envelope nor the content: addresses are checked, counts and sizes bounded, the content only
  * copied, never interpreted beyond the header names it looks for. It writes only below
- * queue_directory/incoming, and a file there becomes visible under its queue ID only after it and its
- * directory are synced (by a few worker threads, cleanup-sync.c, that make those system calls only; the
- * event loop answers). It asks the rewrite role for the canonical form of addresses and reads canonical,
+ * queue_directory/incoming, and answers only once a file there and its queue ID are synced (by a few worker
+ * threads, cleanup-sync.c, that make those system calls only, or in the loop for a job alone; the event loop
+ * answers). It asks the rewrite role for the canonical form of addresses and reads canonical,
  * virtual alias and header_checks tables, which belong to root. */
 #include <dirent.h>
 #include <fcntl.h>

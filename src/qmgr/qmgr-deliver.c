@@ -290,20 +290,6 @@ static void resolved(QmgrMessage *m, size_t i, const char *transport, const char
         }
 }
 
-/* The question for rewrite's cache of answers: sender and recipient, each with its NUL. NULL: no memory. */
-static char *resolve_question(QmgrMessage *m, size_t i, size_t *ret_size) {
-        const char *sender = strempty(m->envelope->sender), *rcpt = m->envelope->recipients[i].address;
-        size_t a = strlen(sender) + 1, b = strlen(rcpt) + 1;
-        char *q = malloc(a + b);
-
-        if (!q)
-                return NULL;
-        memcpy(q, sender, a);
-        memcpy(q + a, rcpt, b);
-        *ret_size = a + b;
-        return q;
-}
-
 static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
         ResolveCall *rc = userdata;
         QmgrMessage *m = rc->message;
@@ -320,42 +306,27 @@ static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void 
                 r = sd_bus_message_read(reply, "sss", &transport, &nexthop, &address);
                 if (r < 0 || isempty(transport))
                         resolve_failed(m, i, "malformed reply");
-                else {
-                        size_t qsize, tsize = strlen(transport) + 1, nsize = strlen(nexthop) + 1;
-                        _cleanup_free_ char *question = resolve_question(m, i, &qsize);
-                        _cleanup_free_ char *answer = malloc(tsize + nsize);
-                        if (question && answer) {
-                                memcpy(answer, transport, tsize);
-                                memcpy(answer + tsize, nexthop, nsize);
-                                answer_cache_put(&m->qmgr->resolve_cache, question, qsize, answer, tsize + nsize);
-                        }
+                else
                         resolved(m, i, transport, nexthop);
-                }
         }
         resolve_next(m);
 }
 
-/* Asks rewrite where each pending recipient goes (unless it answered the same question within
- * ANSWER_CACHE_USEC); then dispatches. Flow control is the rewrite connection's window (bus_client_call()),
- * shared by all messages: however many recipients the active set holds, rewrite sees a bounded number of
- * calls at once, and each call's timeout runs only once it is sent. */
+/* Asks rewrite where each pending recipient goes; then dispatches. Flow control is the rewrite connection's
+ * window (bus_client_call()), shared by all messages: however many recipients the active set holds, rewrite
+ * sees a bounded number of calls at once, and each call's timeout runs only once it is sent. Its answers are
+ * not kept: they come from tables (transport_maps, ...) that take effect as soon as they are rebuilt. */
 static void resolve_next(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
         size_t n = m->envelope->n_recipients;
 
         while (m->next_resolve < n) {
-                size_t i = m->next_resolve++, qsize, asize;
+                size_t i = m->next_resolve++;
                 ResolveCall *rc;
                 int r;
 
                 if (m->envelope->recipients[i].done)
                         continue;
-                _cleanup_free_ char *question = resolve_question(m, i, &qsize);
-                const char *known = question ? answer_cache_get(&q->resolve_cache, question, qsize, &asize) : NULL;
-                if (known) {
-                        resolved(m, i, known, known + strlen(known) + 1);
-                        continue;
-                }
                 rc = malloc(sizeof(ResolveCall));
                 if (!rc) {
                         resolve_failed(m, i, "out of memory");

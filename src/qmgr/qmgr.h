@@ -4,7 +4,6 @@
 #include <stdbool.h>
 #include <systemd/sd-bus.h>
 
-#include "answer-cache.h"
 #include "bus-util.h"
 #include "daemon.h"
 #include "master-cf.h"
@@ -206,7 +205,6 @@ struct Qmgr {
         QmgrAgentState agent_state[_QMGR_AGENT_MAX];
         BusClient *bounce;
         BusClient *rewrite;             /* Resolve: transport and next hop of each recipient */
-        AnswerCache resolve_cache;      /* its recent answers: sender and recipient -> transport and next hop */
 
         BusServer *server;              /* the private socket: wake-ups from cleanup */
         sd_bus *system_bus;             /* org.postbus.Queue1 */

@@ -1,4 +1,4 @@
-/* answer-cache.c: see answer-cache.h. Run by cleanup and qmgr. */
+/* answer-cache.c: see answer-cache.h. Run by cleanup. */
 #include <stdlib.h>
 #include <string.h>
 

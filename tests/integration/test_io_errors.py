@@ -2,6 +2,7 @@
 message over SMTP gets no 250 (451 4.3.0), the failure is journaled with its errno, and no queue file is
 left in incoming; a message from sendmail waits in the maildrop and goes out once the disk behaves again.
 Nothing is delivered twice, and cleanup itself neither dies nor restarts."""
+import contextlib
 import errno
 import os
 import signal
@@ -41,6 +42,21 @@ def traced(pid):
     return bool(tasks)
 
 
+@contextlib.contextmanager
+def failing(pid, calls):
+    """Makes the system calls calls (e.g. 'fsync,fdatasync') of every thread of pid fail with EIO while in the
+    block: strace attached with fault injection, detached at the end (pid goes on untraced)."""
+    strace = subprocess.Popen(['strace', '-f', '-qq', '-o', STRACE_LOG, '-e', f'trace={calls}',
+                               '-e', f'inject={calls}:error=EIO', '-p', str(pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pb.wait_until(lambda: traced(pid), what='strace attached to every thread of cleanup')
+        yield
+    finally:
+        strace.send_signal(signal.SIGINT)
+        strace.wait(timeout=30)
+
+
 class IoErrors(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -64,12 +80,7 @@ class IoErrors(unittest.TestCase):
         self.assertEqual(queue('incoming'), [])
 
         cursor = pb.journal_cursor()
-        strace = subprocess.Popen(['strace', '-f', '-qq', '-o', STRACE_LOG, '-e', 'trace=fsync,fdatasync',
-                                   '-e', 'inject=fsync,fdatasync:error=EIO', '-p', str(pid)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            pb.wait_until(lambda: traced(pid), what='strace attached to every thread of cleanup')
-
+        with failing(pid, 'fsync,fdatasync'):
             with self.assertRaises(smtplib.SMTPDataError) as e:
                 pb.send('a@example.test', ['ivan@localhost'], 'Subject: io-fail\n\nio-fail\n')
             reply = f'{e.exception.smtp_code} {e.exception.smtp_error.decode()}'
@@ -86,9 +97,6 @@ class IoErrors(unittest.TestCase):
                           what='pickup waiting')
             self.assertEqual(len(queue('maildrop')), 1)
             self.assertEqual(queue('incoming'), [])
-        finally:
-            strace.send_signal(signal.SIGINT)       # detaches; cleanup goes on untraced
-            strace.wait(timeout=30)
 
         recs = pb.journal(POSTBUS_ROLE='cleanup', since=cursor)
         failed = [r for r in recs if 'failed to write the queue file' in r['MESSAGE']]
@@ -123,20 +131,13 @@ class IoErrors(unittest.TestCase):
         pid = int(pb.unit_property(CLEANUP, 'MainPID'))
         restarts = pb.unit_property(CLEANUP, 'NRestarts')
         cursor = pb.journal_cursor()
-        strace = subprocess.Popen(['strace', '-f', '-qq', '-o', STRACE_LOG, '-e', 'trace=write',
-                                   '-e', 'inject=write:error=EIO', '-p', str(pid)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            pb.wait_until(lambda: traced(pid), what='strace attached to cleanup')
+        with failing(pid, 'write'):
             with self.assertRaises(smtplib.SMTPDataError) as e:
                 pb.send('a@example.test', ['ivan@localhost'], 'Subject: write-fail\n\nwrite-fail\n')
             reply = f'{e.exception.smtp_code} {e.exception.smtp_error.decode()}'
             print('observed at DATA:', reply)
             self.assertEqual(reply, '451 4.3.0 Error: queue file write error')
             self.assertFalse([f for f in queue('incoming') if f.endswith('.tmp')])
-        finally:
-            strace.send_signal(signal.SIGINT)
-            strace.wait(timeout=30)
         recs = pb.journal(POSTBUS_ROLE='cleanup', since=cursor)
         failed = [r for r in recs if 'failed to write the queue file' in r['MESSAGE']]
         self.assertTrue(failed, [r['MESSAGE'] for r in recs])
@@ -160,19 +161,14 @@ class IoErrors(unittest.TestCase):
             pb.systemctl('stop', 'postbus-qmgr.socket', 'postbus-qmgr.service')
             pid = int(pb.unit_property(CLEANUP, 'MainPID'))
             cursor = pb.journal_cursor()
-            strace = subprocess.Popen(['strace', '-f', '-qq', '-o', STRACE_LOG, '-e', 'trace=fsync,fdatasync',
-                                       '-e', 'inject=fsync,fdatasync:error=EIO', '-p', str(pid)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                pb.wait_until(lambda: traced(pid), what='strace attached to every thread of cleanup')
-                with self.assertRaises(smtplib.SMTPDataError) as e:
-                    pb.send('a@example.test', ['ivan@localhost'], 'Subject: renamed-fail\n\nrenamed-fail\n')
-                self.assertEqual(f'{e.exception.smtp_code} {e.exception.smtp_error.decode()}',
-                                 '451 4.3.0 Error: queue file write error')
-                self.assertEqual(queue('incoming'), [])
+                with failing(pid, 'fsync,fdatasync'):
+                    with self.assertRaises(smtplib.SMTPDataError) as e:
+                        pb.send('a@example.test', ['ivan@localhost'], 'Subject: renamed-fail\n\nrenamed-fail\n')
+                    self.assertEqual(f'{e.exception.smtp_code} {e.exception.smtp_error.decode()}',
+                                     '451 4.3.0 Error: queue file write error')
+                    self.assertEqual(queue('incoming'), [])
             finally:
-                strace.send_signal(signal.SIGINT)
-                strace.wait(timeout=30)
                 pb.systemctl('start', 'postbus-qmgr.socket', 'postbus-qmgr.service')
             recs = pb.journal(POSTBUS_ROLE='cleanup', since=cursor)
             self.assertTrue(any('failed to write the queue file' in r['MESSAGE'] and r.get('ERRNO') == str(errno.EIO)
