@@ -290,12 +290,38 @@ static void resolved(QmgrMessage *m, size_t i, const char *transport, const char
         }
 }
 
+/* The question for the cache of rewrite's lasting answers: sender and recipient, each with its NUL, in buf
+ * (NULL when they do not fit, and nothing is kept). */
+static const char *resolve_question(QmgrMessage *m, size_t i, char *buf, size_t size, size_t *ret_size) {
+        const char *sender = strempty(m->envelope->sender), *rcpt = m->envelope->recipients[i].address;
+        size_t a = strlen(sender) + 1, b = strlen(rcpt) + 1;
+
+        if (a + b > size)
+                return NULL;
+        memcpy(buf, sender, a);
+        memcpy(buf + a, rcpt, b);
+        *ret_size = a + b;
+        return buf;
+}
+
+/* Keeps an answer that lasts until a reload (rewrite says so): transport and next hop, each with its NUL. */
+static void resolve_keep(QmgrMessage *m, size_t i, const char *transport, const char *nexthop) {
+        char question[2 * 1024], answer[2 * 1024];
+        size_t qsize, tsize = strlen(transport) + 1, nsize = strlen(nexthop) + 1;
+
+        if (tsize + nsize > sizeof answer || !resolve_question(m, i, question, sizeof question, &qsize))
+                return;
+        memcpy(answer, transport, tsize);
+        memcpy(answer + tsize, nexthop, nsize);
+        answer_cache_put(&m->qmgr->resolve_cache, question, qsize, answer, tsize + nsize);
+}
+
 static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void *userdata) {
         ResolveCall *rc = userdata;
         QmgrMessage *m = rc->message;
         size_t i = rc->index;
         const char *transport, *nexthop, *address;
-        int r;
+        int lasting = false, r;
 
         free(rc);
         m->resolving--;
@@ -304,29 +330,43 @@ static void on_resolve_reply(sd_bus_message *reply, const sd_bus_error *e, void 
                 resolve_failed(m, i, e->message ?: e->name);
         else {
                 r = sd_bus_message_read(reply, "sss", &transport, &nexthop, &address);
+                if (r >= 0 && sd_bus_message_read(reply, "b", &lasting) < 0)
+                        lasting = false;
                 if (r < 0 || isempty(transport))
                         resolve_failed(m, i, "malformed reply");
-                else
+                else {
+                        if (lasting)
+                                resolve_keep(m, i, transport, nexthop);
                         resolved(m, i, transport, nexthop);
+                }
         }
         resolve_next(m);
 }
 
-/* Asks rewrite where each pending recipient goes; then dispatches. Flow control is the rewrite connection's
- * window (bus_client_call()), shared by all messages: however many recipients the active set holds, rewrite
- * sees a bounded number of calls at once, and each call's timeout runs only once it is sent. Its answers are
- * not kept: they come from tables (transport_maps, ...) that take effect as soon as they are rebuilt. */
+/* Asks rewrite where each pending recipient goes, unless it gave a lasting answer (one from main.cf alone,
+ * not from a table that takes effect as soon as it is rebuilt) to the same question within ANSWER_CACHE_USEC;
+ * then dispatches. Flow control is the rewrite connection's window (bus_client_call()), shared by all
+ * messages: however many recipients the active set holds, rewrite sees a bounded number of calls at once,
+ * and each call's timeout runs only once it is sent. */
 static void resolve_next(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
         size_t n = m->envelope->n_recipients;
 
         while (m->next_resolve < n) {
-                size_t i = m->next_resolve++;
+                size_t i = m->next_resolve++, qsize, asize;
+                char question[2 * 1024];
                 ResolveCall *rc;
                 int r;
 
                 if (m->envelope->recipients[i].done)
                         continue;
+                const char *known = resolve_question(m, i, question, sizeof question, &qsize)
+                                            ? answer_cache_get(&q->resolve_cache, question, qsize, &asize)
+                                            : NULL;
+                if (known) {
+                        resolved(m, i, known, known + strlen(known) + 1);
+                        continue;
+                }
                 rc = malloc(sizeof(ResolveCall));
                 if (!rc) {
                         resolve_failed(m, i, "out of memory");

@@ -158,6 +158,7 @@ static int qmgr_reload(Daemon *d, Config *new) {
         q->defer_transports = TAKE_PTR(defer_transports);
         table_list_free(q->relocated_maps);
         q->relocated_maps = relocated;
+        answer_cache_flush(&q->resolve_cache);  /* postbus.target's reload reloads rewrite too */
         return 0;
 }
 
@@ -192,6 +193,7 @@ static void qmgr_done(Daemon *d) {
         sd_event_source_unref(q->changed_timer);
         bus_server_free(q->server);
         bus_client_free(q->rewrite);
+        answer_cache_flush(&q->resolve_cache);
         qmgr_auth_queries_free(q);
         sd_bus_flush_close_unref(q->system_bus);
         qmgr_index_free(q);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <systemd/sd-bus.h>
 
+#include "answer-cache.h"
 #include "bus-util.h"
 #include "daemon.h"
 #include "master-cf.h"
@@ -205,6 +206,7 @@ struct Qmgr {
         QmgrAgentState agent_state[_QMGR_AGENT_MAX];
         BusClient *bounce;
         BusClient *rewrite;             /* Resolve: transport and next hop of each recipient */
+        AnswerCache resolve_cache;      /* its lasting answers: sender and recipient -> transport and next hop */
 
         BusServer *server;              /* the private socket: wake-ups from cleanup */
         sd_bus *system_bus;             /* org.postbus.Queue1 */

@@ -58,8 +58,14 @@ static int method_rewrite(sd_bus_message *m, void *userdata, sd_bus_error *error
         return sd_bus_reply_method_return(m, "s", out);
 }
 
+/* Whether the answers come from main.cf alone: no table a rebuild could change without a reload. */
+static bool answers_last(const Rewrite *rw) {
+        return table_list_is_empty(rw->transport_maps) && table_list_is_empty(rw->relayhost_maps) &&
+               virtual_map_is_empty(&rw->virtual_domains.tables) && virtual_map_is_empty(&rw->relay_domains.tables);
+}
+
 /* Resolve (address) and ResolveSender (sender, address): the second lets sender_dependent_relayhost_maps
- * choose the relay host. */
+ * choose the relay host, and says whether its answer lasts until a reload (qmgr then keeps it a while). */
 static int resolve(sd_bus_message *m, Rewrite *rw, const char *sender, const char *address, sd_bus_error *error) {
         _cleanup_free_ char *canonical = NULL;
         RewriteResolution res = {};
@@ -101,7 +107,10 @@ static int resolve(sd_bus_message *m, Rewrite *rw, const char *sender, const cha
                                 rw->daemon->config->sender_dependent_relayhost_maps);
                 return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 transport_maps lookup failure");
         }
-        r = sd_bus_reply_method_return(m, "sss", res.transport, res.nexthop, res.address);
+        if (sender)
+                r = sd_bus_reply_method_return(m, "sssb", res.transport, res.nexthop, res.address, answers_last(rw));
+        else
+                r = sd_bus_reply_method_return(m, "sss", res.transport, res.nexthop, res.address);
         rewrite_resolution_done(&res);
         return r;
 }
@@ -140,7 +149,7 @@ const sd_bus_vtable rewrite_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ResolveSender",
                                 SD_BUS_ARGS("s", sender, "s", address),
-                                SD_BUS_RESULT("s", transport, "s", nexthop, "s", address),
+                                SD_BUS_RESULT("s", transport, "s", nexthop, "s", address, "b", lasting),
                                 method_resolve_sender,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,

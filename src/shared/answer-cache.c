@@ -1,4 +1,4 @@
-/* answer-cache.c: see answer-cache.h. Run by cleanup. */
+/* answer-cache.c: see answer-cache.h. Run by cleanup and qmgr. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,8 +1,9 @@
 /* answer-cache.h: the last few answers of the rewrite role, each kept a few seconds, as Postfix's rewrite and
  * resolve clients keep their last one: a question asked again meanwhile takes the answer it got then instead
- * of a call. Used by cleanup for rewrite's Rewrite, whose answers follow main.cf alone (a reload forgets
- * them); not for Resolve, whose tables take effect as soon as they are rebuilt. A question and an answer are
- * byte strings with a length, so that they can hold several strings, each ended by its NUL. */
+ * of a call. Used by cleanup for rewrite's Rewrite, whose answers follow main.cf alone, and by qmgr for the
+ * Resolve answers that rewrite calls lasting (no table took part: a rebuilt table takes effect at once). A
+ * reload forgets them. A question and an answer are byte strings with a length, so that they can hold
+ * several strings, each ended by its NUL. */
 #pragma once
 
 #include <stddef.h>

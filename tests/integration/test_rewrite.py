@@ -23,6 +23,17 @@ def rewrite(method, address):
         conn.close()
 
 
+def resolve_sender(sender, address):
+    """org.postbus.Rewrite1.ResolveSender(sender, address): (transport, nexthop, address, lasting)."""
+    conn = pb.p2p_connect(REWRITE_ADDRESS)
+    try:
+        obj = conn.get_object(None, '/org/postbus/Rewrite1', introspect=False)
+        t, n, a, lasting = obj.get_dbus_method('ResolveSender', 'org.postbus.Rewrite1')(sender, address)
+        return str(t), str(n), str(a), bool(lasting)
+    finally:
+        conn.close()
+
+
 def build_table(path, text):
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
@@ -116,6 +127,41 @@ class Rewrite(unittest.TestCase):
             self.assertEqual(pb.unit_property('postbus-rewrite.service', 'InvocationID'), rw)
         finally:
             pb.set_config(transport_maps='')
+
+    def test_lasting_answers(self):
+        """Without tables an answer follows main.cf alone: rewrite calls it lasting, and qmgr keeps it a few
+        seconds; with transport_maps it is not. A reload of postbus.target forgets kept answers: a changed
+        default_transport takes effect for the very next message to the same recipient."""
+        self.assertEqual(resolve_sender('a@example.org', 'bob@far.test'), ('smtp', 'far.test', 'bob@far.test', True))
+        build_table(TRANSPORT, 'special.test local:\n')
+        pb.set_config(transport_maps=f'hash:{TRANSPORT}')
+        try:
+            self.assertFalse(resolve_sender('a@example.org', 'bob@far.test')[3])
+        finally:
+            pb.set_config(transport_maps='')
+
+        def status(text):
+            cursor = pb.journal_cursor()
+            qid = pb.send('a@example.org', 'bob@far.test', f'Subject: {text}\n\n{text}\n')
+            rec = pb.wait_until(lambda: [r for r in pb.journal(QUEUE_ID=qid, since=cursor) if r.get('DELIVERY_STATUS')],
+                                what=f'the delivery record of {qid}')
+            return rec[0]['MESSAGE']
+        pb.set_config(default_transport='discard:first main.cf')
+        try:
+            self.assertIn('status=sent (first main.cf)', status('one'))
+            self.assertIn('status=sent (first main.cf)', status('two'))
+            pb.write_config({'default_transport': 'discard:second main.cf'})
+            cursor = pb.journal_cursor()
+            self.assertEqual(pb.systemctl('reload', 'postbus.target', check=False).returncode, 0)
+            # the target's reload returns before its units' reloads end: wait for qmgr's and rewrite's
+            for role in ('qmgr', 'rewrite'):
+                pb.wait_until(lambda: 'Reloaded the configuration.' in pb.journal_messages(POSTBUS_ROLE=role,
+                                                                                            since=cursor),
+                              what=f'{role} reloaded')
+            # within the 5 s that "two"'s answer is kept, were it not forgotten
+            self.assertIn('status=sent (second main.cf)', status('three'))
+        finally:
+            pb.set_config(default_transport='smtp')
 
     def test_bad_transport_is_a_config_error(self):
         cursor = pb.journal_cursor()
