@@ -22,7 +22,9 @@ typedef struct QmgrResult {
  * in QMGR_DONE_SYNC_USEC, on the sync thread (qmgr-sync.c), stands for one per result, each of which held
  * the event loop for a disk write. A kill
  * of qmgr loses no mark (they are in the page cache, where the next qmgr reads them); a crash of the
- * machine before the batch's sync delivers those recipients again, as it would those in flight. */
+ * machine before the batch's sync delivers those recipients again, as it would those in flight. A file
+ * removed before its batch's sync (every recipient done) leaves the batch: nothing is left to deliver
+ * again, and most messages of a few recipients end within the window. */
 #define QMGR_DONE_SYNC_USEC (20 * USEC_PER_MSEC)
 #define QMGR_DONE_SYNC_MAX 64U
 
@@ -37,6 +39,15 @@ void qmgr_done_sync_flush(Qmgr *q) {
                 safe_close(s->fd);
         }
         q->n_done_sync = 0;
+}
+
+void qmgr_done_sync_forget(Qmgr *q, const char *id) {
+        for (size_t k = 0; k < q->n_done_sync; k++)
+                if (streq(q->done_sync[k].id, id)) {
+                        safe_close(q->done_sync[k].fd);
+                        q->done_sync[k] = q->done_sync[--q->n_done_sync];
+                        return;
+                }
 }
 
 static int on_done_sync(sd_event_source *s, uint64_t usec, void *userdata) {

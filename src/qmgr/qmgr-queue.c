@@ -158,6 +158,7 @@ void qmgr_message_remove(QmgrMessage *m) {
         if (unlinkat(q->queue_fds[QUEUE_ACTIVE], m->id, 0) < 0)
                 log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to remove the queue file: %s", strerror(errno));
         else {
+                qmgr_done_sync_forget(q, m->id);
                 log_mail(LOG_INFO, m->id, LOG_NO_FIELDS, "removed");
                 qmgr_queue_changed(q);
                 qmgr_index_remove(q, m->id);

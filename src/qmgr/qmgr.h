@@ -273,6 +273,8 @@ void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char
 bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n);
 /* Hands the queue files whose done-marks wait for their batch's sync to the sync thread, now. */
 void qmgr_done_sync_flush(Qmgr *q);
+/* The queue file of id is removed: its done-marks need no sync. */
+void qmgr_done_sync_forget(Qmgr *q, const char *id);
 
 /* qmgr-sync.c: a thread that fdatasyncs queue files and closes them. */
 /* Takes fd, the queue file of id; -EBUSY when too many wait already, -errno when it cannot: the caller
