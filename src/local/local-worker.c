@@ -227,7 +227,8 @@ static bool worker_prepare(const LocalWorkerId *id, WorkerRequest *q) {
                                  (unsigned) id->uid, (unsigned) q->h.uid);
                 return false;
         }
-        r = queue_file_read(q->queue_fd, &q->env);
+        struct stat st;
+        r = fstat(q->queue_fd, &st) < 0 ? -errno : queue_file_read_delivery(q->queue_fd, &st, &q->env);
         if (r < 0) {
                 mailbox_result_set(&q->result, "4.3.0", "%s", r == -EBADMSG ? "queue file is corrupt"
                                                                           : "cannot read the queue file");

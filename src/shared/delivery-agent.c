@@ -281,7 +281,7 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
         req->fd = fd;
         /* qmgr read the file before; if it is unreadable now, qmgr should look again rather than log a
          * deferral per recipient: the whole call fails. */
-        r = queue_file_read_stat(req->fd, &st, &req->envelope);
+        r = queue_file_read_delivery(req->fd, &st, &req->envelope);
         if (r < 0) {
                 const char *why = r == -EBADMSG ? "queue file is corrupt" : "cannot read the queue file";
                 log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS, "%s: %s", why, strerror(-r));

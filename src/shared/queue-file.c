@@ -37,6 +37,7 @@ QueueEnvelope *queue_envelope_free(QueueEnvelope *e) {
                 free(e->recipients[i].orcpt);
         }
         free(e->recipients);
+        free(e->file);
         free(e);
         return NULL;
 }
@@ -170,15 +171,21 @@ static int envelope_add(QueueEnvelope *e, RecordReader *rr, const Record *rec, s
         }
 }
 
+static int read_envelope(int fd, const struct stat *st, bool keep, QueueEnvelope **ret);
+
 int queue_file_read(int fd, QueueEnvelope **ret) {
         struct stat st;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
-        return queue_file_read_stat(fd, &st, ret);
+        return read_envelope(fd, &st, false, ret);
 }
 
-int queue_file_read_stat(int fd, const struct stat *st, QueueEnvelope **ret) {
+int queue_file_read_delivery(int fd, const struct stat *st, QueueEnvelope **ret) {
+        return read_envelope(fd, st, true, ret);
+}
+
+static int read_envelope(int fd, const struct stat *st, bool keep, QueueEnvelope **ret) {
         _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
         _cleanup_(record_reader_done) RecordReader rr = {};
         bool options_allowed = false;   /* the record before was 'R' or 'D' */
@@ -205,8 +212,18 @@ int queue_file_read_stat(int fd, const struct stat *st, QueueEnvelope **ret) {
         }
         if (r < 0)
                 return r;
+        if (keep && rr.window && rr.window_off == 0 && rr.window_len == e->file_size)
+                e->file = TAKE_PTR(rr.window);
         *ret = TAKE_PTR(e);
         return 0;
+}
+
+void queue_file_content_reader(RecordReader *rr, int fd, const QueueEnvelope *e, uint64_t offset) {
+        if (e->file)
+                record_reader_init(rr, &queue_file_format, e->file, (size_t) e->file_size);
+        else
+                record_reader_init_fd(rr, &queue_file_format, fd, e->file_size);
+        record_reader_seek(rr, offset, QUEUE_SECTION_CONTENT);
 }
 
 int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, char buf[static QUEUE_RECORD_MAX]) {
@@ -215,8 +232,7 @@ int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, ch
         Record rec;
         int r;
 
-        record_reader_init_fd(&rr, &queue_file_format, fd, e->file_size);
-        record_reader_seek(&rr, *offset, QUEUE_SECTION_CONTENT);
+        queue_file_content_reader(&rr, fd, e, *offset);
         for (;;) {
                 r = record_reader_next(&rr, &rec);
                 if (r <= 0)
@@ -237,8 +253,7 @@ int queue_file_content_next(int fd, const QueueEnvelope *e, uint64_t *offset, ch
 int queue_file_content_foreach(int fd, const QueueEnvelope *e, QueueContentFunc cb, void *userdata) {
         _cleanup_(record_reader_done) RecordReader rr = {};
 
-        record_reader_init_fd(&rr, &queue_file_format, fd, e->file_size);
-        record_reader_seek(&rr, e->content_offset, QUEUE_SECTION_CONTENT);
+        queue_file_content_reader(&rr, fd, e, e->content_offset);
         return record_reader_foreach(&rr, cb, userdata);
 }
 

@@ -76,6 +76,7 @@ typedef struct QueueEnvelope {
         uint64_t content_offset;        /* first record after QUEUE_REC_MESSAGE */
         uint64_t content_size;          /* bytes of message content */
         uint64_t file_size;
+        unsigned char *file;            /* the whole file, as queue_file_read_delivery() read it; or NULL */
 } QueueEnvelope;
 
 QueueEnvelope *queue_envelope_free(QueueEnvelope *e);
@@ -86,8 +87,14 @@ size_t queue_envelope_pending(const QueueEnvelope *e);
 /* Validates the whole file (every record header, the end marker, no trailing bytes) and returns its
  * envelope. -EBADMSG: the file is corrupt or truncated. */
 int queue_file_read(int fd, QueueEnvelope **ret);
-/* The same with fd's stat, taken just before. */
-int queue_file_read_stat(int fd, const struct stat *st, QueueEnvelope **ret);
+/* The same for a delivery agent, with fd's stat taken just before: a file that one read took whole (up to
+ * RECORD_READ_AHEAD) is kept in the envelope, and the content functions below read it from there. The
+ * content never changes; only the envelope's done-marks do, which the agents do not read again. */
+int queue_file_read_delivery(int fd, const struct stat *st, QueueEnvelope **ret);
+
+/* A reader of e's content from offset on (a record boundary in it, e.g. e->content_offset): over the bytes
+ * kept in e, which must outlive it, or over fd. */
+void queue_file_content_reader(RecordReader *rr, int fd, const QueueEnvelope *e, uint64_t offset);
 
 /* Calls cb for each piece of content in order (empty pieces are skipped); stops at and returns the first
  * negative cb result. */

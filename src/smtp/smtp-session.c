@@ -411,11 +411,10 @@ static void handle_reply(SmtpSession *s) {
                         return;
                 }
                 s->stage = SMTP_STAGE_CONTENT;
-                /* One reader for the whole content: a small file is one pread(). */
+                /* One reader for the whole content: a small file is in memory since the request came. */
                 record_reader_done(&s->content);
-                record_reader_init_fd(&s->content, &queue_file_format, smtp_call_queue_fd(s->call),
-                                      smtp_call_envelope(s->call)->file_size);
-                record_reader_seek(&s->content, smtp_call_envelope(s->call)->content_offset, QUEUE_SECTION_CONTENT);
+                queue_file_content_reader(&s->content, smtp_call_queue_fd(s->call), smtp_call_envelope(s->call),
+                                          smtp_call_envelope(s->call)->content_offset);
                 smtp_encoder_init(&s->encoder, settings(s)->line_length_limit);
                 session_set_timeout(s, settings(s)->data_xfer_timeout);
                 return;

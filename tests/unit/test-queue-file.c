@@ -2,6 +2,7 @@
  * are refused; marking recipients done. */
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "tests.h"
 #include "queue-file.h"
@@ -90,6 +91,47 @@ TEST(round_trip) {
         ASSERT_TRUE(e->recipients[0].done && !e->recipients[1].done);
         ASSERT_EQ(queue_envelope_pending(e), 1);
         free(content);
+        close(fd);
+}
+
+/* A delivery agent's read keeps a small file whole: its content then comes from memory, the same bytes,
+ * even when the descriptor no longer reads; a file beyond one read-ahead is read from the descriptor. */
+TEST(read_delivery_keeps_small_files) {
+        const char content[] = "Subject: kept\n\nbody\n";
+        int fd = write_sample(content, sizeof content - 1);
+        _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
+        struct stat st;
+
+        ASSERT_TRUE(fstat(fd, &st) == 0);
+        ASSERT_OK(queue_file_read_delivery(fd, &st, &e));
+        ASSERT_TRUE(e->file != NULL);
+        ASSERT_EQ(e->n_recipients, 2);
+        ASSERT_TRUE(ftruncate(fd, 0) == 0);      /* from here on, only the kept bytes can give the content */
+        Collect c = { .buf = malloc(sizeof content) };
+        ASSERT_OK(queue_file_content_foreach(fd, e, collect, &c));
+        ASSERT_EQ(c.len, sizeof content - 1);
+        ASSERT_TRUE(memcmp(c.buf, content, c.len) == 0);
+        free(c.buf);
+        char *piece = malloc(QUEUE_RECORD_MAX);
+        uint64_t off = e->content_offset;
+        ASSERT_EQ(queue_file_content_next(fd, e, &off, piece), (int) (sizeof content - 1));
+        ASSERT_EQ(queue_file_content_next(fd, e, &off, piece), 0);
+        free(piece);
+        close(fd);
+
+        size_t big = RECORD_READ_AHEAD + 100;
+        char *large = malloc(big);
+        memset(large, 'x', big);
+        fd = write_sample(large, big);
+        queue_envelope_free(TAKE_PTR(e));
+        ASSERT_TRUE(fstat(fd, &st) == 0);
+        ASSERT_OK(queue_file_read_delivery(fd, &st, &e));
+        ASSERT_TRUE(e->file == NULL);
+        c = (Collect) { .buf = malloc(big) };
+        ASSERT_OK(queue_file_content_foreach(fd, e, collect, &c));
+        ASSERT_EQ(c.len, big);
+        free(c.buf);
+        free(large);
         close(fd);
 }
 
@@ -299,6 +341,7 @@ TEST(names) {
 
 int main(void) {
         RUN(round_trip);
+        RUN(read_delivery_keeps_small_files);
         RUN(long_line_spans_records);
         RUN(truncated_anywhere);
         RUN(bad_structure);
