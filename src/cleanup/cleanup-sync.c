@@ -233,7 +233,7 @@ bool cleanup_sync_file_carries_name(int dir_fd) {
         if (fstatfs(dir_fd, &sfs) < 0)
                 return false;
         switch ((uint32_t) sfs.f_type) {
-        case EXT4_SUPER_MAGIC:  /* ext2 and ext3 too: ext2 has no journal, and nobody queues mail there */
+        case EXT4_SUPER_MAGIC:  /* ext2's too, which has no journal: there set cleanup_directory_sync = yes */
         case XFS_SUPER_MAGIC:
         case BTRFS_SUPER_MAGIC:
                 return true;
