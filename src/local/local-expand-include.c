@@ -1,29 +1,9 @@
 /* local-expand-include.c: :include: files in an expansion, and the careful reading of a list file (an
  * :include: or a .forward) as the user it belongs to. Runs in local, the long-lived process (root). */
 #include <fcntl.h>
-#include <grp.h>
 #include <unistd.h>
 
 #include "local.h"
-
-/* local's real ids are root's for good: the effective ids of a list file's user are taken and given back
- * with the setting calls alone, three each way, where mailbox_set_eugid() asks the kernel first what they
- * are (twelve calls for the round trip). Not root (a test): mailbox_set_eugid(). */
-static int eugid_user(uid_t uid, gid_t gid) {
-        if (setgroups(1, &gid) < 0 || setresgid((gid_t) -1, gid, (gid_t) -1) < 0 ||
-            setresuid((uid_t) -1, uid, (uid_t) -1) < 0)
-                return -errno;
-        return 0;
-}
-
-static int eugid_root(void) {
-        const gid_t root = 0;
-
-        if (setresuid((uid_t) -1, 0, (uid_t) -1) < 0 || setresgid((gid_t) -1, 0, (gid_t) -1) < 0 ||
-            setgroups(1, &root) < 0)
-                return -errno;
-        return 0;
-}
 
 int local_open_list_files(char *const *paths, size_t n, uid_t uid, gid_t gid, int *ret_fds) {
         static int real_root = -1;
@@ -31,10 +11,12 @@ int local_open_list_files(char *const *paths, size_t n, uid_t uid, gid_t gid, in
 
         if (real_root < 0)
                 real_root = getuid() == 0;
-        r = real_root ? eugid_user(uid, gid) : mailbox_set_eugid(uid, gid);
+        /* local's real ids are root's for good: the switch alone, without asking the kernel what they are.
+         * Not root (a test): mailbox_set_eugid(). */
+        r = real_root ? mailbox_switch_eugid(0, uid, gid) : mailbox_set_eugid(uid, gid);
         if (r < 0) {
                 if (real_root)
-                        (void) eugid_root();    /* what was switched before the failure */
+                        (void) mailbox_switch_eugid(uid, 0, 0); /* what was switched before the failure */
                 return r;
         }
         /* All under one switch of the effective ids. */
@@ -43,7 +25,7 @@ int local_open_list_files(char *const *paths, size_t n, uid_t uid, gid_t gid, in
                 if (ret_fds[k] < 0)
                         ret_fds[k] = -errno;
         }
-        r = real_root ? eugid_root() : mailbox_set_eugid(0, 0);
+        r = real_root ? mailbox_switch_eugid(uid, 0, 0) : mailbox_set_eugid(0, 0);
         if (r < 0) {
                 /* local cannot go on with another's ids: what it opened is not trusted either. */
                 for (size_t k = 0; k < n; k++)

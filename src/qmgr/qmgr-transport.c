@@ -473,7 +473,8 @@ void qmgr_dest_feedback(QmgrDest *d, bool success, const char *reason) {
 bool qmgr_dest_back_to_back(QmgrDest *d) {
         QmgrTransport *t = d->transport;
 
-        return t->last_done_dest && streq(t->last_done_dest, d->name) && now_monotonic_usec() < t->last_done_usec + USEC_PER_SEC;
+        return t->last_done_dest && streq(t->last_done_dest, d->name) &&
+               now_monotonic_usec() < t->last_done_usec + USEC_PER_SEC;
 }
 
 void qmgr_dest_release(QmgrDest *d) {

@@ -136,7 +136,11 @@ int mailbox_set_eugid(uid_t uid, gid_t gid) {
                         return -EPERM;
                 return setegid(gid) < 0 ? -errno : 0;
         }
-        if (euid != 0 && seteuid(0) < 0)
+        return mailbox_switch_eugid(euid, uid, gid);
+}
+
+int mailbox_switch_eugid(uid_t from_uid, uid_t uid, gid_t gid) {
+        if (from_uid != 0 && seteuid(0) < 0)
                 return -errno;
         if (setgroups(1, &gid) < 0 || setegid(gid) < 0)
                 return -errno;

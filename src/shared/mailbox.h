@@ -113,4 +113,7 @@ void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char
 /* Switches the effective uid and gid (and the groups to gid alone); a process whose real uid is 0 can
  * switch back. Nothing happens when they are already these. */
 int mailbox_set_eugid(uid_t uid, gid_t gid);
+/* The same switch without asking the kernel first, for a process whose real ids are root's and that knows its
+ * effective uid (from_uid): three calls each way. */
+int mailbox_switch_eugid(uid_t from_uid, uid_t uid, gid_t gid);
 

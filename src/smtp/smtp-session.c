@@ -406,8 +406,8 @@ static void handle_reply(SmtpSession *s) {
                         /* A server that invites content for no recipient: every recipient has its result
                          * already, and a dropped connection ends the empty transaction without a message. */
                         s->broken = true;
-                        session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED, NULL, NULL,
-                                    false);
+                        session_end(s, session_any_pending(s) ? SMTP_SESSION_TRY_NEXT : SMTP_SESSION_FINISHED,
+                                    NULL, NULL, false);
                         return;
                 }
                 s->stage = SMTP_STAGE_CONTENT;
