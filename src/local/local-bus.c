@@ -114,7 +114,7 @@ static void report_scan(LocalCall *c, const char *buf, size_t len, ReportSum *su
 static void call_report(LocalCall *c) {
         ReportSum sum = {};
 
-        report_scan(c, c->report.buf, c->report.len, &sum);
+        report_scan(c, c->report.buf.data, c->report.buf.len, &sum);
         local_report_done(&c->report);
         if (c->child_fd >= 0) {
                 _cleanup_free_ char *buf = malloc(LOCAL_REPORT_MAX);

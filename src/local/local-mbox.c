@@ -22,19 +22,9 @@ static int report_write(LocalReport *rep, const char *line, size_t len) {
 
         /* The parent reads no more than this; what does not fit is dropped rather than cut. */
         if (rep->fd < 0) {
-                if (len > LOCAL_REPORT_MAX || rep->len > LOCAL_REPORT_MAX - len)
+                if (len > LOCAL_REPORT_MAX || rep->buf.len > LOCAL_REPORT_MAX - len)
                         return -E2BIG;
-                if (rep->size - rep->len < len) {
-                        size_t size = MAX(rep->len + len, 2 * rep->size);
-                        char *b = realloc(rep->buf, size);
-                        if (!b)
-                                return -ENOMEM;
-                        rep->buf = b;
-                        rep->size = size;
-                }
-                memcpy(rep->buf + rep->len, line, len);
-                rep->len += len;
-                return 0;
+                return buffer_append(&rep->buf, line, len);
         }
         if (fstat(rep->fd, &st) < 0)
                 return -errno;
@@ -44,8 +34,7 @@ static int report_write(LocalReport *rep, const char *line, size_t len) {
 }
 
 void local_report_done(LocalReport *r) {
-        r->buf = mfree(r->buf);
-        r->len = r->size = 0;
+        buffer_done(&r->buf);
 }
 
 int local_report_delivery(LocalReport *rep, const char *to, const char *orig_to, const MailboxResult *r) {

@@ -16,6 +16,7 @@
 #include "delivery-agent.h"
 #include "mailbox.h"
 #include "queue-file.h"
+#include "string-util.h"
 #include "table.h"
 
 /* Most recipients in one Deliver call. */
@@ -126,8 +127,7 @@ int local_forward_submit(const MailboxMessage *m, const char *delivered_to, cons
  * cannot write local's memory, appends them to a memory file (fd >= 0) that local reads when it ends. */
 typedef struct LocalReport {
         int fd;                         /* >= 0: lines are appended here; else to buf */
-        char *buf;
-        size_t len, size;
+        Buffer buf;
 } LocalReport;
 
 #define LOCAL_REPORT_MEMORY ((LocalReport) { .fd = -EBADF })

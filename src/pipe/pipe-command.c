@@ -19,7 +19,7 @@ struct PipeCommand {
         int out_fd;                     /* its stdout and stderr; -EBADF at end of file */
         sd_event_source *in_source, *out_source, *child_source, *timer;
 
-        PipeBuffer buf;                 /* what goes to stdin next: buf.data[written..len) */
+        Buffer buf;                 /* what goes to stdin next: buf.data[written..len) */
         size_t written;
         PipeCopy copy;
         int queue_fd;
@@ -43,7 +43,7 @@ struct PipeCommand {
 static void close_stdin(PipeCommand *c) {
         c->in_source = sd_event_source_disable_unref(c->in_source);
         c->in_fd = safe_close(c->in_fd);
-        pipe_buffer_done(&c->buf);
+        buffer_done(&c->buf);
         c->written = 0;
 }
 
@@ -208,7 +208,7 @@ int pipe_command_start(sd_event *e, const PipeCommandSpec *spec, PipeCommandDone
         if (!c->record || !c->command || !c->transport)
                 return -ENOMEM;
         pipe_copy_init(&c->copy, s->flags, s->eol);
-        r = pipe_buffer_append(&c->buf, spec->prefix, strlen(spec->prefix));
+        r = buffer_append(&c->buf, spec->prefix, strlen(spec->prefix));
         if (r < 0)
                 return r;
 

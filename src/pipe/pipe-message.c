@@ -41,27 +41,6 @@ void pipe_result_set(PipeResult *r, const char *dsn, const char *fmt, ...) {
         }
 }
 
-int pipe_buffer_append(PipeBuffer *b, const void *data, size_t len) {
-        if (len == 0)
-                return 0;
-        if (len > b->allocated - b->len) {
-                size_t want = MAX(b->len + len, MAX(b->allocated * 2, (size_t) 4096));
-                char *n = realloc(b->data, want);
-                if (!n)
-                        return -ENOMEM;
-                b->data = n;
-                b->allocated = want;
-        }
-        memcpy(b->data + b->len, data, len);
-        b->len += len;
-        return 0;
-}
-
-void pipe_buffer_done(PipeBuffer *b) {
-        b->data = mfree(b->data);
-        b->len = b->allocated = 0;
-}
-
 /* An address in the form headers carry it: unquoted, then quoted where RFC 5322 needs it. */
 static int header_address(const char *address, char **ret) {
         _cleanup_free_ char *internal = NULL;
@@ -133,7 +112,7 @@ void pipe_copy_init(PipeCopy *c, unsigned flags, const char *eol) {
 
 #define FROM_ "From "
 
-int pipe_copy_feed(PipeCopy *c, const char *data, size_t len, PipeBuffer *out) {
+int pipe_copy_feed(PipeCopy *c, const char *data, size_t len, Buffer *out) {
         int r;
 
         for (size_t i = 0; i < len;) {
@@ -144,7 +123,7 @@ int pipe_copy_feed(PipeCopy *c, const char *data, size_t len, PipeBuffer *out) {
                                 i++;
                                 if (++c->held < STRLEN(FROM_))
                                         continue;
-                                r = pipe_buffer_append(out, ">" FROM_, STRLEN(">" FROM_));
+                                r = buffer_append(out, ">" FROM_, STRLEN(">" FROM_));
                                 if (r < 0)
                                         return r;
                                 c->held = 0;
@@ -153,12 +132,12 @@ int pipe_copy_feed(PipeCopy *c, const char *data, size_t len, PipeBuffer *out) {
                         }
                         if (c->held > 0) {
                                 /* Not "From " after all: what was held back goes out as it was. */
-                                r = pipe_buffer_append(out, FROM_, c->held);
+                                r = buffer_append(out, FROM_, c->held);
                                 if (r < 0)
                                         return r;
                                 c->held = 0;
                         } else if ((c->flags & PIPE_FLAG_DOT) && b == '.') {
-                                r = pipe_buffer_append(out, ".", 1);
+                                r = buffer_append(out, ".", 1);
                                 if (r < 0)
                                         return r;
                         }
@@ -168,12 +147,12 @@ int pipe_copy_feed(PipeCopy *c, const char *data, size_t len, PipeBuffer *out) {
                 /* The rest of the line as it is, then its end. */
                 const char *nl = memchr(data + i, '\n', len - i);
                 size_t n = nl ? (size_t) (nl - (data + i)) : len - i;
-                r = pipe_buffer_append(out, data + i, n);
+                r = buffer_append(out, data + i, n);
                 if (r < 0)
                         return r;
                 i += n;
                 if (nl) {
-                        r = pipe_buffer_append(out, c->eol, c->eol_len);
+                        r = buffer_append(out, c->eol, c->eol_len);
                         if (r < 0)
                                 return r;
                         i++;
@@ -183,24 +162,24 @@ int pipe_copy_feed(PipeCopy *c, const char *data, size_t len, PipeBuffer *out) {
         return 0;
 }
 
-int pipe_copy_finish(PipeCopy *c, PipeBuffer *out) {
+int pipe_copy_finish(PipeCopy *c, Buffer *out) {
         int r;
 
         if (c->held > 0) {
-                r = pipe_buffer_append(out, FROM_, c->held);
+                r = buffer_append(out, FROM_, c->held);
                 if (r < 0)
                         return r;
                 c->held = 0;
                 c->line_start = false;
         }
         if (!c->line_start) {
-                r = pipe_buffer_append(out, c->eol, c->eol_len);
+                r = buffer_append(out, c->eol, c->eol_len);
                 if (r < 0)
                         return r;
                 c->line_start = true;
         }
         if (c->flags & PIPE_FLAG_BLANK)
-                return pipe_buffer_append(out, c->eol, c->eol_len);
+                return buffer_append(out, c->eol, c->eol_len);
         return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "queue-file.h"
+#include "string-util.h"
 
 /* Most recipients in one Deliver call, most options, and the longest option value. */
 #define PIPE_RECIPIENTS_MAX 1000U
@@ -97,15 +98,6 @@ extern const char *const pipe_macro_names[];
 int pipe_message_prefix(unsigned flags, const char *sender, const char *null_sender, const char *original,
                         const char *delivered, const char *eol, time_t now, char **ret);
 
-/* A growing buffer of bytes for a command's stdin. */
-typedef struct PipeBuffer {
-        char *data;
-        size_t len;
-        size_t allocated;
-} PipeBuffer;
-
-int pipe_buffer_append(PipeBuffer *b, const void *data, size_t len);
-void pipe_buffer_done(PipeBuffer *b);
 
 /* The content as a command gets it, in pieces split anywhere: LF becomes eol, and lines get '>' before
  * "From " and '.' before '.' as the flags ask. */
@@ -118,9 +110,9 @@ typedef struct PipeCopy {
 } PipeCopy;
 
 void pipe_copy_init(PipeCopy *c, unsigned flags, const char *eol);
-int pipe_copy_feed(PipeCopy *c, const char *data, size_t len, PipeBuffer *out);
+int pipe_copy_feed(PipeCopy *c, const char *data, size_t len, Buffer *out);
 /* What the end needs: the held bytes, eol after an unfinished last line, and with B a blank line. */
-int pipe_copy_finish(PipeCopy *c, PipeBuffer *out);
+int pipe_copy_finish(PipeCopy *c, Buffer *out);
 
 /* Whether a message's headers hold "Delivered-To: address" (any case, blanks around it), for the D flag's
  * loop check. Fed in pieces split anywhere; stops at the end of the headers. */

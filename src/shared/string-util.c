@@ -1,5 +1,6 @@
 /* string-util.c: stripping white space, and string vectors. */
 #include <ctype.h>
+#include <stdint.h>
 
 #include "macro.h"
 #include "string-util.h"
@@ -45,4 +46,27 @@ size_t strv_length(char *const *l) {
         while (l && l[n])
                 n++;
         return n;
+}
+
+int buffer_append(Buffer *b, const void *data, size_t len) {
+        if (len == 0)
+                return 0;
+        if (len > SIZE_MAX / 2 - b->len)
+                return -ENOMEM;
+        if (len > b->allocated - b->len) {
+                size_t want = MAX(b->len + len, MAX(b->allocated * 2, (size_t) 4096));
+                char *n = realloc(b->data, want);
+                if (!n)
+                        return -ENOMEM;
+                b->data = n;
+                b->allocated = want;
+        }
+        memcpy(b->data + b->len, data, len);
+        b->len += len;
+        return 0;
+}
+
+void buffer_done(Buffer *b) {
+        b->data = mfree(b->data);
+        b->len = b->allocated = 0;
 }

@@ -1,5 +1,5 @@
-/* string-util.h: small string helpers every role needs: white space stripped from both ends, and growing a
- * NULL-terminated string vector (freed with strv_free() from macro.h). */
+/* string-util.h: small string helpers every role needs: white space stripped from both ends, growing a
+ * NULL-terminated string vector (freed with strv_free() from macro.h), and a growing buffer of bytes. */
 #pragma once
 
 #include <stddef.h>
@@ -14,3 +14,14 @@ void strstrip_span(const char **start, const char **end);
 int strv_push(char ***l, size_t *n, char *s);
 /* The number of strings in a NULL-terminated vector; 0 for NULL. */
 size_t strv_length(char *const *l);
+
+/* A growing buffer of bytes: data[0..len), allocated bytes in all. Zero-initialized is empty. */
+typedef struct Buffer {
+        char *data;
+        size_t len;
+        size_t allocated;
+} Buffer;
+
+/* Appends len bytes (it at least doubles, from 4 KiB); -ENOMEM, with b as it was, when it cannot grow. */
+int buffer_append(Buffer *b, const void *data, size_t len);
+void buffer_done(Buffer *b);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "sasl-util.h"
 #include "smtpd-sasl.h"
+#include "string-util.h"
 
 /* The next tab-separated field of line[*pos .. len); *pos moves past it and its tab. */
 static bool next_field(const char *line, size_t len, size_t *pos, const char **ret, size_t *ret_len) {
@@ -174,8 +175,7 @@ struct SmtpdSasl {
         sd_event_source *timer;
         bool got_version;
         char *request;                  /* the AUTH line, sent after DONE */
-        char *out;
-        size_t out_len, out_size;
+        Buffer out;                     /* to the Dovecot server, not yet sent */
         char in[SMTPD_SASL_LINE_MAX + 1];
         size_t in_len;
         SmtpdSaslCallback callback;
@@ -189,7 +189,7 @@ SmtpdSasl *smtpd_sasl_free(SmtpdSasl *a) {
         sd_event_source_disable_unref(a->timer);
         safe_close(a->fd);
         free(a->request);
-        free(a->out);
+        buffer_done(&a->out);
         free(a);
         return NULL;
 }
@@ -202,40 +202,24 @@ static void finish(SmtpdSasl *a, SmtpdSaslResult result, const char *text) {
         a->callback(a, result, text, a->userdata);
 }
 
-static int queue_out(SmtpdSasl *a, const char *s, size_t n) {
-        if (n > SIZE_MAX / 2 - a->out_len)
-                return -ENOMEM;
-        if (a->out_len + n > a->out_size) {
-                size_t size = MAX(a->out_size * 2, a->out_len + n);
-                char *p = realloc(a->out, size);
-                if (!p)
-                        return -ENOMEM;
-                a->out = p;
-                a->out_size = size;
-        }
-        memcpy(a->out + a->out_len, s, n);
-        a->out_len += n;
-        return 0;
-}
-
 /* Writes what can be written; -errno when the connection failed. */
 static int flush_out(SmtpdSasl *a) {
-        while (a->out_len > 0) {
-                ssize_t n = send(a->fd, a->out, a->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (a->out.len > 0) {
+                ssize_t n = send(a->fd, a->out.data, a->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         return errno == EAGAIN ? 0 : -errno;
                 }
-                memmove(a->out, a->out + n, a->out_len - (size_t) n);
-                a->out_len -= (size_t) n;
+                memmove(a->out.data, a->out.data + n, a->out.len - (size_t) n);
+                a->out.len -= (size_t) n;
         }
         return 0;
 }
 
 static void update_events(SmtpdSasl *a) {
-        (void) sd_event_source_set_io_events(a->io, EPOLLIN | (a->out_len > 0 ? EPOLLOUT : 0));
+        (void) sd_event_source_set_io_events(a->io, EPOLLIN | (a->out.len > 0 ? EPOLLOUT : 0));
 }
 
 /* Handles one line from Dovecot. Returns 1 when the exchange ended (a may be freed), 0 to go on. */
@@ -259,7 +243,7 @@ static int handle_line(SmtpdSasl *a, const char *line, size_t len, bool more) {
                         }
                         a->got_version = true;
                 } else if (r.type == SMTPD_SASL_REPLY_DONE) {
-                        if (!a->got_version || queue_out(a, a->request, strlen(a->request)) < 0) {
+                        if (!a->got_version || buffer_append(&a->out, a->request, strlen(a->request)) < 0) {
                                 finish(a, SMTPD_SASL_TEMPFAIL, a->got_version ? "out of memory"
                                                                               : "no VERSION in the handshake");
                                 return 1;
@@ -396,7 +380,7 @@ int smtpd_sasl_new(sd_event *event, const char *path, uint64_t timeout_usec, con
         if (connect(a->fd, (struct sockaddr *) &sa, sizeof sa) < 0)
                 return -errno;
         n = snprintf(hello, sizeof hello, "VERSION\t1\t2\nCPID\t%d\n", (int) getpid());
-        r = queue_out(a, hello, (size_t) n);
+        r = buffer_append(&a->out, hello, (size_t) n);
         if (r < 0)
                 return r;
         r = sd_event_add_io(event, &a->io, a->fd, EPOLLIN | EPOLLOUT, on_io, a);
@@ -417,11 +401,11 @@ int smtpd_sasl_respond(SmtpdSasl *a, const char *response, size_t len) {
         if (a->state != SMTPD_SASL_STATE_CLIENT || !sasl_base64_valid(response, len))
                 return -EINVAL;
         n = snprintf(head, sizeof head, "CONT\t%u\t", SASL_REQUEST_ID);
-        r = queue_out(a, head, (size_t) n);
+        r = buffer_append(&a->out, head, (size_t) n);
         if (r >= 0)
-                r = queue_out(a, response, len);
+                r = buffer_append(&a->out, response, len);
         if (r >= 0)
-                r = queue_out(a, "\n", 1);
+                r = buffer_append(&a->out, "\n", 1);
         if (r < 0)
                 return r;
         a->state = SMTPD_SASL_STATE_WAIT;

@@ -8,7 +8,7 @@
 #include "fuzz.h"
 
 static char *copy(unsigned flags, const char *data, size_t size, size_t step, size_t *ret_len) {
-        PipeBuffer b = {};
+        Buffer b = {};
         PipeCopy c;
 
         pipe_copy_init(&c, flags, flags & PIPE_FLAG_FINAL ? "\r\n" : "\n");

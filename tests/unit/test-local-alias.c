@@ -259,7 +259,7 @@ TEST(report_lines) {
                 ASSERT_OK(local_report_warning(reps[k], "file %s is world writable -- ignored", "/h/.forward\x01"));
                 ASSERT_OK(local_report_ignored(reps[k], "/h/.forward\t", "is %s writable", "group"));
         }
-        ASSERT_EQ(child.len, 0U);
+        ASSERT_EQ(child.buf.len, 0U);
         n = pread(fd, buf, sizeof buf - 1, 0);
         ASSERT_TRUE(n > 0);
         buf[n] = '\0';
@@ -267,10 +267,10 @@ TEST(report_lines) {
                           "D 5.4.6 bob@x\t\tmail forwarding loop for bob@x\n"
                           "W file /h/.forward  is world writable -- ignored\n"
                           "I /h/.forward \tis group writable\n");
-        ASSERT_EQ(mem.len, (size_t) n);
-        ASSERT_TRUE(memcmp(mem.buf, buf, (size_t) n) == 0);
+        ASSERT_EQ(mem.buf.len, (size_t) n);
+        ASSERT_TRUE(memcmp(mem.buf.data, buf, (size_t) n) == 0);
         local_report_done(&mem);
-        ASSERT_TRUE(mem.buf == NULL);
+        ASSERT_TRUE(mem.buf.data == NULL);
 
         LocalReportLine l;
         char *p = buf, *nl = strchr(p, '\n');

@@ -404,7 +404,7 @@ TEST(prefix) {
 
 /* The copy of content fed whole and in pieces of every size must agree. */
 static char *copy(unsigned flags, const char *eol, const char *content, size_t step) {
-        PipeBuffer b = {};
+        Buffer b = {};
         PipeCopy c;
         size_t len = strlen(content);
 
@@ -412,7 +412,7 @@ static char *copy(unsigned flags, const char *eol, const char *content, size_t s
         for (size_t off = 0; off < len; off += step)
                 ASSERT_OK(pipe_copy_feed(&c, content + off, MIN(step, len - off), &b));
         ASSERT_OK(pipe_copy_finish(&c, &b));
-        ASSERT_OK(pipe_buffer_append(&b, "", 1));
+        ASSERT_OK(buffer_append(&b, "", 1));
         return b.data;
 }
 

@@ -1,4 +1,6 @@
-/* test-string-util.c: stripping white space, and growing string vectors. */
+/* test-string-util.c: stripping white space, growing string vectors, and the growing byte buffer. */
+#include <stdint.h>
+
 #include "tests.h"
 #include "macro.h"
 #include "string-util.h"
@@ -58,9 +60,32 @@ TEST(strv_push) {
         ASSERT_TRUE(l[100] == NULL);
 }
 
+/* Bytes appended in pieces come back whole; the buffer grows, and a size that cannot be held is refused
+ * with the buffer unchanged. */
+TEST(buffer_append) {
+        Buffer b = {};
+        char piece[1000];
+
+        ASSERT_OK(buffer_append(&b, "", 0));
+        ASSERT_TRUE(b.data == NULL && b.len == 0);
+        for (size_t k = 0; k < 10; k++) {
+                memset(piece, 'a' + (int) k, sizeof piece);
+                ASSERT_OK(buffer_append(&b, piece, sizeof piece));
+        }
+        ASSERT_EQ(b.len, 10000U);
+        ASSERT_TRUE(b.allocated >= b.len);
+        for (size_t k = 0; k < 10; k++)
+                ASSERT_TRUE(b.data[k * 1000] == 'a' + (int) k && b.data[k * 1000 + 999] == 'a' + (int) k);
+        ASSERT_ERR(buffer_append(&b, piece, SIZE_MAX - 10), ENOMEM);
+        ASSERT_EQ(b.len, 10000U);
+        buffer_done(&b);
+        ASSERT_TRUE(b.data == NULL && b.len == 0 && b.allocated == 0);
+}
+
 int main(void) {
         RUN(strstrip);
         RUN(strstrip_span);
         RUN(strv_push);
+        RUN(buffer_append);
         return 0;
 }
