@@ -8,6 +8,7 @@
 
 #include "address.h"
 #include "local.h"
+#include "passwd-cache.h"
 
 /* Who acts as whom: local is root. Alias tables are only read by root; a .forward file is opened as its user,
  * an :include: file as the owner of the context that names it (effective ids, switched back at once: local
@@ -223,62 +224,12 @@ bool local_expand_seen(LocalExpand *e, LocalTargetType type, uid_t uid, const ch
         return false;
 }
 
-/* Accounts found in the last second, as getpwnam() gave them: a message for ten users of one host asks for
- * each once, not once per copy, and a stream of mail for one user reads the user database once a second. A
- * user that is not found is asked for every time. A returned entry stays valid until LOCAL_PW_CACHE_SIZE
- * other users were asked for, or its own renewal: longer than getpwnam()'s, which the next call overwrites. */
-#define LOCAL_PW_CACHE_SIZE 64U
-#define LOCAL_PW_CACHE_USEC USEC_PER_SEC
-static struct {
-        struct passwd pw;               /* its strings in buf */
-        char *buf;
-        uint64_t expire;                /* CLOCK_MONOTONIC */
-} pw_cache[LOCAL_PW_CACHE_SIZE];
-static unsigned pw_cache_next;
-
-static struct passwd *getpwnam_recent(const char *user) {
-        uint64_t now = now_monotonic_usec();
-        struct passwd *pw;
-        size_t slot = pw_cache_next;
-
-        for (size_t k = 0; k < LOCAL_PW_CACHE_SIZE; k++)
-                if (pw_cache[k].buf && streq(pw_cache[k].pw.pw_name, user)) {
-                        if (pw_cache[k].expire > now)
-                                return &pw_cache[k].pw;
-                        slot = k;
-                        break;
-                }
-        errno = 0;
-        pw = getpwnam(user);
-        if (!pw)
-                return NULL;
-        const char *fields[] = { pw->pw_name, pw->pw_passwd, pw->pw_gecos, pw->pw_dir, pw->pw_shell };
-        size_t len[ELEMENTSOF(fields)], total = 0;
-        for (size_t k = 0; k < ELEMENTSOF(fields); k++)
-                total += len[k] = strlen(strempty(fields[k])) + 1;
-        char *buf = malloc(total);
-        if (!buf)
-                return pw;      /* not kept: getpwnam()'s own, as without a cache */
-        char *out[ELEMENTSOF(fields)], *at = buf;
-        for (size_t k = 0; k < ELEMENTSOF(fields); k++) {
-                out[k] = memcpy(at, strempty(fields[k]), len[k]);
-                at += len[k];
-        }
-        free(pw_cache[slot].buf);
-        pw_cache[slot].buf = buf;
-        pw_cache[slot].pw = (struct passwd) { out[0], out[1], pw->pw_uid, pw->pw_gid, out[2], out[3], out[4] };
-        pw_cache[slot].expire = now + LOCAL_PW_CACHE_USEC;
-        if (slot == pw_cache_next)
-                pw_cache_next = (pw_cache_next + 1) % LOCAL_PW_CACHE_SIZE;
-        return &pw_cache[slot].pw;
-}
-
 struct passwd *local_expand_getpwnam(LocalExpand *e, size_t i, const char *user) {
         struct passwd *pw;
 
         pw = getpwnam_recent(user);
         if (!pw) {
-                if (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM)
+                if (passwd_not_found(errno))
                         local_expand_fail(e, i, "5.1.1", "unknown user: \"%s\"", user);
                 else
                         local_expand_fail(e, i, "4.3.0", "user lookup error: %m");
@@ -388,7 +339,7 @@ static void expand_address(LocalExpand *e, size_t i) {
 
         if (!isempty(e->c->luser_relay) && !it->luser) {
                 pw = getpwnam_recent(user);
-                if (!pw && (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM) &&
+                if (!pw && passwd_not_found(errno) &&
                     luser_relay(e, i, local, user, domain, &x) > 0)
                         return;
         }

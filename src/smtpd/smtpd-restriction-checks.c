@@ -6,10 +6,10 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
-#include <pwd.h>
 
 #include "address.h"
 #include "log.h"
+#include "passwd-cache.h"
 #include "smtpd-restrictions-internal.h"
 
 static bool address_literal_valid(const char *s) {
@@ -76,11 +76,9 @@ static int local_name_known(SmtpdChecks *c, const char *user, const char *full) 
         int error = 0, r;
 
         if (c->local_passwd && user[0] && !strpbrk(user, "\"\\")) {
-                errno = 0;
-                if (getpwnam(user))
+                if (getpwnam_recent(user))
                         return 1;
-                /* getpwnam(3): these mean that there is no such user. */
-                if (errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM)
+                if (!passwd_not_found(errno))
                         error = -errno;
         }
         for (size_t i = 0; i < c->n_local_tables; i++) {
