@@ -578,24 +578,28 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
 
 /* Reads or maps the submitted message (fd, as st says it is: a sealed regular file): 1 when it is larger than
  * message_size_limit (and left alone). The descriptor stays the request's. */
-static int job_map(CleanupJob *j, int fd, const struct stat *st) {
-        if (st->st_size > j->cleanup->daemon->config->message_size_limit)
+static int job_map(CleanupJob *j, const CleanupContent *content) {
+        if (content->size > (uint64_t) j->cleanup->daemon->config->message_size_limit)
                 return 1;
-        j->size = (size_t) st->st_size;
+        j->size = (size_t) content->size;
         if (j->size == 0)
                 return 0;
-        if (j->size <= CLEANUP_READ_MAX) {
+        if (content->bytes || j->size <= CLEANUP_READ_MAX) {
                 /* One read, where a mapping costs its unmapping too, and a TLB flush on the other CPUs. The
                  * seals keep the size. */
                 j->content = malloc(j->size);
                 if (!j->content)
                         return log_oom();
-                int r = pread_full(fd, j->content, j->size, 0);
+                if (content->bytes) {
+                        memcpy(j->content, content->bytes, j->size);
+                        return 0;
+                }
+                int r = pread_full(content->fd, j->content, j->size, 0);
                 if (r < 0)
                         return log_error_errno(r, "Failed to read the submitted message: %m");
                 return 0;
         }
-        j->content = mmap(NULL, j->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        j->content = mmap(NULL, j->size, PROT_READ, MAP_PRIVATE, content->fd, 0);
         if (j->content == MAP_FAILED) {
                 j->content = NULL;
                 return log_error_errno(errno, "Failed to map the submitted message: %m");
@@ -607,7 +611,7 @@ static int job_map(CleanupJob *j, int fd, const struct stat *st) {
 /* The course: the header pass; every address into canonical form by the rewrite role (asynchronous calls,
  * a window of them in flight at once); canonical maps and masquerading; virtual aliases, round by round; the
  * queue file. Only then does the submitter get its answer. */
-int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const struct stat *st, const char *sender,
+int cleanup_job_start(Cleanup *c, sd_bus_message *m, const CleanupContent *content, const char *sender,
                       char **recipients, char **dsn_notify, char **dsn_orcpt, char **attrs) {
         _cleanup_(cleanup_job_freep) CleanupJob *j = NULL;
         CleanupHeaderScan h;
@@ -616,7 +620,7 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const struct stat *
         r = job_new(c, m, sender, recipients, dsn_notify, dsn_orcpt, attrs, &j);
         if (r < 0)
                 return r;
-        r = job_map(j, fd, st);
+        r = job_map(j, content);
         if (r < 0)
                 return r;
         if (r > 0) {

@@ -461,18 +461,14 @@ static int read_attrs(sd_bus_message *m, char ***ret, size_t max) {
         return 0;
 }
 
-static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Cleanup *c = userdata;
+/* What Submit and SubmitInline have in common, after the content: the envelope and the attributes, checked,
+ * and the job that answers. */
+static int submit(sd_bus_message *m, Cleanup *c, const CleanupContent *content, sd_bus_error *error) {
         _cleanup_strv_free_ char **recipients = NULL, **attrs = NULL, **notify = NULL, **orcpt = NULL;
         const char *sender;
-        struct stat st;
-        int fd, r;
+        int r;
 
-        r = sd_bus_message_read(m, "hs", &fd, &sender);
-        if (r < 0)
-                return r;
-        /* cleanup maps the content: a file that its sender could still shrink would kill us with SIGBUS. */
-        r = bus_check_peer_fd(m, fd, PEER_FD_SEALED, "message content", &st, error);
+        r = sd_bus_message_read(m, "s", &sender);
         if (r < 0)
                 return r;
         r = read_recipients(m, &recipients, &notify, &orcpt, CLEANUP_RECIPIENTS_MAX);
@@ -493,12 +489,37 @@ static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error)
 
         /* The answer comes once rewrite has answered and the file is durable: cleanup_job_start() takes
          * a reference to m and replies to it. */
-        r = cleanup_job_start(c, m, fd, &st, sender, TAKE_PTR(recipients), TAKE_PTR(notify), TAKE_PTR(orcpt),
+        r = cleanup_job_start(c, m, content, sender, TAKE_PTR(recipients), TAKE_PTR(notify), TAKE_PTR(orcpt),
                               TAKE_PTR(attrs));
         if (r < 0)
                 return sd_bus_error_setf(error, POSTBUS_ERROR_TEMPORARY, "451 4.3.0 Error: %s",
                                          r == -ENOMEM ? "out of memory" : "cannot read the message");
         return 1;
+}
+
+static int method_submit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct stat st;
+        int fd, r;
+
+        r = sd_bus_message_read(m, "h", &fd);
+        if (r < 0)
+                return r;
+        /* cleanup maps the content: a file that its sender could still shrink would kill us with SIGBUS. */
+        r = bus_check_peer_fd(m, fd, PEER_FD_SEALED, "message content", &st, error);
+        if (r < 0)
+                return r;
+        return submit(m, userdata, &(CleanupContent) { .fd = fd, .size = (uint64_t) st.st_size }, error);
+}
+
+static int method_submit_inline(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const void *bytes;
+        size_t size;
+        int r;
+
+        r = sd_bus_message_read_array(m, 'y', &bytes, &size);
+        if (r < 0)
+                return r;
+        return submit(m, userdata, &(CleanupContent) { .fd = -EBADF, .bytes = bytes, .size = size }, error);
 }
 
 const sd_bus_vtable cleanup_vtable[] = {
@@ -507,6 +528,11 @@ const sd_bus_vtable cleanup_vtable[] = {
                                 SD_BUS_ARGS("h", content, "s", sender, "a(sss)", recipients, "a{ss}", attributes),
                                 SD_BUS_RESULT("s", queue_id),
                                 method_submit,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SubmitInline",
+                                SD_BUS_ARGS("ay", content, "s", sender, "a(sss)", recipients, "a{ss}", attributes),
+                                SD_BUS_RESULT("s", queue_id),
+                                method_submit_inline,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

@@ -73,7 +73,9 @@ typedef struct Cleanup {
 /* org.postbus.Cleanup1 at /org/postbus/Cleanup1, on $rundir/cleanup (peer-to-peer, callers are smtpd, pickup
  * and local):
  *   Submit(h content, s sender, a(sss) recipients, a{ss} attributes) -> s queue_id
- * content: the message, a sealed memory file or a regular file, LF line ends. sender: "" for <>.
+ *   SubmitInline(ay content, s sender, a(sss) recipients, a{ss} attributes) -> s queue_id
+ * content: the message, LF line ends: a sealed memory file (Submit), or its bytes in the call, which saves
+ * the memory file's system calls on both sides for a small message (SubmitInline). sender: "" for <>.
  * recipients: (address, NOTIFY, ORCPT) each; NOTIFY and ORCPT as RFC 3461 has them ("NEVER" or a list of
  * SUCCESS, FAILURE, DELAY; "type;xtext"), "" where not given; kept per recipient in the queue file ('O').
  * attributes: client_address, client_name, client_port, helo_name, protocol; uid (local submission);
@@ -138,11 +140,19 @@ const char *cleanup_attr_get(char **attrs, const char *name);
 /* Best effort: qmgr finds the message on its next scan anyway. */
 void cleanup_wake_qmgr(Cleanup *c, const char *id);
 
+/* A submission's content: a sealed memory file of size bytes (Submit), or the bytes of the call itself
+ * (SubmitInline, fd negative). */
+typedef struct CleanupContent {
+        int fd;
+        const void *bytes;
+        uint64_t size;
+} CleanupContent;
+
 /* cleanup-job.c: one submission, from the request to the reply: header checks, recipients from the
  * headers, rewrite's canonical form, canonical maps, masquerading, virtual aliases, the queue file. Takes
- * recipients and attrs; replies to m itself. fd: the content, a sealed memory file that st describes (mapped,
- * not kept). A negative errno: nothing was started, the caller answers. */
-int cleanup_job_start(Cleanup *c, sd_bus_message *m, int fd, const struct stat *st, const char *sender,
+ * recipients and attrs; replies to m itself. The content is read or mapped, not kept. A negative errno:
+ * nothing was started, the caller answers. */
+int cleanup_job_start(Cleanup *c, sd_bus_message *m, const CleanupContent *content, const char *sender,
                       char **recipients, char **dsn_notify, char **dsn_orcpt, char **attrs);
 
 /* cleanup-headers.c: a display name as an RFC 5322 phrase: as it is when it is all atoms, else a quoted

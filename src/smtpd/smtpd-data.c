@@ -8,12 +8,32 @@
 #include "log.h"
 #include "smtpd-session.h"
 
-/* The memory file a message is received into. */
-static int session_data_open(SmtpdSession *s) {
-        s->data_fd = memfd_new("postbus-smtpd");
-        if (s->data_fd < 0)
-                return log_warning_errno(s->data_fd, "Failed to create a memory file for a message: %m");
+/* A message is received into memory, and goes to cleanup in the call itself (Cleanup1.SubmitInline) while it
+ * is no larger than this: a memory file costs smtpd six system calls a message and cleanup four. A larger
+ * one, and one that the milters see, goes into a memory file. */
+#define SMTPD_INLINE_MAX (64U * 1024U)
+
+static void session_data_open(SmtpdSession *s) {
+        s->data_fd = safe_close(s->data_fd);
+        s->data_mem.len = 0;
         s->data_failed = false;
+}
+
+int smtpd_data_spill(SmtpdSession *s) {
+        int fd, r;
+
+        if (s->data_fd >= 0)
+                return 0;
+        fd = memfd_new("postbus-smtpd");
+        if (fd < 0)
+                return log_warning_errno(fd, "Failed to create a memory file for a message: %m");
+        r = write_full(fd, s->data_mem.data, s->data_mem.len);
+        if (r < 0) {
+                safe_close(fd);
+                return log_warning_errno(r, "Failed to write to a message file: %m");
+        }
+        s->data_fd = fd;
+        s->data_mem.len = 0;
         return 0;
 }
 
@@ -43,10 +63,7 @@ void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
 void smtpd_data_begin(SmtpdSession *s) {
         const Config *config = s->conf->config;
 
-        if (session_data_open(s) < 0) {
-                smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
-                return;
-        }
+        session_data_open(s);
         smtpd_data_reader_init(&s->data, (uint64_t) config->message_size_limit,
                                SMTPD_DATA_DOT_STUFFED |
                                (s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0) |
@@ -77,10 +94,7 @@ void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
         else if (s->bdat_failed)
                 s->bdat_error = "503 5.5.1 Error: this mail transaction failed, send RSET";
         else if (!s->bdat) {
-                if (session_data_open(s) < 0) {
-                        s->bdat_error = SMTPD_REPLY_QUEUE_WRITE_ERROR;
-                        s->bdat_failed = true;
-                }
+                session_data_open(s);
                 smtpd_data_reader_init(&s->data, (uint64_t) config->message_size_limit,
                                        s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0);
                 s->bdat = true;
@@ -88,18 +102,20 @@ void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
 }
 
 static void session_data_write(SmtpdSession *s, const char *p, size_t n) {
-        while (n > 0 && !s->data_failed) {
-                ssize_t k = write(s->data_fd, p, n);
+        int r;
 
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        log_warning_errno(errno, "Failed to write to a message file: %m");
-                        s->data_failed = true;
-                        break;
-                }
-                p += k;
-                n -= (size_t) k;
+        if (s->data_failed || n == 0)
+                return;
+        if (s->data_fd < 0 && s->data_mem.len + n <= SMTPD_INLINE_MAX)
+                r = buffer_append(&s->data_mem, p, n);
+        else {
+                r = smtpd_data_spill(s);
+                if (r >= 0)
+                        r = write_full(s->data_fd, p, n);
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Failed to keep a message's content: %m");
+                s->data_failed = true;
         }
 }
 

@@ -321,6 +321,9 @@ int smtpd_milter_message(SmtpdSession *s) {
 
         if (!s->milter)
                 return 0;
+        r = smtpd_data_spill(s);
+        if (r < 0)
+                return r;
         r = milter_input_new(s->data_fd, (size_t) s->conf->config->message_size_limit, &s->milter_in);
         if (r < 0)
                 return r;

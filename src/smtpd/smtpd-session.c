@@ -28,6 +28,7 @@ void smtpd_session_reset(SmtpdSession *s) {
         s->bdat_remaining = 0;
         s->bdat_error = NULL;
         s->data_fd = safe_close(s->data_fd);
+        s->data_mem.len = 0;            /* its memory serves the session's next message */
         /* An answer still due from cleanup is dropped: the outcome is unknown to the client, which will
          * retry, so the worst case is a duplicate. */
         s->submit = sd_bus_slot_unref(s->submit);
@@ -88,6 +89,7 @@ static SmtpdSession *session_free(SmtpdSession *s) {
         sd_event_source_disable_unref(s->delay);
         sd_event_source_disable_unref(s->io);
         sd_event_source_disable_unref(s->timer);
+        buffer_done(&s->data_mem);
         free(s->helo);
         free(s->in);
         smtpd_sasl_free(s->sasl);

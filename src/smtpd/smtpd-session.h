@@ -10,6 +10,7 @@
 #include "smtpd-protocol.h"
 #include "smtpd-sasl.h"
 #include "smtpd.h"
+#include "string-util.h"
 
 /* Once this much output waits for the client to read it, no further command is read. */
 #define SMTPD_OUT_PAUSE 4096U
@@ -105,7 +106,8 @@ struct SmtpdSession {
         uint64_t bdat_remaining;        /* bytes of the chunk still to read */
         const char *bdat_error;         /* the reply to the chunk being read, once it or the transaction failed */
         bool bdat_failed;               /* the transaction failed: every chunk up to LAST gets bdat_error */
-        int data_fd;
+        int data_fd;                    /* the content in a memory file, once it is one (smtpd_data_spill()) */
+        Buffer data_mem;                /* else the content so far, up to SMTPD_INLINE_MAX */
         bool data_failed;
         SmtpdDataReader data;
         sd_bus_slot *submit;            /* CONNECT: the Ping; SUBMIT: the Submit call */
@@ -186,8 +188,11 @@ void smtpd_milter_reset(SmtpdSession *s);
 void smtpd_milter_free(SmtpdSession *s);
 /* The session begins after the milters saw the connection: TLS on port 465, or the greeting. */
 void smtpd_session_begin(SmtpdSession *s);
-/* After DATA: the memory file is opened and 354 sent. */
+/* After DATA: the content starts empty, and 354 is sent. */
 void smtpd_data_begin(SmtpdSession *s);
+/* The content so far moves into a memory file (data_fd), where the rest goes too: for a message too large to
+ * send inline, and for the milters. 0, or a negative errno (logged). */
+int smtpd_data_spill(SmtpdSession *s);
 /* The message is complete: to the milters, then to cleanup. */
 int smtpd_session_message_end(SmtpdSession *s);
 int smtpd_session_add_recipient(SmtpdSession *s, const SmtpdPath *p);

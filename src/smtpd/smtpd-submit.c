@@ -89,9 +89,13 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
         int r;
 
         (void) snprintf(port, sizeof port, "%u", (unsigned) s->client.port);
-        r = sd_bus_message_new_method_call(bus, &m, NULL, CLEANUP_OBJECT, CLEANUP_INTERFACE, "Submit");
+        r = sd_bus_message_new_method_call(bus, &m, NULL, CLEANUP_OBJECT, CLEANUP_INTERFACE,
+                                           s->data_fd >= 0 ? "Submit" : "SubmitInline");
         if (r >= 0)
-                r = sd_bus_message_append(m, "hs", s->data_fd, s->sender);
+                r = s->data_fd >= 0 ? sd_bus_message_append(m, "h", s->data_fd) :
+                                      sd_bus_message_append_array(m, 'y', s->data_mem.data, s->data_mem.len);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", s->sender);
         if (r >= 0)
                 r = session_append_recipients(s, m);
         if (r >= 0)
@@ -161,8 +165,9 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
         if (r < 0)
                 return log_warning_errno(r, "Failed to send a message to cleanup: %m");
 
-        /* The bus message holds its own copy of the descriptor. */
+        /* The bus message holds its own copy of the descriptor, or of the content. */
         s->data_fd = safe_close(s->data_fd);
+        s->data_mem.len = 0;
         s->state = SMTPD_SESSION_SUBMIT;
         return 0;
 }
@@ -194,8 +199,8 @@ int smtpd_session_submit(SmtpdSession *s) {
         sd_bus *bus;
         int r;
 
-        /* cleanup maps the file: sealed, it cannot change while cleanup reads it. */
-        r = memfd_seal(s->data_fd);
+        /* cleanup maps a memory file: sealed, it cannot change while cleanup reads it. */
+        r = s->data_fd >= 0 ? memfd_seal(s->data_fd) : 0;
         if (r < 0)
                 return log_warning_errno(r, "Failed to seal a message file: %m");
 

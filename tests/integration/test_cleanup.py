@@ -59,6 +59,18 @@ def submit(sender, recipients, content, **attrs):
         conn.close()
 
 
+def submit_inline(sender, recipients, content):
+    """Submits a message to Cleanup1.SubmitInline, the content in the call as smtpd sends a small one."""
+    conn = pb.p2p_connect('unix:path=/run/postbus/cleanup')
+    try:
+        obj = conn.get_object(None, '/org/postbus/Cleanup1', introspect=False)
+        return str(obj.get_dbus_method('SubmitInline', 'org.postbus.Cleanup1')(
+            dbus.ByteArray(content), sender, dbus.Array([(r, '', '') for r in recipients], signature='(sss)'),
+            dbus.Dictionary({'protocol': 'ESMTP'}, signature='ss'), signature='aysa(sss)a{ss}'))
+    finally:
+        conn.close()
+
+
 def mail_with(user, marker):
     return next((m for m in pb.mbox_messages(user) if marker in m), None)
 
@@ -335,6 +347,28 @@ class Cleanup(unittest.TestCase):
             submit('alice', [], 'Subject: nobody\n\nx\n', origin='pickup', extract_recipients='yes')
         self.assertIn('No recipient addresses found', str(e.exception))
 
+    def test_content_inline_and_memory_file(self):
+        """smtpd sends a message of up to 64 KiB in the call itself (Cleanup1.SubmitInline) and a larger one in a
+        sealed memory file (Submit): both arrive byte for byte, on either side of the boundary."""
+        for size in (64 * 1024 - 200, 64 * 1024 + 200, 300 * 1024):
+            line = f'{size:07d} ' + 'x' * 70 + '\n'
+            body = (line * (size // len(line) + 1))[:size - size % len(line)]
+            marker = f'inline-{size}'
+            qid = pb.send('carol@example.org', ['alice@localhost'], f'Subject: {marker}\n\n{body}')
+            m = wait_mail('alice', qid)
+            self.assertTrue(m.rstrip('\n').endswith(body.rstrip('\n')), f'{size}: the body changed')
+            self.assertEqual(m.count(line), body.count(line), size)
+        # SubmitInline over cleanup's socket, as smtpd calls it
+        qid = submit_inline('carol@example.org', ['bob@localhost'], b'Subject: direct inline\n\nhello\n')
+        self.assertIn('hello', wait_mail('bob', qid))
+        # message_size_limit holds for inline content too
+        configure(message_size_limit='2000')
+        try:
+            with self.assertRaises(dbus.exceptions.DBusException) as e:
+                submit_inline('carol@example.org', ['bob@localhost'], b'Subject: big\n\n' + b'y' * 3000 + b'\n')
+            self.assertIn('552 5.3.4', str(e.exception))
+        finally:
+            configure(message_size_limit='10240000')
 
 if __name__ == '__main__':
     unittest.main()
