@@ -176,7 +176,7 @@ static void expire_done(QmgrCall *c, sd_bus_message *reply, const char *error) {
         for (size_t i = 0; i < e->n_recipients; i++)
                 if (!e->recipients[i].done)
                         pending[n++] = i;
-        if (!qmgr_mark_done(m, pending, n)) {
+        if (!qmgr_mark_done(m, pending, n, false)) {
                 qmgr_message_defer(m);
                 return;
         }

@@ -99,36 +99,65 @@ static bool done_sync_later(Qmgr *q, const char *id, int fd, bool owned) {
         return true;
 }
 
-bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n) {
+/* Writes the marks; syncs them unless the file goes next. */
+static int marks_write(QmgrMessage *m, const size_t *indices, size_t n, bool sync) {
         _cleanup_close_ int owned_fd = -EBADF;
         bool owned = false;
         int fd, r = 0;
 
-        if (n == 0)
-                return true;
         fd = qmgr_message_fd(m, O_RDWR, &owned);
         if (fd < 0)
-                r = fd;
-        else if (owned)
+                return fd;
+        if (owned)
                 owned_fd = fd;
         for (size_t i = 0; r >= 0 && i < n; i++)
                 r = queue_file_mark_done(fd, m->envelope->recipients[indices[i]].offset);
-        /* When these were the last, the file goes next and a sync would be wasted: a crash in between
-         * delivers them again, the same worst case as a crash before the mark. */
-        if (r >= 0 && queue_envelope_pending(m->envelope) > n) {
+        if (r >= 0 && sync) {
                 if (done_sync_later(m->qmgr, m->id, fd, owned))
                         TAKE_FD(owned_fd);
                 else if (fdatasync(fd) < 0)
                         r = -errno;
         }
-        if (r < 0) {
-                /* They stay pending: at worst delivered twice. */
+        if (r < 0)
                 log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to mark recipients done: %s", strerror(-r));
+        return r;
+}
+
+bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n, bool file_goes_next) {
+        bool last = queue_envelope_pending(m->envelope) == n;
+
+        if (n == 0)
+                return true;
+        if (last && file_goes_next && m->action == QMGR_ACTION_NONE && !qmgr_bounce_logs_exist(m))
+                /* Nothing is written: the file goes once this call returns, and a kill in between delivers
+                 * them again, as a kill before the marks would. */
+                m->marks_unwritten = true;
+        /* When these were the last, the file goes next and a sync would be wasted: a crash in between
+         * delivers them again, the same worst case as a crash before the mark. They stay pending when the
+         * marks cannot be written: at worst delivered twice. */
+        else if (marks_write(m, indices, n, !last) < 0)
                 return false;
-        }
         for (size_t i = 0; i < n; i++)
                 m->envelope->recipients[indices[i]].done = true;
         return true;
+}
+
+void qmgr_marks_write(QmgrMessage *m) {
+        _cleanup_free_ size_t *indices = NULL;
+        size_t n = 0;
+
+        if (!m->marks_unwritten)
+                return;
+        m->marks_unwritten = false;
+        indices = malloc(MAX(m->envelope->n_recipients, 1U) * sizeof(size_t));
+        if (!indices) {
+                log_oom();
+                return;
+        }
+        for (size_t i = 0; i < m->envelope->n_recipients; i++)
+                if (m->envelope->recipients[i].done)
+                        indices[n++] = i;
+        (void) marks_write(m, indices, n, true);
 }
 
 static void on_bounce_logged(QmgrMessage *m, const QmgrLogRecord *records, size_t n, bool ok) {
@@ -144,7 +173,7 @@ static void on_bounce_logged(QmgrMessage *m, const QmgrLogRecord *records, size_
         }
         for (size_t i = 0; i < n; i++)
                 indices[i] = records[i].index;
-        (void) qmgr_mark_done(m, indices, n);
+        (void) qmgr_mark_done(m, indices, n, false);
 }
 
 static bool notify_has(const char *notify, const char *what) {
@@ -198,7 +227,7 @@ static void apply_results(QmgrMessage *m, const QmgrResult *res, size_t n, bool 
                         deferred[n_deferred++] = (QmgrLogRecord) { r->index, "delayed", r->dsn, r->relay, r->text };
                 }
         }
-        (void) qmgr_mark_done(m, sent, n_sent);
+        (void) qmgr_mark_done(m, sent, n_sent, n_traced == 0);
         qmgr_bounce_append(m, BOUNCE_LOG_TRACE, traced, n_traced, NULL);
         qmgr_bounce_append(m, BOUNCE_LOG_BOUNCE, bounced, n_bounced, on_bounce_logged);
         qmgr_bounce_append(m, BOUNCE_LOG_DEFER, deferred, n_deferred, NULL);

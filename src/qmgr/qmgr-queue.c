@@ -155,9 +155,10 @@ static void message_done(QmgrMessage *m) {
 void qmgr_message_remove(QmgrMessage *m) {
         Qmgr *q = m->qmgr;
 
-        if (unlinkat(q->queue_fds[QUEUE_ACTIVE], m->id, 0) < 0)
+        if (unlinkat(q->queue_fds[QUEUE_ACTIVE], m->id, 0) < 0) {
                 log_mail(LOG_ERR, m->id, LOG_NO_FIELDS, "failed to remove the queue file: %s", strerror(errno));
-        else {
+                qmgr_marks_write(m);
+        } else {
                 qmgr_done_sync_forget(q, m->id);
                 log_mail(LOG_INFO, m->id, LOG_NO_FIELDS, "removed");
                 qmgr_queue_changed(q);
@@ -225,6 +226,12 @@ static bool quarantine_if_corrupt(QmgrMessage *m) {
 
 void qmgr_message_finish(QmgrMessage *m) {
         const Config *c = m->qmgr->daemon->config;
+
+        /* Marks left in memory for a file that goes now (qmgr_mark_done()); written when it does not. */
+        if (m->marks_unwritten && (m->action != QMGR_ACTION_NONE || m->calls > 0 || m->entries > 0 ||
+                                   !m->resolved || m->finishing || m->corrupt ||
+                                   queue_envelope_pending(m->envelope) > 0 || qmgr_bounce_logs_exist(m)))
+                qmgr_marks_write(m);
 
         if (m->action != QMGR_ACTION_NONE && m->calls == 0 && !m->finishing && qmgr_control_apply(m))
                 return;

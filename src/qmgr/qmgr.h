@@ -68,6 +68,7 @@ struct QmgrMessage {
         bool controlled;                /* an action took over: no (more) deliveries are scheduled */
         char *action_reason;            /* QMGR_ACTION_BOUNCE's text */
         bool corrupt;                   /* an agent found the file corrupt: checked, then set aside */
+        bool marks_unwritten;           /* recipients done in memory only, the file going next (qmgr_mark_done()) */
 };
 
 /* A transport: a master.cf delivery service and the agent that runs it. */
@@ -269,8 +270,12 @@ void qmgr_deliver_start(QmgrEntry *e);
 void qmgr_recipient_deferred(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
 void qmgr_recipient_bounced(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
 void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
-/* Marks recipients done in the queue file, synced; false when that failed (they stay pending). */
-bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n);
+/* Marks recipients done in the queue file, synced; false when that failed (they stay pending). With
+ * file_goes_next, when these are the last and nothing else is due for the message (no bounce log, no action),
+ * in memory only: qmgr_message_finish() removes the file at once, or writes them if it does not. */
+bool qmgr_mark_done(QmgrMessage *m, const size_t *indices, size_t n, bool file_goes_next);
+/* Writes the marks that qmgr_mark_done() left in memory, if any. */
+void qmgr_marks_write(QmgrMessage *m);
 /* Hands the queue files whose done-marks wait for their batch's sync to the sync thread, now. */
 void qmgr_done_sync_flush(Qmgr *q);
 /* The queue file of id is removed: its done-marks need no sync. */
