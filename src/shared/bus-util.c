@@ -82,8 +82,14 @@ static BusConnection *bus_connection_free(BusConnection *c) {
 static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         BusConnection *c = userdata;
         Daemon *d = c->server->daemon;
+        uint64_t queued;
         int r;
 
+        /* The writable edge that comes when the peer reads what we sent, with nothing queued to flush and no
+         * input (the last turn read all there was): nothing to do, not even a read that says so. */
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->auth_timer &&
+            sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued == 0)
+                return 0;
         /* Busy while it runs: the idle timer starts again after each call, however short. */
         daemon_busy_inc(d);
         do

@@ -338,11 +338,8 @@ static int mbox_open_locked(const MailboxMbox *mb, MailboxResult *ret, struct st
                 /* A mail reader may have replaced the file while we waited for the lock. */
                 if (lstat(mb->path, &now) < 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino)
                         continue;
-                if (fstat(fd, &st) < 0) {
-                        mailbox_result_set(ret, "4.3.0", "cannot stat mailbox %s: %m", mb->path);
-                        return -errno;
-                }
-                *ret_st = st;
+                /* The same file: its size now, which no other writer changes while we hold the lock. */
+                *ret_st = now;
                 return TAKE_FD(fd);
         }
 }
