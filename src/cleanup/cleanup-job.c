@@ -22,7 +22,7 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
                 return NULL;
         if (j->mapped)
                 (void) munmap(j->content, j->size);
-        else
+        else if (!j->borrowed)
                 free(j->content);
         sd_bus_message_unref(j->request);
         free(j->sender);
@@ -584,16 +584,18 @@ static int job_map(CleanupJob *j, const CleanupContent *content) {
         j->size = (size_t) content->size;
         if (j->size == 0)
                 return 0;
-        if (content->bytes || j->size <= CLEANUP_READ_MAX) {
+        if (content->bytes) {
+                /* In the request, which the job holds until it answers; only read. */
+                j->content = (void *) content->bytes;
+                j->borrowed = true;
+                return 0;
+        }
+        if (j->size <= CLEANUP_READ_MAX) {
                 /* One read, where a mapping costs its unmapping too, and a TLB flush on the other CPUs. The
                  * seals keep the size. */
                 j->content = malloc(j->size);
                 if (!j->content)
                         return log_oom();
-                if (content->bytes) {
-                        memcpy(j->content, content->bytes, j->size);
-                        return 0;
-                }
                 int r = pread_full(content->fd, j->content, j->size, 0);
                 if (r < 0)
                         return log_error_errno(r, "Failed to read the submitted message: %m");

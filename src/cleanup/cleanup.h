@@ -180,8 +180,10 @@ typedef struct CleanupHeaderAddress {
 struct CleanupJob {
         Cleanup *cleanup;
         sd_bus_message *request;
-        void *content;                  /* the submitted message, read or (larger than CLEANUP_READ_MAX) mapped */
+        void *content;                  /* the submitted message, read or (larger than CLEANUP_READ_MAX) mapped,
+                                         * or in the request itself (SubmitInline: borrowed, not to be freed) */
         bool mapped;
+        bool borrowed;
         size_t size;
 
         char *sender;
