@@ -1,5 +1,6 @@
 /* bus-util.c: the peer-to-peer sd-bus server every role that others call runs (bus-client.c holds the
  * client side), and small bus helpers. Run by qmgr, cleanup, rewrite, bounce and the delivery agents. */
+#include <poll.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <systemd/sd-id128.h>
@@ -29,15 +30,21 @@ struct BusServer {
         unsigned n_connections;
         bool limit_logged;
         BusConnection *connections;
+        sd_event_source *sweep;         /* while calls are in flight: replies that did not fit, flushed */
 };
 
 struct BusConnection {
         BusServer *server;
         sd_bus *bus;
         sd_event_source *io_source;
+        uint32_t io_events;             /* what io_source waits for */
         sd_event_source *auth_timer;
         BusConnection *prev, *next;
 };
+
+/* How often replies sent outside a handler that the socket did not take at once (a peer that does not read)
+ * are looked for while calls are in flight. */
+#define BUS_SERVER_SWEEP_USEC USEC_PER_SEC
 
 static void accept_resume(BusServer *s) {
         if (s->n_connections >= s->connection_limit || !s->accept_source)
@@ -75,21 +82,56 @@ static BusConnection *bus_connection_free(BusConnection *c) {
         return NULL;
 }
 
+/* A connection waits for input always, and for room to write only while sd-bus holds output that the socket
+ * did not take: a writable edge each time the peer reads a reply would wake us for nothing, once a call. */
+static void connection_update_events(BusConnection *c) {
+        int events = sd_bus_get_events(c->bus);
+        uint32_t want = EPOLLIN | EPOLLET | (events > 0 && (events & POLLOUT) ? EPOLLOUT : 0);
+
+        if (want != c->io_events && sd_event_source_set_io_events(c->io_source, want) >= 0)
+                c->io_events = want;
+}
+
+/* A reply sent later, from outside a handler, goes out at once as a rule; one that the socket did not take
+ * waits in sd-bus, and is found here within a second, while calls are in flight (not on every loop turn). */
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata) {
+        BusServer *s = userdata;
+
+        for (BusConnection *c = s->connections; c; c = c->next)
+                connection_update_events(c);
+        if (s->daemon->busy > 0) {
+                (void) sd_event_source_set_time_relative(source, BUS_SERVER_SWEEP_USEC);
+                (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+static void sweep_arm(BusServer *s) {
+        int enabled = SD_EVENT_OFF;
+
+        if (!s->sweep) {
+                if (sd_event_add_time_relative(s->daemon->event, &s->sweep, CLOCK_MONOTONIC, BUS_SERVER_SWEEP_USEC,
+                                               USEC_PER_SEC / 4, on_sweep, s) < 0)
+                        log_warning("Cannot arm the bus server's sweep: a reply that the socket cannot take at once "
+                                    "waits for the caller's next call.");
+                return;
+        }
+        if (sd_event_source_get_enabled(s->sweep, &enabled) >= 0 && enabled == SD_EVENT_OFF) {
+                (void) sd_event_source_set_time_relative(s->sweep, BUS_SERVER_SWEEP_USEC);
+                (void) sd_event_source_set_enabled(s->sweep, SD_EVENT_ONESHOT);
+        }
+}
+
 /* Each connection has its own edge-triggered io source, which processes the connection until it has
  * nothing left: no work per connection on loop turns that do not concern it (sd_bus_attach_event()
  * prepares every attached connection on every turn), and no message left waiting in sd-bus's buffer for
- * input that may never come. Writable edges flush replies sent later, from outside a handler. */
+ * input that may never come. */
 static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         BusConnection *c = userdata;
-        Daemon *d = c->server->daemon;
-        uint64_t queued;
+        BusServer *s = c->server;
+        Daemon *d = s->daemon;
         int r;
 
-        /* The writable edge that comes when the peer reads what we sent, with nothing queued to flush and no
-         * input (the last turn read all there was): nothing to do, not even a read that says so. */
-        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->auth_timer &&
-            sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued == 0)
-                return 0;
         /* Busy while it runs: the idle timer starts again after each call, however short. */
         daemon_busy_inc(d);
         do
@@ -101,7 +143,12 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
                 c->auth_timer = sd_event_source_disable_unref(c->auth_timer);
         if (r < 0 || sd_bus_is_open(c->bus) <= 0)
                 bus_connection_free(c);
+        else
+                connection_update_events(c);
         daemon_busy_dec(d);
+        /* A call still in flight answers later, maybe more than the socket takes. */
+        if (d->busy > 0)
+                sweep_arm(s);
         return 0;
 }
 
@@ -160,7 +207,9 @@ static int connection_start(BusServer *s, int cfd) {
             (r = s->setup(bus, s->userdata)) < 0 ||
             (r = sd_bus_start(bus)) < 0)
                 return r;
-        r = sd_event_add_io(s->daemon->event, &c->io_source, cfd, EPOLLIN | EPOLLOUT | EPOLLET, on_connection_io, c);
+        /* The handshake writes too: the first turn finds out what it waits for. */
+        c->io_events = EPOLLIN | EPOLLOUT | EPOLLET;
+        r = sd_event_add_io(s->daemon->event, &c->io_source, cfd, c->io_events, on_connection_io, c);
         if (r < 0)
                 return r;
         r = sd_event_add_time_relative(s->daemon->event, &c->auth_timer, CLOCK_MONOTONIC,
@@ -267,6 +316,7 @@ BusServer *bus_server_free(BusServer *s) {
         if (!s)
                 return NULL;
         s->accept_source = sd_event_source_disable_unref(s->accept_source);
+        s->sweep = sd_event_source_disable_unref(s->sweep);
         while (s->connections)
                 bus_connection_free(s->connections);
         free(s->allowed);
