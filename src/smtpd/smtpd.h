@@ -14,7 +14,7 @@
 
 /* Bytes read from a client at once; the input buffer holds one line of line_length_limit, its CRLF,
  * and one read. */
-#define SMTPD_READ_CHUNK (16U * 1024U)
+#define SMTPD_READ_CHUNK (64U * 1024U)
 /* Message content is converted into this buffer and written to the memory file from it. */
 #define SMTPD_DATA_CHUNK (64U * 1024U)
 
