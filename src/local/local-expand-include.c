@@ -11,12 +11,13 @@ int local_open_list_files(char *const *paths, size_t n, uid_t uid, gid_t gid, in
 
         if (real_root < 0)
                 real_root = getuid() == 0;
-        /* local's real ids are root's for good: the switch alone, without asking the kernel what they are.
-         * Not root (a test): mailbox_set_eugid(). */
-        r = real_root ? mailbox_switch_eugid(0, uid, gid) : mailbox_set_eugid(uid, gid);
+        /* local's real ids are root's for good: the switch alone, without asking the kernel what they are. It
+         * has no supplementary groups (local_setup() drops them), so the effective ids are all there is to
+         * switch. Not root (a test): mailbox_set_eugid(). */
+        r = real_root ? mailbox_switch_eugid(0, uid, gid, false) : mailbox_set_eugid(uid, gid);
         if (r < 0) {
                 if (real_root)
-                        (void) mailbox_switch_eugid(uid, 0, 0); /* what was switched before the failure */
+                        (void) mailbox_switch_eugid(uid, 0, 0, false); /* what was switched before the failure */
                 return r;
         }
         /* All under one switch of the effective ids. */
@@ -25,7 +26,7 @@ int local_open_list_files(char *const *paths, size_t n, uid_t uid, gid_t gid, in
                 if (ret_fds[k] < 0)
                         ret_fds[k] = -errno;
         }
-        r = real_root ? mailbox_switch_eugid(uid, 0, 0) : mailbox_set_eugid(0, 0);
+        r = real_root ? mailbox_switch_eugid(uid, 0, 0, false) : mailbox_set_eugid(0, 0);
         if (r < 0) {
                 /* local cannot go on with another's ids: what it opened is not trusted either. */
                 for (size_t k = 0; k < n; k++)

@@ -36,9 +36,11 @@
  * is linked into new/, and new/ after. Forwarded mail goes to cleanup over its socket, as root.
  * local takes the answers of workers and of the command process as untrusted: strict enhanced status codes
  * and escaped text of bounded length. */
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
+#include <unistd.h>
 
 #include "bus-util.h"
 #include "local.h"
@@ -127,6 +129,10 @@ static int local_setup(Daemon *d) {
         r = local_config_valid(d->config);
         if (r < 0)
                 return r;
+        /* No supplementary groups: while local reads a .forward or :include: file as its owner (switching the
+         * effective ids alone, local-expand-include.c), none of root's may give it access. */
+        if (getuid() == 0 && setgroups(0, NULL) < 0)
+                return log_error_errno(errno, "Failed to drop the supplementary groups: %m");
 
         r = get_user_uid("postbus", &postbus_uid);
         if (r < 0)

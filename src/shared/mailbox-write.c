@@ -136,13 +136,13 @@ int mailbox_set_eugid(uid_t uid, gid_t gid) {
                         return -EPERM;
                 return setegid(gid) < 0 ? -errno : 0;
         }
-        return mailbox_switch_eugid(euid, uid, gid);
+        return mailbox_switch_eugid(euid, uid, gid, true);
 }
 
-int mailbox_switch_eugid(uid_t from_uid, uid_t uid, gid_t gid) {
+int mailbox_switch_eugid(uid_t from_uid, uid_t uid, gid_t gid, bool groups) {
         if (from_uid != 0 && seteuid(0) < 0)
                 return -errno;
-        if (setgroups(1, &gid) < 0 || setegid(gid) < 0)
+        if ((groups && setgroups(1, &gid) < 0) || setegid(gid) < 0)
                 return -errno;
         if (uid != 0 && seteuid(uid) < 0)
                 return -errno;

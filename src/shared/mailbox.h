@@ -114,6 +114,7 @@ void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char
  * switch back. Nothing happens when they are already these. */
 int mailbox_set_eugid(uid_t uid, gid_t gid);
 /* The same switch without asking the kernel first, for a process whose real ids are root's and that knows its
- * effective uid (from_uid): three calls each way. */
-int mailbox_switch_eugid(uid_t from_uid, uid_t uid, gid_t gid);
+ * effective uid (from_uid): three calls each way, or two without groups, for a process that has no
+ * supplementary groups (its effective gid then stands for them). */
+int mailbox_switch_eugid(uid_t from_uid, uid_t uid, gid_t gid, bool groups);
 

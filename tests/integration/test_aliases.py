@@ -335,6 +335,29 @@ class Aliases(unittest.TestCase):
         self.assertIn("chmod go-w ~/.forward", explained)
         self.assertIsNone(mailbox_with("carol", m))
 
+    def test_forward_read_with_the_users_rights_only(self):
+        """local reads a .forward as its user, with no group of its own: a file only root's group may read
+        (owned by root, as a .forward may be) is not read through a symbolic link in the user's home."""
+        secret = os.path.join(INC_DIR, "root-group-only")
+        with open(secret, "w") as f:
+            f.write("carol\n")
+        os.chown(secret, 0, 0)
+        os.chmod(secret, 0o640)
+        pw = pwd.getpwnam("erin")
+        link = os.path.join(pw.pw_dir, ".forward")
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(secret, link)
+        try:
+            m = marker()
+            qid = pb.send(SENDER, ["erin@localhost"], f"Subject: for erin\n\n{m}\n")
+            pb.wait_until(lambda: mailbox_with("erin", m), what="erin's own mailbox")
+            warn = wait_local(qid, self.cursor, lambda r: "cannot be read" in r.get("MESSAGE", ""), "the warning")
+            self.assertIn("Permission denied", warn["MESSAGE"])
+            self.assertIsNone(mailbox_with("carol", m))
+        finally:
+            os.unlink(link)
+
     def test_delivered_to_loop_bounces(self):
         m = marker()
         body = f"Delivered-To: alice@localhost\nSubject: loop\n\n{m}\n"
