@@ -166,38 +166,17 @@ static const char *var_find(const char *const *vars, const char *name, size_t le
         return NULL;
 }
 
-typedef struct Out {
-        char *s;
-        size_t len, size;
-} Out;
-
-static int out_put(Out *o, const char *s, size_t n) {
-        if (n >= o->size - o->len) {
-                size_t size = MAX(o->size * 2, o->len + n + 64);
-                char *p = realloc(o->s, size);
-                if (!p)
-                        return -ENOMEM;
-                o->s = p;
-                o->size = size;
-        }
-        memcpy(o->s + o->len, s, n);
-        o->len += n;
-        o->s[o->len] = '\0';
-        return 0;
-}
-
 int local_expand_vars(const char *text, const char *const *vars, char **ret) {
-        Out o = {};
+        Buffer o = {};
         int r = 0;
 
-        r = out_put(&o, "", 0);
         for (const char *p = text; r >= 0 && *p;) {
                 const char *d = strchr(p, '$');
                 if (!d) {
-                        r = out_put(&o, p, strlen(p));
+                        r = buffer_append(&o, p, strlen(p));
                         break;
                 }
-                r = out_put(&o, p, (size_t) (d - p));
+                r = buffer_append(&o, p, (size_t) (d - p));
                 if (r < 0)
                         break;
                 p = d + 1;
@@ -214,11 +193,11 @@ int local_expand_vars(const char *text, const char *const *vars, char **ret) {
                 }
                 const char *value = strempty(var_find(vars, name, len));
                 if (!braced) {
-                        r = out_put(&o, value, strlen(value));
+                        r = buffer_append(&o, value, strlen(value));
                         continue;
                 }
                 if (*p == '}') {
-                        r = out_put(&o, value, strlen(value));
+                        r = buffer_append(&o, value, strlen(value));
                         p++;
                         continue;
                 }
@@ -240,15 +219,17 @@ int local_expand_vars(const char *text, const char *const *vars, char **ret) {
                         }
                         r = local_expand_vars(inner, vars, &x);
                         if (r >= 0)
-                                r = out_put(&o, x, strlen(x));
+                                r = buffer_append(&o, x, strlen(x));
                 }
                 p = e + 1;
         }
+        if (r >= 0)
+                r = buffer_append(&o, "", 1);   /* the result's NUL, also for an empty one */
         if (r < 0) {
-                free(o.s);
+                buffer_done(&o);
                 return r;
         }
-        *ret = o.s;
+        *ret = o.data;
         return 0;
 }
 

@@ -227,10 +227,11 @@ static bool quarantine_if_corrupt(QmgrMessage *m) {
 void qmgr_message_finish(QmgrMessage *m) {
         const Config *c = m->qmgr->daemon->config;
 
-        /* Marks left in memory for a file that goes now (qmgr_mark_done()); written when it does not. */
+        /* Marks left in memory for a file that goes now (qmgr_mark_done(), which found no bounce log then;
+         * one appended since sets had_logs); written when it does not. */
         if (m->marks_unwritten && (m->action != QMGR_ACTION_NONE || m->calls > 0 || m->entries > 0 ||
                                    !m->resolved || m->finishing || m->corrupt ||
-                                   queue_envelope_pending(m->envelope) > 0 || qmgr_bounce_logs_exist(m)))
+                                   queue_envelope_pending(m->envelope) > 0 || m->had_logs))
                 qmgr_marks_write(m);
 
         if (m->action != QMGR_ACTION_NONE && m->calls == 0 && !m->finishing && qmgr_control_apply(m))
