@@ -19,7 +19,7 @@ struct PipeCommand {
         int out_fd;                     /* its stdout and stderr; -EBADF at end of file */
         sd_event_source *in_source, *out_source, *child_source, *timer;
 
-        Buffer buf;                 /* what goes to stdin next: buf.data[written..len) */
+        Buffer buf;                     /* what goes to stdin next: buf.data[written..len) */
         size_t written;
         PipeCopy copy;
         int queue_fd;
