@@ -26,21 +26,23 @@ const char *cleanup_attr_get(char **attrs, const char *name) {
         return NULL;
 }
 
-/* Creates incoming/<ID>.tmp for the proposed queue ID (valid, or NULL), or a fresh one, that no queue holds
- * yet. */
+/* Creates incoming/<ID>.tmp for the proposed queue ID (valid, or NULL), or a fresh one. The rename that
+ * follows never takes a name that is there (queue_id_rename()); a proposed ID, which pickup offers again
+ * for a maildrop file it hands in a second time, is looked for first, so that the one in the headers is
+ * the one the file gets. */
 static int create_queue_file(Cleanup *c, const char *proposed, char id[static QUEUE_ID_SIZE],
                              char tmp[static QUEUE_ID_SIZE + 4]) {
         for (unsigned i = 0; i < CLEANUP_CREATE_ATTEMPTS; i++) {
-                if (i == 0 && proposed)
+                if (i == 0 && proposed) {
                         strcpy(id, proposed);
-                else {
+                        if (faccessat(c->incoming_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                                continue;
+                } else {
                         int r = queue_id_new(id);
                         if (r < 0)
                                 return r;
                 }
                 (void) snprintf(tmp, QUEUE_ID_SIZE + 4, "%s.tmp", id);
-                if (faccessat(c->incoming_fd, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-                        continue;
                 /* Group postbus (cleanup's group) may read and write it: qmgr, the queue's owner, marks its
                  * recipients done. The unit's UMask=0007 keeps it from others. */
                 int fd = openat(c->incoming_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);

@@ -1,7 +1,7 @@
 /* local-pool.c: runs in local, the long-lived process: the per-user workers (local-worker.c) as local sees
  * them: which worker a mailbox delivery goes to, forking one when its identity has none, handing it requests
- * several at a time (LOCAL_WORKER_BATCH) with the queue file as a descriptor, reading its answers in order, and
- * closing the idle ones. */
+ * several at a time (LOCAL_WORKER_BATCH) with the queue file inside (or as a descriptor when it is large),
+ * reading its answers in order, and closing the idle ones. */
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,7 +17,7 @@ typedef struct LocalPending {
         char *recipient;
         char *msg;
         size_t len;
-        int queue_fd;
+        int queue_fd;                   /* -EBADF: the queue file is in msg */
         bool own_fd;                    /* queue_fd is a copy of this request's; else the caller's, until sent */
 } LocalPending;
 
@@ -89,7 +89,7 @@ static void pending_done(LocalPending *q) {
 /* A request that waits to be sent holds a copy of the queue file's descriptor of its own: its call may end
  * meanwhile. One sent at once needs none (the socket holds the file), which saves a dup and a close. */
 static int pending_own(LocalPending *q) {
-        if (q->own_fd)
+        if (q->own_fd || q->queue_fd < 0)
                 return 0;
         q->queue_fd = fcntl(q->queue_fd, F_DUPFD_CLOEXEC, 3);
         if (q->queue_fd < 0)
@@ -136,6 +136,8 @@ static int worker_send(LocalWorker *w) {
         while (w->fd >= 0 && w->n_sent < w->n_pending && w->n_sent < LOCAL_WORKER_BATCH) {
                 q = w->pending + w->n_sent;
                 iov = (struct iovec) { .iov_base = q->msg, .iov_len = q->len };
+                mh.msg_control = q->queue_fd >= 0 ? &control : NULL;
+                mh.msg_controllen = q->queue_fd >= 0 ? sizeof control : 0;
                 c->cmsg_level = SOL_SOCKET;
                 c->cmsg_type = SCM_RIGHTS;
                 c->cmsg_len = CMSG_LEN(sizeof(int));
@@ -417,26 +419,34 @@ LocalPool *local_pool_free(LocalPool *p) {
         return mfree(p);
 }
 
-static int request_build(const MailboxMessage *m, const LocalPrivs *user, char **ret, size_t *ret_len) {
+/* The request for m into q; the queue file goes inside when local read it whole and it is small, else its
+ * descriptor goes with it. */
+static int request_build(const MailboxMessage *m, const LocalPrivs *user, LocalPending *q) {
         const char *f[] = { user->user, strempty(user->home), m->sender, m->recipient };
-        const LocalWorkHeader h = { .uid = user->uid, .gid = user->gid };
-        size_t len = sizeof h;
+        const QueueEnvelope *e = m->envelope;
+        const bool inside = e->file && e->file_size <= LOCAL_WORK_FILE_MAX;
+        const LocalWorkHeader h = { .uid = user->uid, .gid = user->gid,
+                                    .file_size = inside ? (uint32_t) e->file_size : 0 };
+        size_t len = sizeof h, off = sizeof h;
         char *buf;
 
         for (size_t k = 0; k < ELEMENTSOF(f); k++)
                 len += strlen(f[k]) + 1;
         if (len > LOCAL_WORK_MAX)
                 return -E2BIG;
-        buf = malloc(len);
+        buf = malloc(len + h.file_size);
         if (!buf)
                 return -ENOMEM;
         memcpy(buf, &h, sizeof h);
-        for (size_t k = 0, off = sizeof h; k < ELEMENTSOF(f); k++) {
+        for (size_t k = 0; k < ELEMENTSOF(f); k++) {
                 memcpy(buf + off, f[k], strlen(f[k]) + 1);
                 off += strlen(f[k]) + 1;
         }
-        *ret = buf;
-        *ret_len = len;
+        if (inside)
+                memcpy(buf + off, e->file, h.file_size);
+        q->msg = buf;
+        q->len = len + h.file_size;
+        q->queue_fd = inside ? -EBADF : m->queue_fd;
         return 0;
 }
 
@@ -447,11 +457,10 @@ int local_pool_deliver(LocalPool *p, const MailboxMessage *m, const LocalPrivs *
         LocalWorker *w = pool_find(p, &id);
         int r;
 
-        r = request_build(m, user, &q.msg, &q.len);
+        r = request_build(m, user, &q);
         if (r < 0)
                 return r;
         q.recipient = strdup(m->recipient);
-        q.queue_fd = m->queue_fd;
         if (!q.recipient) {
                 pending_done(&q);
                 return -ENOMEM;

@@ -1,7 +1,7 @@
 /* local-worker.c: runs in the per-user worker: a process forked by local once for a recipient's identity, which
  * takes that identity for good and then writes every delivery to that user's mailbox (mail spool or
- * home_mailbox) that local hands it over a socket: the queue file as a descriptor, and a request; it answers
- * with one result each, in order. The requests that wait when it comes to them are written together and made
+ * home_mailbox) that local hands it over a socket: a request with the queue file inside (or its descriptor);
+ * it answers with one result each, in order. The requests that wait when it comes to them are written together and made
  * durable together (one mbox lock and one fsync; or one sync of Maildir's new/) before any is answered. A
  * spool that only root can write has one worker that stays root (see local-pool.c). */
 #include <fcntl.h>
@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "command-util.h"
 #include "local.h"
 
 /* A user name that is safe as the last component of a path in the mail spool directory. */
@@ -70,15 +69,14 @@ static void results_fill(MailboxResult *ret, size_t n) {
                 ret[k] = ret[0];
 }
 
-void local_deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
-                        MailboxResult *ret) {
+static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
+                         uid_t worker_uid, gid_t worker_gid, MailboxResult *ret) {
         _cleanup_free_ char *path = NULL;
         const MailboxLocking locking = {
                 .attempts = (unsigned) c->deliver_lock_attempts,
                 .delay_usec = (uint64_t) c->deliver_lock_delay * USEC_PER_SEC,
                 .stale_usec = (uint64_t) c->stale_lock_time * USEC_PER_SEC,
         };
-        int r;
 
         if (!user_name_ok(pw->pw_name)) {
                 mailbox_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);
@@ -105,10 +103,11 @@ void local_deliver_user(const MailboxMessage *m, size_t n, const Config *c, cons
                 results_fill(ret, n);
                 return;
         }
-        /* In the home directory everything is done as the user, who owns it. */
-        r = become_user(pw->pw_name, pw->pw_uid, pw->pw_gid, NULL, 0);
-        if (r < 0) {
-                mailbox_result_set(ret, "4.3.0", "cannot switch to user %s: %s", pw->pw_name, strerror(-r));
+        /* In the home directory everything is done as the user, who owns it: the worker is that user (or
+         * root, for root). */
+        if (pw->pw_uid != worker_uid || pw->pw_gid != worker_gid) {
+                mailbox_result_set(ret, "4.3.0", "delivery process of uid %u cannot deliver as user %s",
+                                 (unsigned) worker_uid, pw->pw_name);
                 results_fill(ret, n);
                 return;
         }
@@ -151,7 +150,8 @@ static int worker_drop(const LocalWorkerId *id, const char *user) {
         return 0;
 }
 
-/* One request: the header, then user, home, sender and recipient, each NUL-terminated. */
+/* One request: the header, then user, home, sender and recipient, each NUL-terminated, then the queue file
+ * when it comes inside (h.file_size bytes). */
 static int request_parse(char *buf, size_t len, const char *f[static 4], LocalWorkHeader *ret) {
         size_t off = sizeof(LocalWorkHeader);
 
@@ -165,70 +165,88 @@ static int request_parse(char *buf, size_t len, const char *f[static 4], LocalWo
                 f[k] = buf + off;
                 off = (size_t) (nul - buf) + 1;
         }
-        return off == len ? 0 : -EBADMSG;
-}
-
-/* Receives a request and its queue file; 0 at the end (local closed the socket); -EAGAIN: none waits
- * (flags MSG_DONTWAIT). */
-static int worker_receive(int fd, int flags, char *buf, size_t size, size_t *ret_len, int *ret_queue_fd) {
-        union {
-                struct cmsghdr cmsghdr;
-                uint8_t buf[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct iovec iov = { .iov_base = buf, .iov_len = size };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-                             .msg_controllen = sizeof control };
-        int queue_fd = -EBADF;
-        ssize_t n;
-
-        do
-                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | flags);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-                        memcpy(&queue_fd, CMSG_DATA(c), sizeof(int));
-        if (n == 0) {
-                safe_close(queue_fd);
-                return 0;
-        }
-        if (queue_fd < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-                safe_close(queue_fd);
-                return -EBADMSG;
-        }
-        *ret_len = (size_t) n;
-        *ret_queue_fd = queue_fd;
-        return 1;
+        return len - off == ret->file_size ? 0 : -EBADMSG;
 }
 
 /* One request of a batch: what it asked for, and once done its result. */
 typedef struct WorkerRequest {
         char *buf;
         size_t len;
-        int queue_fd;
+        int queue_fd;                   /* or -EBADF: the file came inside */
         LocalWorkHeader h;
         const char *f[4];               /* user, home, sender, recipient */
         QueueEnvelope *env;             /* NULL: failed already, result set */
         MailboxResult result;
 } WorkerRequest;
 
+/* Receives the requests that wait, at least one (waited for) and at most LOCAL_WORKER_BATCH, in one call:
+ * written together, they are made durable together. Returns how many; 0 at the end (local closed the
+ * socket). A request that came damaged has its result set already. */
+static int worker_receive(int fd, char bufs[][LOCAL_WORK_MAX + LOCAL_WORK_FILE_MAX], WorkerRequest *q,
+                          bool *ret_end) {
+        union {
+                struct cmsghdr cmsghdr;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control[LOCAL_WORKER_BATCH];
+        struct iovec iov[LOCAL_WORKER_BATCH];
+        struct mmsghdr mm[LOCAL_WORKER_BATCH];
+        int n;
+
+        for (size_t k = 0; k < LOCAL_WORKER_BATCH; k++) {
+                iov[k] = (struct iovec) { .iov_base = bufs[k], .iov_len = LOCAL_WORK_MAX + LOCAL_WORK_FILE_MAX };
+                mm[k] = (struct mmsghdr) { .msg_hdr = { .msg_iov = iov + k, .msg_iovlen = 1,
+                                                        .msg_control = control + k,
+                                                        .msg_controllen = sizeof control[k] } };
+        }
+        /* MSG_WAITFORONE: the first is waited for, then what else has come is taken without waiting. */
+        do
+                n = recvmmsg(fd, mm, LOCAL_WORKER_BATCH, MSG_WAITFORONE | MSG_CMSG_CLOEXEC, NULL);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        *ret_end = n == 0;
+        for (int k = 0; k < n; k++) {
+                struct msghdr *mh = &mm[k].msg_hdr;
+                int queue_fd = -EBADF;
+
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+                            c->cmsg_len == CMSG_LEN(sizeof(int)))
+                                memcpy(&queue_fd, CMSG_DATA(c), sizeof(int));
+                if (mm[k].msg_len == 0) {
+                        /* The end: the kernel reads it once for every entry left. */
+                        safe_close(queue_fd);
+                        *ret_end = true;
+                        return k;
+                }
+                q[k] = (WorkerRequest) { .buf = bufs[k], .len = mm[k].msg_len, .queue_fd = queue_fd };
+                if ((mh->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+                    request_parse(q[k].buf, q[k].len, q[k].f, &q[k].h) < 0 ||
+                    (q[k].h.file_size == 0) != (queue_fd >= 0)) {
+                        q[k].queue_fd = safe_close(queue_fd);
+                        q[k].h.file_size = 0;
+                        mailbox_result_set(&q[k].result, "4.3.0", "malformed request to the delivery process");
+                }
+        }
+        return n;
+}
+
 /* Checks a request and reads its queue file; false when it failed (its result is set). */
 static bool worker_prepare(const LocalWorkerId *id, WorkerRequest *q) {
         int r;
 
-        if (request_parse(q->buf, q->len, q->f, &q->h) < 0) {
-                mailbox_result_set(&q->result, "4.3.0", "malformed request to the delivery process");
-                return false;
-        }
         /* A worker serves its own user alone (or, as root, the users of a spool only root can write). */
         if (id->uid != 0 && (q->h.uid != id->uid || q->h.gid != id->gid)) {
                 mailbox_result_set(&q->result, "4.3.0", "delivery process of uid %u asked to deliver as uid %u",
                                  (unsigned) id->uid, (unsigned) q->h.uid);
                 return false;
         }
-        struct stat st;
-        r = fstat(q->queue_fd, &st) < 0 ? -errno : queue_file_read_delivery(q->queue_fd, &st, &q->env);
+        if (q->h.file_size > 0)
+                r = queue_file_read_delivery_bytes(q->buf + q->len - q->h.file_size, q->h.file_size, &q->env);
+        else {
+                struct stat st;
+                r = fstat(q->queue_fd, &st) < 0 ? -errno : queue_file_read_delivery(q->queue_fd, &st, &q->env);
+        }
         if (r < 0) {
                 mailbox_result_set(&q->result, "4.3.0", "%s", r == -EBADMSG ? "queue file is corrupt"
                                                                           : "cannot read the queue file");
@@ -249,7 +267,7 @@ static void worker_deliver(const Config *c, const LocalWorkerId *id, WorkerReque
         bool ok[LOCAL_WORKER_BATCH];
 
         for (size_t k = 0; k < n; k++)
-                ok[k] = q[k].queue_fd >= 0 && worker_prepare(id, q + k);
+                ok[k] = (q[k].queue_fd >= 0 || q[k].h.file_size > 0) && worker_prepare(id, q + k);
         for (size_t k = 0; k < n;) {
                 size_t j = 0;
 
@@ -264,7 +282,7 @@ static void worker_deliver(const Config *c, const LocalWorkerId *id, WorkerReque
                         .pw_name = (char *) q[k].f[0], .pw_uid = q[k].h.uid, .pw_gid = q[k].h.gid,
                         .pw_dir = (char *) q[k].f[1],
                 };
-                local_deliver_user(m, j, c, &pw, res);
+                deliver_user(m, j, c, &pw, id->uid, id->gid, res);
                 for (size_t i = 0; i < j; i++)
                         q[k + i].result = res[i];
                 k += j;
@@ -272,9 +290,8 @@ static void worker_deliver(const Config *c, const LocalWorkerId *id, WorkerReque
 }
 
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user) {
-        static char bufs[LOCAL_WORKER_BATCH][LOCAL_WORK_MAX];
+        static char bufs[LOCAL_WORKER_BATCH][LOCAL_WORK_MAX + LOCAL_WORK_FILE_MAX];
         const LocalWorkerId me = *id;
-        int r;
 
         /* SIGTERM stays blocked as in local: a stop lets the write in progress finish; local then closes the
          * socket and the worker ends. */
@@ -291,28 +308,14 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
 
         for (bool end = false; !end;) {
                 WorkerRequest q[LOCAL_WORKER_BATCH];
-                size_t n = 0;
+                int n = worker_receive(fd, bufs, q, &end);
 
-                /* One request, waited for, then what else has come meanwhile: written together, they are
-                 * made durable together. */
-                while (n < LOCAL_WORKER_BATCH) {
-                        q[n] = (WorkerRequest) { .buf = bufs[n], .queue_fd = -EBADF };
-                        r = worker_receive(fd, n == 0 ? 0 : MSG_DONTWAIT, q[n].buf, LOCAL_WORK_MAX, &q[n].len,
-                                           &q[n].queue_fd);
-                        if (r == -EAGAIN)
-                                break;
-                        if (r == 0) {
-                                end = true;
-                                break;
-                        }
-                        if (r < 0)
-                                mailbox_result_set(&q[n].result, "4.3.0", "malformed request to the delivery process");
-                        n++;
-                }
-                worker_deliver(c, &me, q, n);
+                if (n < 0)
+                        _exit(EXIT_FAILURE);
+                worker_deliver(c, &me, q, (size_t) n);
                 /* The root worker of a spool switches its effective ids per delivery: back to root, or end. */
-                bool lost = me.uid == 0 && mailbox_set_eugid(0, 0) < 0;
-                for (size_t k = 0; k < n; k++) {
+                bool lost = n > 0 && me.uid == 0 && mailbox_set_eugid(0, 0) < 0;
+                for (int k = 0; k < n; k++) {
                         char reply[MAILBOX_RESULT_WIRE_MAX + 1];
                         size_t len = mailbox_result_format(&q[k].result, reply, sizeof reply);
 

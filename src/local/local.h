@@ -214,24 +214,20 @@ typedef struct LocalWorkerId {
 
 LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user);
 
-/* A request to a worker, one SOCK_SEQPACKET message with the queue file as SCM_RIGHTS: this header, then the
- * user's name, home, the sender and the recipient (for Delivered-To:), each NUL-terminated. The answer is a
- * result as mailbox_result_format() writes it. */
+/* A request to a worker, one SOCK_SEQPACKET message: this header, then the user's name, home, the sender and
+ * the recipient (for Delivered-To:), each NUL-terminated, then the queue file's file_size bytes. A queue file
+ * over LOCAL_WORK_FILE_MAX (or one local did not read whole) comes as a descriptor instead (SCM_RIGHTS), and
+ * file_size is 0. The answer is a result as mailbox_result_format() writes it. */
 typedef struct LocalWorkHeader {
         uint32_t uid;
         uint32_t gid;
+        uint32_t file_size;
 } LocalWorkHeader;
-#define LOCAL_WORK_MAX (16U * 1024U)
+#define LOCAL_WORK_MAX (16U * 1024U)            /* the header and the names */
+#define LOCAL_WORK_FILE_MAX (64U * 1024U)
 /* Most requests local has sent a worker and not had answered; the worker writes those that wait together
  * and makes them durable together (group commit) before it answers any. */
 #define LOCAL_WORKER_BATCH 16U
-
-/* Delivers n messages to the mailbox of pw (mail spool or home_mailbox), each with Delivered-To: its
- * recipient; ret[k] is the result of m[k]. An mbox takes them under one lock and one fsync, a Maildir
- * with one sync of new/. Runs in the
- * per-user worker. */
-void local_deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
-                        MailboxResult *ret);
 
 /* The worker's life: takes on id for good, then serves deliveries on fd until it is closed. */
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user);

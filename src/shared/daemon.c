@@ -1,9 +1,11 @@
 /* daemon.c: the common daemon skeleton, run by every role: start-up, signals (SIGHUP reloads the
  * configuration), the watchdog, passed sockets, and exit when idle. */
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
@@ -23,6 +25,58 @@ uint64_t now_realtime_usec(void) {
         struct timespec ts;
         (void) clock_gettime(CLOCK_REALTIME, &ts);
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* What a process keeps of its own and a fork()ed child must not take over: its ID, and random bytes. */
+static pid_t pid_cached;
+static struct {
+        uint8_t buf[256];
+        size_t left;                    /* unused, at the end of buf */
+} random_pool;
+
+static void forget_in_child(void) {
+        pid_cached = 0;
+        random_pool.left = 0;
+}
+
+static bool atfork_registered(void) {
+        static bool registered;
+
+        if (!registered)
+                registered = pthread_atfork(NULL, NULL, forget_in_child) == 0;
+        return registered;
+}
+
+pid_t getpid_cached(void) {
+        if (pid_cached != 0)
+                return pid_cached;
+        if (!atfork_registered())
+                return getpid();        /* not kept: a child would not know to forget it */
+        return pid_cached = getpid();
+}
+
+void random_bytes(void *p, size_t n) {
+        uint8_t *out = p;
+
+        while (n > 0) {
+                if (random_pool.left == 0) {
+                        ssize_t k = atfork_registered() ?
+                                getrandom(random_pool.buf, sizeof random_pool.buf, GRND_NONBLOCK) : -1;
+                        if (k != (ssize_t) sizeof random_pool.buf) {
+                                /* No entropy yet (early boot): the time and the process, as unique as they go. */
+                                uint64_t x = now_realtime_usec() ^ ((uint64_t) getpid() << 40) ^ (uintptr_t) p;
+                                for (size_t i = 0; i < n; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
+                                        out[i] = (uint8_t) (x >> 56);
+                                return;
+                        }
+                        random_pool.left = sizeof random_pool.buf;
+                }
+                size_t take = MIN(n, random_pool.left);
+                memcpy(out, random_pool.buf + sizeof random_pool.buf - random_pool.left, take);
+                random_pool.left -= take;
+                out += take;
+                n -= take;
+        }
 }
 
 int daemon_listen_fd(Daemon *d, const char *name) {

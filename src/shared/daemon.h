@@ -54,5 +54,12 @@ void daemon_busy_dec(Daemon *d);
 uint64_t now_monotonic_usec(void);
 uint64_t now_realtime_usec(void);
 
+/* getpid() without a system call after the first (glibc asks the kernel every time); a fork()ed child asks
+ * again. */
+pid_t getpid_cached(void);
+/* n random bytes (getrandom()) from a pool of the process's own, refilled 256 bytes at a time; a fork()ed
+ * child fills its own. Unique rather than secret: for names (queue IDs, Maildir files), not for keys. */
+void random_bytes(void *p, size_t n);
+
 #define USEC_PER_SEC 1000000ULL
 #define USEC_PER_MSEC 1000ULL

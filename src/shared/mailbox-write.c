@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -120,23 +119,42 @@ static void write_failed(MailboxResult *ret, const MailboxWriter *w, int r, cons
                 mailbox_result_set(ret, "4.3.0", "cannot read the queue file: %s", strerror(-r));
 }
 
+/* A process whose uids are one and not root's (a per-user worker) keeps them for good, and its effective
+ * gid moves only here: once the kernel has told them, they are known without asking again. */
+typedef struct FixedIds {
+        bool known;
+        uid_t uid;
+        gid_t egid;
+} FixedIds;
+static FixedIds fixed_ids;
+
 int mailbox_set_eugid(uid_t uid, gid_t gid) {
         uid_t ruid, euid, suid;
         gid_t rgid, egid, sgid;
 
-        /* Two calls tell all the ids (getuid(), geteuid() and getegid() are a system call each). */
-        if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
-                return -errno;
-        if (euid == uid && egid == gid)
-                return 0;
-        if (ruid != 0) {
-                /* A per-user worker: its uid is its own for good; its effective gid alone moves, between its
-                 * own and the saved one it was given (the group of a group-writable spool). */
-                if (uid != euid)
-                        return -EPERM;
-                return setegid(gid) < 0 ? -errno : 0;
+        if (!fixed_ids.known) {
+                /* Two calls tell all the ids (getuid(), geteuid() and getegid() are a system call each). */
+                if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0)
+                        return -errno;
+                if (ruid != 0 && ruid == euid && euid == suid)
+                        fixed_ids = (FixedIds) { .known = true, .uid = ruid, .egid = egid };
+                else if (euid == uid && egid == gid)
+                        return 0;
+                else
+                        return mailbox_switch_eugid(euid, uid, gid, true);
         }
-        return mailbox_switch_eugid(euid, uid, gid, true);
+        /* Its uid is its own for good; its effective gid alone moves, between its own and the saved one it
+         * was given (the group of a group-writable spool). */
+        if (uid != fixed_ids.uid)
+                return -EPERM;
+        if (gid == fixed_ids.egid)
+                return 0;
+        if (setegid(gid) < 0) {
+                fixed_ids.known = false;
+                return -errno;
+        }
+        fixed_ids.egid = gid;
+        return 0;
 }
 
 int mailbox_switch_eugid(uid_t from_uid, uid_t uid, gid_t gid, bool groups) {
@@ -179,7 +197,7 @@ static bool dotlock_orphaned(const char *lock_path) {
         long pid = strtol(buf, &end, 10);
         if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') || pid <= 1 || pid > INT32_MAX)
                 return false;
-        if ((pid_t) pid == getpid())
+        if ((pid_t) pid == getpid_cached())
                 return true;
         return kill((pid_t) pid, 0) < 0 && errno == ESRCH;
 }
@@ -193,7 +211,7 @@ static int dotlock_create(const char *lock_path) {
         _cleanup_free_ char *dir = NULL;
         _cleanup_close_ int fd = -EBADF;
         char pid[16], proc[32];
-        int len = snprintf(pid, sizeof pid, "%d\n", (int) getpid());
+        int len = snprintf(pid, sizeof pid, "%d\n", (int) getpid_cached());
         const char *slash = strrchr(lock_path, '/');
 
         dir = slash ? strndup(lock_path, (size_t) (slash - lock_path) + 1) : strdup(".");
@@ -496,10 +514,9 @@ static bool maildir_store(const MailboxMessage *m, const char *path, const char 
         uint64_t random;
         int r;
 
-        if (getrandom(&random, sizeof random, GRND_NONBLOCK) != (ssize_t) sizeof random)
-                random = now_monotonic_usec() ^ (uint64_t) getpid();
+        random_bytes(&random, sizeof random);
         w = calloc(1, sizeof(MailboxWriter));
-        if (!w || maildir_unique_name(now_realtime_usec(), getpid(), random, hostname, &name) < 0 ||
+        if (!w || maildir_unique_name(now_realtime_usec(), getpid_cached(), random, hostname, &name) < 0 ||
             asprintf(&tmp, "%stmp/%s", path, name) < 0 || asprintf(&new, "%snew/%s", path, name) < 0) {
                 mailbox_result_set(ret, "4.3.0", "out of memory");
                 return false;

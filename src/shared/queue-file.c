@@ -171,49 +171,80 @@ static int envelope_add(QueueEnvelope *e, RecordReader *rr, const Record *rec, s
         }
 }
 
-static int read_envelope(int fd, const struct stat *st, bool keep, QueueEnvelope **ret);
+static int envelope_read(RecordReader *rr, uint64_t size, QueueEnvelope **ret);
 
 int queue_file_read(int fd, QueueEnvelope **ret) {
+        _cleanup_(record_reader_done) RecordReader rr = {};
         struct stat st;
 
         if (fstat(fd, &st) < 0)
                 return -errno;
-        return read_envelope(fd, &st, false, ret);
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        record_reader_init_fd(&rr, &queue_file_format, fd, (uint64_t) st.st_size);
+        return envelope_read(&rr, (uint64_t) st.st_size, ret);
 }
 
 int queue_file_read_delivery(int fd, const struct stat *st, QueueEnvelope **ret) {
-        return read_envelope(fd, st, true, ret);
+        _cleanup_(record_reader_done) RecordReader rr = {};
+        QueueEnvelope *e;
+        int r;
+
+        if (!S_ISREG(st->st_mode))
+                return -EBADMSG;
+        record_reader_init_fd(&rr, &queue_file_format, fd, (uint64_t) st->st_size);
+        r = envelope_read(&rr, (uint64_t) st->st_size, &e);
+        if (r < 0)
+                return r;
+        if (rr.window && rr.window_off == 0 && rr.window_len == e->file_size)
+                e->file = TAKE_PTR(rr.window);
+        *ret = e;
+        return 0;
 }
 
-static int read_envelope(int fd, const struct stat *st, bool keep, QueueEnvelope **ret) {
+int queue_file_read_delivery_bytes(const void *file, size_t size, QueueEnvelope **ret) {
+        RecordReader rr;
+        unsigned char *copy = malloc(MAX(size, 1U));
+        QueueEnvelope *e;
+        int r;
+
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, file, size);
+        record_reader_init(&rr, &queue_file_format, copy, size);
+        r = envelope_read(&rr, size, &e);
+        if (r < 0) {
+                free(copy);
+                return r;
+        }
+        e->file = copy;
+        *ret = e;
+        return 0;
+}
+
+static int envelope_read(RecordReader *rr, uint64_t size, QueueEnvelope **ret) {
         _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
-        _cleanup_(record_reader_done) RecordReader rr = {};
         bool options_allowed = false;   /* the record before was 'R' or 'D' */
         size_t n_attrs = 0;
         Record rec;
         int r;
 
-        if (!S_ISREG(st->st_mode))
-                return -EBADMSG;
         e = calloc(1, sizeof(QueueEnvelope));
         if (!e)
                 return -ENOMEM;
-        e->file_size = (uint64_t) st->st_size;
+        e->file_size = size;
 
-        record_reader_init_fd(&rr, &queue_file_format, fd, e->file_size);
-        while ((r = record_reader_next(&rr, &rec)) > 0) {
+        while ((r = record_reader_next(rr, &rec)) > 0) {
                 /* The one rule of order the table cannot say: options belong to the recipient before. */
                 if (rec.type == QUEUE_REC_DSN_RECIPIENT_OPTIONS && !options_allowed)
                         return -EBADMSG;
-                r = envelope_add(e, &rr, &rec, &n_attrs);
+                r = envelope_add(e, rr, &rec, &n_attrs);
                 if (r < 0)
                         return r;
                 options_allowed = rec.type == QUEUE_REC_RECIPIENT || rec.type == QUEUE_REC_DONE;
         }
         if (r < 0)
                 return r;
-        if (keep && rr.window && rr.window_off == 0 && rr.window_len == e->file_size)
-                e->file = TAKE_PTR(rr.window);
         *ret = TAKE_PTR(e);
         return 0;
 }

@@ -91,6 +91,9 @@ int queue_file_read(int fd, QueueEnvelope **ret);
  * RECORD_READ_AHEAD) is kept in the envelope, and the content functions below read it from there. The
  * content never changes; only the envelope's done-marks do, which the agents do not read again. */
 int queue_file_read_delivery(int fd, const struct stat *st, QueueEnvelope **ret);
+/* The same over the bytes of a whole queue file that another process read and sent (local to its workers):
+ * the envelope keeps a copy of them, as it keeps a file read whole. */
+int queue_file_read_delivery_bytes(const void *file, size_t size, QueueEnvelope **ret);
 
 /* A reader of e's content from offset on (a record boundary in it, e.g. e->content_offset): over the bytes
  * kept in e, which must outlive it, or over fd. */

@@ -3,9 +3,9 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "daemon.h"
 #include "macro.h"
 #include "queue-id.h"
 
@@ -15,8 +15,7 @@ int queue_id_new(char ret[static QUEUE_ID_SIZE]) {
 
         if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
                 return -errno;
-        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t) sizeof rnd)
-                rnd = (uint32_t) ts.tv_nsec ^ ((uint32_t) getpid() << 12);
+        random_bytes(&rnd, sizeof rnd);
         (void) snprintf(ret, QUEUE_ID_SIZE, "%08llX%05lX%07X", (unsigned long long) ts.tv_sec & 0xFFFFFFFFULL,
                         (unsigned long) (ts.tv_nsec / 1000), rnd & 0xFFFFFFFU);
         return 0;
