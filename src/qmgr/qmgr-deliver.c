@@ -725,6 +725,7 @@ static void deliver_done(QmgrCall *c, sd_bus_message *reply, const char *error) 
         int r = 0;
         /* Before anything else: it may hold the message, and tells whether the agent is at fault. */
         QmgrAgentOutcome outcome = qmgr_agent_ended(e, c);
+        const bool transport_was_full = t->busy >= t->process_limit;
 
         if (!res) {
                 log_oom();
@@ -765,8 +766,8 @@ static void deliver_done(QmgrCall *c, sd_bus_message *reply, const char *error) 
         /* An agent that is down or died is no fault of the destination's (qmgr-agent.c). */
         if (outcome == QMGR_AGENT_ANSWERED)
                 qmgr_dest_feedback(d, success, why ?: (n > 0 ? res[0].text : error));
+        qmgr_schedule_run_dest(d, transport_was_full);
         qmgr_dest_release(d);                   /* d may be gone now */
-        qmgr_schedule_run(t);
         qmgr_agent_after(t->qmgr, t->agent_id);
 }
 

@@ -81,6 +81,8 @@ static QmgrPeer *peer_get(QmgrJob *j, QmgrDest *d) {
         p->dest_next = d->peers;
         if (d->peers)
                 d->peers->dest_prev = p;
+        else
+                d->peers_tail = p;
         d->peers = p;
         return p;
 }
@@ -100,6 +102,8 @@ static void peer_free(QmgrPeer *p) {
                 d->peers = p->dest_next;
         if (p->dest_next)
                 p->dest_next->dest_prev = p->dest_prev;
+        else
+                d->peers_tail = p->dest_prev;
         free(p);
         if (!j->peers)
                 job_free(j);
@@ -231,6 +235,34 @@ void qmgr_schedule_run(QmgrTransport *t) {
                         break;
                 qmgr_deliver_start(e);
         }
+        t->running = false;
+}
+
+/* After a delivery to d ended: d has a slot more, and unless its transport had none left (then any
+ * destination may take the freed one: the whole ring is looked at), no other destination does. So d alone
+ * starts what it may, its oldest message first, without a look at the others: a transport with hundreds of
+ * messages for busy destinations would otherwise go through them all after every delivery. */
+void qmgr_schedule_run_dest(QmgrDest *d, bool transport_was_full) {
+        QmgrTransport *t = d->transport;
+        uint64_t now = now_monotonic_usec();
+
+        if (transport_was_full) {
+                qmgr_schedule_run(t);
+                return;
+        }
+        if (t->running)
+                return;
+        t->running = true;
+        d->held++;      /* a delivery that ends at once, below, may leave d with nothing */
+        while (d->peers_tail && t->busy < t->process_limit && !qmgr_agent_blocked(t) &&
+               qmgr_dest_can_start(d, now)) {
+                QmgrPeer *p = d->peers_tail;
+
+                if (!qmgr_agent_may_start(t, p->job->message))
+                        break;  /* an agent's suspect waits its turn (qmgr_agent_after()) */
+                qmgr_deliver_start(peer_pop(p));
+        }
+        d->held--;
         t->running = false;
 }
 

@@ -373,7 +373,7 @@ static void dest_maybe_drop(QmgrDest *d) {
         QmgrTransport *t = d->transport;
         QmgrDest **p;
 
-        if (d->busy > 0 || d->peers || d->dead || d->not_before > now_monotonic_usec())
+        if (d->busy > 0 || d->held > 0 || d->peers || d->dead || d->not_before > now_monotonic_usec())
                 return;
         for (p = &t->dests[dest_hash(d->name)]; *p != d; p = &(*p)->hash_next)
                 ;

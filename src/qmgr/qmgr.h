@@ -107,7 +107,8 @@ struct QmgrDest {
         uint64_t not_before;            /* CLOCK_MONOTONIC usec: rate delay or dead until then */
         bool dead;
         char *dead_reason;
-        QmgrPeer *peers;                /* the messages with deliveries for it */
+        QmgrPeer *peers, *peers_tail;   /* the messages with deliveries for it, newest first */
+        unsigned held;                  /* looked at by qmgr_schedule_run_dest(): not dropped meanwhile */
         QmgrDest *hash_next;
 };
 
@@ -330,6 +331,7 @@ void qmgr_agent_after(Qmgr *q, int agent_id);
 /* qmgr-schedule.c: jobs, peers and entries; the choice of what to deliver next */
 int qmgr_schedule_add(QmgrMessage *m, QmgrTransport *t, const char *dest, const size_t *indices, size_t n);
 void qmgr_schedule_run(QmgrTransport *t);
+void qmgr_schedule_run_dest(QmgrDest *d, bool transport_was_full);
 void qmgr_schedule_run_all(Qmgr *q);
 /* A dead destination: every entry waiting for it is deferred now, without a try. */
 void qmgr_schedule_defer_dest(QmgrDest *d);

@@ -505,6 +505,18 @@ static int maildir_create(const char *path) {
         return 0;
 }
 
+/* Moves the file at tmp to new, which must not exist; -1 with errno set. */
+static int maildir_move(const char *tmp, const char *new) {
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, new, RENAME_NOREPLACE) >= 0)
+                return 0;
+        if (errno != EINVAL && errno != ENOSYS)
+                return -1;
+        if (link(tmp, new) < 0)
+                return -1;
+        (void) unlink(tmp);
+        return 0;
+}
+
 /* Writes m into tmp/, syncs it and links it into new/; true when it is there (ret says delivered), the sync of
  * new/ still to come. */
 static bool maildir_store(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
@@ -548,12 +560,12 @@ static bool maildir_store(const MailboxMessage *m, const char *path, const char 
                 write_failed(ret, w, r, tmp);
                 goto fail;
         }
-        /* link() never replaces an existing file, unlike rename(). */
-        if (link(tmp, new) < 0 && (errno != ENOENT || maildir_create(path) < 0 || link(tmp, new) < 0)) {
+        /* Never over an existing file: a rename that refuses to replace one, or where the file system has
+         * none such, link() and unlink(). */
+        if (maildir_move(tmp, new) < 0 && (errno != ENOENT || maildir_create(path) < 0 || maildir_move(tmp, new) < 0)) {
                 mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot link %s to %s: %m", tmp, new);
                 goto fail;
         }
-        (void) unlink(tmp);
         mailbox_result_set(ret, "2.0.0", "delivered to maildir");
         return true;
 fail:
