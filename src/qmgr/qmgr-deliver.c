@@ -627,21 +627,26 @@ static int deliver_build(QmgrCall *c, sd_bus_message *msg) {
         QmgrEntry *e = c->data;
         QmgrMessage *m = e->message;
         QmgrTransport *t = e->dest->transport;
+        const QueueEnvelope *env = m->envelope;
         _cleanup_close_ int owned_fd = -EBADF;
-        bool owned;
-        int fd = qmgr_message_fd(m, O_RDONLY, &owned), r;
+        bool owned = false;
+        int fd = -EBADF, r;
 
-        /* The agent gets a read-only descriptor (sd-bus passes a duplicate): it cannot change the queue file. */
-        if (fd < 0)
-                return fd;
-        if (owned)
-                owned_fd = fd;
+        /* The agent gets the file's bytes (DeliverInline), or a read-only descriptor (sd-bus passes a
+         * duplicate): it cannot change the queue file. */
+        if (!env->file) {
+                fd = qmgr_message_fd(m, O_RDONLY, &owned);
+                if (fd < 0)
+                        return fd;
+                if (owned)
+                        owned_fd = fd;
+        }
         /* VERP mail (one recipient per entry): the sender that names the recipient, for the agent's MAIL FROM,
          * Return-Path, $sender and anything it forwards. */
         _cleanup_free_ char *verp = NULL;
-        const char *delims = queue_envelope_attr(m->envelope, VERP_ATTR);
-        if (delims && e->n == 1 && !isempty(m->envelope->sender)) {
-                r = verp_sender(m->envelope->sender, delims, m->envelope->recipients[e->indices[0]].address, &verp);
+        const char *delims = queue_envelope_attr(env, VERP_ATTR);
+        if (delims && e->n == 1 && !isempty(env->sender)) {
+                r = verp_sender(env->sender, delims, env->recipients[e->indices[0]].address, &verp);
                 if (r == -ENOMEM)
                         return r;
                 /* Too long for an address (RFC 5321): the agents would refuse it, so the plain sender goes. */
@@ -650,8 +655,11 @@ static int deliver_build(QmgrCall *c, sd_bus_message *msg) {
                         verp = mfree(verp);
                 }
         }
-        r = sd_bus_message_append(msg, "hssss", fd, m->id, verp ?: m->envelope->sender, t->name,
-                                  strempty(m->routes[e->indices[0]].nexthop));
+        r = env->file ? sd_bus_message_append_array(msg, 'y', env->file, (size_t) env->file_size)
+                      : sd_bus_message_append(msg, "h", fd);
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "ssss", m->id, verp ?: env->sender, t->name,
+                                          strempty(m->routes[e->indices[0]].nexthop));
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(msg, 'a', "{ss}");
@@ -783,7 +791,7 @@ void qmgr_deliver_start(QmgrEntry *e) {
                 .message = e->message,
                 .path = DELIVERY_OBJECT_PATH,
                 .interface = DELIVERY_INTERFACE,
-                .member = "Deliver",
+                .member = e->message->envelope->file ? "DeliverInline" : "Deliver",
                 .build = deliver_build,
                 .done = deliver_done,
                 .timeout_usec = (uint64_t) q->daemon->config->daemon_timeout * USEC_PER_SEC,

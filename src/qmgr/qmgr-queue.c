@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
+#include "agent-bus.h"
 #include "log.h"
 #include "qmgr.h"
 
@@ -52,6 +53,8 @@ static QmgrMessage *message_free(QmgrMessage *m) {
         if (!m)
                 return NULL;
         message_close(m);
+        if (m->envelope->file)
+                m->qmgr->kept_file_bytes -= m->envelope->file_size;
         qmgr_schedule_message_free(m);
         qmgr_message_routes_free(m);
         queue_envelope_free(m->envelope);
@@ -112,6 +115,14 @@ static void quarantine(Qmgr *q, QueueName from, const char *id, int error) {
 int qmgr_message_open(QmgrMessage *m, int flags) {
         int fd = openat(m->qmgr->queue_fds[QUEUE_ACTIVE], m->id, flags | O_CLOEXEC | O_NOFOLLOW);
         return fd < 0 ? -errno : fd;
+}
+
+int qmgr_read_envelope(int fd, QueueEnvelope **ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        return queue_file_read_delivery(fd, &st, ret);
 }
 
 int qmgr_message_fd(QmgrMessage *m, int flags, bool *ret_owned) {
@@ -281,7 +292,7 @@ static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *r
         if (*env)
                 m->envelope = TAKE_PTR(*env);
         else {
-                r = queue_file_read(*fd, &m->envelope);
+                r = qmgr_read_envelope(*fd, &m->envelope);
                 if (r < 0) {
                         free(m);
                         if (r == -EBADMSG)
@@ -293,12 +304,6 @@ static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *r
                 }
         }
         m->qmgr = q;
-        /* Kept for the Deliver calls while few are: one open of the file for its whole delivery. */
-        if (q->n_kept_fds < QMGR_KEPT_FDS_MAX) {
-                m->fd = TAKE_FD(*fd);
-                q->n_kept_fds++;
-        } else
-                *fd = safe_close(*fd);
         m->new_mail = new_mail;
         memcpy(m->id, id, QUEUE_ID_SIZE);
         m->action = action;
@@ -310,6 +315,20 @@ static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *r
                         return log_oom();
                 }
         }
+        /* The file's bytes, when small, are kept for the DeliverInline calls while their total allows; else
+         * its descriptor is kept for the Deliver calls while few are: one read or one open of the file for
+         * its whole delivery. */
+        QueueEnvelope *e = m->envelope;
+        if (e->file && e->file_size <= DELIVERY_INLINE_MAX &&
+            q->kept_file_bytes + e->file_size <= QMGR_KEPT_FILE_BYTES_MAX)
+                q->kept_file_bytes += e->file_size;
+        else
+                e->file = mfree(e->file);
+        if (!e->file && q->n_kept_fds < QMGR_KEPT_FDS_MAX) {
+                m->fd = TAKE_FD(*fd);
+                q->n_kept_fds++;
+        } else
+                *fd = safe_close(*fd);
         unsigned h = id_hash(id);
         m->hash_next = q->by_id[h];
         q->by_id[h] = m;
@@ -390,7 +409,7 @@ int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction 
                  * read well takes the way through active, where load_active() sets it aside. */
                 new_mail = !qmgr_index_known(q, id);
                 fd = openat(q->queue_fds[QUEUE_INCOMING], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd >= 0 && queue_file_read(fd, &env) < 0) {
+                if (fd >= 0 && qmgr_read_envelope(fd, &env) < 0) {
                         env = NULL;
                         if (incoming_empty(q, fd, id))
                                 return 0;

@@ -19,6 +19,14 @@
  *               name=value of the master.cf line is passed as "o:name" = value.
  *   recipients  (index in the queue file's recipient list, address as resolved)
  *
+ * DeliverInline(ay queue_file, s queue_id, s sender, s transport, s nexthop, a{ss} options, a(us) recipients)
+ *      -> (a(ussss) results, a(sst) hosts)
+ *
+ *   The same, with the queue file's bytes inside the call (at most DELIVERY_INLINE_MAX) as qmgr read them,
+ *   instead of its descriptor: for a small file, which qmgr keeps in memory while the message is active,
+ *   the agent then neither checks, reads nor closes a descriptor, and qmgr passes none (sd-bus copies and
+ *   closes each one it sends).
+ *
  *   results     one per recipient given: (index, status, dsn, relay, text)
  *               status  "sent", "relayed", "passed", "deferred" or "bounced". "relayed" and "passed" are
  *                       sent too, to a next hop that is not the final one (the smtp agent, not lmtp):
@@ -53,6 +61,7 @@
  * this one (Postfix's connection caching on demand: the smtp agent keeps the session open for them). */
 #define DELIVERY_OPTION_BACKLOG "q:backlog"
 #define DELIVERY_INTERFACE "org.postbus.Delivery1"
+#define DELIVERY_INLINE_MAX (64U * 1024U)
 
 #define DELIVERY_STATUS_SENT "sent"
 #define DELIVERY_STATUS_RELAYED "relayed"

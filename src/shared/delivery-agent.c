@@ -236,13 +236,19 @@ static int read_recipients(sd_bus_message *m, DeliveryRequest *req, sd_bus_error
         return sd_bus_message_exit_container(m);
 }
 
-int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *error, DeliveryRequest **ret) {
+int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, bool inline_file, sd_bus_error *error,
+                         DeliveryRequest **ret) {
         _cleanup_(delivery_request_freep) DeliveryRequest *req = NULL;
         const char *queue_id, *sender, *transport, *nexthop;
         bool uses_transport = a->ops->options_max > 0;
-        int fd, r;
+        const void *file = NULL;
+        size_t file_size = 0;
+        int fd = -EBADF, r;
 
-        r = sd_bus_message_read(m, "hssss", &fd, &queue_id, &sender, &transport, &nexthop);
+        r = inline_file ? sd_bus_message_read_array(m, 'y', &file, &file_size)
+                        : sd_bus_message_read(m, "h", &fd);
+        if (r >= 0)
+                r = sd_bus_message_read(m, "ssss", &queue_id, &sender, &transport, &nexthop);
         if (r < 0)
                 return r;
         r = request_alloc(a, &req);
@@ -266,7 +272,9 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
         if (uses_transport && !nexthop_valid(nexthop))
                 return invalid(error, "Invalid next hop.");
         struct stat st;
-        r = bus_check_peer_fd(m, fd, PEER_FD_QUEUE_FILE, "queue file", &st, error);
+        if (inline_file && file_size > DELIVERY_INLINE_MAX)
+                return invalid(error, "Queue file too large to come inside the call.");
+        r = inline_file ? 0 : bus_check_peer_fd(m, fd, PEER_FD_QUEUE_FILE, "queue file", &st, error);
         if (r < 0)
                 return r;
 
@@ -281,7 +289,8 @@ int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *erro
         req->fd = fd;
         /* qmgr read the file before; if it is unreadable now, qmgr should look again rather than log a
          * deferral per recipient: the whole call fails. */
-        r = queue_file_read_delivery(req->fd, &st, &req->envelope);
+        r = inline_file ? queue_file_read_delivery_bytes(file, file_size, &req->envelope)
+                        : queue_file_read_delivery(req->fd, &st, &req->envelope);
         if (r < 0) {
                 const char *why = r == -EBADMSG ? "queue file is corrupt" : "cannot read the queue file";
                 log_mail(LOG_WARNING, req->queue_id, LOG_NO_FIELDS, "%s: %s", why, strerror(-r));
@@ -359,13 +368,12 @@ void delivery_request_finish(DeliveryRequest *req, DeliveryResultFunc result, bo
 
 /* ---- the service ---- */
 
-static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        DeliverySocket *sock = userdata;
+static int deliver(sd_bus_message *m, DeliverySocket *sock, bool inline_file, sd_bus_error *error) {
         DeliveryAgent *a = sock->agent;
         _cleanup_(delivery_request_freep) DeliveryRequest *req = NULL;
         int r;
 
-        r = delivery_request_new(a, m, error, &req);
+        r = delivery_request_new(a, m, inline_file, error, &req);
         if (r < 0 || sd_bus_error_is_set(error))
                 return r;
         req->socket_flags = sock->flags;
@@ -388,6 +396,14 @@ static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error
         return 1;
 }
 
+static int method_deliver(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return deliver(m, userdata, false, error);
+}
+
+static int method_deliver_inline(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return deliver(m, userdata, true, error);
+}
+
 static const sd_bus_vtable delivery_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Deliver",
@@ -395,6 +411,11 @@ static const sd_bus_vtable delivery_vtable[] = {
                                             "a{ss}", options, "a(us)", recipients),
                                 SD_BUS_RESULT("a(ussss)", results, "a(sst)", hosts),
                                 method_deliver, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DeliverInline",
+                                SD_BUS_ARGS("ay", queue_file, "s", queue_id, "s", sender, "s", transport, "s", nexthop,
+                                            "a{ss}", options, "a(us)", recipients),
+                                SD_BUS_RESULT("a(ussss)", results, "a(sst)", hosts),
+                                method_deliver_inline, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -36,7 +36,8 @@ struct DeliveryRequest {
         DeliveryAgent *agent;
         sd_bus_message *message;        /* answered by delivery_request_reply() */
         char queue_id[QUEUE_ID_SIZE];
-        int fd;                         /* the queue file: the call's descriptor, open while message is held */
+        int fd;                         /* the queue file: the call's descriptor, open while message is held;
+                                         * -EBADF for DeliverInline: the envelope holds the file's bytes */
         char *sender;
         char *transport;
         char *nexthop;
@@ -127,11 +128,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DeliveryAgent *, delivery_agent_free);
 /* Starts the requests in line while process slots are free. */
 void delivery_agent_dispatch(DeliveryAgent *a);
 
-/* Reads and checks a Deliver call: the arguments, the queue ID, the addresses, the queue file (a regular file,
- * readable, its envelope read) and each recipient's index in it. A call that is wrong fails with
- * org.postbus.Error.InvalidArguments; one whose queue file cannot be read now with TemporaryFailure, so that
- * qmgr looks at the file again. */
-int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, sd_bus_error *error, DeliveryRequest **ret);
+/* Reads and checks a Deliver call (or DeliverInline: inline): the arguments, the queue ID, the addresses, the
+ * queue file (a regular file, readable, its envelope read; or its bytes) and each recipient's index in it. A
+ * call that is wrong fails with org.postbus.Error.InvalidArguments; one whose queue file cannot be read now
+ * with TemporaryFailure, so that qmgr looks at the file again. */
+int delivery_request_new(DeliveryAgent *a, sd_bus_message *m, bool inline_file, sd_bus_error *error,
+                         DeliveryRequest **ret);
 DeliveryRequest *delivery_request_free(DeliveryRequest *req);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DeliveryRequest *, delivery_request_free);
 

@@ -142,6 +142,13 @@ int fsync_directory_of(const char *path) {
 }
 
 void close_fds_except(int a, int b) {
+        if (a < 0 || b < 0) {           /* one, or none */
+                a = b = MAX(a, b);
+                if (a < 0) {
+                        (void) close_range(3, ~0U, 0);
+                        return;
+                }
+        }
         unsigned lo = (unsigned) MIN(a, b), hi = (unsigned) MAX(a, b);
 
         if (lo > 3)

@@ -1,7 +1,7 @@
 """A truncated queue file is moved to corrupt/ with a journal record, and other mail still flows: found in
 incoming, in active (at qmgr's start), in deferred (at a queue run), and truncated while qmgr holds the
 message in active, where the agent finds it corrupt and qmgr, reading it again, sets it aside without
-blaming the destination."""
+blaming the destination (a file over 64 KiB; a smaller one goes to the agent from qmgr's memory, whole)."""
 import os
 import unittest
 
@@ -93,12 +93,13 @@ class Corrupt(unittest.TestCase):
 
     def test_truncated_while_held(self):
         """Truncated while qmgr holds it in active, waiting for local_destination_rate_delay: local finds it
-        corrupt, qmgr reads it again and sets it aside, and the next message to the same destination goes."""
+        corrupt, qmgr reads it again and sets it aside, and the next message to the same destination goes.
+        The file is over 64 KiB, so qmgr hands local its descriptor (Deliver), not its bytes."""
         pb.set_config(local_destination_rate_delay="8s")
         cursor = pb.journal_cursor()
         first = pb.send("a@example.org", ["gina@localhost"], "Subject: paces\n\nfirst\n")
         pb.wait_until(lambda: any(first in m for m in pb.mbox_messages("gina")), what="the first mail delivered")
-        held = pb.send("a@example.org", ["gina@localhost"], "Subject: held\n\n" + "line\n" * 300)
+        held = pb.send("a@example.org", ["gina@localhost"], "Subject: held\n\n" + "line\n" * 14000)
         path = os.path.join(SPOOL, "active", held)
         pb.wait_until(lambda: os.path.exists(path), what=f"{held} in active")
         os.truncate(path, os.path.getsize(path) // 2)
@@ -113,6 +114,27 @@ class Corrupt(unittest.TestCase):
         qmgr = pb.journal_messages(POSTBUS_ROLE="qmgr", since=cursor)
         self.assertFalse(any("status=deferred" in m for m in qmgr), qmgr)
         self.assertFalse(os.listdir(os.path.join(SPOOL, "defer")))
+
+    def test_small_truncated_while_held_delivered_whole(self):
+        """A small file is read once, when qmgr takes it into active, and its bytes go to local inside the call
+        (DeliverInline): truncated on disk after that, the message is still delivered whole, as cleanup wrote
+        it, and its file goes."""
+        pb.set_config(local_destination_rate_delay="8s")
+        corrupt_before = pb.busctl_get("Corrupt")
+        first = pb.send("a@example.org", ["gina@localhost"], "Subject: paces again\n\nfirst\n")
+        pb.wait_until(lambda: any(first in m for m in pb.mbox_messages("gina")), what="the first mail delivered")
+        body = "".join(f"line {i}\n" for i in range(300))
+        held = pb.send("a@example.org", ["gina@localhost"], "Subject: held small\n\n" + body)
+        path = os.path.join(SPOOL, "active", held)
+        pb.wait_until(lambda: os.path.exists(path), what=f"{held} in active")
+        os.truncate(path, os.path.getsize(path) // 2)
+
+        pb.wait_until(lambda: any(held in m for m in pb.mbox_messages("gina")), timeout=60, what="the held mail")
+        delivered = [m for m in pb.mbox_messages("gina") if held in m][0]
+        self.assertIn(body, delivered.replace("\r\n", "\n"))
+        pb.wait_until(lambda: not os.path.exists(path), what="its file gone")
+        self.assertFalse(os.path.exists(os.path.join(SPOOL, "corrupt", held)))
+        self.assertEqual(pb.busctl_get("Corrupt"), corrupt_before)
 
 
 if __name__ == "__main__":

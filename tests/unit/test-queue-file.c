@@ -215,6 +215,43 @@ TEST(truncated_anywhere) {
         close(fd);
 }
 
+/* The bytes of a whole file, as qmgr sends them in DeliverInline: the same envelope and content as the file
+ * read by descriptor, from a copy of the envelope's own; a cut anywhere, or bytes after the end, are refused
+ * as the file would be. */
+TEST(read_delivery_bytes) {
+        const char content[] = "Subject: inline\n\nbody\n";
+        int fd = write_sample(content, sizeof content - 1);
+        off_t size = lseek(fd, 0, SEEK_END);
+        char *file = malloc((size_t) size + 1), *scratch = malloc((size_t) size + 1);
+        ASSERT_EQ(pread(fd, file, (size_t) size, 0), size);
+        close(fd);
+
+        _cleanup_(queue_envelope_freep) QueueEnvelope *e = NULL;
+        memcpy(scratch, file, (size_t) size);
+        ASSERT_OK(queue_file_read_delivery_bytes(scratch, (size_t) size, &e));
+        ASSERT_EQ(e->file_size, (uint64_t) size);
+        ASSERT_EQ(e->n_recipients, 2);
+        ASSERT_STREQ(e->sender, "");
+        ASSERT_STREQ(e->recipients[1].address, "b@x");
+        memset(scratch, 0, (size_t) size);      /* the envelope has a copy of its own */
+        Collect c = { .buf = malloc(sizeof content) };
+        ASSERT_OK(queue_file_content_foreach(-EBADF, e, collect, &c));
+        ASSERT_EQ(c.len, sizeof content - 1);
+        ASSERT_TRUE(memcmp(c.buf, content, c.len) == 0);
+        free(c.buf);
+
+        for (size_t cut = 0; cut < (size_t) size; cut++) {
+                QueueEnvelope *x = NULL;
+                ASSERT_ERR(queue_file_read_delivery_bytes(file, cut, &x), EBADMSG);
+                ASSERT_TRUE(x == NULL);
+        }
+        file[size] = 'x';
+        QueueEnvelope *x = NULL;
+        ASSERT_ERR(queue_file_read_delivery_bytes(file, (size_t) size + 1, &x), EBADMSG);
+        free(file);
+        free(scratch);
+}
+
 TEST(bad_structure) {
         int fd = memfd_create("queue", MFD_CLOEXEC);
         QueueWriter *w = malloc(sizeof(QueueWriter));
@@ -344,6 +381,7 @@ int main(void) {
         RUN(read_delivery_keeps_small_files);
         RUN(long_line_spans_records);
         RUN(truncated_anywhere);
+        RUN(read_delivery_bytes);
         RUN(bad_structure);
         RUN(dsn_options);
         RUN(names);
