@@ -29,6 +29,7 @@ unit, opendkim, dnsmasq, the black hole's socket.
 """
 
 import argparse
+import glob
 import json
 import os
 import pwd
@@ -87,6 +88,13 @@ def add_local_users(rcpts):
             run("useradd", "--badname", "--create-home", "--shell", "/bin/sh", name)
 
 
+class Maildirs:
+    """Counts the messages in every local user's ~/Maildir/new (home_mailbox = Maildir/, --maildir)."""
+
+    def count(self):
+        return sum(len(os.listdir(d)) for d in glob.glob("/home/*/Maildir/new"))
+
+
 class Mailboxes:
     """Counts the messages in every mbox of MAIL_SPOOL (lines that start with "From "), reading only what was
     appended since the last count."""
@@ -128,6 +136,8 @@ class PostbusRelay(measure.Postbus):
                 f.write(f"{DOMAIN} smtp:{DOMAIN}:{SINK_PORT}\n")
             run("postbusctl", "map", "build", POSTBUS_TRANSPORT)
             params["transport_maps"] = f"hash:{POSTBUS_TRANSPORT}"
+        if self.args.maildir:
+            params["home_mailbox"] = "Maildir/"
         # BENCH_POSTBUS_PARAMS="name=value ...": postbus settings to try (Postfix keeps its own).
         for item in os.environ.get("BENCH_POSTBUS_PARAMS", "").split():
             name, _, value = item.partition("=")
@@ -183,6 +193,8 @@ local     unix  - n n - - local
         elif self.args.mode == "local":
             # mbox in /var/mail, as postbus; no comsat notice (postbus sends none)
             self.main_cf_extra += f"mail_spool_directory = {MAIL_SPOOL}\nbiff = no\n"
+            if self.args.maildir:
+                self.main_cf_extra += "home_mailbox = Maildir/\n"
         else:
             transport = os.path.join(self.etc, "transport")
             os.makedirs(self.etc, exist_ok=True)
@@ -537,6 +549,7 @@ def main():
     ap.add_argument("--sizes", default="1024,102400")
     ap.add_argument("--rcpt-point", default="10:200:10",
                     help="--local: SESSIONS:MESSAGES:RECIPIENTS, a point with several recipients per message")
+    ap.add_argument("--maildir", action="store_true", help="--local: to ~/Maildir/ (home_mailbox), not /var/mail")
     ap.add_argument("--messages", type=int, default=500, help="--blackhole: messages")
     ap.add_argument("--sessions", type=int, default=10, help="--blackhole: smtp-source sessions")
     ap.add_argument("--timeout", type=int, default=10, help="smtp_connect_timeout and smtp_helo_timeout, seconds")
@@ -569,7 +582,7 @@ def main():
                 s, m, r = (int(x) for x in args.rcpt_point.split(":"))
                 points += [(size, s, m, r) for size in (int(x) for x in args.sizes.split(","))]
             add_local_users(max(p[3] for p in points))
-            mailboxes = Mailboxes()
+            mailboxes = Maildirs() if args.maildir else Mailboxes()
         if args.mode == "dkim":
             dkim = OpenDKIM()
         postbus.setup()

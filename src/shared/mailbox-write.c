@@ -517,73 +517,113 @@ static int maildir_move(const char *tmp, const char *new) {
         return 0;
 }
 
-/* Writes m into tmp/, syncs it and links it into new/; true when it is there (ret says delivered), the sync of
- * new/ still to come. */
-static bool maildir_store(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {
-        _cleanup_free_ char *name = NULL, *tmp = NULL, *new = NULL;
+/* One message of a batch on its way through tmp/ into new/. */
+typedef struct MaildirFile {
+        char *tmp, *new;
+        int fd;                         /* tmp/'s file, written, until synced */
+} MaildirFile;
+
+static void maildir_file_done(MaildirFile *f) {
+        f->tmp = mfree(f->tmp);
+        f->new = mfree(f->new);
+        f->fd = safe_close(f->fd);
+}
+
+/* Writes m into a new file in tmp/, left open; false when it failed (ret says why, and it is gone). */
+static bool maildir_write(const MailboxMessage *m, const char *path, const char *hostname, MaildirFile *f,
+                          MailboxResult *ret) {
+        _cleanup_free_ char *name = NULL;
         _cleanup_free_ MailboxWriter *w = NULL;
-        _cleanup_close_ int fd = -EBADF;
         uint64_t random;
         int r;
 
         random_bytes(&random, sizeof random);
         w = calloc(1, sizeof(MailboxWriter));
         if (!w || maildir_unique_name(now_realtime_usec(), getpid_cached(), random, hostname, &name) < 0 ||
-            asprintf(&tmp, "%stmp/%s", path, name) < 0 || asprintf(&new, "%snew/%s", path, name) < 0) {
+            asprintf(&f->tmp, "%stmp/%s", path, name) < 0 || asprintf(&f->new, "%snew/%s", path, name) < 0) {
                 mailbox_result_set(ret, "4.3.0", "out of memory");
                 return false;
         }
 
         const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
-        fd = open(tmp, flags, 0600);
-        if (fd < 0 && errno == ENOENT) {
+        f->fd = open(f->tmp, flags, 0600);
+        if (f->fd < 0 && errno == ENOENT) {
                 r = maildir_create(path);
                 if (r < 0) {
                         mailbox_result_set(ret, errno_dsn(r, "4.2.0"), "cannot create maildir %s: %s", path,
                                          strerror(-r));
                         return false;
                 }
-                fd = open(tmp, flags, 0600);
+                f->fd = open(f->tmp, flags, 0600);
         }
-        if (fd < 0) {
-                mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create %s: %m", tmp);
+        if (f->fd < 0) {
+                mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot create %s: %m", f->tmp);
                 return false;
         }
-
-        w->fd = fd;
+        w->fd = f->fd;
         r = write_message(m, w, NULL);
-        if (r >= 0 && fsync(fd) < 0)
-                r = w->error = -errno;
-        if (r >= 0 && close(TAKE_FD(fd)) < 0)
-                r = w->error = -errno;
         if (r < 0) {
-                write_failed(ret, w, r, tmp);
+                write_failed(ret, w, r, f->tmp);
+                (void) unlink(f->tmp);
+                return false;
+        }
+        return true;
+}
+
+/* Syncs and closes the file written, then moves it into new/; true when it is there (ret says delivered), the
+ * sync of new/ still to come. */
+static bool maildir_commit(MaildirFile *f, const char *path, MailboxResult *ret) {
+        int r = 0;
+
+        if (fsync(f->fd) < 0)
+                r = -errno;
+        if (close(TAKE_FD(f->fd)) < 0 && r == 0)
+                r = -errno;
+        if (r < 0) {
+                mailbox_result_set(ret, errno_dsn(r, "4.3.0"), "cannot write %s: %s", f->tmp, strerror(-r));
                 goto fail;
         }
         /* Never over an existing file: a rename that refuses to replace one, or where the file system has
          * none such, link() and unlink(). */
-        if (maildir_move(tmp, new) < 0 && (errno != ENOENT || maildir_create(path) < 0 || maildir_move(tmp, new) < 0)) {
-                mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot link %s to %s: %m", tmp, new);
+        if (maildir_move(f->tmp, f->new) < 0 &&
+            (errno != ENOENT || maildir_create(path) < 0 || maildir_move(f->tmp, f->new) < 0)) {
+                mailbox_result_set(ret, errno_dsn(errno, "4.2.0"), "cannot link %s to %s: %m", f->tmp, f->new);
                 goto fail;
         }
         mailbox_result_set(ret, "2.0.0", "delivered to maildir");
         return true;
 fail:
-        (void) unlink(tmp);
+        (void) unlink(f->tmp);
         return false;
 }
 
 void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
                                    MailboxResult *ret) {
+        _cleanup_free_ MaildirFile *f = calloc(MAX(n, 1U), sizeof(MaildirFile));
+        _cleanup_free_ bool *ok = calloc(MAX(n, 1U), sizeof(bool));
         _cleanup_free_ char *new_dir = NULL;
         bool any = false;
         int r;
 
+        if (!f || !ok) {
+                for (size_t k = 0; k < n; k++)
+                        mailbox_result_set(ret + k, "4.3.0", "out of memory");
+                return;
+        }
+        /* All written first, then each synced and moved into new/, then new/ synced once: every file is on
+         * disk before its name is in new/, and that before any is reported delivered. Written together,
+         * the files go to disk in one journal commit, which the first fsync makes and the others find done. */
+        for (size_t k = 0; k < n; k++) {
+                f[k].fd = -EBADF;
+                ok[k] = maildir_write(m + k, path, hostname, f + k, ret + k);
+        }
         for (size_t k = 0; k < n; k++)
-                any = maildir_store(m + k, path, hostname, ret + k) || any;
+                if (ok[k])
+                        any = maildir_commit(f + k, path, ret + k) || any;
+        for (size_t k = 0; k < n; k++)
+                maildir_file_done(f + k);
         if (!any)
                 return;
-        /* One sync of new/ for every file linked into it: none is reported delivered before it. */
         r = asprintf(&new_dir, "%snew", path) < 0 ? -ENOMEM : fsync_directory(new_dir);
         if (r >= 0)
                 return;

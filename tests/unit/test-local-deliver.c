@@ -275,6 +275,14 @@ TEST(maildir_batch) {
         }
         closedir(d);
         ASSERT_EQ(seen, 7U);
+        /* Written together, moved one by one: nothing is left in tmp/. */
+        _cleanup_free_ char *tmp_sub = NULL;
+        ASSERT_TRUE(asprintf(&tmp_sub, "%stmp", dir) > 0);
+        d = opendir(tmp_sub);
+        ASSERT_TRUE(d);
+        while ((de = readdir(d)))
+                ASSERT_TRUE(de->d_name[0] == '.');
+        closedir(d);
         for (size_t k = 0; k < 3; k++)
                 queue_done(&q[k]);
 }
