@@ -1,9 +1,9 @@
 /* local-worker.c: runs in the per-user worker: a process forked by local once for a recipient's identity, which
  * takes that identity for good and then writes every delivery to that user's mailbox (mail spool or
  * home_mailbox) that local hands it over a socket: a request with the queue file inside (or its descriptor);
- * it answers with one result each, in order. The requests that wait when it comes to them are written together and made
- * durable together (one mbox lock and one fsync; or one sync of Maildir's new/) before any is answered. A
- * spool that only root can write has one worker that stays root (see local-pool.c). */
+ * it answers with one result each, in order. The requests that wait when it comes to them are written
+ * together and made durable together (one mbox lock and one fsync; or one sync of Maildir's new/) before any
+ * is answered. A spool that only root can write has one worker that stays root (see local-pool.c). */
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
