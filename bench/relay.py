@@ -136,8 +136,11 @@ class PostbusRelay(measure.Postbus):
                 f.write(f"{DOMAIN} smtp:{DOMAIN}:{SINK_PORT}\n")
             run("postbusctl", "map", "build", POSTBUS_TRANSPORT)
             params["transport_maps"] = f"hash:{POSTBUS_TRANSPORT}"
-        if self.args.maildir:
-            params["home_mailbox"] = "Maildir/"
+        if self.args.mode == "local":
+            # one mbox takes every round's messages: more than the default 50 MB
+            params["mailbox_size_limit"] = "0"
+            if self.args.maildir:
+                params["home_mailbox"] = "Maildir/"
         # BENCH_POSTBUS_PARAMS="name=value ...": postbus settings to try (Postfix keeps its own).
         for item in os.environ.get("BENCH_POSTBUS_PARAMS", "").split():
             name, _, value = item.partition("=")
@@ -192,7 +195,7 @@ local     unix  - n n - - local
                 self.main_cf_extra += f"smtpd_milters = {DKIM_SOCKET}\n"
         elif self.args.mode == "local":
             # mbox in /var/mail, as postbus; no comsat notice (postbus sends none)
-            self.main_cf_extra += f"mail_spool_directory = {MAIL_SPOOL}\nbiff = no\n"
+            self.main_cf_extra += f"mail_spool_directory = {MAIL_SPOOL}\nbiff = no\nmailbox_size_limit = 0\n"
             if self.args.maildir:
                 self.main_cf_extra += "home_mailbox = Maildir/\n"
         else:
@@ -501,6 +504,31 @@ def print_medians(rows, keys):
               f"{med['cpu_s_per_1000']:.2f} | {med['dkim']:.2f} | {med['peak_pss_kb'] / 1024:.1f} MiB | {med['other_load_cores']:.2f} |")
 
 
+def print_best(rows, keys):
+    """With more than one round: the best of each server over the rounds (the highest msg/s, the least CPU),
+    and their ratios. The host's noise (other tenants' time, which this VM counts as ours) only ever adds CPU
+    and takes rate, and a short measurement can fall wholly inside a burst of it: the best round is the
+    steadiest estimate of what the work itself costs, the median the one to expect on a busy day."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), {}).setdefault(r["server"], []).append(r)
+    if all(len(g) < 2 for p in groups.values() for g in p.values()):
+        return
+    print()
+    print(f"Best of {max(len(g) for p in groups.values() for g in p.values())} rounds, postbus / Postfix:")
+    print()
+    print("| " + " | ".join(keys) + " | msg/s | CPU s/1000 msg | rate ratio | CPU ratio |")
+    print("| " + " | ".join("---:" for _ in keys) + " | ---: | ---: | ---: | ---: |")
+    for key, p in sorted(groups.items()):
+        if "postbus" not in p or "Postfix" not in p:
+            continue
+        rate = {n: max(r["msgs_per_s"] for r in g) for n, g in p.items()}
+        cpu = {n: min(r["cpu_s_per_1000"] for r in g) for n, g in p.items()}
+        print("| " + " | ".join(str(v) for v in key) + f" | {rate['postbus']:.0f} / {rate['Postfix']:.0f} | "
+              f"{cpu['postbus']:.2f} / {cpu['Postfix']:.2f} | {rate['postbus'] / rate['Postfix']:.2f} | "
+              f"{cpu['postbus'] / cpu['Postfix']:.2f} |")
+
+
 def print_tables(rows, mode):
     if mode in ("relay", "local", "dkim"):
         rc = mode == "local"    # a column for the recipients per message
@@ -525,6 +553,7 @@ def print_tables(rows, mode):
                       f"{r['cpu_s_per_1000'] / other['cpu_s_per_1000']:.2f}, peak PSS "
                       f"{r['peak_pss_kb'] / max(other['peak_pss_kb'], 1):.2f}")
         print_medians(rows, ("size", "sessions", "rcpts"))
+        print_best(rows, ("size", "sessions", "rcpts"))
     else:
         print("| server | messages | sessions | time to deliver all | msg/s | connections to the black hole | "
               "CPU s/1000 msg | peak PSS | others |")
