@@ -4,6 +4,7 @@
  * it answers with one result each, in order. The requests that wait when it comes to them are written
  * together and made durable together (one mbox lock and one fsync; or one sync of Maildir's new/) before any
  * is answered. A spool that only root can write has one worker that stays root (see local-pool.c). */
+#include <assert.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -63,6 +64,11 @@ static void spool_identities(const char *spool, const struct passwd *pw, Mailbox
                 mb->create_gid = mode.mail_gid;
 }
 
+/* home_mailbox names a Maildir: the worker syncs its new/ once for all it stored (worker_sync_maildirs()). */
+static bool home_maildir(const Config *c) {
+        return !isempty(c->home_mailbox) && c->home_mailbox[strlen(c->home_mailbox) - 1] == '/';
+}
+
 /* The first result for all n. */
 static void results_fill(MailboxResult *ret, size_t n) {
         for (size_t k = 1; k < n; k++)
@@ -116,8 +122,8 @@ static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, con
                 results_fill(ret, n);
                 return;
         }
-        if (c->home_mailbox[strlen(c->home_mailbox) - 1] == '/') {
-                mailbox_deliver_maildir_batch(m, n, path, c->myhostname, ret);
+        if (home_maildir(c)) {
+                (void) mailbox_store_maildir_batch(m, n, path, c->myhostname, ret);
                 return;
         }
         const MailboxMbox mb = {
@@ -179,11 +185,11 @@ typedef struct WorkerRequest {
         MailboxResult result;
 } WorkerRequest;
 
-/* Receives the requests that wait, at least one (waited for) and at most LOCAL_WORKER_BATCH, in one call:
- * written together, they are made durable together. Returns how many; 0 at the end (local closed the
- * socket). A request that came damaged has its result set already. */
-static int worker_receive(int fd, char bufs[][LOCAL_WORK_MAX + LOCAL_WORK_FILE_MAX], WorkerRequest *q,
-                          bool *ret_end) {
+/* Receives the requests that wait, at most max, in one call: with MSG_WAITFORONE at least one, waited for;
+ * with MSG_DONTWAIT none if none waits. Written together, they are made durable together. Returns how many
+ * (*ret_end: local closed the socket). A request that came damaged has its result set already. */
+static int worker_receive(int fd, char bufs[][LOCAL_WORK_MAX + LOCAL_WORK_FILE_MAX], WorkerRequest *q, size_t max,
+                          int flags, bool *ret_end) {
         union {
                 struct cmsghdr cmsghdr;
                 uint8_t buf[CMSG_SPACE(sizeof(int))];
@@ -192,7 +198,8 @@ static int worker_receive(int fd, char bufs[][LOCAL_WORK_MAX + LOCAL_WORK_FILE_M
         struct mmsghdr mm[LOCAL_WORKER_BATCH];
         int n;
 
-        for (size_t k = 0; k < LOCAL_WORKER_BATCH; k++) {
+        assert(max <= LOCAL_WORKER_BATCH);
+        for (size_t k = 0; k < max; k++) {
                 iov[k] = (struct iovec) { .iov_base = bufs[k], .iov_len = LOCAL_WORK_MAX + LOCAL_WORK_FILE_MAX };
                 mm[k] = (struct mmsghdr) { .msg_hdr = { .msg_iov = iov + k, .msg_iovlen = 1,
                                                         .msg_control = control + k,
@@ -200,8 +207,10 @@ static int worker_receive(int fd, char bufs[][LOCAL_WORK_MAX + LOCAL_WORK_FILE_M
         }
         /* MSG_WAITFORONE: the first is waited for, then what else has come is taken without waiting. */
         do
-                n = recvmmsg(fd, mm, LOCAL_WORKER_BATCH, MSG_WAITFORONE | MSG_CMSG_CLOEXEC, NULL);
+                n = recvmmsg(fd, mm, (unsigned) max, flags | MSG_CMSG_CLOEXEC, NULL);
         while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EAGAIN && (flags & MSG_DONTWAIT))
+                return 0;
         if (n < 0)
                 return -errno;
         *ret_end = n == 0;
@@ -289,6 +298,26 @@ static void worker_deliver(const Config *c, const LocalWorkerId *id, WorkerReque
         }
 }
 
+/* Syncs the new/ of every Maildir that the requests stored into, once each, before any is answered. */
+static void worker_sync_maildirs(const Config *c, WorkerRequest *q, size_t n) {
+        bool synced[LOCAL_WORKER_BATCH] = {};
+
+        for (size_t k = 0; k < n; k++) {
+                _cleanup_free_ char *path = NULL;
+                int r;
+
+                if (synced[k] || !q[k].env || q[k].result.status != MAILBOX_STATUS_SENT)
+                        continue;
+                r = asprintf(&path, "%s/%s", q[k].f[1], c->home_mailbox) < 0 ? -ENOMEM : mailbox_sync_maildir(path);
+                for (size_t i = k; i < n; i++)
+                        if (q[i].env && q[i].result.status == MAILBOX_STATUS_SENT && streq(q[i].f[1], q[k].f[1])) {
+                                synced[i] = true;
+                                if (r < 0)
+                                        mailbox_maildir_sync_failed(&q[i].result, strna(path), r);
+                        }
+        }
+}
+
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user) {
         static char bufs[LOCAL_WORKER_BATCH][LOCAL_WORK_MAX + LOCAL_WORK_FILE_MAX];
         const LocalWorkerId me = *id;
@@ -308,11 +337,25 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
 
         for (bool end = false; !end;) {
                 WorkerRequest q[LOCAL_WORKER_BATCH];
-                int n = worker_receive(fd, bufs, q, &end);
+                int n = worker_receive(fd, bufs, q, LOCAL_WORKER_BATCH, MSG_WAITFORONE, &end);
 
                 if (n < 0)
                         _exit(EXIT_FAILURE);
                 worker_deliver(c, &me, q, (size_t) n);
+                /* Maildir: what came while these were written and synced joins them before the one sync of
+                 * new/. Its files' own fsync commits the names moved into new/ before it, so on a journalling
+                 * file system that sync finds little left to do: about one commit a message, not two, while
+                 * one user's mail comes one message after another. */
+                while (home_maildir(c) && !end && (size_t) n < LOCAL_WORKER_BATCH) {
+                        int k = worker_receive(fd, bufs + n, q + n, LOCAL_WORKER_BATCH - (size_t) n, MSG_DONTWAIT,
+                                               &end);
+                        if (k <= 0)
+                                break;
+                        worker_deliver(c, &me, q + n, (size_t) k);
+                        n += k;
+                }
+                if (home_maildir(c))
+                        worker_sync_maildirs(c, q, (size_t) n);
                 /* The root worker of a spool switches its effective ids per delivery: back to root, or end. */
                 bool lost = n > 0 && me.uid == 0 && mailbox_set_eugid(0, 0) < 0;
                 for (int k = 0; k < n; k++) {

@@ -597,18 +597,16 @@ fail:
         return false;
 }
 
-void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
-                                   MailboxResult *ret) {
+bool mailbox_store_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
+                                 MailboxResult *ret) {
         _cleanup_free_ MaildirFile *f = calloc(MAX(n, 1U), sizeof(MaildirFile));
         _cleanup_free_ bool *ok = calloc(MAX(n, 1U), sizeof(bool));
-        _cleanup_free_ char *new_dir = NULL;
         bool any = false;
-        int r;
 
         if (!f || !ok) {
                 for (size_t k = 0; k < n; k++)
                         mailbox_result_set(ret + k, "4.3.0", "out of memory");
-                return;
+                return false;
         }
         /* All written first, then each synced and moved into new/, then new/ synced once: every file is on
          * disk before its name is in new/, and that before any is reported delivered. Written together,
@@ -622,15 +620,30 @@ void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char
                         any = maildir_commit(f + k, path, ret + k) || any;
         for (size_t k = 0; k < n; k++)
                 maildir_file_done(f + k);
-        if (!any)
+        return any;
+}
+
+int mailbox_sync_maildir(const char *path) {
+        _cleanup_free_ char *new_dir = NULL;
+
+        return asprintf(&new_dir, "%snew", path) < 0 ? -ENOMEM : fsync_directory(new_dir);
+}
+
+void mailbox_maildir_sync_failed(MailboxResult *ret, const char *path, int error) {
+        /* The message may be there; a duplicate is better than a loss. */
+        if (ret->status == MAILBOX_STATUS_SENT)
+                mailbox_result_set(ret, "4.3.0", "cannot sync %snew: %s", path, strerror(-error));
+}
+
+void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
+                                   MailboxResult *ret) {
+        int r;
+
+        if (!mailbox_store_maildir_batch(m, n, path, hostname, ret))
                 return;
-        r = asprintf(&new_dir, "%snew", path) < 0 ? -ENOMEM : fsync_directory(new_dir);
-        if (r >= 0)
-                return;
-        for (size_t k = 0; k < n; k++)
-                if (ret[k].status == MAILBOX_STATUS_SENT)
-                        /* The message may be there; a duplicate is better than a loss. */
-                        mailbox_result_set(ret + k, "4.3.0", "cannot sync %snew: %s", path, strerror(-r));
+        r = mailbox_sync_maildir(path);
+        for (size_t k = 0; r < 0 && k < n; k++)
+                mailbox_maildir_sync_failed(ret + k, path, r);
 }
 
 void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const char *hostname, MailboxResult *ret) {

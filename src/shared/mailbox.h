@@ -109,6 +109,13 @@ void mailbox_deliver_maildir(const MailboxMessage *m, const char *path, const ch
  * before any is reported: ret[k] is the result of m[k]. */
 void mailbox_deliver_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
                                    MailboxResult *ret);
+/* Its two halves, for a caller that stores more before the sync: the files synced and in new/ (ret says
+ * delivered; true when any is), and the sync of new/ that must come before any of them is reported. When it
+ * fails, mailbox_maildir_sync_failed() turns each delivered result into a temporary failure. */
+bool mailbox_store_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
+                                 MailboxResult *ret);
+int mailbox_sync_maildir(const char *path);
+void mailbox_maildir_sync_failed(MailboxResult *ret, const char *path, int error);
 
 /* Switches the effective uid and gid (and the groups to gid alone); a process whose real uid is 0 can
  * switch back. Nothing happens when they are already these. */
