@@ -267,13 +267,38 @@ static bool pool_make_room(LocalPool *p) {
         return true;
 }
 
-static LocalWorker *pool_find(LocalPool *p, const LocalWorkerId *id) {
+/* The live worker of id with the fewest requests, and how many id has. */
+static LocalWorker *pool_find_counted(LocalPool *p, const LocalWorkerId *id, size_t *ret_n) {
+        LocalWorker *best = NULL;
+        size_t n = 0;
+
         for (size_t k = 0; k < p->n_workers; k++) {
                 LocalWorker *x = p->workers[k];
-                if (x->fd >= 0 && x->id.uid == id->uid && x->id.gid == id->gid && x->id.sgid == id->sgid)
-                        return x;
+                if (x->fd < 0 || x->id.uid != id->uid || x->id.gid != id->gid || x->id.sgid != id->sgid)
+                        continue;
+                n++;
+                if (!best || x->n_pending < best->n_pending)
+                        best = x;
         }
-        return NULL;
+        if (ret_n)
+                *ret_n = n;
+        return best;
+}
+
+static LocalWorker *pool_find(LocalPool *p, const LocalWorkerId *id) {
+        return pool_find_counted(p, id, NULL);
+}
+
+/* A Maildir takes no lock: while its user's worker is busy, a second one may write beside it, as two of
+ * Postfix's local processes do (local_destination_concurrency_limit is 2 by default), and their syncs go to
+ * disk together. An mbox keeps one worker, which writes what waits under one lock. */
+#define LOCAL_MAILDIR_WORKERS 2U
+
+static bool pool_wants_another(LocalPool *p, const LocalWorker *w, size_t n) {
+        const char *hm = p->daemon->config->home_mailbox;
+
+        return w->n_pending > 0 && n < LOCAL_MAILDIR_WORKERS && !isempty(hm) && hm[strlen(hm) - 1] == '/' &&
+               p->n_backlog == 0;
 }
 
 /* Puts q in line at w and sends it if w is idle; on success q is w's, whatever happens to w. */
@@ -454,7 +479,8 @@ int local_pool_deliver(LocalPool *p, const MailboxMessage *m, const LocalPrivs *
                        void *userdata) {
         const LocalWorkerId id = local_worker_id(p->daemon->config, user);
         LocalPending q = { .done = done, .userdata = userdata, .queue_fd = -EBADF };
-        LocalWorker *w = pool_find(p, &id);
+        size_t n_workers;
+        LocalWorker *w = pool_find_counted(p, &id, &n_workers), *second;
         int r;
 
         r = request_build(m, user, &q);
@@ -486,7 +512,9 @@ int local_pool_deliver(LocalPool *p, const MailboxMessage *m, const LocalPrivs *
                         pending_done(&q);
                         return r;
                 }
-        }
+        } else if (pool_wants_another(p, w, n_workers) && pool_make_room(p) &&
+                   worker_start(p, &id, id.uid == 0 ? "root" : user->user, &second) >= 0)
+                w = second;
         r = worker_queue(w, &q);
         if (r < 0)
                 pending_done(&q);

@@ -94,10 +94,12 @@ class LocalWorkers(unittest.TestCase):
                     st = os.stat(os.path.join(home, "Maildir", "new", n))
                     self.assertEqual(st.st_uid, pb.uid(u), n)
                     self.assertEqual(st.st_nlink, 1, n)
-            # one worker each, each its own user for good
+            # a worker or two each (a Maildir takes no lock: a second writes beside a busy first), each its
+            # own user for good
             local = main_pid()
             seen = sorted(uids(p)[0] for p in children(local))
-            self.assertEqual(seen, sorted([pb.uid("wanda"), pb.uid("xavier")]))
+            self.assertEqual(sorted(set(seen)), sorted([pb.uid("wanda"), pb.uid("xavier")]))
+            self.assertTrue(all(seen.count(u) <= 2 for u in seen), seen)
             for p in children(local):
                 self.assertEqual(len(set(uids(p))), 1, uids(p))
         finally:
