@@ -484,24 +484,40 @@ def fmt_parts(parts):
     return " ".join(f"{k} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
 
 
-def print_medians(rows, keys):
-    """With more than one round: the median of each figure over the rounds, per point and server."""
+def rounds_by_point(rows, keys):
+    """Each point's rows (the values of keys), per server, and the most rounds any has."""
     groups = {}
     for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys) + (r["server"],), []).append(r)
-    if all(len(g) < 2 for g in groups.values()):
+        groups.setdefault(tuple(r[k] for k in keys), {}).setdefault(r["server"], []).append(r)
+    return groups, max((len(g) for p in groups.values() for g in p.values()), default=0)
+
+
+def print_head(title, keys, columns):
+    """A title, then the head of a table whose first columns are keys (right-aligned) and then columns,
+    (name, alignment) pairs."""
+    print()
+    print(title)
+    print()
+    print("| " + " | ".join(list(keys) + [c for c, _ in columns]) + " |")
+    print("| " + " | ".join(["---:"] * len(keys) + [a for _, a in columns]) + " |")
+
+
+def print_medians(rows, keys):
+    """With more than one round: the median of each figure over the rounds, per point and server."""
+    groups, rounds = rounds_by_point(rows, keys)
+    if rounds < 2:
         return
-    print()
-    print(f"Medians of {max(len(g) for g in groups.values())} rounds:")
-    print()
-    print("| " + " | ".join(keys) + " | server | msg/s | CPU s/1000 msg | opendkim CPU s/1000 msg | peak PSS | others |")
-    print("| " + " | ".join("---:" for _ in keys) + " | --- | ---: | ---: | ---: | ---: | ---: |")
-    for key, g in sorted(groups.items()):
-        med = {f: statistics.median(r[f] for r in g)
-               for f in ("msgs_per_s", "cpu_s_per_1000", "peak_pss_kb", "other_load_cores")}
-        med["dkim"] = statistics.median(r.get("dkim_cpu_s_per_1000", 0.0) for r in g)
-        print("| " + " | ".join(str(v) for v in key[:-1]) + f" | {key[-1]} | {med['msgs_per_s']:.0f} | "
-              f"{med['cpu_s_per_1000']:.2f} | {med['dkim']:.2f} | {med['peak_pss_kb'] / 1024:.1f} MiB | {med['other_load_cores']:.2f} |")
+    print_head(f"Medians of {rounds} rounds:", keys,
+               [("server", "---"), ("msg/s", "---:"), ("CPU s/1000 msg", "---:"), ("opendkim CPU s/1000 msg", "---:"),
+                ("peak PSS", "---:"), ("others", "---:")])
+    for key, p in sorted(groups.items()):
+        for server, g in sorted(p.items()):
+            med = {f: statistics.median(r[f] for r in g)
+                   for f in ("msgs_per_s", "cpu_s_per_1000", "peak_pss_kb", "other_load_cores")}
+            med["dkim"] = statistics.median(r.get("dkim_cpu_s_per_1000", 0.0) for r in g)
+            print("| " + " | ".join(str(v) for v in key) + f" | {server} | {med['msgs_per_s']:.0f} | "
+                  f"{med['cpu_s_per_1000']:.2f} | {med['dkim']:.2f} | {med['peak_pss_kb'] / 1024:.1f} MiB | "
+                  f"{med['other_load_cores']:.2f} |")
 
 
 def print_best(rows, keys):
@@ -509,16 +525,11 @@ def print_best(rows, keys):
     and their ratios. The host's noise (other tenants' time, which this VM counts as ours) only ever adds CPU
     and takes rate, and a short measurement can fall wholly inside a burst of it: the best round is the
     steadiest estimate of what the work itself costs, the median the one to expect on a busy day."""
-    groups = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), {}).setdefault(r["server"], []).append(r)
-    if all(len(g) < 2 for p in groups.values() for g in p.values()):
+    groups, rounds = rounds_by_point(rows, keys)
+    if rounds < 2:
         return
-    print()
-    print(f"Best of {max(len(g) for p in groups.values() for g in p.values())} rounds, postbus / Postfix:")
-    print()
-    print("| " + " | ".join(keys) + " | msg/s | CPU s/1000 msg | rate ratio | CPU ratio |")
-    print("| " + " | ".join("---:" for _ in keys) + " | ---: | ---: | ---: | ---: |")
+    print_head(f"Best of {rounds} rounds, postbus / Postfix:", keys,
+               [("msg/s", "---:"), ("CPU s/1000 msg", "---:"), ("rate ratio", "---:"), ("CPU ratio", "---:")])
     for key, p in sorted(groups.items()):
         if "postbus" not in p or "Postfix" not in p:
             continue
