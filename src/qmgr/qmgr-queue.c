@@ -117,7 +117,8 @@ int qmgr_message_open(QmgrMessage *m, int flags) {
         return fd < 0 ? -errno : fd;
 }
 
-int qmgr_read_envelope(int fd, QueueEnvelope **ret) {
+/* A queue file's envelope, with the file's bytes when one read took it whole (queue_file_read_delivery()). */
+static int read_envelope(int fd, QueueEnvelope **ret) {
         struct stat st;
 
         if (fstat(fd, &st) < 0)
@@ -292,7 +293,7 @@ static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *r
         if (*env)
                 m->envelope = TAKE_PTR(*env);
         else {
-                r = qmgr_read_envelope(*fd, &m->envelope);
+                r = read_envelope(*fd, &m->envelope);
                 if (r < 0) {
                         free(m);
                         if (r == -EBADMSG)
@@ -409,7 +410,7 @@ int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction 
                  * read well takes the way through active, where load_active() sets it aside. */
                 new_mail = !qmgr_index_known(q, id);
                 fd = openat(q->queue_fds[QUEUE_INCOMING], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                if (fd >= 0 && qmgr_read_envelope(fd, &env) < 0) {
+                if (fd >= 0 && read_envelope(fd, &env) < 0) {
                         env = NULL;
                         if (incoming_empty(q, fd, id))
                                 return 0;

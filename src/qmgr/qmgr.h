@@ -261,9 +261,7 @@ int qmgr_message_open(QmgrMessage *m, int flags);
  * opened now if need be; *ret_owned set when it could not be kept, and the caller closes it. */
 #define QMGR_KEPT_FDS_MAX 256U
 int qmgr_message_fd(QmgrMessage *m, int flags, bool *ret_owned);
-/* A queue file's envelope, with the file's bytes when one read took it whole (queue_file_read_delivery()):
- * an active message keeps them for its DeliverInline calls while their total is at most this. */
-int qmgr_read_envelope(int fd, QueueEnvelope **ret);
+/* An active message keeps its file's bytes for its DeliverInline calls while their total is at most this. */
 #define QMGR_KEPT_FILE_BYTES_MAX (16U * 1024U * 1024U)
 double qmgr_message_delay(const QmgrMessage *m);
 int64_t qmgr_message_backoff(const QmgrMessage *m);

@@ -529,7 +529,8 @@ static void maildir_file_done(MaildirFile *f) {
         f->fd = safe_close(f->fd);
 }
 
-/* Writes m into a new file in tmp/, left open; false when it failed (ret says why, and it is gone). */
+/* Writes m into a new file in tmp/, left open; false when it failed (ret says why, and it is gone and
+ * closed). */
 static bool maildir_write(const MailboxMessage *m, const char *path, const char *hostname, MaildirFile *f,
                           MailboxResult *ret) {
         _cleanup_free_ char *name = NULL;
@@ -565,6 +566,7 @@ static bool maildir_write(const MailboxMessage *m, const char *path, const char 
         if (r < 0) {
                 write_failed(ret, w, r, f->tmp);
                 (void) unlink(f->tmp);
+                f->fd = safe_close(f->fd);
                 return false;
         }
         return true;
@@ -600,10 +602,9 @@ fail:
 bool mailbox_store_maildir_batch(const MailboxMessage *m, size_t n, const char *path, const char *hostname,
                                  MailboxResult *ret) {
         _cleanup_free_ MaildirFile *f = calloc(MAX(n, 1U), sizeof(MaildirFile));
-        _cleanup_free_ bool *ok = calloc(MAX(n, 1U), sizeof(bool));
         bool any = false;
 
-        if (!f || !ok) {
+        if (!f) {
                 for (size_t k = 0; k < n; k++)
                         mailbox_result_set(ret + k, "4.3.0", "out of memory");
                 return false;
@@ -613,10 +614,10 @@ bool mailbox_store_maildir_batch(const MailboxMessage *m, size_t n, const char *
          * the files go to disk in one journal commit, which the first fsync makes and the others find done. */
         for (size_t k = 0; k < n; k++) {
                 f[k].fd = -EBADF;
-                ok[k] = maildir_write(m + k, path, hostname, f + k, ret + k);
+                (void) maildir_write(m + k, path, hostname, f + k, ret + k);
         }
         for (size_t k = 0; k < n; k++)
-                if (ok[k])
+                if (f[k].fd >= 0)       /* written */
                         any = maildir_commit(f + k, path, ret + k) || any;
         for (size_t k = 0; k < n; k++)
                 maildir_file_done(f + k);
