@@ -82,14 +82,24 @@ static BusConnection *bus_connection_free(BusConnection *c) {
         return NULL;
 }
 
-/* A connection waits for input always, and for room to write only while sd-bus holds output that the socket
- * did not take: a writable edge each time the peer reads a reply would wake us for nothing, once a call. */
+/* A connection waits for input always (level-triggered: sd-bus reads a message and no more, so what is left
+ * stays in the socket and wakes the loop again), and for room to write only while sd-bus holds output that
+ * the socket did not take: waiting for it always would wake us each time the peer reads a reply. */
 static void connection_update_events(BusConnection *c) {
         int events = sd_bus_get_events(c->bus);
-        uint32_t want = EPOLLIN | EPOLLET | (events > 0 && (events & POLLOUT) ? EPOLLOUT : 0);
+        uint32_t want = EPOLLIN | (events > 0 && (events & POLLOUT) ? EPOLLOUT : 0);
 
         if (want != c->io_events && sd_event_source_set_io_events(c->io_source, want) >= 0)
                 c->io_events = want;
+}
+
+/* Whether sd-bus has work that no input will announce: a message it read ahead (while waiting for a reply), a
+ * call that timed out, or the steps of closing. Else the socket's readiness tells when to come back, and one
+ * more read to find it empty would be a wasted system call for every message. */
+static bool connection_has_work(BusConnection *c) {
+        uint64_t until;
+
+        return sd_bus_get_timeout(c->bus, &until) > 0 && until <= now_monotonic_usec();
 }
 
 /* A reply sent later, from outside a handler, goes out at once as a rule; one that the socket did not take
@@ -122,21 +132,22 @@ static void sweep_arm(BusServer *s) {
         }
 }
 
-/* Each connection has its own edge-triggered io source, which processes the connection until it has
- * nothing left: no work per connection on loop turns that do not concern it (sd_bus_attach_event()
- * prepares every attached connection on every turn), and no message left waiting in sd-bus's buffer for
- * input that may never come. */
+/* Each connection has its own io source: no work per connection on loop turns that do not concern it
+ * (sd_bus_attach_event() prepares every attached connection on every turn). */
 static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         BusConnection *c = userdata;
         BusServer *s = c->server;
         Daemon *d = s->daemon;
+        /* The handshake reads ahead, maybe into the first message: until it is over, sd-bus is asked until it
+         * has nothing left. */
+        bool drain = c->auth_timer;
         int r;
 
         /* Busy while it runs: the idle timer starts again after each call, however short. */
         daemon_busy_inc(d);
         do
                 r = sd_bus_process(c->bus, NULL);
-        while (r > 0);
+        while (r > 0 && (drain || connection_has_work(c)));
         if (r < 0 && r != -ENOTCONN && r != -ECONNRESET && r != -EPIPE)
                 log_debug_errno(r, "Failed to process a bus connection: %m");
         if (c->auth_timer && sd_bus_is_ready(c->bus) > 0)
@@ -207,8 +218,9 @@ static int connection_start(BusServer *s, int cfd) {
             (r = s->setup(bus, s->userdata)) < 0 ||
             (r = sd_bus_start(bus)) < 0)
                 return r;
-        /* The handshake writes too: the first turn finds out what it waits for. */
-        c->io_events = EPOLLIN | EPOLLOUT | EPOLLET;
+        /* sd_bus_start() may have read the peer's first words already, and the answer waits to be written: the
+         * first turn (the socket is writable) finds out what the connection waits for. */
+        c->io_events = EPOLLIN | EPOLLOUT;
         r = sd_event_add_io(s->daemon->event, &c->io_source, cfd, c->io_events, on_connection_io, c);
         if (r < 0)
                 return r;
