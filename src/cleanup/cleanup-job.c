@@ -39,6 +39,7 @@ CleanupJob *cleanup_job_free(CleanupJob *j) {
         free(j->queue);
         cleanup_job_header_addresses_free(j);
         free(j->hold);
+        free(j->sync.file);
         strv_free(j->prepend);
         free(j->filter);
         free(j->reject);
@@ -364,7 +365,7 @@ static void job_synced(CleanupSyncItem *item, void *userdata) {
                 log_warning("Queue ID collision in incoming: the message was queued as %s.", item->id);
         cleanup_message_log(item->id, j->sender, j->hold, j->message_id);
         (void) sd_bus_reply_method_return(j->request, "s", item->id);
-        cleanup_wake_qmgr(j->cleanup, item->id);
+        cleanup_wake_qmgr(j->cleanup, item->id, item->file, item->file_size);
         cleanup_job_free(j);
 }
 

@@ -12,6 +12,7 @@
 #include "format-util.h"
 #include "cleanup.h"
 #include "log.h"
+#include "queue-bus.h"
 #include "queue-file.h"
 #include "verp.h"
 
@@ -293,6 +294,17 @@ int cleanup_message_write(Cleanup *c, const CleanupRequest *req, CleanupSyncItem
                 return 0;
         }
         item->fd = TAKE_FD(fd);
+        /* A small file that went out in one write is still in the buffer: qmgr gets it with the wake-up, and
+         * need not open and read what was just written (without the copy, it does). */
+        size_t n;
+        const void *whole = record_writer_whole(w, &n);
+        if (whole && n <= QMGR_WAKE_INLINE_MAX) {
+                item->file = malloc(MAX(n, 1U));
+                if (item->file) {
+                        memcpy(item->file, whole, n);
+                        item->file_size = n;
+                }
+        }
         *ret_message_id = message_id ? log_escape(message_id, strlen(message_id)) : NULL;
         return 0;
 }
@@ -332,20 +344,23 @@ void cleanup_commit_done(Cleanup *c) {
 }
 
 /* qmgr scans incoming on start and every queue_run_delay anyway: a call that asks for no answer (qmgr's
- * sd-bus then sends none), so that a wake-up costs one message on the connection and no reply to read. */
-void cleanup_wake_qmgr(Cleanup *c, const char *id) {
+ * sd-bus then sends none), so that a wake-up costs one message on the connection and no reply to read. With
+ * the file's bytes (file not NULL), qmgr takes the message from them. */
+void cleanup_wake_qmgr(Cleanup *c, const char *id, const void *file, size_t file_size) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         sd_bus *bus;
         int r;
 
         r = bus_client_get(c->qmgr, &bus);
         if (r >= 0)
-                r = sd_bus_message_new_method_call(bus, &m, NULL, "/org/postbus/QueueManager1",
-                                                   "org.postbus.QueueManager1", "Wake");
+                r = sd_bus_message_new_method_call(bus, &m, NULL, QMGR_WAKE_OBJECT, QMGR_WAKE_INTERFACE,
+                                                   file ? "WakeInline" : "Wake");
         if (r >= 0)
                 r = sd_bus_message_set_expect_reply(m, false);
         if (r >= 0)
                 r = sd_bus_message_append(m, "s", id);
+        if (r >= 0 && file)
+                r = sd_bus_message_append_array(m, 'y', file, file_size);
         if (r >= 0)
                 r = sd_bus_send(bus, m, NULL);
         if (r < 0)

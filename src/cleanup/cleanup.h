@@ -32,6 +32,9 @@ struct CleanupSyncItem {
         bool collided;                  /* id changed */
         bool dir_failed;                /* error is the sync of incoming/'s (id was removed again) */
         int unlink_error;               /* ... and that removal's, or 0 */
+        void *file;                     /* not the sync's: the file's bytes, when one write took it whole and
+                                         * it is small, for qmgr's WakeInline; or NULL */
+        size_t file_size;
         void (*done)(CleanupSyncItem *item, void *userdata);
         void *userdata;
 };
@@ -138,7 +141,7 @@ void cleanup_header_scan_done(CleanupHeaderScan *s);
 /* cleanup-message.c */
 const char *cleanup_attr_get(char **attrs, const char *name);
 /* Best effort: qmgr finds the message on its next scan anyway. */
-void cleanup_wake_qmgr(Cleanup *c, const char *id);
+void cleanup_wake_qmgr(Cleanup *c, const char *id, const void *file, size_t file_size);
 
 /* A submission's content: a sealed memory file of size bytes (Submit), or the bytes of the call itself
  * (SubmitInline, fd negative). */

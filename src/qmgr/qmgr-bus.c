@@ -519,8 +519,27 @@ static const sd_bus_vtable queue_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+/* incoming/<id> is new. env: its envelope, from the bytes cleanup sent (taken over), or NULL. */
+static void wake(Qmgr *q, const char *id, QueueEnvelope *env) {
+        qmgr_queue_changed(q);          /* incoming has grown */
+        if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit && !qmgr_index_loading(q)) {
+                /* Read once, by the activation, which indexes and announces it (qmgr_queue_move_as()). */
+                if (env)
+                        (void) qmgr_queue_activate_new(q, id, env);
+                else
+                        (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
+                return;
+        }
+        /* It waits in incoming: indexed and announced now, and read when there is room. */
+        queue_envelope_free(env);
+        (void) qmgr_index_update(q, QUEUE_INCOMING, id, true);
+        if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit)
+                (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
+        else
+                q->rescan = true;
+}
+
 static int method_wake(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Qmgr *q = userdata;
         const char *id;
         int r;
 
@@ -530,18 +549,41 @@ static int method_wake(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         if (!queue_id_valid(id))
                 return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID.");
         r = sd_bus_reply_method_return(m, NULL);
-        qmgr_queue_changed(q);          /* incoming has grown */
-        if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit && !qmgr_index_loading(q))
-                /* Read once, by the activation, which indexes and announces it (qmgr_queue_move_as()). */
-                (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
-        else {
-                /* It waits in incoming: indexed and announced now. */
-                (void) qmgr_index_update(q, QUEUE_INCOMING, id, true);
-                if (q->n_messages < (unsigned) q->daemon->config->qmgr_message_active_limit)
-                        (void) qmgr_queue_activate(q, QUEUE_INCOMING, id);
-                else
-                        q->rescan = true;
-        }
+        wake(userdata, id, NULL);
+        return r;
+}
+
+/* The bytes are cleanup's own file, as it wrote it: taken from cleanup (or root) only, since another caller
+ * of this socket (pickup) could otherwise say what a file in incoming/ holds. In peer-to-peer mode the
+ * owner's credentials are the peer's, from SO_PEERCRED. */
+static bool from_cleanup(Qmgr *q, sd_bus_message *m) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+
+        return sd_bus_get_owner_creds(sd_bus_message_get_bus(m), SD_BUS_CREDS_EUID, &creds) >= 0 &&
+               sd_bus_creds_get_euid(creds, &uid) >= 0 && (uid == 0 || uid == q->cleanup_uid);
+}
+
+static int method_wake_inline(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Qmgr *q = userdata;
+        QueueEnvelope *env = NULL;
+        const void *file;
+        size_t size;
+        const char *id;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &id);
+        if (r >= 0)
+                r = sd_bus_message_read_array(m, 'y', &file, &size);
+        if (r < 0)
+                return r;
+        if (!queue_id_valid(id))
+                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID.");
+        r = sd_bus_reply_method_return(m, NULL);
+        /* What does not read as a whole queue file is read from the disk instead, and judged there. */
+        if (size > QMGR_WAKE_INLINE_MAX || !from_cleanup(q, m) || queue_file_read_delivery_bytes(file, size, &env) < 0)
+                env = NULL;
+        wake(q, id, env);
         return r;
 }
 
@@ -549,6 +591,8 @@ const sd_bus_vtable qmgr_wake_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Wake", SD_BUS_ARGS("s", queue_id), SD_BUS_NO_RESULT, method_wake,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("WakeInline", SD_BUS_ARGS("s", queue_id, "ay", queue_file), SD_BUS_NO_RESULT,
+                                method_wake_inline, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

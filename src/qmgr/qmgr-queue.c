@@ -277,7 +277,7 @@ static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *r
         QmgrMessage *m;
         int r;
 
-        if (*fd < 0) {
+        if (*fd < 0 && !*env) {
                 *fd = openat(q->queue_fds[QUEUE_ACTIVE], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                 if (*fd < 0) {
                         r = -errno;
@@ -325,7 +325,7 @@ static int load_active(Qmgr *q, const char *id, QmgrAction action, const char *r
                 q->kept_file_bytes += e->file_size;
         else
                 e->file = mfree(e->file);
-        if (!e->file && q->n_kept_fds < QMGR_KEPT_FDS_MAX) {
+        if (!e->file && *fd >= 0 && q->n_kept_fds < QMGR_KEPT_FDS_MAX) {
                 m->fd = TAKE_FD(*fd);
                 q->n_kept_fds++;
         } else
@@ -395,8 +395,10 @@ static bool incoming_empty(Qmgr *q, int fd, const char *id) {
         return true;
 }
 
-int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction action, const char *reason) {
-        _cleanup_(queue_envelope_freep) QueueEnvelope *env = NULL;
+/* given: the envelope of incoming/<id> from its file's bytes as cleanup sent them (taken over), or NULL. */
+static int activate(Qmgr *q, QueueName from, const char *id, QmgrAction action, const char *reason,
+                    QueueEnvelope *given) {
+        _cleanup_(queue_envelope_freep) QueueEnvelope *env = given;
         _cleanup_close_ int fd = -EBADF;
         bool new_mail = false;
         int r;
@@ -405,10 +407,11 @@ int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction 
                 return -EINVAL;
         if (qmgr_message_find(q, id))
                 return 0;
-        if (from == QUEUE_INCOMING) {
+        if (from == QUEUE_INCOMING)
+                new_mail = !qmgr_index_known(q, id);
+        if (from == QUEUE_INCOMING && !env) {
                 /* Read once, here, and the same descriptor delivers it after the move: a file that does not
                  * read well takes the way through active, where load_active() sets it aside. */
-                new_mail = !qmgr_index_known(q, id);
                 fd = openat(q->queue_fds[QUEUE_INCOMING], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
                 if (fd >= 0 && read_envelope(fd, &env) < 0) {
                         env = NULL;
@@ -451,6 +454,14 @@ int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction 
                 }
         }
         return load_active(q, active_id, action, reason, &fd, &env, new_mail);
+}
+
+int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction action, const char *reason) {
+        return activate(q, from, id, action, reason, NULL);
+}
+
+int qmgr_queue_activate_new(Qmgr *q, const char *id, QueueEnvelope *env) {
+        return activate(q, QUEUE_INCOMING, id, QMGR_ACTION_NONE, NULL, env);
 }
 
 /* Calls f for each valid queue ID in a queue directory; stops early when f returns > 0. */

@@ -15,10 +15,11 @@
 #include "address.h"
 #include "log.h"
 #include "qmgr.h"
+#include "queue-bus.h"
 
 static int qmgr_bus_server_setup(sd_bus *bus, void *userdata) {
-        return sd_bus_add_object_vtable(bus, NULL, "/org/postbus/QueueManager1", "org.postbus.QueueManager1",
-                                        qmgr_wake_vtable, userdata);
+        return sd_bus_add_object_vtable(bus, NULL, QMGR_WAKE_OBJECT, QMGR_WAKE_INTERFACE, qmgr_wake_vtable,
+                                        userdata);
 }
 
 static int on_scan_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -102,6 +103,8 @@ static int qmgr_setup(Daemon *d) {
                 return r;
         (void) qmgr_paused_load(q);
 
+        if (get_user_uid("postbus-cleanup", &q->cleanup_uid) < 0)
+                q->cleanup_uid = (uid_t) -1;    /* every wake-up reads its file */
         r = bus_server_serve(d, "qmgr", qmgr_bus_server_setup, q, &q->server);
         if (r == -ENOENT)
                 log_warning("No socket named \"qmgr\" was passed: new mail is found by scans only.");

@@ -211,6 +211,7 @@ struct Qmgr {
         AnswerCache resolve_cache;      /* its lasting answers: sender and recipient -> transport and next hop */
 
         BusServer *server;              /* the private socket: wake-ups from cleanup */
+        uid_t cleanup_uid;              /* whose WakeInline bytes are taken (besides root's); or (uid_t) -1 */
         sd_bus *system_bus;             /* org.postbus.Queue1 */
         sd_event_source *changed_timer; /* PropertiesChanged of the counts, at most once a second */
         sd_event_source *scan_timer;
@@ -238,6 +239,8 @@ void qmgr_hosts_free(Qmgr *q);
 /* qmgr-queue.c */
 int qmgr_queue_scan(Qmgr *q, QueueName which);
 int qmgr_queue_activate(Qmgr *q, QueueName from, const char *id);
+/* A new message in incoming/, from the bytes of its file as cleanup wrote them (WakeInline): taken over. */
+int qmgr_queue_activate_new(Qmgr *q, const char *id, QueueEnvelope *env);
 /* The same, with an action to do instead of delivering (bounce now). */
 int qmgr_queue_activate_for(Qmgr *q, QueueName from, const char *id, QmgrAction action, const char *reason);
 /* Moves a file between queue directories and keeps the index current. */

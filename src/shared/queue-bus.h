@@ -112,3 +112,14 @@
  * bounce are counted and take effect when the deliveries in progress have ended (as Postfix's
  * postsuper does); recipients delivered meanwhile stay delivered.
  */
+
+/* org.postbus.QueueManager1 on qmgr's private socket (/run/postbus/qmgr), which only cleanup and pickup may
+ * reach. Calls that expect no answer:
+ *   Wake(s queue_id): incoming/<queue_id> is new and on disk; qmgr reads it.
+ *   WakeInline(s queue_id, ay queue_file): the same with the file's bytes (at most QMGR_WAKE_INLINE_MAX) as
+ *     cleanup wrote them, so that qmgr does not open and read the file just written. qmgr takes them only
+ *     from cleanup (its unit's user, or root); from another caller, or when they do not read as a whole
+ *     queue file, it reads the file as for Wake. */
+#define QMGR_WAKE_OBJECT "/org/postbus/QueueManager1"
+#define QMGR_WAKE_INTERFACE "org.postbus.QueueManager1"
+#define QMGR_WAKE_INLINE_MAX (64U * 1024U)

@@ -201,6 +201,7 @@ void record_writer_init(RecordWriter *w, int fd) {
         w->fd = fd;
         w->len = 0;
         w->written = 0;
+        w->last = 0;
 }
 
 int record_writer_flush(RecordWriter *w) {
@@ -209,8 +210,16 @@ int record_writer_flush(RecordWriter *w) {
         if (k < 0)
                 return k;
         w->written += w->len;
+        w->last = w->len;
         w->len = 0;
         return 0;
+}
+
+const void *record_writer_whole(const RecordWriter *w, size_t *ret_len) {
+        if (w->len != 0 || w->written != w->last)
+                return NULL;
+        *ret_len = w->last;
+        return w->buf;
 }
 
 uint64_t record_writer_offset(const RecordWriter *w) {

@@ -88,6 +88,7 @@ typedef struct RecordWriter {
         int fd;
         size_t len;
         uint64_t written;
+        size_t last;                    /* bytes of the last flush */
         char buf[RECORD_MAX + RECORD_HEADER];
 } RecordWriter;
 
@@ -101,3 +102,5 @@ int record_writer_split(RecordWriter *w, char type, const void *data, size_t len
 int record_writer_flush(RecordWriter *w);
 /* Offset the next record will have. */
 uint64_t record_writer_offset(const RecordWriter *w);
+/* After the last flush: everything written, when one flush wrote it all (still in the buffer), else NULL. */
+const void *record_writer_whole(const RecordWriter *w, size_t *ret_len);

@@ -372,6 +372,8 @@ TEST(writer) {
         ASSERT_OK(fstat(fd, &st));
         ASSERT_EQ(st.st_size, end);
         ASSERT_EQ(w->len, 0);
+        size_t whole_len;
+        ASSERT_TRUE(record_writer_whole(w, &whole_len) == NULL);        /* several flushes wrote it */
 
         RecordReader r;
         Record rec;
@@ -401,6 +403,33 @@ TEST(writer) {
         ASSERT_EQ(record_reader_next(&r, &rec), 0);
         record_reader_done(&r);
         free(data);
+        free(w);
+        close(fd);
+}
+
+/* A file written by one flush is still whole in the buffer, byte for byte what the file holds. */
+TEST(writer_whole) {
+        int fd = memfd_create("record", MFD_CLOEXEC);
+        RecordWriter *w = malloc(sizeof(RecordWriter));
+        char file[64];
+        const void *whole;
+        size_t len;
+
+        ASSERT_TRUE(fd >= 0 && w);
+        record_writer_init(w, fd);
+        ASSERT_OK(record_writer_record(w, 'H', "head", 4));
+        ASSERT_TRUE(record_writer_whole(w, &len) == NULL);              /* not flushed yet */
+        ASSERT_OK(record_writer_split(w, 'c', "body\n", 5));
+        ASSERT_OK(record_writer_flush(w));
+        whole = record_writer_whole(w, &len);
+        ASSERT_TRUE(whole != NULL);
+        ASSERT_EQ(len, 2 * RECORD_HEADER + 9);
+        ASSERT_EQ(pread(fd, file, sizeof file, 0), (ssize_t) len);
+        ASSERT_TRUE(memcmp(whole, file, len) == 0);
+        /* A second flush: the buffer holds only its part. */
+        ASSERT_OK(record_writer_record(w, 'Z', NULL, 0));
+        ASSERT_OK(record_writer_flush(w));
+        ASSERT_TRUE(record_writer_whole(w, &len) == NULL);
         free(w);
         close(fd);
 }
@@ -581,6 +610,7 @@ int main(void) {
         RUN(trailing);
         RUN(content_walk);
         RUN(writer);
+        RUN(writer_whole);
         RUN(read_ahead);
         RUN(golden_queue_file);
         return 0;
