@@ -51,10 +51,17 @@ static int policy_request(SmtpdCheckContext *ctx, char *buf, size_t size) {
         const Config *config = ctx->cs->checks->config;
         char count[16], port[8], sport[8], bits[16], sz[24];
         bool peer = in->peer != NULL;
+        struct sockaddr_storage local;
+        socklen_t local_len = sizeof local;
+        SmtpdAddress server;
+        /* Asked here, not for every connection: most sites have no policy service. */
+        bool have_server = in->server_fd >= 0 &&
+                           getsockname(in->server_fd, (struct sockaddr *) &local, &local_len) >= 0 &&
+                           smtpd_address_from_sockaddr((struct sockaddr *) &local, local_len, &server) >= 0;
 
         (void) snprintf(count, sizeof count, "%u", in->recipient_count);
         (void) snprintf(port, sizeof port, "%u", (unsigned) in->client->port);
-        (void) snprintf(sport, sizeof sport, "%u", in->server ? (unsigned) in->server->port : 0U);
+        (void) snprintf(sport, sizeof sport, "%u", have_server ? (unsigned) server.port : 0U);
         (void) snprintf(bits, sizeof bits, "%d", in->tls_bits);
         (void) snprintf(sz, sizeof sz, "%" PRIu64, in->size);
 
@@ -86,8 +93,8 @@ static int policy_request(SmtpdCheckContext *ctx, char *buf, size_t size) {
                 { "stress", NULL },
                 { "client_port", port },
                 { "policy_context", config->smtpd_policy_service_policy_context },
-                { "server_address", in->server ? in->server->text : NULL },
-                { "server_port", in->server ? sport : NULL },
+                { "server_address", have_server ? server.text : NULL },
+                { "server_port", have_server ? sport : NULL },
                 { "compatibility_level", config->compatibility_level },
                 { "mail_version", POSTBUS_VERSION },
         };

@@ -180,7 +180,7 @@ typedef struct SmtpdCheckInput {
         uint64_t size;                  /* MAIL ... SIZE= */
         const char *tls_protocol, *tls_cipher;
         int tls_bits;
-        const SmtpdAddress *server;     /* the local end of the connection */
+        int server_fd;                  /* the connection, whose local end a policy request names; or -1 */
 } SmtpdCheckInput;
 
 /* Each returns 0 when the command may go on, or 1 with the reply ("554 5.7.1 ...", no CRLF) in reply

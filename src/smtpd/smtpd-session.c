@@ -229,7 +229,7 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
                 .tls_protocol = s->tls ? smtpd_tls_version(s->tls) : NULL,
                 .tls_cipher = s->tls ? smtpd_tls_cipher(s->tls) : NULL,
                 .tls_bits = s->tls ? smtpd_tls_bits(s->tls) : 0,
-                .server = s->server_address.family != AF_UNSPEC ? &s->server_address : NULL,
+                .server_fd = s->fd,
         };
 
         r = check(s->checks, &in, reply);
@@ -458,11 +458,6 @@ int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clien
         s->fd = -EBADF;
         s->data_fd = -EBADF;
         s->client = *client;
-        struct sockaddr_storage local;
-        socklen_t local_len = sizeof local;
-        if (getsockname(fd, (struct sockaddr *) &local, &local_len) < 0 ||
-            smtpd_address_from_sockaddr((struct sockaddr *) &local, local_len, &s->server_address) < 0)
-                s->server_address.family = AF_UNSPEC;
         s->reject_bare_lf = s->conf->reject_bare_lf &&
                             !smtpd_networks_match(&s->conf->bare_newline_exclusions, client);
         s->stage = "CONNECT";

@@ -80,7 +80,6 @@ struct SmtpdSession {
         bool checks_wait;               /* the next command waits for the lookups (smtpd-dispatch.c) */
         bool command_wait;              /* the command asked a policy service: it runs again on the answer */
         bool command_resumed;           /* ...and this is that second run: nothing is counted twice */
-        SmtpdAddress server_address;    /* the local end, for policy services */
         char instance[32];              /* the mail transaction's id for policy services; "" until asked */
         uint64_t mail_size;             /* MAIL ... SIZE= */
 

@@ -248,7 +248,7 @@ TEST(restriction) {
         char dir[] = "/tmp/test-smtpd-policy-XXXXXX", text[512], reply[SMTPD_REPLY_LINE_MAX], sock[64];
         SmtpdAddress client = { .family = AF_INET, .bytes = { 127, 0, 0, 1 }, .text = "127.0.0.1" };
         SmtpdCheckInput in = { .client = &client, .helo = "client.test", .sender = "a@example.org",
-                               .recipient = "bob@example.test" };
+                               .recipient = "bob@example.test", .server_fd = -1 };
         SmtpdPolicyEndpoint ep;
         SmtpdNetworks mynetworks;
         SmtpdCheckSession *cs;

@@ -281,6 +281,7 @@ static const char *rcpt(Env *e, const char *helo, const char *sender, const char
         static char reply[SMTPD_REPLY_LINE_MAX];
         SmtpdCheckInput in = {
                 .client = &e->client, .helo = helo, .sender = sender, .recipient = recipient, .authenticated = auth,
+                .server_fd = -1,
         };
 
         if (smtpd_check_rcpt(e->session, &in, reply) == 0)
@@ -292,6 +293,7 @@ static const char *rcpt_actions(Env *e, const char *sender, const char *recipien
         static char reply[SMTPD_REPLY_LINE_MAX];
         SmtpdCheckInput in = {
                 .client = &e->client, .helo = "h.example", .sender = sender, .recipient = recipient, .actions = a,
+                .server_fd = -1,
         };
 
         if (smtpd_check_rcpt(e->session, &in, reply) == 0)
@@ -659,7 +661,7 @@ TEST(evaluate_builtin) {
         ASSERT_STREQ(rcpt(&e, "h.example", "a@b.example", "root@localhost", false), "");
         {
                 char reply[SMTPD_REPLY_LINE_MAX];
-                SmtpdCheckInput in = { .client = &e.client };
+                SmtpdCheckInput in = { .client = &e.client, .server_fd = -1 };
                 ASSERT_EQ(smtpd_check_client(e.session, &in, reply), 1);
                 ASSERT_STREQ(reply, "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied");
         }
