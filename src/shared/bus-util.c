@@ -93,9 +93,9 @@ static void connection_update_events(BusConnection *c) {
                 c->io_events = want;
 }
 
-/* Whether sd-bus has work that no input will announce: a message it read ahead (while waiting for a reply), a
- * call that timed out, or the steps of closing. Else the socket's readiness tells when to come back, and one
- * more read to find it empty would be a wasted system call for every message. */
+/* Whether sd-bus has work that no input will announce: a message it read ahead (while waiting for a reply) or
+ * a call that timed out. Else the socket's readiness tells when to come back, and one more read to find it
+ * empty would be a wasted system call for every message. */
 static bool connection_has_work(BusConnection *c) {
         uint64_t until;
 
@@ -143,11 +143,17 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
         bool drain = c->auth_timer;
         int r;
 
-        /* Busy while it runs: the idle timer starts again after each call, however short. */
+        /* Busy while it runs: the idle timer starts again after each call, however short. A connection that is
+         * closing is left to bus_connection_free(), which takes its descriptor out of the loop's epoll set
+         * before sd-bus closes it: closed first, a copy of it that a child just forked holds would keep it in
+         * the set, which would then report a freed source. */
         daemon_busy_inc(d);
-        do
+        r = 0;
+        while (sd_bus_is_open(c->bus) > 0) {
                 r = sd_bus_process(c->bus, NULL);
-        while (r > 0 && (drain || connection_has_work(c)));
+                if (r <= 0 || !(drain || connection_has_work(c)))
+                        break;
+        }
         if (r < 0 && r != -ENOTCONN && r != -ECONNRESET && r != -EPIPE)
                 log_debug_errno(r, "Failed to process a bus connection: %m");
         if (c->auth_timer && sd_bus_is_ready(c->bus) > 0)
