@@ -448,17 +448,26 @@ static int method_list_host_failures(sd_bus_message *m, void *userdata, sd_bus_e
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* Reads a call's queue ID argument: 0, or the error to answer with. */
+static int read_queue_id(sd_bus_message *m, const char **ret, sd_bus_error *error) {
+        int r = sd_bus_message_read(m, "s", ret);
+
+        if (r < 0)
+                return r;
+        if (!queue_id_valid(*ret))
+                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID \"%.64s\".", *ret);
+        return 0;
+}
+
 static int method_get_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Qmgr *q = userdata;
         char path[sizeof(QUEUE_BUS_MESSAGE_PREFIX) + QUEUE_ID_SIZE + 1];
         const char *id;
         int r;
 
-        r = sd_bus_message_read(m, "s", &id);
+        r = read_queue_id(m, &id, error);
         if (r < 0)
                 return r;
-        if (!queue_id_valid(id))
-                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID \"%.64s\".", id);
         if (!qmgr_index_find(q, id))
                 return sd_bus_error_setf(error, POSTBUS_ERROR_NO_SUCH_MESSAGE, "Message %s is not queued.", id);
         (void) snprintf(path, sizeof path, "%s/%s", QUEUE_BUS_MESSAGE_PREFIX, id);
@@ -543,11 +552,9 @@ static int method_wake(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *id;
         int r;
 
-        r = sd_bus_message_read(m, "s", &id);
+        r = read_queue_id(m, &id, error);
         if (r < 0)
                 return r;
-        if (!queue_id_valid(id))
-                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID.");
         r = sd_bus_reply_method_return(m, NULL);
         wake(userdata, id, NULL);
         return r;
@@ -572,13 +579,11 @@ static int method_wake_inline(sd_bus_message *m, void *userdata, sd_bus_error *e
         const char *id;
         int r;
 
-        r = sd_bus_message_read(m, "s", &id);
+        r = read_queue_id(m, &id, error);
         if (r >= 0)
                 r = sd_bus_message_read_array(m, 'y', &file, &size);
         if (r < 0)
                 return r;
-        if (!queue_id_valid(id))
-                return sd_bus_error_setf(error, POSTBUS_ERROR_INVALID_ARGS, "Invalid queue ID.");
         r = sd_bus_reply_method_return(m, NULL);
         /* What does not read as a whole queue file is read from the disk instead, and judged there. */
         if (size > QMGR_WAKE_INLINE_MAX || !from_cleanup(q, m) || queue_file_read_delivery_bytes(file, size, &env) < 0)
