@@ -295,9 +295,7 @@ static LocalWorker *pool_find(LocalPool *p, const LocalWorkerId *id) {
 #define LOCAL_MAILDIR_WORKERS 2U
 
 static bool pool_wants_another(LocalPool *p, const LocalWorker *w, size_t n) {
-        const char *hm = p->daemon->config->home_mailbox;
-
-        return w->n_pending > 0 && n < LOCAL_MAILDIR_WORKERS && !isempty(hm) && hm[strlen(hm) - 1] == '/' &&
+        return w->n_pending > 0 && n < LOCAL_MAILDIR_WORKERS && local_home_maildir(p->daemon->config) &&
                p->n_backlog == 0;
 }
 

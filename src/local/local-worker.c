@@ -64,8 +64,7 @@ static void spool_identities(const char *spool, const struct passwd *pw, Mailbox
                 mb->create_gid = mode.mail_gid;
 }
 
-/* home_mailbox names a Maildir: the worker syncs its new/ once for all it stored (worker_sync_maildirs()). */
-static bool home_maildir(const Config *c) {
+bool local_home_maildir(const Config *c) {
         return !isempty(c->home_mailbox) && c->home_mailbox[strlen(c->home_mailbox) - 1] == '/';
 }
 
@@ -122,7 +121,7 @@ static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, con
                 results_fill(ret, n);
                 return;
         }
-        if (home_maildir(c)) {
+        if (local_home_maildir(c)) {
                 (void) mailbox_store_maildir_batch(m, n, path, c->myhostname, ret);
                 return;
         }
@@ -346,7 +345,7 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
                  * new/. Its files' own fsync commits the names moved into new/ before it, so on a journalling
                  * file system that sync finds little left to do: about one commit a message, not two, while
                  * one user's mail comes one message after another. */
-                while (home_maildir(c) && !end && (size_t) n < LOCAL_WORKER_BATCH) {
+                while (local_home_maildir(c) && !end && (size_t) n < LOCAL_WORKER_BATCH) {
                         int k = worker_receive(fd, bufs + n, q + n, LOCAL_WORKER_BATCH - (size_t) n, MSG_DONTWAIT,
                                                &end);
                         if (k <= 0)
@@ -354,7 +353,7 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
                         worker_deliver(c, &me, q + n, (size_t) k);
                         n += k;
                 }
-                if (home_maildir(c))
+                if (local_home_maildir(c))
                         worker_sync_maildirs(c, q, (size_t) n);
                 /* The root worker of a spool switches its effective ids per delivery: back to root, or end. */
                 bool lost = n > 0 && me.uid == 0 && mailbox_set_eugid(0, 0) < 0;

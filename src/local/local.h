@@ -229,6 +229,9 @@ typedef struct LocalWorkHeader {
  * and makes them durable together (group commit) before it answers any. */
 #define LOCAL_WORKER_BATCH 16U
 
+/* home_mailbox names a Maildir (it ends in "/"): no lock, and one sync of new/ for all a worker stored. */
+bool local_home_maildir(const Config *c);
+
 /* The worker's life: takes on id for good, then serves deliveries on fd until it is closed. */
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user);
 
