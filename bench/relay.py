@@ -347,14 +347,18 @@ def wait_empty(server, timeout, mailboxes=None, delivered=0):
     return time.monotonic()
 
 
-def trace_start():
+PERFSTAT_EVENTS = "task-clock,context-switches,cpu-migrations,page-faults"
+
+
+def trace_start(prefix):
     """BENCH_STRACE=postbus-cleanup,postbus-qmgr: counts the system calls of those running units' processes
     during the run (strace -c -f), printed per message; BENCH_PERF=... samples where their CPU time goes
-    (perf record), printed as the top functions. To find where a role's time goes; the run's own figures
+    (perf record), printed as the top functions; BENCH_PERFSTAT=... counts their context switches, CPU
+    migrations and page faults (perf stat), printed per message. bench-postfix names Postfix's unit. To find where a role's time goes; the run's own figures
     are then not comparable."""
     tracers = []
-    for tool, var in (("strace", "BENCH_STRACE"), ("perf", "BENCH_PERF")):
-        for unit in [u for u in os.environ.get(var, "").split(",") if u]:
+    for tool, var in (("strace", "BENCH_STRACE"), ("perf", "BENCH_PERF"), ("perfstat", "BENCH_PERFSTAT")):
+        for unit in [u for u in os.environ.get(var, "").split(",") if u.startswith(prefix)]:
             d = measure.unit_cgroup_dir(unit + ".service")
             pids = ",".join(str(p) for p in (measure.cgroup_dir_pids(d) if d else []))
             if not pids:
@@ -364,6 +368,7 @@ def trace_start():
             raw = tool == "strace" and os.environ.get("BENCH_STRACE_RAW")
             cmd = (["strace", "-f", "-o", out, "-p", pids] if raw else
                    ["strace", "-c", "-f", "-o", out, "-p", pids] if tool == "strace" else
+                   ["perf", "stat", "-x", ",", "-e", PERFSTAT_EVENTS, "-o", out, "-p", pids] if tool == "perfstat" else
                    ["perf", "record", "-q", "-F", "2000", "-g", "-o", out, "-p", pids])
             tracers.append((tool, unit, out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                                               stderr=subprocess.DEVNULL)))
@@ -397,6 +402,13 @@ def trace_finish(tracers, messages):
         if tool == "strace" and os.environ.get("BENCH_STRACE_RAW"):
             strace_raw_report(unit, out, messages)
             continue
+        if tool == "perfstat":
+            with open(out, encoding="utf-8") as f:
+                rows = [ln.split(",") for ln in f if ln.strip() and not ln.startswith("#")]
+            log(f"perf stat {unit}: per message: " +
+                " ".join(f"{x[2]} {float(x[0]) / messages:.2f}" for x in rows if len(x) > 2 and
+                         x[0].replace(".", "").isdigit()))
+            continue
         if tool == "strace":
             with open(out, encoding="utf-8") as f:
                 lines = [ln.split() for ln in f if ln.strip() and ln.split()[0][0].isdigit()]
@@ -410,6 +422,17 @@ def trace_finish(tracers, messages):
         log(f"perf {unit}: where the CPU goes:\n    " + "\n    ".join(top))
 
 
+def settle(seconds):
+    """ext4 without a journal (as on this project's VMs) skips, each time it allocates an inode, every inode of
+    the group freed in the last 5 seconds, or 5 minutes while the inode's block is not yet written: a cost that
+    grows with the files removed just before, whoever removed them. Written out and aged, they no longer count,
+    so that each run pays for the files it removes itself, not for those of the run before it (the other
+    server's, or the warm-up's)."""
+    if seconds > 0:
+        os.sync()
+        time.sleep(seconds)
+
+
 def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mailboxes=None, dkim=None):
     a = argparse.Namespace(**vars(args))
     a.size = size
@@ -419,6 +442,7 @@ def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mail
         delivered = mailboxes.count() + args.warmup * rcpts if mailboxes else 0
         smtp_source(a, server.port, sessions, args.warmup)
         wait_empty(server, args.drain_timeout, mailboxes, delivered)
+    settle(args.settle)
     delivered = mailboxes.count() + messages * rcpts if mailboxes else 0
     if hole:
         hole.reset()
@@ -439,7 +463,7 @@ def measure_one(server, args, sessions, messages, size, hole=None, rcpts=1, mail
         time.sleep(1.1)     # the journal is asked from this second on: nothing of the warm-up in it
         since = time.time()
     busy0, own0, t0 = measure.host_busy_s(), measure.own_cpu_s(), time.monotonic()
-    tracers = trace_start() if server.name == "postbus" else []
+    tracers = trace_start("postbus-" if server.name == "postbus" else "bench-postfix")
     wall_in, client_cpu = smtp_source(a, server.port, sessions, messages)
     t1 = wait_empty(server, args.drain_timeout, mailboxes, delivered)
     trace_finish(tracers, messages)
@@ -594,6 +618,8 @@ def main():
     ap.add_argument("--sessions", type=int, default=10, help="--blackhole: smtp-source sessions")
     ap.add_argument("--timeout", type=int, default=10, help="smtp_connect_timeout and smtp_helo_timeout, seconds")
     ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--settle", type=float, default=6,
+                    help="seconds to wait, after a sync, before each timed run (see settle())")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--drain-timeout", type=int, default=1200)

@@ -92,6 +92,8 @@ static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, con
         if (isempty(c->home_mailbox)) {
                 MailboxMbox mb = { .locking = locking };
 
+                mb.locking.keep_lock_file = true;       /* this worker delivers one message after another */
+
                 if (asprintf(&path, "%s/%s", c->mail_spool_directory, pw->pw_name) < 0) {
                         mailbox_result_set(ret, "4.3.0", "out of memory");
                         results_fill(ret, n);
@@ -334,12 +336,15 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
         if (worker_drop(&me, user) < 0)
                 _exit(EXIT_FAILURE);    /* local answers its requests with a temporary failure */
 
+        int status = EXIT_SUCCESS;
         for (bool end = false; !end;) {
                 WorkerRequest q[LOCAL_WORKER_BATCH];
                 int n = worker_receive(fd, bufs, q, LOCAL_WORKER_BATCH, MSG_WAITFORONE, &end);
 
-                if (n < 0)
-                        _exit(EXIT_FAILURE);
+                if (n < 0) {
+                        status = EXIT_FAILURE;
+                        break;
+                }
                 worker_deliver(c, &me, q, (size_t) n);
                 /* Maildir: what came while these were written and synced joins them before the one sync of
                  * new/. Its files' own fsync commits the names moved into new/ before it, so on a journalling
@@ -366,8 +371,11 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
                         if (send(fd, reply, len, MSG_NOSIGNAL) != (ssize_t) len)
                                 lost = true;
                 }
-                if (lost)
-                        _exit(EXIT_FAILURE);
+                if (lost) {
+                        status = EXIT_FAILURE;
+                        break;
+                }
         }
-        _exit(EXIT_SUCCESS);
+        mailbox_dotlock_forget();
+        _exit(status);
 }

@@ -202,6 +202,82 @@ static bool dotlock_orphaned(const char *lock_path) {
         return kill((pid_t) pid, 0) < 0 && errno == ESRCH;
 }
 
+/* A process that delivers one message after another (local's per-user worker) keeps its dot-lock file from
+ * one delivery to the next, under a name of its own in the lock's directory, ".postbus-lock.<pid>" (no user
+ * name starts with a dot), and renames it to "<mailbox>.lock" to lock, where no such name is yet
+ * (RENAME_NOREPLACE), and back to unlock. So no file is created or removed for a delivery: on a busy spool
+ * that is an inode allocated and freed less for every message, and two system calls. The file holds the
+ * process ID from its first moment, like a lock made by dotlock_create(), and its time is set before it
+ * becomes the lock, so that no reader takes a fresh lock for a stale one. mailbox_dotlock_forget() removes it
+ * when the process ends; one that a kill ends leaves it behind, and a later process with the same ID takes
+ * it over. */
+static char *kept_lock;                 /* its path, or NULL */
+static bool kept_lock_unusable;         /* renameat2() cannot do it here */
+
+void mailbox_dotlock_forget(void) {
+        if (kept_lock)
+                (void) unlink(kept_lock);
+        kept_lock = mfree(kept_lock);
+}
+
+/* The kept file for the directory of lock_path, created when there is none; NULL when there cannot be one. */
+static const char *kept_lock_get(const char *lock_path) {
+        const char *slash = strrchr(lock_path, '/');
+        size_t dir_len = slash ? (size_t) (slash - lock_path) + 1 : 0;
+        char pid[16];
+        int len = snprintf(pid, sizeof pid, "%d\n", (int) getpid_cached());
+
+        if (kept_lock && strncmp(kept_lock, lock_path, dir_len) == 0 && !strchr(kept_lock + dir_len, '/'))
+                return kept_lock;
+        mailbox_dotlock_forget();
+        if (asprintf(&kept_lock, "%.*s.postbus-lock.%d", (int) dir_len, lock_path, (int) getpid_cached()) < 0) {
+                kept_lock = NULL;
+                return NULL;
+        }
+        /* What is there under our name is a kept lock of a process of ours that a kill ended. */
+        (void) unlink(kept_lock);
+        _cleanup_close_ int fd = open(kept_lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
+                                      0600);
+        if (fd < 0 || write(fd, pid, (size_t) len) != len) {
+                if (fd >= 0)
+                        (void) unlink(kept_lock);
+                kept_lock = mfree(kept_lock);
+        }
+        return kept_lock;
+}
+
+/* Renames the kept file to the lock: 0, -EEXIST when the lock is there, or another negative errno when the
+ * kept file cannot be had (the caller then creates the lock). */
+static int kept_lock_take(const char *lock_path) {
+        for (unsigned attempt = 0; attempt < 2; attempt++) {
+                const char *kept = kept_lock_get(lock_path);
+
+                if (!kept)
+                        return -ENOENT;
+                if (utimensat(AT_FDCWD, kept, NULL, AT_SYMLINK_NOFOLLOW) >= 0 &&
+                    renameat2(AT_FDCWD, kept, AT_FDCWD, lock_path, RENAME_NOREPLACE) >= 0)
+                        return 0;
+                if (errno == EEXIST)
+                        return -EEXIST;
+                if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+                        kept_lock_unusable = true;      /* a file system without RENAME_NOREPLACE */
+                        mailbox_dotlock_forget();
+                        return -EOPNOTSUPP;
+                }
+                kept_lock = mfree(kept_lock);   /* someone removed it: make it again, once */
+        }
+        return -ENOENT;
+}
+
+/* Unlocks: the lock back to the kept name, or removed. */
+static void dotlock_release(const char *lock_path, bool kept) {
+        if (kept && kept_lock && renameat2(AT_FDCWD, lock_path, AT_FDCWD, kept_lock, RENAME_NOREPLACE) >= 0)
+                return;
+        if (kept)
+                kept_lock = mfree(kept_lock);
+        (void) unlink(lock_path);
+}
+
 /* Creates the dot-lock with our process ID in it from its first moment: written into an unnamed file in the
  * lock's directory, which is then linked under the lock's name. A kill between creating a lock and writing it
  * would otherwise leave an empty lock that nobody can tell is orphaned, and the mailbox would wait
@@ -240,12 +316,18 @@ static int dotlock_create(const char *lock_path) {
 
 /* The dot-lock "<mailbox>.lock" that mail readers honour, with our process ID in it; removed when older than
  * stale_usec, or when the process it names is gone. */
-static int dotlock_acquire(const char *lock_path, const MailboxLocking *l, MailboxResult *ret) {
+static int dotlock_acquire(const char *lock_path, const MailboxLocking *l, MailboxResult *ret, bool *ret_kept) {
         for (unsigned attempt = 1;; attempt++) {
                 struct stat st;
-                int r;
+                int r = -ENOENT;
 
-                r = dotlock_create(lock_path);
+                *ret_kept = l->keep_lock_file && !kept_lock_unusable;
+                if (*ret_kept)
+                        r = kept_lock_take(lock_path);
+                if (r != 0 && r != -EEXIST) {
+                        *ret_kept = false;
+                        r = dotlock_create(lock_path);
+                }
                 if (r >= 0)
                         return 0;
                 if (r != -EEXIST) {
@@ -400,7 +482,7 @@ void mailbox_deliver_mbox_batch(const MailboxMessage *m, size_t n, const Mailbox
         struct stat st = {};
         off_t size;
         size_t done = 0;
-        bool any = false;
+        bool any = false, kept = false;
         int r;
 
         w = calloc(1, sizeof(MailboxWriter));
@@ -415,7 +497,7 @@ void mailbox_deliver_mbox_batch(const MailboxMessage *m, size_t n, const Mailbox
                                  strerror(-r));
                 goto fail_rest;
         }
-        r = mb->locking.no_dotlock ? -EACCES : dotlock_acquire(lock_path, &mb->locking, ret);
+        r = mb->locking.no_dotlock ? -EACCES : dotlock_acquire(lock_path, &mb->locking, ret, &kept);
         if (r == -EACCES && (mb->file_target || mb->locking.no_dotlock))
                 lock_path = mfree(lock_path);   /* as Postfix: the fcntl lock alone */
         else if (r < 0)
@@ -459,7 +541,7 @@ unlock:
                 (void) mailbox_set_eugid(mb->lock_uid, mb->lock_gid);
         fd = safe_close(fd);    /* also drops the fcntl lock, before the dot-lock */
         if (lock_path)
-                (void) unlink(lock_path);
+                dotlock_release(lock_path, kept);
 fail_rest:
         /* What was not tried shares the reason of the first failure (ret[done], set above). */
         for (size_t k = done + 1; k < n; k++)

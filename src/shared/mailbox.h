@@ -82,7 +82,11 @@ typedef struct MailboxLocking {
         uint64_t stale_usec;            /* a dot-lock older than this is removed */
         bool no_dotlock;                /* virtual_mailbox_lock without dotlock */
         bool no_fcntl;                  /* virtual_mailbox_lock without fcntl */
+        bool keep_lock_file;            /* keep the dot-lock file between deliveries (mailbox_dotlock_forget()) */
 } MailboxLocking;
+
+/* Removes the dot-lock file that a process which delivers with keep_lock_file kept; at its end. */
+void mailbox_dotlock_forget(void);
 
 /* An mbox file and the identities that touch it. The process switches its effective ids between them, so
  * with all ids equal to the current ones no privilege is needed (as in the unit tests). */

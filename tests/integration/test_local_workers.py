@@ -79,6 +79,19 @@ class LocalWorkers(unittest.TestCase):
         self.assertEqual(st.st_uid, pb.uid("wanda"))
         self.assertEqual(st.st_mode & 0o777, 0o600)
 
+        # the worker keeps its dot-lock file between deliveries (no file made and removed per message): wanda's,
+        # with the worker's PID in it, beside the mailbox; no lock is left; it goes when the worker ends
+        kept = f"/var/mail/.postbus-lock.{worker}"
+        st = os.stat(kept)
+        self.assertEqual(st.st_uid, pb.uid("wanda"))
+        self.assertEqual(st.st_nlink, 1)
+        with open(kept) as f:
+            self.assertEqual(f.read(), f"{worker}\n")
+        self.assertFalse(os.path.exists("/var/mail/wanda.lock"))
+        pb.systemctl("stop", "postbus-local.service")
+        pb.wait_until(lambda: not os.path.exists(f"/proc/{worker}"), what="the worker's end")
+        self.assertFalse(os.path.exists(kept))
+
     def test_two_users_own_their_files(self):
         pb.set_config(home_mailbox="Maildir/")
         try:

@@ -337,6 +337,70 @@ TEST(mbox_lock_busy_and_stale) {
         queue_done(&q);
 }
 
+/* A worker keeps its dot-lock file between deliveries (keep_lock_file): renamed to the lock and back, the same
+ * file each time, its time set before it becomes the lock; made again when someone removed it; gone after
+ * mailbox_dotlock_forget(). Someone else's lock still makes the mailbox busy. */
+TEST(mbox_kept_lock) {
+        static const char *const pieces[] = { "x\n", NULL };
+        _cleanup_free_ char *path = path_in_tmp("mbox-kept"), *lock = NULL, *kept = NULL, *data = NULL;
+        Queue q = queue_make(SENDER, pieces);
+        MailboxMessage m = message_of(&q, SENDER);
+        MailboxMbox mb = mbox_of(path);
+        MailboxResult r = {};
+        struct stat st, st2;
+        char pid[32];
+        size_t len;
+
+        mb.locking.keep_lock_file = true;
+        ASSERT_TRUE(asprintf(&lock, "%s.lock", path) > 0);
+        ASSERT_TRUE(asprintf(&kept, "%s/.postbus-lock.%d", tmpdir, (int) getpid()) > 0);
+        mailbox_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+        ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);
+        ASSERT_OK(stat(kept, &st));
+        (void) snprintf(pid, sizeof pid, "%d\n", (int) getpid());
+        data = read_file(kept, &len);
+        ASSERT_STREQ(data, pid);
+
+        /* an hour old before the next delivery, fresh after it: the time was set before the rename */
+        const struct timespec old[2] = { { .tv_sec = time(NULL) - 3600 }, { .tv_sec = time(NULL) - 3600 } };
+        ASSERT_OK(utimensat(AT_FDCWD, kept, old, 0));
+        mailbox_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+        ASSERT_OK(stat(kept, &st2));
+        ASSERT_EQ(st2.st_ino, st.st_ino);
+        ASSERT_TRUE(st2.st_mtime >= time(NULL) - 60);
+
+        /* someone else's fresh lock: busy, and it stays, and so does the kept file */
+        (void) snprintf(pid, sizeof pid, "%d\n", (int) getppid());
+        write_file(lock, pid);
+        mailbox_deliver_mbox(&m, &mb, &r);
+        ASSERT_TRUE(strstr(r.text, "is busy"));
+        data = mfree(data);
+        data = read_file(lock, &len);
+        ASSERT_STREQ(data, pid);
+        ASSERT_OK(stat(kept, &st2));
+        ASSERT_EQ(st2.st_ino, st.st_ino);
+        ASSERT_OK(unlink(lock));
+
+        /* removed by someone: made again */
+        ASSERT_OK(unlink(kept));
+        mailbox_deliver_mbox(&m, &mb, &r);
+        ASSERT_STREQ(r.dsn, "2.0.0");
+        ASSERT_OK(access(kept, F_OK));
+        ASSERT_ERR(access(lock, F_OK) < 0 ? -errno : 0, ENOENT);
+
+        mailbox_dotlock_forget();
+        ASSERT_ERR(access(kept, F_OK) < 0 ? -errno : 0, ENOENT);
+        data = mfree(data);
+        data = read_file(path, &len);
+        unsigned from_lines = 0;
+        for (const char *p = data; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+                from_lines += strncmp(p, "From ", 5) == 0;
+        ASSERT_EQ(from_lines, 3u);
+        queue_done(&q);
+}
+
 TEST(mbox_fcntl_locked) {
         static const char *const pieces[] = { "x\n", NULL };
         _cleanup_free_ char *path = path_in_tmp("mbox-fcntl"), *lock = NULL;
@@ -509,6 +573,7 @@ int main(void) {
         RUN(maildir);
         RUN(maildir_batch);
         RUN(mbox_lock_busy_and_stale);
+        RUN(mbox_kept_lock);
         RUN(mbox_fcntl_locked);
         RUN(mbox_refused);
         RUN(mbox_truncated_after_failed_write);
