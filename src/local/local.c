@@ -134,6 +134,9 @@ static int local_setup(Daemon *d) {
         if (getuid() == 0 && setgroups(0, NULL) < 0)
                 return log_error_errno(errno, "Failed to drop the supplementary groups: %m");
 
+        /* What per-user workers that a kill ended left in the spool (local-worker.c keeps its dot-lock file). */
+        mailbox_dotlock_sweep(d->config->mail_spool_directory);
+
         r = get_user_uid("postbus", &postbus_uid);
         if (r < 0)
                 log_warning_errno(r, "Cannot find the postbus user, only root may connect: %m");

@@ -1,6 +1,7 @@
 /* mailbox-write.c: writing one message into an mbox file (dot-lock and fcntl lock, From_ line, ">From "
  * quoting, truncation after a failed write) or into a Maildir (tmp/, fsync, link into new/, fsync new/). Runs
  * in the processes of local and virtual that write mailboxes, as the mailbox's user. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -209,8 +210,8 @@ static bool dotlock_orphaned(const char *lock_path) {
  * that is an inode allocated and freed less for every message, and two system calls. The file holds the
  * process ID from its first moment, like a lock made by dotlock_create(), and its time is set before it
  * becomes the lock, so that no reader takes a fresh lock for a stale one. mailbox_dotlock_forget() removes it
- * when the process ends; one that a kill ends leaves it behind, and a later process with the same ID takes
- * it over. */
+ * when the process ends; one that a kill ends leaves it behind, for mailbox_dotlock_sweep() (local, when it
+ * starts) or a later process with the same ID, which takes it over. */
 static char *kept_lock;                 /* its path, or NULL */
 static bool kept_lock_unusable;         /* renameat2() cannot do it here */
 
@@ -218,6 +219,28 @@ void mailbox_dotlock_forget(void) {
         if (kept_lock)
                 (void) unlink(kept_lock);
         kept_lock = mfree(kept_lock);
+}
+
+void mailbox_dotlock_sweep(const char *dir) {
+        static const char prefix[] = ".postbus-lock.";
+        DIR *d = opendir(dir);
+
+        if (!d)
+                return;
+        for (struct dirent *de; (de = readdir(d));) {
+                const char *p = de->d_name + strlen(prefix);
+                char *end;
+
+                if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || *p < '0' || *p > '9')
+                        continue;
+                errno = 0;
+                long pid = strtol(p, &end, 10);
+                if (errno != 0 || *end || pid <= 1 || pid > INT32_MAX)
+                        continue;
+                if (kill((pid_t) pid, 0) < 0 && errno == ESRCH)
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
 }
 
 /* The kept file for the directory of lock_path, created when there is none; NULL when there cannot be one. */

@@ -87,6 +87,8 @@ typedef struct MailboxLocking {
 
 /* Removes the dot-lock file that a process which delivers with keep_lock_file kept; at its end. */
 void mailbox_dotlock_forget(void);
+/* Removes from dir the dot-lock files kept by processes that are gone (a kill ended them). */
+void mailbox_dotlock_sweep(const char *dir);
 
 /* An mbox file and the identities that touch it. The process switches its effective ids between them, so
  * with all ids equal to the current ones no privilege is needed (as in the unit tests). */

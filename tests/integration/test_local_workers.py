@@ -92,6 +92,19 @@ class LocalWorkers(unittest.TestCase):
         pb.wait_until(lambda: not os.path.exists(f"/proc/{worker}"), what="the worker's end")
         self.assertFalse(os.path.exists(kept))
 
+        # a worker that a kill ends leaves it behind; local removes it when it starts again
+        send_many("wanda", 1, "after the stop")
+        pb.wait_until(lambda: len(pb.mbox_messages("wanda")) == before + 22, what="the message after the stop")
+        worker = children(main_pid()).pop()
+        kept = f"/var/mail/.postbus-lock.{worker}"
+        self.assertTrue(os.path.exists(kept))
+        os.kill(worker, signal.SIGKILL)
+        pb.wait_until(lambda: not os.path.exists(f"/proc/{worker}"), what="the killed worker's end")
+        self.assertTrue(os.path.exists(kept))
+        pb.systemctl("restart", "postbus-local.service")
+        self.assertFalse(os.path.exists(kept))
+        pb.systemctl("stop", "postbus-local.service")
+
     def test_two_users_own_their_files(self):
         pb.set_config(home_mailbox="Maildir/")
         try:

@@ -339,7 +339,8 @@ TEST(mbox_lock_busy_and_stale) {
 
 /* A worker keeps its dot-lock file between deliveries (keep_lock_file): renamed to the lock and back, the same
  * file each time, its time set before it becomes the lock; made again when someone removed it; gone after
- * mailbox_dotlock_forget(). Someone else's lock still makes the mailbox busy. */
+ * mailbox_dotlock_forget(), or mailbox_dotlock_sweep() once its process is gone. Someone else's lock still makes
+ * the mailbox busy. */
 TEST(mbox_kept_lock) {
         static const char *const pieces[] = { "x\n", NULL };
         _cleanup_free_ char *path = path_in_tmp("mbox-kept"), *lock = NULL, *kept = NULL, *data = NULL;
@@ -392,6 +393,26 @@ TEST(mbox_kept_lock) {
 
         mailbox_dotlock_forget();
         ASSERT_ERR(access(kept, F_OK) < 0 ? -errno : 0, ENOENT);
+
+        /* local's sweep at its start: the kept files of processes that are gone, and nothing else */
+        _cleanup_free_ char *dead = NULL, *alive = NULL, *other = NULL;
+        pid_t child = fork();
+        ASSERT_TRUE(child >= 0);
+        if (child == 0)
+                _exit(0);
+        ASSERT_EQ(waitpid(child, NULL, 0), child);
+        ASSERT_TRUE(asprintf(&dead, "%s/.postbus-lock.%d", tmpdir, (int) child) > 0);
+        ASSERT_TRUE(asprintf(&alive, "%s/.postbus-lock.%d", tmpdir, (int) getppid()) > 0);
+        ASSERT_TRUE(asprintf(&other, "%s/.postbus-lock.x", tmpdir) > 0);
+        write_file(dead, "");
+        write_file(alive, "");
+        write_file(other, "");
+        mailbox_dotlock_sweep(tmpdir);
+        ASSERT_ERR(access(dead, F_OK) < 0 ? -errno : 0, ENOENT);
+        ASSERT_OK(access(alive, F_OK));
+        ASSERT_OK(access(other, F_OK));
+        ASSERT_OK(unlink(alive));
+        ASSERT_OK(unlink(other));
         data = mfree(data);
         data = read_file(path, &len);
         unsigned from_lines = 0;
