@@ -427,7 +427,9 @@ def settle(seconds):
     the group freed in the last 5 seconds, or 5 minutes while the inode's block is not yet written: a cost that
     grows with the files removed just before, whoever removed them. Written out and aged, they no longer count,
     so that each run pays for the files it removes itself, not for those of the run before it (the other
-    server's, or the warm-up's)."""
+    server's, or the warm-up's). Not quite for those of the last 5 minutes: a new inode in their block makes it
+    dirty again, and they count again; so the first round after a large removal (the work directory of the
+    bench before) can still be slow."""
     if seconds > 0:
         os.sync()
         time.sleep(seconds)
