@@ -243,12 +243,17 @@ void mailbox_dotlock_sweep(const char *dir) {
         closedir(d);
 }
 
+/* What a dot-lock of ours holds: our process ID and a newline, as liblockfile's do. Its length. */
+static int dotlock_content(char buf[static 16]) {
+        return snprintf(buf, 16, "%d\n", (int) getpid_cached());
+}
+
 /* The kept file for the directory of lock_path, created when there is none; NULL when there cannot be one. */
 static const char *kept_lock_get(const char *lock_path) {
         const char *slash = strrchr(lock_path, '/');
         size_t dir_len = slash ? (size_t) (slash - lock_path) + 1 : 0;
         char pid[16];
-        int len = snprintf(pid, sizeof pid, "%d\n", (int) getpid_cached());
+        int len;
 
         if (kept_lock && strncmp(kept_lock, lock_path, dir_len) == 0 && !strchr(kept_lock + dir_len, '/'))
                 return kept_lock;
@@ -259,6 +264,7 @@ static const char *kept_lock_get(const char *lock_path) {
         }
         /* What is there under our name is a kept lock of a process of ours that a kill ended. */
         (void) unlink(kept_lock);
+        len = dotlock_content(pid);
         _cleanup_close_ int fd = open(kept_lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
                                       0600);
         if (fd < 0 || write(fd, pid, (size_t) len) != len) {
@@ -310,7 +316,7 @@ static int dotlock_create(const char *lock_path) {
         _cleanup_free_ char *dir = NULL;
         _cleanup_close_ int fd = -EBADF;
         char pid[16], proc[32];
-        int len = snprintf(pid, sizeof pid, "%d\n", (int) getpid_cached());
+        int len = dotlock_content(pid);
         const char *slash = strrchr(lock_path, '/');
 
         dir = slash ? strndup(lock_path, (size_t) (slash - lock_path) + 1) : strdup(".");
