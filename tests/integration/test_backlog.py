@@ -1,7 +1,7 @@
-"""A backlog after a restart: with qmgr stopped, 5,000 messages are queued; then qmgr starts and
-drains them. Flow control per connection (a window of Resolve calls on qmgr's rewrite connection, each
-with its own timeout counted from when it is sent) keeps rewrite from being flooded: nothing is deferred,
-nothing times out, and the queue drains. The drain rate is printed."""
+"""A backlog after a restart: with qmgr stopped, 5,000 messages (POSTBUS_BACKLOG_MESSAGES) are queued;
+then qmgr starts and drains them. Flow control per connection (a window of Resolve calls on qmgr's rewrite
+connection, each with its own timeout counted from when it is sent) keeps rewrite from being flooded:
+nothing is deferred, nothing times out, and the queue drains. The drain rate is printed."""
 import os
 import smtplib
 import threading
@@ -10,7 +10,9 @@ import unittest
 
 import postbus as pb
 
-MESSAGES = 5000        # 20,000 took 4.5 min here on a loaded machine; the note quotes that run
+# CI queues 5,000 to keep the suite short; the issue's figure is 20,000:
+# POSTBUS_BACKLOG_MESSAGES=20000 meson test -C build test_backlog --timeout-multiplier 4
+MESSAGES = int(os.environ.get("POSTBUS_BACKLOG_MESSAGES") or 5000)
 SENDERS = 4
 RECIPIENTS = 2          # per message: the Resolve calls are twice the messages
 
