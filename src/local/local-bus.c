@@ -249,6 +249,7 @@ static unsigned recipient_start(LocalCall *c) {
                 .envelope = c->req.envelope,
                 .sender = c->req.sender,
                 .recipient = c->req.recipients[c->n_done].address,
+                .original = c->req.recipients[c->n_done].original,
         };
         MailboxResult result;
         unsigned n = 0;

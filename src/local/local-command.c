@@ -201,7 +201,7 @@ void local_command_run(const MailboxMessage *m, const char *command, const Local
 
         /* As Postfix: a From_ line (procmail wants one) and the delivery headers, no ">From " quoting. */
         if (!localtime_r(&now, &tm) || mbox_from_line(m->sender, &tm, from_line, sizeof from_line) < 0 ||
-            asprintf(&headers, "%sReturn-Path: <%s>\nDelivered-To: %s\n", from_line, m->sender, m->recipient) < 0) {
+            mailbox_delivery_headers(m, from_line, &headers) < 0) {
                 mailbox_result_set(ret, "4.3.0", "out of memory");
                 return;
         }

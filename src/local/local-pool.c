@@ -445,7 +445,7 @@ LocalPool *local_pool_free(LocalPool *p) {
 /* The request for m into q; the queue file goes inside when local read it whole and it is small, else its
  * descriptor goes with it. */
 static int request_build(const MailboxMessage *m, const LocalPrivs *user, LocalPending *q) {
-        const char *f[] = { user->user, strempty(user->home), m->sender, m->recipient };
+        const char *f[] = { user->user, strempty(user->home), m->sender, m->recipient, strempty(m->original) };
         const QueueEnvelope *e = m->envelope;
         const bool inside = e->file && e->file_size <= LOCAL_WORK_FILE_MAX;
         const LocalWorkHeader h = { .uid = user->uid, .gid = user->gid,

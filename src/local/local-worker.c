@@ -157,15 +157,15 @@ static int worker_drop(const LocalWorkerId *id, const char *user) {
         return 0;
 }
 
-/* One request: the header, then user, home, sender and recipient, each NUL-terminated, then the queue file
- * when it comes inside (h.file_size bytes). */
-static int request_parse(char *buf, size_t len, const char *f[static 4], LocalWorkHeader *ret) {
+/* One request: the header, then user, home, sender, recipient and original recipient, each NUL-terminated,
+ * then the queue file when it comes inside (h.file_size bytes). */
+static int request_parse(char *buf, size_t len, const char *f[static 5], LocalWorkHeader *ret) {
         size_t off = sizeof(LocalWorkHeader);
 
         if (len < off)
                 return -EBADMSG;
         memcpy(ret, buf, sizeof *ret);
-        for (size_t k = 0; k < 4; k++) {
+        for (size_t k = 0; k < 5; k++) {
                 char *nul = memchr(buf + off, '\0', len - off);
                 if (!nul)
                         return -EBADMSG;
@@ -181,7 +181,7 @@ typedef struct WorkerRequest {
         size_t len;
         int queue_fd;                   /* or -EBADF: the file came inside */
         LocalWorkHeader h;
-        const char *f[4];               /* user, home, sender, recipient */
+        const char *f[5];               /* user, home, sender, recipient, original recipient */
         QueueEnvelope *env;             /* NULL: failed already, result set */
         MailboxResult result;
 } WorkerRequest;
@@ -287,7 +287,8 @@ static void worker_deliver(const Config *c, const LocalWorkerId *id, WorkerReque
                 }
                 for (size_t i = k; i < n && ok[i] && same_user(q + k, q + i); i++, j++)
                         m[j] = (MailboxMessage) { .queue_fd = q[i].queue_fd, .envelope = q[i].env,
-                                                  .sender = q[i].f[2], .recipient = q[i].f[3] };
+                                                  .sender = q[i].f[2], .recipient = q[i].f[3],
+                                                  .original = q[i].f[4] };
                 const struct passwd pw = {
                         .pw_name = (char *) q[k].f[0], .pw_uid = q[k].h.uid, .pw_gid = q[k].h.gid,
                         .pw_dir = (char *) q[k].f[1],

@@ -78,9 +78,9 @@ static int write_message(const MailboxMessage *m, MailboxWriter *w, const char *
         MailboxCopy copy = { .writer = w, .quote = from_line ? &quote : NULL };
         int r;
 
-        if (asprintf(&headers, "%sReturn-Path: <%s>\nDelivered-To: %s\n", strempty(from_line), m->sender,
-                     m->recipient) < 0)
-                return -ENOMEM;
+        r = mailbox_delivery_headers(m, from_line, &headers);
+        if (r < 0)
+                return r;
         r = writer_put(headers, strlen(headers), w);
         if (r < 0)
                 return r;

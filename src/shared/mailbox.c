@@ -144,7 +144,7 @@ int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t si
 
         if (tm->tm_wday < 0 || tm->tm_wday > 6 || tm->tm_mon < 0 || tm->tm_mon > 11)
                 return -EINVAL;
-        n = snprintf(buf, size, "From %s %s %s %2d %02d:%02d:%02d %d\n", who, days[tm->tm_wday],
+        n = snprintf(buf, size, "From %s  %s %s %2d %02d:%02d:%02d %d\n", who, days[tm->tm_wday],
                      months[tm->tm_mon], tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec,
                      tm->tm_year + 1900);
         if (n < 0 || (size_t) n >= size)
@@ -154,6 +154,16 @@ int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t si
                 if ((unsigned char) buf[i] <= ' ' || buf[i] == 0x7F)
                         buf[i] = '_';
         return n;
+}
+
+int mailbox_delivery_headers(const MailboxMessage *m, const char *from_line, char **ret) {
+        bool original = !isempty(m->original);
+
+        if (asprintf(ret, "%sReturn-Path: <%s>\n%s%s%sDelivered-To: %s\n", strempty(from_line), m->sender,
+                     original ? "X-Original-To: " : "", original ? m->original : "", original ? "\n" : "",
+                     m->recipient) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, const char *hostname,

@@ -61,7 +61,8 @@ int mbox_quote_feed(MboxQuote *q, const char *data, size_t len, MailboxOutputFun
 /* Hands out what is held back at the end of the content. */
 int mbox_quote_finish(MboxQuote *q, MailboxOutputFunc out, void *userdata);
 
-/* "From <sender or MAILER-DAEMON> Www Mmm dd hh:mm:ss yyyy\n" into buf; the length, or -ENOBUFS. */
+/* "From <sender or MAILER-DAEMON>  Www Mmm dd hh:mm:ss yyyy\n" into buf (two blanks before the date, as
+ * Postfix writes asctime()'s form); the length, or -ENOBUFS. */
 int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t size);
 
 /* A Maildir file name: "<sec>.M<usec>P<pid>R<random>.<host>", with '/' and ':' of host escaped. */
@@ -74,7 +75,12 @@ typedef struct MailboxMessage {
         const QueueEnvelope *envelope;
         const char *sender;             /* "" for the null sender */
         const char *recipient;          /* for Delivered-To: */
+        const char *original;           /* for X-Original-To: the queue file's recipient; NULL or "": none */
 } MailboxMessage;
+
+/* The headers a delivery puts before the content, in Postfix's order: from_line (the mbox From_ line, or
+ * NULL), Return-Path, X-Original-To (when m has an original recipient) and Delivered-To. */
+int mailbox_delivery_headers(const MailboxMessage *m, const char *from_line, char **ret);
 
 typedef struct MailboxLocking {
         unsigned attempts;

@@ -134,6 +134,7 @@ static int recipient_start(VirtualCall *c) {
                 .envelope = c->req.envelope,
                 .sender = c->req.sender,
                 .recipient = c->req.recipients[c->n_done].address,
+                .original = c->req.recipients[c->n_done].original,
         };
         MailboxResult result;
         int p[2], r;

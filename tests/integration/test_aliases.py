@@ -129,8 +129,9 @@ class Aliases(unittest.TestCase):
         qid = pb.send(SENDER, ["team@localhost"], f"Subject: team\n\n{m}\n")
         a = pb.wait_until(lambda: mailbox_with("alice", m), what="the alias's mail for alice")
         b = pb.wait_until(lambda: mailbox_with("bob", m), what="the alias's mail for bob")
-        self.assertRegex(a, r"\nDelivered-To: alice@[^\n]+\n")
-        self.assertRegex(b, r"\nDelivered-To: bob@[^\n]+\n")
+        # Postfix's local: the alias as X-Original-To, the mailbox's owner as Delivered-To
+        self.assertRegex(a, r"\nX-Original-To: team@localhost\nDelivered-To: alice@[^\n]+\n")
+        self.assertRegex(b, r"\nX-Original-To: team@localhost\nDelivered-To: bob@[^\n]+\n")
         self.assertIsNone(mailbox_with("team", m))
         for user in ("alice", "bob"):
             rec = wait_local(qid, self.cursor, lambda r: r.get("RECIPIENT", "").startswith(user + "@"),
@@ -161,10 +162,9 @@ class Aliases(unittest.TestCase):
         text = pb.wait_until(content, what="the command's output file")
         rec = wait_local(qid, self.cursor, lambda r: r.get("DELIVERY_STATUS") == "sent", "the command delivery record")
 
-        # the message on stdin: a From_ line, Return-Path and Delivered-To, the content unquoted
-        self.assertTrue(text.startswith(f"From {SENDER} "), text[:80])
-        self.assertIn(f"\nReturn-Path: <{SENDER}>\n", text)
-        self.assertIn("\nDelivered-To: pipe@localhost\n", text)
+        # the message on stdin: a From_ line, Return-Path, X-Original-To and Delivered-To, the content unquoted
+        self.assertTrue(text.startswith(f"From {SENDER}  "), text[:80])
+        self.assertIn(f"\nReturn-Path: <{SENDER}>\nX-Original-To: pipe@localhost\nDelivered-To: pipe@localhost\n", text)
         self.assertIn(f"\n{m}\nFrom here\n", text)
         nobody = pwd.getpwnam("nobody")
         self.assertEqual(os.stat(msg_path).st_uid, nobody.pw_uid)   # a root-owned alias table: default_privs

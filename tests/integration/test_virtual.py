@@ -132,7 +132,8 @@ class Virtual(unittest.TestCase):
             self.assertEqual(os.stat(f'{BASE}/hosted.test/bob/{d}').st_uid, BOB_UID, d)
         with open(files[0], encoding='utf-8') as f:
             text = f.read()
-        self.assertTrue(text.startswith(f'Return-Path: <{SENDER}>\nDelivered-To: bob+tag@hosted.test\n'), text[:200])
+        self.assertTrue(text.startswith(f'Return-Path: <{SENDER}>\nX-Original-To: bob+tag@hosted.test\n'
+                                        'Delivered-To: bob+tag@hosted.test\n'), text[:200])
         self.assertIn('\nFrom the start\nbody\n', text)     # Maildir: no >From quoting
         self.assertEqual(os.listdir(f'{BASE}/hosted.test/bob/tmp'), [])
         # The role is socket-activated, and its unit may write below the mailbox base alone.
@@ -154,7 +155,7 @@ class Virtual(unittest.TestCase):
         with open(path, 'rb') as f:
             msgs = [m.decode() for m in pb.mbox_split(f.read()) if marker.encode() in m]
         self.assertEqual(len(msgs), 1)
-        self.assertRegex(msgs[0], rf'^From {re.escape(SENDER)} \w{{3}} \w{{3}} [ \d]\d \d\d:\d\d:\d\d \d{{4}}\n')
+        self.assertRegex(msgs[0], rf'^From {re.escape(SENDER)}  \w{{3}} \w{{3}} [ \d]\d \d\d:\d\d:\d\d \d{{4}}\n')
         self.assertIn('\n>From the start\nbody\n', msgs[0])
         self.assertFalse(os.path.exists(path + '.lock'))
 

@@ -103,7 +103,7 @@ static void expect_mbox_message(const char **p, const char *from, const char *bo
         const char *nl = strchr(*p, '\n');
         char prefix[128];
 
-        (void) snprintf(prefix, sizeof prefix, "From %s ", from);
+        (void) snprintf(prefix, sizeof prefix, "From %s  ", from);     /* two blanks, as Postfix */
         ASSERT_TRUE(nl);
         ASSERT_TRUE(strncmp(*p, prefix, strlen(prefix)) == 0);
         ASSERT_EQ(nl - *p, strlen(prefix) + 24);        /* "Www Mmm dd hh:mm:ss yyyy" */

@@ -112,21 +112,38 @@ TEST(from_line) {
         char buf[128];
 
         ASSERT_EQ(mbox_from_line("alice@example.org", &tm, buf, sizeof buf),
-                  strlen("From alice@example.org Tue Mar  5 07:08:09 2024\n"));
-        ASSERT_STREQ(buf, "From alice@example.org Tue Mar  5 07:08:09 2024\n");
+                  strlen("From alice@example.org  Tue Mar  5 07:08:09 2024\n"));
+        ASSERT_STREQ(buf, "From alice@example.org  Tue Mar  5 07:08:09 2024\n");
         ASSERT_OK(mbox_from_line("", &tm, buf, sizeof buf));
-        ASSERT_STREQ(buf, "From MAILER-DAEMON Tue Mar  5 07:08:09 2024\n");
+        ASSERT_STREQ(buf, "From MAILER-DAEMON  Tue Mar  5 07:08:09 2024\n");
         ASSERT_OK(mbox_from_line("\"a b\"@example.org", &tm, buf, sizeof buf));
-        ASSERT_STREQ(buf, "From \"a_b\"@example.org Tue Mar  5 07:08:09 2024\n");
+        ASSERT_STREQ(buf, "From \"a_b\"@example.org  Tue Mar  5 07:08:09 2024\n");
 
         const struct tm late = { .tm_year = 99, .tm_mon = 11, .tm_mday = 31, .tm_wday = 5,
                                  .tm_hour = 23, .tm_min = 59, .tm_sec = 59 };
         ASSERT_OK(mbox_from_line("a@b", &late, buf, sizeof buf));
-        ASSERT_STREQ(buf, "From a@b Fri Dec 31 23:59:59 1999\n");
+        ASSERT_STREQ(buf, "From a@b  Fri Dec 31 23:59:59 1999\n");
 
         ASSERT_ERR(mbox_from_line("alice@example.org", &tm, buf, 20), ENOBUFS);
         const struct tm bad = { .tm_mon = 12 };
         ASSERT_ERR(mbox_from_line("a@b", &bad, buf, sizeof buf), EINVAL);
+}
+
+TEST(delivery_headers) {
+        MailboxMessage m = { .sender = "alice@example.org", .recipient = "root@example.org" };
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+
+        /* Postfix's order; X-Original-To only when the original recipient is known. */
+        ASSERT_OK(mailbox_delivery_headers(&m, NULL, &a));
+        ASSERT_STREQ(a, "Return-Path: <alice@example.org>\nDelivered-To: root@example.org\n");
+        m.original = "postmaster@example.org";
+        ASSERT_OK(mailbox_delivery_headers(&m, "From alice@example.org  Tue Mar  5 07:08:09 2024\n", &b));
+        ASSERT_STREQ(b, "From alice@example.org  Tue Mar  5 07:08:09 2024\nReturn-Path: <alice@example.org>\n"
+                        "X-Original-To: postmaster@example.org\nDelivered-To: root@example.org\n");
+        m.original = "";
+        m.sender = "";
+        ASSERT_OK(mailbox_delivery_headers(&m, NULL, &c));
+        ASSERT_STREQ(c, "Return-Path: <>\nDelivered-To: root@example.org\n");
 }
 
 TEST(maildir_name) {
@@ -199,6 +216,7 @@ int main(void) {
         RUN(quote_every_split);
         RUN(quote_error);
         RUN(from_line);
+        RUN(delivery_headers);
         RUN(maildir_name);
         RUN(result_round_trip);
         RUN(result_parse_bad);
