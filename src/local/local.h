@@ -216,9 +216,9 @@ LocalWorkerId local_worker_id(const Config *c, const LocalPrivs *user);
 
 /* A request to a worker, one SOCK_SEQPACKET message: this header, then the user's name, home, the sender, the
  * recipient (for Delivered-To:) and the original recipient (for X-Original-To:, "" for none), each
- * NUL-terminated, then the queue file's file_size bytes. A queue file
- * over LOCAL_WORK_FILE_MAX (or one local did not read whole) comes as a descriptor instead (SCM_RIGHTS), and
- * file_size is 0. The answer is a result as mailbox_result_format() writes it. */
+ * NUL-terminated, then the queue file's file_size bytes. A queue file over LOCAL_WORK_FILE_MAX (or one local
+ * did not read whole) comes as a descriptor instead (SCM_RIGHTS), and file_size is 0. The answer is a
+ * result as mailbox_result_format() writes it. */
 typedef struct LocalWorkHeader {
         uint32_t uid;
         uint32_t gid;

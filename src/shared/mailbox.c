@@ -1,6 +1,6 @@
 /* mailbox.c: pure helpers of mailbox delivery, shared by local and virtual: the result of a delivery, the mbox
- * From_ line, ">From " quoting of content that arrives in pieces, and Maildir file names. Runs in the delivery
- * agents (local, virtual) and their delivery processes. */
+ * From_ line and the delivery headers, ">From " quoting of content that arrives in pieces, and Maildir file
+ * names. Runs in the delivery agents (local, virtual) and their delivery processes. */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -157,13 +157,15 @@ int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t si
 }
 
 int mailbox_delivery_headers(const MailboxMessage *m, const char *from_line, char **ret) {
-        bool original = !isempty(m->original);
+        int r;
 
-        if (asprintf(ret, "%sReturn-Path: <%s>\n%s%s%sDelivered-To: %s\n", strempty(from_line), m->sender,
-                     original ? "X-Original-To: " : "", original ? m->original : "", original ? "\n" : "",
-                     m->recipient) < 0)
-                return -ENOMEM;
-        return 0;
+        if (isempty(m->original))
+                r = asprintf(ret, "%sReturn-Path: <%s>\nDelivered-To: %s\n", strempty(from_line), m->sender,
+                             m->recipient);
+        else
+                r = asprintf(ret, "%sReturn-Path: <%s>\nX-Original-To: %s\nDelivered-To: %s\n",
+                             strempty(from_line), m->sender, m->original, m->recipient);
+        return r < 0 ? -ENOMEM : 0;
 }
 
 int maildir_unique_name(uint64_t realtime_usec, pid_t pid, uint64_t random, const char *hostname,
