@@ -89,14 +89,18 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
         } else if (tls && asprintf(&using, "\t(using %s)\n\t(No client certificate requested)\n", tls) < 0)
                 return -ENOMEM;
         format_rfc5322_date(now, date, sizeof date);
-        if (addr)
-                return write_header(w, "Received: from %s (%s [%s])\n%s%s%s%s"
-                                       "\tby %s (postbus) with %s id %s%s%s%s;\n\t%s\n",
+        if (addr) {
+                /* As Postfix: "for <recipient>; date" when there is one recipient, else "id ...;" and the date
+                 * on a line of its own. */
+                _cleanup_free_ char *tail = req->recipients[1] ? strprintf(";\n\t%s", date)
+                                                               : strprintf("\n\tfor <%s>; %s", req->recipients[0], date);
+                if (!tail)
+                        return -ENOMEM;
+                return write_header(w, "Received: from %s (%s [%s])\n%s%s%s%s\tby %s (postbus) with %s id %s%s\n",
                                     helo ?: name ?: "unknown", name ?: "unknown", addr, strempty(using),
-                                    sasl ? "\t(Authenticated sender: " : "",
-                                    strempty(sasl), sasl ? ")\n" : "", c->daemon->config->myhostname, proto ?: "SMTP",
-                                    id, req->recipients[1] ? "" : "\n\tfor <",
-                                    req->recipients[1] ? "" : req->recipients[0], req->recipients[1] ? "" : ">", date);
+                                    sasl ? "\t(Authenticated sender: " : "", strempty(sasl), sasl ? ")\n" : "",
+                                    c->daemon->config->myhostname, proto ?: "SMTP", id, tail);
+        }
         return write_header(w, "Received: by %s (postbus, from userid %s)\n\tid %s; %s\n",
                             c->daemon->config->myhostname, strna(user), id, date);
 }

@@ -19,7 +19,8 @@ void format_rfc5322_date(time_t t, char *buf, size_t size) {
         struct tm tm;
 
         (void) localtime_r(&t, &tm);
-        (void) strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+        /* Postfix's form: the day of the month padded with a blank ("Mon,  7 Dec 2026 ..."). */
+        (void) strftime(buf, size, "%a, %e %b %Y %H:%M:%S %z (%Z)", &tm);
 }
 
 int format_message_id(time_t now, const char *unique, const char *tag, const char *host, char **ret) {

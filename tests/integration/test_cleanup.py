@@ -75,7 +75,17 @@ def mail_with(user, marker):
     return next((m for m in pb.mbox_messages(user) if marker in m), None)
 
 
+START = {}     # the journal's cursor when the tests began
+
+
 def wait_mail(user, marker):
+    """The message in user's mailbox with marker in it. For a queue ID, once local has logged the delivery to
+    user: a large message is visible in the mbox before its last byte is written."""
+    if pb.queue_id_valid(marker):
+        pb.wait_until(lambda: any(r.get('RECIPIENT', '').startswith(user + '@')
+                                  for r in pb.journal(QUEUE_ID=marker, POSTBUS_ROLE='local', DELIVERY_STATUS='sent',
+                                                      since=START['cursor'])),
+                      what=f'the delivery of {marker} to {user}')
     return pb.wait_until(lambda: mail_with(user, marker), what=f'mail {marker} for {user}')
 
 
@@ -87,6 +97,7 @@ def queue_files(qid):
 class Cleanup(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        START['cursor'] = pb.journal_cursor()
         for u in ('alice', 'bob', 'carol'):
             pb.add_user(u)
         configure(myhostname=HOST, mydomain='example.test', canonical_maps='', sender_canonical_maps='',

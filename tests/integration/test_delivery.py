@@ -36,8 +36,12 @@ class Delivery(unittest.TestCase):
                       "Delivered-To: alice@localhost\n", m)
         self.assertIn(f"with ESMTP id {qid}", m)
         self.assertIn("Received: from client.example.org (", m)
+        # Postfix's forms: one recipient and the date on the Received header's last line, and the day of the
+        # month padded with a blank, not a zero
+        date = r"\w{3}, (?: \d|[123]\d) \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(\w+\)"
+        self.assertRegex(m, rf"\n\tby [^\n]+ \(postbus\) with ESMTP id {qid}\n\tfor <alice@localhost>; {date}\n")
         self.assertIn("\nMessage-ID: <", m)
-        self.assertIn("\nDate: ", m)
+        self.assertRegex(m, rf"\nDate: {date}\n")
         self.assertIn("\nFrom: sender@example.org\n", m)
         self.assertIn("\nSubject: hello alice\n", m)
         self.assertIn("\nfirst line\n.leading dot\nlast line\n", m)
