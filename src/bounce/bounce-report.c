@@ -435,7 +435,7 @@ int bounce_report_compose(const BounceReport *r, char **ret, size_t *ret_size) {
         if ((k = out_open(&out)) < 0)
                 return k;
         FILE *f = out.f;
-        fprintf(f, "From: MAILER-DAEMON@%s (Mail Delivery System)\n", r->myhostname);
+        fprintf(f, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", r->myhostname);     /* Postfix's form */
         put_field(&out, "To", r->to);
         put_field(&out, "Subject", report_subject(r));
         bounce_format_date(r->now_usec, date, sizeof date);

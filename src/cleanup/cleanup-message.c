@@ -101,8 +101,13 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
                                     sasl ? "\t(Authenticated sender: " : "", strempty(sasl), sasl ? ")\n" : "",
                                     c->daemon->config->myhostname, proto ?: "SMTP", id, tail);
         }
+        /* Local submission names its user, as Postfix's pickup does; mail that postbus makes itself (a notice)
+         * has none. */
+        if (!user)
+                return write_header(w, "Received: by %s (postbus)\n\tid %s; %s\n", c->daemon->config->myhostname,
+                                    id, date);
         return write_header(w, "Received: by %s (postbus, from userid %s)\n\tid %s; %s\n",
-                            c->daemon->config->myhostname, strna(user), id, date);
+                            c->daemon->config->myhostname, user, id, date);
 }
 
 static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const CleanupHeaderScan *h,

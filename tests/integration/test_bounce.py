@@ -205,7 +205,9 @@ class Bounce(unittest.TestCase):
         self.assertIn(f'{qid}: postmaster non-delivery notification: {ids[1]}', [r['MESSAGE'] for r in recs])
 
         report = wait_report('alice', 'Undelivered Mail Returned to Sender', qid)
-        self.assertIn(f'\nFrom: MAILER-DAEMON@{HOST} (Mail Delivery System)\n', report.raw_head)
+        self.assertIn(f'\nFrom: Mail Delivery System <MAILER-DAEMON@{HOST}>\n', report.raw_head)
+        # made by postbus itself: no user in its Received header, as Postfix's notices have none
+        self.assertRegex(report.raw_head, r'\nReceived: by \S+ \(postbus\)\n\tid [0-9A-F]+; ')
         self.assertEqual(report['To'], SENDER)
         self.assertEqual(report['Auto-Submitted'], 'auto-replied')
         self.assertEqual(report['MIME-Version'], '1.0')

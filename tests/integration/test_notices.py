@@ -5,6 +5,7 @@ fairness between a 10,000-recipient list and single messages. Every notice is an
 that Python's email package reads into its three parts."""
 import email
 import email.policy
+import email.utils
 import os
 import smtplib
 import time
@@ -167,7 +168,7 @@ class Notices(unittest.TestCase):
         self.assertEqual(mine[0]['Status'], status)
         if diag:
             self.assertIn(diag, mine[0]['Diagnostic-Code'])
-        self.assertTrue(rep['From'].startswith('MAILER-DAEMON@'))
+        self.assertTrue(email.utils.parseaddr(str(rep['From']))[1].startswith('MAILER-DAEMON@'), rep['From'])
         return mine[0]
 
     def test_expiry_bounces_failed(self):

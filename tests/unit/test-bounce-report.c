@@ -186,7 +186,7 @@ TEST(failure_structure) {
         size_t n = split_parts(out, parts, 4, &top);
 
         ASSERT_EQ(n, 3);
-        assert_header(top, "From", "MAILER-DAEMON@mail.example.org (Mail Delivery System)");
+        assert_header(top, "From", "Mail Delivery System <MAILER-DAEMON@mail.example.org>");
         assert_header(top, "To", "alice@example.org");
         assert_header(top, "Subject", "Undelivered Mail Returned to Sender");
         assert_header(top, "Auto-Submitted", "auto-replied");
