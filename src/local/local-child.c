@@ -84,11 +84,7 @@ static void file_delivery(const void *userdata, MailboxResult *ret) {
                 .uid = f->privs->uid, .gid = f->privs->gid,
                 .lock_uid = f->privs->uid, .lock_gid = f->privs->gid,
                 .create_gid = f->privs->gid,
-                .locking = {
-                        .attempts = (unsigned) f->c->deliver_lock_attempts,
-                        .delay_usec = (uint64_t) f->c->deliver_lock_delay * USEC_PER_SEC,
-                        .stale_usec = (uint64_t) f->c->stale_lock_time * USEC_PER_SEC,
-                },
+                .locking = local_mailbox_locking(f->c),
                 .file_target = true,
         };
         mailbox_deliver_mbox(f->m, &mb, ret);

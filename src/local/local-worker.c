@@ -74,14 +74,21 @@ static void results_fill(MailboxResult *ret, size_t n) {
                 ret[k] = ret[0];
 }
 
-static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
-                         uid_t worker_uid, gid_t worker_gid, MailboxResult *ret) {
-        _cleanup_free_ char *path = NULL;
-        const MailboxLocking locking = {
+MailboxLocking local_mailbox_locking(const Config *c) {
+        MailboxLocking l = {
                 .attempts = (unsigned) c->deliver_lock_attempts,
                 .delay_usec = (uint64_t) c->deliver_lock_delay * USEC_PER_SEC,
                 .stale_usec = (uint64_t) c->stale_lock_time * USEC_PER_SEC,
         };
+
+        (void) mailbox_lock_parse(c->mailbox_delivery_lock, &l);        /* checked when local started */
+        return l;
+}
+
+static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
+                         uid_t worker_uid, gid_t worker_gid, MailboxResult *ret) {
+        _cleanup_free_ char *path = NULL;
+        const MailboxLocking locking = local_mailbox_locking(c);
 
         if (!user_name_ok(pw->pw_name)) {
                 mailbox_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);

@@ -85,6 +85,14 @@ static int local_check_config(const Config *c) {
                                 return config_error(c, lists[i], "only alias, forward and include are known", *s);
         }
 
+        MailboxLocking locking;
+        r = mailbox_lock_parse(c->mailbox_delivery_lock, &locking);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return config_error(c, CONFIG_PARAM_mailbox_delivery_lock, "only fcntl and dotlock are known",
+                                    c->mailbox_delivery_lock);
+
         r = config_split_list(c->forward_path, &paths);
         if (r < 0)
                 return log_oom();

@@ -232,6 +232,9 @@ typedef struct LocalWorkHeader {
 
 /* home_mailbox names a Maildir (it ends in "/"): no lock, and one sync of new/ for all a worker stored. */
 bool local_home_maildir(const Config *c);
+/* How an mbox file is locked (mailbox_delivery_lock, deliver_lock_*, stale_lock_time): for the workers and
+ * for /file destinations. */
+MailboxLocking local_mailbox_locking(const Config *c);
 
 /* The worker's life: takes on id for good, then serves deliveries on fd until it is closed. */
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user);

@@ -241,6 +241,8 @@
           "Directory of the UNIX mbox files, one per user, when home_mailbox is empty.")                    \
         X(mailbox_size_limit, SIZE, "51200000", 0, 1099511627776, "local",                                   \
           "Largest mailbox file or Maildir message file that local delivery writes, in bytes; 0: no limit.") \
+        X(mailbox_delivery_lock, STRING, "fcntl, dotlock", 0, 0, "local",                                    \
+          "How local locks an mbox file (a spool or home mailbox, a /file destination): fcntl, dotlock, or both.") \
         X(deliver_lock_attempts, INT, "20", 1, 1000, "local",                                                \
           "Most attempts to lock a mailbox (dot-lock file, then fcntl lock) before delivery is deferred.")   \
         X(deliver_lock_delay, TIME, "1s", 1, 60, "local",                                                    \

@@ -156,6 +156,29 @@ int mbox_from_line(const char *sender, const struct tm *tm, char *buf, size_t si
         return n;
 }
 
+int mailbox_lock_parse(const char *value, MailboxLocking *locking) {
+        _cleanup_strv_free_ char **words = NULL;
+        bool dotlock = false, fcntl_lock = false;
+        int r;
+
+        r = config_split_list(value, &words);
+        if (r < 0)
+                return r;
+        for (char **w = words; *w; w++) {
+                if (strcaseeq(*w, "dotlock"))
+                        dotlock = true;
+                else if (strcaseeq(*w, "fcntl"))
+                        fcntl_lock = true;
+                else
+                        return -EINVAL;
+        }
+        if (!dotlock && !fcntl_lock)
+                return -EINVAL;
+        locking->no_dotlock = !dotlock;
+        locking->no_fcntl = !fcntl_lock;
+        return 0;
+}
+
 int mailbox_delivery_headers(const MailboxMessage *m, const char *from_line, char **ret) {
         int r;
 

@@ -86,10 +86,14 @@ typedef struct MailboxLocking {
         unsigned attempts;
         uint64_t delay_usec;
         uint64_t stale_usec;            /* a dot-lock older than this is removed */
-        bool no_dotlock;                /* virtual_mailbox_lock without dotlock */
-        bool no_fcntl;                  /* virtual_mailbox_lock without fcntl */
+        bool no_dotlock;                /* mailbox_delivery_lock (virtual_mailbox_lock) without dotlock */
+        bool no_fcntl;                  /* ... without fcntl */
         bool keep_lock_file;            /* keep the dot-lock file between deliveries (mailbox_dotlock_forget()) */
 } MailboxLocking;
+
+/* mailbox_delivery_lock or virtual_mailbox_lock into locking: fcntl and dotlock, at least one of them; -EINVAL
+ * for another word (Postfix's flock is not offered). */
+int mailbox_lock_parse(const char *value, MailboxLocking *locking);
 
 /* Removes the dot-lock file that a process which delivers with keep_lock_file kept; at its end. */
 void mailbox_dotlock_forget(void);

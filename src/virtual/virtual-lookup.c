@@ -87,29 +87,6 @@ int virtual_parse_id(const char *value, unsigned long *ret) {
         return 0;
 }
 
-int virtual_lock_parse(const char *value, MailboxLocking *locking) {
-        _cleanup_strv_free_ char **words = NULL;
-        bool dotlock = false, fcntl_lock = false;
-        int r;
-
-        r = config_split_list(value, &words);
-        if (r < 0)
-                return r;
-        for (char **w = words; *w; w++) {
-                if (strcaseeq(*w, "dotlock"))
-                        dotlock = true;
-                else if (strcaseeq(*w, "fcntl"))
-                        fcntl_lock = true;
-                else
-                        return -EINVAL;
-        }
-        if (!dotlock && !fcntl_lock)
-                return -EINVAL;
-        locking->no_dotlock = !dotlock;
-        locking->no_fcntl = !fcntl_lock;
-        return 0;
-}
-
 /* A uid or gid from map: 1 and the id, or 0 with ret_result set. */
 static int lookup_id(VirtualMap *map, const Config *c, const char *recipient, const char *what, unsigned long *ret,
                      MailboxResult *ret_result) {
@@ -195,7 +172,7 @@ void virtual_deliver(const MailboxMessage *m, const Config *c, const VirtualTarg
                 mailbox_deliver_maildir(m, t->path, c->myhostname, ret);
                 return;
         }
-        if (virtual_lock_parse(c->virtual_mailbox_lock, &mb.locking) < 0) {
+        if (mailbox_lock_parse(c->virtual_mailbox_lock, &mb.locking) < 0) {
                 mailbox_result_set(ret, "4.3.5", "mail system configuration error");
                 return;
         }

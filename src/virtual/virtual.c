@@ -40,7 +40,7 @@ static int virtual_check_config(const Config *c) {
         if (isempty(c->virtual_mailbox_base) || c->virtual_mailbox_base[0] != '/')
                 return config_error(c, CONFIG_PARAM_virtual_mailbox_base, "must be an absolute directory",
                                     c->virtual_mailbox_base);
-        r = virtual_lock_parse(c->virtual_mailbox_lock, &locking);
+        r = mailbox_lock_parse(c->virtual_mailbox_lock, &locking);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)

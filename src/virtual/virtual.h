@@ -38,8 +38,6 @@ void virtual_target_done(VirtualTarget *t);
 int virtual_mailbox_path(const char *base, const char *value, char **ret);
 /* A decimal uid or gid as a map gives it (white space around it allowed): -EINVAL otherwise. */
 int virtual_parse_id(const char *value, unsigned long *ret);
-/* virtual_mailbox_lock into locking: fcntl and dotlock, at least one; -EINVAL for another word. */
-int virtual_lock_parse(const char *value, MailboxLocking *locking);
 
 /* Looks recipient up as Postfix's virtual(8) does: 1 and the target, or 0 and the result that settles it
  * (unknown: bounced 5.1.1; no uid or gid, or a uid below virtual_minimum_uid: deferred 4.3.5; a table that

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (virtual_parse_id(text, &id) >= 0)
                 CHECK(id <= (unsigned long) INT32_MAX);
-        if (virtual_lock_parse(text, &l) >= 0)
+        if (mailbox_lock_parse(text, &l) >= 0)
                 CHECK(!(l.no_dotlock && l.no_fcntl));
         free(text);
         return 0;

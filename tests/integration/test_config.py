@@ -29,6 +29,25 @@ class Config(unittest.TestCase):
             pb.systemctl("restart", "postbus-qmgr.service")
         self.assertTrue(pb.unit_active("postbus-qmgr.service"))
 
+    def test_bad_mailbox_delivery_lock_stops_local(self):
+        original = MAIN_CF.read_text()
+        try:
+            with open("/etc/postbus/main.cf", "a") as f:
+                f.write("\nmailbox_delivery_lock = fcntl, flock\n")
+            line = len(MAIN_CF.read_text().splitlines())
+            cursor = pb.journal_cursor()
+            pb.systemctl("restart", "postbus-local.service", check=False)
+            pb.wait_until(lambda: not pb.unit_active("postbus-local.service"), what="local refusing to start")
+            recs = pb.journal(_SYSTEMD_UNIT="postbus-local.service", since=cursor)
+            self.assertTrue(any(r["MESSAGE"] == f'/etc/postbus/main.cf:{line}: mailbox_delivery_lock: "fcntl, flock": '
+                                              'only fcntl and dotlock are known' for r in recs),
+                            [r["MESSAGE"] for r in recs][-5:])
+        finally:
+            MAIN_CF.write_text(original)
+            pb.systemctl("reset-failed", "postbus-local.service", check=False)
+        pb.systemctl("start", "postbus-local.service")
+        self.assertTrue(pb.unit_active("postbus-local.service"))
+
     def test_install_keeps_edited_main_cf_and_builds_aliases(self):
         # The install this container got (run-test's meson install) built the aliases database.
         self.assertTrue(os.path.exists("/etc/aliases.gdbm"), "meson install did not run newaliases")

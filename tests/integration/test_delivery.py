@@ -103,6 +103,33 @@ class Delivery(unittest.TestCase):
         finally:
             pb.set_config(home_mailbox="")
 
+    def test_mailbox_delivery_lock(self):
+        """mailbox_delivery_lock = fcntl: someone else's fresh dot-lock file does not hold delivery up (Postfix's
+        parameter); with dotlock among the methods, the same file makes the delivery wait and defer."""
+        pb.add_user("dave")
+        lock = "/var/mail/dave.lock"
+        with open(lock, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        before = os.stat(lock)
+        try:
+            pb.set_config(mailbox_delivery_lock="fcntl")
+            qid = pb.send("x@example.org", ["dave@localhost"], "Subject: fcntl only\n\nhi dave\n")
+            pb.wait_until(lambda: any(qid in m for m in pb.mbox_messages("dave")), what="mail for dave")
+            after = os.stat(lock)
+            self.assertEqual((after.st_ino, after.st_mtime_ns), (before.st_ino, before.st_mtime_ns))
+
+            cursor = pb.journal_cursor()
+            pb.set_config(mailbox_delivery_lock="dotlock, fcntl", deliver_lock_attempts="2", deliver_lock_delay="1s")
+            qid = pb.send("x@example.org", ["dave@localhost"], "Subject: dot-locked\n\nhi again\n")
+            rec = pb.wait_until(lambda: next(iter(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE="local",
+                                                             DELIVERY_STATUS="deferred", since=cursor)), None),
+                                what="the deferral while the dot-lock is held")
+            self.assertIn("lock", rec["MESSAGE"])
+            self.assertFalse(any(qid in m for m in pb.mbox_messages("dave")))
+        finally:
+            os.unlink(lock)
+            pb.set_config(mailbox_delivery_lock="fcntl, dotlock", deliver_lock_attempts="20", deliver_lock_delay="1s")
+
 
 if __name__ == "__main__":
     unittest.main()

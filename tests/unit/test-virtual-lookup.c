@@ -50,14 +50,14 @@ TEST(ids) {
 TEST(lock) {
         MailboxLocking l = {};
 
-        ASSERT_OK(virtual_lock_parse("fcntl, dotlock", &l));
+        ASSERT_OK(mailbox_lock_parse("fcntl, dotlock", &l));
         ASSERT_TRUE(!l.no_dotlock && !l.no_fcntl);
-        ASSERT_OK(virtual_lock_parse("fcntl", &l));
+        ASSERT_OK(mailbox_lock_parse("fcntl", &l));
         ASSERT_TRUE(l.no_dotlock && !l.no_fcntl);
-        ASSERT_OK(virtual_lock_parse("dotlock", &l));
+        ASSERT_OK(mailbox_lock_parse("dotlock", &l));
         ASSERT_TRUE(!l.no_dotlock && l.no_fcntl);
-        ASSERT_ERR(virtual_lock_parse("flock", &l), EINVAL);
-        ASSERT_ERR(virtual_lock_parse("", &l), EINVAL);
+        ASSERT_ERR(mailbox_lock_parse("flock", &l), EINVAL);
+        ASSERT_ERR(mailbox_lock_parse("", &l), EINVAL);
 }
 
 static Config *config_with(const char *text) {
