@@ -51,6 +51,8 @@
         X(inet_interfaces, STRING, "all", 0, 0, "smtpd",                                                     \
           "all; the addresses smtpd listens on are ListenStream= of its socket units (systemctl edit); "     \
           "any other value is compared with the sockets smtpd was given, and a mismatch is warned about.")  \
+        X(strict_rfc821_envelopes, BOOL, "no", 0, 0, "smtpd",                                                \
+          "Require <> around the addresses of MAIL FROM and RCPT TO; no: a bare address is taken too.")     \
         X(smtpd_helo_required, BOOL, "no", 0, 0, "smtpd",                                                    \
           "Require HELO or EHLO before MAIL (503 otherwise); no: MAIL may come first.")                     \
         X(smtputf8_enable, BOOL, "yes", 0, 0, "smtpd",                                                       \

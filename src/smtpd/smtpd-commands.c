@@ -87,13 +87,14 @@ void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
 }
 
 /* Replies to a MAIL or RCPT argument that smtpd_{mail,rcpt}_parse() refused. */
-static void reply_path_error(SmtpdSession *s, int r, const char *syntax, const char *bad_address) {
+static void reply_path_error(SmtpdSession *s, int r, const SmtpdPath *p, const char *syntax,
+                             const char *bad_address) {
         if (r == -EPROTO)
                 smtpd_session_reply(s, "501 5.5.4 Syntax: %s", syntax);
         else if (r == -EBADMSG)
                 smtpd_session_reply(s, "%s", bad_address);
         else if (r == -EOPNOTSUPP)
-                smtpd_session_reply(s, "555 5.5.4 Unsupported option");
+                smtpd_session_reply(s, "555 5.5.4 Unsupported option: %s", p->unsupported);
         else
                 smtpd_session_reply(s, "501 5.5.4 Syntax error in parameters");
 }
@@ -169,9 +170,9 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
                 return;
         }
-        r = smtpd_mail_parse(c->arg, c->arg_len, &p);
+        r = smtpd_mail_parse(c->arg, c->arg_len, s->conf->config->strict_rfc821_envelopes, &p);
         if (r < 0) {
-                reply_path_error(s, r, "MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax");
+                reply_path_error(s, r, &p, "MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax");
                 return;
         }
         /* smtputf8_enable = no: the extension is not announced, and its parameter is an unknown option. */
@@ -276,9 +277,9 @@ void smtpd_cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reply(s, "503 5.5.1 Error: need MAIL command");
                 return;
         }
-        r = smtpd_rcpt_parse(c->arg, c->arg_len, &p);
+        r = smtpd_rcpt_parse(c->arg, c->arg_len, s->conf->config->strict_rfc821_envelopes, &p);
         if (r < 0) {
-                reply_path_error(s, r, "RCPT TO:<address>", "501 5.1.3 Bad recipient address syntax");
+                reply_path_error(s, r, &p, "RCPT TO:<address>", "501 5.1.3 Bad recipient address syntax");
                 return;
         }
         if (!s->smtputf8 && !ascii_only(p.address, strlen(p.address))) {

@@ -111,10 +111,54 @@ int smtpd_command_parse(const char *line, size_t len, SmtpdCommand *ret) {
         return 0;
 }
 
+/* Where the address that begins at s[i] ends: at the first '>' (or, with to_blank, the first blank) outside a
+ * quoted part, or at len. */
+static size_t address_end(const char *s, size_t i, size_t len, bool to_blank) {
+        bool quoted = false;
+
+        for (; i < len; i++) {
+                if (quoted) {
+                        if (s[i] == '\\')
+                                i++;
+                        else if (s[i] == '"')
+                                quoted = false;
+                } else if (s[i] == '"')
+                        quoted = true;
+                else if (to_blank ? is_blank(s[i]) : s[i] == '>')
+                        break;
+        }
+        return MIN(i, len);
+}
+
+/* s[start..end) into address, if it is one. */
+static int address_copy(const char *s, size_t start, size_t end, char address[static ADDRESS_MAX + 1]) {
+        if (end - start > ADDRESS_MAX || memchr(s + start, '\0', end - start))
+                return -EBADMSG;
+        memcpy(address, s + start, end - start);
+        address[end - start] = '\0';
+        return address_valid(address) ? 0 : -EBADMSG;
+}
+
+/* An address without brackets at the start of s (strict_rfc821_envelopes = no), as Postfix takes it: the first
+ * word; *ret_used is its length. */
+static int bare_path_parse(const char *s, size_t len, char address[static ADDRESS_MAX + 1], size_t *ret_used) {
+        size_t end = address_end(s, 0, len, true);
+        int r;
+
+        if (end == 0)
+                return -EBADMSG;
+        r = address_copy(s, 0, end, address);
+        if (r < 0)
+                return r;
+        *ret_used = end;
+        return 0;
+}
+
 /* Parses "<path>" at the start of s into address; *ret_used is its length, brackets included. */
 static int path_parse(const char *s, size_t len, char address[static ADDRESS_MAX + 1], size_t *ret_used) {
-        bool quoted = false, route = false;
-        size_t i = 1, start;
+        bool route = false;
+        size_t i = 1, end;
+        int r;
 
         if (len == 0 || s[0] != '<')
                 return -EBADMSG;
@@ -128,24 +172,13 @@ static int path_parse(const char *s, size_t len, char address[static ADDRESS_MAX
                 route = true;
         }
         /* The closing '>' is the first one outside a quoted local part. */
-        for (start = i; i < len; i++) {
-                if (quoted) {
-                        if (s[i] == '\\')
-                                i++;
-                        else if (s[i] == '"')
-                                quoted = false;
-                } else if (s[i] == '"')
-                        quoted = true;
-                else if (s[i] == '>')
-                        break;
-        }
-        if (i >= len || i - start > ADDRESS_MAX || (route && i == start) || memchr(s + start, '\0', i - start))
+        end = address_end(s, i, len, false);
+        if (end >= len || (route && end == i))
                 return -EBADMSG;
-        memcpy(address, s + start, i - start);
-        address[i - start] = '\0';
-        if (!address_valid(address))
-                return -EBADMSG;
-        *ret_used = i + 1;
+        r = address_copy(s, i, end, address);
+        if (r < 0)
+                return r;
+        *ret_used = end + 1;
         return 0;
 }
 
@@ -166,9 +199,21 @@ static int size_parse(const char *s, size_t len, uint64_t *ret) {
         return 0;
 }
 
+/* -EOPNOTSUPP, with the parameter (cut short at a character's end) in ret->unsupported for the reply. */
+static int unsupported(const char *param, size_t len, SmtpdPath *ret) {
+        size_t n = MIN(len, sizeof ret->unsupported - 1);
+
+        while (n > 0 && !utf8_valid(param, n))
+                n--;
+        memcpy(ret->unsupported, param, n);
+        ret->unsupported[n] = '\0';
+        return -EOPNOTSUPP;
+}
+
 /* "KEYWORD<path> params": MAIL takes SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET and ENVID
  * (RFC 3461), XVERP (Postfix); RCPT takes NOTIFY and ORCPT (RFC 3461). Each at most once. */
-static int envelope_parse(const char *arg, size_t len, const char *keyword, bool mail, SmtpdPath *ret) {
+static int envelope_parse(const char *arg, size_t len, const char *keyword, bool mail, bool strict,
+                          SmtpdPath *ret) {
         size_t klen = strlen(keyword), i, used;
         bool have_size = false, have_body = false, have_envid = false, have_orcpt = false, have_auth = false;
         SmtpdPath p = {};
@@ -179,7 +224,12 @@ static int envelope_parse(const char *arg, size_t len, const char *keyword, bool
         /* "MAIL FROM: <a@b>" is not RFC 5321, but common enough to accept. */
         for (i = klen; i < len && is_blank(arg[i]); i++)
                 ;
-        r = path_parse(arg + i, len - i, p.address, &used);
+        if (i == len)
+                return -EPROTO;
+        if (arg[i] != '<' && !strict)
+                r = bare_path_parse(arg + i, len - i, p.address, &used);
+        else
+                r = path_parse(arg + i, len - i, p.address, &used);
         if (r < 0)
                 return r;
         if (!mail && p.address[0] == '\0')
@@ -217,7 +267,7 @@ static int envelope_parse(const char *arg, size_t len, const char *keyword, bool
                         if (word_eq(value, vlen, "8BITMIME"))
                                 p.body_8bitmime = true;
                         else if (!word_eq(value, vlen, "7BIT"))
-                                return -EINVAL;
+                                return unsupported(param, plen, ret);   /* BINARYMIME, as Postfix answers it */
                         have_body = p.body_given = true;
                 } else if (mail && word_eq(param, nlen, "SMTPUTF8")) {
                         if (p.smtputf8 || eq)
@@ -262,18 +312,18 @@ static int envelope_parse(const char *arg, size_t len, const char *keyword, bool
                         p.dsn_orcpt[vlen] = '\0';
                         have_orcpt = true;
                 } else
-                        return -EOPNOTSUPP;
+                        return unsupported(param, plen, ret);
         }
         *ret = p;
         return 0;
 }
 
-int smtpd_mail_parse(const char *arg, size_t len, SmtpdPath *ret) {
-        return envelope_parse(arg, len, "FROM:", true, ret);
+int smtpd_mail_parse(const char *arg, size_t len, bool strict, SmtpdPath *ret) {
+        return envelope_parse(arg, len, "FROM:", true, strict, ret);
 }
 
-int smtpd_rcpt_parse(const char *arg, size_t len, SmtpdPath *ret) {
-        return envelope_parse(arg, len, "TO:", false, ret);
+int smtpd_rcpt_parse(const char *arg, size_t len, bool strict, SmtpdPath *ret) {
+        return envelope_parse(arg, len, "TO:", false, strict, ret);
 }
 
 int smtpd_bdat_parse(const char *arg, size_t len, uint64_t *ret_size, bool *ret_last) {

@@ -90,17 +90,21 @@ typedef struct SmtpdPath {
         char verp_delims[8];            /* the delims as given (cut short past 7 bytes); checked by the caller */
         unsigned dsn_notify;            /* RCPT's NOTIFY=, DsnNotify flags; 0 when not given */
         char dsn_orcpt[DSN_ORCPT_MAX];  /* RCPT's ORCPT= "addr-type;xtext" as given; "" when not given */
+        char unsupported[64];           /* after -EOPNOTSUPP alone: the parameter, for the reply */
 } SmtpdPath;
 
 /* Parse "FROM:<path> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8] [RET=FULL|HDRS] [ENVID=xtext] [XVERP[=xy]]" and
  * "TO:<path> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY] [ORCPT=addr-type;xtext]", as smtpd_command_parse() left
  * them. An address beyond ASCII is returned as it is: the caller allows it only with SMTPUTF8.
- *   -EPROTO      no "FROM:" or "TO:"
+ * Unless strict (strict_rfc821_envelopes), the path may also come without its brackets, as Postfix takes it:
+ * the first word, quoted parts kept whole, is the address and the words after it are parameters.
+ *   -EPROTO      no "FROM:" or "TO:", or nothing after it
  *   -EBADMSG     a malformed or overlong path, or the null path in RCPT
- *   -EOPNOTSUPP  an ESMTP parameter we do not know
+ *   -EOPNOTSUPP  an ESMTP parameter (or BODY= value) we do not know; ret->unsupported is then the one thing
+ *                written, and names it
  *   -EINVAL      a bad value of a parameter we know, or a parameter given twice */
-int smtpd_mail_parse(const char *arg, size_t len, SmtpdPath *ret);
-int smtpd_rcpt_parse(const char *arg, size_t len, SmtpdPath *ret);
+int smtpd_mail_parse(const char *arg, size_t len, bool strict, SmtpdPath *ret);
+int smtpd_rcpt_parse(const char *arg, size_t len, bool strict, SmtpdPath *ret);
 
 /* The argument of BDAT (RFC 3030): "size [LAST]". -EINVAL: anything else. */
 int smtpd_bdat_parse(const char *arg, size_t len, uint64_t *ret_size, bool *ret_last);

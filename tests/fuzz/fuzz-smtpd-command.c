@@ -19,8 +19,9 @@ static void parse_line(const char *line, size_t len) {
         CHECK(c.type >= 0 && c.type < _SMTPD_COMMAND_MAX);
         CHECK(c.arg >= line && c.arg + c.arg_len <= line + len);
         if (c.type == SMTPD_COMMAND_MAIL || c.type == SMTPD_COMMAND_RCPT) {
-                r = c.type == SMTPD_COMMAND_MAIL ? smtpd_mail_parse(c.arg, c.arg_len, &p)
-                                                 : smtpd_rcpt_parse(c.arg, c.arg_len, &p);
+                bool strict = len % 2;  /* both ways of strict_rfc821_envelopes */
+                r = c.type == SMTPD_COMMAND_MAIL ? smtpd_mail_parse(c.arg, c.arg_len, strict, &p)
+                                                 : smtpd_rcpt_parse(c.arg, c.arg_len, strict, &p);
                 if (r >= 0) {
                         CHECK(strlen(p.address) <= ADDRESS_MAX);
                         CHECK(address_valid(p.address));

@@ -156,6 +156,33 @@ class Esmtp(unittest.TestCase):
         refusals = [x for x in pb.journal_messages(since=cursor) if x and "nosuch@localhost" in x]
         self.assertTrue(refusals and "proto=SMTP helo=<>" in refusals[0], refusals)
 
+    def test_bare_addresses(self):
+        # strict_rfc821_envelopes = no, Postfix's default: an address without <> is the first word after the
+        # colon, and the words after it are parameters; nothing at all is a syntax error, as in Postfix
+        s, _ = self.session()
+        self.assertEqual(s.cmd("MAIL FROM:"), (501, "5.5.4 Syntax: MAIL FROM:<address>"))
+        self.assertEqual(s.cmd("MAIL FROM:<a@example.org> BODY=BINARYMIME"),
+                         (555, "5.5.4 Unsupported option: BODY=BINARYMIME"))
+        self.assertEqual(s.cmd("MAIL FROM:Name <a@example.org>"),
+                         (555, "5.5.4 Unsupported option: <a@example.org>"))
+        self.assertEqual(s.cmd("MAIL FROM: bare@example.org SIZE=100")[0], 250)
+        self.assertEqual(s.cmd("RCPT TO:"), (501, "5.5.4 Syntax: RCPT TO:<address>"))
+        self.assertEqual(s.cmd("RCPT TO:erin@localhost NOTIFY=NEVER")[0], 250)
+        self.assertEqual(s.cmd("DATA")[0], 354)
+        code, text = s.cmd("Subject: bare\r\n\r\nno brackets\r\n.")
+        self.assertEqual(code, 250, text)
+        qid = pb.queue_id_from_text(text)
+        m = pb.wait_until(lambda: in_mailbox("erin", qid), what="the mail with bare addresses")
+        self.assertIn("\nReturn-Path: <bare@example.org>\n", m)
+
+        # strict_rfc821_envelopes = yes: the brackets are required
+        self.addCleanup(reconfigure, strict_rfc821_envelopes="no")
+        reconfigure(strict_rfc821_envelopes="yes")
+        s, _ = self.session()
+        self.assertEqual(s.cmd("MAIL FROM:bare@example.org"), (501, "5.1.7 Bad sender address syntax"))
+        self.assertEqual(s.cmd("MAIL FROM:<bare@example.org>")[0], 250)
+        self.assertEqual(s.cmd("RCPT TO:erin@localhost"), (501, "5.1.3 Bad recipient address syntax"))
+
     def test_dsn_parameters_in_queue_file(self):
         with pb.LocalHeld():
             s, _ = self.session()
