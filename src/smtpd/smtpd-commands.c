@@ -341,7 +341,7 @@ void smtpd_cmd_vrfy(SmtpdSession *s, const SmtpdCommand *c) {
         }
         if (!session_check_recipient(s, address))
                 return;
-        smtpd_session_reply(s, "252 2.0.0 <%s>", address);
+        smtpd_session_reply(s, "252 2.0.0 %s", address);    /* the address as Postfix echoes it, bare */
 }
 
 void smtpd_cmd_quit(SmtpdSession *s, const SmtpdCommand *c) {

@@ -321,10 +321,9 @@ class Esmtp(unittest.TestCase):
 
     def test_vrfy(self):
         s, _ = self.session()
-        code, text = s.cmd("VRFY erin")
-        self.assertEqual(code, 252, text)
-        self.assertTrue(text.startswith("2.0.0"), text)
-        self.assertEqual(s.cmd("VRFY <erin@localhost>")[0], 252)
+        # as Postfix: the address echoed without its brackets
+        self.assertEqual(s.cmd("VRFY erin"), (252, "2.0.0 erin"))
+        self.assertEqual(s.cmd("VRFY <erin@localhost>"), (252, "2.0.0 erin@localhost"))
         code, text = s.cmd("VRFY nosuchuser")
         self.assertEqual(code, 550, text)
         self.assertIn("5.1.1", text)
