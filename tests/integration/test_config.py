@@ -11,42 +11,33 @@ MAIN_CF = pathlib.Path("/etc/postbus/main.cf")
 
 
 class Config(unittest.TestCase):
-    def test_bad_value_stops_role_with_file_and_line(self):
+    def assert_bad_line_stops(self, role, line_text, message):
+        """Appends line_text to main.cf; role then refuses to start, and its journal names main.cf's line in
+        message (a format with {line}). main.cf is put back and the role started again."""
+        unit = f"postbus-{role}.service"
         original = MAIN_CF.read_text()
         try:
-            with open("/etc/postbus/main.cf", "a") as f:
-                f.write("\n# added by the test\nsmtpd_timeout = eventually\n")
+            with open(MAIN_CF, "a") as f:
+                f.write(f"\n# added by the test\n{line_text}\n")
             line = len(MAIN_CF.read_text().splitlines())
             cursor = pb.journal_cursor()
-            pb.systemctl("restart", "postbus-qmgr.service", check=False)
-            pb.wait_until(lambda: not pb.unit_active("postbus-qmgr.service"), what="qmgr refusing to start")
-            recs = pb.journal(_SYSTEMD_UNIT="postbus-qmgr.service", since=cursor)
-            self.assertTrue(any(r["MESSAGE"] == f'/etc/postbus/main.cf:{line}: bad value for smtpd_timeout: '
-                                              '"eventually"' for r in recs), [r["MESSAGE"] for r in recs][-5:])
+            pb.systemctl("restart", unit, check=False)
+            pb.wait_until(lambda: not pb.unit_active(unit), what=f"{role} refusing to start")
+            recs = pb.journal(_SYSTEMD_UNIT=unit, since=cursor)
+            expected = f"/etc/postbus/main.cf:{line}: " + message
+            self.assertTrue(any(r["MESSAGE"] == expected for r in recs), [r["MESSAGE"] for r in recs][-5:])
         finally:
             MAIN_CF.write_text(original)
-            pb.systemctl("reset-failed", "postbus-qmgr.service", check=False)
-            pb.systemctl("restart", "postbus-qmgr.service")
-        self.assertTrue(pb.unit_active("postbus-qmgr.service"))
+            pb.systemctl("reset-failed", unit, check=False)
+            pb.systemctl("restart", unit)
+        self.assertTrue(pb.unit_active(unit))
+
+    def test_bad_value_stops_role_with_file_and_line(self):
+        self.assert_bad_line_stops("qmgr", "smtpd_timeout = eventually", 'bad value for smtpd_timeout: "eventually"')
 
     def test_bad_mailbox_delivery_lock_stops_local(self):
-        original = MAIN_CF.read_text()
-        try:
-            with open("/etc/postbus/main.cf", "a") as f:
-                f.write("\nmailbox_delivery_lock = fcntl, flock\n")
-            line = len(MAIN_CF.read_text().splitlines())
-            cursor = pb.journal_cursor()
-            pb.systemctl("restart", "postbus-local.service", check=False)
-            pb.wait_until(lambda: not pb.unit_active("postbus-local.service"), what="local refusing to start")
-            recs = pb.journal(_SYSTEMD_UNIT="postbus-local.service", since=cursor)
-            self.assertTrue(any(r["MESSAGE"] == f'/etc/postbus/main.cf:{line}: mailbox_delivery_lock: "fcntl, flock": '
-                                              'only fcntl and dotlock are known' for r in recs),
-                            [r["MESSAGE"] for r in recs][-5:])
-        finally:
-            MAIN_CF.write_text(original)
-            pb.systemctl("reset-failed", "postbus-local.service", check=False)
-        pb.systemctl("start", "postbus-local.service")
-        self.assertTrue(pb.unit_active("postbus-local.service"))
+        self.assert_bad_line_stops("local", "mailbox_delivery_lock = fcntl, flock",
+                                   'mailbox_delivery_lock: "fcntl, flock": only fcntl and dotlock are known')
 
     def test_install_keeps_edited_main_cf_and_builds_aliases(self):
         # The install this container got (run-test's meson install) built the aliases database.
