@@ -92,14 +92,14 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
         if (addr) {
                 /* As Postfix: "for <recipient>; date" when there is one recipient, else "id ...;" and the date
                  * on a line of its own. */
-                _cleanup_free_ char *tail = req->recipients[1] ? strprintf(";\n\t%s", date)
-                                                               : strprintf("\n\tfor <%s>; %s", req->recipients[0], date);
-                if (!tail)
-                        return -ENOMEM;
-                return write_header(w, "Received: from %s (%s [%s])\n%s%s%s%s\tby %s (postbus) with %s id %s%s\n",
+                bool one = !req->recipients[1];
+                return write_header(w, "Received: from %s (%s [%s])\n%s%s%s%s"
+                                       "\tby %s (postbus) with %s id %s%s%s%s%s\n",
                                     helo ?: name ?: "unknown", name ?: "unknown", addr, strempty(using),
                                     sasl ? "\t(Authenticated sender: " : "", strempty(sasl), sasl ? ")\n" : "",
-                                    c->daemon->config->myhostname, proto ?: "SMTP", id, tail);
+                                    c->daemon->config->myhostname, proto ?: "SMTP", id,
+                                    one ? "\n\tfor <" : ";\n\t", one ? req->recipients[0] : "", one ? ">; " : "",
+                                    date);
         }
         /* Local submission names its user, as Postfix's pickup does; mail that postbus makes itself (a notice)
          * has none. */

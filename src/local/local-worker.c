@@ -85,19 +85,18 @@ MailboxLocking local_mailbox_locking(const Config *c) {
         return l;
 }
 
-static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, const struct passwd *pw,
-                         uid_t worker_uid, gid_t worker_gid, MailboxResult *ret) {
+static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, const MailboxLocking *locking,
+                         const struct passwd *pw, uid_t worker_uid, gid_t worker_gid, MailboxResult *ret) {
         _cleanup_free_ char *path = NULL;
-        const MailboxLocking locking = local_mailbox_locking(c);
 
         if (!user_name_ok(pw->pw_name)) {
-                mailbox_result_set(ret, "4.3.0", "unusable user name \"%s\"", pw->pw_name);
+                mailbox_result_set(ret, "4.3.0", "unusable user name \"%s\"", strna(pw->pw_name));
                 results_fill(ret, n);
                 return;
         }
 
         if (isempty(c->home_mailbox)) {
-                MailboxMbox mb = { .locking = locking };
+                MailboxMbox mb = { .locking = *locking };
 
                 mb.locking.keep_lock_file = true;       /* this worker delivers one message after another */
 
@@ -139,7 +138,7 @@ static void deliver_user(const MailboxMessage *m, size_t n, const Config *c, con
                 .uid = pw->pw_uid, .gid = pw->pw_gid,
                 .lock_uid = pw->pw_uid, .lock_gid = pw->pw_gid,
                 .create_gid = pw->pw_gid,
-                .locking = locking,
+                .locking = *locking,
         };
         mailbox_deliver_mbox_batch(m, n, &mb, ret);
 }
@@ -278,7 +277,8 @@ static bool same_user(const WorkerRequest *a, const WorkerRequest *b) {
 
 /* Delivers a batch: the requests of one user that follow each other go to the mailbox together (one lock,
  * one fsync), in order. */
-static void worker_deliver(const Config *c, const LocalWorkerId *id, WorkerRequest *q, size_t n) {
+static void worker_deliver(const Config *c, const MailboxLocking *locking, const LocalWorkerId *id,
+                           WorkerRequest *q, size_t n) {
         MailboxMessage m[LOCAL_WORKER_BATCH];
         MailboxResult res[LOCAL_WORKER_BATCH];
         bool ok[LOCAL_WORKER_BATCH];
@@ -300,7 +300,7 @@ static void worker_deliver(const Config *c, const LocalWorkerId *id, WorkerReque
                         .pw_name = (char *) q[k].f[0], .pw_uid = q[k].h.uid, .pw_gid = q[k].h.gid,
                         .pw_dir = (char *) q[k].f[1],
                 };
-                deliver_user(m, j, c, &pw, id->uid, id->gid, res);
+                deliver_user(m, j, c, locking, &pw, id->uid, id->gid, res);
                 for (size_t i = 0; i < j; i++)
                         q[k + i].result = res[i];
                 k += j;
@@ -330,6 +330,7 @@ static void worker_sync_maildirs(const Config *c, WorkerRequest *q, size_t n) {
 _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *id, const char *user) {
         static char bufs[LOCAL_WORKER_BATCH][LOCAL_WORK_MAX + LOCAL_WORK_FILE_MAX];
         const LocalWorkerId me = *id;
+        const MailboxLocking locking = local_mailbox_locking(c);        /* once: a reload retires the worker */
 
         /* SIGTERM stays blocked as in local: a stop lets the write in progress finish; local then closes the
          * socket and the worker ends. */
@@ -353,7 +354,7 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
                         status = EXIT_FAILURE;
                         break;
                 }
-                worker_deliver(c, &me, q, (size_t) n);
+                worker_deliver(c, &locking, &me, q, (size_t) n);
                 /* Maildir: what came while these were written and synced joins them before the one sync of
                  * new/. Its files' own fsync commits the names moved into new/ before it, so on a journalling
                  * file system that sync finds little left to do: about one commit a message, not two, while
@@ -363,7 +364,7 @@ _Noreturn void local_worker_main(int fd, const Config *c, const LocalWorkerId *i
                                                &end);
                         if (k <= 0)
                                 break;
-                        worker_deliver(c, &me, q + n, (size_t) k);
+                        worker_deliver(c, &locking, &me, q + n, (size_t) k);
                         n += k;
                 }
                 if (local_home_maildir(c))
