@@ -60,7 +60,7 @@ class DebianPackage(unittest.TestCase):
             self.assertIn(f'{field}: mail-transport-agent', fields)
         files = postbus.run('dpkg-deb', '-c', self.deb)
         for path in ('./usr/sbin/sendmail', './usr/sbin/mailq', './usr/sbin/newaliases', './usr/sbin/postqueue',
-                     './usr/sbin/postsuper', './etc/postbus/main.cf'):
+                     './usr/sbin/postsuper', './usr/sbin/postcat', './etc/postbus/main.cf'):
             self.assertIn(path, files)
         p = subprocess.run(f'dpkg-deb --ctrl-tarfile {self.deb} | tar -xO ./conffiles', shell=True,
                            capture_output=True, text=True, check=True)

@@ -1,6 +1,6 @@
 """The queue commands, thin clients of org.postbus.Queue1: mailq and postqueue -p in Postfix's format,
 postqueue -j with Postfix's field names, postqueue -f/-s/-i, postsuper -d/-h/-H/-r with IDs, ALL, queue
-names and "-", postbusctl queue list (filters, --json), show and the commands that act on IDs, watch
+names and "-", postcat (as root, reading the queue file), postbusctl queue list (filters, --json), show and the commands that act on IDs, watch
 printing the signals as they come, and the exit statuses of bad input.
 
 Mail is held back with defer_transports = local: every attempt defers it with "deferred transport", and
@@ -15,7 +15,7 @@ import unittest
 
 import postbus as pb
 
-EX_USAGE, EX_NOINPUT, EX_NOPERM = 64, 66, 77
+EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_NOPERM = 64, 65, 66, 77
 HEADER = '------Queue ID------- --Size-- ----Arrival Time---- --Sender/Recipient------'
 VALID_UNKNOWN_ID = '00000001000000000ABC'       # well-formed, never queued
 
@@ -31,6 +31,7 @@ def installed(name):
 
 POSTQUEUE = installed('sbin/postqueue')
 POSTSUPER = installed('sbin/postsuper')
+POSTCAT = installed('sbin/postcat')
 POSTBUSCTL = installed('sbin/postbusctl')
 MAILQ = installed('bin/mailq')
 SENDMAIL = installed('sbin/sendmail')
@@ -256,6 +257,54 @@ class Held(unittest.TestCase):
         self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
         self.assertIn(qid, queue())
         self.assertEqual(cmd(POSTSUPER).returncode, EX_USAGE)
+
+    def test_postcat(self):
+        qid = pb.send('kate@example.org', ['qcli@localhost', 'root@localhost'],
+                      'Subject: for postcat\nX-Mark: 1\n\nfirst body line\nsecond\n')
+        pb.wait_until(lambda: qid in queue('deferred'), what=f'{qid} in the deferred queue')
+        name = f'deferred/{qid}'
+
+        out = cmd(POSTCAT, '-q', qid)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.splitlines()
+        self.assertEqual(lines[0], f'*** ENVELOPE RECORDS {name} ***')
+        self.assertRegex(lines[1], r'^message_size: +(\d+) +\d+ +2 +0 +\1 +0$')
+        self.assertEqual(int(lines[1].split()[1]), queue()[qid][3])
+        self.assertRegex(lines[2], r'^message_arrival_time: \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$')
+        self.assertIn('named_attribute: client_address=127.0.0.1', lines)
+        self.assertIn('sender: kate@example.org', lines)
+        self.assertEqual([x for x in lines if x.startswith('recipient: ')],
+                         ['recipient: qcli@localhost', 'recipient: root@localhost'])
+        contents = lines.index(f'*** MESSAGE CONTENTS {name} ***')
+        self.assertLess(lines.index('sender: kate@example.org'), contents)
+        self.assertIn('Subject: for postcat', lines[contents:])
+        self.assertEqual(lines[-4:], ['first body line', 'second', f'*** HEADER EXTRACTED {name} ***',
+                                      f'*** MESSAGE FILE END {name} ***'])
+
+        header = cmd(POSTCAT, '-hq', qid).stdout
+        self.assertRegex(header, r'^Received: ')
+        self.assertIn('X-Mark: 1\n', header)
+        self.assertNotIn('first body line', header)
+        self.assertNotIn('***', header)
+        self.assertEqual(cmd(POSTCAT, '-bq', qid).stdout, '\nfirst body line\nsecond\n')
+        self.assertEqual(cmd(POSTCAT, '-bhq', qid).stdout, header + '\nfirst body line\nsecond\n')
+        envelope = cmd(POSTCAT, '-eq', qid).stdout.splitlines()
+        self.assertEqual(envelope[-3:], [f'*** MESSAGE CONTENTS {name} ***', f'*** HEADER EXTRACTED {name} ***',
+                                         f'*** MESSAGE FILE END {name} ***'])
+        self.assertIn('regular_text: Subject: for postcat', cmd(POSTCAT, '-vq', qid).stdout.splitlines())
+        # a path is taken as it is, and named so
+        path = f'/var/spool/postbus/{name}'
+        self.assertEqual(cmd(POSTCAT, path).stdout.splitlines()[0], f'*** ENVELOPE RECORDS {path} ***')
+
+        p = cmd(POSTCAT, '-q', VALID_UNKNOWN_ID)
+        self.assertEqual((p.returncode, p.stdout), (EX_NOINPUT, ''))
+        self.assertEqual(p.stderr, f'postcat: fatal: open queue file {VALID_UNKNOWN_ID}: No such file or directory\n')
+        self.assertEqual(cmd(POSTCAT, '-q', '../../etc/passwd').returncode, EX_USAGE)
+        p = cmd(POSTCAT, '-q', qid, user='qreader')        # the queue is postbus's
+        self.assertEqual((p.returncode, p.stdout), (EX_NOPERM, ''), p.stderr)
+        p = cmd(POSTCAT, '/etc/passwd')
+        self.assertEqual(p.returncode, EX_DATAERR)
+        self.assertIn('not a postbus queue file', p.stderr)
 
     def test_postbusctl_list_filters(self):
         a = send_held('ivy@example.org', ['qcli@localhost'])
