@@ -204,15 +204,31 @@ int cleanup_job_check(CleanupJob *j, const char *what, TableList *tables, const 
         }
 }
 
-/* header_checks on the header h at start..end of the content: 1 when it is to be left out or replaced, 0 to
- * go on with it; a rejection is j->reject. */
-static int check_header(CleanupJob *j, const char *h, size_t start, size_t end) {
-        Cleanup *c = j->cleanup;
-        _cleanup_free_ char *logical = logical_header(h, end - start, (size_t) c->daemon->config->header_size_limit);
+/* The checks of a header h at start..end of the content, in the section of class cls: header_checks on the
+ * message's own, nested_header_checks on an attached message's, mime_header_checks on a part's and on MIME
+ * headers anywhere (as Postfix's cleanup). 1 when it is to be left out or replaced, 0 to go on with it; a
+ * rejection is j->reject. */
+typedef enum HeaderClass {
+        HEADER_PRIMARY,
+        HEADER_PART,
+        HEADER_NESTED,
+} HeaderClass;
 
+static int check_header(CleanupJob *j, HeaderClass cls, const char *h, size_t start, size_t end) {
+        Cleanup *c = j->cleanup;
+        TableList *tables = c->header_checks;
+
+        if (c->mime && (cls == HEADER_PART || cleanup_header_is_mime(h, end - start)))
+                tables = c->mime_header_checks;
+        else if (cls == HEADER_NESTED)
+                tables = c->nested_header_checks;
+        if (!tables)
+                return 0;
+
+        _cleanup_free_ char *logical = logical_header(h, end - start, (size_t) c->daemon->config->header_size_limit);
         if (!logical)
                 return -ENOMEM;
-        return cleanup_job_check(j, "header", c->header_checks, logical, start, end);
+        return cleanup_job_check(j, "header", tables, logical, start, end);
 }
 
 /* sendmail -t: the recipients of the To, Cc or Bcc header h at start..end (of the resending when the
@@ -265,13 +281,11 @@ int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
                 const char *h = buf + start;
                 size_t hlen = end - start;
 
-                if (j->cleanup->header_checks) {
-                        r = check_header(j, h, start, end);
-                        if (r < 0 || j->reject)
-                                return r < 0 ? r : 0;
-                        if (r > 0)
-                                continue;       /* IGNOREd or REPLACEd: as if it were not there */
-                }
+                r = check_header(j, HEADER_PRIMARY, h, start, end);
+                if (r < 0 || j->reject)
+                        return r < 0 ? r : 0;
+                if (r > 0)
+                        continue;       /* IGNOREd or REPLACEd: as if it were not there */
 
                 r = collect_header_addresses(j, h, hlen, start);
                 if (r < 0)
@@ -295,31 +309,139 @@ static int range_cmp(const void *a, const void *b) {
         return (x->end > y->end) - (x->end < y->end);
 }
 
+/* The body pass's way through the MIME structure (RFC 2045, 2046), as Postfix's cleanup follows it: the
+ * boundaries of the multiparts it is in (innermost last), and what the next line is. */
+typedef struct BodyWalk {
+        char **boundaries;              /* at most max of them */
+        size_t n_boundaries, max;
+        HeaderClass header;             /* in a header section: a part's or an attached message's */
+        bool in_header;
+        CleanupContentType next;        /* what the header section in progress makes of what follows it */
+        char *next_boundary;
+} BodyWalk;
+
+static void body_walk_done(BodyWalk *w) {
+        for (size_t i = 0; i < w->n_boundaries; i++)
+                free(w->boundaries[i]);
+        free(w->boundaries);
+        free(w->next_boundary);
+}
+
+/* Notes what a Content-Type header says of the content after its section. */
+static int body_walk_content_type(BodyWalk *w, Cleanup *c, const char *h, size_t len) {
+        _cleanup_free_ char *logical = NULL;
+
+        if (!(len > 13 && h[12] == ':' && strncasecmp(h, "Content-Type", 12) == 0))
+                return 0;
+        logical = logical_header(h, len, (size_t) c->daemon->config->header_size_limit);
+        if (!logical)
+                return -ENOMEM;
+        w->next_boundary = mfree(w->next_boundary);
+        return cleanup_content_type_parse(logical, &w->next, &w->next_boundary) == -ENOMEM ? -ENOMEM : 0;
+}
+
+/* The end of a header section: a multipart pushes its boundary, message/rfc822 starts an attached message's
+ * header section, anything else a body. Beyond mime_nesting_limit, everything is body. */
+static void body_walk_header_end(BodyWalk *w) {
+        w->in_header = false;
+        if (w->next == CLEANUP_CONTENT_MULTIPART && w->next_boundary && w->n_boundaries < w->max)
+                w->boundaries[w->n_boundaries++] = TAKE_PTR(w->next_boundary);
+        else if (w->next == CLEANUP_CONTENT_MESSAGE && w->n_boundaries < w->max) {
+                w->in_header = true;
+                w->header = HEADER_NESTED;
+        }
+        w->next = CLEANUP_CONTENT_OTHER;
+        w->next_boundary = mfree(w->next_boundary);
+}
+
+/* A boundary line of an enclosing multipart: the parts inside it end; a part of it starts, or it ends. */
+static bool body_walk_boundary(BodyWalk *w, const char *line, size_t len) {
+        for (size_t i = w->n_boundaries; i > 0; i--) {
+                int m = cleanup_boundary_match(line, len, w->boundaries[i - 1]);
+                if (m == 0)
+                        continue;
+                while (w->n_boundaries > (m == 2 ? i - 1 : i))
+                        free(w->boundaries[--w->n_boundaries]);
+                w->in_header = m == 1;
+                w->header = HEADER_PART;
+                w->next = CLEANUP_CONTENT_OTHER;
+                w->next_boundary = mfree(w->next_boundary);
+                return true;
+        }
+        return false;
+}
+
 int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
         Cleanup *c = j->cleanup;
         const char *buf = j->content;
-        size_t off = header_end, limit;
+        /* The MIME structure is followed whenever MIME processing is on: part headers are never body lines. */
+        bool mime = c->mime, headers_anywhere = mime && (c->mime_header_checks || c->nested_header_checks);
+        _cleanup_(body_walk_done) BodyWalk w = {};
+        size_t off = 0, limit;
         int r;
 
-        if (!c->body_checks)
+        if (!c->body_checks && !headers_anywhere)
                 return 0;
+        if (mime) {
+                w.max = (size_t) c->daemon->config->mime_nesting_limit;
+                w.boundaries = calloc(w.max, sizeof(char *));
+                if (!w.boundaries)
+                        return -ENOMEM;
+        }
+        /* The message's own Content-Type says how its body is made. */
+        while (mime && off < header_end) {
+                size_t start = off;
+                do {
+                        const char *nl = memchr(buf + off, '\n', header_end - off);
+                        off = nl ? (size_t) (nl - buf) + 1 : header_end;
+                } while (off < header_end && (buf[off] == ' ' || buf[off] == '\t'));
+                r = body_walk_content_type(&w, c, buf + start, off - start);
+                if (r < 0)
+                        return r;
+        }
+        body_walk_header_end(&w);
+        off = header_end;
         /* The empty line that ends the headers is not a body line. */
         if (off < j->size && buf[off] == '\n')
                 off++;
-        /* As Postfix: lines that start within body_checks_size_limit bytes of the body are looked at, each
-         * no longer than line_length_limit. */
+        /* As Postfix: body lines that start within body_checks_size_limit bytes of the body are looked at,
+         * each no longer than line_length_limit; the MIME headers wherever they are. */
         limit = off + MIN(j->size - off, (size_t) c->daemon->config->body_checks_size_limit);
-        while (off < limit) {
+        while (off < j->size && (headers_anywhere || off < limit)) {
                 const char *nl = memchr(buf + off, '\n', j->size - off);
-                size_t end = nl ? (size_t) (nl - buf) + 1 : j->size;
-                size_t len = MIN(end - off - (nl ? 1 : 0), (size_t) c->daemon->config->line_length_limit);
-                _cleanup_free_ char *line = strndup(buf + off, len);
+                size_t end = nl ? (size_t) (nl - buf) + 1 : j->size, len = end - off - (nl ? 1 : 0);
 
-                if (!line)
-                        return -ENOMEM;
-                r = cleanup_job_check(j, "body", c->body_checks, line, off, end);
-                if (r < 0 || j->reject)
-                        return r < 0 ? r : 0;
+                if (w.in_header && len == 0) {
+                        body_walk_header_end(&w);       /* the empty line after a part's header */
+                        off = end;
+                        continue;
+                }
+                if (w.in_header && cleanup_is_header_start(buf + off, len)) {
+                        /* One logical header: its first line and the lines that continue it. */
+                        while (end < j->size && (buf[end] == ' ' || buf[end] == '\t')) {
+                                nl = memchr(buf + end, '\n', j->size - end);
+                                end = nl ? (size_t) (nl - buf) + 1 : j->size;
+                        }
+                        r = body_walk_content_type(&w, c, buf + off, end - off);
+                        if (r >= 0)
+                                r = check_header(j, w.header, buf + off, off, end);
+                        if (r < 0 || j->reject)
+                                return r < 0 ? r : 0;
+                        off = end;
+                        continue;
+                }
+                if (w.in_header)
+                        body_walk_header_end(&w);       /* a line that is no header ends the section */
+                if (mime)
+                        (void) body_walk_boundary(&w, buf + off, len);
+                if (c->body_checks && off < limit) {
+                        _cleanup_free_ char *line = strndup(buf + off, MIN(len, (size_t) c->daemon->config->line_length_limit));
+                        if (!line)
+                                return -ENOMEM;
+                        r = cleanup_job_check(j, "body", c->body_checks, line, off, end);
+                        if (r < 0 || j->reject)
+                                return r < 0 ? r : 0;
+                }
                 off = end;
         }
         return 0;

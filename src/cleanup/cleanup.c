@@ -67,6 +67,8 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
                         log_warning("propagate_unmatched_extensions: unknown word \"%s\", ignoring", *p);
         }
 
+        c->mime = !config->disable_mime_input_processing;
+
         /* Tables and rules are configuration: a bad one stops the role at start, naming it. */
         const struct {
                 const char *name, *value;
@@ -92,6 +94,8 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
                 TableList **list;
         } checks[] = {
                 { "header_checks", config->header_checks, &c->header_checks },
+                { "mime_header_checks", config->mime_header_checks, &c->mime_header_checks },
+                { "nested_header_checks", config->nested_header_checks, &c->nested_header_checks },
                 { "body_checks", config->body_checks, &c->body_checks },
         };
         for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
@@ -117,6 +121,8 @@ static void cleanup_state_done(Cleanup *c) {
         table_list_free(c->recipient_canonical_maps);
         table_list_free(c->virtual_alias_maps);
         table_list_free(c->header_checks);
+        table_list_free(c->mime_header_checks);
+        table_list_free(c->nested_header_checks);
         table_list_free(c->body_checks);
 }
 
@@ -141,7 +147,10 @@ static int cleanup_reload(Daemon *d, Config *new) {
         c->recipient_canonical_maps = next.recipient_canonical_maps;
         c->virtual_alias_maps = next.virtual_alias_maps;
         c->header_checks = next.header_checks;
+        c->mime_header_checks = next.mime_header_checks;
+        c->nested_header_checks = next.nested_header_checks;
         c->body_checks = next.body_checks;
+        c->mime = next.mime;
         c->propagate_canonical = next.propagate_canonical;
         c->propagate_virtual = next.propagate_virtual;
         /* rewrite's answers may change with the same reload */

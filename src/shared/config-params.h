@@ -181,9 +181,18 @@
         X(virtual_alias_recursion_limit, INT, "1000", 1, 100000, "cleanup",                                  \
           "Deepest nesting of virtual_alias_maps expansions of one recipient.")                            \
         X(header_checks, STRING, "", 0, 0, "cleanup",                                                        \
-          "regexp: tables of /pattern/flags ACTION rules for each header (REJECT, DISCARD, HOLD, IGNORE).") \
+          "regexp: tables of /pattern/flags ACTION rules for each header of the message but its MIME ones.") \
+        X(mime_header_checks, STRING, "$header_checks", 0, 0, "cleanup",                                     \
+          "Rules as header_checks for MIME headers (MIME-Version, Content-*) anywhere and every header of a "  \
+          "multipart's parts.")                                                                              \
+        X(nested_header_checks, STRING, "$header_checks", 0, 0, "cleanup",                                   \
+          "Rules as header_checks for the other headers of attached messages (message/rfc822).")            \
+        X(disable_mime_input_processing, BOOL, "no", 0, 0, "cleanup",                                        \
+          "yes: the body is not read as MIME: no part headers, everything after the header is body_checks'.") \
+        X(mime_nesting_limit, INT, "100", 1, 1000, "cleanup",                                                \
+          "Most multiparts and attached messages followed one inside another; deeper content is body.")     \
         X(body_checks, STRING, "", 0, 0, "cleanup",                                                          \
-          "regexp: tables of /pattern/flags ACTION rules for each body line (REJECT, DISCARD, HOLD, IGNORE).") \
+          "regexp: tables of /pattern/flags ACTION rules for each body line, multipart boundaries included.") \
         X(body_checks_size_limit, INT, "51200", 0, 1073741824, "cleanup",                                    \
           "How much of the body, in bytes from its start, body_checks look at.")                          \
         X(header_size_limit, INT, "102400", 1, 1048576, "cleanup",                                           \

@@ -1,6 +1,7 @@
 """cleanup, complete: canonical maps, masquerading and virtual aliases (with a loop) changing where mail
 goes, header_checks (REJECT, DISCARD, HOLD, IGNORE, PREPEND, REPLACE, and a bad rule as a configuration
-error), body_checks (the same actions on body lines, within body_checks_size_limit), and for
+error), body_checks (the same actions on body lines, within body_checks_size_limit), the same rules on the
+headers of MIME parts and attached messages (mime_header_checks, nested_header_checks), and for
 local mail the From, Date and Message-ID headers cleanup adds and sendmail -t recipient extraction with
 Bcc removed, submitted over cleanup's own socket as pickup does."""
 import fcntl
@@ -105,7 +106,8 @@ class Cleanup(unittest.TestCase):
 
     def tearDown(self):
         configure(canonical_maps='', sender_canonical_maps='', virtual_alias_maps='',
-                      masquerade_domains='', masquerade_exceptions='', header_checks='', body_checks='')
+                      masquerade_domains='', masquerade_exceptions='', header_checks='', body_checks='',
+                      mime_header_checks='$header_checks', disable_mime_input_processing='no')
 
     def test_canonical_maps(self):
         build_table(CANONICAL, '@legacy.test @mail.example.test\n'
@@ -291,6 +293,61 @@ class Cleanup(unittest.TestCase):
                             pb.journal_messages('SYSLOG_IDENTIFIER=postbus/cleanup', since=cursor)))
         qid = pb.send('x@example.org', ['alice@localhost'], 'Subject: h\n\nhold this\n')
         pb.wait_until(lambda: queue_files(qid) == ['hold'], what='the message in hold')
+
+    def test_mime_header_checks(self):
+        """header_checks reach the headers of MIME parts (mime_header_checks = $header_checks) and of attached
+        messages (nested_header_checks = $header_checks), as Postfix's do; part headers are not body lines,
+        boundaries are."""
+        with open(HEADER_CHECKS, 'w') as f:
+            f.write('/^Content-(Disposition|Type):.*name *= *"?[^"]*\\.(exe|bat)"?/ REJECT 5.7.1 Attachment not allowed\n'
+                    '/^X-Part-Secret:/ IGNORE\n'
+                    '/^Subject:.*nested-bad/ REJECT nested subject\n')
+        with open(BODY_CHECKS, 'w') as f:
+            f.write('/^Content-Type: text\\/secret/ REJECT part headers are not body lines\n'
+                    '/^--reject-this-boundary$/ REJECT boundary seen\n')
+        configure(header_checks=f'regexp:{HEADER_CHECKS}', body_checks=f'regexp:{BODY_CHECKS}')
+
+        def multipart(filename, boundary='frontier', part_headers='', attached=''):
+            return ('Subject: mime\nMIME-Version: 1.0\n'
+                    f'Content-Type: multipart/mixed;\n boundary="{boundary}"\n\n'
+                    'preamble\n'
+                    f'--{boundary}\nContent-Type: text/secret\n{part_headers}\nthe text part\n'
+                    f'--{boundary}\nContent-Type: application/octet-stream\n'
+                    f'Content-Disposition: attachment;\n filename="{filename}"\n\nAAAA\n'
+                    + (f'--{boundary}\nContent-Type: message/rfc822\n\n{attached}' if attached else '')
+                    + f'--{boundary}--\nepilogue\n')
+
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['alice@localhost'], multipart('setup.exe'))
+        self.assertEqual(e.exception.smtp_code, 550)
+        self.assertIn(b'5.7.1 Attachment not allowed', e.exception.smtp_error)
+
+        qid = pb.send('x@example.org', ['alice@localhost'],
+                      multipart('notes.txt', part_headers='X-Part-Secret: hidden\n',
+                                attached='Subject: a fine nested one\nFrom: y@example.org\n\nnested body\n'))
+        m = wait_mail('alice', qid)
+        self.assertNotIn('X-Part-Secret', m)
+        self.assertIn('\nContent-Type: text/secret\n\nthe text part\n', m)
+        self.assertIn('\nSubject: a fine nested one\n', m)
+
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['alice@localhost'],
+                    multipart('notes.txt', attached='From: y@example.org\nSubject: nested-bad\n\nbody\n'))
+        self.assertIn(b'nested subject', e.exception.smtp_error)
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['alice@localhost'], multipart('notes.txt', boundary='reject-this-boundary'))
+        self.assertIn(b'boundary seen', e.exception.smtp_error)
+
+        # An empty mime_header_checks lets the attachment through; header_checks still sees the message's own.
+        configure(mime_header_checks='')
+        qid = pb.send('x@example.org', ['alice@localhost'], multipart('setup.exe'))
+        self.assertIn('filename="setup.exe"', wait_mail('alice', qid))
+
+        # Without MIME processing, everything after the message's header is body.
+        configure(mime_header_checks=f'regexp:{HEADER_CHECKS}', disable_mime_input_processing='yes')
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            pb.send('x@example.org', ['alice@localhost'], multipart('setup.exe'))
+        self.assertIn(b'part headers are not body lines', e.exception.smtp_error)
 
     def test_header_checks_bad_rule(self):
         cursor = pb.journal_cursor()
