@@ -18,9 +18,16 @@
 /* The role's state: the workers and the alias tables, kept from one delivery to the next. */
 typedef struct Local {
         LocalPool *pool;
+        LocalPass *pass;                /* mailbox_transport, fallback_transport */
         LocalAliases aliases;
         bool stopping;                  /* the agent stops: answers are awaited in local_stop(), call by call */
 } Local;
+
+/* What a report says so far: the first result of each kind. */
+typedef struct ReportSum {
+        MailboxResult deferred, bounced, sent;
+        bool have_deferred, have_bounced, have_sent;
+} ReportSum;
 
 /* local's state of one call. */
 typedef struct LocalCall {
@@ -36,6 +43,7 @@ typedef struct LocalCall {
         sd_event_source *child;
         bool failed;                    /* that process ended badly: failure is the recipient's result */
         MailboxResult failure;
+        ReportSum passed;               /* the results of the agents it was handed to (they logged them) */
 } LocalCall;
 
 static Local *call_local(LocalCall *c) {
@@ -57,11 +65,19 @@ static void call_record(LocalCall *c, const MailboxResult *result) {
 
 /* The report of the child that delivered to the next recipient: every final delivery is logged, and the
  * recipient's result is deferred if any of them is, else bounced if any is, else sent. */
-/* What a report says so far: the first result of each kind. */
-typedef struct ReportSum {
-        MailboxResult deferred, bounced, sent;
-        bool have_deferred, have_bounced, have_sent;
-} ReportSum;
+
+static void report_sum_add(ReportSum *sum, const MailboxResult *r) {
+        if (r->status == MAILBOX_STATUS_DEFERRED && !sum->have_deferred) {
+                sum->deferred = *r;
+                sum->have_deferred = true;
+        } else if (r->status == MAILBOX_STATUS_BOUNCED && !sum->have_bounced) {
+                sum->bounced = *r;
+                sum->have_bounced = true;
+        } else if (r->status == MAILBOX_STATUS_SENT && !sum->have_sent) {
+                sum->sent = *r;
+                sum->have_sent = true;
+        }
+}
 
 static void report_scan(LocalCall *c, const char *buf, size_t len, ReportSum *sum) {
         const char *queue_id = c->req.queue_id;
@@ -95,16 +111,7 @@ static void report_scan(LocalCall *c, const char *buf, size_t len, ReportSum *su
                         continue;
                 }
                 log_delivery(c, l.to, l.orig_to, &l.result);
-                if (l.result.status == MAILBOX_STATUS_DEFERRED && !sum->have_deferred) {
-                        sum->deferred = l.result;
-                        sum->have_deferred = true;
-                } else if (l.result.status == MAILBOX_STATUS_BOUNCED && !sum->have_bounced) {
-                        sum->bounced = l.result;
-                        sum->have_bounced = true;
-                } else if (l.result.status == MAILBOX_STATUS_SENT && !sum->have_sent) {
-                        sum->sent = l.result;
-                        sum->have_sent = true;
-                }
+                report_sum_add(sum, &l.result);
                 local_report_line_done(&l);
         }
 }
@@ -112,8 +119,9 @@ static void report_scan(LocalCall *c, const char *buf, size_t len, ReportSum *su
 /* The report of the recipient in progress (local's lines, then the child's): every final delivery is
  * logged, and the recipient's result is deferred if any of them is, else bounced if any is, else sent. */
 static void call_report(LocalCall *c) {
-        ReportSum sum = {};
+        ReportSum sum = c->passed;
 
+        c->passed = (ReportSum) {};
         report_scan(c, c->report.buf.data, c->report.buf.len, &sum);
         local_report_done(&c->report);
         if (c->child_fd >= 0) {
@@ -200,6 +208,13 @@ static void on_mailbox_done(const char *recipient, const MailboxResult *r, void 
         recipient_step(c);
 }
 
+static void on_pass_done(const MailboxResult *r, void *userdata) {
+        LocalCall *c = userdata;
+
+        report_sum_add(&c->passed, r);
+        recipient_step(c);
+}
+
 static void child_ended(LocalCall *c, const siginfo_t *si) {
         if (!(si->si_code == CLD_EXITED && si->si_status == EXIT_SUCCESS) || c->req.deadline_hit) {
                 c->failed = true;
@@ -260,6 +275,20 @@ static unsigned recipient_start(LocalCall *c) {
                 const LocalJob *j = plan.jobs + k;
                 MailboxMessage mm = m;
 
+                if (j->type == LOCAL_JOB_PASS) {
+                        r = local_pass_deliver(l->pass, &c->req, c->req.recipients[c->n_done].index, j->address,
+                                               j->value, on_pass_done, c, &result);
+                        if (r > 0)
+                                n++;
+                        else if (r < 0)
+                                mailbox_result_set(&result, "4.3.0", "cannot hand the delivery on to %s: %s",
+                                                   j->value, strerror(-r));
+                        if (r <= 0)
+                                (void) local_report_delivery(&c->report, j->address,
+                                                             strcaseeq(j->address, m.recipient) ? NULL : m.recipient,
+                                                             &result);
+                        continue;
+                }
                 if (j->type != LOCAL_JOB_MAILBOX)
                         continue;
                 mm.recipient = j->address;
@@ -343,6 +372,7 @@ static void local_call_done(DeliveryRequest *req) {
         LocalCall *c = (LocalCall *) req;
 
         local_pool_forget(call_local(c)->pool, c);
+        local_pass_forget(call_local(c)->pass, c);
         sd_event_source_disable_unref(c->child);
         safe_close(c->child_fd);
         local_report_done(&c->report);
@@ -365,6 +395,7 @@ static Local *local_state_free(Local *l) {
         if (!l)
                 return NULL;
         local_pool_free(l->pool);
+        local_pass_free(l->pass);
         local_aliases_done(&l->aliases);
         return mfree(l);
 }
@@ -377,6 +408,8 @@ int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret) {
                 return -ENOMEM;
         r = local_pool_new(d, &l->pool);
         if (r >= 0)
+                r = local_pass_new(d, &l->pass);
+        if (r >= 0)
                 r = local_aliases_open(&l->aliases, d->config);
         if (r >= 0)
                 r = delivery_agent_new(d, listen_fd, peer_uid, &local_ops, l, ret);
@@ -385,11 +418,16 @@ int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret) {
         return r;
 }
 
-void local_reload(DeliveryAgent *a) {
+int local_reload(DeliveryAgent *a, const Config *new) {
         Local *l = a->userdata;
+        int r;
 
+        r = local_pass_reload(l->pass, new);    /* master.cf: a bad one keeps the old configuration */
+        if (r < 0)
+                return r;
         local_aliases_done(&l->aliases);        /* local_expand() opens them again, from the new config */
         local_pool_reload(l->pool);
+        return 0;
 }
 
 DeliveryAgent *local_free(DeliveryAgent *a) {

@@ -25,7 +25,7 @@ bool local_plan_needs_child(const LocalPlan *p) {
         if (p->n_groups > 0)
                 return true;
         for (size_t k = 0; k < p->n_jobs; k++)
-                if (p->jobs[k].type != LOCAL_JOB_MAILBOX)
+                if (p->jobs[k].type != LOCAL_JOB_MAILBOX && p->jobs[k].type != LOCAL_JOB_PASS)
                         return true;
         return false;
 }
@@ -80,10 +80,23 @@ static void plan_mailbox_command(LocalExpand *e, const struct passwd *pw, const 
         plan_add(e, LOCAL_JOB_COMMAND, address, e->c->mailbox_command, &privs, &env);
 }
 
+void local_expand_pass(LocalExpand *e, const char *address, const char *transport) {
+        const LocalPrivs none = { .uid = (uid_t) -1, .gid = (gid_t) -1 };
+
+        /* Once for each address, as a mailbox is written once for its user. */
+        if (!local_expand_seen(e, LOCAL_TARGET_MAILBOX, 0, address))
+                plan_add(e, LOCAL_JOB_PASS, address, transport, &none, NULL);
+}
+
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         MailboxResult r;
 
+        /* As Postfix: mailbox_transport comes before mailbox_command and the mailbox itself. */
+        if (!isempty(e->c->mailbox_transport)) {
+                local_expand_pass(e, address, e->c->mailbox_transport);
+                return;
+        }
         if (local_expand_seen(e, LOCAL_TARGET_MAILBOX, 0, pw->pw_name))
                 return;
         if (!isempty(e->c->mailbox_command)) {

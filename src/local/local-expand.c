@@ -337,13 +337,24 @@ static void expand_address(LocalExpand *e, size_t i) {
         if (!it->skip_alias && local_expand_alias(e, i, local, user, &x) > 0)
                 return;
 
-        if (!isempty(e->c->luser_relay) && !it->luser) {
-                pw = getpwnam_recent(user);
-                if (!pw && passwd_not_found(errno) &&
-                    luser_relay(e, i, local, user, domain, &x) > 0)
+        /* A user without an account: as Postfix, mailbox_transport takes it all the same (the server behind
+         * it may know users that the password database does not), then fallback_transport, then
+         * luser_relay; else it bounces. */
+        pw = getpwnam_recent(user);
+        if (!pw && passwd_not_found(errno)) {
+                if (!isempty(e->c->mailbox_transport)) {
+                        local_expand_pass(e, addr, e->c->mailbox_transport);
+                        return;
+                }
+                if (!isempty(e->c->fallback_transport)) {
+                        local_expand_pass(e, addr, e->c->fallback_transport);
+                        return;
+                }
+                if (luser_relay(e, i, local, user, domain, &x) > 0)
                         return;
         }
-        pw = local_expand_getpwnam(e, i, user);
+        if (!pw)
+                pw = local_expand_getpwnam(e, i, user);
         if (!pw)
                 return;
 

@@ -137,9 +137,13 @@ static int local_setup(Daemon *d) {
         r = local_config_valid(d->config);
         if (r < 0)
                 return r;
-        /* No supplementary groups: while local reads a .forward or :include: file as its owner (switching the
-         * effective ids alone, local-expand-include.c), none of root's may give it access. */
-        if (getuid() == 0 && setgroups(0, NULL) < 0)
+        /* No supplementary groups but postbus-to-lmtp (its unit's SupplementaryGroups=), which owns nothing but
+         * the lmtp agent's socket (mailbox_transport, local-pass.c): while local reads a .forward or :include:
+         * file as its owner (switching the effective ids alone, local-expand-include.c), none of root's may
+         * give it access. */
+        struct group *lmtp_group = getgrnam("postbus-to-lmtp");
+        gid_t keep = lmtp_group ? lmtp_group->gr_gid : 0;
+        if (getuid() == 0 && setgroups(lmtp_group ? 1 : 0, &keep) < 0)
                 return log_error_errno(errno, "Failed to drop the supplementary groups: %m");
 
         /* What per-user workers that a kill ended left in the spool (local-worker.c keeps its dot-lock file). */
@@ -164,8 +168,7 @@ static int local_reload_config(Daemon *d, Config *new) {
         r = local_config_valid(new);
         if (r < 0)
                 return r;
-        local_reload(d->userdata);
-        return 0;
+        return local_reload(d->userdata, new);
 }
 
 static void local_done(Daemon *d) {

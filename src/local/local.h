@@ -155,6 +155,7 @@ typedef enum LocalJobType {
         LOCAL_JOB_MAILBOX,              /* the mailbox of privs (mail spool or home_mailbox) */
         LOCAL_JOB_FILE,                 /* value: an mbox file or a Maildir/, written as privs */
         LOCAL_JOB_COMMAND,              /* value: a command run as privs with env */
+        LOCAL_JOB_PASS,                 /* value: "transport:nexthop" (mailbox_transport, fallback_transport) */
         _LOCAL_JOB_TYPE_MAX,
         _LOCAL_JOB_TYPE_INVALID = -EINVAL,
 } LocalJobType;
@@ -263,6 +264,23 @@ void local_pool_kill(LocalPool *p, void *userdata);
 /* Forgets the deliveries of userdata: done is not called for them. */
 void local_pool_forget(LocalPool *p, void *userdata);
 
+/* local-pass.c: mailbox_transport and fallback_transport: a delivery handed on to the lmtp delivery agent. */
+typedef struct LocalPass LocalPass;
+typedef void (*LocalPassDone)(const MailboxResult *r, void *userdata);
+
+/* master.cf beside d's main.cf is read now and at each local_pass_reload(). */
+int local_pass_new(Daemon *d, LocalPass **ret);
+int local_pass_reload(LocalPass *p, const Config *c);
+LocalPass *local_pass_free(LocalPass *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(LocalPass *, local_pass_free);
+/* Hands the recipient index of req, expanded to address, to the service spec ("transport:nexthop"): 1, and
+ * done gets the agent's result for it (the agent logs it) or a temporary failure, later; 0 when it is settled
+ * now, with *ret (no such lmtp service); negative errno: nothing was started. */
+int local_pass_deliver(LocalPass *p, const DeliveryRequest *req, uint32_t index, const char *address,
+                       const char *spec, LocalPassDone done, void *userdata, MailboxResult *ret);
+/* Forgets the deliveries of userdata: done is not called for them. */
+void local_pass_forget(LocalPass *p, void *userdata);
+
 /* local-child.c: forks the process that runs the files, commands and forwarding of plan for m, writing its
  * report lines to report_fd. */
 int local_child_start(const MailboxMessage *m, const Config *config, const LocalPlan *plan, int report_fd,
@@ -277,8 +295,9 @@ void local_child_failure(const siginfo_t *si, bool timed_out, MailboxResult *ret
  * progress, closes the connections, and frees. */
 int local_new(Daemon *d, int listen_fd, uid_t peer_uid, DeliveryAgent **ret);
 DeliveryAgent *local_free(DeliveryAgent *a);
-/* A reload (local.c checked the new configuration): alias_maps and the workers follow it. */
-void local_reload(DeliveryAgent *a);
+/* A reload (local.c checked the new configuration): master.cf is read again, alias_maps and the workers
+ * follow it. Negative errno: master.cf is not valid, nothing changed. */
+int local_reload(DeliveryAgent *a, const Config *new);
 
 /* ---- inside local_expand(), in local: local-expand.c (the tree of destinations and its walk),
  * local-expand-alias.c (alias_maps), local-expand-include.c (:include: files), local-expand-forward.c
@@ -393,6 +412,8 @@ void local_expand_forward_add(LocalExpand *e, size_t i);
 /* local-expand-deliver.c. The final deliveries, put into the plan: the mailbox of pw for address, \user's
  * mailbox, a /file and a |command. */
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address);
+/* address's delivery handed on to transport ("transport:nexthop": mailbox_transport, fallback_transport). */
+void local_expand_pass(LocalExpand *e, const char *address, const char *transport);
 void local_expand_mailbox(LocalExpand *e, size_t i);
 void local_expand_file(LocalExpand *e, size_t i);
 void local_expand_command(LocalExpand *e, size_t i);

@@ -70,66 +70,6 @@ void qmgr_transports_free(Qmgr *q) {
                 q->agents[i] = bus_client_free(q->agents[i]);
 }
 
-/* Appends key and value to a NULL-terminated key/value vector. */
-static int options_add(char ***l, size_t *n, const char *key, const char *value) {
-        char **nl = realloc(*l, (*n + 3) * sizeof(char *));
-
-        if (!nl)
-                return -ENOMEM;
-        *l = nl;
-        nl[*n] = strdup(key);
-        nl[*n + 1] = strdup(value);
-        nl[*n + 2] = NULL;
-        if (!nl[*n] || !nl[*n + 1]) {
-                free(nl[*n]);
-                free(nl[*n + 1]);
-                nl[*n] = NULL;
-                return -ENOMEM;
-        }
-        *n += 2;
-        return 0;
-}
-
-/* What the agent needs of its master.cf line: pipe's arguments, and every -o as "o:name". */
-static int transport_options(QmgrTransport *t, const MasterService *s, int64_t time_limit) {
-        static const char *const pipe_args[] = { "flags", "user", "size", "eol", "directory", "null_sender" };
-        char buf[32];
-        size_t n = 0;
-        int r;
-
-        t->options = calloc(1, sizeof(char *));
-        if (!t->options)
-                return -ENOMEM;
-        if (s->kind == MASTER_COMMAND_PIPE) {
-                _cleanup_free_ char *argv = NULL;
-                r = master_service_argv(s, &argv);
-                if (r < 0)
-                        return r;
-                r = options_add(&t->options, &n, "argv", argv);
-                if (r < 0)
-                        return r;
-                for (size_t i = 0; i < ELEMENTSOF(pipe_args); i++) {
-                        const char *v = master_service_arg(s, pipe_args[i]);
-                        if (v && (r = options_add(&t->options, &n, pipe_args[i], v)) < 0)
-                                return r;
-                }
-        }
-        (void) snprintf(buf, sizeof buf, "%" PRIi64, time_limit);
-        r = options_add(&t->options, &n, "time_limit", buf);
-        if (r < 0)
-                return r;
-        for (char **o = s->overrides; *o; o++) {
-                _cleanup_free_ char *key = NULL;
-                const char *eq = strchr(*o, '=');
-                if (asprintf(&key, "o:%.*s", (int) (eq - *o), *o) < 0)
-                        return -ENOMEM;
-                r = options_add(&t->options, &n, key, eq + 1);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
 /* A transport of master.cf line s with the limits of c, not yet in q->transports. */
 static int transport_new(Qmgr *q, const Config *c, char **defer_transports, const MasterService *s,
                          QmgrTransport **ret) {
@@ -163,7 +103,7 @@ static int transport_new(Qmgr *q, const Config *c, char **defer_transports, cons
         t->kind = s->kind;
         t->name = strdup(s->name);
         t->dests = calloc(QMGR_DEST_BUCKETS, sizeof(QmgrDest *));
-        if (!t->name || !t->dests || transport_options(t, s, v[5]) < 0) {
+        if (!t->name || !t->dests || master_service_delivery_options(s, v[5], &t->options) < 0) {
                 transport_free(t);
                 return -ENOMEM;
         }
@@ -233,15 +173,10 @@ static void transport_list_free(QmgrTransport *list) {
 static int transports_build(Qmgr *q, const Config *c, char **defer_transports, MasterConfig **ret_master,
                             QmgrTransport **ret) {
         _cleanup_(master_config_freep) MasterConfig *master = NULL;
-        _cleanup_free_ char *path = NULL;
-        const char *slash = strrchr(c->path, '/');
         QmgrTransport *list = NULL;
         int r;
 
-        /* master.cf lives beside main.cf. */
-        if (asprintf(&path, "%.*s/master.cf", slash ? (int) (slash - c->path) : 1, slash ? c->path : ".") < 0)
-                return -ENOMEM;
-        r = master_config_load(path, &master);
+        r = master_config_load_beside(c->path, &master);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < master->n_services; i++) {

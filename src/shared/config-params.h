@@ -243,6 +243,12 @@
           "Most deliveries at once to one local recipient (local's recipient limit is 1).")                  \
         X(local_destination_recipient_limit, INT, "1", 1, 100000, "qmgr",                                    \
           "Recipients per local delivery; 1 makes local's concurrency limit count per user.")               \
+        X(mailbox_transport, STRING, "", 0, 0, "local",                                                      \
+          "transport:nexthop (an lmtp service of master.cf: lmtp:unix:/run/dovecot/lmtp) that local hands "  \
+          "every mailbox delivery to, after aliases and .forward, users without an account included.")     \
+        X(fallback_transport, STRING, "", 0, 0, "local",                                                     \
+          "transport:nexthop (an lmtp service) for recipients with neither alias nor account, before "      \
+          "luser_relay.")                                                                                    \
         X(mailbox_command, STRING, "", 0, 0, "local",                                                        \
           "Command that delivers to a user's mailbox instead (procmail): as the user, with /bin/sh -c and "   \
           "local's command environment ($EXTENSION...); never $name-expanded in main.cf. Empty: none.")     \

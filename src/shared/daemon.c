@@ -151,18 +151,14 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 static int check_config(const char *path) {
         _cleanup_(config_freep) Config *c = NULL;
         MasterConfig *m = NULL;
-        _cleanup_free_ char *master = NULL;
         int r;
 
         r = config_load(path, &c);
         if (r < 0)
                 return log_error_errno(EINVAL, "The configuration is not valid.");
-        const char *slash = strrchr(c->path, '/');
-        if (asprintf(&master, "%.*s/master.cf", slash ? (int) (slash - c->path) : 1, slash ? c->path : ".") < 0)
-                return log_oom();
-        r = master_config_load(master, &m);
+        r = master_config_load_beside(c->path, &m);
         if (r < 0)
-                return log_error_errno(EINVAL, "The configuration is not valid (%s).", master);
+                return log_error_errno(EINVAL, "The configuration is not valid (its master.cf).");
         master_config_free(m);
         return 0;
 }

@@ -2,6 +2,7 @@
  * may read it. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,5 +396,74 @@ int master_service_smtpd_socket(const MasterService *s, char *ret_name, char *re
                         *p = '_';
         (void) snprintf(ret_listen, MASTER_LISTEN_MAX, "%.*s%s%s", (int) host_len, s->name, host_len ? ":" : "",
                         number);
+        return 0;
+}
+
+int master_config_load_beside(const char *main_cf, MasterConfig **ret) {
+        _cleanup_free_ char *path = NULL;
+        const char *slash = strrchr(main_cf, '/');
+
+        if (asprintf(&path, "%.*s/master.cf", slash ? (int) (slash - main_cf) : 1, slash ? main_cf : ".") < 0)
+                return log_oom();
+        return master_config_load(path, ret);
+}
+
+/* Appends key and value to a NULL-terminated key/value vector. */
+static int options_add(char ***l, size_t *n, const char *key, const char *value) {
+        char **nl = realloc(*l, (*n + 3) * sizeof(char *));
+
+        if (!nl)
+                return -ENOMEM;
+        *l = nl;
+        nl[*n] = strdup(key);
+        nl[*n + 1] = strdup(value);
+        nl[*n + 2] = NULL;
+        if (!nl[*n] || !nl[*n + 1]) {
+                free(nl[*n]);
+                free(nl[*n + 1]);
+                nl[*n] = NULL;
+                return -ENOMEM;
+        }
+        *n += 2;
+        return 0;
+}
+
+int master_service_delivery_options(const MasterService *s, int64_t time_limit, char ***ret) {
+        static const char *const pipe_args[] = { "flags", "user", "size", "eol", "directory", "null_sender" };
+        _cleanup_strv_free_ char **options = calloc(1, sizeof(char *));
+        char buf[32];
+        size_t n = 0;
+        int r;
+
+        if (!options)
+                return -ENOMEM;
+        if (s->kind == MASTER_COMMAND_PIPE) {
+                _cleanup_free_ char *argv = NULL;
+                r = master_service_argv(s, &argv);
+                if (r < 0)
+                        return r;
+                r = options_add(&options, &n, "argv", argv);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < ELEMENTSOF(pipe_args); i++) {
+                        const char *v = master_service_arg(s, pipe_args[i]);
+                        if (v && (r = options_add(&options, &n, pipe_args[i], v)) < 0)
+                                return r;
+                }
+        }
+        (void) snprintf(buf, sizeof buf, "%" PRIi64, time_limit);
+        r = options_add(&options, &n, "time_limit", buf);
+        if (r < 0)
+                return r;
+        for (char **o = s->overrides; *o; o++) {
+                _cleanup_free_ char *key = NULL;
+                const char *eq = strchr(*o, '=');
+                if (asprintf(&key, "o:%.*s", (int) (eq - *o), *o) < 0)
+                        return -ENOMEM;
+                r = options_add(&options, &n, key, eq + 1);
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(options);
         return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "macro.h"
 
@@ -51,6 +52,9 @@ int master_config_parse(const char *text, const char *path, MasterConfig **ret);
 /* Reads path; a missing file is the built-in set (local, smtp, relay, lmtp, error, discard, retry). */
 int master_config_load(const char *path, MasterConfig **ret);
 
+/* master.cf beside the main.cf at main_cf (its directory's). */
+int master_config_load_beside(const char *main_cf, MasterConfig **ret);
+
 /* The delivery service (type unix) of this name, or NULL. */
 const MasterService *master_config_transport(const MasterConfig *m, const char *name);
 
@@ -60,6 +64,10 @@ const char *master_service_arg(const MasterService *s, const char *name);
 
 /* The words after argv=, joined by single spaces (newly allocated), or -ENOENT. */
 int master_service_argv(const MasterService *s, char **ret);
+
+/* What a delivery agent is told of its service s in each org.postbus.Delivery1 call (agent-bus.h): pipe's
+ * argv= and its other arguments, time_limit, and each -o as "o:name"; "name", "value" pairs, NULL-terminated. */
+int master_service_delivery_options(const MasterService *s, int64_t time_limit, char ***ret);
 
 const char *master_command_to_string(MasterCommand c);
 MasterCommand master_command_from_string(const char *s);

@@ -143,6 +143,8 @@ void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const c
 
         log_delivery_record(c->req.queue_id, &(LogDelivery) {
                 .recipient = rcpt->address,
+                /* The queue file's, when local handed an alias's expansion on (mailbox_transport). */
+                .original_recipient = c->req.recipients[rcpt - c->recipients].original,
                 .relay = strna(rcpt->relay),
                 .dsn = rcpt->dsn,
                 .status = rcpt->status,

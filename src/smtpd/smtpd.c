@@ -358,12 +358,7 @@ static int smtpd_conf_new(Smtpd *server, Config *config, char **fd_names, int n_
                                        config->smtpd_forbid_bare_newline);
 
         /* master.cf beside main.cf: the -o options of the smtp, submission and smtps lines. */
-        _cleanup_free_ char *master = NULL;
-        const char *slash = strrchr(config->path, '/');
-        if (asprintf(&master, "%.*s/master.cf", slash ? (int) (slash - config->path) : 1,
-                     slash ? config->path : ".") < 0)
-                return log_oom();
-        r = master_config_load(master, &conf->master);
+        r = master_config_load_beside(config->path, &conf->master);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < conf->master->n_services; i++) {

@@ -5,7 +5,9 @@ Dovecot's LMTP server over a unix socket and over TCP (a known user delivered in
 bounced with Dovecot's reply in Diagnostic-Code). Each peer runs in this container as a transient unit on its
 own loopback address or path, away from postbus's port 25 on 127.0.0.1. RelayedNotice keeps a known fault in
 view as an expected failure: postbus sends a "relayed" notice of its own although Postfix took DSN over."""
+import glob
 import os
+import pathlib
 import pwd
 import re
 import shutil
@@ -206,11 +208,17 @@ postlog   unix-dgram n - n - 1 postlogd
     @classmethod
     def setup_dovecot(cls):
         """Dovecot with LMTP only, on a unix socket and on 127.0.0.1:24; its users in a passwd-file: dan, whose
-        mail goes to ~dan/Maildir."""
+        mail goes to ~dan/Maildir, and vince, who has no account here."""
         dan = pb.add_user('dan')
         shutil.rmtree(DOVECOT, ignore_errors=True)
         os.makedirs(DOVECOT)
-        write(f'{DOVECOT}/users', f'dan:{{PLAIN}}secret:{dan.pw_uid}:{dan.pw_gid}::{dan.pw_dir}::\n')
+        # vince has no account on this machine: a user Dovecot alone knows (his mail is kept as dan's)
+        os.makedirs(f'{DOVECOT}/vince')
+        shutil.chown(f'{DOVECOT}/vince', dan.pw_uid, dan.pw_gid)
+        alice = pwd.getpwnam('alice')       # for her bounce reports while local hands mailboxes to Dovecot
+        write(f'{DOVECOT}/users', f'dan:{{PLAIN}}secret:{dan.pw_uid}:{dan.pw_gid}::{dan.pw_dir}::\n'
+                                  f'vince:{{PLAIN}}secret:{dan.pw_uid}:{dan.pw_gid}::{DOVECOT}/vince::\n'
+                                  f'alice:{{PLAIN}}secret:{alice.pw_uid}:{alice.pw_gid}::{alice.pw_dir}::\n')
         write(f'{DOVECOT}/dovecot.conf', f"""# Dovecot for test_smtp_peers.py: LMTP only
 protocols = lmtp
 listen = 127.0.0.1
@@ -390,6 +398,60 @@ service lmtp {{
                 self.assertIn(f'Final-Recipient: rfc822; nosuch@{domain}', report)
                 self.assertNotIn(f'Final-Recipient: rfc822; dan@{domain}', report)
 
+    def test_mailbox_transport(self):
+        """local hands mailboxes to Dovecot after aliases (mailbox_transport), users without an account too, and
+        only those to it when fallback_transport is set instead; the lmtp agent logs each delivery."""
+        write('/etc/aliases', 'danalias: dan\n')
+        pb.run('postbusctl', '--aliases', 'map', 'build', '/etc/aliases')
+        def vince_mail(marker):
+            return [f for f in glob.glob(f'{DOVECOT}/vince/Maildir/new/*') if marker in pathlib.Path(f).read_text()]
+        try:
+            pb.set_config(mailbox_transport=f'lmtp:unix:{LMTP_SOCKET}', local_recipient_maps='')
+            cursor = pb.journal_cursor()
+            marker = 'mailbox-transport-%d' % time.time_ns()
+            qid = pb.send(SENDER, ['danalias@localhost', 'vince@localhost', 'nosuch@localhost'],
+                          f'Subject: {marker}\n\nbody\n')
+            sent = {r['RECIPIENT'].split('@')[0]: r for r in wait_sent(qid, cursor, 2)}
+            self.assertEqual(set(sent), {'dan', 'vince'})
+            self.assertEqual(sent['dan']['ORIGINAL_RECIPIENT'], 'danalias@localhost')
+            self.assertTrue(sent['dan']['RELAY'].endswith(f'[{LMTP_SOCKET}]'), sent['dan']['RELAY'])
+            [msg] = pb.wait_until(lambda: [m for m in pb.maildir_messages('dan') if marker in m],
+                                  what="the message in dan's Maildir, from Dovecot")
+            pb.wait_until(lambda: vince_mail(marker), what="vince's message in his Dovecot Maildir")
+            # local wrote nothing itself: no mbox, no record of its own for these recipients
+            self.assertFalse([m for m in pb.mbox_messages('dan') if marker in m])
+            self.assertEqual(pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='local', DELIVERY_STATUS='sent', since=cursor), [])
+            # Dovecot's refusal is the recipient's bounce, with its words
+            [bounced] = pb.wait_until(lambda: smtp_records(qid, cursor, DELIVERY_STATUS='bounced'),
+                                      what='the bounce of nosuch')
+            self.assertEqual(bounced['DSN'], '5.1.1')
+            # ... in a report that reaches alice through Dovecot too
+            report = pb.wait_until(lambda: next((m for m in pb.maildir_messages('alice')
+                                                 if qid in m and 'Diagnostic-Code' in m), None),
+                                   what="the bounce report in alice's Dovecot Maildir")
+            self.assertIn('Final-Recipient: rfc822; nosuch@localhost', report)
+            self.assertRegex(report, r"User doesn't exist")
+
+            # fallback_transport: a user with an account keeps local's mailbox; vince goes to Dovecot
+            pb.set_config(mailbox_transport='', fallback_transport=f'lmtp:unix:{LMTP_SOCKET}')
+            cursor = pb.journal_cursor()
+            marker = 'fallback-transport-%d' % time.time_ns()
+            qid = pb.send(SENDER, ['alice@localhost', 'vince@localhost'], f'Subject: {marker}\n\nbody\n')
+            [sent] = wait_sent(qid, cursor)
+            self.assertEqual(sent['RECIPIENT'], 'vince@localhost')
+            pb.wait_until(lambda: vince_mail(marker), what="vince's message from fallback_transport")
+            pb.wait_until(lambda: [m for m in pb.mbox_messages('alice') if marker in m], what="alice's mbox")
+
+            # a transport that is no lmtp service defers, with the reason
+            pb.set_config(fallback_transport='smtp:[127.0.0.1]:2525')
+            cursor = pb.journal_cursor()
+            qid = pb.send(SENDER, ['vince@localhost'], 'Subject: not lmtp\n\nbody\n')
+            [deferred] = pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='local', DELIVERY_STATUS='deferred',
+                                                          since=cursor), what='the deferral')
+            self.assertIn('local hands mailboxes to lmtp services alone', deferred['MESSAGE'])
+        finally:
+            pb.set_config(mailbox_transport='', fallback_transport='', local_recipient_maps='unix:passwd.byname $alias_maps')
+            os.unlink('/etc/aliases')
 
 
 class RelayedNotice(unittest.TestCase):
