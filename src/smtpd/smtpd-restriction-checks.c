@@ -1,5 +1,6 @@
 /* smtpd-restriction-checks.c: the smtpd process's restrictions one by one, as a list names them:
  * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination (relay_domains), reject_non_fqdn_*,
+ * reject_unauth_pipelining, reject_multi_recipient_bounce,
  * the HELO name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps,
  * relay_recipient_maps), reject_rbl_client and the client name
  * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
@@ -361,6 +362,20 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_restriction_check_unknown_domain(ctx, true);       /* smtpd-domain-check.c */
         case SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN:
                 return smtpd_restriction_check_unknown_domain(ctx, false);
+        case SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING:
+                /* Postfix's fixed reply: a protocol error, not a policy code. */
+                if (!in->ill_pipelining)
+                        return SMTPD_CHECK_DUNNO;
+                return smtpd_restriction_reject(ctx, "503 5.5.0 <%s>: %s rejected: Improper use of SMTP command "
+                                                "pipelining", name, class);
+        case SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE:
+                /* At RCPT the recipients accepted so far and this one; later, those of the message. */
+                if (!in->sender || in->sender[0] ||
+                    in->recipient_count <= (streq(ctx->protocol_state, "RCPT") ? 0U : 1U))
+                        return SMTPD_CHECK_DUNNO;
+                code = CODE(c, multi_recipient_bounce_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: Multi-recipient bounce", code,
+                                                smtpd_reply_dsn(code, "5.3", dsn), name, class);
         case SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS:
         case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
         case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:

@@ -35,6 +35,8 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME] = "reject_unknown_reverse_client_hostname",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN] = "reject_unknown_sender_domain",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN] = "reject_unknown_recipient_domain",
+        [SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING] = "reject_unauth_pipelining",
+        [SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE] = "reject_multi_recipient_bounce",
         [SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS] = "check_client_access",
         [SMTPD_RESTRICTION_CHECK_HELO_ACCESS] = "check_helo_access",
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
@@ -154,6 +156,8 @@ static const ConfigParamId list_params[_SMTPD_RESTRICTION_CLASS_MAX] = {
         [SMTPD_RESTRICTION_SENDER] = CONFIG_PARAM_smtpd_sender_restrictions,
         [SMTPD_RESTRICTION_RELAY] = CONFIG_PARAM_smtpd_relay_restrictions,
         [SMTPD_RESTRICTION_RECIPIENT] = CONFIG_PARAM_smtpd_recipient_restrictions,
+        [SMTPD_RESTRICTION_DATA] = CONFIG_PARAM_smtpd_data_restrictions,
+        [SMTPD_RESTRICTION_END_OF_DATA] = CONFIG_PARAM_smtpd_end_of_data_restrictions,
 };
 
 static const char *list_value(const Config *config, SmtpdRestrictionClass cls) {
@@ -168,6 +172,10 @@ static const char *list_value(const Config *config, SmtpdRestrictionClass cls) {
                 return config->smtpd_relay_restrictions;
         case SMTPD_RESTRICTION_RECIPIENT:
                 return config->smtpd_recipient_restrictions;
+        case SMTPD_RESTRICTION_DATA:
+                return config->smtpd_data_restrictions;
+        case SMTPD_RESTRICTION_END_OF_DATA:
+                return config->smtpd_end_of_data_restrictions;
         default:
                 assert(false);
                 return NULL;
@@ -519,6 +527,14 @@ void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls
                 *ret_name = strempty(ctx->in->sender);
                 *ret_class = "Sender address";
                 break;
+        case SMTPD_RESTRICTION_DATA:
+                *ret_name = "DATA";
+                *ret_class = "Data command";
+                break;
+        case SMTPD_RESTRICTION_END_OF_DATA:
+                *ret_name = "END-OF-DATA";
+                *ret_class = "End-of-data";
+                break;
         default:
                 *ret_name = strempty(ctx->in->recipient);
                 *ret_class = "Recipient address";
@@ -565,16 +581,22 @@ static int check_result(SmtpdCheckSession *cs, SmtpdCheckStatus s) {
         return s == SMTPD_CHECK_REJECT;
 }
 
+/* One list, at its own command. */
+static int check_now(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply, SmtpdRestrictionClass cls,
+                     const char *protocol_state) {
+        SmtpdCheckContext ctx;
+
+        context_init(&ctx, cs, in, reply, protocol_state);
+        return check_result(cs, check_list(&ctx, cls));
+}
+
 /* smtpd_delay_reject = no: a list is evaluated at its own command (and the client list at connect); with
  * yes, smtpd_check_rcpt() evaluates them all, and this says nothing. */
 static int check_undelayed(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply, SmtpdRestrictionClass cls,
                            const char *protocol_state) {
-        SmtpdCheckContext ctx;
-
         if (cs->checks->config->smtpd_delay_reject)
                 return 0;
-        context_init(&ctx, cs, in, reply, protocol_state);
-        return check_result(cs, check_list(&ctx, cls));
+        return check_now(cs, in, reply, cls, protocol_state);
 }
 
 int smtpd_check_client(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
@@ -613,4 +635,13 @@ int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *rep
         if (config->smtpd_reject_unlisted_recipient && !discarding(&ctx))
                 s = smtpd_restriction_check_unlisted_recipient(&ctx);
         return check_result(cs, s);
+}
+
+/* smtpd_delay_reject does not touch these two: they are about the message, known only now. */
+int smtpd_check_data(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
+        return check_now(cs, in, reply, SMTPD_RESTRICTION_DATA, "DATA");
+}
+
+int smtpd_check_eod(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
+        return check_now(cs, in, reply, SMTPD_RESTRICTION_END_OF_DATA, "END-OF-MESSAGE");
 }

@@ -1,5 +1,6 @@
-/* smtpd-restrictions.h: Postfix's restriction lists (smtpd_client_restrictions ... smtpd_recipient_restrictions):
- * parsing them from main.cf, access(5) tables, and evaluating them for a session at HELO, MAIL and RCPT. */
+/* smtpd-restrictions.h: Postfix's restriction lists (smtpd_client_restrictions ... smtpd_recipient_restrictions,
+ * smtpd_data_restrictions, smtpd_end_of_data_restrictions): parsing them from main.cf, access(5) tables, and
+ * evaluating them for a session at HELO, MAIL, RCPT, DATA and the end of the message. */
 #pragma once
 
 #include <stdbool.h>
@@ -30,6 +31,8 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME,
         SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN,
         SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN,
+        SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING,
+        SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE,
         SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS,  /* these take a table */
         SMTPD_RESTRICTION_CHECK_HELO_ACCESS,
         SMTPD_RESTRICTION_CHECK_SENDER_ACCESS,
@@ -45,13 +48,16 @@ SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s);
 /* Whether the restriction is followed by an argument (a table, a domain). */
 bool smtpd_restriction_type_has_arg(SmtpdRestrictionType t);
 
-/* The five lists, in the order Postfix evaluates them at RCPT. */
+/* The lists: the first five in the order Postfix evaluates them at RCPT, then those of DATA and of the end of
+ * the message. */
 typedef enum SmtpdRestrictionClass {
         SMTPD_RESTRICTION_CLIENT,
         SMTPD_RESTRICTION_HELO,
         SMTPD_RESTRICTION_SENDER,
         SMTPD_RESTRICTION_RELAY,
         SMTPD_RESTRICTION_RECIPIENT,
+        SMTPD_RESTRICTION_DATA,
+        SMTPD_RESTRICTION_END_OF_DATA,
         _SMTPD_RESTRICTION_CLASS_MAX,
         _SMTPD_RESTRICTION_CLASS_INVALID = -EINVAL,
 } SmtpdRestrictionClass;
@@ -177,6 +183,7 @@ typedef struct SmtpdCheckInput {
         const char *sasl_method, *sasl_username;
         const char *instance;           /* the same for every request of one mail transaction */
         unsigned recipient_count;       /* recipients accepted so far */
+        bool ill_pipelining;            /* the client sent commands ahead of time where it may not (reject_unauth_pipelining) */
         uint64_t size;                  /* MAIL ... SIZE= */
         const char *tls_protocol, *tls_cipher;
         int tls_bits;
@@ -193,3 +200,8 @@ int smtpd_check_client(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *r
 int smtpd_check_helo(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
 int smtpd_check_sender(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
 int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
+/* smtpd_data_restrictions at DATA (and the first BDAT), smtpd_end_of_data_restrictions once the message is
+ * complete, whatever smtpd_delay_reject says. As in Postfix, in->recipient is NULL unless the message has
+ * exactly one recipient: a decision about it is about all of them. */
+int smtpd_check_data(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
+int smtpd_check_eod(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);

@@ -84,6 +84,8 @@ static const char *const service_params[] = {
         "smtpd_sender_restrictions",
         "smtpd_relay_restrictions",
         "smtpd_recipient_restrictions",
+        "smtpd_data_restrictions",
+        "smtpd_end_of_data_restrictions",
         "content_filter",
         "smtpd_milters",
 };
