@@ -362,6 +362,8 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_restriction_check_unknown_domain(ctx, true);       /* smtpd-domain-check.c */
         case SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN:
                 return smtpd_restriction_check_unknown_domain(ctx, false);
+        case SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME:
+                return smtpd_restriction_check_unknown_helo(ctx);  /* smtpd-domain-check.c */
         case SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING:
                 /* Postfix's fixed reply: a protocol error, not a policy code. */
                 if (!in->ill_pipelining)

@@ -126,6 +126,8 @@ char *smtpd_strdup_lower(const char *s, size_t len);
 
 /* smtpd-domain-check.c: reject_unknown_sender_domain (sender) and reject_unknown_recipient_domain. */
 SmtpdCheckStatus smtpd_restriction_check_unknown_domain(SmtpdCheckContext *ctx, bool sender);
+/* smtpd-domain-check.c: reject_unknown_helo_hostname. */
+SmtpdCheckStatus smtpd_restriction_check_unknown_helo(SmtpdCheckContext *ctx);
 void smtpd_domain_lookups_free(SmtpdCheckSession *cs);
 
 /* smtpd-policy-check.c: check_policy_service: the request from the context, and the answer (or

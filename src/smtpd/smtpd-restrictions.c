@@ -35,6 +35,7 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME] = "reject_unknown_reverse_client_hostname",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN] = "reject_unknown_sender_domain",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN] = "reject_unknown_recipient_domain",
+        [SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME] = "reject_unknown_helo_hostname",
         [SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING] = "reject_unauth_pipelining",
         [SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE] = "reject_multi_recipient_bounce",
         [SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS] = "check_client_access",
@@ -60,6 +61,8 @@ SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s) {
                 return SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME;
         if (strcaseeq(s, "reject_unknown_client"))
                 return SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME;
+        if (strcaseeq(s, "reject_unknown_hostname"))
+                return SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME;
         return _SMTPD_RESTRICTION_TYPE_INVALID;
 }
 

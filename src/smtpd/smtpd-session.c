@@ -160,7 +160,8 @@ void smtpd_session_reply(SmtpdSession *s, const char *fmt, ...) {
 /* Sends a rejection and logs it as Postfix does: "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 550 5.1.1
  * <u@h>: ...; from=<s> to=<u@h> proto=ESMTP helo=<h>". sender and rcpt may be NULL. */
 void smtpd_session_reject(SmtpdSession *s, const char *sender, const char *rcpt, const char *fmt, ...) {
-        _cleanup_free_ char *esender = escape(sender), *ercpt = escape(rcpt), *ehelo = escape(s->helo);
+        _cleanup_free_ char *esender = escape(sender), *ercpt = escape(rcpt),
+                            *ehelo = escape(s->check_helo ?: s->helo);
         char reply[SMTPD_REPLY_LINE_MAX], dsn[16] = "";
         va_list ap;
 
@@ -234,8 +235,10 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
         };
 
         r = check(s->checks, &in, reply);
+        s->check_helo = helo;
         if (r > 0)
                 smtpd_session_reject(s, sender, rcpt, "%s", reply);
+        s->check_helo = NULL;
         /* A command waits for its policy service; the greeting has its own wait (greet_pending). */
         if (r == -EAGAIN && check != smtpd_check_client)
                 s->command_wait = true;

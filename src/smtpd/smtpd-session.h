@@ -81,6 +81,7 @@ struct SmtpdSession {
         bool checks_wait;               /* the next command waits for the lookups (smtpd-dispatch.c) */
         bool command_wait;              /* the command asked a policy service: it runs again on the answer */
         bool command_resumed;           /* ...and this is that second run: nothing is counted twice */
+        const char *check_helo;         /* the HELO name being checked, for the journal (Postfix logs it) */
         bool ill_pipelining;            /* commands came ahead of time where they may not (reject_unauth_pipelining) */
         char instance[32];              /* the mail transaction's id for policy services; "" until asked */
         uint64_t mail_size;             /* MAIL ... SIZE= */

@@ -52,6 +52,12 @@ class Dns:
             '--local=/bl.test/',
             '--address=/10.0.0.127.bl.test/127.0.0.2',
             '--address=/11.0.0.127.bl.test/127.0.0.5',
+            # HELO names (reject_unknown_helo_hostname): one with an A record, one with only an MX, the rest
+            # of helo.test does not exist; broken.test goes to a server that is not there
+            '--local=/helo.test/',
+            '--host-record=known.helo.test,127.0.0.40',
+            '--mx-host=mx.helo.test,known.helo.test,10',
+            '--server=/broken.test/127.0.0.56',
         ], probe=f'2.0.0.127.{RBL}', addresses=(DNS_ADDRESS, '::1'))
 
 
@@ -607,6 +613,50 @@ class MultiRecipientBounceLater(unittest.TestCase):
         self.assertEqual(s.cmd('Subject: b\r\n\r\nx\r\n.'),
                          (550, '5.5.3 <END-OF-DATA>: End-of-data rejected: Multi-recipient bounce'))
         s.cmd('QUIT')
+
+
+class UnknownHeloHostname(unittest.TestCase):
+    """reject_unknown_helo_hostname against the real DNS server, at HELO (smtpd_delay_reject = no): the
+    command waits for the lookup."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start(DNS_ADDRESS)
+        base_config(smtpd_helo_restrictions='reject_unknown_helo_hostname', smtpd_delay_reject='no',
+                    smtpd_peername_lookup='no')
+
+    def ehlo(self, name):
+        s = session(self, helo=None)
+        reply = s.cmd(f'EHLO {name}')
+        s.cmd('QUIT')
+        return reply
+
+    def test_known(self):
+        self.assertEqual(self.ehlo('known.helo.test')[0], 250)
+        self.assertEqual(self.ehlo('mx.helo.test')[0], 250)     # an MX record is enough
+        self.assertEqual(self.ehlo('[127.0.0.1]')[0], 250)      # an address literal is not looked up
+
+    def test_unknown(self):
+        cursor = pb.journal_cursor()
+        self.assertEqual(self.ehlo('nx.helo.test'), (450, '4.7.1 <nx.helo.test>: Helo command rejected: Host not found'))
+        msgs = pb.journal_messages(POSTBUS_ROLE='smtpd', CLIENT_ADDRESS='127.0.0.1', since=cursor)
+        self.assertIn('NOQUEUE: reject: EHLO from unknown[127.0.0.1]: 450 4.7.1 <nx.helo.test>: Helo command '
+                      'rejected: Host not found; proto=SMTP helo=<nx.helo.test>', msgs)
+
+    def test_temporary_failure(self):
+        self.assertEqual(self.ehlo('x.broken.test'), (450, '4.7.1 <x.broken.test>: Helo command rejected: Host not found'))
+
+    def test_zz_code(self):
+        try:
+            base_config(smtpd_helo_restrictions='reject_unknown_helo_hostname', smtpd_delay_reject='no',
+                        smtpd_peername_lookup='no', unknown_hostname_reject_code=550)
+            self.assertEqual(self.ehlo('nx.helo.test'),
+                             (550, '5.7.1 <nx.helo.test>: Helo command rejected: Host not found'))
+            # a DNS failure is temporary whatever the code says
+            self.assertEqual(self.ehlo('x.broken.test')[0], 450)
+        finally:
+            pb.set_config(unknown_hostname_reject_code=450)
 
 
 class ConfigErrors(unittest.TestCase):
