@@ -2,7 +2,7 @@
  * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination (relay_domains), reject_non_fqdn_*,
  * reject_unauth_pipelining, reject_multi_recipient_bounce,
  * the HELO name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps,
- * relay_recipient_maps), reject_rbl_client and the client name
+ * relay_recipient_maps), the DNS blocklists reject_rbl_client and reject_rhsbl_*, and the client name
  * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -246,28 +246,81 @@ SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *c
                                         "recipient table", code, smtpd_reply_dsn(code, "1.1", dsn), rcpt);
 }
 
-/* reject_rbl_client: the client is listed in the domain (and, with domain=d.d.d.d, with a matching
- * address); the lookups started at connect (smtpd-restrictions.c). */
-static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+/* A DNS blocklist's answer: listed (with domain=d.d.d.d, by a matching A record), Postfix's default_rbl_reply
+ * "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}". */
+static SmtpdCheckStatus dnsbl_reply(SmtpdCheckContext *ctx, const SmtpdRestriction *item, const SmtpdDnsblLookup *l,
+                                    const char *class, const char *what) {
         unsigned code = CODE(ctx->cs->checks, maps_rbl_reject_code);
+        bool match = !item->filter;
         char dsn[16];
 
+        if (l->status != SMTPD_DNSBL_LISTED)
+                return SMTPD_CHECK_DUNNO;
+        for (unsigned k = 0; k < l->n_addresses && !match; k++)
+                match = smtpd_dnsbl_filter_match(item->filter, l->addresses[k]);
+        if (!match)
+                return SMTPD_CHECK_DUNNO;
+        return smtpd_restriction_reject(ctx, "%u %s Service unavailable; %s [%s] blocked using %s%s%s", code,
+                                        smtpd_reply_dsn(code, "7.1", dsn), class, what, l->domain,
+                                        l->text[0] ? "; " : "", l->text);
+}
+
+/* reject_rbl_client: the client's address, whose lookups started at connect (smtpd-restrictions.c). */
+static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
         for (size_t i = 0; i < ctx->cs->n_lookups; i++) {
                 SmtpdDnsblLookup *l = ctx->cs->lookups + i;
 
-                bool match = !item->filter;
-
-                if (!strcaseeq(l->domain, item->arg) || l->status != SMTPD_DNSBL_LISTED)
+                if (!strcaseeq(l->domain, item->arg))
                         continue;
-                for (unsigned k = 0; k < l->n_addresses && !match; k++)
-                        match = smtpd_dnsbl_filter_match(item->filter, l->addresses[k]);
-                if (!match)
-                        continue;
-                return smtpd_restriction_reject(ctx, "%u %s Service unavailable; Client host [%s] blocked using %s%s%s",
-                                                code, smtpd_reply_dsn(code, "7.1", dsn), ctx->in->client->text,
-                                                l->domain, l->text[0] ? "; " : "", l->text);
+                SmtpdCheckStatus s = dnsbl_reply(ctx, item, l, "Client host", ctx->in->client->text);
+                if (s != SMTPD_CHECK_DUNNO)
+                        return s;
         }
         return SMTPD_CHECK_DUNNO;
+}
+
+/* reject_rhsbl_*: what Postfix asks a right-hand side list about, and how its reply names it: the client's
+ * (verified) name, its PTR name ("Unverified Client host"), the HELO name, the sender's or recipient's domain
+ * (the reply names the whole address). Nothing when it is unknown. */
+static SmtpdCheckStatus check_rhsbl(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        const SmtpdCheckInput *in = ctx->in;
+        const char *what = NULL, *class;
+        SmtpdDnsblLookup *l;
+
+        switch (item->type) {
+        case SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT:
+                if (in->peer && in->peer->name_status == SMTPD_PEER_OK)
+                        what = in->peer->name;
+                class = "Client host";
+                break;
+        case SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT:
+                if (in->peer && !streq(in->peer->reverse_name, SMTPD_PEER_UNKNOWN))
+                        what = in->peer->reverse_name;
+                class = "Unverified Client host";
+                break;
+        case SMTPD_RESTRICTION_REJECT_RHSBL_HELO:
+                what = in->helo;
+                class = "Helo command";
+                break;
+        case SMTPD_RESTRICTION_REJECT_RHSBL_SENDER:
+                what = in->sender && in->sender[0] ? in->sender : NULL;
+                class = "Sender address";
+                break;
+        default:
+                what = in->recipient;
+                class = "Recipient address";
+                break;
+        }
+        if (!what || !ctx->cs->checks->resolver)
+                return SMTPD_CHECK_DUNNO;
+        l = smtpd_rhsbl_lookup_get(ctx->cs, what, item->arg);
+        if (!l) {
+                log_oom();
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", what);
+        }
+        if (l->status == SMTPD_DNSBL_PENDING)
+                return SMTPD_CHECK_WAIT;
+        return dnsbl_reply(ctx, item, l, class, what);
 }
 
 /* reject_unknown_client_hostname and reject_unknown_reverse_client_hostname: 450 when DNS failed
@@ -385,6 +438,12 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_restriction_check_access(ctx, item);      /* smtpd-access.c */
         case SMTPD_RESTRICTION_REJECT_RBL_CLIENT:
                 return check_rbl_client(ctx, item);
+        case SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT:
+        case SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT:
+        case SMTPD_RESTRICTION_REJECT_RHSBL_SENDER:
+        case SMTPD_RESTRICTION_REJECT_RHSBL_HELO:
+        case SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT:
+                return check_rhsbl(ctx, item);
         case SMTPD_RESTRICTION_CHECK_POLICY_SERVICE:
                 return smtpd_restriction_check_policy(ctx, item);     /* smtpd-policy-check.c */
         default:

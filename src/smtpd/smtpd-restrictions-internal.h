@@ -66,6 +66,8 @@ struct SmtpdCheckSession {
         SmtpdAddress client;
         SmtpdDnsblLookup *lookups;
         size_t n_lookups;
+        SmtpdDnsblLookup **rhsbl;       /* reject_rhsbl_*: one lookup per query name, started when asked */
+        size_t n_rhsbl;
         SmtpdDomainLookup **domains;    /* reject_unknown_*_domain: one lookup per domain, kept */
         size_t n_domains;
         unsigned pending;               /* queries in flight */
@@ -126,6 +128,10 @@ char *smtpd_strdup_lower(const char *s, size_t len);
 
 /* smtpd-domain-check.c: reject_unknown_sender_domain (sender) and reject_unknown_recipient_domain. */
 SmtpdCheckStatus smtpd_restriction_check_unknown_domain(SmtpdCheckContext *ctx, bool sender);
+/* smtpd-restrictions.c: the lookup of what (a name, or an address's domain) in the right-hand side list
+ * domain (borrowed: a restriction's argument), started on the first call; SMTPD_DNSBL_PENDING until it is
+ * in. NULL when out of memory. */
+SmtpdDnsblLookup *smtpd_rhsbl_lookup_get(SmtpdCheckSession *cs, const char *what, const char *domain);
 /* smtpd-domain-check.c: reject_unknown_helo_hostname. */
 SmtpdCheckStatus smtpd_restriction_check_unknown_helo(SmtpdCheckContext *ctx);
 void smtpd_domain_lookups_free(SmtpdCheckSession *cs);

@@ -43,6 +43,11 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
         [SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS] = "check_recipient_access",
         [SMTPD_RESTRICTION_REJECT_RBL_CLIENT] = "reject_rbl_client",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT] = "reject_rhsbl_client",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT] = "reject_rhsbl_reverse_client",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_SENDER] = "reject_rhsbl_sender",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_HELO] = "reject_rhsbl_helo",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT] = "reject_rhsbl_recipient",
         [SMTPD_RESTRICTION_CHECK_POLICY_SERVICE] = "check_policy_service",
 };
 
@@ -68,6 +73,10 @@ SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s) {
 
 bool smtpd_restriction_type_has_arg(SmtpdRestrictionType t) {
         return t >= SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS && t <= SMTPD_RESTRICTION_CHECK_POLICY_SERVICE;
+}
+
+bool smtpd_restriction_type_is_dnsbl(SmtpdRestrictionType t) {
+        return t >= SMTPD_RESTRICTION_REJECT_RBL_CLIENT && t <= SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT;
 }
 
 void smtpd_restriction_list_done(SmtpdRestrictionList *l) {
@@ -112,7 +121,7 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                 if (smtpd_restriction_type_has_arg(t)) {
                         if (!words[i + 1] || smtpd_restriction_type_from_string(words[i + 1]) >= 0) {
                                 log_error("%s: %s: %s needs %s", where, param, words[i],
-                                          t == SMTPD_RESTRICTION_REJECT_RBL_CLIENT        ? "a DNS domain"
+                                          smtpd_restriction_type_is_dnsbl(t)            ? "a DNS domain"
                                           : t == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE ? "a policy service"
                                                                                         : "a table");
                                 smtpd_restriction_list_done(&l);
@@ -123,7 +132,7 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                                 smtpd_restriction_list_done(&l);
                                 return -ENOMEM;
                         }
-                        char *eq = t == SMTPD_RESTRICTION_REJECT_RBL_CLIENT ? strchr(item->arg, '=') : NULL;
+                        char *eq = smtpd_restriction_type_is_dnsbl(t) ? strchr(item->arg, '=') : NULL;
                         if (eq) {
                                 *eq = '\0';
                                 item->filter = malloc(sizeof(SmtpdDnsblFilter));
@@ -132,8 +141,8 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                                         return -ENOMEM;
                                 }
                                 if (item->arg[0] == '\0' || smtpd_dnsbl_filter_parse(eq + 1, item->filter) < 0) {
-                                        log_error("%s: %s: reject_rbl_client %s=%s: expected domain=d.d.d.d, each d "
-                                                  "a number or [n;n..m]", where, param, item->arg, eq + 1);
+                                        log_error("%s: %s: %s %s=%s: expected domain=d.d.d.d, each d a number or "
+                                                  "[n;n..m]", where, param, words[i - 1], item->arg, eq + 1);
                                         smtpd_restriction_list_done(&l);
                                         return -EINVAL;
                                 }
@@ -284,13 +293,16 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                 for (size_t i = 0; i < l->n; i++) {
                         SmtpdRestriction *item = l->items + i;
 
-                        if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT) {
+                        if (smtpd_restriction_type_is_dnsbl(item->type)) {
                                 if (strlen(item->arg) > RESOLVER_NAME_MAX - 64 || resolver_name_valid(item->arg) < 0) {
-                                        log_error("%s: %s: reject_rbl_client: unsupported domain \"%s\"", where,
-                                                  param, item->arg);
+                                        log_error("%s: %s: %s: unsupported domain \"%s\"", where, param,
+                                                  restriction_names[item->type], item->arg);
                                         return -EINVAL;
                                 }
-                                if (dnsbl_domain_add(c, item->arg) < 0)
+                                /* The client's address is known at connect: its lookups start then. The
+                                 * names a right-hand side list is asked about come later (rhsbl_lookup_get()). */
+                                if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT &&
+                                    dnsbl_domain_add(c, item->arg) < 0)
                                         return log_oom();
                         } else if (item->type == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE) {
                                 item->endpoint = malloc(sizeof(SmtpdPolicyEndpoint));
@@ -374,8 +386,12 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                 return -EINVAL;
         }
 
-        if (c->dnsbl_domains && !c->resolver)
-                return log_error_errno(EINVAL, "reject_rbl_client is used, but smtpd has no resolver.");
+        if (!c->resolver)
+                for (SmtpdRestrictionClass cls = 0; cls < _SMTPD_RESTRICTION_CLASS_MAX; cls++)
+                        for (size_t i = 0; i < c->lists[cls].n; i++)
+                                if (smtpd_restriction_type_is_dnsbl(c->lists[cls].items[i].type))
+                                        return log_error_errno(EINVAL, "A DNS blocklist is used, but smtpd has no "
+                                                               "resolver.");
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -396,6 +412,12 @@ SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
                 resolver_query_cancel(cs->lookups[i].txt);
         }
         free(cs->lookups);
+        for (size_t i = 0; i < cs->n_rhsbl; i++) {
+                resolver_query_cancel(cs->rhsbl[i]->a);
+                resolver_query_cancel(cs->rhsbl[i]->txt);
+                free(cs->rhsbl[i]);
+        }
+        free(cs->rhsbl);
         smtpd_domain_lookups_free(cs);
         free(cs);
         return NULL;
@@ -408,7 +430,7 @@ bool smtpd_check_session_pending(const SmtpdCheckSession *cs) {
 
 static void dnsbl_lookup_done(SmtpdCheckSession *cs) {
         cs->pending--;
-        if (cs->pending == 0)
+        if (cs->pending == 0 && !cs->policy)
                 cs->done(cs->userdata);
 }
 
@@ -451,6 +473,28 @@ static void on_dnsbl_txt(ResolverQuery *q, const ResolverReply *reply, void *use
         dnsbl_lookup_done(l->session);
 }
 
+/* The A and TXT lookups of l->name: SMTPD_DNSBL_PENDING until they are in, SMTPD_DNSBL_FAILED (listing
+ * nobody) if they cannot start. */
+static void dnsbl_lookup_start(SmtpdDnsblLookup *l) {
+        SmtpdCheckSession *cs = l->session;
+        Resolver *resolver = cs->checks->resolver;
+        int r;
+
+        l->status = SMTPD_DNSBL_FAILED;
+        r = resolver_lookup(resolver, l->name, RESOLVER_TYPE_A, on_dnsbl_a, l, &l->a);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start a DNS blocklist lookup of %s, not listed: %m", l->name);
+                return;
+        }
+        l->status = SMTPD_DNSBL_PENDING;
+        cs->pending++;
+        r = resolver_lookup(resolver, l->name, RESOLVER_TYPE_TXT, on_dnsbl_txt, l, &l->txt);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start a DNS TXT lookup of %s, ignoring: %m", l->name);
+        else
+                cs->pending++;
+}
+
 int smtpd_check_session_new(SmtpdChecks *c, const SmtpdAddress *client, void (*done)(void *userdata),
                             void *userdata, SmtpdCheckSession **ret) {
         _cleanup_(smtpd_check_session_freep) SmtpdCheckSession *cs = NULL;
@@ -486,21 +530,40 @@ int smtpd_check_session_new(SmtpdChecks *c, const SmtpdAddress *client, void (*d
                                           client->text, l->domain);
                         continue;
                 }
-                r = resolver_lookup(c->resolver, l->name, RESOLVER_TYPE_A, on_dnsbl_a, l, &l->a);
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to start a DNS blocklist lookup of %s, not listed: %m", l->name);
-                        continue;
-                }
-                l->status = SMTPD_DNSBL_PENDING;
-                cs->pending++;
-                r = resolver_lookup(c->resolver, l->name, RESOLVER_TYPE_TXT, on_dnsbl_txt, l, &l->txt);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to start a DNS TXT lookup of %s, ignoring: %m", l->name);
-                else
-                        cs->pending++;
+                dnsbl_lookup_start(l);
         }
         *ret = TAKE_PTR(cs);
         return 0;
+}
+
+SmtpdDnsblLookup *smtpd_rhsbl_lookup_get(SmtpdCheckSession *cs, const char *what, const char *domain) {
+        _cleanup_free_ SmtpdDnsblLookup *l = NULL;
+        SmtpdDnsblLookup **list;
+        char name[RESOLVER_NAME_MAX + 1];
+        int r;
+
+        r = smtpd_rhsbl_query_name(what, domain, name, sizeof name);
+        if (r < 0) {
+                /* An address literal, a name too long to ask about: nothing a list could name. */
+                static SmtpdDnsblLookup none = { .status = SMTPD_DNSBL_NOT_LISTED };
+                return &none;
+        }
+        for (size_t i = 0; i < cs->n_rhsbl; i++)
+                if (strcaseeq(cs->rhsbl[i]->name, name))
+                        return cs->rhsbl[i];
+        list = reallocarray(cs->rhsbl, cs->n_rhsbl + 1, sizeof(SmtpdDnsblLookup *));
+        if (!list)
+                return NULL;
+        cs->rhsbl = list;
+        l = calloc(1, sizeof(SmtpdDnsblLookup));
+        if (!l)
+                return NULL;
+        l->session = cs;
+        l->domain = domain;
+        memcpy(l->name, name, sizeof l->name);
+        dnsbl_lookup_start(l);
+        list[cs->n_rhsbl++] = l;
+        return TAKE_PTR(l);
 }
 
 /* Evaluation: a session asks at HELO, MAIL or RCPT, and smtpd_delay_reject decides which lists answer when. */

@@ -38,7 +38,12 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_CHECK_HELO_ACCESS,
         SMTPD_RESTRICTION_CHECK_SENDER_ACCESS,
         SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS,
-        SMTPD_RESTRICTION_REJECT_RBL_CLIENT,    /* this takes a DNS domain */
+        SMTPD_RESTRICTION_REJECT_RBL_CLIENT,    /* these take a DNS domain */
+        SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT,
+        SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT,
+        SMTPD_RESTRICTION_REJECT_RHSBL_SENDER,
+        SMTPD_RESTRICTION_REJECT_RHSBL_HELO,
+        SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT,
         SMTPD_RESTRICTION_CHECK_POLICY_SERVICE, /* this takes an endpoint (smtpd-policy.h) */
         _SMTPD_RESTRICTION_TYPE_MAX,
         _SMTPD_RESTRICTION_TYPE_INVALID = -EINVAL,
@@ -48,6 +53,8 @@ const char *smtpd_restriction_type_to_string(SmtpdRestrictionType t);
 SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s);
 /* Whether the restriction is followed by an argument (a table, a domain). */
 bool smtpd_restriction_type_has_arg(SmtpdRestrictionType t);
+/* Whether it is a DNS blocklist, reject_rbl_client or reject_rhsbl_*: its argument is domain[=d.d.d.d]. */
+bool smtpd_restriction_type_is_dnsbl(SmtpdRestrictionType t);
 
 /* The lists: the first five in the order Postfix evaluates them at RCPT, then those of DATA and of the end of
  * the message. */
@@ -67,7 +74,7 @@ typedef struct SmtpdRestriction {
         SmtpdRestrictionType type;
         char *arg;                      /* the table spec or DNS domain; NULL for the others */
         Table *table;                   /* check_*_access, once opened */
-        SmtpdDnsblFilter *filter;       /* reject_rbl_client domain=d.d.d.d; NULL: any A record lists */
+        SmtpdDnsblFilter *filter;       /* reject_rbl_client/reject_rhsbl_* domain=d.d.d.d; NULL: any A record lists */
         SmtpdPolicyEndpoint *endpoint;  /* check_policy_service, once resolved */
 } SmtpdRestriction;
 

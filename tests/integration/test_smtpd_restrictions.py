@@ -16,6 +16,7 @@ ETC = '/etc/postbus'
 DNS_ADDRESS = '127.0.0.53'
 RBL = 'zen.test'
 RBL_TEXT = 'Listed by zen.test: see https://zen.test/lookup'
+RHSBL_TEXT = 'Listed by rhsbl.test'
 HOST = 'mx.example.test'   # myhostname: local and fully qualified
 
 
@@ -58,6 +59,16 @@ class Dns:
             '--host-record=known.helo.test,127.0.0.40',
             '--mx-host=mx.helo.test,known.helo.test,10',
             '--server=/broken.test/127.0.0.56',
+            # a right-hand side list (reject_rhsbl_*): bad.example and its subdomains are listed (the
+            # domain itself with a text), filtered.example with an answer outside 127.0.0.[2..3];
+            # 127.0.0.32 is verified.bad.example both ways, 127.0.0.31 only by its PTR record
+            '--local=/rhsbl.test/',
+            '--address=/bad.example.rhsbl.test/127.0.0.2',
+            f'--txt-record=bad.example.rhsbl.test,{RHSBL_TEXT}',
+            '--address=/filtered.example.rhsbl.test/127.0.0.9',
+            '--local=/bad.example/',
+            '--host-record=verified.bad.example,127.0.0.32',
+            '--ptr-record=31.0.0.127.in-addr.arpa,host.bad.example',
         ], probe=f'2.0.0.127.{RBL}', addresses=(DNS_ADDRESS, '::1'))
 
 
@@ -476,7 +487,8 @@ def base_config(**params):
         smtpd_recipient_restrictions='',
         smtpd_data_restrictions='',
         smtpd_end_of_data_restrictions='',
-        smtpd_delay_reject='yes')
+        smtpd_delay_reject='yes',
+        smtpd_peername_lookup='yes')
     config.update(params)
     reset_smtpd()
     pb.set_config(**config)
@@ -613,6 +625,58 @@ class MultiRecipientBounceLater(unittest.TestCase):
         self.assertEqual(s.cmd('Subject: b\r\n\r\nx\r\n.'),
                          (550, '5.5.3 <END-OF-DATA>: End-of-data rejected: Multi-recipient bounce'))
         s.cmd('QUIT')
+
+
+class Rhsbl(unittest.TestCase):
+    """reject_rhsbl_client, _reverse_client, _helo, _sender (with a reply filter) and _recipient against the
+    real DNS server; each lookup starts when its restriction asks, and the command waits for it."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start(DNS_ADDRESS)
+        base_config(smtpd_client_restrictions='reject_rhsbl_client rhsbl.test, reject_rhsbl_reverse_client rhsbl.test',
+                    smtpd_helo_restrictions='reject_rhsbl_helo rhsbl.test',
+                    smtpd_sender_restrictions='reject_rhsbl_sender rhsbl.test=127.0.0.[2..3]',
+                    smtpd_recipient_restrictions='reject_rhsbl_recipient rhsbl.test')
+
+    def test_sender(self):
+        cursor = pb.journal_cursor()
+        self.assertEqual(rcpt_reply(self, sender='a@bad.example'),
+                         (554, f'5.7.1 Service unavailable; Sender address [a@bad.example] blocked using rhsbl.test; '
+                               f'{RHSBL_TEXT}'))
+        msgs = pb.journal_messages(POSTBUS_ROLE='smtpd', CLIENT_ADDRESS='127.0.0.1', since=cursor)
+        self.assertIn('NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 554 5.7.1 Service unavailable; Sender address '
+                      f'[a@bad.example] blocked using rhsbl.test; {RHSBL_TEXT}; from=<a@bad.example> '
+                      'to=<erin@mx.example.test> proto=ESMTP helo=<client.example.org>', msgs)
+        # a subdomain is listed too, without a text
+        self.assertEqual(rcpt_reply(self, sender='a@mail.bad.example'),
+                         (554, '5.7.1 Service unavailable; Sender address [a@mail.bad.example] blocked using rhsbl.test'))
+        # listed, but by an answer the filter does not take; not listed at all; the null sender
+        self.assertEqual(rcpt_reply(self, sender='a@filtered.example')[0], 250)
+        self.assertEqual(rcpt_reply(self, sender='a@good.example')[0], 250)
+        self.assertEqual(rcpt_reply(self, sender='')[0], 250)
+
+    def test_helo(self):
+        self.assertEqual(rcpt_reply(self, helo='bad.example'),
+                         (554, f'5.7.1 Service unavailable; Helo command [bad.example] blocked using rhsbl.test; '
+                               f'{RHSBL_TEXT}'))
+        self.assertEqual(rcpt_reply(self, helo='[127.0.0.1]')[0], 250)
+
+    def test_recipient(self):
+        self.assertEqual(rcpt_reply(self, rcpt='someone@bad.example'),
+                         (554, f'5.7.1 Service unavailable; Recipient address [someone@bad.example] blocked using '
+                               f'rhsbl.test; {RHSBL_TEXT}'))
+        self.assertEqual(rcpt_reply(self, rcpt='someone@good.example')[0], 250)
+
+    def test_client(self):
+        # a verified name
+        self.assertEqual(rcpt_reply(self, source='127.0.0.32'),
+                         (554, '5.7.1 Service unavailable; Client host [verified.bad.example] blocked using rhsbl.test'))
+        # a PTR name that does not resolve back: only reject_rhsbl_reverse_client asks about it
+        self.assertEqual(rcpt_reply(self, source='127.0.0.31'),
+                         (554, '5.7.1 Service unavailable; Unverified Client host [host.bad.example] blocked using '
+                               'rhsbl.test'))
 
 
 class UnknownHeloHostname(unittest.TestCase):
