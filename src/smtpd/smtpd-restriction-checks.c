@@ -1,6 +1,6 @@
 /* smtpd-restriction-checks.c: the smtpd process's restrictions one by one, as a list names them:
  * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination (relay_domains), reject_non_fqdn_*,
- * reject_unauth_pipelining, reject_multi_recipient_bounce,
+ * reject_unauth_pipelining, reject_multi_recipient_bounce, reject_*sender_login_mismatch (smtpd_sender_login_maps),
  * the HELO name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps,
  * relay_recipient_maps), the DNS blocklists reject_rbl_client and reject_rhsbl_*, and the client name
  * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
@@ -323,6 +323,106 @@ static SmtpdCheckStatus check_rhsbl(SmtpdCheckContext *ctx, const SmtpdRestricti
         return dnsbl_reply(ctx, item, l, class, what);
 }
 
+/* The owners of a sender address in smtpd_sender_login_maps, searched as Postfix searches them: the address,
+ * the address without its extension, the local part alone (with and without extension) when the domain is
+ * local, then @domain. 1 and the value, 0 when no key is there, or a negative errno. */
+static int sender_owners(SmtpdChecks *c, const char *sender, char **ret_value) {
+        const char *delims = c->config->recipient_delimiter, *at = strrchr(sender, '@');
+        _cleanup_free_ char *full = smtpd_strdup_lower(sender, strlen(sender)), *base = NULL, *user = NULL,
+                            *user_base = NULL, *domain = NULL;
+        size_t n = at ? (size_t) (at - sender) : strlen(sender), k;
+        const char *keys[5];
+        size_t n_keys = 0;
+        int r;
+
+        if (!full)
+                return -ENOMEM;
+        keys[n_keys++] = full;
+        k = isempty(delims) ? n : strcspn(full, delims);
+        if (k > 0 && k < n) {
+                if (asprintf(&base, "%.*s%s", (int) k, full, full + n) < 0) {
+                        base = NULL;
+                        return -ENOMEM;
+                }
+                keys[n_keys++] = base;
+        }
+        if (at && address_is_local(c->mydestination, sender)) {
+                user = strndup(full, n);
+                if (!user)
+                        return -ENOMEM;
+                keys[n_keys++] = user;
+                if (k > 0 && k < n) {
+                        user_base = strndup(full, k);
+                        if (!user_base)
+                                return -ENOMEM;
+                        keys[n_keys++] = user_base;
+                }
+        }
+        if (at) {
+                domain = strdup(full + n);
+                if (!domain)
+                        return -ENOMEM;
+                keys[n_keys++] = domain;
+        }
+        for (size_t i = 0; i < n_keys; i++) {
+                r = virtual_map_lookup(&c->sender_logins, keys[i], ret_value);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Whether name is one of owners (a list separated by commas and white space), case-insensitively. */
+static bool owner_listed(const char *owners, const char *name) {
+        size_t len = strlen(name);
+
+        for (const char *p = owners; *p;) {
+                size_t w;
+
+                p += strspn(p, ", \t");
+                w = strcspn(p, ", \t");
+                if (w == len && strncasecmp(p, name, len) == 0)
+                        return true;
+                p += w;
+        }
+        return false;
+}
+
+/* reject_*sender_login_mismatch, as Postfix: an authenticated client whose login name does not own the sender
+ * address (with reject_known_..., only an address that has owners), and a client not authenticated that
+ * sends as an address that has owners ("553 5.7.1 <addr>: Sender address rejected: not owned by user NAME",
+ * "... not logged in"). The null sender is never checked. */
+static SmtpdCheckStatus check_sender_login(SmtpdCheckContext *ctx, SmtpdRestrictionType t) {
+        SmtpdChecks *c = ctx->cs->checks;
+        const SmtpdCheckInput *in = ctx->in;
+        const char *sender = in->sender, *login = in->authenticated ? in->sasl_username : NULL;
+        _cleanup_free_ char *owners = NULL;
+        bool auth_check = t != SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH,
+             unauth_check = t != SMTPD_RESTRICTION_REJECT_AUTHENTICATED_SENDER_LOGIN_MISMATCH;
+        int r;
+
+        if (!sender || !sender[0] || virtual_map_is_empty(&c->sender_logins))
+                return SMTPD_CHECK_DUNNO;
+        if (login ? !auth_check : !unauth_check)
+                return SMTPD_CHECK_DUNNO;
+        r = sender_owners(c, sender, &owners);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to look up the owners of %s in smtpd_sender_login_maps (%s): %m", sender,
+                                  c->config->smtpd_sender_login_maps);
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", sender);
+        }
+        if (!login)
+                return r > 0 ? smtpd_restriction_reject(ctx, "553 5.7.1 <%s>: Sender address rejected: not logged in",
+                                                        sender)
+                             : SMTPD_CHECK_DUNNO;
+        if (r == 0 && t == SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH)
+                return SMTPD_CHECK_DUNNO;
+        if (r > 0 && owner_listed(owners, login))
+                return SMTPD_CHECK_DUNNO;
+        return smtpd_restriction_reject(ctx, "553 5.7.1 <%s>: Sender address rejected: not owned by user %s", sender,
+                                        login);
+}
+
 /* reject_unknown_client_hostname and reject_unknown_reverse_client_hostname: 450 when DNS failed
  * temporarily, unknown_client_reject_code otherwise (RFC 7372's 4.7.25, its class following the code). */
 static SmtpdCheckStatus check_unknown_client(SmtpdCheckContext *ctx, bool reverse) {
@@ -431,6 +531,11 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 code = CODE(c, multi_recipient_bounce_reject_code);
                 return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: Multi-recipient bounce", code,
                                                 smtpd_reply_dsn(code, "5.3", dsn), name, class);
+        case SMTPD_RESTRICTION_REJECT_SENDER_LOGIN_MISMATCH:
+        case SMTPD_RESTRICTION_REJECT_AUTHENTICATED_SENDER_LOGIN_MISMATCH:
+        case SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH:
+        case SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH:
+                return check_sender_login(ctx, item->type);
         case SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS:
         case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
         case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:

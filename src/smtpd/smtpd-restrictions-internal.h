@@ -25,6 +25,7 @@ struct SmtpdChecks {
         /* relay_domains (subdomains included) and relay_recipient_maps: relayed domains and known recipients. */
         VirtualDomains relay_domains;
         VirtualMap relay_recipients;
+        VirtualMap sender_logins;       /* smtpd_sender_login_maps: a sender address's owners (SASL names) */
         char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
         Resolver *resolver;             /* borrowed from the server */
         SmtpdPolicyPool *policy;        /* borrowed from the server; NULL: none */

@@ -38,6 +38,11 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME] = "reject_unknown_helo_hostname",
         [SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING] = "reject_unauth_pipelining",
         [SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE] = "reject_multi_recipient_bounce",
+        [SMTPD_RESTRICTION_REJECT_SENDER_LOGIN_MISMATCH] = "reject_sender_login_mismatch",
+        [SMTPD_RESTRICTION_REJECT_AUTHENTICATED_SENDER_LOGIN_MISMATCH] = "reject_authenticated_sender_login_mismatch",
+        [SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH] = "reject_known_sender_login_mismatch",
+        [SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH] =
+                "reject_unauthenticated_sender_login_mismatch",
         [SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS] = "check_client_access",
         [SMTPD_RESTRICTION_CHECK_HELO_ACCESS] = "check_helo_access",
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
@@ -207,6 +212,7 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
         virtual_map_done(&c->virtual_mailboxes);
         virtual_domains_done(&c->relay_domains);
         virtual_map_done(&c->relay_recipients);
+        virtual_map_done(&c->sender_logins);
         strv_free(c->dnsbl_domains);
         free(c);
         return NULL;
@@ -383,6 +389,15 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
         if (r < 0) {
                 (void) config_where(config, CONFIG_PARAM_relay_recipient_maps, where, sizeof where);
                 log_error("%s: relay_recipient_maps: cannot use \"%s\"", where, config->relay_recipient_maps);
+                return -EINVAL;
+        }
+
+        r = virtual_map_open(config->smtpd_sender_login_maps, &c->sender_logins);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_smtpd_sender_login_maps, where, sizeof where);
+                log_error("%s: smtpd_sender_login_maps: cannot use \"%s\"", where, config->smtpd_sender_login_maps);
                 return -EINVAL;
         }
 
