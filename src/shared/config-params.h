@@ -429,6 +429,8 @@
           "Reply code of reject_rbl_client.") \
         X(smtpd_sender_login_maps, STRING, "", 0, 0, "smtpd",                                                 \
           "Tables of the SASL login names (comma or space separated) that own a MAIL FROM address.")         \
+        X(plaintext_reject_code, INT, "450", 400, 599, "smtpd",                                               \
+          "Reply code of reject_plaintext_session (a session without TLS).")                                  \
         X(unknown_hostname_reject_code, INT, "450", 400, 599, "smtpd",                                        \
           "Reply code of reject_unknown_helo_hostname (a HELO name without A, AAAA or MX record).")           \
         X(multi_recipient_bounce_reject_code, INT, "550", 400, 599, "smtpd",                                  \

@@ -1,5 +1,6 @@
 /* smtpd-restriction-checks.c: the smtpd process's restrictions one by one, as a list names them:
- * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination (relay_domains), reject_non_fqdn_*,
+ * permit_mynetworks, permit_sasl_authenticated, permit_auth_destination and reject_unauth_destination
+ * (relay_domains), reject_plaintext_session, reject_non_fqdn_*,
  * reject_unauth_pipelining, reject_multi_recipient_bounce, reject_*sender_login_mismatch (smtpd_sender_login_maps),
  * the HELO name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps,
  * relay_recipient_maps), the DNS blocklists reject_rbl_client and reject_rhsbl_*, and the client name
@@ -151,6 +152,20 @@ int smtpd_address_relayed(SmtpdChecks *c, const char *addr) {
         if (!at || virtual_domains_is_empty(&c->relay_domains))
                 return 0;
         return virtual_domains_contain_parent(&c->relay_domains, at + 1);
+}
+
+/* Whether this server takes mail for rcpt's domain from anyone: local (mydestination), hosted
+ * (virtual_mailbox_domains) or relayed (relay_domains): 1, 0, or a negative errno. permit_auth_destination
+ * and reject_unauth_destination ask it. */
+static int auth_destination(SmtpdChecks *c, const char *rcpt) {
+        int r;
+
+        if (address_is_local(c->mydestination, rcpt))
+                return 1;
+        r = smtpd_address_hosted(c, rcpt);
+        if (r == 0)
+                r = smtpd_address_relayed(c, rcpt);
+        return r;
 }
 
 const char *smtpd_reply_dsn(unsigned code, const char *detail, char buf[static 16]) {
@@ -462,13 +477,19 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_networks_match(c->mynetworks, in->client) ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
         case SMTPD_RESTRICTION_PERMIT_SASL_AUTHENTICATED:
                 return in->authenticated ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
+        case SMTPD_RESTRICTION_PERMIT_AUTH_DESTINATION:
+                if (!in->recipient)
+                        return SMTPD_CHECK_DUNNO;
+                r = auth_destination(c, in->recipient);
+                if (r < 0)
+                        return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure",
+                                                        in->recipient);
+                return r > 0 ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
         case SMTPD_RESTRICTION_REJECT_UNAUTH_DESTINATION:
         case SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION:
-                if (!in->recipient || address_is_local(c->mydestination, in->recipient))
+                if (!in->recipient)
                         return SMTPD_CHECK_DUNNO;
-                r = smtpd_address_hosted(c, in->recipient);
-                if (r == 0)
-                        r = smtpd_address_relayed(c, in->recipient);
+                r = auth_destination(c, in->recipient);
                 if (r > 0)
                         return SMTPD_CHECK_DUNNO;
                 if (r < 0)
@@ -523,6 +544,12 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                         return SMTPD_CHECK_DUNNO;
                 return smtpd_restriction_reject(ctx, "503 5.5.0 <%s>: %s rejected: Improper use of SMTP command "
                                                 "pipelining", name, class);
+        case SMTPD_RESTRICTION_REJECT_PLAINTEXT_SESSION:
+                if (in->tls_protocol)
+                        return SMTPD_CHECK_DUNNO;
+                code = CODE(c, plaintext_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s Session encryption is required", code,
+                                                smtpd_reply_dsn(code, "7.1", dsn));
         case SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE:
                 /* At RCPT the recipients accepted so far and this one; later, those of the message. */
                 if (!in->sender || in->sender[0] ||

@@ -488,7 +488,10 @@ def base_config(**params):
         smtpd_data_restrictions='',
         smtpd_end_of_data_restrictions='',
         smtpd_delay_reject='yes',
-        smtpd_peername_lookup='yes')
+        smtpd_peername_lookup='yes',
+        smtpd_tls_cert_file='',
+        smtpd_tls_key_file='',
+        relay_domains='')
     config.update(params)
     reset_smtpd()
     pb.set_config(**config)
@@ -624,6 +627,37 @@ class MultiRecipientBounceLater(unittest.TestCase):
         self.assertEqual(s.cmd('DATA')[0], 354)
         self.assertEqual(s.cmd('Subject: b\r\n\r\nx\r\n.'),
                          (550, '5.5.3 <END-OF-DATA>: End-of-data rejected: Multi-recipient bounce'))
+        s.cmd('QUIT')
+
+
+class AuthDestinationAndTls(unittest.TestCase):
+    """permit_auth_destination (local, hosted and relayed domains end the list) and reject_plaintext_session
+    (a session without STARTTLS)."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        cert, key = pb.make_tls_certificate()
+        base_config(smtpd_tls_cert_file=cert, smtpd_tls_key_file=key, relay_domains='relay.example',
+                    smtpd_recipient_restrictions='permit_auth_destination, reject_plaintext_session')
+
+    def test_plaintext(self):
+        s = session(self)
+        self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 250)
+        # mynetworks may relay, but not in plaintext
+        self.assertEqual(s.cmd('RCPT TO:<someone@example.com>'), (450, '4.7.1 Session encryption is required'))
+        # this server's own domain, and one it relays for, end the list before that
+        self.assertEqual(s.cmd(f'RCPT TO:<erin@{HOST}>')[0], 250)
+        self.assertEqual(s.cmd('RCPT TO:<someone@relay.example>')[0], 250)
+        s.cmd('QUIT')
+
+    def test_tls(self):
+        s = session(self)
+        self.assertEqual(s.cmd('STARTTLS')[0], 220)
+        s.starttls()
+        self.assertEqual(s.cmd('EHLO client.example.org')[0], 250)
+        self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 250)
+        self.assertEqual(s.cmd('RCPT TO:<someone@example.com>')[0], 250)
         s.cmd('QUIT')
 
 
