@@ -402,6 +402,18 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                 log_error("%s: smtpd_sender_login_maps: cannot use \"%s\"", where, config->smtpd_sender_login_maps);
                 return -EINVAL;
         }
+        /* As Postfix: not an error, but the restriction can then refuse nobody. */
+        for (SmtpdRestrictionClass cls = 0; cls < _SMTPD_RESTRICTION_CLASS_MAX; cls++)
+                for (size_t i = 0; i < c->lists[cls].n && virtual_map_is_empty(&c->sender_logins); i++) {
+                        SmtpdRestrictionType t = c->lists[cls].items[i].type;
+
+                        if (t < SMTPD_RESTRICTION_REJECT_SENDER_LOGIN_MISMATCH ||
+                            t > SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH)
+                                continue;
+                        (void) config_where(config, list_params[cls], where, sizeof where);
+                        log_warning("%s: %s: %s without smtpd_sender_login_maps refuses nothing, ignoring", where,
+                                    config_params[list_params[cls]].name, restriction_names[t]);
+                }
 
         if (!c->resolver)
                 for (SmtpdRestrictionClass cls = 0; cls < _SMTPD_RESTRICTION_CLASS_MAX; cls++)
