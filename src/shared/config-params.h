@@ -87,6 +87,10 @@
           "Relay control at RCPT, before smtpd_recipient_restrictions.")                                      \
         X(smtpd_recipient_restrictions, STRING, "", 0, 0, "smtpd",                                            \
           "Restrictions on the RCPT TO address, after smtpd_relay_restrictions.")                             \
+        X(smtpd_data_restrictions, STRING, "", 0, 0, "smtpd",                                                 \
+          "Restrictions at DATA (and the first BDAT), whatever smtpd_delay_reject says.")                    \
+        X(smtpd_end_of_data_restrictions, STRING, "", 0, 0, "smtpd",                                          \
+          "Restrictions once the whole message is in, before it is queued.")                                  \
         X(smtpd_delay_reject, BOOL, "yes", 0, 0, "smtpd",                                                     \
           "Evaluate the client, HELO and sender restrictions at RCPT, so that rejections come at RCPT.")      \
         X(smtpd_reject_unlisted_recipient, BOOL, "yes", 0, 0, "smtpd",                                        \
@@ -438,6 +442,14 @@
           "Reply code of reject_unknown_sender_domain and _recipient_domain for a Null MX domain.") \
         X(maps_rbl_reject_code, INT, "554", 400, 599, "smtpd", \
           "Reply code of reject_rbl_client.") \
+        X(smtpd_sender_login_maps, STRING, "", 0, 0, "smtpd",                                                 \
+          "Tables of the SASL login names (comma or space separated) that own a MAIL FROM address.")         \
+        X(plaintext_reject_code, INT, "450", 400, 599, "smtpd",                                               \
+          "Reply code of reject_plaintext_session (a session without TLS).")                                  \
+        X(unknown_hostname_reject_code, INT, "450", 400, 599, "smtpd",                                        \
+          "Reply code of reject_unknown_helo_hostname (a HELO name without A, AAAA or MX record).")           \
+        X(multi_recipient_bounce_reject_code, INT, "550", 400, 599, "smtpd",                                  \
+          "Reply code of reject_multi_recipient_bounce (a null sender with more than one recipient).")       \
         X(smtpd_milters, STRING, "", 0, 0, "smtpd",                                                           \
           "Milters (inet:host:port, unix:/path) that smtpd asks about each SMTP session and message.")       \
         X(non_smtpd_milters, STRING, "", 0, 0, "pickup",                                                      \

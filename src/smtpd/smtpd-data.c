@@ -37,6 +37,12 @@ int smtpd_data_spill(SmtpdSession *s) {
         return 0;
 }
 
+/* The recipient the DATA and end-of-data restrictions are told of: only when it is the only one, as in
+ * Postfix, since their decision is about every recipient alike. */
+static const char *session_sole_recipient(const SmtpdSession *s) {
+        return s->n_recipients == 1 ? s->recipients[0] : NULL;
+}
+
 void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
         if (c->arg_len > 0) {
                 smtpd_session_reply(s, "501 5.5.4 Syntax: DATA");
@@ -55,6 +61,9 @@ void smtpd_cmd_data(SmtpdSession *s, const SmtpdCommand *c) {
                 smtpd_session_reply(s, "503 5.5.1 Error: DATA after BDAT");
                 return;
         }
+        /* smtpd_data_restrictions, before the milters hear of DATA, as in Postfix. */
+        if (smtpd_session_check(s, smtpd_check_data, s->helo, s->sender, session_sole_recipient(s)) != 0)
+                return;
         if (smtpd_milter_command(s, c, SMTPD_COMMAND_DATA, NULL, NULL))
                 return;         /* smtpd_data_begin() follows if the milters let it through */
         smtpd_data_begin(s);
@@ -78,6 +87,7 @@ void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
         const Config *config = s->conf->config;
         uint64_t size;
         bool last;
+        int r;
 
         if (smtpd_bdat_parse(c->arg, c->arg_len, &size, &last) < 0) {
                 smtpd_session_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
@@ -93,7 +103,17 @@ void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
                 s->bdat_error = "554 5.5.1 Error: no valid recipients";
         else if (s->bdat_failed)
                 s->bdat_error = "503 5.5.1 Error: this mail transaction failed, send RSET";
-        else if (!s->bdat) {
+        else if (!s->bdat && (r = smtpd_session_check(s, smtpd_check_data, s->helo, s->sender,
+                                                      session_sole_recipient(s))) != 0) {
+                /* smtpd_data_restrictions at the first chunk, as at DATA. A refusal is replied to now: the
+                 * chunk is read and thrown away, and the transaction has failed. */
+                if (r == -EAGAIN) {
+                        s->state = SMTPD_SESSION_COMMAND;       /* the command runs again on the answer */
+                        return;
+                }
+                s->bdat_error = "";
+                s->bdat_failed = true;
+        } else if (!s->bdat) {
                 session_data_open(s);
                 smtpd_data_reader_init(&s->data, (uint64_t) config->message_size_limit,
                                        s->reject_bare_lf ? SMTPD_DATA_REJECT_BARE_LF : 0);
@@ -121,6 +141,7 @@ static void session_data_write(SmtpdSession *s, const char *p, size_t n) {
 
 static void session_data_end(SmtpdSession *s) {
         const char *rcpt = s->recipients[0];
+        int r;
 
         s->stage = "END-OF-MESSAGE";
         s->state = SMTPD_SESSION_COMMAND;
@@ -128,23 +149,50 @@ static void session_data_end(SmtpdSession *s) {
          * as Postfix takes it: the smtp client wraps it on the way out. */
         if (s->data.too_big)
                 smtpd_session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
-        else if (s->data_failed || smtpd_session_message_end(s) < 0)
+        else if (s->data_failed)
                 smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
-        else
-                return;
+        else {
+                r = smtpd_session_message_end(s);
+                if (r == 0)
+                        return;
+                if (r < 0)
+                        smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
+        }
         smtpd_session_reset(s);
 }
 
-/* The message is complete: the milters see it first (smtpd-milter.c), then cleanup takes it. */
+/* The message is complete: smtpd_end_of_data_restrictions first, then the milters see it (smtpd-milter.c),
+ * then cleanup takes it. */
 int smtpd_session_message_end(SmtpdSession *s) {
         int r;
 
+        r = smtpd_session_check(s, smtpd_check_eod, s->helo, s->sender, session_sole_recipient(s));
+        if (r == -EAGAIN) {
+                /* Not a command the dispatcher could run again: the session waits here instead. */
+                s->command_wait = false;
+                s->state = SMTPD_SESSION_EOD_CHECK;
+                return 0;
+        }
+        if (r != 0)
+                return 1;
         r = smtpd_milter_message(s);
         if (r < 0)
                 return log_warning_errno(r, "Failed to hand a message to the milters: %m");
         if (r > 0)
                 return 0;
         return smtpd_session_submit(s);
+}
+
+void smtpd_session_eod_resume(SmtpdSession *s) {
+        int r;
+
+        s->state = SMTPD_SESSION_COMMAND;
+        r = smtpd_session_message_end(s);
+        if (r == 0)
+                return;
+        if (r < 0)
+                smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
+        smtpd_session_reset(s);
 }
 
 /* smtpd_forbid_bare_newline = reject: Postfix 3.9's answer, and the end of the session. */
@@ -183,7 +231,9 @@ static void session_bdat_end(SmtpdSession *s) {
         bool in_transaction = s->in_mail && s->n_recipients > 0;
 
         s->state = SMTPD_SESSION_COMMAND;
-        if (s->bdat_error)
+        if (s->bdat_error && !s->bdat_error[0])
+                ;       /* refused by smtpd_data_restrictions: the reply has gone out already */
+        else if (s->bdat_error)
                 smtpd_session_reply(s, "%s", s->bdat_error);
         else {
                 if (s->bdat_last) {
@@ -198,10 +248,13 @@ static void session_bdat_end(SmtpdSession *s) {
                         s->counters[SMTPD_COMMAND_BDAT].ok++;
                         smtpd_session_reply(s, "250 2.0.0 Ok: %" PRIu64 " bytes", s->bdat_size);
                         return;
-                } else if (smtpd_session_message_end(s) < 0)
-                        smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
-                else
-                        return;
+                } else {
+                        int r = smtpd_session_message_end(s);
+                        if (r == 0)
+                                return;
+                        if (r < 0)
+                                smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
+                }
         }
         if (s->bdat_last)
                 smtpd_session_reset(s);

@@ -45,6 +45,44 @@ static bool session_must_wait(SmtpdSession *s) {
         return true;
 }
 
+/* Notes improper pipelining for reject_unauth_pipelining, as Postfix does: input that came before the reply
+ * to the command it follows (the greeting: "CONNECT"), where the client was to wait for it. Said once a
+ * session, with the first bytes of what came early. */
+static void session_ill_pipelining(SmtpdSession *s, const char *after) {
+        _cleanup_free_ char *early = NULL;
+
+        if (s->ill_pipelining)
+                return;
+        s->ill_pipelining = true;
+        early = log_escape(s->in + s->in_start, MIN(s->in_end - s->in_start, (size_t) 100));
+        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                 "improper command pipelining after %s from %s[%s]: %s", after, s->peer.name, s->client.text,
+                 strna(early));
+}
+
+/* Whether input after command t, already there, is improper: after any command of a client that has not
+ * said EHLO (it cannot know of PIPELINING), and after those that must end a group of commands (RFC 2920
+ * 3.1; STARTTLS and AUTH too, RFC 3207 and 4954). A BDAT chunk's bytes follow their command by design. */
+static bool pipelining_improper(const SmtpdSession *s, SmtpdCommandType t) {
+        if (s->in_start >= s->in_end || t == SMTPD_COMMAND_BDAT)
+                return false;
+        if (!s->esmtp)
+                return true;
+        switch (t) {
+        case SMTPD_COMMAND_HELO:
+        case SMTPD_COMMAND_EHLO:
+        case SMTPD_COMMAND_DATA:
+        case SMTPD_COMMAND_VRFY:
+        case SMTPD_COMMAND_NOOP:
+        case SMTPD_COMMAND_QUIT:
+        case SMTPD_COMMAND_STARTTLS:
+        case SMTPD_COMMAND_AUTH:
+                return true;
+        default:
+                return false;
+        }
+}
+
 /* Whether the command in line must wait for the DNS blocklist lookups: those that evaluate restriction
  * lists (RCPT, VRFY; with smtpd_delay_reject = no also HELO, EHLO and MAIL). Any other is answered at
  * once, while the lookups run; what a client pipelines after a waiting command waits behind it. */
@@ -53,12 +91,14 @@ static bool session_checks_wait(SmtpdSession *s, const char *line, size_t len) {
 
         s->checks_wait = false;
         if (s->peer_lookup) {           /* the client spoke before the greeting */
+                session_ill_pipelining(s, "CONNECT");
                 s->checks_wait = true;
                 return true;
         }
         if (s->state != SMTPD_SESSION_COMMAND || !smtpd_check_session_pending(s->checks))
                 return false;
         if (s->greet_pending) {         /* nothing is answered before the greeting */
+                session_ill_pipelining(s, "CONNECT");
                 s->checks_wait = true;
                 return true;
         }
@@ -102,6 +142,8 @@ static void session_command(SmtpdSession *s, const char *line, size_t len) {
         s->stage = smtpd_command_to_string(c.type);
         if (!s->command_resumed)
                 s->counters[c.type].total++;
+        if (!s->command_resumed && pipelining_improper(s, c.type))
+                session_ill_pipelining(s, s->stage);
         s->reply_code = 0;
         if (s->access_denied && c.type != SMTPD_COMMAND_QUIT) {      /* smtpd_session_greet() */
                 smtpd_session_reply(s, "503 5.7.0 Error: access denied for %s[%s]", s->peer.name, s->client.text);

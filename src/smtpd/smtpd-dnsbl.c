@@ -1,5 +1,6 @@
-/* smtpd-dnsbl.c: the smtpd process's reject_rbl_client: the query names (the client's address reversed,
- * under the blocklist's domain) and the filter of the A records that list a client. */
+/* smtpd-dnsbl.c: the smtpd process's DNS blocklists: the query names (the client's address reversed for
+ * reject_rbl_client, a domain for reject_rhsbl_*, under the blocklist's domain) and the filter of the A
+ * records that list an entry. */
 #include <assert.h>
 #include <sys/socket.h>
 
@@ -30,6 +31,35 @@ int smtpd_dnsbl_query_name(const SmtpdAddress *client, const char *domain, char 
         memcpy(name + n, domain, dlen);
         name[n + dlen] = '\0';
         memcpy(ret, name, n + dlen + 1);
+        return 0;
+}
+
+/* The length of name without its trailing dots. */
+static size_t name_len(const char *name) {
+        size_t n = strlen(name);
+
+        while (n > 0 && name[n - 1] == '.')
+                n--;
+        return n;
+}
+
+int smtpd_rhsbl_query_name(const char *what, const char *domain, char *ret, size_t size) {
+        const char *at = strrchr(what, '@'), *d = at ? at + 1 : what;
+        char name[2 * RESOLVER_NAME_MAX + 2];
+        size_t dlen = name_len(d), llen = name_len(domain);
+
+        assert(size > RESOLVER_NAME_MAX);
+        if (dlen == 0 || d[0] == '[' || llen == 0)
+                return -EINVAL;
+        if (dlen + 1 + llen > RESOLVER_NAME_MAX)
+                return -ENAMETOOLONG;
+        memcpy(name, d, dlen);
+        name[dlen] = '.';
+        memcpy(name + dlen + 1, domain, llen);
+        name[dlen + 1 + llen] = '\0';
+        if (resolver_name_valid(name) < 0)
+                return -EINVAL;
+        memcpy(ret, name, dlen + llen + 2);
         return 0;
 }
 

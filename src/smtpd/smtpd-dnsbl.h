@@ -1,5 +1,6 @@
-/* smtpd-dnsbl.h: the smtpd process's reject_rbl_client: the reversed-address query names and the reply
- * filter. The lookups themselves run on the shared resolver (resolver.h). */
+/* smtpd-dnsbl.h: the smtpd process's DNS blocklists, reject_rbl_client and reject_rhsbl_*: the query names
+ * (a reversed address, or a domain, under the list's domain) and the reply filter. The lookups themselves
+ * run on the shared resolver (resolver.h). */
 #pragma once
 
 #include <stdbool.h>
@@ -17,6 +18,12 @@
  * at least RESOLVER_NAME_MAX + 1. -ENAMETOOLONG if the name would be longer than RESOLVER_NAME_MAX,
  * -EAFNOSUPPORT if the address is neither IPv4 nor IPv6, -EINVAL for an empty domain. */
 int smtpd_dnsbl_query_name(const SmtpdAddress *client, const char *domain, char *ret, size_t size);
+
+/* "bad.example.rhsbl.example" for what "bad.example" (a name) or "someone@bad.example" (an address: its
+ * domain) under the right-hand side list rhsbl.example; trailing dots dropped. size must be at least
+ * RESOLVER_NAME_MAX + 1. -EINVAL when there is nothing to ask about (no domain, an address literal, a name
+ * that cannot be in DNS), -ENAMETOOLONG over RESOLVER_NAME_MAX. */
+int smtpd_rhsbl_query_name(const char *what, const char *domain, char *ret, size_t size);
 
 /* The reply filter of "reject_rbl_client domain=d.d.d.d" (Postfix's syntax): each d is a number, or a list
  * in brackets of numbers and ranges, "127.0.0.[2..11;20]"; a client is listed only by an A record that

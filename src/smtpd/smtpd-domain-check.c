@@ -1,7 +1,8 @@
 /* smtpd-domain-check.c: reject_unknown_sender_domain and reject_unknown_recipient_domain in the smtpd
  * process, as Postfix: an address in a domain this server is not the final destination for, whose domain
  * has no MX record and no A or AAAA record, is refused (unknown_address_reject_code; a DNS failure 450);
- * a Null MX (RFC 7505) is refused with nullmx_reject_code.
+ * a Null MX (RFC 7505) is refused with nullmx_reject_code. reject_unknown_helo_hostname asks the same of
+ * the HELO name (unknown_hostname_reject_code; a DNS failure 450; a Null MX is no refusal).
  *
  * The lookup runs on the session's resolver: the evaluation stops there (SMTPD_CHECK_WAIT), and once the
  * answer is in the session asks again, this check then deciding by the answer kept for the session. */
@@ -99,6 +100,44 @@ static SmtpdDomainLookup *lookup_get(SmtpdCheckSession *cs, const char *domain) 
         l->status = DOMAIN_PENDING;
         cs->pending++;
         return l;
+}
+
+SmtpdCheckStatus smtpd_restriction_check_unknown_helo(SmtpdCheckContext *ctx) {
+        const char *helo = ctx->in->helo;
+        _cleanup_free_ char *name = NULL;
+        SmtpdDomainLookup *l;
+        unsigned code;
+        char dsn[16];
+        size_t len;
+
+        /* An address literal names no host to look up; without HELO there is nothing to check. */
+        if (!helo || helo[0] == '\0' || helo[0] == '[' || !ctx->cs->checks->resolver)
+                return SMTPD_CHECK_DUNNO;
+        len = strlen(helo);
+        while (len > 1 && helo[len - 1] == '.')
+                len--;
+        name = strndup(helo, len);
+        l = name ? lookup_get(ctx->cs, name) : NULL;
+        if (!l) {
+                log_oom();
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", helo);
+        }
+        switch (l->status) {
+        case DOMAIN_PENDING:
+                return SMTPD_CHECK_WAIT;
+        case RESOLVER_FOUND:
+        case RESOLVER_NULL_MX:  /* as Postfix: a mail server's own name may refuse mail */
+                return SMTPD_CHECK_DUNNO;
+        case RESOLVER_NXDOMAIN:
+        case RESOLVER_NODATA:
+                code = (unsigned) ctx->cs->checks->config->unknown_hostname_reject_code;
+                break;
+        default:
+                code = 450;
+                break;
+        }
+        return smtpd_restriction_reject(ctx, "%u %s <%s>: Helo command rejected: Host not found", code,
+                                        smtpd_reply_dsn(code, "7.1", dsn), helo);
 }
 
 SmtpdCheckStatus smtpd_restriction_check_unknown_domain(SmtpdCheckContext *ctx, bool sender) {

@@ -1,7 +1,9 @@
 /* smtpd-restriction-checks.c: the smtpd process's restrictions one by one, as a list names them:
- * permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination (relay_domains), reject_non_fqdn_*,
+ * permit_mynetworks, permit_sasl_authenticated, permit_auth_destination and reject_unauth_destination
+ * (relay_domains), reject_plaintext_session, reject_non_fqdn_*,
+ * reject_unauth_pipelining, reject_multi_recipient_bounce, reject_*sender_login_mismatch (smtpd_sender_login_maps),
  * the HELO name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps,
- * relay_recipient_maps), reject_rbl_client and the client name
+ * relay_recipient_maps), the DNS blocklists reject_rbl_client and reject_rhsbl_*, and the client name
  * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -152,6 +154,20 @@ int smtpd_address_relayed(SmtpdChecks *c, const char *addr) {
         return virtual_domains_contain_parent(&c->relay_domains, at + 1);
 }
 
+/* Whether this server takes mail for rcpt's domain from anyone: local (mydestination), hosted
+ * (virtual_mailbox_domains) or relayed (relay_domains): 1, 0, or a negative errno. permit_auth_destination
+ * and reject_unauth_destination ask it. */
+static int auth_destination(SmtpdChecks *c, const char *rcpt) {
+        int r;
+
+        if (address_is_local(c->mydestination, rcpt))
+                return 1;
+        r = smtpd_address_hosted(c, rcpt);
+        if (r == 0)
+                r = smtpd_address_relayed(c, rcpt);
+        return r;
+}
+
 const char *smtpd_reply_dsn(unsigned code, const char *detail, char buf[static 16]) {
         (void) snprintf(buf, 16, "%u.%s", code / 100, detail);
         return buf;
@@ -245,28 +261,181 @@ SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *c
                                         "recipient table", code, smtpd_reply_dsn(code, "1.1", dsn), rcpt);
 }
 
-/* reject_rbl_client: the client is listed in the domain (and, with domain=d.d.d.d, with a matching
- * address); the lookups started at connect (smtpd-restrictions.c). */
-static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+/* A DNS blocklist's answer: listed (with domain=d.d.d.d, by a matching A record), Postfix's default_rbl_reply
+ * "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}". */
+static SmtpdCheckStatus dnsbl_reply(SmtpdCheckContext *ctx, const SmtpdRestriction *item, const SmtpdDnsblLookup *l,
+                                    const char *class, const char *what) {
         unsigned code = CODE(ctx->cs->checks, maps_rbl_reject_code);
+        bool match = !item->filter;
         char dsn[16];
 
+        if (l->status != SMTPD_DNSBL_LISTED)
+                return SMTPD_CHECK_DUNNO;
+        for (unsigned k = 0; k < l->n_addresses && !match; k++)
+                match = smtpd_dnsbl_filter_match(item->filter, l->addresses[k]);
+        if (!match)
+                return SMTPD_CHECK_DUNNO;
+        return smtpd_restriction_reject(ctx, "%u %s Service unavailable; %s [%s] blocked using %s%s%s", code,
+                                        smtpd_reply_dsn(code, "7.1", dsn), class, what, l->domain,
+                                        l->text[0] ? "; " : "", l->text);
+}
+
+/* reject_rbl_client: the client's address, whose lookups started at connect (smtpd-restrictions.c). */
+static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
         for (size_t i = 0; i < ctx->cs->n_lookups; i++) {
                 SmtpdDnsblLookup *l = ctx->cs->lookups + i;
 
-                bool match = !item->filter;
-
-                if (!strcaseeq(l->domain, item->arg) || l->status != SMTPD_DNSBL_LISTED)
+                if (!strcaseeq(l->domain, item->arg))
                         continue;
-                for (unsigned k = 0; k < l->n_addresses && !match; k++)
-                        match = smtpd_dnsbl_filter_match(item->filter, l->addresses[k]);
-                if (!match)
-                        continue;
-                return smtpd_restriction_reject(ctx, "%u %s Service unavailable; Client host [%s] blocked using %s%s%s",
-                                                code, smtpd_reply_dsn(code, "7.1", dsn), ctx->in->client->text,
-                                                l->domain, l->text[0] ? "; " : "", l->text);
+                SmtpdCheckStatus s = dnsbl_reply(ctx, item, l, "Client host", ctx->in->client->text);
+                if (s != SMTPD_CHECK_DUNNO)
+                        return s;
         }
         return SMTPD_CHECK_DUNNO;
+}
+
+/* reject_rhsbl_*: what Postfix asks a right-hand side list about, and how its reply names it: the client's
+ * (verified) name, its PTR name ("Unverified Client host"), the HELO name, the sender's or recipient's domain
+ * (the reply names the whole address). Nothing when it is unknown. */
+static SmtpdCheckStatus check_rhsbl(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        const SmtpdCheckInput *in = ctx->in;
+        const char *what = NULL, *class;
+        SmtpdDnsblLookup *l;
+
+        switch (item->type) {
+        case SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT:
+                if (in->peer && in->peer->name_status == SMTPD_PEER_OK)
+                        what = in->peer->name;
+                class = "Client host";
+                break;
+        case SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT:
+                if (in->peer && !streq(in->peer->reverse_name, SMTPD_PEER_UNKNOWN))
+                        what = in->peer->reverse_name;
+                class = "Unverified Client host";
+                break;
+        case SMTPD_RESTRICTION_REJECT_RHSBL_HELO:
+                what = in->helo;
+                class = "Helo command";
+                break;
+        case SMTPD_RESTRICTION_REJECT_RHSBL_SENDER:
+                what = in->sender && in->sender[0] ? in->sender : NULL;
+                class = "Sender address";
+                break;
+        default:
+                what = in->recipient;
+                class = "Recipient address";
+                break;
+        }
+        if (!what || !ctx->cs->checks->resolver)
+                return SMTPD_CHECK_DUNNO;
+        l = smtpd_rhsbl_lookup_get(ctx->cs, what, item->arg);
+        if (!l) {
+                log_oom();
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", what);
+        }
+        if (l->status == SMTPD_DNSBL_PENDING)
+                return SMTPD_CHECK_WAIT;
+        return dnsbl_reply(ctx, item, l, class, what);
+}
+
+/* The owners of a sender address in smtpd_sender_login_maps, searched as Postfix searches them: the address,
+ * the address without its extension, the local part alone (with and without extension) when the domain is
+ * local, then @domain. 1 and the value, 0 when no key is there, or a negative errno. */
+static int sender_owners(SmtpdChecks *c, const char *sender, char **ret_value) {
+        const char *delims = c->config->recipient_delimiter, *at = strrchr(sender, '@');
+        _cleanup_free_ char *full = smtpd_strdup_lower(sender, strlen(sender)), *base = NULL, *user = NULL,
+                            *user_base = NULL, *domain = NULL;
+        size_t n = at ? (size_t) (at - sender) : strlen(sender), k;
+        const char *keys[5];
+        size_t n_keys = 0;
+        int r;
+
+        if (!full)
+                return -ENOMEM;
+        keys[n_keys++] = full;
+        k = isempty(delims) ? n : strcspn(full, delims);
+        if (k > 0 && k < n) {
+                if (asprintf(&base, "%.*s%s", (int) k, full, full + n) < 0) {
+                        base = NULL;
+                        return -ENOMEM;
+                }
+                keys[n_keys++] = base;
+        }
+        if (at && address_is_local(c->mydestination, sender)) {
+                user = strndup(full, n);
+                if (!user)
+                        return -ENOMEM;
+                keys[n_keys++] = user;
+                if (k > 0 && k < n) {
+                        user_base = strndup(full, k);
+                        if (!user_base)
+                                return -ENOMEM;
+                        keys[n_keys++] = user_base;
+                }
+        }
+        if (at) {
+                domain = strdup(full + n);
+                if (!domain)
+                        return -ENOMEM;
+                keys[n_keys++] = domain;
+        }
+        for (size_t i = 0; i < n_keys; i++) {
+                r = virtual_map_lookup(&c->sender_logins, keys[i], ret_value);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Whether name is one of owners (a list separated by commas and white space), case-insensitively. */
+static bool owner_listed(const char *owners, const char *name) {
+        size_t len = strlen(name);
+
+        for (const char *p = owners; *p;) {
+                size_t w;
+
+                p += strspn(p, ", \t");
+                w = strcspn(p, ", \t");
+                if (w == len && strncasecmp(p, name, len) == 0)
+                        return true;
+                p += w;
+        }
+        return false;
+}
+
+/* reject_*sender_login_mismatch, as Postfix: an authenticated client whose login name does not own the sender
+ * address (with reject_known_..., only an address that has owners), and a client not authenticated that
+ * sends as an address that has owners ("553 5.7.1 <addr>: Sender address rejected: not owned by user NAME",
+ * "... not logged in"). The null sender is never checked. */
+static SmtpdCheckStatus check_sender_login(SmtpdCheckContext *ctx, SmtpdRestrictionType t) {
+        SmtpdChecks *c = ctx->cs->checks;
+        const SmtpdCheckInput *in = ctx->in;
+        const char *sender = in->sender, *login = in->authenticated ? in->sasl_username : NULL;
+        _cleanup_free_ char *owners = NULL;
+        bool auth_check = t != SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH,
+             unauth_check = t != SMTPD_RESTRICTION_REJECT_AUTHENTICATED_SENDER_LOGIN_MISMATCH;
+        int r;
+
+        if (!sender || !sender[0] || virtual_map_is_empty(&c->sender_logins))
+                return SMTPD_CHECK_DUNNO;
+        if (login ? !auth_check : !unauth_check)
+                return SMTPD_CHECK_DUNNO;
+        r = sender_owners(c, sender, &owners);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to look up the owners of %s in smtpd_sender_login_maps (%s): %m", sender,
+                                  c->config->smtpd_sender_login_maps);
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", sender);
+        }
+        if (!login)
+                return r > 0 ? smtpd_restriction_reject(ctx, "553 5.7.1 <%s>: Sender address rejected: not logged in",
+                                                        sender)
+                             : SMTPD_CHECK_DUNNO;
+        if (r == 0 && t == SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH)
+                return SMTPD_CHECK_DUNNO;
+        if (r > 0 && owner_listed(owners, login))
+                return SMTPD_CHECK_DUNNO;
+        return smtpd_restriction_reject(ctx, "553 5.7.1 <%s>: Sender address rejected: not owned by user %s", sender,
+                                        login);
 }
 
 /* reject_unknown_client_hostname and reject_unknown_reverse_client_hostname: 450 when DNS failed
@@ -308,13 +477,19 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_networks_match(c->mynetworks, in->client) ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
         case SMTPD_RESTRICTION_PERMIT_SASL_AUTHENTICATED:
                 return in->authenticated ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
+        case SMTPD_RESTRICTION_PERMIT_AUTH_DESTINATION:
+                if (!in->recipient)
+                        return SMTPD_CHECK_DUNNO;
+                r = auth_destination(c, in->recipient);
+                if (r < 0)
+                        return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure",
+                                                        in->recipient);
+                return r > 0 ? SMTPD_CHECK_OK : SMTPD_CHECK_DUNNO;
         case SMTPD_RESTRICTION_REJECT_UNAUTH_DESTINATION:
         case SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION:
-                if (!in->recipient || address_is_local(c->mydestination, in->recipient))
+                if (!in->recipient)
                         return SMTPD_CHECK_DUNNO;
-                r = smtpd_address_hosted(c, in->recipient);
-                if (r == 0)
-                        r = smtpd_address_relayed(c, in->recipient);
+                r = auth_destination(c, in->recipient);
                 if (r > 0)
                         return SMTPD_CHECK_DUNNO;
                 if (r < 0)
@@ -361,6 +536,33 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_restriction_check_unknown_domain(ctx, true);       /* smtpd-domain-check.c */
         case SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN:
                 return smtpd_restriction_check_unknown_domain(ctx, false);
+        case SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME:
+                return smtpd_restriction_check_unknown_helo(ctx);  /* smtpd-domain-check.c */
+        case SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING:
+                /* Postfix's fixed reply: a protocol error, not a policy code. */
+                if (!in->ill_pipelining)
+                        return SMTPD_CHECK_DUNNO;
+                return smtpd_restriction_reject(ctx, "503 5.5.0 <%s>: %s rejected: Improper use of SMTP command "
+                                                "pipelining", name, class);
+        case SMTPD_RESTRICTION_REJECT_PLAINTEXT_SESSION:
+                if (in->tls_protocol)
+                        return SMTPD_CHECK_DUNNO;
+                code = CODE(c, plaintext_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s Session encryption is required", code,
+                                                smtpd_reply_dsn(code, "7.1", dsn));
+        case SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE:
+                /* At RCPT the recipients accepted so far and this one; later, those of the message. */
+                if (!in->sender || in->sender[0] ||
+                    in->recipient_count <= (streq(ctx->protocol_state, "RCPT") ? 0U : 1U))
+                        return SMTPD_CHECK_DUNNO;
+                code = CODE(c, multi_recipient_bounce_reject_code);
+                return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: Multi-recipient bounce", code,
+                                                smtpd_reply_dsn(code, "5.3", dsn), name, class);
+        case SMTPD_RESTRICTION_REJECT_SENDER_LOGIN_MISMATCH:
+        case SMTPD_RESTRICTION_REJECT_AUTHENTICATED_SENDER_LOGIN_MISMATCH:
+        case SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH:
+        case SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH:
+                return check_sender_login(ctx, item->type);
         case SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS:
         case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
         case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:
@@ -368,6 +570,12 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_restriction_check_access(ctx, item);      /* smtpd-access.c */
         case SMTPD_RESTRICTION_REJECT_RBL_CLIENT:
                 return check_rbl_client(ctx, item);
+        case SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT:
+        case SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT:
+        case SMTPD_RESTRICTION_REJECT_RHSBL_SENDER:
+        case SMTPD_RESTRICTION_REJECT_RHSBL_HELO:
+        case SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT:
+                return check_rhsbl(ctx, item);
         case SMTPD_RESTRICTION_CHECK_POLICY_SERVICE:
                 return smtpd_restriction_check_policy(ctx, item);     /* smtpd-policy-check.c */
         default:

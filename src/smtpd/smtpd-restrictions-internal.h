@@ -25,6 +25,7 @@ struct SmtpdChecks {
         /* relay_domains (subdomains included) and relay_recipient_maps: relayed domains and known recipients. */
         VirtualDomains relay_domains;
         VirtualMap relay_recipients;
+        VirtualMap sender_logins;       /* smtpd_sender_login_maps: a sender address's owners (SASL names) */
         char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
         Resolver *resolver;             /* borrowed from the server */
         SmtpdPolicyPool *policy;        /* borrowed from the server; NULL: none */
@@ -66,6 +67,8 @@ struct SmtpdCheckSession {
         SmtpdAddress client;
         SmtpdDnsblLookup *lookups;
         size_t n_lookups;
+        SmtpdDnsblLookup **rhsbl;       /* reject_rhsbl_*: one lookup per query name, started when asked */
+        size_t n_rhsbl;
         SmtpdDomainLookup **domains;    /* reject_unknown_*_domain: one lookup per domain, kept */
         size_t n_domains;
         unsigned pending;               /* queries in flight */
@@ -126,6 +129,12 @@ char *smtpd_strdup_lower(const char *s, size_t len);
 
 /* smtpd-domain-check.c: reject_unknown_sender_domain (sender) and reject_unknown_recipient_domain. */
 SmtpdCheckStatus smtpd_restriction_check_unknown_domain(SmtpdCheckContext *ctx, bool sender);
+/* smtpd-restrictions.c: the lookup of what (a name, or an address's domain) in the right-hand side list
+ * domain (borrowed: a restriction's argument), started on the first call; SMTPD_DNSBL_PENDING until it is
+ * in. NULL when out of memory. */
+SmtpdDnsblLookup *smtpd_rhsbl_lookup_get(SmtpdCheckSession *cs, const char *what, const char *domain);
+/* smtpd-domain-check.c: reject_unknown_helo_hostname. */
+SmtpdCheckStatus smtpd_restriction_check_unknown_helo(SmtpdCheckContext *ctx);
 void smtpd_domain_lookups_free(SmtpdCheckSession *cs);
 
 /* smtpd-policy-check.c: check_policy_service: the request from the context, and the answer (or

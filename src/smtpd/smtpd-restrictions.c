@@ -24,6 +24,7 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_DEFER] = "defer",
         [SMTPD_RESTRICTION_PERMIT_MYNETWORKS] = "permit_mynetworks",
         [SMTPD_RESTRICTION_PERMIT_SASL_AUTHENTICATED] = "permit_sasl_authenticated",
+        [SMTPD_RESTRICTION_PERMIT_AUTH_DESTINATION] = "permit_auth_destination",
         [SMTPD_RESTRICTION_REJECT_UNAUTH_DESTINATION] = "reject_unauth_destination",
         [SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION] = "defer_unauth_destination",
         [SMTPD_RESTRICTION_REJECT_UNLISTED_RECIPIENT] = "reject_unlisted_recipient",
@@ -35,11 +36,25 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME] = "reject_unknown_reverse_client_hostname",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN] = "reject_unknown_sender_domain",
         [SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN] = "reject_unknown_recipient_domain",
+        [SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME] = "reject_unknown_helo_hostname",
+        [SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING] = "reject_unauth_pipelining",
+        [SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE] = "reject_multi_recipient_bounce",
+        [SMTPD_RESTRICTION_REJECT_PLAINTEXT_SESSION] = "reject_plaintext_session",
+        [SMTPD_RESTRICTION_REJECT_SENDER_LOGIN_MISMATCH] = "reject_sender_login_mismatch",
+        [SMTPD_RESTRICTION_REJECT_AUTHENTICATED_SENDER_LOGIN_MISMATCH] = "reject_authenticated_sender_login_mismatch",
+        [SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH] = "reject_known_sender_login_mismatch",
+        [SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH] =
+                "reject_unauthenticated_sender_login_mismatch",
         [SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS] = "check_client_access",
         [SMTPD_RESTRICTION_CHECK_HELO_ACCESS] = "check_helo_access",
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
         [SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS] = "check_recipient_access",
         [SMTPD_RESTRICTION_REJECT_RBL_CLIENT] = "reject_rbl_client",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT] = "reject_rhsbl_client",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT] = "reject_rhsbl_reverse_client",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_SENDER] = "reject_rhsbl_sender",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_HELO] = "reject_rhsbl_helo",
+        [SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT] = "reject_rhsbl_recipient",
         [SMTPD_RESTRICTION_CHECK_POLICY_SERVICE] = "check_policy_service",
 };
 
@@ -58,11 +73,17 @@ SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s) {
                 return SMTPD_RESTRICTION_REJECT_INVALID_HELO_HOSTNAME;
         if (strcaseeq(s, "reject_unknown_client"))
                 return SMTPD_RESTRICTION_REJECT_UNKNOWN_CLIENT_HOSTNAME;
+        if (strcaseeq(s, "reject_unknown_hostname"))
+                return SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME;
         return _SMTPD_RESTRICTION_TYPE_INVALID;
 }
 
 bool smtpd_restriction_type_has_arg(SmtpdRestrictionType t) {
         return t >= SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS && t <= SMTPD_RESTRICTION_CHECK_POLICY_SERVICE;
+}
+
+bool smtpd_restriction_type_is_dnsbl(SmtpdRestrictionType t) {
+        return t >= SMTPD_RESTRICTION_REJECT_RBL_CLIENT && t <= SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT;
 }
 
 void smtpd_restriction_list_done(SmtpdRestrictionList *l) {
@@ -107,7 +128,7 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                 if (smtpd_restriction_type_has_arg(t)) {
                         if (!words[i + 1] || smtpd_restriction_type_from_string(words[i + 1]) >= 0) {
                                 log_error("%s: %s: %s needs %s", where, param, words[i],
-                                          t == SMTPD_RESTRICTION_REJECT_RBL_CLIENT        ? "a DNS domain"
+                                          smtpd_restriction_type_is_dnsbl(t)            ? "a DNS domain"
                                           : t == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE ? "a policy service"
                                                                                         : "a table");
                                 smtpd_restriction_list_done(&l);
@@ -118,7 +139,7 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                                 smtpd_restriction_list_done(&l);
                                 return -ENOMEM;
                         }
-                        char *eq = t == SMTPD_RESTRICTION_REJECT_RBL_CLIENT ? strchr(item->arg, '=') : NULL;
+                        char *eq = smtpd_restriction_type_is_dnsbl(t) ? strchr(item->arg, '=') : NULL;
                         if (eq) {
                                 *eq = '\0';
                                 item->filter = malloc(sizeof(SmtpdDnsblFilter));
@@ -127,8 +148,8 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                                         return -ENOMEM;
                                 }
                                 if (item->arg[0] == '\0' || smtpd_dnsbl_filter_parse(eq + 1, item->filter) < 0) {
-                                        log_error("%s: %s: reject_rbl_client %s=%s: expected domain=d.d.d.d, each d "
-                                                  "a number or [n;n..m]", where, param, item->arg, eq + 1);
+                                        log_error("%s: %s: %s %s=%s: expected domain=d.d.d.d, each d a number or "
+                                                  "[n;n..m]", where, param, words[i - 1], item->arg, eq + 1);
                                         smtpd_restriction_list_done(&l);
                                         return -EINVAL;
                                 }
@@ -154,6 +175,8 @@ static const ConfigParamId list_params[_SMTPD_RESTRICTION_CLASS_MAX] = {
         [SMTPD_RESTRICTION_SENDER] = CONFIG_PARAM_smtpd_sender_restrictions,
         [SMTPD_RESTRICTION_RELAY] = CONFIG_PARAM_smtpd_relay_restrictions,
         [SMTPD_RESTRICTION_RECIPIENT] = CONFIG_PARAM_smtpd_recipient_restrictions,
+        [SMTPD_RESTRICTION_DATA] = CONFIG_PARAM_smtpd_data_restrictions,
+        [SMTPD_RESTRICTION_END_OF_DATA] = CONFIG_PARAM_smtpd_end_of_data_restrictions,
 };
 
 static const char *list_value(const Config *config, SmtpdRestrictionClass cls) {
@@ -168,6 +191,10 @@ static const char *list_value(const Config *config, SmtpdRestrictionClass cls) {
                 return config->smtpd_relay_restrictions;
         case SMTPD_RESTRICTION_RECIPIENT:
                 return config->smtpd_recipient_restrictions;
+        case SMTPD_RESTRICTION_DATA:
+                return config->smtpd_data_restrictions;
+        case SMTPD_RESTRICTION_END_OF_DATA:
+                return config->smtpd_end_of_data_restrictions;
         default:
                 assert(false);
                 return NULL;
@@ -187,6 +214,7 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
         virtual_map_done(&c->virtual_mailboxes);
         virtual_domains_done(&c->relay_domains);
         virtual_map_done(&c->relay_recipients);
+        virtual_map_done(&c->sender_logins);
         strv_free(c->dnsbl_domains);
         free(c);
         return NULL;
@@ -273,13 +301,16 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                 for (size_t i = 0; i < l->n; i++) {
                         SmtpdRestriction *item = l->items + i;
 
-                        if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT) {
+                        if (smtpd_restriction_type_is_dnsbl(item->type)) {
                                 if (strlen(item->arg) > RESOLVER_NAME_MAX - 64 || resolver_name_valid(item->arg) < 0) {
-                                        log_error("%s: %s: reject_rbl_client: unsupported domain \"%s\"", where,
-                                                  param, item->arg);
+                                        log_error("%s: %s: %s: unsupported domain \"%s\"", where, param,
+                                                  restriction_names[item->type], item->arg);
                                         return -EINVAL;
                                 }
-                                if (dnsbl_domain_add(c, item->arg) < 0)
+                                /* The client's address is known at connect: its lookups start then. The
+                                 * names a right-hand side list is asked about come later (rhsbl_lookup_get()). */
+                                if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT &&
+                                    dnsbl_domain_add(c, item->arg) < 0)
                                         return log_oom();
                         } else if (item->type == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE) {
                                 item->endpoint = malloc(sizeof(SmtpdPolicyEndpoint));
@@ -363,8 +394,33 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                 return -EINVAL;
         }
 
-        if (c->dnsbl_domains && !c->resolver)
-                return log_error_errno(EINVAL, "reject_rbl_client is used, but smtpd has no resolver.");
+        r = virtual_map_open(config->smtpd_sender_login_maps, &c->sender_logins);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_smtpd_sender_login_maps, where, sizeof where);
+                log_error("%s: smtpd_sender_login_maps: cannot use \"%s\"", where, config->smtpd_sender_login_maps);
+                return -EINVAL;
+        }
+        /* As Postfix: not an error, but the restriction can then refuse nobody. */
+        for (SmtpdRestrictionClass cls = 0; cls < _SMTPD_RESTRICTION_CLASS_MAX; cls++)
+                for (size_t i = 0; i < c->lists[cls].n && virtual_map_is_empty(&c->sender_logins); i++) {
+                        SmtpdRestrictionType t = c->lists[cls].items[i].type;
+
+                        if (t < SMTPD_RESTRICTION_REJECT_SENDER_LOGIN_MISMATCH ||
+                            t > SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH)
+                                continue;
+                        (void) config_where(config, list_params[cls], where, sizeof where);
+                        log_warning("%s: %s: %s without smtpd_sender_login_maps refuses nothing, ignoring", where,
+                                    config_params[list_params[cls]].name, restriction_names[t]);
+                }
+
+        if (!c->resolver)
+                for (SmtpdRestrictionClass cls = 0; cls < _SMTPD_RESTRICTION_CLASS_MAX; cls++)
+                        for (size_t i = 0; i < c->lists[cls].n; i++)
+                                if (smtpd_restriction_type_is_dnsbl(c->lists[cls].items[i].type))
+                                        return log_error_errno(EINVAL, "A DNS blocklist is used, but smtpd has no "
+                                                               "resolver.");
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -385,6 +441,12 @@ SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
                 resolver_query_cancel(cs->lookups[i].txt);
         }
         free(cs->lookups);
+        for (size_t i = 0; i < cs->n_rhsbl; i++) {
+                resolver_query_cancel(cs->rhsbl[i]->a);
+                resolver_query_cancel(cs->rhsbl[i]->txt);
+                free(cs->rhsbl[i]);
+        }
+        free(cs->rhsbl);
         smtpd_domain_lookups_free(cs);
         free(cs);
         return NULL;
@@ -397,7 +459,7 @@ bool smtpd_check_session_pending(const SmtpdCheckSession *cs) {
 
 static void dnsbl_lookup_done(SmtpdCheckSession *cs) {
         cs->pending--;
-        if (cs->pending == 0)
+        if (cs->pending == 0 && !cs->policy)
                 cs->done(cs->userdata);
 }
 
@@ -440,6 +502,28 @@ static void on_dnsbl_txt(ResolverQuery *q, const ResolverReply *reply, void *use
         dnsbl_lookup_done(l->session);
 }
 
+/* The A and TXT lookups of l->name: SMTPD_DNSBL_PENDING until they are in, SMTPD_DNSBL_FAILED (listing
+ * nobody) if they cannot start. */
+static void dnsbl_lookup_start(SmtpdDnsblLookup *l) {
+        SmtpdCheckSession *cs = l->session;
+        Resolver *resolver = cs->checks->resolver;
+        int r;
+
+        l->status = SMTPD_DNSBL_FAILED;
+        r = resolver_lookup(resolver, l->name, RESOLVER_TYPE_A, on_dnsbl_a, l, &l->a);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start a DNS blocklist lookup of %s, not listed: %m", l->name);
+                return;
+        }
+        l->status = SMTPD_DNSBL_PENDING;
+        cs->pending++;
+        r = resolver_lookup(resolver, l->name, RESOLVER_TYPE_TXT, on_dnsbl_txt, l, &l->txt);
+        if (r < 0)
+                log_warning_errno(r, "Failed to start a DNS TXT lookup of %s, ignoring: %m", l->name);
+        else
+                cs->pending++;
+}
+
 int smtpd_check_session_new(SmtpdChecks *c, const SmtpdAddress *client, void (*done)(void *userdata),
                             void *userdata, SmtpdCheckSession **ret) {
         _cleanup_(smtpd_check_session_freep) SmtpdCheckSession *cs = NULL;
@@ -475,21 +559,40 @@ int smtpd_check_session_new(SmtpdChecks *c, const SmtpdAddress *client, void (*d
                                           client->text, l->domain);
                         continue;
                 }
-                r = resolver_lookup(c->resolver, l->name, RESOLVER_TYPE_A, on_dnsbl_a, l, &l->a);
-                if (r < 0) {
-                        log_warning_errno(r, "Failed to start a DNS blocklist lookup of %s, not listed: %m", l->name);
-                        continue;
-                }
-                l->status = SMTPD_DNSBL_PENDING;
-                cs->pending++;
-                r = resolver_lookup(c->resolver, l->name, RESOLVER_TYPE_TXT, on_dnsbl_txt, l, &l->txt);
-                if (r < 0)
-                        log_warning_errno(r, "Failed to start a DNS TXT lookup of %s, ignoring: %m", l->name);
-                else
-                        cs->pending++;
+                dnsbl_lookup_start(l);
         }
         *ret = TAKE_PTR(cs);
         return 0;
+}
+
+SmtpdDnsblLookup *smtpd_rhsbl_lookup_get(SmtpdCheckSession *cs, const char *what, const char *domain) {
+        _cleanup_free_ SmtpdDnsblLookup *l = NULL;
+        SmtpdDnsblLookup **list;
+        char name[RESOLVER_NAME_MAX + 1];
+        int r;
+
+        r = smtpd_rhsbl_query_name(what, domain, name, sizeof name);
+        if (r < 0) {
+                /* An address literal, a name too long to ask about: nothing a list could name. */
+                static SmtpdDnsblLookup none = { .status = SMTPD_DNSBL_NOT_LISTED };
+                return &none;
+        }
+        for (size_t i = 0; i < cs->n_rhsbl; i++)
+                if (strcaseeq(cs->rhsbl[i]->name, name))
+                        return cs->rhsbl[i];
+        list = reallocarray(cs->rhsbl, cs->n_rhsbl + 1, sizeof(SmtpdDnsblLookup *));
+        if (!list)
+                return NULL;
+        cs->rhsbl = list;
+        l = calloc(1, sizeof(SmtpdDnsblLookup));
+        if (!l)
+                return NULL;
+        l->session = cs;
+        l->domain = domain;
+        memcpy(l->name, name, sizeof l->name);
+        dnsbl_lookup_start(l);
+        list[cs->n_rhsbl++] = l;
+        return TAKE_PTR(l);
 }
 
 /* Evaluation: a session asks at HELO, MAIL or RCPT, and smtpd_delay_reject decides which lists answer when. */
@@ -518,6 +621,14 @@ void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls
         case SMTPD_RESTRICTION_SENDER:
                 *ret_name = strempty(ctx->in->sender);
                 *ret_class = "Sender address";
+                break;
+        case SMTPD_RESTRICTION_DATA:
+                *ret_name = "DATA";
+                *ret_class = "Data command";
+                break;
+        case SMTPD_RESTRICTION_END_OF_DATA:
+                *ret_name = "END-OF-DATA";
+                *ret_class = "End-of-data";
                 break;
         default:
                 *ret_name = strempty(ctx->in->recipient);
@@ -565,16 +676,22 @@ static int check_result(SmtpdCheckSession *cs, SmtpdCheckStatus s) {
         return s == SMTPD_CHECK_REJECT;
 }
 
+/* One list, at its own command. */
+static int check_now(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply, SmtpdRestrictionClass cls,
+                     const char *protocol_state) {
+        SmtpdCheckContext ctx;
+
+        context_init(&ctx, cs, in, reply, protocol_state);
+        return check_result(cs, check_list(&ctx, cls));
+}
+
 /* smtpd_delay_reject = no: a list is evaluated at its own command (and the client list at connect); with
  * yes, smtpd_check_rcpt() evaluates them all, and this says nothing. */
 static int check_undelayed(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply, SmtpdRestrictionClass cls,
                            const char *protocol_state) {
-        SmtpdCheckContext ctx;
-
         if (cs->checks->config->smtpd_delay_reject)
                 return 0;
-        context_init(&ctx, cs, in, reply, protocol_state);
-        return check_result(cs, check_list(&ctx, cls));
+        return check_now(cs, in, reply, cls, protocol_state);
 }
 
 int smtpd_check_client(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
@@ -613,4 +730,13 @@ int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *rep
         if (config->smtpd_reject_unlisted_recipient && !discarding(&ctx))
                 s = smtpd_restriction_check_unlisted_recipient(&ctx);
         return check_result(cs, s);
+}
+
+/* smtpd_delay_reject does not touch these two: they are about the message, known only now. */
+int smtpd_check_data(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
+        return check_now(cs, in, reply, SMTPD_RESTRICTION_DATA, "DATA");
+}
+
+int smtpd_check_eod(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
+        return check_now(cs, in, reply, SMTPD_RESTRICTION_END_OF_DATA, "END-OF-MESSAGE");
 }

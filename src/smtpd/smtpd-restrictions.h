@@ -1,5 +1,6 @@
-/* smtpd-restrictions.h: Postfix's restriction lists (smtpd_client_restrictions ... smtpd_recipient_restrictions):
- * parsing them from main.cf, access(5) tables, and evaluating them for a session at HELO, MAIL and RCPT. */
+/* smtpd-restrictions.h: Postfix's restriction lists (smtpd_client_restrictions ... smtpd_recipient_restrictions,
+ * smtpd_data_restrictions, smtpd_end_of_data_restrictions): parsing them from main.cf, access(5) tables, and
+ * evaluating them for a session at HELO, MAIL, RCPT, DATA and the end of the message. */
 #pragma once
 
 #include <stdbool.h>
@@ -19,6 +20,7 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_DEFER,
         SMTPD_RESTRICTION_PERMIT_MYNETWORKS,
         SMTPD_RESTRICTION_PERMIT_SASL_AUTHENTICATED,
+        SMTPD_RESTRICTION_PERMIT_AUTH_DESTINATION,
         SMTPD_RESTRICTION_REJECT_UNAUTH_DESTINATION,
         SMTPD_RESTRICTION_DEFER_UNAUTH_DESTINATION,
         SMTPD_RESTRICTION_REJECT_UNLISTED_RECIPIENT,
@@ -30,11 +32,24 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_REJECT_UNKNOWN_REVERSE_CLIENT_HOSTNAME,
         SMTPD_RESTRICTION_REJECT_UNKNOWN_SENDER_DOMAIN,
         SMTPD_RESTRICTION_REJECT_UNKNOWN_RECIPIENT_DOMAIN,
+        SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME,
+        SMTPD_RESTRICTION_REJECT_UNAUTH_PIPELINING,
+        SMTPD_RESTRICTION_REJECT_MULTI_RECIPIENT_BOUNCE,
+        SMTPD_RESTRICTION_REJECT_PLAINTEXT_SESSION,
+        SMTPD_RESTRICTION_REJECT_SENDER_LOGIN_MISMATCH,
+        SMTPD_RESTRICTION_REJECT_AUTHENTICATED_SENDER_LOGIN_MISMATCH,
+        SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH,
+        SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH,
         SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS,  /* these take a table */
         SMTPD_RESTRICTION_CHECK_HELO_ACCESS,
         SMTPD_RESTRICTION_CHECK_SENDER_ACCESS,
         SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS,
-        SMTPD_RESTRICTION_REJECT_RBL_CLIENT,    /* this takes a DNS domain */
+        SMTPD_RESTRICTION_REJECT_RBL_CLIENT,    /* these take a DNS domain */
+        SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT,
+        SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT,
+        SMTPD_RESTRICTION_REJECT_RHSBL_SENDER,
+        SMTPD_RESTRICTION_REJECT_RHSBL_HELO,
+        SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT,
         SMTPD_RESTRICTION_CHECK_POLICY_SERVICE, /* this takes an endpoint (smtpd-policy.h) */
         _SMTPD_RESTRICTION_TYPE_MAX,
         _SMTPD_RESTRICTION_TYPE_INVALID = -EINVAL,
@@ -44,14 +59,19 @@ const char *smtpd_restriction_type_to_string(SmtpdRestrictionType t);
 SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s);
 /* Whether the restriction is followed by an argument (a table, a domain). */
 bool smtpd_restriction_type_has_arg(SmtpdRestrictionType t);
+/* Whether it is a DNS blocklist, reject_rbl_client or reject_rhsbl_*: its argument is domain[=d.d.d.d]. */
+bool smtpd_restriction_type_is_dnsbl(SmtpdRestrictionType t);
 
-/* The five lists, in the order Postfix evaluates them at RCPT. */
+/* The lists: the first five in the order Postfix evaluates them at RCPT, then those of DATA and of the end of
+ * the message. */
 typedef enum SmtpdRestrictionClass {
         SMTPD_RESTRICTION_CLIENT,
         SMTPD_RESTRICTION_HELO,
         SMTPD_RESTRICTION_SENDER,
         SMTPD_RESTRICTION_RELAY,
         SMTPD_RESTRICTION_RECIPIENT,
+        SMTPD_RESTRICTION_DATA,
+        SMTPD_RESTRICTION_END_OF_DATA,
         _SMTPD_RESTRICTION_CLASS_MAX,
         _SMTPD_RESTRICTION_CLASS_INVALID = -EINVAL,
 } SmtpdRestrictionClass;
@@ -60,7 +80,7 @@ typedef struct SmtpdRestriction {
         SmtpdRestrictionType type;
         char *arg;                      /* the table spec or DNS domain; NULL for the others */
         Table *table;                   /* check_*_access, once opened */
-        SmtpdDnsblFilter *filter;       /* reject_rbl_client domain=d.d.d.d; NULL: any A record lists */
+        SmtpdDnsblFilter *filter;       /* reject_rbl_client/reject_rhsbl_* domain=d.d.d.d; NULL: any A record lists */
         SmtpdPolicyEndpoint *endpoint;  /* check_policy_service, once resolved */
 } SmtpdRestriction;
 
@@ -177,6 +197,7 @@ typedef struct SmtpdCheckInput {
         const char *sasl_method, *sasl_username;
         const char *instance;           /* the same for every request of one mail transaction */
         unsigned recipient_count;       /* recipients accepted so far */
+        bool ill_pipelining;            /* the client sent commands ahead of time where it may not (reject_unauth_pipelining) */
         uint64_t size;                  /* MAIL ... SIZE= */
         const char *tls_protocol, *tls_cipher;
         int tls_bits;
@@ -193,3 +214,8 @@ int smtpd_check_client(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *r
 int smtpd_check_helo(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
 int smtpd_check_sender(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
 int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
+/* smtpd_data_restrictions at DATA (and the first BDAT), smtpd_end_of_data_restrictions once the message is
+ * complete, whatever smtpd_delay_reject says. As in Postfix, in->recipient is NULL unless the message has
+ * exactly one recipient: a decision about it is about all of them. */
+int smtpd_check_data(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);
+int smtpd_check_eod(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply);

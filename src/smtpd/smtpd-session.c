@@ -160,7 +160,8 @@ void smtpd_session_reply(SmtpdSession *s, const char *fmt, ...) {
 /* Sends a rejection and logs it as Postfix does: "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 550 5.1.1
  * <u@h>: ...; from=<s> to=<u@h> proto=ESMTP helo=<h>". sender and rcpt may be NULL. */
 void smtpd_session_reject(SmtpdSession *s, const char *sender, const char *rcpt, const char *fmt, ...) {
-        _cleanup_free_ char *esender = escape(sender), *ercpt = escape(rcpt), *ehelo = escape(s->helo);
+        _cleanup_free_ char *esender = escape(sender), *ercpt = escape(rcpt),
+                            *ehelo = escape(s->check_helo ?: s->helo);
         char reply[SMTPD_REPLY_LINE_MAX], dsn[16] = "";
         va_list ap;
 
@@ -225,6 +226,7 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
                 .sasl_username = s->authenticated ? s->sasl_username : NULL,
                 .instance = s->instance,
                 .recipient_count = (unsigned) s->n_recipients,
+                .ill_pipelining = s->ill_pipelining,
                 .size = s->mail_size,
                 .tls_protocol = s->tls ? smtpd_tls_version(s->tls) : NULL,
                 .tls_cipher = s->tls ? smtpd_tls_cipher(s->tls) : NULL,
@@ -233,8 +235,10 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
         };
 
         r = check(s->checks, &in, reply);
+        s->check_helo = helo;
         if (r > 0)
                 smtpd_session_reject(s, sender, rcpt, "%s", reply);
+        s->check_helo = NULL;
         /* A command waits for its policy service; the greeting has its own wait (greet_pending). */
         if (r == -EAGAIN && check != smtpd_check_client)
                 s->command_wait = true;
@@ -264,6 +268,8 @@ static void on_checks_done(void *userdata) {
         s->checks_wait = false;
         if (s->greet_pending)
                 smtpd_session_greet(s);
+        if (s->state == SMTPD_SESSION_EOD_CHECK && !smtpd_check_session_pending(s->checks))
+                smtpd_session_eod_resume(s);
         smtpd_session_update(s);
 }
 
@@ -333,7 +339,8 @@ static void session_flush(SmtpdSession *s) {
 /* The session waits for the milters or for cleanup, and reads nothing meanwhile. (Not under TLS, whose reads
  * may want the socket writable: there the watch is off during the wait.) */
 static bool session_waiting(const SmtpdSession *s) {
-        return !s->tls && (s->state == SMTPD_SESSION_MILTER || s->state == SMTPD_SESSION_SUBMIT);
+        return !s->tls && (s->state == SMTPD_SESSION_MILTER || s->state == SMTPD_SESSION_SUBMIT ||
+                           s->state == SMTPD_SESSION_EOD_CHECK);
 }
 
 /* After any event: handle what input is buffered, send what replies are queued, then wait for what
@@ -398,7 +405,8 @@ void smtpd_session_update(SmtpdSession *s) {
         when = s->deadline_usec;
         if (s->state != SMTPD_SESSION_CONNECT && s->state != SMTPD_SESSION_SUBMIT &&
             s->state != SMTPD_SESSION_AUTH_CHECK &&     /* the Dovecot client has its own timeout */
-            s->state != SMTPD_SESSION_MILTER)           /* so do the milters */
+            s->state != SMTPD_SESSION_MILTER &&         /* so do the milters */
+            s->state != SMTPD_SESSION_EOD_CHECK)        /* and DNS and policy services */
                 when = MIN(when, s->last_io_usec + sec_to_usec(config->smtpd_timeout));
         (void) sd_event_source_set_time(s->timer, when);
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);

@@ -26,6 +26,7 @@ typedef enum SmtpdSessionState {
         SMTPD_SESSION_CONNECT,          /* the message is complete, the connection to cleanup being set up */
         SMTPD_SESSION_SUBMIT,           /* waiting for cleanup's answer */
         SMTPD_SESSION_MILTER,           /* waiting for the milters (smtpd-milter.c) */
+        SMTPD_SESSION_EOD_CHECK,        /* waiting for a lookup of smtpd_end_of_data_restrictions */
         SMTPD_SESSION_STARTTLS,         /* the 220 to STARTTLS is being sent; the handshake follows */
         SMTPD_SESSION_TLS_HANDSHAKE,    /* the TLS handshake (after STARTTLS, or at once on port 465) */
         SMTPD_SESSION_AUTH_RESPONSE,    /* AUTH: reading the client's answer to a 334 challenge */
@@ -80,6 +81,8 @@ struct SmtpdSession {
         bool checks_wait;               /* the next command waits for the lookups (smtpd-dispatch.c) */
         bool command_wait;              /* the command asked a policy service: it runs again on the answer */
         bool command_resumed;           /* ...and this is that second run: nothing is counted twice */
+        const char *check_helo;         /* the HELO name being checked, for the journal (Postfix logs it) */
+        bool ill_pipelining;            /* commands came ahead of time where they may not (reject_unauth_pipelining) */
         char instance[32];              /* the mail transaction's id for policy services; "" until asked */
         uint64_t mail_size;             /* MAIL ... SIZE= */
 
@@ -192,8 +195,11 @@ void smtpd_data_begin(SmtpdSession *s);
 /* The content so far moves into a memory file (data_fd), where the rest goes too: for a message too large to
  * send inline, and for the milters. 0, or a negative errno (logged). */
 int smtpd_data_spill(SmtpdSession *s);
-/* The message is complete: to the milters, then to cleanup. */
+/* The message is complete: smtpd_end_of_data_restrictions, then the milters, then cleanup. 0: the reply
+ * follows later; 1: refused, the reply sent (the caller resets the transaction); or a negative errno. */
 int smtpd_session_message_end(SmtpdSession *s);
+/* The lookups smtpd_end_of_data_restrictions waited for are in (SMTPD_SESSION_EOD_CHECK): it goes on. */
+void smtpd_session_eod_resume(SmtpdSession *s);
 int smtpd_session_add_recipient(SmtpdSession *s, const SmtpdPath *p);
 
 /* smtpd-submit.c: the complete message handed to cleanup over the bus; the reply follows its answer. */

@@ -84,6 +84,9 @@ static const char *const service_params[] = {
         "smtpd_sender_restrictions",
         "smtpd_relay_restrictions",
         "smtpd_recipient_restrictions",
+        "smtpd_data_restrictions",
+        "smtpd_end_of_data_restrictions",
+        "smtpd_sender_login_maps",
         "content_filter",
         "smtpd_milters",
 };

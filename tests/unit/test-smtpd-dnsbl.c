@@ -1,4 +1,5 @@
-/* test-smtpd-dnsbl.c: reversed-address query names and the reply filter of reject_rbl_client. */
+/* test-smtpd-dnsbl.c: the query names of reject_rbl_client (a reversed address) and reject_rhsbl_* (a domain),
+ * and the reply filter. */
 #include <arpa/inet.h>
 
 #include "../../src/smtpd/smtpd-dnsbl.h"
@@ -35,6 +36,27 @@ TEST(query_name) {
         ASSERT_ERR(smtpd_dnsbl_query_name(&a, longdomain, name, sizeof name), ENAMETOOLONG);
 }
 
+TEST(rhsbl_query_name) {
+        char name[RESOLVER_NAME_MAX + 1], longname[300];
+
+        ASSERT_OK(smtpd_rhsbl_query_name("bad.example", "rhsbl.test", name, sizeof name));
+        ASSERT_STREQ(name, "bad.example.rhsbl.test");
+        /* an address: its domain; trailing dots of either go */
+        ASSERT_OK(smtpd_rhsbl_query_name("someone@mail.bad.example.", "rhsbl.test.", name, sizeof name));
+        ASSERT_STREQ(name, "mail.bad.example.rhsbl.test");
+        ASSERT_OK(smtpd_rhsbl_query_name("a@b@bad.example", "rhsbl.test", name, sizeof name));
+        ASSERT_STREQ(name, "bad.example.rhsbl.test");
+        /* nothing to ask about */
+        ASSERT_ERR(smtpd_rhsbl_query_name("user@", "rhsbl.test", name, sizeof name), EINVAL);
+        ASSERT_ERR(smtpd_rhsbl_query_name("user@[192.0.2.1]", "rhsbl.test", name, sizeof name), EINVAL);
+        ASSERT_ERR(smtpd_rhsbl_query_name("", "rhsbl.test", name, sizeof name), EINVAL);
+        ASSERT_ERR(smtpd_rhsbl_query_name("bad.example", "", name, sizeof name), EINVAL);
+        ASSERT_ERR(smtpd_rhsbl_query_name("bad..example", "rhsbl.test", name, sizeof name), EINVAL);
+        memset(longname, 'a', 250);
+        longname[250] = '\0';
+        ASSERT_ERR(smtpd_rhsbl_query_name(longname, "rhsbl.test", name, sizeof name), ENAMETOOLONG);
+}
+
 TEST(filter) {
         SmtpdDnsblFilter f;
 
@@ -60,6 +82,7 @@ TEST(filter) {
 
 int main(void) {
         RUN(query_name);
+        RUN(rhsbl_query_name);
         RUN(filter);
         return 0;
 }

@@ -62,6 +62,24 @@ TEST(list_parse) {
         smtpd_restriction_list_done(&l);
         ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client zen.test=127.0.0.x", "p", "main.cf:1", &l), EINVAL);
         ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client =127.0.0.2", "p", "main.cf:1", &l), EINVAL);
+        /* the right-hand side lists take the same argument */
+        ASSERT_OK(smtpd_restriction_list_parse("reject_rhsbl_sender dbl.test=127.0.1.[2..99], reject_rhsbl_helo h.test",
+                                               "p", "main.cf:1", &l));
+        ASSERT_EQ(l.n, 2);
+        ASSERT_EQ(l.items[0].type, SMTPD_RESTRICTION_REJECT_RHSBL_SENDER);
+        ASSERT_STREQ(l.items[0].arg, "dbl.test");
+        ASSERT_TRUE(l.items[0].filter);
+        ASSERT_EQ(l.items[1].type, SMTPD_RESTRICTION_REJECT_RHSBL_HELO);
+        ASSERT_TRUE(!l.items[1].filter);
+        smtpd_restriction_list_done(&l);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_client", "p", "main.cf:1", &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_recipient reject", "p", "main.cf:1", &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_reverse_client d.test=1.2.3", "p", "main.cf:1", &l),
+                   EINVAL);
+        /* Postfix's old name */
+        ASSERT_OK(smtpd_restriction_list_parse("reject_unknown_hostname", "p", "main.cf:1", &l));
+        ASSERT_EQ(l.items[0].type, SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME);
+        smtpd_restriction_list_done(&l);
 }
 
 TEST(access_result) {
@@ -668,6 +686,34 @@ TEST(evaluate_builtin) {
         env_done(&e);
 }
 
+/* smtpd_data_restrictions and smtpd_end_of_data_restrictions: the list's own name in the reply, the recipient
+ * count, and the flag of improper pipelining. */
+TEST(evaluate_data) {
+        char reply[SMTPD_REPLY_LINE_MAX];
+        Env e;
+
+        ASSERT_OK(env_setup(&e, "smtpd_data_restrictions = reject_unauth_pipelining, reject_multi_recipient_bounce\n"
+                                "smtpd_end_of_data_restrictions = reject_multi_recipient_bounce, reject\n"
+                                "multi_recipient_bounce_reject_code = 450\nalias_maps =\n",
+                            "192.0.2.1"));
+        SmtpdCheckInput in = { .client = &e.client, .server_fd = -1, .helo = "h.example", .sender = "",
+                               .recipient_count = 1 };
+        ASSERT_EQ(smtpd_check_data(e.session, &in, reply), 0);
+        in.recipient_count = 2;
+        ASSERT_EQ(smtpd_check_data(e.session, &in, reply), 1);
+        ASSERT_STREQ(reply, "450 4.5.3 <DATA>: Data command rejected: Multi-recipient bounce");
+        ASSERT_EQ(smtpd_check_eod(e.session, &in, reply), 1);
+        ASSERT_STREQ(reply, "450 4.5.3 <END-OF-DATA>: End-of-data rejected: Multi-recipient bounce");
+        in.sender = "a@b.example";
+        ASSERT_EQ(smtpd_check_data(e.session, &in, reply), 0);
+        ASSERT_EQ(smtpd_check_eod(e.session, &in, reply), 1);
+        ASSERT_STREQ(reply, "554 5.7.1 <END-OF-DATA>: End-of-data rejected: Access denied");
+        in.ill_pipelining = true;
+        ASSERT_EQ(smtpd_check_data(e.session, &in, reply), 1);
+        ASSERT_STREQ(reply, "503 5.5.0 <DATA>: Data command rejected: Improper use of SMTP command pipelining");
+        env_done(&e);
+}
+
 TEST(config_errors) {
         Env e;
 
@@ -679,6 +725,10 @@ TEST(config_errors) {
         env_done(&e);
         /* an open relay is refused */
         ASSERT_ERR(env_setup(&e, "smtpd_relay_restrictions = permit_mynetworks\n", "192.0.2.1"), EINVAL);
+        env_done(&e);
+        ASSERT_ERR(env_setup(&e, "smtpd_data_restrictions = reject_rhsbl_sender\n", "192.0.2.1"), EINVAL);
+        env_done(&e);
+        ASSERT_ERR(env_setup(&e, "smtpd_end_of_data_restrictions = reject_bogus\n", "192.0.2.1"), EINVAL);
         env_done(&e);
         ASSERT_OK(env_setup(&e, "smtpd_relay_restrictions =\nsmtpd_recipient_restrictions = permit_mynetworks "
                                 "reject_unauth_destination\n",
@@ -756,6 +806,7 @@ int main(void) {
         RUN(evaluate_pattern_tables);
         RUN(evaluate_message_actions);
         RUN(evaluate_builtin);
+        RUN(evaluate_data);
         RUN(config_errors);
         {
                 char cmd[128];
