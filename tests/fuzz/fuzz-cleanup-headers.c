@@ -1,6 +1,7 @@
 /* fuzz-cleanup-headers.c: cleanup's header parsers over arbitrary bytes: the header scan of a submitted
- * message (where the headers end, which are present), and the action a header_checks value gives (the
- * input's first line). The rule files are fuzz-table-regexp's. */
+ * message (where the headers end, which are present), the action a header_checks value gives, and what a
+ * Content-Type header says of the MIME structure, with the boundary matched against the next line (the
+ * input's first and second lines). The rule files are fuzz-table-regexp's. */
 #include <string.h>
 
 #include "../../src/cleanup/cleanup-checks.h"
@@ -36,6 +37,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 CHECK(a > CLEANUP_CHECK_NONE && a < _CLEANUP_CHECK_ACTION_MAX);
                 CHECK(!t || (t >= text && t < text + strlen(text) && *t));
         }
+
+        CleanupContentType kind;
+        char *boundary = NULL;
+        r = cleanup_content_type_parse(text, &kind, &boundary);
+        CHECK(r == 0 || r == -EINVAL || r == -ENOMEM);
+        CHECK(!boundary || (kind == CLEANUP_CONTENT_MULTIPART && *boundary &&
+                            strlen(boundary) <= CLEANUP_BOUNDARY_MAX));
+        if (boundary && nl) {
+                const char *line = nl + 1, *end = strchr(line, '\n');
+                size_t len = end ? (size_t) (end - line) : strlen(line);
+                int m = cleanup_boundary_match(line, len, boundary);
+                CHECK(m >= 0 && m <= 2);
+                CHECK(m == 0 || (len >= strlen(boundary) + 2 && strncmp(line + 2, boundary, strlen(boundary)) == 0));
+        }
+        (void) cleanup_header_is_mime(text, strlen(text));
+        free(boundary);
         free(text);
         return 0;
 }
