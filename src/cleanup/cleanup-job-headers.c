@@ -9,20 +9,6 @@
 #include "cleanup.h"
 #include "log.h"
 
-static int add_recipient(CleanupJob *j, const char *address) {
-        if (j->n_recipients >= CLEANUP_RECIPIENTS_MAX)
-                return -E2BIG;
-        char **n = realloc(j->recipients, (j->n_recipients + 2) * sizeof(char *));
-        if (!n)
-                return -ENOMEM;
-        j->recipients = n;
-        n[j->n_recipients] = strdup(address);
-        if (!n[j->n_recipients])
-                return -ENOMEM;
-        n[++j->n_recipients] = NULL;
-        return 0;
-}
-
 static bool name_is(const char *h, size_t len, const char *name) {
         size_t n = strlen(name);
         return len > n && h[n] == ':' && strncasecmp(h, name, n) == 0;
@@ -235,7 +221,7 @@ static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t
                         log_warning("Ignoring the malformed address <%s> in a header.", strempty(escaped));
                         continue;
                 }
-                int k = add_recipient(j, list[i].address);
+                int k = cleanup_job_add_recipient(j, list[i].address);
                 if (k < 0) {
                         addrlist_free(list, (size_t) r);
                         return k;

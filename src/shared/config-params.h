@@ -180,6 +180,12 @@
           "Most addresses one recipient may expand into through virtual_alias_maps.")                      \
         X(virtual_alias_recursion_limit, INT, "1000", 1, 100000, "cleanup",                                  \
           "Deepest nesting of virtual_alias_maps expansions of one recipient.")                            \
+        X(always_bcc, STRING, "", 0, 0, "cleanup",                                                           \
+          "An address that gets a blind carbon copy (an envelope recipient, NOTIFY=NEVER) of all new mail.") \
+        X(sender_bcc_maps, STRING, "", 0, 0, "cleanup",                                                      \
+          "Tables of a BCC address by envelope sender, for new mail (the first address of a result).")     \
+        X(recipient_bcc_maps, STRING, "", 0, 0, "cleanup",                                                   \
+          "Tables of a BCC address by each envelope recipient, for new mail (as sender_bcc_maps).")        \
         X(header_checks, STRING, "", 0, 0, "cleanup",                                                        \
           "regexp: tables of /pattern/flags ACTION rules for each header (REJECT, DISCARD, HOLD, IGNORE).") \
         X(body_checks, STRING, "", 0, 0, "cleanup",                                                          \
