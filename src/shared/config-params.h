@@ -180,6 +180,8 @@
           "Most addresses one recipient may expand into through virtual_alias_maps.")                      \
         X(virtual_alias_recursion_limit, INT, "1000", 1, 100000, "cleanup",                                  \
           "Deepest nesting of virtual_alias_maps expansions of one recipient.")                            \
+        X(soft_bounce, BOOL, "no", 0, 0, "smtpd qmgr local smtp pipe virtual",                                 \
+          "Keep mail queued that would be returned: a permanent failure is a deferral (SOFTBOUNCE), 5xx is 4xx.") \
         X(always_bcc, STRING, "", 0, 0, "cleanup",                                                           \
           "An address that gets a blind carbon copy (an envelope recipient, NOTIFY=NEVER) of all new mail.") \
         X(sender_bcc_maps, STRING, "", 0, 0, "cleanup",                                                      \

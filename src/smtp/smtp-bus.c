@@ -141,11 +141,14 @@ void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const c
                 rcpt->text = NULL;
         va_end(ap);
 
+        /* The answer is made a deferral by delivery_request_reply(). */
+        char soft[DELIVERY_DSN_MAX];
+        bool softened = delivery_request_soft_bounce(&c->req, rcpt->status, rcpt->dsn, soft);
         log_delivery_record(c->req.queue_id, &(LogDelivery) {
                 .recipient = rcpt->address,
                 .relay = strna(rcpt->relay),
-                .dsn = rcpt->dsn,
-                .status = rcpt->status,
+                .dsn = softened ? soft : rcpt->dsn,
+                .status = softened ? DELIVERY_LOG_SOFTBOUNCE : rcpt->status,
                 .text = rcpt->text ?: "out of memory",
                 .arrival_usec = c->req.envelope->arrival_usec,
                 .active_usec = c->req.active_usec,
