@@ -2,6 +2,7 @@
  * recipient_bcc_maps), in the cleanup process: envelope recipients added after canonical mapping, brought into
  * canonical form and through the recipient canonical maps, then expanded by virtual aliases with the others. */
 #include "address.h"
+#include "address-map.h"
 #include "cleanup-maps.h"
 #include "cleanup.h"
 #include "log.h"
@@ -23,7 +24,7 @@ static int bcc_lookup(CleanupJob *j, TableList *maps, const char *name, const ch
 
         if (table_list_is_empty(maps) || isempty(addr))
                 return 0;
-        r = cleanup_map_lookup_ext(cleanup_table_lookup, maps, addr, c->mydestination, c->daemon->config->myorigin,
+        r = address_map_find(address_map_table_lookup, maps, addr, c->mydestination, c->daemon->config->myorigin,
                                    c->daemon->config->recipient_delimiter, false, &value);
         if (r < 0) {
                 _cleanup_free_ char *escaped = log_escape(addr, strlen(addr));

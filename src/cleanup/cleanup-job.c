@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "address.h"
+#include "address-map.h"
 #include "cleanup-maps.h"
 #include "cleanup.h"
 #include "io-util.h"
@@ -200,7 +201,7 @@ int cleanup_job_canonicalize(CleanupJob *j, char **addr, TableList *first, Table
                 char *out = NULL;
                 if (table_list_is_empty(lists[i]))
                         continue;
-                r = cleanup_map_lookup_ext(cleanup_table_lookup, lists[i], *addr, c->mydestination,
+                r = address_map_find(address_map_table_lookup, lists[i], *addr, c->mydestination,
                                            c->daemon->config->myorigin, c->daemon->config->recipient_delimiter,
                                            c->propagate_canonical, &out);
                 if (r < 0) {

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "address.h"
+#include "address-map.h"
 #include "cleanup-maps.h"
 #include "cleanup.h"
 #include "log.h"
@@ -137,7 +138,7 @@ static void virtual_round(CleanupJob *j) {
         for (CleanupVirtualNode *n = j->frontier; n; n = n->round_next) {
                 _cleanup_free_ char *value = NULL;
 
-                r = cleanup_map_lookup_ext(cleanup_table_lookup, c->virtual_alias_maps, n->address,
+                r = address_map_find(address_map_table_lookup, c->virtual_alias_maps, n->address,
                                            c->mydestination, c->daemon->config->myorigin,
                                            c->daemon->config->recipient_delimiter, c->propagate_virtual, &value);
                 if (r < 0) {
