@@ -322,6 +322,8 @@
           "Most server addresses (over all MX hosts) the smtp client tries for one delivery; 0: no limit.") \
         X(smtp_mx_session_limit, INT, "2", 0, 1000, "smtp",                                                 \
           "Most SMTP sessions the smtp client opens for one delivery (failed connects do not count); 0: no limit.") \
+        X(smtp_generic_maps, STRING, "", 0, 0, "smtp",                                                       \
+          "Tables (generic(5)) that rewrite the envelope and header addresses of mail the smtp client sends.") \
         X(smtp_helo_name, STRING, "$myhostname", 0, 0, "smtp",                                               \
           "The host name the smtp client sends in EHLO, HELO and LHLO.")                                    \
         X(smtp_tls_security_level, STRING, "", 0, 0, "smtp",                                                 \
@@ -487,8 +489,9 @@
           "Postfix's old name of smtpd_authorized_verp_clients, its default.")                               \
         X(smtpd_authorized_verp_clients, STRING, "$authorized_verp_clients", 0, 0, "smtpd",                   \
           "SMTP clients (CIDR list) that may ask for VERP delivery with MAIL FROM ... XVERP; empty: none.")  \
-        X(propagate_unmatched_extensions, STRING, "canonical, virtual", 0, 0, "cleanup local",                 \
-          "Tables whose match without the address extension copy it into the result (canonical, virtual).")  \
+        X(propagate_unmatched_extensions, STRING, "canonical, virtual", 0, 0, "cleanup local smtp",            \
+          "Tables whose match without the address extension copy it into the result (canonical, virtual, "   \
+          "alias, forward, include, generic).")                                                             \
         X(expand_owner_alias, BOOL, "no", 0, 0, "local",                                                      \
           "yes: mail through an alias with an owner-alias has the owner-alias's expansion as its sender.")   \
         X(disable_verp_bounces, BOOL, "no", 0, 0, "bounce",                                                   \

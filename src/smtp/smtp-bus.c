@@ -51,6 +51,7 @@ struct SmtpCall {
         size_t next_fallback;           /* the next of smtp_fallback_relay */
         bool in_fallback;               /* the addresses are a fallback relay's */
         const char *current_nexthop;    /* the next hop or fallback relay being tried (borrowed) */
+        char *mail_from;                /* the sender after smtp_generic_maps, or NULL: unchanged */
 };
 
 static void settings_done(SmtpSettings *s) {
@@ -60,6 +61,7 @@ static void settings_done(SmtpSettings *s) {
         s->tls_match = mfree(s->tls_match);
         s->tls_nexthop = mfree(s->tls_nexthop);
         s->fallback_relay = strv_free(s->fallback_relay);
+        s->generic_maps = mfree(s->generic_maps);
         smtp_sasl_settings_done(s);
 }
 
@@ -81,6 +83,10 @@ const char *smtp_call_queue_id(SmtpCall *c) {
 
 const char *smtp_call_sender(SmtpCall *c) {
         return c->req.sender;
+}
+
+const char *smtp_call_mail_from(SmtpCall *c) {
+        return c->mail_from ?: c->req.sender;
 }
 
 const char *smtp_call_nexthop(SmtpCall *c) {
@@ -524,7 +530,8 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
                 r = smtp_sasl_settings_load(cfg, options, &s);
         if (r >= 0) {
                 s.helo_name = strdup(isempty(helo) ? cfg->myhostname : helo);
-                if (!s.helo_name)
+                s.generic_maps = strdup(smtp_setting_string(options, "smtp_generic_maps", cfg->smtp_generic_maps));
+                if (!s.helo_name || !s.generic_maps)
                         r = -ENOMEM;
         }
         if (r < 0) {
@@ -533,6 +540,21 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
         }
         *ret = s;
         return 0;
+}
+
+/* smtp_generic_maps on the sender and each recipient, for MAIL FROM and RCPT TO; the journal keeps the
+ * addresses as they were, as Postfix's does. */
+static int call_generic_envelope(SmtpCall *c) {
+        const Config *cfg = c->req.agent->daemon->config;
+        const char *spec = c->settings.generic_maps;
+        int r;
+
+        if (isempty(spec))
+                return 0;
+        r = smtp_generic_address(cfg, spec, c->req.sender, &c->mail_from);
+        for (size_t i = 0; r >= 0 && i < c->req.n_recipients; i++)
+                r = smtp_generic_address(cfg, spec, c->recipients[i].address, &c->recipients[i].rcpt_to);
+        return r < 0 ? r : 0;
 }
 
 static int smtp_prepare(DeliveryRequest *req) {
@@ -565,6 +587,13 @@ static int smtp_prepare(DeliveryRequest *req) {
                           req->nexthop, &c->settings);
         if (r < 0)
                 return r;
+        r = call_generic_envelope(c);
+        if (r < 0) {
+                log_error_errno(r, "%s: smtp_generic_maps %s lookup error: %m", req->queue_id, c->settings.generic_maps);
+                for (size_t i = 0; i < req->n_recipients; i++)
+                        smtp_call_result(c, c->recipients + i, "4.3.0", "none", "smtp_generic_maps lookup failure");
+                return 1;
+        }
         /* Sessions authenticated by sender are kept for that sender only. */
         if (c->settings.sasl_enable && c->settings.sasl_sender_dependent) {
                 char *key;
@@ -636,7 +665,9 @@ static void smtp_call_done(DeliveryRequest *req) {
         for (size_t i = 0; c->recipients && i < req->n_recipients; i++) {
                 free(c->recipients[i].relay);
                 free(c->recipients[i].text);
+                free(c->recipients[i].rcpt_to);
         }
+        free(c->mail_from);
         free(c->recipients);
         settings_done(&c->settings);
 }
@@ -694,6 +725,7 @@ Smtp *smtp_free(Smtp *smtp) {
         smtp_tls_cleanup();
         smtp_tls_policy_cleanup();
         smtp_sasl_cleanup();
+        smtp_generic_cleanup();
         free(smtp);
         return NULL;
 }
