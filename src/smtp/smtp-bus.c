@@ -530,7 +530,10 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
                 r = smtp_sasl_settings_load(cfg, options, &s);
         if (r >= 0) {
                 s.helo_name = strdup(isempty(helo) ? cfg->myhostname : helo);
-                s.generic_maps = strdup(smtp_setting_string(options, "smtp_generic_maps", cfg->smtp_generic_maps));
+                /* Postfix's lmtp_generic_maps is a parameter of its own, empty by default: final delivery over
+                 * LMTP takes the addresses as they are, unless the transport says otherwise (-o). */
+                s.generic_maps = strdup(smtp_setting_string(options, "smtp_generic_maps",
+                                                            lmtp ? "" : cfg->smtp_generic_maps));
                 if (!s.helo_name || !s.generic_maps)
                         r = -ENOMEM;
         }
