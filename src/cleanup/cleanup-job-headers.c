@@ -9,30 +9,9 @@
 #include "cleanup.h"
 #include "log.h"
 
-static int add_recipient(CleanupJob *j, const char *address) {
-        if (j->n_recipients >= CLEANUP_RECIPIENTS_MAX)
-                return -E2BIG;
-        char **n = realloc(j->recipients, (j->n_recipients + 2) * sizeof(char *));
-        if (!n)
-                return -ENOMEM;
-        j->recipients = n;
-        n[j->n_recipients] = strdup(address);
-        if (!n[j->n_recipients])
-                return -ENOMEM;
-        n[++j->n_recipients] = NULL;
-        return 0;
-}
-
 static bool name_is(const char *h, size_t len, const char *name) {
         size_t n = strlen(name);
         return len > n && h[n] == ':' && strncasecmp(h, name, n) == 0;
-}
-
-static bool name_in(const char *h, size_t len, const char *const *names) {
-        for (; *names; names++)
-                if (name_is(h, len, *names))
-                        return true;
-        return false;
 }
 
 /* The header checks' view of a header: continuation line breaks removed, bounded. */
@@ -48,14 +27,6 @@ static char *logical_header(const char *h, size_t len, size_t limit) {
         return out;
 }
 
-static const char *const sender_headers[] = {
-        "From", "Sender", "Reply-To", "Return-Receipt-To", "Errors-To", "Resent-From", "Resent-Sender",
-        "Resent-Reply-To", NULL,
-};
-static const char *const recipient_headers[] = {
-        "To", "Cc", "Bcc", "Apparently-To", "Resent-To", "Resent-Cc", "Resent-Bcc", NULL,
-};
-
 /* Notes the addresses of a sender or recipient header, for canonical maps and masquerading (and for
  * rewrite, in local mail). */
 static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, size_t start) {
@@ -68,9 +39,10 @@ static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, s
             table_list_is_empty(c->recipient_canonical_maps) && !c->masquerade_domains[0] &&
             !streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup"))
                 return 0;
-        sender = name_in(h, hlen, sender_headers);
-        if (!sender && !name_in(h, hlen, recipient_headers))
+        AddrlistHeaderClass class = addrlist_header_class(h, hlen);
+        if (class == ADDRLIST_HEADER_OTHER)
                 return 0;
+        sender = class == ADDRLIST_HEADER_SENDER;
         if (j->n_header_addresses >= CLEANUP_HEADER_ADDRESSES_MAX)
                 return 0;
 
@@ -251,7 +223,7 @@ static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t
                         log_warning("Ignoring the malformed address <%s> in a header.", strempty(escaped));
                         continue;
                 }
-                int k = add_recipient(j, list[i].address);
+                int k = cleanup_job_add_recipient(j, list[i].address);
                 if (k < 0) {
                         addrlist_free(list, (size_t) r);
                         return k;

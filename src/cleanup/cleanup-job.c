@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "address.h"
+#include "address-map.h"
 #include "cleanup-maps.h"
 #include "cleanup.h"
 #include "io-util.h"
@@ -176,9 +177,22 @@ void cleanup_job_round_start(CleanupJob *j, CleanupJobStep next) {
 
 /* ---- maps -------------------------------------------------------------------------------------- */
 
-/* Looks *addr up in each table list given, in order; the first match replaces it, and goes to rewrite
- * again (a table may give "user" without a domain). A lookup failure answers the submitter: -errno. */
-static int canonicalize(CleanupJob *j, char **addr, TableList *first, TableList *second) {
+int cleanup_job_add_recipient(CleanupJob *j, const char *address) {
+        if (j->n_recipients >= CLEANUP_RECIPIENTS_MAX)
+                return -E2BIG;
+        char **n = realloc(j->recipients, (j->n_recipients + 2) * sizeof(char *));
+        if (!n)
+                return -ENOMEM;
+        j->recipients = n;
+        n[j->n_recipients] = strdup(address);
+        if (!n[j->n_recipients])
+                return -ENOMEM;
+        n[++j->n_recipients] = NULL;
+        return 0;
+}
+
+/* The result goes to rewrite again: a table may give "user" without a domain. */
+int cleanup_job_canonicalize(CleanupJob *j, char **addr, TableList *first, TableList *second) {
         Cleanup *c = j->cleanup;
         TableList *lists[] = { first, second };
         int r;
@@ -187,7 +201,7 @@ static int canonicalize(CleanupJob *j, char **addr, TableList *first, TableList 
                 char *out = NULL;
                 if (table_list_is_empty(lists[i]))
                         continue;
-                r = cleanup_map_lookup_ext(cleanup_table_lookup, lists[i], *addr, c->mydestination,
+                r = address_map_find(address_map_table_lookup, lists[i], *addr, c->mydestination,
                                            c->daemon->config->myorigin, c->daemon->config->recipient_delimiter,
                                            c->propagate_canonical, &out);
                 if (r < 0) {
@@ -220,15 +234,17 @@ static void step_masquerade(CleanupJob *j);
 static void step_maps(CleanupJob *j) {
         Cleanup *c = j->cleanup;
 
-        if (!isempty(j->sender) && canonicalize(j, &j->sender, c->sender_canonical_maps, c->canonical_maps) < 0)
+        if (!isempty(j->sender) &&
+            cleanup_job_canonicalize(j, &j->sender, c->sender_canonical_maps, c->canonical_maps) < 0)
                 return;
         for (size_t i = 0; i < j->n_recipients; i++)
-                if (canonicalize(j, &j->recipients[i], c->recipient_canonical_maps, c->canonical_maps) < 0)
+                if (cleanup_job_canonicalize(j, &j->recipients[i], c->recipient_canonical_maps, c->canonical_maps) < 0)
                         return;
         for (size_t i = 0; i < j->n_header_addresses; i++) {
                 CleanupHeaderAddress *a = j->header_addresses + i;
-                if (canonicalize(j, &a->address, a->sender ? c->sender_canonical_maps : c->recipient_canonical_maps,
-                                 c->canonical_maps) < 0)
+                if (cleanup_job_canonicalize(j, &a->address,
+                                             a->sender ? c->sender_canonical_maps : c->recipient_canonical_maps,
+                                             c->canonical_maps) < 0)
                         return;
         }
         cleanup_job_round_start(j, step_masquerade);
@@ -259,24 +275,30 @@ static void step_masquerade(CleanupJob *j) {
         for (size_t i = 0; i < j->n_header_addresses; i++)
                 if (masquerade(j, &j->header_addresses[i].address) < 0)
                         return;
-        cleanup_virtual_start(j);
+        cleanup_bcc_start(j);
 }
 
 /* ---- the end ----------------------------------------------------------------------------------- */
 
 typedef struct DedupeEntry {
         const char *s;
+        bool bcc;
         size_t index;
 } DedupeEntry;
 
 static int dedupe_cmp(const void *a, const void *b) {
         const DedupeEntry *x = a, *y = b;
-        int r = strcasecmp(x->s, y->s);
+        int r = (int) x->bcc - (int) y->bcc;
+        if (r == 0)
+                r = strcasecmp(x->s, y->s);
         return r != 0 ? r : (x->index > y->index) - (x->index < y->index);
 }
 
-/* Removes later duplicates (any case) from v[0..n), keeping the order; returns the new count. */
-static size_t dedupe(char **v, size_t n) {
+/* Removes later duplicates (any case) from v[0..n) and their roots, keeping the order; returns the new count.
+ * An automatic BCC copy is a duplicate of another BCC copy only: like Postfix, whose duplicate filter tells
+ * recipients apart by their NOTIFY, and the BCC ones have NEVER, a BCC address that is a recipient anyway
+ * gets both copies. */
+static size_t dedupe(CleanupJob *j, char **v, size_t *roots, size_t n) {
         DedupeEntry *e = calloc(MAX(n, 1U), sizeof(DedupeEntry));
         bool *drop = calloc(MAX(n, 1U), sizeof(bool));
         size_t k = 0;
@@ -287,25 +309,28 @@ static size_t dedupe(char **v, size_t n) {
                 return n;       /* duplicates only cost a second delivery attempt */
         }
         for (size_t i = 0; i < n; i++)
-                e[i] = (DedupeEntry) { v[i], i };
+                e[i] = (DedupeEntry) { v[i], roots[i] >= j->bcc_first, i };
         qsort(e, n, sizeof(DedupeEntry), dedupe_cmp);
         for (size_t i = 1; i < n; i++)
-                if (strcasecmp(e[i].s, e[i - 1].s) == 0)
+                if (e[i].bcc == e[i - 1].bcc && strcasecmp(e[i].s, e[i - 1].s) == 0)
                         drop[e[i].index] = true;
         for (size_t i = 0; i < n; i++)
-                if (!drop[i])
+                if (!drop[i]) {
+                        roots[k] = roots[i];
                         v[k++] = v[i];
+                }
         free(e);
         free(drop);
         return k;
 }
 
 /* The DSN options (RFC 3461) of each final recipient: those of the recipient it was submitted as, which an
- * alias expansion passes on to every address it yields. Borrowed from j; both NULL when none was given. */
-static int job_dsn_options(CleanupJob *j, char **vec, size_t k, const char ***ret_notify,
+ * alias expansion passes on to every address it yields; NOTIFY=NEVER for an automatic BCC copy, as Postfix
+ * adds it. Borrowed from j; both NULL when there are none. */
+static int job_dsn_options(CleanupJob *j, const size_t *roots, size_t k, const char ***ret_notify,
                            const char ***ret_orcpt) {
         const char **notify, **orcpt;
-        bool any = false;
+        bool any = j->bcc_first < j->n_recipients;
 
         *ret_notify = *ret_orcpt = NULL;
         for (size_t i = 0; i < j->n_dsn && i < j->n_recipients; i++)
@@ -320,14 +345,14 @@ static int job_dsn_options(CleanupJob *j, char **vec, size_t k, const char ***re
                 return -ENOMEM;
         }
         for (size_t x = 0; x < k; x++) {
-                const char *root = cleanup_virtual_root(j, vec[x]);
+                size_t i = roots[x];
 
-                for (size_t i = 0; i < j->n_dsn && i < j->n_recipients; i++)
-                        if (strcasecmp(j->recipients[i], root) == 0) {
-                                notify[x] = j->dsn_notify[i];
-                                orcpt[x] = j->dsn_orcpt[i];
-                                break;
-                        }
+                if (i >= j->bcc_first)
+                        notify[x] = "NEVER";
+                else if (i < j->n_dsn) {
+                        notify[x] = j->dsn_notify[i];
+                        orcpt[x] = j->dsn_orcpt[i];
+                }
         }
         *ret_notify = notify;
         *ret_orcpt = orcpt;
@@ -373,17 +398,18 @@ void cleanup_job_write(CleanupJob *j) {
         Cleanup *c = j->cleanup;
         _cleanup_free_ char *reject = NULL;
         _cleanup_free_ char **vec = NULL;
+        _cleanup_free_ size_t *roots = NULL;
         _cleanup_free_ CleanupRange *edits = NULL;
         char id[QUEUE_ID_SIZE];
         size_t n, n_edits;
         int r;
 
         /* The final recipients, each once. */
-        if (cleanup_virtual_final(j, &vec, &n) < 0) {
+        if (cleanup_virtual_final(j, &vec, &roots, &n) < 0) {
                 cleanup_job_fail(j, "451 4.3.0 Error: out of memory");
                 return;
         }
-        size_t k = dedupe(vec, n);
+        size_t k = dedupe(j, vec, roots, n);
         vec[k] = NULL;
 
         if (k == 0) {
@@ -421,7 +447,7 @@ void cleanup_job_write(CleanupJob *j) {
                 .filter = j->filter,
                 .queue_id = j->queue_id[0] ? j->queue_id : NULL,
         };
-        r = job_dsn_options(j, vec, k, &req.dsn_notify, &req.dsn_orcpt);
+        r = job_dsn_options(j, roots, k, &req.dsn_notify, &req.dsn_orcpt);
         if (r >= 0)
                 r = cleanup_message_write(c, &req, &j->sync, &reject, &j->message_id);
         free(req.dsn_notify);
@@ -542,6 +568,7 @@ static int job_new(Cleanup *c, sd_bus_message *m, const char *sender, char **rec
         c->n_jobs++;
         daemon_busy_inc(c->daemon);
         j->sync.fd = -EBADF;
+        j->bcc_first = SIZE_MAX;
         j->recipients = recipients;
         for (char **rc = recipients; *rc; rc++)
                 j->n_recipients++;

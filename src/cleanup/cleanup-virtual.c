@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "address.h"
+#include "address-map.h"
 #include "cleanup-maps.h"
 #include "cleanup.h"
 #include "log.h"
@@ -12,6 +13,7 @@
 /* A recipient in the virtual alias expansion tree. */
 struct CleanupVirtualNode {
         char *address;
+        size_t root;                    /* the index of the submitted recipient it comes from */
         CleanupVirtualNode *parent;
         unsigned depth;
         bool final;
@@ -21,7 +23,8 @@ struct CleanupVirtualNode {
 
 static void virtual_round(CleanupJob *j);
 
-static int add_node(CleanupJob *j, const char *address, CleanupVirtualNode *parent, CleanupVirtualNode **ret) {
+static int add_node(CleanupJob *j, const char *address, size_t root, CleanupVirtualNode *parent,
+                    CleanupVirtualNode **ret) {
         CleanupVirtualNode *n = calloc(1, sizeof(CleanupVirtualNode));
 
         if (!n)
@@ -31,6 +34,7 @@ static int add_node(CleanupJob *j, const char *address, CleanupVirtualNode *pare
                 free(n);
                 return -ENOMEM;
         }
+        n->root = parent ? parent->root : root;
         n->parent = parent;
         n->depth = parent ? parent->depth + 1 : 0;
         n->next = j->nodes;
@@ -112,7 +116,7 @@ static int expand_node(CleanupJob *j, CleanupVirtualNode *n, const char *value, 
                         cleanup_job_defer(j, "451 4.6.0 Error: virtual alias expansion limit exceeded");
                         return -1;
                 }
-                if (add_node(j, *a, n, &child) < 0) {
+                if (add_node(j, *a, 0, n, &child) < 0) {
                         cleanup_job_defer(j, "451 4.3.0 Error: out of memory");
                         return -1;
                 }
@@ -134,7 +138,7 @@ static void virtual_round(CleanupJob *j) {
         for (CleanupVirtualNode *n = j->frontier; n; n = n->round_next) {
                 _cleanup_free_ char *value = NULL;
 
-                r = cleanup_map_lookup_ext(cleanup_table_lookup, c->virtual_alias_maps, n->address,
+                r = address_map_find(address_map_table_lookup, c->virtual_alias_maps, n->address,
                                            c->mydestination, c->daemon->config->myorigin,
                                            c->daemon->config->recipient_delimiter, c->propagate_virtual, &value);
                 if (r < 0) {
@@ -161,7 +165,7 @@ void cleanup_virtual_start(CleanupJob *j) {
         j->frontier = NULL;
         for (size_t i = 0; i < j->n_recipients; i++) {
                 CleanupVirtualNode *n;
-                if (add_node(j, j->recipients[i], NULL, &n) < 0) {
+                if (add_node(j, j->recipients[i], i, NULL, &n) < 0) {
                         cleanup_job_fail(j, "451 4.3.0 Error: out of memory");
                         return;
                 }
@@ -171,38 +175,33 @@ void cleanup_virtual_start(CleanupJob *j) {
         virtual_round(j);
 }
 
-int cleanup_virtual_final(CleanupJob *j, char ***ret, size_t *ret_n) {
-        char **vec = calloc(j->n_nodes + j->n_recipients + 1, sizeof(char *));
+int cleanup_virtual_final(CleanupJob *j, char ***ret, size_t **ret_roots, size_t *ret_n) {
+        _cleanup_free_ char **vec = calloc(j->n_nodes + j->n_recipients + 1, sizeof(char *));
+        _cleanup_free_ size_t *roots = calloc(j->n_nodes + j->n_recipients + 1, sizeof(size_t));
         size_t n = 0;
 
-        if (!vec)
+        if (!vec || !roots)
                 return -ENOMEM;
         if (j->nodes) {
                 /* nodes is newest first: collect, then reverse into the order of expansion. */
                 for (CleanupVirtualNode *v = j->nodes; v; v = v->next)
-                        if (v->final)
-                                vec[n++] = v->address;
+                        if (v->final) {
+                                vec[n] = v->address;
+                                roots[n++] = v->root;
+                        }
                 for (size_t a = 0, b = n; a + 1 < b; a++, b--) {
-                        char *t = vec[a];
-                        vec[a] = vec[b - 1];
-                        vec[b - 1] = t;
+                        SWAP_TWO(vec[a], vec[b - 1]);
+                        SWAP_TWO(roots[a], roots[b - 1]);
                 }
         } else
-                for (size_t i = 0; i < j->n_recipients; i++)
-                        vec[n++] = j->recipients[i];
-        *ret = vec;
+                for (size_t i = 0; i < j->n_recipients; i++) {
+                        vec[n] = j->recipients[i];
+                        roots[n++] = i;
+                }
+        *ret = TAKE_PTR(vec);
+        *ret_roots = TAKE_PTR(roots);
         *ret_n = n;
         return 0;
-}
-
-const char *cleanup_virtual_root(const CleanupJob *j, const char *address) {
-        for (CleanupVirtualNode *v = j->nodes; v; v = v->next)
-                if (v->address == address) {
-                        while (v->parent)
-                                v = v->parent;
-                        return v->address;
-                }
-        return address;
 }
 
 void cleanup_virtual_free(CleanupJob *j) {

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 
+#include "address.h"
 #include "cleanup.h"
 #include "log.h"
 #include "queue-file.h"
@@ -45,6 +46,7 @@ static void remove_stale_temporary_files(Cleanup *c) {
 /* The tables and lists of config, into c's fields for them: at start, and again on each reload. A bad one
  * is -EINVAL, logged. */
 static int cleanup_state_load(const Config *config, Cleanup *c) {
+        char where[PATH_MAX + 32];
         int r;
 
         if (config_split_list(config->mydestination, &c->mydestination) < 0 ||
@@ -69,24 +71,37 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
 
         c->mime = !config->disable_mime_input_processing;
 
-        /* Tables and rules are configuration: a bad one stops the role at start, naming it. */
+        /* Tables and rules are configuration: a bad one stops the role at start, naming its line. */
         const struct {
-                const char *name, *value;
+                ConfigParamId id;
+                const char *value;
                 TableList **list;
         } maps[] = {
-                { "canonical_maps", config->canonical_maps, &c->canonical_maps },
-                { "sender_canonical_maps", config->sender_canonical_maps, &c->sender_canonical_maps },
-                { "recipient_canonical_maps", config->recipient_canonical_maps, &c->recipient_canonical_maps },
-                { "virtual_alias_maps", config->virtual_alias_maps, &c->virtual_alias_maps },
+                { CONFIG_PARAM_canonical_maps, config->canonical_maps, &c->canonical_maps },
+                { CONFIG_PARAM_sender_canonical_maps, config->sender_canonical_maps, &c->sender_canonical_maps },
+                { CONFIG_PARAM_recipient_canonical_maps, config->recipient_canonical_maps,
+                  &c->recipient_canonical_maps },
+                { CONFIG_PARAM_virtual_alias_maps, config->virtual_alias_maps, &c->virtual_alias_maps },
+                { CONFIG_PARAM_sender_bcc_maps, config->sender_bcc_maps, &c->sender_bcc_maps },
+                { CONFIG_PARAM_recipient_bcc_maps, config->recipient_bcc_maps, &c->recipient_bcc_maps },
         };
         for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
                 r = table_list_open(maps[i].value, maps[i].list);
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0) {
-                        log_error("%s = %s: bad table list.", maps[i].name, maps[i].value);
+                        log_error("%s: %s = %s: bad table list.", config_where(config, maps[i].id, where, sizeof where),
+                                  config_params[maps[i].id].name, maps[i].value);
                         return -EINVAL;
                 }
+        }
+        /* One address, which Postfix would take as it is: a list or a broken one is a mistake of the
+         * administrator's. */
+        if (!isempty(config->always_bcc) &&
+            (strpbrk(config->always_bcc, ", \t") || !address_valid(config->always_bcc))) {
+                log_error("%s: always_bcc: \"%s\": not one valid address",
+                          config_where(config, CONFIG_PARAM_always_bcc, where, sizeof where), config->always_bcc);
+                return -EINVAL;
         }
         /* header_checks and body_checks: a plain path means regexp: (cleanup_checks_open()). */
         const struct {
@@ -120,6 +135,8 @@ static void cleanup_state_done(Cleanup *c) {
         table_list_free(c->sender_canonical_maps);
         table_list_free(c->recipient_canonical_maps);
         table_list_free(c->virtual_alias_maps);
+        table_list_free(c->sender_bcc_maps);
+        table_list_free(c->recipient_bcc_maps);
         table_list_free(c->header_checks);
         table_list_free(c->mime_header_checks);
         table_list_free(c->nested_header_checks);
@@ -146,6 +163,8 @@ static int cleanup_reload(Daemon *d, Config *new) {
         c->sender_canonical_maps = next.sender_canonical_maps;
         c->recipient_canonical_maps = next.recipient_canonical_maps;
         c->virtual_alias_maps = next.virtual_alias_maps;
+        c->sender_bcc_maps = next.sender_bcc_maps;
+        c->recipient_bcc_maps = next.recipient_bcc_maps;
         c->header_checks = next.header_checks;
         c->mime_header_checks = next.mime_header_checks;
         c->nested_header_checks = next.nested_header_checks;

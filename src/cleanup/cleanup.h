@@ -63,6 +63,8 @@ typedef struct Cleanup {
         TableList *sender_canonical_maps;
         TableList *recipient_canonical_maps;
         TableList *virtual_alias_maps;
+        TableList *sender_bcc_maps;
+        TableList *recipient_bcc_maps;
         TableList *header_checks;
         TableList *mime_header_checks;
         TableList *nested_header_checks;
@@ -215,6 +217,7 @@ struct CleanupJob {
         char *sender;
         char **recipients;
         size_t n_recipients;
+        size_t bcc_first;               /* recipients from here on are automatic BCC ones (NOTIFY=NEVER) */
         char **dsn_notify, **dsn_orcpt; /* RFC 3461, per submitted recipient ("" where not given) */
         size_t n_dsn;
         char **attrs;
@@ -251,6 +254,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CleanupJob *, cleanup_job_free);
 /* Asks rewrite for the canonical form of *slot in the coming round; the answer replaces it (at once when it is
  * a recent one). */
 void cleanup_job_rewrite(CleanupJob *j, char **slot);
+/* Appends a recipient (a copy of address); -E2BIG beyond CLEANUP_RECIPIENTS_MAX. */
+int cleanup_job_add_recipient(CleanupJob *j, const char *address);
+/* Looks *addr up in each table list given, in order; the first match replaces it, and goes to rewrite again in
+ * the coming round. A lookup failure answers the submitter and frees j: -errno. */
+int cleanup_job_canonicalize(CleanupJob *j, char **addr, TableList *first, TableList *second);
 /* Sends the round; next runs when its last answer is in (at once when nothing was asked), unless the
  * answer is known by then: that is given instead. */
 void cleanup_job_round_start(CleanupJob *j, CleanupJobStep next);
@@ -281,12 +289,16 @@ int cleanup_job_check(CleanupJob *j, const char *what, TableList *tables, const 
 int cleanup_job_header_edits(CleanupJob *j, CleanupRange **ret, size_t *ret_n);
 void cleanup_job_header_addresses_free(CleanupJob *j);
 
+/* cleanup-bcc.c. Adds the automatic BCC recipients of new mail (always_bcc, sender_bcc_maps,
+ * recipient_bcc_maps) after j->recipients, from j->bcc_first on, in canonical form; then
+ * cleanup_virtual_start(). */
+void cleanup_bcc_start(CleanupJob *j);
+
 /* cleanup-virtual.c. Expands the recipients through virtual_alias_maps round by round, each round's
  * results in canonical form again; then cleanup_job_write(). */
 void cleanup_virtual_start(CleanupJob *j);
 /* The final recipients (borrowed, NULL-terminated): the leaves of the expansion in the order of expansion,
- * or the recipients when nothing was expanded. */
-int cleanup_virtual_final(CleanupJob *j, char ***ret, size_t *ret_n);
-/* The submitted recipient that address (one of cleanup_virtual_final()'s) came from. */
-const char *cleanup_virtual_root(const CleanupJob *j, const char *address);
+ * or the recipients when nothing was expanded; and for each the index in j->recipients of the recipient it
+ * came from. */
+int cleanup_virtual_final(CleanupJob *j, char ***ret, size_t **ret_roots, size_t *ret_n);
 void cleanup_virtual_free(CleanupJob *j);

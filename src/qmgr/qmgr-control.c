@@ -79,7 +79,7 @@ bool qmgr_control_apply(QmgrMessage *m) {
                 m->calls++;     /* not finished before all are logged */
                 for (size_t i = 0; i < m->envelope->n_recipients; i++)
                         if (!m->envelope->recipients[i].done)
-                                qmgr_recipient_bounced(m, i, "none", "5.0.0", why);
+                                qmgr_recipient_returned(m, i, "none", "5.0.0", why);
                 m->calls--;
                 return false;   /* finishes as usual: with nothing pending, bounce's Finish */
         }

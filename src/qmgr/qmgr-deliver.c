@@ -7,6 +7,7 @@
 
 #include "address.h"
 #include "agent-bus.h"
+#include "dsn.h"
 #include "log.h"
 #include "qmgr.h"
 #include "verp.h"
@@ -244,6 +245,20 @@ void qmgr_recipient_deferred(QmgrMessage *m, size_t i, const char *relay, const 
 }
 
 void qmgr_recipient_bounced(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why) {
+        char soft[DELIVERY_DSN_MAX];
+
+        /* soft_bounce, as for the agents' failures: deferred, and the journal says SOFTBOUNCE (apply_results()
+         * takes any status but the final ones for a deferral). */
+        if (m->qmgr->daemon->config->soft_bounce) {
+                (void) snprintf(soft, sizeof soft, "%s", dsn);
+                (void) dsn_soft_bounce(soft);
+                recipient_outcome(m, i, DELIVERY_LOG_SOFTBOUNCE, relay, soft, why);
+                return;
+        }
+        qmgr_recipient_returned(m, i, relay, dsn, why);
+}
+
+void qmgr_recipient_returned(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why) {
         recipient_outcome(m, i, DELIVERY_STATUS_BOUNCED, relay, dsn, why);
 }
 

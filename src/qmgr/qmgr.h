@@ -275,7 +275,10 @@ void qmgr_message_routes_free(QmgrMessage *m);
 void qmgr_deliver_start(QmgrEntry *e);
 /* A recipient qmgr itself decides about: the journal record, and bounce's log where one is due. */
 void qmgr_recipient_deferred(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
+/* A permanent failure, which soft_bounce makes a deferral (status=SOFTBOUNCE in the journal, dsn class 4). */
 void qmgr_recipient_bounced(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
+/* Returned to the sender whatever soft_bounce says: the administrator asked for it. */
+void qmgr_recipient_returned(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
 void qmgr_recipient_sent(QmgrMessage *m, size_t i, const char *relay, const char *dsn, const char *why);
 /* Marks recipients done in the queue file, synced; false when that failed (they stay pending). With
  * file_goes_next, when these are the last and nothing else is due for the message (no bounce log, no action),

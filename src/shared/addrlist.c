@@ -238,6 +238,24 @@ bool addrlist_header_names_recipients(const char *h, size_t hlen, bool resent) {
         return header_is(h, hlen, "To") || header_is(h, hlen, "Cc") || header_is(h, hlen, "Bcc");
 }
 
+AddrlistHeaderClass addrlist_header_class(const char *h, size_t hlen) {
+        static const char *const sender[] = {
+                "From", "Sender", "Reply-To", "Return-Receipt-To", "Errors-To", "Disposition-Notification-To",
+                "Resent-From", "Resent-Sender", "Resent-Reply-To",
+        };
+        static const char *const recipient[] = {
+                "To", "Cc", "Bcc", "Apparently-To", "Resent-To", "Resent-Cc", "Resent-Bcc",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(sender); i++)
+                if (header_is(h, hlen, sender[i]))
+                        return ADDRLIST_HEADER_SENDER;
+        for (size_t i = 0; i < ELEMENTSOF(recipient); i++)
+                if (header_is(h, hlen, recipient[i]))
+                        return ADDRLIST_HEADER_RECIPIENT;
+        return ADDRLIST_HEADER_OTHER;
+}
+
 /* The end of the logical header starting at off: its first line and the lines that continue it. */
 static size_t header_end(const char *hdr, size_t len, size_t off) {
         size_t end = off;

@@ -24,6 +24,18 @@ void addrlist_free(AddressItem *l, size_t n);
  * Bcc, or with resent (the message has Resent- headers, RFC 5322 3.6.6) Resent-To, Resent-Cc or
  * Resent-Bcc. */
 bool addrlist_header_names_recipients(const char *h, size_t hlen, bool resent);
+typedef enum AddrlistHeaderClass {
+        ADDRLIST_HEADER_OTHER,
+        ADDRLIST_HEADER_SENDER,
+        ADDRLIST_HEADER_RECIPIENT,
+} AddrlistHeaderClass;
+
+/* Whether the header h (its whole logical header) holds mailboxes that address rewriting (canonical maps,
+ * masquerading, smtp_generic_maps) changes, as Postfix's header table marks them, and of which kind: sender
+ * (From, Sender, Reply-To, Return-Receipt-To, Errors-To, Disposition-Notification-To, Resent-From,
+ * Resent-Sender, Resent-Reply-To) or recipient (To, Cc, Bcc, Apparently-To, Resent-To, Resent-Cc,
+ * Resent-Bcc). */
+AddrlistHeaderClass addrlist_header_class(const char *h, size_t hlen);
 /* Whether a header section (len bytes up to, not including, the empty line) has a Resent- header. */
 bool addrlist_headers_resent(const char *hdr, size_t len);
 /* The number of valid recipient addresses sendmail -t finds in a header section, at most max. */

@@ -63,11 +63,16 @@
 #define DELIVERY_INTERFACE "org.postbus.Delivery1"
 #define DELIVERY_INLINE_MAX (64U * 1024U)
 
+/* Room for a result's enhanced status code ("5.1.1"; three digits each at most) and its NUL. */
+#define DELIVERY_DSN_MAX 16U
+
 #define DELIVERY_STATUS_SENT "sent"
 #define DELIVERY_STATUS_RELAYED "relayed"
 #define DELIVERY_STATUS_PASSED "passed"
 #define DELIVERY_STATUS_DEFERRED "deferred"
 #define DELIVERY_STATUS_BOUNCED "bounced"
+/* Not an answer: the journal's status= of a failure that soft_bounce keeps queued, as Postfix logs it. */
+#define DELIVERY_LOG_SOFTBOUNCE "SOFTBOUNCE"
 
 /* ---- org.postbus.Bounce1, served by bounce on /run/postbus/bounce ----
  *

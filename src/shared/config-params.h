@@ -184,6 +184,14 @@
           "Most addresses one recipient may expand into through virtual_alias_maps.")                      \
         X(virtual_alias_recursion_limit, INT, "1000", 1, 100000, "cleanup",                                  \
           "Deepest nesting of virtual_alias_maps expansions of one recipient.")                            \
+        X(soft_bounce, BOOL, "no", 0, 0, "smtpd qmgr local smtp pipe virtual",                                 \
+          "Keep mail queued that would be returned: a permanent failure is a deferral (SOFTBOUNCE), 5xx is 4xx.") \
+        X(always_bcc, STRING, "", 0, 0, "cleanup",                                                           \
+          "An address that gets a blind carbon copy (an envelope recipient, NOTIFY=NEVER) of all new mail.") \
+        X(sender_bcc_maps, STRING, "", 0, 0, "cleanup",                                                      \
+          "Tables of a BCC address by envelope sender, for new mail (the first address of a result).")     \
+        X(recipient_bcc_maps, STRING, "", 0, 0, "cleanup",                                                   \
+          "Tables of a BCC address by each envelope recipient, for new mail (as sender_bcc_maps).")        \
         X(header_checks, STRING, "", 0, 0, "cleanup",                                                        \
           "regexp: tables of /pattern/flags ACTION rules for each header of the message but its MIME ones.") \
         X(mime_header_checks, STRING, "$header_checks", 0, 0, "cleanup",                                     \
@@ -333,6 +341,8 @@
           "Most server addresses (over all MX hosts) the smtp client tries for one delivery; 0: no limit.") \
         X(smtp_mx_session_limit, INT, "2", 0, 1000, "smtp",                                                 \
           "Most SMTP sessions the smtp client opens for one delivery (failed connects do not count); 0: no limit.") \
+        X(smtp_generic_maps, STRING, "", 0, 0, "smtp",                                                       \
+          "Tables (generic(5)) that rewrite the envelope and header addresses of mail the smtp client sends.") \
         X(smtp_helo_name, STRING, "$myhostname", 0, 0, "smtp",                                               \
           "The host name the smtp client sends in EHLO, HELO and LHLO.")                                    \
         X(smtp_tls_security_level, STRING, "", 0, 0, "smtp",                                                 \
@@ -506,8 +516,9 @@
           "Postfix's old name of smtpd_authorized_verp_clients, its default.")                               \
         X(smtpd_authorized_verp_clients, STRING, "$authorized_verp_clients", 0, 0, "smtpd",                   \
           "SMTP clients (CIDR list) that may ask for VERP delivery with MAIL FROM ... XVERP; empty: none.")  \
-        X(propagate_unmatched_extensions, STRING, "canonical, virtual", 0, 0, "cleanup local",                 \
-          "Tables whose match without the address extension copy it into the result (canonical, virtual).")  \
+        X(propagate_unmatched_extensions, STRING, "canonical, virtual", 0, 0, "cleanup local smtp",            \
+          "Tables whose match without the address extension copy it into the result (canonical, virtual, "   \
+          "alias, forward, include, generic).")                                                             \
         X(expand_owner_alias, BOOL, "no", 0, 0, "local",                                                      \
           "yes: mail through an alias with an owner-alias has the owner-alias's expansion as its sender.")   \
         X(disable_verp_bounces, BOOL, "no", 0, 0, "bounce",                                                   \

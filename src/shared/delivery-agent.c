@@ -8,6 +8,7 @@
 #include "address.h"
 #include "agent-bus.h"
 #include "delivery-agent.h"
+#include "dsn.h"
 #include "log.h"
 
 /* ---- the line for process slots ---- */
@@ -312,8 +313,23 @@ bool delivery_request_peer_connected(const DeliveryRequest *req) {
         return sd_bus_is_open(sd_bus_message_get_bus(req->message)) > 0;
 }
 
+bool delivery_request_soft_bounce(const DeliveryRequest *req, const char *status, const char *dsn,
+                                  char ret_dsn[static DELIVERY_DSN_MAX]) {
+        if (!req->agent->daemon->config->soft_bounce || !streq(status, DELIVERY_STATUS_BOUNCED))
+                return false;
+        (void) snprintf(ret_dsn, DELIVERY_DSN_MAX, "%s", dsn);
+        (void) dsn_soft_bounce(ret_dsn);
+        return true;
+}
+
 void delivery_request_log(const DeliveryRequest *req, const char *recipient, const char *original, const char *relay,
                           const char *dsn, const char *status, const char *text, const LogField *fields) {
+        char soft[DELIVERY_DSN_MAX];
+
+        if (delivery_request_soft_bounce(req, status, dsn, soft)) {
+                status = DELIVERY_LOG_SOFTBOUNCE;
+                dsn = soft;
+        }
         log_delivery_record(req->queue_id, &(LogDelivery) {
                 .recipient = recipient,
                 .original_recipient = original,
@@ -337,8 +353,13 @@ void delivery_request_reply(DeliveryRequest *req, DeliveryResultFunc result) {
                 r = sd_bus_message_open_container(reply, 'a', "(ussss)");
         for (size_t i = 0; r >= 0 && i < req->n_recipients; i++) {
                 DeliveryResult x;
+                char soft[DELIVERY_DSN_MAX];
 
                 result(req, i, &x);
+                if (delivery_request_soft_bounce(req, x.status, x.dsn, soft)) {
+                        x.status = DELIVERY_STATUS_DEFERRED;
+                        x.dsn = soft;
+                }
                 r = sd_bus_message_append(reply, "(ussss)", req->recipients[i].index, x.status, x.dsn, x.relay,
                                           x.text);
         }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
+#include "agent-bus.h"
 #include "bus-util.h"
 #include "daemon.h"
 #include "log.h"
@@ -143,6 +144,11 @@ void delivery_request_wait(DeliveryRequest *req);
 void delivery_request_ended(DeliveryRequest *req);
 /* Whether qmgr still waits for the answer. */
 bool delivery_request_peer_connected(const DeliveryRequest *req);
+/* soft_bounce, Postfix's safety net: a recipient that bounced (status) is deferred instead, with dsn made class 4
+ * in ret_dsn; the agent's journal record says status=SOFTBOUNCE. false: status stands. delivery_request_log() and
+ * delivery_request_reply() apply it; an agent that writes its own records asks it. */
+bool delivery_request_soft_bounce(const DeliveryRequest *req, const char *status, const char *dsn,
+                                  char ret_dsn[static DELIVERY_DSN_MAX]);
 /* The journal record of one recipient's outcome (log_delivery_record() with the request's times). */
 void delivery_request_log(const DeliveryRequest *req, const char *recipient, const char *original, const char *relay,
                           const char *dsn, const char *status, const char *text, const LogField *fields);

@@ -1,4 +1,5 @@
 /* dsn.c: checking RFC 3461 DSN parameters. All input is untrusted: every index is checked against len. */
+#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
@@ -158,4 +159,30 @@ size_t dsn_status_length(const char *s, size_t len) {
                 }
         }
         return i;
+}
+
+bool dsn_soft_bounce(char *s) {
+        bool changed = false;
+
+        if (dsn_status_length(s, strlen(s)) > 0) {
+                if (s[0] == '5') {
+                        s[0] = '4';
+                        changed = true;
+                }
+                return changed;
+        }
+        for (char *line = s; *line;) {
+                size_t len = strcspn(line, "\r\n");
+
+                if (len >= 3 && line[0] == '5' && isdigit((unsigned char) line[1]) && isdigit((unsigned char) line[2]) &&
+                    (len == 3 || line[3] == ' ' || line[3] == '-')) {
+                        line[0] = '4';
+                        changed = true;
+                        if (len > 4 && line[4] == '5' && dsn_status_length(line + 4, len - 4) > 0)
+                                line[4] = '4';
+                }
+                line += len;
+                line += strspn(line, "\r\n");
+        }
+        return changed;
 }

@@ -42,5 +42,10 @@ bool dsn_orcpt_valid(const char *s, size_t len);
  * as "5.1.1"; its length, or 0 when there is none (a number of 4 digits is none). */
 size_t dsn_status_length(const char *s, size_t len);
 
+/* Postfix's soft_bounce, in place: class 5 made class 4 in a delivery status ("5.1.1") or on each line of an SMTP
+ * reply, the reply code's first digit and the enhanced status code after it ("550 5.1.1 ..." and
+ * "550-5.1.1 ..." become "450 4.1.1 ..."). Anything else is left as it is. Whether it changed anything. */
+bool dsn_soft_bounce(char *s);
+
 /* ENVID's value: xtext of at most DSN_ENVID_MAX characters. */
 bool dsn_envid_valid(const char *s, size_t len);

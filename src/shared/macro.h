@@ -18,6 +18,12 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define STRLEN(s) (sizeof(s) - 1)
+#define SWAP_TWO(x, y)                                  \
+        do {                                            \
+                typeof(x) _swap_tmp = (x);              \
+                (x) = (y);                              \
+                (y) = _swap_tmp;                        \
+        } while (0)
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
 #define strcaseeq(a, b) (strcasecmp((a), (b)) == 0)

@@ -51,6 +51,7 @@ struct SmtpCall {
         size_t next_fallback;           /* the next of smtp_fallback_relay */
         bool in_fallback;               /* the addresses are a fallback relay's */
         const char *current_nexthop;    /* the next hop or fallback relay being tried (borrowed) */
+        char *mail_from;                /* the sender after smtp_generic_maps, or NULL: unchanged */
 };
 
 static void settings_done(SmtpSettings *s) {
@@ -60,6 +61,7 @@ static void settings_done(SmtpSettings *s) {
         s->tls_match = mfree(s->tls_match);
         s->tls_nexthop = mfree(s->tls_nexthop);
         s->fallback_relay = strv_free(s->fallback_relay);
+        s->generic_maps = mfree(s->generic_maps);
         smtp_sasl_settings_done(s);
 }
 
@@ -81,6 +83,10 @@ const char *smtp_call_queue_id(SmtpCall *c) {
 
 const char *smtp_call_sender(SmtpCall *c) {
         return c->req.sender;
+}
+
+const char *smtp_call_mail_from(SmtpCall *c) {
+        return c->mail_from ?: c->req.sender;
 }
 
 const char *smtp_call_nexthop(SmtpCall *c) {
@@ -141,13 +147,16 @@ void smtp_call_result(SmtpCall *c, SmtpRecipient *rcpt, const char *dsn, const c
                 rcpt->text = NULL;
         va_end(ap);
 
+        /* The answer is made a deferral by delivery_request_reply(). */
+        char soft[DELIVERY_DSN_MAX];
+        bool softened = delivery_request_soft_bounce(&c->req, rcpt->status, rcpt->dsn, soft);
         log_delivery_record(c->req.queue_id, &(LogDelivery) {
                 .recipient = rcpt->address,
                 /* The queue file's, when local handed an alias's expansion on (mailbox_transport). */
                 .original_recipient = c->req.recipients[rcpt - c->recipients].original,
                 .relay = strna(rcpt->relay),
-                .dsn = rcpt->dsn,
-                .status = rcpt->status,
+                .dsn = softened ? soft : rcpt->dsn,
+                .status = softened ? DELIVERY_LOG_SOFTBOUNCE : rcpt->status,
                 .text = rcpt->text ?: "out of memory",
                 .arrival_usec = c->req.envelope->arrival_usec,
                 .active_usec = c->req.active_usec,
@@ -523,7 +532,11 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
                 r = smtp_sasl_settings_load(cfg, options, &s);
         if (r >= 0) {
                 s.helo_name = strdup(isempty(helo) ? cfg->myhostname : helo);
-                if (!s.helo_name)
+                /* Postfix's lmtp_generic_maps is a parameter of its own, empty by default: final delivery over
+                 * LMTP takes the addresses as they are, unless the transport says otherwise (-o). */
+                s.generic_maps = strdup(smtp_setting_string(options, "smtp_generic_maps",
+                                                            lmtp ? "" : cfg->smtp_generic_maps));
+                if (!s.helo_name || !s.generic_maps)
                         r = -ENOMEM;
         }
         if (r < 0) {
@@ -532,6 +545,21 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
         }
         *ret = s;
         return 0;
+}
+
+/* smtp_generic_maps on the sender and each recipient, for MAIL FROM and RCPT TO; the journal keeps the
+ * addresses as they were, as Postfix's does. */
+static int call_generic_envelope(SmtpCall *c) {
+        const Config *cfg = c->req.agent->daemon->config;
+        const char *spec = c->settings.generic_maps;
+        int r;
+
+        if (isempty(spec))
+                return 0;
+        r = smtp_generic_address(cfg, spec, c->req.sender, &c->mail_from);
+        for (size_t i = 0; r >= 0 && i < c->req.n_recipients; i++)
+                r = smtp_generic_address(cfg, spec, c->recipients[i].address, &c->recipients[i].rcpt_to);
+        return r < 0 ? r : 0;
 }
 
 static int smtp_prepare(DeliveryRequest *req) {
@@ -564,6 +592,13 @@ static int smtp_prepare(DeliveryRequest *req) {
                           req->nexthop, &c->settings);
         if (r < 0)
                 return r;
+        r = call_generic_envelope(c);
+        if (r < 0) {
+                log_error_errno(r, "%s: smtp_generic_maps %s lookup error: %m", req->queue_id, c->settings.generic_maps);
+                for (size_t i = 0; i < req->n_recipients; i++)
+                        smtp_call_result(c, c->recipients + i, "4.3.0", "none", "smtp_generic_maps lookup failure");
+                return 1;
+        }
         /* Sessions authenticated by sender are kept for that sender only. */
         if (c->settings.sasl_enable && c->settings.sasl_sender_dependent) {
                 char *key;
@@ -635,7 +670,9 @@ static void smtp_call_done(DeliveryRequest *req) {
         for (size_t i = 0; c->recipients && i < req->n_recipients; i++) {
                 free(c->recipients[i].relay);
                 free(c->recipients[i].text);
+                free(c->recipients[i].rcpt_to);
         }
+        free(c->mail_from);
         free(c->recipients);
         settings_done(&c->settings);
 }
@@ -693,6 +730,7 @@ Smtp *smtp_free(Smtp *smtp) {
         smtp_tls_cleanup();
         smtp_tls_policy_cleanup();
         smtp_sasl_cleanup();
+        smtp_generic_cleanup();
         free(smtp);
         return NULL;
 }

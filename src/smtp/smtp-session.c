@@ -69,6 +69,7 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         free(s->rcpts);
         free(s->accepted);
         free(s->out);
+        buffer_done(&s->head);
         record_reader_done(&s->content);
         if (s->daemon)
                 daemon_busy_dec(s->daemon);
@@ -416,6 +417,8 @@ static void handle_reply(SmtpSession *s) {
                 queue_file_content_reader(&s->content, smtp_call_queue_fd(s->call), smtp_call_envelope(s->call),
                                           smtp_call_envelope(s->call)->content_offset);
                 smtp_encoder_init(&s->encoder, settings(s)->line_length_limit);
+                buffer_done(&s->head);
+                s->head_pending = !isempty(settings(s)->generic_maps);
                 session_set_timeout(s, settings(s)->data_xfer_timeout);
                 return;
         case SMTP_STAGE_DATA_DONE:
@@ -445,6 +448,61 @@ static void handle_reply(SmtpSession *s) {
         session_site_fail(s, "4.3.0", "out of memory", false);
 }
 
+static int content_feed(SmtpSession *s, const char *data, size_t len) {
+        int r = out_reserve(s, smtp_encoder_bound(&s->encoder, len));
+
+        if (r < 0)
+                return r;
+        s->out_len += smtp_encoder_feed(&s->encoder, data, len, s->out + s->out_len);
+        return 0;
+}
+
+static int generic_map(const char *addr, char **ret, void *userdata) {
+        SmtpSession *s = userdata;
+
+        return smtp_generic_address(smtp_call_daemon(s->call)->config, settings(s)->generic_maps, addr, ret);
+}
+
+/* The header section is s->head[0..end) (the rest is body): sent with smtp_generic_maps applied, then the rest. */
+static int head_flush(SmtpSession *s, size_t end) {
+        _cleanup_free_ char *rewritten = NULL;
+        size_t n = 0;
+        int r;
+
+        s->head_pending = false;
+        r = smtp_generic_headers(s->head.data, end, generic_map, s, &rewritten, &n);
+        if (r < 0)
+                return r;
+        r = r > 0 ? content_feed(s, rewritten, n) : content_feed(s, s->head.data, end);
+        if (r >= 0)
+                r = content_feed(s, s->head.data + end, s->head.len - end);
+        buffer_done(&s->head);
+        return r;
+}
+
+/* A piece of the content while the header section is read: sent on once its end (the empty line) is in, or
+ * as it is when the section is longer than SMTP_GENERIC_HEADERS_MAX. */
+static int head_add(SmtpSession *s, const char *data, size_t len) {
+        size_t from = s->head.len > 0 ? s->head.len - 1 : 0;
+        int r;
+
+        r = buffer_append(&s->head, data, len);
+        if (r < 0)
+                return r;
+        if (s->head.data[0] == '\n')
+                return head_flush(s, 0);        /* no headers at all */
+        const char *p = memmem(s->head.data + from, s->head.len - from, "\n\n", 2);
+        if (p)
+                return head_flush(s, (size_t) (p - s->head.data) + 1);
+        if (s->head.len > SMTP_GENERIC_HEADERS_MAX) {
+                s->head_pending = false;
+                r = content_feed(s, s->head.data, s->head.len);
+                buffer_done(&s->head);
+                return r;
+        }
+        return 0;
+}
+
 /* Refills the output with the next pieces of the message, until SMTP_CONTENT_BATCH octets wait, or with its
  * end: a small message and its final dot go out in one write. */
 static int fill_content(SmtpSession *s) {
@@ -457,6 +515,12 @@ static int fill_content(SmtpSession *s) {
                 if (r < 0)
                         return r;
                 if (r == 0 || rec.type == QUEUE_REC_END) {
+                        /* A message of headers only. */
+                        if (s->head_pending) {
+                                r = head_flush(s, s->head.len);
+                                if (r < 0)
+                                        return r;
+                        }
                         record_reader_done(&s->content);
                         r = out_reserve(s, 8);
                         if (r < 0)
@@ -471,10 +535,9 @@ static int fill_content(SmtpSession *s) {
                 r = record_reader_data(&s->content, &rec, &data);
                 if (r < 0)
                         return r;
-                r = out_reserve(s, smtp_encoder_bound(&s->encoder, rec.len));
+                r = s->head_pending ? head_add(s, data, rec.len) : content_feed(s, data, rec.len);
                 if (r < 0)
                         return r;
-                s->out_len += smtp_encoder_feed(&s->encoder, data, rec.len, s->out + s->out_len);
         }
         session_set_timeout(s, settings(s)->data_xfer_timeout);
         return 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "smtp.h"
+#include "string-util.h"
 
 typedef enum SmtpStage {
         SMTP_STAGE_CONNECT,
@@ -82,6 +83,8 @@ struct SmtpSession {
 
         RecordReader content;           /* the queue file's content, while it is sent */
         SmtpEncoder encoder;
+        bool head_pending;              /* smtp_generic_maps: the header section is still being read */
+        Buffer head;                    /* ... into here, up to SMTP_GENERIC_HEADERS_MAX */
 
         SmtpSession *linger_next, *linger_prev;
 };

@@ -56,7 +56,7 @@ static int send_rcpt(SmtpSession *s, SmtpRecipient *rcpt) {
                 if (rcpt->orcpt && n < sizeof extra)
                         (void) snprintf(extra + n, sizeof extra - n, " ORCPT=%s", rcpt->orcpt);
         }
-        return session_command(s, "RCPT TO:<%s>%s", rcpt->address, extra);
+        return session_command(s, "RCPT TO:<%s>%s", rcpt->rcpt_to ?: rcpt->address, extra);
 }
 
 /* MAIL FROM and the recipients that are still to be done; with PIPELINING all in one write. */
@@ -91,7 +91,7 @@ static int send_envelope(SmtpSession *s) {
                 if (all[i].state == SMTP_RCPT_PENDING)
                         s->rcpts[s->n_rcpts++] = all + i;
 
-        r = session_command(s, "MAIL FROM:<%s>%s", smtp_call_sender(s->call), extra);
+        r = session_command(s, "MAIL FROM:<%s>%s", smtp_call_mail_from(s->call), extra);
         if (r < 0)
                 return r;
         s->stage = SMTP_STAGE_MAIL;

@@ -206,6 +206,7 @@ struct SmtpSettings {
         unsigned sasl_tls_options;      /* over TLS */
         char *sasl_password_maps;
         char **sasl_mechanism_filter;
+        char *generic_maps;             /* smtp_generic_maps; "" for none */
 };
 
 typedef enum SmtpRcptState {
@@ -217,6 +218,7 @@ typedef enum SmtpRcptState {
 typedef struct SmtpRecipient {
         uint32_t index;
         const char *address;            /* owned by the request */
+        char *rcpt_to;                  /* the address RCPT TO gives, after smtp_generic_maps, or NULL: address */
         const char *notify;             /* owned by the envelope */
         const char *orcpt;
         SmtpRcptState state;
@@ -258,6 +260,22 @@ void smtp_sasl_settings_done(SmtpSettings *set);
 void smtp_sasl_cleanup(void);
 /* A STRING or BOOL parameter's text: the -o override ("o:smtp_x", or "o:lmtp_x" for smtp_x), else value. */
 const char *smtp_setting_string(char **options, const char *name, const char *value);
+
+/* smtp-generic.c: smtp_generic_maps. The address addr becomes with the tables of spec (a table list; "": none):
+ * 1 and *ret when it changes, 0 when it does not, negative errno when a table fails. */
+int smtp_generic_address(const Config *cfg, const char *spec, const char *addr, char **ret);
+void smtp_generic_cleanup(void);
+/* Most addresses of one header rewritten; a header with more is sent as it is. */
+#define SMTP_GENERIC_HEADER_ADDRESSES_MAX 10000U
+/* Longest header section rewritten; a longer one is sent as it is. */
+#define SMTP_GENERIC_HEADERS_MAX (1024U * 1024U)
+typedef int (*SmtpGenericFunc)(const char *addr, char **ret, void *userdata);
+/* The header section buf[0..len) (LF line ends, up to the empty line) with each addr-spec of the sender and
+ * recipient headers (addrlist_header_class()) replaced by what map makes of it (map: as smtp_generic_address()),
+ * in place, names, comments and folding kept: 1 and *ret (len *ret_len) when anything changed, 0 when nothing
+ * did, negative errno when map fails. */
+int smtp_generic_headers(const char *buf, size_t len, SmtpGenericFunc map, void *userdata, char **ret,
+                         size_t *ret_len);
 
 /* smtp-tls-policy.c: the TLS fields of set (set->lmtp already set) for a delivery to nexthop. */
 int smtp_tls_settings_load(const Config *cfg, char **options, const char *nexthop, SmtpSettings *set);
@@ -316,6 +334,8 @@ Daemon *smtp_call_daemon(SmtpCall *c);
 const SmtpSettings *smtp_call_settings(SmtpCall *c);
 const char *smtp_call_queue_id(SmtpCall *c);
 const char *smtp_call_sender(SmtpCall *c);
+/* The sender MAIL FROM gives: after smtp_generic_maps. */
+const char *smtp_call_mail_from(SmtpCall *c);
 /* The next hop whose addresses the call is trying: the request's, or a fallback relay. */
 const char *smtp_call_nexthop(SmtpCall *c);
 const QueueEnvelope *smtp_call_envelope(SmtpCall *c);

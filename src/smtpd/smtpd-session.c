@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dsn.h"
 #include "log.h"
 #include "smtpd-session.h"
 
@@ -146,11 +147,17 @@ void smtpd_session_reply(SmtpdSession *s, const char *fmt, ...) {
         if (n < 0)
                 return;
         n = MIN(n, (int) SMTPD_REPLY_MAX - 3);
+        p[n] = '\0';
+        /* Counted as the error it is, whatever soft_bounce makes of its code. */
+        if (p[0] == '5')
+                s->errors++;
+        /* soft_bounce: every permanent refusal, the restrictions', cleanup's and the protocol's, goes out as
+         * a temporary one, as Postfix's safety net has it. */
+        if (s->listener->config->soft_bounce)
+                (void) dsn_soft_bounce(p);
         memcpy(p + n, "\r\n", 2);
         s->out_len += (size_t) n + 2;
         s->reply_code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-        if (p[0] == '5')
-                s->errors++;
         if ((p[0] == '4' || p[0] == '5') && !s->in_reject)
                 session_log_reply(s, p, (size_t) n);
         else if (p[0] < '4' && log_get_max_level() >= LOG_DEBUG)
@@ -168,6 +175,9 @@ void smtpd_session_reject(SmtpdSession *s, const char *sender, const char *rcpt,
         va_start(ap, fmt);
         (void) vsnprintf(reply, sizeof reply, fmt, ap);
         va_end(ap);
+        /* The journal says what the client is told, 450 under soft_bounce, as Postfix logs it. */
+        if (s->listener->config->soft_bounce)
+                (void) dsn_soft_bounce(reply);
         s->in_reject = true;
         smtpd_session_reply(s, "%s", reply);
         s->in_reject = false;

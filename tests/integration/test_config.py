@@ -39,6 +39,10 @@ class Config(unittest.TestCase):
         self.assert_bad_line_stops("local", "mailbox_delivery_lock = fcntl, flock",
                                    'mailbox_delivery_lock: "fcntl, flock": only fcntl and dotlock are known')
 
+    def test_bad_always_bcc_stops_cleanup(self):
+        self.assert_bad_line_stops("cleanup", "always_bcc = archive@example.org, boss@example.org",
+                                   'always_bcc: "archive@example.org, boss@example.org": not one valid address')
+
     def test_install_keeps_edited_main_cf_and_builds_aliases(self):
         # The install this container got (run-test's meson install) built the aliases database.
         self.assertTrue(os.path.exists("/etc/aliases.gdbm"), "meson install did not run newaliases")

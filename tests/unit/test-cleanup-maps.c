@@ -1,6 +1,7 @@
-/* test-cleanup-maps.c: canonical(5)/virtual(5) lookup order and masquerading. */
+/* test-cleanup-maps.c: canonical(5)/virtual(5) lookup order (address-map.c) and masquerading. */
 #include "tests.h"
 #include "../../src/cleanup/cleanup-maps.h"
+#include "address-map.h"
 
 static int fake_lookup(void *table, const char *key, bool partial, char **ret_value) {
         const char *const *t = table;
@@ -16,7 +17,7 @@ static int fake_lookup(void *table, const char *key, bool partial, char **ret_va
 static void check_map(const char *const *table, const char *addr, const char *want) {
         char *mydest[] = { "host.example.org", "localhost", NULL };
         char *out = NULL;
-        int r = cleanup_map_lookup(fake_lookup, (void *) table, addr, mydest, "host.example.org", &out);
+        int r = address_map_find(fake_lookup, (void *) table, addr, mydest, "host.example.org", NULL, false, &out);
 
         ASSERT_OK(r);
         if (want) {
@@ -49,7 +50,7 @@ TEST(lookup_order) {
 static void check_ext(const char *const *table, const char *addr, bool propagate, const char *want) {
         char *mydest[] = { "host.example.org", "localhost", NULL };
         char *out = NULL;
-        int r = cleanup_map_lookup_ext(fake_lookup, (void *) table, addr, mydest, "host.example.org", "+-",
+        int r = address_map_find(fake_lookup, (void *) table, addr, mydest, "host.example.org", "+-",
                                        propagate, &out);
 
         ASSERT_OK(r);
@@ -99,11 +100,17 @@ TEST(pattern_table) {
         close(fd);
         ASSERT_TRUE(asprintf(&spec, "regexp:%s", path) > 0);
         ASSERT_OK(table_list_open(spec, &l));
-        ASSERT_EQ(cleanup_map_lookup(cleanup_table_lookup, l, "bob@localhost", mydest, "localhost", &out), 0);
-        ASSERT_EQ(cleanup_map_lookup(cleanup_table_lookup, l, "carol@old.example", mydest, "localhost", &out), 1);
+        ASSERT_EQ(address_map_find(address_map_table_lookup, l, "bob@localhost", mydest, "localhost", NULL, false,
+                                   &out),
+                  0);
+        ASSERT_EQ(address_map_find(address_map_table_lookup, l, "carol@old.example", mydest, "localhost", NULL, false,
+                                   &out),
+                  1);
         ASSERT_STREQ(out, "carol@new.example");
         free(out);
-        ASSERT_EQ(cleanup_map_lookup(cleanup_table_lookup, l, "dave@else.example", mydest, "localhost", &out), 0);
+        ASSERT_EQ(address_map_find(address_map_table_lookup, l, "dave@else.example", mydest, "localhost", NULL, false,
+                                   &out),
+                  0);
         table_list_free(l);
         free(spec);
         unlink(path);

@@ -93,7 +93,34 @@ TEST(utf8) {
         ASSERT_TRUE(!ascii_only("a\xc3\xa9", 3));
 }
 
+TEST(soft_bounce) {
+        const struct {
+                const char *in, *out;
+                bool changed;
+        } cases[] = {
+                { "5.1.1", "4.1.1", true },
+                { "4.4.1", "4.4.1", false },
+                { "2.0.0", "2.0.0", false },
+                { "550 5.1.1 <u@h>: Recipient address rejected", "450 4.1.1 <u@h>: Recipient address rejected", true },
+                { "554 Transaction failed", "454 Transaction failed", true },
+                { "550 5.x.1 not a status", "450 5.x.1 not a status", true },
+                { "552-5.3.4 first\r\n552 5.3.4 second", "452-4.3.4 first\r\n452 4.3.4 second", true },
+                { "250 2.0.0 Ok", "250 2.0.0 Ok", false },
+                { "421 4.4.2 timeout", "421 4.4.2 timeout", false },
+                { "5000 not a code", "5000 not a code", false },
+                { "", "", false },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char buf[128];
+                snprintf(buf, sizeof buf, "%s", cases[i].in);
+                ASSERT_EQ(dsn_soft_bounce(buf), cases[i].changed);
+                ASSERT_STREQ(buf, cases[i].out);
+        }
+}
+
 int main(void) {
+        RUN(soft_bounce);
         RUN(notify);
         RUN(ret_envid);
         RUN(orcpt);
