@@ -234,8 +234,16 @@ static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t
         return name_is(h, hlen, resent ? "Resent-Bcc" : "Bcc") ? add_edit(j, start, end, NULL) : 0;
 }
 
+/* As Postfix's internal_mail_filter_classes: the notices bounce makes (non-delivery, delay, success, the
+ * postmaster's) go through header_checks and body_checks only when the parameter names bounce or notify; by
+ * default never, so that the rule that refused a message cannot refuse the notice that returns it. */
+static bool content_inspected(CleanupJob *j) {
+        return j->cleanup->inspect_notices || !streq(strempty(cleanup_attr_get(j->attrs, "origin")), "bounce");
+}
+
 int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
         const char *buf = j->content;
+        bool inspect = content_inspected(j);
         bool extract = streq(strempty(cleanup_attr_get(j->attrs, "extract_recipients")), "yes");
         bool local = streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup");
         /* RFC 5322 3.6.6: with Resent- fields, the recipients are those of the resending. */
@@ -253,7 +261,7 @@ int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
                 const char *h = buf + start;
                 size_t hlen = end - start;
 
-                r = check_header(j, HEADER_PRIMARY, h, start, end);
+                r = inspect ? check_header(j, HEADER_PRIMARY, h, start, end) : 0;
                 if (r < 0 || j->reject)
                         return r < 0 ? r : 0;
                 if (r > 0)
@@ -352,7 +360,7 @@ int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
         size_t off = 0, limit;
         int r;
 
-        if (!c->body_checks && !headers_anywhere)
+        if ((!c->body_checks && !headers_anywhere) || !content_inspected(j))
                 return 0;
         if (mime) {
                 w.max = (size_t) c->daemon->config->mime_nesting_limit;

@@ -70,6 +70,18 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
         }
 
         c->mime = !config->disable_mime_input_processing;
+        _cleanup_strv_free_ char **classes = NULL;
+        if (config_split_list(config->internal_mail_filter_classes, &classes) < 0)
+                return log_oom();
+        for (char **k = classes; *k; k++) {
+                if (!streq(*k, "bounce") && !streq(*k, "notify")) {
+                        log_error("%s: internal_mail_filter_classes: unknown class \"%s\" (bounce, notify)",
+                                  config_where(config, CONFIG_PARAM_internal_mail_filter_classes, where, sizeof where),
+                                  *k);
+                        return -EINVAL;
+                }
+                c->inspect_notices = true;
+        }
 
         /* Tables and rules are configuration: a bad one stops the role at start, naming its line. */
         const struct {
@@ -170,6 +182,7 @@ static int cleanup_reload(Daemon *d, Config *new) {
         c->nested_header_checks = next.nested_header_checks;
         c->body_checks = next.body_checks;
         c->mime = next.mime;
+        c->inspect_notices = next.inspect_notices;
         c->propagate_canonical = next.propagate_canonical;
         c->propagate_virtual = next.propagate_virtual;
         /* rewrite's answers may change with the same reload */

@@ -70,6 +70,7 @@ typedef struct Cleanup {
         TableList *nested_header_checks;
         TableList *body_checks;
         bool mime;                      /* MIME structure followed (not disable_mime_input_processing) */
+        bool inspect_notices;           /* internal_mail_filter_classes names bounce or notify */
         bool propagate_canonical;       /* propagate_unmatched_extensions names canonical */
         bool propagate_virtual;         /* ... and virtual */
 

@@ -194,6 +194,9 @@
           "Tables of a BCC address by each envelope recipient, for new mail (as sender_bcc_maps).")        \
         X(header_checks, STRING, "", 0, 0, "cleanup",                                                        \
           "regexp: tables of /pattern/flags ACTION rules for each header of the message but its MIME ones.") \
+        X(internal_mail_filter_classes, STRING, "", 0, 0, "cleanup",                                         \
+          "Which notices that postbus makes itself (bounce, notify) header_checks and body_checks inspect; "  \
+          "empty: none, as in Postfix.")                                                                    \
         X(mime_header_checks, STRING, "$header_checks", 0, 0, "cleanup",                                     \
           "Rules as header_checks for MIME headers (MIME-Version, Content-*) anywhere and every header of a "  \
           "multipart's parts.")                                                                              \
