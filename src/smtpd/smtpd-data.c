@@ -139,25 +139,33 @@ static void session_data_write(SmtpdSession *s, const char *p, size_t n) {
         }
 }
 
+/* The message goes on (a check, the milters or cleanup answer later), or it ended here: the session is made
+ * ready for the next one. */
+static void message_end_or_reset(SmtpdSession *s) {
+        int r = smtpd_session_message_end(s);
+
+        if (r == 0)
+                return;
+        if (r < 0)
+                smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
+        smtpd_session_reset(s);
+}
+
 static void session_data_end(SmtpdSession *s) {
         const char *rcpt = s->recipients[0];
-        int r;
 
         s->stage = "END-OF-MESSAGE";
         s->state = SMTPD_SESSION_COMMAND;
         /* RFC 5321 4.5.3.1.10 names 552 for too much mail data. A line longer than RFC 5322 allows is taken,
          * as Postfix takes it: the smtp client wraps it on the way out. */
+        if (!s->data.too_big && !s->data_failed) {
+                message_end_or_reset(s);
+                return;
+        }
         if (s->data.too_big)
                 smtpd_session_reject(s, s->sender, rcpt, "552 5.3.4 Error: message file too big");
-        else if (s->data_failed)
+        else
                 smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
-        else {
-                r = smtpd_session_message_end(s);
-                if (r == 0)
-                        return;
-                if (r < 0)
-                        smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
-        }
         smtpd_session_reset(s);
 }
 
@@ -184,15 +192,8 @@ int smtpd_session_message_end(SmtpdSession *s) {
 }
 
 void smtpd_session_eod_resume(SmtpdSession *s) {
-        int r;
-
         s->state = SMTPD_SESSION_COMMAND;
-        r = smtpd_session_message_end(s);
-        if (r == 0)
-                return;
-        if (r < 0)
-                smtpd_session_reply(s, SMTPD_REPLY_QUEUE_WRITE_ERROR);
-        smtpd_session_reset(s);
+        message_end_or_reset(s);
 }
 
 /* smtpd_forbid_bare_newline = reject: Postfix 3.9's answer, and the end of the session. */
