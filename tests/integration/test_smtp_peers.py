@@ -432,6 +432,13 @@ service lmtp {{
             self.assertIn('Final-Recipient: rfc822; nosuch@localhost', report)
             self.assertRegex(report, r"User doesn't exist")
 
+            # a message too large for the call itself goes as the queue file's descriptor, to the agent too
+            marker = 'mailbox-transport-large-%d' % time.time_ns()
+            big = ''.join(f'line {i:06d} of a large message\n' for i in range(4000))      # ~124 KiB
+            pb.send(SENDER, ['vince@localhost'], f'Subject: {marker}\n\n{big}')
+            [path] = pb.wait_until(lambda: vince_mail(marker), what="vince's large message")
+            self.assertIn(big, pathlib.Path(path).read_text().replace('\r\n', '\n'))
+
             # fallback_transport: a user with an account keeps local's mailbox; vince goes to Dovecot
             pb.set_config(mailbox_transport='', fallback_transport=f'lmtp:unix:{LMTP_SOCKET}')
             cursor = pb.journal_cursor()
