@@ -56,10 +56,10 @@ static void plan_add(LocalExpand *e, LocalJobType type, const char *address, con
 
 static int command_env(LocalExpand *e, const char *recipient, const LocalPrivs *privs, char ***ret);
 
-/* mailbox_command (Debian's procmail -a "$EXTENSION"): the mailbox is the command's business. It runs as the
- * user (root's mail: as default_privs) with /bin/sh -c and local's command environment, as in Postfix, in the
- * command process. */
-static void plan_mailbox_command(LocalExpand *e, const struct passwd *pw, const char *address) {
+/* mailbox_command (Debian's procmail -a "$EXTENSION"), or mailbox_command_maps' for the user: the mailbox is
+ * the command's business. It runs as the user (root's mail: as default_privs) with /bin/sh -c and local's
+ * command environment, as in Postfix, in the command process. */
+static void plan_mailbox_command(LocalExpand *e, const struct passwd *pw, const char *address, const char *command) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
         _cleanup_strv_free_ char **env = NULL;
         MailboxResult r;
@@ -77,7 +77,7 @@ static void plan_mailbox_command(LocalExpand *e, const struct passwd *pw, const 
                 local_expand_report(e, address, &r);
                 return;
         }
-        plan_add(e, LOCAL_JOB_COMMAND, address, e->c->mailbox_command, &privs, &env);
+        plan_add(e, LOCAL_JOB_COMMAND, address, command, &privs, &env);
 }
 
 void local_expand_pass(LocalExpand *e, const char *address, const char *transport) {
@@ -88,19 +88,57 @@ void local_expand_pass(LocalExpand *e, const char *address, const char *transpor
                 plan_add(e, LOCAL_JOB_PASS, address, transport, &none, NULL);
 }
 
+/* A user's value in one of local's per-user maps: 1 and *ret, 0 when there is none; a lookup failure is
+ * reported for address (negative errno). As Postfix, the key is the user name, and a value found is taken
+ * as it is (no $number or $name expansion). */
+static int user_map(LocalExpand *e, TableList *map, const char *name, const char *user, const char *address,
+                    char **ret) {
+        MailboxResult r;
+        int k;
+
+        if (table_list_is_empty(map))
+                return 0;
+        k = table_list_lookup(map, user, ret);
+        if (k < 0) {
+                mailbox_result_set(&r, "4.3.0", "%s lookup failure: %s", name, strerror(-k));
+                local_expand_report(e, address, &r);
+        }
+        return k;
+}
+
+int local_expand_transport(LocalExpand *e, bool fallback, const char *user, const char *address, char **ret) {
+        const LocalAliases *a = e->aliases;
+        const char *fixed = fallback ? e->c->fallback_transport : e->c->mailbox_transport;
+        int k;
+
+        k = user_map(e, fallback ? a->fallback_transport_maps : a->mailbox_transport_maps,
+                     fallback ? "fallback_transport_maps" : "mailbox_transport_maps", user, address, ret);
+        if (k != 0 || isempty(fixed))
+                return k;
+        *ret = strdup(fixed);
+        return *ret ? 1 : -ENOMEM;
+}
+
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address) {
         _cleanup_(local_privs_done) LocalPrivs privs = {};
+        _cleanup_free_ char *transport = NULL, *command = NULL;
         MailboxResult r;
+        int k;
 
-        /* As Postfix: mailbox_transport comes before mailbox_command and the mailbox itself. */
-        if (!isempty(e->c->mailbox_transport)) {
-                local_expand_pass(e, address, e->c->mailbox_transport);
+        /* As Postfix: mailbox_transport_maps and mailbox_transport come before mailbox_command_maps and
+         * mailbox_command, and they before the mailbox itself. */
+        k = local_expand_transport(e, false, pw->pw_name, address, &transport);
+        if (k > 0)
+                local_expand_pass(e, address, transport);
+        if (k != 0)
                 return;
-        }
         if (local_expand_seen(e, LOCAL_TARGET_MAILBOX, 0, pw->pw_name))
                 return;
-        if (!isempty(e->c->mailbox_command)) {
-                plan_mailbox_command(e, pw, address);
+        k = user_map(e, e->aliases->mailbox_command_maps, "mailbox_command_maps", pw->pw_name, address, &command);
+        if (k < 0)
+                return;
+        if (k > 0 || !isempty(e->c->mailbox_command)) {
+                plan_mailbox_command(e, pw, address, k > 0 ? command : e->c->mailbox_command);
                 return;
         }
         if (local_privs_from_pw(pw, &privs) < 0) {

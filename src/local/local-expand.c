@@ -342,15 +342,14 @@ static void expand_address(LocalExpand *e, size_t i) {
          * luser_relay; else it bounces. */
         pw = getpwnam_recent(user);
         if (!pw && passwd_not_found(errno)) {
-                if (!isempty(e->c->mailbox_transport)) {
-                        local_expand_pass(e, addr, e->c->mailbox_transport);
-                        return;
-                }
-                if (!isempty(e->c->fallback_transport)) {
-                        local_expand_pass(e, addr, e->c->fallback_transport);
-                        return;
-                }
-                if (luser_relay(e, i, local, user, domain, &x) > 0)
+                _cleanup_free_ char *transport = NULL;
+
+                r = local_expand_transport(e, false, user, addr, &transport);
+                if (r == 0)
+                        r = local_expand_transport(e, true, user, addr, &transport);
+                if (r > 0)
+                        local_expand_pass(e, addr, transport);
+                if (r != 0 || luser_relay(e, i, local, user, domain, &x) > 0)
                         return;
         }
         if (!pw)
@@ -414,6 +413,10 @@ int local_aliases_open(LocalAliases *a, const Config *c) {
                         return r;
                 a->n_tables++;
         }
+        if ((r = table_list_open(c->mailbox_transport_maps, &a->mailbox_transport_maps)) < 0 ||
+            (r = table_list_open(c->mailbox_command_maps, &a->mailbox_command_maps)) < 0 ||
+            (r = table_list_open(c->fallback_transport_maps, &a->fallback_transport_maps)) < 0)
+                return r;
         a->config = c;
         return 0;
 }
@@ -422,6 +425,9 @@ void local_aliases_done(LocalAliases *a) {
         for (size_t k = 0; k < a->n_tables; k++)
                 table_free(a->tables[k]);
         free(a->tables);
+        table_list_free(a->mailbox_transport_maps);
+        table_list_free(a->mailbox_command_maps);
+        table_list_free(a->fallback_transport_maps);
         *a = (LocalAliases) {};
 }
 

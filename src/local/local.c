@@ -110,6 +110,23 @@ static int local_check_config(const Config *c) {
                 if (table_open(*s, &t) < 0)     /* logs what is wrong with the spec */
                         return config_error(c, CONFIG_PARAM_alias_maps, "bad table", *s);
         }
+
+        const struct {
+                ConfigParamId id;
+                const char *value;
+        } maps[] = {
+                { CONFIG_PARAM_mailbox_transport_maps, c->mailbox_transport_maps },
+                { CONFIG_PARAM_mailbox_command_maps, c->mailbox_command_maps },
+                { CONFIG_PARAM_fallback_transport_maps, c->fallback_transport_maps },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(maps); i++) {
+                _cleanup_(table_list_freep) TableList *l = NULL;
+                r = table_list_open(maps[i].value, &l);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0)
+                        return config_error(c, maps[i].id, "bad table list", maps[i].value);
+        }
         return 0;
 }
 

@@ -187,12 +187,14 @@ void local_plan_done(LocalPlan *p);
 /* Whether the plan has work for a process of its own (files, commands, forwarding). */
 bool local_plan_needs_child(const LocalPlan *p);
 
-/* alias_maps, opened once and kept open by the long-lived local process (a rebuilt table is reopened at its
- * next lookup). */
+/* alias_maps, and the per-user maps of the mailbox delivery (mailbox_transport_maps, mailbox_command_maps,
+ * fallback_transport_maps), opened once and kept open by the long-lived local process (a rebuilt table is
+ * reopened at its next lookup). */
 typedef struct LocalAliases {
         const Config *config;
         Table **tables;
         size_t n_tables;
+        TableList *mailbox_transport_maps, *mailbox_command_maps, *fallback_transport_maps;
 } LocalAliases;
 
 int local_aliases_open(LocalAliases *a, const Config *c);
@@ -414,6 +416,10 @@ void local_expand_forward_add(LocalExpand *e, size_t i);
 void local_expand_deliver_user(LocalExpand *e, const struct passwd *pw, const char *address);
 /* address's delivery handed on to transport ("transport:nexthop": mailbox_transport, fallback_transport). */
 void local_expand_pass(LocalExpand *e, const char *address, const char *transport);
+/* The transport that mailbox_transport_maps and mailbox_transport (fallback: fallback_transport_maps and
+ * fallback_transport) give user: 1 and *ret (a copy), 0 for none; a lookup failure is reported for address,
+ * negative errno. */
+int local_expand_transport(LocalExpand *e, bool fallback, const char *user, const char *address, char **ret);
 void local_expand_mailbox(LocalExpand *e, size_t i);
 void local_expand_file(LocalExpand *e, size_t i);
 void local_expand_command(LocalExpand *e, size_t i);

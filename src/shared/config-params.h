@@ -264,6 +264,12 @@
         X(fallback_transport, STRING, "", 0, 0, "local",                                                     \
           "transport:nexthop (an lmtp service) for recipients with neither alias nor account, before "      \
           "luser_relay.")                                                                                    \
+        X(mailbox_transport_maps, STRING, "", 0, 0, "local",                                                 \
+          "Tables of a transport:nexthop per user name, before mailbox_transport.")                          \
+        X(fallback_transport_maps, STRING, "", 0, 0, "local",                                                \
+          "Tables of a transport:nexthop per user name, before fallback_transport.")                         \
+        X(mailbox_command_maps, STRING, "", 0, 0, "local",                                                   \
+          "Tables of a mailbox command per user name, before mailbox_command (taken as written).")            \
         X(mailbox_command, STRING, "", 0, 0, "local",                                                        \
           "Command that delivers to a user's mailbox instead (procmail): as the user, with /bin/sh -c and "   \
           "local's command environment ($EXTENSION...); never $name-expanded in main.cf. Empty: none.")     \

@@ -460,6 +460,36 @@ service lmtp {{
             pb.set_config(mailbox_transport='', fallback_transport='', local_recipient_maps='unix:passwd.byname $alias_maps')
             os.unlink('/etc/aliases')
 
+    def test_per_user_maps(self):
+        """mailbox_transport_maps, mailbox_command_maps and fallback_transport_maps, keyed by the user name."""
+        maps = '/etc/postbus/local-maps'
+        write(maps + '-transport', f'dan lmtp:unix:{LMTP_SOCKET}\n')
+        write(maps + '-command', 'alice cat > /home/alice/command-map.out\n')
+        write(maps + '-fallback', f'vince lmtp:unix:{LMTP_SOCKET}\n')
+        try:
+            pb.set_config(mailbox_transport_maps=f'texthash:{maps}-transport',
+                          mailbox_command_maps=f'texthash:{maps}-command',
+                          fallback_transport_maps=f'texthash:{maps}-fallback', local_recipient_maps='')
+            cursor = pb.journal_cursor()
+            marker = 'per-user-maps-%d' % time.time_ns()
+            qid = pb.send(SENDER, ['dan@localhost', 'alice@localhost', 'vince@localhost', 'nosuch@localhost'],
+                          f'Subject: {marker}\n\nbody\n')
+            sent = {r['RECIPIENT'].split('@')[0] for r in wait_sent(qid, cursor, 2)}
+            self.assertEqual(sent, {'dan', 'vince'})
+            pb.wait_until(lambda: [m for m in pb.maildir_messages('dan') if marker in m], what="dan's mail by Dovecot")
+            pb.wait_until(lambda: os.path.exists('/home/alice/command-map.out') and
+                          marker in pathlib.Path('/home/alice/command-map.out').read_text(),
+                          what="alice's mail through her command")
+            self.assertEqual(os.stat('/home/alice/command-map.out').st_uid, pwd.getpwnam('alice').pw_uid)
+            # a user neither the system nor the fallback map knows bounces as before
+            [bounced] = pb.wait_until(lambda: pb.journal(QUEUE_ID=qid, POSTBUS_ROLE='local',
+                                                         DELIVERY_STATUS='bounced', since=cursor),
+                                      what='the bounce of nosuch')
+            self.assertIn('unknown user: "nosuch"', bounced['MESSAGE'])
+        finally:
+            pb.set_config(mailbox_transport_maps='', mailbox_command_maps='', fallback_transport_maps='',
+                          local_recipient_maps='unix:passwd.byname $alias_maps')
+
 
 class RelayedNotice(unittest.TestCase):
     """A known fault, kept in view: Postfix announces DSN and so takes NOTIFY=SUCCESS over, and Postfix's smtp(8)
