@@ -1,5 +1,5 @@
 /* smtpd-access.c: access(5) tables in the smtpd process: check_client_access, check_helo_access,
- * check_sender_access and check_recipient_access look up their keys, most specific first, and the value
+ * check_sender_access, check_recipient_access and check_reverse_client_hostname_access look up their keys, most specific first, and the value
  * found (OK, REJECT, 4NN/5NN text, a list of restrictions, ...) decides. */
 #include <ctype.h>
 #include <sys/socket.h>
@@ -470,16 +470,15 @@ static SmtpdCheckStatus check_reverse_client_access(SmtpdCheckContext *ctx, cons
         r = streq(name, SMTPD_PEER_UNKNOWN) ? 0 : smtpd_access_domain_keys(name, &keys);
         if (r >= 0)
                 r = smtpd_access_client_keys(in->client, &addresses);
-        for (; r >= 0 && keys && keys[n]; n++)
-                ;
+        n = strv_length(keys);
         for (; r >= 0 && addresses[m]; m++)
-                r = strv_push(&keys, &n, TAKE_PTR(addresses[m]));
-        if (r >= 0 && !keys)
-                keys = TAKE_PTR(addresses);
+                r = strv_push(&keys, &n, strdup(addresses[m]));
         if (r < 0) {
                 log_oom();
                 return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", name);
         }
+        if (!keys)
+                return SMTPD_CHECK_DUNNO;       /* neither a name nor an address (a local socket) */
         s = check_access(ctx, item, keys, 1, n > m ? n - m : SIZE_MAX, name, "Unverified Client host");
         if (s == SMTPD_CHECK_OK && ctx->warn_depth == 0) {
                 log_warning("Restriction check_reverse_client_hostname_access (%s) returns OK for %s: this is not "

@@ -8,7 +8,9 @@
  * recipient of a local domain must be known (smtpd_reject_unlisted_recipient, local_recipient_maps).
  * Reply codes are Postfix's parameters (access_map_reject_code, access_map_defer_code,
  * relay_domains_reject_code, unknown_local_recipient_reject_code, non_fqdn_reject_code, ...), a 4xx code
- * making the enhanced status code 4.x.x. A DNS blocklist that cannot be reached
+ * making the enhanced status code 4.x.x. A name of smtpd_restriction_classes stands for its own list;
+ * warn_if_reject, defer_if_permit and defer_if_reject change what a later refusal does, with Postfix's
+ * bookkeeping across the stages (stage_begin()). A DNS blocklist that cannot be reached
  * lists nobody, as in Postfix: the mail is not held up by a third party's outage. The restrictions
  * themselves are in smtpd-restriction-checks.c, the access(5) maps in smtpd-access.c. */
 #include <assert.h>

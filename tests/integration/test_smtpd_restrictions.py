@@ -900,6 +900,27 @@ class DeferIf(unittest.TestCase):
         s.cmd('QUIT')
 
 
+class ReverseClientHostnameAccess(unittest.TestCase):
+    """check_reverse_client_hostname_access: the PTR name (verified or not) and its parents, then the
+    address; OK is a configuration error, as in Postfix."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start(DNS_ADDRESS)
+        table = build_table('reverse_access', 'bad.example REJECT\n127.0.0.33 OK\n127.0.0.34 DUNNO\n')
+        base_config(smtpd_client_restrictions=f'check_reverse_client_hostname_access {table}')
+
+    def test_ptr_name(self):
+        # 127.0.0.31's PTR name host.bad.example does not resolve back: this restriction looks it up all the same
+        self.assertEqual(rcpt_reply(self, source='127.0.0.31'),
+                         (554, '5.7.1 <host.bad.example>: Unverified Client host rejected: Access denied'))
+        self.assertEqual(rcpt_reply(self, source='127.0.0.34')[0], 250)
+
+    def test_ok_is_refused(self):
+        self.assertEqual(rcpt_reply(self, source='127.0.0.33'), (451, '4.3.5 Server configuration error'))
+
+
 class ConfigErrors(unittest.TestCase):
     """A bad restriction list stops smtpd at start, naming the file and line."""
 
