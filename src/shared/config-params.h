@@ -98,7 +98,7 @@
         X(smtpd_reject_unlisted_sender, BOOL, "no", 0, 0, "smtpd",                                            \
           "Reject senders of local, hosted and relayed domains not known as recipients (reject_unlisted_sender).") \
         X(smtpd_restriction_classes, STRING, "", 0, 0, "smtpd",                                               \
-          "Names of restriction lists, each defined as a main.cf parameter, usable as restrictions and access actions.") \
+          "Names of restriction lists (each a main.cf line of that name), usable as restrictions and actions.") \
         X(reject_tempfail_action, STRING, "defer_if_permit", 0, 0, "smtpd",                                   \
           "What a restriction does when DNS fails temporarily: defer (450 now) or defer_if_permit (450 at the end).") \
         X(unknown_helo_hostname_tempfail_action, STRING, "$reject_tempfail_action", 0, 0, "smtpd",            \

@@ -1,6 +1,7 @@
 /* smtpd-access.c: access(5) tables in the smtpd process: check_client_access, check_helo_access,
- * check_sender_access, check_recipient_access and check_reverse_client_hostname_access look up their keys, most specific first, and the value
- * found (OK, REJECT, 4NN/5NN text, a list of restrictions, ...) decides. */
+ * check_sender_access, check_recipient_access and check_reverse_client_hostname_access look up their keys,
+ * most specific first, and the value found (OK, REJECT, 4NN/5NN text, a list of restrictions or restriction
+ * classes, ...) decides. */
 #include <ctype.h>
 #include <sys/socket.h>
 

@@ -3,8 +3,8 @@
  * (relay_domains), reject_plaintext_session, reject_non_fqdn_*,
  * reject_unauth_pipelining, reject_multi_recipient_bounce, reject_*sender_login_mismatch (smtpd_sender_login_maps),
  * the HELO name checks, reject_unlisted_recipient and reject_unlisted_sender (local_recipient_maps,
- * virtual_mailbox_maps, relay_recipient_maps), the DNS blocklists reject_rbl_client and reject_rhsbl_*, and the client name
- * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
+ * virtual_mailbox_maps, relay_recipient_maps), the DNS blocklists reject_rbl_client and reject_rhsbl_*, and the
+ * client name checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>

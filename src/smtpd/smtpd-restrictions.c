@@ -959,8 +959,8 @@ static SmtpdCheckStatus check_stage(SmtpdCheckContext *ctx, SmtpdRestrictionClas
                 cs->defer_helo = cs->defer_if_permit.active;
         else if (cls == SMTPD_RESTRICTION_SENDER) {
                 cs->defer_sender = cs->defer_if_permit.active;
-                if (s != SMTPD_CHECK_REJECT && s != SMTPD_CHECK_WAIT && cs->checks->config->smtpd_reject_unlisted_sender &&
-                    !discarding(ctx)) {
+                if (s != SMTPD_CHECK_REJECT && s != SMTPD_CHECK_WAIT &&
+                    cs->checks->config->smtpd_reject_unlisted_sender && !discarding(ctx)) {
                         ctx->warn_depth = 0;
                         SmtpdCheckStatus u = smtpd_restriction_check_unlisted(ctx, true);
                         if (u != SMTPD_CHECK_DUNNO)
