@@ -95,6 +95,16 @@
           "Evaluate the client, HELO and sender restrictions at RCPT, so that rejections come at RCPT.")      \
         X(smtpd_reject_unlisted_recipient, BOOL, "yes", 0, 0, "smtpd",                                        \
           "Reject recipients of local domains not in local_recipient_maps, even without the restriction.")    \
+        X(smtpd_reject_unlisted_sender, BOOL, "no", 0, 0, "smtpd",                                            \
+          "Reject senders of local, hosted and relayed domains not known as recipients (reject_unlisted_sender).") \
+        X(smtpd_restriction_classes, STRING, "", 0, 0, "smtpd",                                               \
+          "Names of restriction lists (each a main.cf line of that name), usable as restrictions and actions.") \
+        X(reject_tempfail_action, STRING, "defer_if_permit", 0, 0, "smtpd",                                   \
+          "What a restriction does when DNS fails temporarily: defer (450 now) or defer_if_permit (450 at the end).") \
+        X(unknown_helo_hostname_tempfail_action, STRING, "$reject_tempfail_action", 0, 0, "smtpd",            \
+          "reject_tempfail_action for reject_unknown_helo_hostname.")                                          \
+        X(unknown_address_tempfail_action, STRING, "$reject_tempfail_action", 0, 0, "smtpd",                  \
+          "reject_tempfail_action for reject_unknown_sender_domain and reject_unknown_recipient_domain.")      \
         X(local_recipient_maps, STRING, "unix:passwd.byname $alias_maps", 0, 0, "smtpd",                      \
           "Local recipients smtpd knows: users (unix:passwd.byname) and table keys; empty: no check.")        \
         X(smtpd_soft_error_limit, INT, "10", 1, 1000, "smtpd",                                                \

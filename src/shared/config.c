@@ -442,8 +442,23 @@ int config_for_service(const Config *c, const char *const *builtin, char *const 
                 return -ENOMEM;
         *s = *c;
         s->n_ref = 1;
-        s->extras = NULL;       /* per-transport parameters are qmgr's, not a service's */
+        /* The extras are qmgr's per-transport parameters and smtpd's restriction classes: a service keeps
+         * them. */
+        s->extras = NULL;
         s->n_extras = 0;
+        if (c->n_extras > 0) {
+                s->extras = calloc(c->n_extras, sizeof(ConfigExtra));
+                if (!s->extras)
+                        return -ENOMEM;
+                for (size_t i = 0; i < c->n_extras; i++) {
+                        s->extras[i] = (ConfigExtra) { .name = strdup(c->extras[i].name),
+                                                       .value = strdup(c->extras[i].value),
+                                                       .line = c->extras[i].line };
+                        s->n_extras++;
+                        if (!s->extras[i].name || !s->extras[i].value)
+                                return -ENOMEM;
+                }
+        }
         /* Deep copies of the strings, so that each Config owns its own. */
 #define X(n, t, d, lo, hi, roles, doc)                                                  \
         if (CONFIG_##t == CONFIG_STRING) {                                              \
@@ -601,6 +616,35 @@ static int config_add_extra(Config *c, RawSet *raw, const RawParam *p, const cha
         return 0;
 }
 
+const char *config_extra(const Config *c, const char *name, unsigned *ret_line) {
+        for (size_t i = 0; i < c->n_extras; i++)
+                if (streq(c->extras[i].name, name)) {
+                        if (ret_line)
+                                *ret_line = c->extras[i].line;
+                        return c->extras[i].value;
+                }
+        return NULL;
+}
+
+/* Whether name is one of the restriction classes that smtpd_restriction_classes names: their lists are
+ * main.cf lines of their own, kept as extras. */
+static bool config_restriction_class(RawSet *raw, const char *name) {
+        RawParam *p = raw_set_find(raw, "smtpd_restriction_classes", strlen("smtpd_restriction_classes"));
+        _cleanup_strv_free_ char **names = NULL;
+        Buf v = {};
+        bool found = false;
+
+        if (!p || expand(raw, p->value, 0, "smtpd_restriction_classes", &v) < 0 || !v.s) {
+                free(v.s);
+                return false;
+        }
+        if (config_split_list(v.s, &names) >= 0)
+                for (char **n = names; *n && !found; n++)
+                        found = streq(*n, name);
+        free(v.s);
+        return found;
+}
+
 int config_param_int(const Config *c, ConfigParamId id, int64_t *ret) {
         switch (id) {
 #define X(n, t, d, lo, hi, roles, doc)                                                                  \
@@ -704,7 +748,8 @@ int config_parse(const char *text, const char *path, Config **ret) {
         for (size_t i = 0; i < raw.n; i++) {
                 const ConfigParam *p = config_param_find(raw.items[i].name);
                 if (!p) {
-                        if (config_transport_suffix(raw.items[i].name)) {
+                        if (config_transport_suffix(raw.items[i].name) ||
+                            config_restriction_class(&raw, raw.items[i].name)) {
                                 r = config_add_extra(c, &raw, raw.items + i, path);
                                 if (r < 0)
                                         goto finish;

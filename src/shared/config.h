@@ -62,7 +62,8 @@ typedef struct Config {
 #undef X
         char *path;
         unsigned lines[_CONFIG_PARAM_MAX];      /* line in path where each was set; 0: default */
-        ConfigExtra *extras;                    /* <transport>_<suffix> lines (CONFIG_TRANSPORT_SUFFIXES) */
+        ConfigExtra *extras;                    /* <transport>_<suffix> lines (CONFIG_TRANSPORT_SUFFIXES), and the
+                                                 * lists of smtpd_restriction_classes */
         size_t n_extras;
 } Config;
 
@@ -98,6 +99,10 @@ const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t si
  * value. */
 int config_transport_int(const Config *c, const char *transport, const char *suffix, ConfigParamId fallback,
                          int64_t *ret);
+
+/* The value of a main.cf line that is no declared parameter but was kept (a restriction class's list, a
+ * per-transport limit), and its line in *ret_line if given; NULL when there is none. */
+const char *config_extra(const Config *c, const char *name, unsigned *ret_line);
 
 /* The value of an INT, SIZE or TIME parameter; -EINVAL for another type. */
 int config_param_int(const Config *c, ConfigParamId id, int64_t *ret);

@@ -1,6 +1,7 @@
 /* smtpd-access.c: access(5) tables in the smtpd process: check_client_access, check_helo_access,
- * check_sender_access and check_recipient_access look up their keys, most specific first, and the value
- * found (OK, REJECT, 4NN/5NN text, a list of restrictions, ...) decides. */
+ * check_sender_access, check_recipient_access and check_reverse_client_hostname_access look up their keys,
+ * most specific first, and the value found (OK, REJECT, 4NN/5NN text, a list of restrictions or restriction
+ * classes, ...) decides. */
 #include <ctype.h>
 #include <sys/socket.h>
 
@@ -231,10 +232,10 @@ int smtpd_access_address_keys(const char *address, char ***ret) {
         return 0;
 }
 
-/* A table value may also be a list of restrictions without arguments ("permit_mynetworks, reject"), as in
- * Postfix; they are evaluated in place of the lookup. Returns how many (at most max), or -EINVAL when the
- * value is not such a list. */
-static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size_t max) {
+/* A table value may also be a list of restrictions without arguments ("permit_mynetworks, reject") and of
+ * restriction classes, as in Postfix; they are evaluated in place of the lookup. Returns how many (at most
+ * max), or -EINVAL when the value is not such a list. */
+static int value_restrictions(const SmtpdChecks *c, const char *value, SmtpdRestriction *ret, size_t max) {
         _cleanup_strv_free_ char **words = NULL;
         size_t n = 0;
 
@@ -243,9 +244,20 @@ static int value_restrictions(const char *value, SmtpdRestrictionType *ret, size
         for (char **w = words; *w; w++) {
                 SmtpdRestrictionType t = smtpd_restriction_type_from_string(*w);
 
-                if (t < 0 || smtpd_restriction_type_has_arg(t) || n >= max)
+                if (n >= max)
                         return -EINVAL;
-                ret[n++] = t;
+                ret[n] = (SmtpdRestriction) { .type = t };
+                if (t < 0) {
+                        size_t k = 0;
+
+                        while (k < c->n_classes && !strcaseeq(c->class_names[k], *w))
+                                k++;
+                        if (k == c->n_classes)
+                                return -EINVAL;
+                        ret[n] = (SmtpdRestriction) { .type = SMTPD_RESTRICTION_CLASS_NAME, .class_index = k };
+                } else if (smtpd_restriction_type_has_arg(t))
+                        return -EINVAL;
+                n++;
         }
         return n > 0 ? (int) n : -EINVAL;
 }
@@ -332,18 +344,11 @@ SmtpdCheckStatus smtpd_access_action(SmtpdCheckContext *ctx, const char *value, 
 
         r = smtpd_access_result_parse(value, &a);
         if (r == -EOPNOTSUPP) {
-                SmtpdRestrictionType types[16];
-                int n = value_restrictions(value, types, ELEMENTSOF(types));
+                SmtpdRestriction items[16];
+                int n = value_restrictions(ctx->cs->checks, value, items, ELEMENTSOF(items));
 
-                for (int i = 0; i < n; i++) {
-                        SmtpdRestriction nested = { .type = types[i] };
-                        SmtpdCheckStatus st = smtpd_restriction_check(ctx, &nested);
-
-                        if (st != SMTPD_CHECK_DUNNO)
-                                return st;
-                }
                 if (n > 0)
-                        return SMTPD_CHECK_DUNNO;
+                        return smtpd_restriction_check_items(ctx, items, (size_t) n);
         }
         /* Without a message to note them for, the message-wide actions cannot be honoured: said, not ignored. */
         if (r >= 0 && a.action >= SMTPD_ACCESS_HOLD && !ctx->in->actions)
@@ -451,6 +456,40 @@ static int client_keys(const SmtpdCheckInput *in, char ***ret, size_t *ret_n_nam
         return 0;
 }
 
+/* check_reverse_client_hostname_access, as Postfix: the client's name from its PTR record, verified or not,
+ * and its parent domains, then the address; the reply names the PTR name. OK would let a name anyone can
+ * put in their PTR record pass everything: it is refused as a configuration error, DUNNO being the way to
+ * make an exception. */
+static SmtpdCheckStatus check_reverse_client_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        const SmtpdCheckInput *in = ctx->in;
+        _cleanup_strv_free_ char **keys = NULL, **addresses = NULL;
+        const char *name = in->peer ? in->peer->reverse_name : SMTPD_PEER_UNKNOWN;
+        size_t n = 0, m = 0;
+        SmtpdCheckStatus s;
+        int r;
+
+        r = streq(name, SMTPD_PEER_UNKNOWN) ? 0 : smtpd_access_domain_keys(name, &keys);
+        if (r >= 0)
+                r = smtpd_access_client_keys(in->client, &addresses);
+        n = strv_length(keys);
+        for (; r >= 0 && addresses[m]; m++)
+                r = strv_push(&keys, &n, strdup(addresses[m]));
+        if (r < 0) {
+                log_oom();
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", name);
+        }
+        if (!keys)
+                return SMTPD_CHECK_DUNNO;       /* neither a name nor an address (a local socket) */
+        s = check_access(ctx, item, keys, 1, n > m ? n - m : SIZE_MAX, name, "Unverified Client host");
+        if (s == SMTPD_CHECK_OK && ctx->warn_depth == 0) {
+                log_warning("Restriction check_reverse_client_hostname_access (%s) returns OK for %s: this is not "
+                            "allowed, as the name is the client's to choose; use DUNNO to make an exception.",
+                            item->arg, name);
+                return smtpd_restriction_reject(ctx, "451 4.3.5 Server configuration error");
+        }
+        return s;
+}
+
 SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
         SmtpdRestrictionClass subject = access_subject(item->type);
         const SmtpdCheckInput *in = ctx->in;
@@ -460,6 +499,8 @@ SmtpdCheckStatus smtpd_restriction_check_access(SmtpdCheckContext *ctx, const Sm
 
         size_t n_full = 1, full_also = SIZE_MAX, n_names = 0;
 
+        if (item->type == SMTPD_RESTRICTION_CHECK_REVERSE_CLIENT_HOSTNAME_ACCESS)
+                return check_reverse_client_access(ctx, item);
         smtpd_restriction_subject(ctx, subject, &name, &class);
         if (subject == SMTPD_RESTRICTION_CLIENT) {
                 r = client_keys(in, &keys, &n_names);

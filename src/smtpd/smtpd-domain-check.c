@@ -1,8 +1,9 @@
 /* smtpd-domain-check.c: reject_unknown_sender_domain and reject_unknown_recipient_domain in the smtpd
  * process, as Postfix: an address in a domain this server is not the final destination for, whose domain
- * has no MX record and no A or AAAA record, is refused (unknown_address_reject_code; a DNS failure 450);
- * a Null MX (RFC 7505) is refused with nullmx_reject_code. reject_unknown_helo_hostname asks the same of
- * the HELO name (unknown_hostname_reject_code; a DNS failure 450; a Null MX is no refusal).
+ * has no MX record and no A or AAAA record, is refused (unknown_address_reject_code); a Null MX (RFC 7505)
+ * is refused with nullmx_reject_code. reject_unknown_helo_hostname asks the same of the HELO name
+ * (unknown_hostname_reject_code; a Null MX is no refusal). A temporary DNS failure is a 450, given now or,
+ * by default, only if nothing else refuses (unknown_address_tempfail_action, unknown_helo_hostname_tempfail_action).
  *
  * The lookup runs on the session's resolver: the evaluation stops there (SMTPD_CHECK_WAIT), and once the
  * answer is in the session asks again, this check then deciding by the answer kept for the session. */
@@ -133,8 +134,9 @@ SmtpdCheckStatus smtpd_restriction_check_unknown_helo(SmtpdCheckContext *ctx) {
                 code = (unsigned) ctx->cs->checks->config->unknown_hostname_reject_code;
                 break;
         default:
-                code = 450;
-                break;
+                /* DNS failed for now: unknown_helo_hostname_tempfail_action says whether that refuses now. */
+                return smtpd_restriction_tempfail(ctx, ctx->cs->checks->unknown_helo_tempfail,
+                                                  "450 4.7.1 <%s>: Helo command rejected: Host not found", helo);
         }
         return smtpd_restriction_reject(ctx, "%u %s <%s>: Helo command rejected: Host not found", code,
                                         smtpd_reply_dsn(code, "7.1", dsn), helo);
@@ -191,8 +193,10 @@ SmtpdCheckStatus smtpd_restriction_check_unknown_domain(SmtpdCheckContext *ctx, 
                 code = (unsigned) c->config->unknown_address_reject_code;
                 break;
         default:
-                code = 450;
-                break;
+                /* DNS failed for now: unknown_address_tempfail_action says whether that refuses now. */
+                return smtpd_restriction_tempfail(ctx, c->unknown_address_tempfail,
+                                                  "450 %s <%s>: %s rejected: Domain not found",
+                                                  sender ? "4.1.8" : "4.1.2", addr, class);
         }
         return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: Domain not found", code,
                                         smtpd_reply_dsn(code, sender ? "1.8" : "1.2", dsn), addr, class);

@@ -2,9 +2,9 @@
  * permit_mynetworks, permit_sasl_authenticated, permit_auth_destination and reject_unauth_destination
  * (relay_domains), reject_plaintext_session, reject_non_fqdn_*,
  * reject_unauth_pipelining, reject_multi_recipient_bounce, reject_*sender_login_mismatch (smtpd_sender_login_maps),
- * the HELO name checks, reject_unlisted_recipient (local_recipient_maps, virtual_mailbox_maps,
- * relay_recipient_maps), the DNS blocklists reject_rbl_client and reject_rhsbl_*, and the client name
- * checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
+ * the HELO name checks, reject_unlisted_recipient and reject_unlisted_sender (local_recipient_maps,
+ * virtual_mailbox_maps, relay_recipient_maps), the DNS blocklists reject_rbl_client and reject_rhsbl_*, and the
+ * client name checks reject_unknown_client_hostname and reject_unknown_reverse_client_hostname. */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
@@ -175,9 +175,19 @@ const char *smtpd_reply_dsn(unsigned code, const char *detail, char buf[static 1
 
 #define CODE(c, param) ((unsigned) (c)->config->param)
 
+/* How an unlisted address is named in the reply: "Recipient address" and 5.1.1, or "Sender address" and 5.1.0
+ * (reject_unlisted_sender), as Postfix. */
+static const char *unlisted_class(bool sender) {
+        return sender ? "Sender address" : "Recipient address";
+}
+
+static const char *unlisted_detail(bool sender) {
+        return sender ? "1.0" : "1.1";
+}
+
 /* A recipient in a relay domain must be a key of relay_recipient_maps (user+ext@domain, user@domain,
  * @domain), when it is set. */
-static SmtpdCheckStatus check_unlisted_relay(SmtpdCheckContext *ctx, const char *rcpt) {
+static SmtpdCheckStatus check_unlisted_relay(SmtpdCheckContext *ctx, const char *rcpt, bool sender) {
         SmtpdChecks *c = ctx->cs->checks;
         _cleanup_free_ char *lower = NULL;
         unsigned code = CODE(c, unknown_relay_recipient_reject_code);
@@ -203,20 +213,21 @@ static SmtpdCheckStatus check_unlisted_relay(SmtpdCheckContext *ctx, const char 
                                   c->config->relay_recipient_maps);
                 return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
         }
-        return smtpd_restriction_reject(ctx, "%u %s <%s>: Recipient address rejected: User unknown in relay "
-                                        "recipient table", code, smtpd_reply_dsn(code, "1.1", dsn), rcpt);
+        return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: User unknown in relay recipient table", code,
+                                        smtpd_reply_dsn(code, unlisted_detail(sender), dsn), rcpt,
+                                        unlisted_class(sender));
 }
 
 /* A recipient in a hosted domain must be a key of virtual_mailbox_maps, as virtual(8) looks it up (an empty
  * virtual_mailbox_maps checks nothing, as in Postfix). */
-static SmtpdCheckStatus check_unlisted_hosted(SmtpdCheckContext *ctx, const char *rcpt) {
+static SmtpdCheckStatus check_unlisted_hosted(SmtpdCheckContext *ctx, const char *rcpt, bool sender) {
         SmtpdChecks *c = ctx->cs->checks;
         _cleanup_free_ char *lower = NULL;
         int r;
 
         r = smtpd_address_hosted(c, rcpt);
         if (r == 0)
-                return check_unlisted_relay(ctx, rcpt);
+                return check_unlisted_relay(ctx, rcpt, sender);
         if ((r > 0 && virtual_map_is_empty(&c->virtual_mailboxes)))
                 return SMTPD_CHECK_DUNNO;
         if (r > 0) {
@@ -235,19 +246,21 @@ static SmtpdCheckStatus check_unlisted_hosted(SmtpdCheckContext *ctx, const char
         }
         unsigned code = CODE(c, unknown_virtual_mailbox_reject_code);
         char dsn[16];
-        return smtpd_restriction_reject(ctx, "%u %s <%s>: Recipient address rejected: User unknown in virtual "
-                                        "mailbox table", code, smtpd_reply_dsn(code, "1.1", dsn), rcpt);
+        return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: User unknown in virtual mailbox table", code,
+                                        smtpd_reply_dsn(code, unlisted_detail(sender), dsn), rcpt,
+                                        unlisted_class(sender));
 }
 
-SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx) {
+SmtpdCheckStatus smtpd_restriction_check_unlisted(SmtpdCheckContext *ctx, bool sender) {
         SmtpdChecks *c = ctx->cs->checks;
-        const char *rcpt = ctx->in->recipient;
+        const char *rcpt = sender ? ctx->in->sender : ctx->in->recipient;
         int r;
 
-        if (!rcpt)
+        /* The null sender is nobody's address. */
+        if (!rcpt || (sender && !rcpt[0]))
                 return SMTPD_CHECK_DUNNO;
         if (!address_is_local(c->mydestination, rcpt))
-                return check_unlisted_hosted(ctx, rcpt);
+                return check_unlisted_hosted(ctx, rcpt, sender);
         if (!c->local_check)
                 return SMTPD_CHECK_DUNNO;
         r = local_recipient_known(c, rcpt);
@@ -257,8 +270,9 @@ SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *c
                 return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
         unsigned code = CODE(c, unknown_local_recipient_reject_code);
         char dsn[16];
-        return smtpd_restriction_reject(ctx, "%u %s <%s>: Recipient address rejected: User unknown in local "
-                                        "recipient table", code, smtpd_reply_dsn(code, "1.1", dsn), rcpt);
+        return smtpd_restriction_reject(ctx, "%u %s <%s>: %s rejected: User unknown in local recipient table", code,
+                                        smtpd_reply_dsn(code, unlisted_detail(sender), dsn), rcpt,
+                                        unlisted_class(sender));
 }
 
 /* A DNS blocklist's answer: listed (with domain=d.d.d.d, by a matching A record), Postfix's default_rbl_reply
@@ -503,7 +517,14 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
                 return smtpd_restriction_reject(ctx, "%u %s <%s>: Relay access denied", code,
                                                 smtpd_reply_dsn(code, "7.1", dsn), in->recipient);
         case SMTPD_RESTRICTION_REJECT_UNLISTED_RECIPIENT:
-                return smtpd_restriction_check_unlisted_recipient(ctx);
+                return smtpd_restriction_check_unlisted(ctx, false);
+        case SMTPD_RESTRICTION_REJECT_UNLISTED_SENDER:
+                return smtpd_restriction_check_unlisted(ctx, true);
+        case SMTPD_RESTRICTION_WARN_IF_REJECT:
+        case SMTPD_RESTRICTION_DEFER_IF_PERMIT:
+        case SMTPD_RESTRICTION_DEFER_IF_REJECT:
+        case SMTPD_RESTRICTION_CLASS_NAME:
+                return smtpd_restriction_check_items(ctx, item, 1);    /* smtpd-restrictions.c */
         case SMTPD_RESTRICTION_REJECT_NON_FQDN_SENDER:
                 if (isempty(in->sender) || smtpd_address_fqdn(in->sender))
                         return SMTPD_CHECK_DUNNO;
@@ -567,6 +588,7 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
         case SMTPD_RESTRICTION_CHECK_HELO_ACCESS:
         case SMTPD_RESTRICTION_CHECK_SENDER_ACCESS:
         case SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS:
+        case SMTPD_RESTRICTION_CHECK_REVERSE_CLIENT_HOSTNAME_ACCESS:
                 return smtpd_restriction_check_access(ctx, item);      /* smtpd-access.c */
         case SMTPD_RESTRICTION_REJECT_RBL_CLIENT:
                 return check_rbl_client(ctx, item);

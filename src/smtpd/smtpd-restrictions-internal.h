@@ -8,12 +8,33 @@
 #include "smtpd-restrictions.h"
 #include "virtual-maps.h"
 
+/* What a restriction does when DNS fails temporarily (reject_tempfail_action and its finer parameters). */
+typedef enum SmtpdTempfailAction {
+        SMTPD_TEMPFAIL_DEFER_IF_PERMIT, /* 450 at the end of the evaluation, if nothing else refuses */
+        SMTPD_TEMPFAIL_DEFER,           /* 450 now */
+        _SMTPD_TEMPFAIL_ACTION_MAX,
+        _SMTPD_TEMPFAIL_ACTION_INVALID = -EINVAL,
+} SmtpdTempfailAction;
+
+/* Postfix's defer_if_permit and defer_if_reject: a refusal kept for later, the first one raised. */
+typedef struct SmtpdDeferral {
+        bool active;
+        char reply[SMTPD_REPLY_LINE_MAX];
+} SmtpdDeferral;
+
+/* How deep restriction classes and access table values may nest within each other. */
+#define SMTPD_RESTRICTION_DEPTH_MAX 32
+
 /* The server's restrictions. */
 struct SmtpdChecks {
         const Config *config;
         const SmtpdNetworks *mynetworks;
         char **mydestination;
         SmtpdRestrictionList lists[_SMTPD_RESTRICTION_CLASS_MAX];
+        char **class_names;             /* smtpd_restriction_classes */
+        SmtpdRestrictionList *classes;  /* ...and their lists, in that order */
+        size_t n_classes;
+        SmtpdTempfailAction unknown_helo_tempfail, unknown_address_tempfail;
         /* local_recipient_maps: the password database and tables; an empty value turns the check off. */
         bool local_check, local_passwd;
         Table **local_tables;
@@ -76,6 +97,10 @@ struct SmtpdCheckSession {
         const SmtpdRestriction *policy_item;    /* ...and the restriction that made it */
         SmtpdPolicyAnswer *answers;     /* of the evaluation in progress; cleared when it ends */
         size_t n_answers;
+        /* defer_if_permit: the reply, and whether the client, HELO and sender lists raised it (a later
+         * stage inherits an earlier one's, as in Postfix). */
+        SmtpdDeferral defer_if_permit;
+        bool defer_client, defer_helo, defer_sender;
         void (*done)(void *userdata);
         void *userdata;
 };
@@ -96,10 +121,22 @@ typedef struct SmtpdCheckContext {
         SmtpdRestrictionClass cls;      /* the list being evaluated */
         const char *protocol_state;     /* "CONNECT", "HELO", "MAIL", "RCPT", "VRFY" */
         char client_name[RESOLVER_NAME_MAX + INET6_ADDRSTRLEN + 3];     /* "name[192.0.2.1]" */
+        unsigned depth;                 /* lists being evaluated within each other (classes, table values) */
+        unsigned warn_depth;            /* warn_if_reject: the depth it was given at; 0: none */
+        SmtpdDeferral defer_if_reject;  /* of this stage's evaluation */
 } SmtpdCheckContext;
 
-/* smtpd-restrictions.c: sets the reply, and returns SMTPD_CHECK_REJECT. */
+/* smtpd-restrictions.c: sets the reply, and returns SMTPD_CHECK_REJECT; under warn_if_reject it only logs
+ * "reject_warning: ..." and returns SMTPD_CHECK_DUNNO, and after defer_if_reject a 5xx reply becomes the
+ * deferral's. The server's own failures ("451 4.3.x": a table that cannot be read, a configuration error, no
+ * memory) are neither, as in Postfix. */
 _printf_(2, 3) SmtpdCheckStatus smtpd_restriction_reject(SmtpdCheckContext *ctx, const char *fmt, ...);
+/* A refusal for a temporary DNS failure, as action says: now (defer, or under warn_if_reject), or kept as
+ * the session's defer_if_permit (the first one kept), SMTPD_CHECK_DUNNO. */
+_printf_(3, 4) SmtpdCheckStatus smtpd_restriction_tempfail(SmtpdCheckContext *ctx, SmtpdTempfailAction action,
+                                                           const char *fmt, ...);
+/* Evaluates restrictions in order (a list, a class, an access table's value) until one decides. */
+SmtpdCheckStatus smtpd_restriction_check_items(SmtpdCheckContext *ctx, const SmtpdRestriction *items, size_t n);
 /* What "<name>: <class> rejected" names in a reply of this list. */
 void smtpd_restriction_subject(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls, const char **ret_name,
                                const char **ret_class);
@@ -113,8 +150,9 @@ int smtpd_address_relayed(SmtpdChecks *c, const char *addr);
 /* The enhanced status code for a reply code taken from a parameter: "X.m.n", X the class of the code, as
  * Postfix makes a 4xx code's detail 4.m.n. */
 const char *smtpd_reply_dsn(unsigned code, const char *detail, char buf[static 16]);
-/* smtpd_reject_unlisted_recipient and reject_unlisted_recipient. */
-SmtpdCheckStatus smtpd_restriction_check_unlisted_recipient(SmtpdCheckContext *ctx);
+/* reject_unlisted_recipient (and smtpd_reject_unlisted_recipient) with sender false; reject_unlisted_sender
+ * (and smtpd_reject_unlisted_sender) with true. */
+SmtpdCheckStatus smtpd_restriction_check_unlisted(SmtpdCheckContext *ctx, bool sender);
 
 /* smtpd-access.c: what an access(5) action says (value, found for key in source, a table or a policy
  * service), about the subject name of the list's class ("Client host", ...): a reply, OK, DUNNO, a list of

@@ -8,10 +8,13 @@
  * recipient of a local domain must be known (smtpd_reject_unlisted_recipient, local_recipient_maps).
  * Reply codes are Postfix's parameters (access_map_reject_code, access_map_defer_code,
  * relay_domains_reject_code, unknown_local_recipient_reject_code, non_fqdn_reject_code, ...), a 4xx code
- * making the enhanced status code 4.x.x. A DNS blocklist that cannot be reached
+ * making the enhanced status code 4.x.x. A name of smtpd_restriction_classes stands for its own list;
+ * warn_if_reject, defer_if_permit and defer_if_reject change what a later refusal does, with Postfix's
+ * bookkeeping across the stages (stage_begin()). A DNS blocklist that cannot be reached
  * lists nobody, as in Postfix: the mail is not held up by a third party's outage. The restrictions
  * themselves are in smtpd-restriction-checks.c, the access(5) maps in smtpd-access.c. */
 #include <assert.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 
@@ -45,10 +48,15 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH] = "reject_known_sender_login_mismatch",
         [SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH] =
                 "reject_unauthenticated_sender_login_mismatch",
+        [SMTPD_RESTRICTION_REJECT_UNLISTED_SENDER] = "reject_unlisted_sender",
+        [SMTPD_RESTRICTION_WARN_IF_REJECT] = "warn_if_reject",
+        [SMTPD_RESTRICTION_DEFER_IF_PERMIT] = "defer_if_permit",
+        [SMTPD_RESTRICTION_DEFER_IF_REJECT] = "defer_if_reject",
         [SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS] = "check_client_access",
         [SMTPD_RESTRICTION_CHECK_HELO_ACCESS] = "check_helo_access",
         [SMTPD_RESTRICTION_CHECK_SENDER_ACCESS] = "check_sender_access",
         [SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS] = "check_recipient_access",
+        [SMTPD_RESTRICTION_CHECK_REVERSE_CLIENT_HOSTNAME_ACCESS] = "check_reverse_client_hostname_access",
         [SMTPD_RESTRICTION_REJECT_RBL_CLIENT] = "reject_rbl_client",
         [SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT] = "reject_rhsbl_client",
         [SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT] = "reject_rhsbl_reverse_client",
@@ -64,7 +72,7 @@ const char *smtpd_restriction_type_to_string(SmtpdRestrictionType t) {
 
 SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s) {
         for (size_t i = 0; i < _SMTPD_RESTRICTION_TYPE_MAX; i++)
-                if (strcaseeq(restriction_names[i], s))
+                if (restriction_names[i] && strcaseeq(restriction_names[i], s))
                         return (SmtpdRestrictionType) i;
         /* Postfix's older names, still common in main.cf files. */
         if (strcaseeq(s, "reject_non_fqdn_hostname"))
@@ -97,7 +105,15 @@ void smtpd_restriction_list_done(SmtpdRestrictionList *l) {
         l->n = 0;
 }
 
-int smtpd_restriction_list_parse(const char *value, const char *param, const char *where,
+/* The index of name among the restriction classes, or -ENOENT. */
+static ssize_t class_find(char *const *classes, const char *name) {
+        for (size_t i = 0; classes && classes[i]; i++)
+                if (strcaseeq(classes[i], name))
+                        return (ssize_t) i;
+        return -ENOENT;
+}
+
+int smtpd_restriction_list_parse(const char *value, const char *param, const char *where, char *const *classes,
                                  SmtpdRestrictionList *ret) {
         _cleanup_strv_free_ char **words = NULL;
         SmtpdRestrictionList l = {};
@@ -117,7 +133,19 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
         for (size_t i = 0; i < n_words; i++) {
                 SmtpdRestrictionType t = smtpd_restriction_type_from_string(words[i]);
                 SmtpdRestriction *item = l.items + l.n;
+                ssize_t k = t < 0 ? class_find(classes, words[i]) : -ENOENT;
 
+                if (k >= 0) {
+                        item->type = SMTPD_RESTRICTION_CLASS_NAME;
+                        item->class_index = (size_t) k;
+                        item->arg = strdup(classes[k]);
+                        l.n++;
+                        if (!item->arg) {
+                                smtpd_restriction_list_done(&l);
+                                return -ENOMEM;
+                        }
+                        continue;
+                }
                 if (t < 0) {
                         log_error("%s: %s: unknown restriction \"%s\"", where, param, words[i]);
                         smtpd_restriction_list_done(&l);
@@ -206,6 +234,10 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
                 return NULL;
         for (size_t i = 0; i < _SMTPD_RESTRICTION_CLASS_MAX; i++)
                 smtpd_restriction_list_done(&c->lists[i]);
+        for (size_t i = 0; i < c->n_classes; i++)
+                smtpd_restriction_list_done(&c->classes[i]);
+        free(c->classes);
+        strv_free(c->class_names);
         for (size_t i = 0; i < c->n_local_tables; i++)
                 table_free(c->local_tables[i]);
         free(c->local_tables);
@@ -274,6 +306,141 @@ static int local_maps_open(SmtpdChecks *c, const char *where) {
         return 0;
 }
 
+/* Opens what the restrictions of a list need: tables, policy services, DNS blocklists. */
+static int list_prepare(SmtpdChecks *c, SmtpdRestrictionList *l, const char *param, const char *where) {
+        int r;
+
+        for (size_t i = 0; i < l->n; i++) {
+                SmtpdRestriction *item = l->items + i;
+
+                if (smtpd_restriction_type_is_dnsbl(item->type)) {
+                        if (strlen(item->arg) > RESOLVER_NAME_MAX - 64 || resolver_name_valid(item->arg) < 0) {
+                                log_error("%s: %s: %s: unsupported domain \"%s\"", where, param,
+                                          restriction_names[item->type], item->arg);
+                                return -EINVAL;
+                        }
+                        /* The client's address is known at connect: its lookups start then. The
+                         * names a right-hand side list is asked about come later (rhsbl_lookup_get()). */
+                        if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT &&
+                            dnsbl_domain_add(c, item->arg) < 0)
+                                return log_oom();
+                } else if (item->type == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE) {
+                        item->endpoint = malloc(sizeof(SmtpdPolicyEndpoint));
+                        if (!item->endpoint)
+                                return log_oom();
+                        r = smtpd_policy_endpoint_resolve(item->arg, item->endpoint);
+                        if (r < 0) {
+                                log_error("%s: %s: check_policy_service: %s \"%s\" (expected inet:host:port "
+                                          "or unix:/path)", where, param,
+                                          r == -EADDRNOTAVAIL ? "cannot resolve" : "malformed", item->arg);
+                                return -EINVAL;
+                        }
+                } else if (smtpd_restriction_type_has_arg(item->type)) {
+                        /* A table that is not built yet is a lookup failure later, not an error
+                         * now: only a spec we cannot use at all stops the role. */
+                        r = table_open(item->arg, &item->table);
+                        if (r == -ENOMEM)
+                                return log_oom();
+                        if (r < 0) {
+                                log_error("%s: %s: %s: cannot use table \"%s\"", where, param,
+                                          restriction_names[item->type], item->arg);
+                                return -EINVAL;
+                        }
+                }
+        }
+        return 0;
+}
+
+/* smtpd_restriction_classes: each name's list is a main.cf line of that name. A class may name classes,
+ * but not itself, however indirectly. */
+static int class_cycle(const SmtpdChecks *c, size_t k, unsigned *state) {
+        if (state[k] == 1)
+                return -ELOOP;
+        if (state[k] == 2)
+                return 0;
+        state[k] = 1;
+        for (size_t i = 0; i < c->classes[k].n; i++)
+                if (c->classes[k].items[i].type == SMTPD_RESTRICTION_CLASS_NAME &&
+                    class_cycle(c, c->classes[k].items[i].class_index, state) < 0)
+                        return -ELOOP;
+        state[k] = 2;
+        return 0;
+}
+
+static int classes_parse(SmtpdChecks *c) {
+        const Config *config = c->config;
+        _cleanup_free_ unsigned *state = NULL;
+        char where[512];
+        size_t n = 0;
+        int r;
+
+        (void) config_where(config, CONFIG_PARAM_smtpd_restriction_classes, where, sizeof where);
+        r = config_split_list(config->smtpd_restriction_classes, &c->class_names);
+        if (r < 0)
+                return log_oom();
+        while (c->class_names[n])
+                n++;
+        for (size_t i = 0; i < n; i++)
+                if (smtpd_restriction_type_from_string(c->class_names[i]) >= 0) {
+                        log_error("%s: smtpd_restriction_classes: \"%s\" is the name of a restriction", where,
+                                  c->class_names[i]);
+                        return -EINVAL;
+                }
+        if (n == 0)
+                return 0;
+        c->classes = calloc(n, sizeof(SmtpdRestrictionList));
+        state = calloc(n, sizeof(unsigned));
+        if (!c->classes || !state)
+                return log_oom();
+        for (size_t i = 0; i < n; i++) {
+                char class_where[PATH_MAX + 32];
+                unsigned line = 0;
+                const char *value = config_extra(config, c->class_names[i], &line);
+
+                if (!value) {
+                        log_error("%s: smtpd_restriction_classes: class \"%s\" has no definition (a line "
+                                  "\"%s = restrictions\")", where, c->class_names[i], c->class_names[i]);
+                        return -EINVAL;
+                }
+                (void) snprintf(class_where, sizeof class_where, "%s:%u", config->path, line);
+                r = smtpd_restriction_list_parse(value, c->class_names[i], class_where, c->class_names,
+                                                 c->classes + i);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0)
+                        return r;
+                c->n_classes++;
+                r = list_prepare(c, c->classes + i, c->class_names[i], class_where);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (class_cycle(c, i, state) < 0) {
+                        unsigned line = 0;
+                        (void) config_extra(config, c->class_names[i], &line);
+                        log_error("%s:%u: %s: restriction class \"%s\" includes itself", config->path, line,
+                                  c->class_names[i], c->class_names[i]);
+                        return -EINVAL;
+                }
+        return 0;
+}
+
+static int tempfail_action_parse(const Config *config, ConfigParamId id, const char *value,
+                                 SmtpdTempfailAction *ret) {
+        char where[512];
+
+        if (strcaseeq(value, "defer_if_permit"))
+                *ret = SMTPD_TEMPFAIL_DEFER_IF_PERMIT;
+        else if (strcaseeq(value, "defer"))
+                *ret = SMTPD_TEMPFAIL_DEFER;
+        else {
+                (void) config_where(config, id, where, sizeof where);
+                log_error("%s: %s = %s: expected defer or defer_if_permit", where, config_params[id].name, value);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char **mydestination,
                      Resolver *resolver, SmtpdChecks **ret) {
         _cleanup_(smtpd_checks_freep) SmtpdChecks *c = NULL;
@@ -288,55 +455,31 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
         c->mydestination = mydestination;
         c->resolver = resolver;
 
+        r = classes_parse(c);
+        if (r < 0)
+                return r;
         for (SmtpdRestrictionClass cls = 0; cls < _SMTPD_RESTRICTION_CLASS_MAX; cls++) {
                 const char *param = config_params[list_params[cls]].name;
                 SmtpdRestrictionList *l = c->lists + cls;
 
                 (void) config_where(config, list_params[cls], where, sizeof where);
-                r = smtpd_restriction_list_parse(list_value(config, cls), param, where, l);
+                r = smtpd_restriction_list_parse(list_value(config, cls), param, where, c->class_names, l);
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0)
                         return r;
-                for (size_t i = 0; i < l->n; i++) {
-                        SmtpdRestriction *item = l->items + i;
-
-                        if (smtpd_restriction_type_is_dnsbl(item->type)) {
-                                if (strlen(item->arg) > RESOLVER_NAME_MAX - 64 || resolver_name_valid(item->arg) < 0) {
-                                        log_error("%s: %s: %s: unsupported domain \"%s\"", where, param,
-                                                  restriction_names[item->type], item->arg);
-                                        return -EINVAL;
-                                }
-                                /* The client's address is known at connect: its lookups start then. The
-                                 * names a right-hand side list is asked about come later (rhsbl_lookup_get()). */
-                                if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT &&
-                                    dnsbl_domain_add(c, item->arg) < 0)
-                                        return log_oom();
-                        } else if (item->type == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE) {
-                                item->endpoint = malloc(sizeof(SmtpdPolicyEndpoint));
-                                if (!item->endpoint)
-                                        return log_oom();
-                                r = smtpd_policy_endpoint_resolve(item->arg, item->endpoint);
-                                if (r < 0) {
-                                        log_error("%s: %s: check_policy_service: %s \"%s\" (expected inet:host:port "
-                                                  "or unix:/path)", where, param,
-                                                  r == -EADDRNOTAVAIL ? "cannot resolve" : "malformed", item->arg);
-                                        return -EINVAL;
-                                }
-                        } else if (item->arg) {
-                                /* A table that is not built yet is a lookup failure later, not an error
-                                 * now: only a spec we cannot use at all stops the role. */
-                                r = table_open(item->arg, &item->table);
-                                if (r == -ENOMEM)
-                                        return log_oom();
-                                if (r < 0) {
-                                        log_error("%s: %s: %s: cannot use table \"%s\"", where, param,
-                                                  restriction_names[item->type], item->arg);
-                                        return -EINVAL;
-                                }
-                        }
-                }
+                r = list_prepare(c, l, param, where);
+                if (r < 0)
+                        return r;
         }
+        r = tempfail_action_parse(config, CONFIG_PARAM_unknown_helo_hostname_tempfail_action,
+                                  config->unknown_helo_hostname_tempfail_action, &c->unknown_helo_tempfail);
+        if (r < 0)
+                return r;
+        r = tempfail_action_parse(config, CONFIG_PARAM_unknown_address_tempfail_action,
+                                  config->unknown_address_tempfail_action, &c->unknown_address_tempfail);
+        if (r < 0)
+                return r;
 
         /* Postfix's safety net against an open relay: one of the two lists must be able to say no. */
         bool can_refuse = false;
@@ -597,13 +740,75 @@ SmtpdDnsblLookup *smtpd_rhsbl_lookup_get(SmtpdCheckSession *cs, const char *what
 
 /* Evaluation: a session asks at HELO, MAIL or RCPT, and smtpd_delay_reject decides which lists answer when. */
 
+/* "NOQUEUE: reject_warning: RCPT from unknown[192.0.2.1]: 554 5.7.1 ...; from=<s> to=<r> proto=ESMTP
+ * helo=<h>", the session's "reject" line with another word, as Postfix logs what warn_if_reject let pass. */
+static void log_reject_warning(SmtpdCheckContext *ctx) {
+        const SmtpdCheckInput *in = ctx->in;
+        const char *sender = in->sender, *rcpt = in->recipient, *helo = strempty(in->helo);
+        _cleanup_free_ char *esender = sender ? log_escape(sender, strlen(sender)) : NULL,
+                            *ercpt = rcpt ? log_escape(rcpt, strlen(rcpt)) : NULL,
+                            *ehelo = log_escape(helo, strlen(helo)),
+                            *ereply = log_escape(ctx->reply, strlen(ctx->reply));
+        const char *command = in->command ?: ctx->protocol_state;
+        char dsn[16] = "";
+
+        (void) sscanf(ctx->reply, "%*3d %15[0-9.]", dsn);
+        log_mail(LOG_INFO, NULL,
+                 LOG_FIELDS({ "CLIENT_ADDRESS", in->client->text }, { "SMTP_COMMAND", command },
+                            { "SENDER", esender }, { "RECIPIENT", ercpt }, { "DSN", dsn }),
+                 "NOQUEUE: reject_warning: %s from %s: %s;%s%s%s%s%s%s proto=%s helo=<%s>", command,
+                 ctx->client_name, strna(ereply), esender ? " from=<" : "", strempty(esender), esender ? ">" : "",
+                 ercpt ? " to=<" : "", strempty(ercpt), ercpt ? ">" : "", strempty(in->protocol_name),
+                 strempty(ehelo));
+}
+
 SmtpdCheckStatus smtpd_restriction_reject(SmtpdCheckContext *ctx, const char *fmt, ...) {
+        bool own_failure;
         va_list ap;
 
         va_start(ap, fmt);
         (void) vsnprintf(ctx->reply, SMTPD_REPLY_LINE_MAX - 2, fmt, ap);
         va_end(ap);
+        /* This server's own trouble is no verdict on the client: it is never only a warning, and it stays
+         * what it is after defer_if_reject. */
+        own_failure = strncmp(ctx->reply, "451 4.3.", 8) == 0;
+        if (ctx->warn_depth > 0 && !own_failure) {
+                log_reject_warning(ctx);
+                ctx->reply[0] = '\0';
+                return SMTPD_CHECK_DUNNO;
+        }
+        if (ctx->defer_if_reject.active && ctx->reply[0] == '5') {
+                ctx->defer_if_reject.active = false;
+                memcpy(ctx->reply, ctx->defer_if_reject.reply, SMTPD_REPLY_LINE_MAX);
+        }
         return SMTPD_CHECK_REJECT;
+}
+
+/* Keeps the first reply of a deferral. */
+static void deferral_raise(SmtpdDeferral *d, const char *fmt, va_list ap) {
+        if (d->active)
+                return;
+        d->active = true;
+        (void) vsnprintf(d->reply, sizeof d->reply - 2, fmt, ap);
+}
+
+SmtpdCheckStatus smtpd_restriction_tempfail(SmtpdCheckContext *ctx, SmtpdTempfailAction action, const char *fmt,
+                                            ...) {
+        va_list ap;
+
+        /* Under warn_if_reject, as Postfix: the refusal it would become is logged now, as a warning. */
+        if (action == SMTPD_TEMPFAIL_DEFER || ctx->warn_depth > 0) {
+                char reply[SMTPD_REPLY_LINE_MAX];
+
+                va_start(ap, fmt);
+                (void) vsnprintf(reply, sizeof reply - 2, fmt, ap);
+                va_end(ap);
+                return smtpd_restriction_reject(ctx, "%s", reply);
+        }
+        va_start(ap, fmt);
+        deferral_raise(&ctx->cs->defer_if_permit, fmt, ap);
+        va_end(ap);
+        return SMTPD_CHECK_DUNNO;
 }
 
 /* What "<name>: <class> rejected" names in a reply of this list. */
@@ -642,16 +847,135 @@ static bool discarding(const SmtpdCheckContext *ctx) {
         return ctx->in->actions && ctx->in->actions->discard;
 }
 
+/* The explicit defer_if_permit and defer_if_reject: "450 4.7.0 <name>: <class> rejected: defer_if_permit
+ * requested", kept for the end of the evaluation (defer_if_permit, unless under warn_if_reject, where it is
+ * the warning it would become) or for the next 5xx refusal (defer_if_reject, which warn_if_reject leaves
+ * alone). */
+static SmtpdCheckStatus check_defer_if(SmtpdCheckContext *ctx, SmtpdRestrictionType t) {
+        const char *name, *class;
+
+        smtpd_restriction_subject(ctx, ctx->cls, &name, &class);
+        if (t == SMTPD_RESTRICTION_DEFER_IF_PERMIT)
+                return smtpd_restriction_tempfail(ctx, SMTPD_TEMPFAIL_DEFER_IF_PERMIT,
+                                                  "450 4.7.0 <%s>: %s rejected: defer_if_permit requested", name,
+                                                  class);
+        if (!ctx->defer_if_reject.active) {
+                ctx->defer_if_reject.active = true;
+                (void) snprintf(ctx->defer_if_reject.reply, sizeof ctx->defer_if_reject.reply - 2,
+                                "450 4.7.0 <%s>: %s rejected: defer_if_reject requested", name, class);
+        }
+        return SMTPD_CHECK_DUNNO;
+}
+
+SmtpdCheckStatus smtpd_restriction_check_items(SmtpdCheckContext *ctx, const SmtpdRestriction *items, size_t n) {
+        SmtpdCheckStatus s = SMTPD_CHECK_DUNNO;
+
+        /* Classes cannot name themselves (smtpd_checks_new()), but an access table's value may name the
+         * class that looked it up. */
+        if (ctx->depth >= SMTPD_RESTRICTION_DEPTH_MAX) {
+                log_warning("Restriction classes and access table values nest more than %u deep: a class includes "
+                            "itself through a table?", SMTPD_RESTRICTION_DEPTH_MAX);
+                return smtpd_restriction_reject(ctx, "451 4.3.5 Server configuration error");
+        }
+        ctx->depth++;
+        for (size_t i = 0; i < n && !discarding(ctx); i++) {
+                const SmtpdRestriction *item = items + i;
+
+                switch (item->type) {
+                case SMTPD_RESTRICTION_WARN_IF_REJECT:
+                        /* For the next restriction, whatever it evaluates within itself. */
+                        if (ctx->warn_depth == 0)
+                                ctx->warn_depth = ctx->depth;
+                        continue;
+                case SMTPD_RESTRICTION_DEFER_IF_PERMIT:
+                case SMTPD_RESTRICTION_DEFER_IF_REJECT:
+                        s = check_defer_if(ctx, item->type);
+                        break;
+                case SMTPD_RESTRICTION_CLASS_NAME:
+                        assert(item->class_index < ctx->cs->checks->n_classes);
+                        s = smtpd_restriction_check_items(ctx, ctx->cs->checks->classes[item->class_index].items,
+                                                          ctx->cs->checks->classes[item->class_index].n);
+                        break;
+                default:
+                        s = smtpd_restriction_check(ctx, item);
+                        break;
+                }
+                if (ctx->warn_depth >= ctx->depth)
+                        ctx->warn_depth = 0;
+                if (s != SMTPD_CHECK_DUNNO)
+                        break;
+        }
+        ctx->depth--;
+        return s;
+}
+
 static SmtpdCheckStatus check_list(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls) {
         SmtpdRestrictionList *l = &ctx->cs->checks->lists[cls];
 
         ctx->cls = cls;
-        for (size_t i = 0; i < l->n && !discarding(ctx); i++) {
-                SmtpdCheckStatus s = smtpd_restriction_check(ctx, l->items + i);
-                if (s != SMTPD_CHECK_DUNNO)
-                        return s;
+        return smtpd_restriction_check_items(ctx, l->items, l->n);
+}
+
+/* Postfix's bookkeeping of deferrals at the start of a stage: defer_if_reject and warn_if_reject start
+ * afresh; a defer_if_permit raised by the client list holds at HELO, MAIL and RCPT, one by the HELO list at
+ * MAIL and RCPT, one by the sender list at RCPT, whether those lists run at their own commands or all at
+ * RCPT (smtpd_delay_reject). DATA and the end of the message start without. */
+static void stage_begin(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls) {
+        SmtpdCheckSession *cs = ctx->cs;
+
+        ctx->warn_depth = 0;
+        ctx->defer_if_reject.active = false;
+        switch (cls) {
+        case SMTPD_RESTRICTION_CLIENT:
+                cs->defer_if_permit.active = false;
+                break;
+        case SMTPD_RESTRICTION_HELO:
+                cs->defer_if_permit.active = cs->defer_client;
+                break;
+        case SMTPD_RESTRICTION_SENDER:
+                cs->defer_if_permit.active = cs->defer_client || cs->defer_helo;
+                break;
+        case SMTPD_RESTRICTION_RELAY:
+        case SMTPD_RESTRICTION_RECIPIENT:
+                cs->defer_if_permit.active = cs->defer_sender;
+                break;
+        default:
+                cs->defer_if_permit.active = false;
+                break;
         }
-        return SMTPD_CHECK_DUNNO;
+}
+
+/* The client, HELO or sender list as one stage, with what it leaves for the later ones; the sender's ends
+ * with smtpd_reject_unlisted_sender, unless refused or discarded already. */
+static SmtpdCheckStatus check_stage(SmtpdCheckContext *ctx, SmtpdRestrictionClass cls) {
+        SmtpdCheckSession *cs = ctx->cs;
+        SmtpdCheckStatus s;
+
+        stage_begin(ctx, cls);
+        s = check_list(ctx, cls);
+        if (cls == SMTPD_RESTRICTION_CLIENT)
+                cs->defer_client = cs->defer_if_permit.active;
+        else if (cls == SMTPD_RESTRICTION_HELO)
+                cs->defer_helo = cs->defer_if_permit.active;
+        else if (cls == SMTPD_RESTRICTION_SENDER) {
+                cs->defer_sender = cs->defer_if_permit.active;
+                if (s != SMTPD_CHECK_REJECT && s != SMTPD_CHECK_WAIT &&
+                    cs->checks->config->smtpd_reject_unlisted_sender && !discarding(ctx)) {
+                        ctx->warn_depth = 0;
+                        SmtpdCheckStatus u = smtpd_restriction_check_unlisted(ctx, true);
+                        if (u != SMTPD_CHECK_DUNNO)
+                                s = u;
+                }
+        }
+        return s;
+}
+
+/* The end of an evaluation that would let the command pass: a defer_if_permit kept refuses it now. */
+static SmtpdCheckStatus stage_end(SmtpdCheckContext *ctx, SmtpdCheckStatus s) {
+        if (s == SMTPD_CHECK_REJECT || s == SMTPD_CHECK_WAIT || !ctx->cs->defer_if_permit.active)
+                return s;
+        ctx->warn_depth = 0;
+        return smtpd_restriction_reject(ctx, "%s", ctx->cs->defer_if_permit.reply);
 }
 
 static void context_init(SmtpdCheckContext *ctx, SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply,
@@ -676,22 +1000,27 @@ static int check_result(SmtpdCheckSession *cs, SmtpdCheckStatus s) {
         return s == SMTPD_CHECK_REJECT;
 }
 
-/* One list, at its own command. */
+/* DATA and the end of the message: one list, at its own command. */
 static int check_now(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply, SmtpdRestrictionClass cls,
                      const char *protocol_state) {
         SmtpdCheckContext ctx;
 
         context_init(&ctx, cs, in, reply, protocol_state);
-        return check_result(cs, check_list(&ctx, cls));
+        stage_begin(&ctx, cls);
+        return check_result(cs, stage_end(&ctx, check_list(&ctx, cls)));
 }
 
 /* smtpd_delay_reject = no: a list is evaluated at its own command (and the client list at connect); with
- * yes, smtpd_check_rcpt() evaluates them all, and this says nothing. */
+ * yes, smtpd_check_rcpt() evaluates them all, and this says nothing. A defer_if_permit they raise refuses
+ * only at RCPT, as in Postfix. */
 static int check_undelayed(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply, SmtpdRestrictionClass cls,
                            const char *protocol_state) {
+        SmtpdCheckContext ctx;
+
         if (cs->checks->config->smtpd_delay_reject)
                 return 0;
-        return check_now(cs, in, reply, cls, protocol_state);
+        context_init(&ctx, cs, in, reply, protocol_state);
+        return check_result(cs, check_stage(&ctx, cls));
 }
 
 int smtpd_check_client(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *reply) {
@@ -716,19 +1045,20 @@ int smtpd_check_rcpt(SmtpdCheckSession *cs, const SmtpdCheckInput *in, char *rep
         context_init(&ctx, cs, in, reply, "RCPT");
         if (config->smtpd_delay_reject)
                 for (SmtpdRestrictionClass cls = SMTPD_RESTRICTION_CLIENT; cls <= SMTPD_RESTRICTION_SENDER; cls++) {
-                        s = check_list(&ctx, cls);
+                        s = check_stage(&ctx, cls);
                         if (s == SMTPD_CHECK_REJECT || s == SMTPD_CHECK_WAIT)
                                 return check_result(cs, s);
                 }
+        stage_begin(&ctx, SMTPD_RESTRICTION_RELAY);
         for (SmtpdRestrictionClass cls = SMTPD_RESTRICTION_RELAY; cls <= SMTPD_RESTRICTION_RECIPIENT; cls++) {
                 s = check_list(&ctx, cls);
                 if (s == SMTPD_CHECK_REJECT || s == SMTPD_CHECK_WAIT)
                         return check_result(cs, s);
         }
-        s = SMTPD_CHECK_DUNNO;
+        s = stage_end(&ctx, SMTPD_CHECK_DUNNO);
         /* A DISCARD accepts everything after it, unlisted recipients too. */
-        if (config->smtpd_reject_unlisted_recipient && !discarding(&ctx))
-                s = smtpd_restriction_check_unlisted_recipient(&ctx);
+        if (s != SMTPD_CHECK_REJECT && config->smtpd_reject_unlisted_recipient && !discarding(&ctx))
+                s = smtpd_restriction_check_unlisted(&ctx, false);
         return check_result(cs, s);
 }
 

@@ -40,10 +40,16 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_REJECT_AUTHENTICATED_SENDER_LOGIN_MISMATCH,
         SMTPD_RESTRICTION_REJECT_KNOWN_SENDER_LOGIN_MISMATCH,
         SMTPD_RESTRICTION_REJECT_UNAUTHENTICATED_SENDER_LOGIN_MISMATCH,
+        SMTPD_RESTRICTION_REJECT_UNLISTED_SENDER,
+        SMTPD_RESTRICTION_WARN_IF_REJECT,       /* the next restriction's refusal is only logged */
+        SMTPD_RESTRICTION_DEFER_IF_PERMIT,
+        SMTPD_RESTRICTION_DEFER_IF_REJECT,
+        SMTPD_RESTRICTION_CLASS_NAME,           /* a name of smtpd_restriction_classes (in arg); no name of its own */
         SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS,  /* these take a table */
         SMTPD_RESTRICTION_CHECK_HELO_ACCESS,
         SMTPD_RESTRICTION_CHECK_SENDER_ACCESS,
         SMTPD_RESTRICTION_CHECK_RECIPIENT_ACCESS,
+        SMTPD_RESTRICTION_CHECK_REVERSE_CLIENT_HOSTNAME_ACCESS,
         SMTPD_RESTRICTION_REJECT_RBL_CLIENT,    /* these take a DNS domain */
         SMTPD_RESTRICTION_REJECT_RHSBL_CLIENT,
         SMTPD_RESTRICTION_REJECT_RHSBL_REVERSE_CLIENT,
@@ -82,6 +88,7 @@ typedef struct SmtpdRestriction {
         Table *table;                   /* check_*_access, once opened */
         SmtpdDnsblFilter *filter;       /* reject_rbl_client/reject_rhsbl_* domain=d.d.d.d; NULL: any A record lists */
         SmtpdPolicyEndpoint *endpoint;  /* check_policy_service, once resolved */
+        size_t class_index;             /* SMTPD_RESTRICTION_CLASS_NAME: which of the classes */
 } SmtpdRestriction;
 
 typedef struct SmtpdRestrictionList {
@@ -90,9 +97,10 @@ typedef struct SmtpdRestrictionList {
 } SmtpdRestrictionList;
 
 /* Parses a list value ("permit_mynetworks, check_client_access gdbm:/etc/postbus/access reject"). Pure:
- * no table is opened. An unknown name, a missing argument or a bad reject_rbl_client filter is logged
- * as "<where>: <param>: ..." and is -EINVAL. */
-int smtpd_restriction_list_parse(const char *value, const char *param, const char *where,
+ * no table is opened. classes (NULL-terminated, may be NULL) are the names of smtpd_restriction_classes,
+ * which a list may name as restrictions. An unknown name, a missing argument or a bad reject_rbl_client
+ * filter is logged as "<where>: <param>: ..." and is -EINVAL. */
+int smtpd_restriction_list_parse(const char *value, const char *param, const char *where, char *const *classes,
                                  SmtpdRestrictionList *ret);
 void smtpd_restriction_list_done(SmtpdRestrictionList *l);
 bool smtpd_restriction_list_has(const SmtpdRestrictionList *l, SmtpdRestrictionType t);
@@ -202,6 +210,8 @@ typedef struct SmtpdCheckInput {
         const char *tls_protocol, *tls_cipher;
         int tls_bits;
         int server_fd;                  /* the connection, whose local end a policy request names; or -1 */
+        const char *command;            /* "EHLO", "RCPT", ... for the journal's reject_warning lines; NULL:
+                                         * the protocol state */
 } SmtpdCheckInput;
 
 /* Each returns 0 when the command may go on, or 1 with the reply ("554 5.7.1 ...", no CRLF) in reply

@@ -242,6 +242,7 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
                 .tls_cipher = s->tls ? smtpd_tls_cipher(s->tls) : NULL,
                 .tls_bits = s->tls ? smtpd_tls_bits(s->tls) : 0,
                 .server_fd = s->fd,
+                .command = s->stage,
         };
 
         r = check(s->checks, &in, reply);

@@ -2,7 +2,9 @@
 access(5) tables built by `postbusctl map build`, the built-in restrictions, reject_rbl_client against a
 real DNS server (dnsmasq on loopback), smtpd_delay_reject both ways, local_recipient_maps through
 alias_maps, smtpd_data_restrictions and smtpd_end_of_data_restrictions (reject_unauth_pipelining,
-reject_multi_recipient_bounce), the journal records of rejections, and configuration errors."""
+reject_multi_recipient_bounce), smtpd_restriction_classes, warn_if_reject, defer_if_permit and
+defer_if_reject (with the tempfail actions of DNS failures), reject_unlisted_sender, the journal records of
+rejections, and configuration errors."""
 import os
 import re
 import shutil
@@ -491,7 +493,9 @@ def base_config(**params):
         smtpd_peername_lookup='yes',
         smtpd_tls_cert_file='',
         smtpd_tls_key_file='',
-        relay_domains='')
+        relay_domains='',
+        smtpd_restriction_classes='',
+        smtpd_reject_unlisted_sender='no')
     config.update(params)
     reset_smtpd()
     pb.set_config(**config)
@@ -743,7 +747,21 @@ class UnknownHeloHostname(unittest.TestCase):
                       'rejected: Host not found; proto=SMTP helo=<nx.helo.test>', msgs)
 
     def test_temporary_failure(self):
-        self.assertEqual(self.ehlo('x.broken.test'), (450, '4.7.1 <x.broken.test>: Helo command rejected: Host not found'))
+        # unknown_helo_hostname_tempfail_action = defer_if_permit (Postfix's default): EHLO and MAIL pass, and
+        # the 450 comes at RCPT, where nothing else refuses
+        cursor = pb.journal_cursor()
+        s = session(self, source='127.0.0.44', helo=None)    # outside mynetworks: it may not relay
+        self.assertEqual(s.cmd('EHLO x.broken.test')[0], 250)
+        self.assertEqual(s.cmd('MAIL FROM:<a@example.org>')[0], 250)
+        self.assertEqual(s.cmd(f'RCPT TO:<erin@{HOST}>'),
+                         (450, '4.7.1 <x.broken.test>: Helo command rejected: Host not found'))
+        # ...and a refusal of its own comes first
+        self.assertEqual(s.cmd('RCPT TO:<someone@example.com>'), (554, '5.7.1 <someone@example.com>: Relay access denied'))
+        s.cmd('QUIT')
+        msgs = pb.journal_messages(POSTBUS_ROLE='smtpd', CLIENT_ADDRESS='127.0.0.44', since=cursor)
+        self.assertIn('NOQUEUE: reject: RCPT from unknown[127.0.0.44]: 450 4.7.1 <x.broken.test>: Helo command '
+                      f'rejected: Host not found; from=<a@example.org> to=<erin@{HOST}> proto=ESMTP '
+                      'helo=<x.broken.test>', msgs)
 
     def test_zz_code(self):
         try:
@@ -751,10 +769,156 @@ class UnknownHeloHostname(unittest.TestCase):
                         smtpd_peername_lookup='no', unknown_hostname_reject_code=550)
             self.assertEqual(self.ehlo('nx.helo.test'),
                              (550, '5.7.1 <nx.helo.test>: Helo command rejected: Host not found'))
-            # a DNS failure is temporary whatever the code says
-            self.assertEqual(self.ehlo('x.broken.test')[0], 450)
+            # a DNS failure is temporary whatever the code says; with the tempfail action defer, at once
+            pb.set_config(unknown_helo_hostname_tempfail_action='defer')
+            self.assertEqual(self.ehlo('x.broken.test'),
+                             (450, '4.7.1 <x.broken.test>: Helo command rejected: Host not found'))
         finally:
-            pb.set_config(unknown_hostname_reject_code=450)
+            pb.set_config(unknown_hostname_reject_code=450, unknown_helo_hostname_tempfail_action='$reject_tempfail_action')
+
+
+class RestrictionClasses(unittest.TestCase):
+    """smtpd_restriction_classes: a class named in a list, in another class, and as an access table's value;
+    reject_unlisted_sender from a table."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        senders = build_table('class_senders', 'bad@example.org REJECT\n')
+        rcpt = build_table('class_recipients', f'strict@{HOST} strict\n'
+                                               f'unlisted@{HOST} reject_unlisted_sender\n')
+        aliases = build_table('class_aliases', 'strict: erin\nunlisted: erin\n', aliases=True)
+        base_config(alias_maps=aliases, smtpd_restriction_classes='strict, fqdn_only, senders',
+                    strict='fqdn_only', fqdn_only='reject_non_fqdn_sender', senders=f'check_sender_access {senders}',
+                    smtpd_sender_restrictions='senders',
+                    smtpd_recipient_restrictions=f'check_recipient_access {rcpt}')
+
+    def test_class_in_a_list(self):
+        self.assertEqual(rcpt_reply(self, sender='bad@example.org'),
+                         (554, '5.7.1 <bad@example.org>: Sender address rejected: Access denied'))
+        self.assertEqual(rcpt_reply(self, sender='good@example.org')[0], 250)
+
+    def test_class_as_table_value(self):
+        # strict is fqdn_only, a class naming a class; only the recipient whose entry names it gets it
+        self.assertEqual(rcpt_reply(self, sender='a@nodots', rcpt=f'strict@{HOST}'),
+                         (504, '5.5.2 <a@nodots>: Sender address rejected: need fully-qualified address'))
+        self.assertEqual(rcpt_reply(self, sender='a@nodots', rcpt=f'erin@{HOST}')[0], 250)
+
+    def test_unlisted_sender_from_table(self):
+        self.assertEqual(rcpt_reply(self, sender=f'nosuch@{HOST}', rcpt=f'unlisted@{HOST}'),
+                         (550, f'5.1.0 <nosuch@{HOST}>: Sender address rejected: User unknown in local recipient '
+                               'table'))
+        # a local user, a sender of another domain, the null sender
+        self.assertEqual(rcpt_reply(self, sender=f'erin@{HOST}', rcpt=f'unlisted@{HOST}')[0], 250)
+        self.assertEqual(rcpt_reply(self, sender='x@example.org', rcpt=f'unlisted@{HOST}')[0], 250)
+        self.assertEqual(rcpt_reply(self, sender='', rcpt=f'unlisted@{HOST}')[0], 250)
+        # smtpd_reject_unlisted_sender = no (the default): the other recipients take any sender
+        self.assertEqual(rcpt_reply(self, sender=f'nosuch@{HOST}', rcpt=f'erin@{HOST}')[0], 250)
+
+
+class WarnIfReject(unittest.TestCase):
+    """warn_if_reject makes the next restriction's refusal a journal line; smtpd_reject_unlisted_sender
+    checks every sender after the sender list (here at RCPT, smtpd_delay_reject = yes)."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        warned = build_table('warn_recipients', f'warned@{HOST} REJECT\n')
+        blocked = build_table('block_recipients', f'blocked@{HOST} REJECT\nwarned@{HOST} DUNNO\n')
+        aliases = build_table('warn_aliases', 'warned: erin\nblocked: erin\n', aliases=True)
+        base_config(alias_maps=aliases, smtpd_reject_unlisted_sender='yes', smtpd_peername_lookup='no',
+                    smtpd_sender_restrictions='warn_if_reject reject_unlisted_sender',
+                    smtpd_recipient_restrictions=f'warn_if_reject check_recipient_access {warned}, '
+                                                 f'check_recipient_access {blocked}')
+
+    def test_warning_only(self):
+        cursor = pb.journal_cursor()
+        self.assertEqual(rcpt_reply(self, source='127.0.0.41', rcpt=f'warned@{HOST}')[0], 250)
+        msgs = pb.journal_messages(POSTBUS_ROLE='smtpd', CLIENT_ADDRESS='127.0.0.41', since=cursor)
+        self.assertIn(f'NOQUEUE: reject_warning: RCPT from unknown[127.0.0.41]: 554 5.7.1 <warned@{HOST}>: Recipient '
+                      f'address rejected: Access denied; from=<a@example.org> to=<warned@{HOST}> proto=ESMTP '
+                      'helo=<client.example.org>', msgs)
+        self.assertFalse(any((m or '').startswith('NOQUEUE: reject: ') for m in msgs), msgs)
+
+    def test_only_the_next_restriction(self):
+        self.assertEqual(rcpt_reply(self, source='127.0.0.42', rcpt=f'blocked@{HOST}'),
+                         (554, f'5.7.1 <blocked@{HOST}>: Recipient address rejected: Access denied'))
+
+    def test_unlisted_sender(self):
+        # the list's reject_unlisted_sender only warns; smtpd_reject_unlisted_sender = yes refuses after it
+        cursor = pb.journal_cursor()
+        self.assertEqual(rcpt_reply(self, source='127.0.0.43', sender=f'nosuch@{HOST}'),
+                         (550, f'5.1.0 <nosuch@{HOST}>: Sender address rejected: User unknown in local recipient '
+                               'table'))
+        msgs = pb.journal_messages(POSTBUS_ROLE='smtpd', CLIENT_ADDRESS='127.0.0.43', since=cursor)
+        self.assertTrue(any((m or '').startswith('NOQUEUE: reject_warning: RCPT from unknown[127.0.0.43]: 550 5.1.0 '
+                                                 f'<nosuch@{HOST}>: Sender address rejected') for m in msgs), msgs)
+        self.assertEqual(rcpt_reply(self, source='127.0.0.43', sender=f'erin@{HOST}')[0], 250)
+        self.assertEqual(rcpt_reply(self, source='127.0.0.43', sender='')[0], 250)
+
+
+class DeferIf(unittest.TestCase):
+    """defer_if_permit (explicit, and from a temporary DNS failure of reject_unknown_sender_domain) gives
+    its 450 only when nothing else refuses; defer_if_reject turns the next 5xx refusal into a 450."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start(DNS_ADDRESS)
+        rcpt = build_table('defer_recipients', f'blocked@{HOST} REJECT\n'
+                                               f'deferred@{HOST} defer_if_permit reject_non_fqdn_sender\n'
+                                               f'guarded@{HOST} defer_if_reject reject_non_fqdn_sender\n'
+                                               f'dns@{HOST} reject_unknown_sender_domain\n'
+                                               f'dnsblocked@{HOST} reject_unknown_sender_domain reject\n')
+        aliases = build_table('defer_aliases', 'blocked: erin\ndeferred: erin\nguarded: erin\ndns: erin\n'
+                                               'dnsblocked: erin\n', aliases=True)
+        base_config(alias_maps=aliases, smtpd_peername_lookup='no',
+                    smtpd_recipient_restrictions=f'check_recipient_access {rcpt}')
+
+    def test_defer_if_permit(self):
+        self.assertEqual(rcpt_reply(self, rcpt=f'deferred@{HOST}'),
+                         (450, f'4.7.0 <deferred@{HOST}>: Recipient address rejected: defer_if_permit requested'))
+        # a later refusal wins
+        self.assertEqual(rcpt_reply(self, sender='a@nodots', rcpt=f'deferred@{HOST}'),
+                         (504, '5.5.2 <a@nodots>: Sender address rejected: need fully-qualified address'))
+
+    def test_defer_if_reject(self):
+        self.assertEqual(rcpt_reply(self, sender='a@nodots', rcpt=f'guarded@{HOST}'),
+                         (450, f'4.7.0 <guarded@{HOST}>: Recipient address rejected: defer_if_reject requested'))
+        self.assertEqual(rcpt_reply(self, rcpt=f'guarded@{HOST}')[0], 250)
+
+    def test_dns_tempfail(self):
+        # broken.test's server does not answer: the sender's domain is neither known nor unknown
+        s = session(self)
+        self.assertEqual(s.cmd('MAIL FROM:<a@x.broken.test>')[0], 250)
+        self.assertEqual(s.cmd(f'RCPT TO:<dnsblocked@{HOST}>'),
+                         (554, f'5.7.1 <dnsblocked@{HOST}>: Recipient address rejected: Access denied'))
+        self.assertEqual(s.cmd(f'RCPT TO:<dns@{HOST}>'),
+                         (450, '4.1.8 <a@x.broken.test>: Sender address rejected: Domain not found'))
+        # the deferral belonged to that RCPT's evaluation only
+        self.assertEqual(s.cmd(f'RCPT TO:<erin@{HOST}>')[0], 250)
+        s.cmd('QUIT')
+
+
+class ReverseClientHostnameAccess(unittest.TestCase):
+    """check_reverse_client_hostname_access: the PTR name (verified or not) and its parents, then the
+    address; OK is a configuration error, as in Postfix."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start(DNS_ADDRESS)
+        table = build_table('reverse_access', 'bad.example REJECT\n127.0.0.33 OK\n127.0.0.34 DUNNO\n')
+        base_config(smtpd_client_restrictions=f'check_reverse_client_hostname_access {table}')
+
+    def test_ptr_name(self):
+        # 127.0.0.31's PTR name host.bad.example does not resolve back: this restriction looks it up all the same
+        self.assertEqual(rcpt_reply(self, source='127.0.0.31'),
+                         (554, '5.7.1 <host.bad.example>: Unverified Client host rejected: Access denied'))
+        self.assertEqual(rcpt_reply(self, source='127.0.0.34')[0], 250)
+
+    def test_ok_is_refused(self):
+        self.assertEqual(rcpt_reply(self, source='127.0.0.33'), (451, '4.3.5 Server configuration error'))
 
 
 class ConfigErrors(unittest.TestCase):
@@ -766,7 +930,8 @@ class ConfigErrors(unittest.TestCase):
 
     def tearDown(self):
         pb.set_config(smtpd_client_restrictions='', smtpd_sender_restrictions='', smtpd_recipient_restrictions='',
-                      smtpd_data_restrictions='', smtpd_end_of_data_restrictions='',
+                      smtpd_data_restrictions='', smtpd_end_of_data_restrictions='', smtpd_restriction_classes='',
+                      unknown_address_tempfail_action='$reject_tempfail_action',
                       smtpd_relay_restrictions='permit_mynetworks, permit_sasl_authenticated, '
                                                'reject_unauth_destination')
         reset_smtpd()
@@ -805,6 +970,20 @@ class ConfigErrors(unittest.TestCase):
     def test_unusable_table(self):
         pb.write_config({'smtpd_sender_restrictions': 'check_sender_access cdb:/etc/postbus/x'})
         self.start_fails('smtpd_sender_restrictions')
+
+    def test_restriction_class_errors(self):
+        pb.write_config({'smtpd_restriction_classes': 'loopy', 'loopy': 'permit_mynetworks, loopy'})
+        msgs = self.start_fails('loopy')
+        self.assertTrue(any('restriction class "loopy" includes itself' in (m or '') for m in msgs), msgs[-10:])
+
+    def test_restriction_class_undefined(self):
+        pb.write_config({'smtpd_restriction_classes': 'nowhere'})
+        msgs = self.start_fails('smtpd_restriction_classes')
+        self.assertTrue(any('class "nowhere" has no definition' in (m or '') for m in msgs), msgs[-10:])
+
+    def test_bad_tempfail_action(self):
+        pb.write_config({'unknown_address_tempfail_action': 'permit'})
+        self.start_fails('unknown_address_tempfail_action')
 
     def test_open_relay_refused(self):
         pb.write_config({'smtpd_relay_restrictions': 'permit_mynetworks', 'smtpd_recipient_restrictions': ''})

@@ -158,11 +158,22 @@ TEST(service_overrides) {
         ASSERT_ERR(config_for_service(c, NULL, unexpandable, "master.cf:6", &s), EINVAL);
         config_free(c);
 
-        /* A service's copy does not share the per-transport lines with the original: both are freed. */
-        ASSERT_OK(config_parse("relay_destination_recipient_limit = 3\n", "main.cf", &c));
+        /* A service's copy has its own copies of the kept lines (per-transport limits, restriction classes):
+         * both are freed. A restriction class's list is kept only when smtpd_restriction_classes names it. */
+        ASSERT_OK(config_parse("relay_destination_recipient_limit = 3\n"
+                               "smtpd_restriction_classes = strict\n"
+                               "strict = reject_unlisted_sender, $other\n"
+                               "other = reject\n"
+                               "lax = permit\n", "main.cf", &c));
         ASSERT_OK(config_for_service(c, NULL, NULL, "master.cf:0", &s));
-        ASSERT_EQ(c->n_extras, 1U);
-        ASSERT_EQ(s->n_extras, 0U);
+        ASSERT_EQ(c->n_extras, 2U);
+        ASSERT_EQ(s->n_extras, 2U);
+        unsigned line = 0;
+        ASSERT_STREQ(config_extra(s, "strict", &line), "reject_unlisted_sender, reject");
+        ASSERT_EQ(line, 3U);
+        ASSERT_TRUE(s->extras[1].value != c->extras[1].value);
+        ASSERT_TRUE(config_extra(s, "lax", NULL) == NULL);
+        ASSERT_TRUE(config_extra(s, "other", NULL) == NULL);
         config_free(s);
         config_free(c);
 }

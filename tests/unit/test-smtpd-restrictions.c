@@ -31,7 +31,7 @@ TEST(list_parse) {
         ASSERT_OK(smtpd_restriction_list_parse(
                 "permit_mynetworks,\tcheck_client_access gdbm:/etc/postbus/access, reject_rbl_client zen.test "
                 "REJECT_UNAUTH_DESTINATION reject_non_fqdn_hostname",
-                "smtpd_client_restrictions", "main.cf:3", &l));
+                "smtpd_client_restrictions", "main.cf:3", NULL, &l));
         ASSERT_EQ(l.n, 5);
         ASSERT_EQ(l.items[0].type, SMTPD_RESTRICTION_PERMIT_MYNETWORKS);
         ASSERT_TRUE(l.items[0].arg == NULL);
@@ -45,26 +45,26 @@ TEST(list_parse) {
         ASSERT_TRUE(!smtpd_restriction_list_has(&l, SMTPD_RESTRICTION_REJECT));
         smtpd_restriction_list_done(&l);
 
-        ASSERT_OK(smtpd_restriction_list_parse("", "p", "default", &l));
+        ASSERT_OK(smtpd_restriction_list_parse("", "p", "default", NULL, &l));
         ASSERT_EQ(l.n, 0);
         smtpd_restriction_list_done(&l);
 
-        ASSERT_ERR(smtpd_restriction_list_parse("permit_mynetworks reject_everything", "p", "main.cf:1", &l),
+        ASSERT_ERR(smtpd_restriction_list_parse("permit_mynetworks reject_everything", "p", "main.cf:1", NULL, &l),
                    EINVAL);
-        ASSERT_ERR(smtpd_restriction_list_parse("check_sender_access", "p", "main.cf:1", &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("check_sender_access", "p", "main.cf:1", NULL, &l), EINVAL);
         /* a restriction name is no table */
-        ASSERT_ERR(smtpd_restriction_list_parse("check_sender_access reject", "p", "main.cf:1", &l), EINVAL);
-        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client", "p", "main.cf:1", &l), EINVAL);
-        ASSERT_OK(smtpd_restriction_list_parse("reject_rbl_client zen.test=127.0.0.[2..11]", "p", "main.cf:1", &l));
+        ASSERT_ERR(smtpd_restriction_list_parse("check_sender_access reject", "p", "main.cf:1", NULL, &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client", "p", "main.cf:1", NULL, &l), EINVAL);
+        ASSERT_OK(smtpd_restriction_list_parse("reject_rbl_client zen.test=127.0.0.[2..11]", "p", "main.cf:1", NULL, &l));
         ASSERT_EQ(l.n, 1);
         ASSERT_STREQ(l.items[0].arg, "zen.test");
         ASSERT_TRUE(l.items[0].filter);
         smtpd_restriction_list_done(&l);
-        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client zen.test=127.0.0.x", "p", "main.cf:1", &l), EINVAL);
-        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client =127.0.0.2", "p", "main.cf:1", &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client zen.test=127.0.0.x", "p", "main.cf:1", NULL, &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client =127.0.0.2", "p", "main.cf:1", NULL, &l), EINVAL);
         /* the right-hand side lists take the same argument */
         ASSERT_OK(smtpd_restriction_list_parse("reject_rhsbl_sender dbl.test=127.0.1.[2..99], reject_rhsbl_helo h.test",
-                                               "p", "main.cf:1", &l));
+                                               "p", "main.cf:1", NULL, &l));
         ASSERT_EQ(l.n, 2);
         ASSERT_EQ(l.items[0].type, SMTPD_RESTRICTION_REJECT_RHSBL_SENDER);
         ASSERT_STREQ(l.items[0].arg, "dbl.test");
@@ -72,14 +72,27 @@ TEST(list_parse) {
         ASSERT_EQ(l.items[1].type, SMTPD_RESTRICTION_REJECT_RHSBL_HELO);
         ASSERT_TRUE(!l.items[1].filter);
         smtpd_restriction_list_done(&l);
-        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_client", "p", "main.cf:1", &l), EINVAL);
-        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_recipient reject", "p", "main.cf:1", &l), EINVAL);
-        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_reverse_client d.test=1.2.3", "p", "main.cf:1", &l),
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_client", "p", "main.cf:1", NULL, &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_recipient reject", "p", "main.cf:1", NULL, &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("reject_rhsbl_reverse_client d.test=1.2.3", "p", "main.cf:1", NULL, &l),
                    EINVAL);
         /* Postfix's old name */
-        ASSERT_OK(smtpd_restriction_list_parse("reject_unknown_hostname", "p", "main.cf:1", &l));
+        ASSERT_OK(smtpd_restriction_list_parse("reject_unknown_hostname", "p", "main.cf:1", NULL, &l));
         ASSERT_EQ(l.items[0].type, SMTPD_RESTRICTION_REJECT_UNKNOWN_HELO_HOSTNAME);
         smtpd_restriction_list_done(&l);
+        /* smtpd_restriction_classes: a class's name is a restriction, any case; unknown without the class */
+        char *classes[] = { (char *) "strict", (char *) "Relaxed", NULL };
+        ASSERT_OK(smtpd_restriction_list_parse("warn_if_reject STRICT, relaxed defer_if_permit", "p", "main.cf:1",
+                                               classes, &l));
+        ASSERT_EQ(l.n, 4);
+        ASSERT_EQ(l.items[0].type, SMTPD_RESTRICTION_WARN_IF_REJECT);
+        ASSERT_EQ(l.items[1].type, SMTPD_RESTRICTION_CLASS_NAME);
+        ASSERT_EQ(l.items[1].class_index, 0);
+        ASSERT_STREQ(l.items[1].arg, "strict");
+        ASSERT_EQ(l.items[2].class_index, 1);
+        ASSERT_EQ(l.items[3].type, SMTPD_RESTRICTION_DEFER_IF_PERMIT);
+        smtpd_restriction_list_done(&l);
+        ASSERT_ERR(smtpd_restriction_list_parse("strict", "p", "main.cf:1", NULL, &l), EINVAL);
 }
 
 TEST(access_result) {
