@@ -90,7 +90,8 @@ int config_for_service(const Config *c, const char *const *builtin, char *const 
                        Config **ret);
 
 /* Sets a parameter of c, a configuration its caller holds alone (config_for_service()'s), to value as it is
- * (no $name expansion), as a service's own default. -EINVAL after logging a bad value. */
+ * (no $name expansion), as a service's own default. A bad value is logged: -EINVAL, or -ERANGE out of
+ * bounds. */
 int config_set(Config *c, ConfigParamId id, const char *value);
 
 /* "main.cf:12" or "default" for messages about a value. */
