@@ -35,9 +35,11 @@ static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, s
         bool sender;
         int n;
 
-        if (table_list_is_empty(c->canonical_maps) && table_list_is_empty(c->sender_canonical_maps) &&
-            table_list_is_empty(c->recipient_canonical_maps) && !c->masquerade_domains[0] &&
-            !streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup"))
+        bool mapped = !(j->receive_override & RECEIVE_OVERRIDE_NO_ADDRESS_MAPPINGS) &&
+                      (!table_list_is_empty(c->canonical_maps) || !table_list_is_empty(c->sender_canonical_maps) ||
+                       !table_list_is_empty(c->recipient_canonical_maps) || c->masquerade_domains[0]);
+
+        if (!mapped && !streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup"))
                 return 0;
         AddrlistHeaderClass class = addrlist_header_class(h, hlen);
         if (class == ADDRLIST_HEADER_OTHER)
@@ -238,6 +240,9 @@ static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t
  * postmaster's) go through header_checks and body_checks only when the parameter names bounce or notify; by
  * default never, so that the rule that refused a message cannot refuse the notice that returns it. */
 static bool content_inspected(CleanupJob *j) {
+        /* receive_override_options = no_header_body_checks: mail that was checked before a content filter. */
+        if (j->receive_override & RECEIVE_OVERRIDE_NO_HEADER_BODY_CHECKS)
+                return false;
         return j->cleanup->inspect_notices || !streq(strempty(cleanup_attr_get(j->attrs, "origin")), "bounce");
 }
 

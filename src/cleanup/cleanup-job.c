@@ -471,8 +471,9 @@ void cleanup_job_write(CleanupJob *j) {
 
 /* ---- the start --------------------------------------------------------------------------------- */
 
-/* smtpd's access(5) actions for the whole message, from the attribute a ("smtpd_hold=reason", ...): 1 when
- * it was one (and is in the job now), 0 when not. The cleanup socket is open to postbus's roles only. */
+/* smtpd's access(5) actions for the whole message, and the submitter's queue ID and receive_override_options,
+ * from the attribute a ("smtpd_hold=reason", ...): 1 when it was one (and is in the job now), 0 when not. The
+ * cleanup socket is open to postbus's roles only. */
 static const char *attr_value(const char *a, const char *prefix) {
         size_t n = strlen(prefix);
         return strncmp(a, prefix, n) == 0 ? a + n : NULL;
@@ -487,6 +488,22 @@ static int job_take_smtpd_action(CleanupJob *j, const char *a) {
                         strcpy(j->queue_id, v);
                 else
                         log_warning("A submitted queue ID is malformed: ignored.");
+                return 1;
+        }
+        /* The submitting service's receive_override_options: cleanup's part of them; the others are done. */
+        if ((v = attr_value(a, RECEIVE_OVERRIDE_ATTR "="))) {
+                _cleanup_free_ char *bad = NULL;
+                unsigned mask;
+                int r = receive_override_parse(v, &mask, &bad);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        _cleanup_free_ char *e = log_escape(bad, strlen(bad));
+                        log_warning("A submission's receive_override_options has the unknown option \"%s\", "
+                                    "ignoring it.", strempty(e));
+                        return 1;
+                }
+                j->receive_override = mask & RECEIVE_OVERRIDE_CLEANUP;
                 return 1;
         }
         if ((v = attr_value(a, "smtpd_hold="))) {
@@ -689,6 +706,10 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, const CleanupContent *conte
         if (streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup"))
                 for (size_t i = 0; i < j->n_header_addresses; i++)
                         cleanup_job_rewrite(j, &j->header_addresses[i].address);
-        cleanup_job_round_start(TAKE_PTR(j), step_maps);
+        /* receive_override_options = no_address_mappings (mail that had them before a content filter): the
+         * canonical form only, no canonical maps, masquerading, automatic BCC or virtual aliases. */
+        CleanupJobStep next = j->receive_override & RECEIVE_OVERRIDE_NO_ADDRESS_MAPPINGS ? cleanup_job_write
+                                                                                          : step_maps;
+        cleanup_job_round_start(TAKE_PTR(j), next);
         return 0;
 }

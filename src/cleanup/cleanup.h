@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "cleanup-checks.h"
 #include "queue-id.h"
+#include "receive-override.h"
 #include "table.h"
 
 /* Most recipients one submission may carry; smtpd's smtpd_recipient_limit is far below. */
@@ -91,7 +92,10 @@ typedef struct Cleanup {
  * extract_recipients=yes (sendmail -t); dsn_ret (FULL, HDRS) and dsn_envid (xtext) of RFC 3461;
  * smtputf8=yes and body_type (7BIT, 8BITMIME) as the client declared them; queue_id, the ID the submitter
  * proposes (smtpd and pickup make one when the milters are asked, which see it as the macro "i"): the
- * message gets it unless a queue file has it already (then a fresh one, as without it).
+ * message gets it unless a queue file has it already (then a fresh one, as without it);
+ * receive_override_options, those of the submitting service that are cleanup's (no_address_mappings: no
+ * canonical maps, masquerading, automatic BCC or virtual aliases; no_header_body_checks: none of the
+ * header and body checks), taken from smtpd and pickup, never written into the queue file.
  * Errors: org.postbus.Error.InvalidArguments (malformed input), .Rejected ("5xx x.y.z text": permanent),
  * .TemporaryFailure ("4xx x.y.z text"). */
 extern const sd_bus_vtable cleanup_vtable[];
@@ -232,6 +236,8 @@ struct CleanupJob {
         char *hold;
         bool discard;
         char queue_id[QUEUE_ID_SIZE];   /* the submitter's proposal, or "" */
+        unsigned receive_override;      /* what the submitter's receive_override_options leave out of cleanup's
+                                         * work (RECEIVE_OVERRIDE_CLEANUP bits) */
         char **prepend;                 /* headers smtpd's access tables added (PREPEND), in order */
         char *filter;                   /* FILTER transport:nexthop (smtpd access or header_checks), or NULL */
         char *reject;                   /* "550 5.7.1 ...": the permanent answer */

@@ -251,6 +251,12 @@ static int message_submit(Pickup *p, sd_bus *bus, PickupMessage *m) {
         /* As Postfix's pickup: local mail goes to the content filter too. */
         if (r >= 0 && !isempty(p->daemon->config->content_filter))
                 r = append_attr(msg, "content_filter", p->daemon->config->content_filter);
+        /* receive_override_options: what cleanup leaves out (no_address_mappings, no_header_body_checks). */
+        if (r >= 0 && (p->receive_override & RECEIVE_OVERRIDE_CLEANUP)) {
+                char text[RECEIVE_OVERRIDE_TEXT_MAX];
+                r = append_attr(msg, RECEIVE_OVERRIDE_ATTR,
+                                receive_override_format(p->receive_override & RECEIVE_OVERRIDE_CLEANUP, text));
+        }
         if (r >= 0)
                 r = append_attr(msg, "milter_hold", m->milter_hold);
         if (r >= 0)

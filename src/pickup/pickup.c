@@ -12,6 +12,7 @@
  * check is removed with a journal record and the others go on. It writes nothing but removals in the
  * maildrop directory; cleanup gets the content alone, in a sealed memory file, over its socket. */
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/inotify.h>
 
 #include "log.h"
@@ -30,6 +31,25 @@ static int on_inotify(sd_event_source *s, const struct inotify_event *event, voi
                 pickup_set_working(p, true);
                 (void) sd_event_source_set_enabled(p->scan_event, SD_EVENT_ONESHOT);
         }
+        return 0;
+}
+
+/* receive_override_options (a bad one stops pickup, with its line) and non_smtpd_milters, which no_milters
+ * leaves unasked. The options that are cleanup's go with each message (pickup-submit.c). */
+static int pickup_settings_load(const Config *c, MilterSettings *ret_milters, unsigned *ret_override) {
+        char where[PATH_MAX + 32];
+        unsigned override;
+        int r;
+
+        r = receive_override_from_config(c, config_where(c, CONFIG_PARAM_receive_override_options, where,
+                                                         sizeof where), &override);
+        if (r < 0)
+                return r;
+        r = milter_settings_load(c, override & RECEIVE_OVERRIDE_NO_MILTERS ? "" : c->non_smtpd_milters,
+                                 ret_milters);
+        if (r < 0)
+                return r;
+        *ret_override = override;
         return 0;
 }
 
@@ -58,7 +78,7 @@ static int pickup_setup(Daemon *d) {
         r = bus_client_new(d->event, POSTBUS_RUNDIR "/cleanup", &p->cleanup);
         if (r < 0)
                 return log_oom();
-        r = milter_settings_load(d->config, d->config->non_smtpd_milters, &p->milters);
+        r = pickup_settings_load(d->config, &p->milters, &p->receive_override);
         if (r < 0)
                 return r;
 
@@ -89,11 +109,13 @@ void pickup_retired_free(Pickup *p) {
 static int pickup_reload(Daemon *d, Config *new) {
         Pickup *p = d->userdata;
         MilterSettings milters;
+        unsigned override;
         int r;
 
-        r = milter_settings_load(new, new->non_smtpd_milters, &milters);
+        r = pickup_settings_load(new, &milters, &override);
         if (r < 0)
                 return r;
+        p->receive_override = override;
         if (p->n_in_flight == 0)
                 milter_settings_done(&p->milters);
         else {

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "maildrop-file.h"
 #include "milter.h"
+#include "receive-override.h"
 
 /* Submissions to cleanup in flight at once: each holds its message in a memory file. */
 #define PICKUP_IN_FLIGHT_MAX 8U
@@ -48,6 +49,7 @@ struct Pickup {
         int dir_fd;
         BusClient *cleanup;
         MilterSettings milters;         /* non_smtpd_milters */
+        unsigned receive_override;      /* receive_override_options (RECEIVE_OVERRIDE_*) */
         MilterSettings *retired;        /* replaced by reloads, kept for the messages in flight that use them */
         size_t n_retired;
         BusClient *bounce;              /* for mail cleanup refuses */

@@ -429,6 +429,9 @@
         X(content_filter, STRING, "", 0, 0, "smtpd pickup qmgr",                                              \
           "transport:[host]:port: every message smtpd (per service: master.cf -o content_filter=) or pickup "\
           "receives goes there after it is queued, instead of to its recipients' routes (the amavis pattern).") \
+        X(receive_override_options, STRING, "", 0, 0, "smtpd pickup",                                         \
+          "What smtpd (per service: master.cf -o) or pickup leaves out of receiving: no_unknown_recipient_checks, "\
+          "no_address_mappings, no_header_body_checks, no_milters (Postfix's; for mail back from a filter).") \
         X(sender_dependent_relayhost_maps, STRING, "", 0, 0, "rewrite",                                       \
           "Tables of relayhost by sender address, then @domain; it replaces relayhost for that sender.")    \
         X(smtpd_tls_loglevel, INT, "1", 0, 4, "smtpd",                                                       \

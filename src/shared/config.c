@@ -351,6 +351,16 @@ static int config_set_value(Config *c, ConfigParamId id, char *value) {
         return 0;
 }
 
+int config_set(Config *c, ConfigParamId id, const char *value) {
+        char *v = strdup(value);
+
+        assert(c->n_ref == 1);
+        if (!v)
+                return -ENOMEM;
+        c->lines[id] = 0;
+        return config_set_value(c, id, v);
+}
+
 Config *config_ref(Config *c) {
         if (c)
                 c->n_ref++;
@@ -474,14 +484,9 @@ int config_for_service(const Config *c, const char *const *builtin, char *const 
 
         for (const char *const *b = builtin; b && b[0]; b += 2) {
                 const ConfigParam *p = config_param_find(b[0]);
-                char *v;
 
                 assert(p && b[1]);
-                v = strdup(b[1]);
-                if (!v)
-                        return -ENOMEM;
-                s->lines[p - config_params] = 0;
-                r = config_set_value(s, (ConfigParamId) (p - config_params), v);
+                r = config_set(s, (ConfigParamId) (p - config_params), b[1]);
                 if (r < 0)
                         return r;
         }

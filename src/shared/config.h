@@ -90,6 +90,11 @@ const ConfigParam *config_param_find(const char *name);
 int config_for_service(const Config *c, const char *const *builtin, char *const *overrides, const char *where,
                        Config **ret);
 
+/* Sets a parameter of c, a configuration its caller holds alone (config_for_service()'s), to value as it is
+ * (no $name expansion), as a service's own default. A bad value is logged: -EINVAL, or -ERANGE out of
+ * bounds. */
+int config_set(Config *c, ConfigParamId id, const char *value);
+
 /* "main.cf:12" or "default" for messages about a value. */
 const char *config_where(const Config *c, ConfigParamId id, char *buf, size_t size);
 

@@ -146,6 +146,14 @@ static int session_submit_send(SmtpdSession *s, sd_bus *bus) {
          * filtered mail is not filtered again. */
         if (r >= 0 && !isempty(s->listener->config->content_filter))
                 r = sd_bus_message_append(m, "{ss}", "content_filter", s->listener->config->content_filter);
+        /* receive_override_options of the service: what cleanup leaves out (no_address_mappings,
+         * no_header_body_checks), for mail that has had it done before the content filter. */
+        if (r >= 0 && (s->listener->receive_override & RECEIVE_OVERRIDE_CLEANUP)) {
+                char text[RECEIVE_OVERRIDE_TEXT_MAX];
+                r = sd_bus_message_append(m, "{ss}", RECEIVE_OVERRIDE_ATTR,
+                                          receive_override_format(s->listener->receive_override &
+                                                                  RECEIVE_OVERRIDE_CLEANUP, text));
+        }
         /* What access tables said about the whole message (access(5) HOLD, DISCARD, FILTER, REDIRECT, PREPEND). */
         if (r >= 0 && s->actions.hold)
                 r = sd_bus_message_append(m, "{ss}", "smtpd_hold", s->actions.hold);

@@ -89,6 +89,7 @@ static const char *const service_params[] = {
         "smtpd_sender_login_maps",
         "content_filter",
         "smtpd_milters",
+        "receive_override_options",
 };
 
 static bool service_param_allowed(const char *name) {
@@ -136,6 +137,33 @@ static int service_overrides(SmtpdConf *conf, const MasterService *m, char ***re
         return 0;
 }
 
+/* receive_override_options of a service: its value is the main.cf line's, or the -o's of the master.cf line at
+ * where. no_unknown_recipient_checks empties the service's lists of recipients, so that reject_unlisted_recipient
+ * (smtpd_reject_unlisted_recipient, or written in a list) refuses nobody there, as Postfix skips it; no_milters
+ * asks none of smtpd_milters. The options that are cleanup's go with each message (smtpd-submit.c). */
+static int listener_receive_override(SmtpdListener *l, const char *where) {
+        static const ConfigParamId recipient_lists[] = {
+                CONFIG_PARAM_local_recipient_maps,
+                CONFIG_PARAM_virtual_mailbox_maps,
+                CONFIG_PARAM_relay_recipient_maps,
+        };
+        char buf[PATH_MAX + 32];
+        int r;
+
+        if (l->config->lines[CONFIG_PARAM_receive_override_options] > 0)
+                where = config_where(l->config, CONFIG_PARAM_receive_override_options, buf, sizeof buf);
+        r = receive_override_from_config(l->config, where, &l->receive_override);
+        if (r < 0)
+                return r;
+        if (l->receive_override & RECEIVE_OVERRIDE_NO_UNKNOWN_RECIPIENT_CHECKS)
+                for (size_t i = 0; i < ELEMENTSOF(recipient_lists); i++) {
+                        r = config_set(l->config, recipient_lists[i], "");
+                        if (r < 0)
+                                return r == -ENOMEM ? log_oom() : r;
+                }
+        return 0;
+}
+
 /* Builds a service's view of the configuration and its TLS context: one of the three built in, or another
  * inet smtpd line of master.cf. *ret is NULL for a socket of no service (warned about). -EINVAL: a
  * configuration error, logged with file and line. */
@@ -174,10 +202,14 @@ static int listener_setup(Smtpd *server, SmtpdConf *conf, const char *fd_name, S
                 return log_oom();
         if (r < 0)
                 return -EINVAL;
+        r = listener_receive_override(l, where);
+        if (r < 0)
+                return r;
         c = l->config;
         /* Each service has its own milters, as a master.cf "-o smtpd_milters=" gives them in Postfix (a
-         * re-injection port with none). */
-        r = milter_settings_load(c, c->smtpd_milters, &l->milters);
+         * re-injection port with none, or receive_override_options = no_milters). */
+        r = milter_settings_load(c, l->receive_override & RECEIVE_OVERRIDE_NO_MILTERS ? "" : c->smtpd_milters,
+                                 &l->milters);
         if (r < 0)
                 return r;
 

@@ -7,6 +7,7 @@
 #include "daemon.h"
 #include "milter.h"
 #include "master-cf.h"
+#include "receive-override.h"
 #include "smtpd-anvil.h"
 #include "smtpd-mynetworks.h"
 #include "smtpd-restrictions.h"
@@ -61,6 +62,7 @@ typedef struct SmtpdListener {
         bool sasl;                      /* AUTH offered (after TLS only) */
         SmtpdChecks *checks;            /* the service's restriction lists (smtpd-restrictions.c) */
         MilterSettings milters;         /* the service's smtpd_milters, with the milter_* parameters */
+        unsigned receive_override;      /* the service's receive_override_options (RECEIVE_OVERRIDE_*) */
 } SmtpdListener;
 
 /* Everything smtpd derives from main.cf and master.cf: built at start and again on each reload (systemctl
