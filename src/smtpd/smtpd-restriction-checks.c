@@ -9,6 +9,7 @@
 #include <assert.h>
 #include <ctype.h>
 
+#include "address-map.h"
 #include "address.h"
 #include "log.h"
 #include "passwd-cache.h"
@@ -251,14 +252,41 @@ static SmtpdCheckStatus check_unlisted_hosted(SmtpdCheckContext *ctx, const char
                                         unlisted_class(sender));
 }
 
+/* Whether cleanup would rewrite addr: a key of canonical_maps, recipient_canonical_maps (sender_canonical_maps
+ * for a sender) or virtual_alias_maps, in Postfix's key order. 1, 0, or a negative errno. */
+static int address_mapped(SmtpdChecks *c, const char *addr, bool sender) {
+        TableList *maps[] = { sender ? c->sender_canonical_maps : c->recipient_canonical_maps, c->canonical_maps,
+                              c->virtual_alias_maps };
+        int r = 0;
+
+        if (!c->mapped_known)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(maps) && r == 0; i++) {
+                _cleanup_free_ char *value = NULL;
+
+                if (table_list_is_empty(maps[i]))
+                        continue;
+                r = address_map_find(address_map_table_lookup, maps[i], addr, c->mydestination, c->config->myorigin,
+                                     c->config->recipient_delimiter, false, &value);
+        }
+        return r;
+}
+
 SmtpdCheckStatus smtpd_restriction_check_unlisted(SmtpdCheckContext *ctx, bool sender) {
         SmtpdChecks *c = ctx->cs->checks;
         const char *rcpt = sender ? ctx->in->sender : ctx->in->recipient;
         int r;
 
-        /* The null sender is nobody's address. */
-        if (!rcpt || (sender && !rcpt[0]))
+        /* The null sender is nobody's address; no_unknown_recipient_checks knows every recipient. */
+        if (!rcpt || (sender && !rcpt[0]) || (!sender && !c->check_recipients))
                 return SMTPD_CHECK_DUNNO;
+        r = address_mapped(c, rcpt, sender);
+        if (r > 0)
+                return SMTPD_CHECK_DUNNO;
+        if (r < 0) {
+                log_warning_errno(r, "Failed to look <%s> up in the canonical and virtual alias maps: %m", rcpt);
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+        }
         if (!address_is_local(c->mydestination, rcpt))
                 return check_unlisted_hosted(ctx, rcpt, sender);
         if (!c->local_check)

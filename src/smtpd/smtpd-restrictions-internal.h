@@ -35,6 +35,11 @@ struct SmtpdChecks {
         SmtpdRestrictionList *classes;  /* ...and their lists, in that order */
         size_t n_classes;
         SmtpdTempfailAction unknown_helo_tempfail, unknown_address_tempfail;
+        /* receive_override_options of the service: no_unknown_recipient_checks clears check_recipients,
+         * no_address_mappings clears mapped_known. */
+        bool check_recipients, mapped_known;
+        /* The maps that cleanup rewrites addresses with: an address they list is known (Postfix's smtpd). */
+        TableList *canonical_maps, *recipient_canonical_maps, *sender_canonical_maps, *virtual_alias_maps;
         /* local_recipient_maps: the password database and tables; an empty value turns the check off. */
         bool local_check, local_passwd;
         Table **local_tables;

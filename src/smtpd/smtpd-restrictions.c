@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "receive-override.h"
 #include "smtpd-restrictions-internal.h"
 
 static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
@@ -247,6 +248,10 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
         virtual_domains_done(&c->relay_domains);
         virtual_map_done(&c->relay_recipients);
         virtual_map_done(&c->sender_logins);
+        table_list_free(c->canonical_maps);
+        table_list_free(c->recipient_canonical_maps);
+        table_list_free(c->sender_canonical_maps);
+        table_list_free(c->virtual_alias_maps);
         strv_free(c->dnsbl_domains);
         free(c);
         return NULL;
@@ -535,6 +540,34 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                 (void) config_where(config, CONFIG_PARAM_relay_recipient_maps, where, sizeof where);
                 log_error("%s: relay_recipient_maps: cannot use \"%s\"", where, config->relay_recipient_maps);
                 return -EINVAL;
+        }
+
+        /* As Postfix's smtpd, unless the service has no_address_mappings: an address that cleanup will rewrite
+         * is known to reject_unlisted_recipient and reject_unlisted_sender, whatever its domain's table says. */
+        unsigned override = 0;
+        _cleanup_free_ char *bad = NULL;
+        (void) receive_override_parse(config->receive_override_options, &override, &bad);  /* checked at start */
+        c->check_recipients = !(override & RECEIVE_OVERRIDE_NO_UNKNOWN_RECIPIENT_CHECKS);
+        c->mapped_known = !(override & RECEIVE_OVERRIDE_NO_ADDRESS_MAPPINGS);
+        const struct {
+                ConfigParamId id;
+                const char *value;
+                TableList **list;
+        } mapped[] = {
+                { CONFIG_PARAM_canonical_maps, config->canonical_maps, &c->canonical_maps },
+                { CONFIG_PARAM_recipient_canonical_maps, config->recipient_canonical_maps, &c->recipient_canonical_maps },
+                { CONFIG_PARAM_sender_canonical_maps, config->sender_canonical_maps, &c->sender_canonical_maps },
+                { CONFIG_PARAM_virtual_alias_maps, config->virtual_alias_maps, &c->virtual_alias_maps },
+        };
+        for (size_t i = 0; c->mapped_known && i < ELEMENTSOF(mapped); i++) {
+                r = table_list_open(mapped[i].value, mapped[i].list);
+                if (r == -ENOMEM)
+                        return log_oom();
+                if (r < 0) {
+                        (void) config_where(config, mapped[i].id, where, sizeof where);
+                        log_error("%s: %s: cannot use \"%s\"", where, config_params[mapped[i].id].name, mapped[i].value);
+                        return -EINVAL;
+                }
         }
 
         r = virtual_map_open(config->smtpd_sender_login_maps, &c->sender_logins);

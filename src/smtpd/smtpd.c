@@ -138,15 +138,10 @@ static int service_overrides(SmtpdConf *conf, const MasterService *m, char ***re
 }
 
 /* receive_override_options of a service: its value is the main.cf line's, or the -o's of the master.cf line at
- * where. no_unknown_recipient_checks empties the service's lists of recipients, so that reject_unlisted_recipient
- * (smtpd_reject_unlisted_recipient, or written in a list) refuses nobody there, as Postfix skips it; no_milters
- * asks none of smtpd_milters. The options that are cleanup's go with each message (smtpd-submit.c). */
+ * where. no_unknown_recipient_checks makes reject_unlisted_recipient (smtpd_reject_unlisted_recipient, or written
+ * in a list) refuse nobody there, as Postfix skips it (smtpd-restriction-checks.c); no_milters asks none of
+ * smtpd_milters. The options that are cleanup's go with each message (smtpd-submit.c). */
 static int listener_receive_override(SmtpdListener *l, const char *where) {
-        static const ConfigParamId recipient_lists[] = {
-                CONFIG_PARAM_local_recipient_maps,
-                CONFIG_PARAM_virtual_mailbox_maps,
-                CONFIG_PARAM_relay_recipient_maps,
-        };
         char buf[PATH_MAX + 32];
         int r;
 
@@ -155,12 +150,6 @@ static int listener_receive_override(SmtpdListener *l, const char *where) {
         r = receive_override_from_config(l->config, where, &l->receive_override);
         if (r < 0)
                 return r;
-        if (l->receive_override & RECEIVE_OVERRIDE_NO_UNKNOWN_RECIPIENT_CHECKS)
-                for (size_t i = 0; i < ELEMENTSOF(recipient_lists); i++) {
-                        r = config_set(l->config, recipient_lists[i], "");
-                        if (r < 0)
-                                return r == -ENOMEM ? log_oom() : r;
-                }
         return 0;
 }
 

@@ -117,7 +117,7 @@ class ReceiveOverride(unittest.TestCase):
                     'smtp unix - - n - - smtp\n')
         pb.write_config({'content_filter': f'smtp:[127.0.0.1]:{FILTER_PORT}',
                          'virtual_alias_maps': f'hash:{ETC}/virtual',
-                         # team@localhost is a known recipient on port 25
+                         # team@localhost is known also where no_address_mappings leaves virtual_alias_maps out
                          'local_recipient_maps': f'unix:passwd.byname hash:{ETC}/virtual',
                          'sender_bcc_maps': f'hash:{ETC}/sender_bcc',
                          'header_checks': f'regexp:{ETC}/header_checks',

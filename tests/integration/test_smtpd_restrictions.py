@@ -816,6 +816,38 @@ class RestrictionClasses(unittest.TestCase):
         self.assertEqual(rcpt_reply(self, sender=f'nosuch@{HOST}', rcpt=f'erin@{HOST}')[0], 250)
 
 
+class MappedAddressesKnown(unittest.TestCase):
+    """As Postfix's smtpd: an address that cleanup will rewrite (virtual_alias_maps, canonical_maps,
+    recipient_canonical_maps) is a known recipient, whatever local_recipient_maps says; not on a service with
+    receive_override_options = no_address_mappings, where cleanup will not rewrite it."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        virtual = build_table('mapped_virtual', f'team@{HOST} erin@{HOST}\n@virtual-only.example erin@{HOST}\n')
+        canonical = build_table('mapped_canonical', f'old.name@{HOST} erin@{HOST}\n')
+        base_config(virtual_alias_maps=virtual, recipient_canonical_maps=canonical,
+                    mydestination=f'{HOST}, virtual-only.example')
+
+    @classmethod
+    def tearDownClass(cls):
+        base_config(virtual_alias_maps='', recipient_canonical_maps='', mydestination='$myhostname, localhost.$mydomain, localhost')
+
+    def test_mapped_recipients_known(self):
+        for rcpt in (f'team@{HOST}', f'old.name@{HOST}', 'anyone@virtual-only.example', f'erin@{HOST}'):
+            self.assertEqual(rcpt_reply(self, rcpt=rcpt)[0], 250, rcpt)
+        self.assertEqual(rcpt_reply(self, rcpt=f'nosuch@{HOST}'),
+                         (550, f'5.1.1 <nosuch@{HOST}>: Recipient address rejected: User unknown in local recipient '
+                               'table'))
+
+    def test_not_with_no_address_mappings(self):
+        base_config(receive_override_options='no_address_mappings')
+        try:
+            self.assertEqual(rcpt_reply(self, rcpt=f'team@{HOST}')[0], 550)
+        finally:
+            base_config(receive_override_options='')
+
+
 class WarnIfReject(unittest.TestCase):
     """warn_if_reject makes the next restriction's refusal a journal line; smtpd_reject_unlisted_sender
     checks every sender after the sender list (here at RCPT, smtpd_delay_reject = yes)."""
