@@ -474,37 +474,12 @@ int bounce_report_compose(const BounceReport *r, char **ret, size_t *ret_size) {
 }
 
 int bounce_notify_classes_parse(const char *value, unsigned *ret_mask, char **ret_bad) {
-        static const struct {
-                const char *name;
-                BounceNotifyClass class;
-        } classes[] = {
+        static const ConfigFlagName classes[] = {
                 { "bounce", BOUNCE_CLASS_BOUNCE },     { "2bounce", BOUNCE_CLASS_2BOUNCE },
                 { "data", BOUNCE_CLASS_DATA },         { "delay", BOUNCE_CLASS_DELAY },
                 { "policy", BOUNCE_CLASS_POLICY },     { "protocol", BOUNCE_CLASS_PROTOCOL },
                 { "resource", BOUNCE_CLASS_RESOURCE }, { "software", BOUNCE_CLASS_SOFTWARE },
         };
-        unsigned mask = 0;
 
-        *ret_bad = NULL;
-        for (const char *p = strempty(value); *p;) {
-                size_t n;
-                bool found = false;
-
-                p += strspn(p, ", \t\r\n");
-                n = strcspn(p, ", \t\r\n");
-                if (n == 0)
-                        break;
-                for (size_t i = 0; i < ELEMENTSOF(classes); i++)
-                        if (strlen(classes[i].name) == n && strncasecmp(p, classes[i].name, n) == 0) {
-                                mask |= classes[i].class;
-                                found = true;
-                        }
-                if (!found) {
-                        *ret_bad = strndup(p, n);
-                        return *ret_bad ? -EINVAL : -ENOMEM;
-                }
-                p += n;
-        }
-        *ret_mask = mask;
-        return 0;
+        return config_parse_flags(value, classes, ELEMENTSOF(classes), true, ret_mask, ret_bad);
 }

@@ -847,6 +847,35 @@ int config_load(const char *path, Config **ret) {
         return config_parse(text, p, ret);
 }
 
+int config_parse_flags(const char *value, const ConfigFlagName *names, size_t n_names, bool ignore_case,
+                       unsigned *ret_mask, char **ret_bad) {
+        unsigned mask = 0;
+
+        *ret_bad = NULL;
+        for (const char *p = strempty(value); *p;) {
+                size_t n;
+                bool found = false;
+
+                p += strspn(p, ", \t\r\n");
+                n = strcspn(p, ", \t\r\n");
+                if (n == 0)
+                        break;
+                for (size_t i = 0; i < n_names; i++)
+                        if (strlen(names[i].name) == n &&
+                            (ignore_case ? strncasecmp(p, names[i].name, n) : strncmp(p, names[i].name, n)) == 0) {
+                                mask |= names[i].flag;
+                                found = true;
+                        }
+                if (!found) {
+                        *ret_bad = strndup(p, n);
+                        return *ret_bad ? -EINVAL : -ENOMEM;
+                }
+                p += n;
+        }
+        *ret_mask = mask;
+        return 0;
+}
+
 int config_split_list(const char *value, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         size_t n = 0;

@@ -119,6 +119,15 @@ int config_param_parse_int(const ConfigParam *p, const char *value, int64_t *ret
 /* Splits a list value on commas and white space into a NULL-terminated vector; a "{ ... }" group inside
  * an item keeps its commas and white space, as in Postfix ("inline:{ a=b, c=d }"). */
 int config_split_list(const char *value, char ***ret);
+/* A list of words (separated by commas or white space) as the OR of their flags in names (as Postfix's
+ * notify_classes, receive_override_options): -EINVAL for a word that is none of them, with a copy of it in
+ * *ret_bad (NULL otherwise). ignore_case: the words compare without case. */
+typedef struct ConfigFlagName {
+        const char *name;
+        unsigned flag;
+} ConfigFlagName;
+int config_parse_flags(const char *value, const ConfigFlagName *names, size_t n_names, bool ignore_case,
+                       unsigned *ret_mask, char **ret_bad);
 
 /* Parses a TIME value ("300s", "5m", "1h", "2d", "1w", plain = seconds). */
 int config_parse_time(const char *s, int64_t *ret);

@@ -3,10 +3,7 @@
 #include "receive-override.h"
 #include "string-util.h"
 
-static const struct {
-        const char *name;
-        ReceiveOverride option;
-} receive_override_names[] = {
+static const ConfigFlagName receive_override_names[] = {
         { "no_unknown_recipient_checks", RECEIVE_OVERRIDE_NO_UNKNOWN_RECIPIENT_CHECKS },
         { "no_address_mappings", RECEIVE_OVERRIDE_NO_ADDRESS_MAPPINGS },
         { "no_header_body_checks", RECEIVE_OVERRIDE_NO_HEADER_BODY_CHECKS },
@@ -14,31 +11,8 @@ static const struct {
 };
 
 int receive_override_parse(const char *value, unsigned *ret_mask, char **ret_bad) {
-        unsigned mask = 0;
-
-        *ret_bad = NULL;
-        for (const char *p = strempty(value); *p;) {
-                size_t n;
-                bool found = false;
-
-                p += strspn(p, ", \t\r\n");
-                n = strcspn(p, ", \t\r\n");
-                if (n == 0)
-                        break;
-                for (size_t i = 0; i < ELEMENTSOF(receive_override_names); i++)
-                        if (strlen(receive_override_names[i].name) == n &&
-                            strncmp(p, receive_override_names[i].name, n) == 0) {
-                                mask |= receive_override_names[i].option;
-                                found = true;
-                        }
-                if (!found) {
-                        *ret_bad = strndup(p, n);
-                        return *ret_bad ? -EINVAL : -ENOMEM;
-                }
-                p += n;
-        }
-        *ret_mask = mask;
-        return 0;
+        return config_parse_flags(value, receive_override_names, ELEMENTSOF(receive_override_names), false, ret_mask,
+                                  ret_bad);
 }
 
 const char *receive_override_format(unsigned mask, char buf[static RECEIVE_OVERRIDE_TEXT_MAX]) {
@@ -46,7 +20,7 @@ const char *receive_override_format(unsigned mask, char buf[static RECEIVE_OVERR
 
         buf[0] = '\0';
         for (size_t i = 0; i < ELEMENTSOF(receive_override_names); i++)
-                if (mask & receive_override_names[i].option)
+                if (mask & receive_override_names[i].flag)
                         len += (size_t) snprintf(buf + len, RECEIVE_OVERRIDE_TEXT_MAX - len, "%s%s",
                                                  len > 0 ? "," : "", receive_override_names[i].name);
         return buf;
