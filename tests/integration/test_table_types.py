@@ -180,8 +180,16 @@ class TableTypes(unittest.TestCase):
             code, text = rcpt_reply(self)
             self.assertEqual((code, text), (451, '4.3.0 <alice@mx.example.test>: Temporary lookup failure'))
 
-            # cleanup's virtual_alias_maps: the message is not accepted, with a 4xx, never delivered unaliased
+            # smtpd looks virtual_alias_maps up at RCPT (an address it lists is a known one), as Postfix does
             pb.set_config(smtpd_recipient_restrictions='')
+            with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
+                pb.send('x@example.org', ['alice@localhost'], 'Subject: never built\n\nx\n')
+            self.assertEqual(e.exception.recipients['alice@localhost'],
+                             (451, b'4.3.0 <alice@localhost>: Temporary lookup failure'))
+
+            # cleanup's virtual_alias_maps (smtpd checks no recipient here): the message is not accepted, with a
+            # 4xx, never delivered unaliased
+            pb.set_config(smtpd_reject_unlisted_recipient='no')
             with self.assertRaises(smtplib.SMTPDataError) as e:
                 pb.send('x@example.org', ['alice@localhost'], 'Subject: never built\n\nx\n')
             self.assertEqual(e.exception.smtp_code // 100, 4)
@@ -193,7 +201,8 @@ class TableTypes(unittest.TestCase):
             qid = pb.send('x@example.org', ['alice@localhost'], 'Subject: built now\n\nx\n')
             pb.wait_until(lambda: mail_with('alice', qid), what='the message once the table is built')
         finally:
-            pb.set_config(smtpd_recipient_restrictions='', virtual_alias_maps=f'regexp:{self.virtual}')
+            pb.set_config(smtpd_recipient_restrictions='', virtual_alias_maps=f'regexp:{self.virtual}',
+                          smtpd_reject_unlisted_recipient='yes')
 
 
 if __name__ == '__main__':
