@@ -3,6 +3,7 @@
  * and the edits of headers and body lines the queue file is written with. Runs in the cleanup process. */
 #include <ctype.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #include "address.h"
 #include "addrlist.h"
@@ -105,20 +106,14 @@ static int add_edit(CleanupJob *j, size_t start, size_t end, char *text) {
         return 0;
 }
 
-int cleanup_job_check(CleanupJob *j, const char *what, TableList *tables, const char *logical, size_t start,
-                      size_t end) {
-        _cleanup_free_ char *value = NULL;
+/* Does what value, a rule's "ACTION [text]", says to the header or line logical (logical_len bytes, at
+ * start..end of the content), found by what ("header", "body", "content"). As cleanup_job_check(). */
+static int job_act(CleanupJob *j, const char *what, const char *value, const char *logical, size_t logical_len,
+                   size_t start, size_t end) {
         CleanupCheckAction action;
         const char *text;
         int r;
 
-        r = table_list_lookup(tables, logical, &value);
-        if (r < 0) {
-                log_warning_errno(r, "%s_checks: lookup failed: %m", what);
-                return cleanup_job_reject(j, "451 4.3.0 Temporary lookup failure");
-        }
-        if (r == 0)
-                return 0;
         if (cleanup_check_action_parse(value, &action, &text) < 0) {
                 /* As Postfix: the administrator hears of it; the message goes on. */
                 _cleanup_free_ char *v = log_escape(value, MIN(strlen(value), (size_t) 200));
@@ -127,7 +122,7 @@ int cleanup_job_check(CleanupJob *j, const char *what, TableList *tables, const 
                 return 0;
         }
         if (action != CLEANUP_CHECK_DUNNO) {
-                _cleanup_free_ char *escaped = log_escape(logical, MIN(strlen(logical), (size_t) 200));
+                _cleanup_free_ char *escaped = log_escape(logical, MIN(logical_len, (size_t) 200));
                 _cleanup_free_ char *sender = log_escape(j->sender, strlen(j->sender));
                 const char *name = cleanup_check_action_to_string(action);
                 log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLEANUP_ACTION", name }),
@@ -176,6 +171,64 @@ int cleanup_job_check(CleanupJob *j, const char *what, TableList *tables, const 
         default:
                 return 0;
         }
+}
+
+int cleanup_job_check(CleanupJob *j, const char *what, TableList *tables, const char *logical, size_t start,
+                      size_t end) {
+        _cleanup_free_ char *value = NULL;
+        int r;
+
+        r = table_list_lookup(tables, logical, &value);
+        if (r < 0) {
+                log_warning_errno(r, "%s_checks: lookup failed: %m", what);
+                return cleanup_job_reject(j, "451 4.3.0 Temporary lookup failure");
+        }
+        if (r == 0)
+                return 0;
+        return job_act(j, what, value, logical, strlen(logical), start, end);
+}
+
+/* As Postfix's cleanup: each line, headers and body alike, is looked at as it comes, before the header and
+ * body checks; the line end is not part of it. */
+int cleanup_job_characters(CleanupJob *j) {
+        const ByteSet *reject = &j->cleanup->reject_chars, *strip = &j->cleanup->strip_chars;
+        const unsigned char *buf = j->content;
+        size_t n_strip = 0;
+
+        if ((!reject->any && !strip->any) || !cleanup_job_content_inspected(j))
+                return 0;
+        for (size_t i = 0; i < j->size; i++) {
+                if (buf[i] == '\n')
+                        continue;
+                if (reject->has[buf[i]]) {
+                        size_t start = i, end = i;
+                        while (start > 0 && buf[start - 1] != '\n')
+                                start--;
+                        while (end < j->size && buf[end] != '\n')
+                                end++;
+                        return job_act(j, "content", "REJECT disallowed character", (const char *) buf + start,
+                                       end - start, start, end);
+                }
+                n_strip += strip->has[buf[i]];
+        }
+        if (n_strip == 0)
+                return 0;
+
+        /* The job goes on with the stripped copy; what it had goes. */
+        char *copy = malloc(MAX(j->size - n_strip, (size_t) 1)), *o = copy;
+        if (!copy)
+                return -ENOMEM;
+        for (size_t i = 0; i < j->size; i++)
+                if (buf[i] == '\n' || !strip->has[buf[i]])
+                        *o++ = (char) buf[i];
+        if (j->mapped)
+                (void) munmap(j->content, j->size);
+        else if (!j->borrowed)
+                free(j->content);
+        j->content = copy;
+        j->size -= n_strip;
+        j->mapped = j->borrowed = false;
+        return 0;
 }
 
 /* The checks of a header h at start..end of the content, in the section of class cls: header_checks on the
@@ -239,7 +292,7 @@ static int extract_recipients(CleanupJob *j, const char *h, size_t start, size_t
 /* As Postfix's internal_mail_filter_classes: the notices bounce makes (non-delivery, delay, success, the
  * postmaster's) go through header_checks and body_checks only when the parameter names bounce or notify; by
  * default never, so that the rule that refused a message cannot refuse the notice that returns it. */
-static bool content_inspected(CleanupJob *j) {
+bool cleanup_job_content_inspected(CleanupJob *j) {
         /* receive_override_options = no_header_body_checks: mail that was checked before a content filter. */
         if (j->receive_override & RECEIVE_OVERRIDE_NO_HEADER_BODY_CHECKS)
                 return false;
@@ -248,7 +301,7 @@ static bool content_inspected(CleanupJob *j) {
 
 int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
         const char *buf = j->content;
-        bool inspect = content_inspected(j);
+        bool inspect = cleanup_job_content_inspected(j);
         bool extract = streq(strempty(cleanup_attr_get(j->attrs, "extract_recipients")), "yes");
         bool local = streq(strempty(cleanup_attr_get(j->attrs, "origin")), "pickup");
         /* RFC 5322 3.6.6: with Resent- fields, the recipients are those of the resending. */
@@ -365,7 +418,7 @@ int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
         size_t off = 0, limit;
         int r;
 
-        if ((!c->body_checks && !headers_anywhere) || !content_inspected(j))
+        if ((!c->body_checks && !headers_anywhere) || !cleanup_job_content_inspected(j))
                 return 0;
         if (mime) {
                 w.max = (size_t) c->daemon->config->mime_nesting_limit;

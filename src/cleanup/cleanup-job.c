@@ -676,6 +676,14 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, const CleanupContent *conte
                 return 0;
         }
 
+        r = cleanup_job_characters(j);
+        if (r < 0)
+                return r;
+        if (j->reject) {
+                cleanup_job_reply_error(TAKE_PTR(j));
+                return 0;
+        }
+
         r = cleanup_header_scan(j->content, j->size, &h);
         if (r < 0)
                 return r;

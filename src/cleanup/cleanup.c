@@ -70,6 +70,21 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
         }
 
         c->mime = !config->disable_mime_input_processing;
+        const struct {
+                ConfigParamId id;
+                const char *value;
+                ByteSet *set;
+        } sets[] = {
+                { CONFIG_PARAM_message_reject_characters, config->message_reject_characters, &c->reject_chars },
+                { CONFIG_PARAM_message_strip_characters, config->message_strip_characters, &c->strip_chars },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(sets); i++)
+                if (byte_set_parse(sets[i].value, sets[i].set) < 0) {
+                        log_error("%s: %s = %s: a backslash at the end, or an octal escape above \\377",
+                                  config_where(config, sets[i].id, where, sizeof where), config_params[sets[i].id].name,
+                                  sets[i].value);
+                        return -EINVAL;
+                }
         _cleanup_strv_free_ char **classes = NULL;
         if (config_split_list(config->internal_mail_filter_classes, &classes) < 0)
                 return log_oom();
@@ -182,6 +197,8 @@ static int cleanup_reload(Daemon *d, Config *new) {
         c->nested_header_checks = next.nested_header_checks;
         c->body_checks = next.body_checks;
         c->mime = next.mime;
+        c->reject_chars = next.reject_chars;
+        c->strip_chars = next.strip_chars;
         c->inspect_notices = next.inspect_notices;
         c->propagate_canonical = next.propagate_canonical;
         c->propagate_virtual = next.propagate_virtual;

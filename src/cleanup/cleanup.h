@@ -11,6 +11,7 @@
 #include "cleanup-checks.h"
 #include "queue-id.h"
 #include "receive-override.h"
+#include "string-util.h"
 #include "table.h"
 
 /* Most recipients one submission may carry; smtpd's smtpd_recipient_limit is far below. */
@@ -70,6 +71,8 @@ typedef struct Cleanup {
         TableList *mime_header_checks;
         TableList *nested_header_checks;
         TableList *body_checks;
+        ByteSet reject_chars;           /* message_reject_characters */
+        ByteSet strip_chars;            /* message_strip_characters */
         bool mime;                      /* MIME structure followed (not disable_mime_input_processing) */
         bool inspect_notices;           /* internal_mail_filter_classes names bounce or notify */
         bool propagate_canonical;       /* propagate_unmatched_extensions names canonical */
@@ -285,6 +288,12 @@ void cleanup_job_fail(CleanupJob *j, const char *text);
  * -t the recipients of To, Cc and Bcc (the header section is content[0..header_end)). A rejection is
  * j->reject, with 0; -E2BIG: too many recipients. */
 int cleanup_job_header_pass(CleanupJob *j, size_t header_end);
+/* Whether header_checks, body_checks and the message_*_characters apply to j (not to notices, by default,
+ * nor with receive_override_options = no_header_body_checks). */
+bool cleanup_job_content_inspected(CleanupJob *j);
+/* message_reject_characters and message_strip_characters on the whole content, before any other check (which
+ * then sees it stripped): a rejection is j->reject, with 0. */
+int cleanup_job_characters(CleanupJob *j);
 /* body_checks on each body line (the body starts at header_end); a rejection is j->reject, with 0. */
 int cleanup_job_body_pass(CleanupJob *j, size_t header_end);
 /* header_checks or body_checks ("header", "body": what) on logical, the header or line at start..end of the

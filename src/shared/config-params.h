@@ -220,6 +220,10 @@
           "regexp: tables of /pattern/flags ACTION rules for each body line, multipart boundaries included.") \
         X(body_checks_size_limit, INT, "51200", 0, 1073741824, "cleanup",                                    \
           "How much of the body, in bytes from its start, body_checks look at.")                          \
+        X(message_reject_characters, STRING, "", 0, 0, "cleanup",                                            \
+          "Bytes (C-like escapes: \\0 \\r \\ddd ...) that get a message refused, in its headers or body.")        \
+        X(message_strip_characters, STRING, "", 0, 0, "cleanup",                                             \
+          "Bytes (escaped as message_reject_characters) removed from the headers and body of a message.")   \
         X(header_size_limit, INT, "102400", 1, 1048576, "cleanup",                                           \
           "Longest logical header (continuation lines joined) that cleanup parses and checks, in bytes.")   \
         X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local pipe",                                      \

@@ -1,6 +1,8 @@
 /* string-util.c: stripping white space, and string vectors. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "macro.h"
 #include "string-util.h"
@@ -69,4 +71,35 @@ int buffer_append(Buffer *b, const void *data, size_t len) {
 void buffer_done(Buffer *b) {
         b->data = mfree(b->data);
         b->len = b->allocated = 0;
+}
+
+int byte_set_parse(const char *s, ByteSet *ret) {
+        ByteSet set = {};
+
+        for (const char *p = s; *p; p++) {
+                unsigned c = (unsigned char) *p;
+
+                if (c == '\\') {
+                        static const char escapes[] = "a\ab\bf\fn\nr\rt\tv\v";
+                        const char *e;
+
+                        p++;
+                        if (!*p)
+                                return -EINVAL;
+                        c = (unsigned char) *p;
+                        if (c >= '0' && c <= '7') {
+                                c = 0;
+                                for (int i = 0; i < 3 && *p >= '0' && *p <= '7'; i++, p++)
+                                        c = c * 8 + (unsigned) (*p - '0');
+                                p--;
+                                if (c > 0377)
+                                        return -EINVAL;
+                        } else if (c != 0 && (e = strchr(escapes, (int) c)) && (e - escapes) % 2 == 0)
+                                c = (unsigned char) e[1];
+                }
+                set.has[c] = true;
+                set.any = true;
+        }
+        *ret = set;
+        return 0;
 }

@@ -2,6 +2,7 @@
  * NULL-terminated string vector (freed with strv_free() from macro.h), and a growing buffer of bytes. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Strips white space (isspace()) from both ends of s in place; returns the first byte that is not. */
@@ -25,3 +26,14 @@ typedef struct Buffer {
 /* Appends len bytes (it at least doubles, from 4 KiB); -ENOMEM, with b as it was, when it cannot grow. */
 int buffer_append(Buffer *b, const void *data, size_t len);
 void buffer_done(Buffer *b);
+
+/* A set of bytes, as main.cf's message_reject_characters and message_strip_characters name them. */
+typedef struct ByteSet {
+        bool any;                       /* not empty */
+        bool has[256];
+} ByteSet;
+
+/* Reads s, with Postfix's C-like escapes (\a \b \f \n \r \t \v, \ddd of up to three octal digits, \\; a
+ * backslash before any other character stands for that character), into *ret. -EINVAL for a backslash at
+ * the end, or \ddd above \377. Pure. */
+int byte_set_parse(const char *s, ByteSet *ret);

@@ -82,10 +82,43 @@ TEST(buffer_append) {
         ASSERT_TRUE(b.data == NULL && b.len == 0 && b.allocated == 0);
 }
 
+static size_t byte_set_count(const ByteSet *s) {
+        size_t n = 0;
+        for (size_t i = 0; i < 256; i++)
+                n += s->has[i];
+        return n;
+}
+
+TEST(byte_set_parse) {
+        ByteSet s;
+
+        ASSERT_OK(byte_set_parse("", &s));
+        ASSERT_TRUE(!s.any && byte_set_count(&s) == 0);
+
+        ASSERT_OK(byte_set_parse("\\0", &s));
+        ASSERT_TRUE(s.any && s.has[0] && byte_set_count(&s) == 1);
+
+        /* The named escapes, octal of one to three digits, a backslash, and plain bytes. */
+        ASSERT_OK(byte_set_parse("\\a\\b\\f\\n\\r\\t\\v\\\\x\\177\\0021\\6", &s));
+        ASSERT_TRUE(s.has['\a'] && s.has['\b'] && s.has['\f'] && s.has['\n'] && s.has['\r'] && s.has['\t'] &&
+                    s.has['\v'] && s.has['\\'] && s.has['x'] && s.has[0177] && s.has[2] && s.has['1'] &&
+                    s.has[6]);
+        ASSERT_EQ(byte_set_count(&s), 13U);
+        /* An escape that is not one of those is the character itself. */
+        ASSERT_OK(byte_set_parse("\\q\\%", &s));
+        ASSERT_TRUE(s.has['q'] && s.has['%'] && byte_set_count(&s) == 2);
+        ASSERT_OK(byte_set_parse("\\377", &s));
+        ASSERT_TRUE(s.has[0xFF] && byte_set_count(&s) == 1);
+
+        ASSERT_ERR(byte_set_parse("ab\\", &s), EINVAL);
+        ASSERT_ERR(byte_set_parse("\\400", &s), EINVAL);
+}
+
 int main(void) {
         RUN(strstrip);
         RUN(strstrip_span);
         RUN(strv_push);
         RUN(buffer_append);
+        RUN(byte_set_parse);
         return 0;
 }
