@@ -110,43 +110,43 @@ static int add_edit(CleanupJob *j, size_t start, size_t end, char *text) {
  * start..end of the content), found by what ("header", "body", "content"). As cleanup_job_check(). */
 static int job_act(CleanupJob *j, const char *what, const char *value, const char *logical, size_t logical_len,
                    size_t start, size_t end) {
-        CleanupCheckAction action;
+        HeaderCheckAction action;
         const char *text;
         int r;
 
-        if (cleanup_check_action_parse(value, &action, &text) < 0) {
+        if (header_check_action_parse(value, &action, &text) < 0) {
                 /* As Postfix: the administrator hears of it; the message goes on. */
                 _cleanup_free_ char *v = log_escape(value, MIN(strlen(value), (size_t) 200));
                 log_warning("%s_checks: unknown action, or one without its text, in \"%s\", ignoring", what,
                             strempty(v));
                 return 0;
         }
-        if (action != CLEANUP_CHECK_DUNNO) {
+        if (action != HEADER_CHECK_DUNNO) {
                 _cleanup_free_ char *escaped = log_escape(logical, MIN(logical_len, (size_t) 200));
                 _cleanup_free_ char *sender = log_escape(j->sender, strlen(j->sender));
-                const char *name = cleanup_check_action_to_string(action);
+                const char *name = header_check_action_to_string(action);
                 log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLEANUP_ACTION", name }),
                          "%s: %s %s from sender=<%s>%s%s", name, what, strempty(escaped), strempty(sender),
                          text ? ": " : "", strempty(text));
         }
         switch (action) {
-        case CLEANUP_CHECK_REJECT: {
+        case HEADER_CHECK_REJECT: {
                 const char *t = text ?: "message content rejected";
                 /* The text may bring its own enhanced status code. */
                 bool has_code = isdigit((unsigned char) t[0]) && t[1] == '.';
                 return cleanup_job_reject(j, "550 %s%s", has_code ? "" : "5.7.1 ", t);
         }
-        case CLEANUP_CHECK_DISCARD:
+        case HEADER_CHECK_DISCARD:
                 j->discard = true;
                 return 0;
-        case CLEANUP_CHECK_HOLD:
+        case HEADER_CHECK_HOLD:
                 if (!j->hold) {
                         j->hold = strdup(text ?: what[0] == 'h' ? "header_checks" : "body_checks");
                         if (!j->hold)
                                 return -ENOMEM;
                 }
                 return 0;
-        case CLEANUP_CHECK_FILTER: {
+        case HEADER_CHECK_FILTER: {
                 /* As Postfix: the last FILTER wins, over the content_filter the message came with. */
                 char *f = strdup(text);
                 if (!f)
@@ -155,15 +155,15 @@ static int job_act(CleanupJob *j, const char *what, const char *value, const cha
                 j->filter = f;
                 return 0;
         }
-        case CLEANUP_CHECK_IGNORE:
+        case HEADER_CHECK_IGNORE:
                 r = add_edit(j, start, end, NULL);
                 return r < 0 ? r : 1;
-        case CLEANUP_CHECK_PREPEND:
-        case CLEANUP_CHECK_REPLACE: {
+        case HEADER_CHECK_PREPEND:
+        case HEADER_CHECK_REPLACE: {
                 char *line;
                 if (asprintf(&line, "%s\n", text) < 0)
                         return -ENOMEM;
-                if (action == CLEANUP_CHECK_PREPEND)
+                if (action == HEADER_CHECK_PREPEND)
                         return add_edit(j, start, start, line);
                 r = add_edit(j, start, end, line);
                 return r < 0 ? r : 1;
@@ -245,7 +245,7 @@ static int check_header(CleanupJob *j, HeaderClass cls, const char *h, size_t st
         Cleanup *c = j->cleanup;
         TableList *tables = c->header_checks;
 
-        if (c->mime && (cls == HEADER_PART || cleanup_header_is_mime(h, end - start)))
+        if (c->mime && (cls == HEADER_PART || mime_header_is_mime(h, end - start)))
                 tables = c->mime_header_checks;
         else if (cls == HEADER_NESTED)
                 tables = c->nested_header_checks;
@@ -354,7 +354,7 @@ typedef struct BodyWalk {
         size_t n_boundaries, max;
         HeaderClass header;             /* in a header section: a part's or an attached message's */
         bool in_header;
-        CleanupContentType next;        /* what the header section in progress makes of what follows it */
+        MimeContentType next;        /* what the header section in progress makes of what follows it */
         char *next_boundary;
 } BodyWalk;
 
@@ -375,34 +375,34 @@ static int body_walk_content_type(BodyWalk *w, Cleanup *c, const char *h, size_t
         if (!logical)
                 return -ENOMEM;
         w->next_boundary = mfree(w->next_boundary);
-        return cleanup_content_type_parse(logical, &w->next, &w->next_boundary) == -ENOMEM ? -ENOMEM : 0;
+        return mime_content_type_parse(logical, &w->next, &w->next_boundary) == -ENOMEM ? -ENOMEM : 0;
 }
 
 /* The end of a header section: a multipart pushes its boundary, message/rfc822 starts an attached message's
  * header section, anything else a body. Beyond mime_nesting_limit, everything is body. */
 static void body_walk_header_end(BodyWalk *w) {
         w->in_header = false;
-        if (w->next == CLEANUP_CONTENT_MULTIPART && w->next_boundary && w->n_boundaries < w->max)
+        if (w->next == MIME_CONTENT_MULTIPART && w->next_boundary && w->n_boundaries < w->max)
                 w->boundaries[w->n_boundaries++] = TAKE_PTR(w->next_boundary);
-        else if (w->next == CLEANUP_CONTENT_MESSAGE && w->n_boundaries < w->max) {
+        else if (w->next == MIME_CONTENT_MESSAGE && w->n_boundaries < w->max) {
                 w->in_header = true;
                 w->header = HEADER_NESTED;
         }
-        w->next = CLEANUP_CONTENT_OTHER;
+        w->next = MIME_CONTENT_OTHER;
         w->next_boundary = mfree(w->next_boundary);
 }
 
 /* A boundary line of an enclosing multipart: the parts inside it end; a part of it starts, or it ends. */
 static bool body_walk_boundary(BodyWalk *w, const char *line, size_t len) {
         for (size_t i = w->n_boundaries; i > 0; i--) {
-                int m = cleanup_boundary_match(line, len, w->boundaries[i - 1]);
+                int m = mime_boundary_match(line, len, w->boundaries[i - 1]);
                 if (m == 0)
                         continue;
                 while (w->n_boundaries > (m == 2 ? i - 1 : i))
                         free(w->boundaries[--w->n_boundaries]);
                 w->in_header = m == 1;
                 w->header = HEADER_PART;
-                w->next = CLEANUP_CONTENT_OTHER;
+                w->next = MIME_CONTENT_OTHER;
                 w->next_boundary = mfree(w->next_boundary);
                 return true;
         }
@@ -454,7 +454,7 @@ int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
                         off = end;
                         continue;
                 }
-                if (w.in_header && cleanup_is_header_start(buf + off, len)) {
+                if (w.in_header && mime_is_header_start(buf + off, len)) {
                         /* One logical header: its first line and the lines that continue it. */
                         while (end < j->size && (buf[end] == ' ' || buf[end] == '\t')) {
                                 nl = memchr(buf + end, '\n', j->size - end);

@@ -130,7 +130,7 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
                           config_where(config, CONFIG_PARAM_always_bcc, where, sizeof where), config->always_bcc);
                 return -EINVAL;
         }
-        /* header_checks and body_checks: a plain path means regexp: (cleanup_checks_open()). */
+        /* header_checks and body_checks: a plain path means regexp: (header_checks_open()). */
         const struct {
                 const char *name, *value;
                 TableList **list;
@@ -143,7 +143,7 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
         for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
                 if (isempty(checks[i].value))
                         continue;
-                r = cleanup_checks_open(checks[i].value, checks[i].list);
+                r = header_checks_open(checks[i].value, checks[i].list);
                 if (r == -ENOMEM)
                         return log_oom();
                 if (r < 0) {

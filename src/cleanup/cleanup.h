@@ -8,7 +8,8 @@
 #include "answer-cache.h"
 #include "bus-util.h"
 #include "daemon.h"
-#include "cleanup-checks.h"
+#include "header-checks.h"
+#include "mime.h"
 #include "queue-id.h"
 #include "receive-override.h"
 #include "string-util.h"
@@ -174,26 +175,6 @@ int cleanup_job_start(Cleanup *c, sd_bus_message *m, const CleanupContent *conte
 /* cleanup-headers.c: a display name as an RFC 5322 phrase: as it is when it is all atoms, else a quoted
  * string. */
 char *cleanup_phrase(const char *name);
-/* A header line starts with a field name (printable ASCII except ':') followed by ':'. */
-bool cleanup_is_header_start(const char *p, size_t len);
-/* MIME-Version and the Content- headers of RFC 2045 and 2183 (h: a header line and its continuations). */
-bool cleanup_header_is_mime(const char *h, size_t len);
-
-/* What a Content-Type header makes of the lines after the header section it is in. */
-typedef enum CleanupContentType {
-        CLEANUP_CONTENT_OTHER,          /* a body */
-        CLEANUP_CONTENT_MULTIPART,      /* parts between boundary lines, each with its own header */
-        CLEANUP_CONTENT_MESSAGE,        /* message/rfc822: an attached message, header and body */
-} CleanupContentType;
-
-/* RFC 2046 5.1.1: a boundary has at most 70 characters; longer ones are not followed. */
-#define CLEANUP_BOUNDARY_MAX 70
-/* The kind of the logical Content-Type header (name included) and, for multipart, its boundary parameter
- * (NULL when it has none, or one that is empty or too long). -EINVAL without a colon. */
-int cleanup_content_type_parse(const char *logical, CleanupContentType *ret_kind, char **ret_boundary);
-/* Whether the line (without its line end) is "--boundary": 1 for a part's start, 2 for the closing
- * "--boundary--", 0 for no. */
-int cleanup_boundary_match(const char *line, size_t len, const char *boundary);
 
 /* ---- one submission: cleanup-job.c (its course), cleanup-job-headers.c (the header pass),
  * cleanup-virtual.c (virtual aliases), cleanup-job-fail.c (the answers that are not a queue ID) ---- */

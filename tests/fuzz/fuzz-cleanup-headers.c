@@ -4,10 +4,11 @@
  * input's first and second lines). The rule files are fuzz-table-regexp's. */
 #include <string.h>
 
-#include "../../src/cleanup/cleanup-checks.h"
+#include "header-checks.h"
 #include "../../src/cleanup/cleanup.h"
 #include "fuzz.h"
 #include "log.h"
+#include "mime.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CleanupHeaderScan h;
@@ -29,29 +30,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *nl = strchr(text, '\n');
         if (nl)
                 *nl = '\0';
-        CleanupCheckAction a;
+        HeaderCheckAction a;
         const char *t;
-        int r = cleanup_check_action_parse(text, &a, &t);
+        int r = header_check_action_parse(text, &a, &t);
         CHECK(r == 0 || r == -EOPNOTSUPP);
         if (r == 0) {
-                CHECK(a > CLEANUP_CHECK_NONE && a < _CLEANUP_CHECK_ACTION_MAX);
+                CHECK(a > HEADER_CHECK_NONE && a < _HEADER_CHECK_ACTION_MAX);
                 CHECK(!t || (t >= text && t < text + strlen(text) && *t));
         }
 
-        CleanupContentType kind;
+        MimeContentType kind;
         char *boundary = NULL;
-        r = cleanup_content_type_parse(text, &kind, &boundary);
+        r = mime_content_type_parse(text, &kind, &boundary);
         CHECK(r == 0 || r == -EINVAL || r == -ENOMEM);
-        CHECK(!boundary || (kind == CLEANUP_CONTENT_MULTIPART && *boundary &&
-                            strlen(boundary) <= CLEANUP_BOUNDARY_MAX));
+        CHECK(!boundary || (kind == MIME_CONTENT_MULTIPART && *boundary &&
+                            strlen(boundary) <= MIME_BOUNDARY_MAX));
         if (boundary && nl) {
                 const char *line = nl + 1, *end = strchr(line, '\n');
                 size_t len = end ? (size_t) (end - line) : strlen(line);
-                int m = cleanup_boundary_match(line, len, boundary);
+                int m = mime_boundary_match(line, len, boundary);
                 CHECK(m >= 0 && m <= 2);
                 CHECK(m == 0 || (len >= strlen(boundary) + 2 && strncmp(line + 2, boundary, strlen(boundary)) == 0));
         }
-        (void) cleanup_header_is_mime(text, strlen(text));
+        (void) mime_header_is_mime(text, strlen(text));
         free(boundary);
         free(text);
         return 0;

@@ -1,31 +1,31 @@
-/* cleanup-checks.c: header_checks and body_checks: opening the tables and reading the action a matching rule gives. Runs
- * in the cleanup process. */
+/* header-checks.c: header_checks and body_checks (cleanup's, and smtp's smtp_*_checks): opening the tables, and
+ * reading the action a matching rule gives. */
 #include <ctype.h>
 #include <strings.h>
 
-#include "cleanup-checks.h"
+#include "header-checks.h"
 #include "config.h"
 #include "log.h"
 #include "string-util.h"
 
-static const char *const action_names[_CLEANUP_CHECK_ACTION_MAX] = {
-        [CLEANUP_CHECK_NONE] = "none",
-        [CLEANUP_CHECK_DUNNO] = "DUNNO",
-        [CLEANUP_CHECK_REJECT] = "REJECT",
-        [CLEANUP_CHECK_DISCARD] = "DISCARD",
-        [CLEANUP_CHECK_HOLD] = "HOLD",
-        [CLEANUP_CHECK_IGNORE] = "IGNORE",
-        [CLEANUP_CHECK_WARN] = "WARN",
-        [CLEANUP_CHECK_FILTER] = "FILTER",
-        [CLEANUP_CHECK_PREPEND] = "PREPEND",
-        [CLEANUP_CHECK_REPLACE] = "REPLACE",
+static const char *const action_names[_HEADER_CHECK_ACTION_MAX] = {
+        [HEADER_CHECK_NONE] = "none",
+        [HEADER_CHECK_DUNNO] = "DUNNO",
+        [HEADER_CHECK_REJECT] = "REJECT",
+        [HEADER_CHECK_DISCARD] = "DISCARD",
+        [HEADER_CHECK_HOLD] = "HOLD",
+        [HEADER_CHECK_IGNORE] = "IGNORE",
+        [HEADER_CHECK_WARN] = "WARN",
+        [HEADER_CHECK_FILTER] = "FILTER",
+        [HEADER_CHECK_PREPEND] = "PREPEND",
+        [HEADER_CHECK_REPLACE] = "REPLACE",
 };
 
-const char *cleanup_check_action_to_string(CleanupCheckAction a) {
-        return a >= 0 && a < _CLEANUP_CHECK_ACTION_MAX ? action_names[a] : NULL;
+const char *header_check_action_to_string(HeaderCheckAction a) {
+        return a >= 0 && a < _HEADER_CHECK_ACTION_MAX ? action_names[a] : NULL;
 }
 
-int cleanup_checks_open(const char *value, TableList **ret) {
+int header_checks_open(const char *value, TableList **ret) {
         _cleanup_strv_free_ char **items = NULL;
         _cleanup_free_ char *list = NULL;
         size_t len = 0;
@@ -50,7 +50,7 @@ int cleanup_checks_open(const char *value, TableList **ret) {
         return table_list_open(list, ret);
 }
 
-int cleanup_check_action_parse(const char *value, CleanupCheckAction *ret_action, const char **ret_text) {
+int header_check_action_parse(const char *value, HeaderCheckAction *ret_action, const char **ret_text) {
         const char *p = value, *action;
         size_t alen;
 
@@ -63,22 +63,22 @@ int cleanup_check_action_parse(const char *value, CleanupCheckAction *ret_action
         while (isspace((unsigned char) *p))
                 p++;
 
-        CleanupCheckAction a = _CLEANUP_CHECK_ACTION_INVALID;
-        for (CleanupCheckAction i = CLEANUP_CHECK_DUNNO; i < _CLEANUP_CHECK_ACTION_MAX; i++)
+        HeaderCheckAction a = _HEADER_CHECK_ACTION_INVALID;
+        for (HeaderCheckAction i = HEADER_CHECK_DUNNO; i < _HEADER_CHECK_ACTION_MAX; i++)
                 if (strlen(action_names[i]) == alen && strncasecmp(action, action_names[i], alen) == 0)
                         a = i;
         if (alen == 2 && strncasecmp(action, "OK", 2) == 0)
-                a = CLEANUP_CHECK_DUNNO;
+                a = HEADER_CHECK_DUNNO;
         if (a < 0)
                 return -EOPNOTSUPP;
         /* FILTER needs its transport:destination, a transport name before the colon. */
-        if (a == CLEANUP_CHECK_FILTER) {
+        if (a == HEADER_CHECK_FILTER) {
                 const char *colon = strchr(p, ':');
                 if (!colon || colon == p || strpbrk(p, " \t") ||
                     strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != (size_t) (colon - p))
                         return -EINVAL;
         }
-        if ((a == CLEANUP_CHECK_PREPEND || a == CLEANUP_CHECK_REPLACE) && !*p)
+        if ((a == HEADER_CHECK_PREPEND || a == HEADER_CHECK_REPLACE) && !*p)
                 return -EINVAL;
         *ret_action = a;
         *ret_text = *p ? p : NULL;
