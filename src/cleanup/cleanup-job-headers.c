@@ -15,19 +15,6 @@ static bool name_is(const char *h, size_t len, const char *name) {
         return len > n && h[n] == ':' && strncasecmp(h, name, n) == 0;
 }
 
-/* The header checks' view of a header: continuation line breaks removed, bounded. */
-static char *logical_header(const char *h, size_t len, size_t limit) {
-        char *out = malloc(MIN(len, limit) + 1), *o = out;
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < len && (size_t) (o - out) < limit; i++)
-                if (h[i] != '\n' && h[i] != '\r' && h[i] != '\0')
-                        *o++ = h[i];
-        *o = '\0';
-        return out;
-}
-
 /* Notes the addresses of a sender or recipient header, for canonical maps and masquerading (and for
  * rewrite, in local mail). */
 static int collect_header_addresses(CleanupJob *j, const char *h, size_t hlen, size_t start) {
@@ -235,24 +222,18 @@ int cleanup_job_characters(CleanupJob *j) {
  * message's own, nested_header_checks on an attached message's, mime_header_checks on a part's and on MIME
  * headers anywhere (as Postfix's cleanup). 1 when it is to be left out or replaced, 0 to go on with it; a
  * rejection is j->reject. */
-typedef enum HeaderClass {
-        HEADER_PRIMARY,
-        HEADER_PART,
-        HEADER_NESTED,
-} HeaderClass;
-
-static int check_header(CleanupJob *j, HeaderClass cls, const char *h, size_t start, size_t end) {
+static int check_header(CleanupJob *j, MimeHeaderClass cls, const char *h, size_t start, size_t end) {
         Cleanup *c = j->cleanup;
         TableList *tables = c->header_checks;
 
-        if (c->mime && (cls == HEADER_PART || mime_header_is_mime(h, end - start)))
+        if (c->mime && (cls == MIME_HEADER_PART || mime_header_is_mime(h, end - start)))
                 tables = c->mime_header_checks;
-        else if (cls == HEADER_NESTED)
+        else if (cls == MIME_HEADER_NESTED)
                 tables = c->nested_header_checks;
         if (!tables)
                 return 0;
 
-        _cleanup_free_ char *logical = logical_header(h, end - start, (size_t) c->daemon->config->header_size_limit);
+        _cleanup_free_ char *logical = mime_header_logical(h, end - start, (size_t) c->daemon->config->header_size_limit);
         if (!logical)
                 return -ENOMEM;
         return cleanup_job_check(j, "header", tables, logical, start, end);
@@ -319,7 +300,7 @@ int cleanup_job_header_pass(CleanupJob *j, size_t header_end) {
                 const char *h = buf + start;
                 size_t hlen = end - start;
 
-                r = inspect ? check_header(j, HEADER_PRIMARY, h, start, end) : 0;
+                r = inspect ? check_header(j, MIME_HEADER_PRIMARY, h, start, end) : 0;
                 if (r < 0 || j->reject)
                         return r < 0 ? r : 0;
                 if (r > 0)
@@ -347,85 +328,19 @@ static int range_cmp(const void *a, const void *b) {
         return (x->end > y->end) - (x->end < y->end);
 }
 
-/* The body pass's way through the MIME structure (RFC 2045, 2046), as Postfix's cleanup follows it: the
- * boundaries of the multiparts it is in (innermost last), and what the next line is. */
-typedef struct BodyWalk {
-        char **boundaries;              /* at most max of them */
-        size_t n_boundaries, max;
-        HeaderClass header;             /* in a header section: a part's or an attached message's */
-        bool in_header;
-        MimeContentType next;        /* what the header section in progress makes of what follows it */
-        char *next_boundary;
-} BodyWalk;
-
-static void body_walk_done(BodyWalk *w) {
-        for (size_t i = 0; i < w->n_boundaries; i++)
-                free(w->boundaries[i]);
-        free(w->boundaries);
-        free(w->next_boundary);
-}
-
-/* Notes what a Content-Type header says of the content after its section. */
-static int body_walk_content_type(BodyWalk *w, Cleanup *c, const char *h, size_t len) {
-        _cleanup_free_ char *logical = NULL;
-
-        if (!(len > 13 && h[12] == ':' && strncasecmp(h, "Content-Type", 12) == 0))
-                return 0;
-        logical = logical_header(h, len, (size_t) c->daemon->config->header_size_limit);
-        if (!logical)
-                return -ENOMEM;
-        w->next_boundary = mfree(w->next_boundary);
-        return mime_content_type_parse(logical, &w->next, &w->next_boundary) == -ENOMEM ? -ENOMEM : 0;
-}
-
-/* The end of a header section: a multipart pushes its boundary, message/rfc822 starts an attached message's
- * header section, anything else a body. Beyond mime_nesting_limit, everything is body. */
-static void body_walk_header_end(BodyWalk *w) {
-        w->in_header = false;
-        if (w->next == MIME_CONTENT_MULTIPART && w->next_boundary && w->n_boundaries < w->max)
-                w->boundaries[w->n_boundaries++] = TAKE_PTR(w->next_boundary);
-        else if (w->next == MIME_CONTENT_MESSAGE && w->n_boundaries < w->max) {
-                w->in_header = true;
-                w->header = HEADER_NESTED;
-        }
-        w->next = MIME_CONTENT_OTHER;
-        w->next_boundary = mfree(w->next_boundary);
-}
-
-/* A boundary line of an enclosing multipart: the parts inside it end; a part of it starts, or it ends. */
-static bool body_walk_boundary(BodyWalk *w, const char *line, size_t len) {
-        for (size_t i = w->n_boundaries; i > 0; i--) {
-                int m = mime_boundary_match(line, len, w->boundaries[i - 1]);
-                if (m == 0)
-                        continue;
-                while (w->n_boundaries > (m == 2 ? i - 1 : i))
-                        free(w->boundaries[--w->n_boundaries]);
-                w->in_header = m == 1;
-                w->header = HEADER_PART;
-                w->next = MIME_CONTENT_OTHER;
-                w->next_boundary = mfree(w->next_boundary);
-                return true;
-        }
-        return false;
-}
-
 int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
         Cleanup *c = j->cleanup;
         const char *buf = j->content;
         /* The MIME structure is followed whenever MIME processing is on: part headers are never body lines. */
         bool mime = c->mime, headers_anywhere = mime && (c->mime_header_checks || c->nested_header_checks);
-        _cleanup_(body_walk_done) BodyWalk w = {};
+        _cleanup_(mime_walk_done) MimeWalk w = {};
         size_t off = 0, limit;
         int r;
 
         if ((!c->body_checks && !headers_anywhere) || !cleanup_job_content_inspected(j))
                 return 0;
-        if (mime) {
-                w.max = (size_t) c->daemon->config->mime_nesting_limit;
-                w.boundaries = calloc(w.max, sizeof(char *));
-                if (!w.boundaries)
-                        return -ENOMEM;
-        }
+        if (mime && mime_walk_init(&w, (size_t) c->daemon->config->mime_nesting_limit) < 0)
+                return -ENOMEM;
         /* The message's own Content-Type says how its body is made. */
         while (mime && off < header_end) {
                 size_t start = off;
@@ -433,11 +348,11 @@ int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
                         const char *nl = memchr(buf + off, '\n', header_end - off);
                         off = nl ? (size_t) (nl - buf) + 1 : header_end;
                 } while (off < header_end && (buf[off] == ' ' || buf[off] == '\t'));
-                r = body_walk_content_type(&w, c, buf + start, off - start);
+                r = mime_walk_content_type(&w, (size_t) c->daemon->config->header_size_limit, buf + start, off - start);
                 if (r < 0)
                         return r;
         }
-        body_walk_header_end(&w);
+        mime_walk_header_end(&w);
         off = header_end;
         /* The empty line that ends the headers is not a body line. */
         if (off < j->size && buf[off] == '\n')
@@ -450,7 +365,7 @@ int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
                 size_t end = nl ? (size_t) (nl - buf) + 1 : j->size, len = end - off - (nl ? 1 : 0);
 
                 if (w.in_header && len == 0) {
-                        body_walk_header_end(&w);       /* the empty line after a part's header */
+                        mime_walk_header_end(&w);       /* the empty line after a part's header */
                         off = end;
                         continue;
                 }
@@ -460,7 +375,7 @@ int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
                                 nl = memchr(buf + end, '\n', j->size - end);
                                 end = nl ? (size_t) (nl - buf) + 1 : j->size;
                         }
-                        r = body_walk_content_type(&w, c, buf + off, end - off);
+                        r = mime_walk_content_type(&w, (size_t) c->daemon->config->header_size_limit, buf + off, end - off);
                         if (r >= 0)
                                 r = check_header(j, w.header, buf + off, off, end);
                         if (r < 0 || j->reject)
@@ -469,9 +384,9 @@ int cleanup_job_body_pass(CleanupJob *j, size_t header_end) {
                         continue;
                 }
                 if (w.in_header)
-                        body_walk_header_end(&w);       /* a line that is no header ends the section */
+                        mime_walk_header_end(&w);       /* a line that is no header ends the section */
                 if (mime)
-                        (void) body_walk_boundary(&w, buf + off, len);
+                        (void) mime_walk_boundary(&w, buf + off, len);
                 if (c->body_checks && off < limit) {
                         _cleanup_free_ char *line = strndup(buf + off, MIN(len, (size_t) c->daemon->config->line_length_limit));
                         if (!line)

@@ -1,6 +1,6 @@
 /* mime.c: what a header says of the MIME structure of what follows it (RFC 2045, 2046): whether a line starts
- * a header, which headers are MIME ones, Content-Type's kind and boundary, and boundary lines. Pure; used by
- * cleanup's header and body checks and by smtp's. */
+ * a header, which headers are MIME ones, Content-Type's kind and boundary, boundary lines, and the walk through
+ * a message's parts that these make. Pure; used by cleanup's header and body checks and by smtp's. */
 #include <stdbool.h>
 #include <strings.h>
 
@@ -124,3 +124,69 @@ int mime_boundary_match(const char *line, size_t len, const char *boundary) {
         /* What follows may be blanks (RFC 2046 transport padding); "--" after it closes the multipart. */
         return len >= 4 + n && line[2 + n] == '-' && line[3 + n] == '-' ? 2 : 1;
 }
+
+int mime_walk_init(MimeWalk *w, size_t max) {
+        *w = (MimeWalk) { .max = max };
+        w->boundaries = calloc(MAX(max, (size_t) 1), sizeof(char *));
+        return w->boundaries ? 0 : -ENOMEM;
+}
+
+char *mime_header_logical(const char *h, size_t len, size_t limit) {
+        char *out = malloc(MIN(len, limit) + 1), *o = out;
+
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < len && (size_t) (o - out) < limit; i++)
+                if (h[i] != '\n' && h[i] != '\r' && h[i] != '\0')
+                        *o++ = h[i];
+        *o = '\0';
+        return out;
+}
+
+void mime_walk_done(MimeWalk *w) {
+        for (size_t i = 0; i < w->n_boundaries; i++)
+                free(w->boundaries[i]);
+        free(w->boundaries);
+        free(w->next_boundary);
+}
+
+int mime_walk_content_type(MimeWalk *w, size_t limit, const char *h, size_t len) {
+        _cleanup_free_ char *logical = NULL;
+
+        if (!(len > 13 && h[12] == ':' && strncasecmp(h, "Content-Type", 12) == 0))
+                return 0;
+        logical = mime_header_logical(h, len, limit);
+        if (!logical)
+                return -ENOMEM;
+        w->next_boundary = mfree(w->next_boundary);
+        return mime_content_type_parse(logical, &w->next, &w->next_boundary) == -ENOMEM ? -ENOMEM : 0;
+}
+
+void mime_walk_header_end(MimeWalk *w) {
+        w->in_header = false;
+        if (w->next == MIME_CONTENT_MULTIPART && w->next_boundary && w->n_boundaries < w->max)
+                w->boundaries[w->n_boundaries++] = TAKE_PTR(w->next_boundary);
+        else if (w->next == MIME_CONTENT_MESSAGE && w->n_boundaries < w->max) {
+                w->in_header = true;
+                w->header = MIME_HEADER_NESTED;
+        }
+        w->next = MIME_CONTENT_OTHER;
+        w->next_boundary = mfree(w->next_boundary);
+}
+
+bool mime_walk_boundary(MimeWalk *w, const char *line, size_t len) {
+        for (size_t i = w->n_boundaries; i > 0; i--) {
+                int m = mime_boundary_match(line, len, w->boundaries[i - 1]);
+                if (m == 0)
+                        continue;
+                while (w->n_boundaries > (m == 2 ? i - 1 : i))
+                        free(w->boundaries[--w->n_boundaries]);
+                w->in_header = m == 1;
+                w->header = MIME_HEADER_PART;
+                w->next = MIME_CONTENT_OTHER;
+                w->next_boundary = mfree(w->next_boundary);
+                return true;
+        }
+        return false;
+}
+
