@@ -214,17 +214,17 @@
           "Rules as header_checks for the other headers of attached messages (message/rfc822).")            \
         X(disable_mime_input_processing, BOOL, "no", 0, 0, "cleanup",                                        \
           "yes: the body is not read as MIME: no part headers, everything after the header is body_checks'.") \
-        X(mime_nesting_limit, INT, "100", 1, 1000, "cleanup",                                                \
+        X(mime_nesting_limit, INT, "100", 1, 1000, "cleanup smtp",                                                \
           "Most multiparts and attached messages followed one inside another; deeper content is body.")     \
         X(body_checks, STRING, "", 0, 0, "cleanup",                                                          \
           "regexp: tables of /pattern/flags ACTION rules for each body line, multipart boundaries included.") \
-        X(body_checks_size_limit, INT, "51200", 0, 1073741824, "cleanup",                                    \
+        X(body_checks_size_limit, INT, "51200", 0, 1073741824, "cleanup smtp",                                    \
           "How much of the body, in bytes from its start, body_checks look at.")                          \
         X(message_reject_characters, STRING, "", 0, 0, "cleanup",                                            \
           "Bytes (C-like escapes: \\0 \\r \\ddd ...) that get a message refused, in its headers or body.")        \
         X(message_strip_characters, STRING, "", 0, 0, "cleanup",                                             \
           "Bytes (escaped as message_reject_characters) removed from the headers and body of a message.")   \
-        X(header_size_limit, INT, "102400", 1, 1048576, "cleanup",                                           \
+        X(header_size_limit, INT, "102400", 1, 1048576, "cleanup smtp",                                           \
           "Longest logical header (continuation lines joined) that cleanup parses and checks, in bytes.")   \
         X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local pipe",                                      \
           "How long a socket-activated role waits idle for new work before it exits.")                      \
@@ -364,6 +364,14 @@
           "Most server addresses (over all MX hosts) the smtp client tries for one delivery; 0: no limit.") \
         X(smtp_mx_session_limit, INT, "2", 0, 1000, "smtp",                                                 \
           "Most SMTP sessions the smtp client opens for one delivery (failed connects do not count); 0: no limit.") \
+        X(smtp_header_checks, STRING, "", 0, 0, "smtp",                                                      \
+          "Rules as header_checks for the headers of mail the smtp client sends: IGNORE, PREPEND, REPLACE, WARN.") \
+        X(smtp_mime_header_checks, STRING, "", 0, 0, "smtp",                                                 \
+          "Rules as mime_header_checks for the MIME headers of mail the smtp client sends.")               \
+        X(smtp_nested_header_checks, STRING, "", 0, 0, "smtp",                                               \
+          "Rules as nested_header_checks for the headers of attached messages in mail the smtp client sends.") \
+        X(smtp_body_checks, STRING, "", 0, 0, "smtp",                                                        \
+          "Rules as body_checks for the body lines of mail the smtp client sends.")                        \
         X(smtp_generic_maps, STRING, "", 0, 0, "smtp",                                                       \
           "Tables (generic(5)) that rewrite the envelope and header addresses of mail the smtp client sends.") \
         X(smtp_helo_name, STRING, "$myhostname", 0, 0, "smtp",                                               \

@@ -62,6 +62,8 @@ static void settings_done(SmtpSettings *s) {
         s->tls_nexthop = mfree(s->tls_nexthop);
         s->fallback_relay = strv_free(s->fallback_relay);
         s->generic_maps = mfree(s->generic_maps);
+        for (size_t i = 0; i < _SMTP_CHECKS_MAX; i++)
+                s->checks[i] = mfree(s->checks[i]);
         smtp_sasl_settings_done(s);
 }
 
@@ -538,6 +540,18 @@ static int settings_load(const Config *cfg, char **options, bool lmtp, const cha
                                                             lmtp ? "" : cfg->smtp_generic_maps));
                 if (!s.helo_name || !s.generic_maps)
                         r = -ENOMEM;
+                /* As Postfix's lmtp_*_checks, LMTP's are empty unless the transport says otherwise (-o). */
+                const char *checks[_SMTP_CHECKS_MAX][2] = {
+                        [SMTP_CHECKS_HEADER] = { "smtp_header_checks", cfg->smtp_header_checks },
+                        [SMTP_CHECKS_MIME_HEADER] = { "smtp_mime_header_checks", cfg->smtp_mime_header_checks },
+                        [SMTP_CHECKS_NESTED_HEADER] = { "smtp_nested_header_checks", cfg->smtp_nested_header_checks },
+                        [SMTP_CHECKS_BODY] = { "smtp_body_checks", cfg->smtp_body_checks },
+                };
+                for (size_t i = 0; i < _SMTP_CHECKS_MAX && r >= 0; i++) {
+                        s.checks[i] = strdup(smtp_setting_string(options, checks[i][0], lmtp ? "" : checks[i][1]));
+                        if (!s.checks[i])
+                                r = -ENOMEM;
+                }
         }
         if (r < 0) {
                 settings_done(&s);
@@ -731,6 +745,7 @@ Smtp *smtp_free(Smtp *smtp) {
         smtp_tls_policy_cleanup();
         smtp_sasl_cleanup();
         smtp_generic_cleanup();
+        smtp_checks_cleanup();
         free(smtp);
         return NULL;
 }

@@ -48,6 +48,9 @@ static void linger_remove(SmtpSession *s) {
         s->linger_next = s->linger_prev = NULL;
 }
 
+static int head_add(SmtpSession *s, const char *data, size_t len);
+static int session_checks_new(SmtpSession *s);
+
 SmtpSession *smtp_session_free(SmtpSession *s) {
         if (!s)
                 return NULL;
@@ -70,6 +73,7 @@ SmtpSession *smtp_session_free(SmtpSession *s) {
         free(s->accepted);
         free(s->out);
         buffer_done(&s->head);
+        smtp_checks_free(s->checks);
         record_reader_done(&s->content);
         if (s->daemon)
                 daemon_busy_dec(s->daemon);
@@ -419,6 +423,11 @@ static void handle_reply(SmtpSession *s) {
                 smtp_encoder_init(&s->encoder, settings(s)->line_length_limit);
                 buffer_done(&s->head);
                 s->head_pending = !isempty(settings(s)->generic_maps);
+                s->checks = smtp_checks_free(s->checks);
+                if (session_checks_new(s) < 0) {
+                        session_site_fail(s, "4.3.0", "cannot open smtp_header_checks or smtp_body_checks", false);
+                        return;
+                }
                 session_set_timeout(s, settings(s)->data_xfer_timeout);
                 return;
         case SMTP_STAGE_DATA_DONE:
@@ -455,6 +464,27 @@ static int content_feed(SmtpSession *s, const char *data, size_t len) {
                 return r;
         s->out_len += smtp_encoder_feed(&s->encoder, data, len, s->out + s->out_len);
         return 0;
+}
+
+/* What smtp_*_checks let through, on to smtp_generic_maps or straight out. */
+static int checks_output(const char *data, size_t len, void *userdata) {
+        SmtpSession *s = userdata;
+
+        return s->head_pending ? head_add(s, data, len) : content_feed(s, data, len);
+}
+
+static int session_checks_new(SmtpSession *s) {
+        const Config *cfg = smtp_call_daemon(s->call)->config;
+        SmtpChecksSpec spec = {
+                .header_limit = (size_t) cfg->header_size_limit,
+                .body_limit = (size_t) cfg->body_checks_size_limit,
+                .nesting_limit = (size_t) cfg->mime_nesting_limit,
+                .queue_id = smtp_call_queue_id(s->call),
+        };
+
+        for (size_t i = 0; i < _SMTP_CHECKS_MAX; i++)
+                spec.tables[i] = settings(s)->checks[i];
+        return smtp_checks_new(&spec, checks_output, s, &s->checks);
 }
 
 static int generic_map(const char *addr, char **ret, void *userdata) {
@@ -515,6 +545,11 @@ static int fill_content(SmtpSession *s) {
                 if (r < 0)
                         return r;
                 if (r == 0 || rec.type == QUEUE_REC_END) {
+                        if (s->checks) {
+                                r = smtp_checks_finish(s->checks);
+                                if (r < 0)
+                                        return r;
+                        }
                         /* A message of headers only. */
                         if (s->head_pending) {
                                 r = head_flush(s, s->head.len);
@@ -535,7 +570,7 @@ static int fill_content(SmtpSession *s) {
                 r = record_reader_data(&s->content, &rec, &data);
                 if (r < 0)
                         return r;
-                r = s->head_pending ? head_add(s, data, rec.len) : content_feed(s, data, rec.len);
+                r = s->checks ? smtp_checks_feed(s->checks, data, rec.len) : checks_output(data, rec.len, s);
                 if (r < 0)
                         return r;
         }
@@ -569,6 +604,11 @@ static void session_flush(SmtpSession *s) {
 
         if (r == -EBADMSG || r == -ENOMEM) {
                 session_site_fail(s, "4.3.0", r == -ENOMEM ? "out of memory" : "queue file is corrupt", false);
+                return;
+        }
+        if (r == -EIO && s->stage == SMTP_STAGE_CONTENT && s->checks) {
+                /* A table of smtp_*_checks failed (logged): the message waits for it, as Postfix's. */
+                session_site_fail(s, "4.3.0", "smtp_header_checks or smtp_body_checks lookup failure", false);
                 return;
         }
         if (r < 0) {

@@ -85,6 +85,7 @@ struct SmtpSession {
         SmtpEncoder encoder;
         bool head_pending;              /* smtp_generic_maps: the header section is still being read */
         Buffer head;                    /* ... into here, up to SMTP_GENERIC_HEADERS_MAX */
+        SmtpChecks *checks;             /* smtp_*_checks on the content, or NULL: none */
 
         SmtpSession *linger_next, *linger_prev;
 };

@@ -168,6 +168,15 @@ typedef struct SmtpSession SmtpSession;
 typedef struct SmtpAddress SmtpAddress;
 
 /* The settings of one transport: main.cf with the transport's master.cf -o overrides. */
+/* The tables of smtp_header_checks, smtp_mime_header_checks, smtp_nested_header_checks, smtp_body_checks. */
+typedef enum SmtpChecksKind {
+        SMTP_CHECKS_HEADER,
+        SMTP_CHECKS_MIME_HEADER,
+        SMTP_CHECKS_NESTED_HEADER,
+        SMTP_CHECKS_BODY,
+        _SMTP_CHECKS_MAX,
+} SmtpChecksKind;
+
 struct SmtpSettings {
         bool lmtp;
         uint64_t connect_timeout;       /* microseconds */
@@ -207,6 +216,7 @@ struct SmtpSettings {
         char *sasl_password_maps;
         char **sasl_mechanism_filter;
         char *generic_maps;             /* smtp_generic_maps; "" for none */
+        char *checks[_SMTP_CHECKS_MAX];  /* smtp_header_checks ... smtp_body_checks; "" for none */
 };
 
 typedef enum SmtpRcptState {
@@ -276,6 +286,32 @@ typedef int (*SmtpGenericFunc)(const char *addr, char **ret, void *userdata);
  * did, negative errno when map fails. */
 int smtp_generic_headers(const char *buf, size_t len, SmtpGenericFunc map, void *userdata, char **ret,
                          size_t *ret_len);
+
+/* smtp-checks.c: smtp_header_checks, smtp_mime_header_checks, smtp_nested_header_checks and smtp_body_checks on
+ * the content of one delivery, which goes out through output as the rules leave it. */
+typedef struct SmtpChecksSpec {
+        const char *tables[_SMTP_CHECKS_MAX];   /* table lists, "" or NULL: none */
+        size_t header_limit;                    /* header_size_limit */
+        size_t body_limit;                      /* body_checks_size_limit */
+        size_t nesting_limit;                   /* mime_nesting_limit */
+        const char *queue_id;                   /* for the log; borrowed for the life of the checks */
+} SmtpChecksSpec;
+
+/* A body line or a header longer than this goes out as it is, checked as far as it came or not at all. */
+#define SMTP_CHECKS_LINE_MAX (1024U * 1024U)
+typedef int (*SmtpChecksOutput)(const char *data, size_t len, void *userdata);
+typedef struct SmtpChecks SmtpChecks;
+
+/* 1 and *ret when spec names any tables, 0 and NULL when none; negative errno when one cannot be opened. */
+int smtp_checks_new(const SmtpChecksSpec *spec, SmtpChecksOutput output, void *userdata, SmtpChecks **ret);
+SmtpChecks *smtp_checks_free(SmtpChecks *k);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpChecks *, smtp_checks_free);
+/* A piece of the content (LF line ends), in any cut; -EIO when a table lookup failed (logged). */
+int smtp_checks_feed(SmtpChecks *k, const char *data, size_t len);
+/* The end of the content: what is held back goes out. */
+int smtp_checks_finish(SmtpChecks *k);
+/* The tables kept open between deliveries. */
+void smtp_checks_cleanup(void);
 
 /* smtp-tls-policy.c: the TLS fields of set (set->lmtp already set) for a delivery to nexthop. */
 int smtp_tls_settings_load(const Config *cfg, char **options, const char *nexthop, SmtpSettings *set);
