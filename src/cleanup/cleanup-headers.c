@@ -55,6 +55,9 @@ int cleanup_header_scan(const char *buf, size_t len, CleanupHeaderScan *ret) {
                                 s.has_from = true;
                         else if (header_is(h, hlen, "Date"))
                                 s.has_date = true;
+                        else if (header_is(h, hlen, "To") || header_is(h, hlen, "Cc") ||
+                                 header_is(h, hlen, "Resent-To") || header_is(h, hlen, "Resent-Cc"))
+                                s.has_to_or_cc = true;
                         else if (header_is(h, hlen, "Received"))
                                 s.received++;
                         else if (header_is(h, hlen, "Message-ID")) {

@@ -1,5 +1,6 @@
 /* cleanup-message.c: org.postbus.Cleanup1: a submitted message becomes a durable queue file in incoming/, with
  * the headers it lacks; and the group commit of incoming/. Runs in the cleanup process. */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -110,11 +111,42 @@ static int write_received(QueueWriter *w, Cleanup *c, const CleanupRequest *req,
                             c->daemon->config->myhostname, user, id, date);
 }
 
+/* Whether the message is local mail, whose headers cleanup completes without always_add_missing_headers: as
+ * Postfix's default local_header_rewrite_clients (permit_inet_interfaces), mail that came from no network
+ * client (sendmail, notices, local's forwarding) or from a client on this host's loopback. */
+static bool local_mail(const CleanupRequest *req) {
+        const char *a = cleanup_attr_get(req->attrs, "client_address");
+        struct in6_addr a6;
+        struct in_addr a4;
+
+        if (isempty(a) || streq(strempty(cleanup_attr_get(req->attrs, "origin")), "pickup"))
+                return true;
+        if (inet_pton(AF_INET, a, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        if (inet_pton(AF_INET6, a, &a6) == 1)
+                return IN6_IS_ADDR_LOOPBACK(&a6) ||
+                       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+        return false;
+}
+
 static int write_missing_headers(QueueWriter *w, Cleanup *c, const CleanupRequest *req, const CleanupHeaderScan *h,
                                  const char *id, time_t now, char **ret_message_id) {
+        const Config *cfg = c->daemon->config;
         _cleanup_free_ char *mid = NULL;
         char date[64];
         int r;
+
+        /* As Postfix since 2.6: mail from other hosts keeps its header as it came (a header added there
+         * could break a DKIM signature that covers its absence). */
+        if (!cfg->always_add_missing_headers && !local_mail(req)) {
+                *ret_message_id = NULL;
+                return 0;
+        }
+        if (!h->has_to_or_cc && !isempty(cfg->undisclosed_recipients_header)) {
+                r = write_header(w, "%s\n", cfg->undisclosed_recipients_header);
+                if (r < 0)
+                        return r;
+        }
 
         if (!h->has_message_id) {
                 r = format_message_id(now, id, NULL, c->daemon->config->myhostname, &mid);

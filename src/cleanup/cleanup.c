@@ -70,6 +70,13 @@ static int cleanup_state_load(const Config *config, Cleanup *c) {
         }
 
         c->mime = !config->disable_mime_input_processing;
+        if (!isempty(config->undisclosed_recipients_header) &&
+            !mime_is_header_start(config->undisclosed_recipients_header, strlen(config->undisclosed_recipients_header))) {
+                log_error("%s: undisclosed_recipients_header = %s: not a header (\"To: undisclosed-recipients:;\")",
+                          config_where(config, CONFIG_PARAM_undisclosed_recipients_header, where, sizeof where),
+                          config->undisclosed_recipients_header);
+                return -EINVAL;
+        }
         const struct {
                 ConfigParamId id;
                 const char *value;

@@ -144,6 +144,7 @@ void cleanup_commit_done(Cleanup *c);
 typedef struct CleanupHeaderScan {
         size_t header_end;              /* where missing headers go: before the empty line, or 0 */
         bool has_from, has_date, has_message_id;
+        bool has_to_or_cc;              /* To, Cc, Resent-To or Resent-Cc */
         bool needs_separator;           /* the message has no empty line after its headers */
         unsigned received;
         char *message_id;               /* the value of Message-ID, if present */

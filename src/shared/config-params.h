@@ -220,6 +220,10 @@
           "regexp: tables of /pattern/flags ACTION rules for each body line, multipart boundaries included.") \
         X(body_checks_size_limit, INT, "51200", 0, 1073741824, "cleanup smtp",                                    \
           "How much of the body, in bytes from its start, body_checks look at.")                          \
+        X(always_add_missing_headers, BOOL, "no", 0, 0, "cleanup",                                          \
+          "yes: From, Date, Message-ID (and undisclosed_recipients_header) are added to all mail; no: to local mail only.") \
+        X(undisclosed_recipients_header, STRING, "", 0, 0, "cleanup",                                        \
+          "A header (\"To: undisclosed-recipients:;\") cleanup adds where it adds the others, to mail without To or Cc.") \
         X(message_reject_characters, STRING, "", 0, 0, "cleanup",                                            \
           "Bytes (C-like escapes: \\0 \\r \\ddd ...) that get a message refused, in its headers or body.")        \
         X(message_strip_characters, STRING, "", 0, 0, "cleanup",                                             \

@@ -108,7 +108,8 @@ class Cleanup(unittest.TestCase):
         configure(canonical_maps='', sender_canonical_maps='', virtual_alias_maps='',
                       masquerade_domains='', masquerade_exceptions='', header_checks='', body_checks='',
                       mime_header_checks='$header_checks', disable_mime_input_processing='no',
-                      message_reject_characters='', message_strip_characters='')
+                      message_reject_characters='', message_strip_characters='',
+                      always_add_missing_headers='no', undisclosed_recipients_header='')
 
     def test_canonical_maps(self):
         build_table(CANONICAL, '@legacy.test @mail.example.test\n'
@@ -412,6 +413,35 @@ class Cleanup(unittest.TestCase):
         # a full name with specials is quoted
         qid = submit('alice', ['bob'], 'Subject: quoted\n\nhello\n', origin='pickup', full_name='Example, Alice')
         self.assertIn(f'\nFrom: "Example, Alice" <alice@{HOST}>\n', wait_mail('bob', qid))
+
+    def test_missing_headers_remote(self):
+        """As Postfix's cleanup (2.6 and later, local_header_rewrite_clients = permit_inet_interfaces): mail from
+        another host's SMTP client keeps its header as it came unless always_add_missing_headers = yes; local
+        mail gets From, Date, Message-ID; undisclosed_recipients_header goes where those do, without To or Cc."""
+        configure(undisclosed_recipients_header='To: undisclosed-recipients:;')
+        remote = dict(client_address='192.0.2.7', client_name='unknown', protocol='ESMTP')
+        qid = submit('x@example.org', ['bob'], 'Subject: remote bare\n\nhello\n', **remote)
+        m = wait_mail('bob', qid)
+        header = m.split('\n\n', 1)[0] + '\n'
+        for absent in ('\nDate: ', '\nMessage-ID: ', '\nFrom: ', '\nTo: '):
+            self.assertNotIn(absent, header)
+        self.assertIn('\nReceived: from unknown (unknown [192.0.2.7])', header)
+
+        # a loopback client is local: it gets them all
+        qid = submit('x@example.org', ['bob'], 'Subject: loopback bare\n\nhello\n',
+                     client_address='127.0.0.1', client_name='localhost', protocol='ESMTP')
+        header = wait_mail('bob', qid).split('\n\n', 1)[0] + '\n'
+        for present in ('\nDate: ', '\nMessage-ID: <', '\nFrom: x@example.org\n', '\nTo: undisclosed-recipients:;\n'):
+            self.assertIn(present, header)
+        # a Cc is a visible recipient: no To then
+        qid = submit('alice', ['bob'], 'Cc: bob\nSubject: with cc\n\nhello\n', origin='pickup')
+        self.assertNotIn('undisclosed-recipients', wait_mail('bob', qid))
+
+        configure(always_add_missing_headers='yes')
+        qid = submit('x@example.org', ['bob'], 'Subject: remote always\n\nhello\n', **remote)
+        header = wait_mail('bob', qid).split('\n\n', 1)[0] + '\n'
+        for present in ('\nDate: ', '\nMessage-ID: <', '\nFrom: x@example.org\n', '\nTo: undisclosed-recipients:;\n'):
+            self.assertIn(present, header)
 
     def test_extract_recipients(self):
         content = ('From: alice\nTo: Bob <bob>, undisclosed:;\nCc: "Carol (C)" <carol@mail.example.test>\n'
