@@ -214,21 +214,21 @@
           "Rules as header_checks for the other headers of attached messages (message/rfc822).")            \
         X(disable_mime_input_processing, BOOL, "no", 0, 0, "cleanup",                                        \
           "yes: the body is not read as MIME: no part headers, everything after the header is body_checks'.") \
-        X(mime_nesting_limit, INT, "100", 1, 1000, "cleanup smtp",                                                \
+        X(mime_nesting_limit, INT, "100", 1, 1000, "cleanup smtp",                                            \
           "Most multiparts and attached messages followed one inside another; deeper content is body.")     \
         X(body_checks, STRING, "", 0, 0, "cleanup",                                                          \
           "regexp: tables of /pattern/flags ACTION rules for each body line, multipart boundaries included.") \
-        X(body_checks_size_limit, INT, "51200", 0, 1073741824, "cleanup smtp",                                    \
+        X(body_checks_size_limit, INT, "51200", 0, 1073741824, "cleanup smtp",                                \
           "How much of the body, in bytes from its start, body_checks look at.")                          \
         X(always_add_missing_headers, BOOL, "no", 0, 0, "cleanup",                                          \
-          "yes: From, Date, Message-ID (and undisclosed_recipients_header) are added to all mail; no: to local mail only.") \
+          "yes: From, Date, Message-ID (and undisclosed_recipients_header) go into all mail; no: local mail only.") \
         X(undisclosed_recipients_header, STRING, "", 0, 0, "cleanup",                                        \
-          "A header (\"To: undisclosed-recipients:;\") cleanup adds where it adds the others, to mail without To or Cc.") \
+          "A header (\"To: undisclosed-recipients:;\") added with those to mail without To or Cc; empty: none.") \
         X(message_reject_characters, STRING, "", 0, 0, "cleanup",                                            \
           "Bytes (C-like escapes: \\0 \\r \\ddd ...) that get a message refused, in its headers or body.")        \
         X(message_strip_characters, STRING, "", 0, 0, "cleanup",                                             \
           "Bytes (escaped as message_reject_characters) removed from the headers and body of a message.")   \
-        X(header_size_limit, INT, "102400", 1, 1048576, "cleanup smtp",                                           \
+        X(header_size_limit, INT, "102400", 1, 1048576, "cleanup smtp",                                       \
           "Longest logical header (continuation lines joined) that cleanup parses and checks, in bytes.")   \
         X(max_idle, TIME, "100s", 1, 86400, "smtpd cleanup local pipe",                                      \
           "How long a socket-activated role waits idle for new work before it exits.")                      \
