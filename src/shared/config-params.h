@@ -127,6 +127,10 @@
           "Most client addresses smtpd keeps rate counters for; the longest idle are forgotten first.")       \
         X(disable_vrfy_command, BOOL, "no", 0, 0, "smtpd",                                                    \
           "Answer VRFY with 502 instead of telling whether a local user exists.")                             \
+        X(smtpd_discard_ehlo_keywords, STRING, "", 0, 0, "smtpd",                                             \
+          "EHLO keywords not offered (any case; silent-discard: not logged); their commands count as unknown.")\
+        X(smtpd_discard_ehlo_keyword_address_maps, STRING, "", 0, 0, "smtpd",                                 \
+          "Tables of the EHLO keywords not offered, by client address; else smtpd_discard_ehlo_keywords.")    \
         X(smtpd_forbid_bare_newline, STRING, "normalize", 0, 0, "smtpd",                                      \
           "normalize (a bare LF ends a line, never the message) or reject (521 and disconnect).")             \
         X(smtpd_forbid_bare_newline_exclusions, STRING, "$mynetworks", 0, 0, "smtpd",                         \

@@ -511,3 +511,77 @@ int smtpd_status_reply(const char *text, char cls, const char *default_code,
                 (void) snprintf(ret, SMTPD_REPLY_LINE_MAX, "%s %s", default_code, text);
         return 0;
 }
+
+static const char *const ehlo_keywords[] = {
+        "8BITMIME", "AUTH", "ETRN", "PIPELINING", "SIZE", "VERP", "VRFY", "XCLIENT", "XFORWARD", "STARTTLS",
+        "ENHANCEDSTATUSCODES", "DSN", "SILENT-DISCARD", "SMTPUTF8", "CHUNKING",
+};
+
+unsigned smtpd_ehlo_discard_parse(const char *list, size_t len) {
+        unsigned mask = 0;
+
+        for (size_t i = 0; i < len;) {
+                size_t n = 0;
+
+                while (i < len && (list[i] == ',' || list[i] == ' ' || list[i] == '\t' || list[i] == '\n'))
+                        i++;
+                while (i + n < len && !strchr(", \t\n", list[i + n]))
+                        n++;
+                if (n == 0)
+                        break;
+                for (size_t k = 0; k < ELEMENTSOF(ehlo_keywords); k++) {
+                        const char *w = list + i;
+                        size_t wn = n;
+
+                        if (streq(ehlo_keywords[k], "VERP") && wn == 5 && (w[0] == 'x' || w[0] == 'X')) {
+                                w++;
+                                wn--;
+                        }
+                        if (strlen(ehlo_keywords[k]) == wn && strncasecmp(ehlo_keywords[k], w, wn) == 0)
+                                mask |= 1U << k;
+                }
+                i += n;
+        }
+        return mask;
+}
+
+void smtpd_ehlo_discard_to_string(unsigned mask, char *ret, size_t size) {
+        size_t n = 0;
+
+        assert(size > 0);
+        ret[0] = '\0';
+        for (size_t k = 0; k < ELEMENTSOF(ehlo_keywords); k++) {
+                if (!(mask & (1U << k)) || (1U << k) == SMTPD_EHLO_SILENT_DISCARD || n >= size)
+                        continue;
+                n += (size_t) snprintf(ret + n, size - n, "%s%s", n > 0 ? " " : "", ehlo_keywords[k]);
+        }
+}
+
+size_t smtpd_reply_strip_enhanced(char *reply, size_t len) {
+        size_t in = 0, out = 0;
+
+        while (in < len) {
+                const char *end = memmem(reply + in, len - in, "\r\n", 2);
+                size_t line = end ? (size_t) (end - (reply + in)) + 2 : len - in, skip = 0;
+                const char *l = reply + in;
+
+                /* "250-2.1.0 text": the code, a separator, class.subject.detail and a space. */
+                if (line >= 4 && digits_span(l, 3) == 3 && (l[3] == ' ' || l[3] == '-') && line > 6 &&
+                    l[4] >= '2' && l[4] <= '5' && l[5] == '.') {
+                        size_t i = 6, n = digits_span(l + i, MIN(line - i, (size_t) 3));
+
+                        if (n > 0 && i + n < line && l[i + n] == '.') {
+                                i += n + 1;
+                                n = digits_span(l + i, MIN(line - i, (size_t) 3));
+                                if (n > 0 && i + n < line && l[i + n] == ' ')
+                                        skip = i + n + 1 - 4;
+                        }
+                }
+                memmove(reply + out, l, 4 < line ? 4 : line);
+                if (line > 4)
+                        memmove(reply + out + 4, l + 4 + skip, line - 4 - skip);
+                out += line - skip;
+                in += line;
+        }
+        return out;
+}

@@ -151,6 +151,9 @@ void smtpd_session_reply(SmtpdSession *s, const char *fmt, ...) {
         /* Counted as the error it is, whatever soft_bounce makes of its code. */
         if (p[0] == '5')
                 s->errors++;
+        /* A client not offered ENHANCEDSTATUSCODES is not sent them (as Postfix's smtpd_chat). */
+        if (s->ehlo_discard & SMTPD_EHLO_ENHANCEDSTATUSCODES)
+                n = (int) smtpd_reply_strip_enhanced(p, (size_t) n);
         /* soft_bounce: every permanent refusal, the restrictions', cleanup's and the protocol's, goes out as
          * a temporary one, as Postfix's safety net has it. */
         if (s->listener->config->soft_bounce)
@@ -480,6 +483,7 @@ int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clien
         s->reject_bare_lf = s->conf->reject_bare_lf &&
                             !smtpd_networks_match(&s->conf->bare_newline_exclusions, client);
         s->stage = "CONNECT";
+        smtpd_session_ehlo_discard_init(s);
         s->last_io_usec = now;
         s->deadline_usec = now + sec_to_usec(config->smtpd_session_deadline);
         smtpd_line_reader_init(&s->lines, (size_t) config->line_length_limit);

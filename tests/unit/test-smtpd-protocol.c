@@ -681,6 +681,45 @@ TEST(status) {
         check_status(long_text, '5', "554", NULL);
 }
 
+static void check_strip(const char *in, const char *expect) {
+        char buf[256];
+        size_t n = strlen(in);
+
+        memcpy(buf, in, n + 1);
+        n = smtpd_reply_strip_enhanced(buf, n);
+        buf[n] = '\0';
+        ASSERT_STREQ(buf, expect);
+}
+
+TEST(ehlo_discard) {
+        char words[128];
+        unsigned m;
+
+        ASSERT_EQ(smtpd_ehlo_discard_parse("", 0), 0U);
+        m = smtpd_ehlo_discard_parse("silent-discard, dsn", strlen("silent-discard, dsn"));
+        ASSERT_EQ(m, (unsigned) (SMTPD_EHLO_SILENT_DISCARD | SMTPD_EHLO_DSN));
+        m = smtpd_ehlo_discard_parse("Chunking,,PIPELINING xverp\tnosuch starttls", 42);
+        ASSERT_EQ(m, (unsigned) (SMTPD_EHLO_CHUNKING | SMTPD_EHLO_PIPELINING | SMTPD_EHLO_VERP | SMTPD_EHLO_STARTTLS));
+        /* Only len bytes count; a keyword's prefix is not the keyword. */
+        ASSERT_EQ(smtpd_ehlo_discard_parse("dsn,auth", 3), (unsigned) SMTPD_EHLO_DSN);
+        ASSERT_EQ(smtpd_ehlo_discard_parse("ds dsnx sizes", 13), 0U);
+        smtpd_ehlo_discard_to_string(SMTPD_EHLO_SMTPUTF8 | SMTPD_EHLO_DSN | SMTPD_EHLO_SILENT_DISCARD |
+                                     SMTPD_EHLO_8BITMIME, words, sizeof words);
+        ASSERT_STREQ(words, "8BITMIME DSN SMTPUTF8");
+        smtpd_ehlo_discard_to_string(0, words, sizeof words);
+        ASSERT_STREQ(words, "");
+
+        check_strip("250 2.1.0 Ok", "250 Ok");
+        check_strip("554 5.7.1 <x@y>: Relay access denied", "554 <x@y>: Relay access denied");
+        check_strip("550-5.1.1 a\r\n550 5.1.1 b", "550-a\r\n550 b");
+        check_strip("250-host\r\n250 PIPELINING", "250-host\r\n250 PIPELINING");
+        check_strip("221 2.0.0", "221 2.0.0");
+        check_strip("250 2.1.0x", "250 2.1.0x");
+        check_strip("250 6.1.0 x", "250 6.1.0 x");
+        check_strip("250 2.1234.0 x", "250 2.1234.0 x");
+        check_strip("", "");
+}
+
 int main(void) {
         RUN(lines);
         RUN(lines_bare_lf);
@@ -698,5 +737,6 @@ int main(void) {
         RUN(bdat_vrfy_args);
         RUN(data_golden);
         RUN(status);
+        RUN(ehlo_discard);
         return 0;
 }
