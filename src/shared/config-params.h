@@ -131,6 +131,10 @@
           "EHLO keywords not offered (any case; silent-discard: not logged); their commands count as unknown.")\
         X(smtpd_discard_ehlo_keyword_address_maps, STRING, "", 0, 0, "smtpd",                                 \
           "Tables of the EHLO keywords not offered, by client address; else smtpd_discard_ehlo_keywords.")    \
+        X(smtpd_reject_footer, STRING, "", 0, 0, "smtpd",                                                     \
+          "Text after every 4xx/5xx reply: \\n a new line, \\c at the start: on the same line; $client_address..")\
+        X(smtpd_reject_footer_maps, STRING, "", 0, 0, "smtpd",                                                \
+          "Tables of footers by the complete reply (regexp:, pcre:), before smtpd_reject_footer.")          \
         X(smtpd_forbid_bare_newline, STRING, "normalize", 0, 0, "smtpd",                                      \
           "normalize (a bare LF ends a line, never the message) or reject (521 and disconnect).")             \
         X(smtpd_forbid_bare_newline_exclusions, STRING, "$mynetworks", 0, 0, "smtpd",                         \

@@ -585,3 +585,69 @@ size_t smtpd_reply_strip_enhanced(char *reply, size_t len) {
         }
         return out;
 }
+
+/* The length of the enhanced status code after the reply code ("5.1.1" in "550 5.1.1 text"): 0 for none. */
+static size_t enhanced_code_len(const char *reply, size_t len) {
+        size_t i = 6, n;
+
+        if (len < 7 || reply[4] < '2' || reply[4] > '5' || reply[5] != '.')
+                return 0;
+        n = digits_span(reply + i, MIN(len - i, (size_t) 3));
+        if (n == 0 || i + n >= len || reply[i + n] != '.')
+                return 0;
+        i += n + 1;
+        n = digits_span(reply + i, MIN(len - i, (size_t) 3));
+        if (n == 0 || (i + n < len && reply[i + n] != ' '))
+                return 0;
+        return i + n - 4;
+}
+
+int smtpd_reply_add_footer(char *reply, size_t len, size_t size, const char *footer) {
+        bool cont = footer[0] == '\\' && footer[1] == 'c';
+        const char *seg = cont ? footer + 2 : footer;
+        size_t dsn, last = 0, first_last, o = len;
+        char saved;
+
+        if (len < 4 || len > size)
+                return -EINVAL;
+        dsn = enhanced_code_len(reply, len);
+        for (const char *e; (e = memmem(reply + last, len - last, "\r\n", 2));)
+                last = (size_t) (e - reply) + 2;
+        if (len - last < 4)
+                return -EINVAL;
+        first_last = last;
+        saved = reply[last + 3];
+        for (bool first = true;; first = false) {
+                const char *end = strstr(seg, "\\n");
+                size_t n = end ? (size_t) (end - seg) : strlen(seg);
+
+                if (!first || !cont) {
+                        /* A line of its own, "550 5.1.1 ", and the line before it gets '-'. */
+                        if (2 + 4 + (dsn ? dsn + 1 : 0) > size - o)
+                                goto too_big;
+                        reply[last + 3] = '-';
+                        memcpy(reply + o, "\r\n", 2);
+                        last = o + 2;
+                        memcpy(reply + last, reply, 3);
+                        reply[last + 3] = ' ';
+                        o = last + 4;
+                        if (dsn > 0) {
+                                memcpy(reply + o, reply + 4, dsn);
+                                reply[o + dsn] = ' ';
+                                o += dsn + 1;
+                        }
+                }
+                if (n > size - o)
+                        goto too_big;
+                memcpy(reply + o, seg, n);
+                o += n;
+                if (!end)
+                        break;
+                seg = end + 2;
+        }
+        return (int) o;
+
+too_big:
+        reply[first_last + 3] = saved;  /* the one byte changed within len */
+        return -E2BIG;
+}

@@ -209,3 +209,10 @@ void smtpd_ehlo_discard_to_string(unsigned mask, char *ret, size_t size);
 /* For a client that is not offered ENHANCEDSTATUSCODES: drops the "d.d.d " after the reply code of each line of
  * reply (len bytes, lines separated by CRLF), in place. Returns the new length. */
 size_t smtpd_reply_strip_enhanced(char *reply, size_t len);
+
+/* smtpd_reject_footer, as Postfix adds it: footer (its $names expanded) goes after the last line of reply (len
+ * bytes, lines separated by CRLF, no CRLF at the end), on a line of its own that repeats the reply's code and
+ * enhanced status code, or at the end of that last line when it begins with the two characters "\c"; each
+ * two-character "\n" in it begins another such line, and every line but the last gets '-' after the code.
+ * reply has size bytes of room. Returns the new length, or -E2BIG (reply unchanged) when it does not fit. */
+int smtpd_reply_add_footer(char *reply, size_t len, size_t size, const char *footer);

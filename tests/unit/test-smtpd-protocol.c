@@ -720,6 +720,44 @@ TEST(ehlo_discard) {
         check_strip("", "");
 }
 
+static void check_footer(const char *in, size_t size, const char *footer, const char *expect) {
+        char buf[256];
+        size_t n = strlen(in);
+        int r;
+
+        assert(size <= sizeof buf);
+        memcpy(buf, in, n + 1);
+        r = smtpd_reply_add_footer(buf, n, size, footer);
+        if (!expect) {
+                ASSERT_TRUE(r < 0);
+                buf[n] = '\0';
+                ASSERT_STREQ(buf, in);          /* left as it was */
+                return;
+        }
+        ASSERT_TRUE(r >= 0);
+        buf[r] = '\0';
+        ASSERT_STREQ(buf, expect);
+}
+
+TEST(reply_footer) {
+        check_footer("550 5.1.1 <u@x>: User unknown", 256, "Call 555-0101.",
+                     "550-5.1.1 <u@x>: User unknown\r\n550 5.1.1 Call 555-0101.");
+        check_footer("550 5.1.1 <u@x>: User unknown", 256, "\\c. Call us.", "550 5.1.1 <u@x>: User unknown. Call us.");
+        check_footer("550 5.1.1 User unknown", 256, "\\c. Call\\nor write",
+                     "550-5.1.1 User unknown. Call\r\n550 5.1.1 or write");
+        check_footer("450 4.7.1 x", 256, "a\\nb\\nc", "450-4.7.1 x\r\n450-4.7.1 a\r\n450-4.7.1 b\r\n450 4.7.1 c");
+        /* No enhanced status code: none on the footer lines; a multi-line reply gets it after its last line. */
+        check_footer("421 localhost closing", 256, "bye", "421-localhost closing\r\n421 bye");
+        check_footer("554-5.7.1 one\r\n554 5.7.1 two", 256, "three",
+                     "554-5.7.1 one\r\n554-5.7.1 two\r\n554 5.7.1 three");
+        check_footer("554 5.7.1", 256, "x", "554-5.7.1\r\n554 5.7.1 x");
+        /* Too long for the room: unchanged. */
+        check_footer("550 5.1.1 abc", 35, "0123456789", "550-5.1.1 abc\r\n550 5.1.1 0123456789");
+        check_footer("550 5.1.1 abc", 34, "0123456789", NULL);
+        check_footer("550 5.1.1 abc", 20, "\\c0123456789", NULL);
+        check_footer("550", 256, "x", NULL);
+}
+
 int main(void) {
         RUN(lines);
         RUN(lines_bare_lf);
@@ -738,5 +776,6 @@ int main(void) {
         RUN(data_golden);
         RUN(status);
         RUN(ehlo_discard);
+        RUN(reply_footer);
         return 0;
 }
