@@ -482,6 +482,11 @@
           "Reply code of reject_unknown_sender_domain and _recipient_domain for a Null MX domain.") \
         X(maps_rbl_reject_code, INT, "554", 400, 599, "smtpd", \
           "Reply code of reject_rbl_client.") \
+        X(default_rbl_reply, STRING,                                                                          \
+          "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}",\
+          0, 0, "smtpd", "Reply template of a DNS blocklist refusal ($rbl_code, $rbl_domain, $client_address...).")\
+        X(rbl_reply_maps, STRING, "", 0, 0, "smtpd",                                                          \
+          "Tables of reply templates by blocklist domain, before default_rbl_reply.")                        \
         X(smtpd_sender_login_maps, STRING, "", 0, 0, "smtpd",                                                 \
           "Tables of the SASL login names (comma or space separated) that own a MAIL FROM address.")         \
         X(plaintext_reject_code, INT, "450", 400, 599, "smtpd",                                               \

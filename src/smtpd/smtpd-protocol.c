@@ -586,8 +586,7 @@ size_t smtpd_reply_strip_enhanced(char *reply, size_t len) {
         return out;
 }
 
-/* The length of the enhanced status code after the reply code ("5.1.1" in "550 5.1.1 text"): 0 for none. */
-static size_t enhanced_code_len(const char *reply, size_t len) {
+size_t smtpd_reply_enhanced_len(const char *reply, size_t len) {
         size_t i = 6, n;
 
         if (len < 7 || reply[4] < '2' || reply[4] > '5' || reply[5] != '.')
@@ -610,7 +609,7 @@ int smtpd_reply_add_footer(char *reply, size_t len, size_t size, const char *foo
 
         if (len < 4 || len > size)
                 return -EINVAL;
-        dsn = enhanced_code_len(reply, len);
+        dsn = smtpd_reply_enhanced_len(reply, len);
         for (const char *e; (e = memmem(reply + last, len - last, "\r\n", 2));)
                 last = (size_t) (e - reply) + 2;
         if (len - last < 4)

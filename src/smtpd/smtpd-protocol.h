@@ -210,6 +210,10 @@ void smtpd_ehlo_discard_to_string(unsigned mask, char *ret, size_t size);
  * reply (len bytes, lines separated by CRLF), in place. Returns the new length. */
 size_t smtpd_reply_strip_enhanced(char *reply, size_t len);
 
+/* The length of the enhanced status code after the reply code of reply (len bytes): 5 for "550 5.1.1 text" or
+ * "550 5.1.1", 0 when there is none. */
+size_t smtpd_reply_enhanced_len(const char *reply, size_t len);
+
 /* smtpd_reject_footer, as Postfix adds it: footer (its $names expanded) goes after the last line of reply (len
  * bytes, lines separated by CRLF, no CRLF at the end), on a line of its own that repeats the reply's code and
  * enhanced status code, or at the end of that last line when it begins with the two characters "\c"; each

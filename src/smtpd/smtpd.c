@@ -246,6 +246,7 @@ static int listener_setup(Smtpd *server, SmtpdConf *conf, const char *fd_name, S
         if (r < 0)
                 return r;
         smtpd_checks_set_policy_pool(l->checks, server->policy);
+        smtpd_checks_set_event(l->checks, server->daemon->event);
         l->wrappermode = c->smtpd_tls_wrappermode;
         l->sasl = c->smtpd_sasl_auth_enable;
         if (!isempty(c->smtpd_tls_cert_file)) {
