@@ -561,27 +561,24 @@ size_t smtpd_reply_strip_enhanced(char *reply, size_t len) {
         size_t in = 0, out = 0;
 
         while (in < len) {
-                const char *end = memmem(reply + in, len - in, "\r\n", 2);
-                size_t line = end ? (size_t) (end - (reply + in)) + 2 : len - in, skip = 0;
-                const char *l = reply + in;
+                const char *l = reply + in, *end = memmem(l, len - in, "\r\n", 2);
+                size_t line = end ? (size_t) (end - l) : len - in, skip = 0;
 
-                /* "250-2.1.0 text": the code, a separator, class.subject.detail and a space. */
-                if (line >= 4 && digits_span(l, 3) == 3 && (l[3] == ' ' || l[3] == '-') && line > 6 &&
-                    l[4] >= '2' && l[4] <= '5' && l[5] == '.') {
-                        size_t i = 6, n = digits_span(l + i, MIN(line - i, (size_t) 3));
-
-                        if (n > 0 && i + n < line && l[i + n] == '.') {
-                                i += n + 1;
-                                n = digits_span(l + i, MIN(line - i, (size_t) 3));
-                                if (n > 0 && i + n < line && l[i + n] == ' ')
-                                        skip = i + n + 1 - 4;
-                        }
+                /* "250-2.1.0 text": the code and its separator stay, "2.1.0 " goes. */
+                if (line >= 4 && digits_span(l, 3) == 3 && (l[3] == ' ' || l[3] == '-')) {
+                        skip = smtpd_reply_enhanced_len(l, line);
+                        skip = skip > 0 && skip + 4 < line ? skip + 1 : 0;     /* with its space, before text */
                 }
-                memmove(reply + out, l, 4 < line ? 4 : line);
+                memmove(reply + out, l, MIN(line, (size_t) 4));
                 if (line > 4)
                         memmove(reply + out + 4, l + 4 + skip, line - 4 - skip);
                 out += line - skip;
                 in += line;
+                if (end) {
+                        memmove(reply + out, "\r\n", 2);
+                        out += 2;
+                        in += 2;
+                }
         }
         return out;
 }
