@@ -583,6 +583,12 @@ size_t smtpd_reply_strip_enhanced(char *reply, size_t len) {
         return out;
 }
 
+void smtpd_reply_censor(char *s) {
+        for (; *s; s++)
+                if (*s < 0x20 || *s > 0x7e)
+                        *s = '_';
+}
+
 size_t smtpd_reply_enhanced_len(const char *reply, size_t len) {
         size_t i = 6, n;
 

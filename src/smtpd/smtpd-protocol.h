@@ -210,6 +210,10 @@ void smtpd_ehlo_discard_to_string(unsigned mask, char *ret, size_t size);
  * reply (len bytes, lines separated by CRLF), in place. Returns the new length. */
 size_t smtpd_reply_strip_enhanced(char *reply, size_t len);
 
+/* Text that a template ($name expanded: smtpd_reject_footer, rbl_reply_maps) puts into a reply: each byte that is
+ * not printable ASCII (smtpd_expansion_filter's default set) becomes '_', in place, as Postfix censors it. */
+void smtpd_reply_censor(char *s);
+
 /* The length of the enhanced status code after the reply code of reply (len bytes): 5 for "550 5.1.1 text" or
  * "550 5.1.1", 0 when there is none. */
 size_t smtpd_reply_enhanced_len(const char *reply, size_t len);

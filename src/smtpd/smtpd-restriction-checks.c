@@ -361,6 +361,8 @@ static SmtpdCheckStatus rbl_reply(SmtpdCheckContext *ctx, const SmtpdDnsblLookup
                 log_oom();
                 return smtpd_restriction_reject(ctx, "451 4.3.0 Error: out of memory");
         }
+        if (r >= 0)
+                smtpd_reply_censor(reply);      /* HELO name and addresses are the client's */
         /* As Postfix: the template must begin with a 4xx or 5xx code; else it is a configuration error. */
         if (r < 0 || sscanf(reply, "%3u%n", &reply_code, &n) != 1 || n != 3 || reply_code < 400 ||
             reply_code > 599 || (reply[3] != ' ' && reply[3] != '\0')) {

@@ -171,6 +171,7 @@ static size_t session_reply_footer(SmtpdSession *s, char *p, size_t n) {
                 log_warning("Bad $name in the reject footer \"%s\", ignoring.", template);
                 return n;
         }
+        smtpd_reply_censor(footer);     /* the HELO name is the client's, in any bytes it likes */
         r = smtpd_reply_add_footer(p, n, SMTPD_REPLY_MAX - 3, footer);
         if (r < 0) {
                 log_warning("The reject footer \"%s\" does not fit in a reply, ignoring.", footer);

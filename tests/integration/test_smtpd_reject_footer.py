@@ -60,6 +60,13 @@ class RejectFooter(unittest.TestCase):
         self.assertEqual(s.cmd('FOO'), (500, '5.5.2 Error: command not recognized (see mx.footer.test)'))
         self.assertEqual(s.cmd('NOOP'), (250, '2.0.0 Ok'))
 
+    def test_footer_censored(self):
+        # the HELO name is the client's: what is not printable ASCII does not reach the reply
+        reconfigure(smtpd_reject_footer='\\c [$helo_name]')
+        s = self.session()
+        self.assertEqual(s.cmd('EHLO h\u00e9llo.test')[0], 250)
+        self.assertEqual(s.cmd('RCPT TO:<x@y>'), (503, '5.5.1 Error: need MAIL command [h__llo.test]'))
+
     def test_footer_maps(self):
         reconfigure(smtpd_reject_footer='generic footer', smtpd_reject_footer_maps=f'regexp:{REGEXP}')
         s = self.session()

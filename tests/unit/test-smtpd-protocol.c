@@ -756,6 +756,10 @@ TEST(reply_footer) {
         check_footer("550 5.1.1 abc", 34, "0123456789", NULL);
         check_footer("550 5.1.1 abc", 20, "\\c0123456789", NULL);
         check_footer("550", 256, "x", NULL);
+
+        char censored[] = "helo caf\xc3\xa9\tok~";
+        smtpd_reply_censor(censored);
+        ASSERT_STREQ(censored, "helo caf___ok~");
 }
 
 int main(void) {
