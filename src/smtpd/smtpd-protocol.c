@@ -575,7 +575,7 @@ size_t smtpd_reply_strip_enhanced(char *reply, size_t len) {
                 out += line - skip;
                 in += line;
                 if (end) {
-                        memmove(reply + out, "\r\n", 2);
+                        memcpy(reply + out, "\r\n", 2);
                         out += 2;
                         in += 2;
                 }
@@ -592,7 +592,7 @@ void smtpd_reply_censor(char *s) {
 size_t smtpd_reply_enhanced_len(const char *reply, size_t len) {
         size_t i = 6, n;
 
-        if (len < 7 || reply[4] < '2' || reply[4] > '5' || reply[5] != '.')
+        if (len < 7 || (reply[3] != ' ' && reply[3] != '-') || reply[4] < '2' || reply[4] > '5' || reply[5] != '.')
                 return 0;
         n = digits_span(reply + i, MIN(len - i, (size_t) 3));
         if (n == 0 || i + n >= len || reply[i + n] != '.')

@@ -135,13 +135,16 @@ static void session_log_reply(SmtpdSession *s, const char *reply, size_t len) {
  * with room for SMTPD_REPLY_MAX - 3; its $names are those Postfix has for it. Returns the new length. */
 static size_t session_reply_footer(SmtpdSession *s, char *p, size_t n) {
         const Config *config = s->listener->config;
-        _cleanup_free_ char *found = NULL, *key = strndup(p, n), *footer = NULL;
+        _cleanup_free_ char *found = NULL, *key = NULL, *footer = NULL;
         const char *template = config->smtpd_reject_footer;
         char port[8], localtime_text[32] = "";
         struct tm tm;
-        time_t now = time(NULL);
+        time_t now;
         int r;
 
+        if (isempty(template) && table_list_is_empty(s->listener->reject_footer_maps))
+                return n;       /* the common case: no copy of the reply */
+        key = strndup(p, n);
         if (!key)
                 return n;
         r = table_list_lookup(s->listener->reject_footer_maps, key, &found);
@@ -152,6 +155,7 @@ static size_t session_reply_footer(SmtpdSession *s, char *p, size_t n) {
         if (isempty(template))
                 return n;
         (void) snprintf(port, sizeof port, "%u", s->client.port);
+        now = time(NULL);
         if (localtime_r(&now, &tm))
                 (void) strftime(localtime_text, sizeof localtime_text, "%b %d %H:%M:%S", &tm);
         const char *vars[] = {
