@@ -833,6 +833,25 @@ class Sleep(unittest.TestCase):
         self.assertEqual(a.cmd(f'RCPT TO:<erin@{HOST}>')[0], 250)
         self.assertGreaterEqual(time.monotonic() - start, 2)
 
+    def test_zombie_trap(self):
+        # Postfix's example: the greeting waits, and a client that talks before it is refused
+        base_config(smtpd_client_restrictions='sleep 1, reject_unauth_pipelining', smtpd_delay_reject='no')
+        try:
+            start = time.monotonic()
+            s = pb.SmtpRaw('127.0.0.1', 25, source='127.0.0.2')
+            self.addCleanup(s.close)
+            s.send(b'EHLO zombie.example.org\r\n')
+            self.assertEqual(s.reply(), (503, '5.5.0 <unknown[127.0.0.2]>: Client host rejected: Improper use of '
+                                              'SMTP command pipelining'))
+            self.assertGreaterEqual(time.monotonic() - start, 1)
+            # a client that waits for the greeting gets it, a second later
+            start = time.monotonic()
+            polite = session(self, source='127.0.0.3')
+            self.assertGreaterEqual(time.monotonic() - start, 1)
+            self.assertEqual(polite.cmd('QUIT')[0], 221)
+        finally:
+            self.setUpClass()
+
 
 class UnknownHeloHostname(unittest.TestCase):
     """reject_unknown_helo_hostname against the real DNS server, at HELO (smtpd_delay_reject = no): the
