@@ -43,7 +43,7 @@ static int read_forward(LocalExpand *e, size_t i, const struct passwd *pw, const
         const char *previous = NULL;
         for (size_t k = 0; k < n_paths; k++) {
                 char *path = NULL;
-                if (local_expand_vars(paths[k], vars, &path) < 0 || path[0] != '/' ||
+                if (format_expand_vars(paths[k], vars, &path) < 0 || path[0] != '/' ||
                     (previous && streq(path, previous))) {
                         /* Postfix's default forward_path gives $home/.forward twice without an extension. */
                         free(path);

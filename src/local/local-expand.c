@@ -265,7 +265,7 @@ static int luser_relay(LocalExpand *e, size_t i, const char *local, const char *
                 "user", u, "local", l, "domain", d, "extension", ext, "recipient", rcpt,
                 "recipient_delimiter", delim, "home", "", "shell", "", NULL,
         };
-        r = local_expand_vars(e->c->luser_relay, vars, &to);
+        r = format_expand_vars(e->c->luser_relay, vars, &to);
         if (r >= 0)
                 r = local_targets_parse(to, strlen(to), 1, &list);
         if (r < 0 || list.n != 1 || list.items[0].type != LOCAL_TARGET_ADDRESS) {

@@ -98,7 +98,7 @@ static int local_check_config(const Config *c) {
                 return log_oom();
         for (char **p = paths; p && *p; p++) {
                 _cleanup_free_ char *x = NULL;
-                if (local_expand_vars(*p, NULL, &x) < 0)
+                if (format_expand_vars(*p, NULL, &x) < 0)
                         return config_error(c, CONFIG_PARAM_forward_path, "malformed $name reference", *p);
         }
 

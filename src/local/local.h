@@ -14,6 +14,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "delivery-agent.h"
+#include "format-util.h"
 #include "mailbox.h"
 #include "queue-file.h"
 #include "string-util.h"
@@ -58,9 +59,6 @@ int local_targets_parse(const char *s, size_t len, size_t max, LocalTargetList *
  * are skipped. -EINVAL also for a NUL byte or a line longer than LOCAL_LIST_LINE_MAX. */
 int local_targets_parse_file(const char *buf, size_t len, size_t max, LocalTargetList *l);
 
-/* Expands $name, ${name}, ${name?text} and ${name:text} in text with vars ("name", "value" pairs,
- * NULL-terminated; an unknown name is empty), as Postfix does with forward_path. */
-int local_expand_vars(const char *text, const char *const *vars, char **ret);
 /* Replaces every byte outside Postfix's command_expansion_filter set with '_', in place. */
 void local_sanitize(char *s);
 

@@ -127,6 +127,14 @@
           "Most client addresses smtpd keeps rate counters for; the longest idle are forgotten first.")       \
         X(disable_vrfy_command, BOOL, "no", 0, 0, "smtpd",                                                    \
           "Answer VRFY with 502 instead of telling whether a local user exists.")                             \
+        X(smtpd_discard_ehlo_keywords, STRING, "", 0, 0, "smtpd",                                             \
+          "EHLO keywords not offered (any case; silent-discard: not logged); their commands count as unknown.")\
+        X(smtpd_discard_ehlo_keyword_address_maps, STRING, "", 0, 0, "smtpd",                                 \
+          "Tables of the EHLO keywords not offered, by client address; else smtpd_discard_ehlo_keywords.")    \
+        X(smtpd_reject_footer, STRING, "", 0, 0, "smtpd",                                                     \
+          "Text after every 4xx/5xx reply: \\n a new line, \\c at the start: on the same line; $client_address..")\
+        X(smtpd_reject_footer_maps, STRING, "", 0, 0, "smtpd",                                                \
+          "Tables of footers by the complete reply (regexp:, pcre:), before smtpd_reject_footer.")          \
         X(smtpd_forbid_bare_newline, STRING, "normalize", 0, 0, "smtpd",                                      \
           "normalize (a bare LF ends a line, never the message) or reject (521 and disconnect).")             \
         X(smtpd_forbid_bare_newline_exclusions, STRING, "$mynetworks", 0, 0, "smtpd",                         \
@@ -490,6 +498,11 @@
           "Reply code of reject_unknown_sender_domain and _recipient_domain for a Null MX domain.") \
         X(maps_rbl_reject_code, INT, "554", 400, 599, "smtpd", \
           "Reply code of reject_rbl_client.") \
+        X(default_rbl_reply, STRING,                                                                          \
+          "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}",\
+          0, 0, "smtpd", "Reply template of a DNS blocklist refusal ($rbl_code, $rbl_domain, $client_address...).")\
+        X(rbl_reply_maps, STRING, "", 0, 0, "smtpd",                                                          \
+          "Tables of reply templates by blocklist domain, before default_rbl_reply.")                        \
         X(smtpd_sender_login_maps, STRING, "", 0, 0, "smtpd",                                                 \
           "Tables of the SASL login names (comma or space separated) that own a MAIL FROM address.")         \
         X(plaintext_reject_code, INT, "450", 400, 599, "smtpd",                                               \

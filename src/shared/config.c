@@ -401,6 +401,14 @@ static const char *config_string_value(const Config *c, ConfigParamId id) {
         }
 }
 
+/* Postfix's "raw" parameters keep their $names: local expands forward_path and luser_relay per use ($home,
+ * $user), mailbox_command's are the shell's ($EXTENSION from local's command environment), and smtpd fills in
+ * smtpd_reject_footer's ($client_address) and default_rbl_reply's ($rbl_domain) per reply. */
+static bool param_is_raw(const char *name) {
+        return streq(name, "forward_path") || streq(name, "mailbox_command") || streq(name, "luser_relay") ||
+               streq(name, "smtpd_reject_footer") || streq(name, "default_rbl_reply");
+}
+
 /* "$name" and "${name}" of a string parameter, as in an -o value ("-o smtpd_banner=$myhostname ESMTP"). */
 static int service_value_expand(const Config *c, const char *value, const char *where, char **ret) {
         _cleanup_free_ char *out = NULL;
@@ -504,7 +512,10 @@ int config_for_service(const Config *c, const char *const *builtin, char *const 
                         log_warning("%s: -o %s: not a parameter postbus uses, ignoring", where, *o);
                         continue;
                 }
-                r = service_value_expand(s, eq + 1, where, &v);
+                if (param_is_raw(name))
+                        r = (v = strdup(eq + 1)) ? 0 : -ENOMEM;
+                else
+                        r = service_value_expand(s, eq + 1, where, &v);
                 if (r < 0)
                         return r;
                 s->lines[p - config_params] = 0;
@@ -769,11 +780,7 @@ int config_parse(const char *text, const char *path, Config **ret) {
                 Buf v = {};
 
                 c->lines[id] = raw.items[i].line;
-                /* Postfix's "raw" parameters keep their $names: local expands forward_path and luser_relay
-                 * per use ($home, $user), and mailbox_command's are the shell's ($EXTENSION from local's
-                 * command environment). */
-                if (streq(p->name, "forward_path") || streq(p->name, "mailbox_command") ||
-                    streq(p->name, "luser_relay"))
+                if (param_is_raw(p->name))
                         r = buf_append(&v, raw.items[i].value, strlen(raw.items[i].value));
                 else
                         r = expand(&raw, raw.items[i].value, 0, config_where(c, id, where, sizeof where), &v);

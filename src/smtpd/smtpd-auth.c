@@ -6,7 +6,7 @@
 
 /* AUTH only ever over TLS: a password never crosses the network in plaintext. */
 bool smtpd_session_auth_offered(const SmtpdSession *s) {
-        return s->listener->sasl && s->tls && !s->authenticated;
+        return s->listener->sasl && s->tls && !s->authenticated && !(s->ehlo_discard & SMTPD_EHLO_AUTH);
 }
 
 void smtpd_session_auth_end(SmtpdSession *s) {
@@ -72,7 +72,7 @@ void smtpd_cmd_auth(SmtpdSession *s, const SmtpdCommand *c) {
         const char *mech, *resp = NULL;
         int r;
 
-        if (!l->sasl) {
+        if (!l->sasl || (s->ehlo_discard & SMTPD_EHLO_AUTH)) {
                 smtpd_session_reply(s, "503 5.5.1 Error: authentication not enabled");
                 return;
         }

@@ -20,6 +20,26 @@ static bool session_check_recipient(SmtpdSession *s, const char *addr) {
         return smtpd_session_check(s, smtpd_check_rcpt, s->helo, s->in_mail ? s->sender : NULL, addr) == 0;
 }
 
+void smtpd_session_ehlo_discard_init(SmtpdSession *s) {
+        const char *words = s->listener->config->smtpd_discard_ehlo_keywords;
+        _cleanup_free_ char *value = NULL;
+        int r;
+
+        /* As Postfix: by the address alone, never the name, which the client controls. */
+        r = table_list_lookup(s->listener->ehlo_discard_maps, s->client.text, &value);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to look up %s in smtpd_discard_ehlo_keyword_address_maps: %m",
+                                  s->client.text);
+                s->ehlo_discard_failed = true;
+        } else if (r > 0)
+                words = value;
+        s->ehlo_discard = smtpd_ehlo_discard_parse(words, strlen(words));
+}
+
+static bool discarded(const SmtpdSession *s, SmtpdEhloKeyword k) {
+        return s->ehlo_discard & k;
+}
+
 void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
         const Config *config = s->conf->config;
         bool ehlo = c->type == SMTPD_COMMAND_EHLO;
@@ -43,26 +63,47 @@ void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c) {
         s->helo = helo;
         s->esmtp = ehlo;
         smtpd_session_reset(s);
+        if (ehlo && s->ehlo_discard_failed) {
+                /* Postfix's answer when it cannot tell what to announce: a local data error, and the end. */
+                log_mail(LOG_WARNING, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                         "don't know what EHLO features to announce to %s[%s]", s->peer.name, s->client.text);
+                smtpd_session_reply(s, "421 4.3.0 %s Server local data error", config->myhostname);
+                s->state = SMTPD_SESSION_CLOSING;
+                return;
+        }
         if (ehlo) {
                 /* The extensions, one a line; a hook may add its own (STARTTLS, AUTH) to keywords. */
                 const char *keywords[16];
                 char size[32], text[SMTPD_REPLY_MAX - 2];
                 size_t n = 0, len;
 
+                if (s->ehlo_discard && !discarded(s, SMTPD_EHLO_SILENT_DISCARD)) {
+                        char words[256];
+
+                        smtpd_ehlo_discard_to_string(s->ehlo_discard, words, sizeof words);
+                        log_mail(LOG_INFO, NULL, LOG_FIELDS({ "CLIENT_ADDRESS", s->client.text }),
+                                 "discarding EHLO keywords: %s", words);
+                }
                 (void) snprintf(size, sizeof size, "SIZE %" PRIi64, config->message_size_limit);
-                keywords[n++] = "PIPELINING";
-                keywords[n++] = size;
-                if (!config->disable_vrfy_command)
+                if (!discarded(s, SMTPD_EHLO_PIPELINING))
+                        keywords[n++] = "PIPELINING";
+                if (!discarded(s, SMTPD_EHLO_SIZE))
+                        keywords[n++] = size;
+                if (!config->disable_vrfy_command && !discarded(s, SMTPD_EHLO_VRFY))
                         keywords[n++] = "VRFY";
-                keywords[n++] = "ENHANCEDSTATUSCODES";
-                keywords[n++] = "8BITMIME";
-                keywords[n++] = "DSN";
-                if (config->smtputf8_enable)
+                if (!discarded(s, SMTPD_EHLO_ENHANCEDSTATUSCODES))
+                        keywords[n++] = "ENHANCEDSTATUSCODES";
+                if (!discarded(s, SMTPD_EHLO_8BITMIME))
+                        keywords[n++] = "8BITMIME";
+                if (!discarded(s, SMTPD_EHLO_DSN))
+                        keywords[n++] = "DSN";
+                if (config->smtputf8_enable && !discarded(s, SMTPD_EHLO_SMTPUTF8))
                         keywords[n++] = "SMTPUTF8";
                 /* As Postfix: announced only to the clients that may use it. */
-                if (smtpd_networks_match(&s->conf->verp_clients, &s->client))
+                if (smtpd_networks_match(&s->conf->verp_clients, &s->client) && !discarded(s, SMTPD_EHLO_VERP))
                         keywords[n++] = "XVERP";
-                keywords[n++] = "CHUNKING";
+                if (!discarded(s, SMTPD_EHLO_CHUNKING))
+                        keywords[n++] = "CHUNKING";
                 if (smtpd_session_tls_offered(s))
                         keywords[n++] = "STARTTLS";
                 if (smtpd_session_auth_offered(s)) {
@@ -175,9 +216,15 @@ void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c) {
                 reply_path_error(s, r, &p, "MAIL FROM:<address>", "501 5.1.7 Bad sender address syntax");
                 return;
         }
-        /* smtputf8_enable = no: the extension is not announced, and its parameter is an unknown option. */
-        if (p.smtputf8 && !s->conf->config->smtputf8_enable) {
+        /* smtputf8_enable = no or the keyword discarded: the extension is not announced, and its parameter is an
+         * unknown option. */
+        if (p.smtputf8 && (!s->conf->config->smtputf8_enable || discarded(s, SMTPD_EHLO_SMTPUTF8))) {
                 smtpd_session_reply(s, "555 5.5.4 Unsupported option: SMTPUTF8");
+                return;
+        }
+        /* DSN discarded (smtpd_discard_ehlo_keywords): its parameters are refused, in Postfix's words. */
+        if ((p.dsn_ret || p.dsn_envid[0]) && discarded(s, SMTPD_EHLO_DSN)) {
+                smtpd_session_reply(s, "501 5.7.1 DSN support is disabled");
                 return;
         }
         /* XVERP, with Postfix's replies: to a client outside smtpd_authorized_verp_clients it is an unknown
@@ -280,6 +327,10 @@ void smtpd_cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c) {
         r = smtpd_rcpt_parse(c->arg, c->arg_len, s->conf->config->strict_rfc821_envelopes, &p);
         if (r < 0) {
                 reply_path_error(s, r, &p, "RCPT TO:<address>", "501 5.1.3 Bad recipient address syntax");
+                return;
+        }
+        if ((p.dsn_notify || p.dsn_orcpt[0]) && discarded(s, SMTPD_EHLO_DSN)) {
+                smtpd_session_reply(s, "501 5.7.1 DSN support is disabled");
                 return;
         }
         if (!s->smtputf8 && !ascii_only(p.address, strlen(p.address))) {

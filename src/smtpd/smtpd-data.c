@@ -89,6 +89,11 @@ void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
         bool last;
         int r;
 
+        /* CHUNKING discarded (smtpd_discard_ehlo_keywords): BDAT is a command this server does not have. */
+        if (s->ehlo_discard & SMTPD_EHLO_CHUNKING) {
+                smtpd_session_reply(s, "502 5.5.1 Error: command not implemented");
+                return;
+        }
         if (smtpd_bdat_parse(c->arg, c->arg_len, &size, &last) < 0) {
                 smtpd_session_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
                 return;

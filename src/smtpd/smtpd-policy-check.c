@@ -41,7 +41,7 @@ static void on_policy_answer(int error, const char *action, void *userdata) {
         } else
                 /* Asking again gives the default action: no answer is kept. */
                 log_oom();
-        if (cs->pending == 0)
+        if (!smtpd_check_session_pending(cs))
                 cs->done(cs->userdata);
 }
 

@@ -511,3 +511,145 @@ int smtpd_status_reply(const char *text, char cls, const char *default_code,
                 (void) snprintf(ret, SMTPD_REPLY_LINE_MAX, "%s %s", default_code, text);
         return 0;
 }
+
+static const char *const ehlo_keywords[] = {
+        "8BITMIME", "AUTH", "ETRN", "PIPELINING", "SIZE", "VERP", "VRFY", "XCLIENT", "XFORWARD", "STARTTLS",
+        "ENHANCEDSTATUSCODES", "DSN", "SILENT-DISCARD", "SMTPUTF8", "CHUNKING",
+};
+
+unsigned smtpd_ehlo_discard_parse(const char *list, size_t len) {
+        unsigned mask = 0;
+
+        for (size_t i = 0; i < len;) {
+                size_t n = 0;
+
+                while (i < len && (list[i] == ',' || list[i] == ' ' || list[i] == '\t' || list[i] == '\n'))
+                        i++;
+                while (i + n < len && !strchr(", \t\n", list[i + n]))
+                        n++;
+                if (n == 0)
+                        break;
+                for (size_t k = 0; k < ELEMENTSOF(ehlo_keywords); k++) {
+                        const char *w = list + i;
+                        size_t wn = n;
+
+                        if (streq(ehlo_keywords[k], "VERP") && wn == 5 && (w[0] == 'x' || w[0] == 'X')) {
+                                w++;
+                                wn--;
+                        }
+                        if (strlen(ehlo_keywords[k]) == wn && strncasecmp(ehlo_keywords[k], w, wn) == 0)
+                                mask |= 1U << k;
+                }
+                i += n;
+        }
+        return mask;
+}
+
+void smtpd_ehlo_discard_to_string(unsigned mask, char *ret, size_t size) {
+        size_t n = 0;
+
+        assert(size > 0);
+        ret[0] = '\0';
+        for (size_t k = 0; k < ELEMENTSOF(ehlo_keywords); k++) {
+                if (!(mask & (1U << k)) || (1U << k) == SMTPD_EHLO_SILENT_DISCARD || n >= size)
+                        continue;
+                n += (size_t) snprintf(ret + n, size - n, "%s%s", n > 0 ? " " : "", ehlo_keywords[k]);
+        }
+}
+
+size_t smtpd_reply_strip_enhanced(char *reply, size_t len) {
+        size_t in = 0, out = 0;
+
+        while (in < len) {
+                const char *l = reply + in, *end = memmem(l, len - in, "\r\n", 2);
+                size_t line = end ? (size_t) (end - l) : len - in, skip = 0;
+
+                /* "250-2.1.0 text": the code and its separator stay, "2.1.0 " goes. */
+                if (line >= 4 && digits_span(l, 3) == 3 && (l[3] == ' ' || l[3] == '-')) {
+                        skip = smtpd_reply_enhanced_len(l, line);
+                        skip = skip > 0 && skip + 4 < line ? skip + 1 : 0;     /* with its space, before text */
+                }
+                memmove(reply + out, l, MIN(line, (size_t) 4));
+                if (line > 4)
+                        memmove(reply + out + 4, l + 4 + skip, line - 4 - skip);
+                out += line - skip;
+                in += line;
+                if (end) {
+                        memcpy(reply + out, "\r\n", 2);
+                        out += 2;
+                        in += 2;
+                }
+        }
+        return out;
+}
+
+void smtpd_reply_censor(char *s) {
+        for (; *s; s++)
+                if (*s < 0x20 || *s > 0x7e)
+                        *s = '_';
+}
+
+size_t smtpd_reply_enhanced_len(const char *reply, size_t len) {
+        size_t i = 6, n;
+
+        if (len < 7 || (reply[3] != ' ' && reply[3] != '-') || reply[4] < '2' || reply[4] > '5' || reply[5] != '.')
+                return 0;
+        n = digits_span(reply + i, MIN(len - i, (size_t) 3));
+        if (n == 0 || i + n >= len || reply[i + n] != '.')
+                return 0;
+        i += n + 1;
+        n = digits_span(reply + i, MIN(len - i, (size_t) 3));
+        if (n == 0 || (i + n < len && reply[i + n] != ' '))
+                return 0;
+        return i + n - 4;
+}
+
+int smtpd_reply_add_footer(char *reply, size_t len, size_t size, const char *footer) {
+        bool cont = footer[0] == '\\' && footer[1] == 'c';
+        const char *seg = cont ? footer + 2 : footer;
+        size_t dsn, last = 0, first_last, o = len;
+        char saved;
+
+        if (len < 4 || len > size)
+                return -EINVAL;
+        dsn = smtpd_reply_enhanced_len(reply, len);
+        for (const char *e; (e = memmem(reply + last, len - last, "\r\n", 2));)
+                last = (size_t) (e - reply) + 2;
+        if (len - last < 4)
+                return -EINVAL;
+        first_last = last;
+        saved = reply[last + 3];
+        for (bool first = true;; first = false) {
+                const char *end = strstr(seg, "\\n");
+                size_t n = end ? (size_t) (end - seg) : strlen(seg);
+
+                if (!first || !cont) {
+                        /* A line of its own, "550 5.1.1 ", and the line before it gets '-'. */
+                        if (2 + 4 + (dsn ? dsn + 1 : 0) > size - o)
+                                goto too_big;
+                        reply[last + 3] = '-';
+                        memcpy(reply + o, "\r\n", 2);
+                        last = o + 2;
+                        memcpy(reply + last, reply, 3);
+                        reply[last + 3] = ' ';
+                        o = last + 4;
+                        if (dsn > 0) {
+                                memcpy(reply + o, reply + 4, dsn);
+                                reply[o + dsn] = ' ';
+                                o += dsn + 1;
+                        }
+                }
+                if (n > size - o)
+                        goto too_big;
+                memcpy(reply + o, seg, n);
+                o += n;
+                if (!end)
+                        break;
+                seg = end + 2;
+        }
+        return (int) o;
+
+too_big:
+        reply[first_last + 3] = saved;  /* the one byte changed within len */
+        return -E2BIG;
+}

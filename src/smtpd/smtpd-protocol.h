@@ -178,3 +178,49 @@ static inline bool smtpd_data_bare_lf(const SmtpdDataReader *r) {
  * to ret, which has SMTPD_REPLY_LINE_MAX bytes. -EINVAL: not such a text. */
 int smtpd_status_reply(const char *text, char cls, const char *default_code,
                        char ret[static SMTPD_REPLY_LINE_MAX]);
+
+/* smtpd_discard_ehlo_keywords (and the values of smtpd_discard_ehlo_keyword_address_maps): the EHLO keywords
+ * a client is not offered, in Postfix's names, in its order (that of the "discarding EHLO keywords" line). */
+typedef enum SmtpdEhloKeyword {
+        SMTPD_EHLO_8BITMIME = 1U << 0,
+        SMTPD_EHLO_AUTH = 1U << 1,
+        SMTPD_EHLO_ETRN = 1U << 2,
+        SMTPD_EHLO_PIPELINING = 1U << 3,
+        SMTPD_EHLO_SIZE = 1U << 4,
+        SMTPD_EHLO_VERP = 1U << 5,
+        SMTPD_EHLO_VRFY = 1U << 6,
+        SMTPD_EHLO_XCLIENT = 1U << 7,
+        SMTPD_EHLO_XFORWARD = 1U << 8,
+        SMTPD_EHLO_STARTTLS = 1U << 9,
+        SMTPD_EHLO_ENHANCEDSTATUSCODES = 1U << 10,
+        SMTPD_EHLO_DSN = 1U << 11,
+        SMTPD_EHLO_SILENT_DISCARD = 1U << 12,   /* not a keyword: the discarding is not logged */
+        SMTPD_EHLO_SMTPUTF8 = 1U << 13,
+        SMTPD_EHLO_CHUNKING = 1U << 14,
+} SmtpdEhloKeyword;
+
+/* A list of keywords, any case, separated by white space or commas; as in Postfix, a word that names no
+ * keyword is ignored ("xverp" is taken for "verp"). Returns the SmtpdEhloKeyword flags. */
+unsigned smtpd_ehlo_discard_parse(const char *list, size_t len);
+
+/* "DSN SMTPUTF8": the keywords of mask, upper case, silent-discard left out; "" for none. */
+void smtpd_ehlo_discard_to_string(unsigned mask, char *ret, size_t size);
+
+/* For a client that is not offered ENHANCEDSTATUSCODES: drops the "d.d.d " after the reply code of each line of
+ * reply (len bytes, lines separated by CRLF), in place. Returns the new length. */
+size_t smtpd_reply_strip_enhanced(char *reply, size_t len);
+
+/* Text that a template ($name expanded: smtpd_reject_footer, rbl_reply_maps) puts into a reply: each byte that is
+ * not printable ASCII (smtpd_expansion_filter's default set) becomes '_', in place, as Postfix censors it. */
+void smtpd_reply_censor(char *s);
+
+/* The length of the enhanced status code after the reply code of reply (len bytes): 5 for "550 5.1.1 text" or
+ * "550 5.1.1", 0 when there is none. */
+size_t smtpd_reply_enhanced_len(const char *reply, size_t len);
+
+/* smtpd_reject_footer, as Postfix adds it: footer (its $names expanded) goes after the last line of reply (len
+ * bytes, lines separated by CRLF, no CRLF at the end), on a line of its own that repeats the reply's code and
+ * enhanced status code, or at the end of that last line when it begins with the two characters "\c"; each
+ * two-character "\n" in it begins another such line, and every line but the last gets '-' after the code.
+ * reply has size bytes of room. Returns the new length, or -E2BIG (reply unchanged) when it does not fit. */
+int smtpd_reply_add_footer(char *reply, size_t len, size_t size, const char *footer);

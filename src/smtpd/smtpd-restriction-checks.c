@@ -11,6 +11,7 @@
 
 #include "address-map.h"
 #include "address.h"
+#include "format-util.h"
 #include "log.h"
 #include "passwd-cache.h"
 #include "smtpd-restrictions-internal.h"
@@ -303,23 +304,98 @@ SmtpdCheckStatus smtpd_restriction_check_unlisted(SmtpdCheckContext *ctx, bool s
                                         unlisted_class(sender));
 }
 
-/* A DNS blocklist's answer: listed (with domain=d.d.d.d, by a matching A record), Postfix's default_rbl_reply
- * "$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}". */
-static SmtpdCheckStatus dnsbl_reply(SmtpdCheckContext *ctx, const SmtpdRestriction *item, const SmtpdDnsblLookup *l,
-                                    const char *class, const char *what) {
-        unsigned code = CODE(ctx->cs->checks, maps_rbl_reject_code);
+/* The local part and the domain of an address as rbl reply templates name them: "<>" and "" for the null
+ * address, "" for a missing domain. */
+static void address_parts(const char *addr, char **ret_name, const char **ret_domain) {
+        const char *at = addr ? strrchr(addr, '@') : NULL;
+
+        *ret_name = !addr ? NULL : !addr[0] ? strdup("<>") : strndup(addr, at ? (size_t) (at - addr) : strlen(addr));
+        *ret_domain = at ? at + 1 : "";
+}
+
+/* The reply to a listed client, from rbl_reply_maps (by the list's domain) or default_rbl_reply, with Postfix's
+ * $names; "$rbl_code [d.d.d] text" with 5.7.1 (or 4.7.1) where the template gives no enhanced status code. */
+static SmtpdCheckStatus rbl_reply(SmtpdCheckContext *ctx, const SmtpdDnsblLookup *l, const char *class,
+                                  const char *what) {
+        SmtpdChecks *c = ctx->cs->checks;
+        const SmtpdCheckInput *in = ctx->in;
+        unsigned code = CODE(c, maps_rbl_reject_code);
+        _cleanup_free_ char *found = NULL, *reply = NULL, *sender_name = NULL, *rcpt_name = NULL;
+        const char *template = c->config->default_rbl_reply, *sender_domain, *rcpt_domain, *text;
+        char code_text[8], dsn[16];
+        unsigned reply_code;
+        int r, n = 0;
+
+        r = table_list_lookup(c->rbl_reply_maps, l->domain, &found);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to look up %s in rbl_reply_maps: %m", l->domain);
+                return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", what);
+        }
+        if (r > 0)
+                template = found;
+        address_parts(in->sender, &sender_name, &sender_domain);
+        address_parts(in->recipient, &rcpt_name, &rcpt_domain);
+        (void) snprintf(code_text, sizeof code_text, "%u", code);
+        const char *vars[] = {
+                "client", ctx->client_name,
+                "client_address", in->client->text,
+                "client_name", in->peer ? in->peer->name : SMTPD_PEER_UNKNOWN,
+                "reverse_client_name", in->peer ? in->peer->reverse_name : SMTPD_PEER_UNKNOWN,
+                "helo_name", strempty(in->helo),
+                "rbl_class", class,
+                "rbl_code", code_text,
+                "rbl_domain", l->domain,
+                "rbl_reason", l->text,
+                "rbl_txt", l->text,
+                "rbl_what", what,
+                "recipient", in->recipient ? (in->recipient[0] ? in->recipient : "<>") : "",
+                "recipient_domain", rcpt_domain,
+                "recipient_name", strempty(rcpt_name),
+                "sender", in->sender ? (in->sender[0] ? in->sender : "<>") : "",
+                "sender_domain", sender_domain,
+                "sender_name", strempty(sender_name),
+                NULL,
+        };
+        r = format_expand_vars(template, vars, &reply);
+        if (r == -ENOMEM) {
+                log_oom();
+                return smtpd_restriction_reject(ctx, "451 4.3.0 Error: out of memory");
+        }
+        if (r >= 0)
+                smtpd_reply_censor(reply);      /* HELO name and addresses are the client's */
+        /* As Postfix: the template must begin with a 4xx or 5xx code; else it is a configuration error. */
+        if (r < 0 || sscanf(reply, "%3u%n", &reply_code, &n) != 1 || n != 3 || reply_code < 400 ||
+            reply_code > 599 || (reply[3] != ' ' && reply[3] != '\0')) {
+                log_warning("%s for %s: \"%s\" is not a reply template (a 4xx or 5xx code first).",
+                            found ? "rbl_reply_maps" : "default_rbl_reply", l->domain, template);
+                return smtpd_restriction_reject(ctx, "451 4.3.5 Server configuration error");
+        }
+        text = reply[3] ? reply + 4 : "";
+        /* An enhanced status code of the template's is kept, its class made the code's (as Postfix's
+         * smtpd_dsn_fix()); without one, X.7.1. */
+        size_t k = smtpd_reply_enhanced_len(reply, strlen(reply));
+        if (k > 0) {
+                (void) snprintf(dsn, sizeof dsn, "%u%.*s", reply_code / 100, (int) k - 1, text + 1);
+                text += k + (text[k] == ' ');
+        } else
+                (void) smtpd_reply_dsn(reply_code, "7.1", dsn);
+        return smtpd_restriction_reject(ctx, "%u %s %s", reply_code, dsn, *text ? text : "Service unavailable");
+}
+
+/* A DNS blocklist's answer: listed (with domain=d.d.d.d, by a matching A record); the reply is rbl_reply()'s. */
+static bool dnsbl_listed(const SmtpdRestriction *item, const SmtpdDnsblLookup *l) {
         bool match = !item->filter;
-        char dsn[16];
 
         if (l->status != SMTPD_DNSBL_LISTED)
-                return SMTPD_CHECK_DUNNO;
+                return false;
         for (unsigned k = 0; k < l->n_addresses && !match; k++)
                 match = smtpd_dnsbl_filter_match(item->filter, l->addresses[k]);
-        if (!match)
-                return SMTPD_CHECK_DUNNO;
-        return smtpd_restriction_reject(ctx, "%u %s Service unavailable; %s [%s] blocked using %s%s%s", code,
-                                        smtpd_reply_dsn(code, "7.1", dsn), class, what, l->domain,
-                                        l->text[0] ? "; " : "", l->text);
+        return match;
+}
+
+static SmtpdCheckStatus dnsbl_reply(SmtpdCheckContext *ctx, const SmtpdRestriction *item, const SmtpdDnsblLookup *l,
+                                    const char *class, const char *what) {
+        return dnsbl_listed(item, l) ? rbl_reply(ctx, l, class, what) : SMTPD_CHECK_DUNNO;
 }
 
 /* reject_rbl_client: the client's address, whose lookups started at connect (smtpd-restrictions.c). */
@@ -334,6 +410,51 @@ static SmtpdCheckStatus check_rbl_client(SmtpdCheckContext *ctx, const SmtpdRest
                         return s;
         }
         return SMTPD_CHECK_DUNNO;
+}
+
+/* permit_dnswl_client (the client's address, looked up at connect) and permit_rhswl_client (its verified name): a
+ * listed client is permitted, as in Postfix, unless that would let a recipient past reject_unauth_destination
+ * (in the relay and recipient lists, a destination that is not ours): then it is as if not listed. A lookup that
+ * failed is Postfix's defer_if_reject. */
+static SmtpdCheckStatus check_allowlist(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        SmtpdCheckSession *cs = ctx->cs;
+        const SmtpdCheckInput *in = ctx->in;
+        SmtpdDnsblLookup *l = NULL;
+        const char *what;
+
+        if (item->type == SMTPD_RESTRICTION_PERMIT_DNSWL_CLIENT) {
+                what = in->client->text;
+                for (size_t i = 0; i < cs->n_lookups && !l; i++)
+                        if (strcaseeq(cs->lookups[i].domain, item->arg))
+                                l = cs->lookups + i;
+                if (!l)         /* not an address a list can hold */
+                        return SMTPD_CHECK_DUNNO;
+        } else {
+                if (!in->peer || in->peer->name_status != SMTPD_PEER_OK || !cs->checks->resolver)
+                        return SMTPD_CHECK_DUNNO;
+                what = in->peer->name;
+                l = smtpd_rhsbl_lookup_get(cs, what, item->arg);
+                if (!l) {
+                        log_oom();
+                        return smtpd_restriction_reject(ctx, "451 4.3.0 <%s>: Temporary lookup failure", what);
+                }
+                if (l->status == SMTPD_DNSBL_PENDING)
+                        return SMTPD_CHECK_WAIT;
+        }
+        if (l->status == SMTPD_DNSBL_FAILED) {
+                if (!ctx->defer_if_reject.active) {
+                        ctx->defer_if_reject.active = true;
+                        (void) snprintf(ctx->defer_if_reject.reply, sizeof ctx->defer_if_reject.reply - 2,
+                                        "450 4.7.1 <%s>: Client host rejected: Service unavailable", what);
+                }
+                return SMTPD_CHECK_DUNNO;
+        }
+        if (!dnsbl_listed(item, l))
+                return SMTPD_CHECK_DUNNO;
+        if ((ctx->cls == SMTPD_RESTRICTION_RELAY || ctx->cls == SMTPD_RESTRICTION_RECIPIENT) && in->recipient &&
+            auth_destination(cs->checks, in->recipient) <= 0)
+                return SMTPD_CHECK_DUNNO;
+        return SMTPD_CHECK_OK;
 }
 
 /* reject_rhsbl_*: what Postfix asks a right-hand side list about, and how its reply names it: the client's
@@ -626,8 +747,13 @@ SmtpdCheckStatus smtpd_restriction_check(SmtpdCheckContext *ctx, const SmtpdRest
         case SMTPD_RESTRICTION_REJECT_RHSBL_HELO:
         case SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT:
                 return check_rhsbl(ctx, item);
+        case SMTPD_RESTRICTION_PERMIT_DNSWL_CLIENT:
+        case SMTPD_RESTRICTION_PERMIT_RHSWL_CLIENT:
+                return check_allowlist(ctx, item);
         case SMTPD_RESTRICTION_CHECK_POLICY_SERVICE:
                 return smtpd_restriction_check_policy(ctx, item);     /* smtpd-policy-check.c */
+        case SMTPD_RESTRICTION_SLEEP:
+                return smtpd_restriction_check_sleep(ctx, item);      /* smtpd-restrictions.c */
         default:
                 assert(false);
                 return SMTPD_CHECK_DUNNO;

@@ -22,6 +22,9 @@ typedef struct SmtpdDeferral {
         char reply[SMTPD_REPLY_LINE_MAX];
 } SmtpdDeferral;
 
+/* The longest "sleep" a restriction list may ask for, in seconds. */
+#define SMTPD_SLEEP_MAX 3600U
+
 /* How deep restriction classes and access table values may nest within each other. */
 #define SMTPD_RESTRICTION_DEPTH_MAX 32
 
@@ -53,8 +56,10 @@ struct SmtpdChecks {
         VirtualMap relay_recipients;
         VirtualMap sender_logins;       /* smtpd_sender_login_maps: a sender address's owners (SASL names) */
         char **dnsbl_domains;           /* the domains of every reject_rbl_client, once each */
+        TableList *rbl_reply_maps;      /* reply templates by blocklist domain, before default_rbl_reply */
         Resolver *resolver;             /* borrowed from the server */
         SmtpdPolicyPool *policy;        /* borrowed from the server; NULL: none */
+        sd_event *event;                /* borrowed from the server; NULL: none */
 };
 
 typedef enum SmtpdDnsblStatus {
@@ -102,6 +107,10 @@ struct SmtpdCheckSession {
         const SmtpdRestriction *policy_item;    /* ...and the restriction that made it */
         SmtpdPolicyAnswer *answers;     /* of the evaluation in progress; cleared when it ends */
         size_t n_answers;
+        sd_event_source *sleep;         /* the "sleep" restriction's timer, while it runs */
+        const SmtpdRestriction *sleep_item;     /* ...and the restriction that started it */
+        const SmtpdRestriction **slept; /* the "sleep"s over in the evaluation in progress; cleared when it ends */
+        size_t n_slept;
         /* defer_if_permit: the reply, and whether the client, HELO and sender lists raised it (a later
          * stage inherits an earlier one's, as in Postfix). */
         SmtpdDeferral defer_if_permit;
@@ -179,6 +188,10 @@ SmtpdDnsblLookup *smtpd_rhsbl_lookup_get(SmtpdCheckSession *cs, const char *what
 /* smtpd-domain-check.c: reject_unknown_helo_hostname. */
 SmtpdCheckStatus smtpd_restriction_check_unknown_helo(SmtpdCheckContext *ctx);
 void smtpd_domain_lookups_free(SmtpdCheckSession *cs);
+
+/* smtpd-restrictions.c: "sleep seconds": SMTPD_CHECK_WAIT while the timer runs (the session waits, the
+ * others are served), then SMTPD_CHECK_DUNNO when the evaluation runs again. */
+SmtpdCheckStatus smtpd_restriction_check_sleep(SmtpdCheckContext *ctx, const SmtpdRestriction *item);
 
 /* smtpd-policy-check.c: check_policy_service: the request from the context, and the answer (or
  * smtpd_policy_service_default_action) taken as an access(5) action. */

@@ -14,10 +14,12 @@
  * lists nobody, as in Postfix: the mail is not held up by a third party's outage. The restrictions
  * themselves are in smtpd-restriction-checks.c, the access(5) maps in smtpd-access.c. */
 #include <assert.h>
+#include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "receive-override.h"
 #include "smtpd-restrictions-internal.h"
@@ -64,7 +66,10 @@ static const char *const restriction_names[_SMTPD_RESTRICTION_TYPE_MAX] = {
         [SMTPD_RESTRICTION_REJECT_RHSBL_SENDER] = "reject_rhsbl_sender",
         [SMTPD_RESTRICTION_REJECT_RHSBL_HELO] = "reject_rhsbl_helo",
         [SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT] = "reject_rhsbl_recipient",
+        [SMTPD_RESTRICTION_PERMIT_DNSWL_CLIENT] = "permit_dnswl_client",
+        [SMTPD_RESTRICTION_PERMIT_RHSWL_CLIENT] = "permit_rhswl_client",
         [SMTPD_RESTRICTION_CHECK_POLICY_SERVICE] = "check_policy_service",
+        [SMTPD_RESTRICTION_SLEEP] = "sleep",
 };
 
 const char *smtpd_restriction_type_to_string(SmtpdRestrictionType t) {
@@ -88,11 +93,11 @@ SmtpdRestrictionType smtpd_restriction_type_from_string(const char *s) {
 }
 
 bool smtpd_restriction_type_has_arg(SmtpdRestrictionType t) {
-        return t >= SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS && t <= SMTPD_RESTRICTION_CHECK_POLICY_SERVICE;
+        return t >= SMTPD_RESTRICTION_CHECK_CLIENT_ACCESS && t <= SMTPD_RESTRICTION_SLEEP;
 }
 
 bool smtpd_restriction_type_is_dnsbl(SmtpdRestrictionType t) {
-        return t >= SMTPD_RESTRICTION_REJECT_RBL_CLIENT && t <= SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT;
+        return t >= SMTPD_RESTRICTION_REJECT_RBL_CLIENT && t <= SMTPD_RESTRICTION_PERMIT_RHSWL_CLIENT;
 }
 
 void smtpd_restriction_list_done(SmtpdRestrictionList *l) {
@@ -159,6 +164,7 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
                                 log_error("%s: %s: %s needs %s", where, param, words[i],
                                           smtpd_restriction_type_is_dnsbl(t)            ? "a DNS domain"
                                           : t == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE ? "a policy service"
+                                          : t == SMTPD_RESTRICTION_SLEEP                ? "a number of seconds"
                                                                                         : "a table");
                                 smtpd_restriction_list_done(&l);
                                 return -EINVAL;
@@ -253,6 +259,7 @@ SmtpdChecks *smtpd_checks_free(SmtpdChecks *c) {
         table_list_free(c->sender_canonical_maps);
         table_list_free(c->virtual_alias_maps);
         strv_free(c->dnsbl_domains);
+        table_list_free(c->rbl_reply_maps);
         free(c);
         return NULL;
 }
@@ -326,9 +333,20 @@ static int list_prepare(SmtpdChecks *c, SmtpdRestrictionList *l, const char *par
                         }
                         /* The client's address is known at connect: its lookups start then. The
                          * names a right-hand side list is asked about come later (rhsbl_lookup_get()). */
-                        if (item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT &&
+                        if ((item->type == SMTPD_RESTRICTION_REJECT_RBL_CLIENT ||
+                             item->type == SMTPD_RESTRICTION_PERMIT_DNSWL_CLIENT) &&
                             dnsbl_domain_add(c, item->arg) < 0)
                                 return log_oom();
+                } else if (item->type == SMTPD_RESTRICTION_SLEEP) {
+                        unsigned sec;
+                        int n = 0;
+
+                        if (sscanf(item->arg, "%u%n", &sec, &n) != 1 || (size_t) n != strlen(item->arg) ||
+                            !isdigit((unsigned char) item->arg[0]) || sec > SMTPD_SLEEP_MAX) {
+                                log_error("%s: %s: sleep %s: expected a number of seconds, at most %u", where, param,
+                                          item->arg, SMTPD_SLEEP_MAX);
+                                return -EINVAL;
+                        }
                 } else if (item->type == SMTPD_RESTRICTION_CHECK_POLICY_SERVICE) {
                         item->endpoint = malloc(sizeof(SmtpdPolicyEndpoint));
                         if (!item->endpoint)
@@ -570,6 +588,15 @@ int smtpd_checks_new(const Config *config, const SmtpdNetworks *mynetworks, char
                 }
         }
 
+        r = table_list_open(config->rbl_reply_maps, &c->rbl_reply_maps);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                (void) config_where(config, CONFIG_PARAM_rbl_reply_maps, where, sizeof where);
+                log_error("%s: rbl_reply_maps: cannot use \"%s\"", where, config->rbl_reply_maps);
+                return -EINVAL;
+        }
+
         r = virtual_map_open(config->smtpd_sender_login_maps, &c->sender_logins);
         if (r == -ENOMEM)
                 return log_oom();
@@ -605,6 +632,10 @@ void smtpd_checks_set_policy_pool(SmtpdChecks *c, SmtpdPolicyPool *pool) {
         c->policy = pool;
 }
 
+void smtpd_checks_set_event(SmtpdChecks *c, sd_event *event) {
+        c->event = event;
+}
+
 /* A session: its DNS blocklist lookups, all started at connect. */
 
 SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
@@ -612,6 +643,8 @@ SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
                 return NULL;
         smtpd_policy_request_cancel(cs->policy);
         free(cs->answers);
+        sd_event_source_disable_unref(cs->sleep);
+        free(cs->slept);
         for (size_t i = 0; i < cs->n_lookups; i++) {
                 resolver_query_cancel(cs->lookups[i].a);
                 resolver_query_cancel(cs->lookups[i].txt);
@@ -630,13 +663,53 @@ SmtpdCheckSession *smtpd_check_session_free(SmtpdCheckSession *cs) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdCheckSession *, smtpd_check_session_free);
 
 bool smtpd_check_session_pending(const SmtpdCheckSession *cs) {
-        return cs && (cs->pending > 0 || cs->policy);
+        return cs && (cs->pending > 0 || cs->policy || cs->sleep);
 }
 
 static void dnsbl_lookup_done(SmtpdCheckSession *cs) {
         cs->pending--;
-        if (cs->pending == 0 && !cs->policy)
+        if (!smtpd_check_session_pending(cs))
                 cs->done(cs->userdata);
+}
+
+static int on_sleep_done(sd_event_source *source, uint64_t usec, void *userdata) {
+        SmtpdCheckSession *cs = userdata;
+        const SmtpdRestriction **l;
+
+        cs->sleep = sd_event_source_disable_unref(cs->sleep);
+        l = reallocarray(cs->slept, cs->n_slept + 1, sizeof(SmtpdRestriction *));
+        if (l) {
+                cs->slept = l;
+                l[cs->n_slept++] = cs->sleep_item;
+        } else
+                /* The evaluation sleeps again: slower, not wrong. */
+                log_oom();
+        if (!smtpd_check_session_pending(cs))
+                cs->done(cs->userdata);
+        return 0;
+}
+
+SmtpdCheckStatus smtpd_restriction_check_sleep(SmtpdCheckContext *ctx, const SmtpdRestriction *item) {
+        SmtpdCheckSession *cs = ctx->cs;
+        unsigned sec = (unsigned) strtoul(item->arg, NULL, 10);        /* checked by smtpd_checks_new() */
+        int r;
+
+        for (size_t i = 0; i < cs->n_slept; i++)
+                if (cs->slept[i] == item)
+                        return SMTPD_CHECK_DUNNO;
+        if (sec == 0)
+                return SMTPD_CHECK_DUNNO;
+        /* Postfix's one-client process calls sleep(3); here the session's evaluation waits on a timer. */
+        r = cs->checks->event ? 0 : -ENXIO;
+        if (r >= 0)
+                r = sd_event_add_time_relative(cs->checks->event, &cs->sleep, CLOCK_MONOTONIC,
+                                               (uint64_t) sec * USEC_PER_SEC, 0, on_sleep_done, cs);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start the timer of \"sleep %u\", not sleeping: %m", sec);
+                return SMTPD_CHECK_DUNNO;
+        }
+        cs->sleep_item = item;
+        return SMTPD_CHECK_WAIT;
 }
 
 static void on_dnsbl_a(ResolverQuery *q, const ResolverReply *reply, void *userdata) {
@@ -1030,6 +1103,8 @@ static int check_result(SmtpdCheckSession *cs, SmtpdCheckStatus s) {
         if (s == SMTPD_CHECK_WAIT)
                 return -EAGAIN;
         smtpd_policy_answers_clear(cs);
+        cs->slept = mfree(cs->slept);
+        cs->n_slept = 0;
         return s == SMTPD_CHECK_REJECT;
 }
 

@@ -56,7 +56,10 @@ typedef enum SmtpdRestrictionType {
         SMTPD_RESTRICTION_REJECT_RHSBL_SENDER,
         SMTPD_RESTRICTION_REJECT_RHSBL_HELO,
         SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT,
+        SMTPD_RESTRICTION_PERMIT_DNSWL_CLIENT,  /* allow lists, asked as the blocklists are */
+        SMTPD_RESTRICTION_PERMIT_RHSWL_CLIENT,
         SMTPD_RESTRICTION_CHECK_POLICY_SERVICE, /* this takes an endpoint (smtpd-policy.h) */
+        SMTPD_RESTRICTION_SLEEP,                /* this takes a number of seconds */
         _SMTPD_RESTRICTION_TYPE_MAX,
         _SMTPD_RESTRICTION_TYPE_INVALID = -EINVAL,
 } SmtpdRestrictionType;
@@ -177,6 +180,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SmtpdChecks *, smtpd_checks_free);
 /* The policy services' connections of the process (smtpd-policy.c), for check_policy_service; borrowed.
  * Without one, every check_policy_service gives smtpd_policy_service_default_action. */
 void smtpd_checks_set_policy_pool(SmtpdChecks *c, SmtpdPolicyPool *pool);
+/* The event loop (borrowed) that the "sleep" restriction's timers run on; without one, "sleep" does not wait. */
+void smtpd_checks_set_event(SmtpdChecks *c, sd_event *event);
 
 /* The state of one session: its DNS blocklist lookups, started at connect, and its policy request. */
 typedef struct SmtpdCheckSession SmtpdCheckSession;

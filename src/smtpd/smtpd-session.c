@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dsn.h"
+#include "format-util.h"
 #include "log.h"
 #include "smtpd-session.h"
 
@@ -130,6 +131,59 @@ static void session_log_reply(SmtpdSession *s, const char *reply, size_t len) {
                  s->esmtp ? "ESMTP" : "SMTP", strempty(ehelo));
 }
 
+/* smtpd_reject_footer_maps (by the whole reply) or smtpd_reject_footer after a 4xx or 5xx reply of n bytes at p,
+ * with room for SMTPD_REPLY_MAX - 3; its $names are those Postfix has for it. Returns the new length. */
+static size_t session_reply_footer(SmtpdSession *s, char *p, size_t n) {
+        const Config *config = s->listener->config;
+        _cleanup_free_ char *found = NULL, *key = NULL, *footer = NULL;
+        const char *template = config->smtpd_reject_footer;
+        char port[8], localtime_text[32] = "";
+        struct tm tm;
+        time_t now;
+        int r;
+
+        if (isempty(template) && table_list_is_empty(s->listener->reject_footer_maps))
+                return n;       /* the common case: no copy of the reply */
+        key = strndup(p, n);
+        if (!key)
+                return n;
+        r = table_list_lookup(s->listener->reject_footer_maps, key, &found);
+        if (r < 0)
+                log_warning_errno(r, "Failed to look up a reply in smtpd_reject_footer_maps, ignoring: %m");
+        else if (r > 0)
+                template = found;
+        if (isempty(template))
+                return n;
+        (void) snprintf(port, sizeof port, "%u", s->client.port);
+        now = time(NULL);
+        if (localtime_r(&now, &tm))
+                (void) strftime(localtime_text, sizeof localtime_text, "%b %d %H:%M:%S", &tm);
+        const char *vars[] = {
+                "client_address", s->client.text,
+                "client_port", port,
+                "client_name", s->peer.name,
+                "reverse_client_name", s->peer.reverse_name,
+                "helo_name", strempty(s->helo),
+                "localtime", localtime_text,
+                "server_name", config->myhostname,
+                NULL,
+        };
+        r = format_expand_vars(template, vars, &footer);
+        if (r == -ENOMEM)
+                return n;
+        if (r < 0) {
+                log_warning("Bad $name in the reject footer \"%s\", ignoring.", template);
+                return n;
+        }
+        smtpd_reply_censor(footer);     /* the HELO name is the client's, in any bytes it likes */
+        r = smtpd_reply_add_footer(p, n, SMTPD_REPLY_MAX - 3, footer);
+        if (r < 0) {
+                log_warning("The reject footer \"%s\" does not fit in a reply, ignoring.", footer);
+                return n;
+        }
+        return (size_t) r;
+}
+
 /* Queues one reply; CRLF is added. Process only while there is room (SMTPD_OUT_PAUSE) for this and one
  * more (a 421 or cleanup's answer). */
 void smtpd_session_reply(SmtpdSession *s, const char *fmt, ...) {
@@ -155,13 +209,19 @@ void smtpd_session_reply(SmtpdSession *s, const char *fmt, ...) {
          * a temporary one, as Postfix's safety net has it. */
         if (s->listener->config->soft_bounce)
                 (void) dsn_soft_bounce(p);
-        memcpy(p + n, "\r\n", 2);
-        s->out_len += (size_t) n + 2;
         s->reply_code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
         if ((p[0] == '4' || p[0] == '5') && !s->in_reject)
                 session_log_reply(s, p, (size_t) n);
         else if (p[0] < '4' && log_get_max_level() >= LOG_DEBUG)
                 session_log_reply(s, p, (size_t) n);
+        /* After the journal, which does not get it (as Postfix's). */
+        if (p[0] == '4' || p[0] == '5')
+                n = (int) session_reply_footer(s, p, (size_t) n);
+        /* A client not offered ENHANCEDSTATUSCODES is not sent them (as Postfix's smtpd_chat). */
+        if (s->ehlo_discard & SMTPD_EHLO_ENHANCEDSTATUSCODES)
+                n = (int) smtpd_reply_strip_enhanced(p, (size_t) n);
+        memcpy(p + n, "\r\n", 2);
+        s->out_len += (size_t) n + 2;
 }
 
 /* Sends a rejection and logs it as Postfix does: "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 550 5.1.1
@@ -480,6 +540,7 @@ int smtpd_session_new(SmtpdListener *listener, int fd, const SmtpdAddress *clien
         s->reject_bare_lf = s->conf->reject_bare_lf &&
                             !smtpd_networks_match(&s->conf->bare_newline_exclusions, client);
         s->stage = "CONNECT";
+        smtpd_session_ehlo_discard_init(s);
         s->last_io_usec = now;
         s->deadline_usec = now + sec_to_usec(config->smtpd_session_deadline);
         smtpd_line_reader_init(&s->lines, (size_t) config->line_length_limit);

@@ -68,6 +68,8 @@ struct SmtpdSession {
         int reply_code;                 /* of the last reply */
         bool in_reject;                 /* smtpd_session_reject() journals the reply it sends */
         bool reject_bare_lf;            /* smtpd_forbid_bare_newline = reject, and not excluded */
+        unsigned ehlo_discard;          /* SmtpdEhloKeyword: not offered to this client, nor taken from it */
+        bool ehlo_discard_failed;       /* its table could not be read: EHLO gets a 421, as in Postfix */
         SmtpdAnvilClient *anvil;        /* this client's rate counters; NULL when exempt */
         sd_event_source *delay;         /* smtpd_error_sleep_time before the next command */
         bool delaying;                  /* the next command waits for the delay timer */
@@ -162,6 +164,9 @@ int smtpd_session_check(SmtpdSession *s, int (*check)(SmtpdCheckSession *, const
 void smtpd_session_process(SmtpdSession *s);
 
 /* smtpd-commands.c: the commands of the SMTP dialogue itself. */
+/* At connect: the EHLO keywords this client is not offered (smtpd_discard_ehlo_keyword_address_maps, by its
+ * address, else smtpd_discard_ehlo_keywords). */
+void smtpd_session_ehlo_discard_init(SmtpdSession *s);
 void smtpd_cmd_helo(SmtpdSession *s, const SmtpdCommand *c);      /* also EHLO */
 void smtpd_cmd_mail(SmtpdSession *s, const SmtpdCommand *c);
 void smtpd_cmd_rcpt(SmtpdSession *s, const SmtpdCommand *c);

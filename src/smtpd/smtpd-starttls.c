@@ -6,11 +6,13 @@
 #include "log.h"
 #include "smtpd-session.h"
 
-/* Whether the EHLO reply offers STARTTLS: a certificate, a level other than none, no TLS yet. */
+/* Whether the EHLO reply offers STARTTLS: a certificate, a level other than none, no TLS yet, not discarded
+ * (smtpd_discard_ehlo_keywords). Where it is not, STARTTLS is an unknown command. */
 bool smtpd_session_tls_offered(const SmtpdSession *s) {
         const SmtpdListener *l = s->listener;
 
-        return l->tls && l->tls_level != SMTPD_TLS_NONE && !l->wrappermode && !s->tls;
+        return l->tls && l->tls_level != SMTPD_TLS_NONE && !l->wrappermode && !s->tls &&
+               !(s->ehlo_discard & SMTPD_EHLO_STARTTLS);
 }
 
 void smtpd_session_tls_handshake(SmtpdSession *s) {

@@ -90,6 +90,10 @@ static const char *const service_params[] = {
         "content_filter",
         "smtpd_milters",
         "receive_override_options",
+        "smtpd_discard_ehlo_keywords",
+        "smtpd_discard_ehlo_keyword_address_maps",
+        "smtpd_reject_footer",
+        "smtpd_reject_footer_maps",
 };
 
 static bool service_param_allowed(const char *name) {
@@ -219,11 +223,30 @@ static int listener_setup(Smtpd *server, SmtpdConf *conf, const char *fd_name, S
                           config_where(c, CONFIG_PARAM_smtpd_sasl_path, where, sizeof where));
                 return -EINVAL;
         }
+        r = table_list_open(c->smtpd_discard_ehlo_keyword_address_maps, &l->ehlo_discard_maps);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                log_error("%s: smtpd_discard_ehlo_keyword_address_maps: cannot use \"%s\"",
+                          config_where(c, CONFIG_PARAM_smtpd_discard_ehlo_keyword_address_maps, where, sizeof where),
+                          c->smtpd_discard_ehlo_keyword_address_maps);
+                return -EINVAL;
+        }
+        r = table_list_open(c->smtpd_reject_footer_maps, &l->reject_footer_maps);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0) {
+                log_error("%s: smtpd_reject_footer_maps: cannot use \"%s\"",
+                          config_where(c, CONFIG_PARAM_smtpd_reject_footer_maps, where, sizeof where),
+                          c->smtpd_reject_footer_maps);
+                return -EINVAL;
+        }
         /* The restriction lists (smtpd-restrictions.c): a bad list stops the role with file and line. */
         r = smtpd_checks_new(c, &conf->mynetworks, conf->mydestination, server->resolver, &l->checks);
         if (r < 0)
                 return r;
         smtpd_checks_set_policy_pool(l->checks, server->policy);
+        smtpd_checks_set_event(l->checks, server->daemon->event);
         l->wrappermode = c->smtpd_tls_wrappermode;
         l->sasl = c->smtpd_sasl_auth_enable;
         if (!isempty(c->smtpd_tls_cert_file)) {
@@ -256,6 +279,8 @@ SmtpdConf *smtpd_conf_unref(SmtpdConf *conf) {
         for (size_t i = 0; i < conf->n_listeners; i++) {
                 SSL_CTX_free(conf->listeners[i].tls);
                 smtpd_checks_free(conf->listeners[i].checks);
+                table_list_free(conf->listeners[i].ehlo_discard_maps);
+                table_list_free(conf->listeners[i].reject_footer_maps);
                 config_free(conf->listeners[i].config);
                 milter_settings_done(&conf->listeners[i].milters);
         }

@@ -63,6 +63,8 @@ typedef struct SmtpdListener {
         SmtpdChecks *checks;            /* the service's restriction lists (smtpd-restrictions.c) */
         MilterSettings milters;         /* the service's smtpd_milters, with the milter_* parameters */
         unsigned receive_override;      /* the service's receive_override_options (RECEIVE_OVERRIDE_*) */
+        TableList *ehlo_discard_maps;   /* smtpd_discard_ehlo_keyword_address_maps */
+        TableList *reject_footer_maps;  /* smtpd_reject_footer_maps */
 } SmtpdListener;
 
 /* Everything smtpd derives from main.cf and master.cf: built at start and again on each reload (systemctl

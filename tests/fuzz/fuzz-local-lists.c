@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (text) {
                 static const char *const vars[] = { "home", "/h", "user", "u", NULL };
                 char *x = NULL;
-                if (local_expand_vars(text, vars, &x) >= 0)
+                if (format_expand_vars(text, vars, &x) >= 0)
                         CHECK(x != NULL);
                 free(x);
                 local_sanitize(text);

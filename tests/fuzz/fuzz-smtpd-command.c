@@ -1,7 +1,8 @@
 /* fuzz-smtpd-command.c: what a client sends in command mode: split into lines as smtpd does, in pieces
  * whose size the first byte picks, and checked against a plain split on LF (a CR before it is not part of
  * the line); each line parsed as a command, MAIL and RCPT arguments as paths with their ESMTP parameters
- * (SIZE, BODY, SMTPUTF8, DSN), BDAT and VRFY arguments, and as a status text. */
+ * (SIZE, BODY, SMTPUTF8, DSN), BDAT and VRFY arguments, and as a status text; the argument as EHLO keywords
+ * (smtpd_discard_ehlo_keywords), the line as a reply given a footer and stripped of its enhanced codes. */
 #include "../../src/shared/utf8.h"
 #include "../../src/smtpd/smtpd-protocol.h"
 #include "fuzz.h"
@@ -54,6 +55,20 @@ static void parse_line(const char *line, size_t len) {
         text[c.arg_len] = '\0';
         if (smtpd_status_reply(text, '5', "554", reply) >= 0)
                 CHECK(reply[0] == '5' && strlen(reply) < SMTPD_REPLY_LINE_MAX - 2);
+
+        /* The argument as a list of EHLO keywords, and the line as a reply given a footer (itself as the
+         * footer) and stripped of its enhanced status codes. */
+        unsigned mask = smtpd_ehlo_discard_parse(c.arg, c.arg_len);
+        char words[256], out[2 * LINE_LIMIT + 64];
+        smtpd_ehlo_discard_to_string(mask, words, sizeof words);
+        CHECK(strlen(words) < sizeof words);
+        memcpy(out, line, len);
+        r = smtpd_reply_add_footer(out, len, sizeof out, text);
+        CHECK(r < 0 || ((size_t) r >= len && (size_t) r <= sizeof out));
+        if (r < 0)
+                CHECK(memcmp(out, line, len) == 0);
+        else
+                CHECK((size_t) smtpd_reply_strip_enhanced(out, (size_t) r) <= (size_t) r);
 }
 
 /* The events of the line reader ("L" + line + NUL, or "E"), reading chunk bytes at a time into a

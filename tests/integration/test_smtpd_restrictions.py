@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import struct
+import time
 import unittest
 
 import postbus as pb
@@ -20,6 +21,8 @@ RBL = 'zen.test'
 RBL_TEXT = 'Listed by zen.test: see https://zen.test/lookup'
 RHSBL_TEXT = 'Listed by rhsbl.test'
 HOST = 'mx.example.test'   # myhostname: local and fully qualified
+DEFAULT_RBL_REPLY = ('$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using '
+                     '$rbl_domain${rbl_reason?; $rbl_reason}')     # Postfix's
 
 
 def build_table(name, text, aliases=False):
@@ -71,6 +74,14 @@ class Dns:
             '--local=/bad.example/',
             '--host-record=verified.bad.example,127.0.0.32',
             '--ptr-record=31.0.0.127.in-addr.arpa,host.bad.example',
+            # allow lists (permit_dnswl_client, permit_rhswl_client): 127.0.0.2 listed, 127.0.0.3 listed with an
+            # answer outside 127.0.0.[2..3], verified.bad.example (127.0.0.32) by name; brokenwl.test fails
+            '--local=/wl.test/',
+            '--address=/2.0.0.127.wl.test/127.0.0.2',
+            '--address=/3.0.0.127.wl.test/127.0.0.9',
+            '--local=/rhswl.test/',
+            '--address=/verified.bad.example.rhswl.test/127.0.0.2',
+            '--server=/brokenwl.test/127.0.0.56',
         ], probe=f'2.0.0.127.{RBL}', addresses=(DNS_ADDRESS, '::1'))
 
 
@@ -495,7 +506,9 @@ def base_config(**params):
         smtpd_tls_key_file='',
         relay_domains='',
         smtpd_restriction_classes='',
-        smtpd_reject_unlisted_sender='no')
+        smtpd_reject_unlisted_sender='no',
+        rbl_reply_maps='',
+        default_rbl_reply=DEFAULT_RBL_REPLY)
     config.update(params)
     reset_smtpd()
     pb.set_config(**config)
@@ -715,6 +728,129 @@ class Rhsbl(unittest.TestCase):
         self.assertEqual(rcpt_reply(self, source='127.0.0.31'),
                          (554, '5.7.1 Service unavailable; Unverified Client host [host.bad.example] blocked using '
                                'rhsbl.test'))
+
+
+class RblReplyMaps(unittest.TestCase):
+    """rbl_reply_maps by the list's domain, else default_rbl_reply, with Postfix's $names filled in per reply."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start(DNS_ADDRESS)
+        table = build_table('rbl_reply', f'{RBL} 550 5.7.2 $client_address ($rbl_class) on $rbl_domain: $rbl_reason; '
+                                         'from $sender_name at $sender_domain helo $helo_name\n'
+                                         'bl.test 421 no code of its own\n')
+        base_config(smtpd_client_restrictions=f'reject_rbl_client {RBL}, reject_rbl_client bl.test=127.0.0.2, '
+                                              'reject_rbl_client other.test',
+                    rbl_reply_maps=table,
+                    default_rbl_reply='$rbl_code 5.7.9 Go away, $rbl_what is on $rbl_domain${rbl_reason?: $rbl_reason}')
+
+    @classmethod
+    def tearDownClass(cls):
+        # Restrictions and others set their main.cf without base_config()
+        pb.write_config({'rbl_reply_maps': '', 'default_rbl_reply': DEFAULT_RBL_REPLY})
+
+    def test_table_template(self):
+        self.assertEqual(rcpt_reply(self, source='127.0.0.2', helo='h.example.org', sender='joe@example.org'),
+                         (550, f'5.7.2 127.0.0.2 (Client host) on {RBL}: {RBL_TEXT}; from joe at example.org '
+                               'helo h.example.org'))
+        # a template without an enhanced status code gets X.7.1, of its own code's class
+        self.assertEqual(rcpt_reply(self, source='127.0.0.10'), (421, '4.7.1 no code of its own'))
+
+    def test_default_template(self):
+        # main.cf's default_rbl_reply, its $names left for smtpd; 127.0.0.9 is listed in zen.test only
+        code, text = rcpt_reply(self, source='127.0.0.9')
+        self.assertEqual((code, text), (550, f'5.7.2 127.0.0.9 (Client host) on {RBL}: ; from a at example.org '
+                                             'helo client.example.org'))
+        pb.write_config({'rbl_reply_maps': ''})
+        reset_smtpd()
+        pb.restart_services()
+        try:
+            self.assertEqual(rcpt_reply(self, source='127.0.0.2'),
+                             (554, f'5.7.9 Go away, 127.0.0.2 is on {RBL}: {RBL_TEXT}'))
+        finally:
+            pb.write_config({'rbl_reply_maps': f'hash:{ETC}/rbl_reply'})
+            reset_smtpd()
+            pb.restart_services()
+
+
+class AllowLists(unittest.TestCase):
+    """permit_dnswl_client and permit_rhswl_client against the real DNS server: a listed client is permitted
+    (with a reply filter, only by an answer it takes), never past reject_unauth_destination, and a list that
+    cannot be asked is a defer_if_reject."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        Dns.start(DNS_ADDRESS)
+        base_config(smtpd_client_restrictions='permit_dnswl_client wl.test=127.0.0.[2..3], '
+                                              'permit_rhswl_client rhswl.test, reject',
+                    smtpd_relay_restrictions='permit_dnswl_client wl.test, reject_unauth_destination')
+
+    def test_listed(self):
+        self.assertEqual(rcpt_reply(self, source='127.0.0.2')[0], 250)
+        self.assertEqual(rcpt_reply(self, source='127.0.0.32')[0], 250)        # verified.bad.example
+
+    def test_not_listed(self):
+        # listed, but with an answer the filter does not take; not listed at all
+        for source in ('127.0.0.3', '127.0.0.8'):
+            self.assertEqual(rcpt_reply(self, source=source),
+                             (554, f'5.7.1 <unknown[{source}]>: Client host rejected: Access denied'))
+
+    def test_not_past_reject_unauth_destination(self):
+        self.assertEqual(rcpt_reply(self, source='127.0.0.2', rcpt='someone@example.com'),
+                         (554, '5.7.1 <someone@example.com>: Relay access denied'))
+
+    def test_lookup_failure(self):
+        base_config(smtpd_client_restrictions='permit_dnswl_client brokenwl.test, reject')
+        try:
+            self.assertEqual(rcpt_reply(self, source='127.0.0.8'),
+                             (450, '4.7.1 <127.0.0.8>: Client host rejected: Service unavailable'))
+        finally:
+            self.setUpClass()
+
+
+class Sleep(unittest.TestCase):
+    """sleep N: the command waits, and every other session is served meanwhile."""
+
+    @classmethod
+    def setUpClass(cls):
+        pb.add_user('erin')
+        base_config(smtpd_client_restrictions='sleep 2')
+
+    def test_sleep_does_not_block(self):
+        a = session(self, source='127.0.0.2')
+        self.assertEqual(a.cmd('MAIL FROM:<a@example.org>')[0], 250)
+        start = time.monotonic()
+        a.send(f'RCPT TO:<erin@{HOST}>\r\n')
+        b = session(self, source='127.0.0.3')           # greeted, EHLO answered
+        self.assertEqual(b.cmd('MAIL FROM:<b@example.org>')[0], 250)
+        self.assertLess(time.monotonic() - start, 1.5)
+        self.assertEqual(a.reply()[0], 250)
+        self.assertGreaterEqual(time.monotonic() - start, 2)
+        # the next recipient sleeps again: each evaluation is a new one
+        start = time.monotonic()
+        self.assertEqual(a.cmd(f'RCPT TO:<erin@{HOST}>')[0], 250)
+        self.assertGreaterEqual(time.monotonic() - start, 2)
+
+    def test_zombie_trap(self):
+        # Postfix's example: the greeting waits, and a client that talks before it is refused
+        base_config(smtpd_client_restrictions='sleep 1, reject_unauth_pipelining', smtpd_delay_reject='no')
+        try:
+            start = time.monotonic()
+            s = pb.SmtpRaw('127.0.0.1', 25, source='127.0.0.2')
+            self.addCleanup(s.close)
+            s.send(b'EHLO zombie.example.org\r\n')
+            self.assertEqual(s.reply(), (503, '5.5.0 <unknown[127.0.0.2]>: Client host rejected: Improper use of '
+                                              'SMTP command pipelining'))
+            self.assertGreaterEqual(time.monotonic() - start, 1)
+            # a client that waits for the greeting gets it, a second later
+            start = time.monotonic()
+            polite = session(self, source='127.0.0.3')
+            self.assertGreaterEqual(time.monotonic() - start, 1)
+            self.assertEqual(polite.cmd('QUIT')[0], 221)
+        finally:
+            self.setUpClass()
 
 
 class UnknownHeloHostname(unittest.TestCase):
@@ -1016,6 +1152,11 @@ class ConfigErrors(unittest.TestCase):
     def test_bad_tempfail_action(self):
         pb.write_config({'unknown_address_tempfail_action': 'permit'})
         self.start_fails('unknown_address_tempfail_action')
+
+    def test_bad_sleep(self):
+        pb.write_config({'smtpd_client_restrictions': 'sleep soon'})
+        msgs = self.start_fails('smtpd_client_restrictions')
+        self.assertTrue(any('sleep soon: expected a number of seconds' in (m or '') for m in msgs), msgs[-10:])
 
     def test_open_relay_refused(self):
         pb.write_config({'smtpd_relay_restrictions': 'permit_mynetworks', 'smtpd_recipient_restrictions': ''})

@@ -117,21 +117,24 @@ TEST(expand_vars) {
         const char *vars[] = { "home", "/home/alice", "user", "alice", "extension", "", NULL };
         char *s;
 
-        ASSERT_OK(local_expand_vars("$home/.forward", vars, &s));
+        ASSERT_OK(format_expand_vars("$home/.forward", vars, &s));
         ASSERT_STREQ(s, "/home/alice/.forward");
         free(s);
-        ASSERT_OK(local_expand_vars("${home}/.forward${extension?+}${extension}", vars, &s));
+        ASSERT_OK(format_expand_vars("${home}/.forward${extension?+}${extension}", vars, &s));
         ASSERT_STREQ(s, "/home/alice/.forward");
         free(s);
-        ASSERT_OK(local_expand_vars("${user?x$user}${user:nobody}-${extension:none}-$unknown.", vars, &s));
+        ASSERT_OK(format_expand_vars("${user?x$user}${user:nobody}-${extension:none}-$unknown.", vars, &s));
         ASSERT_STREQ(s, "xalice-none-.");
         free(s);
-        ASSERT_OK(local_expand_vars("plain", vars, &s));
+        ASSERT_OK(format_expand_vars("$$user costs $$1", vars, &s));
+        ASSERT_STREQ(s, "$user costs $1");
+        free(s);
+        ASSERT_OK(format_expand_vars("plain", vars, &s));
         ASSERT_STREQ(s, "plain");
         free(s);
-        ASSERT_ERR(local_expand_vars("$", vars, &s), EINVAL);
-        ASSERT_ERR(local_expand_vars("${home", vars, &s), EINVAL);
-        ASSERT_ERR(local_expand_vars("${home?x", vars, &s), EINVAL);
+        ASSERT_ERR(format_expand_vars("$", vars, &s), EINVAL);
+        ASSERT_ERR(format_expand_vars("${home", vars, &s), EINVAL);
+        ASSERT_ERR(format_expand_vars("${home?x", vars, &s), EINVAL);
 }
 
 TEST(sanitize) {

@@ -681,6 +681,87 @@ TEST(status) {
         check_status(long_text, '5', "554", NULL);
 }
 
+static void check_strip(const char *in, const char *expect) {
+        char buf[256];
+        size_t n = strlen(in);
+
+        memcpy(buf, in, n + 1);
+        n = smtpd_reply_strip_enhanced(buf, n);
+        buf[n] = '\0';
+        ASSERT_STREQ(buf, expect);
+}
+
+TEST(ehlo_discard) {
+        char words[128];
+        unsigned m;
+
+        ASSERT_EQ(smtpd_ehlo_discard_parse("", 0), 0U);
+        m = smtpd_ehlo_discard_parse("silent-discard, dsn", strlen("silent-discard, dsn"));
+        ASSERT_EQ(m, (unsigned) (SMTPD_EHLO_SILENT_DISCARD | SMTPD_EHLO_DSN));
+        m = smtpd_ehlo_discard_parse("Chunking,,PIPELINING xverp\tnosuch starttls", 42);
+        ASSERT_EQ(m, (unsigned) (SMTPD_EHLO_CHUNKING | SMTPD_EHLO_PIPELINING | SMTPD_EHLO_VERP | SMTPD_EHLO_STARTTLS));
+        /* Only len bytes count; a keyword's prefix is not the keyword. */
+        ASSERT_EQ(smtpd_ehlo_discard_parse("dsn,auth", 3), (unsigned) SMTPD_EHLO_DSN);
+        ASSERT_EQ(smtpd_ehlo_discard_parse("ds dsnx sizes", 13), 0U);
+        smtpd_ehlo_discard_to_string(SMTPD_EHLO_SMTPUTF8 | SMTPD_EHLO_DSN | SMTPD_EHLO_SILENT_DISCARD |
+                                     SMTPD_EHLO_8BITMIME, words, sizeof words);
+        ASSERT_STREQ(words, "8BITMIME DSN SMTPUTF8");
+        smtpd_ehlo_discard_to_string(0, words, sizeof words);
+        ASSERT_STREQ(words, "");
+
+        check_strip("250 2.1.0 Ok", "250 Ok");
+        check_strip("554 5.7.1 <x@y>: Relay access denied", "554 <x@y>: Relay access denied");
+        check_strip("550-5.1.1 a\r\n550 5.1.1 b", "550-a\r\n550 b");
+        check_strip("250-host\r\n250 PIPELINING", "250-host\r\n250 PIPELINING");
+        check_strip("221 2.0.0", "221 2.0.0");
+        check_strip("250 2.1.0x", "250 2.1.0x");
+        check_strip("250 6.1.0 x", "250 6.1.0 x");
+        check_strip("250 2.1234.0 x", "250 2.1234.0 x");
+        check_strip("", "");
+}
+
+static void check_footer(const char *in, size_t size, const char *footer, const char *expect) {
+        char buf[256];
+        size_t n = strlen(in);
+        int r;
+
+        assert(size <= sizeof buf);
+        memcpy(buf, in, n + 1);
+        r = smtpd_reply_add_footer(buf, n, size, footer);
+        if (!expect) {
+                ASSERT_TRUE(r < 0);
+                buf[n] = '\0';
+                ASSERT_STREQ(buf, in);          /* left as it was */
+                return;
+        }
+        ASSERT_TRUE(r >= 0);
+        buf[r] = '\0';
+        ASSERT_STREQ(buf, expect);
+}
+
+TEST(reply_footer) {
+        check_footer("550 5.1.1 <u@x>: User unknown", 256, "Call 555-0101.",
+                     "550-5.1.1 <u@x>: User unknown\r\n550 5.1.1 Call 555-0101.");
+        check_footer("550 5.1.1 <u@x>: User unknown", 256, "\\c. Call us.", "550 5.1.1 <u@x>: User unknown. Call us.");
+        check_footer("550 5.1.1 User unknown", 256, "\\c. Call\\nor write",
+                     "550-5.1.1 User unknown. Call\r\n550 5.1.1 or write");
+        check_footer("450 4.7.1 x", 256, "a\\nb\\nc", "450-4.7.1 x\r\n450-4.7.1 a\r\n450-4.7.1 b\r\n450 4.7.1 c");
+        /* No enhanced status code: none on the footer lines; a multi-line reply gets it after its last line. */
+        check_footer("421 localhost closing", 256, "bye", "421-localhost closing\r\n421 bye");
+        check_footer("554-5.7.1 one\r\n554 5.7.1 two", 256, "three",
+                     "554-5.7.1 one\r\n554-5.7.1 two\r\n554 5.7.1 three");
+        check_footer("554 5.7.1", 256, "x", "554-5.7.1\r\n554 5.7.1 x");
+        /* Too long for the room: unchanged. */
+        check_footer("550 5.1.1 abc", 35, "0123456789", "550-5.1.1 abc\r\n550 5.1.1 0123456789");
+        check_footer("550 5.1.1 abc", 34, "0123456789", NULL);
+        check_footer("550 5.1.1 abc", 20, "\\c0123456789", NULL);
+        check_footer("550", 256, "x", NULL);
+
+        char censored[] = "helo caf\xc3\xa9\tok~";
+        smtpd_reply_censor(censored);
+        ASSERT_STREQ(censored, "helo caf___ok~");
+}
+
 int main(void) {
         RUN(lines);
         RUN(lines_bare_lf);
@@ -698,5 +779,7 @@ int main(void) {
         RUN(bdat_vrfy_args);
         RUN(data_golden);
         RUN(status);
+        RUN(ehlo_discard);
+        RUN(reply_footer);
         return 0;
 }

@@ -55,6 +55,18 @@ TEST(list_parse) {
         /* a restriction name is no table */
         ASSERT_ERR(smtpd_restriction_list_parse("check_sender_access reject", "p", "main.cf:1", NULL, &l), EINVAL);
         ASSERT_ERR(smtpd_restriction_list_parse("reject_rbl_client", "p", "main.cf:1", NULL, &l), EINVAL);
+        ASSERT_ERR(smtpd_restriction_list_parse("sleep", "p", "main.cf:1", NULL, &l), EINVAL);
+        ASSERT_OK(smtpd_restriction_list_parse("sleep 1, permit_dnswl_client wl.test=127.0.0.2, permit_rhswl_client wl.test",
+                                               "p", "main.cf:1", NULL, &l));
+        ASSERT_EQ(l.n, (size_t) 3);
+        ASSERT_EQ(l.items[0].type, SMTPD_RESTRICTION_SLEEP);
+        ASSERT_STREQ(l.items[0].arg, "1");
+        ASSERT_EQ(l.items[1].type, SMTPD_RESTRICTION_PERMIT_DNSWL_CLIENT);
+        ASSERT_STREQ(l.items[1].arg, "wl.test");
+        ASSERT_TRUE(l.items[1].filter != NULL);
+        ASSERT_EQ(l.items[2].type, SMTPD_RESTRICTION_PERMIT_RHSWL_CLIENT);
+        ASSERT_TRUE(l.items[2].filter == NULL);
+        smtpd_restriction_list_done(&l);
         ASSERT_OK(smtpd_restriction_list_parse("reject_rbl_client zen.test=127.0.0.[2..11]", "p", "main.cf:1", NULL, &l));
         ASSERT_EQ(l.n, 1);
         ASSERT_STREQ(l.items[0].arg, "zen.test");
