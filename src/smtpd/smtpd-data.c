@@ -89,11 +89,6 @@ void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
         bool last;
         int r;
 
-        /* CHUNKING discarded (smtpd_discard_ehlo_keywords): BDAT is a command this server does not have. */
-        if (s->ehlo_discard & SMTPD_EHLO_CHUNKING) {
-                smtpd_session_reply(s, "502 5.5.1 Error: command not implemented");
-                return;
-        }
         if (smtpd_bdat_parse(c->arg, c->arg_len, &size, &last) < 0) {
                 smtpd_session_reply(s, "501 5.5.4 Syntax: BDAT count [LAST]");
                 return;
@@ -102,7 +97,11 @@ void smtpd_cmd_bdat(SmtpdSession *s, const SmtpdCommand *c) {
         s->bdat_last = last;
         s->bdat_error = NULL;
         s->state = SMTPD_SESSION_BDAT;
-        if (!s->in_mail)
+        /* CHUNKING discarded (smtpd_discard_ehlo_keywords): Postfix's answer to a command it does not have; the
+         * chunk is still read, so that its bytes are never taken for commands. */
+        if (s->ehlo_discard & SMTPD_EHLO_CHUNKING)
+                s->bdat_error = "502 5.5.1 Error: command not implemented";
+        else if (!s->in_mail)
                 s->bdat_error = "503 5.5.1 Error: need MAIL command";
         else if (s->n_recipients == 0)
                 s->bdat_error = "554 5.5.1 Error: no valid recipients";
