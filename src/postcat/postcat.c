@@ -3,7 +3,8 @@
  * Postfix's layout ("*** ENVELOPE RECORDS hold/ID ***", "sender: ...", "*** MESSAGE CONTENTS ... ***").
  * -q takes queue IDs and looks for them in the queues under $queue_directory (-c: the main.cf of another
  * directory); -e, -h and -b print only the envelope, the header or the body; -v prefixes each content line
- * with its record name, as Postfix's does. Without names, it reads the queue file on standard input.
+ * with its record name, as Postfix's does. Without names, it reads the queue file on standard input
+ * (redirected from the file: a pipe is refused, as the file is validated whole before it is printed).
  *
  * SECURITY: reads queue files with the rights of whoever runs it (root, in practice: the queue is postbus's
  * alone); it writes nothing. Every file is validated whole before anything of it is printed. */
