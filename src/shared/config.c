@@ -460,10 +460,24 @@ int config_for_service(const Config *c, const char *const *builtin, char *const 
                 return -ENOMEM;
         *s = *c;
         s->n_ref = 1;
-        /* The extras are qmgr's per-transport parameters and smtpd's restriction classes: a service keeps
-         * them. */
         s->extras = NULL;
         s->n_extras = 0;
+        /* Deep copies of the strings, so that each Config owns its own. Every field is made its own or NULL
+         * before a failure is answered, so that freeing s never frees c's. */
+        bool failed = false;
+#define X(n, t, d, lo, hi, roles, doc)                                                  \
+        if (CONFIG_##t == CONFIG_STRING) {                                              \
+                char **f = (char **) (void *) &s->n;                                    \
+                if (*f && !(*f = strdup(*f)))                                           \
+                        failed = true;                                                  \
+        }
+        POSTBUS_CONFIG_PARAMS(X)
+#undef X
+        s->path = strdup(c->path);
+        if (failed || !s->path)
+                return -ENOMEM;
+        /* The extras are qmgr's per-transport parameters and smtpd's restriction classes: a service keeps
+         * them. */
         if (c->n_extras > 0) {
                 s->extras = calloc(c->n_extras, sizeof(ConfigExtra));
                 if (!s->extras)
@@ -477,18 +491,6 @@ int config_for_service(const Config *c, const char *const *builtin, char *const 
                                 return -ENOMEM;
                 }
         }
-        /* Deep copies of the strings, so that each Config owns its own. */
-#define X(n, t, d, lo, hi, roles, doc)                                                  \
-        if (CONFIG_##t == CONFIG_STRING) {                                              \
-                char **f = (char **) (void *) &s->n;                                    \
-                if (*f && !(*f = strdup(*f)))                                           \
-                        return -ENOMEM;                                                 \
-        }
-        POSTBUS_CONFIG_PARAMS(X)
-#undef X
-        s->path = strdup(c->path);
-        if (!s->path)
-                return -ENOMEM;
 
         for (const char *const *b = builtin; b && b[0]; b += 2) {
                 const ConfigParam *p = config_param_find(b[0]);

@@ -76,6 +76,13 @@ static SmtpdDomainLookup *lookup_get(SmtpdCheckSession *cs, const char *domain) 
         for (size_t i = 0; i < cs->n_domains; i++)
                 if (strcaseeq(cs->domains[i]->domain, domain))
                         return cs->domains[i];
+        if (cs->n_domains >= SMTPD_SESSION_LOOKUPS_MAX) {
+                /* As a lookup that failed for now: the tempfail actions apply. */
+                static SmtpdDomainLookup full = { .status = RESOLVER_TEMPFAIL };
+                log_warning("More than %u domains looked up in one session: %s is not.", SMTPD_SESSION_LOOKUPS_MAX,
+                            domain);
+                return &full;
+        }
         list = reallocarray(cs->domains, cs->n_domains + 1, sizeof(SmtpdDomainLookup *));
         if (!list)
                 return NULL;

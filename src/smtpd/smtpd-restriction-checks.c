@@ -489,7 +489,10 @@ static SmtpdCheckStatus check_rhsbl(SmtpdCheckContext *ctx, const SmtpdRestricti
                 class = "Recipient address";
                 break;
         }
-        if (!what || !ctx->cs->checks->resolver)
+        /* An address without a domain has nothing to look up (as Postfix): no query the client chose. */
+        bool address = item->type == SMTPD_RESTRICTION_REJECT_RHSBL_SENDER ||
+                       item->type == SMTPD_RESTRICTION_REJECT_RHSBL_RECIPIENT;
+        if (!what || (address && !strrchr(what, '@')) || !ctx->cs->checks->resolver)
                 return SMTPD_CHECK_DUNNO;
         l = smtpd_rhsbl_lookup_get(ctx->cs, what, item->arg);
         if (!l) {

@@ -92,6 +92,10 @@ typedef struct SmtpdPolicyAnswer {
 
 typedef struct SmtpdDomainLookup SmtpdDomainLookup;
 
+/* Most names a session has looked up in right-hand-side lists, and most domains it has looked up for
+ * reject_unknown_*: a client that names new ones without end gets a temporary failure for each beyond. */
+#define SMTPD_SESSION_LOOKUPS_MAX 100U
+
 /* A session's restriction state. */
 struct SmtpdCheckSession {
         SmtpdChecks *checks;

@@ -197,7 +197,8 @@ int smtpd_restriction_list_parse(const char *value, const char *param, const cha
 
 bool smtpd_restriction_list_has(const SmtpdRestrictionList *l, SmtpdRestrictionType t) {
         for (size_t i = 0; i < l->n; i++)
-                if (l->items[i].type == t)
+                /* One right after warn_if_reject only logs its refusal: it does not count. */
+                if (l->items[i].type == t && !(i > 0 && l->items[i - 1].type == SMTPD_RESTRICTION_WARN_IF_REJECT))
                         return true;
         return false;
 }
@@ -829,6 +830,13 @@ SmtpdDnsblLookup *smtpd_rhsbl_lookup_get(SmtpdCheckSession *cs, const char *what
         for (size_t i = 0; i < cs->n_rhsbl; i++)
                 if (strcaseeq(cs->rhsbl[i]->name, name))
                         return cs->rhsbl[i];
+        if (cs->n_rhsbl >= SMTPD_SESSION_LOOKUPS_MAX) {
+                /* As a lookup that failed: the list's answer is not known. */
+                static SmtpdDnsblLookup full = { .status = SMTPD_DNSBL_FAILED };
+                log_warning("More than %u names looked up in DNS lists in one session: %s is not.",
+                            SMTPD_SESSION_LOOKUPS_MAX, name);
+                return &full;
+        }
         list = reallocarray(cs->rhsbl, cs->n_rhsbl + 1, sizeof(SmtpdDnsblLookup *));
         if (!list)
                 return NULL;

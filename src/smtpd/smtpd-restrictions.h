@@ -106,6 +106,7 @@ typedef struct SmtpdRestrictionList {
 int smtpd_restriction_list_parse(const char *value, const char *param, const char *where, char *const *classes,
                                  SmtpdRestrictionList *ret);
 void smtpd_restriction_list_done(SmtpdRestrictionList *l);
+/* Whether l has a restriction of type t that acts (not one that warn_if_reject makes a journal line). */
 bool smtpd_restriction_list_has(const SmtpdRestrictionList *l, SmtpdRestrictionType t);
 
 /* What an access(5) table (or a policy service) says about a key. */

@@ -158,12 +158,23 @@ static size_t session_reply_footer(SmtpdSession *s, char *p, size_t n) {
         now = time(NULL);
         if (localtime_r(&now, &tm))
                 (void) strftime(localtime_text, sizeof localtime_text, "%b %d %H:%M:%S", &tm);
+        /* What the client chose (its HELO name, its DNS names) must not add lines or join them: the footer's
+         * own \n and \c are read after the expansion, so a backslash of theirs becomes '_'. */
+        _cleanup_free_ char *helo = strdup(strempty(s->helo)), *name = strdup(strempty(s->peer.name)),
+                            *reverse = strdup(strempty(s->peer.reverse_name));
+        if (!helo || !name || !reverse) {
+                log_oom();
+                return n;
+        }
+        for (char *v[] = { helo, name, reverse }, **k = v; k < v + ELEMENTSOF(v); k++)
+                for (char *c = *k; (c = strchr(c, '\\')); c++)
+                        *c = '_';
         const char *vars[] = {
                 "client_address", s->client.text,
                 "client_port", port,
-                "client_name", s->peer.name,
-                "reverse_client_name", s->peer.reverse_name,
-                "helo_name", strempty(s->helo),
+                "client_name", name,
+                "reverse_client_name", reverse,
+                "helo_name", helo,
                 "localtime", localtime_text,
                 "server_name", config->myhostname,
                 NULL,

@@ -1163,6 +1163,13 @@ class ConfigErrors(unittest.TestCase):
         msgs = self.start_fails('smtpd_relay_restrictions')
         self.assertTrue(any('reject_unauth_destination' in (m or '') for m in msgs), msgs[-10:])
 
+    def test_warned_refusal_is_no_relay_control(self):
+        # after warn_if_reject, reject_unauth_destination only logs: the server would relay for anyone
+        pb.write_config({'smtpd_relay_restrictions': 'permit_mynetworks, warn_if_reject reject_unauth_destination',
+                         'smtpd_recipient_restrictions': ''})
+        msgs = self.start_fails('smtpd_relay_restrictions')
+        self.assertTrue(any('reject_unauth_destination' in (m or '') for m in msgs), msgs[-10:])
+
 
 if __name__ == '__main__':
     unittest.main()
